@@ -1,0 +1,144 @@
+// The AdmissionReview v1 envelope: parse and check a request body, build responses.
+// No I/O here; the server turns AdmissionError into HTTP 400 and everything else into a response.
+
+export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
+
+export type KubeObject = Record<string, any>;
+
+export interface GroupVersionKind {
+  group: string;
+  version: string;
+  kind: string;
+}
+
+export interface AdmissionRequest {
+  uid: string;
+  kind: GroupVersionKind;
+  resource?: { group: string; version: string; resource: string };
+  subResource?: string;
+  name?: string;
+  namespace?: string;
+  operation: 'CREATE' | 'UPDATE' | 'DELETE' | 'CONNECT' | string;
+  userInfo?: { username?: string; uid?: string; groups?: string[] };
+  object?: KubeObject | null;
+  oldObject?: KubeObject | null;
+  dryRun?: boolean;
+  options?: unknown;
+}
+
+export interface AdmissionStatus {
+  code: number;
+  reason: string;
+  message: string;
+}
+
+export interface AdmissionResponse {
+  uid: string;
+  allowed: boolean;
+  status?: AdmissionStatus;
+  patchType?: 'JSONPatch';
+  patch?: string;
+  warnings?: string[];
+  auditAnnotations?: Record<string, string>;
+}
+
+export interface AdmissionReviewResponse {
+  apiVersion: typeof ADMISSION_API_VERSION;
+  kind: 'AdmissionReview';
+  response: AdmissionResponse;
+}
+
+/** A request that is not a usable AdmissionReview v1: the server answers HTTP 400 with this message. */
+export class AdmissionError extends Error {
+  readonly httpStatus: number;
+  constructor(message: string, httpStatus = 400) {
+    super(message);
+    this.name = 'AdmissionError';
+    this.httpStatus = httpStatus;
+  }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Checks the envelope of a parsed body and returns its request. Throws AdmissionError when it is not one. */
+export function parseAdmissionReview(body: unknown): AdmissionRequest {
+  if (!isObject(body)) throw new AdmissionError('request body must be a JSON object (an AdmissionReview)');
+  if (body.kind !== 'AdmissionReview')
+    throw new AdmissionError(`expected kind AdmissionReview, got ${JSON.stringify(body.kind ?? null)}`);
+  if (body.apiVersion !== ADMISSION_API_VERSION)
+    throw new AdmissionError(
+      `expected apiVersion ${ADMISSION_API_VERSION}, got ${JSON.stringify(body.apiVersion ?? null)}; configure admissionReviewVersions: [v1]`,
+    );
+  const req = body.request;
+  if (!isObject(req)) throw new AdmissionError('AdmissionReview has no request object');
+  if (typeof req.uid !== 'string' || req.uid === '') throw new AdmissionError('request.uid is missing or not a string');
+  if (!isObject(req.kind) || typeof req.kind.kind !== 'string')
+    throw new AdmissionError('request.kind is missing or has no kind');
+  if (typeof req.operation !== 'string') throw new AdmissionError('request.operation is missing or not a string');
+  if (req.object !== undefined && req.object !== null && !isObject(req.object))
+    throw new AdmissionError('request.object must be an object');
+  if (req.oldObject !== undefined && req.oldObject !== null && !isObject(req.oldObject))
+    throw new AdmissionError('request.oldObject must be an object');
+  for (const k of ['namespace', 'name', 'subResource'] as const)
+    if (req[k] !== undefined && req[k] !== null && typeof req[k] !== 'string')
+      throw new AdmissionError(`request.${k} must be a string`);
+  if (req.userInfo !== undefined && req.userInfo !== null && !isObject(req.userInfo))
+    throw new AdmissionError('request.userInfo must be an object');
+  if (req.dryRun !== undefined && req.dryRun !== null && typeof req.dryRun !== 'boolean')
+    throw new AdmissionError('request.dryRun must be a boolean');
+  return req as unknown as AdmissionRequest;
+}
+
+export function review(response: AdmissionResponse): AdmissionReviewResponse {
+  return { apiVersion: ADMISSION_API_VERSION, kind: 'AdmissionReview', response };
+}
+
+export function allow(uid: string, warnings: string[] = []): AdmissionResponse {
+  const r: AdmissionResponse = { uid, allowed: true };
+  if (warnings.length) r.warnings = warnings;
+  return r;
+}
+
+export function allowWithPatch(uid: string, patch: unknown[], warnings: string[] = []): AdmissionResponse {
+  const r = allow(uid, warnings);
+  if (patch.length) {
+    r.patchType = 'JSONPatch';
+    r.patch = Buffer.from(JSON.stringify(patch)).toString('base64');
+  }
+  return r;
+}
+
+/** A denial as kubectl shows it: `Error from server (Forbidden): ... denied the request: <message>`. */
+export function deny(uid: string, message: string, warnings: string[] = []): AdmissionResponse {
+  const r: AdmissionResponse = { uid, allowed: false, status: { code: 403, reason: 'Forbidden', message } };
+  if (warnings.length) r.warnings = warnings;
+  return r;
+}
+
+/** `Kind namespace/name` (or generateName…) for messages and logs. */
+export function objectRef(kind: string, obj: KubeObject | null | undefined, fallbackNs?: string): string {
+  const md = isObject(obj?.metadata) ? (obj!.metadata as Record<string, unknown>) : {};
+  const ns = typeof md.namespace === 'string' && md.namespace ? md.namespace : fallbackNs;
+  let name = typeof md.name === 'string' && md.name ? md.name : '';
+  if (!name && typeof md.generateName === 'string' && md.generateName) name = `${md.generateName}<generated>`;
+  if (!name) name = '<unnamed>';
+  return ns ? `${kind} ${ns}/${name}` : `${kind} ${name}`;
+}
+
+/** What a handler decided, for the response, the metrics and the one log line per admission. */
+export interface Decision {
+  response: AdmissionResponse;
+  /** metrics/log label: `allowed` (unchanged), `patched`, `denied`, `warned` (allowed with warnings, no patch) */
+  result: 'allowed' | 'patched' | 'denied' | 'warned';
+  /** rule names that fired (denied or warned) */
+  rules?: string[];
+  /** extra fields for the log line: injected pieces, skip reason, mode... */
+  detail?: Record<string, unknown>;
+}
+
+export function decisionFor(response: AdmissionResponse, rules: string[] = [], detail?: Record<string, unknown>): Decision {
+  const result = !response.allowed ? 'denied' : response.patch ? 'patched' : response.warnings?.length ? 'warned' : 'allowed';
+  return { response, result, rules, detail };
+}

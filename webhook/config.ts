@@ -1,0 +1,282 @@
+// Configuration: the YAML file shared by `serve`, `inject` and `lint`.
+// Every key is optional; unknown keys, wrong types and bad enum values are errors that name the key.
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+
+export const AUTHBRIDGE_MODES = ['proxy-sidecar', 'lite', 'envoy-sidecar', 'waypoint'] as const;
+export type AuthBridgeMode = (typeof AUTHBRIDGE_MODES)[number];
+export const MTLS_MODES = ['disabled', 'permissive', 'strict'] as const;
+export type MtlsMode = (typeof MTLS_MODES)[number];
+export const EGRESS_MODES = ['enforce-redirect', 'none'] as const;
+export type EgressEnforcement = (typeof EGRESS_MODES)[number];
+export const POLICY_ACTIONS = ['deny', 'warn', 'off'] as const;
+export type PolicyAction = (typeof POLICY_ACTIONS)[number];
+export const VALIDATION_RULES = [
+  'dedicated-service-account',
+  'unique-service-account',
+  'token-review-value',
+  'token-review-required',
+] as const;
+export type ValidationRule = (typeof VALIDATION_RULES)[number];
+
+export interface ResourceList {
+  cpu?: string;
+  memory?: string;
+}
+export interface Resources {
+  requests: ResourceList;
+  limits: ResourceList;
+}
+
+export interface Config {
+  trustDomain: string;
+  featureGates: { globalEnabled: boolean; injectTools: boolean; nativeSidecars: boolean };
+  authBridge: {
+    defaultMode: AuthBridgeMode;
+    mtlsMode: MtlsMode;
+    egressEnforcement: EgressEnforcement;
+    ports: { outbound: number; inbound: number; admin: number; extProc: number };
+    images: { proxySidecar: string; lite: string; envoy: string; proxyInit: string };
+    resources: Resources;
+  };
+  spiffeHelper: { image: string; configMap: string | null; resources: Resources };
+  spire: { csiDriver: string; socketDir: string; socketName: string };
+  tokenReview: {
+    configMapNames: string[];
+    controllerDeployment: string;
+    /** `auto`, `external`, `internal`, or an issuer URL. */
+    issuer: string;
+    tokenPath: string;
+    action: 'deny' | 'mutate';
+    recheckSeconds: number;
+  };
+  policies: Record<ValidationRule, PolicyAction>;
+}
+
+export const IMAGE_TAG = 'v0.4.0';
+
+export function defaultConfig(): Config {
+  return {
+    trustDomain: 'cluster.local',
+    featureGates: { globalEnabled: true, injectTools: false, nativeSidecars: false },
+    authBridge: {
+      defaultMode: 'proxy-sidecar',
+      mtlsMode: 'permissive',
+      egressEnforcement: 'enforce-redirect',
+      ports: { outbound: 15123, inbound: 15124, admin: 9901, extProc: 9090 },
+      images: {
+        proxySidecar: `ghcr.io/kagenti/kagenti-extensions/authbridge-proxy:${IMAGE_TAG}`,
+        lite: `ghcr.io/kagenti/kagenti-extensions/authbridge-lite:${IMAGE_TAG}`,
+        envoy: `ghcr.io/kagenti/kagenti-extensions/envoy-with-processor:${IMAGE_TAG}`,
+        proxyInit: `ghcr.io/kagenti/kagenti-extensions/proxy-init:${IMAGE_TAG}`,
+      },
+      resources: {
+        requests: { cpu: '50m', memory: '64Mi' },
+        limits: { cpu: '500m', memory: '256Mi' },
+      },
+    },
+    spiffeHelper: {
+      image: 'ghcr.io/spiffe/spiffe-helper:0.10.0',
+      configMap: null,
+      resources: {
+        requests: { cpu: '10m', memory: '16Mi' },
+        limits: { cpu: '100m', memory: '64Mi' },
+      },
+    },
+    spire: { csiDriver: 'csi.spiffe.io', socketDir: '/spiffe-workload-api', socketName: 'spire-agent.sock' },
+    tokenReview: {
+      configMapNames: ['kagent-enterprise-config'],
+      controllerDeployment: 'kagent-controller',
+      issuer: 'auto',
+      tokenPath: '/var/run/secrets/kubernetes.io/serviceaccount/token',
+      action: 'deny',
+      recheckSeconds: 300,
+    },
+    policies: {
+      'dedicated-service-account': 'deny',
+      'unique-service-account': 'deny',
+      'token-review-value': 'deny',
+      'token-review-required': 'deny',
+    },
+  };
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+// A small schema: leaves say what they accept; objects list their keys.
+type Leaf =
+  | { t: 'string'; nullable?: boolean; nonEmpty?: boolean }
+  | { t: 'bool' }
+  | { t: 'port' }
+  | { t: 'posint' }
+  | { t: 'enum'; values: readonly string[] }
+  | { t: 'strings' }
+  | { t: 'quantity' };
+type Schema = Leaf | { t: 'object'; keys: Record<string, Schema> };
+
+const str: Leaf = { t: 'string', nonEmpty: true };
+const bool: Leaf = { t: 'bool' };
+const port: Leaf = { t: 'port' };
+const resourceList: Schema = { t: 'object', keys: { cpu: { t: 'quantity' }, memory: { t: 'quantity' } } };
+const resources: Schema = { t: 'object', keys: { requests: resourceList, limits: resourceList } };
+
+const SCHEMA: Schema = {
+  t: 'object',
+  keys: {
+    trustDomain: str,
+    featureGates: { t: 'object', keys: { globalEnabled: bool, injectTools: bool, nativeSidecars: bool } },
+    authBridge: {
+      t: 'object',
+      keys: {
+        defaultMode: { t: 'enum', values: AUTHBRIDGE_MODES },
+        mtlsMode: { t: 'enum', values: MTLS_MODES },
+        egressEnforcement: { t: 'enum', values: EGRESS_MODES },
+        ports: { t: 'object', keys: { outbound: port, inbound: port, admin: port, extProc: port } },
+        images: { t: 'object', keys: { proxySidecar: str, lite: str, envoy: str, proxyInit: str } },
+        resources,
+      },
+    },
+    spiffeHelper: {
+      t: 'object',
+      keys: { image: str, configMap: { t: 'string', nullable: true, nonEmpty: true }, resources },
+    },
+    spire: { t: 'object', keys: { csiDriver: str, socketDir: str, socketName: str } },
+    tokenReview: {
+      t: 'object',
+      keys: {
+        configMapNames: { t: 'strings' },
+        controllerDeployment: str,
+        issuer: str,
+        tokenPath: str,
+        action: { t: 'enum', values: ['deny', 'mutate'] },
+        recheckSeconds: { t: 'posint' },
+      },
+    },
+    policies: {
+      t: 'object',
+      keys: Object.fromEntries(VALIDATION_RULES.map((r) => [r, { t: 'enum', values: POLICY_ACTIONS } as Leaf])),
+    },
+  },
+};
+
+const QUANTITY = /^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/;
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a mapping';
+  return `${typeof v} ${JSON.stringify(v)}`;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function merge(schema: Schema, base: unknown, input: unknown, path: string): unknown {
+  if (schema.t === 'object') {
+    if (!isPlainObject(input)) throw new ConfigError(`${path || 'config'}: expected a mapping, got ${describe(input)}`);
+    const out: Record<string, unknown> = { ...(base as Record<string, unknown>) };
+    for (const key of Object.keys(input)) {
+      const sub = Object.hasOwn(schema.keys, key) ? schema.keys[key] : undefined;
+      const where = path ? `${path}.${key}` : key;
+      if (!sub) {
+        const known = Object.keys(schema.keys).join(', ');
+        throw new ConfigError(`${where}: unknown key (known keys${path ? ` of ${path}` : ''}: ${known})`);
+      }
+      out[key] = merge(sub, out[key], input[key], where);
+    }
+    return out;
+  }
+  switch (schema.t) {
+    case 'string':
+      if (input === null && schema.nullable) return null;
+      if (typeof input !== 'string') throw new ConfigError(`${path}: expected a string, got ${describe(input)}`);
+      if (schema.nonEmpty && input.trim() === '') throw new ConfigError(`${path}: must not be empty`);
+      return input;
+    case 'bool':
+      if (typeof input !== 'boolean') throw new ConfigError(`${path}: expected true or false, got ${describe(input)}`);
+      return input;
+    case 'port':
+      if (typeof input !== 'number' || !Number.isInteger(input) || input < 1 || input > 65535)
+        throw new ConfigError(`${path}: expected a port number 1-65535, got ${describe(input)}`);
+      return input;
+    case 'posint':
+      if (typeof input !== 'number' || !Number.isInteger(input) || input < 1)
+        throw new ConfigError(`${path}: expected a positive whole number, got ${describe(input)}`);
+      return input;
+    case 'enum':
+      if (typeof input !== 'string' || !schema.values.includes(input))
+        throw new ConfigError(`${path}: expected one of ${schema.values.join(', ')}, got ${describe(input)}`);
+      return input;
+    case 'strings':
+      if (!Array.isArray(input) || input.length === 0 || !input.every((s) => typeof s === 'string' && s !== ''))
+        throw new ConfigError(`${path}: expected a non-empty list of names, got ${describe(input)}`);
+      return [...input];
+    case 'quantity':
+      if (typeof input === 'number' && input >= 0) return String(input);
+      if (typeof input !== 'string' || !QUANTITY.test(input))
+        throw new ConfigError(`${path}: expected a Kubernetes quantity such as 100m or 64Mi, got ${describe(input)}`);
+      return input;
+  }
+}
+
+/** Validates a parsed config object (or undefined/null for "all defaults") against the schema. */
+export function configFromObject(input: unknown): Config {
+  const defaults = defaultConfig();
+  if (input === undefined || input === null) return defaults;
+  const cfg = merge(SCHEMA, defaults, input, '') as Config;
+  const ports = Object.entries(cfg.authBridge.ports);
+  for (let i = 0; i < ports.length; i++)
+    for (let j = i + 1; j < ports.length; j++)
+      if (ports[i][1] === ports[j][1])
+        throw new ConfigError(
+          `authBridge.ports: ${ports[i][0]} and ${ports[j][0]} both use port ${ports[i][1]}; each needs its own port`,
+        );
+  const issuer = cfg.tokenReview.issuer;
+  if (!['auto', 'external', 'internal'].includes(issuer) && !/^https?:\/\/[^\s]+$/.test(issuer))
+    throw new ConfigError(
+      `tokenReview.issuer: expected auto, external, internal or an issuer URL (https://...), got ${describe(issuer)}`,
+    );
+  return cfg;
+}
+
+/** Parses config YAML text. `source` names the file in error messages. */
+export function parseConfig(text: string, source = 'config'): Config {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text, { prettyErrors: true, uniqueKeys: true });
+  } catch (err) {
+    const msg = (err as Error).message.split('\n')[0];
+    throw new ConfigError(`${source}: not valid YAML: ${msg}`);
+  }
+  try {
+    return configFromObject(doc);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new ConfigError(`${source}: ${err.message}`);
+    throw err;
+  }
+}
+
+/** Reads and validates a config file; every failure is a ConfigError with one clear line. */
+export function loadConfig(file: string | undefined): Config {
+  if (!file) return defaultConfig();
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new ConfigError(`cannot read config file ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
+  }
+  return parseConfig(text, file);
+}
+
+/** True when the pod labels make it an injection/validation candidate under this config. */
+export function isAgentType(labels: Record<string, unknown> | undefined, cfg: Config): boolean {
+  const t = labels?.['kagenti.io/type'];
+  return t === 'agent' || (t === 'tool' && cfg.featureGates.injectTools);
+}
