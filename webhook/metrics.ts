@@ -1,0 +1,36 @@
+// Prometheus metrics (prefix kagenti_webhook_), one registry for the process.
+import { Counter, Histogram, Registry, Gauge } from 'prom-client';
+
+export const registry = new Registry();
+export const PREFIX = 'kagenti_webhook_';
+
+export const admissionRequests = new Counter({
+  name: `${PREFIX}admission_requests_total`,
+  help: 'Admission requests answered, by webhook (mutate|validate), operation and result (allowed|patched|warned|denied|error).',
+  labelNames: ['webhook', 'operation', 'result'] as const,
+  registers: [registry],
+});
+
+export const admissionDuration = new Histogram({
+  name: `${PREFIX}admission_duration_seconds`,
+  help: 'Time to answer an admission request, from body received to response written.',
+  labelNames: ['webhook'] as const,
+  buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+  registers: [registry],
+});
+
+export const injections = new Counter({
+  name: `${PREFIX}injections_total`,
+  help: 'Pods injected, by AuthBridge mode.',
+  labelNames: ['mode'] as const,
+  registers: [registry],
+});
+
+export const injectionSkipped = new Counter({
+  name: `${PREFIX}injection_skipped_total`,
+  help: 'Admissions that injected nothing, by reason.',
+  labelNames: ['reason'] as const,
+  registers: [registry],
+});
+
+export { Counter, Gauge, Histogram };
