@@ -1,0 +1,289 @@
+// Policy rules: pure functions, objects and context in, violations out. Shared by `/validate`, the
+// background audit and `kagenti-webhook lint`. Rule names are stable (messages, metrics, logs, docs, CLI).
+import type { Config, PolicyAction } from './config.ts';
+import { isAgentType } from './config.ts';
+import type { AgentIdentity, OwnerLookup } from './identity.ts';
+import {
+  agentIdentity,
+  effectiveServiceAccount,
+  identityKey,
+  objectName,
+  objectNamespace,
+  spiffeId,
+} from './identity.ts';
+import { getPodTemplate, isWorkloadKind, podSpecFieldPath } from './workloads.ts';
+
+export type RuleName = 'dedicated-service-account' | 'unique-service-account' | 'token-review-value' | 'token-review-required';
+export const RULE_NAMES: readonly RuleName[] = [
+  'dedicated-service-account',
+  'unique-service-account',
+  'token-review-value',
+  'token-review-required',
+];
+export type Severity = 'error' | 'warning';
+
+export interface Violation {
+  rule: RuleName;
+  /** from config.policies[rule]: deny → error, warn → warning ('off' → no violation at all) */
+  severity: Severity;
+  /** one line: `[rule] Kind ns/name: what is wrong (field path, value). Why. Fix: how.` */
+  message: string;
+  /** dotted field path of the offending key; the enclosing mapping's path when the key is missing; '' = root */
+  path: string;
+  kind: string;
+  namespace: string;
+  name: string;
+}
+
+export interface IssuerInfo {
+  classification: 'external' | 'internal' | 'unknown';
+  issuer?: string;
+  /** 'EKS' | 'GKE' | 'AKS' when recognised */
+  provider?: string;
+}
+
+export interface AgentRef {
+  /** the agent's top-level workload (Deployment for its pods, CronJob for its Jobs' pods...) */
+  kind: string;
+  name: string;
+  namespace: string;
+  serviceAccount: string;
+  /** kagenti.io/agent label */
+  agent?: string;
+  /** the object the claim was read from, when it is not the top-level workload itself (e.g. a Pod) */
+  source?: { kind: string; name: string };
+}
+
+export const TOKEN_REVIEW_KEY = 'K8S_TOKEN_REVIEW';
+
+function isObject(v: unknown): v is Record<string, any> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** deny → error, warn → warning, off → null. */
+export function severityFor(action: PolicyAction | undefined): Severity | null {
+  if (action === 'off') return null;
+  return action === 'warn' ? 'warning' : 'error';
+}
+
+function describeIssuer(issuer: IssuerInfo): string {
+  const who = issuer.issuer ? ` ${issuer.issuer}` : '';
+  if (issuer.classification === 'external')
+    return `the cluster's service-account issuer${who} is external${issuer.provider ? ` (${issuer.provider})` : ''}`;
+  if (issuer.classification === 'internal') return `the cluster's service-account issuer${who} is internal`;
+  return `the cluster's service-account issuer could not be determined`;
+}
+
+function cap(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+function jsonValue(v: unknown): string {
+  if (v === null) return 'null';
+  if (typeof v === 'boolean') return `the YAML boolean ${v}`;
+  if (typeof v === 'number') return `the number ${v}`;
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (Array.isArray(v)) return 'a list';
+  return 'a mapping';
+}
+
+/** Dedicated ServiceAccount check on a Pod or workload pod template. */
+function checkDedicated(obj: Record<string, any>, config: Config, ns: string): Violation[] {
+  const sev = severityFor(config.policies['dedicated-service-account']);
+  if (!sev) return [];
+  const tpl = getPodTemplate(obj);
+  if (!tpl || !isAgentType(tpl.labels, config)) return [];
+  const sa = effectiveServiceAccount(tpl.spec);
+  if (sa !== 'default') return [];
+  const kind = obj.kind as string;
+  const name = objectName(obj);
+  const specPath = podSpecFieldPath(kind);
+  const spec = tpl.spec;
+  let path: string;
+  let what: string;
+  if (spec && typeof spec.serviceAccountName === 'string' && spec.serviceAccountName !== '') {
+    path = `${specPath}.serviceAccountName`;
+    what = `${path} is "default"`;
+  } else if (spec && typeof spec.serviceAccount === 'string' && spec.serviceAccount !== '') {
+    path = `${specPath}.serviceAccount`;
+    what = `${path} is "default"`;
+  } else {
+    path = spec ? specPath : (tpl.path.join('.') as string);
+    what = `${specPath}.serviceAccountName is not set, so the agent runs as "default"`;
+  }
+  const id = spiffeId(config.trustDomain, ns, 'default');
+  return [
+    {
+      rule: 'dedicated-service-account',
+      severity: sev,
+      message:
+        `[dedicated-service-account] ${kind} ${ns}/${name}: ${what}. ` +
+        `Every pod in the namespace may run as "default", so ${id} would not identify this agent. ` +
+        `Fix: create a ServiceAccount for this agent and set ${specPath}.serviceAccountName to it.`,
+      path,
+      kind,
+      namespace: ns,
+      name,
+    },
+  ];
+}
+
+/** Token-review checks on a ConfigMap named in config.tokenReview.configMapNames. */
+function checkTokenReview(obj: Record<string, any>, config: Config, issuer: IssuerInfo, ns: string): Violation[] {
+  const name = objectName(obj);
+  if (!config.tokenReview.configMapNames.includes(name)) return [];
+  const out: Violation[] = [];
+  const ref = `ConfigMap ${ns}/${name}`;
+  const base = { kind: 'ConfigMap', namespace: ns, name };
+  const data = isObject(obj.data) ? obj.data : undefined;
+  const binary = isObject(obj.binaryData) ? obj.binaryData : undefined;
+  const hasData = data !== undefined && Object.hasOwn(data, TOKEN_REVIEW_KEY);
+  const hasBinary = binary !== undefined && Object.hasOwn(binary, TOKEN_REVIEW_KEY);
+  const value: unknown = hasData ? data![TOKEN_REVIEW_KEY] : undefined;
+  const wantTrue = issuer.classification !== 'internal';
+
+  const valueSev = severityFor(config.policies['token-review-value']);
+  if (valueSev) {
+    if (hasBinary) {
+      out.push({
+        ...base,
+        rule: 'token-review-value',
+        severity: valueSev,
+        path: `binaryData.${TOKEN_REVIEW_KEY}`,
+        message:
+          `[token-review-value] ${ref}: binaryData.${TOKEN_REVIEW_KEY} is set. ` +
+          `kagent reads the setting from data as a string, never from binaryData. ` +
+          `Fix: remove it from binaryData and set ${TOKEN_REVIEW_KEY}: "true" under data.`,
+      });
+    } else if (hasData && typeof value !== 'string') {
+      const quoted = value === false && !wantTrue ? 'false' : 'true';
+      out.push({
+        ...base,
+        rule: 'token-review-value',
+        severity: valueSev,
+        path: `data.${TOKEN_REVIEW_KEY}`,
+        message:
+          `[token-review-value] ${ref}: data.${TOKEN_REVIEW_KEY} is ${jsonValue(value)}, not a string. ` +
+          `ConfigMap data holds only strings, so the API server rejects it and the setting never takes effect. ` +
+          `Fix: quote it: ${TOKEN_REVIEW_KEY}: "${quoted}".`,
+      });
+    } else if (hasData && value !== 'true' && value !== 'false') {
+      out.push({
+        ...base,
+        rule: 'token-review-value',
+        severity: valueSev,
+        path: `data.${TOKEN_REVIEW_KEY}`,
+        message:
+          `[token-review-value] ${ref}: data.${TOKEN_REVIEW_KEY} is ${JSON.stringify(value)}. ` +
+          `Only the exact strings "true" and "false" are unambiguous; anything else may leave TokenReview off. ` +
+          `Fix: set ${TOKEN_REVIEW_KEY}: "${wantTrue ? 'true' : 'false'}".`,
+      });
+    }
+  }
+  if (out.length) return out; // the value is the thing to fix first
+
+  const reqAction = config.policies['token-review-required'];
+  const reqSev = severityFor(reqAction);
+  if (!reqSev || issuer.classification === 'internal') return out;
+  if (value === 'true') return out;
+  const path = hasData ? `data.${TOKEN_REVIEW_KEY}` : hasBinary ? `binaryData.${TOKEN_REVIEW_KEY}` : data ? 'data' : '';
+  const what = hasData
+    ? `data.${TOKEN_REVIEW_KEY} is ${JSON.stringify(value)}`
+    : hasBinary
+      ? `${TOKEN_REVIEW_KEY} is in binaryData, not data`
+      : `data.${TOKEN_REVIEW_KEY} is not set`;
+  if (issuer.classification === 'external') {
+    out.push({
+      ...base,
+      rule: 'token-review-required',
+      severity: reqSev,
+      path,
+      message:
+        `[token-review-required] ${ref}: ${what}. ` +
+        `${cap(describeIssuer(issuer))}, so kagent cannot verify agent tokens locally and agent callbacks fail with 401. ` +
+        `Fix: set ${TOKEN_REVIEW_KEY}: "true" in data.`,
+    });
+  } else {
+    // unknown issuer: never a pass, never a deny
+    out.push({
+      ...base,
+      rule: 'token-review-required',
+      severity: 'warning',
+      path,
+      message:
+        `[token-review-required] ${ref}: ${what} and ${describeIssuer(issuer)}. ` +
+        `On clusters with an external issuer (EKS, GKE, AKS) agent callbacks fail with 401 without it. ` +
+        `Fix: set ${TOKEN_REVIEW_KEY}: "true" if the issuer is external, or set tokenReview.issuer ` +
+        `(external, internal or the issuer URL) in the webhook config.`,
+    });
+  }
+  return out;
+}
+
+/**
+ * Per-object checks with no cross-object state: dedicated-service-account on agent Pods and pod templates,
+ * token-review-value / token-review-required on ConfigMaps named in config.tokenReview.configMapNames.
+ * `namespace` is the default for objects without metadata.namespace.
+ */
+export function checkObject(
+  obj: Record<string, any>,
+  ctx: { config: Config; issuer: IssuerInfo; namespace?: string },
+): Violation[] {
+  if (!isObject(obj)) return [];
+  const ns = objectNamespace(obj, ctx.namespace || 'default');
+  if (obj.kind === 'ConfigMap') return checkTokenReview(obj, ctx.config, ctx.issuer, ns);
+  if (isWorkloadKind(obj.kind)) return checkDedicated(obj, ctx.config, ns);
+  return [];
+}
+
+/** The agent identity of a Pod or workload for unique-service-account; null when not an agent (or not a workload kind). */
+export function agentOf(obj: Record<string, any>, config: Config, namespace?: string, lookup?: OwnerLookup): AgentRef | null {
+  const id: AgentIdentity | null = agentIdentity(obj, config, namespace, lookup);
+  return id;
+}
+
+function refText(a: AgentRef): string {
+  return `${a.kind}/${a.name}`;
+}
+
+/** unique-service-account: candidate vs the other claims on the same (namespace, serviceAccount). */
+export function checkUnique(candidate: AgentRef, others: AgentRef[], config: Config): Violation[] {
+  const sev = severityFor(config.policies['unique-service-account']);
+  if (!sev) return [];
+  const key = identityKey(candidate);
+  const conflicts: AgentRef[] = [];
+  const seen = new Set<string>();
+  for (const o of others) {
+    if (o.namespace !== candidate.namespace || o.serviceAccount !== candidate.serviceAccount) continue;
+    if (o.kind === candidate.kind && o.name === candidate.name) continue; // self (e.g. UPDATE, or its own pods)
+    const ok = identityKey(o);
+    if (ok === key) continue; // same agent (kagenti.io/agent), e.g. blue/green
+    const label = o.agent ? `${refText(o)} (agent ${o.agent})` : refText(o);
+    if (seen.has(label)) continue;
+    seen.add(label);
+    conflicts.push(o);
+  }
+  if (!conflicts.length) return [];
+  const self = candidate.source ?? { kind: candidate.kind, name: candidate.name };
+  const ns = candidate.namespace;
+  const sa = candidate.serviceAccount;
+  const first = conflicts[0];
+  const firstText = first.agent ? `${refText(first)} (kagenti.io/agent=${first.agent})` : refText(first);
+  const more = conflicts.length > 1 ? ` and ${conflicts.length - 1} more` : '';
+  const path = `${podSpecFieldPath(self.kind)}.serviceAccountName`;
+  return [
+    {
+      rule: 'unique-service-account',
+      severity: sev,
+      kind: self.kind,
+      namespace: ns,
+      name: self.name,
+      path,
+      message:
+        `[unique-service-account] ${self.kind} ${ns}/${self.name}: ServiceAccount "${sa}" (${path}) is already ` +
+        `the identity of agent ${firstText}${more}. Both would share ${spiffeId(config.trustDomain, ns, sa)}, so ` +
+        `neither agent can be told apart. Fix: give each agent its own ServiceAccount, or set the same ` +
+        `kagenti.io/agent label on both if they are one agent.`,
+    },
+  ];
+}
