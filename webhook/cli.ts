@@ -1,0 +1,54 @@
+// The command line: `kagenti-webhook <command>`. Each command lives in its own module, loaded on demand.
+import { UsageError } from './usage.ts';
+import { VERSION } from './version.ts';
+
+export const USAGE = `kagenti-webhook ${VERSION}: workload identity and authentication guard rails for AI-agent pods
+
+Usage: kagenti-webhook <command> [flags]
+
+Commands:
+  serve     run the admission webhook (HTTPS /mutate and /validate, probes, metrics)
+  inject    preview the injection offline: manifests in, injected YAML out
+  lint      check manifests against the webhook's policies before they are applied (CI, GitOps)
+  certs     generate a CA and a serving certificate for the webhook Service
+
+Run 'kagenti-webhook <command> --help' for a command's flags.
+  -h, --help      show this help
+  -v, --version   print the version
+`;
+
+type Command = (argv: string[]) => Promise<number>;
+
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  serve: async () => (await import('./serve.ts')).runServe,
+  inject: async () => (await import('./inject-cli.ts')).runInject,
+  lint: async () => (await import('./lint.ts')).runLint,
+  certs: async () => (await import('./certs.ts')).runCertsCommand,
+};
+
+/** Runs the CLI; resolves to the exit code. Usage errors print one line and give 2. */
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (cmd === undefined || cmd === '-h' || cmd === '--help' || cmd === 'help') {
+    process.stdout.write(USAGE);
+    return cmd === undefined ? 2 : 0;
+  }
+  if (cmd === '-v' || cmd === '--version' || cmd === 'version') {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
+  if (!Object.hasOwn(COMMANDS, cmd)) {
+    process.stderr.write(`kagenti-webhook: unknown command ${JSON.stringify(cmd)} (commands: ${Object.keys(COMMANDS).join(', ')}; see --help)\n`);
+    return 2;
+  }
+  try {
+    const run = await COMMANDS[cmd]();
+    return await run(rest);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`kagenti-webhook ${cmd}: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,147 @@
+// `kagenti-webhook inject`: offline injection for GitOps previews, through the same core as /mutate.
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { isMap, parseAllDocuments } from 'yaml';
+import type { Document } from 'yaml';
+import type { KubeObject } from './admission.ts';
+import { objectRef } from './admission.ts';
+import type { Config } from './config.ts';
+import { ConfigError, loadConfig } from './config.ts';
+import { injectTemplate } from './inject.ts';
+import { UsageError } from './usage.ts';
+import { getPodTemplate, podSpecFieldPath } from './workloads.ts';
+
+export const INJECT_USAGE = `Usage: kagenti-webhook inject [-f FILE|-] [--config FILE] [--namespace NS]
+
+Injects AuthBridge, spiffe-helper and the SPIFFE CSI volume into the agent pod templates of the
+manifests read from FILE (or stdin), exactly as the webhook would, and writes YAML to stdout.
+Reads Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob and List, in multi-document
+streams; other documents pass through unchanged and in order.
+
+Exit codes: 0 written; 1 a document is denied (messages on stderr, nothing on stdout); 2 usage or
+unreadable input.
+
+Flags:
+  -f, --filename FILE   input file, or - for stdin (default stdin)
+  --config FILE         the same config file as serve
+  --namespace NS        namespace for objects without metadata.namespace (default: default)
+  -h, --help            show this help
+`;
+
+export interface InjectStreamResult {
+  output: string;
+  denials: string[];
+  warnings: string[];
+  injected: number;
+}
+
+/** Injects into one object (a workload, a Pod or a List of them). Returns the new object or null when unchanged. */
+function injectObject(obj: unknown, cfg: Config, defaultNs: string, out: InjectStreamResult): KubeObject | null {
+  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) return null;
+  const o = obj as KubeObject;
+  if (typeof o.kind === 'string' && o.kind.endsWith('List') && Array.isArray(o.items)) {
+    let changed = false;
+    const items = o.items.map((item: unknown) => {
+      const r = injectObject(item, cfg, defaultNs, out);
+      if (r) changed = true;
+      return r ?? item;
+    });
+    return changed ? { ...o, items } : null;
+  }
+  const tpl = getPodTemplate(o);
+  if (!tpl) return null;
+  const namespace = (typeof o.metadata?.namespace === 'string' && o.metadata.namespace) || defaultNs;
+  const ref = objectRef(o.kind, o, namespace);
+  const r = injectTemplate(tpl.template, cfg, { namespace, ref }, podSpecFieldPath(o.kind));
+  if (r.outcome === 'skip') return null;
+  if (r.outcome === 'deny') {
+    out.denials.push(r.message);
+    return null;
+  }
+  out.warnings.push(...r.warnings);
+  if (!tpl.path.length) {
+    out.injected++;
+    return r.template;
+  }
+  const copy = structuredClone(o);
+  let cur = copy;
+  for (const k of tpl.path.slice(0, -1)) cur = cur[k];
+  cur[tpl.path[tpl.path.length - 1]] = r.template;
+  out.injected++;
+  return copy;
+}
+
+/** Injects into every eligible document of a YAML/JSON stream (YAML 1.1, as kubectl reads it). */
+export function injectStream(text: string, cfg: Config, defaultNs = 'default', source = '<stdin>'): InjectStreamResult {
+  const out: InjectStreamResult = { output: '', denials: [], warnings: [], injected: 0 };
+  const docs = parseAllDocuments(text, { version: '1.1', prettyErrors: true }) as Document[] | { errors: unknown[] };
+  if (!Array.isArray(docs)) throw new UsageError(`${source}: not a YAML stream`);
+  const parts: string[] = [];
+  for (const doc of docs) {
+    if (doc.errors.length) {
+      const e = doc.errors[0];
+      const pos = e.linePos?.[0];
+      throw new UsageError(`${source}${pos ? `:${pos.line}:${pos.col}` : ''}: ${e.message.split('\n')[0]}`);
+    }
+    if (doc.contents === null) continue; // empty document (only comments)
+    if (!isMap(doc.contents)) throw new UsageError(`${source}: a document is not a mapping with apiVersion and kind`);
+    let obj: unknown;
+    try {
+      obj = doc.toJS({ maxAliasCount: 100 });
+    } catch (err) {
+      throw new UsageError(`${source}: ${(err as Error).message.split('\n')[0]}`);
+    }
+    const injected = injectObject(obj, cfg, defaultNs, out);
+    if (injected) doc.contents = doc.createNode(injected) as typeof doc.contents;
+    parts.push(doc.toString({ lineWidth: 0 }));
+  }
+  out.output = parts.map((p) => (p.startsWith('---') ? p : `---\n${p}`)).join('');
+  return out;
+}
+
+export async function runInject(argv: string[]): Promise<number> {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        filename: { type: 'string', short: 'f' },
+        config: { type: 'string' },
+        namespace: { type: 'string', short: 'n' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (err) {
+    throw new UsageError(`inject: ${(err as Error).message.split('\n')[0]} (see kagenti-webhook inject --help)`);
+  }
+  if (values.help) {
+    process.stdout.write(INJECT_USAGE);
+    return 0;
+  }
+  let cfg: Config;
+  try {
+    cfg = loadConfig(values.config as string | undefined);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new UsageError(`invalid config: ${err.message}`);
+    throw err;
+  }
+  const file = (values.filename as string | undefined) ?? '-';
+  let text: string;
+  try {
+    text = file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new UsageError(`cannot read ${file === '-' ? 'stdin' : file}: ${e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'is a directory' : e.message}`);
+  }
+  if (text.includes('\u0000')) throw new UsageError(`${file === '-' ? '<stdin>' : file}: binary data, not YAML or JSON`);
+  const result = injectStream(text, cfg, (values.namespace as string | undefined) || 'default', file === '-' ? '<stdin>' : file);
+  for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
+  if (result.denials.length) {
+    for (const d of result.denials) process.stderr.write(`${d}\n`);
+    return 1;
+  }
+  process.stdout.write(result.output);
+  return 0;
+}

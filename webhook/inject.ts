@@ -1,0 +1,533 @@
+// The injection core: pure, no I/O. A pod (or a workload's pod template) and the config in, a decision
+// and a mutated copy out. The webhook and the offline `inject` command both call injectTemplate().
+import type { KubeObject } from './admission.ts';
+import type { AuthBridgeMode, Config, MtlsMode } from './config.ts';
+import { AUTHBRIDGE_MODES, MTLS_MODES } from './config.ts';
+import { VERSION } from './version.ts';
+
+export const LABEL_TYPE = 'kagenti.io/type';
+export const LABEL_INJECT = 'kagenti.io/inject';
+export const LABEL_SPIFFE_HELPER_INJECT = 'kagenti.io/spiffe-helper-inject';
+export const LABEL_AUTHBRIDGE_INJECT = 'kagenti.io/authbridge-inject';
+export const LABEL_ENVOY_PROXY_INJECT = 'kagenti.io/envoy-proxy-inject';
+export const ANNOTATION_MODE = 'kagenti.io/authbridge-mode';
+export const ANNOTATION_MTLS = 'kagenti.io/mtls-mode';
+export const ANNOTATION_NATIVE_SIDECARS = 'kagenti.io/native-sidecars';
+export const ANNOTATION_STATUS = 'kagenti.io/authbridge-status';
+export const ANNOTATION_HELPER_CONFIG = 'kagenti.io/spiffe-helper-config';
+export const ANNOTATION_DEFAULT_CONTAINER = 'kubectl.kubernetes.io/default-container';
+/** Namespace label that sets the default mode for the namespace's pods (the pod annotation still wins). */
+export const NAMESPACE_LABEL_MODE = 'kagenti.io/authbridge-mode';
+
+export const CONTAINER_AUTHBRIDGE = 'authbridge-proxy';
+export const CONTAINER_ENVOY = 'envoy-proxy';
+export const CONTAINER_SPIFFE_HELPER = 'spiffe-helper';
+export const CONTAINER_PROXY_INIT = 'proxy-init';
+export const VOLUME_SOCKET = 'spire-agent-socket';
+export const VOLUME_SVID = 'svid-output';
+export const VOLUME_HELPER_CONFIG = 'spiffe-helper-config';
+
+export const RESERVED_CONTAINERS = [CONTAINER_AUTHBRIDGE, CONTAINER_ENVOY, CONTAINER_SPIFFE_HELPER, CONTAINER_PROXY_INIT];
+export const RESERVED_VOLUMES = [VOLUME_SOCKET, VOLUME_SVID, VOLUME_HELPER_CONFIG];
+
+export const SVID_DIR = '/opt';
+export const HELPER_CONFIG_DIR = '/etc/spiffe-helper';
+export const HELPER_CONFIG_FILE = 'helper.conf';
+export const PROXY_UID = 1337;
+
+export type InjectionRule = 'invalid-annotation' | 'reserved-name' | 'port-conflict' | 'host-network' | 'malformed-object';
+
+export interface InjectionStatus {
+  version: string;
+  mode: AuthBridgeMode;
+  containers: string[];
+  initContainers: string[];
+  volumes: string[];
+}
+
+export interface InjectContext {
+  /** Namespace of the pod (request namespace; metadata.namespace may be empty on CREATE). */
+  namespace: string;
+  /** Labels of the pod's namespace when known (namespace default mode). */
+  namespaceLabels?: Record<string, string>;
+  /** Kind and name for messages, e.g. `Pod team-a/weather-agent-abc12`. */
+  ref: string;
+}
+
+export type SkipReason = 'global-disabled' | 'not-agent' | 'tools-disabled' | 'inject-disabled' | 'all-opted-out';
+
+export type InjectResult =
+  | { outcome: 'skip'; reason: SkipReason }
+  | { outcome: 'deny'; rule: InjectionRule; message: string }
+  | {
+      outcome: 'inject';
+      /** the mutated copy of the template (the input is never modified) */
+      template: KubeObject;
+      mode: AuthBridgeMode;
+      status: InjectionStatus;
+      /** injected pieces for logs: container, init container and volume names */
+      injected: string[];
+      warnings: string[];
+    };
+
+function isObject(v: unknown): v is KubeObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+// ---------- structural checks: hostile or malformed pods get a clean denial, never a crash ----------
+
+function checkShape(t: KubeObject, specPath: string): string | null {
+  if (t.metadata !== undefined && !isObject(t.metadata)) return 'metadata must be a mapping';
+  const md = isObject(t.metadata) ? t.metadata : {};
+  for (const key of ['labels', 'annotations'] as const) {
+    const m = md[key];
+    if (m === undefined || m === null) continue;
+    if (!isObject(m)) return `metadata.${key} must be a mapping of strings`;
+    for (const [k, v] of Object.entries(m))
+      if (typeof v !== 'string') return `metadata.${key}[${JSON.stringify(k)}] must be a string`;
+  }
+  const spec = t.spec;
+  if (!isObject(spec)) return `${specPath} must be a mapping`;
+  if (!Array.isArray(spec.containers)) return `${specPath}.containers must be a list`;
+  for (const list of ['containers', 'initContainers', 'ephemeralContainers', 'volumes'] as const) {
+    const arr = spec[list];
+    if (arr === undefined || arr === null) continue;
+    if (!Array.isArray(arr)) return `${specPath}.${list} must be a list`;
+    for (let i = 0; i < arr.length; i++) {
+      const item = arr[i];
+      if (!isObject(item)) return `${specPath}.${list}[${i}] must be a mapping`;
+      if (typeof item.name !== 'string') return `${specPath}.${list}[${i}].name must be a string`;
+      if (list === 'volumes') continue;
+      for (const sub of ['ports', 'env', 'volumeMounts'] as const) {
+        const s = item[sub];
+        if (s === undefined || s === null) continue;
+        if (!Array.isArray(s)) return `${specPath}.${list}[${i}].${sub} must be a list`;
+        for (let j = 0; j < s.length; j++)
+          if (!isObject(s[j])) return `${specPath}.${list}[${i}].${sub}[${j}] must be a mapping`;
+      }
+    }
+  }
+  if (spec.serviceAccountName !== undefined && spec.serviceAccountName !== null && typeof spec.serviceAccountName !== 'string')
+    return `${specPath}.serviceAccountName must be a string`;
+  if (spec.hostNetwork !== undefined && spec.hostNetwork !== null && typeof spec.hostNetwork !== 'boolean')
+    return `${specPath}.hostNetwork must be a boolean`;
+  return null;
+}
+
+// ---------- eligibility ----------
+
+/** Whether the template's labels ask for injection under this config; the skip reason when not. */
+export function eligibility(labels: Record<string, unknown>, cfg: Config): SkipReason | null {
+  if (!cfg.featureGates.globalEnabled) return 'global-disabled';
+  const type = labels[LABEL_TYPE];
+  if (type !== 'agent' && type !== 'tool') return 'not-agent';
+  if (type === 'tool' && !cfg.featureGates.injectTools) return 'tools-disabled';
+  if (labels[LABEL_INJECT] === 'disabled') return 'inject-disabled';
+  return null;
+}
+
+// ---------- the status annotation ----------
+
+/** Parses our status annotation; a malformed one counts as absent (it then accounts for nothing). */
+export function parseStatus(value: unknown): InjectionStatus | null {
+  if (typeof value !== 'string') return null;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    return null;
+  }
+  if (!isObject(parsed)) return null;
+  const names = (v: unknown) => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+  return {
+    version: typeof parsed.version === 'string' ? parsed.version : '',
+    mode: (AUTHBRIDGE_MODES as readonly string[]).includes(parsed.mode) ? parsed.mode : 'proxy-sidecar',
+    containers: names(parsed.containers),
+    initContainers: names(parsed.initContainers),
+    volumes: names(parsed.volumes),
+  };
+}
+
+// ---------- rendering ----------
+
+export function spiffeId(cfg: Config, namespace: string, serviceAccount: string | undefined): string {
+  return `spiffe://${cfg.trustDomain}/ns/${namespace}/sa/${serviceAccount || 'default'}`;
+}
+
+export function socketPath(cfg: Config): string {
+  return `${cfg.spire.socketDir.replace(/\/+$/, '')}/${cfg.spire.socketName}`;
+}
+
+/** spiffe-helper's helper.conf, rendered per pod (no ConfigMap needs to exist in the namespace). */
+export function renderHelperConfig(cfg: Config): string {
+  return [
+    `agent_address = "${socketPath(cfg)}"`,
+    `cert_dir = "${SVID_DIR}"`,
+    `svid_file_name = "svid.pem"`,
+    `svid_key_file_name = "svid_key.pem"`,
+    `svid_bundle_file_name = "svid_bundle.pem"`,
+    `daemon_mode = true`,
+    '',
+  ].join('\n');
+}
+
+function resources(r: Config['authBridge']['resources']): KubeObject {
+  return { requests: { ...r.requests }, limits: { ...r.limits } };
+}
+
+function hardened(): KubeObject {
+  return {
+    runAsNonRoot: true,
+    runAsUser: PROXY_UID,
+    runAsGroup: PROXY_UID,
+    allowPrivilegeEscalation: false,
+    readOnlyRootFilesystem: true,
+    privileged: false,
+    capabilities: { drop: ['ALL'] },
+    seccompProfile: { type: 'RuntimeDefault' },
+  };
+}
+
+interface Plan {
+  mode: AuthBridgeMode;
+  mtls: MtlsMode;
+  native: boolean;
+  authBridge: boolean;
+  proxyInit: boolean;
+  spire: boolean;
+}
+
+function authBridgePorts(cfg: Config, mode: AuthBridgeMode): { key: string; name: string; port: number }[] {
+  const p = cfg.authBridge.ports;
+  const out = [
+    { key: 'outbound', name: 'ab-outbound', port: p.outbound },
+    { key: 'inbound', name: 'ab-inbound', port: p.inbound },
+    { key: 'admin', name: 'ab-admin', port: p.admin },
+  ];
+  if (mode === 'envoy-sidecar') out.push({ key: 'extProc', name: 'ab-ext-proc', port: p.extProc });
+  return out;
+}
+
+function renderAuthBridge(cfg: Config, plan: Plan, ctx: InjectContext, sa: string | undefined): KubeObject {
+  const envoy = plan.mode === 'envoy-sidecar';
+  const image =
+    plan.mode === 'lite' ? cfg.authBridge.images.lite : envoy ? cfg.authBridge.images.envoy : cfg.authBridge.images.proxySidecar;
+  const c: KubeObject = {
+    name: envoy ? CONTAINER_ENVOY : CONTAINER_AUTHBRIDGE,
+    image,
+    imagePullPolicy: 'IfNotPresent',
+    ports: authBridgePorts(cfg, plan.mode).map((p) => ({ name: p.name, containerPort: p.port, protocol: 'TCP' })),
+    env: [
+      { name: 'AUTHBRIDGE_MODE', value: plan.mode },
+      { name: 'SPIRE_ENABLED', value: plan.spire ? 'true' : 'false' },
+      { name: 'SPIFFE_ENDPOINT_SOCKET', value: `unix://${socketPath(cfg)}` },
+      { name: 'SPIFFE_ID', value: spiffeId(cfg, ctx.namespace, sa) },
+      { name: 'MTLS_MODE', value: plan.mtls },
+      { name: 'SVID_DIR', value: SVID_DIR },
+      { name: 'OUTBOUND_PORT', value: String(cfg.authBridge.ports.outbound) },
+      { name: 'INBOUND_PORT', value: String(cfg.authBridge.ports.inbound) },
+      { name: 'ADMIN_PORT', value: String(cfg.authBridge.ports.admin) },
+    ],
+    resources: resources(cfg.authBridge.resources),
+    securityContext: hardened(),
+  };
+  if (envoy) c.env.push({ name: 'EXT_PROC_PORT', value: String(cfg.authBridge.ports.extProc) });
+  if (plan.spire)
+    c.volumeMounts = [
+      { name: VOLUME_SOCKET, mountPath: cfg.spire.socketDir, readOnly: true },
+      { name: VOLUME_SVID, mountPath: SVID_DIR, readOnly: true },
+    ];
+  if (plan.native) c.restartPolicy = 'Always';
+  return c;
+}
+
+function renderProxyInit(cfg: Config, plan: Plan): KubeObject {
+  const p = cfg.authBridge.ports;
+  return {
+    name: CONTAINER_PROXY_INIT,
+    image: cfg.authBridge.images.proxyInit,
+    imagePullPolicy: 'IfNotPresent',
+    env: [
+      { name: 'PROXY_UID', value: String(PROXY_UID) },
+      { name: 'OUTBOUND_PORT', value: String(p.outbound) },
+      { name: 'INBOUND_PORT', value: String(p.inbound) },
+      { name: 'EXCLUDE_PORTS', value: [p.admin, ...(plan.mode === 'envoy-sidecar' ? [p.extProc] : [])].join(',') },
+    ],
+    resources: resources(cfg.authBridge.resources),
+    securityContext: {
+      runAsNonRoot: false,
+      runAsUser: 0,
+      runAsGroup: 0,
+      privileged: false,
+      allowPrivilegeEscalation: false,
+      // iptables takes its lock under /run/xtables.lock, so proxy-init keeps a writable root filesystem
+      // (as Istio's istio-init does); it exits before the pod's containers start.
+      readOnlyRootFilesystem: false,
+      capabilities: { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+  };
+}
+
+function renderSpiffeHelper(cfg: Config, plan: Plan): KubeObject {
+  const c: KubeObject = {
+    name: CONTAINER_SPIFFE_HELPER,
+    image: cfg.spiffeHelper.image,
+    imagePullPolicy: 'IfNotPresent',
+    args: ['-config', `${HELPER_CONFIG_DIR}/${HELPER_CONFIG_FILE}`],
+    env: [{ name: 'SPIFFE_ENDPOINT_SOCKET', value: `unix://${socketPath(cfg)}` }],
+    volumeMounts: [
+      { name: VOLUME_SOCKET, mountPath: cfg.spire.socketDir, readOnly: true },
+      { name: VOLUME_SVID, mountPath: SVID_DIR },
+      { name: VOLUME_HELPER_CONFIG, mountPath: HELPER_CONFIG_DIR, readOnly: true },
+    ],
+    resources: resources(cfg.spiffeHelper.resources),
+    securityContext: hardened(),
+  };
+  if (plan.native) c.restartPolicy = 'Always';
+  return c;
+}
+
+function renderVolumes(cfg: Config): KubeObject[] {
+  const helperConfig: KubeObject = cfg.spiffeHelper.configMap
+    ? { name: VOLUME_HELPER_CONFIG, configMap: { name: cfg.spiffeHelper.configMap, items: [{ key: HELPER_CONFIG_FILE, path: HELPER_CONFIG_FILE }] } }
+    : {
+        name: VOLUME_HELPER_CONFIG,
+        downwardAPI: {
+          items: [{ path: HELPER_CONFIG_FILE, fieldRef: { fieldPath: `metadata.annotations['${ANNOTATION_HELPER_CONFIG}']` } }],
+        },
+      };
+  return [
+    { name: VOLUME_SOCKET, csi: { driver: cfg.spire.csiDriver, readOnly: true } },
+    { name: VOLUME_SVID, emptyDir: { medium: 'Memory' } },
+    helperConfig,
+  ];
+}
+
+// ---------- helpers ----------
+
+function stableStringify(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(stableStringify).join(',')}]`;
+  if (isObject(v))
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${stableStringify(v[k])}`)
+      .join(',')}}`;
+  return JSON.stringify(v);
+}
+
+/** Deep equality of JSON values, ignoring key order. */
+export function jsonEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!jsonEqual(a[i], b[i])) return false;
+    return true;
+  }
+  if (isObject(a) && isObject(b)) {
+    const ka = Object.keys(a);
+    if (ka.length !== Object.keys(b).length) return false;
+    for (const k of ka) if (!Object.hasOwn(b, k) || !jsonEqual(a[k], b[k])) return false;
+    return true;
+  }
+  return false;
+}
+
+function invalidAnnotation(ctx: InjectContext, key: string, value: string, valid: readonly string[]): InjectResult {
+  return {
+    outcome: 'deny',
+    rule: 'invalid-annotation',
+    message: `[invalid-annotation] ${ctx.ref}: annotation ${key} is ${JSON.stringify(value)}, which is not a valid value. An unknown value is never replaced silently by a default. Fix: set ${key} to one of ${valid.join(', ')}, or remove it.`,
+  };
+}
+
+function deny(rule: InjectionRule, message: string): InjectResult {
+  return { outcome: 'deny', rule, message: `[${rule}] ${message}` };
+}
+
+/**
+ * Injects into a pod template ({metadata, spec}: a Pod, or a workload's `template`).
+ * `specPath` is the dotted path of the pod spec in the whole object, for messages (`spec`, `spec.template.spec`).
+ * The input is never modified; on `inject` the result holds a mutated deep copy.
+ */
+export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContext, specPath = 'spec'): InjectResult {
+  const md0 = isObject(input.metadata) ? input.metadata : {};
+  const labels0 = isObject(md0.labels) ? md0.labels : {};
+  const skip = eligibility(labels0, cfg);
+  if (skip) return { outcome: 'skip', reason: skip };
+
+  const shapeError = checkShape(input, specPath);
+  if (shapeError)
+    return deny(
+      'malformed-object',
+      `${ctx.ref}: ${shapeError}. The pod cannot be injected or admitted in this shape. Fix: correct the manifest so it matches the Pod schema.`,
+    );
+
+  const t = structuredClone(input);
+  t.metadata = isObject(t.metadata) ? t.metadata : {};
+  const md = t.metadata;
+  const labels: Record<string, string> = isObject(md.labels) ? md.labels : {};
+  const annotations: Record<string, string> = isObject(md.annotations) ? md.annotations : {};
+  const spec = t.spec as KubeObject;
+  const warnings: string[] = [];
+
+  if (spec.hostNetwork === true)
+    return deny(
+      'host-network',
+      `${ctx.ref}: ${specPath}.hostNetwork is true on an agent pod. proxy-init would rewrite the node's iptables and every pod on the node would be intercepted. Fix: remove hostNetwork, or label the pod ${LABEL_INJECT}: disabled.`,
+    );
+
+  // Mode: pod annotation, else the namespace's label (ignored with a warning when invalid), else config.
+  let mode: AuthBridgeMode = cfg.authBridge.defaultMode;
+  const modeAnn = annotations[ANNOTATION_MODE];
+  if (modeAnn !== undefined) {
+    if (!(AUTHBRIDGE_MODES as readonly string[]).includes(modeAnn))
+      return invalidAnnotation(ctx, ANNOTATION_MODE, modeAnn, AUTHBRIDGE_MODES);
+    mode = modeAnn as AuthBridgeMode;
+  } else {
+    const nsMode = ctx.namespaceLabels?.[NAMESPACE_LABEL_MODE];
+    if (nsMode !== undefined) {
+      if ((AUTHBRIDGE_MODES as readonly string[]).includes(nsMode)) mode = nsMode as AuthBridgeMode;
+      else
+        warnings.push(
+          `namespace ${ctx.namespace} label ${NAMESPACE_LABEL_MODE}=${JSON.stringify(nsMode).slice(0, 30)} is invalid; using mode ${mode}`,
+        );
+    }
+  }
+
+  let mtls: MtlsMode = cfg.authBridge.mtlsMode;
+  const mtlsAnn = annotations[ANNOTATION_MTLS];
+  if (mtlsAnn !== undefined) {
+    if (!(MTLS_MODES as readonly string[]).includes(mtlsAnn)) return invalidAnnotation(ctx, ANNOTATION_MTLS, mtlsAnn, MTLS_MODES);
+    mtls = mtlsAnn as MtlsMode;
+  }
+
+  let native = cfg.featureGates.nativeSidecars;
+  const nativeAnn = annotations[ANNOTATION_NATIVE_SIDECARS];
+  if (nativeAnn !== undefined) {
+    if (nativeAnn !== 'true' && nativeAnn !== 'false')
+      return invalidAnnotation(ctx, ANNOTATION_NATIVE_SIDECARS, nativeAnn, ['true', 'false']);
+    native = nativeAnn === 'true';
+  }
+
+  const authBridgeOptOut = labels[LABEL_AUTHBRIDGE_INJECT] === 'false' || labels[LABEL_ENVOY_PROXY_INJECT] === 'false';
+  const spire = labels[LABEL_SPIFFE_HELPER_INJECT] !== 'false';
+  const authBridge = !authBridgeOptOut && mode !== 'waypoint';
+  const proxyInit = authBridge && (mode === 'envoy-sidecar' || cfg.authBridge.egressEnforcement !== 'none');
+  const plan: Plan = { mode, mtls, native, authBridge, proxyInit, spire };
+
+  // Strip what a previous injection recorded (only reserved names), then inject afresh.
+  const prev = parseStatus(annotations[ANNOTATION_STATUS]);
+  const ownC = new Set(prev ? [...prev.containers, ...prev.initContainers].filter((n) => RESERVED_CONTAINERS.includes(n)) : []);
+  const ownV = new Set(prev ? prev.volumes.filter((n) => RESERVED_VOLUMES.includes(n)) : []);
+  let containers: KubeObject[] = (spec.containers as KubeObject[]).filter((c) => !ownC.has(c.name));
+  let initContainers: KubeObject[] = Array.isArray(spec.initContainers)
+    ? (spec.initContainers as KubeObject[]).filter((c) => !ownC.has(c.name))
+    : [];
+  let volumes: KubeObject[] = Array.isArray(spec.volumes) ? (spec.volumes as KubeObject[]).filter((v) => !ownV.has(v.name)) : [];
+  delete annotations[ANNOTATION_STATUS];
+  delete annotations[ANNOTATION_HELPER_CONFIG];
+
+  // What we are about to add.
+  const addInit: KubeObject[] = [];
+  const addSidecars: KubeObject[] = [];
+  if (proxyInit) addInit.push(renderProxyInit(cfg, plan));
+  if (spire) addSidecars.push(renderSpiffeHelper(cfg, plan));
+  if (authBridge) addSidecars.push(renderAuthBridge(cfg, plan, ctx, spec.serviceAccountName || undefined));
+  const addVolumes = spire ? renderVolumes(cfg) : [];
+
+  if (!addInit.length && !addSidecars.length && !addVolumes.length) {
+    // Nothing to inject (every piece opted out): leave the pod as it came, minus a stale record of ours.
+    if (!prev) return { outcome: 'skip', reason: 'all-opted-out' };
+  }
+
+  // reserved-name: our names already taken by something our record does not account for.
+  const ephemeral: KubeObject[] = Array.isArray(spec.ephemeralContainers) ? spec.ephemeralContainers : [];
+  const taken = new Map<string, string>();
+  for (const c of containers) taken.set(c.name, `${specPath}.containers`);
+  for (const c of initContainers) taken.set(c.name, `${specPath}.initContainers`);
+  for (const c of ephemeral) taken.set(c.name, `${specPath}.ephemeralContainers`);
+  for (const c of [...addInit, ...addSidecars]) {
+    const where = taken.get(c.name);
+    if (where)
+      return deny(
+        'reserved-name',
+        `${ctx.ref}: ${where} already has a container named ${c.name}, a name reserved for the injected sidecar. Two containers cannot share a name and ours cannot be skipped. Fix: rename your container, or label the pod ${LABEL_INJECT}: disabled.`,
+      );
+  }
+  const reusedVolumes = new Set<string>();
+  for (const v of addVolumes) {
+    const existing = volumes.find((x) => x.name === v.name);
+    if (!existing) continue;
+    if (jsonEqual(existing, v)) {
+      reusedVolumes.add(v.name);
+      continue;
+    }
+    return deny(
+      'reserved-name',
+      `${ctx.ref}: ${specPath}.volumes already has a volume named ${v.name} that differs from the injected one. The sidecars mount it by that name and would read the wrong data. Fix: rename your volume, or label the pod ${LABEL_INJECT}: disabled.`,
+    );
+  }
+
+  // port-conflict: a pod container declares a port an injected container needs (one network namespace).
+  if (authBridge) {
+    const needed = authBridgePorts(cfg, mode);
+    for (const [list, arr] of [
+      ['containers', containers],
+      ['initContainers', initContainers],
+    ] as const) {
+      for (const c of arr) {
+        for (const p of (c.ports ?? []) as KubeObject[]) {
+          const hit = needed.find((n) => n.port === p.containerPort);
+          if (hit)
+            return deny(
+              'port-conflict',
+              `${ctx.ref}: container ${c.name} (${specPath}.${list}) declares port ${hit.port}, which the injected ${mode} proxy needs for ${hit.key}. Both would bind it in the pod's one network namespace. Fix: move the proxy with config authBridge.ports.${hit.key}, or move your container's port.`,
+            );
+        }
+      }
+    }
+  }
+
+  // Placement: proxy-init first; native sidecars right after it, before the pod's own init containers;
+  // otherwise the sidecars go before the pod's own containers.
+  const firstOwnContainer = containers[0]?.name as string | undefined;
+  if (native) initContainers = [...addInit, ...addSidecars, ...initContainers];
+  else {
+    initContainers = [...addInit, ...initContainers];
+    containers = [...addSidecars, ...containers];
+  }
+  volumes = [...volumes, ...addVolumes.filter((v) => !reusedVolumes.has(v.name))];
+
+  spec.containers = containers;
+  if (initContainers.length) spec.initContainers = initContainers;
+  else delete spec.initContainers;
+  if (volumes.length) spec.volumes = volumes;
+  else delete spec.volumes;
+
+  const status: InjectionStatus = {
+    version: VERSION,
+    mode,
+    containers: native ? [] : addSidecars.map((c) => c.name),
+    initContainers: [...addInit, ...(native ? addSidecars : [])].map((c) => c.name),
+    volumes: addVolumes.filter((v) => !reusedVolumes.has(v.name)).map((v) => v.name),
+  };
+  const injected = [...status.initContainers, ...status.containers, ...status.volumes];
+  if (injected.length) annotations[ANNOTATION_STATUS] = JSON.stringify(status);
+  if (spire && !cfg.spiffeHelper.configMap) annotations[ANNOTATION_HELPER_CONFIG] = renderHelperConfig(cfg);
+  if (!native && addSidecars.length && firstOwnContainer && annotations[ANNOTATION_DEFAULT_CONTAINER] === undefined)
+    annotations[ANNOTATION_DEFAULT_CONTAINER] = firstOwnContainer;
+  // Keep the annotation we set on an earlier pass even when the user's first container is now first again.
+  if (Object.keys(annotations).length) md.annotations = annotations;
+  else delete md.annotations;
+
+  if (mode === 'waypoint' && !authBridgeOptOut)
+    warnings.push(`mode waypoint: no AuthBridge sidecar injected into ${ctx.ref}; the mesh waypoint must handle its traffic`);
+  if (authBridgeOptOut && !spire) warnings.push(`${ctx.ref}: every kagenti sidecar is opted out; nothing injected`);
+
+  return { outcome: 'inject', template: t, mode, status, injected, warnings };
+}
+
+/** For tests and the patch helper: a canonical form used to compare two pods. */
+export const canonical = stableStringify;
+export { isObject };

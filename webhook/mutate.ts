@@ -1,0 +1,53 @@
+// The /mutate handler: AdmissionRequest in, Decision out. Thin: the injection core decides, this module
+// turns its result into an AdmissionResponse with a JSON patch computed by diffing.
+import type { AdmissionRequest, Decision, KubeObject } from './admission.ts';
+import { allow, allowWithPatch, decisionFor, deny, objectRef } from './admission.ts';
+import type { Config } from './config.ts';
+import { injectTemplate } from './inject.ts';
+import { createPatch } from './patch.ts';
+import type { ValidationService } from './validation.ts';
+
+export interface MutateDeps {
+  config: Config;
+  validation?: Pick<ValidationService, 'mutateConfigMap' | 'namespaceLabels' | 'csiDriverExists'>;
+}
+
+export function mutate(req: AdmissionRequest, deps: MutateDeps): Decision {
+  const kind = req.kind.kind;
+  if (kind === 'ConfigMap' && deps.validation) {
+    const d = deps.validation.mutateConfigMap(req);
+    if (d) return d;
+  }
+  if (kind !== 'Pod' || req.kind.group !== '' || req.subResource)
+    return decisionFor(allow(req.uid), [], { skipped: 'not-pod' });
+  if (req.operation !== 'CREATE') return decisionFor(allow(req.uid), [], { skipped: 'not-create' });
+  const pod = req.object;
+  if (!pod || typeof pod !== 'object') return decisionFor(allow(req.uid), [], { skipped: 'no-object' });
+
+  const namespace = req.namespace || (typeof pod.metadata?.namespace === 'string' ? pod.metadata.namespace : '') || 'default';
+  const ref = objectRef('Pod', pod, namespace);
+  const result = injectTemplate(pod, deps.config, {
+    namespace,
+    namespaceLabels: deps.validation?.namespaceLabels(namespace),
+    ref,
+  });
+  switch (result.outcome) {
+    case 'skip':
+      return decisionFor(allow(req.uid), [], { skipped: result.reason });
+    case 'deny':
+      return decisionFor(deny(req.uid, result.message), [result.rule]);
+    case 'inject': {
+      const warnings = [...result.warnings];
+      if (result.status.volumes.length && deps.validation?.csiDriverExists(deps.config.spire.csiDriver) === false)
+        warnings.push(
+          `CSIDriver ${deps.config.spire.csiDriver} is not installed: ${ref} will wait in Init until the SPIFFE CSI driver is installed`,
+        );
+      const patch = createPatch(pod as KubeObject, result.template);
+      return decisionFor(allowWithPatch(req.uid, patch, warnings), [], {
+        mode: result.mode,
+        injected: patch.length ? result.injected : [],
+        unchanged: patch.length === 0,
+      });
+    }
+  }
+}

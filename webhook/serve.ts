@@ -1,0 +1,206 @@
+// `kagenti-webhook serve`: flags and start-up. Every start-up problem is one line on stderr and exit code 2.
+import { readFileSync } from 'node:fs';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import type https from 'node:https';
+import { ConfigError, loadConfig } from './config.ts';
+import { createLogger } from './log.ts';
+import { startServer } from './server.ts';
+import { intFlag, UsageError } from './usage.ts';
+import { startValidation } from './validation.ts';
+
+export const SERVE_USAGE = `Usage: kagenti-webhook serve [flags]
+
+Runs the admission webhook: HTTPS POST /mutate and /validate, GET /healthz and /readyz on --port;
+plain HTTP /healthz, /readyz and /metrics on --probe-port.
+
+Flags:
+  --config FILE         config file (YAML); defaults apply to every key not set
+  --tls-cert FILE       serving certificate (PEM); reloaded when the file changes
+  --tls-key FILE        private key (PEM) of the serving certificate
+  --dev-certs DIR       generate a CA and a serving certificate in DIR when missing, and use them
+  --client-ca FILE      require client certificates signed by this CA (the API server's)
+  --port N              HTTPS port (default 9443; 0 picks a free port)
+  --probe-port N        plain-HTTP probe and metrics port (default 8080; 0 picks a free port)
+  --host ADDR           address to listen on (default 0.0.0.0)
+  --cluster auto|none   cluster state: auto uses KUBECONFIG, ~/.kube/config or the in-cluster
+                        service account when one exists; none runs without (default auto)
+  --drain-seconds N     on SIGTERM, keep serving this long while endpoints update (default 5)
+  --log-level LEVEL     trace, debug, info, warn, error (default info)
+  -h, --help            show this help
+`;
+
+export interface ServeFlags {
+  config?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  devCerts?: string;
+  clientCa?: string;
+  port: number;
+  probePort: number;
+  host: string;
+  cluster: 'auto' | 'none';
+  drainSeconds: number;
+  logLevel: string;
+}
+
+export function parseServeFlags(argv: string[]): ServeFlags | 'help' {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        config: { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
+        'dev-certs': { type: 'string' },
+        'client-ca': { type: 'string' },
+        port: { type: 'string' },
+        'probe-port': { type: 'string' },
+        host: { type: 'string' },
+        cluster: { type: 'string' },
+        'drain-seconds': { type: 'string' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (err) {
+    throw new UsageError(`serve: ${(err as Error).message.split('\n')[0]} (see kagenti-webhook serve --help)`);
+  }
+  if (values.help) return 'help';
+  const cluster = (values.cluster as string | undefined) ?? 'auto';
+  if (cluster !== 'auto' && cluster !== 'none') throw new UsageError(`--cluster must be auto or none, got ${JSON.stringify(cluster)}`);
+  const logLevel = (values['log-level'] as string | undefined) ?? process.env.LOG_LEVEL ?? 'info';
+  if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(logLevel))
+    throw new UsageError(`--log-level must be one of trace, debug, info, warn, error, got ${JSON.stringify(logLevel)}`);
+  const f: ServeFlags = {
+    config: values.config as string | undefined,
+    tlsCert: values['tls-cert'] as string | undefined,
+    tlsKey: values['tls-key'] as string | undefined,
+    devCerts: values['dev-certs'] as string | undefined,
+    clientCa: values['client-ca'] as string | undefined,
+    port: intFlag('port', values.port as string | undefined, 9443),
+    probePort: intFlag('probe-port', values['probe-port'] as string | undefined, 8080),
+    host: (values.host as string | undefined) ?? '0.0.0.0',
+    cluster,
+    drainSeconds: intFlag('drain-seconds', values['drain-seconds'] as string | undefined, 5, 0, 600),
+    logLevel,
+  };
+  if (f.devCerts !== undefined && (f.tlsCert || f.tlsKey))
+    throw new UsageError('--dev-certs cannot be combined with --tls-cert/--tls-key: pass one or the other');
+  if (!f.devCerts && (!f.tlsCert || !f.tlsKey))
+    throw new UsageError('no serving certificate: pass --tls-cert FILE and --tls-key FILE, or --dev-certs DIR');
+  if (f.port !== 0 && f.port === f.probePort) throw new UsageError(`--port and --probe-port are both ${f.port}; they need different ports`);
+  return f;
+}
+
+function readPem(file: string, what: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new UsageError(`cannot read ${what} ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.message}`);
+  }
+}
+
+/** Reads and checks a certificate/key pair; one clear line on any problem. */
+export function loadKeyPair(certFile: string, keyFile: string): { cert: string; key: string } {
+  const cert = readPem(certFile, 'TLS certificate');
+  const key = readPem(keyFile, 'TLS key');
+  let x509: X509Certificate;
+  try {
+    x509 = new X509Certificate(cert);
+  } catch {
+    throw new UsageError(`TLS certificate ${certFile} is not a PEM certificate`);
+  }
+  let pk;
+  try {
+    pk = createPrivateKey(key);
+  } catch {
+    throw new UsageError(`TLS key ${keyFile} is not a PEM private key`);
+  }
+  if (!x509.checkPrivateKey(pk)) throw new UsageError(`TLS key ${keyFile} does not match certificate ${certFile}`);
+  return { cert, key };
+}
+
+export async function runServe(argv: string[]): Promise<number> {
+  const flags = parseServeFlags(argv);
+  if (flags === 'help') {
+    process.stdout.write(SERVE_USAGE);
+    return 0;
+  }
+  let config;
+  try {
+    config = loadConfig(flags.config);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new UsageError(`invalid config: ${err.message}`);
+    throw err;
+  }
+  const log = createLogger(flags.logLevel);
+
+  let certFile = flags.tlsCert!;
+  let keyFile = flags.tlsKey!;
+  if (flags.devCerts !== undefined) {
+    const { ensureDevCertificates } = await import('./certs.ts');
+    let dev;
+    try {
+      dev = await ensureDevCertificates(flags.devCerts);
+    } catch (err) {
+      throw new UsageError(`--dev-certs ${flags.devCerts}: ${(err as Error).message.split('\n')[0]}`);
+    }
+    certFile = dev.certFile;
+    keyFile = dev.keyFile;
+    log.info({ dir: flags.devCerts, created: dev.created, ca: dev.caFile }, dev.created ? 'generated development certificates' : 'using development certificates');
+  }
+  const { CertificateReloader } = await import('./tls.ts');
+  const reloader = new CertificateReloader({ certFile, keyFile, clientCaFile: flags.clientCa, log });
+  try {
+    reloader.load();
+  } catch (err) {
+    throw new UsageError((err as Error).message.split('\n')[0]);
+  }
+  const tls: https.ServerOptions = reloader.serverOptions();
+
+  const validation = await startValidation({ config, log, cluster: flags.cluster });
+  let server;
+  try {
+    server = await startServer({
+      config,
+      log,
+      validation,
+      host: flags.host,
+      port: flags.port,
+      probePort: flags.probePort,
+      tls,
+      onHttpsServer: (s) => reloader.attach(s),
+    });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    await validation.close();
+    reloader.close();
+    throw new UsageError(`cannot listen: ${e.code === 'EADDRINUSE' ? `address ${flags.host} port in use` : e.message}`);
+  }
+  log.info({ port: server.port, probePort: server.probePort, host: flags.host, cluster: flags.cluster }, 'listening');
+
+  return await new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = async (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      server.setNotReady();
+      log.info({ signal, drainSeconds: flags.drainSeconds }, 'shutting down: not ready; draining');
+      await new Promise((r) => setTimeout(r, flags.drainSeconds * 1000));
+      log.info({ inFlight: server.inFlight() }, 'closing listener; finishing in-flight admissions');
+      await server.close(15_000);
+      reloader.close();
+      await validation.close();
+      log.info('stopped');
+      log.flush();
+      resolve(0);
+    };
+    process.once('SIGTERM', () => void stop('SIGTERM'));
+    process.once('SIGINT', () => void stop('SIGINT'));
+  });
+}

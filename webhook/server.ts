@@ -1,0 +1,267 @@
+// The HTTPS admission server (POST /mutate, POST /validate, /healthz, /readyz) and the plain-HTTP probe
+// server (/healthz, /readyz, /metrics). A thin shell: handlers in mutate.ts and validation.ts decide.
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import type { NextFunction, Request, Response } from 'express';
+import type { Logger } from 'pino';
+import type { AdmissionRequest, Decision } from './admission.ts';
+import { AdmissionError, deny, decisionFor, parseAdmissionReview, review } from './admission.ts';
+import type { Config } from './config.ts';
+import { admissionDuration, admissionRequests, injectionSkipped, injections, registry } from './metrics.ts';
+import { mutate } from './mutate.ts';
+import type { ValidationService } from './validation.ts';
+
+export const MAX_BODY_BYTES = 3 * 1024 * 1024;
+
+export interface ServerOptions {
+  config: Config;
+  log: Logger;
+  validation: ValidationService;
+  host: string;
+  port: number;
+  probePort: number;
+  /** TLS options for the admission listener (cert, key, minVersion...). */
+  tls: https.ServerOptions;
+  /** Called with the HTTPS server once it exists (certificate reloading attaches here). */
+  onHttpsServer?: (server: https.Server) => void;
+}
+
+export interface RunningServer {
+  https: https.Server;
+  probe: http.Server;
+  port: number;
+  probePort: number;
+  /** Marks the process not ready (SIGTERM): /readyz answers 503 from now on. */
+  setNotReady(): void;
+  /** Requests being processed right now. */
+  inFlight(): number;
+  /** Stops accepting, lets in-flight requests finish (up to graceMs), closes everything. */
+  close(graceMs?: number): Promise<void>;
+}
+
+type Webhook = 'mutate' | 'validate';
+
+function sendJson(res: Response, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.status(status).set('Content-Type', 'application/json').send(text);
+}
+
+function errorBody(message: string): { error: string } {
+  return { error: message };
+}
+
+/** Builds the express app for the admission port. Exported for tests and benchmarks. */
+export function createAdmissionApp(deps: {
+  config: Config;
+  log: Logger;
+  validation: ValidationService;
+  ready: () => { ready: boolean; detail: Record<string, unknown> };
+  track?: { begin(): void; end(): void };
+}) {
+  const { config, log, validation } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  app.disable('etag');
+  app.set('query parser', false);
+
+  const handlers: Record<Webhook, (req: AdmissionRequest) => Decision> = {
+    mutate: (req) => mutate(req, { config, validation }),
+    validate: (req) => validation.validate(req),
+  };
+
+  const admission = (webhook: Webhook) => (req: Request, res: Response) => {
+    const started = process.hrtime.bigint();
+    deps.track?.begin();
+    res.on('close', () => deps.track?.end());
+    const body = req.body as Buffer | undefined;
+    let parsed: unknown;
+    let request: AdmissionRequest;
+    try {
+      if (!Buffer.isBuffer(body) || body.length === 0) throw new AdmissionError('request body is empty; expected an AdmissionReview');
+      try {
+        parsed = JSON.parse(body.toString('utf8'));
+      } catch (err) {
+        const msg = err instanceof RangeError ? 'JSON nesting too deep' : (err as Error).message;
+        throw new AdmissionError(`request body is not valid JSON: ${msg}`);
+      }
+      request = parseAdmissionReview(parsed);
+    } catch (err) {
+      const message = err instanceof AdmissionError ? err.message : 'request body could not be read';
+      admissionRequests.inc({ webhook, operation: 'unknown', result: 'bad-request' });
+      log.warn({ webhook, status: 400, error: message, remote: req.socket.remoteAddress }, 'bad admission request');
+      sendJson(res, 400, errorBody(message));
+      return;
+    }
+
+    let decision: Decision;
+    try {
+      decision = handlers[webhook](request);
+    } catch (err) {
+      // Fail closed with a clean denial: never admit an object we could not evaluate, never leak a stack.
+      const why = err instanceof RangeError ? 'the object is nested too deeply' : 'an internal error occurred';
+      log.error({ webhook, uid: request.uid, err: { message: (err as Error)?.message } }, 'admission handler failed');
+      const response = deny(
+        request.uid,
+        `[internal-error] ${request.kind.kind} ${request.namespace ?? ''}/${request.name ?? ''}: the webhook could not evaluate this object (${why}). It is denied rather than admitted unchecked. Fix: check the manifest; if it is valid, report this to the platform team.`,
+      );
+      response.status!.code = 500;
+      response.status!.reason = 'InternalError';
+      decision = decisionFor(response, ['internal-error']);
+    }
+
+    sendJson(res, 200, review(decision.response));
+
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    admissionDuration.observe({ webhook }, seconds);
+    admissionRequests.inc({ webhook, operation: request.operation, result: decision.result });
+    const detail = decision.detail ?? {};
+    if (webhook === 'mutate') {
+      if (typeof detail.skipped === 'string') injectionSkipped.inc({ reason: detail.skipped });
+      else if (decision.result === 'patched' && typeof detail.mode === 'string') injections.inc({ mode: detail.mode });
+      else if (detail.unchanged) injectionSkipped.inc({ reason: 'already-injected' });
+    }
+    const obj = request.object ?? request.oldObject ?? undefined;
+    log.info(
+      {
+        webhook,
+        uid: request.uid,
+        kind: request.kind.kind,
+        operation: request.operation,
+        namespace: request.namespace || obj?.metadata?.namespace || undefined,
+        name: request.name || obj?.metadata?.name || undefined,
+        generateName: request.name || obj?.metadata?.name ? undefined : obj?.metadata?.generateName,
+        user: request.userInfo?.username,
+        dryRun: request.dryRun || undefined,
+        decision: decision.result,
+        rules: decision.rules?.length ? decision.rules : undefined,
+        message: decision.response.status?.message,
+        warnings: decision.response.warnings,
+        ...detail,
+        durationMs: Math.round(seconds * 1e6) / 1e3,
+      },
+      'admission',
+    );
+  };
+
+  const raw = express.raw({ type: () => true, limit: MAX_BODY_BYTES });
+  app.post('/mutate', raw, admission('mutate'));
+  app.post('/validate', raw, admission('validate'));
+  const probes = probeRoutes(deps.ready);
+  app.get('/healthz', probes.healthz);
+  app.get('/readyz', probes.readyz);
+
+  app.use((req: Request, res: Response) => sendJson(res, 404, errorBody(`no route for ${req.method} ${req.path}`)));
+  // Body-parser errors (413 too large, 400 aborted or bad encoding) and anything else: JSON, no stack.
+  app.use((err: any, req: Request, res: Response, _next: NextFunction) => {
+    const status = typeof err?.status === 'number' && err.status >= 400 && err.status < 600 ? err.status : 500;
+    const message =
+      status === 413
+        ? `request body is larger than ${MAX_BODY_BYTES} bytes`
+        : status < 500
+          ? String(err?.message ?? 'bad request')
+          : 'internal error';
+    if (req.path === '/mutate' || req.path === '/validate')
+      admissionRequests.inc({ webhook: req.path.slice(1), operation: 'unknown', result: status === 413 ? 'too-large' : 'bad-request' });
+    log.warn({ status, path: req.path, error: message }, 'request failed');
+    if (res.headersSent) return;
+    sendJson(res, status, errorBody(message));
+  });
+  return app;
+}
+
+function probeRoutes(ready: () => { ready: boolean; detail: Record<string, unknown> }) {
+  return {
+    healthz: (_req: Request, res: Response) => sendJson(res, 200, { status: 'ok' }),
+    readyz: (_req: Request, res: Response) => {
+      const r = ready();
+      sendJson(res, r.ready ? 200 : 503, { status: r.ready ? 'ready' : 'not ready', ...r.detail });
+    },
+  };
+}
+
+export function createProbeApp(ready: () => { ready: boolean; detail: Record<string, unknown> }) {
+  const app = express();
+  app.disable('x-powered-by');
+  const probes = probeRoutes(ready);
+  app.get('/healthz', probes.healthz);
+  app.get('/readyz', probes.readyz);
+  app.get('/metrics', async (_req: Request, res: Response) => {
+    res.set('Content-Type', registry.contentType).send(await registry.metrics());
+  });
+  app.use((req: Request, res: Response) => sendJson(res, 404, errorBody(`no route for ${req.method} ${req.path}`)));
+  return app;
+}
+
+function listen(server: http.Server | https.Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+/** Timeouts against slow and abusive clients; the API server itself answers within its webhook timeout. */
+function harden(server: http.Server): void {
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  server.keepAliveTimeout = 60_000;
+  server.timeout = 120_000;
+  server.maxHeadersCount = 100;
+}
+
+export async function startServer(opts: ServerOptions): Promise<RunningServer> {
+  let notReady = false;
+  let active = 0;
+  const ready = () => {
+    const r = opts.validation.readiness();
+    if (notReady) return { ready: false, detail: { ...r.detail, shuttingDown: true } };
+    return r;
+  };
+  const app = createAdmissionApp({
+    config: opts.config,
+    log: opts.log,
+    validation: opts.validation,
+    ready,
+    track: { begin: () => active++, end: () => active-- },
+  });
+  const tlsServer = https.createServer({ minVersion: 'TLSv1.2', ...opts.tls }, app);
+  harden(tlsServer);
+  tlsServer.on('tlsClientError', (err) => opts.log.debug({ err: { message: err.message } }, 'TLS handshake failed'));
+  opts.onHttpsServer?.(tlsServer);
+  const probe = http.createServer(createProbeApp(ready));
+  harden(probe);
+
+  const port = await listen(tlsServer, opts.port, opts.host);
+  const probePort = await listen(probe, opts.probePort, opts.host);
+
+  const closeServer = (s: http.Server, graceMs: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(() => s.closeAllConnections(), graceMs);
+      timer.unref();
+      s.close(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+      s.closeIdleConnections();
+    });
+
+  return {
+    https: tlsServer,
+    probe,
+    port,
+    probePort,
+    setNotReady: () => {
+      notReady = true;
+    },
+    inFlight: () => active,
+    close: async (graceMs = 10_000) => {
+      notReady = true;
+      await closeServer(tlsServer, graceMs);
+      await closeServer(probe, 1_000);
+    },
+  };
+}
