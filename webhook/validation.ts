@@ -1,10 +1,19 @@
-// Validation service: the object the server asks about policy and cluster state.
-// STUB by the lead: the validation engineer replaces the internals (rules, informers, issuer detection)
-// but keeps this exported interface, which serve.ts and the /mutate handler rely on.
+// Validation service: the object the server asks about policy and cluster state. `/validate` decisions,
+// the opt-in ConfigMap remediation for `/mutate`, namespace labels and CSIDriver lookups for injection,
+// readiness, and the background audit. Read-only: nothing here writes to the cluster.
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { AdmissionRequest, Decision } from './admission.ts';
-import { allow, decisionFor } from './admission.ts';
+import type { AdmissionRequest, Decision, KubeObject } from './admission.ts';
+import { allow, allowWithPatch, decisionFor, deny } from './admission.ts';
 import type { Config } from './config.ts';
+import type { BackoffOptions } from './cluster.ts';
+import { ClusterState, loadKubeConfig } from './cluster.ts';
+import { controllerOf, identityKey, objectName, objectNamespace } from './identity.ts';
+import { IssuerDetector } from './issuer.ts';
+import { Counter, Gauge, PREFIX, registry } from './metrics.ts';
+import type { AgentRef, IssuerInfo, RuleName, Violation } from './rules.ts';
+import { RULE_NAMES, TOKEN_REVIEW_KEY, agentOf, checkObject, checkUnique, severityFor } from './rules.ts';
+import { isWorkloadKind } from './workloads.ts';
 
 export interface ValidationService {
   /** Answer a `/validate` AdmissionReview request (never throws; denials are Decisions). */
@@ -28,16 +37,274 @@ export interface ValidationOptions {
   log: Logger;
   /** `auto`: kubeconfig / in-cluster when available, else none. `none`: no cluster state. */
   cluster: 'auto' | 'none';
+  /** Overrides the resolved connection (tests): a KubeConfig, or null for none. Ignored with cluster: none. */
+  kubeConfig?: KubeConfig | null;
+  /** Background audit period; default 5 minutes. */
+  auditIntervalMs?: number;
+  /** Informer restart backoff; default 1 s doubling to 60 s. */
+  backoff?: BackoffOptions;
+  /** Reads the service-account token file (tests). */
+  readToken?: (path: string) => Promise<string>;
+}
+
+const ruleViolations = new Counter({
+  name: `${PREFIX}rule_violations_total`,
+  help: 'Rule violations found at admission, by rule and action (denied|warned).',
+  labelNames: ['rule', 'action'] as const,
+  registers: [registry],
+});
+
+const policyViolations = new Gauge({
+  name: `${PREFIX}policy_violations`,
+  help: 'Violations found by the last background audit of the cached cluster state, by rule.',
+  labelNames: ['rule'] as const,
+  registers: [registry],
+});
+
+const WARNING_MAX = 120;
+
+/** Splits a long message into kubectl warnings of at most ~120 characters, at sentence ends. */
+export function toWarnings(message: string, rule?: string): string[] {
+  if (message.length <= WARNING_MAX) return [message];
+  const sentences = message.split(/(?<=\.)\s+(?=[A-Z"[])/);
+  const prefix = rule ? `[${rule}] ` : '';
+  const out: string[] = [];
+  let cur = '';
+  for (const s of sentences) {
+    if (!cur) cur = s;
+    else if (cur.length + 1 + s.length <= WARNING_MAX) cur += ` ${s}`;
+    else {
+      out.push(cur);
+      cur = `${prefix}${s}`;
+    }
+  }
+  if (cur) out.push(cur);
+  return out;
+}
+
+function isObject(v: unknown): v is KubeObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function tokenValue(obj: KubeObject | null | undefined): string {
+  if (!isObject(obj)) return 'absent';
+  const d = isObject(obj.data) && Object.hasOwn(obj.data, TOKEN_REVIEW_KEY) ? JSON.stringify(obj.data[TOKEN_REVIEW_KEY]) : 'absent';
+  const b = isObject(obj.binaryData) && Object.hasOwn(obj.binaryData, TOKEN_REVIEW_KEY) ? 'binary' : '';
+  return `${d}${b}`;
+}
+
+function requestNamespace(req: AdmissionRequest, obj: KubeObject): string {
+  if (typeof req.namespace === 'string' && req.namespace) return req.namespace;
+  return objectNamespace(obj, 'default');
+}
+
+function configMapName(req: AdmissionRequest, obj: KubeObject): string {
+  const n = objectName(obj);
+  return n === '<unnamed>' && req.name ? req.name : n;
 }
 
 export async function startValidation(opts: ValidationOptions): Promise<ValidationService> {
-  void opts;
+  const { config, log } = opts;
+  let kc: KubeConfig | null = null;
+  if (opts.cluster !== 'none') kc = opts.kubeConfig !== undefined ? opts.kubeConfig : loadKubeConfig('auto', log);
+  if (opts.cluster === 'auto' && !kc) log.info('no kubeconfig or in-cluster service account: running without cluster state');
+
+  const issuer = new IssuerDetector({ config, log, kubeConfig: kc, readToken: opts.readToken });
+  const cluster = kc ? new ClusterState({ kubeConfig: kc, config, log, backoff: opts.backoff }) : null;
+  cluster?.start();
+  await issuer.start();
+
+  // ---- background audit ----------------------------------------------------------------------------
+  function audit(): Map<RuleName, number> {
+    const counts = new Map<RuleName, number>(RULE_NAMES.map((r) => [r, 0]));
+    if (!cluster) return counts;
+    const found: Violation[] = [];
+    for (const group of cluster.claimGroups()) {
+      // one representative per agent: prefer the top-level workload over its pods
+      const reps = new Map<string, AgentRef>();
+      for (const ref of group) {
+        const k = identityKey(ref);
+        const cur = reps.get(k);
+        if (!cur || (cur.source && !ref.source)) reps.set(k, ref);
+      }
+      const agents = [...reps.values()];
+      if (agents.length > 1) for (const a of agents) found.push(...checkUnique(a, agents, config));
+      const sev = severityFor(config.policies['dedicated-service-account']);
+      if (sev)
+        for (const a of agents)
+          if (a.serviceAccount === 'default') {
+            const self = a.source ?? { kind: a.kind, name: a.name };
+            found.push({
+              rule: 'dedicated-service-account',
+              severity: sev,
+              kind: self.kind,
+              namespace: a.namespace,
+              name: self.name,
+              path: '',
+              message: `[dedicated-service-account] ${self.kind} ${a.namespace}/${self.name}: agent ${a.kind}/${a.name} runs as ServiceAccount "default". Any pod in the namespace can take that identity. Fix: give the agent its own ServiceAccount.`,
+            });
+          }
+    }
+    const iss = issuer.current();
+    for (const cm of cluster.configMaps()) found.push(...checkObject(cm, { config, issuer: iss }));
+    const perRule = new Map<RuleName, number>();
+    for (const v of found) {
+      counts.set(v.rule, (counts.get(v.rule) ?? 0) + 1);
+      const n = (perRule.get(v.rule) ?? 0) + 1;
+      perRule.set(v.rule, n);
+      if (n <= 50) log.warn({ audit: true, rule: v.rule, kind: v.kind, namespace: v.namespace, name: v.name, path: v.path }, v.message);
+    }
+    for (const [rule, n] of perRule)
+      if (n > 50) log.warn({ audit: true, rule, count: n }, `audit: ${n} ${rule} violations (first 50 logged)`);
+    for (const [rule, n] of counts) policyViolations.set({ rule }, n);
+    return counts;
+  }
+
+  let auditTimer: NodeJS.Timeout | undefined;
+  let waitTimer: NodeJS.Timeout | undefined;
+  let closed = false;
+  const runAudit = () => {
+    try {
+      audit();
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'audit failed');
+    }
+  };
+  if (cluster) {
+    const waitForSync = () => {
+      if (closed) return;
+      if (cluster.ready()) {
+        runAudit();
+        auditTimer = setInterval(runAudit, opts.auditIntervalMs ?? 300_000);
+        auditTimer.unref();
+      } else {
+        waitTimer = setTimeout(waitForSync, 1000);
+        waitTimer.unref();
+      }
+    };
+    waitForSync();
+  }
+
+  // ---- admission ----------------------------------------------------------------------------------
+  function validateUnsafe(req: AdmissionRequest): Decision {
+    const kind = req.kind?.kind;
+    const obj = req.object;
+    const op = req.operation;
+    if ((op !== 'CREATE' && op !== 'UPDATE') || !isObject(obj) || req.subResource)
+      return decisionFor(allow(req.uid), [], { skip: 'not checked (operation, subresource or no object)' });
+    if (isObject(obj.metadata) && obj.metadata.deletionTimestamp)
+      return decisionFor(allow(req.uid), [], { skip: 'being deleted' });
+    const objWithKind: KubeObject = obj.kind === kind ? obj : { ...obj, kind };
+    const ns = requestNamespace(req, objWithKind);
+    const iss: IssuerInfo = issuer.current();
+    const violations: Violation[] = [];
+    const warnings: string[] = [];
+    let restartHint = false;
+
+    if (kind === 'ConfigMap') {
+      const name = configMapName(req, objWithKind);
+      if (!config.tokenReview.configMapNames.includes(name)) return decisionFor(allow(req.uid), [], { skip: 'not a token-review ConfigMap' });
+      const named = objWithKind.metadata?.name ? objWithKind : { ...objWithKind, metadata: { ...(objWithKind.metadata ?? {}), name } };
+      violations.push(...checkObject(named, { config, issuer: iss, namespace: ns }));
+      restartHint = op === 'CREATE' || tokenValue(obj) !== tokenValue(req.oldObject);
+    } else if (isWorkloadKind(kind)) {
+      if (kind === 'Pod' && op !== 'CREATE') return decisionFor(allow(req.uid), [], { skip: 'pod update' });
+      const owner = controllerOf(objWithKind);
+      if ((kind === 'ReplicaSet' && owner?.kind === 'Deployment') || (kind === 'Job' && owner?.kind === 'CronJob'))
+        return decisionFor(allow(req.uid), [], { skip: `owned by ${owner.kind} ${owner.name} (checked there)` });
+      const agent = agentOf(objWithKind, config, ns, cluster?.lookup);
+      if (!agent) return decisionFor(allow(req.uid), [], { skip: 'not an agent' });
+      violations.push(...checkObject(objWithKind, { config, issuer: iss, namespace: ns }));
+      if (config.policies['unique-service-account'] !== 'off') {
+        if (cluster) violations.push(...checkUnique(agent, cluster.claimsOn(agent.namespace, agent.serviceAccount), config));
+        else warnings.push('[unique-service-account] not checked: the webhook runs without cluster state (--cluster none)');
+      }
+    } else {
+      return decisionFor(allow(req.uid), [], { skip: `kind ${kind} not validated` });
+    }
+
+    const errors = violations.filter((v) => v.severity === 'error');
+    for (const v of violations) if (v.severity === 'warning') warnings.push(...toWarnings(v.message, v.rule));
+    const rules = [...new Set(violations.map((v) => v.rule))];
+    for (const v of violations) ruleViolations.inc({ rule: v.rule, action: v.severity === 'error' ? 'denied' : 'warned' });
+    const detail: Record<string, unknown> = {
+      violations: violations.map((v) => ({ rule: v.rule, severity: v.severity, path: v.path })),
+    };
+    if (kind === 'ConfigMap') detail.issuer = iss.classification;
+    if (req.dryRun) detail.dryRun = true;
+    if (errors.length) return decisionFor(deny(req.uid, errors.map((v) => v.message).join('\n'), warnings), rules, detail);
+    if (restartHint) warnings.push(restartWarning(ns));
+    return decisionFor(allow(req.uid, warnings), rules, detail);
+  }
+
+  function restartWarning(ns: string): string {
+    const dep = config.tokenReview.controllerDeployment;
+    return `kagent reads this ConfigMap only at start; restart it: kubectl -n ${ns} rollout restart deploy/${dep}`;
+  }
+
+  function mutateConfigMapUnsafe(req: AdmissionRequest): Decision | null {
+    if (config.tokenReview.action !== 'mutate') return null;
+    if (req.kind?.kind !== 'ConfigMap' || (req.operation !== 'CREATE' && req.operation !== 'UPDATE')) return null;
+    const obj = req.object;
+    if (!isObject(obj)) return null;
+    const name = configMapName(req, obj);
+    if (!config.tokenReview.configMapNames.includes(name)) return null;
+    const iss = issuer.current();
+    if (iss.classification !== 'external') return null;
+    const data = isObject(obj.data) ? obj.data : undefined;
+    const inBinary = isObject(obj.binaryData) && Object.hasOwn(obj.binaryData, TOKEN_REVIEW_KEY);
+    if (data?.[TOKEN_REVIEW_KEY] === 'true' && !inBinary) return null;
+    const patch: unknown[] = [];
+    if (inBinary) patch.push({ op: 'remove', path: `/binaryData/${TOKEN_REVIEW_KEY}` });
+    if (!data) patch.push({ op: 'add', path: '/data', value: { [TOKEN_REVIEW_KEY]: 'true' } });
+    else patch.push({ op: 'add', path: `/data/${TOKEN_REVIEW_KEY}`, value: 'true' });
+    const ns = requestNamespace(req, obj);
+    const before = data && Object.hasOwn(data, TOKEN_REVIEW_KEY) ? JSON.stringify(data[TOKEN_REVIEW_KEY]) : inBinary ? 'in binaryData' : 'unset';
+    const who = iss.provider ? `external issuer (${iss.provider})` : 'external issuer';
+    const warnings = [
+      `[token-review-required] set data.${TOKEN_REVIEW_KEY} to "true" (was ${before}): ${who}`,
+      restartWarning(ns),
+    ];
+    return decisionFor(allowWithPatch(req.uid, patch, warnings), ['token-review-required'], {
+      remediation: 'token-review',
+      before,
+      dryRun: req.dryRun || undefined,
+    });
+  }
+
   return {
-    validate: (req) => decisionFor(allow(req.uid)),
-    mutateConfigMap: () => null,
-    namespaceLabels: () => undefined,
-    csiDriverExists: () => undefined,
-    readiness: () => ({ ready: true, detail: { cluster: 'none' } }),
-    close: () => {},
+    validate(req) {
+      try {
+        return validateUnsafe(req);
+      } catch (err) {
+        log.error({ err: (err as Error).message, uid: req?.uid }, 'validation failed with an internal error; allowing');
+        return decisionFor(allow(req?.uid ?? '', ['kagenti-webhook: validation skipped after an internal error (see webhook log)']), [], {
+          error: (err as Error).message,
+        });
+      }
+    },
+    mutateConfigMap(req) {
+      try {
+        return mutateConfigMapUnsafe(req);
+      } catch (err) {
+        log.error({ err: (err as Error).message, uid: req?.uid }, 'ConfigMap remediation failed with an internal error');
+        return null;
+      }
+    },
+    namespaceLabels: (ns) => cluster?.namespaceLabels(ns),
+    csiDriverExists: (name) => cluster?.csiDriverExists(name),
+    readiness() {
+      const iss = issuer.detail();
+      const issuerDetail = { classification: iss.classification, issuer: iss.issuer ?? null, provider: iss.provider ?? null, source: iss.source };
+      if (!cluster) return { ready: true, detail: { cluster: 'none', issuer: issuerDetail } };
+      return { ready: cluster.ready(), detail: { ...cluster.detail(), issuer: issuerDetail } };
+    },
+    close() {
+      closed = true;
+      if (auditTimer) clearInterval(auditTimer);
+      if (waitTimer) clearTimeout(waitTimer);
+      issuer.stop();
+      cluster?.stop();
+    },
   };
 }

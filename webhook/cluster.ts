@@ -1,0 +1,615 @@
+// Read-only cluster state through @kubernetes/client-node informers (ListWatch): agent pods, workloads,
+// namespaces, CSIDrivers and the token-review ConfigMaps. Objects are slimmed to what the index needs
+// before they enter the cache. client-node's informers stop on an error: we restart them with backoff,
+// and keep serving from the cache meanwhile.
+import http from 'node:http';
+import https from 'node:https';
+import { KubeConfig, ListWatch, Watch } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { KubeObject } from './admission.ts';
+import type { Config } from './config.ts';
+import { isAgentType } from './config.ts';
+import type { OwnerLookup } from './identity.ts';
+import { AGENT_LABEL, agentIdentity, controllerOf, effectiveServiceAccount } from './identity.ts';
+import type { AgentRef } from './rules.ts';
+import { TOKEN_REVIEW_KEY } from './rules.ts';
+import { getPodTemplate, podTemplatePath } from './workloads.ts';
+import { Gauge, PREFIX, registry } from './metrics.ts';
+
+// ---------------------------------------------------------------------------------------------------
+// Plain GET against the API server (lists, discovery), with the kubeconfig's TLS and credentials.
+
+export class KubeHttpError extends Error {
+  readonly statusCode: number;
+  constructor(statusCode: number, message: string) {
+    super(message);
+    this.name = 'KubeHttpError';
+    this.statusCode = statusCode;
+  }
+}
+
+export async function kubeGetJson(
+  kc: KubeConfig,
+  path: string,
+  opts: { maxBytes?: number; timeoutMs?: number } = {},
+): Promise<any> {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error('the kubeconfig has no current cluster');
+  const url = new URL(cluster.server.replace(/\/+$/, '') + path);
+  const reqOpts: https.RequestOptions = {};
+  await kc.applyToHTTPSOptions(reqOpts);
+  const maxBytes = opts.maxBytes ?? 256 * 1024 * 1024;
+  const mod = url.protocol === 'http:' ? http : https;
+  return new Promise((resolve, reject) => {
+    const req = mod.request(
+      url,
+      { ...reqOpts, method: 'GET', headers: { ...(reqOpts.headers ?? {}), Accept: 'application/json' } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size > maxBytes) {
+            req.destroy(new Error(`response larger than ${maxBytes} bytes`));
+            return;
+          }
+          chunks.push(c);
+        });
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let body: any;
+          try {
+            body = JSON.parse(text);
+          } catch {
+            body = undefined;
+          }
+          const status = res.statusCode ?? 0;
+          if (status !== 200) {
+            const msg = typeof body?.message === 'string' ? body.message : http.STATUS_CODES[status] ?? 'error';
+            reject(new KubeHttpError(status, `HTTP ${status}: ${msg}`));
+            return;
+          }
+          if (body === undefined) reject(new Error('response is not JSON'));
+          else resolve(body);
+        });
+      },
+    );
+    req.setTimeout(opts.timeoutMs ?? 60_000, () => req.destroy(new Error('request timed out')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/**
+ * Resolves the connection for `serve --cluster auto` as client-node's loadFromDefault() does (KUBECONFIG,
+ * then ~/.kube/config, then the in-cluster service account). Returns null when none exists (or for `none`).
+ */
+export function loadKubeConfig(mode: 'auto' | 'none', log?: Logger): KubeConfig | null {
+  if (mode === 'none') return null;
+  const kc = new KubeConfig();
+  try {
+    kc.loadFromDefault();
+  } catch (err) {
+    log?.error({ err: (err as Error).message }, 'cannot load kubeconfig; running without cluster state');
+    return null;
+  }
+  const cluster = kc.getCurrentCluster();
+  // loadFromDefault's last resort when nothing exists: an unauthenticated http://localhost:8080
+  if (!cluster || (cluster.name === 'cluster' && cluster.server === 'http://localhost:8080' && !process.env.KUBECONFIG))
+    return null;
+  return kc;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Slimming: keep only what the index, the audit and the injection lookups need.
+
+function isObject(v: unknown): v is KubeObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+// Interned strings: namespaces, ServiceAccounts and label values repeat across thousands of pods.
+const interned = new Map<string, string>();
+function intern(s: string): string {
+  const hit = interned.get(s);
+  if (hit !== undefined) return hit;
+  if (interned.size < 100_000) interned.set(s, s);
+  return s;
+}
+
+function slimMeta(obj: KubeObject, labelKeys?: readonly string[]): KubeObject {
+  const md = isObject(obj.metadata) ? obj.metadata : {};
+  const out: KubeObject = { name: String(md.name ?? ''), resourceVersion: md.resourceVersion };
+  if (typeof md.namespace === 'string') out.namespace = intern(md.namespace);
+  if (labelKeys && isObject(md.labels)) {
+    const labels: Record<string, string> = {};
+    let any = false;
+    for (const k of labelKeys)
+      if (typeof md.labels[k] === 'string') {
+        labels[k] = intern(md.labels[k]);
+        any = true;
+      }
+    if (any) out.labels = labels;
+  }
+  const owner = controllerOf(obj);
+  if (owner) out.ownerReferences = [{ kind: owner.kind, name: owner.name, controller: true }];
+  return out;
+}
+
+const POD_LABELS = ['kagenti.io/type', AGENT_LABEL, 'pod-template-hash'] as const;
+const TEMPLATE_LABELS = ['kagenti.io/type', AGENT_LABEL] as const;
+
+function slimPod(obj: KubeObject): KubeObject {
+  const spec = isObject(obj.spec) ? obj.spec : undefined;
+  const phase = isObject(obj.status) && typeof obj.status.phase === 'string' ? obj.status.phase : undefined;
+  return {
+    kind: 'Pod',
+    metadata: slimMeta(obj, POD_LABELS),
+    spec: { serviceAccountName: intern(effectiveServiceAccount(spec)) },
+    status: phase ? { phase: intern(phase) } : {},
+  };
+}
+
+function slimWorkload(kind: string): (obj: KubeObject) => KubeObject {
+  return (obj) => {
+    const out: KubeObject = { kind, metadata: slimMeta(obj) };
+    const tpl = getPodTemplate({ ...obj, kind });
+    if (tpl && typeof tpl.labels['kagenti.io/type'] === 'string') {
+      // only templates that may be agents keep their labels and ServiceAccount
+      const labels: Record<string, string> = {};
+      for (const k of TEMPLATE_LABELS) if (typeof tpl.labels[k] === 'string') labels[k] = intern(tpl.labels[k] as string);
+      let node: KubeObject = out;
+      const path = podTemplatePath(kind)!;
+      for (let i = 0; i < path.length - 1; i++) node = node[path[i]] = {};
+      node[path[path.length - 1]] = {
+        metadata: { labels },
+        spec: { serviceAccountName: intern(effectiveServiceAccount(tpl.spec)) },
+      };
+    }
+    return out;
+  };
+}
+
+function slimNamespace(obj: KubeObject): KubeObject {
+  const md = isObject(obj.metadata) ? obj.metadata : {};
+  const labels: Record<string, string> = {};
+  if (isObject(md.labels)) for (const [k, v] of Object.entries(md.labels)) if (typeof v === 'string') labels[k] = v;
+  return { kind: 'Namespace', metadata: { name: String(md.name ?? ''), resourceVersion: md.resourceVersion, labels } };
+}
+
+function slimCsiDriver(obj: KubeObject): KubeObject {
+  const md = isObject(obj.metadata) ? obj.metadata : {};
+  return { kind: 'CSIDriver', metadata: { name: String(md.name ?? ''), resourceVersion: md.resourceVersion } };
+}
+
+function slimConfigMap(obj: KubeObject): KubeObject {
+  const out: KubeObject = { kind: 'ConfigMap', metadata: slimMeta(obj) };
+  if (isObject(obj.data)) {
+    out.data = {};
+    if (Object.hasOwn(obj.data, TOKEN_REVIEW_KEY)) out.data[TOKEN_REVIEW_KEY] = obj.data[TOKEN_REVIEW_KEY];
+  }
+  if (isObject(obj.binaryData) && Object.hasOwn(obj.binaryData, TOKEN_REVIEW_KEY))
+    out.binaryData = { [TOKEN_REVIEW_KEY]: '' };
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// One resource: a client-node ListWatch over slimmed objects, restarted with backoff after errors.
+
+export interface ResourceSpec {
+  /** informer id for logs and readiness, e.g. `pods`, `deployments.apps`, `configmaps/kagent-enterprise-config` */
+  id: string;
+  /** resource as RBAC names it, e.g. `pods`, `deployments.apps` */
+  rbac: string;
+  kind: string;
+  path: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  slim: (obj: KubeObject) => KubeObject;
+}
+
+export interface BackoffOptions {
+  baseMs: number;
+  maxMs: number;
+}
+
+type Callback = (obj: KubeObject) => void;
+
+class ResilientInformer {
+  readonly spec: ResourceSpec;
+  private readonly kc: KubeConfig;
+  private readonly log: Logger;
+  private readonly backoff: BackoffOptions;
+  private readonly pageSize: number;
+  readonly lw: ListWatch<KubernetesObject>;
+  synced = false;
+  /** set while the informer is down (after an error, until a restart gets through) */
+  brokenSince: number | undefined;
+  lastError: string | undefined;
+  lastSyncAt: number | undefined;
+  failures = 0;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private attempt = 0;
+
+  constructor(kc: KubeConfig, spec: ResourceSpec, log: Logger, backoff: BackoffOptions, pageSize: number) {
+    this.kc = kc;
+    this.spec = spec;
+    this.log = log;
+    this.backoff = backoff;
+    this.pageSize = pageSize;
+    const real = new Watch(kc);
+    const slimmingWatch = {
+      watch: async (
+        path: string,
+        q: Record<string, string | number | boolean | undefined>,
+        cb: (phase: string, obj: any, raw: any) => void,
+        done: (err: unknown) => void,
+      ) => {
+        let failed = false;
+        const ctl = await real.watch(
+          path,
+          q,
+          (phase, obj, raw) => {
+            if ((phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED') && isObject(obj)) cb(phase, spec.slim(obj), raw);
+            else cb(phase, obj, raw);
+          },
+          (err) => {
+            if (err) failed = true;
+            done(err);
+          },
+        );
+        if (!failed) this.healthy(); // the watch is connected: the cache is current again
+        return ctl;
+      },
+    };
+    this.lw = new ListWatch<KubernetesObject>(
+      spec.path,
+      slimmingWatch as unknown as Watch,
+      () => this.listAll(),
+      false,
+      spec.labelSelector,
+      spec.fieldSelector,
+      { delayFn: (ms) => new Promise<void>((resolve) => setTimeout(resolve, Math.min(ms, backoff.maxMs)).unref()) },
+    );
+    this.lw.on('error', (err) => this.onError(err, 'watch'));
+  }
+
+  private healthy(): void {
+    this.brokenSince = undefined;
+    this.failures = 0;
+  }
+
+  private async listAll(): Promise<any> {
+    const items: KubeObject[] = [];
+    let cont: string | undefined;
+    let rv = '';
+    do {
+      const q = new URLSearchParams();
+      if (this.spec.labelSelector) q.set('labelSelector', this.spec.labelSelector);
+      if (this.spec.fieldSelector) q.set('fieldSelector', this.spec.fieldSelector);
+      q.set('limit', String(this.pageSize));
+      if (cont) q.set('continue', cont);
+      let page: any;
+      try {
+        page = await kubeGetJson(this.kc, `${this.spec.path}?${q}`);
+      } catch (err) {
+        (err as { verb?: string }).verb = 'list';
+        throw err;
+      }
+      if (!isObject(page) || !Array.isArray(page.items)) throw Object.assign(new Error('list response has no items'), { verb: 'list' });
+      for (const it of page.items) if (isObject(it)) items.push(this.spec.slim(it));
+      rv = isObject(page.metadata) && typeof page.metadata.resourceVersion === 'string' ? page.metadata.resourceVersion : rv;
+      cont = isObject(page.metadata) && typeof page.metadata.continue === 'string' && page.metadata.continue ? page.metadata.continue : undefined;
+    } while (cont);
+    const first = !this.synced;
+    this.synced = true;
+    this.lastSyncAt = Date.now();
+    this.healthy();
+    this.lastError = undefined;
+    if (first) this.log.info({ resource: this.spec.id, count: items.length }, `cluster cache: ${this.spec.id} synced`);
+    return { metadata: { resourceVersion: rv }, items };
+  }
+
+  private onError(err: unknown, fallbackVerb: 'list' | 'watch'): void {
+    if (this.stopped) return;
+    const e = err as { statusCode?: number; code?: unknown; verb?: string; message?: string };
+    const verb = e.verb === 'list' ? 'list' : fallbackVerb;
+    const status = typeof e.statusCode === 'number' ? e.statusCode : typeof e.code === 'number' ? e.code : undefined;
+    this.brokenSince ??= Date.now();
+    this.failures++;
+    const delay = Math.min(this.backoff.maxMs, this.backoff.baseMs * 2 ** Math.min(this.failures - 1, 20));
+    const fields = { resource: this.spec.id, verb, status, retryInMs: delay, synced: this.synced };
+    if (status === 403) {
+      const perm = `${verb} ${this.spec.rbac}`;
+      this.lastError = `forbidden: missing permission "${perm}" (cluster-wide)`;
+      this.log.error(
+        { ...fields, permission: perm },
+        `cluster cache: cannot ${perm}: missing permission "${perm}" (cluster-wide) for the webhook's ServiceAccount; ` +
+          `grant get, list and watch on ${this.spec.rbac}${this.synced ? '' : '; not ready until it is granted'}`,
+      );
+    } else {
+      this.lastError = `${verb} ${this.spec.rbac}: ${e.message ?? String(err)}`;
+      this.log.warn(
+        { ...fields, err: e.message ?? String(err) },
+        `cluster cache: ${verb} ${this.spec.rbac} failed; ${this.synced ? 'serving from cache, ' : ''}retrying in ${delay} ms`,
+      );
+    }
+    this.scheduleRestart(delay);
+  }
+
+  private scheduleRestart(delay: number): void {
+    if (this.stopped || this.restartTimer) return;
+    // jitter: up to 20% so many replicas do not reconnect in step
+    const jittered = Math.round(delay * (1 + Math.random() * 0.2));
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      void this.start();
+    }, jittered);
+    this.restartTimer.unref();
+  }
+
+  async start(): Promise<void> {
+    if (this.stopped) return;
+    const attempt = ++this.attempt;
+    try {
+      await this.lw.start();
+    } catch (err) {
+      if (attempt === this.attempt) this.onError(err, 'watch');
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = undefined;
+    void this.lw.stop();
+  }
+
+  get(name: string, namespace?: string): KubeObject | undefined {
+    return this.lw.get(name, namespace) as KubeObject | undefined;
+  }
+
+  list(namespace?: string): KubeObject[] {
+    return this.lw.list(namespace) as KubeObject[];
+  }
+
+  on(verb: 'add' | 'update' | 'delete', cb: Callback): void {
+    this.lw.on(verb, cb as (o: KubernetesObject) => void);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The cluster state: informers plus the (namespace, serviceAccount) → claims index.
+
+const WORKLOADS: { kind: string; path: string; rbac: string }[] = [
+  { kind: 'Deployment', path: '/apis/apps/v1/deployments', rbac: 'deployments.apps' },
+  { kind: 'StatefulSet', path: '/apis/apps/v1/statefulsets', rbac: 'statefulsets.apps' },
+  { kind: 'DaemonSet', path: '/apis/apps/v1/daemonsets', rbac: 'daemonsets.apps' },
+  { kind: 'ReplicaSet', path: '/apis/apps/v1/replicasets', rbac: 'replicasets.apps' },
+  { kind: 'Job', path: '/apis/batch/v1/jobs', rbac: 'jobs.batch' },
+  { kind: 'CronJob', path: '/apis/batch/v1/cronjobs', rbac: 'cronjobs.batch' },
+];
+
+export function resourceSpecs(config: Config): ResourceSpec[] {
+  return [
+    { id: 'pods', rbac: 'pods', kind: 'Pod', path: '/api/v1/pods', labelSelector: 'kagenti.io/type', slim: slimPod },
+    ...WORKLOADS.map((w) => ({ id: w.rbac, rbac: w.rbac, kind: w.kind, path: w.path, slim: slimWorkload(w.kind) })),
+    { id: 'namespaces', rbac: 'namespaces', kind: 'Namespace', path: '/api/v1/namespaces', slim: slimNamespace },
+    {
+      id: 'csidrivers.storage.k8s.io',
+      rbac: 'csidrivers.storage.k8s.io',
+      kind: 'CSIDriver',
+      path: '/apis/storage.k8s.io/v1/csidrivers',
+      slim: slimCsiDriver,
+    },
+    ...config.tokenReview.configMapNames.map((name) => ({
+      id: `configmaps/${name}`,
+      rbac: 'configmaps',
+      kind: 'ConfigMap',
+      path: '/api/v1/configmaps',
+      fieldSelector: `metadata.name=${name}`,
+      slim: slimConfigMap,
+    })),
+  ];
+}
+
+const cacheAge = new Gauge({
+  name: `${PREFIX}cluster_cache_age_seconds`,
+  help: 'Seconds since the cluster cache was last known current (0 while every watch is connected; before the first sync, seconds since start).',
+  registers: [registry],
+  collect() {
+    this.set(currentState?.cacheAgeSeconds() ?? 0);
+  },
+});
+void cacheAge;
+let currentState: ClusterState | undefined;
+
+export interface ClusterStateOptions {
+  kubeConfig: KubeConfig;
+  config: Config;
+  log: Logger;
+  backoff?: BackoffOptions;
+  /** list page size (`limit`) */
+  pageSize?: number;
+}
+
+function claimKey(ns: string, sa: string): string {
+  return `${ns}\u0000${sa}`;
+}
+
+export class ClusterState {
+  private readonly config: Config;
+  private readonly log: Logger;
+  private readonly startedAt = Date.now();
+  readonly informers: ResilientInformer[];
+  private readonly byKind = new Map<string, ResilientInformer>();
+  private readonly configMapInformers: ResilientInformer[] = [];
+  /** (ns, sa) → object keys (`Kind\0name`) of the claims */
+  private readonly index = new Map<string, Set<string>>();
+  /** object key (`Kind\0ns\0name`) → its claim key, to move or drop it on update/delete */
+  private readonly claimOf = new Map<string, string>();
+  readonly lookup: OwnerLookup;
+
+  constructor(opts: ClusterStateOptions) {
+    this.config = opts.config;
+    this.log = opts.log;
+    const backoff = opts.backoff ?? { baseMs: 1000, maxMs: 60_000 };
+    this.informers = resourceSpecs(opts.config).map(
+      (s) => new ResilientInformer(opts.kubeConfig, s, opts.log, backoff, opts.pageSize ?? 500),
+    );
+    for (const inf of this.informers) {
+      if (inf.spec.kind === 'ConfigMap') this.configMapInformers.push(inf);
+      else this.byKind.set(inf.spec.kind, inf);
+    }
+    for (const k of ['Pod', ...WORKLOADS.map((w) => w.kind)]) {
+      const inf = this.byKind.get(k)!;
+      inf.on('add', (o) => this.indexObject(o));
+      inf.on('update', (o) => this.indexObject(o));
+      inf.on('delete', (o) => this.unindex(o));
+    }
+    this.lookup = (kind, namespace, name) => {
+      const inf = this.byKind.get(kind);
+      if (!inf) return undefined;
+      const o = inf.get(name, namespace);
+      if (!o) return undefined;
+      return controllerOf(o);
+    };
+    currentState = this;
+  }
+
+  start(): void {
+    for (const inf of this.informers) void inf.start();
+  }
+
+  stop(): void {
+    for (const inf of this.informers) inf.stop();
+    if (currentState === this) currentState = undefined;
+  }
+
+  private objKey(o: KubeObject): string {
+    return `${o.kind}\u0000${o.metadata?.namespace ?? ''}\u0000${o.metadata?.name ?? ''}`;
+  }
+
+  private claims(o: KubeObject): string | null {
+    const tpl = getPodTemplate(o);
+    if (!tpl || !isAgentType(tpl.labels, this.config)) return null;
+    if (o.kind === 'Pod') {
+      const phase = o.status?.phase;
+      if (phase === 'Succeeded' || phase === 'Failed') return null;
+    }
+    return claimKey(o.metadata?.namespace ?? '', effectiveServiceAccount(tpl.spec));
+  }
+
+  private indexObject(o: KubeObject): void {
+    const key = this.objKey(o);
+    const next = this.claims(o);
+    const prev = this.claimOf.get(key);
+    if (prev === next) return;
+    if (prev !== undefined) this.dropFrom(prev, key);
+    if (next === null) {
+      this.claimOf.delete(key);
+      return;
+    }
+    this.claimOf.set(key, next);
+    let set = this.index.get(next);
+    if (!set) this.index.set(next, (set = new Set()));
+    set.add(key);
+  }
+
+  private dropFrom(claim: string, key: string): void {
+    const set = this.index.get(claim);
+    if (!set) return;
+    set.delete(key);
+    if (set.size === 0) this.index.delete(claim);
+  }
+
+  private unindex(o: KubeObject): void {
+    const key = this.objKey(o);
+    const prev = this.claimOf.get(key);
+    if (prev === undefined) return;
+    this.dropFrom(prev, key);
+    this.claimOf.delete(key);
+  }
+
+  private refOf(key: string): AgentRef | null {
+    const [kind, ns, name] = key.split('\u0000');
+    const o = this.byKind.get(kind)?.get(name, ns);
+    if (!o) return null;
+    return agentIdentity(o, this.config, ns, this.lookup);
+  }
+
+  /** The live agent claims on (namespace, serviceAccount). */
+  claimsOn(namespace: string, serviceAccount: string): AgentRef[] {
+    const set = this.index.get(claimKey(namespace, serviceAccount));
+    if (!set) return [];
+    const out: AgentRef[] = [];
+    for (const k of set) {
+      const r = this.refOf(k);
+      if (r) out.push(r);
+    }
+    return out;
+  }
+
+  /** Every (namespace, serviceAccount) group with its claims, for the audit. */
+  *claimGroups(): Generator<AgentRef[]> {
+    for (const set of this.index.values()) {
+      const out: AgentRef[] = [];
+      for (const k of set) {
+        const r = this.refOf(k);
+        if (r) out.push(r);
+      }
+      yield out;
+    }
+  }
+
+  /** Slimmed cached objects of a kind (Pods and workloads keep labels, owner and ServiceAccount only). */
+  objects(kind: string): KubeObject[] {
+    return this.byKind.get(kind)?.list() ?? [];
+  }
+
+  configMaps(): KubeObject[] {
+    return this.configMapInformers.flatMap((i) => i.list());
+  }
+
+  namespaceLabels(namespace: string): Record<string, string> | undefined {
+    const inf = this.byKind.get('Namespace')!;
+    if (!inf.synced) return undefined;
+    const ns = inf.get(namespace);
+    return ns ? { ...(ns.metadata?.labels ?? {}) } : undefined;
+  }
+
+  csiDriverExists(name: string): boolean | undefined {
+    const inf = this.byKind.get('CSIDriver')!;
+    if (!inf.synced) return undefined;
+    return inf.get(name) !== undefined;
+  }
+
+  ready(): boolean {
+    return this.informers.every((i) => i.synced);
+  }
+
+  cacheAgeSeconds(now = Date.now()): number {
+    let oldest = now;
+    for (const i of this.informers) {
+      if (!i.synced) oldest = Math.min(oldest, i.brokenSince ?? this.startedAt, this.startedAt);
+      else if (i.brokenSince !== undefined) oldest = Math.min(oldest, i.brokenSince);
+    }
+    return Math.max(0, (now - oldest) / 1000);
+  }
+
+  detail(): Record<string, unknown> {
+    const notSynced = this.informers.filter((i) => !i.synced).map((i) => i.spec.id);
+    const errors: Record<string, string> = {};
+    for (const i of this.informers) if (i.lastError && (i.brokenSince !== undefined || !i.synced)) errors[i.spec.id] = i.lastError;
+    const out: Record<string, unknown> = {
+      cluster: this.ready() ? 'synced' : 'syncing',
+      cacheAgeSeconds: Math.round(this.cacheAgeSeconds()),
+      agentClaims: this.claimOf.size,
+    };
+    if (notSynced.length) out.notSynced = notSynced;
+    if (Object.keys(errors).length) out.errors = errors;
+    return out;
+  }
+}
