@@ -1,13 +1,13 @@
 // `kagenti-webhook inject`: offline injection for GitOps previews, through the same core as /mutate.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { isMap, parseAllDocuments } from 'yaml';
+import { isMap, isScalar, parseAllDocuments } from 'yaml';
 import type { Document } from 'yaml';
 import type { KubeObject } from './admission.ts';
 import { objectRef } from './admission.ts';
 import type { Config } from './config.ts';
 import { ConfigError, loadConfig } from './config.ts';
-import { injectTemplate } from './inject.ts';
+import { injectTemplate, jsonEqual } from './inject.ts';
 import { UsageError } from './usage.ts';
 import { getPodTemplate, podSpecFieldPath } from './workloads.ts';
 
@@ -59,6 +59,7 @@ function injectObject(obj: unknown, cfg: Config, defaultNs: string, out: InjectS
     return null;
   }
   out.warnings.push(...r.warnings);
+  if (jsonEqual(r.template, tpl.template)) return null; // already injected: leave the document as written
   if (!tpl.path.length) {
     out.injected++;
     return r.template;
@@ -83,7 +84,8 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
       const pos = e.linePos?.[0];
       throw new UsageError(`${source}${pos ? `:${pos.line}:${pos.col}` : ''}: ${e.message.split('\n')[0]}`);
     }
-    if (doc.contents === null) continue; // empty document (only comments)
+    // An empty document (only comments, as `helm template` writes them) is dropped.
+    if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) continue;
     if (!isMap(doc.contents)) throw new UsageError(`${source}: a document is not a mapping with apiVersion and kind`);
     let obj: unknown;
     try {
@@ -92,7 +94,13 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
       throw new UsageError(`${source}: ${(err as Error).message.split('\n')[0]}`);
     }
     const injected = injectObject(obj, cfg, defaultNs, out);
-    if (injected) doc.contents = doc.createNode(injected) as typeof doc.contents;
+    if (injected) {
+      // Keep the comments that stood before the object (e.g. Helm's `# Source:` line).
+      const comment = (doc.contents as { commentBefore?: string | null }).commentBefore;
+      const node = doc.createNode(injected) as NonNullable<typeof doc.contents>;
+      if (comment) (node as { commentBefore?: string | null }).commentBefore = comment;
+      doc.contents = node;
+    }
     parts.push(doc.toString({ lineWidth: 0 }));
   }
   out.output = parts.map((p) => (p.startsWith('---') ? p : `---\n${p}`)).join('');

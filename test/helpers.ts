@@ -1,0 +1,196 @@
+// Shared test helpers: an in-process HTTPS webhook with certificates from the project's own generator,
+// an AdmissionReview client that verifies TLS against that CA, the real `kubectl patch --local`, and a
+// structural validity check of pods (what the API server validates after applying a webhook patch).
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { AdmissionReviewResponse, KubeObject } from '../webhook/admission.ts';
+import { generateCertificates } from '../webhook/certs.ts';
+import type { Config } from '../webhook/config.ts';
+import { defaultConfig } from '../webhook/config.ts';
+import { silentLogger } from '../webhook/log.ts';
+import type { RunningServer } from '../webhook/server.ts';
+import { startServer } from '../webhook/server.ts';
+import type { ValidationService } from '../webhook/validation.ts';
+import { startValidation } from '../webhook/validation.ts';
+
+export const ROOT = new URL('..', import.meta.url).pathname;
+export const BIN = join(ROOT, 'bin', 'kagenti-webhook.js');
+export const SERVER_NAME = 'kagenti-webhook.kagenti-system.svc';
+
+let certsPromise: ReturnType<typeof generateCertificates> | undefined;
+/** One CA + serving certificate per test process, from the project's own generator. */
+export function testCerts() {
+  certsPromise ??= generateCertificates({ service: 'kagenti-webhook', namespace: 'kagenti-system', dev: true });
+  return certsPromise;
+}
+
+export interface TestServer {
+  server: RunningServer;
+  port: number;
+  ca: string;
+  post(path: string, body: unknown | string | Buffer): Promise<{ status: number; body: any; text: string }>;
+  review(path: string, request: Record<string, unknown>): Promise<AdmissionReviewResponse['response']>;
+  close(): Promise<void>;
+}
+
+export function postTls(
+  port: number,
+  ca: string,
+  path: string,
+  payload: string | Buffer,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: 'POST',
+        ca,
+        servername: SERVER_NAME,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), ...headers },
+        agent: false,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+/** Starts the real HTTPS server in-process on a random port (probe port random too). */
+export async function startTestServer(
+  config: Config = defaultConfig(),
+  validation?: ValidationService,
+): Promise<TestServer> {
+  const certs = await testCerts();
+  const log = silentLogger();
+  const svc = validation ?? (await startValidation({ config, log, cluster: 'none' }));
+  const server = await startServer({
+    config,
+    log,
+    validation: svc,
+    host: '127.0.0.1',
+    port: 0,
+    probePort: 0,
+    tls: { cert: certs.tlsCert, key: certs.tlsKey },
+  });
+  const post = async (path: string, body: unknown) => {
+    const payload = typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body);
+    const r = await postTls(server.port, certs.caCert, path, payload);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(r.text);
+    } catch {
+      parsed = undefined;
+    }
+    return { status: r.status, body: parsed, text: r.text };
+  };
+  return {
+    server,
+    port: server.port,
+    ca: certs.caCert,
+    post,
+    review: async (path, request) => {
+      const r = await post(path, { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request });
+      if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${r.text}`);
+      return r.body.response;
+    },
+    close: async () => {
+      await server.close(1000);
+      await svc.close();
+    },
+  };
+}
+
+let uidCounter = 0;
+/** An AdmissionReview request for a Pod CREATE, as the API server sends it. */
+export function podCreateRequest(pod: KubeObject, namespace?: string): Record<string, unknown> {
+  const ns = namespace ?? pod.metadata?.namespace ?? 'default';
+  return {
+    uid: `test-${++uidCounter}-${Date.now()}`,
+    kind: { group: '', version: 'v1', kind: 'Pod' },
+    resource: { group: '', version: 'v1', resource: 'pods' },
+    requestKind: { group: '', version: 'v1', kind: 'Pod' },
+    name: pod.metadata?.name ?? '',
+    namespace: ns,
+    operation: 'CREATE',
+    userInfo: { username: 'system:serviceaccount:kube-system:replicaset-controller' },
+    object: pod,
+    oldObject: null,
+    dryRun: false,
+    options: { apiVersion: 'meta.k8s.io/v1', kind: 'CreateOptions' },
+  };
+}
+
+/** Applies a JSON patch with the real `kubectl patch --local` (the API server's patch library). */
+export function kubectlPatch(obj: KubeObject, patch: unknown[]): KubeObject {
+  const dir = mkdtempSync(join(tmpdir(), 'kw-patch-'));
+  try {
+    const objFile = join(dir, 'obj.json');
+    const patchFile = join(dir, 'patch.json');
+    writeFileSync(objFile, JSON.stringify(obj));
+    writeFileSync(patchFile, JSON.stringify(patch));
+    const out = execFileSync(
+      'kubectl',
+      ['patch', '--local', '-f', objFile, '--type', 'json', '--patch-file', patchFile, '-o', 'json'],
+      { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    return JSON.parse(out);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export function decodePatch(response: { patch?: string }): unknown[] {
+  return response.patch ? JSON.parse(Buffer.from(response.patch, 'base64').toString('utf8')) : [];
+}
+
+/** What the API server would reject in a pod spec after mutation; [] when valid. */
+export function podProblems(pod: KubeObject): string[] {
+  const problems: string[] = [];
+  const spec = pod.spec ?? {};
+  const containers: KubeObject[] = spec.containers ?? [];
+  const inits: KubeObject[] = spec.initContainers ?? [];
+  const ephemeral: KubeObject[] = spec.ephemeralContainers ?? [];
+  const volumes: KubeObject[] = spec.volumes ?? [];
+  const names = new Set<string>();
+  for (const c of [...containers, ...inits, ...ephemeral]) {
+    if (names.has(c.name)) problems.push(`duplicate container name ${c.name}`);
+    names.add(c.name);
+  }
+  const vnames = new Set<string>();
+  for (const v of volumes) {
+    if (vnames.has(v.name)) problems.push(`duplicate volume name ${v.name}`);
+    vnames.add(v.name);
+    if (v.csi && v.csi.readOnly !== true) problems.push(`CSI volume ${v.name} is not readOnly`);
+  }
+  for (const c of [...containers, ...inits]) {
+    for (const m of c.volumeMounts ?? []) if (!vnames.has(m.name)) problems.push(`${c.name} mounts missing volume ${m.name}`);
+    for (const p of c.ports ?? []) if (p.name && p.name.length > 15) problems.push(`${c.name} port name ${p.name} longer than 15`);
+  }
+  for (const c of containers) if (c.restartPolicy !== undefined) problems.push(`container ${c.name} has restartPolicy`);
+  for (const c of inits)
+    if (c.restartPolicy !== undefined && c.restartPolicy !== 'Always') problems.push(`init container ${c.name} restartPolicy ${c.restartPolicy}`);
+  return problems;
+}
+
+/** Runs the CLI (the built bin) with stdin; returns code, stdout, stderr. */
+export function runCli(args: string[], input?: string): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    input,
+    encoding: 'utf8',
+    maxBuffer: 256 * 1024 * 1024,
+    env: { ...process.env, NO_COLOR: '1' },
+  });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
