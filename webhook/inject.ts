@@ -337,7 +337,7 @@ function invalidAnnotation(ctx: InjectContext, key: string, value: string, valid
   return {
     outcome: 'deny',
     rule: 'invalid-annotation',
-    message: `[invalid-annotation] ${ctx.ref}: annotation ${key} is ${JSON.stringify(value)}, which is not a valid value. An unknown value is never replaced silently by a default. Fix: set ${key} to one of ${valid.join(', ')}, or remove it.`,
+    message: `[invalid-annotation] ${ctx.ref}: annotation ${key} is ${JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}...` : value)}, which is not a valid value. An unknown value is never replaced silently by a default. Fix: set ${key} to one of ${valid.join(', ')}, or remove it.`,
   };
 }
 
