@@ -1,0 +1,187 @@
+// The HTTPS admission server: envelope handling, bad input, probes and metrics. Real TLS, verified
+// against the CA from the project's own generator with server name kagenti-webhook.kagenti-system.svc.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { TestServer } from './helpers.ts';
+import { decodePatch, kubectlPatch, podCreateRequest, podProblems, postTls, startTestServer } from './helpers.ts';
+
+const agentPod = () => ({
+  apiVersion: 'v1',
+  kind: 'Pod',
+  metadata: {
+    generateName: 'weather-agent-7d9f8b-',
+    namespace: 'team-a',
+    labels: { 'kagenti.io/type': 'agent', 'pod-template-hash': '7d9f8b' },
+    ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'weather-agent-7d9f8b', uid: 'u1', controller: true }],
+  },
+  spec: {
+    serviceAccountName: 'weather-agent',
+    containers: [{ name: 'agent', image: 'ghcr.io/example/agent:1', futureField: { keep: true } }],
+    someFutureSpecField: [1, 2, 3],
+  },
+});
+
+function getProbe(port: number, path: string): Promise<{ status: number; text: string; type: string }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text, type: String(res.headers['content-type']) }));
+      })
+      .on('error', reject);
+  });
+}
+
+describe('admission server', () => {
+  let s: TestServer;
+  before(async () => {
+    s = await startTestServer();
+  });
+  after(async () => {
+    await s.close();
+  });
+
+  test('injects an agent pod, echoes the uid, keeps unknown fields, patch applies with kubectl', async () => {
+    const pod = agentPod();
+    const req = podCreateRequest(pod);
+    const res = await s.review('/mutate', req);
+    assert.equal(res.uid, req.uid);
+    assert.equal(res.allowed, true);
+    assert.equal(res.patchType, 'JSONPatch');
+    const out = kubectlPatch(pod, decodePatch(res));
+    assert.deepEqual(podProblems(out), []);
+    assert.deepEqual(out.spec.someFutureSpecField, [1, 2, 3]);
+    const agent = out.spec.containers.find((c: any) => c.name === 'agent');
+    assert.deepEqual(agent.futureField, { keep: true });
+    const names = out.spec.containers.map((c: any) => c.name);
+    assert.deepEqual(names, ['spiffe-helper', 'authbridge-proxy', 'agent']);
+    assert.equal(out.spec.initContainers[0].name, 'proxy-init');
+    const env = Object.fromEntries(out.spec.containers[1].env.map((e: any) => [e.name, e.value]));
+    assert.equal(env.SPIFFE_ID, 'spiffe://cluster.local/ns/team-a/sa/weather-agent');
+    assert.equal(env.SPIRE_ENABLED, 'true');
+    assert.equal(env.MTLS_MODE, 'permissive');
+    const status = JSON.parse(out.metadata.annotations['kagenti.io/authbridge-status']);
+    assert.deepEqual(status.containers, ['spiffe-helper', 'authbridge-proxy']);
+    assert.deepEqual(status.initContainers, ['proxy-init']);
+  });
+
+  test('objects it does not handle are allowed unchanged', async () => {
+    const notPod = await s.review('/mutate', {
+      ...podCreateRequest(agentPod()),
+      kind: { group: 'apps', version: 'v1', kind: 'Deployment' },
+    });
+    assert.equal(notPod.allowed, true);
+    assert.equal(notPod.patch, undefined);
+    const update = await s.review('/mutate', { ...podCreateRequest(agentPod()), operation: 'UPDATE', oldObject: agentPod() });
+    assert.equal(update.allowed, true);
+    assert.equal(update.patch, undefined);
+    const eviction = await s.review('/mutate', { ...podCreateRequest(agentPod()), subResource: 'eviction' });
+    assert.equal(eviction.patch, undefined);
+    const plain = agentPod();
+    plain.metadata.labels = { app: 'web' } as any;
+    const notAgent = await s.review('/mutate', podCreateRequest(plain));
+    assert.equal(notAgent.allowed, true);
+    assert.equal(notAgent.patch, undefined);
+  });
+
+  test('dry-run requests get the same answer', async () => {
+    const res = await s.review('/mutate', { ...podCreateRequest(agentPod()), dryRun: true });
+    assert.equal(res.allowed, true);
+    assert.ok(res.patch);
+  });
+
+  const bad: [string, string | Buffer, RegExp][] = [
+    ['non-JSON', 'this is not json', /not valid JSON/],
+    ['empty body', '', /empty/],
+    ['a JSON array', '[1,2,3]', /JSON object/],
+    ['wrong apiVersion', JSON.stringify({ apiVersion: 'admission.k8s.io/v1beta1', kind: 'AdmissionReview', request: { uid: 'x' } }), /apiVersion/],
+    ['wrong kind', JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'Pod' }), /AdmissionReview/],
+    ['missing request', JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' }), /no request/],
+    [
+      'missing uid',
+      JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { kind: { kind: 'Pod' }, operation: 'CREATE' } }),
+      /uid/,
+    ],
+    ['deeply nested JSON', '['.repeat(200_000) + ']'.repeat(200_000), /JSON/],
+  ];
+  for (const [label, body, pattern] of bad) {
+    test(`400 with a JSON error body: ${label}`, async () => {
+      const res = await s.post('/mutate', body);
+      assert.equal(res.status, 400, res.text);
+      assert.match(res.body.error, pattern);
+      assert.doesNotMatch(res.text, /\n\s+at /, 'no stack trace');
+    });
+  }
+
+  test('413 for a body over 3 MiB, and the server keeps answering', async () => {
+    const big = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', pad: 'x'.repeat(3 * 1024 * 1024 + 10) });
+    const res = await postTls(s.port, s.ca, '/validate', big).catch((e) => ({ status: -1, text: String(e) }));
+    assert.equal(res.status, 413, res.text);
+    assert.match(JSON.parse(res.text).error, /larger than/);
+    const ok = await s.review('/mutate', podCreateRequest(agentPod()));
+    assert.equal(ok.allowed, true);
+  });
+
+  test('a pod with unexpected types in its fields is denied cleanly', async () => {
+    const hostile: any[] = [
+      { ...agentPod(), spec: { containers: 'agent' } },
+      { ...agentPod(), spec: { containers: [{ name: 42 }] } },
+      { ...agentPod(), spec: { containers: [{ name: 'a', ports: { containerPort: 1 } }] } },
+      { ...agentPod(), metadata: { labels: { 'kagenti.io/type': 'agent' }, annotations: { 'kagenti.io/authbridge-mode': 7 } } },
+      { ...agentPod(), spec: { ...agentPod().spec, hostNetwork: 'yes' } },
+    ];
+    for (const pod of hostile) {
+      const res = await s.review('/mutate', podCreateRequest(pod, 'team-a'));
+      assert.equal(res.allowed, false, JSON.stringify(pod));
+      assert.match(res.status.message, /^\[malformed-object\] Pod team-a\//);
+    }
+    const wrongObject = await s.post('/mutate', {
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      request: { ...podCreateRequest(agentPod()), object: 'a string' },
+    });
+    assert.equal(wrongObject.status, 400);
+  });
+
+  test('unknown routes answer JSON 404; probes answer on HTTPS', async () => {
+    const res = await s.post('/nope', '{}');
+    assert.equal(res.status, 404);
+    assert.ok(res.body.error);
+  });
+
+  test('probe port: healthz, readyz, metrics with the documented names', async () => {
+    const p = s.server.probePort;
+    assert.equal((await getProbe(p, '/healthz')).status, 200);
+    assert.equal((await getProbe(p, '/readyz')).status, 200);
+    const m = await getProbe(p, '/metrics');
+    assert.equal(m.status, 200);
+    assert.match(m.type, /text\/plain/);
+    for (const name of [
+      'kagenti_webhook_admission_requests_total',
+      'kagenti_webhook_admission_duration_seconds_bucket',
+      'kagenti_webhook_injections_total',
+      'kagenti_webhook_injection_skipped_total',
+    ])
+      assert.ok(m.text.includes(name), `metrics lack ${name}`);
+    assert.match(m.text, /kagenti_webhook_admission_duration_seconds_bucket\{le="0.0005",webhook="mutate"\}/);
+    assert.match(m.text, /kagenti_webhook_admission_requests_total\{webhook="mutate",operation="CREATE",result="patched"\} [1-9]/);
+    assert.match(m.text, /kagenti_webhook_injections_total\{mode="proxy-sidecar"\} [1-9]/);
+    assert.match(m.text, /kagenti_webhook_injection_skipped_total\{reason="not-agent"\} [1-9]/);
+  });
+
+  test('after SIGTERM-style not-ready, /readyz answers 503 while admissions still work', async () => {
+    const other = await startTestServer();
+    try {
+      other.server.setNotReady();
+      const r = await getProbe(other.server.probePort, '/readyz');
+      assert.equal(r.status, 503);
+      const res = await other.review('/mutate', podCreateRequest(agentPod()));
+      assert.equal(res.allowed, true);
+    } finally {
+      await other.close();
+    }
+  });
+});
