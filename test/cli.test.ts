@@ -1,0 +1,90 @@
+// The command line as users and pipelines call it: the built bin (dist/, made by `npm run build`/prepare).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { ROOT, runCli } from './helpers.ts';
+
+const golden = (f: string) => join(ROOT, 'test', 'golden', f);
+
+test('--help lists the commands; --version prints the package version', () => {
+  const h = runCli(['--help']);
+  assert.equal(h.code, 0);
+  for (const cmd of ['serve', 'inject', 'lint', 'certs']) assert.match(h.stdout, new RegExp(`^  ${cmd} `, 'm'));
+  const v = runCli(['--version']);
+  assert.equal(v.code, 0);
+  assert.equal(v.stdout.trim(), JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version);
+});
+
+test('unknown command and bad flags: exit 2 with one line on stderr', () => {
+  for (const args of [['frobnicate'], ['serve', '--bogus'], ['inject', '--bogus'], ['serve', '--port', 'abc', '--dev-certs', '/tmp/x']]) {
+    const r = runCli(args);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+  }
+});
+
+test('serve stops at start-up with exit 2 and one line naming the problem', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kw-serve-'));
+  const badConfig = join(dir, 'bad.yaml');
+  writeFileSync(badConfig, 'authBridge:\n  defaultMode: sidecar\n');
+  const garbage = join(dir, 'garbage.pem');
+  writeFileSync(garbage, 'not a certificate');
+  const cases: [string[], RegExp][] = [
+    [['serve', '--tls-cert', join(dir, 'missing.crt'), '--tls-key', join(dir, 'missing.key')], /missing\.crt/],
+    [['serve', '--tls-cert', garbage, '--tls-key', garbage, '--port', '0'], /garbage\.pem/],
+    [['serve', '--config', badConfig, '--dev-certs', dir], /authBridge\.defaultMode/],
+    [['serve'], /--tls-cert/],
+    [['serve', '--cluster', 'maybe', '--dev-certs', dir], /--cluster must be auto or none/],
+  ];
+  for (const [args, pattern] of cases) {
+    const r = runCli([...args, '--probe-port', '0']);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, pattern);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  }
+});
+
+test('inject reads stdin, passes non-eligible documents through in order, writes YAML', () => {
+  const r = runCli(['inject'], readFileSync(golden('stream-mixed.yaml'), 'utf8'));
+  assert.equal(r.code, 0, r.stderr);
+  const docs = parseAllDocuments(r.stdout).map((d: any) => d.toJS());
+  assert.deepEqual(docs.map((d: any) => `${d.kind}/${d.metadata.name}`), ['ServiceAccount/planner-agent', 'Deployment/planner-agent', 'Deployment/web-frontend']);
+  const names = docs[1].spec.template.spec.containers.map((c: any) => c.name);
+  assert.deepEqual(names, ['spiffe-helper', 'envoy-proxy', 'planner']);
+  assert.equal(docs[2].spec.template.spec.containers.length, 1);
+  // YAML 1.1 strings stay strings for kubectl: "on" is quoted in the output.
+  assert.match(r.stdout, /value: "on"/);
+});
+
+test('inject --namespace sets the SPIFFE ID namespace of objects without one', () => {
+  const r = runCli(['inject', '--namespace', 'prod', '-f', golden('stream-mixed.yaml')]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /spiffe:\/\/cluster\.local\/ns\/prod\/sa\/planner-agent/);
+});
+
+test('inject: a denial exits 1 with the message on stderr and nothing on stdout', () => {
+  const r = runCli(['inject', '-f', golden('deny-invalid-mode.yaml')]);
+  assert.equal(r.code, 1);
+  assert.equal(r.stdout, '');
+  assert.match(r.stderr, /^\[invalid-annotation\] Pod team-a\/typo-agent: /);
+});
+
+test('inject: unreadable or unparsable input exits 2', () => {
+  assert.equal(runCli(['inject', '-f', '/nonexistent.yaml']).code, 2);
+  const bad = runCli(['inject'], 'a: [unclosed\n');
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /<stdin>:\d+:\d+/);
+  assert.equal(runCli(['inject'], 'just a string\n').code, 2);
+  assert.equal(runCli(['inject'], '\u0000\u0001binary').code, 2);
+});
+
+test('inject: warnings go to stderr, output still written', () => {
+  const r = runCli(['inject', '-f', golden('mode-waypoint.yaml')]);
+  assert.equal(r.code, 0);
+  assert.match(r.stderr, /^warning: mode waypoint/m);
+  assert.match(r.stdout, /spiffe-helper/);
+});

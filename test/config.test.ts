@@ -1,0 +1,63 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError, defaultConfig, loadConfig, parseConfig } from '../webhook/config.ts';
+import { ROOT } from './helpers.ts';
+
+test('examples/config.yaml documents exactly the defaults the code uses', () => {
+  assert.deepEqual(loadConfig(join(ROOT, 'examples', 'config.yaml')), defaultConfig());
+});
+
+test('an empty file and a file of comments mean all defaults', () => {
+  assert.deepEqual(parseConfig(''), defaultConfig());
+  assert.deepEqual(parseConfig('# nothing\n'), defaultConfig());
+});
+
+test('partial config merges over the defaults', () => {
+  const c = parseConfig('featureGates:\n  injectTools: true\nauthBridge:\n  ports:\n    extProc: 9190\n');
+  assert.equal(c.featureGates.injectTools, true);
+  assert.equal(c.featureGates.globalEnabled, true);
+  assert.equal(c.authBridge.ports.extProc, 9190);
+  assert.equal(c.authBridge.ports.admin, 9901);
+});
+
+const invalid: [string, RegExp][] = [
+  ['featureGate:\n  injectTools: true\n', /featureGate: unknown key/],
+  ['featureGates:\n  injectTool: true\n', /featureGates\.injectTool: unknown key \(known keys of featureGates: globalEnabled, injectTools, nativeSidecars\)/],
+  ['featureGates:\n  injectTools: "true"\n', /featureGates\.injectTools: expected true or false, got string "true"/],
+  ['authBridge:\n  defaultMode: sidecar\n', /authBridge\.defaultMode: expected one of proxy-sidecar, lite, envoy-sidecar, waypoint, got string "sidecar"/],
+  ['authBridge:\n  ports:\n    admin: 70000\n', /authBridge\.ports\.admin: expected a port number/],
+  ['authBridge:\n  ports:\n    admin: 15123\n', /outbound and admin both use port 15123/],
+  ['policies:\n  unique-service-account: block\n', /policies\.unique-service-account: expected one of deny, warn, off/],
+  ['tokenReview:\n  issuer: somewhere\n', /tokenReview\.issuer: expected auto, external, internal or an issuer URL/],
+  ['tokenReview:\n  configMapNames: []\n', /tokenReview\.configMapNames: expected a non-empty list/],
+  ['- a\n- b\n', /config: expected a mapping, got a list/],
+  ['a: [\n', /not valid YAML/],
+  ['spiffeHelper:\n  resources:\n    limits:\n      memory: lots\n', /spiffeHelper\.resources\.limits\.memory: expected a Kubernetes quantity/],
+];
+for (const [text, pattern] of invalid) {
+  test(`invalid config is one clear line: ${pattern.source.slice(0, 50)}`, () => {
+    assert.throws(
+      () => parseConfig(text, 'my.yaml'),
+      (err: unknown) => err instanceof ConfigError && pattern.test(err.message) && !err.message.includes('\n') && err.message.startsWith('my.yaml: '),
+    );
+  });
+}
+
+test('prototype-pollution keys in config are unknown keys, not merged', () => {
+  assert.throws(() => parseConfig('{"__proto__": {"polluted": true}}'), ConfigError);
+  assert.equal(({} as Record<string, unknown>).polluted, undefined);
+});
+
+test('a missing config file names the file', () => {
+  assert.throws(() => loadConfig('/nonexistent/config.yaml'), /cannot read config file \/nonexistent\/config.yaml: no such file/);
+});
+
+test('package.json engines and version agree with the code', async () => {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+  const { VERSION } = await import('../webhook/version.ts');
+  assert.equal(pkg.version, VERSION);
+  assert.equal(pkg.engines.node, '>=22.19.0');
+  assert.match(pkg.devDependencies.node, /^\^?24\./);
+});
