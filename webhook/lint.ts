@@ -1,7 +1,478 @@
-// `kagenti-webhook lint`: the webhook's policies over manifests, before anything is applied.
-// (work in progress: the full command lands in the next commits)
+// `kagenti-webhook lint`: the webhook's policies over manifests, before anything is applied (CI, GitOps,
+// Helm post-renderer). The rules are those of /validate (rules.ts); this module reads the input, keeps the
+// cross-document ServiceAccount index, positions findings and picks the exit code:
+//   0 no errors (warnings allowed unless --strict), 1 violations, 2 usage, read or parse errors.
+import { createReadStream } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { Config } from './config.ts';
+import { ConfigError, loadConfig } from './config.ts';
+import type { Finding, FileSummary, Format, LintReport } from './lint-format.ts';
+import { FORMATS, formatReport, summarize } from './lint-format.ts';
+import type { RawDocument, SplitLimits } from './manifest-stream.ts';
+import {
+  DEFAULT_LIMITS,
+  InputError,
+  ManifestParseError,
+  ParsedDocument,
+  isBlankDocument,
+  readDocuments,
+  sourceOf,
+  splitDocuments,
+} from './manifest-stream.ts';
+import type { AgentRef, IssuerInfo, Violation } from './rules.ts';
+import { agentOf, checkObject, checkUnique } from './rules.ts';
+
+export type { Finding, LintReport } from './lint-format.ts';
+
+/** An input that could not be read or parsed: exit code 2, `file:line:col: error: message` on stderr. */
+export interface InputProblem {
+  file: string;
+  line?: number;
+  column?: number;
+  message: string;
+}
+
+export interface LintContext {
+  config: Config;
+  issuer: IssuerInfo;
+  /** namespace for objects without metadata.namespace (default `default`) */
+  namespace?: string;
+  /** appended to token-review-required warnings when the issuer is unknown: how to decide it */
+  issuerHint?: string;
+  limits?: SplitLimits;
+}
+
+interface IndexedAgent {
+  ref: AgentRef;
+  file: string;
+  line: number;
+}
+
+/** Agents compared per (namespace, ServiceAccount) bucket; more only add to the index's count. */
+const MAX_BUCKET = 64;
+
+function isObject(v: unknown): v is Record<string, any> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function describe(v: unknown): string {
+  if (v === null || v === undefined) return 'nothing';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'string') return v.length > 40 ? `the string ${JSON.stringify(v.slice(0, 40))}…` : `the string ${JSON.stringify(v)}`;
+  if (typeof v === 'object') return 'a mapping without apiVersion and kind';
+  return `${typeof v} ${String(v)}`;
+}
+
+const CONFIG_ISSUER_FIX = 'set tokenReview.issuer (external, internal or the issuer URL) in the webhook config.';
+
+/**
+ * The lint engine: feed it documents (file by file, in order); it collects findings, input problems and
+ * counts. Memory: the findings plus one index entry per agent workload, never the documents.
+ */
+export class Linter {
+  readonly findings: Finding[] = [];
+  readonly problems: InputProblem[] = [];
+  readonly files: FileSummary[] = [];
+  documents = 0;
+  private readonly ctx: LintContext;
+  private readonly agents = new Map<string, IndexedAgent[]>();
+
+  constructor(ctx: LintContext) {
+    this.ctx = ctx;
+  }
+
+  report(strict: boolean): LintReport {
+    return { findings: this.findings, files: this.files, documents: this.documents, strict };
+  }
+
+  /** Exit code: 2 input problems, 1 errors (or warnings with strict), else 0. */
+  exitCode(strict: boolean): number {
+    if (this.problems.length) return 2;
+    const s = summarize(this.report(strict));
+    return s.errors > 0 || (strict && s.warnings > 0) ? 1 : 0;
+  }
+
+  private fileEntry(file: string): FileSummary {
+    const entry = { file, documents: 0 };
+    this.files.push(entry);
+    return entry;
+  }
+
+  /** Lints a byte stream (file or stdin). Read errors and limits become input problems. */
+  async lintStream(file: string, source: AsyncIterable<Buffer | Uint8Array | string>): Promise<void> {
+    const entry = this.fileEntry(file);
+    try {
+      for await (const doc of readDocuments(source, this.ctx.limits ?? DEFAULT_LIMITS)) this.lintDocument(entry, doc);
+    } catch (err) {
+      if (err instanceof InputError) this.problems.push({ file, line: err.line, column: err.column, message: err.message });
+      else {
+        const e = err as NodeJS.ErrnoException;
+        const why =
+          e.code === 'ENOENT' ? 'no such file or directory' : e.code === 'EACCES' ? 'permission denied' : e.code === 'EISDIR' ? 'is a directory' : e.message;
+        this.problems.push({ file, message: `cannot read: ${why}` });
+      }
+    }
+  }
+
+  /** Lints a whole string (a Helm release's manifest). */
+  lintText(file: string, text: string): void {
+    const entry = this.fileEntry(file);
+    try {
+      for (const doc of splitDocuments(text, this.ctx.limits ?? DEFAULT_LIMITS)) this.lintDocument(entry, doc);
+    } catch (err) {
+      if (err instanceof InputError) this.problems.push({ file, line: err.line, column: err.column, message: err.message });
+      else throw err;
+    }
+  }
+
+  private lintDocument(entry: FileSummary, raw: RawDocument): void {
+    if (isBlankDocument(raw.text)) return;
+    const file = entry.file;
+    let pd: ParsedDocument;
+    try {
+      pd = ParsedDocument.parse(raw.text);
+    } catch (err) {
+      if (err instanceof ManifestParseError) {
+        this.problems.push({ file, line: raw.line + err.line - 1, column: err.column, message: err.message });
+        return;
+      }
+      if (err instanceof RangeError) {
+        this.problems.push({ file, line: raw.line, column: 1, message: 'the document is nested too deeply to read' });
+        return;
+      }
+      throw err;
+    }
+    const v = pd.value;
+    if (v === null || v === undefined) return; // `--- null` or `--- ~`: nothing to apply
+    if (!isObject(v) || typeof v.apiVersion !== 'string' || typeof v.kind !== 'string' || !v.apiVersion || !v.kind) {
+      const at = pd.locate('');
+      this.problems.push({
+        file,
+        line: raw.line + at.line - 1,
+        column: at.column,
+        message: `document ${raw.index + 1} is not a Kubernetes object: expected a mapping with apiVersion and kind, got ${describe(v)}`,
+      });
+      return;
+    }
+    this.documents++;
+    entry.documents++;
+    let objects: { obj: Record<string, any>; prefix: string }[];
+    if (v.kind.endsWith('List') && Array.isArray(v.items)) {
+      objects = [];
+      v.items.forEach((it: unknown, i: number) => {
+        if (isObject(it) && typeof it.kind === 'string') objects.push({ obj: it, prefix: `items.${i}.` });
+        else {
+          const at = pd.locate(`items.${i}`);
+          this.problems.push({
+            file,
+            line: raw.line + at.line - 1,
+            column: at.column,
+            message: `items[${i}] of ${v.kind} is not a Kubernetes object (expected a mapping with kind)`,
+          });
+        }
+      });
+    } else objects = [{ obj: v, prefix: '' }];
+
+    let source: string | undefined | null = null;
+    for (const { obj, prefix } of objects) {
+      const found: { v: Violation; other?: IndexedAgent }[] = [];
+      for (const viol of checkObject(obj, { config: this.ctx.config, issuer: this.ctx.issuer, namespace: this.ctx.namespace }))
+        found.push({ v: viol });
+      const ref = agentOf(obj, this.ctx.config, this.ctx.namespace || 'default');
+      if (ref) {
+        const key = `${ref.namespace}\n${ref.serviceAccount}`;
+        let bucket = this.agents.get(key);
+        if (!bucket) this.agents.set(key, (bucket = []));
+        if (bucket.length) {
+          const uv = checkUnique(ref, bucket.map((b) => b.ref), this.ctx.config);
+          if (uv.length) {
+            // the first conflicting agent in input order is the one the message names
+            const other = bucket.find((b) => checkUnique(ref, [b.ref], this.ctx.config).length > 0);
+            for (const u of uv) found.push({ v: u, other });
+          }
+        }
+        if (bucket.length < MAX_BUCKET) {
+          bucket.push({ ref, file, line: raw.line + firstLineOffset(raw.text) });
+        }
+      }
+      if (!found.length) continue;
+      if (source === null) source = sourceOf(raw.text);
+      for (const { v: viol, other } of found) {
+        const path = prefix + viol.path;
+        const at = pd.locate(path);
+        let message = viol.message;
+        if (other) {
+          const name = `${other.ref.kind}/${other.ref.name}`;
+          const labelled = other.ref.agent ? `${name} (kagenti.io/agent=${other.ref.agent})` : name;
+          const where = `${labelled} defined at ${other.file}:${other.line}`;
+          message = message.includes(`agent ${labelled}`)
+            ? message.replace(`agent ${labelled}`, `agent ${where}`)
+            : `${message} The other agent: ${where}.`;
+        }
+        if (viol.rule === 'token-review-required' && this.ctx.issuer.classification === 'unknown' && this.ctx.issuerHint)
+          message = message.includes(CONFIG_ISSUER_FIX)
+            ? message.replace(CONFIG_ISSUER_FIX, `${this.ctx.issuerHint}.`)
+            : `${message} ${this.ctx.issuerHint}.`;
+        const finding: Finding = {
+          rule: viol.rule,
+          severity: viol.severity,
+          message,
+          file,
+          line: raw.line + at.line - 1,
+          column: at.column,
+          kind: viol.kind,
+          namespace: viol.namespace,
+          name: viol.name,
+          path,
+        };
+        if (source) finding.source = source;
+        this.findings.push(finding);
+      }
+    }
+  }
+}
+
+/** Line offset (0-based) of the first content line of a document's text: where `file:line` points for it. */
+function firstLineOffset(text: string): number {
+  let i = 0;
+  let line = 0;
+  const n = text.length;
+  while (i < n) {
+    const e0 = text.indexOf('\n', i);
+    const e = e0 === -1 ? n : e0;
+    let j = i;
+    while (j < e && (text.charCodeAt(j) === 32 || text.charCodeAt(j) === 13 || text.charCodeAt(j) === 9)) j++;
+    if (j < e && text.charCodeAt(j) !== 35) return line;
+    if (e0 === -1) return line;
+    i = e + 1;
+    line++;
+  }
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The command
+
+export const LINT_USAGE = `Usage: kagenti-webhook lint [flags] [PATH ...] [-]
+
+Checks manifests (files, directories with *.yaml, *.yml, *.json; '-' or nothing for stdin) against the
+webhook's policies: dedicated-service-account, unique-service-account, token-review-value,
+token-review-required. YAML is read with YAML 1.1 rules, as kubectl reads it.
+
+Flags:
+      --issuer URL          the cluster's service-account issuer (classified like the webhook does)
+      --external-issuer     the issuer is external (EKS, GKE, AKS, other OIDC): K8S_TOKEN_REVIEW must be "true"
+      --internal-issuer     the issuer is the API server itself (kind, k3s, kubeadm)
+      --cluster             read the issuer from the current kubeconfig context's API server
+      --config FILE         the webhook's config file (ConfigMap names, rule actions, feature gates)
+  -n, --namespace NS        namespace of objects without metadata.namespace (default "default")
+  -o, --format FORMAT       text (default), json, sarif or junit
+      --strict              warnings count as failures
+      --post-renderer       Helm post-renderer: stdin to stdout unchanged when it passes, else report on stderr
+      --no-color            no colour in text output (colour is used only on a terminal)
+  -h, --help                show this help
+
+Exit codes: 0 no errors, 1 violations, 2 usage, read or parse errors.
+`;
+
+const ISSUER_HINT = 'pass --external-issuer, --internal-issuer, --issuer URL or --cluster to lint (or set tokenReview.issuer in --config)';
+
+/** The issuer from the flags, else from the config's tokenReview.issuer, else unknown. */
+export async function resolveIssuer(
+  flags: { issuer?: string; external?: boolean; internal?: boolean; cluster?: boolean },
+  config: Config,
+): Promise<IssuerInfo> {
+  const { classifyIssuer } = await import('./issuer.ts');
+  if (flags.external) return { classification: 'external' };
+  if (flags.internal) return { classification: 'internal' };
+  if (flags.issuer !== undefined) return classifyIssuer(flags.issuer);
+  if (flags.cluster) return clusterIssuer();
+  const setting = config.tokenReview.issuer;
+  if (setting === 'external' || setting === 'internal') return { classification: setting };
+  if (setting !== 'auto') return classifyIssuer(setting);
+  return { classification: 'unknown' };
+}
+
+class LintUsageError extends Error {}
+
+/** Reads the issuer from the current kubeconfig context: GET /.well-known/openid-configuration. */
+export async function clusterIssuer(): Promise<IssuerInfo> {
+  const { KubeConfig } = await import('@kubernetes/client-node');
+  const { kubeGetJson } = await import('./cluster.ts');
+  const { classifyIssuer } = await import('./issuer.ts');
+  const kc = new KubeConfig();
+  try {
+    kc.loadFromDefault();
+  } catch (err) {
+    throw new LintUsageError(`--cluster: cannot load the kubeconfig: ${(err as Error).message.split('\n')[0]}`);
+  }
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new LintUsageError('--cluster: the kubeconfig has no current context with a cluster');
+  let doc: any;
+  try {
+    doc = await kubeGetJson(kc, '/.well-known/openid-configuration', { maxBytes: 256 * 1024, timeoutMs: 10_000 });
+  } catch (err) {
+    throw new LintUsageError(`--cluster: GET ${cluster.server}/.well-known/openid-configuration failed: ${(err as Error).message.split('\n')[0]}`);
+  }
+  if (!isObject(doc) || typeof doc.issuer !== 'string' || doc.issuer === '')
+    throw new LintUsageError(`--cluster: ${cluster.server}/.well-known/openid-configuration has no issuer`);
+  return classifyIssuer(doc.issuer, typeof doc.jwks_uri === 'string' ? doc.jwks_uri : undefined, cluster.server);
+}
+
+const EXTENSIONS = /\.(ya?ml|json)$/i;
+
+/** Expands the PATH arguments: files as given, directories recursively (sorted), '-' as stdin. */
+async function expandPaths(paths: string[], problems: InputProblem[]): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (dir: string): Promise<void> => {
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      problems.push({ file: dir, message: `cannot read directory: ${(err as Error).message}` });
+      return;
+    }
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const e of entries) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) {
+        if (e.name === '.git' || e.name === 'node_modules') continue;
+        await walk(p);
+      } else if (e.isFile() && EXTENSIONS.test(e.name)) out.push(p);
+    }
+  };
+  for (const p of paths) {
+    if (p === '-') {
+      out.push('-');
+      continue;
+    }
+    let st;
+    try {
+      st = await stat(p);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      problems.push({ file: p, message: e.code === 'ENOENT' ? 'no such file or directory' : `cannot read: ${e.message}` });
+      continue;
+    }
+    if (st.isDirectory()) await walk(p);
+    else out.push(p);
+  }
+  return out;
+}
+
+export const STDIN_NAME = '<stdin>';
+
+function problemLine(p: InputProblem): string {
+  const at = p.line !== undefined ? `${p.file}:${p.line}:${p.column ?? 1}` : p.file;
+  return `${at}: error: ${p.message}\n`;
+}
+
+/** Collects a readable stream's chunks while passing them on (the post-renderer echoes the exact bytes). */
+async function* tee(source: AsyncIterable<Buffer>, keep: Buffer[]): AsyncGenerator<Buffer> {
+  for await (const chunk of source) {
+    const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
+    keep.push(b);
+    yield b;
+  }
+}
+
+function write(stream: NodeJS.WritableStream, data: string | Buffer): Promise<void> {
+  return new Promise((resolve) => {
+    if (data.length === 0) return resolve();
+    stream.write(data, () => resolve());
+  });
+}
+
 export async function runLint(argv: string[]): Promise<number> {
-  void argv;
-  process.stderr.write('kagenti-webhook lint: not implemented yet\n');
-  return 2;
+  try {
+    return await lintCommand(argv);
+  } catch (err) {
+    if (err instanceof LintUsageError || err instanceof ConfigError) {
+      process.stderr.write(`kagenti-webhook lint: ${err.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`kagenti-webhook lint: ${(err as Error)?.message ?? String(err)}\n`);
+    return 2;
+  }
+}
+
+async function lintCommand(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        issuer: { type: 'string' },
+        'external-issuer': { type: 'boolean' },
+        'internal-issuer': { type: 'boolean' },
+        cluster: { type: 'boolean' },
+        config: { type: 'string' },
+        namespace: { type: 'string', short: 'n' },
+        format: { type: 'string', short: 'o' },
+        strict: { type: 'boolean' },
+        'post-renderer': { type: 'boolean' },
+        'no-color': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    const e = err as { code?: string; message: string };
+    const m = /'(-[^' ]+)/.exec(e.message);
+    if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && m) throw new LintUsageError(`unknown flag ${m[1]} (see kagenti-webhook lint --help)`);
+    if (e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && m) throw new LintUsageError(`flag ${m[1]} needs a value`);
+    throw new LintUsageError(e.message.split('.')[0]);
+  }
+  const f = parsed.values;
+  if (f.help) {
+    process.stdout.write(LINT_USAGE);
+    return 0;
+  }
+  const format = (f.format ?? 'text') as Format;
+  if (!FORMATS.includes(format)) throw new LintUsageError(`--format must be one of ${FORMATS.join(', ')}, got ${JSON.stringify(f.format)}`);
+  const issuerFlags = [f.issuer !== undefined, !!f['external-issuer'], !!f['internal-issuer'], !!f.cluster].filter(Boolean).length;
+  if (issuerFlags > 1) throw new LintUsageError('pass at most one of --issuer, --external-issuer, --internal-issuer, --cluster');
+  if (f.issuer !== undefined && !/^https?:\/\/\S+$/.test(f.issuer))
+    throw new LintUsageError(`--issuer must be the issuer URL (https://...), got ${JSON.stringify(f.issuer)}`);
+  if (f.namespace !== undefined && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(f.namespace))
+    throw new LintUsageError(`--namespace must be a namespace name, got ${JSON.stringify(f.namespace)}`);
+  const postRenderer = !!f['post-renderer'];
+  const paths = parsed.positionals;
+  if (postRenderer && paths.some((p) => p !== '-'))
+    throw new LintUsageError('--post-renderer reads the rendered manifests on stdin; it takes no PATH');
+  if (paths.filter((p) => p === '-').length > 1) throw new LintUsageError("stdin ('-') can be read only once");
+
+  const config = loadConfig(f.config);
+  const issuer = await resolveIssuer(
+    { issuer: f.issuer, external: f['external-issuer'], internal: f['internal-issuer'], cluster: f.cluster },
+    config,
+  );
+  const linter = new Linter({ config, issuer, namespace: f.namespace, issuerHint: ISSUER_HINT });
+  const strict = !!f.strict;
+
+  if (postRenderer) {
+    const kept: Buffer[] = [];
+    await linter.lintStream(STDIN_NAME, tee(process.stdin as AsyncIterable<Buffer>, kept));
+    const code = linter.exitCode(strict);
+    for (const p of linter.problems) process.stderr.write(problemLine(p));
+    if (linter.findings.length) {
+      const color = format === 'text' && !f['no-color'] && !process.env.NO_COLOR && !!process.stderr.isTTY;
+      process.stderr.write(formatReport(format, linter.report(strict), { color }));
+    }
+    if (code === 0) await write(process.stdout, Buffer.concat(kept));
+    return code;
+  }
+
+  const inputs = await expandPaths(paths.length ? paths : ['-'], linter.problems);
+  for (const file of inputs) {
+    if (file === '-') await linter.lintStream(STDIN_NAME, process.stdin as AsyncIterable<Buffer>);
+    else await linter.lintStream(file, createReadStream(file, { highWaterMark: 256 * 1024 }));
+  }
+  for (const p of linter.problems) process.stderr.write(problemLine(p));
+  const color = format === 'text' && !f['no-color'] && !process.env.NO_COLOR && !!process.stdout.isTTY;
+  await write(process.stdout, formatReport(format, linter.report(strict), { color }));
+  return linter.exitCode(strict);
 }

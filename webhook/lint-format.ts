@@ -1,0 +1,268 @@
+// Output formats of `kagenti-webhook lint`: text (for people), json, sarif (code scanning), junit (CI test
+// reports). Pure functions: a report in, a string out.
+import type { RuleName, Severity } from './rules.ts';
+import { VERSION } from './version.ts';
+
+export const FORMATS = ['text', 'json', 'sarif', 'junit'] as const;
+export type Format = (typeof FORMATS)[number];
+
+export interface Finding {
+  rule: RuleName;
+  severity: Severity;
+  /** one line, beginning with `[rule]`, as the webhook says it */
+  message: string;
+  file: string;
+  line: number;
+  column: number;
+  /** the chart template from Helm's `# Source:` comment, when the document has one */
+  source?: string;
+  kind: string;
+  namespace: string;
+  name: string;
+  /** dotted field path of the offending key, e.g. data.K8S_TOKEN_REVIEW */
+  path: string;
+}
+
+export interface FileSummary {
+  file: string;
+  documents: number;
+}
+
+export interface LintReport {
+  findings: Finding[];
+  files: FileSummary[];
+  documents: number;
+  /** --strict: warnings count as failures (exit code, JUnit failures) */
+  strict: boolean;
+}
+
+export interface Summary {
+  errors: number;
+  warnings: number;
+  documents: number;
+  files: number;
+}
+
+export function summarize(r: LintReport): Summary {
+  let errors = 0;
+  let warnings = 0;
+  for (const f of r.findings) if (f.severity === 'error') errors++;
+    else warnings++;
+  return { errors, warnings, documents: r.documents, files: r.files.length };
+}
+
+export const RULE_HELP: Record<RuleName, { short: string; full: string }> = {
+  'dedicated-service-account': {
+    short: 'An agent runs under its own ServiceAccount, not "default".',
+    full:
+      "An agent's SPIFFE ID is derived from its namespace and ServiceAccount. Every pod of a namespace may run " +
+      'as "default", so an agent without a ServiceAccount of its own has no identity that tells it apart.',
+  },
+  'unique-service-account': {
+    short: 'Two different agents do not share one ServiceAccount.',
+    full:
+      'Agents that share a ServiceAccount share a SPIFFE ID and cannot be told apart. Give each agent its own ' +
+      'ServiceAccount, or label both workloads with the same kagenti.io/agent if they are one agent.',
+  },
+  'token-review-value': {
+    short: 'K8S_TOKEN_REVIEW is the string "true" or "false".',
+    full:
+      'ConfigMap data holds only strings: an unquoted true is a YAML boolean the API server rejects, and values ' +
+      'such as "yes" or "True" may leave TokenReview off. Quote it: K8S_TOKEN_REVIEW: "true".',
+  },
+  'token-review-required': {
+    short: 'K8S_TOKEN_REVIEW is "true" on clusters with an external service-account issuer.',
+    full:
+      'On EKS, GKE, AKS and other clusters whose service-account issuer is external, kagent cannot verify agent ' +
+      'tokens locally and agent callbacks fail with 401 unless K8S_TOKEN_REVIEW is "true".',
+  },
+};
+
+const RULES = Object.keys(RULE_HELP) as RuleName[];
+const HELP_URI = 'https://github.com/kagenti/kagenti-webhook/blob/main/docs/lint.md';
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+const C = { red: '\x1b[31m', yellow: '\x1b[33m', bold: '\x1b[1m', dim: '\x1b[2m', green: '\x1b[32m', reset: '\x1b[0m' };
+
+/** `FILE:LINE:COL: error|warning <message>` per finding, then a summary line. */
+export function formatText(r: LintReport, opts: { color?: boolean } = {}): string {
+  const color = opts.color === true;
+  const paint = (code: string, s: string): string => (color ? `${code}${s}${C.reset}` : s);
+  const lines: string[] = [];
+  for (const f of r.findings) {
+    const sev = f.severity === 'error' ? paint(C.red, 'error') : paint(C.yellow, 'warning');
+    lines.push(`${paint(C.bold, `${f.file}:${f.line}:${f.column}`)}: ${sev} ${f.message}`);
+  }
+  const s = summarize(r);
+  const where = `${plural(s.documents, 'document')} in ${plural(s.files, 'file')}`;
+  if (s.errors === 0 && s.warnings === 0) lines.push(paint(C.green, `no problems (${where})`));
+  else {
+    const failing = s.errors > 0 || (r.strict && s.warnings > 0);
+    const text = `${plural(s.errors, 'error')}, ${plural(s.warnings, 'warning')} (${where})${r.strict && s.warnings > 0 ? ', warnings count as errors (--strict)' : ''}`;
+    lines.push(paint(failing ? C.red : C.yellow, text));
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** `{"violations":[...],"summary":{"errors","warnings","documents","files"}}` */
+export function formatJson(r: LintReport): string {
+  const violations = r.findings.map((f) => ({
+    rule: f.rule,
+    severity: f.severity,
+    message: f.message,
+    file: f.file,
+    line: f.line,
+    column: f.column,
+    source: f.source ?? null,
+    kind: f.kind,
+    namespace: f.namespace,
+    name: f.name,
+    path: f.path,
+  }));
+  return `${JSON.stringify({ violations, summary: summarize(r) }, null, 2)}\n`;
+}
+
+/** A file name as a SARIF artifact URI: relative paths stay relative (to the checkout), separators are `/`. */
+function artifactUri(file: string): string {
+  const p = file.replace(/\\/g, '/').replace(/^\.\//, '');
+  return p
+    .split('/')
+    .map((seg) => encodeURIComponent(seg))
+    .join('/');
+}
+
+/** SARIF 2.1.0, for GitHub code scanning (`github/codeql-action/upload-sarif`) and other SARIF viewers. */
+export function formatSarif(r: LintReport): string {
+  const results = r.findings.map((f) => {
+    const result: Record<string, unknown> = {
+      ruleId: f.rule,
+      ruleIndex: RULES.indexOf(f.rule),
+      level: f.severity === 'error' || r.strict ? 'error' : 'warning',
+      message: { text: f.message },
+      locations: [
+        {
+          physicalLocation: {
+            artifactLocation: { uri: artifactUri(f.file) },
+            region: { startLine: f.line, startColumn: f.column },
+          },
+          logicalLocations: [{ name: `${f.kind}/${f.namespace}/${f.name}`, fullyQualifiedName: `${f.kind}/${f.namespace}/${f.name}.${f.path}`, kind: 'object' }],
+        },
+      ],
+      partialFingerprints: { 'kagentiObject/v1': `${f.rule}:${f.kind}/${f.namespace}/${f.name}:${f.path}` },
+    };
+    const props: Record<string, unknown> = { path: f.path, kind: f.kind, namespace: f.namespace, name: f.name };
+    if (f.source) props.source = f.source;
+    result.properties = props;
+    return result;
+  });
+  const sarif = {
+    $schema: 'https://json.schemastore.org/sarif-2.1.0.json',
+    version: '2.1.0',
+    runs: [
+      {
+        tool: {
+          driver: {
+            name: 'kagenti-webhook',
+            informationUri: HELP_URI,
+            version: VERSION,
+            semanticVersion: VERSION,
+            rules: RULES.map((id) => ({
+              id,
+              name: id,
+              shortDescription: { text: RULE_HELP[id].short },
+              fullDescription: { text: RULE_HELP[id].full },
+              helpUri: `${HELP_URI}#${id}`,
+              help: { text: RULE_HELP[id].full },
+              defaultConfiguration: { level: 'error' },
+            })),
+          },
+        },
+        results,
+      },
+    ],
+  };
+  return `${JSON.stringify(sarif, null, 2)}\n`;
+}
+
+function xml(s: string): string {
+  return s
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    // characters XML 1.0 cannot hold
+    .replace(/[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]/g, '\ufffd');
+}
+
+/**
+ * JUnit XML (GitLab `artifacts:reports:junit`, Jenkins...): a testsuite per file, a testcase per document
+ * with findings (errors are failures; warnings are failures only with --strict, else system-out), and
+ * one passing testcase for the file's other documents.
+ */
+export function formatJunit(r: LintReport): string {
+  const byFile = new Map<string, Finding[]>();
+  for (const f of r.findings) {
+    let list = byFile.get(f.file);
+    if (!list) byFile.set(f.file, (list = []));
+    list.push(f);
+  }
+  const suites: string[] = [];
+  let totalTests = 0;
+  let totalFailures = 0;
+  const files = [...r.files];
+  for (const file of byFile.keys()) if (!files.some((x) => x.file === file)) files.push({ file, documents: 0 });
+  for (const fs of files) {
+    const findings = byFile.get(fs.file) ?? [];
+    // one testcase per document (object) with findings, in input order
+    const docs = new Map<string, Finding[]>();
+    for (const f of findings) {
+      const key = `${f.kind} ${f.namespace}/${f.name}`;
+      let list = docs.get(key);
+      if (!list) docs.set(key, (list = []));
+      list.push(f);
+    }
+    const cases: string[] = [];
+    let failures = 0;
+    for (const [key, list] of docs) {
+      const fails = list.filter((f) => f.severity === 'error' || r.strict);
+      const warns = list.filter((f) => !(f.severity === 'error' || r.strict));
+      const name = `${key} (${fs.file}:${list[0].line})`;
+      let body = '';
+      for (const f of fails)
+        body += `\n      <failure type="${f.rule}" message="${xml(f.message)}">${xml(`${f.file}:${f.line}:${f.column}: ${f.severity} ${f.message}${f.source ? `\nsource: ${f.source}` : ''}`)}</failure>`;
+      if (warns.length)
+        body += `\n      <system-out>${xml(warns.map((f) => `${f.file}:${f.line}:${f.column}: warning ${f.message}`).join('\n'))}</system-out>`;
+      if (fails.length) failures++;
+      cases.push(`    <testcase classname="${xml(fs.file)}" name="${xml(name)}">${body}${body ? '\n    ' : ''}</testcase>`);
+    }
+    const others = Math.max(0, fs.documents - docs.size);
+    if (others > 0 || cases.length === 0)
+      cases.push(`    <testcase classname="${xml(fs.file)}" name="${xml(`${plural(others, 'other document')} pass every rule`)}"></testcase>`);
+    totalTests += cases.length;
+    totalFailures += failures;
+    suites.push(
+      `  <testsuite name="${xml(fs.file)}" tests="${cases.length}" failures="${failures}" errors="0" skipped="0">\n${cases.join('\n')}\n  </testsuite>`,
+    );
+  }
+  return (
+    `<?xml version="1.0" encoding="UTF-8"?>\n` +
+    `<testsuites name="kagenti-webhook lint" tests="${totalTests}" failures="${totalFailures}" errors="0">\n` +
+    `${suites.join('\n')}${suites.length ? '\n' : ''}</testsuites>\n`
+  );
+}
+
+export function formatReport(format: Format, r: LintReport, opts: { color?: boolean } = {}): string {
+  switch (format) {
+    case 'json':
+      return formatJson(r);
+    case 'sarif':
+      return formatSarif(r);
+    case 'junit':
+      return formatJunit(r);
+    default:
+      return formatText(r, opts);
+  }
+}

@@ -1,0 +1,920 @@
+// Multi-document manifest reading for `lint` and Helm release records: split a stream into YAML documents
+// (holding one document's text at a time), parse each one fast, and find source positions only for the
+// documents that have something to report.
+//
+// Two parsers, one semantics (YAML 1.1 as kubectl reads it):
+// - fastParse: a line-based reader for the block-style subset that `helm template`, `kustomize build` and
+//   `kubectl get -o yaml` emit. It builds plain values and gives up (returns BAIL) on anything outside that
+//   subset: flow collections, anchors, tags, folded scalars, multi-line plain or quoted scalars, tabs,
+//   control characters, duplicate keys, unusual keys. Scalars that could be non-strings under YAML 1.1
+//   are resolved by the `yaml` package itself, so the two paths cannot disagree on values.
+// - fullParse: the `yaml` package (version 1.1, unique keys) with source ranges, for documents the fast
+//   reader gave up on, for parse errors (with line and column), and for positions where the fast path
+//   was not used.
+import { LineCounter, isMap, isScalar, isSeq, parse as yamlParse, parseDocument } from 'yaml';
+import type { Document, Node as YamlNode } from 'yaml';
+
+export const MiB = 1024 * 1024;
+
+/** One document of a stream: its text (without the `---` line, unless that line holds content). */
+export interface RawDocument {
+  text: string;
+  /** 1-based line of `text`'s first line in the whole stream */
+  line: number;
+  /** 0-based index of the document in its stream (empty documents included) */
+  index: number;
+}
+
+/** Input that cannot be read as manifests: the command exits 2 and prints `file:line:col: message`. */
+export class InputError extends Error {
+  readonly line: number | undefined;
+  readonly column: number | undefined;
+  constructor(message: string, line?: number, column?: number) {
+    super(message);
+    this.name = 'InputError';
+    this.line = line;
+    this.column = column;
+  }
+}
+
+export interface SplitLimits {
+  /** longest accepted line, in characters */
+  maxLine: number;
+  /** largest accepted document, in characters */
+  maxDocument: number;
+}
+
+/** Kubernetes objects are at most ~1.5 MiB in etcd; a List from `kubectl get -o yaml` can be larger. */
+export const DEFAULT_LIMITS: SplitLimits = { maxLine: 16 * MiB, maxDocument: 256 * MiB };
+
+function countNewlines(s: string, from = 0, to = s.length): number {
+  let n = 0;
+  let i = s.indexOf('\n', from);
+  while (i !== -1 && i < to) {
+    n++;
+    i = s.indexOf('\n', i + 1);
+  }
+  return n;
+}
+
+// A document marker at the start of a line: `---` or `...`, then whitespace or the end of the line.
+const MARKER = /^(?:---|\.\.\.)(?=[ \t\r\n]|$)/gm;
+
+function sizeText(chars: number): string {
+  return chars >= MiB ? `${Math.round(chars / MiB)} MiB` : `${Math.round(chars / 1024)} KiB`;
+}
+
+/**
+ * Splits a stream of text chunks into documents. Holds only the current document (plus the last partial
+ * line). `push` returns the documents completed by that chunk; `end` the last one.
+ */
+export class DocumentSplitter {
+  private buf = '';
+  /** offset in buf where the current document's text starts */
+  private docStart = 0;
+  /** line number of buf[docStart] */
+  private docLine = 1;
+  /** offset in buf from which to look for the next marker (always the start of a line) */
+  private scanFrom = 0;
+  /** offset in buf just after the last newline seen, for the line-length limit */
+  private lineStart = 0;
+  private index = 0;
+  private readonly limits: SplitLimits;
+
+  constructor(limits: SplitLimits = DEFAULT_LIMITS) {
+    this.limits = limits;
+  }
+
+  push(chunk: string): RawDocument[] {
+    if (chunk === '') return [];
+    const base = this.buf.length;
+    this.buf += chunk;
+    const nl = chunk.lastIndexOf('\n');
+    if (nl !== -1) this.lineStart = base + nl + 1;
+    const out: RawDocument[] = [];
+    this.scan(out, false);
+    if (this.buf.length - this.lineStart > this.limits.maxLine) {
+      const line = this.docLine + countNewlines(this.buf, this.docStart, this.lineStart);
+      throw new InputError(
+        `line ${line} is longer than ${sizeText(this.limits.maxLine)}: not a Kubernetes manifest`,
+        line,
+        1,
+      );
+    }
+    if (this.buf.length - this.docStart > this.limits.maxDocument)
+      throw new InputError(
+        `the document starting at line ${this.docLine} is larger than ${sizeText(this.limits.maxDocument)}`,
+        this.docLine,
+        1,
+      );
+    if (this.docStart > 0) {
+      this.buf = this.buf.slice(this.docStart);
+      this.scanFrom -= this.docStart;
+      this.lineStart -= this.docStart;
+      this.docStart = 0;
+    }
+    return out;
+  }
+
+  end(): RawDocument[] {
+    const out: RawDocument[] = [];
+    this.scan(out, true);
+    out.push({ text: this.buf.slice(this.docStart), line: this.docLine, index: this.index++ });
+    this.buf = '';
+    this.docStart = this.scanFrom = this.lineStart = 0;
+    return out;
+  }
+
+  private scan(out: RawDocument[], final: boolean): void {
+    const buf = this.buf;
+    MARKER.lastIndex = this.scanFrom;
+    for (;;) {
+      const m = MARKER.exec(buf);
+      if (!m) {
+        // no marker in the complete lines: resume at the start of the last (partial) line
+        this.scanFrom = Math.max(this.scanFrom, this.lineStart);
+        return;
+      }
+      const p = m.index;
+      let e = buf.indexOf('\n', p);
+      if (e === -1) {
+        if (!final) {
+          this.scanFrom = p;
+          return;
+        }
+        e = buf.length;
+      }
+      const text = buf.slice(this.docStart, p);
+      const markerLine = this.docLine + countNewlines(text);
+      out.push({ text, line: this.docLine, index: this.index++ });
+      // `--- <content>` (a tag, a block scalar header, a flow node): the content belongs to the next document
+      const rest = buf.slice(p + 3, e).trim();
+      if (m[0] === '---' && rest !== '' && !rest.startsWith('#')) {
+        this.docStart = p;
+        this.docLine = markerLine;
+      } else {
+        this.docStart = Math.min(e + 1, buf.length);
+        this.docLine = markerLine + 1;
+      }
+      this.scanFrom = Math.min(e + 1, buf.length);
+      MARKER.lastIndex = this.scanFrom;
+      if (e >= buf.length) {
+        this.scanFrom = buf.length;
+        return;
+      }
+    }
+  }
+}
+
+/** Splits a whole string (e.g. a Helm release's manifest) into documents. */
+export function splitDocuments(text: string, limits: SplitLimits = DEFAULT_LIMITS): RawDocument[] {
+  const s = new DocumentSplitter(limits);
+  return [...s.push(text), ...s.end()];
+}
+
+/**
+ * Reads documents from a byte stream (a file or stdin). The bytes must be UTF-8 (a leading BOM is
+ * dropped); anything else is an InputError, as are over-long lines and documents.
+ */
+export async function* readDocuments(
+  source: AsyncIterable<Buffer | Uint8Array | string>,
+  limits: SplitLimits = DEFAULT_LIMITS,
+): AsyncGenerator<RawDocument> {
+  const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+  const splitter = new DocumentSplitter(limits);
+  let linesSoFar = 1;
+  for await (const chunk of source) {
+    let text: string;
+    if (typeof chunk === 'string') text = chunk;
+    else {
+      try {
+        text = decoder.decode(chunk, { stream: true });
+      } catch {
+        throw new InputError(`not UTF-8 text (a binary file?) near line ${linesSoFar}`, linesSoFar, 1);
+      }
+    }
+    linesSoFar += countNewlines(text);
+    yield* splitter.push(text);
+  }
+  try {
+    const tail = decoder.decode();
+    if (tail) yield* splitter.push(tail);
+  } catch {
+    throw new InputError(`not UTF-8 text (a binary file?): the input ends inside a character`, linesSoFar, 1);
+  }
+  yield* splitter.end();
+}
+
+/** True when a document holds nothing but blank lines and comments (Helm emits these for empty templates). */
+export function isBlankDocument(text: string): boolean {
+  let i = 0;
+  const n = text.length;
+  while (i < n) {
+    const c = text.charCodeAt(i);
+    if (c === 32 || c === 9 || c === 10 || c === 13 || c === 0xfeff) {
+      i++;
+      continue;
+    }
+    if (c === 35) {
+      const e = text.indexOf('\n', i);
+      if (e === -1) return true;
+      i = e + 1;
+      continue;
+    }
+    return false;
+  }
+  return true;
+}
+
+/** Helm's `# Source: <chart>/templates/<file>` comment at the top of a document, if any. */
+export function sourceOf(text: string): string | undefined {
+  let i = 0;
+  const n = Math.min(text.length, 64 * 1024);
+  while (i < n) {
+    const e0 = text.indexOf('\n', i);
+    const e = e0 === -1 ? text.length : e0;
+    const line = text.slice(i, e).trim();
+    if (line.startsWith('# Source:')) return line.slice(9).trim() || undefined;
+    if (line !== '' && !line.startsWith('#')) return undefined;
+    if (e0 === -1) return undefined;
+    i = e + 1;
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Fast parser
+
+export const BAIL: unique symbol = Symbol('bail');
+
+/** Positions of keys (and sequence items) per container: [line, column], both 1-based, document-relative. */
+export type PositionMap = Map<object, Map<string | number, [number, number]>>;
+
+const TRUE = /^(?:Y|y|[Yy]es|YES|[Tt]rue|TRUE|[Oo]n|ON)$/;
+const FALSE = /^(?:N|n|[Nn]o|NO|[Ff]alse|FALSE|[Oo]ff|OFF)$/;
+const NULL = /^(?:~|[Nn]ull|NULL)$/;
+const SAFE_KEY = /^[A-Za-z_/][A-Za-z0-9_./-]*$/;
+const SIMPLE_INT = /^(?:0|[1-9][0-9]{0,14})$/;
+// control characters (and tabs) send a document to the full parser, which knows the exact rules
+const UNUSUAL = /[\x00-\x09\x0b\x0c\x0e-\x1f\x7f\x85\u2028\u2029\ufeff]|\r(?!\n)/;
+// the plain scalars that YAML 1.1 (the yaml package's yaml-1.1 schema) may resolve to a number or a
+// timestamp: ints (binary, octal, decimal, hex, base 60), floats, .inf/.nan, dates. Anything else is a string.
+const MAYBE_NUMERIC = [
+  /^(?:[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN)$/,
+  /^[-+]?(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?[eE][-+]?[0-9]+$/,
+  /^[-+]?(?:[0-9][0-9_]*)?\.[0-9_]*$/,
+  /^[-+]?0b[0-1_]+$/,
+  /^[-+]?[0-9][0-9_]*$/,
+  /^[-+]?0x[0-9a-fA-F_]+$/,
+  /^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$/,
+  /^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}/,
+];
+
+const scalarCache = new Map<string, unknown>();
+
+/** Resolves a plain scalar under YAML 1.1 (as kubectl does): null, booleans, numbers, timestamps, strings. */
+function resolvePlain(s: string): unknown {
+  const c = s.charCodeAt(0);
+  const len = s.length;
+  if (len <= 5) {
+    if (TRUE.test(s)) return true;
+    if (FALSE.test(s)) return false;
+    if (NULL.test(s)) return null;
+  }
+  // only scalars starting with a digit, a sign or a dot can be numbers or timestamps
+  if ((c >= 48 && c <= 57) || c === 43 || c === 45 || c === 46) {
+    if (SIMPLE_INT.test(s)) return Number(s);
+    if (!MAYBE_NUMERIC.some((re) => re.test(s))) return s;
+    let v = scalarCache.get(s);
+    if (v === undefined && !scalarCache.has(s)) {
+      try {
+        const m = yamlParse(`k: ${s}\n`, { version: '1.1' }) as Record<string, unknown> | null;
+        v = m && typeof m === 'object' && Object.hasOwn(m, 'k') ? m.k : BAIL;
+      } catch {
+        v = BAIL;
+      }
+      if (v instanceof Date || (typeof v === 'object' && v !== null)) v = BAIL; // timestamps and the like: full parser
+      if (scalarCache.size > 20000) scalarCache.clear();
+      scalarCache.set(s, v);
+    }
+    return v;
+  }
+  return s;
+}
+
+interface Frame {
+  indent: number;
+  seq: boolean;
+  c: any;
+}
+
+function isKeyword(key: string): boolean {
+  return key.length <= 5 && (TRUE.test(key) || FALSE.test(key) || NULL.test(key));
+}
+
+/**
+ * Parses one document of the block-style subset into plain values, or returns BAIL when the document uses
+ * anything else (the caller then uses fullParse). `undefined` for a document without content. With `pos`,
+ * records the position of every key and sequence item.
+ */
+export function fastParse(text: string, pos?: PositionMap): unknown {
+  if (UNUSUAL.test(text)) return BAIL;
+  const n = text.length;
+  let i = 0;
+  // skip leading blank and comment lines to find the first content character
+  let first = 0;
+  while (first < n) {
+    const c = text.charCodeAt(first);
+    if (c === 32 || c === 10 || c === 13) first++;
+    else if (c === 35) {
+      const e = text.indexOf('\n', first);
+      first = e === -1 ? n : e + 1;
+    } else break;
+  }
+  if (first >= n) return undefined;
+  const c0 = text.charCodeAt(first);
+  if (c0 === 123 /* { */ && !pos) {
+    try {
+      return JSON.parse(text);
+    } catch {
+      return BAIL;
+    }
+  }
+  if (c0 === 45 && text.startsWith('---', first)) return BAIL;
+
+  const stack: Frame[] = [];
+  let root: any;
+  // a key or sequence item whose value is on the following lines
+  let pc: any = null;
+  let pk: string | number = 0;
+  let pIndent = -1;
+  let pSeqOk = false;
+  let lineNo = 0;
+
+  const posOf = (c: object): Map<string | number, [number, number]> => {
+    let m = pos!.get(c);
+    if (!m) pos!.set(c, (m = new Map()));
+    return m;
+  };
+
+  while (i < n) {
+    let e = text.indexOf('\n', i);
+    if (e === -1) e = n;
+    lineNo++;
+    let end = e;
+    if (end > i && text.charCodeAt(end - 1) === 13) end--;
+    let j = i;
+    while (j < end && text.charCodeAt(j) === 32) j++;
+    if (j === end) {
+      i = e + 1;
+      continue;
+    }
+    let ch = text.charCodeAt(j);
+    if (ch === 35) {
+      i = e + 1;
+      continue;
+    }
+    const ind = j - i;
+    let isSeq = ch === 45 && (j + 1 === end || text.charCodeAt(j + 1) === 32);
+
+    if (pc !== null) {
+      if (ind > pIndent || (isSeq && ind === pIndent && pSeqOk)) {
+        const c = isSeq ? [] : {};
+        pc[pk] = c;
+        stack.push({ indent: ind, seq: isSeq, c });
+      }
+      pc = null;
+    }
+    if (root === undefined) {
+      if (isSeq) return BAIL; // not a mapping: the full parser says what it is
+      root = {};
+      stack.push({ indent: ind, seq: false, c: root });
+    }
+    let top = stack[stack.length - 1];
+    while (top.indent > ind) {
+      stack.pop();
+      if (stack.length === 0) return BAIL;
+      top = stack[stack.length - 1];
+    }
+    if (top.indent < ind) return BAIL; // a continuation line or bad indentation
+    if (top.seq && !isSeq) {
+      stack.pop();
+      if (stack.length === 0) return BAIL;
+      top = stack[stack.length - 1];
+      if (top.indent !== ind || top.seq) return BAIL;
+    }
+    if (isSeq !== top.seq) return BAIL;
+
+    // the container and column of the entry on this line
+    let container: any = top.c;
+    let col = j;
+    let ownerIndent = ind;
+    let key: string | number;
+
+    if (isSeq) {
+      const arr = container as unknown[];
+      let k = j + 1;
+      while (k < end && text.charCodeAt(k) === 32) k++;
+      key = arr.length;
+      arr.push(null);
+      if (pos) posOf(arr).set(key, [lineNo, j - i + 1]);
+      if (k === end || text.charCodeAt(k) === 35) {
+        // `-` alone: the item is on the following lines
+        pc = arr;
+        pk = key;
+        pIndent = ind;
+        pSeqOk = false;
+        i = e + 1;
+        continue;
+      }
+      ch = text.charCodeAt(k);
+      if (ch === 45 && (k + 1 === end || text.charCodeAt(k + 1) === 32)) return BAIL; // `- - x`
+      // `- key: value` opens a mapping at the key's column
+      const kc = findKeyColon(text, k, end);
+      if (kc === -2) return BAIL;
+      if (kc >= 0) {
+        const m = {};
+        arr[key as number] = m;
+        stack.push({ indent: k - i, seq: false, c: m });
+        container = m;
+        col = k;
+        ownerIndent = k - i;
+      } else {
+        ownerIndent = ind;
+        col = k;
+        // a scalar item: fall through to the value reader with the item as the slot
+        const r = readValue(text, k, end, e, ownerIndent, arr, key);
+        if (r === BAIL) return BAIL;
+        if (r === PENDING) {
+          pc = arr;
+          pk = key;
+          pIndent = ind;
+          pSeqOk = false;
+          i = e + 1;
+        } else i = r as number;
+        lineNo += blockLines;
+        continue;
+      }
+    }
+
+    // a mapping entry at `col`
+    const kc = findKeyColon(text, col, end);
+    if (kc < 0) return BAIL;
+    let keyText: string;
+    const q = text.charCodeAt(col);
+    if (q === 34 || q === 39) {
+      keyText = text.slice(col + 1, kc - 1);
+    } else {
+      keyText = text.slice(col, kc);
+      if (!SAFE_KEY.test(keyText) || isKeyword(keyText)) return BAIL;
+    }
+    if (keyText === '__proto__' || Object.hasOwn(container, keyText)) return BAIL;
+    key = keyText;
+    container[key] = null;
+    if (pos) posOf(container).set(key, [lineNo, col - i + 1]);
+    let v = kc + 1;
+    while (v < end && text.charCodeAt(v) === 32) v++;
+    const r = readValue(text, v, end, e, ownerIndent, container, key);
+    if (r === BAIL) return BAIL;
+    if (r === PENDING) {
+      pc = container;
+      pk = key;
+      pIndent = ownerIndent;
+      pSeqOk = true;
+      i = e + 1;
+    } else i = r as number;
+    lineNo += blockLines;
+  }
+  return root;
+}
+
+/** indexOf bounded to [from, end): -1 when not found (never scans past the line). */
+function find(text: string, code: number, from: number, end: number): number {
+  for (let k = from; k < end; k++) if (text.charCodeAt(k) === code) return k;
+  return -1;
+}
+
+/** The offset of ` #` (a comment start) in [from, end), or -1. */
+function findComment(text: string, from: number, end: number): number {
+  for (let k = from + 1; k < end; k++) if (text.charCodeAt(k) === 35 && text.charCodeAt(k - 1) === 32) return k - 1;
+  return -1;
+}
+
+/**
+ * Where the `:` of a mapping key on this line is: its offset; -1 when the line holds no key (a scalar);
+ * -2 when the key is something the fast reader does not handle.
+ */
+function findKeyColon(text: string, j: number, end: number): number {
+  const q = text.charCodeAt(j);
+  if (q === 34 || q === 39) {
+    // a quoted key on one line, without escapes
+    const close = find(text, q, j + 1, end);
+    if (close === -1) return -2;
+    if (q === 34 && find(text, 92, j + 1, close) !== -1) return -2;
+    if (close + 1 < end && text.charCodeAt(close + 1) === 58) {
+      if (close + 2 === end || text.charCodeAt(close + 2) === 32) return close + 1;
+      return -2;
+    }
+    if (q === 39 && close + 1 < end && text.charCodeAt(close + 1) === 39) return -2;
+    // a quoted scalar followed by something: not a key; let the value reader check it
+    const c = find(text, 58, close, end);
+    if (c !== -1) return -2;
+    return -1;
+  }
+  if (q === 63 /* ? */ || q === 38 || q === 42 || q === 33 || q === 91 || q === 123 || q === 124 || q === 62) {
+    // `? complex key`, anchors, aliases, tags, flow collections, block scalars: not a plain key
+    return find(text, 58, j, end) !== -1 ? -2 : -1;
+  }
+  for (let k = j; k < end; k++) {
+    const c = text.charCodeAt(k);
+    if (c === 58) {
+      if (k + 1 === end || text.charCodeAt(k + 1) === 32) return k;
+    } else if (c === 35 && k > j && text.charCodeAt(k - 1) === 32) return -1; // a comment starts first
+  }
+  return -1;
+}
+
+const PENDING: unique symbol = Symbol('pending');
+/** lines consumed by the last block scalar, beyond its header line */
+let blockLines = 0;
+
+/**
+ * Reads the value starting at `v` on a line ending at `end` (next newline at `e`) into c[k]. Returns the
+ * offset of the next line to read, PENDING when the value is on the following lines, or BAIL.
+ */
+function readValue(text: string, v: number, end: number, e: number, ownerIndent: number, c: any, k: string | number): number | typeof PENDING | typeof BAIL {
+  blockLines = 0;
+  if (v === end) return PENDING;
+  const ch = text.charCodeAt(v);
+  switch (ch) {
+    case 35: // #
+      return PENDING;
+    case 34: {
+      // "double quoted" on one line, no escapes
+      const close = find(text, 34, v + 1, end);
+      if (close === -1) return BAIL;
+      if (find(text, 92, v + 1, close) !== -1) return BAIL;
+      if (!restIsBlank(text, close + 1, end)) return BAIL;
+      c[k] = text.slice(v + 1, close);
+      return e + 1;
+    }
+    case 39: {
+      // 'single quoted' on one line; '' is a quote
+      let p = v + 1;
+      let out = '';
+      for (;;) {
+        const close = find(text, 39, p, end);
+        if (close === -1) return BAIL;
+        if (text.charCodeAt(close + 1) === 39 && close + 1 < end) {
+          out += text.slice(p, close + 1);
+          p = close + 2;
+          continue;
+        }
+        out += text.slice(p, close);
+        if (!restIsBlank(text, close + 1, end)) return BAIL;
+        c[k] = out;
+        return e + 1;
+      }
+    }
+    case 124: // | literal block scalar
+      return readLiteral(text, v, end, e, ownerIndent, c, k);
+    case 123: // {
+    case 91: // [
+      if (text.charCodeAt(v + 1) === (ch === 123 ? 125 : 93) && restIsBlank(text, v + 2, end)) {
+        c[k] = ch === 123 ? {} : [];
+        return e + 1;
+      }
+      if (ch === 91) {
+        const seq = readFlowSeq(text, v, end);
+        if (seq === BAIL) return BAIL;
+        c[k] = seq;
+        return e + 1;
+      }
+      return BAIL;
+    case 62: // > folded
+    case 38: // & anchor
+    case 42: // * alias
+    case 33: // ! tag
+    case 37: // %
+    case 64: // @
+    case 96: // `
+    case 63: // ?
+    case 44: // ,
+    case 93: // ]
+    case 125: // }
+      return BAIL;
+    case 45: // -
+      if (v + 1 === end || text.charCodeAt(v + 1) === 32) return BAIL;
+      break;
+    case 58: // :
+      if (v + 1 === end || text.charCodeAt(v + 1) === 32) return BAIL;
+      break;
+  }
+  // a plain scalar: up to a ` #` comment, trailing spaces trimmed
+  let stop = end;
+  const h = findComment(text, v, end);
+  if (h !== -1) stop = h;
+  while (stop > v && text.charCodeAt(stop - 1) === 32) stop--;
+  const s = text.slice(v, stop);
+  if (s.includes(': ') || s.charCodeAt(s.length - 1) === 58) return BAIL;
+  const val = resolvePlain(s);
+  if (val === BAIL) return BAIL;
+  c[k] = val;
+  return e + 1;
+}
+
+/** `[a, "b", 'c']` on one line: scalars only (no nesting, no escapes). */
+function readFlowSeq(text: string, v: number, end: number): unknown[] | typeof BAIL {
+  const out: unknown[] = [];
+  let p = v + 1;
+  for (;;) {
+    while (p < end && text.charCodeAt(p) === 32) p++;
+    if (p >= end) return BAIL;
+    const ch = text.charCodeAt(p);
+    if (ch === 34) {
+      const close = find(text, 34, p + 1, end);
+      if (close === -1 || find(text, 92, p + 1, close) !== -1) return BAIL;
+      out.push(text.slice(p + 1, close));
+      p = close + 1;
+    } else if (ch === 39) {
+      const close = find(text, 39, p + 1, end);
+      if (close === -1 || (close + 1 < end && text.charCodeAt(close + 1) === 39)) return BAIL;
+      out.push(text.slice(p + 1, close));
+      p = close + 1;
+    } else {
+      let q = p;
+      for (; q < end; q++) {
+        const c = text.charCodeAt(q);
+        if (c === 44 || c === 93) break;
+        // nested collections, pairs, comments, anchors, tags, aliases: the full parser
+        if (c === 91 || c === 123 || c === 125 || c === 58 || c === 35 || c === 38 || c === 42 || c === 33 || c === 63 || c === 124 || c === 62 || c === 34 || c === 39 || c === 37 || c === 64 || c === 96)
+          return BAIL;
+      }
+      let r = q;
+      while (r > p && text.charCodeAt(r - 1) === 32) r--;
+      if (r === p) return BAIL; // an empty entry
+      if (text.charCodeAt(p) === 45 && (p + 1 === r || text.charCodeAt(p + 1) === 32)) return BAIL;
+      const val = resolvePlain(text.slice(p, r));
+      if (val === BAIL) return BAIL;
+      out.push(val);
+      p = q;
+    }
+    while (p < end && text.charCodeAt(p) === 32) p++;
+    if (p >= end) return BAIL;
+    const sep = text.charCodeAt(p);
+    if (sep === 93) return restIsBlank(text, p + 1, end) ? out : BAIL;
+    if (sep !== 44) return BAIL;
+    p++;
+  }
+}
+
+function restIsBlank(text: string, p: number, end: number): boolean {
+  if (p >= end) return true;
+  if (text.charCodeAt(p) !== 32) return false;
+  while (p < end && text.charCodeAt(p) === 32) p++;
+  return p === end || text.charCodeAt(p) === 35;
+}
+
+function readLiteral(text: string, v: number, end: number, e: number, n: number, c: any, k: string | number): number | typeof BAIL {
+  let header = text.slice(v + 1, end);
+  const h = header.indexOf(' #');
+  if (h !== -1) header = header.slice(0, h);
+  header = header.trimEnd();
+  if (header !== '' && header !== '-' && header !== '+') return BAIL;
+  const len = text.length;
+  let p = e + 1;
+  let blockIndent = -1;
+  const lines: string[] = [];
+  let consumed = 0;
+  while (p < len) {
+    let e2 = text.indexOf('\n', p);
+    if (e2 === -1) return BAIL; // a block scalar at the very end without a newline: let the full parser decide
+    let end2 = e2;
+    if (end2 > p && text.charCodeAt(end2 - 1) === 13) end2--;
+    let q = p;
+    while (q < end2 && text.charCodeAt(q) === 32) q++;
+    if (q === end2) {
+      if (blockIndent < 0 && q > p) return BAIL; // leading whitespace-only lines: exact rules are subtle
+      lines.push(blockIndent < 0 ? '' : text.slice(p + blockIndent, end2));
+      p = e2 + 1;
+      consumed++;
+      continue;
+    }
+    const ind2 = q - p;
+    if (blockIndent < 0) {
+      if (ind2 <= n) break;
+      blockIndent = ind2;
+    } else if (ind2 < blockIndent) break;
+    lines.push(text.slice(p + blockIndent, end2));
+    p = e2 + 1;
+    consumed++;
+  }
+  let last = lines.length;
+  while (last > 0 && lines[last - 1] === '') last--;
+  let value: string;
+  if (last === 0) {
+    if (header === '+' && lines.length) return BAIL;
+    value = '';
+  } else {
+    const body = (last === lines.length ? lines : lines.slice(0, last)).join('\n');
+    value = header === '-' ? body : header === '+' ? `${lines.join('\n')}\n` : `${body}\n`;
+  }
+  c[k] = value;
+  blockLines = consumed;
+  return p;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Full parser and positions
+
+/** A parse error with its position (document-relative, 1-based). */
+export class ManifestParseError extends Error {
+  readonly line: number;
+  readonly column: number;
+  constructor(message: string, line: number, column: number) {
+    super(message);
+    this.name = 'ManifestParseError';
+    this.line = line;
+    this.column = column;
+  }
+}
+
+export interface FullParse {
+  value: unknown;
+  doc: Document;
+  lc: LineCounter;
+}
+
+/** Parses one document with the `yaml` package (YAML 1.1, unique keys); throws ManifestParseError. */
+export function fullParse(text: string): FullParse {
+  const lc = new LineCounter();
+  let doc: Document;
+  try {
+    doc = parseDocument(text, { version: '1.1', uniqueKeys: true, lineCounter: lc, prettyErrors: false, strict: true });
+  } catch (err) {
+    throw new ManifestParseError(`not valid YAML: ${oneLine((err as Error).message)}`, 1, 1);
+  }
+  const errs = doc.errors;
+  if (errs.length) {
+    const e = errs[0];
+    const at = lc.linePos(e.pos[0]);
+    throw new ManifestParseError(`not valid YAML: ${oneLine(e.message)}`, at.line, at.col);
+  }
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    throw new ManifestParseError(`not valid YAML: ${oneLine((err as Error).message)}`, 1, 1);
+  }
+  return { value, doc, lc };
+}
+
+function oneLine(s: string): string {
+  const line = s.split('\n')[0].trim();
+  return line.length > 300 ? `${line.slice(0, 300)}…` : line;
+}
+
+/** A document's value, parsed by the fast path when it can, with positions on demand. */
+export class ParsedDocument {
+  readonly text: string;
+  readonly value: unknown;
+  private full: FullParse | undefined;
+  private fastPos: { value: unknown; pos: PositionMap } | undefined;
+
+  private constructor(text: string, value: unknown, full?: FullParse) {
+    this.text = text;
+    this.value = value;
+    this.full = full;
+  }
+
+  /** Parses a document; throws ManifestParseError. `value` is undefined/null for an empty document. */
+  static parse(text: string): ParsedDocument {
+    const v = fastParse(text);
+    if (v !== BAIL) return new ParsedDocument(text, v);
+    const full = fullParse(text);
+    return new ParsedDocument(text, full.value, full);
+  }
+
+  /** Whether the fast path read this document (for tests and benchmarks). */
+  get fast(): boolean {
+    return this.full === undefined;
+  }
+
+  /**
+   * The position (document-relative line and column, 1-based) of the key at a dotted field path; the
+   * nearest enclosing key that exists when it does not; else the root's `kind:` key; else the first line.
+   */
+  locate(path: string): { line: number; column: number } {
+    const segs = path === '' ? [] : path.split('.');
+    if (this.full === undefined) {
+      if (this.fastPos === undefined) {
+        const pos: PositionMap = new Map();
+        const v = fastParse(this.text, pos);
+        if (v === BAIL) this.full = fullParse(this.text);
+        else this.fastPos = { value: v, pos };
+      }
+    }
+    if (this.fastPos) return locateFast(this.fastPos.value, this.fastPos.pos, segs, this.text);
+    return locateFull(this.full!, segs);
+  }
+}
+
+function firstContentLine(text: string): { line: number; column: number } {
+  const lines = text.split('\n', 10000);
+  for (let i = 0; i < lines.length; i++) {
+    const t = lines[i].replace(/\r$/, '');
+    const c = t.search(/\S/);
+    if (c !== -1 && t[c] !== '#') return { line: i + 1, column: c + 1 };
+  }
+  return { line: 1, column: 1 };
+}
+
+/** Walks a dotted path where keys may themselves contain dots (tries the longest key first). */
+function walkSegments<T>(
+  segs: string[],
+  root: T,
+  child: (node: T, key: string) => T | undefined,
+  found: (parent: T, key: string) => void,
+): void {
+  let node = root;
+  let i = 0;
+  while (i < segs.length) {
+    let matched = false;
+    for (let j = segs.length; j > i; j--) {
+      const key = segs.slice(i, j).join('.');
+      const next = child(node, key);
+      if (next !== undefined) {
+        found(node, key);
+        node = next;
+        i = j;
+        matched = true;
+        break;
+      }
+    }
+    if (!matched) return;
+  }
+}
+
+function locateFast(value: unknown, pos: PositionMap, segs: string[], text: string): { line: number; column: number } {
+  let best: [number, number] | undefined;
+  walkSegments<unknown>(
+    segs,
+    value,
+    (node, key) => {
+      if (typeof node !== 'object' || node === null) return undefined;
+      if (Array.isArray(node)) {
+        if (!/^[0-9]+$/.test(key)) return undefined;
+        const idx = Number(key);
+        return idx < node.length ? (node[idx] ?? null) : undefined;
+      }
+      return Object.hasOwn(node, key) ? ((node as Record<string, unknown>)[key] ?? null) : undefined;
+    },
+    (parent, key) => {
+      const m = pos.get(parent as object);
+      const p = m?.get(Array.isArray(parent) ? Number(key) : key);
+      if (p) best = p;
+    },
+  );
+  if (!best && value && typeof value === 'object') best = pos.get(value)?.get('kind');
+  return best ? { line: best[0], column: best[1] } : firstContentLine(text);
+}
+
+function locateFull(full: FullParse, segs: string[]): { line: number; column: number } {
+  let best: number | undefined;
+  const root = full.doc.contents as YamlNode | null;
+  const keyOf = (k: unknown): string | undefined => (isScalar(k) ? String(k.value) : undefined);
+  walkSegments<YamlNode | null>(
+    segs,
+    root,
+    (node, key) => {
+      if (isMap(node)) {
+        for (const pair of node.items) if (keyOf(pair.key) === key) return (pair.value as YamlNode | null) ?? null;
+        return undefined;
+      }
+      if (isSeq(node)) {
+        if (!/^[0-9]+$/.test(key)) return undefined;
+        const idx = Number(key);
+        return idx < node.items.length ? ((node.items[idx] as YamlNode | null) ?? null) : undefined;
+      }
+      return undefined;
+    },
+    (parent, key) => {
+      if (isMap(parent)) {
+        const pair = parent.items.find((p) => keyOf(p.key) === key);
+        const r = (pair?.key as YamlNode | undefined)?.range;
+        if (r) best = r[0];
+      } else if (isSeq(parent)) {
+        const r = (parent.items[Number(key)] as YamlNode | undefined)?.range;
+        if (r) best = r[0];
+      }
+    },
+  );
+  if (best === undefined && isMap(root)) {
+    const pair = root.items.find((p) => keyOf(p.key) === 'kind');
+    const r = (pair?.key as YamlNode | undefined)?.range;
+    if (r) best = r[0];
+  }
+  if (best === undefined) best = (root?.range?.[0] ?? 0);
+  const at = full.lc.linePos(best);
+  return { line: at.line, column: at.col };
+}
