@@ -1,0 +1,208 @@
+// Helm release records at admission: the same lint engine as `kagenti-webhook lint`, run by /validate over
+// the manifest Helm is about to apply.
+//
+// `helm install|upgrade` first writes the release record: a Secret `sh.helm.release.v1.<release>.v<rev>` of
+// `type: helm.sh/release.v1`, labels `owner: helm`, `name`, `status: pending-install|pending-upgrade`.
+// Its `data.release` is base64 (the API's encoding of Secret data) of base64 of gzip of the release JSON,
+// whose `manifest` is the whole rendered stream with `# Source:` comments. (With HELM_DRIVER=configmap the
+// record is a ConfigMap and the API's base64 layer is absent; both are handled.)
+//
+// API for the validation service:
+//
+//   checkHelmRelease(obj, { config, issuer }): HelmReleaseResult
+//
+// - `obj` is request.object of a CREATE or UPDATE (a Secret, or a ConfigMap from the configmap driver).
+// - Returns `{ releaseName, namespace, status, checked, violations, warnings }`:
+//   - `checked: false` (with `skipped` saying why) when the object is not a release record or its status
+//     is not pending-install / pending-upgrade (Helm rewrites old records as superseded: never block that).
+//   - `violations`: lint findings over the manifest, each a rules.ts Violation plus `source` (the chart
+//     template), `line` in the manifest, and a message that names the release and the template, e.g.
+//     `[token-review-value] ConfigMap kagent/kagent-enterprise-config (Helm release kagent/kagent,
+//     template kagent/templates/config.yaml): data.K8S_TOKEN_REVIEW is the YAML boolean true, ...`.
+//     Severity follows config.policies: `error` → deny, `warning` → allow with a warnings entry.
+//   - `warnings`: one-line strings for the AdmissionResponse (undecodable records: allowed with a warning,
+//     never blocked on our own parsing).
+//   Deny when any violation has severity `error` (message: the first error's message, plus `(and N more)`).
+// - Pure and synchronous; decompression is capped (MAX_RELEASE_JSON) against gzip bombs.
+// Objects without metadata.namespace in the manifest take the release's namespace (the JSON's `namespace`,
+// else the record's own namespace).
+import { gunzipSync, gzipSync } from 'node:zlib';
+import type { Config } from './config.ts';
+import { Linter } from './lint.ts';
+import { MiB } from './manifest-stream.ts';
+import type { IssuerInfo, Violation } from './rules.ts';
+
+export const HELM_RELEASE_TYPE = 'helm.sh/release.v1';
+export const PENDING_STATUSES = ['pending-install', 'pending-upgrade'] as const;
+/** Largest release JSON we decompress; Helm's own limit for a release is the 1 MiB Secret. */
+export const MAX_RELEASE_JSON = 32 * MiB;
+/** Largest encoded data.release we look at. */
+const MAX_ENCODED = 8 * MiB;
+
+export interface HelmViolation extends Violation {
+  /** the chart template from `# Source:` */
+  source?: string;
+  /** line of the offending key in the release manifest (1-based) */
+  line: number;
+  column: number;
+}
+
+export interface HelmReleaseResult {
+  /** the release name (label `name`, else the JSON's `name`), '' when unknown */
+  releaseName: string;
+  namespace: string;
+  status: string;
+  /** whether the manifest was linted */
+  checked: boolean;
+  /** why it was not checked */
+  skipped?: string;
+  violations: HelmViolation[];
+  warnings: string[];
+}
+
+function isObject(v: unknown): v is Record<string, any> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Whether an admission object is a Helm release record (Secret of type helm.sh/release.v1, or the configmap driver's). */
+export function isHelmRelease(obj: unknown): boolean {
+  if (!isObject(obj)) return false;
+  if (obj.kind === 'Secret') return obj.type === HELM_RELEASE_TYPE;
+  if (obj.kind === 'ConfigMap') {
+    const labels = isObject(obj.metadata) && isObject(obj.metadata.labels) ? obj.metadata.labels : {};
+    return labels.owner === 'helm' && isObject(obj.data) && typeof obj.data.release === 'string';
+  }
+  return false;
+}
+
+class DecodeError extends Error {}
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+function b64(s: string, what: string): Buffer {
+  const t = s.replace(/\s+/g, '');
+  if (t.length % 4 !== 0 || !BASE64.test(t)) throw new DecodeError(`${what} is not base64`);
+  return Buffer.from(t, 'base64');
+}
+
+/** Decodes data.release into the release JSON. Throws DecodeError. */
+export function decodeRelease(obj: Record<string, any>): Record<string, any> {
+  const data = isObject(obj.data) ? obj.data : undefined;
+  const raw = data?.release;
+  if (typeof raw !== 'string' || raw === '') throw new DecodeError('data.release is missing');
+  if (raw.length > MAX_ENCODED) throw new DecodeError(`data.release is larger than ${MAX_ENCODED / MiB} MiB`);
+  // Secret data arrives base64-encoded by the API; the configmap driver stores the inner layer as text
+  const inner = obj.kind === 'Secret' ? b64(raw, 'data.release').toString('latin1') : raw;
+  const packed = b64(inner, 'the release payload');
+  let json: Buffer;
+  if (packed.length >= 2 && packed[0] === 0x1f && packed[1] === 0x8b) {
+    try {
+      json = gunzipSync(packed, { maxOutputLength: MAX_RELEASE_JSON });
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === 'ERR_BUFFER_TOO_LARGE' || /too large|maxOutputLength/i.test(e.message))
+        throw new DecodeError(`the release JSON is larger than ${MAX_RELEASE_JSON / MiB} MiB uncompressed`);
+      throw new DecodeError(`the release payload is not valid gzip: ${e.message}`);
+    }
+  } else json = packed; // Helm reads uncompressed JSON too
+  let rel: unknown;
+  try {
+    rel = JSON.parse(json.toString('utf8'));
+  } catch {
+    throw new DecodeError('the release payload is not JSON');
+  }
+  if (!isObject(rel)) throw new DecodeError('the release payload is not a JSON object');
+  return rel;
+}
+
+/**
+ * Lints the manifest of a pending Helm release record. See the top of this file for the contract.
+ * Never throws.
+ */
+export function checkHelmRelease(obj: unknown, ctx: { config: Config; issuer: IssuerInfo }): HelmReleaseResult {
+  const md = isObject(obj) && isObject(obj.metadata) ? obj.metadata : {};
+  const labels = isObject(md.labels) ? md.labels : {};
+  const recordName = typeof md.name === 'string' ? md.name : '';
+  const recordNs = typeof md.namespace === 'string' && md.namespace ? md.namespace : 'default';
+  const status = typeof labels.status === 'string' ? labels.status : '';
+  const result: HelmReleaseResult = {
+    releaseName: typeof labels.name === 'string' ? labels.name : '',
+    namespace: recordNs,
+    status,
+    checked: false,
+    violations: [],
+    warnings: [],
+  };
+  if (!isObject(obj) || !isHelmRelease(obj)) {
+    result.skipped = 'not a Helm release record';
+    return result;
+  }
+  if (!(PENDING_STATUSES as readonly string[]).includes(status)) {
+    result.skipped = `status ${JSON.stringify(status)} is not pending-install or pending-upgrade`;
+    return result;
+  }
+  let rel: Record<string, any>;
+  try {
+    rel = decodeRelease(obj);
+  } catch (err) {
+    const why = err instanceof DecodeError ? err.message : 'unexpected error';
+    result.skipped = `undecodable: ${why}`;
+    result.warnings.push(`Helm release record ${recordNs}/${recordName} was not checked: ${why}`.slice(0, 200));
+    return result;
+  }
+  if (!result.releaseName && typeof rel.name === 'string') result.releaseName = rel.name;
+  if (typeof rel.namespace === 'string' && rel.namespace) result.namespace = rel.namespace;
+  const manifest = rel.manifest;
+  if (manifest === undefined || manifest === null || manifest === '') {
+    result.checked = true;
+    return result;
+  }
+  if (typeof manifest !== 'string') {
+    result.skipped = 'undecodable: manifest is not a string';
+    result.warnings.push(`Helm release record ${recordNs}/${recordName} was not checked: its manifest is not a string`);
+    return result;
+  }
+  const releaseRef = `${result.namespace}/${result.releaseName || recordName}`;
+  const linter = new Linter({ config: ctx.config, issuer: ctx.issuer, namespace: result.namespace });
+  try {
+    linter.lintText(`release ${releaseRef}`, manifest);
+  } catch (err) {
+    result.skipped = `undecodable: ${(err as Error).message}`;
+    result.warnings.push(`Helm release ${releaseRef} was not checked: ${(err as Error).message}`.slice(0, 200));
+    return result;
+  }
+  result.checked = true;
+  if (linter.problems.length) {
+    const p = linter.problems[0];
+    result.warnings.push(
+      `Helm release ${releaseRef}: manifest line ${p.line ?? '?'} could not be read (${p.message}); other documents were checked`.slice(0, 240),
+    );
+  }
+  for (const f of linter.findings) {
+    const where = `(Helm release ${releaseRef}${f.source ? `, template ${f.source}` : ''})`;
+    const head = `[${f.rule}] ${f.kind} ${f.namespace}/${f.name}`;
+    const message = f.message.startsWith(`${head}: `)
+      ? `${head} ${where}: ${f.message.slice(head.length + 2)}`
+      : `${f.message} ${where}`;
+    const v: HelmViolation = {
+      rule: f.rule,
+      severity: f.severity,
+      message: message.replace(` defined at release ${releaseRef}:`, ' defined at manifest line '),
+      path: f.path,
+      kind: f.kind,
+      namespace: f.namespace,
+      name: f.name,
+      line: f.line,
+      column: f.column,
+    };
+    if (f.source) v.source = f.source;
+    result.violations.push(v);
+  }
+  return result;
+}
+
+/** Encodes a release JSON as Helm stores it in a Secret's data.release (for tests and tools). */
+export function encodeReleaseForSecret(release: unknown): string {
+  const inner = gzipSync(Buffer.from(JSON.stringify(release))).toString('base64');
+  return Buffer.from(inner).toString('base64');
+}
