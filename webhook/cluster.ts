@@ -154,6 +154,17 @@ function slimPod(obj: KubeObject): KubeObject {
 function slimWorkload(kind: string): (obj: KubeObject) => KubeObject {
   return (obj) => {
     const out: KubeObject = { kind, metadata: slimMeta(obj) };
+    // history that runs nothing does not claim: a Deployment's old ReplicaSets (0 replicas), finished Jobs
+    const spec = isObject(obj.spec) ? obj.spec : {};
+    const status = isObject(obj.status) ? obj.status : {};
+    if (kind === 'ReplicaSet' && spec.replicas === 0) out.inactive = true;
+    if (
+      kind === 'Job' &&
+      (typeof status.completionTime === 'string' ||
+        (Array.isArray(status.conditions) &&
+          status.conditions.some((c: unknown) => isObject(c) && (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True')))
+    )
+      out.inactive = true;
     const tpl = getPodTemplate({ ...obj, kind });
     if (tpl && typeof tpl.labels['kagenti.io/type'] === 'string') {
       // only templates that may be agents keep their labels and ServiceAccount
@@ -498,7 +509,7 @@ export class ClusterState {
     if (o.kind === 'Pod') {
       const phase = o.status?.phase;
       if (phase === 'Succeeded' || phase === 'Failed') return null;
-    }
+    } else if (o.inactive === true) return null;
     return claimKey(o.metadata?.namespace ?? '', effectiveServiceAccount(tpl.spec));
   }
 

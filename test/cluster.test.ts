@@ -1,0 +1,295 @@
+// Cluster-state tests. No kube-apiserver can be installed on the machines these tests run on, so
+// test/fake-apiserver.ts stands in for one: an in-test HTTP server that serves recorded list responses and
+// watch event streams in the API server's wire format. The informers are the real @kubernetes/client-node
+// ListWatch + Watch, talking to it through a real KubeConfig.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { AdmissionRequest } from '../webhook/admission.ts';
+import { configFromObject } from '../webhook/config.ts';
+import { registry } from '../webhook/metrics.ts';
+import type { ValidationService } from '../webhook/validation.ts';
+import { startValidation } from '../webhook/validation.ts';
+import { FakeApiServer, PATHS, recordingLogger, until } from './fake-apiserver.ts';
+
+const AGENT = { 'kagenti.io/type': 'agent' };
+const noToken = async () => {
+  throw Object.assign(new Error('no token'), { code: 'ENOENT' });
+};
+
+function deployment(name: string, sa: string, ns = 'team-a', labels: Record<string, string> = AGENT) {
+  return {
+    metadata: { name, namespace: ns },
+    spec: { replicas: 1, template: { metadata: { labels }, spec: { serviceAccountName: sa, containers: [{ name: 'a', image: 'x' }] } } },
+  };
+}
+
+function replicaSet(dep: string, hash: string, sa: string, ns = 'team-a', replicas = 1) {
+  return {
+    metadata: { name: `${dep}-${hash}`, namespace: ns, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: dep, uid: 'd', controller: true }] },
+    spec: { replicas, template: { metadata: { labels: { ...AGENT, 'pod-template-hash': hash } }, spec: { serviceAccountName: sa } } },
+  };
+}
+
+function depPod(dep: string, hash: string, suffix: string, sa: string, ns = 'team-a', phase = 'Running', extraLabels: Record<string, string> = {}) {
+  return {
+    metadata: {
+      name: `${dep}-${hash}-${suffix}`,
+      generateName: `${dep}-${hash}-`,
+      namespace: ns,
+      labels: { ...AGENT, 'pod-template-hash': hash, ...extraLabels },
+      ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: `${dep}-${hash}`, uid: 'r', controller: true }],
+      annotations: { big: 'x'.repeat(2000) },
+    },
+    spec: { serviceAccountName: sa, containers: [{ name: 'agent', image: 'agent:1', env: [{ name: 'A', value: 'b' }] }] },
+    status: { phase },
+  };
+}
+
+function seedBasics(api: FakeApiServer) {
+  api.seed(PATHS.namespaces, [
+    { metadata: { name: 'team-a', labels: { 'kagenti.io/authbridge-mode': 'lite', 'kagenti-enabled': 'true' } } },
+    { metadata: { name: 'kagent' } },
+  ]);
+  api.seed(PATHS.csidrivers, [{ metadata: { name: 'csi.spiffe.io' }, spec: { attachRequired: false } }]);
+  api.seed(PATHS.deployments, [deployment('weather', 'weather-sa')]);
+  api.seed(PATHS.replicasets, [replicaSet('weather', '7d9f8b6c5d', 'weather-sa'), replicaSet('weather', 'old0000000', 'default', 'team-a', 0)]);
+  api.seed(PATHS.pods, [depPod('weather', '7d9f8b6c5d', 'abcde', 'weather-sa')]);
+}
+
+let uid = 0;
+function deploymentRequest(obj: Record<string, any>, operation = 'CREATE'): AdmissionRequest {
+  return {
+    uid: `u${++uid}`,
+    kind: { group: 'apps', version: 'v1', kind: 'Deployment' },
+    operation,
+    namespace: obj.metadata.namespace,
+    name: obj.metadata.name,
+    object: { apiVersion: 'apps/v1', kind: 'Deployment', ...obj },
+    oldObject: operation === 'UPDATE' ? { apiVersion: 'apps/v1', kind: 'Deployment', ...obj } : null,
+  };
+}
+
+async function setup(
+  seed: (api: FakeApiServer) => void,
+  configInput: Record<string, unknown> = {},
+): Promise<{ api: FakeApiServer; svc: ValidationService; lines: ReturnType<typeof recordingLogger>['lines']; close: () => Promise<void> }> {
+  const api = new FakeApiServer();
+  seed(api);
+  await api.start();
+  const { log, lines } = recordingLogger();
+  const svc = await startValidation({
+    config: configFromObject({ tokenReview: { issuer: 'external' }, ...configInput }),
+    log,
+    cluster: 'auto',
+    kubeConfig: api.kubeConfig(),
+    backoff: { baseMs: 20, maxMs: 200 },
+    readToken: noToken,
+    auditIntervalMs: 60_000,
+  });
+  return {
+    api,
+    svc,
+    lines,
+    close: async () => {
+      await svc.close();
+      await api.stop();
+    },
+  };
+}
+
+test('initial sync: ready after every informer listed; namespaces, CSIDrivers and claims served from the cache', async () => {
+  const { api, svc, close } = await setup(seedBasics);
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    const r = svc.readiness();
+    assert.equal(r.detail.cluster, 'synced');
+    assert.equal(r.detail.agentClaims, 3, 'the Deployment, its ReplicaSet and its pod');
+    assert.deepEqual(svc.namespaceLabels('team-a'), { 'kagenti.io/authbridge-mode': 'lite', 'kagenti-enabled': 'true' });
+    assert.equal(svc.namespaceLabels('nope'), undefined);
+    assert.equal(svc.csiDriverExists('csi.spiffe.io'), true);
+    assert.equal(svc.csiDriverExists('other.csi'), false);
+    // selectors as the issue asks: agent pods by label, token-review ConfigMaps by name
+    assert.ok(api.requests.some((r) => r.startsWith('GET /api/v1/pods?') && r.includes('labelSelector=kagenti.io%2Ftype')), api.requests.join('\n'));
+    assert.ok(api.requests.some((r) => r.startsWith('GET /api/v1/configmaps?') && r.includes('fieldSelector=metadata.name%3Dkagent-enterprise-config')));
+    // read-only: nothing but GETs
+    assert.ok(api.requests.every((r) => r.startsWith('GET ')));
+    // the Deployment's own pod (through its ReplicaSet) is the same agent: no conflict on UPDATE or for a new pod
+    const upd = svc.validate(deploymentRequest(deployment('weather', 'weather-sa'), 'UPDATE'));
+    assert.equal(upd.response.allowed, true, JSON.stringify(upd.response));
+    // another agent on the same ServiceAccount is denied, naming the other agent and the SPIFFE ID
+    const other = svc.validate(deploymentRequest(deployment('news', 'weather-sa')));
+    assert.equal(other.response.allowed, false);
+    assert.equal(other.response.status?.code, 403);
+    assert.equal(other.response.status?.reason, 'Forbidden');
+    assert.match(other.response.status!.message, /^\[unique-service-account\] Deployment team-a\/news: .*Deployment\/weather.*spiffe:\/\/cluster\.local\/ns\/team-a\/sa\/weather-sa/);
+  } finally {
+    await close();
+  }
+});
+
+test('a watch event that adds a conflicting agent makes the next admission deny; a finished pod releases its claim', async () => {
+  const { api, svc, close } = await setup(seedBasics);
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    await api.waitForWatch(PATHS.pods);
+    const candidate = deploymentRequest(deployment('planner', 'shared-sa'));
+    assert.equal(svc.validate(candidate).response.allowed, true);
+
+    // a bare pod (no owner) claims shared-sa
+    const bare = { metadata: { name: 'scratch', namespace: 'team-a', labels: AGENT }, spec: { serviceAccountName: 'shared-sa', containers: [] }, status: { phase: 'Pending' } };
+    api.emit(PATHS.pods, 'ADDED', bare);
+    await until(() => svc.validate(deploymentRequest(deployment('planner', 'shared-sa'))).response.allowed === false, 'conflict seen');
+    const d = svc.validate(deploymentRequest(deployment('planner', 'shared-sa')));
+    assert.match(d.response.status!.message, /Pod\/scratch/);
+    assert.deepEqual(d.rules, ['unique-service-account']);
+
+    // dryRun requests are answered the same way
+    const dry = svc.validate({ ...deploymentRequest(deployment('planner', 'shared-sa')), dryRun: true });
+    assert.equal(dry.response.allowed, false);
+
+    // the pod finishes: Succeeded pods no longer claim
+    api.emit(PATHS.pods, 'MODIFIED', { ...bare, status: { phase: 'Succeeded' } });
+    await until(() => svc.validate(deploymentRequest(deployment('planner', 'shared-sa'))).response.allowed, 'claim released');
+
+    // blue/green: the same kagenti.io/agent label shares a ServiceAccount
+    api.emit(PATHS.deployments, 'ADDED', deployment('weather-blue', 'bg-sa', 'team-a', { ...AGENT, 'kagenti.io/agent': 'weather' }));
+    await until(() => (svc.readiness().detail.agentClaims as number) >= 4, 'blue indexed');
+    const green = svc.validate(deploymentRequest(deployment('weather-green', 'bg-sa', 'team-a', { ...AGENT, 'kagenti.io/agent': 'weather' })));
+    assert.equal(green.response.allowed, true, JSON.stringify(green.response));
+    const intruder = svc.validate(deploymentRequest(deployment('intruder', 'bg-sa')));
+    assert.equal(intruder.response.allowed, false);
+
+    // deleting the claimant frees the ServiceAccount
+    api.emit(PATHS.deployments, 'DELETED', deployment('weather-blue', 'bg-sa', 'team-a', { ...AGENT, 'kagenti.io/agent': 'weather' }));
+    await until(() => svc.validate(deploymentRequest(deployment('intruder', 'bg-sa'))).response.allowed, 'deleted');
+  } finally {
+    await close();
+  }
+});
+
+test('Job pods of a CronJob resolve to the CronJob through the cached Job', async () => {
+  const { api, svc, close } = await setup((api) => {
+    seedBasics(api);
+    api.seed(PATHS.cronjobs, [{ metadata: { name: 'nightly', namespace: 'team-a' }, spec: { schedule: '0 0 * * *', jobTemplate: { spec: { template: { metadata: { labels: AGENT }, spec: { serviceAccountName: 'nightly-sa' } } } } } }]);
+    api.seed(PATHS.jobs, [{ metadata: { name: 'nightly-29000000', namespace: 'team-a', ownerReferences: [{ kind: 'CronJob', name: 'nightly', controller: true }] }, spec: { template: { metadata: { labels: AGENT }, spec: { serviceAccountName: 'nightly-sa' } } } }]);
+    api.seed(PATHS.pods, [{ metadata: { name: 'nightly-29000000-x', namespace: 'team-a', labels: AGENT, ownerReferences: [{ kind: 'Job', name: 'nightly-29000000', controller: true }] }, spec: { serviceAccountName: 'nightly-sa' }, status: { phase: 'Running' } }]);
+  });
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    // an UPDATE of the CronJob does not conflict with its own Job and pod
+    const upd = svc.validate({
+      uid: 'cj',
+      kind: { group: 'batch', version: 'v1', kind: 'CronJob' },
+      operation: 'UPDATE',
+      namespace: 'team-a',
+      object: { kind: 'CronJob', metadata: { name: 'nightly', namespace: 'team-a' }, spec: { jobTemplate: { spec: { template: { metadata: { labels: AGENT }, spec: { serviceAccountName: 'nightly-sa' } } } } } },
+    });
+    assert.equal(upd.response.allowed, true, JSON.stringify(upd.response));
+    const other = svc.validate(deploymentRequest(deployment('x', 'nightly-sa')));
+    assert.match(other.response.status!.message, /CronJob\/nightly/);
+  } finally {
+    await close();
+  }
+});
+
+test('a dropped watch reconnects with backoff and keeps serving from the cache', async () => {
+  const { api, svc, lines, close } = await setup(seedBasics);
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    await api.waitForWatch(PATHS.pods, 1);
+    const before = api.watchConnects(PATHS.pods);
+    assert.ok(api.dropWatches(PATHS.pods) >= 1);
+    // while the watch is down the cache still answers and readiness holds
+    assert.equal(svc.readiness().ready, true);
+    assert.equal(svc.validate(deploymentRequest(deployment('news', 'weather-sa'))).response.allowed, false);
+    await api.waitForWatch(PATHS.pods, before + 1);
+    // resumed from the last resourceVersion, not a fresh list
+    const watchReqs = api.requests.filter((r) => r.startsWith('GET /api/v1/pods?') && r.includes('watch=true'));
+    assert.match(watchReqs[watchReqs.length - 1], /resourceVersion=\d+/);
+    // events after the reconnect arrive
+    api.emit(PATHS.pods, 'ADDED', depPod('late', 'abc12', 'zzzzz', 'late-sa'));
+    await until(() => svc.validate(deploymentRequest(deployment('other', 'late-sa'))).response.allowed === false, 'event after reconnect');
+    assert.equal(svc.readiness().ready, true);
+    assert.equal(typeof svc.readiness().detail.cacheAgeSeconds, 'number');
+    // the broken watch was logged as such, with the backoff delay
+    const warn = lines.find((l) => l.level === 'warn' && l.resource === 'pods' && l.verb === 'watch');
+    assert.ok(warn, JSON.stringify(lines));
+    assert.match(warn.msg, /serving from cache, retrying in \d+ ms/);
+  } finally {
+    await close();
+  }
+});
+
+test('RBAC 403 on list: readiness stays false and the log names the missing permission; granting it recovers', async () => {
+  const { api, svc, lines, close } = await setup((api) => {
+    seedBasics(api);
+    api.forbidden.add(`list ${PATHS.pods}`);
+  });
+  try {
+    await until(() => lines.some((l) => l.level === 'error' && l.msg.includes('missing permission "list pods"')), 'log line');
+    await until(() => svc.readiness().detail.notSynced !== undefined && (svc.readiness().detail.notSynced as string[]).length === 1, 'others synced');
+    const r = svc.readiness();
+    assert.equal(r.ready, false);
+    assert.deepEqual(r.detail.notSynced, ['pods']);
+    assert.match(String((r.detail.errors as Record<string, string>).pods), /missing permission "list pods"/);
+    const line = lines.find((l) => l.msg.includes('missing permission "list pods"'))!;
+    assert.equal(line.permission, 'list pods');
+    assert.equal(line.status, 403);
+    // it keeps retrying with backoff; once the permission is granted it becomes ready
+    api.forbidden.delete(`list ${PATHS.pods}`);
+    await until(() => svc.readiness().ready, 'ready after grant');
+  } finally {
+    await close();
+  }
+});
+
+test('RBAC 403 on watch names the watch permission', async () => {
+  const { api, lines, close } = await setup((api) => {
+    seedBasics(api);
+    api.forbidden.add(`watch ${PATHS.csidrivers}`);
+  });
+  try {
+    await until(() => lines.some((l) => l.msg.includes('missing permission "watch csidrivers.storage.k8s.io"')), 'watch 403 logged');
+  } finally {
+    await close();
+  }
+});
+
+test('lists are paged (limit/continue) and every page lands in the cache', async () => {
+  const { svc, close } = await setup((api) => {
+    seedBasics(api);
+    api.seed(PATHS.pods, Array.from({ length: 1203 }, (_, i) => depPod(`d${i}`, 'h1', 'p', `sa-${i}`)));
+  });
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    assert.equal(svc.readiness().detail.agentClaims, 3 + 1203);
+    assert.equal(svc.validate(deploymentRequest(deployment('x', 'sa-1202'))).response.allowed, false);
+  } finally {
+    await close();
+  }
+});
+
+test('background audit: agents already sharing a ServiceAccount and misconfigured ConfigMaps are counted and logged', async () => {
+  const { svc, lines, close } = await setup((api) => {
+    seedBasics(api);
+    api.seed(PATHS.deployments, [deployment('a', 'dup-sa'), deployment('b', 'dup-sa'), deployment('c', 'default')]);
+    api.seed(PATHS.configmaps, [
+      { metadata: { name: 'kagent-enterprise-config', namespace: 'kagent' }, data: { K8S_TOKEN_REVIEW: 'True' } },
+      { metadata: { name: 'unrelated', namespace: 'kagent' }, data: {} },
+    ]);
+  });
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    await until(() => lines.some((l) => l.audit === true && l.rule === 'token-review-value'), 'audit ran');
+    const metric = await registry.getSingleMetric('kagenti_webhook_policy_violations')!.get();
+    const byRule = Object.fromEntries(metric.values.map((v) => [v.labels.rule, v.value]));
+    assert.equal(byRule['unique-service-account'], 2, 'a and b each reported');
+    assert.equal(byRule['token-review-value'], 1);
+    assert.equal(byRule['dedicated-service-account'], 1, 'c runs as default');
+    assert.ok(lines.some((l) => l.audit === true && /Deployment\/b|Deployment\/a/.test(l.msg) && l.rule === 'unique-service-account'));
+    const age = await registry.getSingleMetric('kagenti_webhook_cluster_cache_age_seconds')!.get();
+    assert.equal(age.values[0].value, 0, 'every watch connected');
+  } finally {
+    await close();
+  }
+});

@@ -1,0 +1,95 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { defaultConfig } from '../webhook/config.ts';
+import type { OwnerLookup } from '../webhook/identity.ts';
+import { agentIdentity, controllerOf, effectiveServiceAccount, identityKey, stripTemplateHash, topLevelWorkload } from '../webhook/identity.ts';
+
+const config = defaultConfig();
+
+function pod(owner?: { kind: string; name: string }, labels: Record<string, string> = {}, extra: Record<string, unknown> = {}) {
+  const metadata: Record<string, unknown> = {
+    generateName: owner ? `${owner.name}-` : undefined,
+    namespace: 'team-a',
+    labels: { 'kagenti.io/type': 'agent', ...labels },
+    ...extra,
+  };
+  if (owner) metadata.ownerReferences = [{ apiVersion: 'apps/v1', kind: owner.kind, name: owner.name, uid: 'u', controller: true }];
+  return { apiVersion: 'v1', kind: 'Pod', metadata, spec: { serviceAccountName: 'weather', containers: [] } };
+}
+
+test('a Deployment pod belongs to the Deployment: the pod-template hash is stripped, never kept', () => {
+  const p = pod({ kind: 'ReplicaSet', name: 'weather-agent-7d9f8b6c5d' }, { 'pod-template-hash': '7d9f8b6c5d' });
+  const id = agentIdentity(p, config)!;
+  assert.equal(id.kind, 'Deployment');
+  assert.equal(id.name, 'weather-agent');
+  assert.equal(id.serviceAccount, 'weather');
+  assert.deepEqual(id.source, { kind: 'Pod', name: 'weather-agent-7d9f8b6c5d-<generated>' });
+  assert.ok(!identityKey(id).includes('7d9f8b6c5d'));
+});
+
+test('a pod of a bare ReplicaSet (no hash label) belongs to the ReplicaSet; the cache can say so too', () => {
+  const p = pod({ kind: 'ReplicaSet', name: 'rs-1' });
+  assert.deepEqual(topLevelWorkload(p, 'team-a'), { kind: 'ReplicaSet', name: 'rs-1' });
+  // hash label present but the cached ReplicaSet has no owner: it is a bare ReplicaSet after all
+  const hashed = pod({ kind: 'ReplicaSet', name: 'x-abc' }, { 'pod-template-hash': 'abc' });
+  const bare: OwnerLookup = () => null;
+  assert.deepEqual(topLevelWorkload(hashed, 'team-a', bare), { kind: 'ReplicaSet', name: 'x-abc' });
+  // the cache knows the Deployment even when the name does not follow the hash convention
+  const viaCache: OwnerLookup = (k, ns, n) => (k === 'ReplicaSet' && ns === 'team-a' && n === 'odd' ? { kind: 'Deployment', name: 'real' } : undefined);
+  assert.deepEqual(topLevelWorkload(pod({ kind: 'ReplicaSet', name: 'odd' }), 'team-a', viaCache), { kind: 'Deployment', name: 'real' });
+});
+
+test('StatefulSet and DaemonSet pods belong to those; bare pods to themselves', () => {
+  assert.deepEqual(topLevelWorkload(pod({ kind: 'StatefulSet', name: 'db' }), 'team-a'), { kind: 'StatefulSet', name: 'db' });
+  assert.deepEqual(topLevelWorkload(pod({ kind: 'DaemonSet', name: 'ds' }), 'team-a'), { kind: 'DaemonSet', name: 'ds' });
+  const bare = pod(undefined, {}, { name: 'solo' });
+  const id = agentIdentity(bare, config)!;
+  assert.deepEqual([id.kind, id.name, id.source], ['Pod', 'solo', undefined]);
+});
+
+test('Job pods: the CronJob when the cache knows the Job, else the Job itself', () => {
+  const p = pod({ kind: 'Job', name: 'nightly-29000000' });
+  assert.deepEqual(topLevelWorkload(p, 'team-a'), { kind: 'Job', name: 'nightly-29000000' });
+  const lookup: OwnerLookup = (k, _ns, n) => (k === 'Job' && n === 'nightly-29000000' ? { kind: 'CronJob', name: 'nightly' } : undefined);
+  assert.deepEqual(topLevelWorkload(p, 'team-a', lookup), { kind: 'CronJob', name: 'nightly' });
+  const job = { kind: 'Job', metadata: { name: 'nightly-1', ownerReferences: [{ kind: 'CronJob', name: 'nightly', controller: true }] }, spec: { template: { metadata: { labels: { 'kagenti.io/type': 'agent' } }, spec: {} } } };
+  const id = agentIdentity(job, config, 'team-a')!;
+  assert.deepEqual([id.kind, id.name, id.serviceAccount], ['CronJob', 'nightly', 'default']);
+});
+
+test('ReplicaSet owned by a Deployment resolves to it; workloads owned by operators stay themselves', () => {
+  const rs = { kind: 'ReplicaSet', metadata: { name: 'w-abc', ownerReferences: [{ kind: 'Deployment', name: 'w', controller: true }] } };
+  assert.deepEqual(topLevelWorkload(rs, 'ns'), { kind: 'Deployment', name: 'w' });
+  const sts = { kind: 'StatefulSet', metadata: { name: 's', ownerReferences: [{ kind: 'Agent', name: 'a', controller: true }] } };
+  assert.deepEqual(topLevelWorkload(sts, 'ns'), { kind: 'StatefulSet', name: 's' });
+  // a pod owned by some other controller (an operator's custom resource) belongs to that owner
+  assert.deepEqual(topLevelWorkload(pod({ kind: 'Agent', name: 'a1' }), 'team-a'), { kind: 'Agent', name: 'a1' });
+});
+
+test('kagenti.io/agent label is carried into the identity key', () => {
+  const p = pod({ kind: 'ReplicaSet', name: 'w-blue-abc' }, { 'pod-template-hash': 'abc', 'kagenti.io/agent': 'weather' });
+  const id = agentIdentity(p, config)!;
+  assert.equal(id.agent, 'weather');
+  assert.equal(identityKey(id), 'agent:weather');
+});
+
+test('helpers: controllerOf, stripTemplateHash, effectiveServiceAccount', () => {
+  assert.equal(controllerOf({ metadata: { ownerReferences: [{ kind: 'A', name: 'a' }, { kind: 'B', name: 'b', controller: true }] } })?.name, 'b');
+  assert.equal(controllerOf({ metadata: { ownerReferences: [{ kind: 'A', name: 'a' }, { kind: 'B', name: 'b' }] } }), null);
+  assert.equal(controllerOf({ metadata: { ownerReferences: [null, 3, { kind: 'A' }] } }), null);
+  assert.equal(stripTemplateHash('web-5f7c9', '5f7c9'), 'web');
+  assert.equal(stripTemplateHash('5f7c9', '5f7c9'), null);
+  assert.equal(stripTemplateHash('web-1', undefined), null);
+  assert.equal(effectiveServiceAccount(undefined), 'default');
+  assert.equal(effectiveServiceAccount({ serviceAccountName: '' }), 'default');
+  assert.equal(effectiveServiceAccount({ serviceAccountName: 5 }), 'default');
+  assert.equal(effectiveServiceAccount({ serviceAccount: 'old' }), 'old');
+});
+
+test('non-agents are not identities', () => {
+  const p = pod();
+  p.metadata.labels = { app: 'x' } as never;
+  assert.equal(agentIdentity(p, config), null);
+  assert.equal(agentIdentity(null, config), null);
+  assert.equal(agentIdentity('pod', config), null);
+});

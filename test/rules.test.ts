@@ -1,0 +1,290 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Config } from '../webhook/config.ts';
+import { configFromObject, defaultConfig } from '../webhook/config.ts';
+import type { AgentRef, IssuerInfo } from '../webhook/rules.ts';
+import { agentOf, checkObject, checkUnique } from '../webhook/rules.ts';
+
+const EKS: IssuerInfo = {
+  classification: 'external',
+  issuer: 'https://oidc.eks.eu-west-1.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF',
+  provider: 'EKS',
+};
+const INTERNAL: IssuerInfo = { classification: 'internal', issuer: 'https://kubernetes.default.svc.cluster.local' };
+const UNKNOWN: IssuerInfo = { classification: 'unknown' };
+
+const AGENT = { 'kagenti.io/type': 'agent' };
+
+function podSpec(sa?: string): Record<string, any> {
+  const spec: Record<string, any> = { containers: [{ name: 'main', image: 'agent:1' }] };
+  if (sa !== undefined) spec.serviceAccountName = sa;
+  return spec;
+}
+
+/** A workload of `kind` whose pod template has these labels and ServiceAccount. */
+function workload(kind: string, name: string, sa?: string, labels: Record<string, string> = AGENT, ns = 'team-a'): Record<string, any> {
+  const template = { metadata: { labels }, spec: podSpec(sa) };
+  const metadata = { name, namespace: ns };
+  switch (kind) {
+    case 'Pod':
+      return { apiVersion: 'v1', kind, metadata: { ...metadata, labels }, spec: podSpec(sa) };
+    case 'CronJob':
+      return { apiVersion: 'batch/v1', kind, metadata, spec: { schedule: '* * * * *', jobTemplate: { spec: { template } } } };
+    default:
+      return { apiVersion: 'apps/v1', kind, metadata, spec: { template } };
+  }
+}
+
+function cm(data?: Record<string, unknown>, extra: Record<string, unknown> = {}, name = 'kagent-enterprise-config'): Record<string, any> {
+  const o: Record<string, any> = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: 'kagent' }, ...extra };
+  if (data !== undefined) o.data = data;
+  return o;
+}
+
+const config = defaultConfig();
+const MESSAGE = /^\[[a-z-]+\] [A-Za-z]+ [^ /]+\/[^ :]+: .+\. .+\. Fix: .+\.$/;
+
+const SPEC_PATHS: Record<string, string> = {
+  Pod: 'spec',
+  Deployment: 'spec.template.spec',
+  StatefulSet: 'spec.template.spec',
+  DaemonSet: 'spec.template.spec',
+  ReplicaSet: 'spec.template.spec',
+  Job: 'spec.template.spec',
+  CronJob: 'spec.jobTemplate.spec.template.spec',
+};
+
+for (const [kind, specPath] of Object.entries(SPEC_PATHS)) {
+  test(`dedicated-service-account: ${kind} without serviceAccountName points at ${specPath}`, () => {
+    const v = checkObject(workload(kind, 'weather'), { config, issuer: EKS });
+    assert.equal(v.length, 1);
+    assert.equal(v[0].rule, 'dedicated-service-account');
+    assert.equal(v[0].severity, 'error');
+    assert.equal(v[0].path, specPath);
+    assert.equal(v[0].kind, kind);
+    assert.equal(v[0].namespace, 'team-a');
+    assert.equal(v[0].name, 'weather');
+    assert.match(v[0].message, MESSAGE);
+    assert.ok(v[0].message.includes(`${specPath}.serviceAccountName is not set`), v[0].message);
+    assert.ok(v[0].message.includes('spiffe://cluster.local/ns/team-a/sa/default'));
+  });
+
+  test(`dedicated-service-account: ${kind} with serviceAccountName "default" points at the key`, () => {
+    const v = checkObject(workload(kind, 'weather', 'default'), { config, issuer: EKS });
+    assert.equal(v.length, 1);
+    assert.equal(v[0].path, `${specPath}.serviceAccountName`);
+    assert.ok(v[0].message.includes(`${specPath}.serviceAccountName is "default"`));
+  });
+
+  test(`dedicated-service-account: ${kind} with its own ServiceAccount passes`, () => {
+    assert.deepEqual(checkObject(workload(kind, 'weather', 'weather-sa'), { config, issuer: EKS }), []);
+  });
+}
+
+test('dedicated-service-account: empty string means default; deprecated serviceAccount is honoured', () => {
+  assert.equal(checkObject(workload('Deployment', 'a', ''), { config, issuer: EKS }).length, 1);
+  const old = workload('Deployment', 'a');
+  old.spec.template.spec.serviceAccount = 'a-sa';
+  assert.deepEqual(checkObject(old, { config, issuer: EKS }), []);
+  old.spec.template.spec.serviceAccount = 'default';
+  assert.equal(checkObject(old, { config, issuer: EKS })[0].path, 'spec.template.spec.serviceAccount');
+});
+
+test('dedicated-service-account: non-agents, tools without injectTools, and unknown kinds are ignored', () => {
+  assert.deepEqual(checkObject(workload('Deployment', 'web', undefined, { app: 'web' }), { config, issuer: EKS }), []);
+  const tool = workload('Deployment', 'tool', undefined, { 'kagenti.io/type': 'tool' });
+  assert.deepEqual(checkObject(tool, { config, issuer: EKS }), []);
+  const withTools = configFromObject({ featureGates: { injectTools: true } });
+  assert.equal(checkObject(tool, { config: withTools, issuer: EKS }).length, 1);
+  assert.deepEqual(checkObject({ kind: 'Service', metadata: { name: 'x' } }, { config, issuer: EKS }), []);
+});
+
+test('dedicated-service-account: namespace defaults to ctx.namespace, then "default"; missing pod spec', () => {
+  const d = workload('Deployment', 'a');
+  delete d.metadata.namespace;
+  assert.equal(checkObject(d, { config, issuer: EKS, namespace: 'ci' })[0].namespace, 'ci');
+  assert.equal(checkObject(d, { config, issuer: EKS })[0].namespace, 'default');
+  const noSpec = { kind: 'Deployment', metadata: { name: 'x' }, spec: { template: { metadata: { labels: AGENT } } } };
+  const v = checkObject(noSpec, { config, issuer: EKS });
+  assert.equal(v.length, 1);
+  assert.equal(v[0].path, 'spec.template');
+});
+
+test('policies: warn gives warnings, off gives nothing', () => {
+  const warn = configFromObject({ policies: { 'dedicated-service-account': 'warn' } });
+  assert.equal(checkObject(workload('Pod', 'p'), { config: warn, issuer: EKS })[0].severity, 'warning');
+  const off = configFromObject({ policies: { 'dedicated-service-account': 'off', 'token-review-required': 'off' } });
+  assert.deepEqual(checkObject(workload('Pod', 'p'), { config: off, issuer: EKS }), []);
+  assert.deepEqual(checkObject(cm({}), { config: off, issuer: EKS }), []);
+});
+
+// ---- token-review-value ----------------------------------------------------------------------------
+
+for (const bad of ['True', 'TRUE', 'yes', '1', ' true', 'true ', 'on', '']) {
+  test(`token-review-value: ${JSON.stringify(bad)} is rejected with the exact value to set`, () => {
+    const v = checkObject(cm({ K8S_TOKEN_REVIEW: bad }), { config, issuer: EKS });
+    assert.equal(v.length, 1, 'only the value rule, not both');
+    assert.equal(v[0].rule, 'token-review-value');
+    assert.equal(v[0].path, 'data.K8S_TOKEN_REVIEW');
+    assert.match(v[0].message, MESSAGE);
+    assert.ok(v[0].message.includes(`data.K8S_TOKEN_REVIEW is ${JSON.stringify(bad)}`), v[0].message);
+    assert.ok(v[0].message.includes('Fix: set K8S_TOKEN_REVIEW: "true"'), v[0].message);
+  });
+}
+
+for (const [value, shown] of [
+  [true, 'the YAML boolean true'],
+  [false, 'the YAML boolean false'],
+  [1, 'the number 1'],
+  [null, 'null'],
+] as const) {
+  test(`token-review-value: manifest-only value ${JSON.stringify(value)} says to quote it`, () => {
+    const v = checkObject(cm({ K8S_TOKEN_REVIEW: value }), { config, issuer: EKS });
+    assert.equal(v.length, 1);
+    assert.equal(v[0].rule, 'token-review-value');
+    assert.ok(v[0].message.includes(`is ${shown}, not a string`), v[0].message);
+    assert.ok(v[0].message.includes('Fix: quote it: K8S_TOKEN_REVIEW: "true".'), v[0].message);
+  });
+}
+
+test('token-review-value: boolean false on an internal-issuer cluster suggests quoting "false"', () => {
+  const v = checkObject(cm({ K8S_TOKEN_REVIEW: false }), { config, issuer: INTERNAL });
+  assert.ok(v[0].message.includes('quote it: K8S_TOKEN_REVIEW: "false"'));
+});
+
+test('token-review-value: binaryData is a violation at binaryData.K8S_TOKEN_REVIEW, whatever the issuer', () => {
+  for (const issuer of [EKS, INTERNAL, UNKNOWN]) {
+    const v = checkObject(cm({}, { binaryData: { K8S_TOKEN_REVIEW: 'dHJ1ZQ==' } }), { config, issuer });
+    assert.equal(v.length, 1);
+    assert.equal(v[0].rule, 'token-review-value');
+    assert.equal(v[0].path, 'binaryData.K8S_TOKEN_REVIEW');
+  }
+});
+
+test('token-review-value: "true" and "false" pass on internal clusters; other ConfigMaps are ignored', () => {
+  assert.deepEqual(checkObject(cm({ K8S_TOKEN_REVIEW: 'true' }), { config, issuer: INTERNAL }), []);
+  assert.deepEqual(checkObject(cm({ K8S_TOKEN_REVIEW: 'false' }), { config, issuer: INTERNAL }), []);
+  assert.deepEqual(checkObject(cm({}), { config, issuer: INTERNAL }), []);
+  assert.deepEqual(checkObject(cm({ K8S_TOKEN_REVIEW: 'yes' }, {}, 'other'), { config, issuer: EKS }), []);
+  const custom = configFromObject({ tokenReview: { configMapNames: ['other'] } });
+  assert.equal(checkObject(cm({ K8S_TOKEN_REVIEW: 'yes' }, {}, 'other'), { config: custom, issuer: EKS }).length, 1);
+});
+
+// ---- token-review-required ---------------------------------------------------------------------------
+
+test('token-review-required: external issuer, key missing → error at data, naming the issuer and provider', () => {
+  const v = checkObject(cm({ OTHER: 'x' }), { config, issuer: EKS });
+  assert.equal(v.length, 1);
+  assert.equal(v[0].rule, 'token-review-required');
+  assert.equal(v[0].severity, 'error');
+  assert.equal(v[0].path, 'data');
+  assert.match(v[0].message, MESSAGE);
+  assert.ok(v[0].message.includes(EKS.issuer!));
+  assert.ok(v[0].message.includes('external (EKS)'));
+  assert.ok(v[0].message.includes('K8S_TOKEN_REVIEW: "true"'));
+});
+
+test('token-review-required: no data at all → path is the document root', () => {
+  const v = checkObject(cm(undefined), { config, issuer: EKS });
+  assert.equal(v[0].path, '');
+});
+
+test('token-review-required: "false" on an external cluster → error at data.K8S_TOKEN_REVIEW', () => {
+  const v = checkObject(cm({ K8S_TOKEN_REVIEW: 'false' }), { config, issuer: EKS });
+  assert.equal(v.length, 1);
+  assert.equal(v[0].rule, 'token-review-required');
+  assert.equal(v[0].path, 'data.K8S_TOKEN_REVIEW');
+  assert.deepEqual(checkObject(cm({ K8S_TOKEN_REVIEW: 'true' }), { config, issuer: EKS }), []);
+});
+
+test('token-review-required: unknown issuer → a warning (even under deny) that says how to set the issuer', () => {
+  const v = checkObject(cm({}), { config, issuer: UNKNOWN });
+  assert.equal(v.length, 1);
+  assert.equal(v[0].severity, 'warning');
+  assert.ok(v[0].message.includes('tokenReview.issuer'));
+  assert.deepEqual(checkObject(cm({ K8S_TOKEN_REVIEW: 'true' }), { config, issuer: UNKNOWN }), []);
+});
+
+test('token-review: value rule off lets the required rule report instead', () => {
+  const c = configFromObject({ policies: { 'token-review-value': 'off' } });
+  const v = checkObject(cm({ K8S_TOKEN_REVIEW: 'True' }), { config: c, issuer: EKS });
+  assert.deepEqual(v.map((x) => x.rule), ['token-review-required']);
+});
+
+// ---- unique-service-account --------------------------------------------------------------------------
+
+function ref(kind: string, name: string, sa: string, extra: Partial<AgentRef> = {}): AgentRef {
+  return { kind, name, namespace: 'team-a', serviceAccount: sa, ...extra };
+}
+
+test('unique-service-account: names the other agent and the shared SPIFFE ID', () => {
+  const c: Config = configFromObject({ trustDomain: 'example.org' });
+  const v = checkUnique(ref('Deployment', 'a', 'shared'), [ref('StatefulSet', 'b', 'shared')], c);
+  assert.equal(v.length, 1);
+  assert.equal(v[0].rule, 'unique-service-account');
+  assert.equal(v[0].path, 'spec.template.spec.serviceAccountName');
+  assert.match(v[0].message, MESSAGE);
+  assert.ok(v[0].message.includes('StatefulSet/b'));
+  assert.ok(v[0].message.includes('spiffe://example.org/ns/team-a/sa/shared'));
+});
+
+test('unique-service-account: self (UPDATE), own pods, other namespaces and other SAs never conflict', () => {
+  const me = ref('Deployment', 'a', 'sa1');
+  assert.deepEqual(checkUnique(me, [ref('Deployment', 'a', 'sa1'), ref('Deployment', 'a', 'sa1', { source: { kind: 'Pod', name: 'a-x-y' } })], config), []);
+  assert.deepEqual(checkUnique(me, [ref('Deployment', 'b', 'sa1', { namespace: 'team-b' })], config), []);
+  assert.deepEqual(checkUnique(me, [ref('Deployment', 'b', 'sa2')], config), []);
+});
+
+test('unique-service-account: blue/green with the same kagenti.io/agent label shares; different labels conflict', () => {
+  const blue = ref('Deployment', 'weather-blue', 'weather', { agent: 'weather' });
+  const green = ref('Deployment', 'weather-green', 'weather', { agent: 'weather' });
+  assert.deepEqual(checkUnique(blue, [green], config), []);
+  const other = ref('Deployment', 'news', 'weather', { agent: 'news' });
+  const v = checkUnique(blue, [green, other], config);
+  assert.equal(v.length, 1);
+  assert.ok(v[0].message.includes('Deployment/news (kagenti.io/agent=news)'));
+  // a labelled agent and an unlabelled workload conflict
+  assert.equal(checkUnique(blue, [ref('Deployment', 'plain', 'weather')], config).length, 1);
+});
+
+test('unique-service-account: a Pod candidate reports at the Pod path; counts further conflicts; off → none', () => {
+  const pod = ref('Pod', 'solo', 'sa', { source: undefined });
+  const v = checkUnique(pod, [ref('Deployment', 'x', 'sa'), ref('Deployment', 'y', 'sa'), ref('Deployment', 'y', 'sa')], config);
+  assert.equal(v[0].path, 'spec.serviceAccountName');
+  assert.ok(v[0].message.includes('Deployment/x and 1 more'));
+  const off = configFromObject({ policies: { 'unique-service-account': 'off' } });
+  assert.deepEqual(checkUnique(pod, [ref('Deployment', 'x', 'sa')], off), []);
+  const warn = configFromObject({ policies: { 'unique-service-account': 'warn' } });
+  assert.equal(checkUnique(pod, [ref('Deployment', 'x', 'sa')], warn)[0].severity, 'warning');
+});
+
+test('agentOf + checkUnique over manifests: Deployment vs CronJob on one SA', () => {
+  const a = agentOf(workload('Deployment', 'a', 'shared'), config)!;
+  const b = agentOf(workload('CronJob', 'nightly', 'shared'), config)!;
+  assert.deepEqual(a, { kind: 'Deployment', name: 'a', namespace: 'team-a', serviceAccount: 'shared' });
+  assert.equal(b.kind, 'CronJob');
+  const v = checkUnique(b, [a], config);
+  assert.equal(v[0].path, 'spec.jobTemplate.spec.template.spec.serviceAccountName');
+  assert.equal(agentOf(workload('Deployment', 'web', 'x', { app: 'web' }), config), null);
+  assert.equal(agentOf({ kind: 'Service', metadata: { name: 's' } }, config), null);
+});
+
+test('checkObject never throws on hostile shapes', () => {
+  const weird: unknown[] = [
+    {},
+    { kind: 'Pod' },
+    { kind: 'Pod', metadata: 'x', spec: [] },
+    { kind: 'Deployment', spec: { template: 'x' } },
+    { kind: 'CronJob', spec: { jobTemplate: null } },
+    { kind: 'ConfigMap', metadata: { name: 'kagent-enterprise-config' }, data: ['K8S_TOKEN_REVIEW'] },
+    { kind: 'ConfigMap', metadata: { name: 'kagent-enterprise-config' }, data: { K8S_TOKEN_REVIEW: { a: 1 } } },
+    { kind: 'Pod', metadata: { labels: AGENT, ownerReferences: 'x' }, spec: { serviceAccountName: 5 } },
+  ];
+  for (const w of weird) {
+    assert.doesNotThrow(() => checkObject(w as Record<string, any>, { config, issuer: EKS }));
+    assert.doesNotThrow(() => agentOf(w as Record<string, any>, config));
+  }
+  const v = checkObject(weird[6] as Record<string, any>, { config, issuer: EKS });
+  assert.equal(v[0].rule, 'token-review-value');
+  assert.ok(v[0].message.includes('is a mapping'));
+});
