@@ -79,7 +79,6 @@ export const RULE_HELP: Record<RuleName, { short: string; full: string }> = {
 };
 
 const RULES = Object.keys(RULE_HELP) as RuleName[];
-const HELP_URI = 'https://github.com/kagenti/kagenti-webhook/blob/main/docs/lint.md';
 
 function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
@@ -166,7 +165,6 @@ export function formatSarif(r: LintReport): string {
         tool: {
           driver: {
             name: 'kagenti-webhook',
-            informationUri: HELP_URI,
             version: VERSION,
             semanticVersion: VERSION,
             rules: RULES.map((id) => ({
@@ -174,7 +172,6 @@ export function formatSarif(r: LintReport): string {
               name: id,
               shortDescription: { text: RULE_HELP[id].short },
               fullDescription: { text: RULE_HELP[id].full },
-              helpUri: `${HELP_URI}#${id}`,
               help: { text: RULE_HELP[id].full },
               defaultConfiguration: { level: 'error' },
             })),
