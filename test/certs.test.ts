@@ -1,0 +1,242 @@
+// Certificate generation: `kagenti-webhook certs` and the dev certificates behind `serve --dev-certs`.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, request } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
+import {
+  checkCertificateDir,
+  ensureDevCertificates,
+  generateCertificates,
+  runCertsCommand,
+  serviceDnsNames,
+  writeCertificates,
+} from '../webhook/certs.ts';
+
+function tempDir(t: { after: (fn: () => void) => void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'kagenti-certs-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function sanList(pem: string): string[] {
+  return (new X509Certificate(pem).subjectAltName ?? '').split(', ').filter(Boolean);
+}
+
+/** Runs the command with stdout/stderr captured. */
+async function runCaptured(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const out = process.stdout.write;
+  const err = process.stderr.write;
+  process.stdout.write = ((chunk: string | Uint8Array) => {
+    stdout += String(chunk);
+    return true;
+  }) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: string | Uint8Array) => {
+    stderr += String(chunk);
+    return true;
+  }) as typeof process.stderr.write;
+  try {
+    const code = await runCertsCommand(argv);
+    return { code, stdout, stderr };
+  } finally {
+    process.stdout.write = out;
+    process.stderr.write = err;
+  }
+}
+
+/** One HTTPS request against a server using the pair, verified against the CA with the given server name. */
+async function handshake(certs: { caCert: string; tlsCert: string; tlsKey: string }, servername: string): Promise<string> {
+  const server = createServer({ cert: certs.tlsCert, key: certs.tlsKey, minVersion: 'TLSv1.2' }, (_req, res) => {
+    res.end('ok');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  try {
+    return await new Promise<string>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, path: '/', ca: certs.caCert, servername, agent: false }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve(body));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  } finally {
+    server.close();
+  }
+}
+
+test('serving certificate carries the four Service names, is signed by the CA and matches its key', async () => {
+  const certs = await generateCertificates({ service: 'kagenti-webhook', namespace: 'kagenti-system' });
+  assert.deepEqual(sanList(certs.tlsCert), serviceDnsNames('kagenti-webhook', 'kagenti-system').map((n) => `DNS:${n}`));
+  assert.deepEqual(serviceDnsNames('kagenti-webhook', 'kagenti-system'), [
+    'kagenti-webhook',
+    'kagenti-webhook.kagenti-system',
+    'kagenti-webhook.kagenti-system.svc',
+    'kagenti-webhook.kagenti-system.svc.cluster.local',
+  ]);
+  const ca = new X509Certificate(certs.caCert);
+  const leaf = new X509Certificate(certs.tlsCert);
+  assert.equal(ca.ca, true);
+  assert.equal(leaf.ca, false);
+  assert.ok(leaf.verify(ca.publicKey), 'leaf signed by the CA');
+  assert.ok(ca.verify(ca.publicKey), 'CA is self-signed');
+  assert.ok(leaf.checkIssued(ca));
+  const key = createPrivateKey(certs.tlsKey);
+  assert.ok(leaf.checkPrivateKey(key));
+  assert.equal(key.asymmetricKeyType, 'ec');
+  assert.equal(key.asymmetricKeyDetails?.namedCurve, 'prime256v1');
+  assert.equal(ca.publicKey.asymmetricKeyDetails?.namedCurve, 'prime256v1');
+  assert.equal(leaf.checkHost('localhost'), undefined, 'no localhost without dev');
+  assert.equal(leaf.checkIP('127.0.0.1'), undefined, 'no 127.0.0.1 without dev');
+  assert.match(certs.tlsKey, /^-----BEGIN PRIVATE KEY-----\n/);
+});
+
+test('extensions: CA may sign certificates; serving certificate is for server auth only', async () => {
+  const certs = await generateCertificates({ service: 'hook', namespace: 'ns1' });
+  const ca = new x509.X509Certificate(certs.caCert);
+  const leaf = new x509.X509Certificate(certs.tlsCert);
+  const caBasic = ca.getExtension(x509.BasicConstraintsExtension);
+  assert.ok(caBasic?.ca);
+  assert.ok(caBasic?.critical);
+  const caUsage = ca.getExtension(x509.KeyUsagesExtension);
+  assert.ok(caUsage && (caUsage.usages & x509.KeyUsageFlags.keyCertSign) !== 0);
+  const leafBasic = leaf.getExtension(x509.BasicConstraintsExtension);
+  assert.equal(leafBasic?.ca, false);
+  const leafUsage = leaf.getExtension(x509.KeyUsagesExtension);
+  assert.ok(leafUsage && (leafUsage.usages & x509.KeyUsageFlags.keyCertSign) === 0);
+  const eku = leaf.getExtension(x509.ExtendedKeyUsageExtension);
+  assert.deepEqual([...(eku?.usages ?? [])], [x509.ExtendedKeyUsage.serverAuth]);
+  assert.equal(leaf.issuer, ca.subject);
+  assert.notEqual(leaf.serialNumber, ca.serialNumber);
+});
+
+test('validity follows --days', async () => {
+  const certs = await generateCertificates({ service: 'hook', namespace: 'ns1', days: 30 });
+  const leaf = new X509Certificate(certs.tlsCert);
+  const days = (Date.parse(leaf.validTo) - Date.now()) / 86_400_000;
+  assert.ok(days > 29 && days <= 30, `validTo ${leaf.validTo}`);
+  assert.ok(Date.parse(leaf.validFrom) <= Date.now());
+});
+
+test('dev certificates add localhost and 127.0.0.1', async () => {
+  const certs = await generateCertificates({ service: 'kagenti-webhook', namespace: 'kagenti-system', dev: true });
+  const sans = sanList(certs.tlsCert);
+  assert.ok(sans.includes('DNS:localhost'));
+  assert.ok(sans.includes('IP Address:127.0.0.1'));
+  assert.ok(sans.includes('DNS:kagenti-webhook.kagenti-system.svc.cluster.local'));
+});
+
+test('a TLS client verifying against ca.crt accepts the Service name and refuses another name', async () => {
+  const certs = await generateCertificates({ service: 'kagenti-webhook', namespace: 'kagenti-system' });
+  assert.equal(await handshake(certs, 'kagenti-webhook.kagenti-system.svc'), 'ok');
+  assert.equal(await handshake(certs, 'kagenti-webhook.kagenti-system.svc.cluster.local'), 'ok');
+  await assert.rejects(handshake(certs, 'other.kagenti-system.svc'), (err: NodeJS.ErrnoException) => {
+    assert.equal(err.code, 'ERR_TLS_CERT_ALTNAME_INVALID');
+    return true;
+  });
+  const other = await generateCertificates({ service: 'kagenti-webhook', namespace: 'kagenti-system' });
+  await assert.rejects(handshake({ ...certs, caCert: other.caCert }, 'kagenti-webhook.kagenti-system.svc'));
+});
+
+test('invalid names and validity are refused', async () => {
+  await assert.rejects(generateCertificates({ service: 'Bad_Name', namespace: 'ns' }), /--service "Bad_Name"/);
+  await assert.rejects(generateCertificates({ service: 'ok', namespace: 'a.b' }), /--namespace "a.b"/);
+  await assert.rejects(generateCertificates({ service: 'ok', namespace: 'ns', days: 0 }), /--days 0/);
+  await assert.rejects(generateCertificates({ service: 'ok', namespace: 'ns', days: 1.5 }), /--days 1.5/);
+});
+
+test('writeCertificates writes the three files, tls.key with mode 0600 even over an existing file', async (t) => {
+  const dir = tempDir(t);
+  writeFileSync(join(dir, 'tls.key'), 'old', { mode: 0o644 });
+  const certs = await generateCertificates({ service: 'hook', namespace: 'ns1' });
+  writeCertificates(join(dir), certs);
+  assert.equal(readFileSync(join(dir, 'ca.crt'), 'utf8'), certs.caCert);
+  assert.equal(readFileSync(join(dir, 'tls.crt'), 'utf8'), certs.tlsCert);
+  assert.equal(readFileSync(join(dir, 'tls.key'), 'utf8'), certs.tlsKey);
+  assert.equal(statSync(join(dir, 'tls.key')).mode & 0o777, 0o600);
+  writeCertificates(join(dir, 'a', 'b'), certs);
+  assert.equal(statSync(join(dir, 'a', 'b', 'tls.key')).mode & 0o777, 0o600);
+});
+
+test('ensureDevCertificates creates once, reuses a valid set, and replaces a broken one', async (t) => {
+  const dir = join(tempDir(t), 'dev');
+  const first = await ensureDevCertificates(dir);
+  assert.equal(first.created, true);
+  assert.equal(first.certFile, join(dir, 'tls.crt'));
+  assert.equal(first.keyFile, join(dir, 'tls.key'));
+  assert.equal(first.caFile, join(dir, 'ca.crt'));
+  const pem = readFileSync(first.certFile, 'utf8');
+  const leaf = new X509Certificate(pem);
+  assert.equal(leaf.checkHost('localhost'), 'localhost');
+  assert.equal(leaf.checkHost('kagenti-webhook.kagenti-system.svc'), 'kagenti-webhook.kagenti-system.svc');
+  assert.equal(statSync(first.keyFile).mode & 0o777, 0o600);
+
+  const second = await ensureDevCertificates(dir);
+  assert.equal(second.created, false);
+  assert.equal(readFileSync(second.certFile, 'utf8'), pem, 'reused as is');
+
+  // A key that does not belong to the certificate: regenerate.
+  const stranger = await generateCertificates({ service: 'x', namespace: 'y' });
+  writeFileSync(first.keyFile, stranger.tlsKey);
+  assert.match(checkCertificateDir(dir) ?? '', /does not match/);
+  const third = await ensureDevCertificates(dir);
+  assert.equal(third.created, true);
+  assert.equal(checkCertificateDir(dir), null);
+
+  // Garbage and a missing file: regenerate.
+  writeFileSync(third.certFile, 'not a certificate');
+  assert.equal((await ensureDevCertificates(dir)).created, true);
+  rmSync(join(dir, 'ca.crt'));
+  assert.equal((await ensureDevCertificates(dir)).created, true);
+  assert.equal(checkCertificateDir(dir, ['localhost', '127.0.0.1']), null);
+});
+
+test('certs command writes the files and reports them', async (t) => {
+  const dir = join(tempDir(t), 'out');
+  const r = await runCaptured(['--service', 'kagenti-webhook', '--namespace', 'kagenti-system', '--out', dir, '--days', '10', '--dev']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stderr, '');
+  assert.match(r.stdout, /tls\.key/);
+  const leaf = new X509Certificate(readFileSync(join(dir, 'tls.crt')));
+  assert.equal(leaf.checkIP('127.0.0.1'), '127.0.0.1');
+  assert.ok((Date.parse(leaf.validTo) - Date.now()) / 86_400_000 <= 10);
+  assert.equal(statSync(join(dir, 'tls.key')).mode & 0o777, 0o600);
+  assert.equal(checkCertificateDir(dir, ['kagenti-webhook.kagenti-system.svc']), null);
+});
+
+test('certs command: usage errors exit 2 with one line on stderr', async (t) => {
+  const dir = tempDir(t);
+  const cases: Array<[string[], RegExp]> = [
+    [['--namespace', 'ns', '--out', dir], /--service NAME is required/],
+    [['--service', 'svc', '--out', dir], /--namespace NS is required/],
+    [['--service', 'svc', '--namespace', 'ns'], /--out DIR is required/],
+    [['--service', 'svc', '--namespace', 'ns', '--out', dir, '--days', 'ten'], /--days "ten"/],
+    [['--service', 'svc', '--namespace', 'ns', '--out', dir, '--days', '0'], /--days 0/],
+    [['--service', 'svc', '--namespace', 'ns', '--out', dir, '--days', '99999'], /--days 99999/],
+    [['--service', 'Svc!', '--namespace', 'ns', '--out', dir], /not a valid Service name/],
+    [['--service', 'svc', '--namespace', 'ns', '--out', dir, '--bogus'], /--bogus/],
+    [['--service', 'svc', '--namespace', 'ns', '--out', dir, 'extra'], /extra/],
+    [['--service'], /--service/],
+    [['--service', 'svc', '--namespace', 'ns', '--out', join(dir, 'file', 'sub')], /cannot write to/],
+  ];
+  writeFileSync(join(dir, 'file'), 'x');
+  for (const [argv, pattern] of cases) {
+    const r = await runCaptured(argv);
+    assert.equal(r.code, 2, `${argv.join(' ')}: exit code`);
+    assert.match(r.stderr, pattern, argv.join(' '));
+    assert.equal(r.stderr.trimEnd().split('\n').length, 1, `one line for ${argv.join(' ')}: ${r.stderr}`);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  }
+  const help = await runCaptured(['--help']);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /--service NAME --namespace NS --out DIR/);
+});
