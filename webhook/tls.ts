@@ -1,0 +1,245 @@
+// TLS for the HTTPS admission server: load the serving pair, and reload it when the files change.
+// cert-manager renews a certificate by rewriting its Secret; the kubelet then swaps the volume's `..data`
+// symlink, so the files change all at once but under a directory watch, not a file watch. We watch the
+// directories and also poll, and swap the server's secure context only for a complete, matching pair.
+// Connections already established keep their session; new handshakes get the new certificate.
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import type { Server, ServerOptions } from 'node:https';
+import { dirname } from 'node:path';
+import { createSecureContext, type SecureContextOptions } from 'node:tls';
+import type { Logger } from 'pino';
+
+export interface CertificateReloaderOptions {
+  certFile: string;
+  keyFile: string;
+  /** When set, clients must present a certificate signed by this CA (e.g. the API server's). */
+  clientCaFile?: string;
+  log: Logger;
+  /** Poll interval in ms, the fallback when directory events are missed (default 10000). */
+  pollMs?: number;
+}
+
+interface Material {
+  cert: string;
+  key: string;
+  ca?: string;
+}
+
+const MIN_VERSION = 'TLSv1.2' as const;
+
+function readFile(file: string, what: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const why =
+      e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.code === 'EISDIR' ? 'is a directory' : e.message;
+    throw new Error(`cannot read ${what} ${file}: ${why}`);
+  }
+}
+
+/** Checks a certificate/key pair (and optional client CA bundle); throws one clear line. */
+export function checkMaterial(m: Material, files: { certFile: string; keyFile: string; clientCaFile?: string }): X509Certificate {
+  if (!m.cert.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`TLS certificate ${files.certFile} is not a PEM certificate`);
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(m.cert);
+  } catch {
+    throw new Error(`TLS certificate ${files.certFile} is not a PEM certificate`);
+  }
+  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(m.key)) throw new Error(`TLS key ${files.keyFile} is not a PEM private key`);
+  let key;
+  try {
+    key = createPrivateKey(m.key);
+  } catch {
+    throw new Error(`TLS key ${files.keyFile} is not a PEM private key`);
+  }
+  if (!cert.checkPrivateKey(key)) throw new Error(`TLS key ${files.keyFile} does not match certificate ${files.certFile}`);
+  if (m.ca !== undefined) {
+    try {
+      new X509Certificate(m.ca);
+    } catch {
+      throw new Error(`client CA ${files.clientCaFile} is not a PEM certificate`);
+    }
+  }
+  try {
+    createSecureContext(contextOptions(m));
+  } catch (err) {
+    throw new Error(`TLS certificate ${files.certFile} and key ${files.keyFile} are not usable: ${(err as Error).message.split('\n')[0]}`);
+  }
+  return cert;
+}
+
+function contextOptions(m: Material): SecureContextOptions {
+  const o: SecureContextOptions = { cert: m.cert, key: m.key, minVersion: MIN_VERSION };
+  if (m.ca !== undefined) o.ca = m.ca;
+  return o;
+}
+
+function same(a: Material | undefined, b: Material): boolean {
+  return a !== undefined && a.cert === b.cert && a.key === b.key && a.ca === b.ca;
+}
+
+export class CertificateReloader {
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly clientCaFile: string | undefined;
+  private readonly log: Logger;
+  private readonly pollMs: number;
+  private current: Material | undefined;
+  private rejected: Material | undefined;
+  private server: Server | undefined;
+  private watchers: FSWatcher[] = [];
+  private pollTimer: NodeJS.Timeout | undefined;
+  private debounce: NodeJS.Timeout | undefined;
+  private closed = false;
+  private reloads = 0;
+
+  constructor(opts: CertificateReloaderOptions) {
+    this.certFile = opts.certFile;
+    this.keyFile = opts.keyFile;
+    this.clientCaFile = opts.clientCaFile;
+    this.log = opts.log;
+    this.pollMs = opts.pollMs ?? 10_000;
+  }
+
+  private read(): Material {
+    const m: Material = { cert: readFile(this.certFile, 'TLS certificate'), key: readFile(this.keyFile, 'TLS key') };
+    if (this.clientCaFile !== undefined) m.ca = readFile(this.clientCaFile, 'client CA');
+    return m;
+  }
+
+  /** Reads and checks the pair now; throws an Error with one clear line. */
+  load(): void {
+    const m = this.read();
+    const cert = checkMaterial(m, this);
+    this.current = m;
+    this.rejected = undefined;
+    this.log.info(
+      { certFile: this.certFile, subject: cert.subject, serial: cert.serialNumber, notAfter: cert.validTo, clientAuth: m.ca !== undefined },
+      'loaded TLS certificate',
+    );
+  }
+
+  /** Options for https.createServer: the current pair, TLS 1.2 minimum, client certificates when a client CA is set. */
+  serverOptions(): ServerOptions {
+    if (this.current === undefined) this.load();
+    const m = this.current!;
+    const o: ServerOptions = { cert: m.cert, key: m.key, minVersion: MIN_VERSION };
+    if (m.ca !== undefined) {
+      o.ca = m.ca;
+      o.requestCert = true;
+      o.rejectUnauthorized = true;
+    }
+    return o;
+  }
+
+  /** Number of successful reloads since start (not counting the first load). */
+  reloadCount(): number {
+    return this.reloads;
+  }
+
+  /**
+   * Re-reads the files; swaps the server's secure context when they changed and form a valid pair.
+   * Returns true when a new pair was installed. Never throws.
+   */
+  reloadNow(): boolean {
+    if (this.closed) return false;
+    let m: Material;
+    try {
+      m = this.read();
+    } catch (err) {
+      this.reject(undefined, err as Error);
+      return false;
+    }
+    if (same(this.current, m)) {
+      this.rejected = undefined;
+      return false;
+    }
+    let cert: X509Certificate;
+    try {
+      cert = checkMaterial(m, this);
+    } catch (err) {
+      this.reject(m, err as Error);
+      return false;
+    }
+    try {
+      this.server?.setSecureContext(contextOptions(m));
+    } catch (err) {
+      this.reject(m, err as Error);
+      return false;
+    }
+    this.current = m;
+    this.rejected = undefined;
+    this.reloads++;
+    this.log.info(
+      { certFile: this.certFile, subject: cert.subject, serial: cert.serialNumber, notAfter: cert.validTo },
+      'reloaded TLS certificate; new connections use it',
+    );
+    return true;
+  }
+
+  // Log a bad pair once per distinct content (a missing file: once until it changes), keep serving the old one.
+  private reject(m: Material | undefined, err: Error): void {
+    const key = m ?? { cert: '', key: '', ca: err.message };
+    if (same(this.rejected, key)) return;
+    this.rejected = key;
+    this.log.error({ certFile: this.certFile, keyFile: this.keyFile, err: err.message }, 'ignoring new TLS files until they form a valid pair; still serving the previous certificate');
+  }
+
+  private schedule(): void {
+    if (this.closed) return;
+    // Writers replace cert and key one after the other; wait for the burst of events to settle.
+    if (this.debounce) clearTimeout(this.debounce);
+    this.debounce = setTimeout(() => {
+      this.debounce = undefined;
+      this.reloadNow();
+    }, 100);
+    this.debounce.unref();
+  }
+
+  private watchDirs(): void {
+    for (const w of this.watchers) w.close();
+    this.watchers = [];
+    const dirs = new Set([dirname(this.certFile), dirname(this.keyFile)]);
+    if (this.clientCaFile !== undefined) dirs.add(dirname(this.clientCaFile));
+    for (const dir of dirs) {
+      try {
+        const w = watch(dir, { persistent: false }, () => this.schedule());
+        w.on('error', () => {
+          // The directory went away (or the watch broke): the poll keeps going and re-arms the watch.
+          w.close();
+          this.watchers = this.watchers.filter((x) => x !== w);
+        });
+        this.watchers.push(w);
+      } catch (err) {
+        this.log.warn({ dir, err: (err as Error).message }, 'cannot watch certificate directory; relying on polling');
+      }
+    }
+  }
+
+  /** Starts watching the files and swapping the server's certificate when they change. */
+  attach(server: Server): void {
+    if (this.current === undefined) this.load();
+    this.server = server;
+    this.closed = false;
+    this.watchDirs();
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.pollTimer = setInterval(() => {
+      if (this.watchers.length === 0) this.watchDirs();
+      this.reloadNow();
+    }, this.pollMs);
+    this.pollTimer.unref();
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const w of this.watchers) w.close();
+    this.watchers = [];
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    if (this.debounce) clearTimeout(this.debounce);
+    this.pollTimer = undefined;
+    this.debounce = undefined;
+  }
+}
