@@ -66,7 +66,7 @@ for (const [kind, specPath] of Object.entries(SPEC_PATHS)) {
     assert.equal(v[0].name, 'weather');
     assert.match(v[0].message, MESSAGE);
     assert.ok(v[0].message.includes(`${specPath}.serviceAccountName is not set`), v[0].message);
-    assert.ok(v[0].message.includes('spiffe://cluster.local/ns/team-a/sa/default'));
+    assert.ok(v[0].message.includes('SPIFFE ID identifies no single agent'));
   });
 
   test(`dedicated-service-account: ${kind} with serviceAccountName "default" points at the key`, () => {

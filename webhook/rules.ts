@@ -109,17 +109,16 @@ function checkDedicated(obj: Record<string, any>, config: Config, ns: string): V
     what = `${path} is "default"`;
   } else {
     path = spec ? specPath : (tpl.path.join('.') as string);
-    what = `${specPath}.serviceAccountName is not set, so the agent runs as "default"`;
+    what = `${specPath}.serviceAccountName is not set ("default")`;
   }
-  const id = spiffeId(config.trustDomain, ns, 'default');
   return [
     {
       rule: 'dedicated-service-account',
       severity: sev,
       message:
         `[dedicated-service-account] ${kind} ${ns}/${name}: ${what}. ` +
-        `Every pod in the namespace may run as "default", so ${id} would not identify this agent. ` +
-        `Fix: create a ServiceAccount for this agent and set ${specPath}.serviceAccountName to it.`,
+        `Any pod in the namespace can use "default", so its SPIFFE ID identifies no single agent. ` +
+        `Fix: create a ServiceAccount for the agent and set ${specPath}.serviceAccountName.`,
       path,
       kind,
       namespace: ns,

@@ -277,10 +277,15 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
       try {
         return validateUnsafe(req);
       } catch (err) {
-        log.error({ err: (err as Error).message, uid: req?.uid }, 'validation failed with an internal error; allowing');
-        return decisionFor(allow(req?.uid ?? '', ['kagenti-webhook: validation skipped after an internal error (see webhook log)']), [], {
-          error: (err as Error).message,
-        });
+        // fail closed, as the server does for any handler error: never admit an object we could not evaluate
+        log.error({ err: (err as Error).message, uid: req?.uid }, 'validation failed with an internal error; denying');
+        const response = deny(
+          req?.uid ?? '',
+          `[internal-error] ${req?.kind?.kind ?? 'object'} ${req?.namespace ?? ''}/${req?.name ?? ''}: the webhook could not evaluate this object. It is denied rather than admitted unchecked. Fix: check the manifest; if it is valid, report this to the platform team.`,
+        );
+        response.status!.code = 500;
+        response.status!.reason = 'InternalError';
+        return decisionFor(response, ['internal-error'], { error: (err as Error).message });
       }
     },
     mutateConfigMap(req) {

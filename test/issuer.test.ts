@@ -1,0 +1,115 @@
+// Issuer detection. The discovery document comes from test/fake-apiserver.ts, an in-test stand-in for the
+// API server (none can be installed here), reached through a real client-node KubeConfig.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { configFromObject } from '../webhook/config.ts';
+import { IssuerDetector, classifyIssuer, jwtIssuer } from '../webhook/issuer.ts';
+import { registry } from '../webhook/metrics.ts';
+import { FakeApiServer, recordingLogger } from './fake-apiserver.ts';
+
+function jwt(claims: Record<string, unknown>): string {
+  const b = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  return `${b({ alg: 'RS256', kid: 'k' })}.${b(claims)}.c2lnbmF0dXJl`;
+}
+
+test('classifyIssuer: EKS, GKE and AKS patterns are external and named', () => {
+  const eks = classifyIssuer('https://oidc.eks.us-west-2.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF');
+  assert.deepEqual([eks.classification, eks.provider], ['external', 'EKS']);
+  const gke = classifyIssuer('https://container.googleapis.com/v1/projects/p/locations/europe-west1/clusters/c');
+  assert.deepEqual([gke.classification, gke.provider], ['external', 'GKE']);
+  const aks = classifyIssuer('https://westeurope.oic.prod-aks.azure.com/00000000-0000-0000-0000-000000000000/11111111-1111-1111-1111-111111111111/');
+  assert.deepEqual([aks.classification, aks.provider], ['external', 'AKS']);
+});
+
+test('classifyIssuer: kubernetes.default.svc[.<domain>] is internal; others use the jwks_uri host rule', () => {
+  for (const i of ['https://kubernetes.default.svc', 'https://kubernetes.default.svc.cluster.local', 'https://kubernetes.default.svc.example.internal'])
+    assert.equal(classifyIssuer(i).classification, 'internal', i);
+  assert.equal(classifyIssuer('https://k8s.example.com', 'https://k8s.example.com/openid/v1/jwks', 'https://k8s.example.com:6443').classification, 'internal');
+  assert.equal(classifyIssuer('https://issuer.example.com', 'https://keys.example.net/jwks', 'https://10.0.0.1:6443').classification, 'external');
+  assert.equal(classifyIssuer('https://issuer.example.com').classification, 'unknown');
+  assert.equal(classifyIssuer('https://kubernetes.default.svc.evil.example.com/x').classification, 'unknown');
+  assert.equal(classifyIssuer('not a url', 'also not').classification, 'unknown');
+});
+
+test('jwtIssuer reads iss and rejects garbage', () => {
+  assert.equal(jwtIssuer(jwt({ iss: 'https://kubernetes.default.svc', sub: 'x' })), 'https://kubernetes.default.svc');
+  assert.equal(jwtIssuer(`${jwt({ iss: 'https://a' })}\n`), 'https://a');
+  for (const bad of ['', 'a.b', 'a.b.c', jwt({ sub: 'x' }), jwt({ iss: 5 }), 'x.' + 'A'.repeat(100_000) + '.y']) assert.equal(jwtIssuer(bad), undefined);
+});
+
+test('detector: config external/internal wins without reading anything', async () => {
+  const { log } = recordingLogger();
+  let reads = 0;
+  const d = new IssuerDetector({ config: configFromObject({ tokenReview: { issuer: 'external' } }), log, kubeConfig: null, readToken: async () => (reads++, '') });
+  assert.equal(d.current().classification, 'external');
+  await d.start();
+  d.stop();
+  assert.equal(reads, 0);
+});
+
+test('detector: auto takes iss from the token file and exposes it as a metric label', async () => {
+  const { log } = recordingLogger();
+  const iss = 'https://oidc.eks.eu-central-1.amazonaws.com/id/ABCDEF0123456789ABCDEF0123456789';
+  const d = new IssuerDetector({ config: configFromObject({}), log, kubeConfig: null, readToken: async () => jwt({ iss }) });
+  const s = await d.refresh();
+  assert.deepEqual([s.classification, s.provider, s.source, s.issuer], ['external', 'EKS', 'token', iss]);
+  const m = await registry.getSingleMetric('kagenti_webhook_service_account_issuer_info')!.get();
+  assert.deepEqual(m.values.map((v) => v.labels), [{ classification: 'external', provider: 'EKS' }]);
+});
+
+test('detector: no token → discovery document issuer; jwks_uri on the API server host → internal', async () => {
+  const api = await new FakeApiServer().start();
+  try {
+    api.discovery = { issuer: 'https://api.my-cluster.example', jwks_uri: `${api.url}/openid/v1/jwks` };
+    const { log } = recordingLogger();
+    const d = new IssuerDetector({
+      config: configFromObject({}),
+      log,
+      kubeConfig: api.kubeConfig(),
+      readToken: async () => {
+        throw Object.assign(new Error('nope'), { code: 'ENOENT' });
+      },
+    });
+    let s = await d.refresh();
+    assert.deepEqual([s.classification, s.source, s.issuer], ['internal', 'discovery', 'https://api.my-cluster.example']);
+    // an issuer can change on a live cluster: the next check sees it
+    api.discovery = { issuer: 'https://tokens.example.net', jwks_uri: 'https://tokens.example.net/keys' };
+    s = await d.refresh();
+    assert.equal(s.classification, 'external');
+  } finally {
+    await api.stop();
+  }
+});
+
+test('detector: nothing available → unknown, with the reasons, and a log line saying how to set it', async () => {
+  const api = await new FakeApiServer().start();
+  try {
+    const { log, lines } = recordingLogger();
+    const d = new IssuerDetector({
+      config: configFromObject({}),
+      log,
+      kubeConfig: api.kubeConfig(),
+      readToken: async () => {
+        throw Object.assign(new Error('nope'), { code: 'ENOENT' });
+      },
+    });
+    const s = await d.refresh();
+    assert.equal(s.classification, 'unknown');
+    assert.match(s.error!, /ENOENT/);
+    assert.match(s.error!, /HTTP 404/);
+    assert.ok(lines.some((l) => l.level === 'warn' && l.msg.includes('set tokenReview.issuer')));
+  } finally {
+    await api.stop();
+  }
+});
+
+test('detector: an issuer URL in config is classified by pattern', async () => {
+  const { log } = recordingLogger();
+  const d = new IssuerDetector({
+    config: configFromObject({ tokenReview: { issuer: 'https://container.googleapis.com/v1/projects/p/locations/l/clusters/c' } }),
+    log,
+    kubeConfig: null,
+  });
+  const s = await d.refresh();
+  assert.deepEqual([s.classification, s.provider, s.source], ['external', 'GKE', 'config']);
+});

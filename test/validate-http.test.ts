@@ -1,0 +1,244 @@
+// /validate over real HTTPS (the project's server and certificates), plus the ConfigMap remediation on
+// /mutate and /readyz with cluster state. Cluster state comes from test/fake-apiserver.ts, an in-test
+// stand-in for the API server (none can be installed here).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import jsonpatch from 'fast-json-patch';
+import type { Config } from '../webhook/config.ts';
+import { configFromObject } from '../webhook/config.ts';
+import { silentLogger } from '../webhook/log.ts';
+import { startValidation } from '../webhook/validation.ts';
+import { toWarnings } from '../webhook/validation.ts';
+import { decodePatch, startTestServer } from './helpers.ts';
+import type { TestServer } from './helpers.ts';
+import { FakeApiServer, PATHS, until } from './fake-apiserver.ts';
+
+const AGENT = { 'kagenti.io/type': 'agent' };
+let n = 0;
+
+function req(kind: string, group: string, object: Record<string, any> | null, extra: Record<string, unknown> = {}) {
+  return {
+    uid: `v-${++n}`,
+    kind: { group, version: 'v1', kind },
+    resource: { group, version: 'v1', resource: `${kind.toLowerCase()}s` },
+    namespace: object?.metadata?.namespace ?? 'team-a',
+    name: object?.metadata?.name ?? '',
+    operation: 'CREATE',
+    userInfo: { username: 'alice' },
+    object,
+    oldObject: null,
+    dryRun: false,
+    ...extra,
+  };
+}
+
+function deployment(name: string, sa?: string, labels: Record<string, string> = AGENT, meta: Record<string, unknown> = {}) {
+  const spec: Record<string, unknown> = { containers: [{ name: 'a', image: 'x' }] };
+  if (sa !== undefined) spec.serviceAccountName = sa;
+  return { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name, namespace: 'team-a', ...meta }, spec: { template: { metadata: { labels }, spec } } };
+}
+
+function cm(data: Record<string, unknown> | undefined, extra: Record<string, unknown> = {}) {
+  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'kagent-enterprise-config', namespace: 'kagent' }, ...(data ? { data } : {}), ...extra };
+}
+
+async function server(input: Record<string, unknown>): Promise<TestServer> {
+  const config: Config = configFromObject(input);
+  const svc = await startValidation({ config, log: silentLogger(), cluster: 'none', readToken: async () => Promise.reject(new Error('none')) });
+  return startTestServer(config, svc);
+}
+
+test('HTTPS /validate: an agent Deployment on the default ServiceAccount is denied 403 Forbidden with the rule message', async () => {
+  const s = await server({ tokenReview: { issuer: 'external' } });
+  try {
+    const r = await s.post('/validate', { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: req('Deployment', 'apps', deployment('weather')) });
+    assert.equal(r.status, 200);
+    assert.equal(r.body.apiVersion, 'admission.k8s.io/v1');
+    assert.equal(r.body.kind, 'AdmissionReview');
+    const res = r.body.response;
+    assert.equal(res.uid, `v-${n}`);
+    assert.equal(res.allowed, false);
+    assert.equal(res.status.code, 403);
+    assert.equal(res.status.reason, 'Forbidden');
+    assert.match(res.status.message, /^\[dedicated-service-account\] Deployment team-a\/weather: spec\.template\.spec\.serviceAccountName is not set/);
+    assert.equal(res.patch, undefined, 'a validating webhook never returns a patch');
+    // without cluster state the unique rule says it was not checked
+    assert.ok(res.warnings.some((w: string) => w.includes('[unique-service-account] not checked')));
+
+    // dryRun: same answer
+    const dry = await s.review('/validate', req('Deployment', 'apps', deployment('weather'), { dryRun: true }));
+    assert.equal(dry.allowed, false);
+
+    // own ServiceAccount: allowed
+    const ok = await s.review('/validate', req('Deployment', 'apps', deployment('weather', 'weather-sa')));
+    assert.equal(ok.allowed, true);
+  } finally {
+    await s.close();
+  }
+});
+
+test('HTTPS /validate: skips what it must not judge', async () => {
+  const s = await server({ tokenReview: { issuer: 'external' } });
+  try {
+    const owned = { ...deployment('w-abc'), kind: 'ReplicaSet', metadata: { name: 'w-abc', namespace: 'team-a', ownerReferences: [{ kind: 'Deployment', name: 'w', controller: true }] } };
+    assert.equal((await s.review('/validate', req('ReplicaSet', 'apps', owned))).allowed, true);
+    const bareRs = { ...deployment('rs'), kind: 'ReplicaSet' };
+    assert.equal((await s.review('/validate', req('ReplicaSet', 'apps', bareRs))).allowed, false);
+    assert.equal((await s.review('/validate', req('Deployment', 'apps', deployment('web', undefined, { app: 'web' })))).allowed, true);
+    assert.equal((await s.review('/validate', req('Deployment', 'apps', null, { operation: 'DELETE', oldObject: deployment('x') }))).allowed, true);
+    assert.equal((await s.review('/validate', req('Deployment', 'apps', deployment('x'), { subResource: 'scale' }))).allowed, true);
+    assert.equal((await s.review('/validate', req('Deployment', 'apps', deployment('x', undefined, AGENT, { deletionTimestamp: '2026-01-01T00:00:00Z' }), { operation: 'UPDATE' }))).allowed, true);
+    const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { generateName: 'x-', namespace: 'team-a', labels: AGENT }, spec: { containers: [] } };
+    assert.equal((await s.review('/validate', req('Pod', '', pod, { operation: 'UPDATE' }))).allowed, true);
+    const created = await s.review('/validate', req('Pod', '', pod));
+    assert.equal(created.allowed, false);
+    assert.match(created.status!.message, /Pod team-a\/x-<generated>: spec\.serviceAccountName is not set/);
+  } finally {
+    await s.close();
+  }
+});
+
+test('HTTPS /validate: policies warn → allowed with warnings of at most 120 characters', async () => {
+  const s = await server({ policies: { 'dedicated-service-account': 'warn', 'unique-service-account': 'off' } });
+  try {
+    const r = await s.review('/validate', req('Deployment', 'apps', deployment('weather')));
+    assert.equal(r.allowed, true);
+    assert.ok(r.warnings!.length >= 2);
+    assert.ok(r.warnings![0].startsWith('[dedicated-service-account] Deployment team-a/weather:'));
+    for (const w of r.warnings! as string[]) assert.ok(w.length <= 120, `${w.length}: ${w}`);
+    assert.ok(r.warnings!.some((w: string) => w.includes('Fix:')));
+  } finally {
+    await s.close();
+  }
+});
+
+test('HTTPS /validate: token-review ConfigMaps on an external-issuer cluster', async () => {
+  const s = await server({ tokenReview: { issuer: 'external' } });
+  try {
+    const bad = await s.review('/validate', req('ConfigMap', '', cm({ K8S_TOKEN_REVIEW: 'True' })));
+    assert.equal(bad.allowed, false);
+    assert.match(bad.status!.message, /^\[token-review-value\] ConfigMap kagent\/kagent-enterprise-config: data\.K8S_TOKEN_REVIEW is "True"/);
+    const missing = await s.review('/validate', req('ConfigMap', '', cm({})));
+    assert.equal(missing.allowed, false);
+    assert.match(missing.status!.message, /^\[token-review-required\]/);
+    // good value on CREATE: allowed, with the restart reminder
+    const good = await s.review('/validate', req('ConfigMap', '', cm({ K8S_TOKEN_REVIEW: 'true' })));
+    assert.equal(good.allowed, true);
+    assert.deepEqual(good.warnings, ['kagent reads this ConfigMap only at start; restart it: kubectl -n kagent rollout restart deploy/kagent-controller']);
+    // UPDATE that does not touch the key: no reminder; one that changes it: reminder
+    const same = await s.review('/validate', req('ConfigMap', '', cm({ K8S_TOKEN_REVIEW: 'true', X: '1' }), { operation: 'UPDATE', oldObject: cm({ K8S_TOKEN_REVIEW: 'true' }) }));
+    assert.equal(same.warnings, undefined);
+    const changed = await s.review('/validate', req('ConfigMap', '', cm({ K8S_TOKEN_REVIEW: 'true' }), { operation: 'UPDATE', oldObject: cm({}) }));
+    assert.equal(changed.warnings?.length, 1);
+    // other ConfigMaps are not judged
+    const other = await s.review('/validate', req('ConfigMap', '', { ...cm({}), metadata: { name: 'x', namespace: 'kagent' } }));
+    assert.deepEqual([other.allowed, other.warnings], [true, undefined]);
+  } finally {
+    await s.close();
+  }
+});
+
+test('HTTPS /validate: unknown issuer never denies token-review-required, and says how to set it', async () => {
+  const s = await server({});
+  try {
+    const r = await s.review('/validate', req('ConfigMap', '', cm({})));
+    assert.equal(r.allowed, true);
+    assert.ok(r.warnings!.some((w: string) => w.includes('tokenReview.issuer')));
+  } finally {
+    await s.close();
+  }
+});
+
+test('HTTPS /mutate: tokenReview.action mutate sets K8S_TOKEN_REVIEW "true" on external-issuer clusters', async () => {
+  const s = await server({ tokenReview: { issuer: 'external', action: 'mutate' } });
+  try {
+    for (const [obj, label] of [
+      [cm(undefined), 'no data'],
+      [cm({ OTHER: 'x' }), 'missing key'],
+      [cm({ K8S_TOKEN_REVIEW: 'false' }), 'false'],
+      [cm({}, { binaryData: { K8S_TOKEN_REVIEW: 'dHJ1ZQ==' } }), 'binaryData'],
+    ] as const) {
+      const r = await s.review('/mutate', req('ConfigMap', '', obj as Record<string, any>, { dryRun: label === 'false' }));
+      assert.equal(r.allowed, true, label);
+      assert.equal(r.patchType, 'JSONPatch', label);
+      const patched = jsonpatch.applyPatch(structuredClone(obj), decodePatch(r) as never).newDocument as Record<string, any>;
+      assert.equal(patched.data.K8S_TOKEN_REVIEW, 'true', label);
+      assert.equal(patched.binaryData?.K8S_TOKEN_REVIEW, undefined, label);
+      assert.ok(r.warnings!.some((w: string) => w.startsWith('[token-review-required] set data.K8S_TOKEN_REVIEW to "true"')), label);
+      for (const w of r.warnings! as string[]) assert.ok(w.length <= 120, w);
+    }
+    const already = await s.review('/mutate', req('ConfigMap', '', cm({ K8S_TOKEN_REVIEW: 'true' })));
+    assert.equal(already.patch, undefined);
+  } finally {
+    await s.close();
+  }
+  // default action deny: /mutate leaves ConfigMaps alone
+  const d = await server({ tokenReview: { issuer: 'external' } });
+  try {
+    const r = await d.review('/mutate', req('ConfigMap', '', cm({})));
+    assert.equal(r.patch, undefined);
+  } finally {
+    await d.close();
+  }
+});
+
+function getJson(port: number, path: string): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path }, (res) => {
+        let t = '';
+        res.on('data', (c) => (t += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(t) }));
+      })
+      .on('error', reject);
+  });
+}
+
+test('/readyz: 503 with the missing permission until the informers sync, then 200 with the issuer', async () => {
+  const api = new FakeApiServer();
+  api.seed(PATHS.deployments, [{ metadata: { name: 'weather', namespace: 'team-a' }, spec: { template: { metadata: { labels: AGENT }, spec: { serviceAccountName: 'shared' } } } }]);
+  api.forbidden.add(`list ${PATHS.namespaces}`);
+  await api.start();
+  const config = configFromObject({ tokenReview: { issuer: 'https://oidc.eks.us-east-1.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF' } });
+  const svc = await startValidation({ config, log: silentLogger(), cluster: 'auto', kubeConfig: api.kubeConfig(), backoff: { baseMs: 20, maxMs: 100 } });
+  const s = await startTestServer(config, svc);
+  try {
+    await until(() => (svc.readiness().detail.errors as Record<string, string> | undefined)?.namespaces !== undefined, 'namespaces error');
+    const before = await getJson(s.server.probePort, '/readyz');
+    assert.equal(before.status, 503);
+    assert.match(before.body.errors.namespaces, /missing permission "list namespaces"/);
+    api.forbidden.delete(`list ${PATHS.namespaces}`);
+    await until(() => svc.readiness().ready, 'synced');
+    const after = await getJson(s.server.probePort, '/readyz');
+    assert.equal(after.status, 200);
+    assert.equal(after.body.cluster, 'synced');
+    assert.deepEqual([after.body.issuer.classification, after.body.issuer.provider], ['external', 'EKS']);
+    // cluster state reaches /validate over HTTPS
+    const r = await s.review('/validate', req('Deployment', 'apps', deployment('news', 'shared')));
+    assert.equal(r.allowed, false);
+    assert.match(r.status!.message, /Deployment\/weather.*spiffe:\/\/cluster\.local\/ns\/team-a\/sa\/shared/);
+    const metrics = await new Promise<string>((resolve) =>
+      http.get({ host: '127.0.0.1', port: s.server.probePort, path: '/metrics' }, (res) => {
+        let t = '';
+        res.on('data', (c) => (t += c));
+        res.on('end', () => resolve(t));
+      }),
+    );
+    assert.match(metrics, /kagenti_webhook_service_account_issuer_info\{classification="external",provider="EKS"\} 1/);
+    assert.match(metrics, /kagenti_webhook_cluster_cache_age_seconds \d/);
+    assert.match(metrics, /kagenti_webhook_rule_violations_total\{rule="unique-service-account",action="denied"\} \d/);
+  } finally {
+    await s.close();
+    await api.stop();
+  }
+});
+
+test('toWarnings splits at sentence ends and keeps the rule on continuation lines', () => {
+  const msg = '[r] Kind ns/n: ' + 'a'.repeat(80) + '. Second sentence is here and it is long enough to need a new line, really. Fix: do it.';
+  const w = toWarnings(msg, 'r');
+  assert.ok(w.length >= 2);
+  assert.equal(w.join(' ').replace(/ \[r\] /g, ' '), msg);
+  assert.ok(w.slice(1).every((x) => x.startsWith('[r] ')));
+  assert.deepEqual(toWarnings('short'), ['short']);
+});
