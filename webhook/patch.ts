@@ -5,57 +5,106 @@ import type { Operation } from 'fast-json-patch';
 
 const { compare } = fastJsonPatch;
 
-/** Arrays whose index-by-index diff is collapsed into one `replace` when that is shorter. */
-const COLLAPSIBLE = /^(\/spec(?:\/template\/spec|\/jobTemplate\/spec\/template\/spec)?\/(?:containers|initContainers|volumes))(\/|$)/;
-
 function escapeSegment(s: string): string {
   return s.replace(/~/g, '~0').replace(/\//g, '~1');
 }
 
-function getAt(obj: unknown, pointer: string): unknown {
-  let cur: any = obj;
-  for (const raw of pointer.split('/').slice(1)) {
-    const seg = raw.replace(/~1/g, '/').replace(/~0/g, '~');
-    if (cur === null || typeof cur !== 'object') return undefined;
-    cur = cur[seg];
+/** Where pod specs live in the objects we patch, and the lists in them that injection inserts into. */
+const SPEC_PATHS = [['spec'], ['spec', 'template', 'spec'], ['spec', 'jobTemplate', 'spec', 'template', 'spec']];
+const LIST_KEYS = ['containers', 'initContainers', 'volumes'];
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Deep equality of JSON values, ignoring key order. */
+function same(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!same(a[i], b[i])) return false;
+    return true;
   }
-  return cur;
+  if (isPlainObject(a) && isPlainObject(b)) {
+    const ka = Object.keys(a);
+    if (ka.length !== Object.keys(b).length) return false;
+    for (const k of ka) if (!Object.hasOwn(b, k) || !same(a[k], b[k])) return false;
+    return true;
+  }
+  return false;
 }
 
 /**
- * The patch that turns `original` into `mutated`. Inserting sidecars at the front of a list makes an
- * index-wise diff rewrite every element after them; where that takes more operations than the list has
- * elements, the list is replaced whole with its mutated value (still taken from the mutated raw copy).
+ * Ops for one list: the common prefix and suffix stay, the items between are removed and inserted by index.
+ * Injection prepends sidecars and appends volumes, so this sends only the injected items, not the pod's own
+ * containers again (a pod with 1,500 env vars would otherwise be echoed back whole). When that would take
+ * more items than the list has, the list is replaced whole.
+ */
+function listOps(pointer: string, before: unknown[], after: unknown[]): Operation[] {
+  let p = 0;
+  while (p < before.length && p < after.length && same(before[p], after[p])) p++;
+  let s = 0;
+  while (s < before.length - p && s < after.length - p && same(before[before.length - 1 - s], after[after.length - 1 - s])) s++;
+  const removed = before.length - p - s;
+  const added = after.length - p - s;
+  if (removed === 0 && added === 0) return [];
+  if (removed + added > after.length) return [{ op: 'replace', path: pointer, value: after }];
+  const ops: Operation[] = [];
+  for (let i = p + removed - 1; i >= p; i--) ops.push({ op: 'remove', path: `${pointer}/${i}` });
+  for (let j = 0; j < added; j++) ops.push({ op: 'add', path: `${pointer}/${p + j}`, value: after[p + j] });
+  return ops;
+}
+
+/** A copy of `obj` sharing everything but the objects along `path`, so a key at the end can be changed. */
+function copyAlong(obj: Record<string, unknown>, path: string[]): Record<string, unknown> {
+  const root = { ...obj };
+  let cur = root;
+  for (const seg of path) {
+    const next = { ...(cur[seg] as Record<string, unknown>) };
+    cur[seg] = next;
+    cur = next;
+  }
+  return root;
+}
+
+function objectAt(obj: unknown, path: string[]): Record<string, unknown> | undefined {
+  let cur = obj;
+  for (const seg of path) {
+    if (!isPlainObject(cur)) return undefined;
+    cur = cur[seg];
+  }
+  return isPlainObject(cur) ? cur : undefined;
+}
+
+/**
+ * The patch that turns `original` into `mutated`: fast-json-patch's compare for every field, except the
+ * container, init-container and volume lists of pod specs present as lists on both sides, which are diffed
+ * as insertions and removals (listOps). Values come from the mutated raw copy, so fields we do not model survive.
  */
 export function createPatch(original: object, mutated: object): Operation[] {
-  const ops = compare(original, mutated);
-  if (ops.length < 4) return ops;
-  const counts = new Map<string, number>();
-  for (const op of ops) {
-    const m = COLLAPSIBLE.exec(op.path);
-    if (m && m[2] === '/') counts.set(m[1], (counts.get(m[1]) ?? 0) + 1);
-  }
-  const collapse = new Set<string>();
-  for (const [root, n] of counts) {
-    const after = getAt(mutated, root);
-    const before = getAt(original, root);
-    if (Array.isArray(after) && Array.isArray(before) && n > 2) collapse.add(root);
-  }
-  if (!collapse.size) return ops;
-  const out: Operation[] = [];
-  const emitted = new Set<string>();
-  for (const op of ops) {
-    const m = COLLAPSIBLE.exec(op.path);
-    if (m && collapse.has(m[1])) {
-      if (!emitted.has(m[1])) {
-        emitted.add(m[1]);
-        out.push({ op: 'replace', path: m[1], value: getAt(mutated, m[1]) });
-      }
-      continue;
+  if (!isPlainObject(original) || !isPlainObject(mutated)) return compare(original, mutated);
+  let o: Record<string, unknown> = original;
+  let m: Record<string, unknown> = mutated;
+  const listPatches: Operation[] = [];
+  for (const path of SPEC_PATHS) {
+    const so = objectAt(o, path);
+    const sm = objectAt(m, path);
+    if (!so || !sm) continue;
+    const keys = LIST_KEYS.filter((k) => Array.isArray(so[k]) && Array.isArray(sm[k]));
+    if (!keys.length) continue;
+    o = copyAlong(o, path);
+    m = copyAlong(m, path);
+    const co = objectAt(o, path)!;
+    const cm = objectAt(m, path)!;
+    for (const k of keys) {
+      listPatches.push(...listOps(`/${path.join('/')}/${k}`, co[k] as unknown[], cm[k] as unknown[]));
+      // the same placeholder on both sides: compare() sees no difference there
+      co[k] = null;
+      cm[k] = null;
     }
-    out.push(op);
   }
-  return out;
+  const ops = compare(o, m);
+  return listPatches.length ? [...ops, ...listPatches] : ops;
 }
 
 export { escapeSegment };
