@@ -12,8 +12,9 @@ export function createLogger(level = process.env.LOG_LEVEL || 'info'): Logger {
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    // Asynchronous, buffered writes keep logging off the admission hot path; pino flushes on exit.
-    pino.destination({ dest: 1, sync: false, minLength: 4096 }),
+    // Asynchronous writes keep logging off the admission hot path; nothing is held back (minLength 0), so a
+    // line reaches stdout as soon as the event loop is free, and pino flushes what is pending on exit.
+    pino.destination({ dest: 1, sync: false, minLength: 0 }),
   );
 }
 

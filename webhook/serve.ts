@@ -1,6 +1,4 @@
 // `kagenti-webhook serve`: flags and start-up. Every start-up problem is one line on stderr and exit code 2.
-import { readFileSync } from 'node:fs';
-import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import type https from 'node:https';
 import { ConfigError, loadConfig } from './config.ts';
@@ -94,35 +92,6 @@ export function parseServeFlags(argv: string[]): ServeFlags | 'help' {
     throw new UsageError('no serving certificate: pass --tls-cert FILE and --tls-key FILE, or --dev-certs DIR');
   if (f.port !== 0 && f.port === f.probePort) throw new UsageError(`--port and --probe-port are both ${f.port}; they need different ports`);
   return f;
-}
-
-function readPem(file: string, what: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    throw new UsageError(`cannot read ${what} ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.message}`);
-  }
-}
-
-/** Reads and checks a certificate/key pair; one clear line on any problem. */
-export function loadKeyPair(certFile: string, keyFile: string): { cert: string; key: string } {
-  const cert = readPem(certFile, 'TLS certificate');
-  const key = readPem(keyFile, 'TLS key');
-  let x509: X509Certificate;
-  try {
-    x509 = new X509Certificate(cert);
-  } catch {
-    throw new UsageError(`TLS certificate ${certFile} is not a PEM certificate`);
-  }
-  let pk;
-  try {
-    pk = createPrivateKey(key);
-  } catch {
-    throw new UsageError(`TLS key ${keyFile} is not a PEM private key`);
-  }
-  if (!x509.checkPrivateKey(pk)) throw new UsageError(`TLS key ${keyFile} does not match certificate ${certFile}`);
-  return { cert, key };
 }
 
 export async function runServe(argv: string[]): Promise<number> {
