@@ -90,14 +90,21 @@ export function createPatch(original: object, mutated: object): Operation[] {
     const so = objectAt(o, path);
     const sm = objectAt(m, path);
     if (!so || !sm) continue;
-    const keys = LIST_KEYS.filter((k) => Array.isArray(so[k]) && Array.isArray(sm[k]));
+    // lists on both sides, or a list only the mutated side has (added whole, without compare's deep copy)
+    const keys = LIST_KEYS.filter((k) => Array.isArray(sm[k]) && (Array.isArray(so[k]) || !Object.hasOwn(so, k)));
     if (!keys.length) continue;
     o = copyAlong(o, path);
     m = copyAlong(m, path);
     const co = objectAt(o, path)!;
     const cm = objectAt(m, path)!;
     for (const k of keys) {
-      listPatches.push(...listOps(`/${path.join('/')}/${k}`, co[k] as unknown[], cm[k] as unknown[]));
+      const pointer = `/${path.join('/')}/${k}`;
+      if (!Object.hasOwn(co, k)) {
+        listPatches.push({ op: 'add', path: pointer, value: cm[k] });
+        delete cm[k];
+        continue;
+      }
+      listPatches.push(...listOps(pointer, co[k] as unknown[], cm[k] as unknown[]));
       // the same placeholder on both sides: compare() sees no difference there
       co[k] = null;
       cm[k] = null;
