@@ -88,7 +88,7 @@ export interface LoadStats {
   ok: number;
   /** Requests that got no response, or a wrong one (status, uid). */
   failures: string[];
-  /** Requests that could not connect at all (the listener was closed): never accepted. */
+  /** Requests whose connection the server never accepted (refused, or dropped before the TLS handshake). */
   refused: number;
   /** Serial numbers of the server certificates seen on new connections, in order. */
   serials: string[];
@@ -153,17 +153,24 @@ export function admit(
         });
       },
     );
+    let handshaken = false;
     req.on('socket', (socket) => {
       const tls = socket as TLSSocket;
-      if (onCert && !req.reusedSocket) {
-        tls.once('secureConnect', () => {
-          const serial = tls.getPeerCertificate().serialNumber;
-          if (serial) onCert(serial);
-        });
+      if (req.reusedSocket) {
+        handshaken = true;
+        return;
       }
+      tls.once('secureConnect', () => {
+        handshaken = true;
+        const serial = tls.getPeerCertificate().serialNumber;
+        if (serial && onCert) onCert(serial);
+      });
     });
     req.on('error', (err: NodeJS.ErrnoException) => {
-      resolve({ ok: false, refused: err.code === 'ECONNREFUSED', why: `${err.code ?? ''} ${err.message}${req.reusedSocket ? ' (reused keep-alive socket)' : ''}` });
+      // A connection the server never took in (refused, or dropped from the accept backlog when the
+      // listener closed, before the TLS handshake) was not accepted: not a lost request.
+      const refused = err.code === 'ECONNREFUSED' || !handshaken;
+      resolve({ ok: false, refused, why: `${err.code ?? ''} ${err.message}${req.reusedSocket ? ' (reused keep-alive socket)' : ''}` });
     });
     req.end(payload);
   });
