@@ -1,0 +1,380 @@
+// `kagenti-webhook lint`: exit codes, YAML 1.1 booleans, exact positions on both parse paths, the Helm
+// post-renderer round trip, empty input, inputs that are not Kubernetes at all, Lists, JSON, directories,
+// and --cluster against an in-test HTTPS server standing in for the API server (no kube-apiserver can be
+// installed on the machines these tests run on).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, mkdirSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { createServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { spawnSync } from 'node:child_process';
+import { defaultConfig } from '../webhook/config.ts';
+import { Linter } from '../webhook/lint.ts';
+import { ROOT, runCli } from './fixtures/lint/cli.ts';
+
+const AGENT = (name: string, sa: string | null, ns = 'agents') => `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: ${name}
+  namespace: ${ns}
+spec:
+  template:
+    metadata:
+      labels:
+        kagenti.io/type: agent
+    spec:
+${sa === null ? '' : `      serviceAccountName: ${sa}\n`}      containers:
+        - name: a
+          image: x
+`;
+const CM = (value: string, ns = 'kagent') => `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: kagent-enterprise-config
+  namespace: ${ns}
+data:
+  OTHER: x
+  K8S_TOKEN_REVIEW: ${value}
+`;
+
+function lintString(text: string, opts: { issuer?: 'external' | 'internal' | 'unknown'; namespace?: string } = {}): Linter {
+  const l = new Linter({ config: defaultConfig(), issuer: { classification: opts.issuer ?? 'external' }, namespace: opts.namespace });
+  l.lintText('m.yaml', text);
+  return l;
+}
+
+function tmp(): string {
+  return mkdtempSync(join(tmpdir(), 'kagenti-lint-'));
+}
+
+test('exit 0 on clean input, 1 on violations, --strict turns warnings into failures', async () => {
+  const dir = tmp();
+  writeFileSync(join(dir, 'ok.yaml'), `${AGENT('a', 'a')}---\n${CM('"true"')}`);
+  writeFileSync(join(dir, 'bad.yaml'), AGENT('a', null));
+  writeFileSync(join(dir, 'warn.yaml'), CM('"false"'));
+  let r = await runCli([join(dir, 'ok.yaml'), '--external-issuer']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout.toString(), /no problems \(2 documents in 1 file\)/);
+  r = await runCli([join(dir, 'bad.yaml')]);
+  assert.equal(r.code, 1);
+  assert.match(r.stdout.toString(), /bad\.yaml:\d+:\d+: error \[dedicated-service-account\] Deployment agents\/a: /);
+  // no issuer flag: token-review-required can only warn, and says which flag to pass
+  r = await runCli([join(dir, 'warn.yaml')]);
+  assert.equal(r.code, 0);
+  assert.match(r.stdout.toString(), /warning \[token-review-required\].*pass --external-issuer, --internal-issuer, --issuer URL or --cluster/);
+  r = await runCli([join(dir, 'warn.yaml'), '--strict']);
+  assert.equal(r.code, 1);
+  r = await runCli([join(dir, 'warn.yaml'), '--internal-issuer']);
+  assert.equal(r.code, 0);
+  assert.match(r.stdout.toString(), /no problems/);
+});
+
+test('usage errors exit 2 with one clear line', async () => {
+  for (const [args, re] of [
+    [['--bogus'], /^kagenti-webhook lint: unknown flag --bogus \(see kagenti-webhook lint --help\)\n$/],
+    [['--format', 'xml'], /^kagenti-webhook lint: --format must be one of text, json, sarif, junit, got "xml"\n$/],
+    [['--issuer'], /^kagenti-webhook lint: flag --issuer needs a value\n$/],
+    [['--external-issuer', '--internal-issuer'], /at most one of/],
+    [['--issuer', 'not-a-url'], /--issuer must be the issuer URL/],
+    [['--post-renderer', 'file.yaml'], /takes no PATH/],
+    [['--config', '/nonexistent/config.yaml'], /cannot read config file/],
+  ] as [string[], RegExp][]) {
+    const r = await runCli(args, { stdin: '' });
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, re);
+    assert.equal(r.stderr.trim().split('\n').length, 1);
+    assert.doesNotMatch(r.stderr, /at .*\.ts:\d+/); // no stack trace
+  }
+  const help = await runCli(['--help']);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout.toString(), /Usage: kagenti-webhook lint/);
+});
+
+test('YAML 1.1: unquoted yes, on, y and true are booleans as kubectl reads them; quoted ones are strings', () => {
+  for (const v of ['true', 'True', 'yes', 'Yes', 'on', 'ON', 'y']) {
+    const l = lintString(CM(v));
+    assert.equal(l.findings.length, 1, v);
+    assert.equal(l.findings[0].rule, 'token-review-value');
+    assert.match(l.findings[0].message, /is the YAML boolean true, not a string.*Fix: quote it: K8S_TOKEN_REVIEW: "true"\./);
+  }
+  for (const v of ['1', '0x1', '1.0']) assert.match(lintString(CM(v)).findings[0].message, /is the number 1, not a string/, v);
+  assert.match(lintString(CM('~')).findings[0].message, /is null, not a string/);
+  assert.match(lintString(CM('"yes"')).findings[0].message, /K8S_TOKEN_REVIEW is "yes"/);
+  assert.equal(lintString(CM('"true"')).findings.length, 0);
+  assert.equal(lintString(CM("'true'")).findings.length, 0);
+});
+
+test('line and column are those of the offending key, on the fast path and the full-parse path alike', () => {
+  const block = `# a comment\n---\n# Source: chart/templates/cm.yaml\n${CM('true')}`;
+  // same document with an anchor and a flow mapping: outside the fast reader's subset
+  const fancy = `# a comment\n---\n# Source: chart/templates/cm.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata: &m {name: kagent-enterprise-config, namespace: kagent}\ndata:\n  OTHER: x\n  K8S_TOKEN_REVIEW: true\n`;
+  for (const text of [block, fancy]) {
+    const l = lintString(text);
+    assert.equal(l.findings.length, 1);
+    const f = l.findings[0];
+    assert.deepEqual([f.line, f.column, f.path, f.source], [11 - (text === fancy ? 2 : 0), 3, 'data.K8S_TOKEN_REVIEW', 'chart/templates/cm.yaml']);
+  }
+  // key missing: the enclosing data:, else kind:
+  const missing = lintString(`apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kagent-enterprise-config\ndata:\n  A: b\n`);
+  assert.deepEqual([missing.findings[0].line, missing.findings[0].column, missing.findings[0].path], [5, 1, 'data']);
+  const noData = lintString(`apiVersion: v1\nmetadata:\n  name: kagent-enterprise-config\nkind: ConfigMap\n`);
+  assert.deepEqual([noData.findings[0].line, noData.findings[0].column], [4, 1]);
+  // serviceAccountName, and the pod spec: when it is missing
+  const agents = lintString(`${AGENT('a', 'default')}---\n${AGENT('b', null)}`);
+  assert.deepEqual(
+    agents.findings.map((f) => [f.rule, f.line, f.column, f.path]),
+    [
+      ['dedicated-service-account', 12, 7, 'spec.template.spec.serviceAccountName'],
+      ['dedicated-service-account', 27, 5, 'spec.template.spec'],
+      ['unique-service-account', 27, 5, 'spec.template.spec.serviceAccountName'],
+    ],
+  );
+});
+
+test('cross-document unique-service-account names both documents; blue/green with kagenti.io/agent may share', () => {
+  const l = lintString(`${AGENT('a', 'shared')}---\n${AGENT('b', 'shared')}---\n${AGENT('c', 'shared', 'other-ns')}`);
+  assert.equal(l.findings.length, 1);
+  const f = l.findings[0];
+  assert.equal(f.rule, 'unique-service-account');
+  assert.equal(f.name, 'b');
+  assert.match(f.message, /agent Deployment\/a defined at m\.yaml:1\./);
+  assert.equal(f.line, 28);
+  // objects without a namespace take --namespace, else default
+  const noNs = `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\nspec:\n  template:\n    metadata:\n      labels:\n        kagenti.io/type: agent\n    spec:\n      serviceAccountName: s\n`;
+  const twoNs = lintString(`${noNs}---\n${AGENT('y', 's', 'team')}`, { namespace: 'team' });
+  assert.equal(twoNs.findings.length, 1);
+  assert.equal(twoNs.findings[0].namespace, 'team');
+  assert.equal(lintString(`${noNs}---\n${AGENT('y', 's', 'team')}`).findings.length, 0);
+});
+
+test('Lists and JSON documents are checked like any other document', () => {
+  const list = `apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: kagent-enterprise-config\n  data:\n    K8S_TOKEN_REVIEW: on\n`;
+  const l = lintString(list);
+  assert.equal(l.findings.length, 1);
+  assert.deepEqual([l.findings[0].path, l.findings[0].line, l.findings[0].column], ['items.0.data.K8S_TOKEN_REVIEW', 9, 5]);
+  const json = JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'kagent-enterprise-config' }, data: { K8S_TOKEN_REVIEW: true } }, null, 2);
+  const j = lintString(json);
+  assert.equal(j.findings.length, 1);
+  assert.deepEqual([j.findings[0].line, j.findings[0].column], [8, 5]);
+});
+
+test('post-renderer: a passing stream comes out byte for byte; a failing one goes nowhere, exit 1', async () => {
+  const passing = Buffer.from(
+    `---\r\n# Source: c/templates/a.yaml\r\n${AGENT('a', 'a').replace(/\n/g, '\r\n')}---\n# Source: c/templates/empty.yaml\n---\n# ünïcödé ✓ comment\n${CM('"true"')}# trailing comment without newline`,
+    'utf8',
+  );
+  let r = await runCli(['--post-renderer', '--external-issuer'], { stdin: passing });
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(r.stdout.equals(passing), 'stdout differs from stdin');
+  assert.equal(r.stderr, '');
+  // warnings pass through (on stderr) unless --strict
+  r = await runCli(['--post-renderer'], { stdin: Buffer.from(CM('"false"')) });
+  assert.equal(r.code, 0);
+  assert.equal(r.stdout.toString(), CM('"false"'));
+  assert.match(r.stderr, /warning \[token-review-required\]/);
+  const failing = Buffer.concat([passing, Buffer.from(`\n---\n${CM('true', 'x')}`)]);
+  r = await runCli(['--post-renderer', '--external-issuer'], { stdin: failing });
+  assert.equal(r.code, 1);
+  assert.equal(r.stdout.length, 0);
+  assert.match(r.stderr, /^<stdin>:\d+:3: error \[token-review-value\] ConfigMap x\/kagent-enterprise-config/m);
+});
+
+test('empty files and empty documents pass; stdin is read with - or with no path', async () => {
+  const dir = tmp();
+  writeFileSync(join(dir, 'empty.yaml'), '');
+  writeFileSync(join(dir, 'comments.yaml'), '---\n# Source: c/templates/x.yaml\n---\n\n---\n# only a comment\n');
+  let r = await runCli([join(dir, 'empty.yaml'), join(dir, 'comments.yaml')]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout.toString(), /no problems \(0 documents in 2 files\)/);
+  r = await runCli(['-'], { stdin: AGENT('a', null) });
+  assert.equal(r.code, 1);
+  assert.match(r.stdout.toString(), /^<stdin>:11:5: error \[dedicated-service-account\]/);
+  r = await runCli([], { stdin: '' });
+  assert.equal(r.code, 0);
+});
+
+test('directories are searched recursively for *.yaml, *.yml and *.json, in sorted order', async () => {
+  const dir = tmp();
+  mkdirSync(join(dir, 'b', 'deep'), { recursive: true });
+  writeFileSync(join(dir, 'b', 'deep', 'x.yml'), AGENT('x', null));
+  writeFileSync(join(dir, 'a.json'), JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'kagent-enterprise-config' }, data: { K8S_TOKEN_REVIEW: 'yes' } }));
+  writeFileSync(join(dir, 'README.md'), 'not yaml: [');
+  const r = await runCli([dir, '--format', 'json']);
+  assert.equal(r.code, 1, r.stderr);
+  const out = JSON.parse(r.stdout.toString());
+  assert.deepEqual(
+    out.violations.map((v: { file: string; rule: string }) => [v.file.slice(dir.length + 1), v.rule]),
+    [
+      ['a.json', 'token-review-value'],
+      [join('b', 'deep', 'x.yml'), 'dedicated-service-account'],
+    ],
+  );
+  assert.deepEqual(out.summary, { errors: 2, warnings: 0, documents: 2, files: 2 });
+});
+
+test('parse errors and unreadable files exit 2 with file, line and column on stderr', async () => {
+  const dir = tmp();
+  writeFileSync(join(dir, 'broken.yaml'), `${AGENT('a', 'a')}---\napiVersion: v1\nkind: ConfigMap\ndata:\n  a: [unclosed\n  b: 1\n`);
+  let r = await runCli([join(dir, 'broken.yaml')]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, new RegExp(`^${join(dir, 'broken.yaml').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:(20|21):\\d+: error: not valid YAML: `));
+  r = await runCli([join(dir, 'nope.yaml')]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /nope\.yaml: error: no such file or directory/);
+  // duplicate keys are an error, as for kubectl's strict decoding
+  r = await runCli(['-'], { stdin: 'apiVersion: v1\nkind: ConfigMap\nkind: Secret\n' });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /^<stdin>:3:1: error: not valid YAML: Map keys must be unique/);
+});
+
+test('input that is not Kubernetes at all fails cleanly with exit 2: binary, a bare string, a list, a 100 MB line', async () => {
+  const binary = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0xff, 0xfe, 0x01, 0x80, 0x81]);
+  let r = await runCli(['-'], { stdin: binary });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /^<stdin>:1:1: error: not UTF-8 text/);
+  r = await runCli(['-'], { stdin: Buffer.from('\x00\x01\x02 junk\x03\n') });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /^<stdin>:1:1: error: (not valid YAML|document 1 is not a Kubernetes object)/);
+  r = await runCli(['-'], { stdin: 'just a sentence, not a manifest\n' });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /^<stdin>:1:1: error: document 1 is not a Kubernetes object: expected a mapping with apiVersion and kind, got the string "just a sentence, not a manifest"\n$/);
+  r = await runCli(['-'], { stdin: '- a\n- b\n' });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /got a list/);
+  r = await runCli(['-'], { stdin: 'name: x\nvalue: 1\n' });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /got a mapping without apiVersion and kind/);
+  // 100 MB without a newline, streamed: rejected once the line passes the limit, without reading it all
+  const MB = 1024 * 1024;
+  let sent = 0;
+  const line = Readable.from(
+    (function* () {
+      const chunk = Buffer.alloc(MB, 'a');
+      while (sent < 100 * MB) {
+        sent += MB;
+        yield chunk;
+      }
+    })(),
+  );
+  r = await runCli(['-'], { stdin: line });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /^<stdin>:1:1: error: line 1 is longer than 16 MiB: not a Kubernetes manifest\n$/);
+});
+
+test('--post-renderer with input that is not Kubernetes: nothing on stdout, exit 2', async () => {
+  const r = await runCli(['--post-renderer'], { stdin: 'hello\n' });
+  assert.equal(r.code, 2);
+  assert.equal(r.stdout.length, 0);
+  assert.match(r.stderr, /not a Kubernetes object/);
+});
+
+test('the config file sets ConfigMap names and rule actions', async () => {
+  const dir = tmp();
+  writeFileSync(join(dir, 'config.yaml'), 'tokenReview:\n  configMapNames: [my-kagent-config]\npolicies:\n  dedicated-service-account: warn\n  token-review-value: "off"\n');
+  writeFileSync(join(dir, 'm.yaml'), `${AGENT('a', null)}---\n${CM('true').replace('kagent-enterprise-config', 'my-kagent-config')}`);
+  const r = await runCli([join(dir, 'm.yaml'), '--config', join(dir, 'config.yaml'), '--format', 'json', '--external-issuer']);
+  assert.equal(r.code, 1, r.stderr);
+  const out = JSON.parse(r.stdout.toString());
+  assert.deepEqual(
+    out.violations.map((v: { rule: string; severity: string }) => [v.rule, v.severity]),
+    [
+      ['dedicated-service-account', 'warning'],
+      ['token-review-required', 'error'],
+    ],
+  );
+});
+
+// --cluster: the issuer is read from the current kubeconfig context. No kube-apiserver can be installed on
+// these machines, so an in-test HTTPS server stands in for it and serves /.well-known/openid-configuration.
+test('--cluster reads the issuer from the API server of the current kubeconfig context', async (t) => {
+  const { cert, key } = await selfSigned();
+  const seen: string[] = [];
+  let discovery: Record<string, string> = {};
+  const server = createServer({ cert, key }, (req, res) => {
+    seen.push(`${req.method} ${req.url} ${req.headers.authorization ?? ''}`);
+    if (req.url === '/.well-known/openid-configuration') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(discovery));
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => server.close());
+  const port = (server.address() as AddressInfo).port;
+  const dir = tmp();
+  const kubeconfig = join(dir, 'kubeconfig');
+  writeFileSync(
+    kubeconfig,
+    `apiVersion: v1
+kind: Config
+current-context: test
+clusters:
+- name: test
+  cluster:
+    server: https://127.0.0.1:${port}
+    certificate-authority-data: ${Buffer.from(cert).toString('base64')}
+contexts:
+- name: test
+  context: {cluster: test, user: test}
+users:
+- name: test
+  user: {token: test-token}
+`,
+  );
+  const env = { KUBECONFIG: kubeconfig };
+  discovery = { issuer: 'https://oidc.eks.eu-west-1.amazonaws.com/id/0123456789abcdef0123456789abcdef', jwks_uri: 'https://oidc.eks.eu-west-1.amazonaws.com/id/x/keys' };
+  let r = await runCli(['--cluster', '-'], { stdin: CM('"false"'), env });
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stdout.toString(), /error \[token-review-required\].*issuer https:\/\/oidc\.eks\.eu-west-1\.amazonaws\.com\/id\/0123456789abcdef0123456789abcdef is external \(EKS\)/);
+  assert.deepEqual(seen, ['GET /.well-known/openid-configuration Bearer test-token']);
+  discovery = { issuer: 'https://kubernetes.default.svc.cluster.local', jwks_uri: `https://127.0.0.1:${port}/openid/v1/jwks` };
+  r = await runCli(['--cluster', '-'], { stdin: CM('"false"'), env });
+  assert.equal(r.code, 0, r.stderr);
+  // unreachable API server: exit 2, one line
+  const badConfig = join(dir, 'bad-kubeconfig');
+  writeFileSync(badConfig, `apiVersion: v1\nkind: Config\ncurrent-context: x\nclusters:\n- name: x\n  cluster: {server: "https://127.0.0.1:1"}\ncontexts:\n- name: x\n  context: {cluster: x, user: x}\nusers:\n- name: x\n  user: {}\n`);
+  r = await runCli(['--cluster', '-'], { stdin: CM('"false"'), env: { KUBECONFIG: badConfig } });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /^kagenti-webhook lint: --cluster: GET https:\/\/127\.0\.0\.1:1\/\.well-known\/openid-configuration failed: .*\n$/);
+});
+
+test('the built CLI (bin/kagenti-webhook.js lint) runs the same command', { skip: !existsSync(join(ROOT, 'dist', 'lint.js')) && 'dist/ not built (npm run build)' }, () => {
+  const input = `${CM('true')}`;
+  const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'kagenti-webhook.js'), 'lint', '--post-renderer', '--external-issuer'], { input, env: { ...process.env, NO_COLOR: '1' } });
+  assert.equal(r.status, 1);
+  assert.equal(r.stdout.length, 0);
+  assert.match(r.stderr.toString(), /^<stdin>:8:3: error \[token-review-value\]/);
+  const ok = CM('"true"');
+  const r2 = spawnSync(process.execPath, [join(ROOT, 'bin', 'kagenti-webhook.js'), 'lint', '--post-renderer', '--external-issuer'], { input: ok });
+  assert.equal(r2.status, 0);
+  assert.equal(r2.stdout.toString(), ok);
+});
+
+/** A self-signed certificate for 127.0.0.1 (it is its own CA in the kubeconfig). */
+async function selfSigned(): Promise<{ cert: string; key: string }> {
+  await import('reflect-metadata');
+  const x509 = await import('@peculiar/x509');
+  const { webcrypto } = await import('node:crypto');
+  x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+  const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as unknown as { privateKey: any; publicKey: any };
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: '01',
+    name: 'CN=127.0.0.1',
+    notBefore: new Date(Date.now() - 60_000),
+    notAfter: new Date(Date.now() + 3600_000),
+    keys: keys as any,
+    signingAlgorithm: alg,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.SubjectAlternativeNameExtension([{ type: 'ip', value: '127.0.0.1' }]),
+    ],
+  });
+  const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', keys.privateKey);
+  const key = `-----BEGIN PRIVATE KEY-----\n${Buffer.from(pkcs8).toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END PRIVATE KEY-----\n`;
+  return { cert: cert.toString('pem'), key };
+}
