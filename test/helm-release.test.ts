@@ -1,0 +1,122 @@
+// Helm release records at admission: decode helm.sh/release.v1 Secrets and lint the manifest.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { gzipSync } from 'node:zlib';
+import { readFileSync } from 'node:fs';
+import { defaultConfig } from '../webhook/config.ts';
+import { MAX_RELEASE_JSON, checkHelmRelease, encodeReleaseForSecret, isHelmRelease } from '../webhook/helm-release.ts';
+import { ROOT } from './fixtures/lint/cli.ts';
+
+const KAGENT = readFileSync(`${ROOT}test/fixtures/lint/kagent-render.yaml`, 'utf8');
+const AGENTS = readFileSync(`${ROOT}test/fixtures/lint/agents-render.yaml`, 'utf8');
+const ctx = { config: defaultConfig(), issuer: { classification: 'external' as const, provider: 'EKS', issuer: 'https://oidc.eks.us-east-1.amazonaws.com/id/0123456789abcdef0123456789abcdef' } };
+
+function record(manifest: unknown, opts: { status?: string; name?: string; ns?: string; release?: string } = {}) {
+  const name = opts.name ?? 'kagent';
+  const ns = opts.ns ?? 'kagent';
+  const status = opts.status ?? 'pending-upgrade';
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: 'helm.sh/release.v1',
+    metadata: { name: `sh.helm.release.v1.${name}.v2`, namespace: ns, labels: { owner: 'helm', name, status, version: '2' } },
+    data: { release: opts.release ?? encodeReleaseForSecret({ name, namespace: ns, version: 2, info: { status }, manifest }) },
+  };
+}
+
+test('a pending upgrade whose manifest has a boolean K8S_TOKEN_REVIEW is denied, naming release, template and rule', () => {
+  const r = checkHelmRelease(record(KAGENT), ctx);
+  assert.equal(r.checked, true);
+  assert.equal(r.releaseName, 'kagent');
+  assert.equal(r.namespace, 'kagent');
+  assert.equal(r.violations.length, 1);
+  const v = r.violations[0];
+  assert.equal(v.rule, 'token-review-value');
+  assert.equal(v.severity, 'error');
+  assert.equal(v.source, 'kagent/templates/enterprise-config.yaml');
+  assert.equal(v.namespace, 'kagent'); // from the release, the manifest has no namespace
+  assert.equal(v.line, 25);
+  assert.match(
+    v.message,
+    /^\[token-review-value\] ConfigMap kagent\/kagent-enterprise-config \(Helm release kagent\/kagent, template kagent\/templates\/enterprise-config\.yaml\): data\.K8S_TOKEN_REVIEW is the YAML boolean true/,
+  );
+  assert.deepEqual(r.warnings, []);
+});
+
+test('cross-document rules apply within the release; pending-install is checked too', () => {
+  const r = checkHelmRelease(record(AGENTS, { name: 'agents', ns: 'agents', status: 'pending-install' }), ctx);
+  assert.deepEqual(
+    r.violations.map((v) => [v.rule, v.kind, v.name, v.source]),
+    [
+      ['unique-service-account', 'StatefulSet', 'summarizer-agent', 'agents/templates/summarizer.yaml'],
+      ['dedicated-service-account', 'Deployment', 'triage-agent', 'agents/templates/triage.yaml'],
+      ['dedicated-service-account', 'CronJob', 'nightly-report-agent', 'agents/templates/nightly.yaml'],
+    ],
+  );
+  assert.match(r.violations[0].message, /Deployment\/planner-agent defined at manifest line 34\./);
+});
+
+test('records that are not pending, or not release records, are not checked', () => {
+  for (const status of ['deployed', 'superseded', 'failed', 'uninstalling']) {
+    const r = checkHelmRelease(record(KAGENT, { status }), ctx);
+    assert.equal(r.checked, false);
+    assert.deepEqual(r.violations, []);
+    assert.match(r.skipped!, /not pending-install or pending-upgrade/);
+  }
+  const plain = { apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata: { name: 'x' }, data: { release: 'eA==' } };
+  assert.equal(isHelmRelease(plain), false);
+  assert.equal(checkHelmRelease(plain, ctx).checked, false);
+  assert.equal(checkHelmRelease(null, ctx).checked, false);
+});
+
+test('undecodable records are allowed with a warning, never an exception', () => {
+  const cases: [string, string][] = [
+    ['not base64 at all!', 'data.release is not base64'],
+    [Buffer.from('%%%').toString('base64'), 'the release payload is not base64'],
+    [Buffer.from(Buffer.from([0x1f, 0x8b, 1, 2, 3]).toString('base64')).toString('base64'), 'not valid gzip'],
+    [Buffer.from(gzipSync('not json').toString('base64')).toString('base64'), 'not JSON'],
+    [Buffer.from(gzipSync('[1]').toString('base64')).toString('base64'), 'not a JSON object'],
+  ];
+  for (const [release, why] of cases) {
+    const r = checkHelmRelease(record(KAGENT, { release }), ctx);
+    assert.equal(r.checked, false, why);
+    assert.deepEqual(r.violations, []);
+    assert.equal(r.warnings.length, 1);
+    assert.match(r.warnings[0], new RegExp(`^Helm release record kagent/sh\\.helm\\.release\\.v1\\.kagent\\.v2 was not checked: .*${why}`));
+  }
+  // a manifest that is not Kubernetes: checked, nothing denied, a warning
+  const junk = checkHelmRelease(record('just text\n'), ctx);
+  assert.deepEqual(junk.violations, []);
+  assert.match(junk.warnings[0], /could not be read/);
+});
+
+test('a gzip bomb stops at the decompression cap', () => {
+  const bomb = gzipSync(Buffer.alloc(MAX_RELEASE_JSON + 1024 * 1024, 0x20));
+  assert.ok(bomb.length < 200 * 1024);
+  const release = Buffer.from(bomb.toString('base64')).toString('base64');
+  const r = checkHelmRelease(record(KAGENT, { release }), ctx);
+  assert.equal(r.checked, false);
+  assert.match(r.warnings[0], /larger than 32 MiB uncompressed/);
+});
+
+test('uncompressed release JSON and the configmap storage driver are read too', () => {
+  const json = JSON.stringify({ name: 'kagent', namespace: 'kagent', manifest: KAGENT });
+  const plain = record(KAGENT, { release: Buffer.from(Buffer.from(json).toString('base64')).toString('base64') });
+  assert.equal(checkHelmRelease(plain, ctx).violations.length, 1);
+  const cm = {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name: 'sh.helm.release.v1.kagent.v2', namespace: 'kagent', labels: { owner: 'helm', name: 'kagent', status: 'pending-install' } },
+    data: { release: gzipSync(json).toString('base64') },
+  };
+  assert.equal(isHelmRelease(cm), true);
+  assert.equal(checkHelmRelease(cm, ctx).violations.length, 1);
+});
+
+test('with the issuer unknown, a missing K8S_TOKEN_REVIEW only warns (severity warning)', () => {
+  const manifest = KAGENT.replace('  K8S_TOKEN_REVIEW: true\n', '');
+  const r = checkHelmRelease(record(manifest), { config: defaultConfig(), issuer: { classification: 'unknown' } });
+  assert.equal(r.violations.length, 1);
+  assert.equal(r.violations[0].rule, 'token-review-required');
+  assert.equal(r.violations[0].severity, 'warning');
+});

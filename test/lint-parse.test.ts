@@ -1,0 +1,114 @@
+// The fast reader against the yaml package (YAML 1.1): whenever the fast path accepts a document, its value
+// must equal the full parser's; the splitter must give the same documents whatever the chunk boundaries.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { stringify } from 'yaml';
+import { BAIL, DocumentSplitter, ParsedDocument, fastParse, fullParse, splitDocuments } from '../webhook/manifest-stream.ts';
+
+function full(text: string): unknown {
+  try {
+    return fullParse(text).value;
+  } catch {
+    return 'PARSE ERROR';
+  }
+}
+
+const scalarText = fc.oneof(
+  fc.constantFrom('true', 'yes', 'on', 'y', 'n', 'No', 'OFF', '~', 'null', '', '0', '007', '0x1f', '0b101', '1_000', '1.5', '.5', '1e3', '.inf', '-.inf', '.nan',
+    '190:20:30', '1.2.3', '10.0.0.1', '100m', '64Mi', '-', '--flag=x', '-x', '+1', 'a: b', 'a #b', 'a#b', '"q"', "'s'", "'it''s'", '[a, b]', '["x", 1]', '{}', '[]',
+    '[a, [b]]', '{a: 1}', '&a x', '*a', '!!str x', '|', '|-', '>', 'x:', '? x', '%x', '@x', '`x', 'http://h:1/p', 'C:\\dir', 'a\tb', 'é ✓', '2024-01-02'),
+  fc.string({ maxLength: 12 }),
+);
+const key = fc.oneof(fc.constantFrom('a', 'b', 'kind', 'K8S_TOKEN_REVIEW', 'app.kubernetes.io/name', '"quoted"', "'single'", 'y', 'on', '1', '__proto__', 'a b', '-k', 'k:'), fc.string({ maxLength: 6 }));
+
+// random block documents built line by line (not only valid YAML: the fast path must bail or agree)
+const lineArb = fc.tuple(fc.integer({ min: 0, max: 3 }), fc.boolean(), key, fc.option(scalarText, { nil: undefined }), fc.constantFrom('', ' # c', '  '));
+const docArb = fc.array(lineArb, { minLength: 1, maxLength: 12 }).map((lines) =>
+  lines.map(([ind, dash, k, v, tail]) => `${'  '.repeat(ind)}${dash ? '- ' : ''}${k}:${v === undefined ? '' : ` ${v}`}${tail}`).join('\n') + '\n',
+);
+
+test('fast path agrees with the yaml package (YAML 1.1) on random block documents, or gives up', () => {
+  fc.assert(
+    fc.property(docArb, (text) => {
+      const f = fastParse(text);
+      if (f === BAIL) return;
+      assert.deepEqual(f, full(text), text);
+    }),
+    { numRuns: 3000 },
+  );
+});
+
+test('fast path agrees on documents the yaml package writes (values of every type, block literals)', () => {
+  const value = fc.letrec((tie) => ({
+    v: fc.oneof({ depthSize: 'small' }, fc.string(), fc.boolean(), fc.integer(), fc.double({ noNaN: true }), fc.constant(null), tie('m'), tie('s')),
+    m: fc.dictionary(fc.string({ minLength: 1, maxLength: 8 }), tie('v'), { maxKeys: 4 }),
+    s: fc.array(tie('v'), { maxLength: 4 }),
+  }));
+  let fast = 0;
+  fc.assert(
+    fc.property(value.m, fc.boolean(), (obj, compact) => {
+      const text = stringify({ kind: 'X', ...obj }, { version: '1.1', indentSeq: compact, lineWidth: 0 });
+      const f = fastParse(text);
+      if (f === BAIL) return;
+      fast++;
+      assert.deepEqual(f, full(text), text);
+    }),
+    { numRuns: 1500 },
+  );
+  assert.ok(fast > 100, `fast path used for only ${fast} documents`);
+});
+
+test('literal block scalars: clip, strip, keep, more-indented lines, blank lines', () => {
+  const text = 'a: |\n  one\n    two\n\n  three\n\n\nb: |-\n  x\nc: |+\n  y\n\nd: |\ne: |\n    deep\n';
+  assert.notEqual(fastParse(text), BAIL);
+  assert.deepEqual(fastParse(text), full(text));
+});
+
+test('the splitter gives the same documents and lines whatever the chunk boundaries', () => {
+  const stream = '---\n# Source: a\nx: 1\n---\n--- |\n  lit\n...\n# after end\ny: 2\n----not-a-marker: 3\n---   # comment\nz: |\n  ---not a marker when indented\n---\r\nw: 4\r\n';
+  const whole = splitDocuments(stream).map((d) => [d.line, d.text]);
+  fc.assert(
+    fc.property(fc.array(fc.integer({ min: 1, max: stream.length }), { maxLength: 8 }), (cuts) => {
+      const points = [...new Set(cuts)].sort((a, b) => a - b);
+      const s = new DocumentSplitter();
+      const got: [number, string][] = [];
+      let prev = 0;
+      for (const p of [...points, stream.length]) {
+        for (const d of s.push(stream.slice(prev, p))) got.push([d.line, d.text]);
+        prev = p;
+      }
+      for (const d of s.end()) got.push([d.line, d.text]);
+      assert.deepEqual(got, whole);
+    }),
+  );
+  assert.deepEqual(whole, [
+    [1, ''],
+    [2, '# Source: a\nx: 1\n'],
+    [5, ''],
+    [5, '--- |\n  lit\n'],
+    [8, '# after end\ny: 2\n----not-a-marker: 3\n'],
+    [12, 'z: |\n  ---not a marker when indented\n'],
+    [15, 'w: 4\r\n'],
+  ]);
+});
+
+test('positions: fast and full paths give the same line and column for every key', () => {
+  const text = `# c\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  labels:\n    "a.b/c": d\ndata:\n  K: |\n    v\n  L: [1, 2]\nlist:\n- a: 1\n  b:\n    c: 2\n-   d: 3\n`;
+  const pd = ParsedDocument.parse(text);
+  assert.ok(pd.fast);
+  const paths = ['kind', 'metadata.name', 'metadata.labels.a.b/c', 'data.K', 'data.L', 'list.0.a', 'list.0.b.c', 'list.1.d', 'nope', 'data.missing'];
+  const fastPos = paths.map((p) => pd.locate(p));
+  // the same text with one anchor forces the full path
+  const pd2 = ParsedDocument.parse(text.replace('metadata:\n', 'metadata: &m\n'));
+  assert.ok(!pd2.fast);
+  assert.deepEqual(paths.map((p) => pd2.locate(p)), fastPos);
+  assert.deepEqual(fastPos.slice(0, 4), [
+    { line: 3, column: 1 },
+    { line: 5, column: 3 },
+    { line: 7, column: 5 },
+    { line: 9, column: 3 },
+  ]);
+  assert.deepEqual(pd.locate('list.1.d'), { line: 16, column: 5 });
+  assert.deepEqual(pd.locate('data.missing'), { line: 8, column: 1 });
+});
