@@ -65,6 +65,34 @@ function describe(v: unknown): string {
   return `${typeof v} ${String(v)}`;
 }
 
+/**
+ * A copy of a string that does not keep its source alive. Strings cut from a document's text are slices
+ * that retain the whole text (and the chunk it came from); the index and findings outlive the document.
+ */
+const interned = new Map<string, string>();
+function detach(s: string): string;
+function detach(s: string | undefined): string | undefined;
+function detach(s: string | undefined): string | undefined {
+  if (s === undefined || s.length < 13) return s;
+  const hit = interned.get(s);
+  if (hit !== undefined) return hit;
+  const copy = Buffer.from(s, 'utf8').toString('utf8');
+  if (interned.size < 50_000) interned.set(copy, copy);
+  return copy;
+}
+
+function detachRef(ref: AgentRef): AgentRef {
+  const out: AgentRef = {
+    kind: detach(ref.kind),
+    name: detach(ref.name),
+    namespace: detach(ref.namespace),
+    serviceAccount: detach(ref.serviceAccount),
+  };
+  if (ref.agent !== undefined) out.agent = detach(ref.agent);
+  if (ref.source) out.source = { kind: detach(ref.source.kind), name: detach(ref.source.name) };
+  return out;
+}
+
 const CONFIG_ISSUER_FIX = 'set tokenReview.issuer (external, internal or the issuer URL) in the webhook config.';
 
 /**
@@ -182,7 +210,7 @@ export class Linter {
         found.push({ v: viol });
       const ref = agentOf(obj, this.ctx.config, this.ctx.namespace || 'default');
       if (ref) {
-        const key = `${ref.namespace}\n${ref.serviceAccount}`;
+        const key = detach(`${ref.namespace}\n${ref.serviceAccount}`);
         let bucket = this.agents.get(key);
         if (!bucket) this.agents.set(key, (bucket = []));
         if (bucket.length) {
@@ -194,7 +222,7 @@ export class Linter {
           }
         }
         if (bucket.length < MAX_BUCKET) {
-          bucket.push({ ref, file, line: raw.line + firstLineOffset(raw.text) });
+          bucket.push({ ref: detachRef(ref), file, line: raw.line + firstLineOffset(raw.text) });
         }
       }
       if (!found.length) continue;
@@ -218,16 +246,16 @@ export class Linter {
         const finding: Finding = {
           rule: viol.rule,
           severity: viol.severity,
-          message,
+          message: Buffer.from(message, 'utf8').toString('utf8'),
           file,
           line: raw.line + at.line - 1,
           column: at.column,
-          kind: viol.kind,
-          namespace: viol.namespace,
-          name: viol.name,
-          path,
+          kind: detach(viol.kind),
+          namespace: detach(viol.namespace),
+          name: detach(viol.name),
+          path: detach(path),
         };
-        if (source) finding.source = source;
+        if (source) finding.source = detach(source);
         this.findings.push(finding);
       }
     }
