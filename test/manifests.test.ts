@@ -1,0 +1,430 @@
+// The install manifests, rendered offline with the real `kubectl kustomize` and checked for the
+// invariants that make a failurePolicy: Fail webhook safe to run: selectors, exclusions, timeouts,
+// least privilege, security contexts, certificates that match the Service, and a config the server
+// accepts. The webhooks' CEL matchConditions are evaluated against sample objects with a CEL evaluator.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { run as celRun, type CelInput } from '@bufbuild/cel';
+import { parseConfig } from '../webhook/config.ts';
+import { checkCertificateDir, generateCertificates, serviceDnsNames, writeCertificates } from '../webhook/certs.ts';
+import { BIN, ROOT } from './helpers.ts';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- rendered Kubernetes objects
+type Obj = any;
+
+const NS = 'kagenti-system';
+const SERVICE = 'kagenti-webhook';
+const EXCLUDED = ['kube-system', 'kube-public', 'kube-node-lease', NS];
+const READ_VERBS = new Set(['get', 'list', 'watch']);
+const SELF_SIGNED_CERTS = join(ROOT, 'manifests', 'self-signed', 'certs');
+
+/** Certificates for the self-signed overlay in its git-ignored directory (what `make certs` does). */
+async function ensureSelfSignedCerts(): Promise<void> {
+  if (checkCertificateDir(SELF_SIGNED_CERTS, [`${SERVICE}.${NS}.svc`]) === null) return;
+  writeCertificates(SELF_SIGNED_CERTS, await generateCertificates({ service: SERVICE, namespace: NS }));
+}
+
+const renders = new Map<string, Obj[]>();
+async function render(overlay: string): Promise<Obj[]> {
+  if (overlay === 'self-signed') await ensureSelfSignedCerts();
+  const cached = renders.get(overlay);
+  if (cached) return cached;
+  const text = execFileSync('kubectl', ['kustomize', join(ROOT, 'manifests', overlay)], { encoding: 'utf8' });
+  const docs = parseAllDocuments(text).map((d) => {
+    assert.deepEqual(d.errors, []);
+    return d.toJS() as Obj;
+  });
+  renders.set(overlay, docs);
+  return docs;
+}
+
+function one(docs: Obj[], kind: string, name?: string): Obj {
+  const found = docs.filter((d) => d.kind === kind && (name === undefined || d.metadata.name === name || d.metadata.name.startsWith(`${name}-`)));
+  assert.equal(found.length, 1, `exactly one ${kind} ${name ?? ''}`);
+  return found[0];
+}
+
+const OVERLAYS = ['default', 'self-signed', 'with-network-policy'];
+
+/** Runs CEL the way the API server does for webhook matchConditions: `object` is the request's object. */
+function cel(expression: string, object: unknown): unknown {
+  const toCel = (v: unknown): unknown =>
+    Array.isArray(v)
+      ? v.map(toCel)
+      : v !== null && typeof v === 'object'
+        ? new Map(Object.entries(v).map(([k, x]) => [k, toCel(x)]))
+        : typeof v === 'number' && Number.isInteger(v)
+          ? BigInt(v)
+          : v;
+  return celRun(expression, { object: toCel(object) as CelInput, oldObject: null });
+}
+
+function matches(webhook: Obj, object: unknown): boolean {
+  for (const c of webhook.matchConditions ?? []) {
+    const r = cel(c.expression, object);
+    assert.equal(typeof r, 'boolean', `matchCondition ${c.name} must evaluate to a boolean, got ${String(r)} for ${JSON.stringify(object)}`);
+    if (r === false) return false;
+  }
+  return true;
+}
+
+for (const overlay of OVERLAYS) {
+  test(`${overlay}: renders; every namespaced object is in ${NS}; the namespace is created`, async () => {
+    const docs = await render(overlay);
+    const ns = one(docs, 'Namespace', NS);
+    assert.equal(ns.metadata.labels['pod-security.kubernetes.io/enforce'], 'restricted');
+    const clusterScoped = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration']);
+    for (const d of docs) {
+      if (clusterScoped.has(d.kind)) assert.equal(d.metadata.namespace, undefined, `${d.kind} ${d.metadata.name}`);
+      else assert.equal(d.metadata.namespace, NS, `${d.kind} ${d.metadata.name}`);
+    }
+  });
+
+  test(`${overlay}: RBAC is read-only and covers what the informers read`, async () => {
+    const docs = await render(overlay);
+    for (const role of docs.filter((d) => d.kind === 'ClusterRole' || d.kind === 'Role')) {
+      for (const rule of role.rules) {
+        for (const verb of rule.verbs) assert.ok(READ_VERBS.has(verb), `${role.kind} ${role.metadata.name}: write verb ${verb}`);
+        assert.ok(!(rule.resources ?? []).includes('secrets'), 'no access to Secrets (helm records come in the admission request)');
+        assert.ok(!(rule.resources ?? []).includes('*') && !(rule.apiGroups ?? []).includes('*'), 'no wildcards');
+      }
+    }
+    const role = one(docs, 'ClusterRole', SERVICE);
+    const need: Array<[string, string]> = [
+      ['', 'pods'],
+      ['', 'namespaces'],
+      ['', 'configmaps'],
+      ['apps', 'deployments'],
+      ['apps', 'statefulsets'],
+      ['apps', 'daemonsets'],
+      ['apps', 'replicasets'],
+      ['batch', 'jobs'],
+      ['batch', 'cronjobs'],
+      ['storage.k8s.io', 'csidrivers'],
+    ];
+    for (const [group, resource] of need) {
+      for (const verb of READ_VERBS) {
+        assert.ok(
+          role.rules.some((r: Obj) => (r.apiGroups ?? []).includes(group) && (r.resources ?? []).includes(resource) && r.verbs.includes(verb)),
+          `ClusterRole lacks ${verb} on ${group || 'core'}/${resource}`,
+        );
+      }
+    }
+    const binding = one(docs, 'ClusterRoleBinding', SERVICE);
+    assert.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: SERVICE });
+    assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: SERVICE, namespace: NS }]);
+    one(docs, 'ServiceAccount', SERVICE);
+  });
+
+  test(`${overlay}: Deployment is highly available, hardened, and never admitted by itself`, async () => {
+    const docs = await render(overlay);
+    const dep = one(docs, 'Deployment', SERVICE);
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    const spec = dep.spec.template.spec;
+    assert.equal(dep.spec.replicas, 2);
+    assert.equal(dep.spec.strategy.rollingUpdate.maxUnavailable, 0);
+    assert.equal(spec.serviceAccountName, SERVICE);
+    assert.equal(spec.priorityClassName, 'system-cluster-critical');
+    assert.ok(spec.topologySpreadConstraints.some((c: Obj) => c.topologyKey === 'kubernetes.io/hostname' && c.maxSkew === 1));
+    for (const c of spec.topologySpreadConstraints) assert.deepEqual(c.labelSelector.matchLabels, dep.spec.selector.matchLabels);
+    const labels = dep.spec.template.metadata.labels;
+    assert.equal(labels['kagenti.io/type'], undefined, 'webhook pods carry no agent label');
+    for (const [k, v] of Object.entries(dep.spec.selector.matchLabels)) assert.equal(labels[k], v);
+    assert.equal(spec.securityContext.runAsNonRoot, true);
+    assert.equal(spec.securityContext.seccompProfile.type, 'RuntimeDefault');
+    assert.equal(spec.containers.length, 1);
+    const c = spec.containers[0];
+    assert.equal(c.image, `ghcr.io/kagenti/kagenti-webhook:v${pkg.version}`, 'image tag follows package.json');
+    assert.deepEqual(c.args.slice(0, 7), [
+      'serve',
+      '--config',
+      '/etc/kagenti-webhook/config.yaml',
+      '--tls-cert',
+      '/etc/kagenti-webhook/tls/tls.crt',
+      '--tls-key',
+      '/etc/kagenti-webhook/tls/tls.key',
+    ]);
+    const flag = (name: string) => {
+      const i = c.args.indexOf(name);
+      return i < 0 ? undefined : c.args[i + 1];
+    };
+    const drain = Number(flag('--drain-seconds') ?? 5);
+    // Drain, then up to 15 s for in-flight admissions (server.close grace), then exit: all inside the grace period.
+    assert.ok(spec.terminationGracePeriodSeconds > drain + 15, `terminationGracePeriodSeconds ${spec.terminationGracePeriodSeconds}`);
+    const sc = c.securityContext;
+    assert.equal(sc.runAsNonRoot, true);
+    assert.equal(sc.readOnlyRootFilesystem, true);
+    assert.equal(sc.allowPrivilegeEscalation, false);
+    assert.deepEqual(sc.capabilities.drop, ['ALL']);
+    assert.equal(sc.capabilities.add, undefined);
+    assert.equal(sc.privileged, false);
+    assert.equal(sc.seccompProfile.type, 'RuntimeDefault');
+    for (const kind of ['requests', 'limits']) {
+      assert.ok(c.resources[kind].cpu && c.resources[kind].memory, `resources.${kind}`);
+    }
+    // Probes on the probe port, which is the one the server is told to use.
+    const port = (name: string) => c.ports.find((p: Obj) => p.name === name)?.containerPort;
+    assert.equal(port('probes'), Number(flag('--probe-port') ?? 8080));
+    assert.equal(port('probes'), 8080);
+    assert.equal(port('webhook'), Number(flag('--port') ?? 9443));
+    assert.equal(port('webhook'), 9443);
+    assert.deepEqual(c.readinessProbe.httpGet, { path: '/readyz', port: 'probes' });
+    assert.deepEqual(c.livenessProbe.httpGet, { path: '/healthz', port: 'probes' });
+    assert.ok(
+      c.readinessProbe.periodSeconds * c.readinessProbe.failureThreshold < drain,
+      'readiness notices /readyz 503 within the drain period',
+    );
+    // The TLS Secret is mounted as a directory (subPath mounts never see renewals).
+    const tlsMount = c.volumeMounts.find((m: Obj) => m.mountPath === '/etc/kagenti-webhook/tls');
+    assert.ok(tlsMount && !tlsMount.subPath && tlsMount.readOnly);
+    const tlsVolume = spec.volumes.find((v: Obj) => v.name === tlsMount.name);
+    const secretName = tlsVolume.secret.secretName;
+    if (overlay === 'self-signed') {
+      const secret = one(docs, 'Secret', 'kagenti-webhook-tls');
+      assert.equal(secretName, secret.metadata.name);
+      assert.equal(secret.type, 'kubernetes.io/tls');
+    } else {
+      const cert = one(docs, 'Certificate', 'kagenti-webhook-serving');
+      assert.equal(secretName, cert.spec.secretName);
+    }
+    // The config volume names the generated ConfigMap.
+    const cfgVolume = spec.volumes.find((v: Obj) => v.name === c.volumeMounts.find((m: Obj) => m.mountPath === '/etc/kagenti-webhook/config.yaml').name);
+    assert.equal(cfgVolume.configMap.name, one(docs, 'ConfigMap', 'kagenti-webhook-config').metadata.name);
+
+    const pdb = one(docs, 'PodDisruptionBudget', SERVICE);
+    assert.equal(pdb.spec.minAvailable, 1);
+    assert.deepEqual(pdb.spec.selector.matchLabels, dep.spec.selector.matchLabels);
+    const quota = one(docs, 'ResourceQuota');
+    assert.deepEqual(quota.spec.scopeSelector.matchExpressions[0].values, ['system-cluster-critical']);
+  });
+
+  test(`${overlay}: Service 443 -> 9443 selects the webhook pods`, async () => {
+    const docs = await render(overlay);
+    const svc = one(docs, 'Service', SERVICE);
+    const dep = one(docs, 'Deployment', SERVICE);
+    assert.equal(svc.spec.ports.length, 1);
+    assert.equal(svc.spec.ports[0].port, 443);
+    const target = svc.spec.ports[0].targetPort;
+    const containerPort = dep.spec.template.spec.containers[0].ports.find((p: Obj) => p.name === target || p.containerPort === target);
+    assert.equal(containerPort?.containerPort, 9443);
+    for (const [k, v] of Object.entries(svc.spec.selector)) assert.equal(dep.spec.template.metadata.labels[k], v);
+  });
+
+  test(`${overlay}: the ConfigMap holds a config the server accepts, in step with the webhooks' ConfigMap names`, async () => {
+    const docs = await render(overlay);
+    const cm = one(docs, 'ConfigMap', 'kagenti-webhook-config');
+    const config = parseConfig(cm.data['config.yaml']);
+    const names = config.tokenReview.configMapNames;
+    assert.ok(names.length > 0);
+    const webhooks = [...one(docs, 'MutatingWebhookConfiguration').webhooks, ...one(docs, 'ValidatingWebhookConfiguration').webhooks];
+    const cmHooks = webhooks.filter((w: Obj) => w.rules.some((r: Obj) => r.resources.includes('configmaps')));
+    assert.equal(cmHooks.length, 2);
+    for (const w of cmHooks) {
+      for (const name of names) assert.ok(matches(w, { kind: 'ConfigMap', metadata: { name, namespace: 'kagent' }, data: {} }), `${w.name} gets ${name}`);
+      assert.equal(matches(w, { kind: 'ConfigMap', metadata: { name: 'kube-root-ca.crt', namespace: 'kagent' } }), false, `${w.name} never gets other ConfigMaps`);
+    }
+  });
+
+  test(`${overlay}: MutatingWebhookConfiguration is exactly as specified`, async () => {
+    const docs = await render(overlay);
+    const mwc = one(docs, 'MutatingWebhookConfiguration', SERVICE);
+    assert.equal(mwc.metadata.name, SERVICE);
+    const inject = mwc.webhooks.find((w: Obj) => w.name === 'inject.kagenti.io');
+    assert.ok(inject, 'webhook inject.kagenti.io');
+    assert.deepEqual(inject.rules, [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }]);
+    assert.deepEqual(inject.objectSelector, {
+      matchExpressions: [
+        { key: 'kagenti.io/type', operator: 'In', values: ['agent', 'tool'] },
+        { key: 'kagenti.io/inject', operator: 'NotIn', values: ['disabled'] },
+      ],
+    });
+    assert.equal(inject.failurePolicy, 'Fail');
+    assert.equal(inject.reinvocationPolicy, 'IfNeeded');
+    assert.equal(inject.clientConfig.service.path, '/mutate');
+    for (const w of mwc.webhooks) {
+      assert.match(w.name, /(^|\.)inject\.kagenti\.io$/);
+      assert.equal(w.clientConfig.service.path, '/mutate');
+    }
+  });
+
+  test(`${overlay}: ValidatingWebhookConfiguration: validate.kagenti.io names, /validate, scoped by CEL`, async () => {
+    const docs = await render(overlay);
+    const vwc = one(docs, 'ValidatingWebhookConfiguration', SERVICE);
+    const byName = new Map<string, Obj>(vwc.webhooks.map((w: Obj) => [w.name, w]));
+    for (const w of vwc.webhooks) {
+      assert.match(w.name, /\.validate\.kagenti\.io$/);
+      assert.equal(w.clientConfig.service.path, '/validate');
+    }
+    const pods = byName.get('pods.validate.kagenti.io');
+    assert.deepEqual(pods.rules[0].resources, ['pods']);
+    assert.deepEqual(pods.objectSelector.matchExpressions[0], { key: 'kagenti.io/type', operator: 'In', values: ['agent', 'tool'] });
+
+    const workloads = byName.get('workloads.validate.kagenti.io');
+    const resources = workloads.rules.flatMap((r: Obj) => r.resources).sort();
+    assert.deepEqual(resources, ['cronjobs', 'daemonsets', 'deployments', 'jobs', 'replicasets', 'statefulsets']);
+    for (const r of workloads.rules) assert.deepEqual(r.operations, ['CREATE', 'UPDATE']);
+    assert.ok(workloads.matchConditions.length > 0);
+    const tmpl = (labels?: Record<string, string>) => ({ metadata: labels ? { labels } : {}, spec: { containers: [] } });
+    const dep = (labels?: Record<string, string>, extra: Obj = {}) => ({ kind: 'Deployment', metadata: { name: 'd', ...extra }, spec: { template: tmpl(labels) } });
+    assert.equal(matches(workloads, dep({ 'kagenti.io/type': 'agent' })), true);
+    assert.equal(matches(workloads, dep({ 'kagenti.io/type': 'tool' })), true);
+    assert.equal(matches(workloads, dep({ app: 'web' })), false);
+    assert.equal(matches(workloads, dep()), false, 'a template without labels is not sent (and does not error)');
+    assert.equal(matches(workloads, { kind: 'Deployment', metadata: { name: 'd' }, spec: {} }), false);
+    assert.equal(matches(workloads, { kind: 'Deployment', metadata: { name: 'd' } }), false);
+    assert.equal(matches(workloads, null), false, 'DELETE: object is null');
+    const cron = (labels?: Record<string, string>) => ({ kind: 'CronJob', metadata: { name: 'c' }, spec: { schedule: '* * * * *', jobTemplate: { spec: { template: tmpl(labels) } } } });
+    assert.equal(matches(workloads, cron({ 'kagenti.io/type': 'agent' })), true);
+    assert.equal(matches(workloads, cron({ other: 'x' })), false);
+    assert.equal(matches(workloads, cron()), false);
+    const owned = { ownerReferences: [{ kind: 'Deployment', name: 'd', apiVersion: 'apps/v1', uid: 'u' }] };
+    assert.equal(matches(workloads, dep({ 'kagenti.io/type': 'agent' }, owned)), false, 'a ReplicaSet owned by a Deployment was checked as the Deployment');
+    assert.equal(matches(workloads, dep({ 'kagenti.io/type': 'agent' }, { ownerReferences: [{ kind: 'CronJob', name: 'c', apiVersion: 'batch/v1', uid: 'u' }] })), true);
+
+    const cms = byName.get('configmaps.validate.kagenti.io');
+    assert.deepEqual(cms.rules[0].resources, ['configmaps']);
+    assert.equal(matches(cms, null), false);
+
+    const helm = byName.get('helm-releases.validate.kagenti.io');
+    assert.deepEqual(helm.rules[0].resources, ['secrets']);
+    const secret = (type?: string) => ({ kind: 'Secret', metadata: { name: 'sh.helm.release.v1.x.v1', labels: { owner: 'helm' } }, ...(type ? { type } : {}) });
+    assert.equal(matches(helm, secret('helm.sh/release.v1')), true);
+    assert.equal(matches(helm, secret('Opaque')), false);
+    assert.equal(matches(helm, secret()), false);
+    assert.equal(matches(helm, null), false);
+  });
+
+  test(`${overlay}: every webhook is safe: v1, no side effects, <= 5 s, system and own namespaces excluded, our Service`, async () => {
+    const docs = await render(overlay);
+    const all = [...one(docs, 'MutatingWebhookConfiguration').webhooks, ...one(docs, 'ValidatingWebhookConfiguration').webhooks];
+    assert.ok(all.length >= 6);
+    const names = all.map((w: Obj) => w.name);
+    assert.equal(new Set(names).size, names.length, 'unique webhook names');
+    for (const w of all) {
+      assert.deepEqual(w.admissionReviewVersions, ['v1'], w.name);
+      assert.equal(w.sideEffects, 'None', w.name);
+      assert.ok(w.timeoutSeconds >= 1 && w.timeoutSeconds <= 5, `${w.name} timeoutSeconds ${w.timeoutSeconds}`);
+      assert.ok(['Fail', 'Ignore'].includes(w.failurePolicy), w.name);
+      if (w.name !== 'helm-releases.validate.kagenti.io') assert.equal(w.failurePolicy, 'Fail', w.name);
+      const excluded = w.namespaceSelector.matchExpressions.find((e: Obj) => e.key === 'kubernetes.io/metadata.name' && e.operator === 'NotIn');
+      assert.ok(excluded, `${w.name} namespaceSelector`);
+      for (const ns of EXCLUDED) assert.ok(excluded.values.includes(ns), `${w.name} excludes ${ns}`);
+      assert.deepEqual(w.clientConfig.service, { name: SERVICE, namespace: NS, path: w.clientConfig.service.path, port: 443 });
+      assert.equal(w.clientConfig.url, undefined);
+      for (const r of w.rules) {
+        assert.ok(!r.operations.includes('*') && !r.resources.includes('*'), `${w.name}: no wildcard rules`);
+        assert.ok(!r.operations.includes('DELETE') || (w.matchConditions ?? []).length > 0, `${w.name}: DELETE only behind null-safe conditions`);
+      }
+      for (const c of w.matchConditions ?? []) {
+        // Any object: never an evaluation error (a CEL error with failurePolicy Fail rejects the request).
+        for (const sample of [null, {}, { metadata: {} }, { metadata: { name: 'x', labels: {} }, spec: {} }]) {
+          const r = cel(c.expression, sample);
+          assert.equal(typeof r, 'boolean', `${w.name}/${c.name} on ${JSON.stringify(sample)}: ${String(r)}`);
+        }
+      }
+    }
+  });
+}
+
+test('default: cert-manager chain, serving certificate names match the Service, CA injected into both configurations', async () => {
+  const docs = await render('default');
+  const selfSigned = docs.find((d) => d.kind === 'Issuer' && d.spec.selfSigned);
+  assert.ok(selfSigned, 'a self-signed Issuer');
+  const ca = docs.find((d) => d.kind === 'Certificate' && d.spec.isCA === true);
+  assert.ok(ca, 'a CA Certificate');
+  assert.equal(ca.spec.issuerRef.name, selfSigned.metadata.name);
+  const caIssuer = docs.find((d) => d.kind === 'Issuer' && d.spec.ca);
+  assert.equal(caIssuer.spec.ca.secretName, ca.spec.secretName);
+  const serving = one(docs, 'Certificate', 'kagenti-webhook-serving');
+  assert.equal(serving.spec.issuerRef.name, caIssuer.metadata.name);
+  assert.notEqual(serving.spec.isCA, true);
+  const svc = one(docs, 'Service', SERVICE);
+  const svcName = `${svc.metadata.name}.${svc.metadata.namespace}.svc`;
+  assert.ok(serving.spec.dnsNames.includes(svcName), `dnsNames include ${svcName}`);
+  assert.ok(serving.spec.dnsNames.includes(`${svcName}.cluster.local`));
+  for (const name of serving.spec.dnsNames) assert.ok(name === svc.metadata.name || name.startsWith(`${svc.metadata.name}.`), name);
+  assert.ok(serving.spec.usages.includes('server auth'));
+  assert.equal(serving.spec.privateKey.rotationPolicy, 'Always');
+  const ref = `${serving.metadata.namespace}/${serving.metadata.name}`;
+  for (const kind of ['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration']) {
+    const cfg = one(docs, kind, SERVICE);
+    assert.equal(cfg.metadata.annotations['cert-manager.io/inject-ca-from'], ref, kind);
+    // Every webhook names the Service the certificate is for.
+    for (const w of cfg.webhooks) assert.equal(`${w.clientConfig.service.name}.${w.clientConfig.service.namespace}.svc`, svcName);
+  }
+  assert.equal(docs.some((d) => d.kind === 'Secret'), false, 'cert-manager creates the Secret; none is rendered');
+});
+
+test('self-signed: caBundle is the generated CA, the Secret holds the pair, and the certificate names the Service', async () => {
+  const docs = await render('self-signed');
+  const caPem = readFileSync(join(SELF_SIGNED_CERTS, 'ca.crt'), 'utf8');
+  const secret = one(docs, 'Secret', 'kagenti-webhook-tls');
+  const decode = (b64: string) => Buffer.from(b64.replace(/\s+/g, ''), 'base64').toString('utf8');
+  assert.equal(decode(secret.data['ca.crt']), caPem);
+  const leaf = new X509Certificate(decode(secret.data['tls.crt']));
+  assert.ok(leaf.verify(new X509Certificate(caPem).publicKey));
+  const svc = one(docs, 'Service', SERVICE);
+  for (const name of serviceDnsNames(svc.metadata.name, svc.metadata.namespace)) assert.equal(leaf.checkHost(name), name);
+  for (const kind of ['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration']) {
+    const cfg = one(docs, kind, SERVICE);
+    assert.equal(cfg.metadata.annotations?.['cert-manager.io/inject-ca-from'], undefined);
+    for (const w of cfg.webhooks) assert.equal(decode(w.clientConfig.caBundle), caPem, `${kind} ${w.name} caBundle`);
+  }
+  assert.equal(docs.some((d) => d.apiVersion?.startsWith('cert-manager.io/')), false, 'no cert-manager resources');
+});
+
+test('self-signed: without `make certs` the overlay does not render, and says which file is missing', (t) => {
+  // A copy of the tree with the overlay but no certs directory (the real one may hold certificates).
+  const dir = mkdtempSync(join(tmpdir(), 'kagenti-overlay-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  cpSync(join(ROOT, 'manifests', 'base'), join(dir, 'base'), { recursive: true });
+  mkdirSync(join(dir, 'self-signed'));
+  cpSync(join(ROOT, 'manifests', 'self-signed', 'kustomization.yaml'), join(dir, 'self-signed', 'kustomization.yaml'));
+  const r = spawnSync('kubectl', ['kustomize', join(dir, 'self-signed')], { encoding: 'utf8' });
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /certs\/ca\.crt|certs\/tls\.crt|certs\/tls\.key/);
+});
+
+test('generated keys are git-ignored, never committed', () => {
+  for (const path of ['manifests/self-signed/certs/tls.key', 'certs/dev/tls.key']) {
+    const r = spawnSync('git', ['check-ignore', '-q', path], { cwd: ROOT });
+    assert.equal(r.status, 0, `${path} is ignored`);
+  }
+  const tracked = execFileSync('git', ['ls-files'], { cwd: ROOT, encoding: 'utf8' }).split('\n');
+  assert.deepEqual(tracked.filter((f) => /(^|\/)tls\.key$|\.key$/.test(f) && !f.startsWith('test/')), []);
+});
+
+test('the NetworkPolicy component admits only the webhook port to the webhook pods', async () => {
+  const docs = await render('with-network-policy');
+  const np = one(docs, 'NetworkPolicy', SERVICE);
+  const dep = one(docs, 'Deployment', SERVICE);
+  assert.deepEqual(np.spec.podSelector.matchLabels, dep.spec.selector.matchLabels);
+  assert.deepEqual(np.spec.policyTypes, ['Ingress']);
+  const ports = np.spec.ingress.flatMap((r: Obj) => r.ports);
+  assert.deepEqual(ports, [{ protocol: 'TCP', port: 9443 }]);
+  assert.equal((await render('default')).some((d) => d.kind === 'NetworkPolicy'), false, 'optional: not in default');
+});
+
+test('every rendered document passes `kagenti-webhook lint`', { skip: !existsSync(join(ROOT, 'dist', 'cli.js')) && 'needs the build (npm test builds first)' }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kagenti-lint-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  for (const overlay of OVERLAYS) {
+    await render(overlay);
+    const text = execFileSync('kubectl', ['kustomize', join(ROOT, 'manifests', overlay)], { encoding: 'utf8' });
+    const file = join(dir, `${overlay}.yaml`);
+    writeFileSync(file, text);
+    for (const issuer of ['--external-issuer', '--internal-issuer']) {
+      const r = spawnSync(process.execPath, [BIN, 'lint', '--strict', '--format', 'json', issuer, file], { encoding: 'utf8' });
+      assert.equal(r.status, 0, `${overlay} ${issuer}: ${r.stdout}${r.stderr}`);
+      const report = JSON.parse(r.stdout) as { violations: unknown[]; summary: { documents: number } };
+      assert.deepEqual(report.violations, []);
+      assert.equal(report.summary.documents, (await render(overlay)).length);
+    }
+  }
+});
