@@ -9,6 +9,7 @@ import type { Config } from './config.ts';
 import type { BackoffOptions } from './cluster.ts';
 import { ClusterState, loadKubeConfig } from './cluster.ts';
 import { controllerOf, identityKey, objectName, objectNamespace } from './identity.ts';
+import { checkHelmRelease, isHelmRelease } from './helm-release.ts';
 import { IssuerDetector } from './issuer.ts';
 import { Counter, Gauge, PREFIX, registry } from './metrics.ts';
 import type { AgentRef, IssuerInfo, RuleName, Violation } from './rules.ts';
@@ -195,6 +196,7 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
     if (isObject(obj.metadata) && obj.metadata.deletionTimestamp)
       return decisionFor(allow(req.uid), [], { skip: 'being deleted' });
     const objWithKind: KubeObject = obj.kind === kind ? obj : { ...obj, kind };
+    if (isHelmRelease(objWithKind)) return validateHelmRelease(req, objWithKind);
     const ns = requestNamespace(req, objWithKind);
     const iss: IssuerInfo = issuer.current();
     const violations: Violation[] = [];
@@ -234,6 +236,30 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
     if (req.dryRun) detail.dryRun = true;
     if (errors.length) return decisionFor(deny(req.uid, errors.map((v) => v.message).join('\n'), warnings), rules, detail);
     if (restartHint) warnings.push(restartWarning(ns));
+    return decisionFor(allow(req.uid, warnings), rules, detail);
+  }
+
+  /**
+   * A Helm release record (helm install/upgrade writes it before touching any resource): lint the whole
+   * rendered manifest with the lint engine, so a bad release stops before anything is changed.
+   * Undecodable records are allowed with a warning: Helm is never blocked on our own parsing.
+   */
+  function validateHelmRelease(req: AdmissionRequest, obj: KubeObject): Decision {
+    const r = checkHelmRelease(obj, { config, issuer: issuer.current() });
+    const warnings = [...r.warnings];
+    const detail: Record<string, unknown> = { helmRelease: `${r.namespace}/${r.releaseName}`, helmStatus: r.status };
+    if (!r.checked) return decisionFor(allow(req.uid, warnings), [], { ...detail, skip: r.skipped });
+    for (const v of r.violations) {
+      ruleViolations.inc({ rule: v.rule, action: v.severity === 'error' ? 'denied' : 'warned' });
+      if (v.severity === 'warning') warnings.push(...toWarnings(v.message, v.rule));
+    }
+    const errors = r.violations.filter((v) => v.severity === 'error');
+    const rules = [...new Set(r.violations.map((v) => v.rule))];
+    detail.violations = r.violations.map((v) => ({ rule: v.rule, severity: v.severity, source: v.source, line: v.line }));
+    if (errors.length) {
+      const more = errors.length > 1 ? ` (and ${errors.length - 1} more: run kagenti-webhook lint on the chart's render)` : '';
+      return decisionFor(deny(req.uid, `${errors[0].message}${more}`, warnings), rules, detail);
+    }
     return decisionFor(allow(req.uid, warnings), rules, detail);
   }
 
