@@ -1,0 +1,54 @@
+# kagenti-webhook. `make help` lists the targets.
+# npm scripts run on the pinned Node 24 from the `node` devDependency (npm puts node_modules/.bin first).
+
+VERSION        ?= $(shell node -p "require('./package.json').version" 2>/dev/null || echo 0.1.0)
+IMG            ?= ghcr.io/kagenti/kagenti-webhook:v$(VERSION)
+CONTAINER_TOOL ?= docker
+KUBECTL        ?= kubectl
+# default (cert-manager), self-signed (certificates from `make certs`), with-network-policy
+OVERLAY        ?= default
+NAMESPACE      := kagenti-system
+SERVICE        := kagenti-webhook
+CERTS_DIR      := manifests/self-signed/certs
+DEFAULT_IMG    := ghcr.io/kagenti/kagenti-webhook:v$(VERSION)
+# The CLI runs on the pinned Node 24 (node_modules/.bin/node), not whatever `node` the shell has.
+CLI            := PATH="$(CURDIR)/node_modules/.bin:$$PATH" node bin/kagenti-webhook.js
+
+.PHONY: help build test start image certs manifests deploy undeploy
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+build: ## Compile TypeScript to dist/
+	npm run build
+
+test: ## Build, typecheck and run every test
+	npm test
+
+start: ## Serve on https://localhost:9443 with dev certificates (certs/dev/), no cluster needed
+	npm start
+
+image: ## Build the container image $(IMG)
+	$(CONTAINER_TOOL) build -t $(IMG) .
+
+certs: build ## Write a CA and serving certificate for the self-signed overlay ($(CERTS_DIR), git-ignored)
+	$(CLI) certs --service $(SERVICE) --namespace $(NAMESPACE) --out $(CERTS_DIR)
+
+manifests: ## Render manifests/$(OVERLAY) to stdout (OVERLAY=default|self-signed|with-network-policy)
+	@if [ "$(OVERLAY)" = "self-signed" ] && [ ! -f $(CERTS_DIR)/tls.key ]; then \
+	  echo "make: no certificates in $(CERTS_DIR): run 'make certs' first" >&2; exit 2; fi
+	@$(KUBECTL) kustomize manifests/$(OVERLAY) | sed 's|image: $(DEFAULT_IMG)$$|image: $(IMG)|'
+
+deploy: ## Install manifests/$(OVERLAY) into the current kubectl context (image $(IMG))
+	@if [ "$(OVERLAY)" = "self-signed" ] && [ ! -f $(CERTS_DIR)/tls.key ]; then $(MAKE) certs; fi
+	$(KUBECTL) kustomize manifests/$(OVERLAY) | sed 's|image: $(DEFAULT_IMG)$$|image: $(IMG)|' | $(KUBECTL) apply -f -
+	$(KUBECTL) -n $(NAMESPACE) rollout status deploy/$(SERVICE) --timeout=180s
+
+undeploy: ## Remove everything manifests/$(OVERLAY) installed (webhook configurations first)
+	$(KUBECTL) delete mutatingwebhookconfiguration/$(SERVICE) validatingwebhookconfiguration/$(SERVICE) --ignore-not-found
+	@if [ "$(OVERLAY)" = "self-signed" ] && [ ! -f $(CERTS_DIR)/tls.key ]; then \
+	  $(KUBECTL) delete namespace $(NAMESPACE) --ignore-not-found; \
+	  $(KUBECTL) delete clusterrolebinding/$(SERVICE) clusterrole/$(SERVICE) --ignore-not-found; \
+	else \
+	  $(KUBECTL) kustomize manifests/$(OVERLAY) | $(KUBECTL) delete --ignore-not-found -f -; \
+	fi
