@@ -45,7 +45,12 @@ type Webhook = 'mutate' | 'validate';
 
 function sendJson(res: Response, status: number, body: unknown): void {
   const text = JSON.stringify(body);
-  res.status(status).set('Content-Type', 'application/json').send(text);
+  // Headers and body in one socket write: express's res.send() turns a string over 1,000 chars into a
+  // separate Buffer, which costs a second TLS record per response (same headers as res.send sets).
+  res.statusCode = status;
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.setHeader('Content-Length', Buffer.byteLength(text));
+  res.end(text);
 }
 
 function errorBody(message: string): { error: string } {
@@ -59,12 +64,22 @@ export function createAdmissionApp(deps: {
   validation: ValidationService;
   ready: () => { ready: boolean; detail: Record<string, unknown> };
   track?: { begin(): void; end(): void };
+  /** True once shutdown began: responses then carry `Connection: close`, so keep-alive clients
+   *  (the API server) move to other replicas before the listener closes instead of being cut off. */
+  draining?: () => boolean;
 }) {
   const { config, log, validation } = deps;
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
   app.set('query parser', false);
+  if (deps.draining) {
+    const draining = deps.draining;
+    app.use((_req: Request, res: Response, next: NextFunction) => {
+      if (draining()) res.setHeader('Connection', 'close');
+      next();
+    });
+  }
 
   const handlers: Record<Webhook, (req: AdmissionRequest) => Decision> = {
     mutate: (req) => mutate(req, { config, validation }),
@@ -227,6 +242,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     validation: opts.validation,
     ready,
     track: { begin: () => active++, end: () => active-- },
+    draining: () => notReady,
   });
   const tlsServer = https.createServer({ minVersion: 'TLSv1.2', ...opts.tls }, app);
   harden(tlsServer);
