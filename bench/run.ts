@@ -1,0 +1,661 @@
+// `npm run bench`: loads the webhook and a bare node:https floor in the same run, over HTTPS with keep-alive
+// (as the API server connects), with realistic AdmissionReviews, and writes the figures to BENCHMARKS.md.
+//
+// The server under test is the real `bin/kagenti-webhook.js serve` in its own process (info logging as in
+// production, to /dev/null); the floor (bench/floor.ts) is another process; the load generator (autocannon)
+// runs here. Loopback only.
+//
+//   node bench/run.ts [--duration S] [--connections N] [--rate R] [--requests N] [--only LIST] [--fixtures LIST]
+//                     [--server bin|module] [--log-level L] [--profile DIR] [--out FILE] [--no-write]
+//   node bench/run.ts --summarize-profile FILE.cpuprofile
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ensureDevCertificates } from '../webhook/certs.ts';
+import { defaultConfig } from '../webhook/config.ts';
+import { mutate } from '../webhook/mutate.ts';
+import { FIXTURES, fixture } from './fixtures.ts';
+
+export const ROOT = resolve(import.meta.dirname, '..');
+const BIN = join(ROOT, 'bin', 'kagenti-webhook.js');
+
+// ---------- autocannon (no bundled types: the small part we use) ----------
+
+interface AutocannonRequest {
+  method: string;
+  path: string;
+  body: string;
+  headers: Record<string, string>;
+}
+interface AutocannonOptions {
+  url: string;
+  connections: number;
+  duration?: number;
+  amount?: number;
+  overallRate?: number;
+  pipelining?: number;
+  timeout?: number;
+  requests?: AutocannonRequest[];
+  method?: string;
+  body?: string;
+  headers?: Record<string, string>;
+}
+interface AutocannonResult {
+  requests: { total: number; average: number };
+  errors: number;
+  timeouts: number;
+  non2xx: number;
+  duration: number;
+  start: Date;
+  finish: Date;
+}
+interface AutocannonInstance {
+  on(ev: 'response', fn: (client: unknown, status: number, bytes: number, ms: number) => void): void;
+  on(ev: 'done', fn: (r: AutocannonResult) => void): void;
+  stop(): void;
+}
+type Autocannon = (opts: AutocannonOptions, cb: (err: Error | null, r: AutocannonResult) => void) => AutocannonInstance;
+const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
+
+// ---------- processes ----------
+
+export async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = net.createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => res(port));
+    });
+  });
+}
+
+export interface Proc {
+  child: ChildProcess;
+  port: number;
+  probePort?: number;
+  /** resident set size in bytes, from /proc */
+  rss(): number;
+  /** CPU time (user + system) the process has used, in seconds, from /proc */
+  cpu(): number;
+  stop(): Promise<void>;
+}
+
+function rssOf(pid: number | undefined): number {
+  if (!pid) return 0;
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+const CLK_TCK = 100; // USER_HZ: /proc/<pid>/stat reports utime and stime in 1/100 s on Linux
+
+function cpuOf(pid: number | undefined): number {
+  if (!pid) return 0;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+  } catch {
+    return 0;
+  }
+}
+
+function stopChild(child: ChildProcess, graceMs = 20_000): Promise<void> {
+  return new Promise((res) => {
+    if (child.exitCode !== null || child.signalCode !== null) return res();
+    const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    child.once('exit', () => {
+      clearTimeout(t);
+      res();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+function httpGet(port: number, path: string): Promise<number> {
+  return new Promise((res) => {
+    const req = http.get({ host: '127.0.0.1', port, path, agent: false }, (r) => {
+      r.resume();
+      r.on('end', () => res(r.statusCode ?? 0));
+    });
+    req.on('error', () => res(0));
+    req.setTimeout(1000, () => req.destroy());
+  });
+}
+
+export interface Certs {
+  dir: string;
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+}
+
+export async function benchCerts(): Promise<Certs> {
+  const dir = join(mkdtempSync(join(os.tmpdir(), 'kagenti-bench-')), 'certs');
+  const c = await ensureDevCertificates(dir);
+  return { dir, caFile: c.caFile, certFile: c.certFile, keyFile: c.keyFile };
+}
+
+export async function startFloor(certs: Certs, patchBytes = 0): Promise<Proc> {
+  const args = [join(ROOT, 'bench', 'floor.ts'), '--tls-cert', certs.certFile, '--tls-key', certs.keyFile, '--port', '0', '--patch-bytes', String(patchBytes)];
+  const child = spawn(process.execPath, args, {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const port = await new Promise<number>((res, rej) => {
+    let buf = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const line = buf.split('\n')[0];
+      if (buf.includes('\n')) res(JSON.parse(line!).port as number);
+    });
+    child.once('exit', (code) => rej(new Error(`floor server exited with ${code}`)));
+  });
+  return { child, port, rss: () => rssOf(child.pid), cpu: () => cpuOf(child.pid), stop: () => stopChild(child) };
+}
+
+export interface WebhookOptions {
+  /** `bin`: the real `bin/kagenti-webhook.js serve` (needs `npm run build`); `module`: startServer from source */
+  server: 'bin' | 'module';
+  logLevel: string;
+  /** where the server's stdout (its log lines) goes */
+  logFile: string;
+  nodeArgs?: string[];
+}
+
+const MODULE_SERVER = `
+const [root, certFile, keyFile, port, probePort, level] = process.argv.slice(1);
+const u = (p) => new URL(p, 'file://' + root + '/').href;
+const { readFileSync } = await import('node:fs');
+const { defaultConfig } = await import(u('webhook/config.ts'));
+const { createLogger } = await import(u('webhook/log.ts'));
+const { startServer } = await import(u('webhook/server.ts'));
+const { startValidation } = await import(u('webhook/validation.ts'));
+const config = defaultConfig();
+const log = createLogger(level);
+const validation = await startValidation({ config, log, cluster: 'none' });
+const server = await startServer({ config, log, validation, host: '127.0.0.1', port: Number(port), probePort: Number(probePort),
+  tls: { cert: readFileSync(certFile), key: readFileSync(keyFile) } });
+process.once('SIGTERM', async () => { await server.close(1000); await validation.close(); log.flush(); process.exit(0); });
+`;
+
+export async function startWebhook(certs: Certs, opts: WebhookOptions): Promise<Proc> {
+  const port = await freePort();
+  let probePort = await freePort();
+  while (probePort === port) probePort = await freePort();
+  const out = openSync(opts.logFile, 'w');
+  const args =
+    opts.server === 'bin'
+      ? [
+          ...(opts.nodeArgs ?? []),
+          BIN,
+          'serve',
+          '--tls-cert',
+          certs.certFile,
+          '--tls-key',
+          certs.keyFile,
+          '--host',
+          '127.0.0.1',
+          '--port',
+          String(port),
+          '--probe-port',
+          String(probePort),
+          '--cluster',
+          'none',
+          '--drain-seconds',
+          '0',
+          '--log-level',
+          opts.logLevel,
+        ]
+      : [...(opts.nodeArgs ?? []), '--input-type=module', '-e', MODULE_SERVER, ROOT, certs.certFile, certs.keyFile, String(port), String(probePort), opts.logLevel];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', out, 'pipe'], cwd: ROOT });
+  closeSync(out);
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    if (stderr.length < 10_000) stderr += d.toString();
+  });
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`webhook server exited with ${child.exitCode}: ${stderr.trim()}`);
+    if ((await httpGet(probePort, '/readyz')) === 200) break;
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`webhook server not ready after 30 s: ${stderr.trim()}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { child, port, probePort, rss: () => rssOf(child.pid), cpu: () => cpuOf(child.pid), stop: () => stopChild(child) };
+}
+
+// ---------- load ----------
+
+export interface LoadResult {
+  requests: number;
+  rps: number;
+  p50: number;
+  p99: number;
+  p999: number;
+  max: number;
+  errors: number;
+  non2xx: number;
+  timeouts: number;
+  seconds: number;
+  /** CPU time the server process spent per answered request, microseconds (when measured) */
+  cpuUs?: number;
+}
+
+export function percentile(sorted: Float64Array, p: number): number {
+  if (!sorted.length) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i]!;
+}
+
+export interface LoadOptions {
+  port: number;
+  path?: string;
+  body?: string;
+  requests?: AutocannonRequest[];
+  connections: number;
+  duration?: number;
+  amount?: number;
+  overallRate?: number;
+  /** keep per-request latencies (off for the very long runs) */
+  latencies?: boolean;
+  onResponse?: (status: number, ms: number) => void;
+}
+
+/** One autocannon run over HTTPS with keep-alive; latencies are recorded here with sub-ms resolution. */
+export function load(o: LoadOptions): Promise<LoadResult> {
+  return new Promise((res, rej) => {
+    const lat: number[] = [];
+    const keep = o.latencies !== false;
+    const headers = { 'content-type': 'application/json' };
+    const inst = autocannon(
+      {
+        url: `https://127.0.0.1:${o.port}`,
+        connections: o.connections,
+        duration: o.amount ? undefined : (o.duration ?? 10),
+        amount: o.amount,
+        overallRate: o.overallRate,
+        timeout: 10,
+        ...(o.requests ? { requests: o.requests } : { method: 'POST', body: o.body, headers, requests: [{ method: 'POST', path: o.path ?? '/mutate', body: o.body!, headers }] }),
+      },
+      (err, r) => {
+        if (err) return rej(err);
+        const sorted = Float64Array.from(lat).sort();
+        const seconds = (r.finish.getTime() - r.start.getTime()) / 1000;
+        res({
+          requests: r.requests.total,
+          rps: r.requests.total / seconds,
+          p50: percentile(sorted, 50),
+          p99: percentile(sorted, 99),
+          p999: percentile(sorted, 99.9),
+          max: sorted.length ? sorted[sorted.length - 1]! : NaN,
+          errors: r.errors,
+          non2xx: r.non2xx,
+          timeouts: r.timeouts,
+          seconds,
+        });
+      },
+    );
+    inst.on('response', (_c, status, _b, ms) => {
+      if (keep && status === 200) lat.push(ms);
+      o.onResponse?.(status, ms);
+    });
+  });
+}
+
+// ---------- CPU profile summary ----------
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  hitCount?: number;
+  children?: number[];
+}
+
+export function summarizeProfile(file: string, top = 30): string {
+  const prof = JSON.parse(readFileSync(file, 'utf8')) as { nodes: ProfileNode[]; startTime: number; endTime: number; samples: number[] };
+  const total = prof.samples.length || 1;
+  const byFn = new Map<string, number>();
+  const byArea = new Map<string, number>();
+  const area = (url: string, fn: string) => {
+    if (!url) return fn.startsWith('(') ? fn : '(native)';
+    const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+    if (nm) return nm[1]!;
+    const wh = /\/(webhook|dist)\/([^/]+?)\.(ts|js)$/.exec(url);
+    if (wh) return `webhook/${wh[2]}`;
+    if (url.startsWith('node:')) return url.split('/')[0]!.replace(/^node:internal.*/, 'node:internal');
+    return url;
+  };
+  for (const n of prof.nodes) {
+    const hits = n.hitCount ?? 0;
+    if (!hits) continue;
+    const cf = n.callFrame;
+    const key = `${cf.functionName || '(anonymous)'}  ${cf.url.replace(/^file:\/\/.*?\/(node_modules|webhook|dist)\//, '$1/')}:${cf.lineNumber + 1}`;
+    byFn.set(key, (byFn.get(key) ?? 0) + hits);
+    const a = area(cf.url, cf.functionName);
+    byArea.set(a, (byArea.get(a) ?? 0) + hits);
+  }
+  const fmt = (m: Map<string, number>, n: number) =>
+    [...m]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, n)
+      .map(([k, v]) => `${((100 * v) / total).toFixed(1).padStart(5)}%  ${k}`)
+      .join('\n');
+  return `self time by area (${total} samples):\n${fmt(byArea, 20)}\n\nself time by function:\n${fmt(byFn, top)}\n`;
+}
+
+// ---------- the benchmark ----------
+
+/** Length of the base64 patch /mutate answers for this review (computed in-process with the default config). */
+function patchSize(review: Record<string, any>): number {
+  const d = mutate(review.request, { config: defaultConfig() });
+  return d.response.patch?.length ?? 0;
+}
+
+interface Row {
+  scenario: string;
+  target: string;
+  r: LoadResult;
+}
+
+const ms = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : '-');
+const mb = (b: number) => (b / 1024 / 1024).toFixed(1);
+const int = (v: number) => Math.round(v).toLocaleString('en-US');
+
+function machine(): Record<string, string> {
+  let commit = '';
+  try {
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+  } catch {
+    /* not a git checkout */
+  }
+  return {
+    date: new Date().toISOString(),
+    cpu: `${os.cpus()[0]?.model ?? 'unknown'} (nproc ${os.availableParallelism()})`,
+    memory: `${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB`,
+    os: `${os.type()} ${os.release()} ${os.arch()}`,
+    node: process.version,
+    commit,
+  };
+}
+
+function tableRows(rows: Row[]): string {
+  const head =
+    '| scenario | target | req/s | p50 ms | p99 ms | p99.9 ms | max ms | server CPU µs/req | requests | errors/non-2xx |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |';
+  return [
+    head,
+    ...rows.map(
+      ({ scenario, target, r }) =>
+        `| ${scenario} | ${target} | ${int(r.rps)} | ${ms(r.p50)} | ${ms(r.p99)} | ${ms(r.p999)} | ${ms(r.max)} | ${r.cpuUs === undefined ? '-' : int(r.cpuUs)} | ${int(r.requests)} | ${r.errors + r.timeouts}/${r.non2xx} |`,
+    ),
+  ].join('\n');
+}
+
+function replaceSection(text: string, name: string, body: string): string {
+  const begin = `<!-- bench:${name}:begin -->`;
+  const end = `<!-- bench:${name}:end -->`;
+  const block = `${begin}\n${body.trim()}\n${end}`;
+  const i = text.indexOf(begin);
+  const j = text.indexOf(end);
+  if (i >= 0 && j > i) return text.slice(0, i) + block + text.slice(j + end.length);
+  return `${text.trimEnd()}\n\n${block}\n`;
+}
+
+export interface MemoryResult {
+  requests: number;
+  seconds: number;
+  errors: number;
+  non2xx: number;
+  rssStart: number;
+  rssMid: number;
+  rssEnd: number;
+  rssMaxLastHalf: number;
+  /** least-squares slope of RSS over the last half, bytes per 100k requests */
+  slopePer100k: number;
+  samples: { requests: number; rss: number }[];
+}
+
+/** N requests (mixed fixtures) at `connections`, sampling the server's RSS once a second. */
+export async function memoryRun(proc: Proc, requests: number, connections: number, progress = false): Promise<MemoryResult> {
+  const headers = { 'content-type': 'application/json' };
+  const small = JSON.stringify(fixture('small').review());
+  const dep = JSON.stringify(fixture('deployment').review());
+  const mix: AutocannonRequest[] = [
+    { method: 'POST', path: '/mutate', body: small, headers },
+    { method: 'POST', path: '/mutate', body: dep, headers },
+    { method: 'POST', path: '/validate', body: small, headers },
+    { method: 'POST', path: '/mutate', body: small, headers },
+  ];
+  let done = 0;
+  const samples: { requests: number; rss: number }[] = [];
+  const rssStart = proc.rss();
+  const started = Date.now();
+  const timer = setInterval(() => {
+    samples.push({ requests: done, rss: proc.rss() });
+    if (progress && samples.length % 30 === 0)
+      process.stderr.write(`  memory: ${int(done)}/${int(requests)} requests, RSS ${mb(proc.rss())} MB, ${Math.round((Date.now() - started) / 1000)} s\n`);
+  }, 1000);
+  const r = await load({ port: proc.port, requests: mix, connections, amount: requests, latencies: false, onResponse: () => done++ });
+  clearInterval(timer);
+  const rssEnd = proc.rss();
+  samples.push({ requests: done, rss: rssEnd });
+  const half = samples.filter((s) => s.requests >= requests / 2);
+  const mid = half[0]?.rss ?? rssEnd;
+  // slope by least squares over the last half
+  const n = half.length;
+  const mx = half.reduce((a, s) => a + s.requests, 0) / (n || 1);
+  const my = half.reduce((a, s) => a + s.rss, 0) / (n || 1);
+  const sxy = half.reduce((a, s) => a + (s.requests - mx) * (s.rss - my), 0);
+  const sxx = half.reduce((a, s) => a + (s.requests - mx) ** 2, 0);
+  return {
+    requests: r.requests,
+    seconds: r.seconds,
+    errors: r.errors + r.timeouts,
+    non2xx: r.non2xx,
+    rssStart,
+    rssMid: mid,
+    rssEnd,
+    rssMaxLastHalf: Math.max(...half.map((s) => s.rss), rssEnd),
+    slopePer100k: sxx ? (sxy / sxx) * 100_000 : 0,
+    samples,
+  };
+}
+
+function memoryTable(m: MemoryResult, connections: number): string {
+  const growth = m.rssEnd - m.rssMid;
+  return [
+    `${int(m.requests)} requests at ${connections} connections in ${Math.round(m.seconds)} s (mix: /mutate small, /mutate deployment, /validate small, /mutate small); errors ${m.errors}, non-2xx ${m.non2xx}.`,
+    '',
+    '| RSS before | RSS at half | RSS at end | max RSS, last half | growth over last half | slope, last half |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: |',
+    `| ${mb(m.rssStart)} MB | ${mb(m.rssMid)} MB | ${mb(m.rssEnd)} MB | ${mb(m.rssMaxLastHalf)} MB | ${growth >= 0 ? '+' : ''}${mb(growth)} MB | ${(m.slopePer100k / 1024 / 1024).toFixed(2)} MB per 100k requests |`,
+  ].join('\n');
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      duration: { type: 'string', default: '10' },
+      connections: { type: 'string', default: '16' },
+      rate: { type: 'string', default: '1000' },
+      requests: { type: 'string', default: '200000' },
+      only: { type: 'string' },
+      fixtures: { type: 'string' },
+      server: { type: 'string', default: 'bin' },
+      'log-level': { type: 'string', default: 'info' },
+      profile: { type: 'string' },
+      out: { type: 'string', default: join(ROOT, 'BENCHMARKS.md') },
+      'no-write': { type: 'boolean', default: false },
+      'summarize-profile': { type: 'string' },
+    },
+  });
+  if (values['summarize-profile']) {
+    process.stdout.write(summarizeProfile(values['summarize-profile']));
+    return;
+  }
+  const duration = Number(values.duration);
+  const connections = Number(values.connections);
+  const rate = Number(values.rate);
+  const requests = Number(values.requests);
+  const server = values.server === 'module' ? 'module' : 'bin';
+  const only = new Set((values.only ?? 'throughput,rate,big,memory').split(','));
+  if (server === 'bin' && !existsSync(join(ROOT, 'dist', 'cli.js'))) throw new Error('dist/ is missing: run `npm run build` first');
+
+  const say = (s: string) => process.stderr.write(`${s}\n`);
+  const certs = await benchCerts();
+  const logFile = process.env.BENCH_LOG_FILE ?? '/dev/null';
+  const nodeArgs = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${resolve(values.profile)}`] : [];
+  const floor = await startFloor(certs);
+  // the same floor, answering with a patch as large as the webhook's for the small pod
+  const patchBytes = patchSize(fixture('small').review());
+  const floorPatch = await startFloor(certs, patchBytes);
+  const hook = await startWebhook(certs, { server, logLevel: values['log-level']!, logFile, nodeArgs });
+  say(`floor on :${floor.port}, webhook (${server}) on :${hook.port}, log level ${values['log-level']}, logs to ${logFile}`);
+
+  const rows: Row[] = [];
+  const loadStart = os.loadavg()[0]!.toFixed(2);
+  const bodies = Object.fromEntries(FIXTURES.map((f) => [f.name, JSON.stringify(f.review())]));
+  const warm = async (port: number, path: string, body: string) => {
+    await load({ port, path, body, connections, duration: 2, latencies: false });
+  };
+  const run = async (scenario: string, target: string, port: number, path: string, body: string, opts: Partial<LoadOptions>) => {
+    const proc = port === floor.port ? floor : port === floorPatch.port ? floorPatch : hook;
+    const cpu0 = proc.cpu();
+    const r = await load({ port, path, body, connections, duration, ...opts });
+    r.cpuUs = ((proc.cpu() - cpu0) / Math.max(1, r.requests)) * 1e6;
+    rows.push({ scenario, target, r });
+    say(`  ${scenario.padEnd(34)} ${target.padEnd(10)} ${int(r.rps).padStart(7)} req/s  p50 ${ms(r.p50)}  p99 ${ms(r.p99)}  p99.9 ${ms(r.p999)} ms  cpu ${int(r.cpuUs ?? NaN)} us/req  err ${r.errors + r.timeouts} non2xx ${r.non2xx}`);
+    return r;
+  };
+
+  const ratios: { fixture: string; floor: LoadResult; floorPatch: LoadResult; mutate: LoadResult; validate: LoadResult }[] = [];
+  let rateRows: { fixture: string; floor: LoadResult; mutate: LoadResult }[] = [];
+  let big: { one: LoadResult; many: LoadResult; floorOne: LoadResult } | undefined;
+  let mem: MemoryResult | undefined;
+  try {
+    if (only.has('throughput')) {
+      say(`throughput: ${connections} connections, ${duration} s each`);
+      for (const f of FIXTURES.filter((x) => !values.fixtures || values.fixtures.split(',').includes(x.name))) {
+        const body = bodies[f.name]!;
+        const sc = `${f.name}, ${connections} conns`;
+        await warm(floor.port, '/', body);
+        const fl = await run(sc, 'floor', floor.port, '/', body, {});
+        await warm(floorPatch.port, '/', body);
+        const fp = await run(sc, 'floor+patch', floorPatch.port, '/', body, {});
+        await warm(hook.port, '/mutate', body);
+        const mu = await run(sc, '/mutate', hook.port, '/mutate', body, {});
+        await warm(hook.port, '/validate', body);
+        const va = await run(sc, '/validate', hook.port, '/validate', body, {});
+        ratios.push({ fixture: f.name, floor: fl, floorPatch: fp, mutate: mu, validate: va });
+      }
+    }
+    if (only.has('rate')) {
+      say(`fixed rate: ${rate} req/s over ${connections} connections, ${duration} s each`);
+      for (const name of ['small', 'deployment']) {
+        const body = bodies[name]!;
+        const sc = `${name}, ${rate} req/s`;
+        const fl = await run(sc, 'floor', floor.port, '/', body, { overallRate: rate });
+        const mu = await run(sc, '/mutate', hook.port, '/mutate', body, { overallRate: rate });
+        await run(sc, '/validate', hook.port, '/validate', body, { overallRate: rate });
+        rateRows.push({ fixture: name, floor: fl, mutate: mu });
+      }
+    }
+    if (only.has('big')) {
+      say('1,500 env vars: 1 connection (latency of one request), then 16 connections');
+      const body = bodies.env1500!;
+      const floorOne = await run('env1500, 1 conn', 'floor', floor.port, '/', body, { connections: 1 });
+      const one = await run('env1500, 1 conn', '/mutate', hook.port, '/mutate', body, { connections: 1 });
+      await run('env1500, 1 conn', '/validate', hook.port, '/validate', body, { connections: 1 });
+      const many = ratios.find((x) => x.fixture === 'env1500')?.mutate ?? (await run(`env1500, ${connections} conns`, '/mutate', hook.port, '/mutate', body, {}));
+      big = { one, many, floorOne };
+    }
+    if (only.has('memory')) {
+      say(`memory: ${int(requests)} requests at ${connections} connections`);
+      mem = await memoryRun(hook, requests, connections, true);
+      say(`  RSS ${mb(mem.rssStart)} -> ${mb(mem.rssMid)} (half) -> ${mb(mem.rssEnd)} MB (end); errors ${mem.errors}, non2xx ${mem.non2xx}`);
+    }
+  } finally {
+    await hook.stop();
+    await floor.stop();
+    await floorPatch.stop();
+  }
+  if (values.profile) {
+    const dir = resolve(values.profile);
+    const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
+    const latest = files.sort().at(-1);
+    if (latest) say(`\n${summarizeProfile(join(dir, latest))}`);
+  }
+  if (values['no-write']) return;
+
+  // ---------- BENCHMARKS.md ----------
+  const m = machine();
+  const cmd = `node bench/run.ts ${process.argv.slice(2).join(' ')}`.trim();
+  const sections: Record<string, string> = {};
+  const hdr = [
+    `Run ${m.date} (commit ${m.commit || 'n/a'}): \`${cmd}\``,
+    '',
+    `- Machine: ${m.cpu}, ${m.memory} RAM, ${m.os}`,
+    `- Node ${m.node}; server under test: ${server === 'bin' ? '`bin/kagenti-webhook.js serve --cluster none`' : 'startServer() from source (`--server module`)'} with \`--log-level ${values['log-level']}\`, logs to ${logFile}, in its own process; floor: \`bench/floor.ts\` in its own process; load: autocannon 8 in the bench process. HTTPS with keep-alive over loopback (127.0.0.1); all three share the ${os.availableParallelism()} CPUs.`,
+    `- Load average (1 min) at start ${loadStart}, at end ${os.loadavg()[0]!.toFixed(2)}: other work on the machine shows up as noise in req/s and tail latency; server CPU µs per request is the steadier figure.`,
+    `- Latencies are per request as autocannon measures them (send to last byte), recorded with sub-millisecond resolution; 2 s warm-up before each throughput run.`,
+  ].join('\n');
+  if (ratios.length || rateRows.length || big) {
+    const goals: string[] = ['| goal | measured | met |', '| --- | --- | --- |'];
+    for (const x of ratios) {
+      const ratio = x.mutate.rps / x.floor.rps;
+      goals.push(
+        `| /mutate throughput ≥ 0.7 × floor, ${x.fixture}, ${connections} conns | ${int(x.mutate.rps)} vs ${int(x.floor.rps)} req/s = **${ratio.toFixed(2)}** | ${ratio >= 0.7 ? 'yes' : 'no'} |`,
+      );
+    }
+    for (const x of rateRows)
+      goals.push(`| p99 < 5 ms at ${rate} req/s, /mutate ${x.fixture} | p99 ${ms(x.mutate.p99)} ms (floor ${ms(x.floor.p99)} ms) | ${x.mutate.p99 < 5 && x.mutate.errors + x.mutate.non2xx === 0 ? 'yes' : 'no'} |`);
+    if (big)
+      goals.push(
+        `| 1,500-env pod under 20 ms | 1 conn: p50 ${ms(big.one.p50)}, p99 ${ms(big.one.p99)}, max ${ms(big.one.max)} ms; ${connections} conns: p99 ${ms(big.many.p99)} ms | ${big.one.p99 < 20 ? 'yes' : 'no'} (1 conn p99) |`,
+      );
+    if (mem)
+      goals.push(
+        `| RSS < 150 MB after ${int(mem.requests)} requests, no growth over the last half | ${mb(mem.rssEnd)} MB; last half ${mem.rssEnd - mem.rssMid >= 0 ? '+' : ''}${mb(mem.rssEnd - mem.rssMid)} MB | ${mem.rssEnd < 150 * 1024 * 1024 && mem.rssEnd - mem.rssMid < 5 * 1024 * 1024 ? 'yes' : 'no'} |`,
+      );
+    const ratioTable = ratios.length
+      ? [
+          '| fixture (body bytes) | floor req/s | /mutate req/s | ratio | /validate req/s | ratio | floor+patch req/s | /mutate ÷ floor+patch | p99 floor / /mutate / /validate ms | server CPU µs/req floor / floor+patch / /mutate / /validate |',
+          '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |',
+          ...ratios.map(
+            (x) =>
+              `| ${x.fixture} (${int(bodies[x.fixture]!.length)}) | ${int(x.floor.rps)} | ${int(x.mutate.rps)} | ${(x.mutate.rps / x.floor.rps).toFixed(2)} | ${int(x.validate.rps)} | ${(x.validate.rps / x.floor.rps).toFixed(2)} | ${int(x.floorPatch.rps)} | ${(x.mutate.rps / x.floorPatch.rps).toFixed(2)} | ${ms(x.floor.p99)} / ${ms(x.mutate.p99)} / ${ms(x.validate.p99)} | ${int(x.floor.cpuUs ?? NaN)} / ${int(x.floorPatch.cpuUs ?? NaN)} / ${int(x.mutate.cpuUs ?? NaN)} / ${int(x.validate.cpuUs ?? NaN)} |`,
+          ),
+        ].join('\n')
+      : '';
+    sections.results = [hdr, '', '### Goals', '', goals.join('\n'), '', ratioTable ? `### Webhook vs floor\n\n${ratioTable}\n` : '', '### All runs', '', tableRows(rows)].join('\n');
+  }
+  if (mem) {
+    const body = `Run ${m.date} (commit ${m.commit || 'n/a'}): \`${cmd}\`\n\n${memoryTable(mem, connections)}`;
+    sections[mem.requests >= 1_000_000 ? 'memory-long' : 'memory'] = body;
+  }
+  const out = values.out!;
+  let text = existsSync(out) ? readFileSync(out, 'utf8') : '# Benchmarks\n';
+  for (const [name, body] of Object.entries(sections)) text = replaceSection(text, name, body);
+  writeFileSync(out, text);
+  say(`wrote ${out}`);
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main().catch((err) => {
+    process.stderr.write(`bench: ${(err as Error).message}\n`);
+    process.exit(1);
+  });
+}
