@@ -254,6 +254,15 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const port = await listen(tlsServer, opts.port, opts.host);
   const probePort = await listen(probe, opts.probePort, opts.host);
 
+  // Connections that finished the TLS handshake but never sent a request are invisible to
+  // closeIdleConnections(); track them so close() can end them instead of waiting for the grace timer.
+  const quiet = new Set<import('node:tls').TLSSocket>();
+  tlsServer.on('secureConnection', (socket) => {
+    quiet.add(socket);
+    socket.once('close', () => quiet.delete(socket));
+  });
+  tlsServer.on('request', (req: http.IncomingMessage) => quiet.delete(req.socket as import('node:tls').TLSSocket));
+
   const closeServer = (s: http.Server, graceMs: number) =>
     new Promise<void>((resolve) => {
       const timer = setTimeout(() => s.closeAllConnections(), graceMs);
@@ -276,7 +285,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     inFlight: () => active,
     close: async (graceMs = 10_000) => {
       notReady = true;
-      await closeServer(tlsServer, graceMs);
+      const closing = closeServer(tlsServer, graceMs);
+      for (const socket of quiet) socket.end();
+      await closing;
       await closeServer(probe, 1_000);
     },
   };
