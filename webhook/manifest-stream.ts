@@ -331,7 +331,7 @@ export function fastParse(text: string, pos?: PositionMap): unknown {
       first = e === -1 ? n : e + 1;
     } else break;
   }
-  if (first >= n) return undefined;
+  if (first >= n) return null; // an empty document reads as null, as the yaml package reads it
   const c0 = text.charCodeAt(first);
   if (c0 === 123 /* { */ && !pos) {
     try {
