@@ -4,7 +4,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { X509Certificate as NodeX509, createPrivateKey, webcrypto } from 'node:crypto';
 import { dirname, join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseFlags } from './usage.ts';
 // @peculiar/x509 resolves its services through tsyringe, which needs the Reflect metadata API loaded first.
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
@@ -215,22 +215,17 @@ export async function runCertsCommand(argv: string[]): Promise<number> {
   };
   let values: { service?: string; namespace?: string; out?: string; days?: string; dev?: boolean; help?: boolean };
   try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        service: { type: 'string' },
-        namespace: { type: 'string' },
-        out: { type: 'string' },
-        days: { type: 'string' },
-        dev: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
+    values = parseFlags('certs', argv, {
+      service: { type: 'string' },
+      namespace: { type: 'string' },
+      out: { type: 'string' },
+      days: { type: 'string' },
+      dev: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    });
   } catch (err) {
-    const msg = err instanceof Error ? err.message.split('\n')[0]! : String(err);
-    return fail(msg.replace(/\. To specify a positional argument.*$/, ''));
+    process.stderr.write(`kagenti-webhook certs: ${(err as Error).message}\n`);
+    return 2;
   }
   if (values.help) {
     process.stdout.write(CERTS_USAGE);

@@ -1,6 +1,5 @@
 // `kagenti-webhook inject`: offline injection for GitOps previews, through the same core as /mutate.
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { isMap, isScalar, parseAllDocuments } from 'yaml';
 import type { Document } from 'yaml';
 import type { KubeObject } from './admission.ts';
@@ -8,7 +7,7 @@ import { objectRef } from './admission.ts';
 import type { Config } from './config.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { injectTemplate, jsonEqual } from './inject.ts';
-import { UsageError } from './usage.ts';
+import { parseFlags, UsageError } from './usage.ts';
 import { getPodTemplate, podSpecFieldPath } from './workloads.ts';
 
 export const INJECT_USAGE = `Usage: kagenti-webhook inject [-f FILE|-] [--config FILE] [--namespace NS]
@@ -108,22 +107,12 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
 }
 
 export async function runInject(argv: string[]): Promise<number> {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        filename: { type: 'string', short: 'f' },
-        config: { type: 'string' },
-        namespace: { type: 'string', short: 'n' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (err) {
-    throw new UsageError(`inject: ${(err as Error).message.split('\n')[0]} (see kagenti-webhook inject --help)`);
-  }
+  const values = parseFlags('inject', argv, {
+    filename: { type: 'string', short: 'f' },
+    config: { type: 'string' },
+    namespace: { type: 'string', short: 'n' },
+    help: { type: 'boolean', short: 'h' },
+  });
   if (values.help) {
     process.stdout.write(INJECT_USAGE);
     return 0;

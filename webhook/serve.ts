@@ -1,10 +1,9 @@
 // `kagenti-webhook serve`: flags and start-up. Every start-up problem is one line on stderr and exit code 2.
-import { parseArgs } from 'node:util';
 import type https from 'node:https';
 import { ConfigError, loadConfig } from './config.ts';
 import { createLogger } from './log.ts';
 import { startServer } from './server.ts';
-import { intFlag, UsageError } from './usage.ts';
+import { intFlag, parseFlags, UsageError } from './usage.ts';
 import { startValidation } from './validation.ts';
 
 export const SERVE_USAGE = `Usage: kagenti-webhook serve [flags]
@@ -43,30 +42,20 @@ export interface ServeFlags {
 }
 
 export function parseServeFlags(argv: string[]): ServeFlags | 'help' {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        config: { type: 'string' },
-        'tls-cert': { type: 'string' },
-        'tls-key': { type: 'string' },
-        'dev-certs': { type: 'string' },
-        'client-ca': { type: 'string' },
-        port: { type: 'string' },
-        'probe-port': { type: 'string' },
-        host: { type: 'string' },
-        cluster: { type: 'string' },
-        'drain-seconds': { type: 'string' },
-        'log-level': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (err) {
-    throw new UsageError(`serve: ${(err as Error).message.split('\n')[0]} (see kagenti-webhook serve --help)`);
-  }
+  const values = parseFlags('serve', argv, {
+    config: { type: 'string' },
+    'tls-cert': { type: 'string' },
+    'tls-key': { type: 'string' },
+    'dev-certs': { type: 'string' },
+    'client-ca': { type: 'string' },
+    port: { type: 'string' },
+    'probe-port': { type: 'string' },
+    host: { type: 'string' },
+    cluster: { type: 'string' },
+    'drain-seconds': { type: 'string' },
+    'log-level': { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
   if (values.help) return 'help';
   const cluster = (values.cluster as string | undefined) ?? 'auto';
   if (cluster !== 'auto' && cluster !== 'none') throw new UsageError(`--cluster must be auto or none, got ${JSON.stringify(cluster)}`);

@@ -1,3 +1,4 @@
+import { parseArgs } from 'node:util';
 // Errors that end a command with exit code 2 and one line on stderr (bad flags, unreadable files, bad config).
 export class UsageError extends Error {
   constructor(message: string) {
@@ -13,4 +14,19 @@ export function intFlag(name: string, value: string | undefined, fallback: numbe
   const n = Number(value);
   if (n < min || n > max) throw new UsageError(`--${name} must be between ${min} and ${max}, got ${n}`);
   return n;
+}
+
+type FlagSpec = Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>;
+
+/**
+ * Strict flag parsing for a command (node:util parseArgs, no positionals): an unknown flag or a missing
+ * value is a UsageError naming the command and pointing at its --help.
+ */
+export function parseFlags(command: string, argv: string[], options: FlagSpec): Record<string, string | boolean | undefined> {
+  try {
+    return parseArgs({ args: argv, strict: true, allowPositionals: false, options }).values as Record<string, string | boolean | undefined>;
+  } catch (err) {
+    const msg = (err instanceof Error ? err.message : String(err)).split('\n')[0].replace(/\. To specify a positional argument.*$/, '');
+    throw new UsageError(`${msg} (see kagenti-webhook ${command} --help)`);
+  }
 }
