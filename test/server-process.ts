@@ -6,7 +6,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { createServer, type AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { BIN, ROOT, SERVER_NAME } from './helpers.ts';
+import { BIN, podCreateRequest, ROOT, SERVER_NAME } from './helpers.ts';
 
 export async function freePort(): Promise<number> {
   const s = createServer();
@@ -94,25 +94,18 @@ export interface LoadStats {
   serials: string[];
 }
 
-function reviewBody(uid: string): string {
-  return JSON.stringify({
-    apiVersion: 'admission.k8s.io/v1',
-    kind: 'AdmissionReview',
-    request: {
-      uid,
-      kind: { group: '', version: 'v1', kind: 'Pod' },
-      resource: { group: '', version: 'v1', resource: 'pods' },
-      namespace: 'team-a',
-      operation: 'CREATE',
-      userInfo: { username: 'system:serviceaccount:kube-system:replicaset-controller' },
-      object: {
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { generateName: 'weather-agent-', namespace: 'team-a', labels: { 'kagenti.io/type': 'agent' } },
-        spec: { serviceAccountName: 'weather-agent', containers: [{ name: 'agent', image: 'ghcr.io/example/agent:1.0' }] },
-      },
-    },
-  });
+/** An AdmissionReview for a small agent pod (what the ReplicaSet controller sends), as a JSON body. */
+export function reviewBody(uid: string, pod: Record<string, unknown> = agentPod('weather-agent')): string {
+  return JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { ...podCreateRequest(pod, 'team-a'), uid } });
+}
+
+export function agentPod(name: string): Record<string, unknown> {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { generateName: `${name}-`, namespace: 'team-a', labels: { 'kagenti.io/type': 'agent' } },
+    spec: { serviceAccountName: name, containers: [{ name: 'agent', image: 'ghcr.io/example/agent:1.0' }] },
+  };
 }
 
 /** One AdmissionReview POST to /mutate; resolves with what happened, never rejects. */

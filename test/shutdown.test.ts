@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { connect, type TLSSocket } from 'node:tls';
 import { generateCertificates, writeCertificates } from '../webhook/certs.ts';
 import { SERVER_NAME } from './helpers.ts';
-import { admit, probeGet, startLoad, startServerProcess, waitFor } from './server-process.ts';
+import { admit, agentPod, probeGet, reviewBody, startLoad, startServerProcess, waitFor } from './server-process.ts';
 
 async function certDir(t: { after: (fn: () => void) => void }) {
   const dir = mkdtempSync(join(tmpdir(), 'kagenti-shutdown-'));
@@ -81,24 +81,8 @@ test('an admission still arriving when the listener closes is finished before ex
 
   // A slow client: headers and half the body now, the rest after the listener has closed.
   const uid = randomUUID();
-  const body = JSON.stringify({
-    apiVersion: 'admission.k8s.io/v1',
-    kind: 'AdmissionReview',
-    request: {
-      uid,
-      kind: { group: '', version: 'v1', kind: 'Pod' },
-      resource: { group: '', version: 'v1', resource: 'pods' },
-      namespace: 'team-a',
-      operation: 'CREATE',
-      userInfo: { username: 'alice' },
-      object: {
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { name: 'slow-agent', namespace: 'team-a', labels: { 'kagenti.io/type': 'agent' } },
-        spec: { serviceAccountName: 'slow-agent', containers: [{ name: 'agent', image: 'example/agent:1' }] },
-      },
-    },
-  });
+  const body = reviewBody(uid, agentPod('slow-agent'));
+
   const socket: TLSSocket = connect({ host: '127.0.0.1', port: proc.port, ca, servername: SERVER_NAME });
   await new Promise<void>((resolve, reject) => {
     socket.once('secureConnect', () => resolve());
