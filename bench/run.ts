@@ -13,6 +13,7 @@ import type { ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -316,6 +317,101 @@ export function load(o: LoadOptions): Promise<LoadResult> {
   });
 }
 
+// ---------- open-loop load at a fixed rate ----------
+
+export interface PacedRequest {
+  path: string;
+  body: string;
+}
+
+/**
+ * Requests at evenly spaced instants (`rate` per second) over up to `connections` keep-alive HTTPS
+ * connections, whether or not earlier ones have been answered. Latency runs from the instant a request was
+ * due, so queueing anywhere (client or server) counts. autocannon's own rate limit sends each connection's
+ * quota for a second back to back at the start of the second, which measures bursts, not a steady rate.
+ */
+export function paced(o: {
+  port: number;
+  requests: PacedRequest[];
+  rate: number;
+  seconds: number;
+  connections: number;
+  latencies?: boolean;
+  onResponse?: (status: number, ms: number) => void;
+}): Promise<LoadResult> {
+  const agent = new https.Agent({ keepAlive: true, maxSockets: o.connections, rejectUnauthorized: false });
+  const bodies = o.requests.map((r) => ({ path: r.path, body: Buffer.from(r.body) }));
+  const total = Math.round(o.rate * o.seconds);
+  const intervalNs = 1e9 / o.rate;
+  const lat: number[] = [];
+  const keep = o.latencies !== false;
+  let sent = 0;
+  let done = 0;
+  let errors = 0;
+  let non2xx = 0;
+  const start = process.hrtime.bigint();
+  return new Promise((resolve) => {
+    const finish = () => {
+      agent.destroy();
+      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+      const sorted = Float64Array.from(lat).sort();
+      resolve({
+        requests: done,
+        rps: done / seconds,
+        p50: percentile(sorted, 50),
+        p99: percentile(sorted, 99),
+        p999: percentile(sorted, 99.9),
+        max: sorted.length ? sorted[sorted.length - 1]! : NaN,
+        errors,
+        non2xx,
+        timeouts: 0,
+        seconds,
+      });
+    };
+    const settle = (status: number, due: bigint) => {
+      const ms = Number(process.hrtime.bigint() - due) / 1e6;
+      if (status === 200) {
+        if (keep) lat.push(ms);
+      } else if (status > 0) non2xx++;
+      else errors++;
+      o.onResponse?.(status, ms);
+      if (++done === total) finish();
+    };
+    const fire = (i: number, due: bigint) => {
+      const r = bodies[i % bodies.length]!;
+      const req = https.request(
+        {
+          host: '127.0.0.1',
+          port: o.port,
+          path: r.path,
+          method: 'POST',
+          agent,
+          headers: { 'content-type': 'application/json', 'content-length': r.body.length },
+        },
+        (res) => {
+          res.on('data', () => {});
+          res.on('end', () => settle(res.statusCode ?? 0, due));
+          res.on('error', () => settle(0, due));
+        },
+      );
+      req.setTimeout(10_000, () => req.destroy(new Error('timeout')));
+      req.on('error', () => settle(0, due));
+      req.end(r.body);
+    };
+    const tick = () => {
+      const elapsed = Number(process.hrtime.bigint() - start);
+      const due = Math.min(total, Math.floor(elapsed / intervalNs) + 1);
+      while (sent < due) {
+        fire(sent, start + BigInt(Math.round(sent * intervalNs)));
+        sent++;
+      }
+      if (sent < total) setTimeout(tick, 1);
+    };
+    if (total === 0) finish();
+    else tick();
+  });
+}
+
 // ---------- CPU profile summary ----------
 
 interface ProfileNode {
@@ -488,10 +584,10 @@ function memoryTable(m: MemoryResult, connections: number): string {
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      duration: { type: 'string', default: '10' },
+      duration: { type: 'string', default: '8' },
       connections: { type: 'string', default: '16' },
       rate: { type: 'string', default: '1000' },
-      requests: { type: 'string', default: '200000' },
+      requests: { type: 'string', default: '100000' },
       only: { type: 'string' },
       fixtures: { type: 'string' },
       server: { type: 'string', default: 'bin' },
@@ -563,13 +659,22 @@ async function main(): Promise<void> {
       }
     }
     if (only.has('rate')) {
-      say(`fixed rate: ${rate} req/s over ${connections} connections, ${duration} s each`);
+      say(`fixed rate: ${rate} req/s, evenly spaced (open loop), up to ${connections} keep-alive connections, ${duration} s each`);
+      const atRate = async (sc: string, target: string, proc: Proc, path: string, body: string) => {
+        await paced({ port: proc.port, requests: [{ path, body }], rate, seconds: 1, connections, latencies: false });
+        const cpu0 = proc.cpu();
+        const r = await paced({ port: proc.port, requests: [{ path, body }], rate, seconds: duration, connections });
+        r.cpuUs = ((proc.cpu() - cpu0) / Math.max(1, r.requests)) * 1e6;
+        rows.push({ scenario: sc, target, r });
+        say(`  ${sc.padEnd(34)} ${target.padEnd(10)} ${int(r.rps).padStart(7)} req/s  p50 ${ms(r.p50)}  p99 ${ms(r.p99)}  p99.9 ${ms(r.p999)} ms  cpu ${int(r.cpuUs)} us/req  err ${r.errors} non2xx ${r.non2xx}`);
+        return r;
+      };
       for (const name of ['small', 'deployment']) {
         const body = bodies[name]!;
-        const sc = `${name}, ${rate} req/s`;
-        const fl = await run(sc, 'floor', floor.port, '/', body, { overallRate: rate });
-        const mu = await run(sc, '/mutate', hook.port, '/mutate', body, { overallRate: rate });
-        await run(sc, '/validate', hook.port, '/validate', body, { overallRate: rate });
+        const sc = `${name}, ${rate} req/s paced`;
+        const fl = await atRate(sc, 'floor', floor, '/', body);
+        const mu = await atRate(sc, '/mutate', hook, '/mutate', body);
+        await atRate(sc, '/validate', hook, '/validate', body);
         rateRows.push({ fixture: name, floor: fl, mutate: mu });
       }
     }
