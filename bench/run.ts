@@ -8,6 +8,13 @@
 //   node bench/run.ts [--duration S] [--connections N] [--rate R] [--requests N] [--only LIST] [--fixtures LIST]
 //                     [--server bin|module] [--log-level L] [--profile DIR] [--out FILE] [--no-write]
 //   node bench/run.ts --summarize-profile FILE.cpuprofile
+//
+// --only: throughput (16 connections, closed loop), rate (paced, --rate req/s), big (1,500-env pod on one
+// connection), memory (--requests N, RSS sampled each second; N >= 1,000,000 fills the memory-long section).
+// --server module runs startServer() from source instead of the built bin (no build needed; type stripping
+// costs start-up memory, so memory figures are for `bin` only). --profile DIR starts the server with
+// --cpu-prof and prints the profile's self time by area and function. Environment: BENCH_LOG_FILE (server
+// stdout, default /dev/null), BENCH_NODE_ARGS (extra node flags for the server, e.g. --trace-gc).
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
@@ -286,8 +293,7 @@ export function load(o: LoadOptions): Promise<LoadResult> {
       {
         url: `https://127.0.0.1:${o.port}`,
         connections: o.connections,
-        duration: o.amount ? undefined : (o.duration ?? 10),
-        amount: o.amount,
+        ...(o.amount ? { amount: o.amount } : { duration: o.duration ?? 10 }),
         overallRate: o.overallRate,
         timeout: 10,
         ...(o.requests ? { requests: o.requests } : { method: 'POST', body: o.body, headers, requests: [{ method: 'POST', path: o.path ?? '/mutate', body: o.body!, headers }] }),
@@ -519,6 +525,7 @@ export interface MemoryResult {
   rssMid: number;
   rssEnd: number;
   rssMaxLastHalf: number;
+  rssMaxFirstHalf: number;
   /** least-squares slope of RSS over the last half, bytes per 100k requests */
   slopePer100k: number;
   samples: { requests: number; rss: number }[];
@@ -565,19 +572,33 @@ export async function memoryRun(proc: Proc, requests: number, connections: numbe
     rssMid: mid,
     rssEnd,
     rssMaxLastHalf: Math.max(...half.map((s) => s.rss), rssEnd),
+    rssMaxFirstHalf: Math.max(0, ...samples.filter((s) => s.requests < requests / 2).map((s) => s.rss)),
     slopePer100k: sxx ? (sxy / sxx) * 100_000 : 0,
     samples,
   };
 }
 
+function thin<T>(xs: T[], n: number): T[] {
+  if (xs.length <= n) return xs;
+  return Array.from({ length: n }, (_, i) => xs[Math.round((i * (xs.length - 1)) / (n - 1))]!);
+}
+
 function memoryTable(m: MemoryResult, connections: number): string {
-  const growth = m.rssEnd - m.rssMid;
+  const growth = m.rssMaxLastHalf - m.rssMaxFirstHalf;
   return [
     `${int(m.requests)} requests at ${connections} connections in ${Math.round(m.seconds)} s (mix: /mutate small, /mutate deployment, /validate small, /mutate small); errors ${m.errors}, non-2xx ${m.non2xx}.`,
     '',
-    '| RSS before | RSS at half | RSS at end | max RSS, last half | growth over last half | slope, last half |',
-    '| ---: | ---: | ---: | ---: | ---: | ---: |',
-    `| ${mb(m.rssStart)} MB | ${mb(m.rssMid)} MB | ${mb(m.rssEnd)} MB | ${mb(m.rssMaxLastHalf)} MB | ${growth >= 0 ? '+' : ''}${mb(growth)} MB | ${(m.slopePer100k / 1024 / 1024).toFixed(2)} MB per 100k requests |`,
+    '| RSS before | max RSS, first half | RSS at half | max RSS, last half | RSS at end | growth (max last half − max first half) | slope, last half |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    `| ${mb(m.rssStart)} MB | ${mb(m.rssMaxFirstHalf)} MB | ${mb(m.rssMid)} MB | ${mb(m.rssMaxLastHalf)} MB | ${mb(m.rssEnd)} MB | ${growth >= 0 ? '+' : ''}${mb(growth)} MB | ${(m.slopePer100k / 1024 / 1024).toFixed(2)} MB per 100k requests |`,
+    '',
+    'RSS sampled once a second (requests answered so far → MB):',
+    '',
+    '```',
+    thin(m.samples, 24)
+      .map((s) => `${String(s.requests).padStart(9)}  ${mb(s.rss)}`)
+      .join('\n'),
+    '```',
   ].join('\n');
 }
 
@@ -613,7 +634,11 @@ async function main(): Promise<void> {
   const say = (s: string) => process.stderr.write(`${s}\n`);
   const certs = await benchCerts();
   const logFile = process.env.BENCH_LOG_FILE ?? '/dev/null';
-  const nodeArgs = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${resolve(values.profile)}`] : [];
+  // BENCH_NODE_ARGS: extra node flags for the server under test (e.g. --trace-gc, --no-turbo-inlining)
+  const nodeArgs = [
+    ...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${resolve(values.profile)}`] : []),
+    ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean),
+  ];
   const floor = await startFloor(certs);
   // the same floor, answering with a patch as large as the webhook's for the small pod
   const patchBytes = patchSize(fixture('small').review());
@@ -690,7 +715,7 @@ async function main(): Promise<void> {
     if (only.has('memory')) {
       say(`memory: ${int(requests)} requests at ${connections} connections`);
       mem = await memoryRun(hook, requests, connections, true);
-      say(`  RSS ${mb(mem.rssStart)} -> ${mb(mem.rssMid)} (half) -> ${mb(mem.rssEnd)} MB (end); errors ${mem.errors}, non2xx ${mem.non2xx}`);
+      say(`  RSS ${mb(mem.rssStart)} -> max ${mb(mem.rssMaxFirstHalf)} (first half) -> max ${mb(mem.rssMaxLastHalf)} (last half), ${mb(mem.rssEnd)} MB at the end; errors ${mem.errors}, non2xx ${mem.non2xx}`);
     }
   } finally {
     await hook.stop();
@@ -715,7 +740,7 @@ async function main(): Promise<void> {
     `- Machine: ${m.cpu}, ${m.memory} RAM, ${m.os}`,
     `- Node ${m.node}; server under test: ${server === 'bin' ? '`bin/kagenti-webhook.js serve --cluster none`' : 'startServer() from source (`--server module`)'} with \`--log-level ${values['log-level']}\`, logs to ${logFile}, in its own process; floor: \`bench/floor.ts\` in its own process; load: autocannon 8 in the bench process. HTTPS with keep-alive over loopback (127.0.0.1); all three share the ${os.availableParallelism()} CPUs.`,
     `- Load average (1 min) at start ${loadStart}, at end ${os.loadavg()[0]!.toFixed(2)}: other work on the machine shows up as noise in req/s and tail latency; server CPU µs per request is the steadier figure.`,
-    `- Latencies are per request as autocannon measures them (send to last byte), recorded with sub-millisecond resolution; 2 s warm-up before each throughput run.`,
+    `- Latencies: throughput runs as autocannon measures them (send to last byte, closed loop), paced runs from the instant each request was due (open loop, queueing included); sub-millisecond resolution; 2 s warm-up before each throughput run, 1 s before each paced run.`,
   ].join('\n');
   if (ratios.length || rateRows.length || big) {
     const goals: string[] = ['| goal | measured | met |', '| --- | --- | --- |'];
@@ -733,7 +758,7 @@ async function main(): Promise<void> {
       );
     if (mem)
       goals.push(
-        `| RSS < 150 MB after ${int(mem.requests)} requests, no growth over the last half | ${mb(mem.rssEnd)} MB; last half ${mem.rssEnd - mem.rssMid >= 0 ? '+' : ''}${mb(mem.rssEnd - mem.rssMid)} MB | ${mem.rssEnd < 150 * 1024 * 1024 && mem.rssEnd - mem.rssMid < 5 * 1024 * 1024 ? 'yes' : 'no'} |`,
+        `| RSS < 150 MB after ${int(mem.requests)} requests, no growth over the last half | ${mb(mem.rssEnd)} MB at the end; max last half − max first half ${mb(mem.rssMaxLastHalf - mem.rssMaxFirstHalf)} MB | ${mem.rssEnd < 150 * 1024 * 1024 ? 'yes' : 'no'} / ${mem.rssMaxLastHalf - mem.rssMaxFirstHalf < 5 * 1024 * 1024 ? 'no growth' : 'grew'} |`,
       );
     const ratioTable = ratios.length
       ? [
