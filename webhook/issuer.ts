@@ -5,7 +5,6 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Config } from './config.ts';
 import type { IssuerInfo } from './rules.ts';
-import { kubeGetJson } from './cluster.ts';
 import { Gauge, PREFIX, registry } from './metrics.ts';
 
 export type { IssuerInfo };
@@ -116,6 +115,8 @@ export class IssuerDetector {
     const kc = this.opts.kubeConfig;
     if (!kc) return { error: 'no cluster connection' };
     try {
+      // loaded on demand: @kubernetes/client-node costs ~90 MB of RSS, needless without a cluster
+      const { kubeGetJson } = await import('./cluster.ts');
       const doc = await kubeGetJson(kc, '/.well-known/openid-configuration', { maxBytes: 256 * 1024, timeoutMs: 5000 });
       const issuer = typeof doc?.issuer === 'string' ? doc.issuer : undefined;
       const jwksUri = typeof doc?.jwks_uri === 'string' ? doc.jwks_uri : undefined;

@@ -7,7 +7,6 @@ import type { AdmissionRequest, Decision, KubeObject } from './admission.ts';
 import { allow, allowWithPatch, decisionFor, deny } from './admission.ts';
 import type { Config } from './config.ts';
 import type { BackoffOptions } from './cluster.ts';
-import { ClusterState, loadKubeConfig } from './cluster.ts';
 import { controllerOf, identityKey, objectName, objectNamespace } from './identity.ts';
 import { checkHelmRelease, isHelmRelease } from './helm-release.ts';
 import { IssuerDetector } from './issuer.ts';
@@ -107,11 +106,13 @@ function configMapName(req: AdmissionRequest, obj: KubeObject): string {
 export async function startValidation(opts: ValidationOptions): Promise<ValidationService> {
   const { config, log } = opts;
   let kc: KubeConfig | null = null;
-  if (opts.cluster !== 'none') kc = opts.kubeConfig !== undefined ? opts.kubeConfig : loadKubeConfig('auto', log);
+  // cluster.ts (and @kubernetes/client-node, ~90 MB of RSS) is loaded only when cluster state is wanted.
+  const clusterModule = opts.cluster !== 'none' ? await import('./cluster.ts') : null;
+  if (clusterModule) kc = opts.kubeConfig !== undefined ? opts.kubeConfig : clusterModule.loadKubeConfig('auto', log);
   if (opts.cluster === 'auto' && !kc) log.info('no kubeconfig or in-cluster service account: running without cluster state');
 
   const issuer = new IssuerDetector({ config, log, kubeConfig: kc, readToken: opts.readToken });
-  const cluster = kc ? new ClusterState({ kubeConfig: kc, config, log, backoff: opts.backoff }) : null;
+  const cluster = kc && clusterModule ? new clusterModule.ClusterState({ kubeConfig: kc, config, log, backoff: opts.backoff }) : null;
   cluster?.start();
   await issuer.start();
 
