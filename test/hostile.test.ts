@@ -271,7 +271,7 @@ test('huge strings and oversized bodies: answered (413 over the limit), the serv
   await stillServing();
 });
 
-test('wire-level garbage: empty, binary, invalid UTF-8, wrong content type, GET', async () => {
+test('wire-level garbage: empty, binary, invalid UTF-8, truncated JSON, wrong apiVersion: 400 with a JSON error', async () => {
   const garbage: (string | Buffer)[] = [
     '',
     ' ',
