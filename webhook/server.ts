@@ -57,8 +57,7 @@ function errorBody(message: string): { error: string } {
   return { error: message };
 }
 
-/** Builds the express app for the admission port. Exported for tests and benchmarks. */
-export function createAdmissionApp(deps: {
+interface AdmissionDeps {
   config: Config;
   log: Logger;
   validation: ValidationService;
@@ -67,8 +66,160 @@ export function createAdmissionApp(deps: {
   /** True once shutdown began: responses then carry `Connection: close`, so keep-alive clients
    *  (the API server) move to other replicas before the listener closes instead of being cut off. */
   draining?: () => boolean;
-}) {
+}
+
+/**
+ * One admission: body bytes in, HTTP status and JSON text out, with the metrics and the one log line.
+ * Never throws: bad input is a 400 with a JSON error, a handler failure is a clean denial (fail closed).
+ */
+export function answerAdmission(
+  webhook: Webhook,
+  body: Buffer,
+  deps: Pick<AdmissionDeps, 'config' | 'log' | 'validation'>,
+  remote?: string,
+): { status: number; text: string } {
   const { config, log, validation } = deps;
+  const started = process.hrtime.bigint();
+  let request: AdmissionRequest;
+  try {
+    if (body.length === 0) throw new AdmissionError('request body is empty; expected an AdmissionReview');
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body.toString('utf8'));
+    } catch (err) {
+      const msg = err instanceof RangeError ? 'JSON nesting too deep' : (err as Error).message;
+      throw new AdmissionError(`request body is not valid JSON: ${msg}`);
+    }
+    request = parseAdmissionReview(parsed);
+  } catch (err) {
+    const message = err instanceof AdmissionError ? err.message : 'request body could not be read';
+    admissionRequests.inc({ webhook, operation: 'unknown', result: 'bad-request' });
+    log.warn({ webhook, status: 400, error: message, remote }, 'bad admission request');
+    return { status: 400, text: JSON.stringify(errorBody(message)) };
+  }
+
+  let decision: Decision;
+  try {
+    decision = webhook === 'mutate' ? mutate(request, { config, validation }) : validation.validate(request);
+  } catch (err) {
+    // Fail closed with a clean denial: never admit an object we could not evaluate, never leak a stack.
+    const why = err instanceof RangeError ? 'the object is nested too deeply' : 'an internal error occurred';
+    log.error({ webhook, uid: request.uid, err: { message: (err as Error)?.message } }, 'admission handler failed');
+    const response = deny(
+      request.uid,
+      `[internal-error] ${request.kind.kind} ${request.namespace ?? ''}/${request.name ?? ''}: the webhook could not evaluate this object (${why}). It is denied rather than admitted unchecked. Fix: check the manifest; if it is valid, report this to the platform team.`,
+    );
+    response.status!.code = 500;
+    response.status!.reason = 'InternalError';
+    decision = decisionFor(response, ['internal-error']);
+  }
+  const text = JSON.stringify(review(decision.response));
+
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  admissionDuration.observe({ webhook }, seconds);
+  admissionRequests.inc({ webhook, operation: request.operation, result: decision.result });
+  const detail = decision.detail ?? {};
+  if (webhook === 'mutate') {
+    if (typeof detail.skipped === 'string') injectionSkipped.inc({ reason: detail.skipped });
+    else if (decision.result === 'patched' && typeof detail.mode === 'string') injections.inc({ mode: detail.mode });
+    else if (detail.unchanged) injectionSkipped.inc({ reason: 'already-injected' });
+  }
+  const obj = request.object ?? request.oldObject ?? undefined;
+  log.info(
+    {
+      webhook,
+      uid: request.uid,
+      kind: request.kind.kind,
+      operation: request.operation,
+      namespace: request.namespace || obj?.metadata?.namespace || undefined,
+      name: request.name || obj?.metadata?.name || undefined,
+      generateName: request.name || obj?.metadata?.name ? undefined : obj?.metadata?.generateName,
+      user: request.userInfo?.username,
+      dryRun: request.dryRun || undefined,
+      decision: decision.result,
+      rules: decision.rules?.length ? decision.rules : undefined,
+      message: decision.response.status?.message,
+      warnings: decision.response.warnings,
+      ...detail,
+      durationMs: Math.round(seconds * 1e6) / 1e3,
+    },
+    'admission',
+  );
+  return { status: 200, text };
+}
+
+function writeJson(res: http.ServerResponse, status: number, text: string, close: boolean): void {
+  // Headers and body in one socket write (one TLS record for small answers).
+  const headers: http.OutgoingHttpHeaders = {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(text),
+  };
+  if (close) headers.Connection = 'close';
+  res.writeHead(status, headers);
+  res.end(text);
+}
+
+/**
+ * The request listener of the admission port. POST /mutate and /validate (the hot path, called for every
+ * agent pod create) are answered by a plain node:http handler: body read with a 3 MiB cap, no express
+ * routing or middleware per request. Everything else (/healthz, /readyz, 404s) goes through express.
+ */
+export function createAdmissionListener(deps: AdmissionDeps): http.RequestListener {
+  const app = createAdmissionApp(deps);
+  const { log } = deps;
+  return (req, res) => {
+    const url = req.url ?? '';
+    const q = url.indexOf('?'); // the API server appends ?timeout=Ns
+    const path = q === -1 ? url : url.slice(0, q);
+    if (req.method !== 'POST' || (path !== '/mutate' && path !== '/validate')) {
+      app(req, res);
+      return;
+    }
+    const webhook: Webhook = path === '/mutate' ? 'mutate' : 'validate';
+    deps.track?.begin();
+    res.once('close', () => deps.track?.end());
+    const tooLarge = () => {
+      admissionRequests.inc({ webhook, operation: 'unknown', result: 'too-large' });
+      log.warn({ status: 413, path, remote: req.socket.remoteAddress }, 'request body too large');
+      // Close the connection: the rest of the body is not read.
+      writeJson(res, 413, JSON.stringify(errorBody(`request body is larger than ${MAX_BODY_BYTES} bytes`)), true);
+    };
+    const declared = Number(req.headers['content-length']);
+    if (declared > MAX_BODY_BYTES) {
+      tooLarge();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    req.on('data', (chunk: Buffer) => {
+      if (done) return;
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        done = true;
+        chunks.length = 0;
+        tooLarge();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (done) return;
+      done = true;
+      const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
+      const { status, text } = answerAdmission(webhook, body, deps, req.socket.remoteAddress);
+      writeJson(res, status, text, deps.draining?.() ?? false);
+    });
+    req.on('error', () => {
+      done = true; // client went away mid-body: nothing to answer
+    });
+  };
+}
+
+/** The express app for the admission port's other routes (/healthz, /readyz, JSON 404s and errors);
+ *  POST /mutate and /validate are answered by createAdmissionListener before express. */
+export function createAdmissionApp(deps: AdmissionDeps) {
+  const { log } = deps;
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
@@ -80,105 +231,15 @@ export function createAdmissionApp(deps: {
       next();
     });
   }
-
-  const handlers: Record<Webhook, (req: AdmissionRequest) => Decision> = {
-    mutate: (req) => mutate(req, { config, validation }),
-    validate: (req) => validation.validate(req),
-  };
-
-  const admission = (webhook: Webhook) => (req: Request, res: Response) => {
-    const started = process.hrtime.bigint();
-    deps.track?.begin();
-    res.on('close', () => deps.track?.end());
-    const body = req.body as Buffer | undefined;
-    let parsed: unknown;
-    let request: AdmissionRequest;
-    try {
-      if (!Buffer.isBuffer(body) || body.length === 0) throw new AdmissionError('request body is empty; expected an AdmissionReview');
-      try {
-        parsed = JSON.parse(body.toString('utf8'));
-      } catch (err) {
-        const msg = err instanceof RangeError ? 'JSON nesting too deep' : (err as Error).message;
-        throw new AdmissionError(`request body is not valid JSON: ${msg}`);
-      }
-      request = parseAdmissionReview(parsed);
-    } catch (err) {
-      const message = err instanceof AdmissionError ? err.message : 'request body could not be read';
-      admissionRequests.inc({ webhook, operation: 'unknown', result: 'bad-request' });
-      log.warn({ webhook, status: 400, error: message, remote: req.socket.remoteAddress }, 'bad admission request');
-      sendJson(res, 400, errorBody(message));
-      return;
-    }
-
-    let decision: Decision;
-    try {
-      decision = handlers[webhook](request);
-    } catch (err) {
-      // Fail closed with a clean denial: never admit an object we could not evaluate, never leak a stack.
-      const why = err instanceof RangeError ? 'the object is nested too deeply' : 'an internal error occurred';
-      log.error({ webhook, uid: request.uid, err: { message: (err as Error)?.message } }, 'admission handler failed');
-      const response = deny(
-        request.uid,
-        `[internal-error] ${request.kind.kind} ${request.namespace ?? ''}/${request.name ?? ''}: the webhook could not evaluate this object (${why}). It is denied rather than admitted unchecked. Fix: check the manifest; if it is valid, report this to the platform team.`,
-      );
-      response.status!.code = 500;
-      response.status!.reason = 'InternalError';
-      decision = decisionFor(response, ['internal-error']);
-    }
-
-    sendJson(res, 200, review(decision.response));
-
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    admissionDuration.observe({ webhook }, seconds);
-    admissionRequests.inc({ webhook, operation: request.operation, result: decision.result });
-    const detail = decision.detail ?? {};
-    if (webhook === 'mutate') {
-      if (typeof detail.skipped === 'string') injectionSkipped.inc({ reason: detail.skipped });
-      else if (decision.result === 'patched' && typeof detail.mode === 'string') injections.inc({ mode: detail.mode });
-      else if (detail.unchanged) injectionSkipped.inc({ reason: 'already-injected' });
-    }
-    const obj = request.object ?? request.oldObject ?? undefined;
-    log.info(
-      {
-        webhook,
-        uid: request.uid,
-        kind: request.kind.kind,
-        operation: request.operation,
-        namespace: request.namespace || obj?.metadata?.namespace || undefined,
-        name: request.name || obj?.metadata?.name || undefined,
-        generateName: request.name || obj?.metadata?.name ? undefined : obj?.metadata?.generateName,
-        user: request.userInfo?.username,
-        dryRun: request.dryRun || undefined,
-        decision: decision.result,
-        rules: decision.rules?.length ? decision.rules : undefined,
-        message: decision.response.status?.message,
-        warnings: decision.response.warnings,
-        ...detail,
-        durationMs: Math.round(seconds * 1e6) / 1e3,
-      },
-      'admission',
-    );
-  };
-
-  const raw = express.raw({ type: () => true, limit: MAX_BODY_BYTES });
-  app.post('/mutate', raw, admission('mutate'));
-  app.post('/validate', raw, admission('validate'));
   const probes = probeRoutes(deps.ready);
   app.get('/healthz', probes.healthz);
   app.get('/readyz', probes.readyz);
 
   app.use((req: Request, res: Response) => sendJson(res, 404, errorBody(`no route for ${req.method} ${req.path}`)));
-  // Body-parser errors (413 too large, 400 aborted or bad encoding) and anything else: JSON, no stack.
+  // Any error: JSON, no stack.
   app.use((err: any, req: Request, res: Response, _next: NextFunction) => {
     const status = typeof err?.status === 'number' && err.status >= 400 && err.status < 600 ? err.status : 500;
-    const message =
-      status === 413
-        ? `request body is larger than ${MAX_BODY_BYTES} bytes`
-        : status < 500
-          ? String(err?.message ?? 'bad request')
-          : 'internal error';
-    if (req.path === '/mutate' || req.path === '/validate')
-      admissionRequests.inc({ webhook: req.path.slice(1), operation: 'unknown', result: status === 413 ? 'too-large' : 'bad-request' });
+    const message = status < 500 ? String(err?.message ?? 'bad request') : 'internal error';
     log.warn({ status, path: req.path, error: message }, 'request failed');
     if (res.headersSent) return;
     sendJson(res, status, errorBody(message));
@@ -236,7 +297,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     if (notReady) return { ready: false, detail: { ...r.detail, shuttingDown: true } };
     return r;
   };
-  const app = createAdmissionApp({
+  const app = createAdmissionListener({
     config: opts.config,
     log: opts.log,
     validation: opts.validation,
