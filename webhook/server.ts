@@ -305,7 +305,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     track: { begin: () => active++, end: () => active-- },
     draining: () => notReady,
   });
-  const tlsServer = https.createServer({ minVersion: 'TLSv1.2', ...opts.tls }, app);
+  // handshakeTimeout: a connection that has not finished TLS in 10 s is dropped (Node's default is 120 s), so
+  // sockets that never speak TLS cannot pile up.
+  const tlsServer = https.createServer({ minVersion: 'TLSv1.2', handshakeTimeout: 10_000, ...opts.tls }, app);
   harden(tlsServer);
   tlsServer.on('tlsClientError', (err) => opts.log.debug({ err: { message: err.message } }, 'TLS handshake failed'));
   opts.onHttpsServer?.(tlsServer);
