@@ -3,6 +3,7 @@
 import type { KubeObject } from './admission.ts';
 import type { AuthBridgeMode, Config, MtlsMode } from './config.ts';
 import { AUTHBRIDGE_MODES, MTLS_MODES } from './config.ts';
+import { isObject, jsonEqual } from './json.ts';
 import { VERSION } from './version.ts';
 
 export const LABEL_TYPE = 'kagenti.io/type';
@@ -69,10 +70,6 @@ export type InjectResult =
       injected: string[];
       warnings: string[];
     };
-
-function isObject(v: unknown): v is KubeObject {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 // ---------- structural checks: hostile or malformed pods get a clean denial, never a crash ----------
 
@@ -306,23 +303,6 @@ function renderVolumes(cfg: Config): KubeObject[] {
 
 // ---------- helpers ----------
 
-/** Deep equality of JSON values, ignoring key order. */
-export function jsonEqual(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (Array.isArray(a)) {
-    if (!Array.isArray(b) || a.length !== b.length) return false;
-    for (let i = 0; i < a.length; i++) if (!jsonEqual(a[i], b[i])) return false;
-    return true;
-  }
-  if (isObject(a) && isObject(b)) {
-    const ka = Object.keys(a);
-    if (ka.length !== Object.keys(b).length) return false;
-    for (const k of ka) if (!Object.hasOwn(b, k) || !jsonEqual(a[k], b[k])) return false;
-    return true;
-  }
-  return false;
-}
-
 function invalidAnnotation(ctx: InjectContext, key: string, value: string, valid: readonly string[]): InjectResult {
   return {
     outcome: 'deny',
@@ -523,4 +503,4 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   return { outcome: 'inject', template: t, mode, status, injected, warnings };
 }
 
-export { isObject };
+export { isObject, jsonEqual };

@@ -2,6 +2,7 @@
 // so every field we do not model survives untouched.
 import fastJsonPatch from 'fast-json-patch';
 import type { Operation } from 'fast-json-patch';
+import { isObject, jsonEqual } from './json.ts';
 
 const { compare } = fastJsonPatch;
 
@@ -13,27 +14,6 @@ function escapeSegment(s: string): string {
 const SPEC_PATHS = [['spec'], ['spec', 'template', 'spec'], ['spec', 'jobTemplate', 'spec', 'template', 'spec']];
 const LIST_KEYS = ['containers', 'initContainers', 'volumes'];
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** Deep equality of JSON values, ignoring key order. */
-function same(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (Array.isArray(a)) {
-    if (!Array.isArray(b) || a.length !== b.length) return false;
-    for (let i = 0; i < a.length; i++) if (!same(a[i], b[i])) return false;
-    return true;
-  }
-  if (isPlainObject(a) && isPlainObject(b)) {
-    const ka = Object.keys(a);
-    if (ka.length !== Object.keys(b).length) return false;
-    for (const k of ka) if (!Object.hasOwn(b, k) || !same(a[k], b[k])) return false;
-    return true;
-  }
-  return false;
-}
-
 /**
  * Ops for one list: the common prefix and suffix stay, the items between are removed and inserted by index.
  * Injection prepends sidecars and appends volumes, so this sends only the injected items, not the pod's own
@@ -42,9 +22,9 @@ function same(a: unknown, b: unknown): boolean {
  */
 function listOps(pointer: string, before: unknown[], after: unknown[]): Operation[] {
   let p = 0;
-  while (p < before.length && p < after.length && same(before[p], after[p])) p++;
+  while (p < before.length && p < after.length && jsonEqual(before[p], after[p])) p++;
   let s = 0;
-  while (s < before.length - p && s < after.length - p && same(before[before.length - 1 - s], after[after.length - 1 - s])) s++;
+  while (s < before.length - p && s < after.length - p && jsonEqual(before[before.length - 1 - s], after[after.length - 1 - s])) s++;
   const removed = before.length - p - s;
   const added = after.length - p - s;
   if (removed === 0 && added === 0) return [];
@@ -70,10 +50,10 @@ function copyAlong(obj: Record<string, unknown>, path: string[]): Record<string,
 function objectAt(obj: unknown, path: string[]): Record<string, unknown> | undefined {
   let cur = obj;
   for (const seg of path) {
-    if (!isPlainObject(cur)) return undefined;
+    if (!isObject(cur)) return undefined;
     cur = cur[seg];
   }
-  return isPlainObject(cur) ? cur : undefined;
+  return isObject(cur) ? cur : undefined;
 }
 
 /**
@@ -82,7 +62,7 @@ function objectAt(obj: unknown, path: string[]): Record<string, unknown> | undef
  * as insertions and removals (listOps). Values come from the mutated raw copy, so fields we do not model survive.
  */
 export function createPatch(original: object, mutated: object): Operation[] {
-  if (!isPlainObject(original) || !isPlainObject(mutated)) return compare(original, mutated);
+  if (!isObject(original) || !isObject(mutated)) return compare(original, mutated);
   let o: Record<string, unknown> = original;
   let m: Record<string, unknown> = mutated;
   const listPatches: Operation[] = [];
