@@ -43,14 +43,18 @@ export interface RunningServer {
 
 type Webhook = 'mutate' | 'validate';
 
-function sendJson(res: Response, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  // Headers and body in one socket write: express's res.send() turns a string over 1,000 chars into a
-  // separate Buffer, which costs a second TLS record per response (same headers as res.send sets).
+/** A JSON answer, headers and body in one socket write (express's res.send() splits bodies over 1,000 chars
+ *  into a second write, a second TLS record). `close` asks the client to leave (shutdown drain). */
+function writeJson(res: http.ServerResponse, status: number, text: string, close = false): void {
   res.statusCode = status;
   res.setHeader('Content-Type', 'application/json; charset=utf-8');
   res.setHeader('Content-Length', Buffer.byteLength(text));
+  if (close) res.setHeader('Connection', 'close');
   res.end(text);
+}
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
+  writeJson(res, status, JSON.stringify(body));
 }
 
 function errorBody(message: string): { error: string } {
@@ -146,17 +150,6 @@ export function answerAdmission(
     'admission',
   );
   return { status: 200, text };
-}
-
-function writeJson(res: http.ServerResponse, status: number, text: string, close: boolean): void {
-  // Headers and body in one socket write (one TLS record for small answers).
-  const headers: http.OutgoingHttpHeaders = {
-    'Content-Type': 'application/json; charset=utf-8',
-    'Content-Length': Buffer.byteLength(text),
-  };
-  if (close) headers.Connection = 'close';
-  res.writeHead(status, headers);
-  res.end(text);
 }
 
 /**
