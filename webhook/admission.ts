@@ -1,5 +1,6 @@
 // The AdmissionReview v1 envelope: parse and check a request body, build responses.
 // No I/O here; the server turns AdmissionError into HTTP 400 and everything else into a response.
+import { isObject } from './json.ts';
 
 export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
 
@@ -56,10 +57,6 @@ export class AdmissionError extends Error {
     this.name = 'AdmissionError';
     this.httpStatus = httpStatus;
   }
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** Checks the envelope of a parsed body and returns its request. Throws AdmissionError when it is not one. */

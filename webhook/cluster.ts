@@ -16,6 +16,7 @@ import type { AgentRef } from './rules.ts';
 import { TOKEN_REVIEW_KEY } from './rules.ts';
 import { getPodTemplate, podTemplatePath } from './workloads.ts';
 import { Gauge, PREFIX, registry } from './metrics.ts';
+import { isObject } from './json.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // Plain GET against the API server (lists, discovery), with the kubeconfig's TLS and credentials.
@@ -104,10 +105,6 @@ export function loadKubeConfig(mode: 'auto' | 'none', log?: Logger): KubeConfig 
 
 // ---------------------------------------------------------------------------------------------------
 // Slimming: keep only what the index, the audit and the injection lookups need.
-
-function isObject(v: unknown): v is KubeObject {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 // Interned strings: namespaces, ServiceAccounts and label values repeat across thousands of pods.
 const interned = new Map<string, string>();

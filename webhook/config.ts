@@ -2,6 +2,7 @@
 // Every key is optional; unknown keys, wrong types and bad enum values are errors that name the key.
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
+import { isObject } from './json.ts';
 
 export const AUTHBRIDGE_MODES = ['proxy-sidecar', 'lite', 'envoy-sidecar', 'waypoint'] as const;
 export type AuthBridgeMode = (typeof AUTHBRIDGE_MODES)[number];
@@ -173,13 +174,9 @@ function describe(v: unknown): string {
   return `${typeof v} ${JSON.stringify(v)}`;
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 function merge(schema: Schema, base: unknown, input: unknown, path: string): unknown {
   if (schema.t === 'object') {
-    if (!isPlainObject(input)) throw new ConfigError(`${path || 'config'}: expected a mapping, got ${describe(input)}`);
+    if (!isObject(input)) throw new ConfigError(`${path || 'config'}: expected a mapping, got ${describe(input)}`);
     const out: Record<string, unknown> = { ...(base as Record<string, unknown>) };
     for (const key of Object.keys(input)) {
       const sub = Object.hasOwn(schema.keys, key) ? schema.keys[key] : undefined;

@@ -31,6 +31,7 @@ import type { Config } from './config.ts';
 import { Linter } from './lint.ts';
 import { MiB } from './manifest-stream.ts';
 import type { IssuerInfo, Violation } from './rules.ts';
+import { isObject } from './json.ts';
 
 export const HELM_RELEASE_TYPE = 'helm.sh/release.v1';
 export const PENDING_STATUSES = ['pending-install', 'pending-upgrade'] as const;
@@ -58,10 +59,6 @@ export interface HelmReleaseResult {
   skipped?: string;
   violations: HelmViolation[];
   warnings: string[];
-}
-
-function isObject(v: unknown): v is Record<string, any> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** Whether an admission object is a Helm release record (Secret of type helm.sh/release.v1, or the configmap driver's). */

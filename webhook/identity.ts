@@ -5,6 +5,7 @@ import type { KubeObject } from './admission.ts';
 import type { Config } from './config.ts';
 import { isAgentType } from './config.ts';
 import { getPodTemplate, isWorkloadKind } from './workloads.ts';
+import { isObject } from './json.ts';
 
 export const AGENT_LABEL = 'kagenti.io/agent';
 
@@ -18,10 +19,6 @@ export interface OwnerRef {
  * and has no controller owner, `undefined` when the object is not in the cache (unknown).
  */
 export type OwnerLookup = (kind: string, namespace: string, name: string) => OwnerRef | null | undefined;
-
-function isObject(v: unknown): v is KubeObject {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 /** The controller ownerReference of an object (kind/name), or null. */
 export function controllerOf(obj: unknown): OwnerRef | null {

@@ -23,6 +23,7 @@ import {
 } from './manifest-stream.ts';
 import type { AgentRef, IssuerInfo, Violation } from './rules.ts';
 import { agentOf, checkObject, checkUnique } from './rules.ts';
+import { isObject } from './json.ts';
 
 export type { Finding, LintReport } from './lint-format.ts';
 
@@ -52,10 +53,6 @@ interface IndexedAgent {
 
 /** Agents compared per (namespace, ServiceAccount) bucket; more only add to the index's count. */
 const MAX_BUCKET = 64;
-
-function isObject(v: unknown): v is Record<string, any> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 function describe(v: unknown): string {
   if (v === null || v === undefined) return 'nothing';

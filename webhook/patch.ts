@@ -3,6 +3,7 @@
 import fastJsonPatch from 'fast-json-patch';
 import type { Operation } from 'fast-json-patch';
 import { isObject, jsonEqual } from './json.ts';
+import { podTemplatePath, WORKLOAD_KINDS } from './workloads.ts';
 
 const { compare } = fastJsonPatch;
 
@@ -11,7 +12,7 @@ function escapeSegment(s: string): string {
 }
 
 /** Where pod specs live in the objects we patch, and the lists in them that injection inserts into. */
-const SPEC_PATHS = [['spec'], ['spec', 'template', 'spec'], ['spec', 'jobTemplate', 'spec', 'template', 'spec']];
+const SPEC_PATHS: string[][] = [...new Set(WORKLOAD_KINDS.map((k) => [...podTemplatePath(k)!, 'spec'].join('/')))].map((p) => p.split('/'));
 const LIST_KEYS = ['containers', 'initContainers', 'volumes'];
 
 /**

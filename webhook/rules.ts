@@ -12,6 +12,7 @@ import {
   spiffeId,
 } from './identity.ts';
 import { getPodTemplate, isWorkloadKind, podSpecFieldPath } from './workloads.ts';
+import { isObject } from './json.ts';
 
 export type RuleName = 'dedicated-service-account' | 'unique-service-account' | 'token-review-value' | 'token-review-required';
 export const RULE_NAMES: readonly RuleName[] = [
@@ -55,10 +56,6 @@ export interface AgentRef {
 }
 
 export const TOKEN_REVIEW_KEY = 'K8S_TOKEN_REVIEW';
-
-function isObject(v: unknown): v is Record<string, any> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 /** deny → error, warn → warning, off → null. */
 export function severityFor(action: PolicyAction | undefined): Severity | null {

@@ -14,6 +14,7 @@ import { Counter, Gauge, PREFIX, registry } from './metrics.ts';
 import type { AgentRef, IssuerInfo, RuleName, Violation } from './rules.ts';
 import { RULE_NAMES, TOKEN_REVIEW_KEY, agentOf, checkObject, checkUnique, severityFor } from './rules.ts';
 import { isWorkloadKind } from './workloads.ts';
+import { isObject } from './json.ts';
 
 export interface ValidationService {
   /** Answer a `/validate` AdmissionReview request (never throws; denials are Decisions). */
@@ -80,10 +81,6 @@ export function toWarnings(message: string, rule?: string): string[] {
   }
   if (cur) out.push(cur);
   return out;
-}
-
-function isObject(v: unknown): v is KubeObject {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function tokenValue(obj: KubeObject | null | undefined): string {

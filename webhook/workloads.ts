@@ -1,5 +1,6 @@
 // Where each workload kind keeps its pod template. Shared by injection, validation, inject and lint.
 import type { KubeObject } from './admission.ts';
+import { isObject } from './json.ts';
 
 export const WORKLOAD_KINDS = ['Pod', 'Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet', 'Job', 'CronJob'] as const;
 export type WorkloadKind = (typeof WORKLOAD_KINDS)[number];
@@ -21,10 +22,6 @@ export function isWorkloadKind(kind: unknown): kind is WorkloadKind {
 /** Path from the object's root to its pod template ({metadata, spec}); `[]` for a Pod itself. */
 export function podTemplatePath(kind: string): string[] | null {
   return isWorkloadKind(kind) ? TEMPLATE_PATHS[kind] : null;
-}
-
-function isObject(v: unknown): v is KubeObject {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 export interface PodTemplateRef {
