@@ -264,6 +264,8 @@ test('server process under steady load: in-place rewrites and a half-written pai
 
   // 2. Half-written: certificate first, key later. The old pair keeps serving meanwhile.
   writeFileSync(join(plain, 'tls.crt'), gens[2]!.tlsCert);
+  // wait until the reloader has seen the mismatched pair (it debounces file events), not for a request count
+  await waitFor(() => /ignoring new TLS files until they form a valid pair/.test(proc.output()), 'the half-written pair to be noticed');
   await okAfter(100);
   assert.equal(seen(gens[2]!), false, 'a certificate without its key is never served');
   writeFileSync(join(plain, 'tls.key'), gens[2]!.tlsKey);
