@@ -171,41 +171,34 @@ export function createAdmissionListener(deps: AdmissionDeps): http.RequestListen
     const webhook: Webhook = path === '/mutate' ? 'mutate' : 'validate';
     deps.track?.begin();
     res.once('close', () => deps.track?.end());
-    const tooLarge = () => {
-      admissionRequests.inc({ webhook, operation: 'unknown', result: 'too-large' });
-      log.warn({ status: 413, path, remote: req.socket.remoteAddress }, 'request body too large');
-      // Close the connection: the rest of the body is not read.
-      writeJson(res, 413, JSON.stringify(errorBody(`request body is larger than ${MAX_BODY_BYTES} bytes`)), true);
-    };
-    const declared = Number(req.headers['content-length']);
-    if (declared > MAX_BODY_BYTES) {
-      tooLarge();
-      return;
-    }
+    // Over 3 MiB (declared or streamed): stop keeping the bytes, read the rest away, then answer 413. Answering
+    // before the client has finished sending would reset its connection and lose the answer; the read is
+    // bounded by the server's requestTimeout.
+    let tooLarge = Number(req.headers['content-length']) > MAX_BODY_BYTES;
     const chunks: Buffer[] = [];
     let size = 0;
-    let done = false;
     req.on('data', (chunk: Buffer) => {
-      if (done) return;
+      if (tooLarge) return;
       size += chunk.length;
       if (size > MAX_BODY_BYTES) {
-        done = true;
+        tooLarge = true;
         chunks.length = 0;
-        tooLarge();
         return;
       }
       chunks.push(chunk);
     });
     req.on('end', () => {
-      if (done) return;
-      done = true;
+      if (tooLarge) {
+        admissionRequests.inc({ webhook, operation: 'unknown', result: 'too-large' });
+        log.warn({ status: 413, path, remote: req.socket.remoteAddress }, 'request body too large');
+        writeJson(res, 413, JSON.stringify(errorBody(`request body is larger than ${MAX_BODY_BYTES} bytes`)), true);
+        return;
+      }
       const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
       const { status, text } = answerAdmission(webhook, body, deps, req.socket.remoteAddress);
       writeJson(res, status, text, deps.draining?.() ?? false);
     });
-    req.on('error', () => {
-      done = true; // client went away mid-body: nothing to answer
-    });
+    req.on('error', () => {}); // client went away mid-body: nothing to answer
   };
 }
 
