@@ -22,50 +22,63 @@ function tokenVolume(suffix: string): KubeObject {
   return {
     name: `kube-api-access-${suffix}`,
     projected: {
-      defaultMode: 420,
       sources: [
         { serviceAccountToken: { expirationSeconds: 3607, path: 'token' } },
         { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
         { downwardAPI: { items: [{ path: 'namespace', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } }] } },
       ],
+      defaultMode: 420,
     },
   };
 }
 
+// Container fields in the Go struct order the API server encodes them in.
+const CONTAINER_ORDER = ['name', 'image', 'command', 'args', 'workingDir', 'ports', 'envFrom', 'env', 'resources', 'volumeMounts', 'livenessProbe', 'readinessProbe', 'startupProbe', 'lifecycle', 'terminationMessagePath', 'terminationMessagePolicy', 'imagePullPolicy', 'securityContext'];
+
 function container(name: string, image: string, extra: KubeObject = {}): KubeObject {
-  return {
+  const all: KubeObject = {
     name,
     image,
-    imagePullPolicy: 'IfNotPresent',
-    resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '512Mi' } },
+    resources: { limits: { cpu: '1', memory: '512Mi' }, requests: { cpu: '100m', memory: '128Mi' } },
     terminationMessagePath: '/dev/termination-log',
     terminationMessagePolicy: 'File',
+    imagePullPolicy: 'IfNotPresent',
     ...extra,
   };
+  const c: KubeObject = {};
+  for (const k of CONTAINER_ORDER) if (k in all) c[k] = all[k];
+  return c;
 }
 
+// PodSpec fields in Go struct order.
+const SPEC_ORDER = ['volumes', 'initContainers', 'containers', 'restartPolicy', 'terminationGracePeriodSeconds', 'dnsPolicy', 'serviceAccountName', 'serviceAccount', 'securityContext', 'affinity', 'schedulerName', 'tolerations', 'priority', 'enableServiceLinks', 'preemptionPolicy'];
+
 function defaultedSpec(extra: KubeObject): KubeObject {
-  return {
+  const all: KubeObject = {
+    restartPolicy: 'Always',
+    terminationGracePeriodSeconds: 30,
     dnsPolicy: 'ClusterFirst',
+    securityContext: {},
+    schedulerName: 'default-scheduler',
+    tolerations: [
+      { key: 'node.kubernetes.io/not-ready', operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 300 },
+      { key: 'node.kubernetes.io/unreachable', operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 300 },
+    ],
+    priority: 0,
     enableServiceLinks: true,
     preemptionPolicy: 'PreemptLowerPriority',
-    priority: 0,
-    restartPolicy: 'Always',
-    schedulerName: 'default-scheduler',
-    securityContext: {},
-    terminationGracePeriodSeconds: 30,
-    tolerations: [
-      { effect: 'NoExecute', key: 'node.kubernetes.io/not-ready', operator: 'Exists', tolerationSeconds: 300 },
-      { effect: 'NoExecute', key: 'node.kubernetes.io/unreachable', operator: 'Exists', tolerationSeconds: 300 },
-    ],
     ...extra,
   };
+  const spec: KubeObject = {};
+  for (const k of SPEC_ORDER) if (k in all) spec[k] = all[k];
+  for (const k of Object.keys(all)) if (!(k in spec)) spec[k] = all[k];
+  return spec;
 }
 
 export function wrap(pod: KubeObject, uid = nextUid(), namespace = 'team-a'): KubeObject {
   return {
-    apiVersion: 'admission.k8s.io/v1',
     kind: 'AdmissionReview',
+    apiVersion: 'admission.k8s.io/v1',
     request: {
       uid,
       kind: { group: '', version: 'v1', kind: 'Pod' },
@@ -83,7 +96,7 @@ export function wrap(pod: KubeObject, uid = nextUid(), namespace = 'team-a'): Ku
       object: pod,
       oldObject: null,
       dryRun: false,
-      options: { apiVersion: 'meta.k8s.io/v1', kind: 'CreateOptions' },
+      options: { kind: 'CreateOptions', apiVersion: 'meta.k8s.io/v1' },
     },
   };
 }
@@ -91,8 +104,8 @@ export function wrap(pod: KubeObject, uid = nextUid(), namespace = 'team-a'): Ku
 /** A small agent pod as a user would `kubectl apply` it. */
 export function smallAgentPod(namespace = 'team-a'): KubeObject {
   return {
-    apiVersion: 'v1',
     kind: 'Pod',
+    apiVersion: 'v1',
     metadata: {
       name: 'weather-agent',
       namespace,
@@ -110,11 +123,12 @@ export function smallAgentPod(namespace = 'team-a'): KubeObject {
             { name: 'MCP_URL', value: 'http://weather-tool.team-a.svc:8000/mcp' },
             { name: 'LOG_LEVEL', value: 'info' },
           ],
-          volumeMounts: [{ name: 'kube-api-access-x7k2p', mountPath: '/var/run/secrets/kubernetes.io/serviceaccount', readOnly: true }],
+          volumeMounts: [{ name: 'kube-api-access-x7k2p', readOnly: true, mountPath: '/var/run/secrets/kubernetes.io/serviceaccount' }],
         }),
       ],
       volumes: [tokenVolume('x7k2p')],
     }),
+    status: {},
   };
 }
 
@@ -135,17 +149,17 @@ export function deploymentPod(namespace = 'team-a'): KubeObject {
         ]),
         volumeMounts: [
           { name: `data-${i}`, mountPath: `/data/${i}` },
-          { name: `config-${i}`, mountPath: `/etc/config-${i}`, readOnly: true },
-          { name: 'kube-api-access-q9w8e', mountPath: '/var/run/secrets/kubernetes.io/serviceaccount', readOnly: true },
+          { name: `config-${i}`, readOnly: true, mountPath: `/etc/config-${i}` },
+          { name: 'kube-api-access-q9w8e', readOnly: true, mountPath: '/var/run/secrets/kubernetes.io/serviceaccount' },
         ],
-        readinessProbe: { httpGet: { path: '/healthz', port: 8000 + i, scheme: 'HTTP' }, periodSeconds: 10, timeoutSeconds: 1, successThreshold: 1, failureThreshold: 3 },
-        securityContext: { runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+        readinessProbe: { httpGet: { path: '/healthz', port: 8000 + i, scheme: 'HTTP' }, timeoutSeconds: 1, periodSeconds: 10, successThreshold: 1, failureThreshold: 3 },
+        securityContext: { capabilities: { drop: ['ALL'] }, runAsNonRoot: true, allowPrivilegeEscalation: false },
       }),
     );
   }
   return {
-    apiVersion: 'v1',
     kind: 'Pod',
+    apiVersion: 'v1',
     metadata: {
       generateName: 'research-agent-7d9c6b5f4-',
       namespace,
@@ -182,6 +196,7 @@ export function deploymentPod(namespace = 'team-a'): KubeObject {
       containers,
       volumes,
     }),
+    status: {},
   };
 }
 

@@ -33,4 +33,16 @@ export const injectionSkipped = new Counter({
   registers: [registry],
 });
 
+export const ruleViolations = new Counter({
+  name: `${PREFIX}rule_violations_total`,
+  help: 'Rule violations found at admission, by rule and action (denied|warned).',
+  labelNames: ['rule', 'action'] as const,
+  registers: [registry],
+});
+
+/** Forgets what the per-admission metrics counted (after the start-up warm-up, before the first real request). */
+export function resetAdmissionMetrics(): void {
+  for (const m of [admissionRequests, admissionDuration, injections, injectionSkipped, ruleViolations]) m.reset();
+}
+
 export { Counter, Gauge, Histogram };

@@ -10,7 +10,7 @@ import type { BackoffOptions } from './cluster.ts';
 import { controllerOf, identityKey, objectName, objectNamespace } from './identity.ts';
 import { checkHelmRelease, isHelmRelease } from './helm-release.ts';
 import { IssuerDetector } from './issuer.ts';
-import { Counter, Gauge, PREFIX, registry } from './metrics.ts';
+import { Gauge, PREFIX, registry, ruleViolations } from './metrics.ts';
 import type { AgentRef, IssuerInfo, RuleName, Violation } from './rules.ts';
 import { RULE_NAMES, TOKEN_REVIEW_KEY, agentOf, checkObject, checkUnique, severityFor } from './rules.ts';
 import { isWorkloadKind } from './workloads.ts';
@@ -47,13 +47,6 @@ export interface ValidationOptions {
   /** Reads the service-account token file (tests). */
   readToken?: (path: string) => Promise<string>;
 }
-
-const ruleViolations = new Counter({
-  name: `${PREFIX}rule_violations_total`,
-  help: 'Rule violations found at admission, by rule and action (denied|warned).',
-  labelNames: ['rule', 'action'] as const,
-  registers: [registry],
-});
 
 const policyViolations = new Gauge({
   name: `${PREFIX}policy_violations`,

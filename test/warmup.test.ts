@@ -1,0 +1,75 @@
+// The start-up warm-up (webhook/warmup.ts): it runs the real admission path before the listener opens, and
+// leaves nothing behind that a user could see: no log line, no counted admission, no metric series.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { defaultConfig } from '../webhook/config.ts';
+import { registry } from '../webhook/metrics.ts';
+import { silentLogger } from '../webhook/log.ts';
+import { startValidation } from '../webhook/validation.ts';
+import { warmUp } from '../webhook/warmup.ts';
+import { parseServeFlags } from '../webhook/serve.ts';
+import { runCli } from './helpers.ts';
+
+async function admissionSeries(): Promise<number> {
+  let n = 0;
+  for (const name of [
+    'kagenti_webhook_admission_requests_total',
+    'kagenti_webhook_admission_duration_seconds',
+    'kagenti_webhook_injections_total',
+    'kagenti_webhook_injection_skipped_total',
+    'kagenti_webhook_rule_violations_total',
+  ]) {
+    const m = await registry.getSingleMetric(name)!.get();
+    n += m.values.filter((v) => v.value !== 0).length;
+  }
+  return n;
+}
+
+test('warmUp runs the requested admissions, writes nothing to stdout and leaves the admission metrics empty', async () => {
+  const config = defaultConfig();
+  const validation = await startValidation({ config, log: silentLogger(), cluster: 'none', readToken: async () => Promise.reject(new Error('none')) });
+  const writes: string[] = [];
+  const write = process.stdout.write.bind(process.stdout);
+  process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+    writes.push(String(chunk));
+    return (write as (...a: unknown[]) => boolean)(chunk, ...rest);
+  }) as typeof process.stdout.write;
+  let result;
+  try {
+    result = await warmUp({ config, validation, requests: 600, logLevel: 'info' });
+  } finally {
+    process.stdout.write = write;
+    validation.close();
+  }
+  assert.equal(result.requests, 600);
+  assert.ok(result.ms >= 0);
+  assert.deepEqual(
+    writes.filter((w) => w.includes('"msg":"admission"')),
+    [],
+    'warm-up admissions must not reach the log',
+  );
+  assert.equal(await admissionSeries(), 0, 'warm-up admissions must not be counted');
+});
+
+test('warmUp with 0 requests does nothing; a time budget stops it early', async () => {
+  const config = defaultConfig();
+  const validation = await startValidation({ config, log: silentLogger(), cluster: 'none', readToken: async () => Promise.reject(new Error('none')) });
+  try {
+    assert.deepEqual(await warmUp({ config, validation, requests: 0 }), { requests: 0, ms: 0 });
+    const r = await warmUp({ config, validation, requests: 1_000_000, budgetMs: 50 });
+    assert.ok(r.requests > 0 && r.requests < 1_000_000, `stopped after ${r.requests}`);
+  } finally {
+    validation.close();
+  }
+});
+
+test('serve --warmup: default 20000, 0 turns it off, anything else is a one-line usage error', () => {
+  const base = ['--dev-certs', '/tmp/kw-warmup-certs'];
+  const flags = (extra: string[]) => parseServeFlags([...base, ...extra]);
+  assert.equal((flags([]) as { warmup: number }).warmup, 20_000);
+  assert.equal((flags(['--warmup', '0']) as { warmup: number }).warmup, 0);
+  const r = runCli(['serve', ...base, '--warmup', 'lots']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--warmup must be a whole number/);
+  assert.equal(r.stderr.trim().split('\n').length, 1);
+});
