@@ -26,6 +26,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { parse as parseYaml } from 'yaml';
 import { parseArgs } from 'node:util';
 import { ensureDevCertificates } from '../webhook/certs.ts';
 import { defaultConfig } from '../webhook/config.ts';
@@ -173,6 +174,16 @@ export async function startFloor(certs: Certs, patchBytes = 0): Promise<Proc> {
   return { child, port, rss: () => rssOf(child.pid), cpu: () => cpuOf(child.pid), stop: () => stopChild(child) };
 }
 
+/**
+ * The node flags the shipped Deployment runs the server with (NODE_OPTIONS in manifests/base/deployment.yaml),
+ * so the server under test has the same heap configuration as in a cluster.
+ */
+export function deploymentNodeOptions(): string[] {
+  const doc = parseYaml(readFileSync(join(ROOT, 'manifests', 'base', 'deployment.yaml'), 'utf8')) as any;
+  const env: { name: string; value?: string }[] = doc?.spec?.template?.spec?.containers?.[0]?.env ?? [];
+  return (env.find((e) => e.name === 'NODE_OPTIONS')?.value ?? '').split(/\s+/).filter(Boolean);
+}
+
 export interface WebhookOptions {
   /** `bin`: the real `bin/kagenti-webhook.js serve` (needs `npm run build`); `module`: startServer from source */
   server: 'bin' | 'module';
@@ -206,6 +217,7 @@ export async function startWebhook(certs: Certs, opts: WebhookOptions): Promise<
   const args =
     opts.server === 'bin'
       ? [
+          ...deploymentNodeOptions(),
           ...(opts.nodeArgs ?? []),
           BIN,
           'serve',
@@ -738,7 +750,7 @@ async function main(): Promise<void> {
     `Run ${m.date} (commit ${m.commit || 'n/a'}): \`${cmd}\``,
     '',
     `- Machine: ${m.cpu}, ${m.memory} RAM, ${m.os}`,
-    `- Node ${m.node}; server under test: ${server === 'bin' ? '`bin/kagenti-webhook.js serve --cluster none`' : 'startServer() from source (`--server module`)'} with \`--log-level ${values['log-level']}\`, logs to ${logFile}, in its own process; floor: \`bench/floor.ts\` in its own process; load: autocannon 8 in the bench process. HTTPS with keep-alive over loopback (127.0.0.1); all three share the ${os.availableParallelism()} CPUs.`,
+    `- Node ${m.node}; server under test: ${server === 'bin' ? `\`node ${deploymentNodeOptions().join(' ')} bin/kagenti-webhook.js serve --cluster none\` (the Deployment's NODE_OPTIONS)` : 'startServer() from source (`--server module`)'} with \`--log-level ${values['log-level']}\`, logs to ${logFile}, in its own process; floor: \`bench/floor.ts\` in its own process; load: autocannon 8 in the bench process. HTTPS with keep-alive over loopback (127.0.0.1); all three share the ${os.availableParallelism()} CPUs.`,
     `- Load average (1 min) at start ${loadStart}, at end ${os.loadavg()[0]!.toFixed(2)}: other work on the machine shows up as noise in req/s and tail latency; server CPU µs per request is the steadier figure.`,
     `- Latencies: throughput runs as autocannon measures them (send to last byte, closed loop), paced runs from the instant each request was due (open loop, queueing included); sub-millisecond resolution; 2 s warm-up before each throughput run, 1 s before each paced run.`,
   ].join('\n');

@@ -155,6 +155,10 @@ for (const overlay of OVERLAYS) {
       return i < 0 ? undefined : c.args[i + 1];
     };
     const drain = Number(flag('--drain-seconds') ?? 5);
+    // The heap flags the memory goal was measured with (BENCHMARKS.md; bench/run.ts runs the server with them).
+    const nodeOptions = (c.env ?? []).find((e: { name: string }) => e.name === 'NODE_OPTIONS')?.value ?? '';
+    assert.match(nodeOptions, /--max-semi-space-size=8\b/);
+    assert.match(nodeOptions, /--max-old-space-size=\d+/);
     // Drain, then up to 15 s for in-flight admissions (server.close grace), then exit: all inside the grace period.
     assert.ok(spec.terminationGracePeriodSeconds > drain + 15, `terminationGracePeriodSeconds ${spec.terminationGracePeriodSeconds}`);
     const sc = c.securityContext;
