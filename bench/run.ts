@@ -19,7 +19,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -431,6 +431,28 @@ export function paced(o: {
   });
 }
 
+/** paced() in a child process (bench/paced-child.ts): a clean generator for each fixed-rate run. */
+export function pacedIsolated(o: { port: number; requests: PacedRequest[]; rate: number; seconds: number; warmupSeconds: number; connections: number }): Promise<LoadResult> {
+  const dir = mkdtempSync(join(os.tmpdir(), 'kagenti-paced-'));
+  const file = join(dir, 'options.json');
+  writeFileSync(file, JSON.stringify(o));
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [join(ROOT, 'bench', 'paced-child.ts'), file], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      rmSync(dir, { recursive: true, force: true });
+      if (code !== 0) return reject(new Error(`paced generator exited with ${code}`));
+      try {
+        resolvePromise(JSON.parse(out.trim().split('\n').at(-1)!) as LoadResult);
+      } catch (err) {
+        reject(err as Error);
+      }
+    });
+  });
+}
+
 // ---------- CPU profile summary ----------
 
 interface ProfileNode {
@@ -704,10 +726,10 @@ async function main(): Promise<void> {
     if (only.has('rate')) {
       say(`fixed rate: ${rate} req/s, evenly spaced (open loop), up to ${connections} keep-alive connections, ${rateSeconds} s each after 2 s at the same rate`);
       const atRate = async (sc: string, target: string, proc: Proc, path: string, body: string) => {
-        await paced({ port: proc.port, requests: [{ path, body }], rate, seconds: 2, connections, latencies: false });
         const cpu0 = proc.cpu();
-        const r = await paced({ port: proc.port, requests: [{ path, body }], rate, seconds: rateSeconds, connections });
-        r.cpuUs = ((proc.cpu() - cpu0) / Math.max(1, r.requests)) * 1e6;
+        const r = await pacedIsolated({ port: proc.port, requests: [{ path, body }], rate, seconds: rateSeconds, warmupSeconds: 2, connections });
+        // the CPU reading spans the child's warm-up too: divide by every request it sent
+        r.cpuUs = ((proc.cpu() - cpu0) / Math.max(1, r.requests + rate * 2)) * 1e6;
         rows.push({ scenario: sc, target, r });
         say(`  ${sc.padEnd(34)} ${target.padEnd(10)} ${int(r.rps).padStart(7)} req/s  p50 ${ms(r.p50)}  p99 ${ms(r.p99)}  p99.9 ${ms(r.p999)} ms  cpu ${int(r.cpuUs)} us/req  err ${r.errors} non2xx ${r.non2xx}`);
         return r;
