@@ -6,7 +6,8 @@ import { defaultConfig } from '../webhook/config.ts';
 import { registry } from '../webhook/metrics.ts';
 import { silentLogger } from '../webhook/log.ts';
 import { startValidation } from '../webhook/validation.ts';
-import { warmUp } from '../webhook/warmup.ts';
+import { warmUp, warmUpCorpus } from '../webhook/warmup.ts';
+import { answerAdmission } from '../webhook/server.ts';
 import { parseServeFlags } from '../webhook/serve.ts';
 import { runCli } from './helpers.ts';
 
@@ -49,6 +50,27 @@ test('warmUp runs the requested admissions, writes nothing to stdout and leaves 
     'warm-up admissions must not reach the log',
   );
   assert.equal(await admissionSeries(), 0, 'warm-up admissions must not be counted');
+});
+
+test('the warm-up corpus takes the paths real traffic takes: injections of varied pods, a re-injection, a skip, a denial, validations', async () => {
+  const config = defaultConfig();
+  const validation = await startValidation({ config, log: silentLogger(), cluster: 'none', readToken: async () => Promise.reject(new Error('none')) });
+  try {
+    const results = warmUpCorpus(config).map((item) => {
+      const { status, text } = answerAdmission(item.webhook, item.body, { config, log: silentLogger(), validation });
+      assert.equal(status, 200, text);
+      const r = JSON.parse(text).response;
+      return `${item.webhook}:${r.allowed ? (r.patch ? 'patched' : 'allowed') : r.status.message.slice(0, r.status.message.indexOf(']') + 1)}`;
+    });
+    const count = (x: string) => results.filter((r) => r === x).length;
+    assert.ok(count('mutate:patched') >= 8, results.join(' '));
+    assert.ok(count('mutate:allowed') >= 2, results.join(' ')); // not an agent; already injected
+    assert.equal(count('mutate:[host-network]'), 1, results.join(' '));
+    assert.ok(results.filter((r) => r.startsWith('validate:')).length >= 5, results.join(' '));
+    assert.ok(!results.some((r) => r.includes('internal-error')), results.join(' '));
+  } finally {
+    validation.close();
+  }
 });
 
 test('warmUp with 0 requests does nothing; a time budget stops it early', async () => {

@@ -142,7 +142,7 @@ function review(uid: number, object: KubeObject, kind: KubeObject = { group: '',
 }
 
 /** The synthetic admissions: the pod shapes and outcomes the webhook sees (inject, re-inject, skip, deny). */
-function corpus(config: Config): { webhook: 'mutate' | 'validate'; body: Buffer }[] {
+export function warmUpCorpus(config: Config): { webhook: 'mutate' | 'validate'; body: Buffer }[] {
   const variants: PodVariant[] = [
     {},
     { containers: 8, owned: true, init: true },
@@ -188,7 +188,7 @@ export async function warmUp(opts: WarmUpOptions): Promise<WarmUpResult> {
   const budget = opts.budgetMs ?? 3000;
   let done = 0;
   try {
-    const items = corpus(opts.config);
+    const items = warmUpCorpus(opts.config);
     // A logger like the real one whose lines go nowhere.
     const log = createLogger(opts.logLevel, { write: () => true });
     const deps = { config: opts.config, log, validation: opts.validation };
