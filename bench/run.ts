@@ -2,8 +2,9 @@
 // (as the API server connects), with realistic AdmissionReviews, and writes the figures to BENCHMARKS.md.
 //
 // The server under test is the real `bin/kagenti-webhook.js serve` in its own process (info logging as in
-// production, to /dev/null); the floor (bench/floor.ts) is another process; the load generator (autocannon)
-// runs here. Loopback only.
+// production, to /dev/null), started with the Deployment's NODE_OPTIONS; the floor (bench/floor.ts) is another
+// process; autocannon runs here for the closed-loop runs, and each fixed-rate run has a generator process of its
+// own (bench/paced-child.ts). Loopback only.
 //
 //   node bench/run.ts [--duration S] [--connections N] [--rate R] [--rate-seconds S] [--requests N] [--only LIST] [--fixtures LIST]
 //                     [--server bin|module] [--log-level L] [--profile DIR] [--out FILE] [--no-write]
