@@ -7,6 +7,18 @@ import { IssuerDetector, classifyIssuer, jwtIssuer } from '../webhook/issuer.ts'
 import { registry } from '../webhook/metrics.ts';
 import { FakeApiServer, recordingLogger } from './fake-apiserver.ts';
 
+/** A detector on the stand-in API server, in a pod without a service-account token file. */
+function detectorWithoutToken(api: FakeApiServer, log: ReturnType<typeof recordingLogger>['log']): IssuerDetector {
+  return new IssuerDetector({
+    config: configFromObject({}),
+    log,
+    kubeConfig: api.kubeConfig(),
+    readToken: async () => {
+      throw Object.assign(new Error('nope'), { code: 'ENOENT' });
+    },
+  });
+}
+
 function jwt(claims: Record<string, unknown>): string {
   const b = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
   return `${b({ alg: 'RS256', kid: 'k' })}.${b(claims)}.c2lnbmF0dXJl`;
@@ -62,14 +74,7 @@ test('detector: no token → discovery document issuer; jwks_uri on the API serv
   try {
     api.discovery = { issuer: 'https://api.my-cluster.example', jwks_uri: `${api.url}/openid/v1/jwks` };
     const { log } = recordingLogger();
-    const d = new IssuerDetector({
-      config: configFromObject({}),
-      log,
-      kubeConfig: api.kubeConfig(),
-      readToken: async () => {
-        throw Object.assign(new Error('nope'), { code: 'ENOENT' });
-      },
-    });
+    const d = detectorWithoutToken(api, log);
     let s = await d.refresh();
     assert.deepEqual([s.classification, s.source, s.issuer], ['internal', 'discovery', 'https://api.my-cluster.example']);
     // an issuer can change on a live cluster: the next check sees it
@@ -85,14 +90,7 @@ test('detector: nothing available → unknown, with the reasons, and a log line 
   const api = await new FakeApiServer().start();
   try {
     const { log, lines } = recordingLogger();
-    const d = new IssuerDetector({
-      config: configFromObject({}),
-      log,
-      kubeConfig: api.kubeConfig(),
-      readToken: async () => {
-        throw Object.assign(new Error('nope'), { code: 'ENOENT' });
-      },
-    });
+    const d = detectorWithoutToken(api, log);
     const s = await d.refresh();
     assert.equal(s.classification, 'unknown');
     assert.match(s.error!, /ENOENT/);

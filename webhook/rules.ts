@@ -140,40 +140,30 @@ function checkTokenReview(obj: Record<string, any>, config: Config, issuer: Issu
 
   const valueSev = severityFor(config.policies['token-review-value']);
   if (valueSev) {
+    const valueFinding = (path: string, problem: string): void => {
+      out.push({ ...base, rule: 'token-review-value', severity: valueSev, path, message: `[token-review-value] ${ref}: ${path} ${problem}` });
+    };
     if (hasBinary) {
-      out.push({
-        ...base,
-        rule: 'token-review-value',
-        severity: valueSev,
-        path: `binaryData.${TOKEN_REVIEW_KEY}`,
-        message:
-          `[token-review-value] ${ref}: binaryData.${TOKEN_REVIEW_KEY} is set. ` +
-          `kagent reads the setting from data as a string, never from binaryData. ` +
+      valueFinding(
+        `binaryData.${TOKEN_REVIEW_KEY}`,
+        `is set. kagent reads the setting from data as a string, never from binaryData. ` +
           `Fix: remove it from binaryData and set ${TOKEN_REVIEW_KEY}: "true" under data.`,
-      });
+      );
     } else if (hasData && typeof value !== 'string') {
       const quoted = value === false && !wantTrue ? 'false' : 'true';
-      out.push({
-        ...base,
-        rule: 'token-review-value',
-        severity: valueSev,
-        path: `data.${TOKEN_REVIEW_KEY}`,
-        message:
-          `[token-review-value] ${ref}: data.${TOKEN_REVIEW_KEY} is ${jsonValue(value)}, not a string. ` +
+      valueFinding(
+        `data.${TOKEN_REVIEW_KEY}`,
+        `is ${jsonValue(value)}, not a string. ` +
           `ConfigMap data holds only strings, so the API server rejects it and the setting never takes effect. ` +
           `Fix: quote it: ${TOKEN_REVIEW_KEY}: "${quoted}".`,
-      });
+      );
     } else if (hasData && value !== 'true' && value !== 'false') {
-      out.push({
-        ...base,
-        rule: 'token-review-value',
-        severity: valueSev,
-        path: `data.${TOKEN_REVIEW_KEY}`,
-        message:
-          `[token-review-value] ${ref}: data.${TOKEN_REVIEW_KEY} is ${JSON.stringify(value)}. ` +
+      valueFinding(
+        `data.${TOKEN_REVIEW_KEY}`,
+        `is ${JSON.stringify(value)}. ` +
           `Only the exact strings "true" and "false" are unambiguous; anything else may leave TokenReview off. ` +
           `Fix: set ${TOKEN_REVIEW_KEY}: "${wantTrue ? 'true' : 'false'}".`,
-      });
+      );
     }
   }
   if (out.length) return out; // the value is the thing to fix first
