@@ -1,6 +1,8 @@
 // The AdmissionReview v1 envelope: parse and check a request body, build responses.
 // No I/O here; the server turns AdmissionError into HTTP 400 and everything else into a response.
+import type { Operation } from 'fast-json-patch';
 import { isObject } from './json.ts';
+import { patchJson } from './patch.ts';
 
 export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
 
@@ -92,17 +94,34 @@ export function review(response: AdmissionResponse): AdmissionReviewResponse {
   return { apiVersion: ADMISSION_API_VERSION, kind: 'AdmissionReview', response };
 }
 
+/** The base64 patch allowWithPatch encoded for each response: base64 needs no JSON escaping. */
+const encodedPatch = new WeakMap<AdmissionResponse, string>();
+
+/**
+ * JSON.stringify(review(response)), byte for byte. A patch encoded by allowWithPatch (and not replaced since) is
+ * put in as it is: JSON.stringify would scan its 5 KB or more for characters to escape, and base64 has none.
+ */
+export function reviewJson(response: AdmissionResponse): string {
+  const patch = response.patch;
+  if (patch === undefined || encodedPatch.get(response) !== patch) return JSON.stringify(review(response));
+  const text = JSON.stringify(review({ ...response, patch: '' }));
+  // The first `"patch":""` is the key: a quote inside a JSON string is always escaped.
+  const at = text.indexOf('"patch":""') + '"patch":"'.length;
+  return text.slice(0, at) + patch + text.slice(at);
+}
+
 export function allow(uid: string, warnings: string[] = []): AdmissionResponse {
   const r: AdmissionResponse = { uid, allowed: true };
   if (warnings.length) r.warnings = warnings;
   return r;
 }
 
-export function allowWithPatch(uid: string, patch: unknown[], warnings: string[] = []): AdmissionResponse {
+export function allowWithPatch(uid: string, patch: readonly unknown[], warnings: string[] = []): AdmissionResponse {
   const r = allow(uid, warnings);
   if (patch.length) {
     r.patchType = 'JSONPatch';
-    r.patch = Buffer.from(JSON.stringify(patch)).toString('base64');
+    r.patch = Buffer.from(patchJson(patch as Operation[])).toString('base64');
+    encodedPatch.set(r, r.patch);
   }
   return r;
 }

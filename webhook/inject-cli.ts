@@ -96,7 +96,8 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
     if (injected) {
       // Keep the comments that stood before the object (e.g. Helm's `# Source:` line).
       const comment = (doc.contents as { commentBefore?: string | null }).commentBefore;
-      const node = doc.createNode(injected) as NonNullable<typeof doc.contents>;
+      // Injected pieces are shared objects (rendered once per plan): write each in full, never as a YAML alias.
+      const node = doc.createNode(injected, { aliasDuplicateObjects: false }) as NonNullable<typeof doc.contents>;
       if (comment) (node as { commentBefore?: string | null }).commentBefore = comment;
       doc.contents = node;
     }

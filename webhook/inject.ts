@@ -3,7 +3,7 @@
 import type { KubeObject } from './admission.ts';
 import type { AuthBridgeMode, Config, MtlsMode } from './config.ts';
 import { AUTHBRIDGE_MODES, MTLS_MODES } from './config.ts';
-import { isObject, jsonEqual } from './json.ts';
+import { isObject, jsonEqual, sealJson } from './json.ts';
 import { VERSION } from './version.ts';
 
 export const LABEL_TYPE = 'kagenti.io/type';
@@ -205,7 +205,7 @@ function authBridgePorts(cfg: Config, mode: AuthBridgeMode): { key: string; name
   return out;
 }
 
-function renderAuthBridge(cfg: Config, plan: Plan, ctx: InjectContext, sa: string | undefined): KubeObject {
+function renderAuthBridge(cfg: Config, plan: Plan, namespace: string, sa: string | undefined): KubeObject {
   const envoy = plan.mode === 'envoy-sidecar';
   const image =
     plan.mode === 'lite' ? cfg.authBridge.images.lite : envoy ? cfg.authBridge.images.envoy : cfg.authBridge.images.proxySidecar;
@@ -218,7 +218,7 @@ function renderAuthBridge(cfg: Config, plan: Plan, ctx: InjectContext, sa: strin
       { name: 'AUTHBRIDGE_MODE', value: plan.mode },
       { name: 'SPIRE_ENABLED', value: plan.spire ? 'true' : 'false' },
       { name: 'SPIFFE_ENDPOINT_SOCKET', value: `unix://${socketPath(cfg)}` },
-      { name: 'SPIFFE_ID', value: spiffeId(cfg, ctx.namespace, sa) },
+      { name: 'SPIFFE_ID', value: spiffeId(cfg, namespace, sa) },
       { name: 'MTLS_MODE', value: plan.mtls },
       { name: 'SVID_DIR', value: SVID_DIR },
       { name: 'OUTBOUND_PORT', value: String(cfg.authBridge.ports.outbound) },
@@ -299,6 +299,50 @@ function renderVolumes(cfg: Config): KubeObject[] {
     { name: VOLUME_SVID, emptyDir: { medium: 'Memory' } },
     helperConfig,
   ];
+}
+
+// ---------- what one plan renders, kept ----------
+
+interface Rendered {
+  addInit: readonly KubeObject[];
+  addSidecars: readonly KubeObject[];
+  addVolumes: readonly KubeObject[];
+}
+
+/** Renders per config (a new config object starts afresh); at most RENDERED_MAX plans per config, oldest out. */
+const renderedByConfig = new WeakMap<Config, Map<string, Rendered>>();
+const RENDERED_MAX = 1024;
+const helperConfigs = new WeakMap<Config, string>();
+
+/**
+ * The containers and volumes a plan injects. They depend only on the config, the plan, the namespace and the
+ * service account (the SPIFFE ID), so they are rendered once for each and shared, deep-frozen, by every pod
+ * that needs them; sealJson keeps their JSON text for the patch.
+ */
+function rendered(cfg: Config, plan: Plan, namespace: string, sa: string): Rendered {
+  let byKey = renderedByConfig.get(cfg);
+  if (!byKey) renderedByConfig.set(cfg, (byKey = new Map()));
+  // namespace is length-prefixed and the service account comes last, so no two inputs share a key
+  const key = `${plan.mode}|${plan.mtls}|${+plan.native}${+plan.authBridge}${+plan.proxyInit}${+plan.spire}|${namespace.length}:${namespace}|${sa}`;
+  let r = byKey.get(key);
+  if (r) return r;
+  const addInit: KubeObject[] = [];
+  const addSidecars: KubeObject[] = [];
+  if (plan.proxyInit) addInit.push(renderProxyInit(cfg, plan));
+  if (plan.spire) addSidecars.push(renderSpiffeHelper(cfg, plan));
+  if (plan.authBridge) addSidecars.push(renderAuthBridge(cfg, plan, namespace, sa || undefined));
+  const addVolumes = plan.spire ? renderVolumes(cfg) : [];
+  const seal = (list: KubeObject[]) => Object.freeze(list.map((o) => sealJson(o)));
+  r = { addInit: seal(addInit), addSidecars: seal(addSidecars), addVolumes: seal(addVolumes) };
+  if (byKey.size >= RENDERED_MAX) byKey.delete(byKey.keys().next().value!);
+  byKey.set(key, r);
+  return r;
+}
+
+function helperConfigOf(cfg: Config): string {
+  let text = helperConfigs.get(cfg);
+  if (text === undefined) helperConfigs.set(cfg, (text = renderHelperConfig(cfg)));
+  return text;
 }
 
 // ---------- helpers ----------
@@ -403,13 +447,8 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   delete annotations[ANNOTATION_STATUS];
   delete annotations[ANNOTATION_HELPER_CONFIG];
 
-  // What we are about to add.
-  const addInit: KubeObject[] = [];
-  const addSidecars: KubeObject[] = [];
-  if (proxyInit) addInit.push(renderProxyInit(cfg, plan));
-  if (spire) addSidecars.push(renderSpiffeHelper(cfg, plan));
-  if (authBridge) addSidecars.push(renderAuthBridge(cfg, plan, ctx, spec.serviceAccountName || undefined));
-  const addVolumes = spire ? renderVolumes(cfg) : [];
+  // What we are about to add (rendered once per config, plan, namespace and service account; frozen).
+  const { addInit, addSidecars, addVolumes } = rendered(cfg, plan, ctx.namespace, spec.serviceAccountName || '');
 
   if (!addInit.length && !addSidecars.length && !addVolumes.length) {
     // Nothing to inject (every piece opted out): leave the pod as it came, minus a stale record of ours.
@@ -489,7 +528,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   };
   const injected = [...status.initContainers, ...status.containers, ...status.volumes];
   if (injected.length) annotations[ANNOTATION_STATUS] = JSON.stringify(status);
-  if (spire && !cfg.spiffeHelper.configMap) annotations[ANNOTATION_HELPER_CONFIG] = renderHelperConfig(cfg);
+  if (spire && !cfg.spiffeHelper.configMap) annotations[ANNOTATION_HELPER_CONFIG] = helperConfigOf(cfg);
   if (!native && addSidecars.length && firstOwnContainer && annotations[ANNOTATION_DEFAULT_CONTAINER] === undefined)
     annotations[ANNOTATION_DEFAULT_CONTAINER] = firstOwnContainer;
   // Keep the annotation we set on an earlier pass even when the user's first container is now first again.

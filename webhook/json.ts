@@ -20,3 +20,38 @@ export function jsonEqual(a: unknown, b: unknown): boolean {
   }
   return false;
 }
+
+// ---------- JSON text kept with frozen values ----------
+// Values the injection core renders once and reuses (the sidecars for one mode, namespace and service account)
+// are frozen and keep their JSON text here, so the patch of every admission does not serialize them again.
+
+const texts = new WeakMap<object, string>();
+
+/** Deep-freezes a JSON value and remembers its JSON text (jsonText reuses it). Returns the value. */
+export function sealJson<T extends object>(value: T): T {
+  const freeze = (v: unknown): void => {
+    if (typeof v !== 'object' || v === null || Object.isFrozen(v)) return;
+    for (const k of Object.keys(v)) freeze((v as Record<string, unknown>)[k]);
+    Object.freeze(v);
+  };
+  freeze(value);
+  texts.set(value, JSON.stringify(value));
+  return value;
+}
+
+/**
+ * JSON.stringify(value), byte for byte, reusing the text of sealed values (the value itself, or the items of
+ * an array). Like JSON.stringify, an undefined value gives undefined and an undefined array item gives null.
+ */
+export function jsonText(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null) return JSON.stringify(value);
+  const sealed = texts.get(value);
+  if (sealed !== undefined) return sealed;
+  if (!Array.isArray(value) || !value.some((v) => typeof v === 'object' && v !== null && texts.has(v))) return JSON.stringify(value);
+  let s = '[';
+  for (let i = 0; i < value.length; i++) {
+    if (i) s += ',';
+    s += jsonText(value[i]) ?? 'null';
+  }
+  return `${s}]`;
+}

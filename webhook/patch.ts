@@ -2,7 +2,7 @@
 // so every field we do not model survives untouched.
 import fastJsonPatch from 'fast-json-patch';
 import type { Operation } from 'fast-json-patch';
-import { isObject, jsonEqual } from './json.ts';
+import { isObject, jsonEqual, jsonText } from './json.ts';
 import { podTemplatePath, WORKLOAD_KINDS } from './workloads.ts';
 
 const { compare } = fastJsonPatch;
@@ -93,6 +93,30 @@ export function createPatch(original: object, mutated: object): Operation[] {
   }
   const ops = compare(o, m);
   return listPatches.length ? [...ops, ...listPatches] : ops;
+}
+
+/**
+ * JSON.stringify(ops), byte for byte, without serializing again the values whose text is kept (sealJson): the
+ * injected containers and volumes are most of every patch.
+ */
+export function patchJson(ops: readonly Operation[]): string {
+  let s = '[';
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i] as Operation & { value?: unknown };
+    if (i) s += ',';
+    // compare() and listOps() build {op, path[, value]}; anything else is serialized as it is
+    const keys = Object.keys(op);
+    const plain =
+      keys[0] === 'op' &&
+      keys[1] === 'path' &&
+      (op.op === 'remove' ? keys.length === 2 : (op.op === 'add' || op.op === 'replace') && keys.length === 3 && keys[2] === 'value');
+    if (plain && typeof op.path === 'string') {
+      s += `{"op":"${op.op}","path":${JSON.stringify(op.path)}`;
+      const value = op.op === 'remove' ? undefined : jsonText(op.value);
+      s += value === undefined ? '}' : `,"value":${value}}`;
+    } else s += JSON.stringify(op);
+  }
+  return `${s}]`;
 }
 
 export { escapeSegment };

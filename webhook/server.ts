@@ -7,7 +7,7 @@ import express from 'express';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import type { AdmissionRequest, Decision } from './admission.ts';
-import { AdmissionError, deny, decisionFor, parseAdmissionReview, review } from './admission.ts';
+import { AdmissionError, deny, decisionFor, parseAdmissionReview, reviewJson } from './admission.ts';
 import type { Config } from './config.ts';
 import { admissionDuration, admissionRequests, injectionSkipped, injections, registry } from './metrics.ts';
 import { mutate } from './mutate.ts';
@@ -117,7 +117,7 @@ export function answerAdmission(
     response.status!.reason = 'InternalError';
     decision = decisionFor(response, ['internal-error']);
   }
-  const text = JSON.stringify(review(decision.response));
+  const text = reviewJson(decision.response);
 
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   admissionDuration.observe({ webhook }, seconds);

@@ -1,0 +1,133 @@
+// The injection core renders the sidecars once per config, plan, namespace and service account and shares
+// them, frozen, with their JSON text kept; patches and answers reuse that text instead of serializing again.
+// These tests hold the shortcuts to what they replace: the same pods, the same bytes.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { allowWithPatch, deny, review, reviewJson, allow } from '../webhook/admission.ts';
+import type { KubeObject } from '../webhook/admission.ts';
+import { AUTHBRIDGE_MODES, defaultConfig } from '../webhook/config.ts';
+import { injectTemplate } from '../webhook/inject.ts';
+import { injectStream } from '../webhook/inject-cli.ts';
+import { jsonText, sealJson } from '../webhook/json.ts';
+import { createPatch, patchJson } from '../webhook/patch.ts';
+
+const name = fc.stringMatching(/^[a-z][a-z0-9-]{0,10}[a-z0-9]$/);
+
+const podArb = fc
+  .record({
+    sa: fc.option(fc.oneof(name, fc.constant('default'), fc.string({ maxLength: 6 })), { nil: undefined }),
+    mode: fc.option(fc.constantFrom(...AUTHBRIDGE_MODES), { nil: undefined }),
+    native: fc.constantFrom(undefined, 'true', 'false'),
+    spiffeOptOut: fc.boolean(),
+    containers: fc.uniqueArray(name.filter((n) => !['spiffe-helper', 'authbridge-proxy', 'envoy-proxy', 'proxy-init'].includes(n)), {
+      minLength: 1,
+      maxLength: 3,
+    }),
+  })
+  .map((p) => {
+    const annotations: Record<string, string> = {};
+    if (p.mode) annotations['kagenti.io/authbridge-mode'] = p.mode;
+    if (p.native) annotations['kagenti.io/native-sidecars'] = p.native;
+    const labels: Record<string, string> = { 'kagenti.io/type': 'agent' };
+    if (p.spiffeOptOut) labels['kagenti.io/spiffe-helper-inject'] = 'false';
+    const spec: KubeObject = { containers: p.containers.map((n) => ({ name: n, image: 'busybox:1.36' })) };
+    if (p.sa !== undefined) spec.serviceAccountName = p.sa;
+    return { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', labels, annotations }, spec } as KubeObject;
+  });
+
+test('a shared render gives the same pod as a fresh one, for many pods through one config', () => {
+  const cfg = defaultConfig();
+  fc.assert(
+    fc.property(podArb, fc.constantFrom('team-a', 'team-b', 'a'), (pod, namespace) => {
+      const ctx = { namespace, ref: 'Pod x' };
+      const shared = injectTemplate(pod, cfg, ctx);
+      // a new config object starts with nothing rendered
+      const fresh = injectTemplate(pod, structuredClone(cfg), ctx);
+      assert.deepEqual(JSON.parse(JSON.stringify(shared)), JSON.parse(JSON.stringify(fresh)));
+      if (shared.outcome === 'inject') {
+        const sa = pod.spec.serviceAccountName || 'default';
+        const ab = shared.template.spec.containers.concat(shared.template.spec.initContainers ?? []).find((c: KubeObject) => c.name === 'authbridge-proxy' || c.name === 'envoy-proxy');
+        if (ab) assert.equal(ab.env.find((e: KubeObject) => e.name === 'SPIFFE_ID').value, `spiffe://${cfg.trustDomain}/ns/${namespace}/sa/${sa}`);
+      }
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test('shared pieces are frozen: writing into an injected container throws instead of changing other pods', () => {
+  const cfg = defaultConfig();
+  const pod = { metadata: { labels: { 'kagenti.io/type': 'agent' } }, spec: { containers: [{ name: 'agent', image: 'a' }] } };
+  const r = injectTemplate(pod, cfg, { namespace: 'ns', ref: 'Pod ns/p' });
+  assert.equal(r.outcome, 'inject');
+  if (r.outcome !== 'inject') return;
+  const sidecar = r.template.spec.containers[0];
+  assert.throws(() => {
+    sidecar.image = 'evil:latest';
+  }, TypeError);
+  assert.throws(() => sidecar.env.push({ name: 'X', value: '1' }), TypeError);
+  const again = injectTemplate(pod, cfg, { namespace: 'ns', ref: 'Pod ns/p' });
+  assert.ok(again.outcome === 'inject' && again.template.spec.containers[0].image !== 'evil:latest');
+});
+
+test('patchJson and jsonText write exactly what JSON.stringify writes', () => {
+  const cfg = defaultConfig();
+  fc.assert(
+    fc.property(podArb, (pod) => {
+      const r = injectTemplate(pod, cfg, { namespace: 'team-a', ref: 'Pod x' });
+      if (r.outcome !== 'inject') return;
+      const ops = createPatch(pod, r.template);
+      assert.equal(patchJson(ops), JSON.stringify(ops));
+    }),
+    { numRuns: 200 },
+  );
+  const sealed = sealJson({ a: [1, { b: 'c"\\' }], d: null });
+  const odd: unknown[] = [
+    { op: 'add', path: '/x', value: sealed },
+    { op: 'add', path: '/y', value: [sealed, undefined, 3, sealed] },
+    { op: 'add', path: '/z', value: undefined },
+    { path: '/w', op: 'remove' },
+    { op: 'move', from: '/a', path: '/b' },
+    { op: 'replace', path: '/q~1"', value: 'line\nbreak' },
+    { op: 'test', path: '/t', value: [] },
+  ];
+  assert.equal(patchJson(odd as never), JSON.stringify(odd));
+  assert.equal(jsonText([sealed, undefined]), JSON.stringify([sealed, undefined]));
+  assert.equal(jsonText(undefined), undefined);
+  assert.ok(Object.isFrozen(sealed.a[1]));
+});
+
+test('reviewJson writes exactly what JSON.stringify(review(response)) writes', () => {
+  const ops = [{ op: 'add', path: '/metadata/annotations', value: { a: '"patch":""' } }];
+  const cases = [
+    allowWithPatch('uid-1', ops),
+    allowWithPatch('"patch":""', ops, ['warning "patch":"" here']),
+    allow('uid-2'),
+    allow('uid-3', ['w']),
+    deny('uid-4', 'no "patch":"" for you'),
+  ];
+  for (const r of cases) assert.equal(reviewJson(r), JSON.stringify(review(r)));
+  // a patch replaced after encoding is serialized the ordinary way
+  const changed = allowWithPatch('uid-5', ops);
+  changed.patch = 'not "base64"';
+  assert.equal(reviewJson(changed), JSON.stringify(review(changed)));
+});
+
+test('inject: a List of two workloads sharing a service account writes both in full, without YAML aliases', () => {
+  const deploy = (n: string) => ({
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: n, namespace: 'team-a' },
+    spec: {
+      selector: { matchLabels: { app: n } },
+      template: {
+        metadata: { labels: { app: n, 'kagenti.io/type': 'agent' } },
+        spec: { serviceAccountName: 'shared', containers: [{ name: 'agent', image: 'a:1' }] },
+      },
+    },
+  });
+  const out = injectStream(JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [deploy('one'), deploy('two')] }), defaultConfig(), 'team-a');
+  assert.equal(out.injected, 2);
+  assert.doesNotMatch(out.output, /[&*]a\d/);
+  assert.equal(out.output.match(/name: spiffe-helper$/gm)?.length, 2);
+});
