@@ -33,23 +33,41 @@ export function createLogger(level = process.env.LOG_LEVEL || 'info', stream?: {
   if (stream) return pino(options, stream);
   // Asynchronous, batched writes keep logging off the admission hot path: one write per 8 KiB of lines
   // under load instead of one per line (each write is a trip through libuv's thread pool). A line never
-  // waits more than FLUSH_MS, and pino flushes synchronously what is pending when the process exits.
-  // Buffer mode: sonic-boom appends each line to a list and joins a batch once per write; in its string mode
-  // every line re-measured the whole pending batch (a copy of up to 8 KiB per line).
+  // waits more than FLUSH_MS. Lines gather in one string here and go to sonic-boom (buffer mode) a batch at a
+  // time; flush() and flushSync() (pino calls the latter when the process exits) take the pending lines too.
   const dest = pino.destination({ dest: 1, sync: false, minLength: BATCH_BYTES, maxLength: MAX_PENDING_BYTES, contentMode: 'buffer' });
+  const write = dest.write.bind(dest) as unknown as (chunk: Buffer) => boolean;
+  let pending = '';
   let timer: NodeJS.Timeout | undefined;
+  const hand = (): boolean => {
+    if (!pending) return true;
+    const ok = write(Buffer.from(pending));
+    pending = '';
+    return ok;
+  };
   const flushSoon = () => {
     timer = undefined;
+    hand();
     dest.flush();
   };
-  const write = dest.write.bind(dest) as unknown as (chunk: Buffer) => boolean;
-  dest.write = (chunk: string): boolean => {
-    const ok = write(Buffer.from(chunk));
+  dest.write = (line: string): boolean => {
+    pending += line;
+    if (pending.length >= BATCH_BYTES) return hand();
     if (!timer) {
       timer = setTimeout(flushSoon, FLUSH_MS);
       timer.unref();
     }
-    return ok;
+    return true;
+  };
+  const flush = dest.flush.bind(dest);
+  dest.flush = ((cb?: (err?: Error) => unknown) => {
+    hand();
+    flush(cb);
+  }) as typeof dest.flush;
+  const flushSync = dest.flushSync.bind(dest);
+  dest.flushSync = () => {
+    hand();
+    flushSync();
   };
   return pino(options, dest);
 }
