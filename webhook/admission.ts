@@ -94,16 +94,20 @@ export function review(response: AdmissionResponse): AdmissionReviewResponse {
   return { apiVersion: ADMISSION_API_VERSION, kind: 'AdmissionReview', response };
 }
 
-/** The base64 patch allowWithPatch encoded for each response: base64 needs no JSON escaping. */
-const encodedPatch = new WeakMap<AdmissionResponse, string>();
+/**
+ * The response allowWithPatch built last and the base64 patch it put there. One slot, no WeakMap: the server
+ * serializes each response right after building it, and a WeakMap entry per admission would load every
+ * garbage collection until the next full one.
+ */
+let lastEncoded: { response: AdmissionResponse | undefined; patch: string } = { response: undefined, patch: '' };
 
 /**
- * JSON.stringify(review(response)), byte for byte. A patch encoded by allowWithPatch (and not replaced since) is
+ * JSON.stringify(review(response)), byte for byte. A patch allowWithPatch encoded (and not replaced since) is
  * put in as it is: JSON.stringify would scan its 5 KB or more for characters to escape, and base64 has none.
  */
 export function reviewJson(response: AdmissionResponse): string {
   const patch = response.patch;
-  if (patch === undefined || encodedPatch.get(response) !== patch) return JSON.stringify(review(response));
+  if (patch === undefined || lastEncoded.response !== response || lastEncoded.patch !== patch) return JSON.stringify(review(response));
   const text = JSON.stringify(review({ ...response, patch: '' }));
   // The first `"patch":""` is the key: a quote inside a JSON string is always escaped.
   const at = text.indexOf('"patch":""') + '"patch":"'.length;
@@ -121,7 +125,7 @@ export function allowWithPatch(uid: string, patch: readonly unknown[], warnings:
   if (patch.length) {
     r.patchType = 'JSONPatch';
     r.patch = Buffer.from(patchJson(patch as Operation[])).toString('base64');
-    encodedPatch.set(r, r.patch);
+    lastEncoded = { response: r, patch: r.patch };
   }
   return r;
 }

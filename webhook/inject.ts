@@ -67,7 +67,7 @@ export type InjectResult =
       mode: AuthBridgeMode;
       status: InjectionStatus;
       /** injected pieces for logs: container, init container and volume names */
-      injected: string[];
+      injected: readonly string[];
       warnings: string[];
     };
 
@@ -307,6 +307,12 @@ interface Rendered {
   addInit: readonly KubeObject[];
   addSidecars: readonly KubeObject[];
   addVolumes: readonly KubeObject[];
+  /** the ports the AuthBridge proxy binds (port-conflict) */
+  ports: readonly { key: string; name: string; port: number }[];
+  /** the status annotation when every piece is added (no volume of ours already there) */
+  status: InjectionStatus;
+  statusJson: string;
+  injected: readonly string[];
 }
 
 /** Renders per config (a new config object starts afresh); at most RENDERED_MAX plans per config, oldest out. */
@@ -333,10 +339,43 @@ function rendered(cfg: Config, plan: Plan, namespace: string, sa: string): Rende
   if (plan.authBridge) addSidecars.push(renderAuthBridge(cfg, plan, namespace, sa || undefined));
   const addVolumes = plan.spire ? renderVolumes(cfg) : [];
   const seal = (list: KubeObject[]) => Object.freeze(list.map((o) => sealJson(o)));
-  r = { addInit: seal(addInit), addSidecars: seal(addSidecars), addVolumes: seal(addVolumes) };
+  const status = sealJson(statusOf(plan, addInit, addSidecars, addVolumes));
+  r = {
+    addInit: seal(addInit),
+    addSidecars: seal(addSidecars),
+    addVolumes: seal(addVolumes),
+    ports: sealJson(authBridgePorts(cfg, plan.mode)),
+    status,
+    statusJson: JSON.stringify(status),
+    injected: Object.freeze(injectedOf(status)),
+  };
   if (byKey.size >= RENDERED_MAX) byKey.delete(byKey.keys().next().value!);
   byKey.set(key, r);
   return r;
+}
+
+function statusOf(plan: Plan, addInit: readonly KubeObject[], addSidecars: readonly KubeObject[], volumes: readonly KubeObject[]): InjectionStatus {
+  return {
+    version: VERSION,
+    mode: plan.mode,
+    containers: plan.native ? [] : addSidecars.map((c) => c.name),
+    initContainers: [...addInit, ...(plan.native ? addSidecars : [])].map((c) => c.name),
+    volumes: volumes.map((v) => v.name),
+  };
+}
+
+function injectedOf(status: InjectionStatus): string[] {
+  return [...status.initContainers, ...status.containers, ...status.volumes];
+}
+
+function hasName(list: readonly KubeObject[], name: string): boolean {
+  for (const c of list) if (c.name === name) return true;
+  return false;
+}
+
+function hasKeys(o: object): boolean {
+  for (const k in o) if (Object.hasOwn(o, k)) return true;
+  return false;
 }
 
 function helperConfigOf(cfg: Config): string {
@@ -435,46 +474,55 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   const proxyInit = authBridge && (mode === 'envoy-sidecar' || cfg.authBridge.egressEnforcement !== 'none');
   const plan: Plan = { mode, mtls, native, authBridge, proxyInit, spire };
 
-  // Strip what a previous injection recorded (only reserved names), then inject afresh.
+  // Strip what a previous injection recorded (only reserved names), then inject afresh. The pod's own lists are
+  // shared, never written: the new lists are built below.
   const prev = parseStatus(annotations[ANNOTATION_STATUS]);
-  const ownC = new Set(prev ? [...prev.containers, ...prev.initContainers].filter((n) => RESERVED_CONTAINERS.includes(n)) : []);
-  const ownV = new Set(prev ? prev.volumes.filter((n) => RESERVED_VOLUMES.includes(n)) : []);
-  let containers: KubeObject[] = (spec.containers as KubeObject[]).filter((c) => !ownC.has(c.name));
-  let initContainers: KubeObject[] = Array.isArray(spec.initContainers)
-    ? (spec.initContainers as KubeObject[]).filter((c) => !ownC.has(c.name))
-    : [];
-  let volumes: KubeObject[] = Array.isArray(spec.volumes) ? (spec.volumes as KubeObject[]).filter((v) => !ownV.has(v.name)) : [];
-  delete annotations[ANNOTATION_STATUS];
-  delete annotations[ANNOTATION_HELPER_CONFIG];
+  let containers = spec.containers as KubeObject[];
+  let initContainers: KubeObject[] = Array.isArray(spec.initContainers) ? spec.initContainers : [];
+  let volumes: KubeObject[] = Array.isArray(spec.volumes) ? spec.volumes : [];
+  if (prev) {
+    const ownC = new Set([...prev.containers, ...prev.initContainers].filter((n) => RESERVED_CONTAINERS.includes(n)));
+    const ownV = new Set(prev.volumes.filter((n) => RESERVED_VOLUMES.includes(n)));
+    containers = containers.filter((c) => !ownC.has(c.name));
+    initContainers = initContainers.filter((c) => !ownC.has(c.name));
+    volumes = volumes.filter((v) => !ownV.has(v.name));
+  }
+  if (ANNOTATION_STATUS in annotations) delete annotations[ANNOTATION_STATUS];
+  if (ANNOTATION_HELPER_CONFIG in annotations) delete annotations[ANNOTATION_HELPER_CONFIG];
 
   // What we are about to add (rendered once per config, plan, namespace and service account; frozen).
-  const { addInit, addSidecars, addVolumes } = rendered(cfg, plan, ctx.namespace, spec.serviceAccountName || '');
+  const r = rendered(cfg, plan, ctx.namespace, spec.serviceAccountName || '');
+  const { addInit, addSidecars, addVolumes } = r;
 
   if (!addInit.length && !addSidecars.length && !addVolumes.length) {
     // Nothing to inject (every piece opted out): leave the pod as it came, minus a stale record of ours.
     if (!prev) return { outcome: 'skip', reason: 'all-opted-out' };
   }
 
-  // reserved-name: our names already taken by something our record does not account for.
+  // reserved-name: our names already taken by something our record does not account for (the last list that
+  // has the name is the one named).
   const ephemeral: KubeObject[] = Array.isArray(spec.ephemeralContainers) ? spec.ephemeralContainers : [];
-  const taken = new Map<string, string>();
-  for (const c of containers) taken.set(c.name, `${specPath}.containers`);
-  for (const c of initContainers) taken.set(c.name, `${specPath}.initContainers`);
-  for (const c of ephemeral) taken.set(c.name, `${specPath}.ephemeralContainers`);
-  for (const c of [...addInit, ...addSidecars]) {
-    const where = taken.get(c.name);
-    if (where)
-      return deny(
-        'reserved-name',
-        `${ctx.ref}: ${where} already has a container named ${c.name}, a name reserved for the injected sidecar. Two containers cannot share a name and ours cannot be skipped. Fix: rename your container, or label the pod ${LABEL_INJECT}: disabled.`,
-      );
-  }
-  const reusedVolumes = new Set<string>();
+  for (const add of [addInit, addSidecars])
+    for (const c of add) {
+      const where = hasName(ephemeral, c.name)
+        ? `${specPath}.ephemeralContainers`
+        : hasName(initContainers, c.name)
+          ? `${specPath}.initContainers`
+          : hasName(containers, c.name)
+            ? `${specPath}.containers`
+            : undefined;
+      if (where)
+        return deny(
+          'reserved-name',
+          `${ctx.ref}: ${where} already has a container named ${c.name}, a name reserved for the injected sidecar. Two containers cannot share a name and ours cannot be skipped. Fix: rename your container, or label the pod ${LABEL_INJECT}: disabled.`,
+        );
+    }
+  let reusedVolumes: Set<string> | undefined;
   for (const v of addVolumes) {
     const existing = volumes.find((x) => x.name === v.name);
     if (!existing) continue;
     if (jsonEqual(existing, v)) {
-      reusedVolumes.add(v.name);
+      (reusedVolumes ??= new Set()).add(v.name);
       continue;
     }
     return deny(
@@ -485,14 +533,15 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
 
   // port-conflict: a pod container declares a port an injected container needs (one network namespace).
   if (authBridge) {
-    const needed = authBridgePorts(cfg, mode);
     for (const [list, arr] of [
       ['containers', containers],
       ['initContainers', initContainers],
     ] as const) {
       for (const c of arr) {
-        for (const p of (c.ports ?? []) as KubeObject[]) {
-          const hit = needed.find((n) => n.port === p.containerPort);
+        const ports = c.ports as KubeObject[] | undefined | null;
+        if (!ports) continue;
+        for (const p of ports) {
+          const hit = r.ports.find((n) => n.port === p.containerPort);
           if (hit)
             return deny(
               'port-conflict',
@@ -508,10 +557,11 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   const firstOwnContainer = containers[0]?.name as string | undefined;
   if (native) initContainers = [...addInit, ...addSidecars, ...initContainers];
   else {
-    initContainers = [...addInit, ...initContainers];
+    initContainers = addInit.length ? [...addInit, ...initContainers] : initContainers;
     containers = [...addSidecars, ...containers];
   }
-  volumes = [...volumes, ...addVolumes.filter((v) => !reusedVolumes.has(v.name))];
+  const newVolumes = reusedVolumes ? addVolumes.filter((v) => !reusedVolumes.has(v.name)) : addVolumes;
+  if (newVolumes.length) volumes = [...volumes, ...newVolumes];
 
   spec.containers = containers;
   if (initContainers.length) spec.initContainers = initContainers;
@@ -519,20 +569,14 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   if (volumes.length) spec.volumes = volumes;
   else delete spec.volumes;
 
-  const status: InjectionStatus = {
-    version: VERSION,
-    mode,
-    containers: native ? [] : addSidecars.map((c) => c.name),
-    initContainers: [...addInit, ...(native ? addSidecars : [])].map((c) => c.name),
-    volumes: addVolumes.filter((v) => !reusedVolumes.has(v.name)).map((v) => v.name),
-  };
-  const injected = [...status.initContainers, ...status.containers, ...status.volumes];
-  if (injected.length) annotations[ANNOTATION_STATUS] = JSON.stringify(status);
+  const status: InjectionStatus = reusedVolumes ? statusOf(plan, addInit, addSidecars, newVolumes) : r.status;
+  const injected = reusedVolumes ? injectedOf(status) : r.injected;
+  if (injected.length) annotations[ANNOTATION_STATUS] = reusedVolumes ? JSON.stringify(status) : r.statusJson;
   if (spire && !cfg.spiffeHelper.configMap) annotations[ANNOTATION_HELPER_CONFIG] = helperConfigOf(cfg);
   if (!native && addSidecars.length && firstOwnContainer && annotations[ANNOTATION_DEFAULT_CONTAINER] === undefined)
     annotations[ANNOTATION_DEFAULT_CONTAINER] = firstOwnContainer;
   // Keep the annotation we set on an earlier pass even when the user's first container is now first again.
-  if (Object.keys(annotations).length) md.annotations = annotations;
+  if (hasKeys(annotations)) md.annotations = annotations;
   else delete md.annotations;
 
   if (mode === 'waypoint' && !authBridgeOptOut)

@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import fastJsonPatch from 'fast-json-patch';
 import { allowWithPatch, deny, review, reviewJson, allow } from '../webhook/admission.ts';
 import type { KubeObject } from '../webhook/admission.ts';
 import { AUTHBRIDGE_MODES, defaultConfig } from '../webhook/config.ts';
@@ -70,7 +71,7 @@ test('shared pieces are frozen: writing into an injected container throws instea
   assert.ok(again.outcome === 'inject' && again.template.spec.containers[0].image !== 'evil:latest');
 });
 
-test('patchJson and jsonText write exactly what JSON.stringify writes', () => {
+test('patchJson writes what JSON.stringify writes: byte for byte for the patches createPatch builds', () => {
   const cfg = defaultConfig();
   fc.assert(
     fc.property(podArb, (pod) => {
@@ -91,7 +92,8 @@ test('patchJson and jsonText write exactly what JSON.stringify writes', () => {
     { op: 'replace', path: '/q~1"', value: 'line\nbreak' },
     { op: 'test', path: '/t', value: [] },
   ];
-  assert.equal(patchJson(odd as never), JSON.stringify(odd));
+  // ops built elsewhere, keys in another order or other ops: the same JSON values
+  assert.deepEqual(JSON.parse(patchJson(odd as never)), JSON.parse(JSON.stringify(odd)));
   assert.equal(jsonText([sealed, undefined]), JSON.stringify([sealed, undefined]));
   assert.equal(jsonText(undefined), undefined);
   assert.ok(Object.isFrozen(sealed.a[1]));
@@ -130,4 +132,40 @@ test('inject: a List of two workloads sharing a service account writes both in f
   assert.equal(out.injected, 2);
   assert.doesNotMatch(out.output, /[&*]a\d/);
   assert.equal(out.output.match(/name: spiffe-helper$/gm)?.length, 2);
+});
+
+test('createPatch turns any JSON object into any other, sharing subtrees or not (applied by fast-json-patch)', () => {
+  // fast-json-patch, the oracle here, refuses paths through __proto__, constructor and prototype
+  const key = fc.string({ maxLength: 4 }).filter((k) => !['__proto__', 'constructor', 'prototype'].includes(k));
+  const json = fc.letrec((tie) => ({
+    value: fc.oneof({ depthSize: 'small' }, fc.constant(null), fc.boolean(), fc.integer(), fc.string({ maxLength: 6 }), fc.array(tie('value'), { maxLength: 4 }), fc.dictionary(key, tie('value'), { maxKeys: 4 })),
+  })).value;
+  // b: a with random subtrees replaced, removed or added, and the rest shared by reference (as injection does)
+  const edit = (a: unknown, rnd: () => number, fresh: () => unknown): unknown => {
+    if (typeof a !== 'object' || a === null) return rnd() < 0.3 ? fresh() : a;
+    if (rnd() < 0.5) return a; // shared
+    if (Array.isArray(a)) {
+      const out = a.map((v) => edit(v, rnd, fresh)).filter(() => rnd() > 0.15);
+      if (rnd() < 0.3) out.splice(Math.floor(rnd() * (out.length + 1)), 0, fresh());
+      return out;
+    }
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(a)) if (rnd() > 0.15) out[k] = edit(v, rnd, fresh);
+    if (rnd() < 0.3) out[`k${Math.floor(rnd() * 5)}/~x`] = fresh();
+    return out;
+  };
+  fc.assert(
+    fc.property(fc.dictionary(key, json), fc.array(json, { minLength: 1, maxLength: 8 }), fc.integer(), (a, pool, seed) => {
+      let x = seed >>> 0 || 1;
+      const rnd = () => ((x = (x * 1103515245 + 12345) >>> 0) / 2 ** 32);
+      let i = 0;
+      const fresh = () => pool[i++ % pool.length];
+      const b = edit(a, rnd, fresh) as Record<string, unknown>;
+      const ops = createPatch(a, b);
+      const applied = fastJsonPatch.applyPatch(structuredClone(a), structuredClone(ops), true, true).newDocument;
+      assert.deepEqual(applied, JSON.parse(JSON.stringify(b)));
+      assert.deepEqual(JSON.parse(patchJson(ops)), JSON.parse(JSON.stringify(ops)));
+    }),
+    { numRuns: 500 },
+  );
 });
