@@ -169,3 +169,12 @@ test('createPatch turns any JSON object into any other, sharing subtrees or not 
     { numRuns: 500 },
   );
 });
+
+test('allowWithPatch encodes small and large patches, multi-byte text included, as base64 of their UTF-8', () => {
+  for (const value of ['ascii', 'é ✓ 𝄞 \u2028', 'x'.repeat(30_000), `${'ü'.repeat(25_000)}𝄞`]) {
+    const ops = [{ op: 'add', path: '/metadata/annotations/a', value }];
+    const r = allowWithPatch('u', ops);
+    assert.equal(Buffer.from(r.patch!, 'base64').toString('utf8'), JSON.stringify(ops));
+    assert.equal(r.patch, Buffer.from(JSON.stringify(ops)).toString('base64'));
+  }
+});

@@ -124,10 +124,20 @@ export function allowWithPatch(uid: string, patch: readonly unknown[], warnings:
   const r = allow(uid, warnings);
   if (patch.length) {
     r.patchType = 'JSONPatch';
-    r.patch = Buffer.from(patchJson(patch as Operation[])).toString('base64');
+    r.patch = base64(patchJson(patch as Operation[]));
     lastEncoded = { response: r, patch: r.patch };
   }
   return r;
+}
+
+/** One buffer, reused: the UTF-8 of each patch goes there on its way to base64 (no allocation per patch). */
+const scratch = Buffer.allocUnsafe(64 * 1024);
+
+function base64(text: string): string {
+  // at most 3 bytes of UTF-8 per UTF-16 unit; a larger patch (rare) gets a buffer of its own
+  if (text.length * 3 > scratch.length) return Buffer.from(text).toString('base64');
+  const n = scratch.write(text, 0, 'utf8');
+  return scratch.toString('base64', 0, n);
 }
 
 /** A denial as kubectl shows it: `Error from server (Forbidden): ... denied the request: <message>`. */
