@@ -73,37 +73,56 @@ export type InjectResult =
 
 // ---------- structural checks: hostile or malformed pods get a clean denial, never a crash ----------
 
+/** -1 when `v` is absent or a list of mappings, -2 when it is not a list, else the index of an item that is not a mapping. */
+function badItem(v: unknown): number {
+  if (v === undefined || v === null) return -1;
+  if (!Array.isArray(v)) return -2;
+  for (let j = 0; j < v.length; j++) if (!isObject(v[j])) return j;
+  return -1;
+}
+
+function subList(v: unknown, path: string, i: number, sub: string): string | null {
+  const at = badItem(v);
+  if (at === -1) return null;
+  return at === -2 ? `${path}[${i}].${sub} must be a list` : `${path}[${i}].${sub}[${at}] must be a mapping`;
+}
+
+/** What is wrong with one of the spec's lists (containers, volumes...), or null. Messages are built only on failure. */
+function checkList(arr: unknown, path: string, containers: boolean): string | null {
+  if (arr === undefined || arr === null) return null;
+  if (!Array.isArray(arr)) return `${path} must be a list`;
+  for (let i = 0; i < arr.length; i++) {
+    const item = arr[i];
+    if (!isObject(item)) return `${path}[${i}] must be a mapping`;
+    if (typeof item.name !== 'string') return `${path}[${i}].name must be a string`;
+    if (!containers) continue;
+    const problem = subList(item.ports, path, i, 'ports') ?? subList(item.env, path, i, 'env') ?? subList(item.volumeMounts, path, i, 'volumeMounts');
+    if (problem) return problem;
+  }
+  return null;
+}
+
+function checkStrings(m: unknown, key: 'labels' | 'annotations'): string | null {
+  if (m === undefined || m === null) return null;
+  if (!isObject(m)) return `metadata.${key} must be a mapping of strings`;
+  for (const k in m) if (Object.hasOwn(m, k) && typeof m[k] !== 'string') return `metadata.${key}[${JSON.stringify(k)}] must be a string`;
+  return null;
+}
+
 function checkShape(t: KubeObject, specPath: string): string | null {
   if (t.metadata !== undefined && !isObject(t.metadata)) return 'metadata must be a mapping';
   const md = isObject(t.metadata) ? t.metadata : {};
-  for (const key of ['labels', 'annotations'] as const) {
-    const m = md[key];
-    if (m === undefined || m === null) continue;
-    if (!isObject(m)) return `metadata.${key} must be a mapping of strings`;
-    for (const [k, v] of Object.entries(m))
-      if (typeof v !== 'string') return `metadata.${key}[${JSON.stringify(k)}] must be a string`;
-  }
+  const meta = checkStrings(md.labels, 'labels') ?? checkStrings(md.annotations, 'annotations');
+  if (meta) return meta;
   const spec = t.spec;
   if (!isObject(spec)) return `${specPath} must be a mapping`;
   if (!Array.isArray(spec.containers)) return `${specPath}.containers must be a list`;
-  for (const list of ['containers', 'initContainers', 'ephemeralContainers', 'volumes'] as const) {
-    const arr = spec[list];
-    if (arr === undefined || arr === null) continue;
-    if (!Array.isArray(arr)) return `${specPath}.${list} must be a list`;
-    for (let i = 0; i < arr.length; i++) {
-      const item = arr[i];
-      if (!isObject(item)) return `${specPath}.${list}[${i}] must be a mapping`;
-      if (typeof item.name !== 'string') return `${specPath}.${list}[${i}].name must be a string`;
-      if (list === 'volumes') continue;
-      for (const sub of ['ports', 'env', 'volumeMounts'] as const) {
-        const s = item[sub];
-        if (s === undefined || s === null) continue;
-        if (!Array.isArray(s)) return `${specPath}.${list}[${i}].${sub} must be a list`;
-        for (let j = 0; j < s.length; j++)
-          if (!isObject(s[j])) return `${specPath}.${list}[${i}].${sub}[${j}] must be a mapping`;
-      }
-    }
-  }
+  const lists =
+    checkList(spec.containers, `${specPath}.containers`, true) ??
+    checkList(spec.initContainers, `${specPath}.initContainers`, true) ??
+    checkList(spec.ephemeralContainers, `${specPath}.ephemeralContainers`, true) ??
+    checkList(spec.volumes, `${specPath}.volumes`, false);
+  if (lists) return lists;
   if (spec.serviceAccountName !== undefined && spec.serviceAccountName !== null && typeof spec.serviceAccountName !== 'string')
     return `${specPath}.serviceAccountName must be a string`;
   if (spec.hostNetwork !== undefined && spec.hostNetwork !== null && typeof spec.hostNetwork !== 'boolean')
