@@ -108,10 +108,17 @@ let lastEncoded: { response: AdmissionResponse | undefined; patch: string } = { 
 export function reviewJson(response: AdmissionResponse): string {
   const patch = response.patch;
   if (patch === undefined || lastEncoded.response !== response || lastEncoded.patch !== patch) return JSON.stringify(review(response));
-  const text = JSON.stringify(review({ ...response, patch: '' }));
-  // The first `"patch":""` is the key: a quote inside a JSON string is always escaped.
-  const at = text.indexOf('"patch":""') + '"patch":"'.length;
-  return text.slice(0, at) + patch + text.slice(at);
+  let text = `{"apiVersion":"${ADMISSION_API_VERSION}","kind":"AdmissionReview","response":{"uid":${JSON.stringify(response.uid)},"allowed":${response.allowed === true}`;
+  for (const key in response) {
+    if (key === 'uid' || key === 'allowed') continue;
+    if (key === 'patch') {
+      text += `,"patch":"${patch}"`;
+      continue;
+    }
+    const json = JSON.stringify((response as unknown as Record<string, unknown>)[key]);
+    if (json !== undefined) text += `,${JSON.stringify(key)}:${json}`;
+  }
+  return `${text}}}`;
 }
 
 export function allow(uid: string, warnings: string[] = []): AdmissionResponse {

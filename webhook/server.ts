@@ -83,7 +83,7 @@ export function answerAdmission(
   remote?: string,
 ): { status: number; text: string } {
   const { config, log, validation } = deps;
-  const started = process.hrtime.bigint();
+  const started = performance.now();
   let request: AdmissionRequest;
   try {
     if (body.length === 0) throw new AdmissionError('request body is empty; expected an AdmissionReview');
@@ -119,7 +119,7 @@ export function answerAdmission(
   }
   const text = reviewJson(decision.response);
 
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const seconds = (performance.now() - started) / 1e3;
   admissionDuration.observe({ webhook }, seconds);
   admissionRequests.inc({ webhook, operation: request.operation, result: decision.result });
   const detail = decision.detail ?? {};
