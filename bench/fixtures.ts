@@ -9,7 +9,7 @@ export interface Fixture {
   /** what it is, for BENCHMARKS.md */
   description: string;
   /** the AdmissionReview request body (a fresh object each call) */
-  review(uid?: string): KubeObject;
+  review(uid?: string, options?: ReviewOptions): KubeObject;
 }
 
 let counter = 0;
@@ -73,6 +73,89 @@ function defaultedSpec(extra: KubeObject): KubeObject {
   for (const k of SPEC_ORDER) if (k in all) spec[k] = all[k];
   for (const k of Object.keys(all)) if (!(k in spec)) spec[k] = all[k];
   return spec;
+}
+
+// ---------- metadata.managedFields, as the API server adds them before admission ----------
+// Since Kubernetes 1.18 the create handler records field ownership before the admission chain runs, so a
+// webhook receives the pod with `metadata.managedFields`: one entry for the manager that created it, whose
+// fieldsV1 names every field of the request (after defaulting, before the admission plugins add the token
+// volume, tolerations and priority). An approximation of the field manager's output, built from the pod:
+// structs as `f:<field>`, maps and lists with `.`, list items under their keys (`k:{"name":...}`), keys
+// sorted.
+
+/** Associative list keys, by list field name (others are atomic: `{}`). */
+const LIST_KEYS: Record<string, string[]> = {
+  containers: ['name'],
+  initContainers: ['name'],
+  volumes: ['name'],
+  env: ['name'],
+  ports: ['containerPort', 'protocol'],
+  volumeMounts: ['mountPath'],
+  ownerReferences: ['uid'],
+};
+/** Struct fields whose members are named (`f:`), not a map (`.` plus entries). */
+const MAPS = new Set(['labels', 'annotations', 'limits', 'requests', 'matchLabels', 'nodeSelector']);
+
+/** The field manager writes fieldsV1 with sorted keys (`.` first). */
+function sortedKeys(o: KubeObject): KubeObject {
+  return Object.fromEntries(Object.keys(o).sort().map((k) => [k, o[k]]));
+}
+
+function fieldsOf(value: unknown, field: string): KubeObject {
+  return sortedKeys(fieldsOfUnsorted(value, field));
+}
+
+function fieldsOfUnsorted(value: unknown, field: string): KubeObject {
+  if (Array.isArray(value)) {
+    const keys = LIST_KEYS[field];
+    if (!keys) return {};
+    const out: KubeObject = { '.': {} };
+    for (const item of value) {
+      const k: KubeObject = {};
+      for (const key of keys) if (item[key] !== undefined) k[key] = item[key];
+      out[`k:${JSON.stringify(k)}`] = { '.': {}, ...fieldsOf(item, '') };
+    }
+    return out;
+  }
+  if (typeof value !== 'object' || value === null || Object.keys(value).length === 0) return {};
+  const out: KubeObject = MAPS.has(field) ? { '.': {} } : {};
+  for (const [k, v] of Object.entries(value)) out[`f:${k}`] = fieldsOf(v, k);
+  return out;
+}
+
+/** What the admission plugins add after managedFields are recorded: not in the creating manager's fields. */
+function withoutAdmissionAdditions(pod: KubeObject): KubeObject {
+  const spec = { ...pod.spec };
+  for (const k of ['tolerations', 'priority', 'preemptionPolicy']) delete spec[k];
+  const isToken = (v: KubeObject) => typeof v.name === 'string' && v.name.startsWith('kube-api-access-');
+  const isTokenMount = (m: KubeObject) => m.mountPath === '/var/run/secrets/kubernetes.io/serviceaccount';
+  spec.volumes = (spec.volumes ?? []).filter((v: KubeObject) => !isToken(v));
+  if (!spec.volumes.length) delete spec.volumes;
+  for (const list of ['containers', 'initContainers'])
+    if (spec[list])
+      spec[list] = spec[list].map((c: KubeObject) => {
+        const mounts = (c.volumeMounts ?? []).filter((m: KubeObject) => !isTokenMount(m));
+        const { volumeMounts: _, ...rest } = c;
+        return mounts.length ? { ...rest, volumeMounts: mounts } : rest;
+      });
+  const { namespace: _ns, managedFields: _mf, ...metadata } = pod.metadata;
+  return { metadata, spec };
+}
+
+/** Adds metadata.managedFields (last, where the API server's Go encoder writes it) for `manager`. */
+export function withManagedFields(pod: KubeObject, manager: string): KubeObject {
+  const owned = withoutAdmissionAdditions(pod);
+  pod.metadata.managedFields = [
+    {
+      manager,
+      operation: 'Update',
+      apiVersion: 'v1',
+      time: '2026-11-20T09:14:07Z',
+      fieldsType: 'FieldsV1',
+      fieldsV1: { 'f:metadata': fieldsOf(owned.metadata, 'metadata'), 'f:spec': fieldsOf(owned.spec, 'spec') },
+    },
+  ];
+  return pod;
 }
 
 export function wrap(pod: KubeObject, uid = nextUid(), namespace = 'team-a'): KubeObject {
@@ -212,14 +295,59 @@ export function manyEnvPod(count = 1500, namespace = 'team-a'): KubeObject {
   return pod;
 }
 
+/**
+ * What `kubectl apply` (client-side) leaves on the object it sends: the manifest as written, JSON with sorted
+ * keys and a newline, in the last-applied-configuration annotation. The manifest of our fixture pods: name,
+ * namespace, labels, and per container name, image, ports (number and name) and env.
+ */
+export function kubectlApplied(pod: KubeObject): KubeObject {
+  const sorted = (v: unknown): unknown =>
+    Array.isArray(v) ? v.map(sorted) : typeof v === 'object' && v !== null ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, sorted((v as KubeObject)[k])])) : v;
+  const manifest = {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { annotations: {}, labels: pod.metadata.labels, name: pod.metadata.name, namespace: pod.metadata.namespace },
+    spec: {
+      containers: pod.spec.containers.map((c: KubeObject) => ({
+        env: c.env,
+        image: c.image,
+        name: c.name,
+        ports: c.ports?.map((p: KubeObject) => ({ containerPort: p.containerPort, name: p.name })),
+      })),
+      serviceAccountName: pod.spec.serviceAccountName,
+    },
+  };
+  pod.metadata.annotations = { ...pod.metadata.annotations, 'kubectl.kubernetes.io/last-applied-configuration': `${JSON.stringify(sorted(manifest))}\n` };
+  return pod;
+}
+
+export interface ReviewOptions {
+  /** The bodies before this session's fidelity fix: no managedFields, a stub last-applied annotation. */
+  lean?: boolean;
+}
+
+/** A pod `kubectl apply` created: the last-applied annotation and the client-side-apply manager's fields. */
+function applied(pod: KubeObject, o: ReviewOptions): KubeObject {
+  return o.lean ? pod : withManagedFields(kubectlApplied(pod), 'kubectl-client-side-apply');
+}
+
 export const FIXTURES: Fixture[] = [
-  { name: 'small', description: 'small agent pod (1 container, 3 env vars, token volume)', review: (uid) => wrap(smallAgentPod(), uid) },
+  {
+    name: 'small',
+    description: 'small agent pod as `kubectl apply` sends it (1 container, 3 env vars, token volume, last-applied annotation, managedFields)',
+    review: (uid, o = {}) => wrap(applied(smallAgentPod(), o), uid),
+  },
   {
     name: 'deployment',
-    description: 'Deployment-made pod: generateName, ownerReferences to a ReplicaSet, pod-template-hash, 10 containers, 21 volumes',
-    review: (uid) => wrap(deploymentPod(), uid),
+    description:
+      "Deployment-made pod: generateName, ownerReferences to a ReplicaSet, pod-template-hash, 10 containers, 21 volumes, the controller manager's managedFields",
+    review: (uid, o = {}) => wrap(o.lean ? deploymentPod() : withManagedFields(deploymentPod(), 'kube-controller-manager'), uid),
   },
-  { name: 'env1500', description: 'agent pod with 1,500 env vars in one container', review: (uid) => wrap(manyEnvPod(), uid) },
+  {
+    name: 'env1500',
+    description: 'agent pod with 1,500 env vars in one container, as `kubectl apply` sends it',
+    review: (uid, o = {}) => wrap(applied(manyEnvPod(), o), uid),
+  },
 ];
 
 export function fixture(name: string): Fixture {

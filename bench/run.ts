@@ -7,12 +7,14 @@
 // own (bench/paced-child.ts). Loopback only.
 //
 //   node bench/run.ts [--duration S] [--connections N] [--rate R] [--rate-seconds S] [--requests N] [--only LIST] [--fixtures LIST]
-//                     [--server bin|module] [--log-level L] [--profile DIR] [--out FILE] [--no-write]
+//                     [--server bin|module] [--log-level L] [--profile DIR] [--out FILE] [--no-write] [--lean-fixtures]
 //   node bench/run.ts --summarize-profile FILE.cpuprofile
 //
 // --only: throughput (16 connections, closed loop), rate (paced, --rate req/s), big (1,500-env pod on one
 // connection), memory (--requests N on a fresh server process, default 1,000,000, RSS sampled each second;
 // N >= 1,000,000 fills the memory-long section, fewer the memory section).
+// --lean-fixtures sends the bodies as they were before metadata.managedFields and a real last-applied annotation
+// were added to the fixtures (see bench/fixtures.ts), for comparison with older figures.
 // --server module runs startServer() from source instead of the built bin (no build needed; type stripping
 // costs start-up memory, so memory figures are for `bin` only). --profile DIR starts the server with
 // --cpu-prof and prints the profile's self time by area and function. Environment: BENCH_LOG_FILE (server
@@ -34,6 +36,7 @@ import { ensureDevCertificates } from '../webhook/certs.ts';
 import { defaultConfig } from '../webhook/config.ts';
 import { mutate } from '../webhook/mutate.ts';
 import { FIXTURES, fixture } from './fixtures.ts';
+import type { ReviewOptions } from './fixtures.ts';
 
 export const ROOT = resolve(import.meta.dirname, '..');
 const BIN = join(ROOT, 'bin', 'kagenti-webhook.js');
@@ -568,10 +571,10 @@ export interface MemoryResult {
 }
 
 /** N requests (mixed fixtures) at `connections`, sampling the server's RSS once a second. */
-export async function memoryRun(proc: Proc, requests: number, connections: number, progress = false): Promise<MemoryResult> {
+export async function memoryRun(proc: Proc, requests: number, connections: number, progress = false, fixtureOptions: ReviewOptions = {}): Promise<MemoryResult> {
   const headers = { 'content-type': 'application/json' };
-  const small = JSON.stringify(fixture('small').review());
-  const dep = JSON.stringify(fixture('deployment').review());
+  const small = JSON.stringify(fixture('small').review(undefined, fixtureOptions));
+  const dep = JSON.stringify(fixture('deployment').review(undefined, fixtureOptions));
   const mix: AutocannonRequest[] = [
     { method: 'POST', path: '/mutate', body: small, headers },
     { method: 'POST', path: '/mutate', body: dep, headers },
@@ -656,8 +659,11 @@ async function main(): Promise<void> {
       out: { type: 'string', default: join(ROOT, 'BENCHMARKS.md') },
       'no-write': { type: 'boolean', default: false },
       'summarize-profile': { type: 'string' },
+      'lean-fixtures': { type: 'boolean', default: false },
     },
   });
+  // --lean-fixtures: the bodies as they were before managedFields and a real last-applied annotation were added
+  const fixtureOptions: ReviewOptions = { lean: values['lean-fixtures'] };
   if (values['summarize-profile']) {
     process.stdout.write(summarizeProfile(values['summarize-profile']));
     return;
@@ -681,14 +687,14 @@ async function main(): Promise<void> {
   ];
   const floor = await startFloor(certs);
   // the same floor, answering with a patch as large as the webhook's for the small pod
-  const patchBytes = patchSize(fixture('small').review());
+  const patchBytes = patchSize(fixture('small').review(undefined, fixtureOptions));
   const floorPatch = await startFloor(certs, patchBytes);
   const hook = await startWebhook(certs, { server, logLevel: values['log-level']!, logFile, nodeArgs });
   say(`floor on :${floor.port}, webhook (${server}) on :${hook.port}, log level ${values['log-level']}, logs to ${logFile}`);
 
   const rows: Row[] = [];
   const loadStart = os.loadavg()[0]!.toFixed(2);
-  const bodies = Object.fromEntries(FIXTURES.map((f) => [f.name, JSON.stringify(f.review())]));
+  const bodies = Object.fromEntries(FIXTURES.map((f) => [f.name, JSON.stringify(f.review(undefined, fixtureOptions))]));
   const warm = async (port: number, path: string, body: string) => {
     await load({ port, path, body, connections, duration: 2, latencies: false });
   };
@@ -760,7 +766,7 @@ async function main(): Promise<void> {
       say(`memory: ${int(requests)} requests at ${connections} connections, on a fresh server process (the one above holds ${mb(rssAfterRuns)} MB after its runs)`);
       const fresh = await startWebhook(certs, { server, logLevel: values['log-level']!, logFile, nodeArgs });
       try {
-        mem = await memoryRun(fresh, requests, connections, true);
+        mem = await memoryRun(fresh, requests, connections, true, fixtureOptions);
       } finally {
         await fresh.stop();
       }
