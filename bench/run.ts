@@ -825,7 +825,8 @@ async function main(): Promise<void> {
           ),
         ].join('\n')
       : '';
-    sections.results = [hdr, '', '### Goals', '', goals.join('\n'), '', ratioTable ? `### Webhook vs floor\n\n${ratioTable}\n` : '', '### All runs', '', tableRows(rows)].join('\n');
+    // --lean-fixtures runs are kept beside the default ones, not in their place
+    sections[fixtureOptions.lean ? 'results-lean' : 'results'] = [hdr, '', '### Goals', '', goals.join('\n'), '', ratioTable ? `### Webhook vs floor\n\n${ratioTable}\n` : '', '### All runs', '', tableRows(rows)].join('\n');
   }
   if (mem) {
     const after =
@@ -833,7 +834,7 @@ async function main(): Promise<void> {
         ? `\n\nOn a fresh server process. The process that served the runs above (the 1,500-env pod included) held ${mb(rssAfterRuns)} MB RSS after them.`
         : '\n\nOn a fresh server process.';
     const body = `Run ${m.date} (commit ${m.commit || 'n/a'}): \`${cmd}\`${after}\n\n${memoryTable(mem, connections)}`;
-    sections[mem.requests >= 1_000_000 ? 'memory-long' : 'memory'] = body;
+    sections[fixtureOptions.lean ? 'memory-lean' : mem.requests >= 1_000_000 ? 'memory-long' : 'memory'] = body;
   }
   const out = values.out!;
   let text = existsSync(out) ? readFileSync(out, 'utf8') : '# Benchmarks\n';
