@@ -10,7 +10,7 @@ import type { KubeObject } from '../webhook/admission.ts';
 import { AUTHBRIDGE_MODES, defaultConfig } from '../webhook/config.ts';
 import { injectTemplate } from '../webhook/inject.ts';
 import { injectStream } from '../webhook/inject-cli.ts';
-import { jsonText, sealJson } from '../webhook/json.ts';
+import { deepFreeze, jsonText, sealJson } from '../webhook/json.ts';
 import { createPatch, patchJson } from '../webhook/patch.ts';
 
 const name = fc.stringMatching(/^[a-z][a-z0-9-]{0,10}[a-z0-9]$/);
@@ -177,4 +177,12 @@ test('allowWithPatch encodes small and large patches, multi-byte text included, 
     assert.equal(Buffer.from(r.patch!, 'base64').toString('utf8'), JSON.stringify(ops));
     assert.equal(r.patch, Buffer.from(JSON.stringify(ops)).toString('base64'));
   }
+});
+
+test('a frozen config (as serve freezes it) injects like an unfrozen one', () => {
+  const pod = { metadata: { name: 'p', labels: { 'kagenti.io/type': 'agent' } }, spec: { containers: [{ name: 'agent', image: 'a' }] } };
+  const ctx = { namespace: 'ns', ref: 'Pod ns/p' };
+  const frozen = deepFreeze(defaultConfig());
+  assert.ok(Object.isFrozen(frozen.authBridge.ports));
+  assert.deepEqual(JSON.parse(JSON.stringify(injectTemplate(pod, frozen, ctx))), JSON.parse(JSON.stringify(injectTemplate(pod, defaultConfig(), ctx))));
 });

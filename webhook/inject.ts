@@ -334,7 +334,11 @@ interface Rendered {
   injected: readonly string[];
 }
 
-/** Renders per config (a new config object starts afresh); at most RENDERED_MAX plans per config, oldest out. */
+/**
+ * Renders per config object: a config is read as unchanging once injection has used it (`serve` freezes its
+ * config; to change settings, build a new config object, which starts afresh). At most RENDERED_MAX plans per
+ * config, oldest out.
+ */
 const renderedByConfig = new WeakMap<Config, Map<string, Rendered>>();
 const RENDERED_MAX = 1024;
 const helperConfigs = new WeakMap<Config, string>();

@@ -27,14 +27,17 @@ export function jsonEqual(a: unknown, b: unknown): boolean {
 
 const texts = new WeakMap<object, string>();
 
+/** Freezes a JSON value and everything in it. Returns the value. */
+export function deepFreeze<T>(value: T): T {
+  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return value;
+  for (const k of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[k]);
+  Object.freeze(value);
+  return value;
+}
+
 /** Deep-freezes a JSON value and remembers its JSON text (jsonText reuses it). Returns the value. */
 export function sealJson<T extends object>(value: T): T {
-  const freeze = (v: unknown): void => {
-    if (typeof v !== 'object' || v === null || Object.isFrozen(v)) return;
-    for (const k of Object.keys(v)) freeze((v as Record<string, unknown>)[k]);
-    Object.freeze(v);
-  };
-  freeze(value);
+  deepFreeze(value);
   texts.set(value, JSON.stringify(value));
   return value;
 }

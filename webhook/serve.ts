@@ -1,6 +1,7 @@
 // `kagenti-webhook serve`: flags and start-up. Every start-up problem is one line on stderr and exit code 2.
 import type https from 'node:https';
 import { ConfigError, loadConfig } from './config.ts';
+import { deepFreeze } from './json.ts';
 import { createLogger } from './log.ts';
 import { startServer } from './server.ts';
 import { intFlag, parseFlags, UsageError } from './usage.ts';
@@ -96,7 +97,8 @@ export async function runServe(argv: string[]): Promise<number> {
   }
   let config;
   try {
-    config = loadConfig(flags.config);
+    // Frozen: the injection core keeps what it renders per config object, so the config must not change under it.
+    config = deepFreeze(loadConfig(flags.config));
   } catch (err) {
     if (err instanceof ConfigError) throw new UsageError(`invalid config: ${err.message}`);
     throw err;
