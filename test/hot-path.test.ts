@@ -186,3 +186,19 @@ test('a frozen config (as serve freezes it) injects like an unfrozen one', () =>
   assert.ok(Object.isFrozen(frozen.authBridge.ports));
   assert.deepEqual(JSON.parse(JSON.stringify(injectTemplate(pod, frozen, ctx))), JSON.parse(JSON.stringify(injectTemplate(pod, defaultConfig(), ctx))));
 });
+
+test('renders for names longer than Kubernetes allows are not kept (a hostile pod cannot fill the cache)', () => {
+  const cfg = defaultConfig();
+  const ctx = { namespace: 'ns', ref: 'Pod ns/p' };
+  const pod = (sa: string) => ({ metadata: { name: 'p', labels: { 'kagenti.io/type': 'agent' } }, spec: { serviceAccountName: sa, containers: [{ name: 'agent', image: 'a' }] } });
+  const sidecar = (sa: string) => {
+    const r = injectTemplate(pod(sa), cfg, ctx);
+    assert.ok(r.outcome === 'inject');
+    return r.outcome === 'inject' ? r.template.spec.containers[1] : undefined;
+  };
+  assert.equal(sidecar('agent-sa'), sidecar('agent-sa'), 'a normal name: the render is shared');
+  const long = 'x'.repeat(100_000);
+  const a = sidecar(long);
+  assert.notEqual(a, sidecar(long), 'a 100,000-character name: rendered again, not kept');
+  assert.equal(a.env.find((e: { name: string }) => e.name === 'SPIFFE_ID').value, `spiffe://cluster.local/ns/ns/sa/${long}`);
+});

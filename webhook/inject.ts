@@ -341,6 +341,8 @@ interface Rendered {
  */
 const renderedByConfig = new WeakMap<Config, Map<string, Rendered>>();
 const RENDERED_MAX = 1024;
+/** A namespace (at most 63 characters) and a service account name (at most 253) fit well within this. */
+const MAX_KEPT_NAMES = 512;
 const helperConfigs = new WeakMap<Config, string>();
 
 /**
@@ -351,9 +353,12 @@ const helperConfigs = new WeakMap<Config, string>();
 function rendered(cfg: Config, plan: Plan, namespace: string, sa: string): Rendered {
   let byKey = renderedByConfig.get(cfg);
   if (!byKey) renderedByConfig.set(cfg, (byKey = new Map()));
+  // Names longer than Kubernetes allows (the API server validates the pod only after the mutating webhooks) are
+  // rendered every time and never kept, so hostile pods cannot fill the cache with megabyte-long keys.
+  const keep = namespace.length + sa.length <= MAX_KEPT_NAMES;
   // namespace is length-prefixed and the service account comes last, so no two inputs share a key
-  const key = `${plan.mode}|${plan.mtls}|${+plan.native}${+plan.authBridge}${+plan.proxyInit}${+plan.spire}|${namespace.length}:${namespace}|${sa}`;
-  let r = byKey.get(key);
+  const key = keep ? `${plan.mode}|${plan.mtls}|${+plan.native}${+plan.authBridge}${+plan.proxyInit}${+plan.spire}|${namespace.length}:${namespace}|${sa}` : '';
+  let r = keep ? byKey.get(key) : undefined;
   if (r) return r;
   const addInit: KubeObject[] = [];
   const addSidecars: KubeObject[] = [];
@@ -372,6 +377,7 @@ function rendered(cfg: Config, plan: Plan, namespace: string, sa: string): Rende
     statusJson: JSON.stringify(status),
     injected: Object.freeze(injectedOf(status)),
   };
+  if (!keep) return r;
   if (byKey.size >= RENDERED_MAX) byKey.delete(byKey.keys().next().value!);
   byKey.set(key, r);
   return r;
