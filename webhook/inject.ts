@@ -62,7 +62,7 @@ export type InjectResult =
   | { outcome: 'deny'; rule: InjectionRule; message: string }
   | {
       outcome: 'inject';
-      /** the mutated copy of the template (the input is never modified) */
+      /** the injected template: unchanged subtrees shared with the input, injected pieces frozen; never write into it */
       template: KubeObject;
       mode: AuthBridgeMode;
       status: InjectionStatus;
@@ -430,7 +430,9 @@ function deny(rule: InjectionRule, message: string): InjectResult {
 /**
  * Injects into a pod template ({metadata, spec}: a Pod, or a workload's `template`).
  * `specPath` is the dotted path of the pod spec in the whole object, for messages (`spec`, `spec.template.spec`).
- * The input is never modified; on `inject` the result holds a mutated deep copy.
+ * The input is never modified. On `inject` the result is a new object that shares every unchanged subtree with
+ * the input and holds the injected pieces frozen (shared with other results): read it, serialize it or copy it,
+ * never write into it.
  */
 export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContext, specPath = 'spec'): InjectResult {
   const md0 = isObject(input.metadata) ? input.metadata : {};
@@ -447,7 +449,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
 
   // A copy along the paths injection writes (metadata, annotations, spec; the lists are rebuilt below); every
   // other subtree, the pod's own containers included, is shared with the input and never written. Sharing
-  // makes the diff cheap: compare() and the list diff skip identical references.
+  // makes the diff cheap: createPatch skips identical references without looking inside.
   const t: KubeObject = { ...input };
   t.metadata = isObject(input.metadata) ? { ...input.metadata } : {};
   const md = t.metadata;
