@@ -40,6 +40,27 @@ export const ruleViolations = new Counter({
   registers: [registry],
 });
 
+export const connectionsClosed = new Counter({
+  name: `${PREFIX}connections_closed_total`,
+  help: 'Admission-port connections the server closed: quiet (no request header in time), evicted (the longest-idle, to stay under --max-connections), refused (at the cap with every connection busy).',
+  labelNames: ['reason'] as const,
+  registers: [registry],
+});
+
+let openConnectionsSource: () => number = () => 0;
+/** The open-connections gauge reads this function at each scrape. */
+export function openConnectionsFrom(source: () => number): void {
+  openConnectionsSource = source;
+}
+export const openConnections = new Gauge({
+  name: `${PREFIX}open_connections`,
+  help: 'Connections open on the admission port.',
+  registers: [registry],
+  collect() {
+    this.set(openConnectionsSource());
+  },
+});
+
 /** Forgets what the per-admission metrics counted (after the start-up warm-up, before the first real request). */
 export function resetAdmissionMetrics(): void {
   for (const m of [admissionRequests, admissionDuration, injections, injectionSkipped, ruleViolations]) m.reset();

@@ -1,9 +1,10 @@
 // `kagenti-webhook serve`: flags and start-up. Every start-up problem is one line on stderr and exit code 2.
 import type https from 'node:https';
+import { setFlagsFromString } from 'node:v8';
 import { ConfigError, loadConfig } from './config.ts';
 import { deepFreeze } from './json.ts';
 import { createLogger } from './log.ts';
-import { startServer } from './server.ts';
+import { DEFAULT_MAX_CONNECTIONS, DEFAULT_QUIET_MS, startServer } from './server.ts';
 import { intFlag, parseFlags, UsageError } from './usage.ts';
 import { startValidation } from './validation.ts';
 
@@ -24,6 +25,10 @@ Flags:
   --cluster auto|none   cluster state: auto uses KUBECONFIG, ~/.kube/config or the in-cluster
                         service account when one exists; none runs without (default auto)
   --drain-seconds N     on SIGTERM, keep serving this long while endpoints update (default 5)
+  --max-connections N   open connections on --port at most (default 2000); at the cap a new connection
+                        closes the one idle longest, and a connection that sends no request header within
+                        --quiet-seconds of connecting is closed
+  --quiet-seconds N     see --max-connections (default 5)
   --log-level LEVEL     trace, debug, info, warn, error (default info)
   --warmup N            before listening, run N synthetic admissions in-process so the JIT compiles
                         the hot path before the first real request (default 20000, at most 3 s; 0 skips)
@@ -41,6 +46,8 @@ export interface ServeFlags {
   host: string;
   cluster: 'auto' | 'none';
   drainSeconds: number;
+  maxConnections: number;
+  quietSeconds: number;
   logLevel: string;
   warmup: number;
 }
@@ -57,6 +64,8 @@ export function parseServeFlags(argv: string[]): ServeFlags | 'help' {
     host: { type: 'string' },
     cluster: { type: 'string' },
     'drain-seconds': { type: 'string' },
+    'max-connections': { type: 'string' },
+    'quiet-seconds': { type: 'string' },
     'log-level': { type: 'string' },
     warmup: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
@@ -78,6 +87,9 @@ export function parseServeFlags(argv: string[]): ServeFlags | 'help' {
     host: (values.host as string | undefined) ?? '0.0.0.0',
     cluster,
     drainSeconds: intFlag('drain-seconds', values['drain-seconds'] as string | undefined, 5, 0, 600),
+    maxConnections: intFlag('max-connections', values['max-connections'] as string | undefined, DEFAULT_MAX_CONNECTIONS, 1, 1_000_000),
+    // below the 10 s headersTimeout, so quiet connections are closed a few at a time rather than by Node's sweep
+    quietSeconds: intFlag('quiet-seconds', values['quiet-seconds'] as string | undefined, DEFAULT_QUIET_MS / 1000, 1, 9),
     logLevel,
     warmup: intFlag('warmup', values.warmup as string | undefined, 20_000, 0, 1_000_000),
   };
@@ -95,6 +107,13 @@ export async function runServe(argv: string[]): Promise<number> {
     process.stdout.write(SERVE_USAGE);
     return 0;
   }
+  // V8 moves allocations from sites whose objects often outlived a young-generation GC straight into the old
+  // generation. A burst of connections that stay open (10,000 idle clients) taught it that about sites the
+  // admission path shares, and afterwards the server ran a full GC every second (5-10 ms pauses, p99 at
+  // 1,000 req/s from 3.5 to 8 ms) long after those connections were gone. An admission's objects live for
+  // one request, so the server is better off without that heuristic; throughput is the same (BENCHMARKS.md).
+  // Not allowed in NODE_OPTIONS, hence set here, before the warm-up and the first connection.
+  setFlagsFromString('--no-allocation-site-pretenuring');
   let config;
   try {
     // Frozen: the injection core keeps what it renders per config object, so the config must not change under it.
@@ -145,6 +164,8 @@ export async function runServe(argv: string[]): Promise<number> {
       probePort: flags.probePort,
       tls,
       onHttpsServer: (s) => reloader.attach(s),
+      maxConnections: flags.maxConnections,
+      quietMs: flags.quietSeconds * 1000,
     });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;

@@ -1,0 +1,189 @@
+// The connection guard (webhook/connections.ts) on a real HTTPS server: quiet connections are closed after
+// quietMs and not before, at the cap the longest-idle quiet connection makes room, keep-alive connections that
+// carry requests are left alone, and a new connection is refused only when every open one is busy.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import https from 'node:https';
+import net from 'node:net';
+import tls from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import type { CloseReason, ConnectionLimits } from '../webhook/connections.ts';
+import { guardConnections } from '../webhook/connections.ts';
+import { SERVER_NAME, testCerts } from './helpers.ts';
+
+interface Guarded {
+  port: number;
+  ca: string;
+  closed: CloseReason[];
+  guard: ReturnType<typeof guardConnections>;
+  /** requests held open until answered */
+  held: (() => void)[];
+  /** every client socket, destroyed by close() */
+  clients: net.Socket[];
+  close(): Promise<void>;
+}
+
+async function guarded(limits: Omit<ConnectionLimits, 'onClose'>): Promise<Guarded> {
+  const certs = await testCerts();
+  const held: (() => void)[] = [];
+  const server = https.createServer({ cert: certs.tlsCert, key: certs.tlsKey }, (req, res) => {
+    const answer = () => res.end('ok');
+    if (req.url === '/hold') held.push(answer);
+    else answer();
+  });
+  const closed: CloseReason[] = [];
+  const guard = guardConnections(server, { ...limits, onClose: (r) => closed.push(r) });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as AddressInfo).port;
+  const clients: net.Socket[] = [];
+  return {
+    port,
+    ca: certs.caCert,
+    closed,
+    guard,
+    held,
+    clients,
+    close: async () => {
+      guard.stop();
+      server.closeAllConnections();
+      for (const s of clients) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+interface Client {
+  socket: tls.TLSSocket;
+  /** resolves with ms from connect to close */
+  closed: Promise<number>;
+  isOpen(): boolean;
+  /** one HTTP/1.1 keep-alive request; resolves when the answer arrives (not for /hold) */
+  request(path?: string): Promise<void>;
+}
+
+function tlsClient(g: Guarded): Promise<Client> {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port: g.port, ca: g.ca, servername: SERVER_NAME }, () => {
+      g.clients.push(socket);
+      let open = true;
+      const closed = new Promise<number>((r) => socket.once('close', () => ((open = false), r(performance.now() - started))));
+      let buf = '';
+      socket.setEncoding('utf8');
+      const waiters: (() => void)[] = [];
+      socket.on('data', (d: string) => {
+        buf += d;
+        while (buf.includes('\r\n\r\nok')) {
+          buf = buf.slice(buf.indexOf('\r\n\r\nok') + 6);
+          waiters.shift()?.();
+        }
+      });
+      resolve({
+        socket,
+        closed,
+        isOpen: () => open,
+        request: (path = '/') =>
+          new Promise<void>((res) => {
+            waiters.push(res);
+            socket.write(`GET ${path} HTTP/1.1\r\nHost: ${SERVER_NAME}\r\n\r\n`);
+          }),
+      });
+    });
+    socket.once('error', reject);
+  });
+}
+
+function tcpClient(g: Guarded): Promise<{ socket: net.Socket; closed: Promise<number> }> {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: '127.0.0.1', port: g.port }, () => {
+      g.clients.push(socket);
+      socket.on('error', () => {});
+      resolve({ socket, closed: new Promise((r) => socket.once('close', () => r(performance.now() - started))) });
+    });
+    socket.once('error', reject);
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test('a connection that sends no request is closed after quietMs, not before; one that does is kept', async (t) => {
+  const g = await guarded({ maxConnections: 100, quietMs: 400, sweepMs: 20 });
+  t.after(() => g.close());
+  const served = await tlsClient(g);
+  await served.request();
+  const quietTls = await tlsClient(g);
+  const quietTcp = await tcpClient(g); // never starts TLS
+  const [tlsMs, tcpMs] = await Promise.all([quietTls.closed, quietTcp.closed]);
+  for (const ms of [tlsMs, tcpMs]) assert.ok(ms >= 380 && ms < 1500, `closed after ${Math.round(ms)} ms, expected 400 ms plus a sweep`);
+  // The served connection is matched to its TCP connection (Node keeps it in TLSSocket._parent): were it not,
+  // its request would not count and the sweep would have closed it as quiet too.
+  await sleep(600);
+  assert.ok(served.isOpen(), 'a keep-alive connection that carried a request stays open past quietMs');
+  await served.request();
+  assert.deepEqual(g.closed, ['quiet', 'quiet']);
+  assert.equal(g.guard.open(), 1);
+  served.socket.destroy();
+});
+
+test('at the cap, a new connection closes the longest-idle quiet one; busy and keep-alive ones stay', async (t) => {
+  const g = await guarded({ maxConnections: 5, quietMs: 60_000 });
+  t.after(() => g.close());
+  const keepAlive = await tlsClient(g);
+  await keepAlive.request();
+  const busy = await tlsClient(g);
+  void busy.request('/hold');
+  await sleep(50);
+  const quiet = [await tlsClient(g), await tlsClient(g), await tlsClient(g)];
+  assert.equal(g.guard.open(), 5);
+  const newcomers: Client[] = [];
+  for (let i = 0; i < 3; i++) {
+    newcomers.push(await tlsClient(g));
+    // the oldest quiet connection went first, then the next
+    assert.equal(await quiet[i]!.closed.then(() => true), true);
+  }
+  assert.deepEqual(g.closed, ['evicted', 'evicted', 'evicted']);
+  assert.ok(keepAlive.isOpen() && busy.isOpen(), 'the keep-alive and the busy connection are not evicted while quiet ones remain');
+  assert.equal(g.guard.open(), 5);
+  // Without quiet connections left (the newcomers send requests), the keep-alive one idle longest is next.
+  for (const c of newcomers) await c.request();
+  await tlsClient(g);
+  await keepAlive.closed;
+  assert.ok(busy.isOpen(), 'a connection with a request in progress is never evicted');
+  g.held.splice(0).forEach((answer) => answer());
+});
+
+test('when every open connection has a request in progress, a new connection is refused', async (t) => {
+  const g = await guarded({ maxConnections: 2, quietMs: 60_000 });
+  t.after(() => g.close());
+  const a = await tlsClient(g);
+  const b = await tlsClient(g);
+  void a.request('/hold');
+  void b.request('/hold');
+  await sleep(50);
+  const refused = await new Promise<boolean>((resolve) => {
+    const s = tls.connect({ host: '127.0.0.1', port: g.port, ca: g.ca, servername: SERVER_NAME });
+    g.clients.push(s);
+    s.once('secureConnect', () => resolve(false));
+    s.once('error', () => resolve(true));
+    s.once('close', () => resolve(true));
+  });
+  assert.equal(refused, true);
+  assert.deepEqual(g.closed, ['refused']);
+  assert.ok(a.isOpen() && b.isOpen());
+  g.held.splice(0).forEach((answer) => answer());
+});
+
+test('endQuiet ends connections that finished TLS and sent nothing, and leaves the others', async (t) => {
+  const g = await guarded({ maxConnections: 10, quietMs: 60_000 });
+  t.after(() => g.close());
+  const served = await tlsClient(g);
+  await served.request();
+  const quiet = await tlsClient(g);
+  await sleep(50); // the server finishes its side of the handshake just after the client
+  g.guard.endQuiet();
+  await quiet.closed;
+  await sleep(50);
+  assert.ok(served.isOpen());
+  served.socket.destroy();
+});

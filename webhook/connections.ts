@@ -1,0 +1,159 @@
+// What idle clients can hold on the admission port. Every open TLS connection costs the server about 60 KB
+// (OpenSSL state, buffers, the socket objects), so 10,000 clients that connect and send nothing would take more
+// memory than the Deployment's limit; and Node drops connections that sent no request only every 30 s, all at
+// once (about 0.1 ms each: a 1.3 s stall for 10,000), which is when every admission waits.
+//
+// The guard keeps connections in the order they last went idle and:
+// - closes a connection that has not sent a complete request header within `quietMs` of connecting, a few
+//   at a time per event-loop turn, so admissions are answered between them;
+// - at `maxConnections`, makes room for a new connection by closing the one idle longest: first one that never
+//   sent a request, else a keep-alive connection between requests. Connections with a request in progress are
+//   never closed. Only when every connection is busy is the new one refused.
+// The API server's keep-alive connections carry requests, so they are neither quiet nor the first evicted.
+import type net from 'node:net';
+import type tls from 'node:tls';
+import type http from 'node:http';
+
+export type CloseReason = 'quiet' | 'evicted' | 'refused';
+
+export interface ConnectionLimits {
+  /** Open connections at most (TLS handshakes in progress included). */
+  maxConnections: number;
+  /** A connection that has sent no complete request header this long after connecting is closed. */
+  quietMs: number;
+  /** How often quiet connections are looked for (default quietMs / 10, at most 500 ms). */
+  sweepMs?: number;
+  /** Connections closed per event-loop turn (default 8: about 0.6 ms of work). */
+  batch?: number;
+  /** Called once for every connection the guard closes or refuses. */
+  onClose?: (reason: CloseReason) => void;
+}
+
+export interface ConnectionGuard {
+  /** Connections open now. */
+  open(): number;
+  /** Ends every connection that finished TLS but has never sent a request (shutdown). One still in its handshake
+   *  is left to finish: its request may be on the way. */
+  endQuiet(): void;
+  /** Stops the sweeper (the server is closing). */
+  stop(): void;
+}
+
+interface Conn {
+  raw: net.Socket;
+  tls?: tls.TLSSocket;
+  /** When the connection opened or last finished a request (ms, performance.now()). */
+  since: number;
+  /** Requests in progress (more than one when pipelined). */
+  busy: number;
+  /** Has sent at least one complete request header. */
+  served: boolean;
+}
+
+/** The TCP socket a server-side TLSSocket wraps. Node keeps it in `_parent`; test/connections.test.ts checks
+ *  that this still holds on the pinned Node version. */
+function rawOf(s: tls.TLSSocket): net.Socket | undefined {
+  return (s as unknown as { _parent?: net.Socket })._parent ?? undefined;
+}
+
+/** Guards the connections of an HTTPS server (call before it listens). */
+export function guardConnections(server: net.Server, limits: ConnectionLimits): ConnectionGuard {
+  const { maxConnections, quietMs } = limits;
+  const sweepMs = limits.sweepMs ?? Math.min(500, Math.max(10, Math.floor(quietMs / 10)));
+  const batch = limits.batch ?? 8;
+  const onClose = limits.onClose ?? (() => {});
+  // Insertion order is idle order: a connection moves to the end each time it finishes a request.
+  const conns = new Map<net.Socket, Conn>();
+  const byTls = new WeakMap<tls.TLSSocket, Conn>();
+  // Node's own cap, a little above ours: it refuses at accept while evicted sockets are still closing.
+  server.maxConnections = maxConnections + 64;
+  server.on('drop', () => onClose('refused'));
+
+  const end = (c: Conn, reason: CloseReason) => {
+    conns.delete(c.raw);
+    (c.tls ?? c.raw).destroy();
+    onClose(reason);
+  };
+
+  /** The connection to close for room: the longest-idle one that never sent a request, else the longest-idle. */
+  const victim = (): Conn | undefined => {
+    let idle: Conn | undefined;
+    for (const c of conns.values()) {
+      if (c.busy > 0) continue;
+      if (!c.served) return c;
+      idle ??= c;
+    }
+    return idle;
+  };
+
+  server.on('connection', (raw: net.Socket) => {
+    if (conns.size >= maxConnections) {
+      const v = victim();
+      if (!v) {
+        raw.destroy();
+        onClose('refused');
+        return;
+      }
+      end(v, 'evicted');
+    }
+    const c: Conn = { raw, since: performance.now(), busy: 0, served: false };
+    conns.set(raw, c);
+    raw.once('close', () => {
+      if (conns.get(raw) === c) conns.delete(raw);
+    });
+  });
+  server.on('secureConnection', (s: tls.TLSSocket) => {
+    const raw = rawOf(s);
+    const c = raw && conns.get(raw);
+    if (!c) return;
+    c.tls = s;
+    byTls.set(s, c);
+    s.once('close', () => {
+      if (conns.get(c.raw) === c) conns.delete(c.raw);
+    });
+  });
+  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const c = byTls.get(req.socket as tls.TLSSocket);
+    if (!c) return;
+    c.busy++;
+    c.served = true;
+    res.once('close', () => {
+      c.busy--;
+      if (c.busy === 0 && conns.has(c.raw)) {
+        c.since = performance.now();
+        conns.delete(c.raw);
+        conns.set(c.raw, c);
+      }
+    });
+  });
+
+  let sweeping = false;
+  const sweep = () => {
+    const cutoff = performance.now() - quietMs;
+    let n = 0;
+    for (const c of conns.values()) {
+      if (c.since > cutoff) break; // the rest went idle later
+      if (c.served || c.busy > 0) continue; // keep-alive connections time out by keepAliveTimeout
+      end(c, 'quiet');
+      if (++n === batch) {
+        // more to close: let the admissions waiting in this turn be answered first
+        sweeping = true;
+        setImmediate(sweep);
+        return;
+      }
+    }
+    sweeping = false;
+  };
+  const timer = setInterval(() => {
+    if (!sweeping) sweep();
+  }, sweepMs);
+  timer.unref();
+
+  return {
+    open: () => conns.size,
+    endQuiet: () => {
+      for (const c of [...conns.values()]) if (c.tls && !c.served && c.busy === 0) c.tls.end();
+    },
+    stop: () => clearInterval(timer),
+  };
+}
