@@ -12,7 +12,8 @@
 //
 // --only: throughput (16 connections, closed loop), rate (paced, --rate req/s), big (1,500-env pod on one
 // connection), memory (--requests N on a fresh server process, default 1,000,000, RSS sampled each second;
-// N >= 1,000,000 fills the memory-long section, fewer the memory section).
+// N >= 1,000,000 fills the memory-long section, fewer the memory section), abuse (a fresh server under paced
+// /mutate while bench/abusers.ts opens 10,000 idle TLS connections, 200 stalled clients and one that never reads).
 // --lean-fixtures sends the bodies as they were before metadata.managedFields and a real last-applied annotation
 // were added to the fixtures (see bench/fixtures.ts), for comparison with older figures.
 // --server module runs startServer() from source instead of the built bin (no build needed; type stripping
@@ -641,6 +642,73 @@ function memoryTable(m: MemoryResult, connections: number): string {
   ].join('\n');
 }
 
+// ---------- abusive clients ----------
+
+export interface AbuseResult {
+  /** paced /mutate while the abusive clients connect */
+  during: LoadResult;
+  /** paced /mutate once every abusive connection has been attempted */
+  after: LoadResult;
+  rssIdle: number;
+  rssMax: number;
+  /** the abusers' counts when ready: connections attempted, TLS handshakes done, still open */
+  ready: { attempted: number; handshakes: number; open: number };
+  /** at the end: how many the server had closed */
+  end: { closedByServer: number; open: number };
+}
+
+/**
+ * A fresh server, /mutate at `rate` (small pod) from a generator process of its own, and bench/abusers.ts in a
+ * third process: `idle` TLS connections that send nothing, `stalled` clients stuck mid-headers or mid-body and
+ * one client that pipelines and never reads. First while they connect, then once all are in.
+ */
+export async function abuseRun(o: { certs: Certs; webhook: WebhookOptions; body: string; rate: number; seconds: number; idle: number; stalled: number; say?: (s: string) => void }): Promise<AbuseResult> {
+  const proc = await startWebhook(o.certs, o.webhook);
+  const rssIdle = proc.rss();
+  let rssMax = rssIdle;
+  const sampler = setInterval(() => (rssMax = Math.max(rssMax, proc.rss())), 250);
+  const abusers = spawn(process.execPath, [join(ROOT, 'bench', 'abusers.ts'), '--port', String(proc.port), '--idle', String(o.idle), '--stalled', String(o.stalled), '--non-reader'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines: Record<string, number>[] = [];
+  let buf = '';
+  abusers.stdout!.on('data', (d: Buffer) => {
+    buf += d.toString();
+    for (let i = buf.indexOf('\n'); i !== -1; i = buf.indexOf('\n')) {
+      lines.push(JSON.parse(buf.slice(0, i)));
+      buf = buf.slice(i + 1);
+    }
+  });
+  const requests = [{ path: '/mutate', body: o.body }];
+  try {
+    const during = await pacedIsolated({ port: proc.port, requests, rate: o.rate, seconds: o.seconds, warmupSeconds: 2, connections: 16 });
+    o.say?.(`  while ${o.idle} idle clients connect: p50 ${ms(during.p50)}  p99 ${ms(during.p99)}  p99.9 ${ms(during.p999)} ms  err ${during.errors} non2xx ${during.non2xx}`);
+    while (!lines.some((l) => l.ready)) {
+      if (abusers.exitCode !== null) throw new Error(`abusive clients exited with ${abusers.exitCode}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const ready = lines.find((l) => l.ready)!;
+    const after = await pacedIsolated({ port: proc.port, requests, rate: o.rate, seconds: o.seconds, warmupSeconds: 2, connections: 16 });
+    o.say?.(`  after they are in:  p50 ${ms(after.p50)}  p99 ${ms(after.p99)}  p99.9 ${ms(after.p999)} ms  err ${after.errors} non2xx ${after.non2xx}; RSS max ${mb(rssMax)} MB`);
+    const n = lines.length;
+    abusers.kill('SIGTERM');
+    for (let i = 0; i < 50 && lines.length === n; i++) await new Promise((r) => setTimeout(r, 100));
+    const end = lines.at(-1)!;
+    return {
+      during,
+      after,
+      rssIdle,
+      rssMax,
+      ready: { attempted: ready.attempted!, handshakes: ready.handshakes!, open: ready.open! },
+      end: { closedByServer: end.closedByServer!, open: end.open! },
+    };
+  } finally {
+    clearInterval(sampler);
+    if (abusers.exitCode === null) abusers.kill('SIGKILL');
+    await proc.stop();
+  }
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -674,7 +742,7 @@ async function main(): Promise<void> {
   const rate = Number(values.rate);
   const requests = Number(values.requests);
   const server = values.server === 'module' ? 'module' : 'bin';
-  const only = new Set((values.only ?? 'throughput,rate,big,memory').split(','));
+  const only = new Set((values.only ?? 'throughput,rate,big,memory,abuse').split(','));
   if (server === 'bin' && !existsSync(join(ROOT, 'dist', 'cli.js'))) throw new Error('dist/ is missing: run `npm run build` first');
 
   const say = (s: string) => process.stderr.write(`${s}\n`);
@@ -712,6 +780,9 @@ async function main(): Promise<void> {
   let rateRows: { fixture: string; floor: LoadResult; mutate: LoadResult }[] = [];
   let big: { one: LoadResult; many: LoadResult; floorOne: LoadResult } | undefined;
   let mem: MemoryResult | undefined;
+  let abuse: AbuseResult | undefined;
+  const abuseIdle = 10_000;
+  const abuseStalled = 200;
   let rssAfterRuns: number | undefined;
   try {
     if (only.has('throughput')) {
@@ -771,6 +842,10 @@ async function main(): Promise<void> {
         await fresh.stop();
       }
       say(`  RSS ${mb(mem.rssStart)} -> max ${mb(mem.rssMaxFirstHalf)} (first half) -> max ${mb(mem.rssMaxLastHalf)} (last half), ${mb(mem.rssEnd)} MB at the end; errors ${mem.errors}, non2xx ${mem.non2xx}`);
+    }
+    if (only.has('abuse')) {
+      say(`abusive clients: ${int(abuseIdle)} idle TLS connections, ${abuseStalled} stalled clients, 1 that never reads; /mutate small at ${rate} req/s, fresh server`);
+      abuse = await abuseRun({ certs, webhook: { server, logLevel: values['log-level']!, logFile, nodeArgs }, body: bodies.small!, rate, seconds: rateSeconds, idle: abuseIdle, stalled: abuseStalled, say });
     }
   } finally {
     await hook.stop();
@@ -835,6 +910,30 @@ async function main(): Promise<void> {
         : '\n\nOn a fresh server process.';
     const body = `Run ${m.date} (commit ${m.commit || 'n/a'}): \`${cmd}\`${after}\n\n${memoryTable(mem, connections)}`;
     sections[fixtureOptions.lean ? 'memory-lean' : mem.requests >= 1_000_000 ? 'memory-long' : 'memory'] = body;
+  }
+  if (abuse) {
+    const a = abuse;
+    const ok = (r: LoadResult) => r.p99 < 5 && r.errors + r.non2xx === 0;
+    sections[fixtureOptions.lean ? 'abuse-lean' : 'abuse'] = [
+      `Run ${m.date} (commit ${m.commit || 'n/a'}): \`${cmd}\`. A fresh server (as above); \`bench/abusers.ts\` in a process of its own opens ${int(abuseIdle)} TLS connections that send nothing (100 handshakes at a time), then ${abuseStalled} clients that send half their headers or half their body and stall, then one that pipelines 2,000 requests and never reads; it reopens nothing the server closes. Meanwhile a generator process sends /mutate (small pod) at ${rate} req/s: ${rateSeconds} s while they connect (after 2 s at the rate), then ${rateSeconds} s once all are in.`,
+      '',
+      '| goal | measured | met |',
+      '| --- | --- | --- |',
+      `| p99 < 5 ms at ${rate} req/s with ${int(abuseIdle)} idle connections, ${abuseStalled} stalled clients and one that never reads | while they connect: p99 ${ms(a.during.p99)} ms; once they are in: p99 ${ms(a.after.p99)} ms | ${ok(a.during) ? 'yes' : 'no'} / ${ok(a.after) ? 'yes' : 'no'} |`,
+      `| memory under the Deployment's 512 Mi limit | RSS ${mb(a.rssIdle)} MB before, at most ${mb(a.rssMax)} MB during | ${a.rssMax < 512 * 1024 * 1024 ? 'yes' : 'no'} |`,
+      '',
+      `Connections: ${int(a.ready.attempted)} attempted, ${int(a.ready.handshakes)} finished TLS, ${int(a.ready.open)} still open when the last was in (\`--max-connections\` 2,000: the server closed the longest-idle to make room, and closes those that send no request header within \`--quiet-seconds\` 5); ${int(a.end.closedByServer)} closed by the server by the end, ${int(a.end.open)} open.`,
+      '',
+      '| scenario | req/s | p50 ms | p99 ms | p99.9 ms | max ms | requests | errors/non-2xx |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      ...[
+        ['while the abusive clients connect', a.during],
+        ['once they are all in', a.after],
+      ].map(([name, r]) => {
+        const x = r as LoadResult;
+        return `| ${name as string} | ${int(x.rps)} | ${ms(x.p50)} | ${ms(x.p99)} | ${ms(x.p999)} | ${ms(x.max)} | ${int(x.requests)} | ${x.errors}/${x.non2xx} |`;
+      }),
+    ].join('\n');
   }
   const out = values.out!;
   let text = existsSync(out) ? readFileSync(out, 'utf8') : '# Benchmarks\n';
