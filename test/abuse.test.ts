@@ -148,6 +148,30 @@ test('clients that send part of the headers (or of the body) and stall do not bl
   await stillAnswering(4);
 });
 
+test('clients that trickle large bodies cannot hold more than the body budget', async () => {
+  // 40 clients each declare a 3,000,000-byte body, send 2.5 MB of it and stall: 100 MB in all, over the 64 MiB
+  // the server holds for bodies at once. It closes the connections sending theirs the longest.
+  const slow: tls.TLSSocket[] = [];
+  const chunk = Buffer.alloc(2_500_000, 'a');
+  let closedByServer = 0;
+  for (let i = 0; i < 40; i++) {
+    const s = await tlsConnect();
+    s.on('error', () => {});
+    s.once('close', () => closedByServer++);
+    s.write(`POST /mutate HTTP/1.1\r\nHost: kagenti-webhook\r\nContent-Type: application/json\r\nContent-Length: 3000000\r\n\r\n`);
+    await new Promise<void>((r) => s.write(chunk, () => r()));
+    slow.push(s);
+    abusers.push(s);
+  }
+  await new Promise((r) => setTimeout(r, 1000));
+  const rss = server.rss();
+  assert.ok(closedByServer >= 10, `only ${closedByServer} of 40 trickling clients were closed`);
+  assert.ok(rss < 400 * 1024 * 1024, `server RSS ${Math.round(rss / 1048576)} MB while clients trickle bodies`);
+  await stillAnswering(10);
+  for (const s of slow) s.destroy();
+  await stillAnswering(2);
+});
+
 test('a client that pipelines requests and never reads the answers does not block others', async () => {
   const s = await tlsConnect();
   s.on('error', () => {});

@@ -16,6 +16,12 @@ import { mutate } from './mutate.ts';
 import type { ValidationService } from './validation.ts';
 
 export const MAX_BODY_BYTES = 3 * 1024 * 1024;
+/**
+ * Request bodies held at once, all requests together. Clients that send headers and then trickle a large body
+ * each hold up to MAX_BODY_BYTES until requestTimeout; 200 of them would hold 600 MB. Over this budget the
+ * request that has been sending its body the longest is cut (the API server sends a body in milliseconds).
+ */
+export const MAX_HELD_BODY_BYTES = 64 * 1024 * 1024;
 
 export interface ServerOptions {
   config: Config;
@@ -169,6 +175,36 @@ export function answerAdmission(
 export function createAdmissionListener(deps: AdmissionDeps): http.RequestListener {
   const app = createAdmissionApp(deps);
   const { log } = deps;
+  // Bodies being read, the one reading longest first, with the bytes each holds (see MAX_HELD_BODY_BYTES).
+  const reading = new Map<http.IncomingMessage, number>();
+  let held = 0;
+  let cut = 0;
+  let lastWarned = 0;
+  const release = (req: http.IncomingMessage) => {
+    const n = reading.get(req);
+    if (n === undefined) return;
+    held -= n;
+    reading.delete(req);
+  };
+  const hold = (req: http.IncomingMessage, size: number, added: number) => {
+    reading.set(req, size); // a request already in the map keeps its place
+    held += added;
+    if (held <= MAX_HELD_BODY_BYTES) return;
+    for (const other of reading.keys()) {
+      if (held <= MAX_HELD_BODY_BYTES) break;
+      if (other === req) continue;
+      release(other);
+      other.socket.destroy();
+      cut++;
+      connectionsClosed.inc({ reason: 'body-budget' });
+    }
+    const now = Date.now();
+    if (now - lastWarned >= 10_000) {
+      lastWarned = now;
+      log.warn({ cut, heldBytes: held, budgetBytes: MAX_HELD_BODY_BYTES }, 'request bodies over the budget: closed the connections that had been sending theirs the longest');
+      cut = 0;
+    }
+  };
   return (req, res) => {
     const url = req.url ?? '';
     const q = url.indexOf('?'); // the API server appends ?timeout=Ns
@@ -179,7 +215,10 @@ export function createAdmissionListener(deps: AdmissionDeps): http.RequestListen
     }
     const webhook: Webhook = path === '/mutate' ? 'mutate' : 'validate';
     deps.track?.begin();
-    res.once('close', () => deps.track?.end());
+    res.once('close', () => {
+      deps.track?.end();
+      release(req);
+    });
     // Over 3 MiB (declared or streamed): stop keeping the bytes, read the rest away, then answer 413. Answering
     // before the client has finished sending would reset its connection and lose the answer; the read is
     // bounded by the server's requestTimeout.
@@ -192,11 +231,14 @@ export function createAdmissionListener(deps: AdmissionDeps): http.RequestListen
       if (size > MAX_BODY_BYTES) {
         tooLarge = true;
         chunks.length = 0;
+        release(req);
         return;
       }
       chunks.push(chunk);
+      hold(req, size, chunk.length);
     });
     req.on('end', () => {
+      release(req);
       if (tooLarge) {
         admissionRequests.inc({ webhook, operation: 'unknown', result: 'too-large' });
         log.warn({ status: 413, path, remote: req.socket.remoteAddress }, 'request body too large');
