@@ -28,7 +28,7 @@ Flags:
   --max-connections N   open connections on --port at most (default 2000); at the cap a new connection
                         closes the one idle longest, and a connection that sends no request header within
                         --quiet-seconds of connecting is closed
-  --quiet-seconds N     see --max-connections (default 5)
+  --quiet-seconds N     see --max-connections (default 5; at most 9, under the 10 s request-header timeout)
   --log-level LEVEL     trace, debug, info, warn, error (default info)
   --warmup N            before listening, run N synthetic admissions in-process so the JIT compiles
                         the hot path before the first real request (default 20000, at most 3 s; 0 skips)
