@@ -85,6 +85,8 @@ interface AdmissionDeps {
   /** True once shutdown began: responses then carry `Connection: close`, so keep-alive clients
    *  (the API server) move to other replicas before the listener closes instead of being cut off. */
   draining?: () => boolean;
+  /** Called for each connection closed because request bodies held passed MAX_HELD_BODY_BYTES. */
+  onBodyCut?: () => void;
 }
 
 /**
@@ -178,8 +180,6 @@ export function createAdmissionListener(deps: AdmissionDeps): http.RequestListen
   // Bodies being read, the one reading longest first, with the bytes each holds (see MAX_HELD_BODY_BYTES).
   const reading = new Map<http.IncomingMessage, number>();
   let held = 0;
-  let cut = 0;
-  let lastWarned = 0;
   const release = (req: http.IncomingMessage) => {
     const n = reading.get(req);
     if (n === undefined) return;
@@ -195,14 +195,8 @@ export function createAdmissionListener(deps: AdmissionDeps): http.RequestListen
       if (other === req) continue;
       release(other);
       other.socket.destroy();
-      cut++;
       connectionsClosed.inc({ reason: 'body-budget' });
-    }
-    const now = Date.now();
-    if (now - lastWarned >= 10_000) {
-      lastWarned = now;
-      log.warn({ cut, heldBytes: held, budgetBytes: MAX_HELD_BODY_BYTES }, 'request bodies over the budget: closed the connections that had been sending theirs the longest');
-      cut = 0;
+      deps.onBodyCut?.();
     }
   };
   return (req, res) => {
@@ -327,6 +321,8 @@ function harden(server: http.Server): void {
 }
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
+  // connections closed since the last warning line (see `report` below)
+  const closed: Record<CloseReason | 'body-budget', number> = { quiet: 0, evicted: 0, refused: 0, 'body-budget': 0 };
   let notReady = false;
   let active = 0;
   const ready = () => {
@@ -341,6 +337,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     ready,
     track: { begin: () => active++, end: () => active-- },
     draining: () => notReady,
+    onBodyCut: () => closed['body-budget']++,
   });
   // handshakeTimeout: a connection that has not finished TLS in 10 s is dropped (Node's default is 120 s), so
   // sockets that never speak TLS cannot pile up.
@@ -348,7 +345,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   // second instead of every 30 s (Node's default), so each sweep has fewer to end at once.
   const tlsServer = https.createServer({ minVersion: 'TLSv1.2', handshakeTimeout: 10_000, connectionsCheckingInterval: 1_000, ...opts.tls }, app);
   harden(tlsServer);
-  const closed: Record<CloseReason, number> = { quiet: 0, evicted: 0, refused: 0 };
+
   const maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
   const quietMs = opts.quietMs ?? DEFAULT_QUIET_MS;
   const guard = guardConnections(tlsServer, {
@@ -360,14 +357,14 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     },
   });
   openConnectionsFrom(guard.open);
-  // One line per 10 s at most about connections the guard closed, not one per connection.
+  // One line per 10 s at most about connections the server closed, not one per connection.
   const report = setInterval(() => {
-    if (!closed.quiet && !closed.evicted && !closed.refused) return;
+    if (!closed.quiet && !closed.evicted && !closed.refused && !closed['body-budget']) return;
     opts.log.warn(
-      { ...closed, open: guard.open(), maxConnections, quietSeconds: quietMs / 1000 },
-      'closed connections that sent no request in time (quiet) or to stay under --max-connections (evicted idle ones, refused when all were busy)',
+      { ...closed, open: guard.open(), maxConnections, quietSeconds: quietMs / 1000, bodyBudgetBytes: MAX_HELD_BODY_BYTES },
+      'closed connections: quiet (no request header in time), evicted and refused (to stay under --max-connections), body-budget (sending a body the longest while bodies held passed the budget)',
     );
-    closed.quiet = closed.evicted = closed.refused = 0;
+    closed.quiet = closed.evicted = closed.refused = closed['body-budget'] = 0;
   }, 10_000);
   report.unref();
   tlsServer.on('tlsClientError', (err) => opts.log.debug({ err: { message: err.message } }, 'TLS handshake failed'));
