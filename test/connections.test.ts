@@ -174,6 +174,23 @@ test('when every open connection has a request in progress, a new connection is 
   g.held.splice(0).forEach((answer) => answer());
 });
 
+test('at the cap with every connection busy, one whose request has run longer than quietMs makes room', async (t) => {
+  // a client that sends headers and trickles its body (or never reads its answer) is busy, not idle
+  const g = await guarded({ maxConnections: 2, quietMs: 300 });
+  t.after(() => g.close());
+  const stuck = await tlsClient(g);
+  void stuck.request('/hold');
+  await sleep(400);
+  const fresh = await tlsClient(g);
+  void fresh.request('/hold');
+  await sleep(50);
+  const newcomer = await tlsClient(g);
+  await stuck.closed;
+  assert.deepEqual(g.closed, ['evicted']);
+  assert.ok(fresh.isOpen() && newcomer.isOpen(), 'a request younger than quietMs is not cut');
+  g.held.splice(0).forEach((answer) => answer());
+});
+
 test('endQuiet ends connections that finished TLS and sent nothing, and leaves the others', async (t) => {
   const g = await guarded({ maxConnections: 10, quietMs: 60_000 });
   t.after(() => g.close());

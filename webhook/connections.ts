@@ -7,8 +7,10 @@
 // - closes a connection that has not sent a complete request header within `quietMs` of connecting, a few
 //   at a time per event-loop turn, so admissions are answered between them;
 // - at `maxConnections`, makes room for a new connection by closing the one idle longest: first one that never
-//   sent a request, else a keep-alive connection between requests. Connections with a request in progress are
-//   never closed. Only when every connection is busy is the new one refused.
+//   sent a request, else a keep-alive connection between requests. A connection with a request in progress is
+//   closed only if that request has taken longer than `quietMs` (a client trickling a body, or not reading its
+//   answer: the API server's requests take milliseconds), the oldest such first. Only when every connection
+//   has a request younger than that is the new one refused.
 // The API server's keep-alive connections carry requests, so they are neither quiet nor the first evicted.
 import type net from 'node:net';
 import type tls from 'node:tls';
@@ -46,6 +48,8 @@ interface Conn {
   since: number;
   /** Requests in progress (more than one when pipelined). */
   busy: number;
+  /** When the oldest request in progress began (ms, performance.now()). */
+  busySince: number;
   /** Has sent at least one complete request header. */
   served: boolean;
 }
@@ -75,15 +79,21 @@ export function guardConnections(server: net.Server, limits: ConnectionLimits): 
     onClose(reason);
   };
 
-  /** The connection to close for room: the longest-idle one that never sent a request, else the longest-idle. */
+  /** The connection to close for room: the longest-idle one that never sent a request, else the longest-idle,
+   *  else the one whose request has been in progress longest, if longer than quietMs. */
   const victim = (): Conn | undefined => {
     let idle: Conn | undefined;
+    let stuck: Conn | undefined;
     for (const c of conns.values()) {
-      if (c.busy > 0) continue;
+      if (c.busy > 0) {
+        if (!stuck || c.busySince < stuck.busySince) stuck = c;
+        continue;
+      }
       if (!c.served) return c;
       idle ??= c;
     }
-    return idle;
+    if (idle) return idle;
+    return stuck && performance.now() - stuck.busySince > quietMs ? stuck : undefined;
   };
 
   server.on('connection', (raw: net.Socket) => {
@@ -96,7 +106,7 @@ export function guardConnections(server: net.Server, limits: ConnectionLimits): 
       }
       end(v, 'evicted');
     }
-    const c: Conn = { raw, since: performance.now(), busy: 0, served: false };
+    const c: Conn = { raw, since: performance.now(), busy: 0, busySince: 0, served: false };
     conns.set(raw, c);
     raw.once('close', () => {
       if (conns.get(raw) === c) conns.delete(raw);
@@ -115,7 +125,7 @@ export function guardConnections(server: net.Server, limits: ConnectionLimits): 
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
     const c = byTls.get(req.socket as tls.TLSSocket);
     if (!c) return;
-    c.busy++;
+    if (c.busy++ === 0) c.busySince = performance.now();
     c.served = true;
     res.once('close', () => {
       c.busy--;
