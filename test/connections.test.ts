@@ -153,6 +153,21 @@ test('at the cap, a new connection closes the longest-idle quiet one; busy and k
   g.held.splice(0).forEach((answer) => answer());
 });
 
+test('among keep-alive connections, the one idle longest makes room, not the one that connected first', async (t) => {
+  const g = await guarded({ maxConnections: 2, quietMs: 60_000 });
+  t.after(() => g.close());
+  const older = await tlsClient(g);
+  const newer = await tlsClient(g);
+  await older.request();
+  await newer.request();
+  await sleep(20);
+  await older.request(); // the connection that opened first is now the one idle the shortest
+  await tlsClient(g);
+  await newer.closed;
+  assert.ok(older.isOpen(), 'the connection that carried the latest request stays');
+  assert.deepEqual(g.closed, ['evicted']);
+});
+
 test('when every open connection has a request in progress, a new connection is refused', async (t) => {
   const g = await guarded({ maxConnections: 2, quietMs: 60_000 });
   t.after(() => g.close());

@@ -3,7 +3,9 @@
 // memory than the Deployment's limit; and Node drops connections that sent no request only every 30 s, all at
 // once (about 0.1 ms each: a 1.3 s stall for 10,000), which is when every admission waits.
 //
-// The guard keeps connections in the order they last went idle and:
+// The guard keeps connections in the order they connected (a request changes no collection, only fields of
+// the connection's record: a long-lived Map reordered on every request reallocates its table, and the old
+// tables fill the old generation) and:
 // - closes a connection that has not sent a complete request header within `quietMs` of connecting, a few
 //   at a time per event-loop turn, so admissions are answered between them;
 // - at `maxConnections`, makes room for a new connection by closing the one idle longest: first one that never
@@ -44,6 +46,8 @@ export interface ConnectionGuard {
 interface Conn {
   raw: net.Socket;
   tls?: tls.TLSSocket;
+  /** When the connection opened (ms, performance.now()). */
+  opened: number;
   /** When the connection opened or last finished a request (ms, performance.now()). */
   since: number;
   /** Requests in progress (more than one when pipelined). */
@@ -66,7 +70,7 @@ export function guardConnections(server: net.Server, limits: ConnectionLimits): 
   const sweepMs = limits.sweepMs ?? Math.min(500, Math.max(10, Math.floor(quietMs / 10)));
   const batch = limits.batch ?? 8;
   const onClose = limits.onClose ?? (() => {});
-  // Insertion order is idle order: a connection moves to the end each time it finishes a request.
+  // In the order connections opened.
   const conns = new Map<net.Socket, Conn>();
   const byTls = new WeakMap<tls.TLSSocket, Conn>();
   // Node's own cap, a little above ours: it refuses at accept while evicted sockets are still closing.
@@ -79,8 +83,9 @@ export function guardConnections(server: net.Server, limits: ConnectionLimits): 
     onClose(reason);
   };
 
-  /** The connection to close for room: the longest-idle one that never sent a request, else the longest-idle,
-   *  else the one whose request has been in progress longest, if longer than quietMs. */
+  /** The connection to close for room: the longest-idle one that never sent a request (the first such, as they
+   *  are in the order they opened), else the longest-idle, else the one whose request has been in progress
+   *  longest, if longer than quietMs. */
   const victim = (): Conn | undefined => {
     let idle: Conn | undefined;
     let stuck: Conn | undefined;
@@ -90,7 +95,7 @@ export function guardConnections(server: net.Server, limits: ConnectionLimits): 
         continue;
       }
       if (!c.served) return c;
-      idle ??= c;
+      if (!idle || c.since < idle.since) idle = c;
     }
     if (idle) return idle;
     return stuck && performance.now() - stuck.busySince > quietMs ? stuck : undefined;
@@ -106,7 +111,8 @@ export function guardConnections(server: net.Server, limits: ConnectionLimits): 
       }
       end(v, 'evicted');
     }
-    const c: Conn = { raw, since: performance.now(), busy: 0, busySince: 0, served: false };
+    const now = performance.now();
+    const c: Conn = { raw, opened: now, since: now, busy: 0, busySince: 0, served: false };
     conns.set(raw, c);
     raw.once('close', () => {
       if (conns.get(raw) === c) conns.delete(raw);
@@ -128,12 +134,7 @@ export function guardConnections(server: net.Server, limits: ConnectionLimits): 
     if (c.busy++ === 0) c.busySince = performance.now();
     c.served = true;
     res.once('close', () => {
-      c.busy--;
-      if (c.busy === 0 && conns.has(c.raw)) {
-        c.since = performance.now();
-        conns.delete(c.raw);
-        conns.set(c.raw, c);
-      }
+      if (--c.busy === 0) c.since = performance.now();
     });
   });
 
@@ -142,7 +143,7 @@ export function guardConnections(server: net.Server, limits: ConnectionLimits): 
     const cutoff = performance.now() - quietMs;
     let n = 0;
     for (const c of conns.values()) {
-      if (c.since > cutoff) break; // the rest went idle later
+      if (c.opened > cutoff) break; // the rest opened later
       if (c.served || c.busy > 0) continue; // keep-alive connections time out by keepAliveTimeout
       end(c, 'quiet');
       if (++n === batch) {
