@@ -146,6 +146,27 @@ describe('admission server', () => {
     assert.equal(wrongObject.status, 400);
   });
 
+  test('annotations over the 256 KiB Kubernetes allows are denied with the fix; just under the limit is injected', async () => {
+    const base = agentPod();
+    const withAnnotations = (annotations: Record<string, string>) => ({ ...base, metadata: { ...base.metadata, annotations } });
+    const tooLarge = [
+      withAnnotations({ 'kubectl.kubernetes.io/last-applied-configuration': 'x'.repeat(300_000) }),
+      // many small ones: the API server counts keys and values together
+      withAnnotations(Object.fromEntries(Array.from({ length: 40_000 }, (_, i) => [`a${i}`, 'v']))),
+    ];
+    for (const pod of tooLarge) {
+      const res = await s.review('/mutate', podCreateRequest(pod, 'team-a'));
+      assert.equal(res.allowed, false);
+      assert.match(res.status.message, /^\[malformed-object\] Pod team-a\/\S+: metadata\.annotations hold more than 262144 bytes, the most Kubernetes allows/);
+      assert.match(res.status.message, /Fix: move large values out of the annotations/);
+      assert.ok(!res.patch, 'no patch with a denial');
+    }
+    const underLimit = withAnnotations({ 'kubectl.kubernetes.io/last-applied-configuration': 'x'.repeat(250_000) });
+    const ok = await s.review('/mutate', podCreateRequest(underLimit, 'team-a'));
+    assert.equal(ok.allowed, true);
+    assert.ok(ok.patch, 'a pod whose annotations are within the limit is injected');
+  });
+
   test('unknown routes answer JSON 404; probes answer on HTTPS', async () => {
     const res = await s.post('/nope', '{}');
     assert.equal(res.status, 404);
