@@ -102,11 +102,10 @@ function checkList(arr: unknown, path: string, containers: boolean): string | nu
   return null;
 }
 
-function checkStrings(m: unknown, key: 'labels' | 'annotations'): string | null {
-  if (m === undefined || m === null) return null;
-  if (!isObject(m)) return `metadata.${key} must be a mapping of strings`;
-  for (const k in m) if (Object.hasOwn(m, k) && typeof m[k] !== 'string') return `metadata.${key}[${JSON.stringify(k)}] must be a string`;
-  return null;
+/** What is wrong with a pod's shape, and the fix when it is more specific than "match the Pod schema". */
+interface ShapeError {
+  problem: string;
+  fix?: string;
 }
 
 /**
@@ -116,29 +115,26 @@ function checkStrings(m: unknown, key: 'labels' | 'annotations'): string | null 
  */
 export const MAX_ANNOTATION_BYTES = 256 * 1024;
 
-/** checkStrings for annotations, in the same pass their size: counted in UTF-16 units, never more than the UTF-8
- *  bytes Kubernetes counts, so over the limit here is over it there too. */
-function checkAnnotations(m: unknown): ShapeError | null {
+/**
+ * Labels or annotations: a mapping of strings, and for annotations at most MAX_ANNOTATION_BYTES, checked in the
+ * same pass. Sizes are counted in UTF-16 units, never more than the UTF-8 bytes Kubernetes counts, so over the
+ * limit here is over it there too.
+ */
+function checkStrings(m: unknown, key: 'labels' | 'annotations'): ShapeError | null {
   if (m === undefined || m === null) return null;
-  if (!isObject(m)) return { problem: 'metadata.annotations must be a mapping of strings' };
+  if (!isObject(m)) return shape(`metadata.${key} must be a mapping of strings`);
   let size = 0;
   for (const k in m) {
     if (!Object.hasOwn(m, k)) continue;
     const v = m[k];
-    if (typeof v !== 'string') return { problem: `metadata.annotations[${JSON.stringify(k)}] must be a string` };
+    if (typeof v !== 'string') return shape(`metadata.${key}[${JSON.stringify(k)}] must be a string`);
     size += k.length + v.length;
   }
-  if (size <= MAX_ANNOTATION_BYTES) return null;
+  if (key !== 'annotations' || size <= MAX_ANNOTATION_BYTES) return null;
   return {
     problem: `metadata.annotations hold more than ${MAX_ANNOTATION_BYTES} bytes, the most Kubernetes allows (the API server would reject the pod after the webhooks)`,
     fix: 'move large values out of the annotations (into a ConfigMap, for example); with kubectl apply, --server-side does not copy the manifest into the last-applied-configuration annotation.',
   };
-}
-
-/** What is wrong with a pod's shape, and the fix when it is more specific than "match the Pod schema". */
-interface ShapeError {
-  problem: string;
-  fix?: string;
 }
 
 function shape(problem: string | null): ShapeError | null {
@@ -148,7 +144,7 @@ function shape(problem: string | null): ShapeError | null {
 function checkShape(t: KubeObject, specPath: string): ShapeError | null {
   if (t.metadata !== undefined && !isObject(t.metadata)) return shape('metadata must be a mapping');
   const md = isObject(t.metadata) ? t.metadata : {};
-  const meta = shape(checkStrings(md.labels, 'labels')) ?? checkAnnotations(md.annotations);
+  const meta = checkStrings(md.labels, 'labels') ?? checkStrings(md.annotations, 'annotations');
   if (meta) return meta;
   const spec = t.spec;
   if (!isObject(spec)) return shape(`${specPath} must be a mapping`);
