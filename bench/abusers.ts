@@ -2,7 +2,9 @@
 // TLS connections that finish the handshake and send nothing, clients that send part of the headers or of the
 // body and stall, and one client that pipelines requests and never reads the answers. Connections the server
 // closes are not reopened: the figures show what the server does with what it was sent.
-//   node bench/abusers.ts --port N [--idle 10000] [--stalled 200] [--non-reader]
+// The idle connections come 100 at a time as fast as the handshakes go (a connection flood), or with
+// --arrival-rate N, N per second spread evenly (clients that keep arriving, each costing the server a handshake).
+//   node bench/abusers.ts --port N [--idle 10000] [--arrival-rate N] [--stalled 200] [--non-reader]
 // Prints {"ready":true,...} once every connection has been attempted, and a last line of counts on SIGTERM.
 import net from 'node:net';
 import tls from 'node:tls';
@@ -13,6 +15,7 @@ const { values } = parseArgs({
   options: {
     port: { type: 'string' },
     idle: { type: 'string', default: '10000' },
+    'arrival-rate': { type: 'string', default: '0' },
     stalled: { type: 'string', default: '200' },
     'non-reader': { type: 'boolean', default: false },
   },
@@ -43,8 +46,22 @@ function open(then?: (s: tls.TLSSocket) => void): Promise<void> {
 
 const idle = Number(values.idle);
 const stalled = Number(values.stalled);
-// 100 at a time, as fast as the handshakes go
-for (let i = 0; i < idle; i += 100) await Promise.all(Array.from({ length: Math.min(100, idle - i) }, () => open()));
+const arrivalRate = Number(values['arrival-rate']);
+if (arrivalRate > 0) {
+  // N per second: every 5 ms, open the connections that have come due since the start
+  const start = performance.now();
+  let opened = 0;
+  const pending: Promise<void>[] = [];
+  while (opened < idle) {
+    const due = Math.min(idle, Math.floor(((performance.now() - start) / 1000) * arrivalRate));
+    for (; opened < due; opened++) pending.push(open());
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  await Promise.all(pending);
+} else {
+  // 100 at a time, as fast as the handshakes go
+  for (let i = 0; i < idle; i += 100) await Promise.all(Array.from({ length: Math.min(100, idle - i) }, () => open()));
+}
 for (let i = 0; i < stalled; i++) {
   await open((s) =>
     s.write(
