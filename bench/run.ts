@@ -696,40 +696,35 @@ export async function abuseRun(o: {
   let rssMax = rssIdle;
   const sampler = setInterval(() => (rssMax = Math.max(rssMax, proc.rss())), 250);
   const requests = [{ path: '/mutate', body: o.body }];
-  let before: LoadResult;
+  let abusers: ChildProcess | undefined;
   try {
     if (o.settleSeconds) await pacedIsolated({ port: proc.port, requests, rate: o.rate, seconds: o.settleSeconds, warmupSeconds: 0, connections: 16 });
-    before = await pacedIsolated({ port: proc.port, requests, rate: o.rate, seconds: o.seconds, warmupSeconds: 2, connections: 16 });
+    const before = await pacedIsolated({ port: proc.port, requests, rate: o.rate, seconds: o.seconds, warmupSeconds: 2, connections: 16 });
     o.say?.(`  before any abusive client: p50 ${ms(before.p50)}  p99 ${ms(before.p99)}  p99.9 ${ms(before.p999)} ms  err ${before.errors} non2xx ${before.non2xx}`);
-  } catch (err) {
-    clearInterval(sampler);
-    await proc.stop();
-    throw err;
-  }
-  const abusers = spawn(process.execPath, [join(ROOT, 'bench', 'abusers.ts'), '--port', String(proc.port), '--idle', String(o.idle), '--arrival-rate', String(o.arrivalRate ?? 0), '--stalled', String(o.stalled), '--non-reader'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const lines: Record<string, number>[] = [];
-  let buf = '';
-  abusers.stdout!.on('data', (d: Buffer) => {
-    buf += d.toString();
-    for (let i = buf.indexOf('\n'); i !== -1; i = buf.indexOf('\n')) {
-      lines.push(JSON.parse(buf.slice(0, i)));
-      buf = buf.slice(i + 1);
-    }
-  });
-  try {
+    const child = spawn(process.execPath, [join(ROOT, 'bench', 'abusers.ts'), '--port', String(proc.port), '--idle', String(o.idle), '--arrival-rate', String(o.arrivalRate ?? 0), '--stalled', String(o.stalled), '--non-reader'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    abusers = child;
+    const lines: Record<string, number>[] = [];
+    let buf = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      for (let i = buf.indexOf('\n'); i !== -1; i = buf.indexOf('\n')) {
+        lines.push(JSON.parse(buf.slice(0, i)));
+        buf = buf.slice(i + 1);
+      }
+    });
     const during = await pacedIsolated({ port: proc.port, requests, rate: o.rate, seconds: o.seconds, warmupSeconds: 2, connections: 16 });
     o.say?.(`  while ${o.idle} idle clients connect: p50 ${ms(during.p50)}  p99 ${ms(during.p99)}  p99.9 ${ms(during.p999)} ms  err ${during.errors} non2xx ${during.non2xx}`);
     while (!lines.some((l) => l.ready)) {
-      if (abusers.exitCode !== null) throw new Error(`abusive clients exited with ${abusers.exitCode}`);
+      if (child.exitCode !== null) throw new Error(`abusive clients exited with ${child.exitCode}`);
       await new Promise((r) => setTimeout(r, 100));
     }
     const ready = lines.find((l) => l.ready)!;
     const after = await pacedIsolated({ port: proc.port, requests, rate: o.rate, seconds: o.seconds, warmupSeconds: 2, connections: 16 });
     o.say?.(`  after they are in:  p50 ${ms(after.p50)}  p99 ${ms(after.p99)}  p99.9 ${ms(after.p999)} ms  err ${after.errors} non2xx ${after.non2xx}; RSS max ${mb(rssMax)} MB`);
     const n = lines.length;
-    abusers.kill('SIGTERM');
+    child.kill('SIGTERM');
     for (let i = 0; i < 50 && lines.length === n; i++) await new Promise((r) => setTimeout(r, 100));
     const end = lines.at(-1)!;
     return {
@@ -743,7 +738,7 @@ export async function abuseRun(o: {
     };
   } finally {
     clearInterval(sampler);
-    if (abusers.exitCode === null) abusers.kill('SIGKILL');
+    if (abusers && abusers.exitCode === null) abusers.kill('SIGKILL');
     await proc.stop();
   }
 }
