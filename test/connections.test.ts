@@ -1,6 +1,7 @@
 // The connection guard (webhook/connections.ts) on a real HTTPS server: quiet connections are closed after
 // quietMs and not before, at the cap the longest-idle quiet connection makes room, keep-alive connections that
-// carry requests are left alone, and a new connection is refused only when every open one is busy.
+// carry requests are left alone, a new connection is refused only when every open one is busy, and with requestMs
+// a request still in progress that long is ended (408 when its answer has not started).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import https from 'node:https';
@@ -29,7 +30,11 @@ async function guarded(limits: Omit<ConnectionLimits, 'onClose'>): Promise<Guard
   const server = https.createServer({ cert: certs.tlsCert, key: certs.tlsKey }, (req, res) => {
     const answer = () => res.end('ok');
     if (req.url === '/hold') held.push(answer);
-    else answer();
+    else if (req.url === '/partial') {
+      // the answer starts and is finished only when released
+      res.write('part');
+      held.push(answer);
+    } else answer();
   });
   const closed: CloseReason[] = [];
   const guard = guardConnections(server, { ...limits, onClose: (r) => closed.push(r) });
@@ -218,4 +223,50 @@ test('endQuiet ends connections that finished TLS and sent nothing, and leaves t
   await sleep(50);
   assert.ok(served.isOpen());
   served.socket.destroy();
+});
+
+test('with requestMs, a request still in progress that long is answered 408 and closed; a younger one is kept', async (t) => {
+  const g = await guarded({ maxConnections: 10, quietMs: 60_000, requestMs: 300, sweepMs: 20 });
+  t.after(() => g.close());
+  // headers, then part of a body that never ends: the request stays in progress
+  const trickler = await tlsClient(g);
+  let heard = '';
+  trickler.socket.on('data', (d: string) => (heard += d));
+  const sent = performance.now();
+  trickler.socket.write(`POST /hold HTTP/1.1\r\nHost: ${SERVER_NAME}\r\nContent-Length: 100\r\n\r\n{"a":`);
+  await sleep(150);
+  const younger = await tlsClient(g);
+  void younger.request('/hold');
+  await trickler.closed;
+  assert.ok(performance.now() - sent >= 300, 'closed before requestMs');
+  assert.match(heard, /^HTTP\/1\.1 408 Request Timeout\r\n/);
+  assert.deepEqual(g.closed, ['request-timeout']);
+  assert.ok(younger.isOpen(), 'a request younger than requestMs is not cut');
+  await younger.closed;
+  assert.deepEqual(g.closed, ['request-timeout', 'request-timeout']);
+});
+
+test('with requestMs, a request whose answer has started and never ends is closed without a second status line', async (t) => {
+  // a client that never reads looks like this to the server: its answer cannot finish
+  const g = await guarded({ maxConnections: 10, quietMs: 60_000, requestMs: 200, sweepMs: 20 });
+  t.after(() => g.close());
+  const c = await tlsClient(g);
+  let heard = '';
+  c.socket.on('data', (d: string) => (heard += d));
+  void c.request('/partial');
+  await c.closed;
+  assert.match(heard, /^HTTP\/1\.1 200 OK\r\n/);
+  assert.doesNotMatch(heard, /408/);
+  assert.deepEqual(g.closed, ['request-timeout']);
+});
+
+test('without requestMs, the guard leaves requests in progress to Node', async (t) => {
+  const g = await guarded({ maxConnections: 10, quietMs: 60_000, sweepMs: 20 });
+  t.after(() => g.close());
+  const c = await tlsClient(g);
+  void c.request('/hold');
+  await sleep(300);
+  assert.ok(c.isOpen());
+  assert.deepEqual(g.closed, []);
+  g.held.splice(0).forEach((answer) => answer());
 });

@@ -12,19 +12,27 @@
 //   sent a request, else a keep-alive connection between requests. A connection with a request in progress is
 //   closed only if that request has taken longer than `quietMs` (a client trickling a body, or not reading its
 //   answer: the API server's requests take milliseconds), the oldest such first. Only when every connection
-//   has a request younger than that is the new one refused.
+//   has a request younger than that is the new one refused;
+// - with `requestMs`, closes a connection whose request has been in progress that long (answering 408 when its
+//   answer has not started), a few at a time per event-loop turn. Node's own requestTimeout ends every request
+//   that has run out in one sweep a second: with 500 clients trickling their bodies, those sweeps stalled
+//   admissions up to 31 ms; closed here, 12 ms at most (BENCHMARKS.md, seventh round). The API server gives up on a
+//   webhook after at most 30 s, so nothing it still waits for is cut.
 // The API server's keep-alive connections carry requests, so they are neither quiet nor the first evicted.
 import type net from 'node:net';
 import type tls from 'node:tls';
 import type http from 'node:http';
 
-export type CloseReason = 'quiet' | 'evicted' | 'refused';
+export type CloseReason = 'quiet' | 'evicted' | 'refused' | 'request-timeout';
 
 export interface ConnectionLimits {
   /** Open connections at most (TLS handshakes in progress included). */
   maxConnections: number;
   /** A connection that has sent no complete request header this long after connecting is closed. */
   quietMs: number;
+  /** A connection whose request (from its complete header to its answer's end) has taken this long is closed;
+   *  0 or absent: never (Node's requestTimeout still applies). */
+  requestMs?: number;
   /** How often quiet connections are looked for (default quietMs / 10, at most 500 ms). */
   sweepMs?: number;
   /** Connections closed per event-loop turn (default 8: about 0.6 ms of work). */
@@ -54,9 +62,13 @@ interface Conn {
   busy: number;
   /** When the oldest request in progress began (ms, performance.now()). */
   busySince: number;
+  /** The answer to the oldest request in progress. */
+  res?: http.ServerResponse;
   /** Has sent at least one complete request header. */
   served: boolean;
 }
+
+const REQUEST_TIMEOUT = 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n';
 
 /** The TCP socket a server-side TLSSocket wraps. Node keeps it in `_parent`; test/connections.test.ts checks
  *  that this still holds on the pinned Node version. */
@@ -67,6 +79,7 @@ function rawOf(s: tls.TLSSocket): net.Socket | undefined {
 /** Guards the connections of an HTTPS server (call before it listens). */
 export function guardConnections(server: net.Server, limits: ConnectionLimits): ConnectionGuard {
   const { maxConnections, quietMs } = limits;
+  const requestMs = limits.requestMs ?? 0;
   const sweepMs = limits.sweepMs ?? Math.min(500, Math.max(10, Math.floor(quietMs / 10)));
   const batch = limits.batch ?? 8;
   const onClose = limits.onClose ?? (() => {});
@@ -79,7 +92,10 @@ export function guardConnections(server: net.Server, limits: ConnectionLimits): 
 
   const end = (c: Conn, reason: CloseReason) => {
     conns.delete(c.raw);
-    (c.tls ?? c.raw).destroy();
+    const s = c.tls ?? c.raw;
+    // as Node answers a request that overran requestTimeout, when nothing of the answer has gone out yet
+    if (reason === 'request-timeout' && c.tls && c.res && !c.res.headersSent && s.writable) s.write(REQUEST_TIMEOUT);
+    s.destroy();
     onClose(reason);
   };
 
@@ -131,21 +147,38 @@ export function guardConnections(server: net.Server, limits: ConnectionLimits): 
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
     const c = byTls.get(req.socket as tls.TLSSocket);
     if (!c) return;
-    if (c.busy++ === 0) c.busySince = performance.now();
+    if (c.busy++ === 0) {
+      c.busySince = performance.now();
+      c.res = res;
+    }
     c.served = true;
     res.once('close', () => {
-      if (--c.busy === 0) c.since = performance.now();
+      if (--c.busy === 0) {
+        c.since = performance.now();
+        c.res = undefined;
+      }
     });
   });
 
   let sweeping = false;
   const sweep = () => {
-    const cutoff = performance.now() - quietMs;
+    const now = performance.now();
+    const quietCutoff = now - quietMs;
+    const requestCutoff = requestMs > 0 ? now - requestMs : -Infinity;
+    // a request begins after its connection opened, so neither rule can apply to a connection opened after both cutoffs
+    const last = Math.max(quietCutoff, requestCutoff);
     let n = 0;
     for (const c of conns.values()) {
-      if (c.opened > cutoff) break; // the rest opened later
-      if (c.served || c.busy > 0) continue; // keep-alive connections time out by keepAliveTimeout
-      end(c, 'quiet');
+      if (c.opened > last) break; // the rest opened later
+      let reason: CloseReason;
+      if (c.busy > 0) {
+        if (c.busySince >= requestCutoff) continue;
+        reason = 'request-timeout';
+      } else {
+        if (c.served || c.opened > quietCutoff) continue; // keep-alive connections time out by keepAliveTimeout
+        reason = 'quiet';
+      }
+      end(c, reason);
       if (++n === batch) {
         // more to close: let the admissions waiting in this turn be answered first
         sweeping = true;

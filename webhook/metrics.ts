@@ -42,7 +42,7 @@ export const ruleViolations = new Counter({
 
 export const connectionsClosed = new Counter({
   name: `${PREFIX}connections_closed_total`,
-  help: 'Admission-port connections the server closed: quiet (no request header in time), evicted (the longest-idle, to stay under --max-connections), refused (at the cap with every connection busy), body-budget (sending a request body the longest while bodies held passed 64 MiB).',
+  help: 'Admission-port connections the server closed: quiet (no request header in time), evicted (the longest-idle, to stay under --max-connections), refused (at the cap with every connection busy), request-timeout (a request still in progress 30 s after its header), body-budget (sending a request body the longest while bodies held passed 64 MiB).',
   labelNames: ['reason'] as const,
   registers: [registry],
 });

@@ -18,7 +18,7 @@ import type { ValidationService } from './validation.ts';
 export const MAX_BODY_BYTES = 3 * 1024 * 1024;
 /**
  * Request bodies held at once, all requests together. Clients that send headers and then trickle a large body
- * each hold up to MAX_BODY_BYTES until requestTimeout; 200 of them would hold 600 MB. Over this budget the
+ * each hold up to MAX_BODY_BYTES until REQUEST_MS; 200 of them would hold 600 MB. Over this budget the
  * request that has been sending its body the longest is cut (the API server sends a body in milliseconds).
  */
 export const MAX_HELD_BODY_BYTES = 64 * 1024 * 1024;
@@ -42,6 +42,14 @@ export interface ServerOptions {
 
 export const DEFAULT_MAX_CONNECTIONS = 2_000;
 export const DEFAULT_QUIET_MS = 5_000;
+/**
+ * A request in progress this long (from its complete header to the end of its answer) has its connection closed
+ * by the connection guard, a few per event-loop turn. The API server waits at most 30 s for a webhook
+ * (timeoutSeconds), so nothing it still waits for is cut. Node's own requestTimeout, counted from the request's
+ * first byte, is set REQUEST_BACKSTOP_MS later and only catches what the guard has not.
+ */
+export const REQUEST_MS = 30_000;
+const REQUEST_BACKSTOP_MS = 10_000;
 
 export interface RunningServer {
   https: https.Server;
@@ -246,7 +254,7 @@ export function createAdmissionListener(deps: AdmissionDeps): http.RequestListen
     });
     // Over 3 MiB (declared or streamed): stop keeping the bytes, read the rest away, then answer 413. Answering
     // before the client has finished sending would reset its connection and lose the answer; the read is
-    // bounded by the server's requestTimeout.
+    // bounded by REQUEST_MS.
     let tooLarge = Number(req.headers['content-length']) > MAX_BODY_BYTES;
     const chunks: Buffer[] = [];
     let size = 0;
@@ -343,9 +351,9 @@ function listen(server: http.Server | https.Server, port: number, host: string):
 }
 
 /** Timeouts against slow and abusive clients; the API server itself answers within its webhook timeout. */
-function harden(server: http.Server): void {
+function harden(server: http.Server, requestTimeout = REQUEST_MS): void {
   server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
+  server.requestTimeout = requestTimeout;
   server.keepAliveTimeout = 60_000;
   server.timeout = 120_000;
   server.maxHeadersCount = 100;
@@ -353,7 +361,7 @@ function harden(server: http.Server): void {
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   // connections closed since the last warning line (see `report` below)
-  const closed: Record<CloseReason | 'body-budget', number> = { quiet: 0, evicted: 0, refused: 0, 'body-budget': 0 };
+  const closed: Record<CloseReason | 'body-budget', number> = { quiet: 0, evicted: 0, refused: 0, 'request-timeout': 0, 'body-budget': 0 };
   let notReady = false;
   let active = 0;
   const ready = () => {
@@ -373,15 +381,17 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   // handshakeTimeout: a connection that has not finished TLS in 10 s is dropped (Node's default is 120 s), so
   // sockets that never speak TLS cannot pile up.
   // connectionsCheckingInterval: requests that overrun headersTimeout or requestTimeout are ended by a sweep every
-  // second instead of every 30 s (Node's default), so each sweep has fewer to end at once.
+  // second instead of every 30 s (Node's default), so each sweep has fewer to end at once. Most never get there:
+  // the guard below closes quiet connections and overlong requests first, a few per event-loop turn.
   const tlsServer = https.createServer({ minVersion: 'TLSv1.2', handshakeTimeout: 10_000, connectionsCheckingInterval: 1_000, ...opts.tls }, app);
-  harden(tlsServer);
+  harden(tlsServer, REQUEST_MS + REQUEST_BACKSTOP_MS);
 
   const maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
   const quietMs = opts.quietMs ?? DEFAULT_QUIET_MS;
   const guard = guardConnections(tlsServer, {
     maxConnections,
     quietMs,
+    requestMs: REQUEST_MS,
     onClose: (reason) => {
       closed[reason]++;
       connectionsClosed.inc({ reason });
@@ -390,12 +400,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   openConnectionsFrom(guard.open);
   // One line per 10 s at most about connections the server closed, not one per connection.
   const report = setInterval(() => {
-    if (!closed.quiet && !closed.evicted && !closed.refused && !closed['body-budget']) return;
+    if (!closed.quiet && !closed.evicted && !closed.refused && !closed['request-timeout'] && !closed['body-budget']) return;
     opts.log.warn(
       { ...closed, open: guard.open(), maxConnections, quietSeconds: quietMs / 1000, bodyBudgetBytes: MAX_HELD_BODY_BYTES },
-      'closed connections: quiet (no request header in time), evicted and refused (to stay under --max-connections), body-budget (sending a body the longest while bodies held passed the budget)',
+      'closed connections: quiet (no request header in time), evicted and refused (to stay under --max-connections), request-timeout (a request still in progress after 30 s), body-budget (sending a body the longest while bodies held passed the budget)',
     );
-    closed.quiet = closed.evicted = closed.refused = closed['body-budget'] = 0;
+    closed.quiet = closed.evicted = closed.refused = closed['request-timeout'] = closed['body-budget'] = 0;
   }, 10_000);
   report.unref();
   tlsServer.on('tlsClientError', (err) => opts.log.debug({ err: { message: err.message } }, 'TLS handshake failed'));
