@@ -31,9 +31,10 @@ export interface ConnectionLimits {
   /** A connection that has sent no complete request header this long after connecting is closed. */
   quietMs: number;
   /** A connection whose request (from its complete header to its answer's end) has taken this long is closed;
-   *  0 or absent: never (Node's requestTimeout still applies). */
+   *  0 or absent: never (Node's requestTimeout still applies). For pipelined requests the clock is the oldest
+   *  one's, from when the connection became busy. */
   requestMs?: number;
-  /** How often quiet connections are looked for (default quietMs / 10, at most 500 ms). */
+  /** How often quiet connections and overlong requests are looked for (default quietMs / 10, at most 500 ms). */
   sweepMs?: number;
   /** Connections closed per event-loop turn (default 8: about 0.6 ms of work). */
   batch?: number;

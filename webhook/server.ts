@@ -400,12 +400,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   openConnectionsFrom(guard.open);
   // One line per 10 s at most about connections the server closed, not one per connection.
   const report = setInterval(() => {
-    if (!closed.quiet && !closed.evicted && !closed.refused && !closed['request-timeout'] && !closed['body-budget']) return;
+    if (!Object.values(closed).some(Boolean)) return;
     opts.log.warn(
       { ...closed, open: guard.open(), maxConnections, quietSeconds: quietMs / 1000, bodyBudgetBytes: MAX_HELD_BODY_BYTES },
       'closed connections: quiet (no request header in time), evicted and refused (to stay under --max-connections), request-timeout (a request still in progress after 30 s), body-budget (sending a body the longest while bodies held passed the budget)',
     );
-    closed.quiet = closed.evicted = closed.refused = closed['request-timeout'] = closed['body-budget'] = 0;
+    for (const reason of Object.keys(closed) as (keyof typeof closed)[]) closed[reason] = 0;
   }, 10_000);
   report.unref();
   tlsServer.on('tlsClientError', (err) => opts.log.debug({ err: { message: err.message } }, 'TLS handshake failed'));
