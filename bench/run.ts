@@ -540,18 +540,22 @@ function machine(): Record<string, string> {
   };
 }
 
-/** One round of the throughput runs for a fixture; `rounds`: every round's /mutate ÷ floor, in order. */
-interface Ratio {
+/** One round of the throughput runs for a fixture: the four targets in turn. */
+interface Round {
   fixture: string;
   floor: LoadResult;
   floorPatch: LoadResult;
   mutate: LoadResult;
   validate: LoadResult;
+}
+
+/** A fixture's median round, and every round's /mutate ÷ floor in order. */
+interface Ratio extends Round {
   rounds: number[];
 }
 
 /** The round whose /mutate ÷ floor is the median of the rounds' (the upper middle one for an even count). */
-function medianRound(rounds: Ratio[]): Ratio {
+function medianRound(rounds: Round[]): Round {
   const sorted = [...rounds].sort((a, b) => a.mutate.rps / a.floor.rps - b.mutate.rps / b.floor.rps);
   return sorted[Math.floor(sorted.length / 2)]!;
 }
@@ -856,7 +860,7 @@ async function main(): Promise<void> {
         // The four targets in turn, throughputRepeats rounds: a floor run and the /mutate run after it are seconds
         // apart, so each round's ratio sees about the same machine, and the goal is read on the median round (on
         // this shared machine the same server's req/s moves by a fifth from one minute to the next).
-        const rounds: Ratio[] = [];
+        const rounds: Round[] = [];
         for (let i = 1; i <= throughputRepeats; i++) {
           const sc = `${f.name}, ${connections} conns${throughputRepeats > 1 ? ` (${i}/${throughputRepeats})` : ''}`;
           const first = i === 1; // warm-up before the first round only: the servers stay warm between rounds
@@ -868,7 +872,7 @@ async function main(): Promise<void> {
           const mu = await run(sc, '/mutate', hook.port, '/mutate', body, {});
           if (first) await warm(hook.port, '/validate', body);
           const va = await run(sc, '/validate', hook.port, '/validate', body, {});
-          rounds.push({ fixture: f.name, floor: fl, floorPatch: fp, mutate: mu, validate: va, rounds: [] });
+          rounds.push({ fixture: f.name, floor: fl, floorPatch: fp, mutate: mu, validate: va });
         }
         ratios.push({ ...medianRound(rounds), rounds: rounds.map((r) => r.mutate.rps / r.floor.rps) });
       }
