@@ -554,17 +554,16 @@ interface Ratio extends Round {
   rounds: number[];
 }
 
-/** The round whose /mutate ÷ floor is the median of the rounds' (the upper middle one for an even count). */
-function medianRound(rounds: Round[]): Round {
-  const sorted = [...rounds].sort((a, b) => a.mutate.rps / a.floor.rps - b.mutate.rps / b.floor.rps);
+/** The item whose `key` is the median of the items' (the upper middle one for an even count). */
+function medianBy<T>(items: readonly T[], key: (item: T) => number): T {
+  const sorted = [...items].sort((a, b) => key(a) - key(b));
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
-/** The run whose p99 is the median of the runs' p99s (the upper middle one for an even count). */
-function medianByP99(runs: LoadResult[]): LoadResult {
-  const sorted = [...runs].sort((a, b) => a.p99 - b.p99);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
+/** A round's /mutate ÷ floor. */
+const ratioOf = (r: Round): number => r.mutate.rps / r.floor.rps;
+/** A run's p99. */
+const p99Of = (r: LoadResult): number => r.p99;
 
 function tableRows(rows: Row[]): string {
   const head =
@@ -874,7 +873,7 @@ async function main(): Promise<void> {
           const va = await run(sc, '/validate', hook.port, '/validate', body, {});
           rounds.push({ fixture: f.name, floor: fl, floorPatch: fp, mutate: mu, validate: va });
         }
-        ratios.push({ ...medianRound(rounds), rounds: rounds.map((r) => r.mutate.rps / r.floor.rps) });
+        ratios.push({ ...medianBy(rounds, ratioOf), rounds: rounds.map(ratioOf) });
       }
     }
     if (only.has('rate')) {
@@ -976,8 +975,8 @@ async function main(): Promise<void> {
       );
     }
     for (const x of rateRows) {
-      const mu = medianByP99(x.mutate);
-      const fl = medianByP99(x.floor);
+      const mu = medianBy(x.mutate, p99Of);
+      const fl = medianBy(x.floor, p99Of);
       const runs = (a: LoadResult[]) => a.map((r) => ms(r.p99)).join(' / ');
       const clean = x.mutate.every((r) => r.errors + r.non2xx === 0);
       goals.push(
