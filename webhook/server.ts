@@ -403,7 +403,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     if (!Object.values(closed).some(Boolean)) return;
     opts.log.warn(
       { ...closed, open: guard.open(), maxConnections, quietSeconds: quietMs / 1000, bodyBudgetBytes: MAX_HELD_BODY_BYTES },
-      'closed connections: quiet (no request header in time), evicted and refused (to stay under --max-connections), request-timeout (a request still in progress after 30 s), body-budget (sending a body the longest while bodies held passed the budget)',
+      `closed connections: quiet (no request header in time), evicted and refused (to stay under --max-connections), request-timeout (a request still in progress after ${REQUEST_MS / 1000} s), body-budget (sending a body the longest while bodies held passed the budget)`,
     );
     for (const reason of Object.keys(closed) as (keyof typeof closed)[]) closed[reason] = 0;
   }, 10_000);
