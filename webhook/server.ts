@@ -13,6 +13,7 @@ import type { CloseReason } from './connections.ts';
 import { guardConnections } from './connections.ts';
 import { admissionDuration, admissionRequests, connectionsClosed, injectionSkipped, injections, openConnectionsFrom, registry } from './metrics.ts';
 import { mutate } from './mutate.ts';
+import { parseReviewBody } from './review-body.ts';
 import type { ValidationService } from './validation.ts';
 
 export const MAX_BODY_BYTES = 3 * 1024 * 1024;
@@ -116,7 +117,7 @@ export function answerAdmission(
     if (body.length === 0) throw new AdmissionError('request body is empty; expected an AdmissionReview');
     let parsed: unknown;
     try {
-      parsed = JSON.parse(body.toString('utf8'));
+      parsed = parseReviewBody(body);
     } catch (err) {
       const msg = err instanceof RangeError ? 'JSON nesting too deep' : (err as Error).message;
       throw new AdmissionError(`request body is not valid JSON: ${msg}`);

@@ -1,0 +1,193 @@
+// parseReviewBody: JSON.parse of an AdmissionReview body without building request.object.metadata.managedFields.
+// The contract every test checks: the result is JSON.parse(body) with that one member removed (or JSON.parse(body)
+// itself, when the body is laid out in a way the scan does not follow), and a body JSON.parse rejects is rejected
+// with JSON.parse's own error.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { FIXTURES } from '../bench/fixtures.ts';
+import { internals, parseReviewBody } from '../webhook/review-body.ts';
+
+function hasOwnPath(v: any, path: string[]): boolean {
+  for (const k of path) {
+    if (typeof v !== 'object' || v === null || Array.isArray(v) || !Object.hasOwn(v, k)) return false;
+    v = v[k];
+  }
+  return true;
+}
+
+/** The value with request.object.metadata.managedFields removed, when it is there. */
+function strip(v: any): any {
+  if (hasOwnPath(v, ['request', 'object', 'metadata', 'managedFields'])) delete v.request.object.metadata.managedFields;
+  return v;
+}
+
+type Outcome = { ok: true; value: unknown } | { ok: false; error: string };
+function attempt(f: () => unknown): Outcome {
+  try {
+    return { ok: true, value: f() };
+  } catch (err) {
+    return { ok: false, error: `${(err as Error).name}: ${(err as Error).message}` };
+  }
+}
+
+/** Checks the contract for one body; returns whether managedFields were left out. */
+function check(text: string | Buffer): boolean {
+  const body = Buffer.isBuffer(text) ? text : Buffer.from(text, 'utf8');
+  const ours = attempt(() => parseReviewBody(body));
+  const theirs = attempt(() => JSON.parse(body.toString('utf8')));
+  if (!theirs.ok) {
+    assert.deepEqual(ours, theirs, 'a body JSON.parse rejects must be rejected with its error');
+    return false;
+  }
+  assert.ok(ours.ok, `JSON.parse accepts the body, parseReviewBody threw ${(ours as { error: string }).error}`);
+  const had = hasOwnPath(theirs.value, ['request', 'object', 'metadata', 'managedFields']);
+  const left = had && !hasOwnPath(ours.value, ['request', 'object', 'metadata', 'managedFields']);
+  if (left) assert.deepStrictEqual(ours.value, strip(theirs.value));
+  else assert.deepStrictEqual(ours.value, theirs.value);
+  if (!body.includes(internals.MARKER)) assert.ok(!JSON.stringify(ours.value).includes(internals.MARKER), 'the marker leaked into the result');
+  return left;
+}
+
+function review(metadata: string, rest = ''): string {
+  return `{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","request":{"uid":"u1","kind":{"group":"","version":"v1","kind":"Pod"},"operation":"CREATE","object":{"apiVersion":"v1","kind":"Pod","metadata":${metadata},"spec":{"containers":[{"name":"app","image":"busybox"}]}}${rest}}}`;
+}
+
+const MF = '[{"manager":"kubectl","operation":"Update","fieldsType":"FieldsV1","fieldsV1":{"f:metadata":{"f:labels":{".":{},"f:app":{}}},"f:spec":{"k:{\\"name\\":\\"app\\"}":{".":{},"f:image":{}}}}}]';
+
+test('the benchmark fixtures parse to JSON.parse minus managedFields', () => {
+  for (const f of FIXTURES) {
+    const body = Buffer.from(JSON.stringify(f.review('uid-1')));
+    assert.ok(internals.findSpan(body), `${f.name}: the scan finds managedFields`);
+    assert.equal(check(body), true, `${f.name}: managedFields left out`);
+    assert.equal(check(JSON.stringify(JSON.parse(body.toString()), null, 2)), true, `${f.name}, indented: managedFields left out`);
+  }
+});
+
+test('managedFields first, in the middle, last or alone in metadata; other whitespace; other value types', () => {
+  const cases = [
+    `{"managedFields":${MF},"name":"p","labels":{"app":"a"}}`,
+    `{"name":"p","managedFields":${MF},"labels":{"app":"a"}}`,
+    `{"name":"p","labels":{"app":"a"},"managedFields":${MF}}`,
+    `{"managedFields":${MF}}`,
+    `{ "name" : "p" ,\n\t"managedFields"\r\n:\n ${MF} \n, "labels" : { } }`,
+    `{"name":"p","managedFields":null}`,
+    `{"name":"p","managedFields":"text with \\"quotes\\" and \\u00e9 and \\\\"}`,
+    `{"name":"p","managedFields":-12.5e+3}`,
+    `{"name":"p","managedFields":[[],{},[{}],true,false,null,0,-0,1E9,"é ☃ 𝄞"]}`,
+  ];
+  for (const metadata of cases) assert.equal(check(review(metadata)), true, metadata);
+  assert.equal(check(`  \n${review(`{"managedFields":${MF}}`)}\n  `), true, 'whitespace around the body');
+});
+
+test('bodies the scan does not follow are parsed whole, with the same result as JSON.parse', () => {
+  const cases: [string, string][] = [
+    ['no managedFields', review('{"name":"p"}')],
+    ['key written with an escape', review(`{"name":"p","managed\\u0046ields":${MF}}`)],
+    ['managedFields twice: JSON.parse keeps the last', review(`{"managedFields":${MF},"name":"p","managedFields":[1]}`)],
+    ['metadata twice', review(`{"managedFields":${MF}},"metadata":{"name":"second","managedFields":[2]}`)],
+    ['object twice', review(`{"managedFields":${MF}}`).replace('"operation":"CREATE",', '"operation":"CREATE","object":{"metadata":{"managedFields":[0]}},')],
+    ['request.object is an array', `${review(`{"managedFields":${MF}}`).replace('"object":{', '"object":[{').slice(0, -2)}]}}`],
+    ['request.object.metadata is an array', review(`[{"managedFields":${MF}}]`)],
+    ['managedFields under oldObject only', review('{"name":"p"}', `,"oldObject":{"metadata":{"managedFields":${MF}}}`)],
+    ['managedFields elsewhere in the pod', review('{"name":"p"}').replace('"image":"busybox"', `"image":"busybox","managedFields":${MF}`)],
+    ['a top-level array', `[${review(`{"managedFields":${MF}}`)}]`],
+    ['managedFields deeper than the grammar check follows', review(`{"managedFields":${'['.repeat(1100)}${']'.repeat(1100)}}`)],
+  ];
+  for (const [what, text] of cases) {
+    assert.doesNotThrow(() => JSON.parse(text), what); // each case is valid JSON
+    check(text);
+    if (what.startsWith('no ') || what.includes('escape') || what.includes('oldObject') || what.includes('elsewhere') || what.includes('array') || what.includes('deeper'))
+      assert.deepStrictEqual(parseReviewBody(Buffer.from(text)), JSON.parse(text), what);
+  }
+  // Duplicate keys: the result is still JSON.parse's (last one wins), with that member removed.
+  const twice = review(`{"managedFields":${MF},"name":"p","managedFields":[1]}`);
+  assert.deepStrictEqual(parseReviewBody(Buffer.from(twice)), JSON.parse(twice));
+});
+
+test('a malformed managedFields value gets JSON.parse\'s own error, never a result', () => {
+  const bad = ['[1,]', '{"a" 1}', '{"a":1,}', '"\u0001"', 'tru', 'nul', '01', '1.', '-', '1e', '+1', '"\\x"', '"\\u12G4"', '[', '{"a":[}]', '"unterminated', '[1 2]', '.5', 'NaN', "'s'", '[1}', '{"a":1]', '[{"a":[1}]]', '"tab\there"', '"\u001f"', '"\u0010"'];
+  for (const value of bad) {
+    const text = review(`{"name":"p","managedFields":${value},"labels":{}}`);
+    assert.throws(() => JSON.parse(text), SyntaxError, value);
+    check(text);
+  }
+  // Malformed text before or after managedFields too.
+  check(review(`{"name":"p" "managedFields":${MF}}`));
+  check(review(`{"name":"p","managedFields":${MF}}`).replace('"operation":"CREATE"', '"operation":CREATE'));
+  check(`${review(`{"managedFields":${MF}}`)} trailing`);
+  check(`\ufeff${review(`{"managedFields":${MF}}`)}`);
+  check('');
+  check('   ');
+});
+
+test('a body that plants the marker itself cannot make the scan replace the wrong value', () => {
+  // The marker carries a per-process nonce no sender sees; even a sender that knew it only gets the member removed.
+  const m = JSON.stringify(internals.MARKER);
+  check(review(`{"name":${m},"managedFields":${MF}}`));
+  check(review(`{"managedFields":${MF},"managedFields":${m}}`));
+  check(review(`{"managedFields":${m}}`));
+});
+
+// ---------- properties ----------
+
+const jsonText = fc.jsonValue({ maxDepth: 4 }).map((v) => JSON.stringify(v));
+const indent = fc.constantFrom<[number | string]>([0], [2], ['\t'], [' \n ']);
+
+test('property: the grammar check accepts exactly what JSON.parse accepts', () => {
+  const alphabet = fc.constantFrom(...'{}[]":,\\ \n\t01-9.eE+-tfnrulsaxu"é'.split(''), 'true', 'false', 'null', '\\u00', '\u0001', '\u0010', '\u001f', '\u007f');
+  const text = fc.oneof(
+    jsonText,
+    fc.array(alphabet, { maxLength: 30 }).map((a) => a.join('')),
+    // a valid value with one closer swapped for the other kind
+    jsonText.filter((t) => /[\]}]/.test(t)).chain((t) => fc.nat(t.length).map((n) => {
+      const at = [...t.matchAll(/[\]}]/g)].map((m) => m.index!);
+      const i = at[n % at.length]!;
+      return t.slice(0, i) + (t[i] === ']' ? '}' : ']') + t.slice(i + 1);
+    })),
+    // a valid value with one edit: a character deleted, inserted or replaced
+    fc.tuple(jsonText, fc.nat(), alphabet, fc.constantFrom('delete', 'insert', 'replace')).map(([t, at, c, how]) => {
+      const i = t.length ? at % t.length : 0;
+      return how === 'delete' ? t.slice(0, i) + t.slice(i + 1) : how === 'insert' ? t.slice(0, i) + c + t.slice(i) : t.slice(0, i) + c + t.slice(i + 1);
+    }),
+  );
+  fc.assert(
+    fc.property(text, (t) => {
+      const trimmed = t.replace(/^[ \n\r\t]+|[ \n\r\t]+$/g, '');
+      const buf = Buffer.from(trimmed, 'utf8');
+      const accepted = trimmed.length > 0 && internals.skipValue(buf, 0) === buf.length;
+      let valid = true;
+      try {
+        JSON.parse(trimmed);
+      } catch {
+        valid = false;
+      }
+      assert.equal(accepted, valid, JSON.stringify(trimmed));
+    }),
+    { numRuns: 3000 },
+  );
+});
+
+test('property: random reviews, laid out in random ways, parse to JSON.parse minus managedFields', () => {
+  const member = fc.tuple(fc.constantFrom('name', 'labels', 'annotations', 'managedFields', 'uid', '__proto__', 'constructor'), fc.jsonValue({ maxDepth: 3 }));
+  const metadata = fc.array(member, { maxLength: 6 });
+  fc.assert(
+    fc.property(metadata, fc.jsonValue({ maxDepth: 3 }), indent, (members, mf, [space]) => {
+      const text = `{${[...members, ['managedFields', mf] as const].map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v, null, space)}`).join(space ? ',\n' : ',')}}`;
+      check(review(text));
+    }),
+    { numRuns: 500 },
+  );
+});
+
+test('property: a review with one edit anywhere gives what JSON.parse gives (or its error)', () => {
+  const base = Buffer.from(JSON.stringify(FIXTURES[0]!.review('uid-e'))).toString();
+  const c = fc.constantFrom(...'{}[]":,\\ 0-.eatf'.split(''));
+  fc.assert(
+    fc.property(fc.nat(base.length - 1), c, fc.constantFrom('delete', 'insert', 'replace'), (i, ch, how) => {
+      const t = how === 'delete' ? base.slice(0, i) + base.slice(i + 1) : how === 'insert' ? base.slice(0, i) + ch + base.slice(i) : base.slice(0, i) + ch + base.slice(i + 1);
+      check(t);
+    }),
+    { numRuns: 2000 },
+  );
+});
