@@ -43,21 +43,15 @@ function isDigit(c: number | undefined): boolean {
   return c !== undefined && c >= 0x30 && c <= 0x39;
 }
 
-/** What each byte is inside a JSON string: 0 itself, 1 the closing quote, 2 an escape, 3 not allowed (controls). */
-const IN_STRING = new Uint8Array(256);
-IN_STRING.fill(3, 0, 0x20);
-IN_STRING[QUOTE] = 1;
-IN_STRING[BACKSLASH] = 2;
-
 /** The index after the string that starts at b[i] (a quote), or -1 if it is not a well-formed JSON string. */
 function skipString(b: Uint8Array, i: number): number {
   const n = b.length;
   i++;
   for (;;) {
-    let t = 0;
-    while (i < n && (t = IN_STRING[b[i]!]!) === 0) i++;
-    if (i >= n || t === 3) return -1;
-    if (t === 1) return i + 1;
+    let c = 0;
+    while (i < n && (c = b[i]!) >= 0x20 && c !== QUOTE && c !== BACKSLASH) i++;
+    if (i >= n || c < 0x20) return -1;
+    if (c === QUOTE) return i + 1;
     const e = b[i + 1];
     if (e === 0x75) {
       // \uXXXX
