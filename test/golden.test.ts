@@ -13,6 +13,7 @@ import { loadConfig } from '../webhook/config.ts';
 import { getPodTemplate } from '../webhook/workloads.ts';
 import type { TestServer } from './helpers.ts';
 import { decodePatch, kubectlPatch, podCreateRequest, podProblems, ROOT, runCli, startTestServer } from './helpers.ts';
+import { KUBECTL_YAML } from '../webhook/kubectl-yaml.ts';
 
 const DIR = join(ROOT, 'test', 'golden');
 const UPDATE = process.env.UPDATE_GOLDEN === '1';
@@ -31,7 +32,7 @@ function configFile(name: string): string | undefined {
 /** The documents of a stream, Lists flattened, empty documents dropped. */
 function objects(text: string): KubeObject[] {
   const out: KubeObject[] = [];
-  for (const doc of parseAllDocuments(text, { version: '1.1' }) as any[]) {
+  for (const doc of parseAllDocuments(text, KUBECTL_YAML) as any[]) {
     const js = doc.toJS();
     if (js === null || js === undefined) continue;
     if (typeof js.kind === 'string' && js.kind.endsWith('List') && Array.isArray(js.items)) out.push(...js.items);

@@ -143,7 +143,9 @@ export function kubectlPatch(obj: KubeObject, patch: unknown[]): KubeObject {
     writeFileSync(patchFile, JSON.stringify(patch));
     const out = execFileSync(
       'kubectl',
-      ['patch', '--local', '-f', objFile, '--type', 'json', '--patch-file', patchFile, '-o', 'json'],
+      // --show-managed-fields: kubectl leaves metadata.managedFields out of its output otherwise, and a patch that
+      // dropped them would go unseen.
+      ['patch', '--local', '-f', objFile, '--type', 'json', '--patch-file', patchFile, '-o', 'json', '--show-managed-fields'],
       { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     return JSON.parse(out);

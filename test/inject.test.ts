@@ -10,6 +10,7 @@ import { defaultConfig, parseConfig } from '../webhook/config.ts';
 import { injectTemplate, jsonEqual } from '../webhook/inject.ts';
 import { getPodTemplate, podSpecFieldPath } from '../webhook/workloads.ts';
 import { ROOT } from './helpers.ts';
+import { KUBECTL_YAML } from '../webhook/kubectl-yaml.ts';
 
 function deepFreeze<T>(v: T): T {
   if (typeof v === 'object' && v !== null) {
@@ -22,7 +23,7 @@ function deepFreeze<T>(v: T): T {
 const DIR = join(ROOT, 'test', 'golden');
 const inputs: [string, KubeObject][] = [];
 for (const f of readdirSync(DIR).filter((n) => n.endsWith('.yaml') && !n.endsWith('.config.yaml')).sort())
-  for (const doc of parseAllDocuments(readFileSync(join(DIR, f), 'utf8'), { version: '1.1' }) as any[]) {
+  for (const doc of parseAllDocuments(readFileSync(join(DIR, f), 'utf8'), KUBECTL_YAML) as any[]) {
     const js = doc.toJS();
     if (!js) continue;
     for (const o of js.kind === 'List' ? js.items : [js]) if (getPodTemplate(o)) inputs.push([f, o]);

@@ -13,13 +13,14 @@ import { parseAllDocuments } from 'yaml';
 import type { KubeObject } from '../webhook/admission.ts';
 import { getPodTemplate } from '../webhook/workloads.ts';
 import { BIN, decodePatch, kubectlPatch, podCreateRequest, podProblems, postTls, ROOT, runCli } from './helpers.ts';
+import { KUBECTL_YAML } from '../webhook/kubectl-yaml.ts';
 
 const GOLDEN = join(ROOT, 'test', 'golden');
 
 function podsFromGolden(): KubeObject[] {
   const pods: KubeObject[] = [];
   for (const f of readdirSync(GOLDEN).filter((n) => n.endsWith('.yaml') && !n.endsWith('.config.yaml')).sort()) {
-    for (const doc of parseAllDocuments(readFileSync(join(GOLDEN, f), 'utf8'), { version: '1.1' }) as any[]) {
+    for (const doc of parseAllDocuments(readFileSync(join(GOLDEN, f), 'utf8'), KUBECTL_YAML) as any[]) {
       const js = doc.toJS();
       if (!js) continue;
       const objs = js.kind === 'List' ? js.items : [js];

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
 import { BAIL, DocumentSplitter, ParsedDocument, fastParse, fullParse, splitDocuments } from '../webhook/manifest-stream.ts';
+import { KUBECTL_YAML } from '../webhook/kubectl-yaml.ts';
 
 function full(text: string): unknown {
   try {
@@ -17,7 +18,8 @@ function full(text: string): unknown {
 const scalarText = fc.oneof(
   fc.constantFrom('true', 'yes', 'on', 'y', 'n', 'No', 'OFF', '~', 'null', '', '0', '007', '0x1f', '0b101', '1_000', '1.5', '.5', '1e3', '.inf', '-.inf', '.nan',
     '190:20:30', '1.2.3', '10.0.0.1', '100m', '64Mi', '-', '--flag=x', '-x', '+1', 'a: b', 'a #b', 'a#b', '"q"', "'s'", "'it''s'", '[a, b]', '["x", 1]', '{}', '[]',
-    '[a, [b]]', '{a: 1}', '&a x', '*a', '!!str x', '|', '|-', '>', 'x:', '? x', '%x', '@x', '`x', 'http://h:1/p', 'C:\\dir', 'a\tb', 'é ✓', '2024-01-02'),
+    '[a, [b]]', '{a: 1}', '&a x', '*a', '!!str x', '|', '|-', '>', 'x:', '? x', '%x', '@x', '`x', 'http://h:1/p', 'C:\\dir', 'a\tb', 'é ✓', '2024-01-02',
+    '.', '-.', '._5', 'e5', 'E1', '.e5', '1:30', '8080:80', '0o17', '08', '2024-01-02T10:20:30Z', '1e400', '0x10000000000000000'),
   fc.string({ maxLength: 12 }),
 );
 const key = fc.oneof(fc.constantFrom('a', 'b', 'kind', 'K8S_TOKEN_REVIEW', 'app.kubernetes.io/name', '"quoted"', "'single'", 'y', 'on', '1', '__proto__', 'a b', '-k', 'k:'), fc.string({ maxLength: 6 }));
@@ -48,7 +50,7 @@ test('fast path agrees on documents the yaml package writes (values of every typ
   let fast = 0;
   fc.assert(
     fc.property(value.m, fc.boolean(), (obj, compact) => {
-      const text = stringify({ kind: 'X', ...obj }, { version: '1.1', indentSeq: compact, lineWidth: 0 });
+      const text = stringify({ kind: 'X', ...obj }, { ...KUBECTL_YAML, indentSeq: compact, lineWidth: 0 });
       const f = fastParse(text);
       if (f === BAIL) return;
       fast++;

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { isMap, isScalar, parseAllDocuments } from 'yaml';
 import type { Document } from 'yaml';
+import { KUBECTL_YAML } from './kubectl-yaml.ts';
 import type { KubeObject } from './admission.ts';
 import { objectRef } from './admission.ts';
 import type { Config } from './config.ts';
@@ -74,7 +75,7 @@ function injectObject(obj: unknown, cfg: Config, defaultNs: string, out: InjectS
 /** Injects into every eligible document of a YAML/JSON stream (YAML 1.1, as kubectl reads it). */
 export function injectStream(text: string, cfg: Config, defaultNs = 'default', source = '<stdin>'): InjectStreamResult {
   const out: InjectStreamResult = { output: '', denials: [], warnings: [], injected: 0 };
-  const docs = parseAllDocuments(text, { version: '1.1', prettyErrors: true }) as Document[] | { errors: unknown[] };
+  const docs = parseAllDocuments(text, { ...KUBECTL_YAML, prettyErrors: true }) as Document[] | { errors: unknown[] };
   if (!Array.isArray(docs)) throw new UsageError(`${source}: not a YAML stream`);
   const parts: string[] = [];
   for (const doc of docs) {

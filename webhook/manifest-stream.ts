@@ -6,13 +6,15 @@
 // - fastParse: a line-based reader for the block-style subset that `helm template`, `kustomize build` and
 //   `kubectl get -o yaml` emit. It builds plain values and gives up (returns BAIL) on anything outside that
 //   subset: flow collections, anchors, tags, folded scalars, multi-line plain or quoted scalars, tabs,
-//   control characters, duplicate keys, unusual keys. Scalars that could be non-strings under YAML 1.1
-//   are resolved by the `yaml` package itself, so the two paths cannot disagree on values.
-// - fullParse: the `yaml` package (version 1.1, unique keys) with source ranges, for documents the fast
+//   control characters, duplicate keys, unusual keys. Plain scalars are resolved by the rule the full parser
+//   uses too (booleans and nulls of YAML 1.1, numbers by goYamlNumber in kubectl-yaml.ts), so the two paths
+//   cannot disagree on values.
+// - fullParse: the `yaml` package (KUBECTL_YAML: version 1.1, kubectl's numbers; unique keys) with source ranges, for documents the fast
 //   reader gave up on, for parse errors (with line and column), and for positions where the fast path
 //   was not used.
-import { LineCounter, isMap, isScalar, isSeq, parse as yamlParse, parseDocument } from 'yaml';
+import { LineCounter, isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import type { Document, Node as YamlNode } from 'yaml';
+import { goYamlNumber, KUBECTL_YAML } from './kubectl-yaml.ts';
 
 export const MiB = 1024 * 1024;
 
@@ -257,22 +259,14 @@ const SAFE_KEY = /^[A-Za-z_/][A-Za-z0-9_./-]*$/;
 const SIMPLE_INT = /^(?:0|[1-9][0-9]{0,14})$/;
 // control characters (and tabs) send a document to the full parser, which knows the exact rules
 const UNUSUAL = /[\x00-\x09\x0b\x0c\x0e-\x1f\x7f\x85\u2028\u2029\ufeff]|\r(?!\n)/;
-// the plain scalars that YAML 1.1 (the yaml package's yaml-1.1 schema) may resolve to a number or a
-// timestamp: ints (binary, octal, decimal, hex, base 60), floats, .inf/.nan, dates. Anything else is a string.
-const MAYBE_NUMERIC = [
-  /^(?:[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN)$/,
-  /^[-+]?(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?[eE][-+]?[0-9]+$/,
-  /^[-+]?(?:[0-9][0-9_]*)?\.[0-9_]*$/,
-  /^[-+]?0b[0-1_]+$/,
-  /^[-+]?[0-9][0-9_]*$/,
-  /^[-+]?0x[0-9a-fA-F_]+$/,
-  /^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$/,
-  /^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}/,
-];
+// .inf and .nan as YAML 1.1 (and go-yaml) write them; every other number follows goYamlNumber (kubectl-yaml.ts).
+const SPECIAL_FLOATS = new Map<string, number>([
+  ...['.inf', '.Inf', '.INF', '+.inf', '+.Inf', '+.INF'].map((k) => [k, Infinity] as const),
+  ...['-.inf', '-.Inf', '-.INF'].map((k) => [k, -Infinity] as const),
+  ...['.nan', '.NaN', '.NAN'].map((k) => [k, NaN] as const),
+]);
 
-const scalarCache = new Map<string, unknown>();
-
-/** Resolves a plain scalar under YAML 1.1 (as kubectl does): null, booleans, numbers, timestamps, strings. */
+/** Resolves a plain scalar as kubectl does (KUBECTL_YAML): null, booleans, numbers, strings (timestamps too). */
 function resolvePlain(s: string): unknown {
   const c = s.charCodeAt(0);
   const len = s.length;
@@ -281,23 +275,12 @@ function resolvePlain(s: string): unknown {
     if (FALSE.test(s)) return false;
     if (NULL.test(s)) return null;
   }
-  // only scalars starting with a digit, a sign or a dot can be numbers or timestamps
+  // only scalars starting with a digit, a sign or a dot can be numbers
   if ((c >= 48 && c <= 57) || c === 43 || c === 45 || c === 46) {
     if (SIMPLE_INT.test(s)) return Number(s);
-    if (!MAYBE_NUMERIC.some((re) => re.test(s))) return s;
-    let v = scalarCache.get(s);
-    if (v === undefined && !scalarCache.has(s)) {
-      try {
-        const m = yamlParse(`k: ${s}\n`, { version: '1.1' }) as Record<string, unknown> | null;
-        v = m && typeof m === 'object' && Object.hasOwn(m, 'k') ? m.k : BAIL;
-      } catch {
-        v = BAIL;
-      }
-      if (v instanceof Date || (typeof v === 'object' && v !== null)) v = BAIL; // timestamps and the like: full parser
-      if (scalarCache.size > 20000) scalarCache.clear();
-      scalarCache.set(s, v);
-    }
-    return v;
+    const special = SPECIAL_FLOATS.get(s);
+    if (special !== undefined) return special;
+    return goYamlNumber(s) ?? s;
   }
   return s;
 }
@@ -750,7 +733,7 @@ export function fullParse(text: string): FullParse {
   const lc = new LineCounter();
   let doc: Document;
   try {
-    doc = parseDocument(text, { version: '1.1', uniqueKeys: true, lineCounter: lc, prettyErrors: false, strict: true });
+    doc = parseDocument(text, { ...KUBECTL_YAML, uniqueKeys: true, lineCounter: lc, prettyErrors: false, strict: true });
   } catch (err) {
     throw new ManifestParseError(`not valid YAML: ${oneLine((err as Error).message)}`, 1, 1);
   }

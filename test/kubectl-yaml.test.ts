@@ -1,0 +1,106 @@
+// YAML read the way kubectl reads it. kubectl itself is the reference: `kubectl patch --local -f FILE -o json`
+// converts the YAML with sigs.k8s.io/yaml, and metadata.managedFields[].fieldsV1 is free-form JSON, so what kubectl
+// prints there is exactly what it made of each scalar. The lint parsers (fast and full) and the inject command
+// must make the same of them, and what inject writes back must read the same again.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { KUBECTL_YAML, goYamlNumber } from '../webhook/kubectl-yaml.ts';
+import { BAIL, fastParse, fullParse } from '../webhook/manifest-stream.ts';
+import { runCli } from './helpers.ts';
+
+// Plain scalars where YAML 1.1 and kubectl could part ways (special floats are left out: kubectl cannot turn
+// them into JSON at all).
+const SCALARS = [
+  '.', '-.', '+.', '._', '._5', '.5', '.5e3', '.e5', '.0', '-.5', '+.5', '1.', '0.', '-1.5', '1e5', '1E5', '1e+5', '1e-5', '1.5e3', '1e05',
+  '1e', '1e5.5', '1e400', '-1e400', '1_000', '1_0.5', '1__0', '1_', '0x1F', '0X1f', '-0x1F', '0x_1F', '0o17', '0O17', '017', '08', '09.5',
+  '00', '0', '-0', '+12', '0b101', '-0b101', '0b2', '0b', '0x', '0o', '0x1p-2', '1:30', '8080:80', '190:20:30', '1:30.5', '2024-01-02',
+  '2024-01-02T10:20:30Z', '2024-1-2', '2024-01-02t10:20:30.5+02:00', '9223372036854775807', '9223372036854775808', '-9223372036854775808',
+  '-9223372036854775809', '18446744073709551615', '18446744073709551616', '0xFFFFFFFFFFFFFFFF', '0x10000000000000000', 'e5', 'E1', 'e',
+  '+', '1.2.3', '10.0.0.1', '123abc', '12:00pm', 'inf', 'nan', 'Infinity', 'y', 'Y', 'yes', 'n', 'NO', 'on', 'Off', 'true', 'False', 'NULL',
+  '~', 'null', '100m', '64Mi',
+];
+// Keys too (each resolves differently, so none collide).
+const KEYS = ['.', 'e5', '1:30', '0o17', '0x1F', '1.', 'y', 'n', '2024-01-02', '._5', '-.'];
+
+function document(keys = true): string {
+  const lines = ['apiVersion: v1', 'kind: Pod', 'metadata:', '  name: scalars', '  managedFields:', '    - manager: test', '      operation: Update', '      apiVersion: v1', '      fieldsType: FieldsV1', '      fieldsV1:'];
+  SCALARS.forEach((s, i) => lines.push(`        v${i}: ${s}`));
+  if (keys) {
+    lines.push('        keys:');
+    for (const k of KEYS) lines.push(`          ${k}: x`);
+  }
+  lines.push('spec:', '  containers:', '    - name: app', '      image: busybox');
+  return `${lines.join('\n')}\n`;
+}
+
+function kubectlJson(yamlText: string): any {
+  const dir = mkdtempSync(join(tmpdir(), 'kw-yaml-'));
+  try {
+    writeFileSync(join(dir, 'obj.yaml'), yamlText);
+    writeFileSync(join(dir, 'patch.json'), '[]');
+    const out = execFileSync('kubectl', ['patch', '--local', '-f', join(dir, 'obj.yaml'), '--type', 'json', '--patch-file', join(dir, 'patch.json'), '-o', 'json', '--show-managed-fields'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    return JSON.parse(out);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const fields = (obj: any) => obj.metadata.managedFields[0].fieldsV1;
+/** A value as JSON carries it (what kubectl sends to the API server). */
+const asJson = (v: unknown) => JSON.parse(JSON.stringify(v));
+
+test('every scalar and key reads as kubectl reads it: lint (fast and full parser) and the yaml options', () => {
+  const text = document();
+  const want = fields(kubectlJson(text));
+  const byScalar = (got: any) => Object.fromEntries(SCALARS.map((s, i) => [s, got[`v${i}`]]));
+  const wantBy = byScalar(want);
+  assert.deepEqual(byScalar(asJson(fields(parse(text, KUBECTL_YAML)))), wantBy, 'KUBECTL_YAML');
+  assert.deepEqual(byScalar(asJson(fields(fullParse(text).value))), wantBy, 'lint, full parser');
+  assert.deepEqual(asJson(fields(parse(text, KUBECTL_YAML))).keys, want.keys, 'keys');
+  assert.deepEqual(asJson(fields(fullParse(text).value)).keys, want.keys, 'keys, lint');
+  // The fast path leaves documents with unusual keys to the full parser; without them it reads this one itself.
+  const fast = fastParse(document(false));
+  assert.notEqual(fast, BAIL, 'the fast path reads the document without the unusual keys');
+  assert.deepEqual(byScalar(asJson(fields(fast))), wantBy, 'lint, fast path');
+  // The cases that motivated this: YAML 1.1 as the yaml package reads it gets them wrong.
+  const plain11 = fields(parse(text, { version: '1.1' }));
+  for (const s of ['.', 'e5', '1:30', '0o17', '2024-01-02T10:20:30Z'])
+    assert.notDeepEqual(asJson(plain11[`v${SCALARS.indexOf(s)}`]), wantBy[s], `yaml 1.1 reads ${s} as kubectl does; the test no longer shows the difference`);
+});
+
+test('inject keeps every scalar as kubectl reads it, and what it writes reads the same again', () => {
+  const text = document().replace('  name: scalars\n', '  name: scalars\n  labels:\n    kagenti.io/type: agent\n');
+  const r = runCli(['inject', '-f', '-'], text);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /spiffe-helper/, 'the pod was injected');
+  assert.deepEqual(fields(kubectlJson(r.stdout)), fields(kubectlJson(text)));
+});
+
+test('strings that kubectl would read as numbers are quoted when written; other strings stay plain', () => {
+  const text = 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels:\n    kagenti.io/type: agent\n  annotations:\n    a: "0o17"\n    b: "1e5"\n    c: "017"\n    d: e5\n    e: "8080:80"\n    f: "."\n    g: "2024-01-02T10:20:30Z"\nspec:\n  containers:\n    - name: app\n      image: busybox\n';
+  const r = runCli(['inject', '-f', '-'], text);
+  assert.equal(r.code, 0, r.stderr);
+  const annotations = kubectlJson(r.stdout).metadata.annotations;
+  for (const [k, v] of Object.entries({ a: '0o17', b: '1e5', c: '017', d: 'e5', e: '8080:80', f: '.', g: '2024-01-02T10:20:30Z' })) assert.equal(annotations[k], v, k);
+  assert.match(r.stdout, /\n {4}d: e5\n/, 'a string kubectl reads as a string is not quoted');
+});
+
+test('goYamlNumber: the int64 and uint64 edges, signs and prefixes', () => {
+  assert.equal(goYamlNumber('0o17'), 15);
+  assert.equal(goYamlNumber('-0x1F'), -31);
+  assert.equal(goYamlNumber('08'), 8); // not octal: read as a float, as strconv does
+  assert.equal(goYamlNumber('0x10000000000000000'), undefined); // over uint64, and hex is never a float
+  assert.equal(goYamlNumber('18446744073709551616'), 18446744073709551616); // over uint64: a float
+  assert.equal(goYamlNumber('1e400'), undefined);
+  assert.equal(goYamlNumber('.'), undefined);
+  assert.equal(goYamlNumber('e5'), undefined);
+  assert.equal(goYamlNumber('1:30'), undefined);
+});
