@@ -103,4 +103,9 @@ test('goYamlNumber: the int64 and uint64 edges, signs and prefixes', () => {
   assert.equal(goYamlNumber('.'), undefined);
   assert.equal(goYamlNumber('e5'), undefined);
   assert.equal(goYamlNumber('1:30'), undefined);
+  assert.equal(goYamlNumber('.inf'), Infinity);
+  assert.equal(goYamlNumber('-.Inf'), -Infinity);
+  assert.ok(Number.isNaN(goYamlNumber('.NAN')));
+  assert.equal(goYamlNumber('.Nan'), undefined); // not one of go-yaml's spellings
+  assert.equal(goYamlNumber('inf'), undefined);
 });

@@ -11,6 +11,7 @@
 // - `0o17` is 15 to kubectl and a string to YAML 1.1; `._5` is a string to kubectl and 0.5 to YAML 1.1.
 // KUBECTL_YAML keeps the yaml package's YAML 1.1 schema and swaps its int, float and timestamp resolution for
 // goYamlNumber(). Writing uses the same rule: a string kubectl would read as a number is quoted, and `e5` is not.
+// (Numbers themselves are still written by the schema's own int and float tags.)
 import type { ScalarTag, Tags } from 'yaml';
 
 const INT = /^([-+]?)(?:0[xX]([0-9a-fA-F]+)|0[oO]([0-7]+)|0[bB]([01]+)|0([0-7]+)|([1-9][0-9]*|0))$/;
@@ -19,12 +20,18 @@ const DOT_FLOAT = /^\.[0-9]+(?:[eE][-+]?[0-9]+)?$/;
 const INT64_MIN = -(2n ** 63n);
 const UINT64_MAX = 2n ** 64n - 1n;
 
-/**
- * The number go-yaml v2 (kubectl) makes of a plain scalar, or undefined when it stays a string. The special floats
- * (.inf, .nan) are not covered: the YAML 1.1 schema's own tag resolves them as go-yaml does.
- */
+/** go-yaml v2's special floats (kubectl cannot put them into JSON, but reads them as numbers). */
+const SPECIAL_FLOATS = new Map<string, number>([
+  ...['.inf', '.Inf', '.INF', '+.inf', '+.Inf', '+.INF'].map((k) => [k, Infinity] as const),
+  ...['-.inf', '-.Inf', '-.INF'].map((k) => [k, -Infinity] as const),
+  ...['.nan', '.NaN', '.NAN'].map((k) => [k, NaN] as const),
+]);
+
+/** The number go-yaml v2 (kubectl) makes of a plain scalar, or undefined when it stays a string. */
 export function goYamlNumber(s: string): number | undefined {
   const c = s.charCodeAt(0);
+  const special = SPECIAL_FLOATS.get(s);
+  if (special !== undefined) return special;
   // A leading dot: strconv.ParseFloat of the text as written.
   if (c === 0x2e) return DOT_FLOAT.test(s) ? Number(s) : undefined;
   // Otherwise only a digit or a sign can start a number.
@@ -61,14 +68,12 @@ const GO_NUMBER: ScalarTag = {
 };
 
 const NUMERIC_TAGS = new Set(['tag:yaml.org,2002:int', 'tag:yaml.org,2002:float', 'tag:yaml.org,2002:timestamp']);
-const SPECIAL_FLOAT = /inf|nan/i;
 
-/** The YAML 1.1 tags with their number and timestamp patterns replaced by GO_NUMBER (.inf and .nan kept). */
+/** The YAML 1.1 tags with their number and timestamp patterns replaced by GO_NUMBER. */
 function kubectlTags(tags: Tags): Tags {
   const out = tags.map((t) => {
     if (typeof t === 'string') return t; // a tag by name: none of the numeric ones arrive this way
-    const test = (t as ScalarTag).test;
-    if (!NUMERIC_TAGS.has(t.tag) || !test || SPECIAL_FLOAT.test(test.source)) return t;
+    if (!NUMERIC_TAGS.has(t.tag) || !(t as ScalarTag).test) return t;
     return { ...t, test: NEVER } as ScalarTag;
   });
   return [GO_NUMBER, ...out];

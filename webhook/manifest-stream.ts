@@ -259,13 +259,6 @@ const SAFE_KEY = /^[A-Za-z_/][A-Za-z0-9_./-]*$/;
 const SIMPLE_INT = /^(?:0|[1-9][0-9]{0,14})$/;
 // control characters (and tabs) send a document to the full parser, which knows the exact rules
 const UNUSUAL = /[\x00-\x09\x0b\x0c\x0e-\x1f\x7f\x85\u2028\u2029\ufeff]|\r(?!\n)/;
-// .inf and .nan as YAML 1.1 (and go-yaml) write them; every other number follows goYamlNumber (kubectl-yaml.ts).
-const SPECIAL_FLOATS = new Map<string, number>([
-  ...['.inf', '.Inf', '.INF', '+.inf', '+.Inf', '+.INF'].map((k) => [k, Infinity] as const),
-  ...['-.inf', '-.Inf', '-.INF'].map((k) => [k, -Infinity] as const),
-  ...['.nan', '.NaN', '.NAN'].map((k) => [k, NaN] as const),
-]);
-
 /** Resolves a plain scalar as kubectl does (KUBECTL_YAML): null, booleans, numbers, strings (timestamps too). */
 function resolvePlain(s: string): unknown {
   const c = s.charCodeAt(0);
@@ -278,8 +271,6 @@ function resolvePlain(s: string): unknown {
   // only scalars starting with a digit, a sign or a dot can be numbers
   if ((c >= 48 && c <= 57) || c === 43 || c === 45 || c === 46) {
     if (SIMPLE_INT.test(s)) return Number(s);
-    const special = SPECIAL_FLOATS.get(s);
-    if (special !== undefined) return special;
     return goYamlNumber(s) ?? s;
   }
   return s;
