@@ -109,3 +109,12 @@ test('goYamlNumber: the int64 and uint64 edges, signs and prefixes', () => {
   assert.equal(goYamlNumber('.Nan'), undefined); // not one of go-yaml's spellings
   assert.equal(goYamlNumber('inf'), undefined);
 });
+
+test('goYamlNumber on huge scalars: leading zeros, and values past 64 bits or past float64', () => {
+  assert.equal(goYamlNumber(`${'0'.repeat(100_000)}17`), 15); // leading zeros: octal 17, in range
+  assert.equal(goYamlNumber(`0x${'0'.repeat(100_000)}1F`), 31);
+  assert.equal(goYamlNumber('9'.repeat(300)), Number('9'.repeat(300))); // over int64: a float, as strconv reads it
+  assert.equal(goYamlNumber('9'.repeat(1_000_000)), undefined); // over float64: a string
+  assert.equal(goYamlNumber(`0x${'f'.repeat(1_000_000)}`), undefined); // over uint64, and hex is never a float
+  assert.equal(goYamlNumber(`0${'7'.repeat(1_000_000)}`), undefined); // over uint64, and as a float over float64
+});

@@ -19,6 +19,8 @@ const FLOAT = /^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$/;
 const DOT_FLOAT = /^\.[0-9]+(?:[eE][-+]?[0-9]+)?$/;
 const INT64_MIN = -(2n ** 63n);
 const UINT64_MAX = 2n ** 64n - 1n;
+/** Digits of 2^64 - 1 by base prefix: decimal, hex, octal, binary. */
+const MAX_DIGITS: Record<string, number> = { '': 20, '0x': 16, '0o': 22, '0b': 64 };
 
 /** go-yaml v2's special floats (kubectl cannot put them into JSON, but reads them as numbers). */
 const SPECIAL_FLOATS = new Map<string, number>([
@@ -41,10 +43,14 @@ export function goYamlNumber(s: string): number | undefined {
   const m = INT.exec(plain);
   if (m) {
     const [, sign, hex, oct0o, bin, oct, dec] = m;
-    const digits = hex !== undefined ? `0x${hex}` : oct0o !== undefined ? `0o${oct0o}` : bin !== undefined ? `0b${bin}` : oct !== undefined ? `0o${oct}` : dec!;
-    const magnitude = BigInt(digits);
-    const v = sign === '-' ? -magnitude : magnitude;
-    if (v >= INT64_MIN && (v < 2n ** 63n || (sign === '' && v <= UINT64_MAX))) return Number(v);
+    const [prefix, digits] = hex !== undefined ? ['0x', hex] : oct0o !== undefined ? ['0o', oct0o] : bin !== undefined ? ['0b', bin] : oct !== undefined ? ['0o', oct] : ['', dec!];
+    // More significant digits than any 64-bit value has cannot be in range (and BigInt() of a huge string is slow).
+    const significant = digits.replace(/^0+/, '');
+    if (significant.length <= MAX_DIGITS[prefix]!) {
+      const magnitude = BigInt(`${prefix}${significant || '0'}`);
+      const v = sign === '-' ? -magnitude : magnitude;
+      if (v >= INT64_MIN && (v < 2n ** 63n || (sign === '' && v <= UINT64_MAX))) return Number(v);
+    }
   }
   // strconv.ParseFloat, for go-yaml's float pattern; out of float64's range stays a string.
   if (FLOAT.test(plain)) {
