@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parse } from 'yaml';
+import { parse, parseDocument } from 'yaml';
 import { KUBECTL_YAML, goYamlNumber } from '../webhook/kubectl-yaml.ts';
 import { BAIL, fastParse, fullParse } from '../webhook/manifest-stream.ts';
 import { runCli } from './helpers.ts';
@@ -117,4 +117,15 @@ test('goYamlNumber on huge scalars: leading zeros, and values past 64 bits or pa
   assert.equal(goYamlNumber('9'.repeat(1_000_000)), undefined); // over float64: a string
   assert.equal(goYamlNumber(`0x${'f'.repeat(1_000_000)}`), undefined); // over uint64, and hex is never a float
   assert.equal(goYamlNumber(`0${'7'.repeat(1_000_000)}`), undefined); // over uint64, and as a float over float64
+});
+
+test('explicit !!int, !!float, !!timestamp and !!str tags read as kubectl reads them, without warnings', () => {
+  const values: Record<string, string> = { a: '!!int 0x1F', b: '!!float 1.5', c: '!!int 017', d: '!!timestamp 2024-01-02', e: '!!str 0x1F', f: '!!int 0o17', g: '!!float 2' };
+  const text = `apiVersion: v1\nkind: Pod\nmetadata:\n  name: tagged\n  managedFields:\n    - manager: test\n      fieldsType: FieldsV1\n      fieldsV1:\n${Object.entries(values)
+    .map(([k, v]) => `        ${k}: ${v}\n`)
+    .join('')}spec:\n  containers:\n    - name: app\n      image: busybox\n`;
+  const doc = parseDocument(text, KUBECTL_YAML);
+  assert.deepEqual([...doc.errors, ...doc.warnings].map((w) => w.message), []);
+  assert.deepEqual(asJson(fields(doc.toJS())), fields(kubectlJson(text)));
+  assert.deepEqual(asJson(fields(fullParse(text).value)), fields(kubectlJson(text)), 'lint');
 });

@@ -64,25 +64,27 @@ export function goYamlNumber(s: string): number | undefined {
 const NUMBER_TEST = Object.assign(/(?:)/, { test: (s: string) => goYamlNumber(s) !== undefined });
 const NEVER = /(?!)/;
 
-const GO_NUMBER: ScalarTag = {
-  tag: 'tag:yaml.org,2002:float',
-  default: true,
-  test: NUMBER_TEST,
-  resolve: (s: string) => goYamlNumber(s)!,
-  // Only for reading: numbers are written by the schema's own int and float tags.
-  identify: () => false,
-};
+/**
+ * Reading only (identify() is false: numbers are written by the schema's own int and float tags). The int and
+ * float entries resolve the same way; there are two so that an explicit `!!int 0x1F` or `!!float 1.5` finds one.
+ * An explicit `!!timestamp` stays the string it is, as in kubectl.
+ */
+const GO_NUMBERS: ScalarTag[] = [
+  { tag: 'tag:yaml.org,2002:int', default: true, test: NUMBER_TEST, resolve: (s: string) => goYamlNumber(s)!, identify: () => false },
+  { tag: 'tag:yaml.org,2002:float', default: true, test: NUMBER_TEST, resolve: (s: string) => goYamlNumber(s)!, identify: () => false },
+  { tag: 'tag:yaml.org,2002:timestamp', default: false, resolve: (s: string) => s, identify: () => false },
+];
 
 const NUMERIC_TAGS = new Set(['tag:yaml.org,2002:int', 'tag:yaml.org,2002:float', 'tag:yaml.org,2002:timestamp']);
 
-/** The YAML 1.1 tags with their number and timestamp patterns replaced by GO_NUMBER. */
+/** The YAML 1.1 tags with their number and timestamp patterns replaced by GO_NUMBERS. */
 function kubectlTags(tags: Tags): Tags {
   const out = tags.map((t) => {
     if (typeof t === 'string') return t; // a tag by name: none of the numeric ones arrive this way
     if (!NUMERIC_TAGS.has(t.tag) || !(t as ScalarTag).test) return t;
     return { ...t, test: NEVER } as ScalarTag;
   });
-  return [GO_NUMBER, ...out];
+  return [...GO_NUMBERS, ...out];
 }
 
 /** Options for the yaml package: YAML 1.1, with scalars resolved as kubectl resolves them. */
