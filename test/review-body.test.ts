@@ -5,8 +5,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { FIXTURES } from '../bench/fixtures.ts';
+import { readdirSync, readFileSync } from 'node:fs';
+import { parseAllDocuments } from 'yaml';
+import { FIXTURES, withManagedFields, wrap } from '../bench/fixtures.ts';
+import { reviewJson } from '../webhook/admission.ts';
+import { defaultConfig } from '../webhook/config.ts';
+import { KUBECTL_YAML } from '../webhook/kubectl-yaml.ts';
+import { silentLogger } from '../webhook/log.ts';
+import { mutate } from '../webhook/mutate.ts';
 import { internals, parseReviewBody } from '../webhook/review-body.ts';
+import { answerAdmission } from '../webhook/server.ts';
+import { startValidation } from '../webhook/validation.ts';
+import { ROOT } from './helpers.ts';
 
 function hasOwnPath(v: any, path: string[]): boolean {
   for (const k of path) {
@@ -190,4 +200,38 @@ test('property: a review with one edit anywhere gives what JSON.parse gives (or 
     }),
     { numRuns: 2000 },
   );
+});
+
+// ---------- the answer is the same ----------
+
+test('/mutate and /validate answer exactly as they would with managedFields parsed (fixtures, golden pods)', async () => {
+  const config = defaultConfig();
+  const log = silentLogger();
+  const validation = await startValidation({ config, log, cluster: 'none' });
+  try {
+    const reviews: any[] = FIXTURES.map((f) => f.review('uid-same'));
+    const dir = `${ROOT}/test/golden`;
+    for (const f of readdirSync(dir).filter((n) => n.endsWith('.yaml') && !n.endsWith('.config.yaml')))
+      for (const doc of parseAllDocuments(readFileSync(`${dir}/${f}`, 'utf8'), KUBECTL_YAML) as any[]) {
+        const o = doc.toJS();
+        if (o?.kind === 'Pod') reviews.push(wrap(withManagedFields(structuredClone(o), 'kubectl-client-side-apply'), `uid-${f}`, o.metadata?.namespace ?? 'default'));
+      }
+    assert.ok(reviews.length > 20, `only ${reviews.length} reviews`);
+    let patched = 0;
+    for (const review of reviews) {
+      const body = Buffer.from(JSON.stringify(review));
+      assert.ok(internals.findSpan(body), 'the review carries managedFields the scan finds');
+      const full = JSON.parse(body.toString()).request; // what the webhook saw before change 26
+      const want = reviewJson(mutate(full, { config, validation }).response);
+      const got = answerAdmission('mutate', body, { config, log, validation });
+      assert.equal(got.status, 200);
+      assert.equal(got.text, want, `${review.request.uid}: /mutate answer differs`);
+      if (JSON.parse(got.text).response.patch) patched++;
+      const wantValidate = reviewJson(validation.validate(JSON.parse(body.toString()).request).response);
+      assert.equal(answerAdmission('validate', body, { config, log, validation }).text, wantValidate, `${review.request.uid}: /validate answer differs`);
+    }
+    assert.ok(patched > 10, `only ${patched} answers carried a patch`);
+  } finally {
+    await validation.close();
+  }
 });
