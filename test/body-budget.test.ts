@@ -1,4 +1,4 @@
-// The admission listener's budget for request bodies held at once (webhook/server.ts, MAX_HELD_BODY_BYTES):
+// The admission listener's budget for request bodies held at once (webhook/limits.ts, MAX_HELD_BODY_BYTES):
 // over it, the connection that has been sending a body the longest is closed; bodies that completed or were
 // abandoned stop counting. Plain HTTP and a small budget here, so the test sends kilobytes, not 64 MiB
 // (test/abuse.test.ts checks the shipped budget against a real server process).

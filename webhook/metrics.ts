@@ -1,5 +1,6 @@
 // Prometheus metrics (prefix kagenti_webhook_), one registry for the process.
 import { Counter, Histogram, Registry, Gauge } from 'prom-client';
+import { MAX_HELD_BODY_BYTES, REQUEST_MS } from './limits.ts';
 
 export const registry = new Registry();
 export const PREFIX = 'kagenti_webhook_';
@@ -42,7 +43,7 @@ export const ruleViolations = new Counter({
 
 export const connectionsClosed = new Counter({
   name: `${PREFIX}connections_closed_total`,
-  help: 'Admission-port connections the server closed: quiet (no request header in time), evicted (the longest-idle, to stay under --max-connections), refused (at the cap with every connection busy), request-timeout (a request still in progress 30 s after its header), body-budget (sending a request body the longest while bodies held passed 64 MiB).',
+  help: `Admission-port connections the server closed: quiet (no request header in time), evicted (the longest-idle, to stay under --max-connections), refused (at the cap with every connection busy), request-timeout (a request still in progress ${REQUEST_MS / 1000} s after its header), body-budget (sending a request body the longest while bodies held passed ${MAX_HELD_BODY_BYTES / 1024 / 1024} MiB).`,
   labelNames: ['reason'] as const,
   registers: [registry],
 });
