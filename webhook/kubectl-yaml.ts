@@ -18,6 +18,7 @@ const INT = /^([-+]?)(?:0[xX]([0-9a-fA-F]+)|0[oO]([0-7]+)|0[bB]([01]+)|0([0-7]+)
 const FLOAT = /^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$/;
 const DOT_FLOAT = /^\.[0-9]+(?:[eE][-+]?[0-9]+)?$/;
 const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
 const UINT64_MAX = 2n ** 64n - 1n;
 /** Digits of 2^64 - 1 by base prefix: decimal, hex, octal, binary. */
 const MAX_DIGITS: Record<string, number> = { '': 20, '0x': 16, '0o': 22, '0b': 64 };
@@ -49,7 +50,7 @@ export function goYamlNumber(s: string): number | undefined {
     if (significant.length <= MAX_DIGITS[prefix]!) {
       const magnitude = BigInt(`${prefix}${significant || '0'}`);
       const v = sign === '-' ? -magnitude : magnitude;
-      if (v >= INT64_MIN && (v < 2n ** 63n || (sign === '' && v <= UINT64_MAX))) return Number(v);
+      if (v >= INT64_MIN && (v <= INT64_MAX || (sign === '' && v <= UINT64_MAX))) return Number(v);
     }
   }
   // strconv.ParseFloat, for go-yaml's float pattern; out of float64's range stays a string.

@@ -96,7 +96,6 @@ const open = new Uint8Array(MAX_DEPTH);
  * deeper than MAX_DEPTH. One loop with its own stack: no call per value, and no recursion for deep input.
  */
 function skipValue(b: Uint8Array, i: number): number {
-  const n = b.length;
   let depth = 0;
   for (;;) {
     // A value starts at b[i].
@@ -106,8 +105,7 @@ function skipValue(b: Uint8Array, i: number): number {
       if (i < 0) return -1;
     } else if (c === 0x7b || c === 0x5b) {
       if (depth === MAX_DEPTH) return -1;
-      i++;
-      while (i < n && isSpace(b[i]!)) i++;
+      i = skipSpace(b, i + 1);
       if (b[i] === (c === 0x7b ? 0x7d : 0x5d)) {
         i++; // an empty object or array: a complete value
       } else {
@@ -134,12 +132,11 @@ function skipValue(b: Uint8Array, i: number): number {
     // A value ended before b[i]: close containers until one continues with a comma.
     for (;;) {
       if (depth === 0) return i;
-      while (i < n && isSpace(b[i]!)) i++;
+      i = skipSpace(b, i);
       const inObject = open[depth - 1] === 1;
       const d = b[i];
       if (d === 0x2c) {
-        i++;
-        while (i < n && isSpace(b[i]!)) i++;
+        i = skipSpace(b, i + 1);
         if (inObject) {
           i = skipKey(b, i);
           if (i < 0) return -1;
@@ -156,13 +153,14 @@ function skipValue(b: Uint8Array, i: number): number {
 /** A member's key and colon at b[i]: the index of its value (spaces skipped), or -1. */
 function skipKey(b: Uint8Array, i: number): number {
   if (b[i] !== QUOTE) return -1;
-  i = skipString(b, i);
-  if (i < 0) return -1;
-  while (i < b.length && isSpace(b[i]!)) i++;
-  if (b[i] !== 0x3a) return -1;
-  i++;
-  while (i < b.length && isSpace(b[i]!)) i++;
-  return i;
+  const keyEnd = skipString(b, i);
+  return keyEnd < 0 ? -1 : valueAfterKey(b, keyEnd);
+}
+
+/** After a key that ends before b[i]: the index of its value (the colon and spaces skipped), or -1. */
+function valueAfterKey(b: Uint8Array, i: number): number {
+  i = skipSpace(b, i);
+  return b[i] === 0x3a ? skipSpace(b, i + 1) : -1;
 }
 
 /** Whether the raw key b[start, end) is exactly `name` (a key written with escapes never matches). */
@@ -184,9 +182,8 @@ function findSpan(b: Uint8Array, i: number, level: number): [number, number] | u
     const keyEnd = skipString(b, i);
     if (keyEnd < 0) return undefined;
     const named = keyIs(b, i + 1, keyEnd - 1, PATH[level]!);
-    i = skipSpace(b, keyEnd);
-    if (b[i] !== 0x3a) return undefined;
-    i = skipSpace(b, i + 1);
+    i = valueAfterKey(b, keyEnd);
+    if (i < 0) return undefined;
     if (named) {
       if (level === PATH.length - 1) {
         const end = skipValue(b, i);
