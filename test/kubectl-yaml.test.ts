@@ -129,3 +129,38 @@ test('explicit !!int, !!float, !!timestamp and !!str tags read as kubectl reads 
   assert.deepEqual(asJson(fields(doc.toJS())), fields(kubectlJson(text)));
   assert.deepEqual(asJson(fields(fullParse(text).value)), fields(kubectlJson(text)), 'lint');
 });
+
+test('.inf and .nan as values: kubectl rejects the file, and lint says where (exit 2); as keys and quoted they are fine', () => {
+  const pod = (labels: string) => `apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels:\n${labels}spec:\n  containers:\n    - name: app\n      image: busybox\n`;
+  const kubectlError = (text: string): string => {
+    try {
+      kubectlJson(text);
+    } catch (err) {
+      return String((err as { stderr?: string }).stderr);
+    }
+    return '';
+  };
+  const bad: [string, string][] = [
+    ['.inf', '+Inf'],
+    ['-.Inf', '-Inf'],
+    ['+.INF', '+Inf'],
+    ['.NaN', 'NaN'],
+    ['!!float .inf', '+Inf'],
+    ['[x, .nan]', 'NaN'],
+  ];
+  for (const [value, go] of bad) {
+    const text = pod(`    a: b\n    c: ${value}\n`);
+    assert.match(kubectlError(text), new RegExp(`unsupported value: \\${go}`), `kubectl rejects ${value}`);
+    const r = runCli(['lint', '-'], text);
+    assert.equal(r.code, 2, `${value}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`^<stdin>:7:\\d+: error: not valid for kubectl: .* is the YAML float \\${go}, which JSON has no value for`, 'm'), value);
+  }
+  // The fast path leaves the document to the full parser, which knows the position.
+  assert.equal(fastParse(pod('    c: .inf\n')), BAIL);
+  assert.throws(() => fullParse(pod('    a: b\n    c: .inf\n')), { name: 'ManifestParseError', line: 7, column: 8 });
+
+  const fine = pod(`    a: b\n  annotations:\n    .inf: x\n    q: ".inf"\n    r: '.nan'\n    s: inf\n`);
+  assert.equal(kubectlError(fine), '', 'kubectl reads keys and quoted values');
+  const r = runCli(['lint', '-'], fine);
+  assert.equal(r.code, 0, r.stderr);
+});

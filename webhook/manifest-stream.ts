@@ -12,8 +12,8 @@
 // - fullParse: the `yaml` package (KUBECTL_YAML: version 1.1, kubectl's numbers; unique keys) with source ranges, for documents the fast
 //   reader gave up on, for parse errors (with line and column), and for positions where the fast path
 //   was not used.
-import { LineCounter, isMap, isScalar, isSeq, parseDocument } from 'yaml';
-import type { Document, Node as YamlNode } from 'yaml';
+import { LineCounter, isMap, isScalar, isSeq, parseDocument, visit } from 'yaml';
+import type { Document, Node as YamlNode, Scalar } from 'yaml';
 import { goYamlNumber, KUBECTL_YAML } from './kubectl-yaml.ts';
 
 export const MiB = 1024 * 1024;
@@ -271,7 +271,10 @@ function resolvePlain(s: string): unknown {
   // only scalars starting with a digit, a sign or a dot can be numbers
   if ((c >= 48 && c <= 57) || c === 43 || c === 45 || c === 46) {
     if (SIMPLE_INT.test(s)) return Number(s);
-    return goYamlNumber(s) ?? s;
+    const n = goYamlNumber(s);
+    if (n === undefined) return s;
+    // .inf and .nan: kubectl cannot put them into JSON; the full parser says where (nonJsonValue)
+    return Number.isFinite(n) ? n : BAIL;
   }
   return s;
 }
@@ -734,6 +737,17 @@ export function fullParse(text: string): FullParse {
     const at = lc.linePos(e.pos[0]);
     throw new ManifestParseError(`not valid YAML: ${oneLine(e.message)}`, at.line, at.col);
   }
+  const bad = nonJsonValue(doc);
+  if (bad) {
+    const at = lc.linePos(bad.range?.[0] ?? 0);
+    const src = bad.range ? text.slice(bad.range[0], bad.range[1]) : String(bad.value);
+    const go = Number.isNaN(bad.value) ? 'NaN' : (bad.value as number) > 0 ? '+Inf' : '-Inf';
+    throw new ManifestParseError(
+      `not valid for kubectl: ${src} is the YAML float ${go}, which JSON has no value for (kubectl fails with "json: unsupported value: ${go}"); quote it ('${src}') if it is meant as a string`,
+      at.line,
+      at.col,
+    );
+  }
   let value: unknown;
   try {
     value = doc.toJS({ maxAliasCount: 100 });
@@ -741,6 +755,21 @@ export function fullParse(text: string): FullParse {
     throw new ManifestParseError(`not valid YAML: ${oneLine((err as Error).message)}`, 1, 1);
   }
   return { value, doc, lc };
+}
+
+/** The first value (not key) that is an infinite or NaN number: YAML 1.1's `.inf` and `.nan`, which kubectl reads
+ *  as floats and then cannot convert to JSON, so it rejects the whole file. As keys they are fine: kubectl turns
+ *  keys into strings. */
+function nonJsonValue(doc: Document): Scalar | undefined {
+  let found: Scalar | undefined;
+  visit(doc, {
+    Scalar(key, node) {
+      if (key === 'key' || typeof node.value !== 'number' || Number.isFinite(node.value)) return undefined;
+      found = node;
+      return visit.BREAK;
+    },
+  });
+  return found;
 }
 
 function oneLine(s: string): string {
