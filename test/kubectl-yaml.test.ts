@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, parseDocument } from 'yaml';
-import { KUBECTL_YAML, goYamlNumber } from '../webhook/kubectl-yaml.ts';
+import { INT64_MAX, KUBECTL_YAML, goYamlInteger, goYamlNumber } from '../webhook/kubectl-yaml.ts';
 import { BAIL, fastParse, fullParse } from '../webhook/manifest-stream.ts';
 import { runCli } from './helpers.ts';
 
@@ -27,9 +27,17 @@ const SCALARS = [
 // Keys too (each resolves differently, so none collide).
 const KEYS = ['.', 'e5', '1:30', '0o17', '0x1F', '1.', 'y', 'n', '2024-01-02', '._5', '-.'];
 
-function document(keys = true): string {
+/** Integers a JavaScript number writes back as other digits (inject refuses to rewrite a document with one). */
+const inexact = (s: string) => {
+  const n = goYamlInteger(s);
+  return n !== undefined && n <= INT64_MAX && n >= -INT64_MAX - 1n && String(Number(n)) !== String(n);
+};
+
+function document(keys = true, only: (s: string) => boolean = () => true): string {
   const lines = ['apiVersion: v1', 'kind: Pod', 'metadata:', '  name: scalars', '  managedFields:', '    - manager: test', '      operation: Update', '      apiVersion: v1', '      fieldsType: FieldsV1', '      fieldsV1:'];
-  SCALARS.forEach((s, i) => lines.push(`        v${i}: ${s}`));
+  SCALARS.forEach((s, i) => {
+    if (only(s)) lines.push(`        v${i}: ${s}`);
+  });
   if (keys) {
     lines.push('        keys:');
     for (const k of KEYS) lines.push(`          ${k}: x`);
@@ -77,7 +85,8 @@ test('every scalar and key reads as kubectl reads it: lint (fast and full parser
 });
 
 test('inject keeps every scalar as kubectl reads it, and what it writes reads the same again', () => {
-  const text = document().replace('  name: scalars\n', '  name: scalars\n  labels:\n    kagenti.io/type: agent\n');
+  // (integers past 2^53 are left out: inject refuses to rewrite those, see below)
+  const text = document(true, (s) => !inexact(s)).replace('  name: scalars\n', '  name: scalars\n  labels:\n    kagenti.io/type: agent\n');
   const r = runCli(['inject', '-f', '-'], text);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /spiffe-helper/, 'the pod was injected');
@@ -163,4 +172,44 @@ test('.inf and .nan as values: kubectl rejects the file, and lint says where (ex
   assert.equal(kubectlError(fine), '', 'kubectl reads keys and quoted values');
   const r = runCli(['lint', '-'], fine);
   assert.equal(r.code, 0, r.stderr);
+});
+
+test('inject writes the documents it does not change byte for byte, and refuses to rewrite an integer it cannot hold', () => {
+  // kubectl -o json prints integers exactly, so compare its text, not JSON.parse's numbers
+  const kubectlText = (yamlText: string): string => {
+    const dir = mkdtempSync(join(tmpdir(), 'kw-yaml-'));
+    try {
+      writeFileSync(join(dir, 'obj.yaml'), yamlText);
+      writeFileSync(join(dir, 'patch.json'), '[]');
+      return execFileSync('kubectl', ['patch', '--local', '-f', join(dir, 'obj.yaml'), '--type', 'json', '--patch-file', join(dir, 'patch.json'), '-o', 'json'], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+  const other = '# a comment that stays\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: numbers\n  annotations:\n    big: "x"  # trailing\nbinaryData: {}\ndata:\n  a: "1"\n';
+  const custom =
+    '---\napiVersion: example.com/v1\nkind: Thing\nmetadata:\n  name: t\nspec:\n  big: 12345678901234567890\n  hex: 0xFFFFFFFFFFFFFFFF\n  max: 9223372036854775807\n  f: 1.0\n  o: 0o17\n';
+  const pod = (extra: string) => `---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels:\n    kagenti.io/type: agent\nspec:\n${extra}  containers:\n    - name: app\n      image: busybox\n`;
+  const text = other + custom + pod('  activeDeadlineSeconds: 1000000000000000000\n'); // past 2^53, and written with the same digits
+  const r = runCli(['inject', '-f', '-'], text);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(r.stdout.startsWith(`---\n${other}${custom}---\n`), r.stdout.slice(0, 400));
+  assert.match(r.stdout, /spiffe-helper/, 'the pod was injected');
+  assert.match(r.stdout, /activeDeadlineSeconds: 1000000000000000000\n/);
+  // kubectl keeps int64 exactly (past it, its objects hold a float64, as JavaScript does)
+  assert.match(kubectlText(custom), /"max": 9223372036854775807\b/);
+
+  // An injected document with an integer past 2^53 would be written back as another number: exit 2, nothing written.
+  const bad = runCli(['inject', '-f', '-'], other + pod('  activeDeadlineSeconds: 9007199254740993\n'));
+  assert.equal(bad.code, 2);
+  assert.equal(bad.stdout, '');
+  assert.match(bad.stderr, /<stdin>:19:26: 9007199254740993 is an integer past 2\^53, which inject cannot write back exactly \(it would become 9007199254740992; kubectl reads 9007199254740993\)/);
+  assert.match(kubectlText(pod('  activeDeadlineSeconds: 9007199254740993\n')), /"activeDeadlineSeconds": 9007199254740993\b/);
+  // 2^60 is exact in a double, but JavaScript writes it as 1152921504606847000, another integer to kubectl
+  const p60 = runCli(['inject', '-f', '-'], pod('  activeDeadlineSeconds: 0x1000000000000000\n'));
+  assert.equal(p60.code, 2);
+  assert.match(p60.stderr, /0x1000000000000000 is an integer past 2\^53, .*it would become 1152921504606847000; kubectl reads 1152921504606846976/);
 });

@@ -1,8 +1,8 @@
 // `kagenti-webhook inject`: offline injection for GitOps previews, through the same core as /mutate.
 import { readFileSync } from 'node:fs';
-import { isMap, isScalar, parseAllDocuments } from 'yaml';
-import type { Document } from 'yaml';
-import { KUBECTL_YAML } from './kubectl-yaml.ts';
+import { LineCounter, isMap, isScalar, parseAllDocuments, visit } from 'yaml';
+import type { Document, Scalar } from 'yaml';
+import { goYamlInteger, INT64_MAX, KUBECTL_YAML } from './kubectl-yaml.ts';
 import type { KubeObject } from './admission.ts';
 import { objectRef } from './admission.ts';
 import type { Config } from './config.ts';
@@ -72,20 +72,49 @@ function injectObject(obj: unknown, cfg: Config, defaultNs: string, out: InjectS
   return copy;
 }
 
-/** Injects into every eligible document of a YAML/JSON stream (YAML 1.1, as kubectl reads it). */
+/**
+ * The first integer of an injected document that inject would write back as other digits (past 2^53 a JavaScript
+ * number holds it inexactly, or prints it rounded), where kubectl reads the exact one. Keys are left alone (kubectl makes
+ * strings of them).
+ */
+function inexactInteger(doc: Document): Scalar | undefined {
+  let found: Scalar | undefined;
+  visit(doc, {
+    Scalar(key, node) {
+      if (key === 'key' || typeof node.value !== 'number' || Number.isSafeInteger(node.value) || typeof node.source !== 'string') return undefined;
+      // JavaScript writes 2^60 as 1152921504606847000, which kubectl reads as that integer: compare the digits.
+      // Past int64, kubectl's objects hold a float64 as JavaScript does.
+      const exact = goYamlInteger(node.source);
+      if (exact === undefined || exact > INT64_MAX || exact < -INT64_MAX - 1n || String(exact) === String(node.value)) return undefined;
+      found = node;
+      return visit.BREAK;
+    },
+  });
+  return found;
+}
+
+/**
+ * Injects into every eligible document of a YAML/JSON stream (YAML 1.1, as kubectl reads it). Documents it does
+ * not change are written as they were, byte for byte (comments, quoting, number formats); injected ones are
+ * written anew from their values, with the comments that stood before them.
+ */
 export function injectStream(text: string, cfg: Config, defaultNs = 'default', source = '<stdin>'): InjectStreamResult {
   const out: InjectStreamResult = { output: '', denials: [], warnings: [], injected: 0 };
-  const docs = parseAllDocuments(text, { ...KUBECTL_YAML, prettyErrors: true }) as Document[] | { errors: unknown[] };
+  const lc = new LineCounter();
+  const docs = parseAllDocuments(text, { ...KUBECTL_YAML, prettyErrors: true, lineCounter: lc }) as Document[] | { errors: unknown[] };
   if (!Array.isArray(docs)) throw new UsageError(`${source}: not a YAML stream`);
+  // Each document's own text runs from where it starts to where the next one starts. With directives (%YAML) in
+  // the stream, that text and a rewritten neighbour could disagree about them: then every document is rewritten.
+  const asWritten = !/^%/m.test(text);
   const parts: string[] = [];
-  for (const doc of docs) {
+  docs.forEach((doc, i) => {
     if (doc.errors.length) {
       const e = doc.errors[0];
       const pos = e.linePos?.[0];
       throw new UsageError(`${source}${pos ? `:${pos.line}:${pos.col}` : ''}: ${e.message.split('\n')[0]}`);
     }
     // An empty document (only comments, as `helm template` writes them) is dropped.
-    if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) continue;
+    if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) return;
     if (!isMap(doc.contents)) throw new UsageError(`${source}: a document is not a mapping with apiVersion and kind`);
     let obj: unknown;
     try {
@@ -94,18 +123,39 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
       throw new UsageError(`${source}: ${(err as Error).message.split('\n')[0]}`);
     }
     const injected = injectObject(obj, cfg, defaultNs, out);
-    if (injected) {
-      // Keep the comments that stood before the object (e.g. Helm's `# Source:` line).
-      const comment = (doc.contents as { commentBefore?: string | null }).commentBefore;
-      // Injected pieces are shared objects (rendered once per plan): write each in full, never as a YAML alias.
-      const node = doc.createNode(injected, { aliasDuplicateObjects: false }) as NonNullable<typeof doc.contents>;
-      if (comment) (node as { commentBefore?: string | null }).commentBefore = comment;
-      doc.contents = node;
+    if (!injected) {
+      const start = doc.range?.[0];
+      const end = i + 1 < docs.length ? docs[i + 1]!.range?.[0] : text.length;
+      if (asWritten && start !== undefined && end !== undefined) {
+        // the first document's text includes what comes before it (comments); it gets a `---` unless it has one
+        const own = text.slice(i === 0 ? 0 : start, end);
+        const withEnd = own.endsWith('\n') ? own : `${own}\n`;
+        parts.push(text.startsWith('---', start) ? withEnd : `---\n${withEnd}`);
+      } else parts.push(marked(doc.toString({ lineWidth: 0 })));
+      return;
     }
-    parts.push(doc.toString({ lineWidth: 0 }));
-  }
-  out.output = parts.map((p) => (p.startsWith('---') ? p : `---\n${p}`)).join('');
+    const bad = inexactInteger(doc);
+    if (bad) {
+      const at = lc.linePos(bad.range?.[0] ?? 0);
+      throw new UsageError(
+        `${source}:${at.line}:${at.col}: ${bad.source} is an integer past 2^53, which inject cannot write back exactly (it would become ${String(bad.value)}; kubectl reads ${goYamlInteger(bad.source!)}). Nothing was written`,
+      );
+    }
+    // Keep the comments that stood before the object (e.g. Helm's `# Source:` line).
+    const comment = (doc.contents as { commentBefore?: string | null }).commentBefore;
+    // Injected pieces are shared objects (rendered once per plan): write each in full, never as a YAML alias.
+    const node = doc.createNode(injected, { aliasDuplicateObjects: false }) as NonNullable<typeof doc.contents>;
+    if (comment) (node as { commentBefore?: string | null }).commentBefore = comment;
+    doc.contents = node;
+    parts.push(marked(doc.toString({ lineWidth: 0 })));
+  });
+  out.output = parts.join('');
   return out;
+}
+
+/** A rewritten document with its start marker. */
+function marked(p: string): string {
+  return p.startsWith('---') ? p : `---\n${p}`;
 }
 
 export async function runInject(argv: string[]): Promise<number> {

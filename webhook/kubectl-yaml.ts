@@ -18,7 +18,7 @@ const INT = /^([-+]?)(?:0[xX]([0-9a-fA-F]+)|0[oO]([0-7]+)|0[bB]([01]+)|0([0-7]+)
 const FLOAT = /^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$/;
 const DOT_FLOAT = /^\.[0-9]+(?:[eE][-+]?[0-9]+)?$/;
 const INT64_MIN = -(2n ** 63n);
-const INT64_MAX = 2n ** 63n - 1n;
+export const INT64_MAX = 2n ** 63n - 1n;
 const UINT64_MAX = 2n ** 64n - 1n;
 /** Digits of 2^64 - 1 by base prefix: decimal, hex, octal, binary. */
 const MAX_DIGITS: Record<string, number> = { '': 20, '0x': 16, '0o': 22, '0b': 64 };
@@ -30,6 +30,25 @@ const SPECIAL_FLOATS = new Map<string, number>([
   ...['.nan', '.NaN', '.NAN'].map((k) => [k, NaN] as const),
 ]);
 
+/** The integer go-yaml v2 (kubectl) makes of a plain scalar (int64, or uint64 without a sign), exactly; undefined
+ *  when the scalar is not one (a float, a string, or an integer past 64 bits, which go-yaml reads as a float). */
+export function goYamlInteger(s: string): bigint | undefined {
+  const c = s.charCodeAt(0);
+  if (!((c >= 0x30 && c <= 0x39) || c === 0x2b || c === 0x2d)) return undefined;
+  const plain = s.includes('_') ? s.replaceAll('_', '') : s;
+  // strconv.ParseInt(plain, 0, 64), then ParseUint for what is over int64 (no sign).
+  const m = INT.exec(plain);
+  if (!m) return undefined;
+  const [, sign, hex, oct0o, bin, oct, dec] = m;
+  const [prefix, digits] = hex !== undefined ? ['0x', hex] : oct0o !== undefined ? ['0o', oct0o] : bin !== undefined ? ['0b', bin] : oct !== undefined ? ['0o', oct] : ['', dec!];
+  // More significant digits than any 64-bit value has cannot be in range (and BigInt() of a huge string is slow).
+  const significant = digits.replace(/^0+/, '');
+  if (significant.length > MAX_DIGITS[prefix]!) return undefined;
+  const magnitude = BigInt(`${prefix}${significant || '0'}`);
+  const v = sign === '-' ? -magnitude : magnitude;
+  return v >= INT64_MIN && (v <= INT64_MAX || (sign === '' && v <= UINT64_MAX)) ? v : undefined;
+}
+
 /** The number go-yaml v2 (kubectl) makes of a plain scalar, or undefined when it stays a string. */
 export function goYamlNumber(s: string): number | undefined {
   const c = s.charCodeAt(0);
@@ -39,20 +58,9 @@ export function goYamlNumber(s: string): number | undefined {
   if (c === 0x2e) return DOT_FLOAT.test(s) ? Number(s) : undefined;
   // Otherwise only a digit or a sign can start a number.
   if (!((c >= 0x30 && c <= 0x39) || c === 0x2b || c === 0x2d)) return undefined;
+  const int = goYamlInteger(s);
+  if (int !== undefined) return Number(int);
   const plain = s.includes('_') ? s.replaceAll('_', '') : s;
-  // strconv.ParseInt(plain, 0, 64), then ParseUint for what is over int64 (no sign).
-  const m = INT.exec(plain);
-  if (m) {
-    const [, sign, hex, oct0o, bin, oct, dec] = m;
-    const [prefix, digits] = hex !== undefined ? ['0x', hex] : oct0o !== undefined ? ['0o', oct0o] : bin !== undefined ? ['0b', bin] : oct !== undefined ? ['0o', oct] : ['', dec!];
-    // More significant digits than any 64-bit value has cannot be in range (and BigInt() of a huge string is slow).
-    const significant = digits.replace(/^0+/, '');
-    if (significant.length <= MAX_DIGITS[prefix]!) {
-      const magnitude = BigInt(`${prefix}${significant || '0'}`);
-      const v = sign === '-' ? -magnitude : magnitude;
-      if (v >= INT64_MIN && (v <= INT64_MAX || (sign === '' && v <= UINT64_MAX))) return Number(v);
-    }
-  }
   // strconv.ParseFloat, for go-yaml's float pattern; out of float64's range stays a string.
   if (FLOAT.test(plain)) {
     const v = Number(plain);
