@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, parseDocument } from 'yaml';
-import { INT64_MAX, KUBECTL_YAML, goYamlInteger, goYamlNumber } from '../webhook/kubectl-yaml.ts';
+import { INT64_MAX, INT64_MIN, KUBECTL_YAML, goYamlInteger, goYamlNumber } from '../webhook/kubectl-yaml.ts';
 import { BAIL, fastParse, fullParse } from '../webhook/manifest-stream.ts';
 import { runCli } from './helpers.ts';
 
@@ -30,7 +30,7 @@ const KEYS = ['.', 'e5', '1:30', '0o17', '0x1F', '1.', 'y', 'n', '2024-01-02', '
 /** Integers a JavaScript number writes back as other digits (inject refuses to rewrite a document with one). */
 const inexact = (s: string) => {
   const n = goYamlInteger(s);
-  return n !== undefined && n <= INT64_MAX && n >= -INT64_MAX - 1n && String(Number(n)) !== String(n);
+  return n !== undefined && n <= INT64_MAX && n >= INT64_MIN && String(Number(n)) !== String(n);
 };
 
 function document(keys = true, only: (s: string) => boolean = () => true): string {

@@ -1,8 +1,8 @@
 // `kagenti-webhook inject`: offline injection for GitOps previews, through the same core as /mutate.
 import { readFileSync } from 'node:fs';
-import { LineCounter, isMap, isScalar, parseAllDocuments, visit } from 'yaml';
+import { LineCounter, isMap, isScalar, parseAllDocuments } from 'yaml';
 import type { Document, Scalar } from 'yaml';
-import { goYamlInteger, INT64_MAX, KUBECTL_YAML } from './kubectl-yaml.ts';
+import { findValue, goYamlInteger, INT64_MAX, INT64_MIN, KUBECTL_YAML } from './kubectl-yaml.ts';
 import type { KubeObject } from './admission.ts';
 import { objectRef } from './admission.ts';
 import type { Config } from './config.ts';
@@ -73,24 +73,14 @@ function injectObject(obj: unknown, cfg: Config, defaultNs: string, out: InjectS
 }
 
 /**
- * The first integer of an injected document that inject would write back as other digits (past 2^53 a JavaScript
- * number holds it inexactly, or prints it rounded), where kubectl reads the exact one. Keys are left alone (kubectl makes
- * strings of them).
+ * Whether inject would write this integer back as other digits, where kubectl reads the exact one: past 2^53 a
+ * JavaScript number holds it inexactly, or prints it rounded (2^60 as 1152921504606847000, another integer to
+ * kubectl). Past int64, kubectl's objects hold a float64 as JavaScript does.
  */
-function inexactInteger(doc: Document): Scalar | undefined {
-  let found: Scalar | undefined;
-  visit(doc, {
-    Scalar(key, node) {
-      if (key === 'key' || typeof node.value !== 'number' || Number.isSafeInteger(node.value) || typeof node.source !== 'string') return undefined;
-      // JavaScript writes 2^60 as 1152921504606847000, which kubectl reads as that integer: compare the digits.
-      // Past int64, kubectl's objects hold a float64 as JavaScript does.
-      const exact = goYamlInteger(node.source);
-      if (exact === undefined || exact > INT64_MAX || exact < -INT64_MAX - 1n || String(exact) === String(node.value)) return undefined;
-      found = node;
-      return visit.BREAK;
-    },
-  });
-  return found;
+function rewrittenInexactly(node: Scalar): boolean {
+  if (typeof node.value !== 'number' || Number.isSafeInteger(node.value) || typeof node.source !== 'string') return false;
+  const exact = goYamlInteger(node.source);
+  return exact !== undefined && exact >= INT64_MIN && exact <= INT64_MAX && String(exact) !== String(node.value);
 }
 
 /**
@@ -134,7 +124,7 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
       } else parts.push(marked(doc.toString({ lineWidth: 0 })));
       return;
     }
-    const bad = inexactInteger(doc);
+    const bad = findValue(doc, rewrittenInexactly);
     if (bad) {
       const at = lc.linePos(bad.range?.[0] ?? 0);
       throw new UsageError(

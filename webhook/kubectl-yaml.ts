@@ -12,12 +12,13 @@
 // KUBECTL_YAML keeps the yaml package's YAML 1.1 schema and swaps its int, float and timestamp resolution for
 // goYamlNumber(). Writing uses the same rule: a string kubectl would read as a number is quoted, and `e5` is not.
 // (Numbers themselves are still written by the schema's own int and float tags.)
-import type { ScalarTag, Tags } from 'yaml';
+import { visit } from 'yaml';
+import type { Document, Scalar, ScalarTag, Tags } from 'yaml';
 
 const INT = /^([-+]?)(?:0[xX]([0-9a-fA-F]+)|0[oO]([0-7]+)|0[bB]([01]+)|0([0-7]+)|([1-9][0-9]*|0))$/;
 const FLOAT = /^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$/;
 const DOT_FLOAT = /^\.[0-9]+(?:[eE][-+]?[0-9]+)?$/;
-const INT64_MIN = -(2n ** 63n);
+export const INT64_MIN = -(2n ** 63n);
 export const INT64_MAX = 2n ** 63n - 1n;
 const UINT64_MAX = 2n ** 64n - 1n;
 /** Digits of 2^64 - 1 by base prefix: decimal, hex, octal, binary. */
@@ -98,3 +99,16 @@ function kubectlTags(tags: Tags): Tags {
 
 /** Options for the yaml package: YAML 1.1, with scalars resolved as kubectl resolves them. */
 export const KUBECTL_YAML = { version: '1.1', customTags: kubectlTags } as const;
+
+/** The first scalar in value position (not a mapping key: kubectl turns keys into strings) that `test` picks. */
+export function findValue(doc: Document, test: (node: Scalar) => boolean): Scalar | undefined {
+  let found: Scalar | undefined;
+  visit(doc, {
+    Scalar(key, node) {
+      if (key === 'key' || !test(node)) return undefined;
+      found = node;
+      return visit.BREAK;
+    },
+  });
+  return found;
+}

@@ -12,9 +12,9 @@
 // - fullParse: the `yaml` package (KUBECTL_YAML: version 1.1, kubectl's numbers; unique keys) with source ranges, for documents the fast
 //   reader gave up on, for parse errors (with line and column), and for positions where the fast path
 //   was not used.
-import { LineCounter, isMap, isScalar, isSeq, parseDocument, visit } from 'yaml';
-import type { Document, Node as YamlNode, Scalar } from 'yaml';
-import { goYamlNumber, KUBECTL_YAML } from './kubectl-yaml.ts';
+import { LineCounter, isMap, isScalar, isSeq, parseDocument } from 'yaml';
+import type { Document, Node as YamlNode } from 'yaml';
+import { findValue, goYamlNumber, KUBECTL_YAML } from './kubectl-yaml.ts';
 
 export const MiB = 1024 * 1024;
 
@@ -273,7 +273,7 @@ function resolvePlain(s: string): unknown {
     if (SIMPLE_INT.test(s)) return Number(s);
     const n = goYamlNumber(s);
     if (n === undefined) return s;
-    // .inf and .nan: kubectl cannot put them into JSON; the full parser says where (nonJsonValue)
+    // .inf and .nan: kubectl cannot put them into JSON; the full parser says where
     return Number.isFinite(n) ? n : BAIL;
   }
   return s;
@@ -737,7 +737,8 @@ export function fullParse(text: string): FullParse {
     const at = lc.linePos(e.pos[0]);
     throw new ManifestParseError(`not valid YAML: ${oneLine(e.message)}`, at.line, at.col);
   }
-  const bad = nonJsonValue(doc);
+  // .inf and .nan: kubectl reads them as floats, then cannot put them into JSON and rejects the whole file
+  const bad = findValue(doc, (node) => typeof node.value === 'number' && !Number.isFinite(node.value));
   if (bad) {
     const at = lc.linePos(bad.range?.[0] ?? 0);
     const src = bad.range ? text.slice(bad.range[0], bad.range[1]) : String(bad.value);
@@ -755,21 +756,6 @@ export function fullParse(text: string): FullParse {
     throw new ManifestParseError(`not valid YAML: ${oneLine((err as Error).message)}`, 1, 1);
   }
   return { value, doc, lc };
-}
-
-/** The first value (not key) that is an infinite or NaN number: YAML 1.1's `.inf` and `.nan`, which kubectl reads
- *  as floats and then cannot convert to JSON, so it rejects the whole file. As keys they are fine: kubectl turns
- *  keys into strings. */
-function nonJsonValue(doc: Document): Scalar | undefined {
-  let found: Scalar | undefined;
-  visit(doc, {
-    Scalar(key, node) {
-      if (key === 'key' || typeof node.value !== 'number' || Number.isFinite(node.value)) return undefined;
-      found = node;
-      return visit.BREAK;
-    },
-  });
-  return found;
 }
 
 function oneLine(s: string): string {
