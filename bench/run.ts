@@ -960,36 +960,26 @@ async function main(): Promise<void> {
     }
     if (only.has('abuse')) {
       say(`abusive clients: ${int(abuseIdle)} idle TLS connections (${arrivalText}), ${abuseStalled} stalled clients, 1 that never reads; /mutate small at ${rate} req/s, fresh server`);
-      abuse = await abuseRun({
-        certs,
-        webhook: { server, logLevel: values['log-level']!, logFile, nodeArgs },
-        body: bodies.small!,
-        rate,
-        seconds: rateSeconds,
-        idle: abuseIdle,
-        stalled: abuseStalled,
-        arrivalRate: abuseArrivalRate,
-        settleSeconds: abuseSettle,
-        say,
-      });
+      // the same abusive clients and load for each target, on fresh processes
+      const abuseOn = (target: AbuseTarget) =>
+        abuseRun({
+          certs,
+          target,
+          webhook: { server, logLevel: values['log-level']!, logFile, nodeArgs },
+          body: bodies.small!,
+          rate,
+          seconds: rateSeconds,
+          idle: abuseIdle,
+          stalled: abuseStalled,
+          arrivalRate: abuseArrivalRate,
+          settleSeconds: abuseSettle,
+          say,
+        });
+      abuse = await abuseOn('webhook');
       if (values['abuse-floors'])
         for (const target of ['floor', 'floor-aside'] as const) {
           say(`the same abusive clients and load, ${target === 'floor' ? 'against the floor' : 'the load against a floor the abusive clients do not touch (they go to a second floor process)'}`);
-          abuseFloors.push(
-            await abuseRun({
-              certs,
-              target,
-              webhook: { server, logLevel: values['log-level']!, logFile, nodeArgs },
-              body: bodies.small!,
-              rate,
-              seconds: rateSeconds,
-              idle: abuseIdle,
-              stalled: abuseStalled,
-              arrivalRate: abuseArrivalRate,
-              settleSeconds: abuseSettle,
-              say,
-            }),
-          );
+          abuseFloors.push(await abuseOn(target));
         }
     }
   } finally {
