@@ -701,16 +701,11 @@ export interface AbuseResult {
  */
 export type AbuseTarget = 'webhook' | 'floor' | 'floor-aside';
 
-/** How each target reads in BENCHMARKS.md. */
-const ABUSE_TARGETS: Record<AbuseTarget, { load: string; abusers: string; short: string; long: string }> = {
-  webhook: { load: 'the webhook', abusers: 'the webhook', short: 'the webhook', long: '' },
-  floor: { load: 'the floor', abusers: 'the floor', short: 'the floor with the same clients', long: '' },
-  'floor-aside': {
-    load: 'the floor',
-    abusers: 'a second floor',
-    short: 'a floor they do not touch',
-    long: 'In the last row the abusive clients go to a second floor process: the floor under load is untouched by them and shares only the machine, so its figures are what the flood costs any server on this machine through the CPUs it takes (the attacker runs on the same two CPUs here; in a cluster it would not).',
-  },
+/** How each target reads in BENCHMARKS.md: where the load goes, where the abusive clients go, and a short name. */
+const ABUSE_TARGETS: Record<AbuseTarget, { load: string; abusers: string; short: string }> = {
+  webhook: { load: 'the webhook', abusers: 'the webhook', short: 'the webhook' },
+  floor: { load: 'the floor', abusers: 'the floor', short: 'the floor with the same clients' },
+  'floor-aside': { load: 'the floor', abusers: 'a second floor', short: 'a floor they do not touch' },
 };
 
 /**
@@ -1071,7 +1066,7 @@ async function main(): Promise<void> {
       ...(abuseFloors.length
         ? [
             '',
-            `The same abusive clients and the same load, on a fresh floor each (\`bench/floor.ts\`: no connection guard, no timeouts of its own, Node's defaults). ${ABUSE_TARGETS['floor-aside'].long}`,
+            "The same abusive clients and the same load, on a fresh floor each (`bench/floor.ts`: no connection guard, no timeouts of its own, Node's defaults). In the last row the abusive clients go to a second floor process: the floor under load is untouched by them and shares only the machine, so its figures are what the flood costs any server on this machine through the CPUs it takes (the attacker runs on the same two CPUs here; in a cluster it would not).",
             '',
             '| load goes to | abusive clients go to | baseline p99 ms | while they connect p99 ms | once in p99 ms | RSS of the loaded server at most, MB | abusive connections open when the last was in | closed by the server they went to, by the end |',
             '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
