@@ -199,6 +199,8 @@ test('inject writes the documents it does not change byte for byte, and refuses 
   assert.ok(r.stdout.startsWith(`---\n${other}${custom}---\n`), r.stdout.slice(0, 400));
   assert.match(r.stdout, /spiffe-helper/, 'the pod was injected');
   assert.match(r.stdout, /activeDeadlineSeconds: 1000000000000000000\n/);
+  // a byte-order mark is not kept inside the stream, where the `---` now comes first
+  assert.equal(runCli(['inject', '-f', '-'], `\uFEFF${other}`).stdout, `---\n${other}`);
   // kubectl keeps int64 exactly (past it, its objects hold a float64, as JavaScript does)
   assert.match(kubectlText(custom), /"max": 9223372036854775807\b/);
 

@@ -117,8 +117,9 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
       const start = doc.range?.[0];
       const end = i + 1 < docs.length ? docs[i + 1]!.range?.[0] : text.length;
       if (asWritten && start !== undefined && end !== undefined) {
-        // the first document's text includes what comes before it (comments); it gets a `---` unless it has one
-        const own = text.slice(i === 0 ? 0 : start, end);
+        // the first document's text includes what comes before it (comments, not a byte-order mark); it gets a
+        // `---` unless it has one
+        const own = text.slice(i > 0 ? start : text.charCodeAt(0) === 0xfeff ? 1 : 0, end);
         const withEnd = own.endsWith('\n') ? own : `${own}\n`;
         parts.push(text.startsWith('---', start) ? withEnd : `---\n${withEnd}`);
       } else parts.push(marked(doc.toString({ lineWidth: 0 })));
