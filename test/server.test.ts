@@ -106,6 +106,11 @@ describe('admission server', () => {
       /uid/,
     ],
     ['deeply nested JSON', '['.repeat(200_000) + ']'.repeat(200_000), /JSON/],
+    [
+      'an operation the API server never sends',
+      JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'x', kind: { kind: 'Pod' }, operation: 'PATCH' } }),
+      /operation must be one of CREATE, UPDATE, DELETE, CONNECT, got "PATCH"/,
+    ],
   ];
   for (const [label, body, pattern] of bad) {
     test(`400 with a JSON error body: ${label}`, async () => {
@@ -115,6 +120,18 @@ describe('admission server', () => {
       assert.doesNotMatch(res.text, /\n\s+at /, 'no stack trace');
     });
   }
+
+  test('request.operation cannot mint metric label values (each would be a series kept for the life of the process)', async () => {
+    for (let i = 0; i < 20; i++) {
+      const op = `OP${i}-${'x'.repeat(100_000)}`;
+      const res = await s.post('/mutate', JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { ...podCreateRequest(agentPod()), operation: op } }));
+      assert.equal(res.status, 400, res.text.slice(0, 200));
+      assert.ok(res.text.length < 400, 'the message quotes at most the start of the operation');
+    }
+    const m = await getProbe(s.server.probePort, '/metrics');
+    assert.doesNotMatch(m.text, /operation="OP/);
+    assert.ok(m.text.length < 100_000, `/metrics is ${m.text.length} bytes`);
+  });
 
   test('413 for a body over 3 MiB, and the server keeps answering', async () => {
     const big = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', pad: 'x'.repeat(3 * 1024 * 1024 + 10) });

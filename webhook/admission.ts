@@ -61,6 +61,9 @@ export class AdmissionError extends Error {
   }
 }
 
+/** AdmissionRequest operations (admission.k8s.io/v1). */
+export const OPERATIONS = ['CREATE', 'UPDATE', 'DELETE', 'CONNECT'] as const;
+
 /** Checks the envelope of a parsed body and returns its request. Throws AdmissionError when it is not one. */
 export function parseAdmissionReview(body: unknown): AdmissionRequest {
   if (!isObject(body)) throw new AdmissionError('request body must be a JSON object (an AdmissionReview)');
@@ -76,6 +79,9 @@ export function parseAdmissionReview(body: unknown): AdmissionRequest {
   if (!isObject(req.kind) || typeof req.kind.kind !== 'string')
     throw new AdmissionError('request.kind is missing or has no kind');
   if (typeof req.operation !== 'string') throw new AdmissionError('request.operation is missing or not a string');
+  // The operation is a metric label: only the four the API server sends, so a client cannot mint label values.
+  if (!(OPERATIONS as readonly string[]).includes(req.operation))
+    throw new AdmissionError(`request.operation must be one of ${OPERATIONS.join(', ')}, got ${JSON.stringify(req.operation.slice(0, 40))}${req.operation.length > 40 ? ' (cut)' : ''}`);
   if (req.object !== undefined && req.object !== null && !isObject(req.object))
     throw new AdmissionError('request.object must be an object');
   if (req.oldObject !== undefined && req.oldObject !== null && !isObject(req.oldObject))
