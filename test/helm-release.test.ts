@@ -111,6 +111,8 @@ test('uncompressed release JSON and the configmap storage driver are read too', 
   };
   assert.equal(isHelmRelease(cm), true);
   assert.equal(checkHelmRelease(cm, ctx).violations.length, 1);
+  // The labels and a release key are not enough: a record has a record's name.
+  assert.equal(isHelmRelease({ ...cm, metadata: { ...cm.metadata, name: 'kagent-enterprise-config' } }), false);
 });
 
 test('with the issuer unknown, a missing K8S_TOKEN_REVIEW only warns (severity warning)', () => {

@@ -88,12 +88,41 @@ test('HTTPS /validate: skips what it must not judge', async () => {
     assert.equal((await s.review('/validate', req('Deployment', 'apps', deployment('web', undefined, { app: 'web' })))).allowed, true);
     assert.equal((await s.review('/validate', req('Deployment', 'apps', null, { operation: 'DELETE', oldObject: deployment('x') }))).allowed, true);
     assert.equal((await s.review('/validate', req('Deployment', 'apps', deployment('x'), { subResource: 'scale' }))).allowed, true);
-    assert.equal((await s.review('/validate', req('Deployment', 'apps', deployment('x', undefined, AGENT, { deletionTimestamp: '2026-01-01T00:00:00Z' }), { operation: 'UPDATE' }))).allowed, true);
+    // Being deleted: a finalizer coming off is not checked again; any other change is.
+    const deleting = { deletionTimestamp: '2026-01-01T00:00:00Z' };
+    const held = deployment('x', undefined, AGENT, { ...deleting, finalizers: ['example.com/cleanup'], resourceVersion: '7' });
+    const released = deployment('x', undefined, AGENT, { ...deleting, resourceVersion: '8' });
+    assert.equal((await s.review('/validate', req('Deployment', 'apps', released, { operation: 'UPDATE', oldObject: held }))).allowed, true);
+    const edited = deployment('x', undefined, { ...AGENT, extra: 'label' }, { ...deleting, finalizers: ['example.com/cleanup'] });
+    assert.equal((await s.review('/validate', req('Deployment', 'apps', edited, { operation: 'UPDATE', oldObject: held }))).allowed, false);
+    assert.equal((await s.review('/validate', req('Deployment', 'apps', released, { operation: 'UPDATE' }))).allowed, false, 'no oldObject to compare with');
     const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { generateName: 'x-', namespace: 'team-a', labels: AGENT }, spec: { containers: [] } };
     assert.equal((await s.review('/validate', req('Pod', '', pod, { operation: 'UPDATE' }))).allowed, true);
     const created = await s.review('/validate', req('Pod', '', pod));
     assert.equal(created.allowed, false);
     assert.match(created.status!.message, /Pod team-a\/x-<generated>: spec\.serviceAccountName is not set/);
+  } finally {
+    await s.close();
+  }
+});
+
+test('HTTPS /validate: kagent\'s ConfigMap is checked however it is labelled, and while it is being deleted', async () => {
+  const s = await server({ tokenReview: { issuer: 'external' } });
+  try {
+    // Dressed as a Helm record of the configmap driver (labels owner: helm, a data.release string).
+    const dressed = cm({ OTHER: 'x', release: 'anything' }, { metadata: { name: 'kagent-enterprise-config', namespace: 'kagent', labels: { owner: 'helm', status: 'deployed' } } });
+    const r = await s.review('/validate', req('ConfigMap', '', dressed));
+    assert.equal(r.allowed, false);
+    assert.match(r.status!.message, /^\[token-review-required\] ConfigMap kagent\/kagent-enterprise-config: data\.K8S_TOKEN_REVIEW is not set/);
+    const dropped = await s.review('/validate', req('ConfigMap', '', dressed, { operation: 'UPDATE', oldObject: cm({ K8S_TOKEN_REVIEW: 'true' }) }));
+    assert.equal(dropped.allowed, false);
+    // Held by a finalizer after a delete: editing the value is checked; taking the finalizer off is not.
+    const meta = { name: 'kagent-enterprise-config', namespace: 'kagent', deletionTimestamp: '2026-01-01T00:00:00Z' };
+    const old = cm({ K8S_TOKEN_REVIEW: 'true' }, { metadata: { ...meta, finalizers: ['example.com/keep'] } });
+    const edited = cm({ K8S_TOKEN_REVIEW: 'yes' }, { metadata: { ...meta, finalizers: ['example.com/keep'] } });
+    assert.equal((await s.review('/validate', req('ConfigMap', '', edited, { operation: 'UPDATE', oldObject: old }))).allowed, false);
+    const released = cm({ K8S_TOKEN_REVIEW: 'true' }, { metadata: meta });
+    assert.equal((await s.review('/validate', req('ConfigMap', '', released, { operation: 'UPDATE', oldObject: old }))).allowed, true);
   } finally {
     await s.close();
   }

@@ -61,13 +61,23 @@ export interface HelmReleaseResult {
   warnings: string[];
 }
 
-/** Whether an admission object is a Helm release record (Secret of type helm.sh/release.v1, or the configmap driver's). */
+/** The name every Helm 3 release record has: `sh.helm.release.v1.<release>.v<revision>`. */
+export const HELM_RECORD_PREFIX = 'sh.helm.release.v1.';
+
+/**
+ * Whether an admission object is a Helm release record (Secret of type helm.sh/release.v1, or the configmap
+ * driver's). A ConfigMap must also have a record's name: labels and a `release` key alone are anyone's to set,
+ * and kagent's own ConfigMap dressed up that way must still get the token-review checks.
+ */
 export function isHelmRelease(obj: unknown): boolean {
   if (!isObject(obj)) return false;
   if (obj.kind === 'Secret') return obj.type === HELM_RELEASE_TYPE;
   if (obj.kind === 'ConfigMap') {
-    const labels = isObject(obj.metadata) && isObject(obj.metadata.labels) ? obj.metadata.labels : {};
-    return labels.owner === 'helm' && isObject(obj.data) && typeof obj.data.release === 'string';
+    const md = isObject(obj.metadata) ? obj.metadata : {};
+    const labels = isObject(md.labels) ? md.labels : {};
+    return (
+      typeof md.name === 'string' && md.name.startsWith(HELM_RECORD_PREFIX) && labels.owner === 'helm' && isObject(obj.data) && typeof obj.data.release === 'string'
+    );
   }
   return false;
 }

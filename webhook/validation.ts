@@ -14,7 +14,23 @@ import { Gauge, PREFIX, registry, ruleViolations } from './metrics.ts';
 import type { AgentRef, IssuerInfo, RuleName, Violation } from './rules.ts';
 import { RULE_NAMES, TOKEN_REVIEW_KEY, agentOf, checkObject, checkUnique, severityFor } from './rules.ts';
 import { isWorkloadKind } from './workloads.ts';
-import { isObject } from './json.ts';
+import { isObject, jsonEqual } from './json.ts';
+
+/** Metadata an UPDATE of an object being deleted may change without being checked again. */
+const BOOKKEEPING = ['finalizers', 'managedFields', 'resourceVersion', 'generation', 'deletionTimestamp', 'deletionGracePeriodSeconds'];
+
+/** Whether two versions of an object differ at most in their status and BOOKKEEPING metadata. */
+function sameButBookkeeping(obj: KubeObject, old: KubeObject | null | undefined): boolean {
+  if (!isObject(old)) return false;
+  const strip = (o: KubeObject): KubeObject => {
+    const { status: _status, ...rest } = o;
+    if (!isObject(o.metadata)) return rest;
+    const metadata: KubeObject = { ...o.metadata };
+    for (const k of BOOKKEEPING) delete metadata[k];
+    return { ...rest, metadata };
+  };
+  return jsonEqual(strip(obj), strip(old));
+}
 
 export interface ValidationService {
   /** Answer a `/validate` AdmissionReview request (never throws; denials are Decisions). */
@@ -184,10 +200,13 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
     const op = req.operation;
     if ((op !== 'CREATE' && op !== 'UPDATE') || !isObject(obj) || req.subResource)
       return decisionFor(allow(req.uid), [], { skip: 'not checked (operation, subresource or no object)' });
-    if (isObject(obj.metadata) && obj.metadata.deletionTimestamp)
-      return decisionFor(allow(req.uid), [], { skip: 'being deleted' });
+    // An object held by a finalizer after a delete still exists and can still be edited: only an UPDATE that
+    // changes nothing the rules read (a controller removing its finalizer) goes through unchecked.
+    if (isObject(obj.metadata) && obj.metadata.deletionTimestamp && op === 'UPDATE' && sameButBookkeeping(obj, req.oldObject))
+      return decisionFor(allow(req.uid), [], { skip: 'being deleted; only finalizers or bookkeeping changed' });
     const objWithKind: KubeObject = obj.kind === kind ? obj : { ...obj, kind };
-    if (isHelmRelease(objWithKind)) return validateHelmRelease(req, objWithKind);
+    const tokenReviewConfigMap = kind === 'ConfigMap' && config.tokenReview.configMapNames.includes(configMapName(req, objWithKind));
+    if (!tokenReviewConfigMap && isHelmRelease(objWithKind)) return validateHelmRelease(req, objWithKind);
     const ns = requestNamespace(req, objWithKind);
     const iss: IssuerInfo = issuer.current();
     const violations: Violation[] = [];
@@ -196,7 +215,7 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
 
     if (kind === 'ConfigMap') {
       const name = configMapName(req, objWithKind);
-      if (!config.tokenReview.configMapNames.includes(name)) return decisionFor(allow(req.uid), [], { skip: 'not a token-review ConfigMap' });
+      if (!tokenReviewConfigMap) return decisionFor(allow(req.uid), [], { skip: 'not a token-review ConfigMap' });
       const named = objWithKind.metadata?.name ? objWithKind : { ...objWithKind, metadata: { ...(objWithKind.metadata ?? {}), name } };
       violations.push(...checkObject(named, { config, issuer: iss, namespace: ns }));
       restartHint = op === 'CREATE' || tokenValue(obj) !== tokenValue(req.oldObject);
