@@ -12,7 +12,7 @@ import type { Config } from '../webhook/config.ts';
 import { loadConfig } from '../webhook/config.ts';
 import { getPodTemplate } from '../webhook/workloads.ts';
 import type { TestServer } from './helpers.ts';
-import { decodePatch, kubectlPatch, podCreateRequest, podProblems, ROOT, runCli, startTestServer } from './helpers.ts';
+import { apiServerDefaults, decodePatch, kubectlPatch, podCreateRequest, podProblems, ROOT, runCli, startTestServer } from './helpers.ts';
 import { KUBECTL_YAML } from '../webhook/kubectl-yaml.ts';
 
 const DIR = join(ROOT, 'test', 'golden');
@@ -113,9 +113,11 @@ describe('golden files: webhook and inject command agree', () => {
         if (res.patch) assert.equal(res.patchType, 'JSONPatch');
         const out = patch.length ? kubectlPatch(pod, patch) : pod;
         assert.deepEqual(podProblems(out), [], `${name}: injected pod is not valid`);
-        // Re-invocation (reinvocationPolicy: IfNeeded) on the injected pod is a no-op.
+        // Re-invocation (reinvocationPolicy: IfNeeded) on the injected pod, as the API server defaulted it after
+        // our patch, is a no-op.
         if (patch.length) {
-          const again = await server.review('/mutate', podCreateRequest(out, out.metadata?.namespace ?? 'default'));
+          const defaulted = apiServerDefaults(out);
+          const again = await server.review('/mutate', podCreateRequest(defaulted, out.metadata?.namespace ?? 'default'));
           assert.equal(again.allowed, true);
           assert.equal(again.patch, undefined, `${name}: second injection must not patch`);
         }

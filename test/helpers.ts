@@ -158,6 +158,46 @@ export function decodePatch(response: { patch?: string }): unknown[] {
   return response.patch ? JSON.parse(Buffer.from(response.patch, 'base64').toString('utf8')) : [];
 }
 
+/**
+ * A copy of a pod with the v1 defaults the API server applies after every mutating webhook's patch (and before
+ * it calls a webhook again on reinvocation): the container, volume and pod fields of SetDefaults_* that can
+ * touch a pod like ours. Not every default, but every one that reaches what the injection writes.
+ */
+export function apiServerDefaults(pod: KubeObject): KubeObject {
+  const out = structuredClone(pod);
+  const spec = (out.spec ??= {});
+  spec.restartPolicy ??= 'Always';
+  spec.terminationGracePeriodSeconds ??= 30;
+  spec.dnsPolicy ??= 'ClusterFirst';
+  spec.securityContext ??= {};
+  spec.schedulerName ??= 'default-scheduler';
+  spec.enableServiceLinks ??= true;
+  for (const list of ['containers', 'initContainers', 'ephemeralContainers'])
+    for (const c of spec[list] ?? []) {
+      c.terminationMessagePath ??= '/dev/termination-log';
+      c.terminationMessagePolicy ??= 'File';
+      if (c.imagePullPolicy === undefined) {
+        const tag = /:([^:/@]+)$/.exec(String(c.image ?? ''))?.[1];
+        c.imagePullPolicy = tag === undefined || tag === 'latest' ? 'Always' : 'IfNotPresent';
+      }
+      for (const port of c.ports ?? []) port.protocol ??= 'TCP';
+      for (const e of c.env ?? []) if (e.valueFrom?.fieldRef) e.valueFrom.fieldRef.apiVersion ??= 'v1';
+    }
+  for (const v of spec.volumes ?? []) {
+    for (const k of ['configMap', 'secret', 'downwardAPI', 'projected']) if (v[k]) v[k].defaultMode ??= 420;
+    for (const item of v.downwardAPI?.items ?? []) if (item.fieldRef) item.fieldRef.apiVersion ??= 'v1';
+  }
+  return out;
+}
+
+/** A Kubernetes quantity as a number (the suffixes resources use: m, k/M/G/T, Ki/Mi/Gi/Ti). */
+export function quantity(q: string | number): number {
+  const m = /^([0-9.]+)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$/.exec(String(q));
+  if (!m) return NaN;
+  const unit: Record<string, number> = { m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40 };
+  return Number(m[1]) * (m[2] ? unit[m[2]]! : 1);
+}
+
 /** What the API server would reject in a pod spec after mutation; [] when valid. */
 export function podProblems(pod: KubeObject): string[] {
   const problems: string[] = [];
@@ -180,6 +220,12 @@ export function podProblems(pod: KubeObject): string[] {
   for (const c of [...containers, ...inits]) {
     for (const m of c.volumeMounts ?? []) if (!vnames.has(m.name)) problems.push(`${c.name} mounts missing volume ${m.name}`);
     for (const p of c.ports ?? []) if (p.name && p.name.length > 15) problems.push(`${c.name} port name ${p.name} longer than 15`);
+    const paths = (c.volumeMounts ?? []).map((m: KubeObject) => m.mountPath);
+    for (const [i, path] of paths.entries()) if (paths.indexOf(path) !== i) problems.push(`${c.name} mounts ${path} twice`);
+    for (const [r, limit] of Object.entries((c.resources?.limits ?? {}) as Record<string, string>)) {
+      const request = c.resources?.requests?.[r];
+      if (request !== undefined && quantity(request) > quantity(limit)) problems.push(`${c.name} requests more ${r} (${request}) than its limit (${limit})`);
+    }
   }
   for (const c of containers) if (c.restartPolicy !== undefined) problems.push(`container ${c.name} has restartPolicy`);
   for (const c of inits)

@@ -54,3 +54,54 @@ test('injection never writes to its input and is deterministic', () => {
     }
   assert.ok(injected >= 40, `only ${injected} injections`);
 });
+
+const STATUS = 'kagenti.io/authbridge-status';
+const FULL_RECORD = JSON.stringify({ version: '0.1.0', mode: 'proxy-sidecar', containers: ['spiffe-helper', 'authbridge-proxy'], initContainers: ['proxy-init'], volumes: ['spire-agent-socket', 'svid-output', 'spiffe-helper-config'] });
+
+function agentPod(labels: Record<string, string>, annotations: Record<string, string>, spec: KubeObject): KubeObject {
+  return { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'a', namespace: 'team', labels: { 'kagenti.io/type': 'agent', ...labels }, annotations }, spec: { serviceAccountName: 'a', ...spec } };
+}
+const ctxFor = { namespace: 'team', ref: 'Pod team/a' };
+
+test('a record (stale or forged) never takes away a piece that is opted out: its names are the pod\'s', () => {
+  const pod = agentPod({ 'kagenti.io/spiffe-helper-inject': 'false' }, { [STATUS]: FULL_RECORD }, {
+    containers: [
+      { name: 'app', image: 'x', volumeMounts: [{ name: 'svid-output', mountPath: '/certs' }] },
+      { name: 'spiffe-helper', image: 'my/own-helper:1', volumeMounts: [{ name: 'svid-output', mountPath: '/certs' }] },
+    ],
+    volumes: [{ name: 'svid-output', emptyDir: {} }],
+  });
+  const r = injectTemplate(pod, defaultConfig(), ctxFor);
+  assert.equal(r.outcome, 'inject');
+  if (r.outcome !== 'inject') return;
+  const spec = r.template.spec;
+  assert.deepEqual(spec.containers.map((c: KubeObject) => c.name), ['authbridge-proxy', 'app', 'spiffe-helper']);
+  assert.deepEqual(spec.containers[2], pod.spec.containers[1], 'the user\'s own spiffe-helper is kept as it was');
+  assert.deepEqual(spec.volumes, pod.spec.volumes, 'the user\'s own svid-output is kept');
+  assert.deepEqual(JSON.parse(r.template.metadata.annotations[STATUS]).containers, ['authbridge-proxy']);
+  // A piece that is injected takes its recorded names back: a user's container of that name is replaced.
+  const enabled = injectTemplate(agentPod({}, { [STATUS]: FULL_RECORD }, { containers: [{ name: 'app', image: 'x' }, { name: 'authbridge-proxy', image: 'stale' }] }), defaultConfig(), ctxFor);
+  assert.equal(enabled.outcome, 'inject');
+  if (enabled.outcome === 'inject') assert.equal(enabled.template.spec.containers.find((c: KubeObject) => c.name === 'authbridge-proxy').image, defaultConfig().authBridge.images.proxySidecar);
+});
+
+test('a volume like ours counts as ours whether or not the API server\'s defaults are written out', () => {
+  const cfg = defaultConfig();
+  const first = injectTemplate(agentPod({}, {}, { containers: [{ name: 'app', image: 'x' }] }), cfg, ctxFor);
+  assert.equal(first.outcome, 'inject');
+  if (first.outcome !== 'inject') return;
+  const ours = first.template.spec.volumes.find((v: KubeObject) => v.name === 'spiffe-helper-config');
+  assert.equal(ours.downwardAPI.defaultMode, 420, 'injected in the form the API server defaults it to');
+  assert.equal(ours.downwardAPI.items[0].fieldRef.apiVersion, 'v1');
+  const bare = structuredClone(ours);
+  delete bare.downwardAPI.defaultMode;
+  delete bare.downwardAPI.items[0].fieldRef.apiVersion;
+  for (const volume of [ours, bare]) {
+    const r = injectTemplate(agentPod({}, {}, { containers: [{ name: 'app', image: 'x' }], volumes: [volume] }), cfg, ctxFor);
+    assert.equal(r.outcome, 'inject', JSON.stringify(volume));
+    if (r.outcome === 'inject') assert.ok(!JSON.parse(r.template.metadata.annotations[STATUS]).volumes.includes('spiffe-helper-config'), 'reused, not injected again');
+  }
+  const other = structuredClone(bare);
+  other.downwardAPI.defaultMode = 0o600;
+  assert.equal(injectTemplate(agentPod({}, {}, { containers: [{ name: 'app', image: 'x' }], volumes: [other] }), cfg, ctxFor).outcome, 'deny');
+});

@@ -18,6 +18,7 @@ import type { Config } from '../webhook/config.ts';
 import { RESERVED_CONTAINERS, RESERVED_VOLUMES, injectTemplate, jsonEqual } from '../webhook/inject.ts';
 import { mutate } from '../webhook/mutate.ts';
 import { createPatch } from '../webhook/patch.ts';
+import { apiServerDefaults } from './helpers.ts';
 
 const RESERVED = new Set<string>([...RESERVED_CONTAINERS, ...RESERVED_VOLUMES]);
 const dnsName = fc.stringMatching(/^[a-z][a-z0-9-]{0,14}[a-z0-9]$/).filter((n) => !RESERVED.has(n));
@@ -185,6 +186,11 @@ test('injecting twice equals injecting once; the second webhook call returns no 
       const again = mutate(request(first.template), { config: cfg });
       assert.equal(again.response.allowed, true);
       assert.equal(again.response.patch, undefined, 'a re-invocation must return no patch');
+      // ... also on the pod as the API server hands it back: defaulted after our patch.
+      const defaulted = apiServerDefaults(first.template);
+      const reinvoked = mutate(request(defaulted), { config: cfg });
+      assert.equal(reinvoked.response.allowed, true);
+      assert.equal(reinvoked.response.patch, undefined, 'a re-invocation of the defaulted pod must return no patch');
     }),
     { numRuns: 400 },
   );

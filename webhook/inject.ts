@@ -236,6 +236,29 @@ function hardened(): KubeObject {
   };
 }
 
+// What the API server's defaulting (SetDefaults_Container, SetDefaults_DownwardAPIVolumeSource, ...) would add to
+// the pieces we inject. They are written out, so that the pod the API server hands back on a re-invocation, after
+// defaulting it, holds exactly what injection renders and the re-invocation is a no-op.
+const CONTAINER_DEFAULTS = { terminationMessagePath: '/dev/termination-log', terminationMessagePolicy: 'File' } as const;
+/** 0644, the API server's default file mode for configMap, secret, downwardAPI and projected volumes. */
+const DEFAULT_MODE = 420;
+
+/**
+ * A volume as the API server's defaulting leaves it, for the defaults that touch the volume kinds we inject
+ * (configMap, downwardAPI; csi and emptyDir have none): a user's volume written without them still counts as ours.
+ */
+function withVolumeDefaults(v: KubeObject): KubeObject {
+  if (isObject(v.configMap) && v.configMap.defaultMode === undefined) return { ...v, configMap: { ...v.configMap, defaultMode: DEFAULT_MODE } };
+  if (isObject(v.downwardAPI)) {
+    const d = v.downwardAPI;
+    const items = Array.isArray(d.items)
+      ? d.items.map((it: unknown) => (isObject(it) && isObject(it.fieldRef) && it.fieldRef.apiVersion === undefined ? { ...it, fieldRef: { apiVersion: 'v1', ...it.fieldRef } } : it))
+      : d.items;
+    return { ...v, downwardAPI: { ...d, items, defaultMode: d.defaultMode ?? DEFAULT_MODE } };
+  }
+  return v;
+}
+
 interface Plan {
   mode: AuthBridgeMode;
   mtls: MtlsMode;
@@ -277,6 +300,7 @@ function renderAuthBridge(cfg: Config, plan: Plan, namespace: string, sa: string
       { name: 'ADMIN_PORT', value: String(cfg.authBridge.ports.admin) },
     ],
     resources: resources(cfg.authBridge.resources),
+    ...CONTAINER_DEFAULTS,
     securityContext: hardened(),
   };
   if (envoy) c.env.push({ name: 'EXT_PROC_PORT', value: String(cfg.authBridge.ports.extProc) });
@@ -302,6 +326,7 @@ function renderProxyInit(cfg: Config, plan: Plan): KubeObject {
       { name: 'EXCLUDE_PORTS', value: [p.admin, ...(plan.mode === 'envoy-sidecar' ? [p.extProc] : [])].join(',') },
     ],
     resources: resources(cfg.authBridge.resources),
+    ...CONTAINER_DEFAULTS,
     securityContext: {
       runAsNonRoot: false,
       runAsUser: 0,
@@ -330,6 +355,7 @@ function renderSpiffeHelper(cfg: Config, plan: Plan): KubeObject {
       { name: VOLUME_HELPER_CONFIG, mountPath: HELPER_CONFIG_DIR, readOnly: true },
     ],
     resources: resources(cfg.spiffeHelper.resources),
+    ...CONTAINER_DEFAULTS,
     securityContext: hardened(),
   };
   if (plan.native) c.restartPolicy = 'Always';
@@ -338,11 +364,15 @@ function renderSpiffeHelper(cfg: Config, plan: Plan): KubeObject {
 
 function renderVolumes(cfg: Config): KubeObject[] {
   const helperConfig: KubeObject = cfg.spiffeHelper.configMap
-    ? { name: VOLUME_HELPER_CONFIG, configMap: { name: cfg.spiffeHelper.configMap, items: [{ key: HELPER_CONFIG_FILE, path: HELPER_CONFIG_FILE }] } }
+    ? {
+        name: VOLUME_HELPER_CONFIG,
+        configMap: { name: cfg.spiffeHelper.configMap, items: [{ key: HELPER_CONFIG_FILE, path: HELPER_CONFIG_FILE }], defaultMode: DEFAULT_MODE },
+      }
     : {
         name: VOLUME_HELPER_CONFIG,
         downwardAPI: {
-          items: [{ path: HELPER_CONFIG_FILE, fieldRef: { fieldPath: `metadata.annotations['${ANNOTATION_HELPER_CONFIG}']` } }],
+          items: [{ path: HELPER_CONFIG_FILE, fieldRef: { apiVersion: 'v1', fieldPath: `metadata.annotations['${ANNOTATION_HELPER_CONFIG}']` } }],
+          defaultMode: DEFAULT_MODE,
         },
       };
   return [
@@ -544,14 +574,18 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   let initContainers: KubeObject[] = Array.isArray(spec.initContainers) ? spec.initContainers : [];
   let volumes: KubeObject[] = Array.isArray(spec.volumes) ? spec.volumes : [];
   if (prev) {
-    const ownC = new Set([...prev.containers, ...prev.initContainers].filter((n) => RESERVED_CONTAINERS.includes(n)));
-    const ownV = new Set(prev.volumes.filter((n) => RESERVED_VOLUMES.includes(n)));
+    // Only the names of pieces this plan injects: a piece opted out gives its names back to the pod (a user's own
+    // spiffe-helper, say), and a record, stale or forged, never takes away what is not put back.
+    const enabled = (n: string) => (n === CONTAINER_PROXY_INIT ? proxyInit : n === CONTAINER_AUTHBRIDGE || n === CONTAINER_ENVOY ? authBridge : spire);
+    const ownC = new Set([...prev.containers, ...prev.initContainers].filter((n) => RESERVED_CONTAINERS.includes(n) && enabled(n)));
+    const ownV = new Set(prev.volumes.filter((n) => RESERVED_VOLUMES.includes(n) && spire));
     containers = containers.filter((c) => !ownC.has(c.name));
     initContainers = initContainers.filter((c) => !ownC.has(c.name));
     volumes = volumes.filter((v) => !ownV.has(v.name));
   }
   if (ANNOTATION_STATUS in annotations) delete annotations[ANNOTATION_STATUS];
-  if (ANNOTATION_HELPER_CONFIG in annotations) delete annotations[ANNOTATION_HELPER_CONFIG];
+  // The helper's config stays while a volume the pod keeps (spiffe-helper opted out) still reads it.
+  if (ANNOTATION_HELPER_CONFIG in annotations && (spire || !hasName(volumes, VOLUME_HELPER_CONFIG))) delete annotations[ANNOTATION_HELPER_CONFIG];
 
   // What we are about to add (rendered once per config, plan, namespace and service account; frozen).
   const r = rendered(cfg, plan, ctx.namespace, spec.serviceAccountName || '');
@@ -584,7 +618,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   for (const v of addVolumes) {
     const existing = volumes.find((x) => x.name === v.name);
     if (!existing) continue;
-    if (jsonEqual(existing, v)) {
+    if (jsonEqual(withVolumeDefaults(existing), v)) {
       (reusedVolumes ??= new Set()).add(v.name);
       continue;
     }
