@@ -192,6 +192,34 @@ test('Job pods of a CronJob resolve to the CronJob through the cached Job', asyn
   }
 });
 
+test('orphaned by kubectl delete --cascade=orphan: re-creating the Deployment or StatefulSet is the same agent', async () => {
+  const hash = '7d9f8b6c5d';
+  const { svc, close } = await setup((api) => {
+    seedBasics(api);
+    api.seed(PATHS.deployments, []); // deleted
+    // The ReplicaSet and its pod, without the Deployment's ownerReference now (the slimmed cache keeps the hash).
+    const rs: any = replicaSet('weather', hash, 'weather-sa');
+    delete rs.metadata.ownerReferences;
+    rs.metadata.labels = { 'pod-template-hash': hash };
+    api.seed(PATHS.replicasets, [rs]);
+    const stsPod = (i: number) => ({ metadata: { name: `memory-${i}`, namespace: 'team-a', labels: { ...AGENT, 'statefulset.kubernetes.io/pod-name': `memory-${i}` } }, spec: { serviceAccountName: 'memory-sa' }, status: { phase: 'Running' } });
+    api.seed(PATHS.pods, [depPod('weather', hash, 'abcde', 'weather-sa'), stsPod(0), stsPod(1)]);
+  });
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    const again = svc.validate(deploymentRequest(deployment('weather', 'weather-sa')));
+    assert.equal(again.response.allowed, true, JSON.stringify(again.response));
+    const sts = { kind: 'StatefulSet', metadata: { name: 'memory', namespace: 'team-a' }, spec: { template: { metadata: { labels: AGENT }, spec: { serviceAccountName: 'memory-sa' } } } };
+    const stsAgain = svc.validate({ uid: 'sts', kind: { group: 'apps', version: 'v1', kind: 'StatefulSet' }, operation: 'CREATE', namespace: 'team-a', object: sts });
+    assert.equal(stsAgain.response.allowed, true, JSON.stringify(stsAgain.response));
+    // Another agent on those ServiceAccounts is still denied, naming the orphans' workload.
+    const other = svc.validate(deploymentRequest(deployment('other', 'weather-sa')));
+    assert.match(other.response.status!.message, /already the identity of agent Deployment\/weather/);
+  } finally {
+    await close();
+  }
+});
+
 test('a dropped watch reconnects with backoff and keeps serving from the cache', async () => {
   const { api, svc, lines, close } = await setup(seedBasics);
   try {

@@ -30,10 +30,12 @@ test('a Deployment pod belongs to the Deployment: the pod-template hash is strip
 test('a pod of a bare ReplicaSet (no hash label) belongs to the ReplicaSet; the cache can say so too', () => {
   const p = pod({ kind: 'ReplicaSet', name: 'rs-1' });
   assert.deepEqual(topLevelWorkload(p, 'team-a'), { kind: 'ReplicaSet', name: 'rs-1' });
-  // hash label present but the cached ReplicaSet has no owner: it is a bare ReplicaSet after all
-  const hashed = pod({ kind: 'ReplicaSet', name: 'x-abc' }, { 'pod-template-hash': 'abc' });
   const bare: OwnerLookup = () => null;
-  assert.deepEqual(topLevelWorkload(hashed, 'team-a', bare), { kind: 'ReplicaSet', name: 'x-abc' });
+  assert.deepEqual(topLevelWorkload(p, 'team-a', bare), { kind: 'ReplicaSet', name: 'rs-1' });
+  // The cached ReplicaSet has no owner but a Deployment's name and hash: orphaned (`kubectl delete
+  // --cascade=orphan`) until the re-created Deployment adopts it, so it is still that Deployment.
+  const hashed = pod({ kind: 'ReplicaSet', name: 'x-abc' }, { 'pod-template-hash': 'abc' });
+  assert.deepEqual(topLevelWorkload(hashed, 'team-a', bare), { kind: 'Deployment', name: 'x' });
   // the cache knows the Deployment even when the name does not follow the hash convention
   const viaCache: OwnerLookup = (k, ns, n) => (k === 'ReplicaSet' && ns === 'team-a' && n === 'odd' ? { kind: 'Deployment', name: 'real' } : undefined);
   assert.deepEqual(topLevelWorkload(pod({ kind: 'ReplicaSet', name: 'odd' }), 'team-a', viaCache), { kind: 'Deployment', name: 'real' });
@@ -92,4 +94,30 @@ test('non-agents are not identities', () => {
   assert.equal(agentIdentity(p, config), null);
   assert.equal(agentIdentity(null, config), null);
   assert.equal(agentIdentity('pod', config), null);
+});
+
+test('a ReplicaSet or Job belongs to its controller of any kind (Argo Rollout, KEDA ScaledJob), and so do its pods', () => {
+  const rs = { apiVersion: 'apps/v1', kind: 'ReplicaSet', metadata: { name: 'weather-6f9c8d7b5', labels: { 'rollouts-pod-template-hash': '6f9c8d7b5' }, ownerReferences: [{ apiVersion: 'argoproj.io/v1alpha1', kind: 'Rollout', name: 'weather', controller: true }] } };
+  assert.deepEqual(topLevelWorkload(rs, 'team-a'), { kind: 'Rollout', name: 'weather' });
+  const rolloutPod = pod({ kind: 'ReplicaSet', name: 'weather-6f9c8d7b5' }, { 'rollouts-pod-template-hash': '6f9c8d7b5' });
+  const cache: OwnerLookup = (k, _ns, n) => (k === 'ReplicaSet' && n === 'weather-6f9c8d7b5' ? { kind: 'Rollout', name: 'weather' } : undefined);
+  assert.deepEqual(topLevelWorkload(rolloutPod, 'team-a', cache), { kind: 'Rollout', name: 'weather' });
+  assert.deepEqual(topLevelWorkload(rolloutPod, 'team-a'), { kind: 'Rollout', name: 'weather' }, 'not cached: by name and hash');
+  const job = { apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'worker-7xk2p', ownerReferences: [{ apiVersion: 'keda.sh/v1alpha1', kind: 'ScaledJob', name: 'worker', controller: true }] } };
+  assert.deepEqual(topLevelWorkload(job, 'team-a'), { kind: 'ScaledJob', name: 'worker' });
+  const jobPod = pod({ kind: 'Job', name: 'worker-7xk2p' });
+  assert.deepEqual(topLevelWorkload(jobPod, 'team-a', (k) => (k === 'Job' ? { kind: 'ScaledJob', name: 'worker' } : undefined)), { kind: 'ScaledJob', name: 'worker' });
+  // A StatefulSet owned by an operator's resource is still its own workload.
+  const sts = { apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: 'db', ownerReferences: [{ kind: 'Database', name: 'db', controller: true }] } };
+  assert.deepEqual(topLevelWorkload(sts, 'team-a'), { kind: 'StatefulSet', name: 'db' });
+});
+
+test('objects orphaned by kubectl delete --cascade=orphan still count as their Deployment or StatefulSet', () => {
+  const rs = { apiVersion: 'apps/v1', kind: 'ReplicaSet', metadata: { name: 'weather-7d9f8b6c5d', labels: { app: 'weather', 'pod-template-hash': '7d9f8b6c5d' } } };
+  assert.deepEqual(topLevelWorkload(rs, 'team-a'), { kind: 'Deployment', name: 'weather' });
+  const stsPod = pod(undefined, { 'statefulset.kubernetes.io/pod-name': 'memory-0' }, { name: 'memory-0' });
+  assert.deepEqual(topLevelWorkload(stsPod, 'team-a'), { kind: 'StatefulSet', name: 'memory' });
+  // Without the label that ties the name to the pod, a bare pod is itself.
+  assert.deepEqual(topLevelWorkload(pod(undefined, {}, { name: 'memory-0' }), 'team-a'), { kind: 'Pod', name: 'memory-0' });
+  assert.deepEqual(topLevelWorkload(pod(undefined, { 'statefulset.kubernetes.io/pod-name': 'other-0' }, { name: 'memory-0' }), 'team-a'), { kind: 'Pod', name: 'memory-0' });
 });

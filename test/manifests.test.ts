@@ -62,7 +62,10 @@ function cel(expression: string, object: unknown): unknown {
         : typeof v === 'number' && Number.isInteger(v)
           ? BigInt(v)
           : v;
-  return celRun(expression, { object: toCel(object) as CelInput, oldObject: null });
+  // `request` as the API server gives it to matchConditions; only request.kind is read.
+  const kind = object !== null && typeof object === 'object' ? (object as { kind?: unknown }).kind : undefined;
+  const request = toCel({ kind: { group: '', version: 'v1', kind: typeof kind === 'string' ? kind : '' } });
+  return celRun(expression, { object: toCel(object) as CelInput, oldObject: null, request: request as CelInput });
 }
 
 function matches(webhook: Obj, object: unknown): boolean {
@@ -287,8 +290,13 @@ for (const overlay of OVERLAYS) {
     assert.equal(matches(workloads, cron({ 'kagenti.io/type': 'agent' })), true);
     assert.equal(matches(workloads, cron({ other: 'x' })), false);
     assert.equal(matches(workloads, cron()), false);
-    const owned = { ownerReferences: [{ kind: 'Deployment', name: 'd', apiVersion: 'apps/v1', uid: 'u' }] };
-    assert.equal(matches(workloads, dep({ 'kagenti.io/type': 'agent' }, owned)), false, 'a ReplicaSet owned by a Deployment was checked as the Deployment');
+    const owned = { ownerReferences: [{ kind: 'Deployment', name: 'd', apiVersion: 'apps/v1', uid: 'u', controller: true }] };
+    const rs = (meta: Record<string, unknown>) => ({ ...dep({ 'kagenti.io/type': 'agent' }, meta), kind: 'ReplicaSet' });
+    assert.equal(matches(workloads, rs(owned)), false, 'a ReplicaSet a Deployment controls was checked as the Deployment');
+    assert.equal(matches(workloads, rs({})), true, 'a bare (or orphaned) ReplicaSet is checked');
+    assert.equal(matches(workloads, rs({ ownerReferences: [{ ...owned.ownerReferences[0], controller: false }] })), true, 'a ReplicaSet a Deployment only refers to is checked');
+    assert.equal(matches(workloads, rs({ ownerReferences: [{ kind: 'Rollout', name: 'r', apiVersion: 'argoproj.io/v1alpha1', uid: 'u', controller: true }] })), true, 'an Argo Rollout\'s ReplicaSet is checked');
+    assert.equal(matches(workloads, dep({ 'kagenti.io/type': 'agent' }, owned)), true, 'only ReplicaSets are skipped, as the webhook skips them');
     assert.equal(matches(workloads, dep({ 'kagenti.io/type': 'agent' }, { ownerReferences: [{ kind: 'CronJob', name: 'c', apiVersion: 'batch/v1', uid: 'u' }] })), true);
 
     const cms = byName.get('configmaps.validate.kagenti.io');

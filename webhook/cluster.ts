@@ -134,7 +134,9 @@ function slimMeta(obj: KubeObject, labelKeys?: readonly string[]): KubeObject {
   return out;
 }
 
-const POD_LABELS = ['kagenti.io/type', AGENT_LABEL, 'pod-template-hash'] as const;
+/** Labels identity.ts reads: the agent labels, and what ties a pod or ReplicaSet to its workload by name. */
+const POD_LABELS = ['kagenti.io/type', AGENT_LABEL, 'pod-template-hash', 'rollouts-pod-template-hash', 'statefulset.kubernetes.io/pod-name'] as const;
+const REPLICASET_LABELS = ['pod-template-hash', 'rollouts-pod-template-hash'] as const;
 const TEMPLATE_LABELS = ['kagenti.io/type', AGENT_LABEL] as const;
 
 function slimPod(obj: KubeObject): KubeObject {
@@ -150,7 +152,7 @@ function slimPod(obj: KubeObject): KubeObject {
 
 function slimWorkload(kind: string): (obj: KubeObject) => KubeObject {
   return (obj) => {
-    const out: KubeObject = { kind, metadata: slimMeta(obj) };
+    const out: KubeObject = { kind, metadata: slimMeta(obj, kind === 'ReplicaSet' ? REPLICASET_LABELS : undefined) };
     // history that runs nothing does not claim: a Deployment's old ReplicaSets (0 replicas), finished Jobs
     const spec = isObject(obj.spec) ? obj.spec : {};
     const status = isObject(obj.status) ? obj.status : {};

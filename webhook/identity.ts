@@ -56,37 +56,57 @@ export function stripTemplateHash(rsName: string, hash: unknown): string | null 
 }
 
 /**
+ * A StatefulSet's pod by its labels: the StatefulSet controller labels each pod with its own name
+ * (`statefulset.kubernetes.io/pod-name`), and names it `<statefulset>-<ordinal>`.
+ */
+function statefulSetOfPod(name: string, labels: Record<string, unknown>): OwnerRef | null {
+  if (labels['statefulset.kubernetes.io/pod-name'] !== name) return null;
+  const m = /^(.+)-(0|[1-9][0-9]*)$/.exec(name);
+  return m ? { kind: 'StatefulSet', name: m[1]! } : null;
+}
+
+/**
+ * The workload behind a ReplicaSet a pod (or the ReplicaSet itself) names, when the cache cannot say: a
+ * Deployment's ReplicaSets are `<deployment>-<pod-template-hash>`, an Argo Rollout's
+ * `<rollout>-<rollouts-pod-template-hash>`.
+ */
+function replicaSetOwnerByName(rsName: string, labels: Record<string, unknown>): OwnerRef | null {
+  const dep = stripTemplateHash(rsName, labels['pod-template-hash']);
+  if (dep) return { kind: 'Deployment', name: dep };
+  const rollout = stripTemplateHash(rsName, labels['rollouts-pod-template-hash']);
+  return rollout ? { kind: 'Rollout', name: rollout } : null;
+}
+
+/**
  * The top-level workload an object belongs to.
- * - Pod → its controller: ReplicaSet of a Deployment → the Deployment (the cache, or the pod-template hash
- *   when the ReplicaSet is not cached); Job → the CronJob when the cache says so, else the Job;
- *   StatefulSet/DaemonSet/other controllers → that owner; no owner → the Pod itself.
- * - ReplicaSet owned by a Deployment → the Deployment; Job owned by a CronJob → the CronJob; other
- *   workloads → themselves.
+ * - Pod → its controller: a ReplicaSet → whatever controls it (a Deployment, an Argo Rollout; the cache, or the
+ *   ReplicaSet's name and the pod-template hash when the cache has no controller for it); a Job → the CronJob
+ *   (or other controller, e.g. a KEDA ScaledJob) when the cache says so, else the Job; StatefulSet, DaemonSet
+ *   and other controllers → that owner.
+ * - ReplicaSet or Job with a controller → that controller, of any kind.
+ * - Objects left without an owner by `kubectl delete --cascade=orphan`, until a re-created owner adopts them:
+ *   a Deployment's ReplicaSet (by its name and hash) and a StatefulSet's pod (by its pod-name label) count as
+ *   that Deployment or StatefulSet, so re-creating it is not taken for a second agent.
+ * - Other workloads → themselves (a StatefulSet owned by an operator's custom resource is its own workload);
+ *   a pod with no owner → itself.
  */
 export function topLevelWorkload(obj: KubeObject, namespace: string, lookup?: OwnerLookup): OwnerRef {
   const kind = typeof obj.kind === 'string' ? obj.kind : 'Pod';
   const self: OwnerRef = { kind, name: objectName(obj) };
+  const labels = isObject(obj.metadata) && isObject(obj.metadata.labels) ? obj.metadata.labels : {};
   const owner = controllerOf(obj);
-  if (!owner) return self;
+  if (!owner) {
+    if (kind === 'ReplicaSet') return replicaSetOwnerByName(self.name, labels) ?? self;
+    if (kind === 'Pod') return statefulSetOfPod(self.name, labels) ?? self;
+    return self;
+  }
   if (kind === 'Pod') {
-    if (owner.kind === 'ReplicaSet') {
-      const cached = lookup?.('ReplicaSet', namespace, owner.name);
-      if (cached && cached.kind === 'Deployment') return cached;
-      if (cached === null) return owner; // a bare ReplicaSet the cache knows about
-      const labels = isObject(obj.metadata) && isObject(obj.metadata.labels) ? obj.metadata.labels : {};
-      const dep = stripTemplateHash(owner.name, labels['pod-template-hash']);
-      return dep ? { kind: 'Deployment', name: dep } : owner;
-    }
-    if (owner.kind === 'Job') {
-      const cached = lookup?.('Job', namespace, owner.name);
-      if (cached && cached.kind === 'CronJob') return cached;
-      return owner; // a Job that is not in the cache counts as itself
-    }
+    if (owner.kind === 'ReplicaSet') return lookup?.('ReplicaSet', namespace, owner.name) || replicaSetOwnerByName(owner.name, labels) || owner;
+    if (owner.kind === 'Job') return lookup?.('Job', namespace, owner.name) || owner; // a Job not in the cache counts as itself
     return owner;
   }
-  if (kind === 'ReplicaSet' && owner.kind === 'Deployment') return owner;
-  if (kind === 'Job' && owner.kind === 'CronJob') return owner;
-  if (isWorkloadKind(kind)) return self; // e.g. a StatefulSet owned by an operator's CR is still its own workload
+  if (kind === 'ReplicaSet' || kind === 'Job') return owner;
+  if (isWorkloadKind(kind)) return self;
   return owner;
 }
 
