@@ -35,6 +35,16 @@ const invalid: [string, RegExp][] = [
   ['- a\n- b\n', /config: expected a mapping, got a list/],
   ['a: [\n', /not valid YAML/],
   ['spiffeHelper:\n  resources:\n    limits:\n      memory: lots\n', /spiffeHelper\.resources\.limits\.memory: expected a Kubernetes quantity/],
+  // Settings that each pass but would make every injected pod invalid.
+  ['spire:\n  socketDir: /opt\n', /spire\.socketDir: \/opt is already the SVID directory/],
+  ['spire:\n  socketDir: /etc/spiffe-helper/\n', /spire\.socketDir: \/etc\/spiffe-helper is already spiffe-helper's config directory/],
+  ['spire:\n  socketDir: relative/dir\n', /spire\.socketDir: expected an absolute directory path/],
+  ['spire:\n  socketDir: /\n', /spire\.socketDir: expected an absolute directory path/],
+  ['spire:\n  socketDir: \'/run/"x"\'\n', /spire\.socketDir: expected an absolute directory path/],
+  ['spire:\n  socketName: a/b.sock\n', /spire\.socketName: expected a file name/],
+  ['trustDomain: Example.ORG\n', /trustDomain: string "Example.ORG" is not a SPIFFE trust domain name/],
+  ['authBridge:\n  resources:\n    limits:\n      memory: 32Mi\n', /authBridge\.resources: requests\.memory \(64Mi\) is more than limits\.memory \(32Mi\)/],
+  ['spiffeHelper:\n  resources:\n    requests:\n      cpu: "1"\n', /spiffeHelper\.resources: requests\.cpu \(1\) is more than limits\.cpu \(100m\)/],
 ];
 for (const [text, pattern] of invalid) {
   test(`invalid config is one clear line: ${pattern.source.slice(0, 50)}`, () => {
@@ -44,6 +54,12 @@ for (const [text, pattern] of invalid) {
     );
   });
 }
+
+test('settings close to the limits are accepted: a socket dir beside ours, requests equal to limits', () => {
+  const c = parseConfig('spire:\n  socketDir: /opt/spire/\nauthBridge:\n  resources:\n    requests:\n      memory: 0.25Gi\n    limits:\n      memory: 256Mi\n');
+  assert.equal(c.spire.socketDir, '/opt/spire/');
+  assert.equal(c.authBridge.resources.requests.memory, '0.25Gi');
+});
 
 test('prototype-pollution keys in config are unknown keys, not merged', () => {
   assert.throws(() => parseConfig('{"__proto__": {"polluted": true}}'), ConfigError);

@@ -56,6 +56,11 @@ export interface Config {
 
 export const IMAGE_TAG = 'v0.4.0';
 
+/** Where spiffe-helper writes the SVIDs, in its container and in the AuthBridge one. */
+export const SVID_DIR = '/opt';
+/** Where spiffe-helper reads its config file. */
+export const HELPER_CONFIG_DIR = '/etc/spiffe-helper';
+
 export function defaultConfig(): Config {
   return {
     trustDomain: 'cluster.local',
@@ -234,12 +239,58 @@ export function configFromObject(input: unknown): Config {
         throw new ConfigError(
           `authBridge.ports: ${ports[i][0]} and ${ports[j][0]} both use port ${ports[i][1]}; each needs its own port`,
         );
+  checkInjectedPods(cfg);
   const issuer = cfg.tokenReview.issuer;
   if (!['auto', 'external', 'internal'].includes(issuer) && !/^https?:\/\/[^\s]+$/.test(issuer))
     throw new ConfigError(
       `tokenReview.issuer: expected auto, external, internal or an issuer URL (https://...), got ${describe(issuer)}`,
     );
   return cfg;
+}
+
+const QUANTITY_UNITS: Record<string, number> = {
+  m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18,
+  Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60,
+};
+
+/** The value of a quantity the schema accepted (QUANTITY), in base units. */
+function quantityValue(q: string): number {
+  const m = /^([0-9.]+)([a-zA-Z]*)$/.exec(q)!;
+  return Number(m[1]) * (m[2] ? QUANTITY_UNITS[m[2]]! : 1);
+}
+
+/**
+ * Settings each valid on their own that would make every injected pod one the API server rejects (after
+ * admission, so every agent pod would fail to create): mount paths that collide, requests above limits, and
+ * names that cannot go into a SPIFFE ID or spiffe-helper's config file.
+ */
+function checkInjectedPods(cfg: Config): void {
+  if (!/^[a-z0-9._-]+$/.test(cfg.trustDomain))
+    throw new ConfigError(`trustDomain: ${describe(cfg.trustDomain)} is not a SPIFFE trust domain name (lowercase letters, digits, '.', '-' and '_' only)`);
+  const dir = cfg.spire.socketDir;
+  if (!/^\/[A-Za-z0-9._/-]*[A-Za-z0-9._-]\/*$/.test(dir))
+    throw new ConfigError(`spire.socketDir: expected an absolute directory path of letters, digits, '.', '_', '-' and '/' (not / itself), got ${describe(dir)}`);
+  const trimmed = dir.replace(/\/+$/, '');
+  for (const [taken, what] of [
+    [SVID_DIR, 'the SVID directory spiffe-helper writes and the AuthBridge container reads'],
+    [HELPER_CONFIG_DIR, "spiffe-helper's config directory"],
+  ] as const)
+    if (trimmed === taken)
+      throw new ConfigError(`spire.socketDir: ${taken} is already ${what}; two volumes would be mounted at one path and the API server would reject every injected pod`);
+  if (!/^[A-Za-z0-9._-]+$/.test(cfg.spire.socketName))
+    throw new ConfigError(`spire.socketName: expected a file name of letters, digits, '.', '_' and '-', got ${describe(cfg.spire.socketName)}`);
+  for (const [path, res] of [
+    ['authBridge.resources', cfg.authBridge.resources],
+    ['spiffeHelper.resources', cfg.spiffeHelper.resources],
+  ] as const)
+    for (const r of ['cpu', 'memory'] as const) {
+      const request = res.requests?.[r];
+      const limit = res.limits?.[r];
+      if (request !== undefined && limit !== undefined && quantityValue(request) > quantityValue(limit))
+        throw new ConfigError(
+          `${path}: requests.${r} (${request}) is more than limits.${r} (${limit}); the API server would reject every injected pod. Set both, with the request at most the limit`,
+        );
+    }
 }
 
 /** Parses config YAML text. `source` names the file in error messages. */

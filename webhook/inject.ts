@@ -2,7 +2,7 @@
 // and a mutated copy out. The webhook and the offline `inject` command both call injectTemplate().
 import type { KubeObject } from './admission.ts';
 import type { AuthBridgeMode, Config, MtlsMode } from './config.ts';
-import { AUTHBRIDGE_MODES, MTLS_MODES } from './config.ts';
+import { AUTHBRIDGE_MODES, HELPER_CONFIG_DIR, MTLS_MODES, SVID_DIR } from './config.ts';
 import { isObject, jsonEqual, sealJson } from './json.ts';
 import { VERSION } from './version.ts';
 
@@ -31,8 +31,7 @@ export const VOLUME_HELPER_CONFIG = 'spiffe-helper-config';
 export const RESERVED_CONTAINERS = [CONTAINER_AUTHBRIDGE, CONTAINER_ENVOY, CONTAINER_SPIFFE_HELPER, CONTAINER_PROXY_INIT];
 export const RESERVED_VOLUMES = [VOLUME_SOCKET, VOLUME_SVID, VOLUME_HELPER_CONFIG];
 
-export const SVID_DIR = '/opt';
-export const HELPER_CONFIG_DIR = '/etc/spiffe-helper';
+export { HELPER_CONFIG_DIR, SVID_DIR };
 export const HELPER_CONFIG_FILE = 'helper.conf';
 export const PROXY_UID = 1337;
 
