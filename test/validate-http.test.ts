@@ -270,4 +270,25 @@ test('toWarnings splits at sentence ends and keeps the rule on continuation line
   assert.equal(w.join(' ').replace(/ \[r\] /g, ' '), msg);
   assert.ok(w.slice(1).every((x) => x.startsWith('[r] ')));
   assert.deepEqual(toWarnings('short'), ['short']);
+  // One long sentence is broken at spaces, and a word longer than a line is cut: no warning is over 120.
+  const long = `[r] Pod team-a/${'n'.repeat(200)}: mode waypoint, so nothing is injected and every word here is short enough to wrap at a space`;
+  const lines = toWarnings(long, 'r');
+  for (const l of lines) assert.ok(l.length <= 120, `${l.length}: ${l}`);
+  const text = lines.map((l, i) => (i ? l.replace(/^\[r\] /, '') : l)).join('');
+  assert.equal(text.replace(/ /g, ''), long.replace(/ /g, ''), 'nothing is lost: the long name is cut across lines');
+});
+
+test('every warning the webhook answers fits in 120 characters, whatever the names', async () => {
+  const s = await server({ authBridge: { defaultMode: 'waypoint' } });
+  try {
+    const name = 'w'.repeat(250);
+    const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'team-a', labels: AGENT }, spec: { serviceAccountName: 'weather', containers: [{ name: 'a', image: 'x' }] } };
+    const r = await s.review('/mutate', req('Pod', '', pod));
+    assert.equal(r.allowed, true);
+    assert.ok(r.warnings!.length >= 2, JSON.stringify(r.warnings));
+    for (const w of r.warnings! as string[]) assert.ok(w.length <= 120, `${w.length}: ${w}`);
+    assert.ok((r.warnings! as string[]).join(' ').includes('mode waypoint'));
+  } finally {
+    await s.close();
+  }
 });

@@ -127,9 +127,63 @@ export function reviewJson(response: AdmissionResponse): string {
   return `${text}}}`;
 }
 
+/** kubectl shows each warning on a line of its own; longer ones may be cut by clients (admission-protocol.md). */
+export const WARNING_MAX = 120;
+
+/**
+ * Splits a message into warnings of at most WARNING_MAX characters: at sentence ends, else at spaces, and a
+ * word longer than a line is cut. Continuation lines start with `[rule] ` when a rule is given.
+ */
+export function toWarnings(message: string, rule?: string): string[] {
+  if (message.length <= WARNING_MAX) return [message];
+  const prefix = rule ? `[${rule}] ` : '';
+  const room = WARNING_MAX - prefix.length;
+  const pieces = message.split(/(?<=\.)\s+(?=[A-Z"[])/).flatMap((s) => wrap(s, room));
+  const out: string[] = [];
+  let cur = '';
+  for (const s of pieces) {
+    if (!cur) cur = s;
+    else if (cur.length + 1 + s.length <= WARNING_MAX) cur += ` ${s}`;
+    else {
+      out.push(cur);
+      cur = `${prefix}${s}`;
+    }
+  }
+  if (cur) out.push(cur);
+  return out;
+}
+
+/** Lines of at most `max` characters, broken at spaces (a longer word is cut). */
+function wrap(text: string, max: number): string[] {
+  if (text.length <= max) return [text];
+  const lines: string[] = [];
+  let cur = '';
+  for (let word of text.split(' ')) {
+    while (word.length > max) {
+      if (cur) lines.push(cur);
+      cur = '';
+      lines.push(word.slice(0, max));
+      word = word.slice(max);
+    }
+    if (!cur) cur = word;
+    else if (cur.length + 1 + word.length <= max) cur += ` ${word}`;
+    else {
+      lines.push(cur);
+      cur = word;
+    }
+  }
+  if (cur) lines.push(cur);
+  return lines;
+}
+
+/** The warnings, each of them fitted into WARNING_MAX characters. */
+function fitted(warnings: string[]): string[] {
+  return warnings.every((w) => w.length <= WARNING_MAX) ? warnings : warnings.flatMap((w) => toWarnings(w));
+}
+
 export function allow(uid: string, warnings: string[] = []): AdmissionResponse {
   const r: AdmissionResponse = { uid, allowed: true };
-  if (warnings.length) r.warnings = warnings;
+  if (warnings.length) r.warnings = fitted(warnings);
   return r;
 }
 
@@ -156,7 +210,7 @@ function base64(text: string): string {
 /** A denial as kubectl shows it: `Error from server (Forbidden): ... denied the request: <message>`. */
 export function deny(uid: string, message: string, warnings: string[] = []): AdmissionResponse {
   const r: AdmissionResponse = { uid, allowed: false, status: { code: 403, reason: 'Forbidden', message } };
-  if (warnings.length) r.warnings = warnings;
+  if (warnings.length) r.warnings = fitted(warnings);
   return r;
 }
 

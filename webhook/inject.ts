@@ -676,7 +676,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   else delete md.annotations;
 
   if (mode === 'waypoint' && !authBridgeOptOut)
-    warnings.push(`mode waypoint: no AuthBridge sidecar injected into ${ctx.ref}; the mesh waypoint must handle its traffic`);
+    warnings.push(`${ctx.ref}: mode waypoint, so no AuthBridge sidecar is injected. The mesh waypoint must handle its traffic.`);
   if (authBridgeOptOut && !spire) warnings.push(`${ctx.ref}: every kagenti sidecar is opted out; nothing injected`);
 
   return { outcome: 'inject', template: t, mode, status, injected, warnings };

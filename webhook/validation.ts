@@ -4,7 +4,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { AdmissionRequest, Decision, KubeObject } from './admission.ts';
-import { allow, allowWithPatch, decisionFor, deny } from './admission.ts';
+import { allow, allowWithPatch, decisionFor, deny, toWarnings } from './admission.ts';
 import type { Config } from './config.ts';
 import type { BackoffOptions } from './cluster.ts';
 import { controllerOf, identityKey, objectName, objectNamespace } from './identity.ts';
@@ -71,26 +71,7 @@ const policyViolations = new Gauge({
   registers: [registry],
 });
 
-const WARNING_MAX = 120;
-
-/** Splits a long message into kubectl warnings of at most ~120 characters, at sentence ends. */
-export function toWarnings(message: string, rule?: string): string[] {
-  if (message.length <= WARNING_MAX) return [message];
-  const sentences = message.split(/(?<=\.)\s+(?=[A-Z"[])/);
-  const prefix = rule ? `[${rule}] ` : '';
-  const out: string[] = [];
-  let cur = '';
-  for (const s of sentences) {
-    if (!cur) cur = s;
-    else if (cur.length + 1 + s.length <= WARNING_MAX) cur += ` ${s}`;
-    else {
-      out.push(cur);
-      cur = `${prefix}${s}`;
-    }
-  }
-  if (cur) out.push(cur);
-  return out;
-}
+export { toWarnings };
 
 function tokenValue(obj: KubeObject | null | undefined): string {
   if (!isObject(obj)) return 'absent';
