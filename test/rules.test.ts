@@ -152,6 +152,18 @@ test('token-review-value: boolean false on an internal-issuer cluster suggests q
   assert.ok(v[0].message.includes('quote it: K8S_TOKEN_REVIEW: "false"'));
 });
 
+test('token-review-value: the message names the issuer, and on an internal issuer suggests what the user meant', () => {
+  const eks = checkObject(cm({ K8S_TOKEN_REVIEW: 'True' }), { config, issuer: EKS })[0]!.message;
+  assert.ok(eks.includes(`service-account issuer ${EKS.issuer} is external (EKS), so kagent needs "true".`), eks);
+  for (const [value, want] of [['True', 'true'], [' true', 'true'], ['yes', 'true'], ['False', 'false'], ['no', 'false'], ['0', 'false'], ['', 'false'], [0, 'false'], [1, 'true']] as const) {
+    const m = checkObject(cm({ K8S_TOKEN_REVIEW: value }), { config, issuer: INTERNAL })[0]!.message;
+    assert.ok(m.includes(`is internal, so either value works.`), m);
+    assert.ok(m.includes(`K8S_TOKEN_REVIEW: "${want}"`), `${JSON.stringify(value)}: ${m}`);
+  }
+  const unknown = checkObject(cm({ K8S_TOKEN_REVIEW: 'False' }), { config, issuer: UNKNOWN })[0]!.message;
+  assert.ok(unknown.includes('could not be determined; "true" works on any cluster. Fix: set K8S_TOKEN_REVIEW: "true".'), unknown);
+});
+
 test('token-review-value: binaryData is a violation at binaryData.K8S_TOKEN_REVIEW, whatever the issuer', () => {
   for (const issuer of [EKS, INTERNAL, UNKNOWN]) {
     const v = checkObject(cm({}, { binaryData: { K8S_TOKEN_REVIEW: 'dHJ1ZQ==' } }), { config, issuer });

@@ -71,6 +71,14 @@ function describeIssuer(issuer: IssuerInfo): string {
   return `the cluster's service-account issuer could not be determined`;
 }
 
+/** One sentence on the issuer and what it means for K8S_TOKEN_REVIEW, for the token-review-value messages. */
+function issuerNote(issuer: IssuerInfo): string {
+  const d = cap(describeIssuer(issuer));
+  if (issuer.classification === 'external') return `${d}, so kagent needs "true".`;
+  if (issuer.classification === 'internal') return `${d}, so either value works.`;
+  return `${d}; "true" works on any cluster.`;
+}
+
 function cap(s: string): string {
   return s.charAt(0).toUpperCase() + s.slice(1);
 }
@@ -140,29 +148,34 @@ function checkTokenReview(obj: Record<string, any>, config: Config, issuer: Issu
 
   const valueSev = severityFor(config.policies['token-review-value']);
   if (valueSev) {
-    const valueFinding = (path: string, problem: string): void => {
-      out.push({ ...base, rule: 'token-review-value', severity: valueSev, path, message: `[token-review-value] ${ref}: ${path} ${problem}` });
+    // The value to suggest: "true" where kagent needs TokenReview (or the issuer is unknown), else what the
+    // user meant, read leniently ("False", "no", 0 → "false").
+    const meantFalse = value === false || value === 0 || (typeof value === 'string' && /^\s*(false|no|off|n|f|0)?\s*$/i.test(value));
+    const suggest = wantTrue || !meantFalse ? 'true' : 'false';
+    const note = issuerNote(issuer);
+    const valueFinding = (path: string, problem: string, why: string, fix: string): void => {
+      out.push({ ...base, rule: 'token-review-value', severity: valueSev, path, message: `[token-review-value] ${ref}: ${path} ${problem} ${why} ${note} Fix: ${fix}` });
     };
     if (hasBinary) {
       valueFinding(
         `binaryData.${TOKEN_REVIEW_KEY}`,
-        `is set. kagent reads the setting from data as a string, never from binaryData. ` +
-          `Fix: remove it from binaryData and set ${TOKEN_REVIEW_KEY}: "true" under data.`,
+        'is set.',
+        'kagent reads the setting from data as a string, never from binaryData.',
+        `remove it from binaryData and set ${TOKEN_REVIEW_KEY}: "${suggest}" under data.`,
       );
     } else if (hasData && typeof value !== 'string') {
-      const quoted = value === false && !wantTrue ? 'false' : 'true';
       valueFinding(
         `data.${TOKEN_REVIEW_KEY}`,
-        `is ${jsonValue(value)}, not a string. ` +
-          `ConfigMap data holds only strings, so the API server rejects it and the setting never takes effect. ` +
-          `Fix: quote it: ${TOKEN_REVIEW_KEY}: "${quoted}".`,
+        `is ${jsonValue(value)}, not a string.`,
+        'ConfigMap data holds only strings, so the API server rejects it and the setting never takes effect.',
+        `quote it: ${TOKEN_REVIEW_KEY}: "${suggest}".`,
       );
     } else if (hasData && value !== 'true' && value !== 'false') {
       valueFinding(
         `data.${TOKEN_REVIEW_KEY}`,
-        `is ${JSON.stringify(value)}. ` +
-          `Only the exact strings "true" and "false" are unambiguous; anything else may leave TokenReview off. ` +
-          `Fix: set ${TOKEN_REVIEW_KEY}: "${wantTrue ? 'true' : 'false'}".`,
+        `is ${JSON.stringify(value)}.`,
+        'Only the exact strings "true" and "false" are unambiguous; anything else may leave TokenReview off.',
+        `set ${TOKEN_REVIEW_KEY}: "${suggest}".`,
       );
     }
   }
