@@ -24,6 +24,22 @@ function jwt(claims: Record<string, unknown>): string {
   return `${b({ alg: 'RS256', kid: 'k' })}.${b(claims)}.c2lnbmF0dXJl`;
 }
 
+test('classifyIssuer: the other partitions and forms of EKS, GKE and AKS, and the internal issuer with its port', () => {
+  const id = '0123456789ABCDEF0123456789ABCDEF';
+  for (const [url, provider] of [
+    [`https://oidc.eks.us-gov-west-1.amazonaws.com/id/${id}`, 'EKS'],
+    [`https://oidc.eks.cn-north-1.amazonaws.com.cn/id/${id}/`, 'EKS'],
+    [`https://oidc.eks.us-iso-east-1.c2s.ic.gov/id/${id}`, 'EKS'],
+    [`https://oidc.eks.us-isob-east-1.sc2s.sgov.gov/id/${id}`, 'EKS'],
+    ['https://container.googleapis.com/v1/projects/p/zones/us-central1-a/clusters/c', 'GKE'],
+    ['https://chinaeast2.oic.prod-aks.azure.cn/tenant/uid/', 'AKS'],
+    ['https://usgovvirginia.oic.prod-aks.azure.us/tenant/uid/', 'AKS'],
+  ] as const)
+    assert.deepEqual(classifyIssuer(url), { classification: 'external', issuer: url, provider }, url);
+  assert.equal(classifyIssuer('https://kubernetes.default.svc.cluster.local:443').classification, 'internal');
+  assert.equal(classifyIssuer(`https://oidc.eks.us-east-1.amazonaws.com.evil.example/id/${id}`).classification, 'unknown');
+});
+
 test('classifyIssuer: EKS, GKE and AKS patterns are external and named', () => {
   const eks = classifyIssuer('https://oidc.eks.us-west-2.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF');
   assert.deepEqual([eks.classification, eks.provider], ['external', 'EKS']);

@@ -9,10 +9,12 @@ import { Gauge, PREFIX, registry } from './metrics.ts';
 
 export type { IssuerInfo };
 
-const EKS = /^https:\/\/oidc\.eks\.[a-z0-9-]+\.amazonaws\.com(\.cn)?\/id\/[0-9a-f]{32}\/?$/i;
-const GKE = /^https:\/\/container\.googleapis\.com\/v1\/projects\/[^/]+\/locations\/[^/]+\/clusters\/[^/]+\/?$/;
-const AKS = /^https:\/\/[a-z0-9-]+\.oic\.prod-aks\.azure\.com\/[^/]+\/[^/]+\/?$/i;
-const INTERNAL = /^https:\/\/kubernetes\.default\.svc(\.[a-z0-9-]+(\.[a-z0-9-]+)*)?\/?$/i;
+// EKS in every partition (commercial, China, GovCloud, the ISO regions), GKE's regional and zonal forms, AKS in
+// the public, China and US Government clouds.
+const EKS = /^https:\/\/oidc\.eks\.[a-z0-9-]+\.(amazonaws\.com(\.cn)?|c2s\.ic\.gov|sc2s\.sgov\.gov)\/id\/[0-9a-f]{32}\/?$/i;
+const GKE = /^https:\/\/container\.googleapis\.com\/v1\/projects\/[^/]+\/(locations|zones)\/[^/]+\/clusters\/[^/]+\/?$/;
+const AKS = /^https:\/\/[a-z0-9-]+\.oic\.prod-aks\.azure\.(com|cn|us)\/[^/]+\/[^/]+\/?$/i;
+const INTERNAL = /^https:\/\/kubernetes\.default\.svc(\.[a-z0-9-]+(\.[a-z0-9-]+)*)?(:443)?\/?$/i;
 
 function hostOf(url: string | undefined): string | undefined {
   if (!url) return undefined;
