@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
@@ -45,6 +46,24 @@ test('serve stops at start-up with exit 2 and one line naming the problem', () =
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, pattern);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  }
+});
+
+test('serve exits 2 naming the port when either port is taken, and leaves nothing listening', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kw-serve-'));
+  const taken = net.createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  const port = (taken.address() as net.AddressInfo).port;
+  try {
+    for (const [flag, other] of [['--probe-port', '--port'], ['--port', '--probe-port']] as const) {
+      const started = Date.now();
+      const r = runCli(['serve', '--dev-certs', dir, '--cluster', 'none', '--warmup', '0', '--host', '127.0.0.1', flag, String(port), other, '0']);
+      assert.equal(r.code, 2, `${flag}: ${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`cannot listen on 127\\.0\\.0\\.1 port ${port} \\(${flag}\\): the port is in use`));
+      assert.ok(Date.now() - started < 60_000);
+    }
+  } finally {
+    taken.close();
   }
 });
 

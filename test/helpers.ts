@@ -240,6 +240,8 @@ export function runCli(args: string[], input?: string): { code: number; stdout: 
     encoding: 'utf8',
     maxBuffer: 256 * 1024 * 1024,
     env: { ...process.env, NO_COLOR: '1' },
+    // A command that should have exited but hangs fails its test (code -1) instead of the whole run.
+    timeout: 120_000,
   });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }

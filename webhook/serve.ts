@@ -168,10 +168,11 @@ export async function runServe(argv: string[]): Promise<number> {
       quietMs: flags.quietSeconds * 1000,
     });
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
+    const e = err as NodeJS.ErrnoException & { port?: number };
     await validation.close();
     reloader.close();
-    throw new UsageError(`cannot listen: ${e.code === 'EADDRINUSE' ? `address ${flags.host} port in use` : e.message}`);
+    const where = e.port === undefined ? flags.host : `${flags.host} port ${e.port}${e.port === flags.probePort ? ' (--probe-port)' : ' (--port)'}`;
+    throw new UsageError(`cannot listen on ${where}: ${e.code === 'EADDRINUSE' ? 'the port is in use' : e.message}`);
   }
   log.info({ port: server.port, probePort: server.probePort, host: flags.host, cluster: flags.cluster }, 'listening');
 

@@ -328,11 +328,16 @@ export function createProbeApp(ready: () => { ready: boolean; detail: Record<str
   return app;
 }
 
+/** Listens; a failure rejects with the error, its `port` set to the port asked for. */
 function listen(server: http.Server | https.Server, port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    const fail = (err: NodeJS.ErrnoException & { port?: number }) => {
+      err.port = port;
+      reject(err);
+    };
+    server.once('error', fail);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off('error', fail);
       resolve((server.address() as AddressInfo).port);
     });
   });
@@ -401,8 +406,18 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const probe = http.createServer(createProbeApp(ready));
   harden(probe);
 
-  const port = await listen(tlsServer, opts.port, opts.host);
-  const probePort = await listen(probe, opts.probePort, opts.host);
+  let port: number;
+  let probePort: number;
+  try {
+    port = await listen(tlsServer, opts.port, opts.host);
+    probePort = await listen(probe, opts.probePort, opts.host);
+  } catch (err) {
+    // Neither listener outlives a failed start: the admission port must not answer while the process exits.
+    clearInterval(report);
+    guard.stop();
+    for (const s of [tlsServer, probe]) if (s.listening) s.close();
+    throw err;
+  }
 
   const closeServer = (s: http.Server, graceMs: number) =>
     new Promise<void>((resolve) => {
