@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
@@ -64,6 +65,22 @@ test('serve exits 2 naming the port when either port is taken, and leaves nothin
     }
   } finally {
     taken.close();
+  }
+});
+
+test('a reader that goes away (| head) ends lint and inject quietly with 141, never a stack trace', async () => {
+  const many = Array.from({ length: 3000 }, (_, i) => `---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kagent-enterprise-config\n  namespace: ns-${i}\ndata:\n  K8S_TOKEN_REVIEW: "yes"\n`).join('');
+  const dir = mkdtempSync(join(tmpdir(), 'kw-epipe-'));
+  const file = join(dir, 'many.yaml');
+  writeFileSync(file, many);
+  for (const args of [['lint', '-o', 'json', file], ['lint', file], ['inject', '-f', file]]) {
+    const child = spawn(process.execPath, [join(ROOT, 'bin', 'kagenti-webhook.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    child.stdout.once('data', () => child.stdout.destroy());
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    assert.equal(code, 141, `${args.join(' ')}: ${stderr}`);
+    assert.equal(stderr, '', args.join(' '));
   }
 });
 

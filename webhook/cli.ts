@@ -26,8 +26,19 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   certs: async () => (await import('./certs.ts')).runCertsCommand,
 };
 
+/** Exit code when the reader of stdout goes away (`| head`): what a process killed by SIGPIPE reports. */
+export const EXIT_STDOUT_GONE = 141;
+
+/** Output nobody reads any more ends the command quietly, as SIGPIPE would; other write errors are one line. */
+function onStdoutError(err: NodeJS.ErrnoException): void {
+  if (err.code === 'EPIPE') process.exit(EXIT_STDOUT_GONE);
+  process.stderr.write(`kagenti-webhook: cannot write output: ${err.message}\n`);
+  process.exit(2);
+}
+
 /** Runs the CLI; resolves to the exit code. Usage errors print one line and give 2. */
 export async function main(argv: string[]): Promise<number> {
+  if (!process.stdout.listeners('error').includes(onStdoutError)) process.stdout.on('error', onStdoutError);
   const [cmd, ...rest] = argv;
   if (cmd === undefined || cmd === '-h' || cmd === '--help' || cmd === 'help') {
     process.stdout.write(USAGE);
