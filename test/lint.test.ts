@@ -4,7 +4,7 @@
 // installed on the machines these tests run on).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -213,6 +213,23 @@ test('directories are searched recursively for *.yaml, *.yml and *.json, in sort
     ],
   );
   assert.deepEqual(out.summary, { errors: 2, warnings: 0, documents: 2, files: 2 });
+});
+
+test('a directory\'s linked files are linted, as kubectl apply -f reads them', async () => {
+  const dir = tmp();
+  mkdirSync(join(dir, 'real'));
+  mkdirSync(join(dir, 'linked'));
+  writeFileSync(join(dir, 'real', 'cm.yaml'), 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kagent-enterprise-config\n  namespace: kagent\ndata:\n  K8S_TOKEN_REVIEW: true\n');
+  symlinkSync(join('..', 'real', 'cm.yaml'), join(dir, 'linked', 'cm.yaml'));
+  symlinkSync(join('..', 'real'), join(dir, 'linked', 'dir.yaml'));
+  symlinkSync(join('..', 'real', 'gone.yaml'), join(dir, 'linked', 'dangling.yaml'));
+  const r = await runCli(['-o', 'json', join(dir, 'linked')]);
+  assert.equal(r.code, 2, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.equal(out.violations.length, 1, r.stdout);
+  assert.equal(out.violations[0].rule, 'token-review-value');
+  assert.match(r.stderr, /dir\.yaml: error: is a symbolic link to something that is not a file/);
+  assert.match(r.stderr, /dangling\.yaml: error: cannot read: ENOENT/);
 });
 
 test('parse errors and unreadable files exit 2 with file, line and column on stderr', async () => {

@@ -366,6 +366,18 @@ async function expandPaths(paths: string[], problems: InputProblem[]): Promise<s
         if (e.name === '.git' || e.name === 'node_modules') continue;
         await walk(p);
       } else if (e.isFile() && EXTENSIONS.test(e.name)) out.push(p);
+      else if (e.isSymbolicLink() && EXTENSIONS.test(e.name)) {
+        // kubectl apply -f DIR reads a linked file as the file; a link to a directory it cannot read.
+        let target;
+        try {
+          target = await stat(p);
+        } catch (err) {
+          problems.push({ file: p, message: `cannot read: ${(err as Error).message}` });
+          continue;
+        }
+        if (target.isFile()) out.push(p);
+        else problems.push({ file: p, message: 'is a symbolic link to something that is not a file; kubectl apply -f cannot read it either' });
+      }
     }
   };
   for (const p of paths) {
