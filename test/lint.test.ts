@@ -65,6 +65,11 @@ test('exit 0 on clean input, 1 on violations, --strict turns warnings into failu
   r = await runCli([join(dir, 'warn.yaml')]);
   assert.equal(r.code, 0);
   assert.match(r.stdout.toString(), /warning \[token-review-required\].*pass --external-issuer, --internal-issuer, --issuer URL or --cluster/);
+  // an issuer URL lint cannot place: the hint is not to pass an issuer URL again
+  r = await runCli([join(dir, 'warn.yaml'), '--issuer', 'https://oidc.example.com']);
+  assert.equal(r.code, 0);
+  assert.match(r.stdout.toString(), /whether https:\/\/oidc\.example\.com is external .*: pass --external-issuer or --internal-issuer\./);
+  assert.doesNotMatch(r.stdout.toString(), /--issuer URL/);
   r = await runCli([join(dir, 'warn.yaml'), '--strict']);
   assert.equal(r.code, 1);
   r = await runCli([join(dir, 'warn.yaml'), '--internal-issuer']);

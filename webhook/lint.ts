@@ -487,7 +487,11 @@ async function lintCommand(argv: string[]): Promise<number> {
     { issuer: f.issuer, external: f['external-issuer'], internal: f['internal-issuer'], cluster: f.cluster },
     config,
   );
-  const linter = new Linter({ config, issuer, namespace: f.namespace, issuerHint: ISSUER_HINT });
+  // An issuer URL lint cannot place (only discovery on the cluster could) needs the kind said outright.
+  const issuerHint = issuer.issuer
+    ? `lint cannot tell from its URL whether ${issuer.issuer} is external (it knows EKS, GKE, AKS and kubernetes.default.svc): pass --external-issuer or --internal-issuer`
+    : ISSUER_HINT;
+  const linter = new Linter({ config, issuer, namespace: f.namespace, issuerHint });
   const strict = !!f.strict;
 
   if (postRenderer) {
