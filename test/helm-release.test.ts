@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
 import { readFileSync } from 'node:fs';
-import { defaultConfig } from '../webhook/config.ts';
+import { configFromObject, defaultConfig } from '../webhook/config.ts';
 import { MAX_RELEASE_JSON, checkHelmRelease, encodeReleaseForSecret, isHelmRelease } from '../webhook/helm-release.ts';
 import { ROOT } from './fixtures/lint/cli.ts';
 
@@ -121,4 +121,23 @@ test('with the issuer unknown, a missing K8S_TOKEN_REVIEW only warns (severity w
   assert.equal(r.violations.length, 1);
   assert.equal(r.violations[0].rule, 'token-review-required');
   assert.equal(r.violations[0].severity, 'warning');
+});
+
+test('with tokenReview.action: mutate, what /mutate fixes on apply is a warning, not a failed release', () => {
+  const mutating = { ...ctx, config: configFromObject({ tokenReview: { action: 'mutate' } }) };
+  for (const [replace, rule] of [
+    ['', 'token-review-required'],
+    ['  K8S_TOKEN_REVIEW: "false"\n', 'token-review-required'],
+    ['  K8S_TOKEN_REVIEW: "yes"\n', 'token-review-value'],
+  ] as const) {
+    const manifest = KAGENT.replace('  K8S_TOKEN_REVIEW: true\n', replace);
+    assert.equal(checkHelmRelease(record(manifest), ctx).violations[0]!.severity, 'error', `${rule}, action deny`);
+    const r = checkHelmRelease(record(manifest), mutating);
+    assert.equal(r.violations.length, 1, JSON.stringify(r.violations));
+    assert.equal(r.violations[0]!.rule, rule);
+    assert.equal(r.violations[0]!.severity, 'warning');
+    assert.match(r.violations[0]!.message, /The webhook will set K8S_TOKEN_REVIEW: "true" when it is applied \(tokenReview\.action: mutate\)\.$/);
+  }
+  // A boolean never reaches /mutate (the API server rejects it first): still an error.
+  assert.equal(checkHelmRelease(record(KAGENT), mutating).violations[0]!.severity, 'error');
 });

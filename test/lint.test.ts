@@ -230,8 +230,8 @@ test('a directory\'s linked files are linted, as kubectl apply -f reads them', a
   symlinkSync(join('..', 'real', 'gone.yaml'), join(dir, 'linked', 'dangling.yaml'));
   const r = await runCli(['-o', 'json', join(dir, 'linked')]);
   assert.equal(r.code, 2, r.stderr);
-  const out = JSON.parse(r.stdout);
-  assert.equal(out.violations.length, 1, r.stdout);
+  const out = JSON.parse(r.stdout.toString());
+  assert.equal(out.violations.length, 1, r.stdout.toString());
   assert.equal(out.violations[0].rule, 'token-review-value');
   assert.match(r.stderr, /dir\.yaml: error: is a symbolic link to something that is not a file/);
   assert.match(r.stderr, /dangling\.yaml: error: cannot read: ENOENT/);

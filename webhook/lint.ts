@@ -22,7 +22,7 @@ import {
   splitDocuments,
 } from './manifest-stream.ts';
 import type { AgentRef, IssuerInfo, Violation } from './rules.ts';
-import { agentOf, checkObject, checkUnique } from './rules.ts';
+import { agentOf, checkObject, checkUnique, remediatedAtAdmission } from './rules.ts';
 import { isObject } from './json.ts';
 
 export type { Finding, LintReport } from './lint-format.ts';
@@ -203,8 +203,15 @@ export class Linter {
     let source: string | undefined | null = null;
     for (const { obj, prefix } of objects) {
       const found: { v: Violation; other?: IndexedAgent }[] = [];
+      // With tokenReview.action: mutate the webhook fixes the token-review value on apply: a warning here, not a
+      // failed pipeline or Helm release.
+      const remediated = remediatedAtAdmission(obj, this.ctx.config, this.ctx.issuer);
       for (const viol of checkObject(obj, { config: this.ctx.config, issuer: this.ctx.issuer, namespace: this.ctx.namespace }))
-        found.push({ v: viol });
+        found.push({
+          v: remediated && viol.rule.startsWith('token-review-')
+            ? { ...viol, severity: 'warning', message: `${viol.message} The webhook will set K8S_TOKEN_REVIEW: "true" when it is applied (tokenReview.action: mutate).` }
+            : viol,
+        });
       const ref = agentOf(obj, this.ctx.config, this.ctx.namespace || 'default');
       if (ref) {
         const key = detach(`${ref.namespace}\n${ref.serviceAccount}`);

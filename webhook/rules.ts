@@ -132,6 +132,18 @@ function checkDedicated(obj: Record<string, any>, config: Config, ns: string): V
   ];
 }
 
+/**
+ * Whether `/mutate` would fix this ConfigMap's token-review findings when it is applied: with
+ * tokenReview.action: mutate on an external-issuer cluster it sets K8S_TOKEN_REVIEW: "true" (and drops it from
+ * binaryData). A value that is not a string never gets that far: the API server rejects it first.
+ */
+export function remediatedAtAdmission(obj: unknown, config: Config, issuer: IssuerInfo): boolean {
+  if (config.tokenReview.action !== 'mutate' || issuer.classification !== 'external') return false;
+  if (!isObject(obj) || obj.kind !== 'ConfigMap' || !config.tokenReview.configMapNames.includes(objectName(obj))) return false;
+  const data = isObject(obj.data) ? obj.data : undefined;
+  return !(data && Object.hasOwn(data, TOKEN_REVIEW_KEY) && typeof data[TOKEN_REVIEW_KEY] !== 'string');
+}
+
 /** Token-review checks on a ConfigMap named in config.tokenReview.configMapNames. */
 function checkTokenReview(obj: Record<string, any>, config: Config, issuer: IssuerInfo, ns: string): Violation[] {
   const name = objectName(obj);
