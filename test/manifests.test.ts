@@ -236,6 +236,11 @@ for (const overlay of OVERLAYS) {
       for (const name of names) assert.ok(matches(w, { kind: 'ConfigMap', metadata: { name, namespace: 'kagent' }, data: {} }), `${w.name} gets ${name}`);
       assert.equal(matches(w, { kind: 'ConfigMap', metadata: { name: 'kube-root-ca.crt', namespace: 'kagent' } }), false, `${w.name} never gets other ConfigMaps`);
     }
+    // RBAC reads those ConfigMaps and no other (list/watch by the metadata.name field selector match resourceNames).
+    const rules = one(docs, 'ClusterRole', SERVICE).rules.filter((r: Obj) => (r.resources ?? []).includes('configmaps'));
+    assert.equal(rules.length, 1);
+    assert.deepEqual([...rules[0].resourceNames].sort(), [...names].sort());
+    assert.deepEqual(rules[0].resources, ['configmaps']);
   });
 
   test(`${overlay}: MutatingWebhookConfiguration is exactly as specified`, async () => {
