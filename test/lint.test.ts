@@ -4,7 +4,8 @@
 // installed on the machines these tests run on).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { parse } from 'yaml';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -185,6 +186,32 @@ test('post-renderer: a passing stream comes out byte for byte; a failing one goe
   assert.equal(r.code, 1);
   assert.equal(r.stdout.length, 0);
   assert.match(r.stderr, /^<stdin>:\d+:3: error \[token-review-value\] ConfigMap x\/kagent-enterprise-config/m);
+});
+
+test('the Helm 4 post-renderer plugin (helm-plugin/) runs lint as a post-renderer', () => {
+  const manifest = parse(readFileSync(join(ROOT, 'helm-plugin', 'plugin.yaml'), 'utf8'));
+  assert.equal(manifest.apiVersion, 'v1');
+  assert.equal(manifest.type, 'postrenderer/v1');
+  assert.equal(manifest.runtime, 'subprocess');
+  const command: string = manifest.runtimeConfig.platformCommand[0].command;
+  assert.equal(command, '${HELM_PLUGIN_DIR}/kagenti-lint.sh');
+  const script = join(ROOT, 'helm-plugin', 'kagenti-lint.sh');
+  assert.ok(statSync(script).mode & 0o111, 'the script is executable');
+  // kagenti-webhook on PATH, as the plugin expects it
+  const bin = tmp();
+  writeFileSync(join(bin, 'kagenti-webhook'), `#!/bin/sh\nexec "${process.execPath}" "${join(ROOT, 'bin', 'kagenti-webhook.js')}" "$@"\n`, { mode: 0o755 });
+  const run = (input: string, args: string[] = [], env: Record<string, string> = {}) =>
+    spawnSync(script, args, { input, encoding: 'utf8', env: { ...process.env, ...env, PATH: `${bin}:${process.env.PATH}`, NO_COLOR: '1' } });
+  const passing = `${AGENT('a', 'a')}---\n${CM('"true"')}`;
+  let r = run(passing);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, passing);
+  r = run(CM('"false"'));
+  assert.equal(r.status, 1, 'default flags: --external-issuer');
+  assert.equal(r.stdout, '');
+  assert.match(r.stderr, /error \[token-review-required\]/);
+  assert.equal(run(CM('"false"'), ['--internal-issuer']).status, 0, 'arguments replace the default flags');
+  assert.equal(run(CM('"false"'), [], { KAGENTI_LINT_FLAGS: '--internal-issuer --strict' }).status, 0, 'KAGENTI_LINT_FLAGS replaces them too');
 });
 
 test('empty files and empty documents pass; stdin is read with - or with no path', async () => {
