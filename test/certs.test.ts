@@ -13,6 +13,7 @@ import {
   checkCertificateDir,
   ensureDevCertificates,
   generateCertificates,
+  pemCertificates,
   runCertsCommand,
   serviceDnsNames,
   writeCertificates,
@@ -154,15 +155,19 @@ test('invalid names and validity are refused', async () => {
   await assert.rejects(generateCertificates({ service: 'ok', namespace: 'ns', days: 1.5 }), /--days 1.5/);
 });
 
-test('writeCertificates writes the three files, tls.key with mode 0600 even over an existing file', async (t) => {
+test('writeCertificates writes the four files, the keys with mode 0600 even over an existing file', async (t) => {
   const dir = tempDir(t);
   writeFileSync(join(dir, 'tls.key'), 'old', { mode: 0o644 });
+  writeFileSync(join(dir, 'ca.key'), 'old', { mode: 0o644 });
   const certs = await generateCertificates({ service: 'hook', namespace: 'ns1' });
   writeCertificates(join(dir), certs);
   assert.equal(readFileSync(join(dir, 'ca.crt'), 'utf8'), certs.caCert);
+  assert.equal(readFileSync(join(dir, 'ca.key'), 'utf8'), certs.caKey);
   assert.equal(readFileSync(join(dir, 'tls.crt'), 'utf8'), certs.tlsCert);
   assert.equal(readFileSync(join(dir, 'tls.key'), 'utf8'), certs.tlsKey);
   assert.equal(statSync(join(dir, 'tls.key')).mode & 0o777, 0o600);
+  assert.equal(statSync(join(dir, 'ca.key')).mode & 0o777, 0o600);
+  assert.ok(new X509Certificate(certs.caCert).checkPrivateKey(createPrivateKey(certs.caKey)), 'ca.key is the CA\'s key');
   writeCertificates(join(dir, 'a', 'b'), certs);
   assert.equal(statSync(join(dir, 'a', 'b', 'tls.key')).mode & 0o777, 0o600);
 });
@@ -211,6 +216,43 @@ test('certs command writes the files and reports them', async (t) => {
   assert.ok((Date.parse(leaf.validTo) - Date.now()) / 86_400_000 <= 10);
   assert.equal(statSync(join(dir, 'tls.key')).mode & 0o777, 0o600);
   assert.equal(checkCertificateDir(dir, ['kagenti-webhook.kagenti-system.svc']), null);
+});
+
+test('certs command renews with the same CA, so caBundle stays and both the old and new certificates verify', async (t) => {
+  const dir = join(tempDir(t), 'out');
+  const args = ['--service', 'kagenti-webhook', '--namespace', 'kagenti-system', '--out', dir];
+  assert.equal((await runCaptured(args)).code, 0);
+  const bundle1 = readFileSync(join(dir, 'ca.crt'), 'utf8');
+  const leaf1 = readFileSync(join(dir, 'tls.crt'), 'utf8');
+  const caDays = (Date.parse(new X509Certificate(bundle1).validTo) - Date.now()) / 86_400_000;
+  assert.ok(caDays > 3640, `a new CA is valid ten years, got ${caDays} days`);
+  const r = await runCaptured(args);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /the CA already in .* signed it \(valid until .*; caBundle is unchanged\)/);
+  assert.equal(readFileSync(join(dir, 'ca.crt'), 'utf8'), bundle1, 'ca.crt unchanged');
+  const leaf2 = readFileSync(join(dir, 'tls.crt'), 'utf8');
+  assert.notEqual(leaf2, leaf1);
+  const key2 = readFileSync(join(dir, 'tls.key'), 'utf8');
+  // pods still serving the old certificate and pods with the new one both pass the API server's check
+  for (const leaf of [leaf1, leaf2]) assert.ok(new X509Certificate(leaf).verify(new X509Certificate(bundle1).publicKey));
+  assert.equal(await handshake({ caCert: bundle1, tlsCert: leaf2, tlsKey: key2 }, 'kagenti-webhook.kagenti-system.svc'), 'ok');
+
+  // A new CA (--new-ca, or a missing or mismatched ca.key): ca.crt keeps the previous CA while it is valid.
+  const n = await runCaptured([...args, '--new-ca']);
+  assert.equal(n.code, 0, n.stderr);
+  assert.match(n.stdout, /with a new CA .*ca\.crt also holds 1 previous CA certificate/);
+  const bundle3 = readFileSync(join(dir, 'ca.crt'), 'utf8');
+  assert.equal(pemCertificates(bundle3).length, 2);
+  assert.equal(pemCertificates(bundle3)[1]!.trim(), bundle1.trim());
+  const leaf3 = readFileSync(join(dir, 'tls.crt'), 'utf8');
+  assert.equal(await handshake({ caCert: bundle3, tlsCert: leaf3, tlsKey: readFileSync(join(dir, 'tls.key'), 'utf8') }, 'kagenti-webhook.kagenti-system.svc'), 'ok');
+  assert.equal(await handshake({ caCert: bundle3, tlsCert: leaf2, tlsKey: key2 }, 'kagenti-webhook.kagenti-system.svc'), 'ok', 'the old certificate still verifies against the new bundle');
+  // Renewing again keeps both.
+  assert.equal((await runCaptured(args)).code, 0);
+  assert.equal(readFileSync(join(dir, 'ca.crt'), 'utf8'), bundle3);
+  writeFileSync(join(dir, 'ca.key'), (await generateCertificates({ service: 'x', namespace: 'y' })).caKey);
+  const m = await runCaptured(args);
+  assert.match(m.stdout, /with a new CA \(valid until [^;]*; ca\.key does not match ca\.crt\); ca\.crt also holds 2 previous/);
 });
 
 test('certs command: usage errors exit 2 with one line on stderr', async (t) => {

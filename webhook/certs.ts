@@ -10,8 +10,13 @@ import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 
 export interface GeneratedCerts {
-  /** PEM of the CA certificate (goes into the webhook configurations' caBundle). */
+  /**
+   * PEM of the CA certificate (goes into the webhook configurations' caBundle); after a CA rollover, followed by
+   * the previous CA certificates that are still valid.
+   */
   caCert: string;
+  /** PEM (PKCS#8) of the CA's private key, kept beside ca.crt so the next run can sign with the same CA. */
+  caKey: string;
   /** PEM of the serving certificate. */
   tlsCert: string;
   /** PEM (PKCS#8) of the serving certificate's private key. */
@@ -21,16 +26,29 @@ export interface GeneratedCerts {
 export interface CertificateOptions {
   service: string;
   namespace: string;
-  /** Validity of both certificates in days (default 365). */
+  /** Validity of the serving certificate in days (default 365); a new CA is valid for CA_DAYS, or longer. */
   days?: number;
   /** Add `localhost` and `127.0.0.1` to the serving certificate. */
   dev?: boolean;
+  /** A CA to sign with (from an earlier run) instead of a new one. */
+  ca?: ExistingCa;
+  /** CA certificates (PEM) to keep in ca.crt after the new CA's: the previous ones, still trusted by running pods. */
+  previousCas?: string[];
+}
+
+/** A CA from an earlier run: its certificate and private key (PEM). */
+export interface ExistingCa {
+  cert: string;
+  key: string;
 }
 
 export const DEV_SERVICE = 'kagenti-webhook';
 export const DEV_NAMESPACE = 'kagenti-system';
 const DEFAULT_DAYS = 365;
 const MAX_DAYS = 3650;
+/** Validity of a new CA: ten years, as the cert-manager overlay's CA, so renewals keep it. */
+const CA_DAYS = 3650;
+const DAY_MS = 24 * 60 * 60 * 1000;
 
 // RFC 1123 label: what a Service name and a namespace name must be.
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -78,23 +96,35 @@ export async function generateCertificates(opts: CertificateOptions): Promise<Ge
   const days = checkOptions(opts);
   // Back-date by five minutes so a slightly slow clock elsewhere accepts the certificates at once.
   const notBefore = new Date(Date.now() - 5 * 60 * 1000);
-  const notAfter = new Date(Date.now() + days * 24 * 60 * 60 * 1000);
+  const notAfter = new Date(Date.now() + days * DAY_MS);
 
-  const caKeys = (await crypto.subtle.generateKey(EC_KEY, true, ['sign', 'verify'])) as CryptoKeyPair;
-  const caName = `CN=${opts.service}-ca, O=kagenti-webhook`;
-  const caCert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: randomSerial(),
-    name: caName,
-    notBefore,
-    notAfter,
-    keys: caKeys,
-    signingAlgorithm: SIGNING,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, 0, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-      await x509.SubjectKeyIdentifierExtension.create(caKeys.publicKey),
-    ],
-  });
+  let caCert: x509.X509Certificate;
+  let caKeys: { privateKey: CryptoKey; publicKey: CryptoKey };
+  let caKey: string;
+  if (opts.ca) {
+    caCert = new x509.X509Certificate(opts.ca.cert);
+    caKey = opts.ca.key.endsWith('\n') ? opts.ca.key : `${opts.ca.key}\n`;
+    const der = x509.PemConverter.decodeFirst(opts.ca.key);
+    caKeys = { privateKey: await crypto.subtle.importKey('pkcs8', der, EC_KEY, true, ['sign']), publicKey: await caCert.publicKey.export(crypto as never) };
+    if (caCert.notAfter < notAfter) throw new Error(`the CA expires (${caCert.notAfter.toISOString()}) before the serving certificate would`);
+  } else {
+    const generated = (await crypto.subtle.generateKey(EC_KEY, true, ['sign', 'verify'])) as CryptoKeyPair;
+    caKeys = generated;
+    caKey = (await keyToPem(generated.privateKey)) + '\n';
+    caCert = await x509.X509CertificateGenerator.createSelfSigned({
+      serialNumber: randomSerial(),
+      name: `CN=${opts.service}-ca, O=kagenti-webhook`,
+      notBefore,
+      notAfter: new Date(Math.max(notAfter.getTime(), Date.now() + CA_DAYS * DAY_MS)),
+      keys: generated,
+      signingAlgorithm: SIGNING,
+      extensions: [
+        new x509.BasicConstraintsExtension(true, 0, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+        await x509.SubjectKeyIdentifierExtension.create(generated.publicKey),
+      ],
+    });
+  }
 
   const leafKeys = (await crypto.subtle.generateKey(EC_KEY, true, ['sign', 'verify'])) as CryptoKeyPair;
   const names: x509.JsonGeneralNames = serviceDnsNames(opts.service, opts.namespace).map((value) => ({ type: 'dns', value }));
@@ -120,11 +150,57 @@ export async function generateCertificates(opts: CertificateOptions): Promise<Ge
     ],
   });
 
+  const previous = (opts.previousCas ?? []).map((pem) => (pem.endsWith('\n') ? pem : `${pem}\n`));
   return {
-    caCert: caCert.toString('pem') + '\n',
+    caCert: [caCert.toString('pem') + '\n', ...previous].join(''),
+    caKey,
     tlsCert: tlsCert.toString('pem') + '\n',
     tlsKey: (await keyToPem(leafKeys.privateKey)) + '\n',
   };
+}
+
+/** The certificates of a PEM bundle, in order. */
+export function pemCertificates(text: string): string[] {
+  return text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+}
+
+/**
+ * What an earlier run left in DIR, for the next one: the CA to reuse (ca.crt's first certificate with ca.key,
+ * when they match and the CA outlives a serving certificate of `days`), and the CA certificates in ca.crt that
+ * are still valid (to keep trusting them after a CA rollover). `why` says why the CA is not reused.
+ */
+export function previousCertificates(dir: string, days: number, now = Date.now()): { ca?: ExistingCa; stillValid: string[]; why?: string } {
+  let bundle: string;
+  try {
+    bundle = readFileSync(join(dir, 'ca.crt'), 'utf8');
+  } catch {
+    return { stillValid: [], why: 'no ca.crt' };
+  }
+  const stillValid = pemCertificates(bundle).filter((pem) => {
+    try {
+      const c = new NodeX509(pem);
+      return c.ca && Date.parse(c.validTo) > now;
+    } catch {
+      return false;
+    }
+  });
+  const first = pemCertificates(bundle)[0];
+  if (!first) return { stillValid, why: 'ca.crt holds no certificate' };
+  let key: string;
+  try {
+    key = readFileSync(join(dir, 'ca.key'), 'utf8');
+  } catch {
+    return { stillValid, why: 'no ca.key (written by earlier versions? a new CA is made)' };
+  }
+  try {
+    const cert = new NodeX509(first);
+    if (!cert.ca) return { stillValid, why: "ca.crt's first certificate is not a CA" };
+    if (!cert.checkPrivateKey(createPrivateKey(key))) return { stillValid, why: 'ca.key does not match ca.crt' };
+    if (Date.parse(cert.validTo) < now + days * DAY_MS + DAY_MS) return { stillValid, why: `the CA expires ${cert.validTo}, before a new serving certificate would` };
+  } catch (err) {
+    return { stillValid, why: `ca.crt or ca.key cannot be read: ${(err as Error).message}` };
+  }
+  return { ca: { cert: first, key }, stillValid };
 }
 
 // mkdir -p without `recursive: true`, which spins forever on some paths (e.g. under /proc) in Node 24.
@@ -141,14 +217,16 @@ function makeDir(dir: string, depth = 0): void {
   }
 }
 
-/** Writes `ca.crt`, `tls.crt` and `tls.key` (mode 0600) into DIR, creating DIR when needed. */
+/** Writes `ca.crt`, `ca.key` (mode 0600), `tls.crt` and `tls.key` (mode 0600) into DIR, creating DIR when needed. */
 export function writeCertificates(dir: string, certs: GeneratedCerts): void {
   makeDir(dir);
+  for (const [name, text] of [['ca.key', certs.caKey], ['tls.key', certs.tlsKey]] as const) {
+    const keyFile = join(dir, name);
+    writeFileSync(keyFile, text, { mode: 0o600 });
+    chmodSync(keyFile, 0o600); // an existing file keeps its old mode on write
+  }
   writeFileSync(join(dir, 'ca.crt'), certs.caCert, { mode: 0o644 });
   writeFileSync(join(dir, 'tls.crt'), certs.tlsCert, { mode: 0o644 });
-  const keyFile = join(dir, 'tls.key');
-  writeFileSync(keyFile, certs.tlsKey, { mode: 0o600 });
-  chmodSync(keyFile, 0o600); // an existing file keeps its old mode on write
 }
 
 /**
@@ -195,17 +273,21 @@ export async function ensureDevCertificates(
 }
 
 export const CERTS_USAGE =
-  'Usage: kagenti-webhook certs --service NAME --namespace NS --out DIR [--days N] [--dev]\n' +
+  'Usage: kagenti-webhook certs --service NAME --namespace NS --out DIR [--days N] [--dev] [--new-ca]\n' +
   '\n' +
-  'Writes ca.crt, tls.crt and tls.key (mode 0600) into DIR: an ECDSA P-256 CA and a serving certificate\n' +
-  'for NAME, NAME.NS, NAME.NS.svc and NAME.NS.svc.cluster.local (plus localhost and 127.0.0.1 with --dev).\n' +
-  'Put ca.crt into the webhook configurations\' caBundle; mount tls.crt and tls.key into the server.\n' +
+  'Writes ca.crt, ca.key, tls.crt and tls.key (keys mode 0600) into DIR: an ECDSA P-256 CA and a serving\n' +
+  'certificate for NAME, NAME.NS, NAME.NS.svc and NAME.NS.svc.cluster.local (plus localhost and 127.0.0.1\n' +
+  'with --dev). Put ca.crt into the webhook configurations\' caBundle; mount tls.crt and tls.key into the\n' +
+  'server; keep ca.key out of the cluster. Run again to renew: the CA in DIR signs the new certificate, so\n' +
+  'caBundle does not change and pods still serving the old one keep working during the rollout. A new CA\n' +
+  '(none in DIR, it expires too soon, or --new-ca) is followed in ca.crt by the previous ones still valid.\n' +
   '\n' +
   '  --service NAME    the webhook Service name (e.g. kagenti-webhook)\n' +
   '  --namespace NS    the Service namespace (e.g. kagenti-system)\n' +
-  '  --out DIR         directory to write to (created when missing; existing files are replaced)\n' +
-  `  --days N          validity in days (default ${DEFAULT_DAYS}, at most ${MAX_DAYS})\n` +
-  '  --dev             also valid for localhost and 127.0.0.1\n';
+  '  --out DIR         directory to write to (created when missing; the CA there is reused)\n' +
+  `  --days N          validity of the serving certificate in days (default ${DEFAULT_DAYS}, at most ${MAX_DAYS}); a new CA gets ${CA_DAYS}\n` +
+  '  --dev             also valid for localhost and 127.0.0.1\n' +
+  '  --new-ca          make a new CA even when DIR has a usable one (the old one stays in ca.crt while valid)\n';
 
 /** `kagenti-webhook certs ...`: 0 on success, 2 on a usage or write error (one line on stderr). */
 export async function runCertsCommand(argv: string[]): Promise<number> {
@@ -213,7 +295,7 @@ export async function runCertsCommand(argv: string[]): Promise<number> {
     process.stderr.write(`kagenti-webhook certs: ${msg} (see kagenti-webhook certs --help)\n`);
     return 2;
   };
-  let values: { service?: string; namespace?: string; out?: string; days?: string; dev?: boolean; help?: boolean };
+  let values: { service?: string; namespace?: string; out?: string; days?: string; dev?: boolean; 'new-ca'?: boolean; help?: boolean };
   try {
     values = parseFlags('certs', argv, {
       service: { type: 'string' },
@@ -221,6 +303,7 @@ export async function runCertsCommand(argv: string[]): Promise<number> {
       out: { type: 'string' },
       days: { type: 'string' },
       dev: { type: 'boolean' },
+      'new-ca': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     });
   } catch (err) {
@@ -239,9 +322,13 @@ export async function runCertsCommand(argv: string[]): Promise<number> {
     if (!/^\d{1,5}$/.test(values.days)) return fail(`--days ${JSON.stringify(values.days)} is not a whole number of days`);
     days = Number(values.days);
   }
+  const prev = previousCertificates(values.out, days);
+  const reuse = prev.ca && !values['new-ca'] ? prev.ca : undefined;
+  // A reused CA keeps the older CAs its bundle carried; a new one keeps every CA of the old bundle still valid.
+  const previousCas = reuse ? prev.stillValid.filter((pem) => pem.trim() !== reuse.cert.trim()) : prev.stillValid;
   let certs: GeneratedCerts;
   try {
-    certs = await generateCertificates({ service: values.service, namespace: values.namespace, days, dev: values.dev === true });
+    certs = await generateCertificates({ service: values.service, namespace: values.namespace, days, dev: values.dev === true, ca: reuse, previousCas });
   } catch (err) {
     return fail(err instanceof Error ? err.message : String(err));
   }
@@ -254,9 +341,14 @@ export async function runCertsCommand(argv: string[]): Promise<number> {
   }
   const names = serviceDnsNames(values.service, values.namespace);
   if (values.dev) names.push('localhost', '127.0.0.1');
+  const caUntil = new NodeX509(pemCertificates(certs.caCert)[0]!).validTo;
+  const ca = reuse
+    ? `the CA already in ${values.out} signed it (valid until ${caUntil}; caBundle is unchanged)`
+    : `with a new CA (valid until ${caUntil}${prev.why && !values['new-ca'] && prev.stillValid.length ? `; ${prev.why}` : ''})` +
+      (previousCas.length ? `; ca.crt also holds ${previousCas.length} previous CA certificate(s), so pods still serving the old certificate verify during the rollout` : '');
   process.stdout.write(
-    `Wrote ${join(values.out, 'ca.crt')}, ${join(values.out, 'tls.crt')}, ${join(values.out, 'tls.key')} ` +
-      `(valid ${days} days for ${names.join(', ')})\n`,
+    `Wrote ${['ca.crt', 'ca.key', 'tls.crt', 'tls.key'].map((f) => join(values.out!, f)).join(', ')}: ` +
+      `a serving certificate valid ${days} days for ${names.join(', ')}, ${ca}\n`,
   );
   return 0;
 }
