@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
@@ -82,6 +82,28 @@ test('a reader that goes away (| head) ends lint and inject quietly with 141, ne
     assert.equal(code, 141, `${args.join(' ')}: ${stderr}`);
     assert.equal(stderr, '', args.join(' '));
   }
+});
+
+test('inject reads a stream of JSON objects (jq -c) and writes YAML documents kubectl reads', () => {
+  const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'a', namespace: 't', labels: { 'kagenti.io/type': 'agent' } }, spec: { serviceAccountName: 'a', containers: [{ name: 'app', image: 'x' }] } };
+  const cm = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c', namespace: 't' }, data: { x: '}{"' } };
+  const r = runCli(['inject'], `${JSON.stringify(pod)}\n${JSON.stringify(cm)}\n`);
+  assert.equal(r.code, 0, r.stderr);
+  const dir = mkdtempSync(join(tmpdir(), 'kw-json-'));
+  writeFileSync(join(dir, 'out.yaml'), r.stdout);
+  const k = spawnSync('kubectl', ['patch', '--local', '-f', join(dir, 'out.yaml'), '--type', 'json', '-p', '[]', '-o', 'json'], { encoding: 'utf8' });
+  assert.equal(k.status, 0, k.stderr);
+  // kubectl prints one indented JSON object per input object, one after another
+  const items = k.stdout.trim().split(/\n(?=\{)/).map((t) => JSON.parse(t));
+  assert.deepEqual(items.map((o: any) => `${o.kind}/${o.metadata.name}`), ['Pod/a', 'ConfigMap/c']);
+  assert.ok(items[0].spec.containers.some((c: any) => c.name === 'spiffe-helper'), 'the pod is injected');
+  assert.deepEqual(items[1], cm, 'the ConfigMap is as it was');
+  // positions in errors are the input's lines
+  const big = { ...pod, spec: { ...pod.spec, activeDeadlineSeconds: 1 } };
+  const text = `${JSON.stringify(cm)}\n${JSON.stringify(big).replace('"activeDeadlineSeconds":1', '"activeDeadlineSeconds":9007199254740993')}\n`;
+  const e = runCli(['inject'], text);
+  assert.equal(e.code, 2);
+  assert.match(e.stderr, /<stdin>:2:\d+: 9007199254740993 is an integer past 2\^53/);
 });
 
 test('inject reads stdin, passes non-eligible documents through in order, writes YAML', () => {

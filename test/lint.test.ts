@@ -214,6 +214,35 @@ test('the Helm 4 post-renderer plugin (helm-plugin/) runs lint as a post-rendere
   assert.equal(run(CM('"false"'), [], { KAGENTI_LINT_FLAGS: '--internal-issuer --strict' }).status, 0, 'KAGENTI_LINT_FLAGS replaces them too');
 });
 
+test('a stream of JSON objects (jq -c, or one after another) is linted object by object, as kubectl reads it', async () => {
+  const cm = (ns: string, value: unknown) => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'kagent-enterprise-config', namespace: ns }, data: { K8S_TOKEN_REVIEW: value, brace: '}{"' } });
+  const lines = `${JSON.stringify(cm('a', true))}\n${JSON.stringify(cm('b', 'yes'))}\n`;
+  let r = await runCli(['-'], { stdin: lines });
+  assert.equal(r.code, 1, r.stderr);
+  const out = r.stdout.toString();
+  assert.match(out, /^<stdin>:1:\d+: error \[token-review-value\] ConfigMap a\/kagent-enterprise-config/m);
+  assert.match(out, /^<stdin>:2:\d+: error \[token-review-value\] ConfigMap b\/kagent-enterprise-config/m);
+  assert.match(out, /\(2 documents in 1 file\)/);
+  // indented objects one after another: positions are those of the keys
+  const pretty = `${JSON.stringify(cm('a', true), null, 2)}\n${JSON.stringify(cm('b', 'yes'), null, 2)}\n`;
+  r = await runCli(['-'], { stdin: pretty });
+  const at = pretty.split('\n').flatMap((l, i) => (l.includes('K8S_TOKEN_REVIEW') ? [`<stdin>:${i + 1}:5:`] : []));
+  assert.equal(at.length, 2);
+  for (const a of at) assert.ok(r.stdout.toString().includes(a), `${a}\n${r.stdout}`);
+  // Anything but objects after the first `{`, or an object that does not end: exit 2 with the position.
+  r = await runCli(['-'], { stdin: `${JSON.stringify(cm('a', 'true'))}\n[1]\n` });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /^<stdin>:2:1: error: not valid JSON: a stream that starts with \{ holds JSON objects only/m);
+  r = await runCli(['-'], { stdin: '{"apiVersion": "v1", "kind": "ConfigMap"' });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /^<stdin>:1:1: error: not valid JSON: the object starting at line 1 does not end/m);
+  // kubectl itself reads such a stream as two objects
+  const dir = tmp();
+  writeFileSync(join(dir, 'two.json'), lines);
+  const k = spawnSync('kubectl', ['patch', '--local', '-f', join(dir, 'two.json'), '--type', 'json', '-p', '[]', '-o', 'name'], { encoding: 'utf8' });
+  assert.deepEqual(k.stdout.trim().split('\n'), ['configmap/kagent-enterprise-config', 'configmap/kagent-enterprise-config'], k.stderr);
+});
+
 test('empty files and empty documents pass; stdin is read with - or with no path', async () => {
   const dir = tmp();
   writeFileSync(join(dir, 'empty.yaml'), '');

@@ -8,6 +8,7 @@ import { objectRef } from './admission.ts';
 import type { Config } from './config.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { injectTemplate, jsonEqual } from './inject.ts';
+import { InputError, splitDocuments } from './manifest-stream.ts';
 import { parseFlags, UsageError } from './usage.ts';
 import { getPodTemplate, podSpecFieldPath } from './workloads.ts';
 
@@ -90,6 +91,9 @@ function rewrittenInexactly(node: Scalar): boolean {
  */
 export function injectStream(text: string, cfg: Config, defaultNs = 'default', source = '<stdin>'): InjectStreamResult {
   const out: InjectStreamResult = { output: '', denials: [], warnings: [], injected: 0 };
+  const json = jsonStreamAsYaml(text, source);
+  if (json) text = json.text;
+  const lineOf = (l: number) => (json ? json.line(l) : l);
   const lc = new LineCounter();
   const docs = parseAllDocuments(text, { ...KUBECTL_YAML, prettyErrors: true, lineCounter: lc }) as Document[] | { errors: unknown[] };
   if (!Array.isArray(docs)) throw new UsageError(`${source}: not a YAML stream`);
@@ -101,7 +105,7 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
     if (doc.errors.length) {
       const e = doc.errors[0];
       const pos = e.linePos?.[0];
-      throw new UsageError(`${source}${pos ? `:${pos.line}:${pos.col}` : ''}: ${e.message.split('\n')[0]}`);
+      throw new UsageError(`${source}${pos ? `:${lineOf(pos.line)}:${pos.col}` : ''}: ${e.message.split('\n')[0]}`);
     }
     // An empty document (only comments, as `helm template` writes them) is dropped.
     if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) return;
@@ -129,7 +133,7 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
     if (bad) {
       const at = lc.linePos(bad.range?.[0] ?? 0);
       throw new UsageError(
-        `${source}:${at.line}:${at.col}: ${bad.source} is an integer past 2^53, which inject cannot write back exactly (it would become ${String(bad.value)}; kubectl reads ${goYamlInteger(bad.source!)}). Nothing was written`,
+        `${source}:${lineOf(at.line)}:${at.col}: ${bad.source} is an integer past 2^53, which inject cannot write back exactly (it would become ${String(bad.value)}; kubectl reads ${goYamlInteger(bad.source!)}). Nothing was written`,
       );
     }
     // Keep the comments that stood before the object (e.g. Helm's `# Source:` line).
@@ -142,6 +146,32 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
   });
   out.output = parts.join('');
   return out;
+}
+
+/**
+ * A stream that starts with `{` is a stream of JSON objects, as kubectl reads it (`jq -c '.items[]'`): the same
+ * objects as YAML documents (`---` and the object on the lines after it), with a map from their lines back to
+ * the input's. Null for any other stream.
+ */
+function jsonStreamAsYaml(text: string, source: string): { text: string; line: (yamlLine: number) => number } | null {
+  const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  if (!/^[ \t\r\n]*\{/.test(body)) return null;
+  let docs;
+  try {
+    docs = splitDocuments(body);
+  } catch (err) {
+    if (err instanceof InputError) throw new UsageError(`${source}${err.line ? `:${err.line}:${err.column ?? 1}` : ''}: ${err.message}`);
+    throw err;
+  }
+  const parts: string[] = [];
+  const origin: number[] = [0]; // origin[yaml line] = input line (1-based both)
+  for (const d of docs) {
+    parts.push('---\n', d.text, '\n');
+    origin.push(d.line);
+    const lines = d.text.split('\n').length;
+    for (let k = 0; k < lines; k++) origin.push(d.line + k);
+  }
+  return { text: parts.join(''), line: (l) => origin[l] ?? l };
 }
 
 /** A rewritten document with its start marker. */

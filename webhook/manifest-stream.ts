@@ -82,6 +82,18 @@ export class DocumentSplitter {
   private lineStart = 0;
   private index = 0;
   private readonly limits: SplitLimits;
+  /**
+   * How the stream is read, decided by its first character that is not whitespace, as kubectl's
+   * YAMLOrJSONDecoder does: `{` makes it a stream of JSON objects (`jq -c '.items[]'`), one document each;
+   * anything else YAML documents between `---` lines.
+   */
+  private mode: 'unknown' | 'yaml' | 'json' = 'unknown';
+  /** JSON mode: nesting depth at scanFrom, whether scanFrom is inside a string (and after a backslash). */
+  private depth = 0;
+  private inString = false;
+  private escaped = false;
+  /** JSON mode: line number of buf[scanFrom]. */
+  private scanLine = 1;
 
   constructor(limits: SplitLimits = DEFAULT_LIMITS) {
     this.limits = limits;
@@ -94,7 +106,12 @@ export class DocumentSplitter {
     const nl = chunk.lastIndexOf('\n');
     if (nl !== -1) this.lineStart = base + nl + 1;
     const out: RawDocument[] = [];
-    this.scan(out, false);
+    if (this.mode === 'unknown') {
+      const first = /[^ \t\r\n]/.exec(this.buf);
+      if (first) this.mode = first[0] === '{' ? 'json' : 'yaml';
+    }
+    if (this.mode === 'json') this.scanJson(out);
+    else if (this.mode === 'yaml') this.scan(out, false);
     if (this.buf.length - this.lineStart > this.limits.maxLine) {
       const line = this.docLine + countNewlines(this.buf, this.docStart, this.lineStart);
       throw new InputError(
@@ -120,11 +137,65 @@ export class DocumentSplitter {
 
   end(): RawDocument[] {
     const out: RawDocument[] = [];
+    if (this.mode === 'json') {
+      this.scanJson(out);
+      if (this.depth > 0 || this.inString)
+        throw new InputError(`not valid JSON: the object starting at line ${this.docLine} does not end`, this.docLine, 1);
+      this.buf = '';
+      this.docStart = this.scanFrom = this.lineStart = 0;
+      return out;
+    }
     this.scan(out, true);
     out.push({ text: this.buf.slice(this.docStart), line: this.docLine, index: this.index++ });
     this.buf = '';
     this.docStart = this.scanFrom = this.lineStart = 0;
     return out;
+  }
+
+  /**
+   * JSON mode: each top-level object is a document, from its `{` to its `}` (whitespace between them is
+   * dropped). Strings are followed so that braces in them do not count; the objects themselves are checked by
+   * the parser later, as any document is. Anything but an object at the top level is an InputError.
+   */
+  private scanJson(out: RawDocument[]): void {
+    const buf = this.buf;
+    let i = this.scanFrom;
+    for (; i < buf.length; i++) {
+      const c = buf.charCodeAt(i);
+      if (c === 0x0a) this.scanLine++;
+      if (this.inString) {
+        if (this.escaped) this.escaped = false;
+        else if (c === 0x5c) this.escaped = true;
+        else if (c === 0x22) this.inString = false;
+        continue;
+      }
+      if (this.depth === 0) {
+        if (c === 0x20 || c === 0x09 || c === 0x0d || c === 0x0a) {
+          this.docStart = i + 1;
+          continue;
+        }
+        if (c !== 0x7b) {
+          const column = i - (buf.lastIndexOf('\n', i - 1) + 1) + 1;
+          throw new InputError(
+            `not valid JSON: a stream that starts with { holds JSON objects only (as kubectl reads it), found ${JSON.stringify(buf[i])}`,
+            this.scanLine,
+            column,
+          );
+        }
+        this.docStart = i;
+        this.docLine = this.scanLine;
+      }
+      if (c === 0x22) this.inString = true;
+      else if (c === 0x7b || c === 0x5b) this.depth++;
+      else if (c === 0x7d || c === 0x5d) {
+        this.depth--;
+        if (this.depth === 0) {
+          out.push({ text: buf.slice(this.docStart, i + 1), line: this.docLine, index: this.index++ });
+          this.docStart = i + 1;
+        }
+      }
+    }
+    this.scanFrom = i;
   }
 
   private scan(out: RawDocument[], final: boolean): void {
