@@ -61,7 +61,7 @@ test('records that are not pending, or not release records, are not checked', ()
     const r = checkHelmRelease(record(KAGENT, { status }), ctx);
     assert.equal(r.checked, false);
     assert.deepEqual(r.violations, []);
-    assert.match(r.skipped!, /not pending-install or pending-upgrade/);
+    assert.match(r.skipped!, /not pending-install, pending-upgrade or pending-rollback/);
   }
   const plain = { apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata: { name: 'x' }, data: { release: 'eA==' } };
   assert.equal(isHelmRelease(plain), false);
@@ -140,4 +140,28 @@ test('with tokenReview.action: mutate, what /mutate fixes on apply is a warning,
   }
   // A boolean never reaches /mutate (the API server rejects it first): still an error.
   assert.equal(checkHelmRelease(record(KAGENT), mutating).violations[0]!.severity, 'error');
+});
+
+test('a pending rollback is checked, and so are the manifests of the release\'s hooks', () => {
+  const rollback = checkHelmRelease(record(KAGENT, { status: 'pending-rollback' }), ctx);
+  assert.equal(rollback.checked, true);
+  assert.equal(rollback.violations.length, 1);
+  // A hook (a pre-upgrade Job, say) that carries the bad ConfigMap: found, named by the hook's template.
+  const clean = KAGENT.replace('  K8S_TOKEN_REVIEW: true\n', '  K8S_TOKEN_REVIEW: "true"\n');
+  const name = 'kagent';
+  const rel = {
+    name,
+    namespace: 'kagent',
+    version: 2,
+    info: { status: 'pending-upgrade' },
+    manifest: clean,
+    hooks: [{ name: 'kagent-pre-upgrade', path: 'kagent/templates/hook.yaml', manifest: KAGENT }, { name: 'empty' }],
+  };
+  const withHook = { ...record(clean), data: { release: encodeReleaseForSecret(rel) } };
+  const r = checkHelmRelease(withHook, ctx);
+  assert.equal(r.checked, true);
+  assert.equal(r.violations.length, 1, JSON.stringify(r.violations));
+  assert.equal(r.violations[0]!.rule, 'token-review-value');
+  assert.match(r.violations[0]!.message, /\(Helm release kagent\/kagent, template kagent\/templates\/enterprise-config\.yaml\)/);
+  assert.equal(checkHelmRelease({ ...record(clean) }, ctx).violations.length, 0, 'the same release without the hook passes');
 });

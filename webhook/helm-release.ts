@@ -34,7 +34,7 @@ import type { IssuerInfo, Violation } from './rules.ts';
 import { isObject } from './json.ts';
 
 export const HELM_RELEASE_TYPE = 'helm.sh/release.v1';
-export const PENDING_STATUSES = ['pending-install', 'pending-upgrade'] as const;
+export const PENDING_STATUSES = ['pending-install', 'pending-upgrade', 'pending-rollback'] as const;
 /** Largest release JSON we decompress; Helm's own limit for a release is the 1 MiB Secret. */
 export const MAX_RELEASE_JSON = 32 * MiB;
 /** Largest encoded data.release we look at. */
@@ -145,7 +145,7 @@ export function checkHelmRelease(obj: unknown, ctx: { config: Config; issuer: Is
     return result;
   }
   if (!(PENDING_STATUSES as readonly string[]).includes(status)) {
-    result.skipped = `status ${JSON.stringify(status)} is not pending-install or pending-upgrade`;
+    result.skipped = `status ${JSON.stringify(status)} is not pending-install, pending-upgrade or pending-rollback`;
     return result;
   }
   let rel: Record<string, any>;
@@ -160,11 +160,17 @@ export function checkHelmRelease(obj: unknown, ctx: { config: Config; issuer: Is
   if (!result.releaseName && typeof rel.name === 'string') result.releaseName = rel.name;
   if (typeof rel.namespace === 'string' && rel.namespace) result.namespace = rel.namespace;
   const manifest = rel.manifest;
-  if (manifest === undefined || manifest === null || manifest === '') {
+  // Hooks (pre-install Jobs and the like) are applied by the same release: their manifests are checked too.
+  const hooks: { name: string; manifest: string }[] = Array.isArray(rel.hooks)
+    ? rel.hooks.flatMap((h: unknown, i: number) =>
+        isObject(h) && typeof h.manifest === 'string' && h.manifest ? [{ name: typeof h.name === 'string' && h.name ? h.name : `#${i + 1}`, manifest: h.manifest }] : [],
+      )
+    : [];
+  if ((manifest === undefined || manifest === null || manifest === '') && !hooks.length) {
     result.checked = true;
     return result;
   }
-  if (typeof manifest !== 'string') {
+  if (manifest !== undefined && manifest !== null && typeof manifest !== 'string') {
     result.skipped = 'undecodable: manifest is not a string';
     result.warnings.push(`Helm release record ${recordNs}/${recordName} was not checked: its manifest is not a string`);
     return result;
@@ -172,7 +178,8 @@ export function checkHelmRelease(obj: unknown, ctx: { config: Config; issuer: Is
   const releaseRef = `${result.namespace}/${result.releaseName || recordName}`;
   const linter = new Linter({ config: ctx.config, issuer: ctx.issuer, namespace: result.namespace });
   try {
-    linter.lintText(`release ${releaseRef}`, manifest);
+    if (manifest) linter.lintText(`release ${releaseRef}`, manifest);
+    for (const h of hooks) linter.lintText(`release ${releaseRef} hook ${h.name}`, h.manifest);
   } catch (err) {
     result.skipped = `undecodable: ${(err as Error).message}`;
     result.warnings.push(`Helm release ${releaseRef} was not checked: ${(err as Error).message}`.slice(0, 200));
