@@ -2,7 +2,7 @@
 // the manifest Helm is about to apply.
 //
 // `helm install|upgrade` first writes the release record: a Secret `sh.helm.release.v1.<release>.v<rev>` of
-// `type: helm.sh/release.v1`, labels `owner: helm`, `name`, `status: pending-install|pending-upgrade`.
+// `type: helm.sh/release.v1`, labels `owner: helm`, `name`, `status: pending-install|pending-upgrade|pending-rollback`.
 // Its `data.release` is base64 (the API's encoding of Secret data) of base64 of gzip of the release JSON,
 // whose `manifest` is the whole rendered stream with `# Source:` comments. (With HELM_DRIVER=configmap the
 // record is a ConfigMap and the API's base64 layer is absent; both are handled.)
@@ -14,7 +14,7 @@
 // - `obj` is request.object of a CREATE or UPDATE (a Secret, or a ConfigMap from the configmap driver).
 // - Returns `{ releaseName, namespace, status, checked, violations, warnings }`:
 //   - `checked: false` (with `skipped` saying why) when the object is not a release record or its status
-//     is not pending-install / pending-upgrade (Helm rewrites old records as superseded: never block that).
+//     is not pending-install / pending-upgrade / pending-rollback (Helm rewrites old records as superseded: never block that).
 //   - `violations`: lint findings over the manifest, each a rules.ts Violation plus `source` (the chart
 //     template), `line` in the manifest, and a message that names the release and the template, e.g.
 //     `[token-review-value] ConfigMap kagent/kagent-enterprise-config (Helm release kagent/kagent,
