@@ -105,3 +105,21 @@ test('a volume like ours counts as ours whether or not the API server\'s default
   other.downwardAPI.defaultMode = 0o600;
   assert.equal(injectTemplate(agentPod({}, {}, { containers: [{ name: 'app', image: 'x' }], volumes: [other] }), cfg, ctxFor).outcome, 'deny');
 });
+
+test('a pod meant to finish (restartPolicy Never or OnFailure) is warned that ordinary sidecars keep it running', () => {
+  const cfg = defaultConfig();
+  for (const rp of ['Never', 'OnFailure']) {
+    const r = injectTemplate(agentPod({}, {}, { restartPolicy: rp, containers: [{ name: 'app', image: 'x' }] }), cfg, ctxFor);
+    assert.equal(r.outcome, 'inject');
+    if (r.outcome === 'inject') assert.ok(r.warnings.some((w) => w.includes(`spec.restartPolicy is ${rp}, so it is meant to finish`) && w.includes('kagenti.io/native-sidecars: "true"')), JSON.stringify(r.warnings));
+  }
+  for (const [labels, annotations, spec] of [
+    [{}, { 'kagenti.io/native-sidecars': 'true' }, { restartPolicy: 'Never' }],
+    [{}, {}, { restartPolicy: 'Always' }],
+    [{ 'kagenti.io/authbridge-inject': 'false', 'kagenti.io/spiffe-helper-inject': 'false' }, {}, { restartPolicy: 'Never' }],
+  ] as const) {
+    const r = injectTemplate(agentPod(labels, annotations, { ...spec, containers: [{ name: 'app', image: 'x' }] }), cfg, ctxFor);
+    const warnings = r.outcome === 'inject' ? r.warnings : [];
+    assert.ok(!warnings.some((w) => w.includes('meant to finish')), JSON.stringify({ labels, annotations, spec, warnings }));
+  }
+});

@@ -678,6 +678,12 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   if (mode === 'waypoint' && !authBridgeOptOut)
     warnings.push(`${ctx.ref}: mode waypoint, so no AuthBridge sidecar is injected. The mesh waypoint must handle its traffic.`);
   if (authBridgeOptOut && !spire) warnings.push(`${ctx.ref}: every kagenti sidecar is opted out; nothing injected`);
+  // A pod meant to finish (a Job's, or restartPolicy Never/OnFailure) never does while ordinary sidecars run.
+  const rp = spec.restartPolicy;
+  if (!native && addSidecars.length && (rp === 'Never' || rp === 'OnFailure'))
+    warnings.push(
+      `${ctx.ref}: ${specPath}.restartPolicy is ${rp}, so it is meant to finish, but the injected sidecars keep running and it never completes (nor does its Job). Fix: annotate it ${ANNOTATION_NATIVE_SIDECARS}: "true" (Kubernetes 1.29+), or set featureGates.nativeSidecars.`,
+    );
 
   return { outcome: 'inject', template: t, mode, status, injected, warnings };
 }
