@@ -83,6 +83,8 @@ test('usage errors exit 2 with one clear line', async () => {
     [['--bogus'], /^kagenti-webhook lint: unknown flag --bogus \(see kagenti-webhook lint --help\)\n$/],
     [['--format', 'xml'], /^kagenti-webhook lint: --format must be one of text, json, sarif, junit, got "xml"\n$/],
     [['--issuer'], /^kagenti-webhook lint: flag --issuer needs a value\n$/],
+    [['-o'], /^kagenti-webhook lint: flag --format needs a value\n$/],
+    [['--strict=yes'], /^kagenti-webhook lint: flag --strict takes no value\n$/],
     [['--external-issuer', '--internal-issuer'], /at most one of/],
     [['--issuer', 'not-a-url'], /--issuer must be the issuer URL/],
     [['--post-renderer', 'file.yaml'], /takes no PATH/],
@@ -415,6 +417,11 @@ users:
   // unreachable API server: exit 2, one line
   const badConfig = join(dir, 'bad-kubeconfig');
   writeFileSync(badConfig, `apiVersion: v1\nkind: Config\ncurrent-context: x\nclusters:\n- name: x\n  cluster: {server: "https://127.0.0.1:1"}\ncontexts:\n- name: x\n  context: {cluster: x, user: x}\nusers:\n- name: x\n  user: {}\n`);
+  // no kubeconfig at all: said so, not a request to http://localhost:8080
+  const nowhere = tmp();
+  r = await runCli(['--cluster', '-'], { stdin: CM('"false"'), env: { KUBECONFIG: '', HOME: nowhere, KUBERNETES_SERVICE_HOST: '' } });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /^kagenti-webhook lint: --cluster: no kubeconfig \(set KUBECONFIG, or write ~\/\.kube\/config\), and not running in a cluster\n$/);
   r = await runCli(['--cluster', '-'], { stdin: CM('"false"'), env: { KUBECONFIG: badConfig } });
   assert.equal(r.code, 2);
   assert.match(r.stderr, /^kagenti-webhook lint: --cluster: GET https:\/\/127\.0\.0\.1:1\/\.well-known\/openid-configuration failed: .*\n$/);

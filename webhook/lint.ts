@@ -2,7 +2,7 @@
 // Helm post-renderer). The rules are those of /validate (rules.ts); this module reads the input, keeps the
 // cross-document ServiceAccount index, positions findings and picks the exit code:
 //   0 no errors (warnings allowed unless --strict), 1 violations, 2 usage, read or parse errors.
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -335,6 +335,10 @@ export async function clusterIssuer(): Promise<IssuerInfo> {
   const { kubeGetJson } = await import('./cluster.ts');
   const { classifyIssuer } = await import('./issuer.ts');
   const kc = new KubeConfig();
+  // Without any of these, loadFromDefault() falls back to http://localhost:8080, which is never what is meant.
+  const home = process.env.HOME ?? process.env.USERPROFILE ?? '';
+  if (!process.env.KUBECONFIG && !process.env.KUBERNETES_SERVICE_HOST && !(home && existsSync(join(home, '.kube', 'config'))))
+    throw new LintUsageError('--cluster: no kubeconfig (set KUBECONFIG, or write ~/.kube/config), and not running in a cluster');
   try {
     kc.loadFromDefault();
   } catch (err) {
@@ -467,7 +471,11 @@ async function lintCommand(argv: string[]): Promise<number> {
     const e = err as { code?: string; message: string };
     const m = /'(-[^' ]+)/.exec(e.message);
     if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && m) throw new LintUsageError(`unknown flag ${m[1]} (see kagenti-webhook lint --help)`);
-    if (e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && m) throw new LintUsageError(`flag ${m[1]} needs a value`);
+    if (e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && m) {
+      // node names a string flag as '-o, --format <value>': name the long form
+      const flag = /--[a-z-]+/.exec(e.message)?.[0] ?? m[1]!.replace(/,$/, '');
+      throw new LintUsageError(/does not take an argument/.test(e.message) ? `flag ${flag} takes no value` : `flag ${flag} needs a value`);
+    }
     throw new LintUsageError(e.message.split('.')[0]);
   }
   const f = parsed.values;
