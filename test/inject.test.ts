@@ -85,6 +85,35 @@ test('a record (stale or forged) never takes away a piece that is opted out: its
   if (enabled.outcome === 'inject') assert.equal(enabled.template.spec.containers.find((c: KubeObject) => c.name === 'authbridge-proxy').image, defaultConfig().authBridge.images.proxySidecar);
 });
 
+test('a piece injected earlier and no longer injected (opted out, waypoint) is taken out, as its record says', () => {
+  const cfg = defaultConfig();
+  const first = injectTemplate(agentPod({}, {}, { containers: [{ name: 'app', image: 'x' }] }), cfg, ctxFor);
+  assert.equal(first.outcome, 'inject');
+  if (first.outcome !== 'inject') return;
+  const names = (t: KubeObject) => [...(t.spec.initContainers ?? []), ...t.spec.containers].map((c: KubeObject) => c.name);
+  const volumes = (t: KubeObject) => (t.spec.volumes ?? []).map((v: KubeObject) => v.name);
+  const again = (labels: Record<string, string>, annotations: Record<string, string>) => {
+    const pod = structuredClone(first.template);
+    Object.assign(pod.metadata.labels, labels);
+    Object.assign(pod.metadata.annotations, annotations);
+    const r = injectTemplate(pod, cfg, ctxFor);
+    assert.equal(r.outcome, 'inject');
+    return r.outcome === 'inject' ? r.template : pod;
+  };
+  const waypoint = again({}, { 'kagenti.io/authbridge-mode': 'waypoint' });
+  assert.deepEqual(names(waypoint), ['spiffe-helper', 'app']);
+  const noSpire = again({ 'kagenti.io/spiffe-helper-inject': 'false' }, {});
+  assert.deepEqual(names(noSpire), ['proxy-init', 'authbridge-proxy', 'app']);
+  assert.deepEqual(volumes(noSpire), []);
+  assert.equal(noSpire.metadata.annotations['kagenti.io/spiffe-helper-config'], undefined);
+  // and back: the pieces come back, no reserved-name denial
+  const backPod = structuredClone(waypoint);
+  delete backPod.metadata.annotations['kagenti.io/authbridge-mode'];
+  const back = injectTemplate(backPod, cfg, ctxFor);
+  assert.equal(back.outcome, 'inject');
+  if (back.outcome === 'inject') assert.deepEqual(names(back.template), names(first.template));
+});
+
 test('a volume like ours counts as ours whether or not the API server\'s defaults are written out', () => {
   const cfg = defaultConfig();
   const first = injectTemplate(agentPod({}, {}, { containers: [{ name: 'app', image: 'x' }] }), cfg, ctxFor);

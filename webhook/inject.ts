@@ -458,6 +458,24 @@ function injectedOf(status: InjectionStatus): string[] {
   return [...status.initContainers, ...status.containers, ...status.volumes];
 }
 
+/** An image without its tag or digest (`registry/repo`). */
+function imageRepository(image: unknown): string {
+  if (typeof image !== 'string') return '';
+  const at = image.indexOf('@');
+  const ref = at === -1 ? image : image.slice(0, at);
+  const colon = ref.lastIndexOf(':');
+  return colon > ref.lastIndexOf('/') ? ref.slice(0, colon) : ref;
+}
+
+/** Whether `image` is (in any tag) one injection puts in a container of that name, in any mode. */
+function injectedImage(cfg: Config, name: string, image: unknown): boolean {
+  const repo = imageRepository(image);
+  const i = cfg.authBridge.images;
+  const candidates =
+    name === CONTAINER_SPIFFE_HELPER ? [cfg.spiffeHelper.image] : name === CONTAINER_PROXY_INIT ? [i.proxyInit] : [i.proxySidecar, i.lite, i.envoy];
+  return repo !== '' && candidates.some((c) => imageRepository(c) === repo);
+}
+
 function hasName(list: readonly KubeObject[], name: string): boolean {
   for (const c of list) if (c.name === name) return true;
   return false;
@@ -573,13 +591,19 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   let initContainers: KubeObject[] = Array.isArray(spec.initContainers) ? spec.initContainers : [];
   let volumes: KubeObject[] = Array.isArray(spec.volumes) ? spec.volumes : [];
   if (prev) {
-    // Only the names of pieces this plan injects: a piece opted out gives its names back to the pod (a user's own
-    // spiffe-helper, say), and a record, stale or forged, never takes away what is not put back.
+    // A piece injected this time replaces what the record lists under its names. A piece no longer injected (opted
+    // out, another mode) is taken out too, since the record says it is ours, unless it is not: a container
+    // whose image is none we inject for that name, or a volume a container the pod keeps still mounts. So a
+    // stale or forged record never leaves the pod with a mount of a missing volume, and never removes a
+    // container or volume the user brought under a name we give back.
     const enabled = (n: string) => (n === CONTAINER_PROXY_INIT ? proxyInit : n === CONTAINER_AUTHBRIDGE || n === CONTAINER_ENVOY ? authBridge : spire);
-    const ownC = new Set([...prev.containers, ...prev.initContainers].filter((n) => RESERVED_CONTAINERS.includes(n) && enabled(n)));
-    const ownV = new Set(prev.volumes.filter((n) => RESERVED_VOLUMES.includes(n) && spire));
-    containers = containers.filter((c) => !ownC.has(c.name));
-    initContainers = initContainers.filter((c) => !ownC.has(c.name));
+    const recordedC = new Set([...prev.containers, ...prev.initContainers].filter((n) => RESERVED_CONTAINERS.includes(n)));
+    const ours = (c: KubeObject) => recordedC.has(c.name) && (enabled(c.name) || injectedImage(cfg, c.name, c.image));
+    containers = containers.filter((c) => !ours(c));
+    initContainers = initContainers.filter((c) => !ours(c));
+    const mounted = new Set<unknown>();
+    if (!spire) for (const c of [...containers, ...initContainers]) if (Array.isArray(c.volumeMounts)) for (const m of c.volumeMounts) if (isObject(m)) mounted.add(m.name);
+    const ownV = new Set(prev.volumes.filter((n) => RESERVED_VOLUMES.includes(n) && !mounted.has(n)));
     volumes = volumes.filter((v) => !ownV.has(v.name));
   }
   if (ANNOTATION_STATUS in annotations) delete annotations[ANNOTATION_STATUS];
