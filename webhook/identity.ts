@@ -56,6 +56,19 @@ export function stripTemplateHash(rsName: string, hash: unknown): string | null 
 }
 
 /**
+ * Controllers whose ReplicaSets (or Jobs) are one workload with them, so their pods are one agent: a Deployment
+ * and an Argo Rollout roll out new ReplicaSets of one template; a CronJob and a KEDA ScaledJob start Jobs of
+ * one template. Anything else that owns a ReplicaSet or a Job (another resource set for garbage collection, a
+ * controller running several templates) leaves it a workload of its own.
+ */
+const REPLICASET_CONTROLLERS = new Set(['Deployment', 'Rollout']);
+const JOB_CONTROLLERS = new Set(['CronJob', 'ScaledJob']);
+
+function ownerIf(owner: OwnerRef | null | undefined, kinds: Set<string>): OwnerRef | undefined {
+  return owner && kinds.has(owner.kind) ? owner : undefined;
+}
+
+/**
  * A StatefulSet's pod by its labels: the StatefulSet controller labels each pod with its own name
  * (`statefulset.kubernetes.io/pod-name`), and names it `<statefulset>-<ordinal>`.
  */
@@ -79,11 +92,11 @@ function replicaSetOwnerByName(rsName: string, labels: Record<string, unknown>):
 
 /**
  * The top-level workload an object belongs to.
- * - Pod → its controller: a ReplicaSet → whatever controls it (a Deployment, an Argo Rollout; the cache, or the
- *   ReplicaSet's name and the pod-template hash when the cache has no controller for it); a Job → the CronJob
- *   (or other controller, e.g. a KEDA ScaledJob) when the cache says so, else the Job; StatefulSet, DaemonSet
- *   and other controllers → that owner.
- * - ReplicaSet or Job with a controller → that controller, of any kind.
+ * - Pod → its controller: a ReplicaSet → its Deployment or Argo Rollout (the cache, or the ReplicaSet's name and
+ *   the pod-template hash when the cache has none for it); a Job → its CronJob or KEDA ScaledJob when the cache
+ *   says so, else the Job; StatefulSet, DaemonSet and other controllers → that owner.
+ * - ReplicaSet → its Deployment or Argo Rollout; Job → its CronJob or KEDA ScaledJob (REPLICASET_CONTROLLERS,
+ *   JOB_CONTROLLERS); owned by anything else → itself.
  * - Objects left without an owner by `kubectl delete --cascade=orphan`, until a re-created owner adopts them:
  *   a Deployment's ReplicaSet (by its name and hash) and a StatefulSet's pod (by its pod-name label) count as
  *   that Deployment or StatefulSet, so re-creating it is not taken for a second agent.
@@ -101,11 +114,13 @@ export function topLevelWorkload(obj: KubeObject, namespace: string, lookup?: Ow
     return self;
   }
   if (kind === 'Pod') {
-    if (owner.kind === 'ReplicaSet') return lookup?.('ReplicaSet', namespace, owner.name) || replicaSetOwnerByName(owner.name, labels) || owner;
-    if (owner.kind === 'Job') return lookup?.('Job', namespace, owner.name) || owner; // a Job not in the cache counts as itself
+    if (owner.kind === 'ReplicaSet')
+      return ownerIf(lookup?.('ReplicaSet', namespace, owner.name), REPLICASET_CONTROLLERS) || replicaSetOwnerByName(owner.name, labels) || owner;
+    if (owner.kind === 'Job') return ownerIf(lookup?.('Job', namespace, owner.name), JOB_CONTROLLERS) || owner; // a Job not in the cache counts as itself
     return owner;
   }
-  if (kind === 'ReplicaSet' || kind === 'Job') return owner;
+  if (kind === 'ReplicaSet') return ownerIf(owner, REPLICASET_CONTROLLERS) ?? replicaSetOwnerByName(self.name, labels) ?? self;
+  if (kind === 'Job') return ownerIf(owner, JOB_CONTROLLERS) ?? self;
   if (isWorkloadKind(kind)) return self;
   return owner;
 }
