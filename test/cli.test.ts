@@ -98,6 +98,15 @@ test('inject reads a stream of JSON objects (jq -c) and writes YAML documents ku
   assert.deepEqual(items.map((o: any) => `${o.kind}/${o.metadata.name}`), ['Pod/a', 'ConfigMap/c']);
   assert.ok(items[0].spec.containers.some((c: any) => c.name === 'spiffe-helper'), 'the pod is injected');
   assert.deepEqual(items[1], cm, 'the ConfigMap is as it was');
+  // JSON escapes YAML does not have (\/ and surrogate pairs, as Python's json.dumps writes them) come out as YAML
+  // kubectl reads, with the same values.
+  const escaped = `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"e","namespace":"t"},"data":{"slash":"a\\/b","emoji":"x\\ud83d\\ude00","quote":"x\\"y"}}\n`;
+  const e1 = runCli(['inject'], escaped);
+  assert.equal(e1.code, 0, e1.stderr);
+  writeFileSync(join(dir, 'escaped.yaml'), e1.stdout);
+  const k2 = spawnSync('kubectl', ['patch', '--local', '-f', join(dir, 'escaped.yaml'), '--type', 'json', '-p', '[]', '-o', 'json'], { encoding: 'utf8' });
+  assert.equal(k2.status, 0, k2.stderr);
+  assert.deepEqual(JSON.parse(k2.stdout).data, JSON.parse(escaped).data);
   // positions in errors are the input's lines
   const big = { ...pod, spec: { ...pod.spec, activeDeadlineSeconds: 1 } };
   const text = `${JSON.stringify(cm)}\n${JSON.stringify(big).replace('"activeDeadlineSeconds":1', '"activeDeadlineSeconds":9007199254740993')}\n`;

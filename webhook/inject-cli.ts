@@ -99,7 +99,9 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
   if (!Array.isArray(docs)) throw new UsageError(`${source}: not a YAML stream`);
   // Each document's own text runs from where it starts to where the next one starts. With directives (%YAML) in
   // the stream, that text and a rewritten neighbour could disagree about them: then every document is rewritten.
-  const asWritten = !/^%/m.test(text);
+  // A JSON stream's documents are written as YAML from their values: JSON escapes such as `\/` and surrogate
+  // pairs are not valid in YAML, so its text cannot be copied.
+  const asWritten = !json && !/^%/m.test(text);
   const parts: string[] = [];
   docs.forEach((doc, i) => {
     if (doc.errors.length) {
@@ -126,9 +128,14 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
         const own = text.slice(i > 0 ? start : text.charCodeAt(0) === 0xfeff ? 1 : 0, end);
         const withEnd = own.endsWith('\n') ? own : `${own}\n`;
         parts.push(text.startsWith('---', start) ? withEnd : `---\n${withEnd}`);
-      } else parts.push(marked(doc.toString({ lineWidth: 0 })));
-      return;
+        return;
+      }
+      if (!json) {
+        parts.push(marked(doc.toString({ lineWidth: 0 })));
+        return;
+      }
     }
+    // Written anew from the values: injected documents, and every document of a JSON stream.
     const bad = findValue(doc, rewrittenInexactly);
     if (bad) {
       const at = lc.linePos(bad.range?.[0] ?? 0);
@@ -139,7 +146,7 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
     // Keep the comments that stood before the object (e.g. Helm's `# Source:` line).
     const comment = (doc.contents as { commentBefore?: string | null }).commentBefore;
     // Injected pieces are shared objects (rendered once per plan): write each in full, never as a YAML alias.
-    const node = doc.createNode(injected, { aliasDuplicateObjects: false }) as NonNullable<typeof doc.contents>;
+    const node = doc.createNode(injected ?? obj, { aliasDuplicateObjects: false }) as NonNullable<typeof doc.contents>;
     if (comment) (node as { commentBefore?: string | null }).commentBefore = comment;
     doc.contents = node;
     parts.push(marked(doc.toString({ lineWidth: 0 })));
