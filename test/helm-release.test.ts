@@ -164,4 +164,28 @@ test('a pending rollback is checked, and so are the manifests of the release\'s 
   assert.equal(r.violations[0]!.rule, 'token-review-value');
   assert.match(r.violations[0]!.message, /\(Helm release kagent\/kagent, template kagent\/templates\/enterprise-config\.yaml\)/);
   assert.equal(checkHelmRelease({ ...record(clean) }, ctx).violations.length, 0, 'the same release without the hook passes');
+  // A pre-install Job on the agent's ServiceAccount runs before the Deployment exists: not two agents at once.
+  // `helm test` hooks are not run by an install or upgrade: not checked.
+  const agents = AGENTS;
+  const sa = /serviceAccountName: (\S+)/.exec(agents)![1]!;
+  const job = `apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  namespace: kagent\nspec:\n  template:\n    metadata:\n      labels:\n        kagenti.io/type: agent\n    spec:\n      serviceAccountName: ${sa}\n      restartPolicy: Never\n      containers:\n        - name: m\n          image: m:1\n`;
+  const testPod = `apiVersion: v1\nkind: Pod\nmetadata:\n  name: smoke\n  namespace: kagent\n  labels:\n    kagenti.io/type: agent\nspec:\n  containers:\n    - name: t\n      image: t:1\n`;
+  const withHooks = {
+    ...record(agents),
+    data: {
+      release: encodeReleaseForSecret({
+        name,
+        namespace: 'kagent',
+        version: 2,
+        info: { status: 'pending-upgrade' },
+        manifest: agents,
+        hooks: [
+          { name: 'migrate', events: ['pre-install', 'pre-upgrade'], manifest: job },
+          { name: 'smoke', events: ['test'], manifest: testPod },
+        ],
+      }),
+    },
+  };
+  const base = checkHelmRelease(record(agents), ctx).violations.length;
+  assert.equal(checkHelmRelease(withHooks, ctx).violations.length, base, JSON.stringify(checkHelmRelease(withHooks, ctx).violations.map((v) => v.message)));
 });

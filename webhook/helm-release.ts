@@ -161,10 +161,16 @@ export function checkHelmRelease(obj: unknown, ctx: { config: Config; issuer: Is
   if (typeof rel.namespace === 'string' && rel.namespace) result.namespace = rel.namespace;
   const manifest = rel.manifest;
   // Hooks (pre-install Jobs and the like) are applied by the same release: their manifests are checked too.
+  // Each is checked on its own: a hook runs at its own time (a pre-install Job is done before the Deployment
+  // exists), so a ServiceAccount shared between a hook and the manifest is not two agents at once. `helm test`
+  // hooks are not run by an install or upgrade and are left out.
   const hooks: { name: string; manifest: string }[] = Array.isArray(rel.hooks)
-    ? rel.hooks.flatMap((h: unknown, i: number) =>
-        isObject(h) && typeof h.manifest === 'string' && h.manifest ? [{ name: typeof h.name === 'string' && h.name ? h.name : `#${i + 1}`, manifest: h.manifest }] : [],
-      )
+    ? rel.hooks.flatMap((h: unknown, i: number) => {
+        if (!isObject(h) || typeof h.manifest !== 'string' || !h.manifest) return [];
+        const events = Array.isArray(h.events) ? h.events : [];
+        if (events.length && events.every((e: unknown) => e === 'test' || e === 'test-success' || e === 'test-failure')) return [];
+        return [{ name: typeof h.name === 'string' && h.name ? h.name : `#${i + 1}`, manifest: h.manifest }];
+      })
     : [];
   if ((manifest === undefined || manifest === null || manifest === '') && !hooks.length) {
     result.checked = true;
@@ -176,23 +182,27 @@ export function checkHelmRelease(obj: unknown, ctx: { config: Config; issuer: Is
     return result;
   }
   const releaseRef = `${result.namespace}/${result.releaseName || recordName}`;
-  const linter = new Linter({ config: ctx.config, issuer: ctx.issuer, namespace: result.namespace });
+  const streams = [...(manifest ? [{ file: `release ${releaseRef}`, text: manifest, what: 'manifest' }] : []), ...hooks.map((h) => ({ file: `release ${releaseRef} hook ${h.name}`, text: h.manifest, what: `hook ${h.name}` }))];
+  const linters: Linter[] = [];
   try {
-    if (manifest) linter.lintText(`release ${releaseRef}`, manifest);
-    for (const h of hooks) linter.lintText(`release ${releaseRef} hook ${h.name}`, h.manifest);
+    for (const st of streams) {
+      const linter = new Linter({ config: ctx.config, issuer: ctx.issuer, namespace: result.namespace });
+      linter.lintText(st.file, st.text);
+      linters.push(linter);
+      if (linter.problems.length) {
+        const p = linter.problems[0];
+        result.warnings.push(
+          `Helm release ${releaseRef}: ${st.what} line ${p.line ?? '?'} could not be read (${p.message}); other documents were checked`.slice(0, 240),
+        );
+      }
+    }
   } catch (err) {
     result.skipped = `undecodable: ${(err as Error).message}`;
     result.warnings.push(`Helm release ${releaseRef} was not checked: ${(err as Error).message}`.slice(0, 200));
     return result;
   }
   result.checked = true;
-  if (linter.problems.length) {
-    const p = linter.problems[0];
-    result.warnings.push(
-      `Helm release ${releaseRef}: manifest line ${p.line ?? '?'} could not be read (${p.message}); other documents were checked`.slice(0, 240),
-    );
-  }
-  for (const f of linter.findings) {
+  for (const f of linters.flatMap((l) => l.findings)) {
     const where = `(Helm release ${releaseRef}${f.source ? `, template ${f.source}` : ''})`;
     const head = `[${f.rule}] ${f.kind} ${f.namespace}/${f.name}`;
     const message = f.message.startsWith(`${head}: `)
