@@ -96,7 +96,7 @@ test('non-agents are not identities', () => {
   assert.equal(agentIdentity('pod', config), null);
 });
 
-test('a ReplicaSet or Job belongs to its Deployment, Argo Rollout, CronJob or KEDA ScaledJob, and so do its pods', () => {
+test('a ReplicaSet or Job belongs to its controller (Argo Rollout, KEDA ScaledJob, JobSet), and so do its pods; a garbage-collection owner does not merge', () => {
   const rs = { apiVersion: 'apps/v1', kind: 'ReplicaSet', metadata: { name: 'weather-6f9c8d7b5', labels: { 'rollouts-pod-template-hash': '6f9c8d7b5' }, ownerReferences: [{ apiVersion: 'argoproj.io/v1alpha1', kind: 'Rollout', name: 'weather', controller: true }] } };
   assert.deepEqual(topLevelWorkload(rs, 'team-a'), { kind: 'Rollout', name: 'weather' });
   const rolloutPod = pod({ kind: 'ReplicaSet', name: 'weather-6f9c8d7b5' }, { 'rollouts-pod-template-hash': '6f9c8d7b5' });
@@ -107,15 +107,22 @@ test('a ReplicaSet or Job belongs to its Deployment, Argo Rollout, CronJob or KE
   assert.deepEqual(topLevelWorkload(job, 'team-a'), { kind: 'ScaledJob', name: 'worker' });
   const jobPod = pod({ kind: 'Job', name: 'worker-7xk2p' });
   assert.deepEqual(topLevelWorkload(jobPod, 'team-a', (k) => (k === 'Job' ? { kind: 'ScaledJob', name: 'worker' } : undefined)), { kind: 'ScaledJob', name: 'worker' });
-  // Owned by anything else (here a ConfigMap both Jobs point at for garbage collection): each is its own workload,
-  // so two agents cannot merge into one identity through a shared owner.
-  for (const controller of [true, undefined]) {
-    const gc = (name: string) => ({ apiVersion: 'batch/v1', kind: 'Job', metadata: { name, ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'run-42', controller }] } });
-    assert.deepEqual(topLevelWorkload(gc('summarizer'), 'team-a'), { kind: 'Job', name: 'summarizer' });
-    assert.deepEqual(topLevelWorkload(pod({ kind: 'Job', name: 'summarizer' }), 'team-a', () => ({ kind: 'ConfigMap', name: 'run-42' })), { kind: 'Job', name: 'summarizer' });
-    const rsGc = { apiVersion: 'apps/v1', kind: 'ReplicaSet', metadata: { name: 'r1', ownerReferences: [{ kind: 'ConfigMap', name: 'run-42', controller }] } };
-    assert.deepEqual(topLevelWorkload(rsGc, 'team-a'), { kind: 'ReplicaSet', name: 'r1' });
-  }
+  // Owned only for garbage collection (here by a ConfigMap both point at, no `controller: true`): each is its own
+  // workload, so two agents cannot merge into one identity through a shared owner. A controller of any kind (a
+  // JobSet) makes its Jobs one workload.
+  const gc = (name: string) => ({ apiVersion: 'batch/v1', kind: 'Job', metadata: { name, ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'run-42' }] } });
+  assert.deepEqual(topLevelWorkload(gc('summarizer'), 'team-a'), { kind: 'Job', name: 'summarizer' });
+  assert.deepEqual(topLevelWorkload(pod({ kind: 'Job', name: 'summarizer' }), 'team-a', () => ({ kind: 'ConfigMap', name: 'run-42' })), { kind: 'Job', name: 'summarizer' });
+  const rsGc = { apiVersion: 'apps/v1', kind: 'ReplicaSet', metadata: { name: 'r1', ownerReferences: [{ kind: 'ConfigMap', name: 'run-42' }] } };
+  assert.deepEqual(topLevelWorkload(rsGc, 'team-a'), { kind: 'ReplicaSet', name: 'r1' });
+  const bare = (name: string) => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name, labels: { 'kagenti.io/type': 'agent' }, ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'run-42' }] }, spec: {} });
+  assert.deepEqual(topLevelWorkload(bare('p1'), 'team-a'), { kind: 'Pod', name: 'p1' });
+  const jobSetJob = { apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'agents-workers-1', ownerReferences: [{ apiVersion: 'jobset.x-k8s.io/v1alpha2', kind: 'JobSet', name: 'agents', controller: true }] } };
+  assert.deepEqual(topLevelWorkload(jobSetJob, 'team-a'), { kind: 'JobSet', name: 'agents' });
+  assert.deepEqual(
+    topLevelWorkload(pod({ kind: 'Job', name: 'agents-workers-1' }), 'team-a', () => ({ kind: 'JobSet', name: 'agents', controller: true })),
+    { kind: 'JobSet', name: 'agents' },
+  );
   // A StatefulSet owned by an operator's resource is still its own workload.
   const sts = { apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: 'db', ownerReferences: [{ kind: 'Database', name: 'db', controller: true }] } };
   assert.deepEqual(topLevelWorkload(sts, 'team-a'), { kind: 'StatefulSet', name: 'db' });

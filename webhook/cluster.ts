@@ -130,7 +130,7 @@ function slimMeta(obj: KubeObject, labelKeys?: readonly string[]): KubeObject {
     if (any) out.labels = labels;
   }
   const owner = controllerOf(obj);
-  if (owner) out.ownerReferences = [{ kind: owner.kind, name: owner.name, controller: true }];
+  if (owner) out.ownerReferences = [owner.controller ? { kind: owner.kind, name: owner.name, controller: true } : { kind: owner.kind, name: owner.name }];
   return out;
 }
 

@@ -12,6 +12,8 @@ export const AGENT_LABEL = 'kagenti.io/agent';
 export interface OwnerRef {
   kind: string;
   name: string;
+  /** set when the ownerReference says `controller: true` (not just the object's only owner) */
+  controller?: true;
 }
 
 /**
@@ -20,15 +22,19 @@ export interface OwnerRef {
  */
 export type OwnerLookup = (kind: string, namespace: string, name: string) => OwnerRef | null | undefined;
 
-/** The controller ownerReference of an object (kind/name), or null. */
+/**
+ * The controller ownerReference of an object (kind/name, and `controller` when it says so), else its only
+ * ownerReference, or null.
+ */
 export function controllerOf(obj: unknown): OwnerRef | null {
   const refs = isObject(obj) && isObject(obj.metadata) ? obj.metadata.ownerReferences : undefined;
   if (!Array.isArray(refs)) return null;
   const valid = refs.filter(
     (r): r is KubeObject => isObject(r) && typeof r.kind === 'string' && typeof r.name === 'string' && r.name !== '',
   );
-  const ctl = valid.find((r) => r.controller === true) ?? (valid.length === 1 ? valid[0] : undefined);
-  return ctl ? { kind: ctl.kind, name: ctl.name } : null;
+  const ctl = valid.find((r) => r.controller === true);
+  if (ctl) return { kind: ctl.kind, name: ctl.name, controller: true };
+  return valid.length === 1 ? { kind: valid[0]!.kind, name: valid[0]!.name } : null;
 }
 
 /** The name of an object for messages: metadata.name, else `<generateName><generated>`, else `<unnamed>`. */
@@ -56,16 +62,16 @@ export function stripTemplateHash(rsName: string, hash: unknown): string | null 
 }
 
 /**
- * Controllers whose ReplicaSets (or Jobs) are one workload with them, so their pods are one agent: a Deployment
- * and an Argo Rollout roll out new ReplicaSets of one template; a CronJob and a KEDA ScaledJob start Jobs of
- * one template. Anything else that owns a ReplicaSet or a Job (another resource set for garbage collection, a
- * controller running several templates) leaves it a workload of its own.
+ * Which owner makes an object part of a larger workload (one agent with it): a controller (an ownerReference
+ * with `controller: true`, as every controller sets it: a Deployment, an Argo Rollout, a CronJob, a KEDA
+ * ScaledJob, a JobSet...), or an only owner of a kind that controls such objects. An owner that is neither (a
+ * resource set only for garbage collection, a ConfigMap say) leaves the object a workload of its own, so two
+ * agents cannot merge into one identity through a shared owner.
  */
-const REPLICASET_CONTROLLERS = new Set(['Deployment', 'Rollout']);
-const JOB_CONTROLLERS = new Set(['CronJob', 'ScaledJob']);
+const CONTROLLER_KINDS = new Set(['Deployment', 'ReplicaSet', 'StatefulSet', 'DaemonSet', 'Job', 'CronJob', 'Rollout', 'ScaledJob']);
 
-function ownerIf(owner: OwnerRef | null | undefined, kinds: Set<string>): OwnerRef | undefined {
-  return owner && kinds.has(owner.kind) ? owner : undefined;
+function workloadOwner(owner: OwnerRef | null | undefined): OwnerRef | undefined {
+  return owner && (owner.controller || CONTROLLER_KINDS.has(owner.kind)) ? { kind: owner.kind, name: owner.name } : undefined;
 }
 
 /**
@@ -92,11 +98,11 @@ function replicaSetOwnerByName(rsName: string, labels: Record<string, unknown>):
 
 /**
  * The top-level workload an object belongs to.
- * - Pod → its controller: a ReplicaSet → its Deployment or Argo Rollout (the cache, or the ReplicaSet's name and
- *   the pod-template hash when the cache has none for it); a Job → its CronJob or KEDA ScaledJob when the cache
+ * - Pod → its controller (workloadOwner): a ReplicaSet → whatever controls it (the cache, or the ReplicaSet's
+ *   name and the pod-template hash when the cache has none for it); a Job → whatever controls it when the cache
  *   says so, else the Job; StatefulSet, DaemonSet and other controllers → that owner.
- * - ReplicaSet → its Deployment or Argo Rollout; Job → its CronJob or KEDA ScaledJob (REPLICASET_CONTROLLERS,
- *   JOB_CONTROLLERS); owned by anything else → itself.
+ * - ReplicaSet or Job → its controller (workloadOwner: a `controller: true` reference of any kind, or an only
+ *   owner of a controller kind); owned by anything else → itself.
  * - Objects left without an owner by `kubectl delete --cascade=orphan`, until a re-created owner adopts them:
  *   a Deployment's ReplicaSet (by its name and hash) and a StatefulSet's pod (by its pod-name label) count as
  *   that Deployment or StatefulSet, so re-creating it is not taken for a second agent.
@@ -107,7 +113,7 @@ export function topLevelWorkload(obj: KubeObject, namespace: string, lookup?: Ow
   const kind = typeof obj.kind === 'string' ? obj.kind : 'Pod';
   const self: OwnerRef = { kind, name: objectName(obj) };
   const labels = isObject(obj.metadata) && isObject(obj.metadata.labels) ? obj.metadata.labels : {};
-  const owner = controllerOf(obj);
+  const owner = workloadOwner(controllerOf(obj));
   if (!owner) {
     if (kind === 'ReplicaSet') return replicaSetOwnerByName(self.name, labels) ?? self;
     if (kind === 'Pod') return statefulSetOfPod(self.name, labels) ?? self;
@@ -115,12 +121,11 @@ export function topLevelWorkload(obj: KubeObject, namespace: string, lookup?: Ow
   }
   if (kind === 'Pod') {
     if (owner.kind === 'ReplicaSet')
-      return ownerIf(lookup?.('ReplicaSet', namespace, owner.name), REPLICASET_CONTROLLERS) || replicaSetOwnerByName(owner.name, labels) || owner;
-    if (owner.kind === 'Job') return ownerIf(lookup?.('Job', namespace, owner.name), JOB_CONTROLLERS) || owner; // a Job not in the cache counts as itself
+      return workloadOwner(lookup?.('ReplicaSet', namespace, owner.name)) || replicaSetOwnerByName(owner.name, labels) || owner;
+    if (owner.kind === 'Job') return workloadOwner(lookup?.('Job', namespace, owner.name)) || owner; // a Job not in the cache counts as itself
     return owner;
   }
-  if (kind === 'ReplicaSet') return ownerIf(owner, REPLICASET_CONTROLLERS) ?? replicaSetOwnerByName(self.name, labels) ?? self;
-  if (kind === 'Job') return ownerIf(owner, JOB_CONTROLLERS) ?? self;
+  if (kind === 'ReplicaSet' || kind === 'Job') return owner;
   if (isWorkloadKind(kind)) return self;
   return owner;
 }
