@@ -100,13 +100,20 @@ test('inject reads a stream of JSON objects (jq -c) and writes YAML documents ku
   assert.deepEqual(items[1], cm, 'the ConfigMap is as it was');
   // JSON escapes YAML does not have (\/ and surrogate pairs, as Python's json.dumps writes them) come out as YAML
   // kubectl reads, with the same values.
-  const escaped = `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"e","namespace":"t"},"data":{"slash":"a\\/b","emoji":"x\\ud83d\\ude00","quote":"x\\"y"}}\n`;
+  // Objects inject leaves alone are copied as written, with only what YAML reads otherwise rewritten: the same
+  // values as kubectl reads from the input (numbers past 2^53, a "<<" key, raw U+2028 and DEL included).
+  const escaped = `{"apiVersion":"v1","kind":"Widget","metadata":{"name":"e","namespace":"t"},"seed":9007199254740993,"spec":{"<<":"k","slash":"a\\/b","emoji":"x\\ud83d\\ude00","lone":"\\udc00","quote":"x\\"y","raw":"a\u2028b\u007fc","esc":"d\\u2028e"}}\n`;
   const e1 = runCli(['inject'], escaped);
   assert.equal(e1.code, 0, e1.stderr);
+  writeFileSync(join(dir, 'escaped.json'), escaped);
   writeFileSync(join(dir, 'escaped.yaml'), e1.stdout);
-  const k2 = spawnSync('kubectl', ['patch', '--local', '-f', join(dir, 'escaped.yaml'), '--type', 'json', '-p', '[]', '-o', 'json'], { encoding: 'utf8' });
-  assert.equal(k2.status, 0, k2.stderr);
-  assert.deepEqual(JSON.parse(k2.stdout).data, JSON.parse(escaped).data);
+  const read = (f: string) => {
+    const k2 = spawnSync('kubectl', ['patch', '--local', '-f', join(dir, f), '--type', 'json', '-p', '[]', '-o', 'json'], { encoding: 'utf8' });
+    assert.equal(k2.status, 0, k2.stderr);
+    return k2.stdout;
+  };
+  assert.equal(read('escaped.yaml'), read('escaped.json'));
+  assert.match(read('escaped.yaml'), /"seed": 9007199254740993/);
   // positions in errors are the input's lines
   const big = { ...pod, spec: { ...pod.spec, activeDeadlineSeconds: 1 } };
   const text = `${JSON.stringify(cm)}\n${JSON.stringify(big).replace('"activeDeadlineSeconds":1', '"activeDeadlineSeconds":9007199254740993')}\n`;

@@ -99,9 +99,7 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
   if (!Array.isArray(docs)) throw new UsageError(`${source}: not a YAML stream`);
   // Each document's own text runs from where it starts to where the next one starts. With directives (%YAML) in
   // the stream, that text and a rewritten neighbour could disagree about them: then every document is rewritten.
-  // A JSON stream's documents are written as YAML from their values: JSON escapes such as `\/` and surrogate
-  // pairs are not valid in YAML, so its text cannot be copied.
-  const asWritten = !json && !/^%/m.test(text);
+  const asWritten = !/^%/m.test(text);
   const parts: string[] = [];
   docs.forEach((doc, i) => {
     if (doc.errors.length) {
@@ -128,14 +126,9 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
         const own = text.slice(i > 0 ? start : text.charCodeAt(0) === 0xfeff ? 1 : 0, end);
         const withEnd = own.endsWith('\n') ? own : `${own}\n`;
         parts.push(text.startsWith('---', start) ? withEnd : `---\n${withEnd}`);
-        return;
-      }
-      if (!json) {
-        parts.push(marked(doc.toString({ lineWidth: 0 })));
-        return;
-      }
+      } else parts.push(marked(doc.toString({ lineWidth: 0 })));
+      return;
     }
-    // Written anew from the values: injected documents, and every document of a JSON stream.
     const bad = findValue(doc, rewrittenInexactly);
     if (bad) {
       const at = lc.linePos(bad.range?.[0] ?? 0);
@@ -146,7 +139,7 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
     // Keep the comments that stood before the object (e.g. Helm's `# Source:` line).
     const comment = (doc.contents as { commentBefore?: string | null }).commentBefore;
     // Injected pieces are shared objects (rendered once per plan): write each in full, never as a YAML alias.
-    const node = doc.createNode(injected ?? obj, { aliasDuplicateObjects: false }) as NonNullable<typeof doc.contents>;
+    const node = doc.createNode(injected, { aliasDuplicateObjects: false }) as NonNullable<typeof doc.contents>;
     if (comment) (node as { commentBefore?: string | null }).commentBefore = comment;
     doc.contents = node;
     parts.push(marked(doc.toString({ lineWidth: 0 })));
@@ -173,12 +166,27 @@ function jsonStreamAsYaml(text: string, source: string): { text: string; line: (
   const parts: string[] = [];
   const origin: number[] = [0]; // origin[yaml line] = input line (1-based both)
   for (const d of docs) {
-    parts.push('---\n', d.text, '\n');
+    parts.push('---\n', yamlEscapes(d.text), '\n');
     origin.push(d.line);
     const lines = d.text.split('\n').length;
     for (let k = 0; k < lines; k++) origin.push(d.line + k);
   }
   return { text: parts.join(''), line: (l) => origin[l] ?? l };
+}
+
+/**
+ * JSON text that YAML (go-yaml, as kubectl reads it) reads as the same value: JSON's escapes are YAML's, except
+ * `\/` (written `/`) and UTF-16 surrogates (a pair becomes one `\UXXXXXXXX`; a lone one U+FFFD, as Go's JSON
+ * decoder reads it); and DEL, C1 controls, U+2028 and U+2029, which JSON strings may hold raw and YAML may not,
+ * are escaped. Everything else, numbers included, stays as written.
+ */
+function yamlEscapes(json: string): string {
+  return json.replace(/\\(?:u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})|u[dD][89a-fA-F][0-9a-fA-F]{2}|\/|[^])/g, (esc, hi?: string, lo?: string) => {
+    if (hi && lo) return `\\U${(0x10000 + ((parseInt(hi, 16) - 0xd800) << 10) + (parseInt(lo, 16) - 0xdc00)).toString(16).toUpperCase().padStart(8, '0')}`;
+    if (esc === '\\/') return '/';
+    if (/^\\u[dD][89a-fA-F]/.test(esc)) return '\\uFFFD';
+    return esc;
+  }).replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`); // raw in JSON strings, breaks in YAML
 }
 
 /** A rewritten document with its start marker. */
