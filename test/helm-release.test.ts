@@ -164,28 +164,36 @@ test('a pending rollback is checked, and so are the manifests of the release\'s 
   assert.equal(r.violations[0]!.rule, 'token-review-value');
   assert.match(r.violations[0]!.message, /\(Helm release kagent\/kagent, template kagent\/templates\/enterprise-config\.yaml\)/);
   assert.equal(checkHelmRelease({ ...record(clean) }, ctx).violations.length, 0, 'the same release without the hook passes');
-  // A pre-install Job on the agent's ServiceAccount runs before the Deployment exists: not two agents at once.
-  // `helm test` hooks are not run by an install or upgrade: not checked.
+  // A hook is checked as it runs. A pre-install Job on the agent's ServiceAccount runs before the Deployment
+  // exists: not two agents at once. A pre-upgrade Job runs beside the Deployment: two agents on one
+  // ServiceAccount, as /validate would find when Helm creates it. `helm test` and delete hooks are not run by an
+  // install or upgrade: not checked.
   const agents = AGENTS;
   const sa = /serviceAccountName: (\S+)/.exec(agents)![1]!;
   const job = `apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  namespace: kagent\nspec:\n  template:\n    metadata:\n      labels:\n        kagenti.io/type: agent\n    spec:\n      serviceAccountName: ${sa}\n      restartPolicy: Never\n      containers:\n        - name: m\n          image: m:1\n`;
   const testPod = `apiVersion: v1\nkind: Pod\nmetadata:\n  name: smoke\n  namespace: kagent\n  labels:\n    kagenti.io/type: agent\nspec:\n  containers:\n    - name: t\n      image: t:1\n`;
-  const withHooks = {
-    ...record(agents),
+  const release = (status: string, events: string[]) => ({
+    ...record(agents, { status }),
     data: {
       release: encodeReleaseForSecret({
         name,
         namespace: 'kagent',
         version: 2,
-        info: { status: 'pending-upgrade' },
+        info: { status },
         manifest: agents,
         hooks: [
-          { name: 'migrate', events: ['pre-install', 'pre-upgrade'], manifest: job },
+          { name: 'migrate', events, manifest: job },
           { name: 'smoke', events: ['test'], manifest: testPod },
+          { name: 'cleanup', events: ['pre-delete'], manifest: testPod },
         ],
       }),
     },
-  };
+  });
   const base = checkHelmRelease(record(agents), ctx).violations.length;
-  assert.equal(checkHelmRelease(withHooks, ctx).violations.length, base, JSON.stringify(checkHelmRelease(withHooks, ctx).violations.map((v) => v.message)));
+  const count = (status: string, events: string[]) => checkHelmRelease(release(status, events), ctx).violations;
+  assert.equal(count('pending-install', ['pre-install', 'pre-upgrade']).length, base, 'pre-install: on its own');
+  const upgrade = count('pending-upgrade', ['pre-install', 'pre-upgrade']);
+  assert.equal(upgrade.length, base + 1, 'pre-upgrade: beside the Deployment');
+  assert.ok(upgrade.some((v) => v.rule === 'unique-service-account' && v.name === 'migrate'), JSON.stringify(upgrade.map((v) => v.message)));
+  assert.equal(count('pending-upgrade', ['post-install']).length, base, 'a hook the upgrade does not run');
 });

@@ -161,15 +161,18 @@ export function checkHelmRelease(obj: unknown, ctx: { config: Config; issuer: Is
   if (typeof rel.namespace === 'string' && rel.namespace) result.namespace = rel.namespace;
   const manifest = rel.manifest;
   // Hooks (pre-install Jobs and the like) are applied by the same release: their manifests are checked too.
-  // Each is checked on its own: a hook runs at its own time (a pre-install Job is done before the Deployment
-  // exists), so a ServiceAccount shared between a hook and the manifest is not two agents at once. `helm test`
-  // hooks are not run by an install or upgrade and are left out.
-  const hooks: { name: string; manifest: string }[] = Array.isArray(rel.hooks)
+  // Hooks run by this operation are checked too. A pre-install hook runs before anything of the release exists,
+  // so it is checked on its own (a ServiceAccount it shares with the manifest is not two agents at once); the
+  // others run beside the release's objects and are checked with the manifest. Hooks this operation does not run
+  // (`helm test`, delete hooks, another operation's) are not checked.
+  const op = status.replace(/^pending-/, '');
+  const hooks: { name: string; manifest: string; alone: boolean }[] = Array.isArray(rel.hooks)
     ? rel.hooks.flatMap((h: unknown, i: number) => {
         if (!isObject(h) || typeof h.manifest !== 'string' || !h.manifest) return [];
-        const events = Array.isArray(h.events) ? h.events : [];
-        if (events.length && events.every((e: unknown) => e === 'test' || e === 'test-success' || e === 'test-failure')) return [];
-        return [{ name: typeof h.name === 'string' && h.name ? h.name : `#${i + 1}`, manifest: h.manifest }];
+        const events = Array.isArray(h.events) ? h.events.filter((e: unknown): e is string => typeof e === 'string') : undefined;
+        const now = events?.filter((e) => e === `pre-${op}` || e === `post-${op}`);
+        if (now && !now.length) return [];
+        return [{ name: typeof h.name === 'string' && h.name ? h.name : `#${i + 1}`, manifest: h.manifest, alone: !!now && now.every((e) => e === 'pre-install') }];
       })
     : [];
   if ((manifest === undefined || manifest === null || manifest === '') && !hooks.length) {
@@ -182,20 +185,26 @@ export function checkHelmRelease(obj: unknown, ctx: { config: Config; issuer: Is
     return result;
   }
   const releaseRef = `${result.namespace}/${result.releaseName || recordName}`;
-  const streams = [...(manifest ? [{ file: `release ${releaseRef}`, text: manifest, what: 'manifest' }] : []), ...hooks.map((h) => ({ file: `release ${releaseRef} hook ${h.name}`, text: h.manifest, what: `hook ${h.name}` }))];
-  const linters: Linter[] = [];
+  const newLinter = () => new Linter({ config: ctx.config, issuer: ctx.issuer, namespace: result.namespace });
+  const main = newLinter();
+  const linters: Linter[] = [main];
+  const streams = [
+    ...(manifest ? [{ linter: main, file: `release ${releaseRef}`, text: manifest }] : []),
+    ...hooks.map((h) => ({ linter: h.alone ? newLinter() : main, file: `release ${releaseRef} hook ${h.name}`, text: h.manifest })),
+  ];
   try {
     for (const st of streams) {
-      const linter = new Linter({ config: ctx.config, issuer: ctx.issuer, namespace: result.namespace });
-      linter.lintText(st.file, st.text);
-      linters.push(linter);
-      if (linter.problems.length) {
-        const p = linter.problems[0];
+      st.linter.lintText(st.file, st.text);
+      if (st.linter !== main) linters.push(st.linter);
+    }
+    for (const l of linters)
+      if (l.problems.length) {
+        const p = l.problems[0];
+        const what = p.file === `release ${releaseRef}` ? 'manifest' : p.file.slice(`release ${releaseRef} `.length);
         result.warnings.push(
-          `Helm release ${releaseRef}: ${st.what} line ${p.line ?? '?'} could not be read (${p.message}); other documents were checked`.slice(0, 240),
+          `Helm release ${releaseRef}: ${what} line ${p.line ?? '?'} could not be read (${p.message}); other documents were checked`.slice(0, 240),
         );
       }
-    }
   } catch (err) {
     result.skipped = `undecodable: ${(err as Error).message}`;
     result.warnings.push(`Helm release ${releaseRef} was not checked: ${(err as Error).message}`.slice(0, 200));
