@@ -106,6 +106,18 @@ test('a piece injected earlier and no longer injected (opted out, waypoint) is t
   assert.deepEqual(names(noSpire), ['proxy-init', 'authbridge-proxy', 'app']);
   assert.deepEqual(volumes(noSpire), []);
   assert.equal(noSpire.metadata.annotations['kagenti.io/spiffe-helper-config'], undefined);
+  // A name the mode does not inject stays the pod's: the user's own envoy-proxy under a record that lists one.
+  const ownEnvoy = structuredClone(first.template);
+  ownEnvoy.metadata.annotations['kagenti.io/authbridge-status'] = ownEnvoy.metadata.annotations['kagenti.io/authbridge-status'].replace('"authbridge-proxy"', '"authbridge-proxy","envoy-proxy"');
+  ownEnvoy.spec.containers.push({ name: 'envoy-proxy', image: 'envoyproxy/envoy:v1.30.1' });
+  const kept = injectTemplate(ownEnvoy, cfg, ctxFor);
+  assert.ok(kept.outcome === 'inject' && kept.template.spec.containers.some((c: KubeObject) => c.name === 'envoy-proxy' && c.image === 'envoyproxy/envoy:v1.30.1'));
+  // proxy-init goes with a proxy of ours that goes, even when its image is no longer the configured one.
+  const mirrored = parseConfig('authBridge:\n  images:\n    proxyInit: mirror.example/proxy-init:v0.4.0\n');
+  const wp = structuredClone(first.template);
+  wp.metadata.annotations['kagenti.io/authbridge-mode'] = 'waypoint';
+  const r = injectTemplate(wp, mirrored, ctxFor);
+  assert.ok(r.outcome === 'inject' && !names(r.template).includes('proxy-init') && !names(r.template).includes('authbridge-proxy'), JSON.stringify(r.outcome === 'inject' && names(r.template)));
   // and back: the pieces come back, no reserved-name denial
   const backPod = structuredClone(waypoint);
   delete backPod.metadata.annotations['kagenti.io/authbridge-mode'];

@@ -596,11 +596,18 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
     // whose image is none we inject for that name, or a volume a container the pod keeps still mounts. So a
     // stale or forged record never leaves the pod with a mount of a missing volume, and never removes a
     // container or volume the user brought under a name we give back.
-    const enabled = (n: string) => (n === CONTAINER_PROXY_INIT ? proxyInit : n === CONTAINER_AUTHBRIDGE || n === CONTAINER_ENVOY ? authBridge : spire);
+    // A name is injected this time when its piece is (the AuthBridge container's name depends on the mode).
+    const envoy = mode === 'envoy-sidecar';
+    const injectedNow = (n: string) =>
+      n === CONTAINER_PROXY_INIT ? proxyInit : n === CONTAINER_AUTHBRIDGE ? authBridge && !envoy : n === CONTAINER_ENVOY ? authBridge && envoy : spire;
     const recordedC = new Set([...prev.containers, ...prev.initContainers].filter((n) => RESERVED_CONTAINERS.includes(n)));
-    const ours = (c: KubeObject) => recordedC.has(c.name) && (enabled(c.name) || injectedImage(cfg, c.name, c.image));
-    containers = containers.filter((c) => !ours(c));
-    initContainers = initContainers.filter((c) => !ours(c));
+    const strip = new Set<string>();
+    for (const c of [...containers, ...initContainers])
+      if (recordedC.has(c.name) && (injectedNow(c.name) || injectedImage(cfg, c.name, c.image))) strip.add(c.name);
+    // proxy-init redirects the pod's traffic to the proxy: it goes with a proxy of ours that goes.
+    if (recordedC.has(CONTAINER_PROXY_INIT) && (strip.has(CONTAINER_AUTHBRIDGE) || strip.has(CONTAINER_ENVOY))) strip.add(CONTAINER_PROXY_INIT);
+    containers = containers.filter((c) => !strip.has(c.name));
+    initContainers = initContainers.filter((c) => !strip.has(c.name));
     const mounted = new Set<unknown>();
     if (!spire) for (const c of [...containers, ...initContainers]) if (Array.isArray(c.volumeMounts)) for (const m of c.volumeMounts) if (isObject(m)) mounted.add(m.name);
     const ownV = new Set(prev.volumes.filter((n) => RESERVED_VOLUMES.includes(n) && !mounted.has(n)));
