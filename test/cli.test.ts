@@ -100,8 +100,8 @@ test('inject reads a stream of JSON objects (jq -c) and writes YAML documents ku
   assert.deepEqual(items[1], cm, 'the ConfigMap is as it was');
   // JSON escapes YAML does not have (\/ and surrogate pairs, as Python's json.dumps writes them) come out as YAML
   // kubectl reads, with the same values.
-  // Objects inject leaves alone are copied as written, with only what YAML reads otherwise rewritten: the same
-  // values as kubectl reads from the input (numbers past 2^53, a "<<" key, raw U+2028 and DEL included).
+  // Objects inject leaves alone are written as they were: kubectl reads the same values from input and output
+  // (numbers past 2^53, escapes YAML lacks, a "<<" key, raw U+2028 and DEL included).
   const escaped = `{"apiVersion":"v1","kind":"Widget","metadata":{"name":"e","namespace":"t"},"seed":9007199254740993,"spec":{"<<":"k","slash":"a\\/b","emoji":"x\\ud83d\\ude00","lone":"\\udc00","quote":"x\\"y","raw":"a\u2028b\u007fc","esc":"d\\u2028e"}}\n`;
   const e1 = runCli(['inject'], escaped);
   assert.equal(e1.code, 0, e1.stderr);
@@ -112,6 +112,7 @@ test('inject reads a stream of JSON objects (jq -c) and writes YAML documents ku
     assert.equal(k2.status, 0, k2.stderr);
     return k2.stdout;
   };
+  assert.equal(e1.stdout, escaped, 'a JSON stream is written back as JSON, objects left alone as they were');
   assert.equal(read('escaped.yaml'), read('escaped.json'));
   assert.match(read('escaped.yaml'), /"seed": 9007199254740993/);
   // positions in errors are the input's lines

@@ -9,6 +9,7 @@ import type { Config } from './config.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { injectTemplate, jsonEqual } from './inject.ts';
 import { InputError, splitDocuments } from './manifest-stream.ts';
+import type { RawDocument } from './manifest-stream.ts';
 import { parseFlags, UsageError } from './usage.ts';
 import { getPodTemplate, podSpecFieldPath } from './workloads.ts';
 
@@ -120,6 +121,11 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
     if (!injected) {
       const start = doc.range?.[0];
       const end = i + 1 < docs.length ? docs[i + 1]!.range?.[0] : text.length;
+      if (json) {
+        // a JSON stream is written back as one: each object kubectl reads as it read the input
+        parts.push(`${json.docs[i]!.text}\n`);
+        return;
+      }
       if (asWritten && start !== undefined && end !== undefined) {
         // the first document's text includes what comes before it (comments, not a byte-order mark); it gets a
         // `---` unless it has one
@@ -136,6 +142,10 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
         `${source}:${lineOf(at.line)}:${at.col}: ${bad.source} is an integer past 2^53, which inject cannot write back exactly (it would become ${String(bad.value)}; kubectl reads ${goYamlInteger(bad.source!)}). Nothing was written`,
       );
     }
+    if (json) {
+      parts.push(`${JSON.stringify(injected, null, 2)}\n`);
+      return;
+    }
     // Keep the comments that stood before the object (e.g. Helm's `# Source:` line).
     const comment = (doc.contents as { commentBefore?: string | null }).commentBefore;
     // Injected pieces are shared objects (rendered once per plan): write each in full, never as a YAML alias.
@@ -150,10 +160,10 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
 
 /**
  * A stream that starts with `{` is a stream of JSON objects, as kubectl reads it (`jq -c '.items[]'`): the same
- * objects as YAML documents (`---` and the object on the lines after it), with a map from their lines back to
- * the input's. Null for any other stream.
+ * objects as YAML documents for the parser (`---` and the object on the lines after it), with a map from their
+ * lines back to the input's, and the objects' own text, which the output keeps. Null for any other stream.
  */
-function jsonStreamAsYaml(text: string, source: string): { text: string; line: (yamlLine: number) => number } | null {
+function jsonStreamAsYaml(text: string, source: string): { text: string; line: (yamlLine: number) => number; docs: RawDocument[] } | null {
   const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
   if (!/^[ \t\r\n]*\{/.test(body)) return null;
   let docs;
@@ -171,11 +181,11 @@ function jsonStreamAsYaml(text: string, source: string): { text: string; line: (
     const lines = d.text.split('\n').length;
     for (let k = 0; k < lines; k++) origin.push(d.line + k);
   }
-  return { text: parts.join(''), line: (l) => origin[l] ?? l };
+  return { text: parts.join(''), line: (l) => origin[l] ?? l, docs };
 }
 
 /**
- * JSON text that YAML (go-yaml, as kubectl reads it) reads as the same value: JSON's escapes are YAML's, except
+ * JSON text that YAML reads as the same value (for the parser; the output keeps the JSON as it was): JSON's escapes are YAML's, except
  * `\/` (written `/`) and UTF-16 surrogates (a pair becomes one `\UXXXXXXXX`; a lone one U+FFFD, as Go's JSON
  * decoder reads it); and DEL, C1 controls, U+2028 and U+2029, which JSON strings may hold raw and YAML may not,
  * are escaped. Everything else, numbers included, stays as written.
