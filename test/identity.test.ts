@@ -115,6 +115,8 @@ test('a ReplicaSet or Job belongs to its controller (Argo Rollout, KEDA ScaledJo
   assert.deepEqual(topLevelWorkload(pod({ kind: 'Job', name: 'summarizer' }), 'team-a', () => ({ kind: 'ConfigMap', name: 'run-42' })), { kind: 'Job', name: 'summarizer' });
   const rsGc = { apiVersion: 'apps/v1', kind: 'ReplicaSet', metadata: { name: 'r1', ownerReferences: [{ kind: 'ConfigMap', name: 'run-42' }] } };
   assert.deepEqual(topLevelWorkload(rsGc, 'team-a'), { kind: 'ReplicaSet', name: 'r1' });
+  const notController = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p2', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'gc', controller: false }] }, spec: {} };
+  assert.deepEqual(topLevelWorkload(notController, 'team-a'), { kind: 'Pod', name: 'p2' }, 'controller: false never merges');
   const bare = (name: string) => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name, labels: { 'kagenti.io/type': 'agent' }, ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'run-42' }] }, spec: {} });
   assert.deepEqual(topLevelWorkload(bare('p1'), 'team-a'), { kind: 'Pod', name: 'p1' });
   const jobSetJob = { apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'agents-workers-1', ownerReferences: [{ apiVersion: 'jobset.x-k8s.io/v1alpha2', kind: 'JobSet', name: 'agents', controller: true }] } };

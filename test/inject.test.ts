@@ -118,6 +118,14 @@ test('a piece injected earlier and no longer injected (opted out, waypoint) is t
   wp.metadata.annotations['kagenti.io/authbridge-mode'] = 'waypoint';
   const r = injectTemplate(wp, mirrored, ctxFor);
   assert.ok(r.outcome === 'inject' && !names(r.template).includes('proxy-init') && !names(r.template).includes('authbridge-proxy'), JSON.stringify(r.outcome === 'inject' && names(r.template)));
+  // Switching the proxy mode when the running proxy's image is no longer one the config names (a mirror): the
+  // recorded proxy binds our ports, so it is ours and is replaced, not kept to clash.
+  const mirror = parseConfig('authBridge:\n  images:\n    proxySidecar: mirror.example/authbridge-proxy:v1\n    lite: mirror.example/authbridge-lite:v1\n    envoy: mirror.example/envoy:v1\n    proxyInit: mirror.example/proxy-init:v1\n');
+  const toEnvoy = structuredClone(first.template);
+  toEnvoy.metadata.annotations['kagenti.io/authbridge-mode'] = 'envoy-sidecar';
+  const switched = injectTemplate(toEnvoy, mirror, ctxFor);
+  assert.equal(switched.outcome, 'inject', JSON.stringify(switched));
+  if (switched.outcome === 'inject') assert.deepEqual(names(switched.template), ['proxy-init', 'spiffe-helper', 'envoy-proxy', 'app']);
   // and back: the pieces come back, no reserved-name denial
   const backPod = structuredClone(waypoint);
   delete backPod.metadata.annotations['kagenti.io/authbridge-mode'];

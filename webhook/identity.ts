@@ -24,7 +24,7 @@ export type OwnerLookup = (kind: string, namespace: string, name: string) => Own
 
 /**
  * The controller ownerReference of an object (kind/name, and `controller` when it says so), else its only
- * ownerReference, or null.
+ * ownerReference unless that says `controller: false`, or null.
  */
 export function controllerOf(obj: unknown): OwnerRef | null {
   const refs = isObject(obj) && isObject(obj.metadata) ? obj.metadata.ownerReferences : undefined;
@@ -34,7 +34,8 @@ export function controllerOf(obj: unknown): OwnerRef | null {
   );
   const ctl = valid.find((r) => r.controller === true);
   if (ctl) return { kind: ctl.kind, name: ctl.name, controller: true };
-  return valid.length === 1 ? { kind: valid[0]!.kind, name: valid[0]!.name } : null;
+  // an only owner that does not say `controller: false`
+  return valid.length === 1 && valid[0]!.controller !== false ? { kind: valid[0]!.kind, name: valid[0]!.name } : null;
 }
 
 /** The name of an object for messages: metadata.name, else `<generateName><generated>`, else `<unnamed>`. */

@@ -601,9 +601,14 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
     const injectedNow = (n: string) =>
       n === CONTAINER_PROXY_INIT ? proxyInit : n === CONTAINER_AUTHBRIDGE ? authBridge && !envoy : n === CONTAINER_ENVOY ? authBridge && envoy : spire;
     const recordedC = new Set([...prev.containers, ...prev.initContainers].filter((n) => RESERVED_CONTAINERS.includes(n)));
+    // A recorded proxy that binds our proxy ports is ours too, whatever its image (a mirror, a rewritten image):
+    // kept, it could only clash with the proxy injected now.
+    const ourPorts = new Set(Object.values(cfg.authBridge.ports));
+    const bindsOurPorts = (c: KubeObject) =>
+      (c.name === CONTAINER_AUTHBRIDGE || c.name === CONTAINER_ENVOY) && Array.isArray(c.ports) && c.ports.some((p: unknown) => isObject(p) && ourPorts.has(p.containerPort));
     const strip = new Set<string>();
     for (const c of [...containers, ...initContainers])
-      if (recordedC.has(c.name) && (injectedNow(c.name) || injectedImage(cfg, c.name, c.image))) strip.add(c.name);
+      if (recordedC.has(c.name) && (injectedNow(c.name) || injectedImage(cfg, c.name, c.image) || bindsOurPorts(c))) strip.add(c.name);
     // proxy-init redirects the pod's traffic to the proxy: it goes with a proxy of ours that goes.
     if (recordedC.has(CONTAINER_PROXY_INIT) && (strip.has(CONTAINER_AUTHBRIDGE) || strip.has(CONTAINER_ENVOY))) strip.add(CONTAINER_PROXY_INIT);
     containers = containers.filter((c) => !strip.has(c.name));
