@@ -128,7 +128,8 @@ test('inject: a List of two workloads sharing a service account writes both in f
       },
     },
   });
-  const out = injectStream(JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [deploy('one'), deploy('two')] }), defaultConfig(), 'team-a');
+  // a YAML stream (a JSON stream would be written back as JSON, where there are no aliases to fear)
+  const out = injectStream(`---\n${JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [deploy('one'), deploy('two')] })}`, defaultConfig(), 'team-a');
   assert.equal(out.injected, 2);
   assert.doesNotMatch(out.output, /[&*]a\d/);
   assert.equal(out.output.match(/name: spiffe-helper$/gm)?.length, 2);
