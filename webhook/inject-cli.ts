@@ -176,27 +176,12 @@ function jsonStreamAsYaml(text: string, source: string): { text: string; line: (
   const parts: string[] = [];
   const origin: number[] = [0]; // origin[yaml line] = input line (1-based both)
   for (const d of docs) {
-    parts.push('---\n', yamlEscapes(d.text), '\n');
+    parts.push('---\n', d.text, '\n');
     origin.push(d.line);
     const lines = d.text.split('\n').length;
     for (let k = 0; k < lines; k++) origin.push(d.line + k);
   }
   return { text: parts.join(''), line: (l) => origin[l] ?? l, docs };
-}
-
-/**
- * JSON text that YAML reads as the same value (for the parser; the output keeps the JSON as it was): JSON's escapes are YAML's, except
- * `\/` (written `/`) and UTF-16 surrogates (a pair becomes one `\UXXXXXXXX`; a lone one U+FFFD, as Go's JSON
- * decoder reads it); and DEL, C1 controls, U+2028 and U+2029, which JSON strings may hold raw and YAML may not,
- * are escaped. Everything else, numbers included, stays as written.
- */
-function yamlEscapes(json: string): string {
-  return json.replace(/\\(?:u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})|u[dD][89a-fA-F][0-9a-fA-F]{2}|\/|[^])/g, (esc, hi?: string, lo?: string) => {
-    if (hi && lo) return `\\U${(0x10000 + ((parseInt(hi, 16) - 0xd800) << 10) + (parseInt(lo, 16) - 0xdc00)).toString(16).toUpperCase().padStart(8, '0')}`;
-    if (esc === '\\/') return '/';
-    if (/^\\u[dD][89a-fA-F]/.test(esc)) return '\\uFFFD';
-    return esc;
-  }).replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`); // raw in JSON strings, breaks in YAML
 }
 
 /** A rewritten document with its start marker. */
