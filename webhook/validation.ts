@@ -186,7 +186,8 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
     if (isObject(obj.metadata) && obj.metadata.deletionTimestamp && op === 'UPDATE' && sameButBookkeeping(obj, req.oldObject))
       return decisionFor(allow(req.uid), [], { skip: 'being deleted; only finalizers or bookkeeping changed' });
     const objWithKind: KubeObject = obj.kind === kind ? obj : { ...obj, kind };
-    const tokenReviewConfigMap = kind === 'ConfigMap' && config.tokenReview.configMapNames.includes(configMapName(req, objWithKind));
+    const cmName = kind === 'ConfigMap' ? configMapName(req, objWithKind) : '';
+    const tokenReviewConfigMap = kind === 'ConfigMap' && config.tokenReview.configMapNames.includes(cmName);
     if (!tokenReviewConfigMap && isHelmRelease(objWithKind)) return validateHelmRelease(req, objWithKind);
     const ns = requestNamespace(req, objWithKind);
     const iss: IssuerInfo = issuer.current();
@@ -195,9 +196,8 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
     let restartHint = false;
 
     if (kind === 'ConfigMap') {
-      const name = configMapName(req, objWithKind);
       if (!tokenReviewConfigMap) return decisionFor(allow(req.uid), [], { skip: 'not a token-review ConfigMap' });
-      const named = objWithKind.metadata?.name ? objWithKind : { ...objWithKind, metadata: { ...(objWithKind.metadata ?? {}), name } };
+      const named = objWithKind.metadata?.name ? objWithKind : { ...objWithKind, metadata: { ...(objWithKind.metadata ?? {}), name: cmName } };
       violations.push(...checkObject(named, { config, issuer: iss, namespace: ns }));
       restartHint = op === 'CREATE' || tokenValue(obj) !== tokenValue(req.oldObject);
     } else if (isWorkloadKind(kind)) {
