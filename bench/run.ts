@@ -806,7 +806,8 @@ async function main(): Promise<void> {
       'log-level': { type: 'string', default: 'info' },
       profile: { type: 'string' },
       out: { type: 'string', default: join(ROOT, 'BENCHMARKS.md') },
-      'no-write': { type: 'boolean', default: false },
+      // --no-write (allowNegative below): print the figures, leave BENCHMARKS.md alone
+      write: { type: 'boolean', default: true },
       'summarize-profile': { type: 'string' },
       'lean-fixtures': { type: 'boolean', default: false },
       // abuse run: idle clients per second (0: 100 at a time, as fast as the handshakes go), and the seconds
@@ -988,7 +989,7 @@ async function main(): Promise<void> {
     const latest = files.sort().at(-1);
     if (latest) say(`\n${summarizeProfile(join(dir, latest))}`);
   }
-  if (values['no-write']) return;
+  if (!values.write) return;
 
   // ---------- BENCHMARKS.md ----------
   const m = machine();
