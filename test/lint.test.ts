@@ -310,6 +310,53 @@ test('parse errors and unreadable files exit 2 with file, line and column on std
   assert.match(r.stderr, /^<stdin>:3:1: error: not valid YAML: Map keys must be unique/);
 });
 
+test('when an input cannot be read, the report on stdout says so in every format and never reads as a pass', async () => {
+  const dir = tmp();
+  const broken = join(dir, 'broken.yaml');
+  writeFileSync(broken, 'apiVersion: v1\nkind: ConfigMap\ndata:\n  a: [unclosed\n  b: 1\n');
+  writeFileSync(join(dir, 'ok.yaml'), AGENT('a', 'a'));
+  const args = [broken, join(dir, 'ok.yaml'), join(dir, 'nope.yaml'), '--external-issuer'];
+  let r = await runCli(args);
+  assert.equal(r.code, 2);
+  const text = r.stdout.toString();
+  assert.doesNotMatch(text, /no problems/);
+  assert.match(text, /^2 input errors \(on stderr: what they name was not checked\), 0 errors, 0 warnings \(1 document in 2 files\)$/m);
+
+  r = await runCli([...args, '-o', 'json']);
+  assert.equal(r.code, 2);
+  const json = JSON.parse(r.stdout.toString());
+  assert.deepEqual(json.summary, { errors: 0, warnings: 0, documents: 1, files: 2 });
+  // the parse error has the position stderr gives; the missing file has none
+  const errs = new Map(json.inputErrors.map((e: { file: string; line: number | null }) => [e.file, e.line]));
+  assert.equal(errs.size, 2);
+  assert.equal(errs.get(join(dir, 'nope.yaml')), null);
+  const line = errs.get(broken) as number;
+  assert.ok(line >= 4 && line <= 5, String(line));
+  assert.match(r.stderr, new RegExp(`broken\\.yaml:${line}:`));
+  // a run that read everything keeps the documented shape
+  r = await runCli([join(dir, 'ok.yaml'), '--external-issuer', '-o', 'json']);
+  assert.equal(r.code, 0);
+  assert.deepEqual(Object.keys(JSON.parse(r.stdout.toString())), ['violations', 'summary']);
+
+  r = await runCli([...args, '-o', 'sarif']);
+  assert.equal(r.code, 2);
+  const run = JSON.parse(r.stdout.toString()).runs[0];
+  assert.equal(run.invocations[0].executionSuccessful, false);
+  assert.equal(run.invocations[0].toolExecutionNotifications.length, 2);
+  const located = run.invocations[0].toolExecutionNotifications.find((n: any) => n.locations[0].physicalLocation.region);
+  assert.equal(located.locations[0].physicalLocation.region.startLine, line);
+  assert.match(located.message.text, /not valid YAML/);
+
+  r = await runCli([...args, '-o', 'junit']);
+  assert.equal(r.code, 2);
+  const xml = r.stdout.toString();
+  assert.match(xml, /<testsuites name="kagenti-webhook lint" tests="3" failures="0" errors="2">/);
+  assert.match(xml, /<testsuite name="[^"]*broken\.yaml" tests="1" failures="0" errors="1" skipped="0">/);
+  assert.match(xml, new RegExp(`<error type="input" message="not valid YAML: [^"]*">[^<]*broken\\.yaml:${line}:\\d+: error: not valid YAML`));
+  assert.match(xml, /<testsuite name="[^"]*nope\.yaml" tests="1" failures="0" errors="1"/);
+  assert.match(xml, /name="1 other document passes every rule"/);
+});
+
 test('input that is not Kubernetes at all fails cleanly with exit 2: binary, a bare string, a list, a 100 MB line', async () => {
   const binary = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0xff, 0xfe, 0x01, 0x80, 0x81]);
   let r = await runCli(['-'], { stdin: binary });

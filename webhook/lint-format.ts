@@ -23,6 +23,14 @@ export interface Finding {
   path: string;
 }
 
+/** An input that could not be read or parsed (lint exits 2): nothing in it was checked. */
+export interface InputProblem {
+  file: string;
+  line?: number;
+  column?: number;
+  message: string;
+}
+
 export interface FileSummary {
   file: string;
   documents: number;
@@ -34,6 +42,8 @@ export interface LintReport {
   documents: number;
   /** --strict: warnings count as failures (exit code, JUnit failures) */
   strict: boolean;
+  /** Inputs that could not be read or parsed: the report says so instead of claiming a pass. */
+  problems?: InputProblem[];
 }
 
 export interface Summary {
@@ -97,7 +107,10 @@ export function formatText(r: LintReport, opts: { color?: boolean } = {}): strin
   }
   const s = summarize(r);
   const where = `${plural(s.documents, 'document')} in ${plural(s.files, 'file')}`;
-  if (s.errors === 0 && s.warnings === 0) lines.push(paint(C.green, `no problems (${where})`));
+  const problems = r.problems?.length ?? 0;
+  if (problems > 0)
+    lines.push(paint(C.red, `${plural(problems, 'input error')} (on stderr: what they name was not checked), ${plural(s.errors, 'error')}, ${plural(s.warnings, 'warning')} (${where})`));
+  else if (s.errors === 0 && s.warnings === 0) lines.push(paint(C.green, `no problems (${where})`));
   else {
     const failing = s.errors > 0 || (r.strict && s.warnings > 0);
     const text = `${plural(s.errors, 'error')}, ${plural(s.warnings, 'warning')} (${where})${r.strict && s.warnings > 0 ? ', warnings count as errors (--strict)' : ''}`;
@@ -121,7 +134,13 @@ export function formatJson(r: LintReport): string {
     name: f.name,
     path: f.path,
   }));
-  return `${JSON.stringify({ violations, summary: summarize(r) }, null, 2)}\n`;
+  // inputErrors only when there are some: the documented shape stays as it is for every run that read its input
+  const inputErrors = r.problems?.length ? { inputErrors: r.problems.map(problemJson) } : {};
+  return `${JSON.stringify({ violations, summary: summarize(r), ...inputErrors }, null, 2)}\n`;
+}
+
+function problemJson(p: InputProblem): { file: string; line: number | null; column: number | null; message: string } {
+  return { file: p.file, line: p.line ?? null, column: p.line !== undefined ? (p.column ?? 1) : null, message: p.message };
 }
 
 /** A file name as a SARIF artifact URI: relative paths stay relative (to the checkout), separators are `/`. */
@@ -178,6 +197,28 @@ export function formatSarif(r: LintReport): string {
           },
         },
         results,
+        // An input that could not be read: the run did not check everything, which a viewer shows as a failed run.
+        ...(r.problems?.length
+          ? {
+              invocations: [
+                {
+                  executionSuccessful: false,
+                  toolExecutionNotifications: r.problems.map((p) => ({
+                    level: 'error',
+                    message: { text: p.message },
+                    locations: [
+                      {
+                        physicalLocation: {
+                          artifactLocation: { uri: artifactUri(p.file) },
+                          ...(p.line !== undefined ? { region: { startLine: p.line, startColumn: p.column ?? 1 } } : {}),
+                        },
+                      },
+                    ],
+                  })),
+                },
+              ],
+            }
+          : {}),
       },
     ],
   };
@@ -206,11 +247,18 @@ export function formatJunit(r: LintReport): string {
     if (!list) byFile.set(f.file, (list = []));
     list.push(f);
   }
+  const problemsOf = new Map<string, InputProblem[]>();
+  for (const p of r.problems ?? []) {
+    let list = problemsOf.get(p.file);
+    if (!list) problemsOf.set(p.file, (list = []));
+    list.push(p);
+  }
   const suites: string[] = [];
   let totalTests = 0;
   let totalFailures = 0;
+  let totalErrors = 0;
   const files = [...r.files];
-  for (const file of byFile.keys()) if (!files.some((x) => x.file === file)) files.push({ file, documents: 0 });
+  for (const file of [...byFile.keys(), ...problemsOf.keys()]) if (!files.some((x) => x.file === file)) files.push({ file, documents: 0 });
   for (const fs of files) {
     const findings = byFile.get(fs.file) ?? [];
     // one testcase per document (object) with findings, in input order
@@ -235,18 +283,27 @@ export function formatJunit(r: LintReport): string {
       if (fails.length) failures++;
       cases.push(`    <testcase classname="${xml(fs.file)}" name="${xml(name)}">${body}${body ? '\n    ' : ''}</testcase>`);
     }
+    // an input error is a JUnit error (the test could not run), not a failure
+    const errors = problemsOf.get(fs.file) ?? [];
+    for (const p of errors) {
+      const at = p.line !== undefined ? `${p.file}:${p.line}:${p.column ?? 1}` : p.file;
+      cases.push(
+        `    <testcase classname="${xml(fs.file)}" name="${xml(`input error (${at})`)}">\n      <error type="input" message="${xml(p.message)}">${xml(`${at}: error: ${p.message}`)}</error>\n    </testcase>`,
+      );
+    }
     const others = Math.max(0, fs.documents - docs.size);
     if (others > 0 || cases.length === 0)
-      cases.push(`    <testcase classname="${xml(fs.file)}" name="${xml(`${plural(others, 'other document')} pass every rule`)}"></testcase>`);
+      cases.push(`    <testcase classname="${xml(fs.file)}" name="${xml(`${plural(others, 'other document')} ${others === 1 ? 'passes' : 'pass'} every rule`)}"></testcase>`);
     totalTests += cases.length;
     totalFailures += failures;
+    totalErrors += errors.length;
     suites.push(
-      `  <testsuite name="${xml(fs.file)}" tests="${cases.length}" failures="${failures}" errors="0" skipped="0">\n${cases.join('\n')}\n  </testsuite>`,
+      `  <testsuite name="${xml(fs.file)}" tests="${cases.length}" failures="${failures}" errors="${errors.length}" skipped="0">\n${cases.join('\n')}\n  </testsuite>`,
     );
   }
   return (
     `<?xml version="1.0" encoding="UTF-8"?>\n` +
-    `<testsuites name="kagenti-webhook lint" tests="${totalTests}" failures="${totalFailures}" errors="0">\n` +
+    `<testsuites name="kagenti-webhook lint" tests="${totalTests}" failures="${totalFailures}" errors="${totalErrors}">\n` +
     `${suites.join('\n')}${suites.length ? '\n' : ''}</testsuites>\n`
   );
 }

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Config } from './config.ts';
 import { ConfigError, loadConfig } from './config.ts';
-import type { Finding, FileSummary, Format, LintReport } from './lint-format.ts';
+import type { Finding, FileSummary, Format, InputProblem, LintReport } from './lint-format.ts';
 import { FORMATS, formatReport, summarize } from './lint-format.ts';
 import type { RawDocument, SplitLimits } from './manifest-stream.ts';
 import {
@@ -28,12 +28,7 @@ import { isObject } from './json.ts';
 export type { Finding, LintReport } from './lint-format.ts';
 
 /** An input that could not be read or parsed: exit code 2, `file:line:col: error: message` on stderr. */
-export interface InputProblem {
-  file: string;
-  line?: number;
-  column?: number;
-  message: string;
-}
+export type { InputProblem };
 
 export interface LintContext {
   config: Config;
@@ -109,7 +104,7 @@ export class Linter {
   }
 
   report(strict: boolean): LintReport {
-    return { findings: this.findings, files: this.files, documents: this.documents, strict };
+    return { findings: this.findings, files: this.files, documents: this.documents, strict, problems: this.problems };
   }
 
   /** Exit code: 2 input problems, 1 errors (or warnings with strict), else 0. */
