@@ -96,7 +96,7 @@ test('a gzip bomb stops at the decompression cap', () => {
   const release = Buffer.from(bomb.toString('base64')).toString('base64');
   const r = checkHelmRelease(record(KAGENT, { release }), ctx);
   assert.equal(r.checked, false);
-  assert.match(r.warnings[0], /larger than 32 MiB uncompressed/);
+  assert.match(r.warnings[0], /larger than 16 MiB uncompressed/);
 });
 
 test('uncompressed release JSON and the configmap storage driver are read too', () => {

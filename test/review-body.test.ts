@@ -15,6 +15,7 @@ import { silentLogger } from '../webhook/log.ts';
 import { mutate } from '../webhook/mutate.ts';
 import { internals, parseReviewBody } from '../webhook/review-body.ts';
 import { answerAdmission } from '../webhook/server.ts';
+import type { Answer } from '../webhook/server.ts';
 import { startValidation } from '../webhook/validation.ts';
 import { ROOT } from './helpers.ts';
 
@@ -377,11 +378,12 @@ test('/mutate and /validate answer exactly as they would with managedFields pars
       const full = JSON.parse(body.toString()).request; // what the webhook saw before change 26
       const want = reviewJson(mutate(full, { config, validation }).response);
       const got = answerAdmission('mutate', body, { config, log, validation });
+      assert.ok(!(got instanceof Promise), 'an admission that is not a Helm record is answered at once');
       assert.equal(got.status, 200);
       assert.equal(got.text, want, `${review.request.uid}: /mutate answer differs`);
       if (JSON.parse(got.text).response.patch) patched++;
       const wantValidate = reviewJson(validation.validate(JSON.parse(body.toString()).request).response);
-      assert.equal(answerAdmission('validate', body, { config, log, validation }).text, wantValidate, `${review.request.uid}: /validate answer differs`);
+      assert.equal((answerAdmission('validate', body, { config, log, validation }) as Answer).text, wantValidate, `${review.request.uid}: /validate answer differs`);
     }
     assert.ok(patched > 10, `only ${patched} answers carried a patch`);
     assert.ok(updates > 30, `only ${updates} UPDATEs`);

@@ -87,16 +87,23 @@ interface AdmissionDeps {
   bodyBudget?: number;
 }
 
+export interface Answer {
+  status: number;
+  text: string;
+}
+
 /**
  * One admission: body bytes in, HTTP status and JSON text out, with the metrics and the one log line.
  * Never throws: bad input is a 400 with a JSON error, a handler failure is a clean denial (fail closed).
+ * A promise only for the requests validation answers off the event loop (Helm release records); every other
+ * answer is returned at once.
  */
 export function answerAdmission(
   webhook: Webhook,
   body: Buffer,
   deps: Pick<AdmissionDeps, 'config' | 'log' | 'validation'>,
   remote?: string,
-): { status: number; text: string } {
+): Answer | Promise<Answer> {
   const { config, log, validation } = deps;
   const started = performance.now();
   let request: AdmissionRequest;
@@ -117,6 +124,10 @@ export function answerAdmission(
     return { status: 400, text: JSON.stringify(errorBody(message)) };
   }
 
+  if (webhook === 'validate' && validation.validateLater) {
+    const later = validation.validateLater(request);
+    if (later) return later.then((decision) => answered(webhook, request, decision, started, log));
+  }
   let decision: Decision;
   try {
     decision = webhook === 'mutate' ? mutate(request, { config, validation }) : validation.validate(request);
@@ -132,6 +143,11 @@ export function answerAdmission(
     response.status!.reason = 'InternalError';
     decision = decisionFor(response, ['internal-error']);
   }
+  return answered(webhook, request, decision, started, log);
+}
+
+/** The answer to a request decided: its JSON, the metrics and the log line. */
+function answered(webhook: Webhook, request: AdmissionRequest, decision: Decision, started: number, log: Logger): Answer {
   const text = reviewJson(decision.response);
 
   const seconds = (performance.now() - started) / 1e3;
@@ -267,8 +283,12 @@ export function createAdmissionListener(deps: AdmissionDeps): http.RequestListen
         return;
       }
       const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
-      const { status, text } = answerAdmission(webhook, body, deps, req.socket.remoteAddress);
-      writeJson(res, status, text, deps.draining?.() ?? false);
+      const answer = answerAdmission(webhook, body, deps, req.socket.remoteAddress);
+      if (!(answer instanceof Promise)) writeJson(res, answer.status, answer.text, deps.draining?.() ?? false);
+      else
+        void answer.then(({ status, text }) => {
+          if (!res.destroyed && !res.writableEnded) writeJson(res, status, text, deps.draining?.() ?? false);
+        });
     });
     req.on('error', () => {}); // client went away mid-body: nothing to answer
   };

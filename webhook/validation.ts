@@ -8,7 +8,9 @@ import { allow, allowWithPatch, decisionFor, deny, toWarnings } from './admissio
 import type { Config } from './config.ts';
 import type { BackoffOptions } from './cluster.ts';
 import { controllerOf, identityKey, objectName, objectNamespace } from './identity.ts';
+import { HelmChecker } from './helm-check.ts';
 import { checkHelmRelease, isHelmRelease } from './helm-release.ts';
+import type { HelmReleaseResult } from './helm-release.ts';
 import { IssuerDetector } from './issuer.ts';
 import { Gauge, PREFIX, registry, ruleViolations } from './metrics.ts';
 import type { AgentRef, IssuerInfo, RuleName, Violation } from './rules.ts';
@@ -36,6 +38,12 @@ export interface ValidationService {
   /** Answer a `/validate` AdmissionReview request (never throws; denials are Decisions). */
   validate(req: AdmissionRequest): Decision;
   /**
+   * The same answer for a request whose check is too heavy for the event loop (a Helm release record: its
+   * manifest is linted in a worker thread, within a time budget; see helm-check.ts), or undefined for every
+   * other request, which validate() answers. Never rejects.
+   */
+  validateLater?(req: AdmissionRequest): Promise<Decision> | undefined;
+  /**
    * Called by `/mutate` for ConfigMaps (tokenReview.action: mutate remediation). Returns null when
    * it has nothing to do with this request; otherwise the decision (possibly with a patch).
    */
@@ -62,6 +70,8 @@ export interface ValidationOptions {
   backoff?: BackoffOptions;
   /** Reads the service-account token file (tests). */
   readToken?: (path: string) => Promise<string>;
+  /** Time budget for one Helm release record's check (default HELM_CHECK_MS; tests set less). */
+  helmCheckMs?: number;
 }
 
 const policyViolations = new Gauge({
@@ -102,6 +112,7 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
   const cluster = kc && clusterModule ? new clusterModule.ClusterState({ kubeConfig: kc, config, log, backoff: opts.backoff }) : null;
   cluster?.start();
   await issuer.start();
+  const helm = new HelmChecker({ config, log, budgetMs: opts.helmCheckMs });
 
   // ---- background audit ----------------------------------------------------------------------------
   function audit(): Map<RuleName, number> {
@@ -175,20 +186,36 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
   }
 
   // ---- admission ----------------------------------------------------------------------------------
-  function validateUnsafe(req: AdmissionRequest): Decision {
-    const kind = req.kind?.kind;
+  /** Why a request is not checked at all (operation, subresource, a delete in progress), or undefined. */
+  function notChecked(req: AdmissionRequest): string | undefined {
     const obj = req.object;
     const op = req.operation;
-    if ((op !== 'CREATE' && op !== 'UPDATE') || !isObject(obj) || req.subResource)
-      return decisionFor(allow(req.uid), [], { skip: 'not checked (operation, subresource or no object)' });
+    if ((op !== 'CREATE' && op !== 'UPDATE') || !isObject(obj) || req.subResource) return 'not checked (operation, subresource or no object)';
     // An object held by a finalizer after a delete still exists and can still be edited: only an UPDATE that
     // changes nothing the rules read (a controller removing its finalizer) goes through unchecked.
     if (isObject(obj.metadata) && obj.metadata.deletionTimestamp && op === 'UPDATE' && sameButBookkeeping(obj, req.oldObject))
-      return decisionFor(allow(req.uid), [], { skip: 'being deleted; only finalizers or bookkeeping changed' });
+      return 'being deleted; only finalizers or bookkeeping changed';
+    return undefined;
+  }
+
+  /** The request's object with its kind, and whether it is a Helm release record to check (never kagent's ConfigMap). */
+  function routed(req: AdmissionRequest): { obj: KubeObject; cmName: string; tokenReviewConfigMap: boolean; helmRecord: boolean } {
+    const kind = req.kind?.kind;
+    const obj = req.object as KubeObject;
     const objWithKind: KubeObject = obj.kind === kind ? obj : { ...obj, kind };
     const cmName = kind === 'ConfigMap' ? configMapName(req, objWithKind) : '';
     const tokenReviewConfigMap = kind === 'ConfigMap' && config.tokenReview.configMapNames.includes(cmName);
-    if (!tokenReviewConfigMap && isHelmRelease(objWithKind)) return validateHelmRelease(req, objWithKind);
+    return { obj: objWithKind, cmName, tokenReviewConfigMap, helmRecord: !tokenReviewConfigMap && isHelmRelease(objWithKind) };
+  }
+
+  function validateUnsafe(req: AdmissionRequest): Decision {
+    const kind = req.kind?.kind;
+    const obj = req.object as KubeObject;
+    const op = req.operation;
+    const skip = notChecked(req);
+    if (skip) return decisionFor(allow(req.uid), [], { skip });
+    const { obj: objWithKind, cmName, tokenReviewConfigMap, helmRecord } = routed(req);
+    if (helmRecord) return helmDecision(req, checkHelmRelease(objWithKind, { config, issuer: issuer.current() }));
     const ns = requestNamespace(req, objWithKind);
     const iss: IssuerInfo = issuer.current();
     const violations: Violation[] = [];
@@ -231,13 +258,13 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
   }
 
   /**
-   * A Helm release record (helm install/upgrade writes it before touching any resource): lint the whole
-   * rendered manifest with the lint engine, so a bad release stops before anything is changed.
-   * Undecodable records are allowed with a warning: Helm is never blocked on our own parsing.
+   * The decision on a Helm release record (helm install/upgrade writes it before touching any resource) from
+   * the lint engine's check of its whole rendered manifest, so a bad release stops before anything is changed.
+   * Records not checked (undecodable, or out of time in the worker) are allowed with a warning: Helm is never
+   * blocked on our own parsing.
    */
-  function validateHelmRelease(req: AdmissionRequest, obj: KubeObject): Decision {
-    const r = checkHelmRelease(obj, { config, issuer: issuer.current() });
-    const warnings = [...r.warnings];
+  function helmDecision(req: AdmissionRequest, r: HelmReleaseResult): Decision {
+    const warnings = r.warnings.flatMap((w) => toWarnings(w));
     const detail: Record<string, unknown> = { helmRelease: `${r.namespace}/${r.releaseName}`, helmStatus: r.status };
     if (!r.checked) return decisionFor(allow(req.uid, warnings), [], { ...detail, skip: r.skipped });
     for (const v of r.violations) {
@@ -290,6 +317,17 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
   }
 
   return {
+    validateLater(req) {
+      const kind = req.kind?.kind;
+      if ((kind !== 'Secret' && kind !== 'ConfigMap') || notChecked(req)) return undefined;
+      const { obj, helmRecord } = routed(req);
+      if (!helmRecord) return undefined;
+      return helm.check(obj, issuer.current()).then(
+        (r) => helmDecision(req, r),
+        // HelmChecker never rejects; if it did, the record goes through as an undecodable one does
+        (err) => decisionFor(allow(req.uid, [`Helm release record was not checked: ${(err as Error)?.message ?? 'internal error'}`.slice(0, 120)]), [], {}),
+      );
+    },
     validate(req) {
       try {
         return validateUnsafe(req);
@@ -327,6 +365,7 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
       if (waitTimer) clearTimeout(waitTimer);
       issuer.stop();
       cluster?.stop();
+      return helm.close();
     },
   };
 }

@@ -1,0 +1,116 @@
+// Helm release records are checked in a worker thread within a time budget (webhook/helm-check.ts): a record
+// built to take seconds must not hold up other admissions, and is allowed with a warning when out of time.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { gzipSync } from 'node:zlib';
+import { defaultConfig, parseConfig } from '../webhook/config.ts';
+import { HelmChecker } from '../webhook/helm-check.ts';
+import { encodeReleaseForSecret } from '../webhook/helm-release.ts';
+import { silentLogger } from '../webhook/log.ts';
+import { startValidation } from '../webhook/validation.ts';
+import { podCreateRequest, startTestServer } from './helpers.ts';
+
+const EKS = 'tokenReview:\n  issuer: https://oidc.eks.us-east-1.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF\n';
+
+function record(release: string, name = 'big') {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: 'helm.sh/release.v1',
+    metadata: { name: `sh.helm.release.v1.${name}.v1`, namespace: 'team-a', labels: { owner: 'helm', name, status: 'pending-install' } },
+    data: { release },
+  };
+}
+
+/** A release whose manifest is about `mib` MiB of agent Deployments: seconds of linting, a few KiB of gzip. */
+function bigRelease(mib: number): string {
+  const doc = (i: number) =>
+    `---\n# Source: big/templates/d.yaml\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d${i}\nspec:\n  template:\n    metadata:\n      labels:\n        kagenti.io/type: agent\n    spec:\n      serviceAccountName: sa-${i}\n      containers:\n      - name: a\n        image: x\n`;
+  const parts: string[] = [];
+  let len = 0;
+  for (let i = 0; len < mib * 1024 * 1024; i++) {
+    const d = doc(i);
+    parts.push(d);
+    len += d.length;
+  }
+  const json = JSON.stringify({ name: 'big', namespace: 'team-a', manifest: parts.join('') });
+  return Buffer.from(gzipSync(Buffer.from(json)).toString('base64')).toString('base64');
+}
+
+const BAD = `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kagent-enterprise-config\n  namespace: kagent\ndata:\n  K8S_TOKEN_REVIEW: true\n`;
+
+function secretReview(obj: ReturnType<typeof record>) {
+  return {
+    uid: `helm-${obj.metadata.name}`,
+    kind: { group: '', version: 'v1', kind: 'Secret' },
+    resource: { group: '', version: 'v1', resource: 'secrets' },
+    namespace: 'team-a',
+    name: obj.metadata.name,
+    operation: 'CREATE',
+    userInfo: { username: 'someone' },
+    object: obj,
+  };
+}
+
+test('a record that takes seconds to check does not hold up a pod admission, and is allowed with a warning when out of time', async () => {
+  const config = parseConfig(EKS);
+  const validation = await startValidation({ config, log: silentLogger(), cluster: 'none', helmCheckMs: 1000 });
+  const s = await startTestServer(config, validation);
+  try {
+    const order: string[] = [];
+    const helm = s.review('/validate', secretReview(record(bigRelease(14)))).then((r) => {
+      order.push('helm');
+      return r;
+    });
+    // the pod goes in while the record is being checked
+    await new Promise((r) => setTimeout(r, 200));
+    const pod = await s.review('/validate', podCreateRequest({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'team-a' }, spec: { containers: [{ name: 'a', image: 'x' }] } }));
+    order.push('pod');
+    assert.equal(pod.allowed, true);
+    const r = await helm;
+    assert.deepEqual(order, ['pod', 'helm'], 'the pod was answered while the record was still being checked');
+    assert.equal(r.allowed, true);
+    assert.ok(r.warnings.every((w: string) => w.length <= 120), JSON.stringify(r.warnings));
+    assert.match(r.warnings.join(' '), /^Helm release record team-a\/sh\.helm\.release\.v1\.big\.v1 was not checked: its check took longer than 1 s\./);
+
+    // the stopped worker is replaced: the next record is checked, and this one is denied
+    const bad = await s.review('/validate', secretReview(record(encodeReleaseForSecret({ name: 'kagent', namespace: 'kagent', manifest: BAD }), 'kagent')));
+    assert.equal(bad.allowed, false);
+    assert.match(bad.status.message, /^\[token-review-value\] ConfigMap kagent\/kagent-enterprise-config \(Helm release kagent\/kagent\)/);
+  } finally {
+    await s.close();
+  }
+});
+
+test('records beyond the queue are allowed at once with a warning; closing ends the waiting ones', async () => {
+  const checker = new HelmChecker({ config: defaultConfig(), log: silentLogger(), budgetMs: 2000, queue: 1 });
+  try {
+    const issuer = { classification: 'external' as const };
+    const first = checker.check(record(bigRelease(14)), issuer); // running
+    const second = checker.check(record(bigRelease(1), 'second'), issuer); // waiting
+    const third = await checker.check(record(bigRelease(1), 'third'), issuer); // no room
+    assert.equal(third.checked, false);
+    assert.match(third.warnings[0]!, /was not checked: 1 other record was waiting to be checked\./);
+    await checker.close();
+    for (const r of await Promise.all([first, second])) {
+      assert.equal(r.checked, false);
+      assert.match(r.warnings[0]!, /was not checked: the webhook is shutting down\./);
+    }
+  } finally {
+    await checker.close();
+  }
+});
+
+test('a checked record gets the same result from the worker as from the check itself', async () => {
+  const checker = new HelmChecker({ config: parseConfig(EKS), log: silentLogger() });
+  try {
+    const r = await checker.check(record(encodeReleaseForSecret({ name: 'kagent', namespace: 'kagent', manifest: BAD }), 'kagent'), { classification: 'external' });
+    assert.equal(r.checked, true);
+    assert.deepEqual(
+      r.violations.map((v) => [v.rule, v.severity, v.path]),
+      [['token-review-value', 'error', 'data.K8S_TOKEN_REVIEW']],
+    );
+  } finally {
+    await checker.close();
+  }
+});

@@ -1,0 +1,161 @@
+// Helm release records are checked in a worker thread, with a time budget.
+//
+// A record's manifest can be megabytes of YAML (16 MiB at most, see MAX_RELEASE_JSON), and linting it takes
+// seconds. Anyone who may create a Secret in a namespace the webhook covers can send one. Checked on the
+// event loop, such a record held up every other admission (agent pods included, failurePolicy Fail) for as long
+// as the check ran. Here the event loop only hands the record over and waits: one worker thread checks one record
+// at a time. A record not checked within its budget, one that finds the queue full, or one whose check ended the
+// worker (out of memory) is allowed with a warning, as an undecodable record is: the Helm webhook is an early
+// warning, and the objects themselves are still checked when Helm applies them.
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import type { Config } from './config.ts';
+import type { HelmReleaseResult } from './helm-release.ts';
+import { isObject } from './json.ts';
+import type { IssuerInfo } from './rules.ts';
+
+/** Budget for one record, from the moment it arrives: under the Helm webhook's timeoutSeconds (5). */
+export const HELM_CHECK_MS = 3_000;
+/** Records waiting for the worker at most; more are allowed unchecked at once. */
+export const HELM_QUEUE = 4;
+/** Heap of the worker: a record that needs more ends the worker, not the process. */
+const WORKER_HEAP_MB = 192;
+
+interface Job {
+  id: number;
+  obj: unknown;
+  issuer: IssuerInfo;
+  deadline: number;
+  done: (r: HelmReleaseResult) => void;
+}
+
+export interface HelmCheckerOptions {
+  config: Config;
+  log: Logger;
+  /** Budget per record (tests set less). */
+  budgetMs?: number;
+  queue?: number;
+}
+
+/** The part of a record the check reads (the worker gets a copy of it, not the whole request). */
+function recordOf(obj: Record<string, any>): Record<string, unknown> {
+  const md = isObject(obj.metadata) ? obj.metadata : {};
+  return { kind: obj.kind, type: obj.type, metadata: { name: md.name, namespace: md.namespace, labels: md.labels }, data: obj.data };
+}
+
+export class HelmChecker {
+  private worker: Worker | undefined;
+  private readonly waiting: Job[] = [];
+  private running: Job | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private nextId = 1;
+  private closed = false;
+  private readonly budgetMs: number;
+  private readonly maxQueue: number;
+
+  private readonly opts: HelmCheckerOptions;
+
+  constructor(opts: HelmCheckerOptions) {
+    this.opts = opts;
+    this.budgetMs = opts.budgetMs ?? HELM_CHECK_MS;
+    this.maxQueue = opts.queue ?? HELM_QUEUE;
+  }
+
+  /** The check of one record; never rejects. */
+  check(obj: Record<string, any>, issuer: IssuerInfo): Promise<HelmReleaseResult> {
+    return new Promise((resolve) => {
+      if (this.closed) return resolve(notChecked(obj, 'the webhook is shutting down'));
+      if (this.waiting.length >= this.maxQueue) return resolve(notChecked(obj, `${this.maxQueue} other record${this.maxQueue === 1 ? ' was' : 's were'} waiting to be checked`));
+      this.waiting.push({ id: this.nextId++, obj: recordOf(obj), issuer, deadline: performance.now() + this.budgetMs, done: resolve });
+      this.pump();
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const j of this.waiting.splice(0)) j.done(notChecked(j.obj, 'the webhook is shutting down'));
+    this.finish(undefined, 'the webhook is shutting down');
+    await this.stopWorker();
+  }
+
+  private pump(): void {
+    if (this.running) return;
+    const job = this.waiting.shift();
+    if (!job) return;
+    const left = job.deadline - performance.now();
+    if (left <= 0) {
+      job.done(notChecked(job.obj, `it waited ${this.budgetMs / 1000} s for other records`));
+      this.pump();
+      return;
+    }
+    this.running = job;
+    this.timer = setTimeout(() => {
+      this.opts.log.warn({ budgetMs: this.budgetMs }, 'Helm release record not checked within its budget: the check was stopped and the record allowed');
+      this.finish(undefined, `its check took longer than ${this.budgetMs / 1000} s`);
+      void this.stopWorker();
+      this.pump();
+    }, left);
+    this.timer.unref();
+    this.ensureWorker().postMessage({ id: job.id, obj: job.obj, issuer: job.issuer });
+  }
+
+  /** Ends the running job: with the worker's result, or unchecked with `why`. */
+  private finish(result: HelmReleaseResult | undefined, why: string): void {
+    const job = this.running;
+    if (!job) return;
+    this.running = undefined;
+    clearTimeout(this.timer);
+    job.done(result ?? notChecked(job.obj, why));
+  }
+
+  private ensureWorker(): Worker {
+    if (this.worker) return this.worker;
+    // the worker module sits beside this one: .ts when run from source (tests), .js when built
+    const file = new URL(import.meta.url.endsWith('.ts') ? './helm-worker.ts' : './helm-worker.js', import.meta.url);
+    const w = new Worker(file, { workerData: { config: this.opts.config }, resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB } });
+    w.unref();
+    // Events of a worker already stopped or replaced (a record that ran out of time) are ignored.
+    w.on('message', (m: { id: number; result: HelmReleaseResult }) => {
+      if (this.worker !== w || this.running?.id !== m.id) return;
+      this.finish(m.result, '');
+      this.pump();
+    });
+    const ended = (why: string) => {
+      if (this.worker !== w) return;
+      this.worker = undefined;
+      this.finish(undefined, why);
+      this.pump();
+    };
+    w.on('error', (err) => {
+      // out of memory or a crash: that record goes through unchecked, the next one gets a new worker
+      this.opts.log.warn({ err: { message: err.message } }, 'Helm release check ended its worker thread: the record was allowed unchecked');
+      ended(/memory/i.test(err.message) ? 'its check needed more memory than the webhook allows' : 'its check failed');
+    });
+    w.on('exit', () => ended('its check failed'));
+    this.worker = w;
+    return w;
+  }
+
+  private async stopWorker(): Promise<void> {
+    const w = this.worker;
+    this.worker = undefined;
+    if (w) await w.terminate();
+  }
+}
+
+function notChecked(obj: unknown, why: string): HelmReleaseResult {
+  const o = isObject(obj) ? obj : {};
+  const md = isObject(o.metadata) ? o.metadata : {};
+  const labels = isObject(md.labels) ? md.labels : {};
+  const ns = typeof md.namespace === 'string' && md.namespace ? md.namespace : 'default';
+  const name = typeof md.name === 'string' ? md.name : '';
+  return {
+    releaseName: typeof labels.name === 'string' ? labels.name : '',
+    namespace: ns,
+    status: typeof labels.status === 'string' ? labels.status : '',
+    checked: false,
+    skipped: `not checked: ${why}`,
+    violations: [],
+    warnings: [`Helm release record ${ns}/${name} was not checked: ${why}. Its objects are still checked when Helm applies them; run kagenti-webhook lint on the chart's render`.slice(0, 240)],
+  };
+}
