@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { configFromObject } from '../webhook/config.ts';
 import { IssuerDetector, classifyIssuer, jwtIssuer } from '../webhook/issuer.ts';
 import { registry } from '../webhook/metrics.ts';
+import { checkObject } from '../webhook/rules.ts';
 import { FakeApiServer, recordingLogger } from './fake-apiserver.ts';
 
 /** A detector on the stand-in API server, in a pod without a service-account token file. */
@@ -126,4 +127,62 @@ test('detector: an issuer URL in config is classified by pattern', async () => {
   });
   const s = await d.refresh();
   assert.deepEqual([s.classification, s.provider, s.source], ['external', 'GKE', 'config']);
+});
+
+test('detector: a failed re-check keeps the last known classification, says so once per failure streak, and only a good re-check changes it', async () => {
+  // FakeApiServer stands in for the API server: its discovery document can be taken away (HTTP 404), as an API
+  // server's discovery GET can fail for a while (5xx, timeout, 404).
+  const api = await new FakeApiServer().start();
+  try {
+    const iss = 'https://oidc.example-idp.com/cluster-1';
+    api.discovery = { issuer: iss, jwks_uri: 'https://oidc.example-idp.com/cluster-1/keys' };
+    const { log, lines } = recordingLogger();
+    const d = new IssuerDetector({ config: configFromObject({}), log, kubeConfig: api.kubeConfig(), readToken: async () => jwt({ iss }) });
+    const cm = { kind: 'ConfigMap', metadata: { name: 'kagent-enterprise-config', namespace: 'kagent' }, data: {} };
+    const severities = () => checkObject(cm, { config: configFromObject({}), issuer: d.current() }).map((v) => `${v.severity} ${v.rule}`);
+    let s = await d.refresh();
+    assert.deepEqual([s.classification, s.source], ['external', 'token']);
+    const firstCheckedAt = s.checkedAt;
+    assert.deepEqual(severities(), ['error token-review-required']);
+
+    api.discovery = null;
+    const warnings = () => lines.filter((l) => l.level === 'warn' && l.msg.includes('re-check failed')).length;
+    for (let i = 0; i < 3; i++) {
+      s = await d.refresh();
+      assert.deepEqual(d.current(), { classification: 'external', issuer: iss }, `failed re-check ${i + 1}`);
+      assert.equal(s.checkedAt, firstCheckedAt, 'checkedAt stays the last successful check');
+      assert.match(s.error!, /HTTP 404/);
+      assert.ok(s.failingSince);
+      assert.deepEqual(severities(), ['error token-review-required'], 'still denied, not dropped to a warning');
+    }
+    assert.equal(warnings(), 1, 'one log line for the failure streak, not one per re-check');
+    assert.ok(!lines.some((l) => l.msg.includes('issuer unknown')));
+    const m = await registry.getSingleMetric('kagenti_webhook_service_account_issuer_info')!.get();
+    assert.deepEqual(m.values.map((v) => v.labels), [{ classification: 'external', provider: '' }]);
+
+    // the next good re-check ends the streak; a new streak logs again
+    api.discovery = { issuer: iss, jwks_uri: 'https://oidc.example-idp.com/cluster-1/keys' };
+    s = await d.refresh();
+    assert.deepEqual([s.classification, s.error, s.failingSince], ['external', undefined, undefined]);
+    assert.ok(lines.some((l) => l.level === 'info' && l.msg.includes('re-check succeeded again')));
+    api.discovery = null;
+    await d.refresh();
+    assert.equal(warnings(), 2);
+
+    // only a successful re-check changes the classification: here the keys moved onto the API server's host
+    api.discovery = { issuer: iss, jwks_uri: `${api.url}/openid/v1/jwks` };
+    s = await d.refresh();
+    assert.deepEqual([s.classification, s.failingSince], ['internal', undefined]);
+    // a successful check whose answer is unknown (no jwks_uri) changes it too: nothing failed
+    api.discovery = { issuer: iss };
+    s = await d.refresh();
+    assert.deepEqual([s.classification, s.error], ['unknown', undefined]);
+    // and from unknown a failed re-check stays unknown, with the reason
+    api.discovery = null;
+    s = await d.refresh();
+    assert.equal(s.classification, 'unknown');
+    assert.match(s.error!, /HTTP 404/);
+  } finally {
+    await api.stop();
+  }
 });

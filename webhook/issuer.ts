@@ -77,14 +77,22 @@ export interface IssuerDetectorOptions {
 export interface IssuerState extends IssuerInfo {
   /** where the issuer came from: config, token, discovery, or none */
   source: 'config' | 'token' | 'discovery' | 'none';
+  /** when the check that gave this state ran */
   checkedAt?: string;
   error?: string;
+  /**
+   * set while re-checks fail after a successful one: when the first of them ran. The classification is then
+   * the last one a successful check gave, and `error` says why the latest re-check failed.
+   */
+  failingSince?: string;
 }
 
 /** Detects the issuer at start and every tokenReview.recheckSeconds; current() never blocks. */
 export class IssuerDetector {
   private readonly opts: IssuerDetectorOptions;
   private state: IssuerState;
+  /** the last state a successful check gave (external or internal), kept through failed re-checks */
+  private lastGood: IssuerState | undefined;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(opts: IssuerDetectorOptions) {
@@ -172,8 +180,25 @@ export class IssuerDetector {
       if (next.classification === 'unknown' && errors.length) next.error = errors.join('; ');
     }
     const prev = this.state;
+    // A check that ends in "unknown" because something could not be read (the token file, or the discovery GET:
+    // a 5xx, a timeout, a 404) has learnt nothing about the issuer. After a successful check it keeps that
+    // check's classification, so one API server hiccup does not turn token-review-required from an error into
+    // a warning until the next re-check. Only a successful check changes it; before any, it is unknown.
+    if (next.classification === 'unknown' && next.error !== undefined && this.lastGood) {
+      const failingSince = prev.failingSince ?? now;
+      this.state = { ...this.lastGood, error: next.error, failingSince };
+      if (!prev.failingSince)
+        log.warn(
+          { issuer: this.lastGood.issuer ?? null, classification: this.lastGood.classification, provider: this.lastGood.provider ?? null, lastCheckedAt: this.lastGood.checkedAt, error: next.error },
+          `service-account issuer re-check failed; keeping the last known classification (${this.lastGood.classification}) until a re-check succeeds`,
+        );
+      return { ...this.state };
+    }
     this.state = next;
+    this.lastGood = next.classification === 'unknown' ? undefined : next;
     this.publish();
+    if (prev.failingSince && prev.classification === next.classification && prev.issuer === next.issuer)
+      log.info({ issuer: next.issuer ?? null, classification: next.classification, failingSince: prev.failingSince }, 'service-account issuer re-check succeeded again');
     if (prev.classification !== next.classification || prev.issuer !== next.issuer || !prev.checkedAt) {
       const fields = { issuer: next.issuer ?? null, classification: next.classification, provider: next.provider ?? null, source: next.source };
       if (next.classification === 'unknown')
