@@ -192,6 +192,38 @@ test('Job pods of a CronJob resolve to the CronJob through the cached Job', asyn
   }
 });
 
+test('a CronJob\'s new Job not cached yet: its pod is the CronJob, not a second agent on the CronJob\'s ServiceAccount', async () => {
+  // The Job controller creates the pod right after the Job; the pod can reach /validate before the Job watch
+  // brings the Job into the cache (or while the jobs watch is down).
+  const cronJob = (name: string) => ({ metadata: { name, namespace: 'team-a' }, spec: { schedule: '0 0 * * *', jobTemplate: { spec: { template: { metadata: { labels: AGENT }, spec: { serviceAccountName: 'nightly-sa' } } } } } });
+  const { svc, close } = await setup((api) => {
+    seedBasics(api);
+    api.seed(PATHS.cronjobs, [cronJob('nightly')]);
+  });
+  const jobPod = (job: string) => ({
+    uid: `p-${job}`,
+    kind: { group: '', version: 'v1', kind: 'Pod' },
+    operation: 'CREATE',
+    namespace: 'team-a',
+    object: {
+      kind: 'Pod',
+      metadata: { generateName: `${job}-`, namespace: 'team-a', labels: { ...AGENT, 'batch.kubernetes.io/job-name': job }, ownerReferences: [{ apiVersion: 'batch/v1', kind: 'Job', name: job, uid: 'j', controller: true }] },
+      spec: { serviceAccountName: 'nightly-sa', restartPolicy: 'Never', containers: [{ name: 'a', image: 'x' }] },
+    },
+  });
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    const run = svc.validate(jobPod('nightly-29000001'));
+    assert.equal(run.response.allowed, true, JSON.stringify(run.response));
+    // A Job named like that with no such CronJob is itself, a different agent from CronJob/nightly.
+    const other = svc.validate(jobPod('adhoc-29000001'));
+    assert.equal(other.response.allowed, false);
+    assert.match(other.response.status!.message, /Pod team-a\/adhoc-29000001-<generated>: .*already the identity of agent CronJob\/nightly/);
+  } finally {
+    await close();
+  }
+});
+
 test('orphaned by kubectl delete --cascade=orphan: re-creating the Deployment or StatefulSet is the same agent', async () => {
   const hash = '7d9f8b6c5d';
   const { svc, close } = await setup((api) => {

@@ -98,10 +98,22 @@ function replicaSetOwnerByName(rsName: string, labels: Record<string, unknown>):
 }
 
 /**
+ * The CronJob behind a Job a pod names, when the cache has no such Job yet: the CronJob controller names its
+ * Jobs `<cronjob>-<scheduled time in minutes since the epoch>`, and the Job controller creates the pod right
+ * after the Job, so the pod can reach the webhook before the Job reaches the cache. Taken only when a CronJob
+ * of that name is cached in the namespace (the identity the Job resolves to once cached); otherwise null.
+ */
+function cronJobOfUncachedJob(jobName: string, namespace: string, lookup: OwnerLookup): OwnerRef | null {
+  const m = /^(.+)-[0-9]+$/.exec(jobName);
+  return m && lookup('CronJob', namespace, m[1]!) !== undefined ? { kind: 'CronJob', name: m[1]! } : null;
+}
+
+/**
  * The top-level workload an object belongs to.
  * - Pod → its controller (workloadOwner): a ReplicaSet → whatever controls it (the cache, or the ReplicaSet's
- *   name and the pod-template hash when the cache has none for it); a Job → whatever controls it when the cache
- *   says so, else the Job; StatefulSet, DaemonSet and other controllers → that owner.
+ *   name and the pod-template hash when the cache has none for it); a Job → whatever controls it when the Job is
+ *   cached; a Job not in the cache yet, named `<cronjob>-<digits>` while that CronJob is cached → the CronJob;
+ *   else the Job; StatefulSet, DaemonSet and other controllers → that owner.
  * - ReplicaSet or Job → its controller (workloadOwner: a `controller: true` reference of any kind, or an only
  *   owner of a controller kind); owned by anything else → itself.
  * - Objects left without an owner by `kubectl delete --cascade=orphan`, until a re-created owner adopts them:
@@ -123,7 +135,11 @@ export function topLevelWorkload(obj: KubeObject, namespace: string, lookup?: Ow
   if (kind === 'Pod') {
     if (owner.kind === 'ReplicaSet')
       return workloadOwner(lookup?.('ReplicaSet', namespace, owner.name)) || replicaSetOwnerByName(owner.name, labels) || owner;
-    if (owner.kind === 'Job') return workloadOwner(lookup?.('Job', namespace, owner.name)) || owner; // a Job not in the cache counts as itself
+    if (owner.kind === 'Job') {
+      const job = lookup?.('Job', namespace, owner.name);
+      if (job !== undefined) return workloadOwner(job) || owner; // a cached Job: its own ownerReference says
+      return (lookup && cronJobOfUncachedJob(owner.name, namespace, lookup)) || owner;
+    }
     return owner;
   }
   if (kind === 'ReplicaSet' || kind === 'Job') return owner;
