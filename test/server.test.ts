@@ -3,8 +3,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import tls from 'node:tls';
 import type { TestServer } from './helpers.ts';
-import { decodePatch, kubectlPatch, podCreateRequest, podProblems, postTls, startTestServer } from './helpers.ts';
+import { SERVER_NAME, decodePatch, kubectlPatch, podCreateRequest, podProblems, postTls, startTestServer } from './helpers.ts';
 
 const agentPod = () => ({
   apiVersion: 'v1',
@@ -111,15 +112,48 @@ describe('admission server', () => {
       JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'x', kind: { kind: 'Pod' }, operation: 'PATCH' } }),
       /operation must be one of CREATE, UPDATE, DELETE, CONNECT, got "PATCH"/,
     ],
+    // what the client sent is quoted at most 40 characters long, in the answer and in the log line
+    ['a 2 MB kind', JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'x'.repeat(2_000_000) }), /^expected kind AdmissionReview, got "x{40}" \(cut\)$/],
+    ['a 2 MB apiVersion', JSON.stringify({ apiVersion: 'y'.repeat(2_000_000), kind: 'AdmissionReview' }), /^expected apiVersion admission\.k8s\.io\/v1, got "y{40}" \(cut\); configure/],
+    ['a deeply nested kind', `{"apiVersion":"admission.k8s.io/v1","kind":${'['.repeat(5000)}${']'.repeat(5000)}}`, /^expected kind AdmissionReview, got an array$/],
   ];
   for (const [label, body, pattern] of bad) {
     test(`400 with a JSON error body: ${label}`, async () => {
       const res = await s.post('/mutate', body);
       assert.equal(res.status, 400, res.text);
       assert.match(res.body.error, pattern);
+      assert.ok(res.text.length < 400, `a ${res.text.length}-byte answer`);
       assert.doesNotMatch(res.text, /\n\s+at /, 'no stack trace');
     });
   }
+
+  test('requests the HTTP parser refuses get a JSON error too, and the connection closes', async () => {
+    const raw = (request: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = tls.connect({ host: '127.0.0.1', port: s.port, ca: s.ca, servername: SERVER_NAME }, () => socket.write(request));
+        let got = '';
+        socket.setEncoding('utf8');
+        socket.on('data', (d) => (got += d));
+        socket.on('end', () => resolve(got));
+        socket.on('error', reject);
+      });
+    const cases: [string, number, RegExp][] = [
+      ['POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n', 400, /malformed HTTP request \(HPE_/],
+      ['POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400, /malformed HTTP request/],
+      ['POST /mutate HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', 400, /malformed HTTP request/],
+      [`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431, /request headers are too large/],
+    ];
+    for (const [request, status, pattern] of cases) {
+      const answer = await raw(request);
+      const [head, body] = answer.split('\r\n\r\n');
+      assert.match(head!, new RegExp(`^HTTP/1\\.1 ${status} `), answer.slice(0, 200));
+      assert.match(head!, /\r\nContent-Type: application\/json; charset=utf-8\r\n/);
+      assert.match(head!, /\r\nConnection: close/);
+      assert.match(JSON.parse(body!).error, pattern);
+    }
+    // and the server keeps answering
+    assert.equal((await s.review('/mutate', podCreateRequest(agentPod()))).allowed, true);
+  });
 
   test('request.operation cannot mint metric label values (each would be a series kept for the life of the process)', async () => {
     for (let i = 0; i < 20; i++) {

@@ -64,15 +64,23 @@ export class AdmissionError extends Error {
 /** AdmissionRequest operations (admission.k8s.io/v1). */
 export const OPERATIONS = ['CREATE', 'UPDATE', 'DELETE', 'CONNECT'] as const;
 
+/**
+ * A value the client sent, quoted for an error message: a string cut at 40 characters, anything else by its JSON
+ * type. The 400 and its log line never carry more than that of what the client sent (a 3 MiB `kind` was repeated
+ * whole in both).
+ */
+function quoted(v: unknown): string {
+  if (typeof v === 'string') return `${JSON.stringify(v.slice(0, 40))}${v.length > 40 ? ' (cut)' : ''}`;
+  if (v === undefined || v === null) return 'null';
+  return Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : `a ${typeof v}`;
+}
+
 /** Checks the envelope of a parsed body and returns its request. Throws AdmissionError when it is not one. */
 export function parseAdmissionReview(body: unknown): AdmissionRequest {
   if (!isObject(body)) throw new AdmissionError('request body must be a JSON object (an AdmissionReview)');
-  if (body.kind !== 'AdmissionReview')
-    throw new AdmissionError(`expected kind AdmissionReview, got ${JSON.stringify(body.kind ?? null)}`);
+  if (body.kind !== 'AdmissionReview') throw new AdmissionError(`expected kind AdmissionReview, got ${quoted(body.kind)}`);
   if (body.apiVersion !== ADMISSION_API_VERSION)
-    throw new AdmissionError(
-      `expected apiVersion ${ADMISSION_API_VERSION}, got ${JSON.stringify(body.apiVersion ?? null)}; configure admissionReviewVersions: [v1]`,
-    );
+    throw new AdmissionError(`expected apiVersion ${ADMISSION_API_VERSION}, got ${quoted(body.apiVersion)}; configure admissionReviewVersions: [v1]`);
   const req = body.request;
   if (!isObject(req)) throw new AdmissionError('AdmissionReview has no request object');
   if (typeof req.uid !== 'string' || req.uid === '') throw new AdmissionError('request.uid is missing or not a string');
@@ -81,7 +89,7 @@ export function parseAdmissionReview(body: unknown): AdmissionRequest {
   if (typeof req.operation !== 'string') throw new AdmissionError('request.operation is missing or not a string');
   // The operation is a metric label: only the four the API server sends, so a client cannot mint label values.
   if (!(OPERATIONS as readonly string[]).includes(req.operation))
-    throw new AdmissionError(`request.operation must be one of ${OPERATIONS.join(', ')}, got ${JSON.stringify(req.operation.slice(0, 40))}${req.operation.length > 40 ? ' (cut)' : ''}`);
+    throw new AdmissionError(`request.operation must be one of ${OPERATIONS.join(', ')}, got ${quoted(req.operation)}`);
   if (req.object !== undefined && req.object !== null && !isObject(req.object))
     throw new AdmissionError('request.object must be an object');
   if (req.oldObject !== undefined && req.oldObject !== null && !isObject(req.oldObject))

@@ -7,7 +7,7 @@ export const PREFIX = 'kagenti_webhook_';
 
 export const admissionRequests = new Counter({
   name: `${PREFIX}admission_requests_total`,
-  help: 'Admission requests answered, by webhook (mutate|validate), operation and result (allowed|patched|warned|denied|error).',
+  help: 'Admission requests answered, by webhook (mutate|validate), operation (CREATE|UPDATE|DELETE|CONNECT, unknown for a body that is not an AdmissionReview) and result (allowed|patched|warned|denied; bad-request for a 400, too-large for a 413).',
   labelNames: ['webhook', 'operation', 'result'] as const,
   registers: [registry],
 });

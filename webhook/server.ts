@@ -363,6 +363,25 @@ function listen(server: http.Server | https.Server, port: number, host: string):
   });
 }
 
+/**
+ * A request Node's HTTP parser refuses (a bad Content-Length, Content-Length with Transfer-Encoding, a broken
+ * chunk, headers too large) or one that overran its timeout: a JSON error like every other 4xx of the admission
+ * port, then the connection closes (Node's own answer has an empty body).
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: import('node:stream').Duplex): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+  const message =
+    status === 408 ? 'the request took too long to arrive' : status === 431 ? 'the request headers are too large' : `malformed HTTP request (${err.code ?? 'parse error'})`;
+  const body = JSON.stringify(errorBody(message));
+  socket.end(
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
 /** Timeouts against slow and abusive clients; the API server itself answers within its webhook timeout. */
 function harden(server: http.Server, requestTimeout = REQUEST_MS): void {
   server.headersTimeout = 10_000;
@@ -422,6 +441,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   }, 10_000);
   report.unref();
   tlsServer.on('tlsClientError', (err) => opts.log.debug({ err: { message: err.message } }, 'TLS handshake failed'));
+  tlsServer.on('clientError', answerClientError);
   opts.onHttpsServer?.(tlsServer);
   const probe = http.createServer(createProbeApp(ready));
   harden(probe);
