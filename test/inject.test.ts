@@ -172,3 +172,18 @@ test('a pod meant to finish (restartPolicy Never or OnFailure) is warned that or
     assert.ok(!warnings.some((w) => w.includes('meant to finish')), JSON.stringify({ labels, annotations, spec, warnings }));
   }
 });
+
+test('a manifest with only the deprecated spec.serviceAccount gets the SPIFFE ID of that ServiceAccount (the API server copies it over)', () => {
+  const spiffeId = (spec: KubeObject) => {
+    const pod = agentPod({}, {}, { containers: [{ name: 'app', image: 'x' }], ...spec });
+    if (!('serviceAccountName' in spec)) delete pod.spec.serviceAccountName; // agentPod sets one
+    const r = injectTemplate(pod, defaultConfig(), ctxFor);
+    assert.equal(r.outcome, 'inject');
+    if (r.outcome !== 'inject') return undefined;
+    const proxy = r.template.spec.containers.find((c: KubeObject) => c.name === 'authbridge-proxy');
+    return proxy.env.find((e: KubeObject) => e.name === 'SPIFFE_ID').value;
+  };
+  assert.match(spiffeId({ serviceAccount: 'weather-sa' }), /\/sa\/weather-sa$/);
+  assert.match(spiffeId({ serviceAccountName: 'new-sa', serviceAccount: 'old-sa' }), /\/sa\/new-sa$/);
+  assert.match(spiffeId({}), /\/sa\/default$/);
+});

@@ -216,6 +216,14 @@ describe('admission server', () => {
     const ok = await s.review('/mutate', podCreateRequest(underLimit, 'team-a'));
     assert.equal(ok.allowed, true);
     assert.ok(ok.patch, 'a pod whose annotations are within the limit is injected');
+    // just under the limit before injection, over it with the annotations injection adds: denied, not admitted
+    // into a rejection by the API server after the webhooks
+    const key = 'kubectl.kubernetes.io/last-applied-configuration';
+    const edge = withAnnotations({ [key]: 'x'.repeat(262_144 - key.length - 100) });
+    const over = await s.review('/mutate', podCreateRequest(edge, 'team-a'));
+    assert.equal(over.allowed, false);
+    assert.match(over.status.message, /^\[malformed-object\] Pod team-a\/\S+: metadata\.annotations would hold \d+ bytes with the injection's own \(kagenti\.io\/authbridge-status and others\), more than the 262144 Kubernetes allows/);
+    assert.ok(!over.patch);
   });
 
   test('unknown routes answer JSON 404; probes answer on HTTPS', async () => {

@@ -132,8 +132,18 @@ function checkStrings(m: unknown, key: 'labels' | 'annotations'): ShapeError | n
   if (key !== 'annotations' || size <= MAX_ANNOTATION_BYTES) return null;
   return {
     problem: `metadata.annotations hold more than ${MAX_ANNOTATION_BYTES} bytes, the most Kubernetes allows (the API server would reject the pod after the webhooks)`,
-    fix: 'move large values out of the annotations (into a ConfigMap, for example); with kubectl apply, --server-side does not copy the manifest into the last-applied-configuration annotation.',
+    fix: ANNOTATIONS_FIX,
   };
+}
+
+const ANNOTATIONS_FIX =
+  'move large values out of the annotations (into a ConfigMap, for example); with kubectl apply, --server-side does not copy the manifest into the last-applied-configuration annotation.';
+
+/** Keys and values of a string mapping, in UTF-16 units (as checkStrings counts them). */
+function sizeOf(m: Record<string, string>): number {
+  let size = 0;
+  for (const k in m) if (Object.hasOwn(m, k)) size += k.length + m[k]!.length;
+  return size;
 }
 
 function shape(problem: string | null): ShapeError | null {
@@ -542,7 +552,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   if (spec.hostNetwork === true)
     return deny(
       'host-network',
-      `${ctx.ref}: ${specPath}.hostNetwork is true on an agent pod. proxy-init would rewrite the node's iptables and every pod on the node would be intercepted. Fix: remove hostNetwork, or label the pod ${LABEL_INJECT}: disabled.`,
+      `${ctx.ref}: ${specPath}.hostNetwork is true on an agent pod. Its sidecars would share the node's network: the proxy would bind the node's ports, and proxy-init (where injected) would rewrite the node's iptables, intercepting every pod on the node. Fix: remove hostNetwork, or label the pod ${LABEL_INJECT}: disabled.`,
     );
 
   // Mode: pod annotation, else the namespace's label (ignored with a warning when invalid), else config.
@@ -623,7 +633,10 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   if (ANNOTATION_HELPER_CONFIG in annotations && (spire || !hasName(volumes, VOLUME_HELPER_CONFIG))) delete annotations[ANNOTATION_HELPER_CONFIG];
 
   // What we are about to add (rendered once per config, plan, namespace and service account; frozen).
-  const r = rendered(cfg, plan, ctx.namespace, spec.serviceAccountName || '');
+  // The API server copies the deprecated serviceAccount into serviceAccountName before any webhook sees the pod;
+  // offline (`inject`), a manifest may still have only the old field.
+  const sa: string = spec.serviceAccountName || (typeof spec.serviceAccount === 'string' ? spec.serviceAccount : '');
+  const r = rendered(cfg, plan, ctx.namespace, sa);
   const { addInit, addSidecars, addVolumes } = r;
 
   if (!addInit.length && !addSidecars.length && !addVolumes.length) {
@@ -710,6 +723,13 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   // Keep the annotation we set on an earlier pass even when the user's first container is now first again.
   if (hasKeys(annotations)) md.annotations = annotations;
   else delete md.annotations;
+  // The limit holds for the pod as injected: what the injection adds could take a pod just under it over.
+  const annotationBytes = sizeOf(annotations);
+  if (annotationBytes > MAX_ANNOTATION_BYTES)
+    return deny(
+      'malformed-object',
+      `${ctx.ref}: metadata.annotations would hold ${annotationBytes} bytes with the injection's own (${ANNOTATION_STATUS} and others), more than the ${MAX_ANNOTATION_BYTES} Kubernetes allows (the API server would reject the pod after the webhooks). Fix: ${ANNOTATIONS_FIX}`,
+    );
 
   if (mode === 'waypoint' && !authBridgeOptOut)
     warnings.push(`${ctx.ref}: mode waypoint, so no AuthBridge sidecar is injected. The mesh waypoint must handle its traffic.`);
