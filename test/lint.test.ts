@@ -128,6 +128,9 @@ test('line and column are those of the offending key, on the fast path and the f
   // key missing: the enclosing data:, else kind:
   const missing = lintString(`apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kagent-enterprise-config\ndata:\n  A: b\n`);
   assert.deepEqual([missing.findings[0].line, missing.findings[0].column, missing.findings[0].path], [5, 1, 'data']);
+  // an empty data: (null, as a Helm template with no entries renders) is still the place
+  const emptyData = lintString(`apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kagent-enterprise-config\ndata:\n`);
+  assert.deepEqual([emptyData.findings[0].line, emptyData.findings[0].column, emptyData.findings[0].path], [5, 1, 'data']);
   const noData = lintString(`apiVersion: v1\nmetadata:\n  name: kagent-enterprise-config\nkind: ConfigMap\n`);
   assert.deepEqual([noData.findings[0].line, noData.findings[0].column], [4, 1]);
   // serviceAccountName, and the pod spec: when it is missing

@@ -197,7 +197,8 @@ function checkTokenReview(obj: Record<string, any>, config: Config, issuer: Issu
   const reqSev = severityFor(reqAction);
   if (!reqSev || issuer.classification === 'internal') return out;
   if (value === 'true') return out;
-  const path = hasData ? `data.${TOKEN_REVIEW_KEY}` : hasBinary ? `binaryData.${TOKEN_REVIEW_KEY}` : data ? 'data' : '';
+  // an empty `data:` (null, as Helm renders a template with no entries) is still where the key goes
+  const path = hasData ? `data.${TOKEN_REVIEW_KEY}` : hasBinary ? `binaryData.${TOKEN_REVIEW_KEY}` : Object.hasOwn(obj, 'data') ? 'data' : '';
   const what = hasData
     ? `data.${TOKEN_REVIEW_KEY} is ${JSON.stringify(value)}`
     : hasBinary
