@@ -41,6 +41,8 @@ test('serve stops at start-up with exit 2 and one line naming the problem', () =
     [['serve', '--config', badConfig, '--dev-certs', dir], /authBridge\.defaultMode/],
     [['serve'], /--tls-cert/],
     [['serve', '--cluster', 'maybe', '--dev-certs', dir], /--cluster must be auto or none/],
+    // `--config "$CFG"` with CFG unset: never the defaults without a word
+    [['serve', '--config', '', '--dev-certs', dir], /--config needs a file \(it was given an empty value\)/],
   ];
   for (const [args, pattern] of cases) {
     const r = runCli([...args, '--probe-port', '0']);
@@ -48,6 +50,23 @@ test('serve stops at start-up with exit 2 and one line naming the problem', () =
     assert.match(r.stderr, pattern);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   }
+});
+
+test('lint --config with an empty value exits 2 instead of linting with the defaults', () => {
+  const r = runCli(['lint', '--config', '', '-'], 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n');
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /--config needs a file \(it was given an empty value\)/);
+});
+
+test('a bad LOG_LEVEL is blamed on the environment variable, not on a flag nobody passed', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kw-serve-'));
+  const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'kagenti-webhook.js'), 'serve', '--dev-certs', dir, '--probe-port', '0'], {
+    encoding: 'utf8',
+    env: { ...process.env, LOG_LEVEL: 'verbose' },
+    timeout: 60_000,
+  });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /the LOG_LEVEL environment variable must be one of trace, debug, info, warn, error, got "verbose"/);
 });
 
 test('serve exits 2 naming the port when either port is taken, and leaves nothing listening', async () => {

@@ -492,6 +492,7 @@ async function lintCommand(argv: string[]): Promise<number> {
     throw new LintUsageError('--post-renderer reads the rendered manifests on stdin; it takes no PATH');
   if (paths.filter((p) => p === '-').length > 1) throw new LintUsageError("stdin ('-') can be read only once");
 
+  if (f.config === '') throw new LintUsageError('--config needs a file (it was given an empty value)');
   const config = loadConfig(f.config);
   const issuer = await resolveIssuer(
     { issuer: f.issuer, external: f['external-issuer'], internal: f['internal-issuer'], cluster: f.cluster },

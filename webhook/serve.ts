@@ -29,7 +29,7 @@ Flags:
                         closes the one idle longest, and a connection that sends no request header within
                         --quiet-seconds of connecting is closed
   --quiet-seconds N     see --max-connections (default 5; at most 9, under the 10 s request-header timeout)
-  --log-level LEVEL     trace, debug, info, warn, error (default info)
+  --log-level LEVEL     trace, debug, info, warn, error (default: the LOG_LEVEL environment variable, else info)
   --warmup N            before listening, run N synthetic admissions in-process so the JIT compiles
                         the hot path before the first real request (default 20000, at most 3 s; 0 skips)
   -h, --help            show this help
@@ -73,9 +73,13 @@ export function parseServeFlags(argv: string[]): ServeFlags | 'help' {
   if (values.help) return 'help';
   const cluster = (values.cluster as string | undefined) ?? 'auto';
   if (cluster !== 'auto' && cluster !== 'none') throw new UsageError(`--cluster must be auto or none, got ${JSON.stringify(cluster)}`);
+  // the flag, else the LOG_LEVEL environment variable; a bad value is blamed on where it came from
+  const levelFrom = values['log-level'] !== undefined ? '--log-level' : process.env.LOG_LEVEL !== undefined ? 'the LOG_LEVEL environment variable' : '';
   const logLevel = (values['log-level'] as string | undefined) ?? process.env.LOG_LEVEL ?? 'info';
   if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(logLevel))
-    throw new UsageError(`--log-level must be one of trace, debug, info, warn, error, got ${JSON.stringify(logLevel)}`);
+    throw new UsageError(`${levelFrom} must be one of trace, debug, info, warn, error, got ${JSON.stringify(logLevel)}`);
+  // `--config "$CFG"` with CFG unset must not fall back to the defaults without a word
+  if (values.config === '') throw new UsageError('--config needs a file (it was given an empty value)');
   const f: ServeFlags = {
     config: values.config as string | undefined,
     tlsCert: values['tls-cert'] as string | undefined,
