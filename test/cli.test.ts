@@ -58,6 +58,26 @@ test('lint --config with an empty value exits 2 instead of linting with the defa
   assert.match(r.stderr, /--config needs a file \(it was given an empty value\)/);
 });
 
+test('serve with a KUBECONFIG that cannot be used stops at start-up instead of running without cluster state', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kw-serve-'));
+  const noContext = join(dir, 'noctx.yaml');
+  writeFileSync(noContext, 'apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\ncurrent-context: gone\nusers: []\n');
+  for (const [kubeconfig, pattern] of [
+    [join(dir, 'missing.yaml'), /cannot be read \(ENOENT/],
+    [noContext, /its current-context "gone" names no context with a cluster/],
+  ] as const) {
+    const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'kagenti-webhook.js'), 'serve', '--dev-certs', dir, '--probe-port', '0', '--port', '0', '--warmup', '0'], {
+      encoding: 'utf8',
+      env: { ...process.env, KUBECONFIG: kubeconfig },
+      timeout: 60_000,
+    });
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, pattern);
+    assert.match(r.stderr, /Fix it, unset KUBECONFIG .*, or pass --cluster none/);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  }
+});
+
 test('a bad LOG_LEVEL is blamed on the environment variable, not on a flag nobody passed', () => {
   const dir = mkdtempSync(join(tmpdir(), 'kw-serve-'));
   const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'kagenti-webhook.js'), 'serve', '--dev-certs', dir, '--probe-port', '0'], {

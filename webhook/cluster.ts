@@ -4,6 +4,7 @@
 // and keep serving from the cache meanwhile.
 import http from 'node:http';
 import https from 'node:https';
+import { UsageError } from './usage.ts';
 import { KubeConfig, ListWatch, Watch } from '@kubernetes/client-node';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
@@ -90,13 +91,22 @@ export async function kubeGetJson(
 export function loadKubeConfig(mode: 'auto' | 'none', log?: Logger): KubeConfig | null {
   if (mode === 'none') return null;
   const kc = new KubeConfig();
+  // A KUBECONFIG someone set and that cannot be used is a start-up problem, not a reason to run without cluster
+  // state (unique-service-account would only warn, and /readyz would say all is well).
+  const explicit = process.env.KUBECONFIG;
+  const broken = (why: string) =>
+    new UsageError(`KUBECONFIG=${explicit}: ${why}. Fix it, unset KUBECONFIG (in a cluster the pod's service account is used), or pass --cluster none`);
   try {
     kc.loadFromDefault();
   } catch (err) {
-    log?.error({ err: (err as Error).message }, 'cannot load kubeconfig; running without cluster state');
+    const why = (err as Error).message.split('\n')[0]!;
+    if (explicit) throw broken(`cannot be read (${why})`);
+    log?.error({ err: why }, 'cannot load kubeconfig; running without cluster state');
     return null;
   }
   const cluster = kc.getCurrentCluster();
+  if (!cluster && explicit)
+    throw broken(kc.getCurrentContext() ? `its current-context ${JSON.stringify(kc.getCurrentContext())} names no context with a cluster` : 'it sets no current-context');
   // loadFromDefault's last resort when nothing exists: an unauthenticated http://localhost:8080
   if (!cluster || (cluster.name === 'cluster' && cluster.server === 'http://localhost:8080' && !process.env.KUBECONFIG))
     return null;

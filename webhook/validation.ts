@@ -107,6 +107,7 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
   const clusterModule = opts.cluster !== 'none' ? await import('./cluster.ts') : null;
   if (clusterModule) kc = opts.kubeConfig !== undefined ? opts.kubeConfig : clusterModule.loadKubeConfig('auto', log);
   if (opts.cluster === 'auto' && !kc) log.info('no kubeconfig or in-cluster service account: running without cluster state');
+  const noClusterWhy = opts.cluster === 'none' ? '--cluster none' : 'no kubeconfig or in-cluster account';
 
   const issuer = new IssuerDetector({ config, log, kubeConfig: kc, readToken: opts.readToken });
   const cluster = kc && clusterModule ? new clusterModule.ClusterState({ kubeConfig: kc, config, log, backoff: opts.backoff }) : null;
@@ -237,7 +238,7 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
       violations.push(...checkObject(objWithKind, { config, issuer: iss, namespace: ns }));
       if (config.policies['unique-service-account'] !== 'off') {
         if (cluster) violations.push(...checkUnique(agent, cluster.claimsOn(agent.namespace, agent.serviceAccount), config));
-        else warnings.push('[unique-service-account] not checked: the webhook runs without cluster state (--cluster none)');
+        else warnings.push(`[unique-service-account] not checked: the webhook runs without cluster state (${noClusterWhy})`);
       }
     } else {
       return decisionFor(allow(req.uid), [], { skip: `kind ${kind} not validated` });
