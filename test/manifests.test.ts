@@ -230,7 +230,8 @@ for (const overlay of OVERLAYS) {
     const names = config.tokenReview.configMapNames;
     assert.ok(names.length > 0);
     const webhooks = [...one(docs, 'MutatingWebhookConfiguration').webhooks, ...one(docs, 'ValidatingWebhookConfiguration').webhooks];
-    const cmHooks = webhooks.filter((w: Obj) => w.rules.some((r: Obj) => r.resources.includes('configmaps')));
+    // the token-review webhooks; the Helm one takes only release records (HELM_DRIVER=configmap), tested below
+    const cmHooks = webhooks.filter((w: Obj) => w.name !== 'helm-releases.validate.kagenti.io' && w.rules.some((r: Obj) => r.resources.includes('configmaps')));
     assert.equal(cmHooks.length, 2);
     for (const w of cmHooks) {
       for (const name of names) assert.ok(matches(w, { kind: 'ConfigMap', metadata: { name, namespace: 'kagent' }, data: {} }), `${w.name} gets ${name}`);
@@ -309,12 +310,17 @@ for (const overlay of OVERLAYS) {
     assert.equal(matches(cms, null), false);
 
     const helm = byName.get('helm-releases.validate.kagenti.io');
-    assert.deepEqual(helm.rules[0].resources, ['secrets']);
+    // Secrets (Helm's default driver) and ConfigMaps (HELM_DRIVER=configmap), the records only
+    assert.deepEqual(helm.rules[0].resources, ['secrets', 'configmaps']);
     const secret = (type?: string) => ({ kind: 'Secret', metadata: { name: 'sh.helm.release.v1.x.v1', labels: { owner: 'helm' } }, ...(type ? { type } : {}) });
     assert.equal(matches(helm, secret('helm.sh/release.v1')), true);
     assert.equal(matches(helm, secret('Opaque')), false);
     assert.equal(matches(helm, secret()), false);
     assert.equal(matches(helm, null), false);
+    const configMap = (name: string) => ({ kind: 'ConfigMap', metadata: { name, labels: { owner: 'helm' } }, data: { release: 'x' } });
+    assert.equal(matches(helm, configMap('sh.helm.release.v1.x.v1')), true);
+    assert.equal(matches(helm, configMap('x-config')), false);
+    assert.equal(matches(helm, { kind: 'ConfigMap', metadata: {} }), false);
   });
 
   test(`${overlay}: every webhook is safe: v1, no side effects, <= 5 s, system and own namespaces excluded, our Service`, async () => {
