@@ -124,6 +124,9 @@ test('the server sets timeouts against slow clients', async () => {
       assert.ok(srv.headersTimeout > 0 && Number.isFinite(srv.headersTimeout), 'headersTimeout');
       assert.ok(srv.requestTimeout > 0 && Number.isFinite(srv.requestTimeout), 'requestTimeout');
       assert.ok(srv.keepAliveTimeout > 0 && Number.isFinite(srv.keepAliveTimeout), 'keepAliveTimeout');
+      // the API server (client-go: 90 s) closes its idle connections before we would: no close crosses a request
+      assert.ok(srv.keepAliveTimeout > 90_000, 'keep-alive longer than the API server keeps an idle connection');
+      assert.ok(srv.timeout === 0 || srv.timeout > srv.keepAliveTimeout, 'the socket timeout does not cut idle keep-alive connections first');
       assert.ok(srv.headersTimeout <= srv.requestTimeout, 'headers must time out no later than the whole request');
     }
   } finally {

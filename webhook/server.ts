@@ -36,6 +36,9 @@ export interface ServerOptions {
   quietMs?: number;
 }
 
+/** Idle keep-alive connections are closed after this long (see harden()). */
+export const KEEP_ALIVE_MS = 100_000;
+
 /** Node's own requestTimeout comes this long after REQUEST_MS (see limits.ts). */
 const REQUEST_BACKSTOP_MS = 10_000;
 
@@ -386,7 +389,11 @@ function answerClientError(err: NodeJS.ErrnoException, socket: import('node:stre
 function harden(server: http.Server, requestTimeout = REQUEST_MS): void {
   server.headersTimeout = 10_000;
   server.requestTimeout = requestTimeout;
-  server.keepAliveTimeout = 60_000;
+  // Longer than the API server keeps an idle connection (client-go's transport: 90 s), so the API server closes
+  // idle connections, not we: a close of ours can cross a request it is just sending on that connection, and Go
+  // does not retry a POST that was already written (the webhook call fails, and with failurePolicy Fail, so
+  // does the pod create).
+  server.keepAliveTimeout = KEEP_ALIVE_MS;
   server.timeout = 120_000;
   server.maxHeadersCount = 100;
 }
