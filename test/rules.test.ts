@@ -196,6 +196,12 @@ test('token-review-required: external issuer, key missing → error at data, nam
   assert.ok(v[0].message.includes('K8S_TOKEN_REVIEW: "true"'));
 });
 
+test('token-review-required: a key that differs only in case is named, so the user sees the typo', () => {
+  const v = checkObject(cm({ k8s_token_review: 'true' }), { config, issuer: EKS });
+  assert.equal(v[0].rule, 'token-review-required');
+  assert.match(v[0].message, /data\.K8S_TOKEN_REVIEW is not set \(data has "k8s_token_review": keys are case-sensitive\)\./);
+});
+
 test('token-review-required: no data at all → path is the document root', () => {
   const v = checkObject(cm(undefined), { config, issuer: EKS });
   assert.equal(v[0].path, '');

@@ -144,6 +144,14 @@ export function remediatedAtAdmission(obj: unknown, config: Config, issuer: Issu
   return !(data && Object.hasOwn(data, TOKEN_REVIEW_KEY) && typeof data[TOKEN_REVIEW_KEY] !== 'string');
 }
 
+/** ` (data has "k8s_token_review": keys are case-sensitive)` when a key differs from ours only in case or spaces. */
+function lookalikeNote(data: Record<string, unknown> | undefined): string {
+  if (!data) return '';
+  for (const k of Object.keys(data))
+    if (k !== TOKEN_REVIEW_KEY && k.trim().toUpperCase() === TOKEN_REVIEW_KEY) return ` (data has ${JSON.stringify(k.slice(0, 40))}: keys are case-sensitive)`;
+  return '';
+}
+
 /** Token-review checks on a ConfigMap named in config.tokenReview.configMapNames. */
 function checkTokenReview(obj: Record<string, any>, config: Config, issuer: IssuerInfo, ns: string): Violation[] {
   const name = objectName(obj);
@@ -203,7 +211,7 @@ function checkTokenReview(obj: Record<string, any>, config: Config, issuer: Issu
     ? `data.${TOKEN_REVIEW_KEY} is ${JSON.stringify(value)}`
     : hasBinary
       ? `${TOKEN_REVIEW_KEY} is in binaryData, not data`
-      : `data.${TOKEN_REVIEW_KEY} is not set`;
+      : `data.${TOKEN_REVIEW_KEY} is not set${lookalikeNote(data)}`;
   if (issuer.classification === 'external') {
     out.push({
       ...base,
