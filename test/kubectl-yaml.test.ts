@@ -215,3 +215,22 @@ test('inject writes the documents it does not change byte for byte, and refuses 
   assert.equal(p60.code, 2);
   assert.match(p60.stderr, /0x1000000000000000 is an integer past 2\^53, .*it would become 1152921504606847000; kubectl reads 1152921504606846976/);
 });
+
+test('inject writes U+0085, U+2028 and U+2029 (line breaks to kubectl) escaped, in keys and values, and kubectl reads them back', () => {
+  // In the input they are escapes in double quotes, which kubectl and the yaml package read alike.
+  const forms = (c: string) => [c, `a${c}`, `${c}a`, `a${c}b`, `a\\n${c}b`, `a${c}\\nb`, `${c}\\n`, `\\n${c}`, `${c}${c}`, `x ${c} y: z # w`];
+  const chars = ['\\u0085', '\\u2028', '\\u2029', '\\N', '\\L', '\\P'];
+  const annotations = chars.flatMap((c, i) => forms(c).map((f, j) => `    "k${i}-${j}${f}": "${f}"\n    "v${i}-${j}": "${f}"\n`)).join('');
+  const text = `apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels:\n    kagenti.io/type: agent\n  annotations:\n${annotations}spec:\n  containers:\n    - name: app\n      image: busybox\n      args: ["\\u2028", "a\\u2029"]\n`;
+  const r = runCli(['inject', '-f', '-'], text);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /spiffe-helper/, 'the pod was injected');
+  assert.doesNotMatch(r.stdout, /[\u0085\u2028\u2029]/, 'no raw line-break character is written');
+  const want = kubectlJson(text);
+  const got = kubectlJson(r.stdout);
+  assert.equal(Object.keys(want.metadata.annotations).length, 120);
+  const ours = (a: Record<string, string>) => Object.fromEntries(Object.entries(a).filter(([k]) => !k.includes('.io/')));
+  assert.deepEqual(ours(got.metadata.annotations), want.metadata.annotations);
+  assert.deepEqual(got.spec.containers.find((c: any) => c.name === 'app').args, ['\u2028', 'a\u2029']);
+  assert.equal(got.metadata.annotations['v1-0'], '\u2028', 'a value that is only U+2028 stays that, not null');
+});

@@ -1,6 +1,6 @@
 // `kagenti-webhook inject`: offline injection for GitOps previews, through the same core as /mutate.
 import { readFileSync } from 'node:fs';
-import { LineCounter, isMap, isScalar, parseAllDocuments } from 'yaml';
+import { Lexer, LineCounter, isMap, isScalar, parseAllDocuments, visit } from 'yaml';
 import type { Document, Scalar } from 'yaml';
 import { findValue, goYamlInteger, INT64_MAX, INT64_MIN, KUBECTL_YAML } from './kubectl-yaml.ts';
 import type { KubeObject } from './admission.ts';
@@ -132,7 +132,7 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
         const own = text.slice(i > 0 ? start : text.charCodeAt(0) === 0xfeff ? 1 : 0, end);
         const withEnd = own.endsWith('\n') ? own : `${own}\n`;
         parts.push(text.startsWith('---', start) ? withEnd : `---\n${withEnd}`);
-      } else parts.push(marked(doc.toString({ lineWidth: 0 })));
+      } else parts.push(marked(written(doc)));
       return;
     }
     const bad = findValue(doc, rewrittenInexactly);
@@ -152,7 +152,7 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
     const node = doc.createNode(injected, { aliasDuplicateObjects: false }) as NonNullable<typeof doc.contents>;
     if (comment) (node as { commentBefore?: string | null }).commentBefore = comment;
     doc.contents = node;
-    parts.push(marked(doc.toString({ lineWidth: 0 })));
+    parts.push(marked(written(doc)));
   });
   out.output = parts.join('');
   return out;
@@ -182,6 +182,44 @@ function jsonStreamAsYaml(text: string, source: string): { text: string; line: (
     for (let k = 0; k < lines; k++) origin.push(d.line + k);
   }
   return { text: parts.join(''), line: (l) => origin[l] ?? l, docs };
+}
+
+/** Characters go-yaml v2 (kubectl) reads as line breaks, which YAML 1.2 and the yaml package do not. */
+const GO_LINE_BREAKS = /[\u0085\u2028\u2029]/;
+const GO_LINE_BREAK_ESCAPES: Record<string, string> = { '\u0085': '\\N', '\u2028': '\\L', '\u2029': '\\P' };
+
+/**
+ * A document written anew, as kubectl reads it back. kubectl's reader (go-yaml v2, YAML 1.1) takes U+0085, U+2028
+ * and U+2029 for line breaks, which the yaml package writes raw, even in double quotes: a string holding one is
+ * written double-quoted (key or value) and the character as its escape (\N, \L, \P), which go-yaml reads back
+ * as the character.
+ */
+function written(doc: Document): string {
+  let found = false;
+  visit(doc, {
+    Scalar(_, node) {
+      if (typeof node.value === 'string' && GO_LINE_BREAKS.test(node.value)) {
+        node.type = 'QUOTE_DOUBLE';
+        found = true;
+      }
+    },
+  });
+  const text = doc.toString({ lineWidth: 0 });
+  if (!found) return text;
+  // Only inside double-quoted scalars (a comment keeps what it had). A double-quoted token is one that starts
+  // with `"` and does not follow the lexer's mark for plain and block scalar text.
+  let out = '';
+  let prev = '';
+  for (const tok of new Lexer().lex(text)) {
+    if (tok === '\x1f' || tok === '\x02' || tok === '\x18') {
+      // the lexer's marks (scalar, document, flow end) are not text
+      prev = tok;
+      continue;
+    }
+    out += tok.startsWith('"') && prev !== '\x1f' ? tok.replace(/[\u0085\u2028\u2029]/g, (c) => GO_LINE_BREAK_ESCAPES[c]!) : tok;
+    prev = tok;
+  }
+  return out;
 }
 
 /** A rewritten document with its start marker. */
