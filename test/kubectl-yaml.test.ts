@@ -234,3 +234,31 @@ test('inject writes U+0085, U+2028 and U+2029 (line breaks to kubectl) escaped, 
   assert.deepEqual(got.spec.containers.find((c: any) => c.name === 'app').args, ['\u2028', 'a\u2029']);
   assert.equal(got.metadata.annotations['v1-0'], '\u2028', 'a value that is only U+2028 stays that, not null');
 });
+
+test('inject refuses to rewrite a document holding a raw U+0085, U+2028 or U+2029 (kubectl reads a line break); others pass as they are', () => {
+  const pod = (annotation: string) => `apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels:\n    kagenti.io/type: agent\n  annotations:\n    ${annotation}\nspec:\n  containers:\n    - name: app\n      image: busybox\n`;
+  // kubectl reads these in quotes as line breaks: U+0085 folds into a space, spaces after U+2028 go; the yaml
+  // package keeps both as they are
+  assert.equal(kubectlJson(pod('a: "x\u0085y"')).metadata.annotations.a, 'x y');
+  assert.equal(kubectlJson(pod('a: "x\u2028  y"')).metadata.annotations.a, 'x\u2028y');
+  for (const [c, esc] of [['\u0085', '\\\\N'], ['\u2028', '\\\\L'], ['\u2029', '\\\\P']] as const) {
+    for (const annotation of [`a: "x ${c}y"`, `a: x${c}y`, `a: x # ${c}`, `"k${c}": x`, ...(c === '\u0085' ? [`a: "x${c}y"`] : [])]) {
+      const r = runCli(['inject', '-f', '-'], pod(annotation));
+      assert.equal(r.code, 2, JSON.stringify(annotation));
+      assert.equal(r.stdout, '');
+      assert.match(r.stderr, new RegExp(`<stdin>:8:\\d+: a raw U\\+${c.charCodeAt(0).toString(16).padStart(4, '0').toUpperCase()} \\(.*\\) in a document inject rewrites: kubectl reads it as a line break, .* write it as ${esc} inside double quotes, or remove it`));
+    }
+  }
+  // U+2028 and U+2029 in a quoted value with nothing blank beside them read alike: those pass, escaped
+  const alike = pod(`a: "\u2028"\n    b: "x\u2029y"\n    c: 'x\u2028y'`);
+  const ok = runCli(['inject', '-f', '-'], alike);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.deepEqual(kubectlJson(ok.stdout).metadata.annotations.c, 'x\u2028y');
+  for (const k of ['a', 'b', 'c']) assert.equal(kubectlJson(ok.stdout).metadata.annotations[k], kubectlJson(alike).metadata.annotations[k], k);
+  for (const annotation of [`a: "x \u2028y"`, `a: "x\u2028\u2029y"`, `a: |\n      x\u2028y`]) assert.equal(runCli(['inject', '-f', '-'], pod(annotation)).code, 2, JSON.stringify(annotation));
+  // a document inject does not change is written as it was
+  const cm = `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  a: "x\u2028y"\n`;
+  const r = runCli(['inject', '-f', '-'], cm);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, `---\n${cm}`);
+});

@@ -102,6 +102,43 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
   // the stream, that text and a rewritten neighbour could disagree about them: then every document is rewritten.
   const asWritten = !/^%/m.test(text);
   const parts: string[] = [];
+  /**
+   * A document inject writes anew must not hold a raw U+0085, U+2028 or U+2029 that kubectl reads other than the
+   * yaml package does: kubectl takes each for a line break, the yaml package for a character, which the output
+   * carries, escaped, to kubectl. They agree only on U+2028 and U+2029 inside a quoted value with no space or
+   * line break beside it (go-yaml keeps such a break as the character; it drops the spaces around it, and folds
+   * U+0085 into a space); anywhere else (plain or block text, keys, comments) kubectl reads another value or none.
+   */
+  const refuseRawLineBreaks = (i: number) => {
+    const from = i > 0 ? (docs[i]!.range?.[0] ?? 0) : 0;
+    const to = i + 1 < docs.length ? (docs[i + 1]!.range?.[0] ?? text.length) : text.length;
+    const own = text.slice(from, to);
+    if (!GO_LINE_BREAKS.test(own)) return;
+    const tokens = [...new Lexer().lex(own)];
+    let offset = from;
+    tokens.forEach((tok, t) => {
+      if (tok === '\x1f' || tok === '\x02' || tok === '\x18') return; // the lexer's marks, not text
+      const quoted = (tok[0] === '"' || tok[0] === "'") && tokens[t - 1] !== '\x1f';
+      /** Whether the quoted token is a key: the next token but blanks is `:`. */
+      const isKey = () => {
+        let n = t + 1;
+        while (n < tokens.length && /^[ \t]*$/.test(tokens[n]!)) n++;
+        return tokens[n] === ':';
+      };
+      for (const m of tok.matchAll(/[\u0085\u2028\u2029]/g)) {
+        const j = m.index;
+        const c = m[0];
+        const beside = /[ \t\r\n\u0085\u2028\u2029]/;
+        const alike = quoted && c !== '\u0085' && !beside.test(tok[j - 1] ?? '') && tok[j - 1] !== '\\' && !beside.test(tok[j + 1] ?? '') && !isKey();
+        if (alike) continue;
+        const at = lc.linePos(offset + j);
+        throw new UsageError(
+          `${source}:${lineOf(at.line)}:${at.col}: a raw ${GO_LINE_BREAK_NAMES[c]} in a document inject rewrites: kubectl reads it as a line break, inject as a character, so kubectl would read the output differently from this input; write it as ${GO_LINE_BREAK_ESCAPES[c]} inside double quotes, or remove it. Nothing was written`,
+        );
+      }
+      offset += tok.length;
+    });
+  };
   docs.forEach((doc, i) => {
     if (doc.errors.length) {
       const e = doc.errors[0];
@@ -132,7 +169,10 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
         const own = text.slice(i > 0 ? start : text.charCodeAt(0) === 0xfeff ? 1 : 0, end);
         const withEnd = own.endsWith('\n') ? own : `${own}\n`;
         parts.push(text.startsWith('---', start) ? withEnd : `---\n${withEnd}`);
-      } else parts.push(marked(written(doc)));
+      } else {
+        refuseRawLineBreaks(i);
+        parts.push(marked(written(doc)));
+      }
       return;
     }
     const bad = findValue(doc, rewrittenInexactly);
@@ -146,6 +186,7 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
       parts.push(`${JSON.stringify(injected, null, 2)}\n`);
       return;
     }
+    refuseRawLineBreaks(i);
     // Keep the comments that stood before the object (e.g. Helm's `# Source:` line).
     const comment = (doc.contents as { commentBefore?: string | null }).commentBefore;
     // Injected pieces are shared objects (rendered once per plan): write each in full, never as a YAML alias.
@@ -187,6 +228,7 @@ function jsonStreamAsYaml(text: string, source: string): { text: string; line: (
 /** Characters go-yaml v2 (kubectl) reads as line breaks, which YAML 1.2 and the yaml package do not. */
 const GO_LINE_BREAKS = /[\u0085\u2028\u2029]/;
 const GO_LINE_BREAK_ESCAPES: Record<string, string> = { '\u0085': '\\N', '\u2028': '\\L', '\u2029': '\\P' };
+const GO_LINE_BREAK_NAMES: Record<string, string> = { '\u0085': 'U+0085 (NEXT LINE)', '\u2028': 'U+2028 (LINE SEPARATOR)', '\u2029': 'U+2029 (PARAGRAPH SEPARATOR)' };
 
 /**
  * A document written anew, as kubectl reads it back. kubectl's reader (go-yaml v2, YAML 1.1) takes U+0085, U+2028
