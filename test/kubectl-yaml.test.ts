@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, parseDocument } from 'yaml';
-import { INT64_MAX, INT64_MIN, KUBECTL_YAML, goYamlInteger, goYamlNumber } from '../webhook/kubectl-yaml.ts';
+import { INT64_MAX, INT64_MIN, KUBECTL_YAML, goFloatKey, goYamlInteger, goYamlNumber } from '../webhook/kubectl-yaml.ts';
 import { BAIL, fastParse, fullParse } from '../webhook/manifest-stream.ts';
 import { runCli } from './helpers.ts';
 
@@ -261,4 +261,50 @@ test('inject refuses to rewrite a document holding a raw U+0085, U+2028 or U+202
   const r = runCli(['inject', '-f', '-'], cm);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, `---\n${cm}`);
+});
+
+test('inject writes keys YAML reads as numbers or booleans as the strings kubectl makes of them', () => {
+  const keys = [
+    '1.5e10', '0.1', '1.0', '3.14159265358979', '1e6', '100000', '1e-5', '-2.5e-7', '.inf', '-.Inf', '.NaN', '1e300', '-1e-50', '16777217.0',
+    '123456789', '9007199254740993', '9223372036854775807', '-9223372036854775808', '18446744073709551616', '-0', '0x1F', '0o17', '017',
+    '!!float 2', '!!float 12345678901', '0.000123', '0.0001', '1e21', '123456.7', '1234567.0', '999999.9', '9999999.0', 'y', 'off', 'true',
+    '3.4028235e38', '3.4028236e38', '1e-45', '7e-46', '1.17549435e-38', '0x1p3', '2024-01-02', '1_000.5', '+12', '8.589934592e9', '2.44140625e-4', '-2.96072825e6',
+  ];
+  // and floats across the float32 range (a fixed pseudo-random sequence)
+  let seed = 7;
+  const next = () => (seed = (seed * 48271) % 2147483647) / 2147483647;
+  for (let i = 0; i < 150; i++) keys.push(`${next() < 0.3 ? '-' : ''}${(next() * 10).toPrecision(1 + Math.floor(next() * 17))}e${Math.floor(next() * 80) - 40}`);
+  // each in a mapping of its own: some are one key to kubectl (1e300 and .inf are both ".inf"), which it then
+  // takes in no fixed order
+  const fieldsText = keys.map((k, i) => `        m${i}:\n          ${k}: v${i}\n`).join('');
+  const text = `apiVersion: v1\nkind: Pod\nmetadata:\n  name: keys\n  labels:\n    kagenti.io/type: agent\n  managedFields:\n    - manager: test\n      fieldsType: FieldsV1\n      fieldsV1:\n${fieldsText}  annotations:\n    1.5e10: a\n    .inf: b\n    y: c\nspec:\n  containers:\n    - name: app\n      image: busybox\n`;
+  const r = runCli(['inject', '-f', '-'], text);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /spiffe-helper/, 'the pod was injected');
+  const want = kubectlJson(text);
+  const got = kubectlJson(r.stdout);
+  assert.deepEqual(fields(got), fields(want));
+  assert.equal(Object.keys(fields(want)).length, keys.length);
+  assert.equal(got.metadata.annotations['1.5e+10'], 'a');
+  assert.equal(got.metadata.annotations['.inf'], 'b');
+  assert.equal(got.metadata.annotations['true'], 'c');
+  assert.equal(goFloatKey(3.14159265358979), '3.1415927');
+  assert.equal(goFloatKey(1e6), '1e+06');
+  assert.equal(goFloatKey(-2.5e-7), '-2.5e-07');
+  assert.equal(goFloatKey(2.44140625e-4), '0.00024414062', 'of two shortest forms as near, the even one');
+});
+
+test('inject refuses to rewrite a document with a key kubectl cannot read (null, past int64, a collection): exit 2', () => {
+  const pod = (key: string) => `apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels:\n    kagenti.io/type: agent\n  annotations:\n    ${key}: x\nspec:\n  containers:\n    - name: app\n      image: busybox\n`;
+  for (const [key, why] of [['~', 'the null key ~'], ['null', 'the null key null'], ['18446744073709551615', 'the key 18446744073709551615, an integer past int64'], ['[a]', 'a sequence as a key']]) {
+    const r = runCli(['inject', '-f', '-'], pod(key));
+    assert.equal(r.code, 2, key);
+    assert.equal(r.stdout, '');
+    assert.equal(r.stderr.trim().split('\n').length, 1);
+    assert.match(r.stderr, new RegExp(`<stdin>:8:5: ${why.replace(/[[\]]/g, '\\$&')}, which kubectl cannot read`), key);
+    assert.throws(() => kubectlJson(pod(key)), key);
+  }
+  // a document inject leaves alone passes as it was (kubectl rejects it either way)
+  const cm = 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  ~: x\n';
+  assert.equal(runCli(['inject', '-f', '-'], cm).stdout, `---\n${cm}`);
 });

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { Lexer, LineCounter, isMap, isScalar, parseAllDocuments, visit } from 'yaml';
 import type { Document, Scalar } from 'yaml';
-import { findValue, goYamlInteger, INT64_MAX, INT64_MIN, KUBECTL_YAML } from './kubectl-yaml.ts';
+import { findValue, goYamlInteger, INT64_MAX, INT64_MIN, KUBECTL_YAML, stringifyKeys } from './kubectl-yaml.ts';
 import type { KubeObject } from './admission.ts';
 import { objectRef } from './admission.ts';
 import type { Config } from './config.ts';
@@ -96,7 +96,8 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
   if (json) text = json.text;
   const lineOf = (l: number) => (json ? json.line(l) : l);
   const lc = new LineCounter();
-  const docs = parseAllDocuments(text, { ...KUBECTL_YAML, prettyErrors: true, lineCounter: lc }) as Document[] | { errors: unknown[] };
+  // (logLevel: a key that is a mapping or a sequence is refused below, not warned about by toJS on stderr)
+  const docs = parseAllDocuments(text, { ...KUBECTL_YAML, prettyErrors: true, lineCounter: lc, logLevel: 'error' }) as Document[] | { errors: unknown[] };
   if (!Array.isArray(docs)) throw new UsageError(`${source}: not a YAML stream`);
   // Each document's own text runs from where it starts to where the next one starts. With directives (%YAML) in
   // the stream, that text and a rewritten neighbour could disagree about them: then every document is rewritten.
@@ -148,6 +149,8 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
     // An empty document (only comments, as `helm template` writes them) is dropped.
     if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) return;
     if (!isMap(doc.contents)) throw new UsageError(`${source}: a document is not a mapping with apiVersion and kind`);
+    // Keys as kubectl reads them (`1.5e10` is "1.5e+10" to kubectl, 15000000000 to JavaScript).
+    const badKey = stringifyKeys(doc);
     let obj: unknown;
     try {
       obj = doc.toJS({ maxAliasCount: 100 });
@@ -174,6 +177,12 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
         parts.push(marked(written(doc)));
       }
       return;
+    }
+    if (badKey) {
+      const at = lc.linePos(badKey.node.range?.[0] ?? 0);
+      throw new UsageError(
+        `${source}:${lineOf(at.line)}:${at.col}: ${badKey.why}, which kubectl cannot read (it makes every key a string and has none for this one); write the key as a string, quoted if it looks like null or a number. Nothing was written`,
+      );
     }
     const bad = findValue(doc, rewrittenInexactly);
     if (bad) {

@@ -12,8 +12,8 @@
 // KUBECTL_YAML keeps the yaml package's YAML 1.1 schema and swaps its int, float and timestamp resolution for
 // goYamlNumber(). Writing uses the same rule: a string kubectl would read as a number is quoted, and `e5` is not.
 // (Numbers themselves are still written by the schema's own int and float tags.)
-import { visit } from 'yaml';
-import type { Document, Scalar, ScalarTag, Tags } from 'yaml';
+import { Scalar, isAlias, isCollection, isScalar, isSeq, visit } from 'yaml';
+import type { Document, Node, ScalarTag, Tags } from 'yaml';
 
 const INT = /^([-+]?)(?:0[xX]([0-9a-fA-F]+)|0[oO]([0-7]+)|0[bB]([01]+)|0([0-7]+)|([1-9][0-9]*|0))$/;
 const FLOAT = /^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$/;
@@ -111,4 +111,126 @@ export function findValue(doc: Document, test: (node: Scalar) => boolean): Scala
     },
   });
   return found;
+}
+
+/** A finite double as an exact fraction: numerator and a power-of-two denominator. */
+function exactFraction(x: number): [bigint, bigint] {
+  const view = new DataView(new ArrayBuffer(8));
+  view.setFloat64(0, x);
+  const bits = view.getBigUint64(0);
+  const exp = Number((bits >> 52n) & 0x7ffn);
+  let mant = bits & 0xfffffffffffffn;
+  if (exp) mant |= 1n << 52n;
+  const e = (exp || 1) - 1075; // x = mant × 2^e
+  const num = bits >> 63n ? -mant : mant;
+  return e >= 0 ? [num << BigInt(e), 1n] : [num, 1n << BigInt(-e)];
+}
+
+/**
+ * The shortest decimal digits that read back as the float32 `v` (finite, not zero), as Go's strconv finds them
+ * (of several, the nearest; of two as near, the even one): `digits` without trailing zeros, `point` where the
+ * decimal point goes (v = 0.digits × 10^point).
+ */
+function shortestFloat32(v: number): { digits: string; point: number } {
+  const [vn, vd] = exactFraction(Math.abs(v));
+  /** |c × 10^scale − |v|| as a fraction. */
+  const distance = (c: number, scale: number): [bigint, bigint] => {
+    const [cn, cd] = scale >= 0 ? [BigInt(c) * 10n ** BigInt(scale), 1n] : [BigInt(c), 10n ** BigInt(-scale)];
+    const n = cn * vd - vn * cd;
+    return [n < 0n ? -n : n, cd * vd];
+  };
+  for (let p = 1; p <= 9; p++) {
+    // the nearest p-digit decimal, and its neighbours (the interval that reads back is not always centred)
+    const [mant, e] = Math.abs(v).toExponential(p - 1).split('e') as [string, string];
+    const m = Number(mant.replace('.', ''));
+    const scale = Number(e) - (p - 1);
+    let best: { c: number; d: [bigint, bigint] } | undefined;
+    for (const c of [m - 1, m, m + 1]) {
+      if (c <= 0 || Math.fround(Number(`${c}e${scale}`)) !== Math.abs(v)) continue;
+      const d = distance(c, scale);
+      const cmp = best === undefined ? -1n : d[0] * best.d[1] - best.d[0] * d[1];
+      if (cmp < 0n || (cmp === 0n && c % 2 === 0)) best = { c, d };
+    }
+    if (best !== undefined) {
+      const all = String(best.c);
+      return { digits: all.replace(/0+$/, ''), point: all.length + scale };
+    }
+  }
+  throw new Error(`no float32 digits for ${v}`); // unreachable: 9 digits always identify a float32
+}
+
+/**
+ * The string kubectl (sigs.k8s.io/yaml) makes of a float mapping key: strconv.FormatFloat(f, 'g', -1, 32), so the
+ * float32 nearest to the key, in its shortest form (`1.5e+10`, `1e-05`, `3.1415927`, `100000`), with `.inf`,
+ * `-.inf` and `.nan` for the special values.
+ */
+export function goFloatKey(f: number): string {
+  const v = Math.fround(f);
+  if (Number.isNaN(v)) return '.nan';
+  if (v === Infinity) return '.inf';
+  if (v === -Infinity) return '-.inf';
+  const sign = v < 0 || Object.is(v, -0) ? '-' : '';
+  if (v === 0) return `${sign}0`;
+  const { digits, point } = shortestFloat32(v);
+  const exp = point - 1;
+  // 'g' with the shortest digits: %e when the exponent is under -4 or at least 6 (Go's rule for precision -1)
+  if (exp < -4 || exp >= 6) {
+    const abs = Math.abs(exp);
+    return `${sign}${digits[0]}${digits.length > 1 ? `.${digits.slice(1)}` : ''}e${exp < 0 ? '-' : '+'}${abs < 10 ? '0' : ''}${abs}`;
+  }
+  if (point <= 0) return `${sign}0.${'0'.repeat(-point)}${digits}`;
+  if (point >= digits.length) return `${sign}${digits}${'0'.repeat(point - digits.length)}`;
+  return `${sign}${digits.slice(0, point)}.${digits.slice(point)}`;
+}
+
+/**
+ * The string kubectl makes of a scalar mapping key that YAML reads as something else (sigs.k8s.io/yaml turns keys
+ * into strings): booleans `true`/`false`, integers in decimal (exact, as go-yaml reads them), floats by goFloatKey.
+ * Undefined where kubectl refuses the key: null, or an integer past int64 (go-yaml's uint64).
+ */
+export function kubectlKeyString(node: Scalar): string | undefined {
+  const v = node.value;
+  if (typeof v === 'string') return v;
+  if (typeof v === 'boolean') return String(v);
+  if (typeof v !== 'number') return undefined;
+  if (node.tag !== 'tag:yaml.org,2002:float' && typeof node.source === 'string') {
+    const int = goYamlInteger(node.source);
+    if (int !== undefined) return int <= INT64_MAX ? String(int) : undefined;
+  }
+  return goFloatKey(v);
+}
+
+/**
+ * Makes every mapping key of `doc` a string, as kubectl reads it: a scalar key YAML reads as a number or a boolean
+ * (`1.5e10`, `.inf`, `y`, or an alias of one) becomes the string kubectl makes of it, where the yaml package's
+ * toJS() would write JavaScript's (`15000000000`, `Infinity`). Returns the first key kubectl cannot read (null, an
+ * integer past int64, a mapping or sequence), left as it is.
+ */
+export function stringifyKeys(doc: Document): { node: Node; why: string } | undefined {
+  let bad: { node: Node; why: string } | undefined;
+  visit(doc, {
+    Pair(_, pair) {
+      const key = pair.key as Node | null;
+      if (key === null) {
+        bad ??= { node: pair.value as Node, why: 'an empty (null) key' };
+        return;
+      }
+      const target = isAlias(key) ? key.resolve(doc) : key;
+      if (isCollection(target)) {
+        bad ??= { node: key, why: `a ${isSeq(target) ? 'sequence' : 'mapping'} as a key` };
+        return;
+      }
+      if (!isScalar(target) || typeof target.value === 'string' || typeof target.value === 'symbol') return; // `<<` is a merge
+      if (!['number', 'boolean'].includes(typeof target.value) && target.value !== null) return; // e.g. !!binary
+      const s = kubectlKeyString(target);
+      if (s === undefined) {
+        bad ??= { node: key, why: target.value === null ? `the null key ${target.source ?? ''}`.trimEnd() : `the key ${target.source}, an integer past int64` };
+        return;
+      }
+      const str = new Scalar(s);
+      str.range = key.range;
+      pair.key = str;
+    },
+  });
+  return bad;
 }
