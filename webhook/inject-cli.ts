@@ -289,6 +289,10 @@ export async function runInject(argv: string[]): Promise<number> {
     process.stdout.write(INJECT_USAGE);
     return 0;
   }
+  const namespace = values.namespace as string | undefined;
+  // as lint -n: the namespace goes into the SPIFFE ID (spiffe://<domain>/ns/<namespace>/sa/<sa>)
+  if (namespace !== undefined && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(namespace))
+    throw new UsageError(`--namespace must be a namespace name (lowercase letters, digits and '-'), got ${JSON.stringify(namespace)} (see kagenti-webhook inject --help)`);
   let cfg: Config;
   try {
     cfg = loadConfig(values.config as string | undefined);
@@ -305,7 +309,7 @@ export async function runInject(argv: string[]): Promise<number> {
     throw new UsageError(`cannot read ${file === '-' ? 'stdin' : file}: ${e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'is a directory' : e.message}`);
   }
   if (text.includes('\u0000')) throw new UsageError(`${file === '-' ? '<stdin>' : file}: binary data, not YAML or JSON`);
-  const result = injectStream(text, cfg, (values.namespace as string | undefined) || 'default', file === '-' ? '<stdin>' : file);
+  const result = injectStream(text, cfg, namespace ?? 'default', file === '-' ? '<stdin>' : file);
   for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
   if (result.denials.length) {
     for (const d of result.denials) process.stderr.write(`${d}\n`);
