@@ -34,7 +34,18 @@ const invalid: [string, RegExp][] = [
   ['tokenReview:\n  configMapNames: []\n', /tokenReview\.configMapNames: expected a non-empty list/],
   ['- a\n- b\n', /config: expected a mapping, got a list/],
   ['a: [\n', /not valid YAML/],
-  ['spiffeHelper:\n  resources:\n    limits:\n      memory: lots\n', /spiffeHelper\.resources\.limits\.memory: expected a Kubernetes quantity/],
+  ['spiffeHelper:\n  resources:\n    limits:\n      memory: lots\n', /spiffeHelper\.resources\.limits\.memory: expected a Kubernetes quantity such as 100m, 0\.5, 64Mi or 1e3, got string "lots" \(a quantity is a number, optionally signed, then nothing or one of the suffixes/],
+  ['authBridge:\n  resources:\n    limits:\n      memory: 64MB\n', /authBridge\.resources\.limits\.memory: expected a Kubernetes quantity .*got string "64MB"/],
+  ['authBridge:\n  resources:\n    limits:\n      cpu: [1]\n', /authBridge\.resources\.limits\.cpu: expected a Kubernetes quantity .*got a list/],
+  // YAML numbers: non-finite, too large, negative, more digits than a float keeps.
+  ['authBridge:\n  resources:\n    requests:\n      cpu: .inf\n', /authBridge\.resources\.requests\.cpu: expected a Kubernetes quantity .*got \.inf \(YAML's infinity\), which is not a quantity/],
+  ['authBridge:\n  resources:\n    requests:\n      cpu: -.inf\n', /authBridge\.resources\.requests\.cpu: .*got -\.inf/],
+  ['authBridge:\n  resources:\n    requests:\n      cpu: .nan\n', /authBridge\.resources\.requests\.cpu: .*got \.nan \(YAML's not-a-number\)/],
+  ['authBridge:\n  resources:\n    requests:\n      cpu: 1e21\n', /authBridge\.resources\.requests\.cpu: 1e\+21 is more than 2\^63-1 .*the largest quantity Kubernetes stores; use a realistic value such as 500m/],
+  ['authBridge:\n  resources:\n    limits:\n      memory: "1000E"\n', /authBridge\.resources\.limits\.memory: 1000E is more than 2\^63-1 .*such as 256Mi/],
+  ['authBridge:\n  resources:\n    requests:\n      cpu: -1\n', /authBridge\.resources\.requests\.cpu: -1 is negative; the API server rejects negative resource requests and limits/],
+  ['spiffeHelper:\n  resources:\n    limits:\n      memory: "-64Mi"\n', /spiffeHelper\.resources\.limits\.memory: -64Mi is negative/],
+  ['authBridge:\n  resources:\n    limits:\n      memory: 123456789012345678\n', /authBridge\.resources\.limits\.memory: YAML reads 123456789012345680 as a floating-point number, which may have rounded what you wrote; quote it/],
   // Settings that each pass but would make every injected pod invalid.
   ['spire:\n  socketDir: /opt\n', /spire\.socketDir: \/opt is already the SVID directory/],
   ['spire:\n  socketDir: /etc/spiffe-helper/\n', /spire\.socketDir: \/etc\/spiffe-helper is already spiffe-helper's config directory/],
@@ -45,6 +56,7 @@ const invalid: [string, RegExp][] = [
   ['trustDomain: Example.ORG\n', /trustDomain: string "Example.ORG" is not a SPIFFE trust domain name/],
   ['authBridge:\n  resources:\n    limits:\n      memory: 32Mi\n', /authBridge\.resources: requests\.memory \(64Mi\) is more than limits\.memory \(32Mi\)/],
   ['spiffeHelper:\n  resources:\n    requests:\n      cpu: "1"\n', /spiffeHelper\.resources: requests\.cpu \(1\) is more than limits\.cpu \(100m\)/],
+  ['spiffeHelper:\n  resources:\n    requests:\n      cpu: 100000001n\n', /spiffeHelper\.resources: requests\.cpu \(100000001n\) is more than limits\.cpu \(100m\)/],
 ];
 for (const [text, pattern] of invalid) {
   test(`invalid config is one clear line: ${pattern.source.slice(0, 50)}`, () => {
@@ -59,6 +71,23 @@ test('settings close to the limits are accepted: a socket dir beside ours, reque
   const c = parseConfig('spire:\n  socketDir: /opt/spire/\nauthBridge:\n  resources:\n    requests:\n      memory: 0.25Gi\n    limits:\n      memory: 256Mi\n');
   assert.equal(c.spire.socketDir, '/opt/spire/');
   assert.equal(c.authBridge.resources.requests.memory, '0.25Gi');
+});
+
+test('resource quantities: every form of Kubernetes quantity grammar is accepted', () => {
+  for (const written of ['"1e3"', '.5', '1.5e+3', '+1', '"0.05"', '0.0000001', '1e-10', '0', '1.', '5k']) {
+    const c = parseConfig(`authBridge:\n  resources:\n    requests:\n      cpu: ${written}\n    limits:\n      cpu: 1e4\n`);
+    assert.ok(c.authBridge.resources.requests.cpu, written);
+  }
+});
+
+test('requests at most limits is checked on exact values, whatever the suffixes', () => {
+  // equal values in different spellings are accepted
+  parseConfig('authBridge:\n  resources:\n    requests: { cpu: 1000m, memory: 0.25Gi }\n    limits: { cpu: "1", memory: 262144Ki }\n');
+  parseConfig('authBridge:\n  resources:\n    requests: { cpu: 0.5 }\n    limits: { cpu: 500000u }\n');
+  assert.throws(
+    () => parseConfig('authBridge:\n  resources:\n    requests: { memory: 268435457 }\n    limits: { memory: 256Mi }\n'),
+    /authBridge\.resources: requests\.memory \(268435457\) is more than limits\.memory \(256Mi\)/,
+  );
 });
 
 test('prototype-pollution keys in config are unknown keys, not merged', () => {

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { isObject } from './json.ts';
+import { QuantityError, compareQuantities, exceedsMaxQuantity, parseQuantity } from './quantity.ts';
 
 export const AUTHBRIDGE_MODES = ['proxy-sidecar', 'lite', 'envoy-sidecar', 'waypoint'] as const;
 export type AuthBridgeMode = (typeof AUTHBRIDGE_MODES)[number];
@@ -170,8 +171,6 @@ const SCHEMA: Schema = {
   },
 };
 
-const QUANTITY = /^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/;
-
 function describe(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'a list';
@@ -220,11 +219,49 @@ function merge(schema: Schema, base: unknown, input: unknown, path: string): unk
         throw new ConfigError(`${path}: expected a non-empty list of names, got ${describe(input)}`);
       return [...input];
     case 'quantity':
-      if (typeof input === 'number' && input >= 0) return String(input);
-      if (typeof input !== 'string' || !QUANTITY.test(input))
-        throw new ConfigError(`${path}: expected a Kubernetes quantity such as 100m or 64Mi, got ${describe(input)}`);
-      return input;
+      return quantityText(input, path);
   }
+}
+
+const QUANTITY_EXPECTED = 'expected a Kubernetes quantity such as 100m, 0.5, 64Mi or 1e3';
+
+/**
+ * A resource quantity from the config, checked: the text as given (a YAML number as its shortest decimal text).
+ * Refused: anything outside Kubernetes' quantity grammar, negative values (the API server rejects negative
+ * requests and limits), values above 2^63-1 (the largest quantity Kubernetes stores), and YAML numbers with more
+ * significant digits than a float keeps exactly.
+ */
+function quantityText(input: unknown, path: string): string {
+  let text: string;
+  if (typeof input === 'number') {
+    if (!Number.isFinite(input)) {
+      const yaml = Number.isNaN(input) ? '.nan' : input > 0 ? '.inf' : '-.inf';
+      throw new ConfigError(`${path}: ${QUANTITY_EXPECTED}, got ${yaml} (YAML's ${Number.isNaN(input) ? 'not-a-number' : 'infinity'}), which is not a quantity`);
+    }
+    text = String(input);
+    const digits = /^-?([0-9.]+)/.exec(text)![1]!.replace('.', '').replace(/^0+/, '').replace(/0+$/, '');
+    if (digits.length > 15)
+      throw new ConfigError(
+        `${path}: YAML reads ${text} as a floating-point number, which may have rounded what you wrote; quote it ("...") so it is read as the exact quantity`,
+      );
+  } else if (typeof input === 'string') text = input;
+  else throw new ConfigError(`${path}: ${QUANTITY_EXPECTED}, got ${describe(input)}`);
+  let q;
+  try {
+    q = parseQuantity(text);
+  } catch (err) {
+    if (!(err instanceof QuantityError)) throw err;
+    throw new ConfigError(`${path}: ${QUANTITY_EXPECTED}, got ${describe(input)} (${err.message})`);
+  }
+  if (q.negative)
+    throw new ConfigError(
+      `${path}: ${text} is negative; the API server rejects negative resource requests and limits, so every injected pod would fail. Use 0 or more, such as 100m`,
+    );
+  if (exceedsMaxQuantity(q))
+    throw new ConfigError(
+      `${path}: ${text} is more than 2^63-1 (about 9.2e18), the largest quantity Kubernetes stores; use a realistic value such as ${path.endsWith('.memory') ? '256Mi' : '500m'}`,
+    );
+  return text;
 }
 
 /** Validates a parsed config object (or undefined/null for "all defaults") against the schema. */
@@ -246,17 +283,6 @@ export function configFromObject(input: unknown): Config {
       `tokenReview.issuer: expected auto, external, internal or an issuer URL (https://...), got ${describe(issuer)}`,
     );
   return cfg;
-}
-
-const QUANTITY_UNITS: Record<string, number> = {
-  m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18,
-  Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60,
-};
-
-/** The value of a quantity the schema accepted (QUANTITY), in base units. */
-function quantityValue(q: string): number {
-  const m = /^([0-9.]+)([a-zA-Z]*)$/.exec(q)!;
-  return Number(m[1]) * (m[2] ? QUANTITY_UNITS[m[2]]! : 1);
 }
 
 /**
@@ -286,7 +312,7 @@ function checkInjectedPods(cfg: Config): void {
     for (const r of ['cpu', 'memory'] as const) {
       const request = res.requests?.[r];
       const limit = res.limits?.[r];
-      if (request !== undefined && limit !== undefined && quantityValue(request) > quantityValue(limit))
+      if (request !== undefined && limit !== undefined && compareQuantities(parseQuantity(request), parseQuantity(limit)) > 0)
         throw new ConfigError(
           `${path}: requests.${r} (${request}) is more than limits.${r} (${limit}); the API server would reject every injected pod. Set both, with the request at most the limit`,
         );
