@@ -1,9 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { AdmissionRequest, KubeObject } from '../webhook/admission.ts';
 import { ConfigError, defaultConfig, loadConfig, parseConfig } from '../webhook/config.ts';
-import { ROOT } from './helpers.ts';
+import { mutate } from '../webhook/mutate.ts';
+import { ROOT, apiServerDefaults, decodePatch, kubectlPatch } from './helpers.ts';
 
 test('examples/config.yaml documents exactly the defaults the code uses', () => {
   assert.deepEqual(loadConfig(join(ROOT, 'examples', 'config.yaml')), defaultConfig());
@@ -70,14 +74,34 @@ for (const [text, pattern] of invalid) {
 test('settings close to the limits are accepted: a socket dir beside ours, requests equal to limits', () => {
   const c = parseConfig('spire:\n  socketDir: /opt/spire/\nauthBridge:\n  resources:\n    requests:\n      memory: 0.25Gi\n    limits:\n      memory: 256Mi\n');
   assert.equal(c.spire.socketDir, '/opt/spire/');
-  assert.equal(c.authBridge.resources.requests.memory, '0.25Gi');
+  assert.equal(c.authBridge.resources.requests.memory, '256Mi');
 });
 
-test('resource quantities: every form of Kubernetes quantity grammar is accepted', () => {
-  for (const written of ['"1e3"', '.5', '1.5e+3', '+1', '"0.05"', '0.0000001', '1e-10', '0', '1.', '5k']) {
+test('resource quantities: every form of Kubernetes quantity grammar is accepted, and stored in canonical form', () => {
+  const cases: [string, string][] = [
+    ['"1e3"', '1e3'],
+    ['1e3', '1k'], // unquoted, a YAML number: 1000, as kubectl reads it too
+    ['.5', '500m'],
+    ['1.5e+3', '1500'],
+    ['+1', '1'],
+    ['"0.05"', '50m'],
+    ['0.05', '50m'], // a YAML number
+    ['0.0000001', '100e-9'], // a YAML number, read as 1e-7 (an exponent), as kubectl reads it too
+    ['2', '2'],
+    ['2000m', '2'],
+    ['"0.0000000001"', '1n'], // below nano: rounded up, as the API server does
+    ['1e-10', '1e-9'],
+    ['0', '0'],
+  ];
+  for (const [written, stored] of cases) {
     const c = parseConfig(`authBridge:\n  resources:\n    requests:\n      cpu: ${written}\n    limits:\n      cpu: 1e4\n`);
-    assert.ok(c.authBridge.resources.requests.cpu, written);
+    assert.equal(c.authBridge.resources.requests.cpu, stored, written);
   }
+  const c = parseConfig(
+    'authBridge:\n  resources:\n    requests: { memory: 1024Mi }\n    limits: { cpu: 1000, memory: 1.5Gi }\nspiffeHelper:\n  resources:\n    requests: { memory: 0.5Gi }\n    limits: { memory: 1Gi }\n',
+  );
+  assert.deepEqual(c.authBridge.resources, { requests: { cpu: '50m', memory: '1Gi' }, limits: { cpu: '1k', memory: '1536Mi' } });
+  assert.deepEqual(c.spiffeHelper.resources, { requests: { cpu: '10m', memory: '512Mi' }, limits: { cpu: '100m', memory: '1Gi' } });
 });
 
 test('requests at most limits is checked on exact values, whatever the suffixes', () => {
@@ -88,6 +112,70 @@ test('requests at most limits is checked on exact values, whatever the suffixes'
     () => parseConfig('authBridge:\n  resources:\n    requests: { memory: 268435457 }\n    limits: { memory: 256Mi }\n'),
     /authBridge\.resources: requests\.memory \(268435457\) is more than limits\.memory \(256Mi\)/,
   );
+});
+
+/**
+ * The pod as the API server hands it back after storing it: every resource quantity decoded and encoded again by
+ * apimachinery (here the real one, in `kubectl set resources --local`, which round-trips the whole typed Pod;
+ * the probe container it needs is taken out again).
+ */
+function apiServerQuantities(pod: KubeObject): KubeObject {
+  const dir = mkdtempSync(join(tmpdir(), 'kagenti-quantities-'));
+  try {
+    const probe = { ...pod, spec: { ...pod.spec, containers: [...pod.spec.containers, { name: 'quantity-probe', image: 'probe' }] } };
+    writeFileSync(join(dir, 'pod.json'), JSON.stringify(probe));
+    const out = JSON.parse(
+      execFileSync('kubectl', ['set', 'resources', '--local', '-f', join(dir, 'pod.json'), '-c', 'quantity-probe', '--limits=cpu=1', '-o', 'json'], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+    );
+    const result = structuredClone(pod);
+    for (const list of ['containers', 'initContainers'])
+      (result.spec[list] ?? []).forEach((c: KubeObject, i: number) => {
+        if (c.resources) c.resources = out.spec[list][i].resources;
+      });
+    return result;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function podRequest(pod: KubeObject): AdmissionRequest {
+  return { uid: 'u', kind: { group: '', version: 'v1', kind: 'Pod' }, namespace: 'team-a', operation: 'CREATE', userInfo: { username: 'me' }, object: pod };
+}
+
+test('a config with non-canonical quantities: re-invocation on the pod the API server hands back returns no patch', () => {
+  // Each quantity here is one the API server rewrites ("0.05" -> "50m", "1024Mi" -> "1Gi", ...).
+  const yaml = [
+    'authBridge:',
+    '  resources:',
+    '    requests: { cpu: "0.05", memory: 0.0625Gi }',
+    '    limits: { cpu: 1.5, memory: 1024Mi }',
+    'spiffeHelper:',
+    '  resources:',
+    '    requests: { cpu: 0.01, memory: 16384Ki }',
+    '    limits: { cpu: 2000m, memory: 1e8 }',
+  ].join('\n');
+  const pod: KubeObject = {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'agent', namespace: 'team-a', labels: { 'kagenti.io/type': 'agent' } },
+    spec: { serviceAccountName: 'agent', containers: [{ name: 'app', image: 'app:1', resources: { requests: { cpu: '0.25' } } }] },
+  };
+  for (const native of [false, true]) {
+    const config = parseConfig(`${yaml}\nfeatureGates:\n  nativeSidecars: ${native}\n`);
+    const first = mutate(podRequest(pod), { config });
+    assert.equal(first.response.allowed, true);
+    const patch = decodePatch(first.response);
+    assert.ok(patch.length > 0, 'the pod is injected');
+    const stored = apiServerQuantities(apiServerDefaults(kubectlPatch(pod, patch)));
+    const sidecars = [...stored.spec.containers, ...(stored.spec.initContainers ?? [])].filter((c: KubeObject) => c.name !== 'app');
+    assert.ok(sidecars.some((c: KubeObject) => c.resources?.limits?.memory === '1Gi'), 'the API server wrote 1024Mi as 1Gi');
+    const again = mutate(podRequest(stored), { config });
+    assert.equal(again.response.allowed, true);
+    assert.deepEqual(decodePatch(again.response), [], `nativeSidecars ${native}: a re-invocation must return no patch`);
+  }
 });
 
 test('prototype-pollution keys in config are unknown keys, not merged', () => {

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { isObject } from './json.ts';
-import { QuantityError, compareQuantities, exceedsMaxQuantity, parseQuantity } from './quantity.ts';
+import { QuantityError, canonicalQuantity, compareQuantities, exceedsMaxQuantity, parseQuantity } from './quantity.ts';
 
 export const AUTHBRIDGE_MODES = ['proxy-sidecar', 'lite', 'envoy-sidecar', 'waypoint'] as const;
 export type AuthBridgeMode = (typeof AUTHBRIDGE_MODES)[number];
@@ -277,6 +277,11 @@ export function configFromObject(input: unknown): Config {
           `authBridge.ports: ${ports[i][0]} and ${ports[j][0]} both use port ${ports[i][1]}; each needs its own port`,
         );
   checkInjectedPods(cfg);
+  // The API server writes every quantity back in canonical form ("1024Mi" -> "1Gi"); the injected containers use
+  // that form too, so the pod a re-invocation sees is the one injection renders (and it returns no patch).
+  for (const res of [cfg.authBridge.resources, cfg.spiffeHelper.resources])
+    for (const list of [res.requests, res.limits])
+      for (const r of ['cpu', 'memory'] as const) if (list[r] !== undefined) list[r] = canonicalQuantity(list[r]);
   const issuer = cfg.tokenReview.issuer;
   if (!['auto', 'external', 'internal'].includes(issuer) && !/^https?:\/\/[^\s]+$/.test(issuer))
     throw new ConfigError(
