@@ -20,6 +20,8 @@ export const HELM_CHECK_MS = 3_000;
 export const HELM_QUEUE = 4;
 /** Heap of the worker: a record that needs more ends the worker, not the process. */
 const WORKER_HEAP_MB = 192;
+/** A worker with nothing to do is stopped after this long (Helm records come in bursts: an install, an upgrade). */
+const WORKER_IDLE_MS = 30_000;
 
 interface Job {
   id: number;
@@ -48,6 +50,7 @@ export class HelmChecker {
   private readonly waiting: Job[] = [];
   private running: Job | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
   private nextId = 1;
   private closed = false;
   private readonly budgetMs: number;
@@ -73,6 +76,7 @@ export class HelmChecker {
 
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.idleTimer);
     for (const j of this.waiting.splice(0)) j.done(notChecked(j.obj, 'the webhook is shutting down'));
     this.finish(undefined, 'the webhook is shutting down');
     await this.stopWorker();
@@ -80,8 +84,16 @@ export class HelmChecker {
 
   private pump(): void {
     if (this.running) return;
+    clearTimeout(this.idleTimer);
     const job = this.waiting.shift();
-    if (!job) return;
+    if (!job) {
+      // nothing to do: give the worker's memory back after a while
+      if (this.worker) {
+        this.idleTimer = setTimeout(() => void this.stopWorker(), WORKER_IDLE_MS);
+        this.idleTimer.unref();
+      }
+      return;
+    }
     const left = job.deadline - performance.now();
     if (left <= 0) {
       job.done(notChecked(job.obj, `it waited ${this.budgetMs / 1000} s for other records`));

@@ -289,9 +289,16 @@ export function createAdmissionListener(deps: AdmissionDeps): http.RequestListen
       const answer = answerAdmission(webhook, body, deps, req.socket.remoteAddress);
       if (!(answer instanceof Promise)) writeJson(res, answer.status, answer.text, deps.draining?.() ?? false);
       else
-        void answer.then(({ status, text }) => {
-          if (!res.destroyed && !res.writableEnded) writeJson(res, status, text, deps.draining?.() ?? false);
-        });
+        answer.then(
+          ({ status, text }) => {
+            if (!res.destroyed && !res.writableEnded) writeJson(res, status, text, deps.draining?.() ?? false);
+          },
+          // never expected (validateLater never rejects), but a rejection must not end the process
+          (err) => {
+            log.error({ webhook, err: { message: (err as Error)?.message } }, 'admission handler failed');
+            if (!res.destroyed && !res.headersSent) writeJson(res, 500, JSON.stringify(errorBody('internal error')), true);
+          },
+        );
     });
     req.on('error', () => {}); // client went away mid-body: nothing to answer
   };
