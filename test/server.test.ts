@@ -127,6 +127,22 @@ describe('admission server', () => {
     });
   }
 
+  test('a Secret or ConfigMap too deeply nested to compare is denied cleanly on /validate, and the server keeps serving', async () => {
+    // an UPDATE of an object being deleted compares the old and new object (only bookkeeping changed?): 5,000 levels
+    // overflow that comparison, which must end in a denial, never in an exception out of the request handler
+    const deep = `${'{"a":'.repeat(5000)}1${'}'.repeat(5000)}`;
+    for (const kind of ['Secret', 'ConfigMap']) {
+      const md = `{"name":"sh.helm.release.v1.x.v1","namespace":"team-a","deletionTimestamp":"2026-01-01T00:00:00Z","labels":{"owner":"helm"}}`;
+      const obj = `{"kind":"${kind}","metadata":${md},"data":${deep}}`;
+      const body = `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"deep-${kind}","kind":{"group":"","version":"v1","kind":"${kind}"},"operation":"UPDATE","object":${obj},"oldObject":${obj}}}`;
+      const res = await s.post('/validate', body);
+      assert.equal(res.status, 200, res.text.slice(0, 200));
+      assert.equal(res.body.response.allowed, false);
+      assert.match(res.body.response.status.message, /^\[internal-error\] /);
+    }
+    assert.equal((await s.review('/mutate', podCreateRequest(agentPod()))).allowed, true);
+  });
+
   test('requests the HTTP parser refuses get a JSON error too, and the connection closes', async () => {
     const raw = (request: string) =>
       new Promise<string>((resolve, reject) => {

@@ -320,14 +320,26 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
   return {
     validateLater(req) {
       const kind = req.kind?.kind;
-      if ((kind !== 'Secret' && kind !== 'ConfigMap') || notChecked(req)) return undefined;
-      const { obj, helmRecord } = routed(req);
-      if (!helmRecord) return undefined;
-      return helm.check(obj, issuer.current()).then(
-        (r) => helmDecision(req, r),
-        // HelmChecker never rejects; if it did, the record goes through as an undecodable one does
-        (err) => decisionFor(allow(req.uid, [`Helm release record was not checked: ${(err as Error)?.message ?? 'internal error'}`.slice(0, 120)]), [], {}),
-      );
+      if (kind !== 'Secret' && kind !== 'ConfigMap') return undefined;
+      let obj: KubeObject;
+      try {
+        if (notChecked(req)) return undefined;
+        const r = routed(req);
+        if (!r.helmRecord) return undefined;
+        obj = r.obj;
+      } catch {
+        return undefined; // validate() answers it, and fails closed on what threw here
+      }
+      // HelmChecker never rejects; whatever else fails, the record goes through as an undecodable one does
+      const unchecked = (err: unknown) =>
+        decisionFor(allow(req.uid, [`Helm release record was not checked: ${(err as Error)?.message ?? 'internal error'}`.slice(0, 120)]), [], {});
+      return helm.check(obj, issuer.current()).then((r) => {
+        try {
+          return helmDecision(req, r);
+        } catch (err) {
+          return unchecked(err);
+        }
+      }, unchecked);
     },
     validate(req) {
       try {
