@@ -63,7 +63,8 @@ test('serve with a KUBECONFIG that cannot be used stops at start-up instead of r
   const noContext = join(dir, 'noctx.yaml');
   writeFileSync(noContext, 'apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\ncurrent-context: gone\nusers: []\n');
   for (const [kubeconfig, pattern] of [
-    [join(dir, 'missing.yaml'), /cannot be read \(ENOENT/],
+    [join(dir, 'missing.yaml'), /the file does not exist/],
+    [`${join(dir, 'missing.yaml')}:${join(dir, 'also-missing.yaml')}`, /none of its files exists/],
     [noContext, /its current-context "gone" names no context with a cluster/],
   ] as const) {
     const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'kagenti-webhook.js'), 'serve', '--dev-certs', dir, '--probe-port', '0', '--port', '0', '--warmup', '0'], {

@@ -353,3 +353,28 @@ test('background audit: agents already sharing a ServiceAccount and misconfigure
     await close();
   }
 });
+
+test('KUBECONFIG as a list: missing files are skipped as kubectl skips them; none usable stops start-up', async () => {
+  const { loadKubeConfig } = await import('../webhook/cluster.ts');
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { delimiter, join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'kw-kubeconfig-'));
+  const good = join(dir, 'good.yaml');
+  writeFileSync(
+    good,
+    'apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: "https://127.0.0.1:1"}\nusers:\n- name: u\n  user: {token: t}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n',
+  );
+  const before = process.env.KUBECONFIG;
+  try {
+    for (const list of [[join(dir, 'missing.yaml'), good], [good, join(dir, 'missing.yaml')]]) {
+      process.env.KUBECONFIG = list.join(delimiter);
+      assert.equal(loadKubeConfig('auto')?.getCurrentCluster()?.server, 'https://127.0.0.1:1');
+    }
+    process.env.KUBECONFIG = [join(dir, 'a.yaml'), join(dir, 'b.yaml')].join(delimiter);
+    assert.throws(() => loadKubeConfig('auto'), /none of its files exists/);
+  } finally {
+    if (before === undefined) delete process.env.KUBECONFIG;
+    else process.env.KUBECONFIG = before;
+  }
+});

@@ -115,3 +115,17 @@ test('a checked record gets the same result from the worker as from the check it
     await checker.close();
   }
 });
+
+test('a record that waited for others is told so when its budget runs out, not that its check was slow', async () => {
+  const checker = new HelmChecker({ config: defaultConfig(), log: silentLogger(), budgetMs: 500 });
+  try {
+    const issuer = { classification: 'external' as const };
+    const [a, b] = [record(bigRelease(14)), record(bigRelease(14), 'second')];
+    const [first, second] = await Promise.all([checker.check(a, issuer), checker.check(b, issuer)]);
+    assert.match(first.warnings[0]!, /was not checked: its check took longer than 0\.5 s\./);
+    // the second waited the first's whole budget: nothing was left, so it never ran
+    assert.match(second.warnings[0]!, /was not checked: it waited 0\.5 s for other records\./);
+  } finally {
+    await checker.close();
+  }
+});

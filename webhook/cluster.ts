@@ -4,6 +4,8 @@
 // and keep serving from the cache meanwhile.
 import http from 'node:http';
 import https from 'node:https';
+import { existsSync } from 'node:fs';
+import { delimiter } from 'node:path';
 import { UsageError } from './usage.ts';
 import { KubeConfig, ListWatch, Watch } from '@kubernetes/client-node';
 import type { KubernetesObject } from '@kubernetes/client-node';
@@ -97,8 +99,20 @@ export function loadKubeConfig(mode: 'auto' | 'none', log?: Logger): KubeConfig 
   const broken = (why: string) =>
     new UsageError(`KUBECONFIG=${explicit}: ${why}. Fix it, unset KUBECONFIG (in a cluster the pod's service account is used), or pass --cluster none`);
   try {
-    kc.loadFromDefault();
+    if (explicit) {
+      // As kubectl reads a list: files that do not exist are skipped; the rest are merged in order.
+      const files = explicit.split(delimiter).filter(Boolean);
+      const present = files.filter((f) => existsSync(f));
+      if (!present.length) throw broken(files.length > 1 ? 'none of its files exists' : 'the file does not exist');
+      kc.loadFromFile(present[0]!);
+      for (const f of present.slice(1)) {
+        const more = new KubeConfig();
+        more.loadFromFile(f);
+        kc.mergeConfig(more);
+      }
+    } else kc.loadFromDefault();
   } catch (err) {
+    if (err instanceof UsageError) throw err;
     const why = (err as Error).message.split('\n')[0]!;
     if (explicit) throw broken(`cannot be read (${why})`);
     log?.error({ err: why }, 'cannot load kubeconfig; running without cluster state');

@@ -16,12 +16,20 @@ import type { IssuerInfo } from './rules.ts';
 
 /** Budget for one record, from the moment it arrives: under the Helm webhook's timeoutSeconds (5). */
 export const HELM_CHECK_MS = 3_000;
+/** A record with less of its budget left than this when its turn comes is not started. */
+const MIN_CHECK_MS = 100;
 /** Records waiting for the worker at most; more are allowed unchecked at once. */
 export const HELM_QUEUE = 4;
-/** Heap of the worker: a record that needs more ends the worker, not the process. */
-const WORKER_HEAP_MB = 192;
-/** A worker with nothing to do is stopped after this long (Helm records come in bursts: an install, an upgrade). */
-const WORKER_IDLE_MS = 30_000;
+/**
+ * Heap of the worker: a record that needs more ends the worker, not the process. The check itself needs little (a
+ * release of 15 MiB of ordinary manifests passes in 64 MB); a record built to need more (one document of millions
+ * of tiny objects) ends the worker at about 120 MB of the process's memory, which with the server's own (about
+ * 120 MB) and the request bodies it may hold (64 MiB) stays well inside the Deployment's 512Mi.
+ */
+const WORKER_HEAP_MB = 64;
+const WORKER_YOUNG_MB = 8;
+/** A worker with nothing to do is stopped after this long and its memory given back (records come in bursts). */
+const WORKER_IDLE_MS = 10_000;
 
 interface Job {
   id: number;
@@ -37,6 +45,9 @@ export interface HelmCheckerOptions {
   /** Budget per record (tests set less). */
   budgetMs?: number;
   queue?: number;
+  /** The worker's old and young generation limits, MB (defaults WORKER_HEAP_MB, WORKER_YOUNG_MB). */
+  heapMb?: number;
+  youngMb?: number;
 }
 
 /** The part of a record the check reads (the worker gets a copy of it, not the whole request). */
@@ -95,15 +106,23 @@ export class HelmChecker {
       return;
     }
     const left = job.deadline - performance.now();
-    if (left <= 0) {
-      job.done(notChecked(job.obj, `it waited ${this.budgetMs / 1000} s for other records`));
+    // too little left to check anything (a check takes a worker's start and the decoding at least)
+    if (left < MIN_CHECK_MS) {
+      job.done(notChecked(job.obj, `it waited ${((this.budgetMs - left) / 1000).toFixed(1)} s for other records`));
       this.pump();
       return;
     }
     this.running = job;
     this.timer = setTimeout(() => {
       this.opts.log.warn({ budgetMs: this.budgetMs }, 'Helm release record not checked within its budget: the check was stopped and the record allowed');
-      this.finish(undefined, `its check took longer than ${this.budgetMs / 1000} s`);
+      // say what used the budget: the check itself, or the wait for the records before it
+      const waited = (this.budgetMs - left) / 1000;
+      this.finish(
+        undefined,
+        waited < 0.1
+          ? `its check took longer than ${this.budgetMs / 1000} s`
+          : `it waited ${waited.toFixed(1)} s for other records and its check did not finish in the ${(left / 1000).toFixed(1)} s left of ${this.budgetMs / 1000} s`,
+      );
       void this.stopWorker();
       this.pump();
     }, left);
@@ -124,7 +143,10 @@ export class HelmChecker {
     if (this.worker) return this.worker;
     // the worker module sits beside this one: .ts when run from source (tests), .js when built
     const file = new URL(import.meta.url.endsWith('.ts') ? './helm-worker.ts' : './helm-worker.js', import.meta.url);
-    const w = new Worker(file, { workerData: { config: this.opts.config }, resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB } });
+    const w = new Worker(file, {
+      workerData: { config: this.opts.config },
+      resourceLimits: { maxOldGenerationSizeMb: this.opts.heapMb ?? WORKER_HEAP_MB, maxYoungGenerationSizeMb: this.opts.youngMb ?? WORKER_YOUNG_MB },
+    });
     w.unref();
     // Events of a worker already stopped or replaced (a record that ran out of time) are ignored.
     w.on('message', (m: { id: number; result: HelmReleaseResult }) => {
