@@ -1,4 +1,4 @@
-// Helm release records are checked in a worker thread within a time budget (webhook/helm-check.ts): a record
+// Helm release records are checked in a child process within a time budget (webhook/helm-check.ts): a record
 // built to take seconds must not hold up other admissions, and is allowed with a warning when out of time.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -54,8 +54,9 @@ function secretReview(obj: ReturnType<typeof record>) {
 
 test('a record that takes seconds to check does not hold up a pod admission, and is allowed with a warning when out of time', async () => {
   const config = parseConfig(EKS);
-  // 14 MiB of manifest take about 0.8 s to lint here, far over a 0.3 s budget
-  const validation = await startValidation({ config, log: silentLogger(), cluster: 'none', helmCheckMs: 300 });
+  // 14 MiB of manifest take about 0.8 s to lint here, plus the child's start: well over a 0.6 s budget, and the
+  // pod, sent 50 ms in, has over half a second to be answered first
+  const validation = await startValidation({ config, log: silentLogger(), cluster: 'none', helmCheckMs: 600 });
   const s = await startTestServer(config, validation);
   try {
     const order: string[] = [];
@@ -64,7 +65,7 @@ test('a record that takes seconds to check does not hold up a pod admission, and
       return r;
     });
     // the pod goes in while the record is being checked
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 50));
     const pod = await s.review('/validate', podCreateRequest({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'team-a' }, spec: { containers: [{ name: 'a', image: 'x' }] } }));
     order.push('pod');
     assert.equal(pod.allowed, true);
@@ -72,9 +73,9 @@ test('a record that takes seconds to check does not hold up a pod admission, and
     assert.deepEqual(order, ['pod', 'helm'], 'the pod was answered while the record was still being checked');
     assert.equal(r.allowed, true);
     assert.ok(r.warnings.every((w: string) => w.length <= 120), JSON.stringify(r.warnings));
-    assert.match(r.warnings.join(' '), /^Helm release record team-a\/sh\.helm\.release\.v1\.big\.v1 was not checked: its check took longer than 0\.3 s\./);
+    assert.match(r.warnings.join(' '), /^Helm release record team-a\/sh\.helm\.release\.v1\.big\.v1 was not checked: its check took longer than 0\.6 s\./);
 
-    // the stopped worker is replaced: the next record is checked, and this one is denied
+    // the stopped child is replaced: the next record is checked, and this one is denied
     const bad = await s.review('/validate', secretReview(record(encodeReleaseForSecret({ name: 'kagent', namespace: 'kagent', manifest: BAD }), 'kagent')));
     assert.equal(bad.allowed, false);
     assert.match(bad.status.message, /^\[token-review-value\] ConfigMap kagent\/kagent-enterprise-config \(Helm release kagent\/kagent\)/);
@@ -102,7 +103,26 @@ test('records beyond the queue are allowed at once with a warning; closing ends 
   }
 });
 
-test('a checked record gets the same result from the worker as from the check itself', async () => {
+test('a record built to need memory ends the child, not the server: allowed with a warning, and the next is checked', async () => {
+  // one document of a million tiny objects: a few KiB of gzip
+  const manifest = `---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\nx: [${'{a: 1}, '.repeat(1_000_000)}1]\n`;
+  const release = Buffer.from(gzipSync(Buffer.from(JSON.stringify({ name: 'm', namespace: 'team-a', manifest }))).toString('base64')).toString('base64');
+  const checker = new HelmChecker({ config: parseConfig(EKS), log: silentLogger(), budgetMs: 20_000, heapMb: 16 });
+  try {
+    const rss = process.memoryUsage().rss;
+    const r = await checker.check(record(release, 'm'), { classification: 'external' });
+    assert.equal(r.checked, false);
+    assert.match(r.warnings[0]!, /was not checked: its check needed more memory than the webhook allows\./);
+    assert.ok(process.memoryUsage().rss - rss < 64 * 1024 * 1024, 'the memory was the child\'s');
+    const next = await checker.check(record(encodeReleaseForSecret({ name: 'kagent', namespace: 'kagent', manifest: BAD }), 'kagent'), { classification: 'external' });
+    assert.equal(next.checked, true);
+    assert.equal(next.violations.length, 1);
+  } finally {
+    await checker.close();
+  }
+});
+
+test('a checked record gets the same result from the child as from the check itself', async () => {
   const checker = new HelmChecker({ config: parseConfig(EKS), log: silentLogger() });
   try {
     const r = await checker.check(record(encodeReleaseForSecret({ name: 'kagent', namespace: 'kagent', manifest: BAD }), 'kagent'), { classification: 'external' });

@@ -1,13 +1,18 @@
-// Helm release records are checked in a worker thread, with a time budget.
+// Helm release records are checked in a child process, with a time budget.
 //
 // A record's manifest can be megabytes of YAML (16 MiB at most, see MAX_RELEASE_JSON), and linting it takes
 // seconds. Anyone who may create a Secret in a namespace the webhook covers can send one. Checked on the
 // event loop, such a record held up every other admission (agent pods included, failurePolicy Fail) for as long
-// as the check ran. Here the event loop only hands the record over and waits: one worker thread checks one record
+// as the check ran. Here the event loop only hands the record over and waits: one child process checks one record
 // at a time. A record not checked within its budget, one that finds the queue full, or one whose check ended the
-// worker (out of memory) is allowed with a warning, as an undecodable record is: the Helm webhook is an early
+// child (out of memory) is allowed with a warning, as an undecodable record is: the Helm webhook is an early
 // warning, and the objects themselves are still checked when Helm applies them.
-import { Worker } from 'node:worker_threads';
+//
+// A process, not a worker thread: a worker's heap limit (resourceLimits) gives way to --max-old-space-size, which
+// the Deployment sets for the server (384 MB), so a record built to need memory grew the process past the
+// container's 512Mi. The child gets its own small heap, and its memory goes back to the system when it ends.
+import { fork } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import type { Logger } from 'pino';
 import type { Config } from './config.ts';
 import type { HelmReleaseResult } from './helm-release.ts';
@@ -18,18 +23,19 @@ import type { IssuerInfo } from './rules.ts';
 export const HELM_CHECK_MS = 3_000;
 /** A record with less of its budget left than this when its turn comes is not started. */
 const MIN_CHECK_MS = 100;
-/** Records waiting for the worker at most; more are allowed unchecked at once. */
+/** Records waiting for the child at most; more are allowed unchecked at once. */
 export const HELM_QUEUE = 4;
 /**
- * Heap of the worker: a record that needs more ends the worker, not the process. The check itself needs little (a
- * release of 15 MiB of ordinary manifests passes in 64 MB); a record built to need more (one document of millions
- * of tiny objects) ends the worker at about 120 MB of the process's memory, which with the server's own (about
- * 120 MB) and the request bodies it may hold (64 MiB) stays well inside the Deployment's 512Mi.
+ * The child's heap (V8's old generation) and young generation semi-space, MB: a record that needs more ends the
+ * child, not the server. The check itself needs little (a release of 15 MiB of ordinary manifests passes in 64 MB);
+ * a record built to need more (one document of millions of tiny objects) ends the child at about 150 MB of
+ * memory, which with the server's own (about 120 MB) and the request bodies it may hold (64 MiB) stays well inside
+ * the Deployment's 512Mi.
  */
-const WORKER_HEAP_MB = 64;
-const WORKER_YOUNG_MB = 8;
-/** A worker with nothing to do is stopped after this long and its memory given back (records come in bursts). */
-const WORKER_IDLE_MS = 10_000;
+const CHILD_HEAP_MB = 64;
+const CHILD_SEMI_SPACE_MB = 2;
+/** A child with nothing to do is stopped after this long, and its memory given back (records come in bursts). */
+const CHILD_IDLE_MS = 10_000;
 
 interface Job {
   id: number;
@@ -45,19 +51,18 @@ export interface HelmCheckerOptions {
   /** Budget per record (tests set less). */
   budgetMs?: number;
   queue?: number;
-  /** The worker's old and young generation limits, MB (defaults WORKER_HEAP_MB, WORKER_YOUNG_MB). */
+  /** The child's old generation limit, MB (default CHILD_HEAP_MB). */
   heapMb?: number;
-  youngMb?: number;
 }
 
-/** The part of a record the check reads (the worker gets a copy of it, not the whole request). */
+/** The part of a record the check reads (the child gets a copy of it, not the whole request). */
 function recordOf(obj: Record<string, any>): Record<string, unknown> {
   const md = isObject(obj.metadata) ? obj.metadata : {};
   return { kind: obj.kind, type: obj.type, metadata: { name: md.name, namespace: md.namespace, labels: md.labels }, data: obj.data };
 }
 
 export class HelmChecker {
-  private worker: Worker | undefined;
+  private child: ChildProcess | undefined;
   private readonly waiting: Job[] = [];
   private running: Job | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -90,7 +95,7 @@ export class HelmChecker {
     clearTimeout(this.idleTimer);
     for (const j of this.waiting.splice(0)) j.done(notChecked(j.obj, 'the webhook is shutting down'));
     this.finish(undefined, 'the webhook is shutting down');
-    await this.stopWorker();
+    this.stopChild();
   }
 
   private pump(): void {
@@ -98,15 +103,15 @@ export class HelmChecker {
     clearTimeout(this.idleTimer);
     const job = this.waiting.shift();
     if (!job) {
-      // nothing to do: give the worker's memory back after a while
-      if (this.worker) {
-        this.idleTimer = setTimeout(() => void this.stopWorker(), WORKER_IDLE_MS);
+      // nothing to do: give the child's memory back after a while
+      if (this.child) {
+        this.idleTimer = setTimeout(() => this.stopChild(), CHILD_IDLE_MS);
         this.idleTimer.unref();
       }
       return;
     }
     const left = job.deadline - performance.now();
-    // too little left to check anything (a check takes a worker's start and the decoding at least)
+    // too little left to check anything (a check takes a child's start and the decoding at least)
     if (left < MIN_CHECK_MS) {
       job.done(notChecked(job.obj, `it waited ${((this.budgetMs - left) / 1000).toFixed(1)} s for other records`));
       this.pump();
@@ -123,14 +128,14 @@ export class HelmChecker {
           ? `its check took longer than ${this.budgetMs / 1000} s`
           : `it waited ${waited.toFixed(1)} s for other records and its check did not finish in the ${(left / 1000).toFixed(1)} s left of ${this.budgetMs / 1000} s`,
       );
-      void this.stopWorker();
+      this.stopChild();
       this.pump();
     }, left);
     this.timer.unref();
-    this.ensureWorker().postMessage({ id: job.id, obj: job.obj, issuer: job.issuer });
+    this.ensureChild().send({ id: job.id, obj: job.obj, issuer: job.issuer });
   }
 
-  /** Ends the running job: with the worker's result, or unchecked with `why`. */
+  /** Ends the running job: with the child's result, or unchecked with `why`. */
   private finish(result: HelmReleaseResult | undefined, why: string): void {
     const job = this.running;
     if (!job) return;
@@ -139,41 +144,46 @@ export class HelmChecker {
     job.done(result ?? notChecked(job.obj, why));
   }
 
-  private ensureWorker(): Worker {
-    if (this.worker) return this.worker;
-    // the worker module sits beside this one: .ts when run from source (tests), .js when built
+  private ensureChild(): ChildProcess {
+    if (this.child) return this.child;
+    // the child's module sits beside this one: .ts when run from source (tests), .js when built
     const file = new URL(import.meta.url.endsWith('.ts') ? './helm-worker.ts' : './helm-worker.js', import.meta.url);
-    const w = new Worker(file, {
-      workerData: { config: this.opts.config },
-      resourceLimits: { maxOldGenerationSizeMb: this.opts.heapMb ?? WORKER_HEAP_MB, maxYoungGenerationSizeMb: this.opts.youngMb ?? WORKER_YOUNG_MB },
+    const child = fork(file, [], {
+      // its own heap limits (these come after NODE_OPTIONS, so they win over the server's), nothing inherited
+      execArgv: [`--max-old-space-size=${this.opts.heapMb ?? CHILD_HEAP_MB}`, `--max-semi-space-size=${CHILD_SEMI_SPACE_MB}`],
+      serialization: 'advanced',
+      // V8's out-of-memory report is many lines on stderr: the log line below says it in one
+      stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
     });
-    w.unref();
-    // Events of a worker already stopped or replaced (a record that ran out of time) are ignored.
-    w.on('message', (m: { id: number; result: HelmReleaseResult }) => {
-      if (this.worker !== w || this.running?.id !== m.id) return;
+    child.unref();
+    child.channel?.unref();
+    child.send({ config: this.opts.config });
+    // Events of a child already stopped or replaced (a record that ran out of time) are ignored.
+    child.on('message', (m: { id: number; result: HelmReleaseResult }) => {
+      if (this.child !== child || this.running?.id !== m.id) return;
       this.finish(m.result, '');
       this.pump();
     });
-    const ended = (why: string) => {
-      if (this.worker !== w) return;
-      this.worker = undefined;
+    const ended = (why: string, detail: Record<string, unknown>) => {
+      if (this.child !== child) return;
+      this.child = undefined;
+      if (this.running) this.opts.log.warn(detail, `Helm release check ended its process: the record was allowed unchecked (${why})`);
       this.finish(undefined, why);
       this.pump();
     };
-    w.on('error', (err) => {
-      // out of memory or a crash: that record goes through unchecked, the next one gets a new worker
-      this.opts.log.warn({ err: { message: err.message } }, 'Helm release check ended its worker thread: the record was allowed unchecked');
-      ended(/memory/i.test(err.message) ? 'its check needed more memory than the webhook allows' : 'its check failed');
-    });
-    w.on('exit', () => ended('its check failed'));
-    this.worker = w;
-    return w;
+    child.on('error', (err) => ended('its check failed', { err: { message: err.message } }));
+    // V8 aborts a process out of heap: SIGABRT, or exit code 134 where a shell reports it
+    child.on('exit', (code, signal) =>
+      ended(signal === 'SIGABRT' || code === 134 ? 'its check needed more memory than the webhook allows' : 'its check failed', { code, signal }),
+    );
+    this.child = child;
+    return child;
   }
 
-  private async stopWorker(): Promise<void> {
-    const w = this.worker;
-    this.worker = undefined;
-    if (w) await w.terminate();
+  private stopChild(): void {
+    const c = this.child;
+    this.child = undefined;
+    if (c && c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   }
 }
 

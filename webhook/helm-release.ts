@@ -24,7 +24,7 @@
 //     never blocked on our own parsing).
 //   Deny when any violation has severity `error` (message: the first error's message, plus `(and N more)`).
 // - Pure and synchronous; decompression is capped (MAX_RELEASE_JSON) against gzip bombs. The webhook runs it in a
-//   worker thread with a time budget (helm-check.ts), never on the event loop.
+//   child process with a time budget (helm-check.ts), never on the event loop.
 // Objects without metadata.namespace in the manifest take the release's namespace (the JSON's `namespace`,
 // else the record's own namespace).
 import { gunzipSync, gzipSync } from 'node:zlib';
@@ -39,7 +39,7 @@ export const PENDING_STATUSES = ['pending-install', 'pending-upgrade', 'pending-
 /**
  * Largest release JSON we decompress. Helm's own limit is the 1 MiB Secret, about 750 KiB of gzip: a few MiB of
  * JSON for real charts (templates are stored base64, which compresses little), more only for a record built to be
- * large. The check runs in a worker thread within a time budget (helm-check.ts), and this bounds its memory.
+ * large. The check runs in a child process within a time budget (helm-check.ts), and this bounds its memory.
  */
 export const MAX_RELEASE_JSON = 16 * MiB;
 /** Largest encoded data.release we look at. */

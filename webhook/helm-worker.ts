@@ -1,13 +1,18 @@
-// The worker thread behind HelmChecker (helm-check.ts): checks Helm release records off the event loop. The
-// config comes once, as workerData; each message is one record and the issuer as it stands.
-import { parentPort, workerData } from 'node:worker_threads';
+// The child process behind HelmChecker (helm-check.ts): checks Helm release records off the server's event loop,
+// one at a time. The first message is the config; each later one is a record and the issuer as it stands.
 import type { Config } from './config.ts';
 import { checkHelmRelease } from './helm-release.ts';
 import type { IssuerInfo } from './rules.ts';
 
-const config = (workerData as { config: Config }).config;
+let config: Config | undefined;
 
-parentPort?.on('message', (m: { id: number; obj: unknown; issuer: IssuerInfo }) => {
-  // checkHelmRelease never throws; a crash or an out-of-memory ends the worker, which the checker reports
-  parentPort!.postMessage({ id: m.id, result: checkHelmRelease(m.obj, { config, issuer: m.issuer }) });
+process.on('message', (m: { config?: Config; id?: number; obj?: unknown; issuer?: IssuerInfo }) => {
+  if (m.config) {
+    config = m.config;
+    return;
+  }
+  // checkHelmRelease never throws; out of memory ends this process, which the checker reports
+  process.send!({ id: m.id, result: checkHelmRelease(m.obj, { config: config!, issuer: m.issuer! }) });
 });
+// the server went away (or stopped this child): nothing is left to check
+process.on('disconnect', () => process.exit(0));

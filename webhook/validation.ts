@@ -39,7 +39,7 @@ export interface ValidationService {
   validate(req: AdmissionRequest): Decision;
   /**
    * The same answer for a request whose check is too heavy for the event loop (a Helm release record: its
-   * manifest is linted in a worker thread, within a time budget; see helm-check.ts), or undefined for every
+   * manifest is linted in a child process, within a time budget; see helm-check.ts), or undefined for every
    * other request, which validate() answers. Never rejects.
    */
   validateLater?(req: AdmissionRequest): Promise<Decision> | undefined;
