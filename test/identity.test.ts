@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { defaultConfig } from '../webhook/config.ts';
 import type { OwnerLookup, OwnerRef } from '../webhook/identity.ts';
-import { agentIdentity, controllerOf, effectiveServiceAccount, identityKey, stripTemplateHash, topLevelWorkload } from '../webhook/identity.ts';
+import { agentIdentity, controllerOf, cronJobJobName, effectiveServiceAccount, identityKey, stripTemplateHash, topLevelWorkload } from '../webhook/identity.ts';
 
 const config = defaultConfig();
 
@@ -143,7 +143,8 @@ test('objects orphaned by kubectl delete --cascade=orphan still count as their D
 test('a CronJob Job not in the cache yet: its pod counts as the CronJob when that CronJob is cached, else as the Job', () => {
   // The Job controller creates the pod right after the Job, so the pod can arrive before the Job is cached. The
   // CronJob controller names its Jobs <cronjob>-<scheduled time in minutes since the epoch>.
-  const p = pod({ kind: 'Job', name: 'nightly-29000001' });
+  const MINUTES = cronJobJobName('x').slice(2);
+  const p = pod({ kind: 'Job', name: `nightly-${MINUTES}` });
   // The cache as the lookup sees it: the CronJobs cached per namespace (owned by cronJobOwner, else by nothing),
   // and the Job: undefined while it is not cached, else what its ownerReference says.
   const cronJobs =
@@ -153,23 +154,28 @@ test('a CronJob Job not in the cache yet: its pod counts as the CronJob when tha
   const id = agentIdentity(p, config, undefined, cronJobs({ 'team-a': ['nightly'] }))!;
   assert.deepEqual([id.kind, id.name, id.source?.kind], ['CronJob', 'nightly', 'Pod']);
   // a CronJob name that itself ends in digits, and a CronJob owned by something else, are still the CronJob
-  assert.deepEqual(topLevelWorkload(pod({ kind: 'Job', name: 'backup-2-29000001' }), 'team-a', cronJobs({ 'team-a': ['backup-2'] })), { kind: 'CronJob', name: 'backup-2' });
+  assert.deepEqual(topLevelWorkload(pod({ kind: 'Job', name: `backup-2-${MINUTES}` }), 'team-a', cronJobs({ 'team-a': ['backup-2'] })), { kind: 'CronJob', name: 'backup-2' });
   assert.deepEqual(
     topLevelWorkload(p, 'team-a', cronJobs({ 'team-a': ['nightly'] }, undefined, { kind: 'Schedule', name: 's', controller: true })),
     { kind: 'CronJob', name: 'nightly' },
   );
   // No CronJob of that name in the cache (none at all, another namespace, another name), or no cache: the Job.
-  assert.deepEqual(topLevelWorkload(p, 'team-a', cronJobs({})), { kind: 'Job', name: 'nightly-29000001' });
-  assert.deepEqual(topLevelWorkload(p, 'team-a', cronJobs({ 'team-b': ['nightly'] })), { kind: 'Job', name: 'nightly-29000001' });
-  assert.deepEqual(topLevelWorkload(p, 'team-a', cronJobs({ 'team-a': ['nightly-2'] })), { kind: 'Job', name: 'nightly-29000001' });
-  assert.deepEqual(topLevelWorkload(p, 'team-a'), { kind: 'Job', name: 'nightly-29000001' });
+  assert.deepEqual(topLevelWorkload(p, 'team-a', cronJobs({})), { kind: 'Job', name: `nightly-${MINUTES}` });
+  assert.deepEqual(topLevelWorkload(p, 'team-a', cronJobs({ 'team-b': ['nightly'] })), { kind: 'Job', name: `nightly-${MINUTES}` });
+  assert.deepEqual(topLevelWorkload(p, 'team-a', cronJobs({ 'team-a': ['nightly-2'] })), { kind: 'Job', name: `nightly-${MINUTES}` });
+  assert.deepEqual(topLevelWorkload(p, 'team-a'), { kind: 'Job', name: `nightly-${MINUTES}` });
   // Not named <cronjob>-<digits>: the Job, even with a CronJob of the prefix cached.
-  for (const name of ['nightly-manual', 'nightly-29000001x', 'nightly-', '29000001'])
+  for (const name of ['nightly-manual', `nightly-${MINUTES}x`, 'nightly-', `${MINUTES}`])
     assert.deepEqual(topLevelWorkload(pod({ kind: 'Job', name }), 'team-a', cronJobs({ 'team-a': ['nightly', ''] })), { kind: 'Job', name }, name);
-  // A cached Job resolves through its own ownerReference only: without one (`kubectl create job nightly-29000001`)
+  // A suffix that is no scheduled time of the last week (a Job named by hand, `kubectl create job nightly-2`): the
+  // Job, not the CronJob, as it will be once cached.
+  for (const name of ['nightly-2', `nightly-${Number(MINUTES) - 8 * 24 * 60}`, `nightly-${Number(MINUTES) + 2 * 24 * 60}`])
+    assert.deepEqual(topLevelWorkload(pod({ kind: 'Job', name }), 'team-a', cronJobs({ 'team-a': ['nightly'] })), { kind: 'Job', name }, name);
+  assert.deepEqual(topLevelWorkload(pod({ kind: 'Job', name: `nightly-${Number(MINUTES) - 6 * 24 * 60}` }), 'team-a', cronJobs({ 'team-a': ['nightly'] })), { kind: 'CronJob', name: 'nightly' });
+  // A cached Job resolves through its own ownerReference only: without one (`kubectl create job nightly-<minutes>`)
   // it is itself even though the CronJob is cached.
   const jobCachedBare = cronJobs({ 'team-a': ['nightly'] }, null);
-  assert.deepEqual(topLevelWorkload(p, 'team-a', jobCachedBare), { kind: 'Job', name: 'nightly-29000001' });
+  assert.deepEqual(topLevelWorkload(p, 'team-a', jobCachedBare), { kind: 'Job', name: `nightly-${MINUTES}` });
   const jobCachedScaled = cronJobs({ 'team-a': ['nightly'] }, { kind: 'ScaledJob', name: 'w', controller: true });
   assert.deepEqual(topLevelWorkload(p, 'team-a', jobCachedScaled), { kind: 'ScaledJob', name: 'w' });
 });

@@ -250,11 +250,13 @@ test('inject refuses to rewrite a document holding a raw U+0085, U+2028 or U+202
     }
   }
   // U+2028 and U+2029 in a quoted value with nothing blank beside them read alike: those pass, escaped
-  const alike = pod(`a: "\u2028"\n    b: "x\u2029y"\n    c: 'x\u2028y'`);
+  // (a backslash before one is a character in single quotes, and after an escaped backslash in double quotes)
+  const alike = pod(`a: "\u2028"\n    b: "x\u2029y"\n    c: 'x\u2028y'\n    d: 'a\\\u2028b'\n    e: "a\\\\\u2028b"`);
   const ok = runCli(['inject', '-f', '-'], alike);
   assert.equal(ok.code, 0, ok.stderr);
   assert.deepEqual(kubectlJson(ok.stdout).metadata.annotations.c, 'x\u2028y');
-  for (const k of ['a', 'b', 'c']) assert.equal(kubectlJson(ok.stdout).metadata.annotations[k], kubectlJson(alike).metadata.annotations[k], k);
+  for (const k of ['a', 'b', 'c', 'd', 'e']) assert.equal(kubectlJson(ok.stdout).metadata.annotations[k], kubectlJson(alike).metadata.annotations[k], k);
+  assert.equal(kubectlJson(alike).metadata.annotations.e, 'a\\\u2028b');
   for (const annotation of [`a: "x \u2028y"`, `a: "x\u2028\u2029y"`, `a: |\n      x\u2028y`]) assert.equal(runCli(['inject', '-f', '-'], pod(annotation)).code, 2, JSON.stringify(annotation));
   // a document inject does not change is written as it was
   const cm = `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  a: "x\u2028y"\n`;

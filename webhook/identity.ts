@@ -100,12 +100,27 @@ function replicaSetOwnerByName(rsName: string, labels: Record<string, unknown>):
 /**
  * The CronJob behind a Job a pod names, when the cache has no such Job yet: the CronJob controller names its
  * Jobs `<cronjob>-<scheduled time in minutes since the epoch>`, and the Job controller creates the pod right
- * after the Job, so the pod can reach the webhook before the Job reaches the cache. Taken only when a CronJob
- * of that name is cached in the namespace (the identity the Job resolves to once cached); otherwise null.
+ * after the Job, so the pod can reach the webhook before the Job reaches the cache. Taken only when the suffix
+ * is such a time from the last week and a CronJob of that name is cached in the namespace (the identity the Job
+ * resolves to once cached); otherwise null.
  */
-function cronJobOfUncachedJob(jobName: string, namespace: string, lookup: OwnerLookup): OwnerRef | null {
-  const m = /^(.+)-[0-9]+$/.exec(jobName);
-  return m && lookup('CronJob', namespace, m[1]!) !== undefined ? { kind: 'CronJob', name: m[1]! } : null;
+function cronJobOfUncachedJob(jobName: string, namespace: string, lookup: OwnerLookup, now = Date.now()): OwnerRef | null {
+  const m = /^(.+)-([0-9]{1,12})$/.exec(jobName);
+  if (!m) return null;
+  // The suffix must be a scheduled time the controller could be creating a Job for now (within the last week, or
+  // a day ahead for clock skew): a Job someone named `backup-2` by hand is not taken for CronJob backup's.
+  const minutes = Number(m[2]);
+  const nowMinutes = now / 60_000;
+  if (minutes < nowMinutes - SCHEDULE_WINDOW_MINUTES || minutes > nowMinutes + 24 * 60) return null;
+  return lookup('CronJob', namespace, m[1]!) !== undefined ? { kind: 'CronJob', name: m[1]! } : null;
+}
+
+/** How far back a CronJob's Job name (its scheduled time in minutes) is taken for one (see cronJobOfUncachedJob). */
+const SCHEDULE_WINDOW_MINUTES = 7 * 24 * 60;
+
+/** The name the CronJob controller gives the Job it creates for a schedule at `at` (ms since the epoch). */
+export function cronJobJobName(cronJob: string, at = Date.now()): string {
+  return `${cronJob}-${Math.floor(at / 60_000)}`;
 }
 
 /**

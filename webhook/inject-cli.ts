@@ -130,7 +130,11 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
         const j = m.index;
         const c = m[0];
         const beside = /[ \t\r\n\u0085\u2028\u2029]/;
-        const alike = quoted && c !== '\u0085' && !beside.test(tok[j - 1] ?? '') && tok[j - 1] !== '\\' && !beside.test(tok[j + 1] ?? '') && !isKey();
+        // escaped only by an odd run of backslashes, and only in double quotes (in single quotes `\` is a character)
+        let slashes = 0;
+        while (tok[j - 1 - slashes] === '\\') slashes++;
+        const escaped = tok[0] === '"' && slashes % 2 === 1;
+        const alike = quoted && c !== '\u0085' && !beside.test(tok[j - 1] ?? '') && !escaped && !beside.test(tok[j + 1] ?? '') && !isKey();
         if (alike) continue;
         const at = lc.linePos(offset + j);
         throw new UsageError(
