@@ -47,6 +47,8 @@ const invalid: [string, RegExp][] = [
   ['authBridge:\n  resources:\n    requests:\n      cpu: .nan\n', /authBridge\.resources\.requests\.cpu: .*got \.nan \(YAML's not-a-number\)/],
   ['authBridge:\n  resources:\n    requests:\n      cpu: 1e21\n', /authBridge\.resources\.requests\.cpu: 1e\+21 is more than 2\^63-1 .*the largest quantity Kubernetes stores; use a realistic value such as 500m/],
   ['authBridge:\n  resources:\n    limits:\n      memory: "1000E"\n', /authBridge\.resources\.limits\.memory: 1000E is more than 2\^63-1 .*such as 256Mi/],
+  // a binary-SI value past it is refused too (the parse caps it, as apimachinery does)
+  ['authBridge:\n  resources:\n    limits:\n      memory: 100Ei\n', /authBridge\.resources\.limits\.memory: 100Ei is more than 2\^63-1 .*such as 256Mi/],
   ['authBridge:\n  resources:\n    requests:\n      cpu: -1\n', /authBridge\.resources\.requests\.cpu: -1 is negative; the API server rejects negative resource requests and limits/],
   ['spiffeHelper:\n  resources:\n    limits:\n      memory: "-64Mi"\n', /spiffeHelper\.resources\.limits\.memory: -64Mi is negative/],
   ['authBridge:\n  resources:\n    limits:\n      memory: 123456789012345678\n', /authBridge\.resources\.limits\.memory: YAML reads 123456789012345680 as a floating-point number, which may have rounded what you wrote; quote it/],
@@ -101,7 +103,9 @@ test('resource quantities: every form of Kubernetes quantity grammar is accepted
     'authBridge:\n  resources:\n    requests: { memory: 1024Mi }\n    limits: { cpu: 1000, memory: 1.5Gi }\nspiffeHelper:\n  resources:\n    requests: { memory: 0.5Gi }\n    limits: { memory: 1Gi }\n',
   );
   assert.deepEqual(c.authBridge.resources, { requests: { cpu: '50m', memory: '1Gi' }, limits: { cpu: '1k', memory: '1536Mi' } });
-  assert.deepEqual(c.spiffeHelper.resources, { requests: { cpu: '10m', memory: '512Mi' }, limits: { cpu: '100m', memory: '1Gi' } });
+  assert.deepEqual(c.spiffeHelper.resources, { requests: { cpu: '10m', memory: '512Mi' }, limits: { cpu: '100m', memory: '1Gi' } });  // a 16-digit integer a float holds exactly is taken as written (only digits a float may have rounded are refused)
+  const exact = parseConfig('spiffeHelper:\n  resources:\n    requests: { memory: 1000000000000001 }\n    limits: { memory: 2000000000000000 }\n');
+  assert.equal(exact.spiffeHelper.resources.requests.memory, '1000000000000001');
 });
 
 test('requests at most limits is checked on exact values, whatever the suffixes', () => {

@@ -200,6 +200,8 @@ test('token-review-required: a key that differs only in case is named, so the us
   const v = checkObject(cm({ k8s_token_review: 'true' }), { config, issuer: EKS });
   assert.equal(v[0].rule, 'token-review-required');
   assert.match(v[0].message, /data\.K8S_TOKEN_REVIEW is not set \(data has "k8s_token_review": keys are case-sensitive\)\./);
+  const spaced = checkObject(cm({ 'K8S_TOKEN_REVIEW ': 'true' }), { config, issuer: EKS });
+  assert.match(spaced[0].message, /\(data has "K8S_TOKEN_REVIEW ": keys must match exactly, spaces included\)\./);
 });
 
 test('token-review-required: no data at all → path is the document root', () => {

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { isObject } from './json.ts';
-import { QuantityError, canonicalQuantity, compareQuantities, exceedsMaxQuantity, parseQuantity } from './quantity.ts';
+import { MAX_QUANTITY, QuantityError, canonicalQuantity, compareQuantities, exceedsMaxQuantity, parseQuantity } from './quantity.ts';
 
 export const AUTHBRIDGE_MODES = ['proxy-sidecar', 'lite', 'envoy-sidecar', 'waypoint'] as const;
 export type AuthBridgeMode = (typeof AUTHBRIDGE_MODES)[number];
@@ -240,7 +240,8 @@ function quantityText(input: unknown, path: string): string {
     }
     text = String(input);
     const digits = /^-?([0-9.]+)/.exec(text)![1]!.replace('.', '').replace(/^0+/, '').replace(/0+$/, '');
-    if (digits.length > 15)
+    // an integer a float holds exactly is what was written; more digits than that in anything else may not be
+    if (digits.length > 15 && !Number.isSafeInteger(input))
       throw new ConfigError(
         `${path}: YAML reads ${text} as a floating-point number, which may have rounded what you wrote; quote it ("...") so it is read as the exact quantity`,
       );
@@ -257,7 +258,8 @@ function quantityText(input: unknown, path: string): string {
     throw new ConfigError(
       `${path}: ${text} is negative; the API server rejects negative resource requests and limits, so every injected pod would fail. Use 0 or more, such as 100m`,
     );
-  if (exceedsMaxQuantity(q))
+  // (a binary-SI value past it is capped by the parse, as apimachinery caps it: caught here by that cap)
+  if (exceedsMaxQuantity(q) || (q.format === 'BinarySI' && q.coefficient === MAX_QUANTITY && q.exponent === 0))
     throw new ConfigError(
       `${path}: ${text} is more than 2^63-1 (about 9.2e18), the largest quantity Kubernetes stores; use a realistic value such as ${path.endsWith('.memory') ? '256Mi' : '500m'}`,
     );

@@ -139,6 +139,13 @@ function checkStrings(m: unknown, key: 'labels' | 'annotations'): ShapeError | n
 const ANNOTATIONS_FIX =
   'move large values out of the annotations (into a ConfigMap, for example); with kubectl apply, --server-side does not copy the manifest into the last-applied-configuration annotation.';
 
+/** Keys and values of a string mapping in UTF-8 bytes, as Kubernetes counts them (for messages). */
+function utf8Size(m: Record<string, string>): number {
+  let size = 0;
+  for (const k in m) if (Object.hasOwn(m, k)) size += Buffer.byteLength(k) + Buffer.byteLength(m[k]!);
+  return size;
+}
+
 /** Keys and values of a string mapping, in UTF-16 units (as checkStrings counts them). */
 function sizeOf(m: Record<string, string>): number {
   let size = 0;
@@ -728,7 +735,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   if (annotationBytes > MAX_ANNOTATION_BYTES)
     return deny(
       'malformed-object',
-      `${ctx.ref}: metadata.annotations would hold ${annotationBytes} bytes with the injection's own (${ANNOTATION_STATUS} and others), more than the ${MAX_ANNOTATION_BYTES} Kubernetes allows (the API server would reject the pod after the webhooks). Fix: ${ANNOTATIONS_FIX}`,
+      `${ctx.ref}: metadata.annotations would hold ${utf8Size(annotations)} bytes with the injection's own (${ANNOTATION_STATUS} and others), more than the ${MAX_ANNOTATION_BYTES} Kubernetes allows (the API server would reject the pod after the webhooks). Fix: ${ANNOTATIONS_FIX}`,
     );
 
   if (mode === 'waypoint' && !authBridgeOptOut)

@@ -148,7 +148,8 @@ export function remediatedAtAdmission(obj: unknown, config: Config, issuer: Issu
 function lookalikeNote(data: Record<string, unknown> | undefined): string {
   if (!data) return '';
   for (const k of Object.keys(data))
-    if (k !== TOKEN_REVIEW_KEY && k.trim().toUpperCase() === TOKEN_REVIEW_KEY) return ` (data has ${JSON.stringify(k.slice(0, 40))}: keys are case-sensitive)`;
+    if (k !== TOKEN_REVIEW_KEY && k.trim().toUpperCase() === TOKEN_REVIEW_KEY)
+      return ` (data has ${JSON.stringify(k.slice(0, 40))}: ${k.trim() === k ? 'keys are case-sensitive' : 'keys must match exactly, spaces included'})`;
   return '';
 }
 
