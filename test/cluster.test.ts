@@ -374,6 +374,18 @@ test('KUBECONFIG as a list: missing files are skipped as kubectl skips them; non
     }
     process.env.KUBECONFIG = [join(dir, 'a.yaml'), join(dir, 'b.yaml')].join(delimiter);
     assert.throws(() => loadKubeConfig('auto'), /none of its files exists/);
+    // merged as kubectl merges: the first file to set the current context or a name wins, and a name in two files
+    // is no error
+    const other = join(dir, 'other.yaml');
+    writeFileSync(
+      other,
+      'apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: "https://other:2"}\n- name: d\n  cluster: {server: "https://dev:3"}\nusers:\n- name: u\n  user: {token: o}\ncontexts:\n- name: x\n  context: {cluster: d, user: u}\ncurrent-context: x\n',
+    );
+    process.env.KUBECONFIG = [good, other].join(delimiter);
+    const kc = loadKubeConfig('auto')!;
+    assert.equal(kc.getCurrentContext(), 'x');
+    assert.equal(kc.getCurrentCluster()?.server, 'https://127.0.0.1:1', 'the first file names cluster c and context x');
+    assert.deepEqual(kc.getClusters().map((c) => c.name), ['c', 'd']);
   } finally {
     if (before === undefined) delete process.env.KUBECONFIG;
     else process.env.KUBECONFIG = before;

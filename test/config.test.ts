@@ -103,9 +103,12 @@ test('resource quantities: every form of Kubernetes quantity grammar is accepted
     'authBridge:\n  resources:\n    requests: { memory: 1024Mi }\n    limits: { cpu: 1000, memory: 1.5Gi }\nspiffeHelper:\n  resources:\n    requests: { memory: 0.5Gi }\n    limits: { memory: 1Gi }\n',
   );
   assert.deepEqual(c.authBridge.resources, { requests: { cpu: '50m', memory: '1Gi' }, limits: { cpu: '1k', memory: '1536Mi' } });
-  assert.deepEqual(c.spiffeHelper.resources, { requests: { cpu: '10m', memory: '512Mi' }, limits: { cpu: '100m', memory: '1Gi' } });  // a 16-digit integer a float holds exactly is taken as written (only digits a float may have rounded are refused)
-  const exact = parseConfig('spiffeHelper:\n  resources:\n    requests: { memory: 1000000000000001 }\n    limits: { memory: 2000000000000000 }\n');
-  assert.equal(exact.spiffeHelper.resources.requests.memory, '1000000000000001');
+  assert.deepEqual(c.spiffeHelper.resources, { requests: { cpu: '10m', memory: '512Mi' }, limits: { cpu: '100m', memory: '1Gi' } });  // 16 digits or more as a YAML number: the number cannot tell whether YAML rounded the text (1234567890123456.1
+  // arrives as 1234567890123456), so it is refused with the fix; quoted, it is read exactly
+  for (const n of ['1234567890123456.1', '1000000000000001'])
+    assert.throws(() => parseConfig(`spiffeHelper:\n  resources:\n    limits: { memory: ${n} }\n`), /may have rounded what you wrote; quote it/);
+  const quoted = parseConfig('spiffeHelper:\n  resources:\n    requests: { memory: "1000000000000001" }\n    limits: { memory: "2000000000000000" }\n');
+  assert.equal(quoted.spiffeHelper.resources.requests.memory, '1000000000000001');
 });
 
 test('requests at most limits is checked on exact values, whatever the suffixes', () => {

@@ -104,12 +104,23 @@ export function loadKubeConfig(mode: 'auto' | 'none', log?: Logger): KubeConfig 
       const files = explicit.split(delimiter).filter(Boolean);
       const present = files.filter((f) => existsSync(f));
       if (!present.length) throw broken(files.length > 1 ? 'none of its files exists' : 'the file does not exist');
-      kc.loadFromFile(present[0]!);
-      for (const f of present.slice(1)) {
-        const more = new KubeConfig();
-        more.loadFromFile(f);
-        kc.mergeConfig(more);
-      }
+      // kubectl's merge: the first file to set the current context, or to name a cluster, user or context, wins
+      // (client-node's mergeConfig lets the last current context win and throws on a name seen twice)
+      const configs = present.map((f) => {
+        const one = new KubeConfig();
+        one.loadFromFile(f);
+        return one;
+      });
+      const first = <T extends { name: string }>(lists: T[][]): T[] => {
+        const seen = new Set<string>();
+        return lists.flat().filter((x) => !seen.has(x.name) && (seen.add(x.name), true));
+      };
+      kc.loadFromOptions({
+        clusters: first(configs.map((c) => c.clusters)),
+        users: first(configs.map((c) => c.users)),
+        contexts: first(configs.map((c) => c.contexts)),
+        currentContext: configs.find((c) => c.currentContext)?.currentContext ?? '',
+      });
     } else kc.loadFromDefault();
   } catch (err) {
     if (err instanceof UsageError) throw err;

@@ -240,8 +240,9 @@ function quantityText(input: unknown, path: string): string {
     }
     text = String(input);
     const digits = /^-?([0-9.]+)/.exec(text)![1]!.replace('.', '').replace(/^0+/, '').replace(/0+$/, '');
-    // an integer a float holds exactly is what was written; more digits than that in anything else may not be
-    if (digits.length > 15 && !Number.isSafeInteger(input))
+    // More digits than a float keeps for sure: the YAML text may have been rounded, and the number alone cannot tell
+    // (1234567890123456.1 arrives as the integer 1234567890123456). Quoted, the text is read exactly.
+    if (digits.length > 15)
       throw new ConfigError(
         `${path}: YAML reads ${text} as a floating-point number, which may have rounded what you wrote; quote it ("...") so it is read as the exact quantity`,
       );
