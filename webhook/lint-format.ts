@@ -31,6 +31,11 @@ export interface InputProblem {
   message: string;
 }
 
+/** Where an input problem is: `FILE:LINE:COL`, or the file alone when it has no position. */
+export function problemAt(p: InputProblem): string {
+  return p.line !== undefined ? `${p.file}:${p.line}:${p.column ?? 1}` : p.file;
+}
+
 export interface FileSummary {
   file: string;
   documents: number;
@@ -286,7 +291,7 @@ export function formatJunit(r: LintReport): string {
     // an input error is a JUnit error (the test could not run), not a failure
     const errors = problemsOf.get(fs.file) ?? [];
     for (const p of errors) {
-      const at = p.line !== undefined ? `${p.file}:${p.line}:${p.column ?? 1}` : p.file;
+      const at = problemAt(p);
       cases.push(
         `    <testcase classname="${xml(fs.file)}" name="${xml(`input error (${at})`)}">\n      <error type="input" message="${xml(p.message)}">${xml(`${at}: error: ${p.message}`)}</error>\n    </testcase>`,
       );

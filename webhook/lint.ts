@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import type { Config } from './config.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import type { Finding, FileSummary, Format, InputProblem, LintReport } from './lint-format.ts';
-import { FORMATS, formatReport, summarize } from './lint-format.ts';
+import { FORMATS, formatReport, problemAt, summarize } from './lint-format.ts';
 import type { RawDocument, SplitLimits } from './manifest-stream.ts';
 import {
   DEFAULT_LIMITS,
@@ -408,8 +408,7 @@ async function expandPaths(paths: string[], problems: InputProblem[]): Promise<s
 export const STDIN_NAME = '<stdin>';
 
 function problemLine(p: InputProblem): string {
-  const at = p.line !== undefined ? `${p.file}:${p.line}:${p.column ?? 1}` : p.file;
-  return `${at}: error: ${p.message}\n`;
+  return `${problemAt(p)}: error: ${p.message}\n`;
 }
 
 /** Collects a readable stream's chunks while passing them on (the post-renderer echoes the exact bytes). */
