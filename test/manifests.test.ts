@@ -53,7 +53,7 @@ function one(docs: Obj[], kind: string, name?: string): Obj {
 const OVERLAYS = ['default', 'self-signed', 'with-network-policy'];
 
 /** Runs CEL the way the API server does for webhook matchConditions: `object` is the request's object. */
-function cel(expression: string, object: unknown): unknown {
+function cel(expression: string, object: unknown, update?: { oldObject: unknown }): unknown {
   const toCel = (v: unknown): unknown =>
     Array.isArray(v)
       ? v.map(toCel)
@@ -62,15 +62,17 @@ function cel(expression: string, object: unknown): unknown {
         : typeof v === 'number' && Number.isInteger(v)
           ? BigInt(v)
           : v;
-  // `request` as the API server gives it to matchConditions; only request.kind is read.
+  // `request` as the API server gives it to matchConditions; request.kind and request.operation are read.
   const kind = object !== null && typeof object === 'object' ? (object as { kind?: unknown }).kind : undefined;
-  const request = toCel({ kind: { group: '', version: 'v1', kind: typeof kind === 'string' ? kind : '' } });
-  return celRun(expression, { object: toCel(object) as CelInput, oldObject: null, request: request as CelInput });
+  const operation = update ? 'UPDATE' : object === null ? 'DELETE' : 'CREATE';
+  const request = toCel({ kind: { group: '', version: 'v1', kind: typeof kind === 'string' ? kind : '' }, operation });
+  const oldObject = update ? toCel(update.oldObject) : null;
+  return celRun(expression, { object: toCel(object) as CelInput, oldObject: oldObject as CelInput, request: request as CelInput });
 }
 
-function matches(webhook: Obj, object: unknown): boolean {
+function matches(webhook: Obj, object: unknown, update?: { oldObject: unknown }): boolean {
   for (const c of webhook.matchConditions ?? []) {
-    const r = cel(c.expression, object);
+    const r = cel(c.expression, object, update);
     assert.equal(typeof r, 'boolean', `matchCondition ${c.name} must evaluate to a boolean, got ${String(r)} for ${JSON.stringify(object)}`);
     if (r === false) return false;
   }
@@ -277,6 +279,18 @@ for (const overlay of OVERLAYS) {
     const pods = byName.get('pods.validate.kagenti.io');
     assert.deepEqual(pods.rules[0].resources, ['pods']);
     assert.deepEqual(pods.objectSelector.matchExpressions[0], { key: 'kagenti.io/type', operator: 'In', values: ['agent', 'tool'] });
+    // Every agent pod CREATE is sent; of the UPDATEs (objectSelector: the old or the new pod is labelled), only
+    // those that change kagenti.io/type, so relabelling a running agent cannot release its ServiceAccount.
+    assert.deepEqual(pods.rules[0].operations, ['CREATE', 'UPDATE']);
+    const pod = (labels?: Record<string, string>, extra: Obj = {}) => ({ kind: 'Pod', metadata: { name: 'p', ...(labels ? { labels } : {}), ...extra }, spec: { containers: [] } });
+    assert.equal(matches(pods, pod({ 'kagenti.io/type': 'agent' })), true);
+    assert.equal(matches(pods, pod({ 'kagenti.io/type': 'agent' }), { oldObject: pod({ 'kagenti.io/type': 'agent' }) }), false, 'an UPDATE that keeps the label');
+    assert.equal(matches(pods, pod({ 'kagenti.io/type': 'agent', app: 'x' }, { annotations: { a: 'b' } }), { oldObject: pod({ 'kagenti.io/type': 'agent' }) }), false);
+    assert.equal(matches(pods, pod({ app: 'x' }), { oldObject: pod({ 'kagenti.io/type': 'agent', app: 'x' }) }), true, 'label removed');
+    assert.equal(matches(pods, pod(), { oldObject: pod({ 'kagenti.io/type': 'agent' }) }), true, 'every label removed');
+    assert.equal(matches(pods, pod({ 'kagenti.io/type': 'tool' }), { oldObject: pod({ 'kagenti.io/type': 'agent' }) }), true, 'value changed');
+    assert.equal(matches(pods, pod({ 'kagenti.io/type': 'agent' }), { oldObject: pod() }), true, 'label added');
+    assert.equal(matches(pods, { kind: 'Pod' }, { oldObject: { kind: 'Pod' } }), false, 'no metadata: no error');
 
     const workloads = byName.get('workloads.validate.kagenti.io');
     const resources = workloads.rules.flatMap((r: Obj) => r.resources).sort();

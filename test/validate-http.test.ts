@@ -106,6 +106,61 @@ test('HTTPS /validate: skips what it must not judge', async () => {
   }
 });
 
+test('HTTPS /validate: a running pod relabelled into or out of an agent type is denied; other pod UPDATEs are not', async () => {
+  const pod = (labels: Record<string, string> | undefined, meta: Record<string, unknown> = {}) => ({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'weather-0', namespace: 'team-a', ...(labels ? { labels } : {}), ...meta },
+    spec: { serviceAccountName: 'weather-sa', containers: [{ name: 'a', image: 'x' }] },
+  });
+  const update = (now: Record<string, unknown>, old: Record<string, unknown>) => req('Pod', '', now, { operation: 'UPDATE', oldObject: old });
+  const s = await server({ trustDomain: 'example.org' });
+  try {
+    const out = await s.review('/validate', update(pod({ app: 'weather' }), pod({ ...AGENT, app: 'weather' })));
+    assert.equal(out.allowed, false);
+    assert.equal(out.status!.code, 403);
+    assert.equal(
+      out.status!.message,
+      '[unique-service-account] Pod team-a/weather-0: metadata.labels["kagenti.io/type"] changes from "agent" to unset on a running pod. ' +
+        'The pod keeps its sidecars and SPIFFE ID spiffe://example.org/ns/team-a/sa/weather-sa, but would stop counting as the agent on ' +
+        'ServiceAccount "weather-sa", so another agent could be admitted with the same identity. Fix: change the label in the pod\'s ' +
+        'workload template (which replaces the pod), or delete the pod and create it with the label it needs.',
+    );
+    const into = await s.review('/validate', update(pod(AGENT), pod({ app: 'weather' })));
+    assert.equal(into.allowed, false);
+    assert.match(into.status!.message, /changes from unset to "agent" on a running pod\. The label is read when a pod is created/);
+    // Tools are not agents unless featureGates.injectTools: agent → tool leaves, and is denied.
+    assert.equal((await s.review('/validate', update(pod({ 'kagenti.io/type': 'tool' }), pod(AGENT)))).allowed, false);
+    // Other changes to an agent pod (the registration does not send them, but if it did) are allowed.
+    assert.equal((await s.review('/validate', update(pod({ ...AGENT, tier: 'gold' }), pod(AGENT)))).allowed, true);
+    assert.equal((await s.review('/validate', update(pod({ 'kagenti.io/type': 'web' }), pod(undefined)))).allowed, true, 'never an agent');
+    assert.equal((await s.review('/validate', req('Pod', '', pod({ app: 'weather' }), { operation: 'UPDATE' }))).allowed, true, 'no oldObject');
+    // A pod being deleted still runs: a relabel is checked, a finalizer coming off is not.
+    const deleting = { deletionTimestamp: '2026-01-01T00:00:00Z' };
+    assert.equal((await s.review('/validate', update(pod({}, deleting), pod(AGENT, deleting)))).allowed, false);
+    assert.equal((await s.review('/validate', update(pod(AGENT, deleting), pod(AGENT, { ...deleting, finalizers: ['x/y'] })))).allowed, true);
+  } finally {
+    await s.close();
+  }
+  const tools = await server({ featureGates: { injectTools: true } });
+  try {
+    assert.equal((await tools.review('/validate', update(pod({ 'kagenti.io/type': 'tool' }), pod(AGENT)))).allowed, true, 'still an agent type: no claim changes');
+    assert.equal((await tools.review('/validate', update(pod({ 'kagenti.io/type': 'web' }), pod({ 'kagenti.io/type': 'tool' })))).allowed, false);
+  } finally {
+    await tools.close();
+  }
+  for (const [action, allowed] of [['warn', true], ['off', true]] as const) {
+    const w = await server({ policies: { 'unique-service-account': action } });
+    try {
+      const r = await w.review('/validate', update(pod(undefined), pod(AGENT)));
+      assert.equal(r.allowed, allowed);
+      assert.equal((r.warnings ?? []).some((x: string) => x.startsWith('[unique-service-account]')), action === 'warn');
+    } finally {
+      await w.close();
+    }
+  }
+});
+
 test('HTTPS /validate: kagent\'s ConfigMap is checked however it is labelled, and while it is being deleted', async () => {
   const s = await server({ tokenReview: { issuer: 'external' } });
   try {

@@ -267,6 +267,59 @@ function refText(a: AgentRef): string {
   return `${a.kind}/${a.name}`;
 }
 
+const TYPE_LABEL = 'kagenti.io/type';
+
+function typeLabelText(v: unknown): string {
+  return typeof v === 'string' ? JSON.stringify(v) : 'unset';
+}
+
+/**
+ * unique-service-account on a Pod UPDATE: `kagenti.io/type` is read once, when the pod is created (injection
+ * and the ServiceAccount claim follow it). A running pod whose label leaves an agent type keeps its sidecars and
+ * SPIFFE ID but stops counting as the agent on its ServiceAccount, so another agent could be admitted with the
+ * same identity; one whose label enters an agent type counts as an agent without the wiring. Both are denied.
+ * A change that keeps the pod an agent (agent to tool with tools enabled) or a non-agent changes no claim.
+ */
+export function checkTypeLabelChange(
+  pod: Record<string, any>,
+  old: Record<string, any> | null | undefined,
+  config: Config,
+  namespace?: string,
+): Violation[] {
+  const sev = severityFor(config.policies['unique-service-account']);
+  if (!sev || !isObject(pod) || !isObject(old)) return [];
+  const labels = isObject(pod.metadata) && isObject(pod.metadata.labels) ? pod.metadata.labels : {};
+  const oldLabels = isObject(old.metadata) && isObject(old.metadata.labels) ? old.metadata.labels : {};
+  const now = labels[TYPE_LABEL];
+  const before = oldLabels[TYPE_LABEL];
+  if (now === before) return [];
+  const wasAgent = isAgentType(oldLabels, config);
+  if (wasAgent === isAgentType(labels, config)) return [];
+  const ns = objectNamespace(pod, namespace || 'default');
+  const name = objectName(pod);
+  const sa = effectiveServiceAccount(isObject(pod.spec) ? pod.spec : undefined);
+  const path = `metadata.labels["${TYPE_LABEL}"]`;
+  const what = `${path} changes from ${typeLabelText(before)} to ${typeLabelText(now)} on a running pod`;
+  const why = wasAgent
+    ? `The pod keeps its sidecars and SPIFFE ID ${spiffeId(config.trustDomain, ns, sa)}, but would stop counting as ` +
+      `the agent on ServiceAccount "${sa}", so another agent could be admitted with the same identity.`
+    : `The label is read when a pod is created: this pod was not set up as an agent, yet it would count as one ` +
+      `on ServiceAccount "${sa}".`;
+  return [
+    {
+      rule: 'unique-service-account',
+      severity: sev,
+      kind: 'Pod',
+      namespace: ns,
+      name,
+      path,
+      message:
+        `[unique-service-account] Pod ${ns}/${name}: ${what}. ${why} ` +
+        `Fix: change the label in the pod's workload template (which replaces the pod), or delete the pod and create it with the label it needs.`,
+    },
+  ];
+}
+
 /** unique-service-account: candidate vs the other claims on the same (namespace, serviceAccount). */
 export function checkUnique(candidate: AgentRef, others: AgentRef[], config: Config): Violation[] {
   const sev = severityFor(config.policies['unique-service-account']);
