@@ -182,13 +182,14 @@ test('inject --namespace sets the SPIFFE ID namespace of objects without one', (
 });
 
 test('inject --namespace must be a namespace name: exit 2 with one line, nothing written', () => {
-  for (const ns of ['Bad NS!', '', '-a', 'a/b', 'UPPER']) {
+  for (const ns of ['Bad NS!', '', '-a', 'a/b', 'UPPER', 'a'.repeat(64)]) {
     const r = runCli(['inject', `--namespace=${ns}`, '-f', golden('stream-mixed.yaml')]);
     assert.equal(r.code, 2, `${JSON.stringify(ns)}: ${r.stderr}`);
     assert.equal(r.stdout, '');
-    assert.equal(r.stderr, `kagenti-webhook inject: --namespace must be a namespace name (lowercase letters, digits and '-'), got ${JSON.stringify(ns)} (see kagenti-webhook inject --help)\n`);
+    assert.equal(r.stderr, `kagenti-webhook inject: --namespace must be a namespace name (at most 63 lowercase letters, digits and '-'), got ${JSON.stringify(ns)} (see kagenti-webhook inject --help)\n`);
   }
   assert.equal(runCli(['inject', '-n', 'a-1', '-f', golden('stream-mixed.yaml')]).code, 0);
+  assert.equal(runCli(['inject', '-n', 'a'.repeat(63), '-f', golden('stream-mixed.yaml')]).code, 0);
 });
 
 test('inject: a denial exits 1 with the message on stderr and nothing on stdout', () => {

@@ -89,6 +89,8 @@ test('usage errors exit 2 with one clear line', async () => {
     [['--issuer', 'not-a-url'], /--issuer must be the issuer URL/],
     [['--post-renderer', 'file.yaml'], /takes no PATH/],
     [['--config', '/nonexistent/config.yaml'], /cannot read config file/],
+    [['-n', 'a'.repeat(64)], /^kagenti-webhook lint: --namespace must be a namespace name \(at most 63 lowercase letters, digits and '-'\), got "a{64}"\n$/],
+    [['-n', 'Team_A'], /--namespace must be a namespace name/],
   ] as [string[], RegExp][]) {
     const r = await runCli(args, { stdin: '' });
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);

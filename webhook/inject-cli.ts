@@ -7,6 +7,7 @@ import type { KubeObject } from './admission.ts';
 import { objectRef } from './admission.ts';
 import type { Config } from './config.ts';
 import { ConfigError, loadConfig } from './config.ts';
+import { isNamespaceName } from './identity.ts';
 import { injectTemplate, jsonEqual } from './inject.ts';
 import { InputError, splitDocuments } from './manifest-stream.ts';
 import type { RawDocument } from './manifest-stream.ts';
@@ -295,8 +296,8 @@ export async function runInject(argv: string[]): Promise<number> {
   }
   const namespace = values.namespace as string | undefined;
   // as lint -n: the namespace goes into the SPIFFE ID (spiffe://<domain>/ns/<namespace>/sa/<sa>)
-  if (namespace !== undefined && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(namespace))
-    throw new UsageError(`--namespace must be a namespace name (lowercase letters, digits and '-'), got ${JSON.stringify(namespace)} (see kagenti-webhook inject --help)`);
+  if (namespace !== undefined && !isNamespaceName(namespace))
+    throw new UsageError(`--namespace must be a namespace name (at most 63 lowercase letters, digits and '-'), got ${JSON.stringify(namespace)} (see kagenti-webhook inject --help)`);
   let cfg: Config;
   try {
     cfg = loadConfig(values.config as string | undefined);

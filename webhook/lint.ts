@@ -23,6 +23,7 @@ import {
 } from './manifest-stream.ts';
 import type { AgentRef, IssuerInfo, Violation } from './rules.ts';
 import { agentOf, checkObject, checkUnique, remediatedAtAdmission } from './rules.ts';
+import { isNamespaceName } from './identity.ts';
 import { isObject } from './json.ts';
 
 export type { Finding, LintReport } from './lint-format.ts';
@@ -483,8 +484,8 @@ async function lintCommand(argv: string[]): Promise<number> {
   if (issuerFlags > 1) throw new LintUsageError('pass at most one of --issuer, --external-issuer, --internal-issuer, --cluster');
   if (f.issuer !== undefined && !/^https?:\/\/\S+$/.test(f.issuer))
     throw new LintUsageError(`--issuer must be the issuer URL (https://...), got ${JSON.stringify(f.issuer)}`);
-  if (f.namespace !== undefined && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(f.namespace))
-    throw new LintUsageError(`--namespace must be a namespace name, got ${JSON.stringify(f.namespace)}`);
+  if (f.namespace !== undefined && !isNamespaceName(f.namespace))
+    throw new LintUsageError(`--namespace must be a namespace name (at most 63 lowercase letters, digits and '-'), got ${JSON.stringify(f.namespace)}`);
   const postRenderer = !!f['post-renderer'];
   const paths = parsed.positionals;
   if (postRenderer && paths.some((p) => p !== '-'))
