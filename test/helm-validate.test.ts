@@ -66,3 +66,16 @@ test('a clean release passes', async () => {
   const res = await s.review('/validate', secretRequest(release));
   assert.equal(res.allowed, true, res.status?.message);
 });
+
+test('Helm records are timed apart from pods: admission_duration_seconds{object="helm-release"}', async () => {
+  const { registry } = await import('../webhook/metrics.ts');
+  const count = async (object: string): Promise<number> => {
+    const m = (await registry.getSingleMetric('kagenti_webhook_admission_duration_seconds')!.get()).values;
+    return m.filter((v) => v.metricName?.endsWith('_count') && v.labels.object === object && v.labels.webhook === 'validate').reduce((a, v) => a + v.value, 0);
+  };
+  const [helm0, other0] = [await count('helm-release'), await count('other')];
+  const release = encodeReleaseForSecret({ name: 'kagent', namespace: 'kagent', version: 3, info: { status: 'pending-upgrade' }, manifest: KAGENT });
+  await s.review('/validate', secretRequest(release));
+  assert.equal(await count('helm-release'), helm0 + 1);
+  assert.equal(await count('other'), other0, 'a Secret checked as a Helm record is not counted as "other"');
+});

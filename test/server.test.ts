@@ -262,7 +262,8 @@ describe('admission server', () => {
       'kagenti_webhook_injection_skipped_total',
     ])
       assert.ok(m.text.includes(name), `metrics lack ${name}`);
-    assert.match(m.text, /kagenti_webhook_admission_duration_seconds_bucket\{le="0.0005",webhook="mutate"\}/);
+    assert.match(m.text, /kagenti_webhook_admission_duration_seconds_bucket\{le="0.0005",webhook="mutate",object="pod"\}/);
+    assert.match(m.text, /kagenti_webhook_admission_duration_seconds_bucket\{le="5",webhook="mutate",object="pod"\}/);
     assert.match(m.text, /kagenti_webhook_admission_requests_total\{webhook="mutate",operation="CREATE",result="patched"\} [1-9]/);
     assert.match(m.text, /kagenti_webhook_injections_total\{mode="proxy-sidecar"\} [1-9]/);
     assert.match(m.text, /kagenti_webhook_injection_skipped_total\{reason="not-agent"\} [1-9]/);

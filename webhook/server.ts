@@ -14,6 +14,7 @@ import { guardConnections } from './connections.ts';
 import { admissionDuration, admissionRequests, connectionsClosed, injectionSkipped, injections, openConnectionsFrom, registry } from './metrics.ts';
 import { mutate } from './mutate.ts';
 import { parseReviewBody } from './review-body.ts';
+import { isWorkloadKind } from './workloads.ts';
 import type { ValidationService } from './validation.ts';
 import { DEFAULT_MAX_CONNECTIONS, DEFAULT_QUIET_MS, MAX_BODY_BYTES, MAX_HELD_BODY_BYTES, REQUEST_MS } from './limits.ts';
 
@@ -129,7 +130,7 @@ export function answerAdmission(
 
   if (webhook === 'validate' && validation.validateLater) {
     const later = validation.validateLater(request);
-    if (later) return later.then((decision) => answered(webhook, request, decision, started, log));
+    if (later) return later.then((decision) => answered(webhook, request, decision, started, log, 'helm-release'));
   }
   let decision: Decision;
   try {
@@ -149,12 +150,19 @@ export function answerAdmission(
   return answered(webhook, request, decision, started, log);
 }
 
+/** The `object` label of admission_duration_seconds: a few fixed values, whatever kind a client names. */
+function objectClass(kind: string): string {
+  if (kind === 'Pod') return 'pod';
+  if (kind === 'ConfigMap') return 'configmap';
+  return isWorkloadKind(kind) ? 'workload' : 'other';
+}
+
 /** The answer to a request decided: its JSON, the metrics and the log line. */
-function answered(webhook: Webhook, request: AdmissionRequest, decision: Decision, started: number, log: Logger): Answer {
+function answered(webhook: Webhook, request: AdmissionRequest, decision: Decision, started: number, log: Logger, object?: string): Answer {
   const text = reviewJson(decision.response);
 
   const seconds = (performance.now() - started) / 1e3;
-  admissionDuration.observe({ webhook }, seconds);
+  admissionDuration.observe({ webhook, object: object ?? objectClass(request.kind.kind) }, seconds);
   admissionRequests.inc({ webhook, operation: request.operation, result: decision.result });
   const detail = decision.detail ?? {};
   if (webhook === 'mutate') {
