@@ -4,9 +4,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
 import { defaultConfig, parseConfig } from '../webhook/config.ts';
-import { HelmChecker } from '../webhook/helm-check.ts';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { HelmChecker, stderrReason } from '../webhook/helm-check.ts';
 import { encodeReleaseForSecret } from '../webhook/helm-release.ts';
-import { silentLogger } from '../webhook/log.ts';
+import { createLogger, silentLogger } from '../webhook/log.ts';
 import { startValidation } from '../webhook/validation.ts';
 import { podCreateRequest, startTestServer } from './helpers.ts';
 
@@ -120,6 +124,37 @@ test('a record built to need memory ends the child, not the server: allowed with
   } finally {
     await checker.close();
   }
+});
+
+test('a child that fails says why in the log: the line of its stderr that names the error', async () => {
+  // A stand-in worker that fails as a broken install would (a module that cannot be found), after some noise.
+  const dir = mkdtempSync(join(tmpdir(), 'helm-worker-'));
+  const worker = join(dir, 'worker.mjs');
+  writeFileSync(worker, "process.stderr.write('node:internal/modules/run_main:123\\n  noise\\nError: Cannot find module \\'/app/dist/webhook/helm-release.js\\'\\n    at x (y:1:2)\\n'); process.exit(1);\n");
+  const lines: string[] = [];
+  const log = createLogger('info', { write: (l: string) => (lines.push(l), true) });
+  const checker = new HelmChecker({ config: defaultConfig(), log, workerUrl: pathToFileURL(worker) });
+  try {
+    const r = await checker.check(record(encodeReleaseForSecret({ name: 'kagent', namespace: 'kagent', manifest: BAD }), 'kagent'), { classification: 'external' });
+    assert.equal(r.checked, false);
+    assert.match(r.warnings[0]!, /was not checked: its check failed\./);
+    await new Promise((res) => setTimeout(res, 50)); // pino's stream
+    const line = lines.map((l) => JSON.parse(l)).find((l) => /ended its process/.test(l.msg));
+    assert.ok(line, lines.join(''));
+    assert.equal(line.code, 1);
+    assert.equal(line.stderr, "Error: Cannot find module '/app/dist/webhook/helm-release.js'");
+  } finally {
+    await checker.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('stderrReason: the first line naming an error, else the last line, at most 300 characters', () => {
+  assert.equal(stderrReason('a\n\nTypeError: x is not a function\n  at y\nRangeError: z\n'), 'TypeError: x is not a function');
+  assert.equal(stderrReason('\n\nFATAL ERROR: Reached heap limit\n'), 'FATAL ERROR: Reached heap limit');
+  assert.equal(stderrReason('first\r\nlast\r\n\n'), 'last');
+  assert.equal(stderrReason('\n \n'), undefined);
+  assert.equal(stderrReason('x'.repeat(1000))!.length, 300);
 });
 
 test('a checked record gets the same result from the child as from the check itself', async () => {

@@ -71,7 +71,7 @@ test('Helm records are timed apart from pods: admission_duration_seconds{object=
   const { registry } = await import('../webhook/metrics.ts');
   const count = async (object: string): Promise<number> => {
     const m = (await registry.getSingleMetric('kagenti_webhook_admission_duration_seconds')!.get()).values;
-    return m.filter((v) => v.metricName?.endsWith('_count') && v.labels.object === object && v.labels.webhook === 'validate').reduce((a, v) => a + v.value, 0);
+    return m.filter((v) => (v as { metricName?: string }).metricName?.endsWith('_count') && v.labels.object === object && v.labels.webhook === 'validate').reduce((a, v) => a + v.value, 0);
   };
   const [helm0, other0] = [await count('helm-release'), await count('other')];
   const release = encodeReleaseForSecret({ name: 'kagent', namespace: 'kagent', version: 3, info: { status: 'pending-upgrade' }, manifest: KAGENT });

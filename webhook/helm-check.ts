@@ -53,6 +53,21 @@ export interface HelmCheckerOptions {
   queue?: number;
   /** The child's old generation limit, MB (default CHILD_HEAP_MB). */
   heapMb?: number;
+  /** The child's module (tests stand in one that fails); default helm-worker beside this module. */
+  workerUrl?: URL;
+}
+
+/** What the webhook keeps of the child's stderr: its end, enough for the line that says why it failed. */
+const STDERR_KEEP = 4096;
+
+/**
+ * The line of a failed child's stderr that says why, for the log: the first that names an error (Node's
+ * `Error: Cannot find module ...`, `FATAL ERROR: ...`), else the last non-empty one; at most 300 characters.
+ */
+export function stderrReason(tail: string): string | undefined {
+  const lines = tail.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+  const line = lines.find((l) => /(^|\b)(\w*Error\b|FATAL ERROR)/.test(l)) ?? lines.at(-1);
+  return line === undefined ? undefined : line.slice(0, 300);
 }
 
 /** The part of a record the check reads (the child gets a copy of it, not the whole request). */
@@ -147,16 +162,23 @@ export class HelmChecker {
   private ensureChild(): ChildProcess {
     if (this.child) return this.child;
     // the child's module sits beside this one: .ts when run from source (tests), .js when built
-    const file = new URL(import.meta.url.endsWith('.ts') ? './helm-worker.ts' : './helm-worker.js', import.meta.url);
+    const file = this.opts.workerUrl ?? new URL(import.meta.url.endsWith('.ts') ? './helm-worker.ts' : './helm-worker.js', import.meta.url);
     const child = fork(file, [], {
       // its own heap limits (these come after NODE_OPTIONS, so they win over the server's), nothing inherited
       execArgv: [`--max-old-space-size=${this.opts.heapMb ?? CHILD_HEAP_MB}`, `--max-semi-space-size=${CHILD_SEMI_SPACE_MB}`],
       serialization: 'advanced',
-      // V8's out-of-memory report is many lines on stderr: the log line below says it in one
-      stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
+      // stderr is kept (its last 4 KiB), not copied to ours: V8's out-of-memory report alone is many lines, and
+      // the log line below says in one why the child ended
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     });
     child.unref();
     child.channel?.unref();
+    let stderr = '';
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (chunk: string) => {
+      stderr = (stderr + chunk).slice(-STDERR_KEEP);
+    });
+    (child.stderr as { unref?: () => void } | null)?.unref?.();
     child.send({ config: this.opts.config });
     // Events of a child already stopped or replaced (a record that ran out of time) are ignored.
     child.on('message', (m: { id: number; result: HelmReleaseResult }) => {
@@ -172,10 +194,15 @@ export class HelmChecker {
       this.pump();
     };
     child.on('error', (err) => ended('its check failed', { err: { message: err.message } }));
+    // 'close', not 'exit': by then the child's stderr has been read to its end.
     // V8 aborts a process out of heap: SIGABRT, or exit code 134 where a shell reports it
-    child.on('exit', (code, signal) =>
-      ended(signal === 'SIGABRT' || code === 134 ? 'its check needed more memory than the webhook allows' : 'its check failed', { code, signal }),
-    );
+    child.on('close', (code, signal) => {
+      const oom = signal === 'SIGABRT' || code === 134;
+      const detail: Record<string, unknown> = { code, signal };
+      const reason = oom ? undefined : stderrReason(stderr);
+      if (reason) detail.stderr = reason;
+      ended(oom ? 'its check needed more memory than the webhook allows' : 'its check failed', detail);
+    });
     this.child = child;
     return child;
   }
