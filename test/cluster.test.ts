@@ -148,8 +148,16 @@ test('a watch event that adds a conflicting agent makes the next admission deny;
     const dry = svc.validate({ ...deploymentRequest(deployment('planner', 'shared-sa')), dryRun: true });
     assert.equal(dry.response.allowed, false);
 
+    // the pod is deleted: it still runs until its deletionTimestamp, so it still claims, and the denial says until when
+    const terminating = { ...bare, metadata: { ...bare.metadata, deletionTimestamp: '2026-11-23T09:00:30Z', deletionGracePeriodSeconds: 30 } };
+    api.emit(PATHS.pods, 'MODIFIED', terminating);
+    await until(() => /being deleted/.test(svc.validate(deploymentRequest(deployment('planner', 'shared-sa'))).response.status?.message ?? ''), 'deletion seen');
+    const waiting = svc.validate(deploymentRequest(deployment('planner', 'shared-sa')));
+    assert.equal(waiting.response.allowed, false);
+    assert.match(waiting.response.status!.message, /agent Pod\/scratch, which is being deleted; it stops by 2026-11-23T09:00:30Z\. .* Fix: retry once Pod\/scratch is gone, or /);
+
     // the pod finishes: Succeeded pods no longer claim
-    api.emit(PATHS.pods, 'MODIFIED', { ...bare, status: { phase: 'Succeeded' } });
+    api.emit(PATHS.pods, 'MODIFIED', { ...terminating, status: { phase: 'Succeeded' } });
     await until(() => svc.validate(deploymentRequest(deployment('planner', 'shared-sa'))).response.allowed, 'claim released');
 
     // blue/green: the same kagenti.io/agent label shares a ServiceAccount

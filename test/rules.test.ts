@@ -248,6 +248,40 @@ test('unique-service-account: names the other agent and the shared SPIFFE ID', (
   assert.ok(v[0].message.includes('spiffe://example.org/ns/team-a/sa/shared'));
 });
 
+test('unique-service-account: an agent being deleted still conflicts, and the message says so and when it is gone', () => {
+  const c: Config = configFromObject({ trustDomain: 'example.org' });
+  const me = ref('Deployment', 'b', 'shared');
+  const pod = (name: string, until: string) => ref('Deployment', 'a', 'shared', { source: { kind: 'Pod', name }, deleting: { until } });
+  // `kubectl delete deploy a` then apply b: a is gone from the cache, its pods are terminating
+  const v = checkUnique(me, [pod('a-1-x', '2026-11-23T09:00:30Z'), pod('a-1-y', '2026-11-23T09:00:45Z')], c);
+  assert.equal(v.length, 1);
+  assert.match(v[0].message, MESSAGE);
+  assert.ok(
+    v[0].message.includes('is already the identity of agent Deployment/a, which is being deleted; its pods stop by 2026-11-23T09:00:45Z. Both would share'),
+    v[0].message,
+  );
+  assert.ok(v[0].message.includes('Fix: retry once Deployment/a is gone, or give each agent its own ServiceAccount'), v[0].message);
+  // foreground deletion: the Deployment itself is being deleted too (no stop time of its own)
+  const fg = checkUnique(me, [ref('Deployment', 'a', 'shared', { deleting: {} }), pod('a-1-x', '2026-11-23T09:00:30Z')], c);
+  assert.ok(fg[0].message.includes('Deployment/a, which is being deleted; its pods stop by 2026-11-23T09:00:30Z.'), fg[0].message);
+  // a Deployment that stays, with one pod terminating (a rollout): not "being deleted"
+  const live = checkUnique(me, [pod('a-1-x', '2026-11-23T09:00:30Z'), ref('Deployment', 'a', 'shared')], c);
+  assert.doesNotMatch(live[0].message, /being deleted|retry/);
+  // two others, one going away: the one that stays is named, and retrying would not help
+  const two = checkUnique(me, [pod('a-1-x', '2026-11-23T09:00:30Z'), ref('StatefulSet', 'c', 'shared')], c);
+  assert.ok(two[0].message.includes('is already the identity of agent StatefulSet/c and 1 more.'), two[0].message);
+  assert.doesNotMatch(two[0].message, /retry/);
+});
+
+test('agentOf: an object being deleted says so; a pod says until when', () => {
+  const labels = { 'kagenti.io/type': 'agent' };
+  const pod = { kind: 'Pod', metadata: { name: 'p', namespace: 'team-a', labels, deletionTimestamp: '2026-11-23T09:00:30Z' }, spec: { serviceAccountName: 's' } };
+  assert.deepEqual(agentOf(pod, config)?.deleting, { until: '2026-11-23T09:00:30Z' });
+  const dep = { kind: 'Deployment', metadata: { name: 'd', namespace: 'team-a', deletionTimestamp: '2026-11-23T09:00:00Z' }, spec: { template: { metadata: { labels }, spec: { serviceAccountName: 's' } } } };
+  assert.deepEqual(agentOf(dep, config)?.deleting, {});
+  assert.equal(agentOf({ ...pod, metadata: { ...pod.metadata, deletionTimestamp: undefined } }, config)?.deleting, undefined);
+});
+
 test('unique-service-account: self (UPDATE), own pods, other namespaces and other SAs never conflict', () => {
   const me = ref('Deployment', 'a', 'sa1');
   assert.deepEqual(checkUnique(me, [ref('Deployment', 'a', 'sa1'), ref('Deployment', 'a', 'sa1', { source: { kind: 'Pod', name: 'a-x-y' } })], config), []);

@@ -154,6 +154,8 @@ function slimMeta(obj: KubeObject, labelKeys?: readonly string[]): KubeObject {
   const md = isObject(obj.metadata) ? obj.metadata : {};
   const out: KubeObject = { name: String(md.name ?? ''), resourceVersion: md.resourceVersion };
   if (typeof md.namespace === 'string') out.namespace = intern(md.namespace);
+  // a claim being deleted is still a claim; the denial says when it goes away
+  if (typeof md.deletionTimestamp === 'string') out.deletionTimestamp = md.deletionTimestamp;
   if (labelKeys && isObject(md.labels)) {
     const labels: Record<string, string> = {};
     let any = false;

@@ -172,6 +172,11 @@ export interface AgentIdentity {
   agent?: string;
   /** the object itself when it differs from the top-level workload (e.g. a Pod of a Deployment) */
   source?: OwnerRef;
+  /**
+   * set when the object is being deleted (metadata.deletionTimestamp); for a Pod, `until` is that timestamp,
+   * the time by which its containers are stopped
+   */
+  deleting?: { until?: string };
 }
 
 /** The ServiceAccount a pod spec runs as: serviceAccountName, else the deprecated serviceAccount, else `default`. */
@@ -207,6 +212,8 @@ export function agentIdentity(
   const selfKind = obj.kind as string;
   const selfName = objectName(obj);
   if (selfKind !== top.kind || selfName !== top.name) out.source = { kind: selfKind, name: selfName };
+  const deletion = isObject(obj.metadata) ? obj.metadata.deletionTimestamp : undefined;
+  if (typeof deletion === 'string' && deletion) out.deleting = selfKind === 'Pod' ? { until: deletion } : {};
   return out;
 }
 

@@ -53,6 +53,8 @@ export interface AgentRef {
   agent?: string;
   /** the object the claim was read from, when it is not the top-level workload itself (e.g. a Pod) */
   source?: { kind: string; name: string };
+  /** the object is being deleted; for a Pod, until when its containers may run */
+  deleting?: { until?: string };
 }
 
 export const TOKEN_REVIEW_KEY = 'K8S_TOKEN_REVIEW';
@@ -325,25 +327,38 @@ export function checkUnique(candidate: AgentRef, others: AgentRef[], config: Con
   const sev = severityFor(config.policies['unique-service-account']);
   if (!sev) return [];
   const key = identityKey(candidate);
-  const conflicts: AgentRef[] = [];
-  const seen = new Set<string>();
+  // one entry per other agent; it is being deleted only when every claim behind it is (the Deployment and its pods)
+  const conflicts = new Map<string, { ref: AgentRef; deleting: boolean; until?: string }>();
   for (const o of others) {
     if (o.namespace !== candidate.namespace || o.serviceAccount !== candidate.serviceAccount) continue;
     if (o.kind === candidate.kind && o.name === candidate.name) continue; // self (e.g. UPDATE, or its own pods)
     const ok = identityKey(o);
     if (ok === key) continue; // same agent (kagenti.io/agent), e.g. blue/green
     const label = o.agent ? `${refText(o)} (agent ${o.agent})` : refText(o);
-    if (seen.has(label)) continue;
-    seen.add(label);
-    conflicts.push(o);
+    const c = conflicts.get(label);
+    if (!c) conflicts.set(label, { ref: o, deleting: !!o.deleting, until: o.deleting?.until });
+    else {
+      c.deleting &&= !!o.deleting;
+      const until = o.deleting?.until;
+      if (until && (!c.until || until > c.until)) c.until = until;
+    }
   }
-  if (!conflicts.length) return [];
+  if (!conflicts.size) return [];
   const self = candidate.source ?? { kind: candidate.kind, name: candidate.name };
   const ns = candidate.namespace;
   const sa = candidate.serviceAccount;
-  const first = conflicts[0];
-  const firstText = first.agent ? `${refText(first)} (kagenti.io/agent=${first.agent})` : refText(first);
-  const more = conflicts.length > 1 ? ` and ${conflicts.length - 1} more` : '';
+  // name an agent that stays, if there is one
+  const all = [...conflicts.values()];
+  const firstConflict = all.find((c) => !c.deleting) ?? all[0];
+  const first = firstConflict.ref;
+  let firstText = first.agent ? `${refText(first)} (kagenti.io/agent=${first.agent})` : refText(first);
+  let retry = '';
+  if (firstConflict.deleting) {
+    const by = firstConflict.until ? `; ${first.kind === 'Pod' ? 'it stops' : 'its pods stop'} by ${firstConflict.until}` : '';
+    firstText += `, which is being deleted${by}`;
+    retry = `retry once ${refText(first)} is gone${all.length > 1 ? ' (and the others)' : ''}, or `;
+  }
+  const more = conflicts.size > 1 ? ` and ${conflicts.size - 1} more` : '';
   const path = `${podSpecFieldPath(self.kind)}.serviceAccountName`;
   return [
     {
@@ -356,7 +371,7 @@ export function checkUnique(candidate: AgentRef, others: AgentRef[], config: Con
       message:
         `[unique-service-account] ${self.kind} ${ns}/${self.name}: ServiceAccount "${sa}" (${path}) is already ` +
         `the identity of agent ${firstText}${more}. Both would share ${spiffeId(config.trustDomain, ns, sa)}, so ` +
-        `neither agent can be told apart. Fix: give each agent its own ServiceAccount, or set the same ` +
+        `neither agent can be told apart. Fix: ${retry}give each agent its own ServiceAccount, or set the same ` +
         `kagenti.io/agent label on both if they are one agent.`,
     },
   ];
