@@ -39,7 +39,8 @@ manifests: ## Render manifests/$(OVERLAY) to stdout (OVERLAY=default|self-signed
 	  echo "make: no certificates in $(CERTS_DIR): run 'make certs' first" >&2; exit 2; fi
 	@$(KUBECTL) kustomize manifests/$(OVERLAY) | sed 's|image: $(DEFAULT_IMG)$$|image: $(IMG)|'
 
-deploy: ## Install manifests/$(OVERLAY) into the current kubectl context (image $(IMG))
+deploy: ## Install manifests/$(OVERLAY) into the current kubectl context (image $(IMG)); checks the cluster's version first
+	@KUBECTL="$(KUBECTL)" manifests/preflight.sh
 	@if [ "$(OVERLAY)" = "self-signed" ] && [ ! -f $(CERTS_DIR)/tls.key ]; then $(MAKE) certs; fi
 	$(KUBECTL) kustomize manifests/$(OVERLAY) | sed 's|image: $(DEFAULT_IMG)$$|image: $(IMG)|' | $(KUBECTL) apply -f -
 	$(KUBECTL) -n $(NAMESPACE) rollout status deploy/$(SERVICE) --timeout=180s
