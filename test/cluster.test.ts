@@ -73,6 +73,7 @@ function deploymentRequest(obj: Record<string, any>, operation = 'CREATE'): Admi
 async function setup(
   seed: (api: FakeApiServer) => void,
   configInput: Record<string, unknown> = {},
+  listPageBytes?: number,
 ): Promise<{ api: FakeApiServer; svc: ValidationService; lines: ReturnType<typeof recordingLogger>['lines']; close: () => Promise<void> }> {
   const api = new FakeApiServer();
   seed(api);
@@ -86,6 +87,7 @@ async function setup(
     backoff: { baseMs: 20, maxMs: 200 },
     readToken: noToken,
     auditIntervalMs: 60_000,
+    listPageBytes,
   });
   return {
     api,
@@ -333,6 +335,36 @@ test('lists are paged (limit/continue) and every page lands in the cache', async
     await until(() => svc.readiness().ready, 'first sync');
     assert.equal(svc.readiness().detail.agentClaims, 3 + 1203);
     assert.equal(svc.validate(deploymentRequest(deployment('x', 'sa-1202'))).response.allowed, false);
+  } finally {
+    await close();
+  }
+});
+
+test('list pages over the byte cap are asked for again, fewer at a time: large workloads cannot exhaust the heap at sync', async () => {
+  // A tenant's Deployments with no agent label, each about 40 KB (in a cluster: up to 1.5 MiB each): a page of
+  // 500 would be parsed whole. With a 128 KiB cap the informer halves its limit until a page fits.
+  const big = (i: number) => {
+    const d = deployment(`big-${i}`, `sa-${i}`, 'team-b', { app: 'big' });
+    (d.spec.template.spec as Record<string, any>).containers = [{ name: 'a', image: 'x', env: Array.from({ length: 2000 }, (_, k) => ({ name: `E${k}`, value: '' })) }];
+    return d;
+  };
+  const { api, svc, lines, close } = await setup(
+    (a) => {
+      seedBasics(a);
+      a.seed(PATHS.deployments, [deployment('weather', 'weather-sa'), ...Array.from({ length: 40 }, (_, i) => big(i))]);
+    },
+    {},
+    128 * 1024,
+  );
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    const limits = api.requests.filter((r) => r.startsWith(`GET ${PATHS.deployments}?`) && !r.includes('watch=')).map((r) => new URL(r.slice(4), 'http://x').searchParams.get('limit'));
+    assert.deepEqual(limits.slice(0, 3), ['500', '250', '125'], limits.join(','));
+    assert.ok(limits.every((l, i) => i === 0 || Number(l) <= Number(limits[i - 1])), `never more than the last page: ${limits.join(',')}`);
+    assert.ok(Number(limits.at(-1)) <= 3, `down to pages that fit: ${limits.join(',')}`);
+    assert.ok(lines.some((l) => /a page of deployments\.apps was over 131072 bytes; listing \d+ at a time/.test(l.msg)));
+    // every object landed in the cache: the agent Deployment still claims its ServiceAccount
+    assert.equal(svc.validate(deploymentRequest(deployment('news', 'weather-sa'))).response.allowed, false);
   } finally {
     await close();
   }

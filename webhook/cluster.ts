@@ -24,6 +24,14 @@ import { isObject } from './json.ts';
 // ---------------------------------------------------------------------------------------------------
 // Plain GET against the API server (lists, discovery), with the kubeconfig's TLS and credentials.
 
+/** A response over kubeGetJson's maxBytes: nothing of it was parsed. */
+export class ResponseTooLargeError extends Error {
+  constructor(maxBytes: number) {
+    super(`response larger than ${maxBytes} bytes`);
+    this.name = 'ResponseTooLargeError';
+  }
+}
+
 export class KubeHttpError extends Error {
   readonly statusCode: number;
   constructor(statusCode: number, message: string) {
@@ -36,7 +44,7 @@ export class KubeHttpError extends Error {
 export async function kubeGetJson(
   kc: KubeConfig,
   path: string,
-  opts: { maxBytes?: number; timeoutMs?: number } = {},
+  opts: { maxBytes?: number; timeoutMs?: number; onBytes?: (n: number) => void } = {},
 ): Promise<any> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('the kubeconfig has no current cluster');
@@ -55,13 +63,14 @@ export async function kubeGetJson(
         res.on('data', (c: Buffer) => {
           size += c.length;
           if (size > maxBytes) {
-            req.destroy(new Error(`response larger than ${maxBytes} bytes`));
+            req.destroy(new ResponseTooLargeError(maxBytes));
             return;
           }
           chunks.push(c);
         });
         res.on('error', reject);
         res.on('end', () => {
+          opts.onBytes?.(size);
           const text = Buffer.concat(chunks).toString('utf8');
           let body: any;
           try {
@@ -244,6 +253,9 @@ function slimConfigMap(obj: KubeObject): KubeObject {
 // ---------------------------------------------------------------------------------------------------
 // One resource: a client-node ListWatch over slimmed objects, restarted with backoff after errors.
 
+/** The most one list page may hold: it is parsed whole (the JSON text and its objects) before it is slimmed. */
+export const PAGE_BYTES = 16 * 1024 * 1024;
+
 export interface ResourceSpec {
   /** informer id for logs and readiness, e.g. `pods`, `deployments.apps`, `configmaps/kagent-enterprise-config` */
   id: string;
@@ -269,6 +281,9 @@ class ResilientInformer {
   private readonly log: Logger;
   private readonly backoff: BackoffOptions;
   private readonly pageSize: number;
+  /** objects asked for per list page: pageSize, halved while pages come back over pageBytes */
+  private pageLimit: number;
+  private readonly pageBytes: number;
   readonly lw: ListWatch<KubernetesObject>;
   synced = false;
   /** set while the informer is down (after an error, until a restart gets through) */
@@ -280,12 +295,14 @@ class ResilientInformer {
   private stopped = false;
   private attempt = 0;
 
-  constructor(kc: KubeConfig, spec: ResourceSpec, log: Logger, backoff: BackoffOptions, pageSize: number) {
+  constructor(kc: KubeConfig, spec: ResourceSpec, log: Logger, backoff: BackoffOptions, pageSize: number, pageBytes = PAGE_BYTES) {
     this.kc = kc;
     this.spec = spec;
     this.log = log;
     this.backoff = backoff;
     this.pageSize = pageSize;
+    this.pageLimit = pageSize;
+    this.pageBytes = pageBytes;
     const real = new Watch(kc);
     const slimmingWatch = {
       watch: async (
@@ -332,24 +349,36 @@ class ResilientInformer {
     const items: KubeObject[] = [];
     let cont: string | undefined;
     let rv = '';
-    do {
+    for (;;) {
       const q = new URLSearchParams();
       if (this.spec.labelSelector) q.set('labelSelector', this.spec.labelSelector);
       if (this.spec.fieldSelector) q.set('fieldSelector', this.spec.fieldSelector);
-      q.set('limit', String(this.pageSize));
+      q.set('limit', String(this.pageLimit));
       if (cont) q.set('continue', cont);
       let page: any;
+      let bytes = 0;
       try {
-        page = await kubeGetJson(this.kc, `${this.spec.path}?${q}`);
+        page = await kubeGetJson(this.kc, `${this.spec.path}?${q}`, { maxBytes: this.pageBytes, onBytes: (n) => (bytes = n) });
       } catch (err) {
+        // A page is parsed whole before it is slimmed, so its size is what the heap must hold at once. Objects are
+        // up to about 1.5 MiB each (etcd's limit), so 500 large workloads (a tenant's, with no agent label) would
+        // be 700 MB: ask again for half as many, from the same point (the continue token pins the snapshot).
+        if (err instanceof ResponseTooLargeError && this.pageLimit > 1) {
+          this.pageLimit = Math.max(1, this.pageLimit >> 1);
+          this.log.warn({ resource: this.spec.id, limit: this.pageLimit, maxBytes: this.pageBytes }, `cluster cache: a page of ${this.spec.rbac} was over ${this.pageBytes} bytes; listing ${this.pageLimit} at a time`);
+          continue;
+        }
         (err as { verb?: string }).verb = 'list';
         throw err;
       }
+      // pages well under the cap: back towards the configured size
+      if (bytes < this.pageBytes / 4 && this.pageLimit < this.pageSize) this.pageLimit = Math.min(this.pageSize, this.pageLimit * 2);
       if (!isObject(page) || !Array.isArray(page.items)) throw Object.assign(new Error('list response has no items'), { verb: 'list' });
       for (const it of page.items) if (isObject(it)) items.push(this.spec.slim(it));
       rv = isObject(page.metadata) && typeof page.metadata.resourceVersion === 'string' ? page.metadata.resourceVersion : rv;
       cont = isObject(page.metadata) && typeof page.metadata.continue === 'string' && page.metadata.continue ? page.metadata.continue : undefined;
-    } while (cont);
+      if (!cont) break;
+    }
     const first = !this.synced;
     this.synced = true;
     this.lastSyncAt = Date.now();
@@ -480,6 +509,8 @@ export interface ClusterStateOptions {
   backoff?: BackoffOptions;
   /** list page size (`limit`) */
   pageSize?: number;
+  /** the most a list page may hold, in bytes (default PAGE_BYTES; tests set less) */
+  pageBytes?: number;
 }
 
 function claimKey(ns: string, sa: string): string {
@@ -504,7 +535,7 @@ export class ClusterState {
     this.log = opts.log;
     const backoff = opts.backoff ?? { baseMs: 1000, maxMs: 60_000 };
     this.informers = resourceSpecs(opts.config).map(
-      (s) => new ResilientInformer(opts.kubeConfig, s, opts.log, backoff, opts.pageSize ?? 500),
+      (s) => new ResilientInformer(opts.kubeConfig, s, opts.log, backoff, opts.pageSize ?? 500, opts.pageBytes),
     );
     for (const inf of this.informers) {
       if (inf.spec.kind === 'ConfigMap') this.configMapInformers.push(inf);

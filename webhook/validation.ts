@@ -72,6 +72,8 @@ export interface ValidationOptions {
   readToken?: (path: string) => Promise<string>;
   /** Time budget for one Helm release record's check (default HELM_CHECK_MS; tests set less). */
   helmCheckMs?: number;
+  /** The most one list page of the cluster cache may hold, in bytes (default PAGE_BYTES; tests set less). */
+  listPageBytes?: number;
 }
 
 const policyViolations = new Gauge({
@@ -110,7 +112,7 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
   const noClusterWhy = opts.cluster === 'none' ? '--cluster none' : 'no kubeconfig or in-cluster account';
 
   const issuer = new IssuerDetector({ config, log, kubeConfig: kc, readToken: opts.readToken });
-  const cluster = kc && clusterModule ? new clusterModule.ClusterState({ kubeConfig: kc, config, log, backoff: opts.backoff }) : null;
+  const cluster = kc && clusterModule ? new clusterModule.ClusterState({ kubeConfig: kc, config, log, backoff: opts.backoff, pageBytes: opts.listPageBytes }) : null;
   cluster?.start();
   await issuer.start();
   const helm = new HelmChecker({ config, log, budgetMs: opts.helmCheckMs });
