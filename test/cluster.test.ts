@@ -395,6 +395,27 @@ test('background audit: agents already sharing a ServiceAccount and misconfigure
   }
 });
 
+test('background audit: a thousand agents on one ServiceAccount are all counted, 50 logged, and one line says how many', async () => {
+  // bare agent pods on one ServiceAccount, each its own agent (as pods relabelled after admission would be)
+  const { svc, lines, close } = await setup((api) => {
+    seedBasics(api);
+    api.seed(PATHS.pods, Array.from({ length: 1000 }, (_, i) => ({ metadata: { name: `p-${i}`, namespace: 'team-b', labels: { ...AGENT, 'kagenti.io/agent': `a${i}` } }, spec: { serviceAccountName: 'x' }, status: { phase: 'Pending' } })));
+  });
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    await until(() => lines.some((l) => l.audit === true && l.count !== undefined), 'audit summary');
+    const metric = await registry.getSingleMetric('kagenti_webhook_policy_violations')!.get();
+    const byRule = Object.fromEntries(metric.values.map((v) => [v.labels.rule, v.value]));
+    assert.equal(byRule['unique-service-account'], 1000);
+    const unique = lines.filter((l) => l.audit === true && l.rule === 'unique-service-account');
+    assert.equal(unique.filter((l) => l.count === undefined).length, 50);
+    assert.match(unique.find((l) => l.count !== undefined)!.msg, /^audit: 1000 unique-service-account violations \(first 50 logged\)$/);
+    assert.match(unique[0].msg, /^\[unique-service-account\] Pod team-b\/p-\d+: ServiceAccount "x" .* and 998 more\./);
+  } finally {
+    await close();
+  }
+});
+
 test('KUBECONFIG as a list: missing files are skipped as kubectl skips them; none usable stops start-up', async () => {
   const { loadKubeConfig } = await import('../webhook/cluster.ts');
   const { mkdtempSync, writeFileSync } = await import('node:fs');

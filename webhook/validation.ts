@@ -76,6 +76,9 @@ export interface ValidationOptions {
   listPageBytes?: number;
 }
 
+/** Audit findings logged per rule and run; the rest are counted only. */
+const AUDIT_LOGGED = 50;
+
 const policyViolations = new Gauge({
   name: `${PREFIX}policy_violations`,
   help: 'Violations found by the last background audit of the cached cluster state, by rule.',
@@ -122,6 +125,11 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
     const counts = new Map<RuleName, number>(RULE_NAMES.map((r) => [r, 0]));
     if (!cluster) return counts;
     const found: Violation[] = [];
+    // unique-service-account: every agent of a group with another agent in it violates. Counted for all, and
+    // checked (an O(group) message each) only for the ones that get logged, so a group of thousands of agents
+    // on one ServiceAccount costs O(group), not O(group^2).
+    let uniqueCount = 0;
+    const uniqueOn = severityFor(config.policies['unique-service-account']) !== null;
     for (const group of cluster.claimGroups()) {
       // one representative per agent: prefer the top-level workload over its pods
       const reps = new Map<string, AgentRef>();
@@ -131,7 +139,15 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
         if (!cur || (cur.source && !ref.source)) reps.set(k, ref);
       }
       const agents = [...reps.values()];
-      if (agents.length > 1) for (const a of agents) found.push(...checkUnique(a, agents, config));
+      if (agents.length > 1 && uniqueOn) {
+        // checkUnique never counts the same workload against itself (a pod relabelled apart from its Deployment)
+        const perWorkload = new Map<string, number>();
+        for (const a of agents) perWorkload.set(`${a.kind}/${a.name}`, (perWorkload.get(`${a.kind}/${a.name}`) ?? 0) + 1);
+        for (const a of agents) {
+          if (agents.length === perWorkload.get(`${a.kind}/${a.name}`)) continue;
+          if (++uniqueCount <= AUDIT_LOGGED) found.push(...checkUnique(a, agents, config));
+        }
+      }
       const sev = severityFor(config.policies['dedicated-service-account']);
       if (sev)
         for (const a of agents)
@@ -150,15 +166,16 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
     }
     const iss = issuer.current();
     for (const cm of cluster.configMaps()) found.push(...checkObject(cm, { config, issuer: iss }));
-    const perRule = new Map<RuleName, number>();
+    const logged = new Map<RuleName, number>();
     for (const v of found) {
-      counts.set(v.rule, (counts.get(v.rule) ?? 0) + 1);
-      const n = (perRule.get(v.rule) ?? 0) + 1;
-      perRule.set(v.rule, n);
-      if (n <= 50) log.warn({ audit: true, rule: v.rule, kind: v.kind, namespace: v.namespace, name: v.name, path: v.path }, v.message);
+      if (v.rule !== 'unique-service-account') counts.set(v.rule, (counts.get(v.rule) ?? 0) + 1);
+      const n = (logged.get(v.rule) ?? 0) + 1;
+      logged.set(v.rule, n);
+      if (n <= AUDIT_LOGGED) log.warn({ audit: true, rule: v.rule, kind: v.kind, namespace: v.namespace, name: v.name, path: v.path }, v.message);
     }
-    for (const [rule, n] of perRule)
-      if (n > 50) log.warn({ audit: true, rule, count: n }, `audit: ${n} ${rule} violations (first 50 logged)`);
+    counts.set('unique-service-account', uniqueCount);
+    for (const [rule, n] of counts)
+      if (n > AUDIT_LOGGED) log.warn({ audit: true, rule, count: n }, `audit: ${n} ${rule} violations (first ${AUDIT_LOGGED} logged)`);
     for (const [rule, n] of counts) policyViolations.set({ rule }, n);
     return counts;
   }
