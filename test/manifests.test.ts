@@ -291,6 +291,10 @@ for (const overlay of OVERLAYS) {
     assert.equal(matches(pods, pod({ 'kagenti.io/type': 'tool' }), { oldObject: pod({ 'kagenti.io/type': 'agent' }) }), true, 'value changed');
     assert.equal(matches(pods, pod({ 'kagenti.io/type': 'agent' }), { oldObject: pod() }), true, 'label added');
     assert.equal(matches(pods, { kind: 'Pod' }, { oldObject: { kind: 'Pod' } }), false, 'no metadata: no error');
+    const agentA = { 'kagenti.io/type': 'agent', 'kagenti.io/agent': 'a' };
+    assert.equal(matches(pods, pod({ ...agentA, 'kagenti.io/agent': 'b' }), { oldObject: pod(agentA) }), true, 'agent label changed');
+    assert.equal(matches(pods, pod({ 'kagenti.io/type': 'agent' }), { oldObject: pod(agentA) }), true, 'agent label removed');
+    assert.equal(matches(pods, pod({ ...agentA, x: 'y' }), { oldObject: pod(agentA) }), false, 'agent label kept');
 
     const workloads = byName.get('workloads.validate.kagenti.io');
     const resources = workloads.rules.flatMap((r: Obj) => r.resources).sort();

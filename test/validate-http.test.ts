@@ -131,6 +131,15 @@ test('HTTPS /validate: a running pod relabelled into or out of an agent type is 
     assert.match(into.status!.message, /changes from unset to "agent" on a running pod\. The label is read when a pod is created/);
     // Tools are not agents unless featureGates.injectTools: agent → tool leaves, and is denied.
     assert.equal((await s.review('/validate', update(pod({ 'kagenti.io/type': 'tool' }), pod(AGENT)))).allowed, false);
+    // kagenti.io/agent on a running agent pod: changed or removed, it would make the pod another agent
+    const named = (agent?: string) => pod({ ...AGENT, ...(agent === undefined ? {} : { 'kagenti.io/agent': agent }) });
+    const renamed = await s.review('/validate', update(named('weather-b'), named('weather')));
+    assert.equal(renamed.allowed, false);
+    assert.match(renamed.status!.message, /^\[unique-service-account\] Pod team-a\/weather-0: metadata\.labels\["kagenti\.io\/agent"\] changes from "weather" to "weather-b" on a running pod\. The label names the agent the pod belongs to .* Fix: change the label in the pod's workload template/);
+    assert.equal((await s.review('/validate', update(named(), named('weather')))).allowed, false, 'removed');
+    assert.equal((await s.review('/validate', update(named('weather'), named()))).allowed, false, 'added');
+    assert.equal((await s.review('/validate', update(named(''), named()))).allowed, true, 'empty is unset');
+    assert.equal((await s.review('/validate', update(pod({ 'kagenti.io/agent': 'b' }), pod({ 'kagenti.io/agent': 'a' })))).allowed, true, 'not an agent pod');
     // Other changes to an agent pod (the registration does not send them, but if it did) are allowed.
     assert.equal((await s.review('/validate', update(pod({ ...AGENT, tier: 'gold' }), pod(AGENT)))).allowed, true);
     assert.equal((await s.review('/validate', update(pod({ 'kagenti.io/type': 'web' }), pod(undefined)))).allowed, true, 'never an agent');

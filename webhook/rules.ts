@@ -4,6 +4,7 @@ import type { Config, PolicyAction } from './config.ts';
 import { isAgentType } from './config.ts';
 import type { AgentIdentity, OwnerLookup } from './identity.ts';
 import {
+  AGENT_LABEL,
   agentIdentity,
   effectiveServiceAccount,
   identityKey,
@@ -271,16 +272,20 @@ function refText(a: AgentRef): string {
 
 const TYPE_LABEL = 'kagenti.io/type';
 
-function typeLabelText(v: unknown): string {
+function labelText(v: unknown): string {
   return typeof v === 'string' ? JSON.stringify(v) : 'unset';
 }
 
 /**
- * unique-service-account on a Pod UPDATE: `kagenti.io/type` is read once, when the pod is created (injection
- * and the ServiceAccount claim follow it). A running pod whose label leaves an agent type keeps its sidecars and
- * SPIFFE ID but stops counting as the agent on its ServiceAccount, so another agent could be admitted with the
- * same identity; one whose label enters an agent type counts as an agent without the wiring. Both are denied.
- * A change that keeps the pod an agent (agent to tool with tools enabled) or a non-agent changes no claim.
+ * unique-service-account on a Pod UPDATE: `kagenti.io/type` and `kagenti.io/agent` are read once, when the pod is
+ * created (injection and the ServiceAccount claim follow them).
+ * - A running pod whose type leaves an agent type keeps its sidecars and SPIFFE ID but stops counting as the agent
+ *   on its ServiceAccount, so another agent could be admitted with the same identity; one whose type enters an
+ *   agent type counts as an agent without the wiring.
+ * - A running agent pod whose `kagenti.io/agent` changes would count as another agent on the same ServiceAccount
+ *   (pods admitted as one agent, relabelled apart, are many agents sharing one identity).
+ * All are denied. A type change that keeps the pod an agent (agent to tool with tools enabled), or one between
+ * non-agent values, changes no claim.
  */
 export function checkTypeLabelChange(
   pod: Record<string, any>,
@@ -292,21 +297,24 @@ export function checkTypeLabelChange(
   if (!sev || !isObject(pod) || !isObject(old)) return [];
   const labels = isObject(pod.metadata) && isObject(pod.metadata.labels) ? pod.metadata.labels : {};
   const oldLabels = isObject(old.metadata) && isObject(old.metadata.labels) ? old.metadata.labels : {};
-  const now = labels[TYPE_LABEL];
-  const before = oldLabels[TYPE_LABEL];
-  if (now === before) return [];
   const wasAgent = isAgentType(oldLabels, config);
-  if (wasAgent === isAgentType(labels, config)) return [];
+  const isAgent = isAgentType(labels, config);
+  let label: string;
+  let why: (sa: string, id: string) => string;
+  if (labels[TYPE_LABEL] !== oldLabels[TYPE_LABEL] && wasAgent !== isAgent) {
+    label = TYPE_LABEL;
+    why = wasAgent
+      ? (sa, id) => `The pod keeps its sidecars and SPIFFE ID ${id}, but would stop counting as the agent on ServiceAccount "${sa}", so another agent could be admitted with the same identity.`
+      : (sa) => `The label is read when a pod is created: this pod was not set up as an agent, yet it would count as one on ServiceAccount "${sa}".`;
+  } else if (wasAgent && isAgent && (labels[AGENT_LABEL] || undefined) !== (oldLabels[AGENT_LABEL] || undefined)) {
+    label = AGENT_LABEL;
+    why = (sa, id) => `The label names the agent the pod belongs to and is read when it is created: relabelled, the pod would count as another agent on ServiceAccount "${sa}" while keeping ${id}, so two agents would share it.`;
+  } else return [];
   const ns = objectNamespace(pod, namespace || 'default');
   const name = objectName(pod);
   const sa = effectiveServiceAccount(isObject(pod.spec) ? pod.spec : undefined);
-  const path = `metadata.labels["${TYPE_LABEL}"]`;
-  const what = `${path} changes from ${typeLabelText(before)} to ${typeLabelText(now)} on a running pod`;
-  const why = wasAgent
-    ? `The pod keeps its sidecars and SPIFFE ID ${spiffeId(config.trustDomain, ns, sa)}, but would stop counting as ` +
-      `the agent on ServiceAccount "${sa}", so another agent could be admitted with the same identity.`
-    : `The label is read when a pod is created: this pod was not set up as an agent, yet it would count as one ` +
-      `on ServiceAccount "${sa}".`;
+  const path = `metadata.labels["${label}"]`;
+  const what = `${path} changes from ${labelText(oldLabels[label])} to ${labelText(labels[label])} on a running pod`;
   return [
     {
       rule: 'unique-service-account',
@@ -316,7 +324,7 @@ export function checkTypeLabelChange(
       name,
       path,
       message:
-        `[unique-service-account] Pod ${ns}/${name}: ${what}. ${why} ` +
+        `[unique-service-account] Pod ${ns}/${name}: ${what}. ${why(sa, spiffeId(config.trustDomain, ns, sa))} ` +
         `Fix: change the label in the pod's workload template (which replaces the pod), or delete the pod and create it with the label it needs.`,
     },
   ];
