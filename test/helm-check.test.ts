@@ -79,8 +79,16 @@ test('a record that takes seconds to check does not hold up a pod admission, and
     assert.ok(r.warnings.every((w: string) => w.length <= 120), JSON.stringify(r.warnings));
     assert.match(r.warnings.join(' '), /^Helm release record team-a\/sh\.helm\.release\.v1\.big\.v1 was not checked: its check took longer than 0\.6 s\./);
 
-    // the stopped child is replaced: the next record is checked, and this one is denied
-    const bad = await s.review('/validate', secretReview(record(encodeReleaseForSecret({ name: 'kagent', namespace: 'kagent', manifest: BAD }), 'kagent')));
+    // the stopped child is replaced (a new one starts at once): the next record is checked, and this one is denied.
+    // On a loaded machine a child's start alone can take the 0.6 s, so the record is sent once the new child has
+    // had time to start; one that still runs out of time is allowed for that reason, and the next try waits again.
+    let bad: any;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      await new Promise((r) => setTimeout(r, 1500));
+      bad = await s.review('/validate', secretReview(record(encodeReleaseForSecret({ name: 'kagent', namespace: 'kagent', manifest: BAD }), 'kagent')));
+      if (!bad.allowed) break;
+      assert.match(bad.warnings.join(' '), /was not checked: its check took longer than 0\.6 s\./);
+    }
     assert.equal(bad.allowed, false);
     assert.match(bad.status.message, /^\[token-review-value\] ConfigMap kagent\/kagent-enterprise-config \(Helm release kagent\/kagent\)/);
   } finally {
@@ -178,8 +186,8 @@ test('a record that waited for others is told so when its budget runs out, not t
     const [a, b] = [record(bigRelease(14)), record(bigRelease(14), 'second')];
     const [first, second] = await Promise.all([checker.check(a, issuer), checker.check(b, issuer)]);
     assert.match(first.warnings[0]!, /was not checked: its check took longer than 0\.5 s\./);
-    // the second waited the first's whole budget: nothing was left, so it never ran
-    assert.match(second.warnings[0]!, /was not checked: it waited 0\.5 s for other records\./);
+    // the second waited (nearly) the first's whole budget: too little was left to start a check, so it never ran
+    assert.match(second.warnings[0]!, /was not checked: it waited 0\.[45] s for other records\./);
   } finally {
     await checker.close();
   }

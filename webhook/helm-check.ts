@@ -144,6 +144,9 @@ export class HelmChecker {
           : `it waited ${waited.toFixed(1)} s for other records and its check did not finish in the ${(left / 1000).toFixed(1)} s left of ${this.budgetMs / 1000} s`,
       );
       this.stopChild();
+      // start the next child now, so the next record (Helm writes them in bursts) need not spend its budget on
+      // the start; unused, it stops after CHILD_IDLE_MS as any idle child does
+      if (!this.closed) this.ensureChild();
       this.pump();
     }, left);
     this.timer.unref();
