@@ -187,3 +187,30 @@ test('a manifest with only the deprecated spec.serviceAccount gets the SPIFFE ID
   assert.match(spiffeId({ serviceAccountName: 'new-sa', serviceAccount: 'old-sa' }), /\/sa\/new-sa$/);
   assert.match(spiffeId({}), /\/sa\/default$/);
 });
+
+test('unsupported-os: a Windows pod (spec.os.name) or one whose nodeSelector picks Windows nodes is denied, naming the field', () => {
+  const cfg = defaultConfig();
+  const app = [{ name: 'app', image: 'x' }];
+  const os = injectTemplate(agentPod({}, {}, { os: { name: 'windows' }, containers: app }), cfg, ctxFor);
+  assert.equal(os.outcome, 'deny');
+  if (os.outcome === 'deny') {
+    assert.equal(os.rule, 'unsupported-os');
+    assert.match(os.message, /^\[unsupported-os\] Pod team\/a: spec\.os\.name is windows, but the injected containers \(proxy-init, spiffe-helper, authbridge-proxy\) are Linux-only\./);
+    assert.match(os.message, /Fix: run the agent on Linux nodes, or label the pod kagenti\.io\/inject: disabled\.$/);
+  }
+  const sel = injectTemplate(agentPod({}, {}, { nodeSelector: { 'kubernetes.io/os': 'windows' }, containers: app }), cfg, ctxFor, 'spec.template.spec');
+  assert.equal(sel.outcome, 'deny');
+  if (sel.outcome === 'deny') {
+    assert.equal(sel.rule, 'unsupported-os');
+    assert.match(sel.message, /spec\.template\.spec\.nodeSelector\["kubernetes\.io\/os"\] is windows, so the pod runs on Windows nodes/);
+  }
+  // only spiffe-helper injected (AuthBridge opted out): still Linux-only, and the message names only it
+  const helper = injectTemplate(agentPod({ 'kagenti.io/authbridge-inject': 'false' }, {}, { os: { name: 'windows' }, containers: app }), cfg, ctxFor);
+  assert.ok(helper.outcome === 'deny' && helper.message.includes('(spiffe-helper)') && !helper.message.includes('iptables'), JSON.stringify(helper));
+  // Linux pods, and Windows pods that opt out of everything, are not touched by the rule
+  for (const spec of [{ os: { name: 'linux' } }, { nodeSelector: { 'kubernetes.io/os': 'linux' } }, { os: 'windows' }, { nodeSelector: null }])
+    assert.equal(injectTemplate(agentPod({}, {}, { ...spec, containers: app }), cfg, ctxFor).outcome, 'inject', JSON.stringify(spec));
+  const none = injectTemplate(agentPod({ 'kagenti.io/authbridge-inject': 'false', 'kagenti.io/spiffe-helper-inject': 'false' }, {}, { os: { name: 'windows' }, containers: app }), cfg, ctxFor);
+  assert.equal(none.outcome, 'skip');
+  assert.equal(injectTemplate(agentPod({ 'kagenti.io/inject': 'disabled' }, {}, { os: { name: 'windows' }, containers: app }), cfg, ctxFor).outcome, 'skip');
+});

@@ -35,7 +35,9 @@ export { HELPER_CONFIG_DIR, SVID_DIR };
 export const HELPER_CONFIG_FILE = 'helper.conf';
 export const PROXY_UID = 1337;
 
-export type InjectionRule = 'invalid-annotation' | 'reserved-name' | 'port-conflict' | 'host-network' | 'malformed-object';
+export type InjectionRule = 'invalid-annotation' | 'reserved-name' | 'port-conflict' | 'host-network' | 'unsupported-os' | 'malformed-object';
+/** The node label a nodeSelector names to pick the nodes' operating system. */
+const NODE_LABEL_OS = 'kubernetes.io/os';
 
 export interface InjectionStatus {
   version: string;
@@ -649,6 +651,24 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   if (!addInit.length && !addSidecars.length && !addVolumes.length) {
     // Nothing to inject (every piece opted out): leave the pod as it came, minus a stale record of ours.
     if (!prev) return { outcome: 'skip', reason: 'all-opted-out' };
+  }
+
+  // unsupported-os: the injected containers are Linux containers (Linux securityContext fields, proxy-init's
+  // iptables), which a Windows pod cannot hold and a Windows node cannot run.
+  if (addInit.length || addSidecars.length) {
+    const osName = isObject(spec.os) ? spec.os.name : undefined;
+    const nodeOs = isObject(spec.nodeSelector) ? spec.nodeSelector[NODE_LABEL_OS] : undefined;
+    if (osName === 'windows' || nodeOs === 'windows') {
+      const names = [...addInit, ...addSidecars].map((c) => c.name).join(', ');
+      const why =
+        osName === 'windows'
+          ? `${specPath}.os.name is windows, but the injected containers (${names}) are Linux-only. The API server rejects their Linux securityContext fields (runAsUser, capabilities, seccompProfile) in a Windows pod`
+          : `${specPath}.nodeSelector["${NODE_LABEL_OS}"] is windows, so the pod runs on Windows nodes, but the injected containers (${names}) are Linux-only. A Windows node cannot run them`;
+      return deny(
+        'unsupported-os',
+        `${ctx.ref}: ${why}${addInit.length ? ", and proxy-init's traffic redirect (iptables) exists only on Linux" : ''}. Fix: run the agent on Linux nodes, or label the pod ${LABEL_INJECT}: disabled.`,
+      );
+    }
   }
 
   // reserved-name: our names already taken by something our record does not account for (the last list that
