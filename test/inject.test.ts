@@ -214,3 +214,24 @@ test('unsupported-os: a Windows pod (spec.os.name) or one whose nodeSelector pic
   assert.equal(none.outcome, 'skip');
   assert.equal(injectTemplate(agentPod({ 'kagenti.io/inject': 'disabled' }, {}, { os: { name: 'windows' }, containers: app }), cfg, ctxFor).outcome, 'skip');
 });
+
+test('port-conflict compares protocols: a UDP or SCTP port on the proxy\'s number is allowed, TCP (or no protocol) is denied', () => {
+  const cfg = defaultConfig();
+  const withPort = (port: KubeObject) => injectTemplate(agentPod({}, {}, { containers: [{ name: 'app', image: 'x', ports: [{ containerPort: 8000 }, port] }] }), cfg, ctxFor);
+  for (const protocol of ['UDP', 'SCTP']) {
+    const r = withPort({ containerPort: 15124, protocol });
+    assert.equal(r.outcome, 'inject', protocol);
+    if (r.outcome === 'inject') assert.ok(r.template.spec.containers.some((c: KubeObject) => c.name === 'authbridge-proxy'));
+  }
+  for (const port of [{ containerPort: 15124, protocol: 'TCP' }, { containerPort: 15124 }, { containerPort: 15124, protocol: null }]) {
+    const r = withPort(port);
+    assert.equal(r.outcome, 'deny', JSON.stringify(port));
+    if (r.outcome === 'deny')
+      assert.equal(
+        r.message,
+        "[port-conflict] Pod team/a: container app (spec.containers) declares port 15124, which the injected proxy-sidecar proxy needs for inbound. Both would bind it in the pod's one network namespace. Fix: move the proxy with config authBridge.ports.inbound, or move your container's port.",
+      );
+  }
+  // a UDP port beside a TCP one of the same number still clashes on the TCP one
+  assert.equal(injectTemplate(agentPod({}, {}, { containers: [{ name: 'app', image: 'x', ports: [{ containerPort: 15123, protocol: 'UDP' }, { containerPort: 15123, protocol: 'TCP', name: 'tcp' }] }] }), cfg, ctxFor).outcome, 'deny');
+});

@@ -703,7 +703,8 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
     );
   }
 
-  // port-conflict: a pod container declares a port an injected container needs (one network namespace).
+  // port-conflict: a pod container declares a port an injected container needs (one network namespace). The proxy
+  // binds TCP only: a UDP or SCTP port of the same number does not clash (a missing protocol is TCP).
   if (authBridge) {
     for (const [list, arr] of [
       ['containers', containers],
@@ -713,6 +714,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
         const ports = c.ports as KubeObject[] | undefined | null;
         if (!ports) continue;
         for (const p of ports) {
+          if (p.protocol !== undefined && p.protocol !== null && p.protocol !== 'TCP') continue;
           const hit = r.ports.find((n) => n.port === p.containerPort);
           if (hit)
             return deny(
