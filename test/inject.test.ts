@@ -235,3 +235,28 @@ test('port-conflict compares protocols: a UDP or SCTP port on the proxy\'s numbe
   // a UDP port beside a TCP one of the same number still clashes on the TCP one
   assert.equal(injectTemplate(agentPod({}, {}, { containers: [{ name: 'app', image: 'x', ports: [{ containerPort: 15123, protocol: 'UDP' }, { containerPort: 15123, protocol: 'TCP', name: 'tcp' }] }] }), cfg, ctxFor).outcome, 'deny');
 });
+
+test('reserved-name: with spiffe-helper opted out, a mount of one of its volumes the pod does not define is denied, naming the container, the mount and the label', () => {
+  const cfg = defaultConfig();
+  const optOut = { 'kagenti.io/spiffe-helper-inject': 'false' };
+  const mounting = (spec: KubeObject) =>
+    injectTemplate(agentPod(optOut, {}, { containers: [{ name: 'app', image: 'x' }, { name: 'agent', image: 'y', volumeMounts: [{ name: 'data', mountPath: '/d' }, { name: 'svid-output', mountPath: '/svid' }] }], volumes: [{ name: 'data', emptyDir: {} }], ...spec }), cfg, ctxFor);
+  const r = mounting({});
+  assert.equal(r.outcome, 'deny');
+  if (r.outcome === 'deny') {
+    assert.equal(r.rule, 'reserved-name');
+    assert.equal(
+      r.message,
+      '[reserved-name] Pod team/a: container agent (spec.containers) mounts volume svid-output (volumeMounts[1]), which only the spiffe-helper injection provides, but the pod opts out of it (label kagenti.io/spiffe-helper-inject: "false") and defines no volume of that name. The API server would reject the pod (volumeMounts[1].name: Not found). Fix: remove the label kagenti.io/spiffe-helper-inject so spiffe-helper and its volumes are injected, or remove the mount.',
+    );
+  }
+  // an init container mounting the socket volume, too
+  const init = injectTemplate(agentPod(optOut, {}, { containers: [{ name: 'app', image: 'x' }], initContainers: [{ name: 'prep', image: 'x', volumeMounts: [{ name: 'spire-agent-socket', mountPath: '/s' }] }] }), cfg, ctxFor);
+  assert.ok(init.outcome === 'deny' && init.message.includes('container prep (spec.initContainers) mounts volume spire-agent-socket (volumeMounts[0])'), JSON.stringify(init));
+  // the pod's own volume of that name: allowed, kept as it is
+  const own = mounting({ volumes: [{ name: 'data', emptyDir: {} }, { name: 'svid-output', emptyDir: {} }] });
+  assert.equal(own.outcome, 'inject');
+  // spiffe-helper injected: the volume is there, the mount is fine
+  const withHelper = injectTemplate(agentPod({}, {}, { containers: [{ name: 'agent', image: 'y', volumeMounts: [{ name: 'svid-output', mountPath: '/svid' }] }] }), cfg, ctxFor);
+  assert.equal(withHelper.outcome, 'inject');
+});

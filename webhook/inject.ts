@@ -653,6 +653,27 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
     if (!prev) return { outcome: 'skip', reason: 'all-opted-out' };
   }
 
+  // reserved-name: with spiffe-helper opted out, none of our volumes is injected, so a mount of one of their names
+  // that the pod does not define itself points at nothing (the API server: `volumeMounts[0].name: Not found`).
+  if (!spire) {
+    for (const [list, arr] of [
+      ['containers', containers],
+      ['initContainers', initContainers],
+    ] as const)
+      for (const c of arr) {
+        const mounts = c.volumeMounts as KubeObject[] | undefined | null;
+        if (!mounts) continue;
+        for (let j = 0; j < mounts.length; j++) {
+          const m = mounts[j]!.name;
+          if (!RESERVED_VOLUMES.includes(m) || hasName(volumes, m)) continue;
+          return deny(
+            'reserved-name',
+            `${ctx.ref}: container ${c.name} (${specPath}.${list}) mounts volume ${m} (volumeMounts[${j}]), which only the spiffe-helper injection provides, but the pod opts out of it (label ${LABEL_SPIFFE_HELPER_INJECT}: "false") and defines no volume of that name. The API server would reject the pod (volumeMounts[${j}].name: Not found). Fix: remove the label ${LABEL_SPIFFE_HELPER_INJECT} so spiffe-helper and its volumes are injected, or remove the mount.`,
+          );
+        }
+      }
+  }
+
   // unsupported-os: the injected containers are Linux containers (Linux securityContext fields, proxy-init's
   // iptables), which a Windows pod cannot hold and a Windows node cannot run.
   if (addInit.length || addSidecars.length) {
