@@ -208,6 +208,16 @@ test('inject: unreadable or unparsable input exits 2', () => {
   assert.equal(runCli(['inject'], '\u0000\u0001binary').code, 2);
 });
 
+test('inject: the warning about init containers that run before the proxy is on stderr, whole', () => {
+  const r = runCli(['inject', '-f', golden('pod-own-volumes-init-securitycontext.yaml')]);
+  assert.equal(r.code, 0);
+  assert.match(
+    r.stderr,
+    /^warning: Pod research\/research-agent: init container fetch-model runs after proxy-init redirects outbound traffic to the proxy but before the proxy starts \(no native sidecars\)\. .* Fix: annotate the pod kagenti\.io\/native-sidecars: "true" \(Kubernetes >= 1\.29\) so the proxy starts first, or make that init container need no network\.$/m,
+  );
+  assert.match(r.stdout, /name: proxy-init/);
+});
+
 test('inject: warnings go to stderr, output still written', () => {
   const r = runCli(['inject', '-f', golden('mode-waypoint.yaml')]);
   assert.equal(r.code, 0);

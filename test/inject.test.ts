@@ -260,3 +260,37 @@ test('reserved-name: with spiffe-helper opted out, a mount of one of its volumes
   const withHelper = injectTemplate(agentPod({}, {}, { containers: [{ name: 'agent', image: 'y', volumeMounts: [{ name: 'svid-output', mountPath: '/svid' }] }] }), cfg, ctxFor);
   assert.equal(withHelper.outcome, 'inject');
 });
+
+test('init containers of the pod that run before the proxy exists (proxy-init, no native sidecars) are warned about, by name', () => {
+  const cfg = defaultConfig();
+  const initWarning = (r: ReturnType<typeof injectTemplate>) => (r.outcome === 'inject' ? r.warnings.filter((w) => w.includes('redirects outbound traffic')) : []);
+  const app = [{ name: 'app', image: 'x' }];
+  const one = injectTemplate(agentPod({}, {}, { containers: app, initContainers: [{ name: 'wait-db', image: 'busybox' }] }), cfg, ctxFor);
+  assert.deepEqual(initWarning(one), [
+    'Pod team/a: init container wait-db runs after proxy-init redirects outbound traffic to the proxy but before the proxy starts (no native sidecars). Any outbound connection it makes fails, and a wait or download loop keeps the pod in Init. Fix: annotate the pod kagenti.io/native-sidecars: "true" (Kubernetes >= 1.29) so the proxy starts first, or make that init container need no network.',
+  ]);
+  // several: named (at most three), the pod's own native sidecars (restartPolicy Always) left out
+  const many = injectTemplate(
+    agentPod({}, {}, { containers: app, initContainers: ['a', 'b', 'c', 'd', 'e'].map((name) => ({ name, image: 'x' })).concat([{ name: 'shipper', image: 'x', restartPolicy: 'Always' } as any]) }),
+    cfg,
+    ctxFor,
+  );
+  assert.equal(initWarning(many).length, 1);
+  assert.match(initWarning(many)[0]!, /: init containers a, b, c and 2 more run after proxy-init/);
+  assert.match(initWarning(many)[0]!, /make those init containers need no network\.$/);
+  // no warning: native sidecars, no proxy-init (egress enforcement off, waypoint, AuthBridge opted out), or only native-sidecar init containers
+  const egressOff = parseConfig('authBridge:\n  egressEnforcement: none\n');
+  for (const [labels, annotations, spec, c] of [
+    [{}, { 'kagenti.io/native-sidecars': 'true' }, {}, cfg],
+    [{}, { 'kagenti.io/authbridge-mode': 'waypoint' }, {}, cfg],
+    [{ 'kagenti.io/authbridge-inject': 'false' }, {}, {}, cfg],
+    [{}, {}, {}, egressOff],
+    [{}, {}, { initContainers: [{ name: 'shipper', image: 'x', restartPolicy: 'Always' }] }, cfg],
+  ] as const) {
+    const r = injectTemplate(agentPod(labels, annotations, { containers: app, initContainers: [{ name: 'wait-db', image: 'busybox' }], ...spec }), c, ctxFor);
+    assert.equal(r.outcome, 'inject');
+    assert.deepEqual(initWarning(r), [], JSON.stringify({ labels, annotations, spec }));
+  }
+  // injecting again (the injected pod, proxy-init now among its init containers) warns the same, never about proxy-init
+  if (one.outcome === 'inject') assert.deepEqual(initWarning(injectTemplate(one.template, cfg, ctxFor)), initWarning(one));
+});

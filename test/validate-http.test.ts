@@ -356,3 +356,19 @@ test('every warning the webhook answers fits in 120 characters, whatever the nam
     await s.close();
   }
 });
+
+test('HTTPS /mutate: an injected pod whose own init containers would run before the proxy gets the warning, in lines of at most 120', async () => {
+  const s = await server({});
+  try {
+    const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'a1', namespace: 'team-a', labels: AGENT }, spec: { serviceAccountName: 'a1', initContainers: [{ name: 'fetch-model', image: 'curl' }], containers: [{ name: 'a', image: 'x' }] } };
+    const r = await s.review('/mutate', req('Pod', '', pod));
+    assert.equal(r.allowed, true);
+    assert.ok(r.patch);
+    for (const w of r.warnings! as string[]) assert.ok(w.length <= 120, `${w.length}: ${w}`);
+    const text = (r.warnings! as string[]).join(' ');
+    assert.match(text, /^Pod team-a\/a1: init container fetch-model runs after proxy-init redirects outbound traffic to the proxy/);
+    assert.ok(text.includes('Fix: annotate the pod kagenti.io/native-sidecars: "true" (Kubernetes >= 1.29) so the proxy starts first'), text);
+  } finally {
+    await s.close();
+  }
+});

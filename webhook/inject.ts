@@ -750,6 +750,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   // Placement: proxy-init first; native sidecars right after it, before the pod's own init containers;
   // otherwise the sidecars go before the pod's own containers.
   const firstOwnContainer = containers[0]?.name as string | undefined;
+  const ownInitContainers = initContainers;
   if (native) initContainers = [...addInit, ...addSidecars, ...initContainers];
   else {
     initContainers = addInit.length ? [...addInit, ...initContainers] : initContainers;
@@ -791,7 +792,26 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
       `${ctx.ref}: ${specPath}.restartPolicy is ${rp}, so it is meant to finish, but the injected sidecars keep running and it never completes (nor does its Job). Fix: annotate it ${ANNOTATION_NATIVE_SIDECARS}: "true" (Kubernetes 1.29+), or set featureGates.nativeSidecars.`,
     );
 
+  // Without native sidecars, the pod's own init containers run after proxy-init has redirected outbound traffic to
+  // the proxy and before the proxy (an ordinary container) starts: their connections go nowhere.
+  if (!native && addInit.length) {
+    let names: string[] | undefined;
+    for (const c of ownInitContainers) if (c.restartPolicy !== 'Always') (names ??= []).push(c.name);
+    if (names) {
+      const many = names.length > 1;
+      warnings.push(
+        `${ctx.ref}: init container${many ? 's' : ''} ${nameList(names)} run${many ? '' : 's'} after proxy-init redirects outbound traffic to the proxy but before the proxy starts (no native sidecars). Any outbound connection ${many ? 'they make' : 'it makes'} fails, and a wait or download loop keeps the pod in Init. Fix: annotate the pod ${ANNOTATION_NATIVE_SIDECARS}: "true" (Kubernetes >= 1.29) so the proxy starts first, or make ${many ? 'those init containers' : 'that init container'} need no network.`,
+      );
+    }
+  }
+
   return { outcome: 'inject', template: t, mode, status, injected, warnings };
+}
+
+/** Names for a message: at most three, then how many more. */
+function nameList(names: readonly string[]): string {
+  const shown = names.slice(0, 3).join(', ');
+  return names.length > 3 ? `${shown} and ${names.length - 3} more` : shown;
 }
 
 export { isObject, jsonEqual };
