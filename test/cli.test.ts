@@ -218,6 +218,13 @@ test('inject: the warning about init containers that run before the proxy is on 
   assert.match(r.stdout, /name: proxy-init/);
 });
 
+test('inject: a container running as the proxy\'s uid 1337 is warned about on stderr', () => {
+  const pod = 'apiVersion: v1\nkind: Pod\nmetadata: {name: a1, namespace: team-a, labels: {kagenti.io/type: agent}}\nspec:\n  serviceAccountName: a1\n  securityContext: {runAsUser: 1337}\n  containers: [{name: agent, image: x}]\n';
+  const r = runCli(['inject'], pod);
+  assert.equal(r.code, 0);
+  assert.match(r.stderr, /^warning: Pod team-a\/a1: container agent runs as uid 1337 \(spec\.securityContext\.runAsUser\), .* Fix: run it as another uid\.$/m);
+});
+
 test('inject: warnings go to stderr, output still written', () => {
   const r = runCli(['inject', '-f', golden('mode-waypoint.yaml')]);
   assert.equal(r.code, 0);

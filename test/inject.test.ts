@@ -294,3 +294,38 @@ test('init containers of the pod that run before the proxy exists (proxy-init, n
   // injecting again (the injected pod, proxy-init now among its init containers) warns the same, never about proxy-init
   if (one.outcome === 'inject') assert.deepEqual(initWarning(injectTemplate(one.template, cfg, ctxFor)), initWarning(one));
 });
+
+test('a container of the pod running as the proxy\'s uid 1337 (its own or the pod\'s securityContext) is warned that its traffic skips the proxy', () => {
+  const cfg = defaultConfig();
+  const uidWarning = (r: ReturnType<typeof injectTemplate>) => (r.outcome === 'inject' ? r.warnings.filter((w) => w.includes('as uid 1337')) : []);
+  const own = injectTemplate(agentPod({}, {}, { containers: [{ name: 'agent', image: 'x', securityContext: { runAsUser: 1337 } }, { name: 'other', image: 'x' }] }), cfg, ctxFor);
+  assert.deepEqual(uidWarning(own), [
+    "Pod team/a: container agent runs as uid 1337 (securityContext.runAsUser), the proxy's own uid, which proxy-init leaves out of the redirect. Its outbound traffic skips the proxy, so AuthBridge does not see it. Fix: run it as another uid.",
+  ]);
+  // from the pod's securityContext: every container that does not set its own uid, init containers too
+  const pod = injectTemplate(
+    agentPod({}, {}, { securityContext: { runAsUser: 1337 }, initContainers: [{ name: 'prep', image: 'x', securityContext: { runAsUser: 1337 } }], containers: [{ name: 'agent', image: 'x' }, { name: 'safe', image: 'x', securityContext: { runAsUser: 1000 } }] }),
+    cfg,
+    ctxFor,
+    'spec.template.spec',
+  );
+  assert.equal(uidWarning(pod).length, 1);
+  assert.match(uidWarning(pod)[0]!, /: containers agent, prep run as uid 1337 \(securityContext\.runAsUser and spec\.template\.spec\.securityContext\.runAsUser\), .* Their outbound traffic skips the proxy.* Fix: run them as another uid\.$/);
+  // no proxy-init, no redirect to skip: no warning
+  for (const [labels, annotations, c] of [
+    [{}, { 'kagenti.io/authbridge-mode': 'waypoint' }, cfg],
+    [{ 'kagenti.io/authbridge-inject': 'false' }, {}, cfg],
+    [{}, {}, parseConfig('authBridge:\n  egressEnforcement: none\n')],
+  ] as const) {
+    const r = injectTemplate(agentPod(labels, annotations, { containers: [{ name: 'agent', image: 'x', securityContext: { runAsUser: 1337 } }] }), c, ctxFor);
+    assert.equal(r.outcome, 'inject');
+    assert.deepEqual(uidWarning(r), []);
+  }
+  // our own sidecars run as 1337: injecting the injected pod again warns about the user's containers only
+  if (own.outcome === 'inject') {
+    assert.deepEqual(uidWarning(injectTemplate(own.template, cfg, ctxFor)), uidWarning(own));
+    const clean = injectTemplate(agentPod({}, {}, { containers: [{ name: 'agent', image: 'x' }] }), cfg, ctxFor);
+    assert.ok(clean.outcome === 'inject');
+    if (clean.outcome === 'inject') assert.deepEqual(uidWarning(injectTemplate(clean.template, cfg, ctxFor)), []);
+  }
+});

@@ -372,3 +372,18 @@ test('HTTPS /mutate: an injected pod whose own init containers would run before 
     await s.close();
   }
 });
+
+test('HTTPS /mutate: a container running as the proxy\'s uid 1337 gets the warning that its traffic skips the proxy', async () => {
+  const s = await server({});
+  try {
+    const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'a1', namespace: 'team-a', labels: AGENT }, spec: { serviceAccountName: 'a1', containers: [{ name: 'agent', image: 'x', securityContext: { runAsUser: 1337 } }] } };
+    const r = await s.review('/mutate', req('Pod', '', pod));
+    assert.equal(r.allowed, true);
+    for (const w of r.warnings! as string[]) assert.ok(w.length <= 120, `${w.length}: ${w}`);
+    const text = (r.warnings! as string[]).join(' ');
+    assert.match(text, /^Pod team-a\/a1: container agent runs as uid 1337 \(securityContext\.runAsUser\)/);
+    assert.ok(text.endsWith('Fix: run it as another uid.'), text);
+  } finally {
+    await s.close();
+  }
+});

@@ -750,6 +750,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   // Placement: proxy-init first; native sidecars right after it, before the pod's own init containers;
   // otherwise the sidecars go before the pod's own containers.
   const firstOwnContainer = containers[0]?.name as string | undefined;
+  const ownContainers = containers;
   const ownInitContainers = initContainers;
   if (native) initContainers = [...addInit, ...addSidecars, ...initContainers];
   else {
@@ -801,6 +802,30 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
       const many = names.length > 1;
       warnings.push(
         `${ctx.ref}: init container${many ? 's' : ''} ${nameList(names)} run${many ? '' : 's'} after proxy-init redirects outbound traffic to the proxy but before the proxy starts (no native sidecars). Any outbound connection ${many ? 'they make' : 'it makes'} fails, and a wait or download loop keeps the pod in Init. Fix: annotate the pod ${ANNOTATION_NATIVE_SIDECARS}: "true" (Kubernetes >= 1.29) so the proxy starts first, or make ${many ? 'those init containers' : 'that init container'} need no network.`,
+      );
+    }
+  }
+
+  // proxy-init leaves the proxy's uid out of the redirect (else the proxy's own traffic would loop): a container of
+  // the pod running as that uid sends its traffic past AuthBridge.
+  if (addInit.length) {
+    const podUid = isObject(spec.securityContext) ? spec.securityContext.runAsUser : undefined;
+    let names: string[] | undefined;
+    let fromPod = false;
+    let fromContainer = false;
+    for (const list of [ownContainers, ownInitContainers])
+      for (const c of list) {
+        const own = isObject(c.securityContext) ? c.securityContext.runAsUser : undefined;
+        if ((own ?? podUid) !== PROXY_UID) continue;
+        (names ??= []).push(c.name);
+        if (own === undefined || own === null) fromPod = true;
+        else fromContainer = true;
+      }
+    if (names) {
+      const many = names.length > 1;
+      const where = [...(fromContainer ? ['securityContext.runAsUser'] : []), ...(fromPod ? [`${specPath}.securityContext.runAsUser`] : [])].join(' and ');
+      warnings.push(
+        `${ctx.ref}: container${many ? 's' : ''} ${nameList(names)} run${many ? '' : 's'} as uid ${PROXY_UID} (${where}), the proxy's own uid, which proxy-init leaves out of the redirect. ${many ? 'Their' : 'Its'} outbound traffic skips the proxy, so AuthBridge does not see it. Fix: run ${many ? 'them' : 'it'} as another uid.`,
       );
     }
   }
