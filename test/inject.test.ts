@@ -329,3 +329,48 @@ test('a container of the pod running as the proxy\'s uid 1337 (its own or the po
     if (clean.outcome === 'inject') assert.deepEqual(uidWarning(injectTemplate(clean.template, cfg, ctxFor)), []);
   }
 });
+
+test('Pod Security (README): proxy-init needs capabilities beyond baseline; without it the injected pieces meet restricted', () => {
+  // Pod Security Standards: baseline's allowed capabilities, restricted's volume types
+  const BASELINE_CAPS = ['AUDIT_WRITE', 'CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'MKNOD', 'NET_BIND_SERVICE', 'SETFCAP', 'SETGID', 'SETPCAP', 'SETUID', 'SYS_CHROOT'];
+  const RESTRICTED_VOLUMES = ['configMap', 'csi', 'downwardAPI', 'emptyDir', 'ephemeral', 'persistentVolumeClaim', 'projected', 'secret'];
+  const configs = [defaultConfig(), parseConfig('authBridge:\n  egressEnforcement: none\n'), parseConfig('spiffeHelper:\n  configMap: helper\nfeatureGates:\n  nativeSidecars: true\n')];
+  let withInit = 0;
+  let without = 0;
+  for (const cfg of configs)
+    for (const mode of ['proxy-sidecar', 'lite', 'envoy-sidecar', 'waypoint'])
+      for (const labels of [{}, { 'kagenti.io/authbridge-inject': 'false' }] as Record<string, string>[]) {
+        const r = injectTemplate(agentPod(labels, { 'kagenti.io/authbridge-mode': mode }, { containers: [{ name: 'app', image: 'x' }] }), cfg, ctxFor);
+        assert.equal(r.outcome, 'inject');
+        if (r.outcome !== 'inject') continue;
+        const spec = r.template.spec;
+        const ours = [...(spec.initContainers ?? []), ...spec.containers].filter((c: KubeObject) => c.name !== 'app');
+        const init = ours.find((c: KubeObject) => c.name === 'proxy-init');
+        const where = `${mode} ${JSON.stringify(labels)} egress=${cfg.authBridge.egressEnforcement}`;
+        // injected exactly where the README says
+        const expectInit = !('kagenti.io/authbridge-inject' in labels) && mode !== 'waypoint' && (mode === 'envoy-sidecar' || cfg.authBridge.egressEnforcement !== 'none');
+        assert.equal(!!init, expectInit, where);
+        if (init) {
+          withInit++;
+          const sc = init.securityContext;
+          assert.deepEqual(sc.capabilities.add.filter((c: string) => !BASELINE_CAPS.includes(c)), ['NET_ADMIN', 'NET_RAW'], where);
+          assert.equal(sc.runAsUser, 0);
+          continue;
+        }
+        without++;
+        for (const c of ours) {
+          const sc = c.securityContext;
+          assert.equal(sc.runAsNonRoot, true, `${where} ${c.name}`);
+          assert.notEqual(sc.runAsUser, 0);
+          assert.equal(sc.allowPrivilegeEscalation, false);
+          assert.notEqual(sc.privileged, true);
+          assert.ok(sc.capabilities.drop.includes('ALL'));
+          assert.deepEqual((sc.capabilities.add ?? []).filter((x: string) => x !== 'NET_BIND_SERVICE'), []);
+          assert.equal(sc.seccompProfile.type, 'RuntimeDefault');
+          for (const port of c.ports ?? []) assert.equal(port.hostPort, undefined);
+        }
+        for (const v of spec.volumes ?? []) assert.ok(Object.keys(v).some((k) => RESTRICTED_VOLUMES.includes(k)), `${where} ${v.name}`);
+        assert.equal(spec.hostNetwork ?? false, false);
+      }
+  assert.ok(withInit >= 6 && without >= 10, `${withInit} ${without}`);
+});
