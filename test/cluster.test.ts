@@ -239,7 +239,7 @@ test('orphaned by kubectl delete --cascade=orphan: re-creating the Deployment or
   const hash = '7d9f8b6c5d';
   const { svc, close } = await setup((api) => {
     seedBasics(api);
-    api.seed(PATHS.deployments, []); // deleted
+    api.clear(PATHS.deployments); // deleted
     // The ReplicaSet and its pod, without the Deployment's ownerReference now (the slimmed cache keeps the hash).
     const rs: any = replicaSet('weather', hash, 'weather-sa');
     delete rs.metadata.ownerReferences;
@@ -258,6 +258,124 @@ test('orphaned by kubectl delete --cascade=orphan: re-creating the Deployment or
     // Another agent on those ServiceAccounts is still denied, naming the orphans' workload.
     const other = svc.validate(deploymentRequest(deployment('other', 'weather-sa')));
     assert.match(other.response.status!.message, /already the identity of agent Deployment\/weather/);
+  } finally {
+    await close();
+  }
+});
+
+function request(kind: string, group: string, obj: Record<string, any>): AdmissionRequest {
+  return { uid: `u${++uid}`, kind: { group, version: 'v1', kind }, operation: 'CREATE', namespace: obj.metadata.namespace, object: { kind, ...obj } };
+}
+
+// An ownerless ReplicaSet named <deployment>-<hash>, and an ownerless pod named and labelled as a StatefulSet's.
+function bareReplicaSet(name: string, labels: Record<string, string>, sa: string) {
+  return {
+    metadata: { name, namespace: 'team-a', labels },
+    spec: { replicas: 3, selector: { matchLabels: labels }, template: { metadata: { labels: { ...AGENT, ...labels } }, spec: { serviceAccountName: sa, containers: [{ name: 'a', image: 'x' }] } } },
+  };
+}
+function barePod(name: string, labels: Record<string, string>, sa: string) {
+  return { metadata: { name, namespace: 'team-a', labels: { ...AGENT, ...labels } }, spec: { serviceAccountName: sa, containers: [{ name: 'a', image: 'x' }] }, status: { phase: 'Running' } };
+}
+function podOf(rs: string, labels: Record<string, string>, sa: string) {
+  return {
+    metadata: { generateName: `${rs}-`, namespace: 'team-a', labels: { ...AGENT, ...labels }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: rs, uid: 'rs', controller: true }] },
+    spec: { serviceAccountName: sa, containers: [{ name: 'a', image: 'x' }] },
+  };
+}
+
+// Deployment weather (selector app=weather) with its ReplicaSet and pod, StatefulSet db (selector app=db).
+function seedSelected(api: FakeApiServer) {
+  seedBasics(api);
+  const weather: any = deployment('weather', 'weather-sa', 'team-a', { ...AGENT, app: 'weather' });
+  weather.spec.selector = { matchLabels: { app: 'weather' } };
+  api.seed(PATHS.deployments, [weather]);
+  const db: any = deployment('db', 'db-sa', 'team-a', { ...AGENT, app: 'db', tier: 'data' });
+  db.spec.selector = { matchLabels: { app: 'db' }, matchExpressions: [{ key: 'tier', operator: 'In', values: ['data'] }] };
+  api.seed(PATHS.statefulsets, [db]);
+}
+
+test('an ownerless ReplicaSet or pod named like a running workload\'s is not that workload unless its selector adopts it', async () => {
+  // A tenant's bare ReplicaSet `weather-zzz` (label pod-template-hash: zzz, no ownerReferences) next to Deployment
+  // weather, and a bare pod `db-5` labelled statefulset.kubernetes.io/pod-name: db-5 next to StatefulSet db: their
+  // labels do not match the workloads' selectors, so no controller adopts or deletes them; each would run on as a
+  // second agent with the workload's SPIFFE ID.
+  const { api, svc, lines, close } = await setup((api) => {
+    seedSelected(api);
+    // one admitted before this check existed (or under warn): in the cache, found by the first audit
+    api.seed(PATHS.replicasets, [
+      replicaSet('weather', '7d9f8b6c5d', 'weather-sa'),
+      bareReplicaSet('weather-old', { 'pod-template-hash': 'old', app: 'stale' }, 'weather-sa'),
+    ]);
+  });
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    const rs = svc.validate(request('ReplicaSet', 'apps', bareReplicaSet('weather-zzz', { 'pod-template-hash': 'zzz', app: 'evil' }, 'weather-sa')));
+    assert.equal(rs.response.allowed, false, JSON.stringify(rs.response));
+    assert.match(rs.response.status!.message, /^\[unique-service-account\] ReplicaSet team-a\/weather-zzz: ServiceAccount "weather-sa" .*already the identity of agent Deployment\/weather\b/);
+    const pod = svc.validate(request('Pod', '', barePod('db-5', { 'statefulset.kubernetes.io/pod-name': 'db-5', app: 'evil' }, 'db-sa')));
+    assert.equal(pod.response.allowed, false, JSON.stringify(pod.response));
+    assert.match(pod.response.status!.message, /^\[unique-service-account\] Pod team-a\/db-5: ServiceAccount "db-sa" .*already the identity of agent StatefulSet\/db\b/);
+    // half the selector is not enough: app=db without tier=data
+    const half = svc.validate(request('Pod', '', barePod('db-6', { 'statefulset.kubernetes.io/pod-name': 'db-6', app: 'db' }, 'db-sa')));
+    assert.match(half.response.status!.message, /Pod team-a\/db-6: .*StatefulSet\/db\b/);
+
+    // The cached orphan is itself too, and so are the pods its ReplicaSet controller creates (owned by it).
+    const stalePod = svc.validate(request('Pod', '', podOf('weather-old', { 'pod-template-hash': 'old', app: 'stale' }, 'weather-sa')));
+    assert.equal(stalePod.response.allowed, false);
+    assert.match(stalePod.response.status!.message, /Pod team-a\/weather-old-<generated>: .*already the identity of agent Deployment\/weather\b/);
+    const news = svc.validate(deploymentRequest(deployment('news', 'weather-sa')));
+    assert.match(news.response.status!.message, /agent Deployment\/weather and 1 more\./);
+    // the audit reports both agents sharing weather-sa
+    await until(() => lines.some((l) => l.audit === true && l.rule === 'unique-service-account'), 'audit ran');
+    const audited = lines.filter((l) => l.audit === true && l.rule === 'unique-service-account').map((l) => l.msg);
+    assert.ok(audited.some((m) => /^\[unique-service-account\] ReplicaSet team-a\/weather-old: .*Deployment\/weather\b/.test(m)), audited.join('\n'));
+    assert.ok(audited.some((m) => /^\[unique-service-account\] Deployment team-a\/weather: .*ReplicaSet\/weather-old\b/.test(m)), audited.join('\n'));
+
+    // A ReplicaSet emitted later and its pod: the pod of a cached ownerless ReplicaSet counts as the ReplicaSet does.
+    await api.waitForWatch(PATHS.replicasets);
+    api.emit(PATHS.replicasets, 'ADDED', bareReplicaSet('weather-zzz', { 'pod-template-hash': 'zzz', app: 'evil' }, 'weather-sa'));
+    await until(() => (svc.readiness().detail.agentClaims as number) >= 6, 'weather-zzz cached');
+    const zzzPod = svc.validate(request('Pod', '', podOf('weather-zzz', { 'pod-template-hash': 'zzz', app: 'evil' }, 'weather-sa')));
+    assert.equal(zzzPod.response.allowed, false);
+    assert.match(zzzPod.response.status!.message, /Pod team-a\/weather-zzz-<generated>: .*already the identity of agent Deployment\/weather\b/);
+  } finally {
+    await close();
+  }
+});
+
+test('an orphan the cached workload\'s selector selects counts as that workload (its controller adopts it)', async () => {
+  const { api, svc, close } = await setup(seedSelected);
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    // the ReplicaSet of Deployment weather's previous incarnation, deleted with --cascade=orphan and re-created
+    const orphanRs = bareReplicaSet('weather-5c6d7e8f9a', { 'pod-template-hash': '5c6d7e8f9a', app: 'weather' }, 'weather-sa');
+    const rs = svc.validate(request('ReplicaSet', 'apps', orphanRs));
+    assert.equal(rs.response.allowed, true, JSON.stringify(rs.response));
+    const pod = svc.validate(request('Pod', '', barePod('db-0', { 'statefulset.kubernetes.io/pod-name': 'db-0', app: 'db', tier: 'data' }, 'db-sa')));
+    assert.equal(pod.response.allowed, true, JSON.stringify(pod.response));
+    // cached, they and the ReplicaSet's pods are still the workloads: another agent's denial names only those
+    await api.waitForWatch(PATHS.replicasets);
+    await api.waitForWatch(PATHS.pods);
+    api.emit(PATHS.replicasets, 'ADDED', orphanRs);
+    api.emit(PATHS.pods, 'ADDED', barePod('db-0', { 'statefulset.kubernetes.io/pod-name': 'db-0', app: 'db', tier: 'data' }, 'db-sa'));
+    await until(() => (svc.readiness().detail.agentClaims as number) >= 6, 'orphans cached');
+    const rsPod = svc.validate(request('Pod', '', podOf('weather-5c6d7e8f9a', { 'pod-template-hash': '5c6d7e8f9a', app: 'weather' }, 'weather-sa')));
+    assert.equal(rsPod.response.allowed, true, JSON.stringify(rsPod.response));
+    for (const sa of ['weather-sa', 'db-sa']) {
+      const other = svc.validate(deploymentRequest(deployment('other', sa)));
+      assert.match(other.response.status!.message, new RegExp(`already the identity of agent ${sa === 'db-sa' ? 'StatefulSet/db' : 'Deployment/weather'}\\. `));
+    }
+    // The cache keeps an orphan's labels up to 8 KiB; one with more counts as itself (a selector could not be
+    // checked against it), so re-creating its StatefulSet conflicts with it instead of taking it on unchecked.
+    const many = Object.fromEntries(Array.from({ length: 120 }, (_, i) => [`example.com/label-${i}`, 'v'.repeat(63)]));
+    api.emit(PATHS.pods, 'ADDED', barePod('memory-0', { 'statefulset.kubernetes.io/pod-name': 'memory-0' }, 'memory-sa'));
+    api.emit(PATHS.pods, 'ADDED', barePod('big-0', { 'statefulset.kubernetes.io/pod-name': 'big-0', ...many }, 'big-sa'));
+    await until(() => (svc.readiness().detail.agentClaims as number) >= 8, 'memory-0 and big-0 cached');
+    const sts = (name: string, sa: string) =>
+      request('StatefulSet', 'apps', { metadata: { name, namespace: 'team-a' }, spec: { selector: { matchLabels: { app: name } }, template: { metadata: { labels: { ...AGENT, app: name } }, spec: { serviceAccountName: sa } } } });
+    assert.equal(svc.validate(sts('memory', 'memory-sa')).response.allowed, true);
+    assert.match(svc.validate(sts('big', 'big-sa')).response.status?.message ?? '', /already the identity of agent Pod\/big-0\. /);
   } finally {
     await close();
   }

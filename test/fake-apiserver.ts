@@ -103,6 +103,11 @@ export class FakeApiServer {
     for (const o of items) this.objects(path).set(key(o), this.stamp(path, o));
   }
 
+  /** Removes every object seeded on `path` before the informers list them. */
+  clear(path: string): void {
+    this.objects(path).clear();
+  }
+
   /** Changes the store and sends the event to every open watch on `path`. */
   emit(path: string, type: 'ADDED' | 'MODIFIED' | 'DELETED', o: Obj): void {
     const stamped = this.stamp(path, o);

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { defaultConfig } from '../webhook/config.ts';
 import type { OwnerLookup, OwnerRef } from '../webhook/identity.ts';
-import { agentIdentity, controllerOf, cronJobJobName, effectiveServiceAccount, identityKey, stripTemplateHash, topLevelWorkload } from '../webhook/identity.ts';
+import { agentIdentity, controllerOf, copySelector, cronJobJobName, effectiveServiceAccount, identityKey, orphanWorkload, selectorMatches, stripTemplateHash, topLevelWorkload } from '../webhook/identity.ts';
 
 const config = defaultConfig();
 
@@ -138,6 +138,94 @@ test('objects orphaned by kubectl delete --cascade=orphan still count as their D
   // Without the label that ties the name to the pod, a bare pod is itself.
   assert.deepEqual(topLevelWorkload(pod(undefined, {}, { name: 'memory-0' }), 'team-a'), { kind: 'Pod', name: 'memory-0' });
   assert.deepEqual(topLevelWorkload(pod(undefined, { 'statefulset.kubernetes.io/pod-name': 'other-0' }, { name: 'memory-0' }), 'team-a'), { kind: 'Pod', name: 'memory-0' });
+});
+
+test('selectorMatches: label selectors as a Deployment or StatefulSet controller adopts by them', () => {
+  const labels = { app: 'weather', tier: 'web', track: 'stable' };
+  const m = (selector: unknown, l: Record<string, unknown> = labels) => selectorMatches(selector, l);
+  assert.equal(m({ matchLabels: { app: 'weather' } }), true);
+  assert.equal(m({ matchLabels: { app: 'weather', tier: 'web' } }), true);
+  assert.equal(m({ matchLabels: { app: 'weather', tier: 'db' } }), false, 'every pair');
+  assert.equal(m({ matchLabels: { app: 'weather', zone: 'a' } }), false, 'a label the object lacks');
+  assert.equal(m({ matchExpressions: [{ key: 'tier', operator: 'In', values: ['db', 'web'] }] }), true);
+  assert.equal(m({ matchExpressions: [{ key: 'tier', operator: 'In', values: ['db'] }] }), false);
+  assert.equal(m({ matchExpressions: [{ key: 'zone', operator: 'In', values: ['a'] }] }), false);
+  assert.equal(m({ matchExpressions: [{ key: 'track', operator: 'NotIn', values: ['canary'] }] }), true);
+  assert.equal(m({ matchExpressions: [{ key: 'zone', operator: 'NotIn', values: ['a'] }] }), true, 'NotIn: an unset label');
+  assert.equal(m({ matchExpressions: [{ key: 'track', operator: 'NotIn', values: ['stable'] }] }), false);
+  assert.equal(m({ matchExpressions: [{ key: 'app', operator: 'Exists' }] }), true);
+  assert.equal(m({ matchExpressions: [{ key: 'zone', operator: 'Exists' }] }), false);
+  assert.equal(m({ matchExpressions: [{ key: 'zone', operator: 'DoesNotExist' }] }), true);
+  assert.equal(m({ matchExpressions: [{ key: 'app', operator: 'DoesNotExist' }] }), false);
+  // matchLabels and matchExpressions together: all of them
+  const both = { matchLabels: { app: 'weather' }, matchExpressions: [{ key: 'tier', operator: 'In', values: ['web'] }, { key: 'canary', operator: 'DoesNotExist' }] };
+  assert.equal(m(both), true);
+  assert.equal(m(both, { ...labels, canary: 'yes' }), false);
+  assert.equal(m(both, { tier: 'web' }), false);
+  // A missing or empty selector, or one the API server would reject, selects nothing here.
+  for (const bad of [
+    undefined,
+    null,
+    {},
+    { matchLabels: {} },
+    { matchLabels: {}, matchExpressions: [] },
+    'app=weather',
+    { matchLabels: { app: 5 } },
+    { matchLabels: ['app'] },
+    { matchExpressions: [{ key: 'app', operator: 'In', values: [] }] },
+    { matchExpressions: [{ key: 'zone', operator: 'NotIn' }] },
+    { matchExpressions: [{ key: 'app', operator: 'Exists', values: ['weather'] }] },
+    { matchExpressions: [{ key: 'zone', operator: 'DoesNotExist', values: ['a'] }] },
+    { matchExpressions: [{ key: 'app', operator: 'in', values: ['weather'] }] },
+    { matchExpressions: [{ key: 'app', operator: 'Equals', values: ['weather'] }] },
+    { matchExpressions: [{ operator: 'Exists' }] },
+    { matchExpressions: [{ key: 'app', operator: 'In', values: [5] }] },
+    { matchExpressions: { key: 'app', operator: 'Exists' } },
+    { matchLabels: { app: 'weather' }, matchExpressions: [{ key: 'app', operator: 'Bogus' }] },
+  ])
+    assert.equal(m(bad), false, JSON.stringify(bad));
+  // only the object's own string labels count
+  assert.equal(m({ matchExpressions: [{ key: 'constructor', operator: 'Exists' }] }, {}), false);
+  assert.equal(m({ matchLabels: { app: 'weather' } }, { app: ['weather'] }), false);
+  // copySelector keeps what selectorMatches reads, and a malformed selector copies to null
+  assert.deepEqual(copySelector({ ...both, extra: 1 }), both);
+  assert.equal(copySelector({ matchLabels: { app: 5 } }), null);
+  assert.equal(copySelector(undefined), null);
+});
+
+test('an orphan counts as the workload its name names only while that workload is not cached, or when its selector selects the orphan', () => {
+  // The cache as the lookup sees it: Deployment weather and StatefulSet db, with their selectors.
+  const selectors: Record<string, unknown> = { 'Deployment/weather': { matchLabels: { app: 'weather' } }, 'StatefulSet/db': { matchLabels: { app: 'db' } } };
+  const cached: Record<string, Record<string, string>> = {};
+  const lookup: OwnerLookup = (k, _ns, n) => (cached[`${k}/${n}`] ? null : undefined);
+  lookup.selector = (k, _ns, n) => selectors[`${k}/${n}`];
+  lookup.labels = (k, _ns, n) => cached[`${k}/${n}`];
+  const rs = (name: string, labels: Record<string, string>) => ({ kind: 'ReplicaSet', metadata: { name, labels } });
+  assert.deepEqual(topLevelWorkload(rs('weather-abc', { 'pod-template-hash': 'abc', app: 'weather' }), 'team-a', lookup), { kind: 'Deployment', name: 'weather' });
+  assert.deepEqual(topLevelWorkload(rs('weather-zzz', { 'pod-template-hash': 'zzz', app: 'evil' }), 'team-a', lookup), { kind: 'ReplicaSet', name: 'weather-zzz' });
+  // not cached: the orphan window after --cascade=orphan, by name (and with no lookup, or one without selectors)
+  assert.deepEqual(topLevelWorkload(rs('news-zzz', { 'pod-template-hash': 'zzz', app: 'evil' }), 'team-a', lookup), { kind: 'Deployment', name: 'news' });
+  assert.deepEqual(topLevelWorkload(rs('weather-zzz', { 'pod-template-hash': 'zzz' }), 'team-a'), { kind: 'Deployment', name: 'weather' });
+  assert.deepEqual(topLevelWorkload(rs('weather-zzz', { 'pod-template-hash': 'zzz' }), 'team-a', () => undefined), { kind: 'Deployment', name: 'weather' });
+  // a cached workload with no selector adopts nothing
+  selectors['Deployment/bare'] = null;
+  assert.deepEqual(topLevelWorkload(rs('bare-abc', { 'pod-template-hash': 'abc', app: 'bare' }), 'team-a', lookup), { kind: 'ReplicaSet', name: 'bare-abc' });
+  // StatefulSet pods
+  const sts = (name: string, labels: Record<string, string>) => pod(undefined, { 'statefulset.kubernetes.io/pod-name': name, ...labels }, { name });
+  assert.deepEqual(topLevelWorkload(sts('db-0', { app: 'db' }), 'team-a', lookup), { kind: 'StatefulSet', name: 'db' });
+  assert.deepEqual(topLevelWorkload(sts('db-5', { app: 'evil' }), 'team-a', lookup), { kind: 'Pod', name: 'db-5' });
+  assert.deepEqual(topLevelWorkload(sts('memory-5', {}), 'team-a', lookup), { kind: 'StatefulSet', name: 'memory' });
+  // A pod of a cached ReplicaSet without an owner counts as that ReplicaSet does, by the ReplicaSet's labels.
+  cached['ReplicaSet/weather-zzz'] = { 'pod-template-hash': 'zzz', app: 'evil' };
+  cached['ReplicaSet/weather-abc'] = { 'pod-template-hash': 'abc', app: 'weather' };
+  assert.deepEqual(topLevelWorkload(pod({ kind: 'ReplicaSet', name: 'weather-zzz' }, { 'pod-template-hash': 'zzz', app: 'weather' }), 'team-a', lookup), { kind: 'ReplicaSet', name: 'weather-zzz' });
+  assert.deepEqual(topLevelWorkload(pod({ kind: 'ReplicaSet', name: 'weather-abc' }, { 'pod-template-hash': 'abc', app: 'weather' }), 'team-a', lookup), { kind: 'Deployment', name: 'weather' });
+  // orphanWorkload: what the names tie an object without a workload owner to
+  assert.deepEqual(orphanWorkload('ReplicaSet', rs('weather-zzz', { 'pod-template-hash': 'zzz' })), { kind: 'Deployment', name: 'weather' });
+  assert.deepEqual(orphanWorkload('Pod', sts('db-5', {})), { kind: 'StatefulSet', name: 'db' });
+  assert.equal(orphanWorkload('Pod', pod({ kind: 'StatefulSet', name: 'db' }, { 'statefulset.kubernetes.io/pod-name': 'db-5' }, { name: 'db-5' })), null, 'owned');
+  assert.equal(orphanWorkload('ReplicaSet', rs('weather', {})), null);
+  assert.equal(orphanWorkload('Deployment', rs('weather-zzz', { 'pod-template-hash': 'zzz' })), null);
 });
 
 test('a CronJob Job not in the cache yet: its pod counts as the CronJob when that CronJob is cached, else as the Job', () => {

@@ -14,7 +14,7 @@ import type { KubeObject } from './admission.ts';
 import type { Config } from './config.ts';
 import { isAgentType } from './config.ts';
 import type { OwnerLookup } from './identity.ts';
-import { AGENT_LABEL, agentIdentity, controllerOf, effectiveServiceAccount } from './identity.ts';
+import { AGENT_LABEL, agentIdentity, controllerOf, copySelector, effectiveServiceAccount, orphanWorkload } from './identity.ts';
 import type { AgentRef } from './rules.ts';
 import { TOKEN_REVIEW_KEY } from './rules.ts';
 import { getPodTemplate, podTemplatePath } from './workloads.ts';
@@ -159,12 +159,19 @@ function intern(s: string): string {
   return s;
 }
 
-function slimMeta(obj: KubeObject, labelKeys?: readonly string[]): KubeObject {
+function slimMeta(obj: KubeObject, labelKeys?: readonly string[], orphan = false): KubeObject {
   const md = isObject(obj.metadata) ? obj.metadata : {};
   const out: KubeObject = { name: String(md.name ?? ''), resourceVersion: md.resourceVersion };
   if (typeof md.namespace === 'string') out.namespace = intern(md.namespace);
   // a claim being deleted is still a claim; the denial says when it goes away
   if (typeof md.deletionTimestamp === 'string') out.deletionTimestamp = md.deletionTimestamp;
+  if (orphan && isObject(md.labels)) {
+    const all = orphanLabels(md.labels);
+    if (all) {
+      out.labels = all;
+      labelKeys = undefined;
+    } else labelKeys = labelKeys?.filter((k) => !NAME_TIE_LABELS.has(k));
+  }
   if (labelKeys && isObject(md.labels)) {
     const labels: Record<string, string> = {};
     let any = false;
@@ -184,13 +191,34 @@ function slimMeta(obj: KubeObject, labelKeys?: readonly string[]): KubeObject {
 const POD_LABELS = ['kagenti.io/type', AGENT_LABEL, 'pod-template-hash', 'rollouts-pod-template-hash', 'statefulset.kubernetes.io/pod-name'] as const;
 const REPLICASET_LABELS = ['pod-template-hash', 'rollouts-pod-template-hash'] as const;
 const TEMPLATE_LABELS = ['kagenti.io/type', AGENT_LABEL] as const;
+const NAME_TIE_LABELS = new Set<string>(['pod-template-hash', 'rollouts-pod-template-hash', 'statefulset.kubernetes.io/pod-name']);
+
+/** Label bytes (keys and values) an orphan keeps in the cache; real label sets are far below it. */
+const ORPHAN_LABEL_BYTES = 8192;
+
+/**
+ * All the labels of an orphan (a ReplicaSet or pod without a workload owner that its name ties to a Deployment
+ * or StatefulSet: identity.ts's orphanWorkload), interned: whether it counts as that workload depends on whether
+ * the workload's selector selects them, and the selector may name any label. Owned objects, the common case, keep
+ * only the few labels above. Null when they exceed ORPHAN_LABEL_BYTES: the object then keeps the few labels
+ * without those that tie it to a workload by name, so it counts as itself, never as a workload it cannot be
+ * checked against (a user's orphan with such labels conflicts with its re-created workload until adopted).
+ */
+function orphanLabels(labels: Record<string, unknown>): Record<string, string> | null {
+  let bytes = 0;
+  for (const [k, v] of Object.entries(labels)) if (typeof v === 'string') bytes += k.length + v.length;
+  if (bytes > ORPHAN_LABEL_BYTES) return null;
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(labels)) if (typeof v === 'string') out[intern(k)] = intern(v);
+  return out;
+}
 
 function slimPod(obj: KubeObject): KubeObject {
   const spec = isObject(obj.spec) ? obj.spec : undefined;
   const phase = isObject(obj.status) && typeof obj.status.phase === 'string' ? obj.status.phase : undefined;
   return {
     kind: 'Pod',
-    metadata: slimMeta(obj, POD_LABELS),
+    metadata: slimMeta(obj, POD_LABELS, orphanWorkload('Pod', obj) !== null),
     spec: { serviceAccountName: intern(effectiveServiceAccount(spec)) },
     status: phase ? { phase: intern(phase) } : {},
   };
@@ -198,7 +226,10 @@ function slimPod(obj: KubeObject): KubeObject {
 
 function slimWorkload(kind: string): (obj: KubeObject) => KubeObject {
   return (obj) => {
-    const out: KubeObject = { kind, metadata: slimMeta(obj, kind === 'ReplicaSet' ? REPLICASET_LABELS : undefined) };
+    const out: KubeObject = {
+      kind,
+      metadata: slimMeta(obj, kind === 'ReplicaSet' ? REPLICASET_LABELS : undefined, kind === 'ReplicaSet' && orphanWorkload(kind, obj) !== null),
+    };
     // history that runs nothing does not claim: a Deployment's old ReplicaSets (0 replicas), finished Jobs
     const spec = isObject(obj.spec) ? obj.spec : {};
     const status = isObject(obj.status) ? obj.status : {};
@@ -223,6 +254,8 @@ function slimWorkload(kind: string): (obj: KubeObject) => KubeObject {
         spec: { serviceAccountName: intern(effectiveServiceAccount(tpl.spec)) },
       };
     }
+    // which orphans (ReplicaSets, pods) their controller would adopt: identity.ts's countsAsWorkload
+    if (kind === 'Deployment' || kind === 'StatefulSet') (out.spec ??= {}).selector = copySelector(spec.selector, intern);
     return out;
   };
 }
@@ -547,13 +580,21 @@ export class ClusterState {
       inf.on('update', (o) => this.indexObject(o));
       inf.on('delete', (o) => this.unindex(o));
     }
-    this.lookup = (kind, namespace, name) => {
-      const inf = this.byKind.get(kind);
-      if (!inf) return undefined;
-      const o = inf.get(name, namespace);
-      if (!o) return undefined;
-      return controllerOf(o);
+    const cached = (kind: string, namespace: string, name: string) => this.byKind.get(kind)?.get(name, namespace);
+    const lookup: OwnerLookup = (kind, namespace, name) => {
+      const o = cached(kind, namespace, name);
+      return o ? controllerOf(o) : undefined;
     };
+    lookup.selector = (kind, namespace, name) => {
+      if (kind !== 'Deployment' && kind !== 'StatefulSet') return undefined;
+      const o = cached(kind, namespace, name);
+      return o ? (o.spec?.selector ?? null) : undefined;
+    };
+    lookup.labels = (kind, namespace, name) => {
+      const o = cached(kind, namespace, name);
+      return o ? (o.metadata?.labels ?? {}) : undefined;
+    };
+    this.lookup = lookup;
     currentState = this;
   }
 

@@ -1,6 +1,7 @@
 // Agent identity: which top-level workload (or kagenti.io/agent name) a Pod or workload belongs to.
 // Pure functions; the cluster cache supplies an OwnerLookup so Job pods of a CronJob and ReplicaSets of a
-// Deployment resolve to their top-level owner. Never puts a pod-template hash into an identity.
+// Deployment resolve to their top-level owner, and an orphan is taken for its workload only when that
+// workload's selector would adopt it. Never puts a pod-template hash into an identity.
 import type { KubeObject } from './admission.ts';
 import type { Config } from './config.ts';
 import { isAgentType } from './config.ts';
@@ -19,8 +20,16 @@ export interface OwnerRef {
 /**
  * Looks up the controller owner of a cached object. Returns the owner, `null` when the object is cached
  * and has no controller owner, `undefined` when the object is not in the cache (unknown).
+ * The optional members answer for objects left without an owner (see orphanWorkload); a lookup without them
+ * is taken to cache no Deployment or StatefulSet, so orphans resolve by name alone.
  */
-export type OwnerLookup = (kind: string, namespace: string, name: string) => OwnerRef | null | undefined;
+export interface OwnerLookup {
+  (kind: string, namespace: string, name: string): OwnerRef | null | undefined;
+  /** `spec.selector` of a cached Deployment or StatefulSet (`null` when it has none); `undefined` when not cached */
+  selector?: (kind: string, namespace: string, name: string) => unknown;
+  /** `metadata.labels` of a cached object (`{}` when it has none); `undefined` when not cached */
+  labels?: (kind: string, namespace: string, name: string) => Record<string, unknown> | undefined;
+}
 
 /**
  * The controller ownerReference of an object (kind/name, and `controller` when it says so), else its only
@@ -75,6 +84,92 @@ function workloadOwner(owner: OwnerRef | null | undefined): OwnerRef | undefined
   return owner && (owner.controller || CONTROLLER_KINDS.has(owner.kind)) ? { kind: owner.kind, name: owner.name } : undefined;
 }
 
+/** A Kubernetes label selector, as a Deployment's or StatefulSet's `spec.selector` holds it. */
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: { key: string; operator: string; values?: string[] }[];
+}
+
+/**
+ * Whether `selector` selects an object with these labels, as a Deployment or StatefulSet controller decides
+ * what it adopts: every `matchLabels` pair is set, and every `matchExpressions` requirement holds (`In`: the
+ * label is set to one of the values; `NotIn`: it is unset or set to none of them; `Exists`; `DoesNotExist`).
+ * A missing or empty selector selects nothing here (the API server requires one on both kinds), and so does one
+ * it would reject: an unknown operator, `In`/`NotIn` without values, `Exists`/`DoesNotExist` with values, a
+ * value that is not a string.
+ */
+export function selectorMatches(selector: unknown, labels: Record<string, unknown>): boolean {
+  if (!isObject(selector)) return false;
+  const label = (k: string): string | undefined => (Object.hasOwn(labels, k) && typeof labels[k] === 'string' ? labels[k] : undefined);
+  let terms = 0;
+  const { matchLabels, matchExpressions } = selector;
+  if (matchLabels !== undefined && matchLabels !== null) {
+    if (!isObject(matchLabels)) return false;
+    for (const [k, v] of Object.entries(matchLabels)) {
+      if (typeof v !== 'string' || label(k) !== v) return false;
+      terms++;
+    }
+  }
+  if (matchExpressions !== undefined && matchExpressions !== null) {
+    if (!Array.isArray(matchExpressions)) return false;
+    for (const r of matchExpressions) {
+      if (!isObject(r) || typeof r.key !== 'string') return false;
+      const values: unknown = r.values ?? [];
+      if (!Array.isArray(values) || !values.every((v) => typeof v === 'string')) return false;
+      const v = label(r.key);
+      switch (r.operator) {
+        case 'In':
+          if (!values.length || v === undefined || !values.includes(v)) return false;
+          break;
+        case 'NotIn':
+          if (!values.length || (v !== undefined && values.includes(v))) return false;
+          break;
+        case 'Exists':
+          if (values.length || v === undefined) return false;
+          break;
+        case 'DoesNotExist':
+          if (values.length || v !== undefined) return false;
+          break;
+        default:
+          return false;
+      }
+      terms++;
+    }
+  }
+  return terms > 0;
+}
+
+/**
+ * A copy of a label selector with only what selectorMatches reads (strings passed through `copy`, to intern or
+ * detach them), or null when it is missing or malformed (it then selects nothing either way).
+ */
+export function copySelector(selector: unknown, copy: (s: string) => string = (s) => s): LabelSelector | null {
+  if (!isObject(selector)) return null;
+  const out: LabelSelector = {};
+  const { matchLabels, matchExpressions } = selector;
+  if (matchLabels !== undefined && matchLabels !== null) {
+    if (!isObject(matchLabels)) return null;
+    const ml: Record<string, string> = {};
+    for (const [k, v] of Object.entries(matchLabels)) {
+      if (typeof v !== 'string') return null;
+      ml[copy(k)] = copy(v);
+    }
+    out.matchLabels = ml;
+  }
+  if (matchExpressions !== undefined && matchExpressions !== null) {
+    if (!Array.isArray(matchExpressions)) return null;
+    const me: NonNullable<LabelSelector['matchExpressions']> = [];
+    for (const r of matchExpressions) {
+      if (!isObject(r) || typeof r.key !== 'string' || typeof r.operator !== 'string') return null;
+      const values: unknown = r.values ?? [];
+      if (!Array.isArray(values) || !values.every((v) => typeof v === 'string')) return null;
+      me.push(values.length ? { key: copy(r.key), operator: copy(r.operator), values: values.map(copy) } : { key: copy(r.key), operator: copy(r.operator) });
+    }
+    out.matchExpressions = me;
+  }
+  return out;
+}
+
 /**
  * A StatefulSet's pod by its labels: the StatefulSet controller labels each pod with its own name
  * (`statefulset.kubernetes.io/pod-name`), and names it `<statefulset>-<ordinal>`.
@@ -95,6 +190,40 @@ function replicaSetOwnerByName(rsName: string, labels: Record<string, unknown>):
   if (dep) return { kind: 'Deployment', name: dep };
   const rollout = stripTemplateHash(rsName, labels['rollouts-pod-template-hash']);
   return rollout ? { kind: 'Rollout', name: rollout } : null;
+}
+
+function labelsOf(obj: unknown): Record<string, unknown> {
+  return isObject(obj) && isObject(obj.metadata) && isObject(obj.metadata.labels) ? obj.metadata.labels : {};
+}
+
+/**
+ * The workload the name heuristics tie an object without a workload owner to, as `kubectl delete
+ * --cascade=orphan` leaves them: a ReplicaSet named `<deployment>-<pod-template-hash>` (or a Rollout's, by
+ * `rollouts-pod-template-hash`), a pod named `<statefulset>-<ordinal>` and labelled with that name
+ * (`statefulset.kubernetes.io/pod-name`). Null for anything else, and for objects that have a workload owner.
+ * Whether the object then counts as that workload is orphanOf's decision.
+ */
+export function orphanWorkload(kind: string, obj: unknown): OwnerRef | null {
+  if ((kind !== 'ReplicaSet' && kind !== 'Pod') || !isObject(obj) || workloadOwner(controllerOf(obj))) return null;
+  const name = objectName(obj);
+  return kind === 'ReplicaSet' ? replicaSetOwnerByName(name, labelsOf(obj)) : statefulSetOfPod(name, labelsOf(obj));
+}
+
+/**
+ * Whether an orphan with these labels counts as `workload` (what its name names). While that workload is not
+ * cached (deleted with --cascade=orphan and not re-created yet, or no cache at all) it does: re-creating it is
+ * the same agent. Once it is cached, only if its `spec.selector` selects the orphan's labels, that is, when its
+ * controller adopts the orphan; otherwise the orphan runs on beside it, a second agent, and counts as itself.
+ */
+export function countsAsWorkload(workload: OwnerRef, namespace: string, labels: Record<string, unknown>, lookup?: OwnerLookup): boolean {
+  const selector = lookup?.selector?.(workload.kind, namespace, workload.name);
+  return selector === undefined || selectorMatches(selector, labels);
+}
+
+/** The workload an orphaned ReplicaSet named `rsName` with these labels counts as, or the ReplicaSet itself. */
+function orphanReplicaSet(rsName: string, labels: Record<string, unknown>, namespace: string, lookup?: OwnerLookup): OwnerRef {
+  const w = replicaSetOwnerByName(rsName, labels);
+  return w && countsAsWorkload(w, namespace, labels, lookup) ? w : { kind: 'ReplicaSet', name: rsName };
 }
 
 /**
@@ -133,23 +262,33 @@ export function cronJobJobName(cronJob: string, at = Date.now()): string {
  *   owner of a controller kind); owned by anything else → itself.
  * - Objects left without an owner by `kubectl delete --cascade=orphan`, until a re-created owner adopts them:
  *   a Deployment's ReplicaSet (by its name and hash) and a StatefulSet's pod (by its pod-name label) count as
- *   that Deployment or StatefulSet, so re-creating it is not taken for a second agent.
+ *   that Deployment or StatefulSet while it is not cached, so re-creating it is not taken for a second agent;
+ *   once it is cached, only if its selector selects the orphan's labels (countsAsWorkload). A pod of a cached
+ *   ReplicaSet without an owner counts as that ReplicaSet does.
  * - Other workloads → themselves (a StatefulSet owned by an operator's custom resource is its own workload);
  *   a pod with no owner → itself.
  */
 export function topLevelWorkload(obj: KubeObject, namespace: string, lookup?: OwnerLookup): OwnerRef {
   const kind = typeof obj.kind === 'string' ? obj.kind : 'Pod';
   const self: OwnerRef = { kind, name: objectName(obj) };
-  const labels = isObject(obj.metadata) && isObject(obj.metadata.labels) ? obj.metadata.labels : {};
+  const labels = labelsOf(obj);
   const owner = workloadOwner(controllerOf(obj));
   if (!owner) {
-    if (kind === 'ReplicaSet') return replicaSetOwnerByName(self.name, labels) ?? self;
-    if (kind === 'Pod') return statefulSetOfPod(self.name, labels) ?? self;
+    if (kind === 'ReplicaSet') return orphanReplicaSet(self.name, labels, namespace, lookup);
+    if (kind === 'Pod') {
+      const sts = statefulSetOfPod(self.name, labels);
+      return sts && countsAsWorkload(sts, namespace, labels, lookup) ? sts : self;
+    }
     return self;
   }
   if (kind === 'Pod') {
-    if (owner.kind === 'ReplicaSet')
-      return workloadOwner(lookup?.('ReplicaSet', namespace, owner.name)) || replicaSetOwnerByName(owner.name, labels) || owner;
+    if (owner.kind === 'ReplicaSet') {
+      const rs = lookup?.('ReplicaSet', namespace, owner.name);
+      // not cached (the pod can reach us before its ReplicaSet reaches the cache): by its name and the pod's hash
+      if (rs === undefined) return replicaSetOwnerByName(owner.name, labels) || owner;
+      // a cached ReplicaSet counts as its controller, or, without one, as an orphaned ReplicaSet counts
+      return workloadOwner(rs) || orphanReplicaSet(owner.name, lookup!.labels?.('ReplicaSet', namespace, owner.name) ?? labels, namespace, lookup);
+    }
     if (owner.kind === 'Job') {
       const job = lookup?.('Job', namespace, owner.name);
       if (job !== undefined) return workloadOwner(job) || owner; // a cached Job: its own ownerReference says
