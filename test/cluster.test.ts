@@ -369,13 +369,44 @@ test('an orphan the cached workload\'s selector selects counts as that workload 
     // The cache keeps an orphan's labels up to 8 KiB; one with more counts as itself (a selector could not be
     // checked against it), so re-creating its StatefulSet conflicts with it instead of taking it on unchecked.
     const many = Object.fromEntries(Array.from({ length: 120 }, (_, i) => [`example.com/label-${i}`, 'v'.repeat(63)]));
-    api.emit(PATHS.pods, 'ADDED', barePod('memory-0', { 'statefulset.kubernetes.io/pod-name': 'memory-0' }, 'memory-sa'));
-    api.emit(PATHS.pods, 'ADDED', barePod('big-0', { 'statefulset.kubernetes.io/pod-name': 'big-0', ...many }, 'big-sa'));
+    api.emit(PATHS.pods, 'ADDED', barePod('memory-0', { 'statefulset.kubernetes.io/pod-name': 'memory-0', app: 'memory' }, 'memory-sa'));
+    api.emit(PATHS.pods, 'ADDED', barePod('big-0', { 'statefulset.kubernetes.io/pod-name': 'big-0', app: 'big', ...many }, 'big-sa'));
     await until(() => (svc.readiness().detail.agentClaims as number) >= 8, 'memory-0 and big-0 cached');
     const sts = (name: string, sa: string) =>
       request('StatefulSet', 'apps', { metadata: { name, namespace: 'team-a' }, spec: { selector: { matchLabels: { app: name } }, template: { metadata: { labels: { ...AGENT, app: name } }, spec: { serviceAccountName: sa } } } });
     assert.equal(svc.validate(sts('memory', 'memory-sa')).response.allowed, true);
     assert.match(svc.validate(sts('big', 'big-sa')).response.status?.message ?? '', /already the identity of agent Pod\/big-0\. /);
+  } finally {
+    await close();
+  }
+});
+
+test('re-creating a Deployment or StatefulSet after --cascade=orphan: its orphans are the same agent only if its selector adopts them', async () => {
+  // Not cached yet when it is admitted: the selector it is created with decides, as its controller will. An orphan
+  // it will not adopt (re-created with another selector, or one planted while it was gone) runs on beside it.
+  const { svc, close } = await setup((api) => {
+    seedBasics(api);
+    api.clear(PATHS.deployments);
+    api.clear(PATHS.replicasets);
+    api.clear(PATHS.pods);
+    api.seed(PATHS.replicasets, [bareReplicaSet('weather-7d9f8b6c5d', { 'pod-template-hash': '7d9f8b6c5d', app: 'weather' }, 'weather-sa')]);
+    api.seed(PATHS.pods, [
+      { ...podOf('weather-7d9f8b6c5d', { 'pod-template-hash': '7d9f8b6c5d', app: 'weather' }, 'weather-sa'), status: { phase: 'Running' } },
+      barePod('memory-0', { 'statefulset.kubernetes.io/pod-name': 'memory-0', app: 'memory' }, 'memory-sa'),
+    ]);
+  });
+  const withSelector = (kind: string, name: string, sa: string, app: string) =>
+    request(kind, 'apps', { metadata: { name, namespace: 'team-a' }, spec: { selector: { matchLabels: { app } }, template: { metadata: { labels: { ...AGENT, app } }, spec: { serviceAccountName: sa } } } });
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    for (const [kind, name, sa] of [['Deployment', 'weather', 'weather-sa'], ['StatefulSet', 'memory', 'memory-sa']]) {
+      const same = svc.validate(withSelector(kind, name, sa, name));
+      assert.equal(same.response.allowed, true, JSON.stringify(same.response));
+      const other = svc.validate(withSelector(kind, name, sa, `${name}-v2`));
+      assert.equal(other.response.allowed, false, JSON.stringify(other.response));
+      const orphan = kind === 'Deployment' ? 'ReplicaSet/weather-7d9f8b6c5d' : 'Pod/memory-0';
+      assert.match(other.response.status!.message, new RegExp(`^\\[unique-service-account\\] ${kind} team-a/${name}: .*already the identity of agent ${orphan}\\. `));
+    }
   } finally {
     await close();
   }

@@ -652,23 +652,44 @@ export class ClusterState {
     this.claimOf.delete(key);
   }
 
-  private refOf(key: string): AgentRef | null {
+  private refOf(key: string, lookup = this.lookup): AgentRef | null {
     const [kind, ns, name] = key.split('\u0000');
     const o = this.byKind.get(kind)?.get(name, ns);
     if (!o) return null;
-    return agentIdentity(o, this.config, ns, this.lookup);
+    return agentIdentity(o, this.config, ns, lookup);
   }
 
-  /** The live agent claims on (namespace, serviceAccount). */
-  claimsOn(namespace: string, serviceAccount: string): AgentRef[] {
+  /**
+   * The live agent claims on (namespace, serviceAccount). `admitting`: a Deployment or StatefulSet being admitted
+   * there, taken as cached with its selector, so orphans it would not adopt count as themselves (not as it).
+   */
+  claimsOn(namespace: string, serviceAccount: string, admitting?: KubeObject): AgentRef[] {
     const set = this.index.get(claimKey(namespace, serviceAccount));
     if (!set) return [];
+    const lookup = admitting ? this.lookupAdmitting(admitting, namespace) : this.lookup;
     const out: AgentRef[] = [];
     for (const k of set) {
-      const r = this.refOf(k);
+      const r = this.refOf(k, lookup);
       if (r) out.push(r);
     }
     return out;
+  }
+
+  /**
+   * The lookup with a Deployment or StatefulSet being admitted in `namespace` answering for its selector: when it
+   * is (re-)created after `kubectl delete --cascade=orphan` it is not cached yet, and its orphans are the same agent
+   * only if it adopts them. One without a selector (the API server never admits that) changes nothing.
+   */
+  private lookupAdmitting(obj: KubeObject, namespace: string): OwnerLookup {
+    const kind = obj.kind;
+    const name = isObject(obj.metadata) ? obj.metadata.name : undefined;
+    const selector = isObject(obj.spec) ? obj.spec.selector : undefined;
+    if ((kind !== 'Deployment' && kind !== 'StatefulSet') || typeof name !== 'string' || !isObject(selector)) return this.lookup;
+    const base = this.lookup;
+    const lookup: OwnerLookup = (k, ns, n) => base(k, ns, n);
+    lookup.selector = (k, ns, n) => (k === kind && ns === namespace && n === name ? selector : base.selector?.(k, ns, n));
+    lookup.labels = base.labels;
+    return lookup;
   }
 
   /** Every (namespace, serviceAccount) group with its claims, for the audit. */

@@ -259,7 +259,7 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
       if (!agent) return decisionFor(allow(req.uid), [], { skip: 'not an agent' });
       violations.push(...checkObject(objWithKind, { config, issuer: iss, namespace: ns }));
       if (config.policies['unique-service-account'] !== 'off') {
-        if (cluster) violations.push(...checkUnique(agent, cluster.claimsOn(agent.namespace, agent.serviceAccount), config));
+        if (cluster) violations.push(...checkUnique(agent, cluster.claimsOn(agent.namespace, agent.serviceAccount, objWithKind), config));
         else warnings.push(`[unique-service-account] not checked: the webhook runs without cluster state (${noClusterWhy})`);
       }
     } else {
