@@ -163,6 +163,39 @@ test('cross-document unique-service-account names both documents; blue/green wit
   assert.equal(lintString(`${noNs}---\n${AGENT('y', 's', 'team')}`).findings.length, 0);
 });
 
+test('an orphan-looking ReplicaSet or pod in a render is its Deployment or StatefulSet only if that one\'s selector selects it, in either order', () => {
+  const doc = (o: Record<string, unknown>) => JSON.stringify(o);
+  const tpl = (labels: Record<string, string>, sa: string) => ({ metadata: { labels: { 'kagenti.io/type': 'agent', ...labels } }, spec: { serviceAccountName: sa, containers: [{ name: 'a', image: 'x' }] } });
+  const workload = (kind: string, name: string, sa: string, selector: unknown) =>
+    doc({ apiVersion: 'apps/v1', kind, metadata: { name, namespace: 'team-a' }, spec: { selector, template: tpl({ app: name }, sa) } });
+  const rs = (name: string, labels: Record<string, string>) =>
+    doc({ apiVersion: 'apps/v1', kind: 'ReplicaSet', metadata: { name, namespace: 'team-a', labels }, spec: { selector: { matchLabels: labels }, template: tpl(labels, 'weather-sa') } });
+  const stsPod = (name: string, labels: Record<string, string>) =>
+    doc({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'team-a', labels: { 'kagenti.io/type': 'agent', 'statefulset.kubernetes.io/pod-name': name, ...labels } }, spec: { serviceAccountName: 'db-sa', containers: [{ name: 'a', image: 'x' }] } });
+  const weather = workload('Deployment', 'weather', 'weather-sa', { matchLabels: { app: 'weather' } });
+  const db = workload('StatefulSet', 'db', 'db-sa', { matchExpressions: [{ key: 'app', operator: 'In', values: ['db'] }] });
+  const evilRs = rs('weather-zzz', { 'pod-template-hash': 'zzz', app: 'evil' });
+  const evilPod = stsPod('db-5', { app: 'evil' });
+  const render = (...docs: string[]) => lintString(docs.join('\n')); // a stream of JSON objects, one a line
+  // the workload first: the orphan is reported, naming it
+  let l = render(weather, evilRs, db, evilPod);
+  assert.deepEqual(l.findings.map((f) => `${f.kind}/${f.name}`), ['ReplicaSet/weather-zzz', 'Pod/db-5']);
+  assert.match(l.findings[0].message, /already the identity of agent Deployment\/weather defined at m\.yaml:1\./);
+  assert.match(l.findings[1].message, /already the identity of agent StatefulSet\/db defined at m\.yaml:\d+\./);
+  // the orphan first (as Helm orders Pods and ReplicaSets before Deployments and StatefulSets): the workload is
+  // reported, naming the orphan
+  l = render(evilRs, evilPod, weather, db);
+  assert.deepEqual(l.findings.map((f) => `${f.kind}/${f.name}`), ['Deployment/weather', 'StatefulSet/db']);
+  assert.match(l.findings[0].message, /already the identity of agent ReplicaSet\/weather-zzz defined at m\.yaml:1\./);
+  assert.match(l.findings[1].message, /already the identity of agent Pod\/db-5 defined at m\.yaml:\d+\./);
+  // orphans the selector selects are the workload, in either order; without the workload in the render they are it too
+  const goodRs = rs('weather-abc', { 'pod-template-hash': 'abc', app: 'weather' });
+  const goodPod = stsPod('db-0', { app: 'db' });
+  assert.deepEqual(render(weather, goodRs, db, goodPod).findings, []);
+  assert.deepEqual(render(goodRs, goodPod, weather, db).findings, []);
+  assert.deepEqual(render(evilRs, evilPod).findings, []);
+});
+
 test('Lists and JSON documents are checked like any other document', () => {
   const list = `apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: kagent-enterprise-config\n  data:\n    K8S_TOKEN_REVIEW: on\n`;
   const l = lintString(list);

@@ -23,7 +23,8 @@ import {
 } from './manifest-stream.ts';
 import type { AgentRef, IssuerInfo, Violation } from './rules.ts';
 import { agentOf, checkObject, checkUnique, remediatedAtAdmission } from './rules.ts';
-import { isNamespaceName } from './identity.ts';
+import type { LabelSelector, OwnerLookup } from './identity.ts';
+import { copySelector, isNamespaceName, objectName, objectNamespace, orphanWorkload, selectorMatches } from './identity.ts';
 import { isObject } from './json.ts';
 
 export type { Finding, LintReport } from './lint-format.ts';
@@ -49,6 +50,13 @@ interface IndexedAgent {
 
 /** Agents compared per (namespace, ServiceAccount) bucket; more only add to the index's count. */
 const MAX_BUCKET = 64;
+
+/** Deployments' and StatefulSets' selectors kept for the orphan rule; past this, further ones are not (see Linter). */
+const MAX_SELECTORS = 50_000;
+
+function workloadKey(namespace: string, kind: string, name: string): string {
+  return `${namespace}\u0000${kind}\u0000${name}`;
+}
 
 function describe(v: unknown): string {
   if (v === null || v === undefined) return 'nothing';
@@ -99,9 +107,47 @@ export class Linter {
   documents = 0;
   private readonly ctx: LintContext;
   private readonly agents = new Map<string, IndexedAgent[]>();
+  /**
+   * The render stands in for the cluster's cache in the orphan rule (identity.ts countsAsWorkload): the selector
+   * of each Deployment and StatefulSet seen (null: one that selects nothing), by namespace, kind and name.
+   */
+  private readonly selectors = new Map<string, LabelSelector | null>();
+  /**
+   * Orphans (ReplicaSets, pods without an owner) indexed as the Deployment or StatefulSet their name names before
+   * the render showed it, with their labels: when it comes, those its selector does not select become themselves,
+   * as at admission, so the order of the documents does not matter.
+   */
+  private readonly orphans = new Map<string, { entry: IndexedAgent; labels: Record<string, string> }[]>();
+  private readonly lookup: OwnerLookup;
 
   constructor(ctx: LintContext) {
     this.ctx = ctx;
+    // no owners are looked up across documents (a pod's ReplicaSet counts as not cached), only selectors
+    const lookup: OwnerLookup = () => undefined;
+    lookup.selector = (kind, namespace, name) => this.selectors.get(workloadKey(namespace, kind, name));
+    this.lookup = lookup;
+  }
+
+  /**
+   * Records a Deployment's or StatefulSet's selector (one without a selector object, which the API server never
+   * admits, is left out, as /validate leaves it), and turns the orphans indexed as it that it does not select
+   * into themselves.
+   */
+  private noteWorkload(obj: Record<string, any>, kind: string, namespace: string): void {
+    const selector = isObject(obj.spec) ? obj.spec.selector : undefined;
+    if (!isObject(selector)) return;
+    const key = workloadKey(namespace, kind, objectName(obj));
+    if (this.selectors.has(key) || this.selectors.size >= MAX_SELECTORS) return;
+    const copy = copySelector(selector, detach);
+    this.selectors.set(key, copy);
+    for (const { entry, labels } of this.orphans.get(key) ?? []) {
+      const self = entry.ref.source;
+      if (self && !selectorMatches(copy, labels)) {
+        const { source: _source, ...rest } = entry.ref;
+        entry.ref = { ...rest, kind: self.kind, name: self.name };
+      }
+    }
+    this.orphans.delete(key);
   }
 
   report(strict: boolean): LintReport {
@@ -208,7 +254,9 @@ export class Linter {
             ? { ...viol, severity: 'warning', message: `${viol.message} The webhook will set K8S_TOKEN_REVIEW: "true" when it is applied (tokenReview.action: mutate).` }
             : viol,
         });
-      const ref = agentOf(obj, this.ctx.config, this.ctx.namespace || 'default');
+      const ns = objectNamespace(obj, this.ctx.namespace || 'default');
+      if (obj.kind === 'Deployment' || obj.kind === 'StatefulSet') this.noteWorkload(obj, obj.kind, ns);
+      const ref = agentOf(obj, this.ctx.config, this.ctx.namespace || 'default', this.lookup);
       if (ref) {
         const key = detach(`${ref.namespace}\n${ref.serviceAccount}`);
         let bucket = this.agents.get(key);
@@ -222,7 +270,21 @@ export class Linter {
           }
         }
         if (bucket.length < MAX_BUCKET) {
-          bucket.push({ ref: detachRef(ref), file, line: raw.line + firstLineOffset(raw.text) });
+          const entry: IndexedAgent = { ref: detachRef(ref), file, line: raw.line + firstLineOffset(raw.text) };
+          bucket.push(entry);
+          // counted as a workload by its name while the render has not shown that workload (yet)
+          const w = orphanWorkload(obj.kind, obj);
+          if (w && w.kind === ref.kind && w.name === ref.name && (w.kind === 'Deployment' || w.kind === 'StatefulSet')) {
+            const key = workloadKey(ref.namespace, w.kind, w.name);
+            if (!this.selectors.has(key)) {
+              const labels: Record<string, string> = {};
+              const md = isObject(obj.metadata) && isObject(obj.metadata.labels) ? obj.metadata.labels : {};
+              for (const [k, v] of Object.entries(md)) if (typeof v === 'string') labels[detach(k)] = detach(v);
+              let list = this.orphans.get(key);
+              if (!list) this.orphans.set(key, (list = []));
+              list.push({ entry, labels });
+            }
+          }
         }
       }
       if (!found.length) continue;
