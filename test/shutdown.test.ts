@@ -32,13 +32,17 @@ async function readyStatus(probePort: number): Promise<number> {
  * SIGTERM under a steady load of `fresh` workers (a new TLS connection per request) and `keepAlive`
  * workers (reused connections, as the API server's client does). Returns the load's stats.
  */
-async function sigtermUnderLoad(t: { after: (fn: () => void) => void }, fresh: number, keepAlive: number) {
+async function sigtermUnderLoad(t: { after: (fn: () => unknown) => void }, fresh: number, keepAlive: number) {
   const { ca, args } = await certDir(t);
   const proc = await startServerProcess([...args, '--drain-seconds', '2']);
   t.after(() => proc.kill('SIGKILL'));
   assert.equal(await readyStatus(proc.probePort), 200);
 
   const load = startLoad({ port: proc.port, ca, fresh, keepAlive });
+  // a failed assertion below must not leave the load running (the test process would never end)
+  let stopped: ReturnType<typeof load.stop> | undefined;
+  const stopLoad = () => (stopped ??= load.stop());
+  t.after(() => stopLoad());
   await waitFor(() => load.stats.ok >= 200, 'steady load');
   const okAtSigterm = load.stats.ok;
   proc.kill('SIGTERM');
@@ -50,7 +54,7 @@ async function sigtermUnderLoad(t: { after: (fn: () => void) => void }, fresh: n
   // Then the listener closes: new connections are refused (never accepted, so not failures).
   await waitFor(() => load.stats.refused > 0 || load.stats.failures.length > 0, 'the listener to close after the drain');
   const exit = await proc.exited;
-  const stats = await load.stop();
+  const stats = await stopLoad();
 
   assert.equal(exit.code, 0, proc.output().slice(-500));
   assert.ok(stats.ok > okAtSigterm + 100);
