@@ -48,6 +48,28 @@ export const connectionsClosed = new Counter({
   registers: [registry],
 });
 
+export const tlsCertificateExpiry = new Gauge({
+  name: `${PREFIX}tls_certificate_expiry_timestamp_seconds`,
+  help: 'When the serving certificate in use expires (its notAfter), in seconds since the Unix epoch; set when it is loaded at start-up and on each reload.',
+  registers: [registry],
+});
+
+export const tlsReloads = new Counter({
+  name: `${PREFIX}tls_reloads_total`,
+  help: 'Changes of the serving certificate files, by result: ok (a valid pair, installed for new connections) or rejected (not a valid pair, counted once per distinct content; the previous certificate is still served).',
+  labelNames: ['result'] as const,
+  registers: [registry],
+});
+// both series from the start, so a rate or an increase over them is defined before the first reload
+tlsReloads.inc({ result: 'ok' }, 0);
+tlsReloads.inc({ result: 'rejected' }, 0);
+
+export const tlsHandshakeErrors = new Counter({
+  name: `${PREFIX}tls_handshake_errors_total`,
+  help: 'TLS handshakes on the admission port that failed: a client that does not trust the serving certificate (a stale caBundle, an expired certificate), does not speak TLS, or gave up.',
+  registers: [registry],
+});
+
 let openConnectionsSource: () => number = () => 0;
 /** The open-connections gauge reads this function at each scrape. */
 export function openConnectionsFrom(source: () => number): void {

@@ -11,7 +11,7 @@ import { AdmissionError, deny, decisionFor, parseAdmissionReview, reviewJson } f
 import type { Config } from './config.ts';
 import type { CloseReason } from './connections.ts';
 import { guardConnections } from './connections.ts';
-import { admissionDuration, admissionRequests, connectionsClosed, injectionSkipped, injections, openConnectionsFrom, registry } from './metrics.ts';
+import { admissionDuration, admissionRequests, connectionsClosed, injectionSkipped, injections, openConnectionsFrom, registry, tlsHandshakeErrors } from './metrics.ts';
 import { mutate } from './mutate.ts';
 import { parseReviewBody } from './review-body.ts';
 import { isWorkloadKind } from './workloads.ts';
@@ -35,7 +35,12 @@ export interface ServerOptions {
   maxConnections?: number;
   /** A connection that sends no complete request header this long after connecting is closed (default 5 s). */
   quietMs?: number;
+  /** One warning line about failed TLS handshakes at most this often (default HANDSHAKE_REPORT_MS; tests set less). */
+  handshakeReportMs?: number;
 }
+
+/** Failed TLS handshakes are reported in one warning line per minute at most, however many there are. */
+export const HANDSHAKE_REPORT_MS = 60_000;
 
 /** Idle keep-alive connections are closed after this long (see harden()). */
 export const KEEP_ALIVE_MS = 100_000;
@@ -400,6 +405,51 @@ function answerClientError(err: NodeJS.ErrnoException, socket: import('node:stre
   );
 }
 
+/**
+ * Failed TLS handshakes on the admission port: each is counted (kagenti_webhook_tls_handshake_errors_total), and a
+ * warning line says how many failed since the previous line and what the last one was. The first failure after a
+ * quiet minute is reported at once; later ones wait for the minute to pass, so a flood of bad clients writes one
+ * line a minute. Returns a function that writes what is still unreported (at shutdown).
+ */
+function reportHandshakeErrors(server: https.Server, log: Logger, everyMs: number): () => void {
+  let count = 0;
+  let last: { code?: string; reason?: string; message: string } | undefined;
+  let lastLineAt: number | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const report = () => {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    if (count === 0) return;
+    const now = Date.now();
+    const since = lastLineAt === undefined ? 'since start-up' : `in the last ${Math.round((now - lastLineAt) / 1000)} s`;
+    log.warn(
+      { handshakeErrors: count, sinceLastReportMs: lastLineAt === undefined ? undefined : now - lastLineAt, lastError: last },
+      `${count} TLS handshake${count === 1 ? '' : 's'} on the admission port failed ${since} (the last: ${last?.code ?? 'error'}, ${last?.reason ?? last?.message}). ` +
+        'If the API server is among these clients, its calls fail: check that the webhook configurations\' caBundle is the CA of the serving ' +
+        'certificate and that the certificate has not expired (kagenti_webhook_tls_certificate_expiry_timestamp_seconds). Other clients ' +
+        `that do not trust the certificate or do not speak TLS end up here too (one such line every ${everyMs / 1000} s at most).`,
+    );
+    count = 0;
+    lastLineAt = now;
+  };
+  server.on('tlsClientError', (err: NodeJS.ErrnoException & { reason?: unknown }) => {
+    tlsHandshakeErrors.inc();
+    count++;
+    // OpenSSL's messages run over lines (`...:tls_validate_record_header:http request:<file>:68:\n`); its reason is the part for a person
+    const message = String(err.message).split('\n')[0]!.slice(0, 200);
+    last = { code: err.code, reason: typeof err.reason === 'string' ? err.reason : undefined, message };
+    log.debug({ err: { code: err.code, message: err.message } }, 'TLS handshake failed');
+    if (timer) return;
+    const wait = lastLineAt === undefined ? 0 : lastLineAt + everyMs - Date.now();
+    if (wait <= 0) report();
+    else {
+      timer = setTimeout(report, wait);
+      timer.unref();
+    }
+  });
+  return report;
+}
+
 /** Timeouts against slow and abusive clients; the API server itself answers within its webhook timeout. */
 function harden(server: http.Server, requestTimeout = REQUEST_MS): void {
   server.headersTimeout = 10_000;
@@ -462,7 +512,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     for (const reason of Object.keys(closed) as (keyof typeof closed)[]) closed[reason] = 0;
   }, 10_000);
   report.unref();
-  tlsServer.on('tlsClientError', (err) => opts.log.debug({ err: { message: err.message } }, 'TLS handshake failed'));
+  const reportHandshakes = reportHandshakeErrors(tlsServer, opts.log, opts.handshakeReportMs ?? HANDSHAKE_REPORT_MS);
   tlsServer.on('clientError', answerClientError);
   opts.onHttpsServer?.(tlsServer);
   const probe = http.createServer(createProbeApp(ready));
@@ -476,6 +526,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   } catch (err) {
     // Neither listener outlives a failed start: the admission port must not answer while the process exits.
     clearInterval(report);
+    reportHandshakes();
     guard.stop();
     for (const s of [tlsServer, probe]) if (s.listening) s.close();
     throw err;
@@ -508,6 +559,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       guard.endQuiet();
       await closing;
       clearInterval(report);
+      reportHandshakes();
       guard.stop();
       await closeServer(probe, 1_000);
     },

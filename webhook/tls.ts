@@ -9,6 +9,7 @@ import type { Server, ServerOptions } from 'node:https';
 import { dirname } from 'node:path';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import type { Logger } from 'pino';
+import { tlsCertificateExpiry, tlsReloads } from './metrics.ts';
 
 export interface CertificateReloaderOptions {
   certFile: string;
@@ -27,6 +28,18 @@ interface Material {
 }
 
 const MIN_VERSION = 'TLSv1.2' as const;
+
+/** A serving certificate that expires within this many days is logged as a warning when loaded or reloaded. */
+export const EXPIRY_WARNING_DAYS = 14;
+const DAY_MS = 86_400_000;
+
+/** Where a certificate stands at `now`: valid, expiring within EXPIRY_WARNING_DAYS, expired, or not valid yet. */
+export function certificateValidity(cert: X509Certificate, now = Date.now()): 'valid' | 'expiring' | 'expired' | 'not-yet-valid' {
+  if (cert.validFromDate.getTime() > now) return 'not-yet-valid';
+  const left = cert.validToDate.getTime() - now;
+  if (left <= 0) return 'expired';
+  return left < EXPIRY_WARNING_DAYS * DAY_MS ? 'expiring' : 'valid';
+}
 
 function readFile(file: string, what: string): string {
   try {
@@ -120,6 +133,40 @@ export class CertificateReloader {
       { certFile: this.certFile, subject: cert.subject, serial: cert.serialNumber, notAfter: cert.validTo, clientAuth: m.ca !== undefined },
       'loaded TLS certificate',
     );
+    this.serving(cert);
+  }
+
+  /**
+   * The certificate now served: its expiry goes to the metric, and one line says when it is expired, not valid
+   * yet or expiring soon. It is served all the same: a renewal may be on its way, and it is picked up without a
+   * restart (readiness is not touched either: another replica would serve the same Secret).
+   */
+  private serving(cert: X509Certificate): void {
+    const notAfter = cert.validToDate.getTime();
+    tlsCertificateExpiry.set(notAfter / 1000);
+    const now = Date.now();
+    const state = certificateValidity(cert, now);
+    if (state === 'valid') return;
+    const fields = { certFile: this.certFile, serial: cert.serialNumber, notBefore: cert.validFromDate.toISOString(), notAfter: new Date(notAfter).toISOString() };
+    const renew =
+      'Fix: renew it (cert-manager: kubectl -n kagenti-system describe certificate kagenti-webhook-serving; without cert-manager: make certs and re-apply the overlay).';
+    if (state === 'expiring') {
+      const days = (notAfter - now) / DAY_MS;
+      this.log.warn(
+        { ...fields, daysLeft: Math.floor(days * 10) / 10 },
+        `TLS certificate ${this.certFile} expires ${fields.notAfter}, in ${days < 1 ? 'less than a day' : Math.round(days) === 1 ? '1 day' : `${Math.round(days)} days`}: after that the API server refuses it and every admission through this webhook fails. A renewal is due (cert-manager renews 30 days ahead with the shipped Certificate). ${renew}`,
+      );
+    } else if (state === 'expired') {
+      this.log.error(
+        { ...fields, daysAgo: Math.floor(((now - notAfter) / DAY_MS) * 10) / 10 },
+        `TLS certificate ${this.certFile} expired ${fields.notAfter}: the API server refuses it, so every admission through this webhook fails (agent pods cannot be created). Still serving it, so a renewal is picked up as soon as it arrives. ${renew}`,
+      );
+    } else {
+      this.log.error(
+        fields,
+        `TLS certificate ${this.certFile} is not valid until ${fields.notBefore}: the API server refuses it until then, so every admission through this webhook fails. Still serving it. Fix: check the clock of this node and of the issuer, or re-issue the certificate.`,
+      );
+    }
   }
 
   /** Options for https.createServer: the current pair, TLS 1.2 minimum, client certificates when a client CA is set. */
@@ -173,18 +220,21 @@ export class CertificateReloader {
     this.current = m;
     this.rejected = undefined;
     this.reloads++;
+    tlsReloads.inc({ result: 'ok' });
     this.log.info(
       { certFile: this.certFile, subject: cert.subject, serial: cert.serialNumber, notAfter: cert.validTo },
       'reloaded TLS certificate; new connections use it',
     );
+    this.serving(cert);
     return true;
   }
 
-  // Log a bad pair once per distinct content (a missing file: once until it changes), keep serving the old one.
+  // Log and count a bad pair once per distinct content (a missing file: once until it changes), keep serving the old one.
   private reject(m: Material | undefined, err: Error): void {
     const key = m ?? { cert: '', key: '', ca: err.message };
     if (same(this.rejected, key)) return;
     this.rejected = key;
+    tlsReloads.inc({ result: 'rejected' });
     this.log.error({ certFile: this.certFile, keyFile: this.keyFile, err: err.message }, 'ignoring new TLS files until they form a valid pair; still serving the previous certificate');
   }
 

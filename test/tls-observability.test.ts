@@ -1,0 +1,255 @@
+// What an operator sees of the serving certificate and of failed TLS handshakes: the expiry gauge, the reload
+// counter, the lines at load and reload for a certificate that is expired, not valid yet or expiring within
+// 14 days (served all the same), and failed handshakes counted and reported in one warning line a minute at most,
+// even under a flood of bad clients.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { webcrypto } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
+import { defaultConfig } from '../webhook/config.ts';
+import { registry } from '../webhook/metrics.ts';
+import { startServer } from '../webhook/server.ts';
+import { CertificateReloader } from '../webhook/tls.ts';
+import { startValidation } from '../webhook/validation.ts';
+import { testCerts } from './helpers.ts';
+import { probeGet, startServerProcess, waitFor } from './server-process.ts';
+
+const DAY = 86_400_000;
+
+function tempDir(t: { after: (fn: () => void) => void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'kagenti-tls-obs-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+type Line = Record<string, unknown> & { level: number; msg: string };
+function capturingLogger(level = 'info'): { log: pino.Logger; lines: () => Line[] } {
+  const out: string[] = [];
+  const stream = new Writable({
+    write(chunk, _enc, cb) {
+      out.push(String(chunk));
+      cb();
+    },
+  });
+  return {
+    log: pino({ level }, stream),
+    lines: () =>
+      out
+        .join('')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Line),
+  };
+}
+
+/** A self-signed serving pair valid from `notBefore` to `notAfter`. */
+async function pair(notBefore: Date, notAfter: Date): Promise<{ cert: string; key: string }> {
+  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+  const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    name: 'CN=kagenti-webhook.kagenti-system.svc',
+    keys,
+    signingAlgorithm: alg,
+    notBefore,
+    notAfter,
+    serialNumber: String(Date.now() % 1_000_000),
+  });
+  const key = x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY');
+  return { cert: cert.toString('pem'), key };
+}
+
+function write(dir: string, p: { cert: string; key: string }): void {
+  writeFileSync(join(dir, 'tls.crt'), p.cert);
+  writeFileSync(join(dir, 'tls.key'), p.key);
+}
+
+async function metric(name: string, labels: Record<string, string> = {}): Promise<number> {
+  const m = await registry.getSingleMetric(name)!.get();
+  const v = m.values.find((x) => Object.entries(labels).every(([k, l]) => x.labels[k] === l));
+  return v?.value ?? 0;
+}
+
+const EXPIRY = 'kagenti_webhook_tls_certificate_expiry_timestamp_seconds';
+const RELOADS = 'kagenti_webhook_tls_reloads_total';
+const HANDSHAKE_ERRORS = 'kagenti_webhook_tls_handshake_errors_total';
+
+test('load: the expiry gauge holds notAfter; an expired, a not yet valid and an expiring certificate each get one line, and load still succeeds', async (t) => {
+  const dir = tempDir(t);
+  const now = Date.now();
+  const cases: Array<{ name: string; from: number; to: number; level: number; pattern: RegExp }> = [
+    { name: 'expired', from: now - 100 * DAY, to: now - 2 * DAY, level: 50, pattern: /^TLS certificate \S+tls\.crt expired \S+: the API server refuses it.*Fix: renew it/ },
+    { name: 'not yet valid', from: now + 2 * DAY, to: now + 90 * DAY, level: 50, pattern: /^TLS certificate \S+tls\.crt is not valid until \S+: .*Fix: check the clock/ },
+    { name: 'expiring in 5 days', from: now - DAY, to: now + 5 * DAY + 3_600_000, level: 40, pattern: /^TLS certificate \S+tls\.crt expires \S+, in 5 days: .*Fix: renew it/ },
+    { name: 'expiring in hours', from: now - DAY, to: now + 3_600_000, level: 40, pattern: /in less than a day/ },
+  ];
+  for (const c of cases) {
+    write(dir, await pair(new Date(c.from), new Date(c.to)));
+    const { log, lines } = capturingLogger();
+    const reloader = new CertificateReloader({ certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key'), log });
+    reloader.load(); // does not throw: cert-manager may be about to renew it
+    assert.equal(await metric(EXPIRY), Math.floor(c.to / 1000), c.name);
+    const flagged = lines().filter((l) => l.level >= 40);
+    assert.equal(flagged.length, 1, `${c.name}: ${JSON.stringify(flagged)}`);
+    assert.equal(flagged[0]!.level, c.level, c.name);
+    assert.match(flagged[0]!.msg, c.pattern, c.name);
+    assert.ok(!flagged[0]!.msg.includes('\n'), 'one line');
+  }
+  // 20 days left: nothing to say
+  write(dir, await pair(new Date(now - DAY), new Date(now + 20 * DAY)));
+  const { log, lines } = capturingLogger();
+  new CertificateReloader({ certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key'), log }).load();
+  assert.deepEqual(lines().filter((l) => l.level >= 40), []);
+  assert.equal(await metric(EXPIRY), Math.floor((now + 20 * DAY) / 1000));
+});
+
+test('reload: tls_reloads_total counts ok and rejected (once per bad pair), the gauge follows the new certificate, an expiring one is warned about', async (t) => {
+  const dir = tempDir(t);
+  const now = Date.now();
+  const first = await pair(new Date(now - DAY), new Date(now + 90 * DAY));
+  write(dir, first);
+  const { log, lines } = capturingLogger();
+  const reloader = new CertificateReloader({ certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key'), log, pollMs: 60_000 });
+  reloader.load();
+  t.after(() => reloader.close());
+  const ok0 = await metric(RELOADS, { result: 'ok' });
+  const rejected0 = await metric(RELOADS, { result: 'rejected' });
+  assert.equal(await metric(EXPIRY), Math.floor((now + 90 * DAY) / 1000));
+
+  // a mismatched pair: rejected, counted once however often it is looked at
+  const other = await pair(new Date(now - DAY), new Date(now + 3 * DAY));
+  writeFileSync(join(dir, 'tls.crt'), other.cert);
+  for (let i = 0; i < 3; i++) assert.equal(reloader.reloadNow(), false);
+  assert.equal(await metric(RELOADS, { result: 'rejected' }), rejected0 + 1);
+  assert.equal(await metric(EXPIRY), Math.floor((now + 90 * DAY) / 1000), 'still the served certificate');
+
+  // the key arrives: installed, counted ok, the gauge moves, and 3 days left is a warning
+  writeFileSync(join(dir, 'tls.key'), other.key);
+  assert.equal(reloader.reloadNow(), true);
+  assert.equal(await metric(RELOADS, { result: 'ok' }), ok0 + 1);
+  assert.equal(await metric(EXPIRY), Math.floor((now + 3 * DAY) / 1000));
+  const warn = lines().filter((l) => l.level === 40);
+  assert.equal(warn.length, 1);
+  assert.match(warn[0]!.msg, /expires \S+, in 3 days/);
+
+  // an expired one is installed too (it is what the files say), with an error line
+  write(dir, await pair(new Date(now - 10 * DAY), new Date(now - DAY)));
+  assert.equal(reloader.reloadNow(), true);
+  assert.equal(await metric(RELOADS, { result: 'ok' }), ok0 + 2);
+  assert.ok(lines().some((l) => l.level === 50 && /expired/.test(l.msg)));
+  // /metrics shows both series
+  const text = await registry.metrics();
+  assert.match(text, /kagenti_webhook_tls_reloads_total\{result="ok"\} \d/);
+  assert.match(text, /kagenti_webhook_tls_reloads_total\{result="rejected"\} \d/);
+});
+
+/** `n` clients that connect and send plain HTTP to the TLS port (each one a failed handshake), `batch` at a time. */
+async function badClients(port: number, n: number, batch = 250): Promise<void> {
+  const one = () =>
+    new Promise<void>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+      s.on('error', () => resolve());
+      s.on('close', () => resolve());
+      s.resume();
+    });
+  for (let sent = 0; sent < n; sent += batch) await Promise.all(Array.from({ length: Math.min(batch, n - sent) }, one));
+}
+
+async function serverWith(log: pino.Logger, handshakeReportMs?: number) {
+  const certs = await testCerts();
+  const config = defaultConfig();
+  const validation = await startValidation({ config, log, cluster: 'none' });
+  const server = await startServer({
+    config,
+    log,
+    validation,
+    host: '127.0.0.1',
+    port: 0,
+    probePort: 0,
+    tls: { cert: certs.tlsCert, key: certs.tlsKey },
+    handshakeReportMs,
+  });
+  return {
+    server,
+    close: async () => {
+      await server.close(1000);
+      await validation.close();
+    },
+  };
+}
+
+const reportLines = (lines: Line[]) => lines.filter((l) => l.level === 40 && /TLS handshakes? on the admission port failed/.test(l.msg));
+
+test('10,000 bad clients: each is counted, and the log gets one warning line (the rest are summed up in the next one)', async () => {
+  const { log, lines } = capturingLogger();
+  const s = await serverWith(log);
+  const before = await metric(HANDSHAKE_ERRORS);
+  try {
+    await badClients(s.server.port, 10_000, 500);
+    await waitFor(async () => (await metric(HANDSHAKE_ERRORS)) - before >= 10_000, 'every failed handshake counted');
+    assert.equal((await metric(HANDSHAKE_ERRORS)) - before, 10_000);
+    const during = reportLines(lines());
+    assert.equal(during.length, 1, 'one line for the flood within the minute');
+    assert.equal(during[0]!.handshakeErrors, 1);
+    assert.match(during[0]!.msg, /^1 TLS handshake on the admission port failed since start-up \(the last: ERR_SSL_HTTP_REQUEST, http request\)\. If the API server is among these clients/);
+    assert.ok(!lines().some((l) => l.msg === 'TLS handshake failed'), 'no line per failure at info level');
+  } finally {
+    await s.close();
+  }
+  // what was not reported yet is written at shutdown
+  const all = reportLines(lines());
+  assert.equal(all.length, 2);
+  assert.equal(all[1]!.handshakeErrors, 9_999);
+  assert.equal((all[1]!.lastError as { message: string }).message.length > 0, true);
+});
+
+test('handshake failures after the first are reported when the interval has passed, with the count and the last error', async () => {
+  const { log, lines } = capturingLogger();
+  const everyMs = 400;
+  const s = await serverWith(log, everyMs);
+  try {
+    await badClients(s.server.port, 1);
+    await waitFor(() => reportLines(lines()).length === 1, 'the first failure at once');
+    await badClients(s.server.port, 30, 10);
+    assert.equal(reportLines(lines()).length, 1, 'the rest wait for the interval');
+    await waitFor(() => reportLines(lines()).length === 2, 'the summary after the interval');
+    const [first, second] = reportLines(lines()) as [Line, Line];
+    assert.equal(second.handshakeErrors, 30);
+    assert.ok((second.sinceLastReportMs as number) >= everyMs - 5, `lines ${String(second.sinceLastReportMs)} ms apart`);
+    assert.match(second.msg, /^30 TLS handshakes on the admission port failed in the last \d+ s \(the last: /);
+    assert.ok(typeof (second.lastError as { message?: unknown }).message === 'string');
+    assert.equal(first.handshakeErrors, 1);
+  } finally {
+    await s.close();
+  }
+});
+
+test('serve with an expired certificate starts, stays ready, logs an error, and /metrics shows the expiry', async (t) => {
+  const dir = tempDir(t);
+  const notAfter = Date.now() - 3 * DAY;
+  write(dir, await pair(new Date(Date.now() - 30 * DAY), new Date(notAfter)));
+  const p = await startServerProcess(['--tls-cert', join(dir, 'tls.crt'), '--tls-key', join(dir, 'tls.key'), '--warmup', '0']);
+  try {
+    assert.equal((await probeGet(p.probePort, '/readyz')).status, 200, 'readiness is not tied to the certificate');
+    await waitFor(() => p.output().includes('expired'), 'the error line');
+    const line = p
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('expired'))
+      .map((l) => JSON.parse(l) as { level: string; msg: string })[0]!;
+    assert.equal(line.level, 'error');
+    const m = await probeGet(p.probePort, '/metrics');
+    const v = /^kagenti_webhook_tls_certificate_expiry_timestamp_seconds (\d+)/m.exec(m.text);
+    assert.ok(v, 'the gauge is exported');
+    assert.equal(Number(v[1]), Math.floor(notAfter / 1000));
+  } finally {
+    p.kill();
+    await p.exited;
+  }
+});
