@@ -235,8 +235,9 @@ export function objectRef(kind: string, obj: KubeObject | null | undefined, fall
 /** What a handler decided, for the response, the metrics and the one log line per admission. */
 export interface Decision {
   response: AdmissionResponse;
-  /** metrics/log label: `allowed` (unchanged), `patched`, `denied`, `warned` (allowed with warnings, no patch) */
-  result: 'allowed' | 'patched' | 'denied' | 'warned';
+  /** metrics/log label: `allowed` (unchanged), `patched`, `denied`, `warned` (allowed with warnings, no patch),
+   *  `error` (the webhook could not evaluate the object: denied with HTTP 500, see internalError) */
+  result: 'allowed' | 'patched' | 'denied' | 'warned' | 'error';
   /** rule names that fired (denied or warned) */
   rules?: string[];
   /** extra fields for the log line: injected pieces, skip reason, mode... */
@@ -246,4 +247,14 @@ export interface Decision {
 export function decisionFor(response: AdmissionResponse, rules: string[] = [], detail?: Record<string, unknown>): Decision {
   const result = !response.allowed ? 'denied' : response.patch ? 'patched' : response.warnings?.length ? 'warned' : 'allowed';
   return { response, result, rules, detail };
+}
+
+/**
+ * The answer when the webhook could not evaluate an object: denied (fail closed: never admitted unchecked) with
+ * HTTP 500 InternalError, rule `internal-error`, and result `error`, so it is not counted among policy denials.
+ */
+export function internalError(uid: string, message: string, detail?: Record<string, unknown>): Decision {
+  const response = deny(uid, message);
+  response.status = { code: 500, reason: 'InternalError', message };
+  return { response, result: 'error', rules: ['internal-error'], detail };
 }

@@ -7,11 +7,21 @@ import express from 'express';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import type { AdmissionRequest, Decision } from './admission.ts';
-import { AdmissionError, deny, decisionFor, parseAdmissionReview, reviewJson } from './admission.ts';
+import { AdmissionError, internalError, parseAdmissionReview, reviewJson } from './admission.ts';
 import type { Config } from './config.ts';
 import type { CloseReason } from './connections.ts';
 import { guardConnections } from './connections.ts';
-import { admissionDuration, admissionRequests, connectionsClosed, injectionSkipped, injections, openConnectionsFrom, registry, tlsHandshakeErrors } from './metrics.ts';
+import {
+  admissionDuration,
+  admissionRequests,
+  connectionsClosed,
+  injectionSkipped,
+  injections,
+  openConnectionsFrom,
+  registry,
+  ruleViolations,
+  tlsHandshakeErrors,
+} from './metrics.ts';
 import { mutate } from './mutate.ts';
 import { parseReviewBody } from './review-body.ts';
 import { isWorkloadKind } from './workloads.ts';
@@ -144,13 +154,10 @@ export function answerAdmission(
     // Fail closed with a clean denial: never admit an object we could not evaluate, never leak a stack.
     const why = err instanceof RangeError ? 'the object is nested too deeply' : 'an internal error occurred';
     log.error({ webhook, uid: request.uid, err: { message: (err as Error)?.message } }, 'admission handler failed');
-    const response = deny(
+    decision = internalError(
       request.uid,
       `[internal-error] ${request.kind.kind} ${request.namespace ?? ''}/${request.name ?? ''}: the webhook could not evaluate this object (${why}). It is denied rather than admitted unchecked. Fix: check the manifest; if it is valid, report this to the platform team.`,
     );
-    response.status!.code = 500;
-    response.status!.reason = 'InternalError';
-    decision = decisionFor(response, ['internal-error']);
   }
   return answered(webhook, request, decision, started, log);
 }
@@ -174,6 +181,8 @@ function answered(webhook: Webhook, request: AdmissionRequest, decision: Decisio
     if (typeof detail.skipped === 'string') injectionSkipped.inc({ reason: detail.skipped });
     else if (decision.result === 'patched' && typeof detail.mode === 'string') injections.inc({ mode: detail.mode });
     else if (detail.unchanged) injectionSkipped.inc({ reason: 'already-injected' });
+    // injection's denials (invalid-annotation, reserved-name, ...); /validate counts its rules where it checks them
+    else if (decision.result === 'denied') for (const rule of decision.rules ?? []) ruleViolations.inc({ rule, action: 'denied' });
   }
   const obj = request.object ?? request.oldObject ?? undefined;
   log.info(

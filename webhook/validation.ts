@@ -4,7 +4,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { AdmissionRequest, Decision, KubeObject } from './admission.ts';
-import { allow, allowWithPatch, decisionFor, deny, toWarnings } from './admission.ts';
+import { allow, allowWithPatch, decisionFor, deny, internalError, toWarnings } from './admission.ts';
 import type { Config } from './config.ts';
 import type { BackoffOptions } from './cluster.ts';
 import { controllerOf, identityKey, objectName, objectNamespace } from './identity.ts';
@@ -369,13 +369,11 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
       } catch (err) {
         // fail closed, as the server does for any handler error: never admit an object we could not evaluate
         log.error({ err: (err as Error).message, uid: req?.uid }, 'validation failed with an internal error; denying');
-        const response = deny(
+        return internalError(
           req?.uid ?? '',
           `[internal-error] ${req?.kind?.kind ?? 'object'} ${req?.namespace ?? ''}/${req?.name ?? ''}: the webhook could not evaluate this object. It is denied rather than admitted unchecked. Fix: check the manifest; if it is valid, report this to the platform team.`,
+          { error: (err as Error).message },
         );
-        response.status!.code = 500;
-        response.status!.reason = 'InternalError';
-        return decisionFor(response, ['internal-error'], { error: (err as Error).message });
       }
     },
     mutateConfigMap(req) {

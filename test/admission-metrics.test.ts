@@ -1,0 +1,117 @@
+// What the admission metrics count: /mutate's denials in rule_violations_total like /validate's rules, and an
+// object the webhook could not evaluate as result="error" in admission_requests_total, apart from policy denials.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { defaultConfig } from '../webhook/config.ts';
+import { registry } from '../webhook/metrics.ts';
+import { answerAdmission } from '../webhook/server.ts';
+import type { ValidationService } from '../webhook/validation.ts';
+import { startValidation } from '../webhook/validation.ts';
+import type { TestServer } from './helpers.ts';
+import { podCreateRequest, startTestServer } from './helpers.ts';
+
+async function value(name: string, labels: Record<string, string>): Promise<number> {
+  const m = await registry.getSingleMetric(name)!.get();
+  const v = m.values.find((x) => Object.keys(labels).length === Object.keys(x.labels).length && Object.entries(labels).every(([k, l]) => x.labels[k] === l));
+  return v?.value ?? 0;
+}
+const violations = (rule: string, action = 'denied') => value('kagenti_webhook_rule_violations_total', { rule, action });
+const requests = (webhook: string, result: string, operation = 'CREATE') => value('kagenti_webhook_admission_requests_total', { webhook, operation, result });
+
+function agentPod(spec: Record<string, unknown> = {}, annotations?: Record<string, unknown>): Record<string, unknown> {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'weather-agent', namespace: 'team-a', labels: { 'kagenti.io/type': 'agent' }, ...(annotations ? { annotations } : {}) },
+    spec: { serviceAccountName: 'weather-agent', containers: [{ name: 'agent', image: 'ghcr.io/example/agent:1' }], ...spec },
+  };
+}
+
+describe('admission metrics', () => {
+  let s: TestServer;
+  before(async () => {
+    s = await startTestServer();
+  });
+  after(async () => {
+    await s.close();
+  });
+
+  test('each /mutate denial counts rule_violations_total{rule,action="denied"} once; an injection counts none', async () => {
+    const denials: Array<[string, Record<string, unknown>]> = [
+      ['invalid-annotation', agentPod({}, { 'kagenti.io/authbridge-mode': 'sidecar' })],
+      ['reserved-name', agentPod({ containers: [{ name: 'agent', image: 'a:1' }, { name: 'spiffe-helper', image: 'b:1' }] })],
+      ['port-conflict', agentPod({ containers: [{ name: 'agent', image: 'a:1', ports: [{ containerPort: 15123 }] }] })],
+      ['host-network', agentPod({ hostNetwork: true })],
+      ['malformed-object', agentPod({ containers: 'agent' })],
+    ];
+    for (const [rule, pod] of denials) {
+      const before = await violations(rule);
+      const deniedBefore = await requests('mutate', 'denied');
+      const res = await s.review('/mutate', podCreateRequest(pod));
+      assert.equal(res.allowed, false, rule);
+      assert.match(res.status.message, new RegExp(`^\\[${rule}\\] `));
+      assert.equal(await violations(rule), before + 1, rule);
+      assert.equal(await requests('mutate', 'denied'), deniedBefore + 1, rule);
+    }
+    const total = async () => (await registry.getSingleMetric('kagenti_webhook_rule_violations_total')!.get()).values.reduce((n, v) => n + v.value, 0);
+    const all = await total();
+    assert.ok((await s.review('/mutate', podCreateRequest(agentPod()))).patch);
+    assert.equal(await total(), all, 'an injected pod is no violation');
+  });
+
+  test('/validate still counts its rules once per violation, denied or warned', async () => {
+    const before = await violations('dedicated-service-account');
+    const res = await s.review('/validate', podCreateRequest(agentPod({ serviceAccountName: 'default' })));
+    assert.equal(res.allowed, false);
+    assert.match(res.status.message, /^\[dedicated-service-account\]/);
+    assert.equal(await violations('dedicated-service-account'), before + 1);
+  });
+
+  test('an object /validate could not evaluate is result="error", not "denied", and no rule violation', async () => {
+    const deep = `${'{"a":'.repeat(5000)}1${'}'.repeat(5000)}`;
+    const md = `{"name":"sh.helm.release.v1.x.v1","namespace":"team-a","deletionTimestamp":"2026-01-01T00:00:00Z","labels":{"owner":"helm"}}`;
+    const obj = `{"kind":"Secret","metadata":${md},"data":${deep}}`;
+    const body = `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"deep","kind":{"group":"","version":"v1","kind":"Secret"},"operation":"UPDATE","object":${obj},"oldObject":${obj}}}`;
+    const errors = await requests('validate', 'error', 'UPDATE');
+    const denied = await requests('validate', 'denied', 'UPDATE');
+    const res = await s.post('/validate', body);
+    assert.equal(res.body.response.allowed, false);
+    assert.equal(res.body.response.status.code, 500);
+    assert.equal(await requests('validate', 'error', 'UPDATE'), errors + 1);
+    assert.equal(await requests('validate', 'denied', 'UPDATE'), denied);
+    assert.equal(await violations('internal-error'), 0);
+  });
+});
+
+test('a /mutate handler failure is answered as an [internal-error] 500 denial, counted as result="error" and logged as decision "error"', async () => {
+  const config = defaultConfig();
+  const real = await startValidation({ config, log: pino({ level: 'silent' }), cluster: 'none' });
+  const broken: ValidationService = {
+    ...real,
+    namespaceLabels: () => {
+      throw new Error('cache exploded');
+    },
+  };
+  const out: string[] = [];
+  const log = pino({ level: 'info' }, new Writable({ write: (c, _e, cb) => (out.push(String(c)), cb()) }));
+  try {
+    const errors = await requests('mutate', 'error');
+    const denied = await requests('mutate', 'denied');
+    const body = Buffer.from(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: podCreateRequest(agentPod()) }));
+    const answer = answerAdmission('mutate', body, { config, log, validation: broken });
+    assert.ok(!(answer instanceof Promise));
+    const response = JSON.parse(answer.text).response;
+    assert.equal(response.allowed, false);
+    assert.deepEqual([response.status.code, response.status.reason], [500, 'InternalError']);
+    assert.match(response.status.message, /^\[internal-error\] Pod team-a\/weather-agent: the webhook could not evaluate this object/);
+    assert.equal(await requests('mutate', 'error'), errors + 1);
+    assert.equal(await requests('mutate', 'denied'), denied);
+    assert.equal(await violations('internal-error'), 0, 'an internal error is no rule violation');
+    const line = out.map((l) => JSON.parse(l)).find((l) => l.msg === 'admission');
+    assert.equal(line.decision, 'error');
+  } finally {
+    await real.close();
+  }
+});
