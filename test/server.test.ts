@@ -267,6 +267,14 @@ describe('admission server', () => {
     assert.match(m.text, /kagenti_webhook_admission_requests_total\{webhook="mutate",operation="CREATE",result="patched"\} [1-9]/);
     assert.match(m.text, /kagenti_webhook_injections_total\{mode="proxy-sidecar"\} [1-9]/);
     assert.match(m.text, /kagenti_webhook_injection_skipped_total\{reason="not-agent"\} [1-9]/);
+    // process and runtime metrics, as prom-client names them
+    for (const name of ['process_cpu_seconds_total', 'process_resident_memory_bytes', 'nodejs_heap_size_used_bytes', 'nodejs_eventloop_lag_p99_seconds'])
+      assert.match(m.text, new RegExp(`^${name} [0-9.e+-]+$`, 'm'), `metrics lack ${name}`);
+    assert.match(m.text, /^# TYPE nodejs_gc_duration_seconds histogram$/m);
+    // a second server in the same process registers them no second time
+    const other = await startTestServer();
+    await other.close();
+    assert.equal((await getProbe(p, '/metrics')).text.match(/^# TYPE process_resident_memory_bytes /gm)?.length, 1);
   });
 
   test('after SIGTERM-style not-ready, /readyz answers 503 while admissions still work', async () => {

@@ -1,5 +1,5 @@
 // Prometheus metrics (prefix kagenti_webhook_), one registry for the process.
-import { Counter, Histogram, Registry, Gauge } from 'prom-client';
+import { Counter, Histogram, Registry, Gauge, collectDefaultMetrics } from 'prom-client';
 import { MAX_HELD_BODY_BYTES, REQUEST_MS } from './limits.ts';
 
 export const registry = new Registry();
@@ -83,6 +83,19 @@ export const openConnections = new Gauge({
     this.set(openConnectionsSource());
   },
 });
+
+let processMetrics = false;
+/**
+ * prom-client's process and runtime metrics on the registry, under their usual names (process_cpu_seconds_total,
+ * process_resident_memory_bytes, nodejs_eventloop_lag_*, nodejs_heap_*, nodejs_gc_duration_seconds, ...). Called by
+ * the server once (not at import, so the lint and inject commands do not run the event-loop monitor). Nothing
+ * per request: they are read at each scrape, except the GC histogram (one observation per collection).
+ */
+export function collectProcessMetrics(): void {
+  if (processMetrics) return;
+  processMetrics = true;
+  collectDefaultMetrics({ register: registry });
+}
 
 /** Forgets what the per-admission metrics counted (after the start-up warm-up, before the first real request). */
 export function resetAdmissionMetrics(): void {

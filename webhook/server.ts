@@ -14,6 +14,7 @@ import { guardConnections } from './connections.ts';
 import {
   admissionDuration,
   admissionRequests,
+  collectProcessMetrics,
   connectionsClosed,
   injectionSkipped,
   injections,
@@ -473,6 +474,7 @@ function harden(server: http.Server, requestTimeout = REQUEST_MS): void {
 }
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
+  collectProcessMetrics();
   // connections closed since the last warning line (see `report` below)
   const closed: Record<CloseReason | 'body-budget', number> = { quiet: 0, evicted: 0, refused: 0, 'request-timeout': 0, 'body-budget': 0 };
   let notReady = false;
