@@ -189,6 +189,8 @@ for (const overlay of OVERLAYS) {
       c.readinessProbe.periodSeconds * c.readinessProbe.failureThreshold < drain,
       'readiness notices /readyz 503 within the drain period',
     );
+    // /readyz shares the admissions' event loop: one slow probe on every replica at once must not empty the endpoints
+    assert.ok(c.readinessProbe.failureThreshold >= 3, `readinessProbe.failureThreshold ${c.readinessProbe.failureThreshold}`);
     // The TLS Secret is mounted as a directory (subPath mounts never see renewals).
     const tlsMount = c.volumeMounts.find((m: Obj) => m.mountPath === '/etc/kagenti-webhook/tls');
     assert.ok(tlsMount && !tlsMount.subPath && tlsMount.readOnly);
