@@ -455,6 +455,7 @@ test('RBAC 403 on list: readiness stays false and the log names the missing perm
     const line = lines.find((l) => l.msg.includes('missing permission "list pods"'))!;
     assert.equal(line.permission, 'list pods');
     assert.equal(line.status, 403);
+    assert.match(line.msg, /grant list and watch on pods; not ready until it is granted$/, 'the verbs the informers use, no more');
     // it keeps retrying with backoff; once the permission is granted it becomes ready
     api.forbidden.delete(`list ${PATHS.pods}`);
     await until(() => svc.readiness().ready, 'ready after grant');

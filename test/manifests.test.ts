@@ -114,12 +114,17 @@ for (const overlay of OVERLAYS) {
       ['storage.k8s.io', 'csidrivers'],
     ];
     for (const [group, resource] of need) {
-      for (const verb of READ_VERBS) {
+      for (const verb of ['list', 'watch']) {
         assert.ok(
           role.rules.some((r: Obj) => (r.apiGroups ?? []).includes(group) && (r.resources ?? []).includes(resource) && r.verbs.includes(verb)),
           `ClusterRole lacks ${verb} on ${group || 'core'}/${resource}`,
         );
       }
+    }
+    // Least privilege: the informers only list and watch (webhook/cluster.ts); get is for the issuer's discovery document alone.
+    for (const rule of role.rules) {
+      if (rule.resources) assert.deepEqual([...rule.verbs].sort(), ['list', 'watch'], `verbs on ${rule.resources.join(', ')}`);
+      else assert.deepEqual(rule, { nonResourceURLs: ['/.well-known/openid-configuration'], verbs: ['get'] });
     }
     const binding = one(docs, 'ClusterRoleBinding', SERVICE);
     assert.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: SERVICE });

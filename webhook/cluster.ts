@@ -436,7 +436,7 @@ class ResilientInformer {
       this.log.error(
         { ...fields, permission: perm },
         `cluster cache: cannot ${perm}: missing permission "${perm}" (cluster-wide) for the webhook's ServiceAccount; ` +
-          `grant get, list and watch on ${this.spec.rbac}${this.synced ? '' : '; not ready until it is granted'}`,
+          `grant list and watch on ${this.spec.rbac}${this.synced ? '' : '; not ready until it is granted'}`,
       );
     } else {
       this.lastError = `${verb} ${this.spec.rbac}: ${e.message ?? String(err)}`;
