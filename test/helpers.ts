@@ -11,6 +11,8 @@ import { generateCertificates } from '../webhook/certs.ts';
 import type { Config } from '../webhook/config.ts';
 import { defaultConfig } from '../webhook/config.ts';
 import { silentLogger } from '../webhook/log.ts';
+import { Writable } from 'node:stream';
+import pino from 'pino';
 import type { RunningServer } from '../webhook/server.ts';
 import { startServer } from '../webhook/server.ts';
 import type { ValidationService } from '../webhook/validation.ts';
@@ -244,4 +246,27 @@ export function runCli(args: string[], input?: string): { code: number; stdout: 
     timeout: 120_000,
   });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A JSON log line as pino writes it. */
+export type Line = Record<string, unknown> & { level: number; msg: string };
+
+/** A real pino logger whose lines the test can read back (parsed). */
+export function capturingLogger(level = 'info'): { log: pino.Logger; lines: () => Line[] } {
+  const out: string[] = [];
+  const stream = new Writable({
+    write(chunk, _enc, cb) {
+      out.push(String(chunk));
+      cb();
+    },
+  });
+  return {
+    log: pino({ level }, stream),
+    lines: () =>
+      out
+        .join('')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Line),
+  };
 }

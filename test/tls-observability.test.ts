@@ -9,8 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import pino from 'pino';
+import type pino from 'pino';
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { defaultConfig } from '../webhook/config.ts';
@@ -18,7 +17,8 @@ import { registry } from '../webhook/metrics.ts';
 import { startServer } from '../webhook/server.ts';
 import { CertificateReloader } from '../webhook/tls.ts';
 import { startValidation } from '../webhook/validation.ts';
-import { testCerts } from './helpers.ts';
+import { capturingLogger, testCerts } from './helpers.ts';
+import type { Line } from './helpers.ts';
 import { probeGet, startServerProcess, waitFor } from './server-process.ts';
 
 const DAY = 86_400_000;
@@ -29,25 +29,6 @@ function tempDir(t: { after: (fn: () => void) => void }): string {
   return dir;
 }
 
-type Line = Record<string, unknown> & { level: number; msg: string };
-function capturingLogger(level = 'info'): { log: pino.Logger; lines: () => Line[] } {
-  const out: string[] = [];
-  const stream = new Writable({
-    write(chunk, _enc, cb) {
-      out.push(String(chunk));
-      cb();
-    },
-  });
-  return {
-    log: pino({ level }, stream),
-    lines: () =>
-      out
-        .join('')
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as Line),
-  };
-}
 
 /** A self-signed serving pair valid from `notBefore` to `notAfter`. */
 async function pair(notBefore: Date, notAfter: Date): Promise<{ cert: string; key: string }> {

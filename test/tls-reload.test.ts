@@ -10,13 +10,11 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
-import { Writable } from 'node:stream';
-import pino from 'pino';
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { generateCertificates, writeCertificates, type GeneratedCerts } from '../webhook/certs.ts';
 import { CertificateReloader } from '../webhook/tls.ts';
-import { SERVER_NAME } from './helpers.ts';
+import { SERVER_NAME, capturingLogger } from './helpers.ts';
 import { startLoad, startServerProcess, waitFor } from './server-process.ts';
 
 function tempDir(t: { after: (fn: () => void) => void }): string {
@@ -25,24 +23,6 @@ function tempDir(t: { after: (fn: () => void) => void }): string {
   return dir;
 }
 
-function capturingLogger(): { log: pino.Logger; lines: () => Array<Record<string, unknown>> } {
-  const out: string[] = [];
-  const stream = new Writable({
-    write(chunk, _enc, cb) {
-      out.push(String(chunk));
-      cb();
-    },
-  });
-  return {
-    log: pino({ level: 'debug' }, stream),
-    lines: () =>
-      out
-        .join('')
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as Record<string, unknown>),
-  };
-}
 
 const serialOf = (pem: string) => new X509Certificate(pem).serialNumber;
 
@@ -75,7 +55,7 @@ test('load: one clear line for a missing file, a non-PEM file and a key that doe
   const dir = tempDir(t);
   const a = await newCerts();
   const b = await newCerts();
-  const { log } = capturingLogger();
+  const { log } = capturingLogger('debug');
   const mk = () => new CertificateReloader({ certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key'), log });
   assert.throws(() => mk().load(), { message: `cannot read TLS certificate ${join(dir, 'tls.crt')}: no such file` });
   writeFileSync(join(dir, 'tls.crt'), 'hello');
@@ -102,7 +82,7 @@ test('a TLS 1.1 client is refused; TLS 1.3 is negotiated when offered', async (t
   const dir = tempDir(t);
   const a = await newCerts();
   writeCertificates(dir, a);
-  const { log } = capturingLogger();
+  const { log } = capturingLogger('debug');
   const reloader = new CertificateReloader({ certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key'), log });
   const { server, port } = await inProcessServer(reloader);
   t.after(() => {
@@ -146,7 +126,7 @@ test('--client-ca: clients without a certificate from that CA are refused', asyn
   const clientKey = x509.PemConverter.encode(await crypto.subtle.exportKey('pkcs8', clientKeys.privateKey), 'PRIVATE KEY');
   writeFileSync(join(dir, 'client-ca.crt'), clientCa.toString('pem'));
 
-  const { log } = capturingLogger();
+  const { log } = capturingLogger('debug');
   const reloader = new CertificateReloader({
     certFile: join(dir, 'tls.crt'),
     keyFile: join(dir, 'tls.key'),
@@ -173,7 +153,7 @@ test('reload: a mismatched pair is ignored with an error log; the next valid pai
   const b = await newCerts();
   const c = await newCerts();
   writeCertificates(dir, a);
-  const { log, lines } = capturingLogger();
+  const { log, lines } = capturingLogger('debug');
   const reloader = new CertificateReloader({ certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key'), log, pollMs: 50 });
   const { server, port } = await inProcessServer(reloader);
   t.after(() => {
@@ -225,7 +205,7 @@ test('reload: the kubelet ..data symlink swap is picked up by the directory watc
   const a = await newCerts();
   const b = await newCerts();
   kubeletVolume(dir, a, 1, true);
-  const { log } = capturingLogger();
+  const { log } = capturingLogger('debug');
   // A poll interval far longer than the test: only the watch can pick the change up.
   const reloader = new CertificateReloader({ certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key'), log, pollMs: 3_600_000 });
   const { server, port } = await inProcessServer(reloader);
