@@ -4,6 +4,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { X509Certificate as NodeX509, createPrivateKey, webcrypto } from 'node:crypto';
 import { dirname, join } from 'node:path';
+import { isDnsLabel } from './identity.ts';
 import { parseFlags } from './usage.ts';
 // @peculiar/x509 resolves its services through tsyringe, which needs the Reflect metadata API loaded first.
 import 'reflect-metadata';
@@ -50,9 +51,6 @@ const MAX_DAYS = 3650;
 const CA_DAYS = 3650;
 const DAY_MS = 24 * 60 * 60 * 1000;
 
-// RFC 1123 label: what a Service name and a namespace name must be.
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-
 type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
 const crypto = webcrypto;
@@ -74,10 +72,10 @@ function randomSerial(): string {
 }
 
 function checkOptions(opts: CertificateOptions): number {
-  if (!DNS_LABEL.test(opts.service)) {
+  if (!isDnsLabel(opts.service)) {
     throw new Error(`--service ${JSON.stringify(opts.service)} is not a valid Service name (lowercase RFC 1123 label, at most 63 characters)`);
   }
-  if (!DNS_LABEL.test(opts.namespace)) {
+  if (!isDnsLabel(opts.namespace)) {
     throw new Error(`--namespace ${JSON.stringify(opts.namespace)} is not a valid namespace name (lowercase RFC 1123 label, at most 63 characters)`);
   }
   const days = opts.days ?? DEFAULT_DAYS;

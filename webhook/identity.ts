@@ -361,8 +361,8 @@ export function identityKey(a: { kind: string; name: string; agent?: string }): 
   return a.agent ? `agent:${a.agent}` : `${a.kind}/${a.name}`;
 }
 
-/** A namespace name as Kubernetes accepts one (an RFC 1123 label: at most 63 lowercase letters, digits and '-'). */
-export function isNamespaceName(s: string): boolean {
+/** An RFC 1123 label (at most 63 lowercase letters, digits and '-'), as Kubernetes requires of a namespace name. */
+export function isDnsLabel(s: string): boolean {
   return /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(s);
 }
 

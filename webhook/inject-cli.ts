@@ -7,7 +7,7 @@ import type { KubeObject } from './admission.ts';
 import { objectRef } from './admission.ts';
 import type { Config } from './config.ts';
 import { ConfigError, loadConfig } from './config.ts';
-import { isNamespaceName } from './identity.ts';
+import { isDnsLabel } from './identity.ts';
 import { injectTemplate, jsonEqual } from './inject.ts';
 import { InputError, splitDocuments } from './manifest-stream.ts';
 import type { RawDocument } from './manifest-stream.ts';
@@ -296,7 +296,7 @@ export async function runInject(argv: string[]): Promise<number> {
   }
   const namespace = values.namespace as string | undefined;
   // as lint -n: the namespace goes into the SPIFFE ID (spiffe://<domain>/ns/<namespace>/sa/<sa>)
-  if (namespace !== undefined && !isNamespaceName(namespace))
+  if (namespace !== undefined && !isDnsLabel(namespace))
     throw new UsageError(`--namespace must be a namespace name (at most 63 lowercase letters, digits and '-'), got ${JSON.stringify(namespace)} (see kagenti-webhook inject --help)`);
   let cfg: Config;
   try {

@@ -24,7 +24,7 @@ import {
 import type { AgentRef, IssuerInfo, Violation } from './rules.ts';
 import { agentOf, checkObject, checkUnique, remediatedAtAdmission } from './rules.ts';
 import type { LabelSelector, OwnerLookup } from './identity.ts';
-import { copySelector, isNamespaceName, objectName, objectNamespace, orphanWorkload, selectorMatches } from './identity.ts';
+import { copySelector, isDnsLabel, objectName, objectNamespace, orphanWorkload, selectorMatches } from './identity.ts';
 import { isObject } from './json.ts';
 
 export type { Finding, LintReport } from './lint-format.ts';
@@ -546,7 +546,7 @@ async function lintCommand(argv: string[]): Promise<number> {
   if (issuerFlags > 1) throw new LintUsageError('pass at most one of --issuer, --external-issuer, --internal-issuer, --cluster');
   if (f.issuer !== undefined && !/^https?:\/\/\S+$/.test(f.issuer))
     throw new LintUsageError(`--issuer must be the issuer URL (https://...), got ${JSON.stringify(f.issuer)}`);
-  if (f.namespace !== undefined && !isNamespaceName(f.namespace))
+  if (f.namespace !== undefined && !isDnsLabel(f.namespace))
     throw new LintUsageError(`--namespace must be a namespace name (at most 63 lowercase letters, digits and '-'), got ${JSON.stringify(f.namespace)}`);
   const postRenderer = !!f['post-renderer'];
   const paths = parsed.positionals;
