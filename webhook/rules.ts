@@ -287,7 +287,7 @@ function labelText(v: unknown): string {
  * All are denied. A type change that keeps the pod an agent (agent to tool with tools enabled), or one between
  * non-agent values, changes no claim.
  */
-export function checkTypeLabelChange(
+export function checkAgentLabelChange(
   pod: Record<string, any>,
   old: Record<string, any> | null | undefined,
   config: Config,

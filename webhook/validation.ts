@@ -14,7 +14,7 @@ import type { HelmReleaseResult } from './helm-release.ts';
 import { IssuerDetector } from './issuer.ts';
 import { Gauge, PREFIX, registry, ruleViolations } from './metrics.ts';
 import type { AgentRef, IssuerInfo, RuleName, Violation } from './rules.ts';
-import { RULE_NAMES, TOKEN_REVIEW_KEY, agentOf, checkObject, checkTypeLabelChange, checkUnique, severityFor } from './rules.ts';
+import { RULE_NAMES, TOKEN_REVIEW_KEY, agentOf, checkObject, checkAgentLabelChange, checkUnique, severityFor } from './rules.ts';
 import { isWorkloadKind } from './workloads.ts';
 import { isObject, jsonEqual } from './json.ts';
 
@@ -248,8 +248,8 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
       violations.push(...checkObject(named, { config, issuer: iss, namespace: ns }));
       restartHint = op === 'CREATE' || tokenValue(obj) !== tokenValue(req.oldObject);
     } else if (kind === 'Pod' && op !== 'CREATE') {
-      // The webhook registration sends only the pod UPDATEs that change kagenti.io/type.
-      violations.push(...checkTypeLabelChange(objWithKind, req.oldObject, config, ns));
+      // The webhook registration sends only the pod UPDATEs that change kagenti.io/type or kagenti.io/agent.
+      violations.push(...checkAgentLabelChange(objWithKind, req.oldObject, config, ns));
       if (!violations.length) return decisionFor(allow(req.uid), [], { skip: 'pod update: whether it is an agent is unchanged' });
     } else if (isWorkloadKind(kind)) {
       const owner = controllerOf(objWithKind);
