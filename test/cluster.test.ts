@@ -193,7 +193,7 @@ test('Job pods of a CronJob resolve to the CronJob through the cached Job', asyn
       kind: { group: 'batch', version: 'v1', kind: 'CronJob' },
       operation: 'UPDATE',
       namespace: 'team-a',
-      object: { kind: 'CronJob', metadata: { name: 'nightly', namespace: 'team-a' }, spec: { jobTemplate: { spec: { template: { metadata: { labels: AGENT }, spec: { serviceAccountName: 'nightly-sa' } } } } } },
+      object: { kind: 'CronJob', metadata: { name: 'nightly', namespace: 'team-a' }, spec: { jobTemplate: { spec: { template: { metadata: { labels: AGENT }, spec: { serviceAccountName: 'nightly-sa', containers: [{ name: 'a', image: 'x' }] } } } } } },
     });
     assert.equal(upd.response.allowed, true, JSON.stringify(upd.response));
     const other = svc.validate(deploymentRequest(deployment('x', 'nightly-sa')));
@@ -206,7 +206,7 @@ test('Job pods of a CronJob resolve to the CronJob through the cached Job', asyn
 test('a CronJob\'s new Job not cached yet: its pod is the CronJob, not a second agent on the CronJob\'s ServiceAccount', async () => {
   // The Job controller creates the pod right after the Job; the pod can reach /validate before the Job watch
   // brings the Job into the cache (or while the jobs watch is down).
-  const cronJob = (name: string) => ({ metadata: { name, namespace: 'team-a' }, spec: { schedule: '0 0 * * *', jobTemplate: { spec: { template: { metadata: { labels: AGENT }, spec: { serviceAccountName: 'nightly-sa' } } } } } });
+  const cronJob = (name: string) => ({ metadata: { name, namespace: 'team-a' }, spec: { schedule: '0 0 * * *', jobTemplate: { spec: { template: { metadata: { labels: AGENT }, spec: { serviceAccountName: 'nightly-sa', containers: [{ name: 'a', image: 'x' }] } } } } } });
   const { svc, close } = await setup((api) => {
     seedBasics(api);
     api.seed(PATHS.cronjobs, [cronJob('nightly')]);
@@ -252,7 +252,7 @@ test('orphaned by kubectl delete --cascade=orphan: re-creating the Deployment or
     await until(() => svc.readiness().ready, 'first sync');
     const again = svc.validate(deploymentRequest(deployment('weather', 'weather-sa')));
     assert.equal(again.response.allowed, true, JSON.stringify(again.response));
-    const sts = { kind: 'StatefulSet', metadata: { name: 'memory', namespace: 'team-a' }, spec: { template: { metadata: { labels: AGENT }, spec: { serviceAccountName: 'memory-sa' } } } };
+    const sts = { kind: 'StatefulSet', metadata: { name: 'memory', namespace: 'team-a' }, spec: { template: { metadata: { labels: AGENT }, spec: { serviceAccountName: 'memory-sa', containers: [{ name: 'a', image: 'x' }] } } } };
     const stsAgain = svc.validate({ uid: 'sts', kind: { group: 'apps', version: 'v1', kind: 'StatefulSet' }, operation: 'CREATE', namespace: 'team-a', object: sts });
     assert.equal(stsAgain.response.allowed, true, JSON.stringify(stsAgain.response));
     // Another agent on those ServiceAccounts is still denied, naming the orphans' workload.
@@ -373,7 +373,7 @@ test('an orphan the cached workload\'s selector selects counts as that workload 
     api.emit(PATHS.pods, 'ADDED', barePod('big-0', { 'statefulset.kubernetes.io/pod-name': 'big-0', app: 'big', ...many }, 'big-sa'));
     await until(() => (svc.readiness().detail.agentClaims as number) >= 8, 'memory-0 and big-0 cached');
     const sts = (name: string, sa: string) =>
-      request('StatefulSet', 'apps', { metadata: { name, namespace: 'team-a' }, spec: { selector: { matchLabels: { app: name } }, template: { metadata: { labels: { ...AGENT, app: name } }, spec: { serviceAccountName: sa } } } });
+      request('StatefulSet', 'apps', { metadata: { name, namespace: 'team-a' }, spec: { selector: { matchLabels: { app: name } }, template: { metadata: { labels: { ...AGENT, app: name } }, spec: { serviceAccountName: sa, containers: [{ name: 'a', image: 'x' }] } } } });
     assert.equal(svc.validate(sts('memory', 'memory-sa')).response.allowed, true);
     assert.match(svc.validate(sts('big', 'big-sa')).response.status?.message ?? '', /already the identity of agent Pod\/big-0\. /);
   } finally {
@@ -396,7 +396,7 @@ test('re-creating a Deployment or StatefulSet after --cascade=orphan: its orphan
     ]);
   });
   const withSelector = (kind: string, name: string, sa: string, app: string) =>
-    request(kind, 'apps', { metadata: { name, namespace: 'team-a' }, spec: { selector: { matchLabels: { app } }, template: { metadata: { labels: { ...AGENT, app } }, spec: { serviceAccountName: sa } } } });
+    request(kind, 'apps', { metadata: { name, namespace: 'team-a' }, spec: { selector: { matchLabels: { app } }, template: { metadata: { labels: { ...AGENT, app } }, spec: { serviceAccountName: sa, containers: [{ name: 'a', image: 'x' }] } } } });
   try {
     await until(() => svc.readiness().ready, 'first sync');
     for (const [kind, name, sa] of [['Deployment', 'weather', 'weather-sa'], ['StatefulSet', 'memory', 'memory-sa']]) {

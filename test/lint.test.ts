@@ -156,7 +156,7 @@ test('cross-document unique-service-account names both documents; blue/green wit
   assert.match(f.message, /agent Deployment\/a defined at m\.yaml:1\./);
   assert.equal(f.line, 28);
   // objects without a namespace take --namespace, else default
-  const noNs = `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\nspec:\n  template:\n    metadata:\n      labels:\n        kagenti.io/type: agent\n    spec:\n      serviceAccountName: s\n`;
+  const noNs = `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\nspec:\n  template:\n    metadata:\n      labels:\n        kagenti.io/type: agent\n    spec:\n      serviceAccountName: s\n      containers: [{name: a, image: x}]\n`;
   const twoNs = lintString(`${noNs}---\n${AGENT('y', 's', 'team')}`, { namespace: 'team' });
   assert.equal(twoNs.findings.length, 1);
   assert.equal(twoNs.findings[0].namespace, 'team');
@@ -548,3 +548,32 @@ async function selfSigned(): Promise<{ cert: string; key: string }> {
   const key = `-----BEGIN PRIVATE KEY-----\n${Buffer.from(pkcs8).toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END PRIVATE KEY-----\n`;
   return { cert: cert.toString('pem'), key };
 }
+
+test('lint reports what /mutate would deny in an agent pod template, at the offending key, in every format', async () => {
+  const win = AGENT('win', 'win-sa').replace('    spec:\n      serviceAccountName', '    spec:\n      nodeSelector:\n        kubernetes.io/os: windows\n      serviceAccountName');
+  const mode = AGENT('typo', 'typo-sa').replace(
+    '      labels:\n        kagenti.io/type: agent\n',
+    '      labels:\n        kagenti.io/type: agent\n      annotations:\n        kagenti.io/authbridge-mode: turbo\n',
+  );
+  const l = lintString(`${win}---\n${mode}`);
+  assert.deepEqual(
+    l.findings.map((f) => [f.rule, f.severity, f.name, f.path, f.line]),
+    [
+      ['unsupported-os', 'error', 'win', 'spec.template.spec.nodeSelector.kubernetes.io/os', 13],
+      ['invalid-annotation', 'error', 'typo', 'spec.template.metadata.annotations.kagenti.io/authbridge-mode', 30],
+    ],
+  );
+  assert.match(l.findings[0].message, /^\[unsupported-os\] Deployment agents\/win: .*Fix: /);
+  // the same document through the CLI: exit 1, and SARIF describes the rule
+  const dir = tmp();
+  writeFileSync(join(dir, 'win.yaml'), win);
+  const text = await runCli([join(dir, 'win.yaml'), '--external-issuer']);
+  assert.equal(text.code, 1, text.stderr);
+  assert.match(String(text.stdout), /win\.yaml:13:9: error \[unsupported-os\]/);
+  const sarif = await runCli([join(dir, 'win.yaml'), '--external-issuer', '--format', 'sarif']);
+  const run = JSON.parse(String(sarif.stdout)).runs[0];
+  const result = run.results[0];
+  assert.equal(result.ruleId, 'unsupported-os');
+  assert.equal(run.tool.driver.rules[result.ruleIndex].id, 'unsupported-os');
+  assert.match(run.tool.driver.rules[result.ruleIndex].shortDescription.text, /Linux/);
+});

@@ -196,6 +196,23 @@ test('injecting twice equals injecting once; the second webhook call returns no 
   );
 });
 
+test('a check-only injection (lint, /validate of workloads) gives the same outcome, denial and warnings as the real one', () => {
+  fc.assert(
+    fc.property(podArb, configArb, (pod, cfg) => {
+      const real = injectTemplate(pod, cfg, ctx(pod));
+      const check = injectTemplate(pod, cfg, { ...ctx(pod), checkOnly: true });
+      assert.equal(check.outcome, real.outcome);
+      if (real.outcome === 'deny' && check.outcome === 'deny') assert.deepEqual(check, real);
+      if (real.outcome === 'skip' && check.outcome === 'skip') assert.equal(check.reason, real.reason);
+      if (real.outcome === 'inject' && check.outcome === 'inject') {
+        assert.deepEqual(check.warnings, real.warnings);
+        assert.deepEqual(check.status, real.status);
+      }
+    }),
+    { numRuns: 400 },
+  );
+});
+
 test('the patch applies to the original and yields exactly the injected pod, which is a valid Pod', () => {
   let injectedCount = 0;
   fc.assert(

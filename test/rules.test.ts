@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import type { Config } from '../webhook/config.ts';
 import { configFromObject, defaultConfig } from '../webhook/config.ts';
 import type { AgentRef, IssuerInfo } from '../webhook/rules.ts';
-import { agentOf, checkObject, checkUnique } from '../webhook/rules.ts';
+import { agentOf, checkInjection, checkObject, checkUnique, samePodTemplate } from '../webhook/rules.ts';
+import { injectTemplate } from '../webhook/inject.ts';
 
 const EKS: IssuerInfo = {
   classification: 'external',
@@ -341,4 +342,84 @@ test('checkObject never throws on hostile shapes', () => {
   const v = checkObject(weird[6] as Record<string, any>, { config, issuer: EKS });
   assert.equal(v[0].rule, 'token-review-value');
   assert.ok(v[0].message.includes('is a mapping'));
+});
+
+// ---- checkInjection: what /mutate would deny in a workload's pods, reported on the workload -----------------
+
+function windowsDeployment(how: 'os' | 'nodeSelector'): Record<string, any> {
+  const d = workload('Deployment', 'win-agent', 'win-sa');
+  if (how === 'os') d.spec.template.spec.os = { name: 'windows' };
+  else d.spec.template.spec.nodeSelector = { 'kubernetes.io/os': 'windows' };
+  return d;
+}
+
+test('checkInjection: the injection denials of a pod template are errors on the workload, at the offending key', () => {
+  const cases: [Record<string, any>, string, string][] = [
+    [windowsDeployment('os'), 'unsupported-os', 'spec.template.spec.os.name'],
+    [windowsDeployment('nodeSelector'), 'unsupported-os', 'spec.template.spec.nodeSelector.kubernetes.io/os'],
+  ];
+  const hostNet = workload('StatefulSet', 'hn', 'hn-sa');
+  hostNet.spec.template.spec.hostNetwork = true;
+  cases.push([hostNet, 'host-network', 'spec.template.spec.hostNetwork']);
+  const badMode = workload('CronJob', 'cj', 'cj-sa');
+  badMode.spec.jobTemplate.spec.template.metadata.annotations = { 'kagenti.io/authbridge-mode': 'turbo' };
+  cases.push([badMode, 'invalid-annotation', 'spec.jobTemplate.spec.template.metadata.annotations.kagenti.io/authbridge-mode']);
+  const reserved = workload('Deployment', 'rs', 'rs-sa');
+  reserved.spec.template.spec.containers.push({ name: 'spiffe-helper', image: 'mine:1' });
+  cases.push([reserved, 'reserved-name', 'spec.template.spec']);
+  const port = workload('Job', 'pc', 'pc-sa');
+  port.spec.template.spec.containers[0].ports = [{ containerPort: 15123 }];
+  cases.push([port, 'port-conflict', 'spec.template.spec']);
+  for (const [obj, rule, path] of cases) {
+    const r = checkInjection(obj, { config, namespace: 'team-a' });
+    assert.equal(r.violations.length, 1, `${obj.kind}/${obj.metadata.name}`);
+    const v = r.violations[0];
+    assert.equal(v.rule, rule);
+    assert.equal(v.severity, 'error');
+    assert.equal(v.path, path);
+    assert.equal(v.kind, obj.kind);
+    assert.equal(v.name, obj.metadata.name);
+    assert.equal(v.namespace, 'team-a');
+    // the same message /mutate gives for the pod, naming the workload and its template's field path
+    assert.ok(v.message.startsWith(`[${rule}] ${obj.kind} team-a/${obj.metadata.name}: `), v.message);
+    assert.match(v.message, /Fix: /);
+  }
+});
+
+test('checkInjection: the same answer as the injection core on the template; eligible-only; warnings passed on', () => {
+  // not an agent, opted out, or a kind without a pod template: nothing
+  const notAgent = workload('Deployment', 'web', 'web-sa', { app: 'web' });
+  notAgent.spec.template.spec.hostNetwork = true;
+  assert.deepEqual(checkInjection(notAgent, { config }), { violations: [], warnings: [] });
+  const optedOut = workload('Deployment', 'off', 'off-sa', { ...AGENT, 'kagenti.io/inject': 'disabled' });
+  optedOut.spec.template.spec.hostNetwork = true;
+  assert.deepEqual(checkInjection(optedOut, { config }).violations, []);
+  assert.deepEqual(checkInjection({ kind: 'ConfigMap', metadata: { name: 'x' } }, { config }).violations, []);
+  // a clean agent: no violation
+  assert.deepEqual(checkInjection(workload('Deployment', 'ok', 'ok-sa'), { config }).violations, []);
+  // the core's warnings (the pod's own init containers run before the proxy exists without native sidecars)
+  const cfg = configFromObject({ featureGates: { nativeSidecars: false } });
+  const withInit = workload('Deployment', 'init', 'init-sa');
+  withInit.spec.template.spec.initContainers = [{ name: 'migrate', image: 'm:1' }];
+  const r = checkInjection(withInit, { config: cfg, namespace: 'team-a' });
+  assert.deepEqual(r.violations, []);
+  assert.ok(r.warnings.some((w) => w.includes('migrate')), r.warnings.join('\n'));
+  const direct = injectTemplate(withInit.spec.template, cfg, { namespace: 'team-a', ref: 'Deployment team-a/init' }, 'spec.template.spec');
+  assert.equal(direct.outcome, 'inject');
+  assert.deepEqual(r.warnings, direct.outcome === 'inject' ? direct.warnings : []);
+  // hostile shapes never throw
+  for (const bad of [null, 1, 'x', [], { kind: 'Deployment' }, { kind: 'Deployment', spec: { template: { metadata: { labels: AGENT }, spec: 'x' } } }])
+    assert.doesNotThrow(() => checkInjection(bad as any, { config }));
+  const malformed = checkInjection({ kind: 'Deployment', metadata: { name: 'm' }, spec: { template: { metadata: { labels: AGENT }, spec: { containers: 'x' } } } }, { config });
+  assert.equal(malformed.violations[0]?.rule, 'malformed-object');
+});
+
+test('samePodTemplate: an update that leaves the template as it was', () => {
+  const a = workload('Deployment', 'a', 'sa');
+  const b = structuredClone(a);
+  b.metadata.labels = { team: 'x' };
+  assert.equal(samePodTemplate(a, b), true);
+  b.spec.template.spec.hostNetwork = true;
+  assert.equal(samePodTemplate(a, b), false);
+  assert.equal(samePodTemplate(a, null), false);
 });

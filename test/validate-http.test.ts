@@ -387,3 +387,41 @@ test('HTTPS /mutate: a container running as the proxy\'s uid 1337 gets the warni
     await s.close();
   }
 });
+
+test('HTTPS /validate: a workload whose pods /mutate would deny is denied at apply, with the injection rule; an update that keeps the template is warned', async () => {
+  const s = await server({ tokenReview: { issuer: 'external' } });
+  try {
+    const win = deployment('win-agent', 'win-sa');
+    (win.spec.template.spec as Record<string, unknown>).nodeSelector = { 'kubernetes.io/os': 'windows' };
+    const res = await s.review('/validate', req('Deployment', 'apps', win));
+    assert.equal(res.allowed, false);
+    assert.equal(res.status.code, 403);
+    assert.match(res.status.message, /^\[unsupported-os\] Deployment team-a\/win-agent: /);
+    assert.match(res.status.message, /Fix: /);
+
+    // the same pod template, sent to /mutate as the ReplicaSet controller would create the pod: the same rule
+    const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'win-agent-abc', namespace: 'team-a', ...win.spec.template.metadata }, spec: win.spec.template.spec };
+    const m = await s.review('/mutate', req('Pod', '', pod));
+    assert.equal(m.allowed, false);
+    assert.match(m.status.message, /^\[unsupported-os\] Pod team-a\/win-agent-abc: /);
+
+    // an UPDATE that changes only the Deployment's labels: a warning with the rule, not a denial
+    const relabelled = structuredClone(win);
+    (relabelled.metadata as Record<string, unknown>).labels = { team: 'a' };
+    const upd = await s.review('/validate', req('Deployment', 'apps', relabelled, { operation: 'UPDATE', oldObject: win }));
+    assert.equal(upd.allowed, true);
+    assert.ok(upd.warnings.some((w: string) => w.startsWith('[unsupported-os]')), JSON.stringify(upd.warnings));
+    // an UPDATE that changes the template (still for Windows): denied
+    const changed = structuredClone(win);
+    (changed.spec.template.spec.containers as Record<string, unknown>[])[0].image = 'y';
+    const upd2 = await s.review('/validate', req('Deployment', 'apps', changed, { operation: 'UPDATE', oldObject: win }));
+    assert.equal(upd2.allowed, false);
+
+    // not an agent: not checked
+    const web = deployment('web', 'web-sa', { app: 'web' });
+    (web.spec.template.spec as Record<string, unknown>).hostNetwork = true;
+    assert.equal((await s.review('/validate', req('Deployment', 'apps', web))).allowed, true);
+  } finally {
+    await s.close();
+  }
+});

@@ -54,6 +54,12 @@ export interface InjectContext {
   namespaceLabels?: Record<string, string>;
   /** Kind and name for messages, e.g. `Pod team-a/weather-agent-abc12`. */
   ref: string;
+  /**
+   * Only the outcome, denial and warnings are wanted (lint, /validate of a workload), never the template: the
+   * injected pieces are rendered for a placeholder identity (one cache entry per plan, not one per namespace and
+   * ServiceAccount). Names, ports and volumes, all the checks read, do not depend on the identity.
+   */
+  checkOnly?: boolean;
 }
 
 export type SkipReason = 'global-disabled' | 'not-agent' | 'tools-disabled' | 'inject-disabled' | 'all-opted-out';
@@ -645,7 +651,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   // The API server copies the deprecated serviceAccount into serviceAccountName before any webhook sees the pod;
   // offline (`inject`), a manifest may still have only the old field.
   const sa: string = spec.serviceAccountName || (typeof spec.serviceAccount === 'string' ? spec.serviceAccount : '');
-  const r = rendered(cfg, plan, ctx.namespace, sa);
+  const r = ctx.checkOnly ? rendered(cfg, plan, '', '') : rendered(cfg, plan, ctx.namespace, sa);
   const { addInit, addSidecars, addVolumes } = r;
 
   if (!addInit.length && !addSidecars.length && !addVolumes.length) {

@@ -91,6 +91,40 @@ export const RULE_HELP: Record<RuleName, { short: string; full: string }> = {
       'On EKS, GKE, AKS and other clusters whose service-account issuer is external, kagent cannot verify agent ' +
       'tokens locally and agent callbacks fail with 401 unless K8S_TOKEN_REVIEW is "true".',
   },
+  // The injection core's denials, checked on agent pod templates: the webhook denies such pods when they are created.
+  'invalid-annotation': {
+    short: 'The injection annotations of an agent pod have valid values.',
+    full:
+      'kagenti.io/authbridge-mode, kagenti.io/mtls-mode and kagenti.io/native-sidecars take fixed values. An unknown ' +
+      'value is never replaced by a default: the webhook denies the pod.',
+  },
+  'reserved-name': {
+    short: "An agent pod's own containers and volumes do not use the injected names.",
+    full:
+      'The webhook injects authbridge-proxy or envoy-proxy, proxy-init, spiffe-helper and the volumes ' +
+      'spire-agent-socket, svid-output and spiffe-helper-config. A pod that already has one of them (and not from an ' +
+      "earlier injection), or mounts one the injection it opted out of would provide, is denied.",
+  },
+  'port-conflict': {
+    short: "An agent pod's containers do not declare the TCP ports the proxy needs.",
+    full:
+      'The AuthBridge proxy listens on fixed ports in the pod network namespace. A container declaring one of them ' +
+      'over TCP would clash with it. Change the container port, or move the proxy with authBridge.ports in the webhook config.',
+  },
+  'host-network': {
+    short: 'An agent pod does not use hostNetwork.',
+    full:
+      "With hostNetwork the sidecars share the node's network: the proxy binds the node's ports and proxy-init " +
+      "rewrites the node's iptables. Remove hostNetwork, or label the pod kagenti.io/inject: disabled.",
+  },
+  'unsupported-os': {
+    short: 'An agent pod runs on Linux.',
+    full: 'The injected containers are Linux-only. Windows pods (spec.os.name or a nodeSelector on kubernetes.io/os) are denied.',
+  },
+  'malformed-object': {
+    short: 'An agent pod template has the shape of a Pod.',
+    full: 'Fields of the wrong type, or annotations over the 256 KiB Kubernetes allows, cannot be injected: the pod is denied.',
+  },
 };
 
 const RULES = Object.keys(RULE_HELP) as RuleName[];

@@ -22,7 +22,7 @@ import {
   splitDocuments,
 } from './manifest-stream.ts';
 import type { AgentRef, IssuerInfo, Violation } from './rules.ts';
-import { agentOf, checkObject, checkUnique, remediatedAtAdmission } from './rules.ts';
+import { agentOf, checkInjection, checkObject, checkUnique, remediatedAtAdmission } from './rules.ts';
 import type { LabelSelector, OwnerLookup } from './identity.ts';
 import { copySelector, isDnsLabel, objectName, objectNamespace, orphanWorkload, selectorMatches } from './identity.ts';
 import { isObject } from './json.ts';
@@ -254,6 +254,8 @@ export class Linter {
             ? { ...viol, severity: 'warning', message: `${viol.message} The webhook will set K8S_TOKEN_REVIEW: "true" when it is applied (tokenReview.action: mutate).` }
             : viol,
         });
+      // What /mutate would deny in the pods of this workload (or this Pod): the same check /validate makes.
+      for (const viol of checkInjection(obj, { config: this.ctx.config, namespace: this.ctx.namespace }).violations) found.push({ v: viol });
       const ns = objectNamespace(obj, this.ctx.namespace || 'default');
       if (obj.kind === 'Deployment' || obj.kind === 'StatefulSet') this.noteWorkload(obj, obj.kind, ns);
       const ref = agentOf(obj, this.ctx.config, this.ctx.namespace || 'default', this.lookup);

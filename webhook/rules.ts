@@ -13,10 +13,15 @@ import {
   spiffeId,
 } from './identity.ts';
 import { getPodTemplate, isWorkloadKind, podSpecFieldPath } from './workloads.ts';
-import { isObject } from './json.ts';
+import type { InjectionRule } from './inject.ts';
+import { ANNOTATION_MODE, ANNOTATION_MTLS, ANNOTATION_NATIVE_SIDECARS, injectTemplate } from './inject.ts';
+import { isObject, jsonEqual } from './json.ts';
 
-export type RuleName = 'dedicated-service-account' | 'unique-service-account' | 'token-review-value' | 'token-review-required';
-export const RULE_NAMES: readonly RuleName[] = [
+/** The rules whose action the config sets (policies: deny, warn or off). */
+export type PolicyRule = 'dedicated-service-account' | 'unique-service-account' | 'token-review-value' | 'token-review-required';
+/** Every rule a violation can name: the policy rules, and the injection core's denials checked on pod templates. */
+export type RuleName = PolicyRule | InjectionRule;
+export const RULE_NAMES: readonly PolicyRule[] = [
   'dedicated-service-account',
   'unique-service-account',
   'token-review-value',
@@ -258,6 +263,63 @@ export function checkObject(
   if (obj.kind === 'ConfigMap') return checkTokenReview(obj, ctx.config, ctx.issuer, ns);
   if (isWorkloadKind(obj.kind)) return checkDedicated(obj, ctx.config, ns);
   return [];
+}
+
+/** Where a template's injection denial points (for lint's line and column): the offending key when known. */
+function injectionPath(rule: InjectionRule, message: string, tplPath: string[], spec: Record<string, any> | undefined): string {
+  const specPath = [...tplPath, 'spec'].join('.');
+  const meta = [...tplPath, 'metadata'].join('.');
+  switch (rule) {
+    case 'invalid-annotation': {
+      const key = [ANNOTATION_MODE, ANNOTATION_MTLS, ANNOTATION_NATIVE_SIDECARS].find((k) => message.includes(`annotation ${k} is`));
+      return key ? `${meta}.annotations.${key}` : `${meta}.annotations`;
+    }
+    case 'host-network':
+      return `${specPath}.hostNetwork`;
+    case 'unsupported-os':
+      return isObject(spec?.os) && spec.os.name === 'windows' ? `${specPath}.os.name` : `${specPath}.nodeSelector.kubernetes.io/os`;
+    case 'malformed-object':
+      return spec ? specPath : tplPath.join('.');
+    default:
+      return specPath;
+  }
+}
+
+/**
+ * The injection core's checks on the pod template of an agent workload (or an agent Pod, for lint): what
+ * `/mutate` would deny when the workload's controller creates a pod (invalid-annotation, reserved-name,
+ * port-conflict, host-network, unsupported-os, malformed-object), as error violations of the workload, and the
+ * warnings it would give. Checked on the workload, `kubectl apply` and `lint` report them; otherwise the apply
+ * succeeds and the pods never come (FailedCreate events on a ReplicaSet). Not configurable: `/mutate` always
+ * denies them. The same code as `/mutate` and `inject`, so the three never disagree.
+ */
+export function checkInjection(
+  obj: Record<string, any>,
+  ctx: { config: Config; namespace?: string; namespaceLabels?: Record<string, string> },
+): { violations: Violation[]; warnings: string[] } {
+  const none = { violations: [], warnings: [] };
+  if (!isObject(obj) || !isWorkloadKind(obj.kind)) return none;
+  const tpl = getPodTemplate(obj);
+  if (!tpl) return none;
+  const kind = obj.kind as string;
+  const ns = objectNamespace(obj, ctx.namespace || 'default');
+  const name = objectName(obj);
+  const r = injectTemplate(tpl.template, ctx.config, { namespace: ns, namespaceLabels: ctx.namespaceLabels, ref: `${kind} ${ns}/${name}`, checkOnly: true }, podSpecFieldPath(kind));
+  if (r.outcome === 'skip') return none;
+  if (r.outcome === 'inject') return { violations: [], warnings: r.warnings };
+  return {
+    violations: [
+      { rule: r.rule, severity: 'error', message: r.message, path: injectionPath(r.rule, r.message, tpl.path, tpl.spec), kind, namespace: ns, name },
+    ],
+    warnings: [],
+  };
+}
+
+/** Whether two objects of a workload kind carry the same pod template (an UPDATE that leaves it as it was). */
+export function samePodTemplate(a: unknown, b: unknown): boolean {
+  const ta = getPodTemplate(a);
+  const tb = getPodTemplate(b);
+  return !!ta && !!tb && jsonEqual(ta.template, tb.template);
 }
 
 /** The agent identity of a Pod or workload for unique-service-account; null when not an agent (or not a workload kind). */

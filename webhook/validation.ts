@@ -14,7 +14,17 @@ import type { HelmReleaseResult } from './helm-release.ts';
 import { IssuerDetector } from './issuer.ts';
 import { Gauge, PREFIX, registry, ruleViolations } from './metrics.ts';
 import type { AgentRef, IssuerInfo, RuleName, Violation } from './rules.ts';
-import { RULE_NAMES, TOKEN_REVIEW_KEY, agentOf, checkObject, checkAgentLabelChange, checkUnique, severityFor } from './rules.ts';
+import {
+  RULE_NAMES,
+  TOKEN_REVIEW_KEY,
+  agentOf,
+  checkAgentLabelChange,
+  checkInjection,
+  checkObject,
+  checkUnique,
+  samePodTemplate,
+  severityFor,
+} from './rules.ts';
 import { isWorkloadKind } from './workloads.ts';
 import { isObject, jsonEqual } from './json.ts';
 
@@ -258,6 +268,20 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
       const agent = agentOf(objWithKind, config, ns, cluster?.lookup);
       if (!agent) return decisionFor(allow(req.uid), [], { skip: 'not an agent' });
       violations.push(...checkObject(objWithKind, { config, issuer: iss, namespace: ns }));
+      // What /mutate will deny in this workload's pods, denied on the workload so that the apply reports it (a
+      // Pod got these checks at /mutate already). An UPDATE that leaves the pod template as it was (a label, an
+      // annotation, a finalizer) is warned, not blocked: the template's pods are denied either way.
+      if (kind !== 'Pod') {
+        const inj = checkInjection(objWithKind, { config, namespace: ns, namespaceLabels: cluster?.namespaceLabels(ns) });
+        const unchanged = op === 'UPDATE' && samePodTemplate(objWithKind, req.oldObject);
+        for (const v of inj.violations)
+          violations.push(
+            unchanged
+              ? { ...v, severity: 'warning', message: `${v.message} Not denied here because this update leaves the pod template as it was; its pods are denied until it is fixed.` }
+              : v,
+          );
+        warnings.push(...inj.warnings);
+      }
       if (config.policies['unique-service-account'] !== 'off') {
         if (cluster) violations.push(...checkUnique(agent, cluster.claimsOn(agent.namespace, agent.serviceAccount, objWithKind), config));
         else warnings.push(`[unique-service-account] not checked: the webhook runs without cluster state (${noClusterWhy})`);
