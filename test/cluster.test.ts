@@ -602,3 +602,34 @@ test('KUBECONFIG as a list: missing files are skipped as kubectl skips them; non
     else process.env.KUBECONFIG = before;
   }
 });
+
+test('Pod Security: a workload in a namespace that enforces restricted is warned at apply, and so is its pod at /mutate (namespace labels from the cache)', async () => {
+  const { svc, close } = await setup((api) => {
+    seedBasics(api);
+    api.seed(PATHS.namespaces, [
+      { metadata: { name: 'team-a', labels: { 'kagenti-enabled': 'true' } } },
+      { metadata: { name: 'strict', labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } },
+    ]);
+  });
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    const d = svc.validate(deploymentRequest(deployment('locked', 'locked-sa', 'strict')));
+    assert.equal(d.response.allowed, true, 'a warning, not a denial: the cluster may exempt the pod');
+    assert.ok(
+      d.response.warnings?.some((w) => w.startsWith('Deployment strict/locked: namespace strict enforces Pod Security "restricted"')),
+      JSON.stringify(d.response.warnings),
+    );
+    const free = svc.validate(deploymentRequest(deployment('free', 'free-sa')));
+    assert.ok(!free.response.warnings?.some((w) => w.includes('Pod Security')), JSON.stringify(free.response.warnings));
+    const { mutate } = await import('../webhook/mutate.ts');
+    const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'locked-1', namespace: 'strict', labels: AGENT }, spec: { serviceAccountName: 'locked-sa', containers: [{ name: 'a', image: 'x' }] } };
+    const m = mutate(
+      { uid: 'p1', kind: { group: '', version: 'v1', kind: 'Pod' }, operation: 'CREATE', namespace: 'strict', object: pod } as AdmissionRequest,
+      { config: configFromObject({}), validation: svc },
+    );
+    assert.equal(m.response.allowed, true);
+    assert.ok(m.response.warnings?.some((w) => w.startsWith('Pod strict/locked-1: namespace strict enforces Pod Security "restricted"')), JSON.stringify(m.response.warnings));
+  } finally {
+    await close();
+  }
+});

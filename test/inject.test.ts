@@ -374,3 +374,24 @@ test('Pod Security (README): proxy-init needs capabilities beyond baseline; with
       }
   assert.ok(withInit >= 6 && without >= 10, `${withInit} ${without}`);
 });
+
+test('Pod Security: a namespace that enforces baseline or restricted gets a warning when proxy-init is injected, none otherwise', () => {
+  const pod = agentPod({}, {}, { containers: [{ name: 'app', image: 'x' }] });
+  const psa = (level?: string) => (level ? { 'pod-security.kubernetes.io/enforce': level } : {});
+  const warned = (cfg: ReturnType<typeof defaultConfig>, p: KubeObject, level?: string) => {
+    const r = injectTemplate(p, cfg, { ...ctxFor, namespaceLabels: psa(level) });
+    assert.equal(r.outcome, 'inject');
+    return r.outcome === 'inject' ? r.warnings.filter((w) => w.includes('Pod Security')) : [];
+  };
+  for (const level of ['baseline', 'restricted']) {
+    const w = warned(defaultConfig(), pod, level);
+    assert.equal(w.length, 1, level);
+    assert.match(w[0], new RegExp(`^Pod team/a: namespace team enforces Pod Security "${level}" \\(label pod-security.kubernetes.io/enforce\\), .*proxy-init.*NET_ADMIN.*Fix: `));
+  }
+  // privileged, unset, or no proxy-init (waypoint mode, egressEnforcement none): nothing to say
+  assert.deepEqual(warned(defaultConfig(), pod, 'privileged'), []);
+  assert.deepEqual(warned(defaultConfig(), pod), []);
+  const waypoint = agentPod({}, { 'kagenti.io/authbridge-mode': 'waypoint' }, { containers: [{ name: 'app', image: 'x' }] });
+  assert.deepEqual(warned(defaultConfig(), waypoint, 'restricted'), []);
+  assert.deepEqual(warned(parseConfig('authBridge:\n  egressEnforcement: none\n'), pod, 'restricted'), []);
+});

@@ -19,6 +19,8 @@ export const ANNOTATION_HELPER_CONFIG = 'kagenti.io/spiffe-helper-config';
 export const ANNOTATION_DEFAULT_CONTAINER = 'kubectl.kubernetes.io/default-container';
 /** Namespace label that sets the default mode for the namespace's pods (the pod annotation still wins). */
 export const NAMESPACE_LABEL_MODE = 'kagenti.io/authbridge-mode';
+/** Pod Security admission's namespace label: the level it enforces (privileged, baseline, restricted). */
+export const NAMESPACE_LABEL_PSA_ENFORCE = 'pod-security.kubernetes.io/enforce';
 
 export const CONTAINER_AUTHBRIDGE = 'authbridge-proxy';
 export const CONTAINER_ENVOY = 'envoy-proxy';
@@ -797,6 +799,15 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   if (!native && addSidecars.length && (rp === 'Never' || rp === 'OnFailure'))
     warnings.push(
       `${ctx.ref}: ${specPath}.restartPolicy is ${rp}, so it is meant to finish, but the injected sidecars keep running and it never completes (nor does its Job). Fix: annotate it ${ANNOTATION_NATIVE_SIDECARS}: "true" (Kubernetes 1.29+), or set featureGates.nativeSidecars.`,
+    );
+
+  // Pod Security admission checks the pod after the mutating webhooks. proxy-init (root, NET_ADMIN, NET_RAW) passes
+  // only `privileged`, so in a namespace that enforces more the pod is rejected, unless the cluster exempts it
+  // (exemptions are in the API server's configuration, which a webhook cannot see: a warning, not a denial).
+  const psa = addInit.length ? ctx.namespaceLabels?.[NAMESPACE_LABEL_PSA_ENFORCE] : undefined;
+  if (psa === 'baseline' || psa === 'restricted')
+    warnings.push(
+      `${ctx.ref}: namespace ${ctx.namespace} enforces Pod Security "${psa}" (label ${NAMESPACE_LABEL_PSA_ENFORCE}), but the injected proxy-init runs as root with NET_ADMIN and NET_RAW, which only "privileged" allows, so Pod Security admission rejects the pod unless the cluster exempts it. Fix: label the namespace ${NAMESPACE_LABEL_PSA_ENFORCE}=privileged, annotate the pod ${ANNOTATION_MODE}: waypoint if a mesh waypoint serves it, or set authBridge.egressEnforcement: none in the webhook config (outside envoy-sidecar mode no proxy-init is injected then).`,
     );
 
   // Without native sidecars, the pod's own init containers run after proxy-init has redirected outbound traffic to
