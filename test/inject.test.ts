@@ -377,7 +377,7 @@ test('Pod Security (README): proxy-init needs capabilities beyond baseline; with
 
 test('Pod Security: a namespace that enforces baseline or restricted gets a warning when proxy-init is injected, none otherwise', () => {
   const pod = agentPod({}, {}, { containers: [{ name: 'app', image: 'x' }] });
-  const psa = (level?: string) => (level ? { 'pod-security.kubernetes.io/enforce': level } : {});
+  const psa = (level?: string): Record<string, string> => (level ? { 'pod-security.kubernetes.io/enforce': level } : {});
   const warned = (cfg: ReturnType<typeof defaultConfig>, p: KubeObject, level?: string) => {
     const r = injectTemplate(p, cfg, { ...ctxFor, namespaceLabels: psa(level) });
     assert.equal(r.outcome, 'inject');
