@@ -633,3 +633,28 @@ test('Pod Security: a workload in a namespace that enforces restricted is warned
     await close();
   }
 });
+
+test('background audit: kagent\'s controller running where its token-review ConfigMap does not exist is reported (a deletion never reaches a webhook)', async () => {
+  const controller = (ns: string) => ({ metadata: { name: 'kagent-controller', namespace: ns }, spec: { replicas: 1, template: { metadata: { labels: { app: 'kagent' } }, spec: { containers: [{ name: 'c', image: 'kagent:1' }] } } } });
+  const { svc, lines, close } = await setup((api) => {
+    seedBasics(api);
+    api.seed(PATHS.deployments, [deployment('weather', 'weather-sa'), controller('kagent'), controller('kagent-2')]);
+    // kagent has its ConfigMap, kagent-2 has none (deleted, or never rendered)
+    api.seed(PATHS.configmaps, [{ metadata: { name: 'kagent-enterprise-config', namespace: 'kagent' }, data: { K8S_TOKEN_REVIEW: 'true' } }]);
+  });
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    await until(() => lines.some((l) => l.audit === true && l.rule === 'token-review-required'), 'audit ran');
+    const reported = lines.filter((l) => l.audit === true && l.rule === 'token-review-required');
+    assert.equal(reported.length, 1, JSON.stringify(reported));
+    assert.equal(reported[0].namespace, 'kagent-2');
+    assert.match(
+      reported[0].msg,
+      /^\[token-review-required\] Deployment kagent-2\/kagent-controller: kagent's controller runs, but ConfigMap kagent-2\/kagent-enterprise-config does not exist, .* is external, .*Fix: create ConfigMap kagent-2\/kagent-enterprise-config with K8S_TOKEN_REVIEW: "true" in data/,
+    );
+    const metric = await registry.getSingleMetric('kagenti_webhook_policy_violations')!.get();
+    assert.equal(metric.values.find((v) => v.labels.rule === 'token-review-required')?.value, 1);
+  } finally {
+    await close();
+  }
+});

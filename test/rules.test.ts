@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type { Config } from '../webhook/config.ts';
 import { configFromObject, defaultConfig } from '../webhook/config.ts';
 import type { AgentRef, IssuerInfo } from '../webhook/rules.ts';
-import { agentOf, checkInjection, checkObject, checkUnique, samePodTemplate } from '../webhook/rules.ts';
+import { agentOf, checkInjection, checkMissingTokenReview, checkObject, checkUnique, samePodTemplate } from '../webhook/rules.ts';
 import { injectTemplate } from '../webhook/inject.ts';
 
 const EKS: IssuerInfo = {
@@ -422,4 +422,18 @@ test('samePodTemplate: an update that leaves the template as it was', () => {
   b.spec.template.spec.hostNetwork = true;
   assert.equal(samePodTemplate(a, b), false);
   assert.equal(samePodTemplate(a, null), false);
+});
+
+test('checkMissingTokenReview: only on an external issuer, only where kagent\'s controller runs without the ConfigMap', () => {
+  const dep = (name: string, ns: string) => ({ kind: 'Deployment', metadata: { name, namespace: ns } });
+  const deps = [dep('kagent-controller', 'kagent'), dep('kagent-controller', 'other'), dep('web', 'shop')];
+  const cms = [cm({ K8S_TOKEN_REVIEW: 'true' })];
+  const v = checkMissingTokenReview(deps, cms, config, EKS);
+  assert.deepEqual(v.map((x) => [x.rule, x.severity, x.kind, x.namespace, x.name]), [['token-review-required', 'error', 'Deployment', 'other', 'kagent-controller']]);
+  assert.match(v[0].message, MESSAGE);
+  assert.deepEqual(checkMissingTokenReview(deps, cms, config, INTERNAL), []);
+  assert.deepEqual(checkMissingTokenReview(deps, cms, config, UNKNOWN), []);
+  const off = configFromObject({ policies: { 'token-review-required': 'off' } });
+  assert.deepEqual(checkMissingTokenReview(deps, cms, off, EKS), []);
+  assert.doesNotThrow(() => checkMissingTokenReview([null, 1, {}] as any, [null, {}] as any, config, EKS));
 });

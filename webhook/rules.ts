@@ -250,6 +250,47 @@ function checkTokenReview(obj: Record<string, any>, config: Config, issuer: Issu
 }
 
 /**
+ * token-review-required for a ConfigMap that is not there (the background audit): kagent's controller Deployment
+ * (`tokenReview.controllerDeployment`) runs in a namespace where no ConfigMap of `tokenReview.configMapNames`
+ * exists, on a cluster whose issuer is external. kagent then verifies tokens locally and agent callbacks fail with
+ * 401, and no admission ever shows it: deleting a ConfigMap is not sent to this webhook. Only on an external
+ * issuer: an unknown one is already warned about where the ConfigMap is applied.
+ */
+export function checkMissingTokenReview(
+  deployments: readonly Record<string, any>[],
+  configMaps: readonly Record<string, any>[],
+  config: Config,
+  issuer: IssuerInfo,
+): Violation[] {
+  const sev = severityFor(config.policies['token-review-required']);
+  if (!sev || issuer.classification !== 'external') return [];
+  const want = config.tokenReview.controllerDeployment;
+  const names = config.tokenReview.configMapNames;
+  const haveIn = new Set<string>();
+  for (const cm of configMaps) if (isObject(cm) && isObject(cm.metadata) && names.includes(cm.metadata.name)) haveIn.add(objectNamespace(cm, ''));
+  const out: Violation[] = [];
+  for (const d of deployments) {
+    if (!isObject(d) || objectName(d) !== want) continue;
+    const ns = objectNamespace(d, '');
+    if (!ns || haveIn.has(ns)) continue;
+    const cm = names[0];
+    out.push({
+      rule: 'token-review-required',
+      severity: sev,
+      path: '',
+      kind: 'Deployment',
+      namespace: ns,
+      name: want,
+      message:
+        `[token-review-required] Deployment ${ns}/${want}: kagent's controller runs, but ConfigMap ${ns}/${cm} does not exist, so ${TOKEN_REVIEW_KEY} is not "true". ` +
+        `${cap(describeIssuer(issuer))}, so kagent cannot verify agent tokens locally and agent callbacks fail with 401. ` +
+        `Fix: create ConfigMap ${ns}/${cm} with ${TOKEN_REVIEW_KEY}: "true" in data (in what the pipeline renders), then restart deploy/${want}.`,
+    });
+  }
+  return out;
+}
+
+/**
  * Per-object checks with no cross-object state: dedicated-service-account on agent Pods and pod templates,
  * token-review-value / token-review-required on ConfigMaps named in config.tokenReview.configMapNames.
  * `namespace` is the default for objects without metadata.namespace.

@@ -20,6 +20,7 @@ import {
   agentOf,
   checkAgentLabelChange,
   checkInjection,
+  checkMissingTokenReview,
   checkObject,
   checkUnique,
   samePodTemplate,
@@ -175,7 +176,9 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
           }
     }
     const iss = issuer.current();
-    for (const cm of cluster.configMaps()) found.push(...checkObject(cm, { config, issuer: iss }));
+    const configMaps = cluster.configMaps();
+    for (const cm of configMaps) found.push(...checkObject(cm, { config, issuer: iss }));
+    found.push(...checkMissingTokenReview(cluster.objects('Deployment'), configMaps, config, iss));
     const logged = new Map<RuleName, number>();
     for (const v of found) {
       if (v.rule !== 'unique-service-account') counts.set(v.rule, (counts.get(v.rule) ?? 0) + 1);
