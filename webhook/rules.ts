@@ -253,7 +253,8 @@ function checkTokenReview(obj: Record<string, any>, config: Config, issuer: Issu
  * token-review-required for a ConfigMap that is not there (the background audit): kagent's controller Deployment
  * (`tokenReview.controllerDeployment`) runs in a namespace where no ConfigMap of `tokenReview.configMapNames`
  * exists, on a cluster whose issuer is external. kagent then verifies tokens locally and agent callbacks fail with
- * 401, and no admission ever shows it: deleting a ConfigMap is not sent to this webhook. Only on an external
+ * 401, and no admission shows it: ConfigMap deletes are not sent to this webhook (so that uninstalling kagent is never
+ * blocked). Only on an external
  * issuer: an unknown one is already warned about where the ConfigMap is applied.
  */
 export function checkMissingTokenReview(
