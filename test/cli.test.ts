@@ -213,7 +213,7 @@ test('inject: the warning about init containers that run before the proxy is on 
   assert.equal(r.code, 0);
   assert.match(
     r.stderr,
-    /^warning: Pod research\/research-agent: init container fetch-model runs after proxy-init redirects outbound traffic to the proxy but before the proxy starts \(no native sidecars\)\. .* Fix: annotate the pod kagenti\.io\/native-sidecars: "true" \(Kubernetes >= 1\.29\) so the proxy starts first, or make that init container need no network\.$/m,
+    /^warning: \[init-before-proxy\] Pod research\/research-agent: init container fetch-model runs after proxy-init redirects outbound traffic to the proxy but before the proxy starts \(no native sidecars\)\. .* Fix: annotate the pod kagenti\.io\/native-sidecars: "true" \(Kubernetes >= 1\.29\) so the proxy starts first, or make that init container need no network\.$/m,
   );
   assert.match(r.stdout, /name: proxy-init/);
 });
@@ -222,12 +222,12 @@ test('inject: a container running as the proxy\'s uid 1337 is warned about on st
   const pod = 'apiVersion: v1\nkind: Pod\nmetadata: {name: a1, namespace: team-a, labels: {kagenti.io/type: agent}}\nspec:\n  serviceAccountName: a1\n  securityContext: {runAsUser: 1337}\n  containers: [{name: agent, image: x}]\n';
   const r = runCli(['inject'], pod);
   assert.equal(r.code, 0);
-  assert.match(r.stderr, /^warning: Pod team-a\/a1: container agent runs as uid 1337 \(spec\.securityContext\.runAsUser\), .* Fix: run it as another uid\.$/m);
+  assert.match(r.stderr, /^warning: \[proxy-uid\] Pod team-a\/a1: container agent runs as uid 1337 \(spec\.securityContext\.runAsUser\), .* Fix: run it as another uid\.$/m);
 });
 
 test('inject: warnings go to stderr, output still written', () => {
   const r = runCli(['inject', '-f', golden('mode-waypoint.yaml')]);
   assert.equal(r.code, 0);
-  assert.match(r.stderr, /^warning: Pod [^ ]+: mode waypoint, so no AuthBridge sidecar is injected/m);
+  assert.match(r.stderr, /^warning: \[waypoint-mode\] Pod [^ ]+: mode waypoint, so no AuthBridge sidecar is injected/m);
   assert.match(r.stdout, /spiffe-helper/);
 });

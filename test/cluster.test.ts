@@ -616,7 +616,7 @@ test('Pod Security: a workload in a namespace that enforces restricted is warned
     const d = svc.validate(deploymentRequest(deployment('locked', 'locked-sa', 'strict')));
     assert.equal(d.response.allowed, true, 'a warning, not a denial: the cluster may exempt the pod');
     assert.ok(
-      d.response.warnings?.some((w) => w.startsWith('Deployment strict/locked: namespace strict enforces Pod Security "restricted"')),
+      d.response.warnings?.some((w) => w.startsWith('[pod-security] Deployment strict/locked: namespace strict enforces Pod Security "restricted"')),
       JSON.stringify(d.response.warnings),
     );
     const free = svc.validate(deploymentRequest(deployment('free', 'free-sa')));
@@ -628,7 +628,7 @@ test('Pod Security: a workload in a namespace that enforces restricted is warned
       { config: configFromObject({}), validation: svc },
     );
     assert.equal(m.response.allowed, true);
-    assert.ok(m.response.warnings?.some((w) => w.startsWith('Pod strict/locked-1: namespace strict enforces Pod Security "restricted"')), JSON.stringify(m.response.warnings));
+    assert.ok(m.response.warnings?.some((w) => w.startsWith('[pod-security] Pod strict/locked-1: namespace strict enforces Pod Security "restricted"')), JSON.stringify(m.response.warnings));
   } finally {
     await close();
   }

@@ -51,8 +51,11 @@ test('cross-document rules apply within the release; pending-install is checked 
       ['unique-service-account', 'StatefulSet', 'summarizer-agent', 'agents/templates/summarizer.yaml'],
       ['dedicated-service-account', 'Deployment', 'triage-agent', 'agents/templates/triage.yaml'],
       ['dedicated-service-account', 'CronJob', 'nightly-report-agent', 'agents/templates/nightly.yaml'],
+      // a warning, not a denial: the CronJob's pods would get ordinary sidecars and never complete
+      ['sidecars-block-completion', 'CronJob', 'nightly-report-agent', 'agents/templates/nightly.yaml'],
     ],
   );
+  assert.equal(r.violations[3].severity, 'warning');
   assert.match(r.violations[0].message, /Deployment\/planner-agent defined at manifest line 34\./);
 });
 
@@ -189,9 +192,13 @@ test('a pending rollback is checked, and so are the manifests of the release\'s 
       }),
     },
   });
-  const base = checkHelmRelease(record(agents), ctx).violations.length;
-  const count = (status: string, events: string[]) => checkHelmRelease(release(status, events), ctx).violations;
+  const errors = <T extends { severity: string }>(vs: T[]): T[] => vs.filter((v) => v.severity === 'error');
+  const base = errors(checkHelmRelease(record(agents), ctx).violations).length;
+  const all = (status: string, events: string[]) => checkHelmRelease(release(status, events), ctx).violations;
+  const count = (status: string, events: string[]) => errors(all(status, events));
   assert.equal(count('pending-install', ['pre-install', 'pre-upgrade']).length, base, 'pre-install: on its own');
+  // the hook Job's pods would get ordinary sidecars and never finish: a warning, named by the hook
+  assert.ok(all('pending-install', ['pre-install']).some((v) => v.rule === 'sidecars-block-completion' && v.name === 'migrate' && v.severity === 'warning'));
   const upgrade = count('pending-upgrade', ['pre-install', 'pre-upgrade']);
   assert.equal(upgrade.length, base + 1, 'pre-upgrade: beside the Deployment');
   assert.ok(upgrade.some((v) => v.rule === 'unique-service-account' && v.name === 'migrate'), JSON.stringify(upgrade.map((v) => v.message)));

@@ -267,7 +267,7 @@ test('init containers of the pod that run before the proxy exists (proxy-init, n
   const app = [{ name: 'app', image: 'x' }];
   const one = injectTemplate(agentPod({}, {}, { containers: app, initContainers: [{ name: 'wait-db', image: 'busybox' }] }), cfg, ctxFor);
   assert.deepEqual(initWarning(one), [
-    'Pod team/a: init container wait-db runs after proxy-init redirects outbound traffic to the proxy but before the proxy starts (no native sidecars). Any outbound connection it makes fails, and a wait or download loop keeps the pod in Init. Fix: annotate the pod kagenti.io/native-sidecars: "true" (Kubernetes >= 1.29) so the proxy starts first, or make that init container need no network.',
+    '[init-before-proxy] Pod team/a: init container wait-db runs after proxy-init redirects outbound traffic to the proxy but before the proxy starts (no native sidecars). Any outbound connection it makes fails, and a wait or download loop keeps the pod in Init. Fix: annotate the pod kagenti.io/native-sidecars: "true" (Kubernetes >= 1.29) so the proxy starts first, or make that init container need no network.',
   ]);
   // several: named (at most three), the pod's own native sidecars (restartPolicy Always) left out
   const many = injectTemplate(
@@ -300,7 +300,7 @@ test('a container of the pod running as the proxy\'s uid 1337 (its own or the po
   const uidWarning = (r: ReturnType<typeof injectTemplate>) => (r.outcome === 'inject' ? r.warnings.filter((w) => w.includes('as uid 1337')) : []);
   const own = injectTemplate(agentPod({}, {}, { containers: [{ name: 'agent', image: 'x', securityContext: { runAsUser: 1337 } }, { name: 'other', image: 'x' }] }), cfg, ctxFor);
   assert.deepEqual(uidWarning(own), [
-    "Pod team/a: container agent runs as uid 1337 (securityContext.runAsUser), the proxy's own uid, which proxy-init leaves out of the redirect. Its outbound traffic skips the proxy, so AuthBridge does not see it. Fix: run it as another uid.",
+    "[proxy-uid] Pod team/a: container agent runs as uid 1337 (securityContext.runAsUser), the proxy's own uid, which proxy-init leaves out of the redirect. Its outbound traffic skips the proxy, so AuthBridge does not see it. Fix: run it as another uid.",
   ]);
   // from the pod's securityContext: every container that does not set its own uid, init containers too
   const pod = injectTemplate(
@@ -386,7 +386,7 @@ test('Pod Security: a namespace that enforces baseline or restricted gets a warn
   for (const level of ['baseline', 'restricted']) {
     const w = warned(defaultConfig(), pod, level);
     assert.equal(w.length, 1, level);
-    assert.match(w[0], new RegExp(`^Pod team/a: namespace team enforces Pod Security "${level}" \\(label pod-security.kubernetes.io/enforce\\), .*proxy-init.*NET_ADMIN.*Fix: `));
+    assert.match(w[0], new RegExp(`^\\[pod-security\\] Pod team/a: namespace team enforces Pod Security "${level}" \\(label pod-security.kubernetes.io/enforce\\), .*proxy-init.*NET_ADMIN.*Fix: `));
   }
   // privileged, unset, or no proxy-init (waypoint mode, egressEnforcement none): nothing to say
   assert.deepEqual(warned(defaultConfig(), pod, 'privileged'), []);

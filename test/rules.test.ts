@@ -403,10 +403,14 @@ test('checkInjection: the same answer as the injection core on the template; eli
   withInit.spec.template.spec.initContainers = [{ name: 'migrate', image: 'm:1' }];
   const r = checkInjection(withInit, { config: cfg, namespace: 'team-a' });
   assert.deepEqual(r.violations, []);
-  assert.ok(r.warnings.some((w) => w.includes('migrate')), r.warnings.join('\n'));
+  assert.deepEqual(
+    r.warnings.map((w) => [w.rule, w.severity, w.path, w.kind, w.name]),
+    [['init-before-proxy', 'warning', 'spec.template.spec.initContainers', 'Deployment', 'init']],
+  );
+  assert.match(r.warnings[0].message, /^\[init-before-proxy\] Deployment team-a\/init: init container migrate runs after proxy-init .*Fix: /);
   const direct = injectTemplate(withInit.spec.template, cfg, { namespace: 'team-a', ref: 'Deployment team-a/init' }, 'spec.template.spec');
   assert.equal(direct.outcome, 'inject');
-  assert.deepEqual(r.warnings, direct.outcome === 'inject' ? direct.warnings : []);
+  assert.deepEqual(r.warnings.map((w) => w.message), direct.outcome === 'inject' ? direct.warnings : []);
   // hostile shapes never throw
   for (const bad of [null, 1, 'x', [], { kind: 'Deployment' }, { kind: 'Deployment', spec: { template: { metadata: { labels: AGENT }, spec: 'x' } } }])
     assert.doesNotThrow(() => checkInjection(bad as any, { config }));

@@ -366,7 +366,7 @@ test('HTTPS /mutate: an injected pod whose own init containers would run before 
     assert.ok(r.patch);
     for (const w of r.warnings! as string[]) assert.ok(w.length <= 120, `${w.length}: ${w}`);
     const text = (r.warnings! as string[]).join(' ');
-    assert.match(text, /^Pod team-a\/a1: init container fetch-model runs after proxy-init redirects outbound traffic to the proxy/);
+    assert.match(text, /^\[init-before-proxy\] Pod team-a\/a1: init container fetch-model runs after proxy-init redirects outbound traffic to the proxy/);
     assert.ok(text.includes('Fix: annotate the pod kagenti.io/native-sidecars: "true" (Kubernetes >= 1.29) so the proxy starts first'), text);
   } finally {
     await s.close();
@@ -381,7 +381,7 @@ test('HTTPS /mutate: a container running as the proxy\'s uid 1337 gets the warni
     assert.equal(r.allowed, true);
     for (const w of r.warnings! as string[]) assert.ok(w.length <= 120, `${w.length}: ${w}`);
     const text = (r.warnings! as string[]).join(' ');
-    assert.match(text, /^Pod team-a\/a1: container agent runs as uid 1337 \(securityContext\.runAsUser\)/);
+    assert.match(text, /^\[proxy-uid\] Pod team-a\/a1: container agent runs as uid 1337 \(securityContext\.runAsUser\)/);
     assert.ok(text.endsWith('Fix: run it as another uid.'), text);
   } finally {
     await s.close();

@@ -38,6 +38,21 @@ export const HELPER_CONFIG_FILE = 'helper.conf';
 export const PROXY_UID = 1337;
 
 export type InjectionRule = 'invalid-annotation' | 'reserved-name' | 'port-conflict' | 'host-network' | 'unsupported-os' | 'malformed-object';
+/**
+ * Stable names of the injection's warnings: each warning begins with `[name] ` (as denials begin with their rule),
+ * and `lint` reports them under that name.
+ */
+export const INJECTION_WARNINGS = [
+  'namespace-mode-label',
+  'waypoint-mode',
+  'all-opted-out',
+  'sidecars-block-completion',
+  'pod-security',
+  'init-before-proxy',
+  'proxy-uid',
+  'csi-driver-missing',
+] as const;
+export type InjectionWarning = (typeof INJECTION_WARNINGS)[number];
 /** The node label a nodeSelector names to pick the nodes' operating system. */
 const NODE_LABEL_OS = 'kubernetes.io/os';
 
@@ -585,7 +600,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
       if ((AUTHBRIDGE_MODES as readonly string[]).includes(nsMode)) mode = nsMode as AuthBridgeMode;
       else
         warnings.push(
-          `namespace ${ctx.namespace} label ${NAMESPACE_LABEL_MODE}=${JSON.stringify(nsMode).slice(0, 30)} is invalid; using mode ${mode}`,
+          `[namespace-mode-label] ${ctx.ref}: namespace ${ctx.namespace} label ${NAMESPACE_LABEL_MODE}=${JSON.stringify(nsMode).slice(0, 30)} is not a mode, so it is ignored and mode ${mode} is used. Fix: set the label to one of ${AUTHBRIDGE_MODES.join(', ')}, or remove it.`,
         );
     }
   }
@@ -792,13 +807,13 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
     );
 
   if (mode === 'waypoint' && !authBridgeOptOut)
-    warnings.push(`${ctx.ref}: mode waypoint, so no AuthBridge sidecar is injected. The mesh waypoint must handle its traffic.`);
-  if (authBridgeOptOut && !spire) warnings.push(`${ctx.ref}: every kagenti sidecar is opted out; nothing injected`);
+    warnings.push(`[waypoint-mode] ${ctx.ref}: mode waypoint, so no AuthBridge sidecar is injected. The mesh waypoint must handle its traffic.`);
+  if (authBridgeOptOut && !spire) warnings.push(`[all-opted-out] ${ctx.ref}: every kagenti sidecar is opted out; nothing injected`);
   // A pod meant to finish (a Job's, or restartPolicy Never/OnFailure) never does while ordinary sidecars run.
   const rp = spec.restartPolicy;
   if (!native && addSidecars.length && (rp === 'Never' || rp === 'OnFailure'))
     warnings.push(
-      `${ctx.ref}: ${specPath}.restartPolicy is ${rp}, so it is meant to finish, but the injected sidecars keep running and it never completes (nor does its Job). Fix: annotate it ${ANNOTATION_NATIVE_SIDECARS}: "true" (Kubernetes 1.29+), or set featureGates.nativeSidecars.`,
+      `[sidecars-block-completion] ${ctx.ref}: ${specPath}.restartPolicy is ${rp}, so it is meant to finish, but the injected sidecars keep running and it never completes (nor does its Job). Fix: annotate it ${ANNOTATION_NATIVE_SIDECARS}: "true" (Kubernetes 1.29+), or set featureGates.nativeSidecars.`,
     );
 
   // Pod Security admission checks the pod after the mutating webhooks. proxy-init (root, NET_ADMIN, NET_RAW) passes
@@ -807,7 +822,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   const psa = addInit.length ? ctx.namespaceLabels?.[NAMESPACE_LABEL_PSA_ENFORCE] : undefined;
   if (psa === 'baseline' || psa === 'restricted')
     warnings.push(
-      `${ctx.ref}: namespace ${ctx.namespace} enforces Pod Security "${psa}" (label ${NAMESPACE_LABEL_PSA_ENFORCE}), but the injected proxy-init runs as root with NET_ADMIN and NET_RAW, which only "privileged" allows, so Pod Security admission rejects the pod unless the cluster exempts it. Fix: label the namespace ${NAMESPACE_LABEL_PSA_ENFORCE}=privileged, annotate the pod ${ANNOTATION_MODE}: waypoint if a mesh waypoint serves it, or set authBridge.egressEnforcement: none in the webhook config (outside envoy-sidecar mode no proxy-init is injected then).`,
+      `[pod-security] ${ctx.ref}: namespace ${ctx.namespace} enforces Pod Security "${psa}" (label ${NAMESPACE_LABEL_PSA_ENFORCE}), but the injected proxy-init runs as root with NET_ADMIN and NET_RAW, which only "privileged" allows, so Pod Security admission rejects the pod unless the cluster exempts it. Fix: label the namespace ${NAMESPACE_LABEL_PSA_ENFORCE}=privileged, annotate the pod ${ANNOTATION_MODE}: waypoint if a mesh waypoint serves it, or set authBridge.egressEnforcement: none in the webhook config (outside envoy-sidecar mode no proxy-init is injected then).`,
     );
 
   // Without native sidecars, the pod's own init containers run after proxy-init has redirected outbound traffic to
@@ -818,7 +833,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
     if (names) {
       const many = names.length > 1;
       warnings.push(
-        `${ctx.ref}: init container${many ? 's' : ''} ${nameList(names)} run${many ? '' : 's'} after proxy-init redirects outbound traffic to the proxy but before the proxy starts (no native sidecars). Any outbound connection ${many ? 'they make' : 'it makes'} fails, and a wait or download loop keeps the pod in Init. Fix: annotate the pod ${ANNOTATION_NATIVE_SIDECARS}: "true" (Kubernetes >= 1.29) so the proxy starts first, or make ${many ? 'those init containers' : 'that init container'} need no network.`,
+        `[init-before-proxy] ${ctx.ref}: init container${many ? 's' : ''} ${nameList(names)} run${many ? '' : 's'} after proxy-init redirects outbound traffic to the proxy but before the proxy starts (no native sidecars). Any outbound connection ${many ? 'they make' : 'it makes'} fails, and a wait or download loop keeps the pod in Init. Fix: annotate the pod ${ANNOTATION_NATIVE_SIDECARS}: "true" (Kubernetes >= 1.29) so the proxy starts first, or make ${many ? 'those init containers' : 'that init container'} need no network.`,
       );
     }
   }
@@ -842,7 +857,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
       const many = names.length > 1;
       const where = [...(fromContainer ? ['securityContext.runAsUser'] : []), ...(fromPod ? [`${specPath}.securityContext.runAsUser`] : [])].join(' and ');
       warnings.push(
-        `${ctx.ref}: container${many ? 's' : ''} ${nameList(names)} run${many ? '' : 's'} as uid ${PROXY_UID} (${where}), the proxy's own uid, which proxy-init leaves out of the redirect. ${many ? 'Their' : 'Its'} outbound traffic skips the proxy, so AuthBridge does not see it. Fix: run ${many ? 'them' : 'it'} as another uid.`,
+        `[proxy-uid] ${ctx.ref}: container${many ? 's' : ''} ${nameList(names)} run${many ? '' : 's'} as uid ${PROXY_UID} (${where}), the proxy's own uid, which proxy-init leaves out of the redirect. ${many ? 'Their' : 'Its'} outbound traffic skips the proxy, so AuthBridge does not see it. Fix: run ${many ? 'them' : 'it'} as another uid.`,
       );
     }
   }

@@ -125,6 +125,45 @@ export const RULE_HELP: Record<RuleName, { short: string; full: string }> = {
     short: 'An agent pod template has the shape of a Pod.',
     full: 'Fields of the wrong type, or annotations over the 256 KiB Kubernetes allows, cannot be injected: the pod is denied.',
   },
+  // The injection core's warnings: the pod is injected, but something will not work as its author expects.
+  'namespace-mode-label': {
+    short: "The namespace's kagenti.io/authbridge-mode label names a mode.",
+    full: 'An unknown value in the namespace label is ignored and the configured default mode is used.',
+  },
+  'waypoint-mode': {
+    short: 'In waypoint mode no AuthBridge sidecar is injected.',
+    full: "The mesh's waypoint must handle the agent's traffic; nothing in the pod does.",
+  },
+  'all-opted-out': {
+    short: 'Every kagenti sidecar of an agent pod is opted out.',
+    full: 'Nothing is injected; an earlier injection recorded on the pod is taken out.',
+  },
+  'sidecars-block-completion': {
+    short: 'A pod meant to finish gets native sidecars.',
+    full:
+      'A Job pod (restartPolicy Never or OnFailure) with ordinary sidecars never completes, and neither does its Job. ' +
+      'Annotate it kagenti.io/native-sidecars: "true" (Kubernetes 1.29+) or set featureGates.nativeSidecars.',
+  },
+  'pod-security': {
+    short: "proxy-init is not injected into a namespace whose Pod Security level forbids it.",
+    full:
+      'proxy-init runs as root with NET_ADMIN and NET_RAW, which only the privileged level allows: Pod Security ' +
+      'admission rejects the pod in a namespace that enforces baseline or restricted, unless the cluster exempts it.',
+  },
+  'init-before-proxy': {
+    short: "An agent pod's own init containers do not need the network before the proxy starts.",
+    full:
+      'Without native sidecars they run after proxy-init redirects outbound traffic and before the proxy exists, so ' +
+      'their outbound connections fail.',
+  },
+  'proxy-uid': {
+    short: "An agent pod's containers do not run as the proxy's uid (1337).",
+    full: "proxy-init leaves the proxy's uid out of the redirect, so such a container's traffic skips AuthBridge.",
+  },
+  'csi-driver-missing': {
+    short: 'The SPIFFE CSI driver is installed.',
+    full: 'Without the CSIDriver the pod waits in Init: its Workload API socket volume cannot be mounted.',
+  },
 };
 
 const RULES = Object.keys(RULE_HELP) as RuleName[];

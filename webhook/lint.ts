@@ -255,7 +255,8 @@ export class Linter {
             : viol,
         });
       // What /mutate would deny in the pods of this workload (or this Pod): the same check /validate makes.
-      for (const viol of checkInjection(obj, { config: this.ctx.config, namespace: this.ctx.namespace }).violations) found.push({ v: viol });
+      const injection = checkInjection(obj, { config: this.ctx.config, namespace: this.ctx.namespace });
+      for (const viol of [...injection.violations, ...injection.warnings]) found.push({ v: viol });
       const ns = objectNamespace(obj, this.ctx.namespace || 'default');
       if (obj.kind === 'Deployment' || obj.kind === 'StatefulSet') this.noteWorkload(obj, obj.kind, ns);
       const ref = agentOf(obj, this.ctx.config, this.ctx.namespace || 'default', this.lookup);

@@ -40,7 +40,7 @@ export function mutate(req: AdmissionRequest, deps: MutateDeps): Decision {
       const warnings = [...result.warnings];
       if (result.status.volumes.length && deps.validation?.csiDriverExists(deps.config.spire.csiDriver) === false)
         warnings.push(
-          `CSIDriver ${deps.config.spire.csiDriver} is not installed: ${ref} will wait in Init until the SPIFFE CSI driver is installed`,
+          `[csi-driver-missing] ${ref}: CSIDriver ${deps.config.spire.csiDriver} is not installed, so the pod will wait in Init until the SPIFFE CSI driver is installed. Fix: install the SPIFFE CSI driver (or set spire.csiDriver to the one the cluster has).`,
         );
       const patch = createPatch(pod as KubeObject, result.template);
       return decisionFor(allowWithPatch(req.uid, patch, warnings), [], {

@@ -13,14 +13,17 @@ import {
   spiffeId,
 } from './identity.ts';
 import { getPodTemplate, isWorkloadKind, podSpecFieldPath } from './workloads.ts';
-import type { InjectionRule } from './inject.ts';
-import { ANNOTATION_MODE, ANNOTATION_MTLS, ANNOTATION_NATIVE_SIDECARS, injectTemplate } from './inject.ts';
+import type { InjectionRule, InjectionWarning } from './inject.ts';
+import { ANNOTATION_MODE, ANNOTATION_MTLS, ANNOTATION_NATIVE_SIDECARS, INJECTION_WARNINGS, injectTemplate } from './inject.ts';
 import { isObject, jsonEqual } from './json.ts';
 
 /** The rules whose action the config sets (policies: deny, warn or off). */
 export type PolicyRule = 'dedicated-service-account' | 'unique-service-account' | 'token-review-value' | 'token-review-required';
-/** Every rule a violation can name: the policy rules, and the injection core's denials checked on pod templates. */
-export type RuleName = PolicyRule | InjectionRule;
+/**
+ * Every rule a violation can name: the policy rules, and the injection core's denials and warnings checked on pod
+ * templates.
+ */
+export type RuleName = PolicyRule | InjectionRule | InjectionWarning;
 export const RULE_NAMES: readonly PolicyRule[] = [
   'dedicated-service-account',
   'unique-service-account',
@@ -327,18 +330,35 @@ function injectionPath(rule: InjectionRule, message: string, tplPath: string[], 
   }
 }
 
+/** Where a template's injection warning points (for lint): the field it is about when there is one. */
+function injectionWarningPath(rule: InjectionWarning, tplPath: string[], annotations: Record<string, unknown>): string {
+  const specPath = [...tplPath, 'spec'].join('.');
+  switch (rule) {
+    case 'sidecars-block-completion':
+      return `${specPath}.restartPolicy`;
+    case 'init-before-proxy':
+      return `${specPath}.initContainers`;
+    case 'waypoint-mode':
+      return ANNOTATION_MODE in annotations ? `${[...tplPath, 'metadata'].join('.')}.annotations.${ANNOTATION_MODE}` : specPath;
+    default:
+      return specPath;
+  }
+}
+
+const WARNING_RULE = /^\[([a-z-]+)\] /;
+
 /**
  * The injection core's checks on the pod template of an agent workload (or an agent Pod, for lint): what
  * `/mutate` would deny when the workload's controller creates a pod (invalid-annotation, reserved-name,
  * port-conflict, host-network, unsupported-os, malformed-object), as error violations of the workload, and the
- * warnings it would give. Checked on the workload, `kubectl apply` and `lint` report them; otherwise the apply
+ * warnings it would give (named as INJECTION_WARNINGS), as warning violations. Checked on the workload, `kubectl apply` and `lint` report them; otherwise the apply
  * succeeds and the pods never come (FailedCreate events on a ReplicaSet). Not configurable: `/mutate` always
  * denies them. The same code as `/mutate` and `inject`, so the three never disagree.
  */
 export function checkInjection(
   obj: Record<string, any>,
   ctx: { config: Config; namespace?: string; namespaceLabels?: Record<string, string> },
-): { violations: Violation[]; warnings: string[] } {
+): { violations: Violation[]; warnings: Violation[] } {
   const none = { violations: [], warnings: [] };
   if (!isObject(obj) || !isWorkloadKind(obj.kind)) return none;
   const tpl = getPodTemplate(obj);
@@ -348,7 +368,15 @@ export function checkInjection(
   const name = objectName(obj);
   const r = injectTemplate(tpl.template, ctx.config, { namespace: ns, namespaceLabels: ctx.namespaceLabels, ref: `${kind} ${ns}/${name}`, checkOnly: true }, podSpecFieldPath(kind));
   if (r.outcome === 'skip') return none;
-  if (r.outcome === 'inject') return { violations: [], warnings: r.warnings };
+  if (r.outcome === 'inject') {
+    const warnings: Violation[] = [];
+    for (const message of r.warnings) {
+      const rule = WARNING_RULE.exec(message)?.[1] as InjectionWarning | undefined;
+      if (!rule || !(INJECTION_WARNINGS as readonly string[]).includes(rule)) continue;
+      warnings.push({ rule, severity: 'warning', message, path: injectionWarningPath(rule, tpl.path, tpl.annotations), kind, namespace: ns, name });
+    }
+    return { violations: [], warnings };
+  }
   return {
     violations: [
       { rule: r.rule, severity: 'error', message: r.message, path: injectionPath(r.rule, r.message, tpl.path, tpl.spec), kind, namespace: ns, name },

@@ -283,7 +283,7 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
               ? { ...v, severity: 'warning', message: `${v.message} Not denied here because this update leaves the pod template as it was; its pods are denied until it is fixed.` }
               : v,
           );
-        warnings.push(...inj.warnings);
+        for (const w of inj.warnings) warnings.push(w.message);
       }
       if (config.policies['unique-service-account'] !== 'off') {
         if (cluster) violations.push(...checkUnique(agent, cluster.claimsOn(agent.namespace, agent.serviceAccount, objWithKind), config));
