@@ -658,3 +658,26 @@ test('background audit: kagent\'s controller running where its token-review Conf
     await close();
   }
 });
+
+test('csi-driver-missing: an agent pod admitted while no CSIDriver of spire.csiDriver exists is injected with the warning, naming the driver', async () => {
+  const { svc, close } = await setup((api) => {
+    seedBasics(api);
+    api.seed(PATHS.csidrivers, [{ metadata: { name: 'other.csi' }, spec: {} }]);
+  });
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    const { mutate } = await import('../webhook/mutate.ts');
+    const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'team-a', labels: AGENT }, spec: { serviceAccountName: 'p-sa', containers: [{ name: 'a', image: 'x' }] } };
+    const req = { uid: 'c1', kind: { group: '', version: 'v1', kind: 'Pod' }, operation: 'CREATE', namespace: 'team-a', object: pod } as AdmissionRequest;
+    const missing = mutate(req, { config: configFromObject({ spire: { csiDriver: 'csi.example.io' } }), validation: svc });
+    assert.equal(missing.response.allowed, true);
+    assert.ok(
+      /^\[csi-driver-missing\] Pod team-a\/p: CSIDriver csi\.example\.io is not installed, .*Fix: /.test((missing.response.warnings ?? []).join(' ')),
+      JSON.stringify(missing.response.warnings),
+    );
+    const present = mutate(req, { config: configFromObject({ spire: { csiDriver: 'other.csi' } }), validation: svc });
+    assert.ok(!present.response.warnings?.some((w) => w.includes('csi-driver-missing')), JSON.stringify(present.response.warnings));
+  } finally {
+    await close();
+  }
+});
