@@ -577,3 +577,15 @@ test('lint reports what /mutate would deny in an agent pod template, at the offe
   assert.equal(run.tool.driver.rules[result.ruleIndex].id, 'unsupported-os');
   assert.match(run.tool.driver.rules[result.ruleIndex].shortDescription.text, /Linux/);
 });
+
+test('lint reads Namespace documents of the render for the injection checks: pod-security, namespace-mode-label', () => {
+  const ns = (name: string, labels: Record<string, string>) =>
+    `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${name}\n  labels:\n${Object.entries(labels).map(([k, v]) => `    ${k}: ${v}\n`).join('')}`;
+  const l = lintString(`${ns('agents', { 'pod-security.kubernetes.io/enforce': 'restricted' })}---\n${AGENT('a', 'a-sa')}---\n${AGENT('b', 'b-sa', 'other')}`);
+  assert.deepEqual(l.findings.map((f) => [f.rule, f.severity, f.namespace, f.name]), [['pod-security', 'warning', 'agents', 'a']]);
+  assert.match(l.findings[0].message, /^\[pod-security\] Deployment agents\/a: namespace agents enforces Pod Security "restricted"/);
+  const mode = lintString(`${ns('agents', { 'kagenti.io/authbridge-mode': 'turbo' })}---\n${AGENT('a', 'a-sa')}`);
+  assert.deepEqual(mode.findings.map((f) => f.rule), ['namespace-mode-label']);
+  // a Namespace after the workload is not seen (one pass; kustomize and most renders put Namespaces first)
+  assert.deepEqual(lintString(`${AGENT('a', 'a-sa')}---\n${ns('agents', { 'pod-security.kubernetes.io/enforce': 'restricted' })}`).findings, []);
+});

@@ -119,6 +119,11 @@ export class Linter {
    */
   private readonly orphans = new Map<string, { entry: IndexedAgent; labels: Record<string, string> }[]>();
   private readonly lookup: OwnerLookup;
+  /**
+   * The labels of the Namespaces the render has shown so far (kustomize puts them first), for the injection checks
+   * that read them (`pod-security`, `namespace-mode-label`), as the webhook reads the cluster's.
+   */
+  private readonly namespaceLabels = new Map<string, Record<string, string>>();
 
   constructor(ctx: LintContext) {
     this.ctx = ctx;
@@ -126,6 +131,16 @@ export class Linter {
     const lookup: OwnerLookup = () => undefined;
     lookup.selector = (kind, namespace, name) => this.selectors.get(workloadKey(namespace, kind, name));
     this.lookup = lookup;
+  }
+
+  /** Records a Namespace document's labels (strings only, at most MAX_SELECTORS namespaces). */
+  private noteNamespace(obj: Record<string, any>): void {
+    const name = isObject(obj.metadata) ? obj.metadata.name : undefined;
+    if (typeof name !== 'string' || this.namespaceLabels.has(name) || this.namespaceLabels.size >= MAX_SELECTORS) return;
+    const labels: Record<string, string> = {};
+    const md = isObject(obj.metadata.labels) ? obj.metadata.labels : {};
+    for (const [k, v] of Object.entries(md)) if (typeof v === 'string') labels[detach(k)] = detach(v);
+    this.namespaceLabels.set(detach(name), labels);
   }
 
   /**
@@ -255,7 +270,12 @@ export class Linter {
             : viol,
         });
       // What /mutate would deny in the pods of this workload (or this Pod): the same check /validate makes.
-      const injection = checkInjection(obj, { config: this.ctx.config, namespace: this.ctx.namespace });
+      if (obj.kind === 'Namespace') this.noteNamespace(obj);
+      const injection = checkInjection(obj, {
+        config: this.ctx.config,
+        namespace: this.ctx.namespace,
+        namespaceLabels: this.namespaceLabels.get(objectNamespace(obj, this.ctx.namespace || 'default')),
+      });
       for (const viol of [...injection.violations, ...injection.warnings]) found.push({ v: viol });
       const ns = objectNamespace(obj, this.ctx.namespace || 'default');
       if (obj.kind === 'Deployment' || obj.kind === 'StatefulSet') this.noteWorkload(obj, obj.kind, ns);
