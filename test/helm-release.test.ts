@@ -5,6 +5,7 @@ import { gzipSync } from 'node:zlib';
 import { readFileSync } from 'node:fs';
 import { configFromObject, defaultConfig } from '../webhook/config.ts';
 import { MAX_RELEASE_JSON, checkHelmRelease, encodeReleaseForSecret, isHelmRelease } from '../webhook/helm-release.ts';
+import { Linter } from '../webhook/lint.ts';
 import { ROOT } from './fixtures/lint/cli.ts';
 
 const KAGENT = readFileSync(`${ROOT}test/fixtures/lint/kagent-render.yaml`, 'utf8');
@@ -203,4 +204,18 @@ test('a pending rollback is checked, and so are the manifests of the release\'s 
   assert.equal(upgrade.length, base + 1, 'pre-upgrade: beside the Deployment');
   assert.ok(upgrade.some((v) => v.rule === 'unique-service-account' && v.name === 'migrate'), JSON.stringify(upgrade.map((v) => v.message)));
   assert.equal(count('pending-upgrade', ['post-install']).length, base, 'a hook the upgrade does not run');
+});
+
+test('an injection denial in a release is a warning at the record (mode labels and template changes are known only at apply), placed before the Fix', () => {
+  const dep = `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: gw-agent\n  namespace: mesh\nspec:\n  selector:\n    matchLabels: {app: gw}\n  template:\n    metadata:\n      labels:\n        app: gw\n        kagenti.io/type: agent\n    spec:\n      serviceAccountName: gw-sa\n      containers:\n        - name: gw\n          image: gw:1\n          ports:\n            - containerPort: 9901\n`;
+  for (const status of ['pending-install', 'pending-upgrade', 'pending-rollback']) {
+    const r = checkHelmRelease(record(dep, { status, ns: 'mesh', name: 'gw' }), ctx);
+    assert.equal(r.checked, true);
+    assert.deepEqual(r.violations.map((v) => [v.rule, v.severity]), [['port-conflict', 'warning']], status);
+    assert.match(r.violations[0].message, /^\[port-conflict\] Deployment mesh\/gw-agent \(Helm release mesh\/gw.*Not denied here: \/validate checks the workload again as Helm applies it\. Fix: /);
+  }
+  // the same document in lint is still an error
+  const l = new Linter({ config: ctx.config, issuer: ctx.issuer });
+  l.lintText('m.yaml', dep);
+  assert.equal(l.findings[0]?.severity, 'error');
 });

@@ -390,7 +390,7 @@ test('checkInjection: the same answer as the injection core on the template; eli
   // not an agent, opted out, or a kind without a pod template: nothing
   const notAgent = workload('Deployment', 'web', 'web-sa', { app: 'web' });
   notAgent.spec.template.spec.hostNetwork = true;
-  assert.deepEqual(checkInjection(notAgent, { config }), { violations: [], warnings: [] });
+  assert.deepEqual(checkInjection(notAgent, { config }), { violations: [], warnings: [], csiVolume: false });
   const optedOut = workload('Deployment', 'off', 'off-sa', { ...AGENT, 'kagenti.io/inject': 'disabled' });
   optedOut.spec.template.spec.hostNetwork = true;
   assert.deepEqual(checkInjection(optedOut, { config }).violations, []);
@@ -440,4 +440,19 @@ test('checkMissingTokenReview: only on an external issuer, only where kagent\'s 
   const off = configFromObject({ policies: { 'token-review-required': 'off' } });
   assert.deepEqual(checkMissingTokenReview(deps, cms, off, EKS), []);
   assert.doesNotThrow(() => checkMissingTokenReview([null, 1, {}] as any, [null, {}] as any, config, EKS));
+});
+
+test('checkInjection: a StatefulSet\'s volumeClaimTemplates are volumes of its pods, as its controller makes them', () => {
+  const sts = (spire: boolean) => {
+    const o = workload('StatefulSet', 'db-agent', 'db-sa', spire ? AGENT : { ...AGENT, 'kagenti.io/spiffe-helper-inject': 'false' });
+    o.spec.volumeClaimTemplates = [{ metadata: { name: 'svid-output' }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } } }];
+    o.spec.template.spec.containers[0].volumeMounts = [{ name: 'svid-output', mountPath: '/data' }];
+    return o;
+  };
+  // spiffe-helper opted out, the app mounts its claim named svid-output: the pod defines that volume, no denial
+  assert.deepEqual(checkInjection(sts(false), { config, namespace: 'team-a' }).violations, []);
+  // spiffe-helper on: the claim's volume takes the injected volume's name, which /mutate denies on the pod
+  const v = checkInjection(sts(true), { config, namespace: 'team-a' }).violations;
+  assert.equal(v[0]?.rule, 'reserved-name');
+  assert.match(v[0].message, /volumes already has a volume named svid-output/);
 });

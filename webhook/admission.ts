@@ -140,10 +140,13 @@ export const WARNING_MAX = 120;
 
 /**
  * Splits a message into warnings of at most WARNING_MAX characters: at sentence ends, else at spaces, and a
- * word longer than a line is cut. Continuation lines start with `[rule] ` when a rule is given.
+ * word longer than a line is cut. Continuation lines start with `[rule] ` when a rule is given or the message
+ * begins with one.
  */
 export function toWarnings(message: string, rule?: string): string[] {
   if (message.length <= WARNING_MAX) return [message];
+  // a message that begins with its `[rule] ` (as every rule's and injection warning's does) names it itself
+  rule ??= /^\[([a-z][a-z-]{0,62})\] /.exec(message)?.[1];
   const prefix = rule ? `[${rule}] ` : '';
   const room = WARNING_MAX - prefix.length;
   const pieces = message.split(/(?<=\.)\s+(?=[A-Z"[])/).flatMap((s) => wrap(s, room));

@@ -29,6 +29,7 @@
 // else the record's own namespace).
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { Config } from './config.ts';
+import { INJECTION_RULES } from './inject.ts';
 import { Linter } from './lint.ts';
 import { MiB } from './manifest-stream.ts';
 import type { IssuerInfo, Violation } from './rules.ts';
@@ -222,10 +223,20 @@ export function checkHelmRelease(obj: unknown, ctx: { config: Config; issuer: Is
     const message = f.message.startsWith(`${head}: `)
       ? `${head} ${where}: ${f.message.slice(head.length + 2)}`
       : `${f.message} ${where}`;
+    let text = message.replace(` defined at release ${releaseRef}:`, ' defined at manifest line ');
+    // An injection denial on a workload is a warning here: the namespace's mode label (which decides the ports and
+    // container names) is not in the record, and neither is whether an upgrade changes the pod template. /validate
+    // checks each workload again as Helm applies it, with both.
+    const injection = f.severity === 'error' && (INJECTION_RULES as readonly string[]).includes(f.rule);
+    if (injection) {
+      const note = 'Not denied here: /validate checks the workload again as Helm applies it.';
+      const at = text.lastIndexOf(' Fix: ');
+      text = at === -1 ? `${text} ${note}` : `${text.slice(0, at)} ${note}${text.slice(at)}`;
+    }
     const v: HelmViolation = {
       rule: f.rule,
-      severity: f.severity,
-      message: message.replace(` defined at release ${releaseRef}:`, ' defined at manifest line '),
+      severity: injection ? 'warning' : f.severity,
+      message: text,
       path: f.path,
       kind: f.kind,
       namespace: f.namespace,

@@ -37,7 +37,8 @@ export { HELPER_CONFIG_DIR, SVID_DIR };
 export const HELPER_CONFIG_FILE = 'helper.conf';
 export const PROXY_UID = 1337;
 
-export type InjectionRule = 'invalid-annotation' | 'reserved-name' | 'port-conflict' | 'host-network' | 'unsupported-os' | 'malformed-object';
+export const INJECTION_RULES = ['invalid-annotation', 'reserved-name', 'port-conflict', 'host-network', 'unsupported-os', 'malformed-object'] as const;
+export type InjectionRule = (typeof INJECTION_RULES)[number];
 /**
  * Stable names of the injection's warnings: each warning begins with `[name] ` (as denials begin with their rule),
  * and `lint` reports them under that name.
@@ -53,6 +54,11 @@ export const INJECTION_WARNINGS = [
   'csi-driver-missing',
 ] as const;
 export type InjectionWarning = (typeof INJECTION_WARNINGS)[number];
+
+/** The csi-driver-missing warning (given where the cluster's CSIDrivers are known: /mutate, /validate of a workload). */
+export function csiDriverMissing(ref: string, driver: string): string {
+  return `[csi-driver-missing] ${ref}: CSIDriver ${driver} is not installed, so its pods will wait in Init until the SPIFFE CSI driver is installed. Fix: install the SPIFFE CSI driver (or set spire.csiDriver to the one the cluster has).`;
+}
 /** The node label a nodeSelector names to pick the nodes' operating system. */
 const NODE_LABEL_OS = 'kubernetes.io/os';
 

@@ -3,7 +3,7 @@
 import type { AdmissionRequest, Decision, KubeObject } from './admission.ts';
 import { allow, allowWithPatch, decisionFor, deny, objectRef } from './admission.ts';
 import type { Config } from './config.ts';
-import { injectTemplate } from './inject.ts';
+import { csiDriverMissing, injectTemplate } from './inject.ts';
 import { createPatch } from './patch.ts';
 import type { ValidationService } from './validation.ts';
 
@@ -39,9 +39,7 @@ export function mutate(req: AdmissionRequest, deps: MutateDeps): Decision {
     case 'inject': {
       const warnings = [...result.warnings];
       if (result.status.volumes.length && deps.validation?.csiDriverExists(deps.config.spire.csiDriver) === false)
-        warnings.push(
-          `[csi-driver-missing] ${ref}: CSIDriver ${deps.config.spire.csiDriver} is not installed, so the pod will wait in Init until the SPIFFE CSI driver is installed. Fix: install the SPIFFE CSI driver (or set spire.csiDriver to the one the cluster has).`,
-        );
+        warnings.push(csiDriverMissing(ref, deps.config.spire.csiDriver));
       const patch = createPatch(pod as KubeObject, result.template);
       return decisionFor(allowWithPatch(req.uid, patch, warnings), [], {
         mode: result.mode,

@@ -345,6 +345,22 @@ function injectionWarningPath(rule: InjectionWarning, tplPath: string[], annotat
   }
 }
 
+/**
+ * The pod template as the workload's controller turns it into pods, where that differs in what injection reads: the
+ * StatefulSet controller adds a persistentVolumeClaim volume for each of `spec.volumeClaimTemplates`, in place of a
+ * template volume of the same name.
+ */
+function asCreated(obj: Record<string, any>, template: Record<string, any>): Record<string, any> {
+  if (obj.kind !== 'StatefulSet' || !isObject(obj.spec) || !Array.isArray(obj.spec.volumeClaimTemplates) || !isObject(template.spec)) return template;
+  const claims: string[] = [];
+  for (const c of obj.spec.volumeClaimTemplates) if (isObject(c) && isObject(c.metadata) && typeof c.metadata.name === 'string') claims.push(c.metadata.name);
+  if (!claims.length) return template;
+  const spec = template.spec;
+  const own = Array.isArray(spec.volumes) ? spec.volumes.filter((v: unknown) => !(isObject(v) && claims.includes(v.name))) : [];
+  const pvcs = claims.map((n) => ({ name: n, persistentVolumeClaim: { claimName: `${n}-${objectName(obj)}-0` } }));
+  return { ...template, spec: { ...spec, volumes: [...own, ...pvcs] } };
+}
+
 const WARNING_RULE = /^\[([a-z-]+)\] /;
 
 /**
@@ -358,15 +374,15 @@ const WARNING_RULE = /^\[([a-z-]+)\] /;
 export function checkInjection(
   obj: Record<string, any>,
   ctx: { config: Config; namespace?: string; namespaceLabels?: Record<string, string> },
-): { violations: Violation[]; warnings: Violation[] } {
-  const none = { violations: [], warnings: [] };
+): { violations: Violation[]; warnings: Violation[]; csiVolume: boolean } {
+  const none = { violations: [], warnings: [], csiVolume: false };
   if (!isObject(obj) || !isWorkloadKind(obj.kind)) return none;
   const tpl = getPodTemplate(obj);
   if (!tpl) return none;
   const kind = obj.kind as string;
   const ns = objectNamespace(obj, ctx.namespace || 'default');
   const name = objectName(obj);
-  const r = injectTemplate(tpl.template, ctx.config, { namespace: ns, namespaceLabels: ctx.namespaceLabels, ref: `${kind} ${ns}/${name}`, checkOnly: true }, podSpecFieldPath(kind));
+  const r = injectTemplate(asCreated(obj, tpl.template), ctx.config, { namespace: ns, namespaceLabels: ctx.namespaceLabels, ref: `${kind} ${ns}/${name}`, checkOnly: true }, podSpecFieldPath(kind));
   if (r.outcome === 'skip') return none;
   if (r.outcome === 'inject') {
     const warnings: Violation[] = [];
@@ -375,13 +391,14 @@ export function checkInjection(
       if (!rule || !(INJECTION_WARNINGS as readonly string[]).includes(rule)) continue;
       warnings.push({ rule, severity: 'warning', message, path: injectionWarningPath(rule, tpl.path, tpl.annotations), kind, namespace: ns, name });
     }
-    return { violations: [], warnings };
+    return { violations: [], warnings, csiVolume: r.status.volumes.length > 0 };
   }
   return {
     violations: [
       { rule: r.rule, severity: 'error', message: r.message, path: injectionPath(r.rule, r.message, tpl.path, tpl.spec), kind, namespace: ns, name },
     ],
     warnings: [],
+    csiVolume: false,
   };
 }
 

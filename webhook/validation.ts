@@ -28,6 +28,7 @@ import {
 } from './rules.ts';
 import { isWorkloadKind } from './workloads.ts';
 import { isObject, jsonEqual } from './json.ts';
+import { csiDriverMissing } from './inject.ts';
 
 /** Metadata an UPDATE of an object being deleted may change without being checked again. */
 const BOOKKEEPING = ['finalizers', 'managedFields', 'resourceVersion', 'generation', 'deletionTimestamp', 'deletionGracePeriodSeconds'];
@@ -114,6 +115,17 @@ function requestNamespace(req: AdmissionRequest, obj: KubeObject): string {
 function configMapName(req: AdmissionRequest, obj: KubeObject): string {
   const n = objectName(obj);
   return n === '<unnamed>' && req.name ? req.name : n;
+}
+
+/**
+ * An injection denial on a workload UPDATE that leaves the pod template as it was: a warning, so an unrelated edit
+ * (a label, a finalizer, a no-op apply) is never blocked; its pods are denied at /mutate until the template is fixed.
+ */
+function templateUnchanged(v: Violation): Violation {
+  const note = 'Not denied: this update leaves the pod template as it was, and its pods are denied until it is fixed.';
+  const at = v.message.lastIndexOf(' Fix: ');
+  const message = at === -1 ? `${v.message} ${note}` : `${v.message.slice(0, at)} ${note}${v.message.slice(at)}`;
+  return { ...v, severity: 'warning', message };
 }
 
 export async function startValidation(opts: ValidationOptions): Promise<ValidationService> {
@@ -276,14 +288,13 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
       // annotation, a finalizer) is warned, not blocked: the template's pods are denied either way.
       if (kind !== 'Pod') {
         const inj = checkInjection(objWithKind, { config, namespace: ns, namespaceLabels: cluster?.namespaceLabels(ns) });
-        const unchanged = op === 'UPDATE' && samePodTemplate(objWithKind, req.oldObject);
-        for (const v of inj.violations)
-          violations.push(
-            unchanged
-              ? { ...v, severity: 'warning', message: `${v.message} Not denied here because this update leaves the pod template as it was; its pods are denied until it is fixed.` }
-              : v,
-          );
-        for (const w of inj.warnings) warnings.push(w.message);
+        const unchanged = inj.violations.length > 0 && op === 'UPDATE' && samePodTemplate(objWithKind, req.oldObject);
+        for (const v of inj.violations) violations.push(unchanged ? templateUnchanged(v) : v);
+        violations.push(...inj.warnings);
+        if (inj.csiVolume && cluster?.csiDriverExists(config.spire.csiDriver) === false) {
+          const ref = `${kind} ${ns}/${objectName(objWithKind)}`;
+          warnings.push(csiDriverMissing(ref, config.spire.csiDriver));
+        }
       }
       if (config.policies['unique-service-account'] !== 'off') {
         if (cluster) violations.push(...checkUnique(agent, cluster.claimsOn(agent.namespace, agent.serviceAccount, objWithKind), config));
