@@ -215,6 +215,71 @@ test('unsupported-os: a Windows pod (spec.os.name) or one whose nodeSelector pic
   assert.equal(injectTemplate(agentPod({ 'kagenti.io/inject': 'disabled' }, {}, { os: { name: 'windows' }, containers: app }), cfg, ctxFor).outcome, 'skip');
 });
 
+test('unsupported-os: a pod whose required node affinity rules Linux out in every term is denied; one that may still land on Linux is not', () => {
+  const cfg = defaultConfig();
+  const app = [{ name: 'app', image: 'x' }];
+  const os = (operator: unknown, values: unknown) => ({ key: 'kubernetes.io/os', operator, values });
+  const required = (nodeSelectorTerms: unknown) => ({ affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms } } } });
+  const run = (spec: KubeObject, path?: string) => injectTemplate(deepFreeze(agentPod({}, {}, { ...spec, containers: app })), cfg, ctxFor, path);
+
+  const denied: [string, unknown][] = [
+    ['In windows', [{ matchExpressions: [os('In', ['windows'])] }]],
+    ['NotIn linux', [{ matchExpressions: [os('NotIn', ['linux', 'darwin'])] }]],
+    // one excluding expression in a term suffices (expressions are ANDed), whatever else the term says
+    ['ANDed', [{ matchExpressions: [{ key: 'zone', operator: 'Exists' }, os('In', ['windows']), { key: 'kubernetes.io/arch', operator: 'In', values: ['amd64'] }], matchFields: [{ key: 'metadata.name', operator: 'In', values: ['n1'] }] }]],
+    // every term (ORed) rules Linux out, each its own way
+    ['every term', [{ matchExpressions: [os('In', ['windows'])] }, { matchExpressions: [os('NotIn', ['linux'])] }]],
+  ];
+  for (const [what, terms] of denied) {
+    const r = run(required(terms), 'spec.template.spec');
+    assert.equal(r.outcome, 'deny', what);
+    if (r.outcome !== 'deny') continue;
+    assert.equal(r.rule, 'unsupported-os', what);
+    assert.match(
+      r.message,
+      /^\[unsupported-os\] Pod team\/a: spec\.template\.spec\.affinity\.nodeAffinity\.requiredDuringSchedulingIgnoredDuringExecution rules out kubernetes\.io\/os=linux in every nodeSelectorTerm, so the pod runs only on non-Linux \(Windows\) nodes, but the injected containers \(proxy-init, spiffe-helper, authbridge-proxy\) are Linux-only\. A Windows node cannot run them, and proxy-init's traffic redirect \(iptables\) exists only on Linux\. Fix: run the agent on Linux nodes, or label the pod kagenti\.io\/inject: disabled\.$/,
+      what,
+    );
+    assert.ok(!r.message.includes('\n'), what);
+  }
+  // spec.os.name and the nodeSelector are named first when they say windows too
+  const both = run({ nodeSelector: { 'kubernetes.io/os': 'windows' }, ...required(denied[0]![1]) });
+  assert.ok(both.outcome === 'deny' && both.message.includes('spec.nodeSelector["kubernetes.io/os"] is windows'), JSON.stringify(both));
+
+  // Conservative: any term that could match a Linux node, or anything it cannot read, is not denied
+  const allowed: [string, unknown][] = [
+    ['In linux', [{ matchExpressions: [os('In', ['linux', 'windows'])] }]],
+    ['NotIn windows', [{ matchExpressions: [os('NotIn', ['windows'])] }]],
+    ['one term admits Linux', [{ matchExpressions: [os('In', ['windows'])] }, { matchExpressions: [os('In', ['linux'])] }]],
+    ['a term without an os expression', [{ matchExpressions: [os('In', ['windows'])] }, { matchExpressions: [{ key: 'zone', operator: 'In', values: ['a'] }] }]],
+    ['a term with only matchFields', [{ matchExpressions: [os('In', ['windows'])] }, { matchFields: [{ key: 'metadata.name', operator: 'In', values: ['n1'] }] }]],
+    ['Exists', [{ matchExpressions: [os('Exists', undefined)] }]],
+    ['DoesNotExist', [{ matchExpressions: [os('DoesNotExist', undefined)] }]],
+    ['another key', [{ matchExpressions: [{ key: 'beta.kubernetes.io/os', operator: 'In', values: ['windows'] }] }]],
+    ['no terms', []],
+    ['empty In', [{ matchExpressions: [os('In', [])] }]],
+    ['values a string', [{ matchExpressions: [os('In', 'windows')] }]],
+    ['NotIn values a string', [{ matchExpressions: [os('NotIn', 'linux')] }]],
+    ['non-string values', [{ matchExpressions: [os('In', [1, null])] }]],
+    ['lower-case operator', [{ matchExpressions: [os('in', ['windows'])] }]],
+    ['null term', [null, { matchExpressions: [os('In', ['windows'])] }]],
+    ['empty term', [{}]],
+    ['matchExpressions a mapping', [{ matchExpressions: { 0: os('In', ['windows']) } }]],
+    ['terms a mapping', { 0: { matchExpressions: [os('In', ['windows'])] } }],
+    ['terms a string', 'windows'],
+  ];
+  for (const [what, terms] of allowed) assert.equal(run(required(terms)).outcome, 'inject', what);
+  // hostile shapes above the terms: never a throw, never a denial
+  for (const affinity of [null, 'x', 5, [], { nodeAffinity: null }, { nodeAffinity: [] }, { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: 'x' } }, { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [] } }, { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: null } }])
+    assert.equal(run({ affinity }).outcome, 'inject', JSON.stringify(affinity));
+  // preferred affinity never decides where a pod runs
+  const preferred = { affinity: { nodeAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 1, preference: { matchExpressions: [os('In', ['windows'])] } }] } } };
+  assert.equal(run(preferred).outcome, 'inject');
+  // a pod that opts out of every Linux-only container is not touched by the rule
+  const none = injectTemplate(agentPod({ 'kagenti.io/authbridge-inject': 'false', 'kagenti.io/spiffe-helper-inject': 'false' }, {}, { ...required(denied[0]![1]), containers: app }), cfg, ctxFor);
+  assert.equal(none.outcome, 'skip');
+});
+
 test('port-conflict compares protocols: a UDP or SCTP port on the proxy\'s number is allowed, TCP (or no protocol) is denied', () => {
   const cfg = defaultConfig();
   const withPort = (port: KubeObject) => injectTemplate(agentPod({}, {}, { containers: [{ name: 'app', image: 'x', ports: [{ containerPort: 8000 }, port] }] }), cfg, ctxFor);

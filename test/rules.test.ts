@@ -346,10 +346,21 @@ test('checkObject never throws on hostile shapes', () => {
 
 // ---- checkInjection: what /mutate would deny in a workload's pods, reported on the workload -----------------
 
-function windowsDeployment(how: 'os' | 'nodeSelector'): Record<string, any> {
+function windowsDeployment(how: 'os' | 'nodeSelector' | 'affinity'): Record<string, any> {
   const d = workload('Deployment', 'win-agent', 'win-sa');
   if (how === 'os') d.spec.template.spec.os = { name: 'windows' };
-  else d.spec.template.spec.nodeSelector = { 'kubernetes.io/os': 'windows' };
+  else if (how === 'nodeSelector') d.spec.template.spec.nodeSelector = { 'kubernetes.io/os': 'windows' };
+  else
+    d.spec.template.spec.affinity = {
+      nodeAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: {
+          nodeSelectorTerms: [
+            { matchExpressions: [{ key: 'kubernetes.io/os', operator: 'In', values: ['windows'] }] },
+            { matchExpressions: [{ key: 'kubernetes.io/os', operator: 'NotIn', values: ['linux'] }, { key: 'zone', operator: 'Exists' }] },
+          ],
+        },
+      },
+    };
   return d;
 }
 
@@ -357,6 +368,7 @@ test('checkInjection: the injection denials of a pod template are errors on the 
   const cases: [Record<string, any>, string, string][] = [
     [windowsDeployment('os'), 'unsupported-os', 'spec.template.spec.os.name'],
     [windowsDeployment('nodeSelector'), 'unsupported-os', 'spec.template.spec.nodeSelector.kubernetes.io/os'],
+    [windowsDeployment('affinity'), 'unsupported-os', 'spec.template.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution'],
   ];
   const hostNet = workload('StatefulSet', 'hn', 'hn-sa');
   hostNet.spec.template.spec.hostNetwork = true;
@@ -384,6 +396,33 @@ test('checkInjection: the injection denials of a pod template are errors on the 
     assert.ok(v.message.startsWith(`[${rule}] ${obj.kind} team-a/${obj.metadata.name}: `), v.message);
     assert.match(v.message, /Fix: /);
   }
+});
+
+test('checkInjection: unsupported-os by required node affinity names the affinity in the message and the path; a term that admits Linux clears it', () => {
+  const d = windowsDeployment('affinity');
+  const r = checkInjection(d, { config, namespace: 'team-a' });
+  assert.equal(r.violations.length, 1);
+  assert.match(
+    r.violations[0].message,
+    /^\[unsupported-os\] Deployment team-a\/win-agent: spec\.template\.spec\.affinity\.nodeAffinity\.requiredDuringSchedulingIgnoredDuringExecution rules out kubernetes\.io\/os=linux in every nodeSelectorTerm, .*Fix: /,
+  );
+  // with os.name set too, the path follows the field the message names
+  const both = windowsDeployment('affinity');
+  both.spec.template.spec.os = { name: 'windows' };
+  assert.equal(checkInjection(both, { config, namespace: 'team-a' }).violations[0].path, 'spec.template.spec.os.name');
+  // a CronJob's template: the path goes through jobTemplate
+  const cj = workload('CronJob', 'win-cj', 'win-cj-sa');
+  cj.spec.jobTemplate.spec.template.spec.affinity = d.spec.template.spec.affinity;
+  assert.equal(
+    checkInjection(cj, { config, namespace: 'team-a' }).violations[0]?.path,
+    'spec.jobTemplate.spec.template.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution',
+  );
+  // one more term that may match Linux: the pods can be scheduled on Linux nodes, no violation
+  const mixed = windowsDeployment('affinity');
+  mixed.spec.template.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms.push({
+    matchExpressions: [{ key: 'kubernetes.io/os', operator: 'In', values: ['linux'] }],
+  });
+  assert.deepEqual(checkInjection(mixed, { config, namespace: 'team-a' }).violations, []);
 });
 
 test('checkInjection: the same answer as the injection core on the template; eligible-only; warnings passed on', () => {

@@ -184,6 +184,32 @@ function sizeOf(m: Record<string, string>): number {
   return size;
 }
 
+/**
+ * Whether the pod's required node affinity admits no Linux node: every nodeSelectorTerm (terms are ORed) has a
+ * matchExpressions entry on kubernetes.io/os that rules linux out (expressions within a term are ANDed, so one
+ * suffices). Conservative: a missing, empty or unreadable term, or one whose expressions could still match a
+ * Linux node, counts as admitting Linux. Never throws, whatever the shapes (checkShape does not look at them).
+ */
+function affinityExcludesLinux(spec: KubeObject): boolean {
+  const affinity = spec.affinity;
+  if (!isObject(affinity) || !isObject(affinity.nodeAffinity)) return false;
+  const required = affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution;
+  if (!isObject(required)) return false;
+  const terms: unknown = required.nodeSelectorTerms;
+  if (!Array.isArray(terms) || terms.length === 0) return false;
+  return terms.every((term: unknown) => isObject(term) && Array.isArray(term.matchExpressions) && term.matchExpressions.some(expressionExcludesLinux));
+}
+
+/** A node selector requirement on kubernetes.io/os that no Linux node satisfies (In without linux, NotIn with it). */
+function expressionExcludesLinux(e: unknown): boolean {
+  if (!isObject(e) || e.key !== NODE_LABEL_OS) return false;
+  const values: unknown = e.values;
+  if (!Array.isArray(values) || values.length === 0 || !values.every((v) => typeof v === 'string')) return false;
+  if (e.operator === 'In') return !values.includes('linux');
+  if (e.operator === 'NotIn') return values.includes('linux');
+  return false;
+}
+
 function shape(problem: string | null): ShapeError | null {
   return problem ? { problem } : null;
 }
@@ -708,12 +734,14 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   if (addInit.length || addSidecars.length) {
     const osName = isObject(spec.os) ? spec.os.name : undefined;
     const nodeOs = isObject(spec.nodeSelector) ? spec.nodeSelector[NODE_LABEL_OS] : undefined;
-    if (osName === 'windows' || nodeOs === 'windows') {
+    if (osName === 'windows' || nodeOs === 'windows' || affinityExcludesLinux(spec)) {
       const names = [...addInit, ...addSidecars].map((c) => c.name).join(', ');
       const why =
         osName === 'windows'
           ? `${specPath}.os.name is windows, but the injected containers (${names}) are Linux-only. The API server rejects their Linux securityContext fields (runAsUser, capabilities, seccompProfile) in a Windows pod`
-          : `${specPath}.nodeSelector["${NODE_LABEL_OS}"] is windows, so the pod runs on Windows nodes, but the injected containers (${names}) are Linux-only. A Windows node cannot run them`;
+          : nodeOs === 'windows'
+            ? `${specPath}.nodeSelector["${NODE_LABEL_OS}"] is windows, so the pod runs on Windows nodes, but the injected containers (${names}) are Linux-only. A Windows node cannot run them`
+            : `${specPath}.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution rules out ${NODE_LABEL_OS}=linux in every nodeSelectorTerm, so the pod runs only on non-Linux (Windows) nodes, but the injected containers (${names}) are Linux-only. A Windows node cannot run them`;
       return deny(
         'unsupported-os',
         `${ctx.ref}: ${why}${addInit.length ? ", and proxy-init's traffic redirect (iptables) exists only on Linux" : ''}. Fix: run the agent on Linux nodes, or label the pod ${LABEL_INJECT}: disabled.`,

@@ -119,7 +119,7 @@ export const RULE_HELP: Record<RuleName, { short: string; full: string }> = {
   },
   'unsupported-os': {
     short: 'An agent pod runs on Linux.',
-    full: 'The injected containers are Linux-only. Windows pods (spec.os.name or a nodeSelector on kubernetes.io/os) are denied.',
+    full: 'The injected containers are Linux-only. Windows pods (spec.os.name, a nodeSelector on kubernetes.io/os, or a required node affinity that rules out kubernetes.io/os=linux in every term) are denied.',
   },
   'malformed-object': {
     short: 'An agent pod template has the shape of a Pod.',

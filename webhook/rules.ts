@@ -322,7 +322,10 @@ function injectionPath(rule: InjectionRule, message: string, tplPath: string[], 
     case 'host-network':
       return `${specPath}.hostNetwork`;
     case 'unsupported-os':
-      return isObject(spec?.os) && spec.os.name === 'windows' ? `${specPath}.os.name` : `${specPath}.nodeSelector.kubernetes.io/os`;
+      // The same order as the injection core checks them: spec.os.name, the nodeSelector, the required node affinity.
+      if (isObject(spec?.os) && spec.os.name === 'windows') return `${specPath}.os.name`;
+      if (isObject(spec?.nodeSelector) && spec.nodeSelector['kubernetes.io/os'] === 'windows') return `${specPath}.nodeSelector.kubernetes.io/os`;
+      return `${specPath}.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution`;
     case 'malformed-object':
       return spec ? specPath : tplPath.join('.');
     default:
