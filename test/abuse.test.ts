@@ -14,10 +14,8 @@ import tls from 'node:tls';
 import { fixture } from '../bench/fixtures.ts';
 import type { Certs, Proc } from '../bench/run.ts';
 import { benchCerts, startWebhook } from '../bench/run.ts';
-import { defaultConfig } from '../webhook/config.ts';
-import { silentLogger } from '../webhook/log.ts';
-import { DEFAULT_MAX_CONNECTIONS, DEFAULT_QUIET_MS, startServer } from '../webhook/server.ts';
-import { startValidation } from '../webhook/validation.ts';
+import { DEFAULT_MAX_CONNECTIONS, DEFAULT_QUIET_MS } from '../webhook/server.ts';
+import { startTestServer } from './helpers.ts';
 
 const SERVER_NAME = 'kagenti-webhook.kagenti-system.svc';
 let certs: Certs;
@@ -107,20 +105,9 @@ function fdLimit(): number {
 }
 
 test('the server sets timeouts against slow clients', async () => {
-  const config = defaultConfig();
-  const log = silentLogger();
-  const validation = await startValidation({ config, log, cluster: 'none' });
-  const s = await startServer({
-    config,
-    log,
-    validation,
-    host: '127.0.0.1',
-    port: 0,
-    probePort: 0,
-    tls: { cert: readFileSync(certs.certFile), key: readFileSync(certs.keyFile) },
-  });
+  const s = await startTestServer();
   try {
-    for (const srv of [s.https, s.probe]) {
+    for (const srv of [s.server.https, s.server.probe]) {
       assert.ok(srv.headersTimeout > 0 && Number.isFinite(srv.headersTimeout), 'headersTimeout');
       assert.ok(srv.requestTimeout > 0 && Number.isFinite(srv.requestTimeout), 'requestTimeout');
       assert.ok(srv.keepAliveTimeout > 0 && Number.isFinite(srv.keepAliveTimeout), 'keepAliveTimeout');
@@ -130,8 +117,7 @@ test('the server sets timeouts against slow clients', async () => {
       assert.ok(srv.headersTimeout <= srv.requestTimeout, 'headers must time out no later than the whole request');
     }
   } finally {
-    await s.close(100);
-    await validation.close();
+    await s.close();
   }
 });
 

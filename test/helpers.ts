@@ -13,7 +13,7 @@ import { defaultConfig } from '../webhook/config.ts';
 import { silentLogger } from '../webhook/log.ts';
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import type { RunningServer } from '../webhook/server.ts';
+import type { RunningServer, ServerOptions } from '../webhook/server.ts';
 import { startServer } from '../webhook/server.ts';
 import type { ValidationService } from '../webhook/validation.ts';
 import { startValidation } from '../webhook/validation.ts';
@@ -70,13 +70,20 @@ export function postTls(
   });
 }
 
+/** What a test may set on the in-process server besides its config and validation service. */
+export interface TestServerOptions extends Pick<ServerOptions, 'handshakeReportMs'> {
+  /** The server's (and a validation service started here's) logger; silent by default. */
+  log?: pino.Logger;
+}
+
 /** Starts the real HTTPS server in-process on a random port (probe port random too). */
 export async function startTestServer(
   config: Config = defaultConfig(),
   validation?: ValidationService,
+  options: TestServerOptions = {},
 ): Promise<TestServer> {
   const certs = await testCerts();
-  const log = silentLogger();
+  const { log = silentLogger(), ...serverOptions } = options;
   const svc = validation ?? (await startValidation({ config, log, cluster: 'none' }));
   const server = await startServer({
     config,
@@ -86,6 +93,7 @@ export async function startTestServer(
     port: 0,
     probePort: 0,
     tls: { cert: certs.tlsCert, key: certs.tlsKey },
+    ...serverOptions,
   });
   const post = async (path: string, body: unknown) => {
     const payload = typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body);

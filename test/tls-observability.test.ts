@@ -9,15 +9,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type pino from 'pino';
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { defaultConfig } from '../webhook/config.ts';
 import { registry } from '../webhook/metrics.ts';
-import { startServer } from '../webhook/server.ts';
 import { CertificateReloader } from '../webhook/tls.ts';
-import { startValidation } from '../webhook/validation.ts';
-import { capturingLogger, testCerts } from './helpers.ts';
+import { capturingLogger, startTestServer } from './helpers.ts';
 import type { Line } from './helpers.ts';
 import { probeGet, startServerProcess, waitFor } from './server-process.ts';
 
@@ -142,34 +139,11 @@ async function badClients(port: number, n: number, batch = 250): Promise<void> {
   for (let sent = 0; sent < n; sent += batch) await Promise.all(Array.from({ length: Math.min(batch, n - sent) }, one));
 }
 
-async function serverWith(log: pino.Logger, handshakeReportMs?: number) {
-  const certs = await testCerts();
-  const config = defaultConfig();
-  const validation = await startValidation({ config, log, cluster: 'none' });
-  const server = await startServer({
-    config,
-    log,
-    validation,
-    host: '127.0.0.1',
-    port: 0,
-    probePort: 0,
-    tls: { cert: certs.tlsCert, key: certs.tlsKey },
-    handshakeReportMs,
-  });
-  return {
-    server,
-    close: async () => {
-      await server.close(1000);
-      await validation.close();
-    },
-  };
-}
-
 const reportLines = (lines: Line[]) => lines.filter((l) => l.level === 40 && /TLS handshakes? on the admission port failed/.test(l.msg));
 
 test('10,000 bad clients: each is counted, and the log gets one warning line (the rest are summed up in the next one)', async () => {
   const { log, lines } = capturingLogger();
-  const s = await serverWith(log);
+  const s = await startTestServer(defaultConfig(), undefined, { log });
   const before = await metric(HANDSHAKE_ERRORS);
   try {
     await badClients(s.server.port, 10_000, 500);
@@ -193,7 +167,7 @@ test('10,000 bad clients: each is counted, and the log gets one warning line (th
 test('handshake failures after the first are reported when the interval has passed, with the count and the last error', async () => {
   const { log, lines } = capturingLogger();
   const everyMs = 400;
-  const s = await serverWith(log, everyMs);
+  const s = await startTestServer(defaultConfig(), undefined, { log, handshakeReportMs: everyMs });
   try {
     await badClients(s.server.port, 1);
     await waitFor(() => reportLines(lines()).length === 1, 'the first failure at once');
