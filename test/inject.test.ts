@@ -237,7 +237,7 @@ test('unsupported-os: a pod whose required node affinity rules Linux out in ever
     assert.equal(r.rule, 'unsupported-os', what);
     assert.match(
       r.message,
-      /^\[unsupported-os\] Pod team\/a: spec\.template\.spec\.affinity\.nodeAffinity\.requiredDuringSchedulingIgnoredDuringExecution rules out kubernetes\.io\/os=linux in every nodeSelectorTerm, so the pod runs only on non-Linux \(Windows\) nodes, but the injected containers \(proxy-init, spiffe-helper, authbridge-proxy\) are Linux-only\. A Windows node cannot run them, and proxy-init's traffic redirect \(iptables\) exists only on Linux\. Fix: run the agent on Linux nodes, or label the pod kagenti\.io\/inject: disabled\.$/,
+      /^\[unsupported-os\] Pod team\/a: spec\.template\.spec\.affinity\.nodeAffinity\.requiredDuringSchedulingIgnoredDuringExecution rules out kubernetes\.io\/os=linux in every nodeSelectorTerm, so the pod runs only on non-Linux \(Windows\) nodes, but the injected containers \(proxy-init, spiffe-helper, authbridge-proxy\) are Linux-only\. A Windows node cannot run them, and proxy-init's traffic redirect \(iptables\) exists only on Linux\. Fix: run the agent on Linux nodes, or label the pod template \(spec\.template\.metadata\.labels\) kagenti\.io\/inject: disabled\.$/,
       what,
     );
     assert.ok(!r.message.includes('\n'), what);

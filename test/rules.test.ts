@@ -495,3 +495,25 @@ test('checkInjection: a StatefulSet\'s volumeClaimTemplates are volumes of its p
   assert.equal(v[0]?.rule, 'reserved-name');
   assert.match(v[0].message, /volumes already has a volume named svid-output/);
 });
+
+test('checkInjection on a workload: messages name the template\'s own paths, and the opt-out goes on the pod template', () => {
+  const big = workload('Deployment', 'big', 'big-sa');
+  big.spec.template.metadata.annotations = { blob: 'x'.repeat(300 * 1024) };
+  const v = checkInjection(big, { config }).violations[0];
+  assert.equal(v.rule, 'malformed-object');
+  assert.equal(v.path, 'spec.template.metadata.annotations');
+  assert.match(v.message, /: spec\.template\.metadata\.annotations hold more than 262144 bytes/);
+  assert.match(v.message, /Fix: move large values out of spec\.template\.metadata\.annotations/);
+  assert.ok(!v.message.includes('last-applied'), v.message);
+  const badLabel = workload('CronJob', 'cj', 'cj-sa', { ...AGENT });
+  badLabel.spec.jobTemplate.spec.template.metadata.labels.team = 5;
+  const l = checkInjection(badLabel, { config }).violations[0];
+  assert.equal(l.path, 'spec.jobTemplate.spec.template.metadata.labels');
+  assert.match(l.message, /spec\.jobTemplate\.spec\.template\.metadata\.labels\["team"\] must be a string/);
+  const hn = workload('Deployment', 'hn', 'hn-sa');
+  hn.spec.template.spec.hostNetwork = true;
+  assert.match(checkInjection(hn, { config }).violations[0].message, /Fix: remove hostNetwork, or label the pod template \(spec\.template\.metadata\.labels\) kagenti\.io\/inject: disabled\.$/);
+  const ann = workload('Deployment', 'a', 'a-sa');
+  ann.spec.template.metadata.annotations = { 'kagenti.io/mtls-mode': 'sometimes' };
+  assert.match(checkInjection(ann, { config }).violations[0].message, /annotation kagenti\.io\/mtls-mode \(spec\.template\.metadata\.annotations\) is "sometimes"/);
+});

@@ -365,7 +365,9 @@ test('HTTPS /mutate: an injected pod whose own init containers would run before 
     assert.equal(r.allowed, true);
     assert.ok(r.patch);
     for (const w of r.warnings! as string[]) assert.ok(w.length <= 120, `${w.length}: ${w}`);
-    const text = (r.warnings! as string[]).join(' ');
+    // every line of the split warning names its rule, as kubectl prints each on its own `Warning:` line
+    for (const w of r.warnings! as string[]) assert.ok(w.startsWith('[init-before-proxy] '), w);
+    const text = (r.warnings! as string[]).map((w, i) => (i ? w.slice('[init-before-proxy] '.length) : w)).join(' ');
     assert.match(text, /^\[init-before-proxy\] Pod team-a\/a1: init container fetch-model runs after proxy-init redirects outbound traffic to the proxy/);
     assert.ok(text.includes('Fix: annotate the pod kagenti.io/native-sidecars: "true" (Kubernetes >= 1.29) so the proxy starts first'), text);
   } finally {

@@ -150,25 +150,39 @@ export const MAX_ANNOTATION_BYTES = 256 * 1024;
  * same pass. Sizes are counted in UTF-16 units, never more than the UTF-8 bytes Kubernetes counts, so over the
  * limit here is over it there too.
  */
-function checkStrings(m: unknown, key: 'labels' | 'annotations'): ShapeError | null {
+function checkStrings(m: unknown, key: 'labels' | 'annotations', metaPath: string): ShapeError | null {
   if (m === undefined || m === null) return null;
-  if (!isObject(m)) return shape(`metadata.${key} must be a mapping of strings`);
+  if (!isObject(m)) return shape(`${metaPath}.${key} must be a mapping of strings`);
   let size = 0;
   for (const k in m) {
     if (!Object.hasOwn(m, k)) continue;
     const v = m[k];
-    if (typeof v !== 'string') return shape(`metadata.${key}[${JSON.stringify(k)}] must be a string`);
+    if (typeof v !== 'string') return shape(`${metaPath}.${key}[${JSON.stringify(k)}] must be a string`);
     size += k.length + v.length;
   }
   if (key !== 'annotations' || size <= MAX_ANNOTATION_BYTES) return null;
   return {
-    problem: `metadata.annotations hold more than ${MAX_ANNOTATION_BYTES} bytes, the most Kubernetes allows (the API server would reject the pod after the webhooks)`,
-    fix: ANNOTATIONS_FIX,
+    problem: `${metaPath}.annotations hold more than ${MAX_ANNOTATION_BYTES} bytes, the most Kubernetes allows (the API server would reject the pod after the webhooks)`,
+    fix: annotationsFix(metaPath),
   };
 }
 
-const ANNOTATIONS_FIX =
-  'move large values out of the annotations (into a ConfigMap, for example); with kubectl apply, --server-side does not copy the manifest into the last-applied-configuration annotation.';
+/** The fix for annotations over the limit: a Pod's may hold kubectl's copy of the manifest, a template's never do. */
+function annotationsFix(metaPath: string): string {
+  return metaPath === 'metadata'
+    ? 'move large values out of the annotations (into a ConfigMap, for example); with kubectl apply, --server-side does not copy the manifest into the last-applied-configuration annotation.'
+    : `move large values out of ${metaPath}.annotations (into a ConfigMap, for example).`;
+}
+
+/** The dotted path of the pod's metadata beside a pod spec path: `metadata`, `spec.template.metadata`... */
+function metadataPath(specPath: string): string {
+  return specPath.endsWith('.spec') ? `${specPath.slice(0, -'.spec'.length)}.metadata` : 'metadata';
+}
+
+/** Where the opt-out label goes: on the pod, or on a workload's pod template (a label on the workload does nothing). */
+function optOutTarget(specPath: string): string {
+  return specPath === 'spec' ? 'the pod' : `the pod template (${metadataPath(specPath)}.labels)`;
+}
 
 /** Keys and values of a string mapping in UTF-8 bytes, as Kubernetes counts them (for messages). */
 function utf8Size(m: Record<string, string>): number {
@@ -215,9 +229,10 @@ function shape(problem: string | null): ShapeError | null {
 }
 
 function checkShape(t: KubeObject, specPath: string): ShapeError | null {
-  if (t.metadata !== undefined && !isObject(t.metadata)) return shape('metadata must be a mapping');
+  const metaPath = metadataPath(specPath);
+  if (t.metadata !== undefined && !isObject(t.metadata)) return shape(`${metaPath} must be a mapping`);
   const md = isObject(t.metadata) ? t.metadata : {};
-  const meta = checkStrings(md.labels, 'labels') ?? checkStrings(md.annotations, 'annotations');
+  const meta = checkStrings(md.labels, 'labels', metaPath) ?? checkStrings(md.annotations, 'annotations', metaPath);
   if (meta) return meta;
   const spec = t.spec;
   if (!isObject(spec)) return shape(`${specPath} must be a mapping`);
@@ -568,11 +583,12 @@ function helperConfigOf(cfg: Config): string {
 
 // ---------- helpers ----------
 
-function invalidAnnotation(ctx: InjectContext, key: string, value: string, valid: readonly string[]): InjectResult {
+function invalidAnnotation(ctx: InjectContext, key: string, value: string, valid: readonly string[], specPath: string): InjectResult {
+  const where = specPath === 'spec' ? '' : ` (${metadataPath(specPath)}.annotations)`;
   return {
     outcome: 'deny',
     rule: 'invalid-annotation',
-    message: `[invalid-annotation] ${ctx.ref}: annotation ${key} is ${JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}...` : value)}, which is not a valid value. An unknown value is never replaced silently by a default. Fix: set ${key} to one of ${valid.join(', ')}, or remove it.`,
+    message: `[invalid-annotation] ${ctx.ref}: annotation ${key}${where} is ${JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}...` : value)}, which is not a valid value. An unknown value is never replaced silently by a default. Fix: set ${key} to one of ${valid.join(', ')}, or remove it.`,
   };
 }
 
@@ -616,7 +632,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   if (spec.hostNetwork === true)
     return deny(
       'host-network',
-      `${ctx.ref}: ${specPath}.hostNetwork is true on an agent pod. Its sidecars would share the node's network: the proxy would bind the node's ports, and proxy-init (where injected) would rewrite the node's iptables, intercepting every pod on the node. Fix: remove hostNetwork, or label the pod ${LABEL_INJECT}: disabled.`,
+      `${ctx.ref}: ${specPath}.hostNetwork is true on an agent pod. Its sidecars would share the node's network: the proxy would bind the node's ports, and proxy-init (where injected) would rewrite the node's iptables, intercepting every pod on the node. Fix: remove hostNetwork, or label ${optOutTarget(specPath)} ${LABEL_INJECT}: disabled.`,
     );
 
   // Mode: pod annotation, else the namespace's label (ignored with a warning when invalid), else config.
@@ -624,7 +640,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   const modeAnn = annotations[ANNOTATION_MODE];
   if (modeAnn !== undefined) {
     if (!(AUTHBRIDGE_MODES as readonly string[]).includes(modeAnn))
-      return invalidAnnotation(ctx, ANNOTATION_MODE, modeAnn, AUTHBRIDGE_MODES);
+      return invalidAnnotation(ctx, ANNOTATION_MODE, modeAnn, AUTHBRIDGE_MODES, specPath);
     mode = modeAnn as AuthBridgeMode;
   } else {
     const nsMode = ctx.namespaceLabels?.[NAMESPACE_LABEL_MODE];
@@ -640,7 +656,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   let mtls: MtlsMode = cfg.authBridge.mtlsMode;
   const mtlsAnn = annotations[ANNOTATION_MTLS];
   if (mtlsAnn !== undefined) {
-    if (!(MTLS_MODES as readonly string[]).includes(mtlsAnn)) return invalidAnnotation(ctx, ANNOTATION_MTLS, mtlsAnn, MTLS_MODES);
+    if (!(MTLS_MODES as readonly string[]).includes(mtlsAnn)) return invalidAnnotation(ctx, ANNOTATION_MTLS, mtlsAnn, MTLS_MODES, specPath);
     mtls = mtlsAnn as MtlsMode;
   }
 
@@ -648,7 +664,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   const nativeAnn = annotations[ANNOTATION_NATIVE_SIDECARS];
   if (nativeAnn !== undefined) {
     if (nativeAnn !== 'true' && nativeAnn !== 'false')
-      return invalidAnnotation(ctx, ANNOTATION_NATIVE_SIDECARS, nativeAnn, ['true', 'false']);
+      return invalidAnnotation(ctx, ANNOTATION_NATIVE_SIDECARS, nativeAnn, ['true', 'false'], specPath);
     native = nativeAnn === 'true';
   }
 
@@ -744,7 +760,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
             : `${specPath}.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution rules out ${NODE_LABEL_OS}=linux in every nodeSelectorTerm, so the pod runs only on non-Linux (Windows) nodes, but the injected containers (${names}) are Linux-only. A Windows node cannot run them`;
       return deny(
         'unsupported-os',
-        `${ctx.ref}: ${why}${addInit.length ? ", and proxy-init's traffic redirect (iptables) exists only on Linux" : ''}. Fix: run the agent on Linux nodes, or label the pod ${LABEL_INJECT}: disabled.`,
+        `${ctx.ref}: ${why}${addInit.length ? ", and proxy-init's traffic redirect (iptables) exists only on Linux" : ''}. Fix: run the agent on Linux nodes, or label ${optOutTarget(specPath)} ${LABEL_INJECT}: disabled.`,
       );
     }
   }
@@ -764,7 +780,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
       if (where)
         return deny(
           'reserved-name',
-          `${ctx.ref}: ${where} already has a container named ${c.name}, a name reserved for the injected sidecar. Two containers cannot share a name and ours cannot be skipped. Fix: rename your container, or label the pod ${LABEL_INJECT}: disabled.`,
+          `${ctx.ref}: ${where} already has a container named ${c.name}, a name reserved for the injected sidecar. Two containers cannot share a name and ours cannot be skipped. Fix: rename your container, or label ${optOutTarget(specPath)} ${LABEL_INJECT}: disabled.`,
         );
     }
   let reusedVolumes: Set<string> | undefined;
@@ -777,7 +793,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
     }
     return deny(
       'reserved-name',
-      `${ctx.ref}: ${specPath}.volumes already has a volume named ${v.name} that differs from the injected one. The sidecars mount it by that name and would read the wrong data. Fix: rename your volume, or label the pod ${LABEL_INJECT}: disabled.`,
+      `${ctx.ref}: ${specPath}.volumes already has a volume named ${v.name} that differs from the injected one. The sidecars mount it by that name and would read the wrong data. Fix: rename your volume, or label ${optOutTarget(specPath)} ${LABEL_INJECT}: disabled.`,
     );
   }
 
@@ -837,7 +853,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   if (annotationBytes > MAX_ANNOTATION_BYTES)
     return deny(
       'malformed-object',
-      `${ctx.ref}: metadata.annotations would hold ${utf8Size(annotations)} bytes with the injection's own (${ANNOTATION_STATUS} and others), more than the ${MAX_ANNOTATION_BYTES} Kubernetes allows (the API server would reject the pod after the webhooks). Fix: ${ANNOTATIONS_FIX}`,
+      `${ctx.ref}: ${metadataPath(specPath)}.annotations would hold ${utf8Size(annotations)} bytes with the injection's own (${ANNOTATION_STATUS} and others), more than the ${MAX_ANNOTATION_BYTES} Kubernetes allows (the API server would reject the pod after the webhooks). Fix: ${annotationsFix(metadataPath(specPath))}`,
     );
 
   if (mode === 'waypoint' && !authBridgeOptOut)

@@ -316,7 +316,7 @@ function injectionPath(rule: InjectionRule, message: string, tplPath: string[], 
   const meta = [...tplPath, 'metadata'].join('.');
   switch (rule) {
     case 'invalid-annotation': {
-      const key = [ANNOTATION_MODE, ANNOTATION_MTLS, ANNOTATION_NATIVE_SIDECARS].find((k) => message.includes(`annotation ${k} is`));
+      const key = [ANNOTATION_MODE, ANNOTATION_MTLS, ANNOTATION_NATIVE_SIDECARS].find((k) => message.includes(`annotation ${k} `));
       return key ? `${meta}.annotations.${key}` : `${meta}.annotations`;
     }
     case 'host-network':
@@ -327,6 +327,8 @@ function injectionPath(rule: InjectionRule, message: string, tplPath: string[], 
       if (isObject(spec?.nodeSelector) && spec.nodeSelector['kubernetes.io/os'] === 'windows') return `${specPath}.nodeSelector.kubernetes.io/os`;
       return `${specPath}.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution`;
     case 'malformed-object':
+      if (message.includes(`${meta}.annotations`)) return `${meta}.annotations`;
+      if (message.includes(`${meta}.labels`)) return `${meta}.labels`;
       return spec ? specPath : tplPath.join('.');
     default:
       return specPath;
@@ -372,7 +374,8 @@ const WARNING_RULE = /^\[([a-z-]+)\] /;
  * port-conflict, host-network, unsupported-os, malformed-object), as error violations of the workload, and the
  * warnings it would give (named as INJECTION_WARNINGS), as warning violations. Checked on the workload, `kubectl apply` and `lint` report them; otherwise the apply
  * succeeds and the pods never come (FailedCreate events on a ReplicaSet). Not configurable: `/mutate` always
- * denies them. The same code as `/mutate` and `inject`, so the three never disagree.
+ * denies them. The same code as `/mutate` and `inject`; they can disagree only where the pod differs from its
+ * template by what other admission steps add (PodNodeSelector, another injector) or the namespace's labels change.
  */
 export function checkInjection(
   obj: Record<string, any>,
