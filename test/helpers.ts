@@ -70,8 +70,12 @@ export function postTls(
   });
 }
 
-/** What a test may set on the in-process server besides its config and validation service. */
-export interface TestServerOptions extends Pick<ServerOptions, 'handshakeReportMs'> {
+/**
+ * What a test may set on the in-process server besides its config and validation service. `tls` replaces the test
+ * certificates (the returned `ca` and `post` then no longer fit it); `onHttpsServer` is where serve attaches its
+ * CertificateReloader.
+ */
+export interface TestServerOptions extends Partial<Pick<ServerOptions, 'handshakeReportMs' | 'onHttpsServer' | 'tls'>> {
   /** The server's (and a validation service started here's) logger; silent by default. */
   log?: pino.Logger;
 }
@@ -83,7 +87,7 @@ export async function startTestServer(
   options: TestServerOptions = {},
 ): Promise<TestServer> {
   const certs = await testCerts();
-  const { log = silentLogger(), ...serverOptions } = options;
+  const { log = silentLogger(), tls = { cert: certs.tlsCert, key: certs.tlsKey }, ...serverOptions } = options;
   const svc = validation ?? (await startValidation({ config, log, cluster: 'none' }));
   const server = await startServer({
     config,
@@ -92,7 +96,7 @@ export async function startTestServer(
     host: '127.0.0.1',
     port: 0,
     probePort: 0,
-    tls: { cert: certs.tlsCert, key: certs.tlsKey },
+    tls,
     ...serverOptions,
   });
   const post = async (path: string, body: unknown) => {

@@ -1,11 +1,12 @@
 // What an operator sees of the serving certificate and of failed TLS handshakes: the expiry gauge, the reload
 // counter, the lines at load and reload for a certificate that is expired, not valid yet or expiring within
-// 14 days (served all the same), and failed handshakes counted and reported in one warning line a minute at most,
+// 14 days (served all the same), repeated by the periodic re-check while the server runs, and failed handshakes counted and reported in one warning line a minute at most,
 // even under a flood of bad clients.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { webcrypto } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -125,6 +126,96 @@ test('reload: tls_reloads_total counts ok and rejected (once per bad pair), the 
   const text = await registry.metrics();
   assert.match(text, /kagenti_webhook_tls_reloads_total\{result="ok"\} \d/);
   assert.match(text, /kagenti_webhook_tls_reloads_total\{result="rejected"\} \d/);
+});
+
+const expiryLines = (lines: Line[]) => lines.filter((l) => l.level >= 40 && /^TLS certificate /.test(l.msg));
+
+test('re-check: the state of the served certificate is logged again when it changes, and an unchanged one once per repeat interval', async (t) => {
+  const dir = tempDir(t);
+  const now = Date.now();
+  write(dir, await pair(new Date(now - DAY), new Date(now + 20 * DAY)));
+  const { log, lines } = capturingLogger();
+  const reloader = new CertificateReloader({ certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key'), log });
+  reloader.load();
+  assert.deepEqual(expiryLines(lines()), [], '20 days left: nothing to say');
+  assert.equal(reloader.checkExpiry(now + 3_600_000), false);
+  // 13 days left a week later: the change to expiring is logged at once
+  assert.equal(reloader.checkExpiry(now + 7 * DAY), true);
+  assert.match(expiryLines(lines())[0]!.msg, /expires \S+, in 13 days: /);
+  // the same state: not again within a day, again after one
+  assert.equal(reloader.checkExpiry(now + 7 * DAY + 3_600_000), false);
+  assert.equal(reloader.checkExpiry(now + 8 * DAY - 1000), false);
+  assert.equal(reloader.checkExpiry(now + 8 * DAY), true);
+  assert.match(expiryLines(lines())[1]!.msg, /in 12 days: /);
+  // expired: an error at once, however recent the last warning
+  assert.equal(reloader.checkExpiry(now + 20 * DAY + 3_600_000), true);
+  const expired = expiryLines(lines())[2]!;
+  assert.equal(expired.level, 50);
+  assert.match(expired.msg, /expired \S+: the API server refuses it/);
+  assert.equal(reloader.checkExpiry(now + 20 * DAY + 7_200_000), false);
+  assert.equal(expiryLines(lines()).length, 3);
+  // a new certificate starts afresh: its own line at reload, and the re-check goes by it
+  write(dir, await pair(new Date(now - DAY), new Date(now + 90 * DAY)));
+  assert.equal(reloader.reloadNow(), true);
+  assert.equal(reloader.checkExpiry(now + 3_600_000), false);
+  assert.equal(expiryLines(lines()).length, 3);
+  // the metric is the one the load and reload set, untouched by the re-check
+  assert.equal(await metric(EXPIRY), Math.floor((now + 90 * DAY) / 1000));
+});
+
+test('re-check timer: a certificate that expires while the server runs is logged when it does; an unchanged state is repeated after the repeat interval; the timer stops when the server closes', async (t) => {
+  const dir = tempDir(t);
+  const notAfter = Date.now() + 2_500; // X.509 keeps whole seconds: 1.5 to 2.5 s from now
+  write(dir, await pair(new Date(Date.now() - DAY), new Date(notAfter)));
+  const { log, lines } = capturingLogger();
+  const reloader = new CertificateReloader({ certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key'), log, pollMs: 3_600_000, expiryCheckMs: 25 });
+  t.after(() => reloader.close());
+  const s = await startTestServer(defaultConfig(), undefined, { log, tls: reloader.serverOptions(), onHttpsServer: (srv) => reloader.attach(srv) });
+  try {
+    assert.equal(expiryLines(lines()).length, 1);
+    assert.match(expiryLines(lines())[0]!.msg, /in less than a day/);
+    await waitFor(() => expiryLines(lines()).length === 2, 'the line when the certificate expires', 10_000);
+    const expired = expiryLines(lines())[1]!;
+    assert.equal(expired.level, 50);
+    assert.match(expired.msg, /expired/);
+    assert.ok((expired.time as number) >= Math.floor(notAfter / 1000) * 1000, 'not before notAfter');
+    // checked every 25 ms, but the unchanged state is not logged again (once per day)
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(expiryLines(lines()).length, 2);
+  } finally {
+    await s.close();
+  }
+
+  // repeated after the repeat interval while attached, and never after the server closed
+  write(dir, await pair(new Date(Date.now() - DAY), new Date(Date.now() + 5 * DAY)));
+  const second = capturingLogger();
+  const repeating = new CertificateReloader({ certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key'), log: second.log, pollMs: 3_600_000, expiryCheckMs: 20, expiryRepeatMs: 200 });
+  t.after(() => repeating.close());
+  const s2 = await startTestServer(defaultConfig(), undefined, { log: second.log, tls: repeating.serverOptions(), onHttpsServer: (srv) => repeating.attach(srv) });
+  try {
+    await waitFor(() => expiryLines(second.lines()).length >= 3, 'two repeats', 10_000);
+    const times = expiryLines(second.lines()).map((l) => l.time as number);
+    for (let i = 1; i < times.length; i++) assert.ok(times[i]! - times[i - 1]! >= 195, `lines ${times[i]! - times[i - 1]!} ms apart`);
+    assert.ok(expiryLines(second.lines()).every((l) => l.level === 40 && /in 5 days/.test(l.msg)));
+  } finally {
+    await s2.close();
+  }
+  const after = expiryLines(second.lines()).length;
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(expiryLines(second.lines()).length, after, 'no line after the server closed');
+});
+
+test('re-check timer: attach starts no timer that keeps the process alive', async (t) => {
+  const dir = tempDir(t);
+  write(dir, await pair(new Date(Date.now() - DAY), new Date(Date.now() + 5 * DAY)));
+  const { log } = capturingLogger();
+  const reloader = new CertificateReloader({ certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key'), log, expiryCheckMs: 10 });
+  const server = https.createServer(reloader.serverOptions());
+  t.after(() => reloader.close());
+  const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+  const before = timers();
+  reloader.attach(server);
+  assert.equal(timers(), before, 'every timer attach starts is unref\'d');
 });
 
 /** `n` clients that connect and send plain HTTP to the TLS port (each one a failed handshake), `batch` at a time. */

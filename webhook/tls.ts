@@ -19,6 +19,10 @@ export interface CertificateReloaderOptions {
   log: Logger;
   /** Poll interval in ms, the fallback when directory events are missed (default 10000). */
   pollMs?: number;
+  /** How often the served certificate's expiry is looked at again while attached, in ms (default EXPIRY_CHECK_MS). */
+  expiryCheckMs?: number;
+  /** An unchanged expired, expiring or not-yet-valid state is logged again after this long, in ms (default EXPIRY_REPEAT_MS). */
+  expiryRepeatMs?: number;
 }
 
 interface Material {
@@ -29,9 +33,18 @@ interface Material {
 
 const MIN_VERSION = 'TLSv1.2' as const;
 
-/** A serving certificate that expires within this many days is logged as a warning when loaded or reloaded. */
+/** A serving certificate that expires within this many days is logged as a warning when loaded, reloaded or re-checked. */
 export const EXPIRY_WARNING_DAYS = 14;
 const DAY_MS = 86_400_000;
+/**
+ * While the server runs, the served certificate is looked at again this often, so that one that expires without a
+ * renewal (cert-manager failing for weeks) is logged before admissions fail, not only at load and reload.
+ */
+export const EXPIRY_CHECK_MS = 3_600_000;
+/** The re-check logs a certificate's unchanged state again at most this often (a change is logged at once). */
+export const EXPIRY_REPEAT_MS = DAY_MS;
+
+type Validity = ReturnType<typeof certificateValidity>;
 
 /** Where a certificate stands at `now`: valid, expiring within EXPIRY_WARNING_DAYS, expired, or not valid yet. */
 export function certificateValidity(cert: X509Certificate, now = Date.now()): 'valid' | 'expiring' | 'expired' | 'not-yet-valid' {
@@ -108,6 +121,11 @@ export class CertificateReloader {
   private debounce: NodeJS.Timeout | undefined;
   private closed = false;
   private reloads = 0;
+  private readonly expiryCheckMs: number;
+  private readonly expiryRepeatMs: number;
+  private expiryTimer: NodeJS.Timeout | undefined;
+  /** The certificate now served, and its state when it was last logged (or seen valid), for the re-check. */
+  private served: { cert: X509Certificate; state: Validity; at: number } | undefined;
 
   constructor(opts: CertificateReloaderOptions) {
     this.certFile = opts.certFile;
@@ -115,6 +133,8 @@ export class CertificateReloader {
     this.clientCaFile = opts.clientCaFile;
     this.log = opts.log;
     this.pollMs = opts.pollMs ?? 10_000;
+    this.expiryCheckMs = opts.expiryCheckMs ?? EXPIRY_CHECK_MS;
+    this.expiryRepeatMs = opts.expiryRepeatMs ?? EXPIRY_REPEAT_MS;
   }
 
   private read(): Material {
@@ -142,11 +162,30 @@ export class CertificateReloader {
    * restart (readiness is not touched either: another replica would serve the same Secret).
    */
   private serving(cert: X509Certificate): void {
-    const notAfter = cert.validToDate.getTime();
-    tlsCertificateExpiry.set(notAfter / 1000);
+    tlsCertificateExpiry.set(cert.validToDate.getTime() / 1000);
     const now = Date.now();
-    const state = certificateValidity(cert, now);
+    this.report(cert, certificateValidity(cert, now), now);
+  }
+
+  /**
+   * Looks at the served certificate again (the periodic re-check; `now` for tests): logs its state when it changed
+   * since the last line (valid → expiring → expired) or, unchanged, when the last line is EXPIRY_REPEAT_MS old.
+   * Returns whether it logged.
+   */
+  checkExpiry(now = Date.now()): boolean {
+    const s = this.served;
+    if (s === undefined) return false;
+    const state = certificateValidity(s.cert, now);
+    if (state === s.state && (state === 'valid' || now - s.at < this.expiryRepeatMs)) return false;
+    this.report(s.cert, state, now);
+    return state !== 'valid';
+  }
+
+  /** One line for a certificate that is not valid at `now` (nothing for a valid one); remembered for the re-check. */
+  private report(cert: X509Certificate, state: Validity, now: number): void {
+    this.served = { cert, state, at: now };
     if (state === 'valid') return;
+    const notAfter = cert.validToDate.getTime();
     const fields = { certFile: this.certFile, serial: cert.serialNumber, notBefore: cert.validFromDate.toISOString(), notAfter: new Date(notAfter).toISOString() };
     const renew =
       'Fix: renew it (cert-manager: kubectl -n kagenti-system describe certificate kagenti-webhook-serving; without cert-manager: make certs and re-apply the overlay).';
@@ -269,7 +308,10 @@ export class CertificateReloader {
     }
   }
 
-  /** Starts watching the files and swapping the server's certificate when they change. */
+  /**
+   * Starts watching the files and swapping the server's certificate when they change, and re-checking the served
+   * certificate's expiry. Everything stops at close(), or when the server closes. No timer keeps the process alive.
+   */
   attach(server: Server): void {
     if (this.current === undefined) this.load();
     this.server = server;
@@ -281,6 +323,12 @@ export class CertificateReloader {
       this.reloadNow();
     }, this.pollMs);
     this.pollTimer.unref();
+    if (this.expiryTimer) clearInterval(this.expiryTimer);
+    this.expiryTimer = setInterval(() => this.checkExpiry(), this.expiryCheckMs);
+    this.expiryTimer.unref();
+    server.once('close', () => {
+      if (this.server === server) this.close();
+    });
   }
 
   close(): void {
@@ -289,7 +337,9 @@ export class CertificateReloader {
     this.watchers = [];
     if (this.pollTimer) clearInterval(this.pollTimer);
     if (this.debounce) clearTimeout(this.debounce);
+    if (this.expiryTimer) clearInterval(this.expiryTimer);
     this.pollTimer = undefined;
     this.debounce = undefined;
+    this.expiryTimer = undefined;
   }
 }
