@@ -589,3 +589,15 @@ test('lint reads Namespace documents of the render for the injection checks: pod
   // a Namespace after the workload is not seen (one pass; kustomize and most renders put Namespaces first)
   assert.deepEqual(lintString(`${AGENT('a', 'a-sa')}---\n${ns('agents', { 'pod-security.kubernetes.io/enforce': 'restricted' })}`).findings, []);
 });
+
+test('lint checks the injection of a ReplicaSet owned by a Deployment (or a Job of a CronJob) on its owner only, as /validate does', () => {
+  const dep = AGENT('web', 'web-sa').replace('    spec:\n      serviceAccountName', '    spec:\n      hostNetwork: true\n      serviceAccountName');
+  const rs = dep
+    .replace('kind: Deployment', 'kind: ReplicaSet')
+    .replace('  name: web\n', '  name: web-5d4f\n  ownerReferences:\n    - {apiVersion: apps/v1, kind: Deployment, name: web, uid: u1, controller: true}\n');
+  const l = lintString(`${dep}---\n${rs}`);
+  assert.deepEqual(l.findings.filter((f) => f.rule === 'host-network').map((f) => `${f.kind}/${f.name}`), ['Deployment/web']);
+  // an ownerless ReplicaSet is its own workload: checked
+  const bare = rs.replace(/  ownerReferences:\n.*\n/, '');
+  assert.deepEqual(lintString(bare).findings.filter((f) => f.rule === 'host-network').map((f) => f.kind), ['ReplicaSet']);
+});

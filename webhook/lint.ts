@@ -24,7 +24,7 @@ import {
 import type { AgentRef, IssuerInfo, Violation } from './rules.ts';
 import { agentOf, checkInjection, checkObject, checkUnique, remediatedAtAdmission } from './rules.ts';
 import type { LabelSelector, OwnerLookup } from './identity.ts';
-import { copySelector, isDnsLabel, objectName, objectNamespace, orphanWorkload, selectorMatches } from './identity.ts';
+import { controllerOf, copySelector, isDnsLabel, objectName, objectNamespace, orphanWorkload, selectorMatches } from './identity.ts';
 import { isObject } from './json.ts';
 
 export type { Finding, LintReport } from './lint-format.ts';
@@ -271,7 +271,11 @@ export class Linter {
         });
       // What /mutate would deny in the pods of this workload (or this Pod): the same check /validate makes.
       if (obj.kind === 'Namespace') this.noteNamespace(obj);
-      const injection = checkInjection(obj, {
+      // a ReplicaSet of a Deployment, or a Job of a CronJob (a `kubectl get -o yaml` dump), is checked as its owner, as
+      // at /validate: its template is the owner's
+      const owner = obj.kind === 'ReplicaSet' || obj.kind === 'Job' ? controllerOf(obj) : undefined;
+      const owned = (obj.kind === 'ReplicaSet' && owner?.kind === 'Deployment') || (obj.kind === 'Job' && owner?.kind === 'CronJob');
+      const injection = owned ? { violations: [], warnings: [] } : checkInjection(obj, {
         config: this.ctx.config,
         namespace: this.ctx.namespace,
         namespaceLabels: this.namespaceLabels.get(objectNamespace(obj, this.ctx.namespace || 'default')),
