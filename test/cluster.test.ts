@@ -638,7 +638,9 @@ test('background audit: kagent\'s controller running where its token-review Conf
   const controller = (ns: string) => ({ metadata: { name: 'kagent-controller', namespace: ns }, spec: { replicas: 1, template: { metadata: { labels: { app: 'kagent' } }, spec: { containers: [{ name: 'c', image: 'kagent:1' }] } } } });
   const { svc, lines, close } = await setup((api) => {
     seedBasics(api);
-    api.seed(PATHS.deployments, [deployment('weather', 'weather-sa'), controller('kagent'), controller('kagent-2')]);
+    const idle = controller('kagent-3');
+    idle.spec.replicas = 0; // scaled to 0: not running, not reported
+    api.seed(PATHS.deployments, [deployment('weather', 'weather-sa'), controller('kagent'), controller('kagent-2'), idle]);
     // kagent has its ConfigMap, kagent-2 has none (deleted, or never rendered)
     api.seed(PATHS.configmaps, [{ metadata: { name: 'kagent-enterprise-config', namespace: 'kagent' }, data: { K8S_TOKEN_REVIEW: 'true' } }]);
   });

@@ -206,7 +206,7 @@ test('a pending rollback is checked, and so are the manifests of the release\'s 
   assert.equal(count('pending-upgrade', ['post-install']).length, base, 'a hook the upgrade does not run');
 });
 
-test('an injection denial in a release is a warning at the record (mode labels and template changes are known only at apply), placed before the Fix', () => {
+test('an injection denial that depends on the mode or on an unchanged template is a warning at the record, placed before the Fix; a new install\'s other ones deny', () => {
   const dep = `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: gw-agent\n  namespace: mesh\nspec:\n  selector:\n    matchLabels: {app: gw}\n  template:\n    metadata:\n      labels:\n        app: gw\n        kagenti.io/type: agent\n    spec:\n      serviceAccountName: gw-sa\n      containers:\n        - name: gw\n          image: gw:1\n          ports:\n            - containerPort: 9901\n`;
   for (const status of ['pending-install', 'pending-upgrade', 'pending-rollback']) {
     const r = checkHelmRelease(record(dep, { status, ns: 'mesh', name: 'gw' }), ctx);
@@ -214,6 +214,10 @@ test('an injection denial in a release is a warning at the record (mode labels a
     assert.deepEqual(r.violations.map((v) => [v.rule, v.severity]), [['port-conflict', 'warning']], status);
     assert.match(r.violations[0].message, /^\[port-conflict\] Deployment mesh\/gw-agent \(Helm release mesh\/gw.*Not denied here: \/validate checks the workload again as Helm applies it\. Fix: /);
   }
+  // a new install's mode-independent denial (host-network) denies; on an upgrade it is a warning
+  const hn = dep.replace('      serviceAccountName: gw-sa\n', '      hostNetwork: true\n      serviceAccountName: gw-sa\n').replace('containerPort: 9901', 'containerPort: 8080');
+  assert.deepEqual(checkHelmRelease(record(hn, { status: 'pending-install', ns: 'mesh', name: 'gw' }), ctx).violations.map((v) => [v.rule, v.severity]), [['host-network', 'error']]);
+  assert.deepEqual(checkHelmRelease(record(hn, { status: 'pending-upgrade', ns: 'mesh', name: 'gw' }), ctx).violations.map((v) => [v.rule, v.severity]), [['host-network', 'warning']]);
   // the same document in lint is still an error
   const l = new Linter({ config: ctx.config, issuer: ctx.issuer });
   l.lintText('m.yaml', dep);

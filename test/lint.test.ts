@@ -601,3 +601,20 @@ test('lint checks the injection of a ReplicaSet owned by a Deployment (or a Job 
   const bare = rs.replace(/  ownerReferences:\n.*\n/, '');
   assert.deepEqual(lintString(bare).findings.filter((f) => f.rule === 'host-network').map((f) => f.kind), ['ReplicaSet']);
 });
+
+test('lint: a dump with a Deployment and its pods reports the template once; waypoint mode is not reported; SARIF levels of warning rules are warning', async () => {
+  const d = AGENT('web', 'web-sa').replace('    spec:\n      serviceAccountName', '    spec:\n      initContainers:\n        - name: fetch\n          image: curl\n      serviceAccountName');
+  const pod = (i: number) =>
+    `apiVersion: v1\nkind: Pod\nmetadata:\n  name: web-5d4f-${i}\n  namespace: agents\n  labels:\n    kagenti.io/type: agent\n  ownerReferences:\n    - {apiVersion: apps/v1, kind: ReplicaSet, name: web-5d4f, uid: u, controller: true}\nspec:\n  serviceAccountName: web-sa\n  initContainers:\n    - name: fetch\n      image: curl\n  containers:\n    - name: a\n      image: x\n`;
+  const l = lintString([d, pod(1), pod(2), pod(3)].join('---\n'));
+  const injectionFindings = l.findings.filter((f) => f.rule !== 'unique-service-account' && f.rule !== 'dedicated-service-account');
+  assert.deepEqual(injectionFindings.map((f) => `${f.rule} ${f.kind}/${f.name}`), ['init-before-proxy Deployment/web']);
+  const wp = AGENT('wp', 'wp-sa').replace('      labels:\n        kagenti.io/type: agent\n', '      labels:\n        kagenti.io/type: agent\n      annotations:\n        kagenti.io/authbridge-mode: waypoint\n');
+  assert.deepEqual(lintString(wp).findings, []);
+  const dir = tmp();
+  writeFileSync(join(dir, 'd.yaml'), d);
+  const sarif = JSON.parse(String((await runCli([join(dir, 'd.yaml'), '--external-issuer', '--format', 'sarif'])).stdout));
+  const rules = sarif.runs[0].tool.driver.rules as { id: string; defaultConfiguration: { level: string } }[];
+  assert.equal(rules.find((r) => r.id === 'init-before-proxy')!.defaultConfiguration.level, 'warning');
+  assert.equal(rules.find((r) => r.id === 'port-conflict')!.defaultConfiguration.level, 'error');
+});

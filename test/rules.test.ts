@@ -479,6 +479,10 @@ test('checkMissingTokenReview: only on an external issuer, only where kagent\'s 
   const off = configFromObject({ policies: { 'token-review-required': 'off' } });
   assert.deepEqual(checkMissingTokenReview(deps, cms, off, EKS), []);
   assert.doesNotThrow(() => checkMissingTokenReview([null, 1, {}] as any, [null, {}] as any, config, EKS));
+  // a controller scaled to 0 (as the cache marks it) or being deleted is not running
+  const idle = { ...dep('kagent-controller', 'other'), scaledToZero: true };
+  const going = { kind: 'Deployment', metadata: { name: 'kagent-controller', namespace: 'other', deletionTimestamp: '2026-11-23T00:00:00Z' } };
+  assert.deepEqual(checkMissingTokenReview([idle, going], [], config, EKS), []);
 });
 
 test('checkInjection: a StatefulSet\'s volumeClaimTemplates are volumes of its pods, as its controller makes them', () => {
@@ -516,4 +520,32 @@ test('checkInjection on a workload: messages name the template\'s own paths, and
   const ann = workload('Deployment', 'a', 'a-sa');
   ann.spec.template.metadata.annotations = { 'kagenti.io/mtls-mode': 'sometimes' };
   assert.match(checkInjection(ann, { config }).violations[0].message, /annotation kagenti\.io\/mtls-mode \(spec\.template\.metadata\.annotations\) is "sometimes"/);
+});
+
+test('policies.<injection warning>: off silences that warning everywhere injection runs; deny is not an action for a warning', () => {
+  const job = workload('Job', 'j', 'j-sa');
+  job.spec.template.spec.restartPolicy = 'Never';
+  job.spec.template.spec.initContainers = [{ name: 'prep', image: 'p:1' }];
+  const on = checkInjection(job, { config, namespace: 'team-a' }).warnings.map((w) => w.rule).sort();
+  assert.deepEqual(on, ['init-before-proxy', 'sidecars-block-completion']);
+  const quiet = configFromObject({ policies: { 'init-before-proxy': 'off' } });
+  assert.deepEqual(checkInjection(job, { config: quiet, namespace: 'team-a' }).warnings.map((w) => w.rule), ['sidecars-block-completion']);
+  assert.throws(() => configFromObject({ policies: { 'init-before-proxy': 'deny' } }), /policies\.init-before-proxy/);
+  // the Fix of a workload's warning names the pod template's annotations, not the workload's
+  const w = checkInjection(job, { config, namespace: 'team-a' }).warnings.find((x) => x.rule === 'sidecars-block-completion')!;
+  assert.match(w.message, /Fix: annotate the pod template \(spec\.template\.metadata\.annotations\) kagenti\.io\/native-sidecars: "true"/);
+});
+
+test('samePodTemplate: a template nested past the stack counts as changed, never throws', () => {
+  const nested = () => {
+    const root: Record<string, unknown> = {};
+    let deep = root;
+    for (let i = 0; i < 50000; i++) deep = (deep.x = {}) as Record<string, unknown>;
+    return root;
+  };
+  const a = workload('Deployment', 'a', 'sa');
+  const b = workload('Deployment', 'a', 'sa');
+  a.spec.template.spec.extra = nested();
+  b.spec.template.spec.extra = nested();
+  assert.equal(samePodTemplate(a, b), false);
 });

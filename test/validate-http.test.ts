@@ -427,3 +427,28 @@ test('HTTPS /validate: a workload whose pods /mutate would deny is denied at app
     await s.close();
   }
 });
+
+test('HTTPS /validate: an UPDATE that keeps the pod template repeats no injection warnings (a reconcile is not told again); an oldObject without kind is compared all the same', async () => {
+  const s = await server({ tokenReview: { issuer: 'external' } });
+  try {
+    const d = deployment('prep', 'prep-sa');
+    (d.spec.template.spec as Record<string, unknown>).initContainers = [{ name: 'fetch', image: 'curl' }];
+    const created = await s.review('/validate', req('Deployment', 'apps', d));
+    assert.equal(created.allowed, true);
+    assert.ok((created.warnings ?? []).some((w: string) => w.startsWith('[init-before-proxy]')), JSON.stringify(created.warnings));
+    const bumped = structuredClone(d);
+    (bumped.metadata as Record<string, unknown>).annotations = { 'deployment.kubernetes.io/revision': '2' };
+    const upd = await s.review('/validate', req('Deployment', 'apps', bumped, { operation: 'UPDATE', oldObject: d }));
+    assert.equal(upd.allowed, true);
+    assert.ok(!(upd.warnings ?? []).some((w: string) => w.startsWith('[init-before-proxy]')), JSON.stringify(upd.warnings));
+    // a denial on an unchanged template is a warning, also when oldObject comes without its kind
+    const hn = deployment('hn', 'hn-sa');
+    (hn.spec.template.spec as Record<string, unknown>).hostNetwork = true;
+    const { kind: _kind, ...noKind } = hn;
+    const keep = await s.review('/validate', req('Deployment', 'apps', structuredClone(hn), { operation: 'UPDATE', oldObject: noKind }));
+    assert.equal(keep.allowed, true, JSON.stringify(keep));
+    assert.ok((keep.warnings ?? []).some((w: string) => w.startsWith('[host-network]')), JSON.stringify(keep.warnings));
+  } finally {
+    await s.close();
+  }
+});

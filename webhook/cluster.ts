@@ -234,6 +234,9 @@ function slimWorkload(kind: string): (obj: KubeObject) => KubeObject {
     const spec = isObject(obj.spec) ? obj.spec : {};
     const status = isObject(obj.status) ? obj.status : {};
     if (kind === 'ReplicaSet' && spec.replicas === 0) out.inactive = true;
+    // a Deployment scaled to 0 still claims (it is scaled up again as it was), but runs nothing now (the audit's
+    // kagent-controller check reads this)
+    if (kind === 'Deployment' && spec.replicas === 0) out.scaledToZero = true;
     if (
       kind === 'Job' &&
       (typeof status.completionTime === 'string' ||

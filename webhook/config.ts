@@ -20,6 +20,23 @@ export const VALIDATION_RULES = [
   'token-review-required',
 ] as const;
 export type ValidationRule = (typeof VALIDATION_RULES)[number];
+/**
+ * Stable names of the injection's warnings (each warning begins with `[name] `); `policies.<name>: off` silences one
+ * everywhere (admission responses, `inject`, `lint`), `warn` is the default. Defined here, not in inject.ts, because
+ * the config schema lists them.
+ */
+export const INJECTION_WARNINGS = [
+  'namespace-mode-label',
+  'waypoint-mode',
+  'all-opted-out',
+  'sidecars-block-completion',
+  'pod-security',
+  'init-before-proxy',
+  'proxy-uid',
+  'csi-driver-missing',
+] as const;
+export type InjectionWarning = (typeof INJECTION_WARNINGS)[number];
+export const WARNING_ACTIONS = ['warn', 'off'] as const;
 
 export interface ResourceList {
   cpu?: string;
@@ -52,7 +69,7 @@ export interface Config {
     action: 'deny' | 'mutate';
     recheckSeconds: number;
   };
-  policies: Record<ValidationRule, PolicyAction>;
+  policies: Record<ValidationRule, PolicyAction> & Partial<Record<InjectionWarning, (typeof WARNING_ACTIONS)[number]>>;
 }
 
 export const IMAGE_TAG = 'v0.4.0';
@@ -104,6 +121,7 @@ export function defaultConfig(): Config {
       'unique-service-account': 'deny',
       'token-review-value': 'deny',
       'token-review-required': 'deny',
+      ...(Object.fromEntries(INJECTION_WARNINGS.map((w) => [w, 'warn'])) as Record<InjectionWarning, 'warn'>),
     },
   };
 }
@@ -166,7 +184,10 @@ const SCHEMA: Schema = {
     },
     policies: {
       t: 'object',
-      keys: Object.fromEntries(VALIDATION_RULES.map((r) => [r, { t: 'enum', values: POLICY_ACTIONS } as Leaf])),
+      keys: Object.fromEntries([
+        ...VALIDATION_RULES.map((r) => [r, { t: 'enum', values: POLICY_ACTIONS } as Leaf]),
+        ...INJECTION_WARNINGS.map((r) => [r, { t: 'enum', values: WARNING_ACTIONS } as Leaf]),
+      ]),
     },
   },
 };

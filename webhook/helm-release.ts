@@ -224,10 +224,14 @@ export function checkHelmRelease(obj: unknown, ctx: { config: Config; issuer: Is
       ? `${head} ${where}: ${f.message.slice(head.length + 2)}`
       : `${f.message} ${where}`;
     let text = message.replace(` defined at release ${releaseRef}:`, ' defined at manifest line ');
-    // An injection denial on a workload is a warning here: the namespace's mode label (which decides the ports and
-    // container names) is not in the record, and neither is whether an upgrade changes the pod template. /validate
-    // checks each workload again as Helm applies it, with both.
-    const injection = f.severity === 'error' && (INJECTION_RULES as readonly string[]).includes(f.rule);
+    // An injection denial that depends on what the record does not hold is a warning here: port-conflict and
+    // reserved-name depend on the namespace's mode label (ports, container names), and on an upgrade or rollback
+    // any of them may be on a pod template the release does not change (not denied at /validate either). /validate
+    // checks each workload again as Helm applies it, with both. A new install's mode-independent ones deny.
+    const injection =
+      f.severity === 'error' &&
+      (INJECTION_RULES as readonly string[]).includes(f.rule) &&
+      (status !== 'pending-install' || f.rule === 'port-conflict' || f.rule === 'reserved-name');
     if (injection) {
       const note = 'Not denied here: /validate checks the workload again as Helm applies it.';
       const at = text.lastIndexOf(' Fix: ');

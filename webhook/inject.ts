@@ -2,7 +2,8 @@
 // and a mutated copy out. The webhook and the offline `inject` command both call injectTemplate().
 import type { KubeObject } from './admission.ts';
 import type { AuthBridgeMode, Config, MtlsMode } from './config.ts';
-import { AUTHBRIDGE_MODES, HELPER_CONFIG_DIR, MTLS_MODES, SVID_DIR } from './config.ts';
+import { AUTHBRIDGE_MODES, HELPER_CONFIG_DIR, INJECTION_WARNINGS, MTLS_MODES, SVID_DIR } from './config.ts';
+import type { InjectionWarning } from './config.ts';
 import { isObject, jsonEqual, sealJson } from './json.ts';
 import { VERSION } from './version.ts';
 
@@ -39,25 +40,15 @@ export const PROXY_UID = 1337;
 
 export const INJECTION_RULES = ['invalid-annotation', 'reserved-name', 'port-conflict', 'host-network', 'unsupported-os', 'malformed-object'] as const;
 export type InjectionRule = (typeof INJECTION_RULES)[number];
-/**
- * Stable names of the injection's warnings: each warning begins with `[name] ` (as denials begin with their rule),
- * and `lint` reports them under that name.
- */
-export const INJECTION_WARNINGS = [
-  'namespace-mode-label',
-  'waypoint-mode',
-  'all-opted-out',
-  'sidecars-block-completion',
-  'pod-security',
-  'init-before-proxy',
-  'proxy-uid',
-  'csi-driver-missing',
-] as const;
-export type InjectionWarning = (typeof INJECTION_WARNINGS)[number];
+// The injection's warnings have stable names too (config.ts INJECTION_WARNINGS): each begins with `[name] `, as a
+// denial begins with its rule, and `policies.<name>: off` silences it.
+export { INJECTION_WARNINGS };
+export type { InjectionWarning };
 
 /** The csi-driver-missing warning (given where the cluster's CSIDrivers are known: /mutate, /validate of a workload). */
 export function csiDriverMissing(ref: string, driver: string): string {
-  return `[csi-driver-missing] ${ref}: CSIDriver ${driver} is not installed, so its pods will wait in Init until the SPIFFE CSI driver is installed. Fix: install the SPIFFE CSI driver (or set spire.csiDriver to the one the cluster has).`;
+  const who = ref.startsWith('Pod ') ? 'the pod waits' : 'its pods wait';
+  return `[csi-driver-missing] ${ref}: CSIDriver ${driver} is not installed, so ${who} in Init until the SPIFFE CSI driver is installed. Fix: install the SPIFFE CSI driver (or set spire.csiDriver to the one the cluster has).`;
 }
 /** The node label a nodeSelector names to pick the nodes' operating system. */
 const NODE_LABEL_OS = 'kubernetes.io/os';
@@ -177,6 +168,11 @@ function annotationsFix(metaPath: string): string {
 /** The dotted path of the pod's metadata beside a pod spec path: `metadata`, `spec.template.metadata`... */
 function metadataPath(specPath: string): string {
   return specPath.endsWith('.spec') ? `${specPath.slice(0, -'.spec'.length)}.metadata` : 'metadata';
+}
+
+/** Where a per-pod annotation goes: on the pod, or on a workload's pod template (not on the workload itself). */
+function annotateTarget(specPath: string): string {
+  return specPath === 'spec' ? 'the pod' : `the pod template (${metadataPath(specPath)}.annotations)`;
 }
 
 /** Where the opt-out label goes: on the pod, or on a workload's pod template (a label on the workload does nothing). */
@@ -857,13 +853,18 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
     );
 
   if (mode === 'waypoint' && !authBridgeOptOut)
-    warnings.push(`[waypoint-mode] ${ctx.ref}: mode waypoint, so no AuthBridge sidecar is injected. The mesh waypoint must handle its traffic.`);
-  if (authBridgeOptOut && !spire) warnings.push(`[all-opted-out] ${ctx.ref}: every kagenti sidecar is opted out; nothing injected`);
+    warnings.push(
+      `[waypoint-mode] ${ctx.ref}: mode waypoint, so no AuthBridge sidecar is injected. The mesh waypoint must handle its traffic, or it passes unchecked. Fix: nothing if a waypoint serves the namespace; otherwise choose another mode (annotation ${ANNOTATION_MODE}), or set policies.waypoint-mode: off to silence this.`,
+    );
+  if (authBridgeOptOut && !spire)
+    warnings.push(
+      `[all-opted-out] ${ctx.ref}: every kagenti sidecar is opted out (labels ${LABEL_AUTHBRIDGE_INJECT} or ${LABEL_ENVOY_PROXY_INJECT}, and ${LABEL_SPIFFE_HELPER_INJECT}), so nothing is injected and the agent has no SPIFFE identity. Fix: remove an opt-out label, or label it ${LABEL_INJECT}: disabled to say so.`,
+    );
   // A pod meant to finish (a Job's, or restartPolicy Never/OnFailure) never does while ordinary sidecars run.
   const rp = spec.restartPolicy;
   if (!native && addSidecars.length && (rp === 'Never' || rp === 'OnFailure'))
     warnings.push(
-      `[sidecars-block-completion] ${ctx.ref}: ${specPath}.restartPolicy is ${rp}, so it is meant to finish, but the injected sidecars keep running and it never completes (nor does its Job). Fix: annotate it ${ANNOTATION_NATIVE_SIDECARS}: "true" (Kubernetes 1.29+), or set featureGates.nativeSidecars.`,
+      `[sidecars-block-completion] ${ctx.ref}: ${specPath}.restartPolicy is ${rp}, so it is meant to finish, but the injected sidecars keep running and it never completes (nor does its Job). Fix: annotate ${annotateTarget(specPath)} ${ANNOTATION_NATIVE_SIDECARS}: "true" (Kubernetes 1.29+), or set featureGates.nativeSidecars.`,
     );
 
   // Pod Security admission checks the pod after the mutating webhooks. proxy-init (root, NET_ADMIN, NET_RAW) passes
@@ -872,7 +873,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   const psa = addInit.length ? ctx.namespaceLabels?.[NAMESPACE_LABEL_PSA_ENFORCE] : undefined;
   if (psa === 'baseline' || psa === 'restricted')
     warnings.push(
-      `[pod-security] ${ctx.ref}: namespace ${ctx.namespace} enforces Pod Security "${psa}" (label ${NAMESPACE_LABEL_PSA_ENFORCE}), but the injected proxy-init runs as root with NET_ADMIN and NET_RAW, which only "privileged" allows, so Pod Security admission rejects the pod unless the cluster exempts it. Fix: label the namespace ${NAMESPACE_LABEL_PSA_ENFORCE}=privileged, annotate the pod ${ANNOTATION_MODE}: waypoint if a mesh waypoint serves it, or set authBridge.egressEnforcement: none in the webhook config (outside envoy-sidecar mode no proxy-init is injected then).`,
+      `[pod-security] ${ctx.ref}: namespace ${ctx.namespace} enforces Pod Security "${psa}" (label ${NAMESPACE_LABEL_PSA_ENFORCE}), but the injected proxy-init runs as root with NET_ADMIN and NET_RAW, which only "privileged" allows, so Pod Security admission rejects the pod unless the cluster exempts it. Fix: label the namespace ${NAMESPACE_LABEL_PSA_ENFORCE}=privileged, annotate ${annotateTarget(specPath)} ${ANNOTATION_MODE}: waypoint if a mesh waypoint serves it, or set authBridge.egressEnforcement: none in the webhook config (outside envoy-sidecar mode no proxy-init is injected then).`,
     );
 
   // Without native sidecars, the pod's own init containers run after proxy-init has redirected outbound traffic to
@@ -883,7 +884,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
     if (names) {
       const many = names.length > 1;
       warnings.push(
-        `[init-before-proxy] ${ctx.ref}: init container${many ? 's' : ''} ${nameList(names)} run${many ? '' : 's'} after proxy-init redirects outbound traffic to the proxy but before the proxy starts (no native sidecars). Any outbound connection ${many ? 'they make' : 'it makes'} fails, and a wait or download loop keeps the pod in Init. Fix: annotate the pod ${ANNOTATION_NATIVE_SIDECARS}: "true" (Kubernetes >= 1.29) so the proxy starts first, or make ${many ? 'those init containers' : 'that init container'} need no network.`,
+        `[init-before-proxy] ${ctx.ref}: init container${many ? 's' : ''} ${nameList(names)} run${many ? '' : 's'} after proxy-init redirects outbound traffic to the proxy but before the proxy starts (no native sidecars). Any outbound connection ${many ? 'they make' : 'it makes'} fails, and a wait or download loop keeps the pod in Init. Fix: annotate ${annotateTarget(specPath)} ${ANNOTATION_NATIVE_SIDECARS}: "true" (Kubernetes >= 1.29) so the proxy starts first, or make ${many ? 'those init containers' : 'that init container'} need no network.`,
       );
     }
   }
@@ -912,7 +913,18 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
     }
   }
 
-  return { outcome: 'inject', template: t, mode, status, injected, warnings };
+  return { outcome: 'inject', template: t, mode, status, injected, warnings: warnings.length ? unsilenced(warnings, cfg) : warnings };
+}
+
+/** The warnings whose name the config does not switch off (`policies.<name>: off`). */
+function unsilenced(warnings: string[], cfg: Config): string[] {
+  return warnings.filter((w) => !silenced(w, cfg));
+}
+
+/** Whether a warning (`[name] ...`) is switched off in the config. */
+export function silenced(warning: string, cfg: Config): boolean {
+  const m = /^\[([a-z-]+)\] /.exec(warning);
+  return m !== null && (cfg.policies as Record<string, string | undefined>)[m[1]!] === 'off';
 }
 
 /** Names for a message: at most three, then how many more. */

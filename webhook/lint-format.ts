@@ -1,6 +1,7 @@
 // Output formats of `kagenti-webhook lint`: text (for people), json, sarif (code scanning), junit (CI test
 // reports). Pure functions: a report in, a string out.
 import type { RuleName, Severity } from './rules.ts';
+import { INJECTION_WARNINGS } from './config.ts';
 import { VERSION } from './version.ts';
 
 export const FORMATS = ['text', 'json', 'sarif', 'junit'] as const;
@@ -270,7 +271,8 @@ export function formatSarif(r: LintReport): string {
               shortDescription: { text: RULE_HELP[id].short },
               fullDescription: { text: RULE_HELP[id].full },
               help: { text: RULE_HELP[id].full },
-              defaultConfiguration: { level: 'error' },
+              // the injection's warnings are warnings (the policy rules' and denials' default is error)
+              defaultConfiguration: { level: (INJECTION_WARNINGS as readonly string[]).includes(id) ? 'warning' : 'error' },
             })),
           },
         },

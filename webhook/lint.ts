@@ -53,6 +53,8 @@ const MAX_BUCKET = 64;
 
 /** Deployments' and StatefulSets' selectors kept for the orphan rule; past this, further ones are not (see Linter). */
 const MAX_SELECTORS = 50_000;
+/** Controllers whose pods a dump may hold beside them: such a pod is checked as its controller's template. */
+const POD_CONTROLLERS = new Set(['ReplicaSet', 'Job', 'StatefulSet', 'DaemonSet']);
 
 function workloadKey(namespace: string, kind: string, name: string): string {
   return `${namespace}\u0000${kind}\u0000${name}`;
@@ -273,14 +275,19 @@ export class Linter {
       if (obj.kind === 'Namespace') this.noteNamespace(obj);
       // a ReplicaSet of a Deployment, or a Job of a CronJob (a `kubectl get -o yaml` dump), is checked as its owner, as
       // at /validate: its template is the owner's
-      const owner = obj.kind === 'ReplicaSet' || obj.kind === 'Job' ? controllerOf(obj) : undefined;
-      const owned = (obj.kind === 'ReplicaSet' && owner?.kind === 'Deployment') || (obj.kind === 'Job' && owner?.kind === 'CronJob');
+      // (and a Pod a controller made is checked as that controller's template: one report, not one per replica)
+      const owner = obj.kind === 'ReplicaSet' || obj.kind === 'Job' || obj.kind === 'Pod' ? controllerOf(obj) : undefined;
+      const owned =
+        (obj.kind === 'ReplicaSet' && owner?.kind === 'Deployment') ||
+        (obj.kind === 'Job' && owner?.kind === 'CronJob') ||
+        (obj.kind === 'Pod' && owner !== null && owner !== undefined && POD_CONTROLLERS.has(owner.kind));
       const injection = owned ? { violations: [], warnings: [] } : checkInjection(obj, {
         config: this.ctx.config,
         namespace: this.ctx.namespace,
         namespaceLabels: this.namespaceLabels.get(objectNamespace(obj, this.ctx.namespace || 'default')),
       });
-      for (const viol of [...injection.violations, ...injection.warnings]) found.push({ v: viol });
+      // waypoint-mode says what the author chose, not a problem: given at admission, not in a pipeline's report
+      for (const viol of [...injection.violations, ...injection.warnings]) if (viol.rule !== 'waypoint-mode') found.push({ v: viol });
       const ns = objectNamespace(obj, this.ctx.namespace || 'default');
       if (obj.kind === 'Deployment' || obj.kind === 'StatefulSet') this.noteWorkload(obj, obj.kind, ns);
       const ref = agentOf(obj, this.ctx.config, this.ctx.namespace || 'default', this.lookup);

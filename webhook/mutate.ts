@@ -38,7 +38,7 @@ export function mutate(req: AdmissionRequest, deps: MutateDeps): Decision {
       return decisionFor(deny(req.uid, result.message), [result.rule]);
     case 'inject': {
       const warnings = [...result.warnings];
-      if (result.status.volumes.length && deps.validation?.csiDriverExists(deps.config.spire.csiDriver) === false)
+      if (result.status.volumes.length && deps.config.policies['csi-driver-missing'] !== 'off' && deps.validation?.csiDriverExists(deps.config.spire.csiDriver) === false)
         warnings.push(csiDriverMissing(ref, deps.config.spire.csiDriver));
       const patch = createPatch(pod as KubeObject, result.template);
       return decisionFor(allowWithPatch(req.uid, patch, warnings), [], {

@@ -275,6 +275,8 @@ export function checkMissingTokenReview(
   const out: Violation[] = [];
   for (const d of deployments) {
     if (!isObject(d) || objectName(d) !== want) continue;
+    // not running: scaled to 0 (the cache marks it) or being deleted
+    if (d.scaledToZero === true || (isObject(d.metadata) && d.metadata.deletionTimestamp)) continue;
     const ns = objectNamespace(d, '');
     if (!ns || haveIn.has(ns)) continue;
     const cm = names[0];
@@ -412,7 +414,14 @@ export function checkInjection(
 export function samePodTemplate(a: unknown, b: unknown): boolean {
   const ta = getPodTemplate(a);
   const tb = getPodTemplate(b);
-  return !!ta && !!tb && jsonEqual(ta.template, tb.template);
+  if (!ta || !tb) return false;
+  try {
+    return jsonEqual(ta.template, tb.template);
+  } catch (err) {
+    // nested deeper than the stack allows (only a client other than the API server can send that): changed
+    if (err instanceof RangeError) return false;
+    throw err;
+  }
 }
 
 /** The agent identity of a Pod or workload for unique-service-account; null when not an agent (or not a workload kind). */

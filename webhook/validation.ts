@@ -288,13 +288,21 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
       // annotation, a finalizer) is warned, not blocked: the template's pods are denied either way.
       if (kind !== 'Pod') {
         const inj = checkInjection(objWithKind, { config, namespace: ns, namespaceLabels: cluster?.namespaceLabels(ns) });
-        const unchanged = inj.violations.length > 0 && op === 'UPDATE' && samePodTemplate(objWithKind, req.oldObject);
-        for (const v of inj.violations) violations.push(unchanged ? templateUnchanged(v) : v);
-        violations.push(...inj.warnings);
-        if (inj.csiVolume && cluster?.csiDriverExists(config.spire.csiDriver) === false) {
-          const ref = `${kind} ${ns}/${objectName(objWithKind)}`;
-          warnings.push(csiDriverMissing(ref, config.spire.csiDriver));
+        if (inj.csiVolume && config.policies['csi-driver-missing'] !== 'off' && cluster?.csiDriverExists(config.spire.csiDriver) === false) {
+          const name = objectName(objWithKind);
+          const message = csiDriverMissing(`${kind} ${ns}/${name}`, config.spire.csiDriver);
+          inj.warnings.push({ rule: 'csi-driver-missing', severity: 'warning', message, path: '', kind, namespace: ns, name });
         }
+        // An UPDATE that leaves the template as it was (a label, a revision annotation, a reconcile's no-op apply)
+        // gets its denials as warnings and no injection warnings: they were given when the template was written,
+        // and repeating them on every reconcile would only be noise (and count as violations each time).
+        const unchanged =
+          (inj.violations.length > 0 || inj.warnings.length > 0) &&
+          op === 'UPDATE' &&
+          isObject(req.oldObject) &&
+          samePodTemplate(objWithKind, req.oldObject.kind === kind ? req.oldObject : { ...req.oldObject, kind });
+        for (const v of inj.violations) violations.push(unchanged ? templateUnchanged(v) : v);
+        if (!unchanged) violations.push(...inj.warnings);
       }
       if (config.policies['unique-service-account'] !== 'off') {
         if (cluster) violations.push(...checkUnique(agent, cluster.claimsOn(agent.namespace, agent.serviceAccount, objWithKind), config));
