@@ -9,6 +9,13 @@ const BATCH_BYTES = 8 * 1024;
 const FLUSH_MS = 50;
 /** If stdout stops draining (a stuck log pipe), lines beyond this are dropped instead of filling memory. */
 const MAX_PENDING_BYTES = 32 * 1024 * 1024;
+/**
+ * The most one write takes of the pending lines. sonic-boom has one write in flight and starts the next when the
+ * event loop runs the last one's callback, so at most this much leaves per loop iteration. Its default (16 KiB) was
+ * less than a saturated server logs per iteration: the pending lines grew to MAX_PENDING_BYTES (about 90 MB more
+ * RSS, and lines dropped) once the lines grew by their warnings. 1 MiB drains any rate the server can produce.
+ */
+const MAX_WRITE_BYTES = 1024 * 1024;
 
 let lastMs = -1;
 let lastTime = '';
@@ -35,7 +42,14 @@ export function createLogger(level = process.env.LOG_LEVEL || 'info', stream?: {
   // under load instead of one per line (each write is a trip through libuv's thread pool). A line never
   // waits more than FLUSH_MS. Lines gather in one string here and go to sonic-boom (buffer mode) a batch at a
   // time; flush() and flushSync() (pino calls the latter when the process exits) take the pending lines too.
-  const dest = pino.destination({ dest: 1, sync: false, minLength: BATCH_BYTES, maxLength: MAX_PENDING_BYTES, contentMode: 'buffer' });
+  const dest = pino.destination({
+    dest: 1,
+    sync: false,
+    minLength: BATCH_BYTES,
+    maxWrite: MAX_WRITE_BYTES,
+    maxLength: MAX_PENDING_BYTES,
+    contentMode: 'buffer',
+  });
   const write = dest.write.bind(dest) as unknown as (chunk: Buffer) => boolean;
   let pending = '';
   let timer: NodeJS.Timeout | undefined;
