@@ -33,6 +33,7 @@ import { INJECTION_RULES } from './inject.ts';
 import { Linter } from './lint.ts';
 import { MiB } from './manifest-stream.ts';
 import type { IssuerInfo, Violation } from './rules.ts';
+import { noteBeforeFix } from './rules.ts';
 import { isObject } from './json.ts';
 
 export const HELM_RELEASE_TYPE = 'helm.sh/release.v1';
@@ -232,11 +233,7 @@ export function checkHelmRelease(obj: unknown, ctx: { config: Config; issuer: Is
       f.severity === 'error' &&
       (INJECTION_RULES as readonly string[]).includes(f.rule) &&
       (status !== 'pending-install' || f.rule === 'port-conflict' || f.rule === 'reserved-name');
-    if (injection) {
-      const note = 'Not denied here: /validate checks the workload again as Helm applies it.';
-      const at = text.lastIndexOf(' Fix: ');
-      text = at === -1 ? `${text} ${note}` : `${text.slice(0, at)} ${note}${text.slice(at)}`;
-    }
+    if (injection) text = noteBeforeFix(text, 'Not denied here: /validate checks the workload again as Helm applies it.');
     const v: HelmViolation = {
       rule: f.rule,
       severity: injection ? 'warning' : f.severity,

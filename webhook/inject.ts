@@ -921,10 +921,16 @@ function unsilenced(warnings: string[], cfg: Config): string[] {
   return warnings.filter((w) => !silenced(w, cfg));
 }
 
+/** The name an injection warning begins with (`[name] ...`), or undefined. */
+export function warningName(warning: string): InjectionWarning | undefined {
+  const name = /^\[([a-z-]+)\] /.exec(warning)?.[1];
+  return name !== undefined && (INJECTION_WARNINGS as readonly string[]).includes(name) ? (name as InjectionWarning) : undefined;
+}
+
 /** Whether a warning (`[name] ...`) is switched off in the config. */
 export function silenced(warning: string, cfg: Config): boolean {
-  const m = /^\[([a-z-]+)\] /.exec(warning);
-  return m !== null && (cfg.policies as Record<string, string | undefined>)[m[1]!] === 'off';
+  const name = warningName(warning);
+  return name !== undefined && cfg.policies[name] === 'off';
 }
 
 /** Names for a message: at most three, then how many more. */

@@ -14,7 +14,7 @@ import {
 } from './identity.ts';
 import { getPodTemplate, isWorkloadKind, podSpecFieldPath } from './workloads.ts';
 import type { InjectionRule, InjectionWarning } from './inject.ts';
-import { ANNOTATION_MODE, ANNOTATION_MTLS, ANNOTATION_NATIVE_SIDECARS, INJECTION_WARNINGS, injectTemplate } from './inject.ts';
+import { ANNOTATION_MODE, ANNOTATION_MTLS, ANNOTATION_NATIVE_SIDECARS, injectTemplate, warningName } from './inject.ts';
 import { isObject, jsonEqual } from './json.ts';
 
 /** The rules whose action the config sets (policies: deny, warn or off). */
@@ -368,7 +368,11 @@ function asCreated(obj: Record<string, any>, template: Record<string, any>): Rec
   return { ...template, spec: { ...spec, volumes: [...own, ...pvcs] } };
 }
 
-const WARNING_RULE = /^\[([a-z-]+)\] /;
+/** A message with a sentence added just before its `Fix:` (at the end when it has none), keeping the one-line form. */
+export function noteBeforeFix(message: string, note: string): string {
+  const at = message.lastIndexOf(' Fix: ');
+  return at === -1 ? `${message} ${note}` : `${message.slice(0, at)} ${note}${message.slice(at)}`;
+}
 
 /**
  * The injection core's checks on the pod template of an agent workload (or an agent Pod, for lint): what
@@ -395,8 +399,8 @@ export function checkInjection(
   if (r.outcome === 'inject') {
     const warnings: Violation[] = [];
     for (const message of r.warnings) {
-      const rule = WARNING_RULE.exec(message)?.[1] as InjectionWarning | undefined;
-      if (!rule || !(INJECTION_WARNINGS as readonly string[]).includes(rule)) continue;
+      const rule = warningName(message);
+      if (!rule) continue;
       warnings.push({ rule, severity: 'warning', message, path: injectionWarningPath(rule, tpl.path, tpl.annotations), kind, namespace: ns, name });
     }
     return { violations: [], warnings, csiVolume: r.status.volumes.length > 0 };

@@ -23,6 +23,7 @@ import {
   checkMissingTokenReview,
   checkObject,
   checkUnique,
+  noteBeforeFix,
   samePodTemplate,
   severityFor,
 } from './rules.ts';
@@ -123,9 +124,7 @@ function configMapName(req: AdmissionRequest, obj: KubeObject): string {
  */
 function templateUnchanged(v: Violation): Violation {
   const note = 'Not denied: this update leaves the pod template as it was, and its pods are denied until it is fixed.';
-  const at = v.message.lastIndexOf(' Fix: ');
-  const message = at === -1 ? `${v.message} ${note}` : `${v.message.slice(0, at)} ${note}${v.message.slice(at)}`;
-  return { ...v, severity: 'warning', message };
+  return { ...v, severity: 'warning', message: noteBeforeFix(v.message, note) };
 }
 
 export async function startValidation(opts: ValidationOptions): Promise<ValidationService> {
