@@ -47,6 +47,22 @@ export function controllerOf(obj: unknown): OwnerRef | null {
   return valid.length === 1 && valid[0]!.controller !== false ? { kind: valid[0]!.kind, name: valid[0]!.name } : null;
 }
 
+/**
+ * The workload whose pod template this object's is, so that it is checked there and not again: a Deployment's
+ * ReplicaSet, a CronJob's Job; with `pods`, also a Pod its ReplicaSet, Job, StatefulSet or DaemonSet made (for a
+ * `kubectl get -o yaml` dump in lint; at admission a Pod is checked itself). Null otherwise.
+ */
+export function templateOwner(obj: unknown, pods = false): OwnerRef | null {
+  const kind = isObject(obj) ? obj.kind : undefined;
+  if (kind !== 'ReplicaSet' && kind !== 'Job' && !(pods && kind === 'Pod')) return null;
+  const owner = controllerOf(obj);
+  if (!owner) return null;
+  if (kind === 'ReplicaSet') return owner.kind === 'Deployment' ? owner : null;
+  if (kind === 'Job') return owner.kind === 'CronJob' ? owner : null;
+  return POD_CONTROLLERS.has(owner.kind) ? owner : null;
+}
+const POD_CONTROLLERS = new Set(['ReplicaSet', 'Job', 'StatefulSet', 'DaemonSet']);
+
 /** The name of an object for messages: metadata.name, else `<generateName><generated>`, else `<unnamed>`. */
 export function objectName(obj: unknown): string {
   const md = isObject(obj) && isObject(obj.metadata) ? obj.metadata : {};

@@ -24,7 +24,7 @@ import {
 import type { AgentRef, IssuerInfo, Violation } from './rules.ts';
 import { agentOf, checkInjection, checkObject, checkUnique, remediatedAtAdmission } from './rules.ts';
 import type { LabelSelector, OwnerLookup } from './identity.ts';
-import { controllerOf, copySelector, isDnsLabel, objectName, objectNamespace, orphanWorkload, selectorMatches } from './identity.ts';
+import { copySelector, isDnsLabel, objectName, objectNamespace, orphanWorkload, selectorMatches, templateOwner } from './identity.ts';
 import { isObject } from './json.ts';
 
 export type { Finding, LintReport } from './lint-format.ts';
@@ -53,8 +53,6 @@ const MAX_BUCKET = 64;
 
 /** Deployments' and StatefulSets' selectors kept for the orphan rule; past this, further ones are not (see Linter). */
 const MAX_SELECTORS = 50_000;
-/** Controllers whose pods a dump may hold beside them: such a pod is checked as its controller's template. */
-const POD_CONTROLLERS = new Set(['ReplicaSet', 'Job', 'StatefulSet', 'DaemonSet']);
 
 function workloadKey(namespace: string, kind: string, name: string): string {
   return `${namespace}\u0000${kind}\u0000${name}`;
@@ -271,17 +269,10 @@ export class Linter {
             ? { ...viol, severity: 'warning', message: `${viol.message} The webhook will set K8S_TOKEN_REVIEW: "true" when it is applied (tokenReview.action: mutate).` }
             : viol,
         });
-      // What /mutate would deny in the pods of this workload (or this Pod): the same check /validate makes.
       if (obj.kind === 'Namespace') this.noteNamespace(obj);
-      // a ReplicaSet of a Deployment, or a Job of a CronJob (a `kubectl get -o yaml` dump), is checked as its owner, as
-      // at /validate: its template is the owner's
-      // (and a Pod a controller made is checked as that controller's template: one report, not one per replica)
-      const owner = obj.kind === 'ReplicaSet' || obj.kind === 'Job' || obj.kind === 'Pod' ? controllerOf(obj) : undefined;
-      const owned =
-        (obj.kind === 'ReplicaSet' && owner?.kind === 'Deployment') ||
-        (obj.kind === 'Job' && owner?.kind === 'CronJob') ||
-        (obj.kind === 'Pod' && owner !== null && owner !== undefined && POD_CONTROLLERS.has(owner.kind));
-      const injection = owned ? { violations: [], warnings: [] } : checkInjection(obj, {
+      // What /mutate would deny in the pods of this workload (or this Pod): the same check /validate makes. An
+      // object whose template is its owner's (a dump's ReplicaSets, Jobs and controller-made pods) is checked there.
+      const injection = templateOwner(obj, true) ? { violations: [], warnings: [] } : checkInjection(obj, {
         config: this.ctx.config,
         namespace: this.ctx.namespace,
         namespaceLabels: this.namespaceLabels.get(objectNamespace(obj, this.ctx.namespace || 'default')),

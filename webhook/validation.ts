@@ -7,7 +7,7 @@ import type { AdmissionRequest, Decision, KubeObject } from './admission.ts';
 import { allow, allowWithPatch, decisionFor, deny, internalError, toWarnings } from './admission.ts';
 import type { Config } from './config.ts';
 import type { BackoffOptions } from './cluster.ts';
-import { controllerOf, identityKey, objectName, objectNamespace } from './identity.ts';
+import { identityKey, objectName, objectNamespace, templateOwner } from './identity.ts';
 import { HelmChecker } from './helm-check.ts';
 import { checkHelmRelease, isHelmRelease } from './helm-release.ts';
 import type { HelmReleaseResult } from './helm-release.ts';
@@ -276,8 +276,8 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
       violations.push(...checkAgentLabelChange(objWithKind, req.oldObject, config, ns));
       if (!violations.length) return decisionFor(allow(req.uid), [], { skip: 'pod update: whether it is an agent is unchanged' });
     } else if (isWorkloadKind(kind)) {
-      const owner = controllerOf(objWithKind);
-      if ((kind === 'ReplicaSet' && owner?.kind === 'Deployment') || (kind === 'Job' && owner?.kind === 'CronJob'))
+      const owner = templateOwner(objWithKind);
+      if (owner)
         return decisionFor(allow(req.uid), [], { skip: `owned by ${owner.kind} ${owner.name} (checked there)` });
       const agent = agentOf(objWithKind, config, ns, cluster?.lookup);
       if (!agent) return decisionFor(allow(req.uid), [], { skip: 'not an agent' });
