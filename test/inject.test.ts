@@ -291,11 +291,13 @@ test('port-conflict compares protocols: a UDP or SCTP port on the proxy\'s numbe
   for (const port of [{ containerPort: 15124, protocol: 'TCP' }, { containerPort: 15124 }, { containerPort: 15124, protocol: null }]) {
     const r = withPort(port);
     assert.equal(r.outcome, 'deny', JSON.stringify(port));
-    if (r.outcome === 'deny')
+    if (r.outcome === 'deny') {
       assert.equal(
         r.message,
-        "[port-conflict] Pod team/a: container app (spec.containers) declares port 15124, which the injected proxy-sidecar proxy needs for inbound. Both would bind it in the pod's one network namespace. Fix: move the proxy with config authBridge.ports.inbound, or move your container's port.",
+        "[port-conflict] Pod team/a: container app declares port 15124 (spec.containers[0].ports[1].containerPort), which the injected proxy-sidecar proxy needs for inbound. Both would bind it in the pod's one network namespace. Fix: move the proxy with config authBridge.ports.inbound, or move your container's port.",
       );
+      assert.deepEqual(r.field, ['spec', 'containers', 0, 'ports', 1, 'containerPort']);
+    }
   }
   // a UDP port beside a TCP one of the same number still clashes on the TCP one
   assert.equal(injectTemplate(agentPod({}, {}, { containers: [{ name: 'app', image: 'x', ports: [{ containerPort: 15123, protocol: 'UDP' }, { containerPort: 15123, protocol: 'TCP', name: 'tcp' }] }] }), cfg, ctxFor).outcome, 'deny');
@@ -312,12 +314,12 @@ test('reserved-name: with spiffe-helper opted out, a mount of one of its volumes
     assert.equal(r.rule, 'reserved-name');
     assert.equal(
       r.message,
-      '[reserved-name] Pod team/a: container agent (spec.containers) mounts volume svid-output (volumeMounts[1]), which only the spiffe-helper injection provides, but the pod opts out of it (label kagenti.io/spiffe-helper-inject: "false") and defines no volume of that name. The API server would reject the pod (volumeMounts[1].name: Not found). Fix: remove the label kagenti.io/spiffe-helper-inject so spiffe-helper and its volumes are injected, or remove the mount.',
+      '[reserved-name] Pod team/a: container agent mounts volume svid-output (spec.containers[1].volumeMounts[1].name), which only the spiffe-helper injection provides, but the pod opts out of it (label kagenti.io/spiffe-helper-inject: "false") and defines no volume of that name. The API server would reject the pod (volumeMounts[1].name: Not found). Fix: remove the label kagenti.io/spiffe-helper-inject so spiffe-helper and its volumes are injected, or remove the mount.',
     );
   }
   // an init container mounting the socket volume, too
   const init = injectTemplate(agentPod(optOut, {}, { containers: [{ name: 'app', image: 'x' }], initContainers: [{ name: 'prep', image: 'x', volumeMounts: [{ name: 'spire-agent-socket', mountPath: '/s' }] }] }), cfg, ctxFor);
-  assert.ok(init.outcome === 'deny' && init.message.includes('container prep (spec.initContainers) mounts volume spire-agent-socket (volumeMounts[0])'), JSON.stringify(init));
+  assert.ok(init.outcome === 'deny' && init.message.includes('container prep mounts volume spire-agent-socket (spec.initContainers[0].volumeMounts[0].name)'), JSON.stringify(init));
   // the pod's own volume of that name: allowed, kept as it is
   const own = mounting({ volumes: [{ name: 'data', emptyDir: {} }, { name: 'svid-output', emptyDir: {} }] });
   assert.equal(own.outcome, 'inject');

@@ -378,10 +378,10 @@ test('checkInjection: the injection denials of a pod template are errors on the 
   cases.push([badMode, 'invalid-annotation', 'spec.jobTemplate.spec.template.metadata.annotations.kagenti.io/authbridge-mode']);
   const reserved = workload('Deployment', 'rs', 'rs-sa');
   reserved.spec.template.spec.containers.push({ name: 'spiffe-helper', image: 'mine:1' });
-  cases.push([reserved, 'reserved-name', 'spec.template.spec']);
+  cases.push([reserved, 'reserved-name', 'spec.template.spec.containers.1.name']);
   const port = workload('Job', 'pc', 'pc-sa');
   port.spec.template.spec.containers[0].ports = [{ containerPort: 15123 }];
-  cases.push([port, 'port-conflict', 'spec.template.spec']);
+  cases.push([port, 'port-conflict', 'spec.template.spec.containers.0.ports.0.containerPort']);
   for (const [obj, rule, path] of cases) {
     const r = checkInjection(obj, { config, namespace: 'team-a' });
     assert.equal(r.violations.length, 1, `${obj.kind}/${obj.metadata.name}`);
@@ -497,7 +497,16 @@ test('checkInjection: a StatefulSet\'s volumeClaimTemplates are volumes of its p
   // spiffe-helper on: the claim's volume takes the injected volume's name, which /mutate denies on the pod
   const v = checkInjection(sts(true), { config, namespace: 'team-a' }).violations;
   assert.equal(v[0]?.rule, 'reserved-name');
-  assert.match(v[0].message, /volumes already has a volume named svid-output/);
+  assert.match(v[0].message, /: spec\.volumeClaimTemplates\[0\]\.metadata\.name is svid-output \(the StatefulSet controller adds a volume of that name to each pod\), the name of an injected volume, .* Fix: rename the claim,/);
+  assert.equal(v[0].path, 'spec.volumeClaimTemplates.0.metadata.name');
+  // a template volume beside a claim keeps its own index in the template as written
+  const own = sts(true);
+  own.spec.volumeClaimTemplates[0].metadata.name = 'data';
+  own.spec.template.spec.volumes = [{ name: 'data', emptyDir: {} }, { name: 'spire-agent-socket', emptyDir: {} }];
+  const w = checkInjection(own, { config, namespace: 'team-a' }).violations;
+  assert.equal(w[0]?.rule, 'reserved-name');
+  assert.equal(w[0].path, 'spec.template.spec.volumes.1.name');
+  assert.match(w[0].message, /: spec\.template\.spec\.volumes\[1\]\.name is spire-agent-socket, /);
 });
 
 test('checkInjection on a workload: messages name the template\'s own paths, and the opt-out goes on the pod template', () => {

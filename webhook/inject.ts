@@ -80,7 +80,16 @@ export type SkipReason = 'global-disabled' | 'not-agent' | 'tools-disabled' | 'i
 
 export type InjectResult =
   | { outcome: 'skip'; reason: SkipReason }
-  | { outcome: 'deny'; rule: InjectionRule; message: string }
+  | {
+      outcome: 'deny';
+      rule: InjectionRule;
+      message: string;
+      /**
+       * The offending field, relative to the pod template (`['spec', 'containers', 1, 'ports', 0, 'containerPort']`),
+       * when the denial is about one: lint points at it. Indices are those of the template as it came.
+       */
+      field?: readonly (string | number)[];
+    }
   | {
       outcome: 'inject';
       /** the injected template: unchanged subtrees shared with the input, injected pieces frozen; never write into it */
@@ -561,6 +570,11 @@ function injectedImage(cfg: Config, name: string, image: unknown): boolean {
   return repo !== '' && candidates.some((c) => imageRepository(c) === repo);
 }
 
+/** The index of `item` in the template's own list (the pod as it came, before a stale record's pieces were taken out). */
+function indexIn(list: unknown, item: unknown): number {
+  return Array.isArray(list) ? list.indexOf(item) : -1;
+}
+
 function hasName(list: readonly KubeObject[], name: string): boolean {
   for (const c of list) if (c.name === name) return true;
   return false;
@@ -584,12 +598,20 @@ function invalidAnnotation(ctx: InjectContext, key: string, value: string, valid
   return {
     outcome: 'deny',
     rule: 'invalid-annotation',
+    field: ['metadata', 'annotations', key],
     message: `[invalid-annotation] ${ctx.ref}: annotation ${key}${where} is ${JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}...` : value)}, which is not a valid value. An unknown value is never replaced silently by a default. Fix: set ${key} to one of ${valid.join(', ')}, or remove it.`,
   };
 }
 
-function deny(rule: InjectionRule, message: string): InjectResult {
-  return { outcome: 'deny', rule, message: `[${rule}] ${message}` };
+function deny(rule: InjectionRule, message: string, field?: readonly (string | number)[]): InjectResult {
+  return field ? { outcome: 'deny', rule, message: `[${rule}] ${message}`, field } : { outcome: 'deny', rule, message: `[${rule}] ${message}` };
+}
+
+/** `spec.containers[1].ports[0]`: a field as a message names it. */
+function fieldText(specPath: string, field: readonly (string | number)[]): string {
+  let out = specPath;
+  for (const f of field.slice(1)) out += typeof f === 'number' ? `[${f}]` : `.${f}`;
+  return out;
 }
 
 /**
@@ -629,6 +651,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
     return deny(
       'host-network',
       `${ctx.ref}: ${specPath}.hostNetwork is true on an agent pod. Its sidecars would share the node's network: the proxy would bind the node's ports, and proxy-init (where injected) would rewrite the node's iptables, intercepting every pod on the node. Fix: remove hostNetwork, or label ${optOutTarget(specPath)} ${LABEL_INJECT}: disabled.`,
+      ['spec', 'hostNetwork'],
     );
 
   // Mode: pod annotation, else the namespace's label (ignored with a warning when invalid), else config.
@@ -733,9 +756,11 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
         for (let j = 0; j < mounts.length; j++) {
           const m = mounts[j]!.name;
           if (!RESERVED_VOLUMES.includes(m) || hasName(volumes, m)) continue;
+          const field = ['spec', list, indexIn(spec[list], c), 'volumeMounts', j, 'name'];
           return deny(
             'reserved-name',
-            `${ctx.ref}: container ${c.name} (${specPath}.${list}) mounts volume ${m} (volumeMounts[${j}]), which only the spiffe-helper injection provides, but the pod opts out of it (label ${LABEL_SPIFFE_HELPER_INJECT}: "false") and defines no volume of that name. The API server would reject the pod (volumeMounts[${j}].name: Not found). Fix: remove the label ${LABEL_SPIFFE_HELPER_INJECT} so spiffe-helper and its volumes are injected, or remove the mount.`,
+            `${ctx.ref}: container ${c.name} mounts volume ${m} (${fieldText(specPath, field)}), which only the spiffe-helper injection provides, but the pod opts out of it (label ${LABEL_SPIFFE_HELPER_INJECT}: "false") and defines no volume of that name. The API server would reject the pod (volumeMounts[${j}].name: Not found). Fix: remove the label ${LABEL_SPIFFE_HELPER_INJECT} so spiffe-helper and its volumes are injected, or remove the mount.`,
+            field,
           );
         }
       }
@@ -757,6 +782,11 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
       return deny(
         'unsupported-os',
         `${ctx.ref}: ${why}${addInit.length ? ", and proxy-init's traffic redirect (iptables) exists only on Linux" : ''}. Fix: run the agent on Linux nodes, or label ${optOutTarget(specPath)} ${LABEL_INJECT}: disabled.`,
+        osName === 'windows'
+          ? ['spec', 'os', 'name']
+          : nodeOs === 'windows'
+            ? ['spec', 'nodeSelector', NODE_LABEL_OS]
+            : ['spec', 'affinity', 'nodeAffinity', 'requiredDuringSchedulingIgnoredDuringExecution'],
       );
     }
   }
@@ -766,18 +796,22 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   const ephemeral: KubeObject[] = Array.isArray(spec.ephemeralContainers) ? spec.ephemeralContainers : [];
   for (const add of [addInit, addSidecars])
     for (const c of add) {
-      const where = hasName(ephemeral, c.name)
-        ? `${specPath}.ephemeralContainers`
+      const list = hasName(ephemeral, c.name)
+        ? 'ephemeralContainers'
         : hasName(initContainers, c.name)
-          ? `${specPath}.initContainers`
+          ? 'initContainers'
           : hasName(containers, c.name)
-            ? `${specPath}.containers`
+            ? 'containers'
             : undefined;
-      if (where)
+      if (list) {
+        const own = (list === 'ephemeralContainers' ? ephemeral : list === 'initContainers' ? initContainers : containers).find((x) => x.name === c.name);
+        const field = ['spec', list, indexIn(spec[list], own), 'name'];
         return deny(
           'reserved-name',
-          `${ctx.ref}: ${where} already has a container named ${c.name}, a name reserved for the injected sidecar. Two containers cannot share a name and ours cannot be skipped. Fix: rename your container, or label ${optOutTarget(specPath)} ${LABEL_INJECT}: disabled.`,
+          `${ctx.ref}: ${fieldText(specPath, field)} is ${c.name}, a container name reserved for the injected sidecar. Two containers cannot share a name and ours cannot be skipped. Fix: rename your container, or label ${optOutTarget(specPath)} ${LABEL_INJECT}: disabled.`,
+          field,
         );
+      }
     }
   let reusedVolumes: Set<string> | undefined;
   for (const v of addVolumes) {
@@ -787,9 +821,11 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
       (reusedVolumes ??= new Set()).add(v.name);
       continue;
     }
+    const field = ['spec', 'volumes', indexIn(spec.volumes, existing), 'name'];
     return deny(
       'reserved-name',
-      `${ctx.ref}: ${specPath}.volumes already has a volume named ${v.name} that differs from the injected one. The sidecars mount it by that name and would read the wrong data. Fix: rename your volume, or label ${optOutTarget(specPath)} ${LABEL_INJECT}: disabled.`,
+      `${ctx.ref}: ${fieldText(specPath, field)} is ${v.name}, the name of an injected volume, but the volume differs from the injected one. The sidecars mount it by that name and would read the wrong data. Fix: rename your volume, or label ${optOutTarget(specPath)} ${LABEL_INJECT}: disabled.`,
+      field,
     );
   }
 
@@ -803,14 +839,17 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
       for (const c of arr) {
         const ports = c.ports as KubeObject[] | undefined | null;
         if (!ports) continue;
-        for (const p of ports) {
+        for (let k = 0; k < ports.length; k++) {
+          const p = ports[k]!;
           if (p.protocol !== undefined && p.protocol !== null && p.protocol !== 'TCP') continue;
           const hit = r.ports.find((n) => n.port === p.containerPort);
-          if (hit)
-            return deny(
-              'port-conflict',
-              `${ctx.ref}: container ${c.name} (${specPath}.${list}) declares port ${hit.port}, which the injected ${mode} proxy needs for ${hit.key}. Both would bind it in the pod's one network namespace. Fix: move the proxy with config authBridge.ports.${hit.key}, or move your container's port.`,
-            );
+          if (!hit) continue;
+          const field = ['spec', list, indexIn(spec[list], c), 'ports', k, 'containerPort'];
+          return deny(
+            'port-conflict',
+            `${ctx.ref}: container ${c.name} declares port ${hit.port} (${fieldText(specPath, field)}), which the injected ${mode} proxy needs for ${hit.key}. Both would bind it in the pod's one network namespace. Fix: move the proxy with config authBridge.ports.${hit.key}, or move your container's port.`,
+            field,
+          );
         }
       }
     }
@@ -850,6 +889,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
     return deny(
       'malformed-object',
       `${ctx.ref}: ${metadataPath(specPath)}.annotations would hold ${utf8Size(annotations)} bytes with the injection's own (${ANNOTATION_STATUS} and others), more than the ${MAX_ANNOTATION_BYTES} Kubernetes allows (the API server would reject the pod after the webhooks). Fix: ${annotationsFix(metadataPath(specPath))}`,
+      ['metadata', 'annotations'],
     );
 
   if (mode === 'waypoint' && !authBridgeOptOut)

@@ -14,7 +14,7 @@ import {
 } from './identity.ts';
 import { getPodTemplate, isWorkloadKind, podSpecFieldPath } from './workloads.ts';
 import type { InjectionRule, InjectionWarning } from './inject.ts';
-import { ANNOTATION_MODE, ANNOTATION_MTLS, ANNOTATION_NATIVE_SIDECARS, injectTemplate, warningName } from './inject.ts';
+import { ANNOTATION_MODE, injectTemplate, warningName } from './inject.ts';
 import { isObject, jsonEqual } from './json.ts';
 
 /** The rules whose action the config sets (policies: deny, warn or off). */
@@ -312,29 +312,16 @@ export function checkObject(
   return [];
 }
 
-/** Where a template's injection denial points (for lint's line and column): the offending key when known. */
-function injectionPath(rule: InjectionRule, message: string, tplPath: string[], spec: Record<string, any> | undefined): string {
-  const specPath = [...tplPath, 'spec'].join('.');
+/**
+ * Where a template's injection denial points (for lint's line and column): the field the injection core names,
+ * else (a malformed template) the part the message names.
+ */
+function injectionPath(message: string, field: readonly (string | number)[] | undefined, tplPath: string[], spec: unknown): string {
+  if (field) return [...tplPath, ...field].join('.');
   const meta = [...tplPath, 'metadata'].join('.');
-  switch (rule) {
-    case 'invalid-annotation': {
-      const key = [ANNOTATION_MODE, ANNOTATION_MTLS, ANNOTATION_NATIVE_SIDECARS].find((k) => message.includes(`annotation ${k} `));
-      return key ? `${meta}.annotations.${key}` : `${meta}.annotations`;
-    }
-    case 'host-network':
-      return `${specPath}.hostNetwork`;
-    case 'unsupported-os':
-      // The same order as the injection core checks them: spec.os.name, the nodeSelector, the required node affinity.
-      if (isObject(spec?.os) && spec.os.name === 'windows') return `${specPath}.os.name`;
-      if (isObject(spec?.nodeSelector) && spec.nodeSelector['kubernetes.io/os'] === 'windows') return `${specPath}.nodeSelector.kubernetes.io/os`;
-      return `${specPath}.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution`;
-    case 'malformed-object':
-      if (message.includes(`${meta}.annotations`)) return `${meta}.annotations`;
-      if (message.includes(`${meta}.labels`)) return `${meta}.labels`;
-      return spec ? specPath : tplPath.join('.');
-    default:
-      return specPath;
-  }
+  if (message.includes(`${meta}.annotations`)) return `${meta}.annotations`;
+  if (message.includes(`${meta}.labels`)) return `${meta}.labels`;
+  return spec ? [...tplPath, 'spec'].join('.') : tplPath.join('.');
 }
 
 /** Where a template's injection warning points (for lint): the field it is about when there is one. */
@@ -358,14 +345,48 @@ function injectionWarningPath(rule: InjectionWarning, tplPath: string[], annotat
  * template volume of the same name.
  */
 function asCreated(obj: Record<string, any>, template: Record<string, any>): Record<string, any> {
-  if (obj.kind !== 'StatefulSet' || !isObject(obj.spec) || !Array.isArray(obj.spec.volumeClaimTemplates) || !isObject(template.spec)) return template;
-  const claims: string[] = [];
-  for (const c of obj.spec.volumeClaimTemplates) if (isObject(c) && isObject(c.metadata) && typeof c.metadata.name === 'string') claims.push(c.metadata.name);
-  if (!claims.length) return template;
+  const claims = claimNames(obj).filter((n) => n !== '');
+  if (!claims.length || !isObject(template.spec)) return template;
   const spec = template.spec;
   const own = Array.isArray(spec.volumes) ? spec.volumes.filter((v: unknown) => !(isObject(v) && claims.includes(v.name))) : [];
   const pvcs = claims.map((n) => ({ name: n, persistentVolumeClaim: { claimName: `${n}-${objectName(obj)}-0` } }));
   return { ...template, spec: { ...spec, volumes: [...own, ...pvcs] } };
+}
+
+/** A StatefulSet's `spec.volumeClaimTemplates[*].metadata.name`, in order (empty for other kinds). */
+function claimNames(obj: Record<string, any>): string[] {
+  if (obj.kind !== 'StatefulSet' || !isObject(obj.spec) || !Array.isArray(obj.spec.volumeClaimTemplates)) return [];
+  return obj.spec.volumeClaimTemplates.map((c: unknown) => (isObject(c) && isObject(c.metadata) && typeof c.metadata.name === 'string' ? c.metadata.name : ''));
+}
+
+/**
+ * A denial about a volume of the pod as its controller creates it (asCreated), put back on the field that made it:
+ * the template volume's index in the template as written, or the StatefulSet's claim
+ * (`spec.volumeClaimTemplates[k].metadata.name`), with the message saying so. `path` is then the whole object's.
+ */
+function ownField(
+  obj: Record<string, any>,
+  template: Record<string, any>,
+  created: Record<string, any>,
+  r: { message: string; field?: readonly (string | number)[] },
+  tplPath: string[],
+): { message: string; field?: readonly (string | number)[]; path?: string } {
+  const f = r.field;
+  if (created === template || !f || f[0] !== 'spec' || f[1] !== 'volumes' || typeof f[2] !== 'number') return r;
+  const specPath = [...tplPath, 'spec'].join('.');
+  const name: unknown = created.spec.volumes[f[2]]?.name;
+  const k = claimNames(obj).indexOf(name as string);
+  if (k === -1) {
+    const i = Array.isArray(template.spec?.volumes) ? template.spec.volumes.findIndex((v: unknown) => isObject(v) && v.name === name) : -1;
+    return { message: r.message.replace(`${specPath}.volumes[${f[2]}]`, `${specPath}.volumes[${i}]`), field: ['spec', 'volumes', i, ...f.slice(3)] };
+  }
+  return {
+    message: r.message.replace(
+      `${specPath}.volumes[${f[2]}].name is ${name as string},`,
+      `spec.volumeClaimTemplates[${k}].metadata.name is ${name as string} (the StatefulSet controller adds a volume of that name to each pod),`,
+    ).replace('Fix: rename your volume,', 'Fix: rename the claim,'),
+    path: `spec.volumeClaimTemplates.${k}.metadata.name`,
+  };
 }
 
 /** A message with a sentence added just before its `Fix:` (at the end when it has none), keeping the one-line form. */
@@ -394,7 +415,8 @@ export function checkInjection(
   const kind = obj.kind as string;
   const ns = objectNamespace(obj, ctx.namespace || 'default');
   const name = objectName(obj);
-  const r = injectTemplate(asCreated(obj, tpl.template), ctx.config, { namespace: ns, namespaceLabels: ctx.namespaceLabels, ref: `${kind} ${ns}/${name}`, checkOnly: true }, podSpecFieldPath(kind));
+  const created = asCreated(obj, tpl.template);
+  const r = injectTemplate(created, ctx.config, { namespace: ns, namespaceLabels: ctx.namespaceLabels, ref: `${kind} ${ns}/${name}`, checkOnly: true }, podSpecFieldPath(kind));
   if (r.outcome === 'skip') return none;
   if (r.outcome === 'inject') {
     const warnings: Violation[] = [];
@@ -405,9 +427,10 @@ export function checkInjection(
     }
     return { violations: [], warnings, csiVolume: r.status.volumes.length > 0 };
   }
+  const own = ownField(obj, tpl.template, created, r, tpl.path);
   return {
     violations: [
-      { rule: r.rule, severity: 'error', message: r.message, path: injectionPath(r.rule, r.message, tpl.path, tpl.spec), kind, namespace: ns, name },
+      { rule: r.rule, severity: 'error', message: own.message, path: own.path ?? injectionPath(own.message, own.field, tpl.path, tpl.spec), kind, namespace: ns, name },
     ],
     warnings: [],
     csiVolume: false,
