@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { KubeObject } from '../webhook/admission.ts';
 import { defaultConfig, parseConfig } from '../webhook/config.ts';
-import { injectTemplate, jsonEqual } from '../webhook/inject.ts';
+import { denialText, injectTemplate, jsonEqual, MAX_DENIALS } from '../webhook/inject.ts';
 import { getPodTemplate, podSpecFieldPath } from '../webhook/workloads.ts';
 import { ROOT } from './helpers.ts';
 import { KUBECTL_YAML } from '../webhook/kubectl-yaml.ts';
@@ -461,4 +461,48 @@ test('Pod Security: a namespace that enforces baseline or restricted gets a warn
   const waypoint = agentPod({}, { 'kagenti.io/authbridge-mode': 'waypoint' }, { containers: [{ name: 'app', image: 'x' }] });
   assert.deepEqual(warned(defaultConfig(), waypoint, 'restricted'), []);
   assert.deepEqual(warned(parseConfig('authBridge:\n  egressEnforcement: none\n'), pod, 'restricted'), []);
+});
+
+test('every denial of a pod is listed, first the first the checks find; a hostile pod gets MAX_DENIALS and a count of the rest', () => {
+  const cfg = defaultConfig();
+  const pod = agentPod({}, {}, {
+    hostNetwork: true,
+    containers: [
+      { name: 'app', image: 'x', ports: [{ containerPort: 15123 }, { containerPort: 8080 }, { containerPort: 15124 }] },
+      { name: 'authbridge-proxy', image: 'mine' },
+    ],
+  });
+  const r = injectTemplate(pod, cfg, ctxFor);
+  assert.equal(r.outcome, 'deny');
+  if (r.outcome !== 'deny') return;
+  assert.deepEqual(
+    r.all.map((d) => [d.rule, d.field?.join('.')]),
+    [
+      ['host-network', 'spec.hostNetwork'],
+      ['reserved-name', 'spec.containers.1.name'],
+      ['port-conflict', 'spec.containers.0.ports.0.containerPort'],
+      ['port-conflict', 'spec.containers.0.ports.2.containerPort'],
+    ],
+  );
+  assert.equal(r.rule, 'host-network');
+  assert.equal(r.message, r.all[0]!.message);
+  assert.equal(r.unlisted, 0);
+  assert.equal(denialText(r).split('\n').length, 4);
+  for (const line of denialText(r).split('\n')) assert.match(line, /^\[(host-network|reserved-name|port-conflict)\] Pod team\/a: .* Fix: /);
+
+  // 5,000 containers on the proxy's port: ten listed, the rest counted, so the answer stays small
+  const many = agentPod({}, {}, { containers: Array.from({ length: 5000 }, (_, i) => ({ name: `c${i}`, image: 'x', ports: [{ containerPort: 15123 }] })) });
+  const m = injectTemplate(many, cfg, ctxFor);
+  assert.ok(m.outcome === 'deny');
+  if (m.outcome !== 'deny') return;
+  assert.equal(m.all.length, MAX_DENIALS);
+  assert.equal(m.unlisted, 5000 - MAX_DENIALS);
+  const text = denialText(m);
+  assert.ok(text.length < 5000, `${text.length} characters`);
+  assert.match(text.split('\n').at(-1)!, new RegExp(`^\\(${5000 - MAX_DENIALS} more injection denials of the same pod are not listed\\.\\)$`));
+
+  // an invalid annotation stops the checks: the rest depends on the mode it sets
+  const bad = injectTemplate(agentPod({}, { 'kagenti.io/authbridge-mode': 'turbo', 'kagenti.io/native-sidecars': 'yes' }, { hostNetwork: true, containers: [{ name: 'app', image: 'x', ports: [{ containerPort: 15123 }] }] }), cfg, ctxFor);
+  assert.ok(bad.outcome === 'deny');
+  if (bad.outcome === 'deny') assert.deepEqual(bad.all.map((d) => d.rule), ['host-network', 'invalid-annotation', 'invalid-annotation']);
 });

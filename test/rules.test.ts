@@ -558,3 +558,20 @@ test('samePodTemplate: a template nested past the stack counts as changed, never
   b.spec.template.spec.extra = nested();
   assert.equal(samePodTemplate(a, b), false);
 });
+
+test('checkInjection: every injection denial of a template is its own error, at its own key', () => {
+  const d = workload('Deployment', 'many', 'many-sa');
+  d.spec.template.spec.hostNetwork = true;
+  d.spec.template.spec.containers[0].ports = [{ containerPort: 15123 }];
+  d.spec.template.spec.containers.push({ name: 'spiffe-helper', image: 'mine:1' });
+  const r = checkInjection(d, { config, namespace: 'team-a' });
+  assert.deepEqual(
+    r.violations.map((v) => [v.rule, v.path]),
+    [
+      ['host-network', 'spec.template.spec.hostNetwork'],
+      ['reserved-name', 'spec.template.spec.containers.1.name'],
+      ['port-conflict', 'spec.template.spec.containers.0.ports.0.containerPort'],
+    ],
+  );
+  for (const v of r.violations) assert.match(v.message, /^\[[a-z-]+\] Deployment team-a\/many: spec\.template\.spec\.|^\[port-conflict\] Deployment team-a\/many: container /);
+});

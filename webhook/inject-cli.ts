@@ -8,7 +8,7 @@ import { objectRef } from './admission.ts';
 import type { Config } from './config.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { isDnsLabel } from './identity.ts';
-import { injectTemplate, jsonEqual } from './inject.ts';
+import { denialText, injectTemplate, jsonEqual } from './inject.ts';
 import { InputError, splitDocuments } from './manifest-stream.ts';
 import type { RawDocument } from './manifest-stream.ts';
 import { parseFlags, UsageError } from './usage.ts';
@@ -58,7 +58,7 @@ function injectObject(obj: unknown, cfg: Config, defaultNs: string, out: InjectS
   const r = injectTemplate(tpl.template, cfg, { namespace, ref }, podSpecFieldPath(o.kind));
   if (r.outcome === 'skip') return null;
   if (r.outcome === 'deny') {
-    out.denials.push(r.message);
+    out.denials.push(...denialText(r).split('\n'));
     return null;
   }
   out.warnings.push(...r.warnings);

@@ -76,20 +76,40 @@ export interface InjectContext {
   checkOnly?: boolean;
 }
 
+export interface InjectDenial {
+  rule: InjectionRule;
+  /** one line, beginning with `[rule] ` */
+  message: string;
+  /**
+   * The offending field, relative to the pod template (`['spec', 'containers', 1, 'ports', 0, 'containerPort']`),
+   * when the denial is about one: lint points at it. Indices are those of the template as it came.
+   */
+  field?: readonly (string | number)[];
+}
+
+/** Denials listed in one answer; a hostile pod with thousands of clashing ports gets a count of the rest. */
+export const MAX_DENIALS = 10;
+
+/** The denial message of an admission answer: each denial on its own line, and a count of those not listed. */
+export function denialText(r: { all: readonly InjectDenial[]; unlisted: number }): string {
+  const lines = r.all.map((d) => d.message);
+  if (r.unlisted > 0) lines.push(`(${r.unlisted} more injection denials of the same pod are not listed.)`);
+  return lines.join('\n');
+}
+
 export type SkipReason = 'global-disabled' | 'not-agent' | 'tools-disabled' | 'inject-disabled' | 'all-opted-out';
 
 export type InjectResult =
   | { outcome: 'skip'; reason: SkipReason }
-  | {
-      outcome: 'deny';
-      rule: InjectionRule;
-      message: string;
+  | ({ outcome: 'deny' } & InjectDenial & {
       /**
-       * The offending field, relative to the pod template (`['spec', 'containers', 1, 'ports', 0, 'containerPort']`),
-       * when the denial is about one: lint points at it. Indices are those of the template as it came.
+       * Every denial found, this one first, in the order the checks run (at most MAX_DENIALS; `unlisted` counts the
+       * rest), so that one apply or one lint run shows them all. A malformed template or an invalid annotation
+       * stops the checks there: what follows depends on them.
        */
-      field?: readonly (string | number)[];
-    }
+      all: readonly InjectDenial[];
+      unlisted: number;
+    })
   | {
       outcome: 'inject';
       /** the injected template: unchanged subtrees shared with the input, injected pieces frozen; never write into it */
@@ -593,18 +613,26 @@ function helperConfigOf(cfg: Config): string {
 
 // ---------- helpers ----------
 
-function invalidAnnotation(ctx: InjectContext, key: string, value: string, valid: readonly string[], specPath: string): InjectResult {
+function invalidAnnotation(ctx: InjectContext, key: string, value: string, valid: readonly string[], specPath: string): InjectDenial {
   const where = specPath === 'spec' ? '' : ` (${metadataPath(specPath)}.annotations)`;
   return {
-    outcome: 'deny',
     rule: 'invalid-annotation',
     field: ['metadata', 'annotations', key],
     message: `[invalid-annotation] ${ctx.ref}: annotation ${key}${where} is ${JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}...` : value)}, which is not a valid value. An unknown value is never replaced silently by a default. Fix: set ${key} to one of ${valid.join(', ')}, or remove it.`,
   };
 }
 
+function denial(rule: InjectionRule, message: string, field?: readonly (string | number)[]): InjectDenial {
+  return field ? { rule, message: `[${rule}] ${message}`, field } : { rule, message: `[${rule}] ${message}` };
+}
+
+/** The denials found so far, as the result (the first one's rule, message and field on top). */
+function denied(found: { list: InjectDenial[]; unlisted: number }): InjectResult {
+  return { outcome: 'deny', ...found.list[0]!, all: found.list, unlisted: found.unlisted };
+}
+
 function deny(rule: InjectionRule, message: string, field?: readonly (string | number)[]): InjectResult {
-  return field ? { outcome: 'deny', rule, message: `[${rule}] ${message}`, field } : { outcome: 'deny', rule, message: `[${rule}] ${message}` };
+  return denied({ list: [denial(rule, message, field)], unlisted: 0 });
 }
 
 /** `spec.containers[1].ports[0]`: a field as a message names it. */
@@ -646,21 +674,26 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   const annotations: Record<string, string> = isObject(md.annotations) ? md.annotations : {};
   const spec = t.spec as KubeObject;
   const warnings: string[] = [];
+  // Denials are collected, so that one answer lists every problem of the template (up to MAX_DENIALS).
+  const found = { list: [] as InjectDenial[], unlisted: 0 };
+  const add = (d: InjectDenial) => {
+    if (found.list.length < MAX_DENIALS) found.list.push(d);
+    else found.unlisted++;
+  };
 
   if (spec.hostNetwork === true)
-    return deny(
+    add(denial(
       'host-network',
       `${ctx.ref}: ${specPath}.hostNetwork is true on an agent pod. Its sidecars would share the node's network: the proxy would bind the node's ports, and proxy-init (where injected) would rewrite the node's iptables, intercepting every pod on the node. Fix: remove hostNetwork, or label ${optOutTarget(specPath)} ${LABEL_INJECT}: disabled.`,
       ['spec', 'hostNetwork'],
-    );
+    ));
 
   // Mode: pod annotation, else the namespace's label (ignored with a warning when invalid), else config.
   let mode: AuthBridgeMode = cfg.authBridge.defaultMode;
   const modeAnn = annotations[ANNOTATION_MODE];
   if (modeAnn !== undefined) {
-    if (!(AUTHBRIDGE_MODES as readonly string[]).includes(modeAnn))
-      return invalidAnnotation(ctx, ANNOTATION_MODE, modeAnn, AUTHBRIDGE_MODES, specPath);
-    mode = modeAnn as AuthBridgeMode;
+    if (!(AUTHBRIDGE_MODES as readonly string[]).includes(modeAnn)) add(invalidAnnotation(ctx, ANNOTATION_MODE, modeAnn, AUTHBRIDGE_MODES, specPath));
+    else mode = modeAnn as AuthBridgeMode;
   } else {
     const nsMode = ctx.namespaceLabels?.[NAMESPACE_LABEL_MODE];
     if (nsMode !== undefined) {
@@ -675,17 +708,18 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   let mtls: MtlsMode = cfg.authBridge.mtlsMode;
   const mtlsAnn = annotations[ANNOTATION_MTLS];
   if (mtlsAnn !== undefined) {
-    if (!(MTLS_MODES as readonly string[]).includes(mtlsAnn)) return invalidAnnotation(ctx, ANNOTATION_MTLS, mtlsAnn, MTLS_MODES, specPath);
-    mtls = mtlsAnn as MtlsMode;
+    if (!(MTLS_MODES as readonly string[]).includes(mtlsAnn)) add(invalidAnnotation(ctx, ANNOTATION_MTLS, mtlsAnn, MTLS_MODES, specPath));
+    else mtls = mtlsAnn as MtlsMode;
   }
 
   let native = cfg.featureGates.nativeSidecars;
   const nativeAnn = annotations[ANNOTATION_NATIVE_SIDECARS];
   if (nativeAnn !== undefined) {
-    if (nativeAnn !== 'true' && nativeAnn !== 'false')
-      return invalidAnnotation(ctx, ANNOTATION_NATIVE_SIDECARS, nativeAnn, ['true', 'false'], specPath);
-    native = nativeAnn === 'true';
+    if (nativeAnn !== 'true' && nativeAnn !== 'false') add(invalidAnnotation(ctx, ANNOTATION_NATIVE_SIDECARS, nativeAnn, ['true', 'false'], specPath));
+    else native = nativeAnn === 'true';
   }
+  // What the pod gets depends on the annotations: with one invalid, the checks below would judge another pod.
+  if (found.list.some((d) => d.rule === 'invalid-annotation')) return denied(found);
 
   const authBridgeOptOut = labels[LABEL_AUTHBRIDGE_INJECT] === 'false' || labels[LABEL_ENVOY_PROXY_INJECT] === 'false';
   const spire = labels[LABEL_SPIFFE_HELPER_INJECT] !== 'false';
@@ -740,7 +774,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
 
   if (!addInit.length && !addSidecars.length && !addVolumes.length) {
     // Nothing to inject (every piece opted out): leave the pod as it came, minus a stale record of ours.
-    if (!prev) return { outcome: 'skip', reason: 'all-opted-out' };
+    if (!prev) return found.list.length ? denied(found) : { outcome: 'skip', reason: 'all-opted-out' };
   }
 
   // reserved-name: with spiffe-helper opted out, none of our volumes is injected, so a mount of one of their names
@@ -757,11 +791,11 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
           const m = mounts[j]!.name;
           if (!RESERVED_VOLUMES.includes(m) || hasName(volumes, m)) continue;
           const field = ['spec', list, indexIn(spec[list], c), 'volumeMounts', j, 'name'];
-          return deny(
+          add(denial(
             'reserved-name',
             `${ctx.ref}: container ${c.name} mounts volume ${m} (${fieldText(specPath, field)}), which only the spiffe-helper injection provides, but the pod opts out of it (label ${LABEL_SPIFFE_HELPER_INJECT}: "false") and defines no volume of that name. The API server would reject the pod (volumeMounts[${j}].name: Not found). Fix: remove the label ${LABEL_SPIFFE_HELPER_INJECT} so spiffe-helper and its volumes are injected, or remove the mount.`,
             field,
-          );
+          ));
         }
       }
   }
@@ -779,7 +813,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
           : nodeOs === 'windows'
             ? `${specPath}.nodeSelector["${NODE_LABEL_OS}"] is windows, so the pod runs on Windows nodes, but the injected containers (${names}) are Linux-only. A Windows node cannot run them`
             : `${specPath}.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution rules out ${NODE_LABEL_OS}=linux in every nodeSelectorTerm, so the pod runs only on non-Linux (Windows) nodes, but the injected containers (${names}) are Linux-only. A Windows node cannot run them`;
-      return deny(
+      add(denial(
         'unsupported-os',
         `${ctx.ref}: ${why}${addInit.length ? ", and proxy-init's traffic redirect (iptables) exists only on Linux" : ''}. Fix: run the agent on Linux nodes, or label ${optOutTarget(specPath)} ${LABEL_INJECT}: disabled.`,
         osName === 'windows'
@@ -787,15 +821,15 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
           : nodeOs === 'windows'
             ? ['spec', 'nodeSelector', NODE_LABEL_OS]
             : ['spec', 'affinity', 'nodeAffinity', 'requiredDuringSchedulingIgnoredDuringExecution'],
-      );
+      ));
     }
   }
 
   // reserved-name: our names already taken by something our record does not account for (the last list that
   // has the name is the one named).
   const ephemeral: KubeObject[] = Array.isArray(spec.ephemeralContainers) ? spec.ephemeralContainers : [];
-  for (const add of [addInit, addSidecars])
-    for (const c of add) {
+  for (const pieces of [addInit, addSidecars])
+    for (const c of pieces) {
       const list = hasName(ephemeral, c.name)
         ? 'ephemeralContainers'
         : hasName(initContainers, c.name)
@@ -806,11 +840,11 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
       if (list) {
         const own = (list === 'ephemeralContainers' ? ephemeral : list === 'initContainers' ? initContainers : containers).find((x) => x.name === c.name);
         const field = ['spec', list, indexIn(spec[list], own), 'name'];
-        return deny(
+        add(denial(
           'reserved-name',
           `${ctx.ref}: ${fieldText(specPath, field)} is ${c.name}, a container name reserved for the injected sidecar. Two containers cannot share a name and ours cannot be skipped. Fix: rename your container, or label ${optOutTarget(specPath)} ${LABEL_INJECT}: disabled.`,
           field,
-        );
+        ));
       }
     }
   let reusedVolumes: Set<string> | undefined;
@@ -822,11 +856,11 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
       continue;
     }
     const field = ['spec', 'volumes', indexIn(spec.volumes, existing), 'name'];
-    return deny(
+    add(denial(
       'reserved-name',
       `${ctx.ref}: ${fieldText(specPath, field)} is ${v.name}, the name of an injected volume, but the volume differs from the injected one. The sidecars mount it by that name and would read the wrong data. Fix: rename your volume, or label ${optOutTarget(specPath)} ${LABEL_INJECT}: disabled.`,
       field,
-    );
+    ));
   }
 
   // port-conflict: a pod container declares a port an injected container needs (one network namespace). The proxy
@@ -845,15 +879,17 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
           const hit = r.ports.find((n) => n.port === p.containerPort);
           if (!hit) continue;
           const field = ['spec', list, indexIn(spec[list], c), 'ports', k, 'containerPort'];
-          return deny(
+          add(denial(
             'port-conflict',
             `${ctx.ref}: container ${c.name} declares port ${hit.port} (${fieldText(specPath, field)}), which the injected ${mode} proxy needs for ${hit.key}. Both would bind it in the pod's one network namespace. Fix: move the proxy with config authBridge.ports.${hit.key}, or move your container's port.`,
             field,
-          );
+          ));
         }
       }
     }
   }
+
+  if (found.list.length) return denied(found);
 
   // Placement: proxy-init first; native sidecars right after it, before the pod's own init containers;
   // otherwise the sidecars go before the pod's own containers.

@@ -3,7 +3,7 @@
 import type { AdmissionRequest, Decision, KubeObject } from './admission.ts';
 import { allow, allowWithPatch, decisionFor, deny, objectRef } from './admission.ts';
 import type { Config } from './config.ts';
-import { csiDriverMissing, injectTemplate } from './inject.ts';
+import { csiDriverMissing, denialText, injectTemplate } from './inject.ts';
 import { createPatch } from './patch.ts';
 import type { ValidationService } from './validation.ts';
 
@@ -35,7 +35,7 @@ export function mutate(req: AdmissionRequest, deps: MutateDeps): Decision {
     case 'skip':
       return decisionFor(allow(req.uid), [], { skipped: result.reason });
     case 'deny':
-      return decisionFor(deny(req.uid, result.message), [result.rule]);
+      return decisionFor(deny(req.uid, denialText(result)), [...new Set(result.all.map((d) => d.rule))]);
     case 'inject': {
       const warnings = [...result.warnings];
       if (result.status.volumes.length && deps.config.policies['csi-driver-missing'] !== 'off' && deps.validation?.csiDriverExists(deps.config.spire.csiDriver) === false)

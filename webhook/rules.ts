@@ -427,11 +427,14 @@ export function checkInjection(
     }
     return { violations: [], warnings, csiVolume: r.status.volumes.length > 0 };
   }
-  const own = ownField(obj, tpl.template, created, r, tpl.path);
+  const violations: Violation[] = r.all.map((d) => {
+    const own = ownField(obj, tpl.template, created, d, tpl.path);
+    return { rule: d.rule, severity: 'error', message: own.message, path: own.path ?? injectionPath(own.message, own.field, tpl.path, tpl.spec), kind, namespace: ns, name };
+  });
+  const last = violations[violations.length - 1]!;
+  if (r.unlisted) last.message += ` (${r.unlisted} more injection denials of this template are not listed.)`;
   return {
-    violations: [
-      { rule: r.rule, severity: 'error', message: own.message, path: own.path ?? injectionPath(own.message, own.field, tpl.path, tpl.spec), kind, namespace: ns, name },
-    ],
+    violations,
     warnings: [],
     csiVolume: false,
   };
