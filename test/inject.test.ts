@@ -367,7 +367,7 @@ test('a container of the pod running as the proxy\'s uid 1337 (its own or the po
   const uidWarning = (r: ReturnType<typeof injectTemplate>) => (r.outcome === 'inject' ? r.warnings.filter((w) => w.includes('as uid 1337')) : []);
   const own = injectTemplate(agentPod({}, {}, { containers: [{ name: 'agent', image: 'x', securityContext: { runAsUser: 1337 } }, { name: 'other', image: 'x' }] }), cfg, ctxFor);
   assert.deepEqual(uidWarning(own), [
-    "[proxy-uid] Pod team/a: container agent runs as uid 1337 (securityContext.runAsUser), the proxy's own uid, which proxy-init leaves out of the redirect. Its outbound traffic skips the proxy, so AuthBridge does not see it. Fix: run it as another uid.",
+    "[proxy-uid] Pod team/a: container agent runs as uid 1337 (spec.containers[0].securityContext.runAsUser), the proxy's own uid, which proxy-init leaves out of the redirect. Its outbound traffic skips the proxy, so AuthBridge does not see it. Fix: run it as another uid.",
   ]);
   // from the pod's securityContext: every container that does not set its own uid, init containers too
   const pod = injectTemplate(
@@ -377,7 +377,7 @@ test('a container of the pod running as the proxy\'s uid 1337 (its own or the po
     'spec.template.spec',
   );
   assert.equal(uidWarning(pod).length, 1);
-  assert.match(uidWarning(pod)[0]!, /: containers agent, prep run as uid 1337 \(securityContext\.runAsUser and spec\.template\.spec\.securityContext\.runAsUser\), .* Their outbound traffic skips the proxy.* Fix: run them as another uid\.$/);
+  assert.match(uidWarning(pod)[0]!, /: containers agent, prep run as uid 1337 \(spec\.template\.spec\.initContainers\[0\]\.securityContext\.runAsUser and spec\.template\.spec\.securityContext\.runAsUser\), .* Their outbound traffic skips the proxy.* Fix: run them as another uid\.$/);
   // no proxy-init, no redirect to skip: no warning
   for (const [labels, annotations, c] of [
     [{}, { 'kagenti.io/authbridge-mode': 'waypoint' }, cfg],
@@ -390,7 +390,11 @@ test('a container of the pod running as the proxy\'s uid 1337 (its own or the po
   }
   // our own sidecars run as 1337: injecting the injected pod again warns about the user's containers only
   if (own.outcome === 'inject') {
-    assert.deepEqual(uidWarning(injectTemplate(own.template, cfg, ctxFor)), uidWarning(own));
+    // (the field path is the injected pod's own: two sidecars come before the agent there)
+    assert.deepEqual(
+      uidWarning(injectTemplate(own.template, cfg, ctxFor)),
+      uidWarning(own).map((w) => w.replace('spec.containers[0]', 'spec.containers[2]')),
+    );
     const clean = injectTemplate(agentPod({}, {}, { containers: [{ name: 'agent', image: 'x' }] }), cfg, ctxFor);
     assert.ok(clean.outcome === 'inject');
     if (clean.outcome === 'inject') assert.deepEqual(uidWarning(injectTemplate(clean.template, cfg, ctxFor)), []);

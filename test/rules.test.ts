@@ -575,3 +575,16 @@ test('checkInjection: every injection denial of a template is its own error, at 
   );
   for (const v of r.violations) assert.match(v.message, /^\[[a-z-]+\] Deployment team-a\/many: spec\.template\.spec\.|^\[port-conflict\] Deployment team-a\/many: container /);
 });
+
+test('checkInjection: the proxy-uid warning points at the container that sets uid 1337, else at the pod\'s securityContext', () => {
+  const d = workload('Deployment', 'uid', 'uid-sa');
+  d.spec.template.spec.containers.push({ name: 'side', image: 'x', securityContext: { runAsUser: 1337 } });
+  const w = checkInjection(d, { config, namespace: 'team-a' }).warnings.filter((v) => v.rule === 'proxy-uid');
+  assert.equal(w.length, 1);
+  assert.equal(w[0]!.path, 'spec.template.spec.containers.1.securityContext.runAsUser');
+  assert.match(w[0]!.message, /container side runs as uid 1337 \(spec\.template\.spec\.containers\[1\]\.securityContext\.runAsUser\)/);
+  const p = workload('Deployment', 'uid2', 'uid2-sa');
+  p.spec.template.spec.securityContext = { runAsUser: 1337 };
+  const v = checkInjection(p, { config, namespace: 'team-a' }).warnings.filter((x) => x.rule === 'proxy-uid');
+  assert.equal(v[0]?.path, 'spec.template.spec.securityContext.runAsUser');
+});

@@ -383,7 +383,7 @@ test('HTTPS /mutate: a container running as the proxy\'s uid 1337 gets the warni
     assert.equal(r.allowed, true);
     for (const w of r.warnings! as string[]) assert.ok(w.length <= 120, `${w.length}: ${w}`);
     const text = (r.warnings! as string[]).join(' ');
-    assert.match(text, /^\[proxy-uid\] Pod team-a\/a1: container agent runs as uid 1337 \(securityContext\.runAsUser\)/);
+    assert.match(text, /^\[proxy-uid\] Pod team-a\/a1: container agent runs as uid 1337 \(spec\.containers\[0\]\.securityContext\.runAsUser\)/);
     assert.ok(text.endsWith('Fix: run it as another uid.'), text);
   } finally {
     await s.close();

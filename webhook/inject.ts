@@ -971,18 +971,22 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
     const podUid = isObject(spec.securityContext) ? spec.securityContext.runAsUser : undefined;
     let names: string[] | undefined;
     let fromPod = false;
-    let fromContainer = false;
-    for (const list of [ownContainers, ownInitContainers])
-      for (const c of list) {
+    const fields: string[] = [];
+    for (const [listName, list] of [
+      ['containers', ownContainers],
+      ['initContainers', ownInitContainers],
+    ] as const)
+      for (let i = 0; i < list.length; i++) {
+        const c = list[i]!;
         const own = isObject(c.securityContext) ? c.securityContext.runAsUser : undefined;
         if ((own ?? podUid) !== PROXY_UID) continue;
         (names ??= []).push(c.name);
         if (own === undefined || own === null) fromPod = true;
-        else fromContainer = true;
+        else fields.push(`${specPath}.${listName}[${indexIn((input.spec as KubeObject)[listName], c)}].securityContext.runAsUser`);
       }
     if (names) {
       const many = names.length > 1;
-      const where = [...(fromContainer ? ['securityContext.runAsUser'] : []), ...(fromPod ? [`${specPath}.securityContext.runAsUser`] : [])].join(' and ');
+      const where = [...(fields.length ? [nameList(fields)] : []), ...(fromPod ? [`${specPath}.securityContext.runAsUser`] : [])].join(' and ');
       warnings.push(
         `[proxy-uid] ${ctx.ref}: container${many ? 's' : ''} ${nameList(names)} run${many ? '' : 's'} as uid ${PROXY_UID} (${where}), the proxy's own uid, which proxy-init leaves out of the redirect. ${many ? 'Their' : 'Its'} outbound traffic skips the proxy, so AuthBridge does not see it. Fix: run ${many ? 'them' : 'it'} as another uid.`,
       );

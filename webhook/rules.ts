@@ -14,7 +14,7 @@ import {
 } from './identity.ts';
 import { getPodTemplate, isWorkloadKind, podSpecFieldPath } from './workloads.ts';
 import type { InjectionRule, InjectionWarning } from './inject.ts';
-import { ANNOTATION_MODE, injectTemplate, warningName } from './inject.ts';
+import { ANNOTATION_MODE, injectTemplate, PROXY_UID, warningName } from './inject.ts';
 import { isObject, jsonEqual } from './json.ts';
 
 /** The rules whose action the config sets (policies: deny, warn or off). */
@@ -325,9 +325,20 @@ function injectionPath(message: string, field: readonly (string | number)[] | un
 }
 
 /** Where a template's injection warning points (for lint): the field it is about when there is one. */
-function injectionWarningPath(rule: InjectionWarning, tplPath: string[], annotations: Record<string, unknown>): string {
+function injectionWarningPath(rule: InjectionWarning, tplPath: string[], annotations: Record<string, unknown>, spec: unknown): string {
   const specPath = [...tplPath, 'spec'].join('.');
   switch (rule) {
+    case 'proxy-uid': {
+      // the first container that sets the proxy's uid itself, else the pod's securityContext
+      if (isObject(spec))
+        for (const list of ['containers', 'initContainers'])
+          if (Array.isArray(spec[list]))
+            for (let i = 0; i < spec[list].length; i++) {
+              const c: unknown = spec[list][i];
+              if (isObject(c) && isObject(c.securityContext) && c.securityContext.runAsUser === PROXY_UID) return `${specPath}.${list}.${i}.securityContext.runAsUser`;
+            }
+      return `${specPath}.securityContext.runAsUser`;
+    }
     case 'sidecars-block-completion':
       return `${specPath}.restartPolicy`;
     case 'init-before-proxy':
@@ -423,7 +434,7 @@ export function checkInjection(
     for (const message of r.warnings) {
       const rule = warningName(message);
       if (!rule) continue;
-      warnings.push({ rule, severity: 'warning', message, path: injectionWarningPath(rule, tpl.path, tpl.annotations), kind, namespace: ns, name });
+      warnings.push({ rule, severity: 'warning', message, path: injectionWarningPath(rule, tpl.path, tpl.annotations, tpl.spec), kind, namespace: ns, name });
     }
     return { violations: [], warnings, csiVolume: r.status.volumes.length > 0 };
   }
