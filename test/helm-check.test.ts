@@ -12,7 +12,8 @@ import { HelmChecker, stderrReason } from '../webhook/helm-check.ts';
 import { encodeReleaseForSecret } from '../webhook/helm-release.ts';
 import { createLogger, silentLogger } from '../webhook/log.ts';
 import { startValidation } from '../webhook/validation.ts';
-import { podCreateRequest, startTestServer } from './helpers.ts';
+
+import { joinWarnings, podCreateRequest, startTestServer } from './helpers.ts';
 
 const EKS = 'tokenReview:\n  issuer: https://oidc.eks.us-east-1.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF\n';
 
@@ -77,7 +78,7 @@ test('a record that takes seconds to check does not hold up a pod admission, and
     assert.deepEqual(order, ['pod', 'helm'], 'the pod was answered while the record was still being checked');
     assert.equal(r.allowed, true);
     assert.ok(r.warnings.every((w: string) => w.length <= 120), JSON.stringify(r.warnings));
-    assert.match(r.warnings.join(' '), /^Helm release record team-a\/sh\.helm\.release\.v1\.big\.v1 was not checked: its check took longer than 0\.6 s\./);
+    assert.match(joinWarnings(r.warnings), /^\[helm-release-unchecked\] Helm release record team-a\/sh\.helm\.release\.v1\.big\.v1 was not checked: its check took longer than 0\.6 s\./);
 
     // the stopped child is replaced (a new one starts at once): the next record is checked, and this one is denied.
     // On a loaded machine a child's start alone can take the 0.6 s, so the record is sent once the new child has
@@ -87,7 +88,7 @@ test('a record that takes seconds to check does not hold up a pod admission, and
       await new Promise((r) => setTimeout(r, 1500));
       bad = await s.review('/validate', secretReview(record(encodeReleaseForSecret({ name: 'kagent', namespace: 'kagent', manifest: BAD }), 'kagent')));
       if (!bad.allowed) break;
-      assert.match(bad.warnings.join(' '), /was not checked: its check took longer than 0\.6 s\./);
+      assert.match(joinWarnings(bad.warnings), /was not checked: its check took longer than 0\.6 s\./);
     }
     assert.equal(bad.allowed, false);
     assert.match(bad.status.message, /^\[token-review-value\] ConfigMap kagent\/kagent-enterprise-config \(Helm release kagent\/kagent\)/);
@@ -104,11 +105,11 @@ test('records beyond the queue are allowed at once with a warning; closing ends 
     const second = checker.check(record(bigRelease(1), 'second'), issuer); // waiting
     const third = await checker.check(record(bigRelease(1), 'third'), issuer); // no room
     assert.equal(third.checked, false);
-    assert.match(third.warnings[0]!, /was not checked: 1 other record was waiting to be checked\./);
+    assert.match(joinWarnings(third.warnings), /was not checked: 1 other record was waiting to be checked\./);
     await checker.close();
     for (const r of await Promise.all([first, second])) {
       assert.equal(r.checked, false);
-      assert.match(r.warnings[0]!, /was not checked: the webhook is shutting down\./);
+      assert.match(joinWarnings(r.warnings), /was not checked: the webhook is shutting down\./);
     }
   } finally {
     await checker.close();
@@ -124,7 +125,7 @@ test('a record built to need memory ends the child, not the server: allowed with
     const rss = process.memoryUsage().rss;
     const r = await checker.check(record(release, 'm'), { classification: 'external' });
     assert.equal(r.checked, false);
-    assert.match(r.warnings[0]!, /was not checked: its check needed more memory than the webhook allows\./);
+    assert.match(joinWarnings(r.warnings), /was not checked: its check needed more memory than the webhook allows\./);
     assert.ok(process.memoryUsage().rss - rss < 64 * 1024 * 1024, 'the memory was the child\'s');
     const next = await checker.check(record(encodeReleaseForSecret({ name: 'kagent', namespace: 'kagent', manifest: BAD }), 'kagent'), { classification: 'external' });
     assert.equal(next.checked, true);
@@ -145,7 +146,7 @@ test('a child that fails says why in the log: the line of its stderr that names 
   try {
     const r = await checker.check(record(encodeReleaseForSecret({ name: 'kagent', namespace: 'kagent', manifest: BAD }), 'kagent'), { classification: 'external' });
     assert.equal(r.checked, false);
-    assert.match(r.warnings[0]!, /was not checked: its check failed\./);
+    assert.match(joinWarnings(r.warnings), /was not checked: its check failed\./);
     await new Promise((res) => setTimeout(res, 50)); // pino's stream
     const line = lines.map((l) => JSON.parse(l)).find((l) => /ended its process/.test(l.msg));
     assert.ok(line, lines.join(''));
@@ -185,9 +186,9 @@ test('a record that waited for others is told so when its budget runs out, not t
     const issuer = { classification: 'external' as const };
     const [a, b] = [record(bigRelease(14)), record(bigRelease(14), 'second')];
     const [first, second] = await Promise.all([checker.check(a, issuer), checker.check(b, issuer)]);
-    assert.match(first.warnings[0]!, /was not checked: its check took longer than 0\.5 s\./);
+    assert.match(joinWarnings(first.warnings), /was not checked: its check took longer than 0\.5 s\./);
     // the second waited (nearly) the first's whole budget: too little was left to start a check, so it never ran
-    assert.match(second.warnings[0]!, /was not checked: it waited 0\.[45] s for other records\./);
+    assert.match(joinWarnings(second.warnings), /was not checked: it waited 0\.[45] s for other records\./);
   } finally {
     await checker.close();
   }

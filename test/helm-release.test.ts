@@ -86,7 +86,7 @@ test('undecodable records are allowed with a warning, never an exception', () =>
     assert.equal(r.checked, false, why);
     assert.deepEqual(r.violations, []);
     assert.equal(r.warnings.length, 1);
-    assert.match(r.warnings[0], new RegExp(`^Helm release record kagent/sh\\.helm\\.release\\.v1\\.kagent\\.v2 was not checked: .*${why}`));
+    assert.match(r.warnings[0], new RegExp(`^\\[helm-release-unchecked\\] Helm release record kagent/sh\\.helm\\.release\\.v1\\.kagent\\.v2 was not checked: .*${why}`));
   }
   // a manifest that is not Kubernetes: checked, nothing denied, a warning
   const junk = checkHelmRelease(record('just text\n'), ctx);

@@ -282,3 +282,18 @@ export function capturingLogger(level = 'info'): { log: pino.Logger; lines: () =
         .map((l) => JSON.parse(l) as Line),
   };
 }
+
+/** An answer's warning lines as one text: continuation lines of a long message repeat its `[name] `, dropped here. */
+export function joinWarnings(warnings: readonly string[]): string {
+  let out = '';
+  let name = '';
+  for (const w of warnings) {
+    const m = /^\[[a-z][a-z-]*\] /.exec(w);
+    if (out && m && m[0] === name) out += ` ${w.slice(name.length)}`;
+    else {
+      out += out ? `\n${w}` : w;
+      name = m ? m[0] : '';
+    }
+  }
+  return out;
+}

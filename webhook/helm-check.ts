@@ -16,6 +16,7 @@ import type { ChildProcess } from 'node:child_process';
 import type { Logger } from 'pino';
 import type { Config } from './config.ts';
 import type { HelmReleaseResult } from './helm-release.ts';
+import { uncheckedWarning } from './helm-release.ts';
 import { isObject } from './json.ts';
 import type { IssuerInfo } from './rules.ts';
 
@@ -230,6 +231,6 @@ function notChecked(obj: unknown, why: string): HelmReleaseResult {
     checked: false,
     skipped: `not checked: ${why}`,
     violations: [],
-    warnings: [`Helm release record ${ns}/${name} was not checked: ${why}. Its objects are still checked when Helm applies them; run kagenti-webhook lint on the chart's render`.slice(0, 240)],
+    warnings: [uncheckedWarning(`Helm release record ${ns}/${name}`, why)],
   };
 }

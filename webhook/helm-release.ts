@@ -76,6 +76,15 @@ export const HELM_RECORD_PREFIX = 'sh.helm.release.v1.';
  * driver's). A ConfigMap must also have a record's name: labels and a `release` key alone are anyone's to set,
  * and kagent's own ConfigMap dressed up that way must still get the token-review checks.
  */
+/**
+ * The warning on a release record the webhook let through unchecked (`[helm-release-unchecked]`): Helm is never
+ * blocked on the webhook's own limits or parsing. `why` is cut to keep the line short; the fix is always kept.
+ */
+export function uncheckedWarning(what: string, why: string): string {
+  const reason = why.length > 120 ? `${why.slice(0, 117)}...` : why;
+  return `[helm-release-unchecked] ${what} was not checked: ${reason.replace(/\.$/, '')}. Its objects are still checked as Helm applies them, one by one. Fix: run kagenti-webhook lint on the chart's render to check the release as a whole.`;
+}
+
 export function isHelmRelease(obj: unknown): boolean {
   if (!isObject(obj)) return false;
   if (obj.kind === 'Secret') return obj.type === HELM_RELEASE_TYPE;
@@ -161,7 +170,7 @@ export function checkHelmRelease(obj: unknown, ctx: { config: Config; issuer: Is
   } catch (err) {
     const why = err instanceof DecodeError ? err.message : 'unexpected error';
     result.skipped = `undecodable: ${why}`;
-    result.warnings.push(`Helm release record ${recordNs}/${recordName} was not checked: ${why}`.slice(0, 200));
+    result.warnings.push(uncheckedWarning(`Helm release record ${recordNs}/${recordName}`, why));
     return result;
   }
   if (!result.releaseName && typeof rel.name === 'string') result.releaseName = rel.name;
@@ -188,7 +197,7 @@ export function checkHelmRelease(obj: unknown, ctx: { config: Config; issuer: Is
   }
   if (manifest !== undefined && manifest !== null && typeof manifest !== 'string') {
     result.skipped = 'undecodable: manifest is not a string';
-    result.warnings.push(`Helm release record ${recordNs}/${recordName} was not checked: its manifest is not a string`);
+    result.warnings.push(uncheckedWarning(`Helm release record ${recordNs}/${recordName}`, 'its manifest is not a string'));
     return result;
   }
   const releaseRef = `${result.namespace}/${result.releaseName || recordName}`;
@@ -208,13 +217,14 @@ export function checkHelmRelease(obj: unknown, ctx: { config: Config; issuer: Is
       if (l.problems.length) {
         const p = l.problems[0];
         const what = p.file === `release ${releaseRef}` ? 'manifest' : p.file.slice(`release ${releaseRef} `.length);
+        const problem = p.message.length > 120 ? `${p.message.slice(0, 117)}...` : p.message;
         result.warnings.push(
-          `Helm release ${releaseRef}: ${what} line ${p.line ?? '?'} could not be read (${p.message}); other documents were checked`.slice(0, 240),
+          `[helm-release-unchecked] Helm release ${releaseRef}: ${what} line ${p.line ?? '?'} could not be read (${problem}), so its document was not checked; the other documents were. Fix: run kagent-webhook lint on the chart's render to see the document.`,
         );
       }
   } catch (err) {
     result.skipped = `undecodable: ${(err as Error).message}`;
-    result.warnings.push(`Helm release ${releaseRef} was not checked: ${(err as Error).message}`.slice(0, 200));
+    result.warnings.push(uncheckedWarning(`Helm release ${releaseRef}`, (err as Error).message));
     return result;
   }
   result.checked = true;

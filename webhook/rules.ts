@@ -74,7 +74,7 @@ export function severityFor(action: PolicyAction | undefined): Severity | null {
   return action === 'warn' ? 'warning' : 'error';
 }
 
-function describeIssuer(issuer: IssuerInfo): string {
+export function describeIssuer(issuer: IssuerInfo): string {
   const who = issuer.issuer ? ` ${issuer.issuer}` : '';
   if (issuer.classification === 'external')
     return `the cluster's service-account issuer${who} is external${issuer.provider ? ` (${issuer.provider})` : ''}`;
@@ -90,7 +90,7 @@ function issuerNote(issuer: IssuerInfo): string {
   return `${d}; "true" works on any cluster.`;
 }
 
-function cap(s: string): string {
+export function cap(s: string): string {
   return s.charAt(0).toUpperCase() + s.slice(1);
 }
 

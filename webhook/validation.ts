@@ -23,6 +23,8 @@ import {
   checkMissingTokenReview,
   checkObject,
   checkUnique,
+  cap,
+  describeIssuer,
   noteBeforeFix,
   samePodTemplate,
   severityFor,
@@ -305,7 +307,12 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
       }
       if (config.policies['unique-service-account'] !== 'off') {
         if (cluster) violations.push(...checkUnique(agent, cluster.claimsOn(agent.namespace, agent.serviceAccount, objWithKind), config));
-        else warnings.push(`[unique-service-account] not checked: the webhook runs without cluster state (${noClusterWhy})`);
+        else
+          warnings.push(
+            ...toWarnings(
+              `[unique-service-account] ${kind} ${agent.namespace}/${objectName(objWithKind) || '(generated name)'}: not checked, because the webhook runs without cluster state (${noClusterWhy}), so another agent on ServiceAccount ${agent.namespace}/${agent.serviceAccount || 'default'} (one SPIFFE ID) would not be caught here. Fix: run the webhook with cluster access (--cluster auto, with its RBAC), and check releases in CI with kagent-webhook lint.`,
+            ),
+          );
       }
     } else {
       return decisionFor(allow(req.uid), [], { skip: `kind ${kind} not validated` });
@@ -321,7 +328,7 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
     if (kind === 'ConfigMap') detail.issuer = iss.classification;
     if (req.dryRun) detail.dryRun = true;
     if (errors.length) return decisionFor(deny(req.uid, errors.map((v) => v.message).join('\n'), warnings), rules, detail);
-    if (restartHint) warnings.push(restartWarning(ns));
+    if (restartHint) warnings.push(...restartWarning(ns, cmName));
     return decisionFor(allow(req.uid, warnings), rules, detail);
   }
 
@@ -349,9 +356,12 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
     return decisionFor(allow(req.uid, warnings), rules, detail);
   }
 
-  function restartWarning(ns: string): string {
+  /** The reminder after a token-review ConfigMap is created or its value changed (`[kagent-restart]`), in warning lines. */
+  function restartWarning(ns: string, name: string): string[] {
     const dep = config.tokenReview.controllerDeployment;
-    return `kagent reads this ConfigMap only at start; restart it: kubectl -n ${ns} rollout restart deploy/${dep}`;
+    return toWarnings(
+      `[kagent-restart] ConfigMap ${ns}/${name}: kagent's controller reads ${TOKEN_REVIEW_KEY} only when it starts, so this change takes effect after a restart. Fix: kubectl -n ${ns} rollout restart deploy/${dep}`,
+    );
   }
 
   function mutateConfigMapUnsafe(req: AdmissionRequest): Decision | null {
@@ -372,10 +382,11 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
     else patch.push({ op: 'add', path: `/data/${TOKEN_REVIEW_KEY}`, value: 'true' });
     const ns = requestNamespace(req, obj);
     const before = data && Object.hasOwn(data, TOKEN_REVIEW_KEY) ? JSON.stringify(data[TOKEN_REVIEW_KEY]) : inBinary ? 'in binaryData' : 'unset';
-    const who = iss.provider ? `external issuer (${iss.provider})` : 'external issuer';
     const warnings = [
-      `[token-review-required] set data.${TOKEN_REVIEW_KEY} to "true" (was ${before}): ${who}`,
-      restartWarning(ns),
+      ...toWarnings(
+        `[token-review-required] ConfigMap ${ns}/${name}: the webhook set data.${TOKEN_REVIEW_KEY} to "true" (it was ${before}; tokenReview.action: mutate). ${cap(describeIssuer(iss))}, so without it kagent cannot verify agent tokens and agent callbacks fail with 401. Fix: set it in what your pipeline renders, so the source matches the cluster.`,
+      ),
+      ...restartWarning(ns, name),
     ];
     return decisionFor(allowWithPatch(req.uid, patch, warnings), ['token-review-required'], {
       remediation: 'token-review',
