@@ -12,7 +12,7 @@ import { Readable } from 'node:stream';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { spawnSync } from 'node:child_process';
-import { defaultConfig } from '../webhook/config.ts';
+import { configFromObject, defaultConfig } from '../webhook/config.ts';
 import { Linter } from '../webhook/lint.ts';
 import { ROOT, runCli } from './fixtures/lint/cli.ts';
 
@@ -41,8 +41,9 @@ data:
   K8S_TOKEN_REVIEW: ${value}
 `;
 
-function lintString(text: string, opts: { issuer?: 'external' | 'internal' | 'unknown'; namespace?: string } = {}): Linter {
-  const l = new Linter({ config: defaultConfig(), issuer: { classification: opts.issuer ?? 'external' }, namespace: opts.namespace });
+function lintString(text: string, opts: { issuer?: 'external' | 'internal' | 'unknown'; namespace?: string; policies?: Record<string, string> } = {}): Linter {
+  const config = opts.policies ? configFromObject({ policies: opts.policies }) : defaultConfig();
+  const l = new Linter({ config, issuer: { classification: opts.issuer ?? 'external' }, namespace: opts.namespace });
   l.lintText('m.yaml', text);
   return l;
 }
@@ -142,7 +143,17 @@ test('line and column are those of the offending key, on the fast path and the f
     [
       ['dedicated-service-account', 12, 7, 'spec.template.spec.serviceAccountName'],
       ['dedicated-service-account', 27, 5, 'spec.template.spec'],
-      ['unique-service-account', 27, 5, 'spec.template.spec.serviceAccountName'],
+    ],
+  );
+  // two agents on `default` are one mistake each (dedicated-service-account, whose fix ends the sharing too), not
+  // also unique-service-account; with the dedicated rule at warn, the sharing is the error
+  const warnDedicated = lintString(`${AGENT('a', 'default')}---\n${AGENT('b', null)}`, { policies: { 'dedicated-service-account': 'warn' } });
+  assert.deepEqual(
+    warnDedicated.findings.map((f) => [f.rule, f.severity]),
+    [
+      ['dedicated-service-account', 'warning'],
+      ['dedicated-service-account', 'warning'],
+      ['unique-service-account', 'error'],
     ],
   );
 });

@@ -22,7 +22,7 @@ import {
   splitDocuments,
 } from './manifest-stream.ts';
 import type { AgentRef, IssuerInfo, Violation } from './rules.ts';
-import { agentOf, checkInjection, checkObject, checkUnique, remediatedAtAdmission } from './rules.ts';
+import { agentOf, checkInjection, checkObject, checkUnique, dedicatedDenies, remediatedAtAdmission } from './rules.ts';
 import type { LabelSelector, OwnerLookup } from './identity.ts';
 import { copySelector, isDnsLabel, objectName, objectNamespace, orphanWorkload, selectorMatches, templateOwner } from './identity.ts';
 import { isObject } from './json.ts';
@@ -286,7 +286,7 @@ export class Linter {
         const key = detach(`${ref.namespace}\n${ref.serviceAccount}`);
         let bucket = this.agents.get(key);
         if (!bucket) this.agents.set(key, (bucket = []));
-        if (bucket.length) {
+        if (bucket.length && !dedicatedDenies(ref, this.ctx.config)) {
           const uv = checkUnique(ref, bucket.map((b) => b.ref), this.ctx.config);
           if (uv.length) {
             // the first conflicting agent in input order is the one the message names

@@ -535,6 +535,15 @@ export function checkAgentLabelChange(
   ];
 }
 
+/**
+ * Whether dedicated-service-account already denies this agent for running as `default` (or no ServiceAccount):
+ * its fix, an own ServiceAccount, also ends any sharing, so an apply or lint reports one error, not two (the
+ * second naming a serviceAccountName the manifest may not even have). The audit reports both: it counts state.
+ */
+export function dedicatedDenies(candidate: AgentRef, config: Config): boolean {
+  return (candidate.serviceAccount === 'default' || !candidate.serviceAccount) && severityFor(config.policies['dedicated-service-account']) === 'error';
+}
+
 /** unique-service-account: candidate vs the other claims on the same (namespace, serviceAccount). */
 export function checkUnique(candidate: AgentRef, others: AgentRef[], config: Config): Violation[] {
   const sev = severityFor(config.policies['unique-service-account']);

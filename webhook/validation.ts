@@ -24,6 +24,7 @@ import {
   checkObject,
   checkUnique,
   cap,
+  dedicatedDenies,
   describeIssuer,
   noteBeforeFix,
   samePodTemplate,
@@ -305,7 +306,7 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
         for (const v of inj.violations) violations.push(unchanged ? templateUnchanged(v) : v);
         if (!unchanged) violations.push(...inj.warnings);
       }
-      if (config.policies['unique-service-account'] !== 'off') {
+      if (config.policies['unique-service-account'] !== 'off' && !dedicatedDenies(agent, config)) {
         if (cluster) violations.push(...checkUnique(agent, cluster.claimsOn(agent.namespace, agent.serviceAccount, objWithKind), config));
         else
           warnings.push(
