@@ -464,6 +464,15 @@ test('HTTPS /validate: an UPDATE that keeps the pod template repeats no injectio
     const keep = await s.review('/validate', req('Deployment', 'apps', structuredClone(hn), { operation: 'UPDATE', oldObject: noKind }));
     assert.equal(keep.allowed, true, JSON.stringify(keep));
     assert.ok((keep.warnings ?? []).some((w: string) => w.startsWith('[host-network]')), JSON.stringify(keep.warnings));
+    assert.match(joinWarnings(keep.warnings), /Not denied: this update leaves the pod template as it was, and its pods are denied until it is fixed\. Fix: /m);
+    // a DaemonSet choosing Windows nodes by required node affinity: its controller replaces that affinity with the
+    // node's name in each pod, so /mutate cannot deny them; the note says what happens instead
+    const ds = { ...deployment('win', 'win-sa'), kind: 'DaemonSet' } as Record<string, any>;
+    ds.spec.template.spec.affinity = { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/os', operator: 'In', values: ['windows'] }] }] } } };
+    assert.equal((await s.review('/validate', req('DaemonSet', 'apps', structuredClone(ds)))).allowed, false);
+    const dsKeep = await s.review('/validate', req('DaemonSet', 'apps', structuredClone(ds), { operation: 'UPDATE', oldObject: structuredClone(ds) }));
+    assert.equal(dsKeep.allowed, true);
+    assert.match(joinWarnings(dsKeep.warnings), /^\[unsupported-os\] DaemonSet team-a\/win: .* Not denied: this update leaves the pod template as it was\. The DaemonSet controller replaces this node affinity with the node's name in each pod it creates, so the pods are injected and fail on those nodes until it is fixed\. Fix: /m);
   } finally {
     await s.close();
   }

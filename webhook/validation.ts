@@ -126,7 +126,12 @@ function configMapName(req: AdmissionRequest, obj: KubeObject): string {
  * (a label, a finalizer, a no-op apply) is never blocked; its pods are denied at /mutate until the template is fixed.
  */
 function templateUnchanged(v: Violation): Violation {
-  const note = 'Not denied: this update leaves the pod template as it was, and its pods are denied until it is fixed.';
+  // The DaemonSet controller replaces a template's required node affinity with one naming the node, in every pod it
+  // creates: /mutate never sees the affinity that picks Windows nodes, injects, and the pods fail there.
+  const note =
+    v.kind === 'DaemonSet' && v.rule === 'unsupported-os' && v.path.endsWith('.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution')
+      ? "Not denied: this update leaves the pod template as it was. The DaemonSet controller replaces this node affinity with the node's name in each pod it creates, so the pods are injected and fail on those nodes until it is fixed."
+      : 'Not denied: this update leaves the pod template as it was, and its pods are denied until it is fixed.';
   return { ...v, severity: 'warning', message: noteBeforeFix(v.message, note) };
 }
 
