@@ -9,6 +9,7 @@ import type { KubeObject } from '../webhook/admission.ts';
 import { fixture, smallAgentPod, wrap } from '../bench/fixtures.ts';
 import type { TestServer } from './helpers.ts';
 import { startTestServer } from './helpers.ts';
+import { MAX_MESSAGE, MAX_WARNING_LINES } from '../webhook/admission.ts';
 
 let srv: TestServer;
 before(async () => {
@@ -45,9 +46,14 @@ function checkAnswer(r: Answer, uid?: string): 'rejected' | 'allowed' | 'denied'
   if (uid !== undefined) assert.equal(resp.uid, uid);
   if (!resp.allowed) {
     assert.equal(typeof resp.status?.message, 'string');
-    assert.ok(!resp.status.message.includes('\n'), 'denial message is not one line');
-    assert.match(resp.status.message, /^\[[a-z-]+\] /, 'denial message does not name its rule');
+    // one line per denial, each naming its rule (the last may count the denials not listed)
+    for (const line of resp.status.message.split('\n')) assert.match(line, /^\[[a-z-]+\] |^\(\d+ more .* not listed\.\)$/, 'denial line does not name its rule');
+    assert.ok(resp.status.message.length <= MAX_MESSAGE, `denial message of ${resp.status.message.length} characters`);
     return 'denied';
+  }
+  if (resp.warnings !== undefined) {
+    assert.ok(resp.warnings.length <= MAX_WARNING_LINES, `${resp.warnings.length} warning lines`);
+    for (const w of resp.warnings) assert.ok(typeof w === 'string' && w.length <= 120, `warning line of ${String(w).length} characters`);
   }
   if (resp.patch !== undefined) {
     assert.equal(resp.patchType, 'JSONPatch');
@@ -256,6 +262,13 @@ test('huge strings and oversized bodies: answered (413 over the limit), the serv
     { name: 'huge uid', body: JSON.stringify(wrap(pod, big)) },
     { name: 'huge mode annotation', body: JSON.stringify(wrap({ ...pod, metadata: { ...pod.metadata, annotations: { 'kagenti.io/authbridge-mode': big } } }, 'h3')) },
     { name: 'huge container name', body: JSON.stringify(wrap({ ...pod, spec: { ...pod.spec, containers: [{ ...pod.spec.containers[0], name: big }] } }, 'h4')) },
+    // warned about by name (init-before-proxy; proxy-uid), and denied by name (port-conflict)
+    { name: 'huge init container name', body: JSON.stringify(wrap({ ...pod, spec: { ...pod.spec, initContainers: [{ name: big, image: 'x' }] } }, 'h7')) },
+    { name: 'huge uid-1337 container name', body: JSON.stringify(wrap({ ...pod, spec: { ...pod.spec, containers: [{ name: big, image: 'x', securityContext: { runAsUser: 1337 } }] } }, 'h8')) },
+    { name: 'huge clashing container name', body: JSON.stringify(wrap({ ...pod, spec: { ...pod.spec, containers: [{ name: big, image: 'x', ports: [{ containerPort: 15123 }] }] } }, 'h9')) },
+    { name: 'huge pod name', body: JSON.stringify(wrap({ ...pod, metadata: { ...pod.metadata, name: big }, spec: { ...pod.spec, hostNetwork: true } }, 'h10')) },
+    { name: 'thousands of warned init containers', body: JSON.stringify(wrap({ ...pod, spec: { ...pod.spec, initContainers: Array.from({ length: 5000 }, (_, i) => ({ name: `init-${i}-${'y'.repeat(200)}`, image: 'x', securityContext: { runAsUser: 1337 } })) } }, 'h11')) },
+    { name: 'thousands of clashing containers', body: JSON.stringify(wrap({ ...pod, spec: { ...pod.spec, containers: Array.from({ length: 5000 }, (_, i) => ({ name: `c-${i}-${'z'.repeat(200)}`, image: 'x', ports: [{ containerPort: 15123 }] })) } }, 'h12')) },
     { name: 'body over 3 MiB', body: JSON.stringify(wrap({ ...pod, metadata: { ...pod.metadata, annotations: { a: big, b: big } } }, 'h5')), expect: 413 },
     { name: 'many tiny keys', body: JSON.stringify(wrap({ ...pod, metadata: { ...pod.metadata, labels: Object.fromEntries(Array.from({ length: 100_000 }, (_, i) => [`k${i}`, 'v'])) } }, 'h6')) },
   ];
@@ -266,6 +279,11 @@ test('huge strings and oversized bodies: answered (413 over the limit), the serv
     if (r.status === 200 && r.body.response.allowed === false) {
       // a denial that quotes a huge value stays bounded (a one-line message, not 2 MB)
       assert.ok(r.body.response.status.message.length < 100_000, `${c.name}: denial message of ${r.body.response.status.message.length} chars`);
+    }
+    // what quotes a huge name stays small: names are cut, warnings and denials capped
+    if (c.name.startsWith('huge ') && c.name.includes('name') && r.status === 200) {
+      const text = JSON.stringify(r.body.response.warnings ?? []) + (r.body.response.status?.message ?? '');
+      assert.ok(text.length < 8_000, `${c.name}: ${text.length} characters of warnings and message`);
     }
   }
   await stillServing();

@@ -187,9 +187,25 @@ function wrap(text: string, max: number): string[] {
   return lines;
 }
 
-/** The warnings, each of them fitted into WARNING_MAX characters. */
+/**
+ * Warning lines one answer carries at most. The API server keeps about 4 KB of an answer's warnings and drops the
+ * rest; a hostile pod (thousands of containers, a megabyte-long name) would otherwise make a megabyte of them.
+ */
+export const MAX_WARNING_LINES = 40;
+/** Characters of a denial's message at most (a person reads it; hostile input could make it megabytes). */
+export const MAX_MESSAGE = 16 * 1024;
+
+/** The warnings, each of them fitted into WARNING_MAX characters, at most MAX_WARNING_LINES of them. */
 function fitted(warnings: string[]): string[] {
-  return warnings.every((w) => w.length <= WARNING_MAX) ? warnings : warnings.flatMap((w) => toWarnings(w));
+  const lines = warnings.every((w) => w.length <= WARNING_MAX) ? warnings : warnings.flatMap((w) => toWarnings(w));
+  if (lines.length <= MAX_WARNING_LINES) return lines;
+  return [...lines.slice(0, MAX_WARNING_LINES - 1), `(${lines.length - MAX_WARNING_LINES + 1} more warning lines are not sent.)`];
+}
+
+/** A denial's message, cut to MAX_MESSAGE characters with a note that it was. */
+function fittedMessage(message: string): string {
+  if (message.length <= MAX_MESSAGE) return message;
+  return `${message.slice(0, MAX_MESSAGE - 60)} ... (cut: the message has ${message.length} characters)`;
 }
 
 export function allow(uid: string, warnings: string[] = []): AdmissionResponse {
@@ -220,19 +236,27 @@ function base64(text: string): string {
 
 /** A denial as kubectl shows it: `Error from server (Forbidden): ... denied the request: <message>`. */
 export function deny(uid: string, message: string, warnings: string[] = []): AdmissionResponse {
-  const r: AdmissionResponse = { uid, allowed: false, status: { code: 403, reason: 'Forbidden', message } };
+  const r: AdmissionResponse = { uid, allowed: false, status: { code: 403, reason: 'Forbidden', message: fittedMessage(message) } };
   if (warnings.length) r.warnings = fitted(warnings);
   return r;
+}
+
+/**
+ * A name as a message shows it: whole up to 253 characters (the longest a Kubernetes name can be), else its start
+ * and its length. The API server checks names after the mutating webhooks, so a request can carry any length.
+ */
+export function shown(name: string): string {
+  return name.length <= 253 ? name : `${name.slice(0, 60)}...(${name.length} characters)`;
 }
 
 /** `Kind namespace/name` (or generateName…) for messages and logs. */
 export function objectRef(kind: string, obj: KubeObject | null | undefined, fallbackNs?: string): string {
   const md = isObject(obj?.metadata) ? (obj!.metadata as Record<string, unknown>) : {};
   const ns = typeof md.namespace === 'string' && md.namespace ? md.namespace : fallbackNs;
-  let name = typeof md.name === 'string' && md.name ? md.name : '';
-  if (!name && typeof md.generateName === 'string' && md.generateName) name = `${md.generateName}<generated>`;
+  let name = typeof md.name === 'string' && md.name ? shown(md.name) : '';
+  if (!name && typeof md.generateName === 'string' && md.generateName) name = `${shown(md.generateName)}<generated>`;
   if (!name) name = '<unnamed>';
-  return ns ? `${kind} ${ns}/${name}` : `${kind} ${name}`;
+  return ns ? `${kind} ${shown(ns)}/${name}` : `${kind} ${name}`;
 }
 
 /** What a handler decided, for the response, the metrics and the one log line per admission. */

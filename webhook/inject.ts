@@ -1,6 +1,7 @@
 // The injection core: pure, no I/O. A pod (or a workload's pod template) and the config in, a decision
 // and a mutated copy out. The webhook and the offline `inject` command both call injectTemplate().
 import type { KubeObject } from './admission.ts';
+import { shown } from './admission.ts';
 import type { AuthBridgeMode, Config, MtlsMode } from './config.ts';
 import { AUTHBRIDGE_MODES, HELPER_CONFIG_DIR, INJECTION_WARNINGS, MTLS_MODES, SVID_DIR } from './config.ts';
 import type { InjectionWarning } from './config.ts';
@@ -793,7 +794,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
           const field = ['spec', list, indexIn(spec[list], c), 'volumeMounts', j, 'name'];
           add(denial(
             'reserved-name',
-            `${ctx.ref}: container ${c.name} mounts volume ${m} (${fieldText(specPath, field)}), which only the spiffe-helper injection provides, but the pod opts out of it (label ${LABEL_SPIFFE_HELPER_INJECT}: "false") and defines no volume of that name. The API server would reject the pod (volumeMounts[${j}].name: Not found). Fix: remove the label ${LABEL_SPIFFE_HELPER_INJECT} so spiffe-helper and its volumes are injected, or remove the mount.`,
+            `${ctx.ref}: container ${shown(String(c.name))} mounts volume ${m} (${fieldText(specPath, field)}), which only the spiffe-helper injection provides, but the pod opts out of it (label ${LABEL_SPIFFE_HELPER_INJECT}: "false") and defines no volume of that name. The API server would reject the pod (volumeMounts[${j}].name: Not found). Fix: remove the label ${LABEL_SPIFFE_HELPER_INJECT} so spiffe-helper and its volumes are injected, or remove the mount.`,
             field,
           ));
         }
@@ -881,7 +882,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
           const field = ['spec', list, indexIn(spec[list], c), 'ports', k, 'containerPort'];
           add(denial(
             'port-conflict',
-            `${ctx.ref}: container ${c.name} declares port ${hit.port} (${fieldText(specPath, field)}), which the injected ${mode} proxy needs for ${hit.key}. Both would bind it in the pod's one network namespace. Fix: move the proxy with config authBridge.ports.${hit.key}, or move your container's port.`,
+            `${ctx.ref}: container ${shown(String(c.name))} declares port ${hit.port} (${fieldText(specPath, field)}), which the injected ${mode} proxy needs for ${hit.key}. Both would bind it in the pod's one network namespace. Fix: move the proxy with config authBridge.ports.${hit.key}, or move your container's port.`,
             field,
           ));
         }
@@ -1015,8 +1016,8 @@ export function silenced(warning: string, cfg: Config): boolean {
 
 /** Names for a message: at most three, then how many more. */
 function nameList(names: readonly string[]): string {
-  const shown = names.slice(0, 3).join(', ');
-  return names.length > 3 ? `${shown} and ${names.length - 3} more` : shown;
+  const first = names.slice(0, 3).map((n) => shown(String(n))).join(', ');
+  return names.length > 3 ? `${first} and ${names.length - 3} more` : first;
 }
 
 export { isObject, jsonEqual };
