@@ -1,8 +1,9 @@
-// What the admission metrics count: /mutate's denials in rule_violations_total like /validate's rules, and an
+// What the admission metrics count: /mutate's denials (and injection warnings, as warned) in rule_violations_total like /validate's rules, and an
 // object the webhook could not evaluate as result="error" in admission_requests_total, apart from policy denials.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
+import fastJsonPatch from 'fast-json-patch';
 import pino from 'pino';
 import { defaultConfig } from '../webhook/config.ts';
 import { registry } from '../webhook/metrics.ts';
@@ -59,6 +60,23 @@ describe('admission metrics', () => {
     const all = await total();
     assert.ok((await s.review('/mutate', podCreateRequest(agentPod()))).patch);
     assert.equal(await total(), all, 'an injected pod is no violation');
+  });
+
+  test('a pod injected with warnings counts each warning\'s name once as action="warned"; its re-invocation counts none', async () => {
+    const pod = agentPod({ restartPolicy: 'Never', initContainers: [{ name: 'fetch', image: 'curl' }] });
+    const block = await violations('sidecars-block-completion', 'warned');
+    const init = await violations('init-before-proxy', 'warned');
+    const res = await s.review('/mutate', podCreateRequest(pod));
+    assert.ok(res.patch);
+    assert.ok(res.warnings.some((w: string) => w.startsWith('[sidecars-block-completion] ')));
+    assert.equal(await violations('sidecars-block-completion', 'warned'), block + 1);
+    assert.equal(await violations('init-before-proxy', 'warned'), init + 1);
+    // the API server calls again after another webhook's change (reinvocationPolicy: IfNeeded): nothing to patch,
+    // the same warnings, counted once already
+    const patched = fastJsonPatch.applyPatch(structuredClone(pod), JSON.parse(Buffer.from(res.patch, 'base64').toString())).newDocument;
+    const again = await s.review('/mutate', podCreateRequest(patched));
+    assert.equal(again.patch, undefined);
+    assert.equal(await violations('sidecars-block-completion', 'warned'), block + 1);
   });
 
   test('/validate still counts its rules once per violation, denied or warned', async () => {

@@ -3,7 +3,7 @@
 import type { AdmissionRequest, Decision, KubeObject } from './admission.ts';
 import { allow, allowWithPatch, decisionFor, deny, objectRef } from './admission.ts';
 import type { Config } from './config.ts';
-import { csiDriverMissing, denialText, injectTemplate } from './inject.ts';
+import { csiDriverMissing, denialText, injectTemplate, warningName } from './inject.ts';
 import { createPatch } from './patch.ts';
 import type { ValidationService } from './validation.ts';
 
@@ -41,7 +41,9 @@ export function mutate(req: AdmissionRequest, deps: MutateDeps): Decision {
       if (result.status.volumes.length && deps.config.policies['csi-driver-missing'] !== 'off' && deps.validation?.csiDriverExists(deps.config.spire.csiDriver) === false)
         warnings.push(csiDriverMissing(ref, deps.config.spire.csiDriver));
       const patch = createPatch(pod as KubeObject, result.template);
-      return decisionFor(allowWithPatch(req.uid, patch, warnings), [], {
+      // the warnings' names, counted as `warned` and logged (none for a pod with nothing to warn about)
+      const named = warnings.length ? [...new Set(warnings.map(warningName).filter((n) => n !== undefined))] : [];
+      return decisionFor(allowWithPatch(req.uid, patch, warnings), named, {
         mode: result.mode,
         injected: patch.length ? result.injected : [],
         unchanged: patch.length === 0,
