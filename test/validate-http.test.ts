@@ -3,6 +3,7 @@
 // stand-in for the API server (none can be installed here).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import http from 'node:http';
 import jsonpatch from 'fast-json-patch';
 import type { Config } from '../webhook/config.ts';
@@ -10,6 +11,7 @@ import { configFromObject } from '../webhook/config.ts';
 import { silentLogger } from '../webhook/log.ts';
 import { startValidation } from '../webhook/validation.ts';
 import { toWarnings } from '../webhook/validation.ts';
+import { wrap } from '../webhook/admission.ts';
 import { decodePatch, joinWarnings, startTestServer } from './helpers.ts';
 import type { TestServer } from './helpers.ts';
 import { FakeApiServer, PATHS, until } from './fake-apiserver.ts';
@@ -356,6 +358,48 @@ test('toWarnings splits at sentence ends and keeps the rule on continuation line
   for (const l of lines) assert.ok(l.length <= 120, `${l.length}: ${l}`);
   const text = lines.map((l, i) => (i ? l.replace(/^\[r\] /, '') : l)).join('');
   assert.equal(text.replace(/ /g, ''), long.replace(/ /g, ''), 'nothing is lost: the long name is cut across lines');
+});
+
+test('wrap: lines of at most max characters, broken at spaces, nothing but spaces at a break lost; as words joined again would be', () => {
+  // the word-by-word wrapping it replaced, for single-spaced text
+  const byWords = (text: string, max: number): string[] => {
+    if (text.length <= max) return [text];
+    const lines: string[] = [];
+    let cur = '';
+    for (let word of text.split(' ')) {
+      while (word.length > max) {
+        if (cur) lines.push(cur);
+        cur = '';
+        lines.push(word.slice(0, max));
+        word = word.slice(max);
+      }
+      if (!cur) cur = word;
+      else if (cur.length + 1 + word.length <= max) cur += ` ${word}`;
+      else {
+        lines.push(cur);
+        cur = word;
+      }
+    }
+    if (cur) lines.push(cur);
+    return lines;
+  };
+  const word = fc.stringMatching(/^[a-z0-9.,:()\/-]{1,40}$/);
+  fc.assert(
+    fc.property(fc.array(word, { minLength: 1, maxLength: 60 }), fc.integer({ min: 10, max: 120 }), (words, max) => {
+      const text = words.join(' ');
+      assert.deepEqual(wrap(text, max), byWords(text, max));
+    }),
+    { numRuns: 300 },
+  );
+  // any spacing: no line over max, none empty, the text's other characters all kept in order
+  fc.assert(
+    fc.property(fc.stringMatching(/^[ a-z]{0,400}$/), fc.integer({ min: 1, max: 120 }), (text, max) => {
+      const lines = wrap(text, max);
+      for (const l of lines) assert.ok(l.length <= max && (text.length <= max || l.length > 0), JSON.stringify(l));
+      assert.equal(lines.join('').replace(/ /g, ''), text.replace(/ /g, ''));
+    }),
+    { numRuns: 300 },
+  );
 });
 
 test('every warning the webhook answers fits in 120 characters, whatever the names', async () => {

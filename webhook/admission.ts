@@ -164,26 +164,29 @@ export function toWarnings(message: string, rule?: string): string[] {
   return out;
 }
 
-/** Lines of at most `max` characters, broken at spaces (a longer word is cut). */
-function wrap(text: string, max: number): string[] {
+/**
+ * Lines of at most `max` characters, broken at spaces (a longer word is cut; spaces at a break are dropped).
+ * Slices of the text, not words joined again: a warning is wrapped on every admission that carries it.
+ */
+export function wrap(text: string, max: number): string[] {
   if (text.length <= max) return [text];
   const lines: string[] = [];
-  let cur = '';
-  for (let word of text.split(' ')) {
-    while (word.length > max) {
-      if (cur) lines.push(cur);
-      cur = '';
-      lines.push(word.slice(0, max));
-      word = word.slice(max);
-    }
-    if (!cur) cur = word;
-    else if (cur.length + 1 + word.length <= max) cur += ` ${word}`;
-    else {
-      lines.push(cur);
-      cur = word;
+  let start = 0;
+  for (;;) {
+    while (text.charCodeAt(start) === 0x20) start++;
+    if (text.length - start <= max) break;
+    const cut = text.lastIndexOf(' ', start + max);
+    if (cut <= start) {
+      lines.push(text.slice(start, start + max));
+      start += max;
+    } else {
+      let end = cut;
+      while (end > start && text.charCodeAt(end - 1) === 0x20) end--;
+      lines.push(text.slice(start, end));
+      start = cut + 1;
     }
   }
-  if (cur) lines.push(cur);
+  if (start < text.length) lines.push(text.slice(start));
   return lines;
 }
 
