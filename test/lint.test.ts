@@ -629,3 +629,37 @@ test('lint: a dump with a Deployment and its pods reports the template once; way
   assert.equal(rules.find((r) => r.id === 'init-before-proxy')!.defaultConfiguration.level, 'warning');
   assert.equal(rules.find((r) => r.id === 'port-conflict')!.defaultConfiguration.level, 'error');
 });
+
+test('every injection denial of a template is its own finding at its own key, in the order of the lines', () => {
+  const text = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: weather
+  namespace: team-a
+spec:
+  selector: {matchLabels: {app: w}}
+  template:
+    metadata:
+      labels: {app: w, kagenti.io/type: agent}
+    spec:
+      serviceAccountName: weather
+      hostNetwork: true
+      containers:
+        - name: app
+          image: x
+          ports:
+            - containerPort: 8080
+            - containerPort: 15123
+        - name: spiffe-helper
+          image: mine
+`;
+  const l = lintString(text);
+  assert.deepEqual(
+    l.findings.map((f) => [f.rule, f.line, f.column, f.path]),
+    [
+      ['host-network', 13, 7, 'spec.template.spec.hostNetwork'],
+      ['port-conflict', 19, 15, 'spec.template.spec.containers.0.ports.1.containerPort'],
+      ['reserved-name', 20, 11, 'spec.template.spec.containers.1.name'],
+    ],
+  );
+});

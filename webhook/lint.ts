@@ -314,6 +314,7 @@ export class Linter {
       }
       if (!found.length) continue;
       if (source === null) source = sourceOf(raw.text);
+      const mine: Finding[] = [];
       for (const { v: viol, other } of found) {
         const path = prefix + viol.path;
         const at = pd.locate(path);
@@ -343,8 +344,12 @@ export class Linter {
           path: detach(path),
         };
         if (source) finding.source = detach(source);
-        this.findings.push(finding);
+        mine.push(finding);
       }
+      // a document's findings in the order of their lines, as a reader goes through the file (stable: one key's
+      // findings keep the order of the checks)
+      mine.sort((a, b) => a.line - b.line || a.column - b.column);
+      for (const f of mine) this.findings.push(f);
     }
   }
 }
