@@ -102,6 +102,9 @@ test('usage errors exit 2 with one clear line', async () => {
   const help = await runCli(['--help']);
   assert.equal(help.code, 0);
   assert.match(help.stdout.toString(), /Usage: kagenti-webhook lint/);
+  assert.match(help.stdout.toString(), /injection denials \(errors\) and injection\s+warnings \(warnings\)/);
+  assert.match(help.stdout.toString(), /docs\/lint\.md/);
+  assert.match(help.stdout.toString(), /141 the reader of the output went\s+away/);
 });
 
 test('YAML 1.1: unquoted yes, on, y and true are booleans as kubectl reads them; quoted ones are strings', () => {

@@ -1,7 +1,8 @@
 // `kagenti-webhook lint`: the webhook's policies over manifests, before anything is applied (CI, GitOps,
 // Helm post-renderer). The rules are those of /validate (rules.ts); this module reads the input, keeps the
 // cross-document ServiceAccount index, positions findings and picks the exit code:
-//   0 no errors (warnings allowed unless --strict), 1 violations, 2 usage, read or parse errors.
+//   0 no errors (warnings allowed unless --strict), 1 violations, 2 usage, read or parse errors, 141 stdout's
+//   reader went away.
 import { createReadStream, existsSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -378,8 +379,10 @@ function firstLineOffset(text: string): number {
 export const LINT_USAGE = `Usage: kagenti-webhook lint [flags] [PATH ...] [-]
 
 Checks manifests (files, directories with *.yaml, *.yml, *.json; '-' or nothing for stdin) against the
-webhook's policies: dedicated-service-account, unique-service-account, token-review-value,
-token-review-required. YAML is read with YAML 1.1 rules, as kubectl reads it.
+webhook's policies (dedicated-service-account, unique-service-account, token-review-value,
+token-review-required) and, on agent pods and pod templates, its injection denials (errors) and injection
+warnings (warnings). The list of rules is in docs/lint.md. YAML is read with YAML 1.1 rules, as kubectl
+reads it.
 
 Flags:
       --issuer URL          the cluster's service-account issuer (classified like the webhook does)
@@ -394,7 +397,8 @@ Flags:
       --no-color            no colour in text output (colour is used only on a terminal)
   -h, --help                show this help
 
-Exit codes: 0 no errors, 1 violations, 2 usage, read or parse errors.
+Exit codes: 0 no errors, 1 violations, 2 usage, read or parse errors, 141 the reader of the output went
+away (lint ... | head).
 `;
 
 const ISSUER_HINT = 'pass --external-issuer, --internal-issuer, --issuer URL or --cluster to lint (or set tokenReview.issuer in --config)';
