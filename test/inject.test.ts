@@ -510,3 +510,29 @@ test('every denial of a pod is listed, first the first the checks find; a hostil
   assert.ok(bad.outcome === 'deny');
   if (bad.outcome === 'deny') assert.deepEqual(bad.all.map((d) => d.rule), ['host-network', 'invalid-annotation', 'invalid-annotation']);
 });
+
+test('long lists: 20,000 volumes and 16,000 mounts of the pod\'s own svid-output (spiffe-helper opted out) inject, and a mount without the volume is denied at each container', () => {
+  // Every name is looked up in a set built once: the mounts are not each checked against every volume.
+  const cfg = defaultConfig();
+  const optOut = { 'kagenti.io/spiffe-helper-inject': 'false' };
+  const volumes = Array.from({ length: 20000 }, (_, i) => ({ name: `v${i}`, emptyDir: {} }));
+  const mounts = Array.from({ length: 16000 }, (_, i) => ({ name: 'svid-output', mountPath: `/m${i}` }));
+  const pod = agentPod(optOut, {}, { containers: [{ name: 'app', image: 'x', volumeMounts: mounts }], volumes: [...volumes, { name: 'svid-output', emptyDir: {} }] });
+  const r = injectTemplate(pod, cfg, ctxFor);
+  assert.equal(r.outcome, 'inject');
+  if (r.outcome !== 'inject') return;
+  assert.equal(r.template.spec.volumes, pod.spec.volumes, 'no volume of ours added, the pod\'s kept as they are');
+  assert.deepEqual(r.template.spec.containers.map((c: KubeObject) => c.name), ['authbridge-proxy', 'app']);
+  assert.deepEqual(r.template.spec.initContainers.map((c: KubeObject) => c.name), ['proxy-init']);
+
+  // without the volume, each mount is denied; the ones listed name their container by its index in the pod
+  const missing = agentPod(optOut, {}, {
+    containers: Array.from({ length: 20000 }, (_, i) => ({ name: `c${i}`, image: 'x', volumeMounts: [{ name: 'svid-output', mountPath: '/s' }] })),
+    volumes,
+  });
+  const d = injectTemplate(missing, cfg, ctxFor);
+  assert.ok(d.outcome === 'deny');
+  if (d.outcome !== 'deny') return;
+  assert.deepEqual(d.all.map((x) => x.field?.join('.')), Array.from({ length: MAX_DENIALS }, (_, i) => `spec.containers.${i}.volumeMounts.0.name`));
+  assert.equal(d.unlisted, 20000 - MAX_DENIALS);
+});

@@ -588,3 +588,16 @@ test('checkInjection: the proxy-uid warning points at the container that sets ui
   const v = checkInjection(p, { config, namespace: 'team-a' }).warnings.filter((x) => x.rule === 'proxy-uid');
   assert.equal(v[0]?.path, 'spec.template.spec.securityContext.runAsUser');
 });
+
+test('checkInjection: a StatefulSet with 20,000 template volumes and 10,000 claims, half of them of the same names', () => {
+  // The claims are looked up in a set: the template's volumes are not each checked against every claim.
+  const o = workload('StatefulSet', 'db-agent', 'db-sa');
+  o.spec.template.spec.volumes = Array.from({ length: 20000 }, (_, i) => ({ name: `v${i}`, emptyDir: {} }));
+  o.spec.volumeClaimTemplates = Array.from({ length: 10000 }, (_, i) => ({ metadata: { name: `v${2 * i}` }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } } }));
+  o.spec.template.spec.containers[0].volumeMounts = [{ name: 'v19998', mountPath: '/claim' }, { name: 'v19999', mountPath: '/own' }];
+  assert.deepEqual(checkInjection(o, { config, namespace: 'team-a' }).violations, []);
+  // a template volume among them named like an injected one is found, at its index in the template as written
+  o.spec.template.spec.volumes[19999] = { name: 'svid-output', emptyDir: {} };
+  const v = checkInjection(o, { config, namespace: 'team-a' }).violations;
+  assert.deepEqual(v.map((x) => [x.rule, x.path]), [['reserved-name', 'spec.template.spec.volumes.19999.name']]);
+});

@@ -596,6 +596,22 @@ function indexIn(list: unknown, item: unknown): number {
   return Array.isArray(list) ? list.indexOf(item) : -1;
 }
 
+/**
+ * indexIn for many items of one list: the index of each item by a map built on first use, so a denial per item
+ * of a long list costs no pass over the list each.
+ */
+function indexer(list: unknown): (item: unknown) => number {
+  let at: Map<unknown, number> | undefined;
+  return (item) => {
+    if (!Array.isArray(list)) return -1;
+    if (!at) {
+      at = new Map();
+      for (let i = list.length - 1; i >= 0; i--) at.set(list[i], i); // the first index wins, as with indexOf
+    }
+    return at.get(item) ?? -1;
+  };
+}
+
 function hasName(list: readonly KubeObject[], name: string): boolean {
   for (const c of list) if (c.name === name) return true;
   return false;
@@ -780,18 +796,21 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
 
   // reserved-name: with spiffe-helper opted out, none of our volumes is injected, so a mount of one of their names
   // that the pod does not define itself points at nothing (the API server: `volumeMounts[0].name: Not found`).
+  // Names and indexes are looked up in sets and maps built once: a pod's lists are the client's to make long.
   if (!spire) {
+    const volumeNames = new Set(volumes.map((v) => v.name));
     for (const [list, arr] of [
       ['containers', containers],
       ['initContainers', initContainers],
-    ] as const)
+    ] as const) {
+      const indexOfOwn = indexer(spec[list]);
       for (const c of arr) {
         const mounts = c.volumeMounts as KubeObject[] | undefined | null;
         if (!mounts) continue;
         for (let j = 0; j < mounts.length; j++) {
           const m = mounts[j]!.name;
-          if (!RESERVED_VOLUMES.includes(m) || hasName(volumes, m)) continue;
-          const field = ['spec', list, indexIn(spec[list], c), 'volumeMounts', j, 'name'];
+          if (!RESERVED_VOLUMES.includes(m) || volumeNames.has(m)) continue;
+          const field = ['spec', list, indexOfOwn(c), 'volumeMounts', j, 'name'];
           add(denial(
             'reserved-name',
             `${ctx.ref}: container ${shown(String(c.name))} mounts volume ${m} (${fieldText(specPath, field)}), which only the spiffe-helper injection provides, but the pod opts out of it (label ${LABEL_SPIFFE_HELPER_INJECT}: "false") and defines no volume of that name. The API server would reject the pod (volumeMounts[${j}].name: Not found). Fix: remove the label ${LABEL_SPIFFE_HELPER_INJECT} so spiffe-helper and its volumes are injected, or remove the mount.`,
@@ -799,6 +818,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
           ));
         }
       }
+    }
   }
 
   // unsupported-os: the injected containers are Linux containers (Linux securityContext fields, proxy-init's
@@ -871,6 +891,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
       ['containers', containers],
       ['initContainers', initContainers],
     ] as const) {
+      const indexOfOwn = indexer(spec[list]);
       for (const c of arr) {
         const ports = c.ports as KubeObject[] | undefined | null;
         if (!ports) continue;
@@ -879,7 +900,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
           if (p.protocol !== undefined && p.protocol !== null && p.protocol !== 'TCP') continue;
           const hit = r.ports.find((n) => n.port === p.containerPort);
           if (!hit) continue;
-          const field = ['spec', list, indexIn(spec[list], c), 'ports', k, 'containerPort'];
+          const field = ['spec', list, indexOfOwn(c), 'ports', k, 'containerPort'];
           add(denial(
             'port-conflict',
             `${ctx.ref}: container ${shown(String(c.name))} declares port ${hit.port} (${fieldText(specPath, field)}), which the injected ${mode} proxy needs for ${hit.key}. Both would bind it in the pod's one network namespace. Fix: move the proxy with config authBridge.ports.${hit.key}, or move your container's port.`,
