@@ -6,6 +6,8 @@ import { readFileSync } from 'node:fs';
 import { configFromObject, defaultConfig } from '../webhook/config.ts';
 import { MAX_RELEASE_JSON, checkHelmRelease, encodeReleaseForSecret, isHelmRelease } from '../webhook/helm-release.ts';
 import { Linter } from '../webhook/lint.ts';
+import { checkInjection } from '../webhook/rules.ts';
+import { parseDocument } from 'yaml';
 import { ROOT } from './fixtures/lint/cli.ts';
 
 const KAGENT = readFileSync(`${ROOT}test/fixtures/lint/kagent-render.yaml`, 'utf8');
@@ -222,4 +224,16 @@ test('an injection denial that depends on the mode or on an unchanged template i
   const l = new Linter({ config: ctx.config, issuer: ctx.issuer });
   l.lintText('m.yaml', dep);
   assert.equal(l.findings[0]?.severity, 'error');
+});
+
+test('unsupported-os depends on the namespace\'s mode label, which the record does not hold: a warning at a new install\'s record too', () => {
+  // spiffe-helper opted out: in a waypoint namespace nothing is injected, and /validate admits the Windows agent
+  const win = `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: win-agent\n  namespace: mesh\nspec:\n  selector:\n    matchLabels: {app: w}\n  template:\n    metadata:\n      labels: {app: w, kagenti.io/type: agent, kagenti.io/spiffe-helper-inject: "false"}\n    spec:\n      serviceAccountName: win-sa\n      nodeSelector: {kubernetes.io/os: windows}\n      containers: [{name: a, image: x}]\n`;
+  const r = checkHelmRelease(record(win, { status: 'pending-install', ns: 'mesh', name: 'win' }), ctx);
+  assert.equal(r.checked, true);
+  assert.deepEqual(r.violations.map((v) => [v.rule, v.severity]), [['unsupported-os', 'warning']]);
+  assert.match(r.violations[0].message, /^\[unsupported-os\] Deployment mesh\/win-agent \(Helm release mesh\/win.*Not denied here: \/validate checks the workload again as Helm applies it\. Fix: /);
+  const dep = parseDocument(win).toJS();
+  assert.deepEqual(checkInjection(dep, { config: ctx.config, namespace: 'mesh', namespaceLabels: { 'kagenti.io/authbridge-mode': 'waypoint' } }).violations, []);
+  assert.deepEqual(checkInjection(dep, { config: ctx.config, namespace: 'mesh' }).violations.map((v) => v.rule), ['unsupported-os']);
 });

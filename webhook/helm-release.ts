@@ -235,14 +235,15 @@ export function checkHelmRelease(obj: unknown, ctx: { config: Config; issuer: Is
       ? `${head} ${where}: ${f.message.slice(head.length + 2)}`
       : `${f.message} ${where}`;
     let text = message.replace(` defined at release ${releaseRef}:`, ' defined at manifest line ');
-    // An injection denial that depends on what the record does not hold is a warning here: port-conflict and
-    // reserved-name depend on the namespace's mode label (ports, container names), and on an upgrade or rollback
-    // any of them may be on a pod template the release does not change (not denied at /validate either). /validate
-    // checks each workload again as Helm applies it, with both. A new install's mode-independent ones deny.
+    // An injection denial that depends on what the record does not hold is a warning here: port-conflict,
+    // reserved-name and unsupported-os depend on the namespace's mode label (ports, container names, whether any
+    // container is injected at all: none in waypoint mode with spiffe-helper opted out), and on an upgrade or
+    // rollback any of them may be on a pod template the release does not change (not denied at /validate either).
+    // /validate checks each workload again as Helm applies it, with both. A new install's mode-independent ones deny.
     const injection =
       f.severity === 'error' &&
       (INJECTION_RULES as readonly string[]).includes(f.rule) &&
-      (status !== 'pending-install' || f.rule === 'port-conflict' || f.rule === 'reserved-name');
+      (status !== 'pending-install' || MODE_DEPENDENT.has(f.rule));
     if (injection) text = noteBeforeFix(text, 'Not denied here: /validate checks the workload again as Helm applies it.');
     const v: HelmViolation = {
       rule: f.rule,
@@ -260,6 +261,9 @@ export function checkHelmRelease(obj: unknown, ctx: { config: Config; issuer: Is
   }
   return result;
 }
+
+/** Injection denials that depend on the namespace's kagenti.io/authbridge-mode label, which a release record does not hold. */
+const MODE_DEPENDENT = new Set<string>(['port-conflict', 'reserved-name', 'unsupported-os']);
 
 /** Encodes a release JSON as Helm stores it in a Secret's data.release (for tests and tools). */
 export function encodeReleaseForSecret(release: unknown): string {
