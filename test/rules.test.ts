@@ -601,3 +601,21 @@ test('checkInjection: a StatefulSet with 20,000 template volumes and 10,000 clai
   const v = checkInjection(o, { config, namespace: 'team-a' }).violations;
   assert.deepEqual(v.map((x) => [x.rule, x.path]), [['reserved-name', 'spec.template.spec.volumes.19999.name']]);
 });
+
+test('checkInjection: a StatefulSet with claims and template volumes that are not a list is malformed-object, as without claims', () => {
+  for (const volumes of [{ name: 'cache' }, 'cache', 5]) {
+    for (const claims of [[{ metadata: { name: 'data' } }], undefined]) {
+      const o = workload('StatefulSet', 'db', 'db-sa');
+      o.spec.template.spec.volumes = volumes;
+      if (claims) o.spec.volumeClaimTemplates = claims;
+      const v = checkInjection(o, { config, namespace: 'team-a' }).violations;
+      assert.deepEqual(v.map((x) => x.rule), ['malformed-object'], `${JSON.stringify(volumes)} with claims ${!!claims}`);
+      assert.match(v[0].message, /: spec\.template\.spec\.volumes must be a list\./);
+    }
+  }
+  // null is no volumes: the claims are the pod's volumes
+  const o = workload('StatefulSet', 'db', 'db-sa');
+  o.spec.template.spec.volumes = null;
+  o.spec.volumeClaimTemplates = [{ metadata: { name: 'data' } }];
+  assert.deepEqual(checkInjection(o, { config, namespace: 'team-a' }).violations, []);
+});

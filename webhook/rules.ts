@@ -359,6 +359,8 @@ function asCreated(obj: Record<string, any>, template: Record<string, any>): Rec
   const claims = claimNames(obj).filter((n) => n !== '');
   if (!claims.length || !isObject(template.spec)) return template;
   const spec = template.spec;
+  // volumes that are not a list: left for the injection core's shape check to deny (malformed-object)
+  if (spec.volumes !== undefined && spec.volumes !== null && !Array.isArray(spec.volumes)) return template;
   const claimed = new Set<unknown>(claims);
   const own = Array.isArray(spec.volumes) ? spec.volumes.filter((v: unknown) => !(isObject(v) && claimed.has(v.name))) : [];
   const pvcs = claims.map((n) => ({ name: n, persistentVolumeClaim: { claimName: `${n}-${objectName(obj)}-0` } }));
