@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { defaultConfig } from '../webhook/config.ts';
 import type { OwnerLookup, OwnerRef } from '../webhook/identity.ts';
-import { agentIdentity, controllerOf, copySelector, cronJobJobName, effectiveServiceAccount, identityKey, orphanWorkload, selectorMatches, stripTemplateHash, topLevelWorkload } from '../webhook/identity.ts';
+import { agentIdentity, controllerOf, copySelector, cronJobJobName, effectiveServiceAccount, identityKey, orphanWorkload, selectorMatches, stripTemplateHash, templateOwner, topLevelWorkload } from '../webhook/identity.ts';
 
 const config = defaultConfig();
 
@@ -266,4 +266,31 @@ test('a CronJob Job not in the cache yet: its pod counts as the CronJob when tha
   assert.deepEqual(topLevelWorkload(p, 'team-a', jobCachedBare), { kind: 'Job', name: `nightly-${MINUTES}` });
   const jobCachedScaled = cronJobs({ 'team-a': ['nightly'] }, { kind: 'ScaledJob', name: 'w', controller: true });
   assert.deepEqual(topLevelWorkload(p, 'team-a', jobCachedScaled), { kind: 'ScaledJob', name: 'w' });
+});
+
+test('templateOwner: only the controller reference its controller writes (controller: true, apps/v1 or batch/v1) makes a template checked on its owner', () => {
+  const owned = (kind: string, ...ownerReferences: unknown[]) => ({ kind, metadata: { name: 'x', ownerReferences } });
+  const ref = (apiVersion: string | undefined, kind: string, controller?: boolean) => ({ ...(apiVersion ? { apiVersion } : {}), kind, name: 'o', uid: 'u', ...(controller === undefined ? {} : { controller }) });
+  const yes = { name: 'o', controller: true };
+  assert.deepEqual(templateOwner(owned('ReplicaSet', ref('apps/v1', 'Deployment', true))), { kind: 'Deployment', ...yes });
+  assert.deepEqual(templateOwner(owned('Job', ref('batch/v1', 'CronJob', true))), { kind: 'CronJob', ...yes });
+  // an only owner, a controller: false one, another API group's kind of that name, or no apiVersion: checked itself
+  for (const [kind, apiVersion, owner] of [['ReplicaSet', 'apps/v1', 'Deployment'], ['Job', 'batch/v1', 'CronJob']]) {
+    assert.equal(templateOwner(owned(kind, ref(apiVersion, owner))), null);
+    assert.equal(templateOwner(owned(kind, ref(apiVersion, owner, false))), null);
+    assert.equal(templateOwner(owned(kind, ref('example.com/v1', owner, true))), null);
+    assert.equal(templateOwner(owned(kind, ref(undefined, owner, true))), null);
+    // beside another controller (an Argo Rollout), a Deployment that only refers to it does not count
+    assert.equal(templateOwner(owned(kind, ref(apiVersion, owner), ref('argoproj.io/v1alpha1', 'Rollout', true))), null);
+  }
+  assert.equal(templateOwner(owned('ReplicaSet', ref('batch/v1', 'CronJob', true))), null);
+  // lint's controller-made pods
+  for (const [apiVersion, kind] of [['apps/v1', 'ReplicaSet'], ['batch/v1', 'Job'], ['apps/v1', 'StatefulSet'], ['apps/v1', 'DaemonSet']]) {
+    assert.deepEqual(templateOwner(owned('Pod', ref(apiVersion, kind, true)), true), { kind, ...yes });
+    assert.equal(templateOwner(owned('Pod', ref(apiVersion, kind, true))), null, 'at admission a Pod is checked itself');
+    assert.equal(templateOwner(owned('Pod', ref(apiVersion, kind)), true), null);
+    assert.equal(templateOwner(owned('Pod', ref('example.com/v1', kind, true)), true), null);
+  }
+  assert.equal(templateOwner(owned('Deployment', ref('apps/v1', 'Deployment', true))), null);
+  assert.equal(templateOwner({ kind: 'ReplicaSet', metadata: { ownerReferences: 'x' } }), null);
 });

@@ -614,6 +614,12 @@ test('lint checks the injection of a ReplicaSet owned by a Deployment (or a Job 
   // an ownerless ReplicaSet is its own workload: checked
   const bare = rs.replace(/  ownerReferences:\n.*\n/, '');
   assert.deepEqual(lintString(bare).findings.filter((f) => f.rule === 'host-network').map((f) => f.kind), ['ReplicaSet']);
+  // so is one whose Deployment is not its controller, or not the apps/v1 one
+  for (const ref of ['{apiVersion: apps/v1, kind: Deployment, name: web, uid: u1}', '{apiVersion: example.com/v1, kind: Deployment, name: web, uid: u1, controller: true}']) {
+    const other = rs.replace(/    - \{apiVersion: apps\/v1, kind: Deployment.*\n/, `    - ${ref}\n`);
+    assert.notEqual(other, rs);
+    assert.deepEqual(lintString(other).findings.filter((f) => f.rule === 'host-network').map((f) => f.kind), ['ReplicaSet'], ref);
+  }
 });
 
 test('lint: a dump with a Deployment and its pods reports the template once; waypoint mode is not reported; SARIF levels of warning rules are warning', async () => {

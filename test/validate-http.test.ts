@@ -90,8 +90,26 @@ test('HTTPS /validate: an agent Deployment on the default ServiceAccount is deni
 test('HTTPS /validate: skips what it must not judge', async () => {
   const s = await server({ tokenReview: { issuer: 'external' } });
   try {
-    const owned = { ...deployment('w-abc'), kind: 'ReplicaSet', metadata: { name: 'w-abc', namespace: 'team-a', ownerReferences: [{ kind: 'Deployment', name: 'w', controller: true }] } };
+    const owned = { ...deployment('w-abc'), kind: 'ReplicaSet', metadata: { name: 'w-abc', namespace: 'team-a', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'w', uid: 'u1', controller: true }] } };
     assert.equal((await s.review('/validate', req('ReplicaSet', 'apps', owned))).allowed, true);
+    // only a Deployment's controller reference, as its controller writes it, makes the ReplicaSet its: not a
+    // Deployment of another API group, nor one that is only an owner (no controller: true, or controller: false)
+    for (const ref of [
+      { apiVersion: 'example.com/v1', kind: 'Deployment', name: 'w', uid: 'u1', controller: true },
+      { apiVersion: 'apps/v1', kind: 'Deployment', name: 'w', uid: 'u1' },
+      { apiVersion: 'apps/v1', kind: 'Deployment', name: 'w', uid: 'u1', controller: false },
+      { kind: 'Deployment', name: 'w', uid: 'u1', controller: true },
+    ]) {
+      const rs = { ...owned, metadata: { ...owned.metadata, ownerReferences: [ref] } };
+      const r = await s.review('/validate', req('ReplicaSet', 'apps', rs));
+      assert.equal(r.allowed, false, JSON.stringify(ref));
+      assert.match(r.status!.message, /^\[dedicated-service-account\] ReplicaSet team-a\/w-abc: /);
+    }
+    const cronJobs = { ...deployment('nightly-29000000'), apiVersion: 'batch/v1', kind: 'Job' };
+    const job = (ref: Record<string, unknown>) => ({ ...cronJobs, metadata: { ...cronJobs.metadata, ownerReferences: [ref] } });
+    assert.equal((await s.review('/validate', req('Job', 'batch', job({ apiVersion: 'batch/v1', kind: 'CronJob', name: 'nightly', uid: 'u2', controller: true })))).allowed, true);
+    assert.equal((await s.review('/validate', req('Job', 'batch', job({ apiVersion: 'batch/v1', kind: 'CronJob', name: 'nightly', uid: 'u2' })))).allowed, false);
+    assert.equal((await s.review('/validate', req('Job', 'batch', job({ apiVersion: 'example.com/v1', kind: 'CronJob', name: 'nightly', uid: 'u2', controller: true })))).allowed, false);
     const bareRs = { ...deployment('rs'), kind: 'ReplicaSet' };
     assert.equal((await s.review('/validate', req('ReplicaSet', 'apps', bareRs))).allowed, false);
     assert.equal((await s.review('/validate', req('Deployment', 'apps', deployment('web', undefined, { app: 'web' })))).allowed, true);

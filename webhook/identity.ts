@@ -50,18 +50,30 @@ export function controllerOf(obj: unknown): OwnerRef | null {
 /**
  * The workload whose pod template this object's is, so that it is checked there and not again: a Deployment's
  * ReplicaSet, a CronJob's Job; with `pods`, also a Pod its ReplicaSet, Job, StatefulSet or DaemonSet made (for a
- * `kubectl get -o yaml` dump in lint; at admission a Pod is checked itself). Null otherwise.
+ * `kubectl get -o yaml` dump in lint; at admission a Pod is checked itself). Only a controller's ownerReference
+ * counts, as that controller writes it (`controller: true` and the owner's apiVersion, apps/v1 or batch/v1): an
+ * only owner without `controller: true`, or a kind of that name from another API group (a custom Deployment), leaves
+ * the object to be checked itself. So /validate skips no more than its registration's matchConditions drop (a
+ * ReplicaSet with a `controller: true` Deployment owner). Null otherwise.
  */
 export function templateOwner(obj: unknown, pods = false): OwnerRef | null {
   const kind = isObject(obj) ? obj.kind : undefined;
-  if (kind !== 'ReplicaSet' && kind !== 'Job' && !(pods && kind === 'Pod')) return null;
-  const owner = controllerOf(obj);
-  if (!owner) return null;
-  if (kind === 'ReplicaSet') return owner.kind === 'Deployment' ? owner : null;
-  if (kind === 'Job') return owner.kind === 'CronJob' ? owner : null;
-  return POD_CONTROLLERS.has(owner.kind) ? owner : null;
+  const owners = kind === 'ReplicaSet' ? REPLICASET_OWNERS : kind === 'Job' ? JOB_OWNERS : pods && kind === 'Pod' ? POD_OWNERS : undefined;
+  const refs = isObject(obj) && isObject(obj.metadata) ? obj.metadata.ownerReferences : undefined;
+  if (!owners || !Array.isArray(refs)) return null;
+  // the controller's reference, the one controllerOf takes when there is one (the API server allows one at most)
+  const ref = refs.find((r): r is KubeObject => isObject(r) && r.controller === true && typeof r.kind === 'string' && typeof r.name === 'string' && r.name !== '');
+  const apiVersion = ref ? owners.get(ref.kind) : undefined;
+  return apiVersion !== undefined && ref!.apiVersion === apiVersion ? { kind: ref!.kind, name: ref!.name, controller: true } : null;
 }
-const POD_CONTROLLERS = new Set(['ReplicaSet', 'Job', 'StatefulSet', 'DaemonSet']);
+const REPLICASET_OWNERS = new Map([['Deployment', 'apps/v1']]);
+const JOB_OWNERS = new Map([['CronJob', 'batch/v1']]);
+const POD_OWNERS = new Map([
+  ['ReplicaSet', 'apps/v1'],
+  ['Job', 'batch/v1'],
+  ['StatefulSet', 'apps/v1'],
+  ['DaemonSet', 'apps/v1'],
+]);
 
 /** The name of an object for messages: metadata.name, else `<generateName><generated>`, else `<unnamed>`. */
 export function objectName(obj: unknown): string {
