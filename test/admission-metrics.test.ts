@@ -86,21 +86,43 @@ describe('admission metrics', () => {
     assert.match(res.status.message, /^\[dedicated-service-account\]/);
     assert.equal(await violations('dedicated-service-account'), before + 1);
   });
+});
 
-  test('an object /validate could not evaluate is result="error", not "denied", and no rule violation', async () => {
-    const deep = `${'{"a":'.repeat(5000)}1${'}'.repeat(5000)}`;
-    const md = `{"name":"sh.helm.release.v1.x.v1","namespace":"team-a","deletionTimestamp":"2026-01-01T00:00:00Z","labels":{"owner":"helm"}}`;
-    const obj = `{"kind":"Secret","metadata":${md},"data":${deep}}`;
-    const body = `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"deep","kind":{"group":"","version":"v1","kind":"Secret"},"operation":"UPDATE","object":${obj},"oldObject":${obj}}}`;
+test('an object /validate could not evaluate is result="error", not "denied", and no rule violation', async () => {
+  const config = defaultConfig();
+  const real = await startValidation({ config, log: pino({ level: 'silent' }), cluster: 'none' });
+  // a request object whose pod template cannot be read: validate() fails inside and answers with an internal error
+  const broken: ValidationService = {
+    ...real,
+    validate: (req) =>
+      real.validate({
+        ...req,
+        object: {
+          ...req.object,
+          get spec(): never {
+            throw new Error('unreadable');
+          },
+        },
+      }),
+  };
+  try {
+    const deployment = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'w', namespace: 'team-a' }, spec: {} };
+    const request = { uid: 'broken', kind: { group: 'apps', version: 'v1', kind: 'Deployment' }, namespace: 'team-a', name: 'w', operation: 'UPDATE', object: deployment, oldObject: deployment };
     const errors = await requests('validate', 'error', 'UPDATE');
     const denied = await requests('validate', 'denied', 'UPDATE');
-    const res = await s.post('/validate', body);
-    assert.equal(res.body.response.allowed, false);
-    assert.equal(res.body.response.status.code, 500);
+    const body = Buffer.from(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request }));
+    const answer = answerAdmission('validate', body, { config, log: pino({ level: 'silent' }), validation: broken });
+    assert.ok(!(answer instanceof Promise));
+    const response = JSON.parse(answer.text).response;
+    assert.equal(response.allowed, false);
+    assert.equal(response.status.code, 500);
+    assert.match(response.status.message, /^\[internal-error\] Deployment team-a\/w: /);
     assert.equal(await requests('validate', 'error', 'UPDATE'), errors + 1);
     assert.equal(await requests('validate', 'denied', 'UPDATE'), denied);
     assert.equal(await violations('internal-error'), 0);
-  });
+  } finally {
+    await real.close();
+  }
 });
 
 test('a /mutate handler failure is answered as an [internal-error] 500 denial, counted as result="error" and logged as decision "error"', async () => {

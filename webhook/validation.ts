@@ -47,7 +47,14 @@ function sameButBookkeeping(obj: KubeObject, old: KubeObject | null | undefined)
     for (const k of BOOKKEEPING) delete metadata[k];
     return { ...rest, metadata };
   };
-  return jsonEqual(strip(obj), strip(old));
+  try {
+    return jsonEqual(strip(obj), strip(old));
+  } catch (err) {
+    // nested deeper than the stack allows (only a client other than the API server can send that): changed, so the
+    // object is checked, as samePodTemplate does
+    if (err instanceof RangeError) return false;
+    throw err;
+  }
 }
 
 export interface ValidationService {
