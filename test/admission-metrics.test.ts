@@ -6,6 +6,8 @@ import { Writable } from 'node:stream';
 import fastJsonPatch from 'fast-json-patch';
 import pino from 'pino';
 import { defaultConfig } from '../webhook/config.ts';
+import type { AdmissionRequest } from '../webhook/admission.ts';
+import { requestRef } from '../webhook/admission.ts';
 import { registry } from '../webhook/metrics.ts';
 import { answerAdmission } from '../webhook/server.ts';
 import type { ValidationService } from '../webhook/validation.ts';
@@ -120,9 +122,25 @@ test('an object /validate could not evaluate is result="error", not "denied", an
     assert.equal(await requests('validate', 'error', 'UPDATE'), errors + 1);
     assert.equal(await requests('validate', 'denied', 'UPDATE'), denied);
     assert.equal(await violations('internal-error'), 0);
+    // a create with generateName has no name yet: the message names it as the other messages do
+    const generated = { ...deployment, metadata: { generateName: 'web-', namespace: 'team-a' } };
+    const created = broken.validate({ ...request, name: '', operation: 'CREATE', object: generated, oldObject: null } as AdmissionRequest);
+    assert.match(created.response.status!.message, /^\[internal-error\] Deployment team-a\/web-<generated>: the webhook could not evaluate this object/);
   } finally {
     await real.close();
   }
+});
+
+test('requestRef names a request as objectRef names its object: the request\'s name, else generateName, never an empty name', () => {
+  const kind = { group: 'apps', version: 'v1', kind: 'Deployment' };
+  const base = { uid: 'u', kind, operation: 'CREATE' };
+  assert.equal(requestRef({ ...base, namespace: 'team-a', name: 'w', object: { metadata: { name: 'w' } } }), 'Deployment team-a/w');
+  assert.equal(requestRef({ ...base, namespace: 'team-a', name: '', object: { metadata: { generateName: 'web-' } } }), 'Deployment team-a/web-<generated>');
+  assert.equal(requestRef({ ...base, namespace: 'team-a', object: { metadata: { name: 'w' } } }), 'Deployment team-a/w');
+  assert.equal(requestRef({ ...base, operation: 'DELETE', namespace: 'team-a', name: '', object: null, oldObject: { metadata: { name: 'old' } } }), 'Deployment team-a/old');
+  assert.equal(requestRef({ ...base, namespace: 'team-a', object: null }), 'Deployment team-a/<unnamed>');
+  assert.equal(requestRef({ ...base, kind: { group: '', version: 'v1', kind: 'Namespace' }, name: 'agents' }), 'Namespace agents');
+  assert.equal(requestRef(undefined), 'object <unnamed>');
 });
 
 test('a /mutate handler failure is answered as an [internal-error] 500 denial, counted as result="error" and logged as decision "error"', async () => {
@@ -151,6 +169,12 @@ test('a /mutate handler failure is answered as an [internal-error] 500 denial, c
     assert.equal(await violations('internal-error'), 0, 'an internal error is no rule violation');
     const line = out.map((l) => JSON.parse(l)).find((l) => l.msg === 'admission');
     assert.equal(line.decision, 'error');
+    // a pod created with generateName (as a ReplicaSet creates them) has no name in the request
+    const generated = agentPod();
+    generated.metadata = { generateName: 'weather-agent-7d9f8b-', namespace: 'team-a', labels: { 'kagenti.io/type': 'agent' } };
+    const named = answerAdmission('mutate', Buffer.from(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: podCreateRequest(generated) })), { config, log, validation: broken });
+    assert.ok(!(named instanceof Promise));
+    assert.match(JSON.parse(named.text).response.status.message, /^\[internal-error\] Pod team-a\/weather-agent-7d9f8b-<generated>: the webhook could not evaluate this object/);
   } finally {
     await real.close();
   }

@@ -262,6 +262,17 @@ export function objectRef(kind: string, obj: KubeObject | null | undefined, fall
   return ns ? `${kind} ${shown(ns)}/${name}` : `${kind} ${name}`;
 }
 
+/**
+ * `Kind namespace/name` of an admission request, for messages: its name, else its object's as objectRef gives it
+ * (`<generateName><generated>` for a create with generateName, whose request has no name yet).
+ */
+export function requestRef(req: AdmissionRequest | null | undefined): string {
+  const kind = typeof req?.kind?.kind === 'string' && req.kind.kind ? req.kind.kind : 'object';
+  const ns = typeof req?.namespace === 'string' && req.namespace ? req.namespace : undefined;
+  const obj = typeof req?.name === 'string' && req.name ? { metadata: { name: req.name } } : isObject(req?.object) ? req.object : req?.oldObject;
+  return objectRef(kind, obj, ns);
+}
+
 /** What a handler decided, for the response, the metrics and the one log line per admission. */
 export interface Decision {
   response: AdmissionResponse;

@@ -7,7 +7,7 @@ import express from 'express';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import type { AdmissionRequest, Decision } from './admission.ts';
-import { AdmissionError, internalError, parseAdmissionReview, reviewJson } from './admission.ts';
+import { AdmissionError, internalError, parseAdmissionReview, requestRef, reviewJson } from './admission.ts';
 import type { Config } from './config.ts';
 import type { CloseReason } from './connections.ts';
 import { guardConnections } from './connections.ts';
@@ -157,7 +157,7 @@ export function answerAdmission(
     log.error({ webhook, uid: request.uid, err: { message: (err as Error)?.message } }, 'admission handler failed');
     decision = internalError(
       request.uid,
-      `[internal-error] ${request.kind.kind} ${request.namespace ?? ''}/${request.name ?? ''}: the webhook could not evaluate this object (${why}). It is denied rather than admitted unchecked. Fix: check the manifest; if it is valid, report this to the platform team.`,
+      `[internal-error] ${requestRef(request)}: the webhook could not evaluate this object (${why}). It is denied rather than admitted unchecked. Fix: check the manifest; if it is valid, report this to the platform team.`,
     );
   }
   return answered(webhook, request, decision, started, log);

@@ -4,7 +4,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { AdmissionRequest, Decision, KubeObject } from './admission.ts';
-import { allow, allowWithPatch, decisionFor, deny, internalError, toWarnings } from './admission.ts';
+import { allow, allowWithPatch, decisionFor, deny, internalError, requestRef, toWarnings } from './admission.ts';
 import type { Config } from './config.ts';
 import type { BackoffOptions } from './cluster.ts';
 import { identityKey, objectName, objectNamespace, templateOwner } from './identity.ts';
@@ -440,7 +440,7 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
         log.error({ err: (err as Error).message, uid: req?.uid }, 'validation failed with an internal error; denying');
         return internalError(
           req?.uid ?? '',
-          `[internal-error] ${req?.kind?.kind ?? 'object'} ${req?.namespace ?? ''}/${req?.name ?? ''}: the webhook could not evaluate this object. It is denied rather than admitted unchecked. Fix: check the manifest; if it is valid, report this to the platform team.`,
+          `[internal-error] ${requestRef(req)}: the webhook could not evaluate this object. It is denied rather than admitted unchecked. Fix: check the manifest; if it is valid, report this to the platform team.`,
           { error: (err as Error).message },
         );
       }
