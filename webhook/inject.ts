@@ -891,7 +891,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
       ['containers', containers],
       ['initContainers', initContainers],
     ] as const) {
-      const indexOfOwn = indexer(spec[list]);
+      let indexOfOwn: ((item: unknown) => number) | undefined; // made at the first clash: most pods have none
       for (const c of arr) {
         const ports = c.ports as KubeObject[] | undefined | null;
         if (!ports) continue;
@@ -900,7 +900,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
           if (p.protocol !== undefined && p.protocol !== null && p.protocol !== 'TCP') continue;
           const hit = r.ports.find((n) => n.port === p.containerPort);
           if (!hit) continue;
-          const field = ['spec', list, indexOfOwn(c), 'ports', k, 'containerPort'];
+          const field = ['spec', list, (indexOfOwn ??= indexer(spec[list]))(c), 'ports', k, 'containerPort'];
           add(denial(
             'port-conflict',
             `${ctx.ref}: container ${shown(String(c.name))} declares port ${hit.port} (${fieldText(specPath, field)}), which the injected ${mode} proxy needs for ${hit.key}. Both would bind it in the pod's one network namespace. Fix: move the proxy with config authBridge.ports.${hit.key}, or move your container's port.`,
