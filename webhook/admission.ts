@@ -1,6 +1,7 @@
 // The AdmissionReview v1 envelope: parse and check a request body, build responses.
 // No I/O here; the server turns AdmissionError into HTTP 400 and everything else into a response.
 import type { Operation } from 'fast-json-patch';
+import { objectName } from './identity.ts';
 import { isObject } from './json.ts';
 import { patchJson } from './patch.ts';
 
@@ -256,9 +257,7 @@ export function shown(name: string): string {
 export function objectRef(kind: string, obj: KubeObject | null | undefined, fallbackNs?: string): string {
   const md = isObject(obj?.metadata) ? (obj!.metadata as Record<string, unknown>) : {};
   const ns = typeof md.namespace === 'string' && md.namespace ? md.namespace : fallbackNs;
-  let name = typeof md.name === 'string' && md.name ? shown(md.name) : '';
-  if (!name && typeof md.generateName === 'string' && md.generateName) name = `${shown(md.generateName)}<generated>`;
-  if (!name) name = '<unnamed>';
+  const name = shown(objectName(obj));
   return ns ? `${kind} ${shown(ns)}/${name}` : `${kind} ${name}`;
 }
 
