@@ -64,7 +64,21 @@ describe('admission metrics', () => {
     assert.equal(await total(), all, 'an injected pod is no violation');
   });
 
-  test('a pod injected with warnings counts each warning\'s name once as action="warned"; its re-invocation counts none', async () => {
+  test('a pod with two port conflicts counts port-conflict twice, as /validate counts each violation; the log names the rule once', async () => {
+    const pod = agentPod({
+      containers: [
+        { name: 'agent', image: 'a:1', ports: [{ containerPort: 15123 }] },
+        { name: 'tool', image: 'b:1', ports: [{ containerPort: 15124 }] },
+      ],
+    });
+    const before = await violations('port-conflict');
+    const res = await s.review('/mutate', podCreateRequest(pod));
+    assert.equal(res.allowed, false);
+    assert.equal(res.status.message.split('\n').filter((l: string) => l.startsWith('[port-conflict] ')).length, 2);
+    assert.equal(await violations('port-conflict'), before + 2);
+  });
+
+  test('a pod injected with warnings counts each warning once as action="warned"; its re-invocation counts none', async () => {
     const pod = agentPod({ restartPolicy: 'Never', initContainers: [{ name: 'fetch', image: 'curl' }] });
     const block = await violations('sidecars-block-completion', 'warned');
     const init = await violations('init-before-proxy', 'warned');

@@ -278,8 +278,10 @@ export interface Decision {
   /** metrics/log label: `allowed` (unchanged), `patched`, `denied`, `warned` (allowed with warnings, no patch),
    *  `error` (the webhook could not evaluate the object: denied with HTTP 500, see internalError) */
   result: 'allowed' | 'patched' | 'denied' | 'warned' | 'error';
-  /** rule names that fired (denied or warned) */
+  /** rule names that fired (denied or warned), each once */
   rules?: string[];
+  /** one rule name per violation, for `rule_violations_total` (as /validate counts); `rules` when not set */
+  violations?: string[];
   /** extra fields for the log line: injected pieces, skip reason, mode... */
   detail?: Record<string, unknown>;
 }

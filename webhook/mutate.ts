@@ -34,20 +34,24 @@ export function mutate(req: AdmissionRequest, deps: MutateDeps): Decision {
   switch (result.outcome) {
     case 'skip':
       return decisionFor(allow(req.uid), [], { skipped: result.reason });
-    case 'deny':
-      return decisionFor(deny(req.uid, denialText(result)), [...new Set(result.all.map((d) => d.rule))]);
+    case 'deny': {
+      const each = result.all.map((d) => d.rule);
+      return { ...decisionFor(deny(req.uid, denialText(result)), [...new Set(each)]), violations: each };
+    }
     case 'inject': {
       const warnings = [...result.warnings];
       if (result.status.volumes.length && deps.config.policies['csi-driver-missing'] !== 'off' && deps.validation?.csiDriverExists(deps.config.spire.csiDriver) === false)
         warnings.push(csiDriverMissing(ref, deps.config.spire.csiDriver));
       const patch = createPatch(pod as KubeObject, result.template);
-      // the warnings' names, counted as `warned` and logged (none for a pod with nothing to warn about)
-      const named = warnings.length ? [...new Set(warnings.map(warningName).filter((n) => n !== undefined))] : [];
-      return decisionFor(allowWithPatch(req.uid, patch, warnings), named, {
+      // the warnings' names: each counted as `warned`, and logged once (none for a pod with nothing to warn about)
+      const each = warnings.length ? warnings.map(warningName).filter((n) => n !== undefined) : [];
+      const decision = decisionFor(allowWithPatch(req.uid, patch, warnings), each.length > 1 ? [...new Set(each)] : each, {
         mode: result.mode,
         injected: patch.length ? result.injected : [],
         unchanged: patch.length === 0,
       });
+      if (each.length > 1) decision.violations = each;
+      return decision;
     }
   }
 }

@@ -182,12 +182,13 @@ function answered(webhook: Webhook, request: AdmissionRequest, decision: Decisio
     if (typeof detail.skipped === 'string') injectionSkipped.inc({ reason: detail.skipped });
     else if (decision.result === 'patched' && typeof detail.mode === 'string') {
       injections.inc({ mode: detail.mode });
-      // the injection's warnings (sidecars-block-completion, proxy-uid, ...), once per pod admitted with them
-      for (const rule of decision.rules ?? []) ruleViolations.inc({ rule, action: 'warned' });
+      // the injection's warnings (sidecars-block-completion, proxy-uid, ...), one per warning, as /validate counts
+      for (const rule of decision.violations ?? decision.rules ?? []) ruleViolations.inc({ rule, action: 'warned' });
     }
     else if (detail.unchanged) injectionSkipped.inc({ reason: 'already-injected' });
     // injection's denials (invalid-annotation, reserved-name, ...); /validate counts its rules where it checks them
-    else if (decision.result === 'denied') for (const rule of decision.rules ?? []) ruleViolations.inc({ rule, action: 'denied' });
+    else if (decision.result === 'denied')
+      for (const rule of decision.violations ?? decision.rules ?? []) ruleViolations.inc({ rule, action: 'denied' });
   }
   const obj = request.object ?? request.oldObject ?? undefined;
   log.info(
