@@ -231,3 +231,11 @@ test('inject: warnings go to stderr, output still written', () => {
   assert.match(r.stderr, /^warning: \[waypoint-mode\] Pod [^ ]+: mode waypoint, so no AuthBridge sidecar is injected/m);
   assert.match(r.stdout, /spiffe-helper/);
 });
+
+test('every docs/ file the CLI help points to ships in the npm package', () => {
+  const help = ['lint', 'inject', 'certs', 'serve'].map((c) => runCli([c, '--help']).stdout).join('\n');
+  const pointed = [...new Set(help.match(/docs\/[a-z-]+\.md/g) ?? [])];
+  assert.ok(pointed.includes('docs/lint.md'), 'lint --help names docs/lint.md');
+  const files: string[] = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).files;
+  for (const doc of pointed) assert.ok(files.some((f) => doc.startsWith(f)), `${doc} is in package.json files`);
+});
