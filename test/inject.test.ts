@@ -255,7 +255,7 @@ test('unsupported-os: a pod whose required node affinity rules Linux out in ever
     ['a term with only matchFields', [{ matchExpressions: [os('In', ['windows'])] }, { matchFields: [{ key: 'metadata.name', operator: 'In', values: ['n1'] }] }]],
     ['Exists', [{ matchExpressions: [os('Exists', undefined)] }]],
     ['DoesNotExist', [{ matchExpressions: [os('DoesNotExist', undefined)] }]],
-    ['another key', [{ matchExpressions: [{ key: 'beta.kubernetes.io/os', operator: 'In', values: ['windows'] }] }]],
+    ['another key', [{ matchExpressions: [{ key: 'node.kubernetes.io/os', operator: 'In', values: ['windows'] }] }]],
     ['no terms', []],
     ['empty In', [{ matchExpressions: [os('In', [])] }]],
     ['values a string', [{ matchExpressions: [os('In', 'windows')] }]],
@@ -336,23 +336,47 @@ test('init containers of the pod that run before the proxy exists (proxy-init, n
   assert.deepEqual(initWarning(one), [
     '[init-before-proxy] Pod team/a: init container wait-db runs after proxy-init redirects outbound traffic to the proxy but before the proxy starts (no native sidecars). Any outbound connection it makes fails, and a wait or download loop keeps the pod in Init. Fix: annotate the pod kagenti.io/native-sidecars: "true" (Kubernetes >= 1.29) so the proxy starts first, or make that init container need no network.',
   ]);
-  // several: named (at most three), the pod's own native sidecars (restartPolicy Always) left out
+  // several: named (at most three); the pod's own native sidecars (restartPolicy Always) among them, and said to hold the proxy back
   const many = injectTemplate(
     agentPod({}, {}, { containers: app, initContainers: ['a', 'b', 'c', 'd', 'e'].map((name) => ({ name, image: 'x' })).concat([{ name: 'shipper', image: 'x', restartPolicy: 'Always' } as any]) }),
     cfg,
     ctxFor,
   );
   assert.equal(initWarning(many).length, 1);
-  assert.match(initWarning(many)[0]!, /: init containers a, b, c and 2 more run after proxy-init/);
+  assert.match(initWarning(many)[0]!, /: init containers a, b, c and 3 more run after proxy-init/);
+  assert.match(initWarning(many)[0]!, / shipper is a native sidecar of the pod: the proxy starts only once it has started, so a startup probe that needs the network never passes\. Fix: /);
+  // only a native sidecar of the pod (a cloud-sql-proxy with a startup probe): warned too, the reviewer's case
+  const nativeOnly = injectTemplate(
+    agentPod({}, {}, { containers: app, initContainers: [{ name: 'cloud-sql-proxy', image: 'x', restartPolicy: 'Always', startupProbe: { httpGet: { path: '/startup', port: 9090 } } }] }),
+    cfg,
+    ctxFor,
+  );
+  assert.match(initWarning(nativeOnly)[0]!, /^\[init-before-proxy\] Pod team\/a: init container cloud-sql-proxy runs after proxy-init .* cloud-sql-proxy is a native sidecar of the pod/);
+  // one running as the proxy's uid is left out of the redirect: proxy-uid says so, init-before-proxy does not contradict it
+  const asProxy = injectTemplate(
+    agentPod({}, {}, { containers: app, initContainers: [{ name: 'fetch-model', image: 'x', securityContext: { runAsUser: 1337 } }] }),
+    cfg,
+    ctxFor,
+  );
+  assert.ok(asProxy.outcome === 'inject');
+  if (asProxy.outcome === 'inject') {
+    assert.deepEqual(initWarning(asProxy), []);
+    assert.ok(asProxy.warnings.some((w) => w.startsWith('[proxy-uid] ') && w.includes('fetch-model')));
+  }
+  const podAsProxy = injectTemplate(
+    agentPod({}, {}, { securityContext: { runAsUser: 1337 }, containers: app, initContainers: [{ name: 'fetch-model', image: 'x' }, { name: 'other', image: 'x', securityContext: { runAsUser: 1000 } }] }),
+    cfg,
+    ctxFor,
+  );
+  assert.match(initWarning(podAsProxy)[0]!, /: init container other runs after/);
   assert.match(initWarning(many)[0]!, /make those init containers need no network\.$/);
-  // no warning: native sidecars, no proxy-init (egress enforcement off, waypoint, AuthBridge opted out), or only native-sidecar init containers
+  // no warning: native sidecars, no proxy-init (egress enforcement off, waypoint, AuthBridge opted out)
   const egressOff = parseConfig('authBridge:\n  egressEnforcement: none\n');
   for (const [labels, annotations, spec, c] of [
     [{}, { 'kagenti.io/native-sidecars': 'true' }, {}, cfg],
     [{}, { 'kagenti.io/authbridge-mode': 'waypoint' }, {}, cfg],
     [{ 'kagenti.io/authbridge-inject': 'false' }, {}, {}, cfg],
     [{}, {}, {}, egressOff],
-    [{}, {}, { initContainers: [{ name: 'shipper', image: 'x', restartPolicy: 'Always' }] }, cfg],
   ] as const) {
     const r = injectTemplate(agentPod(labels, annotations, { containers: app, initContainers: [{ name: 'wait-db', image: 'busybox' }], ...spec }), c, ctxFor);
     assert.equal(r.outcome, 'inject');
@@ -508,7 +532,7 @@ test('every denial of a pod is listed, first the first the checks find; a hostil
   // an invalid annotation stops the checks: the rest depends on the mode it sets
   const bad = injectTemplate(agentPod({}, { 'kagenti.io/authbridge-mode': 'turbo', 'kagenti.io/native-sidecars': 'yes' }, { hostNetwork: true, containers: [{ name: 'app', image: 'x', ports: [{ containerPort: 15123 }] }] }), cfg, ctxFor);
   assert.ok(bad.outcome === 'deny');
-  if (bad.outcome === 'deny') assert.deepEqual(bad.all.map((d) => d.rule), ['host-network', 'invalid-annotation', 'invalid-annotation']);
+  if (bad.outcome === 'deny') assert.deepEqual(bad.all.map((d) => d.rule), ['invalid-annotation', 'invalid-annotation']);
 });
 
 test('long lists: 20,000 volumes and 16,000 mounts of the pod\'s own svid-output (spiffe-helper opted out) inject, and a mount without the volume is denied at each container', () => {
@@ -535,4 +559,94 @@ test('long lists: 20,000 volumes and 16,000 mounts of the pod\'s own svid-output
   if (d.outcome !== 'deny') return;
   assert.deepEqual(d.all.map((x) => x.field?.join('.')), Array.from({ length: MAX_DENIALS }, (_, i) => `spec.containers.${i}.volumeMounts.0.name`));
   assert.equal(d.unlisted, 20000 - MAX_DENIALS);
+});
+
+test('host-network: denied when a proxy is injected; a pod that gets spiffe-helper only (waypoint, AuthBridge opted out) or nothing is not', () => {
+  const cfg = defaultConfig();
+  const app = [{ name: 'app', image: 'x' }];
+  const full = injectTemplate(agentPod({}, {}, { hostNetwork: true, containers: app }), cfg, ctxFor);
+  assert.ok(full.outcome === 'deny' && full.rule === 'host-network');
+  if (full.outcome === 'deny') assert.match(full.message, /the proxy would bind the node's ports, and proxy-init would rewrite the node's iptables, .* Fix: remove hostNetwork, label the pod kagenti\.io\/authbridge-inject: "false" to inject spiffe-helper only, or kagenti\.io\/inject: disabled\.$/);
+  // egressEnforcement none outside envoy mode: a proxy, no proxy-init; the message does not name proxy-init
+  const noInit = injectTemplate(agentPod({}, {}, { hostNetwork: true, containers: app }), parseConfig('authBridge: {egressEnforcement: none}'), ctxFor);
+  assert.ok(noInit.outcome === 'deny' && !noInit.message.includes('proxy-init'), JSON.stringify(noInit));
+  const waypoint = injectTemplate(agentPod({}, { 'kagenti.io/authbridge-mode': 'waypoint' }, { hostNetwork: true, containers: app }), cfg, ctxFor);
+  assert.equal(waypoint.outcome, 'inject');
+  const helperOnly = injectTemplate(agentPod({ 'kagenti.io/authbridge-inject': 'false' }, {}, { hostNetwork: true, containers: app }), cfg, ctxFor);
+  assert.equal(helperOnly.outcome, 'inject');
+  if (helperOnly.outcome === 'inject') assert.deepEqual(helperOnly.template.spec.containers.map((c: KubeObject) => c.name), ['spiffe-helper', 'app']);
+  const nothing = injectTemplate(agentPod({ 'kagenti.io/authbridge-inject': 'false', 'kagenti.io/spiffe-helper-inject': 'false' }, {}, { hostNetwork: true, containers: app }), cfg, ctxFor);
+  assert.deepEqual(nothing, { outcome: 'skip', reason: 'all-opted-out' });
+});
+
+test('opt-out labels take only their values: "false" on kagenti.io/inject, "no" on a per-sidecar label are denied, naming the label, never guessed', () => {
+  const cfg = defaultConfig();
+  const app = [{ name: 'app', image: 'x' }];
+  for (const [key, value, valid] of [
+    ['kagenti.io/inject', 'false', '"disabled", "enabled"'],
+    ['kagenti.io/inject', 'Disabled', '"disabled", "enabled"'],
+    ['kagenti.io/spiffe-helper-inject', 'False', '"true", "false"'],
+    ['kagenti.io/authbridge-inject', 'no', '"true", "false"'],
+    ['kagenti.io/envoy-proxy-inject', '0', '"true", "false"'],
+  ] as const) {
+    const r = injectTemplate(agentPod({ [key]: value }, {}, { containers: app }), cfg, ctxFor);
+    assert.ok(r.outcome === 'deny', `${key}=${value}`);
+    if (r.outcome !== 'deny') continue;
+    assert.equal(r.rule, 'invalid-annotation');
+    assert.deepEqual(r.field, ['metadata', 'labels', key]);
+    assert.equal(
+      r.message,
+      `[invalid-annotation] Pod team/a: label ${key} is ${JSON.stringify(value)}, which is not a value it takes, so whether the pod opts out is unclear and nothing is injected on a guess. Fix: set ${key} to one of ${valid}, or remove it.`,
+    );
+  }
+  // the documented values inject (or skip) as before
+  assert.equal(injectTemplate(agentPod({ 'kagenti.io/inject': 'enabled' }, {}, { containers: app }), cfg, ctxFor).outcome, 'inject');
+  assert.deepEqual(injectTemplate(agentPod({ 'kagenti.io/inject': 'disabled' }, {}, { containers: app }), cfg, ctxFor), { outcome: 'skip', reason: 'inject-disabled' });
+  for (const key of ['kagenti.io/spiffe-helper-inject', 'kagenti.io/authbridge-inject', 'kagenti.io/envoy-proxy-inject'])
+    for (const v of ['true', 'false']) assert.equal(injectTemplate(agentPod({ [key]: v }, {}, { containers: app }), cfg, ctxFor).outcome, 'inject', `${key}=${v}`);
+  // on a workload the message names the template's labels
+  const dep = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'a', namespace: 'team' }, spec: { template: agentPod({ 'kagenti.io/inject': 'off' }, {}, { containers: app }) } };
+  const t = injectTemplate(dep.spec.template, cfg, { namespace: 'team', ref: 'Deployment team/a' }, 'spec.template.spec');
+  assert.ok(t.outcome === 'deny' && t.message.includes('label kagenti.io/inject (spec.template.metadata.labels) is "off"'), JSON.stringify(t));
+});
+
+test('a pod without containers of its own is malformed-object, not a pod of sidecars only', () => {
+  const r = injectTemplate(agentPod({}, {}, { containers: [] }), defaultConfig(), ctxFor);
+  assert.ok(r.outcome === 'deny' && r.rule === 'malformed-object');
+  if (r.outcome === 'deny') assert.match(r.message, /^\[malformed-object\] Pod team\/a: spec\.containers is empty: a pod needs at least one container of its own\. .*Fix: /);
+});
+
+test('unsupported-os: the deprecated beta.kubernetes.io/os node label picks Windows too, in the nodeSelector and in required affinity', () => {
+  const cfg = defaultConfig();
+  const app = [{ name: 'app', image: 'x' }];
+  const sel = injectTemplate(agentPod({}, {}, { nodeSelector: { 'beta.kubernetes.io/os': 'windows' }, containers: app }), cfg, ctxFor);
+  assert.ok(sel.outcome === 'deny' && sel.rule === 'unsupported-os');
+  if (sel.outcome === 'deny') {
+    assert.deepEqual(sel.field, ['spec', 'nodeSelector', 'beta.kubernetes.io/os']);
+    assert.match(sel.message, /spec\.nodeSelector\["beta\.kubernetes\.io\/os"\] is windows/);
+  }
+  const aff = {
+    nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'beta.kubernetes.io/os', operator: 'In', values: ['windows'] }] }] } },
+  };
+  assert.equal(injectTemplate(agentPod({}, {}, { affinity: aff, containers: app }), cfg, ctxFor).outcome, 'deny');
+  // a Linux selector on either label is fine
+  assert.equal(injectTemplate(agentPod({}, {}, { nodeSelector: { 'beta.kubernetes.io/os': 'linux' }, containers: app }), cfg, ctxFor).outcome, 'inject');
+});
+
+test('native sidecars: the injected proxy has a startup probe, so the pod\'s own init containers start once it listens', () => {
+  const cfg = defaultConfig();
+  const pod = agentPod({}, { 'kagenti.io/native-sidecars': 'true' }, { containers: [{ name: 'app', image: 'x' }], initContainers: [{ name: 'setup', image: 's' }] });
+  const r = injectTemplate(pod, cfg, ctxFor);
+  assert.ok(r.outcome === 'inject');
+  if (r.outcome !== 'inject') return;
+  const init = r.template.spec.initContainers as KubeObject[];
+  assert.deepEqual(init.map((c) => c.name), ['proxy-init', 'spiffe-helper', 'authbridge-proxy', 'setup']);
+  const proxy = init.find((c) => c.name === 'authbridge-proxy')!;
+  assert.deepEqual(proxy.startupProbe, { tcpSocket: { port: cfg.authBridge.ports.inbound }, timeoutSeconds: 1, periodSeconds: 1, successThreshold: 1, failureThreshold: 600 });
+  // without proxy-init nothing is redirected before the proxy runs: no probe
+  const noInit = injectTemplate(pod, parseConfig('authBridge: {egressEnforcement: none}'), ctxFor);
+  assert.ok(noInit.outcome === 'inject' && (noInit.template.spec.initContainers as KubeObject[]).every((c) => c.startupProbe === undefined));
+  // ordinary sidecars: no probe either (the kubelet does not order them)
+  const plain = injectTemplate(agentPod({}, {}, { containers: [{ name: 'app', image: 'x' }] }), cfg, ctxFor);
+  assert.ok(plain.outcome === 'inject' && (plain.template.spec.containers as KubeObject[]).every((c) => c.startupProbe === undefined));
 });

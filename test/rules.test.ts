@@ -525,7 +525,7 @@ test('checkInjection on a workload: messages name the template\'s own paths, and
   assert.match(l.message, /spec\.jobTemplate\.spec\.template\.metadata\.labels\["team"\] must be a string/);
   const hn = workload('Deployment', 'hn', 'hn-sa');
   hn.spec.template.spec.hostNetwork = true;
-  assert.match(checkInjection(hn, { config }).violations[0].message, /Fix: remove hostNetwork, or label the pod template \(spec\.template\.metadata\.labels\) kagenti\.io\/inject: disabled\.$/);
+  assert.match(checkInjection(hn, { config }).violations[0].message, /Fix: remove hostNetwork, label the pod template \(spec\.template\.metadata\.labels\) kagenti\.io\/authbridge-inject: "false" to inject spiffe-helper only, or kagenti\.io\/inject: disabled\.$/);
   const ann = workload('Deployment', 'a', 'a-sa');
   ann.spec.template.metadata.annotations = { 'kagenti.io/mtls-mode': 'sometimes' };
   assert.match(checkInjection(ann, { config }).violations[0].message, /annotation kagenti\.io\/mtls-mode \(spec\.template\.metadata\.annotations\) is "sometimes"/);

@@ -53,6 +53,8 @@ export function csiDriverMissing(ref: string, driver: string): string {
 }
 /** The node label a nodeSelector names to pick the nodes' operating system. */
 const NODE_LABEL_OS = 'kubernetes.io/os';
+/** The deprecated node label the kubelet still sets beside kubernetes.io/os; older manifests select on it. */
+const NODE_LABEL_OS_BETA = 'beta.kubernetes.io/os';
 
 export interface InjectionStatus {
   version: string;
@@ -242,7 +244,7 @@ function affinityExcludesLinux(spec: KubeObject): boolean {
 
 /** A node selector requirement on kubernetes.io/os that no Linux node satisfies (In without linux, NotIn with it). */
 function expressionExcludesLinux(e: unknown): boolean {
-  if (!isObject(e) || e.key !== NODE_LABEL_OS) return false;
+  if (!isObject(e) || (e.key !== NODE_LABEL_OS && e.key !== NODE_LABEL_OS_BETA)) return false;
   const values: unknown = e.values;
   if (!Array.isArray(values) || values.length === 0 || !values.every((v) => typeof v === 'string')) return false;
   if (e.operator === 'In') return !values.includes('linux');
@@ -263,6 +265,8 @@ function checkShape(t: KubeObject, specPath: string): ShapeError | null {
   const spec = t.spec;
   if (!isObject(spec)) return shape(`${specPath} must be a mapping`);
   if (!Array.isArray(spec.containers)) return shape(`${specPath}.containers must be a list`);
+  // The API server rejects a pod without containers (Required value); injected, it would run only our sidecars.
+  if (spec.containers.length === 0) return shape(`${specPath}.containers is empty: a pod needs at least one container of its own`);
   const lists =
     checkList(spec.containers, `${specPath}.containers`, true) ??
     checkList(spec.initContainers, `${specPath}.initContainers`, true) ??
@@ -424,6 +428,20 @@ function renderAuthBridge(cfg: Config, plan: Plan, namespace: string, sa: string
       { name: VOLUME_SVID, mountPath: SVID_DIR, readOnly: true },
     ];
   if (plan.native) c.restartPolicy = 'Always';
+  if (plan.native && plan.proxyInit) {
+    // A native sidecar counts as started once its process runs, and the kubelet then starts the next init container
+    // (the pod's own, whose traffic proxy-init already sends to the proxy). With this probe it waits until the proxy
+    // listens. The inbound port, because it must accept on the pod's address for proxy-init's inbound redirect to
+    // work (the kubelet probes that address). Written with the API server's probe defaults (a re-invocation sees no
+    // change); 600 one-second tries leave a slow start 10 minutes before the kubelet restarts the proxy.
+    c.startupProbe = {
+      tcpSocket: { port: cfg.authBridge.ports.inbound },
+      timeoutSeconds: 1,
+      periodSeconds: 1,
+      successThreshold: 1,
+      failureThreshold: 600,
+    };
+  }
   return c;
 }
 
@@ -639,6 +657,24 @@ function invalidAnnotation(ctx: InjectContext, key: string, value: string, valid
   };
 }
 
+/** The labels that opt a pod out, and the values each takes (`kagenti.io/inject: disabled` skips before this). */
+const LABEL_VALUES: readonly (readonly [string, readonly string[]])[] = [
+  [LABEL_INJECT, ['disabled', 'enabled']],
+  [LABEL_AUTHBRIDGE_INJECT, ['true', 'false']],
+  [LABEL_ENVOY_PROXY_INJECT, ['true', 'false']],
+  [LABEL_SPIFFE_HELPER_INJECT, ['true', 'false']],
+];
+
+/** An opt-out label with a value it does not take: denied like an invalid annotation (same rule), never guessed. */
+function invalidLabel(ctx: InjectContext, key: string, value: string, valid: readonly string[], specPath: string): InjectDenial {
+  const where = specPath === 'spec' ? '' : ` (${metadataPath(specPath)}.labels)`;
+  return {
+    rule: 'invalid-annotation',
+    field: ['metadata', 'labels', key],
+    message: `[invalid-annotation] ${ctx.ref}: label ${key}${where} is ${JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}...` : value)}, which is not a value it takes, so whether the pod opts out is unclear and nothing is injected on a guess. Fix: set ${key} to one of ${valid.map((x) => JSON.stringify(x)).join(', ')}, or remove it.`,
+  };
+}
+
 function denial(rule: InjectionRule, message: string, field?: readonly (string | number)[]): InjectDenial {
   return field ? { rule, message: `[${rule}] ${message}`, field } : { rule, message: `[${rule}] ${message}` };
 }
@@ -698,13 +734,6 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
     else found.unlisted++;
   };
 
-  if (spec.hostNetwork === true)
-    add(denial(
-      'host-network',
-      `${ctx.ref}: ${specPath}.hostNetwork is true on an agent pod. Its sidecars would share the node's network: the proxy would bind the node's ports, and proxy-init (where injected) would rewrite the node's iptables, intercepting every pod on the node. Fix: remove hostNetwork, or label ${optOutTarget(specPath)} ${LABEL_INJECT}: disabled.`,
-      ['spec', 'hostNetwork'],
-    ));
-
   // Mode: pod annotation, else the namespace's label (ignored with a warning when invalid), else config.
   let mode: AuthBridgeMode = cfg.authBridge.defaultMode;
   const modeAnn = annotations[ANNOTATION_MODE];
@@ -735,7 +764,13 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
     if (nativeAnn !== 'true' && nativeAnn !== 'false') add(invalidAnnotation(ctx, ANNOTATION_NATIVE_SIDECARS, nativeAnn, ['true', 'false'], specPath));
     else native = nativeAnn === 'true';
   }
-  // What the pod gets depends on the annotations: with one invalid, the checks below would judge another pod.
+  // The opt-out labels take only their documented values: a pod labelled kagenti.io/inject: "false" or
+  // spiffe-helper-inject: "no" meant to opt out, and would otherwise get every sidecar without a word.
+  for (const [key, valid] of LABEL_VALUES) {
+    const v = labels[key];
+    if (v !== undefined && !valid.includes(v)) add(invalidLabel(ctx, key, v, valid, specPath));
+  }
+  // What the pod gets depends on the annotations and labels: with one invalid, the checks below would judge another pod.
   if (found.list.some((d) => d.rule === 'invalid-annotation')) return denied(found);
 
   const authBridgeOptOut = labels[LABEL_AUTHBRIDGE_INJECT] === 'false' || labels[LABEL_ENVOY_PROXY_INJECT] === 'false';
@@ -743,6 +778,15 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   const authBridge = !authBridgeOptOut && mode !== 'waypoint';
   const proxyInit = authBridge && (mode === 'envoy-sidecar' || cfg.authBridge.egressEnforcement !== 'none');
   const plan: Plan = { mode, mtls, native, authBridge, proxyInit, spire };
+
+  // hostNetwork: the proxy would bind the node's ports and proxy-init rewrite the node's iptables. spiffe-helper
+  // alone (waypoint mode, or AuthBridge opted out) binds no port and touches no iptables: no denial then.
+  if (spec.hostNetwork === true && authBridge)
+    add(denial(
+      'host-network',
+      `${ctx.ref}: ${specPath}.hostNetwork is true on an agent pod. Its sidecars would share the node's network: the proxy would bind the node's ports${proxyInit ? ", and proxy-init would rewrite the node's iptables, intercepting every pod on the node" : ''}. Fix: remove hostNetwork, label ${optOutTarget(specPath)} ${LABEL_AUTHBRIDGE_INJECT}: "false" to inject spiffe-helper only, or ${LABEL_INJECT}: disabled.`,
+      ['spec', 'hostNetwork'],
+    ));
 
   // Strip what a previous injection recorded (only reserved names), then inject afresh. The pod's own lists are
   // shared, never written: the new lists are built below.
@@ -825,14 +869,16 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   // iptables), which a Windows pod cannot hold and a Windows node cannot run.
   if (addInit.length || addSidecars.length) {
     const osName = isObject(spec.os) ? spec.os.name : undefined;
-    const nodeOs = isObject(spec.nodeSelector) ? spec.nodeSelector[NODE_LABEL_OS] : undefined;
+    const selector = isObject(spec.nodeSelector) ? spec.nodeSelector : {};
+    const osKey = selector[NODE_LABEL_OS] === 'windows' || selector[NODE_LABEL_OS_BETA] !== 'windows' ? NODE_LABEL_OS : NODE_LABEL_OS_BETA;
+    const nodeOs = selector[osKey];
     if (osName === 'windows' || nodeOs === 'windows' || affinityExcludesLinux(spec)) {
       const names = [...addInit, ...addSidecars].map((c) => c.name).join(', ');
       const why =
         osName === 'windows'
           ? `${specPath}.os.name is windows, but the injected containers (${names}) are Linux-only. The API server rejects their Linux securityContext fields (runAsUser, capabilities, seccompProfile) in a Windows pod`
           : nodeOs === 'windows'
-            ? `${specPath}.nodeSelector["${NODE_LABEL_OS}"] is windows, so the pod runs on Windows nodes, but the injected containers (${names}) are Linux-only. A Windows node cannot run them`
+            ? `${specPath}.nodeSelector["${osKey}"] is windows, so the pod runs on Windows nodes, but the injected containers (${names}) are Linux-only. A Windows node cannot run them`
             : `${specPath}.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution rules out ${NODE_LABEL_OS}=linux in every nodeSelectorTerm, so the pod runs only on non-Linux (Windows) nodes, but the injected containers (${names}) are Linux-only. A Windows node cannot run them`;
       add(denial(
         'unsupported-os',
@@ -840,7 +886,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
         osName === 'windows'
           ? ['spec', 'os', 'name']
           : nodeOs === 'windows'
-            ? ['spec', 'nodeSelector', NODE_LABEL_OS]
+            ? ['spec', 'nodeSelector', osKey]
             : ['spec', 'affinity', 'nodeAffinity', 'requiredDuringSchedulingIgnoredDuringExecution'],
       ));
     }
@@ -975,14 +1021,26 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
     );
 
   // Without native sidecars, the pod's own init containers run after proxy-init has redirected outbound traffic to
-  // the proxy and before the proxy (an ordinary container) starts: their connections go nowhere.
+  // the proxy and before the proxy (an ordinary container) starts: their connections go nowhere. The pod's own
+  // native sidecars (restartPolicy: Always) start then too, and the proxy waits for them: one whose startup needs
+  // the network keeps the pod in Init. One running as the proxy's uid is left out of the redirect (proxy-uid).
   if (!native && addInit.length) {
+    const podUid = isObject(spec.securityContext) ? spec.securityContext.runAsUser : undefined;
     let names: string[] | undefined;
-    for (const c of ownInitContainers) if (c.restartPolicy !== 'Always') (names ??= []).push(c.name);
+    let sidecars: string[] | undefined;
+    for (const c of ownInitContainers) {
+      const own = isObject(c.securityContext) ? c.securityContext.runAsUser : undefined;
+      if ((own ?? podUid) === PROXY_UID) continue;
+      (names ??= []).push(c.name);
+      if (c.restartPolicy === 'Always') (sidecars ??= []).push(c.name);
+    }
     if (names) {
       const many = names.length > 1;
+      const own = sidecars
+        ? ` ${nameList(sidecars)} ${sidecars.length > 1 ? 'are native sidecars' : 'is a native sidecar'} of the pod: the proxy starts only once ${sidecars.length > 1 ? 'they have' : 'it has'} started, so a startup probe that needs the network never passes.`
+        : '';
       warnings.push(
-        `[init-before-proxy] ${ctx.ref}: init container${many ? 's' : ''} ${nameList(names)} run${many ? '' : 's'} after proxy-init redirects outbound traffic to the proxy but before the proxy starts (no native sidecars). Any outbound connection ${many ? 'they make' : 'it makes'} fails, and a wait or download loop keeps the pod in Init. Fix: annotate ${annotateTarget(specPath)} ${ANNOTATION_NATIVE_SIDECARS}: "true" (Kubernetes >= 1.29) so the proxy starts first, or make ${many ? 'those init containers' : 'that init container'} need no network.`,
+        `[init-before-proxy] ${ctx.ref}: init container${many ? 's' : ''} ${nameList(names)} run${many ? '' : 's'} after proxy-init redirects outbound traffic to the proxy but before the proxy starts (no native sidecars). Any outbound connection ${many ? 'they make' : 'it makes'} fails, and a wait or download loop keeps the pod in Init.${own} Fix: annotate ${annotateTarget(specPath)} ${ANNOTATION_NATIVE_SIDECARS}: "true" (Kubernetes >= 1.29) so the proxy starts first, or make ${many ? 'those init containers' : 'that init container'} need no network.`,
       );
     }
   }

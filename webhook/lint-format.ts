@@ -96,8 +96,9 @@ export const RULE_HELP: Record<RuleName, { short: string; full: string }> = {
   'invalid-annotation': {
     short: 'The injection annotations of an agent pod have valid values.',
     full:
-      'kagenti.io/authbridge-mode, kagenti.io/mtls-mode and kagenti.io/native-sidecars take fixed values. An unknown ' +
-      'value is never replaced by a default: the webhook denies the pod.',
+      'kagenti.io/authbridge-mode, kagenti.io/mtls-mode and kagenti.io/native-sidecars take fixed values, and so do the ' +
+      'opt-out labels (kagenti.io/inject: disabled or enabled; the per-sidecar labels "true" or "false"). An unknown ' +
+      'value is never replaced by a default or guessed: the webhook denies the pod.',
   },
   'reserved-name': {
     short: "An agent pod's own containers and volumes do not use the injected names.",
@@ -113,18 +114,19 @@ export const RULE_HELP: Record<RuleName, { short: string; full: string }> = {
       'over TCP would clash with it. Change the container port, or move the proxy with authBridge.ports in the webhook config.',
   },
   'host-network': {
-    short: 'An agent pod does not use hostNetwork.',
+    short: 'An agent pod that gets a proxy does not use hostNetwork.',
     full:
       "With hostNetwork the sidecars share the node's network: the proxy binds the node's ports and proxy-init " +
-      "rewrites the node's iptables. Remove hostNetwork, or label the pod kagenti.io/inject: disabled.",
+      "rewrites the node's iptables. Remove hostNetwork, opt out of the proxy (kagenti.io/authbridge-inject: \"false\", " +
+      'spiffe-helper alone binds no port), or label the pod kagenti.io/inject: disabled.',
   },
   'unsupported-os': {
     short: 'An agent pod runs on Linux.',
-    full: 'The injected containers are Linux-only. Windows pods (spec.os.name, a nodeSelector on kubernetes.io/os, or a required node affinity that rules out kubernetes.io/os=linux in every term) are denied.',
+    full: 'The injected containers are Linux-only. Windows pods (spec.os.name, a nodeSelector on kubernetes.io/os or beta.kubernetes.io/os, or a required node affinity that rules out Linux in every term) are denied.',
   },
   'malformed-object': {
     short: 'An agent pod template has the shape of a Pod.',
-    full: 'Fields of the wrong type, or annotations over the 256 KiB Kubernetes allows, cannot be injected: the pod is denied.',
+    full: 'Fields of the wrong type, no container of its own, or annotations over the 256 KiB Kubernetes allows: the pod cannot be injected and is denied.',
   },
   // The injection core's warnings: the pod is injected, but something will not work as its author expects.
   'namespace-mode-label': {
