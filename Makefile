@@ -10,7 +10,8 @@ OVERLAY        ?= default
 NAMESPACE      := kagenti-system
 SERVICE        := kagenti-webhook
 CERTS_DIR      := manifests/self-signed/certs
-DEFAULT_IMG    := ghcr.io/kagenti/kagenti-webhook:v$(VERSION)
+# The image the manifests name, whatever its tag: replaced by $(IMG) (VERSION=... and IMG=... both take effect).
+MANIFEST_IMG   := ghcr.io/kagenti/kagenti-webhook:[^[:space:]]*
 # The CLI runs on the pinned Node 24 (node_modules/.bin/node), not whatever `node` the shell has.
 CLI            := PATH="$(CURDIR)/node_modules/.bin:$$PATH" node bin/kagenti-webhook.js
 
@@ -37,12 +38,12 @@ certs: build ## Write a CA and serving certificate for the self-signed overlay (
 manifests: ## Render manifests/$(OVERLAY) to stdout (OVERLAY=default|self-signed|with-network-policy)
 	@if [ "$(OVERLAY)" = "self-signed" ] && [ ! -f $(CERTS_DIR)/tls.key ]; then \
 	  echo "make: no certificates in $(CERTS_DIR): run 'make certs' first" >&2; exit 2; fi
-	@$(KUBECTL) kustomize manifests/$(OVERLAY) | sed 's|image: $(DEFAULT_IMG)$$|image: $(IMG)|'
+	@$(KUBECTL) kustomize manifests/$(OVERLAY) | sed 's|image: $(MANIFEST_IMG)$$|image: $(IMG)|'
 
 deploy: ## Install manifests/$(OVERLAY) into the current kubectl context (image $(IMG)); checks the cluster's version first
 	@KUBECTL="$(KUBECTL)" manifests/preflight.sh
 	@if [ "$(OVERLAY)" = "self-signed" ] && [ ! -f $(CERTS_DIR)/tls.key ]; then $(MAKE) certs; fi
-	$(KUBECTL) kustomize manifests/$(OVERLAY) | sed 's|image: $(DEFAULT_IMG)$$|image: $(IMG)|' | $(KUBECTL) apply -f -
+	$(KUBECTL) kustomize manifests/$(OVERLAY) | sed 's|image: $(MANIFEST_IMG)$$|image: $(IMG)|' | $(KUBECTL) apply -f -
 	$(KUBECTL) -n $(NAMESPACE) rollout status deploy/$(SERVICE) --timeout=180s
 
 undeploy: ## Remove everything manifests/$(OVERLAY) installed (webhook configurations first)

@@ -151,8 +151,11 @@ for (const overlay of OVERLAYS) {
     assert.equal(spec.containers.length, 1);
     const c = spec.containers[0];
     assert.equal(c.image, `ghcr.io/kagenti/kagenti-webhook:v${pkg.version}`, 'image tag follows package.json');
-    assert.deepEqual(c.args.slice(0, 7), [
+    assert.deepEqual(c.args.slice(0, 9), [
       'serve',
+      // every address: an IPv6-only cluster's pod is reachable and ready too
+      '--host',
+      '::',
       '--config',
       '/etc/kagenti-webhook/config.yaml',
       '--tls-cert',
@@ -475,4 +478,15 @@ test('every rendered document passes `kagenti-webhook lint`', { skip: !existsSyn
       assert.equal(report.summary.documents, (await render(overlay)).length);
     }
   }
+});
+
+test('make manifests puts $(IMG) in the Deployment, also with VERSION overridden', { skip: spawnSync('make', ['--version']).status !== 0 && 'make is not installed' }, () => {
+  const image = (...vars: string[]) => {
+    const r = spawnSync('make', ['-s', 'manifests', ...vars], { cwd: ROOT, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    return [...new Set(r.stdout.split('\n').filter((l) => /^\s+image: /.test(l)).map((l) => l.trim()))];
+  };
+  assert.deepEqual(image('VERSION=0.2.0'), ['image: ghcr.io/kagenti/kagenti-webhook:v0.2.0']);
+  assert.deepEqual(image('VERSION=0.2.0', 'IMG=reg.example.com/kw:dev'), ['image: reg.example.com/kw:dev']);
+  assert.deepEqual(image('IMG=reg.example.com/kw:dev'), ['image: reg.example.com/kw:dev']);
 });

@@ -299,3 +299,77 @@ describe('admission server', () => {
     }
   });
 });
+
+describe('listening on every address (the Deployment passes --host ::)', () => {
+  const probe = (host: string, port: number) =>
+    new Promise<number>((resolve, reject) => {
+      http.get({ host, port, path: '/healthz', agent: false }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      }).on('error', reject);
+    });
+
+  test(':: answers over IPv4 and IPv6', async () => {
+    const { startServer } = await import('../webhook/server.ts');
+    const { defaultConfig } = await import('../webhook/config.ts');
+    const { startValidation } = await import('../webhook/validation.ts');
+    const { silentLogger } = await import('../webhook/log.ts');
+    const { testCerts } = await import('./helpers.ts');
+    const certs = await testCerts();
+    const config = defaultConfig();
+    const log = silentLogger();
+    const validation = await startValidation({ config, log, cluster: 'none' });
+    const server = await startServer({ config, log, validation, host: '::', port: 0, probePort: 0, tls: { cert: certs.tlsCert, key: certs.tlsKey } });
+    try {
+      assert.equal(await probe('127.0.0.1', server.probePort), 200);
+      assert.equal(await probe('::1', server.probePort), 200);
+      assert.equal((server.https.address() as { address: string }).address, '::');
+    } finally {
+      await server.close(100);
+      await validation.close();
+    }
+  });
+
+  test('on a node whose kernel has no IPv6, :: falls back to 0.0.0.0 instead of failing to start', async () => {
+    const { startServer } = await import('../webhook/server.ts');
+    const { defaultConfig } = await import('../webhook/config.ts');
+    const { startValidation } = await import('../webhook/validation.ts');
+    const { silentLogger } = await import('../webhook/log.ts');
+    const { testCerts } = await import('./helpers.ts');
+    const certs = await testCerts();
+    const config = defaultConfig();
+    const log = silentLogger();
+    const validation = await startValidation({ config, log, cluster: 'none' });
+    // stands in for the kernel: listening on an IPv6 address fails as it does with ipv6.disable=1
+    const noIpv6 = (s: http.Server) => {
+      const listen = s.listen.bind(s) as (...args: unknown[]) => http.Server;
+      (s as unknown as { listen: (...args: unknown[]) => http.Server }).listen = (...args: unknown[]) => {
+        if (args[1] === '::') {
+          process.nextTick(() => s.emit('error', Object.assign(new Error('listen EAFNOSUPPORT: address family not supported :::0'), { code: 'EAFNOSUPPORT' })));
+          return s;
+        }
+        return listen(...args);
+      };
+    };
+    const server = await startServer({
+      config,
+      log,
+      validation,
+      host: '::',
+      port: 0,
+      probePort: 0,
+      tls: { cert: certs.tlsCert, key: certs.tlsKey },
+      onHttpsServer: (s) => noIpv6(s),
+    });
+    try {
+      assert.equal((server.https.address() as { address: string }).address, '0.0.0.0');
+      const review = { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: podCreateRequest({ metadata: { name: 'x' }, spec: { containers: [{ name: 'a', image: 'b' }] } }) };
+      const res = await postTls(server.port, certs.caCert, '/mutate', JSON.stringify(review));
+      assert.equal(res.status, 200, res.text);
+      assert.equal(JSON.parse(res.text).response.allowed, true);
+    } finally {
+      await server.close(100);
+      await validation.close();
+    }
+  });
+});

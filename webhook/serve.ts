@@ -178,7 +178,10 @@ export async function runServe(argv: string[]): Promise<number> {
     const where = e.port === undefined ? flags.host : `${flags.host} port ${e.port}${e.port === flags.probePort ? ' (--probe-port)' : ' (--port)'}`;
     throw new UsageError(`cannot listen on ${where}: ${e.code === 'EADDRINUSE' ? 'the port is in use' : e.message}`);
   }
-  log.info({ port: server.port, probePort: server.probePort, host: flags.host, cluster: flags.cluster }, 'listening');
+  // the address bound: `::` falls back to 0.0.0.0 where the kernel has no IPv6
+  const bound = server.https.address();
+  const host = bound && typeof bound === 'object' ? bound.address : flags.host;
+  log.info({ port: server.port, probePort: server.probePort, host, cluster: flags.cluster }, 'listening');
 
   return await new Promise<number>((resolve) => {
     let stopping = false;

@@ -386,8 +386,22 @@ export function createProbeApp(ready: () => { ready: boolean; detail: Record<str
   return app;
 }
 
-/** Listens; a failure rejects with the error, its `port` set to the port asked for. */
-function listen(server: http.Server | https.Server, port: number, host: string): Promise<number> {
+/**
+ * Listens; a failure rejects with the error, its `port` set to the port asked for. `::` (every address, IPv6 and
+ * IPv4: the Deployment's, so a pod serves whichever family its cluster gives it) falls back to 0.0.0.0 on a node
+ * whose kernel has IPv6 turned off.
+ */
+async function listen(server: http.Server | https.Server, port: number, host: string): Promise<number> {
+  try {
+    return await listenOn(server, port, host);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (host !== '::' || (code !== 'EAFNOSUPPORT' && code !== 'EADDRNOTAVAIL')) throw err;
+    return await listenOn(server, port, '0.0.0.0');
+  }
+}
+
+function listenOn(server: http.Server | https.Server, port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const fail = (err: NodeJS.ErrnoException & { port?: number }) => {
       err.port = port;
