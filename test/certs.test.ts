@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, request } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -281,4 +281,45 @@ test('certs command: usage errors exit 2 with one line on stderr', async (t) => 
   const help = await runCaptured(['--help']);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /--service NAME --namespace NS --out DIR/);
+});
+
+test('certs command signs with a CA of the user\'s own in SEC1 form ("EC PRIVATE KEY", as openssl writes it), and names the file and the fix for a key it cannot sign with', async (t) => {
+  const args = (dir: string) => ['--service', 'kagenti-webhook', '--namespace', 'kagenti-system', '--out', dir];
+  // a P-256 CA whose key file is SEC1: used as it is, and the file is left in its form
+  const sec1 = join(tempDir(t), 'sec1');
+  assert.equal((await runCaptured(args(sec1))).code, 0);
+  const sec1Key = createPrivateKey(readFileSync(join(sec1, 'ca.key'), 'utf8')).export({ type: 'sec1', format: 'pem' }) as string;
+  writeFileSync(join(sec1, 'ca.key'), sec1Key);
+  const bundle = readFileSync(join(sec1, 'ca.crt'), 'utf8');
+  const r = await runCaptured(args(sec1));
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /the CA already in .* signed it/);
+  assert.equal(readFileSync(join(sec1, 'ca.key'), 'utf8'), sec1Key);
+  assert.ok(new X509Certificate(readFileSync(join(sec1, 'tls.crt'), 'utf8')).verify(new X509Certificate(bundle).publicKey));
+
+  // an RSA CA: not replaced behind the user's back; the message names the file and both ways out
+  const rsa = join(tempDir(t), 'rsa');
+  const alg = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048 };
+  const keys = (await crypto.subtle.generateKey(alg, true, ["sign", "verify"])) as import("node:crypto").webcrypto.CryptoKeyPair;
+  const ca = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: '01',
+    name: 'CN=my-rsa-ca',
+    notBefore: new Date(Date.now() - 60_000),
+    notAfter: new Date(Date.now() + 3650 * 86_400_000),
+    keys,
+    signingAlgorithm: alg,
+    extensions: [new x509.BasicConstraintsExtension(true, 0, true)],
+  });
+  const pkcs8 = Buffer.from(await crypto.subtle.exportKey('pkcs8', keys.privateKey));
+  mkdirSync(rsa);
+  writeFileSync(join(rsa, 'ca.crt'), ca.toString('pem') + '\n');
+  writeFileSync(join(rsa, 'ca.key'), x509.PemConverter.encode(pkcs8, 'PRIVATE KEY') + '\n');
+  const bad = await runCaptured(args(rsa));
+  assert.equal(bad.code, 2);
+  assert.equal(
+    bad.stderr.trim(),
+    `kagenti-webhook certs: ${join(rsa, 'ca.key')} is an RSA key; certs signs only with an ECDSA P-256 CA. Fix: put a P-256 CA in ${rsa} (openssl ecparam -name prime256v1 -genkey), or pass --new-ca to make a new CA (the webhook configurations' caBundle changes then) (see kagenti-webhook certs --help)`,
+  );
+  assert.equal(readFileSync(join(rsa, 'ca.crt'), 'utf8'), ca.toString('pem') + '\n', 'nothing written');
+  assert.equal((await runCaptured([...args(rsa), '--new-ca'])).code, 0);
 });

@@ -102,7 +102,9 @@ export async function generateCertificates(opts: CertificateOptions): Promise<Ge
   if (opts.ca) {
     caCert = new x509.X509Certificate(opts.ca.cert);
     caKey = opts.ca.key.endsWith('\n') ? opts.ca.key : `${opts.ca.key}\n`;
-    const der = x509.PemConverter.decodeFirst(opts.ca.key);
+    // SEC1 ("EC PRIVATE KEY", as openssl ecparam writes it) or PKCS#8: WebCrypto imports PKCS#8 only. The file is
+    // written back as it was.
+    const der = new Uint8Array(createPrivateKey(opts.ca.key).export({ type: 'pkcs8', format: 'der' }));
     caKeys = { privateKey: await crypto.subtle.importKey('pkcs8', der, EC_KEY, true, ['sign']), publicKey: await caCert.publicKey.export(crypto as never) };
     if (caCert.notAfter < notAfter) throw new Error(`the CA expires (${caCert.notAfter.toISOString()}) before the serving certificate would`);
   } else {
@@ -167,7 +169,11 @@ export function pemCertificates(text: string): string[] {
  * when they match and the CA outlives a serving certificate of `days`), and the CA certificates in ca.crt that
  * are still valid (to keep trusting them after a CA rollover). `why` says why the CA is not reused.
  */
-export function previousCertificates(dir: string, days: number, now = Date.now()): { ca?: ExistingCa; stillValid: string[]; why?: string } {
+export function previousCertificates(
+  dir: string,
+  days: number,
+  now = Date.now(),
+): { ca?: ExistingCa; stillValid: string[]; why?: string; unusable?: string } {
   let bundle: string;
   try {
     bundle = readFileSync(join(dir, 'ca.crt'), 'utf8');
@@ -193,8 +199,18 @@ export function previousCertificates(dir: string, days: number, now = Date.now()
   try {
     const cert = new NodeX509(first);
     if (!cert.ca) return { stillValid, why: "ca.crt's first certificate is not a CA" };
-    if (!cert.checkPrivateKey(createPrivateKey(key))) return { stillValid, why: 'ca.key does not match ca.crt' };
+    const k = createPrivateKey(key);
+    if (!cert.checkPrivateKey(k)) return { stillValid, why: 'ca.key does not match ca.crt' };
     if (Date.parse(cert.validTo) < now + days * DAY_MS + DAY_MS) return { stillValid, why: `the CA expires ${cert.validTo}, before a new serving certificate would` };
+    // A CA of the user's own that certs cannot sign with: said, never replaced behind their back.
+    const curve = k.asymmetricKeyDetails?.namedCurve;
+    if (k.asymmetricKeyType !== 'ec' || curve !== 'prime256v1')
+      return {
+        stillValid,
+        why: 'ca.key is not an ECDSA P-256 key',
+        unusable: `${join(dir, 'ca.key')} is ${k.asymmetricKeyType === 'ec' ? `an EC key on curve ${curve}` : `an ${String(k.asymmetricKeyType).toUpperCase()} key`}; certs signs only with an ECDSA P-256 CA. Fix: put a P-256 CA in ${dir} (openssl ecparam -name prime256v1 -genkey), or pass --new-ca to make a new CA (the webhook configurations' caBundle changes then)`,
+      };
+
   } catch (err) {
     return { stillValid, why: `ca.crt or ca.key cannot be read: ${(err as Error).message}` };
   }
@@ -321,6 +337,7 @@ export async function runCertsCommand(argv: string[]): Promise<number> {
     days = Number(values.days);
   }
   const prev = previousCertificates(values.out, days);
+  if (prev.unusable && !values['new-ca']) return fail(prev.unusable);
   const reuse = prev.ca && !values['new-ca'] ? prev.ca : undefined;
   // A reused CA keeps the older CAs its bundle carried; a new one keeps every CA of the old bundle still valid.
   const previousCas = reuse ? prev.stillValid.filter((pem) => pem.trim() !== reuse.cert.trim()) : prev.stillValid;
