@@ -103,6 +103,10 @@ test('serve exits 2 naming the port when either port is taken, and leaves nothin
       assert.match(r.stderr, new RegExp(`cannot listen on 127\\.0\\.0\\.1 port ${port} \\(${flag}\\): the port is in use`));
       assert.ok(Date.now() - started < 60_000);
     }
+    // both ports 0 (any free port): an address the machine does not have fails on the admission port, named so
+    const r = runCli(['serve', '--dev-certs', dir, '--cluster', 'none', '--warmup', '0', '--host', '192.0.2.1', '--port', '0', '--probe-port', '0']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /cannot listen on 192\.0\.2\.1 port 0 \(--port\): /);
   } finally {
     taken.close();
   }

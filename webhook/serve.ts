@@ -172,10 +172,10 @@ export async function runServe(argv: string[]): Promise<number> {
       quietMs: flags.quietSeconds * 1000,
     });
   } catch (err) {
-    const e = err as NodeJS.ErrnoException & { port?: number };
+    const e = err as NodeJS.ErrnoException & { port?: number; listener?: 'port' | 'probe-port' };
     await validation.close();
     reloader.close();
-    const where = e.port === undefined ? flags.host : `${flags.host} port ${e.port}${e.port === flags.probePort ? ' (--probe-port)' : ' (--port)'}`;
+    const where = e.port === undefined ? flags.host : `${flags.host} port ${e.port}${e.listener === 'probe-port' || (!e.listener && e.port === flags.probePort) ? ' (--probe-port)' : ' (--port)'}`;
     throw new UsageError(`cannot listen on ${where}: ${e.code === 'EADDRINUSE' ? 'the port is in use' : e.message}`);
   }
   // the address bound: `::` falls back to 0.0.0.0 where the kernel has no IPv6

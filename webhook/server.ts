@@ -551,8 +551,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   let port: number;
   let probePort: number;
   try {
-    port = await listen(tlsServer, opts.port, opts.host);
-    probePort = await listen(probe, opts.probePort, opts.host);
+    port = await listen(tlsServer, opts.port, opts.host).catch((err: Error & { listener?: string }) => {
+      throw Object.assign(err, { listener: 'port' });
+    });
+    probePort = await listen(probe, opts.probePort, opts.host).catch((err: Error & { listener?: string }) => {
+      throw Object.assign(err, { listener: 'probe-port' });
+    });
   } catch (err) {
     // Neither listener outlives a failed start: the admission port must not answer while the process exits.
     clearInterval(report);
