@@ -203,6 +203,68 @@ test('inject: a denial exits 1 with the message on stderr and nothing on stdout'
   assert.match(r.stderr, /^\[invalid-annotation\] Pod team-a\/typo-agent: /);
 });
 
+/** A StatefulSet of an agent whose container mounts `mount`, with one claim named `claim`. */
+function statefulSet(claim: string, mount: string, podLabels = ''): string {
+  return `apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: memory-agent, namespace: team-a}
+spec:
+  serviceName: memory-agent
+  selector: {matchLabels: {app: memory-agent}}
+  template:
+    metadata: {labels: {app: memory-agent, kagenti.io/type: agent${podLabels}}}
+    spec:
+      serviceAccountName: memory-agent
+      containers: [{name: app, image: app:1, volumeMounts: [{name: ${mount}, mountPath: /data}]}]
+  volumeClaimTemplates:
+  - metadata: {name: ${claim}}
+    spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+`;
+}
+
+/** lint's findings on a stream, as its JSON report gives them. */
+function lintFindings(text: string): { code: number; findings: { rule: string; severity: string; message: string }[] } {
+  const r = runCli(['lint', '-o', 'json', '-'], text);
+  return { code: r.code, findings: JSON.parse(r.stdout).violations };
+}
+
+test('inject denies a StatefulSet whose claim takes an injected volume\'s name, as lint does, naming the claim', () => {
+  // The StatefulSet controller adds a volume named after each claim to every pod; /mutate would replace it with
+  // the injected emptyDir, so the pod's data would silently live in memory.
+  const text = statefulSet('svid-output', 'svid-output');
+  const r = runCli(['inject'], text);
+  assert.equal(r.code, 1, r.stderr);
+  assert.equal(r.stdout, '');
+  const lint = lintFindings(text);
+  assert.equal(lint.code, 1);
+  assert.deepEqual(lint.findings.map((f) => f.rule), ['reserved-name']);
+  assert.equal(r.stderr, `${lint.findings[0]!.message}\n`);
+  assert.match(
+    r.stderr,
+    /^\[reserved-name\] StatefulSet team-a\/memory-agent: spec\.volumeClaimTemplates\[0\]\.metadata\.name is svid-output \(the StatefulSet controller adds a volume of that name to each pod\), .* Fix: rename the claim, /,
+  );
+});
+
+test('inject checks a StatefulSet\'s pods with their claim volumes but writes its template as written', () => {
+  // spiffe-helper opted out: the claim provides the svid-output volume the container mounts (without the claim,
+  // the mount would point at nothing and be denied)
+  const optedOut = statefulSet('svid-output', 'svid-output', ', kagenti.io/spiffe-helper-inject: "false"');
+  assert.deepEqual(lintFindings(optedOut), { code: 0, findings: [] });
+  const r = runCli(['inject'], optedOut);
+  assert.equal(r.code, 0, r.stderr);
+  const sts = parseAllDocuments(r.stdout)[0]!.toJS();
+  const spec = sts.spec.template.spec;
+  assert.deepEqual(spec.containers.map((c: any) => c.name), ['authbridge-proxy', 'app']);
+  assert.equal(spec.volumes, undefined, 'no claim volume is written into the template');
+  assert.deepEqual(sts.spec.volumeClaimTemplates.map((c: any) => c.metadata.name), ['svid-output']);
+
+  // a claim of another name: injected as before, the template's volumes as written plus the injected ones
+  const other = runCli(['inject'], statefulSet('data', 'data'));
+  assert.equal(other.code, 0, other.stderr);
+  const volumes = parseAllDocuments(other.stdout)[0]!.toJS().spec.template.spec.volumes.map((v: any) => v.name);
+  assert.deepEqual(volumes, ['spire-agent-socket', 'svid-output', 'spiffe-helper-config']);
+});
+
 test('inject: unreadable or unparsable input exits 2', () => {
   assert.equal(runCli(['inject', '-f', '/nonexistent.yaml']).code, 2);
   const bad = runCli(['inject'], 'a: [unclosed\n');

@@ -41,7 +41,12 @@ function objects(text: string): KubeObject[] {
   return out;
 }
 
-/** The Pod the API server would see for an object: itself, or a pod made from a workload's template. */
+/**
+ * The Pod the API server would see for an object: itself, or a pod made from a workload's template. A StatefulSet's
+ * pod gets a persistentVolumeClaim volume for each of its volumeClaimTemplates, in place of a template volume of the
+ * same name, as the StatefulSet controller makes it (its updateStorage: the claims first, then the template's other
+ * volumes; pod ordinal 0).
+ */
 function podFor(obj: KubeObject): KubeObject | null {
   const tpl = getPodTemplate(obj);
   if (!tpl) return null;
@@ -49,7 +54,14 @@ function podFor(obj: KubeObject): KubeObject | null {
   const md = structuredClone(tpl.template.metadata ?? {});
   md.generateName = `${obj.metadata?.name ?? 'workload'}-`;
   md.namespace = obj.metadata?.namespace ?? 'default';
-  return { apiVersion: 'v1', kind: 'Pod', metadata: md, spec: structuredClone(tpl.template.spec) };
+  const spec = structuredClone(tpl.template.spec);
+  const claims: string[] = obj.kind === 'StatefulSet' ? (obj.spec?.volumeClaimTemplates ?? []).map((c: KubeObject) => c.metadata.name) : [];
+  if (claims.length)
+    spec.volumes = [
+      ...claims.map((c) => ({ name: c, persistentVolumeClaim: { claimName: `${c}-${obj.metadata.name}-0` } })),
+      ...(spec.volumes ?? []).filter((v: KubeObject) => !claims.includes(v.name)),
+    ];
+  return { apiVersion: 'v1', kind: 'Pod', metadata: md, spec };
 }
 
 function injectViaCli(name: string): string {

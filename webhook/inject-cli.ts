@@ -8,9 +8,10 @@ import { objectRef } from './admission.ts';
 import type { Config } from './config.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { isDnsLabel } from './identity.ts';
-import { denialText, injectTemplate, jsonEqual } from './inject.ts';
+import { denialText, injectTemplate, isObject, jsonEqual } from './inject.ts';
 import { InputError, splitDocuments } from './manifest-stream.ts';
 import type { RawDocument } from './manifest-stream.ts';
+import { asCreated, ownField } from './rules.ts';
 import { parseFlags, UsageError } from './usage.ts';
 import { getPodTemplate, podSpecFieldPath } from './workloads.ts';
 
@@ -19,7 +20,9 @@ export const INJECT_USAGE = `Usage: kagenti-webhook inject [-f FILE|-] [--config
 Injects AuthBridge, spiffe-helper and the SPIFFE CSI volume into the agent pod templates of the
 manifests read from FILE (or stdin), exactly as the webhook would, and writes YAML to stdout.
 Reads Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob and List, in multi-document
-streams; other documents pass through unchanged and in order.
+streams; other documents pass through unchanged and in order. A template is checked as its controller
+makes the pods, as lint checks it: a StatefulSet's volumeClaimTemplates are volumes of each pod (a claim
+named like an injected volume is denied), though not written into the template.
 
 Exit codes: 0 written; 1 a document is denied (messages on stderr, nothing on stdout); 2 usage or
 unreadable input.
@@ -55,24 +58,56 @@ function injectObject(obj: unknown, cfg: Config, defaultNs: string, out: InjectS
   if (!tpl) return null;
   const namespace = (typeof o.metadata?.namespace === 'string' && o.metadata.namespace) || defaultNs;
   const ref = objectRef(o.kind, o, namespace);
-  const r = injectTemplate(tpl.template, cfg, { namespace, ref }, podSpecFieldPath(o.kind));
+  // Checked and injected as the controller creates the pods (a StatefulSet's claims are volumes of each pod), as
+  // lint and /validate check the template and /mutate sees each pod; a denial names the field of the manifest.
+  const created = asCreated(o, tpl.template);
+  const r = injectTemplate(created, cfg, { namespace, ref }, podSpecFieldPath(o.kind));
   if (r.outcome === 'skip') return null;
   if (r.outcome === 'deny') {
-    out.denials.push(...denialText(r).split('\n'));
+    const all = created === tpl.template ? r.all : r.all.map((d) => ({ ...d, message: ownField(o, tpl.template, created, d, tpl.path).message }));
+    out.denials.push(...denialText({ all, unlisted: r.unlisted }).split('\n'));
     return null;
   }
   out.warnings.push(...r.warnings);
-  if (jsonEqual(r.template, tpl.template)) return null; // already injected: leave the document as written
+  const template = created === tpl.template ? r.template : volumesAsWritten(tpl.template, created, r.template);
+  if (jsonEqual(template, tpl.template)) return null; // already injected: leave the document as written
   if (!tpl.path.length) {
     out.injected++;
-    return r.template;
+    return template;
   }
   const copy = structuredClone(o);
   let cur = copy;
   for (const k of tpl.path.slice(0, -1)) cur = cur[k];
-  cur[tpl.path[tpl.path.length - 1]] = r.template;
+  cur[tpl.path[tpl.path.length - 1]] = template;
   out.injected++;
   return copy;
+}
+
+/**
+ * An injected template with its volumes as the manifest has them. The injection ran on the pod as its controller
+ * creates it (`created`, asCreated: a StatefulSet's claims as persistentVolumeClaim volumes, in place of template
+ * volumes of the same name); the output is the template, which the controller turns into pods again. So the claims'
+ * volumes come out, the template volumes they stand in for go back in their places (unless the injection took the
+ * claim's volume out as a piece of an earlier injection: then that name's volume goes, as it would from the
+ * template), and the injected volumes follow the template's own, as they do on any template.
+ */
+function volumesAsWritten(template: KubeObject, created: KubeObject, injected: KubeObject): KubeObject {
+  const own: unknown[] = Array.isArray(template.spec.volumes) ? template.spec.volumes : [];
+  const before: unknown[] = created.spec.volumes;
+  const after: unknown[] = Array.isArray(injected.spec.volumes) ? injected.spec.volumes : [];
+  // asCreated and the injection keep the volumes they do not add or take out as the same objects
+  const ownSet = new Set(own);
+  const beforeSet = new Set(before);
+  const kept = new Set(after);
+  const claimsKept = new Set(before.filter((v) => !ownSet.has(v) && kept.has(v)).map((v) => (v as KubeObject).name));
+  const volumes = [
+    ...own.filter((v) => kept.has(v) || (!beforeSet.has(v) && isObject(v) && claimsKept.has(v.name))),
+    ...after.filter((v) => !beforeSet.has(v)),
+  ];
+  const spec = { ...injected.spec };
+  if (volumes.length) spec.volumes = volumes;
+  else delete spec.volumes;
+  return { ...injected, spec };
 }
 
 /**

@@ -353,9 +353,10 @@ function injectionWarningPath(rule: InjectionWarning, tplPath: string[], annotat
 /**
  * The pod template as the workload's controller turns it into pods, where that differs in what injection reads: the
  * StatefulSet controller adds a persistentVolumeClaim volume for each of `spec.volumeClaimTemplates`, in place of a
- * template volume of the same name.
+ * template volume of the same name. The template itself when nothing differs; else a copy along spec.volumes (the
+ * volumes it keeps are the template's own objects). Checked by /validate and lint, injected by `inject`.
  */
-function asCreated(obj: Record<string, any>, template: Record<string, any>): Record<string, any> {
+export function asCreated(obj: Record<string, any>, template: Record<string, any>): Record<string, any> {
   const claims = claimNames(obj).filter((n) => n !== '');
   if (!claims.length || !isObject(template.spec)) return template;
   const spec = template.spec;
@@ -377,8 +378,9 @@ function claimNames(obj: Record<string, any>): string[] {
  * A denial about a volume of the pod as its controller creates it (asCreated), put back on the field that made it:
  * the template volume's index in the template as written, or the StatefulSet's claim
  * (`spec.volumeClaimTemplates[k].metadata.name`), with the message saying so. `path` is then the whole object's.
+ * Used by /validate, lint and `inject`, so that all three word such a denial alike.
  */
-function ownField(
+export function ownField(
   obj: Record<string, any>,
   template: Record<string, any>,
   created: Record<string, any>,
