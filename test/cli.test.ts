@@ -7,7 +7,11 @@ import { spawn, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { ROOT, runCli } from './helpers.ts';
+import fastJsonPatch from 'fast-json-patch';
+import type { AdmissionRequest, KubeObject } from '../webhook/admission.ts';
+import { defaultConfig } from '../webhook/config.ts';
+import { mutate } from '../webhook/mutate.ts';
+import { decodePatch, joinWarnings, podCreateRequest, ROOT, runCli } from './helpers.ts';
 
 const golden = (f: string) => join(ROOT, 'test', 'golden', f);
 
@@ -263,6 +267,86 @@ test('inject checks a StatefulSet\'s pods with their claim volumes but writes it
   assert.equal(other.code, 0, other.stderr);
   const volumes = parseAllDocuments(other.stdout)[0]!.toJS().spec.template.spec.volumes.map((v: any) => v.name);
   assert.deepEqual(volumes, ['spire-agent-socket', 'svid-output', 'spiffe-helper-config']);
+});
+
+const NAMESPACED_AGENT = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: weather, namespace: team-a}
+spec:
+  selector: {matchLabels: {app: weather}}
+  template:
+    metadata: {labels: {app: weather, kagenti.io/type: agent}}
+    spec:
+      serviceAccountName: weather
+      containers: [{name: app, image: app:1}]
+`;
+
+function namespaceDoc(name: string, labels: Record<string, string>): string {
+  return `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${name}, labels: ${JSON.stringify(labels)}}\n`;
+}
+
+/** What /mutate makes of the Deployment's pod in a namespace with these labels: the pod and the warnings. */
+function mutated(deployment: string, labels: Record<string, string>): { pod: KubeObject; warnings: string[] } {
+  const d = parseAllDocuments(deployment)[0]!.toJS();
+  const pod: KubeObject = { apiVersion: 'v1', kind: 'Pod', metadata: { ...d.spec.template.metadata, generateName: 'weather-', namespace: 'team-a' }, spec: d.spec.template.spec };
+  const validation = { namespaceLabels: (ns: string) => (ns === 'team-a' ? labels : undefined), mutateConfigMap: () => null, csiDriverExists: () => undefined };
+  const decision = mutate(podCreateRequest(pod, 'team-a') as unknown as AdmissionRequest, { config: defaultConfig(), validation });
+  assert.equal(decision.response.allowed, true);
+  const out = fastJsonPatch.applyPatch(structuredClone(pod), decodePatch(decision.response) as any).newDocument;
+  const warnings = decision.response.warnings ?? [];
+  return { pod: out, warnings: warnings.length ? joinWarnings(warnings).split('\n') : [] };
+}
+
+test('inject reads the labels of a Namespace earlier in the input, as lint does, and injects as /mutate in that namespace', () => {
+  for (const labels of [
+    { 'kagenti.io/authbridge-mode': 'waypoint' } as Record<string, string>,
+    { 'pod-security.kubernetes.io/enforce': 'restricted' },
+    { 'kagenti.io/authbridge-mode': 'envoy-sidecar' },
+    { 'kagenti.io/authbridge-mode': 'sidecar' },
+  ]) {
+    const text = `${namespaceDoc('team-a', labels)}---\n${NAMESPACED_AGENT}`;
+    const r = runCli(['inject'], text);
+    assert.equal(r.code, 0, r.stderr);
+    const [ns, deployment] = parseAllDocuments(r.stdout).map((d) => d.toJS());
+    assert.equal(ns.kind, 'Namespace', 'the Namespace is written too');
+    const want = mutated(NAMESPACED_AGENT, labels);
+    const tpl = deployment.spec.template;
+    assert.deepEqual({ annotations: tpl.metadata.annotations, spec: tpl.spec }, { annotations: want.pod.metadata.annotations, spec: want.pod.spec }, JSON.stringify(labels));
+    const warnings = r.stderr.split('\n').filter((l) => l.startsWith('warning: ')).map((l) => l.slice('warning: '.length));
+    // the same warnings, but for the name: /mutate names the pod, inject the Deployment
+    assert.deepEqual(warnings, want.warnings.map((w) => w.replace('Pod team-a/weather-<generated>', 'Deployment team-a/weather').replace('annotate the pod ', 'annotate the pod template (spec.template.metadata.annotations) ')), JSON.stringify(labels));
+    // and lint gives the same warnings (but waypoint-mode, which it leaves to admission and inject)
+    const lint = lintFindings(text);
+    assert.deepEqual(lint.findings.map((f) => f.message), warnings.filter((w) => !w.startsWith('[waypoint-mode]')), JSON.stringify(labels));
+  }
+  const waypoint = runCli(['inject'], `${namespaceDoc('team-a', { 'kagenti.io/authbridge-mode': 'waypoint' })}---\n${NAMESPACED_AGENT}`);
+  const spec = parseAllDocuments(waypoint.stdout)[1]!.toJS().spec.template.spec;
+  assert.deepEqual(spec.containers.map((c: any) => c.name), ['spiffe-helper', 'app'], 'no authbridge-proxy in waypoint mode');
+  assert.equal(spec.initContainers, undefined, 'no proxy-init in waypoint mode');
+  const restricted = runCli(['inject'], `${namespaceDoc('team-a', { 'pod-security.kubernetes.io/enforce': 'restricted' })}---\n${NAMESPACED_AGENT}`);
+  assert.match(restricted.stderr, /^warning: \[pod-security\] Deployment team-a\/weather: namespace team-a enforces Pod Security "restricted" \(label pod-security\.kubernetes\.io\/enforce\), .* Fix: /m);
+});
+
+test('inject: a Namespace counts for what comes after it, in a List too, and for --namespace; not for another namespace', () => {
+  const waypoint = namespaceDoc('team-a', { 'kagenti.io/authbridge-mode': 'waypoint' });
+  const proxied = (out: string, i: number) => parseAllDocuments(out)[i]!.toJS().spec.template.spec.initContainers?.[0]?.name === 'proxy-init';
+  // after the Deployment: not read (as lint, which reads each document once, in order)
+  const after = runCli(['inject'], `${NAMESPACED_AGENT}---\n${waypoint}`);
+  assert.equal(after.code, 0, after.stderr);
+  assert.ok(proxied(after.stdout, 0));
+  // another namespace's labels do not count
+  const other = runCli(['inject'], `${namespaceDoc('team-b', { 'kagenti.io/authbridge-mode': 'waypoint' })}---\n${NAMESPACED_AGENT}`);
+  assert.ok(proxied(other.stdout, 1));
+  // a Namespace in a List, before the workload in it
+  const list = { apiVersion: 'v1', kind: 'List', items: [parseAllDocuments(waypoint)[0]!.toJS(), parseAllDocuments(NAMESPACED_AGENT)[0]!.toJS()] };
+  const inList = runCli(['inject'], JSON.stringify(list));
+  assert.equal(inList.code, 0, inList.stderr);
+  assert.deepEqual(JSON.parse(inList.stdout).items[1].spec.template.spec.containers.map((c: any) => c.name), ['spiffe-helper', 'app']);
+  // an object without metadata.namespace is in --namespace's
+  const unnamespaced = NAMESPACED_AGENT.replace(', namespace: team-a', '');
+  const flagged = runCli(['inject', '-n', 'team-a'], `${waypoint}---\n${unnamespaced}`);
+  assert.ok(!proxied(flagged.stdout, 1));
+  assert.ok(proxied(runCli(['inject'], `${waypoint}---\n${unnamespaced}`).stdout, 1), 'in "default", not team-a');
 });
 
 test('inject: unreadable or unparsable input exits 2', () => {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type { Config } from '../webhook/config.ts';
 import { configFromObject, defaultConfig } from '../webhook/config.ts';
 import type { AgentRef, IssuerInfo } from '../webhook/rules.ts';
-import { agentOf, checkInjection, checkMissingTokenReview, checkObject, checkUnique, samePodTemplate } from '../webhook/rules.ts';
+import { agentOf, checkInjection, checkMissingTokenReview, checkObject, checkUnique, MAX_RENDERED_NAMESPACES, RenderedNamespaces, samePodTemplate } from '../webhook/rules.ts';
 import { injectTemplate } from '../webhook/inject.ts';
 
 const EKS: IssuerInfo = {
@@ -618,4 +618,27 @@ test('checkInjection: a StatefulSet with claims and template volumes that are no
   o.spec.template.spec.volumes = null;
   o.spec.volumeClaimTemplates = [{ metadata: { name: 'data' } }];
   assert.deepEqual(checkInjection(o, { config, namespace: 'team-a' }).violations, []);
+});
+
+test('RenderedNamespaces (lint, inject) keeps the first Namespace of a name, its string labels only, up to the cap', () => {
+  const seen = new RenderedNamespaces();
+  const ns = (name: unknown, labels: unknown) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } });
+  seen.note({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'team-a', labels: { a: 'b' } } });
+  assert.equal(seen.labels('team-a'), undefined, 'only Namespaces');
+  seen.note(ns('team-a', { 'kagenti.io/authbridge-mode': 'waypoint', count: 3, flag: true }));
+  seen.note(ns('team-a', { 'kagenti.io/authbridge-mode': 'lite' }));
+  assert.deepEqual(seen.labels('team-a'), { 'kagenti.io/authbridge-mode': 'waypoint' });
+  seen.note(ns('team-b', null));
+  assert.deepEqual(seen.labels('team-b'), {});
+  seen.note(ns(7, {}));
+  seen.note({ kind: 'Namespace' });
+  seen.note(null);
+  const copies: string[] = [];
+  const copying = new RenderedNamespaces((s) => (copies.push(s), s));
+  copying.note(ns('team-c', { k: 'v' }));
+  assert.deepEqual(copies, ['k', 'v', 'team-c']);
+  const many = new RenderedNamespaces();
+  for (let i = 0; i <= MAX_RENDERED_NAMESPACES; i++) many.note(ns(`ns-${i}`, { i: String(i) }));
+  assert.deepEqual(many.labels(`ns-${MAX_RENDERED_NAMESPACES - 1}`), { i: String(MAX_RENDERED_NAMESPACES - 1) });
+  assert.equal(many.labels(`ns-${MAX_RENDERED_NAMESPACES}`), undefined, 'past the cap, not kept');
 });

@@ -11,7 +11,7 @@ import { isDnsLabel } from './identity.ts';
 import { denialText, injectTemplate, isObject, jsonEqual } from './inject.ts';
 import { InputError, splitDocuments } from './manifest-stream.ts';
 import type { RawDocument } from './manifest-stream.ts';
-import { asCreated, ownField } from './rules.ts';
+import { asCreated, ownField, RenderedNamespaces } from './rules.ts';
 import { parseFlags, UsageError } from './usage.ts';
 import { getPodTemplate, podSpecFieldPath } from './workloads.ts';
 
@@ -22,7 +22,10 @@ manifests read from FILE (or stdin), exactly as the webhook would, and writes YA
 Reads Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob and List, in multi-document
 streams; other documents pass through unchanged and in order. A template is checked as its controller
 makes the pods, as lint checks it: a StatefulSet's volumeClaimTemplates are volumes of each pod (a claim
-named like an injected volume is denied), though not written into the template.
+named like an injected volume is denied), though not written into the template. A Namespace earlier in
+the input stands for the cluster's, as in lint: its labels set the AuthBridge mode
+(kagenti.io/authbridge-mode) of the objects after it in that namespace and give the Pod Security
+warning (a Namespace after them does not count). Warnings go to stderr.
 
 Exit codes: 0 written; 1 a document is denied (messages on stderr, nothing on stdout); 2 usage or
 unreadable input.
@@ -41,27 +44,33 @@ export interface InjectStreamResult {
   injected: number;
 }
 
-/** Injects into one object (a workload, a Pod or a List of them). Returns the new object or null when unchanged. */
-function injectObject(obj: unknown, cfg: Config, defaultNs: string, out: InjectStreamResult): KubeObject | null {
+/**
+ * Injects into one object (a workload, a Pod or a List of them). Returns the new object or null when unchanged.
+ * A Namespace's labels are kept in `namespaces` for the objects after it.
+ */
+function injectObject(obj: unknown, cfg: Config, defaultNs: string, namespaces: RenderedNamespaces, out: InjectStreamResult): KubeObject | null {
   if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) return null;
   const o = obj as KubeObject;
   if (typeof o.kind === 'string' && o.kind.endsWith('List') && Array.isArray(o.items)) {
     let changed = false;
     const items = o.items.map((item: unknown) => {
-      const r = injectObject(item, cfg, defaultNs, out);
+      const r = injectObject(item, cfg, defaultNs, namespaces, out);
       if (r) changed = true;
       return r ?? item;
     });
     return changed ? { ...o, items } : null;
   }
+  namespaces.note(o);
   const tpl = getPodTemplate(o);
   if (!tpl) return null;
   const namespace = (typeof o.metadata?.namespace === 'string' && o.metadata.namespace) || defaultNs;
   const ref = objectRef(o.kind, o, namespace);
   // Checked and injected as the controller creates the pods (a StatefulSet's claims are volumes of each pod), as
   // lint and /validate check the template and /mutate sees each pod; a denial names the field of the manifest.
+  // The namespace's labels (authbridge mode, Pod Security level) are those of a Namespace earlier in the input, as
+  // lint reads them; /mutate reads the cluster's.
   const created = asCreated(o, tpl.template);
-  const r = injectTemplate(created, cfg, { namespace, ref }, podSpecFieldPath(o.kind));
+  const r = injectTemplate(created, cfg, { namespace, namespaceLabels: namespaces.labels(namespace), ref }, podSpecFieldPath(o.kind));
   if (r.outcome === 'skip') return null;
   if (r.outcome === 'deny') {
     const all = created === tpl.template ? r.all : r.all.map((d) => ({ ...d, message: ownField(o, tpl.template, created, d, tpl.path).message }));
@@ -128,6 +137,7 @@ function rewrittenInexactly(node: Scalar): boolean {
  */
 export function injectStream(text: string, cfg: Config, defaultNs = 'default', source = '<stdin>'): InjectStreamResult {
   const out: InjectStreamResult = { output: '', denials: [], warnings: [], injected: 0 };
+  const namespaces = new RenderedNamespaces();
   const json = jsonStreamAsYaml(text, source);
   if (json) text = json.text;
   const lineOf = (l: number) => (json ? json.line(l) : l);
@@ -197,7 +207,7 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
     } catch (err) {
       throw new UsageError(`${source}: ${(err as Error).message.split('\n')[0]}`);
     }
-    const injected = injectObject(obj, cfg, defaultNs, out);
+    const injected = injectObject(obj, cfg, defaultNs, namespaces, out);
     if (!injected) {
       const start = doc.range?.[0];
       const end = i + 1 < docs.length ? docs[i + 1]!.range?.[0] : text.length;

@@ -23,7 +23,7 @@ import {
   splitDocuments,
 } from './manifest-stream.ts';
 import type { AgentRef, IssuerInfo, Violation } from './rules.ts';
-import { agentOf, checkInjection, checkObject, checkUnique, dedicatedDenies, remediatedAtAdmission } from './rules.ts';
+import { agentOf, checkInjection, checkObject, checkUnique, dedicatedDenies, RenderedNamespaces, remediatedAtAdmission } from './rules.ts';
 import type { LabelSelector, OwnerLookup } from './identity.ts';
 import { copySelector, isDnsLabel, objectName, objectNamespace, orphanWorkload, selectorMatches, templateOwner } from './identity.ts';
 import { isObject } from './json.ts';
@@ -122,9 +122,9 @@ export class Linter {
   private readonly lookup: OwnerLookup;
   /**
    * The labels of the Namespaces the render has shown so far (kustomize puts them first), for the injection checks
-   * that read them (`pod-security`, `namespace-mode-label`), as the webhook reads the cluster's.
+   * that read them (the authbridge mode, `pod-security`, `namespace-mode-label`), as the webhook reads the cluster's.
    */
-  private readonly namespaceLabels = new Map<string, Record<string, string>>();
+  private readonly namespaces = new RenderedNamespaces(detach);
 
   constructor(ctx: LintContext) {
     this.ctx = ctx;
@@ -132,16 +132,6 @@ export class Linter {
     const lookup: OwnerLookup = () => undefined;
     lookup.selector = (kind, namespace, name) => this.selectors.get(workloadKey(namespace, kind, name));
     this.lookup = lookup;
-  }
-
-  /** Records a Namespace document's labels (strings only, at most MAX_SELECTORS namespaces). */
-  private noteNamespace(obj: Record<string, any>): void {
-    const name = isObject(obj.metadata) ? obj.metadata.name : undefined;
-    if (typeof name !== 'string' || this.namespaceLabels.has(name) || this.namespaceLabels.size >= MAX_SELECTORS) return;
-    const labels: Record<string, string> = {};
-    const md = isObject(obj.metadata.labels) ? obj.metadata.labels : {};
-    for (const [k, v] of Object.entries(md)) if (typeof v === 'string') labels[detach(k)] = detach(v);
-    this.namespaceLabels.set(detach(name), labels);
   }
 
   /**
@@ -270,13 +260,13 @@ export class Linter {
             ? { ...viol, severity: 'warning', message: `${viol.message} The webhook will set K8S_TOKEN_REVIEW: "true" when it is applied (tokenReview.action: mutate).` }
             : viol,
         });
-      if (obj.kind === 'Namespace') this.noteNamespace(obj);
+      this.namespaces.note(obj);
       // What /mutate would deny in the pods of this workload (or this Pod): the same check /validate makes. An
       // object whose template is its owner's (a dump's ReplicaSets, Jobs and controller-made pods) is checked there.
       const injection = templateOwner(obj, true) ? { violations: [], warnings: [] } : checkInjection(obj, {
         config: this.ctx.config,
         namespace: this.ctx.namespace,
-        namespaceLabels: this.namespaceLabels.get(objectNamespace(obj, this.ctx.namespace || 'default')),
+        namespaceLabels: this.namespaces.labels(objectNamespace(obj, this.ctx.namespace || 'default')),
       });
       // waypoint-mode says what the author chose, not a problem: given at admission, not in a pipeline's report
       for (const viol of [...injection.violations, ...injection.warnings]) if (viol.rule !== 'waypoint-mode') found.push({ v: viol });

@@ -456,6 +456,41 @@ export function checkInjection(
   };
 }
 
+/** Namespaces whose labels a RenderedNamespaces keeps; past this, further ones are not kept (as lint's selectors). */
+export const MAX_RENDERED_NAMESPACES = 50_000;
+
+/**
+ * The labels of the Namespace documents a render has shown so far (kustomize puts them first), by name: what lint
+ * and `inject` pass to the injection checks as `namespaceLabels` where the webhook reads the cluster's (the
+ * authbridge-mode label, Pod Security's enforce level). The first document of a name counts, and only its string
+ * labels; a namespace the render has not shown (yet) has none, as for a webhook whose cache has not seen it.
+ */
+export class RenderedNamespaces {
+  private readonly byName = new Map<string, Record<string, string>>();
+  /** how the kept strings are copied (lint: so that they do not retain the input's text) */
+  private readonly copy: (s: string) => string;
+
+  constructor(copy: (s: string) => string = (s) => s) {
+    this.copy = copy;
+  }
+
+  /** Records a Namespace object's labels (at most MAX_RENDERED_NAMESPACES namespaces); ignores any other object. */
+  note(obj: unknown): void {
+    if (!isObject(obj) || obj.kind !== 'Namespace' || !isObject(obj.metadata)) return;
+    const name: unknown = obj.metadata.name;
+    if (typeof name !== 'string' || this.byName.has(name) || this.byName.size >= MAX_RENDERED_NAMESPACES) return;
+    const labels: Record<string, string> = {};
+    const md = isObject(obj.metadata.labels) ? obj.metadata.labels : {};
+    for (const [k, v] of Object.entries(md)) if (typeof v === 'string') labels[this.copy(k)] = this.copy(v);
+    this.byName.set(this.copy(name), labels);
+  }
+
+  /** The labels of a namespace the render has shown, else undefined. */
+  labels(namespace: string): Record<string, string> | undefined {
+    return this.byName.get(namespace);
+  }
+}
+
 /** Whether two objects of a workload kind carry the same pod template (an UPDATE that leaves it as it was). */
 export function samePodTemplate(a: unknown, b: unknown): boolean {
   const ta = getPodTemplate(a);
