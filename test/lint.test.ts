@@ -466,6 +466,16 @@ test('the config file sets ConfigMap names and rule actions', async () => {
   );
 });
 
+test('lint: token-review-value at warn does not pass a value token-review-required fails (exit 1, one error)', async () => {
+  const dir = tmp();
+  writeFileSync(join(dir, 'config.yaml'), 'tokenReview:\n  issuer: external\npolicies:\n  token-review-value: warn\n  token-review-required: deny\n');
+  writeFileSync(join(dir, 'm.yaml'), CM('"True"'));
+  const r = await runCli([join(dir, 'm.yaml'), '--config', join(dir, 'config.yaml'), '--format', 'json']);
+  assert.equal(r.code, 1, r.stdout.toString());
+  const out = JSON.parse(r.stdout.toString());
+  assert.deepEqual(out.violations.map((v: { rule: string; severity: string; line: number }) => [v.rule, v.severity, v.line]), [['token-review-required', 'error', 8]]);
+});
+
 // --cluster: the issuer is read from the current kubeconfig context. No kube-apiserver can be installed on
 // these machines, so an in-test HTTPS server stands in for it and serves /.well-known/openid-configuration.
 test('--cluster reads the issuer from the API server of the current kubeconfig context', async (t) => {

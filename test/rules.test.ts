@@ -232,6 +232,46 @@ test('token-review: value rule off lets the required rule report instead', () =>
   assert.deepEqual(v.map((x) => x.rule), ['token-review-required']);
 });
 
+test('token-review: warn on the value rule never admits what off would deny (token-review-required denies it, once)', () => {
+  const c = configFromObject({ policies: { 'token-review-value': 'warn', 'token-review-required': 'deny' } });
+  const off = configFromObject({ policies: { 'token-review-value': 'off', 'token-review-required': 'deny' } });
+  for (const [data, extra, path] of [
+    [{ K8S_TOKEN_REVIEW: 'True' }, {}, 'data.K8S_TOKEN_REVIEW'],
+    [{ K8S_TOKEN_REVIEW: 'yes' }, {}, 'data.K8S_TOKEN_REVIEW'],
+    [{ K8S_TOKEN_REVIEW: '1' }, {}, 'data.K8S_TOKEN_REVIEW'],
+    [{ K8S_TOKEN_REVIEW: true }, {}, 'data.K8S_TOKEN_REVIEW'],
+    [{}, { binaryData: { K8S_TOKEN_REVIEW: 'dHJ1ZQ==' } }, 'binaryData.K8S_TOKEN_REVIEW'],
+  ] as const) {
+    const obj = cm(data, extra);
+    assert.deepEqual(checkObject(obj, { config: off, issuer: EKS }).map((x) => [x.rule, x.severity]), [['token-review-required', 'error']]);
+    const v = checkObject(obj, { config: c, issuer: EKS });
+    // one error for one mistake: the value's precise message, under the rule whose action denies it
+    assert.deepEqual(v.map((x) => [x.rule, x.severity, x.path]), [['token-review-required', 'error', path]], JSON.stringify(data));
+    assert.match(v[0].message, MESSAGE);
+    assert.ok(v[0].message.startsWith(`[token-review-required] ConfigMap kagent/kagent-enterprise-config: ${path} `), v[0].message);
+    assert.ok(v[0].message.includes('external (EKS), so kagent needs "true": without it, it cannot verify agent tokens locally and agent callbacks fail with 401.'), v[0].message);
+    // the value rule's own explanation and fix
+    const value = checkObject(obj, { config, issuer: EKS })[0]!.message;
+    assert.ok(v[0].message.endsWith(value.slice(value.indexOf(' Fix: '))), `${v[0].message}\n${value}`);
+  }
+  const True = cm({ K8S_TOKEN_REVIEW: 'True' });
+  // where token-review-required does not deny, the value rule reports at its own action
+  for (const [policies, issuer, want] of [
+    [{ 'token-review-value': 'warn', 'token-review-required': 'warn' }, EKS, ['token-review-value', 'warning']],
+    [{ 'token-review-value': 'warn', 'token-review-required': 'off' }, EKS, ['token-review-value', 'warning']],
+    [{ 'token-review-value': 'deny', 'token-review-required': 'warn' }, EKS, ['token-review-value', 'error']],
+    [{ 'token-review-value': 'deny', 'token-review-required': 'deny' }, EKS, ['token-review-value', 'error']],
+    [{ 'token-review-value': 'warn', 'token-review-required': 'deny' }, UNKNOWN, ['token-review-value', 'warning']],
+    [{ 'token-review-value': 'warn', 'token-review-required': 'deny' }, INTERNAL, ['token-review-value', 'warning']],
+  ] as const) {
+    const v = checkObject(True, { config: configFromObject({ policies }), issuer });
+    assert.deepEqual(v.map((x) => [x.rule, x.severity]), [want], `${JSON.stringify(policies)} ${issuer.classification}`);
+  }
+  // "true" in data passes token-review-required: a stray binaryData copy is only the value rule's warning
+  const both = checkObject(cm({ K8S_TOKEN_REVIEW: 'true' }, { binaryData: { K8S_TOKEN_REVIEW: 'dHJ1ZQ==' } }), { config: c, issuer: EKS });
+  assert.deepEqual(both.map((x) => [x.rule, x.severity]), [['token-review-value', 'warning']]);
+});
+
 // ---- unique-service-account --------------------------------------------------------------------------
 
 function ref(kind: string, name: string, sa: string, extra: Partial<AgentRef> = {}): AgentRef {

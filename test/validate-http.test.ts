@@ -263,6 +263,21 @@ test('HTTPS /validate: token-review ConfigMaps on an external-issuer cluster', a
   }
 });
 
+test('HTTPS /validate: token-review-value at warn does not admit a value token-review-required denies', async () => {
+  const s = await server({ tokenReview: { issuer: 'external' }, policies: { 'token-review-value': 'warn', 'token-review-required': 'deny' } });
+  try {
+    for (const obj of [cm({ K8S_TOKEN_REVIEW: 'True' }), cm({ K8S_TOKEN_REVIEW: 'yes' }), cm({}, { binaryData: { K8S_TOKEN_REVIEW: 'dHJ1ZQ==' } })]) {
+      const r = await s.review('/validate', req('ConfigMap', '', obj));
+      assert.equal(r.allowed, false, JSON.stringify(obj));
+      assert.equal(r.status!.message.split('\n').length, 1, 'one denial for one mistake');
+      assert.match(r.status!.message, /^\[token-review-required\] ConfigMap kagent\/kagent-enterprise-config: (data|binaryData)\.K8S_TOKEN_REVIEW /);
+      assert.equal(r.warnings, undefined, 'not also warned under token-review-value');
+    }
+  } finally {
+    await s.close();
+  }
+});
+
 test('HTTPS /validate: unknown issuer never denies token-review-required, and says how to set it', async () => {
   const s = await server({});
   try {

@@ -178,45 +178,64 @@ function checkTokenReview(obj: Record<string, any>, config: Config, issuer: Issu
   const value: unknown = hasData ? data![TOKEN_REVIEW_KEY] : undefined;
   const wantTrue = issuer.classification !== 'internal';
 
+  // token-review-required's severity here, null when it does not apply: off, an internal issuer, or the value is
+  // "true". An unknown issuer only ever warns.
+  let reqSev = severityFor(config.policies['token-review-required']);
+  if (issuer.classification === 'internal' || value === 'true') reqSev = null;
+  else if (issuer.classification === 'unknown' && reqSev) reqSev = 'warning';
+
   const valueSev = severityFor(config.policies['token-review-value']);
   if (valueSev) {
     // The value to suggest: "true" where kagent needs TokenReview (or the issuer is unknown), else what the
     // user meant, read leniently ("False", "no", 0 → "false").
     const meantFalse = value === false || value === 0 || (typeof value === 'string' && /^\s*(false|no|off|n|f|0)?\s*$/i.test(value));
     const suggest = wantTrue || !meantFalse ? 'true' : 'false';
-    const note = issuerNote(issuer);
-    const valueFinding = (path: string, problem: string, why: string, fix: string): void => {
-      out.push({ ...base, rule: 'token-review-value', severity: valueSev, path, message: `[token-review-value] ${ref}: ${path} ${problem} ${why} ${note} Fix: ${fix}` });
-    };
+    let finding: { path: string; problem: string; why: string; fix: string } | undefined;
     if (hasBinary) {
-      valueFinding(
-        `binaryData.${TOKEN_REVIEW_KEY}`,
-        'is set.',
-        'kagent reads the setting from data as a string, never from binaryData.',
-        `remove it from binaryData and set ${TOKEN_REVIEW_KEY}: "${suggest}" under data.`,
-      );
+      finding = {
+        path: `binaryData.${TOKEN_REVIEW_KEY}`,
+        problem: 'is set.',
+        why: 'kagent reads the setting from data as a string, never from binaryData.',
+        fix: `remove it from binaryData and set ${TOKEN_REVIEW_KEY}: "${suggest}" under data.`,
+      };
     } else if (hasData && typeof value !== 'string') {
-      valueFinding(
-        `data.${TOKEN_REVIEW_KEY}`,
-        `is ${jsonValue(value)}, not a string.`,
-        'ConfigMap data holds only strings, so the API server rejects it and the setting never takes effect.',
-        `quote it: ${TOKEN_REVIEW_KEY}: "${suggest}".`,
-      );
+      finding = {
+        path: `data.${TOKEN_REVIEW_KEY}`,
+        problem: `is ${jsonValue(value)}, not a string.`,
+        why: 'ConfigMap data holds only strings, so the API server rejects it and the setting never takes effect.',
+        fix: `quote it: ${TOKEN_REVIEW_KEY}: "${suggest}".`,
+      };
     } else if (hasData && value !== 'true' && value !== 'false') {
-      valueFinding(
-        `data.${TOKEN_REVIEW_KEY}`,
-        `is ${JSON.stringify(value)}.`,
-        'Only the exact strings "true" and "false" are unambiguous; anything else may leave TokenReview off.',
-        `set ${TOKEN_REVIEW_KEY}: "${suggest}".`,
-      );
+      finding = {
+        path: `data.${TOKEN_REVIEW_KEY}`,
+        problem: `is ${JSON.stringify(value)}.`,
+        why: 'Only the exact strings "true" and "false" are unambiguous; anything else may leave TokenReview off.',
+        fix: `set ${TOKEN_REVIEW_KEY}: "${suggest}".`,
+      };
+    }
+    if (finding) {
+      const { path, problem, why, fix } = finding;
+      // One violation for one mistake: the value's message, the more precise one. When token-review-required also
+      // applies and is the stricter (it denies where token-review-value only warns: an external issuer), it is
+      // reported under token-review-required, at its severity: `warn` on the value rule never admits what `off`
+      // would have denied.
+      if (reqSev === 'error' && valueSev === 'warning')
+        return [
+          {
+            ...base,
+            rule: 'token-review-required',
+            severity: 'error',
+            path,
+            message:
+              `[token-review-required] ${ref}: ${path} ${problem} ${why} ${cap(describeIssuer(issuer))}, so kagent needs "true": ` +
+              `without it, it cannot verify agent tokens locally and agent callbacks fail with 401. Fix: ${fix}`,
+          },
+        ];
+      return [{ ...base, rule: 'token-review-value', severity: valueSev, path, message: `[token-review-value] ${ref}: ${path} ${problem} ${why} ${issuerNote(issuer)} Fix: ${fix}` }];
     }
   }
-  if (out.length) return out; // the value is the thing to fix first
 
-  const reqAction = config.policies['token-review-required'];
-  const reqSev = severityFor(reqAction);
-  if (!reqSev || issuer.classification === 'internal') return out;
-  if (value === 'true') return out;
+  if (!reqSev) return out;
   // an empty `data:` (null, as Helm renders a template with no entries) is still where the key goes
   const path = hasData ? `data.${TOKEN_REVIEW_KEY}` : hasBinary ? `binaryData.${TOKEN_REVIEW_KEY}` : Object.hasOwn(obj, 'data') ? 'data' : '';
   const what = hasData
