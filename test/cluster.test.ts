@@ -412,6 +412,62 @@ test('re-creating a Deployment or StatefulSet after --cascade=orphan: its orphan
   }
 });
 
+test('agents that already share a ServiceAccount: an UPDATE that adds no sharing is warned (so the fix can be applied), one that adds sharing is denied', async () => {
+  // weather and news on `shared`, admitted before the webhook (or while unique-service-account was warn); green
+  // and weather-canary are one agent (kagenti.io/agent: bg) on `bg-sa` beside a third, plain, agent
+  const labelled = (name: string, sa: string, agent?: string, image = 'x') => {
+    const d: any = deployment(name, sa, 'team-a', agent ? { ...AGENT, 'kagenti.io/agent': agent } : AGENT);
+    d.spec.template.spec.containers[0].image = image;
+    return d;
+  };
+  const { svc, close } = await setup((api) => {
+    seedBasics(api);
+    api.seed(PATHS.deployments, [deployment('weather', 'shared'), deployment('news', 'shared'), labelled('green', 'bg-sa', 'bg'), labelled('canary', 'bg-sa', 'bg'), deployment('plain', 'bg-sa')]);
+  });
+  const update = (obj: Record<string, any>, old: Record<string, any>): AdmissionRequest => ({ ...deploymentRequest(obj, 'UPDATE'), oldObject: { apiVersion: 'apps/v1', kind: 'Deployment', ...old } });
+  const warned = (d: ReturnType<ValidationService['validate']>) => (d.response.warnings ?? []).filter((w) => w.startsWith('[unique-service-account] ')).map((w) => w.slice('[unique-service-account] '.length)).join(' ');
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    // the denial's own fix, one workload at a time: the label on weather first
+    const label = svc.validate(update(labelled('weather', 'shared', 'wx'), deployment('weather', 'shared')));
+    assert.equal(label.response.allowed, true, JSON.stringify(label.response));
+    assert.match(
+      warned(label),
+      /^Deployment team-a\/weather: ServiceAccount "shared" \(spec\.template\.spec\.serviceAccountName\) is already the identity of agent Deployment\/news\. Both share spiffe:\/\/cluster\.local\/ns\/team-a\/sa\/shared, .* Not denied: Deployment\/weather shared it before this update, which adds no sharing\. Fix: give each agent its own ServiceAccount, or set the same kagenti\.io\/agent label on both/,
+    );
+    assert.deepEqual(label.rules, ['unique-service-account']);
+    // an unrelated change of either: warned, not blocked
+    for (const name of ['weather', 'news']) {
+      const bump = svc.validate(update(labelled(name, 'shared', undefined, 'x:2'), deployment(name, 'shared')));
+      assert.equal(bump.response.allowed, true, JSON.stringify(bump.response));
+      assert.match(warned(bump), new RegExp(`^Deployment team-a/${name}: .*already the identity of agent Deployment/${name === 'weather' ? 'news' : 'weather'}\\. .*Not denied`));
+    }
+    // sharing an update adds is denied, as before: onto the shared ServiceAccount, or a template that becomes an agent
+    const moved = svc.validate(update(deployment('weather', 'shared'), deployment('weather', 'weather-sa')));
+    assert.equal(moved.response.allowed, false);
+    assert.match(moved.response.status!.message, /^\[unique-service-account\] Deployment team-a\/weather: .*already the identity of agent Deployment\/news\. Both would share /);
+    assert.doesNotMatch(moved.response.status!.message, /Not denied/);
+    const becomes = svc.validate(update(deployment('weather', 'shared'), deployment('weather', 'shared', 'team-a', { app: 'weather' })));
+    assert.equal(becomes.response.allowed, false);
+    // leaving an agent (label bg) for an own identity that shares with the agent's other half: green now conflicts
+    // with canary (added: denied), and with plain as before (warned)
+    const split = svc.validate(update(deployment('green', 'bg-sa'), labelled('green', 'bg-sa', 'bg')));
+    assert.equal(split.response.allowed, false, JSON.stringify(split.response));
+    assert.match(split.response.status!.message, /^\[unique-service-account\] Deployment team-a\/green: .*already the identity of agent Deployment\/canary \(kagenti\.io\/agent=bg\)\. /);
+    assert.doesNotMatch(split.response.status!.message, /plain/);
+    assert.match(warned(split), /^Deployment team-a\/green: .*agent Deployment\/plain\. .*Not denied/);
+    // CREATE (or a delete and create) is unchanged: denied, naming both
+    const third = svc.validate(deploymentRequest(deployment('third', 'shared')));
+    assert.equal(third.response.allowed, false);
+    assert.match(third.response.status!.message, /already the identity of agent Deployment\/weather and 1 more\. /);
+    const again = svc.validate(deploymentRequest(deployment('weather', 'shared')));
+    assert.equal(again.response.allowed, false);
+    assert.match(again.response.status!.message, /agent Deployment\/news\. Both would share/);
+  } finally {
+    await close();
+  }
+});
+
 test('a dropped watch reconnects with backoff and keeps serving from the cache', async () => {
   const { api, svc, lines, close } = await setup(seedBasics);
   try {

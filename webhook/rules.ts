@@ -603,18 +603,21 @@ export function dedicatedDenies(candidate: AgentRef, config: Config): boolean {
   return (candidate.serviceAccount === 'default' || !candidate.serviceAccount) && severityFor(config.policies['dedicated-service-account']) === 'error';
 }
 
+/** Whether claim `o` is another agent on `a`'s ServiceAccount (not `a` itself or its pods, not the same agent label). */
+function sharesWith(a: AgentRef, o: AgentRef): boolean {
+  if (o.namespace !== a.namespace || o.serviceAccount !== a.serviceAccount) return false;
+  if (o.kind === a.kind && o.name === a.name) return false; // self (e.g. UPDATE, or its own pods)
+  return identityKey(o) !== identityKey(a); // same agent (kagenti.io/agent), e.g. blue/green
+}
+
 /** unique-service-account: candidate vs the other claims on the same (namespace, serviceAccount). */
 export function checkUnique(candidate: AgentRef, others: AgentRef[], config: Config): Violation[] {
   const sev = severityFor(config.policies['unique-service-account']);
   if (!sev) return [];
-  const key = identityKey(candidate);
   // one entry per other agent; it is being deleted only when every claim behind it is (the Deployment and its pods)
   const conflicts = new Map<string, { ref: AgentRef; deleting: boolean; until?: string }>();
   for (const o of others) {
-    if (o.namespace !== candidate.namespace || o.serviceAccount !== candidate.serviceAccount) continue;
-    if (o.kind === candidate.kind && o.name === candidate.name) continue; // self (e.g. UPDATE, or its own pods)
-    const ok = identityKey(o);
-    if (ok === key) continue; // same agent (kagenti.io/agent), e.g. blue/green
+    if (!sharesWith(candidate, o)) continue;
     const label = o.agent ? `${refText(o)} (agent ${o.agent})` : refText(o);
     const c = conflicts.get(label);
     if (!c) conflicts.set(label, { ref: o, deleting: !!o.deleting, until: o.deleting?.until });
@@ -656,4 +659,25 @@ export function checkUnique(candidate: AgentRef, others: AgentRef[], config: Con
         `kagenti.io/agent label on both if they are one agent.`,
     },
   ];
+}
+
+/**
+ * unique-service-account on a workload UPDATE, with `previous` the workload as it was (its oldObject's claim).
+ * Sharing that already existed (`previous`, on the same ServiceAccount, shared it with the same other agent: two
+ * agents admitted before the webhook, or while the rule was `warn`) is a warning that still names the other agent
+ * and the fix: denying it would block every unrelated change (an image bump) and the very fix the message gives
+ * (the same kagenti.io/agent label on both, one workload at a time). Sharing the update adds (another
+ * ServiceAccount, a template that was no agent, another agent label) is denied as checkUnique denies it.
+ * Without `previous` (a CREATE), checkUnique.
+ */
+export function checkUniqueSince(candidate: AgentRef, previous: AgentRef | null | undefined, others: AgentRef[], config: Config): Violation[] {
+  if (!previous) return checkUnique(candidate, others, config);
+  const added: AgentRef[] = [];
+  const before: AgentRef[] = [];
+  for (const o of others) (sharesWith(previous, o) ? before : added).push(o);
+  const out = checkUnique(candidate, added, config);
+  const note = `Not denied: ${refText(previous)} shared it before this update, which adds no sharing.`;
+  for (const v of checkUnique(candidate, before, config))
+    out.push({ ...v, severity: 'warning', message: noteBeforeFix(v.message.replace('. Both would share ', '. Both share '), note) });
+  return out;
 }

@@ -23,6 +23,7 @@ import {
   checkMissingTokenReview,
   checkObject,
   checkUnique,
+  checkUniqueSince,
   cap,
   dedicatedDenies,
   describeIssuer,
@@ -319,7 +320,14 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
         if (!unchanged) violations.push(...inj.warnings);
       }
       if (config.policies['unique-service-account'] !== 'off' && !dedicatedDenies(agent, config)) {
-        if (cluster) violations.push(...checkUnique(agent, cluster.claimsOn(agent.namespace, agent.serviceAccount, objWithKind), config));
+        if (cluster) {
+          // On an UPDATE, what the workload claimed as it was: sharing it had already is warned, not denied
+          // (checkUniqueSince).
+          let previous: AgentRef | null = null;
+          if (op === 'UPDATE' && isObject(req.oldObject))
+            previous = agentOf(req.oldObject.kind === kind ? req.oldObject : { ...req.oldObject, kind }, config, ns, cluster.lookup);
+          violations.push(...checkUniqueSince(agent, previous, cluster.claimsOn(agent.namespace, agent.serviceAccount, objWithKind), config));
+        }
         else
           warnings.push(
             ...toWarnings(
