@@ -11,6 +11,7 @@ import { registry } from '../webhook/metrics.ts';
 import type { ValidationService } from '../webhook/validation.ts';
 import { startValidation } from '../webhook/validation.ts';
 import { FakeApiServer, PATHS, recordingLogger, until } from './fake-apiserver.ts';
+import { joinWarnings } from './helpers.ts';
 
 const AGENT = { 'kagenti.io/type': 'agent' };
 const noToken = async () => {
@@ -320,10 +321,12 @@ test('an ownerless ReplicaSet or pod named like a running workload\'s is not tha
     const half = svc.validate(request('Pod', '', barePod('db-6', { 'statefulset.kubernetes.io/pod-name': 'db-6', app: 'db' }, 'db-sa')));
     assert.match(half.response.status!.message, /Pod team-a\/db-6: .*StatefulSet\/db\b/);
 
-    // The cached orphan is itself too, and so are the pods its ReplicaSet controller creates (owned by it).
+    // The cached orphan is itself too, and so are the pods its ReplicaSet controller creates (owned by it). It shares
+    // weather-sa with Deployment weather already (the audit reports it): its pods add no sharing and are warned, as
+    // an UPDATE of it would be; denying them would not end the sharing.
     const stalePod = svc.validate(request('Pod', '', podOf('weather-old', { 'pod-template-hash': 'old', app: 'stale' }, 'weather-sa')));
-    assert.equal(stalePod.response.allowed, false);
-    assert.match(stalePod.response.status!.message, /Pod team-a\/weather-old-<generated>: .*already the identity of agent Deployment\/weather\b/);
+    assert.equal(stalePod.response.allowed, true);
+    assert.match(joinWarnings(stalePod.response.warnings ?? []), /^\[unique-service-account\] Pod team-a\/weather-old-<generated>: .*already the identity of agent Deployment\/weather\. .* Not denied: its workload ReplicaSet\/weather-old already shares it, and this pod adds no sharing\. Fix: /m);
     const news = svc.validate(deploymentRequest(deployment('news', 'weather-sa')));
     assert.match(news.response.status!.message, /agent Deployment\/weather and 1 more\./);
     // the audit reports both agents sharing weather-sa
@@ -337,8 +340,12 @@ test('an ownerless ReplicaSet or pod named like a running workload\'s is not tha
     api.emit(PATHS.replicasets, 'ADDED', bareReplicaSet('weather-zzz', { 'pod-template-hash': 'zzz', app: 'evil' }, 'weather-sa'));
     await until(() => (svc.readiness().detail.agentClaims as number) >= 6, 'weather-zzz cached');
     const zzzPod = svc.validate(request('Pod', '', podOf('weather-zzz', { 'pod-template-hash': 'zzz', app: 'evil' }, 'weather-sa')));
-    assert.equal(zzzPod.response.allowed, false);
-    assert.match(zzzPod.response.status!.message, /Pod team-a\/weather-zzz-<generated>: .*already the identity of agent Deployment\/weather\b/);
+    assert.equal(zzzPod.response.allowed, true);
+    assert.match(joinWarnings(zzzPod.response.warnings ?? []), /^\[unique-service-account\] Pod team-a\/weather-zzz-<generated>: .*already the identity of agent Deployment\/weather and 1 more\. .*its workload ReplicaSet\/weather-zzz already shares it/m);
+    // a pod that adds sharing is still denied: its ReplicaSet is not cached (it has no claim to compare with)
+    const uncached = svc.validate(request('Pod', '', podOf('stray', { app: 'evil' }, 'weather-sa')));
+    assert.equal(uncached.response.allowed, false);
+    assert.match(uncached.response.status!.message, /^\[unique-service-account\] Pod team-a\/stray-<generated>: .*already the identity of agent Deployment\/weather\b/);
   } finally {
     await close();
   }
@@ -456,6 +463,27 @@ test('agents that already share a ServiceAccount: an UPDATE that adds no sharing
     assert.match(split.response.status!.message, /^\[unique-service-account\] Deployment team-a\/green: .*already the identity of agent Deployment\/canary \(kagenti\.io\/agent=bg\)\. /);
     assert.doesNotMatch(split.response.status!.message, /plain/);
     assert.match(warned(split), /^Deployment team-a\/green: .*agent Deployment\/plain\. .*Not denied/);
+    // the pods an update rolls out, or a pod replaced after a node drain: their workload already shares, so they are
+    // warned too (else the update above would be admitted and its rollout stall); a pod of a workload that is not
+    // cached, or whose cached claim is on another ServiceAccount, adds sharing and is denied
+    const podOf = (dep: string, sa: string): AdmissionRequest => {
+      const p: any = depPod(dep, '5f6g7h8j9k', 'zzzzz', sa);
+      return { uid: `u${++uid}`, kind: { group: '', version: 'v1', kind: 'Pod' }, operation: 'CREATE', namespace: 'team-a', object: { kind: 'Pod', ...p } };
+    };
+    const pod = svc.validate(podOf('news', 'shared'));
+    assert.equal(pod.response.allowed, true, JSON.stringify(pod.response));
+    assert.match(warned(pod), /^Pod team-a\/news-5f6g7h8j9k-zzzzz: .*already the identity of agent Deployment\/weather\. Both share .* Not denied: its workload Deployment\/news already shares it, and this pod adds no sharing\. Fix: /);
+    for (const [dep, sa] of [['third', 'shared'], ['weather', 'weather-sa'], ['planner', 'shared']]) {
+      const d = svc.validate(podOf(dep, sa));
+      if (sa === 'weather-sa') {
+        // weather's cached claim is on `shared`: a pod on weather-sa is its own identity and shares with nobody
+        assert.equal(d.response.allowed, true, JSON.stringify(d.response));
+        assert.equal(warned(d), '');
+        continue;
+      }
+      assert.equal(d.response.allowed, false, dep);
+      assert.doesNotMatch(d.response.status!.message, /Not denied/);
+    }
     // CREATE (or a delete and create) is unchanged: denied, naming both
     const third = svc.validate(deploymentRequest(deployment('third', 'shared')));
     assert.equal(third.response.allowed, false);

@@ -662,6 +662,12 @@ export class ClusterState {
     return agentIdentity(o, this.config, ns, lookup);
   }
 
+  /** The claim of a cached object (a workload, say), or null when it is not cached or claims nothing now. */
+  claimOfObject(kind: string, namespace: string, name: string): AgentRef | null {
+    const key = `${kind}\u0000${namespace}\u0000${name}`;
+    return this.claimOf.has(key) ? this.refOf(key) : null;
+  }
+
   /**
    * The live agent claims on (namespace, serviceAccount). `admitting`: a Deployment or StatefulSet being admitted
    * there, taken as cached with its selector, so orphans it would not adopt count as themselves (not as it).

@@ -662,13 +662,15 @@ export function checkUnique(candidate: AgentRef, others: AgentRef[], config: Con
 }
 
 /**
- * unique-service-account on a workload UPDATE, with `previous` the workload as it was (its oldObject's claim).
- * Sharing that already existed (`previous`, on the same ServiceAccount, shared it with the same other agent: two
- * agents admitted before the webhook, or while the rule was `warn`) is a warning that still names the other agent
- * and the fix: denying it would block every unrelated change (an image bump) and the very fix the message gives
- * (the same kagenti.io/agent label on both, one workload at a time). Sharing the update adds (another
- * ServiceAccount, a template that was no agent, another agent label) is denied as checkUnique denies it.
- * Without `previous` (a CREATE), checkUnique.
+ * unique-service-account for an agent that already claimed a ServiceAccount as `previous`: a workload UPDATE
+ * (`previous`: its oldObject's claim), or a new pod of a workload the cache holds (`previous`: that workload's
+ * claim). Sharing that already existed (`previous`, on the same ServiceAccount, shared it with the same other
+ * agent: two agents admitted before the webhook, or while the rule was `warn`) is a warning that still names the
+ * other agent and the fix: denying it would block every unrelated change (an image bump, and the pods it rolls
+ * out, or a pod replaced after a node drain) and the very fix the message gives (the same kagenti.io/agent label
+ * on both, one workload at a time). Sharing the update or pod adds (another ServiceAccount, a template that was no
+ * agent, another agent label) is denied as checkUnique denies it. Without `previous` (a CREATE of a workload, a
+ * bare pod, a pod whose workload is not cached or claims another ServiceAccount), checkUnique.
  */
 export function checkUniqueSince(candidate: AgentRef, previous: AgentRef | null | undefined, others: AgentRef[], config: Config): Violation[] {
   if (!previous) return checkUnique(candidate, others, config);
@@ -676,7 +678,9 @@ export function checkUniqueSince(candidate: AgentRef, previous: AgentRef | null 
   const before: AgentRef[] = [];
   for (const o of others) (sharesWith(previous, o) ? before : added).push(o);
   const out = checkUnique(candidate, added, config);
-  const note = `Not denied: ${refText(previous)} shared it before this update, which adds no sharing.`;
+  const note = candidate.source
+    ? `Not denied: its workload ${refText(previous)} already shares it, and this pod adds no sharing.`
+    : `Not denied: ${refText(previous)} shared it before this update, which adds no sharing.`;
   for (const v of checkUnique(candidate, before, config))
     out.push({ ...v, severity: 'warning', message: noteBeforeFix(v.message.replace('. Both would share ', '. Both share '), note) });
   return out;

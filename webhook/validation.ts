@@ -321,11 +321,12 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
       }
       if (config.policies['unique-service-account'] !== 'off' && !dedicatedDenies(agent, config)) {
         if (cluster) {
-          // On an UPDATE, what the workload claimed as it was: sharing it had already is warned, not denied
-          // (checkUniqueSince).
+          // What this agent claimed already: on an UPDATE the workload as it was; for a new pod of a workload, the
+          // workload's claim in the cache. Sharing it had already is warned, not denied (checkUniqueSince).
           let previous: AgentRef | null = null;
           if (op === 'UPDATE' && isObject(req.oldObject))
             previous = agentOf(req.oldObject.kind === kind ? req.oldObject : { ...req.oldObject, kind }, config, ns, cluster.lookup);
+          else if (kind === 'Pod' && agent.source) previous = cluster.claimOfObject(agent.kind, agent.namespace, agent.name);
           violations.push(...checkUniqueSince(agent, previous, cluster.claimsOn(agent.namespace, agent.serviceAccount, objWithKind), config));
         }
         else
