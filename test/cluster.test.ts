@@ -496,6 +496,48 @@ test('agents that already share a ServiceAccount: an UPDATE that adds no sharing
   }
 });
 
+test('a workload that moved off a ServiceAccount is not "being deleted": the denial names its old pods that still run as it', async () => {
+  const stopping = '2026-11-23T09:00:45Z';
+  const { svc, close } = await setup((api) => {
+    seedBasics(api);
+    // weather now on weather-sa (seedBasics); its old ReplicaSet, on `shared`, is scaled to 0 and its pod terminates
+    const terminating: any = depPod('weather', 'oldhash000', 'aaaaa', 'shared');
+    terminating.metadata.deletionTimestamp = stopping;
+    // planner moved off `planner-old` mid-rollout: its old ReplicaSet still runs a pod there
+    // memo's template is no agent now; a pod of its last agent template still runs
+    const memo = deployment('memo', 'memo-sa', 'team-a', { app: 'memo' });
+    api.seed(PATHS.deployments, [deployment('weather', 'weather-sa'), deployment('planner', 'planner-sa'), memo]);
+    api.seed(PATHS.replicasets, [
+      replicaSet('weather', '7d9f8b6c5d', 'weather-sa'),
+      replicaSet('weather', 'oldhash000', 'shared', 'team-a', 0),
+      replicaSet('planner', 'p1p1p1p1p1', 'planner-old', 'team-a', 1),
+      replicaSet('memo', 'm0m0m0m0m0', 'memo-sa', 'team-a', 0),
+    ]);
+    api.seed(PATHS.pods, [
+      depPod('weather', '7d9f8b6c5d', 'abcde', 'weather-sa'),
+      terminating,
+      depPod('planner', 'p1p1p1p1p1', 'ppppp', 'planner-old'),
+      depPod('memo', 'm0m0m0m0m0', 'mmmmm', 'memo-sa'),
+    ]);
+  });
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    const news = svc.validate(deploymentRequest(deployment('news', 'shared')));
+    assert.equal(news.response.allowed, false);
+    assert.equal(
+      news.response.status!.message,
+      `[unique-service-account] Deployment team-a/news: ServiceAccount "shared" (spec.template.spec.serviceAccountName) is already the identity of agent Deployment/weather, whose template uses another ServiceAccount now, but whose old Pod weather-oldhash000-aaaaa still runs as it, being deleted; it stops by ${stopping}. Both would share spiffe://cluster.local/ns/team-a/sa/shared, so neither agent can be told apart. Fix: retry once the old pod of Deployment/weather has stopped, or give each agent its own ServiceAccount, or set the same kagenti.io/agent label on both if they are one agent.`,
+    );
+    const mid = svc.validate(deploymentRequest(deployment('news', 'planner-old')));
+    assert.equal(mid.response.allowed, false);
+    assert.match(mid.response.status!.message, /already the identity of agent Deployment\/planner, whose template uses another ServiceAccount now, but whose old ReplicaSet planner-p1p1p1p1p1 \(and 1 more\) still run as it\. .* Fix: retry once the old pods of Deployment\/planner have stopped, or /);
+    const memo = svc.validate(deploymentRequest(deployment('news', 'memo-sa')));
+    assert.match(memo.response.status!.message, /already the identity of agent Deployment\/memo, whose template is no agent now, but whose old Pod memo-m0m0m0m0m0-mmmmm still runs as it\. /);
+  } finally {
+    await close();
+  }
+});
+
 test('a dropped watch reconnects with backoff and keeps serving from the cache', async () => {
   const { api, svc, lines, close } = await setup(seedBasics);
   try {

@@ -659,7 +659,16 @@ export class ClusterState {
     const [kind, ns, name] = key.split('\u0000');
     const o = this.byKind.get(kind)?.get(name, ns);
     if (!o) return null;
-    return agentIdentity(o, this.config, ns, lookup);
+    const r: AgentRef | null = agentIdentity(o, this.config, ns, lookup);
+    // A pod or ReplicaSet of a workload whose template, as cached, no longer claims this ServiceAccount (another one,
+    // or no agent now): what is left of it from before, not the workload itself (checkUnique says so).
+    if (r?.source) {
+      const top = this.byKind.get(r.kind)?.get(r.name, ns);
+      const claim = top ? this.claimOf.get(this.objKey(top)) : null;
+      if (claim === undefined) r.former = top!.inactive === true ? 'stopped' : 'no-agent';
+      else if (claim !== null && claim !== claimKey(ns, r.serviceAccount)) r.former = 'moved';
+    }
+    return r;
   }
 
   /** The claim of a cached object (a workload, say), or null when it is not cached or claims nothing now. */

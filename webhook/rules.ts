@@ -64,6 +64,12 @@ export interface AgentRef {
   source?: { kind: string; name: string };
   /** the object is being deleted; for a Pod, until when its containers may run */
   deleting?: { until?: string };
+  /**
+   * the object (`source`: a pod, a ReplicaSet, a Job) is left from before its top-level workload moved off this
+   * ServiceAccount: the workload, as the cache holds it, claims another one now (`moved`), or none (`no-agent`: its
+   * template is no agent now; `stopped`: a ReplicaSet scaled to 0, a finished Job)
+   */
+  former?: 'moved' | 'no-agent' | 'stopped';
 }
 
 export const TOKEN_REVIEW_KEY = 'K8S_TOKEN_REVIEW';
@@ -614,17 +620,33 @@ function sharesWith(a: AgentRef, o: AgentRef): boolean {
 export function checkUnique(candidate: AgentRef, others: AgentRef[], config: Config): Violation[] {
   const sev = severityFor(config.policies['unique-service-account']);
   if (!sev) return [];
-  // one entry per other agent; it is being deleted only when every claim behind it is (the Deployment and its pods)
-  const conflicts = new Map<string, { ref: AgentRef; deleting: boolean; until?: string }>();
+  // One entry per other agent. It is being deleted only when every claim behind it is (the Deployment and its
+  // pods); it is former when every claim is an object left from before its workload moved off the ServiceAccount
+  // (then the workload itself is not among them, and what is deleted, or stops, is those objects, not it).
+  interface Conflict {
+    ref: AgentRef;
+    deleting: boolean;
+    until?: string;
+    former?: AgentRef['former'];
+    /** the first former object, a ReplicaSet (or Job) rather than a pod when there is one; how many there are */
+    old?: { kind: string; name: string };
+    olds: number;
+  }
+  const conflicts = new Map<string, Conflict>();
   for (const o of others) {
     if (!sharesWith(candidate, o)) continue;
     const label = o.agent ? `${refText(o)} (agent ${o.agent})` : refText(o);
-    const c = conflicts.get(label);
-    if (!c) conflicts.set(label, { ref: o, deleting: !!o.deleting, until: o.deleting?.until });
+    let c = conflicts.get(label);
+    if (!c) conflicts.set(label, (c = { ref: o, deleting: !!o.deleting, until: o.deleting?.until, former: o.former, olds: 0 }));
     else {
       c.deleting &&= !!o.deleting;
+      if (!o.former) c.former = undefined;
       const until = o.deleting?.until;
       if (until && (!c.until || until > c.until)) c.until = until;
+    }
+    if (o.former && o.source) {
+      c.olds++;
+      if (!c.old || (c.old.kind === 'Pod' && o.source.kind !== 'Pod')) c.old = o.source;
     }
   }
   if (!conflicts.size) return [];
@@ -633,14 +655,25 @@ export function checkUnique(candidate: AgentRef, others: AgentRef[], config: Con
   const sa = candidate.serviceAccount;
   // name an agent that stays, if there is one
   const all = [...conflicts.values()];
-  const firstConflict = all.find((c) => !c.deleting) ?? all[0];
+  const firstConflict = all.find((c) => !c.deleting && !c.former) ?? all.find((c) => !c.deleting) ?? all[0];
   const first = firstConflict.ref;
   let firstText = first.agent ? `${refText(first)} (kagenti.io/agent=${first.agent})` : refText(first);
   let retry = '';
-  if (firstConflict.deleting) {
+  const andOthers = all.length > 1 ? ' (and the others)' : '';
+  if (firstConflict.former && firstConflict.old) {
+    // the workload has moved off this ServiceAccount; only what is left of it from before still runs as it
+    const old = firstConflict.old;
+    const more = firstConflict.olds > 1 ? ` (and ${firstConflict.olds - 1} more)` : '';
+    const one = firstConflict.olds === 1;
+    const by = firstConflict.deleting && firstConflict.until ? `, being deleted; ${one && old.kind === 'Pod' ? 'it stops' : 'they stop'} by ${firstConflict.until}` : '';
+    const now = { moved: 'whose template uses another ServiceAccount now', 'no-agent': 'whose template is no agent now', stopped: 'which runs no pods now' }[firstConflict.former];
+    firstText += `, ${now}, but whose old ${old.kind} ${old.name}${more} still ${one ? 'runs' : 'run'} as it${by}`;
+    const onePod = one && old.kind === 'Pod';
+    retry = `retry once the old ${onePod ? 'pod' : 'pods'} of ${refText(first)} ${onePod ? 'has' : 'have'} stopped${andOthers}, or `;
+  } else if (firstConflict.deleting) {
     const by = firstConflict.until ? `; ${first.kind === 'Pod' ? 'it stops' : 'its pods stop'} by ${firstConflict.until}` : '';
     firstText += `, which is being deleted${by}`;
-    retry = `retry once ${refText(first)} is gone${all.length > 1 ? ' (and the others)' : ''}, or `;
+    retry = `retry once ${refText(first)} is gone${andOthers}, or `;
   }
   const more = conflicts.size > 1 ? ` and ${conflicts.size - 1} more` : '';
   const path = `${podSpecFieldPath(self.kind)}.serviceAccountName`;
