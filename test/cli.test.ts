@@ -37,12 +37,16 @@ test('serve stops at start-up with exit 2 and one line naming the problem', () =
   const dir = mkdtempSync(join(tmpdir(), 'kw-serve-'));
   const badConfig = join(dir, 'bad.yaml');
   writeFileSync(badConfig, 'authBridge:\n  defaultMode: sidecar\n');
+  // a year: past the longest interval a timer can wait, which would re-check the issuer every millisecond
+  const yearConfig = join(dir, 'year.yaml');
+  writeFileSync(yearConfig, 'tokenReview:\n  recheckSeconds: 31536000\n');
   const garbage = join(dir, 'garbage.pem');
   writeFileSync(garbage, 'not a certificate');
   const cases: [string[], RegExp][] = [
     [['serve', '--tls-cert', join(dir, 'missing.crt'), '--tls-key', join(dir, 'missing.key')], /missing\.crt/],
     [['serve', '--tls-cert', garbage, '--tls-key', garbage, '--port', '0'], /garbage\.pem/],
     [['serve', '--config', badConfig, '--dev-certs', dir], /authBridge\.defaultMode/],
+    [['serve', '--config', yearConfig, '--dev-certs', dir], /tokenReview\.recheckSeconds: expected a whole number of seconds from 1 to 2147483/],
     [['serve'], /--tls-cert/],
     [['serve', '--cluster', 'maybe', '--dev-certs', dir], /--cluster must be auto or none/],
     // `--config "$CFG"` with CFG unset: never the defaults without a word

@@ -36,6 +36,11 @@ const invalid: [string, RegExp][] = [
   ['policies:\n  unique-service-account: block\n', /policies\.unique-service-account: expected one of deny, warn, off/],
   ['tokenReview:\n  issuer: somewhere\n', /tokenReview\.issuer: expected auto, external, internal or an issuer URL/],
   ['tokenReview:\n  configMapNames: []\n', /tokenReview\.configMapNames: expected a non-empty list/],
+  // setInterval takes at most 2^31-1 ms and runs anything longer every 1 ms: a year would be ~875 discovery GETs a second
+  ['tokenReview:\n  recheckSeconds: 31536000\n', /tokenReview\.recheckSeconds: expected a whole number of seconds from 1 to 2147483 \(about 24\.8 days, the longest interval a Node\.js timer can wait\), got number 31536000$/],
+  ['tokenReview:\n  recheckSeconds: 2147484\n', /tokenReview\.recheckSeconds: expected a whole number of seconds from 1 to 2147483 /],
+  ['tokenReview:\n  recheckSeconds: 1e300\n', /tokenReview\.recheckSeconds: expected a whole number of seconds from 1 to 2147483 /],
+  ['tokenReview:\n  recheckSeconds: 0\n', /tokenReview\.recheckSeconds: expected a whole number of seconds from 1 to 2147483 .*got number 0$/],
   ['- a\n- b\n', /config: expected a mapping, got a list/],
   ['a: [\n', /not valid YAML/],
   ['spiffeHelper:\n  resources:\n    limits:\n      memory: lots\n', /spiffeHelper\.resources\.limits\.memory: expected a Kubernetes quantity such as 100m, 0\.5, 64Mi or 1e3, got string "lots" \(a quantity is a number, optionally signed, then nothing or one of the suffixes/],
@@ -72,6 +77,11 @@ for (const [text, pattern] of invalid) {
     );
   });
 }
+
+test('tokenReview.recheckSeconds: the longest a timer can wait is accepted', () => {
+  assert.equal(parseConfig('tokenReview:\n  recheckSeconds: 2147483\n').tokenReview.recheckSeconds, 2147483);
+  assert.equal(parseConfig('tokenReview:\n  recheckSeconds: 1\n').tokenReview.recheckSeconds, 1);
+});
 
 test('settings close to the limits are accepted: a socket dir beside ours, requests equal to limits', () => {
   const c = parseConfig('spire:\n  socketDir: /opt/spire/\nauthBridge:\n  resources:\n    requests:\n      memory: 0.25Gi\n    limits:\n      memory: 256Mi\n');

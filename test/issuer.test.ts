@@ -86,6 +86,26 @@ test('detector: auto takes iss from the token file and exposes it as a metric la
   assert.deepEqual(m.values.map((v) => v.labels), [{ classification: 'external', provider: 'EKS' }]);
 });
 
+test('detector: a re-check interval past what a timer can wait (a Config built without the schema) is held to the longest, never 1 ms', async (t) => {
+  const { log } = recordingLogger();
+  const config = configFromObject({});
+  config.tokenReview.recheckSeconds = 365 * 24 * 3600;
+  let reads = 0;
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(w.name);
+  process.on('warning', onWarning);
+  t.after(() => process.off('warning', onWarning));
+  const d = new IssuerDetector({ config, log, kubeConfig: null, readToken: async () => (reads++, jwt({ iss: 'https://kubernetes.default.svc' })) });
+  try {
+    await d.start();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(reads, 1, 'only the first detection: an overflowed interval re-checks every 1 ms');
+    assert.ok(!warnings.includes('TimeoutOverflowWarning'), warnings.join());
+  } finally {
+    d.stop();
+  }
+});
+
 test('detector: no token → discovery document issuer; jwks_uri on the API server host → internal', async () => {
   const api = await new FakeApiServer().start();
   try {

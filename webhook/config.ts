@@ -133,12 +133,19 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * The longest wait, in whole seconds, a Node.js timer honours: setTimeout and setInterval take at most 2^31-1 ms
+ * and run a longer delay after 1 ms instead (with a TimeoutOverflowWarning), so a setting past it would fire
+ * continuously. Every config setting that feeds a timer is bounded by it.
+ */
+export const MAX_TIMER_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+
 // A small schema: leaves say what they accept; objects list their keys.
 type Leaf =
   | { t: 'string'; nullable?: boolean; nonEmpty?: boolean }
   | { t: 'bool' }
   | { t: 'port' }
-  | { t: 'posint' }
+  | { t: 'posint'; max?: number; unit?: string; why?: string }
   | { t: 'enum'; values: readonly string[] }
   | { t: 'strings' }
   | { t: 'quantity' };
@@ -179,7 +186,7 @@ const SCHEMA: Schema = {
         issuer: str,
         tokenPath: str,
         action: { t: 'enum', values: ['deny', 'mutate'] },
-        recheckSeconds: { t: 'posint' },
+        recheckSeconds: { t: 'posint', max: MAX_TIMER_SECONDS, unit: 'seconds', why: 'about 24.8 days, the longest interval a Node.js timer can wait' },
       },
     },
     policies: {
@@ -228,8 +235,12 @@ function merge(schema: Schema, base: unknown, input: unknown, path: string): unk
         throw new ConfigError(`${path}: expected a port number 1-65535, got ${describe(input)}`);
       return input;
     case 'posint':
-      if (typeof input !== 'number' || !Number.isInteger(input) || input < 1)
-        throw new ConfigError(`${path}: expected a positive whole number, got ${describe(input)}`);
+      if (typeof input !== 'number' || !Number.isInteger(input) || input < 1 || (schema.max !== undefined && input > schema.max))
+        throw new ConfigError(
+          schema.max === undefined
+            ? `${path}: expected a positive whole number, got ${describe(input)}`
+            : `${path}: expected a whole number of ${schema.unit ?? 'units'} from 1 to ${schema.max}${schema.why ? ` (${schema.why})` : ''}, got ${describe(input)}`,
+        );
       return input;
     case 'enum':
       if (typeof input !== 'string' || !schema.values.includes(input))

@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Config } from './config.ts';
+import { MAX_TIMER_SECONDS } from './config.ts';
 import type { IssuerInfo } from './rules.ts';
 import { Gauge, PREFIX, registry } from './metrics.ts';
 
@@ -216,7 +217,10 @@ export class IssuerDetector {
     await this.refresh();
     const s = this.opts.config.tokenReview.issuer;
     if (s === 'external' || s === 'internal') return;
-    this.timer = setInterval(() => void this.refresh(), this.opts.config.tokenReview.recheckSeconds * 1000);
+    // the config refuses anything but 1 to MAX_TIMER_SECONDS; a Config built otherwise is held to that here, never to
+    // the 1 ms a longer interval would overflow to
+    const seconds = Math.min(Math.max(this.opts.config.tokenReview.recheckSeconds, 1), MAX_TIMER_SECONDS);
+    this.timer = setInterval(() => void this.refresh(), seconds * 1000);
     this.timer.unref();
   }
 
