@@ -94,6 +94,7 @@ test('undecodable records are allowed with a warning, never an exception', () =>
   const junk = checkHelmRelease(record('just text\n'), ctx);
   assert.deepEqual(junk.violations, []);
   assert.match(junk.warnings[0], /could not be read/);
+  assert.match(junk.warnings[0], /Fix: run kagenti-webhook lint on the chart's render to see the document\.$/);
 });
 
 test('a gzip bomb stops at the decompression cap', () => {

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import http from 'node:http';
+import { readdirSync, readFileSync } from 'node:fs';
 import jsonpatch from 'fast-json-patch';
 import type { Config } from '../webhook/config.ts';
 import { configFromObject } from '../webhook/config.ts';
@@ -79,12 +80,22 @@ test('HTTPS /validate: an agent Deployment on the default ServiceAccount is deni
     assert.equal(ok.allowed, true);
     assert.match(
       joinWarnings(ok.warnings),
-      /^\[unique-service-account\] Deployment team-a\/weather: not checked, because the webhook runs without cluster state \(--cluster none\), so another agent on ServiceAccount team-a\/weather-sa .* Fix: run the webhook with cluster access/,
+      /^\[unique-service-account\] Deployment team-a\/weather: not checked, because the webhook runs without cluster state \(--cluster none\), so another agent on ServiceAccount team-a\/weather-sa .* Fix: run the webhook with cluster access \(--cluster auto, with its RBAC\), and check releases in CI with kagenti-webhook lint\.$/,
     );
     for (const w of ok.warnings as string[]) assert.ok(w.length <= 120 && w.startsWith('[unique-service-account] '), w);
   } finally {
     await s.close();
   }
+});
+
+test('messages and docs name the command as it is installed: kagenti-webhook, never kagent-webhook', () => {
+  const root = new URL('..', import.meta.url);
+  const files = [
+    ...readdirSync(new URL('webhook/', root)).filter((f) => f.endsWith('.ts')).map((f) => `webhook/${f}`),
+    ...readdirSync(new URL('docs/', root)).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`),
+    'README.md',
+  ];
+  for (const f of files) assert.doesNotMatch(readFileSync(new URL(f, root), 'utf8'), /kagent-webhook/, f);
 });
 
 test('HTTPS /validate: skips what it must not judge', async () => {

@@ -219,7 +219,7 @@ export function checkHelmRelease(obj: unknown, ctx: { config: Config; issuer: Is
         const what = p.file === `release ${releaseRef}` ? 'manifest' : p.file.slice(`release ${releaseRef} `.length);
         const problem = p.message.length > 120 ? `${p.message.slice(0, 117)}...` : p.message;
         result.warnings.push(
-          `[helm-release-unchecked] Helm release ${releaseRef}: ${what} line ${p.line ?? '?'} could not be read (${problem}), so its document was not checked; the other documents were. Fix: run kagent-webhook lint on the chart's render to see the document.`,
+          `[helm-release-unchecked] Helm release ${releaseRef}: ${what} line ${p.line ?? '?'} could not be read (${problem}), so its document was not checked; the other documents were. Fix: run kagenti-webhook lint on the chart's render to see the document.`,
         );
       }
   } catch (err) {

@@ -332,7 +332,7 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
         else
           warnings.push(
             ...toWarnings(
-              `[unique-service-account] ${kind} ${agent.namespace}/${objectName(objWithKind)}: not checked, because the webhook runs without cluster state (${noClusterWhy}), so another agent on ServiceAccount ${agent.namespace}/${agent.serviceAccount || 'default'} (one SPIFFE ID) would not be caught here. Fix: run the webhook with cluster access (--cluster auto, with its RBAC), and check releases in CI with kagent-webhook lint.`,
+              `[unique-service-account] ${kind} ${agent.namespace}/${objectName(objWithKind)}: not checked, because the webhook runs without cluster state (${noClusterWhy}), so another agent on ServiceAccount ${agent.namespace}/${agent.serviceAccount || 'default'} (one SPIFFE ID) would not be caught here. Fix: run the webhook with cluster access (--cluster auto, with its RBAC), and check releases in CI with kagenti-webhook lint.`,
             ),
           );
       }
