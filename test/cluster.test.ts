@@ -538,6 +538,43 @@ test('a workload that moved off a ServiceAccount is not "being deleted": the den
   }
 });
 
+test('a pod released by its ReplicaSet (kubectl label pod ... app-) is named as such, with the fix to delete it; it is still its own agent', async () => {
+  // released: no ownerReferences now, pod-template-hash and the <replicaset>-<5 characters> name kept
+  const released = (name: string, sa: string) => ({ metadata: { name, namespace: 'team-a', labels: { ...AGENT, 'pod-template-hash': '7d9f8b6c5d' } }, spec: { serviceAccountName: sa }, status: { phase: 'Running' } });
+  const { svc, close } = await setup((api) => {
+    seedBasics(api);
+    api.seed(PATHS.pods, [depPod('weather', '7d9f8b6c5d', 'abcde', 'weather-sa'), released('weather-7d9f8b6c5d-bbbbb', 'weather-sa'), released('weather-7d9f8b6c5d-ccccc', 'debug-sa')]);
+  });
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    const alone = svc.validate(deploymentRequest(deployment('planner', 'debug-sa')));
+    assert.equal(alone.response.allowed, false);
+    assert.equal(
+      alone.response.status!.message,
+      '[unique-service-account] Deployment team-a/planner: ServiceAccount "debug-sa" (spec.template.spec.serviceAccountName) is already the identity of agent Pod/weather-7d9f8b6c5d-ccccc, a pod released by ReplicaSet weather-7d9f8b6c5d of Deployment/weather: it has no owner now (its labels no longer match the selector), so it runs on as an agent of its own. Both would share spiffe://cluster.local/ns/team-a/sa/debug-sa, so neither agent can be told apart. Fix: delete Pod/weather-7d9f8b6c5d-ccccc when you are done with it (kubectl -n team-a delete pod weather-7d9f8b6c5d-ccccc), or give each agent its own ServiceAccount, or set the same kagenti.io/agent label on both if they are one agent.',
+    );
+    // the Deployment's replacement pod: named the same way (and warned: its Deployment already shares with it)
+    const replacement = svc.validate({
+      uid: 'rp',
+      kind: { group: '', version: 'v1', kind: 'Pod' },
+      operation: 'CREATE',
+      namespace: 'team-a',
+      object: { kind: 'Pod', ...depPod('weather', '7d9f8b6c5d', 'ddddd', 'weather-sa') },
+    });
+    assert.equal(replacement.response.allowed, true, JSON.stringify(replacement.response));
+    assert.match(joinWarnings(replacement.response.warnings ?? []), /agent Pod\/weather-7d9f8b6c5d-bbbbb, a pod released by ReplicaSet weather-7d9f8b6c5d of Deployment\/weather: .* Fix: delete Pod\/weather-7d9f8b6c5d-bbbbb when you are done with it/);
+    // another agent's denial names the workload first
+    const news = svc.validate(deploymentRequest(deployment('news', 'weather-sa')));
+    assert.match(news.response.status!.message, /already the identity of agent Deployment\/weather and 1 more\. /);
+    // the name and label do not make a bare pod the workload's: one created so is its own agent, and denied
+    const lookalike = svc.validate({ uid: 'll', kind: { group: '', version: 'v1', kind: 'Pod' }, operation: 'CREATE', namespace: 'team-a', object: { kind: 'Pod', ...released('weather-7d9f8b6c5d-evil1', 'weather-sa') } });
+    assert.equal(lookalike.response.allowed, false);
+    assert.match(lookalike.response.status!.message, /^\[unique-service-account\] Pod team-a\/weather-7d9f8b6c5d-evil1: .*already the identity of agent Deployment\/weather and 1 more\. /);
+  } finally {
+    await close();
+  }
+});
+
 test('a dropped watch reconnects with backoff and keeps serving from the cache', async () => {
   const { api, svc, lines, close } = await setup(seedBasics);
   try {

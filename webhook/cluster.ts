@@ -667,8 +667,29 @@ export class ClusterState {
       const claim = top ? this.claimOf.get(this.objKey(top)) : null;
       if (claim === undefined) r.former = top!.inactive === true ? 'stopped' : 'no-agent';
       else if (claim !== null && claim !== claimKey(ns, r.serviceAccount)) r.former = 'moved';
+    } else if (r && r.kind === 'Pod') {
+      const released = this.releasedFrom(o, ns);
+      if (released) r.released = released;
     }
     return r;
+  }
+
+  /**
+   * The ReplicaSet (and its workload) a pod without an owner was released by, as after `kubectl label pod <name>
+   * app-` for debugging: the ReplicaSet controller drops its ownerReference, and the pod keeps its
+   * `pod-template-hash` label and its name, `<replicaset>-<5 characters>`, while that ReplicaSet (cached) is
+   * `<workload>-<hash>`. Only for what the message says: such a pod counts as itself (its workload's selector no
+   * longer selects it, and no controller will delete it), so a bare pod named like that is never taken for a
+   * workload's.
+   */
+  private releasedFrom(o: KubeObject, ns: string): AgentRef['released'] | undefined {
+    const hash = o.metadata?.labels?.['pod-template-hash'];
+    const m = /^(.+)-[a-z0-9]{5}$/.exec(typeof o.metadata?.name === 'string' ? o.metadata.name : '');
+    if (typeof hash !== 'string' || !hash || !m || !m[1]!.endsWith(`-${hash}`)) return undefined;
+    const rs = this.byKind.get('ReplicaSet')?.get(m[1]!, ns);
+    if (!rs) return undefined;
+    const owner = controllerOf(rs);
+    return owner ? { replicaSet: m[1]!, workload: { kind: owner.kind, name: owner.name } } : { replicaSet: m[1]! };
   }
 
   /** The claim of a cached object (a workload, say), or null when it is not cached or claims nothing now. */

@@ -70,6 +70,11 @@ export interface AgentRef {
    * template is no agent now; `stopped`: a ReplicaSet scaled to 0, a finished Job)
    */
   former?: 'moved' | 'no-agent' | 'stopped';
+  /**
+   * a bare Pod (its own agent) that a ReplicaSet released: no owner now, named and labelled as that cached
+   * ReplicaSet's pod (`kubectl label pod <name> app-` for debugging); the ReplicaSet and its controller
+   */
+  released?: { replicaSet: string; workload?: { kind: string; name: string } };
 }
 
 export const TOKEN_REVIEW_KEY = 'K8S_TOKEN_REVIEW';
@@ -655,7 +660,7 @@ export function checkUnique(candidate: AgentRef, others: AgentRef[], config: Con
   const sa = candidate.serviceAccount;
   // name an agent that stays, if there is one
   const all = [...conflicts.values()];
-  const firstConflict = all.find((c) => !c.deleting && !c.former) ?? all.find((c) => !c.deleting) ?? all[0];
+  const firstConflict = all.find((c) => !c.deleting && !c.former && !c.ref.released) ?? all.find((c) => !c.deleting) ?? all[0];
   const first = firstConflict.ref;
   let firstText = first.agent ? `${refText(first)} (kagenti.io/agent=${first.agent})` : refText(first);
   let retry = '';
@@ -674,6 +679,11 @@ export function checkUnique(candidate: AgentRef, others: AgentRef[], config: Con
     const by = firstConflict.until ? `; ${first.kind === 'Pod' ? 'it stops' : 'its pods stop'} by ${firstConflict.until}` : '';
     firstText += `, which is being deleted${by}`;
     retry = `retry once ${refText(first)} is gone${andOthers}, or `;
+  } else if (first.released) {
+    // a pod taken out of its ReplicaSet (for debugging): not that workload's any more, and nothing will delete it
+    const { replicaSet, workload } = first.released;
+    firstText += `, a pod released by ReplicaSet ${replicaSet}${workload ? ` of ${workload.kind}/${workload.name}` : ''}: it has no owner now (its labels no longer match the selector), so it runs on as an agent of its own`;
+    retry = `delete ${refText(first)} when you are done with it (kubectl -n ${first.namespace} delete pod ${first.name}), or `;
   }
   const more = conflicts.size > 1 ? ` and ${conflicts.size - 1} more` : '';
   const path = `${podSpecFieldPath(self.kind)}.serviceAccountName`;
