@@ -12,7 +12,7 @@ import type { Config } from '../webhook/config.ts';
 import { loadConfig } from '../webhook/config.ts';
 import { getPodTemplate } from '../webhook/workloads.ts';
 import type { TestServer } from './helpers.ts';
-import { apiServerDefaults, decodePatch, kubectlPatch, podCreateRequest, podProblems, ROOT, runCli, startTestServer } from './helpers.ts';
+import { apiServerDefaults, decodePatch, kubectlPatch, podCreateRequest, podOfWorkload, podProblems, ROOT, runCli, startTestServer } from './helpers.ts';
 import { KUBECTL_YAML } from '../webhook/kubectl-yaml.ts';
 
 const DIR = join(ROOT, 'test', 'golden');
@@ -47,22 +47,6 @@ function objects(text: string): KubeObject[] {
  * same name, as the StatefulSet controller makes it (its updateStorage: the claims first, then the template's other
  * volumes; pod ordinal 0).
  */
-function podFor(obj: KubeObject): KubeObject | null {
-  const tpl = getPodTemplate(obj);
-  if (!tpl) return null;
-  if (obj.kind === 'Pod') return obj;
-  const md = structuredClone(tpl.template.metadata ?? {});
-  md.generateName = `${obj.metadata?.name ?? 'workload'}-`;
-  md.namespace = obj.metadata?.namespace ?? 'default';
-  const spec = structuredClone(tpl.template.spec);
-  const claims: string[] = obj.kind === 'StatefulSet' ? (obj.spec?.volumeClaimTemplates ?? []).map((c: KubeObject) => c.metadata.name) : [];
-  if (claims.length)
-    spec.volumes = [
-      ...claims.map((c) => ({ name: c, persistentVolumeClaim: { claimName: `${c}-${obj.metadata.name}-0` } })),
-      ...(spec.volumes ?? []).filter((v: KubeObject) => !claims.includes(v.name)),
-    ];
-  return { apiVersion: 'v1', kind: 'Pod', metadata: md, spec };
-}
 
 function injectViaCli(name: string): string {
   const cfg = configFile(name);
@@ -108,7 +92,7 @@ describe('golden files: webhook and inject command agree', () => {
       const denials: string[] = [];
       const mutated: (KubeObject | null)[] = [];
       for (const obj of inputs) {
-        const pod = podFor(obj);
+        const pod = podOfWorkload(obj);
         if (!pod) {
           mutated.push(null);
           continue;
@@ -146,9 +130,9 @@ describe('golden files: webhook and inject command agree', () => {
       const outputs = objects(expected);
       assert.equal(outputs.length, inputs.length, `${name}: document count changed`);
       for (let i = 0; i < inputs.length; i++) {
-        const want = podFor(outputs[i]);
+        const want = podOfWorkload(outputs[i]);
         if (!want || !mutated[i]) {
-          if (!podFor(inputs[i])) assert.deepEqual(outputs[i], inputs[i], `${name}: a non-workload document changed`);
+          if (!podOfWorkload(inputs[i])) assert.deepEqual(outputs[i], inputs[i], `${name}: a non-workload document changed`);
           continue;
         }
         assert.deepEqual(mutated[i], want, `${name}: document ${i + 1}: webhook result differs from inject output`);

@@ -7,6 +7,7 @@ import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KubeObject } from '../webhook/admission.ts';
+import { getPodTemplate } from '../webhook/workloads.ts';
 import { generateCertificates } from '../webhook/certs.ts';
 import type { Config } from '../webhook/config.ts';
 import { defaultConfig } from '../webhook/config.ts';
@@ -296,4 +297,26 @@ export function joinWarnings(warnings: readonly string[]): string {
     }
   }
   return out;
+}
+
+/**
+ * The pod a workload's controller creates from its template (generateName, namespace; a StatefulSet's
+ * volumeClaimTemplates as persistentVolumeClaim volumes in place of template volumes of the same name, first);
+ * a Pod as it is; null for what has no pod template.
+ */
+export function podOfWorkload(obj: KubeObject): KubeObject | null {
+  const tpl = getPodTemplate(obj);
+  if (!tpl) return null;
+  if (obj.kind === 'Pod') return obj;
+  const md = structuredClone(tpl.template.metadata ?? {});
+  md.generateName = `${obj.metadata?.name ?? 'workload'}-`;
+  md.namespace = obj.metadata?.namespace ?? 'default';
+  const spec = structuredClone(tpl.template.spec);
+  const claims: string[] = obj.kind === 'StatefulSet' ? (obj.spec?.volumeClaimTemplates ?? []).map((c: KubeObject) => c.metadata.name) : [];
+  if (claims.length)
+    spec.volumes = [
+      ...claims.map((c) => ({ name: c, persistentVolumeClaim: { claimName: `${c}-${obj.metadata.name}-0` } })),
+      ...(spec.volumes ?? []).filter((v: KubeObject) => !claims.includes(v.name)),
+    ];
+  return { apiVersion: 'v1', kind: 'Pod', metadata: md, spec };
 }

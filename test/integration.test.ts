@@ -11,8 +11,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseAllDocuments } from 'yaml';
 import type { KubeObject } from '../webhook/admission.ts';
-import { getPodTemplate } from '../webhook/workloads.ts';
-import { BIN, decodePatch, kubectlPatch, podCreateRequest, podProblems, postTls, ROOT, runCli } from './helpers.ts';
+import { BIN, decodePatch, kubectlPatch, podCreateRequest, podOfWorkload, podProblems, postTls, ROOT, runCli } from './helpers.ts';
 import { KUBECTL_YAML } from '../webhook/kubectl-yaml.ts';
 
 const GOLDEN = join(ROOT, 'test', 'golden');
@@ -25,16 +24,8 @@ function podsFromGolden(): KubeObject[] {
       if (!js) continue;
       const objs = js.kind === 'List' ? js.items : [js];
       for (const o of objs) {
-        const tpl = getPodTemplate(o);
-        if (!tpl) continue;
-        if (o.kind === 'Pod') pods.push(o);
-        else
-          pods.push({
-            apiVersion: 'v1',
-            kind: 'Pod',
-            metadata: { ...tpl.template.metadata, generateName: `${o.metadata.name}-`, namespace: o.metadata.namespace ?? 'default' },
-            spec: tpl.template.spec,
-          });
+        const pod = podOfWorkload(o);
+        if (pod) pods.push(pod);
       }
     }
   }
