@@ -310,3 +310,54 @@ test('inject refuses to rewrite a document with a key kubectl cannot read (null,
   const cm = 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  ~: x\n';
   assert.equal(runCli(['inject', '-f', '-'], cm).stdout, `---\n${cm}`);
 });
+
+test('merge keys (<<) apply in document order, as kubectl applies them: lint (full parser), the yaml options and inject', () => {
+  // go-yaml v2: each key and each `<<` replaces what came before it; of the mappings one `<<` lists, the first wins
+  const merges = `        anchors:
+          a: &a {A: a, B: a, Nm: {x: a}}
+          b: &b {A: b, C: b}
+          c: &c {A: c, <<: *b, C: c2}
+        keyThenMerge:
+          A: own
+          <<: *a
+        mergeThenKey:
+          <<: *a
+          A: own
+        list:
+          A: own
+          <<: [*a, *b]
+          C: own
+        listInline:
+          <<: [{A: inline}, *b]
+          B: own
+        twoMerges:
+          <<: *a
+          <<: *b
+        shallow:
+          Nm: {y: own}
+          <<: *a
+        nested:
+          outer:
+            A: own
+            <<: {A: inner, D: inner}
+        chained:
+          A: own
+          Z: own
+          <<: *c
+        quoted:
+          "<<": {A: q}
+        tagged:
+          A: own
+          !!merge <<: *b
+`;
+  const text = `apiVersion: v1\nkind: Pod\nmetadata:\n  name: merges\n  labels:\n    kagenti.io/type: agent\n  managedFields:\n    - manager: test\n      fieldsType: FieldsV1\n      fieldsV1:\n${merges}spec:\n  containers:\n    - name: app\n      image: busybox\n`;
+  const want = fields(kubectlJson(text));
+  assert.deepEqual(want.keyThenMerge, { A: 'a', B: 'a', Nm: { x: 'a' } }, 'kubectl: a later merge replaces an earlier key');
+  assert.deepEqual(asJson(fields(fullParse(text).value)), want, 'lint');
+  assert.deepEqual(asJson(fields(parse(text, KUBECTL_YAML))), want, 'KUBECTL_YAML');
+  // inject writes the values it read; a key that is the string "<<" is written quoted, or kubectl would merge it
+  const r = runCli(['inject', '-f', '-'], text);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /spiffe-helper/, 'the pod was injected');
+  assert.deepEqual(fields(kubectlJson(r.stdout)), want);
+});

@@ -221,6 +221,43 @@ test('Lists and JSON documents are checked like any other document', () => {
   assert.deepEqual([j.findings[0].line, j.findings[0].column], [8, 5]);
 });
 
+test('merge keys (<<) are read as kubectl applies them: a later merge replaces an earlier key; the finding is at the <<', () => {
+  const cm = (data: string) => `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kagent-enterprise-config, namespace: kagent}\ndata:\n${data}`;
+  // kubectl applies "yes" here (go-yaml v2 applies a mapping's keys and merges in order)
+  let l = lintString(cm('  K8S_TOKEN_REVIEW: "true"\n  <<: {K8S_TOKEN_REVIEW: "yes"}\n'));
+  assert.deepEqual(l.findings.map((f) => [f.rule, f.line, f.column, f.path]), [['token-review-value', 6, 3, 'data.K8S_TOKEN_REVIEW']]);
+  assert.match(l.findings[0].message, /K8S_TOKEN_REVIEW is "yes"/);
+  // the key after the merge wins; of the mappings a `<<` lists, the first
+  assert.deepEqual(lintString(cm('  <<: {K8S_TOKEN_REVIEW: "yes"}\n  K8S_TOKEN_REVIEW: "true"\n')).findings, []);
+  assert.deepEqual(lintString(cm('  K8S_TOKEN_REVIEW: "no"\n  <<: [{K8S_TOKEN_REVIEW: "true"}, {K8S_TOKEN_REVIEW: "yes"}]\n')).findings, []);
+  // a List whose second item takes the first's pod spec through an anchor: kubectl applies agent-a's ServiceAccount
+  const list = `apiVersion: v1
+kind: List
+items:
+- apiVersion: apps/v1
+  kind: Deployment
+  metadata: {name: a, namespace: agents}
+  spec:
+    template:
+      metadata: {labels: {kagenti.io/type: agent}}
+      spec: &podspec
+        serviceAccountName: agent-a
+        containers: [{name: a, image: x}]
+- apiVersion: apps/v1
+  kind: Deployment
+  metadata: {name: b, namespace: agents}
+  spec:
+    template:
+      metadata: {labels: {kagenti.io/type: agent}}
+      spec:
+        serviceAccountName: agent-b
+        <<: *podspec
+`;
+  l = lintString(list);
+  assert.deepEqual(l.findings.map((f) => [f.rule, f.name, f.line, f.column]), [['unique-service-account', 'b', 21, 9]]);
+  assert.match(l.findings[0].message, /ServiceAccount "agent-a"/);
+});
+
 test('post-renderer: a passing stream comes out byte for byte; a failing one goes nowhere, exit 1', async () => {
   const passing = Buffer.from(
     `---\r\n# Source: c/templates/a.yaml\r\n${AGENT('a', 'a').replace(/\n/g, '\r\n')}---\n# Source: c/templates/empty.yaml\n---\n# ünïcödé ✓ comment\n${CM('"true"')}# trailing comment without newline`,

@@ -12,7 +12,9 @@
 // KUBECTL_YAML keeps the yaml package's YAML 1.1 schema and swaps its int, float and timestamp resolution for
 // goYamlNumber(). Writing uses the same rule: a string kubectl would read as a number is quoted, and `e5` is not.
 // (Numbers themselves are still written by the schema's own int and float tags.)
-import { Scalar, isAlias, isCollection, isScalar, isSeq, visit } from 'yaml';
+// Merge keys (`<<`) are applied as go-yaml v2 applies them, in document order (see GO_MERGE), where the yaml package
+// lets a mapping's own keys win wherever they are.
+import { Scalar, isAlias, isCollection, isMap, isScalar, isSeq, visit } from 'yaml';
 import type { Document, Node, ScalarTag, Tags } from 'yaml';
 
 const INT = /^([-+]?)(?:0[xX]([0-9a-fA-F]+)|0[oO]([0-7]+)|0[bB]([01]+)|0([0-7]+)|([1-9][0-9]*|0))$/;
@@ -86,11 +88,54 @@ const GO_NUMBERS: ScalarTag[] = [
 ];
 
 const NUMERIC_TAGS = new Set(['tag:yaml.org,2002:int', 'tag:yaml.org,2002:float', 'tag:yaml.org,2002:timestamp']);
+const MERGE_TAG = 'tag:yaml.org,2002:merge';
 
-/** The YAML 1.1 tags with their number and timestamp patterns replaced by GO_NUMBERS. */
+/** What toJS() passes to a key's addToJSMap (the yaml package's ToJSContext, as far as this reads it). */
+interface MergeContext {
+  doc: Document;
+}
+
+/**
+ * `<<: VALUE` as go-yaml v2 (kubectl) applies it, in document order: a mapping's keys are set into the mapping being
+ * read, replacing the keys set before the `<<` (a key after it replaces the merged one in turn); a sequence of
+ * mappings is applied from its last to its first, so the first wins among them (and all of them over earlier keys).
+ * The yaml package instead lets the mapping's own keys win wherever they stand, and a value kubectl applies would
+ * not be the one lint reads (`K8S_TOKEN_REVIEW: "true"` then `<<: {K8S_TOKEN_REVIEW: "yes"}`: kubectl applies "yes").
+ */
+function goMergeToJSMap(ctx: MergeContext | undefined, map: unknown, value: unknown): unknown {
+  const resolve = (v: unknown): unknown => (ctx && isAlias(v) ? v.resolve(ctx.doc, ctx as never) : v);
+  const source = resolve(value);
+  const sources = isSeq(source) ? [...source.items].reverse() : Array.isArray(source) ? [...source].reverse() : [source];
+  for (const it of sources) {
+    const m = resolve(it);
+    // go-yaml: "map merge requires map or sequence of maps as the value"
+    if (!isMap(m)) throw new Error('Merge sources must be maps or map aliases');
+    const entries = m.toJSON(null, ctx as never, Map) as Map<unknown, unknown>;
+    for (const [k, v] of entries) {
+      if (map instanceof Map) map.set(k, v);
+      else if (map instanceof Set) map.add(k);
+      else Object.defineProperty(map, k === null ? '' : String(k), { value: v, writable: true, enumerable: true, configurable: true });
+    }
+  }
+  return map;
+}
+
+/**
+ * The YAML 1.1 merge key (`<<`, plain, or tagged !!merge) with go-yaml v2's order (goMergeToJSMap). Only a merge
+ * is written as a plain `<<`: a key that is the string "<<" (a quoted `"<<"` read back) is written quoted, or
+ * kubectl would read it as a merge.
+ */
+const GO_MERGE = (yaml11: ScalarTag): ScalarTag => ({
+  ...yaml11,
+  identify: (v: unknown) => typeof v === 'symbol' && v.description === '<<',
+  resolve: () => Object.assign(new Scalar(Symbol('<<')), { addToJSMap: goMergeToJSMap }),
+});
+
+/** The YAML 1.1 tags with their number and timestamp patterns replaced by GO_NUMBERS, and merges by GO_MERGE. */
 function kubectlTags(tags: Tags): Tags {
   const out = tags.map((t) => {
     if (typeof t === 'string') return t; // a tag by name: none of the numeric ones arrive this way
+    if (t.tag === MERGE_TAG) return GO_MERGE(t as ScalarTag);
     if (!NUMERIC_TAGS.has(t.tag) || !(t as ScalarTag).test) return t;
     return { ...t, test: NEVER } as ScalarTag;
   });

@@ -12,7 +12,7 @@
 // - fullParse: the `yaml` package (KUBECTL_YAML: version 1.1, kubectl's numbers; unique keys) with source ranges, for documents the fast
 //   reader gave up on, for parse errors (with line and column), and for positions where the fast path
 //   was not used.
-import { LineCounter, isMap, isScalar, isSeq, parseDocument } from 'yaml';
+import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import type { Document, Node as YamlNode } from 'yaml';
 import { findValue, goYamlNumber, KUBECTL_YAML } from './kubectl-yaml.ts';
 
@@ -939,17 +939,53 @@ function locateFast(value: unknown, pos: PositionMap, segs: string[], text: stri
   return best ? { line: best[0], column: best[1] } : firstContentLine(text);
 }
 
+/** Whether a mapping key is a merge (`<<` plain or !!merge: the merge tag resolves it to a symbol). */
+function isMergeKey(k: unknown): boolean {
+  return isScalar(k) && typeof k.value === 'symbol';
+}
+
+/**
+ * The pair of a mapping that gives `key` its value as kubectl reads the mapping (go-yaml v2: in document order, each
+ * key and each `<<` replacing what came before; of the mappings a `<<` lists, the first wins): the key's own pair, or
+ * the `<<` pair that brought the value in (`via`), with the value node. Undefined when the mapping has no such key.
+ */
+function effectivePair(doc: Document, map: YamlNode, key: string, depth = 0): { key: YamlNode; value: YamlNode | null; via: boolean } | undefined {
+  if (!isMap(map) || depth > 64) return undefined; // deeper: a self-containing anchor, which kubectl rejects
+  const keyOf = (k: unknown): string | undefined => (isScalar(k) ? String(k.value) : undefined);
+  const resolve = (n: unknown): unknown => (isAlias(n) ? n.resolve(doc) : n);
+  let out: { key: YamlNode; value: YamlNode | null; via: boolean } | undefined;
+  for (const pair of map.items) {
+    if (isMergeKey(pair.key)) {
+      const source = resolve(pair.value);
+      const sources = isSeq(source) ? source.items : [source];
+      // the first listed mapping that has the key wins among them
+      for (const it of sources) {
+        const m = resolve(it) as YamlNode;
+        const hit = effectivePair(doc, m, key, depth + 1);
+        if (hit) {
+          out = { key: pair.key as YamlNode, value: hit.value, via: true };
+          break;
+        }
+      }
+    } else if (keyOf(pair.key) === key) out = { key: pair.key as YamlNode, value: (pair.value as YamlNode | null) ?? null, via: false };
+  }
+  return out;
+}
+
 function locateFull(full: FullParse, segs: string[]): { line: number; column: number } {
   let best: number | undefined;
   const root = full.doc.contents as YamlNode | null;
   const keyOf = (k: unknown): string | undefined => (isScalar(k) ? String(k.value) : undefined);
+  // past a key that a `<<` brought in, the rest of the path is in the merged mapping (written elsewhere, under an
+  // anchor): the position stays that of the `<<` in the object the path is about
+  let merged = false;
   walkSegments<YamlNode | null>(
     segs,
     root,
     (node, key) => {
       if (isMap(node)) {
-        for (const pair of node.items) if (keyOf(pair.key) === key) return (pair.value as YamlNode | null) ?? null;
-        return undefined;
+        const pair = effectivePair(full.doc, node, key);
+        return pair ? pair.value : undefined;
       }
       if (isSeq(node)) {
         if (!/^[0-9]+$/.test(key)) return undefined;
@@ -959,10 +995,12 @@ function locateFull(full: FullParse, segs: string[]): { line: number; column: nu
       return undefined;
     },
     (parent, key) => {
+      if (merged) return;
       if (isMap(parent)) {
-        const pair = parent.items.find((p) => keyOf(p.key) === key);
-        const r = (pair?.key as YamlNode | undefined)?.range;
+        const pair = effectivePair(full.doc, parent, key);
+        const r = pair?.key.range;
         if (r) best = r[0];
+        if (pair?.via) merged = true;
       } else if (isSeq(parent)) {
         const r = (parent.items[Number(key)] as YamlNode | undefined)?.range;
         if (r) best = r[0];
