@@ -114,3 +114,15 @@ test('positions: fast and full paths give the same line and column for every key
   assert.deepEqual(pd.locate('list.1.d'), { line: 16, column: 5 });
   assert.deepEqual(pd.locate('data.missing'), { line: 8, column: 1 });
 });
+
+test('a JSON document with a duplicate key: the last wins on both paths, as kubectl reads JSON, and positions find that one', () => {
+  const json = '{"apiVersion": "v1", "kind": "ConfigMap",\n "data": {"K": "first",\n  "K": "last"}}\n';
+  const pd = ParsedDocument.parse(json);
+  assert.ok(pd.fast, 'JSON.parse read it');
+  assert.deepEqual((pd.value as any).data, { K: 'last' });
+  assert.deepEqual(fullParse(json, true).value, pd.value);
+  assert.deepEqual(pd.locate('data.K'), { line: 3, column: 3 });
+  // in YAML a duplicate key stays an error (a JSON text JSON.parse rejects is YAML to lint)
+  assert.throws(() => fullParse(json), /Map keys must be unique/);
+  assert.throws(() => ParsedDocument.parse('{"kind": "A", kind: "B",}'), /Map keys must be unique/);
+});

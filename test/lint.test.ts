@@ -334,6 +334,39 @@ test('a stream of JSON objects (jq -c, or one after another) is linted object by
   assert.deepEqual(k.stdout.trim().split('\n'), ['configmap/kagent-enterprise-config', 'configmap/kagent-enterprise-config'], k.stderr);
 });
 
+test('a JSON document with a duplicate key is read as kubectl reads it (the last wins), and the rest of the file is linted', async () => {
+  const cm = (ns: string, values: string[]) =>
+    `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"kagent-enterprise-config","namespace":"${ns}"},"data":{${values.map((v) => `"K8S_TOKEN_REVIEW":${v}`).join(',')}}}`;
+  const stream = `${cm('a', ['"true"', '"yes"'])}\n${cm('b', ['"yes"', '"true"'])}\n${cm('c', ['true'])}\n`;
+  const r = await runCli(['-', '--external-issuer'], { stdin: stream });
+  assert.equal(r.code, 1, r.stderr);
+  assert.equal(r.stderr, '');
+  const out = r.stdout.toString();
+  // a: "yes" is what kubectl applies, reported at the second key; b: "true" passes; c is still linted
+  const second = stream.split('\n')[0]!.lastIndexOf('"K8S_TOKEN_REVIEW"') + 1;
+  assert.match(out, new RegExp(`^<stdin>:1:${second}: error \\[token-review-value\\] ConfigMap a/kagent-enterprise-config: data.K8S_TOKEN_REVIEW is "yes"`, 'm'));
+  assert.doesNotMatch(out, /ConfigMap b\//);
+  assert.match(out, /^<stdin>:3:\d+: error \[token-review-value\] ConfigMap c\//m);
+  assert.match(out, /2 errors, 0 warnings \(3 documents in 1 file\)/);
+  const dir = tmp();
+  writeFileSync(join(dir, 'dup.json'), stream);
+  const k = spawnSync('kubectl', ['patch', '--local', '-f', join(dir, 'dup.json'), '--type', 'json', '-p', '[]', '-o', 'jsonpath={.data.K8S_TOKEN_REVIEW} '], { encoding: 'utf8' });
+  assert.equal(k.stdout.trim(), 'yes true true', k.stderr);
+});
+
+test('a document the full parser rejects only when positions are needed is an input error of that document; the file goes on', () => {
+  // JSON.parse reads any depth; the yaml package (and kubectl's JSON decoder, past 10,000) do not
+  const deep = `${'{"a":'.repeat(20_000)}1${'}'.repeat(20_000)}`;
+  const cm = (ns: string, extra = '') =>
+    `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"kagent-enterprise-config","namespace":"${ns}"},"data":{"K8S_TOKEN_REVIEW":true}${extra}}`;
+  const l = lintString(`${cm('a', `,"x":${deep}`)}\n${cm('b')}\n`);
+  assert.equal(l.problems.length, 1);
+  assert.equal(l.problems[0]!.line, 1);
+  assert.match(l.problems[0]!.message, /^not valid YAML: /);
+  assert.deepEqual(l.findings.map((f) => [f.namespace, f.line]), [['b', 2]]);
+  assert.equal(l.documents, 1);
+});
+
 test('empty files and empty documents pass; stdin is read with - or with no path', async () => {
   const dir = tmp();
   writeFileSync(join(dir, 'empty.yaml'), '');

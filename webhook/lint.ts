@@ -200,6 +200,14 @@ export class Linter {
     }
   }
 
+  /** A document's parse error as an input problem of that document (the rest of the file is still read); false for other errors. */
+  private parseProblem(file: string, raw: RawDocument, err: unknown): boolean {
+    if (err instanceof ManifestParseError) this.problems.push({ file, line: raw.line + err.line - 1, column: err.column, message: err.message });
+    else if (err instanceof RangeError) this.problems.push({ file, line: raw.line, column: 1, message: 'the document is nested too deeply to read' });
+    else return false;
+    return true;
+  }
+
   private lintDocument(entry: FileSummary, raw: RawDocument): void {
     if (isBlankDocument(raw.text)) return;
     const file = entry.file;
@@ -207,16 +215,24 @@ export class Linter {
     try {
       pd = ParsedDocument.parse(raw.text);
     } catch (err) {
-      if (err instanceof ManifestParseError) {
-        this.problems.push({ file, line: raw.line + err.line - 1, column: err.column, message: err.message });
-        return;
-      }
-      if (err instanceof RangeError) {
-        this.problems.push({ file, line: raw.line, column: 1, message: 'the document is nested too deeply to read' });
-        return;
-      }
+      if (this.parseProblem(file, raw, err)) return;
       throw err;
     }
+    // Positions may need the full parser after the fast path read the document (locate): should that reject it, the
+    // document is a parse error, without the findings it had so far.
+    const before = { findings: this.findings.length, documents: this.documents, inFile: entry.documents };
+    try {
+      this.lintParsed(entry, raw, pd);
+    } catch (err) {
+      if (!this.parseProblem(file, raw, err)) throw err;
+      this.findings.length = before.findings;
+      this.documents = before.documents;
+      entry.documents = before.inFile;
+    }
+  }
+
+  private lintParsed(entry: FileSummary, raw: RawDocument, pd: ParsedDocument): void {
+    const file = entry.file;
     const v = pd.value;
     if (v === null || v === undefined) return; // `--- null` or `--- ~`: nothing to apply
     if (!isObject(v) || typeof v.apiVersion !== 'string' || typeof v.kind !== 'string' || !v.apiVersion || !v.kind) {

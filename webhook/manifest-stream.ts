@@ -320,6 +320,9 @@ export function sourceOf(text: string): string | undefined {
 
 export const BAIL: unique symbol = Symbol('bail');
 
+/** Whether the last fastParse() read its document with JSON.parse (a JSON document). */
+let readAsJson = false;
+
 /** Positions of keys (and sequence items) per container: [line, column], both 1-based, document-relative. */
 export type PositionMap = Map<object, Map<string | number, [number, number]>>;
 
@@ -366,6 +369,7 @@ function isKeyword(key: string): boolean {
  * records the position of every key and sequence item.
  */
 export function fastParse(text: string, pos?: PositionMap): unknown {
+  readAsJson = false;
   if (UNUSUAL.test(text)) return BAIL;
   const n = text.length;
   let i = 0;
@@ -383,7 +387,10 @@ export function fastParse(text: string, pos?: PositionMap): unknown {
   const c0 = text.charCodeAt(first);
   if (c0 === 123 /* { */ && !pos) {
     try {
-      return JSON.parse(text);
+      // of duplicate keys the last wins, as kubectl (encoding/json) reads them: fullParse(text, true) agrees
+      const v = JSON.parse(text);
+      readAsJson = true;
+      return v;
     } catch {
       return BAIL;
     }
@@ -793,12 +800,15 @@ export interface FullParse {
   lc: LineCounter;
 }
 
-/** Parses one document with the `yaml` package (YAML 1.1, unique keys); throws ManifestParseError. */
-export function fullParse(text: string): FullParse {
+/**
+ * Parses one document with the `yaml` package (YAML 1.1, unique keys); throws ManifestParseError. `json`: the text
+ * is a JSON document (JSON.parse read it), where the last of duplicate keys wins, as kubectl reads JSON.
+ */
+export function fullParse(text: string, json = false): FullParse {
   const lc = new LineCounter();
   let doc: Document;
   try {
-    doc = parseDocument(text, { ...KUBECTL_YAML, uniqueKeys: true, lineCounter: lc, prettyErrors: false, strict: true });
+    doc = parseDocument(text, { ...KUBECTL_YAML, uniqueKeys: !json, lineCounter: lc, prettyErrors: false, strict: true });
   } catch (err) {
     throw new ManifestParseError(`not valid YAML: ${oneLine((err as Error).message)}`, 1, 1);
   }
@@ -840,17 +850,20 @@ export class ParsedDocument {
   readonly value: unknown;
   private full: FullParse | undefined;
   private fastPos: { value: unknown; pos: PositionMap } | undefined;
+  /** read by JSON.parse: positions come from fullParse(text, true) */
+  private readonly json: boolean;
 
-  private constructor(text: string, value: unknown, full?: FullParse) {
+  private constructor(text: string, value: unknown, full?: FullParse, json = false) {
     this.text = text;
     this.value = value;
     this.full = full;
+    this.json = json;
   }
 
   /** Parses a document; throws ManifestParseError. `value` is undefined/null for an empty document. */
   static parse(text: string): ParsedDocument {
     const v = fastParse(text);
-    if (v !== BAIL) return new ParsedDocument(text, v);
+    if (v !== BAIL) return new ParsedDocument(text, v, undefined, readAsJson);
     const full = fullParse(text);
     return new ParsedDocument(text, full.value, full);
   }
@@ -863,6 +876,7 @@ export class ParsedDocument {
   /**
    * The position (document-relative line and column, 1-based) of the key at a dotted field path; the
    * nearest enclosing key that exists when it does not; else the root's `kind:` key; else the first line.
+   * Throws ManifestParseError when the full parser rejects what the fast path read (a JSON number past float64).
    */
   locate(path: string): { line: number; column: number } {
     const segs = path === '' ? [] : path.split('.');
@@ -870,7 +884,7 @@ export class ParsedDocument {
       if (this.fastPos === undefined) {
         const pos: PositionMap = new Map();
         const v = fastParse(this.text, pos);
-        if (v === BAIL) this.full = fullParse(this.text);
+        if (v === BAIL) this.full = fullParse(this.text, this.json);
         else this.fastPos = { value: v, pos };
       }
     }
