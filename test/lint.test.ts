@@ -303,6 +303,33 @@ test('the Helm 4 post-renderer plugin (helm-plugin/) runs lint as a post-rendere
   assert.match(r.stderr, /error \[token-review-required\]/);
   assert.equal(run(CM('"false"'), ['--internal-issuer']).status, 0, 'arguments replace the default flags');
   assert.equal(run(CM('"false"'), [], { KAGENTI_LINT_FLAGS: '--internal-issuer --strict' }).status, 0, 'KAGENTI_LINT_FLAGS replaces them too');
+  // Helm sets HELM_NAMESPACE (the release's namespace) for plugins: objects without a namespace are linted there
+  const unnamespaced = AGENT('b', 'shared').replace('  namespace: agents\n', '');
+  const twoAgents = `${AGENT('a', 'shared', 'team')}---\n${unnamespaced}`;
+  r = run(twoAgents, [], { HELM_NAMESPACE: 'team' });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /error \[unique-service-account\] Deployment team\/b: /);
+  assert.equal(run(twoAgents, [], { HELM_NAMESPACE: '' }).status, 0);
+  assert.equal(run(twoAgents, ['--external-issuer', '-n', 'other'], { HELM_NAMESPACE: 'team' }).status, 0, 'a -n among the flags wins');
+});
+
+test('--post-renderer: objects without a namespace are in the release\'s namespace, HELM_NAMESPACE, unless --namespace says otherwise', async () => {
+  const unnamespaced = AGENT('b', 'shared').replace('  namespace: agents\n', '');
+  const stream = `${AGENT('a', 'shared', 'team')}---\n${unnamespaced}`;
+  let r = await runCli(['--post-renderer', '--external-issuer'], { stdin: stream, env: { HELM_NAMESPACE: 'team' } });
+  assert.equal(r.code, 1, r.stderr);
+  assert.equal(r.stdout.length, 0);
+  assert.match(r.stderr, /error \[unique-service-account\] Deployment team\/b: ServiceAccount "shared"/);
+  // without it, `default` (no conflict); --namespace wins over it; outside --post-renderer it is not read
+  r = await runCli(['--post-renderer', '--external-issuer'], { stdin: stream, env: { HELM_NAMESPACE: '' } });
+  assert.equal(r.code, 0, r.stderr);
+  r = await runCli(['--post-renderer', '--external-issuer', '-n', 'other'], { stdin: stream, env: { HELM_NAMESPACE: 'team' } });
+  assert.equal(r.code, 0, r.stderr);
+  r = await runCli(['-', '--external-issuer'], { stdin: stream, env: { HELM_NAMESPACE: 'team' } });
+  assert.equal(r.code, 0, r.stderr);
+  r = await runCli(['--post-renderer', '--external-issuer'], { stdin: stream, env: { HELM_NAMESPACE: 'Not_A_Namespace' } });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /^kagenti-webhook lint: HELM_NAMESPACE must be a namespace name/);
 });
 
 test('a stream of JSON objects (jq -c, or one after another) is linted object by object, as kubectl reads it', async () => {

@@ -396,7 +396,8 @@ Flags:
       --internal-issuer     the issuer is the API server itself (kind, k3s, kubeadm)
       --cluster             read the issuer from the current kubeconfig context's API server
       --config FILE         the webhook's config file (ConfigMap names, rule actions, feature gates)
-  -n, --namespace NS        namespace of objects without metadata.namespace (default "default")
+  -n, --namespace NS        namespace of objects without metadata.namespace (default "default"; with
+                            --post-renderer, $HELM_NAMESPACE when set: the release's namespace)
   -o, --format FORMAT       text (default), json, sarif or junit
       --strict              warnings count as failures
       --post-renderer       Helm post-renderer: stdin to stdout unchanged when it passes, else report on stderr
@@ -589,6 +590,14 @@ async function lintCommand(argv: string[]): Promise<number> {
   if (f.namespace !== undefined && !isDnsLabel(f.namespace))
     throw new LintUsageError(`--namespace must be a namespace name (at most 63 lowercase letters, digits and '-'), got ${JSON.stringify(f.namespace)}`);
   const postRenderer = !!f['post-renderer'];
+  // As a post-renderer, objects without a namespace go to the release's: Helm 4 sets HELM_NAMESPACE for its plugins
+  // (-n, else the kubeconfig context's), and Helm 3 passes on the one the user exported (it installs there too).
+  const helmNamespace = process.env.HELM_NAMESPACE;
+  if (postRenderer && f.namespace === undefined && helmNamespace) {
+    if (!isDnsLabel(helmNamespace))
+      throw new LintUsageError(`HELM_NAMESPACE must be a namespace name (at most 63 lowercase letters, digits and '-'), got ${JSON.stringify(helmNamespace)}`);
+    f.namespace = helmNamespace;
+  }
   const paths = parsed.positionals;
   if (postRenderer && paths.some((p) => p !== '-'))
     throw new LintUsageError('--post-renderer reads the rendered manifests on stdin; it takes no PATH');
