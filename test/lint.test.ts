@@ -729,6 +729,28 @@ test('lint checks the injection of a ReplicaSet owned by a Deployment (or a Job 
   }
 });
 
+test('a dump\'s pods and ReplicaSets are the workload their owners in the input name (a CronJob\'s Job\'s pod is the CronJob), in any order of a List', () => {
+  const tpl = (sa: string) => ({ metadata: { labels: { 'kagenti.io/type': 'agent' } }, spec: { serviceAccountName: sa, restartPolicy: 'Never', containers: [{ name: 'a', image: 'x' }] } });
+  const owned = (kind: string, name: string, apiVersion = 'batch/v1') => ({ ownerReferences: [{ apiVersion, kind, name, uid: 'u', controller: true }] });
+  const cronJob = { apiVersion: 'batch/v1', kind: 'CronJob', metadata: { name: 'report', namespace: 'agents' }, spec: { schedule: '0 * * * *', jobTemplate: { spec: { template: tpl('report-sa') } } } };
+  // a Job named by a schedule long past: only its ownerReference ties it (and its pod) to the CronJob
+  const job = { apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'report-28000000', namespace: 'agents', ...owned('CronJob', 'report') }, spec: { template: tpl('report-sa') } };
+  const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'report-28000000-x1', namespace: 'agents', labels: { 'kagenti.io/type': 'agent' }, ...owned('Job', 'report-28000000') }, spec: tpl('report-sa').spec };
+  // a ReplicaSet without the pod-template-hash label: only the input ties its pod to the Deployment
+  const dep = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', namespace: 'agents' }, spec: { selector: { matchLabels: { app: 'web' } }, template: tpl('web-sa') } };
+  const rs = { apiVersion: 'apps/v1', kind: 'ReplicaSet', metadata: { name: 'web-v2', namespace: 'agents', ...owned('Deployment', 'web', 'apps/v1') }, spec: { template: tpl('web-sa') } };
+  const webPod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web-v2-x1', namespace: 'agents', labels: { 'kagenti.io/type': 'agent' }, ...owned('ReplicaSet', 'web-v2', 'apps/v1') }, spec: tpl('web-sa').spec };
+  const list = (...items: unknown[]) => JSON.stringify({ apiVersion: 'v1', kind: 'List', items }, null, 1);
+  const unique = (l: Linter) => l.findings.filter((f) => f.rule === 'unique-service-account').map((f) => `${f.kind}/${f.name}: ${f.message}`);
+  for (const items of [[cronJob, job, pod, dep, rs, webPod], [pod, webPod, rs, dep, job, cronJob], [job, pod, cronJob, webPod, dep, rs]])
+    assert.deepEqual(unique(lintString(list(...items))), [], items.map((i) => i.kind).join(','));
+  // as separate documents, an owner counts for the documents after it
+  assert.deepEqual(unique(lintString([cronJob, job, pod, dep, rs, webPod].map((o) => JSON.stringify(o)).join('\n'))), []);
+  // another agent on the CronJob's ServiceAccount is still one
+  const other = { ...cronJob, metadata: { name: 'other', namespace: 'agents' } };
+  assert.deepEqual(unique(lintString(list(pod, job, cronJob, other))).map((m) => m.split(':')[0]), ['CronJob/other']);
+});
+
 test('lint: a dump with a Deployment and its pods reports the template once; waypoint mode is not reported; SARIF levels of warning rules are warning', async () => {
   const d = AGENT('web', 'web-sa').replace('    spec:\n      serviceAccountName', '    spec:\n      initContainers:\n        - name: fetch\n          image: curl\n      serviceAccountName');
   const pod = (i: number) =>

@@ -24,8 +24,8 @@ import {
 } from './manifest-stream.ts';
 import type { AgentRef, IssuerInfo, Violation } from './rules.ts';
 import { agentOf, checkInjection, checkObject, checkUnique, dedicatedDenies, RenderedNamespaces, remediatedAtAdmission } from './rules.ts';
-import type { LabelSelector, OwnerLookup } from './identity.ts';
-import { copySelector, isDnsLabel, objectName, objectNamespace, orphanWorkload, selectorMatches, templateOwner } from './identity.ts';
+import type { LabelSelector, OwnerLookup, OwnerRef } from './identity.ts';
+import { controllerOf, copySelector, isDnsLabel, objectName, objectNamespace, orphanWorkload, selectorMatches, templateOwner } from './identity.ts';
 import { isObject } from './json.ts';
 
 export type { Finding, LintReport } from './lint-format.ts';
@@ -119,6 +119,12 @@ export class Linter {
    * as at admission, so the order of the documents does not matter.
    */
   private readonly orphans = new Map<string, { entry: IndexedAgent; labels: Record<string, string> }[]>();
+  /**
+   * The render stands in for the cluster's cache in the owner lookups too (identity.ts topLevelWorkload): the
+   * controller owner (controllerOf) and labels of each ReplicaSet, Job and CronJob seen, so that a dump's pod of a
+   * CronJob's Job is that CronJob, as at admission. Noted for every item of a List before any is checked.
+   */
+  private readonly owners = new Map<string, { owner: OwnerRef | null; labels: Record<string, string> }>();
   private readonly lookup: OwnerLookup;
   /**
    * The labels of the Namespaces the render has shown so far (kustomize puts them first), for the injection checks
@@ -128,10 +134,24 @@ export class Linter {
 
   constructor(ctx: LintContext) {
     this.ctx = ctx;
-    // no owners are looked up across documents (a pod's ReplicaSet counts as not cached), only selectors
-    const lookup: OwnerLookup = () => undefined;
+    // what the render has shown of a pod's or ReplicaSet's owners (undefined: not in the input, as not cached)
+    const lookup: OwnerLookup = (kind, namespace, name) => this.owners.get(workloadKey(namespace, kind, name))?.owner;
     lookup.selector = (kind, namespace, name) => this.selectors.get(workloadKey(namespace, kind, name));
+    lookup.labels = (kind, namespace, name) => this.owners.get(workloadKey(namespace, kind, name))?.labels;
     this.lookup = lookup;
+  }
+
+  /** Records a ReplicaSet's, Job's or CronJob's controller owner and labels for the lookup (at most MAX_SELECTORS). */
+  private noteOwner(obj: Record<string, any>): void {
+    if (obj.kind !== 'ReplicaSet' && obj.kind !== 'Job' && obj.kind !== 'CronJob') return;
+    const key = workloadKey(objectNamespace(obj, this.ctx.namespace || 'default'), obj.kind, objectName(obj));
+    if (this.owners.has(key) || this.owners.size >= MAX_SELECTORS) return;
+    const c = controllerOf(obj);
+    const owner: OwnerRef | null = c ? { kind: detach(c.kind), name: detach(c.name), ...(c.controller ? { controller: true as const } : {}) } : null;
+    const labels: Record<string, string> = {};
+    const md = isObject(obj.metadata) && isObject(obj.metadata.labels) ? obj.metadata.labels : {};
+    for (const [k, v] of Object.entries(md)) if (typeof v === 'string') labels[detach(k)] = detach(v);
+    this.owners.set(detach(key), { owner, labels });
   }
 
   /**
@@ -263,6 +283,7 @@ export class Linter {
         }
       });
     } else objects = [{ obj: v, prefix: '' }];
+    for (const { obj } of objects) this.noteOwner(obj);
 
     let source: string | undefined | null = null;
     for (const { obj, prefix } of objects) {
