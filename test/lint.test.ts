@@ -258,6 +258,21 @@ items:
   assert.match(l.findings[0].message, /ServiceAccount "agent-a"/);
 });
 
+test('unique-service-account names the other agent of a List at its item\'s line, not at the List\'s', () => {
+  const item = (name: string) => AGENT(name, 'shared').replace(/^(?=.)/gm, '  ').replace(/^  apiVersion/, '- apiVersion');
+  const list = `# a dump\napiVersion: v1\nkind: List\nitems:\n${item('a')}${item('b')}`;
+  const l = lintString(`${AGENT('first', 'other')}---\n${list}`);
+  const lines = `${AGENT('first', 'other')}---\n${list}`.split('\n');
+  const kindOfA = lines.findIndex((x, i) => x === '  kind: Deployment' && lines[i + 2] === '    name: a') + 1;
+  assert.equal(l.findings.length, 1);
+  assert.match(l.findings[0]!.message, new RegExp(`agent Deployment/a defined at m\\.yaml:${kindOfA}\\.`));
+  // a JSON List too (read by JSON.parse, positions from the full parser)
+  const json = JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [parse(AGENT('a', 'shared')), parse(AGENT('b', 'shared'))] }, null, 2);
+  const j = lintString(json);
+  const kindLine = json.split('\n').findIndex((x) => x.includes('"kind": "Deployment"')) + 1;
+  assert.match(j.findings[0]!.message, new RegExp(`agent Deployment/a defined at m\\.yaml:${kindLine}\\.`));
+});
+
 test('post-renderer: a passing stream comes out byte for byte; a failing one goes nowhere, exit 1', async () => {
   const passing = Buffer.from(
     `---\r\n# Source: c/templates/a.yaml\r\n${AGENT('a', 'a').replace(/\n/g, '\r\n')}---\n# Source: c/templates/empty.yaml\n---\n# ünïcödé ✓ comment\n${CM('"true"')}# trailing comment without newline`,

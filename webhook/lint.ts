@@ -323,7 +323,9 @@ export class Linter {
           }
         }
         if (bucket.length < MAX_BUCKET) {
-          const entry: IndexedAgent = { ref: detachRef(ref), file, line: raw.line + firstLineOffset(raw.text) };
+          // a List's item is at its own `kind:`, not at the List's first line
+          const line = prefix ? raw.line + pd.locate(`${prefix}kind`).line - 1 : raw.line + firstLineOffset(raw.text);
+          const entry: IndexedAgent = { ref: detachRef(ref), file, line };
           bucket.push(entry);
           // counted as a workload by its name while the render has not shown that workload (yet)
           const w = orphanWorkload(obj.kind, obj);
