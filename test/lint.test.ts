@@ -215,6 +215,12 @@ test('Lists and JSON documents are checked like any other document', () => {
   const l = lintString(list);
   assert.equal(l.findings.length, 1);
   assert.deepEqual([l.findings[0].path, l.findings[0].line, l.findings[0].column], ['items.0.data.K8S_TOKEN_REVIEW', 9, 5]);
+  // a finding on an item as a whole (no field path): `items.N`, at the item's kind:, on both parse paths
+  const whole = `apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Secret\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: kagent-enterprise-config, namespace: kagent}\n`;
+  for (const text of [whole, whole.replace('kind: List', 'kind: &l List')]) {
+    const w = lintString(text);
+    assert.deepEqual(w.findings.map((f) => [f.rule, f.path, f.line, f.column]), [['token-review-required', 'items.1', 7, 3]], text);
+  }
   const json = JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'kagent-enterprise-config' }, data: { K8S_TOKEN_REVIEW: true } }, null, 2);
   const j = lintString(json);
   assert.equal(j.findings.length, 1);

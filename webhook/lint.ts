@@ -346,8 +346,9 @@ export class Linter {
       if (source === null) source = sourceOf(raw.text);
       const mine: Finding[] = [];
       for (const { v: viol, other } of found) {
-        const path = prefix + viol.path;
-        const at = pd.locate(path);
+        // a finding on a List's item as a whole is at `items.N` (at its kind:, as a document's is at its kind:)
+        const path = viol.path ? prefix + viol.path : prefix.slice(0, -1);
+        const at = pd.locate(viol.path ? path : prefix ? `${prefix}kind` : '');
         let message = viol.message;
         if (other) {
           const name = `${other.ref.kind}/${other.ref.name}`;
