@@ -772,6 +772,36 @@ test('a dump\'s pods and ReplicaSets are the workload their owners in the input 
   assert.deepEqual(unique(lintString(list(pod, job, cronJob, other))).map((m) => m.split(':')[0]), ['CronJob/other']);
 });
 
+test('in a dump, an agent\'s findings are reported on the owner only, not on its ReplicaSets, Jobs and pods (as /validate skips them)', () => {
+  const tpl = { metadata: { labels: { 'kagenti.io/type': 'agent', app: 'web' } }, spec: { containers: [{ name: 'a', image: 'x' }] } };
+  const owned = (apiVersion: string, kind: string, name: string) => ({ ownerReferences: [{ apiVersion, kind, name, uid: 'u', controller: true }] });
+  const dep = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', namespace: 'agents' }, spec: { selector: { matchLabels: { app: 'web' } }, template: tpl } };
+  const rs = { apiVersion: 'apps/v1', kind: 'ReplicaSet', metadata: { name: 'web-5d4f', namespace: 'agents', labels: { 'pod-template-hash': '5d4f' }, ...owned('apps/v1', 'Deployment', 'web') }, spec: { template: tpl } };
+  const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web-5d4f-x1', namespace: 'agents', labels: tpl.metadata.labels, ...owned('apps/v1', 'ReplicaSet', 'web-5d4f') }, spec: { serviceAccountName: 'default', containers: [{ name: 'a', image: 'x' }] } };
+  const cron = { apiVersion: 'batch/v1', kind: 'CronJob', metadata: { name: 'job', namespace: 'agents' }, spec: { jobTemplate: { spec: { template: tpl } } } };
+  const job = { apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'job-1', namespace: 'agents', ...owned('batch/v1', 'CronJob', 'job') }, spec: { template: tpl } };
+  const l = lintString(JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [dep, rs, pod, cron, job] }));
+  assert.deepEqual(l.findings.filter((f) => f.rule === 'dedicated-service-account').map((f) => `${f.kind}/${f.name}`), ['Deployment/web', 'CronJob/job']);
+  // without a controller owner, a ReplicaSet or pod is its own workload and is reported itself
+  const { ownerReferences: _rsOwner, ...rsMeta } = rs.metadata;
+  const { ownerReferences: _podOwner, ...podMeta } = pod.metadata;
+  const alone = lintString(`${JSON.stringify({ ...rs, metadata: rsMeta })}\n${JSON.stringify({ ...pod, metadata: podMeta })}`);
+  assert.deepEqual(alone.findings.filter((f) => f.rule === 'dedicated-service-account').map((f) => f.kind), ['ReplicaSet', 'Pod']);
+  // unique-service-account: reported once per agent, on the owner, not again on each of its ReplicaSets and pods;
+  // on the first of them when the owner is not in the input
+  const sa = (o: any, name: string) => {
+    const c = structuredClone(o);
+    (c.spec.template?.spec ?? c.spec).serviceAccountName = name;
+    return c;
+  };
+  const other = { ...sa(dep, 'shared'), metadata: { name: 'other', namespace: 'agents' } };
+  const unique = (items: unknown[]) =>
+    lintString(JSON.stringify({ apiVersion: 'v1', kind: 'List', items })).findings.filter((f) => f.rule === 'unique-service-account').map((f) => `${f.kind}/${f.name}`);
+  assert.deepEqual(unique([other, sa(dep, 'shared'), sa(rs, 'shared'), sa(pod, 'shared')]), ['Deployment/web']);
+  assert.deepEqual(unique([sa(dep, 'shared'), sa(rs, 'shared'), sa(pod, 'shared'), other]), ['Deployment/other']);
+  assert.deepEqual(unique([other, sa(rs, 'shared'), sa(pod, 'shared')]), ['ReplicaSet/web-5d4f']);
+});
+
 test('lint: a dump with a Deployment and its pods reports the template once; waypoint mode is not reported; SARIF levels of warning rules are warning', async () => {
   const d = AGENT('web', 'web-sa').replace('    spec:\n      serviceAccountName', '    spec:\n      initContainers:\n        - name: fetch\n          image: curl\n      serviceAccountName');
   const pod = (i: number) =>

@@ -25,7 +25,7 @@ import {
 import type { AgentRef, IssuerInfo, Violation } from './rules.ts';
 import { agentOf, checkInjection, checkObject, checkUnique, dedicatedDenies, RenderedNamespaces, remediatedAtAdmission } from './rules.ts';
 import type { LabelSelector, OwnerLookup, OwnerRef } from './identity.ts';
-import { controllerOf, copySelector, isDnsLabel, objectName, objectNamespace, orphanWorkload, selectorMatches, templateOwner } from './identity.ts';
+import { controllerOf, copySelector, identityKey, isDnsLabel, objectName, objectNamespace, orphanWorkload, selectorMatches, templateOwner } from './identity.ts';
 import { isObject } from './json.ts';
 
 export type { Finding, LintReport } from './lint-format.ts';
@@ -288,19 +288,23 @@ export class Linter {
     let source: string | undefined | null = null;
     for (const { obj, prefix } of objects) {
       const found: { v: Violation; other?: IndexedAgent }[] = [];
+      // An object whose template is its owner's (a dump's ReplicaSets, Jobs and controller-made pods) is checked
+      // there, as /validate skips it ("owned by Deployment web (checked there)"): neither the object's rules nor the
+      // injection's are reported on it (unique-service-account still counts it, as the agent its owner is).
+      const owned = templateOwner(obj, true) !== null;
       // With tokenReview.action: mutate the webhook fixes the token-review value on apply: a warning here, not a
       // failed pipeline or Helm release.
       const remediated = remediatedAtAdmission(obj, this.ctx.config, this.ctx.issuer);
-      for (const viol of checkObject(obj, { config: this.ctx.config, issuer: this.ctx.issuer, namespace: this.ctx.namespace }))
-        found.push({
-          v: remediated && viol.rule.startsWith('token-review-')
-            ? { ...viol, severity: 'warning', message: `${viol.message} The webhook will set K8S_TOKEN_REVIEW: "true" when it is applied (tokenReview.action: mutate).` }
-            : viol,
-        });
+      if (!owned)
+        for (const viol of checkObject(obj, { config: this.ctx.config, issuer: this.ctx.issuer, namespace: this.ctx.namespace }))
+          found.push({
+            v: remediated && viol.rule.startsWith('token-review-')
+              ? { ...viol, severity: 'warning', message: `${viol.message} The webhook will set K8S_TOKEN_REVIEW: "true" when it is applied (tokenReview.action: mutate).` }
+              : viol,
+          });
       this.namespaces.note(obj);
-      // What /mutate would deny in the pods of this workload (or this Pod): the same check /validate makes. An
-      // object whose template is its owner's (a dump's ReplicaSets, Jobs and controller-made pods) is checked there.
-      const injection = templateOwner(obj, true) ? { violations: [], warnings: [] } : checkInjection(obj, {
+      // What /mutate would deny in the pods of this workload (or this Pod): the same check /validate makes.
+      const injection = owned ? { violations: [], warnings: [] } : checkInjection(obj, {
         config: this.ctx.config,
         namespace: this.ctx.namespace,
         namespaceLabels: this.namespaces.labels(objectNamespace(obj, this.ctx.namespace || 'default')),
@@ -314,7 +318,11 @@ export class Linter {
         const key = detach(`${ref.namespace}\n${ref.serviceAccount}`);
         let bucket = this.agents.get(key);
         if (!bucket) this.agents.set(key, (bucket = []));
-        if (bucket.length && !dedicatedDenies(ref, this.ctx.config)) {
+        // an owned object is reported only as the first of its agent in the input: its owner (or a sibling) already
+        // was, or will be against it, so a dump does not repeat the conflict on every ReplicaSet and pod
+        const id = identityKey(ref);
+        const repeated = owned && bucket.some((b) => identityKey(b.ref) === id);
+        if (bucket.length && !repeated && !dedicatedDenies(ref, this.ctx.config)) {
           const uv = checkUnique(ref, bucket.map((b) => b.ref), this.ctx.config);
           if (uv.length) {
             // the first conflicting agent in input order is the one the message names
