@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
-import { BAIL, DocumentSplitter, ParsedDocument, fastParse, fullParse, splitDocuments } from '../webhook/manifest-stream.ts';
+import { BAIL, DocumentSplitter, ParsedDocument, fastParse, fullParse, readDocuments, splitDocuments } from '../webhook/manifest-stream.ts';
 import { KUBECTL_YAML } from '../webhook/kubectl-yaml.ts';
 
 function full(text: string): unknown {
@@ -125,4 +125,22 @@ test('a JSON document with a duplicate key: the last wins on both paths, as kube
   // in YAML a duplicate key stays an error (a JSON text JSON.parse rejects is YAML to lint)
   assert.throws(() => fullParse(json), /Map keys must be unique/);
   assert.throws(() => ParsedDocument.parse('{"kind": "A", kind: "B",}'), /Map keys must be unique/);
+});
+
+test('readDocuments: a UTF-16 byte-order mark split across chunks, and UTF-16 text cut at any byte, read as the whole', async () => {
+  const text = 'a: 1\n---\nb: é✓\n';
+  const le = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, 'utf16le')]);
+  const be = Buffer.from(le).swap16();
+  for (const bytes of [le, be, Buffer.from(`\ufeff${text}`, 'utf8'), Buffer.from(text, 'utf8')]) {
+    async function* oneByte(): AsyncGenerator<Buffer> {
+      for (let i = 0; i < bytes.length; i++) yield bytes.subarray(i, i + 1);
+    }
+    const docs: [number, string][] = [];
+    for await (const d of readDocuments(oneByte())) docs.push([d.line, d.text]);
+    assert.deepEqual(docs, [[1, 'a: 1\n'], [3, 'b: é✓\n']], bytes.subarray(0, 2).toString('hex'));
+  }
+  // a single byte is read as UTF-8
+  const one: [number, string][] = [];
+  for await (const d of readDocuments((async function* () { yield Buffer.from('x'); })())) one.push([d.line, d.text]);
+  assert.deepEqual(one, [[1, 'x']]);
 });

@@ -561,6 +561,36 @@ test('input that is not Kubernetes at all fails cleanly with exit 2: binary, a b
   assert.match(r.stderr, /^<stdin>:1:1: error: line 1 is longer than 16 MiB: not a Kubernetes manifest\n$/);
 });
 
+test('UTF-16 with its byte-order mark (PowerShell 5\'s >) is read as kubectl reads it, with the same lines; without it, not', async () => {
+  const text = `# written by PowerShell\r\n${AGENT('a', 'a').replace(/\n/g, '\r\n')}---\r\n${CM('true').replace(/\n/g, '\r\n')}`;
+  const le = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, 'utf16le')]);
+  const be = Buffer.from(le).swap16(); // FE FF and big-endian units
+  const dir = tmp();
+  const want = (await runCli(['-', '--external-issuer'], { stdin: text })).stdout.toString();
+  assert.match(want, /^<stdin>:\d+:3: error \[token-review-value\]/m);
+  for (const [name, bytes] of [['le', le], ['be', be]] as const) {
+    let r = await runCli(['-', '--external-issuer'], { stdin: bytes });
+    assert.equal(r.stdout.toString(), want, name);
+    assert.equal(r.code, 1, r.stderr);
+    writeFileSync(join(dir, `${name}.yaml`), bytes);
+    const k = spawnSync('kubectl', ['patch', '--local', '-f', join(dir, `${name}.yaml`), '--type', 'json', '-p', '[]', '-o', 'name'], { encoding: 'utf8' });
+    assert.deepEqual(k.stdout.trim().split('\n'), ['deployment.apps/a', 'configmap/kagent-enterprise-config'], k.stderr);
+  }
+  // the post-renderer passes the bytes on as they came
+  const passing = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(AGENT('a', 'a').replace(/\n/g, '\r\n'), 'utf16le')]);
+  for (const bytes of [passing, Buffer.from(passing).swap16()]) {
+    const r = await runCli(['--post-renderer', '--external-issuer'], { stdin: bytes });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.stdout.equals(bytes));
+  }
+  // without a BOM UTF-16 is not text kubectl reads (NUL bytes everywhere); an odd byte count is cut inside a character
+  let r = await runCli(['-'], { stdin: Buffer.from(text, 'utf16le') });
+  assert.equal(r.code, 2);
+  r = await runCli(['-'], { stdin: le.subarray(0, le.length - 1) });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /error: not UTF-16 text \(a binary file\?\): the input ends inside a character/);
+});
+
 test('--post-renderer with input that is not Kubernetes: nothing on stdout, exit 2', async () => {
   const r = await runCli(['--post-renderer'], { stdin: 'hello\n' });
   assert.equal(r.code, 2);

@@ -12,6 +12,7 @@
 // - fullParse: the `yaml` package (KUBECTL_YAML: version 1.1, kubectl's numbers; unique keys) with source ranges, for documents the fast
 //   reader gave up on, for parse errors (with line and column), and for positions where the fast path
 //   was not used.
+import { TextDecoder } from 'node:util';
 import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import type { Document, Node as YamlNode } from 'yaml';
 import { findValue, goYamlNumber, KUBECTL_YAML } from './kubectl-yaml.ts';
@@ -246,34 +247,58 @@ export function splitDocuments(text: string, limits: SplitLimits = DEFAULT_LIMIT
 }
 
 /**
+ * The text encoding of a byte stream by its byte-order mark, as kubectl reads files and stdin
+ * (unicode.BOMOverride): UTF-16 (big- or little-endian) with its BOM, which PowerShell 5's `>` writes; else UTF-8
+ * (its BOM dropped). The BOM itself is dropped by the decoder.
+ */
+function decoderFor(first: Uint8Array): { decoder: TextDecoder; name: string } {
+  const utf16 = first[0] === 0xfe && first[1] === 0xff ? 'utf-16be' : first[0] === 0xff && first[1] === 0xfe ? 'utf-16le' : undefined;
+  if (utf16) return { decoder: new TextDecoder(utf16, { fatal: true, ignoreBOM: false }), name: 'UTF-16' };
+  return { decoder: new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }), name: 'UTF-8' };
+}
+
+/**
  * Reads documents from a byte stream (a file or stdin). The bytes must be UTF-8 (a leading BOM is
- * dropped); anything else is an InputError, as are over-long lines and documents.
+ * dropped), or UTF-16 with its BOM; anything else is an InputError, as are over-long lines and documents.
  */
 export async function* readDocuments(
   source: AsyncIterable<Buffer | Uint8Array | string>,
   limits: SplitLimits = DEFAULT_LIMITS,
 ): AsyncGenerator<RawDocument> {
-  const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+  let enc: { decoder: TextDecoder; name: string } | undefined;
+  /** the first byte, while the stream has given only one (the BOM takes two) */
+  let head: Uint8Array | undefined;
   const splitter = new DocumentSplitter(limits);
   let linesSoFar = 1;
   for await (const chunk of source) {
     let text: string;
     if (typeof chunk === 'string') text = chunk;
     else {
+      let bytes = chunk;
+      if (enc === undefined) {
+        if (head) bytes = Buffer.concat([head, bytes]);
+        if (bytes.length < 2) {
+          head = Uint8Array.from(bytes);
+          continue;
+        }
+        head = undefined;
+        enc = decoderFor(bytes);
+      }
       try {
-        text = decoder.decode(chunk, { stream: true });
+        text = enc.decoder.decode(bytes, { stream: true });
       } catch {
-        throw new InputError(`not UTF-8 text (a binary file?) near line ${linesSoFar}`, linesSoFar, 1);
+        throw new InputError(`not ${enc.name} text (a binary file?) near line ${linesSoFar}`, linesSoFar, 1);
       }
     }
     linesSoFar += countNewlines(text);
     yield* splitter.push(text);
   }
+  if (head) enc = decoderFor(head);
   try {
-    const tail = decoder.decode();
+    const tail = enc ? enc.decoder.decode(head ?? new Uint8Array(0)) : '';
     if (tail) yield* splitter.push(tail);
   } catch {
-    throw new InputError(`not UTF-8 text (a binary file?): the input ends inside a character`, linesSoFar, 1);
+    throw new InputError(`not ${enc!.name} text (a binary file?): the input ends inside a character`, linesSoFar, 1);
   }
   yield* splitter.end();
 }
