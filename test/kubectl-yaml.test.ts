@@ -361,3 +361,35 @@ test('merge keys (<<) apply in document order, as kubectl applies them: lint (fu
   assert.match(r.stdout, /spiffe-helper/, 'the pod was injected');
   assert.deepEqual(fields(kubectlJson(r.stdout)), want);
 });
+
+test('aliases: lint accepts what kubectl accepts (many uses of one anchor) and refuses what it refuses (an anchor in itself, excessive aliasing)', () => {
+  // lol-style documents around go-yaml's limit: anchors of anchors, mappings and merges, filler before or after
+  const docs: string[] = [];
+  for (const fanout of [3, 10])
+    for (const levels of [2, 3, 4, 5])
+      for (const filler of [0, 400])
+        for (const style of ['seq', 'merge']) {
+          const lines = ['apiVersion: v1', 'kind: ConfigMap', 'metadata: {name: x}', `f: [${Array(filler).fill('x').join(', ')}]`, 'a0: &a0 {y0: a, y1: b, y2: {z: c}}'];
+          for (let i = 1; i <= levels; i++)
+            lines.push(style === 'seq' ? `a${i}: &a${i} [${Array(fanout).fill(`*a${i - 1}`).join(', ')}]` : `a${i}: &a${i} {<<: [${Array(fanout).fill(`*a${i - 1}`).join(', ')}], own${i}: x}`);
+          docs.push(`${lines.join('\n')}\n`);
+        }
+  // 150 uses of one anchor, and an anchor that holds an alias to itself
+  docs.push(`apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\nv: &v "true"\ndata:\n${Array.from({ length: 150 }, (_, i) => `  k${i}: *v\n`).join('')}`);
+  docs.push('apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata: &a\n  b: *a\n');
+  const outcome = (f: () => unknown) => {
+    try {
+      f();
+      return 'ok';
+    } catch (err) {
+      const m = String((err as Error).message);
+      return /excessive aliasing/.test(m) ? 'excessive aliasing' : /contains itself/.test(m) ? 'contains itself' : m;
+    }
+  };
+  const got = docs.map((d) => outcome(() => fullParse(d)));
+  const want = docs.map((d) => outcome(() => kubectlJson(d)));
+  assert.deepEqual(got, want);
+  assert.ok(want.filter((w) => w === 'excessive aliasing').length >= 4 && want.filter((w) => w === 'ok').length >= 4, want.join());
+  assert.equal(got.at(-2), 'ok');
+  assert.equal(got.at(-1), 'contains itself');
+});

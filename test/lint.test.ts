@@ -591,6 +591,20 @@ test('UTF-16 with its byte-order mark (PowerShell 5\'s >) is read as kubectl rea
   assert.match(r.stderr, /error: not UTF-16 text \(a binary file\?\): the input ends inside a character/);
 });
 
+test('an alias bomb is refused at once (exit 2, where kubectl refuses it); a hundred uses of one anchor are read', async () => {
+  const bomb = ['apiVersion: v1', 'kind: ConfigMap', 'metadata: {name: x}', 'a0: &a0 [x, x, x, x, x, x, x, x, x, x]'];
+  for (let i = 1; i <= 30; i++) bomb.push(`a${i}: &a${i} [${Array(10).fill(`*a${i - 1}`).join(', ')}]`);
+  const started = Date.now();
+  let r = await runCli(['-'], { stdin: `${bomb.join('\n')}\n` });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /^<stdin>:\d+:\d+: error: not valid for kubectl: document contains excessive aliasing: .*\(kubectl fails with "yaml: document contains excessive aliasing"\)$/m);
+  assert.ok(Date.now() - started < 10_000);
+  const many = `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kagent-enterprise-config, namespace: kagent}\nv: &v true\ndata:\n${Array.from({ length: 150 }, (_, i) => `  K${i}: *v\n`).join('')}  K8S_TOKEN_REVIEW: *v\n`;
+  r = await runCli(['-', '--external-issuer'], { stdin: many });
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stdout.toString(), /^<stdin>:156:3: error \[token-review-value\] .*is the YAML boolean true/m);
+});
+
 test('--post-renderer with input that is not Kubernetes: nothing on stdout, exit 2', async () => {
   const r = await runCli(['--post-renderer'], { stdin: 'hello\n' });
   assert.equal(r.code, 2);

@@ -279,3 +279,69 @@ export function stringifyKeys(doc: Document): { node: Node; why: string } | unde
   });
   return bad;
 }
+
+/**
+ * go-yaml v2's guard against alias bombs (decode.go, allowedAliasRatio): how much of a document's decoding may come
+ * from alias expansion, by how many nodes it decodes in all: 99% up to 400,000, scaling down to 10% at 4,000,000.
+ */
+function allowedAliasRatio(decodeCount: number): number {
+  if (decodeCount <= 400_000) return 0.99;
+  if (decodeCount >= 4_000_000) return 0.1;
+  return 0.99 - 0.89 * ((decodeCount - 400_000) / 3_600_000);
+}
+
+/**
+ * What kubectl (go-yaml v2) refuses in a document's aliases, without expanding them: an anchor whose value holds
+ * an alias to itself ("anchor 'a' value contains itself"), or more expansion than go-yaml allows ("document contains
+ * excessive aliasing": past 100 nodes decoded through aliases and 1,000 in all, a share of them over
+ * allowedAliasRatio, checked as go-yaml checks it, node by node in document order). Each anchor's expanded size is
+ * computed once, so a billion-laughs document is measured in the time of its text. Returns the alias node at which
+ * kubectl fails, with its message; undefined when kubectl reads the document. Everything it accepts expands to at
+ * most about 100 times the document's nodes (under 400,000 nodes), else 1.11 times.
+ */
+export function aliasProblem(doc: Document): { node: Node; message: string } | undefined {
+  const anchors = new Map<string, Node>();
+  /** expanded size (nodes go-yaml decodes) of each anchored node, once walked */
+  const sizes = new Map<Node, number>();
+  /** anchored nodes being walked: an alias to one is an anchor containing itself */
+  const open = new Set<Node>();
+  let decodeCount = 1; // the document node
+  let aliasCount = 0;
+  let problem: { node: Node; message: string } | undefined;
+  const walk = (node: unknown): number => {
+    if (problem) return 0;
+    decodeCount++;
+    if (isAlias(node)) {
+      const target = anchors.get(node.source);
+      if (target === undefined) return 1; // an unresolved alias: the parser reports it
+      if (open.has(target)) {
+        problem = { node, message: `anchor '${node.source}' value contains itself` };
+        return 0;
+      }
+      const size = sizes.get(target) ?? 1;
+      decodeCount += size;
+      aliasCount += size;
+      if (aliasCount > 100 && decodeCount > 1000 && aliasCount / decodeCount > allowedAliasRatio(decodeCount))
+        problem = {
+          node,
+          message: `document contains excessive aliasing: its aliases expand it to ${decodeCount} nodes, ${aliasCount} of them copies of anchored ones`,
+        };
+      return 1 + size;
+    }
+    const anchor = isScalar(node) || isCollection(node) ? node.anchor : undefined;
+    if (anchor) {
+      anchors.set(anchor, node as Node);
+      open.add(node as Node);
+    }
+    let size = 1;
+    if (isMap(node)) for (const pair of node.items) size += walk(pair.key) + walk(pair.value);
+    else if (isSeq(node)) for (const item of node.items) size += walk(item);
+    if (anchor) {
+      open.delete(node as Node);
+      sizes.set(node as Node, size);
+    }
+    return size;
+  };
+  walk(doc.contents);
+  return problem;
+}

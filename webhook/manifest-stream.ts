@@ -15,7 +15,7 @@
 import { TextDecoder } from 'node:util';
 import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import type { Document, Node as YamlNode } from 'yaml';
-import { findValue, goYamlNumber, KUBECTL_YAML } from './kubectl-yaml.ts';
+import { aliasProblem, findValue, goYamlNumber, KUBECTL_YAML } from './kubectl-yaml.ts';
 
 export const MiB = 1024 * 1024;
 
@@ -855,9 +855,16 @@ export function fullParse(text: string, json = false): FullParse {
       at.col,
     );
   }
+  // aliases: what kubectl refuses (an anchor containing itself, an alias bomb), before anything is expanded; then no
+  // count of uses (a hundred uses of one anchor are fine for kubectl), the size being bounded by that check
+  const alias = aliasProblem(doc);
+  if (alias) {
+    const at = lc.linePos(alias.node.range?.[0] ?? 0);
+    throw new ManifestParseError(`not valid for kubectl: ${alias.message} (kubectl fails with "yaml: ${alias.message.split(':')[0]}")`, at.line, at.col);
+  }
   let value: unknown;
   try {
-    value = doc.toJS({ maxAliasCount: 100 });
+    value = doc.toJS({ maxAliasCount: -1 });
   } catch (err) {
     throw new ManifestParseError(`not valid YAML: ${oneLine((err as Error).message)}`, 1, 1);
   }
