@@ -393,3 +393,13 @@ test('every docs/ file the CLI help points to ships in the npm package', () => {
   const files: string[] = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).files;
   for (const doc of pointed) assert.ok(files.some((f) => doc.startsWith(f)), `${doc} is in package.json files`);
 });
+
+test('inject limits aliases as kubectl (and lint) does: a hundred uses of one anchor pass, an anchor containing itself is refused where it is', () => {
+  const many = 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: many}\ndata:\n  base: &v "x"\n' + Array.from({ length: 101 }, (_, i) => `  k${i}: *v\n`).join('');
+  const ok = runCli(['inject', '-f', '-'], many);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.equal(ok.stdout, `---\n${many}`, 'a document inject does not change is written as it was');
+  const self = runCli(['inject', '-f', '-'], 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata: &a\n  k: *a\n');
+  assert.equal(self.code, 2);
+  assert.match(self.stderr, /^kagenti-webhook inject: .*:5:6: not valid for kubectl: anchor 'a' value contains itself/);
+});

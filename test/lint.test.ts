@@ -896,3 +896,25 @@ spec:
     ],
   );
 });
+
+test('unique-service-account names the deprecated serviceAccount field when that is the one the manifest sets, at its line', () => {
+  const dep = (name: string, field: string) => `---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ${name}, namespace: kagent}
+spec:
+  selector: {matchLabels: {app: ${name}}}
+  template:
+    metadata: {labels: {app: ${name}, kagenti.io/type: agent}}
+    spec:
+      ${field}: shared
+      containers: [{name: c, image: x}]
+`;
+  const l = lintString(dep('a', 'serviceAccountName') + dep('b', 'serviceAccount'));
+  const f = l.findings.filter((x) => x.rule === 'unique-service-account');
+  assert.equal(f.length, 1);
+  assert.equal(f[0]!.path, 'spec.template.spec.serviceAccount');
+  assert.match(f[0]!.message, /^\[unique-service-account\] Deployment kagent\/b: ServiceAccount "shared" \(spec\.template\.spec\.serviceAccount\) is already the identity of agent Deployment\/a/);
+  assert.equal(f[0]!.line, 21);
+  assert.equal(f[0]!.column, 7);
+});

@@ -344,6 +344,8 @@ export interface AgentIdentity {
    * the time by which its containers are stopped
    */
   deleting?: { until?: string };
+  /** set when the manifest names the ServiceAccount in the deprecated `serviceAccount` field only (for messages) */
+  serviceAccountField?: 'serviceAccount';
 }
 
 /** The ServiceAccount a pod spec runs as: serviceAccountName, else the deprecated serviceAccount, else `default`. */
@@ -376,6 +378,9 @@ export function agentIdentity(
   };
   const agent = tpl.labels[AGENT_LABEL];
   if (typeof agent === 'string' && agent !== '') out.agent = agent;
+  const spec = tpl.spec;
+  if (isObject(spec) && !(typeof spec.serviceAccountName === 'string' && spec.serviceAccountName !== '') && typeof spec.serviceAccount === 'string' && spec.serviceAccount !== '')
+    out.serviceAccountField = 'serviceAccount';
   const selfKind = obj.kind as string;
   const selfName = objectName(obj);
   if (selfKind !== top.kind || selfName !== top.name) out.source = { kind: selfKind, name: selfName };

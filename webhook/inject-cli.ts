@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { Lexer, LineCounter, isMap, isScalar, parseAllDocuments, visit } from 'yaml';
 import type { Document, Scalar } from 'yaml';
-import { findValue, goYamlInteger, INT64_MAX, INT64_MIN, KUBECTL_YAML, stringifyKeys } from './kubectl-yaml.ts';
+import { aliasProblem, findValue, goYamlInteger, INT64_MAX, INT64_MIN, KUBECTL_YAML, stringifyKeys } from './kubectl-yaml.ts';
 import type { KubeObject } from './admission.ts';
 import { objectRef } from './admission.ts';
 import type { Config } from './config.ts';
@@ -201,9 +201,17 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
     if (!isMap(doc.contents)) throw new UsageError(`${source}: a document is not a mapping with apiVersion and kind`);
     // Keys as kubectl reads them (`1.5e10` is "1.5e+10" to kubectl, 15000000000 to JavaScript).
     const badKey = stringifyKeys(doc);
+    // aliases as kubectl limits them (as lint reads them): an anchor containing itself or an alias bomb is refused
+    // before anything is expanded, and then any number of uses is fine
+    const alias = aliasProblem(doc);
+    if (alias) {
+      const at = alias.node.range?.[0];
+      const pos = at === undefined ? undefined : lc.linePos(at);
+      throw new UsageError(`${source}${pos ? `:${lineOf(pos.line)}:${pos.col}` : ''}: not valid for kubectl: ${alias.message}`);
+    }
     let obj: unknown;
     try {
-      obj = doc.toJS({ maxAliasCount: 100 });
+      obj = doc.toJS({ maxAliasCount: -1 });
     } catch (err) {
       throw new UsageError(`${source}: ${(err as Error).message.split('\n')[0]}`);
     }

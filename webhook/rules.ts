@@ -62,6 +62,8 @@ export interface AgentRef {
   agent?: string;
   /** the object the claim was read from, when it is not the top-level workload itself (e.g. a Pod) */
   source?: { kind: string; name: string };
+  /** the manifest names the ServiceAccount in the deprecated `serviceAccount` field only (messages name that field) */
+  serviceAccountField?: 'serviceAccount';
   /** the object is being deleted; for a Pod, until when its containers may run */
   deleting?: { until?: string };
   /**
@@ -686,7 +688,7 @@ export function checkUnique(candidate: AgentRef, others: AgentRef[], config: Con
     retry = `delete ${refText(first)} when you are done with it (kubectl -n ${first.namespace} delete pod ${first.name}), or `;
   }
   const more = conflicts.size > 1 ? ` and ${conflicts.size - 1} more` : '';
-  const path = `${podSpecFieldPath(self.kind)}.serviceAccountName`;
+  const path = `${podSpecFieldPath(self.kind)}.${candidate.serviceAccountField ?? 'serviceAccountName'}`;
   return [
     {
       rule: 'unique-service-account',
