@@ -657,13 +657,8 @@ function invalidAnnotation(ctx: InjectContext, key: string, value: string, valid
   };
 }
 
-/** The labels that opt a pod out, and the values each takes (`kagenti.io/inject: disabled` skips before this). */
-const LABEL_VALUES: readonly (readonly [string, readonly string[]])[] = [
-  [LABEL_INJECT, ['disabled', 'enabled']],
-  [LABEL_AUTHBRIDGE_INJECT, ['true', 'false']],
-  [LABEL_ENVOY_PROXY_INJECT, ['true', 'false']],
-  [LABEL_SPIFFE_HELPER_INJECT, ['true', 'false']],
-];
+/** The per-sidecar opt-out labels: each takes "true" or "false" (kagenti.io/inject takes disabled or enabled). */
+const SIDECAR_OPT_OUT_LABELS = [LABEL_AUTHBRIDGE_INJECT, LABEL_ENVOY_PROXY_INJECT, LABEL_SPIFFE_HELPER_INJECT] as const;
 
 /** An opt-out label with a value it does not take: denied like an invalid annotation (same rule), never guessed. */
 function invalidLabel(ctx: InjectContext, key: string, value: string, valid: readonly string[], specPath: string): InjectDenial {
@@ -766,9 +761,12 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   }
   // The opt-out labels take only their documented values: a pod labelled kagenti.io/inject: "false" or
   // spiffe-helper-inject: "no" meant to opt out, and would otherwise get every sidecar without a word.
-  for (const [key, valid] of LABEL_VALUES) {
+  // (most pods set none of them: four lookups)
+  const injectLabel = labels[LABEL_INJECT];
+  if (injectLabel !== undefined && injectLabel !== 'enabled') add(invalidLabel(ctx, LABEL_INJECT, injectLabel, ['disabled', 'enabled'], specPath));
+  for (const key of SIDECAR_OPT_OUT_LABELS) {
     const v = labels[key];
-    if (v !== undefined && !valid.includes(v)) add(invalidLabel(ctx, key, v, valid, specPath));
+    if (v !== undefined && v !== 'true' && v !== 'false') add(invalidLabel(ctx, key, v, ['true', 'false'], specPath));
   }
   // What the pod gets depends on the annotations and labels: with one invalid, the checks below would judge another pod.
   if (found.list.some((d) => d.rule === 'invalid-annotation')) return denied(found);
