@@ -3,6 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import type https from 'node:https';
 import tls from 'node:tls';
 import type { TestServer } from './helpers.ts';
 import { SERVER_NAME, decodePatch, kubectlPatch, podCreateRequest, podProblems, postTls, startTestServer } from './helpers.ts';
@@ -308,8 +309,8 @@ describe('listening on every address (the Deployment passes --host ::)', () => {
         resolve(res.statusCode ?? 0);
       }).on('error', reject);
     });
-
-  test(':: answers over IPv4 and IPv6', async () => {
+  /** The real server on `::`, ports chosen by the system; `onHttpsServer` as startServer takes it. */
+  async function startOnAll(onHttpsServer?: (s: https.Server) => void) {
     const { startServer } = await import('../webhook/server.ts');
     const { defaultConfig } = await import('../webhook/config.ts');
     const { startValidation } = await import('../webhook/validation.ts');
@@ -319,27 +320,29 @@ describe('listening on every address (the Deployment passes --host ::)', () => {
     const config = defaultConfig();
     const log = silentLogger();
     const validation = await startValidation({ config, log, cluster: 'none' });
-    const server = await startServer({ config, log, validation, host: '::', port: 0, probePort: 0, tls: { cert: certs.tlsCert, key: certs.tlsKey } });
+    const server = await startServer({ config, log, validation, host: '::', port: 0, probePort: 0, tls: { cert: certs.tlsCert, key: certs.tlsKey }, onHttpsServer });
+    return {
+      server,
+      ca: certs.caCert,
+      close: async () => {
+        await server.close(100);
+        await validation.close();
+      },
+    };
+  }
+
+  test(':: answers over IPv4 and IPv6', async () => {
+    const { server, close } = await startOnAll();
     try {
       assert.equal(await probe('127.0.0.1', server.probePort), 200);
       assert.equal(await probe('::1', server.probePort), 200);
       assert.equal((server.https.address() as { address: string }).address, '::');
     } finally {
-      await server.close(100);
-      await validation.close();
+      await close();
     }
   });
 
   test('on a node whose kernel has no IPv6, :: falls back to 0.0.0.0 instead of failing to start', async () => {
-    const { startServer } = await import('../webhook/server.ts');
-    const { defaultConfig } = await import('../webhook/config.ts');
-    const { startValidation } = await import('../webhook/validation.ts');
-    const { silentLogger } = await import('../webhook/log.ts');
-    const { testCerts } = await import('./helpers.ts');
-    const certs = await testCerts();
-    const config = defaultConfig();
-    const log = silentLogger();
-    const validation = await startValidation({ config, log, cluster: 'none' });
     // stands in for the kernel: listening on an IPv6 address fails as it does with ipv6.disable=1
     const noIpv6 = (s: http.Server) => {
       const listen = s.listen.bind(s) as (...args: unknown[]) => http.Server;
@@ -351,25 +354,15 @@ describe('listening on every address (the Deployment passes --host ::)', () => {
         return listen(...args);
       };
     };
-    const server = await startServer({
-      config,
-      log,
-      validation,
-      host: '::',
-      port: 0,
-      probePort: 0,
-      tls: { cert: certs.tlsCert, key: certs.tlsKey },
-      onHttpsServer: (s) => noIpv6(s),
-    });
+    const { server, ca, close } = await startOnAll((s) => noIpv6(s));
     try {
       assert.equal((server.https.address() as { address: string }).address, '0.0.0.0');
       const review = { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: podCreateRequest({ metadata: { name: 'x' }, spec: { containers: [{ name: 'a', image: 'b' }] } }) };
-      const res = await postTls(server.port, certs.caCert, '/mutate', JSON.stringify(review));
+      const res = await postTls(server.port, ca, '/mutate', JSON.stringify(review));
       assert.equal(res.status, 200, res.text);
       assert.equal(JSON.parse(res.text).response.allowed, true);
     } finally {
-      await server.close(100);
-      await validation.close();
+      await close();
     }
   });
 });
