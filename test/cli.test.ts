@@ -187,6 +187,21 @@ test('inject reads stdin, passes non-eligible documents through in order, writes
   assert.match(r.stdout, /value: "on"/);
 });
 
+test('inject keeps the comments before an injected object, with or without a leading ---', () => {
+  const pod = (name: string) =>
+    `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\n  labels: {kagenti.io/type: agent}\nspec:\n  serviceAccountName: ${name}\n  containers: [{name: app, image: x}]\n`;
+  for (const input of [`# top of file\n\n# about a\n${pod('a')}`, `---\n# top of file\n\n# about a\n${pod('a')}`, `# top of file\n${pod('a')}---\n# about b\n${pod('b')}`]) {
+    const r = runCli(['inject'], input);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^---\n# top of file\n/, input);
+    if (input.includes('about a')) assert.match(r.stdout, /# about a\napiVersion: v1\n/, input);
+    if (input.includes('about b')) assert.match(r.stdout, /---\n# about b\napiVersion: v1\n/, input);
+    const pods = parseAllDocuments(r.stdout).map((d: any) => d.toJS());
+    assert.equal(pods.length, input.includes('about b') ? 2 : 1);
+    for (const p of pods) assert.ok(p.spec.containers.some((c: any) => c.name === 'spiffe-helper'), 'injected');
+  }
+});
+
 test('inject --namespace sets the SPIFFE ID namespace of objects without one', () => {
   const r = runCli(['inject', '--namespace', 'prod', '-f', golden('stream-mixed.yaml')]);
   assert.equal(r.code, 0, r.stderr);

@@ -254,8 +254,10 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
       return;
     }
     refuseRawLineBreaks(i);
-    // Keep the comments that stood before the object (e.g. Helm's `# Source:` line).
-    const comment = (doc.contents as { commentBefore?: string | null }).commentBefore;
+    // Keep the comments that stood before the object (e.g. Helm's `# Source:` line). After a `---` the parser
+    // gives them to the object; at the top of a file without one, to its first key, which is written anew.
+    const firstKey = (doc.contents as { items: { key: unknown }[] }).items[0]?.key as { commentBefore?: string | null } | null | undefined;
+    const comment = [(doc.contents as { commentBefore?: string | null }).commentBefore, firstKey?.commentBefore].filter((c) => c).join('\n');
     // Injected pieces are shared objects (rendered once per plan): write each in full, never as a YAML alias.
     const node = doc.createNode(injected, { aliasDuplicateObjects: false }) as NonNullable<typeof doc.contents>;
     if (comment) (node as { commentBefore?: string | null }).commentBefore = comment;
