@@ -174,6 +174,40 @@ test('.inf and .nan as values: kubectl rejects the file, and lint says where (ex
   assert.equal(r.code, 0, r.stderr);
 });
 
+test('a JSON number past float64 (1e400): kubectl refuses the file, lint says where (exit 2), inject writes nothing; in YAML it is a string', () => {
+  const pod = (n: string) =>
+    `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","labels":{"kagenti.io/type":"agent"}},\n"spec":{"serviceAccountName":"p","containers":[{"name":"app","image":"x","x":${n}}]}}\n`;
+  const kubectlError = (text: string): string => {
+    try {
+      kubectlJson(text);
+    } catch (err) {
+      return String((err as { stderr?: string }).stderr);
+    }
+    return '';
+  };
+  for (const n of ['1e400', '-1E+400', '9'.repeat(400), '0.5e999']) {
+    const text = pod(n);
+    assert.match(kubectlError(text), /cannot unmarshal number/, `kubectl refuses ${n.slice(0, 10)}`);
+    // the fast path leaves it to the full parser, which reads the document as JSON and knows the position
+    assert.equal(fastParse(text), BAIL);
+    const lint = runCli(['lint', '-'], text);
+    assert.equal(lint.code, 2, lint.stdout + lint.stderr);
+    assert.match(lint.stderr, /^<stdin>:2:\d+: error: not valid for kubectl: the number .* is past the range of a 64-bit float/m);
+    const inj = runCli(['inject'], text);
+    assert.equal(inj.code, 2, inj.stderr);
+    assert.equal(inj.stdout, '');
+    assert.match(inj.stderr, /<stdin>:2:\d+: not valid for kubectl: the number .* is past the range of a 64-bit float.*Nothing was written/);
+  }
+  // in range, and as a string, it is fine; in YAML kubectl reads 1e400 as a string
+  for (const n of ['1e308', '"1e400"']) {
+    assert.equal(kubectlError(pod(n)), '');
+    assert.equal(runCli(['lint', '-'], pod(n)).code, 0, n);
+  }
+  const yamlPod = 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  x: y\nz: 1e400\n';
+  assert.equal(kubectlJson(yamlPod).z, '1e400');
+  assert.equal(runCli(['lint', '-'], yamlPod).code, 0);
+});
+
 test('inject writes the documents it does not change byte for byte, and refuses to rewrite an integer it cannot hold', () => {
   // kubectl -o json prints integers exactly, so compare its text, not JSON.parse's numbers
   const kubectlText = (yamlText: string): string => {

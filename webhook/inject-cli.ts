@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { Lexer, LineCounter, isMap, isScalar, parseAllDocuments, visit } from 'yaml';
 import type { Document, Scalar } from 'yaml';
-import { aliasProblem, findValue, goYamlInteger, INT64_MAX, INT64_MIN, KUBECTL_YAML, stringifyKeys } from './kubectl-yaml.ts';
+import { aliasProblem, findValue, goYamlInteger, INT64_MAX, INT64_MIN, jsonNumberPastFloat64, KUBECTL_YAML, stringifyKeys } from './kubectl-yaml.ts';
 import type { KubeObject } from './admission.ts';
 import { objectRef } from './admission.ts';
 import type { Config } from './config.ts';
@@ -199,6 +199,12 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
     // An empty document (only comments, as `helm template` writes them) is dropped.
     if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) return;
     if (!isMap(doc.contents)) throw new UsageError(`${source}: a document is not a mapping with apiVersion and kind`);
+    // a JSON number past float64's range: YAML reads a string, kubectl's JSON decoder refuses the file
+    const huge = json ? jsonNumberPastFloat64(doc) : undefined;
+    if (huge) {
+      const at = lc.linePos(huge.node.range?.[0] ?? 0);
+      throw new UsageError(`${source}:${lineOf(at.line)}:${at.col}: ${huge.message}. Nothing was written`);
+    }
     // Keys as kubectl reads them (`1.5e10` is "1.5e+10" to kubectl, 15000000000 to JavaScript).
     const badKey = stringifyKeys(doc);
     // aliases as kubectl limits them (as lint reads them): an anchor containing itself or an alias bomb is refused

@@ -145,6 +145,23 @@ function kubectlTags(tags: Tags): Tags {
 /** Options for the yaml package: YAML 1.1, with scalars resolved as kubectl resolves them. */
 export const KUBECTL_YAML = { version: '1.1', customTags: kubectlTags } as const;
 
+/** A JSON number token: in a JSON document read as YAML, the plain scalars other than true, false and null. */
+const JSON_NUMBER = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$/;
+
+/**
+ * In a JSON document read as YAML: the first number past float64's range (`1e400`, 400 digits), and what to say
+ * about it. YAML reads it as a string; kubectl reads JSON with a JSON decoder, which refuses the file.
+ */
+export function jsonNumberPastFloat64(doc: Document): { node: Scalar; message: string } | undefined {
+  const node = findValue(doc, (n) => n.type === 'PLAIN' && typeof n.source === 'string' && JSON_NUMBER.test(n.source) && !Number.isFinite(Number(n.source)));
+  if (!node) return undefined;
+  const src = node.source!.length > 40 ? `${node.source!.slice(0, 37)}...` : node.source!;
+  return {
+    node,
+    message: `not valid for kubectl: the number ${src} is past the range of a 64-bit float (kubectl fails with "json: cannot unmarshal number ${src} into Go value of type float64"); quote it if it is meant as a string`,
+  };
+}
+
 /** The first scalar in value position (not a mapping key: kubectl turns keys into strings) that `test` picks. */
 export function findValue(doc: Document, test: (node: Scalar) => boolean): Scalar | undefined {
   let found: Scalar | undefined;

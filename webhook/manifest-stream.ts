@@ -15,7 +15,7 @@
 import { TextDecoder } from 'node:util';
 import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import type { Document, Node as YamlNode } from 'yaml';
-import { aliasProblem, findValue, goYamlNumber, KUBECTL_YAML } from './kubectl-yaml.ts';
+import { aliasProblem, findValue, goYamlNumber, jsonNumberPastFloat64, KUBECTL_YAML } from './kubectl-yaml.ts';
 
 export const MiB = 1024 * 1024;
 
@@ -345,7 +345,7 @@ export function sourceOf(text: string): string | undefined {
 
 export const BAIL: unique symbol = Symbol('bail');
 
-/** Whether the last fastParse() read its document with JSON.parse (a JSON document). */
+/** Whether the last fastParse() read its document with JSON.parse (a JSON document), also when it then bailed. */
 let readAsJson = false;
 
 /** Positions of keys (and sequence items) per container: [line, column], both 1-based, document-relative. */
@@ -376,6 +376,16 @@ function resolvePlain(s: string): unknown {
     return Number.isFinite(n) ? n : BAIL;
   }
   return s;
+}
+
+/** Text that may hold a JSON number past float64's range: an exponent of three digits, or 309 digits in a row. */
+const MAYBE_HUGE_NUMBER = /[0-9][eE]\+?[0-9]{3}|[0-9]{309}/;
+
+function hasInfinity(v: unknown): boolean {
+  if (typeof v === 'number') return !Number.isFinite(v);
+  if (typeof v !== 'object' || v === null) return false;
+  for (const x of Array.isArray(v) ? v : Object.values(v)) if (hasInfinity(x)) return true;
+  return false;
 }
 
 interface Frame {
@@ -414,7 +424,9 @@ export function fastParse(text: string, pos?: PositionMap): unknown {
     try {
       // of duplicate keys the last wins, as kubectl (encoding/json) reads them: fullParse(text, true) agrees
       const v = JSON.parse(text);
+      // a number past float64's range (1e400) is Infinity here and an error for kubectl: the full parser says where
       readAsJson = true;
+      if (MAYBE_HUGE_NUMBER.test(text) && hasInfinity(v)) return BAIL;
       return v;
     } catch {
       return BAIL;
@@ -855,6 +867,12 @@ export function fullParse(text: string, json = false): FullParse {
       at.col,
     );
   }
+  // a JSON number past float64's range: kubectl's JSON decoder refuses the file (YAML reads it as a string)
+  const huge = json ? jsonNumberPastFloat64(doc) : undefined;
+  if (huge) {
+    const at = lc.linePos(huge.node.range?.[0] ?? 0);
+    throw new ManifestParseError(huge.message, at.line, at.col);
+  }
   // aliases: what kubectl refuses (an anchor containing itself, an alias bomb), before anything is expanded; then no
   // count of uses (a hundred uses of one anchor are fine for kubectl), the size being bounded by that check
   const alias = aliasProblem(doc);
@@ -896,8 +914,10 @@ export class ParsedDocument {
   static parse(text: string): ParsedDocument {
     const v = fastParse(text);
     if (v !== BAIL) return new ParsedDocument(text, v, undefined, readAsJson);
-    const full = fullParse(text);
-    return new ParsedDocument(text, full.value, full);
+    // a JSON document the fast path read but will not answer for (a number past float64) is parsed as JSON
+    const json = readAsJson;
+    const full = fullParse(text, json);
+    return new ParsedDocument(text, full.value, full, json);
   }
 
   /** Whether the fast path read this document (for tests and benchmarks). */
