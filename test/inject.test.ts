@@ -561,6 +561,70 @@ test('long lists: 20,000 volumes and 16,000 mounts of the pod\'s own svid-output
   assert.equal(d.unlisted, 20000 - MAX_DENIALS);
 });
 
+test('long lists: 60,000 containers running as the proxy uid get one proxy-uid warning naming the first three by index', () => {
+  // Each container's index comes from a map built once, not from a pass over the list per container.
+  const n = 60000;
+  const containers = Array.from({ length: n }, (_, i) => ({ name: `c${i}`, image: 'x', securityContext: { runAsUser: 1337 } }));
+  const r = injectTemplate(agentPod({}, {}, { containers }), defaultConfig(), ctxFor);
+  assert.ok(r.outcome === 'inject');
+  if (r.outcome !== 'inject') return;
+  const w = r.warnings.filter((x) => x.startsWith('[proxy-uid] '));
+  assert.equal(w.length, 1);
+  assert.match(w[0]!, new RegExp(`containers c0, c1, c2 and ${n - 3} more run as uid 1337 \\(spec\\.containers\\[0\\]\\.securityContext\\.runAsUser, spec\\.containers\\[1\\]\\.securityContext\\.runAsUser, spec\\.containers\\[2\\]\\.securityContext\\.runAsUser and ${n - 3} more\\)`));
+});
+
+test('a record that names every container of the pod: malformed-object, never a pod left without containers', () => {
+  const cfg = defaultConfig();
+  // native sidecars: the recorded proxy is stripped and the new one goes to initContainers, so containers would be []
+  const native = agentPod({}, { 'kagenti.io/native-sidecars': 'true', [STATUS]: JSON.stringify({ containers: ['authbridge-proxy'] }) }, {
+    containers: [{ name: 'authbridge-proxy', image: 'ghcr.io/kagenti/kagenti-extensions/authbridge-proxy:v0.3.0' }],
+  });
+  // everything opted out: the recorded spiffe-helper is stripped and nothing comes in its place
+  const optedOut = agentPod({ 'kagenti.io/authbridge-inject': 'false', 'kagenti.io/spiffe-helper-inject': 'false' }, { [STATUS]: JSON.stringify({ containers: ['spiffe-helper'] }) }, {
+    containers: [{ name: 'spiffe-helper', image: 'ghcr.io/spiffe/spiffe-helper:0.9.0' }],
+  });
+  for (const [pod, names] of [
+    [native, 'authbridge-proxy'],
+    [optedOut, 'spiffe-helper'],
+  ] as const) {
+    const r = injectTemplate(pod, cfg, ctxFor);
+    assert.ok(r.outcome === 'deny', JSON.stringify(r));
+    if (r.outcome !== 'deny') continue;
+    assert.equal(r.rule, 'malformed-object');
+    assert.deepEqual(r.field, ['spec', 'containers']);
+    assert.equal(
+      r.message,
+      `[malformed-object] Pod team/a: every container in spec.containers (${names}) is one an earlier injection added, by the kagenti.io/authbridge-status record, so the pod would keep no container of its own and the API server rejects a pod without containers. Fix: create it from its manifest without the injected sidecars and without the kagenti.io/authbridge-status annotation; if that container is your own, remove the annotation.`,
+    );
+  }
+  // with a container of its own, the same records are taken out and the pod injected
+  const own = structuredClone(native);
+  own.spec.containers.push({ name: 'app', image: 'x' });
+  const ok = injectTemplate(own, cfg, ctxFor);
+  assert.ok(ok.outcome === 'inject');
+  if (ok.outcome === 'inject') assert.deepEqual(ok.template.spec.containers.map((c: KubeObject) => c.name), ['app']);
+});
+
+test('the annotation limit counts UTF-8 bytes, as Kubernetes does: multi-byte values near the limit are denied', () => {
+  const cfg = defaultConfig();
+  const injectedBytes = (() => {
+    const r = injectTemplate(agentPod({}, {}, { containers: [{ name: 'app', image: 'x' }] }), cfg, ctxFor);
+    assert.ok(r.outcome === 'inject');
+    let n = 0;
+    for (const [k, v] of Object.entries(r.template.metadata.annotations as Record<string, string>)) n += Buffer.byteLength(k) + Buffer.byteLength(v);
+    return n;
+  })();
+  const room = 262144 - injectedBytes - Buffer.byteLength('note');
+  // fits: exactly at the limit in UTF-8 bytes, with a three-byte character
+  const fits = 'a'.repeat(room - 3) + '€';
+  const big = '€'.repeat(Math.ceil((room + 1) / 3)); // over in bytes, a third of that in UTF-16 units
+  const under = injectTemplate(agentPod({}, { note: fits }, { containers: [{ name: 'app', image: 'x' }] }), cfg, ctxFor);
+  assert.equal(under.outcome, 'inject');
+  const over = injectTemplate(agentPod({}, { note: big }, { containers: [{ name: 'app', image: 'x' }] }), cfg, ctxFor);
+  assert.ok(over.outcome === 'deny' && over.rule === 'malformed-object', JSON.stringify(over).slice(0, 300));
+  if (over.outcome === 'deny') assert.match(over.message, /metadata\.annotations would hold 26\d{4} bytes with the injection's own/);
+});
+
 test('host-network: denied when a proxy is injected; a pod that gets spiffe-helper only (waypoint, AuthBridge opted out) or nothing is not', () => {
   const cfg = defaultConfig();
   const app = [{ name: 'app', image: 'x' }];

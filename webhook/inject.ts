@@ -219,7 +219,7 @@ function utf8Size(m: Record<string, string>): number {
   return size;
 }
 
-/** Keys and values of a string mapping, in UTF-16 units (as checkStrings counts them). */
+/** Keys and values of a string mapping, in UTF-16 units (as checkStrings counts them): at most the UTF-8 bytes. */
 function sizeOf(m: Record<string, string>): number {
   let size = 0;
   for (const k in m) if (Object.hasOwn(m, k)) size += k.length + m[k]!.length;
@@ -819,6 +819,16 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
     if (!spire) for (const c of [...containers, ...initContainers]) if (Array.isArray(c.volumeMounts)) for (const m of c.volumeMounts) if (isObject(m)) mounted.add(m.name);
     const ownV = new Set(prev.volumes.filter((n) => RESERVED_VOLUMES.includes(n) && !mounted.has(n)));
     volumes = volumes.filter((v) => !ownV.has(v.name));
+    // A record that names every container of the pod leaves it none of its own: the API server rejects a pod
+    // without containers (spec.containers: Required value), and injecting the result again would be denied.
+    if (!containers.length) {
+      const names = (spec.containers as KubeObject[]).map((c) => String(c.name));
+      add(denial(
+        'malformed-object',
+        `${ctx.ref}: every container in ${specPath}.containers (${nameList(names)}) is one an earlier injection added, by the ${ANNOTATION_STATUS} record, so the pod would keep no container of its own and the API server rejects a pod without containers. Fix: create it from its manifest without the injected sidecars and without the ${ANNOTATION_STATUS} annotation; if ${names.length > 1 ? 'those containers are' : 'that container is'} your own, remove the annotation.`,
+        ['spec', 'containers'],
+      ));
+    }
   }
   if (ANNOTATION_STATUS in annotations) delete annotations[ANNOTATION_STATUS];
   // The helper's config stays while a volume the pod keeps (spiffe-helper opted out) still reads it.
@@ -986,8 +996,10 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   if (hasKeys(annotations)) md.annotations = annotations;
   else delete md.annotations;
   // The limit holds for the pod as injected: what the injection adds could take a pod just under it over.
-  const annotationBytes = sizeOf(annotations);
-  if (annotationBytes > MAX_ANNOTATION_BYTES)
+  // (UTF-16 units are at most the UTF-8 bytes Kubernetes counts and at least a third of them: the bytes are counted
+  // only when the units leave the answer open)
+  const units = sizeOf(annotations);
+  if (units > MAX_ANNOTATION_BYTES || (units * 3 > MAX_ANNOTATION_BYTES && utf8Size(annotations) > MAX_ANNOTATION_BYTES))
     return deny(
       'malformed-object',
       `${ctx.ref}: ${metadataPath(specPath)}.annotations would hold ${utf8Size(annotations)} bytes with the injection's own (${ANNOTATION_STATUS} and others), more than the ${MAX_ANNOTATION_BYTES} Kubernetes allows (the API server would reject the pod after the webhooks). Fix: ${annotationsFix(metadataPath(specPath))}`,
@@ -1053,15 +1065,17 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
     for (const [listName, list] of [
       ['containers', ownContainers],
       ['initContainers', ownInitContainers],
-    ] as const)
+    ] as const) {
+      let indexOfOwn: ((item: unknown) => number) | undefined; // a map, made at the first hit: the list is the client's to make long
       for (let i = 0; i < list.length; i++) {
         const c = list[i]!;
         const own = isObject(c.securityContext) ? c.securityContext.runAsUser : undefined;
         if ((own ?? podUid) !== PROXY_UID) continue;
         (names ??= []).push(c.name);
         if (own === undefined || own === null) fromPod = true;
-        else fields.push(`${specPath}.${listName}[${indexIn((input.spec as KubeObject)[listName], c)}].securityContext.runAsUser`);
+        else fields.push(`${specPath}.${listName}[${(indexOfOwn ??= indexer((input.spec as KubeObject)[listName]))(c)}].securityContext.runAsUser`);
       }
+    }
     if (names) {
       const many = names.length > 1;
       const where = [...(fields.length ? [nameList(fields)] : []), ...(fromPod ? [`${specPath}.securityContext.runAsUser`] : [])].join(' and ');
