@@ -193,3 +193,30 @@ test('a /mutate handler failure is answered as an [internal-error] 500 denial, c
     await real.close();
   }
 });
+
+test('the log line cuts a name of megabytes and says what a name that is not a string is, instead of logging it whole', async () => {
+  const config = defaultConfig();
+  const validation = await startValidation({ config, log: pino({ level: 'silent' }), cluster: 'none' });
+  const out: string[] = [];
+  const log = pino({ level: 'info' }, new Writable({ write: (c, _e, cb) => (out.push(String(c)), cb()) }));
+  try {
+    const send = (metadata: Record<string, unknown>) => {
+      const pod = agentPod();
+      pod.metadata = { ...metadata, namespace: 'team-a', labels: { 'kagenti.io/type': 'agent' } };
+      const answer = answerAdmission('mutate', Buffer.from(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { ...podCreateRequest(pod), name: '' } })), { config, log, validation });
+      assert.ok(!(answer instanceof Promise));
+      const line = out.at(-1)!;
+      assert.ok(line.length < 10_000, `a log line of ${line.length} bytes`);
+      return JSON.parse(line);
+    };
+    const long = 'a'.repeat(2_000_000);
+    assert.equal(send({ name: long }).name, `${'a'.repeat(253)}... (2000000 characters)`);
+    const gen = send({ generateName: long });
+    assert.equal(gen.name, undefined);
+    assert.equal(gen.generateName, `${'a'.repeat(253)}... (2000000 characters)`);
+    assert.equal(send({ name: { a: long } }).name, '(not a string: object)');
+    assert.equal(send({ name: 'weather-agent' }).name, 'weather-agent');
+  } finally {
+    await validation.close();
+  }
+});

@@ -171,6 +171,18 @@ function objectClass(kind: string): string {
 }
 
 /** The answer to a request decided: its JSON, the metrics and the log line. */
+/** The longest name the log line carries: Kubernetes names are at most 253 characters. */
+const MAX_LOGGED_NAME = 253;
+
+/**
+ * A name for the log line. The API server checks names after the mutating webhooks, so a request can carry a name
+ * of megabytes, or one that is not a string: cut, or said what it is, rather than logged whole.
+ */
+function logged(v: unknown): string | undefined {
+  if (typeof v === 'string') return v.length <= MAX_LOGGED_NAME ? v || undefined : `${v.slice(0, MAX_LOGGED_NAME)}... (${v.length} characters)`;
+  return v === undefined || v === null ? undefined : `(not a string: ${Array.isArray(v) ? 'array' : typeof v})`;
+}
+
 function answered(webhook: Webhook, request: AdmissionRequest, decision: Decision, started: number, log: Logger, object?: string): Answer {
   const text = reviewJson(decision.response);
 
@@ -197,9 +209,9 @@ function answered(webhook: Webhook, request: AdmissionRequest, decision: Decisio
       uid: request.uid,
       kind: request.kind.kind,
       operation: request.operation,
-      namespace: request.namespace || obj?.metadata?.namespace || undefined,
-      name: request.name || obj?.metadata?.name || undefined,
-      generateName: request.name || obj?.metadata?.name ? undefined : obj?.metadata?.generateName,
+      namespace: logged(request.namespace || obj?.metadata?.namespace),
+      name: logged(request.name || obj?.metadata?.name),
+      generateName: request.name || obj?.metadata?.name ? undefined : logged(obj?.metadata?.generateName),
       user: request.userInfo?.username,
       dryRun: request.dryRun || undefined,
       decision: decision.result,
