@@ -200,6 +200,29 @@ test('prototype-pollution keys in config are unknown keys, not merged', () => {
   assert.equal(({} as Record<string, unknown>).polluted, undefined);
 });
 
+test('config errors quote at most 40 characters of a value or key, and never the text of a key or certificate file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kw-cfg-'));
+  try {
+    // a mix-up of --config and --tls-key: the message says what the file is, and nothing of the key
+    const body = 'MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgSECRETSECRETSECRETSECRET';
+    writeFileSync(join(dir, 'tls.key'), `-----BEGIN PRIVATE KEY-----\n${body}\n-----END PRIVATE KEY-----\n`);
+    assert.throws(() => loadConfig(join(dir, 'tls.key')), (err: Error) => {
+      assert.match(err.message, /config: expected a mapping, got a PEM block \(a key or certificate file, not a config file\)$/);
+      assert.ok(!err.message.includes('SECRET') && !err.message.includes('MIG'), err.message);
+      return true;
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const long = 'x'.repeat(3000);
+  assert.throws(() => parseConfig(`authBridge:\n  defaultMode: ${long}\n`), {
+    message: `config: authBridge.defaultMode: expected one of proxy-sidecar, lite, envoy-sidecar, waypoint, got string "${'x'.repeat(39)}..." (3000 characters)`,
+  });
+  assert.throws(() => parseConfig(`authBridge: {"${long}": 1}\n`), (err: Error) => err.message.startsWith(`config: authBridge.${'x'.repeat(40)}... (3000 characters): unknown key`) && err.message.length < 400);
+  // short values are quoted whole, as before
+  assert.throws(() => parseConfig('authBridge:\n  defaultMode: turbo\n'), { message: /got string "turbo"$/ });
+});
+
 test('a missing config file names the file', () => {
   assert.throws(() => loadConfig('/nonexistent/config.yaml'), /cannot read config file \/nonexistent\/config.yaml: no such file/);
 });
