@@ -194,7 +194,7 @@ test('a /mutate handler failure is answered as an [internal-error] 500 denial, c
   }
 });
 
-test('the log line cuts a name of megabytes and says what a name that is not a string is, instead of logging it whole', async () => {
+test('the log line cuts a name, uid, kind or user of megabytes and says what a name that is not a string is, instead of logging it whole', async () => {
   const config = defaultConfig();
   const validation = await startValidation({ config, log: pino({ level: 'silent' }), cluster: 'none' });
   const out: string[] = [];
@@ -216,6 +216,23 @@ test('the log line cuts a name of megabytes and says what a name that is not a s
     assert.equal(gen.generateName, `${'a'.repeat(253)}... (2000000 characters)`);
     assert.equal(send({ name: { a: long } }).name, '(not a string: object)');
     assert.equal(send({ name: 'weather-agent' }).name, 'weather-agent');
+    // the request's own fields: any client that reaches the port can send them
+    const cut = `${'a'.repeat(253)}... (2000000 characters)`;
+    const pod = agentPod();
+    pod.metadata = { name: 'p', namespace: 'team-a', labels: { 'kagenti.io/type': 'agent' } };
+    const base = podCreateRequest(pod);
+    for (const request of [
+      { ...base, uid: long },
+      { ...base, userInfo: { username: long } },
+      { ...base, kind: { group: '', version: 'v1', kind: long } },
+    ]) {
+      const answer = answerAdmission('mutate', Buffer.from(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request })), { config, log, validation });
+      assert.ok(!(answer instanceof Promise));
+      const line = out.at(-1)!;
+      assert.ok(line.length < 10_000, `a log line of ${line.length} bytes`);
+      const l = JSON.parse(line);
+      assert.ok([l.uid, l.user, l.kind].includes(cut), line.slice(0, 300));
+    }
   } finally {
     await validation.close();
   }

@@ -1,7 +1,7 @@
 // The process logger under a saturated event loop: lines must leave as fast as a busy server writes them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from './helpers.ts';
@@ -39,4 +39,41 @@ test('logger: a burst of lines on a busy event loop drains as it comes (no pendi
   } finally {
     closeSync(out);
   }
+});
+
+// A child logs 40 MiB of lines to a stdout pipe nobody reads: past the 32 MiB of pending lines, lines are dropped,
+// and kagenti_webhook_log_lines_dropped_total counts them (nothing else can say so: the log is what is stuck).
+const STUCK = `
+import { createLogger } from ${JSON.stringify(join(ROOT, 'webhook', 'log.ts'))};
+import { registry } from ${JSON.stringify(join(ROOT, 'webhook', 'metrics.ts'))};
+const log = createLogger('info');
+const pad = 'x'.repeat(1000);
+for (let i = 0; i < 40; i++) {
+  for (let j = 0; j < 1000; j++) log.info({ i, j, pad }, 'admission');
+  await new Promise((r) => setImmediate(r));
+}
+const m = await registry.getSingleMetric('kagenti_webhook_log_lines_dropped_total').get();
+process.stderr.write(JSON.stringify({ dropped: m.values[0]?.value ?? 0 }) + '\\n');
+`;
+
+test('logger: lines dropped behind a stuck stdout are counted in kagenti_webhook_log_lines_dropped_total', async () => {
+  const child = spawn(process.execPath, ['--input-type=module', '-e', STUCK], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  // stdout is never read: the pipe fills and stays full (so the child cannot flush at exit either: it is killed)
+  let err = '';
+  const report = await new Promise<string>((resolve) => {
+    const timer = setTimeout(() => resolve(''), 60_000);
+    child.stderr.on('data', (d) => {
+      err += d;
+      if (err.includes('}\n')) {
+        clearTimeout(timer);
+        resolve(err);
+      }
+    });
+  });
+  child.kill('SIGKILL');
+  child.stdout.destroy();
+  assert.ok(report, `no report from the child: ${err}`);
+  const { dropped } = JSON.parse(report.trim().split('\n').pop()!);
+  // 40,000 lines of about 1.1 KB, at most 32 MiB (plus what the pipe took) pending: thousands dropped, all counted
+  assert.ok(dropped > 5000 && dropped < 40000, `dropped ${dropped}`);
 });

@@ -1,6 +1,7 @@
 // One pino logger for the process: JSON lines on stdout.
 import pino from 'pino';
 import type { Logger } from 'pino';
+import { logLinesDropped } from './metrics.ts';
 
 export type { Logger };
 
@@ -49,6 +50,13 @@ export function createLogger(level = process.env.LOG_LEVEL || 'info', stream?: {
     maxWrite: MAX_WRITE_BYTES,
     maxLength: MAX_PENDING_BYTES,
     contentMode: 'buffer',
+  });
+  // lines beyond MAX_PENDING_BYTES are dropped: counted, since they cannot be logged
+  dest.on('drop', (data: Buffer | string) => {
+    let lines = 0;
+    const b = typeof data === 'string' ? Buffer.from(data) : data;
+    for (let i = b.indexOf(10); i !== -1; i = b.indexOf(10, i + 1)) lines++;
+    logLinesDropped.inc(lines);
   });
   const write = dest.write.bind(dest) as unknown as (chunk: Buffer) => boolean;
   let pending = '';

@@ -70,6 +70,12 @@ export const tlsHandshakeErrors = new Counter({
   registers: [registry],
 });
 
+export const logLinesDropped = new Counter({
+  name: `${PREFIX}log_lines_dropped_total`,
+  help: 'Log lines dropped because stdout did not drain (32 MiB of lines pending): a stuck or too slow log pipe.',
+  registers: [registry],
+});
+
 let openConnectionsSource: () => number = () => 0;
 /** The open-connections gauge reads this function at each scrape. */
 export function openConnectionsFrom(source: () => number): void {

@@ -154,7 +154,7 @@ export function answerAdmission(
   } catch (err) {
     // Fail closed with a clean denial: never admit an object we could not evaluate, never leak a stack.
     const why = err instanceof RangeError ? 'the object is nested too deeply' : 'an internal error occurred';
-    log.error({ webhook, uid: request.uid, err: { message: (err as Error)?.message } }, 'admission handler failed');
+    log.error({ webhook, uid: logged(request.uid), err: { message: (err as Error)?.message } }, 'admission handler failed');
     decision = internalError(
       request.uid,
       `[internal-error] ${requestRef(request)}: the webhook could not evaluate this object (${why}). It is denied rather than admitted unchecked. Fix: check the manifest; if it is valid, report this to the platform team.`,
@@ -171,12 +171,13 @@ function objectClass(kind: string): string {
 }
 
 /** The answer to a request decided: its JSON, the metrics and the log line. */
-/** The longest name the log line carries: Kubernetes names are at most 253 characters. */
+/** The longest name the log line carries (names, kinds, users, uids): Kubernetes names are at most 253 characters. */
 const MAX_LOGGED_NAME = 253;
 
 /**
- * A name for the log line. The API server checks names after the mutating webhooks, so a request can carry a name
- * of megabytes, or one that is not a string: cut, or said what it is, rather than logged whole.
+ * A name for the log line. The API server checks names after the mutating webhooks, and any client that reaches the
+ * port can send a request of its own, so a name, kind, user or uid can be megabytes, or not a string: cut, or said
+ * what it is, rather than logged whole (a line of megabytes fills the log's pending buffer, which then drops lines).
  */
 function logged(v: unknown): string | undefined {
   if (typeof v === 'string') return v.length <= MAX_LOGGED_NAME ? v || undefined : `${v.slice(0, MAX_LOGGED_NAME)}... (${v.length} characters)`;
@@ -206,13 +207,13 @@ function answered(webhook: Webhook, request: AdmissionRequest, decision: Decisio
   log.info(
     {
       webhook,
-      uid: request.uid,
-      kind: request.kind.kind,
+      uid: logged(request.uid),
+      kind: logged(request.kind.kind),
       operation: request.operation,
       namespace: logged(request.namespace || obj?.metadata?.namespace),
       name: logged(request.name || obj?.metadata?.name),
       generateName: request.name || obj?.metadata?.name ? undefined : logged(obj?.metadata?.generateName),
-      user: request.userInfo?.username,
+      user: logged(request.userInfo?.username),
       dryRun: request.dryRun || undefined,
       decision: decision.result,
       rules: decision.rules?.length ? decision.rules : undefined,
