@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, request } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -197,12 +197,40 @@ test('ensureDevCertificates creates once, reuses a valid set, and replaces a bro
   assert.equal(third.created, true);
   assert.equal(checkCertificateDir(dir), null);
 
-  // Garbage and a missing file: regenerate.
+  // Garbage and a missing file: regenerate, signed by the same CA.
+  const caKey = readFileSync(join(dir, 'ca.key'), 'utf8');
   writeFileSync(third.certFile, 'not a certificate');
   assert.equal((await ensureDevCertificates(dir)).created, true);
-  rmSync(join(dir, 'ca.crt'));
+  rmSync(third.keyFile);
   assert.equal((await ensureDevCertificates(dir)).created, true);
   assert.equal(checkCertificateDir(dir, ['localhost', '127.0.0.1']), null);
+  assert.equal(readFileSync(join(dir, 'ca.key'), 'utf8'), caKey, 'the CA is kept');
+  // Nothing left: a new CA.
+  for (const f of ['ca.crt', 'ca.key', 'tls.crt', 'tls.key']) rmSync(join(dir, f));
+  assert.equal((await ensureDevCertificates(dir)).created, true);
+  assert.notEqual(readFileSync(join(dir, 'ca.key'), 'utf8'), caKey);
+});
+
+test('ensureDevCertificates never replaces a CA: a set made without --dev gets a dev certificate from its CA; a ca.key it cannot sign with stops it', async (t) => {
+  // the reviewer's case: `certs --out DIR` (no --dev), then `serve --dev-certs DIR` wrote a new CA over ca.key
+  const dir = join(tempDir(t), 'prod');
+  const made = await runCaptured(['--service', 'kagenti-webhook', '--namespace', 'kagenti-system', '--out', dir]);
+  assert.equal(made.code, 0, made.stderr);
+  const caKey = readFileSync(join(dir, 'ca.key'), 'utf8');
+  const caCert = readFileSync(join(dir, 'ca.crt'), 'utf8');
+  assert.match(checkCertificateDir(dir, ['localhost']) ?? '', /does not name localhost/);
+  const dev = await ensureDevCertificates(dir);
+  assert.equal(dev.created, true);
+  assert.equal(readFileSync(join(dir, 'ca.key'), 'utf8'), caKey, 'ca.key kept');
+  assert.equal(readFileSync(join(dir, 'ca.crt'), 'utf8'), caCert, 'ca.crt kept: the caBundle still verifies');
+  assert.equal(checkCertificateDir(dir, ['localhost', '127.0.0.1', 'kagenti-webhook.kagenti-system.svc']), null);
+
+  // a ca.key without its ca.crt, or one of another type: DIR is left as it is
+  rmSync(join(dir, 'ca.crt'));
+  rmSync(join(dir, 'tls.crt'));
+  await assert.rejects(ensureDevCertificates(dir), /ca\.key is a CA key that cannot sign a development certificate \(no ca\.crt\), and it is not replaced\. Fix: use another directory for --dev-certs/);
+  assert.equal(readFileSync(join(dir, 'ca.key'), 'utf8'), caKey);
+  assert.ok(!existsSync(join(dir, 'ca.crt')) && !existsSync(join(dir, 'tls.crt')), 'nothing written');
 });
 
 test('certs command writes the files and reports them', async (t) => {

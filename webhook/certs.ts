@@ -3,6 +3,7 @@
 // `kagenti-webhook certs --service NAME --namespace NS --out DIR [--days N] [--dev]`
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { X509Certificate as NodeX509, createPrivateKey, webcrypto } from 'node:crypto';
+import { isIP } from 'node:net';
 import { dirname, join } from 'node:path';
 import { isDnsLabel } from './identity.ts';
 import { parseFlags } from './usage.ts';
@@ -259,7 +260,7 @@ export function checkCertificateDir(dir: string, requiredNames: string[] = []): 
     if (Date.parse(cert.validTo) < soon || Date.parse(ca.validTo) < soon) return 'the certificate expires within a day';
     if (Date.parse(cert.validFrom) > Date.now() + 60 * 1000) return 'the certificate is not valid yet';
     for (const name of requiredNames) {
-      if (cert.checkHost(name) === undefined && cert.checkIP(name) === undefined) return `tls.crt does not name ${name}`;
+      if ((isIP(name) ? cert.checkIP(name) : cert.checkHost(name)) === undefined) return `tls.crt does not name ${name}`;
     }
     return null;
   } catch (err) {
@@ -268,8 +269,10 @@ export function checkCertificateDir(dir: string, requiredNames: string[] = []): 
 }
 
 /**
- * For `serve --dev-certs DIR`: generates a dev CA and serving certificate (service kagenti-webhook,
- * namespace kagenti-system, plus localhost and 127.0.0.1) when DIR lacks a valid set; reuses it otherwise.
+ * For `serve --dev-certs DIR`: a dev serving certificate (service kagenti-webhook, namespace kagenti-system, plus
+ * localhost and 127.0.0.1), reused while DIR holds a valid one. A new one is signed by the CA in DIR when it can
+ * sign, as `certs --dev` does, so a CA that a caBundle trusts is never replaced; with a ca.key it cannot sign with,
+ * DIR is left as it is and this throws. Only a DIR without ca.key gets a new CA.
  */
 export async function ensureDevCertificates(
   dir: string,
@@ -281,7 +284,13 @@ export async function ensureDevCertificates(
   if (present && checkCertificateDir(dir, ['localhost', '127.0.0.1', `${DEV_SERVICE}.${DEV_NAMESPACE}.svc`]) === null) {
     return { caFile, certFile, keyFile, created: false };
   }
-  const certs = await generateCertificates({ service: DEV_SERVICE, namespace: DEV_NAMESPACE, dev: true });
+  const prev = previousCertificates(dir, DEFAULT_DAYS);
+  if (!prev.ca && existsSync(join(dir, 'ca.key')))
+    throw new Error(
+      `${join(dir, 'ca.key')} is a CA key that cannot sign a development certificate (${prev.unusable ?? prev.why}), and it is not replaced. Fix: use another directory for --dev-certs, or renew this one with kagenti-webhook certs --dev --out ${dir} (--new-ca for a new CA)`,
+    );
+  const previousCas = prev.ca ? prev.stillValid.filter((pem) => pem.trim() !== prev.ca!.cert.trim()) : prev.stillValid;
+  const certs = await generateCertificates({ service: DEV_SERVICE, namespace: DEV_NAMESPACE, dev: true, ca: prev.ca, previousCas });
   writeCertificates(dir, certs);
   return { caFile, certFile, keyFile, created: true };
 }

@@ -17,7 +17,8 @@ Flags:
   --config FILE         config file (YAML); defaults apply to every key not set
   --tls-cert FILE       serving certificate (PEM); reloaded when the file changes
   --tls-key FILE        private key (PEM) of the serving certificate
-  --dev-certs DIR       generate a CA and a serving certificate in DIR when missing, and use them
+  --dev-certs DIR       generate a CA and a serving certificate in DIR when missing (a CA already
+                        in DIR signs it, never replaced), and use them
   --client-ca FILE      require client certificates signed by this CA (the API server's)
   --port N              HTTPS port (default 9443; 0 picks a free port)
   --probe-port N        plain-HTTP probe and metrics port (default 8080; 0 picks a free port)
