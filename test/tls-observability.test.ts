@@ -117,10 +117,30 @@ test('reload: tls_reloads_total counts ok and rejected (once per bad pair), the 
   assert.equal(warn.length, 1);
   assert.match(warn[0]!.msg, /expires \S+, in 3 days/);
 
-  // an expired one is installed too (it is what the files say), with an error line
+  // an expired or not yet valid one does not replace a certificate the API server accepts: rejected, still served
   write(dir, await pair(new Date(now - 10 * DAY), new Date(now - DAY)));
+  assert.equal(reloader.reloadNow(), false);
+  assert.equal(await metric(RELOADS, { result: 'rejected' }), rejected0 + 2);
+  assert.equal(await metric(EXPIRY), Math.floor((now + 3 * DAY) / 1000), 'still the served certificate');
+  assert.ok(lines().some((l) => l.level === 50 && /is expired \S+, and the one served \(serial \w+\) is valid until \S+: the API server would refuse the new one, so it is not installed/.test(String(l.err))));
+  write(dir, await pair(new Date(now + 2 * DAY), new Date(now + 90 * DAY)));
+  assert.equal(reloader.reloadNow(), false);
+  assert.equal(await metric(RELOADS, { result: 'rejected' }), rejected0 + 3);
+  assert.ok(lines().some((l) => l.level === 50 && /is not valid until \S+, and the one served/.test(String(l.err))));
+  // a notBefore a few seconds ahead (an issuer's clock) is within the grace: installed
+  write(dir, await pair(new Date(now + 5_000), new Date(now + 90 * DAY)));
   assert.equal(reloader.reloadNow(), true);
   assert.equal(await metric(RELOADS, { result: 'ok' }), ok0 + 2);
+
+  // with an expired certificate served, an expired one is installed too (it is what the files say), with an error line
+  const dir2 = tempDir(t);
+  write(dir2, await pair(new Date(now - 10 * DAY), new Date(now - DAY)));
+  const old = new CertificateReloader({ certFile: join(dir2, 'tls.crt'), keyFile: join(dir2, 'tls.key'), log, pollMs: 60_000 });
+  old.load();
+  t.after(() => old.close());
+  write(dir2, await pair(new Date(now - 5 * DAY), new Date(now - 2 * DAY)));
+  assert.equal(old.reloadNow(), true);
+  assert.equal(await metric(RELOADS, { result: 'ok' }), ok0 + 3);
   assert.ok(lines().some((l) => l.level === 50 && /expired/.test(l.msg)));
   // /metrics shows both series
   const text = await registry.metrics();

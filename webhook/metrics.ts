@@ -56,7 +56,7 @@ export const tlsCertificateExpiry = new Gauge({
 
 export const tlsReloads = new Counter({
   name: `${PREFIX}tls_reloads_total`,
-  help: 'Changes of the serving certificate files, by result: ok (a valid pair, installed for new connections) or rejected (not a valid pair, counted once per distinct content; the previous certificate is still served).',
+  help: 'Changes of the serving certificate files, by result: ok (a valid pair, installed for new connections) or rejected (not a valid pair, or expired or not yet valid while the served one is valid; counted once per distinct content; the previous certificate is still served).',
   labelNames: ['result'] as const,
   registers: [registry],
 });

@@ -46,6 +46,9 @@ export const EXPIRY_REPEAT_MS = DAY_MS;
 
 type Validity = ReturnType<typeof certificateValidity>;
 
+/** A new certificate whose notBefore is at most this far ahead (an issuer's clock a little ahead) is installed. */
+const NOT_BEFORE_GRACE_MS = 60_000;
+
 /** Where a certificate stands at `now`: valid, expiring within EXPIRY_WARNING_DAYS, expired, or not valid yet. */
 export function certificateValidity(cert: X509Certificate, now = Date.now()): 'valid' | 'expiring' | 'expired' | 'not-yet-valid' {
   if (cert.validFromDate.getTime() > now) return 'not-yet-valid';
@@ -249,6 +252,23 @@ export class CertificateReloader {
     } catch (err) {
       this.reject(m, err as Error);
       return false;
+    }
+    // An expired or not-yet-valid certificate does not replace one the API server still accepts: every admission
+    // would fail from then on (a restore of an old Secret, a clock-skewed issuer). The files are looked at again at
+    // each poll, so one that becomes valid later is installed then. Served already expired, any valid pair is taken.
+    const now = Date.now();
+    const served = this.served?.cert;
+    if (served && served.validToDate.getTime() > now) {
+      const why =
+        cert.validToDate.getTime() <= now
+          ? `expired ${cert.validToDate.toISOString()}`
+          : cert.validFromDate.getTime() > now + NOT_BEFORE_GRACE_MS
+            ? `not valid until ${cert.validFromDate.toISOString()}`
+            : undefined;
+      if (why) {
+        this.reject(m, new Error(`TLS certificate ${this.certFile} (serial ${cert.serialNumber}) is ${why}, and the one served (serial ${served.serialNumber}) is valid until ${served.validToDate.toISOString()}: the API server would refuse the new one, so it is not installed`));
+        return false;
+      }
     }
     try {
       this.server?.setSecureContext(contextOptions(m));
