@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -233,4 +233,24 @@ test('package.json engines and version agree with the code', async () => {
   assert.equal(pkg.version, VERSION);
   assert.equal(pkg.engines.node, '>=22.19.0');
   assert.match(pkg.devDependencies.node, /^\^?24\./);
+  // the launcher's own check says the same
+  assert.match(readFileSync(join(ROOT, 'bin', 'kagenti-webhook.js'), 'utf8'), /const MIN_NODE = \[22, 19\];/);
+});
+
+test('on a Node.js older than engines, the CLI says so in one line (exit 2) instead of failing somewhere inside', (t) => {
+  // the machine's system node (20 here) when there is one; skipped where no older node is installed
+  const old = ['/usr/bin/node', '/usr/local/bin/node'].find((p) => {
+    try {
+      const [major, minor] = execFileSync(p, ['-p', 'process.versions.node'], { encoding: 'utf8' }).trim().split('.').map(Number);
+      return major! < 22 || (major === 22 && minor! < 19);
+    } catch {
+      return false;
+    }
+  });
+  if (!old) return t.skip('no Node.js older than 22.19 on this machine');
+  const r = spawnSync(old, [join(ROOT, 'bin', 'kagenti-webhook.js'), 'serve', '--dev-certs', '/nonexistent/x'], { encoding: 'utf8' });
+  assert.equal(r.status, 2);
+  assert.equal(r.stdout, '');
+  assert.match(r.stderr, /^kagenti-webhook: needs Node\.js 22\.19 or later \(24 LTS recommended\); this is Node\.js \d+\.\d+\.\d+\. Fix: .*\n$/);
+  assert.equal(r.stderr.split('\n').length, 2, 'one line');
 });
