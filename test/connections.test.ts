@@ -242,7 +242,9 @@ test('with requestMs, a request still in progress that long is answered 408 and 
   void younger.request('/hold');
   await trickler.closed;
   assert.ok(performance.now() - sent >= 300, 'closed before requestMs');
-  assert.match(trickler.received(), /^HTTP\/1\.1 408 Request Timeout\r\n/);
+  assert.match(trickler.received(), /^HTTP\/1\.1 408 Request Timeout\r\nContent-Type: application\/json; charset=utf-8\r\n/);
+  // a JSON error, as every other 4xx of the port
+  assert.deepEqual(JSON.parse(trickler.received().split('\r\n\r\n')[1]!), { error: 'the request took too long to arrive' });
   assert.deepEqual(g.closed, ['request-timeout']);
   assert.ok(younger.isOpen(), 'a request younger than requestMs is not cut');
   await younger.closed;

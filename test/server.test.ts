@@ -3,7 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import type https from 'node:https';
+import https from 'node:https';
 import tls from 'node:tls';
 import type { TestServer } from './helpers.ts';
 import { SERVER_NAME, decodePatch, kubectlPatch, podCreateRequest, podProblems, postTls, startTestServer } from './helpers.ts';
@@ -200,6 +200,34 @@ describe('admission server', () => {
     assert.match(JSON.parse(res.text).error, /larger than/);
     const ok = await s.review('/mutate', podCreateRequest(agentPod()));
     assert.equal(ok.allowed, true);
+  });
+
+  test('Expect: 100-continue: a body declared over 3 MiB gets its 413 before it is sent; a small one gets 100 Continue and its answer', async () => {
+    const send = (length: number, body: string) =>
+      new Promise<{ continued: boolean; status: number; text: string }>((resolve, reject) => {
+        let continued = false;
+        const req = https.request(
+          { host: '127.0.0.1', port: s.port, path: '/mutate', method: 'POST', ca: s.ca, servername: SERVER_NAME, agent: false, headers: { 'content-type': 'application/json', 'content-length': length, expect: '100-continue' } },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c) => chunks.push(c));
+            res.on('end', () => resolve({ continued, status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+          },
+        );
+        req.on('continue', () => {
+          continued = true;
+          req.end(body);
+        });
+        req.on('error', reject);
+        req.flushHeaders();
+      });
+    const big = await send(3 * 1024 * 1024 + 1, '');
+    assert.deepEqual([big.continued, big.status], [false, 413], big.text);
+    assert.match(JSON.parse(big.text).error, /larger than/);
+    const body = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: podCreateRequest(agentPod()) });
+    const small = await send(Buffer.byteLength(body), body);
+    assert.deepEqual([small.continued, small.status], [true, 200], small.text);
+    assert.equal(JSON.parse(small.text).response.allowed, true);
   });
 
   test('a pod with unexpected types in its fields is denied cleanly', async () => {

@@ -69,7 +69,9 @@ interface Conn {
   served: boolean;
 }
 
-const REQUEST_TIMEOUT = 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n';
+/** The 408: a JSON error, as every other 4xx of the admission port. */
+const REQUEST_TIMEOUT_BODY = JSON.stringify({ error: 'the request took too long to arrive' });
+const REQUEST_TIMEOUT = `HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(REQUEST_TIMEOUT_BODY)}\r\nConnection: close\r\n\r\n${REQUEST_TIMEOUT_BODY}`;
 
 /** The TCP socket a server-side TLSSocket wraps. Node keeps it in `_parent`; test/connections.test.ts checks
  *  that this still holds on the pinned Node version. */

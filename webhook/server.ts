@@ -557,6 +557,20 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   report.unref();
   const reportHandshakes = reportHandshakeErrors(tlsServer, opts.log, opts.handshakeReportMs ?? HANDSHAKE_REPORT_MS);
   tlsServer.on('clientError', answerClientError);
+  // Expect: 100-continue with a body declared over the limit: the 413 goes out before the client sends the body
+  // (Node's default answer, 100 Continue, would invite 3 MiB and more only to refuse them); otherwise Node's answer.
+  tlsServer.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const url = req.url ?? '';
+    const path = url.split('?', 1)[0];
+    if (req.method === 'POST' && (path === '/mutate' || path === '/validate') && Number(req.headers['content-length']) > MAX_BODY_BYTES) {
+      admissionRequests.inc({ webhook: path === '/mutate' ? 'mutate' : 'validate', operation: 'unknown', result: 'too-large' });
+      opts.log.warn({ status: 413, path, remote: req.socket.remoteAddress, expect: '100-continue' }, 'request body too large');
+      writeJson(res, 413, JSON.stringify(errorBody(`request body is larger than ${MAX_BODY_BYTES} bytes`)), true);
+      return;
+    }
+    res.writeContinue();
+    tlsServer.emit('request', req, res);
+  });
   opts.onHttpsServer?.(tlsServer);
   const probe = http.createServer(createProbeApp(ready));
   harden(probe);
