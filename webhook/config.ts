@@ -37,6 +37,15 @@ export const INJECTION_WARNINGS = [
 ] as const;
 export type InjectionWarning = (typeof INJECTION_WARNINGS)[number];
 export const WARNING_ACTIONS = ['warn', 'off'] as const;
+/**
+ * Injection denials whose action the config sets (`policies.<name>: deny | warn | off`, default deny): those that
+ * depend on something the webhook cannot see. `pod-resources` mirrors what the API server rejects with the
+ * PodLevelResources feature gate on; where it is off (the default in 1.32 and 1.33) the API server drops
+ * spec.resources instead, and `warn` lets such pods through with the message. The other injection denials have no
+ * action: the API server (or the pod itself) fails them everywhere.
+ */
+export const INJECTION_POLICIES = ['pod-resources'] as const;
+export type InjectionPolicy = (typeof INJECTION_POLICIES)[number];
 
 export interface ResourceList {
   cpu?: string;
@@ -69,7 +78,7 @@ export interface Config {
     action: 'deny' | 'mutate';
     recheckSeconds: number;
   };
-  policies: Record<ValidationRule, PolicyAction> & Partial<Record<InjectionWarning, (typeof WARNING_ACTIONS)[number]>>;
+  policies: Record<ValidationRule | InjectionPolicy, PolicyAction> & Partial<Record<InjectionWarning, (typeof WARNING_ACTIONS)[number]>>;
 }
 
 export const IMAGE_TAG = 'v0.4.0';
@@ -121,6 +130,7 @@ export function defaultConfig(): Config {
       'unique-service-account': 'deny',
       'token-review-value': 'deny',
       'token-review-required': 'deny',
+      'pod-resources': 'deny',
       ...(Object.fromEntries(INJECTION_WARNINGS.map((w) => [w, 'warn'])) as Record<InjectionWarning, 'warn'>),
     },
   };
@@ -192,7 +202,7 @@ const SCHEMA: Schema = {
     policies: {
       t: 'object',
       keys: Object.fromEntries([
-        ...VALIDATION_RULES.map((r) => [r, { t: 'enum', values: POLICY_ACTIONS } as Leaf]),
+        ...[...VALIDATION_RULES, ...INJECTION_POLICIES].map((r) => [r, { t: 'enum', values: POLICY_ACTIONS } as Leaf]),
         ...INJECTION_WARNINGS.map((r) => [r, { t: 'enum', values: WARNING_ACTIONS } as Leaf]),
       ]),
     },

@@ -3,9 +3,11 @@
 import type { KubeObject } from './admission.ts';
 import { shown } from './admission.ts';
 import type { AuthBridgeMode, Config, MtlsMode } from './config.ts';
-import { AUTHBRIDGE_MODES, HELPER_CONFIG_DIR, INJECTION_WARNINGS, MTLS_MODES, SVID_DIR } from './config.ts';
-import type { InjectionWarning } from './config.ts';
+import { AUTHBRIDGE_MODES, HELPER_CONFIG_DIR, INJECTION_POLICIES, INJECTION_WARNINGS, MTLS_MODES, SVID_DIR } from './config.ts';
+import type { InjectionPolicy, InjectionWarning } from './config.ts';
 import { isObject, jsonEqual, sealJson } from './json.ts';
+import type { PodResourceFinding } from './pod-resources.ts';
+import { podResourceFindings } from './pod-resources.ts';
 import { VERSION } from './version.ts';
 
 export const LABEL_TYPE = 'kagenti.io/type';
@@ -39,12 +41,13 @@ export { HELPER_CONFIG_DIR, SVID_DIR };
 export const HELPER_CONFIG_FILE = 'helper.conf';
 export const PROXY_UID = 1337;
 
-export const INJECTION_RULES = ['invalid-annotation', 'reserved-name', 'port-conflict', 'host-network', 'unsupported-os', 'malformed-object'] as const;
+export const INJECTION_RULES = ['invalid-annotation', 'reserved-name', 'port-conflict', 'host-network', 'unsupported-os', 'malformed-object', 'pod-resources'] as const;
 export type InjectionRule = (typeof INJECTION_RULES)[number];
 // The injection's warnings have stable names too (config.ts INJECTION_WARNINGS): each begins with `[name] `, as a
-// denial begins with its rule, and `policies.<name>: off` silences it.
-export { INJECTION_WARNINGS };
-export type { InjectionWarning };
+// denial begins with its rule, and `policies.<name>: off` silences it. An injection denial with a policy
+// (config.ts INJECTION_POLICIES: pod-resources) is a warning of the same name under `warn`, and is not checked under `off`.
+export { INJECTION_POLICIES, INJECTION_WARNINGS };
+export type { InjectionPolicy, InjectionWarning };
 
 /** The csi-driver-missing warning (given where the cluster's CSIDrivers are known: /mutate, /validate of a workload). */
 export function csiDriverMissing(ref: string, driver: string): string {
@@ -965,6 +968,31 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
     }
   }
 
+  // pod-resources: a pod with pod-level resources (spec.resources) that the injected containers would take past them,
+  // which the API server rejects after the webhooks with an error about containers the user never wrote
+  // (pod-resources.ts has the API server's rules). Most pods have no spec.resources: one property lookup.
+  const podResources = spec.resources;
+  if (podResources !== undefined && podResources !== null && (addInit.length || addSidecars.length)) {
+    const action = cfg.policies['pod-resources'];
+    if (action !== 'off') {
+      const findings = podResourceFindings(
+        podResources,
+        { containers, initContainers },
+        native
+          ? { containers, initContainers: [...addInit, ...addSidecars, ...initContainers] }
+          : { containers: [...addSidecars, ...containers], initContainers: [...addInit, ...initContainers] },
+        native ? [] : addSidecars,
+      );
+      for (const f of findings) {
+        const d = podResourceDenial(ctx, specPath, f, [...addInit, ...addSidecars]);
+        // Exactly what the API server rejects (with the feature gate on): denied unless the policy says warn. A
+        // pod-level request left unset is compared as 0 by some versions only: a warning, whatever the policy.
+        if (action === 'deny' && f.kind !== 'unset') add(d);
+        else warnings.push(d.message);
+      }
+    }
+  }
+
   if (found.list.length) return denied(found);
 
   // Placement: proxy-init first; native sidecars right after it, before the pod's own init containers;
@@ -1088,15 +1116,66 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   return { outcome: 'inject', template: t, mode, status, injected, warnings: warnings.length ? unsilenced(warnings, cfg) : warnings };
 }
 
+/** The webhook config keys that set an injected container's resources. */
+function resourceKeys(injected: readonly KubeObject[]): string {
+  const keys = new Set<string>();
+  for (const c of injected) keys.add(c.name === CONTAINER_SPIFFE_HELPER ? 'spiffeHelper.resources' : 'authBridge.resources');
+  return [...keys].join(' and ');
+}
+
+/** The injected containers that request r (a request, or a limit the request defaults to). */
+function requesting(injected: readonly KubeObject[], r: string): KubeObject[] {
+  return injected.filter((c) => isObject(c.resources) && ((isObject(c.resources.requests) && c.resources.requests[r] !== undefined) || (isObject(c.resources.limits) && c.resources.limits[r] !== undefined)));
+}
+
+/** One pod-resources finding as a denial (its message is the warning's too, under policies.pod-resources: warn). */
+function podResourceDenial(ctx: InjectContext, specPath: string, f: PodResourceFinding, injected: readonly KubeObject[]): InjectDenial {
+  const r = f.resource;
+  const optOut = `label ${optOutTarget(specPath)} ${LABEL_INJECT}: disabled`;
+  if (f.kind === 'limits') {
+    const field = ['spec', 'resources', 'limits', r];
+    const at = fieldText(specPath, field);
+    const who = injected.filter((c) => f.containers.includes(c.name));
+    return denial(
+      'pod-resources',
+      `${ctx.ref}: ${at} is ${f.limit}, below the ${r} limit of the injected ${nameList(f.containers)} (${f.containers.length > 1 ? 'up to ' : ''}${f.minimum}). The API server rejects a pod with a container whose limit is above the pod-level one, after the webhooks (spec.resources.containers[i][${r}].limits: must be less than or equal to pod limits of ${f.limit}). Fix: set ${at} to at least ${f.minimum}, lower limits.${r} in the webhook config (${resourceKeys(who)}), or ${optOut}.`,
+      field,
+    );
+  }
+  const field = ['spec', 'resources', 'requests', r];
+  const at = fieldText(specPath, field);
+  const names = nameList(requesting(injected, r).map((c) => String(c.name)));
+  if (f.kind === 'unset')
+    return denial(
+      'pod-resources',
+      `${ctx.ref}: ${specPath}.resources sets no ${r} request (nor a limit it would default from), and the injected containers (${names}) request ${f.minimum} of ${r}. Kubernetes versions that compare a pod-level request left unset as 0 reject the pod after the webhooks (spec.resources.requests[${r}]: Invalid value: "0": must be greater than or equal to aggregate container requests of ${f.minimum}). Fix: set ${at} to at least ${f.minimum}, or ${optOut}.`,
+      field,
+    );
+  const is =
+    f.source === 'set'
+      ? `is ${f.request}`
+      : f.source === 'from-requests'
+        ? `is not set, so before the webhooks run the API server sets it to ${f.request}, what the pod's own containers request (as ${specPath}.resources.limits is set)`
+        : `is not set, so before the webhooks run the API server sets it to ${f.request}, the pod-level limit (no container of the pod requests ${r})`;
+  const limit = f.limit ? ` and ${specPath}.resources.limits.${r} (${f.limit}) to at least as much (a request may not exceed its limit)` : '';
+  return denial(
+    'pod-resources',
+    `${ctx.ref}: ${at} ${is}, below the ${f.minimum} of ${r} the pod's containers request together with the injected ones (${names}; ${f.own} without them). The API server rejects a pod whose pod-level request is below its containers' aggregate, after the webhooks (spec.resources.requests[${r}]: must be greater than or equal to aggregate container requests of ${f.minimum}). Fix: set ${at} to at least ${f.minimum}${limit}, lower requests.${r} in the webhook config (${resourceKeys(requesting(injected, r))}), or ${optOut}.`,
+    field,
+  );
+}
+
 /** The warnings whose name the config does not switch off (`policies.<name>: off`). */
 function unsilenced(warnings: string[], cfg: Config): string[] {
   return warnings.filter((w) => !silenced(w, cfg));
 }
 
-/** The name an injection warning begins with (`[name] ...`), or undefined. */
-export function warningName(warning: string): InjectionWarning | undefined {
+/** The name an injection warning begins with (`[name] ...`), or undefined: a warning's, or a policy denial's given as a warning. */
+export function warningName(warning: string): InjectionWarning | InjectionPolicy | undefined {
   const name = /^\[([a-z-]+)\] /.exec(warning)?.[1];
-  return name !== undefined && (INJECTION_WARNINGS as readonly string[]).includes(name) ? (name as InjectionWarning) : undefined;
+  if (name === undefined) return undefined;
+  if ((INJECTION_WARNINGS as readonly string[]).includes(name)) return name as InjectionWarning;
+  return (INJECTION_POLICIES as readonly string[]).includes(name) ? (name as InjectionPolicy) : undefined;
 }
 
 /** Whether a warning (`[name] ...`) is switched off in the config. */

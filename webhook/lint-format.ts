@@ -128,6 +128,14 @@ export const RULE_HELP: Record<RuleName, { short: string; full: string }> = {
     short: 'An agent pod template has the shape of a Pod.',
     full: 'Fields of the wrong type, no container of its own, or annotations over the 256 KiB Kubernetes allows: the pod cannot be injected and is denied.',
   },
+  'pod-resources': {
+    short: "An agent pod's pod-level resources (spec.resources) leave room for the injected containers.",
+    full:
+      'With the PodLevelResources feature gate on (the default from Kubernetes 1.34) the API server rejects a pod whose ' +
+      'spec.resources requests less than its containers request together, or whose regular container has a higher limit ' +
+      'than spec.resources.limits. The injected sidecars add their requests and limits, so the webhook denies such a pod ' +
+      'with the minimum values that pass. policies.pod-resources: warn (where the gate is off) or off.',
+  },
   // The injection core's warnings: the pod is injected, but something will not work as its author expects.
   'namespace-mode-label': {
     short: "The namespace's kagenti.io/authbridge-mode label names a mode.",

@@ -13,7 +13,7 @@ import {
   spiffeId,
 } from './identity.ts';
 import { getPodTemplate, isWorkloadKind, podSpecFieldPath } from './workloads.ts';
-import type { InjectionRule, InjectionWarning } from './inject.ts';
+import type { InjectionPolicy, InjectionRule, InjectionWarning } from './inject.ts';
 import { ANNOTATION_MODE, injectTemplate, PROXY_UID, warningName } from './inject.ts';
 import { isObject, jsonEqual } from './json.ts';
 
@@ -357,9 +357,14 @@ function injectionPath(message: string, field: readonly (string | number)[] | un
 }
 
 /** Where a template's injection warning points (for lint): the field it is about when there is one. */
-function injectionWarningPath(rule: InjectionWarning, tplPath: string[], annotations: Record<string, unknown>, spec: unknown): string {
+function injectionWarningPath(rule: InjectionWarning | InjectionPolicy, message: string, tplPath: string[], annotations: Record<string, unknown>, spec: unknown): string {
   const specPath = [...tplPath, 'spec'].join('.');
   switch (rule) {
+    case 'pod-resources': {
+      // the pod-level request or limit the message names (the API server's own paths in it are left aside)
+      const m = / [a-zA-Z.]*\bspec\.resources\.(requests|limits)\.(cpu|memory)\b/.exec(message);
+      return m ? `${specPath}.resources.${m[1]}.${m[2]}` : `${specPath}.resources`;
+    }
     case 'proxy-uid': {
       // the first container that sets the proxy's uid itself, else the pod's securityContext
       if (isObject(spec))
@@ -446,10 +451,10 @@ export function noteBeforeFix(message: string, note: string): string {
 /**
  * The injection core's checks on the pod template of an agent workload (or an agent Pod, for lint): what
  * `/mutate` would deny when the workload's controller creates a pod (invalid-annotation, reserved-name,
- * port-conflict, host-network, unsupported-os, malformed-object), as error violations of the workload, and the
- * warnings it would give (named as INJECTION_WARNINGS), as warning violations. Checked on the workload, `kubectl apply` and `lint` report them; otherwise the apply
- * succeeds and the pods never come (FailedCreate events on a ReplicaSet). Not configurable: `/mutate` always
- * denies them. The same code as `/mutate` and `inject`; they can disagree only where the pod differs from its
+ * port-conflict, host-network, unsupported-os, malformed-object, pod-resources), as error violations of the workload, and the
+ * warnings it would give (named as INJECTION_WARNINGS, and pod-resources under `policies.pod-resources: warn`), as warning violations. Checked on the workload, `kubectl apply` and `lint` report them; otherwise the apply
+ * succeeds and the pods never come (FailedCreate events on a ReplicaSet). Not configurable, except pod-resources
+ * (`policies.pod-resources`, read by the injection core): `/mutate` always denies the others. The same code as `/mutate` and `inject`; they can disagree only where the pod differs from its
  * template by what other admission steps add (PodNodeSelector, another injector) or the namespace's labels change.
  */
 export function checkInjection(
@@ -471,7 +476,7 @@ export function checkInjection(
     for (const message of r.warnings) {
       const rule = warningName(message);
       if (!rule) continue;
-      warnings.push({ rule, severity: 'warning', message, path: injectionWarningPath(rule, tpl.path, tpl.annotations, tpl.spec), kind, namespace: ns, name });
+      warnings.push({ rule, severity: 'warning', message, path: injectionWarningPath(rule, message, tpl.path, tpl.annotations, tpl.spec), kind, namespace: ns, name });
     }
     return { violations: [], warnings, csiVolume: r.status.volumes.length > 0 };
   }
