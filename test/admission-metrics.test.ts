@@ -48,6 +48,7 @@ describe('admission metrics', () => {
       ['port-conflict', agentPod({ containers: [{ name: 'agent', image: 'a:1', ports: [{ containerPort: 15123 }] }] })],
       ['host-network', agentPod({ hostNetwork: true })],
       ['malformed-object', agentPod({ containers: 'agent' })],
+      ['pod-resources', agentPod({ resources: { requests: { cpu: '10m' } }, containers: [{ name: 'agent', image: 'a:1', resources: { requests: { cpu: '10m' } } }] })],
     ];
     for (const [rule, pod] of denials) {
       const before = await violations(rule);

@@ -243,8 +243,47 @@ export function podProblems(pod: KubeObject): string[] {
     }
   }
   for (const c of containers) if (c.restartPolicy !== undefined) problems.push(`container ${c.name} has restartPolicy`);
+  problems.push(...podLevelResourceProblems(spec));
   for (const c of inits)
     if (c.restartPolicy !== undefined && c.restartPolicy !== 'Always') problems.push(`init container ${c.name} restartPolicy ${c.restartPolicy}`);
+  return problems;
+}
+
+/**
+ * The API server's pod-level resources checks (PodLevelResources on; validatePodResourceConsistency), written apart
+ * from webhook/pod-resources.ts as a second opinion, on the pod-level values the pod carries (not defaulted here):
+ * a pod-level cpu/memory request below the containers' aggregate (KEP-753: regular and restartable init containers
+ * summed, or an init container's need if larger), and a regular container's limit above the pod-level limit.
+ */
+export function podLevelResourceProblems(spec: KubeObject): string[] {
+  const pod = spec.resources;
+  if (!pod || typeof pod !== 'object') return [];
+  const problems: string[] = [];
+  const req = (c: KubeObject, r: string): number => quantity(c.resources?.requests?.[r] ?? c.resources?.limits?.[r] ?? 0);
+  for (const r of ['cpu', 'memory']) {
+    const regular = (spec.containers ?? []).reduce((n: number, c: KubeObject) => n + req(c, r), 0);
+    let sidecars = 0;
+    let init = 0;
+    let total = regular;
+    for (const c of spec.initContainers ?? []) {
+      if (c.restartPolicy === 'Always') {
+        sidecars += req(c, r);
+        total += req(c, r);
+        init = Math.max(init, sidecars);
+      } else init = Math.max(init, sidecars + req(c, r));
+    }
+    const aggregate = Math.max(total, init);
+    const podRequest = pod.requests?.[r];
+    // a float sum: allow for rounding (the quantities used in tests are far apart otherwise)
+    if (podRequest !== undefined && aggregate > quantity(podRequest) * (1 + 1e-9))
+      problems.push(`spec.resources.requests[${r}] ${podRequest} is below the aggregate container requests ${aggregate}`);
+    const podLimit = pod.limits?.[r];
+    if (podLimit !== undefined)
+      for (const c of spec.containers ?? []) {
+        const l = c.resources?.limits?.[r];
+        if (l !== undefined && quantity(l) > quantity(podLimit)) problems.push(`${c.name} limit ${r} ${l} is above the pod limit ${podLimit}`);
+      }
+  }
   return problems;
 }
 

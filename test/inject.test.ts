@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { KubeObject } from '../webhook/admission.ts';
 import { defaultConfig, parseConfig } from '../webhook/config.ts';
-import { denialText, injectTemplate, jsonEqual, MAX_DENIALS } from '../webhook/inject.ts';
+import { denialText, injectTemplate, jsonEqual, MAX_DENIALS, warningName } from '../webhook/inject.ts';
 import { getPodTemplate, podSpecFieldPath } from '../webhook/workloads.ts';
-import { ROOT } from './helpers.ts';
+import { podLevelResourceProblems, ROOT } from './helpers.ts';
 import { KUBECTL_YAML } from '../webhook/kubectl-yaml.ts';
 
 function deepFreeze<T>(v: T): T {
@@ -713,4 +713,159 @@ test('native sidecars: the injected proxy has a startup probe, so the pod\'s own
   // ordinary sidecars: no probe either (the kubelet does not order them)
   const plain = injectTemplate(agentPod({}, {}, { containers: [{ name: 'app', image: 'x' }] }), cfg, ctxFor);
   assert.ok(plain.outcome === 'inject' && (plain.template.spec.containers as KubeObject[]).every((c) => c.startupProbe === undefined));
+});
+
+// ---------- pod-resources: pod-level resources (spec.resources) the injected containers would take the pod past ----------
+
+/** The reviewer's pod: pod-level requests 100m/128Mi and limits 200m/256Mi, one container requesting 100m/128Mi. */
+function podLevelPod(resources: KubeObject, annotations: Record<string, string> = {}, app: KubeObject = { requests: { cpu: '100m', memory: '128Mi' } }): KubeObject {
+  return agentPod({}, annotations, { resources, containers: [{ name: 'app', image: 'x', resources: app }] });
+}
+const TIGHT = { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '200m', memory: '256Mi' } };
+
+test('pod-resources: pod-level requests below the aggregate with the injected containers, and a sidecar limit above the pod\'s, are denied with the least values that pass', () => {
+  const pod = podLevelPod(TIGHT);
+  // without the webhook the pod is valid; injected as before this check, the API server model rejects it
+  assert.deepEqual(podLevelResourceProblems(pod.spec), []);
+  const r = injectTemplate(pod, defaultConfig(), ctxFor);
+  assert.ok(r.outcome === 'deny', 'denied');
+  if (r.outcome !== 'deny') return;
+  assert.deepEqual(r.all.map((d) => [d.rule, d.field?.join('.')]), [
+    ['pod-resources', 'spec.resources.requests.cpu'],
+    ['pod-resources', 'spec.resources.limits.cpu'],
+    ['pod-resources', 'spec.resources.requests.memory'],
+  ]);
+  // proxy-init 50m (an init container), spiffe-helper 10m + authbridge-proxy 50m + app 100m (regular): 160m; memory
+  // 16Mi + 64Mi + 128Mi = 208Mi; the proxy's cpu limit 500m is above 200m (its memory limit, 256Mi, is not above 256Mi)
+  assert.equal(
+    r.all[0]!.message,
+    "[pod-resources] Pod team/a: spec.resources.requests.cpu is 100m, below the 160m of cpu the pod's containers request together with the injected ones (proxy-init, spiffe-helper, authbridge-proxy; 100m without them). The API server rejects a pod whose pod-level request is below its containers' aggregate, after the webhooks (spec.resources.requests[cpu]: must be greater than or equal to aggregate container requests of 160m). Fix: set spec.resources.requests.cpu to at least 160m, lower requests.cpu in the webhook config (authBridge.resources and spiffeHelper.resources), or label the pod kagenti.io/inject: disabled.",
+  );
+  assert.match(r.all[1]!.message, /^\[pod-resources\] Pod team\/a: spec\.resources\.limits\.cpu is 200m, below the cpu limit of the injected authbridge-proxy \(500m\)\. The API server .* Fix: set spec\.resources\.limits\.cpu to at least 500m, lower limits\.cpu in the webhook config \(authBridge\.resources\), or label the pod kagenti\.io\/inject: disabled\.$/);
+  assert.match(r.all[2]!.message, /aggregate container requests of 208Mi\)\. Fix: set spec\.resources\.requests\.memory to at least 208Mi,/);
+  // the values the messages give pass, here and in the test's own model of the API server
+  const raised = podLevelPod({ requests: { cpu: '160m', memory: '208Mi' }, limits: { cpu: '500m', memory: '256Mi' } });
+  const ok = injectTemplate(raised, defaultConfig(), ctxFor);
+  assert.ok(ok.outcome === 'inject' && ok.warnings.length === 0);
+  if (ok.outcome === 'inject') assert.deepEqual(podLevelResourceProblems(ok.template.spec), []);
+  // one less is not enough
+  for (const [key, value] of [['requests.cpu', '159m'], ['requests.memory', '207Mi'], ['limits.cpu', '499m']] as const) {
+    const [list, res] = key.split('.') as ['requests' | 'limits', string];
+    const less = structuredClone(raised.spec.resources);
+    less[list][res] = value;
+    const d = injectTemplate(podLevelPod(less), defaultConfig(), ctxFor);
+    assert.ok(d.outcome === 'deny' && d.all.length === 1 && d.field?.join('.') === `spec.resources.${key}`, key);
+  }
+  // both sidecars above a small pod-level limit: named together, with the largest limit as the least that passes
+  const small = injectTemplate(podLevelPod({ requests: { cpu: '1', memory: '32Mi' }, limits: { cpu: '1', memory: '32Mi' } }, {}, {}), defaultConfig(), ctxFor);
+  assert.ok(small.outcome === 'deny');
+  if (small.outcome === 'deny')
+    assert.match(small.all.find((d) => d.field?.join('.') === 'spec.resources.limits.memory')!.message, /^\[pod-resources\] Pod team\/a: spec\.resources\.limits\.memory is 32Mi, below the memory limit of the injected spiffe-helper, authbridge-proxy \(up to 256Mi\)\. .* Fix: set spec\.resources\.limits\.memory to at least 256Mi, lower limits\.memory in the webhook config \(spiffeHelper\.resources and authBridge\.resources\),/);
+});
+
+test('pod-resources: a pod-level request left unset is what the API server defaults it to before the webhook: the own containers\' aggregate with limits set, else the limit', () => {
+  // limits only: the API server sets the requests to what the app requests (100m, 128Mi) before calling the webhook
+  const r = injectTemplate(podLevelPod({ limits: { cpu: '1', memory: '1Gi' } }), defaultConfig(), ctxFor);
+  assert.ok(r.outcome === 'deny');
+  if (r.outcome !== 'deny') return;
+  assert.deepEqual(r.all.map((d) => d.field?.join('.')), ['spec.resources.requests.cpu', 'spec.resources.requests.memory']);
+  assert.match(r.all[0]!.message, /spec\.resources\.requests\.cpu is not set, so before the webhooks run the API server sets it to 100m, what the pod's own containers request \(as spec\.resources\.limits is set\), below the 160m .* at least 160m,/);
+  // no container of its own requests anything: the request is the limit, which leaves room for the sidecars
+  const bare = injectTemplate(podLevelPod({ limits: { cpu: '1', memory: '1Gi' } }, {}, {}), defaultConfig(), ctxFor);
+  assert.ok(bare.outcome === 'inject' && bare.warnings.length === 0);
+  // a request that must rise above the pod-level limit says the limit must rise too (requests may not exceed limits)
+  const over = injectTemplate(podLevelPod({ limits: { cpu: '1', memory: '150Mi' } }, {}, { requests: { memory: '140Mi' } }), defaultConfig(), ctxFor);
+  assert.ok(over.outcome === 'deny' && over.all.length === 2, 'the request, and the proxy\'s 256Mi limit');
+  if (over.outcome === 'deny') assert.match(over.message, /at least 220Mi and spec\.resources\.limits\.memory \(150Mi\) to at least as much \(a request may not exceed its limit\)/);
+  // a container's limit is its request when it sets no request (SetDefaults_Pod)
+  const fromLimit = injectTemplate(podLevelPod({ requests: { cpu: '1' } }, {}, { limits: { cpu: '950m' } }), defaultConfig(), ctxFor);
+  assert.ok(fromLimit.outcome === 'deny' && fromLimit.all.some((d) => /below the 1010m of cpu .*; 950m without them\)/.test(d.message)));
+});
+
+test('pod-resources: native sidecars are init containers, summed with the containers and added to what an init container needs; their limits are not compared', () => {
+  const native = { 'kagenti.io/native-sidecars': 'true' };
+  const r = injectTemplate(podLevelPod(TIGHT, native), defaultConfig(), ctxFor);
+  assert.ok(r.outcome === 'deny');
+  if (r.outcome === 'deny') assert.deepEqual(r.all.map((d) => d.field?.join('.')), ['spec.resources.requests.cpu', 'spec.resources.requests.memory']);
+  // an init container of the pod's own that needs 2 cpu: without native sidecars it runs alone (no change), with
+  // them it runs beside spiffe-helper and the proxy, which start before it (2 + 60m)
+  const withInit = (annotations: Record<string, string>) =>
+    agentPod({}, annotations, {
+      resources: { requests: { cpu: '2', memory: '1Gi' } },
+      initContainers: [{ name: 'warm', image: 'w', resources: { requests: { cpu: '2', memory: '1Gi' } } }],
+      containers: [{ name: 'app', image: 'x', resources: { requests: { cpu: '100m', memory: '128Mi' } } }],
+    });
+  const plain = injectTemplate(withInit({}), defaultConfig(), ctxFor);
+  assert.ok(plain.outcome === 'inject' && !plain.warnings.some((w) => w.startsWith('[pod-resources]')));
+  if (plain.outcome === 'inject') assert.deepEqual(podLevelResourceProblems(plain.template.spec), []);
+  const sidecars = injectTemplate(withInit(native), defaultConfig(), ctxFor);
+  assert.ok(sidecars.outcome === 'deny');
+  if (sidecars.outcome === 'deny') {
+    assert.match(sidecars.all[0]!.message, /below the 2060m of cpu .*; 2 without them\)/);
+    assert.match(sidecars.all[1]!.message, /below the 1104Mi of memory .*; 1Gi without them\)/);
+  }
+});
+
+test('pod-resources: only what injection causes; the pod\'s own excess is the API server\'s to name', () => {
+  // its own container already requests more than the pod, and has a higher limit: injection adds nothing to report
+  // about the limit, and the request is still reported (the sidecars raise what it must be)
+  const own = agentPod({}, {}, {
+    resources: { requests: { cpu: '50m' }, limits: { cpu: '600m' } },
+    containers: [{ name: 'app', image: 'x', resources: { requests: { cpu: '100m' }, limits: { cpu: '700m' } } }],
+  });
+  const r = injectTemplate(own, defaultConfig(), ctxFor);
+  assert.ok(r.outcome === 'deny');
+  if (r.outcome === 'deny') assert.deepEqual(r.all.map((d) => d.field?.join('.')), ['spec.resources.requests.cpu']);
+  // sidecars that request no cpu (0 in the config) add nothing to a pod whose own containers exceed its request
+  const noCpu = parseConfig('authBridge:\n  resources:\n    requests: {cpu: "0"}\nspiffeHelper:\n  resources:\n    requests: {cpu: "0"}\n');
+  const quiet = injectTemplate(agentPod({}, {}, { resources: { requests: { cpu: '50m', memory: '1Gi' } }, containers: [{ name: 'app', image: 'x', resources: { requests: { cpu: '100m' } } }] }), noCpu, ctxFor);
+  assert.ok(quiet.outcome === 'inject' && quiet.warnings.length === 0);
+  // waypoint mode injects spiffe-helper only: its 10m/16Mi count, the proxy's and proxy-init's do not
+  const waypointPod = (resources: KubeObject) => podLevelPod(resources, { 'kagenti.io/authbridge-mode': 'waypoint' }, { requests: { cpu: '100m', memory: '128Mi' } });
+  const waypoint = injectTemplate(waypointPod({ requests: { cpu: '110m', memory: '144Mi' }, limits: { cpu: '110m', memory: '144Mi' } }), defaultConfig(), ctxFor);
+  assert.ok(waypoint.outcome === 'inject' && !waypoint.warnings.some((w) => w.startsWith('[pod-resources]')), 'spiffe-helper fits exactly');
+  const short = injectTemplate(waypointPod({ requests: { cpu: '109m', memory: '144Mi' }, limits: { cpu: '110m', memory: '63Mi' } }), defaultConfig(), ctxFor);
+  assert.ok(short.outcome === 'deny');
+  if (short.outcome === 'deny') {
+    assert.deepEqual(short.all.map((d) => d.field?.join('.')), ['spec.resources.requests.cpu', 'spec.resources.limits.memory']);
+    assert.match(short.all[0]!.message, /together with the injected ones \(spiffe-helper; 100m without them\)\. .* \(spiffeHelper\.resources\)/);
+  }
+});
+
+test('pod-resources: policies.pod-resources warn injects with the messages as warnings, off checks nothing; an unset request is only ever a warning', () => {
+  const pod = podLevelPod(TIGHT);
+  const warn = injectTemplate(pod, parseConfig('policies:\n  pod-resources: warn\n'), ctxFor);
+  assert.ok(warn.outcome === 'inject');
+  if (warn.outcome === 'inject') {
+    assert.equal(warn.warnings.filter((w) => w.startsWith('[pod-resources] Pod team/a: spec.resources.')).length, 3);
+    assert.equal(warningName(warn.warnings[0]!), 'pod-resources');
+  }
+  const off = injectTemplate(pod, parseConfig('policies:\n  pod-resources: off\n'), ctxFor);
+  assert.ok(off.outcome === 'inject' && off.warnings.length === 0);
+  assert.throws(() => parseConfig('policies:\n  pod-resources: maybe\n'), /policies\.pod-resources/);
+  // a pod-level cpu request only, and a container that requests no memory: the sidecars' 80Mi meet an unset memory
+  // request, which some Kubernetes versions compare as 0 (kubernetes/kubernetes#132449): a warning, not a denial
+  const unset = injectTemplate(podLevelPod({ requests: { cpu: '1' } }, {}, { requests: { cpu: '100m' } }), defaultConfig(), ctxFor);
+  assert.ok(unset.outcome === 'inject');
+  if (unset.outcome === 'inject')
+    assert.deepEqual(unset.warnings, [
+      '[pod-resources] Pod team/a: spec.resources sets no memory request (nor a limit it would default from), and the injected containers (proxy-init, spiffe-helper, authbridge-proxy) request 80Mi of memory. Kubernetes versions that compare a pod-level request left unset as 0 reject the pod after the webhooks (spec.resources.requests[memory]: Invalid value: "0": must be greater than or equal to aggregate container requests of 80Mi). Fix: set spec.resources.requests.memory to at least 80Mi, or label the pod kagenti.io/inject: disabled.',
+    ]);
+  // ... and silenced with the rest under off
+  const unsetOff = injectTemplate(podLevelPod({ requests: { cpu: '1' } }, {}, { requests: { cpu: '100m' } }), parseConfig('policies:\n  pod-resources: off\n'), ctxFor);
+  assert.ok(unsetOff.outcome === 'inject' && unsetOff.warnings.length === 0);
+});
+
+test('pod-resources: values it cannot read are left to the API server (no finding, no crash); numbers from YAML are quantities', () => {
+  for (const resources of [{ requests: { cpu: 'lots' } }, { requests: 'x', limits: 7 }, 'all', [], { requests: { cpu: '-1' } }, { limits: { cpu: '1e2000000000' } }, { requests: { memory: null } }]) {
+    const r = injectTemplate(agentPod({}, {}, { resources, containers: [{ name: 'app', image: 'x', resources: { requests: { cpu: '100m' } } }] }), defaultConfig(), ctxFor);
+    assert.ok(r.outcome === 'inject' || (r.outcome === 'deny' && r.all.every((d) => d.rule === 'pod-resources')), JSON.stringify(resources));
+  }
+  const bad = injectTemplate(agentPod({}, {}, { resources: { requests: { cpu: '1m' } }, containers: [{ name: 'app', image: 'x', resources: { requests: { cpu: 'x' } } }] }), defaultConfig(), ctxFor);
+  assert.equal(bad.outcome, 'inject', 'a container request that is no quantity: the API server rejects it on its own');
+  const numbers = injectTemplate(podLevelPod({ requests: { cpu: 0.1, memory: 134217728 } }, {}, { requests: { cpu: 0.1, memory: 134217728 } }), defaultConfig(), ctxFor);
+  assert.ok(numbers.outcome === 'deny' && numbers.all.length === 2);
+  // sub-milli quantities are rounded up to milli units, as the API server's defaulting does: 159.1m is 160m
+  const rounded = injectTemplate(podLevelPod({ requests: { cpu: '159100u', memory: '208Mi' } }), defaultConfig(), ctxFor);
+  assert.ok(rounded.outcome === 'inject', 'rounded up to 160m');
 });

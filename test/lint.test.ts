@@ -897,6 +897,46 @@ spec:
   );
 });
 
+test('pod-resources: lint reports pod-level resources the injected containers exceed at the key, or at the nearest one the API server would default', () => {
+  const text = (resources: string) => `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: budget
+  namespace: team-a
+spec:
+  selector: {matchLabels: {app: b}}
+  template:
+    metadata:
+      labels: {app: b, kagenti.io/type: agent}
+    spec:
+      serviceAccountName: budget
+${resources}      containers:
+        - name: app
+          image: x
+          resources:
+            requests: {cpu: 100m, memory: 128Mi}
+`;
+  const tight = text('      resources:\n        requests:\n          cpu: 100m\n          memory: 128Mi\n        limits:\n          cpu: 200m\n          memory: 256Mi\n');
+  assert.deepEqual(
+    lintString(tight).findings.map((f) => [f.rule, f.severity, f.line, f.path]),
+    [
+      ['pod-resources', 'error', 15, 'spec.template.spec.resources.requests.cpu'],
+      ['pod-resources', 'error', 16, 'spec.template.spec.resources.requests.memory'],
+      ['pod-resources', 'error', 18, 'spec.template.spec.resources.limits.cpu'],
+    ],
+  );
+  // limits only: the requests the API server sets are not in the file, so the finding points at resources:
+  const limitsOnly = lintString(text('      resources:\n        limits: {cpu: 1, memory: 1Gi}\n'));
+  assert.deepEqual(limitsOnly.findings.map((f) => [f.rule, f.line, f.path]), [
+    ['pod-resources', 13, 'spec.template.spec.resources.requests.cpu'],
+    ['pod-resources', 13, 'spec.template.spec.resources.requests.memory'],
+  ]);
+  assert.deepEqual(lintString(tight, { policies: { 'pod-resources': 'warn' } }).findings.map((f) => f.severity), ['warning', 'warning', 'warning']);
+  assert.deepEqual(lintString(tight, { policies: { 'pod-resources': 'off' } }).findings, []);
+  // enough room: nothing
+  assert.deepEqual(lintString(text('      resources:\n        requests: {cpu: 160m, memory: 208Mi}\n        limits: {cpu: 500m, memory: 256Mi}\n')).findings, []);
+});
+
 test('unique-service-account names the deprecated serviceAccount field when that is the one the manifest sets, at its line', () => {
   const dep = (name: string, field: string) => `---
 apiVersion: apps/v1

@@ -438,6 +438,43 @@ test('checkInjection: the injection denials of a pod template are errors on the 
   }
 });
 
+test('checkInjection: pod-resources on a pod template: errors at the pod-level key under deny, warnings under warn, none under off (the shared injection core)', () => {
+  const withResources = (kind: string) => {
+    const obj = workload(kind, 'budget', 'budget-sa');
+    const spec = kind === 'CronJob' ? obj.spec.jobTemplate.spec.template.spec : obj.spec.template.spec;
+    spec.resources = { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '200m', memory: '256Mi' } };
+    spec.containers[0].resources = { requests: { cpu: '100m', memory: '128Mi' } };
+    return obj;
+  };
+  for (const kind of ['Deployment', 'CronJob']) {
+    const base = SPEC_PATHS[kind];
+    const r = checkInjection(withResources(kind), { config, namespace: 'team-a' });
+    assert.deepEqual(
+      r.violations.map((v) => [v.rule, v.severity, v.path]),
+      [
+        ['pod-resources', 'error', `${base}.resources.requests.cpu`],
+        ['pod-resources', 'error', `${base}.resources.limits.cpu`],
+        ['pod-resources', 'error', `${base}.resources.requests.memory`],
+      ],
+      kind,
+    );
+    for (const v of r.violations) assert.match(v.message, MESSAGE);
+    assert.match(r.violations[0]!.message, new RegExp(`^\\[pod-resources\\] ${kind} team-a/budget: ${base.replace(/\./g, '\\.')}\\.resources\\.requests\\.cpu is 100m, .* at least 160m,`));
+    const warn = checkInjection(withResources(kind), { config: configFromObject({ policies: { 'pod-resources': 'warn' } }), namespace: 'team-a' });
+    assert.deepEqual(warn.violations, []);
+    assert.deepEqual(
+      warn.warnings.map((v) => [v.rule, v.severity, v.path]),
+      [
+        ['pod-resources', 'warning', `${base}.resources.requests.cpu`],
+        ['pod-resources', 'warning', `${base}.resources.limits.cpu`],
+        ['pod-resources', 'warning', `${base}.resources.requests.memory`],
+      ],
+    );
+    const off = checkInjection(withResources(kind), { config: configFromObject({ policies: { 'pod-resources': 'off' } }), namespace: 'team-a' });
+    assert.deepEqual([off.violations, off.warnings], [[], []]);
+  }
+});
+
 test('checkInjection: unsupported-os by required node affinity names the affinity in the message and the path; a term that admits Linux clears it', () => {
   const d = windowsDeployment('affinity');
   const r = checkInjection(d, { config, namespace: 'team-a' });

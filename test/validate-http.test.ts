@@ -565,3 +565,44 @@ test('HTTPS /validate: an UPDATE that keeps the pod template repeats no injectio
     await s.close();
   }
 });
+
+test('HTTPS /validate and /mutate: pod-level resources the injected containers exceed are pod-resources, denied at both; under warn both allow with the warning', async () => {
+  const budget = () => {
+    const d = deployment('budget', 'budget-sa');
+    const spec = d.spec.template.spec as Record<string, any>;
+    spec.resources = { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '200m', memory: '256Mi' } };
+    spec.containers[0].resources = { requests: { cpu: '100m', memory: '128Mi' } };
+    return d;
+  };
+  const podOf = (d: ReturnType<typeof deployment>) => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'budget-abc', namespace: 'team-a', ...d.spec.template.metadata }, spec: d.spec.template.spec });
+  const deny = await server({ tokenReview: { issuer: 'external' } });
+  try {
+    const res = await deny.review('/validate', req('Deployment', 'apps', budget()));
+    assert.equal(res.allowed, false);
+    assert.equal(res.status.code, 403);
+    assert.deepEqual(
+      res.status.message.split('\n').map((l: string) => /^\[pod-resources\] Deployment team-a\/budget: (spec\.template\.spec\.resources\.\w+\.\w+) is /.exec(l)?.[1]),
+      ['spec.template.spec.resources.requests.cpu', 'spec.template.spec.resources.limits.cpu', 'spec.template.spec.resources.requests.memory'],
+    );
+    const m = await deny.review('/mutate', req('Pod', '', podOf(budget())));
+    assert.equal(m.allowed, false);
+    assert.match(m.status.message, /^\[pod-resources\] Pod team-a\/budget-abc: spec\.resources\.requests\.cpu is 100m, below the 160m of cpu /);
+  } finally {
+    await deny.close();
+  }
+  const warn = await server({ tokenReview: { issuer: 'external' }, policies: { 'pod-resources': 'warn' } });
+  try {
+    const res = await warn.review('/validate', req('Deployment', 'apps', budget()));
+    assert.equal(res.allowed, true);
+    // (the rest: unique-service-account cannot be checked without cluster state)
+    const own = res.warnings.filter((w: string) => w.startsWith('[pod-resources] '));
+    assert.ok(own.length > 3 && res.warnings.every((w: string) => w.length <= 120), JSON.stringify(res.warnings));
+    assert.equal(own.filter((w: string) => / Fix: /.test(` ${w.slice('[pod-resources] '.length)}`)).length, 3);
+    const m = await warn.review('/mutate', req('Pod', '', podOf(budget())));
+    assert.equal(m.allowed, true);
+    assert.ok(m.patch);
+    assert.ok(m.warnings.every((w: string) => w.startsWith('[pod-resources] ') && w.length <= 120), JSON.stringify(m.warnings));
+  } finally {
+    await warn.close();
+  }
+});
