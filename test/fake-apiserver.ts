@@ -126,6 +126,20 @@ export class FakeApiServer {
     return n;
   }
 
+  /** Ends every open watch on `path` cleanly (the chunked body is finished), as an API server does at its watch timeout. */
+  closeWatches(path: string): number {
+    const set = this.watchers.get(path) ?? new Set();
+    const n = set.size;
+    for (const r of set) r.end();
+    set.clear();
+    return n;
+  }
+
+  /** Writes a raw line to every open watch on `path` (a malformed event, say). */
+  writeLine(path: string, line: string): void {
+    for (const r of this.watchers.get(path) ?? []) r.write(`${line}\n`);
+  }
+
   openWatches(path: string): number {
     return this.watchers.get(path)?.size ?? 0;
   }

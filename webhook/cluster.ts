@@ -311,6 +311,15 @@ export interface BackoffOptions {
 
 type Callback = (obj: KubeObject) => void;
 
+/**
+ * An error message as one log field: its first non-empty line, at most 300 characters. An exec credential
+ * plugin's error is its whole stderr.
+ */
+function oneLine(message: string): string {
+  const first = message.split('\n').map((l) => l.trim()).find(Boolean) ?? 'error';
+  return first.length > 300 ? `${first.slice(0, 300)}…` : first;
+}
+
 class ResilientInformer {
   readonly spec: ResourceSpec;
   private readonly kc: KubeConfig;
@@ -341,26 +350,59 @@ class ResilientInformer {
     this.pageBytes = pageBytes;
     const real = new Watch(kc);
     const slimmingWatch = {
+      // ListWatch calls this from its doneHandler, which nobody awaits when a watch ends (a clean close, a timeout):
+      // so it never rejects, and nothing that goes wrong in it or in a watch line escapes as an unhandled rejection
+      // (which ends the process). Every failure ends the watch through `done` with an error instead: onError logs
+      // it and restarts with backoff, and the cache keeps serving.
       watch: async (
         path: string,
         q: Record<string, string | number | boolean | undefined>,
-        cb: (phase: string, obj: any, raw: any) => void,
-        done: (err: unknown) => void,
+        cb: (phase: string, obj: any, raw: any) => unknown,
+        done: (err: unknown) => unknown,
       ) => {
-        let failed = false;
-        const ctl = await real.watch(
-          path,
-          q,
-          (phase, obj, raw) => {
-            if ((phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED') && isObject(obj)) cb(phase, spec.slim(obj), raw);
-            else cb(phase, obj, raw);
-          },
-          (err) => {
-            if (err) failed = true;
-            done(err);
-          },
-        );
-        if (!failed) this.healthy(); // the watch is connected: the cache is current again
+        let ended = false;
+        const end = (err: unknown) => {
+          if (ended) return;
+          ended = true;
+          try {
+            // ListWatch.doneHandler: async; it relists and calls watch() again on a clean end
+            const p = done(err);
+            if (p instanceof Promise) p.catch((e: unknown) => this.onError(e, 'watch'));
+          } catch (e) {
+            this.onError(e, 'watch');
+          }
+        };
+        const line = (phase: string, obj: any, raw: any) => {
+          if (ended) return;
+          try {
+            if (!isObject(obj)) {
+              // An ERROR without its Status says nothing of what went wrong: the watch ends as failed (backoff,
+              // then resume from the last resourceVersion; a 410 then relists). Any other line without an object
+              // (a BOOKMARK, an ADDED with null) has nothing to apply: dropped. client-node would throw on both.
+              if (phase === 'ERROR') end(new Error('the API server sent an ERROR watch event without a Status object'));
+              return;
+            }
+            // a BOOKMARK's only content is its resourceVersion; one without it would make the next reconnect relist
+            if (phase === 'BOOKMARK' && !(isObject(obj.metadata) && typeof obj.metadata.resourceVersion === 'string' && obj.metadata.resourceVersion)) return;
+            const slim = phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED' ? spec.slim(obj) : obj;
+            // ListWatch.watchHandler is async: what throws in it (or in our index callbacks) is a rejection
+            const p = cb(phase, slim, raw);
+            if (p instanceof Promise) p.catch((e: unknown) => end(e));
+          } catch (e) {
+            // client-node's Watch swallows what a line callback throws (the event would be lost without a word)
+            end(e);
+          }
+        };
+        let ctl: AbortController;
+        try {
+          ctl = await real.watch(path, q, line, (err) => end(err));
+        } catch (err) {
+          // Before any request: the credentials could not be had (an exec plugin such as `aws eks get-token` failing
+          // after its session expired, an unreadable token file). A failed watch like any other.
+          end(err);
+          return new AbortController();
+        }
+        if (!ended) this.healthy(); // the watch is connected: the cache is current again
         return ctl;
       },
     };
@@ -442,9 +484,10 @@ class ResilientInformer {
           `grant list and watch on ${this.spec.rbac}${this.synced ? '' : '; not ready until it is granted'}`,
       );
     } else {
-      this.lastError = `${verb} ${this.spec.rbac}: ${e.message ?? String(err)}`;
+      const msg = oneLine(e.message ?? String(err));
+      this.lastError = `${verb} ${this.spec.rbac}: ${msg}`;
       this.log.warn(
-        { ...fields, err: e.message ?? String(err) },
+        { ...fields, err: msg },
         `cluster cache: ${verb} ${this.spec.rbac} failed; ${this.synced ? 'serving from cache, ' : ''}retrying in ${delay} ms`,
       );
     }

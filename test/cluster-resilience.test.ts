@@ -1,0 +1,176 @@
+// Cluster-state resilience: what the informers do when watches end, hang, flap or send lines that make no sense,
+// and when credentials stop working. No kube-apiserver can be installed on the machines these tests run on, so
+// test/fake-apiserver.ts stands in for one: an in-test HTTP server that serves recorded list responses and watch
+// event streams in the API server's wire format. The informers are the real @kubernetes/client-node ListWatch +
+// Watch, talking to it through a real KubeConfig (here also with a real exec credential plugin, a shell script).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import type { AdmissionRequest } from '../webhook/admission.ts';
+import type { BackoffOptions } from '../webhook/cluster.ts';
+import { configFromObject } from '../webhook/config.ts';
+import { registry } from '../webhook/metrics.ts';
+import type { ValidationService } from '../webhook/validation.ts';
+import { startValidation } from '../webhook/validation.ts';
+import { FakeApiServer, PATHS, recordingLogger, until } from './fake-apiserver.ts';
+
+const AGENT = { 'kagenti.io/type': 'agent' };
+
+function deployment(name: string, sa: string, ns = 'team-a') {
+  return {
+    metadata: { name, namespace: ns },
+    spec: { replicas: 1, template: { metadata: { labels: AGENT }, spec: { serviceAccountName: sa, containers: [{ name: 'a', image: 'x' }] } } },
+  };
+}
+
+function barePod(name: string, sa: string, ns = 'team-a') {
+  return { metadata: { name, namespace: ns, labels: AGENT }, spec: { serviceAccountName: sa, containers: [{ name: 'a', image: 'x' }] }, status: { phase: 'Running' } };
+}
+
+let uid = 0;
+function deploymentRequest(obj: Record<string, any>): AdmissionRequest {
+  return {
+    uid: `r${++uid}`,
+    kind: { group: 'apps', version: 'v1', kind: 'Deployment' },
+    operation: 'CREATE',
+    namespace: obj.metadata.namespace,
+    name: obj.metadata.name,
+    object: { apiVersion: 'apps/v1', kind: 'Deployment', ...obj },
+    oldObject: null,
+  };
+}
+
+function seedBasics(api: FakeApiServer) {
+  api.seed(PATHS.namespaces, [{ metadata: { name: 'team-a' } }]);
+  api.seed(PATHS.csidrivers, [{ metadata: { name: 'csi.spiffe.io' } }]);
+  api.seed(PATHS.pods, [barePod('weather', 'weather-sa')]);
+}
+
+async function setup(
+  opts: { seed?: (api: FakeApiServer) => void; config?: Record<string, unknown>; backoff?: BackoffOptions; kubeConfig?: (api: FakeApiServer) => KubeConfig } = {},
+): Promise<{ api: FakeApiServer; svc: ValidationService; lines: ReturnType<typeof recordingLogger>['lines']; close: () => Promise<void> }> {
+  const api = new FakeApiServer();
+  (opts.seed ?? seedBasics)(api);
+  await api.start();
+  const { log, lines } = recordingLogger();
+  const svc = await startValidation({
+    config: configFromObject({ tokenReview: { issuer: 'external' }, ...opts.config }),
+    log,
+    cluster: 'auto',
+    kubeConfig: opts.kubeConfig ? opts.kubeConfig(api) : api.kubeConfig(),
+    backoff: opts.backoff ?? { baseMs: 20, maxMs: 200 },
+    readToken: async () => {
+      throw Object.assign(new Error('no token'), { code: 'ENOENT' });
+    },
+    auditIntervalMs: 60_000,
+  });
+  return {
+    api,
+    svc,
+    lines,
+    close: async () => {
+      await svc.close();
+      await api.stop();
+    },
+  };
+}
+
+const denied = (svc: ValidationService, name: string, sa: string) => svc.validate(deploymentRequest(deployment(name, sa))).response.allowed === false;
+const watchRequests = (api: FakeApiServer, path: string) => api.requests.filter((r) => r.startsWith(`GET ${path}?`) && r.includes('watch=true'));
+const listRequests = (api: FakeApiServer, path: string) => api.requests.filter((r) => r.startsWith(`GET ${path}?`) && !r.includes('watch=true'));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function cacheAgeMetric(): Promise<number> {
+  const m = await registry.getSingleMetric('kagenti_webhook_cluster_cache_age_seconds')!.get();
+  return m.values[0]!.value;
+}
+
+test('an exec credential plugin that fails at a routine watch reconnect is a watch failure: logged, retried with backoff, served from the cache', async () => {
+  // A kubeconfig user with an exec plugin (as `aws eks get-token` is): it works until its session "expires" (a file
+  // appears), then fails with a message on stderr. Its credentials expire at once, so every request runs it.
+  const dir = mkdtempSync(join(tmpdir(), 'kagenti-exec-'));
+  const plugin = join(dir, 'get-token.sh');
+  writeFileSync(
+    plugin,
+    `#!/bin/sh
+if [ -e "${dir}/expired" ]; then echo "error: the SSO session has expired (simulated)" >&2; echo "run aws sso login" >&2; exit 1; fi
+printf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"t","expirationTimestamp":"2000-01-01T00:00:00Z"}}'
+`,
+  );
+  chmodSync(plugin, 0o755);
+  const { api, svc, lines, close } = await setup({
+    backoff: { baseMs: 50, maxMs: 400 },
+    kubeConfig: (api) => {
+      const kc = new KubeConfig();
+      kc.loadFromOptions({
+        clusters: [{ name: 'fake', server: api.url, skipTLSVerify: true }],
+        users: [{ name: 'sso', exec: { apiVersion: 'client.authentication.k8s.io/v1', command: plugin, args: [] } } as any],
+        contexts: [{ name: 'fake', cluster: 'fake', user: 'sso' }],
+        currentContext: 'fake',
+      });
+      return kc;
+    },
+  });
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    await api.waitForWatch(PATHS.pods, 1);
+    assert.ok(denied(svc, 'news', 'weather-sa'));
+    writeFileSync(join(dir, 'expired'), '');
+    // the API server ends the watch cleanly (its watch timeout); ListWatch reconnects at once, and the plugin fails
+    assert.equal(api.closeWatches(PATHS.pods), 1);
+    const failures = () => lines.filter((l) => l.level === 'warn' && l.resource === 'pods' && l.verb === 'watch');
+    await until(() => failures().length >= 3, 'three failed reconnects logged');
+    const first = failures()[0]!;
+    assert.equal(first.err, 'error: the SSO session has expired (simulated)', 'the first line of the plugin\'s stderr');
+    assert.match(first.msg, /^cluster cache: watch pods failed; serving from cache, retrying in \d+ ms$/);
+    const delays = failures().map((l) => l.retryInMs as number);
+    assert.ok(delays[1]! > delays[0]! && delays[2]! > delays[1]!, `the backoff grows: ${delays}`);
+    // the webhook keeps serving from its cache, ready, and says how old the cache is and why
+    assert.equal(svc.readiness().ready, true);
+    assert.ok(denied(svc, 'news', 'weather-sa'));
+    assert.match(String((svc.readiness().detail.errors as Record<string, string>).pods), /SSO session has expired/);
+    assert.ok((await cacheAgeMetric()) > 0, 'the cache age grows');
+    // the plugin works again: the watch resumes and the error is gone
+    rmSync(join(dir, 'expired'));
+    await api.waitForWatch(PATHS.pods, 2);
+    await until(() => svc.readiness().detail.errors === undefined, 'errors cleared');
+  } finally {
+    await close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('watch lines without an object: an ERROR without its Status ends the watch as failed; a BOOKMARK or ADDED without one is dropped', async () => {
+  const { api, svc, lines, close } = await setup();
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    await api.waitForWatch(PATHS.pods, 1);
+    const lists = listRequests(api, PATHS.pods).length;
+    // dropped: nothing to apply, and the watch goes on (client-node's cache would throw on each)
+    api.writeLine(PATHS.pods, '{"type":"BOOKMARK"}');
+    api.writeLine(PATHS.pods, '{"type":"ADDED","object":null}');
+    api.writeLine(PATHS.pods, '{"type":"MODIFIED","object":"x"}');
+    // a BOOKMARK without a resourceVersion would make the next reconnect relist everything
+    api.writeLine(PATHS.pods, '{"type":"BOOKMARK","object":{"kind":"Pod","apiVersion":"v1","metadata":{}}}');
+    api.emit(PATHS.pods, 'ADDED', barePod('news', 'news-sa'));
+    await until(() => denied(svc, 'other', 'news-sa'), 'the next event arrives on the same watch');
+    assert.equal(api.watchConnects(PATHS.pods), 1);
+    assert.equal(lines.filter((l) => l.level === 'warn').length, 0, JSON.stringify(lines.filter((l) => l.level === 'warn')));
+    // an ERROR without a Status: a failed watch (logged, backoff), resumed from the last resourceVersion
+    api.writeLine(PATHS.pods, '{"type":"ERROR"}');
+    await api.waitForWatch(PATHS.pods, 2);
+    const warn = lines.find((l) => l.level === 'warn' && l.resource === 'pods');
+    assert.ok(warn, 'logged');
+    assert.equal(warn.err, 'the API server sent an ERROR watch event without a Status object');
+    assert.match(watchRequests(api, PATHS.pods).at(-1)!, /resourceVersion=\d+/);
+    assert.equal(listRequests(api, PATHS.pods).length, lists, 'no relist');
+    assert.equal(svc.readiness().ready, true);
+    api.emit(PATHS.pods, 'ADDED', barePod('late', 'late-sa'));
+    await until(() => denied(svc, 'other', 'late-sa'), 'events after the reconnect arrive');
+  } finally {
+    await close();
+  }
+});
