@@ -50,7 +50,13 @@ function seedBasics(api: FakeApiServer) {
 }
 
 async function setup(
-  opts: { seed?: (api: FakeApiServer) => void; config?: Record<string, unknown>; backoff?: BackoffOptions; kubeConfig?: (api: FakeApiServer) => KubeConfig } = {},
+  opts: {
+    seed?: (api: FakeApiServer) => void;
+    config?: Record<string, unknown>;
+    backoff?: BackoffOptions;
+    kubeConfig?: (api: FakeApiServer) => KubeConfig;
+    watchTimeoutMs?: number;
+  } = {},
 ): Promise<{ api: FakeApiServer; svc: ValidationService; lines: ReturnType<typeof recordingLogger>['lines']; close: () => Promise<void> }> {
   const api = new FakeApiServer();
   (opts.seed ?? seedBasics)(api);
@@ -66,6 +72,7 @@ async function setup(
       throw Object.assign(new Error('no token'), { code: 'ENOENT' });
     },
     auditIntervalMs: 60_000,
+    watchTimeoutMs: opts.watchTimeoutMs,
   });
   return {
     api,
@@ -170,6 +177,49 @@ test('watch lines without an object: an ERROR without its Status ends the watch 
     assert.equal(svc.readiness().ready, true);
     api.emit(PATHS.pods, 'ADDED', barePod('late', 'late-sa'));
     await until(() => denied(svc, 'other', 'late-sa'), 'events after the reconnect arrive');
+  } finally {
+    await close();
+  }
+});
+
+test('a watch that is not connected counts in the cache age whatever ended it: a clean close whose next request is never answered', async () => {
+  const { api, svc, lines, close } = await setup({ watchTimeoutMs: 1000 });
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    await api.waitForWatch(PATHS.pods, 1);
+    const age = () => svc.readiness().detail.cacheAgeSeconds as number;
+    // every watch connected: 0
+    const connected = async () => {
+      for (const end = Date.now() + 10_000; (await cacheAgeMetric()) !== 0; await sleep(10))
+        if (Date.now() > end) throw new Error('timed out waiting for every watch to be connected');
+    };
+    await connected();
+    // the API server ends the watch cleanly (not an error for client-node), then accepts watch requests and never
+    // answers them; meanwhile a claim goes away that the webhook will not hear of
+    api.hungWatches.add(PATHS.pods);
+    const closedAt = Date.now();
+    api.closeWatches(PATHS.pods);
+    await sleep(1200);
+    assert.ok((await cacheAgeMetric()) >= 1, `the metric grows from the close: ${await cacheAgeMetric()}`);
+    assert.ok(age() >= 1, '/readyz says so too');
+    // a request that got no response headers within the watch timeout is a failure: logged, backed off, shown
+    await until(() => lines.some((l) => l.level === 'warn' && l.resource === 'pods'), 'logged');
+    const warn = lines.find((l) => l.level === 'warn' && l.resource === 'pods')!;
+    assert.equal(warn.err, 'the watch request got no response within 1 s');
+    assert.match(String((svc.readiness().detail.errors as Record<string, string>).pods), /no response within 1 s/);
+    assert.equal(svc.readiness().ready, true, 'still serving from the cache');
+    assert.ok((await cacheAgeMetric()) >= (Date.now() - closedAt) / 1000 - 0.5);
+    // answered again: connected, 0, no error
+    api.hungWatches.delete(PATHS.pods);
+    await until(() => api.openWatches(PATHS.pods) === 1, 'reconnected');
+    await connected();
+    await until(() => svc.readiness().detail.errors === undefined, 'error cleared');
+    // a reset (an error) whose next request hangs: the same
+    api.hungWatches.add(PATHS.pods);
+    api.dropWatches(PATHS.pods);
+    await sleep(1100);
+    assert.ok((await cacheAgeMetric()) >= 1);
+    api.hungWatches.delete(PATHS.pods);
   } finally {
     await close();
   }

@@ -50,6 +50,12 @@ export class FakeApiServer {
   private readonly connectsByPath = new Map<string, number>();
   /** `list <path>` / `watch <path>` entries answered with 403 Forbidden */
   readonly forbidden = new Set<string>();
+  /**
+   * Paths whose watch requests are accepted and never answered (no response headers), as an overloaded API server
+   * or a load balancer holding connections to a dead backend does.
+   */
+  readonly hungWatches = new Set<string>();
+  private readonly held = new Set<http.ServerResponse>();
   /** every request: `GET <path>?<query>` */
   readonly requests: string[] = [];
   discovery: Obj | null = null;
@@ -66,6 +72,7 @@ export class FakeApiServer {
 
   async stop(): Promise<void> {
     for (const set of this.watchers.values()) for (const r of set) r.destroy();
+    for (const r of this.held) r.destroy();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
@@ -194,6 +201,11 @@ export class FakeApiServer {
     if (this.forbidden.has(`${isWatch ? 'watch' : 'list'} ${u.pathname}`)) return this.forbid(res, isWatch ? 'watch' : 'list', u.pathname);
     const field = u.searchParams.get('fieldSelector');
     const nameFilter = field?.startsWith('metadata.name=') ? field.slice('metadata.name='.length) : undefined;
+    if (isWatch && this.hungWatches.has(u.pathname)) {
+      this.held.add(res);
+      res.on('close', () => this.held.delete(res));
+      return;
+    }
     if (isWatch) {
       res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
       res.flushHeaders();

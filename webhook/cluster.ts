@@ -333,6 +333,12 @@ class ResilientInformer {
   synced = false;
   /** set while the informer is down (after an error, until a restart gets through) */
   brokenSince: number | undefined;
+  /**
+   * When the cache was last known current, while no watch is connected: from a watch's end (an error, a clean
+   * close, a timeout: whatever the reason) or the list that follows it, until the next watch's response headers.
+   * Undefined while a watch is connected.
+   */
+  staleSince: number | undefined = Date.now();
   lastError: string | undefined;
   lastSyncAt: number | undefined;
   failures = 0;
@@ -340,7 +346,15 @@ class ResilientInformer {
   private stopped = false;
   private attempt = 0;
 
-  constructor(kc: KubeConfig, spec: ResourceSpec, log: Logger, backoff: BackoffOptions, pageSize: number, pageBytes = PAGE_BYTES) {
+  constructor(
+    kc: KubeConfig,
+    spec: ResourceSpec,
+    log: Logger,
+    backoff: BackoffOptions,
+    pageSize: number,
+    pageBytes = PAGE_BYTES,
+    watchTimeoutMs?: number,
+  ) {
     this.kc = kc;
     this.spec = spec;
     this.log = log;
@@ -349,6 +363,11 @@ class ResilientInformer {
     this.pageLimit = pageSize;
     this.pageBytes = pageBytes;
     const real = new Watch(kc);
+    // client-node's Watch gives a request this long for its response headers, then as much without a byte once
+    // connected (its field is private; tests set less)
+    const timeouts = real as unknown as { requestTimeoutMs?: number };
+    if (watchTimeoutMs !== undefined) timeouts.requestTimeoutMs = watchTimeoutMs;
+    const answerWithinS = (timeouts.requestTimeoutMs ?? 30_000) / 1000;
     const slimmingWatch = {
       // ListWatch calls this from its doneHandler, which nobody awaits when a watch ends (a clean close, a timeout):
       // so it never rejects, and nothing that goes wrong in it or in a watch line escapes as an unhandled rejection
@@ -361,9 +380,16 @@ class ResilientInformer {
         done: (err: unknown) => unknown,
       ) => {
         let ended = false;
+        let connected = false;
         const end = (err: unknown) => {
           if (ended) return;
           ended = true;
+          this.staleSince ??= Date.now();
+          // client-node takes every timeout for a quiet reconnect, and so it is once connected (a quiet resource).
+          // A request that got no response headers at all is an API server or load balancer that accepts and never
+          // answers: a failure, logged and backed off, not a silent reconnect every 30 s.
+          if (!connected && (err as { name?: unknown } | null)?.name === 'TimeoutError')
+            err = new Error(`the watch request got no response within ${answerWithinS} s`);
           try {
             // ListWatch.doneHandler: async; it relists and calls watch() again on a clean end
             const p = done(err);
@@ -402,7 +428,10 @@ class ResilientInformer {
           end(err);
           return new AbortController();
         }
-        if (!ended) this.healthy(); // the watch is connected: the cache is current again
+        if (!ended) {
+          connected = true;
+          this.healthy(); // the watch is connected: the cache is current again
+        }
         return ctl;
       },
     };
@@ -420,6 +449,7 @@ class ResilientInformer {
 
   private healthy(): void {
     this.brokenSince = undefined;
+    this.staleSince = undefined;
     this.failures = 0;
   }
 
@@ -460,7 +490,10 @@ class ResilientInformer {
     const first = !this.synced;
     this.synced = true;
     this.lastSyncAt = Date.now();
-    this.healthy();
+    // current as of this list; ListWatch applies it next, then starts a watch, which is not connected yet
+    this.staleSince = this.lastSyncAt;
+    this.brokenSince = undefined;
+    this.failures = 0;
     this.lastError = undefined;
     if (first) this.log.info({ resource: this.spec.id, count: items.length }, `cluster cache: ${this.spec.id} synced`);
     return { metadata: { resourceVersion: rv }, items };
@@ -472,6 +505,7 @@ class ResilientInformer {
     const verb = e.verb === 'list' ? 'list' : fallbackVerb;
     const status = typeof e.statusCode === 'number' ? e.statusCode : typeof e.code === 'number' ? e.code : undefined;
     this.brokenSince ??= Date.now();
+    this.staleSince ??= this.brokenSince;
     this.failures++;
     const delay = Math.min(this.backoff.maxMs, this.backoff.baseMs * 2 ** Math.min(this.failures - 1, 20));
     const fields = { resource: this.spec.id, verb, status, retryInMs: delay, synced: this.synced };
@@ -590,6 +624,8 @@ export interface ClusterStateOptions {
   pageSize?: number;
   /** the most a list page may hold, in bytes (default PAGE_BYTES; tests set less) */
   pageBytes?: number;
+  /** client-node's watch timeouts (response headers; then inactivity), default 30 s (tests set less) */
+  watchTimeoutMs?: number;
 }
 
 function claimKey(ns: string, sa: string): string {
@@ -614,7 +650,7 @@ export class ClusterState {
     this.log = opts.log;
     const backoff = opts.backoff ?? { baseMs: 1000, maxMs: 60_000 };
     this.informers = resourceSpecs(opts.config).map(
-      (s) => new ResilientInformer(opts.kubeConfig, s, opts.log, backoff, opts.pageSize ?? 500, opts.pageBytes),
+      (s) => new ResilientInformer(opts.kubeConfig, s, opts.log, backoff, opts.pageSize ?? 500, opts.pageBytes, opts.watchTimeoutMs),
     );
     for (const inf of this.informers) {
       if (inf.spec.kind === 'ConfigMap') this.configMapInformers.push(inf);
@@ -815,8 +851,9 @@ export class ClusterState {
   cacheAgeSeconds(now = Date.now()): number {
     let oldest = now;
     for (const i of this.informers) {
-      if (!i.synced) oldest = Math.min(oldest, i.brokenSince ?? this.startedAt, this.startedAt);
-      else if (i.brokenSince !== undefined) oldest = Math.min(oldest, i.brokenSince);
+      if (!i.synced) oldest = Math.min(oldest, this.startedAt);
+      // not connected, whatever the reason: an error, or a clean close whose next watch is not answered
+      else if (i.staleSince !== undefined) oldest = Math.min(oldest, i.staleSince);
     }
     return Math.max(0, (now - oldest) / 1000);
   }

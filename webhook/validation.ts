@@ -98,6 +98,8 @@ export interface ValidationOptions {
   helmCheckMs?: number;
   /** The most one list page of the cluster cache may hold, in bytes (default PAGE_BYTES; tests set less). */
   listPageBytes?: number;
+  /** client-node's watch timeouts, default 30 s (tests set less) */
+  watchTimeoutMs?: number;
 }
 
 /** Audit findings logged per rule and run; the rest are counted only. */
@@ -153,7 +155,7 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
   const noClusterWhy = opts.cluster === 'none' ? '--cluster none' : 'no kubeconfig or in-cluster account';
 
   const issuer = new IssuerDetector({ config, log, kubeConfig: kc, readToken: opts.readToken });
-  const cluster = kc && clusterModule ? new clusterModule.ClusterState({ kubeConfig: kc, config, log, backoff: opts.backoff, pageBytes: opts.listPageBytes }) : null;
+  const cluster = kc && clusterModule ? new clusterModule.ClusterState({ kubeConfig: kc, config, log, backoff: opts.backoff, pageBytes: opts.listPageBytes, watchTimeoutMs: opts.watchTimeoutMs }) : null;
   cluster?.start();
   await issuer.start();
   const helm = new HelmChecker({ config, log, budgetMs: opts.helmCheckMs });
