@@ -224,3 +224,27 @@ test('a watch that is not connected counts in the cache age whatever ended it: a
     await close();
   }
 });
+
+test('a watch that connects and breaks at once, over and over, backs off to the maximum; one that stayed connected starts again from the base', async () => {
+  const { api, svc, lines, close } = await setup({ backoff: { baseMs: 20, maxMs: 320, resetAfterMs: 500 } });
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    await api.waitForWatch(PATHS.pods, 1);
+    const delays = () => lines.filter((l) => l.level === 'warn' && l.resource === 'pods').map((l) => l.retryInMs as number);
+    // every pods watch gets its response headers, then a reset 5 ms later
+    api.flappingWatches.add(PATHS.pods);
+    api.dropWatches(PATHS.pods);
+    await until(() => delays().length >= 7, 'seven failures');
+    assert.deepEqual(delays().slice(0, 7), [20, 40, 80, 160, 320, 320, 320]);
+    // connected and left alone past resetAfterMs: the next failure starts from the base again
+    api.flappingWatches.delete(PATHS.pods);
+    await until(() => api.openWatches(PATHS.pods) === 1, 'connected');
+    await sleep(600);
+    const n = delays().length;
+    api.dropWatches(PATHS.pods);
+    await until(() => delays().length > n, 'the next failure');
+    assert.equal(delays()[n], 20);
+  } finally {
+    await close();
+  }
+});

@@ -56,6 +56,8 @@ export class FakeApiServer {
    */
   readonly hungWatches = new Set<string>();
   private readonly held = new Set<http.ServerResponse>();
+  /** Paths whose watch requests get their response headers and are then reset (TCP) after 5 ms: a flapping watch. */
+  readonly flappingWatches = new Set<string>();
   /** every request: `GET <path>?<query>` */
   readonly requests: string[] = [];
   discovery: Obj | null = null;
@@ -209,6 +211,12 @@ export class FakeApiServer {
     if (isWatch) {
       res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
       res.flushHeaders();
+      if (this.flappingWatches.has(u.pathname)) {
+        this.held.add(res);
+        res.on('close', () => this.held.delete(res));
+        setTimeout(() => res.socket?.destroy(), 5);
+        return;
+      }
       let set = this.watchers.get(u.pathname);
       if (!set) this.watchers.set(u.pathname, (set = new Set()));
       set.add(res);

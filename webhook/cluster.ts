@@ -307,7 +307,21 @@ export interface ResourceSpec {
 export interface BackoffOptions {
   baseMs: number;
   maxMs: number;
+  /**
+   * How long a watch must stay connected, without an error, before the backoff starts again from baseMs
+   * (default RESET_AFTER_MS).
+   */
+  resetAfterMs?: number;
 }
+
+/**
+ * A watch connected this long without an error has outlived what breaks at once (credentials or RBAC refused after
+ * the headers, a proxy or load balancer resetting new streams, an API server that accepts and falls over), so the
+ * next failure backs off from the start. As long as client-node's own watch timeouts: anything that breaks sooner,
+ * over and over, backs off to maxMs. (The backoff's current delay would not do: at 1 s, a watch that breaks after
+ * 2 s every time would be retried every 3 s forever.)
+ */
+export const RESET_AFTER_MS = 30_000;
 
 type Callback = (obj: KubeObject) => void;
 
@@ -342,6 +356,8 @@ class ResilientInformer {
   lastError: string | undefined;
   lastSyncAt: number | undefined;
   failures = 0;
+  /** since when the watches have been connected without an error (the first response headers after the last error) */
+  private healthySince: number | undefined;
   private restartTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private attempt = 0;
@@ -450,7 +466,7 @@ class ResilientInformer {
   private healthy(): void {
     this.brokenSince = undefined;
     this.staleSince = undefined;
-    this.failures = 0;
+    this.healthySince ??= Date.now();
   }
 
   private async listAll(): Promise<any> {
@@ -493,7 +509,6 @@ class ResilientInformer {
     // current as of this list; ListWatch applies it next, then starts a watch, which is not connected yet
     this.staleSince = this.lastSyncAt;
     this.brokenSince = undefined;
-    this.failures = 0;
     this.lastError = undefined;
     if (first) this.log.info({ resource: this.spec.id, count: items.length }, `cluster cache: ${this.spec.id} synced`);
     return { metadata: { resourceVersion: rv }, items };
@@ -506,6 +521,9 @@ class ResilientInformer {
     const status = typeof e.statusCode === 'number' ? e.statusCode : typeof e.code === 'number' ? e.code : undefined;
     this.brokenSince ??= Date.now();
     this.staleSince ??= this.brokenSince;
+    // failures count from the last watch that stayed connected: one that breaks soon after its headers is no recovery
+    if (this.healthySince !== undefined && Date.now() - this.healthySince >= (this.backoff.resetAfterMs ?? RESET_AFTER_MS)) this.failures = 0;
+    this.healthySince = undefined;
     this.failures++;
     const delay = Math.min(this.backoff.maxMs, this.backoff.baseMs * 2 ** Math.min(this.failures - 1, 20));
     const fields = { resource: this.spec.id, verb, status, retryInMs: delay, synced: this.synced };
