@@ -639,6 +639,36 @@ test('RBAC 403 on watch names the watch permission', async () => {
   }
 });
 
+test('RBAC 403 on a token-review ConfigMap the ClusterRole does not name: the log says to add it to resourceNames, not to grant all ConfigMaps', async () => {
+  // as the shipped ClusterRole grants: list and watch on configmaps with resourceNames [kagent-enterprise-config]
+  const { svc, lines, close } = await setup(
+    (api) => {
+      seedBasics(api);
+      api.forbidden.add(`list ${PATHS.configmaps} other-config`);
+    },
+    { tokenReview: { issuer: 'external', configMapNames: ['kagent-enterprise-config', 'other-config'] } },
+  );
+  try {
+    await until(() => lines.some((l) => l.level === 'error'), '403 logged');
+    const line = lines.find((l) => l.level === 'error')!;
+    assert.equal(line.resource, 'configmaps/other-config');
+    assert.equal(line.permission, 'list configmaps');
+    assert.equal(line.resourceName, 'other-config');
+    assert.equal(
+      line.msg,
+      'cluster cache: cannot list configmaps named "other-config": missing permission "list configmaps" on resourceName "other-config" for the webhook\'s ServiceAccount; ' +
+        'add "other-config" to resourceNames in its ClusterRole\'s configmaps rule (list, watch), as for every name in tokenReview.configMapNames ' +
+        '(the ConfigMap webhooks\' matchConditions list them too); not ready until it is granted',
+    );
+    assert.doesNotMatch(line.msg, /grant list and watch on configmaps/);
+    await until(() => ((svc.readiness().detail.notSynced as string[] | undefined) ?? []).length === 1, 'the others synced');
+    assert.deepEqual(svc.readiness().detail.notSynced, ['configmaps/other-config']);
+    assert.equal((svc.readiness().detail.errors as Record<string, string>)['configmaps/other-config'], 'forbidden: missing permission "list configmaps" on resourceName "other-config"');
+  } finally {
+    await close();
+  }
+});
+
 test('lists are paged (limit/continue) and every page lands in the cache', async () => {
   const { svc, close } = await setup((api) => {
     seedBasics(api);

@@ -48,7 +48,10 @@ export class FakeApiServer {
   private readonly watchers = new Map<string, Set<http.ServerResponse>>();
   private readonly watchWaiters: { path: string; n: number; resolve: () => void }[] = [];
   private readonly connectsByPath = new Map<string, number>();
-  /** `list <path>` / `watch <path>` entries answered with 403 Forbidden */
+  /**
+   * `list <path>` / `watch <path>` entries answered with 403 Forbidden; `list <path> <name>` for a request whose
+   * fieldSelector is `metadata.name=<name>` only (a name RBAC's resourceNames does not grant)
+   */
   readonly forbidden = new Set<string>();
   /**
    * Paths whose watch requests are accepted and never answered (no response headers), as an overloaded API server
@@ -200,9 +203,11 @@ export class FakeApiServer {
       return;
     }
     const isWatch = u.searchParams.get('watch') === 'true';
-    if (this.forbidden.has(`${isWatch ? 'watch' : 'list'} ${u.pathname}`)) return this.forbid(res, isWatch ? 'watch' : 'list', u.pathname);
     const field = u.searchParams.get('fieldSelector');
     const nameFilter = field?.startsWith('metadata.name=') ? field.slice('metadata.name='.length) : undefined;
+    const verb = isWatch ? 'watch' : 'list';
+    if (this.forbidden.has(`${verb} ${u.pathname}`) || (nameFilter !== undefined && this.forbidden.has(`${verb} ${u.pathname} ${nameFilter}`)))
+      return this.forbid(res, verb, u.pathname);
     if (isWatch && this.hungWatches.has(u.pathname)) {
       this.held.add(res);
       res.on('close', () => this.held.delete(res));

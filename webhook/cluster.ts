@@ -301,6 +301,8 @@ export interface ResourceSpec {
   path: string;
   labelSelector?: string;
   fieldSelector?: string;
+  /** the one object listed (fieldSelector metadata.name): RBAC grants it by resourceNames */
+  resourceName?: string;
   slim: (obj: KubeObject) => KubeObject;
 }
 
@@ -529,12 +531,26 @@ class ResilientInformer {
     const fields = { resource: this.spec.id, verb, status, retryInMs: delay, synced: this.synced };
     if (status === 403) {
       const perm = `${verb} ${this.spec.rbac}`;
-      this.lastError = `forbidden: missing permission "${perm}" (cluster-wide)`;
-      this.log.error(
-        { ...fields, permission: perm },
-        `cluster cache: cannot ${perm}: missing permission "${perm}" (cluster-wide) for the webhook's ServiceAccount; ` +
-          `grant list and watch on ${this.spec.rbac}${this.synced ? '' : '; not ready until it is granted'}`,
-      );
+      const name = this.spec.resourceName;
+      const notReady = this.synced ? '' : '; not ready until it is granted';
+      if (name !== undefined) {
+        // The shipped ClusterRole grants the token-review ConfigMaps by name only (resourceNames), never all of them
+        const quoted = JSON.stringify(name);
+        this.lastError = `forbidden: missing permission "${perm}" on resourceName ${quoted}`;
+        this.log.error(
+          { ...fields, permission: perm, resourceName: name },
+          `cluster cache: cannot ${perm} named ${quoted}: missing permission "${perm}" on resourceName ${quoted} for the webhook's ServiceAccount; ` +
+            `add ${quoted} to resourceNames in its ClusterRole's configmaps rule (list, watch), as for every name in tokenReview.configMapNames ` +
+            `(the ConfigMap webhooks' matchConditions list them too)${notReady}`,
+        );
+      } else {
+        this.lastError = `forbidden: missing permission "${perm}" (cluster-wide)`;
+        this.log.error(
+          { ...fields, permission: perm },
+          `cluster cache: cannot ${perm}: missing permission "${perm}" (cluster-wide) for the webhook's ServiceAccount; ` +
+            `grant list and watch on ${this.spec.rbac}${notReady}`,
+        );
+      }
     } else {
       const msg = oneLine(e.message ?? String(err));
       this.lastError = `${verb} ${this.spec.rbac}: ${msg}`;
@@ -617,6 +633,7 @@ export function resourceSpecs(config: Config): ResourceSpec[] {
       kind: 'ConfigMap',
       path: '/api/v1/configmaps',
       fieldSelector: `metadata.name=${name}`,
+      resourceName: name,
       slim: slimConfigMap,
     })),
   ];
