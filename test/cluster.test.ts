@@ -669,6 +669,35 @@ test('RBAC 403 on a token-review ConfigMap the ClusterRole does not name: the lo
   }
 });
 
+test('/validate before the first sync: uniqueness is not checked, and the agent is allowed with a warning that says so', async () => {
+  // deployments cannot be listed yet (403): the claims are incomplete, and /readyz keeps the webhook out of the Service;
+  // a direct call still gets an honest answer
+  const { api, svc, lines, close } = await setup((api) => {
+    seedBasics(api);
+    api.seed(PATHS.deployments, [deployment('shared-a', 'shared-sa')]);
+    api.forbidden.add(`list ${PATHS.deployments}`);
+  });
+  try {
+    await until(() => lines.some((l) => l.level === 'error' && l.resource === 'deployments.apps'), '403 logged');
+    assert.equal(svc.readiness().ready, false);
+    const before = svc.validate(deploymentRequest(deployment('news', 'shared-sa')));
+    assert.equal(before.response.allowed, true);
+    assert.match(
+      joinWarnings(before.response.warnings ?? []),
+      /^\[unique-service-account\] Deployment team-a\/news: not checked, because the webhook's cluster cache has not synced yet \(it is not ready\), so another agent on ServiceAccount team-a\/shared-sa \(one SPIFFE ID\) would not be caught here\. Fix: send it again once the webhook is ready \(its \/readyz names what it cannot list\), and check releases in CI with kagenti-webhook lint\.$/,
+    );
+    // synced: checked, and denied
+    api.forbidden.clear();
+    await until(() => svc.readiness().ready, 'synced');
+    const after = svc.validate(deploymentRequest(deployment('news', 'shared-sa')));
+    assert.equal(after.response.allowed, false);
+    assert.match(after.response.status!.message, /^\[unique-service-account\] Deployment team-a\/news: .*Deployment\/shared-a/);
+    assert.equal(after.response.warnings, undefined);
+  } finally {
+    await close();
+  }
+});
+
 test('lists are paged (limit/continue) and every page lands in the cache', async () => {
   const { svc, close } = await setup((api) => {
     seedBasics(api);

@@ -357,6 +357,8 @@ class ResilientInformer {
   staleSince: number | undefined = Date.now();
   lastError: string | undefined;
   lastSyncAt: number | undefined;
+  /** called once, after the first list (ListWatch applies it in the same synchronous run) */
+  onFirstSync: (() => void) | undefined;
   failures = 0;
   /** since when the watches have been connected without an error (the first response headers after the last error) */
   private healthySince: number | undefined;
@@ -512,7 +514,10 @@ class ResilientInformer {
     this.staleSince = this.lastSyncAt;
     this.brokenSince = undefined;
     this.lastError = undefined;
-    if (first) this.log.info({ resource: this.spec.id, count: items.length }, `cluster cache: ${this.spec.id} synced`);
+    if (first) {
+      this.log.info({ resource: this.spec.id, count: items.length }, `cluster cache: ${this.spec.id} synced`);
+      this.onFirstSync?.();
+    }
     return { metadata: { resourceVersion: rv }, items };
   }
 
@@ -679,6 +684,11 @@ export class ClusterState {
   /** object key (`Kind\0ns\0name`) → its claim key, to move or drop it on update/delete */
   private readonly claimOf = new Map<string, string>();
   readonly lookup: OwnerLookup;
+  /**
+   * Whether the informers behind claimsOn (pods and the workload kinds) have all listed once: before that, a claim
+   * may be missing. A property, for /validate's hot path; it never turns false again.
+   */
+  claimsSynced = false;
 
   constructor(opts: ClusterStateOptions) {
     this.config = opts.config;
@@ -691,8 +701,11 @@ export class ClusterState {
       if (inf.spec.kind === 'ConfigMap') this.configMapInformers.push(inf);
       else this.byKind.set(inf.spec.kind, inf);
     }
-    for (const k of ['Pod', ...WORKLOADS.map((w) => w.kind)]) {
-      const inf = this.byKind.get(k)!;
+    const claimInformers = ['Pod', ...WORKLOADS.map((w) => w.kind)].map((k) => this.byKind.get(k)!);
+    for (const inf of claimInformers) {
+      inf.onFirstSync = () => {
+        this.claimsSynced = claimInformers.every((i) => i.synced);
+      };
       inf.on('add', (o) => this.indexObject(o));
       inf.on('update', (o) => this.indexObject(o));
       inf.on('delete', (o) => this.unindex(o));

@@ -322,7 +322,7 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
         if (!unchanged) violations.push(...inj.warnings);
       }
       if (config.policies['unique-service-account'] !== 'off' && !dedicatedDenies(agent, config)) {
-        if (cluster) {
+        if (cluster?.claimsSynced) {
           // What this agent claimed already: on an UPDATE the workload as it was; for a new pod of a workload, the
           // workload's claim in the cache. Sharing it had already is warned, not denied (checkUniqueSince).
           let previous: AgentRef | null = null;
@@ -330,13 +330,18 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
             previous = agentOf(req.oldObject.kind === kind ? req.oldObject : { ...req.oldObject, kind }, config, ns, cluster.lookup);
           else if (kind === 'Pod' && agent.source) previous = cluster.claimOfObject(agent.kind, agent.namespace, agent.name);
           violations.push(...checkUniqueSince(agent, previous, cluster.claimsOn(agent.namespace, agent.serviceAccount, objWithKind), config));
-        }
-        else
+        } else {
+          // Without cluster state, or before its first sync (/readyz keeps the webhook out of the Service until then,
+          // so only a direct call gets here): allowed, and said so
+          const [why, fix] = cluster
+            ? ["the webhook's cluster cache has not synced yet (it is not ready)", 'send it again once the webhook is ready (its /readyz names what it cannot list)']
+            : [`the webhook runs without cluster state (${noClusterWhy})`, 'run the webhook with cluster access (--cluster auto, with its RBAC)'];
           warnings.push(
             ...toWarnings(
-              `[unique-service-account] ${kind} ${agent.namespace}/${objectName(objWithKind)}: not checked, because the webhook runs without cluster state (${noClusterWhy}), so another agent on ServiceAccount ${agent.namespace}/${agent.serviceAccount || 'default'} (one SPIFFE ID) would not be caught here. Fix: run the webhook with cluster access (--cluster auto, with its RBAC), and check releases in CI with kagenti-webhook lint.`,
+              `[unique-service-account] ${kind} ${agent.namespace}/${objectName(objWithKind)}: not checked, because ${why}, so another agent on ServiceAccount ${agent.namespace}/${agent.serviceAccount || 'default'} (one SPIFFE ID) would not be caught here. Fix: ${fix}, and check releases in CI with kagenti-webhook lint.`,
             ),
           );
+        }
       }
     } else {
       return decisionFor(allow(req.uid), [], { skip: `kind ${kind} not validated` });
