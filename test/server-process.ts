@@ -45,7 +45,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * Starts `node bin/kagenti-webhook.js serve ARGS --host 127.0.0.1 --port P --probe-port Q --cluster none`
  * on free ports and waits until its probe port answers /healthz.
  */
-export async function startServerProcess(args: string[]): Promise<ServerProcess> {
+export async function startServerProcess(args: string[], env: Record<string, string> = {}): Promise<ServerProcess> {
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
     let probePort = await freePort();
@@ -53,7 +53,7 @@ export async function startServerProcess(args: string[]): Promise<ServerProcess>
     const child = spawn(
       process.execPath,
       [BIN, 'serve', ...args, '--host', '127.0.0.1', '--port', String(port), '--probe-port', String(probePort), '--cluster', 'none'],
-      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KUBECONFIG: '/nonexistent' } },
+      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KUBECONFIG: '/nonexistent', ...env } },
     );
     let out = '';
     child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));

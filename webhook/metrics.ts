@@ -76,6 +76,12 @@ export const logLinesDropped = new Counter({
   registers: [registry],
 });
 
+export const unhandledRejections = new Counter({
+  name: `${PREFIX}unhandled_rejections_total`,
+  help: 'Promise rejections nothing handled (a background task that failed: cluster informers, issuer re-checks, certificate reloads). Each is logged; the process keeps serving.',
+  registers: [registry],
+});
+
 let openConnectionsSource: () => number = () => 0;
 /** The open-connections gauge reads this function at each scrape. */
 export function openConnectionsFrom(source: () => number): void {

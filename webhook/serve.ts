@@ -4,6 +4,8 @@ import { setFlagsFromString } from 'node:v8';
 import { ConfigError, loadConfig } from './config.ts';
 import { deepFreeze } from './json.ts';
 import { createLogger } from './log.ts';
+import type { Logger } from './log.ts';
+import { unhandledRejections } from './metrics.ts';
 import { DEFAULT_MAX_CONNECTIONS, DEFAULT_QUIET_MS, startServer } from './server.ts';
 import { intFlag, parseFlags, UsageError } from './usage.ts';
 import { startValidation } from './validation.ts';
@@ -106,6 +108,40 @@ export function parseServeFlags(argv: string[]): ServeFlags | 'help' {
   return f;
 }
 
+let guarded = false;
+
+/**
+ * A promise rejection that nothing handles is logged (one line, always the same message) and counted, and the
+ * process keeps serving, where Node's default would end it with exit 1. Admissions never get here: they are answered
+ * synchronously and fail closed on any error (internal-error). What can is background work (the informers, the
+ * issuer re-check, the certificate reload), and for that, going on with the last known state is better than exiting:
+ * every replica shares the cause (the same kubeconfig credentials, the same API server), so all would exit at once
+ * and, with failurePolicy Fail, block every agent pod in the cluster, then crash-loop. What stopped shows: the cache
+ * age grows and /readyz lists the informer errors. A synchronous uncaught exception still ends the process (state
+ * may be half-updated there).
+ */
+export function keepServingOnUnhandledRejection(log: Logger): void {
+  if (guarded) return;
+  guarded = true;
+  process.on('unhandledRejection', (reason) => {
+    unhandledRejections.inc();
+    let err: string;
+    let stack: string | undefined;
+    if (reason instanceof Error) {
+      err = `${reason.name}: ${reason.message}`;
+      stack = typeof reason.stack === 'string' ? reason.stack.slice(0, 2000) : undefined;
+    } else {
+      try {
+        err = typeof reason === 'string' ? reason : JSON.stringify(reason) ?? String(reason);
+      } catch {
+        err = `a ${typeof reason} that cannot be printed`;
+      }
+    }
+    err = err.split('\n')[0]!.slice(0, 300);
+    log.error({ err, stack }, 'unhandled promise rejection (a background task failed); the webhook keeps serving');
+  });
+}
+
 export async function runServe(argv: string[]): Promise<number> {
   const flags = parseServeFlags(argv);
   if (flags === 'help') {
@@ -128,6 +164,7 @@ export async function runServe(argv: string[]): Promise<number> {
     throw err;
   }
   const log = createLogger(flags.logLevel);
+  keepServingOnUnhandledRejection(log);
 
   let certFile = flags.tlsCert!;
   let keyFile = flags.tlsKey!;
