@@ -196,6 +196,41 @@ test('injecting twice equals injecting once; the second webhook call returns no 
   );
 });
 
+test('the list diff never sends again an item the mutated list shares with the original, whatever is removed or inserted around it', () => {
+  const item = fc.record({ name: dnsName, n: fc.integer() });
+  fc.assert(
+    fc.property(
+      fc.array(item, { maxLength: 12 }),
+      fc.array(fc.tuple(fc.boolean(), fc.nat()), { maxLength: 12 }),
+      fc.array(fc.tuple(fc.nat(), item, fc.boolean()), { maxLength: 6 }),
+      fc.boolean(),
+      (items, keep, inserts, shuffle) => {
+        const before = items.map((x) => ({ ...x }));
+        const shared = before.filter((_, i) => keep[i]?.[0] ?? true);
+        const after: KubeObject[] = [...shared];
+        // fresh items, some equal (not identical) to one of the original's: a piece of ours rendered afresh
+        for (const [at, fresh, copy] of inserts) after.splice(at % (after.length + 1), 0, copy && before.length ? { ...before[at % before.length]! } : fresh);
+        if (shuffle && after.length > 1) after.push(after.shift()!);
+        const a = { spec: { containers: before } };
+        const b = { spec: { containers: after } };
+        const ops = createPatch(a, b);
+        assert.ok(jsonEqual(apply(a, ops), b), 'the patch does not reproduce the list');
+        const inOrder = shared.every((x, i) => i === 0 || after.indexOf(x) > after.indexOf(shared[i - 1]!));
+        if (!inOrder) return;
+        const sent = new Set<unknown>();
+        for (const o of ops) if ('value' in o) for (const v of Array.isArray(o.value) ? o.value : [o.value]) sent.add(v);
+        for (const x of shared) assert.ok(!sent.has(x), `a shared item was sent again: ${JSON.stringify(ops)}`);
+        // removals and insertions only, at most one per item not shared (a list that shares nothing may be replaced)
+        const kept = shared.filter((x) => after.includes(x)).length;
+        if (!kept) return;
+        const unshared = before.length + after.length - 2 * kept;
+        assert.ok(ops.every((o) => o.op === 'add' || o.op === 'remove') && ops.length <= unshared, JSON.stringify(ops));
+      },
+    ),
+    { numRuns: 1000 },
+  );
+});
+
 test('a check-only injection (lint, /validate of workloads) gives the same outcome, denial and warnings as the real one', () => {
   fc.assert(
     fc.property(podArb, configArb, (pod, cfg) => {

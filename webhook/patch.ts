@@ -3,7 +3,8 @@
 // shortcut and a list rule:
 // - a subtree the mutated copy shares with the original (the same object) is skipped without a look inside:
 //   injection copies only what it writes, so the diff walks a handful of objects, not the whole pod;
-// - the container, init-container and volume lists of pod specs are diffed as insertions and removals.
+// - the container, init-container and volume lists of pod specs are diffed as insertions and removals, never
+//   sending again an item the mutated copy shares with the original.
 import fastJsonPatch from 'fast-json-patch';
 import type { Operation } from 'fast-json-patch';
 import { isObject, jsonEqual, jsonText } from './json.ts';
@@ -22,12 +23,69 @@ const SPEC_PATHS: string[][] = [...new Set(WORKLOAD_KINDS.map((k) => [...podTemp
 const LIST_KEYS = new Set(['containers', 'initContainers', 'volumes']);
 
 /**
- * Ops for one list: the common prefix and suffix stay, the items between are removed and inserted by index.
- * Injection prepends sidecars and appends volumes, so this sends only the injected items, not the pod's own
- * containers again (a pod with 1,500 env vars would otherwise be echoed back whole). When that would take
- * more items than the list has, the list is replaced whole.
+ * Ops for one list, as removals (from the highest index down) and then insertions (in increasing final index).
+ * Items the mutated list shares with the original (the same object) are never sent again: injection shares the
+ * pod's own containers and volumes, and a value written back from JSON.parse's numbers would not always be the
+ * user's (an integer past 2^53 comes back rounded). Injection prepends sidecars and appends volumes, so an
+ * ordinary pod's patch holds only the injected items (a pod with 1,500 env vars would otherwise be echoed whole).
+ *
+ * The shared items are found by identity: the common prefix and suffix first (all a first injection needs), then a
+ * Map from the remaining original items to their indexes (O(n), whatever the list's length). When they keep their
+ * relative order (injection never reorders the pod's items), they stay, and between two of them the items both
+ * lists hold equal (jsonEqual: a piece of ours rendered afresh) stay too; the rest is removed and inserted. When
+ * they do not keep their order (never from injection), the rule is the common prefix and suffix by value, and a
+ * list replaced whole when that takes more items than it has; so is a list that shares nothing with the original.
  */
 function listOps(pointer: string, before: unknown[], after: unknown[], out: Operation[]): void {
+  const bl = before.length;
+  const al = after.length;
+  let p = 0;
+  while (p < bl && p < al && before[p] === after[p]) p++;
+  let s = 0;
+  while (s < bl - p && s < al - p && before[bl - 1 - s] === after[al - 1 - s]) s++;
+  if (p === bl && p === al) return;
+  // the shared items between prefix and suffix, as pairs of indexes (original, mutated), both increasing
+  let pairs: number[] | undefined;
+  if (p + s < bl && p + s < al) {
+    const index = new Map<unknown, number>();
+    for (let i = p; i < bl - s; i++) {
+      const v = before[i];
+      if (typeof v !== 'object' || v === null) continue;
+      if (index.has(v)) return valueListOps(pointer, before, after, out); // one object twice: not a list we made
+      index.set(v, i);
+    }
+    let last = p - 1;
+    for (let j = p; j < al - s; j++) {
+      const i = index.get(after[j]);
+      if (i === undefined) continue;
+      if (i <= last) return valueListOps(pointer, before, after, out);
+      (pairs ??= []).push(i, j);
+      last = i;
+    }
+  }
+  if (p === 0 && s === 0 && !pairs) return valueListOps(pointer, before, after, out);
+  // the gaps between shared items: [from, to) in the original and in the mutated list, equal ends trimmed off
+  const gaps: number[] = [];
+  const gap = (b0: number, b1: number, a0: number, a1: number) => {
+    while (b0 < b1 && a0 < a1 && jsonEqual(before[b0], after[a0])) b0++, a0++;
+    while (b0 < b1 && a0 < a1 && jsonEqual(before[b1 - 1], after[a1 - 1])) b1--, a1--;
+    if (b0 < b1 || a0 < a1) gaps.push(b0, b1, a0, a1);
+  };
+  let b = p;
+  let a = p;
+  if (pairs)
+    for (let k = 0; k < pairs.length; k += 2) {
+      gap(b, pairs[k]!, a, pairs[k + 1]!);
+      b = pairs[k]! + 1;
+      a = pairs[k + 1]! + 1;
+    }
+  gap(b, bl - s, a, al - s);
+  for (let g = gaps.length - 4; g >= 0; g -= 4) for (let i = gaps[g + 1]! - 1; i >= gaps[g]!; i--) out.push({ op: 'remove', path: `${pointer}/${i}` });
+  for (let g = 0; g < gaps.length; g += 4) for (let j = gaps[g + 2]!; j < gaps[g + 3]!; j++) out.push({ op: 'add', path: `${pointer}/${j}`, value: after[j] });
+}
+
+/** listOps by value: the common prefix and suffix stay, the items between are removed and inserted by index, or the list is replaced whole when that takes more items than it has. */
+function valueListOps(pointer: string, before: unknown[], after: unknown[], out: Operation[]): void {
   let p = 0;
   while (p < before.length && p < after.length && jsonEqual(before[p], after[p])) p++;
   let s = 0;
