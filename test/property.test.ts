@@ -1,5 +1,7 @@
 // Property tests of the injection core and the patch: for random valid pods and configs,
-// - injecting twice equals injecting once (and the webhook returns no patch the second time);
+// - injecting twice equals injecting once (and the webhook returns no patch the second time), also after a later
+//   webhook inserted containers, init containers and volumes anywhere (unless before or among our init containers,
+//   which go first again);
 // - the patch applies to the original and yields exactly the injected pod (fast-json-patch for every case,
 //   the real `kubectl patch --local --type json` for a sample);
 // - the result is a valid Pod (unique names, mounts resolve, CSI read-only, restartPolicy only on init containers).
@@ -194,6 +196,60 @@ test('injecting twice equals injecting once; the second webhook call returns no 
     }),
     { numRuns: 400 },
   );
+});
+
+/** A later webhook's insertions: each into a list, at a position (taken modulo the list's length + 1). */
+const laterArb = fc.array(fc.record({ list: fc.constantFrom('containers', 'initContainers', 'volumes'), at: fc.oneof(fc.constant(0), fc.nat()) }), { minLength: 1, maxLength: 4 });
+
+function insertLater(pod: KubeObject, edits: { list: string; at: number }[]): KubeObject {
+  const out = structuredClone(pod);
+  edits.forEach(({ list, at }, k) => {
+    const arr: KubeObject[] = (out.spec[list] ??= []);
+    const item = list === 'volumes' ? { name: `later-${k}`, emptyDir: { medium: 'Memory' } } : { name: `later-${k}`, image: 'docker.io/istio/proxyv2:1.22.0' };
+    arr.splice(at % (arr.length + 1), 0, item);
+  });
+  return apiServerDefaults(out);
+}
+
+test('after a later webhook inserts containers, init containers and volumes anywhere, a re-invocation is a no-op (or restores proxy-init first)', () => {
+  let reinvoked = 0;
+  let replaced = 0;
+  fc.assert(
+    fc.property(podArb, configArb, laterArb, (pod, cfg, edits) => {
+      const first = injectTemplate(pod, cfg, ctx(pod));
+      if (first.outcome !== 'inject') return;
+      const later = insertLater(apiServerDefaults(first.template), edits);
+      const ours = new Set(first.status.initContainers);
+      const inits: KubeObject[] = later.spec.initContainers ?? [];
+      let lastOurs = -1;
+      inits.forEach((c, i) => ours.has(c.name) && (lastOurs = i));
+      // the one ordering guarantee a later webhook can break: proxy-init first, ours (native sidecars) right after it
+      const broken = ours.has('proxy-init') && inits.some((c, i) => i < lastOurs && c.name.startsWith('later-'));
+      reinvoked++;
+      const decision = mutate(request(later), { config: cfg });
+      assert.equal(decision.response.allowed, true);
+      const ops = decodePatch(decision.response.patch);
+      assert.equal(ops.length > 0, broken, `patch: ${JSON.stringify(ops.map((o) => [o.op, o.path]))}`);
+      // the later webhook's items (and the pod's own) are never sent again
+      assert.ok(!JSON.stringify(ops).includes('later-'), JSON.stringify(ops.map((o) => [o.op, o.path])));
+      const result = injectTemplate(later, cfg, ctx(pod));
+      assert.ok(result.outcome === 'inject');
+      const patched = apply(later, ops);
+      assert.ok(jsonEqual(patched, result.template), 'the patch does not reproduce the injected pod');
+      assert.deepEqual(podProblems(patched), []);
+      for (const list of ['containers', 'initContainers', 'volumes']) {
+        const others = (l: KubeObject[] | undefined) => (l ?? []).map((x) => x.name).filter((n: string) => !RESERVED.has(n));
+        assert.deepEqual(others(patched.spec[list]), others(later.spec[list]), `${list}: the pod's and the later webhook's items moved`);
+      }
+      if (ours.has('proxy-init')) assert.equal(patched.spec.initContainers[0].name, 'proxy-init');
+      if (broken) {
+        replaced++;
+        assert.equal(mutate(request(apiServerDefaults(patched)), { config: cfg }).response.patch, undefined, 'the next re-invocation must be a no-op');
+      }
+    }),
+    { numRuns: 600 },
+  );
+  assert.ok(reinvoked > 100 && replaced > 5, `too few cases generated (${reinvoked} re-invoked, ${replaced} re-placed)`);
 });
 
 test('the list diff never sends again an item the mutated list shares with the original, whatever is removed or inserted around it', () => {

@@ -638,6 +638,113 @@ function hasName(list: readonly KubeObject[], name: string): boolean {
   return false;
 }
 
+/** A volume equal to an injected one, as written or with the API server's defaults (a copy made only when needed). */
+function volumeEqual(v: KubeObject, piece: KubeObject): boolean {
+  return jsonEqual(v, piece) || jsonEqual(withVolumeDefaults(v), piece);
+}
+
+/** Where a re-invocation finds the pieces of ours in a list. */
+interface Found {
+  /** for each piece, in order, the item of the list whose place it takes, or undefined (missing) */
+  items: (KubeObject | undefined)[];
+  /** for each piece, what goes in that place: the item itself when it equals the piece (kept), else the piece */
+  now: KubeObject[];
+  /** how many pieces have an item */
+  count: number;
+}
+
+/**
+ * Where the pieces already are in a list (as it came): for each piece, the first item of its name that the record
+ * accounts for (a name in `recorded`, taken out otherwise) and that equals it, kept; else the first such item of
+ * its name, which the piece replaces in place. One pass per piece (at most three), so linear in the list's length.
+ */
+function findPieces(list: readonly KubeObject[], pieces: readonly KubeObject[], recorded: ReadonlySet<string>, volumes: boolean): Found {
+  const items: (KubeObject | undefined)[] = [];
+  const now: KubeObject[] = [];
+  let count = 0;
+  for (const piece of pieces) {
+    let same: KubeObject | undefined;
+    let stale: KubeObject | undefined;
+    if (recorded.has(piece.name))
+      for (let i = 0; i < list.length; i++) {
+        const item = list[i]!;
+        if (item.name !== piece.name || items.includes(item)) continue;
+        if (volumes ? volumeEqual(item, piece) : jsonEqual(item, piece)) {
+          same = item;
+          break;
+        }
+        stale ??= item;
+      }
+    const item = same ?? stale;
+    if (item) count++;
+    items.push(item);
+    now.push(same ?? piece);
+  }
+  return { items, now, count };
+}
+
+/**
+ * The list as it came, with each piece found in the place of its item (the item itself when it is kept), the other
+ * recorded items taken out, and the missing pieces placed beside the found ones in the order pieces are rendered:
+ * right after the found piece that precedes them, or right before the first found one. Everything else keeps its
+ * place. (In a pod nobody else changed, the pieces of ours sit together and this gives what a fresh injection
+ * gives.) `found` holds at least one item.
+ */
+function placeAmongFound(list: readonly KubeObject[], recorded: ReadonlySet<string>, pieces: readonly KubeObject[], found: Found): KubeObject[] {
+  const { items, now } = found;
+  // nothing moved, added or taken out (a re-invocation): the list itself, which the diff skips by reference
+  let same = found.count === pieces.length;
+  for (let i = 0; same && i < pieces.length; i++) same = now[i] === items[i];
+  if (same) for (let i = 0; same && i < list.length; i++) same = !recorded.has(list[i]!.name) || items.includes(list[i]);
+  if (same) return list as KubeObject[];
+  // the missing pieces, by the found item they go before or after
+  let before: Map<KubeObject, KubeObject[]> | undefined;
+  let after: Map<KubeObject, KubeObject[]> | undefined;
+  let pending: KubeObject[] = [];
+  let last: KubeObject | undefined;
+  for (let i = 0; i < pieces.length; i++) {
+    const item = items[i];
+    if (item) {
+      if (pending.length) (before ??= new Map()).set(item, pending);
+      pending = [];
+      last = item;
+    } else if (last) {
+      let next = (after ??= new Map()).get(last);
+      if (!next) after.set(last, (next = []));
+      next.push(pieces[i]!);
+    } else pending.push(pieces[i]!);
+  }
+  const out: KubeObject[] = [];
+  for (const item of list) {
+    const k = recorded.has(item.name) ? items.indexOf(item) : -1;
+    if (k === -1 && recorded.has(item.name)) continue;
+    const b = before?.get(item);
+    if (b) out.push(...b);
+    out.push(k === -1 ? item : now[k]!);
+    const n = after?.get(item);
+    if (n) out.push(...n);
+  }
+  return out;
+}
+
+/**
+ * Whether the init containers of ours found (one at least) sit in the order they are rendered, and, when `first`
+ * (proxy-init is injected), as the list's first items, with only recorded items (taken out) before or between them:
+ * placeAmongFound then keeps all of ours first, in their order.
+ */
+function initInPlace(list: readonly KubeObject[], found: Found, first: boolean, recorded: ReadonlySet<string>): boolean {
+  const order = found.items.filter((x) => x !== undefined);
+  if (!order.length) return false;
+  let k = 0;
+  for (const item of list) {
+    if (k === order.length) return true;
+    if (item === order[k]) k++;
+    else if (found.items.includes(item)) return false;
+    else if (first && !recorded.has(item.name)) return false;
+  }
+  return k === order.length;
+}
+
 function hasKeys(o: object): boolean {
   for (const k in o) if (Object.hasOwn(o, k)) return true;
   return false;
@@ -795,6 +902,12 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   let containers = spec.containers as KubeObject[];
   let initContainers: KubeObject[] = Array.isArray(spec.initContainers) ? spec.initContainers : [];
   let volumes: KubeObject[] = Array.isArray(spec.volumes) ? spec.volumes : [];
+  // The names taken out, and the lists as they came (a piece still equal to ours stays in place: see Placement).
+  let strip: Set<string> | undefined;
+  let ownV: Set<string> | undefined;
+  const inContainers = containers;
+  const inInitContainers = initContainers;
+  const inVolumes = volumes;
   if (prev) {
     // A piece injected this time replaces what the record lists under its names. A piece no longer injected (opted
     // out, another mode) is taken out too, since the record says it is ours, unless it is not: a container
@@ -811,17 +924,17 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
     const ourPorts = new Set(Object.values(cfg.authBridge.ports));
     const bindsOurPorts = (c: KubeObject) =>
       (c.name === CONTAINER_AUTHBRIDGE || c.name === CONTAINER_ENVOY) && Array.isArray(c.ports) && c.ports.some((p: unknown) => isObject(p) && ourPorts.has(p.containerPort));
-    const strip = new Set<string>();
+    strip = new Set<string>();
     for (const c of [...containers, ...initContainers])
       if (recordedC.has(c.name) && (injectedNow(c.name) || injectedImage(cfg, c.name, c.image) || bindsOurPorts(c))) strip.add(c.name);
     // proxy-init redirects the pod's traffic to the proxy: it goes with a proxy of ours that goes.
     if (recordedC.has(CONTAINER_PROXY_INIT) && (strip.has(CONTAINER_AUTHBRIDGE) || strip.has(CONTAINER_ENVOY))) strip.add(CONTAINER_PROXY_INIT);
-    containers = containers.filter((c) => !strip.has(c.name));
-    initContainers = initContainers.filter((c) => !strip.has(c.name));
+    containers = containers.filter((c) => !strip!.has(c.name));
+    initContainers = initContainers.filter((c) => !strip!.has(c.name));
     const mounted = new Set<unknown>();
     if (!spire) for (const c of [...containers, ...initContainers]) if (Array.isArray(c.volumeMounts)) for (const m of c.volumeMounts) if (isObject(m)) mounted.add(m.name);
-    const ownV = new Set(prev.volumes.filter((n) => RESERVED_VOLUMES.includes(n) && !mounted.has(n)));
-    volumes = volumes.filter((v) => !ownV.has(v.name));
+    ownV = new Set(prev.volumes.filter((n) => RESERVED_VOLUMES.includes(n) && !mounted.has(n)));
+    volumes = volumes.filter((v) => !ownV!.has(v.name));
     // A record that names every container of the pod leaves it none of its own: the API server rejects a pod
     // without containers (spec.containers: Required value), and injecting the result again would be denied.
     if (!containers.length) {
@@ -996,17 +1109,34 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   if (found.list.length) return denied(found);
 
   // Placement: proxy-init first; native sidecars right after it, before the pod's own init containers;
-  // otherwise the sidecars go before the pod's own containers.
+  // otherwise the sidecars go before the pod's own containers; volumes at the end.
+  // On a re-invocation (or any pod injected before), a recorded piece still in the pod and equal to what is injected
+  // now stays where it is, the very object that came (the diff skips it by reference); one that changed is replaced
+  // in its place; only a missing one is placed, beside ours (placeAmongFound). So what a later webhook inserted
+  // since, before, between or after ours (Istio's istio-proxy container and istio-envoy volume), is not moved, and
+  // the answer is no patch. A pod with none of ours in a list gets them placed as above.
   const firstOwnContainer = containers[0]?.name as string | undefined;
   const ownContainers = containers;
   const ownInitContainers = initContainers;
-  if (native) initContainers = [...addInit, ...addSidecars, ...initContainers];
-  else {
-    initContainers = addInit.length ? [...addInit, ...initContainers] : initContainers;
-    containers = [...addSidecars, ...containers];
+  const initGroup = native ? [...addInit, ...addSidecars] : addInit;
+  // The init containers start one after the other, so their order is a guarantee, not a placement: proxy-init is the
+  // first init container (none of the pod's runs before the redirect), and with native sidecars the proxy follows it
+  // before any other (one in between would run after the redirect with no proxy to take its traffic yet). So when
+  // another webhook's init container sits before or among ours, or ours are out of order, ours are not left in
+  // place but placed again at the front, as rendered: that answer is a patch (and the next re-invocation is a
+  // no-op). Without proxy-init nothing depends on what runs before or between our native sidecars: in the order
+  // they are rendered, they stay.
+  const foundInit = strip?.size && initGroup.length ? findPieces(inInitContainers, initGroup, strip, false) : undefined;
+  if (foundInit && initInPlace(inInitContainers, foundInit, addInit.length > 0, strip!)) initContainers = placeAmongFound(inInitContainers, strip!, initGroup, foundInit);
+  else if (initGroup.length) initContainers = [...initGroup, ...initContainers];
+  if (!native && addSidecars.length) {
+    const found = strip?.size ? findPieces(inContainers, addSidecars, strip, false) : undefined;
+    containers = found?.count ? placeAmongFound(inContainers, strip!, addSidecars, found) : [...addSidecars, ...containers];
   }
-  const newVolumes = reusedVolumes ? addVolumes.filter((v) => !reusedVolumes.has(v.name)) : addVolumes;
-  if (newVolumes.length) volumes = [...volumes, ...newVolumes];
+  const ownedVolumes = reusedVolumes ? addVolumes.filter((v) => !reusedVolumes.has(v.name)) : addVolumes;
+  const foundV = ownV?.size && ownedVolumes.length ? findPieces(inVolumes, ownedVolumes, ownV, true) : undefined;
+  if (foundV?.count) volumes = placeAmongFound(inVolumes, ownV!, ownedVolumes, foundV);
+  else if (ownedVolumes.length) volumes = [...volumes, ...ownedVolumes];
 
   spec.containers = containers;
   if (initContainers.length) spec.initContainers = initContainers;
@@ -1014,7 +1144,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   if (volumes.length) spec.volumes = volumes;
   else delete spec.volumes;
 
-  const status: InjectionStatus = reusedVolumes ? statusOf(plan, addInit, addSidecars, newVolumes) : r.status;
+  const status: InjectionStatus = reusedVolumes ? statusOf(plan, addInit, addSidecars, ownedVolumes) : r.status;
   const injected = reusedVolumes ? injectedOf(status) : r.injected;
   if (injected.length) annotations[ANNOTATION_STATUS] = reusedVolumes ? JSON.stringify(status) : r.statusJson;
   if (spire && !cfg.spiffeHelper.configMap) annotations[ANNOTATION_HELPER_CONFIG] = helperConfigOf(cfg);
