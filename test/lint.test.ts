@@ -958,3 +958,10 @@ spec:
   assert.equal(f[0]!.line, 21);
   assert.equal(f[0]!.column, 7);
 });
+
+test('lint checks only core v1 ConfigMaps: a custom resource of kind ConfigMap (apiVersion example.com/v1) is not kagent\'s', () => {
+  const crd = 'apiVersion: example.com/v1\nkind: ConfigMap\nmetadata:\n  name: kagent-enterprise-config\n  namespace: kagent\nspec:\n  foo: bar\n';
+  assert.deepEqual(lintString(crd).findings, []);
+  const core = crd.replace('example.com/v1', 'v1').replace('spec:\n  foo: bar\n', 'data:\n  OTHER: x\n');
+  assert.deepEqual(lintString(core).findings.map((f) => f.rule), ['token-review-required']);
+});

@@ -719,3 +719,11 @@ test('RenderedNamespaces (lint, inject) keeps the first Namespace of a name, its
   assert.deepEqual(many.labels(`ns-${MAX_RENDERED_NAMESPACES - 1}`), { i: String(MAX_RENDERED_NAMESPACES - 1) });
   assert.equal(many.labels(`ns-${MAX_RENDERED_NAMESPACES}`), undefined, 'past the cap, not kept');
 });
+
+test('checkObject: token-review checks are for core v1 ConfigMaps only (no apiVersion: the admission request or cache names the core resource)', () => {
+  assert.deepEqual(checkObject(cm({}, { apiVersion: 'example.com/v1' }), { config, issuer: EKS }), []);
+  assert.deepEqual(checkObject(cm({}, { apiVersion: 'v2' }), { config, issuer: EKS }), []);
+  assert.equal(checkObject(cm({}), { config, issuer: EKS }).length, 1);
+  const { apiVersion: _, ...bare } = cm({});
+  assert.equal(checkObject(bare, { config, issuer: EKS }).length, 1);
+});

@@ -163,9 +163,19 @@ function checkDedicated(obj: Record<string, any>, config: Config, ns: string): V
  */
 export function remediatedAtAdmission(obj: unknown, config: Config, issuer: IssuerInfo): boolean {
   if (config.tokenReview.action !== 'mutate' || issuer.classification !== 'external') return false;
-  if (!isObject(obj) || obj.kind !== 'ConfigMap' || !config.tokenReview.configMapNames.includes(objectName(obj))) return false;
+  if (!isObject(obj) || !isCoreConfigMap(obj) || !config.tokenReview.configMapNames.includes(objectName(obj))) return false;
   const data = isObject(obj.data) ? obj.data : undefined;
   return !(data && Object.hasOwn(data, TOKEN_REVIEW_KEY) && typeof data[TOKEN_REVIEW_KEY] !== 'string');
+}
+
+/**
+ * Whether a `kind: ConfigMap` object is the core one kagent reads (apiVersion `v1`), not a custom resource that
+ * happens to be named ConfigMap (`apiVersion: example.com/v1`). No apiVersion at all counts as core: lint never gets
+ * that far without one, and the admission request and the cluster cache (whose list items carry none) name the core
+ * resource themselves.
+ */
+export function isCoreConfigMap(obj: Record<string, any>): boolean {
+  return obj.kind === 'ConfigMap' && (obj.apiVersion === 'v1' || obj.apiVersion === undefined);
 }
 
 /** ` (data has "k8s_token_review": keys are case-sensitive)` when a key differs from ours only in case or spaces. */
@@ -339,7 +349,7 @@ export function checkObject(
 ): Violation[] {
   if (!isObject(obj)) return [];
   const ns = objectNamespace(obj, ctx.namespace || 'default');
-  if (obj.kind === 'ConfigMap') return checkTokenReview(obj, ctx.config, ctx.issuer, ns);
+  if (obj.kind === 'ConfigMap') return isCoreConfigMap(obj) ? checkTokenReview(obj, ctx.config, ctx.issuer, ns) : [];
   if (isWorkloadKind(obj.kind)) return checkDedicated(obj, ctx.config, ns);
   return [];
 }
