@@ -238,3 +238,14 @@ test('unsupported-os depends on the namespace\'s mode label, which the record do
   assert.deepEqual(checkInjection(dep, { config: ctx.config, namespace: 'mesh', namespaceLabels: { 'kagenti.io/authbridge-mode': 'waypoint' } }).violations, []);
   assert.deepEqual(checkInjection(dep, { config: ctx.config, namespace: 'mesh' }).violations.map((v) => v.rule), ['unsupported-os']);
 });
+
+test('with token-review-value off, a boolean K8S_TOKEN_REVIEW in a release is reported under token-review-required as the boolean, not the string "true"', () => {
+  const r = checkHelmRelease(record(KAGENT), { ...ctx, config: configFromObject({ policies: { 'token-review-value': 'off' } }) });
+  assert.equal(r.violations.length, 1);
+  const v = r.violations[0];
+  assert.equal(v.rule, 'token-review-required');
+  assert.match(
+    v.message,
+    /^\[token-review-required\] ConfigMap kagent\/kagent-enterprise-config \(Helm release kagent\/kagent, template kagent\/templates\/enterprise-config\.yaml\): data\.K8S_TOKEN_REVIEW is the YAML boolean true, not the string "true"\. .*Fix: quote it: K8S_TOKEN_REVIEW: "true"\.$/,
+  );
+});

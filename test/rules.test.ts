@@ -727,3 +727,24 @@ test('checkObject: token-review checks are for core v1 ConfigMaps only (no apiVe
   const { apiVersion: _, ...bare } = cm({});
   assert.equal(checkObject(bare, { config, issuer: EKS }).length, 1);
 });
+
+test('token-review-required with token-review-value off: a boolean true is named as the boolean, not the string "true", and the fix is to quote it', () => {
+  const off = configFromObject({ policies: { 'token-review-value': 'off' } });
+  for (const [value, said] of [
+    [true, 'the YAML boolean true'],
+    [1, 'the number 1'],
+    [null, 'null'],
+  ] as const) {
+    const [v] = checkObject(cm({ K8S_TOKEN_REVIEW: value }), { config: off, issuer: EKS });
+    assert.equal(v.rule, 'token-review-required');
+    assert.equal(v.path, 'data.K8S_TOKEN_REVIEW');
+    assert.ok(v.message.startsWith(`[token-review-required] ConfigMap kagent/kagent-enterprise-config: data.K8S_TOKEN_REVIEW is ${said}, not the string "true". `), v.message);
+    assert.ok(v.message.endsWith('Fix: quote it: K8S_TOKEN_REVIEW: "true".'), v.message);
+    assert.match(v.message, MESSAGE);
+    const [u] = checkObject(cm({ K8S_TOKEN_REVIEW: value }), { config: off, issuer: UNKNOWN });
+    assert.ok(u.message.includes(`is ${said}, not the string "true", and the cluster's service-account issuer could not be determined.`), u.message);
+    assert.ok(u.message.includes('Fix: quote it: K8S_TOKEN_REVIEW: "true" if the issuer is external'), u.message);
+  }
+  // a string is still quoted as it is
+  assert.match(checkObject(cm({ K8S_TOKEN_REVIEW: 'yes' }), { config: off, issuer: EKS })[0].message, /data\.K8S_TOKEN_REVIEW is "yes"\. .*Fix: set K8S_TOKEN_REVIEW: "true" in data\.$/);
+});

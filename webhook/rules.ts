@@ -261,8 +261,11 @@ function checkTokenReview(obj: Record<string, any>, config: Config, issuer: Issu
   if (!reqSev) return out;
   // an empty `data:` (null, as Helm renders a template with no entries) is still where the key goes
   const path = hasData ? `data.${TOKEN_REVIEW_KEY}` : hasBinary ? `binaryData.${TOKEN_REVIEW_KEY}` : Object.hasOwn(obj, 'data') ? 'data' : '';
+  // a value that is no string (a boolean true, a number: lint and Helm records see them) is named as what it is, not
+  // printed as if it were the string kagent wants
+  const notString = hasData && typeof value !== 'string';
   const what = hasData
-    ? `data.${TOKEN_REVIEW_KEY} is ${JSON.stringify(value)}`
+    ? `data.${TOKEN_REVIEW_KEY} is ${notString ? `${jsonValue(value)}, not the string "true"` : JSON.stringify(value)}`
     : hasBinary
       ? `${TOKEN_REVIEW_KEY} is in binaryData, not data`
       : `data.${TOKEN_REVIEW_KEY} is not set${lookalikeNote(data)}`;
@@ -275,7 +278,7 @@ function checkTokenReview(obj: Record<string, any>, config: Config, issuer: Issu
       message:
         `[token-review-required] ${ref}: ${what}. ` +
         `${cap(describeIssuer(issuer))}, so kagent cannot verify agent tokens locally and agent callbacks fail with 401. ` +
-        `Fix: set ${TOKEN_REVIEW_KEY}: "true" in data.`,
+        `Fix: ${notString ? `quote it: ${TOKEN_REVIEW_KEY}: "true".` : `set ${TOKEN_REVIEW_KEY}: "true" in data.`}`,
     });
   } else {
     // unknown issuer: never a pass, never a deny
@@ -285,9 +288,9 @@ function checkTokenReview(obj: Record<string, any>, config: Config, issuer: Issu
       severity: 'warning',
       path,
       message:
-        `[token-review-required] ${ref}: ${what} and ${describeIssuer(issuer)}. ` +
+        `[token-review-required] ${ref}: ${what}${notString ? ',' : ''} and ${describeIssuer(issuer)}. ` +
         `On clusters with an external issuer (EKS, GKE, AKS) agent callbacks fail with 401 without it. ` +
-        `Fix: set ${TOKEN_REVIEW_KEY}: "true" if the issuer is external, or set tokenReview.issuer ` +
+        `Fix: ${notString ? 'quote it: ' : 'set '}${TOKEN_REVIEW_KEY}: "true" if the issuer is external, or set tokenReview.issuer ` +
         `(external, internal or the issuer URL) in the webhook config.`,
     });
   }
