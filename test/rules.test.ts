@@ -748,3 +748,21 @@ test('token-review-required with token-review-value off: a boolean true is named
   // a string is still quoted as it is
   assert.match(checkObject(cm({ K8S_TOKEN_REVIEW: 'yes' }), { config: off, issuer: EKS })[0].message, /data\.K8S_TOKEN_REVIEW is "yes"\. .*Fix: set K8S_TOKEN_REVIEW: "true" in data\.$/);
 });
+
+test('a long K8S_TOKEN_REVIEW value (or look-alike key) is quoted cut to 40 characters with its length, so the why and the Fix always follow', () => {
+  const long = 'x'.repeat(200_000);
+  const cut = `"${'x'.repeat(40)}..." (200000 characters)`;
+  const [value] = checkObject(cm({ K8S_TOKEN_REVIEW: long }), { config, issuer: EKS });
+  assert.equal(value.rule, 'token-review-value');
+  assert.ok(value.message.startsWith(`[token-review-value] ConfigMap kagent/kagent-enterprise-config: data.K8S_TOKEN_REVIEW is ${cut}. Only the exact strings`), value.message);
+  assert.ok(value.message.length < 500 && value.message.endsWith('Fix: set K8S_TOKEN_REVIEW: "true".'), value.message);
+  const off = configFromObject({ policies: { 'token-review-value': 'off' } });
+  const [req] = checkObject(cm({ K8S_TOKEN_REVIEW: long }), { config: off, issuer: EKS });
+  assert.ok(req.message.includes(`data.K8S_TOKEN_REVIEW is ${cut}. The cluster's`) && req.message.length < 500, req.message);
+  // a surrogate pair at the cut is never split; exactly 40 characters is not cut
+  assert.ok(checkObject(cm({ K8S_TOKEN_REVIEW: `${'x'.repeat(39)}😀yyy` }), { config, issuer: EKS })[0].message.includes(`is "${'x'.repeat(39)}..." (44 characters).`));
+  assert.ok(checkObject(cm({ K8S_TOKEN_REVIEW: 'y'.repeat(40) }), { config, issuer: EKS })[0].message.includes(`is "${'y'.repeat(40)}".`));
+  const key = `${' '.repeat(100)}K8S_TOKEN_REVIEW`;
+  const [look] = checkObject(cm({ [key]: 'true' }), { config, issuer: EKS });
+  assert.ok(look.message.includes(`(data has "${' '.repeat(40)}..." (116 characters): keys must match exactly, spaces included)`), look.message);
+});

@@ -606,3 +606,33 @@ test('HTTPS /validate and /mutate: pod-level resources the injected containers e
     await warn.close();
   }
 });
+
+test('/validate and /mutate: a 200,000-character K8S_TOKEN_REVIEW is quoted cut, so the denial and the warnings keep their why and Fix', async () => {
+  const long = 'x'.repeat(200_000);
+  const cut = `"${'x'.repeat(40)}..." (200000 characters)`;
+  const deny = await startValidation({ config: configFromObject({ tokenReview: { issuer: 'external' } }), log: silentLogger(), cluster: 'none' });
+  try {
+    const d = deny.validate(req('ConfigMap', '', cm({ K8S_TOKEN_REVIEW: long })) as never);
+    assert.equal(d.response.allowed, false);
+    const m = d.response.status!.message!;
+    assert.ok(m.includes(`data.K8S_TOKEN_REVIEW is ${cut}.`) && m.endsWith('Fix: set K8S_TOKEN_REVIEW: "true".'), m.slice(-300));
+  } finally {
+    await deny.close();
+  }
+  const warn = await startValidation({ config: configFromObject({ tokenReview: { issuer: 'internal' }, policies: { 'token-review-value': 'warn' } }), log: silentLogger(), cluster: 'none' });
+  try {
+    const w = warn.validate(req('ConfigMap', '', cm({ K8S_TOKEN_REVIEW: long })) as never).response.warnings!;
+    assert.ok(w.length < 10, `${w.length} warning lines`);
+    assert.match(joinWarnings(w.filter((l) => l.startsWith('[token-review-value]'))), /is "x{40}\.\.\." \(200000 characters\)\. .* Fix: set K8S_TOKEN_REVIEW: "(true|false)"\.$/);
+  } finally {
+    await warn.close();
+  }
+  const mut = await startValidation({ config: configFromObject({ tokenReview: { issuer: 'external', action: 'mutate' } }), log: silentLogger(), cluster: 'none' });
+  try {
+    const w = mut.mutateConfigMap(req('ConfigMap', '', cm({ K8S_TOKEN_REVIEW: long })) as never)!.response.warnings!;
+    assert.ok(joinWarnings(w.filter((l) => l.startsWith('[token-review-required]'))).includes(`(it was ${cut}; tokenReview.action: mutate)`), JSON.stringify(w).slice(0, 500));
+    assert.ok(w.length < 10, `${w.length} warning lines`);
+  } finally {
+    await mut.close();
+  }
+});

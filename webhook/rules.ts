@@ -107,11 +107,26 @@ export function cap(s: string): string {
   return s.charAt(0).toUpperCase() + s.slice(1);
 }
 
+/** The most characters of a value or key a message quotes: a message is one line, and the value may be any size. */
+export const MAX_QUOTED = 40;
+
+/**
+ * A string for a message, quoted (JSON), cut to MAX_QUOTED characters with its length when longer
+ * (`"xxxx..." (200000 characters)`), so a huge value never pushes a message's why and Fix past the size a denial
+ * or a warning is cut at.
+ */
+export function quoted(s: string): string {
+  if (s.length <= MAX_QUOTED) return JSON.stringify(s);
+  // never cut a surrogate pair in half
+  const end = /[\uD800-\uDBFF]/.test(s.charAt(MAX_QUOTED - 1)) ? MAX_QUOTED - 1 : MAX_QUOTED;
+  return `${JSON.stringify(s.slice(0, end)).slice(0, -1)}..." (${s.length} characters)`;
+}
+
 function jsonValue(v: unknown): string {
   if (v === null) return 'null';
   if (typeof v === 'boolean') return `the YAML boolean ${v}`;
   if (typeof v === 'number') return `the number ${v}`;
-  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'string') return quoted(v);
   if (Array.isArray(v)) return 'a list';
   return 'a mapping';
 }
@@ -183,7 +198,7 @@ function lookalikeNote(data: Record<string, unknown> | undefined): string {
   if (!data) return '';
   for (const k of Object.keys(data))
     if (k !== TOKEN_REVIEW_KEY && k.trim().toUpperCase() === TOKEN_REVIEW_KEY)
-      return ` (data has ${JSON.stringify(k.slice(0, 40))}: ${k.trim() === k ? 'keys are case-sensitive' : 'keys must match exactly, spaces included'})`;
+      return ` (data has ${quoted(k)}: ${k.trim() === k ? 'keys are case-sensitive' : 'keys must match exactly, spaces included'})`;
   return '';
 }
 
@@ -231,7 +246,7 @@ function checkTokenReview(obj: Record<string, any>, config: Config, issuer: Issu
     } else if (hasData && value !== 'true' && value !== 'false') {
       finding = {
         path: `data.${TOKEN_REVIEW_KEY}`,
-        problem: `is ${JSON.stringify(value)}.`,
+        problem: `is ${quoted(value as string)}.`,
         why: 'Only the exact strings "true" and "false" are unambiguous; anything else may leave TokenReview off.',
         fix: `set ${TOKEN_REVIEW_KEY}: "${suggest}".`,
       };
@@ -265,7 +280,7 @@ function checkTokenReview(obj: Record<string, any>, config: Config, issuer: Issu
   // printed as if it were the string kagent wants
   const notString = hasData && typeof value !== 'string';
   const what = hasData
-    ? `data.${TOKEN_REVIEW_KEY} is ${notString ? `${jsonValue(value)}, not the string "true"` : JSON.stringify(value)}`
+    ? `data.${TOKEN_REVIEW_KEY} is ${notString ? `${jsonValue(value)}, not the string "true"` : quoted(value as string)}`
     : hasBinary
       ? `${TOKEN_REVIEW_KEY} is in binaryData, not data`
       : `data.${TOKEN_REVIEW_KEY} is not set${lookalikeNote(data)}`;

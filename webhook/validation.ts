@@ -28,6 +28,7 @@ import {
   dedicatedDenies,
   describeIssuer,
   noteBeforeFix,
+  quoted,
   samePodTemplate,
   severityFor,
 } from './rules.ts';
@@ -410,7 +411,8 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
     if (!data) patch.push({ op: 'add', path: '/data', value: { [TOKEN_REVIEW_KEY]: 'true' } });
     else patch.push({ op: 'add', path: `/data/${TOKEN_REVIEW_KEY}`, value: 'true' });
     const ns = requestNamespace(req, obj);
-    const before = data && Object.hasOwn(data, TOKEN_REVIEW_KEY) ? JSON.stringify(data[TOKEN_REVIEW_KEY]) : inBinary ? 'in binaryData' : 'unset';
+    const had: unknown = data && Object.hasOwn(data, TOKEN_REVIEW_KEY) ? data[TOKEN_REVIEW_KEY] : undefined;
+    const before = had !== undefined ? (typeof had === 'string' ? quoted(had) : JSON.stringify(had)) : inBinary ? 'in binaryData' : 'unset';
     const warnings = [
       ...toWarnings(
         `[token-review-required] ConfigMap ${ns}/${name}: the webhook set data.${TOKEN_REVIEW_KEY} to "true" (it was ${before}; tokenReview.action: mutate). ${cap(describeIssuer(iss))}, so without it kagent cannot verify agent tokens and agent callbacks fail with 401. Fix: set it in what your pipeline renders, so the source matches the cluster.`,
