@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AdmissionRequest, KubeObject } from '../webhook/admission.ts';
-import { ConfigError, defaultConfig, loadConfig, parseConfig } from '../webhook/config.ts';
+import { ConfigError, configFromObject, defaultConfig, loadConfig, parseConfig } from '../webhook/config.ts';
 import { mutate } from '../webhook/mutate.ts';
 import { ROOT, apiServerDefaults, decodePatch, kubectlPatch } from './helpers.ts';
 
@@ -36,6 +36,13 @@ const invalid: [string, RegExp][] = [
   ['policies:\n  unique-service-account: block\n', /policies\.unique-service-account: expected one of deny, warn, off/],
   ['tokenReview:\n  issuer: somewhere\n', /tokenReview\.issuer: expected auto, external, internal or an issuer URL/],
   ['tokenReview:\n  configMapNames: []\n', /tokenReview\.configMapNames: expected a non-empty list/],
+  // names no ConfigMap can have would match nothing, and the webhook would fail open
+  ['tokenReview:\n  configMapNames: [" kagent-enterprise-config"]\n', /tokenReview\.configMapNames\[0\]: expected a ConfigMap name \(at most 253 lowercase letters, digits, '-' and '\.', beginning and ending with a letter or digit\), got string " kagent-enterprise-config"$/],
+  ['tokenReview:\n  configMapNames: [kagent-enterprise-config, Kagent-Enterprise-Config]\n', /tokenReview\.configMapNames\[1\]: expected a ConfigMap name .*got string "Kagent-Enterprise-Config"$/],
+  ['tokenReview:\n  configMapNames: [kagent-config-]\n', /tokenReview\.configMapNames\[0\]: expected a ConfigMap name/],
+  [`tokenReview:\n  configMapNames: [${'a'.repeat(254)}]\n`, /tokenReview\.configMapNames\[0\]: expected a ConfigMap name .*got string "a{39}\.\.\." \(254 characters\)$/],
+  // the message says https://, and an issuer is https
+  ['tokenReview:\n  issuer: http://kubernetes.default.svc\n', /tokenReview\.issuer: expected auto, external, internal or an issuer URL \(https:\/\/\.\.\.\), got string "http:\/\/kubernetes\.default\.svc"$/],
   // setInterval takes at most 2^31-1 ms and runs anything longer every 1 ms: a year would be ~875 discovery GETs a second
   ['tokenReview:\n  recheckSeconds: 31536000\n', /tokenReview\.recheckSeconds: expected a whole number of seconds from 1 to 2147483 \(about 24\.8 days, the longest interval a Node\.js timer can wait\), got number 31536000$/],
   ['tokenReview:\n  recheckSeconds: 2147484\n', /tokenReview\.recheckSeconds: expected a whole number of seconds from 1 to 2147483 /],
@@ -77,6 +84,31 @@ for (const [text, pattern] of invalid) {
     );
   });
 }
+
+test('tokenReview.configMapNames: any name a ConfigMap can have is accepted (dots, digits, 253 characters)', () => {
+  const names = ['kagent-enterprise-config', 'a', '0', 'kagent.config-2', 'a'.repeat(253)];
+  assert.deepEqual(configFromObject({ tokenReview: { configMapNames: names } }).tokenReview.configMapNames, names);
+});
+
+test('serve and lint stop with one line and exit 2 on a configMapNames entry no ConfigMap can have, or an http:// issuer', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kagenti-cfg-'));
+  try {
+    for (const [text, expect] of [
+      ['tokenReview:\n  configMapNames: [" kagent-enterprise-config"]\n', 'tokenReview.configMapNames[0]: expected a ConfigMap name'],
+      ['tokenReview:\n  issuer: http://kubernetes.default.svc\n', 'tokenReview.issuer: expected auto, external, internal or an issuer URL (https://...), got string "http://kubernetes.default.svc"'],
+    ]) {
+      writeFileSync(join(dir, 'c.yaml'), text);
+      for (const cmd of [['lint', '--config', join(dir, 'c.yaml'), join(dir, 'c.yaml')], ['serve', '--config', join(dir, 'c.yaml'), '--cluster', 'none', '--tls-cert', join(dir, 'no.crt'), '--tls-key', join(dir, 'no.key')]]) {
+        const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'kagenti-webhook.js'), ...cmd], { encoding: 'utf8', timeout: 30_000 });
+        assert.equal(r.status, 2, `${cmd[0]}: ${r.stderr}`);
+        assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+        assert.ok(r.stderr.includes(expect), r.stderr);
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 test('tokenReview.recheckSeconds: the longest a timer can wait is accepted', () => {
   assert.equal(parseConfig('tokenReview:\n  recheckSeconds: 2147483\n').tokenReview.recheckSeconds, 2147483);

@@ -88,6 +88,7 @@ test('usage errors exit 2 with one clear line', async () => {
     [['--strict=yes'], /^kagenti-webhook lint: flag --strict takes no value\n$/],
     [['--external-issuer', '--internal-issuer'], /at most one of/],
     [['--issuer', 'not-a-url'], /--issuer must be the issuer URL/],
+    [['--issuer', 'http://kubernetes.default.svc'], /--issuer must be the issuer URL \(https:\/\/\.\.\.\), got "http:\/\/kubernetes\.default\.svc"/],
     [['--post-renderer', 'file.yaml'], /takes no PATH/],
     [['--config', '/nonexistent/config.yaml'], /cannot read config file/],
     [['-n', 'a'.repeat(64)], /^kagenti-webhook lint: --namespace must be a namespace name \(at most 63 lowercase letters, digits and '-'\), got "a{64}"\n$/],

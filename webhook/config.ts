@@ -339,11 +339,25 @@ export function configFromObject(input: unknown): Config {
     for (const list of [res.requests, res.limits])
       for (const r of ['cpu', 'memory'] as const) if (list[r] !== undefined) list[r] = canonicalQuantity(list[r]);
   const issuer = cfg.tokenReview.issuer;
-  if (!['auto', 'external', 'internal'].includes(issuer) && !/^https?:\/\/[^\s]+$/.test(issuer))
+  // an issuer URL is https: OpenID Connect discovery, which service-account issuers follow, requires it
+  if (!['auto', 'external', 'internal'].includes(issuer) && !/^https:\/\/[^\s]+$/.test(issuer))
     throw new ConfigError(
       `tokenReview.issuer: expected auto, external, internal or an issuer URL (https://...), got ${describe(issuer)}`,
     );
+  // A name no ConfigMap can have (a space, capitals) would match nothing: the token rules, the cache's field
+  // selector and the registration's matchConditions would all pass kagent's ConfigMap by, and the webhook fail open.
+  cfg.tokenReview.configMapNames.forEach((name, i) => {
+    if (!isConfigMapName(name))
+      throw new ConfigError(
+        `tokenReview.configMapNames[${i}]: expected a ConfigMap name (at most 253 lowercase letters, digits, '-' and '.', beginning and ending with a letter or digit), got ${describe(name)}`,
+      );
+  });
   return cfg;
+}
+
+/** Whether a name is one a ConfigMap can have: a DNS-1123 subdomain (what the API server checks on create). */
+export function isConfigMapName(s: string): boolean {
+  return s.length <= 253 && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(s);
 }
 
 /**

@@ -617,7 +617,7 @@ async function lintCommand(argv: string[]): Promise<number> {
   if (!FORMATS.includes(format)) throw new LintUsageError(`--format must be one of ${FORMATS.join(', ')}, got ${JSON.stringify(f.format)}`);
   const issuerFlags = [f.issuer !== undefined, !!f['external-issuer'], !!f['internal-issuer'], !!f.cluster].filter(Boolean).length;
   if (issuerFlags > 1) throw new LintUsageError('pass at most one of --issuer, --external-issuer, --internal-issuer, --cluster');
-  if (f.issuer !== undefined && !/^https?:\/\/\S+$/.test(f.issuer))
+  if (f.issuer !== undefined && !/^https:\/\/\S+$/.test(f.issuer))
     throw new LintUsageError(`--issuer must be the issuer URL (https://...), got ${JSON.stringify(f.issuer)}`);
   if (f.namespace !== undefined && !isDnsLabel(f.namespace))
     throw new LintUsageError(`--namespace must be a namespace name (at most 63 lowercase letters, digits and '-'), got ${JSON.stringify(f.namespace)}`);
