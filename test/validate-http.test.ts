@@ -320,7 +320,8 @@ test('HTTPS /mutate: tokenReview.action mutate sets K8S_TOKEN_REVIEW "true" on e
         /^\[token-review-required\] ConfigMap kagent\/kagent-enterprise-config: the webhook set data\.K8S_TOKEN_REVIEW to "true" \(it was .*; tokenReview\.action: mutate\)\. The cluster's service-account issuer.* is external.* agent callbacks fail with 401\. Fix: set it in what your pipeline renders/,
         label,
       );
-      assert.ok((r.warnings as string[]).some((w) => w.startsWith('[kagent-restart] ')), label);
+      // the restart reminder is /validate's, given once on the patched object (below), not /mutate's as well
+      assert.ok(!(r.warnings as string[]).some((w) => w.startsWith('[kagent-restart] ')), label);
       for (const w of r.warnings! as string[]) assert.ok(w.length <= 120, w);
     }
     const already = await s.review('/mutate', req('ConfigMap', '', cm({ K8S_TOKEN_REVIEW: 'true' })));
@@ -634,5 +635,32 @@ test('/validate and /mutate: a 200,000-character K8S_TOKEN_REVIEW is quoted cut,
     assert.ok(w.length < 10, `${w.length} warning lines`);
   } finally {
     await mut.close();
+  }
+});
+
+test('tokenReview.action mutate: the [kagent-restart] reminder is given once on CREATE, and not on an UPDATE whose "true" the webhook puts back', async () => {
+  const svc = await startValidation({ config: configFromObject({ tokenReview: { issuer: 'external', action: 'mutate' } }), log: silentLogger(), cluster: 'none' });
+  try {
+    // the API server's order: /mutate, its patch applied, then /validate on the patched object
+    const flow = (obj: Record<string, any>, extra: Record<string, unknown> = {}) => {
+      const r = req('ConfigMap', '', obj, extra) as never;
+      const m = svc.mutateConfigMap(r);
+      const patched = m?.response.patch ? jsonpatch.applyPatch(structuredClone(obj), decodePatch(m.response) as never).newDocument : obj;
+      const v = svc.validate({ ...(r as object), object: patched } as never);
+      assert.equal(v.response.allowed, true);
+      const all = [...(m?.response.warnings ?? []), ...(v.response.warnings ?? [])];
+      return { restart: all.filter((w) => w.startsWith("[kagent-restart] ConfigMap kagent/kagent-enterprise-config: kagent's controller reads")).length, m, v };
+    };
+    assert.equal(flow(cm({ a: '1' })).restart, 1, 'CREATE without the key: patched, one reminder');
+    assert.equal(flow(cm({ K8S_TOKEN_REVIEW: 'true' })).restart, 1, 'CREATE with it: one reminder');
+    // helm upgrade re-renders without the key; the live object has "true"; the webhook puts it back: nothing changes
+    const dropped = flow(cm({ a: '1' }), { operation: 'UPDATE', oldObject: cm({ a: '1', K8S_TOKEN_REVIEW: 'true' }) });
+    assert.ok(dropped.m?.response.patch, 'the value is put back');
+    assert.equal(dropped.restart, 0, 'the effective value never changed');
+    // an UPDATE from "false" (or none) to the "true" the webhook sets does change it: one reminder
+    assert.equal(flow(cm({ a: '1' }), { operation: 'UPDATE', oldObject: cm({ K8S_TOKEN_REVIEW: 'false' }) }).restart, 1);
+    assert.equal(flow(cm({ a: '1' }), { operation: 'UPDATE', oldObject: cm({ a: '1' }) }).restart, 1);
+  } finally {
+    await svc.close();
   }
 });

@@ -289,6 +289,8 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
       if (!tokenReviewConfigMap) return decisionFor(allow(req.uid), [], { skip: 'not a token-review ConfigMap' });
       const named = objWithKind.metadata?.name ? objWithKind : { ...objWithKind, metadata: { ...(objWithKind.metadata ?? {}), name: cmName } };
       violations.push(...checkObject(named, { config, issuer: iss, namespace: ns }));
+      // the value kagent reads changes: /mutate's remediation has already been applied to `obj`, so an UPDATE whose
+      // "true" the webhook put back compares equal, and the reminder is given here only, once
       restartHint = op === 'CREATE' || tokenValue(obj) !== tokenValue(req.oldObject);
     } else if (kind === 'Pod' && op !== 'CREATE') {
       // The webhook registration sends only the pod UPDATEs that change kagenti.io/type or kagenti.io/agent.
@@ -386,7 +388,10 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
     return decisionFor(allow(req.uid, warnings), rules, detail);
   }
 
-  /** The reminder after a token-review ConfigMap is created or its value changed (`[kagent-restart]`), in warning lines. */
+  /**
+   * The reminder after a token-review ConfigMap is created or its value changed (`[kagent-restart]`), in warning
+   * lines. Given by /validate only (never by /mutate's remediation as well), so a request gets it at most once.
+   */
   function restartWarning(ns: string, name: string): string[] {
     const dep = config.tokenReview.controllerDeployment;
     return toWarnings(
@@ -413,12 +418,12 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
     const ns = requestNamespace(req, obj);
     const had: unknown = data && Object.hasOwn(data, TOKEN_REVIEW_KEY) ? data[TOKEN_REVIEW_KEY] : undefined;
     const before = had !== undefined ? (typeof had === 'string' ? quoted(had) : JSON.stringify(had)) : inBinary ? 'in binaryData' : 'unset';
-    const warnings = [
-      ...toWarnings(
-        `[token-review-required] ConfigMap ${ns}/${name}: the webhook set data.${TOKEN_REVIEW_KEY} to "true" (it was ${before}; tokenReview.action: mutate). ${cap(describeIssuer(iss))}, so without it kagent cannot verify agent tokens and agent callbacks fail with 401. Fix: set it in what your pipeline renders, so the source matches the cluster.`,
-      ),
-      ...restartWarning(ns, name),
-    ];
+    // No [kagent-restart] here: /validate gives it, once, on the object as patched, and only when the value kagent
+    // reads changes (a CREATE, or an UPDATE whose old object had another value; not a helm upgrade that dropped a
+    // "true" the webhook puts back).
+    const warnings = toWarnings(
+      `[token-review-required] ConfigMap ${ns}/${name}: the webhook set data.${TOKEN_REVIEW_KEY} to "true" (it was ${before}; tokenReview.action: mutate). ${cap(describeIssuer(iss))}, so without it kagent cannot verify agent tokens and agent callbacks fail with 401. Fix: set it in what your pipeline renders, so the source matches the cluster.`,
+    );
     return decisionFor(allowWithPatch(req.uid, patch, warnings), ['token-review-required'], {
       remediation: 'token-review',
       before,
