@@ -907,3 +907,19 @@ test('csi-driver-missing: an agent pod admitted while no CSIDriver of spire.csiD
     await close();
   }
 });
+
+test('background audit: a misconfigured token-review ConfigMap the cluster holds immutable is reported with delete-and-recreate as the fix', async () => {
+  const { svc, lines, close } = await setup((api) => {
+    seedBasics(api);
+    api.seed(PATHS.configmaps, [{ metadata: { name: 'kagent-enterprise-config', namespace: 'kagent' }, immutable: true, data: { OTHER: 'x' } }]);
+  });
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    await until(() => lines.some((l) => l.audit === true && l.rule === 'token-review-required'), 'audit ran');
+    const reported = lines.filter((l) => l.audit === true && l.rule === 'token-review-required');
+    assert.equal(reported.length, 1, JSON.stringify(reported));
+    assert.match(reported[0].msg, /^\[token-review-required\] ConfigMap kagent\/kagent-enterprise-config: data\.K8S_TOKEN_REVIEW is not set\. .*Fix: delete ConfigMap kagent\/kagent-enterprise-config and create it again with K8S_TOKEN_REVIEW: "true" in data, since it is immutable/);
+  } finally {
+    await close();
+  }
+});

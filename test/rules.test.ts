@@ -766,3 +766,18 @@ test('a long K8S_TOKEN_REVIEW value (or look-alike key) is quoted cut to 40 char
   const [look] = checkObject(cm({ [key]: 'true' }), { config, issuer: EKS });
   assert.ok(look.message.includes(`(data has "${' '.repeat(40)}..." (116 characters): keys must match exactly, spaces included)`), look.message);
 });
+
+test('token rules on a ConfigMap the cluster holds immutable: the fix is to delete and recreate it (its data cannot change)', () => {
+  const RECREATE = /Fix: delete ConfigMap kagent\/kagent-enterprise-config and create it again with K8S_TOKEN_REVIEW: "true" (in|under) data.*, since it is immutable \(immutable: true\) and the API server refuses any change to its data: kubectl replace --force -f <file>, or kubectl delete, then kubectl apply/;
+  const ctx = { config, issuer: EKS, immutable: true };
+  for (const obj of [cm({}), cm({ K8S_TOKEN_REVIEW: 'True' }), cm({ K8S_TOKEN_REVIEW: 'false' }), cm({}, { binaryData: { K8S_TOKEN_REVIEW: 'dHJ1ZQ==' } })]) {
+    const [v] = checkObject(obj, ctx);
+    assert.match(v.message, RECREATE, v.message);
+    assert.ok(!/Fix: set /.test(v.message), v.message);
+    assert.match(v.message, MESSAGE);
+  }
+  const [unknown] = checkObject(cm({}), { ...ctx, issuer: UNKNOWN });
+  assert.match(unknown.message, /Fix: if the issuer is external, delete ConfigMap .* kubectl apply; or set tokenReview\.issuer/);
+  // not immutable in the cluster (a CREATE, lint): set it
+  assert.match(checkObject(cm({}), { config, issuer: EKS })[0].message, /Fix: set K8S_TOKEN_REVIEW: "true" in data\.$/);
+});

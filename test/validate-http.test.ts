@@ -664,3 +664,28 @@ test('tokenReview.action mutate: the [kagent-restart] reminder is given once on 
     await svc.close();
   }
 });
+
+test('immutable ConfigMaps: an UPDATE is denied with delete-and-recreate as the fix, and /mutate never patches one (the API server would refuse it)', async () => {
+  const imm = (data: Record<string, unknown>, labels?: Record<string, string>) => ({ ...cm(data, { immutable: true }), metadata: { name: 'kagent-enterprise-config', namespace: 'kagent', ...(labels ? { labels } : {}) } });
+  const recreate = /Fix: delete ConfigMap kagent\/kagent-enterprise-config and create it again with K8S_TOKEN_REVIEW: "true" in data, since it is immutable \(immutable: true\) .*kubectl replace --force -f <file>, or kubectl delete, then kubectl apply\.$/;
+  for (const action of ['deny', 'mutate']) {
+    const svc = await startValidation({ config: configFromObject({ tokenReview: { issuer: 'external', action } }), log: silentLogger(), cluster: 'none' });
+    try {
+      // a label-only UPDATE (the API server refuses a data change of an immutable ConfigMap before any validating webhook)
+      const r = req('ConfigMap', '', imm({ a: '1' }, { team: 'x' }), { operation: 'UPDATE', oldObject: imm({ a: '1' }) }) as never;
+      const m = svc.mutateConfigMap(r);
+      assert.equal(m, null, `${action}: no patch for an immutable ConfigMap's UPDATE`);
+      const v = svc.validate(r);
+      assert.equal(v.response.allowed, false, action);
+      assert.match(v.response.status!.message!, recreate, action);
+      // its CREATE is still patched (mutate) or told to set the key (deny): the object is new
+      const c = req('ConfigMap', '', imm({ a: '1' })) as never;
+      if (action === 'mutate') assert.ok(svc.mutateConfigMap(c)?.response.patch, 'CREATE is patched');
+      else assert.match(svc.validate(c).response.status!.message!, /Fix: set K8S_TOKEN_REVIEW: "true" in data\.$/);
+      // an UPDATE that makes it immutable may still change its data: patched as before
+      if (action === 'mutate') assert.ok(svc.mutateConfigMap(req('ConfigMap', '', imm({ a: '1' }), { operation: 'UPDATE', oldObject: cm({ a: '1' }) }) as never)?.response.patch);
+    } finally {
+      await svc.close();
+    }
+  }
+});

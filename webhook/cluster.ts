@@ -283,6 +283,8 @@ function slimConfigMap(obj: KubeObject): KubeObject {
   }
   if (isObject(obj.binaryData) && Object.hasOwn(obj.binaryData, TOKEN_REVIEW_KEY))
     out.binaryData = { [TOKEN_REVIEW_KEY]: '' };
+  // the audit's fix for an immutable one is to recreate it
+  if (obj.immutable === true) out.immutable = true;
   return out;
 }
 

@@ -203,11 +203,15 @@ function lookalikeNote(data: Record<string, unknown> | undefined): string {
 }
 
 /** Token-review checks on a ConfigMap named in config.tokenReview.configMapNames. */
-function checkTokenReview(obj: Record<string, any>, config: Config, issuer: IssuerInfo, ns: string): Violation[] {
+function checkTokenReview(obj: Record<string, any>, config: Config, issuer: IssuerInfo, ns: string, immutable: boolean): Violation[] {
   const name = objectName(obj);
   if (!config.tokenReview.configMapNames.includes(name)) return [];
   const out: Violation[] = [];
   const ref = `ConfigMap ${ns}/${name}`;
+  // The fix where the ConfigMap in the cluster is immutable: the API server refuses any change to its data (setting
+  // the key included), so the only way is a new object.
+  const recreate = (want: string) =>
+    `delete ${ref} and create it again with ${want}, since it is immutable (immutable: true) and the API server refuses any change to its data: kubectl replace --force -f <file>, or kubectl delete, then kubectl apply`;
   const base = { kind: 'ConfigMap', namespace: ns, name };
   const data = isObject(obj.data) ? obj.data : undefined;
   const binary = isObject(obj.binaryData) ? obj.binaryData : undefined;
@@ -234,21 +238,23 @@ function checkTokenReview(obj: Record<string, any>, config: Config, issuer: Issu
         path: `binaryData.${TOKEN_REVIEW_KEY}`,
         problem: 'is set.',
         why: 'kagent reads the setting from data as a string, never from binaryData.',
-        fix: `remove it from binaryData and set ${TOKEN_REVIEW_KEY}: "${suggest}" under data.`,
+        fix: immutable
+          ? `${recreate(`${TOKEN_REVIEW_KEY}: "${suggest}" under data and not in binaryData`)}.`
+          : `remove it from binaryData and set ${TOKEN_REVIEW_KEY}: "${suggest}" under data.`,
       };
     } else if (hasData && typeof value !== 'string') {
       finding = {
         path: `data.${TOKEN_REVIEW_KEY}`,
         problem: `is ${jsonValue(value)}, not a string.`,
         why: 'ConfigMap data holds only strings, so the API server rejects it and the setting never takes effect.',
-        fix: `quote it: ${TOKEN_REVIEW_KEY}: "${suggest}".`,
+        fix: immutable ? `${recreate(`${TOKEN_REVIEW_KEY}: "${suggest}" (quoted) in data`)}.` : `quote it: ${TOKEN_REVIEW_KEY}: "${suggest}".`,
       };
     } else if (hasData && value !== 'true' && value !== 'false') {
       finding = {
         path: `data.${TOKEN_REVIEW_KEY}`,
         problem: `is ${quoted(value as string)}.`,
         why: 'Only the exact strings "true" and "false" are unambiguous; anything else may leave TokenReview off.',
-        fix: `set ${TOKEN_REVIEW_KEY}: "${suggest}".`,
+        fix: immutable ? `${recreate(`${TOKEN_REVIEW_KEY}: "${suggest}" in data`)}.` : `set ${TOKEN_REVIEW_KEY}: "${suggest}".`,
       };
     }
     if (finding) {
@@ -293,7 +299,7 @@ function checkTokenReview(obj: Record<string, any>, config: Config, issuer: Issu
       message:
         `[token-review-required] ${ref}: ${what}. ` +
         `${cap(describeIssuer(issuer))}, so kagent cannot verify agent tokens locally and agent callbacks fail with 401. ` +
-        `Fix: ${notString ? `quote it: ${TOKEN_REVIEW_KEY}: "true".` : `set ${TOKEN_REVIEW_KEY}: "true" in data.`}`,
+        `Fix: ${immutable ? `${recreate(`${TOKEN_REVIEW_KEY}: "true" in data`)}.` : notString ? `quote it: ${TOKEN_REVIEW_KEY}: "true".` : `set ${TOKEN_REVIEW_KEY}: "true" in data.`}`,
     });
   } else {
     // unknown issuer: never a pass, never a deny
@@ -305,7 +311,7 @@ function checkTokenReview(obj: Record<string, any>, config: Config, issuer: Issu
       message:
         `[token-review-required] ${ref}: ${what}${notString ? ',' : ''} and ${describeIssuer(issuer)}. ` +
         `On clusters with an external issuer (EKS, GKE, AKS) agent callbacks fail with 401 without it. ` +
-        `Fix: ${notString ? 'quote it: ' : 'set '}${TOKEN_REVIEW_KEY}: "true" if the issuer is external, or set tokenReview.issuer ` +
+        `Fix: ${immutable ? `if the issuer is external, ${recreate(`${TOKEN_REVIEW_KEY}: "true" in data`)}; ` : `${notString ? 'quote it: ' : 'set '}${TOKEN_REVIEW_KEY}: "true" if the issuer is external, `}or set tokenReview.issuer ` +
         `(external, internal or the issuer URL) in the webhook config.`,
     });
   }
@@ -359,15 +365,17 @@ export function checkMissingTokenReview(
 /**
  * Per-object checks with no cross-object state: dedicated-service-account on agent Pods and pod templates,
  * token-review-value / token-review-required on ConfigMaps named in config.tokenReview.configMapNames.
- * `namespace` is the default for objects without metadata.namespace.
+ * `namespace` is the default for objects without metadata.namespace. `immutable`: the ConfigMap as the cluster holds
+ * it is immutable (an UPDATE's oldObject, the audit's cached object), so the token rules' fix is to delete and
+ * recreate it: the API server refuses any change to its data.
  */
 export function checkObject(
   obj: Record<string, any>,
-  ctx: { config: Config; issuer: IssuerInfo; namespace?: string },
+  ctx: { config: Config; issuer: IssuerInfo; namespace?: string; immutable?: boolean },
 ): Violation[] {
   if (!isObject(obj)) return [];
   const ns = objectNamespace(obj, ctx.namespace || 'default');
-  if (obj.kind === 'ConfigMap') return isCoreConfigMap(obj) ? checkTokenReview(obj, ctx.config, ctx.issuer, ns) : [];
+  if (obj.kind === 'ConfigMap') return isCoreConfigMap(obj) ? checkTokenReview(obj, ctx.config, ctx.issuer, ns, ctx.immutable === true) : [];
   if (isWorkloadKind(obj.kind)) return checkDedicated(obj, ctx.config, ns);
   return [];
 }

@@ -207,7 +207,7 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
     }
     const iss = issuer.current();
     const configMaps = cluster.configMaps();
-    for (const cm of configMaps) found.push(...checkObject(cm, { config, issuer: iss }));
+    for (const cm of configMaps) found.push(...checkObject(cm, { config, issuer: iss, immutable: cm.immutable === true }));
     found.push(...checkMissingTokenReview(cluster.objects('Deployment'), configMaps, config, iss));
     const logged = new Map<RuleName, number>();
     for (const v of found) {
@@ -288,7 +288,10 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
     if (kind === 'ConfigMap') {
       if (!tokenReviewConfigMap) return decisionFor(allow(req.uid), [], { skip: 'not a token-review ConfigMap' });
       const named = objWithKind.metadata?.name ? objWithKind : { ...objWithKind, metadata: { ...(objWithKind.metadata ?? {}), name: cmName } };
-      violations.push(...checkObject(named, { config, issuer: iss, namespace: ns }));
+      // an immutable ConfigMap's data cannot change (the API server refuses it before /validate is asked): the fix is
+      // a new object, and the message says so
+      const immutable = op === 'UPDATE' && isObject(req.oldObject) && req.oldObject.immutable === true;
+      violations.push(...checkObject(named, { config, issuer: iss, namespace: ns, immutable }));
       // the value kagent reads changes: /mutate's remediation has already been applied to `obj`, so an UPDATE whose
       // "true" the webhook put back compares equal, and the reminder is given here only, once
       restartHint = op === 'CREATE' || tokenValue(obj) !== tokenValue(req.oldObject);
@@ -408,6 +411,9 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
     if (!config.tokenReview.configMapNames.includes(name)) return null;
     const iss = issuer.current();
     if (iss.classification !== 'external') return null;
+    // An immutable ConfigMap's data cannot change: the API server would reject the patched UPDATE with a message
+    // that names no webhook. Left unpatched, /validate denies it with the fix that works (delete and recreate it).
+    if (req.operation === 'UPDATE' && isObject(req.oldObject) && req.oldObject.immutable === true) return null;
     const data = isObject(obj.data) ? obj.data : undefined;
     const inBinary = isObject(obj.binaryData) && Object.hasOwn(obj.binaryData, TOKEN_REVIEW_KEY);
     if (data?.[TOKEN_REVIEW_KEY] === 'true' && !inBinary) return null;
