@@ -923,3 +923,24 @@ test('background audit: a misconfigured token-review ConfigMap the cluster holds
     await close();
   }
 });
+
+test('background audit: kagent\'s controller reading a kustomize-hashed ConfigMap is told the webhook does not watch it (the cache keeps the controller\'s ConfigMap references)', async () => {
+  const hashed = 'kagent-enterprise-config-9k6bh8fd92';
+  const { svc, lines, close } = await setup((api) => {
+    seedBasics(api);
+    api.seed(PATHS.deployments, [
+      deployment('weather', 'weather-sa'),
+      { metadata: { name: 'kagent-controller', namespace: 'kagent' }, spec: { replicas: 1, template: { metadata: { labels: { app: 'kagent' } }, spec: { containers: [{ name: 'c', image: 'kagent:1', envFrom: [{ configMapRef: { name: hashed } }] }] } } } },
+    ]);
+  });
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    await until(() => lines.some((l) => l.audit === true && l.rule === 'token-review-required'), 'audit ran');
+    const reported = lines.filter((l) => l.audit === true && l.rule === 'token-review-required');
+    assert.equal(reported.length, 1, JSON.stringify(reported));
+    assert.match(reported[0].msg, new RegExp(`^\\[token-review-required\\] Deployment kagent/kagent-controller: kagent's controller reads its environment from ConfigMap kagent/${hashed} .*but the webhook does not watch that ConfigMap .*Fix: set generatorOptions: disableNameSuffixHash: true`));
+    assert.ok(!reported[0].msg.includes('does not exist'), reported[0].msg);
+  } finally {
+    await close();
+  }
+});

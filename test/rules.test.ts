@@ -781,3 +781,30 @@ test('token rules on a ConfigMap the cluster holds immutable: the fix is to dele
   // not immutable in the cluster (a CREATE, lint): set it
   assert.match(checkObject(cm({}), { config, issuer: EKS })[0].message, /Fix: set K8S_TOKEN_REVIEW: "true" in data\.$/);
 });
+
+test('checkMissingTokenReview: a controller that reads only ConfigMaps the webhook does not watch (a kustomize hash, another name) is told so, not that the ConfigMap does not exist', () => {
+  const controller = (container: Record<string, unknown>) => ({
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: 'kagent-controller', namespace: 'kagent' },
+    spec: { template: { metadata: { labels: { app: 'kagent' } }, spec: { containers: [{ name: 'c', image: 'kagent:1', ...container }] } } },
+  });
+  const [hashed] = checkMissingTokenReview([controller({ envFrom: [{ secretRef: { name: 's' } }, { configMapRef: { name: 'kagent-enterprise-config-9k6bh8fd92' } }] })], [], config, EKS);
+  assert.equal(hashed.path, 'spec.template.spec.containers.0.envFrom.1.configMapRef.name');
+  assert.equal(
+    hashed.message,
+    `[token-review-required] Deployment kagent/kagent-controller: kagent's controller reads its environment from ConfigMap kagent/kagent-enterprise-config-9k6bh8fd92 (spec.template.spec.containers[0].envFrom[1].configMapRef.name), which kustomize's configMapGenerator made from kagent-enterprise-config, but the webhook does not watch that ConfigMap (tokenReview.configMapNames: kagent-enterprise-config), so it cannot check that K8S_TOKEN_REVIEW is "true" there, at admission or here. The cluster's service-account issuer ${EKS.issuer} is external (EKS), so without it kagent cannot verify agent tokens locally and agent callbacks fail with 401. Fix: set generatorOptions: disableNameSuffixHash: true in the kustomization, so the ConfigMap is named kagent-enterprise-config, which the webhook watches, and set K8S_TOKEN_REVIEW: "true" in it (adding kagent-enterprise-config-9k6bh8fd92 to tokenReview.configMapNames holds only until the content, and so the hash, changes).`,
+  );
+  assert.ok(!hashed.message.includes('does not exist'));
+  const [other] = checkMissingTokenReview([controller({ env: [{ name: 'K8S_TOKEN_REVIEW', valueFrom: { configMapKeyRef: { name: 'kagent-settings', key: 'K8S_TOKEN_REVIEW' } } }] })], [], config, EKS);
+  assert.match(other.message, /reads its environment from ConfigMap kagent\/kagent-settings \(spec\.template\.spec\.containers\[0\]\.env\[0\]\.valueFrom\.configMapKeyRef\.name\), but the webhook does not watch that ConfigMap .*Fix: add kagent-settings to tokenReview\.configMapNames in the webhook config \(or, if a kustomize configMapGenerator named it, set generatorOptions: disableNameSuffixHash: true\), and set K8S_TOKEN_REVIEW: "true" in it\.$/);
+  // it reads a watched name (too): that one does not exist, as before; and so with no ConfigMap at all
+  const both = checkMissingTokenReview([controller({ envFrom: [{ configMapRef: { name: 'x' } }, { configMapRef: { name: 'kagent-enterprise-config' } }] })], [], config, EKS);
+  assert.match(both[0].message, /kagent's controller runs, but ConfigMap kagent\/kagent-enterprise-config does not exist/);
+  assert.match(checkMissingTokenReview([controller({})], [], config, EKS)[0].message, /does not exist/);
+  // the cache's slimmed Deployment carries the references it read (configMapRefs)
+  const slim = { kind: 'Deployment', metadata: { name: 'kagent-controller', namespace: 'kagent' }, configMapRefs: [{ name: 'kagent-enterprise-config-9k6bh8fd92', path: 'spec.template.spec.containers[0].envFrom[0].configMapRef.name' }] };
+  assert.match(checkMissingTokenReview([slim], [], config, EKS)[0].message, /reads its environment from ConfigMap kagent\/kagent-enterprise-config-9k6bh8fd92 .*disableNameSuffixHash/);
+  // where the watched ConfigMap exists, nothing (as before)
+  assert.deepEqual(checkMissingTokenReview([slim], [cm({ K8S_TOKEN_REVIEW: 'true' })], config, EKS), []);
+});

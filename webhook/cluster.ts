@@ -16,7 +16,7 @@ import { isAgentType } from './config.ts';
 import type { OwnerLookup } from './identity.ts';
 import { AGENT_LABEL, agentIdentity, controllerOf, copySelector, effectiveServiceAccount, orphanWorkload } from './identity.ts';
 import type { AgentRef } from './rules.ts';
-import { TOKEN_REVIEW_KEY } from './rules.ts';
+import { TOKEN_REVIEW_KEY, envConfigMapRefs } from './rules.ts';
 import { getPodTemplate, podTemplatePath } from './workloads.ts';
 import { Gauge, PREFIX, registry } from './metrics.ts';
 import { isObject } from './json.ts';
@@ -224,7 +224,7 @@ function slimPod(obj: KubeObject): KubeObject {
   };
 }
 
-function slimWorkload(kind: string): (obj: KubeObject) => KubeObject {
+function slimWorkload(kind: string, controllerDeployment?: string): (obj: KubeObject) => KubeObject {
   return (obj) => {
     const out: KubeObject = {
       kind,
@@ -237,6 +237,9 @@ function slimWorkload(kind: string): (obj: KubeObject) => KubeObject {
     // a Deployment scaled to 0 still claims (it is scaled up again as it was), but runs nothing now (the audit's
     // kagent-controller check reads this)
     if (kind === 'Deployment' && spec.replicas === 0) out.scaledToZero = true;
+    // kagent's controller: the ConfigMaps it reads its environment from (the audit's kagent-controller check)
+    if (kind === 'Deployment' && controllerDeployment !== undefined && out.metadata.name === controllerDeployment)
+      out.configMapRefs = envConfigMapRefs({ ...obj, kind }).map((r) => ({ name: intern(r.name), path: intern(r.path) }));
     if (
       kind === 'Job' &&
       (typeof status.completionTime === 'string' ||
@@ -625,7 +628,7 @@ const WORKLOADS: { kind: string; path: string; rbac: string }[] = [
 export function resourceSpecs(config: Config): ResourceSpec[] {
   return [
     { id: 'pods', rbac: 'pods', kind: 'Pod', path: '/api/v1/pods', labelSelector: 'kagenti.io/type', slim: slimPod },
-    ...WORKLOADS.map((w) => ({ id: w.rbac, rbac: w.rbac, kind: w.kind, path: w.path, slim: slimWorkload(w.kind) })),
+    ...WORKLOADS.map((w) => ({ id: w.rbac, rbac: w.rbac, kind: w.kind, path: w.path, slim: slimWorkload(w.kind, config.tokenReview.controllerDeployment) })),
     { id: 'namespaces', rbac: 'namespaces', kind: 'Namespace', path: '/api/v1/namespaces', slim: slimNamespace },
     {
       id: 'csidrivers.storage.k8s.io',

@@ -296,7 +296,7 @@ export class Linter {
       // failed pipeline or Helm release.
       const remediated = remediatedAtAdmission(obj, this.ctx.config, this.ctx.issuer);
       if (!owned)
-        for (const viol of checkObject(obj, { config: this.ctx.config, issuer: this.ctx.issuer, namespace: this.ctx.namespace }))
+        for (const viol of checkObject(obj, { config: this.ctx.config, issuer: this.ctx.issuer, namespace: this.ctx.namespace, generatedNames: true }))
           found.push({
             v: remediated && viol.rule.startsWith('token-review-')
               ? { ...viol, severity: 'warning', message: `${viol.message} The webhook will set K8S_TOKEN_REVIEW: "true" when it is applied (tokenReview.action: mutate).` }
