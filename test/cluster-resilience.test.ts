@@ -11,11 +11,9 @@ import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { AdmissionRequest } from '../webhook/admission.ts';
 import type { BackoffOptions } from '../webhook/cluster.ts';
-import { configFromObject } from '../webhook/config.ts';
 import { registry } from '../webhook/metrics.ts';
 import type { ValidationService } from '../webhook/validation.ts';
-import { startValidation } from '../webhook/validation.ts';
-import { FakeApiServer, PATHS, recordingLogger, until } from './fake-apiserver.ts';
+import { FakeApiServer, PATHS, startOnFakeApi, until } from './fake-apiserver.ts';
 
 const AGENT = { 'kagenti.io/type': 'agent' };
 
@@ -57,32 +55,12 @@ async function setup(
     kubeConfig?: (api: FakeApiServer) => KubeConfig;
     watchTimeoutMs?: number;
   } = {},
-): Promise<{ api: FakeApiServer; svc: ValidationService; lines: ReturnType<typeof recordingLogger>['lines']; close: () => Promise<void> }> {
-  const api = new FakeApiServer();
-  (opts.seed ?? seedBasics)(api);
-  await api.start();
-  const { log, lines } = recordingLogger();
-  const svc = await startValidation({
-    config: configFromObject({ tokenReview: { issuer: 'external' }, ...opts.config }),
-    log,
-    cluster: 'auto',
-    kubeConfig: opts.kubeConfig ? opts.kubeConfig(api) : api.kubeConfig(),
-    backoff: opts.backoff ?? { baseMs: 20, maxMs: 200 },
-    readToken: async () => {
-      throw Object.assign(new Error('no token'), { code: 'ENOENT' });
-    },
-    auditIntervalMs: 60_000,
+) {
+  return startOnFakeApi(opts.seed ?? seedBasics, opts.config, (api) => ({
+    ...(opts.kubeConfig ? { kubeConfig: opts.kubeConfig(api) } : {}),
+    ...(opts.backoff ? { backoff: opts.backoff } : {}),
     watchTimeoutMs: opts.watchTimeoutMs,
-  });
-  return {
-    api,
-    svc,
-    lines,
-    close: async () => {
-      await svc.close();
-      await api.stop();
-    },
-  };
+  }));
 }
 
 const denied = (svc: ValidationService, name: string, sa: string) => svc.validate(deploymentRequest(deployment(name, sa))).response.allowed === false;

@@ -9,14 +9,10 @@ import { configFromObject } from '../webhook/config.ts';
 import { cronJobJobName } from '../webhook/identity.ts';
 import { registry } from '../webhook/metrics.ts';
 import type { ValidationService } from '../webhook/validation.ts';
-import { startValidation } from '../webhook/validation.ts';
-import { FakeApiServer, PATHS, recordingLogger, until } from './fake-apiserver.ts';
+import { FakeApiServer, PATHS, startOnFakeApi, until } from './fake-apiserver.ts';
 import { joinWarnings } from './helpers.ts';
 
 const AGENT = { 'kagenti.io/type': 'agent' };
-const noToken = async () => {
-  throw Object.assign(new Error('no token'), { code: 'ENOENT' });
-};
 
 function deployment(name: string, sa: string, ns = 'team-a', labels: Record<string, string> = AGENT) {
   return {
@@ -71,34 +67,8 @@ function deploymentRequest(obj: Record<string, any>, operation = 'CREATE'): Admi
   };
 }
 
-async function setup(
-  seed: (api: FakeApiServer) => void,
-  configInput: Record<string, unknown> = {},
-  listPageBytes?: number,
-): Promise<{ api: FakeApiServer; svc: ValidationService; lines: ReturnType<typeof recordingLogger>['lines']; close: () => Promise<void> }> {
-  const api = new FakeApiServer();
-  seed(api);
-  await api.start();
-  const { log, lines } = recordingLogger();
-  const svc = await startValidation({
-    config: configFromObject({ tokenReview: { issuer: 'external' }, ...configInput }),
-    log,
-    cluster: 'auto',
-    kubeConfig: api.kubeConfig(),
-    backoff: { baseMs: 20, maxMs: 200 },
-    readToken: noToken,
-    auditIntervalMs: 60_000,
-    listPageBytes,
-  });
-  return {
-    api,
-    svc,
-    lines,
-    close: async () => {
-      await svc.close();
-      await api.stop();
-    },
-  };
+async function setup(seed: (api: FakeApiServer) => void, configInput: Record<string, unknown> = {}, listPageBytes?: number) {
+  return startOnFakeApi(seed, configInput, () => ({ listPageBytes }));
 }
 
 test('initial sync: ready after every informer listed; namespaces, CSIDrivers and claims served from the cache', async () => {

@@ -7,6 +7,9 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
+import { configFromObject } from '../webhook/config.ts';
+import type { ValidationOptions, ValidationService } from '../webhook/validation.ts';
+import { startValidation } from '../webhook/validation.ts';
 
 type Obj = Record<string, any>;
 
@@ -302,4 +305,41 @@ export async function until(cond: () => boolean, what: string, ms = 10_000): Pro
     if (Date.now() > end) throw new Error(`timed out waiting for: ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/**
+ * The validation service with cluster state from a fake API server seeded by `seed`: an external issuer unless the
+ * config says otherwise, a fast backoff, no service-account token (issuer detection reads the config), and the audit
+ * out of the way. `options` overrides any of the service's options (a kubeconfig, the backoff, timeouts).
+ */
+export async function startOnFakeApi(
+  seed: (api: FakeApiServer) => void,
+  configInput: Record<string, unknown> = {},
+  options: (api: FakeApiServer) => Partial<ValidationOptions> = () => ({}),
+): Promise<{ api: FakeApiServer; svc: ValidationService; lines: ReturnType<typeof recordingLogger>['lines']; close: () => Promise<void> }> {
+  const api = new FakeApiServer();
+  seed(api);
+  await api.start();
+  const { log, lines } = recordingLogger();
+  const svc = await startValidation({
+    config: configFromObject({ tokenReview: { issuer: 'external' }, ...configInput }),
+    log,
+    cluster: 'auto',
+    kubeConfig: api.kubeConfig(),
+    backoff: { baseMs: 20, maxMs: 200 },
+    readToken: async () => {
+      throw Object.assign(new Error('no token'), { code: 'ENOENT' });
+    },
+    auditIntervalMs: 60_000,
+    ...options(api),
+  });
+  return {
+    api,
+    svc,
+    lines,
+    close: async () => {
+      await svc.close();
+      await api.stop();
+    },
+  };
 }

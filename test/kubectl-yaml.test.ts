@@ -61,6 +61,16 @@ function kubectlJson(yamlText: string): any {
   }
 }
 
+/** What kubectl says when it refuses a file ('' when it reads it). */
+function kubectlError(text: string): string {
+  try {
+    kubectlJson(text);
+  } catch (err) {
+    return String((err as { stderr?: string }).stderr);
+  }
+  return '';
+}
+
 const fields = (obj: any) => obj.metadata.managedFields[0].fieldsV1;
 /** A value as JSON carries it (what kubectl sends to the API server). */
 const asJson = (v: unknown) => JSON.parse(JSON.stringify(v));
@@ -141,14 +151,6 @@ test('explicit !!int, !!float, !!timestamp and !!str tags read as kubectl reads 
 
 test('.inf and .nan as values: kubectl rejects the file, and lint says where (exit 2); as keys and quoted they are fine', () => {
   const pod = (labels: string) => `apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels:\n${labels}spec:\n  containers:\n    - name: app\n      image: busybox\n`;
-  const kubectlError = (text: string): string => {
-    try {
-      kubectlJson(text);
-    } catch (err) {
-      return String((err as { stderr?: string }).stderr);
-    }
-    return '';
-  };
   const bad: [string, string][] = [
     ['.inf', '+Inf'],
     ['-.Inf', '-Inf'],
@@ -177,14 +179,6 @@ test('.inf and .nan as values: kubectl rejects the file, and lint says where (ex
 test('a JSON number past float64 (1e400): kubectl refuses the file, lint says where (exit 2), inject writes nothing; in YAML it is a string', () => {
   const pod = (n: string) =>
     `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","labels":{"kagenti.io/type":"agent"}},\n"spec":{"serviceAccountName":"p","containers":[{"name":"app","image":"x","x":${n}}]}}\n`;
-  const kubectlError = (text: string): string => {
-    try {
-      kubectlJson(text);
-    } catch (err) {
-      return String((err as { stderr?: string }).stderr);
-    }
-    return '';
-  };
   for (const n of ['1e400', '-1E+400', '9'.repeat(400), '0.5e999']) {
     const text = pod(n);
     assert.match(kubectlError(text), /cannot unmarshal number/, `kubectl refuses ${n.slice(0, 10)}`);
