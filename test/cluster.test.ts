@@ -828,6 +828,26 @@ test('Pod Security: a workload in a namespace that enforces restricted is warned
   }
 });
 
+test('background audit: 3,000 ServiceAccounts with two agents each, walked a thousand agents at a time, are all counted', async () => {
+  // more agents than the audit walks between two turns of the event loop (AUDIT_CHUNK): every group still counts
+  const { svc, lines, close } = await setup((api) => {
+    seedBasics(api);
+    api.seed(
+      PATHS.pods,
+      Array.from({ length: 6000 }, (_, i) => ({ metadata: { name: `p-${i}`, namespace: 'team-b', labels: { ...AGENT, 'kagenti.io/agent': `a${i}` } }, spec: { serviceAccountName: `sa-${i >> 1}` }, status: { phase: 'Pending' } })),
+    );
+  });
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    await until(() => lines.some((l) => l.audit === true && l.count !== undefined && l.rule === 'unique-service-account'), 'audit summary', 30_000);
+    const metric = await registry.getSingleMetric('kagenti_webhook_policy_violations')!.get();
+    assert.equal(metric.values.find((v) => v.labels.rule === 'unique-service-account')?.value, 6000);
+    assert.match(lines.find((l) => l.audit === true && l.count !== undefined)!.msg, /^audit: 6000 unique-service-account violations \(first 50 logged\)$/);
+  } finally {
+    await close();
+  }
+});
+
 test('background audit: kagent\'s controller running where its token-review ConfigMap does not exist is reported (a deletion never reaches a webhook)', async () => {
   const controller = (ns: string) => ({ metadata: { name: 'kagent-controller', namespace: ns }, spec: { replicas: 1, template: { metadata: { labels: { app: 'kagent' } }, spec: { containers: [{ name: 'c', image: 'kagent:1' }] } } } });
   const { svc, lines, close } = await setup((api) => {
