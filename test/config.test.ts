@@ -40,7 +40,7 @@ const invalid: [string, RegExp][] = [
   ['tokenReview:\n  configMapNames: [" kagent-enterprise-config"]\n', /tokenReview\.configMapNames\[0\]: expected a ConfigMap name \(at most 253 lowercase letters, digits, '-' and '\.', beginning and ending with a letter or digit\), got string " kagent-enterprise-config"$/],
   ['tokenReview:\n  configMapNames: [kagent-enterprise-config, Kagent-Enterprise-Config]\n', /tokenReview\.configMapNames\[1\]: expected a ConfigMap name .*got string "Kagent-Enterprise-Config"$/],
   ['tokenReview:\n  configMapNames: [kagent-config-]\n', /tokenReview\.configMapNames\[0\]: expected a ConfigMap name/],
-  [`tokenReview:\n  configMapNames: [${'a'.repeat(254)}]\n`, /tokenReview\.configMapNames\[0\]: expected a ConfigMap name .*got string "a{39}\.\.\." \(254 characters\)$/],
+  [`tokenReview:\n  configMapNames: [${'a'.repeat(254)}]\n`, /tokenReview\.configMapNames\[0\]: expected a ConfigMap name .*got string "a{40}\.\.\." \(254 characters\)$/],
   // the message says https://, and an issuer is https
   ['tokenReview:\n  issuer: http://kubernetes.default.svc\n', /tokenReview\.issuer: expected auto, external, internal or an issuer URL \(https:\/\/\.\.\.\), got string "http:\/\/kubernetes\.default\.svc"$/],
   // setInterval takes at most 2^31-1 ms and runs anything longer every 1 ms: a year would be ~875 discovery GETs a second
@@ -248,7 +248,7 @@ test('config errors quote at most 40 characters of a value or key, and never the
   }
   const long = 'x'.repeat(3000);
   assert.throws(() => parseConfig(`authBridge:\n  defaultMode: ${long}\n`), {
-    message: `config: authBridge.defaultMode: expected one of proxy-sidecar, lite, envoy-sidecar, waypoint, got string "${'x'.repeat(39)}..." (3000 characters)`,
+    message: `config: authBridge.defaultMode: expected one of proxy-sidecar, lite, envoy-sidecar, waypoint, got string "${'x'.repeat(40)}..." (3000 characters)`,
   });
   assert.throws(() => parseConfig(`authBridge: {"${long}": 1}\n`), (err: Error) => err.message.startsWith(`config: authBridge.${'x'.repeat(40)}... (3000 characters): unknown key`) && err.message.length < 400);
   // short values are quoted whole, as before

@@ -19,7 +19,7 @@ import type { AgentRef } from './rules.ts';
 import { TOKEN_REVIEW_KEY, envConfigMapRefs } from './rules.ts';
 import { getPodTemplate, podTemplatePath } from './workloads.ts';
 import { Gauge, PREFIX, registry } from './metrics.ts';
-import { isObject } from './json.ts';
+import { isObject, oneLine } from './json.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // Plain GET against the API server (lists, discovery), with the kubeconfig's TLS and credentials.
@@ -331,15 +331,6 @@ export interface BackoffOptions {
 export const RESET_AFTER_MS = 30_000;
 
 type Callback = (obj: KubeObject) => void;
-
-/**
- * An error message as one log field: its first non-empty line, at most 300 characters. An exec credential
- * plugin's error is its whole stderr.
- */
-function oneLine(message: string): string {
-  const first = message.split('\n').map((l) => l.trim()).find(Boolean) ?? 'error';
-  return first.length > 300 ? `${first.slice(0, 300)}…` : first;
-}
 
 class ResilientInformer {
   readonly spec: ResourceSpec;

@@ -2,7 +2,7 @@
 // Every key is optional; unknown keys, wrong types and bad enum values are errors that name the key.
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { isObject } from './json.ts';
+import { cutKey, isObject, quoted } from './json.ts';
 import { MAX_QUANTITY, QuantityError, canonicalQuantity, compareQuantities, exceedsMaxQuantity, parseQuantity } from './quantity.ts';
 
 export const AUTHBRIDGE_MODES = ['proxy-sidecar', 'lite', 'envoy-sidecar', 'waypoint'] as const;
@@ -209,22 +209,13 @@ const SCHEMA: Schema = {
   },
 };
 
-/** The longest value a config error quotes: a message is one line, and the value may be any file's text. */
-const MAX_QUOTED = 40;
-
 function describe(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'a mapping';
   // a key or certificate passed as --config: say so, and never print its text to a log
   if (typeof v === 'string' && v.includes('-----BEGIN ')) return 'a PEM block (a key or certificate file, not a config file)';
-  const text = JSON.stringify(v);
-  return `${typeof v} ${text.length > MAX_QUOTED ? `${text.slice(0, MAX_QUOTED)}..." (${String(v).length} characters)` : text}`;
-}
-
-/** A key for a message, cut as describe() cuts values. */
-function keyText(key: string): string {
-  return key.length > MAX_QUOTED ? `${key.slice(0, MAX_QUOTED)}... (${key.length} characters)` : key;
+  return `${typeof v} ${typeof v === 'string' ? quoted(v) : JSON.stringify(v)}`;
 }
 
 function merge(schema: Schema, base: unknown, input: unknown, path: string): unknown {
@@ -233,7 +224,7 @@ function merge(schema: Schema, base: unknown, input: unknown, path: string): unk
     const out: Record<string, unknown> = { ...(base as Record<string, unknown>) };
     for (const key of Object.keys(input)) {
       const sub = Object.hasOwn(schema.keys, key) ? schema.keys[key] : undefined;
-      const where = path ? `${path}.${keyText(key)}` : keyText(key);
+      const where = path ? `${path}.${cutKey(key)}` : cutKey(key);
       if (!sub) {
         const known = Object.keys(schema.keys).join(', ');
         throw new ConfigError(`${where}: unknown key (known keys${path ? ` of ${path}` : ''}: ${known})`);

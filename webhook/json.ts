@@ -58,3 +58,32 @@ export function jsonText(value: unknown): string | undefined {
   }
   return `${s}]`;
 }
+
+/** The most characters of a value or key a message quotes: a message is one line, and the value may be any size. */
+export const MAX_QUOTED = 40;
+
+/** Where to cut `s` at `max` characters without splitting a surrogate pair. */
+function cutAt(s: string, max: number): number {
+  return /[\uD800-\uDBFF]/.test(s.charAt(max - 1)) ? max - 1 : max;
+}
+
+/**
+ * A string for a message, quoted (JSON), cut to MAX_QUOTED characters with its length when longer
+ * (`"xxxx..." (200000 characters)`), so a huge value never pushes a message's why and Fix past the size a denial
+ * or a warning is cut at.
+ */
+export function quoted(s: string): string {
+  if (s.length <= MAX_QUOTED) return JSON.stringify(s);
+  return `${JSON.stringify(s.slice(0, cutAt(s, MAX_QUOTED))).slice(0, -1)}..." (${s.length} characters)`;
+}
+
+/** A key or path segment for a message, unquoted, cut as quoted() cuts (`xxxx... (3000 characters)`). */
+export function cutKey(s: string): string {
+  return s.length <= MAX_QUOTED ? s : `${s.slice(0, cutAt(s, MAX_QUOTED))}... (${s.length} characters)`;
+}
+
+/** An error message as one line: its first non-empty line, at most 300 characters (a plugin's stderr, a parser's report). */
+export function oneLine(message: string): string {
+  const first = message.split('\n').map((l) => l.trim()).find(Boolean) ?? 'error';
+  return first.length > 300 ? `${first.slice(0, 300)}…` : first;
+}

@@ -16,6 +16,7 @@ import { TextDecoder } from 'node:util';
 import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import type { Document, Node as YamlNode } from 'yaml';
 import { aliasProblem, findValue, goYamlNumber, jsonNumberPastFloat64, KUBECTL_YAML } from './kubectl-yaml.ts';
+import { oneLine } from './json.ts';
 
 export const MiB = 1024 * 1024;
 
@@ -889,10 +890,6 @@ export function fullParse(text: string, json = false): FullParse {
   return { value, doc, lc };
 }
 
-function oneLine(s: string): string {
-  const line = s.split('\n')[0].trim();
-  return line.length > 300 ? `${line.slice(0, 300)}…` : line;
-}
 
 /** A document's value, parsed by the fast path when it can, with positions on demand. */
 export class ParsedDocument {

@@ -15,7 +15,9 @@ import {
 import { getPodTemplate, isWorkloadKind, podSpecFieldPath } from './workloads.ts';
 import type { InjectionPolicy, InjectionRule, InjectionWarning } from './inject.ts';
 import { ANNOTATION_MODE, injectTemplate, PROXY_UID, warningName } from './inject.ts';
-import { isObject, jsonEqual } from './json.ts';
+import { isObject, jsonEqual, MAX_QUOTED, quoted } from './json.ts';
+
+export { MAX_QUOTED, quoted };
 
 /** The rules whose action the config sets (policies: deny, warn or off). */
 export type PolicyRule = 'dedicated-service-account' | 'unique-service-account' | 'token-review-value' | 'token-review-required';
@@ -105,21 +107,6 @@ function issuerNote(issuer: IssuerInfo): string {
 
 export function cap(s: string): string {
   return s.charAt(0).toUpperCase() + s.slice(1);
-}
-
-/** The most characters of a value or key a message quotes: a message is one line, and the value may be any size. */
-export const MAX_QUOTED = 40;
-
-/**
- * A string for a message, quoted (JSON), cut to MAX_QUOTED characters with its length when longer
- * (`"xxxx..." (200000 characters)`), so a huge value never pushes a message's why and Fix past the size a denial
- * or a warning is cut at.
- */
-export function quoted(s: string): string {
-  if (s.length <= MAX_QUOTED) return JSON.stringify(s);
-  // never cut a surrogate pair in half
-  const end = /[\uD800-\uDBFF]/.test(s.charAt(MAX_QUOTED - 1)) ? MAX_QUOTED - 1 : MAX_QUOTED;
-  return `${JSON.stringify(s.slice(0, end)).slice(0, -1)}..." (${s.length} characters)`;
 }
 
 function jsonValue(v: unknown): string {

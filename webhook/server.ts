@@ -7,7 +7,7 @@ import express from 'express';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import type { AdmissionRequest, Decision } from './admission.ts';
-import { AdmissionError, internalError, parseAdmissionReview, requestRef, reviewJson } from './admission.ts';
+import { AdmissionError, internalError, parseAdmissionReview, requestRef, reviewJson, shown } from './admission.ts';
 import type { Config } from './config.ts';
 import type { CloseReason } from './connections.ts';
 import { guardConnections } from './connections.ts';
@@ -171,16 +171,14 @@ function objectClass(kind: string): string {
 }
 
 /** The answer to a request decided: its JSON, the metrics and the log line. */
-/** The longest name the log line carries (names, kinds, users, uids): Kubernetes names are at most 253 characters. */
-const MAX_LOGGED_NAME = 253;
-
 /**
  * A name for the log line. The API server checks names after the mutating webhooks, and any client that reaches the
- * port can send a request of its own, so a name, kind, user or uid can be megabytes, or not a string: cut, or said
- * what it is, rather than logged whole (a line of megabytes fills the log's pending buffer, which then drops lines).
+ * port can send a request of its own, so a name, kind, user or uid can be megabytes, or not a string: shown as the
+ * messages show names (cut past 253 characters), or said what it is, rather than logged whole (a line of megabytes
+ * fills the log's pending buffer, which then drops lines).
  */
 function logged(v: unknown): string | undefined {
-  if (typeof v === 'string') return v.length <= MAX_LOGGED_NAME ? v || undefined : `${v.slice(0, MAX_LOGGED_NAME)}... (${v.length} characters)`;
+  if (typeof v === 'string') return v ? shown(v) : undefined;
   return v === undefined || v === null ? undefined : `(not a string: ${Array.isArray(v) ? 'array' : typeof v})`;
 }
 
