@@ -1042,7 +1042,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   for (const v of addVolumes) {
     const existing = volumes.find((x) => x.name === v.name);
     if (!existing) continue;
-    if (jsonEqual(withVolumeDefaults(existing), v)) {
+    if (volumeEqual(existing, v)) {
       (reusedVolumes ??= new Set()).add(v.name);
       continue;
     }
