@@ -169,6 +169,11 @@ describe('admission server', () => {
       ['POST /mutate HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', 400, /malformed HTTP request/],
       [`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431, /request headers are too large/],
     ];
+    const counted = async (status: number) => {
+      const m = (await getProbe(s.server.probePort, '/metrics')).text.match(new RegExp(`^kagenti_webhook_http_client_errors_total\\{status="${status}"\\} (\\d+)$`, 'm'));
+      return m ? Number(m[1]) : 0;
+    };
+    const before = { 400: await counted(400), 431: await counted(431), 404: await counted(404) };
     for (const [request, status, pattern] of cases) {
       const answer = await raw(request);
       const [head, body] = answer.split('\r\n\r\n');
@@ -177,6 +182,13 @@ describe('admission server', () => {
       assert.match(head!, /\r\nConnection: close/);
       assert.match(JSON.parse(body!).error, pattern);
     }
+    // a path no webhook configuration should use (a typo in clientConfig.service.path): a 404, counted too
+    const misrouted = await s.post('/mutate-pods', JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: podCreateRequest(agentPod()) }));
+    assert.equal(misrouted.status, 404);
+    // none of these reached an admission handler, so admission_requests_total cannot count them: this counter does
+    assert.equal((await counted(400)) - before[400], 3);
+    assert.equal((await counted(431)) - before[431], 1);
+    assert.equal((await counted(404)) - before[404], 1);
     // and the server keeps answering
     assert.equal((await s.review('/mutate', podCreateRequest(agentPod()))).allowed, true);
   });

@@ -16,6 +16,7 @@ import {
   admissionRequests,
   collectProcessMetrics,
   connectionsClosed,
+  httpClientErrors,
   injectionSkipped,
   injections,
   openConnectionsFrom,
@@ -362,10 +363,14 @@ export function createAdmissionApp(deps: AdmissionDeps) {
   app.get('/healthz', probes.healthz);
   app.get('/readyz', probes.readyz);
 
-  app.use((req: Request, res: Response) => sendJson(res, 404, errorBody(`no route for ${req.method} ${req.path}`)));
+  app.use((req: Request, res: Response) => {
+    httpClientErrors.inc({ status: '404' });
+    sendJson(res, 404, errorBody(`no route for ${req.method} ${req.path}`));
+  });
   // Any error: JSON, no stack.
   app.use((err: any, req: Request, res: Response, _next: NextFunction) => {
     const status = typeof err?.status === 'number' && err.status >= 400 && err.status < 600 ? err.status : 500;
+    if (status < 500) httpClientErrors.inc({ status: String(status) });
     const message = status < 500 ? String(err?.message ?? 'bad request') : 'internal error';
     log.warn({ status, path: req.path, error: message }, 'request failed');
     if (res.headersSent) return;
@@ -439,6 +444,7 @@ function answerClientError(err: NodeJS.ErrnoException, socket: import('node:stre
   const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
   const message =
     status === 408 ? 'the request took too long to arrive' : status === 431 ? 'the request headers are too large' : `malformed HTTP request (${err.code ?? 'parse error'})`;
+  httpClientErrors.inc({ status: String(status) });
   const body = JSON.stringify(errorBody(message));
   socket.end(
     `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
