@@ -665,7 +665,7 @@ test('tokenReview.action mutate: the [kagent-restart] reminder is given once on 
   }
 });
 
-test('immutable ConfigMaps: an UPDATE is denied with delete-and-recreate as the fix, and /mutate never patches one (the API server would refuse it)', async () => {
+test('immutable ConfigMaps: an UPDATE is warned (it cannot fix the data, so denying it would only block the tools that label it) with delete-and-recreate as the fix, and /mutate never patches one (the API server would refuse it)', async () => {
   const imm = (data: Record<string, unknown>, labels?: Record<string, string>) => ({ ...cm(data, { immutable: true }), metadata: { name: 'kagent-enterprise-config', namespace: 'kagent', ...(labels ? { labels } : {}) } });
   const recreate = /Fix: delete ConfigMap kagent\/kagent-enterprise-config and create it again with K8S_TOKEN_REVIEW: "true" in data, since it is immutable \(immutable: true\) .*kubectl replace --force -f <file>, or kubectl delete, then kubectl apply\.$/;
   for (const action of ['deny', 'mutate']) {
@@ -676,8 +676,18 @@ test('immutable ConfigMaps: an UPDATE is denied with delete-and-recreate as the 
       const m = svc.mutateConfigMap(r);
       assert.equal(m, null, `${action}: no patch for an immutable ConfigMap's UPDATE`);
       const v = svc.validate(r);
-      assert.equal(v.response.allowed, false, action);
-      assert.match(v.response.status!.message!, recreate, action);
+      assert.equal(v.response.allowed, true, action);
+      // the warning lines (kubectl shows each on its own) read as one message once their continuation prefixes go
+      const warned = v.response.warnings!.map((w, i) => (i ? w.replace(/^\[token-review-required\] /, '') : w)).join(' ');
+      assert.match(warned, /^\[token-review-required\] ConfigMap kagent\/kagent-enterprise-config: data\.K8S_TOKEN_REVIEW is not set\./, action);
+      assert.match(warned, /Not denied: this update cannot change an immutable ConfigMap's data/, action);
+      assert.match(warned, recreate, action);
+      // an UPDATE that makes a mutable one immutable, with the key still missing, is still denied: it could have set it
+      const made = svc.validate(req('ConfigMap', '', imm({ a: '1' }), { operation: 'UPDATE', oldObject: cm({ a: '1' }) }) as never);
+      if (action === 'deny') {
+        assert.equal(made.response.allowed, false);
+        assert.match(made.response.status!.message!, /Fix: set K8S_TOKEN_REVIEW: "true" in data\.$/);
+      }
       // its CREATE is still patched (mutate) or told to set the key (deny): the object is new
       const c = req('ConfigMap', '', imm({ a: '1' })) as never;
       if (action === 'mutate') assert.ok(svc.mutateConfigMap(c)?.response.patch, 'CREATE is patched');

@@ -148,6 +148,11 @@ function templateUnchanged(v: Violation): Violation {
   return { ...v, severity: 'warning', message: noteBeforeFix(v.message, note) };
 }
 
+function immutableUnchanged(v: Violation): Violation {
+  if (v.severity !== 'error') return v;
+  return { ...v, severity: 'warning', message: noteBeforeFix(v.message, "Not denied: this update cannot change an immutable ConfigMap's data, and kagent's controller reads it as it is until it is recreated.") };
+}
+
 export async function startValidation(opts: ValidationOptions): Promise<ValidationService> {
   const { config, log } = opts;
   let kc: KubeConfig | null = null;
@@ -306,7 +311,11 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
       // an immutable ConfigMap's data cannot change (the API server refuses it before /validate is asked): the fix is
       // a new object, and the message says so
       const immutable = op === 'UPDATE' && isObject(req.oldObject) && req.oldObject.immutable === true;
-      violations.push(...checkObject(named, { config, issuer: iss, namespace: ns, immutable }));
+      const found = checkObject(named, { config, issuer: iss, namespace: ns, immutable });
+      // ... and an UPDATE of it (a label, an annotation, an owner: all the API server lets change) cannot fix the
+      // value, so denying it would only block the tools that label it: warned, with the same fix
+      const unfixable = immutable && tokenValue(obj) === tokenValue(req.oldObject);
+      violations.push(...(unfixable ? found.map(immutableUnchanged) : found));
       // the value kagent reads changes: /mutate's remediation has already been applied to `obj`, so an UPDATE whose
       // "true" the webhook put back compares equal, and the reminder is given here only, once
       restartHint = op === 'CREATE' || tokenValue(obj) !== tokenValue(req.oldObject);
