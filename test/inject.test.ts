@@ -869,3 +869,18 @@ test('pod-resources: values it cannot read are left to the API server (no findin
   const rounded = injectTemplate(podLevelPod({ requests: { cpu: '159100u', memory: '208Mi' } }), defaultConfig(), ctxFor);
   assert.ok(rounded.outcome === 'inject', 'rounded up to 160m');
 });
+
+test("proxy-init gets its ports under the names kagenti's proxy-init image reads, so a port moved in the config moves the redirect", () => {
+  const env = (cfg: ReturnType<typeof defaultConfig>, mode: string) => {
+    const r = injectTemplate(agentPod({}, { 'kagenti.io/authbridge-mode': mode }, { containers: [{ name: 'app', image: 'x' }] }), cfg, ctxFor);
+    assert.equal(r.outcome, 'inject');
+    if (r.outcome !== 'inject') return {};
+    const init = r.template.spec.initContainers.find((c: KubeObject) => c.name === 'proxy-init');
+    return Object.fromEntries(init.env.map((e: KubeObject) => [e.name, e.value]));
+  };
+  // init-iptables.sh reads PROXY_PORT, INBOUND_PROXY_PORT, PROXY_UID and INBOUND_PORTS_EXCLUDE (defaults 15123, 15124,
+  // 1337, none); with any other names the defaults would apply whatever the config says
+  assert.deepEqual(env(defaultConfig(), 'proxy-sidecar'), { PROXY_UID: '1337', PROXY_PORT: '15123', INBOUND_PROXY_PORT: '15124', INBOUND_PORTS_EXCLUDE: '9901' });
+  const moved = parseConfig('authBridge:\n  ports:\n    outbound: 16123\n    inbound: 16124\n    admin: 16901\n    extProc: 16090\n');
+  assert.deepEqual(env(moved, 'envoy-sidecar'), { PROXY_UID: '1337', PROXY_PORT: '16123', INBOUND_PROXY_PORT: '16124', INBOUND_PORTS_EXCLUDE: '16901,16090' });
+});

@@ -454,11 +454,14 @@ function renderProxyInit(cfg: Config, plan: Plan): KubeObject {
     name: CONTAINER_PROXY_INIT,
     image: cfg.authBridge.images.proxyInit,
     imagePullPolicy: 'IfNotPresent',
+    // The names kagenti's proxy-init script reads (init-iptables.sh: PROXY_PORT, INBOUND_PROXY_PORT, PROXY_UID,
+    // INBOUND_PORTS_EXCLUDE; its defaults are 15123, 15124, 1337 and none). Other names would be ignored, and a
+    // moved port would send the pod's traffic where nothing listens.
     env: [
       { name: 'PROXY_UID', value: String(PROXY_UID) },
-      { name: 'OUTBOUND_PORT', value: String(p.outbound) },
-      { name: 'INBOUND_PORT', value: String(p.inbound) },
-      { name: 'EXCLUDE_PORTS', value: [p.admin, ...(plan.mode === 'envoy-sidecar' ? [p.extProc] : [])].join(',') },
+      { name: 'PROXY_PORT', value: String(p.outbound) },
+      { name: 'INBOUND_PROXY_PORT', value: String(p.inbound) },
+      { name: 'INBOUND_PORTS_EXCLUDE', value: [p.admin, ...(plan.mode === 'envoy-sidecar' ? [p.extProc] : [])].join(',') },
     ],
     resources: resources(cfg.authBridge.resources),
     ...CONTAINER_DEFAULTS,
