@@ -1188,7 +1188,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   const psa = addInit.length ? ctx.namespaceLabels?.[NAMESPACE_LABEL_PSA_ENFORCE] : undefined;
   if (psa === 'baseline' || psa === 'restricted')
     warnings.push(
-      `[pod-security] ${ctx.ref}: namespace ${ctx.namespace} enforces Pod Security "${psa}" (label ${NAMESPACE_LABEL_PSA_ENFORCE}), but the injected proxy-init runs as root with NET_ADMIN and NET_RAW, which only "privileged" allows, so Pod Security admission rejects the pod unless the cluster exempts it. Fix: label the namespace ${NAMESPACE_LABEL_PSA_ENFORCE}=privileged, annotate ${annotateTarget(specPath)} ${ANNOTATION_MODE}: waypoint if a mesh waypoint serves it, or set authBridge.egressEnforcement: none in the webhook config (outside envoy-sidecar mode no proxy-init is injected then).`,
+      `[pod-security] ${ctx.ref}: namespace ${ctx.namespace} enforces Pod Security "${psa}" (label ${NAMESPACE_LABEL_PSA_ENFORCE}), but the injected proxy-init runs as root with NET_ADMIN and NET_RAW, which only "privileged" allows, so Pod Security admission rejects the pod unless the cluster exempts it. Fix: label the namespace ${NAMESPACE_LABEL_PSA_ENFORCE}=privileged, annotate ${annotateTarget(specPath)} ${ANNOTATION_MODE}: waypoint if a mesh waypoint serves it, or set authBridge.egressEnforcement: none in the webhook config (no proxy-init outside envoy-sidecar mode, but the proxy then sees only the requests the agent sends it itself).`,
     );
 
   // Without native sidecars, the pod's own init containers run after proxy-init has redirected outbound traffic to
