@@ -402,7 +402,7 @@ test('agents that already share a ServiceAccount: an UPDATE that adds no sharing
     api.seed(PATHS.deployments, [deployment('weather', 'shared'), deployment('news', 'shared'), labelled('green', 'bg-sa', 'bg'), labelled('canary', 'bg-sa', 'bg'), deployment('plain', 'bg-sa')]);
   });
   const update = (obj: Record<string, any>, old: Record<string, any>): AdmissionRequest => ({ ...deploymentRequest(obj, 'UPDATE'), oldObject: { apiVersion: 'apps/v1', kind: 'Deployment', ...old } });
-  const warned = (d: ReturnType<ValidationService['validate']>) => (d.response.warnings ?? []).filter((w) => w.startsWith('[unique-service-account] ')).map((w) => w.slice('[unique-service-account] '.length)).join(' ');
+  const warned = (d: ReturnType<ValidationService['validate']>) => joinWarnings((d.response.warnings ?? []).filter((w) => w.startsWith('[unique-service-account] '))).replaceAll('[unique-service-account] ', '');
   try {
     await until(() => svc.readiness().ready, 'first sync');
     // the denial's own fix, one workload at a time: the label on weather first

@@ -7,6 +7,7 @@ import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KubeObject } from '../webhook/admission.ts';
+import { continuationPrefix } from '../webhook/admission.ts';
 import { getPodTemplate } from '../webhook/workloads.ts';
 import { generateCertificates } from '../webhook/certs.ts';
 import type { Config } from '../webhook/config.ts';
@@ -323,16 +324,18 @@ export function capturingLogger(level = 'info'): { log: pino.Logger; lines: () =
   };
 }
 
-/** An answer's warning lines as one text: continuation lines of a long message repeat its `[name] `, dropped here. */
+/**
+ * An answer's warning lines as one text, a message a line: continuation lines of a long message repeat its
+ * `[name] Kind ns/name: ` (continuationPrefix), dropped here.
+ */
 export function joinWarnings(warnings: readonly string[]): string {
   let out = '';
-  let name = '';
+  let prefix = '';
   for (const w of warnings) {
-    const m = /^\[[a-z][a-z-]*\] /.exec(w);
-    if (out && m && m[0] === name) out += ` ${w.slice(name.length)}`;
+    if (out && prefix && w.startsWith(prefix)) out += ` ${w.slice(prefix.length)}`;
     else {
       out += out ? `\n${w}` : w;
-      name = m ? m[0] : '';
+      prefix = continuationPrefix(w);
     }
   }
   return out;

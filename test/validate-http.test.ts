@@ -12,7 +12,7 @@ import { configFromObject } from '../webhook/config.ts';
 import { silentLogger } from '../webhook/log.ts';
 import { startValidation } from '../webhook/validation.ts';
 import { toWarnings } from '../webhook/validation.ts';
-import { wrap } from '../webhook/admission.ts';
+import { continuationPrefix, wrap } from '../webhook/admission.ts';
 import { decodePatch, joinWarnings, startTestServer } from './helpers.ts';
 import type { TestServer } from './helpers.ts';
 import { FakeApiServer, PATHS, until } from './fake-apiserver.ts';
@@ -390,18 +390,34 @@ test('/readyz: 503 with the missing permission until the informers sync, then 20
   }
 });
 
-test('toWarnings splits at sentence ends and keeps the rule on continuation lines', () => {
+test('toWarnings splits at sentence ends, and every continuation line names the rule and the object\'s name (kubectl and the API server show a repeated text once)', () => {
   const msg = '[r] Kind ns/n: ' + 'a'.repeat(80) + '. Second sentence is here and it is long enough to need a new line, really. Fix: do it.';
   const w = toWarnings(msg, 'r');
-  assert.ok(w.length >= 2);
-  assert.equal(w.join(' ').replace(/ \[r\] /g, ' '), msg);
-  assert.ok(w.slice(1).every((x) => x.startsWith('[r] ')));
+  assert.deepEqual(w, ['[r] Kind ns/n: ' + 'a'.repeat(80) + '.', '[r] n: Second sentence is here and it is long enough to need a new line, really. Fix: do it.']);
+  assert.equal(joinWarnings(w), msg);
   assert.deepEqual(toWarnings('short'), ['short']);
+  // the same text about two objects: no line of one is a line of the other, so a run that shows each text once
+  // (kubectl's warning writer, the API server's recorder) still shows both whole
+  const about = (name: string) => `[pod-security] Deployment team-a/${name}: namespace team-a enforces Pod Security "restricted" (label pod-security.kubernetes.io/enforce), but the injected proxy-init runs as root. Fix: label the namespace.`;
+  const [a, b] = [toWarnings(about('one')), toWarnings(about('two'))];
+  assert.ok(a.length >= 2);
+  assert.equal(a.filter((l) => b.includes(l)).length, 0);
+  assert.ok(b.slice(1).every((l) => l.startsWith('[pod-security] two: ')));
+  // a field path too long for the rest of the first line is cut there, not moved whole to the next line (which
+  // would leave a first line that says only whose message it is)
+  const path = `[unsupported-os] DaemonSet team-a/win: spec.template.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution rules out linux. Fix: run it on Linux.`;
+  const p = toWarnings(path);
+  assert.equal(p[0], path.slice(0, 120));
+  assert.equal(joinWarnings(p).replace('DuringExe cution', 'DuringExecution'), path);
   // One long sentence is broken at spaces, and a word longer than a line is cut: no warning is over 120.
   const long = `[r] Pod team-a/${'n'.repeat(200)}: mode waypoint, so nothing is injected and every word here is short enough to wrap at a space`;
   const lines = toWarnings(long, 'r');
   for (const l of lines) assert.ok(l.length <= 120, `${l.length}: ${l}`);
-  const text = lines.map((l, i) => (i ? l.replace(/^\[r\] /, '') : l)).join('');
+  // a name longer than 40 characters is cut in the continuation prefix
+  const prefix = `[r] ${'n'.repeat(37)}...: `;
+  assert.equal(continuationPrefix(long), prefix);
+  assert.ok(lines.slice(1).every((l) => l.startsWith(prefix)), lines[1]);
+  const text = lines.map((l, i) => (i ? l.slice(prefix.length) : l)).join('');
   assert.equal(text.replace(/ /g, ''), long.replace(/ /g, ''), 'nothing is lost: the long name is cut across lines');
 });
 
@@ -456,7 +472,7 @@ test('every warning the webhook answers fits in 120 characters, whatever the nam
     assert.equal(r.allowed, true);
     assert.ok(r.warnings!.length >= 2, JSON.stringify(r.warnings));
     for (const w of r.warnings! as string[]) assert.ok(w.length <= 120, `${w.length}: ${w}`);
-    assert.ok((r.warnings! as string[]).join(' ').includes('mode waypoint'));
+    assert.ok(joinWarnings(r.warnings! as string[]).includes('mode waypoint'), JSON.stringify(r.warnings));
   } finally {
     await s.close();
   }
@@ -472,7 +488,7 @@ test('HTTPS /mutate: an injected pod whose own init containers would run before 
     for (const w of r.warnings! as string[]) assert.ok(w.length <= 120, `${w.length}: ${w}`);
     // every line of the split warning names its rule, as kubectl prints each on its own `Warning:` line
     for (const w of r.warnings! as string[]) assert.ok(w.startsWith('[init-before-proxy] '), w);
-    const text = (r.warnings! as string[]).map((w, i) => (i ? w.slice('[init-before-proxy] '.length) : w)).join(' ');
+    const text = joinWarnings(r.warnings! as string[]);
     assert.match(text, /^\[init-before-proxy\] Pod team-a\/a1: init container fetch-model runs after proxy-init redirects outbound traffic to the proxy/);
     assert.ok(text.includes('Fix: annotate the pod kagenti.io/native-sidecars: "true" (Kubernetes >= 1.29) so the proxy starts first'), text);
   } finally {
@@ -678,7 +694,7 @@ test('immutable ConfigMaps: an UPDATE is warned (it cannot fix the data, so deny
       const v = svc.validate(r);
       assert.equal(v.response.allowed, true, action);
       // the warning lines (kubectl shows each on its own) read as one message once their continuation prefixes go
-      const warned = v.response.warnings!.map((w, i) => (i ? w.replace(/^\[token-review-required\] /, '') : w)).join(' ');
+      const warned = joinWarnings(v.response.warnings!);
       assert.match(warned, /^\[token-review-required\] ConfigMap kagent\/kagent-enterprise-config: data\.K8S_TOKEN_REVIEW is not set\./, action);
       assert.match(warned, /Not denied: this update cannot change an immutable ConfigMap's data/, action);
       assert.match(warned, recreate, action);
@@ -698,4 +714,35 @@ test('immutable ConfigMaps: an UPDATE is warned (it cannot fix the data, so deny
       await svc.close();
     }
   }
+});
+
+test('an answer with more warnings than fit leaves out whole messages, the notices first, and names the rules left out', async () => {
+  const { allow, MAX_WARNING_CHARS, MAX_WARNING_LINES, WARNING_MAX } = await import('../webhook/admission.ts');
+  const msg = (rule: string, name: string) =>
+    `[${rule}] Deployment team-a/${name}: ${'this sentence says what is wrong and where it is, at some length. '.repeat(4)}Fix: do what it says.`;
+  // notices (namespace-mode-label) come first in the input; a serious one (csi-driver-missing) last
+  const input = [
+    ...Array.from({ length: 6 }, (_, i) => msg('namespace-mode-label', `n${i}`)),
+    ...Array.from({ length: 8 }, (_, i) => msg('pod-security', `p${i}`)),
+    msg('csi-driver-missing', 'last'),
+  ];
+  const lines = allow('u', input).warnings!;
+  assert.ok(lines.length <= MAX_WARNING_LINES, `${lines.length} lines`);
+  assert.ok(lines.reduce((n, l) => n + l.length, 0) <= MAX_WARNING_CHARS);
+  for (const l of lines) assert.ok(l.length <= WARNING_MAX, l);
+  const messages = joinWarnings(lines.slice(0, -1)).split('\n');
+  // every message sent is whole
+  for (const m of messages) assert.ok(input.includes(m), m.slice(0, 200));
+  // the serious one is in, the notices are left out before any other
+  assert.ok(messages.some((m) => m.startsWith('[csi-driver-missing] ')));
+  const kept = messages.filter((m) => m.startsWith('[namespace-mode-label] ')).length;
+  assert.ok(kept === 0 || messages.filter((m) => m.startsWith('[pod-security] ')).length === 8, 'notices go before others');
+  const left = input.length - messages.length;
+  assert.ok(left > 0);
+  assert.match(lines.at(-1)!, new RegExp(`^\\(${left} more warnings not sent, over the API server's 4 KB: \\[namespace-mode-label\\]`));
+  assert.match(lines.at(-1)!, /; lint or inject shows all\.\)$/);
+  // and in the order they came: the kept pod-security messages before csi-driver-missing
+  assert.ok(messages.findIndex((m) => m.startsWith('[csi-driver-missing]')) === messages.length - 1);
+  // a few short warnings pass as they are
+  assert.deepEqual(allow('u', ['[a] x', '[b] y']).warnings, ['[a] x', '[b] y']);
 });

@@ -141,28 +141,57 @@ export const WARNING_MAX = 120;
 
 /**
  * Splits a message into warnings of at most WARNING_MAX characters: at sentence ends, else at spaces, and a
- * word longer than a line is cut. Continuation lines start with `[rule] ` when a rule is given or the message
- * begins with one.
+ * word longer than a line is cut. Every continuation line starts with the rule (`[rule] `, when a rule is given
+ * or the message begins with one) and, when the message begins `[rule] Kind namespace/name: `, that object's name:
+ * kubectl shows a warning text once per run and the API server keeps it once per request, so a continuation line
+ * that two objects' messages share ("... and agent callbacks fail with 401.") would be shown for the first only.
  */
 export function toWarnings(message: string, rule?: string): string[] {
   if (message.length <= WARNING_MAX) return [message];
-  // a message that begins with its `[rule] ` (as every rule's and injection warning's does) names it itself
-  rule ??= /^\[([a-z][a-z-]{0,62})\] /.exec(message)?.[1];
-  const prefix = rule ? `[${rule}] ` : '';
+  const prefix = continuationPrefix(message, rule);
   const room = WARNING_MAX - prefix.length;
-  const pieces = message.split(/(?<=\.)\s+(?=[A-Z"[])/).flatMap((s) => wrap(s, room));
   const out: string[] = [];
   let cur = '';
-  for (const s of pieces) {
-    if (!cur) cur = s;
-    else if (cur.length + 1 + s.length <= WARNING_MAX) cur += ` ${s}`;
-    else {
-      out.push(cur);
-      cur = `${prefix}${s}`;
+  for (const s of message.split(/(?<=\.)\s+(?=[A-Z"[])/)) {
+    if (cur && cur.length + 1 + s.length <= WARNING_MAX) {
+      cur += ` ${s}`;
+      continue;
     }
+    if (cur) out.push(cur);
+    // the first line is the message's start, which names the rule and object itself: the whole width is its own
+    const lead = out.length === 0 ? '' : prefix;
+    const lines = wrapFirst(s, WARNING_MAX - lead.length, room);
+    for (let i = 0; i < lines.length - 1; i++) out.push((i === 0 ? lead : prefix) + lines[i]);
+    cur = (lines.length === 1 ? lead : prefix) + lines[lines.length - 1];
   }
   if (cur) out.push(cur);
   return out;
+}
+
+/**
+ * What each continuation line of a message starts with: `[rule] ` and, for a message that begins `[rule] Kind
+ * ns/name: ` (or `[rule] Kind ns/name (Helm release ..., template ...): `), the object's name as `name: ` (its
+ * first 37 characters and `...` when longer than 40). The name alone keeps the line short, and is enough to tell
+ * apart the objects of one apply.
+ */
+export function continuationPrefix(message: string, rule?: string): string {
+  const head = /^\[([a-z][a-z-]{0,62})\] (?:[A-Z][A-Za-z]{0,62} (?:[^\s:()/]{1,300}\/)?([^\s:()/]{1,600})(?: \([^()]{0,600}\))?: )?/.exec(message);
+  rule ??= head?.[1];
+  if (!rule) return '';
+  const name = head?.[1] === rule ? head[2] : undefined;
+  return `[${rule}] ${name === undefined ? '' : name.length <= 40 ? `${name}: ` : `${name.slice(0, 37)}...: `}`;
+}
+
+/**
+ * wrap(), with a first line of its own width. A first line left under half its width (the next word, a field path
+ * or a quoted value, is that long) is filled, the word cut: else it would say little more than the message's head.
+ */
+function wrapFirst(text: string, firstMax: number, max: number): string[] {
+  if (text.length <= firstMax) return [text];
+  let first = wrap(text, firstMax)[0]!;
+  if (first.length < firstMax / 2) first = text.slice(0, firstMax);
+  const rest = text.slice(text.indexOf(first) + first.length).replace(/^ +/, '');
+  return rest ? [first, ...wrap(rest, max)] : [first];
 }
 
 /**
@@ -192,18 +221,95 @@ export function wrap(text: string, max: number): string[] {
 }
 
 /**
- * Warning lines one answer carries at most. The API server keeps about 4 KB of an answer's warnings and drops the
- * rest; a hostile pod (thousands of containers, a megabyte-long name) would otherwise make a megabyte of them.
+ * Warning lines one answer carries at most, and their characters at most. The API server passes on about 4,096
+ * characters of warnings per request (its own and every webhook's; a duplicate text once) and drops the rest; a
+ * hostile pod (thousands of containers, a megabyte-long name) would otherwise make a megabyte of them.
  */
 export const MAX_WARNING_LINES = 40;
+export const MAX_WARNING_CHARS = 3_600;
 /** Characters of a denial's message at most (a person reads it; hostile input could make it megabytes). */
 export const MAX_MESSAGE = 16 * 1024;
 
-/** The warnings, each of them fitted into WARNING_MAX characters, at most MAX_WARNING_LINES of them. */
+/** Warnings that say what the author chose or a reminder: sent after the others when not all fit. */
+const NOTICES = new Set(['waypoint-mode', 'namespace-mode-label', 'all-opted-out', 'kagent-restart']);
+
+/**
+ * The warnings (whole messages), each fitted into lines of WARNING_MAX characters, at most MAX_WARNING_LINES lines
+ * and MAX_WARNING_CHARS characters. When not all fit, whole messages are left out, never part of one (the notices
+ * first), and a last line names the rules of those left out.
+ */
 function fitted(warnings: string[]): string[] {
-  const lines = warnings.every((w) => w.length <= WARNING_MAX) ? warnings : warnings.flatMap((w) => toWarnings(w));
-  if (lines.length <= MAX_WARNING_LINES) return lines;
-  return [...lines.slice(0, MAX_WARNING_LINES - 1), `(${lines.length - MAX_WARNING_LINES + 1} more warning lines are not sent.)`];
+  let chars = 0;
+  let long = false;
+  for (const w of warnings) {
+    chars += w.length;
+    if (w.length > WARNING_MAX) long = true;
+  }
+  if (!long && warnings.length <= MAX_WARNING_LINES && chars <= MAX_WARNING_CHARS) return warnings;
+  const split = (w: string) => (w.length > WARNING_MAX ? toWarnings(w) : [w]);
+  if (chars <= MAX_WARNING_CHARS) {
+    const all = warnings.map(split);
+    if (all.reduce((n, l) => n + l.length, 0) <= MAX_WARNING_LINES && sizeOf(all) <= MAX_WARNING_CHARS) return all.flat();
+  }
+  const order = [...warnings.keys()];
+  const rank = (i: number) => (NOTICES.has(ruleOf(warnings[i]!)) ? 1 : 0);
+  order.sort((a, b) => rank(a) - rank(b) || a - b);
+  const kept = new Map<number, string[]>();
+  const left: string[] = [];
+  let used = 0;
+  let usedLines = 0;
+  // room kept for the last line, which says what was left out
+  const room = MAX_WARNING_CHARS - WARNING_MAX;
+  for (const i of order) {
+    const w = warnings[i]!;
+    // a message longer than the room left is not split to find out (a hostile pod may bring thousands)
+    if (used + w.length > room + 40) {
+      left.push(ruleOf(w));
+      continue;
+    }
+    const lines = split(w);
+    const size = lines.reduce((n, l) => n + l.length, 0);
+    if (usedLines + lines.length <= MAX_WARNING_LINES - 1 && used + size <= room) {
+      kept.set(i, lines);
+      used += size;
+      usedLines += lines.length;
+    } else left.push(ruleOf(w));
+  }
+  const out: string[] = [];
+  for (let i = 0; i < warnings.length; i++) {
+    const lines = kept.get(i);
+    if (lines) out.push(...lines);
+  }
+  out.push(leftOut(left));
+  return out;
+}
+
+function sizeOf(split: string[][]): number {
+  let n = 0;
+  for (const l of split) for (const s of l) n += s.length;
+  return n;
+}
+
+function ruleOf(warning: string): string {
+  return /^\[([a-z][a-z-]{0,62})\] /.exec(warning)?.[1] ?? '';
+}
+
+/** The last line when warnings were left out: how many, and their rules, in WARNING_MAX characters. */
+function leftOut(rules: string[]): string {
+  const n = rules.length;
+  const names = [...new Set(rules.filter(Boolean))];
+  const start = `(${n} more warning${n === 1 ? '' : 's'} not sent, over the API server's 4 KB`;
+  const end = '; lint or inject shows all.)';
+  let list = '';
+  for (const r of names) {
+    const next = `${list ? `${list}, ` : ': '}[${r}]`;
+    if (start.length + next.length + end.length > WARNING_MAX - ', ...'.length) {
+      if (list) list += ', ...';
+      break;
+    }
+    list = next;
+  }
+  return `${start}${list}${end}`;
 }
 
 /** A denial's message, cut to MAX_MESSAGE characters with a note that it was. */

@@ -367,9 +367,7 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
             ? ["the webhook's cluster cache has not synced yet (it is not ready)", 'send it again once the webhook is ready (its /readyz names what it cannot list)']
             : [`the webhook runs without cluster state (${noClusterWhy})`, 'run the webhook with cluster access (--cluster auto, with its RBAC)'];
           warnings.push(
-            ...toWarnings(
-              `[unique-service-account] ${kind} ${agent.namespace}/${objectName(objWithKind)}: not checked, because ${why}, so another agent on ServiceAccount ${agent.namespace}/${agent.serviceAccount || 'default'} (one SPIFFE ID) would not be caught here. Fix: ${fix}, and check releases in CI with kagenti-webhook lint.`,
-            ),
+            `[unique-service-account] ${kind} ${agent.namespace}/${objectName(objWithKind)}: not checked, because ${why}, so another agent on ServiceAccount ${agent.namespace}/${agent.serviceAccount || 'default'} (one SPIFFE ID) would not be caught here. Fix: ${fix}, and check releases in CI with kagenti-webhook lint.`,
           );
         }
       }
@@ -378,7 +376,8 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
     }
 
     const errors = violations.filter((v) => v.severity === 'error');
-    for (const v of violations) if (v.severity === 'warning') warnings.push(...toWarnings(v.message, v.rule));
+    // whole messages: allow() and deny() fit them into lines, and leave out whole ones when not all fit
+    for (const v of violations) if (v.severity === 'warning') warnings.push(v.message);
     const rules = [...new Set(violations.map((v) => v.rule))];
     for (const v of violations) ruleViolations.inc({ rule: v.rule, action: v.severity === 'error' ? 'denied' : 'warned' });
     const detail: Record<string, unknown> = {
@@ -398,12 +397,12 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
    * blocked on our own parsing.
    */
   function helmDecision(req: AdmissionRequest, r: HelmReleaseResult): Decision {
-    const warnings = r.warnings.flatMap((w) => toWarnings(w));
+    const warnings = [...r.warnings];
     const detail: Record<string, unknown> = { helmRelease: `${r.namespace}/${r.releaseName}`, helmStatus: r.status };
     if (!r.checked) return decisionFor(allow(req.uid, warnings), [], { ...detail, skip: r.skipped });
     for (const v of r.violations) {
       ruleViolations.inc({ rule: v.rule, action: v.severity === 'error' ? 'denied' : 'warned' });
-      if (v.severity === 'warning') warnings.push(...toWarnings(v.message, v.rule));
+      if (v.severity === 'warning') warnings.push(v.message);
     }
     const errors = r.violations.filter((v) => v.severity === 'error');
     const rules = [...new Set(r.violations.map((v) => v.rule))];
@@ -416,14 +415,14 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
   }
 
   /**
-   * The reminder after a token-review ConfigMap is created or its value changed (`[kagent-restart]`), in warning
-   * lines. Given by /validate only (never by /mutate's remediation as well), so a request gets it at most once.
+   * The reminder after a token-review ConfigMap is created or its value changed (`[kagent-restart]`), in a warning.
+   * Given by /validate only (never by /mutate's remediation as well), so a request gets it at most once.
    */
   function restartWarning(ns: string, name: string): string[] {
     const dep = config.tokenReview.controllerDeployment;
-    return toWarnings(
+    return [
       `[kagent-restart] ConfigMap ${ns}/${name}: kagent's controller reads ${TOKEN_REVIEW_KEY} only when it starts, so this change takes effect after a restart. Fix: kubectl -n ${ns} rollout restart deploy/${dep}`,
-    );
+    ];
   }
 
   function mutateConfigMapUnsafe(req: AdmissionRequest): Decision | null {
@@ -451,9 +450,9 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
     // No [kagent-restart] here: /validate gives it, once, on the object as patched, and only when the value kagent
     // reads changes (a CREATE, or an UPDATE whose old object had another value; not a helm upgrade that dropped a
     // "true" the webhook puts back).
-    const warnings = toWarnings(
+    const warnings = [
       `[token-review-required] ConfigMap ${ns}/${name}: the webhook set data.${TOKEN_REVIEW_KEY} to "true" (it was ${before}; tokenReview.action: mutate). ${cap(describeIssuer(iss))}, so without it kagent cannot verify agent tokens and agent callbacks fail with 401. Fix: set it in what your pipeline renders, so the source matches the cluster.`,
-    );
+    ];
     return decisionFor(allowWithPatch(req.uid, patch, warnings), ['token-review-required'], {
       remediation: 'token-review',
       before,
