@@ -5,7 +5,7 @@ import { shown } from './admission.ts';
 import type { AuthBridgeMode, Config, MtlsMode } from './config.ts';
 import { AUTHBRIDGE_MODES, HELPER_CONFIG_DIR, INJECTION_POLICIES, INJECTION_WARNINGS, MTLS_MODES, SVID_DIR } from './config.ts';
 import type { InjectionPolicy, InjectionWarning } from './config.ts';
-import { isObject, jsonEqual, sealJson } from './json.ts';
+import { cutKey, isObject, jsonEqual, quoted, sealJson } from './json.ts';
 import type { PodResourceFinding } from './pod-resources.ts';
 import { podResourceFindings } from './pod-resources.ts';
 import { VERSION } from './version.ts';
@@ -183,7 +183,14 @@ function checkStrings(m: unknown, key: 'labels' | 'annotations', metaPath: strin
   for (const k in m) {
     if (!Object.hasOwn(m, k)) continue;
     const v = m[k];
-    if (typeof v !== 'string') return shape(`${metaPath}.${key}[${JSON.stringify(k)}] must be a string`);
+    if (typeof v !== 'string') {
+      const where = `${metaPath}.${key}[${quoted(k)}]`;
+      // YAML reads true, false, yes, no, on, off and numbers unquoted as other types (kubectl then refuses the
+      // manifest with a decoding error that names no field): the fix is the quotes
+      if (typeof v === 'boolean' || typeof v === 'number')
+        return { problem: `${where} is ${String(v)}, a ${typeof v}, but ${key} are strings`, fix: `quote it: ${cutKey(k)}: "${String(v)}".` };
+      return shape(`${where} must be a string`);
+    }
     size += k.length + v.length;
   }
   if (key !== 'annotations' || size <= MAX_ANNOTATION_BYTES) return null;
@@ -854,7 +861,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
       if ((AUTHBRIDGE_MODES as readonly string[]).includes(nsMode)) mode = nsMode as AuthBridgeMode;
       else
         warnings.push(
-          `[namespace-mode-label] ${ctx.ref}: namespace ${ctx.namespace} label ${NAMESPACE_LABEL_MODE}=${JSON.stringify(nsMode).slice(0, 30)} is not a mode, so it is ignored and mode ${mode} is used. Fix: set the label to one of ${AUTHBRIDGE_MODES.join(', ')}, or remove it.`,
+          `[namespace-mode-label] ${ctx.ref}: namespace ${ctx.namespace} label ${NAMESPACE_LABEL_MODE}=${quoted(nsMode)} is not a mode, so it is ignored and mode ${mode} is used. Fix: set the label to one of ${AUTHBRIDGE_MODES.join(', ')}, or remove it.`,
         );
     }
   }
