@@ -217,10 +217,16 @@ test('an injection denial that depends on the mode or on an unchanged template i
     assert.deepEqual(r.violations.map((v) => [v.rule, v.severity]), [['port-conflict', 'warning']], status);
     assert.match(r.violations[0].message, /^\[port-conflict\] Deployment mesh\/gw-agent \(Helm release mesh\/gw.*Not denied here: \/validate checks the workload again as Helm applies it\. Fix: /);
   }
-  // a new install's mode-independent denial (host-network) denies; on an upgrade it is a warning
+  // host-network depends on the mode too (no proxy in a waypoint namespace, and /validate and /mutate admit the
+  // pod): a warning at a new install's record as well
   const hn = dep.replace('      serviceAccountName: gw-sa\n', '      hostNetwork: true\n      serviceAccountName: gw-sa\n').replace('containerPort: 9901', 'containerPort: 8080');
-  assert.deepEqual(checkHelmRelease(record(hn, { status: 'pending-install', ns: 'mesh', name: 'gw' }), ctx).violations.map((v) => [v.rule, v.severity]), [['host-network', 'error']]);
-  assert.deepEqual(checkHelmRelease(record(hn, { status: 'pending-upgrade', ns: 'mesh', name: 'gw' }), ctx).violations.map((v) => [v.rule, v.severity]), [['host-network', 'warning']]);
+  for (const status of ['pending-install', 'pending-upgrade'])
+    assert.deepEqual(checkHelmRelease(record(hn, { status, ns: 'mesh', name: 'gw' }), ctx).violations.map((v) => [v.rule, v.severity]), [['host-network', 'warning']], status);
+  assert.deepEqual(checkInjection(parseDocument(hn).toJS(), { config: ctx.config, namespace: 'mesh', namespaceLabels: { 'kagenti.io/authbridge-mode': 'waypoint' } }).violations, []);
+  // a new install's mode-independent denial (an invalid annotation) denies; on an upgrade it is a warning
+  const bad = dep.replace('        kagenti.io/type: agent\n', '        kagenti.io/type: agent\n      annotations:\n        kagenti.io/mtls-mode: strictest\n').replace('containerPort: 9901', 'containerPort: 8080');
+  assert.deepEqual(checkHelmRelease(record(bad, { status: 'pending-install', ns: 'mesh', name: 'gw' }), ctx).violations.map((v) => [v.rule, v.severity]), [['invalid-annotation', 'error']]);
+  assert.deepEqual(checkHelmRelease(record(bad, { status: 'pending-upgrade', ns: 'mesh', name: 'gw' }), ctx).violations.map((v) => [v.rule, v.severity]), [['invalid-annotation', 'warning']]);
   // the same document in lint is still an error
   const l = new Linter({ config: ctx.config, issuer: ctx.issuer });
   l.lintText('m.yaml', dep);

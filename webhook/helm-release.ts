@@ -236,8 +236,9 @@ export function checkHelmRelease(obj: unknown, ctx: { config: Config; issuer: Is
       : `${f.message} ${where}`;
     let text = message.replace(` defined at release ${releaseRef}:`, ' defined at manifest line ');
     // An injection denial that depends on what the record does not hold is a warning here: port-conflict,
-    // reserved-name, unsupported-os and pod-resources depend on the namespace's mode label (ports, container names,
-    // which containers are injected, if any: none in waypoint mode with spiffe-helper opted out), and on an upgrade or
+    // reserved-name, unsupported-os, pod-resources and host-network depend on the namespace's mode label (ports,
+    // container names, which containers are injected, if any: no proxy in waypoint mode, so a hostNetwork pod is
+    // admitted; nothing with spiffe-helper opted out too), and on an upgrade or
     // rollback any of them may be on a pod template the release does not change (not denied at /validate either).
     // /validate checks each workload again as Helm applies it, with both. A new install's mode-independent ones deny.
     const injection =
@@ -263,7 +264,7 @@ export function checkHelmRelease(obj: unknown, ctx: { config: Config; issuer: Is
 }
 
 /** Injection denials that depend on the namespace's kagenti.io/authbridge-mode label, which a release record does not hold. */
-const MODE_DEPENDENT = new Set<string>(['port-conflict', 'reserved-name', 'unsupported-os', 'pod-resources']);
+const MODE_DEPENDENT = new Set<string>(['port-conflict', 'reserved-name', 'unsupported-os', 'pod-resources', 'host-network']);
 
 /** Encodes a release JSON as Helm stores it in a Secret's data.release (for tests and tools). */
 export function encodeReleaseForSecret(release: unknown): string {
