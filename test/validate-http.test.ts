@@ -303,11 +303,14 @@ test('HTTPS /validate: unknown issuer never denies token-review-required, and sa
 test('HTTPS /mutate: tokenReview.action mutate sets K8S_TOKEN_REVIEW "true" on external-issuer clusters', async () => {
   const s = await server({ tokenReview: { issuer: 'external', action: 'mutate' } });
   try {
-    for (const [obj, label] of [
-      [cm(undefined), 'no data'],
-      [cm({ OTHER: 'x' }), 'missing key'],
-      [cm({ K8S_TOKEN_REVIEW: 'false' }), 'false'],
-      [cm({}, { binaryData: { K8S_TOKEN_REVIEW: 'dHJ1ZQ==' } }), 'binaryData'],
+    // each under the rule lint reports it by: token-review-required for a missing or "false" value, token-review-value
+    // for one in binaryData or not exactly "true"/"false"
+    for (const [obj, label, rule] of [
+      [cm(undefined), 'no data', 'token-review-required'],
+      [cm({ OTHER: 'x' }), 'missing key', 'token-review-required'],
+      [cm({ K8S_TOKEN_REVIEW: 'false' }), 'false', 'token-review-required'],
+      [cm({ K8S_TOKEN_REVIEW: 'True' }), 'True', 'token-review-value'],
+      [cm({}, { binaryData: { K8S_TOKEN_REVIEW: 'dHJ1ZQ==' } }), 'binaryData', 'token-review-value'],
     ] as const) {
       const r = await s.review('/mutate', req('ConfigMap', '', obj as Record<string, any>, { dryRun: label === 'false' }));
       assert.equal(r.allowed, true, label);
@@ -315,9 +318,10 @@ test('HTTPS /mutate: tokenReview.action mutate sets K8S_TOKEN_REVIEW "true" on e
       const patched = jsonpatch.applyPatch(structuredClone(obj), decodePatch(r) as never).newDocument as Record<string, any>;
       assert.equal(patched.data.K8S_TOKEN_REVIEW, 'true', label);
       assert.equal(patched.binaryData?.K8S_TOKEN_REVIEW, undefined, label);
+      assert.ok(r.warnings![0]!.startsWith(`[${rule}] `), `${label}: ${r.warnings![0]}`);
       assert.match(
         joinWarnings(r.warnings!),
-        /^\[token-review-required\] ConfigMap kagent\/kagent-enterprise-config: the webhook set data\.K8S_TOKEN_REVIEW to "true" \(it was .*; tokenReview\.action: mutate\)\. The cluster's service-account issuer.* is external.* agent callbacks fail with 401\. Fix: set it in what your pipeline renders/,
+        /^\[token-review-(required|value)\] ConfigMap kagent\/kagent-enterprise-config: the webhook set data\.K8S_TOKEN_REVIEW to "true" \(it was .*; tokenReview\.action: mutate\)\. The cluster's service-account issuer.* is external.* agent callbacks fail with 401\. Fix: set it in what your pipeline renders/,
         label,
       );
       // the restart reminder is /validate's, given once on the patched object (below), not /mutate's as well
@@ -328,6 +332,18 @@ test('HTTPS /mutate: tokenReview.action mutate sets K8S_TOKEN_REVIEW "true" on e
     assert.equal(already.patch, undefined);
   } finally {
     await s.close();
+  }
+  // with the rules off, the value the user wrote stays as it is (lint reports nothing either)
+  const off = await server({ tokenReview: { issuer: 'external', action: 'mutate' }, policies: { 'token-review-required': 'off', 'token-review-value': 'off' } });
+  try {
+    for (const data of [{ K8S_TOKEN_REVIEW: 'false' }, { K8S_TOKEN_REVIEW: 'True' }, { OTHER: 'x' }]) {
+      const r = await off.review('/mutate', req('ConfigMap', '', cm(data)));
+      assert.equal(r.allowed, true);
+      assert.equal(r.patch, undefined, JSON.stringify(data));
+      assert.equal(r.warnings, undefined);
+    }
+  } finally {
+    await off.close();
   }
   // default action deny: /mutate leaves ConfigMaps alone
   const d = await server({ tokenReview: { issuer: 'external' } });
@@ -647,7 +663,7 @@ test('/validate and /mutate: a 200,000-character K8S_TOKEN_REVIEW is quoted cut,
   const mut = await startValidation({ config: configFromObject({ tokenReview: { issuer: 'external', action: 'mutate' } }), log: silentLogger(), cluster: 'none' });
   try {
     const w = mut.mutateConfigMap(req('ConfigMap', '', cm({ K8S_TOKEN_REVIEW: long })) as never)!.response.warnings!;
-    assert.ok(joinWarnings(w.filter((l) => l.startsWith('[token-review-required]'))).includes(`(it was ${cut}; tokenReview.action: mutate)`), JSON.stringify(w).slice(0, 500));
+    assert.ok(joinWarnings(w.filter((l) => l.startsWith('[token-review-value]'))).includes(`(it was ${cut}; tokenReview.action: mutate)`), JSON.stringify(w).slice(0, 500));
     assert.ok(w.length < 10, `${w.length} warning lines`);
   } finally {
     await mut.close();

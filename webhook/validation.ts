@@ -440,20 +440,26 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
     const data = isObject(obj.data) ? obj.data : undefined;
     const inBinary = isObject(obj.binaryData) && Object.hasOwn(obj.binaryData, TOKEN_REVIEW_KEY);
     if (data?.[TOKEN_REVIEW_KEY] === 'true' && !inBinary) return null;
+    const ns = requestNamespace(req, obj);
+    // Set only what a token rule finds, under that rule's name, as lint reports it: with the rule off
+    // (policies.token-review-required or token-review-value: off) the value the user wrote stays as it is
+    const named: KubeObject = { ...obj, kind: 'ConfigMap', metadata: { ...(isObject(obj.metadata) ? obj.metadata : {}), name } };
+    const found = checkObject(named, { config, issuer: iss, namespace: ns }).filter((v) => v.rule === 'token-review-required' || v.rule === 'token-review-value');
+    if (!found.length) return null;
+    const rule = found[0]!.rule;
     const patch: unknown[] = [];
     if (inBinary) patch.push({ op: 'remove', path: `/binaryData/${TOKEN_REVIEW_KEY}` });
     if (!data) patch.push({ op: 'add', path: '/data', value: { [TOKEN_REVIEW_KEY]: 'true' } });
     else patch.push({ op: 'add', path: `/data/${TOKEN_REVIEW_KEY}`, value: 'true' });
-    const ns = requestNamespace(req, obj);
     const had: unknown = data && Object.hasOwn(data, TOKEN_REVIEW_KEY) ? data[TOKEN_REVIEW_KEY] : undefined;
     const before = had !== undefined ? (typeof had === 'string' ? quoted(had) : JSON.stringify(had)) : inBinary ? 'in binaryData' : 'unset';
     // No [kagent-restart] here: /validate gives it, once, on the object as patched, and only when the value kagent
     // reads changes (a CREATE, or an UPDATE whose old object had another value; not a helm upgrade that dropped a
     // "true" the webhook puts back).
     const warnings = [
-      `[token-review-required] ConfigMap ${ns}/${name}: the webhook set data.${TOKEN_REVIEW_KEY} to "true" (it was ${before}; tokenReview.action: mutate). ${cap(describeIssuer(iss))}, so without it kagent cannot verify agent tokens and agent callbacks fail with 401. Fix: set it in what your pipeline renders, so the source matches the cluster.`,
+      `[${rule}] ConfigMap ${ns}/${name}: the webhook set data.${TOKEN_REVIEW_KEY} to "true" (it was ${before}; tokenReview.action: mutate). ${cap(describeIssuer(iss))}, so without it kagent cannot verify agent tokens and agent callbacks fail with 401. Fix: set it in what your pipeline renders, so the source matches the cluster.`,
     ];
-    return decisionFor(allowWithPatch(req.uid, patch, warnings), ['token-review-required'], {
+    return decisionFor(allowWithPatch(req.uid, patch, warnings), [rule], {
       remediation: 'token-review',
       before,
       dryRun: req.dryRun || undefined,
