@@ -1,7 +1,7 @@
 // The command line as users and pipelines call it: the built bin (dist/, made by `npm run build`/prepare).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { spawn, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
@@ -375,6 +375,34 @@ test('inject: unreadable or unparsable input exits 2', () => {
   assert.match(bad.stderr, /<stdin>:\d+:\d+/);
   assert.equal(runCli(['inject'], 'just a string\n').code, 2);
   assert.equal(runCli(['inject'], '\u0000\u0001binary').code, 2);
+});
+
+test('inject reads what lint and kubectl read: UTF-16 with its byte-order mark (PowerShell 5) as UTF-8; other bytes exit 2, never replaced', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'inject-enc-'));
+  try {
+    const pod = readFileSync(join(ROOT, 'examples', 'agent-pod.yaml'), 'utf8');
+    const utf8 = runCli(['inject', '-f', join(ROOT, 'examples', 'agent-pod.yaml')]);
+    assert.equal(utf8.code, 0, utf8.stderr);
+    for (const [name, bytes] of [
+      ['le', Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(pod, 'utf16le')])],
+      ['be', Buffer.concat([Buffer.from([0xfe, 0xff]), Buffer.from(pod, 'utf16le').swap16()])],
+      ['bom8', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(pod)])],
+    ] as const) {
+      const f = join(dir, `${name}.yaml`);
+      writeFileSync(f, bytes);
+      const r = runCli(['inject', '-f', f]);
+      assert.equal(r.code, 0, `${name}: ${r.stderr}`);
+      assert.equal(r.stdout, utf8.stdout, name);
+    }
+    // a Latin-1 byte in a document inject would leave alone: refused (it was written back as U+FFFD)
+    const latin1 = join(dir, 'latin1.yaml');
+    writeFileSync(latin1, Buffer.concat([Buffer.from('apiVersion: v1\nkind: ConfigMap\nmetadata: {name: greet}\ndata:\n  msg: "caf'), Buffer.from([0xe9]), Buffer.from(`"\n---\n${pod}`)]));
+    const r = runCli(['inject', '-f', latin1]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /latin1\.yaml: not UTF-8 text \(a binary file\?\) near line 5/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('inject: the warning about init containers that run before the proxy is on stderr, whole', () => {

@@ -9,7 +9,7 @@ import type { Config } from './config.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { isDnsLabel } from './identity.ts';
 import { denialText, injectTemplate, isObject, jsonEqual } from './inject.ts';
-import { InputError, splitDocuments } from './manifest-stream.ts';
+import { decodeText, InputError, splitDocuments } from './manifest-stream.ts';
 import type { RawDocument } from './manifest-stream.ts';
 import { asCreated, ownField, RenderedNamespaces } from './rules.ts';
 import { parseFlags, UsageError } from './usage.ts';
@@ -367,12 +367,21 @@ export async function runInject(argv: string[]): Promise<number> {
     throw err;
   }
   const file = (values.filename as string | undefined) ?? '-';
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
+    bytes = file === '-' ? readFileSync(0) : readFileSync(file);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     throw new UsageError(`cannot read ${file === '-' ? 'stdin' : file}: ${e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'is a directory' : e.message}`);
+  }
+  // decoded as lint and kubectl read it: UTF-8 (a BOM dropped) or UTF-16 with its BOM (PowerShell 5's `>`); other
+  // bytes are refused, never replaced (the documents inject leaves alone are written back as they were)
+  let text: string;
+  try {
+    text = decodeText(bytes);
+  } catch (err) {
+    if (err instanceof InputError) throw new UsageError(`${file === '-' ? '<stdin>' : file}: ${err.message}`);
+    throw err;
   }
   if (text.includes('\u0000')) throw new UsageError(`${file === '-' ? '<stdin>' : file}: binary data, not YAML or JSON`);
   const result = injectStream(text, cfg, namespace ?? 'default', file === '-' ? '<stdin>' : file);

@@ -259,6 +259,25 @@ function decoderFor(first: Uint8Array): { decoder: TextDecoder; name: string } {
 }
 
 /**
+ * A whole file's text, decoded as readDocuments decodes a stream (UTF-8, a BOM dropped, or UTF-16 with its BOM);
+ * anything else is an InputError naming the line.
+ */
+export function decodeText(bytes: Uint8Array): string {
+  const { decoder, name } = decoderFor(bytes);
+  try {
+    return decoder.decode(bytes);
+  } catch {
+    // the line of the first byte that is not UTF-8 (for UTF-16, where it ends: a lone surrogate or an odd length)
+    let line = 1;
+    if (name === 'UTF-8') {
+      const loose = new TextDecoder('utf-8').decode(bytes);
+      line += countNewlines(loose, 0, Math.max(loose.indexOf('\uFFFD'), 0));
+    }
+    throw new InputError(`not ${name} text (a binary file?) near line ${line}`, line, 1);
+  }
+}
+
+/**
  * Reads documents from a byte stream (a file or stdin). The bytes must be UTF-8 (a leading BOM is
  * dropped), or UTF-16 with its BOM; anything else is an InputError, as are over-long lines and documents.
  */
