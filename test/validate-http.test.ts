@@ -75,6 +75,16 @@ test('HTTPS /validate: an agent Deployment on the default ServiceAccount is deni
     const dry = await s.review('/validate', req('Deployment', 'apps', deployment('weather'), { dryRun: true }));
     assert.equal(dry.allowed, false);
 
+    // an UPDATE of one that ran as "default" before (a label, a reconcile) is warned with the same fix: denying it
+    // would only block the tools that update it. One that moves an agent onto "default" is denied.
+    const labelled = deployment('weather');
+    (labelled.metadata as Record<string, unknown>).labels = { team: 'x' };
+    const kept = await s.review('/validate', req('Deployment', 'apps', labelled, { operation: 'UPDATE', oldObject: deployment('weather') }));
+    assert.equal(kept.allowed, true);
+    assert.match(joinWarnings(kept.warnings), /^\[dedicated-service-account\] Deployment team-a\/weather: .* Not denied: it ran as "default" before this update too\. Fix: create a ServiceAccount/m);
+    const moved = await s.review('/validate', req('Deployment', 'apps', deployment('weather'), { operation: 'UPDATE', oldObject: deployment('weather', 'weather-sa') }));
+    assert.equal(moved.allowed, false);
+
     // own ServiceAccount: allowed; without cluster state the unique rule says it was not checked
     const ok = await s.review('/validate', req('Deployment', 'apps', deployment('weather', 'weather-sa')));
     assert.equal(ok.allowed, true);
@@ -132,7 +142,9 @@ test('HTTPS /validate: skips what it must not judge', async () => {
     const released = deployment('x', undefined, AGENT, { ...deleting, resourceVersion: '8' });
     assert.equal((await s.review('/validate', req('Deployment', 'apps', released, { operation: 'UPDATE', oldObject: held }))).allowed, true);
     const edited = deployment('x', undefined, { ...AGENT, extra: 'label' }, { ...deleting, finalizers: ['example.com/cleanup'] });
-    assert.equal((await s.review('/validate', req('Deployment', 'apps', edited, { operation: 'UPDATE', oldObject: held }))).allowed, false);
+    // (checked: its "default" ServiceAccount, which it had before too, is warned)
+    const editedAnswer = await s.review('/validate', req('Deployment', 'apps', edited, { operation: 'UPDATE', oldObject: held }));
+    assert.match(joinWarnings(editedAnswer.warnings ?? []), /^\[dedicated-service-account\] Deployment team-a\/x: /);
     assert.equal((await s.review('/validate', req('Deployment', 'apps', released, { operation: 'UPDATE' }))).allowed, false, 'no oldObject to compare with');
     const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { generateName: 'x-', namespace: 'team-a', labels: AGENT }, spec: { containers: [] } };
     assert.equal((await s.review('/validate', req('Pod', '', pod, { operation: 'UPDATE' }))).allowed, true);

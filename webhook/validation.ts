@@ -329,7 +329,18 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
         return decisionFor(allow(req.uid), [], { skip: `owned by ${owner.kind} ${owner.name} (checked there)` });
       const agent = agentOf(objWithKind, config, ns, cluster?.lookup);
       if (!agent) return decisionFor(allow(req.uid), [], { skip: 'not an agent' });
-      violations.push(...checkObject(objWithKind, { config, issuer: iss, namespace: ns }));
+      const own = checkObject(objWithKind, { config, issuer: iss, namespace: ns });
+      // An UPDATE of an agent that ran as "default" before it and still does (a label, an annotation, a reconcile's
+      // apply) cannot be what made it so: warned, as unique-service-account warns sharing an agent already had, so
+      // the tools that update it are not blocked; its pods keep the warning's problem until it is fixed.
+      if (op === 'UPDATE' && isObject(req.oldObject) && own.some((v) => v.rule === 'dedicated-service-account' && v.severity === 'error')) {
+        const old = req.oldObject.kind === kind ? req.oldObject : { ...req.oldObject, kind };
+        if (checkObject(old, { config, issuer: iss, namespace: ns }).some((v) => v.rule === 'dedicated-service-account'))
+          for (let i = 0; i < own.length; i++)
+            if (own[i]!.rule === 'dedicated-service-account')
+              own[i] = { ...own[i]!, severity: 'warning', message: noteBeforeFix(own[i]!.message, 'Not denied: it ran as "default" before this update too.') };
+      }
+      violations.push(...own);
       // What /mutate will deny in this workload's pods, denied on the workload so that the apply reports it (a
       // Pod got these checks at /mutate already). An UPDATE that leaves the pod template as it was (a label, an
       // annotation, a finalizer) is warned, not blocked: the template's pods are denied either way.
