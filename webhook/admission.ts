@@ -188,10 +188,14 @@ export function continuationPrefix(message: string, rule?: string): string {
  */
 function wrapFirst(text: string, firstMax: number, max: number): string[] {
   if (text.length <= firstMax) return [text];
-  let first = wrap(text, firstMax)[0]!;
-  if (first.length < firstMax / 2) first = text.slice(0, firstMax);
-  const rest = text.slice(text.indexOf(first) + first.length).replace(/^ +/, '');
-  return rest ? [first, ...wrap(rest, max)] : [first];
+  if (firstMax === max) return wrap(text, max);
+  // the first line as wrap() would cut it (text starts with no space: a sentence, or a message)
+  let end = text.lastIndexOf(' ', firstMax);
+  let next = end + 1;
+  while (end > 0 && text.charCodeAt(end - 1) === 0x20) end--;
+  if (end < firstMax / 2) end = next = firstMax;
+  while (text.charCodeAt(next) === 0x20) next++;
+  return next < text.length ? [text.slice(0, end), ...wrap(text.slice(next), max)] : [text.slice(0, end)];
 }
 
 /**
@@ -248,8 +252,18 @@ function fitted(warnings: string[]): string[] {
   if (!long && warnings.length <= MAX_WARNING_LINES && chars <= MAX_WARNING_CHARS) return warnings;
   const split = (w: string) => (w.length > WARNING_MAX ? toWarnings(w) : [w]);
   if (chars <= MAX_WARNING_CHARS) {
-    const all = warnings.map(split);
-    if (all.reduce((n, l) => n + l.length, 0) <= MAX_WARNING_LINES && sizeOf(all) <= MAX_WARNING_CHARS) return all.flat();
+    const out: string[] = [];
+    let size = 0;
+    for (const w of warnings)
+      if (w.length <= WARNING_MAX) {
+        out.push(w);
+        size += w.length;
+      } else
+        for (const l of toWarnings(w)) {
+          out.push(l);
+          size += l.length;
+        }
+    if (out.length <= MAX_WARNING_LINES && size <= MAX_WARNING_CHARS) return out;
   }
   const order = [...warnings.keys()];
   const rank = (i: number) => (NOTICES.has(ruleOf(warnings[i]!)) ? 1 : 0);
@@ -282,12 +296,6 @@ function fitted(warnings: string[]): string[] {
   }
   out.push(leftOut(left));
   return out;
-}
-
-function sizeOf(split: string[][]): number {
-  let n = 0;
-  for (const l of split) for (const s of l) n += s.length;
-  return n;
 }
 
 function ruleOf(warning: string): string {
