@@ -441,9 +441,13 @@ test('toWarnings splits at sentence ends, and every continuation line names the 
   const long = `[r] Pod team-a/${'n'.repeat(200)}: mode waypoint, so nothing is injected and every word here is short enough to wrap at a space`;
   const lines = toWarnings(long, 'r');
   for (const l of lines) assert.ok(l.length <= 120, `${l.length}: ${l}`);
-  // a name longer than 40 characters is cut in the continuation prefix
-  const prefix = `[r] ${'n'.repeat(37)}...: `;
-  assert.equal(continuationPrefix(long), prefix);
+  // a name longer than 24 characters is its first 16 and a hash of the object in the continuation prefix, so two
+  // long names that begin alike (Helm's <release>-<chart>-...) still make different lines
+  const prefix = continuationPrefix(long);
+  assert.match(prefix, /^\[r\] n{16}~[0-9a-f]{6}: $/);
+  const helm = (name: string) => continuationPrefix(`[init-before-proxy] Deployment team-a/acme-agents-customer-support-production-${name} (Helm release team-a/agents, template t.yaml): x`);
+  assert.notEqual(helm('weather'), helm('billing'));
+  assert.match(helm('weather'), /^\[init-before-proxy\] acme-agents-cust~[0-9a-f]{6}: $/);
   assert.ok(lines.slice(1).every((l) => l.startsWith(prefix)), lines[1]);
   const text = lines.map((l, i) => (i ? l.slice(prefix.length) : l)).join('');
   assert.equal(text.replace(/ /g, ''), long.replace(/ /g, ''), 'nothing is lost: the long name is cut across lines');

@@ -170,16 +170,25 @@ export function toWarnings(message: string, rule?: string): string[] {
 
 /**
  * What each continuation line of a message starts with: `[rule] ` and, for a message that begins `[rule] Kind
- * ns/name: ` (or `[rule] Kind ns/name (Helm release ..., template ...): `), the object's name as `name: ` (its
- * first 37 characters and `...` when longer than 40). The name alone keeps the line short, and is enough to tell
- * apart the objects of one apply.
+ * ns/name: ` (or `[rule] Kind ns/name (Helm release ..., template ...): `), a label of that object: its name when
+ * at most 24 characters, else its first 16 and `~` with 6 hex digits of a hash of `Kind ns/name` (Helm names share
+ * long prefixes: `<release>-<chart>-...`). Short, so the line keeps room for the text; distinct for the objects
+ * of one apply (the same short name in two namespaces of one kubectl run aside).
  */
 export function continuationPrefix(message: string, rule?: string): string {
-  const head = /^\[([a-z][a-z-]{0,62})\] (?:[A-Z][A-Za-z]{0,62} (?:[^\s:()/]{1,300}\/)?([^\s:()/]{1,600})(?: \([^()]{0,600}\))?: )?/.exec(message);
+  const head = /^\[([a-z][a-z-]{0,62})\] (?:([A-Z][A-Za-z]{0,62}) (?:([^\s:()/]{1,300})\/)?([^\s:()/]{1,600})(?: \([^()]{0,600}\))?: )?/.exec(message);
   rule ??= head?.[1];
   if (!rule) return '';
-  const name = head?.[1] === rule ? head[2] : undefined;
-  return `[${rule}] ${name === undefined ? '' : name.length <= 40 ? `${name}: ` : `${name.slice(0, 37)}...: `}`;
+  const name = head?.[1] === rule ? head[4] : undefined;
+  if (name === undefined) return `[${rule}] `;
+  return `[${rule}] ${name.length <= 24 ? name : `${name.slice(0, 16)}~${hash6(`${head![2]} ${head![3] ?? ''}/${name}`)}`}: `;
+}
+
+/** 6 hex digits of FNV-1a over the text: a label, not a secret. */
+function hash6(text: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return ((h >>> 0) & 0xffffff).toString(16).padStart(6, '0');
 }
 
 /**
