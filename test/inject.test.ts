@@ -573,6 +573,97 @@ test('long lists: 60,000 containers running as the proxy uid get one proxy-uid w
   assert.match(w[0]!, new RegExp(`containers c0, c1, c2 and ${n - 3} more run as uid 1337 \\(spec\\.containers\\[0\\]\\.securityContext\\.runAsUser, spec\\.containers\\[1\\]\\.securityContext\\.runAsUser, spec\\.containers\\[2\\]\\.securityContext\\.runAsUser and ${n - 3} more\\)`));
 });
 
+test('probe-through-proxy: under mTLS strict, an httpGet or grpc probe of the pod\'s own containers on a port proxy-init redirects is warned about, with its field', () => {
+  const cfg = defaultConfig();
+  const strict = { 'kagenti.io/mtls-mode': 'strict' };
+  const probeWarning = (r: ReturnType<typeof injectTemplate>) => {
+    assert.equal(r.outcome, 'inject', JSON.stringify(r));
+    return r.outcome === 'inject' ? r.warnings.filter((w) => w.startsWith('[probe-through-proxy] ')) : [];
+  };
+  const agent = (probes: KubeObject) => ({ name: 'agent', image: 'x', ports: [{ name: 'metrics', containerPort: 9100 }, { name: 'http', containerPort: 8080 }], ...probes });
+  // the reviewer's case: an httpGet readiness probe on a named port, resolved through the container's ports
+  const named = injectTemplate(agentPod({}, strict, { containers: [{ name: 'app', image: 'x' }, agent({ readinessProbe: { httpGet: { path: '/ready', port: 'http' } } })] }), cfg, ctxFor);
+  assert.deepEqual(probeWarning(named), [
+    "[probe-through-proxy] Pod team/a: container agent has an httpGet probe on a port that proxy-init redirects to the proxy (spec.containers[1].readinessProbe on port 8080), and the mTLS mode is strict (annotation kagenti.io/mtls-mode). The kubelet's probe reaches AuthBridge's inbound listener, which under mTLS strict refuses it without a client certificate: the pod never becomes ready, and a failing liveness probe restarts the container over and over. Fix: use an exec probe for it, or annotate the pod kagenti.io/mtls-mode: permissive.",
+  ]);
+  // strict from the config: said so; several probes and containers, grpc among them, and a native sidecar of the pod
+  const fromConfig = parseConfig('authBridge:\n  mtlsMode: strict\n');
+  const several = injectTemplate(
+    agentPod({}, {}, {
+      initContainers: [
+        { name: 'migrate', image: 'x', startupProbe: { httpGet: { port: 8081 } } }, // an ordinary init container has no probes: not looked at
+        { name: 'sql-proxy', image: 'x', restartPolicy: 'Always', startupProbe: { httpGet: { path: '/startup', port: 9091 } } },
+      ],
+      containers: [agent({ livenessProbe: { grpc: { port: 8080 } }, readinessProbe: { httpGet: { port: 8080 } } })],
+    }),
+    fromConfig,
+    ctxFor,
+  );
+  assert.deepEqual(probeWarning(several).length, 1);
+  assert.match(
+    probeWarning(several)[0]!,
+    /^\[probe-through-proxy\] Pod team\/a: containers agent, sql-proxy have httpGet or grpc probes on ports that proxy-init redirects to the proxy \(spec\.containers\[0\]\.livenessProbe on port 8080, spec\.containers\[0\]\.readinessProbe on port 8080, spec\.initContainers\[1\]\.startupProbe on port 9091\), and the mTLS mode is strict \(authBridge\.mtlsMode in the webhook config\)\. .* Fix: use an exec probe for them, or annotate the pod kagenti\.io\/mtls-mode: permissive\.$/,
+  );
+  // a grpc probe alone; the pod annotated permissive under a strict config: not warned
+  assert.match(probeWarning(injectTemplate(agentPod({}, {}, { containers: [agent({ livenessProbe: { grpc: { port: 9000 } } })] }), fromConfig, ctxFor))[0]!, /container agent has a grpc probe on a port .*\(spec\.containers\[0\]\.livenessProbe on port 9000\)/);
+  const readyHttp = { readinessProbe: { httpGet: { path: '/ready', port: 'http' } } };
+  assert.deepEqual(probeWarning(injectTemplate(agentPod({}, { 'kagenti.io/mtls-mode': 'permissive' }, { containers: [agent(readyHttp)] }), fromConfig, ctxFor)), []);
+  // not warned: permissive or disabled mTLS (the default), tcpSocket (the proxy accepts the connection), exec, a
+  // probe on the admin port (excluded from the redirect), an httpGet with a host (another address), a named port
+  // the container does not have (the probe fails anyway), a probe handler that is not a mapping
+  const admin = cfg.authBridge.ports.admin;
+  for (const [annotations, probes] of [
+    [{ 'kagenti.io/mtls-mode': 'permissive' }, readyHttp],
+    [{ 'kagenti.io/mtls-mode': 'disabled' }, readyHttp],
+    [{}, readyHttp],
+    [strict, { readinessProbe: { tcpSocket: { port: 'http' } }, livenessProbe: { tcpSocket: { port: 8080 } }, startupProbe: { tcpSocket: { port: 8080 } } }],
+    [strict, { readinessProbe: { exec: { command: ['/bin/ready'] } }, livenessProbe: { exec: { command: ['true'] } } }],
+    [strict, { readinessProbe: { httpGet: { path: '/ready', port: admin } }, livenessProbe: { grpc: { port: admin } } }],
+    [strict, { readinessProbe: { httpGet: { host: 'db.internal', path: '/ready', port: 8080 } } }],
+    [strict, { readinessProbe: { httpGet: { path: '/ready', port: 'nope' } } }],
+    [strict, { readinessProbe: { httpGet: 'http' }, livenessProbe: 'x', startupProbe: { grpc: { port: '8080' } } }],
+  ] as const) {
+    const r = injectTemplate(agentPod({}, annotations, { containers: [agent(probes as KubeObject)] }), cfg, ctxFor);
+    assert.deepEqual(probeWarning(r), [], JSON.stringify({ annotations, probes }));
+  }
+  // envoy-sidecar mode excludes the ext-proc port too; other modes redirect it
+  const extProc = { readinessProbe: { httpGet: { port: cfg.authBridge.ports.extProc } } };
+  assert.deepEqual(probeWarning(injectTemplate(agentPod({}, { ...strict, 'kagenti.io/authbridge-mode': 'envoy-sidecar' }, { containers: [agent(extProc)] }), cfg, ctxFor)), []);
+  assert.equal(probeWarning(injectTemplate(agentPod({}, { ...strict, 'kagenti.io/authbridge-mode': 'lite' }, { containers: [agent(extProc)] }), cfg, ctxFor)).length, 1);
+  // no proxy-init: waypoint mode, egressEnforcement: none in proxy-sidecar mode, AuthBridge opted out
+  const egressOff = parseConfig('authBridge:\n  egressEnforcement: none\n  mtlsMode: strict\n');
+  for (const [labels, annotations, c] of [
+    [{}, { ...strict, 'kagenti.io/authbridge-mode': 'waypoint' }, cfg],
+    [{}, strict, egressOff],
+    [{ 'kagenti.io/authbridge-inject': 'false' }, strict, cfg],
+  ] as const) {
+    const r = injectTemplate(agentPod(labels, annotations, { containers: [agent(readyHttp)] }), c, ctxFor);
+    assert.deepEqual(probeWarning(r), [], JSON.stringify({ labels, annotations }));
+  }
+  // policies.probe-through-proxy: off silences it
+  assert.deepEqual(probeWarning(injectTemplate(agentPod({}, strict, { containers: [agent(readyHttp)] }), parseConfig('policies:\n  probe-through-proxy: off\n'), ctxFor)), []);
+  // with native sidecars too; injecting again warns the same, never about the injected proxy's own probe
+  const native = injectTemplate(agentPod({}, { ...strict, 'kagenti.io/native-sidecars': 'true' }, { containers: [agent(readyHttp)] }), cfg, ctxFor);
+  assert.match(probeWarning(native)[0]!, /container agent has an httpGet probe .*\(spec\.containers\[0\]\.readinessProbe on port 8080\)/);
+  if (native.outcome === 'inject') assert.deepEqual(probeWarning(injectTemplate(native.template, cfg, ctxFor)), probeWarning(native));
+  // (without native sidecars the injected pod has ours first among its containers: the field is at its index there)
+  if (named.outcome === 'inject')
+    assert.deepEqual(probeWarning(injectTemplate(named.template, cfg, ctxFor)), probeWarning(named).map((w) => w.replace('spec.containers[1]', 'spec.containers[3]')));
+});
+
+test('long lists: 50,000 containers each with an httpGet probe under mTLS strict get one bounded probe-through-proxy warning', () => {
+  // The containers' indexes come from one map and only the three fields shown are written out: nothing per pair.
+  const n = 50000;
+  const containers = Array.from({ length: n }, (_, i) => ({ name: `c${i}`, image: 'x', ports: [{ name: 'http', containerPort: 8080 }], readinessProbe: { httpGet: { path: '/ready', port: 'http' } } }));
+  const r = injectTemplate(agentPod({}, { 'kagenti.io/mtls-mode': 'strict' }, { containers }), defaultConfig(), ctxFor);
+  assert.ok(r.outcome === 'inject');
+  if (r.outcome !== 'inject') return;
+  const w = r.warnings.filter((x) => x.startsWith('[probe-through-proxy] '));
+  assert.equal(w.length, 1);
+  assert.match(w[0]!, new RegExp(`containers c0, c1, c2 and ${n - 3} more have httpGet probes on ports that proxy-init redirects to the proxy \\(spec\\.containers\\[0\\]\\.readinessProbe on port 8080, spec\\.containers\\[1\\]\\.readinessProbe on port 8080, spec\\.containers\\[2\\]\\.readinessProbe on port 8080 and ${n - 3} more\\)`));
+  assert.ok(w[0]!.length < 1000, `${w[0]!.length} characters`);
+});
+
 test('a record that names every container of the pod: malformed-object, never a pod left without containers', () => {
   const cfg = defaultConfig();
   // native sidecars: the recorded proxy is stripped and the new one goes to initContainers, so containers would be []

@@ -864,6 +864,51 @@ test('lint: a dump with a Deployment and its pods reports the template once; way
   assert.equal(rules.find((r) => r.id === 'port-conflict')!.defaultConfiguration.level, 'error');
 });
 
+test('lint: probe-through-proxy is reported at the probe, as a warning (SARIF level warning); policies.probe-through-proxy: off silences it', async () => {
+  const text = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: api
+  namespace: agents
+spec:
+  template:
+    metadata:
+      labels:
+        kagenti.io/type: agent
+      annotations:
+        kagenti.io/mtls-mode: strict
+    spec:
+      serviceAccountName: api-sa
+      containers:
+        - name: api
+          image: x
+          ports:
+            - name: http
+              containerPort: 8080
+          livenessProbe:
+            tcpSocket:
+              port: http
+          readinessProbe:
+            httpGet:
+              path: /ready
+              port: http
+`;
+  const l = lintString(text);
+  assert.deepEqual(
+    l.findings.map((f) => [f.rule, f.severity, f.path, f.line, f.column]),
+    [['probe-through-proxy', 'warning', 'spec.template.spec.containers.0.readinessProbe', 24, 11]],
+  );
+  assert.match(l.findings[0]!.message, /^\[probe-through-proxy\] Deployment agents\/api: container api has an httpGet probe on a port that proxy-init redirects to the proxy \(spec\.template\.spec\.containers\[0\]\.readinessProbe on port 8080\)/);
+  assert.deepEqual(lintString(text, { policies: { 'probe-through-proxy': 'off' } }).findings, []);
+  assert.deepEqual(lintString(text.replace('mtls-mode: strict', 'mtls-mode: permissive')).findings, []);
+  const dir = tmp();
+  writeFileSync(join(dir, 'd.yaml'), text);
+  const sarif = JSON.parse(String((await runCli([join(dir, 'd.yaml'), '--format', 'sarif'])).stdout));
+  const rules = sarif.runs[0].tool.driver.rules as { id: string; defaultConfiguration: { level: string } }[];
+  assert.equal(rules.find((r) => r.id === 'probe-through-proxy')!.defaultConfiguration.level, 'warning');
+  assert.equal(sarif.runs[0].results[0].ruleId, 'probe-through-proxy');
+});
+
 test('every injection denial of a template is its own finding at its own key, in the order of the lines', () => {
   const text = `apiVersion: apps/v1
 kind: Deployment

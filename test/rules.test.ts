@@ -666,6 +666,30 @@ test('checkInjection: the proxy-uid warning points at the container that sets ui
   assert.equal(v[0]?.path, 'spec.template.spec.securityContext.runAsUser');
 });
 
+test('checkInjection: the probe-through-proxy warning points at the first probe it lists, in containers or native-sidecar init containers; off silences it', () => {
+  const d = workload('Deployment', 'probe', 'probe-sa');
+  d.spec.template.metadata.annotations = { 'kagenti.io/mtls-mode': 'strict' };
+  d.spec.template.spec.containers.push({ name: 'api', image: 'x', ports: [{ name: 'http', containerPort: 8080 }], readinessProbe: { httpGet: { path: '/ready', port: 'http' } } });
+  const w = checkInjection(d, { config, namespace: 'team-a' }).warnings.filter((v) => v.rule === 'probe-through-proxy');
+  assert.deepEqual(w.map((v) => [v.severity, v.path]), [['warning', 'spec.template.spec.containers.1.readinessProbe']]);
+  assert.match(w[0]!.message, MESSAGE);
+  assert.match(w[0]!.message, /^\[probe-through-proxy\] Deployment team-a\/probe: container api has an httpGet probe on a port that proxy-init redirects to the proxy \(spec\.template\.spec\.containers\[1\]\.readinessProbe on port 8080\), .* Fix: use an exec probe for it, or annotate the pod template \(spec\.template\.metadata\.annotations\) kagenti\.io\/mtls-mode: permissive\.$/);
+  // a CronJob's native sidecar, first of the pod's init containers that has such a probe
+  const c = workload('CronJob', 'cron', 'cron-sa');
+  const tpl = c.spec.jobTemplate.spec.template;
+  tpl.metadata.annotations = { 'kagenti.io/mtls-mode': 'strict', 'kagenti.io/native-sidecars': 'true' };
+  tpl.spec.initContainers = [{ name: 'prep', image: 'x' }, { name: 'sql-proxy', image: 'x', restartPolicy: 'Always', startupProbe: { grpc: { port: 9000 } } }];
+  const v = checkInjection(c, { config, namespace: 'team-a' }).warnings.filter((x) => x.rule === 'probe-through-proxy');
+  assert.deepEqual(v.map((x) => x.path), ['spec.jobTemplate.spec.template.spec.initContainers.1.startupProbe']);
+  // a container name that reads like the field does not move the pointer
+  const tricky = structuredClone(d);
+  tricky.spec.template.spec.containers[1].name = 'x redirects to the proxy (spec.template.spec.containers[0].livenessProbe on port 1';
+  assert.deepEqual(checkInjection(tricky, { config, namespace: 'team-a' }).warnings.filter((x) => x.rule === 'probe-through-proxy').map((x) => x.path), ['spec.template.spec.containers.1.readinessProbe']);
+  const quiet = configFromObject({ policies: { 'probe-through-proxy': 'off' } });
+  assert.deepEqual(checkInjection(d, { config: quiet, namespace: 'team-a' }).warnings.filter((x) => x.rule === 'probe-through-proxy'), []);
+  assert.throws(() => configFromObject({ policies: { 'probe-through-proxy': 'deny' } }), /policies\.probe-through-proxy/);
+});
+
 test('checkInjection: a StatefulSet with 20,000 template volumes and 10,000 claims, half of them of the same names', () => {
   // The claims are looked up in a set: the template's volumes are not each checked against every claim.
   const o = workload('StatefulSet', 'db-agent', 'db-sa');

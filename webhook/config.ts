@@ -33,6 +33,7 @@ export const INJECTION_WARNINGS = [
   'pod-security',
   'init-before-proxy',
   'proxy-uid',
+  'probe-through-proxy',
   'csi-driver-missing',
 ] as const;
 export type InjectionWarning = (typeof INJECTION_WARNINGS)[number];

@@ -455,6 +455,12 @@ function renderAuthBridge(cfg: Config, plan: Plan, namespace: string, sa: string
   return c;
 }
 
+/** The inbound ports proxy-init leaves out of the redirect (INBOUND_PORTS_EXCLUDE): the proxy's admin, and in envoy-sidecar mode its ext-proc. */
+function inboundExcluded(cfg: Config, mode: AuthBridgeMode): number[] {
+  const p = cfg.authBridge.ports;
+  return [p.admin, ...(mode === 'envoy-sidecar' ? [p.extProc] : [])];
+}
+
 function renderProxyInit(cfg: Config, plan: Plan): KubeObject {
   const p = cfg.authBridge.ports;
   return {
@@ -468,7 +474,7 @@ function renderProxyInit(cfg: Config, plan: Plan): KubeObject {
       { name: 'PROXY_UID', value: String(PROXY_UID) },
       { name: 'PROXY_PORT', value: String(p.outbound) },
       { name: 'INBOUND_PROXY_PORT', value: String(p.inbound) },
-      { name: 'INBOUND_PORTS_EXCLUDE', value: [p.admin, ...(plan.mode === 'envoy-sidecar' ? [p.extProc] : [])].join(',') },
+      { name: 'INBOUND_PORTS_EXCLUDE', value: inboundExcluded(cfg, plan.mode).join(',') },
     ],
     resources: resources(cfg.authBridge.resources),
     ...CONTAINER_DEFAULTS,
@@ -1253,7 +1259,82 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
     }
   }
 
+  // Under mTLS strict, the proxy's inbound listener refuses a connection without a client certificate. proxy-init
+  // sends every inbound TCP connection to it but for the excluded ports, the kubelet's probes of the pod's own
+  // containers too (from the node, to the pod's address): an httpGet or grpc probe on a redirected port never
+  // passes. A tcpSocket probe passes (the proxy accepts the connection), an exec probe never leaves the container,
+  // and an httpGet with a host probes another address. The pod's native sidecars (restartPolicy: Always) have
+  // probes too; its other init containers have none.
+  if (addInit.length && mtls === 'strict' && cfg.policies['probe-through-proxy'] !== 'off') {
+    const excluded = inboundExcluded(cfg, mode);
+    // counted, and only the first three of each written out (as nameList shows them): a pod may have 60,000 containers
+    const names: string[] = [];
+    const fields: string[] = [];
+    let containerCount = 0;
+    let probeCount = 0;
+    const kinds = new Set<string>();
+    for (const [listName, list] of [
+      ['containers', ownContainers],
+      ['initContainers', ownInitContainers],
+    ] as const) {
+      let indexOfOwn: ((item: unknown) => number) | undefined; // a map, made at the first hit: the list is the client's to make long
+      for (const c of list) {
+        if (listName === 'initContainers' && c.restartPolicy !== 'Always') continue;
+        let counted = false;
+        for (const probe of PROBES) {
+          const hit = probeThroughProxy(c, c[probe], excluded);
+          if (!hit) continue;
+          if (!counted) {
+            counted = true;
+            if (containerCount++ < 3) names.push(shown(String(c.name)));
+          }
+          kinds.add(hit.kind);
+          if (probeCount++ < 3) fields.push(`${specPath}.${listName}[${(indexOfOwn ??= indexer((input.spec as KubeObject)[listName]))(c)}].${probe} on port ${hit.port}`);
+        }
+      }
+    }
+    if (containerCount) {
+      const many = containerCount > 1;
+      const probes = probeCount > 1;
+      const kind = kinds.size > 1 ? 'httpGet or grpc' : kinds.has('grpc') ? 'grpc' : 'httpGet';
+      const source = mtlsAnn !== undefined ? `annotation ${ANNOTATION_MTLS}` : 'authBridge.mtlsMode in the webhook config';
+      warnings.push(
+        `[probe-through-proxy] ${ctx.ref}: container${many ? 's' : ''} ${countedList(names, containerCount)} ${many ? 'have' : 'has'} ${probes ? `${kind} probes on ports` : `${kind === 'grpc' ? 'a' : 'an'} ${kind} probe on a port`} that proxy-init redirects to the proxy (${countedList(fields, probeCount)}), and the mTLS mode is strict (${source}). The kubelet's probe reaches AuthBridge's inbound listener, which under mTLS strict refuses it without a client certificate: the pod never becomes ready, and a failing liveness probe restarts the container over and over. Fix: use an exec probe for ${probes ? 'them' : 'it'}, or annotate ${annotateTarget(specPath)} ${ANNOTATION_MTLS}: permissive.`,
+      );
+    }
+  }
+
   return { outcome: 'inject', template: t, mode, status, injected, warnings: warnings.length ? unsilenced(warnings, cfg) : warnings };
+}
+
+const PROBES = ['livenessProbe', 'readinessProbe', 'startupProbe'] as const;
+
+/**
+ * The port and kind of a container's probe when the kubelet's request goes through proxy-init's inbound redirect:
+ * an httpGet (without a host) or grpc probe on a port not in `excluded`. A named port is the container's own
+ * `ports[].name`, as the kubelet resolves it (the first of that name); a name it does not have fails the probe
+ * anyway, and is left alone. Never throws, whatever the shapes (checkShape does not look at probes).
+ */
+function probeThroughProxy(c: KubeObject, probe: unknown, excluded: readonly number[]): { kind: 'httpGet' | 'grpc'; port: number } | undefined {
+  if (!isObject(probe)) return undefined;
+  let kind: 'httpGet' | 'grpc';
+  let port: unknown;
+  if (isObject(probe.httpGet)) {
+    const host: unknown = probe.httpGet.host;
+    if (typeof host === 'string' && host !== '') return undefined;
+    kind = 'httpGet';
+    port = probe.httpGet.port;
+    if (typeof port === 'string') {
+      const ports: unknown = c.ports;
+      const named = Array.isArray(ports) ? ports.find((p: unknown) => isObject(p) && p.name === port) : undefined;
+      port = isObject(named) ? named.containerPort : undefined;
+    }
+  } else if (isObject(probe.grpc)) {
+    kind = 'grpc';
+    port = probe.grpc.port;
+  } else return undefined;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535 || excluded.includes(port)) return undefined;
+  return { kind, port };
 }
 
 /** The webhook config keys that set an injected container's resources. */
@@ -1326,8 +1407,12 @@ export function silenced(warning: string, cfg: Config): boolean {
 
 /** Names for a message: at most three, then how many more. */
 function nameList(names: readonly string[]): string {
-  const first = names.slice(0, 3).map((n) => shown(String(n))).join(', ');
-  return names.length > 3 ? `${first} and ${names.length - 3} more` : first;
+  return countedList(names.slice(0, 3).map((n) => shown(String(n))), names.length);
+}
+
+/** The first items of a list as nameList shows them (already shown), and how many more of `total` there are. */
+function countedList(first: readonly string[], total: number): string {
+  return total > first.length ? `${first.join(', ')} and ${total - first.length} more` : first.join(', ');
 }
 
 export { isObject, jsonEqual };

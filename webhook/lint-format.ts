@@ -171,6 +171,13 @@ export const RULE_HELP: Record<RuleName, { short: string; full: string }> = {
     short: "An agent pod's containers do not run as the proxy's uid (1337).",
     full: "proxy-init leaves the proxy's uid out of the redirect, so such a container's traffic skips AuthBridge.",
   },
+  'probe-through-proxy': {
+    short: "An agent pod's own probes do not go through the proxy under mTLS strict.",
+    full:
+      'proxy-init redirects inbound TCP to the proxy, the kubelet\'s probes too. An httpGet or grpc probe on a redirected ' +
+      'port reaches AuthBridge\'s inbound listener, which under mtls-mode strict refuses it without a client certificate: ' +
+      'the pod never becomes ready, and a failing liveness probe restarts the container. Use an exec probe, or mtls-mode permissive.',
+  },
   'csi-driver-missing': {
     short: 'The SPIFFE CSI driver is installed.',
     full: 'Without the CSIDriver the pod waits in Init: its Workload API socket volume cannot be mounted.',

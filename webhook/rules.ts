@@ -488,6 +488,14 @@ function injectionWarningPath(rule: InjectionWarning | InjectionPolicy, message:
             }
       return `${specPath}.securityContext.runAsUser`;
     }
+    case 'probe-through-proxy': {
+      // the first probe the message lists (`... redirects to the proxy (<podspec>.containers[0].readinessProbe on port
+      // 8080, ...`); the last such text, since the container names before it are the client's
+      const lead = `redirects to the proxy (${specPath}.`;
+      const at = message.lastIndexOf(lead);
+      const m = at === -1 ? null : /^(containers|initContainers)\[(\d+)\]\.(livenessProbe|readinessProbe|startupProbe) on port /.exec(message.slice(at + lead.length));
+      return m ? `${specPath}.${m[1]}.${m[2]}.${m[3]}` : specPath;
+    }
     case 'sidecars-block-completion':
       return `${specPath}.restartPolicy`;
     case 'init-before-proxy':
