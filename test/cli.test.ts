@@ -400,6 +400,13 @@ test('inject reads what lint and kubectl read: UTF-16 with its byte-order mark (
     const r = runCli(['inject', '-f', latin1]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /latin1\.yaml: not UTF-8 text \(a binary file\?\) near line 5/);
+    // UTF-16 cut inside a character (an odd length): the line where it ends, as lint says
+    const odd = join(dir, 'odd.yaml');
+    const u16 = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(pod, 'utf16le')]);
+    writeFileSync(odd, u16.subarray(0, u16.length - 1));
+    const o = runCli(['inject', '-f', odd]);
+    assert.equal(o.code, 2);
+    assert.match(o.stderr, new RegExp(`odd\\.yaml: not UTF-16 text \\(a binary file\\?\\) near line ${pod.split('\n').length - (pod.endsWith('\n') ? 1 : 0)}`));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

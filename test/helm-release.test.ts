@@ -197,16 +197,16 @@ test('a pending rollback is checked, and so are the manifests of the release\'s 
     },
   });
   const errors = <T extends { severity: string }>(vs: T[]): T[] => vs.filter((v) => v.severity === 'error');
-  const base = errors(checkHelmRelease(record(agents), ctx).violations).length;
+  const base = (status: string) => errors(checkHelmRelease(record(agents, { status }), ctx).violations).length;
   const all = (status: string, events: string[]) => checkHelmRelease(release(status, events), ctx).violations;
   const count = (status: string, events: string[]) => errors(all(status, events));
-  assert.equal(count('pending-install', ['pre-install', 'pre-upgrade']).length, base, 'pre-install: on its own');
+  assert.equal(count('pending-install', ['pre-install', 'pre-upgrade']).length, base('pending-install'), 'pre-install: on its own');
   // the hook Job's pods would get ordinary sidecars and never finish: a warning, named by the hook
   assert.ok(all('pending-install', ['pre-install']).some((v) => v.rule === 'sidecars-block-completion' && v.name === 'migrate' && v.severity === 'warning'));
   const upgrade = count('pending-upgrade', ['pre-install', 'pre-upgrade']);
-  assert.equal(upgrade.length, base + 1, 'pre-upgrade: beside the Deployment');
+  assert.equal(upgrade.length, base('pending-upgrade') + 1, 'pre-upgrade: beside the Deployment');
   assert.ok(upgrade.some((v) => v.rule === 'unique-service-account' && v.name === 'migrate'), JSON.stringify(upgrade.map((v) => v.message)));
-  assert.equal(count('pending-upgrade', ['post-install']).length, base, 'a hook the upgrade does not run');
+  assert.equal(count('pending-upgrade', ['post-install']).length, base('pending-upgrade'), 'a hook the upgrade does not run');
 });
 
 test('an injection denial that depends on the mode or on an unchanged template is a warning at the record, placed before the Fix; a new install\'s other ones deny', () => {
@@ -254,4 +254,15 @@ test('with token-review-value off, a boolean K8S_TOKEN_REVIEW in a release is re
     v.message,
     /^\[token-review-required\] ConfigMap kagent\/kagent-enterprise-config \(Helm release kagent\/kagent, template kagent\/templates\/enterprise-config\.yaml\): data\.K8S_TOKEN_REVIEW is the YAML boolean true, not the string "true"\. .*Fix: quote it: K8S_TOKEN_REVIEW: "true"\.$/,
   );
+});
+
+test('dedicated-service-account at an upgrade\'s record is a warning, as /validate warns an UPDATE of a workload that ran as "default" before; a new install denies', () => {
+  const dep = `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: weather\n  namespace: team-a\nspec:\n  selector:\n    matchLabels: {app: w}\n  template:\n    metadata:\n      labels: {app: w, kagenti.io/type: agent}\n    spec:\n      containers: [{name: a, image: x}]\n`;
+  const at = (status: string) => checkHelmRelease(record(dep, { status, ns: 'team-a', name: 'weather' }), ctx).violations.filter((v) => v.rule === 'dedicated-service-account');
+  assert.deepEqual(at('pending-install').map((v) => v.severity), ['error']);
+  for (const status of ['pending-upgrade', 'pending-rollback']) {
+    const [v] = at(status);
+    assert.equal(v?.severity, 'warning', status);
+    assert.match(v!.message, /Not denied here: \/validate checks the workload again as Helm applies it\. Fix: /);
+  }
 });

@@ -967,23 +967,23 @@ test("proxy-init gets its ports under the names kagenti's proxy-init image reads
     assert.equal(r.outcome, 'inject');
     if (r.outcome !== 'inject') return {};
     const init = r.template.spec.initContainers.find((c: KubeObject) => c.name === 'proxy-init');
-    return Object.fromEntries(init.env.map((e: KubeObject) => [e.name, e.value]));
+    return Object.fromEntries(init.env.map((e: KubeObject) => [e.name, e.value ?? e.valueFrom?.fieldRef?.fieldPath]));
   };
   // init-iptables.sh reads PROXY_PORT, INBOUND_PROXY_PORT, PROXY_UID and INBOUND_PORTS_EXCLUDE (defaults 15123, 15124,
   // 1337, none); with any other names the defaults would apply whatever the config says
-  assert.deepEqual(env(defaultConfig(), 'proxy-sidecar'), { PROXY_UID: '1337', PROXY_PORT: '15123', INBOUND_PROXY_PORT: '15124', INBOUND_PORTS_EXCLUDE: '9901' });
+  assert.deepEqual(env(defaultConfig(), 'proxy-sidecar'), { PROXY_UID: '1337', POD_IP: 'status.podIP', PROXY_PORT: '15123', INBOUND_PROXY_PORT: '15124', INBOUND_PORTS_EXCLUDE: '9901' });
   const moved = parseConfig('authBridge:\n  ports:\n    outbound: 16123\n    inbound: 16124\n    admin: 16901\n    extProc: 16090\n');
-  assert.deepEqual(env(moved, 'envoy-sidecar'), { PROXY_UID: '1337', PROXY_PORT: '16123', INBOUND_PROXY_PORT: '16124', INBOUND_PORTS_EXCLUDE: '16901,16090' });
+  assert.deepEqual(env(moved, 'envoy-sidecar'), { PROXY_UID: '1337', POD_IP: 'status.podIP', PROXY_PORT: '16123', INBOUND_PROXY_PORT: '16124', INBOUND_PORTS_EXCLUDE: '16901,16090' });
 });
 
 test('a label or annotation YAML read as a boolean or number is malformed-object with the quotes as the fix; the namespace mode label is quoted whole', () => {
   const r = injectTemplate(agentPod({ 'kagenti.io/spiffe-helper-inject': false as unknown as string }, {}, { containers: [{ name: 'app', image: 'x' }] }), defaultConfig(), ctxFor);
   assert.equal(r.outcome, 'deny');
   if (r.outcome !== 'deny') return;
-  assert.match(denialText(r), /\[malformed-object\] .*metadata\.labels\["kagenti\.io\/spiffe-helper-inject"\] is false, a boolean, but labels are strings\. .*Fix: quote it: kagenti\.io\/spiffe-helper-inject: "false"\.$/);
+  assert.match(denialText(r), /\[malformed-object\] .*metadata\.labels\["kagenti\.io\/spiffe-helper-inject"\] is false, a boolean, but labels are strings\. .*Fix: put the value in quotes as you wrote it \(kagenti\.io\/spiffe-helper-inject: "\.\.\."\), or YAML reads it as a boolean\.$/);
   const n = injectTemplate(agentPod({}, { 'kagenti.io/native-sidecars': 1 as unknown as string }, { containers: [{ name: 'app', image: 'x' }] }), defaultConfig(), ctxFor);
   assert.equal(n.outcome, 'deny');
-  if (n.outcome === 'deny') assert.match(denialText(n), /annotations\["kagenti\.io\/native-sidecars"\] is 1, a number, .*Fix: quote it: kagenti\.io\/native-sidecars: "1"\.$/);
+  if (n.outcome === 'deny') assert.match(denialText(n), /annotations\["kagenti\.io\/native-sidecars"\] is 1, a number, .*Fix: put the value in quotes as you wrote it \(kagenti\.io\/native-sidecars: "\.\.\."\), or YAML reads it as a number\.$/);
   const value = 'envoy-sidecar-with-ext-proc-v2';
   const w = injectTemplate(agentPod({}, {}, { containers: [{ name: 'app', image: 'x' }] }), defaultConfig(), { ...ctxFor, namespaceLabels: { 'kagenti.io/authbridge-mode': value } });
   assert.equal(w.outcome, 'inject');

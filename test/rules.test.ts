@@ -599,7 +599,7 @@ test('checkInjection on a workload: messages name the template\'s own paths, and
   badLabel.spec.jobTemplate.spec.template.metadata.labels.team = 5;
   const l = checkInjection(badLabel, { config }).violations[0];
   assert.equal(l.path, 'spec.jobTemplate.spec.template.metadata.labels');
-  assert.match(l.message, /spec\.jobTemplate\.spec\.template\.metadata\.labels\["team"\] is 5, a number, but labels are strings\. .*Fix: quote it: team: "5"\.$/);
+  assert.match(l.message, /spec\.jobTemplate\.spec\.template\.metadata\.labels\["team"\] is 5, a number, but labels are strings\. .*Fix: put the value in quotes as you wrote it \(team: "\.\.\."\), or YAML reads it as a number\.$/);
   const hn = workload('Deployment', 'hn', 'hn-sa');
   hn.spec.template.spec.hostNetwork = true;
   assert.match(checkInjection(hn, { config }).violations[0].message, /Fix: remove hostNetwork, label the pod template \(spec\.template\.metadata\.labels\) kagenti\.io\/authbridge-inject: "false" to inject spiffe-helper only, or kagenti\.io\/inject: disabled\.$/);

@@ -241,10 +241,12 @@ export function checkHelmRelease(obj: unknown, ctx: { config: Config; issuer: Is
     // admitted; nothing with spiffe-helper opted out too), and on an upgrade or
     // rollback any of them may be on a pod template the release does not change (not denied at /validate either).
     // /validate checks each workload again as Helm applies it, with both. A new install's mode-independent ones deny.
+    // dedicated-service-account on an upgrade or rollback likewise: /validate warns an UPDATE of a workload that ran
+    // as "default" before it too (and denies one that moves an agent onto it), which the record cannot tell apart.
     const injection =
       f.severity === 'error' &&
-      (INJECTION_RULES as readonly string[]).includes(f.rule) &&
-      (status !== 'pending-install' || MODE_DEPENDENT.has(f.rule));
+      (((INJECTION_RULES as readonly string[]).includes(f.rule) && (status !== 'pending-install' || MODE_DEPENDENT.has(f.rule))) ||
+        (f.rule === 'dedicated-service-account' && status !== 'pending-install'));
     if (injection) text = noteBeforeFix(text, 'Not denied here: /validate checks the workload again as Helm applies it.');
     const v: HelmViolation = {
       rule: f.rule,

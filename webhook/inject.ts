@@ -188,7 +188,7 @@ function checkStrings(m: unknown, key: 'labels' | 'annotations', metaPath: strin
       // YAML reads true, false, yes, no, on, off and numbers unquoted as other types (kubectl then refuses the
       // manifest with a decoding error that names no field): the fix is the quotes
       if (typeof v === 'boolean' || typeof v === 'number')
-        return { problem: `${where} is ${String(v)}, a ${typeof v}, but ${key} are strings`, fix: `quote it: ${cutKey(k)}: "${String(v)}".` };
+        return { problem: `${where} is ${String(v)}, a ${typeof v}, but ${key} are strings`, fix: `put the value in quotes as you wrote it (${cutKey(k)}: "..."), or YAML reads it as a ${typeof v}.` };
       return shape(`${where} must be a string`);
     }
     size += k.length + v.length;
@@ -472,6 +472,8 @@ function renderProxyInit(cfg: Config, plan: Plan): KubeObject {
     // moved port would send the pod's traffic where nothing listens.
     env: [
       { name: 'PROXY_UID', value: String(PROXY_UID) },
+      // the versions that work beside Istio's ambient mesh stop without it
+      { name: 'POD_IP', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'status.podIP' } } },
       { name: 'PROXY_PORT', value: String(p.outbound) },
       { name: 'INBOUND_PROXY_PORT', value: String(p.inbound) },
       { name: 'INBOUND_PORTS_EXCLUDE', value: inboundExcluded(cfg, plan.mode).join(',') },

@@ -267,12 +267,9 @@ export function decodeText(bytes: Uint8Array): string {
   try {
     return decoder.decode(bytes);
   } catch {
-    // the line of the first byte that is not UTF-8 (for UTF-16, where it ends: a lone surrogate or an odd length)
-    let line = 1;
-    if (name === 'UTF-8') {
-      const loose = new TextDecoder('utf-8').decode(bytes);
-      line += countNewlines(loose, 0, Math.max(loose.indexOf('\uFFFD'), 0));
-    }
+    // the line of the first byte sequence that is not text (UTF-16: a lone surrogate, or an odd length at the end)
+    const loose = new TextDecoder(decoder.encoding).decode(bytes);
+    const line = 1 + countNewlines(loose, 0, Math.max(loose.indexOf('\uFFFD'), 0));
     throw new InputError(`not ${name} text (a binary file?) near line ${line}`, line, 1);
   }
 }

@@ -50,7 +50,7 @@ export const connectionsClosed = new Counter({
 
 export const httpClientErrors = new Counter({
   name: `${PREFIX}http_client_errors_total`,
-  help: 'Requests on the admission port answered before any admission handler saw them, by status: 404 (no such route: a webhook configuration whose path is not /mutate or /validate), 400 (a request Node\'s HTTP parser refuses: a bad Content-Length, Content-Length with Transfer-Encoding, a broken chunk), 431 (headers too large), 408 (Node\'s own request timeout; the connection guard\'s is connections_closed_total{reason="request-timeout"}).',
+  help: 'Requests on the admission port answered before any admission handler saw them, by status: 404 (no such route or method: a webhook configuration whose path is not /mutate or /validate), 400 (a request Node\'s HTTP parser refuses: a bad Content-Length, Content-Length with Transfer-Encoding, a broken chunk), 431 (headers too large), 408 (Node\'s own request timeout; the connection guard\'s is connections_closed_total{reason="request-timeout"}).',
   labelNames: ['status'] as const,
   registers: [registry],
 });
