@@ -329,16 +329,26 @@ export function capturingLogger(level = 'info'): { log: pino.Logger; lines: () =
  * `[name] Kind ns/name: ` (continuationPrefix), dropped here.
  */
 export function joinWarnings(warnings: readonly string[]): string {
-  let out = '';
-  let prefix = '';
+  const messages: string[] = [];
   for (const w of warnings) {
-    if (out && prefix && w.startsWith(prefix)) out += ` ${w.slice(prefix.length)}`;
-    else {
-      out += out ? `\n${w}` : w;
-      prefix = continuationPrefix(w);
-    }
+    const cur = messages.at(-1);
+    // a continuation line starts with the prefix the server made from the whole message: `[rule] label: ` (or
+    // `[rule] `); the first line alone may end inside the message's head, so the label is checked on the message
+    // with this line's text added
+    const m = /^(\[[a-z][a-z-]*\] )([^\s:]+: )?/.exec(w);
+    let joined = false;
+    if (cur !== undefined && m && cur.startsWith(m[1]!))
+      for (const p of m[2] ? [m[0], m[1]!] : [m[1]!]) {
+        const candidate = `${cur} ${w.slice(p.length)}`;
+        if (continuationPrefix(candidate) === p) {
+          messages[messages.length - 1] = candidate;
+          joined = true;
+          break;
+        }
+      }
+    if (!joined) messages.push(w);
   }
-  return out;
+  return messages.join('\n');
 }
 
 /**

@@ -170,10 +170,11 @@ export function toWarnings(message: string, rule?: string): string[] {
 
 /**
  * What each continuation line of a message starts with: `[rule] ` and, for a message that begins `[rule] Kind
- * ns/name: ` (or `[rule] Kind ns/name (Helm release ..., template ...): `), a label of that object: its name when
- * at most 24 characters, else its first 16 and `~` with 6 hex digits of a hash of `Kind ns/name` (Helm names share
- * long prefixes: `<release>-<chart>-...`). Short, so the line keeps room for the text; distinct for the objects
- * of one apply (the same short name in two namespaces of one kubectl run aside).
+ * ns/name: ` (or `[rule] Kind ns/name (Helm release ..., template ...): `), a label of that object: `Kind/name` when
+ * at most 32 characters (a chart's Deployment and CronJob often share a name), else the name's first 16 and `~`
+ * with 6 hex digits of a hash of `Kind ns/name` (Helm names share long prefixes: `<release>-<chart>-...`). Short,
+ * so the line keeps room for the text; distinct for the objects of one apply (the same short name and kind in two
+ * namespaces of one kubectl run aside).
  */
 export function continuationPrefix(message: string, rule?: string): string {
   const head = /^\[([a-z][a-z-]{0,62})\] (?:([A-Z][A-Za-z]{0,62}) (?:([^\s:()/]{1,300})\/)?([^\s:()/]{1,600})(?: \([^()]{0,600}\))?: )?/.exec(message);
@@ -181,7 +182,8 @@ export function continuationPrefix(message: string, rule?: string): string {
   if (!rule) return '';
   const name = head?.[1] === rule ? head[4] : undefined;
   if (name === undefined) return `[${rule}] `;
-  return `[${rule}] ${name.length <= 24 ? name : `${name.slice(0, 16)}~${hash6(`${head![2]} ${head![3] ?? ''}/${name}`)}`}: `;
+  const kindName = `${head![2]}/${name}`;
+  return `[${rule}] ${kindName.length <= 32 ? kindName : `${name.slice(0, 16)}~${hash6(`${head![2]} ${head![3] ?? ''}/${name}`)}`}: `;
 }
 
 /** 6 hex digits of FNV-1a over the text: a label, not a secret. */
@@ -193,7 +195,8 @@ function hash6(text: string): string {
 
 /**
  * wrap(), with a first line of its own width. A first line left under half its width (the next word, a field path
- * or a quoted value, is that long) is filled, the word cut: else it would say little more than the message's head.
+ * or a quoted value, is that long) is filled, the word broken at a '.', '[' or '(' (else cut): else it would say
+ * little more than the message's head.
  */
 function wrapFirst(text: string, firstMax: number, max: number): string[] {
   if (text.length <= firstMax) return [text];
@@ -202,7 +205,12 @@ function wrapFirst(text: string, firstMax: number, max: number): string[] {
   let end = text.lastIndexOf(' ', firstMax);
   let next = end + 1;
   while (end > 0 && text.charCodeAt(end - 1) === 0x20) end--;
-  if (end < firstMax / 2) end = next = firstMax;
+  if (end < firstMax / 2) {
+    // inside the long word (a field path): after its last '.', or before its last '[' or '(', that fits
+    const word = end < 0 ? 0 : next;
+    const cut = Math.max(text.lastIndexOf('.', firstMax - 1) + 1, text.lastIndexOf('[', firstMax), text.lastIndexOf('(', firstMax));
+    end = next = cut > word && cut >= firstMax / 2 ? cut : firstMax;
+  }
   while (text.charCodeAt(next) === 0x20) next++;
   return next < text.length ? [text.slice(0, end), ...wrap(text.slice(next), max)] : [text.slice(0, end)];
 }
@@ -243,13 +251,17 @@ export const MAX_WARNING_CHARS = 3_600;
 /** Characters of a denial's message at most (a person reads it; hostile input could make it megabytes). */
 export const MAX_MESSAGE = 16 * 1024;
 
-/** Warnings that say what the author chose or a reminder: sent after the others when not all fit. */
+/**
+ * When not all warnings fit: first those about what fails outright (the pod never starts, or is rejected after the
+ * webhooks; the injection denials given as warnings), last those that say what the author chose or remind.
+ */
+const FIRST = new Set(['csi-driver-missing', 'pod-resources', 'port-conflict', 'reserved-name', 'host-network', 'unsupported-os', 'malformed-object', 'invalid-annotation', 'token-review-required']);
 const NOTICES = new Set(['waypoint-mode', 'namespace-mode-label', 'all-opted-out', 'kagent-restart']);
 
 /**
  * The warnings (whole messages), each fitted into lines of WARNING_MAX characters, at most MAX_WARNING_LINES lines
  * and MAX_WARNING_CHARS characters. When not all fit, whole messages are left out, never part of one (the notices
- * first), and a last line names the rules of those left out.
+ * first, those about what fails outright last), and a last line names the rules of those left out.
  */
 function fitted(warnings: string[]): string[] {
   let chars = 0;
@@ -275,7 +287,10 @@ function fitted(warnings: string[]): string[] {
     if (out.length <= MAX_WARNING_LINES && size <= MAX_WARNING_CHARS) return out;
   }
   const order = [...warnings.keys()];
-  const rank = (i: number) => (NOTICES.has(ruleOf(warnings[i]!)) ? 1 : 0);
+  const rank = (i: number) => {
+    const rule = ruleOf(warnings[i]!);
+    return FIRST.has(rule) ? 0 : NOTICES.has(rule) ? 2 : 1;
+  };
   order.sort((a, b) => rank(a) - rank(b) || a - b);
   const kept = new Map<number, string[]>();
   const left: string[] = [];
