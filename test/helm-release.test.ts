@@ -266,3 +266,16 @@ test('dedicated-service-account at an upgrade\'s record is a warning, as /valida
     assert.match(v!.message, /Not denied here: \/validate checks the workload again as Helm applies it\. Fix: /);
   }
 });
+
+test('an immutable token-review ConfigMap in an upgrade\'s record: a warning whose fix is to recreate it, as /validate warns its UPDATE; a new install denies with the fix to set the key', () => {
+  const cm = `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kagent-enterprise-config\n  namespace: kagent\nimmutable: true\ndata:\n  K8S_TOKEN_REVIEW: "false"\n`;
+  const at = (status: string) => checkHelmRelease(record(cm, { status, ns: 'kagent', name: 'kagent' }), ctx).violations.filter((v) => v.rule.startsWith('token-review-'));
+  const [install] = at('pending-install');
+  assert.equal(install?.severity, 'error');
+  assert.match(install!.message, /Fix: set K8S_TOKEN_REVIEW: "true"/);
+  for (const status of ['pending-upgrade', 'pending-rollback']) {
+    const [v] = at(status);
+    assert.equal(v?.severity, 'warning', status);
+    assert.match(v!.message, /Not denied here: .*Fix: delete ConfigMap kagent\/kagent-enterprise-config and create it again with K8S_TOKEN_REVIEW: "true" in data, since it is immutable/, status);
+  }
+});

@@ -201,7 +201,7 @@ export function checkHelmRelease(obj: unknown, ctx: { config: Config; issuer: Is
     return result;
   }
   const releaseRef = `${result.namespace}/${result.releaseName || recordName}`;
-  const newLinter = () => new Linter({ config: ctx.config, issuer: ctx.issuer, namespace: result.namespace });
+  const newLinter = () => new Linter({ config: ctx.config, issuer: ctx.issuer, namespace: result.namespace, updatesCluster: status !== 'pending-install' });
   const main = newLinter();
   const linters: Linter[] = [main];
   const streams = [
@@ -243,10 +243,13 @@ export function checkHelmRelease(obj: unknown, ctx: { config: Config; issuer: Is
     // /validate checks each workload again as Helm applies it, with both. A new install's mode-independent ones deny.
     // dedicated-service-account on an upgrade or rollback likewise: /validate warns an UPDATE of a workload that ran
     // as "default" before it too (and denies one that moves an agent onto it), which the record cannot tell apart.
+    // And a token finding on an immutable ConfigMap an upgrade updates: /validate warns its UPDATE (it can change
+    // only metadata), and the fix is to recreate it.
     const injection =
       f.severity === 'error' &&
       (((INJECTION_RULES as readonly string[]).includes(f.rule) && (status !== 'pending-install' || MODE_DEPENDENT.has(f.rule))) ||
-        (f.rule === 'dedicated-service-account' && status !== 'pending-install'));
+        (f.rule === 'dedicated-service-account' && status !== 'pending-install') ||
+        f.immutable === true);
     if (injection) text = noteBeforeFix(text, 'Not denied here: /validate checks the workload again as Helm applies it.');
     const v: HelmViolation = {
       rule: f.rule,

@@ -22,6 +22,8 @@ export interface Finding {
   name: string;
   /** dotted field path of the offending key, e.g. data.K8S_TOKEN_REVIEW */
   path: string;
+  /** a token finding on an immutable ConfigMap the input updates (LintContext.updatesCluster); not in any output */
+  immutable?: true;
 }
 
 /** An input that could not be read or parsed (lint exits 2): nothing in it was checked. */

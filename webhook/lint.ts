@@ -40,6 +40,11 @@ export interface LintContext {
   namespace?: string;
   /** appended to token-review-required warnings when the issuer is unknown: how to decide it */
   issuerHint?: string;
+  /**
+   * The input updates objects the cluster holds (a Helm upgrade's or rollback's record): an immutable ConfigMap's
+   * data cannot change there, so its token findings give delete-and-recreate as the fix and are marked `immutable`.
+   */
+  updatesCluster?: boolean;
   limits?: SplitLimits;
 }
 
@@ -287,20 +292,23 @@ export class Linter {
 
     let source: string | undefined | null = null;
     for (const { obj, prefix } of objects) {
-      const found: { v: Violation; other?: IndexedAgent }[] = [];
+      const found: { v: Violation; other?: IndexedAgent; immutable?: true }[] = [];
       // An object whose template is its owner's (a dump's ReplicaSets, Jobs and controller-made pods) is checked
       // there, as /validate skips it ("owned by Deployment web (checked there)"): neither the object's rules nor the
       // injection's are reported on it (unique-service-account still counts it, as the agent its owner is).
       const owned = templateOwner(obj, true) !== null;
       // With tokenReview.action: mutate the webhook fixes the token-review value on apply: a warning here, not a
       // failed pipeline or Helm release.
-      const remediated = remediatedAtAdmission(obj, this.ctx.config, this.ctx.issuer);
+      const immutable = this.ctx.updatesCluster === true && obj.kind === 'ConfigMap' && obj.immutable === true;
+      // (/mutate never patches an immutable ConfigMap's UPDATE)
+      const remediated = !immutable && remediatedAtAdmission(obj, this.ctx.config, this.ctx.issuer);
       if (!owned)
-        for (const viol of checkObject(obj, { config: this.ctx.config, issuer: this.ctx.issuer, namespace: this.ctx.namespace, generatedNames: true }))
+        for (const viol of checkObject(obj, { config: this.ctx.config, issuer: this.ctx.issuer, namespace: this.ctx.namespace, generatedNames: true, immutable }))
           found.push({
             v: remediated && viol.rule.startsWith('token-review-')
               ? { ...viol, severity: 'warning', message: `${viol.message} The webhook will set K8S_TOKEN_REVIEW: "true" when it is applied (tokenReview.action: mutate).` }
               : viol,
+            ...(immutable && viol.rule.startsWith('token-review-') ? { immutable: true as const } : {}),
           });
       this.namespaces.note(obj);
       // What /mutate would deny in the pods of this workload (or this Pod): the same check /validate makes.
@@ -353,7 +361,7 @@ export class Linter {
       if (!found.length) continue;
       if (source === null) source = sourceOf(raw.text);
       const mine: Finding[] = [];
-      for (const { v: viol, other } of found) {
+      for (const { v: viol, other, immutable: immutableFinding } of found) {
         // a finding on a List's item as a whole is at `items.N` (at its kind:, as a document's is at its kind:)
         const path = viol.path ? prefix + viol.path : prefix.slice(0, -1);
         const at = pd.locate(viol.path ? path : prefix ? `${prefix}kind` : '');
@@ -383,6 +391,7 @@ export class Linter {
           path: detach(path),
         };
         if (source) finding.source = detach(source);
+        if (immutableFinding) finding.immutable = true;
         mine.push(finding);
       }
       // a document's findings in the order of their lines, as a reader goes through the file (stable: one key's
