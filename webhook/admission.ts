@@ -276,14 +276,10 @@ function fitted(warnings: string[]): string[] {
     const out: string[] = [];
     let size = 0;
     for (const w of warnings)
-      if (w.length <= WARNING_MAX) {
-        out.push(w);
-        size += w.length;
-      } else
-        for (const l of toWarnings(w)) {
-          out.push(l);
-          size += l.length;
-        }
+      for (const l of split(w)) {
+        out.push(l);
+        size += l.length;
+      }
     if (out.length <= MAX_WARNING_LINES && size <= MAX_WARNING_CHARS) return out;
   }
   const order = [...warnings.keys()];

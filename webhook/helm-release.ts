@@ -245,15 +245,15 @@ export function checkHelmRelease(obj: unknown, ctx: { config: Config; issuer: Is
     // as "default" before it too (and denies one that moves an agent onto it), which the record cannot tell apart.
     // And a token finding on an immutable ConfigMap an upgrade updates: /validate warns its UPDATE (it can change
     // only metadata), and the fix is to recreate it.
-    const injection =
+    const warnedHere =
       f.severity === 'error' &&
       (((INJECTION_RULES as readonly string[]).includes(f.rule) && (status !== 'pending-install' || MODE_DEPENDENT.has(f.rule))) ||
         (f.rule === 'dedicated-service-account' && status !== 'pending-install') ||
         f.immutable === true);
-    if (injection) text = noteBeforeFix(text, 'Not denied here: /validate checks the workload again as Helm applies it.');
+    if (warnedHere) text = noteBeforeFix(text, 'Not denied here: /validate checks the workload again as Helm applies it.');
     const v: HelmViolation = {
       rule: f.rule,
-      severity: injection ? 'warning' : f.severity,
+      severity: warnedHere ? 'warning' : f.severity,
       message: text,
       path: f.path,
       kind: f.kind,

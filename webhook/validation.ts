@@ -145,12 +145,17 @@ function templateUnchanged(v: Violation): Violation {
     v.kind === 'DaemonSet' && v.rule === 'unsupported-os' && v.path.endsWith('.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution')
       ? "Not denied: this update leaves the pod template as it was. The DaemonSet controller replaces this node affinity with the node's name in each pod it creates, so the pods are injected and fail on those nodes until it is fixed."
       : 'Not denied: this update leaves the pod template as it was, and its pods are denied until it is fixed.';
+  return warnedWith(v, note);
+}
+
+/** A denial given as a warning, with why it is not denied said before its fix. */
+function warnedWith(v: Violation, note: string): Violation {
   return { ...v, severity: 'warning', message: noteBeforeFix(v.message, note) };
 }
 
 function immutableUnchanged(v: Violation): Violation {
   if (v.severity !== 'error') return v;
-  return { ...v, severity: 'warning', message: noteBeforeFix(v.message, "Not denied: this update cannot change an immutable ConfigMap's data, and kagent's controller reads it as it is until it is recreated.") };
+  return warnedWith(v, "Not denied: this update cannot change an immutable ConfigMap's data, and kagent's controller reads it as it is until it is recreated.");
 }
 
 export async function startValidation(opts: ValidationOptions): Promise<ValidationService> {
@@ -338,7 +343,7 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
         if (checkObject(old, { config, issuer: iss, namespace: ns }).some((v) => v.rule === 'dedicated-service-account'))
           for (let i = 0; i < own.length; i++)
             if (own[i]!.rule === 'dedicated-service-account')
-              own[i] = { ...own[i]!, severity: 'warning', message: noteBeforeFix(own[i]!.message, 'Not denied: it ran as "default" before this update too.') };
+              own[i] = warnedWith(own[i]!, 'Not denied: it ran as "default" before this update too.');
       }
       violations.push(...own);
       // What /mutate will deny in this workload's pods, denied on the workload so that the apply reports it (a
