@@ -498,6 +498,20 @@ test('wrap: lines of at most max characters, broken at spaces, nothing but space
   );
 });
 
+test('wrap and toWarnings cut a megabyte-long word into whole lines, each looking back within its own line only', () => {
+  // each line used to search back for a space over every earlier line of the word: about 6 s for these 2 MB
+  const big = 'x'.repeat(2_000_000);
+  const lines = wrap(`${big} tail`, 120);
+  assert.equal(lines.length, Math.ceil(2_000_000 / 120));
+  assert.ok(lines.slice(0, -1).every((l) => l === 'x'.repeat(120)));
+  assert.equal(lines.at(-1), `${'x'.repeat(2_000_000 % 120)} tail`);
+  const w = toWarnings(`[r] Pod ns/a: ${big}. Fix: y.`);
+  assert.ok(w.every((l) => l.length <= 120));
+  assert.ok(w.slice(1).every((l) => l.startsWith('[r] Pod/a: ')));
+  assert.equal(w.join('').replace('Fix', '').split('x').length - 1, 2_000_000);
+  assert.ok(w.at(-1)!.endsWith('. Fix: y.'));
+});
+
 test('every warning the webhook answers fits in 120 characters, whatever the names', async () => {
   const s = await server({ authBridge: { defaultMode: 'waypoint' } });
   try {

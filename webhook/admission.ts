@@ -226,7 +226,10 @@ export function wrap(text: string, max: number): string[] {
   for (;;) {
     while (text.charCodeAt(start) === 0x20) start++;
     if (text.length - start <= max) break;
-    const cut = text.lastIndexOf(' ', start + max);
+    // the last space of this line, looked for within it only (lastIndexOf would scan back over a long word's
+    // every earlier line: quadratic for a megabyte-long word)
+    let cut = start + max;
+    while (cut > start && text.charCodeAt(cut) !== 0x20) cut--;
     if (cut <= start) {
       lines.push(text.slice(start, start + max));
       start += max;
