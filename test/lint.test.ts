@@ -132,6 +132,12 @@ test('line and column are those of the offending key, on the fast path and the f
     const f = l.findings[0];
     assert.deepEqual([f.line, f.column, f.path, f.source], [11 - (text === fancy ? 2 : 0), 3, 'data.K8S_TOKEN_REVIEW', 'chart/templates/cm.yaml']);
   }
+  // a label YAML reads as a boolean: at that label's key (a dotted key), on both parse paths
+  const label = `apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n  labels:\n    kagenti.io/type: agent\n    kagenti.io/spiffe-helper-inject: no\nspec:\n  serviceAccountName: a\n  containers:\n  - name: app\n    image: x\n`;
+  for (const text of [label, label.replace('  name: a\n', '  name: &n a\n')]) {
+    const b = lintString(text).findings;
+    assert.deepEqual(b.map((f) => [f.rule, f.line, f.column, f.path]), [['malformed-object', 7, 5, 'metadata.labels.kagenti.io/spiffe-helper-inject']]);
+  }
   // key missing: the enclosing data:, else kind:
   const missing = lintString(`apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kagent-enterprise-config\ndata:\n  A: b\n`);
   assert.deepEqual([missing.findings[0].line, missing.findings[0].column, missing.findings[0].path], [5, 1, 'data']);

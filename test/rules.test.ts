@@ -598,7 +598,8 @@ test('checkInjection on a workload: messages name the template\'s own paths, and
   const badLabel = workload('CronJob', 'cj', 'cj-sa', { ...AGENT });
   badLabel.spec.jobTemplate.spec.template.metadata.labels.team = 5;
   const l = checkInjection(badLabel, { config }).violations[0];
-  assert.equal(l.path, 'spec.jobTemplate.spec.template.metadata.labels');
+  // at the key itself, so lint's line is the key's
+  assert.equal(l.path, 'spec.jobTemplate.spec.template.metadata.labels.team');
   assert.match(l.message, /spec\.jobTemplate\.spec\.template\.metadata\.labels\["team"\] is 5, a number, but labels are strings\. .*Fix: put the value in quotes as you wrote it \(team: "\.\.\."\), or YAML reads it as a number\.$/);
   const hn = workload('Deployment', 'hn', 'hn-sa');
   hn.spec.template.spec.hostNetwork = true;

@@ -162,6 +162,8 @@ function checkList(arr: unknown, path: string, containers: boolean): string | nu
 interface ShapeError {
   problem: string;
   fix?: string;
+  /** the offending field, relative to the pod template, where one key or item is at fault */
+  field?: readonly (string | number)[];
 }
 
 /**
@@ -188,8 +190,8 @@ function checkStrings(m: unknown, key: 'labels' | 'annotations', metaPath: strin
       // YAML reads true, false, yes, no, on, off and numbers unquoted as other types (kubectl then refuses the
       // manifest with a decoding error that names no field): the fix is the quotes
       if (typeof v === 'boolean' || typeof v === 'number')
-        return { problem: `${where} is ${String(v)}, a ${typeof v}, but ${key} are strings`, fix: `put the value in quotes as you wrote it (${cutKey(k)}: "..."), or YAML reads it as a ${typeof v}.` };
-      return shape(`${where} must be a string`);
+        return { problem: `${where} is ${String(v)}, a ${typeof v}, but ${key} are strings`, fix: `put the value in quotes as you wrote it (${cutKey(k)}: "..."), or YAML reads it as a ${typeof v}.`, field: ['metadata', key, k] };
+      return { problem: `${where} must be a string`, field: ['metadata', key, k] };
     }
     size += k.length + v.length;
   }
@@ -836,6 +838,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
     return deny(
       'malformed-object',
       `${ctx.ref}: ${shapeError.problem}. The pod cannot be injected or admitted in this shape. Fix: ${shapeError.fix ?? 'correct the manifest so it matches the Pod schema.'}`,
+      shapeError.field,
     );
 
   // A copy along the paths injection writes (metadata, annotations, spec; the lists are rebuilt below); every
