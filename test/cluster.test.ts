@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import type { AdmissionRequest } from '../webhook/admission.ts';
 import { configFromObject } from '../webhook/config.ts';
 import { cronJobJobName } from '../webhook/identity.ts';
+import { ADMITTED_TTL_MS } from '../webhook/rules.ts';
 import { registry } from '../webhook/metrics.ts';
 import type { ValidationService } from '../webhook/validation.ts';
 import { FakeApiServer, PATHS, startOnFakeApi, until } from './fake-apiserver.ts';
@@ -136,7 +137,9 @@ test('a watch event that adds a conflicting agent makes the next admission deny;
     // blue/green: the same kagenti.io/agent label shares a ServiceAccount
     api.emit(PATHS.deployments, 'ADDED', deployment('weather-blue', 'bg-sa', 'team-a', { ...AGENT, 'kagenti.io/agent': 'weather' }));
     await until(() => (svc.readiness().detail.agentClaims as number) >= 4, 'blue indexed');
-    const green = svc.validate(deploymentRequest(deployment('weather-green', 'bg-sa', 'team-a', { ...AGENT, 'kagenti.io/agent': 'weather' })));
+    // (a dry run: an admitted green would claim bg-sa itself until the cache showed it, and the intruder below would
+    // be denied for sharing with green)
+    const green = svc.validate({ ...deploymentRequest(deployment('weather-green', 'bg-sa', 'team-a', { ...AGENT, 'kagenti.io/agent': 'weather' })), dryRun: true });
     assert.equal(green.response.allowed, true, JSON.stringify(green.response));
     const intruder = svc.validate(deploymentRequest(deployment('intruder', 'bg-sa')));
     assert.equal(intruder.response.allowed, false);
@@ -144,6 +147,51 @@ test('a watch event that adds a conflicting agent makes the next admission deny;
     // deleting the claimant frees the ServiceAccount
     api.emit(PATHS.deployments, 'DELETED', deployment('weather-blue', 'bg-sa', 'team-a', { ...AGENT, 'kagenti.io/agent': 'weather' }));
     await until(() => svc.validate(deploymentRequest(deployment('intruder', 'bg-sa'))).response.allowed, 'deleted');
+  } finally {
+    await close();
+  }
+});
+
+test('two agents on one ServiceAccount sent back to back (kubectl apply -f dir/) before the cache holds the first: the second is denied', async (t) => {
+  const { api, svc, close } = await setup(seedBasics);
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    await api.waitForWatch(PATHS.deployments);
+    // a dry run remembers nothing
+    assert.equal(svc.validate({ ...deploymentRequest(deployment('dry', 'shared-sa')), dryRun: true }).response.allowed, true);
+    const a = svc.validate(deploymentRequest(deployment('a', 'shared-sa')));
+    assert.equal(a.response.allowed, true, JSON.stringify(a.response));
+    // b arrives before a's watch event: denied, naming a as just admitted, with what to do if a never got created
+    const b = svc.validate(deploymentRequest(deployment('b', 'shared-sa')));
+    assert.equal(b.response.allowed, false);
+    assert.match(
+      b.response.status!.message,
+      /^\[unique-service-account\] Deployment team-a\/b: ServiceAccount "shared-sa" .*is already the identity of agent Deployment\/a, admitted moments ago\. Both would share spiffe:\/\/cluster\.local\/ns\/team-a\/sa\/shared-sa, .*Fix: if Deployment\/a was not created after all, retry in 30 seconds; else give each agent its own ServiceAccount/,
+    );
+    // a itself again (kubectl apply twice, an UPDATE right after the CREATE) and its pods are the same agent
+    assert.equal(svc.validate(deploymentRequest(deployment('a', 'shared-sa'), 'UPDATE')).response.allowed, true);
+    // the same kagenti.io/agent label is one agent, admitted or cached
+    const blue = svc.validate(deploymentRequest(deployment('blue', 'bg-sa', 'team-a', { ...AGENT, 'kagenti.io/agent': 'bg' })));
+    assert.equal(blue.response.allowed, true);
+    assert.equal(svc.validate(deploymentRequest(deployment('green', 'bg-sa', 'team-a', { ...AGENT, 'kagenti.io/agent': 'bg' }))).response.allowed, true);
+    assert.equal(svc.validate(deploymentRequest(deployment('other', 'bg-sa'))).response.allowed, false);
+    // the cache takes over once a's event arrives; a delete then frees the ServiceAccount at once, not after the TTL
+    api.emit(PATHS.deployments, 'ADDED', deployment('a', 'shared-sa'));
+    await until(() => /agent Deployment\/a\. Both/.test(svc.validate(deploymentRequest(deployment('b', 'shared-sa'))).response.status?.message ?? ''), 'a cached');
+    api.emit(PATHS.deployments, 'DELETED', deployment('a', 'shared-sa'));
+    await until(() => svc.validate({ ...deploymentRequest(deployment('b', 'shared-sa')), dryRun: true }).response.allowed, 'a deleted');
+    // an admitted agent the cache never sees (refused after the webhooks: another webhook, a quota) is forgotten
+    // after ADMITTED_TTL_MS
+    t.mock.timers.enable({ apis: ['Date'], now: Date.now() });
+    assert.equal(svc.validate(deploymentRequest(deployment('ghost', 'ghost-sa'))).response.allowed, true);
+    assert.equal(svc.validate(deploymentRequest(deployment('next', 'ghost-sa'))).response.allowed, false);
+    t.mock.timers.tick(ADMITTED_TTL_MS - 1);
+    assert.equal(svc.validate({ ...deploymentRequest(deployment('next', 'ghost-sa')), dryRun: true }).response.allowed, false);
+    t.mock.timers.tick(1);
+    assert.equal(svc.validate(deploymentRequest(deployment('next', 'ghost-sa'))).response.allowed, true);
+    t.mock.timers.reset();
+    // the readiness count is the cache's (admitted agents are not cached objects)
+    assert.equal(svc.readiness().detail.agentClaims, 3);
   } finally {
     await close();
   }

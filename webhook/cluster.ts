@@ -16,7 +16,7 @@ import { isAgentType } from './config.ts';
 import type { OwnerLookup } from './identity.ts';
 import { AGENT_LABEL, agentIdentity, controllerOf, copySelector, effectiveServiceAccount, orphanWorkload } from './identity.ts';
 import type { AgentRef } from './rules.ts';
-import { TOKEN_REVIEW_KEY, envConfigMapRefs } from './rules.ts';
+import { ADMITTED_TTL_MS, TOKEN_REVIEW_KEY, envConfigMapRefs } from './rules.ts';
 import { getPodTemplate, podTemplatePath } from './workloads.ts';
 import { Gauge, PREFIX, registry } from './metrics.ts';
 import { isObject, oneLine } from './json.ts';
@@ -668,6 +668,15 @@ function claimKey(ns: string, sa: string): string {
   return `${ns}\u0000${sa}`;
 }
 
+/** Admitted claims kept at most (an admission flood of new names cannot grow memory without bound). */
+const ADMITTED_MAX = 10_000;
+
+interface Admitted {
+  claim: string;
+  ref: AgentRef;
+  until: number;
+}
+
 export class ClusterState {
   private readonly config: Config;
   private readonly log: Logger;
@@ -679,6 +688,12 @@ export class ClusterState {
   private readonly index = new Map<string, Set<string>>();
   /** object key (`Kind\0ns\0name`) → its claim key, to move or drop it on update/delete */
   private readonly claimOf = new Map<string, string>();
+  /**
+   * Agents this webhook admitted that the cache does not hold yet: object key → its claim, in the order admitted
+   * (so the oldest expire first); and claim key → those object keys.
+   */
+  private readonly admitted = new Map<string, Admitted>();
+  private readonly admittedOn = new Map<string, Set<string>>();
   readonly lookup: OwnerLookup;
   /**
    * Whether the informers behind claimsOn (pods and the workload kinds) have all listed once: before that, a claim
@@ -749,6 +764,7 @@ export class ClusterState {
 
   private indexObject(o: KubeObject): void {
     const key = this.objKey(o);
+    if (this.admitted.size) this.forgetAdmitted(key);
     const next = this.claims(o);
     const prev = this.claimOf.get(key);
     if (prev === next) return;
@@ -772,6 +788,7 @@ export class ClusterState {
 
   private unindex(o: KubeObject): void {
     const key = this.objKey(o);
+    if (this.admitted.size) this.forgetAdmitted(key);
     const prev = this.claimOf.get(key);
     if (prev === undefined) return;
     this.dropFrom(prev, key);
@@ -822,19 +839,65 @@ export class ClusterState {
   }
 
   /**
-   * The live agent claims on (namespace, serviceAccount). `admitting`: a Deployment or StatefulSet being admitted
-   * there, taken as cached with its selector, so orphans it would not adopt count as themselves (not as it).
+   * The live agent claims on (namespace, serviceAccount): the cache's, and those of agents this webhook admitted
+   * that the cache does not hold yet (`admitted`). `admitting`: a Deployment or StatefulSet being admitted there,
+   * taken as cached with its selector, so orphans it would not adopt count as themselves (not as it).
    */
   claimsOn(namespace: string, serviceAccount: string, admitting?: KubeObject): AgentRef[] {
-    const set = this.index.get(claimKey(namespace, serviceAccount));
-    if (!set) return [];
-    const lookup = admitting ? this.lookupAdmitting(admitting, namespace) : this.lookup;
+    const claim = claimKey(namespace, serviceAccount);
+    const set = this.index.get(claim);
     const out: AgentRef[] = [];
-    for (const k of set) {
-      const r = this.refOf(k, lookup);
-      if (r) out.push(r);
+    if (set) {
+      const lookup = admitting ? this.lookupAdmitting(admitting, namespace) : this.lookup;
+      for (const k of set) {
+        const r = this.refOf(k, lookup);
+        if (r) out.push(r);
+      }
+    }
+    const admitted = this.admittedOn.get(claim);
+    if (admitted) {
+      const now = Date.now();
+      for (const k of admitted) {
+        const a = this.admitted.get(k)!;
+        if (a.until > now) out.push(a.ref);
+      }
     }
     return out;
+  }
+
+  /**
+   * An agent `/validate` has just admitted (a CREATE, or an UPDATE onto this ServiceAccount; never a dry run): a
+   * claim until the informer's event for that object arrives, or ADMITTED_TTL_MS (an object another admission
+   * step refused after us is never stored, and is forgotten then). Only objects with a name: a pod of a
+   * controller (generateName) is its workload's, which was admitted or cached before it.
+   */
+  noteAdmitted(kind: string, namespace: string, name: string, ref: AgentRef): void {
+    if (!name) return;
+    const key = `${kind}\u0000${namespace}\u0000${name}`;
+    const claim = claimKey(ref.namespace, ref.serviceAccount);
+    if (this.claimOf.get(key) === claim) return; // the cache holds it on this ServiceAccount already
+    const now = Date.now();
+    // expired ones first (the oldest are first in the map), then the oldest over the cap
+    for (const [k, a] of this.admitted) {
+      if (a.until > now && this.admitted.size < ADMITTED_MAX) break;
+      this.forgetAdmitted(k);
+    }
+    this.forgetAdmitted(key);
+    const { source: _source, ...own } = ref;
+    this.admitted.set(key, { claim, ref: { ...own, recent: true }, until: now + ADMITTED_TTL_MS });
+    let set = this.admittedOn.get(claim);
+    if (!set) this.admittedOn.set(claim, (set = new Set()));
+    set.add(key);
+  }
+
+  private forgetAdmitted(key: string): void {
+    const a = this.admitted.get(key);
+    if (!a) return;
+    this.admitted.delete(key);
+    const set = this.admittedOn.get(a.claim);
+    if (!set) return;
+    set.delete(key);
+    if (set.size === 0) this.admittedOn.delete(a.claim);
   }
 
   /**

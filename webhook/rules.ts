@@ -79,9 +79,18 @@ export interface AgentRef {
    * ReplicaSet's pod (`kubectl label pod <name> app-` for debugging); the ReplicaSet and its controller
    */
   released?: { replicaSet: string; workload?: { kind: string; name: string } };
+  /** an agent this webhook admitted moments ago that the cluster cache does not hold yet */
+  recent?: boolean;
 }
 
 export const TOKEN_REVIEW_KEY = 'K8S_TOKEN_REVIEW';
+
+/**
+ * How long an agent the webhook admitted counts as a claim while the cluster cache does not hold it yet (its watch
+ * event normally arrives well under a second later, and ends it sooner). `kubectl apply -f dir/` and Argo CD send
+ * the next object milliseconds after the first one's answer, before the cache could know it.
+ */
+export const ADMITTED_TTL_MS = 30_000;
 
 /** deny → error, warn → warning, off → null. */
 export function severityFor(action: PolicyAction | undefined): Severity | null {
@@ -787,7 +796,7 @@ export function checkUnique(candidate: AgentRef, others: AgentRef[], config: Con
   const sa = candidate.serviceAccount;
   // name an agent that stays, if there is one
   const all = [...conflicts.values()];
-  const firstConflict = all.find((c) => !c.deleting && !c.former && !c.ref.released) ?? all.find((c) => !c.deleting) ?? all[0];
+  const firstConflict = all.find((c) => !c.deleting && !c.former && !c.ref.released && !c.ref.recent) ?? all.find((c) => !c.deleting) ?? all[0];
   const first = firstConflict.ref;
   let firstText = first.agent ? `${refText(first)} (kagenti.io/agent=${first.agent})` : refText(first);
   let retry = '';
@@ -806,6 +815,11 @@ export function checkUnique(candidate: AgentRef, others: AgentRef[], config: Con
     const by = firstConflict.until ? `; ${first.kind === 'Pod' ? 'it stops' : 'its pods stop'} by ${firstConflict.until}` : '';
     firstText += `, which is being deleted${by}`;
     retry = `retry once ${refText(first)} is gone${andOthers}, or `;
+  } else if (first.recent) {
+    // admitted by this webhook moments ago, not in its cache yet: if that create failed after the webhooks (another
+    // webhook, a quota), it holds nothing, and is forgotten within the TTL
+    firstText += ', admitted moments ago';
+    retry = `if ${refText(first)} was not created after all, retry in ${ADMITTED_TTL_MS / 1000} seconds; else `;
   } else if (first.released) {
     // a pod taken out of its ReplicaSet (for debugging): not that workload's any more, and nothing will delete it
     const { replicaSet, workload } = first.released;

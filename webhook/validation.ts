@@ -309,6 +309,8 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
     const violations: Violation[] = [];
     const warnings: string[] = [];
     let restartHint = false;
+    /** the agent to remember as admitted (until the cache holds it), if it is */
+    let admitting: AgentRef | undefined;
 
     if (kind === 'ConfigMap') {
       if (!tokenReviewConfigMap) return decisionFor(allow(req.uid), [], { skip: 'not a token-review ConfigMap' });
@@ -376,6 +378,7 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
             previous = agentOf(req.oldObject.kind === kind ? req.oldObject : { ...req.oldObject, kind }, config, ns, cluster.lookup);
           else if (kind === 'Pod' && agent.source) previous = cluster.claimOfObject(agent.kind, agent.namespace, agent.name);
           violations.push(...checkUniqueSince(agent, previous, cluster.claimsOn(agent.namespace, agent.serviceAccount, objWithKind), config));
+          if (!req.dryRun) admitting = agent;
         } else {
           // Without cluster state, or before its first sync (/readyz keeps the webhook out of the Service until then,
           // so only a direct call gets here): allowed, and said so
@@ -402,6 +405,8 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
     if (kind === 'ConfigMap') detail.issuer = iss.classification;
     if (req.dryRun) detail.dryRun = true;
     if (errors.length) return decisionFor(deny(req.uid, errors.map((v) => v.message).join('\n'), warnings), rules, detail);
+    // a second agent on its ServiceAccount sent before the cache knows this one (kubectl apply -f dir/) is denied
+    if (admitting && typeof objWithKind.metadata?.name === 'string') cluster!.noteAdmitted(kind!, ns, objWithKind.metadata.name, admitting);
     if (restartHint) warnings.push(...restartWarning(ns, cmName));
     return decisionFor(allow(req.uid, warnings), rules, detail);
   }
