@@ -160,6 +160,41 @@ test('watch lines without an object: an ERROR without its Status ends the watch 
   }
 });
 
+test('a watch ERROR with a Status other than 410 ends the watch as failed (logged, in /readyz); a resourceVersion the API server has not reached relists', async () => {
+  const { api, svc, lines, close } = await setup();
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    await api.waitForWatch(PATHS.pods, 1);
+    const lists = listRequests(api, PATHS.pods).length;
+    // client-node ignores such an event, and the clean end after it resumed from the same resourceVersion silently
+    api.writeLine(PATHS.pods, JSON.stringify({ type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', status: 'Failure', code: 500, reason: 'InternalError', message: 'etcdserver: leader changed' } }));
+    await api.waitForWatch(PATHS.pods, 2);
+    const warn = lines.find((l) => l.level === 'warn' && l.resource === 'pods');
+    assert.ok(warn, 'logged');
+    assert.equal(warn.err, 'the API server ended the watch with an ERROR event: 500 InternalError: etcdserver: leader changed');
+    assert.equal(warn.status, 500);
+    assert.equal(listRequests(api, PATHS.pods).length, lists, 'resumed from its resourceVersion, no relist');
+
+    // an etcd restored from a backup: the store is not what the cache holds, and the watch's resourceVersion is ahead
+    // of the API server's; every resumed watch would get this again, so the informer lists again
+    api.clear(PATHS.pods);
+    api.seed(PATHS.pods, [barePod('restored', 'restored-sa')]);
+    assert.equal(denied(svc, 'other', 'weather-sa'), true, 'the cache still holds the pod the restore removed');
+    api.writeLine(
+      PATHS.pods,
+      JSON.stringify({
+        type: 'ERROR',
+        object: { kind: 'Status', apiVersion: 'v1', status: 'Failure', code: 504, reason: 'Timeout', message: 'Timeout: Too large resource version: 1003, current: 500', details: { causes: [{ reason: 'ResourceVersionTooLarge', message: 'Too large resource version' }] } },
+      }),
+    );
+    await until(() => listRequests(api, PATHS.pods).length > lists, 'relisted');
+    await until(() => denied(svc, 'other', 'restored-sa') && !denied(svc, 'other', 'weather-sa'), 'the cache is the restored store');
+    assert.ok(lines.some((l) => l.level === 'warn' && l.resource === 'pods' && /behind the watch's resourceVersion .*listing pods again/.test(l.msg)));
+  } finally {
+    await close();
+  }
+});
+
 test('a watch that is not connected counts in the cache age whatever ended it: a clean close whose next request is never answered', async () => {
   const { api, svc, lines, close } = await setup({ watchTimeoutMs: 1000 });
   try {

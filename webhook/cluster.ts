@@ -424,6 +424,20 @@ class ResilientInformer {
               if (phase === 'ERROR') end(new Error('the API server sent an ERROR watch event without a Status object'));
               return;
             }
+            if (phase === 'ERROR' && obj.code !== 410) {
+              // client-node acts on a 410 Status only (it relists) and ignores any other: the stream then ends
+              // cleanly and the watch resumes from the same resourceVersion, over and over, with nothing logged and
+              // the cache age back to 0 at each reconnect. A resourceVersion the API server has not reached (an etcd
+              // restored from a backup) never becomes valid: relist, as for a 410. Any other Status ends the watch
+              // as failed (logged, in /readyz's errors, backoff).
+              const msg = oneLine(`${typeof obj.code === 'number' ? `${obj.code} ` : ''}${typeof obj.reason === 'string' ? `${obj.reason}: ` : ''}${typeof obj.message === 'string' ? obj.message : 'no message'}`).slice(0, 500);
+              const causes = isObject(obj.details) && Array.isArray(obj.details.causes) ? obj.details.causes : [];
+              if (causes.some((c: unknown) => isObject(c) && c.reason === 'ResourceVersionTooLarge') || /too large resource version/i.test(msg)) {
+                this.log.warn({ resource: spec.id, verb: 'watch', err: msg }, `cluster cache: the API server is behind the watch's resourceVersion (restored from a backup?); listing ${spec.rbac} again`);
+                end(Object.assign(new Error(msg), { code: 410 }));
+              } else end(Object.assign(new Error(`the API server ended the watch with an ERROR event: ${msg}`), typeof obj.code === 'number' ? { code: obj.code } : {}));
+              return;
+            }
             // a BOOKMARK's only content is its resourceVersion; one without it would make the next reconnect relist
             if (phase === 'BOOKMARK' && !(isObject(obj.metadata) && typeof obj.metadata.resourceVersion === 'string' && obj.metadata.resourceVersion)) return;
             const slim = phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED' ? spec.slim(obj) : obj;
