@@ -160,6 +160,30 @@ test('watch lines without an object: an ERROR without its Status ends the watch 
   }
 });
 
+test('watches ask for bookmarks and for the API server to end them after 60-90 s; the next one resumes from the last bookmark', async () => {
+  const { api, svc, close } = await setup();
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    await api.waitForWatch(PATHS.pods, 1);
+    for (const path of [PATHS.pods, PATHS.namespaces, PATHS.csidrivers]) {
+      const q = new URL(`http://x${watchRequests(api, path)[0]!.slice('GET '.length)}`).searchParams;
+      assert.equal(q.get('allowWatchBookmarks'), 'true', path);
+      const t = Number(q.get('timeoutSeconds'));
+      assert.ok(t >= 60 && t < 90, `${path}: timeoutSeconds=${t}`);
+    }
+    const lists = listRequests(api, PATHS.pods).length;
+    // no agent pod changed, but the cluster moved on: the bookmark carries its resourceVersion
+    api.writeLine(PATHS.pods, JSON.stringify({ type: 'BOOKMARK', object: { kind: 'Pod', apiVersion: 'v1', metadata: { resourceVersion: '99999' } } }));
+    await sleep(50);
+    api.closeWatches(PATHS.pods); // the API server's timeoutSeconds
+    await api.waitForWatch(PATHS.pods, 2);
+    assert.match(watchRequests(api, PATHS.pods).at(-1)!, /[?&]resourceVersion=99999(&|$)/);
+    assert.equal(listRequests(api, PATHS.pods).length, lists, 'no relist');
+  } finally {
+    await close();
+  }
+});
+
 test('a watch ERROR with a Status other than 410 ends the watch as failed (logged, in /readyz); a resourceVersion the API server has not reached relists', async () => {
   const { api, svc, lines, close } = await setup();
   try {

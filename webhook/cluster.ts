@@ -330,6 +330,21 @@ export interface BackoffOptions {
  */
 export const RESET_AFTER_MS = 30_000;
 
+/**
+ * Each watch asks the API server to end it after 60-90 s (`timeoutSeconds`, jittered so replicas and informers do
+ * not reconnect in step) and for BOOKMARK events (`allowWatchBookmarks`), which the API server sends at least
+ * before that end: the next watch resumes from the bookmark's resourceVersion. Without them a watch that sees few
+ * events (agent pods by label, one ConfigMap by name) resumes from an ever older resourceVersion, falls out of the
+ * API server's watch window (410) and lists again, from etcd, every pod of the cluster it then filters by label.
+ */
+const WATCH_SERVER_TIMEOUT_S = [60, 90] as const;
+/**
+ * client-node's timeout for a watch's response headers and then for a connected watch without a byte: above the
+ * server's own end (client-node's 30 s default cut a quiet watch before its bookmark), and still within the
+ * README's stale-cache alert (300 s) for a connection that died without a close.
+ */
+const WATCH_CLIENT_TIMEOUT_MS = 120_000;
+
 type Callback = (obj: KubeObject) => void;
 
 class ResilientInformer {
@@ -382,8 +397,8 @@ class ResilientInformer {
     // client-node's Watch gives a request this long for its response headers, then as much without a byte once
     // connected (its field is private; tests set less)
     const timeouts = real as unknown as { requestTimeoutMs?: number };
-    if (watchTimeoutMs !== undefined) timeouts.requestTimeoutMs = watchTimeoutMs;
-    const answerWithinS = (timeouts.requestTimeoutMs ?? 30_000) / 1000;
+    timeouts.requestTimeoutMs = watchTimeoutMs ?? WATCH_CLIENT_TIMEOUT_MS;
+    const answerWithinS = timeouts.requestTimeoutMs / 1000;
     const slimmingWatch = {
       // ListWatch calls this from its doneHandler, which nobody awaits when a watch ends (a clean close, a timeout):
       // so it never rejects, and nothing that goes wrong in it or in a watch line escapes as an unhandled rejection
@@ -450,8 +465,10 @@ class ResilientInformer {
           }
         };
         let ctl: AbortController;
+        const [lo, hi] = WATCH_SERVER_TIMEOUT_S;
+        const query = { ...q, allowWatchBookmarks: true, timeoutSeconds: lo + Math.floor(Math.random() * (hi - lo)) };
         try {
-          ctl = await real.watch(path, q, line, (err) => end(err));
+          ctl = await real.watch(path, query, line, (err) => end(err));
         } catch (err) {
           // Before any request: the credentials could not be had (an exec plugin such as `aws eks get-token` failing
           // after its session expired, an unreadable token file). A failed watch like any other.
