@@ -9,6 +9,8 @@ import { configFromObject } from '../webhook/config.ts';
 import { cronJobJobName } from '../webhook/identity.ts';
 import { ADMITTED_TTL_MS } from '../webhook/rules.ts';
 import { registry } from '../webhook/metrics.ts';
+import pino from 'pino';
+import { startValidation } from '../webhook/validation.ts';
 import type { ValidationService } from '../webhook/validation.ts';
 import { FakeApiServer, PATHS, startOnFakeApi, until } from './fake-apiserver.ts';
 import { joinWarnings } from './helpers.ts';
@@ -149,6 +151,23 @@ test('a watch event that adds a conflicting agent makes the next admission deny;
     await until(() => svc.validate(deploymentRequest(deployment('intruder', 'bg-sa'))).response.allowed, 'deleted');
   } finally {
     await close();
+  }
+});
+
+test('cluster_state_enabled: 1 with cluster state, 0 without (--cluster none), so an alert can tell the two apart (the cache age is 0 in both)', async () => {
+  const value = async () => (await registry.getSingleMetric('kagenti_webhook_cluster_state_enabled')!.get()).values[0]!.value;
+  const { svc, close } = await setup(seedBasics);
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    assert.equal(await value(), 1);
+  } finally {
+    await close();
+  }
+  const none = await startValidation({ config: configFromObject({}), log: pino({ level: 'silent' }), cluster: 'none' });
+  try {
+    assert.equal(await value(), 0);
+  } finally {
+    await none.close();
   }
 });
 

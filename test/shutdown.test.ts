@@ -134,3 +134,22 @@ test('a connection that never sent a request does not stop the process from exit
   await closed;
   assert.equal((await proc.exited).code, 0);
 });
+
+test('SIGHUP is logged and ignored (the config is read at start only): the server keeps serving; the start line and /metrics name the version', async (t) => {
+  const { ca, args } = await certDir(t);
+  const proc = await startServerProcess([...args, '--drain-seconds', '0']);
+  t.after(() => proc.kill('SIGKILL'));
+  assert.match(proc.output(), /"version":"\d+\.\d+\.\d+[^"]*".*"msg":"listening"/);
+  const metrics = (await probeGet(proc.probePort, '/metrics')).text;
+  assert.match(metrics, /^kagenti_webhook_build_info\{version="\d+\.\d+\.\d+[^"]*"\} 1$/m);
+  // the series the README's alerts watch exist at 0 before anything happened
+  assert.match(metrics, /^kagenti_webhook_admission_requests_total\{webhook="mutate",operation="CREATE",result="error"\} 0$/m);
+  assert.match(metrics, /^kagenti_webhook_http_client_errors_total\{status="404"\} 0$/m);
+  proc.kill('SIGHUP');
+  await waitFor(() => /SIGHUP ignored: the config is read at start only/.test(proc.output()), 'the SIGHUP line');
+  const r = await admit(proc.port, ca, false);
+  assert.deepEqual(r, { ok: true });
+  assert.equal(await readyStatus(proc.probePort), 200);
+  proc.kill('SIGTERM');
+  assert.equal((await proc.exited).code, 0);
+});

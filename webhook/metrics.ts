@@ -116,9 +116,34 @@ export function collectProcessMetrics(): void {
   collectDefaultMetrics({ register: registry });
 }
 
+/**
+ * The series the README's alerts watch, at 0 from the start: a counter series that first appears at 1 shows no
+ * increase, so the first internal error or wrong-path call of each replica would never fire its alert.
+ */
+function initAlertSeries(): void {
+  for (const webhook of ['mutate', 'validate'])
+    for (const operation of ['CREATE', 'UPDATE', 'DELETE', 'CONNECT']) admissionRequests.inc({ webhook, operation, result: 'error' }, 0);
+  httpClientErrors.inc({ status: '404' }, 0);
+}
+initAlertSeries();
+
 /** Forgets what the per-admission metrics counted (after the start-up warm-up, before the first real request). */
 export function resetAdmissionMetrics(): void {
   for (const m of [admissionRequests, admissionDuration, injections, injectionSkipped, ruleViolations]) m.reset();
+  initAlertSeries();
 }
+
+export const buildInfo = new Gauge({
+  name: `${PREFIX}build_info`,
+  help: 'Always 1; its version label is the running version of kagenti-webhook (which replicas run which build, during a rollout).',
+  labelNames: ['version'] as const,
+  registers: [registry],
+});
+
+export const clusterStateEnabled = new Gauge({
+  name: `${PREFIX}cluster_state_enabled`,
+  help: 'Whether the webhook runs with cluster state (1) or without (0: --cluster none, or no kubeconfig or in-cluster ServiceAccount token found): without it, unique-service-account and token-review-required are not checked (agents are allowed with a warning), and cluster_cache_age_seconds stays 0.',
+  registers: [registry],
+});
 
 export { Counter, Gauge, Histogram };

@@ -5,7 +5,8 @@ import { ConfigError, loadConfig } from './config.ts';
 import { deepFreeze } from './json.ts';
 import { createLogger } from './log.ts';
 import type { Logger } from './log.ts';
-import { unhandledRejections } from './metrics.ts';
+import { buildInfo, unhandledRejections } from './metrics.ts';
+import { VERSION } from './version.ts';
 import { DEFAULT_MAX_CONNECTIONS, DEFAULT_QUIET_MS, startServer } from './server.ts';
 import { intFlag, parseFlags, UsageError } from './usage.ts';
 import { startValidation } from './validation.ts';
@@ -219,7 +220,8 @@ export async function runServe(argv: string[]): Promise<number> {
   // the address bound: `::` falls back to 0.0.0.0 where the kernel has no IPv6
   const bound = server.https.address();
   const host = bound && typeof bound === 'object' ? bound.address : flags.host;
-  log.info({ port: server.port, probePort: server.probePort, host, cluster: flags.cluster }, 'listening');
+  buildInfo.set({ version: VERSION }, 1);
+  log.info({ version: VERSION, port: server.port, probePort: server.probePort, host, cluster: flags.cluster }, 'listening');
 
   return await new Promise<number>((resolve) => {
     let stopping = false;
@@ -239,5 +241,10 @@ export async function runServe(argv: string[]): Promise<number> {
     };
     process.once('SIGTERM', () => void stop('SIGTERM'));
     process.once('SIGINT', () => void stop('SIGINT'));
+    // Node's default for SIGHUP is to exit at once, cutting admissions in flight; operators send it expecting a
+    // reload (under systemd, say). The certificate files are watched; the config is read at start only.
+    process.on('SIGHUP', () =>
+      log.warn({ signal: 'SIGHUP' }, 'SIGHUP ignored: the config is read at start only (restart to change it); the certificate files are reloaded when they change'),
+    );
   });
 }

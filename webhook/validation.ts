@@ -12,7 +12,7 @@ import { HelmChecker } from './helm-check.ts';
 import { checkHelmRelease, isHelmRelease } from './helm-release.ts';
 import type { HelmReleaseResult } from './helm-release.ts';
 import { IssuerDetector } from './issuer.ts';
-import { Gauge, PREFIX, registry, ruleViolations } from './metrics.ts';
+import { Gauge, PREFIX, clusterStateEnabled, registry, ruleViolations } from './metrics.ts';
 import type { AgentRef, IssuerInfo, RuleName, Violation } from './rules.ts';
 import {
   RULE_NAMES,
@@ -164,7 +164,13 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
   // cluster.ts (and @kubernetes/client-node, ~90 MB of RSS) is loaded only when cluster state is wanted.
   const clusterModule = opts.cluster !== 'none' ? await import('./cluster.ts') : null;
   if (clusterModule) kc = opts.kubeConfig !== undefined ? opts.kubeConfig : clusterModule.loadKubeConfig('auto', log);
-  if (opts.cluster === 'auto' && !kc) log.info('no kubeconfig or in-cluster service account: running without cluster state');
+  if (opts.cluster === 'auto' && !kc) {
+    // in a pod (the API server's address is in the environment) this is a missing token, not a laptop: say it louder
+    if (process.env.KUBERNETES_SERVICE_HOST)
+      log.warn('running in a pod without a ServiceAccount token (automountServiceAccountToken: false?), and no kubeconfig: running without cluster state; unique-service-account and token-review-required are not checked');
+    else log.info('no kubeconfig or in-cluster service account: running without cluster state');
+  }
+  clusterStateEnabled.set(kc ? 1 : 0);
   const noClusterWhy = opts.cluster === 'none' ? '--cluster none' : 'no kubeconfig or in-cluster account';
 
   const issuer = new IssuerDetector({ config, log, kubeConfig: kc, readToken: opts.readToken });
