@@ -14,6 +14,9 @@ CERTS_DIR      := manifests/self-signed/certs
 MANIFEST_IMG   := ghcr.io/kagenti/kagenti-webhook:[^[:space:]]*
 # The CLI runs on the pinned Node 24 (node_modules/.bin/node), not whatever `node` the shell has.
 CLI            := PATH="$(CURDIR)/node_modules/.bin:$$PATH" node bin/kagenti-webhook.js
+# Splits a rendered stream by kind (`make deploy` registers the webhooks last, `make undeploy` keeps the Namespace).
+FILTER_KINDS   := manifests/filter-kinds.sh
+WEBHOOK_KINDS  := MutatingWebhookConfiguration ValidatingWebhookConfiguration
 
 .PHONY: help build test start image certs manifests deploy undeploy
 
@@ -40,17 +43,17 @@ manifests: ## Render manifests/$(OVERLAY) to stdout (OVERLAY=default|self-signed
 	  echo "make: no certificates in $(CERTS_DIR): run 'make certs' first" >&2; exit 2; fi
 	@$(KUBECTL) kustomize manifests/$(OVERLAY) | sed 's|image: $(MANIFEST_IMG)$$|image: $(IMG)|'
 
-deploy: ## Install manifests/$(OVERLAY) into the current kubectl context (image $(IMG)); checks the cluster's version first
-	@KUBECTL="$(KUBECTL)" manifests/preflight.sh
+deploy: ## Install manifests/$(OVERLAY) into the current kubectl context (image $(IMG)): preflight, everything but the webhook configurations, rollout, then those
+	@KUBECTL="$(KUBECTL)" OVERLAY="$(OVERLAY)" manifests/preflight.sh
 	@if [ "$(OVERLAY)" = "self-signed" ] && [ ! -f $(CERTS_DIR)/tls.key ]; then $(MAKE) certs; fi
-	$(KUBECTL) kustomize manifests/$(OVERLAY) | sed 's|image: $(MANIFEST_IMG)$$|image: $(IMG)|' | $(KUBECTL) apply -f -
+	$(KUBECTL) kustomize manifests/$(OVERLAY) | sed 's|image: $(MANIFEST_IMG)$$|image: $(IMG)|' | $(FILTER_KINDS) drop $(WEBHOOK_KINDS) | $(KUBECTL) apply -f -
 	$(KUBECTL) -n $(NAMESPACE) rollout status deploy/$(SERVICE) --timeout=180s
+	$(KUBECTL) kustomize manifests/$(OVERLAY) | $(FILTER_KINDS) keep $(WEBHOOK_KINDS) | $(KUBECTL) apply -f -
 
-undeploy: ## Remove everything manifests/$(OVERLAY) installed (webhook configurations first)
+undeploy: ## Remove everything manifests/$(OVERLAY) installed (webhook configurations first) but the namespace, which Kagenti shares
 	$(KUBECTL) delete mutatingwebhookconfiguration/$(SERVICE) validatingwebhookconfiguration/$(SERVICE) --ignore-not-found
-	@if [ "$(OVERLAY)" = "self-signed" ] && [ ! -f $(CERTS_DIR)/tls.key ]; then \
-	  $(KUBECTL) delete namespace $(NAMESPACE) --ignore-not-found; \
-	  $(KUBECTL) delete clusterrolebinding/$(SERVICE) clusterrole/$(SERVICE) --ignore-not-found; \
-	else \
-	  $(KUBECTL) kustomize manifests/$(OVERLAY) | $(KUBECTL) delete --ignore-not-found -f -; \
-	fi
+	$(KUBECTL) -n $(NAMESPACE) delete configmap,secret -l app.kubernetes.io/name=$(SERVICE) --ignore-not-found
+	$(KUBECTL) -n $(NAMESPACE) delete secret $(SERVICE)-tls $(SERVICE)-ca --ignore-not-found
+	@if [ "$(OVERLAY)" = "self-signed" ] && [ ! -f $(CERTS_DIR)/tls.key ]; then dir=manifests/base; else dir=manifests/$(OVERLAY); fi; \
+	  echo "$(KUBECTL) kustomize $$dir | $(FILTER_KINDS) drop Namespace | $(KUBECTL) delete --ignore-not-found -f -"; \
+	  $(KUBECTL) kustomize $$dir | $(FILTER_KINDS) drop Namespace | $(KUBECTL) delete --ignore-not-found -f -

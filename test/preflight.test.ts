@@ -1,28 +1,90 @@
 // manifests/preflight.sh, run by `make deploy` before anything is applied: it refuses clusters that would drop
-// the webhooks' matchConditions. There is no API server here: a stand-in `kubectl` prints what
-// `kubectl version -o json` prints (server part as the API server reports it, e.g. EKS's "30+").
+// the webhooks' matchConditions, and (for the cert-manager overlays) clusters without cert-manager. Then the
+// Makefile's deploy and undeploy, and manifests/filter-kinds.sh, which both use. There is no API server here: a
+// stand-in `kubectl` prints what `kubectl version -o json` prints (server part as the API server reports it,
+// e.g. EKS's "30+"), answers `get crd`, runs the real `kubectl kustomize`, and logs every call with the kinds of
+// the documents it was given on stdin.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from './helpers.ts';
 
-function preflight(server: { major: string; minor: string } | null): { code: number | null; stdout: string; stderr: string } {
+interface Fake {
+  /** the cluster's version; null: unreachable (kubectl prints the client part and exits 1) */
+  server?: { major: string; minor: string } | null;
+  /** whether cert-manager's CRD certificates.cert-manager.io exists (default true) */
+  certManager?: boolean;
+  /** exit code of `rollout status` (default 0) */
+  rolloutCode?: number;
+}
+
+const REAL_KUBECTL = spawnSync('bash', ['-c', 'command -v kubectl'], { encoding: 'utf8' }).stdout.trim();
+
+/** Writes the stand-in kubectl into dir; its calls go to dir/log, one line each ("args", then "  stdin: kinds"). */
+function fakeKubectl(dir: string, fake: Fake = {}): { kubectl: string; calls: () => string[] } {
+  const server = fake.server === undefined ? { major: '1', minor: '31' } : fake.server;
+  const client = { major: '1', minor: '32', gitVersion: 'v1.32.4' };
+  const out = server ? { clientVersion: client, serverVersion: { ...server, gitVersion: `v${server.major}.${server.minor}` } } : { clientVersion: client };
+  const log = join(dir, 'log');
+  writeFileSync(log, '');
+  const kubectl = join(dir, 'kubectl');
+  writeFileSync(
+    kubectl,
+    // A call that reads stdin logs once it has read it all, so the kustomize that feeds it is logged first.
+    `#!/usr/bin/env bash
+case " $* " in
+  *" -f - "*)
+    kinds="$(sed -n 's/^kind: *//p' | tr '\\n' ' ' | sed 's/ $//')"
+    printf '%s\\n  stdin: %s\\n' "$*" "$kinds" >> '${log}'
+    exit 0 ;;
+esac
+printf '%s\\n' "$*" >> '${log}'
+case " $* " in
+  *" version -o json "*)
+    cat <<'JSON'
+${JSON.stringify(out, null, 2)}
+JSON
+    exit ${server ? 0 : 1} ;;
+  *" kustomize "*) exec '${REAL_KUBECTL}' kustomize "\${@: -1}" ;;
+  *" get crd certificates.cert-manager.io "*)
+    ${fake.certManager === false ? `echo 'Error from server (NotFound): customresourcedefinitions.apiextensions.k8s.io "certificates.cert-manager.io" not found' >&2; exit 1` : 'echo customresourcedefinition.apiextensions.k8s.io/certificates.cert-manager.io'} ;;
+  *" rollout status "*) exit ${fake.rolloutCode ?? 0} ;;
+esac
+exit 0
+`,
+  );
+  chmodSync(kubectl, 0o755);
+  return { kubectl, calls: () => readFileSync(log, 'utf8').split('\n').filter((l) => l !== '') };
+}
+
+function withDir<T>(f: (dir: string) => T): T {
   const dir = mkdtempSync(join(tmpdir(), 'preflight-'));
   try {
-    const client = { major: '1', minor: '32', gitVersion: 'v1.32.4' };
-    const out = server ? { clientVersion: client, serverVersion: { ...server, gitVersion: `v${server.major}.${server.minor}` } } : { clientVersion: client };
-    const kubectl = join(dir, 'kubectl');
-    // unreachable: kubectl prints the client part and exits 1
-    writeFileSync(kubectl, `#!/usr/bin/env bash\ncat <<'JSON'\n${JSON.stringify(out, null, 2)}\nJSON\nexit ${server ? 0 : 1}\n`);
-    chmodSync(kubectl, 0o755);
-    const r = spawnSync('bash', [join(ROOT, 'manifests/preflight.sh')], { env: { ...process.env, KUBECTL: kubectl }, encoding: 'utf8' });
-    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+    return f(dir);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  calls: string[];
+}
+
+function preflight(server: { major: string; minor: string } | null, opts: { certManager?: boolean; overlay?: string; kubectlArgs?: string } = {}): Run {
+  return withDir((dir) => {
+    const fake = fakeKubectl(dir, { server, certManager: opts.certManager });
+    const env: NodeJS.ProcessEnv = { ...process.env, KUBECTL: `${fake.kubectl}${opts.kubectlArgs ?? ''}` };
+    delete env.OVERLAY;
+    if (opts.overlay !== undefined) env.OVERLAY = opts.overlay;
+    const r = spawnSync('bash', [join(ROOT, 'manifests/preflight.sh')], { env, encoding: 'utf8' });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr, calls: fake.calls() };
+  });
 }
 
 test('preflight: 1.30 and later (EKS writes "30+") pass', () => {
@@ -52,10 +114,180 @@ test('preflight: an unreachable cluster stops with exit 2', () => {
   assert.match(r.stderr, /could not read the cluster's version/);
 });
 
-test('make deploy runs the preflight before it applies anything', async () => {
-  const { readFileSync } = await import('node:fs');
+test('preflight: the cert-manager overlays need cert-manager\'s Certificate CRD; self-signed does not', () => {
+  for (const overlay of [undefined, 'default', 'with-network-policy']) {
+    for (const minor of ['29', '31']) {
+      const r = preflight({ major: '1', minor }, { certManager: false, overlay });
+      assert.equal(r.code, 1, `${overlay} 1.${minor}: ${r.stderr}`);
+      assert.ok(r.calls.includes('get crd certificates.cert-manager.io -o name'), r.calls.join('\n'));
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `^preflight: cert-manager not found: '.*kubectl get crd certificates\\.cert-manager\\.io' failed \\(Error from server \\(NotFound\\): .*\\)\\. manifests/${overlay ?? 'default'} gets the webhook's serving certificate from cert-manager: .* Install cert-manager first, or deploy with OVERLAY=self-signed\\. Nothing was applied\\.\\n$`,
+        ),
+      );
+    }
+    const ok = preflight({ major: '1', minor: '31' }, { certManager: true, overlay });
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(ok.stdout, 'preflight: Kubernetes 1.31: ok\n');
+  }
+  const selfSigned = preflight({ major: '1', minor: '31' }, { certManager: false, overlay: 'self-signed' });
+  assert.equal(selfSigned.code, 0, selfSigned.stderr);
+  assert.ok(!selfSigned.calls.some((c) => c.includes('get crd')), selfSigned.calls.join('\n'));
+  // too old is said first: cert-manager is not asked about
+  const old = preflight({ major: '1', minor: '27' }, { certManager: false });
+  assert.equal(old.code, 1);
+  assert.match(old.stderr, /is too old/);
+});
+
+test('preflight: KUBECTL is split into words, as make splits it ("kubectl --context prod")', () => {
+  const r = preflight({ major: '1', minor: '31' }, { kubectlArgs: ' --context prod' });
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(r.calls, ['--context prod version -o json', '--context prod get crd certificates.cert-manager.io -o name']);
+  const unreachable = preflight(null, { kubectlArgs: ' --context  prod' });
+  assert.equal(unreachable.code, 2);
+  assert.match(unreachable.stderr, /from '.*kubectl --context prod version -o json'/);
+});
+
+// ---- manifests/filter-kinds.sh
+
+function filterKinds(args: string[], input: string): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync('bash', [join(ROOT, 'manifests/filter-kinds.sh'), ...args], { input, encoding: 'utf8' });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const kindsOf = (stream: string) => [...stream.matchAll(/^kind: *(\S+)$/gm)].map((m) => m[1]);
+
+test('filter-kinds.sh keeps or drops whole documents by their top-level kind', () => {
+  const rendered = execFileSync('kubectl', ['kustomize', join(ROOT, 'manifests', 'default')], { encoding: 'utf8' });
+  const all = kindsOf(rendered);
+  assert.ok(all.includes('Namespace') && all.includes('MutatingWebhookConfiguration'), all.join(' '));
+  const webhooks = ['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration'];
+  const kept = filterKinds(['keep', ...webhooks], rendered);
+  assert.equal(kept.code, 0, kept.stderr);
+  assert.deepEqual(kindsOf(kept.stdout), webhooks);
+  const dropped = filterKinds(['drop', ...webhooks], rendered);
+  assert.deepEqual(kindsOf(dropped.stdout), all.filter((k) => !webhooks.includes(k)));
+  const noNamespace = filterKinds(['drop', 'Namespace'], rendered);
+  assert.deepEqual(kindsOf(noNamespace.stdout), all.filter((k) => k !== 'Namespace'));
+  // The two halves are the whole: every line of every document, once.
+  const lines = (s: string) => s.split('\n').filter((l) => l !== '---' && l !== '').sort();
+  assert.deepEqual(lines(kept.stdout + dropped.stdout), lines(rendered));
+  // an indented `kind:` (a webhook rule's, an owner reference's) is not the document's kind
+  const nested = 'apiVersion: v1\nkind: ConfigMap\ndata:\n  x: |\n    kind: Namespace\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: n\n';
+  assert.equal(filterKinds(['drop', 'Namespace'], nested).stdout, '---\napiVersion: v1\nkind: ConfigMap\ndata:\n  x: |\n    kind: Namespace\n');
+});
+
+test('filter-kinds.sh: a wrong mode or no kind is a usage error (exit 2)', () => {
+  for (const args of [[], ['keep'], ['only', 'Namespace']]) {
+    const r = filterKinds(args, '');
+    assert.equal(r.code, 2, args.join(' '));
+    assert.match(r.stderr, /^filter-kinds\.sh: usage: filter-kinds\.sh keep\|drop KIND\.\.\./);
+  }
+});
+
+// ---- make deploy / make undeploy
+
+const hasMake = spawnSync('make', ['--version']).status === 0;
+const skipMake = { skip: !hasMake && 'make is not installed' };
+
+function make(target: string, fake: Fake, ...vars: string[]): Run {
+  return withDir((dir) => {
+    const k = fakeKubectl(dir, fake);
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    delete env.MAKEFLAGS;
+    delete env.OVERLAY;
+    const r = spawnSync('make', ['-s', target, `KUBECTL=${k.kubectl}`, ...vars], { cwd: ROOT, env, encoding: 'utf8' });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr, calls: k.calls() };
+  });
+}
+
+/** The kinds of the documents each `-f -` call was given, in order. */
+function stdinKinds(calls: string[]): string[][] {
+  return calls.filter((c) => c.startsWith('  stdin: ')).map((c) => c.slice('  stdin: '.length).split(' ').filter((k) => k));
+}
+
+const WEBHOOK_KINDS = ['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration'];
+
+function renderedKinds(overlay: string): string[] {
+  return kindsOf(execFileSync('kubectl', ['kustomize', join(ROOT, 'manifests', overlay)], { encoding: 'utf8' }));
+}
+
+test('make deploy: preflight, everything but the webhook configurations, the rollout, then the two configurations', skipMake, () => {
+  const r = make('deploy', {});
+  assert.equal(r.code, 0, r.stderr);
+  const verbs = r.calls.filter((c) => !c.startsWith('  '));
+  assert.deepEqual(verbs, [
+    'version -o json',
+    'get crd certificates.cert-manager.io -o name',
+    'kustomize manifests/default',
+    'apply -f -',
+    '-n kagenti-system rollout status deploy/kagenti-webhook --timeout=180s',
+    'kustomize manifests/default',
+    'apply -f -',
+  ]);
+  const [first, second] = stdinKinds(r.calls);
+  assert.deepEqual(first, renderedKinds('default').filter((k) => !WEBHOOK_KINDS.includes(k)));
+  assert.ok(first!.includes('Namespace') && first!.includes('Deployment') && first!.includes('Certificate'));
+  assert.deepEqual(second, WEBHOOK_KINDS);
+});
+
+test('make deploy: a Deployment that never becomes ready leaves the webhooks unregistered', skipMake, () => {
+  const r = make('deploy', { rolloutCode: 1 });
+  assert.notEqual(r.code, 0);
+  const kinds = stdinKinds(r.calls);
+  assert.equal(kinds.length, 1, r.calls.join('\n'));
+  for (const k of WEBHOOK_KINDS) assert.ok(!kinds[0]!.includes(k), `${k} applied before the rollout finished`);
+  assert.equal(r.calls.at(-1), '-n kagenti-system rollout status deploy/kagenti-webhook --timeout=180s');
+});
+
+test('make deploy: without cert-manager nothing is applied', skipMake, () => {
+  const r = make('deploy', { certManager: false });
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /preflight: cert-manager not found/);
+  assert.deepEqual(r.calls, ['version -o json', 'get crd certificates.cert-manager.io -o name']);
+});
+
+test('make deploy KUBECTL="kubectl --context prod" passes the context to the preflight and every call', skipMake, () => {
+  const r = withDir((dir) => {
+    const k = fakeKubectl(dir, {});
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    delete env.MAKEFLAGS;
+    const run = spawnSync('make', ['-s', 'deploy', `KUBECTL=${k.kubectl} --context prod`], { cwd: ROOT, env, encoding: 'utf8' });
+    return { code: run.status, stderr: run.stderr, calls: k.calls() };
+  });
+  assert.equal(r.code, 0, r.stderr);
+  for (const c of r.calls.filter((l) => !l.startsWith('  '))) assert.match(c, /^--context prod /);
+});
+
+for (const [overlay, vars, rendered] of [
+  ['default', [], 'default'],
+  ['with-network-policy', ['OVERLAY=with-network-policy'], 'with-network-policy'],
+  // no certificates: the overlay cannot render; the base is what it installed but the Secret (deleted by label)
+  ['self-signed without certificates', ['OVERLAY=self-signed', 'CERTS_DIR=/nonexistent/certs'], 'base'],
+] as const) {
+  test(`make undeploy (${overlay}): the webhook configurations first, then everything the overlay installed but the Namespace`, skipMake, () => {
+    const r = make('undeploy', {}, ...vars);
+    assert.equal(r.code, 0, r.stderr);
+    const verbs = r.calls.filter((c) => !c.startsWith('  '));
+    assert.deepEqual(verbs, [
+      'delete mutatingwebhookconfiguration/kagenti-webhook validatingwebhookconfiguration/kagenti-webhook --ignore-not-found',
+      '-n kagenti-system delete configmap,secret -l app.kubernetes.io/name=kagenti-webhook --ignore-not-found',
+      '-n kagenti-system delete secret kagenti-webhook-tls kagenti-webhook-ca --ignore-not-found',
+      `kustomize manifests/${rendered}`,
+      'delete --ignore-not-found -f -',
+    ]);
+    for (const c of verbs) assert.doesNotMatch(c, /\bnamespaces?\b(?!\/)/i, `never deletes the namespace: ${c}`);
+    const [deleted] = stdinKinds(r.calls);
+    assert.deepEqual(deleted, renderedKinds(rendered).filter((k) => k !== 'Namespace'));
+    for (const k of ['Deployment', 'Service', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'PodDisruptionBudget', 'ResourceQuota', 'ConfigMap']) {
+      assert.ok(deleted!.includes(k), `deletes the ${k}`);
+    }
+    if (overlay === 'with-network-policy') assert.ok(deleted!.includes('NetworkPolicy'));
+  });
+}
+
+test('the Makefile never deletes a namespace', () => {
   const make = readFileSync(join(ROOT, 'Makefile'), 'utf8');
-  const deploy = make.slice(make.indexOf('\ndeploy:'));
-  const body = deploy.slice(0, deploy.indexOf('\n\n'));
-  assert.ok(body.indexOf('manifests/preflight.sh') > 0 && body.indexOf('manifests/preflight.sh') < body.indexOf('apply -f -'), body);
+  assert.doesNotMatch(make, /delete (ns|namespaces?)\b/);
 });
