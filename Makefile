@@ -43,14 +43,14 @@ manifests: ## Render manifests/$(OVERLAY) to stdout (OVERLAY=default|self-signed
 	  echo "make: no certificates in $(CERTS_DIR): run 'make certs' first" >&2; exit 2; fi
 	@$(KUBECTL) kustomize manifests/$(OVERLAY) | sed 's|image: $(MANIFEST_IMG)$$|image: $(IMG)|'
 
-deploy: ## Install manifests/$(OVERLAY) into the current kubectl context (image $(IMG)): preflight, everything but the webhook configurations, rollout, then those
+deploy: ## Install manifests/$(OVERLAY) (image $(IMG)): preflight, all but the webhook configurations, rollout, then those
 	@KUBECTL="$(KUBECTL)" OVERLAY="$(OVERLAY)" manifests/preflight.sh
 	@if [ "$(OVERLAY)" = "self-signed" ] && [ ! -f $(CERTS_DIR)/tls.key ]; then $(MAKE) certs; fi
 	$(KUBECTL) kustomize manifests/$(OVERLAY) | sed 's|image: $(MANIFEST_IMG)$$|image: $(IMG)|' | $(FILTER_KINDS) drop $(WEBHOOK_KINDS) | $(KUBECTL) apply -f -
 	$(KUBECTL) -n $(NAMESPACE) rollout status deploy/$(SERVICE) --timeout=180s
 	$(KUBECTL) kustomize manifests/$(OVERLAY) | $(FILTER_KINDS) keep $(WEBHOOK_KINDS) | $(KUBECTL) apply -f -
 
-undeploy: ## Remove everything manifests/$(OVERLAY) installed (webhook configurations first) but the namespace, which Kagenti shares
+undeploy: ## Remove what manifests/$(OVERLAY) installed, webhook configurations first; never the namespace (Kagenti's too)
 	$(KUBECTL) delete mutatingwebhookconfiguration/$(SERVICE) validatingwebhookconfiguration/$(SERVICE) --ignore-not-found
 	$(KUBECTL) -n $(NAMESPACE) delete configmap,secret -l app.kubernetes.io/name=$(SERVICE) --ignore-not-found
 	$(KUBECTL) -n $(NAMESPACE) delete secret $(SERVICE)-tls $(SERVICE)-ca --ignore-not-found
