@@ -504,9 +504,34 @@ test('the NetworkPolicy component admits only the webhook port to the webhook po
   const dep = one(docs, 'Deployment', SERVICE);
   assert.deepEqual(np.spec.podSelector.matchLabels, dep.spec.selector.matchLabels);
   assert.deepEqual(np.spec.policyTypes, ['Ingress']);
-  const ports = np.spec.ingress.flatMap((r: Obj) => r.ports);
-  assert.deepEqual(ports, [{ protocol: 'TCP', port: 9443 }]);
+  // the webhook port from anywhere (the API server's address differs between clusters); /metrics on the probe port
+  // only from the monitoring namespace (the README's alerts need a scrape)
+  assert.deepEqual(np.spec.ingress, [
+    { ports: [{ protocol: 'TCP', port: 9443 }] },
+    { from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }], ports: [{ protocol: 'TCP', port: 8080 }] },
+  ]);
+  const probe = dep.spec.template.spec.containers[0].ports.find((p: Obj) => p.name === 'probes');
+  assert.equal(probe.containerPort, 8080);
   assert.equal((await render('default')).some((d) => d.kind === 'NetworkPolicy'), false, 'optional: not in default');
+});
+
+test('metrics can be scraped: prometheus.io annotations on the pods, and an optional PodMonitor component on the probe port', async (t) => {
+  const dep = one(await render('default'), 'Deployment', SERVICE);
+  const args: string[] = dep.spec.template.spec.containers[0].args;
+  const probePort = args[args.indexOf('--probe-port') + 1];
+  assert.deepEqual(dep.spec.template.metadata.annotations, { 'prometheus.io/scrape': 'true', 'prometheus.io/port': probePort, 'prometheus.io/path': '/metrics' });
+  assert.equal((await render('default')).some((d) => d.kind === 'PodMonitor'), false, 'optional: not in default (needs the Prometheus Operator CRDs)');
+  // an overlay with the component, as install.md shows it
+  // (beside the overlays: kustomize takes relative paths only)
+  const dir = mkdtempSync(join(ROOT, 'manifests', '.test-pod-monitor-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'kustomization.yaml'), 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../default\ncomponents:\n  - ../components/pod-monitor\n');
+  const docs = parseAllDocuments(execFileSync('kubectl', ['kustomize', dir], { encoding: 'utf8' })).map((d) => d.toJS() as Obj);
+  const pm = one(docs, 'PodMonitor', SERVICE);
+  assert.equal(pm.apiVersion, 'monitoring.coreos.com/v1');
+  assert.equal(pm.metadata.namespace, 'kagenti-system');
+  assert.deepEqual(pm.spec.selector.matchLabels, dep.spec.selector.matchLabels);
+  assert.deepEqual(pm.spec.podMetricsEndpoints, [{ port: 'probes', path: '/metrics', interval: '30s' }]);
 });
 
 test('every rendered document passes `kagenti-webhook lint`', { skip: !existsSync(join(ROOT, 'dist', 'cli.js')) && 'needs the build (npm test builds first)' }, async (t) => {
