@@ -166,6 +166,7 @@ test('watches ask for bookmarks and for the API server to end them after 60-90 s
     await until(() => svc.readiness().ready, 'first sync');
     await api.waitForWatch(PATHS.pods, 1);
     for (const path of [PATHS.pods, PATHS.namespaces, PATHS.csidrivers]) {
+      await api.waitForWatch(path, 1);
       const q = new URL(`http://x${watchRequests(api, path)[0]!.slice('GET '.length)}`).searchParams;
       assert.equal(q.get('allowWatchBookmarks'), 'true', path);
       const t = Number(q.get('timeoutSeconds'));
