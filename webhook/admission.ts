@@ -223,13 +223,15 @@ export function wrap(text: string, max: number): string[] {
   if (text.length <= max) return [text];
   const lines: string[] = [];
   let start = 0;
+  // the first space at or after `start` (-1: none left). A line with none up to its end is cut: lastIndexOf is
+  // asked only when a space is known to lie within the line, so it never scans back over a long word's earlier
+  // lines (quadratic for a megabyte-long word).
+  let next = text.indexOf(' ');
   for (;;) {
     while (text.charCodeAt(start) === 0x20) start++;
     if (text.length - start <= max) break;
-    // the last space of this line, looked for within it only (lastIndexOf would scan back over a long word's
-    // every earlier line: quadratic for a megabyte-long word)
-    let cut = start + max;
-    while (cut > start && text.charCodeAt(cut) !== 0x20) cut--;
+    if (next !== -1 && next < start) next = text.indexOf(' ', start);
+    const cut = next !== -1 && next <= start + max ? text.lastIndexOf(' ', start + max) : -1;
     if (cut <= start) {
       lines.push(text.slice(start, start + max));
       start += max;
