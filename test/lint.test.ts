@@ -779,8 +779,85 @@ test('lint reads Namespace documents of the render for the injection checks: pod
   assert.match(l.findings[0].message, /^\[pod-security\] Deployment agents\/a: namespace agents enforces Pod Security "restricted"/);
   const mode = lintString(`${ns('agents', { 'kagenti.io/authbridge-mode': 'turbo' })}---\n${AGENT('a', 'a-sa')}`);
   assert.deepEqual(mode.findings.map((f) => f.rule), ['namespace-mode-label']);
-  // a Namespace after the workload is not seen (one pass; kustomize and most renders put Namespaces first)
-  assert.deepEqual(lintString(`${AGENT('a', 'a-sa')}---\n${ns('agents', { 'pod-security.kubernetes.io/enforce': 'restricted' })}`).findings, []);
+  // a Namespace after the workload counts as one before it: the same findings whatever the order
+  const after = lintString(`${AGENT('a', 'a-sa')}---\n${ns('agents', { 'pod-security.kubernetes.io/enforce': 'restricted' })}---\n${AGENT('b', 'b-sa', 'other')}`);
+  const noLine = (fs: typeof l.findings) => fs.map(({ line: _line, ...f }) => f);
+  assert.deepEqual(noLine(after.findings), noLine(l.findings));
+  assert.equal(after.findings[0].line, 11);
+});
+
+test('lint: a Namespace document later in the input (another file, a later document, a List item) gives the findings it gives first', async () => {
+  const hostNet = AGENT('a', 'a-sa', 'team').replace('    spec:\n      serviceAccountName', '    spec:\n      hostNetwork: true\n      serviceAccountName');
+  const waypoint = 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n  labels:\n    kagenti.io/authbridge-mode: waypoint\n';
+  // in waypoint mode no proxy is injected: hostNetwork is no problem
+  assert.deepEqual(lintString(`${waypoint}---\n${hostNet}`).findings, []);
+  assert.deepEqual(lintString(`${hostNet}---\n${waypoint}`).findings, []);
+  const item = (doc: string) => `  - ${doc.trimEnd().split('\n').join('\n    ')}\n`;
+  assert.deepEqual(lintString(`apiVersion: v1\nkind: List\nitems:\n${item(hostNet)}${item(waypoint)}`).findings, []);
+  // without it, the denial stands
+  assert.deepEqual(lintString(hostNet).findings.map((f) => f.rule), ['host-network']);
+  // a Namespace without the label changes nothing, and one of another name neither
+  assert.deepEqual(lintString(`${hostNet}---\n${waypoint.replace('name: team', 'name: other')}`).findings.map((f) => f.rule), ['host-network']);
+  // files in sorted order: team/agent.yaml before team/namespace.yaml
+  const dir = tmp();
+  mkdirSync(join(dir, 'team'));
+  writeFileSync(join(dir, 'team', 'agent.yaml'), hostNet);
+  writeFileSync(join(dir, 'team', 'namespace.yaml'), waypoint);
+  const r = await runCli([dir, '--external-issuer']);
+  assert.equal(r.code, 0, String(r.stdout));
+  assert.match(String(r.stdout), /^no problems \(2 documents in 2 files\)/);
+});
+
+test('lint without -n: objects without a namespace are compared for unique-service-account within their file only', async () => {
+  const app = (dep: string) =>
+    `apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: agent\n---\n${AGENT(dep, 'agent').replace('  namespace: agents\n', '')}`;
+  const dir = tmp();
+  mkdirSync(join(dir, 'team-a'));
+  mkdirSync(join(dir, 'team-b'));
+  writeFileSync(join(dir, 'team-a', 'agent.yaml'), app('agent-a'));
+  writeFileSync(join(dir, 'team-b', 'agent.yaml'), app('agent-b'));
+  let r = await runCli([dir, '--external-issuer']);
+  assert.equal(r.code, 0, String(r.stdout));
+  // -n puts them all in one namespace: compared
+  r = await runCli([dir, '--external-issuer', '-n', 'team']);
+  assert.equal(r.code, 1);
+  assert.match(String(r.stdout), /team-b\/agent\.yaml:\d+:\d+: error \[unique-service-account\] Deployment team\/agent-b: .*agent-a defined at .*team-a\/agent\.yaml:6/);
+  // within one file (or one stdin stream) they share a namespace: compared
+  r = await runCli(['-', '--external-issuer'], { stdin: `${app('agent-a')}---\n${app('agent-b')}` });
+  assert.equal(r.code, 1);
+  assert.match(String(r.stdout), /error \[unique-service-account\] Deployment default\/agent-b/);
+  // objects that name their namespace are compared across files
+  writeFileSync(join(dir, 'team-a', 'agent.yaml'), AGENT('agent-a', 'agent', 'shared'));
+  writeFileSync(join(dir, 'team-b', 'agent.yaml'), AGENT('agent-b', 'agent', 'shared'));
+  r = await runCli([dir, '--external-issuer']);
+  assert.equal(r.code, 1);
+  assert.match(String(r.stdout), /\[unique-service-account\] Deployment shared\/agent-b/);
+});
+
+test('lint: an object in a namespace the webhook never sees gets one unwatched-namespace warning instead of its findings', async () => {
+  const hostNet = (ns: string) => AGENT('sys', null, ns).replace('    spec:\n      containers', '    spec:\n      hostNetwork: true\n      containers');
+  const l = lintString(hostNet('kube-system'));
+  assert.deepEqual(l.findings.map((f) => [f.rule, f.severity, f.line, f.column, f.path]), [['unwatched-namespace', 'warning', 2, 1, '']]);
+  assert.match(
+    l.findings[0].message,
+    /^\[unwatched-namespace\] Deployment kube-system\/sys: the webhook never sees namespace kube-system: nothing is injected or checked there .*: dedicated-service-account, host-network\. Fix: /,
+  );
+  // the same namespaces as the webhook registrations leave out
+  for (const ns of ['kube-public', 'kube-node-lease', 'kagenti-system']) assert.deepEqual(lintString(hostNet(ns)).findings.map((f) => f.rule), ['unwatched-namespace']);
+  assert.deepEqual(lintString(hostNet('agents')).findings.map((f) => f.rule), ['dedicated-service-account', 'host-network']);
+  // -n kube-system for objects without a namespace too; an object without findings there gets nothing
+  assert.deepEqual(lintString(hostNet('kube-system').replace('  namespace: kube-system\n', ''), { namespace: 'kube-system' }).findings.map((f) => f.rule), ['unwatched-namespace']);
+  assert.deepEqual(lintString(AGENT('ok', 'ok-sa', 'kube-system')).findings, []);
+  // two agents there on one ServiceAccount: the webhook never sees them claim it
+  assert.deepEqual(lintString(`${AGENT('a', 'sa', 'kube-system')}---\n${AGENT('b', 'sa', 'kube-system')}`).findings, []);
+  // exit 0 (a warning), 1 with --strict; SARIF lists the rule
+  const dir = tmp();
+  writeFileSync(join(dir, 'ks.yaml'), hostNet('kube-system'));
+  assert.equal((await runCli([join(dir, 'ks.yaml'), '--external-issuer'])).code, 0);
+  assert.equal((await runCli([join(dir, 'ks.yaml'), '--external-issuer', '--strict'])).code, 1);
+  const run = JSON.parse(String((await runCli([join(dir, 'ks.yaml'), '--external-issuer', '-o', 'sarif'])).stdout)).runs[0];
+  assert.equal(run.tool.driver.rules[run.results[0].ruleIndex].id, 'unwatched-namespace');
+  assert.equal(run.tool.driver.rules[run.results[0].ruleIndex].defaultConfiguration.level, 'warning');
 });
 
 test('lint checks the injection of a ReplicaSet owned by a Deployment (or a Job of a CronJob) on its owner only, as /validate does', () => {

@@ -184,6 +184,13 @@ export const RULE_HELP: Record<RuleName, { short: string; full: string }> = {
     short: 'The SPIFFE CSI driver is installed.',
     full: 'Without the CSIDriver the pod waits in Init: its Workload API socket volume cannot be mounted.',
   },
+  // lint's own: what the webhook cannot say, since it never sees the object
+  'unwatched-namespace': {
+    short: 'Agents and the ConfigMaps the webhook checks are not in a namespace the webhook never sees.',
+    full:
+      'The webhook registrations leave out kube-system, kube-public, kube-node-lease and kagenti-system: an agent there ' +
+      'gets no sidecars and nothing is checked. Lint reports one warning per such object instead of the findings it would have elsewhere.',
+  },
 };
 
 const RULES = Object.keys(RULE_HELP) as RuleName[];
@@ -290,8 +297,8 @@ export function formatSarif(r: LintReport): string {
               shortDescription: { text: RULE_HELP[id].short },
               fullDescription: { text: RULE_HELP[id].full },
               help: { text: RULE_HELP[id].full },
-              // the injection's warnings are warnings (the policy rules' and denials' default is error)
-              defaultConfiguration: { level: (INJECTION_WARNINGS as readonly string[]).includes(id) ? 'warning' : 'error' },
+              // the injection's warnings and unwatched-namespace are warnings (the policy rules' and denials' default is error)
+              defaultConfiguration: { level: (INJECTION_WARNINGS as readonly string[]).includes(id) || id === 'unwatched-namespace' ? 'warning' : 'error' },
             })),
           },
         },

@@ -23,7 +23,7 @@ import {
   splitDocuments,
 } from './manifest-stream.ts';
 import type { AgentRef, IssuerInfo, Violation } from './rules.ts';
-import { agentOf, checkInjection, checkObject, checkUnique, dedicatedDenies, RenderedNamespaces, remediatedAtAdmission } from './rules.ts';
+import { agentOf, checkInjection, checkObject, checkUnique, dedicatedDenies, RenderedNamespaces, remediatedAtAdmission, UNWATCHED_NAMESPACES } from './rules.ts';
 import type { LabelSelector, OwnerLookup, OwnerRef } from './identity.ts';
 import { controllerOf, copySelector, identityKey, isDnsLabel, objectName, objectNamespace, orphanWorkload, selectorMatches, templateOwner } from './identity.ts';
 import { isObject } from './json.ts';
@@ -46,6 +46,13 @@ export interface LintContext {
    */
   updatesCluster?: boolean;
   limits?: SplitLimits;
+}
+
+/** A violation found on an object, before it is positioned: the other agent of a unique-service-account one. */
+interface Found {
+  v: Violation;
+  other?: IndexedAgent;
+  immutable?: true;
 }
 
 interface IndexedAgent {
@@ -102,12 +109,76 @@ function detachRef(ref: AgentRef): AgentRef {
 
 const CONFIG_ISSUER_FIX = 'set tokenReview.issuer (external, internal or the issuer URL) in the webhook config.';
 
+/** Text of held documents (below) kept at most; past it, documents are checked with the Namespaces shown so far. */
+const MAX_HELD_BYTES = 64 * 1024 * 1024;
+
+/** A probe's key for "the check listed the labels" (then any label may matter). */
+const ANY_LABEL = '\u0000any';
+
+/**
+ * Namespace labels for a namespace the input has not shown (yet): none, as for a namespace without labels, while
+ * noting which label keys the injection check read, so that the check is made again only if a Namespace document
+ * that comes later sets one of them.
+ */
+function labelProbe(read: Set<string>): Record<string, string> {
+  return new Proxy({} as Record<string, string>, {
+    get(_t, k) {
+      if (typeof k === 'string') read.add(k);
+      return undefined;
+    },
+    has(_t, k) {
+      if (typeof k === 'string') read.add(k);
+      return false;
+    },
+    ownKeys() {
+      read.add(ANY_LABEL);
+      return [];
+    },
+  });
+}
+
+/** A document kept (its bytes, not its text: no slice of the input stays alive) for the objects held from it. */
+interface HeldDocument {
+  bytes: Buffer;
+  file: string;
+  line: number;
+  /** objects of it still held */
+  refs: number;
+}
+
+/**
+ * An agent object whose injection check read the labels of a namespace the input had not shown when it was read:
+ * its findings are in `chunk`, and are made again with the labels if a Namespace document of that name comes later.
+ */
+interface HeldObject {
+  doc: HeldDocument;
+  namespace: string;
+  /** the label keys the check read (one array shared by the objects that read the same) */
+  keys: readonly string[];
+  /** `items.N.` of a List's item, else '' */
+  prefix: string;
+  /** the item's index in the List, else -1 */
+  item: number;
+  /** the findings of the object (as reported: after unwatched()), in this.chunks */
+  chunk: Finding[];
+  /** the object's findings other than the injection's: the object rules' and unique-service-account's (if any) */
+  before?: Finding[];
+  after?: Finding[];
+}
+
 /**
  * The lint engine: feed it documents (file by file, in order); it collects findings, input problems and
  * counts. Memory: the findings plus one index entry per agent workload, never the documents.
  */
 export class Linter {
-  readonly findings: Finding[] = [];
+  /** the findings, one array per object with findings, in input order (a held object's array is replaced in place) */
+  private readonly chunks: Finding[][] = [];
+  private flat: Finding[] | null = null;
+  /** objects held for a Namespace document that may come later, by namespace */
+  private readonly held = new Map<string, HeldObject[]>();
+  private heldBytes = 0;
+  private allNamespacesNoted = false;
+  private readonly keySets = new Map<string, readonly string[]>();
   readonly problems: InputProblem[] = [];
   readonly files: FileSummary[] = [];
   documents = 0;
@@ -181,6 +252,41 @@ export class Linter {
     this.orphans.delete(key);
   }
 
+  /**
+   * Notes the Namespace documents of an input before it is linted (a first pass over a file: only documents that
+   * name `Namespace` are parsed; what cannot be read is reported by the lint pass).
+   */
+  async noteNamespacesOf(source: AsyncIterable<Buffer | Uint8Array | string>): Promise<void> {
+    try {
+      for await (const raw of readDocuments(source, this.ctx.limits ?? DEFAULT_LIMITS)) {
+        if (!/\bNamespace\b/.test(raw.text)) continue;
+        let v: unknown;
+        try {
+          v = ParsedDocument.parse(raw.text).value;
+        } catch {
+          continue;
+        }
+        if (!isObject(v)) continue;
+        if (typeof v.kind === 'string' && v.kind.endsWith('List') && Array.isArray(v.items)) {
+          for (const it of v.items) if (isObject(it)) this.noteNamespace(it);
+        } else this.noteNamespace(v);
+      }
+    } catch {
+      // read again, and reported, by lintStream
+    }
+  }
+
+  /** Every Namespace of the input has been noted (noteNamespacesOf): nothing needs to be held for one. */
+  namespacesComplete(): void {
+    this.allNamespacesNoted = true;
+  }
+
+  /** The findings in input order: files and documents as read, a document's in the order of their lines. */
+  get findings(): Finding[] {
+    this.flat ??= this.chunks.flat();
+    return this.flat;
+  }
+
   report(strict: boolean): LintReport {
     return { findings: this.findings, files: this.files, documents: this.documents, strict, problems: this.problems };
   }
@@ -245,12 +351,19 @@ export class Linter {
     }
     // Positions may need the full parser after the fast path read the document (locate): should that reject it, the
     // document is a parse error, without the findings it had so far.
-    const before = { findings: this.findings.length, documents: this.documents, inFile: entry.documents };
+    const before = { chunks: this.chunks.length, documents: this.documents, inFile: entry.documents };
     try {
       this.lintParsed(entry, raw, pd);
     } catch (err) {
       if (!this.parseProblem(file, raw, err)) throw err;
-      this.findings.length = before.findings;
+      const dropped = new Set(this.chunks.splice(before.chunks));
+      this.flat = null;
+      for (const [ns, list] of this.held) {
+        const kept = list.filter((h) => !dropped.has(h.chunk));
+        for (const h of list) if (dropped.has(h.chunk)) this.release(h);
+        if (kept.length) this.held.set(ns, kept);
+        else this.held.delete(ns);
+      }
       this.documents = before.documents;
       entry.documents = before.inFile;
     }
@@ -272,11 +385,11 @@ export class Linter {
     }
     this.documents++;
     entry.documents++;
-    let objects: { obj: Record<string, any>; prefix: string }[];
+    let objects: { obj: Record<string, any>; prefix: string; item: number }[];
     if (v.kind.endsWith('List') && Array.isArray(v.items)) {
       objects = [];
       v.items.forEach((it: unknown, i: number) => {
-        if (isObject(it) && typeof it.kind === 'string') objects.push({ obj: it, prefix: `items.${i}.` });
+        if (isObject(it) && typeof it.kind === 'string') objects.push({ obj: it, prefix: `items.${i}.`, item: i });
         else {
           const at = pd.locate(`items.${i}`);
           this.problems.push({
@@ -287,12 +400,16 @@ export class Linter {
           });
         }
       });
-    } else objects = [{ obj: v, prefix: '' }];
+    } else objects = [{ obj: v, prefix: '', item: -1 }];
     for (const { obj } of objects) this.noteOwner(obj);
 
     let source: string | undefined | null = null;
-    for (const { obj, prefix } of objects) {
-      const found: { v: Violation; other?: IndexedAgent; immutable?: true }[] = [];
+    let heldDoc: HeldDocument | undefined;
+    for (const { obj, prefix, item } of objects) {
+      const ns = objectNamespace(obj, this.ctx.namespace || 'default');
+      const unwatched = UNWATCHED_NAMESPACES.includes(ns);
+      const before: Found[] = [];
+      const after: Found[] = [];
       // An object whose template is its owner's (a dump's ReplicaSets, Jobs and controller-made pods) is checked
       // there, as /validate skips it ("owned by Deployment web (checked there)"): neither the object's rules nor the
       // injection's are reported on it (unique-service-account still counts it, as the agent its owner is).
@@ -304,26 +421,28 @@ export class Linter {
       const remediated = !immutable && remediatedAtAdmission(obj, this.ctx.config, this.ctx.issuer);
       if (!owned)
         for (const viol of checkObject(obj, { config: this.ctx.config, issuer: this.ctx.issuer, namespace: this.ctx.namespace, generatedNames: true, immutable }))
-          found.push({
+          before.push({
             v: remediated && viol.rule.startsWith('token-review-')
               ? { ...viol, severity: 'warning', message: `${viol.message} The webhook will set K8S_TOKEN_REVIEW: "true" when it is applied (tokenReview.action: mutate).` }
               : viol,
             ...(immutable && viol.rule.startsWith('token-review-') ? { immutable: true as const } : {}),
           });
-      this.namespaces.note(obj);
-      // What /mutate would deny in the pods of this workload (or this Pod): the same check /validate makes.
-      const injection = owned ? { violations: [], warnings: [] } : checkInjection(obj, {
-        config: this.ctx.config,
-        namespace: this.ctx.namespace,
-        namespaceLabels: this.namespaces.labels(objectNamespace(obj, this.ctx.namespace || 'default')),
-      });
-      // waypoint-mode says what the author chose, not a problem: given at admission, not in a pipeline's report
-      for (const viol of [...injection.violations, ...injection.warnings]) if (viol.rule !== 'waypoint-mode') found.push({ v: viol });
-      const ns = objectNamespace(obj, this.ctx.namespace || 'default');
+      this.noteNamespace(obj);
+      // What /mutate would deny in the pods of this workload (or this Pod): the same check /validate makes. The labels
+      // of a namespace the input has not shown yet are probed: should the check read one, the object is held until
+      // the input is read, so that a Namespace document after it counts as one before it does.
+      let read: Set<string> | undefined;
+      let labels = this.namespaces.labels(ns);
+      if (!owned && labels === undefined && !this.allNamespacesNoted && this.heldBytes < MAX_HELD_BYTES) labels = labelProbe((read = new Set()));
+      const inj = owned ? [] : this.injectionFound(obj, labels);
+      const hold = read !== undefined && read.size > 0;
       if (obj.kind === 'Deployment' || obj.kind === 'StatefulSet') this.noteWorkload(obj, obj.kind, ns);
-      const ref = agentOf(obj, this.ctx.config, this.ctx.namespace || 'default', this.lookup);
+      const ref = unwatched ? null : agentOf(obj, this.ctx.config, this.ctx.namespace || 'default', this.lookup);
       if (ref) {
-        const key = detach(`${ref.namespace}\n${ref.serviceAccount}`);
+        // Without -n, objects without a namespace are compared within their file only: each file may be applied to
+        // a namespace of its own (kubectl apply -f FILE -n NS, an Argo CD Application per directory).
+        const scope = this.ctx.namespace === undefined && !hasNamespace(obj) ? `${file}\u0000` : '';
+        const key = detach(`${scope}${ref.namespace}\n${ref.serviceAccount}`);
         let bucket = this.agents.get(key);
         if (!bucket) this.agents.set(key, (bucket = []));
         // an owned object is reported only as the first of its agent in the input: its owner (or a sibling) already
@@ -335,7 +454,7 @@ export class Linter {
           if (uv.length) {
             // the first conflicting agent in input order is the one the message names
             const other = bucket.find((b) => checkUnique(ref, [b.ref], this.ctx.config).length > 0);
-            for (const u of uv) found.push({ v: u, other });
+            for (const u of uv) after.push({ v: u, other });
           }
         }
         if (bucket.length < MAX_BUCKET) {
@@ -358,48 +477,154 @@ export class Linter {
           }
         }
       }
-      if (!found.length) continue;
+      if (!before.length && !inj.length && !after.length && !hold) continue;
       if (source === null) source = sourceOf(raw.text);
-      const mine: Finding[] = [];
-      for (const { v: viol, other, immutable: immutableFinding } of found) {
-        // a finding on a List's item as a whole is at `items.N` (at its kind:, as a document's is at its kind:)
-        const path = viol.path ? prefix + viol.path : prefix.slice(0, -1);
-        const at = pd.locate(viol.path ? path : prefix ? `${prefix}kind` : '');
-        let message = viol.message;
-        if (other) {
-          const name = `${other.ref.kind}/${other.ref.name}`;
-          const labelled = other.ref.agent ? `${name} (kagenti.io/agent=${other.ref.agent})` : name;
-          const where = `${labelled} defined at ${other.file}:${other.line}`;
-          message = message.includes(`agent ${labelled}`)
-            ? message.replace(`agent ${labelled}`, `agent ${where}`)
-            : `${message} The other agent: ${where}.`;
+      const at = (f: Found): Finding => this.finding(f, file, raw.line, pd, prefix, source ?? undefined);
+      const made = { before: before.map(at), inj: inj.map(at), after: after.map(at) };
+      const chunk = this.shown([...made.before, ...made.inj, ...made.after], ns, raw.line, pd, prefix);
+      this.chunks.push(chunk);
+      this.flat = null;
+      if (hold) {
+        if (!heldDoc) {
+          heldDoc = { bytes: Buffer.from(raw.text, 'utf8'), file, line: raw.line, refs: 0 };
+          this.heldBytes += heldDoc.bytes.length;
         }
-        if (viol.rule === 'token-review-required' && this.ctx.issuer.classification === 'unknown' && this.ctx.issuerHint)
-          message = message.includes(CONFIG_ISSUER_FIX)
-            ? message.replace(CONFIG_ISSUER_FIX, `${this.ctx.issuerHint}.`)
-            : `${message} ${this.ctx.issuerHint}.`;
-        const finding: Finding = {
-          rule: viol.rule,
-          severity: viol.severity,
-          message: Buffer.from(message, 'utf8').toString('utf8'),
-          file,
-          line: raw.line + at.line - 1,
-          column: at.column,
-          kind: detach(viol.kind),
-          namespace: detach(viol.namespace),
-          name: detach(viol.name),
-          path: detach(path),
-        };
-        if (source) finding.source = detach(source);
-        if (immutableFinding) finding.immutable = true;
-        mine.push(finding);
+        heldDoc.refs++;
+        let list = this.held.get(ns);
+        if (!list) this.held.set(detach(ns), (list = []));
+        const keys = [...read!].sort();
+        const id = keys.join('\n');
+        let shared = this.keySets.get(id);
+        if (!shared) this.keySets.set(id, (shared = keys));
+        const h: HeldObject = { doc: heldDoc, namespace: ns, keys: shared, prefix, item, chunk };
+        if (made.before.length) h.before = made.before;
+        if (made.after.length) h.after = made.after;
+        list.push(h);
       }
-      // a document's findings in the order of their lines, as a reader goes through the file (stable: one key's
-      // findings keep the order of the checks)
-      mine.sort((a, b) => a.line - b.line || a.column - b.column);
-      for (const f of mine) this.findings.push(f);
     }
   }
+
+  /** The injection's denials and warnings on an object, with these namespace labels. */
+  private injectionFound(obj: Record<string, any>, namespaceLabels: Record<string, string> | undefined): Found[] {
+    const injection = checkInjection(obj, { config: this.ctx.config, namespace: this.ctx.namespace, namespaceLabels });
+    // waypoint-mode says what the author chose, not a problem: given at admission, not in a pipeline's report
+    return [...injection.violations, ...injection.warnings].filter((v) => v.rule !== 'waypoint-mode').map((v) => ({ v }));
+  }
+
+  /** Notes a Namespace's labels; the objects held for that namespace are checked again with them. */
+  private noteNamespace(obj: Record<string, any>): void {
+    if (obj.kind !== 'Namespace') return;
+    this.namespaces.note(obj);
+    const name: unknown = isObject(obj.metadata) ? obj.metadata.name : undefined;
+    if (typeof name !== 'string') return;
+    const list = this.held.get(name);
+    const labels = this.namespaces.labels(name);
+    if (!list || !labels) return;
+    this.held.delete(name);
+    for (const h of list) {
+      const matters = h.keys.some((k) => (k === ANY_LABEL ? Object.keys(labels).length > 0 : labels[k] !== undefined));
+      if (matters) this.recheck(h, labels);
+      this.release(h);
+    }
+  }
+
+  private release(h: HeldObject): void {
+    if (--h.doc.refs === 0) this.heldBytes -= h.doc.bytes.length;
+  }
+
+  /** Makes a held object's injection findings again with its namespace's labels, in place of those it had. */
+  private recheck(h: HeldObject, labels: Record<string, string>): void {
+    const text = h.doc.bytes.toString('utf8');
+    let pd: ParsedDocument;
+    let inj: Finding[];
+    try {
+      // the same text as before: it parses, and its positions were found then
+      pd = ParsedDocument.parse(text);
+      const v = pd.value as Record<string, any>;
+      const obj = h.item < 0 ? v : (v.items as Record<string, any>[])[h.item]!;
+      const source = sourceOf(text);
+      inj = this.injectionFound(obj, labels).map((f) => this.finding(f, h.doc.file, h.doc.line, pd, h.prefix, source));
+    } catch (err) {
+      if (err instanceof ManifestParseError || err instanceof RangeError) return;
+      throw err;
+    }
+    const chunk = this.shown([...(h.before ?? []), ...inj, ...(h.after ?? [])], h.namespace, h.doc.line, pd, h.prefix);
+    h.chunk.length = 0;
+    h.chunk.push(...chunk);
+    this.flat = null;
+  }
+
+  /**
+   * An object's findings as reported: in the order of their lines, as a reader goes through the file (stable: one
+   * key's findings keep the order of the checks); in a namespace the webhook never sees, one warning instead.
+   */
+  private shown(list: Finding[], ns: string, rawLine: number, pd: ParsedDocument, prefix: string): Finding[] {
+    list.sort((a, b) => a.line - b.line || a.column - b.column);
+    if (!list.length || !UNWATCHED_NAMESPACES.includes(ns)) return list;
+    const first = list[0]!;
+    const at = pd.locate(prefix ? `${prefix}kind` : '');
+    const rules = [...new Set(list.map((f) => f.rule))].join(', ');
+    const others = UNWATCHED_NAMESPACES.filter((n) => n !== ns);
+    const message =
+      `[unwatched-namespace] ${first.kind} ${ns}/${first.name}: the webhook never sees namespace ${ns}: nothing is injected or checked there ` +
+      `(its registrations' namespaceSelector leaves out ${ns}, ${others.slice(0, -1).join(', ')} and ${others[others.length - 1]}), ` +
+      `so what lint reports elsewhere is not enforced here: ${rules}. Fix: deploy agents and kagent's ConfigMap to a namespace of their own; ` +
+      `an object that is not meant to be an agent needs no kagenti.io/type label.`;
+    const warning: Finding = {
+      rule: 'unwatched-namespace',
+      severity: 'warning',
+      message,
+      file: first.file,
+      line: rawLine + at.line - 1,
+      column: at.column,
+      kind: first.kind,
+      namespace: detach(ns),
+      name: first.name,
+      path: prefix.slice(0, -1),
+    };
+    if (first.source) warning.source = first.source;
+    return [warning];
+  }
+
+  /** A finding as reported, at its key's position (document-relative in pd, the document at rawLine). */
+  private finding({ v: viol, other, immutable }: Found, file: string, rawLine: number, pd: ParsedDocument, prefix: string, source: string | undefined): Finding {
+    // a finding on a List's item as a whole is at `items.N` (at its kind:, as a document's is at its kind:)
+    const path = viol.path ? prefix + viol.path : prefix.slice(0, -1);
+    const at = pd.locate(viol.path ? path : prefix ? `${prefix}kind` : '');
+    let message = viol.message;
+    if (other) {
+      const name = `${other.ref.kind}/${other.ref.name}`;
+      const labelled = other.ref.agent ? `${name} (kagenti.io/agent=${other.ref.agent})` : name;
+      const where = `${labelled} defined at ${other.file}:${other.line}`;
+      message = message.includes(`agent ${labelled}`)
+        ? message.replace(`agent ${labelled}`, `agent ${where}`)
+        : `${message} The other agent: ${where}.`;
+    }
+    if (viol.rule === 'token-review-required' && this.ctx.issuer.classification === 'unknown' && this.ctx.issuerHint)
+      message = message.includes(CONFIG_ISSUER_FIX)
+        ? message.replace(CONFIG_ISSUER_FIX, `${this.ctx.issuerHint}.`)
+        : `${message} ${this.ctx.issuerHint}.`;
+    const finding: Finding = {
+      rule: viol.rule,
+      severity: viol.severity,
+      message: Buffer.from(message, 'utf8').toString('utf8'),
+      file,
+      line: rawLine + at.line - 1,
+      column: at.column,
+      kind: detach(viol.kind),
+      namespace: detach(viol.namespace),
+      name: detach(viol.name),
+      path: detach(path),
+    };
+    if (source) finding.source = detach(source);
+    if (immutable) finding.immutable = true;
+    return finding;
+  }
+}
+
+/** Whether an object names its namespace (metadata.namespace, not empty). */
+function hasNamespace(obj: Record<string, any>): boolean {
+  return isObject(obj.metadata) && typeof obj.metadata.namespace === 'string' && obj.metadata.namespace !== '';
 }
 
 /** Line offset (0-based) of the first content line of a document's text: where `file:line` points for it. */
@@ -671,6 +896,15 @@ async function lintCommand(argv: string[]): Promise<number> {
   }
 
   const inputs = await expandPaths(paths.length ? paths : ['-'], linter.problems);
+  // The Namespace documents of every file first, so that their labels count wherever they are in the input; a stream
+  // (stdin, a pipe) is read once: its agents are held until the input is read, should a Namespace come after them.
+  let regular = true;
+  for (const file of inputs) {
+    const st = file === '-' ? undefined : await stat(file).catch(() => undefined);
+    if (st?.isFile()) await linter.noteNamespacesOf(createReadStream(file, { highWaterMark: 256 * 1024 }));
+    else regular = false;
+  }
+  if (regular) linter.namespacesComplete();
   for (const file of inputs) {
     if (file === '-') await linter.lintStream(STDIN_NAME, process.stdin as AsyncIterable<Buffer>);
     else await linter.lintStream(file, createReadStream(file, { highWaterMark: 256 * 1024 }));

@@ -22,10 +22,17 @@ export { MAX_QUOTED, quoted };
 /** The rules whose action the config sets (policies: deny, warn or off). */
 export type PolicyRule = 'dedicated-service-account' | 'unique-service-account' | 'token-review-value' | 'token-review-required';
 /**
- * Every rule a violation can name: the policy rules, and the injection core's denials and warnings checked on pod
- * templates.
+ * What only lint reports: an object the webhook would check, in a namespace the webhook never sees (its
+ * registrations' namespaceSelector, manifests/base/webhooks.yaml), where nothing is injected or checked.
  */
-export type RuleName = PolicyRule | InjectionRule | InjectionWarning;
+export type LintRule = 'unwatched-namespace';
+/**
+ * Every rule a violation can name: the policy rules, the injection core's denials and warnings checked on pod
+ * templates, and lint's own.
+ */
+export type RuleName = PolicyRule | InjectionRule | InjectionWarning | LintRule;
+/** The namespaces every webhook registration leaves out (namespaceSelector NotIn, manifests/base/webhooks.yaml). */
+export const UNWATCHED_NAMESPACES: readonly string[] = ['kube-system', 'kube-public', 'kube-node-lease', 'kagenti-system'];
 export const RULE_NAMES: readonly PolicyRule[] = [
   'dedicated-service-account',
   'unique-service-account',
