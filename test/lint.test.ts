@@ -455,6 +455,66 @@ test('directories are searched recursively for *.yaml, *.yml and *.json, in sort
   assert.deepEqual(out.summary, { errors: 2, warnings: 0, documents: 2, files: 2 });
 });
 
+test('directories: names starting with . are not entered, --exclude leaves out paths and names, an empty one is an input error', async () => {
+  const dir = tmp();
+  mkdirSync(join(dir, '.github', 'workflows'), { recursive: true });
+  mkdirSync(join(dir, 'charts', 'c', 'templates'), { recursive: true });
+  mkdirSync(join(dir, 'apps'));
+  writeFileSync(join(dir, '.github', 'workflows', 'ci.yml'), 'on: push\njobs: {}\n');
+  writeFileSync(join(dir, 'charts', 'c', 'Chart.yaml'), 'apiVersion: v2\nname: c\n');
+  writeFileSync(join(dir, 'charts', 'c', 'templates', 'd.yaml'), AGENT('t', null));
+  writeFileSync(join(dir, 'apps', 'values.yaml'), 'replicas: 1\n');
+  writeFileSync(join(dir, 'apps', 'a.yaml'), AGENT('a', 'a-sa'));
+  // .github is not searched; Chart.yaml and values.yaml are not Kubernetes objects: exit 2, as documented
+  let r = await runCli([dir, '-o', 'json']);
+  assert.equal(r.code, 2);
+  assert.deepEqual(r.stderr.trim().split('\n').map((l) => l.slice(dir.length + 1).split(':')[0]).sort(), [join('apps', 'values.yaml'), join('charts', 'c', 'Chart.yaml')]);
+  // a directory by its path relative to the argument, a file by its name
+  r = await runCli([dir, '-o', 'json', '--exclude', 'charts', '--exclude', 'values.yaml']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(JSON.parse(String(r.stdout)).summary.files, 1);
+  r = await runCli([dir, '-o', 'json', '--exclude', 'charts/*/Chart.yaml', '--exclude', '**/values.y?ml']);
+  assert.equal(r.code, 1, r.stderr);
+  assert.deepEqual(JSON.parse(String(r.stdout)).violations.map((v: { name: string }) => v.name), ['t']);
+  // the path is relative to the argument it was found under, not to the working directory
+  r = await runCli([join(dir, 'charts'), '-o', 'json', '--exclude', 'c/templates']);
+  assert.equal(r.code, 2);
+  assert.deepEqual(JSON.parse(String(r.stdout)).violations, []);
+  // a file or directory named on the command line is always read
+  r = await runCli([join(dir, '.github'), join(dir, 'apps', 'a.yaml'), '--exclude', 'a.yaml']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /ci\.yml:1:1: error: document 1 is not a Kubernetes object/);
+  assert.match(String(r.stdout), /\(1 document in 2 files\)/);
+  // nothing to read under a directory: exit 2, never a pass
+  mkdirSync(join(dir, 'none'));
+  r = await runCli([join(dir, 'none')]);
+  assert.equal(r.code, 2);
+  assert.equal(r.stderr, `${join(dir, 'none')}: error: no YAML or JSON files under ${join(dir, 'none')} (*.yaml, *.yml, *.json; directories starting with "." and node_modules are not searched)\n`);
+  r = await runCli([join(dir, 'apps'), '--exclude', '*.yaml']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /no YAML or JSON files under .*, nor what --exclude matches\)/);
+  r = await runCli([dir, '--exclude', '[a']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--exclude: unclosed \[ in "\[a"/);
+});
+
+test('--exclude globs: * and ? within a name, ** across directories, [] sets', async () => {
+  const { globToRegExp, excluded } = await import('../webhook/glob.ts');
+  const m = (glob: string, path: string) => excluded(path, [globToRegExp(glob) as RegExp]);
+  assert.equal(m('*.json', 'a/b/package.json'), true); // by name
+  assert.equal(m('a/*.json', 'a/b/package.json'), false);
+  assert.equal(m('a/*/package.json', 'a/b/package.json'), true);
+  assert.equal(m('a/**', 'a/b/c.yaml'), true);
+  assert.equal(m('**/c.yaml', 'c.yaml'), true);
+  assert.equal(m('a/**/c.yaml', 'a/c.yaml'), true);
+  assert.equal(m('v?lues.yaml', 'values.yaml'), true);
+  assert.equal(m('[!v]alues.yaml', 'values.yaml'), false);
+  assert.equal(m('[tv]alues.yaml', 'talues.yaml'), true);
+  assert.equal(m('a.b', 'axb'), false);
+  assert.equal(m('\\*', '*'), true);
+  assert.equal(typeof globToRegExp('[x'), 'string');
+});
+
 test('a directory\'s linked files are linted, as kubectl apply -f reads them', async () => {
   const dir = tmp();
   mkdirSync(join(dir, 'real'));

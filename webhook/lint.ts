@@ -27,6 +27,7 @@ import { agentOf, checkInjection, checkObject, checkUnique, dedicatedDenies, Ren
 import type { LabelSelector, OwnerLookup, OwnerRef } from './identity.ts';
 import { controllerOf, copySelector, identityKey, isDnsLabel, objectName, objectNamespace, orphanWorkload, selectorMatches, templateOwner } from './identity.ts';
 import { isObject } from './json.ts';
+import { excluded, globToRegExp } from './glob.ts';
 
 export type { Finding, LintReport } from './lint-format.ts';
 
@@ -663,15 +664,21 @@ Flags:
       --cluster             read the issuer from the current kubeconfig context's API server
       --config FILE         the webhook's config file (ConfigMap names, rule actions, feature gates)
   -n, --namespace NS        namespace of objects without metadata.namespace (default "default"; with
-                            --post-renderer, $HELM_NAMESPACE when set: the release's namespace)
+                            --post-renderer, $HELM_NAMESPACE when set: the release's namespace). Without it,
+                            such objects of different files are not compared for unique-service-account
+      --exclude GLOB        in a directory, leave out the files and directories whose path relative to that
+                            PATH argument, or whose name, matches GLOB (* ? [abc] within a name, ** across
+                            directories); repeatable. Directories whose names start with '.' and node_modules
+                            are never searched; a PATH named on the command line is always read
   -o, --format FORMAT       text (default), json, sarif or junit
       --strict              warnings count as failures
       --post-renderer       Helm post-renderer: stdin to stdout unchanged when it passes, else report on stderr
       --no-color            no colour in text output (colour is used only on a terminal)
   -h, --help                show this help
 
-Exit codes: 0 no errors, 1 violations, 2 usage, read or parse errors, 141 the reader of the output went
-away (lint ... | head).
+Exit codes: 0 no errors, 1 violations, 2 usage, read or parse errors, a file that is not a Kubernetes
+object, a directory without YAML or JSON files (stdin with no documents is 0), 141 the reader of the output
+went away (lint ... | head).
 `;
 
 const ISSUER_HINT = 'pass --external-issuer, --internal-issuer, --issuer URL or --cluster to lint (or set tokenReview.issuer in --config)';
@@ -724,10 +731,15 @@ export async function clusterIssuer(): Promise<IssuerInfo> {
 
 const EXTENSIONS = /\.(ya?ml|json)$/i;
 
-/** Expands the PATH arguments: files as given, directories recursively (sorted), '-' as stdin. */
-async function expandPaths(paths: string[], problems: InputProblem[]): Promise<string[]> {
+/**
+ * Expands the PATH arguments: files as given, directories recursively (sorted; directories whose names start with
+ * `.` and node_modules are not entered, and what --exclude matches is left out), '-' as stdin. A directory with no
+ * file to read is an input problem.
+ */
+async function expandPaths(paths: string[], problems: InputProblem[], excludes: readonly RegExp[] = []): Promise<string[]> {
   const out: string[] = [];
-  const walk = async (dir: string): Promise<void> => {
+  /** `dir` is `rel` (`/`-separated, '' for the argument itself) under the argument */
+  const walk = async (dir: string, rel: string): Promise<void> => {
     let entries;
     try {
       entries = await readdir(dir, { withFileTypes: true });
@@ -738,9 +750,11 @@ async function expandPaths(paths: string[], problems: InputProblem[]): Promise<s
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const e of entries) {
       const p = join(dir, e.name);
+      const relative = rel ? `${rel}/${e.name}` : e.name;
+      if (excluded(relative, excludes)) continue;
       if (e.isDirectory()) {
-        if (e.name === '.git' || e.name === 'node_modules') continue;
-        await walk(p);
+        if (e.name.startsWith('.') || e.name === 'node_modules') continue;
+        await walk(p, relative);
       } else if (e.isFile() && EXTENSIONS.test(e.name)) out.push(p);
       else if (e.isSymbolicLink() && EXTENSIONS.test(e.name)) {
         // kubectl apply -f DIR reads a linked file as the file; a link to a directory it cannot read.
@@ -769,8 +783,14 @@ async function expandPaths(paths: string[], problems: InputProblem[]): Promise<s
       problems.push({ file: p, message: e.code === 'ENOENT' ? 'no such file or directory' : `cannot read: ${e.message}` });
       continue;
     }
-    if (st.isDirectory()) await walk(p);
-    else out.push(p);
+    if (st.isDirectory()) {
+      const before = out.length;
+      const problemsBefore = problems.length;
+      await walk(p, '');
+      // a directory that yields nothing would read as a pass: a wrong path, or everything excluded
+      if (out.length === before && problems.length === problemsBefore)
+        problems.push({ file: p, message: `no YAML or JSON files under ${p} (*.yaml, *.yml, *.json; directories starting with "." and node_modules are not searched${excludes.length ? ', nor what --exclude matches' : ''})` });
+    } else out.push(p);
   }
   return out;
 }
@@ -824,6 +844,7 @@ async function lintCommand(argv: string[]): Promise<number> {
         cluster: { type: 'boolean' },
         config: { type: 'string' },
         namespace: { type: 'string', short: 'n' },
+        exclude: { type: 'string', multiple: true },
         format: { type: 'string', short: 'o' },
         strict: { type: 'boolean' },
         'post-renderer': { type: 'boolean' },
@@ -895,7 +916,14 @@ async function lintCommand(argv: string[]): Promise<number> {
     return code;
   }
 
-  const inputs = await expandPaths(paths.length ? paths : ['-'], linter.problems);
+  const excludes: RegExp[] = [];
+  for (const glob of f.exclude ?? []) {
+    if (glob === '') throw new LintUsageError('--exclude needs a glob (it was given an empty value)');
+    const re = globToRegExp(glob);
+    if (typeof re === 'string') throw new LintUsageError(`--exclude: ${re}`);
+    excludes.push(re);
+  }
+  const inputs = await expandPaths(paths.length ? paths : ['-'], linter.problems, excludes);
   // The Namespace documents of every file first, so that their labels count wherever they are in the input; a stream
   // (stdin, a pipe) is read once: its agents are held until the input is read, should a Namespace come after them.
   let regular = true;
