@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
-import { BAIL, DocumentSplitter, ParsedDocument, fastParse, fullParse, readDocuments, splitDocuments } from '../webhook/manifest-stream.ts';
+import { BAIL, DocumentSplitter, InputError, ManifestParseError, ParsedDocument, fastParse, fullParse, readDocuments, splitDocuments } from '../webhook/manifest-stream.ts';
 import { KUBECTL_YAML } from '../webhook/kubectl-yaml.ts';
 
 function full(text: string): unknown {
@@ -68,7 +68,7 @@ test('literal block scalars: clip, strip, keep, more-indented lines, blank lines
 });
 
 test('the splitter gives the same documents and lines whatever the chunk boundaries', () => {
-  const stream = '---\n# Source: a\nx: 1\n---\n--- |\n  lit\n...\n# after end\ny: 2\n----not-a-marker: 3\n---   # comment\nz: |\n  ---not a marker when indented\n---\r\nw: 4\r\n';
+  const stream = '---\n# Source: a\nx: 1\n---\n---\n|\n  lit\n...\n# after end\ny: 2\n-- -not-a-marker: 3\n---   # comment\nz: |\n  ---not a marker when indented\n---#c\r\nw: 4\r\n';
   const whole = splitDocuments(stream).map((d) => [d.line, d.text]);
   fc.assert(
     fc.property(fc.array(fc.integer({ min: 1, max: stream.length }), { maxLength: 8 }), (cuts) => {
@@ -88,11 +88,56 @@ test('the splitter gives the same documents and lines whatever the chunk boundar
     [1, ''],
     [2, '# Source: a\nx: 1\n'],
     [5, ''],
-    [5, '--- |\n  lit\n'],
-    [8, '# after end\ny: 2\n----not-a-marker: 3\n'],
-    [12, 'z: |\n  ---not a marker when indented\n'],
-    [15, 'w: 4\r\n'],
+    [6, '|\n  lit\n'],
+    [9, '# after end\ny: 2\n-- -not-a-marker: 3\n'],
+    [13, 'z: |\n  ---not a marker when indented\n'],
+    [16, 'w: 4\r\n'],
   ]);
+});
+
+test('the splitter refuses content after a line\'s leading --- as kubectl does, at its position; a comment may follow', () => {
+  for (const [stream, line, column, shown] of [
+    ['a: 1\n--- {apiVersion: v1, kind: ConfigMap}\n', 2, 5, '{apiVersion: v1, kind: ConfigMap}'],
+    ['a: 1\n----\nb: 2\n', 2, 4, '-'],
+    ['--- |\n  lit\n', 1, 5, '|'],
+    ['---\t!!map\n', 1, 5, '!!map'],
+    ['---x: 1\n', 1, 4, 'x: 1'],
+  ] as const) {
+    assert.throws(
+      () => splitDocuments(stream),
+      (err: unknown) => {
+        assert.ok(err instanceof InputError);
+        assert.deepEqual([err.line, err.column], [line, column]);
+        assert.equal(err.message, `kubectl refuses the file: "invalid Yaml document separator: ${shown}" (only spaces and a comment may follow a line's leading ---). Fix: start the document on the line after ---`);
+        return true;
+      },
+      stream,
+    );
+  }
+  assert.deepEqual(splitDocuments('--- # c\na: 1\n---#d\nb: 2\n---  \n').map((d) => d.text), ['', 'a: 1\n', 'b: 2\n', '']);
+});
+
+test('keys kubectl cannot make a string of are input errors at the key; others become the strings kubectl makes', () => {
+  for (const [text, line, column, why] of [
+    ['metadata:\n  labels:\n    ? {a: b}\n    : c\n', 3, 7, 'a mapping as a key'],
+    ['data: {~: a}\n', 1, 8, 'the null key ~'],
+    ['data:\n  [a]: b\n', 2, 3, 'a sequence as a key'],
+    ['metadata:\n  name: {{ .Release.Name }}\n', 2, 10, 'a mapping as a key'],
+  ] as const) {
+    assert.throws(
+      () => ParsedDocument.parse(text),
+      (err: unknown) => {
+        assert.ok(err instanceof ManifestParseError, String(err));
+        assert.deepEqual([err.line, err.column], [line, column], text);
+        assert.match(err.message, new RegExp(`^not valid for kubectl: ${why.replace(/[[\]{}.]/g, '\\$&')}, which kubectl cannot read`));
+        return true;
+      },
+    );
+  }
+  // (kubectl patch --local -o json, 1.32: 99999999999999999999 is the key "1e+20")
+  assert.deepEqual(ParsedDocument.parse('data:\n  1.5e10: a\n  y: b\n  "~": c\n  99999999999999999999: d\n').value, {
+    data: { '1.5e+10': 'a', true: 'b', '~': 'c', '1e+20': 'd' },
+  });
 });
 
 test('positions: fast and full paths give the same line and column for every key', () => {

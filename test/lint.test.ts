@@ -498,6 +498,25 @@ test('directories: names starting with . are not entered, --exclude leaves out p
   assert.match(r.stderr, /--exclude: unclosed \[ in "\[a"/);
 });
 
+test('YAML kubectl refuses is an input error: a mapping or null key, content after ---; no warning from Node', () => {
+  const dir = tmp();
+  const cases: [string, string, RegExp][] = [
+    ['mapkey.yaml', 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  labels:\n    ? {a: b}\n    : c\n', /mapkey\.yaml:6:7: error: not valid for kubectl: a mapping as a key, /],
+    ['nullkey.yaml', 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata: {~: a}\n', /nullkey\.yaml:4:8: error: not valid for kubectl: the null key ~, /],
+    ['flowsep.yaml', '--- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n', /flowsep\.yaml:1:5: error: kubectl refuses the file: "invalid Yaml document separator: \{apiVersion/],
+  ];
+  for (const [name, text, re] of cases) {
+    writeFileSync(join(dir, name), text);
+    const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'kagenti-webhook.js'), 'lint', join(dir, name)], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+    assert.equal(r.status, 2, r.stdout);
+    assert.match(r.stderr, re);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr); // no "Keys with collection values will be stringified"
+  }
+  // a comment after --- is fine
+  writeFileSync(join(dir, 'ok.yaml'), '--- # Source: c/templates/x.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n');
+  assert.equal(spawnSync(process.execPath, [join(ROOT, 'bin', 'kagenti-webhook.js'), 'lint', join(dir, 'ok.yaml')]).status, 0);
+});
+
 test('--exclude globs: * and ? within a name, ** across directories, [] sets', async () => {
   const { globToRegExp, excluded } = await import('../webhook/glob.ts');
   const m = (glob: string, path: string) => excluded(path, [globToRegExp(glob) as RegExp]);

@@ -676,9 +676,9 @@ Flags:
       --no-color            no colour in text output (colour is used only on a terminal)
   -h, --help                show this help
 
-Exit codes: 0 no errors, 1 violations, 2 usage, read or parse errors, a file that is not a Kubernetes
-object, a directory without YAML or JSON files (stdin with no documents is 0), 141 the reader of the output
-went away (lint ... | head).
+Exit codes: 0 no errors, 1 violations, 2 usage, read or parse errors (a file that is not a Kubernetes
+object, a directory without YAML or JSON files; stdin with no documents is 0), 141 the reader of the output went
+away (lint ... | head).
 `;
 
 const ISSUER_HINT = 'pass --external-issuer, --internal-issuer, --issuer URL or --cluster to lint (or set tokenReview.issuer in --config)';

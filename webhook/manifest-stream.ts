@@ -15,12 +15,12 @@
 import { TextDecoder } from 'node:util';
 import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import type { Document, Node as YamlNode } from 'yaml';
-import { aliasProblem, findValue, goYamlNumber, jsonNumberPastFloat64, KUBECTL_YAML } from './kubectl-yaml.ts';
+import { aliasProblem, findValue, goYamlNumber, jsonNumberPastFloat64, KUBECTL_YAML, stringifyKeys } from './kubectl-yaml.ts';
 import { oneLine } from './json.ts';
 
 export const MiB = 1024 * 1024;
 
-/** One document of a stream: its text (without the `---` line, unless that line holds content). */
+/** One document of a stream: its text (without the `---` line). */
 export interface RawDocument {
   text: string;
   /** 1-based line of `text`'s first line in the whole stream */
@@ -61,8 +61,9 @@ function countNewlines(s: string, from = 0, to = s.length): number {
   return n;
 }
 
-// A document marker at the start of a line: `---` or `...`, then whitespace or the end of the line.
-const MARKER = /^(?:---|\.\.\.)(?=[ \t\r\n]|$)/gm;
+// A document marker at the start of a line: `---` or `...`, then whitespace or the end of the line; and any other line
+// that starts with `---` (`----`, `---x`), which kubectl's reader takes for a separator too (and refuses, below).
+const MARKER = /^(?:---|\.\.\.)(?=[ \t\r\n]|$)|^---/gm;
 
 function sizeText(chars: number): string {
   return chars >= MiB ? `${Math.round(chars / MiB)} MiB` : `${Math.round(chars / 1024)} KiB`;
@@ -221,16 +222,21 @@ export class DocumentSplitter {
       }
       const text = buf.slice(this.docStart, p);
       const markerLine = this.docLine + countNewlines(text);
-      out.push({ text, line: this.docLine, index: this.index++ });
-      // `--- <content>` (a tag, a block scalar header, a flow node): the content belongs to the next document
+      // `--- <content>` (a flow mapping, a tag, a block scalar header), `----`: kubectl's reader (apimachinery's
+      // YAMLReader) allows only spaces and a comment after the `---` that starts a line, and refuses the file
       const rest = buf.slice(p + 3, e).trim();
       if (m[0] === '---' && rest !== '' && !rest.startsWith('#')) {
-        this.docStart = p;
-        this.docLine = markerLine;
-      } else {
-        this.docStart = Math.min(e + 1, buf.length);
-        this.docLine = markerLine + 1;
+        const column = buf.slice(p + 3, e).search(/\S/) + 4;
+        const shown = rest.length > 40 ? `${rest.slice(0, 40)}…` : rest;
+        throw new InputError(
+          `kubectl refuses the file: "invalid Yaml document separator: ${shown}" (only spaces and a comment may follow a line's leading ---). Fix: start the document on the line after ---`,
+          markerLine,
+          column,
+        );
       }
+      out.push({ text, line: this.docLine, index: this.index++ });
+      this.docStart = Math.min(e + 1, buf.length);
+      this.docLine = markerLine + 1;
       this.scanFrom = Math.min(e + 1, buf.length);
       MARKER.lastIndex = this.scanFrom;
       if (e >= buf.length) {
@@ -889,6 +895,17 @@ export function fullParse(text: string, json = false): FullParse {
   if (huge) {
     const at = lc.linePos(huge.node.range?.[0] ?? 0);
     throw new ManifestParseError(huge.message, at.line, at.col);
+  }
+  // keys as kubectl reads them: every key a string (`1.5e10` is "1.5e+10"), and a mapping, sequence or null key, which
+  // kubectl cannot make one of, refused ("error converting YAML to JSON"); JSON keys are strings already
+  const badKey = json ? undefined : stringifyKeys(doc);
+  if (badKey) {
+    const at = lc.linePos(badKey.node.range?.[0] ?? 0);
+    throw new ManifestParseError(
+      `not valid for kubectl: ${badKey.why}, which kubectl cannot read (it makes every key a string and has none for this one: "error converting YAML to JSON"). Fix: write the key as a string, quoted if it looks like null or a number`,
+      at.line,
+      at.col,
+    );
   }
   // aliases: what kubectl refuses (an anchor containing itself, an alias bomb), before anything is expanded; then no
   // count of uses (a hundred uses of one anchor are fine for kubectl), the size being bounded by that check
