@@ -23,7 +23,8 @@ describe('golden outputs', { concurrency: 4 }, () => {
 for (const c of CASES)
   for (const format of FORMATS)
     test(`golden: ${c.name} as ${format}`, async () => {
-      const r = await runCli([...c.args, '--format', format]);
+      // SARIF URIs relative to the repository (the working directory), wherever a CI's GITHUB_WORKSPACE is
+      const r = await runCli([...c.args, '--format', format], { env: { GITHUB_WORKSPACE: '' } });
       assert.equal(r.stderr, '');
       assert.equal(r.code, c.exit);
       const file = `${GOLDEN}${c.name}.${EXT[format]}`;

@@ -517,6 +517,32 @@ test('YAML kubectl refuses is an input error: a mapping or null key, content aft
   assert.equal(spawnSync(process.execPath, [join(ROOT, 'bin', 'kagenti-webhook.js'), 'lint', join(dir, 'ok.yaml')]).status, 0);
 });
 
+test('SARIF artifact URIs: relative to GITHUB_WORKSPACE, else to the working directory, else file://; stdin has none', async () => {
+  const { artifactUri } = await import('../webhook/lint-format.ts');
+  const cwd = join(tmpdir(), 'ws', 'sub');
+  assert.equal(artifactUri(join(cwd, 'a b.yaml'), { cwd }), 'a%20b.yaml');
+  assert.equal(artifactUri('x/y.yaml', { cwd }), 'x/y.yaml');
+  assert.equal(artifactUri('./y.yaml', { cwd }), 'y.yaml');
+  assert.equal(artifactUri('../y.yaml', { cwd }), `file://${join(tmpdir(), 'ws', 'y.yaml')}`);
+  assert.equal(artifactUri('../y.yaml', { cwd, workspace: join(tmpdir(), 'ws') }), 'y.yaml');
+  assert.equal(artifactUri('z.yaml', { cwd, workspace: join(tmpdir(), 'ws') }), 'sub/z.yaml');
+  // a workspace the file is not under: the working directory
+  assert.equal(artifactUri('z.yaml', { cwd, workspace: join(tmpdir(), 'other') }), 'z.yaml');
+  assert.equal(artifactUri('/etc/k.yaml', { cwd }), 'file:///etc/k.yaml');
+  assert.equal(artifactUri('<stdin>', { cwd }), undefined);
+  // through the CLI: an absolute path in the workspace, and stdin (no physicalLocation: it needs an artifactLocation)
+  const dir = tmp();
+  mkdirSync(join(dir, 'm'));
+  writeFileSync(join(dir, 'm', 'a.yaml'), AGENT('a', null));
+  let r = await runCli([join(dir, 'm', 'a.yaml'), '-o', 'sarif'], { env: { GITHUB_WORKSPACE: dir } });
+  let loc = JSON.parse(String(r.stdout)).runs[0].results[0].locations[0];
+  assert.deepEqual(loc.physicalLocation, { artifactLocation: { uri: 'm/a.yaml' }, region: { startLine: 11, startColumn: 5 } });
+  r = await runCli(['-', '-o', 'sarif'], { stdin: AGENT('a', null), env: { GITHUB_WORKSPACE: dir } });
+  loc = JSON.parse(String(r.stdout)).runs[0].results[0].locations[0];
+  assert.equal(loc.physicalLocation, undefined);
+  assert.equal(loc.logicalLocations[0].name, 'Deployment/agents/a');
+});
+
 test('--exclude globs: * and ? within a name, ** across directories, [] sets', async () => {
   const { globToRegExp, excluded } = await import('../webhook/glob.ts');
   const m = (glob: string, path: string) => excluded(path, [globToRegExp(glob) as RegExp]);

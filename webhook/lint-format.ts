@@ -3,6 +3,11 @@
 import type { RuleName, Severity } from './rules.ts';
 import { INJECTION_WARNINGS } from './config.ts';
 import { VERSION } from './version.ts';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+/** The file name findings read from stdin have. */
+export const STDIN_NAME = '<stdin>';
 
 export const FORMATS = ['text', 'json', 'sarif', 'junit'] as const;
 export type Format = (typeof FORMATS)[number];
@@ -248,17 +253,41 @@ function problemJson(p: InputProblem): { file: string; line: number | null; colu
   return { file: p.file, line: p.line ?? null, column: p.line !== undefined ? (p.column ?? 1) : null, message: p.message };
 }
 
-/** A file name as a SARIF artifact URI: relative paths stay relative (to the checkout), separators are `/`. */
-function artifactUri(file: string): string {
-  const p = file.replace(/\\/g, '/').replace(/^\.\//, '');
-  return p
-    .split('/')
-    .map((seg) => encodeURIComponent(seg))
-    .join('/');
+/** Where SARIF's relative artifact URIs start: the checkout (GITHUB_WORKSPACE) when set, else the working directory. */
+export interface SarifBase {
+  cwd: string;
+  workspace?: string;
+}
+
+/**
+ * A file name as a SARIF artifact URI: relative to the workspace when the file is under it (code scanning resolves a
+ * relative URI against the checkout), else relative to the working directory when under it, else an absolute file://
+ * URI; undefined for stdin, which has none. Relative URIs have `/` separators and percent-encoded names.
+ */
+export function artifactUri(file: string, base: SarifBase): string | undefined {
+  if (file === STDIN_NAME) return undefined;
+  const abs = resolve(base.cwd, file);
+  for (const root of [base.workspace, base.cwd]) {
+    if (!root) continue;
+    const rel = relative(resolve(base.cwd, root), abs);
+    if (rel === '' || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) continue;
+    return rel
+      .split(sep)
+      .map((seg) => encodeURIComponent(seg))
+      .join('/');
+  }
+  return pathToFileURL(abs).href;
+}
+
+/** A SARIF physicalLocation of a file, or nothing for stdin (a physicalLocation needs an artifactLocation). */
+function physical(file: string, base: SarifBase, region: Record<string, number> | undefined): Record<string, unknown> {
+  const uri = artifactUri(file, base);
+  if (uri === undefined) return {};
+  return { physicalLocation: { artifactLocation: { uri }, ...(region ? { region } : {}) } };
 }
 
 /** SARIF 2.1.0, for GitHub code scanning (`github/codeql-action/upload-sarif`) and other SARIF viewers. */
-export function formatSarif(r: LintReport): string {
+export function formatSarif(r: LintReport, base: SarifBase = { cwd: process.cwd() }): string {
   const results = r.findings.map((f) => {
     const result: Record<string, unknown> = {
       ruleId: f.rule,
@@ -267,10 +296,7 @@ export function formatSarif(r: LintReport): string {
       message: { text: f.message },
       locations: [
         {
-          physicalLocation: {
-            artifactLocation: { uri: artifactUri(f.file) },
-            region: { startLine: f.line, startColumn: f.column },
-          },
+          ...physical(f.file, base, { startLine: f.line, startColumn: f.column }),
           logicalLocations: [{ name: `${f.kind}/${f.namespace}/${f.name}`, fullyQualifiedName: `${f.kind}/${f.namespace}/${f.name}.${f.path}`, kind: 'object' }],
         },
       ],
@@ -312,14 +338,9 @@ export function formatSarif(r: LintReport): string {
                   toolExecutionNotifications: r.problems.map((p) => ({
                     level: 'error',
                     message: { text: p.message },
-                    locations: [
-                      {
-                        physicalLocation: {
-                          artifactLocation: { uri: artifactUri(p.file) },
-                          ...(p.line !== undefined ? { region: { startLine: p.line, startColumn: p.column ?? 1 } } : {}),
-                        },
-                      },
-                    ],
+                    ...(artifactUri(p.file, base) !== undefined
+                      ? { locations: [physical(p.file, base, p.line !== undefined ? { startLine: p.line, startColumn: p.column ?? 1 } : undefined)] }
+                      : {}),
                   })),
                 },
               ],
@@ -414,12 +435,12 @@ export function formatJunit(r: LintReport): string {
   );
 }
 
-export function formatReport(format: Format, r: LintReport, opts: { color?: boolean } = {}): string {
+export function formatReport(format: Format, r: LintReport, opts: { color?: boolean; sarif?: SarifBase } = {}): string {
   switch (format) {
     case 'json':
       return formatJson(r);
     case 'sarif':
-      return formatSarif(r);
+      return formatSarif(r, opts.sarif);
     case 'junit':
       return formatJunit(r);
     default:

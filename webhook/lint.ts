@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Config } from './config.ts';
 import { ConfigError, loadConfig } from './config.ts';
-import type { Finding, FileSummary, Format, InputProblem, LintReport } from './lint-format.ts';
-import { FORMATS, formatReport, problemAt, summarize } from './lint-format.ts';
+import type { Finding, FileSummary, Format, InputProblem, LintReport, SarifBase } from './lint-format.ts';
+import { FORMATS, formatReport, problemAt, STDIN_NAME, summarize } from './lint-format.ts';
 import type { RawDocument, SplitLimits } from './manifest-stream.ts';
 import {
   DEFAULT_LIMITS,
@@ -795,7 +795,7 @@ async function expandPaths(paths: string[], problems: InputProblem[], excludes: 
   return out;
 }
 
-export const STDIN_NAME = '<stdin>';
+export { STDIN_NAME };
 
 function problemLine(p: InputProblem): string {
   return `${problemAt(p)}: error: ${p.message}\n`;
@@ -815,6 +815,11 @@ function write(stream: NodeJS.WritableStream, data: string | Buffer): Promise<vo
     if (data.length === 0) return resolve();
     stream.write(data, () => resolve());
   });
+}
+
+/** SARIF URIs are relative to the checkout on GitHub Actions (GITHUB_WORKSPACE), else to the working directory. */
+function sarifBase(): SarifBase {
+  return { cwd: process.cwd(), ...(process.env.GITHUB_WORKSPACE ? { workspace: process.env.GITHUB_WORKSPACE } : {}) };
 }
 
 export async function runLint(argv: string[]): Promise<number> {
@@ -910,7 +915,7 @@ async function lintCommand(argv: string[]): Promise<number> {
     for (const p of linter.problems) process.stderr.write(problemLine(p));
     if (linter.findings.length) {
       const color = format === 'text' && !f['no-color'] && !process.env.NO_COLOR && !!process.stderr.isTTY;
-      process.stderr.write(formatReport(format, linter.report(strict), { color }));
+      process.stderr.write(formatReport(format, linter.report(strict), { color, sarif: sarifBase() }));
     }
     if (code === 0) await write(process.stdout, Buffer.concat(kept));
     return code;
@@ -939,6 +944,6 @@ async function lintCommand(argv: string[]): Promise<number> {
   }
   for (const p of linter.problems) process.stderr.write(problemLine(p));
   const color = format === 'text' && !f['no-color'] && !process.env.NO_COLOR && !!process.stdout.isTTY;
-  await write(process.stdout, formatReport(format, linter.report(strict), { color }));
+  await write(process.stdout, formatReport(format, linter.report(strict), { color, sarif: sarifBase() }));
   return linter.exitCode(strict);
 }
