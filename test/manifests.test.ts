@@ -14,6 +14,7 @@ import { run as celRun, type CelInput } from '@bufbuild/cel';
 import { parseConfig } from '../webhook/config.ts';
 import { checkCertificateDir, generateCertificates, serviceDnsNames, writeCertificates } from '../webhook/certs.ts';
 import { BIN, ROOT } from './helpers.ts';
+import { UNWATCHED_NAMESPACES } from '../webhook/rules.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- rendered Kubernetes objects
 type Obj = any;
@@ -413,6 +414,8 @@ for (const overlay of OVERLAYS) {
       const excluded = w.namespaceSelector.matchExpressions.find((e: Obj) => e.key === 'kubernetes.io/metadata.name' && e.operator === 'NotIn');
       assert.ok(excluded, `${w.name} namespaceSelector`);
       for (const ns of EXCLUDED) assert.ok(excluded.values.includes(ns), `${w.name} excludes ${ns}`);
+      // lint's unwatched-namespace names exactly these
+      assert.deepEqual([...excluded.values].sort(), [...UNWATCHED_NAMESPACES].sort(), `${w.name}: UNWATCHED_NAMESPACES (rules.ts)`);
       assert.deepEqual(w.clientConfig.service, { name: SERVICE, namespace: NS, path: w.clientConfig.service.path, port: 443 });
       assert.equal(w.clientConfig.url, undefined);
       for (const r of w.rules) {
