@@ -6,6 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AdmissionRequest } from '../webhook/admission.ts';
 import { configFromObject } from '../webhook/config.ts';
+import { KubeConfig } from '@kubernetes/client-node';
+import { ClusterState } from '../webhook/cluster.ts';
 import { cronJobJobName } from '../webhook/identity.ts';
 import { ADMITTED_TTL_MS } from '../webhook/rules.ts';
 import { registry } from '../webhook/metrics.ts';
@@ -214,6 +216,52 @@ test('two agents on one ServiceAccount sent back to back (kubectl apply -f dir/)
   } finally {
     await close();
   }
+});
+
+test('admitted claims: a controller\'s pod is not remembered (its name is filled in at /validate); an UPDATE that moves an agent and moves it back leaves no claim behind', async () => {
+  const { api, svc, close } = await setup(seedBasics);
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    await api.waitForWatch(PATHS.deployments);
+    // a pod of Deployment e as /validate sees it: generateName, and the name the API server generated already
+    const e = deployment('e', 'sa4');
+    assert.equal(svc.validate(deploymentRequest(e)).response.allowed, true);
+    const pod: any = depPod('e', '5f6d7c8b9a', 'aaaaa', 'sa4');
+    const podReq: AdmissionRequest = { uid: `u${++uid}`, kind: { group: '', version: 'v1', kind: 'Pod' }, operation: 'CREATE', namespace: 'team-a', name: pod.metadata.name, object: { kind: 'Pod', ...pod } };
+    assert.equal(svc.validate(podReq).response.allowed, true);
+    // e is created, then deleted; its pod never was (a ResourceQuota refused it after the webhooks)
+    api.emit(PATHS.deployments, 'ADDED', e);
+    api.emit(PATHS.deployments, 'DELETED', e);
+    await until(() => svc.validate({ ...deploymentRequest(deployment('f', 'sa4')), dryRun: true }).response.allowed, 'sa4 free once e is deleted');
+
+    // weather is cached on weather-sa: moved to sa5 and back before the cache hears of either
+    const moved = svc.validate({ ...deploymentRequest(deployment('weather', 'sa5'), 'UPDATE'), oldObject: { apiVersion: 'apps/v1', kind: 'Deployment', ...deployment('weather', 'weather-sa') } });
+    assert.equal(moved.response.allowed, true, JSON.stringify(moved.response));
+    assert.equal(svc.validate({ ...deploymentRequest(deployment('g', 'sa5')), dryRun: true }).response.allowed, false, 'weather claims sa5 now');
+    const back = svc.validate({ ...deploymentRequest(deployment('weather', 'weather-sa'), 'UPDATE'), oldObject: { apiVersion: 'apps/v1', kind: 'Deployment', ...deployment('weather', 'sa5') } });
+    assert.equal(back.response.allowed, true, JSON.stringify(back.response));
+    assert.equal(svc.validate({ ...deploymentRequest(deployment('g', 'sa5')), dryRun: true }).response.allowed, true, 'weather no longer claims sa5');
+  } finally {
+    await close();
+  }
+});
+
+test('admitted claims are capped: noting one already remembered evicts nothing; past the cap the oldest go first', () => {
+  const state = new ClusterState({ kubeConfig: new KubeConfig(), config: configFromObject({}), log: pino({ level: 'silent' }) });
+  const ref = (name: string) => ({ kind: 'Deployment', name, namespace: 'ns', serviceAccount: 'sa' });
+  for (let i = 0; i < 10_000; i++) state.noteAdmitted('Deployment', 'ns', `d${i}`, ref(`d${i}`));
+  const names = () => new Set(state.claimsOn('ns', 'sa').map((r) => r.name));
+  assert.equal(names().size, 10_000);
+  state.noteAdmitted('Deployment', 'ns', 'd5000', ref('d5000'));
+  assert.equal(names().size, 10_000);
+  assert.ok(names().has('d0'), 'the oldest stays: nothing was added');
+  state.noteAdmitted('Deployment', 'ns', 'new', ref('new'));
+  const after = names();
+  assert.equal(after.size, 10_000);
+  assert.ok(after.has('new') && !after.has('d0') && after.has('d1'));
+  // a controller's pod (its claim is its workload's) is never remembered
+  state.noteAdmitted('Pod', 'ns', 'p-abc12', { ...ref('p'), source: { kind: 'Pod', name: 'p-abc12' } });
+  assert.ok(!names().has('p'));
 });
 
 test('Job pods of a CronJob resolve to the CronJob through the cached Job', async () => {

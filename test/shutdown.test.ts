@@ -139,6 +139,8 @@ test('SIGHUP is logged and ignored (the config is read at start only): the serve
   const { ca, args } = await certDir(t);
   const proc = await startServerProcess([...args, '--drain-seconds', '0']);
   t.after(() => proc.kill('SIGKILL'));
+  // (the log is written in batches: the line may reach us after /healthz answers)
+  await waitFor(() => /"msg":"listening"/.test(proc.output()), 'the listening line');
   assert.match(proc.output(), /"version":"\d+\.\d+\.\d+[^"]*".*"msg":"listening"/);
   const metrics = (await probeGet(proc.probePort, '/metrics')).text;
   assert.match(metrics, /^kagenti_webhook_build_info\{version="\d+\.\d+\.\d+[^"]*"\} 1$/m);

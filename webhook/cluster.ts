@@ -344,6 +344,8 @@ const WATCH_SERVER_TIMEOUT_S = [60, 90] as const;
  * README's stale-cache alert (300 s) for a connection that died without a close.
  */
 const WATCH_CLIENT_TIMEOUT_MS = 120_000;
+/** A watch connected this long before a clean end was ended by the API server's timeout, not refused at once. */
+const CLEAN_END_AFTER_MS = 10_000;
 
 type Callback = (obj: KubeObject) => void;
 
@@ -412,13 +414,18 @@ class ResilientInformer {
       ) => {
         let ended = false;
         let connected = false;
+        let connectedAt = 0;
         const end = (err: unknown) => {
           if (ended) return;
           ended = true;
           this.staleSince ??= Date.now();
+          // A clean end of a watch that stayed connected is the API server's timeoutSeconds: reconnect at once.
+          // client-node doubles its reconnect delay (up to 30 s) at each clean end that brought no event (an
+          // event or a BOOKMARK resets it), so without bookmarks a quiet watch would lag by up to 30 s.
+          if (err == null && connected && Date.now() - connectedAt >= CLEAN_END_AFTER_MS) (this.lw as unknown as { reconnectDelayMs: number }).reconnectDelayMs = 0;
           // client-node takes every timeout for a quiet reconnect, and so it is once connected (a quiet resource).
           // A request that got no response headers at all is an API server or load balancer that accepts and never
-          // answers: a failure, logged and backed off, not a silent reconnect every 30 s.
+          // answers: a failure, logged and backed off, not a silent reconnect at every timeout.
           if (!connected && (err as { name?: unknown } | null)?.name === 'TimeoutError')
             err = new Error(`the watch request got no response within ${answerWithinS} s`);
           try {
@@ -442,14 +449,16 @@ class ResilientInformer {
             if (phase === 'ERROR' && obj.code !== 410) {
               // client-node acts on a 410 Status only (it relists) and ignores any other: the stream then ends
               // cleanly and the watch resumes from the same resourceVersion, over and over, with nothing logged and
-              // the cache age back to 0 at each reconnect. A resourceVersion the API server has not reached (an etcd
-              // restored from a backup) never becomes valid: relist, as for a 410. Any other Status ends the watch
-              // as failed (logged, in /readyz's errors, backoff).
+              // the cache age back to 0 at each reconnect. So any other Status ends the watch as failed (logged, in
+              // /readyz's errors, backoff). One saying the API server is behind the watch's resourceVersion (one API
+              // server whose cache lags the others, or an etcd restored from a backup, where it never catches up)
+              // also forgets that resourceVersion, so the restart after the backoff lists again.
               const msg = oneLine(`${typeof obj.code === 'number' ? `${obj.code} ` : ''}${typeof obj.reason === 'string' ? `${obj.reason}: ` : ''}${typeof obj.message === 'string' ? obj.message : 'no message'}`).slice(0, 500);
               const causes = isObject(obj.details) && Array.isArray(obj.details.causes) ? obj.details.causes : [];
               if (causes.some((c: unknown) => isObject(c) && c.reason === 'ResourceVersionTooLarge') || /too large resource version/i.test(msg)) {
-                this.log.warn({ resource: spec.id, verb: 'watch', err: msg }, `cluster cache: the API server is behind the watch's resourceVersion (restored from a backup?); listing ${spec.rbac} again`);
-                end(Object.assign(new Error(msg), { code: 410 }));
+                // (ListWatch's field: the resourceVersion it resumes from; empty, its restart lists first)
+                (this.lw as unknown as { resourceVersion: string }).resourceVersion = '';
+                end(new Error(`the API server is behind the watch's resourceVersion (an API server whose cache lags, or an etcd restored from a backup); listing again after the backoff: ${msg}`));
               } else end(Object.assign(new Error(`the API server ended the watch with an ERROR event: ${msg}`), typeof obj.code === 'number' ? { code: obj.code } : {}));
               return;
             }
@@ -477,6 +486,7 @@ class ResilientInformer {
         }
         if (!ended) {
           connected = true;
+          connectedAt = Date.now();
           this.healthy(); // the watch is connected: the cache is current again
         }
         return ctl;
@@ -691,7 +701,7 @@ export interface ClusterStateOptions {
   pageSize?: number;
   /** the most a list page may hold, in bytes (default PAGE_BYTES; tests set less) */
   pageBytes?: number;
-  /** client-node's watch timeouts (response headers; then inactivity), default 30 s (tests set less) */
+  /** client-node's watch timeouts (response headers; then inactivity), default WATCH_CLIENT_TIMEOUT_MS (tests set less) */
   watchTimeoutMs?: number;
 }
 
@@ -899,13 +909,18 @@ export class ClusterState {
   /**
    * An agent `/validate` has just admitted (a CREATE, or an UPDATE onto this ServiceAccount; never a dry run): a
    * claim until the informer's event for that object arrives, or ADMITTED_TTL_MS (an object another admission
-   * step refused after us is never stored, and is forgotten then). Only objects with a name: a pod of a
-   * controller (generateName) is its workload's, which was admitted or cached before it.
+   * step refused after us is never stored, and is forgotten then). Only objects with a name, and not a
+   * controller's pods.
    */
   noteAdmitted(kind: string, namespace: string, name: string, ref: AgentRef): void {
-    if (!name) return;
+    // A pod of a controller (its claim is its workload's, `source` set) is not remembered: its workload was admitted
+    // or cached before it. At /validate a generated name is already filled in, so such pods do have a name; one the
+    // API server then refuses (a ResourceQuota, another validating webhook) would hold its workload's claim.
+    if (!name || ref.source) return;
     const key = `${kind}\u0000${namespace}\u0000${name}`;
     const claim = claimKey(ref.namespace, ref.serviceAccount);
+    // what it claimed before this admission (an UPDATE that moved it, and another back) is not its claim now
+    this.forgetAdmitted(key);
     if (this.claimOf.get(key) === claim) return; // the cache holds it on this ServiceAccount already
     const now = Date.now();
     // expired ones first (the oldest are first in the map), then the oldest over the cap
@@ -913,9 +928,7 @@ export class ClusterState {
       if (a.until > now && this.admitted.size < ADMITTED_MAX) break;
       this.forgetAdmitted(k);
     }
-    this.forgetAdmitted(key);
-    const { source: _source, ...own } = ref;
-    this.admitted.set(key, { claim, ref: { ...own, recent: true }, until: now + ADMITTED_TTL_MS });
+    this.admitted.set(key, { claim, ref: { ...ref, recent: true }, until: now + ADMITTED_TTL_MS });
     let set = this.admittedOn.get(claim);
     if (!set) this.admittedOn.set(claim, (set = new Set()));
     set.add(key);

@@ -99,7 +99,7 @@ export interface ValidationOptions {
   helmCheckMs?: number;
   /** The most one list page of the cluster cache may hold, in bytes (default PAGE_BYTES; tests set less). */
   listPageBytes?: number;
-  /** client-node's watch timeouts, default 30 s (tests set less) */
+  /** client-node's watch timeouts, default 120 s (tests set less) */
   watchTimeoutMs?: number;
 }
 
