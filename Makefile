@@ -14,11 +14,18 @@ CERTS_DIR      := manifests/self-signed/certs
 MANIFEST_IMG   := ghcr.io/kagenti/kagenti-webhook:[^[:space:]]*
 # The CLI runs on the pinned Node 24 (node_modules/.bin/node), not whatever `node` the shell has.
 CLI            := PATH="$(CURDIR)/node_modules/.bin:$$PATH" node bin/kagenti-webhook.js
-# Splits a rendered stream by kind (`make deploy` registers the webhooks last, `make undeploy` keeps the Namespace).
+# Splits a rendered stream by kind (`make deploy` applies the webhook configurations apart, `make undeploy` keeps the
+# Namespace).
 FILTER_KINDS   := manifests/filter-kinds.sh
 WEBHOOK_KINDS  := MutatingWebhookConfiguration ValidatingWebhookConfiguration
+# deploy and undeploy stop here, before they touch the cluster, when OVERLAY names no directory.
+CHECK_OVERLAY  := [ -d manifests/$(OVERLAY) ] || { echo "make: there is no overlay manifests/$(OVERLAY): OVERLAY is default, self-signed, with-network-policy or a directory of your own under manifests/; nothing was done" >&2; exit 2; }
+# The three steps of `make deploy`; deploy-install and deploy-upgrade run them in their order.
+APPLY_ALL_BUT_WEBHOOKS = $(KUBECTL) kustomize manifests/$(OVERLAY) | sed 's|image: $(MANIFEST_IMG)$$|image: $(IMG)|' | $(FILTER_KINDS) drop $(WEBHOOK_KINDS) | $(KUBECTL) apply -f -
+APPLY_WEBHOOKS         = $(KUBECTL) kustomize manifests/$(OVERLAY) | $(FILTER_KINDS) keep $(WEBHOOK_KINDS) | $(KUBECTL) apply -f -
+ROLLOUT                = $(KUBECTL) -n $(NAMESPACE) rollout status deploy/$(SERVICE) --timeout=180s
 
-.PHONY: help build test start image certs manifests deploy undeploy
+.PHONY: help build test start image certs manifests deploy deploy-install deploy-upgrade undeploy
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -43,17 +50,47 @@ manifests: ## Render manifests/$(OVERLAY) to stdout (OVERLAY=default|self-signed
 	  echo "make: no certificates in $(CERTS_DIR): run 'make certs' first" >&2; exit 2; fi
 	@$(KUBECTL) kustomize manifests/$(OVERLAY) | sed 's|image: $(MANIFEST_IMG)$$|image: $(IMG)|'
 
-deploy: ## Install manifests/$(OVERLAY) (image $(IMG)): preflight, all but the webhook configurations, rollout, then those
+deploy: ## Install or upgrade manifests/$(OVERLAY) (image $(IMG)): preflight, then the webhook configurations last (install) or first (upgrade)
+	@$(CHECK_OVERLAY)
 	@KUBECTL="$(KUBECTL)" OVERLAY="$(OVERLAY)" manifests/preflight.sh
 	@if [ "$(OVERLAY)" = "self-signed" ] && [ ! -f $(CERTS_DIR)/tls.key ]; then $(MAKE) certs; fi
-	$(KUBECTL) kustomize manifests/$(OVERLAY) | sed 's|image: $(MANIFEST_IMG)$$|image: $(IMG)|' | $(FILTER_KINDS) drop $(WEBHOOK_KINDS) | $(KUBECTL) apply -f -
-	$(KUBECTL) -n $(NAMESPACE) rollout status deploy/$(SERVICE) --timeout=180s
-	$(KUBECTL) kustomize manifests/$(OVERLAY) | $(FILTER_KINDS) keep $(WEBHOOK_KINDS) | $(KUBECTL) apply -f -
+	@mutating="$$($(KUBECTL) get mutatingwebhookconfiguration/$(SERVICE) --ignore-not-found -o name)" || exit 1; \
+	  validating="$$($(KUBECTL) get validatingwebhookconfiguration/$(SERVICE) --ignore-not-found -o name)" || exit 1; \
+	  if [ -n "$$mutating" ] && [ -n "$$validating" ]; then \
+	    echo "make: both webhook configurations $(SERVICE) exist: upgrading, configurations first"; \
+	    $(MAKE) --no-print-directory deploy-upgrade; \
+	  else \
+	    $(MAKE) --no-print-directory deploy-install; \
+	  fi
 
+# Run by deploy (after the preflight). A first install registers the webhooks only once the pods are ready, so a
+# webhook that never became ready blocks nothing.
+deploy-install:
+	$(APPLY_ALL_BUT_WEBHOOKS)
+	$(ROLLOUT)
+	$(APPLY_WEBHOOKS)
+
+# Run by deploy when both configurations exist. They go first: the old pods still answer them, and a new caBundle
+# (self-signed: ca.crt holds the old CA and the new one after `make certs` rotated it) is in place before any new
+# pod serves a certificate of the new CA.
+deploy-upgrade:
+	$(APPLY_WEBHOOKS)
+	$(APPLY_ALL_BUT_WEBHOOKS)
+	$(ROLLOUT)
+
+# undeploy: the webhook configurations, the generated ConfigMaps and Secrets (by label, whatever their hash), the
+# rendered objects but the Namespace (cert-manager's Certificates and Issuers among them), and last, only when the
+# render has cert-manager objects, the Secrets cert-manager made: it does not delete them with their Certificates,
+# and would issue them again if they went first.
 undeploy: ## Remove what manifests/$(OVERLAY) installed, webhook configurations first; never the namespace (Kagenti's too)
+	@$(CHECK_OVERLAY)
 	$(KUBECTL) delete mutatingwebhookconfiguration/$(SERVICE) validatingwebhookconfiguration/$(SERVICE) --ignore-not-found
 	$(KUBECTL) -n $(NAMESPACE) delete configmap,secret -l app.kubernetes.io/name=$(SERVICE) --ignore-not-found
-	$(KUBECTL) -n $(NAMESPACE) delete secret $(SERVICE)-tls $(SERVICE)-ca --ignore-not-found
-	@if [ "$(OVERLAY)" = "self-signed" ] && [ ! -f $(CERTS_DIR)/tls.key ]; then dir=manifests/base; else dir=manifests/$(OVERLAY); fi; \
+	@set -e; if [ "$(OVERLAY)" = "self-signed" ] && [ ! -f $(CERTS_DIR)/tls.key ]; then dir=manifests/base; else dir=manifests/$(OVERLAY); fi; \
+	  rendered="$$($(KUBECTL) kustomize $$dir)"; \
 	  echo "$(KUBECTL) kustomize $$dir | $(FILTER_KINDS) drop Namespace | $(KUBECTL) delete --ignore-not-found -f -"; \
-	  $(KUBECTL) kustomize $$dir | $(FILTER_KINDS) drop Namespace | $(KUBECTL) delete --ignore-not-found -f -
+	  printf '%s\n' "$$rendered" | $(FILTER_KINDS) drop Namespace | $(KUBECTL) delete --ignore-not-found -f -; \
+	  if printf '%s\n' "$$rendered" | grep -q '^apiVersion: cert-manager\.io/'; then \
+	    echo "$(KUBECTL) -n $(NAMESPACE) delete secret $(SERVICE)-tls $(SERVICE)-ca --ignore-not-found"; \
+	    $(KUBECTL) -n $(NAMESPACE) delete secret $(SERVICE)-tls $(SERVICE)-ca --ignore-not-found; \
+	  fi

@@ -2,7 +2,8 @@
 # Filters a rendered multi-document stream (what `kubectl kustomize` prints) from stdin to stdout by kind:
 #   filter-kinds.sh keep KIND...   only the documents of those kinds
 #   filter-kinds.sh drop KIND...   every document but those
-# `make deploy` applies everything but the webhook configurations, waits for the rollout, then applies those;
+# `make deploy` applies the webhook configurations apart from the rest: last, after the rollout, on a first install;
+# first on an upgrade (a new caBundle before new pods serve);
 # `make undeploy` deletes everything but the Namespace (Kagenti's own chart installs into it too).
 # A document's kind is its top-level `kind:` line, as kustomize writes it (unquoted, at column 0).
 set -euo pipefail

@@ -5,26 +5,48 @@
 # is alpha and off, and the API server drops it without an error) the ConfigMap webhooks would be called, with
 # failurePolicy Fail, for every ConfigMap write in the cluster, and the workload webhook for every Deployment,
 # StatefulSet, DaemonSet, ReplicaSet, Job and CronJob.
-# Then, for every overlay but self-signed, that cert-manager is installed: without it the serving certificate
-# is never issued and the webhook never becomes ready.
-# KUBECTL overrides the kubectl command and is split into words as make splits it (KUBECTL="kubectl --context
-# prod"); OVERLAY names the overlay (default: default), as for make.
-# Exit codes: 0 go ahead, 1 this cluster is refused (nothing was applied), 2 the cluster could not be asked.
+# Then, when the overlay's render holds cert-manager objects (manifests/default, with-network-policy, and an
+# overlay of your own built on them), that cert-manager is installed: without it the serving certificate is never
+# issued and the webhook never becomes ready.
+# KUBECTL overrides the kubectl command (KUBECTL="kubectl --context prod") and is split into words at spaces and
+# tabs. Quotes in it are not understood, so KUBECTL="kubectl --context 'my ctx'" is not supported, here or by
+# `make deploy` (which runs this script with it): use a kubeconfig context name without spaces, or KUBECONFIG.
+# OVERLAY names the overlay, a directory beside this script (default: default), as for make.
+# Exit codes: 0 go ahead (printed last, once every check passed), 1 this cluster is refused (nothing was applied),
+# 2 the cluster could not be asked (nothing was applied).
 set -euo pipefail
 read -r -a kubectl <<<"${KUBECTL:-kubectl}"
 [ "${#kubectl[@]}" -gt 0 ] || kubectl=(kubectl)
 KUBECTL="${kubectl[*]}"
 OVERLAY="${OVERLAY:-default}"
+overlay_dir="$(dirname "$0")/$OVERLAY"
+
+# Whether the overlay gets its serving certificate from cert-manager: its render holds a cert-manager.io object.
+# When the render fails (manifests/self-signed, or an overlay built on it, before `make certs` wrote the
+# certificates it reads), the overlay's name decides: self-signed needs no cert-manager, any other name does.
+needs_cert_manager() {
+  local rendered
+  if rendered="$("${kubectl[@]}" kustomize "$overlay_dir" 2>/dev/null)"; then
+    grep -q '^apiVersion: cert-manager\.io/' <<<"$rendered"
+    return
+  fi
+  [ "$OVERLAY" != "self-signed" ]
+}
 
 # cert-manager's Certificate CRD, for the overlays that get their serving certificate from it.
 check_cert_manager() {
-  if [ "$OVERLAY" = "self-signed" ]; then
-    return 0
-  fi
+  needs_cert_manager || return 0
   local err
   if err="$("${kubectl[@]}" get crd certificates.cert-manager.io -o name 2>&1 >/dev/null)"; then
     return 0
   fi
+  case "$err" in
+    *"(NotFound)"*) ;;
+    *)
+      echo "preflight: could not ask the cluster whether cert-manager is installed: '$KUBECTL get crd certificates.cert-manager.io' failed (${err%%$'\n'*}). Check the context and your permissions (get on customresourcedefinitions), then run it again. Nothing was applied." >&2
+      exit 2
+      ;;
+  esac
   echo "preflight: cert-manager not found: '$KUBECTL get crd certificates.cert-manager.io' failed (${err%%$'\n'*}). manifests/$OVERLAY gets the webhook's serving certificate from cert-manager: without it the webhook's pods never start, and once its configurations (failurePolicy Fail) are registered no agent pod can be created. Install cert-manager first, or deploy with OVERLAY=self-signed. Nothing was applied." >&2
   exit 1
 }
@@ -40,14 +62,12 @@ if [ -z "$major" ] || [ -z "$minor" ]; then
   exit 2
 fi
 if [ "$major" -ne 1 ] || [ "$minor" -ge 30 ]; then
-  echo "preflight: Kubernetes $major.$minor: ok"
-  check_cert_manager
-  exit 0
+  go_ahead="preflight: Kubernetes $major.$minor: ok"
+elif [ "$minor" -ge 28 ]; then
+  go_ahead="preflight: Kubernetes 1.$minor: webhook matchConditions are beta here (feature gate AdmissionWebhookMatchConditions, on by default); installing. If your cluster turned that gate off, uninstall now: every ConfigMap and workload write would be sent to the webhook."
+else
+  echo "preflight: Kubernetes 1.$minor is too old: the webhooks need matchConditions (1.28 with its default feature gates, GA in 1.30). Without them every ConfigMap and workload write in the cluster would wait on this webhook, and fail when it is down. Nothing was applied." >&2
+  exit 1
 fi
-if [ "$minor" -ge 28 ]; then
-  echo "preflight: Kubernetes 1.$minor: webhook matchConditions are beta here (feature gate AdmissionWebhookMatchConditions, on by default); installing. If your cluster turned that gate off, uninstall now: every ConfigMap and workload write would be sent to the webhook."
-  check_cert_manager
-  exit 0
-fi
-echo "preflight: Kubernetes 1.$minor is too old: the webhooks need matchConditions (1.28 with its default feature gates, GA in 1.30). Without them every ConfigMap and workload write in the cluster would wait on this webhook, and fail when it is down. Nothing was applied." >&2
-exit 1
+check_cert_manager
+echo "$go_ahead"

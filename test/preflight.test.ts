@@ -1,15 +1,15 @@
 // manifests/preflight.sh, run by `make deploy` before anything is applied: it refuses clusters that would drop
-// the webhooks' matchConditions, and (for the cert-manager overlays) clusters without cert-manager. Then the
-// Makefile's deploy and undeploy, and manifests/filter-kinds.sh, which both use. There is no API server here: a
-// stand-in `kubectl` prints what `kubectl version -o json` prints (server part as the API server reports it,
-// e.g. EKS's "30+"), answers `get crd`, runs the real `kubectl kustomize`, and logs every call with the kinds of
-// the documents it was given on stdin.
+// the webhooks' matchConditions, and (for the overlays whose render has cert-manager objects) clusters without
+// cert-manager. Then the Makefile's deploy and undeploy, and manifests/filter-kinds.sh, which both use. There is
+// no API server here: a stand-in `kubectl` prints what `kubectl version -o json` prints (server part as the API
+// server reports it, e.g. EKS's "30+"), answers `get crd` and `get` of the webhook configurations, runs the real
+// `kubectl kustomize`, and logs every call with the kinds of the documents it was given on stdin.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { ROOT } from './helpers.ts';
 
 interface Fake {
@@ -17,8 +17,14 @@ interface Fake {
   server?: { major: string; minor: string } | null;
   /** whether cert-manager's CRD certificates.cert-manager.io exists (default true) */
   certManager?: boolean;
+  /** what `get crd certificates.cert-manager.io` prints on stderr when it fails for another reason than NotFound */
+  crdError?: string;
   /** exit code of `rollout status` (default 0) */
   rolloutCode?: number;
+  /** whether both webhook configurations kagenti-webhook exist (an upgrade; default false, a first install) */
+  webhooks?: boolean;
+  /** `kustomize` fails, as the self-signed overlay does before `make certs` (default: the real kubectl kustomize) */
+  kustomizeFails?: boolean;
 }
 
 const REAL_KUBECTL = spawnSync('bash', ['-c', 'command -v kubectl'], { encoding: 'utf8' }).stdout.trim();
@@ -30,6 +36,8 @@ function fakeKubectl(dir: string, fake: Fake = {}): { kubectl: string; calls: ()
   const out = server ? { clientVersion: client, serverVersion: { ...server, gitVersion: `v${server.major}.${server.minor}` } } : { clientVersion: client };
   const log = join(dir, 'log');
   writeFileSync(log, '');
+  const crdError = join(dir, 'crd-error');
+  writeFileSync(crdError, fake.crdError ?? '');
   const kubectl = join(dir, 'kubectl');
   writeFileSync(
     kubectl,
@@ -48,9 +56,20 @@ case " $* " in
 ${JSON.stringify(out, null, 2)}
 JSON
     exit ${server ? 0 : 1} ;;
-  *" kustomize "*) exec '${REAL_KUBECTL}' kustomize "\${@: -1}" ;;
+  *" kustomize "*)
+    ${fake.kustomizeFails ? `echo 'error: must build at directory: not a valid directory' >&2; exit 1` : `exec '${REAL_KUBECTL}' kustomize "\${@: -1}"`} ;;
   *" get crd certificates.cert-manager.io "*)
-    ${fake.certManager === false ? `echo 'Error from server (NotFound): customresourcedefinitions.apiextensions.k8s.io "certificates.cert-manager.io" not found' >&2; exit 1` : 'echo customresourcedefinition.apiextensions.k8s.io/certificates.cert-manager.io'} ;;
+    ${
+      fake.crdError !== undefined
+        ? `cat '${crdError}' >&2; exit 1`
+        : fake.certManager === false
+          ? `echo 'Error from server (NotFound): customresourcedefinitions.apiextensions.k8s.io "certificates.cert-manager.io" not found' >&2; exit 1`
+          : 'echo customresourcedefinition.apiextensions.k8s.io/certificates.cert-manager.io'
+    } ;;
+  *" get mutatingwebhookconfiguration/kagenti-webhook --ignore-not-found -o name "*)
+    ${fake.webhooks ? 'echo mutatingwebhookconfiguration.admissionregistration.k8s.io/kagenti-webhook' : ':'} ;;
+  *" get validatingwebhookconfiguration/kagenti-webhook --ignore-not-found -o name "*)
+    ${fake.webhooks ? 'echo validatingwebhookconfiguration.admissionregistration.k8s.io/kagenti-webhook' : ':'} ;;
   *" rollout status "*) exit ${fake.rolloutCode ?? 0} ;;
 esac
 exit 0
@@ -76,12 +95,21 @@ interface Run {
   calls: string[];
 }
 
-function preflight(server: { major: string; minor: string } | null, opts: { certManager?: boolean; overlay?: string; kubectlArgs?: string } = {}): Run {
+interface PreflightOpts {
+  certManager?: boolean;
+  crdError?: string;
+  kustomizeFails?: boolean;
+  /** OVERLAY; a function makes one in the test's directory and returns its path relative to manifests/ */
+  overlay?: string | ((dir: string) => string);
+  kubectlArgs?: string;
+}
+
+function preflight(server: { major: string; minor: string } | null, opts: PreflightOpts = {}): Run {
   return withDir((dir) => {
-    const fake = fakeKubectl(dir, { server, certManager: opts.certManager });
+    const fake = fakeKubectl(dir, { server, certManager: opts.certManager, crdError: opts.crdError, kustomizeFails: opts.kustomizeFails });
     const env: NodeJS.ProcessEnv = { ...process.env, KUBECTL: `${fake.kubectl}${opts.kubectlArgs ?? ''}` };
     delete env.OVERLAY;
-    if (opts.overlay !== undefined) env.OVERLAY = opts.overlay;
+    if (opts.overlay !== undefined) env.OVERLAY = typeof opts.overlay === 'string' ? opts.overlay : opts.overlay(dir);
     const r = spawnSync('bash', [join(ROOT, 'manifests/preflight.sh')], { env, encoding: 'utf8' });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr, calls: fake.calls() };
   });
@@ -98,7 +126,16 @@ test('preflight: 1.30 and later (EKS writes "30+") pass', () => {
 test('preflight: 1.28 and 1.29 pass with a note on the beta feature gate', () => {
   const r = preflight({ major: '1', minor: '29+' });
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /matchConditions are beta here \(feature gate AdmissionWebhookMatchConditions/);
+  assert.match(r.stdout, /matchConditions are beta here \(feature gate AdmissionWebhookMatchConditions.*; installing\./);
+});
+
+test('preflight: the go-ahead is printed only once every check passed (1.28 without cert-manager says no "installing")', () => {
+  for (const minor of ['28', '31']) {
+    const r = preflight({ major: '1', minor }, { certManager: false });
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stdout, '', `1.${minor}`);
+    assert.match(r.stderr, /^preflight: cert-manager not found/);
+  }
 });
 
 test('preflight: before 1.28 nothing is applied, and the line says why', () => {
@@ -140,10 +177,74 @@ test('preflight: the cert-manager overlays need cert-manager\'s Certificate CRD;
   assert.match(old.stderr, /is too old/);
 });
 
+test('preflight: a `get crd` that fails for another reason than NotFound is exit 2, with the error\'s first line', () => {
+  for (const err of [
+    'Error from server (Forbidden): customresourcedefinitions.apiextensions.k8s.io "certificates.cert-manager.io" is forbidden: User "dev" cannot get resource "customresourcedefinitions"',
+    'E1123 10:00:00.000000   123 memcache.go:265] couldn\'t get current server API group list: Get "https://10.0.0.1:6443/api?timeout=32s": dial tcp 10.0.0.1:6443: connect: connection refused\nThe connection to the server 10.0.0.1:6443 was refused - did you specify the right host or port?',
+  ]) {
+    for (const minor of ['29', '31']) {
+      const r = preflight({ major: '1', minor }, { crdError: err });
+      assert.equal(r.code, 2, r.stderr);
+      assert.equal(r.stdout, '');
+      assert.match(r.stderr, /^preflight: could not ask the cluster whether cert-manager is installed: '.*kubectl get crd certificates\.cert-manager\.io' failed \((.*)\)\. .* Nothing was applied\.\n$/);
+      assert.ok(r.stderr.includes(`failed (${err.split('\n')[0]}).`), r.stderr);
+      assert.doesNotMatch(r.stderr, /cert-manager not found|was refused/);
+    }
+  }
+});
+
+/** manifests/self-signed and an overlay of one's own on it (the PodMonitor component, as install.md suggests), in
+ * dir; certificates as files (kustomize only reads them). Returns OVERLAY: the path relative to manifests/. */
+function overlayOn(base: 'default' | 'self-signed', dir: string): string {
+  const manifests = join(ROOT, 'manifests');
+  let baseDir = join(manifests, 'default');
+  if (base === 'self-signed') {
+    baseDir = join(dir, 'self-signed');
+    mkdirSync(join(baseDir, 'certs'), { recursive: true });
+    for (const f of ['ca.crt', 'tls.crt', 'tls.key']) writeFileSync(join(baseDir, 'certs', f), 'not checked by kustomize\n');
+    const kustomization = readFileSync(join(manifests, 'self-signed', 'kustomization.yaml'), 'utf8');
+    assert.match(kustomization, /^  - \.\.\/base$/m);
+    writeFileSync(join(baseDir, 'kustomization.yaml'), kustomization.replace(/^  - \.\.\/base$/m, `  - ${relative(baseDir, join(manifests, 'base'))}`));
+  }
+  const mine = join(dir, 'mine');
+  mkdirSync(mine);
+  writeFileSync(
+    join(mine, 'kustomization.yaml'),
+    `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ${relative(mine, baseDir)}\ncomponents:\n  - ${relative(mine, join(manifests, 'components', 'pod-monitor'))}\n`,
+  );
+  return relative(manifests, mine);
+}
+
+test('preflight: whether cert-manager is needed is read from the render: an overlay of one\'s own on self-signed needs none', () => {
+  const onSelfSigned = preflight({ major: '1', minor: '31' }, { certManager: false, overlay: (dir) => overlayOn('self-signed', dir) });
+  assert.equal(onSelfSigned.code, 0, onSelfSigned.stderr);
+  assert.equal(onSelfSigned.stdout, 'preflight: Kubernetes 1.31: ok\n');
+  assert.ok(onSelfSigned.calls.some((c) => /^kustomize .*\/mine$/.test(c)), onSelfSigned.calls.join('\n'));
+  assert.ok(!onSelfSigned.calls.some((c) => c.includes('get crd')), onSelfSigned.calls.join('\n'));
+  const onDefault = preflight({ major: '1', minor: '31' }, { certManager: false, overlay: (dir) => overlayOn('default', dir) });
+  assert.equal(onDefault.code, 1, onDefault.stderr);
+  assert.match(onDefault.stderr, /^preflight: cert-manager not found: .* manifests\/\.\..*\/mine gets the webhook's serving certificate from cert-manager/);
+});
+
+test('preflight: when the overlay does not render (self-signed before `make certs`), its name decides', () => {
+  const selfSigned = preflight({ major: '1', minor: '31' }, { certManager: false, overlay: 'self-signed', kustomizeFails: true });
+  assert.equal(selfSigned.code, 0, selfSigned.stderr);
+  assert.deepEqual(selfSigned.calls.slice(1), [`kustomize ${join(ROOT, 'manifests', 'self-signed')}`]);
+  for (const overlay of ['default', 'mine']) {
+    const r = preflight({ major: '1', minor: '31' }, { certManager: false, overlay, kustomizeFails: true });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^preflight: cert-manager not found/);
+  }
+});
+
 test('preflight: KUBECTL is split into words, as make splits it ("kubectl --context prod")', () => {
   const r = preflight({ major: '1', minor: '31' }, { kubectlArgs: ' --context prod' });
   assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual(r.calls, ['--context prod version -o json', '--context prod get crd certificates.cert-manager.io -o name']);
+  assert.deepEqual(r.calls, [
+    '--context prod version -o json',
+    `--context prod kustomize ${join(ROOT, 'manifests', 'default')}`,
+    '--context prod get crd certificates.cert-manager.io -o name',
+  ]);
   const unreachable = preflight(null, { kubectlArgs: ' --context  prod' });
   assert.equal(unreachable.code, 2);
   assert.match(unreachable.stderr, /from '.*kubectl --context prod version -o json'/);
@@ -213,13 +314,19 @@ function renderedKinds(overlay: string): string[] {
   return kindsOf(execFileSync('kubectl', ['kustomize', join(ROOT, 'manifests', overlay)], { encoding: 'utf8' }));
 }
 
-test('make deploy: preflight, everything but the webhook configurations, the rollout, then the two configurations', skipMake, () => {
+const PREFLIGHT_CALLS = ['version -o json', 'kustomize manifests/default', 'get crd certificates.cert-manager.io -o name'];
+const WEBHOOKS_EXIST = [
+  'get mutatingwebhookconfiguration/kagenti-webhook --ignore-not-found -o name',
+  'get validatingwebhookconfiguration/kagenti-webhook --ignore-not-found -o name',
+];
+
+test('make deploy (first install): preflight, everything but the webhook configurations, the rollout, then the two configurations', skipMake, () => {
   const r = make('deploy', {});
   assert.equal(r.code, 0, r.stderr);
   const verbs = r.calls.filter((c) => !c.startsWith('  '));
   assert.deepEqual(verbs, [
-    'version -o json',
-    'get crd certificates.cert-manager.io -o name',
+    ...PREFLIGHT_CALLS,
+    ...WEBHOOKS_EXIST,
     'kustomize manifests/default',
     'apply -f -',
     '-n kagenti-system rollout status deploy/kagenti-webhook --timeout=180s',
@@ -230,6 +337,54 @@ test('make deploy: preflight, everything but the webhook configurations, the rol
   assert.deepEqual(first, renderedKinds('default').filter((k) => !WEBHOOK_KINDS.includes(k)));
   assert.ok(first!.includes('Namespace') && first!.includes('Deployment') && first!.includes('Certificate'));
   assert.deepEqual(second, WEBHOOK_KINDS);
+});
+
+test('make deploy (upgrade: both configurations exist): the configurations first, so a new caBundle is in place before new pods serve; then the rest and the rollout', skipMake, () => {
+  const r = make('deploy', { webhooks: true });
+  assert.equal(r.code, 0, r.stderr);
+  const verbs = r.calls.filter((c) => !c.startsWith('  '));
+  assert.deepEqual(verbs, [
+    ...PREFLIGHT_CALLS,
+    ...WEBHOOKS_EXIST,
+    'kustomize manifests/default',
+    'apply -f -',
+    'kustomize manifests/default',
+    'apply -f -',
+    '-n kagenti-system rollout status deploy/kagenti-webhook --timeout=180s',
+  ]);
+  const [first, second] = stdinKinds(r.calls);
+  assert.deepEqual(first, WEBHOOK_KINDS);
+  assert.deepEqual(second, renderedKinds('default').filter((k) => !WEBHOOK_KINDS.includes(k)));
+  assert.match(r.stdout, /both webhook configurations kagenti-webhook exist: upgrading, configurations first/);
+});
+
+test('make deploy: a configuration that cannot be read (not NotFound) stops before anything is applied', skipMake, () => {
+  // the stand-in answers every other `get` with exit 0; make this one fail as a Forbidden would
+  const r = withDir((dir) => {
+    const k = fakeKubectl(dir, {});
+    const script = readFileSync(k.kubectl, 'utf8').replace(
+      '  *" get mutatingwebhookconfiguration/kagenti-webhook --ignore-not-found -o name "*)\n',
+      '  *" get mutatingwebhookconfiguration/kagenti-webhook --ignore-not-found -o name "*)\n    echo \'Error from server (Forbidden): forbidden\' >&2; exit 1 ;;\n  *" never "*)\n',
+    );
+    writeFileSync(k.kubectl, script);
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    delete env.MAKEFLAGS;
+    delete env.OVERLAY;
+    const run = spawnSync('make', ['-s', 'deploy', `KUBECTL=${k.kubectl}`], { cwd: ROOT, env, encoding: 'utf8' });
+    return { code: run.status, stderr: run.stderr, calls: k.calls() };
+  });
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /Forbidden/);
+  assert.deepEqual(r.calls, [...PREFLIGHT_CALLS, WEBHOOKS_EXIST[0]]);
+});
+
+test('make deploy and undeploy: an OVERLAY that names no directory stops them before any kubectl call, in one line', skipMake, () => {
+  for (const target of ['deploy', 'undeploy']) {
+    const r = make(target, {}, 'OVERLAY=self-sgned');
+    assert.equal(r.code, 2, r.stderr);
+    assert.deepEqual(r.calls, [], target);
+    assert.match(r.stderr, /^make: there is no overlay manifests\/self-sgned: OVERLAY is default, self-signed, with-network-policy or a directory of your own under manifests\/; nothing was done\nmake: \*\*\* \[Makefile:\d+: \w+\] Error 2\n$/);
+  }
 });
 
 test('make deploy: a Deployment that never becomes ready leaves the webhooks unregistered', skipMake, () => {
@@ -245,7 +400,7 @@ test('make deploy: without cert-manager nothing is applied', skipMake, () => {
   const r = make('deploy', { certManager: false });
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /preflight: cert-manager not found/);
-  assert.deepEqual(r.calls, ['version -o json', 'get crd certificates.cert-manager.io -o name']);
+  assert.deepEqual(r.calls, PREFLIGHT_CALLS);
 });
 
 test('make deploy KUBECTL="kubectl --context prod" passes the context to the preflight and every call', skipMake, () => {
@@ -260,22 +415,25 @@ test('make deploy KUBECTL="kubectl --context prod" passes the context to the pre
   for (const c of r.calls.filter((l) => !l.startsWith('  '))) assert.match(c, /^--context prod /);
 });
 
-for (const [overlay, vars, rendered] of [
-  ['default', [], 'default'],
-  ['with-network-policy', ['OVERLAY=with-network-policy'], 'with-network-policy'],
+const CERT_MANAGER_SECRETS = '-n kagenti-system delete secret kagenti-webhook-tls kagenti-webhook-ca --ignore-not-found';
+
+for (const [overlay, vars, rendered, certManager] of [
+  ['default', [], 'default', true],
+  ['with-network-policy', ['OVERLAY=with-network-policy'], 'with-network-policy', true],
   // no certificates: the overlay cannot render; the base is what it installed but the Secret (deleted by label)
-  ['self-signed without certificates', ['OVERLAY=self-signed', 'CERTS_DIR=/nonexistent/certs'], 'base'],
+  ['self-signed without certificates', ['OVERLAY=self-signed', 'CERTS_DIR=/nonexistent/certs'], 'base', false],
 ] as const) {
-  test(`make undeploy (${overlay}): the webhook configurations first, then everything the overlay installed but the Namespace`, skipMake, () => {
+  test(`make undeploy (${overlay}): the webhook configurations first, then everything the overlay installed but the Namespace, then ${certManager ? "cert-manager's Secrets" : 'no Secret by name'}`, skipMake, () => {
     const r = make('undeploy', {}, ...vars);
     assert.equal(r.code, 0, r.stderr);
     const verbs = r.calls.filter((c) => !c.startsWith('  '));
     assert.deepEqual(verbs, [
       'delete mutatingwebhookconfiguration/kagenti-webhook validatingwebhookconfiguration/kagenti-webhook --ignore-not-found',
       '-n kagenti-system delete configmap,secret -l app.kubernetes.io/name=kagenti-webhook --ignore-not-found',
-      '-n kagenti-system delete secret kagenti-webhook-tls kagenti-webhook-ca --ignore-not-found',
       `kustomize manifests/${rendered}`,
       'delete --ignore-not-found -f -',
+      // after the Certificates: deleted before them, cert-manager would issue them again
+      ...(certManager ? [CERT_MANAGER_SECRETS] : []),
     ]);
     for (const c of verbs) assert.doesNotMatch(c, /\bnamespaces?\b(?!\/)/i, `never deletes the namespace: ${c}`);
     const [deleted] = stdinKinds(r.calls);
@@ -284,8 +442,20 @@ for (const [overlay, vars, rendered] of [
       assert.ok(deleted!.includes(k), `deletes the ${k}`);
     }
     if (overlay === 'with-network-policy') assert.ok(deleted!.includes('NetworkPolicy'));
+    if (certManager) for (const k of ['Issuer', 'Certificate']) assert.ok(deleted!.includes(k), `deletes the ${k}s before their Secrets`);
   });
 }
+
+test('make undeploy (an overlay of one\'s own on self-signed, rendered): no Secret by name, which it never created', skipMake, () => {
+  const r = withDir((dir) => make('undeploy', {}, `OVERLAY=${overlayOn('self-signed', dir)}`));
+  assert.equal(r.code, 0, r.stderr);
+  const verbs = r.calls.filter((c) => !c.startsWith('  '));
+  assert.equal(verbs.length, 4, verbs.join('\n'));
+  assert.match(verbs[2]!, /^kustomize manifests\/\.\..*\/mine$/);
+  assert.ok(!verbs.includes(CERT_MANAGER_SECRETS));
+  const [deleted] = stdinKinds(r.calls);
+  assert.ok(deleted!.includes('Secret') && deleted!.includes('PodMonitor') && !deleted!.includes('Namespace'), deleted!.join(' '));
+});
 
 test('the Makefile never deletes a namespace', () => {
   const make = readFileSync(join(ROOT, 'Makefile'), 'utf8');
