@@ -965,6 +965,40 @@ test('lint: an object in a namespace the webhook never sees gets one unwatched-n
   assert.equal(run.tool.driver.rules[run.results[0].ruleIndex].defaultConfiguration.level, 'warning');
 });
 
+test('lint: in a namespace the webhook never sees, what the API server itself refuses is still reported; only the webhook\'s findings are folded', async () => {
+  // a boolean K8S_TOKEN_REVIEW: the API server cannot decode it, in any namespace
+  let l = lintString(CM('true', 'kagenti-system'), { issuer: 'unknown' });
+  assert.deepEqual(l.findings.map((f) => [f.rule, f.severity, f.path]), [['token-review-value', 'error', 'data.K8S_TOKEN_REVIEW']]);
+  for (const v of ['1', '{a: b}', '[x]']) assert.deepEqual(lintString(CM(v, 'kagenti-system')).findings.map((f) => f.rule), ['token-review-value'], v);
+  // under token-review-required when that is the stricter rule (token-review-value: warn, an external issuer)
+  l = lintString(CM('true', 'kagenti-system'), { policies: { 'token-review-value': 'warn' } });
+  assert.deepEqual(l.findings.map((f) => [f.rule, f.severity]), [['token-review-required', 'error']]);
+  // a string the webhook would refuse, and an empty (null) value, which the API server stores as "": the webhook's only
+  for (const v of ['"yes"', '']) assert.deepEqual(lintString(CM(v, 'kagenti-system')).findings.map((f) => f.rule), ['unwatched-namespace'], v);
+  // an agent pod with a label YAML reads as a number: the API server refuses the pod
+  const pod = (labels: string, spec = '') =>
+    `apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  namespace: kube-system\n  labels:\n    kagenti.io/type: agent\n${labels}spec:\n${spec}  containers:\n  - name: app\n    image: a\n`;
+  l = lintString(pod('    version: 1.0\n', '  serviceAccountName: sa\n'));
+  assert.deepEqual(l.findings.map((f) => [f.rule, f.severity, f.line, f.path]), [['malformed-object', 'error', 8, 'metadata.labels.version']]);
+  // with a webhook-only finding too: the warning names that one, and the API server's error stays
+  l = lintString(pod('    version: 1.0\n'));
+  assert.deepEqual(l.findings.map((f) => [f.rule, f.severity]), [['unwatched-namespace', 'warning'], ['malformed-object', 'error']]);
+  assert.match(l.findings[0].message, /not enforced here: dedicated-service-account\. Fix:/);
+  // annotations over the size limit, a container without a name, hostNetwork that is not a boolean: refused too
+  assert.deepEqual(lintString(pod('', `  serviceAccountName: sa\n`).replace('  labels:', `  annotations:\n    big: "${'x'.repeat(256 * 1024)}"\n  labels:`)).findings.map((f) => f.rule), ['malformed-object']);
+  assert.deepEqual(lintString(pod('', '  serviceAccountName: sa\n').replace('  - name: app\n    image: a', '  - image: a')).findings.map((f) => f.rule), ['malformed-object']);
+  assert.deepEqual(lintString(pod('', '  serviceAccountName: sa\n  hostNetwork: "yes"\n')).findings.map((f) => f.rule), ['malformed-object']);
+  // a null label value becomes "" on the API server: the webhook's check only
+  assert.deepEqual(lintString(pod('    version: ~\n', '  serviceAccountName: sa\n')).findings.map((f) => f.rule), ['unwatched-namespace']);
+  // through the CLI: exit 1, not a pass
+  const dir = tmp();
+  writeFileSync(join(dir, 'unw.yaml'), `${CM('true', 'kagenti-system')}---\n${pod('    version: 1.0\n', '  serviceAccountName: sa\n')}`);
+  const r = await runCli([join(dir, 'unw.yaml')]);
+  assert.equal(r.code, 1, String(r.stdout));
+  assert.match(String(r.stdout), /error \[token-review-value\] ConfigMap kagenti-system\/kagent-enterprise-config/);
+  assert.match(String(r.stdout), /error \[malformed-object\] Pod kube-system\/p: metadata\.labels\["version"\] is 1, a number/);
+});
+
 test('lint checks the injection of a ReplicaSet owned by a Deployment (or a Job of a CronJob) on its owner only, as /validate does', () => {
   const dep = AGENT('web', 'web-sa').replace('    spec:\n      serviceAccountName', '    spec:\n      hostNetwork: true\n      serviceAccountName');
   const rs = dep

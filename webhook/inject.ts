@@ -91,6 +91,12 @@ export interface InjectDenial {
    * when the denial is about one: lint points at it. Indices are those of the template as it came.
    */
   field?: readonly (string | number)[];
+  /**
+   * The API server itself refuses the pod (or workload) in this shape, whatever the webhooks do: a shape error of
+   * checkShape other than a null label or annotation value (which Kubernetes decodes as ""). Lint keeps such a
+   * denial in a namespace the webhook never sees, where it folds the webhook's own into one warning.
+   */
+  schema?: true;
 }
 
 /** Denials listed in one answer; a hostile pod with thousands of clashing ports gets a count of the rest. */
@@ -164,6 +170,8 @@ interface ShapeError {
   fix?: string;
   /** the offending field, relative to the pod template, where one key or item is at fault */
   field?: readonly (string | number)[];
+  /** the API server admits it (a null label or annotation value, which it decodes as ""): only the webhook's check */
+  admitted?: true;
 }
 
 /**
@@ -191,7 +199,7 @@ function checkStrings(m: unknown, key: 'labels' | 'annotations', metaPath: strin
       // manifest with a decoding error that names no field): the fix is the quotes
       if (typeof v === 'boolean' || typeof v === 'number')
         return { problem: `${where} is ${String(v)}, a ${typeof v}, but ${key} are strings`, fix: `put the value in quotes as you wrote it (${cutKey(k)}: "..."), or YAML reads it as a ${typeof v}.`, field: ['metadata', key, k] };
-      return { problem: `${where} must be a string`, field: ['metadata', key, k] };
+      return { problem: `${where} must be a string`, field: ['metadata', key, k], ...(v === null ? { admitted: true as const } : {}) };
     }
     size += k.length + v.length;
   }
@@ -268,6 +276,14 @@ function shape(problem: string | null): ShapeError | null {
   return problem ? { problem } : null;
 }
 
+/**
+ * What is wrong with a pod template's shape, or null. Each of these the API server refuses too, before or after the
+ * webhooks and in any namespace (InjectDenial.schema): a decoding error (metadata, labels or annotations not a
+ * mapping of strings, spec not a mapping, a list that is not a list of mappings, a name or serviceAccountName that is
+ * not a string, hostNetwork that is not a boolean), a required value (containers missing or empty, a container or
+ * volume without a name) or annotations over MAX_ANNOTATION_BYTES. Except a null label or annotation value: the API
+ * server decodes it as "" (ShapeError.admitted).
+ */
 function checkShape(t: KubeObject, specPath: string): ShapeError | null {
   const metaPath = metadataPath(specPath);
   if (t.metadata !== undefined && !isObject(t.metadata)) return shape(`${metaPath} must be a mapping`);
@@ -834,12 +850,14 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   if (skip) return { outcome: 'skip', reason: skip };
 
   const shapeError = checkShape(input, specPath);
-  if (shapeError)
-    return deny(
+  if (shapeError) {
+    const d = denial(
       'malformed-object',
       `${ctx.ref}: ${shapeError.problem}. The pod cannot be injected or admitted in this shape. Fix: ${shapeError.fix ?? 'correct the manifest so it matches the Pod schema.'}`,
       shapeError.field,
     );
+    return denied({ list: [shapeError.admitted ? d : { ...d, schema: true }], unlisted: 0 });
+  }
 
   // A copy along the paths injection writes (metadata, annotations, spec; the lists are rebuilt below); every
   // other subtree, the pod's own containers included, is shared with the input and never written. Sharing

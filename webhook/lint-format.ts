@@ -29,6 +29,8 @@ export interface Finding {
   path: string;
   /** a token finding on an immutable ConfigMap the input updates (LintContext.updatesCluster); not in any output */
   immutable?: true;
+  /** the API server refuses the object so, in any namespace (Violation.schema); not in any output */
+  schema?: true;
 }
 
 /** An input that could not be read or parsed (lint exits 2): nothing in it was checked. */
@@ -194,7 +196,8 @@ export const RULE_HELP: Record<RuleName, { short: string; full: string }> = {
     short: 'Agents and the ConfigMaps the webhook checks are not in a namespace the webhook never sees.',
     full:
       'The webhook registrations leave out kube-system, kube-public, kube-node-lease and kagenti-system: an agent there ' +
-      'gets no sidecars and nothing is checked. Lint reports one warning per such object instead of the findings it would have elsewhere.',
+      'gets no sidecars and nothing is checked. Lint reports one warning per such object instead of the findings only the webhook ' +
+      'would act on; what the API server itself refuses (a K8S_TOKEN_REVIEW that is not a string, a malformed pod) is still reported.',
   },
 };
 

@@ -557,11 +557,24 @@ export class Linter {
 
   /**
    * An object's findings as reported: in the order of their lines, as a reader goes through the file (stable: one
-   * key's findings keep the order of the checks); in a namespace the webhook never sees, one warning instead.
+   * key's findings keep the order of the checks). In a namespace the webhook never sees, the findings only the
+   * webhook would act on become one unwatched-namespace warning (at the object's kind:), and those the API server itself refuses in
+   * any namespace (Finding.schema) stay as they are:
+   *   - token-review-value (token-review-required where it stands for it) on a K8S_TOKEN_REVIEW in data that is a
+   *     boolean, number, mapping or list (ConfigMap data holds strings: the API server cannot decode it);
+   *   - malformed-object on a pod or pod template shape the API server refuses (inject.ts checkShape: labels or
+   *     annotations not a mapping of strings (a null value excepted), annotations over 256 KiB, spec not a mapping,
+   *     containers missing, empty or not a list, list items that are not mappings, a container or volume without a
+   *     string name, serviceAccountName not a string, hostNetwork not a boolean).
+   * Every other finding (the policy rules, the injection's denials and warnings) comes from the webhook only.
    */
   private shown(list: Finding[], ns: string, rawLine: number, pd: ParsedDocument, prefix: string): Finding[] {
     list.sort((a, b) => a.line - b.line || a.column - b.column);
     if (!list.length || !UNWATCHED_NAMESPACES.includes(ns)) return list;
+    const kept = list.filter((f) => f.schema);
+    const folded = list.filter((f) => !f.schema);
+    if (!folded.length) return kept;
+    list = folded;
     const first = list[0]!;
     const at = pd.locate(prefix ? `${prefix}kind` : '');
     const rules = [...new Set(list.map((f) => f.rule))].join(', ');
@@ -584,7 +597,7 @@ export class Linter {
       path: prefix.slice(0, -1),
     };
     if (first.source) warning.source = first.source;
-    return [warning];
+    return kept.length ? [warning, ...kept].sort((a, b) => a.line - b.line || a.column - b.column) : [warning];
   }
 
   /** A finding as reported, at its key's position (document-relative in pd, the document at rawLine). */
@@ -619,6 +632,7 @@ export class Linter {
     };
     if (source) finding.source = detach(source);
     if (immutable) finding.immutable = true;
+    if (viol.schema) finding.schema = true;
     return finding;
   }
 }

@@ -52,6 +52,12 @@ export interface Violation {
   kind: string;
   namespace: string;
   name: string;
+  /**
+   * The API server refuses the object as it is, whatever the webhooks do (in every namespace): a K8S_TOKEN_REVIEW in
+   * data that is a boolean, number, mapping or list (a JSON string field cannot hold it; null it decodes as ""), and
+   * the malformed-object denials of InjectDenial.schema. Lint keeps these in namespaces the webhook never sees.
+   */
+  schema?: true;
 }
 
 export interface IssuerInfo {
@@ -286,6 +292,8 @@ function checkTokenReview(
   const hasData = data !== undefined && Object.hasOwn(data, TOKEN_REVIEW_KEY);
   const hasBinary = binary !== undefined && Object.hasOwn(binary, TOKEN_REVIEW_KEY);
   const value: unknown = hasData ? data![TOKEN_REVIEW_KEY] : undefined;
+  // a value the API server cannot decode into ConfigMap data (map[string]string): it refuses the ConfigMap itself
+  const refused = hasData && typeof value !== 'string' && value !== null && value !== undefined ? { schema: true as const } : {};
   const wantTrue = issuer.classification !== 'internal';
 
   // token-review-required's severity here, null when it does not apply: off, an internal issuer, or the value is
@@ -338,12 +346,13 @@ function checkTokenReview(
             rule: 'token-review-required',
             severity: 'error',
             path,
+            ...(path === `data.${TOKEN_REVIEW_KEY}` ? refused : {}),
             message:
               `[token-review-required] ${subject}: ${path} ${problem} ${why} ${cap(describeIssuer(issuer))}, so kagent needs "true": ` +
               `without it, it cannot verify agent tokens locally and agent callbacks fail with 401. Fix: ${fix}`,
           },
         ];
-      return [{ ...base, rule: 'token-review-value', severity: valueSev, path, message: `[token-review-value] ${subject}: ${path} ${problem} ${why} ${issuerNote(issuer)} Fix: ${fix}` }];
+      return [{ ...base, rule: 'token-review-value', severity: valueSev, path, ...(path === `data.${TOKEN_REVIEW_KEY}` ? refused : {}), message: `[token-review-value] ${subject}: ${path} ${problem} ${why} ${issuerNote(issuer)} Fix: ${fix}` }];
     }
   }
 
@@ -364,6 +373,7 @@ function checkTokenReview(
       rule: 'token-review-required',
       severity: reqSev,
       path,
+      ...(notString ? refused : {}),
       message:
         `[token-review-required] ${subject}: ${what}. ` +
         `${cap(describeIssuer(issuer))}, so kagent cannot verify agent tokens locally and agent callbacks fail with 401. ` +
@@ -376,6 +386,7 @@ function checkTokenReview(
       rule: 'token-review-required',
       severity: 'warning',
       path,
+      ...(notString ? refused : {}),
       message:
         `[token-review-required] ${subject}: ${what}${notString ? ',' : ''} and ${describeIssuer(issuer)}. ` +
         `On clusters with an external issuer (EKS, GKE, AKS) agent callbacks fail with 401 without it. ` +
@@ -618,7 +629,9 @@ export function checkInjection(
   }
   const violations: Violation[] = r.all.map((d) => {
     const own = ownField(obj, tpl.template, created, d, tpl.path);
-    return { rule: d.rule, severity: 'error', message: own.message, path: own.path ?? injectionPath(own.message, own.field, tpl.path, tpl.spec), kind, namespace: ns, name };
+    const v: Violation = { rule: d.rule, severity: 'error', message: own.message, path: own.path ?? injectionPath(own.message, own.field, tpl.path, tpl.spec), kind, namespace: ns, name };
+    if (d.schema) v.schema = true;
+    return v;
   });
   const last = violations[violations.length - 1]!;
   if (r.unlisted) last.message += ` (${r.unlisted} more injection denials of this template are not listed.)`;
