@@ -517,7 +517,7 @@ test('YAML kubectl refuses is an input error: a mapping or null key, content aft
   assert.equal(spawnSync(process.execPath, [join(ROOT, 'bin', 'kagenti-webhook.js'), 'lint', join(dir, 'ok.yaml')]).status, 0);
 });
 
-test('SARIF artifact URIs: relative to GITHUB_WORKSPACE, else to the working directory, else file://; stdin has none', async () => {
+test('SARIF artifact URIs: relative to GITHUB_WORKSPACE, else to the working directory, else file://; stdin\'s the # Source: template, else <stdin>', async () => {
   const { artifactUri } = await import('../webhook/lint-format.ts');
   const cwd = join(tmpdir(), 'ws', 'sub');
   assert.equal(artifactUri(join(cwd, 'a b.yaml'), { cwd }), 'a%20b.yaml');
@@ -530,7 +530,8 @@ test('SARIF artifact URIs: relative to GITHUB_WORKSPACE, else to the working dir
   assert.equal(artifactUri('z.yaml', { cwd, workspace: join(tmpdir(), 'other') }), 'z.yaml');
   assert.equal(artifactUri('/etc/k.yaml', { cwd }), 'file:///etc/k.yaml');
   assert.equal(artifactUri('<stdin>', { cwd }), undefined);
-  // through the CLI: an absolute path in the workspace, and stdin (no physicalLocation: it needs an artifactLocation)
+  // through the CLI: an absolute path in the workspace, and stdin: every result has an artifact location (code
+  // scanning rejects the whole file otherwise), the chart template of Helm's # Source:, else <stdin>
   const dir = tmp();
   mkdirSync(join(dir, 'm'));
   writeFileSync(join(dir, 'm', 'a.yaml'), AGENT('a', null));
@@ -539,8 +540,27 @@ test('SARIF artifact URIs: relative to GITHUB_WORKSPACE, else to the working dir
   assert.deepEqual(loc.physicalLocation, { artifactLocation: { uri: 'm/a.yaml' }, region: { startLine: 11, startColumn: 5 } });
   r = await runCli(['-', '-o', 'sarif'], { stdin: AGENT('a', null), env: { GITHUB_WORKSPACE: dir } });
   loc = JSON.parse(String(r.stdout)).runs[0].results[0].locations[0];
-  assert.equal(loc.physicalLocation, undefined);
+  assert.deepEqual(loc.physicalLocation, { artifactLocation: { uri: '%3Cstdin%3E' }, region: { startLine: 11, startColumn: 5 } });
   assert.equal(loc.logicalLocations[0].name, 'Deployment/agents/a');
+  const helm = `---\n# Source: my chart/templates/a.yaml\n${AGENT('a', null)}---\n# Source: my chart/templates/b.yaml\n${AGENT('b', null)}`;
+  for (const args of [['-', '-o', 'sarif'], ['--post-renderer', '-o', 'sarif']]) {
+    r = await runCli(args, { stdin: helm, env: { GITHUB_WORKSPACE: dir } });
+    const sarif = JSON.parse(String(args[0] === '-' ? r.stdout : r.stderr));
+    assert.deepEqual(
+      sarif.runs[0].results.map((x: any) => x.locations[0].physicalLocation),
+      [
+        { artifactLocation: { uri: 'my%20chart/templates/a.yaml' }, region: { startLine: 13, startColumn: 5 } },
+        { artifactLocation: { uri: 'my%20chart/templates/b.yaml' }, region: { startLine: 29, startColumn: 5 } },
+      ],
+      args.join(' '),
+    );
+  }
+  // files and stdin in one run: every result located
+  r = await runCli([join(dir, 'm', 'a.yaml'), '-', '-o', 'sarif'], { stdin: AGENT('b', null), env: { GITHUB_WORKSPACE: dir } });
+  assert.deepEqual(
+    JSON.parse(String(r.stdout)).runs[0].results.map((x: any) => x.locations[0].physicalLocation.artifactLocation.uri),
+    ['m/a.yaml', '%3Cstdin%3E'],
+  );
 });
 
 test('--exclude globs: * and ? within a name, ** across directories, [] sets', async () => {

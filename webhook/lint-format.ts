@@ -289,6 +289,25 @@ function physical(file: string, base: SarifBase, region: Record<string, number> 
   return { physicalLocation: { artifactLocation: { uri }, ...(region ? { region } : {}) } };
 }
 
+/** The artifact URI of a finding read from stdin when it has no `# Source:` to name: `<stdin>`, encoded. */
+export const STDIN_URI = encodeURIComponent(STDIN_NAME);
+
+/**
+ * A result's artifact URI. GitHub code scanning rejects the whole SARIF file when one result has no artifact
+ * location ("locationFromSarifResult: expected artifact location"), so a finding read from stdin has one too: the
+ * chart template of Helm's `# Source:` comment (relative, as Helm writes it: `chart/templates/x.yaml`), else STDIN_URI.
+ */
+export function resultUri(f: Pick<Finding, 'file' | 'source'>, base: SarifBase): string {
+  const uri = artifactUri(f.file, base);
+  if (uri !== undefined) return uri;
+  const source = (f.source ?? '')
+    .split('/')
+    .filter((seg) => seg !== '' && seg !== '.')
+    .map((seg) => encodeURIComponent(seg))
+    .join('/');
+  return source || STDIN_URI;
+}
+
 /** SARIF 2.1.0, for GitHub code scanning (`github/codeql-action/upload-sarif`) and other SARIF viewers. */
 export function formatSarif(r: LintReport, base: SarifBase = { cwd: process.cwd() }): string {
   const results = r.findings.map((f) => {
@@ -299,7 +318,8 @@ export function formatSarif(r: LintReport, base: SarifBase = { cwd: process.cwd(
       message: { text: f.message },
       locations: [
         {
-          ...physical(f.file, base, { startLine: f.line, startColumn: f.column }),
+          // the region is the finding's line in its input: for stdin, that of the stream, even where the URI is its template
+          physicalLocation: { artifactLocation: { uri: resultUri(f, base) }, region: { startLine: f.line, startColumn: f.column } },
           logicalLocations: [{ name: `${f.kind}/${f.namespace}/${f.name}`, fullyQualifiedName: `${f.kind}/${f.namespace}/${f.name}.${f.path}`, kind: 'object' }],
         },
       ],
