@@ -933,7 +933,7 @@ test('lint: a Namespace document later in the input (another file, a later docum
   assert.match(String(r.stdout), /^no problems \(2 documents in 2 files\)/);
 });
 
-test('lint without -n: objects without a namespace are compared for unique-service-account within their file only', async () => {
+test('lint without -n: objects without a namespace are compared for unique-service-account within their directory only', async () => {
   const app = (dep: string) =>
     `apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: agent\n---\n${AGENT(dep, 'agent').replace('  namespace: agents\n', '')}`;
   const dir = tmp();
@@ -951,6 +951,22 @@ test('lint without -n: objects without a namespace are compared for unique-servi
   r = await runCli(['-', '--external-issuer'], { stdin: `${app('agent-a')}---\n${app('agent-b')}` });
   assert.equal(r.code, 1);
   assert.match(String(r.stdout), /error \[unique-service-account\] Deployment default\/agent-b/);
+  // so do the files of one directory (helm template --output-dir writes a file per template), however they are named
+  const out = join(dir, 'out', 'chart', 'templates');
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, 'agent-a.yaml'), app('agent-a'));
+  writeFileSync(join(out, 'agent-b.yaml'), AGENT('agent-b', 'agent').replace('  namespace: agents\n', ''));
+  r = await runCli([join(dir, 'out'), '--external-issuer']);
+  assert.equal(r.code, 1, String(r.stdout));
+  assert.match(String(r.stdout), /agent-b\.yaml:\d+:\d+: error \[unique-service-account\] Deployment default\/agent-b: .*agent-a defined at .*agent-a\.yaml:6/);
+  r = await runCli([join(out, 'agent-a.yaml'), join(dir, 'out', 'chart', '..', 'chart', 'templates', 'agent-b.yaml'), '--external-issuer']);
+  assert.equal(r.code, 1, String(r.stdout));
+  // a nested directory is another scope, as a sibling is (team-a and team-b above), and stdin another
+  mkdirSync(join(out, 'sub'));
+  writeFileSync(join(out, 'sub', 'agent-c.yaml'), app('agent-c'));
+  writeFileSync(join(out, 'agent-b.yaml'), app('agent-a'));
+  r = await runCli([join(dir, 'out'), '-', '--external-issuer'], { stdin: app('agent-d') });
+  assert.equal(r.code, 0, String(r.stdout));
   // objects that name their namespace are compared across files
   writeFileSync(join(dir, 'team-a', 'agent.yaml'), AGENT('agent-a', 'agent', 'shared'));
   writeFileSync(join(dir, 'team-b', 'agent.yaml'), AGENT('agent-b', 'agent', 'shared'));

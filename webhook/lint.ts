@@ -5,7 +5,7 @@
 //   reader went away.
 import { createReadStream, existsSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Config } from './config.ts';
 import { ConfigError, loadConfig } from './config.ts';
@@ -203,6 +203,7 @@ export class Linter {
    */
   private readonly owners = new Map<string, { owner: OwnerRef | null; labels: Record<string, string> }>();
   private readonly lookup: OwnerLookup;
+  private lastScope: { file: string; scope: string } | undefined;
   /**
    * The labels of the Namespaces the render has shown so far (kustomize puts them first), for the injection checks
    * that read them (the authbridge mode, `pod-security`, `namespace-mode-label`), as the webhook reads the cluster's.
@@ -216,6 +217,12 @@ export class Linter {
     lookup.selector = (kind, namespace, name) => this.selectors.get(workloadKey(namespace, kind, name));
     lookup.labels = (kind, namespace, name) => this.owners.get(workloadKey(namespace, kind, name))?.labels;
     this.lookup = lookup;
+  }
+
+  /** The scope of a file for objects without a namespace (without -n): its directory, or stdin. */
+  private scopeOf(file: string): string {
+    if (this.lastScope?.file !== file) this.lastScope = { file, scope: file === STDIN_NAME ? file : dirname(resolve(file)) };
+    return this.lastScope.scope;
   }
 
   /** Records a ReplicaSet's, Job's or CronJob's controller owner and labels for the lookup (at most MAX_SELECTORS). */
@@ -440,9 +447,11 @@ export class Linter {
       if (obj.kind === 'Deployment' || obj.kind === 'StatefulSet') this.noteWorkload(obj, obj.kind, ns);
       const ref = unwatched ? null : agentOf(obj, this.ctx.config, this.ctx.namespace || 'default', this.lookup);
       if (ref) {
-        // Without -n, objects without a namespace are compared within their file only: each file may be applied to
-        // a namespace of its own (kubectl apply -f FILE -n NS, an Argo CD Application per directory).
-        const scope = this.ctx.namespace === undefined && !hasNamespace(obj) ? `${file}\u0000` : '';
+        // Without -n, objects without a namespace are compared within their file's directory only: the files of one
+        // directory are applied together, to one namespace (kubectl apply -f DIR -n NS, an Argo CD Application per
+        // directory, helm template --output-dir's files of one chart), another directory may go to another one.
+        // Stdin is one scope of its own.
+        const scope = this.ctx.namespace === undefined && !hasNamespace(obj) ? `${this.scopeOf(file)}\u0000` : '';
         const key = detach(`${scope}${ref.namespace}\n${ref.serviceAccount}`);
         let bucket = this.agents.get(key);
         if (!bucket) this.agents.set(key, (bucket = []));
@@ -679,7 +688,8 @@ Flags:
       --config FILE         the webhook's config file (ConfigMap names, rule actions, feature gates)
   -n, --namespace NS        namespace of objects without metadata.namespace (default "default"; with
                             --post-renderer, $HELM_NAMESPACE when set: the release's namespace). Without it,
-                            such objects of different files are not compared for unique-service-account
+                            such objects in files of different directories are not compared for
+                            unique-service-account
       --exclude GLOB        in a directory, leave out the files and directories whose path relative to that
                             PATH argument, or whose name, matches GLOB (* ? [abc] within a name, ** across
                             directories); repeatable. Directories whose names start with '.' and node_modules
