@@ -496,6 +496,22 @@ test('directories: names starting with . are not entered, --exclude leaves out p
   r = await runCli([dir, '--exclude', '[a']);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /--exclude: unclosed \[ in "\[a"/);
+  r = await runCli([dir, '--exclude', '[z-a]']);
+  assert.equal(r.code, 2);
+  assert.equal(r.stderr, 'kagenti-webhook lint: --exclude: the range z-a in "[z-a]" is out of order (write it a-z)\n');
+  // a trailing /: directories of that path or name (charts/ leaves out the directory, values.yaml/ no file)
+  r = await runCli([dir, '-o', 'json', '--exclude', 'charts/', '--exclude', 'apps/values.yaml']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stderr, '');
+  r = await runCli([dir, '-o', 'json', '--exclude', 'charts/', '--exclude', 'values.yaml/']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /apps\/values\.yaml:1:1: error: document 1 is not a Kubernetes object/);
+  // a glob that left nothing out: one note on stderr, the exit code unchanged
+  assert.match(r.stderr, /^kagenti-webhook lint: note: --exclude "values\.yaml\/" matched no file or directory under the directory arguments/);
+  r = await runCli([dir, '-o', 'json', '--exclude', 'charts', '--exclude', 'values.yaml', '--exclude', 'nope', '--exclude', '*.md']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stderr.split('\n').filter(Boolean).length, 1, r.stderr);
+  assert.match(r.stderr, /^kagenti-webhook lint: note: --exclude "nope", "\*\.md" matched no file or directory/);
 });
 
 test('YAML kubectl refuses is an input error: a mapping or null key, content after ---; no warning from Node', () => {
@@ -564,8 +580,9 @@ test('SARIF artifact URIs: relative to GITHUB_WORKSPACE, else to the working dir
 });
 
 test('--exclude globs: * and ? within a name, ** across directories, [] sets', async () => {
-  const { globToRegExp, excluded } = await import('../webhook/glob.ts');
-  const m = (glob: string, path: string) => excluded(path, [globToRegExp(glob) as RegExp]);
+  const { compileExclude, globToRegExp, excluded } = await import('../webhook/glob.ts');
+  type G = Exclude<ReturnType<typeof compileExclude>, string>;
+  const m = (glob: string, path: string, dir = false) => excluded(path, [compileExclude(glob) as G], dir);
   assert.equal(m('*.json', 'a/b/package.json'), true); // by name
   assert.equal(m('a/*.json', 'a/b/package.json'), false);
   assert.equal(m('a/*/package.json', 'a/b/package.json'), true);
@@ -578,6 +595,33 @@ test('--exclude globs: * and ? within a name, ** across directories, [] sets', a
   assert.equal(m('a.b', 'axb'), false);
   assert.equal(m('\\*', '*'), true);
   assert.equal(typeof globToRegExp('[x'), 'string');
+  // a trailing / matches directories only, by path or name
+  assert.equal(m('charts/', 'charts', true), true);
+  assert.equal(m('charts/', 'a/charts', true), true);
+  assert.equal(m('charts/', 'charts'), false);
+  assert.equal(m('a/charts/', 'a/charts', true), true);
+  assert.equal(m('charts', 'charts'), true);
+  assert.equal(typeof compileExclude('/'), 'string');
+  // a range out of order is the glob's error, not the RegExp's
+  assert.equal(compileExclude('[z-a]'), 'the range z-a in "[z-a]" is out of order (write it a-z)');
+  assert.equal(m('[a-c]', 'b'), true);
+  assert.equal(m('[-a]', '-'), true);
+  assert.equal(m('[a-]', '-'), true);
+  // a ] first in a set is one of its members, as in the shell
+  assert.equal(m('[]a]', ']'), true);
+  assert.equal(m('[]a]', 'a'), true);
+  assert.equal(m('[!]a]', ']'), false);
+  assert.equal(m('[!]a]', 'a'), false);
+  assert.equal(m('[!]a]', 'b'), true);
+  assert.equal(m('x[!a]y', 'x/y'), false);
+  assert.equal(typeof compileExclude('[]'), 'string');
+  assert.equal(typeof compileExclude('[!]'), 'string');
+  // the globs that matched are noted
+  const a = compileExclude('*.json') as G;
+  const b = compileExclude('nothing') as G;
+  const seen = new Set<G>();
+  assert.equal(excluded('x/p.json', [a, b], false, seen), true);
+  assert.deepEqual([...seen], [a]);
 });
 
 test('a directory\'s linked files are linted, as kubectl apply -f reads them', async () => {

@@ -27,7 +27,8 @@ import { agentOf, checkInjection, checkObject, checkUnique, dedicatedDenies, Ren
 import type { LabelSelector, OwnerLookup, OwnerRef } from './identity.ts';
 import { controllerOf, copySelector, identityKey, isDnsLabel, objectName, objectNamespace, orphanWorkload, selectorMatches, templateOwner } from './identity.ts';
 import { isObject } from './json.ts';
-import { excluded, globToRegExp } from './glob.ts';
+import type { ExcludeGlob } from './glob.ts';
+import { compileExclude, excluded } from './glob.ts';
 
 export type { Finding, LintReport } from './lint-format.ts';
 
@@ -692,8 +693,9 @@ Flags:
                             unique-service-account
       --exclude GLOB        in a directory, leave out the files and directories whose path relative to that
                             PATH argument, or whose name, matches GLOB (* ? [abc] within a name, ** across
-                            directories); repeatable. Directories whose names start with '.' and node_modules
-                            are never searched; a PATH named on the command line is always read
+                            directories; a trailing / matches directories only); repeatable. Directories whose
+                            names start with '.' and node_modules are never searched; a PATH named on the
+                            command line is always read. A GLOB that leaves nothing out gets a note on stderr
   -o, --format FORMAT       text (default), json, sarif or junit
       --strict              warnings count as failures
       --post-renderer       Helm post-renderer: stdin to stdout unchanged when it passes, else report on stderr
@@ -760,7 +762,12 @@ const EXTENSIONS = /\.(ya?ml|json)$/i;
  * `.` and node_modules are not entered, and what --exclude matches is left out), '-' as stdin. A directory with no
  * file to read is an input problem.
  */
-async function expandPaths(paths: string[], problems: InputProblem[], excludes: readonly RegExp[] = []): Promise<string[]> {
+async function expandPaths(
+  paths: string[],
+  problems: InputProblem[],
+  excludes: readonly ExcludeGlob[] = [],
+  matched?: Set<ExcludeGlob>,
+): Promise<string[]> {
   const out: string[] = [];
   /** `dir` is `rel` (`/`-separated, '' for the argument itself) under the argument */
   const walk = async (dir: string, rel: string): Promise<void> => {
@@ -775,7 +782,7 @@ async function expandPaths(paths: string[], problems: InputProblem[], excludes: 
     for (const e of entries) {
       const p = join(dir, e.name);
       const relative = rel ? `${rel}/${e.name}` : e.name;
-      if (excluded(relative, excludes)) continue;
+      if (excluded(relative, excludes, e.isDirectory(), matched)) continue;
       if (e.isDirectory()) {
         if (e.name.startsWith('.') || e.name === 'node_modules') continue;
         await walk(p, relative);
@@ -945,14 +952,22 @@ async function lintCommand(argv: string[]): Promise<number> {
     return code;
   }
 
-  const excludes: RegExp[] = [];
+  const excludes: ExcludeGlob[] = [];
   for (const glob of f.exclude ?? []) {
     if (glob === '') throw new LintUsageError('--exclude needs a glob (it was given an empty value)');
-    const re = globToRegExp(glob);
-    if (typeof re === 'string') throw new LintUsageError(`--exclude: ${re}`);
-    excludes.push(re);
+    const g = compileExclude(glob);
+    if (typeof g === 'string') throw new LintUsageError(`--exclude: ${g}`);
+    excludes.push(g);
   }
-  const inputs = await expandPaths(paths.length ? paths : ['-'], linter.problems, excludes);
+  const matched = new Set<ExcludeGlob>();
+  const inputs = await expandPaths(paths.length ? paths : ['-'], linter.problems, excludes, matched);
+  // a glob that left nothing out is most likely mistyped, or relative to something else than the PATH arguments
+  const unmatched = excludes.filter((g) => !matched.has(g)).map((g) => JSON.stringify(g.glob));
+  if (unmatched.length)
+    process.stderr.write(
+      `kagenti-webhook lint: note: --exclude ${unmatched.join(', ')} matched no file or directory under the directory arguments ` +
+        `(a glob matches the path relative to the argument, or the name)\n`,
+    );
   // The Namespace documents of every file first, so that their labels count wherever they are in the input; a stream
   // (stdin, a pipe) is read once: its agents are held until the input is read, should a Namespace come after them.
   let regular = true;
