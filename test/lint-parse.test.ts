@@ -115,6 +115,28 @@ test('the splitter refuses content after a line\'s leading --- as kubectl does, 
     );
   }
   assert.deepEqual(splitDocuments('--- # c\na: 1\n---#d\nb: 2\n---  \n').map((d) => d.text), ['', 'a: 1\n', 'b: 2\n', '']);
+  // `---#x` with nothing before it (the file's first line, or right after the --- that ends a document): kubectl's
+  // reader passes it on as content, and its YAML reads the string "---#x" (checked with kubectl 1.32)
+  for (const [stream, line] of [
+    ['---#x\napiVersion: v1\n', 1],
+    ['---#x\n', 1],
+    ['---#x\n---\na: 1\n', 1],
+    ['a: 1\n---\n---#x\nb: 2\n', 3],
+  ] as const)
+    assert.throws(
+      () => splitDocuments(stream),
+      (err: unknown) => {
+        assert.ok(err instanceof InputError);
+        assert.deepEqual([err.line, err.column], [line, 1], stream);
+        assert.match(err.message, /^kubectl refuses the file: it reads "---#x" as content, not as a separator, where no document precedes it .*Fix: put a space after --- \(--- #\.\.\.\)$/);
+        return true;
+      },
+      stream,
+    );
+  // where kubectl's reader has read a line since the last separator, it is one: a --- kept as content, a comment, a
+  // blank line, a `...`
+  for (const stream of ['---\n---#x\na: 1\n', 'a: 1\n---\n---\n---#x\nb: 2\n', '# c\n---#x\na: 1\n', '\n---#x\na: 1\n', 'a: 1\n...\n---#x\nb: 2\n', '--- #x\na: 1\n', '---\t#x\na: 1\n'])
+    assert.doesNotThrow(() => splitDocuments(stream), stream);
 });
 
 test('keys kubectl cannot make a string of are input errors at the key; others become the strings kubectl makes', () => {

@@ -520,6 +520,7 @@ test('YAML kubectl refuses is an input error: a mapping or null key, content aft
     ['mapkey.yaml', 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  labels:\n    ? {a: b}\n    : c\n', /mapkey\.yaml:6:7: error: not valid for kubectl: a mapping as a key, /],
     ['nullkey.yaml', 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata: {~: a}\n', /nullkey\.yaml:4:8: error: not valid for kubectl: the null key ~, /],
     ['flowsep.yaml', '--- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n', /flowsep\.yaml:1:5: error: kubectl refuses the file: "invalid Yaml document separator: \{apiVersion/],
+    ['firsthash.yaml', '---#x\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n', /firsthash\.yaml:1:1: error: kubectl refuses the file: it reads "---#x" as content, not as a separator/],
   ];
   for (const [name, text, re] of cases) {
     writeFileSync(join(dir, name), text);

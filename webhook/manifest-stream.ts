@@ -97,6 +97,13 @@ export class DocumentSplitter {
   private escaped = false;
   /** JSON mode: line number of buf[scanFrom]. */
   private scanLine = 1;
+  /**
+   * Whether kubectl's reader (apimachinery's YAMLReader) has nothing buffered at docStart: at the start of the
+   * stream, and after a `---` line that ended a document. A `---` line read then does not end a document (there is
+   * none): the reader keeps the line as content of the next one, which YAML reads as a document start only when a
+   * space or the end of the line follows the `---`.
+   */
+  private kubectlEmpty = true;
 
   constructor(limits: SplitLimits = DEFAULT_LIMITS) {
     this.limits = limits;
@@ -234,6 +241,18 @@ export class DocumentSplitter {
           column,
         );
       }
+      if (m[0] === '---') {
+        if (text === '' && this.kubectlEmpty) {
+          // `---#x` with nothing before it: kubectl's YAML reads the line as the string "---#x" and refuses the file
+          if (buf.charCodeAt(p + 3) === 0x23)
+            throw new InputError(
+              `kubectl refuses the file: it reads "${buf.slice(p, e).trim().slice(0, 40)}" as content, not as a separator, where no document precedes it (at the start of the file, or right after the --- that ends a document), and YAML reads it as a string. Fix: put a space after --- (--- #...)`,
+              markerLine,
+              1,
+            );
+          this.kubectlEmpty = false;
+        } else this.kubectlEmpty = true;
+      } else this.kubectlEmpty = false; // `...`: content to kubectl's reader
       out.push({ text, line: this.docLine, index: this.index++ });
       this.docStart = Math.min(e + 1, buf.length);
       this.docLine = markerLine + 1;
