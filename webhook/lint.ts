@@ -112,7 +112,7 @@ function detachRef(ref: AgentRef): AgentRef {
 const CONFIG_ISSUER_FIX = 'set tokenReview.issuer (external, internal or the issuer URL) in the webhook config.';
 
 /** Text of held documents (below) kept at most; past it, documents are checked with the Namespaces shown so far. */
-const MAX_HELD_BYTES = 64 * 1024 * 1024;
+const MAX_HELD_BYTES = 16 * 1024 * 1024;
 
 /** A probe's key for "the check listed the labels" (then any label may matter). */
 const ANY_LABEL = '\u0000any';
