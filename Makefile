@@ -56,8 +56,8 @@ deploy: ## Install or upgrade manifests/$(OVERLAY) (image $(IMG)): preflight, th
 	@if [ "$(OVERLAY)" = "self-signed" ] && [ ! -f $(CERTS_DIR)/tls.key ]; then $(MAKE) certs; fi
 	@mutating="$$($(KUBECTL) get mutatingwebhookconfiguration/$(SERVICE) --ignore-not-found -o name)" || exit 1; \
 	  validating="$$($(KUBECTL) get validatingwebhookconfiguration/$(SERVICE) --ignore-not-found -o name)" || exit 1; \
-	  if [ -n "$$mutating" ] && [ -n "$$validating" ]; then \
-	    echo "make: both webhook configurations $(SERVICE) exist: upgrading, configurations first"; \
+	  if [ -n "$$mutating" ] || [ -n "$$validating" ]; then \
+	    echo "make: webhook configuration $(SERVICE) exists: upgrading, configurations first"; \
 	    $(MAKE) --no-print-directory deploy-upgrade; \
 	  else \
 	    $(MAKE) --no-print-directory deploy-install; \
@@ -70,13 +70,14 @@ deploy-install:
 	$(ROLLOUT)
 	$(APPLY_WEBHOOKS)
 
-# Run by deploy when both configurations exist. They go first: the old pods still answer them, and a new caBundle
-# (self-signed: ca.crt holds the old CA and the new one after `make certs` rotated it) is in place before any new
-# pod serves a certificate of the new CA.
+# Run by deploy when a configuration exists (an upgrade, or one left half-installed). They go first: the old pods
+# still answer them, and a new caBundle (self-signed: ca.crt holds the old CA and the new one after `make certs`
+# rotated it) is in place before any new pod serves a certificate of the new CA. Should the rollout fail, the new
+# configurations are answered by the old pods: say so, and how to go back.
 deploy-upgrade:
 	$(APPLY_WEBHOOKS)
 	$(APPLY_ALL_BUT_WEBHOOKS)
-	$(ROLLOUT)
+	@$(ROLLOUT) || { echo "make: the rollout did not finish: the new webhook configurations are in place and the old pods answer them (a caBundle that no longer trusts their CA fails every admission). Fix the rollout and run make deploy again, or go back: kubectl -n $(NAMESPACE) rollout undo deploy/$(SERVICE), then apply the previous release's webhook configurations." >&2; exit 1; }
 
 # undeploy: the webhook configurations, the generated ConfigMaps and Secrets (by label, whatever their hash), the
 # rendered objects but the Namespace (cert-manager's Certificates and Issuers among them), and last, only when the
@@ -84,13 +85,16 @@ deploy-upgrade:
 # and would issue them again if they went first.
 undeploy: ## Remove what manifests/$(OVERLAY) installed, webhook configurations first; never the namespace (Kagenti's too)
 	@$(CHECK_OVERLAY)
-	$(KUBECTL) delete mutatingwebhookconfiguration/$(SERVICE) validatingwebhookconfiguration/$(SERVICE) --ignore-not-found
-	$(KUBECTL) -n $(NAMESPACE) delete configmap,secret -l app.kubernetes.io/name=$(SERVICE) --ignore-not-found
 	@set -e; if [ "$(OVERLAY)" = "self-signed" ] && [ ! -f $(CERTS_DIR)/tls.key ]; then dir=manifests/base; else dir=manifests/$(OVERLAY); fi; \
-	  rendered="$$($(KUBECTL) kustomize $$dir)"; \
+	  rendered="$$($(KUBECTL) kustomize $$dir)" || { echo "make: manifests/$(OVERLAY) does not render (above); nothing was deleted" >&2; exit 2; }; \
+	  echo "$(KUBECTL) delete mutatingwebhookconfiguration/$(SERVICE) validatingwebhookconfiguration/$(SERVICE) --ignore-not-found"; \
+	  $(KUBECTL) delete mutatingwebhookconfiguration/$(SERVICE) validatingwebhookconfiguration/$(SERVICE) --ignore-not-found; \
+	  echo "$(KUBECTL) -n $(NAMESPACE) delete configmap,secret -l app.kubernetes.io/name=$(SERVICE) --ignore-not-found"; \
+	  $(KUBECTL) -n $(NAMESPACE) delete configmap,secret -l app.kubernetes.io/name=$(SERVICE) --ignore-not-found; \
 	  echo "$(KUBECTL) kustomize $$dir | $(FILTER_KINDS) drop Namespace | $(KUBECTL) delete --ignore-not-found -f -"; \
-	  printf '%s\n' "$$rendered" | $(FILTER_KINDS) drop Namespace | $(KUBECTL) delete --ignore-not-found -f -; \
+	  status=0; printf '%s\n' "$$rendered" | $(FILTER_KINDS) drop Namespace | $(KUBECTL) delete --ignore-not-found -f - || status=$$?; \
 	  if printf '%s\n' "$$rendered" | grep -q '^apiVersion: cert-manager\.io/'; then \
 	    echo "$(KUBECTL) -n $(NAMESPACE) delete secret $(SERVICE)-tls $(SERVICE)-ca --ignore-not-found"; \
 	    $(KUBECTL) -n $(NAMESPACE) delete secret $(SERVICE)-tls $(SERVICE)-ca --ignore-not-found; \
-	  fi
+	  fi; \
+	  exit $$status

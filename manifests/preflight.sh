@@ -25,12 +25,21 @@ overlay_dir="$(dirname "$0")/$OVERLAY"
 # When the render fails (manifests/self-signed, or an overlay built on it, before `make certs` wrote the
 # certificates it reads), the overlay's name decides: self-signed needs no cert-manager, any other name does.
 needs_cert_manager() {
-  local rendered
-  if rendered="$("${kubectl[@]}" kustomize "$overlay_dir" 2>/dev/null)"; then
+  local rendered err
+  if rendered="$("${kubectl[@]}" kustomize "$overlay_dir" 2>/tmp/kagenti-preflight.$$)"; then
+    rm -f /tmp/kagenti-preflight.$$
     grep -q '^apiVersion: cert-manager\.io/' <<<"$rendered"
     return
   fi
-  [ "$OVERLAY" != "self-signed" ]
+  err="$(head -n 1 /tmp/kagenti-preflight.$$ 2>/dev/null)"
+  rm -f /tmp/kagenti-preflight.$$
+  # manifests/self-signed renders only once `make certs` wrote its certificates (make deploy runs it after this
+  # check): it needs no cert-manager. Any other overlay that does not render is not guessed at.
+  local name="${OVERLAY#./}"
+  name="${name%/}"
+  [ "$name" = "self-signed" ] && return 1
+  echo "preflight: manifests/$OVERLAY does not render (${err:-kubectl kustomize failed}). An overlay built on self-signed needs its certificates first: make certs. Nothing was applied." >&2
+  exit 2
 }
 
 # cert-manager's Certificate CRD, for the overlays that get their serving certificate from it.

@@ -21,8 +21,10 @@ interface Fake {
   crdError?: string;
   /** exit code of `rollout status` (default 0) */
   rolloutCode?: number;
-  /** whether both webhook configurations kagenti-webhook exist (an upgrade; default false, a first install) */
-  webhooks?: boolean;
+  /** whether both webhook configurations kagenti-webhook exist (an upgrade; default false, a first install), or only the mutating one */
+  webhooks?: boolean | 'mutating';
+  /** `delete -f -` fails (kubectl's "no matches for kind Certificate" once cert-manager's CRDs are gone) */
+  deleteFails?: boolean;
   /** `kustomize` fails, as the self-signed overlay does before `make certs` (default: the real kubectl kustomize) */
   kustomizeFails?: boolean;
 }
@@ -47,6 +49,7 @@ case " $* " in
   *" -f - "*)
     kinds="$(sed -n 's/^kind: *//p' | tr '\\n' ' ' | sed 's/ $//')"
     printf '%s\\n  stdin: %s\\n' "$*" "$kinds" >> '${log}'
+    ${fake.deleteFails ? `case " $* " in *" delete "*) echo 'error: resource mapping not found for name: "kagenti-webhook-ca" namespace: "kagenti-system" from "STDIN": no matches for kind "Certificate" in version "cert-manager.io/v1"' >&2; exit 1 ;; esac` : ':'}
     exit 0 ;;
 esac
 printf '%s\\n' "$*" >> '${log}'
@@ -69,7 +72,7 @@ JSON
   *" get mutatingwebhookconfiguration/kagenti-webhook --ignore-not-found -o name "*)
     ${fake.webhooks ? 'echo mutatingwebhookconfiguration.admissionregistration.k8s.io/kagenti-webhook' : ':'} ;;
   *" get validatingwebhookconfiguration/kagenti-webhook --ignore-not-found -o name "*)
-    ${fake.webhooks ? 'echo validatingwebhookconfiguration.admissionregistration.k8s.io/kagenti-webhook' : ':'} ;;
+    ${fake.webhooks === true ? 'echo validatingwebhookconfiguration.admissionregistration.k8s.io/kagenti-webhook' : ':'} ;;
   *" rollout status "*) exit ${fake.rolloutCode ?? 0} ;;
 esac
 exit 0
@@ -230,10 +233,12 @@ test('preflight: when the overlay does not render (self-signed before `make cert
   const selfSigned = preflight({ major: '1', minor: '31' }, { certManager: false, overlay: 'self-signed', kustomizeFails: true });
   assert.equal(selfSigned.code, 0, selfSigned.stderr);
   assert.deepEqual(selfSigned.calls.slice(1), [`kustomize ${join(ROOT, 'manifests', 'self-signed')}`]);
+  for (const overlay of ['./self-signed', 'self-signed/']) assert.equal(preflight({ major: '1', minor: '31' }, { certManager: false, overlay, kustomizeFails: true }).code, 0, overlay);
+  // any other overlay that does not render is not guessed at: its error, and the likely cause
   for (const overlay of ['default', 'mine']) {
     const r = preflight({ major: '1', minor: '31' }, { certManager: false, overlay, kustomizeFails: true });
-    assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, /^preflight: cert-manager not found/);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /^preflight: manifests\/\S+ does not render \(error: must build at directory: not a valid directory\)\. An overlay built on self-signed needs its certificates first: make certs\. Nothing was applied\.\n$/);
   }
 });
 
@@ -355,7 +360,7 @@ test('make deploy (upgrade: both configurations exist): the configurations first
   const [first, second] = stdinKinds(r.calls);
   assert.deepEqual(first, WEBHOOK_KINDS);
   assert.deepEqual(second, renderedKinds('default').filter((k) => !WEBHOOK_KINDS.includes(k)));
-  assert.match(r.stdout, /both webhook configurations kagenti-webhook exist: upgrading, configurations first/);
+  assert.match(r.stdout, /webhook configuration kagenti-webhook exists: upgrading, configurations first/);
 });
 
 test('make deploy: a configuration that cannot be read (not NotFound) stops before anything is applied', skipMake, () => {
@@ -428,9 +433,10 @@ for (const [overlay, vars, rendered, certManager] of [
     assert.equal(r.code, 0, r.stderr);
     const verbs = r.calls.filter((c) => !c.startsWith('  '));
     assert.deepEqual(verbs, [
+      // rendered first: an overlay that does not render deletes nothing
+      `kustomize manifests/${rendered}`,
       'delete mutatingwebhookconfiguration/kagenti-webhook validatingwebhookconfiguration/kagenti-webhook --ignore-not-found',
       '-n kagenti-system delete configmap,secret -l app.kubernetes.io/name=kagenti-webhook --ignore-not-found',
-      `kustomize manifests/${rendered}`,
       'delete --ignore-not-found -f -',
       // after the Certificates: deleted before them, cert-manager would issue them again
       ...(certManager ? [CERT_MANAGER_SECRETS] : []),
@@ -451,7 +457,7 @@ test('make undeploy (an overlay of one\'s own on self-signed, rendered): no Secr
   assert.equal(r.code, 0, r.stderr);
   const verbs = r.calls.filter((c) => !c.startsWith('  '));
   assert.equal(verbs.length, 4, verbs.join('\n'));
-  assert.match(verbs[2]!, /^kustomize manifests\/\.\..*\/mine$/);
+  assert.match(verbs[0]!, /^kustomize manifests\/\.\..*\/mine$/);
   assert.ok(!verbs.includes(CERT_MANAGER_SECRETS));
   const [deleted] = stdinKinds(r.calls);
   assert.ok(deleted!.includes('Secret') && deleted!.includes('PodMonitor') && !deleted!.includes('Namespace'), deleted!.join(' '));
@@ -460,4 +466,31 @@ test('make undeploy (an overlay of one\'s own on self-signed, rendered): no Secr
 test('the Makefile never deletes a namespace', () => {
   const make = readFileSync(join(ROOT, 'Makefile'), 'utf8');
   assert.doesNotMatch(make, /delete (ns|namespaces?)\b/);
+});
+
+test('make undeploy: cert-manager\'s Secrets are deleted even when deleting the rendered objects fails (cert-manager uninstalled first), and the failure is the exit code', skipMake, () => {
+  const r = make('undeploy', { deleteFails: true });
+  assert.notEqual(r.code, 0);
+  const verbs = r.calls.filter((c) => !c.startsWith('  '));
+  assert.equal(verbs.at(-1), CERT_MANAGER_SECRETS);
+});
+
+test('make undeploy: an overlay that does not render deletes nothing', skipMake, () => {
+  const r = make('undeploy', { kustomizeFails: true });
+  assert.equal(r.code, 2, r.stderr);
+  assert.deepEqual(r.calls, ['kustomize manifests/default']);
+  assert.match(r.stderr, /make: manifests\/default does not render \(above\); nothing was deleted/);
+});
+
+test('make deploy: one webhook configuration left (half-installed) is an upgrade: the configurations go first', skipMake, () => {
+  const r = make('deploy', { webhooks: 'mutating' });
+  assert.equal(r.code, 0, r.stderr);
+  const kinds = stdinKinds(r.calls);
+  assert.deepEqual(kinds[0], WEBHOOK_KINDS);
+});
+
+test('make deploy (upgrade): a rollout that does not finish says the new configurations are in place and how to go back', skipMake, () => {
+  const r = make('deploy', { webhooks: true, rolloutCode: 1 });
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /make: the rollout did not finish: the new webhook configurations are in place and the old pods answer them .* kubectl -n kagenti-system rollout undo deploy\/kagenti-webhook, then apply the previous release's webhook configurations\./);
 });
