@@ -4,7 +4,7 @@
 // installed on the machines these tests run on).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
 import { parse } from 'yaml';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -512,6 +512,9 @@ test('directories: names starting with . are not entered, --exclude leaves out p
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stderr.split('\n').filter(Boolean).length, 1, r.stderr);
   assert.match(r.stderr, /^kagenti-webhook lint: note: --exclude "nope", "\*\.md" matched no file or directory/);
+  // no directory argument: nothing was walked, so there is nothing to note (files named are always read)
+  r = await runCli([join(dir, 'apps', 'a.yaml'), '--exclude', 'a.yaml']);
+  assert.doesNotMatch(r.stderr, /note: --exclude/);
 });
 
 test('YAML kubectl refuses is an input error: a mapping or null key, content after ---; no warning from Node', () => {
@@ -571,6 +574,11 @@ test('SARIF artifact URIs: relative to GITHUB_WORKSPACE, else to the working dir
       ],
       args.join(' '),
     );
+  }
+  // a # Source: that is absolute or climbs out with .. names no file of the checkout: <stdin>
+  for (const source of ['../../etc/passwd', '/abs/path/x.yaml', 'c/../../x.yaml']) {
+    r = await runCli(['-', '-o', 'sarif'], { stdin: `---\n# Source: ${source}\n${AGENT('a', null)}`, env: { GITHUB_WORKSPACE: dir } });
+    assert.equal(JSON.parse(String(r.stdout)).runs[0].results[0].locations[0].physicalLocation.artifactLocation.uri, '%3Cstdin%3E', source);
   }
   // files and stdin in one run: every result located
   r = await runCli([join(dir, 'm', 'a.yaml'), '-', '-o', 'sarif'], { stdin: AGENT('b', null), env: { GITHUB_WORKSPACE: dir } });
@@ -1006,6 +1014,11 @@ test('lint without -n: objects without a namespace are compared for unique-servi
   assert.match(String(r.stdout), /agent-b\.yaml:\d+:\d+: error \[unique-service-account\] Deployment default\/agent-b: .*agent-a defined at .*agent-a\.yaml:6/);
   r = await runCli([join(out, 'agent-a.yaml'), join(dir, 'out', 'chart', '..', 'chart', 'templates', 'agent-b.yaml'), '--external-issuer']);
   assert.equal(r.code, 1, String(r.stdout));
+  // and through a symbolic link to that directory
+  symlinkSync(out, join(dir, 'link'));
+  r = await runCli([join(dir, 'link', 'agent-a.yaml'), join(out, 'agent-b.yaml'), '--external-issuer']);
+  assert.equal(r.code, 1, String(r.stdout));
+  rmSync(join(dir, 'link'));
   // a nested directory is another scope, as a sibling is (team-a and team-b above), and stdin another
   mkdirSync(join(out, 'sub'));
   writeFileSync(join(out, 'sub', 'agent-c.yaml'), app('agent-c'));

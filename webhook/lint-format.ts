@@ -300,7 +300,10 @@ export const STDIN_URI = encodeURIComponent(STDIN_NAME);
 export function resultUri(f: Pick<Finding, 'file' | 'source'>, base: SarifBase): string {
   const uri = artifactUri(f.file, base);
   if (uri !== undefined) return uri;
-  const source = (f.source ?? '')
+  // Helm writes chart-relative paths; one that is absolute or climbs out with `..` names no file of the checkout
+  const raw = f.source ?? '';
+  if (raw.startsWith('/') || /^[A-Za-z]:[\\/]/.test(raw) || raw.split(/[\\/]/).includes('..')) return STDIN_URI;
+  const source = raw
     .split('/')
     .filter((seg) => seg !== '' && seg !== '.')
     .map((seg) => encodeURIComponent(seg))

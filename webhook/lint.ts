@@ -3,7 +3,7 @@
 // cross-document ServiceAccount index, positions findings and picks the exit code:
 //   0 no errors (warnings allowed unless --strict), 1 violations, 2 usage, read or parse errors, 141 stdout's
 //   reader went away.
-import { createReadStream, existsSync } from 'node:fs';
+import { createReadStream, existsSync, realpathSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -48,6 +48,15 @@ export interface LintContext {
    */
   updatesCluster?: boolean;
   limits?: SplitLimits;
+}
+
+/** A directory as the file system resolves it (symbolic links followed), so two spellings of one are one scope. */
+function realDirectory(dir: string): string {
+  try {
+    return realpathSync(dir);
+  } catch {
+    return dir;
+  }
 }
 
 /** A violation found on an object, before it is positioned: the other agent of a unique-service-account one. */
@@ -222,7 +231,7 @@ export class Linter {
 
   /** The scope of a file for objects without a namespace (without -n): its directory, or stdin. */
   private scopeOf(file: string): string {
-    if (this.lastScope?.file !== file) this.lastScope = { file, scope: file === STDIN_NAME ? file : dirname(resolve(file)) };
+    if (this.lastScope?.file !== file) this.lastScope = { file, scope: file === STDIN_NAME ? file : realDirectory(dirname(resolve(file))) };
     return this.lastScope.scope;
   }
 
@@ -767,6 +776,7 @@ async function expandPaths(
   problems: InputProblem[],
   excludes: readonly ExcludeGlob[] = [],
   matched?: Set<ExcludeGlob>,
+  walked?: { directory: boolean },
 ): Promise<string[]> {
   const out: string[] = [];
   /** `dir` is `rel` (`/`-separated, '' for the argument itself) under the argument */
@@ -815,6 +825,7 @@ async function expandPaths(
       continue;
     }
     if (st.isDirectory()) {
+      if (walked) walked.directory = true;
       const before = out.length;
       const problemsBefore = problems.length;
       await walk(p, '');
@@ -960,10 +971,12 @@ async function lintCommand(argv: string[]): Promise<number> {
     excludes.push(g);
   }
   const matched = new Set<ExcludeGlob>();
-  const inputs = await expandPaths(paths.length ? paths : ['-'], linter.problems, excludes, matched);
+  const walked = { directory: false };
+  const inputs = await expandPaths(paths.length ? paths : ['-'], linter.problems, excludes, matched, walked);
   // a glob that left nothing out is most likely mistyped, or relative to something else than the PATH arguments
   const unmatched = excludes.filter((g) => !matched.has(g)).map((g) => JSON.stringify(g.glob));
-  if (unmatched.length)
+  // (files named on the command line are always read: a glob only acts inside the directories given)
+  if (unmatched.length && walked.directory)
     process.stderr.write(
       `kagenti-webhook lint: note: --exclude ${unmatched.join(', ')} matched no file or directory under the directory arguments ` +
         `(a glob matches the path relative to the argument, or the name)\n`,
