@@ -22,23 +22,21 @@ OVERLAY="${OVERLAY:-default}"
 overlay_dir="$(dirname "$0")/$OVERLAY"
 
 # Whether the overlay gets its serving certificate from cert-manager: its render holds a cert-manager.io object.
-# When the render fails (manifests/self-signed, or an overlay built on it, before `make certs` wrote the
-# certificates it reads), the overlay's name decides: self-signed needs no cert-manager, any other name does.
+# manifests/self-signed renders only once `make certs` wrote its certificates (make deploy runs it after this
+# check): when it does not render, it needs no cert-manager. Any other overlay that does not render is not guessed
+# at: its error, and the likely cause.
 needs_cert_manager() {
-  local rendered err
-  if rendered="$("${kubectl[@]}" kustomize "$overlay_dir" 2>/tmp/kagenti-preflight.$$)"; then
-    rm -f /tmp/kagenti-preflight.$$
-    grep -q '^apiVersion: cert-manager\.io/' <<<"$rendered"
+  local out
+  # stdout and stderr together: on success kustomize's warnings never start a line with apiVersion
+  if out="$("${kubectl[@]}" kustomize "$overlay_dir" 2>&1)"; then
+    grep -q '^apiVersion: cert-manager\.io/' <<<"$out"
     return
   fi
-  err="$(head -n 1 /tmp/kagenti-preflight.$$ 2>/dev/null)"
-  rm -f /tmp/kagenti-preflight.$$
-  # manifests/self-signed renders only once `make certs` wrote its certificates (make deploy runs it after this
-  # check): it needs no cert-manager. Any other overlay that does not render is not guessed at.
   local name="${OVERLAY#./}"
   name="${name%/}"
   [ "$name" = "self-signed" ] && return 1
-  echo "preflight: manifests/$OVERLAY does not render (${err:-kubectl kustomize failed}). An overlay built on self-signed needs its certificates first: make certs. Nothing was applied." >&2
+  local first="${out%%$'\n'*}"
+  echo "preflight: manifests/$OVERLAY does not render (${first:-kubectl kustomize failed}). An overlay built on self-signed needs its certificates first: make certs. Nothing was applied." >&2
   exit 2
 }
 
