@@ -244,6 +244,44 @@ test('inject writes the documents it does not change byte for byte, and refuses 
   assert.match(p60.stderr, /0x1000000000000000 is an integer past 2\^53, .*it would become 1152921504606847000; kubectl reads 1152921504606846976/);
 });
 
+test('inject splits documents as kubectl does: a ---#comment line is a separator, kept as written; what kubectl refuses, inject refuses', () => {
+  // kubectl's reader ends a document at `---#...` (YAML alone would read it as content): kubectl patch --local
+  // reads the file as three objects
+  const cm = (name: string) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n`;
+  const agent = 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels:\n    kagenti.io/type: agent\nspec:\n  containers:\n    - name: app\n      image: busybox\n';
+  const text = `${cm('a')}---#one\n${agent}---#two\n${cm('b')}`;
+  const dir = mkdtempSync(join(tmpdir(), 'kw-sep-'));
+  try {
+    writeFileSync(join(dir, 'in.yaml'), text);
+    writeFileSync(join(dir, 'patch.json'), '[]');
+    const names = execFileSync('kubectl', ['patch', '--local', '-f', join(dir, 'in.yaml'), '--type', 'json', '--patch-file', join(dir, 'patch.json'), '-o', 'jsonpath={.metadata.name} '], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    assert.equal(names.trim(), 'a p b');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const r = runCli(['inject', '-f', '-'], text);
+  assert.equal(r.code, 0, r.stderr);
+  // the documents it leaves alone are written back byte for byte, separators included; the pod is injected
+  assert.ok(r.stdout.startsWith(`---\n${cm('a')}---\n#one\napiVersion: v1\nkind: Pod\n`), r.stdout.slice(0, 200));
+  assert.ok(r.stdout.endsWith(`---#two\n${cm('b')}`), r.stdout.slice(-200));
+  assert.match(r.stdout, /name: spiffe-helper/);
+  // running it again changes nothing
+  assert.equal(runCli(['inject', '-f', '-'], r.stdout).stdout, r.stdout);
+
+  // kubectl refuses content after a separator, and a `---#` line with no document before it: so does inject (exit 2)
+  for (const [input, where, why] of [
+    [`--- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n`, '1:5', /invalid Yaml document separator/],
+    [`---#x\n${cm('a')}`, '1:1', /it reads "---#x" as content/],
+    [`${cm('a')}--- #x\n---#y\n${cm('b')}`, '6:1', /it reads "---#y" as content/],
+  ] as const) {
+    const bad = runCli(['inject', '-f', '-'], input);
+    assert.equal(bad.code, 2, input);
+    assert.equal(bad.stdout, '');
+    assert.match(bad.stderr, new RegExp(`<stdin>:${where}: kubectl refuses the file`));
+    assert.match(bad.stderr, why);
+  }
+});
+
 test('inject writes U+0085, U+2028 and U+2029 (line breaks to kubectl) escaped, in keys and values, and kubectl reads them back', () => {
   // In the input they are escapes in double quotes, which kubectl and the yaml package read alike.
   const forms = (c: string) => [c, `a${c}`, `${c}a`, `a${c}b`, `a\\n${c}b`, `a${c}\\nb`, `${c}\\n`, `\\n${c}`, `${c}${c}`, `x ${c} y: z # w`];

@@ -139,7 +139,12 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
   const out: InjectStreamResult = { output: '', denials: [], warnings: [], injected: 0 };
   const namespaces = new RenderedNamespaces();
   const json = jsonStreamAsYaml(text, source);
+  // The documents inject leaves alone are written back from the input as it was (`input`); the parser reads `text`,
+  // which differs only where kubectl's line rule and YAML's disagree on a document separator (see yamlSeparators).
+  const input = text;
+  let at = (p: number) => p;
   if (json) text = json.text;
+  else ({ text, at } = yamlSeparators(text, source));
   const lineOf = (l: number) => (json ? json.line(l) : l);
   const lc = new LineCounter();
   // (logLevel: a key that is a mapping or a sequence is refused below, not warned about by toJS on stderr)
@@ -233,9 +238,9 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
       if (asWritten && start !== undefined && end !== undefined) {
         // the first document's text includes what comes before it (comments, not a byte-order mark); it gets a
         // `---` unless it has one
-        const own = text.slice(i > 0 ? start : text.charCodeAt(0) === 0xfeff ? 1 : 0, end);
+        const own = input.slice(i > 0 ? at(start) : input.charCodeAt(0) === 0xfeff ? 1 : 0, at(end));
         const withEnd = own.endsWith('\n') ? own : `${own}\n`;
-        parts.push(text.startsWith('---', start) ? withEnd : `---\n${withEnd}`);
+        parts.push(input.startsWith('---', at(start)) ? withEnd : `---\n${withEnd}`);
       } else {
         refuseRawLineBreaks(i);
         parts.push(marked(written(doc)));
@@ -298,6 +303,44 @@ function jsonStreamAsYaml(text: string, source: string): { text: string; line: (
     for (let k = 0; k < lines; k++) origin.push(d.line + k);
   }
   return { text: parts.join(''), line: (l) => origin[l] ?? l, docs };
+}
+
+/**
+ * A YAML stream split as kubectl splits it, for the parser. kubectl's reader (apimachinery's YAMLReader) ends a
+ * document at any line that starts with `---` followed by nothing but spaces or a comment, and refuses the file
+ * where other text follows (`--- {...}`) or where a `---#...` line has no document before it; YAML itself wants a
+ * space after `---`, and reads `---#x` as content. So the same refusals as lint's (exit 2, the line named), and
+ * each `---#` separator gets a space after its `---` for the parser, with `at` taking an offset of the parsed text
+ * back to the input's (the output keeps the input's bytes).
+ */
+function yamlSeparators(text: string, source: string): { text: string; at: (p: number) => number } {
+  try {
+    splitDocuments(text);
+  } catch (err) {
+    if (err instanceof InputError) throw new UsageError(`${source}${err.line ? `:${err.line}:${err.column ?? 1}` : ''}: ${err.message}`);
+    throw err;
+  }
+  /** offsets in the parsed text just after each inserted space, ascending */
+  const inserted: number[] = [];
+  const parsed = text.replace(/^---#/gm, (_m, offset: number) => {
+    inserted.push(offset + 3 + inserted.length + 1);
+    return '--- #';
+  });
+  if (!inserted.length) return { text, at: (p) => p };
+  return {
+    text: parsed,
+    at: (p) => {
+      // how many inserted spaces lie before p
+      let lo = 0;
+      let hi = inserted.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (inserted[mid]! <= p) lo = mid + 1;
+        else hi = mid;
+      }
+      return p - lo;
+    },
+  };
 }
 
 /** Characters go-yaml v2 (kubectl) reads as line breaks, which YAML 1.2 and the yaml package do not. */
