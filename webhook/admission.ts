@@ -353,7 +353,7 @@ function fittedMessage(message: string): string {
 
 export function allow(uid: string, warnings: string[] = []): AdmissionResponse {
   const r: AdmissionResponse = { uid, allowed: true };
-  if (warnings.length) r.warnings = fitted(warnings);
+  if (warnings.length) r.warnings = fitted(warnings.map(printable));
   return r;
 }
 
@@ -377,19 +377,40 @@ function base64(text: string): string {
   return scratch.toString('base64', 0, n);
 }
 
-/** A denial as kubectl shows it: `Error from server (Forbidden): ... denied the request: <message>`. */
-export function deny(uid: string, message: string, warnings: string[] = []): AdmissionResponse {
-  const r: AdmissionResponse = { uid, allowed: false, status: { code: 403, reason: 'Forbidden', message: fittedMessage(message) } };
-  if (warnings.length) r.warnings = fitted(warnings);
+/**
+ * A denial as kubectl shows it: `Error from server (Forbidden): ... denied the request: <message>`. Several
+ * messages (a list) go one a line. Each message, and each warning, is one line: printable() escapes what a request
+ * put in it that a terminal would act on.
+ */
+export function deny(uid: string, message: string | readonly string[], warnings: string[] = []): AdmissionResponse {
+  const text = typeof message === 'string' ? printable(message) : message.map(printable).join('\n');
+  const r: AdmissionResponse = { uid, allowed: false, status: { code: 403, reason: 'Forbidden', message: fittedMessage(text) } };
+  if (warnings.length) r.warnings = fitted(warnings.map(printable));
   return r;
+}
+
+/** Characters a terminal acts on, or that break a line: C0 controls (ESC, CR, LF...), DEL, C1 controls, U+2028/2029. */
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+const UNPRINTABLE_ALL = new RegExp(UNPRINTABLE.source, 'g');
+const ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t', '\b': '\\b', '\f': '\\f' };
+
+/**
+ * Text for a message or a log field with the characters of UNPRINTABLE escaped as JSON escapes them (`\n`,
+ * `\u001b`). Names and values in messages come from the request, and anything that reaches the port can send one:
+ * raw, `x\e[2K\r\nFix: run ...` would erase the line kubectl prints and write a fix of its own under it.
+ */
+export function printable(text: string): string {
+  if (!UNPRINTABLE.test(text)) return text;
+  return text.replace(UNPRINTABLE_ALL, (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /**
  * A name as a message shows it: whole up to 253 characters (the longest a Kubernetes name can be), else its start
- * and its length. The API server checks names after the mutating webhooks, so a request can carry any length.
+ * and its length, with control characters escaped (printable). The API server checks names after the mutating
+ * webhooks, and anything that reaches the port can send a request, so a name can carry any length and any character.
  */
 export function shown(name: string): string {
-  return name.length <= 253 ? name : `${name.slice(0, 60)}...(${name.length} characters)`;
+  return printable(name.length <= 253 ? name : `${name.slice(0, 60)}...(${name.length} characters)`);
 }
 
 /** `Kind namespace/name` (or generateName…) for messages and logs. */
@@ -436,6 +457,6 @@ export function decisionFor(response: AdmissionResponse, rules: string[] = [], d
  */
 export function internalError(uid: string, message: string, detail?: Record<string, unknown>): Decision {
   const response = deny(uid, message);
-  response.status = { code: 500, reason: 'InternalError', message };
+  response.status = { code: 500, reason: 'InternalError', message: response.status!.message };
   return { response, result: 'error', rules: ['internal-error'], detail };
 }

@@ -104,9 +104,14 @@ export const MAX_DENIALS = 10;
 
 /** The denial message of an admission answer: each denial on its own line, and a count of those not listed. */
 export function denialText(r: { all: readonly InjectDenial[]; unlisted: number }): string {
+  return denialLines(r).join('\n');
+}
+
+/** denialText's messages, one each (admission.ts's deny() makes each one line before it joins them). */
+export function denialLines(r: { all: readonly InjectDenial[]; unlisted: number }): string[] {
   const lines = r.all.map((d) => d.message);
   if (r.unlisted > 0) lines.push(`(${r.unlisted} more injection denials of the same pod are not listed.)`);
-  return lines.join('\n');
+  return lines;
 }
 
 export type SkipReason = 'global-disabled' | 'not-agent' | 'tools-disabled' | 'inject-disabled' | 'all-opted-out';

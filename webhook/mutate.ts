@@ -3,7 +3,7 @@
 import type { AdmissionRequest, Decision, KubeObject } from './admission.ts';
 import { allow, allowWithPatch, decisionFor, deny, objectRef } from './admission.ts';
 import type { Config } from './config.ts';
-import { csiDriverMissing, denialText, injectTemplate, warningName } from './inject.ts';
+import { csiDriverMissing, denialLines, injectTemplate, warningName } from './inject.ts';
 import { createPatch } from './patch.ts';
 import type { ValidationService } from './validation.ts';
 
@@ -36,7 +36,7 @@ export function mutate(req: AdmissionRequest, deps: MutateDeps): Decision {
       return decisionFor(allow(req.uid), [], { skipped: result.reason });
     case 'deny': {
       const each = result.all.map((d) => d.rule);
-      return { ...decisionFor(deny(req.uid, denialText(result)), [...new Set(each)]), violations: each };
+      return { ...decisionFor(deny(req.uid, denialLines(result)), [...new Set(each)]), violations: each };
     }
     case 'inject': {
       const warnings = [...result.warnings];

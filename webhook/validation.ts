@@ -410,7 +410,7 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
     };
     if (kind === 'ConfigMap') detail.issuer = iss.classification;
     if (req.dryRun) detail.dryRun = true;
-    if (errors.length) return decisionFor(deny(req.uid, errors.map((v) => v.message).join('\n'), warnings), rules, detail);
+    if (errors.length) return decisionFor(deny(req.uid, errors.map((v) => v.message), warnings), rules, detail);
     // a second agent on its ServiceAccount sent before the cache knows this one (kubectl apply -f dir/) is denied
     if (admitting && typeof objWithKind.metadata?.name === 'string') cluster!.noteAdmitted(kind!, ns, objWithKind.metadata.name, admitting);
     if (restartHint) warnings.push(...restartWarning(ns, cmName));
