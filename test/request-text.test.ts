@@ -107,3 +107,16 @@ test('/mutate: several denials, one a line, with the pod\'s name escaped in each
     await none.close();
   }
 });
+
+test('the admission log line names the peer the request came from, beside the user the body claims', async () => {
+  const { log, lines } = recordingLogger();
+  const none = await startValidation({ config: configFromObject({}), log, cluster: 'none' });
+  try {
+    await answerAdmission('mutate', forgedMutate(), { config: configFromObject({}), log, validation: none }, '10.0.0.7');
+    const logged = lines.find((l) => l.msg === 'admission' && l.uid === 'u-m');
+    assert.equal(logged?.remote, '10.0.0.7');
+    assert.equal(logged?.user, 'system:serviceaccount:team-a:attacker');
+  } finally {
+    await none.close();
+  }
+});

@@ -147,7 +147,7 @@ export function answerAdmission(
 
   if (webhook === 'validate' && validation.validateLater) {
     const later = validation.validateLater(request);
-    if (later) return later.then((decision) => answered(webhook, request, decision, started, log, 'helm-release'));
+    if (later) return later.then((decision) => answered(webhook, request, decision, started, log, remote, 'helm-release'));
   }
   let decision: Decision;
   try {
@@ -161,7 +161,7 @@ export function answerAdmission(
       `[internal-error] ${requestRef(request)}: the webhook could not evaluate this object (${why}). It is denied rather than admitted unchecked. Fix: check the manifest; if it is valid, report this to the platform team.`,
     );
   }
-  return answered(webhook, request, decision, started, log);
+  return answered(webhook, request, decision, started, log, remote);
 }
 
 /** The `object` label of admission_duration_seconds: a few fixed values, whatever kind a client names. */
@@ -183,7 +183,7 @@ function logged(v: unknown): string | undefined {
   return v === undefined || v === null ? undefined : `(not a string: ${Array.isArray(v) ? 'array' : typeof v})`;
 }
 
-function answered(webhook: Webhook, request: AdmissionRequest, decision: Decision, started: number, log: Logger, object?: string): Answer {
+function answered(webhook: Webhook, request: AdmissionRequest, decision: Decision, started: number, log: Logger, remote: string | undefined, object?: string): Answer {
   const text = reviewJson(decision.response);
 
   const seconds = (performance.now() - started) / 1e3;
@@ -212,7 +212,9 @@ function answered(webhook: Webhook, request: AdmissionRequest, decision: Decisio
       namespace: logged(request.namespace || obj?.metadata?.namespace),
       name: logged(request.name || obj?.metadata?.name),
       generateName: request.name || obj?.metadata?.name ? undefined : logged(obj?.metadata?.generateName),
+      // as the request says: anything that reaches the port can send one (remote: the peer it came from)
       user: logged(request.userInfo?.username),
+      remote,
       dryRun: request.dryRun || undefined,
       decision: decision.result,
       rules: decision.rules?.length ? decision.rules : undefined,
