@@ -111,6 +111,8 @@ test('an object /validate could not evaluate is result="error", not "denied", an
   // a request object whose pod template cannot be read: validate() fails inside and answers with an internal error
   const broken: ValidationService = {
     ...real,
+    // the server answers through validate() when there is no answer() (which would reach the real validation)
+    answer: undefined,
     validate: (req) =>
       real.validate({
         ...req,

@@ -2,7 +2,9 @@
 // on the machines these tests run on, so this in-test HTTP server replays what one sends over the wire:
 // list responses (`{kind: PodList, metadata: {resourceVersion, continue}, items}`, paged with limit and
 // continue), watch streams (`?watch=true`: one JSON event `{"type": "ADDED", "object": {...}}` per line,
-// chunked, held open), `Status` bodies for 403 Forbidden, and the OIDC discovery document. The real
+// chunked, held open), `Status` bodies for 403 Forbidden, and the OIDC discovery document. Lists in one namespace
+// (`/api/v1/namespaces/<ns>/pods`, `/apis/apps/v1/namespaces/<ns>/deployments`) answer as the cluster-wide list does,
+// with that namespace's objects. The real
 // @kubernetes/client-node KubeConfig, Watch and ListWatch talk to it.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -62,6 +64,11 @@ export class FakeApiServer {
    */
   readonly hungWatches = new Set<string>();
   private readonly held = new Set<http.ServerResponse>();
+  /**
+   * Paths (cluster-wide, e.g. PATHS.pods) whose lists in one namespace are accepted and never answered, as an
+   * overloaded API server does.
+   */
+  readonly hungNamespacedLists = new Set<string>();
   /** Paths whose watch requests get their response headers and are then reset (TCP) after 5 ms: a flapping watch. */
   readonly flappingWatches = new Set<string>();
   /** every request: `GET <path>?<query>` */
@@ -199,7 +206,11 @@ export class FakeApiServer {
       res.end(JSON.stringify(this.discovery));
       return;
     }
-    const meta = LIST_KINDS[u.pathname];
+    // a list in one namespace: the cluster-wide path's objects in that namespace
+    const inNs = /^(\/api\/v1|\/apis\/[^/]+\/[^/]+)\/namespaces\/([^/]+)\/([^/]+)$/.exec(u.pathname);
+    const path = inNs && LIST_KINDS[`${inNs[1]}/${inNs[3]}`] ? `${inNs[1]}/${inNs[3]}` : u.pathname;
+    const namespace = path !== u.pathname ? decodeURIComponent(inNs![2]!) : undefined;
+    const meta = LIST_KINDS[path];
     if (!meta) {
       res.writeHead(404, { 'Content-Type': 'application/json' });
       res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'NotFound', code: 404, message: 'not found' }));
@@ -209,8 +220,13 @@ export class FakeApiServer {
     const field = u.searchParams.get('fieldSelector');
     const nameFilter = field?.startsWith('metadata.name=') ? field.slice('metadata.name='.length) : undefined;
     const verb = isWatch ? 'watch' : 'list';
-    if (this.forbidden.has(`${verb} ${u.pathname}`) || (nameFilter !== undefined && this.forbidden.has(`${verb} ${u.pathname} ${nameFilter}`)))
-      return this.forbid(res, verb, u.pathname);
+    if (this.forbidden.has(`${verb} ${path}`) || (nameFilter !== undefined && this.forbidden.has(`${verb} ${path} ${nameFilter}`)))
+      return this.forbid(res, verb, path);
+    if (namespace !== undefined && !isWatch && this.hungNamespacedLists.has(path)) {
+      this.held.add(res);
+      res.on('close', () => this.held.delete(res));
+      return;
+    }
     if (isWatch && this.hungWatches.has(u.pathname)) {
       this.held.add(res);
       res.on('close', () => this.held.delete(res));
@@ -240,7 +256,8 @@ export class FakeApiServer {
       }
       return;
     }
-    let items = [...this.objects(u.pathname).values()];
+    let items = [...this.objects(path).values()];
+    if (namespace !== undefined) items = items.filter((o) => o.metadata?.namespace === namespace);
     if (nameFilter !== undefined) items = items.filter((o) => o.metadata?.name === nameFilter);
     const limit = Number(u.searchParams.get('limit') ?? '0');
     const offset = Number(u.searchParams.get('continue') ?? '0');

@@ -11,6 +11,7 @@ import { KubeConfig, ListWatch, Watch } from '@kubernetes/client-node';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { KubeObject } from './admission.ts';
+import { shown } from './admission.ts';
 import type { Config } from './config.ts';
 import { isAgentType } from './config.ts';
 import type { OwnerLookup } from './identity.ts';
@@ -18,7 +19,7 @@ import { AGENT_LABEL, agentIdentity, controllerOf, copySelector, effectiveServic
 import type { AgentRef } from './rules.ts';
 import { ADMITTED_TTL_MS, TOKEN_REVIEW_KEY, envConfigMapRefs } from './rules.ts';
 import { getPodTemplate, podTemplatePath } from './workloads.ts';
-import { Gauge, PREFIX, registry } from './metrics.ts';
+import { Counter, Gauge, PREFIX, registry } from './metrics.ts';
 import { isObject, oneLine } from './json.ts';
 
 // ---------------------------------------------------------------------------------------------------
@@ -44,7 +45,7 @@ export class KubeHttpError extends Error {
 export async function kubeGetJson(
   kc: KubeConfig,
   path: string,
-  opts: { maxBytes?: number; timeoutMs?: number; onBytes?: (n: number) => void } = {},
+  opts: { maxBytes?: number; timeoutMs?: number; onBytes?: (n: number) => void; signal?: AbortSignal } = {},
 ): Promise<any> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('the kubeconfig has no current cluster');
@@ -56,7 +57,7 @@ export async function kubeGetJson(
   return new Promise((resolve, reject) => {
     const req = mod.request(
       url,
-      { ...reqOpts, method: 'GET', headers: { ...(reqOpts.headers ?? {}), Accept: 'application/json' } },
+      { ...reqOpts, method: 'GET', headers: { ...(reqOpts.headers ?? {}), Accept: 'application/json' }, ...(opts.signal ? { signal: opts.signal } : {}) },
       (res) => {
         const chunks: Buffer[] = [];
         let size = 0;
@@ -703,6 +704,8 @@ export interface ClusterStateOptions {
   pageBytes?: number;
   /** client-node's watch timeouts (response headers; then inactivity), default WATCH_CLIENT_TIMEOUT_MS (tests set less) */
   watchTimeoutMs?: number;
+  /** confirmAdmitted's timings, default CONFIRM_AFTER_MS and CONFIRM_LIST_MS (tests set less) */
+  confirm?: { afterMs?: number; listMs?: number };
 }
 
 function claimKey(ns: string, sa: string): string {
@@ -716,6 +719,66 @@ interface Admitted {
   claim: string;
   ref: AgentRef;
   until: number;
+  kind: string;
+  namespace: string;
+  name: string;
+  /** when it was admitted, and its place in the order of admissions (ClusterState.admittedSeq) */
+  at: number;
+  seq: number;
+}
+
+/**
+ * An agent admitted this long ago that the API server does not hold was never stored: a create the API server
+ * admitted is stored milliseconds after the webhooks answer, so only a create refused after them (another
+ * webhook, a quota) or a request that did not come from the API server at all (/validate is unauthenticated:
+ * anything that reaches the port can send one) gets here.
+ */
+export const CONFIRM_AFTER_MS = 2_000;
+/**
+ * One confirming list at most this long (two at most per confirmation, one of them after waiting for
+ * CONFIRM_AFTER_MS: about 4 s in all, within the webhooks' timeoutSeconds of 5 s). Unanswered by then, the claim
+ * stands: the denial is kept, as without the check.
+ */
+export const CONFIRM_LIST_MS = 2_000;
+
+type CheckResult = 'confirmed' | 'dropped' | 'unanswered';
+
+/** What confirmAdmitted found, claim by claim. */
+export type ConfirmResult = Record<CheckResult, number>;
+
+const admittedClaimsChecked = new Counter({
+  name: `${PREFIX}admitted_claims_checked_total`,
+  help:
+    'Agents /validate admitted moments ago, not in the cluster cache yet, that a unique-service-account denial rested on alone, checked with the API server before denying, by result: ' +
+    `confirmed (the API server holds it: the denial stands), dropped (not stored ${CONFIRM_AFTER_MS / 1000} s after its admission: forgotten, and the request is decided without it), ` +
+    `unanswered (the list failed or took over ${CONFIRM_LIST_MS / 1000} s: the claim stands, and so does the denial).`,
+  labelNames: ['result'] as const,
+  registers: [registry],
+});
+for (const result of ['confirmed', 'dropped', 'unanswered'] as const) admittedClaimsChecked.inc({ result }, 0);
+
+/** Names the API server can store: a DNS subdomain (every kind a claim is noted for), in a namespace (a DNS label). */
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/** `/apis/apps/v1/deployments` in namespace `ns`: `/apis/apps/v1/namespaces/ns/deployments`. */
+function namespacedPath(path: string, ns: string): string {
+  const i = path.lastIndexOf('/');
+  return `${path.slice(0, i)}/namespaces/${encodeURIComponent(ns)}${path.slice(i)}`;
+}
+
+/** `run`, given up after `ms` (its request aborted): the whole call, credentials and all, not only a quiet socket. */
+function withDeadline<T>(ms: number, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const ctl = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => {
+      const err = new Error(`no answer within ${ms} ms`);
+      ctl.abort(err);
+      reject(err);
+    }, ms);
+  });
+  return Promise.race([run(ctl.signal), deadline]).finally(() => clearTimeout(timer));
 }
 
 export class ClusterState {
@@ -735,6 +798,13 @@ export class ClusterState {
    */
   private readonly admitted = new Map<string, Admitted>();
   private readonly admittedOn = new Map<string, Set<string>>();
+  /** admissions noted so far (Admitted.seq) */
+  private seq = 0;
+  /** confirmAdmitted's checks under way (or confirmed), shared by the requests that wait for the same claim */
+  private readonly confirming = new WeakMap<Admitted, Promise<CheckResult>>();
+  private readonly kc: KubeConfig;
+  private readonly confirmAfterMs: number;
+  private readonly confirmListMs: number;
   readonly lookup: OwnerLookup;
   /**
    * Whether the informers behind claimsOn (pods and the workload kinds) have all listed once: before that, a claim
@@ -745,6 +815,9 @@ export class ClusterState {
   constructor(opts: ClusterStateOptions) {
     this.config = opts.config;
     this.log = opts.log;
+    this.kc = opts.kubeConfig;
+    this.confirmAfterMs = opts.confirm?.afterMs ?? CONFIRM_AFTER_MS;
+    this.confirmListMs = opts.confirm?.listMs ?? CONFIRM_LIST_MS;
     const backoff = opts.backoff ?? { baseMs: 1000, maxMs: 60_000 };
     this.informers = resourceSpecs(opts.config).map(
       (s) => new ResilientInformer(opts.kubeConfig, s, opts.log, backoff, opts.pageSize ?? 500, opts.pageBytes, opts.watchTimeoutMs),
@@ -883,8 +956,9 @@ export class ClusterState {
    * The live agent claims on (namespace, serviceAccount): the cache's, and those of agents this webhook admitted
    * that the cache does not hold yet (`admitted`). `admitting`: a Deployment or StatefulSet being admitted there,
    * taken as cached with its selector, so orphans it would not adopt count as themselves (not as it).
+   * `admittedUpTo`: only the admitted agents noted up to that admittedSeq() count (those noted later are left out).
    */
-  claimsOn(namespace: string, serviceAccount: string, admitting?: KubeObject): AgentRef[] {
+  claimsOn(namespace: string, serviceAccount: string, admitting?: KubeObject, admittedUpTo?: number): AgentRef[] {
     const claim = claimKey(namespace, serviceAccount);
     const set = this.index.get(claim);
     const out: AgentRef[] = [];
@@ -900,7 +974,7 @@ export class ClusterState {
       const now = Date.now();
       for (const k of admitted) {
         const a = this.admitted.get(k)!;
-        if (a.until > now) out.push(a.ref);
+        if (a.until > now && (admittedUpTo === undefined || a.seq <= admittedUpTo)) out.push(a.ref);
       }
     }
     return out;
@@ -928,10 +1002,99 @@ export class ClusterState {
       if (a.until > now && this.admitted.size < ADMITTED_MAX) break;
       this.forgetAdmitted(k);
     }
-    this.admitted.set(key, { claim, ref: { ...ref, recent: true }, until: now + ADMITTED_TTL_MS });
+    this.admitted.set(key, { claim, ref: { ...ref, recent: true }, until: now + ADMITTED_TTL_MS, kind, namespace, name, at: now, seq: ++this.seq });
     let set = this.admittedOn.get(claim);
     if (!set) this.admittedOn.set(claim, (set = new Set()));
     set.add(key);
+  }
+
+  /** The place of the last admission noted, for claimsOn's `admittedUpTo`. */
+  admittedSeq(): number {
+    return this.seq;
+  }
+
+  /**
+   * Checks with the API server the agents admitted moments ago (noted up to `upTo`, an admittedSeq()) that claim
+   * (namespace, serviceAccount) and that the cache does not hold yet, before a denial that rests on them alone. Each
+   * is listed by name in its namespace (the webhook's RBAC grants list, not get). Held there, on this
+   * ServiceAccount: it stays (`confirmed`). Not held: if it was admitted less than CONFIRM_AFTER_MS ago its create
+   * may still be on its way (two requests at once), so it is listed once more when it is that old; still not held,
+   * it is forgotten (`dropped`), and logged. A list that fails or takes over CONFIRM_LIST_MS leaves it as it is
+   * (`unanswered`: the denial stands) and is logged. Never rejects.
+   */
+  async confirmAdmitted(namespace: string, serviceAccount: string, upTo: number): Promise<ConfirmResult> {
+    const out: ConfirmResult = { confirmed: 0, dropped: 0, unanswered: 0 };
+    const set = this.admittedOn.get(claimKey(namespace, serviceAccount));
+    if (!set) return out;
+    const now = Date.now();
+    const checks: Promise<CheckResult>[] = [];
+    for (const k of set) {
+      const a = this.admitted.get(k)!;
+      if (a.seq > upTo || a.until <= now) continue;
+      let p = this.confirming.get(a);
+      if (!p) {
+        p = this.confirmOne(k, a);
+        this.confirming.set(a, p);
+        // an unanswered check is tried again by the next request that needs it
+        void p.then((r) => {
+          if (r === 'unanswered') this.confirming.delete(a);
+        });
+      }
+      checks.push(p);
+    }
+    for (const r of await Promise.all(checks)) out[r]++;
+    return out;
+  }
+
+  private async confirmOne(key: string, a: Admitted): Promise<CheckResult> {
+    const what = `${a.kind} ${shown(a.namespace)}/${shown(a.name)}`;
+    const sa = `${shown(a.ref.namespace)}/${shown(a.ref.serviceAccount || 'default')}`;
+    const fields = { kind: a.kind, namespace: shown(a.namespace), name: shown(a.name), serviceAccount: shown(a.ref.serviceAccount) };
+    let result: CheckResult;
+    try {
+      let held = await this.heldByApiServer(a);
+      const wait = a.at + this.confirmAfterMs - Date.now();
+      if (!held && wait > 0) {
+        await new Promise((resolve) => setTimeout(resolve, wait));
+        held = await this.heldByApiServer(a);
+      }
+      result = held ? 'confirmed' : 'dropped';
+    } catch (err) {
+      result = 'unanswered';
+      this.log.warn(
+        { ...fields, err: oneLine((err as Error)?.message ?? String(err)) },
+        `unique-service-account: could not check with the API server whether ${what}, admitted moments ago on ServiceAccount ${sa}, was stored; it still counts, so the denial it causes stands`,
+      );
+    }
+    admittedClaimsChecked.inc({ result });
+    if (result === 'dropped') {
+      // a later admission of the same object (noted again meanwhile) is not this one
+      if (this.admitted.get(key) === a) this.forgetAdmitted(key);
+      this.log.warn(
+        { ...fields, admittedMsAgo: Date.now() - a.at },
+        `unique-service-account: forgot ${what} on ServiceAccount ${sa}, admitted by this webhook but not stored by the API server ${this.confirmAfterMs / 1000} s later ` +
+          '(refused after the webhooks, by another webhook or a quota, or a request that did not come from the API server); it no longer counts as a claim',
+      );
+    }
+    return result;
+  }
+
+  /** Whether the API server holds `a`'s object, claiming its ServiceAccount. Throws when the list fails. */
+  private async heldByApiServer(a: Admitted): Promise<boolean> {
+    // a name the API server refuses is never stored (only a request that did not come from it carries one)
+    if (a.name.length > 253 || !DNS_SUBDOMAIN.test(a.name) || a.namespace.length > 63 || !DNS_LABEL.test(a.namespace)) return false;
+    const inf = this.byKind.get(a.kind);
+    if (!inf) return false;
+    const q = new URLSearchParams({ fieldSelector: `metadata.name=${a.name}` });
+    const list = await withDeadline(this.confirmListMs, (signal) =>
+      kubeGetJson(this.kc, `${namespacedPath(inf.spec.path, a.namespace)}?${q}`, { maxBytes: PAGE_BYTES, timeoutMs: this.confirmListMs, signal }),
+    );
+    if (!isObject(list) || !Array.isArray(list.items)) throw new Error('list response has no items');
+    for (const it of list.items) {
+      if (!isObject(it) || !isObject(it.metadata) || it.metadata.name !== a.name || it.metadata.namespace !== a.namespace) continue;
+      if (this.claims(inf.spec.slim(it)) === a.claim) return true;
+    }
+    return false;
   }
 
   private forgetAdmitted(key: string): void {

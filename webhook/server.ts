@@ -116,8 +116,9 @@ export interface Answer {
 /**
  * One admission: body bytes in, HTTP status and JSON text out, with the metrics and the one log line.
  * Never throws: bad input is a 400 with a JSON error, a handler failure is a clean denial (fail closed).
- * A promise only for the requests validation answers off the event loop (Helm release records); every other
- * answer is returned at once.
+ * A promise only for the requests validation answers off the event loop (Helm release records) and for a
+ * unique-service-account denial that rests on agents admitted moments ago until the API server confirms them
+ * (ValidationService.answer); every other answer is returned at once. `remote`: the peer's address, logged.
  */
 export function answerAdmission(
   webhook: Webhook,
@@ -149,9 +150,10 @@ export function answerAdmission(
     const later = validation.validateLater(request);
     if (later) return later.then((decision) => answered(webhook, request, decision, started, log, remote, 'helm-release'));
   }
-  let decision: Decision;
+  let decision: Decision | Promise<Decision>;
   try {
-    decision = webhook === 'mutate' ? mutate(request, { config, validation }) : validation.validate(request);
+    decision =
+      webhook === 'mutate' ? mutate(request, { config, validation }) : validation.answer ? validation.answer(request) : validation.validate(request);
   } catch (err) {
     // Fail closed with a clean denial: never admit an object we could not evaluate, never leak a stack.
     const why = err instanceof RangeError ? 'the object is nested too deeply' : 'an internal error occurred';
@@ -161,6 +163,8 @@ export function answerAdmission(
       `[internal-error] ${requestRef(request)}: the webhook could not evaluate this object (${why}). It is denied rather than admitted unchecked. Fix: check the manifest; if it is valid, report this to the platform team.`,
     );
   }
+  // a promise only for a unique-service-account denial checked with the API server first (never rejects)
+  if (decision instanceof Promise) return decision.then((d) => answered(webhook, request, d, started, log, remote));
   return answered(webhook, request, decision, started, log, remote);
 }
 

