@@ -7,9 +7,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AdmissionRequest, Decision } from '../webhook/admission.ts';
+import { configFromObject } from '../webhook/config.ts';
 import { registry } from '../webhook/metrics.ts';
+import { answerAdmission } from '../webhook/server.ts';
 import type { FakeApiServer } from './fake-apiserver.ts';
-import { PATHS, startOnFakeApi, until } from './fake-apiserver.ts';
+import { PATHS, recordingLogger, startOnFakeApi, until } from './fake-apiserver.ts';
 
 const AGENT = { 'kagenti.io/type': 'agent' };
 
@@ -196,6 +198,25 @@ test('forged claims sent while a check waits do not count for the request that w
     const ok = await answered(svc.answer!(request('Deployment', deployment('real-9', 'sa9'))));
     assert.equal(ok.response.allowed, true, JSON.stringify(ok.response));
     assert.equal(confirmLists(api).length, n);
+  } finally {
+    await close();
+  }
+});
+
+test('through the server: the answer waits for the check, and the admission log line says what it found', async () => {
+  const { svc, close } = await setup();
+  try {
+    const { log: serverLog, lines: logged } = recordingLogger();
+    const config = configFromObject({ tokenReview: { issuer: 'external' } });
+    const body = (r: AdmissionRequest) => Buffer.from(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: r }));
+    const forged = answerAdmission('validate', body(request('Pod', pod('evil-agent', 'payments'))), { config, log: serverLog, validation: svc }, '10.9.8.7');
+    assert.ok(!(forged instanceof Promise));
+    const real = answerAdmission('validate', body(request('Deployment', deployment('payments-agent', 'payments'))), { config, log: serverLog, validation: svc }, '10.0.0.1');
+    assert.ok(real instanceof Promise);
+    assert.equal(JSON.parse((await real).text).response.allowed, true);
+    const line = logged.find((l) => l.msg === 'admission' && l.name === 'payments-agent');
+    assert.deepEqual(line?.admittedChecked, { confirmed: 0, dropped: 1, unanswered: 0 });
+    assert.equal(line?.remote, '10.0.0.1');
   } finally {
     await close();
   }
