@@ -8,6 +8,7 @@ import type { InjectionPolicy, InjectionWarning } from './config.ts';
 import { cutKey, isObject, jsonEqual, quoted, sealJson } from './json.ts';
 import type { PodResourceFinding } from './pod-resources.ts';
 import { podResourceFindings } from './pod-resources.ts';
+import { guaranteedPod, injectedResources } from './qos.ts';
 import { VERSION } from './version.ts';
 
 export const LABEL_TYPE = 'kagenti.io/type';
@@ -370,10 +371,6 @@ export function renderHelperConfig(cfg: Config): string {
   ].join('\n');
 }
 
-function resources(r: Config['authBridge']['resources']): KubeObject {
-  return { requests: { ...r.requests }, limits: { ...r.limits } };
-}
-
 function hardened(): KubeObject {
   return {
     runAsNonRoot: true,
@@ -417,6 +414,8 @@ interface Plan {
   authBridge: boolean;
   proxyInit: boolean;
   spire: boolean;
+  /** the pod's own containers make it Guaranteed (qos.ts): the injected ones request what they are limited to */
+  guaranteed: boolean;
 }
 
 function authBridgePorts(cfg: Config, mode: AuthBridgeMode): { key: string; name: string; port: number }[] {
@@ -450,7 +449,7 @@ function renderAuthBridge(cfg: Config, plan: Plan, namespace: string, sa: string
       { name: 'INBOUND_PORT', value: String(cfg.authBridge.ports.inbound) },
       { name: 'ADMIN_PORT', value: String(cfg.authBridge.ports.admin) },
     ],
-    resources: resources(cfg.authBridge.resources),
+    resources: injectedResources(cfg.authBridge.resources, plan.guaranteed),
     ...CONTAINER_DEFAULTS,
     securityContext: hardened(),
   };
@@ -501,7 +500,7 @@ function renderProxyInit(cfg: Config, plan: Plan): KubeObject {
       { name: 'INBOUND_PROXY_PORT', value: String(p.inbound) },
       { name: 'INBOUND_PORTS_EXCLUDE', value: inboundExcluded(cfg, plan.mode).join(',') },
     ],
-    resources: resources(cfg.authBridge.resources),
+    resources: injectedResources(cfg.authBridge.resources, plan.guaranteed),
     ...CONTAINER_DEFAULTS,
     securityContext: {
       runAsNonRoot: false,
@@ -530,7 +529,7 @@ function renderSpiffeHelper(cfg: Config, plan: Plan): KubeObject {
       { name: VOLUME_SVID, mountPath: SVID_DIR },
       { name: VOLUME_HELPER_CONFIG, mountPath: HELPER_CONFIG_DIR, readOnly: true },
     ],
-    resources: resources(cfg.spiffeHelper.resources),
+    resources: injectedResources(cfg.spiffeHelper.resources, plan.guaranteed),
     ...CONTAINER_DEFAULTS,
     securityContext: hardened(),
   };
@@ -595,7 +594,7 @@ function rendered(cfg: Config, plan: Plan, namespace: string, sa: string): Rende
   // rendered every time and never kept, so hostile pods cannot fill the cache with megabyte-long keys.
   const keep = namespace.length + sa.length <= MAX_KEPT_NAMES;
   // namespace is length-prefixed and the service account comes last, so no two inputs share a key
-  const key = keep ? `${plan.mode}|${plan.mtls}|${+plan.native}${+plan.authBridge}${+plan.proxyInit}${+plan.spire}|${namespace.length}:${namespace}|${sa}` : '';
+  const key = keep ? `${plan.mode}|${plan.mtls}|${+plan.native}${+plan.authBridge}${+plan.proxyInit}${+plan.spire}${+plan.guaranteed}|${namespace.length}:${namespace}|${sa}` : '';
   let r = keep ? byKey.get(key) : undefined;
   if (r) return r;
   const addInit: KubeObject[] = [];
@@ -929,7 +928,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   const spire = labels[LABEL_SPIFFE_HELPER_INJECT] !== 'false';
   const authBridge = !authBridgeOptOut && mode !== 'waypoint';
   const proxyInit = authBridge && (mode === 'envoy-sidecar' || cfg.authBridge.egressEnforcement !== 'none');
-  const plan: Plan = { mode, mtls, native, authBridge, proxyInit, spire };
+  const plan: Plan = { mode, mtls, native, authBridge, proxyInit, spire, guaranteed: false };
 
   // hostNetwork: the proxy would bind the node's ports and proxy-init rewrite the node's iptables. spiffe-helper
   // alone (waypoint mode, or AuthBridge opted out) binds no port and touches no iptables: no denial then.
@@ -998,6 +997,9 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   // The API server copies the deprecated serviceAccount into serviceAccountName before any webhook sees the pod;
   // offline (`inject`), a manifest may still have only the old field.
   const sa: string = spec.serviceAccountName || (typeof spec.serviceAccount === 'string' ? spec.serviceAccount : '');
+  // A pod whose own containers make it Guaranteed stays so: the injected ones then request what they are limited to
+  // (qos.ts). Judged without an earlier injection's pieces (stripped above), so a re-invocation renders the same.
+  plan.guaranteed = guaranteedPod(spec.resources, containers, initContainers);
   const r = ctx.checkOnly ? rendered(cfg, plan, '', '') : rendered(cfg, plan, ctx.namespace, sa);
   const { addInit, addSidecars, addVolumes } = r;
 
