@@ -334,7 +334,7 @@ test('init containers of the pod that run before the proxy exists (proxy-init, n
   const app = [{ name: 'app', image: 'x' }];
   const one = injectTemplate(agentPod({}, {}, { containers: app, initContainers: [{ name: 'wait-db', image: 'busybox' }] }), cfg, ctxFor);
   assert.deepEqual(initWarning(one), [
-    '[init-before-proxy] Pod team/a: init container wait-db runs after proxy-init redirects outbound traffic to the proxy but before the proxy starts (no native sidecars). Any outbound connection it makes fails, and a wait or download loop keeps the pod in Init. Fix: annotate the pod kagenti.io/native-sidecars: "true" (Kubernetes >= 1.29) so the proxy starts first, or make that init container need no network.',
+    '[init-before-proxy] Pod team/a: init container wait-db runs after proxy-init redirects outbound traffic to the proxy but before the proxy starts (no native sidecars). Any outbound connection it makes fails, and a wait or download loop keeps the pod in Init. Fix: annotate the pod kagenti.io/native-sidecars: "true" (Kubernetes >= 1.29 on the API server and every node\'s kubelet) so the proxy starts first, or make that init container need no network.',
   ]);
   // several: named (at most three); the pod's own native sidecars (restartPolicy Always) among them, and said to hold the proxy back
   const many = injectTemplate(

@@ -539,7 +539,7 @@ test('HTTPS /mutate: an injected pod whose own init containers would run before 
     for (const w of r.warnings! as string[]) assert.ok(w.startsWith('[init-before-proxy] '), w);
     const text = joinWarnings(r.warnings! as string[]);
     assert.match(text, /^\[init-before-proxy\] Pod team-a\/a1: init container fetch-model runs after proxy-init redirects outbound traffic to the proxy/);
-    assert.ok(text.includes('Fix: annotate the pod kagenti.io/native-sidecars: "true" (Kubernetes >= 1.29) so the proxy starts first'), text);
+    assert.ok(text.includes('Fix: annotate the pod kagenti.io/native-sidecars: "true" (Kubernetes >= 1.29 on the API server and every node\'s kubelet) so the proxy starts first'), text);
   } finally {
     await s.close();
   }

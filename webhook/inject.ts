@@ -1222,7 +1222,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   const rp = spec.restartPolicy;
   if (!native && addSidecars.length && (rp === 'Never' || rp === 'OnFailure'))
     warnings.push(
-      `[sidecars-block-completion] ${ctx.ref}: ${specPath}.restartPolicy is ${rp}, so it is meant to finish, but the injected sidecars keep running and it never completes (nor does its Job). Fix: annotate ${annotateTarget(specPath)} ${ANNOTATION_NATIVE_SIDECARS}: "true" (Kubernetes 1.29+), or set featureGates.nativeSidecars.`,
+      `[sidecars-block-completion] ${ctx.ref}: ${specPath}.restartPolicy is ${rp}, so it is meant to finish, but the injected sidecars keep running and it never completes (nor does its Job). Fix: annotate ${annotateTarget(specPath)} ${ANNOTATION_NATIVE_SIDECARS}: "true" (Kubernetes 1.29+ on the API server and every node's kubelet), or set featureGates.nativeSidecars.`,
     );
 
   // Pod Security admission checks the pod after the mutating webhooks. proxy-init (root, NET_ADMIN, NET_RAW) passes
@@ -1254,7 +1254,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
         ? ` ${nameList(sidecars)} ${sidecars.length > 1 ? 'are native sidecars' : 'is a native sidecar'} of the pod: the proxy starts only once ${sidecars.length > 1 ? 'they have' : 'it has'} started, so a startup probe that needs the network never passes.`
         : '';
       warnings.push(
-        `[init-before-proxy] ${ctx.ref}: init container${many ? 's' : ''} ${nameList(names)} run${many ? '' : 's'} after proxy-init redirects outbound traffic to the proxy but before the proxy starts (no native sidecars). Any outbound connection ${many ? 'they make' : 'it makes'} fails, and a wait or download loop keeps the pod in Init.${own} Fix: annotate ${annotateTarget(specPath)} ${ANNOTATION_NATIVE_SIDECARS}: "true" (Kubernetes >= 1.29) so the proxy starts first, or make ${many ? 'those init containers' : 'that init container'} need no network.`,
+        `[init-before-proxy] ${ctx.ref}: init container${many ? 's' : ''} ${nameList(names)} run${many ? '' : 's'} after proxy-init redirects outbound traffic to the proxy but before the proxy starts (no native sidecars). Any outbound connection ${many ? 'they make' : 'it makes'} fails, and a wait or download loop keeps the pod in Init.${own} Fix: annotate ${annotateTarget(specPath)} ${ANNOTATION_NATIVE_SIDECARS}: "true" (Kubernetes >= 1.29 on the API server and every node's kubelet) so the proxy starts first, or make ${many ? 'those init containers' : 'that init container'} need no network.`,
       );
     }
   }
