@@ -11,15 +11,22 @@
 # KUBECTL overrides the kubectl command (KUBECTL="kubectl --context prod") and is split into words at spaces and
 # tabs. Quotes in it are not understood, so KUBECTL="kubectl --context 'my ctx'" is not supported, here or by
 # `make deploy` (which runs this script with it): use a kubeconfig context name without spaces, or KUBECONFIG.
+# Then the nodes' kubelet versions: native sidecars (featureGates.nativeSidecars, the pod annotation
+# kagenti.io/native-sidecars: "true") are run by the kubelet, which may lag the API server by three minor versions.
+# The oldest is printed; it stops the install only when the overlay's config turns native sidecars on for every agent
+# and a node's kubelet is older than 1.28 (there spiffe-helper would never exit and every agent pod would stay in
+# Init). A node list that cannot be read is a note, not a stop: the check is advice for the other cases.
 # OVERLAY names the overlay, a directory beside this script (default: default), as for make.
-# Exit codes: 0 go ahead (printed last, once every check passed), 1 this cluster is refused (nothing was applied),
-# 2 the cluster could not be asked (nothing was applied).
+# Exit codes: 0 go ahead (printed last, once every check passed; the kubelet note just before it), 1 this cluster is
+# refused (nothing was applied), 2 the cluster could not be asked (nothing was applied).
 set -euo pipefail
 read -r -a kubectl <<<"${KUBECTL:-kubectl}"
 [ "${#kubectl[@]}" -gt 0 ] || kubectl=(kubectl)
 KUBECTL="${kubectl[*]}"
 OVERLAY="${OVERLAY:-default}"
 overlay_dir="$(dirname "$0")/$OVERLAY"
+# the overlay's render (needs_cert_manager fills it in; empty when the overlay does not render)
+rendered=""
 
 # Whether the overlay gets its serving certificate from cert-manager: its render holds a cert-manager.io object.
 # manifests/self-signed renders only once `make certs` wrote its certificates (make deploy runs it after this
@@ -29,6 +36,7 @@ needs_cert_manager() {
   local out
   # stdout and stderr together: on success kustomize's warnings never start a line with apiVersion
   if out="$("${kubectl[@]}" kustomize "$overlay_dir" 2>&1)"; then
+    rendered="$out"
     grep -q '^apiVersion: cert-manager\.io/' <<<"$out"
     return
   fi
@@ -58,6 +66,43 @@ check_cert_manager() {
   exit 1
 }
 
+# The nodes' kubelet versions and what they mean for native sidecars: a note for the go-ahead (in $kubelet_note), or
+# exit 1 when the config turns native sidecars on and a kubelet is older than 1.28.
+kubelet_note=""
+check_kubelets() {
+  local out
+  if ! out="$("${kubectl[@]}" get nodes -o 'jsonpath={range .items[*]}{.metadata.name}{" "}{.status.nodeInfo.kubeletVersion}{"\n"}{end}' 2>&1)"; then
+    kubelet_note="preflight: could not read the nodes' kubelet versions: '$KUBECTL get nodes' failed (${out%%$'\n'*}). Native sidecars (kagenti.io/native-sidecars: \"true\", featureGates.nativeSidecars) need kubelet 1.29 or later on every node that runs agents: check the nodes before using them."
+    return 0
+  fi
+  local name version total=0 before28=0 before29=0 oldest="" oldest_node="" oldest_minor=1000
+  while read -r name version; do
+    [[ "$version" =~ ^v?([0-9]+)\.([0-9]+) ]] || continue
+    local major="${BASH_REMATCH[1]}" minor="${BASH_REMATCH[2]}"
+    [ "$major" -eq 1 ] || minor=1000 # a major version after 1 is newer than any 1.x
+    total=$((total + 1))
+    [ "$minor" -lt 29 ] && before29=$((before29 + 1))
+    [ "$minor" -lt 28 ] && before28=$((before28 + 1))
+    if [ "$minor" -lt "$oldest_minor" ]; then
+      oldest_minor="$minor"
+      oldest="$version"
+      oldest_node="$name"
+    fi
+  done <<<"$out"
+  [ "$total" -gt 0 ] || return 0 # no node yet (or none readable): nothing to say
+  # the overlay's config asks for native sidecars on every agent (its render holds the config file)
+  local native=""
+  grep -Eq '(^|[[:space:]{,])nativeSidecars:[[:space:]]*true([[:space:],}]|$)' <<<"$rendered" && native=1
+  if [ "$before29" -eq 0 ]; then
+    kubelet_note="preflight: oldest kubelet: $oldest (node $oldest_node): native sidecars work on every node."
+  elif [ -n "$native" ] && [ "$before28" -gt 0 ]; then
+    echo "preflight: manifests/$OVERLAY's config sets featureGates.nativeSidecars: true, but node $oldest_node runs kubelet $oldest ($before28 of $total nodes are older than 1.28). Such a kubelet does not know native sidecars: spiffe-helper runs as an ordinary init container that never exits, so every agent pod scheduled there stays in Init. Upgrade those nodes, or set featureGates.nativeSidecars: false in the config. Nothing was applied." >&2
+    exit 1
+  else
+    kubelet_note="preflight: oldest kubelet: $oldest (node $oldest_node; $before29 of $total nodes are older than 1.29). Native sidecars (kagenti.io/native-sidecars: \"true\", featureGates.nativeSidecars) need kubelet 1.29 or later, or 1.28 with the SidecarContainers feature gate on: without it a 1.28 node fails such a pod (InitContainerRestartPolicyForbidden), and on an older one it stays in Init (spiffe-helper never exits).${native:+ The config turns them on for every agent: make sure each 1.28 node has the gate on.} Upgrade those nodes, keep agents off them, or leave native sidecars off."
+  fi
+}
+
 if ! out="$("${kubectl[@]}" version -o json 2>/dev/null)"; then
   : # kubectl exits non-zero when it prints the client version but cannot reach the server; look at what it printed
 fi
@@ -77,4 +122,6 @@ else
   exit 1
 fi
 check_cert_manager
+check_kubelets
+[ -z "$kubelet_note" ] || echo "$kubelet_note"
 echo "$go_ahead"

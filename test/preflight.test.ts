@@ -27,6 +27,8 @@ interface Fake {
   deleteFails?: boolean;
   /** `kustomize` fails, as the self-signed overlay does before `make certs` (default: the real kubectl kustomize) */
   kustomizeFails?: boolean;
+  /** what `get nodes` prints, "name kubeletVersion" a line (default: no nodes), or the error it fails with */
+  nodes?: string[] | { error: string };
 }
 
 const REAL_KUBECTL = spawnSync('bash', ['-c', 'command -v kubectl'], { encoding: 'utf8' }).stdout.trim();
@@ -38,6 +40,8 @@ function fakeKubectl(dir: string, fake: Fake = {}): { kubectl: string; calls: ()
   const out = server ? { clientVersion: client, serverVersion: { ...server, gitVersion: `v${server.major}.${server.minor}` } } : { clientVersion: client };
   const log = join(dir, 'log');
   writeFileSync(log, '');
+  const nodes = join(dir, 'nodes');
+  writeFileSync(nodes, Array.isArray(fake.nodes) ? fake.nodes.map((n) => `${n}\n`).join('') : (fake.nodes?.error ?? ''));
   const crdError = join(dir, 'crd-error');
   writeFileSync(crdError, fake.crdError ?? '');
   const kubectl = join(dir, 'kubectl');
@@ -74,6 +78,8 @@ JSON
   *" get validatingwebhookconfiguration/kagenti-webhook --ignore-not-found -o name "*)
     ${fake.webhooks === true ? 'echo validatingwebhookconfiguration.admissionregistration.k8s.io/kagenti-webhook' : ':'} ;;
   *" rollout status "*) exit ${fake.rolloutCode ?? 0} ;;
+  *" get nodes "*)
+    ${fake.nodes && !Array.isArray(fake.nodes) ? `cat '${nodes}' >&2; exit 1` : `cat '${nodes}'`} ;;
 esac
 exit 0
 `,
@@ -100,6 +106,7 @@ interface Run {
 
 interface PreflightOpts {
   certManager?: boolean;
+  nodes?: Fake['nodes'];
   crdError?: string;
   kustomizeFails?: boolean;
   /** OVERLAY; a function makes one in the test's directory and returns its path relative to manifests/ */
@@ -109,7 +116,7 @@ interface PreflightOpts {
 
 function preflight(server: { major: string; minor: string } | null, opts: PreflightOpts = {}): Run {
   return withDir((dir) => {
-    const fake = fakeKubectl(dir, { server, certManager: opts.certManager, crdError: opts.crdError, kustomizeFails: opts.kustomizeFails });
+    const fake = fakeKubectl(dir, { server, certManager: opts.certManager, crdError: opts.crdError, kustomizeFails: opts.kustomizeFails, nodes: opts.nodes });
     const env: NodeJS.ProcessEnv = { ...process.env, KUBECTL: `${fake.kubectl}${opts.kubectlArgs ?? ''}` };
     delete env.OVERLAY;
     if (opts.overlay !== undefined) env.OVERLAY = typeof opts.overlay === 'string' ? opts.overlay : opts.overlay(dir);
@@ -232,7 +239,7 @@ test('preflight: whether cert-manager is needed is read from the render: an over
 test('preflight: when the overlay does not render (self-signed before `make certs`), its name decides', () => {
   const selfSigned = preflight({ major: '1', minor: '31' }, { certManager: false, overlay: 'self-signed', kustomizeFails: true });
   assert.equal(selfSigned.code, 0, selfSigned.stderr);
-  assert.deepEqual(selfSigned.calls.slice(1), [`kustomize ${join(ROOT, 'manifests', 'self-signed')}`]);
+  assert.deepEqual(selfSigned.calls.slice(1), [`kustomize ${join(ROOT, 'manifests', 'self-signed')}`, NODES_CALL]);
   for (const overlay of ['./self-signed', 'self-signed/']) assert.equal(preflight({ major: '1', minor: '31' }, { certManager: false, overlay, kustomizeFails: true }).code, 0, overlay);
   // any other overlay that does not render is not guessed at: its error, and the likely cause
   for (const overlay of ['default', 'mine']) {
@@ -242,6 +249,62 @@ test('preflight: when the overlay does not render (self-signed before `make cert
   }
 });
 
+/** The call that reads the nodes' kubelet versions, as the stand-in logs it. */
+const NODES_CALL = 'get nodes -o jsonpath={range .items[*]}{.metadata.name}{" "}{.status.nodeInfo.kubeletVersion}{"\\n"}{end}';
+
+/** An overlay of one's own whose config turns native sidecars on for every agent; returns OVERLAY. */
+function nativeOverlay(dir: string): string {
+  const manifests = join(ROOT, 'manifests');
+  const mine = join(dir, 'native');
+  mkdirSync(mine);
+  writeFileSync(join(mine, 'config.yaml'), 'featureGates:\n  nativeSidecars: true\n');
+  writeFileSync(
+    join(mine, 'kustomization.yaml'),
+    `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: kagenti-system\nresources:\n  - ${relative(mine, join(manifests, 'default'))}\nconfigMapGenerator:\n  - name: kagenti-webhook-config\n    behavior: replace\n    files:\n      - config.yaml\n`,
+  );
+  return relative(manifests, mine);
+}
+
+test('preflight: the oldest kubelet is printed before the go-ahead; native sidecars need 1.29 on the nodes, not only the API server', () => {
+  const current = preflight({ major: '1', minor: '31' }, { nodes: ['a v1.31.2', 'b v1.29.3-eks-ae9a62a', 'c v1.30.0+k3s1'] });
+  assert.equal(current.code, 0, current.stderr);
+  assert.equal(current.stdout, 'preflight: oldest kubelet: v1.29.3-eks-ae9a62a (node b): native sidecars work on every node.\npreflight: Kubernetes 1.31: ok\n');
+  assert.ok(current.calls.includes(NODES_CALL), current.calls.join('\n'));
+  // kubelets lag the API server (three minors allowed): said, not refused, while the config leaves native sidecars off
+  const lagging = preflight({ major: '1', minor: '31' }, { nodes: ['a v1.31.2', 'b v1.27.9', 'c v1.28.5'] });
+  assert.equal(lagging.code, 0, lagging.stderr);
+  const [note, goAhead, ...rest] = lagging.stdout.split('\n');
+  assert.deepEqual([goAhead, rest], ['preflight: Kubernetes 1.31: ok', ['']]);
+  assert.match(note!, /^preflight: oldest kubelet: v1\.27\.9 \(node b; 2 of 3 nodes are older than 1\.29\)\. Native sidecars .* need kubelet 1\.29 or later, or 1\.28 with the SidecarContainers feature gate on: without it a 1\.28 node fails such a pod \(InitContainerRestartPolicyForbidden\), and on an older one it stays in Init \(spiffe-helper never exits\)\. Upgrade those nodes, keep agents off them, or leave native sidecars off\.$/);
+  // no nodes (yet): nothing to say
+  assert.equal(preflight({ major: '1', minor: '31' }, { nodes: [] }).stdout, 'preflight: Kubernetes 1.31: ok\n');
+});
+
+test('preflight: a config that turns native sidecars on refuses a kubelet older than 1.28 (exit 1, nothing applied), and asks for the gate on 1.28', () => {
+  withDir((dir) => {
+    const overlay = nativeOverlay(dir);
+    const old = preflight({ major: '1', minor: '30' }, { overlay, nodes: ['a v1.30.1', 'b v1.27.9'] });
+    assert.equal(old.code, 1, old.stderr);
+    assert.equal(old.stdout, '');
+    assert.match(old.stderr, /^preflight: manifests\/\S+'s config sets featureGates\.nativeSidecars: true, but node b runs kubelet v1\.27\.9 \(1 of 2 nodes are older than 1\.28\)\. .* spiffe-helper runs as an ordinary init container that never exits, so every agent pod scheduled there stays in Init\. Upgrade those nodes, or set featureGates\.nativeSidecars: false in the config\. Nothing was applied\.\n$/);
+    const gate = preflight({ major: '1', minor: '30' }, { overlay, nodes: ['a v1.30.1', 'b v1.28.5'] });
+    assert.equal(gate.code, 0, gate.stderr);
+    assert.match(gate.stdout, /^preflight: oldest kubelet: v1\.28\.5 .* The config turns them on for every agent: make sure each 1\.28 node has the gate on\. .*\npreflight: Kubernetes 1\.30: ok\n$/);
+    const current = preflight({ major: '1', minor: '30' }, { overlay, nodes: ['a v1.30.1'] });
+    assert.equal(current.code, 0, current.stderr);
+  });
+  // the default config leaves them off: the same nodes are a note only
+  const dflt = preflight({ major: '1', minor: '30' }, { nodes: ['a v1.30.1', 'b v1.27.9'] });
+  assert.equal(dflt.code, 0, dflt.stderr);
+  assert.doesNotMatch(dflt.stdout, /The config turns them on/);
+});
+
+test('preflight: nodes that cannot be listed are a note, not a stop (the check is advice)', () => {
+  const r = preflight({ major: '1', minor: '31' }, { nodes: { error: 'Error from server (Forbidden): nodes is forbidden: User "dev" cannot list resource "nodes"' } });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^preflight: could not read the nodes' kubelet versions: '.*kubectl get nodes' failed \(Error from server \(Forbidden\): nodes is forbidden: .*\)\. Native sidecars .* need kubelet 1\.29 or later on every node that runs agents: check the nodes before using them\.\npreflight: Kubernetes 1\.31: ok\n$/);
+});
+
 test('preflight: KUBECTL is split into words, as make splits it ("kubectl --context prod")', () => {
   const r = preflight({ major: '1', minor: '31' }, { kubectlArgs: ' --context prod' });
   assert.equal(r.code, 0, r.stderr);
@@ -249,6 +312,7 @@ test('preflight: KUBECTL is split into words, as make splits it ("kubectl --cont
     '--context prod version -o json',
     `--context prod kustomize ${join(ROOT, 'manifests', 'default')}`,
     '--context prod get crd certificates.cert-manager.io -o name',
+    `--context prod ${NODES_CALL}`,
   ]);
   const unreachable = preflight(null, { kubectlArgs: ' --context  prod' });
   assert.equal(unreachable.code, 2);
@@ -320,6 +384,8 @@ function renderedKinds(overlay: string): string[] {
 }
 
 const PREFLIGHT_CALLS = ['version -o json', 'kustomize manifests/default', 'get crd certificates.cert-manager.io -o name'];
+/** the preflight's calls when it goes ahead: the nodes are read last */
+const PREFLIGHT_OK_CALLS = [...PREFLIGHT_CALLS, NODES_CALL];
 const WEBHOOKS_EXIST = [
   'get mutatingwebhookconfiguration/kagenti-webhook --ignore-not-found -o name',
   'get validatingwebhookconfiguration/kagenti-webhook --ignore-not-found -o name',
@@ -330,7 +396,7 @@ test('make deploy (first install): preflight, everything but the webhook configu
   assert.equal(r.code, 0, r.stderr);
   const verbs = r.calls.filter((c) => !c.startsWith('  '));
   assert.deepEqual(verbs, [
-    ...PREFLIGHT_CALLS,
+    ...PREFLIGHT_OK_CALLS,
     ...WEBHOOKS_EXIST,
     'kustomize manifests/default',
     'apply -f -',
@@ -349,7 +415,7 @@ test('make deploy (upgrade: both configurations exist): the configurations first
   assert.equal(r.code, 0, r.stderr);
   const verbs = r.calls.filter((c) => !c.startsWith('  '));
   assert.deepEqual(verbs, [
-    ...PREFLIGHT_CALLS,
+    ...PREFLIGHT_OK_CALLS,
     ...WEBHOOKS_EXIST,
     'kustomize manifests/default',
     'apply -f -',
@@ -380,7 +446,7 @@ test('make deploy: a configuration that cannot be read (not NotFound) stops befo
   });
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /Forbidden/);
-  assert.deepEqual(r.calls, [...PREFLIGHT_CALLS, WEBHOOKS_EXIST[0]]);
+  assert.deepEqual(r.calls, [...PREFLIGHT_OK_CALLS, WEBHOOKS_EXIST[0]]);
 });
 
 test('make deploy and undeploy: an OVERLAY that names no directory stops them before any kubectl call, in one line', skipMake, () => {
