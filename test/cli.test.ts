@@ -219,6 +219,74 @@ test('inject --namespace must be a namespace name: exit 2 with one line, nothing
   assert.equal(runCli(['inject', '-n', 'a'.repeat(63), '-f', golden('stream-mixed.yaml')]).code, 0);
 });
 
+test('inject -f a -f b reads every file in order as one stream, as kubectl apply does; -n twice exits 2', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kw-inject-f-'));
+  try {
+    const ns = 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n  labels:\n    kagenti.io/authbridge-mode: waypoint\n';
+    const pod = (name: string, extra = '') =>
+      `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\n  namespace: team\n  labels:\n    kagenti.io/type: agent\nspec:\n  serviceAccountName: ${name}\n  containers:\n    - name: app\n      image: x${extra}\n`;
+    writeFileSync(join(dir, 'a.yaml'), ns);
+    writeFileSync(join(dir, 'b.yaml'), `# b\n${pod('b')}`);
+    writeFileSync(join(dir, 'c.yaml'), `---\n${pod('c')}`);
+    const r = runCli(['inject', '-f', join(dir, 'a.yaml'), '--filename', join(dir, 'b.yaml'), '-f', join(dir, 'c.yaml')]);
+    assert.equal(r.code, 0, r.stderr);
+    const docs = parseAllDocuments(r.stdout).map((d: any) => d.toJS());
+    assert.deepEqual(docs.map((d: any) => `${d.kind}/${d.metadata.name}`), ['Namespace/team', 'Pod/b', 'Pod/c']);
+    // the Namespace of the first file counts for the others (waypoint: spiffe-helper, no proxy)
+    for (const p of docs.slice(1)) assert.deepEqual(p.spec.containers.map((c: any) => c.name), ['spiffe-helper', 'app']);
+    assert.ok(r.stdout.startsWith(`---\n${ns}---\n# b\n`), r.stdout.slice(0, 200));
+    // stdin among them, in its place
+    const withStdin = runCli(['inject', '-f', join(dir, 'a.yaml'), '-f', '-'], pod('s'));
+    assert.deepEqual(parseAllDocuments(withStdin.stdout).map((d: any) => d.toJS().metadata.name), ['team', 's']);
+    // a problem names its file; nothing is written
+    writeFileSync(join(dir, 'bad.yaml'), 'a: [unclosed\n');
+    const bad = runCli(['inject', '-f', join(dir, 'b.yaml'), '-f', join(dir, 'bad.yaml')]);
+    assert.equal(bad.code, 2);
+    assert.equal(bad.stdout, '');
+    assert.match(bad.stderr, new RegExp(`^kagenti-webhook inject: ${join(dir, 'bad.yaml').replace(/[.\\/]/g, '\\$&')}:\\d+:\\d+: `));
+    // a denial in any file: exit 1, nothing written
+    writeFileSync(join(dir, 'deny.yaml'), pod('d').replace('serviceAccountName: d\n', 'serviceAccountName: d\n  hostNetwork: true\n'));
+    const denied = runCli(['inject', '-f', join(dir, 'b.yaml'), '-f', join(dir, 'deny.yaml')]);
+    assert.equal(denied.code, 1, denied.stderr);
+    assert.equal(denied.stdout, '');
+    assert.match(denied.stderr, /\[host-network\] Pod team\/d/);
+    // JSON streams concatenate; JSON and YAML do not mix in one output
+    writeFileSync(join(dir, 'a.json'), '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"j1"}}\n');
+    writeFileSync(join(dir, 'b.json'), '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"j2"}}\n');
+    const jsons = runCli(['inject', '-f', join(dir, 'a.json'), '-f', join(dir, 'b.json')]);
+    assert.equal(jsons.code, 0, jsons.stderr);
+    assert.equal(jsons.stdout, `${readFileSync(join(dir, 'a.json'), 'utf8')}${readFileSync(join(dir, 'b.json'), 'utf8')}`);
+    const mixed = runCli(['inject', '-f', join(dir, 'a.json'), '-f', join(dir, 'b.yaml')]);
+    assert.equal(mixed.code, 2);
+    assert.equal(mixed.stdout, '');
+    assert.match(mixed.stderr, /a\.json is a stream of JSON objects and .*b\.yaml YAML: inject writes one stream of one kind/);
+    // stdin once; the namespace once
+    const twice = runCli(['inject', '-f', '-', '-f', '-'], pod('s'));
+    assert.equal(twice.code, 2);
+    assert.match(twice.stderr, /stdin \('-'\) can be read only once/);
+    const nn = runCli(['inject', '-n', 'a', '--namespace', 'b', '-f', join(dir, 'b.yaml')]);
+    assert.equal(nn.code, 2);
+    assert.equal(nn.stdout, '');
+    assert.equal(nn.stderr, 'kagenti-webhook inject: --namespace given 2 times ("a", "b"): objects without metadata.namespace go to one namespace; pass it once (see kagenti-webhook inject --help)\n');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('inject: objects without a namespace go to $HELM_NAMESPACE when set and -n is not given, as lint --post-renderer puts them', () => {
+  const run = (args: string[], env: Record<string, string>) => {
+    const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'kagenti-webhook.js'), 'inject', ...args], { input: readFileSync(golden('stream-mixed.yaml'), 'utf8'), encoding: 'utf8', env: { ...process.env, ...env } });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  assert.match(run([], { HELM_NAMESPACE: 'release-ns' }).stdout, /spiffe:\/\/cluster\.local\/ns\/release-ns\/sa\/planner-agent/);
+  assert.match(run(['-n', 'prod'], { HELM_NAMESPACE: 'release-ns' }).stdout, /\/ns\/prod\/sa\/planner-agent/, '-n wins');
+  assert.match(run([], { HELM_NAMESPACE: '' }).stdout, /\/ns\/default\/sa\/planner-agent/, 'empty is not set');
+  const bad = run([], { HELM_NAMESPACE: 'Not_A_Namespace' });
+  assert.equal(bad.code, 2);
+  assert.equal(bad.stdout, '');
+  assert.match(bad.stderr, /^kagenti-webhook inject: HELM_NAMESPACE must be a namespace name .*got "Not_A_Namespace": set it to the release's namespace, or pass --namespace\n$/);
+});
+
 test('inject: a denial exits 1 with the message on stderr and nothing on stdout', () => {
   const r = runCli(['inject', '-f', golden('deny-invalid-mode.yaml')]);
   assert.equal(r.code, 1);

@@ -15,7 +15,7 @@ import { asCreated, ownField, RenderedNamespaces } from './rules.ts';
 import { parseFlags, UsageError } from './usage.ts';
 import { getPodTemplate, podSpecFieldPath } from './workloads.ts';
 
-export const INJECT_USAGE = `Usage: kagenti-webhook inject [-f FILE|-] [--config FILE] [--namespace NS]
+export const INJECT_USAGE = `Usage: kagenti-webhook inject [-f FILE|- ...] [--config FILE] [--namespace NS]
 
 Injects AuthBridge, spiffe-helper and the SPIFFE CSI volume into the agent pod templates of the
 manifests read from FILE (or stdin), exactly as the webhook would, and writes YAML to stdout.
@@ -31,14 +31,19 @@ Exit codes: 0 written; 1 a document is denied (messages on stderr, nothing on st
 unreadable input.
 
 Flags:
-  -f, --filename FILE   input file, or - for stdin (default stdin)
+  -f, --filename FILE   input file, or - for stdin (default stdin); repeatable: the files are read in
+                        order as one stream, as kubectl apply -f a -f b reads them (JSON streams and
+                        YAML cannot be mixed)
   --config FILE         the same config file as serve
-  --namespace NS        namespace for objects without metadata.namespace (default: default)
+  -n, --namespace NS    namespace for objects without metadata.namespace, once (default:
+                        $HELM_NAMESPACE when set, as Helm sets it for a post-renderer, else default)
   -h, --help            show this help
 `;
 
 export interface InjectStreamResult {
   output: string;
+  /** the input was a stream of JSON objects, and so is the output */
+  json: boolean;
   denials: string[];
   warnings: string[];
   injected: number;
@@ -135,10 +140,9 @@ function rewrittenInexactly(node: Scalar): boolean {
  * not change are written as they were, byte for byte (comments, quoting, number formats); injected ones are
  * written anew from their values, with the comments that stood before them.
  */
-export function injectStream(text: string, cfg: Config, defaultNs = 'default', source = '<stdin>'): InjectStreamResult {
-  const out: InjectStreamResult = { output: '', denials: [], warnings: [], injected: 0 };
-  const namespaces = new RenderedNamespaces();
+export function injectStream(text: string, cfg: Config, defaultNs = 'default', source = '<stdin>', namespaces = new RenderedNamespaces()): InjectStreamResult {
   const json = jsonStreamAsYaml(text, source);
+  const out: InjectStreamResult = { output: '', json: json !== null, denials: [], warnings: [], injected: 0 };
   // The documents inject leaves alone are written back from the input as it was (`input`); the parser reads `text`,
   // which differs only where kubectl's line rule and YAML's disagree on a document separator (see yamlSeparators).
   const input = text;
@@ -389,19 +393,31 @@ function marked(p: string): string {
 
 export async function runInject(argv: string[]): Promise<number> {
   const values = parseFlags('inject', argv, {
-    filename: { type: 'string', short: 'f' },
+    filename: { type: 'string', short: 'f', multiple: true },
     config: { type: 'string' },
-    namespace: { type: 'string', short: 'n' },
+    namespace: { type: 'string', short: 'n', multiple: true },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
     process.stdout.write(INJECT_USAGE);
     return 0;
   }
-  const namespace = values.namespace as string | undefined;
+  const namespaces = (values.namespace as string[] | undefined) ?? [];
+  // one namespace for the objects without one: a second -n would silently win over the first
+  if (namespaces.length > 1)
+    throw new UsageError(`--namespace given ${namespaces.length} times (${namespaces.map((n) => JSON.stringify(n)).join(', ')}): objects without metadata.namespace go to one namespace; pass it once (see kagenti-webhook inject --help)`);
+  let namespace = namespaces[0];
   // as lint -n: the namespace goes into the SPIFFE ID (spiffe://<domain>/ns/<namespace>/sa/<sa>)
   if (namespace !== undefined && !isDnsLabel(namespace))
     throw new UsageError(`--namespace must be a namespace name (at most 63 lowercase letters, digits and '-'), got ${JSON.stringify(namespace)} (see kagenti-webhook inject --help)`);
+  // As lint --post-renderer reads it: Helm sets HELM_NAMESPACE (the release's namespace) for its plugins, and a Helm 3
+  // user exports it; -n wins, an empty one is not set.
+  const helmNamespace = process.env.HELM_NAMESPACE;
+  if (namespace === undefined && helmNamespace) {
+    if (!isDnsLabel(helmNamespace))
+      throw new UsageError(`HELM_NAMESPACE must be a namespace name (at most 63 lowercase letters, digits and '-'), got ${JSON.stringify(helmNamespace)}: set it to the release's namespace, or pass --namespace`);
+    namespace = helmNamespace;
+  }
   let cfg: Config;
   try {
     cfg = loadConfig(values.config as string | undefined);
@@ -409,30 +425,49 @@ export async function runInject(argv: string[]): Promise<number> {
     if (err instanceof ConfigError) throw new UsageError(`invalid config: ${err.message}`);
     throw err;
   }
-  const file = (values.filename as string | undefined) ?? '-';
-  let bytes: Buffer;
-  try {
-    bytes = file === '-' ? readFileSync(0) : readFileSync(file);
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    throw new UsageError(`cannot read ${file === '-' ? 'stdin' : file}: ${e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'is a directory' : e.message}`);
+  // Several -f are read in order as one stream, as kubectl apply -f a -f b reads them: each file's documents are its
+  // own (messages name the file), and a Namespace in one counts for the files after it.
+  const files = (values.filename as string[] | undefined) ?? ['-'];
+  if (files.filter((f) => f === '-').length > 1) throw new UsageError("stdin ('-') can be read only once (see kagenti-webhook inject --help)");
+  const rendered = new RenderedNamespaces();
+  const outputs: { source: string; json: boolean; output: string }[] = [];
+  const warnings: string[] = [];
+  const denials: string[] = [];
+  for (const file of files) {
+    const source = file === '-' ? '<stdin>' : file;
+    let bytes: Buffer;
+    try {
+      bytes = file === '-' ? readFileSync(0) : readFileSync(file);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      throw new UsageError(`cannot read ${file === '-' ? 'stdin' : file}: ${e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'is a directory' : e.message}`);
+    }
+    // decoded as lint and kubectl read it: UTF-8 (a BOM dropped) or UTF-16 with its BOM (PowerShell 5's `>`); other
+    // bytes are refused, never replaced (the documents inject leaves alone are written back as they were)
+    let text: string;
+    try {
+      text = decodeText(bytes);
+    } catch (err) {
+      if (err instanceof InputError) throw new UsageError(`${source}: ${err.message}`);
+      throw err;
+    }
+    if (text.includes('\u0000')) throw new UsageError(`${source}: binary data, not YAML or JSON`);
+    const result = injectStream(text, cfg, namespace ?? 'default', source, rendered);
+    warnings.push(...result.warnings);
+    denials.push(...result.denials);
+    if (result.output) outputs.push({ source, json: result.json, output: result.output });
   }
-  // decoded as lint and kubectl read it: UTF-8 (a BOM dropped) or UTF-16 with its BOM (PowerShell 5's `>`); other
-  // bytes are refused, never replaced (the documents inject leaves alone are written back as they were)
-  let text: string;
-  try {
-    text = decodeText(bytes);
-  } catch (err) {
-    if (err instanceof InputError) throw new UsageError(`${file === '-' ? '<stdin>' : file}: ${err.message}`);
-    throw err;
-  }
-  if (text.includes('\u0000')) throw new UsageError(`${file === '-' ? '<stdin>' : file}: binary data, not YAML or JSON`);
-  const result = injectStream(text, cfg, namespace ?? 'default', file === '-' ? '<stdin>' : file);
-  for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
-  if (result.denials.length) {
-    for (const d of result.denials) process.stderr.write(`${d}\n`);
+  // The output is one stream: JSON objects one after another, or YAML documents. A JSON stream's objects are written
+  // back as they were, which a YAML stream cannot carry as it is.
+  const json = outputs.find((o) => o.json);
+  const yaml = outputs.find((o) => !o.json);
+  if (json && yaml)
+    throw new UsageError(`${json.source} is a stream of JSON objects and ${yaml.source} YAML: inject writes one stream of one kind; run inject on each of them separately, or convert one (see kagenti-webhook inject --help)`);
+  for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
+  if (denials.length) {
+    for (const d of denials) process.stderr.write(`${d}\n`);
     return 1;
   }
-  process.stdout.write(result.output);
+  process.stdout.write(outputs.map((o) => o.output).join(''));
   return 0;
 }

@@ -22,9 +22,9 @@ type FlagSpec = Record<string, { type: 'string' | 'boolean'; short?: string; mul
  * Strict flag parsing for a command (node:util parseArgs, no positionals): an unknown flag or a missing
  * value is a UsageError naming the command and pointing at its --help.
  */
-export function parseFlags(command: string, argv: string[], options: FlagSpec): Record<string, string | boolean | undefined> {
+export function parseFlags(command: string, argv: string[], options: FlagSpec): Record<string, string | string[] | boolean | undefined> {
   try {
-    return parseArgs({ args: argv, strict: true, allowPositionals: false, options }).values as Record<string, string | boolean | undefined>;
+    return parseArgs({ args: argv, strict: true, allowPositionals: false, options }).values as Record<string, string | string[] | boolean | undefined>;
   } catch (err) {
     const msg = (err instanceof Error ? err.message : String(err)).split('\n')[0].replace(/\. To specify a positional argument.*$/, '');
     throw new UsageError(`${msg} (see kagenti-webhook ${command} --help)`);
