@@ -202,6 +202,18 @@ test('inject keeps the comments before an injected object, with or without a lea
   }
 });
 
+test('inject: comments above the first --- stay above it, as one ---, so a second run changes nothing', () => {
+  const once = runCli(['inject', '-f', golden('already-injected-later-webhook.yaml')]);
+  assert.equal(once.code, 0, once.stderr);
+  assert.ok(once.stdout.startsWith('# An injected pod after later mutating webhooks'), once.stdout.slice(0, 120));
+  assert.equal(once.stdout.match(/^---$/gm)?.length, 1, 'one document, one ---');
+  assert.equal(runCli(['inject'], once.stdout).stdout, once.stdout, 'inject twice == inject once');
+  const pod = 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n  labels: {kagenti.io/type: agent}\nspec:\n  containers: [{name: app, image: x}]\n';
+  const r = runCli(['inject'], `# top\n\n# more\n---\n${pod}`);
+  assert.ok(r.stdout.startsWith('# top\n\n# more\n---\napiVersion: v1\n'), r.stdout.slice(0, 120));
+  assert.equal(runCli(['inject'], r.stdout).stdout, r.stdout);
+});
+
 test('inject --namespace sets the SPIFFE ID namespace of objects without one', () => {
   const r = runCli(['inject', '--namespace', 'prod', '-f', golden('stream-mixed.yaml')]);
   assert.equal(r.code, 0, r.stderr);

@@ -386,9 +386,13 @@ function written(doc: Document): string {
   return out;
 }
 
-/** A rewritten document with its start marker. */
+/**
+ * A rewritten document with its start marker. Comments above the document's own `---` (the top of a file) are
+ * written there, above it: another `---` before them would make them a document of their own, which the next run
+ * drops.
+ */
 function marked(p: string): string {
-  return p.startsWith('---') ? p : `---\n${p}`;
+  return /^(?:[ \t]*(?:#[^\n]*)?\n)*---(?:[ \t\n]|$)/.test(p) ? p : `---\n${p}`;
 }
 
 export async function runInject(argv: string[]): Promise<number> {
