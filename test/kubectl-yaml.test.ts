@@ -301,6 +301,25 @@ test('inject writes U+0085, U+2028 and U+2029 (line breaks to kubectl) escaped, 
   assert.equal(got.metadata.annotations['v1-0'], '\u2028', 'a value that is only U+2028 stays that, not null');
 });
 
+test('inject writes characters outside YAML\'s printable set (C0, DEL, C1, U+FFFE, U+FFFF) escaped, and kubectl reads them back', () => {
+  // In the input they are escapes in double quotes; raw in the output, kubectl would refuse the whole file.
+  const escapes = ['\\x01', '\\x08', '\\v', '\\f', '\\e', '\\x1f', '\\x7f', '\\x80', '\\x84', '\\x86', '\\x9f', '\\ufffe', '\\uffff', 'a\\x7fb', '\\x7f\\n\\x80'];
+  const annotations = escapes.map((e, i) => `    "k${i}${e}": "${e}"\n    "v${i}": "x${e}y"\n`).join('');
+  const text = `apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels:\n    kagenti.io/type: agent\n  annotations:\n${annotations}spec:\n  containers:\n    - name: app\n      image: busybox\n      args: ["\\x7f", "\\u0090"]\n`;
+  const r = runCli(['inject', '-f', '-'], text);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /spiffe-helper/, 'the pod was injected');
+  assert.doesNotMatch(r.stdout, /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]/, 'no raw character outside the printable set is written');
+  const want = kubectlJson(text);
+  const got = kubectlJson(r.stdout);
+  const ours = (a: Record<string, string>) => Object.fromEntries(Object.entries(a).filter(([k]) => !k.includes('.io/')));
+  assert.equal(Object.keys(want.metadata.annotations).length, escapes.length * 2);
+  assert.deepEqual(ours(got.metadata.annotations), want.metadata.annotations);
+  assert.equal(got.metadata.annotations.v6, 'x\x7fy');
+  assert.equal(got.metadata.annotations['k12\uffff'], '\uffff');
+  assert.deepEqual(got.spec.containers.find((c: any) => c.name === 'app').args, ['\x7f', '\x90']);
+});
+
 test('inject refuses to rewrite a document holding a raw U+0085, U+2028 or U+2029 (kubectl reads a line break); others pass as they are', () => {
   const pod = (annotation: string) => `apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels:\n    kagenti.io/type: agent\n  annotations:\n    ${annotation}\nspec:\n  containers:\n    - name: app\n      image: busybox\n`;
   // kubectl reads these in quotes as line breaks: U+0085 folds into a space, spaces after U+2028 go; the yaml

@@ -353,16 +353,34 @@ const GO_LINE_BREAK_ESCAPES: Record<string, string> = { '\u0085': '\\N', '\u2028
 const GO_LINE_BREAK_NAMES: Record<string, string> = { '\u0085': 'U+0085 (NEXT LINE)', '\u2028': 'U+2028 (LINE SEPARATOR)', '\u2029': 'U+2029 (PARAGRAPH SEPARATOR)' };
 
 /**
+ * Characters outside YAML's printable set, which kubectl's reader (go-yaml v2) refuses anywhere in the file, even in
+ * quotes ("control characters are not allowed"): C0 controls but tab, line feed and carriage return, DEL, the C1
+ * controls but U+0085, U+FFFE and U+FFFF. Only an escape carries them.
+ */
+const NOT_PRINTABLE = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ufffe\uffff]/;
+/** GO_LINE_BREAKS and NOT_PRINTABLE together: what a rewritten double-quoted scalar carries only as an escape. */
+const ESCAPED_IN_OUTPUT = /[\u0085\u2028\u2029\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ufffe\uffff]/g;
+
+/** The double-quoted escape of a character kubectl must not read raw: \N, \L, \P, else \xNN or \uNNNN. */
+function escapeFor(c: string): string {
+  const named = GO_LINE_BREAK_ESCAPES[c];
+  if (named) return named;
+  const code = c.charCodeAt(0);
+  return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+}
+
+/**
  * A document written anew, as kubectl reads it back. kubectl's reader (go-yaml v2, YAML 1.1) takes U+0085, U+2028
- * and U+2029 for line breaks, which the yaml package writes raw, even in double quotes: a string holding one is
- * written double-quoted (key or value) and the character as its escape (\N, \L, \P), which go-yaml reads back
- * as the character.
+ * and U+2029 for line breaks, and refuses the whole file for a character outside YAML's printable set (DEL, C1
+ * controls, U+FFFE, U+FFFF), all of which the yaml package writes raw, even in double quotes: a string holding one
+ * is written double-quoted (key or value) and the character as its escape (\N, \L, \P, \xNN, \uNNNN), which go-yaml
+ * reads back as the character.
  */
 function written(doc: Document): string {
   let found = false;
   visit(doc, {
     Scalar(_, node) {
-      if (typeof node.value === 'string' && GO_LINE_BREAKS.test(node.value)) {
+      if (typeof node.value === 'string' && (GO_LINE_BREAKS.test(node.value) || NOT_PRINTABLE.test(node.value))) {
         node.type = 'QUOTE_DOUBLE';
         found = true;
       }
@@ -380,7 +398,7 @@ function written(doc: Document): string {
       prev = tok;
       continue;
     }
-    out += tok.startsWith('"') && prev !== '\x1f' ? tok.replace(/[\u0085\u2028\u2029]/g, (c) => GO_LINE_BREAK_ESCAPES[c]!) : tok;
+    out += tok.startsWith('"') && prev !== '\x1f' ? tok.replace(ESCAPED_IN_OUTPUT, escapeFor) : tok;
     prev = tok;
   }
   return out;
