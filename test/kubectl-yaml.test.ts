@@ -282,6 +282,39 @@ test('inject splits documents as kubectl does: a ---#comment line is a separator
   }
 });
 
+test('inject keeps the text after a ... (document end) that kubectl never reads as it was: not injected, no --- before it', () => {
+  const agent = (name: string) => `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\n  labels:\n    kagenti.io/type: agent\nspec:\n  containers:\n    - name: app\n      image: busybox\n`;
+  const cm = (name: string) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n`;
+  // after a rewritten (injected) document, after one left alone, and at the end without a newline, with text kubectl
+  // would refuse if it read it
+  const hidden1 = `# not read\n${agent('hidden-agent')}`;
+  const hidden2 = `${cm('hidden-cm')}...\nbad: [x\n`;
+  const hidden3 = 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: "unterminated';
+  const text = `${agent('a')}...\n${hidden1}---\n${cm('b')}... # end\n${hidden2}---#c\n${agent('c')}...\n${hidden3}`;
+  const names = (yaml: string) => {
+    const dir = mkdtempSync(join(tmpdir(), 'kw-docend-'));
+    try {
+      writeFileSync(join(dir, 'in.yaml'), yaml);
+      writeFileSync(join(dir, 'patch.json'), '[]');
+      return execFileSync('kubectl', ['patch', '--local', '-f', join(dir, 'in.yaml'), '--type', 'json', '--patch-file', join(dir, 'patch.json'), '-o', 'jsonpath={.metadata.name} '], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+  assert.equal(names(text), 'a b c', 'kubectl reads only the document before each ...');
+  const r = runCli(['inject', '-f', '-'], text);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(names(r.stdout), 'a b c');
+  assert.equal(r.stdout.match(/^ {4}- name: spiffe-helper$/gm)?.length, 2, 'a and c are injected, the hidden agent is not');
+  assert.ok(r.stdout.includes(`...\n${hidden1}---\n${cm('b')}... # end\n${hidden2}---\n#c\napiVersion`), r.stdout);
+  assert.ok(r.stdout.endsWith(`...\n${hidden3}\n`), r.stdout.slice(-200));
+  assert.equal(runCli(['inject', '-f', '-'], r.stdout).stdout, r.stdout, 'a second run changes nothing');
+  // positions after the unread text are those of the input
+  const bad = runCli(['inject', '-f', '-'], `${cm('x')}...\n${hidden1}---\nkind: a\nkind: b\n`);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /^kagenti-webhook inject: <stdin>:19:1: Map keys must be unique/);
+});
+
 test('inject writes U+0085, U+2028 and U+2029 (line breaks to kubectl) escaped, in keys and values, and kubectl reads them back', () => {
   // In the input they are escapes in double quotes, which kubectl and the yaml package read alike.
   const forms = (c: string) => [c, `a${c}`, `${c}a`, `a${c}b`, `a\\n${c}b`, `a${c}\\nb`, `${c}\\n`, `\\n${c}`, `${c}${c}`, `x ${c} y: z # w`];

@@ -147,13 +147,26 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
   // which differs only where kubectl's line rule and YAML's disagree on a document separator (see yamlSeparators).
   const input = text;
   let at = (p: number) => p;
+  let ignored: { end: number; text: string }[] = [];
   if (json) text = json.text;
-  else ({ text, at } = yamlSeparators(text, source));
+  else ({ text, at, ignored } = yamlSeparators(text, source));
   const lineOf = (l: number) => (json ? json.line(l) : l);
   const lc = new LineCounter();
   // (logLevel: a key that is a mapping or a sequence is refused below, not warned about by toJS on stderr)
   const docs = parseAllDocuments(text, { ...KUBECTL_YAML, prettyErrors: true, lineCounter: lc, logLevel: 'error' }) as Document[] | { errors: unknown[] };
   if (!Array.isArray(docs)) throw new UsageError(`${source}: not a YAML stream`);
+  /**
+   * The text after a rewritten document's `...` that kubectl never reads, as it was: never injected, never given a
+   * `---` (which would have kubectl read it).
+   */
+  const unread = (i: number) => {
+    const from = docs[i]!.range?.[0] ?? 0;
+    const to = i + 1 < docs.length ? (docs[i + 1]!.range?.[0] ?? text.length) : text.length;
+    return ignored
+      .filter((g) => g.end > from && g.end <= to)
+      .map((g) => (g.text.endsWith('\n') ? g.text : `${g.text}\n`))
+      .join('');
+  };
   // Each document's own text runs from where it starts to where the next one starts. With directives (%YAML) in
   // the stream, that text and a rewritten neighbour could disagree about them: then every document is rewritten.
   const asWritten = !/^%/m.test(text);
@@ -247,7 +260,7 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
         parts.push(input.startsWith('---', at(start)) ? withEnd : `---\n${withEnd}`);
       } else {
         refuseRawLineBreaks(i);
-        parts.push(marked(written(doc)));
+        parts.push(marked(written(doc)), unread(i));
       }
       return;
     }
@@ -277,7 +290,7 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
     const node = doc.createNode(injected, { aliasDuplicateObjects: false }) as NonNullable<typeof doc.contents>;
     if (comment) (node as { commentBefore?: string | null }).commentBefore = comment;
     doc.contents = node;
-    parts.push(marked(written(doc)));
+    parts.push(marked(written(doc)), unread(i));
   });
   out.output = parts.join('');
   return out;
@@ -314,36 +327,77 @@ function jsonStreamAsYaml(text: string, source: string): { text: string; line: (
  * document at any line that starts with `---` followed by nothing but spaces or a comment, and refuses the file
  * where other text follows (`--- {...}`) or where a `---#...` line has no document before it; YAML itself wants a
  * space after `---`, and reads `---#x` as content. So the same refusals as lint's (exit 2, the line named), and
- * each `---#` separator gets a space after its `---` for the parser, with `at` taking an offset of the parsed text
- * back to the input's (the output keeps the input's bytes).
+ * each `---#` separator gets a space after its `---` for the parser. kubectl then reads only the first YAML document
+ * of each piece: the text after a `...` line (document end) up to the next `---` line it never reads, not even to
+ * refuse it; the parser gets blank lines in its place (the same line numbers), and `ignored` keeps it, with the
+ * parsed offset where it ends, to be written back as it was. `at` takes an offset of the parsed text back to the
+ * input's (the output keeps the input's bytes); the end of an ignored piece maps to after it.
  */
-function yamlSeparators(text: string, source: string): { text: string; at: (p: number) => number } {
+function yamlSeparators(text: string, source: string): { text: string; at: (p: number) => number; ignored: { end: number; text: string }[] } {
   try {
     splitDocuments(text);
   } catch (err) {
     if (err instanceof InputError) throw new UsageError(`${source}${err.line ? `:${err.line}:${err.column ?? 1}` : ''}: ${err.message}`);
     throw err;
   }
-  /** offsets in the parsed text just after each inserted space, ascending */
-  const inserted: number[] = [];
-  const parsed = text.replace(/^---#/gm, (_m, offset: number) => {
-    inserted.push(offset + 3 + inserted.length + 1);
-    return '--- #';
-  });
-  if (!inserted.length) return { text, at: (p) => p };
+  const ignored: { end: number; text: string }[] = [];
+  if (!/^(?:---#|\.\.\.(?:[ \t\r\n]|$))/m.test(text)) return { text, at: (p) => p, ignored };
+  /** from each parsed offset on (ascending), input offset = parsed offset + shift */
+  const shifts: { from: number; shift: number }[] = [];
+  const parsed: string[] = [];
+  let length = 0; // of the parsed text so far
+  let shift = 0;
+  let skipFrom = -1; // input offset where the ignored text began, while in it
+  const endSkip = (to: number) => {
+    const piece = text.slice(skipFrom, to);
+    const blank = piece.replace(/[^\n]+/g, '');
+    parsed.push(blank);
+    length += blank.length;
+    shift += piece.length - blank.length;
+    shifts.push({ from: length, shift });
+    ignored.push({ end: length, text: piece });
+    skipFrom = -1;
+  };
+  for (let i = 0; i < text.length; ) {
+    const nl = text.indexOf('\n', i);
+    const end = nl === -1 ? text.length : nl + 1;
+    const line = text.slice(i, end);
+    // (splitDocuments refused any other text after a line's leading ---)
+    const separator = line.startsWith('---');
+    if (skipFrom >= 0) {
+      if (!separator) {
+        i = end;
+        continue;
+      }
+      endSkip(i);
+    }
+    if (line.startsWith('---#')) {
+      parsed.push('--- ', line.slice(3));
+      shift -= 1;
+      shifts.push({ from: length + 4, shift });
+      length += line.length + 1;
+    } else {
+      parsed.push(line);
+      length += line.length;
+    }
+    if (/^\.\.\.(?:[ \t\r\n]|$)/.test(line)) skipFrom = end;
+    i = end;
+  }
+  if (skipFrom >= 0 && skipFrom < text.length) endSkip(text.length);
   return {
-    text: parsed,
+    text: parsed.join(''),
     at: (p) => {
-      // how many inserted spaces lie before p
+      // the last shift that starts at or before p
       let lo = 0;
-      let hi = inserted.length;
+      let hi = shifts.length;
       while (lo < hi) {
         const mid = (lo + hi) >> 1;
-        if (inserted[mid]! <= p) lo = mid + 1;
+        if (shifts[mid]!.from <= p) lo = mid + 1;
         else hi = mid;
       }
-      return p - lo;
+      return p + (lo ? shifts[lo - 1]!.shift : 0);
     },
+    ignored,
   };
 }
 
