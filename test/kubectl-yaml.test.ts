@@ -282,6 +282,30 @@ test('inject splits documents as kubectl does: a ---#comment line is a separator
   }
 });
 
+test('a quoted string or [ ]/{ } value continued at its key\'s indentation: kubectl reads it, lint and inject exit 2 saying what to indent', () => {
+  const cm = (data: string) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n${data}`;
+  for (const [data, want, where, what] of [
+    ['  k: "a\n  b"\n', 'a b', '6:8', 'Missing closing "quote. If the string goes on'],
+    ["  k: 'a\n  b'\n", 'a b', '6:8', "Missing closing 'quote. If the string goes on"],
+    ['  k: ["a",\n"b"]\n', ['a', 'b'], '7:1', 'Flow sequence in block collection must be sufficiently indented and end with a ]. If the value goes on'],
+    ['  k: {a: b,\n  c: d}\n', { a: 'b', c: 'd' }, '7:3', 'Flow map in block collection must be sufficiently indented and end with a }. If the value goes on'],
+  ] as const) {
+    const text = cm(data);
+    assert.deepEqual(kubectlJson(text).data.k, want, `kubectl reads ${JSON.stringify(data)}`);
+    const fix = "in the next lines, indent them more than its key: kubectl reads such lines at the key's indentation or less, kagenti-webhook's YAML reader (as YAML itself) does not";
+    const inj = runCli(['inject', '-f', '-'], text);
+    assert.equal(inj.code, 2);
+    assert.equal(inj.stderr, `kagenti-webhook inject: <stdin>:${where}: ${what} ${fix}\n`);
+    const lint = runCli(['lint', '--external-issuer', '-'], text);
+    assert.equal(lint.code, 2);
+    assert.match(lint.stderr, new RegExp(`^<stdin>:${where}: error: not valid YAML: ${what.replace(/[[\]{}.()]/g, '\\$&')} ${fix.replace(/[()]/g, '\\$&')}$`, 'm'));
+    // indented more than the key, it reads the same everywhere
+    const indented = cm(data.replace(/\n(?!$)/, '\n    '));
+    assert.deepEqual(kubectlJson(indented).data.k, want);
+    assert.equal(runCli(['inject', '-f', '-'], indented).code, 0);
+  }
+});
+
 test('inject keeps the text after a ... (document end) that kubectl never reads as it was: not injected, no --- before it', () => {
   const agent = (name: string) => `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\n  labels:\n    kagenti.io/type: agent\nspec:\n  containers:\n    - name: app\n      image: busybox\n`;
   const cm = (name: string) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n`;

@@ -9,7 +9,7 @@ import type { Config } from './config.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { isDnsLabel } from './identity.ts';
 import { denialText, injectTemplate, isObject, jsonEqual } from './inject.ts';
-import { decodeText, InputError, splitDocuments } from './manifest-stream.ts';
+import { decodeText, InputError, splitDocuments, yamlErrorText } from './manifest-stream.ts';
 import type { RawDocument } from './manifest-stream.ts';
 import { asCreated, ownField, RenderedNamespaces } from './rules.ts';
 import { parseFlags, UsageError } from './usage.ts';
@@ -216,7 +216,7 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
     if (doc.errors.length) {
       const e = doc.errors[0];
       const pos = e.linePos?.[0];
-      throw new UsageError(`${source}${pos ? `:${lineOf(pos.line)}:${pos.col}` : ''}: ${e.message.split('\n')[0]}`);
+      throw new UsageError(`${source}${pos ? `:${lineOf(pos.line)}:${pos.col}` : ''}: ${yamlErrorText(e)}`);
     }
     // An empty document (only comments, as `helm template` writes them) is dropped.
     if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) return;

@@ -873,6 +873,19 @@ export class ManifestParseError extends Error {
   }
 }
 
+/**
+ * The yaml package's error, one line, with what kubectl reads otherwise: go-yaml v2 (kubectl) reads a quoted string,
+ * or a `[...]`/`{...}` value, continued on lines at its key's indentation or less; the yaml package, as YAML itself,
+ * wants them indented more than the key, and fails with one of these two errors.
+ */
+export function yamlErrorText(e: { code: string; message: string }): string {
+  const first = oneLine(e.message).replace(/ at line \d+, column \d+:?$/, '');
+  const quoted = e.code === 'MISSING_CHAR' && /^Missing closing ["']quote/.test(first);
+  const flow = e.code === 'BAD_INDENT' && /^Flow (sequence|map) in block collection must be sufficiently indented/.test(first);
+  if (!quoted && !flow) return first;
+  return `${first}. If the ${quoted ? 'string' : 'value'} goes on in the next lines, indent them more than its key: kubectl reads such lines at the key's indentation or less, kagenti-webhook's YAML reader (as YAML itself) does not`;
+}
+
 export interface FullParse {
   value: unknown;
   doc: Document;
@@ -895,7 +908,7 @@ export function fullParse(text: string, json = false): FullParse {
   if (errs.length) {
     const e = errs[0];
     const at = lc.linePos(e.pos[0]);
-    throw new ManifestParseError(`not valid YAML: ${oneLine(e.message)}`, at.line, at.col);
+    throw new ManifestParseError(`not valid YAML: ${yamlErrorText(e)}`, at.line, at.col);
   }
   // .inf and .nan: kubectl reads them as floats, then cannot put them into JSON and rejects the whole file
   const bad = findValue(doc, (node) => typeof node.value === 'number' && !Number.isFinite(node.value));
