@@ -1,6 +1,8 @@
 #!/bin/sh
 # Helm post-renderer: the rendered manifests on stdin go to stdout unchanged when they pass
-# `kagenti-webhook lint`; otherwise lint's report goes to stderr, the exit code is not 0 and Helm stops.
+# `kagenti-webhook lint`; otherwise lint's report goes to stderr, the exit code is not 0 and Helm stops. Helm 4 does
+# not show a post-renderer plugin's stderr (Helm 3 only on failure): to read the findings, run
+# `helm template ... | kagenti-webhook lint -`.
 # Arguments, if any, are lint's flags; else KAGENTI_LINT_FLAGS (split on spaces), default --external-issuer.
 # Objects without a namespace are linted in the release's: Helm sets HELM_NAMESPACE for its plugins, passed on
 # here as --namespace (a -n/--namespace among the flags comes later and wins).
