@@ -833,3 +833,13 @@ test('checkMissingTokenReview: a controller that reads only ConfigMaps the webho
   // where the watched ConfigMap exists, nothing (as before)
   assert.deepEqual(checkMissingTokenReview([slim], [cm({ K8S_TOKEN_REVIEW: 'true' })], config, EKS), []);
 });
+
+test('dedicated-service-account on a controller\'s pod: the fix is in the template of the workload that creates it', () => {
+  const pod = { kind: 'Pod', metadata: { name: 'nightly-29000000-abcde', namespace: 'team-a', labels: AGENT }, spec: podSpec('default') };
+  const fix = (workload?: { kind: string; name: string }) => checkObject(pod, { config, issuer: EKS, workload })[0]!.message.replace(/^.* Fix: /, '');
+  assert.equal(fix({ kind: 'CronJob', name: 'nightly' }), 'create a ServiceAccount for the agent and set spec.jobTemplate.spec.template.spec.serviceAccountName in CronJob/nightly, which creates this pod.');
+  assert.equal(fix({ kind: 'Rollout', name: 'weather' }), 'create a ServiceAccount for the agent and set spec.template.spec.serviceAccountName in Rollout/weather, which creates this pod.');
+  assert.equal(fix({ kind: 'ScaledJob', name: 'worker' }), 'create a ServiceAccount for the agent and set serviceAccountName in the pod template of ScaledJob/worker, which creates this pod.');
+  assert.equal(fix(), 'create a ServiceAccount for the agent and set spec.serviceAccountName.', 'a bare pod');
+  assert.equal(checkObject(pod, { config, issuer: EKS })[0]!.path, 'spec.serviceAccountName', 'the path stays the pod\'s field');
+});

@@ -75,15 +75,35 @@ test('HTTPS /validate: an agent Deployment on the default ServiceAccount is deni
     const dry = await s.review('/validate', req('Deployment', 'apps', deployment('weather'), { dryRun: true }));
     assert.equal(dry.allowed, false);
 
-    // an UPDATE of one that ran as "default" before (a label, a reconcile) is warned with the same fix: denying it
-    // would only block the tools that update it. One that moves an agent onto "default" is denied.
+    // an UPDATE of one on "default" that leaves its pod template as it was (a label, a scale, a reconcile) is warned
+    // with the same fix, saying its pods are denied: denying it would only block the tools that update it. One that
+    // changes the template (an image bump, kubectl rollout restart) would roll out pods that are all denied at
+    // creation, stalling the rollout: denied, so the apply reports it. One that moves an agent onto "default" too.
     const labelled = deployment('weather');
     (labelled.metadata as Record<string, unknown>).labels = { team: 'x' };
     const kept = await s.review('/validate', req('Deployment', 'apps', labelled, { operation: 'UPDATE', oldObject: deployment('weather') }));
     assert.equal(kept.allowed, true);
-    assert.match(joinWarnings(kept.warnings), /^\[dedicated-service-account\] Deployment team-a\/weather: .* Not denied: it ran as "default" before this update too\. Fix: create a ServiceAccount/m);
+    assert.match(
+      joinWarnings(kept.warnings),
+      /^\[dedicated-service-account\] Deployment team-a\/weather: .* Not denied: this update leaves the pod template as it was, and its pods are denied until it is fixed\. Fix: create a ServiceAccount/m,
+    );
+    const bumped = deployment('weather');
+    bumped.spec.template.spec.containers = [{ name: 'a', image: 'agent:2' }];
+    const bump = await s.review('/validate', req('Deployment', 'apps', bumped, { operation: 'UPDATE', oldObject: deployment('weather') }));
+    assert.equal(bump.allowed, false);
+    assert.match(bump.status!.message, /^\[dedicated-service-account\] Deployment team-a\/weather: spec\.template\.spec\.serviceAccountName is not set \("default"\)\. .* Fix: create a ServiceAccount for the agent and set spec\.template\.spec\.serviceAccountName\.$/);
     const moved = await s.review('/validate', req('Deployment', 'apps', deployment('weather'), { operation: 'UPDATE', oldObject: deployment('weather', 'weather-sa') }));
     assert.equal(moved.allowed, false);
+    // a pod its Deployment's ReplicaSet creates: the fix is in the Deployment's template, not in the pod
+    const rsPod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'weather-7d9f8b6c5d-abcde', namespace: 'team-a', labels: { ...AGENT, 'pod-template-hash': '7d9f8b6c5d' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'weather-7d9f8b6c5d', uid: 'r', controller: true }] },
+      spec: { containers: [{ name: 'a', image: 'x' }] },
+    };
+    const podAnswer = await s.review('/validate', req('Pod', '', rsPod));
+    assert.equal(podAnswer.allowed, false);
+    assert.match(podAnswer.status!.message, /^\[dedicated-service-account\] Pod team-a\/weather-7d9f8b6c5d-abcde: spec\.serviceAccountName is not set \("default"\)\. .* Fix: create a ServiceAccount for the agent and set spec\.template\.spec\.serviceAccountName in Deployment\/weather, which creates this pod\.$/);
 
     // own ServiceAccount: allowed; without cluster state the unique rule says it was not checked
     const ok = await s.review('/validate', req('Deployment', 'apps', deployment('weather', 'weather-sa')));
@@ -142,9 +162,10 @@ test('HTTPS /validate: skips what it must not judge', async () => {
     const released = deployment('x', undefined, AGENT, { ...deleting, resourceVersion: '8' });
     assert.equal((await s.review('/validate', req('Deployment', 'apps', released, { operation: 'UPDATE', oldObject: held }))).allowed, true);
     const edited = deployment('x', undefined, { ...AGENT, extra: 'label' }, { ...deleting, finalizers: ['example.com/cleanup'] });
-    // (checked: its "default" ServiceAccount, which it had before too, is warned)
+    // (checked: its template changes, and it runs as "default", which its pods are denied at creation for)
     const editedAnswer = await s.review('/validate', req('Deployment', 'apps', edited, { operation: 'UPDATE', oldObject: held }));
-    assert.match(joinWarnings(editedAnswer.warnings ?? []), /^\[dedicated-service-account\] Deployment team-a\/x: /);
+    assert.equal(editedAnswer.allowed, false);
+    assert.match(editedAnswer.status!.message, /^\[dedicated-service-account\] Deployment team-a\/x: /);
     assert.equal((await s.review('/validate', req('Deployment', 'apps', released, { operation: 'UPDATE' }))).allowed, false, 'no oldObject to compare with');
     const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { generateName: 'x-', namespace: 'team-a', labels: AGENT }, spec: { containers: [] } };
     assert.equal((await s.review('/validate', req('Pod', '', pod, { operation: 'UPDATE' }))).allowed, true);

@@ -241,8 +241,9 @@ export function checkHelmRelease(obj: unknown, ctx: { config: Config; issuer: Is
     // admitted; nothing with spiffe-helper opted out too), and on an upgrade or
     // rollback any of them may be on a pod template the release does not change (not denied at /validate either).
     // /validate checks each workload again as Helm applies it, with both. A new install's mode-independent ones deny.
-    // dedicated-service-account on an upgrade or rollback likewise: /validate warns an UPDATE of a workload that ran
-    // as "default" before it too (and denies one that moves an agent onto it), which the record cannot tell apart.
+    // dedicated-service-account on an upgrade or rollback likewise: /validate warns an UPDATE of a workload on
+    // "default" that leaves its pod template as it was (and denies one that changes it, or moves an agent onto
+    // "default"), which the record cannot tell apart.
     // And a token finding on an immutable ConfigMap an upgrade updates: /validate warns its UPDATE (it can change
     // only metadata), and the fix is to recreate it.
     const warnedHere =

@@ -140,8 +140,22 @@ function jsonValue(v: unknown): string {
   return 'a mapping';
 }
 
-/** Dedicated ServiceAccount check on a Pod or workload pod template. */
-function checkDedicated(obj: Record<string, any>, config: Config, ns: string): Violation[] {
+/**
+ * Where the ServiceAccount of a controller's pods is set: the pod spec field of its workload's template
+ * (`spec.template.spec` of a Deployment, `spec.jobTemplate.spec.template.spec` of a CronJob, `spec.template.spec` of
+ * an Argo Rollout), or null for a kind whose template this webhook does not know (a KEDA ScaledJob, a JobSet).
+ */
+function workloadSpecPath(kind: string): string | null {
+  if (kind === 'Pod') return null;
+  if (isWorkloadKind(kind)) return podSpecFieldPath(kind);
+  return kind === 'Rollout' ? 'spec.template.spec' : null;
+}
+
+/**
+ * Dedicated ServiceAccount check on a Pod or workload pod template. `workload`: the top-level workload a
+ * controller's pod belongs to (its Deployment, CronJob...): the fix is made in its template, not in the pod.
+ */
+function checkDedicated(obj: Record<string, any>, config: Config, ns: string, workload?: { kind: string; name: string }): Violation[] {
   const sev = severityFor(config.policies['dedicated-service-account']);
   if (!sev) return [];
   const tpl = getPodTemplate(obj);
@@ -164,6 +178,14 @@ function checkDedicated(obj: Record<string, any>, config: Config, ns: string): V
     path = spec ? specPath : (tpl.path.join('.') as string);
     what = `${specPath}.serviceAccountName is not set ("default")`;
   }
+  // a controller's pod: set in the template it is created from (a change to the pod itself would not last)
+  let where = `${specPath}.serviceAccountName`;
+  if (kind === 'Pod' && workload && (workload.kind !== 'Pod' || workload.name !== name)) {
+    const wpath = workloadSpecPath(workload.kind);
+    where = wpath
+      ? `${wpath}.serviceAccountName in ${workload.kind}/${workload.name}, which creates this pod`
+      : `serviceAccountName in the pod template of ${workload.kind}/${workload.name}, which creates this pod`;
+  }
   return [
     {
       rule: 'dedicated-service-account',
@@ -171,7 +193,7 @@ function checkDedicated(obj: Record<string, any>, config: Config, ns: string): V
       message:
         `[dedicated-service-account] ${kind} ${ns}/${name}: ${what}. ` +
         `Any pod in the namespace can use "default", so its SPIFFE ID identifies no single agent. ` +
-        `Fix: create a ServiceAccount for the agent and set ${specPath}.serviceAccountName.`,
+        `Fix: create a ServiceAccount for the agent and set ${where}.`,
       path,
       kind,
       namespace: ns,
@@ -471,15 +493,16 @@ export function checkMissingTokenReview(
  * recreate it: the API server refuses any change to its data. `generatedNames` (lint, which sees the whole render): a
  * ConfigMap named `<configured name>-<kustomize hash>` is checked as the configured one (kustomizeGeneratedFrom); the
  * webhook sees exact names only (its matchConditions and its cache's field selector), so admission never sets it.
+ * `workload` (a Pod only): the top-level workload whose controller creates it, named in dedicated-service-account's fix.
  */
 export function checkObject(
   obj: Record<string, any>,
-  ctx: { config: Config; issuer: IssuerInfo; namespace?: string; immutable?: boolean; generatedNames?: boolean },
+  ctx: { config: Config; issuer: IssuerInfo; namespace?: string; immutable?: boolean; generatedNames?: boolean; workload?: { kind: string; name: string } },
 ): Violation[] {
   if (!isObject(obj)) return [];
   const ns = objectNamespace(obj, ctx.namespace || 'default');
   if (obj.kind === 'ConfigMap') return isCoreConfigMap(obj) ? checkTokenReview(obj, ctx.config, ctx.issuer, ns, { immutable: ctx.immutable === true, generatedNames: ctx.generatedNames === true }) : [];
-  if (isWorkloadKind(obj.kind)) return checkDedicated(obj, ctx.config, ns);
+  if (isWorkloadKind(obj.kind)) return checkDedicated(obj, ctx.config, ns, ctx.workload);
   return [];
 }
 

@@ -366,17 +366,19 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
         return decisionFor(allow(req.uid), [], { skip: `owned by ${owner.kind} ${owner.name} (checked there)` });
       const agent = agentOf(objWithKind, config, ns, cluster?.lookup);
       if (!agent) return decisionFor(allow(req.uid), [], { skip: 'not an agent' });
-      const own = checkObject(objWithKind, { config, issuer: iss, namespace: ns });
-      // An UPDATE of an agent that ran as "default" before it and still does (a label, an annotation, a reconcile's
-      // apply) cannot be what made it so: warned, as unique-service-account warns sharing an agent already had, so
-      // the tools that update it are not blocked; its pods keep the warning's problem until it is fixed.
-      if (op === 'UPDATE' && isObject(req.oldObject) && own.some((v) => v.rule === 'dedicated-service-account' && v.severity === 'error')) {
-        const old = req.oldObject.kind === kind ? req.oldObject : { ...req.oldObject, kind };
-        if (checkObject(old, { config, issuer: iss, namespace: ns }).some((v) => v.rule === 'dedicated-service-account'))
-          for (let i = 0; i < own.length; i++)
-            if (own[i]!.rule === 'dedicated-service-account')
-              own[i] = warnedWith(own[i]!, 'Not denied: it ran as "default" before this update too.');
-      }
+      // a controller's pod: dedicated-service-account's fix names the template of the workload that creates it
+      const own = checkObject(objWithKind, { config, issuer: iss, namespace: ns, workload: kind === 'Pod' && agent.source ? { kind: agent.kind, name: agent.name } : undefined });
+      // Whether this is an UPDATE that leaves the pod template as it was (a label, an annotation, a finalizer, a scale,
+      // a reconcile's no-op apply); computed once, when a check needs it.
+      let kept: boolean | undefined;
+      const templateKept = (): boolean =>
+        (kept ??= op === 'UPDATE' && isObject(req.oldObject) && samePodTemplate(objWithKind, req.oldObject.kind === kind ? req.oldObject : { ...req.oldObject, kind }));
+      // An UPDATE of an agent on "default" that leaves its template as it was cannot be what made it so: warned, so
+      // the tools that label or scale it are not blocked; its pods are denied at creation until it is fixed. One that
+      // changes the template (an image bump, kubectl rollout restart) would start a rollout whose every pod is
+      // denied: denied here, so the apply reports it and no rollout starts.
+      if (own.some((v) => v.rule === 'dedicated-service-account' && v.severity === 'error') && templateKept())
+        for (let i = 0; i < own.length; i++) if (own[i]!.rule === 'dedicated-service-account') own[i] = templateUnchanged(own[i]!);
       violations.push(...own);
       // What /mutate will deny in this workload's pods, denied on the workload so that the apply reports it (a
       // Pod got these checks at /mutate already). An UPDATE that leaves the pod template as it was (a label, an
@@ -391,11 +393,7 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
         // An UPDATE that leaves the template as it was (a label, a revision annotation, a reconcile's no-op apply)
         // gets its denials as warnings and no injection warnings: they were given when the template was written,
         // and repeating them on every reconcile would only be noise (and count as violations each time).
-        const unchanged =
-          (inj.violations.length > 0 || inj.warnings.length > 0) &&
-          op === 'UPDATE' &&
-          isObject(req.oldObject) &&
-          samePodTemplate(objWithKind, req.oldObject.kind === kind ? req.oldObject : { ...req.oldObject, kind });
+        const unchanged = (inj.violations.length > 0 || inj.warnings.length > 0) && templateKept();
         for (const v of inj.violations) violations.push(unchanged ? templateUnchanged(v) : v);
         if (!unchanged) violations.push(...inj.warnings);
       }
