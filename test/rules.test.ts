@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type { Config } from '../webhook/config.ts';
 import { configFromObject, defaultConfig } from '../webhook/config.ts';
 import type { AgentRef, IssuerInfo } from '../webhook/rules.ts';
-import { agentOf, checkInjection, checkMissingTokenReview, checkObject, checkUnique, MAX_RENDERED_NAMESPACES, RenderedNamespaces, samePodTemplate } from '../webhook/rules.ts';
+import { agentOf, checkAgentLabelChange, checkInjection, checkMissingTokenReview, checkObject, checkUnique, checkUniqueSince, MAX_RENDERED_NAMESPACES, RenderedNamespaces, samePodTemplate } from '../webhook/rules.ts';
 import { injectTemplate } from '../webhook/inject.ts';
 
 const EKS: IssuerInfo = {
@@ -832,6 +832,43 @@ test('checkMissingTokenReview: a controller that reads only ConfigMaps the webho
   assert.match(checkMissingTokenReview([slim], [], config, EKS)[0].message, /reads its environment from ConfigMap kagent\/kagent-enterprise-config-9k6bh8fd92 .*disableNameSuffixHash/);
   // where the watched ConfigMap exists, nothing (as before)
   assert.deepEqual(checkMissingTokenReview([slim], [cm({ K8S_TOKEN_REVIEW: 'true' })], config, EKS), []);
+});
+
+test('unique-service-account: one workload mid-rollout of a kagenti.io/agent label is one other agent, named with its label', () => {
+  // weather's old pods count as Deployment/weather, its new ones as agent wx: one workload, not "and 1 more"
+  const news = ref('Deployment', 'news', 'shared');
+  const oldPod = ref('Deployment', 'weather', 'shared', { source: { kind: 'Pod', name: 'weather-o-aaaaa' } });
+  const newPod = ref('Deployment', 'weather', 'shared', { agent: 'wx', source: { kind: 'Pod', name: 'weather-n-bbbbb' } });
+  const [v] = checkUnique(news, [oldPod, newPod], config);
+  assert.match(v!.message, /is already the identity of agent Deployment\/weather \(kagenti\.io\/agent=wx\)\. Both would share /);
+  // a second workload is still counted
+  const [two] = checkUnique(news, [oldPod, newPod, ref('Deployment', 'maps', 'shared')], config);
+  assert.match(two!.message, /agent Deployment\/weather \(kagenti\.io\/agent=wx\) and 1 more\. /);
+});
+
+test('checkUniqueSince: sharing warned on an allowed request gives no retry as its fix, and names the kind of what adds no sharing', () => {
+  const newsPods = ref('Deployment', 'news', 'shared', { former: 'moved', source: { kind: 'Pod', name: 'news-n-aaaaa' } });
+  const weather = ref('Deployment', 'weather', 'shared');
+  const [w] = checkUniqueSince(weather, weather, [newsPods], config);
+  assert.equal(w!.severity, 'warning');
+  assert.doesNotMatch(w!.message, /retry/);
+  assert.match(w!.message, /Fix: none needed: it ends once the old pod of Deployment\/news has stopped; to end it sooner, give each agent its own ServiceAccount/);
+  // the same sharing added by a CREATE is denied, and retrying is its first fix
+  const [d] = checkUnique(ref('Deployment', 'maps', 'shared'), [newsPods], config);
+  assert.match(d!.message, /Fix: retry once the old pod of Deployment\/news has stopped, or /);
+  // a new ReplicaSet of an Argo Rollout whose other ReplicaSet already shares: "this ReplicaSet", not "this pod"
+  const rs = ref('Rollout', 'weather', 'shared', { source: { kind: 'ReplicaSet', name: 'weather-1a2b3c4d5e' } });
+  const prev = ref('Rollout', 'weather', 'shared', { source: { kind: 'ReplicaSet', name: 'weather-6c7d8e9f0a' } });
+  const [r] = checkUniqueSince(rs, prev, [ref('Deployment', 'news', 'shared'), prev], config);
+  assert.match(r!.message, /Not denied: its workload Rollout\/weather already shares it, and this ReplicaSet adds no sharing\. Fix: /);
+});
+
+test('checkAgentLabelChange: a finished pod claims nothing, so relabelling it is allowed; a pending one is not called running', () => {
+  const pod = (labels: Record<string, string>, phase: string) => ({ kind: 'Pod', metadata: { name: 'p', namespace: 'team-a', labels }, spec: { serviceAccountName: 's' }, status: { phase } });
+  for (const phase of ['Succeeded', 'Failed']) assert.deepEqual(checkAgentLabelChange(pod({}, phase), pod(AGENT, phase), config), [], phase);
+  const [v] = checkAgentLabelChange(pod({}, 'Pending'), pod(AGENT, 'Pending'), config);
+  assert.match(v!.message, /changes from "agent" to unset on a pending pod\. /);
+  assert.match(checkAgentLabelChange(pod({}, 'Running'), pod(AGENT, 'Running'), config)[0]!.message, /on a running pod\. /);
 });
 
 test('dedicated-service-account on a controller\'s pod: the fix is in the template of the workload that creates it', () => {

@@ -739,7 +739,7 @@ function labelText(v: unknown): string {
  * - A running agent pod whose `kagenti.io/agent` changes would count as another agent on the same ServiceAccount
  *   (pods admitted as one agent, relabelled apart, are many agents sharing one identity).
  * All are denied. A type change that keeps the pod an agent (agent to tool with tools enabled), or one between
- * non-agent values, changes no claim.
+ * non-agent values, changes no claim; nor does any change on a pod that has finished (Succeeded or Failed).
  */
 export function checkAgentLabelChange(
   pod: Record<string, any>,
@@ -749,6 +749,11 @@ export function checkAgentLabelChange(
 ): Violation[] {
   const sev = severityFor(config.policies['unique-service-account']);
   if (!sev || !isObject(pod) || !isObject(old)) return [];
+  // A pod that has finished (Succeeded, Failed: its containers are stopped for good) runs nothing and claims no
+  // ServiceAccount, so relabelling it (cleanup tools, a Job's pods kept for their logs) changes no claim. The phase
+  // is the stored one: an UPDATE of a pod cannot change its status.
+  const phase = isObject(old.status) ? old.status.phase : undefined;
+  if (phase === 'Succeeded' || phase === 'Failed') return [];
   const labels = isObject(pod.metadata) && isObject(pod.metadata.labels) ? pod.metadata.labels : {};
   const oldLabels = isObject(old.metadata) && isObject(old.metadata.labels) ? old.metadata.labels : {};
   const wasAgent = isAgentType(oldLabels, config);
@@ -768,7 +773,7 @@ export function checkAgentLabelChange(
   const name = objectName(pod);
   const sa = effectiveServiceAccount(isObject(pod.spec) ? pod.spec : undefined);
   const path = `metadata.labels["${label}"]`;
-  const what = `${path} changes from ${labelText(oldLabels[label])} to ${labelText(labels[label])} on a running pod`;
+  const what = `${path} changes from ${labelText(oldLabels[label])} to ${labelText(labels[label])} on a ${phase === 'Pending' ? 'pending' : 'running'} pod`;
   return [
     {
       rule: 'unique-service-account',
@@ -800,8 +805,12 @@ function sharesWith(a: AgentRef, o: AgentRef): boolean {
   return identityKey(o) !== identityKey(a); // same agent (kagenti.io/agent), e.g. blue/green
 }
 
-/** unique-service-account: candidate vs the other claims on the same (namespace, serviceAccount). */
-export function checkUnique(candidate: AgentRef, others: AgentRef[], config: Config): Violation[] {
+/**
+ * unique-service-account: candidate vs the other claims on the same (namespace, serviceAccount). `warned`: the
+ * result is given as a warning on an allowed request (checkUniqueSince), so a fix that says to retry is worded as
+ * what ends the sharing instead (nothing was refused).
+ */
+export function checkUnique(candidate: AgentRef, others: AgentRef[], config: Config, warned = false): Violation[] {
   const sev = severityFor(config.policies['unique-service-account']);
   if (!sev) return [];
   // One entry per other agent. It is being deleted only when every claim behind it is (the Deployment and its
@@ -841,9 +850,14 @@ export function checkUnique(candidate: AgentRef, others: AgentRef[], config: Con
   const all = [...conflicts.values()];
   const firstConflict = all.find((c) => !c.deleting && !c.former && !c.ref.released && !c.ref.recent) ?? all.find((c) => !c.deleting) ?? all[0];
   const first = firstConflict.ref;
-  let firstText = first.agent ? `${refText(first)} (kagenti.io/agent=${first.agent})` : refText(first);
+  // One workload can be two entries (mid-rollout of a kagenti.io/agent label: its old pods count as the workload,
+  // its new ones as the label): counted once, named with the label its template has now, which the fix needs.
+  const agentLabel = first.agent ?? all.find((c) => refText(c.ref) === refText(first) && c.ref.agent)?.ref.agent;
+  let firstText = agentLabel ? `${refText(first)} (kagenti.io/agent=${agentLabel})` : refText(first);
   let retry = '';
-  const andOthers = all.length > 1 ? ' (and the others)' : '';
+  // other agents than the first, each counted once (one workload can be two entries, above)
+  const otherAgents = new Set(all.map((c) => refText(c.ref))).size - 1;
+  const andOthers = otherAgents > 0 ? ' (and the others)' : '';
   if (firstConflict.former && firstConflict.old) {
     // the workload has moved off this ServiceAccount; only what is left of it from before still runs as it
     const old = firstConflict.old;
@@ -853,23 +867,26 @@ export function checkUnique(candidate: AgentRef, others: AgentRef[], config: Con
     const now = { moved: 'whose template uses another ServiceAccount now', 'no-agent': 'whose template is no agent now', stopped: 'which runs no pods now' }[firstConflict.former];
     firstText += `, ${now}, but whose old ${old.kind} ${old.name}${more} still ${one ? 'runs' : 'run'} as it${by}`;
     const onePod = one && old.kind === 'Pod';
-    retry = `retry once the old ${onePod ? 'pod' : 'pods'} of ${refText(first)} ${onePod ? 'has' : 'have'} stopped${andOthers}, or `;
+    const pods = `the old ${onePod ? 'pod' : 'pods'} of ${refText(first)}`;
+    retry = warned ? `none needed: it ends once ${pods} ${onePod ? 'has' : 'have'} stopped${andOthers}; to end it sooner, ` : `retry once ${pods} ${onePod ? 'has' : 'have'} stopped${andOthers}, or `;
   } else if (firstConflict.deleting) {
     const by = firstConflict.until ? `; ${first.kind === 'Pod' ? 'it stops' : 'its pods stop'} by ${firstConflict.until}` : '';
     firstText += `, which is being deleted${by}`;
-    retry = `retry once ${refText(first)} is gone${andOthers}, or `;
+    retry = warned ? `none needed: it ends once ${refText(first)} is gone${andOthers}; to end it sooner, ` : `retry once ${refText(first)} is gone${andOthers}, or `;
   } else if (first.recent) {
     // admitted by this webhook moments ago, not in its cache yet: if that create failed after the webhooks (another
     // webhook, a quota), it holds nothing, and is forgotten within the TTL
     firstText += ', admitted moments ago';
-    retry = `if ${refText(first)} was not created after all, retry in ${ADMITTED_TTL_MS / 1000} seconds; else `;
+    retry = warned
+      ? `none needed if ${refText(first)} was not created after all; else `
+      : `if ${refText(first)} was not created after all, retry in ${ADMITTED_TTL_MS / 1000} seconds; else `;
   } else if (first.released) {
     // a pod taken out of its ReplicaSet (for debugging): not that workload's any more, and nothing will delete it
     const { replicaSet, workload } = first.released;
     firstText += `, a pod released by ReplicaSet ${replicaSet}${workload ? ` of ${workload.kind}/${workload.name}` : ''}: it has no owner now (its labels no longer match the selector), so it runs on as an agent of its own`;
     retry = `delete ${refText(first)} when you are done with it (kubectl -n ${first.namespace} delete pod ${first.name}), or `;
   }
-  const more = conflicts.size > 1 ? ` and ${conflicts.size - 1} more` : '';
+  const more = otherAgents > 0 ? ` and ${otherAgents} more` : '';
   const path = `${podSpecFieldPath(self.kind)}.${candidate.serviceAccountField ?? 'serviceAccountName'}`;
   return [
     {
@@ -905,10 +922,11 @@ export function checkUniqueSince(candidate: AgentRef, previous: AgentRef | null 
   const before: AgentRef[] = [];
   for (const o of others) (sharesWith(previous, o) ? before : added).push(o);
   const out = checkUnique(candidate, added, config);
-  const note = candidate.source
-    ? `Not denied: its workload ${refText(previous)} already shares it, and this pod adds no sharing.`
+  const self = candidate.source?.kind;
+  const note = self
+    ? `Not denied: its workload ${refText(previous)} already shares it, and this ${self === 'Pod' ? 'pod' : self} adds no sharing.`
     : `Not denied: ${refText(previous)} shared it before this update, which adds no sharing.`;
-  for (const v of checkUnique(candidate, before, config))
+  for (const v of checkUnique(candidate, before, config, true))
     out.push({ ...v, severity: 'warning', message: noteBeforeFix(v.message.replace('. Both would share ', '. Both share '), note) });
   return out;
 }
