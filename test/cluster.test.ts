@@ -1049,3 +1049,42 @@ test('background audit: kagent\'s controller reading a kustomize-hashed ConfigMa
     await close();
   }
 });
+
+test('a Job /validate admitted is known by its controller until the cache holds it: its pods are that agent (KEDA ScaledJob, kubectl create job --from=cronjob)', async () => {
+  const scaledJob = { apiVersion: 'keda.sh/v1alpha1', kind: 'ScaledJob', name: 'worker', uid: 'sj', controller: true };
+  const job = (name: string, owner: Record<string, unknown>, sa: string) => ({
+    metadata: { name, namespace: 'team-a', ownerReferences: [owner] },
+    spec: { template: { metadata: { labels: AGENT }, spec: { serviceAccountName: sa, restartPolicy: 'Never', containers: [{ name: 'a', image: 'x' }] } } },
+  });
+  const cronJob = { metadata: { name: 'backup', namespace: 'team-a' }, spec: { schedule: '0 0 * * *', jobTemplate: { spec: { template: { metadata: { labels: AGENT }, spec: { serviceAccountName: 'backup-sa', containers: [{ name: 'a', image: 'x' }] } } } } } };
+  const { svc, close } = await setup((api) => {
+    seedBasics(api);
+    api.seed(PATHS.jobs, [job('worker-abcde', scaledJob, 'worker-sa')]);
+    api.seed(PATHS.cronjobs, [cronJob]);
+  });
+  const jobPod = (jobName: string, sa: string) => request('Pod', '', {
+    metadata: { generateName: `${jobName}-`, namespace: 'team-a', labels: { ...AGENT, 'batch.kubernetes.io/job-name': jobName }, ownerReferences: [{ apiVersion: 'batch/v1', kind: 'Job', name: jobName, uid: 'j', controller: true }] },
+    spec: { serviceAccountName: sa, restartPolicy: 'Never', containers: [{ name: 'a', image: 'x' }] },
+  });
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    // before /validate saw the Job, its pod is the Job itself: another agent than ScaledJob/worker
+    const unseen = svc.validate(jobPod('worker-klmno', 'worker-sa'));
+    assert.equal(unseen.response.allowed, false);
+    assert.match(unseen.response.status!.message, /already the identity of agent ScaledJob\/worker\b/);
+    assert.equal(svc.validate(request('Job', 'batch', job('worker-fghij', scaledJob, 'worker-sa'))).response.allowed, true);
+    const pod = svc.validate(jobPod('worker-fghij', 'worker-sa'));
+    assert.equal(pod.response.allowed, true, JSON.stringify(pod.response));
+    // kubectl create job --from=cronjob/backup: a Job owned by the CronJob (skipped at /validate, its owner checked)
+    const manual = job('backup-manual', { apiVersion: 'batch/v1', kind: 'CronJob', name: 'backup', uid: 'c', controller: true }, 'backup-sa');
+    assert.equal(svc.validate(request('Job', 'batch', manual)).response.allowed, true);
+    const manualPod = svc.validate(jobPod('backup-manual', 'backup-sa'));
+    assert.equal(manualPod.response.allowed, true, JSON.stringify(manualPod.response));
+    // a dry run is not remembered
+    const dry = { ...request('Job', 'batch', job('worker-dry', scaledJob, 'worker-sa')), dryRun: true };
+    assert.equal(svc.validate(dry).response.allowed, true);
+    assert.equal(svc.validate(jobPod('worker-dry', 'worker-sa')).response.allowed, false);
+  } finally {
+    await close();
+  }
+});

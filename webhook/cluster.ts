@@ -14,8 +14,8 @@ import type { KubeObject } from './admission.ts';
 import { shown } from './admission.ts';
 import type { Config } from './config.ts';
 import { isAgentType } from './config.ts';
-import type { OwnerLookup } from './identity.ts';
 import { AGENT_LABEL, agentIdentity, controllerOf, copySelector, effectiveServiceAccount, orphanWorkload } from './identity.ts';
+import type { OwnerLookup, OwnerRef } from './identity.ts';
 import type { AgentRef } from './rules.ts';
 import { ADMITTED_TTL_MS, TOKEN_REVIEW_KEY, envConfigMapRefs } from './rules.ts';
 import { getPodTemplate, podTemplatePath } from './workloads.ts';
@@ -714,6 +714,8 @@ function claimKey(ns: string, sa: string): string {
 
 /** Admitted claims kept at most (an admission flood of new names cannot grow memory without bound). */
 const ADMITTED_MAX = 10_000;
+/** How long the controller of a Job /validate admitted answers for it while the cache does not hold it (noteJobOwner). */
+const JOB_OWNER_TTL_MS = ADMITTED_TTL_MS;
 
 interface Admitted {
   claim: string;
@@ -805,6 +807,11 @@ export class ClusterState {
   private readonly kc: KubeConfig;
   private readonly confirmAfterMs: number;
   private readonly confirmListMs: number;
+  /**
+   * Jobs `/validate` has seen created, by `ns\0name`, in the order seen (the oldest expire first): their controller
+   * owner (null: none), until the cache holds them or JOB_OWNER_TTL_MS have passed. At most ADMITTED_MAX.
+   */
+  private readonly jobOwners = new Map<string, { owner: OwnerRef | null; until: number }>();
   readonly lookup: OwnerLookup;
   /**
    * Whether the informers behind claimsOn (pods and the workload kinds) have all listed once: before that, a claim
@@ -838,7 +845,9 @@ export class ClusterState {
     const cached = (kind: string, namespace: string, name: string) => this.byKind.get(kind)?.get(name, namespace);
     const lookup: OwnerLookup = (kind, namespace, name) => {
       const o = cached(kind, namespace, name);
-      return o ? controllerOf(o) : undefined;
+      if (o) return controllerOf(o);
+      // a Job /validate admitted moments ago that the cache does not hold yet: the controller it was created with
+      return kind === 'Job' && this.jobOwners.size ? this.recentJobOwner(namespace, name) : undefined;
     };
     lookup.selector = (kind, namespace, name) => {
       if (kind !== 'Deployment' && kind !== 'StatefulSet') return undefined;
@@ -1105,6 +1114,34 @@ export class ClusterState {
     if (!set) return;
     set.delete(key);
     if (set.size === 0) this.admittedOn.delete(a.claim);
+  }
+
+  /**
+   * A Job `/validate` is admitting (a CREATE; never a dry run) and its controller owner, as controllerOf reads it:
+   * the Job controller creates its pods right after it, before its watch event reaches the cache, and until then the
+   * lookup answers for it with this owner (a KEDA ScaledJob, the CronJob of `kubectl create job --from=cronjob/x`), so
+   * its pods count as that agent. Kept JOB_OWNER_TTL_MS at most, and at most ADMITTED_MAX of them (the oldest go
+   * first); a Job refused after the webhooks is never created, and its pods never come.
+   */
+  noteJobOwner(namespace: string, name: string, owner: OwnerRef | null): void {
+    if (!name) return;
+    const key = `${namespace}\u0000${name}`;
+    const now = Date.now();
+    this.jobOwners.delete(key);
+    for (const [k, j] of this.jobOwners) {
+      if (j.until > now && this.jobOwners.size < ADMITTED_MAX) break;
+      this.jobOwners.delete(k);
+    }
+    this.jobOwners.set(key, { owner: owner && { ...owner }, until: now + JOB_OWNER_TTL_MS });
+  }
+
+  private recentJobOwner(namespace: string, name: string): OwnerRef | null | undefined {
+    const key = `${namespace}\u0000${name}`;
+    const j = this.jobOwners.get(key);
+    if (!j) return undefined;
+    if (j.until > Date.now()) return j.owner;
+    this.jobOwners.delete(key);
+    return undefined;
   }
 
   /**

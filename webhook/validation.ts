@@ -7,7 +7,7 @@ import type { AdmissionRequest, Decision, KubeObject } from './admission.ts';
 import { allow, allowWithPatch, decisionFor, deny, internalError, requestRef, toWarnings } from './admission.ts';
 import type { Config } from './config.ts';
 import type { BackoffOptions } from './cluster.ts';
-import { identityKey, objectName, objectNamespace, templateOwner } from './identity.ts';
+import { controllerOf, identityKey, objectName, objectNamespace, templateOwner } from './identity.ts';
 import { HelmChecker } from './helm-check.ts';
 import { checkHelmRelease, isHelmRelease } from './helm-release.ts';
 import type { HelmReleaseResult } from './helm-release.ts';
@@ -361,6 +361,11 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
       violations.push(...checkAgentLabelChange(objWithKind, req.oldObject, config, ns));
       if (!violations.length) return decisionFor(allow(req.uid), [], { skip: 'pod update: whether it is an agent is unchanged' });
     } else if (isWorkloadKind(kind)) {
+      // The Job controller creates a Job's pods right after the Job, often before the Job reaches the cache: its
+      // controller (a KEDA ScaledJob, the CronJob of `kubectl create job --from=cronjob/...`) is remembered for a
+      // while, so those pods count as that agent and not as another one.
+      if (kind === 'Job' && op === 'CREATE' && !req.dryRun && typeof objWithKind.metadata?.name === 'string')
+        cluster?.noteJobOwner(ns, objWithKind.metadata.name, controllerOf(objWithKind));
       const owner = templateOwner(objWithKind);
       if (owner)
         return decisionFor(allow(req.uid), [], { skip: `owned by ${owner.kind} ${owner.name} (checked there)` });
