@@ -1088,3 +1088,35 @@ test('a Job /validate admitted is known by its controller until the cache holds 
     await close();
   }
 });
+
+test('agents already sharing, one of a kind the cache does not hold (an Argo Rollout): its replacement pods and new ReplicaSets are warned, as a Deployment\'s are', async () => {
+  const rollout = { apiVersion: 'argoproj.io/v1alpha1', kind: 'Rollout', name: 'weather', uid: 'ro', controller: true };
+  const rolloutRs = (hash: string) => ({
+    metadata: { name: `weather-${hash}`, namespace: 'team-a', labels: { 'rollouts-pod-template-hash': hash }, ownerReferences: [rollout] },
+    spec: { replicas: 2, template: { metadata: { labels: { ...AGENT, 'rollouts-pod-template-hash': hash } }, spec: { serviceAccountName: 'shared', containers: [{ name: 'a', image: 'x' }] } } },
+  });
+  const rolloutPod = (hash: string) => ({
+    metadata: { generateName: `weather-${hash}-`, namespace: 'team-a', labels: { ...AGENT, 'rollouts-pod-template-hash': hash }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: `weather-${hash}`, uid: 'r', controller: true }] },
+    spec: { serviceAccountName: 'shared', containers: [{ name: 'a', image: 'x' }] },
+  });
+  const { svc, close } = await setup((api) => {
+    seedBasics(api);
+    api.seed(PATHS.deployments, [deployment('news', 'shared')]);
+    api.seed(PATHS.replicasets, [rolloutRs('6c7d8e9f0a')]);
+  });
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    const pod = svc.validate(request('Pod', '', rolloutPod('6c7d8e9f0a')));
+    assert.equal(pod.response.allowed, true, JSON.stringify(pod.response));
+    assert.match(joinWarnings(pod.response.warnings ?? []), /already the identity of agent Deployment\/news\. Both share .* Not denied: its workload Rollout\/weather already shares it, and this pod adds no sharing\. Fix: /);
+    const rs = svc.validate(request('ReplicaSet', 'apps', rolloutRs('1a2b3c4d5e')));
+    assert.equal(rs.response.allowed, true, JSON.stringify(rs.response));
+    assert.match(joinWarnings(rs.response.warnings ?? []), /Not denied: its workload Rollout\/weather already shares it, and this ReplicaSet adds no sharing\./);
+    // a Rollout with nothing cached on this ServiceAccount adds sharing: denied
+    const other = svc.validate(request('Pod', '', { ...rolloutPod('0f0f0f0f0f'), metadata: { ...rolloutPod('0f0f0f0f0f').metadata, generateName: 'maps-0f0f0f0f0f-', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'maps-0f0f0f0f0f', uid: 'm', controller: true }] } }));
+    assert.equal(other.response.allowed, false);
+    assert.match(other.response.status!.message, /Pod team-a\/maps-0f0f0f0f0f-<generated>: .*already the identity of agent Deployment\/news and 1 more\./);
+  } finally {
+    await close();
+  }
+});

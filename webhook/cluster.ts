@@ -1144,6 +1144,11 @@ export class ClusterState {
     return undefined;
   }
 
+  /** Whether the cache holds objects of this kind (Pods and the workload kinds it lists); an Argo Rollout, say, it does not. */
+  holdsKind(kind: string): boolean {
+    return kind !== 'Namespace' && kind !== 'CSIDriver' && kind !== 'ConfigMap' && this.byKind.has(kind);
+  }
+
   /**
    * The lookup with a Deployment or StatefulSet being admitted in `namespace` answering for its selector: when it
    * is (re-)created after `kubectl delete --cascade=orphan` it is not cached yet, and its orphans are the same agent

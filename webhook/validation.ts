@@ -412,6 +412,14 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
           else if (kind === 'Pod' && agent.source) previous = cluster.claimOfObject(agent.kind, agent.namespace, agent.name);
           const upTo = pass.upTo ?? cluster.admittedSeq();
           const claims = cluster.claimsOn(agent.namespace, agent.serviceAccount, objWithKind, upTo);
+          // A workload of a kind the cache does not hold (an Argo Rollout, a KEDA ScaledJob, a JobSet, a Knative
+          // Configuration) has no claim of its own there: a new pod, ReplicaSet or Job of it compares with what the
+          // cache holds of it (its ReplicaSet or Job, its other pods), the claims of the same agent on this
+          // ServiceAccount that are not left from before a move.
+          if (!previous && op === 'CREATE' && agent.source && !cluster.holdsKind(agent.kind)) {
+            const key = identityKey(agent);
+            previous = claims.find((o) => !o.former && !o.recent && identityKey(o) === key) ?? null;
+          }
           const found = checkUniqueSince(agent, previous, claims, config);
           // Only when this denies (the rare path): does it rest on admitted agents alone? A forged /validate request
           // leaves such a claim too, so those are checked with the API server before they deny anything.
