@@ -1120,3 +1120,34 @@ test('agents already sharing, one of a kind the cache does not hold (an Argo Rol
     await close();
   }
 });
+
+test('a Knative Revision\'s Deployment and an OpenShift DeploymentConfig\'s pods are one agent across versions, also from the cache', async () => {
+  const revision = (rev: string, replicas: number) => ({
+    metadata: { name: `${rev}-deployment`, namespace: 'team-a', labels: { 'serving.knative.dev/configuration': 'hello' }, ownerReferences: [{ apiVersion: 'serving.knative.dev/v1', kind: 'Revision', name: rev, uid: rev, controller: true }] },
+    spec: { replicas, template: { metadata: { labels: { ...AGENT, 'serving.knative.dev/configuration': 'hello', 'serving.knative.dev/revision': rev } }, spec: { serviceAccountName: 'hello-sa', containers: [{ name: 'a', image: 'x' }] } } },
+  });
+  const dcPod = (rc: string, name: string) => ({
+    metadata: { name, namespace: 'team-a', labels: { ...AGENT, deploymentconfig: 'frontend', deployment: rc }, ownerReferences: [{ apiVersion: 'v1', kind: 'ReplicationController', name: rc, uid: rc, controller: true }] },
+    spec: { serviceAccountName: 'front-sa', containers: [{ name: 'a', image: 'x' }] },
+    status: { phase: 'Running' },
+  });
+  const { svc, close } = await setup((api) => {
+    seedBasics(api);
+    api.seed(PATHS.deployments, [revision('hello-00001', 0)]);
+    api.seed(PATHS.pods, [dcPod('frontend-1', 'frontend-1-aaaaa')]);
+  });
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    const next = svc.validate(request('Deployment', 'apps', revision('hello-00002', 1)));
+    assert.equal(next.response.allowed, true, JSON.stringify(next.response));
+    const pod = svc.validate(request('Pod', '', dcPod('frontend-2', 'frontend-2-bbbbb')));
+    assert.equal(pod.response.allowed, true, JSON.stringify(pod.response));
+    // another agent on either ServiceAccount is still denied, naming the agent as it is known
+    const other = svc.validate(deploymentRequest(deployment('news', 'hello-sa')));
+    assert.match(other.response.status!.message, /already the identity of agent Configuration\/hello\. /);
+    const other2 = svc.validate(deploymentRequest(deployment('news', 'front-sa')));
+    assert.match(other2.response.status!.message, /already the identity of agent DeploymentConfig\/frontend\. /);
+  } finally {
+    await close();
+  }
+});

@@ -294,3 +294,39 @@ test('templateOwner: only the controller reference its controller writes (contro
   assert.equal(templateOwner(owned('Deployment', ref('apps/v1', 'Deployment', true))), null);
   assert.equal(templateOwner({ kind: 'ReplicaSet', metadata: { ownerReferences: 'x' } }), null);
 });
+
+test('controllers that make a workload per version: a Knative Revision\'s Deployment is its Configuration, an OpenShift DeploymentConfig\'s ReplicationController is the DeploymentConfig', () => {
+  const kn = (rev: string, extra: Record<string, string> = {}) => ({
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: `${rev}-deployment`, namespace: 'team-a', ownerReferences: [{ apiVersion: 'serving.knative.dev/v1', kind: 'Revision', name: rev, uid: 'r', controller: true }] },
+    spec: { replicas: 0, template: { metadata: { labels: { 'kagenti.io/type': 'agent', 'serving.knative.dev/configuration': 'hello', 'serving.knative.dev/revision': rev, ...extra } }, spec: { serviceAccountName: 'hello-sa' } } },
+  });
+  const one = agentIdentity(kn('hello-00001'), config);
+  const two = agentIdentity(kn('hello-00002'), config);
+  assert.deepEqual([one?.kind, one?.name, one?.source], ['Configuration', 'hello', { kind: 'Deployment', name: 'hello-00001-deployment' }]);
+  assert.equal(identityKey(one!), identityKey(two!), 'two revisions are one agent');
+  // its pod, through the ReplicaSet (not cached: by name and hash), carries the same labels
+  const pod = {
+    kind: 'Pod',
+    metadata: {
+      name: 'hello-00002-deployment-5d4c3b2a1f-abcde',
+      labels: { 'kagenti.io/type': 'agent', 'pod-template-hash': '5d4c3b2a1f', 'serving.knative.dev/configuration': 'hello', 'serving.knative.dev/revision': 'hello-00002' },
+      ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'hello-00002-deployment-5d4c3b2a1f', controller: true }],
+    },
+    spec: { serviceAccountName: 'hello-sa' },
+  };
+  assert.deepEqual([agentIdentity(pod, config, 'team-a')?.kind, agentIdentity(pod, config, 'team-a')?.name], ['Configuration', 'hello']);
+  // the labels tie it only together with the name: a Deployment not named after the revision stays itself
+  const other = { ...kn('hello-00003'), metadata: { name: 'my-deployment', namespace: 'team-a' } };
+  assert.deepEqual([agentIdentity(other, config)?.kind, agentIdentity(other, config)?.name], ['Deployment', 'my-deployment']);
+  // OpenShift: pods of ReplicationControllers frontend-1 and frontend-2, labelled deploymentconfig: frontend
+  const dcPod = (rc: string, labels: Record<string, string> = { deploymentconfig: 'frontend' }) => ({
+    kind: 'Pod',
+    metadata: { name: `${rc}-abcde`, labels: { 'kagenti.io/type': 'agent', ...labels }, ownerReferences: [{ apiVersion: 'v1', kind: 'ReplicationController', name: rc, controller: true }] },
+    spec: { serviceAccountName: 'front-sa' },
+  });
+  for (const rc of ['frontend-1', 'frontend-2']) assert.deepEqual([agentIdentity(dcPod(rc), config)?.kind, agentIdentity(dcPod(rc), config)?.name], ['DeploymentConfig', 'frontend'], rc);
+  assert.equal(agentIdentity(dcPod('frontend-canary'), config)?.kind, 'ReplicationController', 'not <dc>-<version>');
+  assert.equal(agentIdentity(dcPod('frontend-1', {}), config)?.kind, 'ReplicationController', 'no deploymentconfig label');
+});

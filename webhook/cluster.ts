@@ -14,8 +14,18 @@ import type { KubeObject } from './admission.ts';
 import { shown } from './admission.ts';
 import type { Config } from './config.ts';
 import { isAgentType } from './config.ts';
-import { AGENT_LABEL, agentIdentity, controllerOf, copySelector, effectiveServiceAccount, orphanWorkload } from './identity.ts';
 import type { OwnerLookup, OwnerRef } from './identity.ts';
+import {
+  AGENT_LABEL,
+  DEPLOYMENT_CONFIG_LABEL,
+  KNATIVE_CONFIGURATION_LABEL,
+  KNATIVE_REVISION_LABEL,
+  agentIdentity,
+  controllerOf,
+  copySelector,
+  effectiveServiceAccount,
+  orphanWorkload,
+} from './identity.ts';
 import type { AgentRef } from './rules.ts';
 import { ADMITTED_TTL_MS, TOKEN_REVIEW_KEY, envConfigMapRefs } from './rules.ts';
 import { getPodTemplate, podTemplatePath } from './workloads.ts';
@@ -189,9 +199,19 @@ function slimMeta(obj: KubeObject, labelKeys?: readonly string[], orphan = false
 }
 
 /** Labels identity.ts reads: the agent labels, and what ties a pod or ReplicaSet to its workload by name. */
-const POD_LABELS = ['kagenti.io/type', AGENT_LABEL, 'pod-template-hash', 'rollouts-pod-template-hash', 'statefulset.kubernetes.io/pod-name'] as const;
+const POD_LABELS = [
+  'kagenti.io/type',
+  AGENT_LABEL,
+  'pod-template-hash',
+  'rollouts-pod-template-hash',
+  'statefulset.kubernetes.io/pod-name',
+  // identity.ts's versionedWorkload: a Knative Revision's pods, an OpenShift DeploymentConfig's
+  KNATIVE_CONFIGURATION_LABEL,
+  KNATIVE_REVISION_LABEL,
+  DEPLOYMENT_CONFIG_LABEL,
+] as const;
 const REPLICASET_LABELS = ['pod-template-hash', 'rollouts-pod-template-hash'] as const;
-const TEMPLATE_LABELS = ['kagenti.io/type', AGENT_LABEL] as const;
+const TEMPLATE_LABELS = ['kagenti.io/type', AGENT_LABEL, KNATIVE_CONFIGURATION_LABEL, KNATIVE_REVISION_LABEL] as const;
 const NAME_TIE_LABELS = new Set<string>(['pod-template-hash', 'rollouts-pod-template-hash', 'statefulset.kubernetes.io/pod-name']);
 
 /** Label bytes (keys and values) an orphan keeps in the cache; real label sets are far below it. */

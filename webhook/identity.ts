@@ -329,6 +329,32 @@ export function topLevelWorkload(obj: KubeObject, namespace: string, lookup?: Ow
   return owner;
 }
 
+/** Labels Knative Serving sets on a Revision's Deployment template and pods, and OpenShift on a DeploymentConfig's pods. */
+export const KNATIVE_CONFIGURATION_LABEL = 'serving.knative.dev/configuration';
+export const KNATIVE_REVISION_LABEL = 'serving.knative.dev/revision';
+export const DEPLOYMENT_CONFIG_LABEL = 'deploymentconfig';
+
+/**
+ * The workload that stays one agent across versions, for controllers that make a new workload per version (the
+ * top-level workload otherwise): a Knative Revision's Deployment (`<revision>-deployment`, its template labelled
+ * `serving.knative.dev/revision: <revision>` and `serving.knative.dev/configuration: <c>`, as are its pods) counts as
+ * `Configuration/<c>`, so the Deployments of old revisions, kept at 0 replicas, and of the one rolling out are one
+ * agent; an OpenShift DeploymentConfig's ReplicationController (`<dc>-<version>`, its pods labelled
+ * `deploymentconfig: <dc>`) counts as `DeploymentConfig/<dc>`. Tied by name and label both, as a Deployment's
+ * ReplicaSet is by its hash. `labels`: the pod's, or the workload's template's.
+ */
+export function versionedWorkload(top: OwnerRef, labels: Record<string, unknown>): OwnerRef {
+  if (top.kind === 'Deployment') {
+    const cfg = labels[KNATIVE_CONFIGURATION_LABEL];
+    const rev = labels[KNATIVE_REVISION_LABEL];
+    if (typeof cfg === 'string' && cfg && typeof rev === 'string' && rev && top.name === `${rev}-deployment`) return { kind: 'Configuration', name: cfg };
+  } else if (top.kind === 'ReplicationController') {
+    const dc = labels[DEPLOYMENT_CONFIG_LABEL];
+    if (typeof dc === 'string' && dc && top.name.startsWith(`${dc}-`) && /^[0-9]+$/.test(top.name.slice(dc.length + 1))) return { kind: 'DeploymentConfig', name: dc };
+  }
+  return top;
+}
+
 export interface AgentIdentity {
   /** top-level workload */
   kind: string;
@@ -369,7 +395,7 @@ export function agentIdentity(
   if (!tpl) return null;
   if (!isAgentType(tpl.labels, config)) return null;
   const ns = objectNamespace(obj, namespace ?? 'default');
-  const top = topLevelWorkload(obj, ns, lookup);
+  const top = versionedWorkload(topLevelWorkload(obj, ns, lookup), tpl.labels);
   const out: AgentIdentity = {
     kind: top.kind,
     name: top.name,
