@@ -573,6 +573,123 @@ test('long lists: 60,000 containers running as the proxy uid get one proxy-uid w
   assert.match(w[0]!, new RegExp(`containers c0, c1, c2 and ${n - 3} more run as uid 1337 \\(spec\\.containers\\[0\\]\\.securityContext\\.runAsUser, spec\\.containers\\[1\\]\\.securityContext\\.runAsUser, spec\\.containers\\[2\\]\\.securityContext\\.runAsUser and ${n - 3} more\\)`));
 });
 
+// ---------- istio-sidecar: Istio's injector ran first (its webhooks sort before this one) ----------
+
+/** A pod as Istio's sidecar injector (1.22, defaults) leaves it, before this webhook; `native`: its proxy a native sidecar. */
+function istioPod(native = false, spec: KubeObject = {}): KubeObject {
+  const proxy = {
+    name: 'istio-proxy',
+    image: 'docker.io/istio/proxyv2:1.22.0',
+    args: ['proxy', 'sidecar'],
+    readinessProbe: { httpGet: { path: '/healthz/ready', port: 15021 } },
+    securityContext: { runAsUser: 1337, runAsGroup: 1337, runAsNonRoot: true, capabilities: { drop: ['ALL'] } },
+    ...(native ? { restartPolicy: 'Always' } : {}),
+  };
+  const init = { name: 'istio-init', image: 'docker.io/istio/proxyv2:1.22.0', args: ['istio-iptables', '-u', '1337'], securityContext: { runAsUser: 0, runAsNonRoot: false, capabilities: { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] } } };
+  return agentPod({}, { 'sidecar.istio.io/status': '{"initContainers":["istio-init"],"containers":["istio-proxy"],"volumes":["istio-envoy"]}' }, {
+    initContainers: native ? [init, proxy] : [init],
+    containers: [{ name: 'agent', image: 'x', readinessProbe: { httpGet: { path: '/ready', port: 8000 } } }, ...(native ? [] : [proxy])],
+    volumes: [{ name: 'istio-envoy', emptyDir: { medium: 'Memory' } }],
+    ...spec,
+  });
+}
+
+test('istio-sidecar: an agent pod that carries Istio\'s sidecar is warned, once, with fixes about the pod; Istio\'s own containers get no proxy-uid, init-before-proxy or probe-through-proxy warning', () => {
+  for (const cfg of [defaultConfig(), parseConfig('authBridge:\n  mtlsMode: strict\n')])
+    for (const native of [false, true]) {
+      const r = injectTemplate(istioPod(native), cfg, ctxFor);
+      assert.ok(r.outcome === 'inject', JSON.stringify(r));
+      const istio = r.warnings.filter((w) => w.startsWith('[istio-sidecar] '));
+      assert.equal(istio.length, 1, JSON.stringify(r.warnings));
+      assert.equal(
+        istio[0],
+        `[istio-sidecar] Pod team/a: container istio-proxy (spec.${native ? 'initContainers[1]' : 'containers[1]'}.name) is Istio's sidecar, which Istio's injector adds before this webhook runs, and the injected AuthBridge proxy runs as uid 1337, which Istio's iptables rules leave out of its redirect, as proxy-init leaves Istio's proxy (uid 1337 too) out of AuthBridge's. The agent's outbound traffic leaves AuthBridge without Istio's mTLS, and inbound mesh traffic reaches AuthBridge before Istio's proxy, so the mesh's mTLS and policies do not cover the agent. Fix: run the namespace in Istio's ambient mode (no sidecar), annotate the pod kagenti.io/authbridge-mode: waypoint, or label the pod sidecar.istio.io/inject: "false".`,
+      );
+      assert.equal(warningName(istio[0]!), 'istio-sidecar');
+      // no warning names Istio's containers with a fix the user cannot apply to them
+      for (const w of r.warnings.filter((x) => !x.startsWith('[istio-sidecar] '))) assert.ok(!/istio-(proxy|init)/.test(w), w);
+      // the agent's own probe is still named under mTLS strict
+      if (cfg.authBridge.mtlsMode === 'strict') assert.ok(r.warnings.some((w) => w.startsWith('[probe-through-proxy] ') && w.includes('container agent has')));
+    }
+  // the annotation alone (the sidecar under another name) is enough; without the AuthBridge proxy nothing clashes
+  const byAnnotation = injectTemplate(agentPod({}, { 'sidecar.istio.io/status': '{}' }, { containers: [{ name: 'agent', image: 'x' }] }), defaultConfig(), ctxFor);
+  assert.ok(byAnnotation.outcome === 'inject' && byAnnotation.warnings.some((w) => w.startsWith('[istio-sidecar] Pod team/a: annotation sidecar.istio.io/status (metadata.annotations) says')));
+  for (const [labels, annotations] of [
+    [{}, { 'kagenti.io/authbridge-mode': 'waypoint' }],
+    [{ 'kagenti.io/authbridge-inject': 'false' }, {}],
+  ] as const) {
+    const pod = istioPod();
+    Object.assign(pod.metadata.labels, labels);
+    Object.assign(pod.metadata.annotations, annotations);
+    const r = injectTemplate(pod, defaultConfig(), ctxFor);
+    assert.ok(r.outcome === 'inject' && !r.warnings.some((w) => w.startsWith('[istio-sidecar] ')), JSON.stringify({ labels, annotations }));
+  }
+  // without proxy-init the inbound half does not apply
+  const noInit = injectTemplate(istioPod(), parseConfig('authBridge:\n  egressEnforcement: none\n'), ctxFor);
+  assert.ok(noInit.outcome === 'inject');
+  const w = noInit.warnings.find((x) => x.startsWith('[istio-sidecar] '));
+  assert.ok(w && !w.includes('inbound'), w);
+});
+
+test('istio-sidecar: policies.istio-sidecar deny denies the pod at the istio-proxy container, off checks nothing; warn is the default', () => {
+  assert.equal(defaultConfig().policies['istio-sidecar'], 'warn');
+  const deny = injectTemplate(istioPod(), parseConfig('policies:\n  istio-sidecar: deny\n'), ctxFor);
+  assert.ok(deny.outcome === 'deny', JSON.stringify(deny));
+  assert.equal(deny.rule, 'istio-sidecar');
+  assert.deepEqual(deny.field, ['spec', 'containers', 1, 'name']);
+  assert.match(deny.message, /^\[istio-sidecar\] Pod team\/a: container istio-proxy .* Fix: /);
+  const off = injectTemplate(istioPod(), parseConfig('policies:\n  istio-sidecar: off\n'), ctxFor);
+  assert.ok(off.outcome === 'inject' && !off.warnings.some((x) => x.includes('istio')), JSON.stringify(off.outcome === 'inject' && off.warnings));
+});
+
+test('istio-sidecar: a pod template in a namespace labelled istio-injection=enabled is warned (its pods get Istio\'s sidecar), unless it opts out of Istio', () => {
+  const ns = { namespace: 'team', ref: 'Deployment team/a', namespaceLabels: { 'istio-injection': 'enabled' } };
+  const tpl = (labels: Record<string, string>, annotations: Record<string, string>) => agentPod(labels, annotations, { containers: [{ name: 'agent', image: 'x' }] });
+  const r = injectTemplate(tpl({}, {}), defaultConfig(), ns, 'spec.template.spec');
+  assert.ok(r.outcome === 'inject');
+  assert.match(r.warnings.find((w) => w.startsWith('[istio-sidecar] '))!, /^\[istio-sidecar\] Deployment team\/a: namespace team is labelled istio-injection=enabled, so Istio's injector adds its sidecar to the pods before this webhook runs, .* or label the pod template \(spec\.template\.metadata\.labels\) sidecar\.istio\.io\/inject: "false"\.$/);
+  for (const [labels, annotations] of [
+    [{ 'sidecar.istio.io/inject': 'false' }, {}],
+    [{}, { 'sidecar.istio.io/inject': 'false' }],
+  ] as const) {
+    const out = injectTemplate(tpl(labels, annotations), defaultConfig(), ns, 'spec.template.spec');
+    assert.ok(out.outcome === 'inject' && !out.warnings.some((w) => w.startsWith('[istio-sidecar] ')));
+  }
+  // a Pod is judged by what it carries: Istio has run before this webhook sees it
+  const pod = injectTemplate(tpl({}, {}), defaultConfig(), { ...ns, ref: 'Pod team/a' });
+  assert.ok(pod.outcome === 'inject' && !pod.warnings.some((w) => w.startsWith('[istio-sidecar] ')));
+});
+
+// ---------- net-admin: a container that may rewrite proxy-init's iptables rules ----------
+
+test('net-admin: a container of the pod with NET_ADMIN, SYS_ADMIN or ALL added, or privileged, is warned that it can take out the redirect, with its field', () => {
+  const cfg = defaultConfig();
+  const netWarning = (r: ReturnType<typeof injectTemplate>) => (r.outcome === 'inject' ? r.warnings.filter((w) => w.startsWith('[net-admin] ')) : []);
+  const one = injectTemplate(agentPod({}, {}, { containers: [{ name: 'agent', image: 'x' }, { name: 'vpn', image: 'x', securityContext: { capabilities: { add: ['NET_ADMIN'] } } }] }), cfg, ctxFor);
+  assert.deepEqual(netWarning(one), [
+    "[net-admin] Pod team/a: container vpn may change the pod's iptables rules (adds NET_ADMIN: spec.containers[1].securityContext.capabilities.add), and the pod's network namespace is shared, so it can take out proxy-init's redirect and send traffic past the proxy, which AuthBridge then does not see. Fix: drop NET_ADMIN, SYS_ADMIN and ALL from capabilities.add and privileged: true from it, or move what needs them out of the agent pod.",
+  ]);
+  assert.equal(warningName(netWarning(one)[0]!), 'net-admin');
+  const many = injectTemplate(
+    agentPod({}, {}, {
+      initContainers: [{ name: 'tune', image: 'x', securityContext: { privileged: true } }],
+      containers: [{ name: 'agent', image: 'x', securityContext: { capabilities: { add: ['CAP_SYS_ADMIN'] } } }, { name: 'all', image: 'x', securityContext: { capabilities: { add: ['all'] } } }, { name: 'raw', image: 'x', securityContext: { capabilities: { add: ['NET_RAW'] } } }],
+    }),
+    cfg,
+    ctxFor,
+    'spec.template.spec',
+  );
+  assert.equal(netWarning(many).length, 1);
+  assert.match(netWarning(many)[0]!, /: containers agent, all, tune may change the pod's iptables rules \(adds SYS_ADMIN: spec\.template\.spec\.containers\[0\]\.securityContext\.capabilities\.add, adds ALL: spec\.template\.spec\.containers\[1\]\.securityContext\.capabilities\.add, is privileged: spec\.template\.spec\.initContainers\[0\]\.securityContext\.privileged\), .* from them,/);
+  // no proxy-init, no redirect to take out; and policies.net-admin: off silences it
+  for (const c of [parseConfig('authBridge:\n  egressEnforcement: none\n'), parseConfig('policies:\n  net-admin: off\n')]) assert.deepEqual(netWarning(injectTemplate(agentPod({}, {}, { containers: [{ name: 'agent', image: 'x', securityContext: { privileged: true } }] }), c, ctxFor)), []);
+  // Istio's own istio-init (NET_ADMIN) is istio-sidecar's to name; not ours, as proxy-init is not a container of the pod
+  assert.deepEqual(netWarning(injectTemplate(istioPod(), cfg, ctxFor)), []);
+  const again = injectTemplate(agentPod({}, {}, { containers: [{ name: 'agent', image: 'x' }] }), cfg, ctxFor);
+  assert.ok(again.outcome === 'inject');
+  assert.deepEqual(netWarning(injectTemplate(again.template, cfg, ctxFor)), []);
+});
+
 test('probe-through-proxy: under mTLS strict, an httpGet or grpc probe of the pod\'s own containers on a port proxy-init redirects is warned about, with its field', () => {
   const cfg = defaultConfig();
   const strict = { 'kagenti.io/mtls-mode': 'strict' };

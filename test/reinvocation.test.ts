@@ -1,5 +1,8 @@
 // Re-invocation (reinvocationPolicy: IfNeeded): the API server calls the webhook again after a later webhook changed
-// the injected pod (Istio appends istio-proxy and the istio-envoy volume; others prepend, or insert between ours).
+// the injected pod (webhooks run in the order of their configurations' names: Vault's agent injector appends
+// vault-agent, its init container and volume, Linkerd's puts linkerd-proxy first, others insert between ours).
+// Istio's injector sorts before this webhook: its sidecar is in the pod when it is first injected (the Istio-first
+// case below).
 // The answer must be no patch: pieces of ours that still equal what is injected now stay where they are, and what
 // the other webhook inserted is never moved. A changed piece is replaced in its place, and the one ordering guarantee
 // of the init containers (proxy-init first, our native proxy right after it) is restored when an insertion broke it.
@@ -44,9 +47,10 @@ function injected(cfg: Config, spec: KubeObject = {}): KubeObject {
 }
 
 const names = (list: KubeObject[] | undefined) => (list ?? []).map((x) => x.name);
-const istioProxy = { name: 'istio-proxy', image: 'docker.io/istio/proxyv2:1.22.0', imagePullPolicy: 'IfNotPresent', terminationMessagePath: '/dev/termination-log', terminationMessagePolicy: 'File' };
-const istioInit = { name: 'istio-validation', image: 'docker.io/istio/proxyv2:1.22.0', imagePullPolicy: 'IfNotPresent', terminationMessagePath: '/dev/termination-log', terminationMessagePolicy: 'File' };
-const istioEnvoy = { name: 'istio-envoy', emptyDir: { medium: 'Memory' } };
+// what webhooks that run after this one insert (their configurations' names sort after kagenti-webhook's)
+const laterProxy = { name: 'linkerd-proxy', image: 'cr.l5d.io/linkerd/proxy:stable-2.14.10', imagePullPolicy: 'IfNotPresent', terminationMessagePath: '/dev/termination-log', terminationMessagePolicy: 'File' };
+const laterInit = { name: 'vault-agent-init', image: 'hashicorp/vault:1.17.0', imagePullPolicy: 'IfNotPresent', terminationMessagePath: '/dev/termination-log', terminationMessagePolicy: 'File' };
+const laterVolume = { name: 'vault-secrets', emptyDir: { medium: 'Memory' } };
 
 /** A later webhook's insertion: into which list, at which index (-1: the end). */
 type Insertion = [list: 'containers' | 'initContainers' | 'volumes', at: number, item: KubeObject];
@@ -67,11 +71,11 @@ const CONFIGS: [string, Config][] = [
   ['helper ConfigMap, envoy mode', parseConfig('authBridge:\n  defaultMode: envoy-sidecar\nspiffeHelper:\n  configMap: helper\n')],
 ];
 
-test('after a later webhook appends a container and a volume (Istio), a re-invocation returns no patch', () => {
+test('after a later webhook appends a container and a volume (Vault), a re-invocation returns no patch', () => {
   for (const [label, cfg] of CONFIGS) {
     const pod = insert(injected(cfg), [
-      ['containers', -1, istioProxy],
-      ['volumes', -1, istioEnvoy],
+      ['containers', -1, laterProxy],
+      ['volumes', -1, laterVolume],
     ]);
     assert.deepEqual(patchOf(pod, cfg), [], label);
     const r = injectTemplate(pod, cfg, ctx);
@@ -84,20 +88,20 @@ test('after a later webhook inserts at the front of a list or between our pieces
     const base = injected(cfg);
     const nativeNoInit = label === 'native sidecars, no proxy-init';
     const edits: Insertion[][] = [
-      [['containers', 0, istioProxy]],
-      [['containers', 1, istioProxy]],
-      [['volumes', 0, istioEnvoy]],
-      [['volumes', 2, istioEnvoy]],
-      [['volumes', 3, istioEnvoy]],
-      [['initContainers', -1, istioInit]],
+      [['containers', 0, laterProxy]],
+      [['containers', 1, laterProxy]],
+      [['volumes', 0, laterVolume]],
+      [['volumes', 2, laterVolume]],
+      [['volumes', 3, laterVolume]],
+      [['initContainers', -1, laterInit]],
       [
-        ['containers', 1, istioProxy],
-        ['volumes', 2, istioEnvoy],
-        ['initContainers', -1, istioInit],
+        ['containers', 1, laterProxy],
+        ['volumes', 2, laterVolume],
+        ['initContainers', -1, laterInit],
       ],
     ];
     // without proxy-init, nothing depends on what runs before or between our native sidecars
-    if (nativeNoInit) edits.push([['initContainers', 0, istioInit]], [['initContainers', 1, istioInit]]);
+    if (nativeNoInit) edits.push([['initContainers', 0, laterInit]], [['initContainers', 1, laterInit]]);
     for (const e of edits) {
       const pod = insert(base, e);
       const before = structuredClone(pod);
@@ -111,15 +115,15 @@ test('after a later webhook inserts at the front of a list or between our pieces
 test('a piece kept in place is the very object that came; a changed one is replaced in its place, a new one placed beside ours', () => {
   const cfg = defaultConfig();
   const pod = insert(injected(cfg), [
-    ['containers', 0, istioProxy],
-    ['volumes', 1, istioEnvoy],
+    ['containers', 0, laterProxy],
+    ['volumes', 1, laterVolume],
   ]);
-  assert.deepEqual(names(pod.spec.containers), ['istio-proxy', 'spiffe-helper', 'authbridge-proxy', 'agent']);
+  assert.deepEqual(names(pod.spec.containers), ['linkerd-proxy', 'spiffe-helper', 'authbridge-proxy', 'agent']);
   const same = injectTemplate(pod, cfg, ctx);
   assert.ok(same.outcome === 'inject');
   for (const list of ['containers', 'initContainers', 'volumes'])
     for (const item of same.template.spec[list]) assert.ok(pod.spec[list].includes(item), `${list}: ${item.name} is not the input's own object`);
-  // a new spiffe-helper image: only spiffe-helper is sent, at its place; istio-proxy stays first
+  // a new spiffe-helper image: only spiffe-helper is sent, at its place; linkerd-proxy stays first
   const newer = parseConfig('spiffeHelper:\n  image: ghcr.io/spiffe/spiffe-helper:0.11.0\n');
   const ops = patchOf(pod, newer);
   assert.deepEqual(
@@ -147,11 +151,11 @@ test('a piece kept in place is the very object that came; a changed one is repla
   );
   assert.match(JSON.stringify(apply(other, otherOps).spec.containers[2]), /sa\/other/);
   // another mode: envoy-proxy, a new name, goes right after spiffe-helper (the piece rendered before it), where
-  // authbridge-proxy was taken out; istio-proxy stays first
+  // authbridge-proxy was taken out; linkerd-proxy stays first
   const envoy = structuredClone(pod);
   envoy.metadata.annotations['kagenti.io/authbridge-mode'] = 'envoy-sidecar';
   const switched = apply(envoy, patchOf(envoy, cfg));
-  assert.deepEqual(names(switched.spec.containers), ['istio-proxy', 'spiffe-helper', 'envoy-proxy', 'agent']);
+  assert.deepEqual(names(switched.spec.containers), ['linkerd-proxy', 'spiffe-helper', 'envoy-proxy', 'agent']);
   assert.deepEqual(names(switched.spec.volumes), names(pod.spec.volumes));
   assert.deepEqual(patchOf(apiServerDefaults(switched), cfg), []);
 });
@@ -164,17 +168,17 @@ test('an init container inserted before proxy-init, or between it and the native
     const spots = label === 'native sidecars' ? [0, 1, 2] : [0];
     for (const at of spots) {
       const pod = insert(base, [
-        ['initContainers', at, istioInit],
-        ['containers', -1, istioProxy],
+        ['initContainers', at, laterInit],
+        ['containers', -1, laterProxy],
       ]);
       const ops = patchOf(pod, cfg);
       assert.ok(ops.length, `${label}, at ${at}: no patch`);
       // the other webhook's items are never sent again, nor is a list replaced whole
-      assert.ok(!JSON.stringify(ops).includes('istio'), JSON.stringify(ops));
+      assert.ok(!/linkerd|vault/.test(JSON.stringify(ops)), JSON.stringify(ops));
       assert.ok(ops.every((o) => o.path.startsWith('/spec/initContainers/')), JSON.stringify(ops.map((o) => o.path)));
       const out = apply(pod, ops);
       assert.deepEqual(kubectlPatch(pod, ops), out, 'the real patch library gives another pod');
-      assert.deepEqual(names(out.spec.initContainers), [...ours, 'istio-validation'], `${label}, at ${at}`);
+      assert.deepEqual(names(out.spec.initContainers), [...ours, 'vault-agent-init'], `${label}, at ${at}`);
       const r = injectTemplate(pod, cfg, ctx);
       assert.ok(r.outcome === 'inject' && jsonEqual(out, r.template));
       assert.deepEqual(podProblems(out), []);
@@ -185,10 +189,48 @@ test('an init container inserted before proxy-init, or between it and the native
 
 test('warnings on a re-invocation are those of the pod as it is: another webhook’s init container after proxy-init is named', () => {
   const cfg = defaultConfig();
-  const pod = insert(injected(cfg), [['initContainers', -1, istioInit]]);
+  const pod = insert(injected(cfg), [['initContainers', -1, laterInit]]);
   const d = mutate(request(pod), { config: cfg });
   assert.equal(d.response.patch, undefined);
-  assert.match((d.response.warnings ?? []).join('\n'), /\[init-before-proxy\].*istio-validation/);
+  assert.match((d.response.warnings ?? []).join('\n'), /\[init-before-proxy\].*vault-agent-init/);
+});
+
+// Istio's injector (istio-sidecar-injector, istio-revision-tag-default) sorts before kagenti-webhook: the pod comes
+// with istio-init, istio-proxy and Istio's volumes already in it, and our first injection places ours around them.
+test('Istio first: a pod as Istio\'s injector left it is injected once (with the istio-sidecar warning), and re-invocations return no patch', () => {
+  const istioInit = { name: 'istio-init', image: 'docker.io/istio/proxyv2:1.22.0', args: ['istio-iptables', '-u', '1337'], securityContext: { runAsUser: 0, capabilities: { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] } } };
+  const istioProxy = { name: 'istio-proxy', image: 'docker.io/istio/proxyv2:1.22.0', args: ['proxy', 'sidecar'], securityContext: { runAsUser: 1337, runAsGroup: 1337 }, readinessProbe: { httpGet: { path: '/healthz/ready', port: 15021 } } };
+  for (const [label, cfg] of CONFIGS)
+    for (const nativeIstio of [false, true]) {
+      const pod: KubeObject = {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'weather', namespace: 'team-a', labels: { 'kagenti.io/type': 'agent', 'security.istio.io/tlsMode': 'istio' }, annotations: { 'sidecar.istio.io/status': '{"initContainers":["istio-init"],"containers":["istio-proxy"],"volumes":["istio-envoy"]}' } },
+        spec: {
+          serviceAccountName: 'weather',
+          initContainers: nativeIstio ? [istioInit, { ...istioProxy, restartPolicy: 'Always' }] : [istioInit],
+          containers: [{ name: 'agent', image: 'agent:1' }, ...(nativeIstio ? [] : [istioProxy])],
+          volumes: [{ name: 'istio-envoy', emptyDir: { medium: 'Memory' } }],
+        },
+      };
+      const first = mutate(request(apiServerDefaults(pod)), { config: cfg });
+      assert.equal(first.response.allowed, true);
+      const warnings = (first.response.warnings ?? []).join('\n');
+      assert.match(warnings, /\[istio-sidecar\] Pod team-a\/weather: container istio-proxy/, label);
+      assert.doesNotMatch(warnings, /\[(proxy-uid|init-before-proxy|net-admin)\]/, label);
+      const out = apiServerDefaults(apply(apiServerDefaults(pod), decodePatch(first.response) as Operation[]));
+      // proxy-init (where it is injected) runs before istio-init; Istio's containers keep their order
+      if (label !== 'native sidecars, no proxy-init') assert.equal(out.spec.initContainers[0].name, 'proxy-init', label);
+      assert.deepEqual(names(out.spec.initContainers).filter((n) => n.startsWith('istio')), nativeIstio ? ['istio-init', 'istio-proxy'] : ['istio-init'], label);
+      assert.deepEqual(podProblems(out), []);
+      assert.deepEqual(patchOf(out, cfg), [], `${label}: the re-invocation must be a no-op`);
+      // and after a webhook that runs after us appends its own
+      const later = insert(out, [
+        ['containers', -1, laterProxy],
+        ['volumes', -1, laterVolume],
+      ]);
+      assert.deepEqual(patchOf(later, cfg), [], label);
+    }
 });
 
 test('over HTTPS: inject, let a later webhook insert, default, re-invoke: no patch', async () => {
@@ -203,9 +245,9 @@ test('over HTTPS: inject, let a later webhook insert, default, re-invoke: no pat
     const first = await server.review('/mutate', podCreateRequest(pod));
     const out = apiServerDefaults(kubectlPatch(pod, decodePatch(first)));
     const later = insert(out, [
-      ['containers', -1, istioProxy],
-      ['initContainers', -1, istioInit],
-      ['volumes', -1, istioEnvoy],
+      ['containers', -1, laterProxy],
+      ['initContainers', -1, laterInit],
+      ['volumes', -1, laterVolume],
     ]);
     const again = await server.review('/mutate', podCreateRequest(later));
     assert.equal(again.allowed, true);

@@ -475,6 +475,30 @@ test('checkInjection: pod-resources on a pod template: errors at the pod-level k
   }
 });
 
+test('checkInjection: istio-sidecar (namespace labelled istio-injection=enabled, or an istio-proxy in the template) and net-admin point at their field; istio-sidecar follows its policy', () => {
+  for (const kind of ['Deployment', 'CronJob']) {
+    const base = SPEC_PATHS[kind];
+    const meta = base.replace(/\.spec$/, '.metadata');
+    const ns = { config, namespace: 'team-a', namespaceLabels: { 'istio-injection': 'enabled' } };
+    const r = checkInjection(workload(kind, 'weather', 'weather-sa'), ns);
+    assert.deepEqual(r.warnings.map((v) => [v.rule, v.severity, v.path]), [['istio-sidecar', 'warning', `${meta}.labels`]], kind);
+    const denied = checkInjection(workload(kind, 'weather', 'weather-sa'), { ...ns, config: configFromObject({ policies: { 'istio-sidecar': 'deny' } }) });
+    assert.deepEqual(denied.violations.map((v) => [v.rule, v.severity, v.path]), [['istio-sidecar', 'error', `${meta}.labels`]], kind);
+    const obj = workload(kind, 'weather', 'weather-sa');
+    const spec = kind === 'CronJob' ? obj.spec.jobTemplate.spec.template.spec : obj.spec.template.spec;
+    spec.containers.push({ name: 'istio-proxy', image: 'docker.io/istio/proxyv2:1.22.0' }, { name: 'vpn', image: 'x', securityContext: { capabilities: { add: ['NET_ADMIN'] } } });
+    const both = checkInjection(obj, { config, namespace: 'team-a' });
+    assert.deepEqual(
+      both.warnings.map((v) => [v.rule, v.path]),
+      [
+        ['istio-sidecar', `${base}.containers.1.name`],
+        ['net-admin', `${base}.containers.2.securityContext.capabilities.add`],
+      ],
+      kind,
+    );
+  }
+});
+
 test('checkInjection: unsupported-os by required node affinity names the affinity in the message and the path; a term that admits Linux clears it', () => {
   const d = windowsDeployment('affinity');
   const r = checkInjection(d, { config, namespace: 'team-a' });

@@ -34,18 +34,21 @@ export const INJECTION_WARNINGS = [
   'init-before-proxy',
   'proxy-uid',
   'probe-through-proxy',
+  'net-admin',
   'csi-driver-missing',
 ] as const;
 export type InjectionWarning = (typeof INJECTION_WARNINGS)[number];
 export const WARNING_ACTIONS = ['warn', 'off'] as const;
 /**
- * Injection denials whose action the config sets (`policies.<name>: deny | warn | off`, default deny): those that
- * depend on something the webhook cannot see. `pod-resources` mirrors what the API server rejects with the
- * PodLevelResources feature gate on; where it is off (the default in 1.32 and 1.33) the API server drops
- * spec.resources instead, and `warn` lets such pods through with the message. The other injection denials have no
- * action: the API server (or the pod itself) fails them everywhere.
+ * Injection denials whose action the config sets (`policies.<name>: deny | warn | off`; defaultConfig has the defaults):
+ * those that depend on something the webhook cannot see. `pod-resources` (default deny) mirrors what the API server
+ * rejects with the PodLevelResources feature gate on; where it is off (the default in 1.32 and 1.33) the API server
+ * drops spec.resources instead, and `warn` lets such pods through with the message. `istio-sidecar` (default warn):
+ * an agent that also carries Istio's sidecar runs, but outside the mesh's mTLS; a cluster that wants such pods
+ * refused sets it to deny. The other injection denials have no action: the API server (or the pod itself) fails
+ * them everywhere.
  */
-export const INJECTION_POLICIES = ['pod-resources'] as const;
+export const INJECTION_POLICIES = ['pod-resources', 'istio-sidecar'] as const;
 export type InjectionPolicy = (typeof INJECTION_POLICIES)[number];
 
 export interface ResourceList {
@@ -132,6 +135,7 @@ export function defaultConfig(): Config {
       'token-review-value': 'deny',
       'token-review-required': 'deny',
       'pod-resources': 'deny',
+      'istio-sidecar': 'warn',
       ...(Object.fromEntries(INJECTION_WARNINGS.map((w) => [w, 'warn'])) as Record<InjectionWarning, 'warn'>),
     },
   };

@@ -270,7 +270,7 @@ export function checkHelmRelease(obj: unknown, ctx: { config: Config; issuer: Is
 }
 
 /** Injection denials that depend on the namespace's kagenti.io/authbridge-mode label, which a release record does not hold. */
-const MODE_DEPENDENT = new Set<string>(['port-conflict', 'reserved-name', 'unsupported-os', 'pod-resources', 'host-network']);
+const MODE_DEPENDENT = new Set<string>(['port-conflict', 'reserved-name', 'unsupported-os', 'pod-resources', 'host-network', 'istio-sidecar']);
 
 /** Encodes a release JSON as Helm stores it in a Secret's data.release (for tests and tools). */
 export function encodeReleaseForSecret(release: unknown): string {

@@ -42,11 +42,20 @@ export { HELPER_CONFIG_DIR, SVID_DIR };
 export const HELPER_CONFIG_FILE = 'helper.conf';
 export const PROXY_UID = 1337;
 
-export const INJECTION_RULES = ['invalid-annotation', 'reserved-name', 'port-conflict', 'host-network', 'unsupported-os', 'malformed-object', 'pod-resources'] as const;
+/** Istio's sidecar: its proxy container, the init containers its injector adds, and the annotation it records them in. */
+export const ISTIO_PROXY = 'istio-proxy';
+const ISTIO_CONTAINERS: ReadonlySet<unknown> = new Set([ISTIO_PROXY, 'istio-init', 'istio-validation']);
+export const ANNOTATION_ISTIO_STATUS = 'sidecar.istio.io/status';
+/** Istio's per-pod opt-out (a label, or the older annotation) and its namespace label that turns its injection on. */
+export const LABEL_ISTIO_INJECT = 'sidecar.istio.io/inject';
+export const NAMESPACE_LABEL_ISTIO_INJECTION = 'istio-injection';
+
+export const INJECTION_RULES = ['invalid-annotation', 'reserved-name', 'port-conflict', 'host-network', 'unsupported-os', 'malformed-object', 'pod-resources', 'istio-sidecar'] as const;
 export type InjectionRule = (typeof INJECTION_RULES)[number];
 // The injection's warnings have stable names too (config.ts INJECTION_WARNINGS): each begins with `[name] `, as a
 // denial begins with its rule, and `policies.<name>: off` silences it. An injection denial with a policy
-// (config.ts INJECTION_POLICIES: pod-resources) is a warning of the same name under `warn`, and is not checked under `off`.
+// (config.ts INJECTION_POLICIES: pod-resources, istio-sidecar) is a warning of the same name under `warn`, and is not
+// checked under `off`.
 export { INJECTION_POLICIES, INJECTION_WARNINGS };
 export type { InjectionPolicy, InjectionWarning };
 
@@ -833,6 +842,11 @@ function deny(rule: InjectionRule, message: string, field?: readonly (string | n
   return denied({ list: [denial(rule, message, field)], unlisted: 0 });
 }
 
+/** A field as a message names it: fieldText for the spec, `metadata.annotations` (of the pod or the template) for an annotation. */
+function annotationOrField(specPath: string, field: readonly (string | number)[]): string {
+  return field[0] === 'metadata' ? `${metadataPath(specPath)}.annotations` : fieldText(specPath, field);
+}
+
 /** `spec.containers[1].ports[0]`: a field as a message names it. */
 function fieldText(specPath: string, field: readonly (string | number)[]): string {
   let out = specPath;
@@ -1152,6 +1166,26 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
     }
   }
 
+  // istio-sidecar: Istio's sidecar injector (its webhooks, istio-sidecar-injector and istio-revision-tag-default,
+  // sort before this one, so it has run) put istio-proxy in the pod. Both proxies leave uid 1337 out of their
+  // redirect, and both run as it, so the agent's traffic leaves through AuthBridge without Istio's mTLS. The fixes
+  // are about the pod, never Istio's containers: those are left out of the warnings below (this one covers them).
+  const istio = podIstio(spec, annotations);
+  const istioAction = cfg.policies['istio-sidecar'];
+  if (authBridge && istioAction !== 'off') {
+    const evidence = istio ?? (specPath !== 'spec' ? istioNamespace(ctx, labels, annotations) : undefined);
+    if (evidence) {
+      const where = `${evidence.subject}${evidence.field ? ` (${annotationOrField(specPath, evidence.field)})` : ''} ${evidence.says}`;
+      const d = denial(
+        'istio-sidecar',
+        `${ctx.ref}: ${where}, and the injected AuthBridge proxy runs as uid ${PROXY_UID}, which Istio's iptables rules leave out of its redirect, as proxy-init leaves Istio's proxy (uid ${PROXY_UID} too) out of AuthBridge's. The agent's outbound traffic leaves AuthBridge without Istio's mTLS${proxyInit ? ", and inbound mesh traffic reaches AuthBridge before Istio's proxy" : ''}, so the mesh's mTLS and policies do not cover the agent. Fix: run the namespace in Istio's ambient mode (no sidecar), annotate ${annotateTarget(specPath)} ${ANNOTATION_MODE}: waypoint, or label ${optOutTarget(specPath)} ${LABEL_ISTIO_INJECT}: "false".`,
+        evidence.field ?? ['metadata', 'labels'],
+      );
+      if (istioAction === 'deny') add(d);
+      else warnings.push(d.message);
+    }
+  }
+
   if (found.list.length) return denied(found);
 
   // Placement: proxy-init first; native sidecars right after it, before the pod's own init containers;
@@ -1159,11 +1193,13 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   // On a re-invocation (or any pod injected before), a recorded piece still in the pod and equal to what is injected
   // now stays where it is, the very object that came (the diff skips it by reference); one that changed is replaced
   // in its place; only a missing one is placed, beside ours (placeAmongFound). So what a later webhook inserted
-  // since, before, between or after ours (Istio's istio-proxy container and istio-envoy volume), is not moved, and
-  // the answer is no patch. A pod with none of ours in a list gets them placed as above.
+  // since, before, between or after ours (Linkerd's linkerd-proxy first, Vault's vault-agent and its volume last), is
+  // not moved, and the answer is no patch. A pod with none of ours in a list gets them placed as above (Istio's
+  // injector sorts before this webhook: its istio-init and istio-proxy are there at the first injection).
   const firstOwnContainer = containers[0]?.name as string | undefined;
-  const ownContainers = containers;
-  const ownInitContainers = initContainers;
+  // the pod's own containers, for the warnings below: Istio's are not the user's to change (istio-sidecar names them)
+  const ownContainers = istio ? containers.filter((c) => !ISTIO_CONTAINERS.has(c.name)) : containers;
+  const ownInitContainers = istio ? initContainers.filter((c) => !ISTIO_CONTAINERS.has(c.name)) : initContainers;
   const initGroup = native ? [...addInit, ...addSidecars] : addInit;
   // The init containers start one after the other, so their order is a guarantee, not a placement: proxy-init is the
   // first init container (none of the pod's runs before the redirect), and with native sidecars the proxy follows it
@@ -1289,6 +1325,35 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
     }
   }
 
+  // proxy-init's redirect lives in the pod's network namespace, which every container shares: a container that may
+  // change iptables (NET_ADMIN, SYS_ADMIN, privileged) can take the redirect out, for itself or the whole pod, and
+  // its traffic then skips the proxy. (proxy-init itself is ours, and exits before the pod's containers start.)
+  if (addInit.length) {
+    const names: string[] = [];
+    const fields: string[] = [];
+    let count = 0;
+    for (const [listName, list] of [
+      ['containers', ownContainers],
+      ['initContainers', ownInitContainers],
+    ] as const) {
+      let indexOfOwn: ((item: unknown) => number) | undefined; // a map, made at the first hit: the list is the client's to make long
+      for (const c of list) {
+        const hit = netAdminField(c);
+        if (!hit) continue;
+        if (count++ < 3) {
+          names.push(String(c.name));
+          fields.push(`${hit.what}: ${specPath}.${listName}[${(indexOfOwn ??= indexer((input.spec as KubeObject)[listName]))(c)}].${hit.field}`);
+        }
+      }
+    }
+    if (count) {
+      const many = count > 1;
+      warnings.push(
+        `[net-admin] ${ctx.ref}: container${many ? 's' : ''} ${countedList(names.map((n) => shown(n)), count)} may change the pod's iptables rules (${countedList(fields, count)}), and the pod's network namespace is shared, so ${many ? 'they' : 'it'} can take out proxy-init's redirect and send traffic past the proxy, which AuthBridge then does not see. Fix: drop NET_ADMIN, SYS_ADMIN and ALL from capabilities.add and privileged: true from ${many ? 'them' : 'it'}, or move what needs them out of the agent pod.`,
+      );
+    }
+  }
+
   // Under mTLS strict, the proxy's inbound listener refuses a connection without a client certificate. proxy-init
   // sends every inbound TCP connection to it but for the excluded ports, the kubelet's probes of the pod's own
   // containers too (from the node, to the pod's address): an httpGet or grpc probe on a redirected port never
@@ -1338,6 +1403,63 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
 }
 
 const PROBES = ['livenessProbe', 'readinessProbe', 'startupProbe'] as const;
+
+/** What shows Istio's sidecar in (or for) a pod, for the istio-sidecar message, and the field, when there is one. */
+interface IstioEvidence {
+  /** what shows it (`container istio-proxy`), the field of that (relative to the template) and the rest of the sentence */
+  subject: string;
+  field?: readonly (string | number)[];
+  says: string;
+}
+
+/**
+ * Whether the pod carries Istio's sidecar: an istio-proxy container (a regular one, or a native sidecar in the
+ * init containers, as Istio injects it with native sidecars on), or the sidecar.istio.io/status annotation its
+ * injector records. The first container of that name, by the template as it came; undefined when none.
+ */
+function podIstio(spec: KubeObject, annotations: Record<string, string>): IstioEvidence | undefined {
+  for (const list of ['containers', 'initContainers'] as const) {
+    const arr: unknown = spec[list];
+    if (!Array.isArray(arr)) continue;
+    for (let i = 0; i < arr.length; i++)
+      if (isObject(arr[i]) && arr[i].name === ISTIO_PROXY)
+        return { subject: `container ${ISTIO_PROXY}`, field: ['spec', list, i, 'name'], says: "is Istio's sidecar, which Istio's injector adds before this webhook runs" };
+  }
+  if (annotations[ANNOTATION_ISTIO_STATUS] !== undefined)
+    return { subject: `annotation ${ANNOTATION_ISTIO_STATUS}`, field: ['metadata', 'annotations', ANNOTATION_ISTIO_STATUS], says: "says Istio's injector, which runs before this webhook, added its sidecar" };
+  return undefined;
+}
+
+/**
+ * For a pod template (its pods are created later): whether Istio will inject its sidecar into the pods, by the
+ * namespace's istio-injection=enabled label, unless the template opts out with sidecar.istio.io/inject: "false"
+ * (a label, or the older annotation). A Pod itself is judged by what it carries (podIstio): Istio has run by then.
+ */
+function istioNamespace(ctx: InjectContext, labels: Record<string, string>, annotations: Record<string, string>): IstioEvidence | undefined {
+  if (ctx.namespaceLabels?.[NAMESPACE_LABEL_ISTIO_INJECTION] !== 'enabled') return undefined;
+  if (labels[LABEL_ISTIO_INJECT] === 'false' || (labels[LABEL_ISTIO_INJECT] === undefined && annotations[LABEL_ISTIO_INJECT] === 'false')) return undefined;
+  return { subject: `namespace ${ctx.namespace}`, says: `is labelled ${NAMESPACE_LABEL_ISTIO_INJECTION}=enabled, so Istio's injector adds its sidecar to the pods before this webhook runs` };
+}
+
+/**
+ * What of a container's securityContext lets it change the pod's iptables rules (the network namespace is the
+ * pod's): privileged: true, or NET_ADMIN, SYS_ADMIN or ALL in capabilities.add (as written, or with the CAP_ prefix
+ * the runtimes accept). The field and what it grants, or undefined. Never throws, whatever the shapes.
+ */
+function netAdminField(c: KubeObject): { field: string; what: string } | undefined {
+  const sc: unknown = c.securityContext;
+  if (!isObject(sc)) return undefined;
+  if (sc.privileged === true) return { field: 'securityContext.privileged', what: 'is privileged' };
+  const caps: unknown = sc.capabilities;
+  const add: unknown = isObject(caps) ? caps.add : undefined;
+  if (!Array.isArray(add)) return undefined;
+  for (const cap of add) {
+    if (typeof cap !== 'string') continue;
+    const name = cap.toUpperCase().replace(/^CAP_/, '');
+    if (name === 'NET_ADMIN' || name === 'SYS_ADMIN' || name === 'ALL') return { field: 'securityContext.capabilities.add', what: `adds ${name}` };
+  }
+  return undefined;
+}
 
 /**
  * The port and kind of a container's probe when the kubelet's request goes through proxy-init's inbound redirect:

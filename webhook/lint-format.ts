@@ -145,6 +145,14 @@ export const RULE_HELP: Record<RuleName, { short: string; full: string }> = {
       'than spec.resources.limits. The injected sidecars add their requests and limits, so the webhook denies such a pod ' +
       'with the minimum values that pass. policies.pod-resources: warn (where the gate is off) or off.',
   },
+  'istio-sidecar': {
+    short: 'An agent pod that gets the AuthBridge proxy does not carry Istio\'s sidecar too.',
+    full:
+      "Istio's injector runs before the webhook. Both proxies run as uid 1337 and leave it out of their redirects, so the " +
+      "agent's traffic leaves AuthBridge without Istio's mTLS, and inbound mesh traffic reaches AuthBridge first. Use Istio's " +
+      'ambient mode, kagenti.io/authbridge-mode: waypoint, or sidecar.istio.io/inject: "false" on the agent. A warning by ' +
+      'default; policies.istio-sidecar: deny or off. On a pod template: when the namespace is labelled istio-injection=enabled.',
+  },
   // The injection core's warnings: the pod is injected, but something will not work as its author expects.
   'namespace-mode-label': {
     short: "The namespace's kagenti.io/authbridge-mode label names a mode.",
@@ -186,6 +194,12 @@ export const RULE_HELP: Record<RuleName, { short: string; full: string }> = {
       'proxy-init redirects inbound TCP to the proxy, the kubelet\'s probes too. An httpGet or grpc probe on a redirected ' +
       'port reaches AuthBridge\'s inbound listener, which under mtls-mode strict refuses it without a client certificate: ' +
       'the pod never becomes ready, and a failing liveness probe restarts the container. Use an exec probe, or mtls-mode permissive.',
+  },
+  'net-admin': {
+    short: "An agent pod's containers cannot change its iptables rules.",
+    full:
+      "A container with NET_ADMIN, SYS_ADMIN or ALL in capabilities.add, or privileged: true, shares the pod's network " +
+      "namespace and can take out proxy-init's redirect, so traffic skips AuthBridge. Drop them, or move that work out of the agent pod.",
   },
   'csi-driver-missing': {
     short: 'The SPIFFE CSI driver is installed.',
@@ -349,8 +363,8 @@ export function formatSarif(r: LintReport, base: SarifBase = { cwd: process.cwd(
               shortDescription: { text: RULE_HELP[id].short },
               fullDescription: { text: RULE_HELP[id].full },
               help: { text: RULE_HELP[id].full },
-              // the injection's warnings and unwatched-namespace are warnings (the policy rules' and denials' default is error)
-              defaultConfiguration: { level: (INJECTION_WARNINGS as readonly string[]).includes(id) || id === 'unwatched-namespace' ? 'warning' : 'error' },
+              // the injection's warnings, unwatched-namespace and istio-sidecar (policies default warn) are warnings (the other policy rules' and denials' default is error)
+              defaultConfiguration: { level: (INJECTION_WARNINGS as readonly string[]).includes(id) || id === 'unwatched-namespace' || id === 'istio-sidecar' ? 'warning' : 'error' },
             })),
           },
         },

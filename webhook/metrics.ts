@@ -36,7 +36,7 @@ export const injectionSkipped = new Counter({
 
 export const ruleViolations = new Counter({
   name: `${PREFIX}rule_violations_total`,
-  help: 'Rule violations found at admission, by rule and action (denied|warned): the validation rules of /validate, the injection denials (invalid-annotation, reserved-name, port-conflict, host-network, unsupported-os, malformed-object, pod-resources) at /mutate and on workload templates at /validate (pod-resources as warned under policies.pod-resources: warn), and the injection warnings (warned) on workload templates at /validate and on each pod /mutate injects with them.',
+  help: 'Rule violations found at admission, by rule and action (denied|warned): the validation rules of /validate, the injection denials (invalid-annotation, reserved-name, port-conflict, host-network, unsupported-os, malformed-object, pod-resources, istio-sidecar) at /mutate and on workload templates at /validate (pod-resources and istio-sidecar as warned under policies.<rule>: warn, the default of istio-sidecar), and the injection warnings (warned) on workload templates at /validate and on each pod /mutate injects with them.',
   labelNames: ['rule', 'action'] as const,
   registers: [registry],
 });

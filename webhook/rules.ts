@@ -14,7 +14,7 @@ import {
 } from './identity.ts';
 import { getPodTemplate, isWorkloadKind, podSpecFieldPath } from './workloads.ts';
 import type { InjectionPolicy, InjectionRule, InjectionWarning } from './inject.ts';
-import { ANNOTATION_MODE, injectTemplate, PROXY_UID, warningName } from './inject.ts';
+import { ANNOTATION_ISTIO_STATUS, ANNOTATION_MODE, injectTemplate, PROXY_UID, warningName } from './inject.ts';
 import { isObject, jsonEqual, MAX_QUOTED, quoted } from './json.ts';
 
 export { MAX_QUOTED, quoted };
@@ -546,6 +546,20 @@ function injectionWarningPath(rule: InjectionWarning | InjectionPolicy, message:
       const m = at === -1 ? null : /^(containers|initContainers)\[(\d+)\]\.(livenessProbe|readinessProbe|startupProbe) on port /.exec(message.slice(at + lead.length));
       return m ? `${specPath}.${m[1]}.${m[2]}.${m[3]}` : specPath;
     }
+    case 'istio-sidecar': {
+      // the istio-proxy container the message names, else the annotation, else (a namespace label) the template's labels
+      const m = new RegExp(`\\(${specPath.replace(/[.]/g, '\\.')}\\.(containers|initContainers)\\[(\\d+)\\]\\.name\\)`).exec(message);
+      if (m) return `${specPath}.${m[1]}.${m[2]}.name`;
+      const meta = [...tplPath, 'metadata'].join('.');
+      return ANNOTATION_ISTIO_STATUS in annotations ? `${meta}.annotations.${ANNOTATION_ISTIO_STATUS}` : `${meta}.labels`;
+    }
+    case 'net-admin': {
+      // the first field the message lists (`... (adds NET_ADMIN: <podspec>.containers[1].securityContext.capabilities.add`)
+      const lead = `: ${specPath}.`;
+      const at = message.indexOf(lead, message.lastIndexOf(' may change the pod\'s iptables rules ('));
+      const m = at === -1 ? null : /^(containers|initContainers)\[(\d+)\]\.securityContext\.(privileged|capabilities\.add)/.exec(message.slice(at + lead.length));
+      return m ? `${specPath}.${m[1]}.${m[2]}.securityContext.${m[3]}` : specPath;
+    }
     case 'sidecars-block-completion':
       return `${specPath}.restartPolicy`;
     case 'init-before-proxy':
@@ -621,10 +635,10 @@ export function noteBeforeFix(message: string, note: string): string {
 /**
  * The injection core's checks on the pod template of an agent workload (or an agent Pod, for lint): what
  * `/mutate` would deny when the workload's controller creates a pod (invalid-annotation, reserved-name,
- * port-conflict, host-network, unsupported-os, malformed-object, pod-resources), as error violations of the workload, and the
- * warnings it would give (named as INJECTION_WARNINGS, and pod-resources under `policies.pod-resources: warn`), as warning violations. Checked on the workload, `kubectl apply` and `lint` report them; otherwise the apply
- * succeeds and the pods never come (FailedCreate events on a ReplicaSet). Not configurable, except pod-resources
- * (`policies.pod-resources`, read by the injection core): `/mutate` always denies the others. The same code as `/mutate` and `inject`; they can disagree only where the pod differs from its
+ * port-conflict, host-network, unsupported-os, malformed-object, pod-resources, istio-sidecar under deny), as error violations of the workload, and the
+ * warnings it would give (named as INJECTION_WARNINGS, and pod-resources or istio-sidecar under their policy's warn), as warning violations. Checked on the workload, `kubectl apply` and `lint` report them; otherwise the apply
+ * succeeds and the pods never come (FailedCreate events on a ReplicaSet). Not configurable, except pod-resources and istio-sidecar
+ * (`policies.pod-resources`, `policies.istio-sidecar`, read by the injection core): `/mutate` always denies the others. The same code as `/mutate` and `inject`; they can disagree only where the pod differs from its
  * template by what other admission steps add (PodNodeSelector, another injector) or the namespace's labels change.
  */
 export function checkInjection(
