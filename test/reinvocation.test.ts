@@ -1,8 +1,8 @@
 // Re-invocation (reinvocationPolicy: IfNeeded): the API server calls the webhook again after a later webhook changed
 // the injected pod (webhooks run in the order of their configurations' names: Vault's agent injector appends
-// vault-agent, its init container and volume, Linkerd's puts linkerd-proxy first, others insert between ours).
-// Istio's injector sorts before this webhook: its sidecar is in the pod when it is first injected (the Istio-first
-// case below).
+// vault-agent, its init container and volume, Linkerd's puts linkerd-proxy first, others insert between ours; EKS's
+// vpc-resource-mutating-webhook adds an extended resource to the first container). Istio's injector sorts before
+// this webhook: its sidecar is in the pod when it is first injected (the Istio-first case below).
 // The answer must be no patch: pieces of ours that still equal what is injected now stay where they are, and what
 // the other webhook inserted is never moved. A changed piece is replaced in its place, and the one ordering guarantee
 // of the init containers (proxy-init first, our native proxy right after it) is restored when an insertion broke it.
@@ -193,6 +193,49 @@ test('warnings on a re-invocation are those of the pod as it is: another webhook
   const d = mutate(request(pod), { config: cfg });
   assert.equal(d.response.patch, undefined);
   assert.match((d.response.warnings ?? []).join('\n'), /\[init-before-proxy\].*vault-agent-init/);
+});
+
+/** What EKS's vpc-resource-mutating-webhook (Security Groups for Pods) does after us: a branch ENI for containers[0]. */
+function podEni(pod: KubeObject): KubeObject {
+  const out = structuredClone(pod);
+  const c = out.spec.containers[0];
+  c.resources ??= {};
+  c.resources.requests = { ...c.resources.requests, 'vpc.amazonaws.com/pod-eni': '1' };
+  c.resources.limits = { ...c.resources.limits, 'vpc.amazonaws.com/pod-eni': '1' };
+  return out;
+}
+const eni = (c: KubeObject) => [c.resources?.requests?.['vpc.amazonaws.com/pod-eni'], c.resources?.limits?.['vpc.amazonaws.com/pod-eni']];
+
+test('EKS Security Groups for Pods: an extended resource a later webhook added to a container of ours stays, and a re-rendered piece carries it over', () => {
+  for (const [label, cfg] of CONFIGS) {
+    const pod = podEni(injected(cfg));
+    // without native sidecars containers[0] is spiffe-helper, ours: the re-invocation leaves it as it is
+    assert.deepEqual(patchOf(pod, cfg), [], label);
+    assert.deepEqual(podProblems(pod), []);
+  }
+  const cfg = defaultConfig();
+  const pod = podEni(injected(cfg));
+  assert.equal(pod.spec.containers[0].name, 'spiffe-helper');
+  // a new spiffe-helper image: the piece is rendered again, in its place, with the pod-eni requests and limits
+  const newer = parseConfig('spiffeHelper:\n  image: ghcr.io/spiffe/spiffe-helper:0.11.0\n');
+  const ops = patchOf(pod, newer);
+  const out = apply(pod, ops);
+  assert.deepEqual(kubectlPatch(pod, ops), out, 'the real patch library gives another pod');
+  assert.equal(out.spec.containers[0].image, 'ghcr.io/spiffe/spiffe-helper:0.11.0');
+  assert.deepEqual(eni(out.spec.containers[0]), ['1', '1']);
+  assert.deepEqual(patchOf(apiServerDefaults(out), newer), [], 'the next re-invocation must be a no-op');
+  // a field we render that another webhook changed is still reset; the extended resource it added stays
+  const tampered = structuredClone(pod);
+  tampered.spec.containers[0].resources.limits.cpu = '2';
+  const reset = apply(tampered, patchOf(tampered, cfg));
+  assert.equal(reset.spec.containers[0].resources.limits.cpu, cfg.spiffeHelper.resources.limits.cpu);
+  assert.deepEqual(eni(reset.spec.containers[0]), ['1', '1']);
+  // a resource name without a domain prefix is not another webhook's to add to ours: taken out as before
+  const plain = structuredClone(pod);
+  plain.spec.containers[0].resources.requests['hugepages-2Mi'] = '2Mi';
+  const cleaned = apply(plain, patchOf(plain, cfg));
+  assert.equal(cleaned.spec.containers[0].resources.requests['hugepages-2Mi'], undefined);
+  assert.deepEqual(eni(cleaned.spec.containers[0]), ['1', '1']);
 });
 
 // Istio's injector (istio-sidecar-injector, istio-revision-tag-default) sorts before kagenti-webhook: the pod comes

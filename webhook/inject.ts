@@ -692,6 +692,61 @@ function volumeEqual(v: KubeObject, piece: KubeObject): boolean {
   return jsonEqual(v, piece) || jsonEqual(withVolumeDefaults(v), piece);
 }
 
+/**
+ * An extended resource: a resource name with a domain prefix (`vpc.amazonaws.com/pod-eni`, `nvidia.com/gpu`).
+ * Injection never renders one (the config's resources have no such names), so one in the requests or limits
+ * of a container of ours is another webhook's: EKS's vpc-resource-mutating-webhook (Security Groups for Pods) adds
+ * `vpc.amazonaws.com/pod-eni` to the pod's first container, which without native sidecars is ours.
+ */
+function isExtendedResource(name: string): boolean {
+  return name.includes('/');
+}
+
+/**
+ * The extended resources another webhook added to a container of ours, by `requests` and `limits`: those of the
+ * item's the piece does not set. Undefined when there are none (most pods: two property lookups and a short scan).
+ */
+function addedResources(item: KubeObject, piece: KubeObject): { requests?: Record<string, unknown>; limits?: Record<string, unknown> } | undefined {
+  const r: unknown = item.resources;
+  if (!isObject(r)) return undefined;
+  const mine: unknown = piece.resources;
+  let out: { requests?: Record<string, unknown>; limits?: Record<string, unknown> } | undefined;
+  for (const key of ['requests', 'limits'] as const) {
+    const m: unknown = r[key];
+    if (!isObject(m)) continue;
+    const own: unknown = isObject(mine) ? mine[key] : undefined;
+    for (const name in m)
+      if (Object.hasOwn(m, name) && isExtendedResource(name) && !(isObject(own) && Object.hasOwn(own, name))) ((out ??= {})[key] ??= {})[name] = m[name];
+  }
+  return out;
+}
+
+/** A container with `added` (addedResources) put into its requests and limits, or taken out of them (`keep` false). */
+function withResources(c: KubeObject, added: NonNullable<ReturnType<typeof addedResources>>, keep: boolean): KubeObject {
+  const r: Record<string, unknown> = isObject(c.resources) ? { ...c.resources } : {};
+  for (const key of ['requests', 'limits'] as const) {
+    const extra = added[key];
+    if (!extra) continue;
+    const m: Record<string, unknown> = isObject(r[key]) ? { ...r[key] } : {};
+    for (const name in extra) if (keep) m[name] = extra[name];
+    else delete m[name];
+    r[key] = m;
+  }
+  return { ...c, resources: r };
+}
+
+/**
+ * Whether a container found under a piece's name equals the piece, or differs from it only by extended resources
+ * another webhook added to its requests or limits (addedResources): such a container stays as it is. Without this,
+ * a re-invocation would render the piece again and take the other webhook's resources out (on EKS the pod would
+ * never get its branch network interface, and would run with the node's security groups).
+ */
+function sameContainer(item: KubeObject, piece: KubeObject): boolean {
+  if (jsonEqual(item, piece)) return true;
+  const added = addedResources(item, piece);
+  return added !== undefined && jsonEqual(withResources(item, added, false), piece);
+}
+
 /** Where a re-invocation finds the pieces of ours in a list. */
 interface Found {
   /** for each piece, in order, the item of the list whose place it takes, or undefined (missing) */
@@ -706,6 +761,9 @@ interface Found {
  * Where the pieces already are in a list (as it came): for each piece, the first item of its name that the record
  * accounts for (a name in `recorded`, taken out otherwise) and that equals it, kept; else the first such item of
  * its name, which the piece replaces in place. One pass per piece (at most three), so linear in the list's length.
+ * A container that differs from its piece only by extended resources another webhook added counts as equal
+ * (sameContainer), and a piece that replaces a container carries such resources over: injection resets the fields
+ * it renders, and leaves what it never renders to whoever added it.
  */
 function findPieces(list: readonly KubeObject[], pieces: readonly KubeObject[], recorded: ReadonlySet<string>, volumes: boolean): Found {
   const items: (KubeObject | undefined)[] = [];
@@ -718,7 +776,7 @@ function findPieces(list: readonly KubeObject[], pieces: readonly KubeObject[], 
       for (let i = 0; i < list.length; i++) {
         const item = list[i]!;
         if (item.name !== piece.name || items.includes(item)) continue;
-        if (volumes ? volumeEqual(item, piece) : jsonEqual(item, piece)) {
+        if (volumes ? volumeEqual(item, piece) : sameContainer(item, piece)) {
           same = item;
           break;
         }
@@ -727,7 +785,8 @@ function findPieces(list: readonly KubeObject[], pieces: readonly KubeObject[], 
     const item = same ?? stale;
     if (item) count++;
     items.push(item);
-    now.push(same ?? piece);
+    const added = !same && stale && !volumes ? addedResources(stale, piece) : undefined;
+    now.push(same ?? (added ? withResources(piece, added, true) : piece));
   }
   return { items, now, count };
 }
