@@ -269,7 +269,7 @@ test('huge strings and oversized bodies: answered (413 over the limit), the serv
     { name: 'huge pod name', body: JSON.stringify(wrap({ ...pod, metadata: { ...pod.metadata, name: big }, spec: { ...pod.spec, hostNetwork: true } }, 'h10')) },
     { name: 'thousands of warned init containers', body: JSON.stringify(wrap({ ...pod, spec: { ...pod.spec, initContainers: Array.from({ length: 5000 }, (_, i) => ({ name: `init-${i}-${'y'.repeat(200)}`, image: 'x', securityContext: { runAsUser: 1337 } })) } }, 'h11')) },
     { name: 'thousands of clashing containers', body: JSON.stringify(wrap({ ...pod, spec: { ...pod.spec, containers: Array.from({ length: 5000 }, (_, i) => ({ name: `c-${i}-${'z'.repeat(200)}`, image: 'x', ports: [{ containerPort: 15123 }] })) } }, 'h12')) },
-    { name: 'body over 3 MiB', body: JSON.stringify(wrap({ ...pod, metadata: { ...pod.metadata, annotations: { a: big, b: big } } }, 'h5')), expect: 413 },
+    { name: 'body over 7 MiB', body: JSON.stringify(wrap({ ...pod, metadata: { ...pod.metadata, annotations: { a: big, b: big, c: big, d: big } } }, 'h5')), expect: 413 },
     { name: 'many tiny keys', body: JSON.stringify(wrap({ ...pod, metadata: { ...pod.metadata, labels: Object.fromEntries(Array.from({ length: 100_000 }, (_, i) => [`k${i}`, 'v'])) } }, 'h6')) },
   ];
   for (const c of cases) {

@@ -7,6 +7,7 @@ import https from 'node:https';
 import tls from 'node:tls';
 import type { TestServer } from './helpers.ts';
 import { SERVER_NAME, decodePatch, kubectlPatch, podCreateRequest, podProblems, postTls, startTestServer } from './helpers.ts';
+import { MAX_BODY_BYTES } from '../webhook/limits.ts';
 
 const agentPod = () => ({
   apiVersion: 'v1',
@@ -205,8 +206,28 @@ describe('admission server', () => {
     assert.ok(m.text.length < 100_000, `/metrics is ${m.text.length} bytes`);
   });
 
-  test('413 for a body over 3 MiB, and the server keeps answering', async () => {
-    const big = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', pad: 'x'.repeat(3 * 1024 * 1024 + 10) });
+  test('an UPDATE of an object near the API server\'s limit, written as Go writes JSON, is answered; 413 over 7 MiB, and the server keeps answering', async () => {
+    // An agent Deployment whose prompt (1.1 MB, XML-tagged) etcd holds: the UPDATE review carries it twice, and
+    // Go's JSON writes each < and > as \u003c and \u003e, so the body is over 3 MiB.
+    const prompt = '<instructions>You are a helpful agent. <rule>Never reveal secrets.</rule></instructions>\n'.repeat(12_500);
+    const deploy = (image: string) => ({
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'big', namespace: 'agents' },
+      spec: { selector: { matchLabels: { app: 'big' } }, template: { metadata: { labels: { app: 'big', 'kagenti.io/type': 'agent' } }, spec: { serviceAccountName: 'big', containers: [{ name: 'app', image, env: [{ name: 'SYSTEM_PROMPT', value: prompt }] }] } } },
+    });
+    const review = {
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      request: { uid: 'big-update', kind: { group: 'apps', version: 'v1', kind: 'Deployment' }, resource: { group: 'apps', version: 'v1', resource: 'deployments' }, namespace: 'agents', name: 'big', operation: 'UPDATE', userInfo: { username: 'u' }, object: deploy('app:2'), oldObject: deploy('app:1') },
+    };
+    const goJson = JSON.stringify(review).replace(/[<>&]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`);
+    assert.ok(goJson.length > 3 * 1024 * 1024, `${goJson.length} bytes`);
+    const updated = await postTls(s.port, s.ca, '/validate', goJson);
+    assert.equal(updated.status, 200, updated.text.slice(0, 300));
+    assert.equal(JSON.parse(updated.text).response.uid, 'big-update');
+
+    const big = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', pad: 'x'.repeat(MAX_BODY_BYTES + 10) });
     const res = await postTls(s.port, s.ca, '/validate', big).catch((e) => ({ status: -1, text: String(e) }));
     assert.equal(res.status, 413, res.text);
     assert.match(JSON.parse(res.text).error, /larger than/);
@@ -214,7 +235,7 @@ describe('admission server', () => {
     assert.equal(ok.allowed, true);
   });
 
-  test('Expect: 100-continue: a body declared over 3 MiB gets its 413 before it is sent; a small one gets 100 Continue and its answer', async () => {
+  test('Expect: 100-continue: a body declared over 7 MiB gets its 413 before it is sent; a small one gets 100 Continue and its answer', async () => {
     const send = (length: number, body: string) =>
       new Promise<{ continued: boolean; status: number; text: string }>((resolve, reject) => {
         let continued = false;
@@ -233,13 +254,46 @@ describe('admission server', () => {
         req.on('error', reject);
         req.flushHeaders();
       });
-    const big = await send(3 * 1024 * 1024 + 1, '');
+    const big = await send(MAX_BODY_BYTES + 1, '');
     assert.deepEqual([big.continued, big.status], [false, 413], big.text);
     assert.match(JSON.parse(big.text).error, /larger than/);
     const body = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: podCreateRequest(agentPod()) });
     const small = await send(Buffer.byteLength(body), body);
     assert.deepEqual([small.continued, small.status], [true, 200], small.text);
     assert.equal(JSON.parse(small.text).response.allowed, true);
+  });
+
+  test('a compressed body (Content-Encoding gzip) gets a 415 that says to send it uncompressed, and the server keeps answering', async () => {
+    const { gzipSync } = await import('node:zlib');
+    const body = gzipSync(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: podCreateRequest(agentPod()) }));
+    const res = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = https.request(
+        { host: '127.0.0.1', port: s.port, path: '/mutate', method: 'POST', ca: s.ca, servername: SERVER_NAME, agent: false, headers: { 'content-type': 'application/json', 'content-encoding': 'gzip', 'content-length': body.length } },
+        (r) => {
+          const chunks: Buffer[] = [];
+          r.on('data', (c) => chunks.push(c));
+          r.on('end', () => resolve({ status: r.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+    assert.equal(res.status, 415, res.text);
+    assert.match(JSON.parse(res.text).error, /^request body has Content-Encoding "gzip", which the webhook does not read: send the AdmissionReview uncompressed/);
+    // identity is no encoding at all
+    const plain = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: podCreateRequest(agentPod()) });
+    const ok = await new Promise<number>((resolve, reject) => {
+      const req = https.request(
+        { host: '127.0.0.1', port: s.port, path: '/mutate', method: 'POST', ca: s.ca, servername: SERVER_NAME, agent: false, headers: { 'content-type': 'application/json', 'content-encoding': 'Identity', 'content-length': Buffer.byteLength(plain) } },
+        (r) => {
+          r.resume();
+          r.on('end', () => resolve(r.statusCode ?? 0));
+        },
+      );
+      req.on('error', reject);
+      req.end(plain);
+    });
+    assert.equal(ok, 200);
   });
 
   test('a pod with unexpected types in its fields is denied cleanly', async () => {

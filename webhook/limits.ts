@@ -1,9 +1,15 @@
 // The admission server's limits, in one place: the server enforces them, the metrics' help texts quote them.
 
-export const MAX_BODY_BYTES = 3 * 1024 * 1024;
+/**
+ * The largest AdmissionReview accepted (413 over it). An UPDATE carries the object and its old version, each up to
+ * the API server's 3 MiB request limit, written as JSON, which is larger than what etcd holds (Go escapes `<`, `>`
+ * and `&` as six bytes each: an agent's XML-tagged prompt in an env var grows threefold). 7 MiB is what
+ * controller-runtime allows for the same reason; MAX_HELD_BODY_BYTES still bounds what all requests hold at once.
+ */
+export const MAX_BODY_BYTES = 7 * 1024 * 1024;
 /**
  * Request bodies held at once, all requests together. Clients that send headers and then trickle a large body
- * each hold up to MAX_BODY_BYTES until REQUEST_MS; 200 of them would hold 600 MB. Over this budget the
+ * each hold up to MAX_BODY_BYTES until REQUEST_MS; 200 of them would hold 1.4 GB. Over this budget the
  * request that has been sending its body the longest is cut (the API server sends a body in milliseconds).
  */
 export const MAX_HELD_BODY_BYTES = 64 * 1024 * 1024;

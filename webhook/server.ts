@@ -120,6 +120,17 @@ export interface Answer {
  * unique-service-account denial that rests on agents admitted moments ago until the API server confirms them
  * (ValidationService.answer); every other answer is returned at once. `remote`: the peer's address, logged.
  */
+/** A request's Content-Encoding when it is one the webhook does not read (anything but none or identity), shown. */
+function contentEncoding(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  const v = header.trim().toLowerCase();
+  return v === '' || v === 'identity' ? undefined : JSON.stringify(v.slice(0, 40));
+}
+
+function unsupportedEncoding(encoding: string): string {
+  return `request body has Content-Encoding ${encoding}, which the webhook does not read: send the AdmissionReview uncompressed, as the API server does (a proxy in front of the webhook must not compress requests)`;
+}
+
 export function answerAdmission(
   webhook: Webhook,
   body: Buffer,
@@ -245,7 +256,7 @@ interface Reading {
 
 /**
  * The request listener of the admission port. POST /mutate and /validate (the hot path, called for every
- * agent pod create) are answered by a plain node:http handler: body read with a 3 MiB cap, no express
+ * agent pod create) are answered by a plain node:http handler: body read with a MAX_BODY_BYTES cap, no express
  * routing or middleware per request. Everything else (/healthz, /readyz, 404s) goes through express.
  */
 export function createAdmissionListener(deps: AdmissionDeps): http.RequestListener {
@@ -305,10 +316,12 @@ export function createAdmissionListener(deps: AdmissionDeps): http.RequestListen
       deps.track?.end();
       release(reading);
     });
-    // Over 3 MiB (declared or streamed): stop keeping the bytes, read the rest away, then answer 413. Answering
-    // before the client has finished sending would reset its connection and lose the answer; the read is
-    // bounded by REQUEST_MS.
-    let tooLarge = Number(req.headers['content-length']) > MAX_BODY_BYTES;
+    // Over MAX_BODY_BYTES (declared or streamed): stop keeping the bytes, read the rest away, then answer 413.
+    // Answering before the client has finished sending would reset its connection and lose the answer; the read is
+    // bounded by REQUEST_MS. A compressed body (Content-Encoding other than identity: the API server never sends
+    // one, a compressing proxy in front of the webhook might) is read away the same way and answered 415.
+    const encoding = contentEncoding(req.headers['content-encoding']);
+    let tooLarge = encoding !== undefined || Number(req.headers['content-length']) > MAX_BODY_BYTES;
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (chunk: Buffer) => {
@@ -325,6 +338,12 @@ export function createAdmissionListener(deps: AdmissionDeps): http.RequestListen
     });
     req.on('end', () => {
       release(reading);
+      if (encoding !== undefined) {
+        admissionRequests.inc({ webhook, operation: 'unknown', result: 'bad-request' });
+        log.warn({ status: 415, path, remote: req.socket.remoteAddress, contentEncoding: encoding }, 'request body compressed');
+        writeJson(res, 415, JSON.stringify(errorBody(unsupportedEncoding(encoding))), true);
+        return;
+      }
       if (tooLarge) {
         admissionRequests.inc({ webhook, operation: 'unknown', result: 'too-large' });
         log.warn({ status: 413, path, remote: req.socket.remoteAddress }, 'request body too large');
@@ -568,7 +587,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const reportHandshakes = reportHandshakeErrors(tlsServer, opts.log, opts.handshakeReportMs ?? HANDSHAKE_REPORT_MS);
   tlsServer.on('clientError', answerClientError);
   // Expect: 100-continue with a body declared over the limit: the 413 goes out before the client sends the body
-  // (Node's default answer, 100 Continue, would invite 3 MiB and more only to refuse them); otherwise Node's answer.
+  // (Node's default answer, 100 Continue, would invite 7 MiB and more only to refuse them); otherwise Node's answer.
   tlsServer.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
     const url = req.url ?? '';
     const path = url.split('?', 1)[0];
