@@ -1,6 +1,7 @@
 // Certificate generation: `kagenti-webhook certs` and the dev certificates behind `serve --dev-certs`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile, spawnSync } from 'node:child_process';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, request } from 'node:https';
@@ -10,6 +11,8 @@ import { join } from 'node:path';
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import {
+  CA_DAYS,
+  certificateNames,
   checkCertificateDir,
   ensureDevCertificates,
   generateCertificates,
@@ -29,14 +32,19 @@ function sanList(pem: string): string[] {
   return (new X509Certificate(pem).subjectAltName ?? '').split(', ').filter(Boolean);
 }
 
-/** Runs the command with stdout/stderr captured. */
+/**
+ * Runs the command with stdout/stderr captured. The command writes strings; under `node --test` the runner reports
+ * each test's result on this process's stdout as binary chunks while the next test runs, so those pass through
+ * (captured, a test's result would be lost and the file fail).
+ */
 async function runCaptured(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
   const out = process.stdout.write;
   const err = process.stderr.write;
-  process.stdout.write = ((chunk: string | Uint8Array) => {
-    stdout += String(chunk);
+  process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+    if (typeof chunk !== 'string') return (out as (...a: unknown[]) => boolean).call(process.stdout, chunk, ...rest);
+    stdout += chunk;
     return true;
   }) as typeof process.stdout.write;
   process.stderr.write = ((chunk: string | Uint8Array) => {
@@ -350,4 +358,124 @@ test('certs command signs with a CA of the user\'s own in SEC1 form ("EC PRIVATE
   );
   assert.equal(readFileSync(join(rsa, 'ca.crt'), 'utf8'), ca.toString('pem') + '\n', 'nothing written');
   assert.equal((await runCaptured([...args(rsa), '--new-ca'])).code, 0);
+});
+
+const HAVE_OPENSSL = spawnSync('openssl', ['version']).status === 0;
+const HAVE_KUBECTL = spawnSync('kubectl', ['version', '--client']).status === 0;
+
+/** A CA as the user makes one with openssl (certs/README.md): its subject CN is a UTF8String. */
+function opensslCa(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  for (const args of [
+    ['ecparam', '-name', 'prime256v1', '-genkey', '-out', join(dir, 'ca.key')],
+    ['req', '-x509', '-new', '-key', join(dir, 'ca.key'), '-subj', '/CN=my-ca', '-days', '3700', '-out', join(dir, 'ca.crt')],
+  ]) {
+    const r = spawnSync('openssl', args, { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+  }
+}
+
+/**
+ * `kubectl get --raw /healthz` against an HTTPS server with the pair, trusting `caFile` for the Service name: kubectl
+ * verifies with Go's crypto/x509, as the API server does with caBundle. Returns kubectl's output (or its error).
+ */
+async function kubectlGet(dir: string, caFile: string, pair: { tlsCert: string; tlsKey: string }): Promise<string> {
+  const server = createServer({ cert: pair.tlsCert, key: pair.tlsKey, minVersion: 'TLSv1.2' }, (_req, res) => res.end('ok'));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const kubeconfig = join(dir, 'kubeconfig');
+  writeFileSync(
+    kubeconfig,
+    `apiVersion: v1\nkind: Config\nclusters:\n- name: wh\n  cluster:\n    server: https://127.0.0.1:${port}\n    certificate-authority: ${caFile}\n` +
+      `    tls-server-name: kagenti-webhook.kagenti-system.svc\ncontexts:\n- name: wh\n  context: {cluster: wh, user: u}\nusers:\n- name: u\n  user: {token: unused}\ncurrent-context: wh\n`,
+  );
+  try {
+    return await new Promise<string>((resolve) => {
+      const child = execFile('kubectl', ['--kubeconfig', kubeconfig, 'get', '--raw', '/healthz'], { encoding: 'utf8', timeout: 60_000 }, (err, stdout, stderr) =>
+        resolve(err ? `error: ${stderr || err.message}` : stdout),
+      );
+      child.stdin?.end();
+    });
+  } finally {
+    server.close();
+  }
+}
+
+test("a CA of the user's own made with openssl (UTF8String subject): the serving certificate's issuer is its subject byte for byte, and kubectl (Go's x509) trusts it", { skip: (!HAVE_OPENSSL || !HAVE_KUBECTL) && 'needs openssl and kubectl' }, async (t) => {
+  const dir = join(tempDir(t), 'own');
+  opensslCa(dir);
+  const r = await runCaptured(['--service', 'kagenti-webhook', '--namespace', 'kagenti-system', '--out', dir]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /the CA already in .* signed it/);
+  const ca = new X509Certificate(readFileSync(join(dir, 'ca.crt')));
+  const leaf = new X509Certificate(readFileSync(join(dir, 'tls.crt')));
+  assert.ok(certificateNames(leaf.raw).issuer.equals(certificateNames(ca.raw).subject), 'issuer == CA subject, raw DER');
+  assert.ok(certificateNames(ca.raw).subject.includes(Buffer.from([0x0c, 0x05, ...Buffer.from('my-ca')])), 'openssl wrote a UTF8String');
+  const pair = { tlsCert: readFileSync(join(dir, 'tls.crt'), 'utf8'), tlsKey: readFileSync(join(dir, 'tls.key'), 'utf8') };
+  assert.equal(await kubectlGet(dir, join(dir, 'ca.crt'), pair), 'ok');
+
+  // serve --dev-certs with such a CA in the directory: the dev certificate it signs verifies too
+  const devDir = join(tempDir(t), 'dev');
+  opensslCa(devDir);
+  const dev = await ensureDevCertificates(devDir);
+  assert.equal(dev.created, true);
+  const devPair = { tlsCert: readFileSync(dev.certFile, 'utf8'), tlsKey: readFileSync(dev.keyFile, 'utf8') };
+  assert.equal(await kubectlGet(devDir, dev.caFile, devPair), 'ok');
+});
+
+test('certificateNames reads the issuer and subject of a certificate as encoded', async () => {
+  const certs = await generateCertificates({ service: 'hook', namespace: 'ns1' });
+  const ca = new X509Certificate(certs.caCert);
+  const leaf = new X509Certificate(certs.tlsCert);
+  const caNames = certificateNames(ca.raw);
+  assert.ok(caNames.issuer.equals(caNames.subject), 'self-signed');
+  assert.ok(certificateNames(leaf.raw).issuer.equals(caNames.subject));
+  assert.equal(new x509.Name(certificateNames(leaf.raw).subject).toString(), 'CN=hook.ns1.svc');
+});
+
+test('certs --days 3650 (the maximum) twice: a new CA outlives the longest serving certificate, so the second run reuses it and ca.crt stays', async (t) => {
+  const dir = join(tempDir(t), 'out');
+  const args = ['--service', 'kagenti-webhook', '--namespace', 'kagenti-system', '--out', dir, '--days', '3650'];
+  for (const days of ['3650', '3649']) {
+    const first = await runCaptured([...args.slice(0, -1), days, '--new-ca']);
+    assert.equal(first.code, 0, first.stderr);
+    const bundle = readFileSync(join(dir, 'ca.crt'), 'utf8');
+    const caDays = (Date.parse(new X509Certificate(bundle).validTo) - Date.now()) / 86_400_000;
+    assert.ok(caDays > CA_DAYS - 1 && caDays <= CA_DAYS, `a new CA is valid ${CA_DAYS} days, got ${caDays}`);
+    const again = await runCaptured([...args.slice(0, -1), days]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /the CA already in .* signed it \(valid until .*; caBundle is unchanged\)/, `--days ${days}`);
+    assert.equal(readFileSync(join(dir, 'ca.crt'), 'utf8'), bundle, `--days ${days}: ca.crt unchanged`);
+  }
+});
+
+test('certs says how caBundle is made from ca.crt (base64 of the PEM file), in its output and --help', async (t) => {
+  const dir = join(tempDir(t), 'out');
+  const r = await runCaptured(['--service', 'kagenti-webhook', '--namespace', 'kagenti-system', '--out', dir]);
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trimEnd().split('\n');
+  assert.equal(lines.length, 2);
+  assert.equal(lines[1], `caBundle: base64 < ${join(dir, 'ca.crt')} | tr -d '\\n' (the webhook configurations' caBundle is the whole PEM file base64-encoded on one line; manifests/self-signed does it for you)`);
+  // the command it prints gives what the API server decodes back to ca.crt
+  const out = spawnSync('sh', ['-c', `base64 < '${join(dir, 'ca.crt')}' | tr -d '\\n'`], { encoding: 'utf8' }).stdout;
+  assert.doesNotMatch(out, /\n/);
+  assert.equal(Buffer.from(out, 'base64').toString('utf8'), readFileSync(join(dir, 'ca.crt'), 'utf8'));
+  const help = await runCaptured(['--help']);
+  assert.match(help.stdout, /caBundle is ca\.crt base64-encoded, the whole PEM file on one\nline \(base64 < DIR\/ca\.crt \| tr -d '\\n'/);
+});
+
+test('certs refuses a Service name that is no RFC 1035 label, and says how to pass a value starting with -', async (t) => {
+  const dir = tempDir(t);
+  const bad = await runCaptured(['--service', '1webhook', '--namespace', 'ns', '--out', dir]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /^kagenti-webhook certs: --service "1webhook" is not a valid Service name \(an RFC 1035 label: lowercase letters, digits and '-', starting with a letter, at most 63 characters\)/);
+  assert.ok(!existsSync(join(dir, 'ca.crt')), 'nothing written');
+  // a namespace may start with a digit (RFC 1123)
+  assert.equal((await runCaptured(['--service', 'webhook', '--namespace', '1ns', '--out', dir])).code, 0);
+  const neg = await runCaptured(['--service', 'svc', '--namespace', 'ns', '--out', dir, '--days', '-1']);
+  assert.equal(neg.code, 2);
+  assert.equal(neg.stderr, "kagenti-webhook certs: Option '--days' takes no value starting with '-' this way: write --days=VALUE (see kagenti-webhook certs --help)\n");
+  const eq = await runCaptured(['--service', 'svc', '--namespace', 'ns', '--out', dir, '--days=-1']);
+  assert.equal(eq.code, 2);
+  assert.match(eq.stderr, /--days "-1" is not a whole number of days/);
 });

@@ -28,7 +28,7 @@ export interface GeneratedCerts {
 export interface CertificateOptions {
   service: string;
   namespace: string;
-  /** Validity of the serving certificate in days (default 365); a new CA is valid for CA_DAYS, or longer. */
+  /** Validity of the serving certificate in days (default 365, at most MAX_DAYS); a new CA is valid for CA_DAYS. */
   days?: number;
   /** Add `localhost` and `127.0.0.1` to the serving certificate. */
   dev?: boolean;
@@ -48,8 +48,11 @@ export const DEV_SERVICE = 'kagenti-webhook';
 export const DEV_NAMESPACE = 'kagenti-system';
 const DEFAULT_DAYS = 365;
 const MAX_DAYS = 3650;
-/** Validity of a new CA: ten years, as the cert-manager overlay's CA, so renewals keep it. */
-const CA_DAYS = 3650;
+/**
+ * Validity of a new CA: a year beyond the longest serving certificate (--days at most MAX_DAYS), so the next run, which
+ * needs the CA to outlive the new certificate, reuses it even at --days MAX_DAYS (for a year), and caBundle stays.
+ */
+export const CA_DAYS = MAX_DAYS + 365;
 const DAY_MS = 24 * 60 * 60 * 1000;
 
 type CryptoKey = webcrypto.CryptoKey;
@@ -72,9 +75,16 @@ function randomSerial(): string {
   return Buffer.from(bytes).toString('hex');
 }
 
+/** A Service name: an RFC 1035 label (lowercase letters, digits and '-', starting with a letter, at most 63). */
+function isServiceName(s: string): boolean {
+  return isDnsLabel(s) && /^[a-z]/.test(s);
+}
+
 function checkOptions(opts: CertificateOptions): number {
-  if (!isDnsLabel(opts.service)) {
-    throw new Error(`--service ${JSON.stringify(opts.service)} is not a valid Service name (lowercase RFC 1123 label, at most 63 characters)`);
+  if (!isServiceName(opts.service)) {
+    throw new Error(
+      `--service ${JSON.stringify(opts.service)} is not a valid Service name (an RFC 1035 label: lowercase letters, digits and '-', starting with a letter, at most 63 characters); the API server refuses such a Service, so no webhook could reach it`,
+    );
   }
   if (!isDnsLabel(opts.namespace)) {
     throw new Error(`--namespace ${JSON.stringify(opts.namespace)} is not a valid namespace name (lowercase RFC 1123 label, at most 63 characters)`);
@@ -84,6 +94,44 @@ function checkOptions(opts: CertificateOptions): number {
     throw new Error(`--days ${String(days)} must be a whole number of days from 1 to ${MAX_DAYS}`);
   }
   return days;
+}
+
+/** One DER element at `at`: its tag, where its contents start, and where it ends. */
+function derElement(der: Uint8Array, at: number): { at: number; tag: number; start: number; end: number } {
+  if (at + 2 > der.length) throw new Error('truncated DER');
+  const tag = der[at]!;
+  let len = der[at + 1]!;
+  let start = at + 2;
+  if (len & 0x80) {
+    const n = len & 0x7f;
+    if (n === 0 || n > 4 || start + n > der.length) throw new Error('unsupported DER length');
+    len = 0;
+    for (let i = 0; i < n; i++) len = len * 256 + der[start + i]!;
+    start += n;
+  }
+  if (start + len > der.length) throw new Error('truncated DER');
+  return { at, tag, start, end: start + len };
+}
+
+/**
+ * The issuer and subject Names of a DER certificate, as the bytes it carries. Go's x509 (kube-apiserver, kubectl)
+ * finds a certificate's CA by comparing its issuer with the CA's subject byte for byte, so a serving certificate must
+ * carry its CA's subject exactly as encoded there (openssl writes UTF8String; a Name rebuilt from its text would not).
+ */
+export function certificateNames(der: Uint8Array): { issuer: Buffer; subject: Buffer } {
+  const tbs = derElement(der, derElement(der, 0).start);
+  let at = tbs.start;
+  const next = () => {
+    const e = derElement(der, at);
+    at = e.end;
+    return e;
+  };
+  if (next().tag === 0xa0) next(); // [0] version, then the serial number
+  next(); // signature algorithm
+  const issuer = next();
+  next(); // validity
+  const subject = next();
+  return { issuer: Buffer.from(der.subarray(issuer.at, issuer.end)), subject: Buffer.from(der.subarray(subject.at, subject.end)) };
 }
 
 async function keyToPem(key: CryptoKey): Promise<string> {
@@ -116,7 +164,7 @@ export async function generateCertificates(opts: CertificateOptions): Promise<Ge
       serialNumber: randomSerial(),
       name: `CN=${opts.service}-ca, O=kagenti-webhook`,
       notBefore,
-      notAfter: new Date(Math.max(notAfter.getTime(), Date.now() + CA_DAYS * DAY_MS)),
+      notAfter: new Date(Date.now() + CA_DAYS * DAY_MS),
       keys: generated,
       signingAlgorithm: SIGNING,
       extensions: [
@@ -127,6 +175,7 @@ export async function generateCertificates(opts: CertificateOptions): Promise<Ge
     });
   }
 
+  const caSubject = certificateNames(new Uint8Array(caCert.rawData)).subject;
   const leafKeys = (await crypto.subtle.generateKey(EC_KEY, true, ['sign', 'verify'])) as CryptoKeyPair;
   const names: x509.JsonGeneralNames = serviceDnsNames(opts.service, opts.namespace).map((value) => ({ type: 'dns', value }));
   if (opts.dev) {
@@ -135,7 +184,8 @@ export async function generateCertificates(opts: CertificateOptions): Promise<Ge
   const tlsCert = await x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(),
     subject: `CN=${opts.service}.${opts.namespace}.svc`,
-    issuer: caCert.subject,
+    // the CA's subject as its certificate encodes it, not rebuilt from text (see certificateNames)
+    issuer: new x509.Name(caSubject),
     notBefore,
     notAfter,
     publicKey: leafKeys.publicKey,
@@ -151,6 +201,10 @@ export async function generateCertificates(opts: CertificateOptions): Promise<Ge
     ],
   });
 
+  if (!certificateNames(new Uint8Array(tlsCert.rawData)).issuer.equals(caSubject))
+    throw new Error(
+      `the CA's subject (${caCert.subject}) cannot be copied byte for byte into the serving certificate's issuer, and Go clients (the API server) would not find the CA. Fix: use a CA whose subject is a plain DER Name, or pass --new-ca`,
+    );
   const previous = (opts.previousCas ?? []).map((pem) => (pem.endsWith('\n') ? pem : `${pem}\n`));
   return {
     caCert: [caCert.toString('pem') + '\n', ...previous].join(''),
@@ -300,7 +354,8 @@ export const CERTS_USAGE =
   '\n' +
   'Writes ca.crt, ca.key, tls.crt and tls.key (keys mode 0600) into DIR: an ECDSA P-256 CA and a serving\n' +
   'certificate for NAME, NAME.NS, NAME.NS.svc and NAME.NS.svc.cluster.local (plus localhost and 127.0.0.1\n' +
-  'with --dev). Put ca.crt into the webhook configurations\' caBundle; mount tls.crt and tls.key into the\n' +
+  'with --dev). The webhook configurations\' caBundle is ca.crt base64-encoded, the whole PEM file on one\n' +
+  'line (base64 < DIR/ca.crt | tr -d \'\\n\'; manifests/self-signed does it for you); mount tls.crt and tls.key into the\n' +
   'server; keep ca.key out of the cluster. Run again to renew: the CA in DIR signs the new certificate, so\n' +
   'caBundle does not change and pods still serving the old one keep working during the rollout. A new CA\n' +
   '(none in DIR, it expires too soon, or --new-ca) is followed in ca.crt by the previous ones still valid.\n' +
@@ -308,7 +363,7 @@ export const CERTS_USAGE =
   '  --service NAME    the webhook Service name (e.g. kagenti-webhook)\n' +
   '  --namespace NS    the Service namespace (e.g. kagenti-system)\n' +
   '  --out DIR         directory to write to (created when missing; the CA there is reused)\n' +
-  `  --days N          validity of the serving certificate in days (default ${DEFAULT_DAYS}, at most ${MAX_DAYS}); a new CA gets ${CA_DAYS}\n` +
+  `  --days N          validity of the serving certificate in days (default ${DEFAULT_DAYS}, at most ${MAX_DAYS}); a new CA gets ${CA_DAYS}, a year beyond the longest\n` +
   '  --dev             also valid for localhost and 127.0.0.1\n' +
   '  --new-ca          make a new CA even when DIR has a usable one (the old one stays in ca.crt while valid)\n';
 
@@ -372,7 +427,8 @@ export async function runCertsCommand(argv: string[]): Promise<number> {
       (previousCas.length ? `; ca.crt also holds ${previousCas.length} previous CA certificate(s), so pods still serving the old certificate verify during the rollout` : '');
   process.stdout.write(
     `Wrote ${['ca.crt', 'ca.key', 'tls.crt', 'tls.key'].map((f) => join(values.out!, f)).join(', ')}: ` +
-      `a serving certificate valid ${days} days for ${names.join(', ')}, ${ca}\n`,
+      `a serving certificate valid ${days} days for ${names.join(', ')}, ${ca}\n` +
+      `caBundle: base64 < ${join(values.out, 'ca.crt')} | tr -d '\\n' (the webhook configurations' caBundle is the whole PEM file base64-encoded on one line; manifests/self-signed does it for you)\n`,
   );
   return 0;
 }

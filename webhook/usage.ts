@@ -26,7 +26,11 @@ export function parseFlags(command: string, argv: string[], options: FlagSpec): 
   try {
     return parseArgs({ args: argv, strict: true, allowPositionals: false, options }).values as Record<string, string | string[] | boolean | undefined>;
   } catch (err) {
-    const msg = (err instanceof Error ? err.message : String(err)).split('\n')[0].replace(/\. To specify a positional argument.*$/, '');
+    let msg = (err instanceof Error ? err.message : String(err)).split('\n')[0]!.replace(/\. To specify a positional argument.*$/, '');
+    // `--days -1`: parseArgs will not take a value that starts with '-' without '='
+    const ambiguous = /^Option '(-[^']+)' argument is ambiguous\.?$/.exec(msg);
+    if (ambiguous) msg = `Option '${ambiguous[1]}' takes no value starting with '-' this way: write ${ambiguous[1]}=VALUE`;
+    msg = msg.replace(/\.$/, '');
     throw new UsageError(`${msg} (see kagenti-webhook ${command} --help)`);
   }
 }
