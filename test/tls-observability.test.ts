@@ -39,6 +39,8 @@ async function pair(notBefore: Date, notAfter: Date): Promise<{ cert: string; ke
     notBefore,
     notAfter,
     serialNumber: String(Date.now() % 1_000_000),
+    // the name the API server calls (a certificate without any subjectAltName is refused)
+    extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: 'kagenti-webhook.kagenti-system.svc' }])],
   });
   const key = x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY');
   return { cert: cert.toString('pem'), key };

@@ -32,6 +32,77 @@ interface Material {
 }
 
 const MIN_VERSION = 'TLSv1.2' as const;
+/**
+ * The cipher suites offered. TLS 1.3: OpenSSL's three, as before. TLS 1.2: ECDHE (forward secrecy) with AES-GCM or
+ * ChaCha20-Poly1305 only, no CBC or SHA-1 suites; the API server's Go client offers all of these by default.
+ */
+export const CIPHERS = [
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  'TLS_AES_128_GCM_SHA256',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
+
+const SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
+const ANY_EXTENDED_KEY_USAGE = '2.5.29.37.0';
+
+/** Something about a serving certificate that the API server will not accept: `refuse` ones are not served. */
+export interface ServingProblem {
+  /** Stable name, the `check` field of the log line. */
+  check: 'ca-certificate' | 'no-subject-alt-name' | 'no-server-auth' | 'no-service-name';
+  refuse: boolean;
+  message: string;
+}
+
+/**
+ * What keeps the API server (a Go client, which checks the subjectAltName and ignores the CN, and checks the extended
+ * key usage) from accepting `cert` as the webhook's serving certificate. A CA certificate and one without any
+ * subjectAltName are refused; one without serverAuth, or without a Service name (`*.svc`, as for local development
+ * with localhost), is served with a warning.
+ */
+export function servingProblems(cert: X509Certificate, certFile: string): ServingProblem[] {
+  const problems: ServingProblem[] = [];
+  const sans = (cert.subjectAltName ?? '').split(', ').filter(Boolean);
+  const dns = sans.filter((n) => n.startsWith('DNS:')).map((n) => n.slice(4));
+  const fix = 'Fix: serve the certificate cert-manager issues (Certificate kagenti-webhook-serving) or one from kagenti-webhook certs --service kagenti-webhook --namespace kagenti-system --out DIR';
+  if (cert.ca)
+    problems.push({
+      check: 'ca-certificate',
+      refuse: true,
+      message: `TLS certificate ${certFile} is a CA certificate (basicConstraints CA:TRUE), not a serving certificate: serving it puts the CA's private key in the pod, where whoever reads it can sign certificates the API server trusts. ${fix}, signed by that CA; keep the CA's key out of the cluster`,
+    });
+  if (!sans.some((n) => n.startsWith('DNS:') || n.startsWith('IP Address:')))
+    problems.push({
+      check: 'no-subject-alt-name',
+      refuse: true,
+      message: `TLS certificate ${certFile} names no DNS name or IP address (subjectAltName), only its subject ${JSON.stringify(cert.subject.replace(/\n/g, ', '))}: the API server ignores the CN and refuses the certificate, so every admission through this webhook would fail. ${fix}, which names kagenti-webhook.kagenti-system.svc`,
+    });
+  const eku = cert.keyUsage; // Node: the extended key usage OIDs, undefined when the extension is absent (any use)
+  if (eku !== undefined && !eku.includes(SERVER_AUTH) && !eku.includes(ANY_EXTENDED_KEY_USAGE))
+    problems.push({
+      check: 'no-server-auth',
+      refuse: false,
+      message: `TLS certificate ${certFile} does not allow server authentication (its extended key usage is ${eku.join(', ') || 'empty'}, without serverAuth ${SERVER_AUTH}): the API server refuses it ('x509: certificate specifies an incompatible key usage'), so every admission through this webhook fails. ${fix}, which carries serverAuth`,
+    });
+  if (dns.length > 0 && !dns.some((n) => n.endsWith('.svc')))
+    problems.push({
+      check: 'no-service-name',
+      refuse: false,
+      message: `TLS certificate ${certFile} names no Service (no DNS name ending in .svc; it names ${dns.join(', ')}): the API server calls the webhook as kagenti-webhook.kagenti-system.svc and refuses a certificate without that name, so this one serves local development only. ${fix}`,
+    });
+  else if (dns.length === 0 && problems.every((p) => p.check !== 'no-subject-alt-name'))
+    problems.push({
+      check: 'no-service-name',
+      refuse: false,
+      message: `TLS certificate ${certFile} names IP addresses only (${sans.join(', ')}), no Service: the API server calls the webhook as kagenti-webhook.kagenti-system.svc and refuses a certificate without that name (a webhook configured with a url of one of those addresses works). ${fix}`,
+    });
+  return problems;
+}
 
 /** A serving certificate that expires within this many days is logged as a warning when loaded, reloaded or re-checked. */
 export const EXPIRY_WARNING_DAYS = 14;
@@ -85,6 +156,8 @@ export function checkMaterial(m: Material, files: { certFile: string; keyFile: s
     throw new Error(`TLS key ${files.keyFile} is not a PEM private key`);
   }
   if (!cert.checkPrivateKey(key)) throw new Error(`TLS key ${files.keyFile} does not match certificate ${files.certFile}`);
+  const refused = servingProblems(cert, files.certFile).find((p) => p.refuse);
+  if (refused) throw new Error(refused.message);
   if (m.ca !== undefined) {
     try {
       new X509Certificate(m.ca);
@@ -101,7 +174,7 @@ export function checkMaterial(m: Material, files: { certFile: string; keyFile: s
 }
 
 function contextOptions(m: Material): SecureContextOptions {
-  const o: SecureContextOptions = { cert: m.cert, key: m.key, minVersion: MIN_VERSION };
+  const o: SecureContextOptions = { cert: m.cert, key: m.key, minVersion: MIN_VERSION, ciphers: CIPHERS };
   if (m.ca !== undefined) o.ca = m.ca;
   return o;
 }
@@ -153,10 +226,16 @@ export class CertificateReloader {
     this.current = m;
     this.rejected = undefined;
     this.log.info(
-      { certFile: this.certFile, subject: cert.subject, serial: cert.serialNumber, notAfter: cert.validTo, clientAuth: m.ca !== undefined },
+      { certFile: this.certFile, subject: cert.subject, subjectAltName: cert.subjectAltName, serial: cert.serialNumber, notAfter: cert.validTo, clientAuth: m.ca !== undefined },
       'loaded TLS certificate',
     );
+    this.warnServing(cert);
     this.serving(cert);
+  }
+
+  /** One warning line for each reason the API server would not accept the certificate now served (see servingProblems). */
+  private warnServing(cert: X509Certificate): void {
+    for (const p of servingProblems(cert, this.certFile)) this.log.warn({ certFile: this.certFile, check: p.check, serial: cert.serialNumber }, p.message);
   }
 
   /**
@@ -211,11 +290,11 @@ export class CertificateReloader {
     }
   }
 
-  /** Options for https.createServer: the current pair, TLS 1.2 minimum, client certificates when a client CA is set. */
+  /** Options for https.createServer: the current pair, TLS 1.2 minimum with CIPHERS, client certificates when a client CA is set. */
   serverOptions(): ServerOptions {
     if (this.current === undefined) this.load();
     const m = this.current!;
-    const o: ServerOptions = { cert: m.cert, key: m.key, minVersion: MIN_VERSION };
+    const o: ServerOptions = { cert: m.cert, key: m.key, minVersion: MIN_VERSION, ciphers: CIPHERS };
     if (m.ca !== undefined) {
       o.ca = m.ca;
       o.requestCert = true;
@@ -281,9 +360,10 @@ export class CertificateReloader {
     this.reloads++;
     tlsReloads.inc({ result: 'ok' });
     this.log.info(
-      { certFile: this.certFile, subject: cert.subject, serial: cert.serialNumber, notAfter: cert.validTo },
+      { certFile: this.certFile, subject: cert.subject, subjectAltName: cert.subjectAltName, serial: cert.serialNumber, notAfter: cert.validTo },
       'reloaded TLS certificate; new connections use it',
     );
+    this.warnServing(cert);
     this.serving(cert);
     return true;
   }
