@@ -18,7 +18,7 @@ CLI            := PATH="$(CURDIR)/node_modules/.bin:$$PATH" node bin/kagenti-web
 # Namespace).
 FILTER_KINDS   := manifests/filter-kinds.sh
 WEBHOOK_KINDS  := MutatingWebhookConfiguration ValidatingWebhookConfiguration
-# deploy and undeploy stop here, before they touch the cluster, when OVERLAY names no directory.
+# manifests, deploy and undeploy stop here (deploy and undeploy before they touch the cluster) when OVERLAY names no directory.
 CHECK_OVERLAY  := [ -d manifests/$(OVERLAY) ] || { echo "make: there is no overlay manifests/$(OVERLAY): OVERLAY is default, self-signed, with-network-policy or a directory of your own under manifests/; nothing was done" >&2; exit 2; }
 # The three steps of `make deploy`; deploy-install and deploy-upgrade run them in their order.
 APPLY_ALL_BUT_WEBHOOKS = $(KUBECTL) kustomize manifests/$(OVERLAY) | sed 's|image: $(MANIFEST_IMG)$$|image: $(IMG)|' | $(FILTER_KINDS) drop $(WEBHOOK_KINDS) | $(KUBECTL) apply -f -
@@ -28,7 +28,7 @@ ROLLOUT                = $(KUBECTL) -n $(NAMESPACE) rollout status deploy/$(SERV
 .PHONY: help build test start image certs manifests deploy deploy-install deploy-upgrade undeploy
 
 help: ## Show the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -e 's|$$(IMG)|$(IMG)|g' -e 's|$$(CERTS_DIR)|$(CERTS_DIR)|g' | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 build: ## Compile TypeScript to dist/
 	npm run build
@@ -48,7 +48,9 @@ certs: build ## Write a CA and serving certificate for the self-signed overlay (
 manifests: ## Render manifests/$(OVERLAY) to stdout (OVERLAY=default|self-signed|with-network-policy)
 	@if [ "$(OVERLAY)" = "self-signed" ] && [ ! -f $(CERTS_DIR)/tls.key ]; then \
 	  echo "make: no certificates in $(CERTS_DIR): run 'make certs' first" >&2; exit 2; fi
-	@$(KUBECTL) kustomize manifests/$(OVERLAY) | sed 's|image: $(MANIFEST_IMG)$$|image: $(IMG)|'
+	@$(CHECK_OVERLAY)
+	@out="$$($(KUBECTL) kustomize manifests/$(OVERLAY))" || { echo "make: manifests/$(OVERLAY) does not render (kustomize's error above); nothing was printed" >&2; exit 2; }; \
+	  printf '%s\n' "$$out" | sed 's|image: $(MANIFEST_IMG)$$|image: $(IMG)|'
 
 deploy: ## Install or upgrade manifests/$(OVERLAY) (image $(IMG)): preflight, then the webhook configurations last (install) or first (upgrade)
 	@$(CHECK_OVERLAY)

@@ -565,3 +565,26 @@ test('make manifests puts $(IMG) in the Deployment, also with VERSION overridden
   assert.deepEqual(image('VERSION=0.2.0', 'IMG=reg.example.com/kw:dev'), ['image: reg.example.com/kw:dev']);
   assert.deepEqual(image('IMG=reg.example.com/kw:dev'), ['image: reg.example.com/kw:dev']);
 });
+
+test('make manifests fails (exit 2, nothing on stdout) for an overlay that does not exist or does not render', { skip: spawnSync('make', ['--version']).status !== 0 && 'make is not installed' }, (t) => {
+  const missing = spawnSync('make', ['-s', 'manifests', 'OVERLAY=nope'], { cwd: ROOT, encoding: 'utf8' });
+  assert.equal(missing.status, 2, missing.stderr);
+  assert.equal(missing.stdout, '');
+  assert.match(missing.stderr, /^make: there is no overlay manifests\/nope: /);
+  // a directory whose kustomization kustomize refuses (beside the overlays: kustomize takes relative paths only)
+  const dir = mkdtempSync(join(ROOT, 'manifests', '.test-broken-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'kustomization.yaml'), 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../no-such-base\n');
+  const broken = spawnSync('make', ['-s', 'manifests', `OVERLAY=${dir.slice(join(ROOT, 'manifests').length + 1)}`], { cwd: ROOT, encoding: 'utf8' });
+  assert.equal(broken.status, 2, broken.stderr);
+  assert.equal(broken.stdout, '');
+  assert.match(broken.stderr, /make: manifests\/\.test-broken-\w+ does not render \(kustomize's error above\); nothing was printed/);
+});
+
+test('make help shows the image and the certificates directory, not $(IMG) and $(CERTS_DIR)', { skip: spawnSync('make', ['--version']).status !== 0 && 'make is not installed' }, () => {
+  const r = spawnSync('make', ['-s', 'help', 'IMG=reg.example.com/kw:dev'], { cwd: ROOT, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^ {2}image {6}Build the container image reg\.example\.com\/kw:dev$/m);
+  assert.match(r.stdout, /self-signed overlay \(manifests\/self-signed\/certs, git-ignored\)/);
+  assert.doesNotMatch(r.stdout, /\$\(IMG\)|\$\(CERTS_DIR\)/);
+});
