@@ -223,14 +223,28 @@ function plural(n: number, word: string): string {
 
 const C = { red: '\x1b[31m', yellow: '\x1b[33m', bold: '\x1b[1m', dim: '\x1b[2m', green: '\x1b[32m', reset: '\x1b[0m' };
 
-/** `FILE:LINE:COL: error|warning <message>` per finding, then a summary line. */
+const ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/**
+ * Text for a terminal or a CI log: C0 and C1 control characters, DEL and U+2028/U+2029 escaped JSON-style (`\n`,
+ * `\u001b`). Object names and file names come from the input, so a name carrying ESC or a newline would otherwise move
+ * the cursor, recolour the output or print a line that reads as a finding of its own.
+ */
+export function printable(s: string): string {
+  return s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/**
+ * `FILE:LINE:COL: error|warning <message>` per finding, then a summary line. File names and messages go through
+ * printable(): one finding is one line, whatever the input's names hold.
+ */
 export function formatText(r: LintReport, opts: { color?: boolean } = {}): string {
   const color = opts.color === true;
   const paint = (code: string, s: string): string => (color ? `${code}${s}${C.reset}` : s);
   const lines: string[] = [];
   for (const f of r.findings) {
     const sev = f.severity === 'error' ? paint(C.red, 'error') : paint(C.yellow, 'warning');
-    lines.push(`${paint(C.bold, `${f.file}:${f.line}:${f.column}`)}: ${sev} ${f.message}`);
+    lines.push(`${paint(C.bold, `${printable(f.file)}:${f.line}:${f.column}`)}: ${sev} ${printable(f.message)}`);
   }
   const s = summarize(r);
   const where = `${plural(s.documents, 'document')} in ${plural(s.files, 'file')}`;
