@@ -588,3 +588,30 @@ test('make help shows the image and the certificates directory, not $(IMG) and $
   assert.match(r.stdout, /self-signed overlay \(manifests\/self-signed\/certs, git-ignored\)/);
   assert.doesNotMatch(r.stdout, /\$\(IMG\)|\$\(CERTS_DIR\)/);
 });
+
+test('the optional egress component lets the webhook pods reach only DNS and the API server ports; with-network-policy stays Ingress-only', async (t) => {
+  // an overlay with both components, as install.md shows it (beside the overlays: kustomize takes relative paths only)
+  const dir = mkdtempSync(join(ROOT, 'manifests', '.test-egress-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(
+    join(dir, 'kustomization.yaml'),
+    'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../default\ncomponents:\n  - ../components/network-policy\n  - ../components/network-policy-egress\n',
+  );
+  const docs = parseAllDocuments(execFileSync('kubectl', ['kustomize', dir], { encoding: 'utf8' })).map((d) => d.toJS() as Obj);
+  const dep = one(docs, 'Deployment', SERVICE);
+  const egress = docs.find((d) => d.kind === 'NetworkPolicy' && d.metadata.name === `${SERVICE}-egress`);
+  assert.ok(egress, 'the egress NetworkPolicy');
+  assert.equal(egress.metadata.namespace, NS);
+  assert.deepEqual(egress.spec.podSelector.matchLabels, dep.spec.selector.matchLabels);
+  assert.deepEqual(egress.spec.policyTypes, ['Egress']);
+  // ports only, any peer: the API server's addresses differ between clusters
+  assert.deepEqual(egress.spec.egress, [
+    { ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }] },
+    { ports: [{ protocol: 'TCP', port: 443 }, { protocol: 'TCP', port: 6443 }] },
+  ]);
+  // the ingress policy is still there, unchanged, and the shipped overlays have no egress policy
+  const ingress = docs.find((d) => d.kind === 'NetworkPolicy' && d.metadata.name === SERVICE);
+  assert.deepEqual(ingress.spec, one(await render('with-network-policy'), 'NetworkPolicy', SERVICE).spec);
+  assert.deepEqual(ingress.spec.policyTypes, ['Ingress']);
+  for (const overlay of OVERLAYS) assert.equal((await render(overlay)).some((d) => d.kind === 'NetworkPolicy' && d.spec.policyTypes.includes('Egress')), false, overlay);
+});
