@@ -423,6 +423,32 @@ test("a CA of the user's own made with openssl (UTF8String subject): the serving
   assert.equal(await kubectlGet(devDir, dev.caFile, devPair), 'ok');
 });
 
+test("serve --dev-certs replaces a dev certificate whose issuer is the CA's subject re-encoded (as earlier versions wrote it for an openssl CA)", { skip: !HAVE_OPENSSL && 'needs openssl' }, async (t) => {
+  const dir = join(tempDir(t), 'dev');
+  opensslCa(dir);
+  await ensureDevCertificates(dir);
+  // the same certificate, but with the issuer rebuilt from the CA's subject text (PrintableString), signed by the CA
+  const ca = new x509.X509Certificate(readFileSync(join(dir, 'ca.crt'), 'utf8'));
+  const leaf = new x509.X509Certificate(readFileSync(join(dir, 'tls.crt'), 'utf8'));
+  const caKey = await crypto.subtle.importKey('pkcs8', new Uint8Array(createPrivateKey(readFileSync(join(dir, 'ca.key'))).export({ type: 'pkcs8', format: 'der' })), { name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign']);
+  const old = await x509.X509CertificateGenerator.create({
+    serialNumber: leaf.serialNumber,
+    subject: leaf.subject,
+    issuer: ca.subject,
+    notBefore: leaf.notBefore,
+    notAfter: leaf.notAfter,
+    publicKey: leaf.publicKey,
+    signingKey: caKey,
+    signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+    extensions: [...leaf.extensions],
+  });
+  writeFileSync(join(dir, 'tls.crt'), old.toString('pem') + '\n');
+  assert.ok(new X509Certificate(old.toString('pem')).verify(new X509Certificate(ca.toString('pem')).publicKey), 'OpenSSL still verifies it');
+  assert.equal(checkCertificateDir(dir), "tls.crt's issuer is not ca.crt's subject byte for byte, so Go clients (the API server) do not find the CA");
+  assert.equal((await ensureDevCertificates(dir)).created, true);
+  assert.equal(checkCertificateDir(dir, ['localhost']), null);
+});
+
 test('certificateNames reads the issuer and subject of a certificate as encoded', async () => {
   const certs = await generateCertificates({ service: 'hook', namespace: 'ns1' });
   const ca = new X509Certificate(certs.caCert);

@@ -300,7 +300,7 @@ export function writeCertificates(dir: string, certs: GeneratedCerts): void {
 
 /**
  * Checks that DIR holds a usable dev pair: all three files parse, the key matches the certificate,
- * the CA signed it, it is valid for at least another day, and it names localhost.
+ * the CA signed it and is its issuer byte for byte, it is valid for at least another day, and it names localhost.
  * Returns a reason when it is not usable, or null.
  */
 export function checkCertificateDir(dir: string, requiredNames: string[] = []): string | null {
@@ -310,6 +310,9 @@ export function checkCertificateDir(dir: string, requiredNames: string[] = []): 
     const key = createPrivateKey(readFileSync(join(dir, 'tls.key')));
     if (!cert.checkPrivateKey(key)) return 'tls.key does not match tls.crt';
     if (!cert.verify(ca.publicKey)) return 'tls.crt is not signed by ca.crt';
+    // OpenSSL (Node) compares names loosely, Go byte for byte: a pair made by earlier versions with a CA of the user's own
+    if (!certificateNames(cert.raw).issuer.equals(certificateNames(ca.raw).subject))
+      return "tls.crt's issuer is not ca.crt's subject byte for byte, so Go clients (the API server) do not find the CA";
     const soon = Date.now() + 24 * 60 * 60 * 1000;
     if (Date.parse(cert.validTo) < soon || Date.parse(ca.validTo) < soon) return 'the certificate expires within a day';
     if (Date.parse(cert.validFrom) > Date.now() + 60 * 1000) return 'the certificate is not valid yet';
