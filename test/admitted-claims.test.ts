@@ -1,9 +1,10 @@
 // Agents /validate admitted moments ago (not in the cluster cache yet) claim their ServiceAccount at once, and
 // /validate is unauthenticated: anything that reaches the port can send a forged AdmissionReview. A denial that
 // rests only on such claims is checked with the API server first (ValidationService.answer, ClusterState
-// .confirmAdmitted). No kube-apiserver can be installed on the machines these tests run on: test/fake-apiserver.ts
-// stands in for one, replaying recorded wire-format responses (PodList, DeploymentList and Status bodies, lists in
-// one namespace by fieldSelector metadata.name=<name>), and the real @kubernetes/client-node talks to it.
+// .confirmAdmitted): one list per kind among the claims, in their namespace, shared and bounded, whatever their
+// number. No kube-apiserver can be installed on the machines these tests run on: test/fake-apiserver.ts stands in
+// for one, replaying recorded wire-format responses (PodList, DeploymentList and Status bodies, lists in one
+// namespace, paged, by labelSelector), and the real @kubernetes/client-node talks to it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AdmissionRequest, Decision } from '../webhook/admission.ts';
@@ -26,8 +27,8 @@ function deployment(name: string, sa: string, ns = 'team-b') {
   };
 }
 
-function pod(name: string, sa: string, ns = 'team-b') {
-  return { metadata: { name, namespace: ns, labels: AGENT }, spec: { serviceAccountName: sa, containers: [{ name: 'agent', image: 'x' }] } };
+function pod(name: string, sa: string, ns = 'team-b', labels: Record<string, string> = {}) {
+  return { metadata: { name, namespace: ns, labels: { ...AGENT, ...labels } }, spec: { serviceAccountName: sa, containers: [{ name: 'agent', image: 'x' }] } };
 }
 
 let uid = 0;
@@ -44,14 +45,14 @@ function request(kind: 'Deployment' | 'Pod', obj: Record<string, any>): Admissio
 }
 
 function seed(api: FakeApiServer) {
-  api.seed(PATHS.namespaces, [{ metadata: { name: 'team-b' } }]);
+  api.seed(PATHS.namespaces, [{ metadata: { name: 'team-b' } }, { metadata: { name: 'team-c' } }, { metadata: { name: 'team-d' } }]);
   api.seed(PATHS.csidrivers, [{ metadata: { name: 'csi.spiffe.io' } }]);
   api.seed(PATHS.deployments, [deployment('orders', 'orders-sa')]);
 }
 
 /** confirm.afterMs shorter than the 2 s default, so the tests do not wait that long */
-async function setup(afterMs = 300, listMs = 1000) {
-  const s = await startOnFakeApi(seed, {}, () => ({ confirmAdmitted: { afterMs, listMs } }));
+async function setup(afterMs = 300, listMs = 1000, maxLists?: number) {
+  const s = await startOnFakeApi(seed, {}, () => ({ confirmAdmitted: { afterMs, listMs, maxLists } }));
   await until(() => s.svc.readiness().ready, 'first sync');
   await s.api.waitForWatch(PATHS.deployments);
   return s;
@@ -62,8 +63,11 @@ async function checked(result: string): Promise<number> {
   return m.values.find((v) => v.labels.result === result)?.value ?? 0;
 }
 
-/** The lists by name in one namespace that confirmAdmitted sends. */
-const confirmLists = (api: FakeApiServer) => api.requests.filter((r) => /\/namespaces\/team-b\/(pods|deployments)\?fieldSelector=/.test(r));
+/** The lists in one namespace that confirmAdmitted sends (the informers list cluster-wide). */
+const confirmLists = (api: FakeApiServer, ns = 'team-b') =>
+  api.requests.filter((r) => new RegExp(`^GET /(api/v1|apis/apps/v1)/namespaces/${ns}/(pods|deployments)\\?`).test(r));
+const POD_LIST = 'GET /api/v1/namespaces/team-b/pods?labelSelector=kagenti.io%2Ftype&limit=500';
+const DEPLOYMENT_LIST = 'GET /apis/apps/v1/namespaces/team-b/deployments?limit=500';
 
 async function answered(d: Decision | Promise<Decision>): Promise<Decision> {
   return d instanceof Promise ? await d : d;
@@ -83,10 +87,9 @@ test('a forged Pod CREATE on a ServiceAccount does not block the real agent: its
     const d = await real;
     assert.equal(d.response.allowed, true, JSON.stringify(d.response));
     assert.deepEqual(d.detail?.admittedChecked, { confirmed: 0, dropped: 1, unanswered: 0 });
-    // listed by name in its namespace (list, not get: the webhook's RBAC), and once more once it was old enough
-    const lists = confirmLists(api);
-    assert.equal(lists.length, 2, lists.join('\n'));
-    assert.ok(lists.every((r) => r === 'GET /api/v1/namespaces/team-b/pods?fieldSelector=metadata.name%3Devil-agent'), lists.join('\n'));
+    // its kind listed in its namespace, agent pods only as the pod informer lists them (list, not get: the webhook's
+    // RBAC), and once more once it was old enough
+    assert.deepEqual(confirmLists(api), [POD_LIST, POD_LIST]);
     assert.equal(await checked('dropped'), dropped + 1);
     const line = lines.find((l) => /forgot Pod team-b\/evil-agent on ServiceAccount team-b\/payments/.test(l.msg));
     assert.ok(line, JSON.stringify(lines.map((l) => l.msg)));
@@ -110,6 +113,13 @@ test('an admitted agent the API server holds (a real create, its watch event not
     assert.equal(b.response.allowed, false);
     assert.match(b.response.status!.message, /^\[unique-service-account\] Deployment team-b\/b: .*agent Deployment\/a, admitted moments ago\./);
     assert.deepEqual(b.detail?.admittedChecked, { confirmed: 1, dropped: 0, unanswered: 0 });
+    assert.equal(await checked('confirmed'), confirmed + 1);
+    // confirmed once: the next request that rests on it is denied without listing again
+    const lists = confirmLists(api).length;
+    const b2 = await answered(svc.answer!(request('Deployment', deployment('b2', 'shared-sa'))));
+    assert.equal(b2.response.allowed, false);
+    assert.deepEqual(b2.detail?.admittedChecked, { confirmed: 1, dropped: 0, unanswered: 0 });
+    assert.equal(confirmLists(api).length, lists);
     assert.equal(await checked('confirmed'), confirmed + 1);
 
     // c and d sent at once: d's check lists c before the API server has stored it, then again once c is old enough
@@ -217,6 +227,71 @@ test('through the server: the answer waits for the check, and the admission log 
     const line = logged.find((l) => l.msg === 'admission' && l.name === 'payments-agent');
     assert.deepEqual(line?.admittedChecked, { confirmed: 0, dropped: 1, unanswered: 0 });
     assert.equal(line?.remote, '10.0.0.1');
+  } finally {
+    await close();
+  }
+});
+
+test('thousands of forged claims on one ServiceAccount cost one list per kind (two when they are young), shared by requests at once, and one log line per kind', async () => {
+  const { api, svc, lines, close } = await setup();
+  try {
+    // what a forger can leave: many claims of one agent (one kagenti.io/agent label, so each is admitted), of two kinds
+    const pods = 2000;
+    const deployments = 500;
+    for (let i = 0; i < pods; i++) assert.equal(svc.validate(request('Pod', pod(`evil-${i}`, 'pay', 'team-b', { 'kagenti.io/agent': 'evil' }))).response.allowed, true);
+    for (let i = 0; i < deployments; i++) {
+      const d = deployment(`evil-d${i}`, 'pay');
+      (d.spec.template.metadata.labels as Record<string, string>)['kagenti.io/agent'] = 'evil';
+      assert.equal(svc.validate(request('Deployment', d)).response.allowed, true);
+    }
+    const dropped = await checked('dropped');
+    const n = api.requests.length;
+    // two real agents sent at once: both checks share the same lists
+    const [a, b] = await Promise.all([
+      answered(svc.answer!(request('Deployment', deployment('real-a', 'pay')))),
+      answered(svc.answer!(request('Deployment', deployment('real-b', 'pay')))),
+    ]);
+    for (const d of [a, b]) {
+      assert.equal(d.response.allowed, true, JSON.stringify(d.response));
+      assert.deepEqual(d.detail?.admittedChecked, { confirmed: 0, dropped: pods + deployments, unanswered: 0 });
+    }
+    // the claims were all admitted moments ago: each kind listed now, and once more when the youngest is old enough
+    assert.deepEqual(confirmLists(api).sort(), [POD_LIST, POD_LIST, DEPLOYMENT_LIST, DEPLOYMENT_LIST]);
+    assert.equal(api.requests.slice(n).filter((r) => !r.includes('watch=true')).length, 4, api.requests.slice(n).join('\n'));
+    assert.equal(await checked('dropped'), dropped + pods + deployments);
+    const forgot = lines.filter((l) => /^unique-service-account: forgot /.test(l.msg));
+    assert.deepEqual(
+      forgot.map((l) => l.msg.replace(/, admitted by .*/, '')).sort(),
+      [
+        'unique-service-account: forgot Deployment team-b/evil-d0, Deployment team-b/evil-d1, Deployment team-b/evil-d2 and 497 more on ServiceAccount team-b/pay',
+        'unique-service-account: forgot Pod team-b/evil-0, Pod team-b/evil-1, Pod team-b/evil-2 and 1,997 more on ServiceAccount team-b/pay',
+      ],
+    );
+    assert.deepEqual(forgot.map((l) => l.count).sort((x, y) => Number(x) - Number(y)), [deployments, pods]);
+  } finally {
+    await close();
+  }
+});
+
+test('at most maxLists confirming lists at once: a request whose list gets no slot within its time keeps its denial, having sent nothing', async () => {
+  const { api, svc, lines, close } = await setup(400, 1000, 1);
+  try {
+    api.hungNamespacedLists.add(PATHS.pods);
+    for (const ns of ['team-c', 'team-d', 'team-b']) assert.equal(svc.validate(request('Pod', pod('p', 'sa1', ns))).response.allowed, true);
+    // three checks at once (1.4 s each), one list slot: team-c's list hangs for its 1 s, team-d's then for the 0.4 s
+    // left of its time, and team-b's waits behind them until too little of its own is left for a list
+    const checks = ['team-c', 'team-d', 'team-b'].map((ns) => answered(svc.answer!(request('Deployment', deployment('real', 'sa1', ns)))));
+    const [c, d, b] = await Promise.all(checks);
+    for (const x of [c, d, b]) {
+      assert.equal(x.response.allowed, false, 'unanswered: the denial stands');
+      assert.deepEqual(x.detail?.admittedChecked, { confirmed: 0, dropped: 0, unanswered: 1 });
+    }
+    assert.equal(confirmLists(api, 'team-c').length, 1);
+    assert.equal(confirmLists(api, 'team-d').length, 1);
+    assert.equal(confirmLists(api, 'team-b').length, 0, 'no slot, no list');
+    const line = lines.find((l) => /could not check with the API server whether Pod team-b\/p, admitted moments ago on ServiceAccount team-b\/sa1, was stored/.test(l.msg));
+    assert.ok(line, JSON.stringify(lines.map((l) => l.msg)));
+    assert.match(String(line.err), /no list slot free in the time this check has \(at most 1 confirming lists at once\)/);
   } finally {
     await close();
   }

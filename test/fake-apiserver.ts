@@ -1,11 +1,11 @@
 // A stand-in for the Kubernetes API server, for cluster-state tests. No kube-apiserver can be installed
 // on the machines these tests run on, so this in-test HTTP server replays what one sends over the wire:
 // list responses (`{kind: PodList, metadata: {resourceVersion, continue}, items}`, paged with limit and
-// continue), watch streams (`?watch=true`: one JSON event `{"type": "ADDED", "object": {...}}` per line,
-// chunked, held open), `Status` bodies for 403 Forbidden, and the OIDC discovery document. Lists in one namespace
-// (`/api/v1/namespaces/<ns>/pods`, `/apis/apps/v1/namespaces/<ns>/deployments`) answer as the cluster-wide list does,
-// with that namespace's objects. The real
-// @kubernetes/client-node KubeConfig, Watch and ListWatch talk to it.
+// continue, filtered by labelSelector and by fieldSelector metadata.name), watch streams (`?watch=true`: one JSON
+// event `{"type": "ADDED", "object": {...}}` per line, chunked, held open), `Status` bodies for 403 Forbidden, and the
+// OIDC discovery document. Lists in one namespace (`/api/v1/namespaces/<ns>/pods`,
+// `/apis/apps/v1/namespaces/<ns>/deployments`) answer as the cluster-wide list does, with that namespace's objects.
+// The real @kubernetes/client-node KubeConfig, Watch and ListWatch talk to it.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -40,6 +40,22 @@ const RESOURCE_OF: Record<string, [string, string]> = {
   '/apis/batch/v1/cronjobs': ['cronjobs', 'batch'],
   '/apis/storage.k8s.io/v1/csidrivers': ['csidrivers', 'storage.k8s.io'],
 };
+
+/**
+ * Whether a labelSelector in its string form selects `labels`: terms joined by commas, each `key` (exists), `!key`,
+ * `key=value` (or `==`) or `key!=value`, as the API server reads them (set-based `in`/`notin` are not used here).
+ */
+function selects(selector: string, labels: Record<string, unknown>): boolean {
+  return selector.split(',').every((term) => {
+    const t = term.trim();
+    const ne = /^([^!=]+)!=(.*)$/.exec(t);
+    if (ne) return labels[ne[1]!.trim()] !== ne[2]!.trim();
+    const eq = /^([^!=]+)==?(.*)$/.exec(t);
+    if (eq) return labels[eq[1]!.trim()] === eq[2]!.trim();
+    if (t.startsWith('!')) return !Object.hasOwn(labels, t.slice(1).trim());
+    return Object.hasOwn(labels, t);
+  });
+}
 
 function key(o: Obj): string {
   return `${o.metadata?.namespace ?? ''}/${o.metadata?.name}`;
@@ -259,6 +275,8 @@ export class FakeApiServer {
     let items = [...this.objects(path).values()];
     if (namespace !== undefined) items = items.filter((o) => o.metadata?.namespace === namespace);
     if (nameFilter !== undefined) items = items.filter((o) => o.metadata?.name === nameFilter);
+    const labelSelector = u.searchParams.get('labelSelector');
+    if (labelSelector) items = items.filter((o) => selects(labelSelector, o.metadata?.labels ?? {}));
     const limit = Number(u.searchParams.get('limit') ?? '0');
     const offset = Number(u.searchParams.get('continue') ?? '0');
     let cont: string | undefined;

@@ -724,8 +724,8 @@ export interface ClusterStateOptions {
   pageBytes?: number;
   /** client-node's watch timeouts (response headers; then inactivity), default WATCH_CLIENT_TIMEOUT_MS (tests set less) */
   watchTimeoutMs?: number;
-  /** confirmAdmitted's timings, default CONFIRM_AFTER_MS and CONFIRM_LIST_MS (tests set less) */
-  confirm?: { afterMs?: number; listMs?: number };
+  /** confirmAdmitted's timings and list slots, default CONFIRM_AFTER_MS, CONFIRM_LIST_MS and CONFIRM_LISTS_MAX (tests set less) */
+  confirm?: { afterMs?: number; listMs?: number; maxLists?: number };
 }
 
 function claimKey(ns: string, sa: string): string {
@@ -747,23 +747,64 @@ interface Admitted {
   /** when it was admitted, and its place in the order of admissions (ClusterState.admittedSeq) */
   at: number;
   seq: number;
+  /** the API server was found to hold it (confirmAdmitted): it is not listed again */
+  confirmed?: true;
 }
 
 /**
- * An agent admitted this long ago that the API server does not hold was never stored: a create the API server
- * admitted is stored milliseconds after the webhooks answer, so only a create refused after them (another
- * webhook, a quota) or a request that did not come from the API server at all (/validate is unauthenticated:
- * anything that reaches the port can send one) gets here.
+ * An agent admitted this long ago that the API server does not hold is taken as never stored. The API server
+ * stores an object only after every validating webhook and admission plugin has answered, so a create is stored
+ * as long after this webhook's answer as the slowest other validating webhook takes (a policy engine such as
+ * Kyverno or Gatekeeper can take seconds). One stored later than this is dropped as never stored, and a second agent
+ * sent meanwhile on its ServiceAccount admitted (docs/validation.md says so; the audit reports the pair). Not longer:
+ * the whole check must fit in the webhooks' timeoutSeconds of 5 s (CONFIRM_BUDGET_MS).
  */
 export const CONFIRM_AFTER_MS = 2_000;
 /**
- * One confirming list at most this long (two at most per confirmation, one of them after waiting for
- * CONFIRM_AFTER_MS: about 4 s in all, within the webhooks' timeoutSeconds of 5 s). Unanswered by then, the claim
- * stands: the denial is kept, as without the check.
+ * One confirming list (all its pages) at most this long. Unanswered by then, the claims it was for stand: the denial
+ * is kept, as without the check.
  */
 export const CONFIRM_LIST_MS = 2_000;
+/**
+ * What one confirmation may take in all, from its start (waiting for a list slot, the lists, the wait for claims
+ * CONFIRM_AFTER_MS old): about 4 s, within the webhooks' timeoutSeconds of 5 s. The claims not decided by then stand.
+ */
+export const CONFIRM_BUDGET_MS = CONFIRM_AFTER_MS + CONFIRM_LIST_MS;
+/**
+ * Confirming lists sent at once by this process, whatever the number of requests and claims; more wait for a slot
+ * (within their request's budget; a request whose list gets none keeps its denial).
+ */
+export const CONFIRM_LISTS_MAX = 4;
+/** Less time than this left in a check (a quarter of CONFIRM_LIST_MS at most): no list is sent, as none would be answered. */
+const CONFIRM_MIN_LIST_MS = 250;
+/** A scheduled confirming list (the second one, for claims not CONFIRM_AFTER_MS old yet) that a request takes as its own first one, at most this much later than it needs. */
+const CONFIRM_SHARE_MS = 250;
 
 type CheckResult = 'confirmed' | 'dropped' | 'unanswered';
+
+/** One confirming list of a kind in a namespace: the objects found claiming a ServiceAccount, by name → claim key. */
+interface KindList {
+  /** sent no earlier than this (a scheduled one: when it will be) */
+  startedAt: number;
+  held: Promise<Map<string, string>>;
+}
+
+/** The claims of one kind a check decided, by result; `err`: why the unanswered ones were not. */
+type KindResult = Record<CheckResult, Admitted[]> & { err?: string };
+
+/** `Pod team-b/a`, or `Pod team-b/a, Pod team-b/b, Pod team-b/c and 9,997 more`, and the first one's log fields. */
+function describeClaims(claims: Admitted[]): { names: string; sa: string; fields: Record<string, unknown>; one: boolean } {
+  const a = claims[0]!;
+  const shownNames = claims.slice(0, 3).map((c) => `${c.kind} ${shown(c.namespace)}/${shown(c.name)}`);
+  const more = claims.length - shownNames.length;
+  const sa = `ServiceAccount ${shown(a.ref.namespace)}/${shown(a.ref.serviceAccount || 'default')}`;
+  return {
+    names: `${shownNames.join(', ')}${more > 0 ? ` and ${more.toLocaleString('en-US')} more` : ''}`,
+    sa,
+    fields: { kind: a.kind, namespace: shown(a.namespace), name: shown(a.name), serviceAccount: shown(a.ref.serviceAccount), count: claims.length },
+    one: claims.length === 1,
+  };
+}
 
 /** What confirmAdmitted found, claim by claim. */
 export type ConfirmResult = Record<CheckResult, number>;
@@ -773,7 +814,7 @@ const admittedClaimsChecked = new Counter({
   help:
     'Agents /validate admitted moments ago, not in the cluster cache yet, that a unique-service-account denial rested on alone, checked with the API server before denying, by result: ' +
     `confirmed (the API server holds it: the denial stands), dropped (not stored ${CONFIRM_AFTER_MS / 1000} s after its admission: forgotten, and the request is decided without it), ` +
-    `unanswered (the list failed or took over ${CONFIRM_LIST_MS / 1000} s: the claim stands, and so does the denial).`,
+    `unanswered (the list failed, took over ${CONFIRM_LIST_MS / 1000} s, or did not end within the check's ${CONFIRM_BUDGET_MS / 1000} s: the claim stands, and so does the denial).`,
   labelNames: ['result'] as const,
   registers: [registry],
 });
@@ -822,11 +863,22 @@ export class ClusterState {
   private readonly admittedOn = new Map<string, Set<string>>();
   /** admissions noted so far (Admitted.seq) */
   private seq = 0;
-  /** confirmAdmitted's checks under way (or confirmed), shared by the requests that wait for the same claim */
-  private readonly confirming = new WeakMap<Admitted, Promise<CheckResult>>();
+  /**
+   * confirmAdmitted's lists by (namespace, kind), under way or scheduled (the second list, for claims not
+   * CONFIRM_AFTER_MS old yet), shared by the requests that need them; gone once answered.
+   */
+  private readonly kindLists = new Map<string, KindList[]>();
+  /** confirming list slots free now (of maxConfirmLists), and the lists waiting for one, first come first served */
+  private freeListSlots: number;
+  private readonly slotWaiters: (() => void)[] = [];
+  private readonly maxConfirmLists: number;
   private readonly kc: KubeConfig;
   private readonly confirmAfterMs: number;
   private readonly confirmListMs: number;
+  private readonly confirmBudgetMs: number;
+  private readonly confirmMinListMs: number;
+  private readonly pageSize: number;
+  private readonly pageBytes: number;
   /**
    * Jobs `/validate` has seen created, by `ns\0name`, in the order seen (the oldest expire first): their controller
    * owner (null: none), until the cache holds them or JOB_OWNER_TTL_MS have passed. At most ADMITTED_MAX.
@@ -845,9 +897,14 @@ export class ClusterState {
     this.kc = opts.kubeConfig;
     this.confirmAfterMs = opts.confirm?.afterMs ?? CONFIRM_AFTER_MS;
     this.confirmListMs = opts.confirm?.listMs ?? CONFIRM_LIST_MS;
+    this.confirmBudgetMs = this.confirmAfterMs + this.confirmListMs;
+    this.confirmMinListMs = Math.min(CONFIRM_MIN_LIST_MS, this.confirmListMs / 4);
+    this.maxConfirmLists = this.freeListSlots = opts.confirm?.maxLists ?? CONFIRM_LISTS_MAX;
+    this.pageSize = opts.pageSize ?? 500;
+    this.pageBytes = opts.pageBytes ?? PAGE_BYTES;
     const backoff = opts.backoff ?? { baseMs: 1000, maxMs: 60_000 };
     this.informers = resourceSpecs(opts.config).map(
-      (s) => new ResilientInformer(opts.kubeConfig, s, opts.log, backoff, opts.pageSize ?? 500, opts.pageBytes, opts.watchTimeoutMs),
+      (s) => new ResilientInformer(opts.kubeConfig, s, opts.log, backoff, this.pageSize, this.pageBytes, opts.watchTimeoutMs),
     );
     for (const inf of this.informers) {
       if (inf.spec.kind === 'ConfigMap') this.configMapInformers.push(inf);
@@ -1044,86 +1101,223 @@ export class ClusterState {
 
   /**
    * Checks with the API server the agents admitted moments ago (noted up to `upTo`, an admittedSeq()) that claim
-   * (namespace, serviceAccount) and that the cache does not hold yet, before a denial that rests on them alone. Each
-   * is listed by name in its namespace (the webhook's RBAC grants list, not get). Held there, on this
-   * ServiceAccount: it stays (`confirmed`). Not held: if it was admitted less than CONFIRM_AFTER_MS ago its create
-   * may still be on its way (two requests at once), so it is listed once more when it is that old; still not held,
-   * it is forgotten (`dropped`), and logged. A list that fails or takes over CONFIRM_LIST_MS leaves it as it is
-   * (`unanswered`: the denial stands) and is logged. Never rejects.
+   * (namespace, serviceAccount) and that the cache does not hold yet, before a denial that rests on them alone. The
+   * work does not grow with their number: their kinds are listed in the namespace, once each (pods by the agent label
+   * the pod informer selects on, workload kinds whole; paged, each page at most the informers' page bytes; the
+   * webhook's RBAC grants list, not get), and the claimed names are looked up in what came back. Held there, on this
+   * ServiceAccount: the claim stays (`confirmed`, and is not listed again). Not held: if it was admitted less than
+   * CONFIRM_AFTER_MS ago its create may still be on its way (two requests at once), so its kind is listed once more
+   * when the youngest such claim is that old; still not held, it is forgotten (`dropped`), and logged. A list is
+   * shared by the requests that need the same (namespace, kind) at the same time, and at most CONFIRM_LISTS_MAX are
+   * sent at once. A list that fails, or gets no slot or no answer within this request's CONFIRM_BUDGET_MS, leaves
+   * its claims as they are (`unanswered`: the denial stands) and is logged. Never rejects.
    */
   async confirmAdmitted(namespace: string, serviceAccount: string, upTo: number): Promise<ConfirmResult> {
     const out: ConfirmResult = { confirmed: 0, dropped: 0, unanswered: 0 };
     const set = this.admittedOn.get(claimKey(namespace, serviceAccount));
     if (!set) return out;
     const now = Date.now();
-    const checks: Promise<CheckResult>[] = [];
+    const byKind = new Map<string, Admitted[]>();
+    const unstorable: Admitted[] = [];
     for (const k of set) {
       const a = this.admitted.get(k)!;
       if (a.seq > upTo || a.until <= now) continue;
-      let p = this.confirming.get(a);
-      if (!p) {
-        p = this.confirmOne(k, a);
-        this.confirming.set(a, p);
-        // an unanswered check is tried again by the next request that needs it
-        void p.then((r) => {
-          if (r === 'unanswered') this.confirming.delete(a);
-        });
+      if (a.confirmed) out.confirmed++;
+      // a name the API server refuses is never stored (only a request that did not come from it carries one)
+      else if (!this.byKind.has(a.kind) || a.name.length > 253 || !DNS_SUBDOMAIN.test(a.name) || a.namespace.length > 63 || !DNS_LABEL.test(a.namespace))
+        unstorable.push(a);
+      else {
+        const g = `${a.namespace}\u0000${a.kind}`;
+        let claims = byKind.get(g);
+        if (!claims) byKind.set(g, (claims = []));
+        claims.push(a);
       }
-      checks.push(p);
     }
-    for (const r of await Promise.all(checks)) out[r]++;
+    this.settle({ confirmed: [], dropped: unstorable, unanswered: [] }, out, 'unstorable');
+    if (!byKind.size) return out;
+    // one timer for the request: whatever the lists it shares do, it stops waiting for them at its budget's end
+    let timer: NodeJS.Timeout | undefined;
+    const budgetEnd = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${this.confirmBudgetMs} ms, the time this check has`)), this.confirmBudgetMs);
+    });
+    budgetEnd.catch(() => {});
+    try {
+      const found = await Promise.all([...byKind.values()].map((claims) => this.confirmKind(claims, now + this.confirmBudgetMs, budgetEnd)));
+      for (const r of found) this.settle(r, out, 'listed');
+    } finally {
+      clearTimeout(timer);
+    }
     return out;
   }
 
-  private async confirmOne(key: string, a: Admitted): Promise<CheckResult> {
-    const what = `${a.kind} ${shown(a.namespace)}/${shown(a.name)}`;
-    const sa = `${shown(a.ref.namespace)}/${shown(a.ref.serviceAccount || 'default')}`;
-    const fields = { kind: a.kind, namespace: shown(a.namespace), name: shown(a.name), serviceAccount: shown(a.ref.serviceAccount) };
-    let result: CheckResult;
+  /** The claims of one kind in one namespace, decided by one list (two when some are not CONFIRM_AFTER_MS old). */
+  private async confirmKind(claims: Admitted[], deadline: number, budgetEnd: Promise<never>): Promise<KindResult> {
+    const { namespace, kind } = claims[0]!;
+    const inf = this.byKind.get(kind)!;
+    const out: KindResult = { confirmed: [], dropped: [], unanswered: [] };
+    let pending = claims;
+    // the first list: any sent after the latest of them was admitted
+    let notBefore = 0;
+    for (const a of pending) notBefore = Math.max(notBefore, a.at);
     try {
-      let held = await this.heldByApiServer(a);
-      const wait = a.at + this.confirmAfterMs - Date.now();
-      if (!held && wait > 0) {
-        await new Promise((resolve) => setTimeout(resolve, wait));
-        held = await this.heldByApiServer(a);
+      for (;;) {
+        const list = this.kindList(inf, namespace, notBefore, deadline);
+        const held = await Promise.race([list.held, budgetEnd]);
+        const next: Admitted[] = [];
+        for (const a of pending) {
+          if (held.get(a.name) === a.claim) out.confirmed.push(a);
+          else if (list.startedAt >= a.at + this.confirmAfterMs) out.dropped.push(a);
+          else next.push(a);
+        }
+        if (!next.length) break;
+        // the second: sent once the youngest of those left is CONFIRM_AFTER_MS old (it decides them all)
+        pending = next;
+        for (const a of pending) notBefore = Math.max(notBefore, a.at + this.confirmAfterMs);
       }
-      result = held ? 'confirmed' : 'dropped';
     } catch (err) {
-      result = 'unanswered';
-      this.log.warn(
-        { ...fields, err: oneLine((err as Error)?.message ?? String(err)) },
-        `unique-service-account: could not check with the API server whether ${what}, admitted moments ago on ServiceAccount ${sa}, was stored; it still counts, so the denial it causes stands`,
-      );
+      out.unanswered = pending;
+      out.err = oneLine((err as Error)?.message ?? String(err));
     }
-    admittedClaimsChecked.inc({ result });
-    if (result === 'dropped') {
-      // a later admission of the same object (noted again meanwhile) is not this one
-      if (this.admitted.get(key) === a) this.forgetAdmitted(key);
-      this.log.warn(
-        { ...fields, admittedMsAgo: Date.now() - a.at },
-        `unique-service-account: forgot ${what} on ServiceAccount ${sa}, admitted by this webhook but not stored by the API server ${this.confirmAfterMs / 1000} s later ` +
-          '(refused after the webhooks, by another webhook or a quota, or a request that did not come from the API server); it no longer counts as a claim',
-      );
-    }
-    return result;
+    return out;
   }
 
-  /** Whether the API server holds `a`'s object, claiming its ServiceAccount. Throws when the list fails. */
-  private async heldByApiServer(a: Admitted): Promise<boolean> {
-    // a name the API server refuses is never stored (only a request that did not come from it carries one)
-    if (a.name.length > 253 || !DNS_SUBDOMAIN.test(a.name) || a.namespace.length > 63 || !DNS_LABEL.test(a.namespace)) return false;
-    const inf = this.byKind.get(a.kind);
-    if (!inf) return false;
-    const q = new URLSearchParams({ fieldSelector: `metadata.name=${a.name}` });
-    const list = await withDeadline(this.confirmListMs, (signal) =>
-      kubeGetJson(this.kc, `${namespacedPath(inf.spec.path, a.namespace)}?${q}`, { maxBytes: PAGE_BYTES, timeoutMs: this.confirmListMs, signal }),
-    );
-    if (!isObject(list) || !Array.isArray(list.items)) throw new Error('list response has no items');
-    for (const it of list.items) {
-      if (!isObject(it) || !isObject(it.metadata) || it.metadata.name !== a.name || it.metadata.namespace !== a.namespace) continue;
-      if (this.claims(inf.spec.slim(it)) === a.claim) return true;
+  /**
+   * A list of `inf`'s kind in `namespace` sent no earlier than `notBefore`: one under way or scheduled that another
+   * request started (sent by then, and not more than CONFIRM_SHARE_MS later than this one needs), or a new one,
+   * given up at `deadline`.
+   */
+  private kindList(inf: ResilientInformer, namespace: string, notBefore: number, deadline: number): KindList {
+    const key = `${namespace}\u0000${inf.spec.kind}`;
+    const now = Date.now();
+    const at = Math.max(now, notBefore);
+    let lists = this.kindLists.get(key);
+    const shared = lists?.find((l) => l.startedAt >= notBefore && l.startedAt <= at + CONFIRM_SHARE_MS);
+    if (shared) return shared;
+    const held = (async () => {
+      if (at > now) await new Promise((resolve) => setTimeout(resolve, at - now));
+      return this.withListSlot(deadline - this.confirmMinListMs, () => this.listHeld(inf, namespace, deadline));
+    })();
+    const list: KindList = { startedAt: at, held };
+    if (!lists) this.kindLists.set(key, (lists = []));
+    lists.push(list);
+    const done = () => {
+      const l = this.kindLists.get(key);
+      const i = l ? l.indexOf(list) : -1;
+      if (i < 0) return;
+      l!.splice(i, 1);
+      if (!l!.length) this.kindLists.delete(key);
+    };
+    held.then(done, done);
+    return list;
+  }
+
+  /** `run` in one of the CONFIRM_LISTS_MAX list slots, waiting for one until `until` (then it rejects). */
+  private async withListSlot<T>(until: number, run: () => Promise<T>): Promise<T> {
+    if (this.freeListSlots > 0) this.freeListSlots--;
+    else
+      await new Promise<void>((resolve, reject) => {
+        const grant = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          const i = this.slotWaiters.indexOf(grant);
+          if (i >= 0) this.slotWaiters.splice(i, 1);
+          reject(new Error(`no list slot free in the time this check has (at most ${this.maxConfirmLists} confirming lists at once)`));
+        }, Math.max(0, until - Date.now()));
+        this.slotWaiters.push(grant);
+      });
+    try {
+      return await run();
+    } finally {
+      // the slot passes to the next list waiting, if any
+      const next = this.slotWaiters.shift();
+      if (next) next();
+      else this.freeListSlots++;
     }
-    return false;
+  }
+
+  /**
+   * The objects of `inf`'s kind in `namespace` that claim a ServiceAccount, by name → claim key: a list paged as the
+   * informers' are (a page over the page bytes is asked again with half as many), given up after CONFIRM_LIST_MS or
+   * at `deadline` (not sent with less than CONFIRM_MIN_LIST_MS left). Throws when it fails.
+   */
+  private async listHeld(inf: ResilientInformer, namespace: string, deadline: number): Promise<Map<string, string>> {
+    const ms = Math.min(this.confirmListMs, deadline - Date.now());
+    if (ms < this.confirmMinListMs) throw new Error('no time left for a list in the time this check has');
+    return withDeadline(ms, async (signal) => {
+      const held = new Map<string, string>();
+      let limit = this.pageSize;
+      let cont: string | undefined;
+      for (;;) {
+        const q = new URLSearchParams();
+        if (inf.spec.labelSelector) q.set('labelSelector', inf.spec.labelSelector);
+        q.set('limit', String(limit));
+        if (cont) q.set('continue', cont);
+        let page: any;
+        try {
+          page = await kubeGetJson(this.kc, `${namespacedPath(inf.spec.path, namespace)}?${q}`, { maxBytes: this.pageBytes, timeoutMs: ms, signal });
+        } catch (err) {
+          if (err instanceof ResponseTooLargeError && limit > 1 && !signal.aborted) {
+            limit = Math.max(1, limit >> 1);
+            continue;
+          }
+          throw err;
+        }
+        if (!isObject(page) || !Array.isArray(page.items)) throw new Error('list response has no items');
+        for (const it of page.items) {
+          if (!isObject(it) || !isObject(it.metadata) || typeof it.metadata.name !== 'string' || it.metadata.namespace !== namespace) continue;
+          const claim = this.claims(inf.spec.slim(it));
+          if (claim !== null) held.set(it.metadata.name, claim);
+        }
+        cont = isObject(page.metadata) && typeof page.metadata.continue === 'string' && page.metadata.continue ? page.metadata.continue : undefined;
+        if (!cont) return held;
+        if (signal.aborted) throw signal.reason;
+      }
+    });
+  }
+
+  /**
+   * What a check found, into `out`, the metric and the log: confirmed claims are marked (not listed again), dropped
+   * ones forgotten (unless a later admission replaced them, or another request forgot them first). One log line per
+   * kind and result, naming the first few claims, however many there are. `why`: how dropped ones were found.
+   */
+  private settle(r: KindResult, out: ConfirmResult, why: 'listed' | 'unstorable'): void {
+    out.confirmed += r.confirmed.length;
+    out.dropped += r.dropped.length;
+    out.unanswered += r.unanswered.length;
+    let confirmed = 0;
+    for (const a of r.confirmed)
+      if (!a.confirmed) {
+        a.confirmed = true;
+        confirmed++;
+      }
+    if (confirmed) admittedClaimsChecked.inc({ result: 'confirmed' }, confirmed);
+    // a later admission of the same object (noted again meanwhile) is not this one
+    const gone = r.dropped.filter((a) => this.admitted.get(`${a.kind}\u0000${a.namespace}\u0000${a.name}`) === a);
+    for (const a of gone) this.forgetAdmitted(`${a.kind}\u0000${a.namespace}\u0000${a.name}`);
+    if (gone.length) {
+      admittedClaimsChecked.inc({ result: 'dropped' }, gone.length);
+      const { names, sa, fields, one } = describeClaims(gone);
+      const reason =
+        why === 'unstorable'
+          ? 'named as no object the API server stores can be (only a request that did not come from the API server carries such a name)'
+          : `admitted by this webhook but not stored by the API server ${this.confirmAfterMs / 1000} s later (refused after the webhooks, by another ` +
+            'webhook or a quota; stored later still, after a slow validating webhook; or a request that did not come from the API server)';
+      this.log.warn(
+        { ...fields, admittedMsAgo: Date.now() - gone[0]!.at },
+        `unique-service-account: forgot ${names} on ${sa}, ${reason}; ${one ? 'it no longer counts as a claim' : 'they no longer count as claims'}`,
+      );
+    }
+    if (r.unanswered.length) {
+      admittedClaimsChecked.inc({ result: 'unanswered' }, r.unanswered.length);
+      const { names, sa, fields, one } = describeClaims(r.unanswered);
+      this.log.warn(
+        { ...fields, err: r.err },
+        `unique-service-account: could not check with the API server whether ${names}, admitted moments ago on ${sa}, ${one ? 'was' : 'were'} stored; ` +
+          `${one ? 'it still counts, so the denial it causes stands' : 'they still count, so the denial they cause stands'}`,
+      );
+    }
   }
 
   private forgetAdmitted(key: string): void {

@@ -111,8 +111,8 @@ export interface ValidationOptions {
   listPageBytes?: number;
   /** client-node's watch timeouts, default 120 s (tests set less) */
   watchTimeoutMs?: number;
-  /** The checks of admitted agents with the API server: CONFIRM_AFTER_MS and CONFIRM_LIST_MS (tests set less). */
-  confirmAdmitted?: { afterMs?: number; listMs?: number };
+  /** The checks of admitted agents with the API server: CONFIRM_AFTER_MS, CONFIRM_LIST_MS and CONFIRM_LISTS_MAX (tests set less). */
+  confirmAdmitted?: { afterMs?: number; listMs?: number; maxLists?: number };
 }
 
 /** A first pass (validateUnsafe) whose denial rests only on agents admitted moments ago: check those, then decide. */
