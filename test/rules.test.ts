@@ -902,5 +902,18 @@ test('dedicated-service-account on a controller\'s pod: the fix is in the templa
   assert.equal(fix({ kind: 'Rollout', name: 'weather' }), 'create a ServiceAccount for the agent and set spec.template.spec.serviceAccountName in Rollout/weather, which creates this pod.');
   assert.equal(fix({ kind: 'ScaledJob', name: 'worker' }), 'create a ServiceAccount for the agent and set serviceAccountName in the pod template of ScaledJob/worker, which creates this pod.');
   assert.equal(fix(), 'create a ServiceAccount for the agent and set spec.serviceAccountName.', 'a bare pod');
+  // a Knative Revision's pod counts as its Configuration, but a Knative Service owns that and writes its template back
+  const knative = (labels: Record<string, string>) =>
+    checkObject({ ...pod, metadata: { ...pod.metadata, labels: { ...AGENT, ...labels } } }, { config, issuer: EKS, workload: { kind: 'Configuration', name: 'hello' } })[0]!.message.replace(/^.* Fix: /, '');
+  const revision = { 'serving.knative.dev/configuration': 'hello', 'serving.knative.dev/revision': 'hello-00001' };
+  assert.equal(
+    knative({ ...revision, 'serving.knative.dev/service': 'hello' }),
+    'create a ServiceAccount for the agent and set spec.template.spec.serviceAccountName in Knative Service hello (kubectl -n team-a edit ksvc hello), the owner of Configuration/hello, which creates this pod (the Service reverts edits made to its Configuration).',
+  );
+  assert.equal(
+    knative(revision),
+    'create a ServiceAccount for the agent and set spec.template.spec.serviceAccountName in the Knative Service that owns Configuration/hello, which creates this pod (the Service reverts edits made to its Configuration), or in Configuration/hello itself if no Service owns it.',
+  );
+  assert.equal(fix({ kind: 'Configuration', name: 'hello' }), 'create a ServiceAccount for the agent and set serviceAccountName in the pod template of Configuration/hello, which creates this pod.', 'not labelled as a Knative Revision\'s pod: a kind of its own');
   assert.equal(checkObject(pod, { config, issuer: EKS })[0]!.path, 'spec.serviceAccountName', 'the path stays the pod\'s field');
 });

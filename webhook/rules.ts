@@ -5,6 +5,7 @@ import { isAgentType } from './config.ts';
 import type { AgentIdentity, OwnerLookup } from './identity.ts';
 import {
   AGENT_LABEL,
+  KNATIVE_CONFIGURATION_LABEL,
   agentIdentity,
   effectiveServiceAccount,
   identityKey,
@@ -151,6 +152,21 @@ function workloadSpecPath(kind: string): string | null {
   return kind === 'Rollout' ? 'spec.template.spec' : null;
 }
 
+/** The label Knative puts on a Revision's pods when a Knative Service owns its Configuration: the Service's name. */
+const KNATIVE_SERVICE_LABEL = 'serving.knative.dev/service';
+
+/**
+ * Where to set the ServiceAccount of a pod of Knative Configuration `name` (identity.ts's versionedWorkload): a
+ * Knative Service owns its Configuration and writes its template over every edit, so the fix names the Service's
+ * template (from the pod's label), or, unknown, the Service that owns it, else the Configuration's own.
+ */
+function knativeTemplate(name: string, ns: string, labels: Record<string, unknown>): string {
+  const svc = labels[KNATIVE_SERVICE_LABEL];
+  if (typeof svc === 'string' && svc)
+    return `spec.template.spec.serviceAccountName in Knative Service ${svc} (kubectl -n ${ns} edit ksvc ${svc}), the owner of Configuration/${name}, which creates this pod (the Service reverts edits made to its Configuration)`;
+  return `spec.template.spec.serviceAccountName in the Knative Service that owns Configuration/${name}, which creates this pod (the Service reverts edits made to its Configuration), or in Configuration/${name} itself if no Service owns it`;
+}
+
 /**
  * Dedicated ServiceAccount check on a Pod or workload pod template. `workload`: the top-level workload a
  * controller's pod belongs to (its Deployment, CronJob...): the fix is made in its template, not in the pod.
@@ -182,9 +198,13 @@ function checkDedicated(obj: Record<string, any>, config: Config, ns: string, wo
   let where = `${specPath}.serviceAccountName`;
   if (kind === 'Pod' && workload && (workload.kind !== 'Pod' || workload.name !== name)) {
     const wpath = workloadSpecPath(workload.kind);
-    where = wpath
-      ? `${wpath}.serviceAccountName in ${workload.kind}/${workload.name}, which creates this pod`
-      : `serviceAccountName in the pod template of ${workload.kind}/${workload.name}, which creates this pod`;
+    const labels: Record<string, unknown> = isObject(obj.metadata) && isObject(obj.metadata.labels) ? obj.metadata.labels : {};
+    // a Knative Revision's pod (identity.ts counts it as its Configuration)
+    if (workload.kind === 'Configuration' && labels[KNATIVE_CONFIGURATION_LABEL] === workload.name) where = knativeTemplate(workload.name, ns, labels);
+    else
+      where = wpath
+        ? `${wpath}.serviceAccountName in ${workload.kind}/${workload.name}, which creates this pod`
+        : `serviceAccountName in the pod template of ${workload.kind}/${workload.name}, which creates this pod`;
   }
   return [
     {
