@@ -964,7 +964,7 @@ test('background audit: 3,000 ServiceAccounts with two agents each, walked a tho
 });
 
 test('background audit: kagent\'s controller running where its token-review ConfigMap does not exist is reported (a deletion never reaches a webhook)', async () => {
-  const controller = (ns: string) => ({ metadata: { name: 'kagent-controller', namespace: ns }, spec: { replicas: 1, template: { metadata: { labels: { app: 'kagent' } }, spec: { containers: [{ name: 'c', image: 'kagent:1' }] } } } });
+  const controller = (ns: string) => ({ metadata: { name: 'kagent-controller', namespace: ns }, spec: { replicas: 1, template: { metadata: { labels: { app: 'kagent' } }, spec: { containers: [{ name: 'c', image: 'kagent:1', envFrom: [{ configMapRef: { name: 'kagent-enterprise-config' } }] }] } } } });
   const { svc, lines, close } = await setup((api) => {
     seedBasics(api);
     const idle = controller('kagent-3');
@@ -985,6 +985,37 @@ test('background audit: kagent\'s controller running where its token-review Conf
     );
     const metric = await registry.getSingleMetric('kagenti_webhook_policy_violations')!.get();
     assert.equal(metric.values.find((v) => v.labels.rule === 'token-review-required')?.value, 1);
+  } finally {
+    await close();
+  }
+});
+
+test('background audit: a controller whose env overrides the ConfigMap, or that does not read it, is reported from the cache; a key that differs only in case is named', async () => {
+  const controller = (ns: string, container: Record<string, unknown>) => ({ metadata: { name: 'kagent-controller', namespace: ns }, spec: { replicas: 1, template: { metadata: { labels: { app: 'kagent' } }, spec: { containers: [{ name: 'c', image: 'kagent:1', ...container }] } } } });
+  const envFrom = [{ configMapRef: { name: 'kagent-enterprise-config' } }];
+  const { svc, lines, close } = await setup((api) => {
+    seedBasics(api);
+    api.seed(PATHS.deployments, [
+      controller('kagent', { envFrom, env: [{ name: 'K8S_TOKEN_REVIEW', value: 'false' }] }),
+      controller('kagent-2', { envFrom: [{ configMapRef: { name: 'kagent-controller' } }] }),
+      controller('kagent-3', { envFrom }),
+    ]);
+    api.seed(PATHS.configmaps, [
+      { metadata: { name: 'kagent-enterprise-config', namespace: 'kagent' }, data: { K8S_TOKEN_REVIEW: 'true' } },
+      { metadata: { name: 'kagent-enterprise-config', namespace: 'kagent-2' }, data: { K8S_TOKEN_REVIEW: 'true' } },
+      { metadata: { name: 'kagent-enterprise-config', namespace: 'kagent-3' }, data: { k8s_token_review: 'true', OTHER: 'x' } },
+    ]);
+  });
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    await until(() => lines.filter((l) => l.audit === true && l.rule === 'token-review-required').length >= 3, 'audit ran');
+    const reported = lines.filter((l) => l.audit === true && l.rule === 'token-review-required');
+    const by = (ns: string) => reported.filter((l) => l.namespace === ns).map((l) => l.msg as string);
+    assert.equal(by('kagent').length, 1);
+    assert.match(by('kagent')[0]!, /^\[token-review-required\] Deployment kagent\/kagent-controller: spec\.template\.spec\.containers\[0\]\.env\[0\] sets K8S_TOKEN_REVIEW to "false" .*Fix: remove that env entry/);
+    assert.match(by('kagent-2')[0]!, /^\[token-review-required\] Deployment kagent-2\/kagent-controller: kagent's controller does not read K8S_TOKEN_REVIEW from ConfigMap kagent-2\/kagent-enterprise-config/);
+    // the cached ConfigMap keeps the key that differs in case, for /validate's hint
+    assert.match(by('kagent-3')[0]!, /^\[token-review-required\] ConfigMap kagent-3\/kagent-enterprise-config: data\.K8S_TOKEN_REVIEW is not set \(data has "k8s_token_review": keys are case-sensitive\)\./);
   } finally {
     await close();
   }

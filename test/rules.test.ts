@@ -854,8 +854,12 @@ test('checkMissingTokenReview: a controller that reads only ConfigMaps the webho
   // the cache's slimmed Deployment carries the references it read (configMapRefs)
   const slim = { kind: 'Deployment', metadata: { name: 'kagent-controller', namespace: 'kagent' }, configMapRefs: [{ name: 'kagent-enterprise-config-9k6bh8fd92', path: 'spec.template.spec.containers[0].envFrom[0].configMapRef.name' }] };
   assert.match(checkMissingTokenReview([slim], [], config, EKS)[0].message, /reads its environment from ConfigMap kagent\/kagent-enterprise-config-9k6bh8fd92 .*disableNameSuffixHash/);
-  // where the watched ConfigMap exists, nothing (as before)
-  assert.deepEqual(checkMissingTokenReview([slim], [cm({ K8S_TOKEN_REVIEW: 'true' })], config, EKS), []);
+  // where the watched ConfigMap exists but the controller reads only another one, the "true" there never reaches it
+  const [notRead] = checkMissingTokenReview([slim], [cm({ K8S_TOKEN_REVIEW: 'true' })], config, EKS);
+  assert.match(notRead.message, /kagent's controller does not read K8S_TOKEN_REVIEW from ConfigMap kagent\/kagent-enterprise-config: .*it reads ConfigMap kagent\/kagent-enterprise-config-9k6bh8fd92/);
+  // reading the watched one (the cache marks the reference that delivers the key), nothing
+  const reads = { ...slim, configMapRefs: [{ name: 'kagent-enterprise-config', path: 'spec.template.spec.containers[0].envFrom[0].configMapRef.name', delivers: true }] };
+  assert.deepEqual(checkMissingTokenReview([reads], [cm({ K8S_TOKEN_REVIEW: 'true' })], config, EKS), []);
 });
 
 test('unique-service-account: one workload mid-rollout of a kagenti.io/agent label is one other agent, named with its label', () => {
@@ -916,4 +920,75 @@ test('dedicated-service-account on a controller\'s pod: the fix is in the templa
   );
   assert.equal(fix({ kind: 'Configuration', name: 'hello' }), 'create a ServiceAccount for the agent and set serviceAccountName in the pod template of Configuration/hello, which creates this pod.', 'not labelled as a Knative Revision\'s pod: a kind of its own');
   assert.equal(checkObject(pod, { config, issuer: EKS })[0]!.path, 'spec.serviceAccountName', 'the path stays the pod\'s field');
+});
+
+test('checkMissingTokenReview: the ConfigMap exists with "true", but the controller never gets it (kagent-enterprise#1829, a literal env that overrides envFrom)', () => {
+  const controller = (container: Record<string, unknown>) => ({
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: 'kagent-controller', namespace: 'kagent' },
+    spec: { template: { metadata: { labels: { app: 'kagent' } }, spec: { containers: [{ name: 'controller', image: 'kagent:1', ...container }] } } },
+  });
+  const good = [cm({ K8S_TOKEN_REVIEW: 'true' })];
+  // envFrom only from its own ConfigMap: the chart's default
+  const [own] = checkMissingTokenReview([controller({ envFrom: [{ configMapRef: { name: 'kagent-controller' } }] })], good, config, EKS);
+  assert.equal(own.rule, 'token-review-required');
+  assert.equal(own.severity, 'error');
+  assert.equal(own.path, 'spec.template.spec.containers.0.envFrom.0.configMapRef.name');
+  assert.match(own.message, MESSAGE);
+  assert.match(
+    own.message,
+    /^\[token-review-required\] Deployment kagent\/kagent-controller: kagent's controller does not read K8S_TOKEN_REVIEW from ConfigMap kagent\/kagent-enterprise-config: .*\(it reads ConfigMap kagent\/kagent-controller, spec\.template\.spec\.containers\[0\]\.envFrom\[0\]\.configMapRef\.name\), so the value set there never reaches it\. .*agent callbacks fail with 401\. Fix: add an envFrom entry with configMapRef name kagent-enterprise-config to the controller's container .*then restart deploy\/kagent-controller\.$/,
+  );
+  // no envFrom at all, and an envFrom with a prefix (the variable is then <prefix>K8S_TOKEN_REVIEW): the same
+  assert.match(checkMissingTokenReview([controller({})], good, config, EKS)[0].message, /does not read K8S_TOKEN_REVIEW .*\(it reads no ConfigMap\)/);
+  assert.equal(checkMissingTokenReview([controller({ envFrom: [{ prefix: 'KAGENT_', configMapRef: { name: 'kagent-enterprise-config' } }] })], good, config, EKS).length, 1);
+  // envFrom the ConfigMap and a literal K8S_TOKEN_REVIEW: "false": the literal wins
+  const [literal] = checkMissingTokenReview(
+    [controller({ envFrom: [{ configMapRef: { name: 'kagent-enterprise-config' } }], env: [{ name: 'LOG', value: 'x' }, { name: 'K8S_TOKEN_REVIEW', value: 'false' }] })],
+    good,
+    config,
+    EKS,
+  );
+  assert.equal(literal.path, 'spec.template.spec.containers.0.env.1');
+  assert.match(literal.message, MESSAGE);
+  assert.match(
+    literal.message,
+    /^\[token-review-required\] Deployment kagent\/kagent-controller: spec\.template\.spec\.containers\[0\]\.env\[1\] sets K8S_TOKEN_REVIEW to "false" in kagent's controller, which takes precedence over the value from ConfigMap kagent\/kagent-enterprise-config \(env overrides envFrom\)\. .*Fix: remove that env entry/,
+  );
+  // what reaches it: envFrom the ConfigMap, a configMapKeyRef of its key, a literal "true" (even without the ConfigMap)
+  for (const c of [
+    { envFrom: [{ configMapRef: { name: 'kagent-controller' } }, { configMapRef: { name: 'kagent-enterprise-config' } }] },
+    { env: [{ name: 'K8S_TOKEN_REVIEW', valueFrom: { configMapKeyRef: { name: 'kagent-enterprise-config', key: 'K8S_TOKEN_REVIEW' } } }] },
+    { env: [{ name: 'K8S_TOKEN_REVIEW', value: 'false' }, { name: 'K8S_TOKEN_REVIEW', value: 'true' }] },
+  ])
+    assert.deepEqual(checkMissingTokenReview([controller(c)], good, config, EKS), [], JSON.stringify(c));
+  assert.deepEqual(checkMissingTokenReview([controller({ env: [{ name: 'K8S_TOKEN_REVIEW', value: 'true' }] })], [], config, EKS), []);
+  // the cache's slimmed Deployment carries the literal (tokenReviewEnv)
+  const slim = { kind: 'Deployment', metadata: { name: 'kagent-controller', namespace: 'kagent' }, configMapRefs: [{ name: 'kagent-enterprise-config', path: 'spec.template.spec.containers[0].envFrom[0].configMapRef.name', delivers: true }], tokenReviewEnv: { path: 'spec.template.spec.containers[0].env[0]', value: 'False' } };
+  assert.match(checkMissingTokenReview([slim], good, config, EKS)[0].message, /sets K8S_TOKEN_REVIEW to "False"/);
+  // only on an external issuer, and the rule's action
+  assert.deepEqual(checkMissingTokenReview([controller({})], good, config, UNKNOWN), []);
+  assert.deepEqual(checkMissingTokenReview([controller({})], good, configFromObject({ policies: { 'token-review-required': 'off' } }), EKS), []);
+});
+
+test('checkControllerTokenReview (lint): kagent\'s controller in a render that never gets K8S_TOKEN_REVIEW from the ConfigMap', async () => {
+  const { checkControllerTokenReview } = await import('../webhook/rules.ts');
+  const controller = (container: Record<string, unknown>, name = 'kagent-controller') => ({
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name },
+    spec: { template: { metadata: { labels: { app: 'kagent' } }, spec: { containers: [{ name: 'controller', image: 'kagent:1', ...container }] } } },
+  });
+  const ctx = { config, issuer: EKS, namespace: 'kagent' };
+  assert.match(checkControllerTokenReview(controller({ envFrom: [{ configMapRef: { name: 'kagent-controller' } }] }), ctx)[0].message, /^\[token-review-required\] Deployment kagent\/kagent-controller: kagent's controller does not read K8S_TOKEN_REVIEW/);
+  assert.match(checkControllerTokenReview(controller({ envFrom: [{ configMapRef: { name: 'kagent-enterprise-config' } }], env: [{ name: 'K8S_TOKEN_REVIEW', value: 'false' }] }), ctx)[0].message, /env\[0\] sets K8S_TOKEN_REVIEW to "false"/);
+  // a kustomize hash is the configured name in a render
+  assert.deepEqual(checkControllerTokenReview(controller({ envFrom: [{ configMapRef: { name: 'kagent-enterprise-config-9k6bh8fd92' } }] }), ctx), []);
+  // a prefixed name: the fix says to list it
+  assert.match(checkControllerTokenReview(controller({ envFrom: [{ configMapRef: { name: 'prod-kagent-enterprise-config' } }] }), ctx)[0].message, /if ConfigMap prod-kagent-enterprise-config is kagent-enterprise-config renamed .*add its name to tokenReview\.configMapNames/);
+  // another Deployment, an issuer that is not external: nothing
+  assert.deepEqual(checkControllerTokenReview(controller({}, 'web'), ctx), []);
+  assert.deepEqual(checkControllerTokenReview(controller({}), { ...ctx, issuer: UNKNOWN }), []);
+  assert.deepEqual(checkControllerTokenReview(controller({}), { ...ctx, issuer: INTERNAL }), []);
 });

@@ -27,7 +27,7 @@ import {
   orphanWorkload,
 } from './identity.ts';
 import type { AgentRef } from './rules.ts';
-import { ADMITTED_TTL_MS, TOKEN_REVIEW_KEY, envConfigMapRefs } from './rules.ts';
+import { ADMITTED_TTL_MS, TOKEN_REVIEW_KEY, envConfigMapRefs, tokenReviewEnv } from './rules.ts';
 import { getPodTemplate, podTemplatePath } from './workloads.ts';
 import { Counter, Gauge, PREFIX, registry } from './metrics.ts';
 import { isObject, oneLine } from './json.ts';
@@ -259,8 +259,12 @@ function slimWorkload(kind: string, controllerDeployment?: string): (obj: KubeOb
     // kagent-controller check reads this)
     if (kind === 'Deployment' && spec.replicas === 0) out.scaledToZero = true;
     // kagent's controller: the ConfigMaps it reads its environment from (the audit's kagent-controller check)
-    if (kind === 'Deployment' && controllerDeployment !== undefined && out.metadata.name === controllerDeployment)
-      out.configMapRefs = envConfigMapRefs({ ...obj, kind }).map((r) => ({ name: intern(r.name), path: intern(r.path) }));
+    // and a K8S_TOKEN_REVIEW its env sets itself, which overrides them
+    if (kind === 'Deployment' && controllerDeployment !== undefined && out.metadata.name === controllerDeployment) {
+      out.configMapRefs = envConfigMapRefs({ ...obj, kind }).map((r) => ({ name: intern(r.name), path: intern(r.path), ...(r.delivers ? { delivers: true } : {}) }));
+      const literal = tokenReviewEnv({ ...obj, kind });
+      if (literal) out.tokenReviewEnv = { path: intern(literal.path), ...(literal.value !== undefined ? { value: literal.value.slice(0, 64) } : {}) };
+    }
     if (
       kind === 'Job' &&
       (typeof status.completionTime === 'string' ||
@@ -299,11 +303,22 @@ function slimCsiDriver(obj: KubeObject): KubeObject {
   return { kind: 'CSIDriver', metadata: { name: String(md.name ?? ''), resourceVersion: md.resourceVersion } };
 }
 
+/** Keys like K8S_TOKEN_REVIEW but for case or spaces a slimmed ConfigMap keeps at most. */
+const MAX_LOOKALIKE_KEYS = 3;
+
 function slimConfigMap(obj: KubeObject): KubeObject {
   const out: KubeObject = { kind: 'ConfigMap', metadata: slimMeta(obj) };
   if (isObject(obj.data)) {
     out.data = {};
     if (Object.hasOwn(obj.data, TOKEN_REVIEW_KEY)) out.data[TOKEN_REVIEW_KEY] = obj.data[TOKEN_REVIEW_KEY];
+    // keys that differ from it only in case or surrounding spaces, for the message's hint (a few; their values are
+    // not read)
+    let lookalikes = 0;
+    for (const k of Object.keys(obj.data)) {
+      if (k === TOKEN_REVIEW_KEY || k.length > TOKEN_REVIEW_KEY.length + 8 || k.trim().toUpperCase() !== TOKEN_REVIEW_KEY) continue;
+      out.data[intern(k)] = '';
+      if (++lookalikes === MAX_LOOKALIKE_KEYS) break;
+    }
   }
   if (isObject(obj.binaryData) && Object.hasOwn(obj.binaryData, TOKEN_REVIEW_KEY))
     out.binaryData = { [TOKEN_REVIEW_KEY]: '' };

@@ -23,7 +23,7 @@ import {
   splitDocuments,
 } from './manifest-stream.ts';
 import type { AgentRef, IssuerInfo, Violation } from './rules.ts';
-import { agentOf, checkInjection, checkObject, checkUnique, dedicatedDenies, RenderedNamespaces, remediatedAtAdmission, UNWATCHED_NAMESPACES } from './rules.ts';
+import { agentOf, checkControllerTokenReview, checkInjection, checkObject, checkUnique, dedicatedDenies, RenderedNamespaces, remediatedAtAdmission, UNWATCHED_NAMESPACES } from './rules.ts';
 import type { LabelSelector, OwnerLookup, OwnerRef } from './identity.ts';
 import { controllerOf, copySelector, identityKey, isDnsLabel, objectName, objectNamespace, orphanWorkload, selectorMatches, templateOwner } from './identity.ts';
 import { isObject } from './json.ts';
@@ -445,6 +445,8 @@ export class Linter {
               : viol,
             ...(immutable && viol.rule.startsWith('token-review-') ? { immutable: true as const } : {}),
           });
+      // kagent's controller Deployment: whether K8S_TOKEN_REVIEW from the ConfigMap reaches it at all
+      if (!owned) for (const viol of checkControllerTokenReview(obj, { config: this.ctx.config, issuer: this.ctx.issuer, namespace: this.ctx.namespace })) before.push({ v: viol });
       this.noteNamespace(obj);
       // What /mutate would deny in the pods of this workload (or this Pod): the same check /validate makes. The labels
       // of a namespace the input has not shown yet are probed: should the check read one, the object is held until

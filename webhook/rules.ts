@@ -255,11 +255,68 @@ export function kustomizeGeneratedFrom(name: string, names: readonly string[]): 
   return names.includes(base) ? base : undefined;
 }
 
+/**
+ * The configured name that `name` holds with something before or after it (a kustomize namePrefix or nameSuffix:
+ * `prod-kagent-enterprise-config`, and `-<hash>` after it from a configMapGenerator), or undefined: the name itself
+ * and `<name>-<hash>` (kustomizeGeneratedFrom) are not. `hashed`: a kustomize hash ends it.
+ */
+export function kustomizeAffixedFrom(name: string, names: readonly string[]): { from: string; hashed: boolean } | undefined {
+  if (names.includes(name) || kustomizeGeneratedFrom(name, names)) return undefined;
+  const hashed = name.length >= 12 && name.charAt(name.length - 11) === '-' && /^[2456789bcdfghkmt]{10}$/.test(name.slice(-10));
+  const stable = hashed ? name.slice(0, -11) : name;
+  const from = names.find((n) => n !== '' && stable !== n && stable.includes(n));
+  return from ? { from, hashed } : undefined;
+}
+
+/**
+ * lint's check of a ConfigMap whose name holds a configured one with a prefix or suffix (kustomizeAffixedFrom): the
+ * webhook, which matches exact names, never checks it, and it may well be kagent's settings (kustomize's namePrefix
+ * renames the controller's envFrom with it). Checked as the configured one, every finding a warning (it may be
+ * another ConfigMap), with the note that tokenReview.configMapNames does not list it and the fix to list it; a
+ * ConfigMap whose value is right still gets that warning, except where the issuer is internal or the rule is off.
+ */
+function checkAffixed(
+  obj: Record<string, any>,
+  config: Config,
+  issuer: IssuerInfo,
+  ns: string,
+  opts: { immutable: boolean; generatedNames: boolean; affixed: { from: string; hashed: boolean } },
+): Violation[] {
+  const name = objectName(obj);
+  const { from, hashed } = opts.affixed;
+  const stable = hashed ? name.slice(0, -11) : name;
+  const list = `add ${stable} to tokenReview.configMapNames in the webhook config${hashed ? ' (with generatorOptions: disableNameSuffixHash: true in the kustomization, so that the name does not change with the content)' : ''}`;
+  const note = `tokenReview.configMapNames does not list this name, so the webhook never checks it at admission; lint checks it as ${from}.`;
+  const found = checkTokenReview(obj, config, issuer, ns, opts);
+  if (found.length)
+    return found.map((v) => ({ ...v, severity: 'warning', message: `${noteBeforeFix(v.message, note).replace(/\.$/, '')}; and ${list}.` }));
+  if (issuer.classification === 'internal' || !severityFor(config.policies['token-review-required'])) return [];
+  return [
+    {
+      rule: 'token-review-required',
+      severity: 'warning',
+      kind: 'ConfigMap',
+      namespace: ns,
+      name,
+      path: 'metadata.name',
+      message:
+        `[token-review-required] ConfigMap ${ns}/${name}: its name is ${from} with a prefix or suffix (a kustomize namePrefix or nameSuffix?), which tokenReview.configMapNames does not list, ` +
+        `so the webhook never checks its ${TOKEN_REVIEW_KEY} at admission; if kagent's controller reads it, a wrong value would reach it unchecked, and agent callbacks fail with 401. Fix: ${list}.`,
+    },
+  ];
+}
+
 /** A ConfigMap a pod spec's containers read their environment from, and the field that names it. */
 export interface EnvConfigMapRef {
   name: string;
   /** e.g. `spec.template.spec.containers[0].envFrom[0].configMapRef.name` */
   path: string;
+  /**
+   * the reference gives a container (not an init container) the variable K8S_TOKEN_REVIEW from that ConfigMap's key
+   * K8S_TOKEN_REVIEW: an `envFrom[].configMapRef` without a `prefix`, or an `env[]` entry K8S_TOKEN_REVIEW with
+   * `valueFrom.configMapKeyRef.key: K8S_TOKEN_REVIEW` (`path` is then that reference's)
+   */
+  delivers?: true;
 }
 
 /**
@@ -272,30 +329,77 @@ export function envConfigMapRefs(obj: unknown): EnvConfigMapRef[] {
   if (!tpl || !tpl.spec) return [];
   const specPath = [...tpl.path, 'spec'].join('.');
   const out: EnvConfigMapRef[] = [];
-  const seen = new Set<string>();
-  const add = (name: unknown, path: string) => {
-    if (typeof name !== 'string' || !name || seen.has(name)) return;
-    seen.add(name);
-    out.push({ name, path });
+  const seen = new Map<string, EnvConfigMapRef>();
+  const add = (name: unknown, path: string, delivers: boolean) => {
+    if (typeof name !== 'string' || !name) return;
+    const had = seen.get(name);
+    if (had) {
+      // the first reference that delivers the key is the one to name
+      if (delivers && !had.delivers) {
+        had.path = path;
+        had.delivers = true;
+      }
+      return;
+    }
+    const r: EnvConfigMapRef = { name, path };
+    if (delivers) r.delivers = true;
+    seen.set(name, r);
+    out.push(r);
   };
   for (const list of ['containers', 'initContainers']) {
     const cs: unknown = tpl.spec[list];
     if (!Array.isArray(cs)) continue;
+    const main = list === 'containers';
     cs.forEach((c: unknown, i: number) => {
       if (!isObject(c)) return;
       const at = `${specPath}.${list}[${i}]`;
       if (Array.isArray(c.envFrom))
         c.envFrom.forEach((e: unknown, j: number) => {
-          if (isObject(e) && isObject(e.configMapRef)) add(e.configMapRef.name, `${at}.envFrom[${j}].configMapRef.name`);
+          if (isObject(e) && isObject(e.configMapRef))
+            add(e.configMapRef.name, `${at}.envFrom[${j}].configMapRef.name`, main && (e.prefix === undefined || e.prefix === null || e.prefix === ''));
         });
       if (Array.isArray(c.env))
         c.env.forEach((e: unknown, j: number) => {
           if (isObject(e) && isObject(e.valueFrom) && isObject(e.valueFrom.configMapKeyRef))
-            add(e.valueFrom.configMapKeyRef.name, `${at}.env[${j}].valueFrom.configMapKeyRef.name`);
+            add(
+              e.valueFrom.configMapKeyRef.name,
+              `${at}.env[${j}].valueFrom.configMapKeyRef.name`,
+              main && e.name === TOKEN_REVIEW_KEY && e.valueFrom.configMapKeyRef.key === TOKEN_REVIEW_KEY,
+            );
         });
     });
   }
   return out;
+}
+
+/**
+ * K8S_TOKEN_REVIEW as a container's `env` sets it itself, which takes precedence over any `envFrom`: the last entry
+ * of that name in a container (`containers`, not init containers). `value`: a literal's (`value:`; none is ""),
+ * undefined when it comes from elsewhere than a literal or a ConfigMap (a Secret, a field): not known. A
+ * `configMapKeyRef` entry is not returned (envConfigMapRefs has it). The first container's whose value is not
+ * "true", else the first one's; undefined when no container sets it so.
+ */
+export function tokenReviewEnv(obj: unknown): { path: string; value?: string } | undefined {
+  const tpl = getPodTemplate(obj);
+  if (!tpl || !tpl.spec || !Array.isArray(tpl.spec.containers)) return undefined;
+  const specPath = [...tpl.path, 'spec'].join('.');
+  let first: { path: string; value?: string } | undefined;
+  for (const [i, c] of (tpl.spec.containers as unknown[]).entries()) {
+    if (!isObject(c) || !Array.isArray(c.env)) continue;
+    let last: { path: string; value?: string } | null = null;
+    c.env.forEach((e: unknown, j: number) => {
+      if (!isObject(e) || e.name !== TOKEN_REVIEW_KEY) return;
+      const path = `${specPath}.containers[${i}].env[${j}]`;
+      if (!isObject(e.valueFrom)) last = { path, value: typeof e.value === 'string' ? e.value : '' };
+      else if (isObject(e.valueFrom.configMapKeyRef)) last = null;
+      else last = { path };
+    });
+    const found = last as { path: string; value?: string } | null;
+    if (!found) continue;
+    if (found.value !== undefined && found.value !== 'true') return found;
+    first ??= found;
+  }
+  return first;
 }
 
 /** ` (data has "k8s_token_review": keys are case-sensitive)` when a key differs from ours only in case or spaces. */
@@ -313,17 +417,24 @@ function checkTokenReview(
   config: Config,
   issuer: IssuerInfo,
   ns: string,
-  opts: { immutable: boolean; generatedNames: boolean },
+  opts: { immutable: boolean; generatedNames: boolean; affixed?: { from: string; hashed: boolean } },
 ): Violation[] {
   const { immutable } = opts;
   const name = objectName(obj);
   const names = config.tokenReview.configMapNames;
-  const generatedFrom = names.includes(name) || !opts.generatedNames ? undefined : kustomizeGeneratedFrom(name, names);
-  if (!names.includes(name) && !generatedFrom) return [];
+  const generatedFrom = names.includes(name) || !opts.generatedNames || opts.affixed ? undefined : kustomizeGeneratedFrom(name, names);
+  if (!names.includes(name) && !generatedFrom && !opts.affixed) {
+    const affixed = opts.generatedNames ? kustomizeAffixedFrom(name, names) : undefined;
+    return affixed ? checkAffixed(obj, config, issuer, ns, { ...opts, affixed }) : [];
+  }
   const out: Violation[] = [];
   const ref = `ConfigMap ${ns}/${name}`;
   // the message's subject; a generated name says where it comes from
-  const subject = generatedFrom ? `${ref} (generated by kustomize from ${generatedFrom})` : ref;
+  const subject = generatedFrom
+    ? `${ref} (generated by kustomize from ${generatedFrom})`
+    : opts.affixed
+      ? `${ref} (${opts.affixed.from} with a kustomize namePrefix or nameSuffix?)`
+      : ref;
   // The fix where the ConfigMap in the cluster is immutable: the API server refuses any change to its data (setting
   // the key included), so the only way is a new object.
   const recreate = (want: string) =>
@@ -439,17 +550,103 @@ function checkTokenReview(
   return out;
 }
 
+/** The controller's path for a field path with `[N]` indices, as a Violation's path (`.N`). */
+function dotted(path: string): string {
+  return path.replace(/\[(\d+)\]/g, '.$1');
+}
+
 /**
- * token-review-required for a ConfigMap that is not there (the background audit): kagent's controller Deployment
- * (`tokenReview.controllerDeployment`) runs in a namespace where no ConfigMap of `tokenReview.configMapNames`
- * exists, on a cluster whose issuer is external. kagent then verifies tokens locally and agent callbacks fail with
- * 401, and no admission shows it: ConfigMap deletes are not sent to this webhook (so that uninstalling kagent is never
- * blocked). Only on an external issuer: an unknown one is already warned about where the ConfigMap is applied.
- *
- * When the controller reads its environment only from ConfigMaps that are not in configMapNames (`configMapRefs` of
- * the cache's slimmed Deployment, else its pod template's envFrom / configMapKeyRef), the finding says that instead:
- * the webhook does not watch that ConfigMap (kustomize's configMapGenerator names it `<name>-<hash>`), so it cannot
- * tell whether K8S_TOKEN_REVIEW is set there, and how to make it watched.
+ * token-review-required on kagent's controller Deployment (`tokenReview.controllerDeployment`), from its own pod
+ * template, on a cluster whose issuer is external: the ConfigMap can hold "true" while the controller never gets it.
+ *   - a container's `env` sets K8S_TOKEN_REVIEW to a literal other than "true": env takes precedence over envFrom;
+ *   - none of its containers' `envFrom[].configMapRef` (without a prefix) or `env` K8S_TOKEN_REVIEW
+ *     `configMapKeyRef` names a ConfigMap of `tokenReview.configMapNames` (`watched`: lint counts a kustomize
+ *     `<name>-<hash>` too), so the value set there never reaches it (kagent-enterprise#1829: the chart's controller
+ *     reads only its own ConfigMap).
+ * A literal "true" is enough on its own; an entry from a Secret or a field cannot be checked and counts as set.
+ * null when neither applies. `refs`/`literal`: the template's (envConfigMapRefs, tokenReviewEnv), or the cache's.
+ * `cm`: the ConfigMap to name in the fix. Used by lint (on the render's Deployment) and the audit (on the cache's).
+ */
+function controllerNotReading(
+  d: { ns: string; name: string; refs: readonly EnvConfigMapRef[]; literal: { path: string; value?: string } | undefined },
+  config: Config,
+  issuer: IssuerInfo,
+  sev: Severity,
+  watched: (name: string) => boolean,
+  cm: string,
+): Violation | null | 'reads' {
+  const { ns, name, refs, literal } = d;
+  const base = { rule: 'token-review-required' as const, severity: sev, kind: 'Deployment', namespace: ns, name };
+  const why = `${cap(describeIssuer(issuer))}, so kagent needs "true": without it, it cannot verify agent tokens locally and agent callbacks fail with 401.`;
+  if (literal) {
+    if (literal.value === undefined || literal.value === 'true') return null;
+    return {
+      ...base,
+      path: dotted(literal.path),
+      message:
+        `[token-review-required] Deployment ${ns}/${name}: ${literal.path} sets ${TOKEN_REVIEW_KEY} to ${quoted(literal.value)} in kagent's controller, ` +
+        `which takes precedence over the value from ConfigMap ${ns}/${cm} (env overrides envFrom). ${why} ` +
+        `Fix: remove that env entry, so the ConfigMap's ${TOKEN_REVIEW_KEY}: "true" applies (or set its value to "true"), then restart deploy/${name}.`,
+    };
+  }
+  if (refs.some((r) => r.delivers && watched(r.name))) return 'reads';
+  const other = refs[0];
+  const reads = other
+    ? ` (it reads ConfigMap ${ns}/${other.name}, ${other.path}${refs.length > 1 ? `, and ${refs.length - 1} more` : ''})`
+    : ' (it reads no ConfigMap)';
+  // a ConfigMap it reads under another name may be kagent's settings renamed (a kustomize namePrefix or nameSuffix)
+  const names = config.tokenReview.configMapNames;
+  const renamed = refs.find((r) => !watched(r.name) && kustomizeAffixedFrom(r.name, names));
+  const rename = renamed
+    ? `; or, if ConfigMap ${renamed.name} is ${kustomizeAffixedFrom(renamed.name, names)!.from} renamed (a kustomize namePrefix or nameSuffix), add its name to tokenReview.configMapNames in the webhook config (with generatorOptions: disableNameSuffixHash: true, for a name that does not change with the content)`
+    : '';
+  return {
+    ...base,
+    path: other ? dotted(other.path) : 'spec.template.spec.containers.0',
+    message:
+      `[token-review-required] Deployment ${ns}/${name}: kagent's controller does not read ${TOKEN_REVIEW_KEY} from ConfigMap ${ns}/${cm}: ` +
+      `no envFrom configMapRef (without a prefix) or env configMapKeyRef of its containers names it${reads}, so the value set there never reaches it. ${why} ` +
+      `Fix: add an envFrom entry with configMapRef name ${cm} to the controller's container (spec.template.spec.containers[0].envFrom), then restart deploy/${name}${rename}.`,
+  };
+}
+
+/**
+ * token-review-required on kagent's controller Deployment in a render (lint): controllerNotReading, with a
+ * kustomize `<configured name>-<hash>` counted as the configured name. Nothing for another object, an issuer that is
+ * not external (kagent's settings are checked on the ConfigMap there), or with the rule off. Whether the ConfigMap
+ * itself is in the render is not asked: it may come from elsewhere.
+ */
+export function checkControllerTokenReview(obj: Record<string, any>, ctx: { config: Config; issuer: IssuerInfo; namespace?: string }): Violation[] {
+  const sev = severityFor(ctx.config.policies['token-review-required']);
+  if (!sev || ctx.issuer.classification !== 'external') return [];
+  if (!isObject(obj) || obj.kind !== 'Deployment' || objectName(obj) !== ctx.config.tokenReview.controllerDeployment || !getPodTemplate(obj)) return [];
+  const names = ctx.config.tokenReview.configMapNames;
+  const watched = (n: string) => names.includes(n) || kustomizeGeneratedFrom(n, names) !== undefined;
+  const v = controllerNotReading(
+    { ns: objectNamespace(obj, ctx.namespace || 'default'), name: objectName(obj), refs: envConfigMapRefs(obj), literal: tokenReviewEnv(obj) },
+    ctx.config,
+    ctx.issuer,
+    sev,
+    watched,
+    names[0] ?? TOKEN_REVIEW_KEY,
+  );
+  return v && v !== 'reads' ? [v] : [];
+}
+
+/**
+ * token-review-required on kagent's controller Deployment as the cluster holds it (the background audit), on a
+ * cluster whose issuer is external (an unknown one is already warned about where the ConfigMap is applied):
+ *   - it reads a ConfigMap of `tokenReview.configMapNames` that does not exist, or it reads no ConfigMap and none of
+ *     them exists in its namespace: kagent then verifies tokens locally and agent callbacks fail with 401, and no
+ *     admission shows it: ConfigMap deletes are not sent to this webhook (so that uninstalling kagent is never
+ *     blocked);
+ *   - it reads only ConfigMaps that are not in configMapNames and none of those exists: the finding says that the
+ *     webhook does not watch that ConfigMap (kustomize's configMapGenerator names it `<name>-<hash>`), so it cannot
+ *     tell whether K8S_TOKEN_REVIEW is set there, and how to make it watched;
+ *   - else, what controllerNotReading finds: a literal env K8S_TOKEN_REVIEW that is not "true", or no reference to
+ *     a ConfigMap of configMapNames (one that exists, holding "true", does not reach the controller).
+ * `configMapRefs` and `tokenReviewEnv` of the cache's slimmed Deployment, else its pod template's; a Deployment with
+ * neither (no pod template) is checked for the ConfigMap's existence only.
  */
 export function checkMissingTokenReview(
   deployments: readonly Record<string, any>[],
@@ -461,26 +658,55 @@ export function checkMissingTokenReview(
   if (!sev || issuer.classification !== 'external') return [];
   const want = config.tokenReview.controllerDeployment;
   const names = config.tokenReview.configMapNames;
-  const haveIn = new Set<string>();
-  for (const cm of configMaps) if (isObject(cm) && isObject(cm.metadata) && names.includes(cm.metadata.name)) haveIn.add(objectNamespace(cm, ''));
+  /** namespace → the configured names that exist there */
+  const haveIn = new Map<string, Set<string>>();
+  for (const cm of configMaps)
+    if (isObject(cm) && isObject(cm.metadata) && names.includes(cm.metadata.name)) {
+      const ns = objectNamespace(cm, '');
+      let set = haveIn.get(ns);
+      if (!set) haveIn.set(ns, (set = new Set()));
+      set.add(cm.metadata.name);
+    }
   const out: Violation[] = [];
   for (const d of deployments) {
     if (!isObject(d) || objectName(d) !== want) continue;
     // not running: scaled to 0 (the cache marks it) or being deleted
     if (d.scaledToZero === true || (isObject(d.metadata) && d.metadata.deletionTimestamp)) continue;
     const ns = objectNamespace(d, '');
-    if (!ns || haveIn.has(ns)) continue;
-    const refs: EnvConfigMapRef[] = Array.isArray(d.configMapRefs) ? d.configMapRefs : envConfigMapRefs({ ...d, kind: 'Deployment' });
+    if (!ns) continue;
+    const have = haveIn.get(ns);
+    const slim = Array.isArray(d.configMapRefs);
+    const full = { ...d, kind: 'Deployment' };
+    const known = slim || getPodTemplate(full) !== null;
+    const refs: EnvConfigMapRef[] = slim ? d.configMapRefs : envConfigMapRefs(full);
+    const literal: { path: string; value?: string } | undefined = slim ? (isObject(d.tokenReviewEnv) ? (d.tokenReviewEnv as { path: string; value?: string }) : undefined) : tokenReviewEnv(full);
     const base = { rule: 'token-review-required' as const, severity: sev, kind: 'Deployment', namespace: ns, name: want };
+    // a literal "true" (or a value from a Secret, which cannot be checked) is what the controller gets, whatever the ConfigMaps
+    if (literal && (literal.value === undefined || literal.value === 'true')) continue;
+    const delivering = refs.find((r) => r.delivers && names.includes(r.name));
+    // the ConfigMap to name: the one it reads, else one that exists, else the first configured
+    const cm = delivering?.name ?? (have ? [...have][0]! : undefined) ?? refs.find((r) => names.includes(r.name))?.name ?? names[0]!;
     const unwatched = refs.filter((r) => !names.includes(r.name));
-    if (unwatched.length && unwatched.length === refs.length) {
+    let envFromFix = false;
+    if (literal) {
+      // a literal K8S_TOKEN_REVIEW that is not "true": whatever the ConfigMap holds
+      const v = controllerNotReading({ ns, name: want, refs, literal }, config, issuer, sev, (n) => names.includes(n), cm);
+      if (v && v !== 'reads') out.push(v);
+      continue;
+    } else if (!known) {
+      // no pod template to read: only whether the ConfigMap exists
+      if (have) continue;
+    } else if (delivering) {
+      // it reads a watched ConfigMap: that one has to exist (its value is checked on it)
+      if (have?.has(delivering.name)) continue;
+    } else if (!have && unwatched.length && unwatched.length === refs.length) {
       // it reads ConfigMaps the webhook does not watch, none that it does: whether they hold the key is not known
-      const r = unwatched[0];
+      const r = unwatched[0]!;
       const from = kustomizeGeneratedFrom(r.name, names);
       const more = unwatched.length > 1 ? ` (and ${unwatched.length - 1} more ConfigMaps it does not watch either)` : '';
       out.push({
         ...base,
-        path: r.path.replace(/\[(\d+)\]/g, '.$1'),
+        path: dotted(r.path),
         message:
           `[token-review-required] Deployment ${ns}/${want}: kagent's controller reads its environment from ConfigMap ${ns}/${r.name} (${r.path})${more}, ` +
           `${from ? `which kustomize's configMapGenerator made from ${from}, ` : ''}` +
@@ -491,15 +717,20 @@ export function checkMissingTokenReview(
             : `Fix: add ${r.name} to tokenReview.configMapNames in the webhook config (or, if a kustomize configMapGenerator named it, set generatorOptions: disableNameSuffixHash: true), and set ${TOKEN_REVIEW_KEY}: "true" in it.`),
       });
       continue;
-    }
-    const cm = refs.find((r) => names.includes(r.name))?.name ?? names[0];
+    } else if (have || refs.length) {
+      // the ConfigMap is there (or the controller reads others), but the controller does not read it
+      const v = controllerNotReading({ ns, name: want, refs, literal }, config, issuer, sev, (n) => names.includes(n), cm);
+      if (v && v !== 'reads') out.push(v);
+      continue;
+    } else envFromFix = true;
     out.push({
       ...base,
       path: '',
       message:
         `[token-review-required] Deployment ${ns}/${want}: kagent's controller runs, but ConfigMap ${ns}/${cm} does not exist, so ${TOKEN_REVIEW_KEY} is not "true". ` +
         `${cap(describeIssuer(issuer))}, so kagent cannot verify agent tokens locally and agent callbacks fail with 401. ` +
-        `Fix: create ConfigMap ${ns}/${cm} with ${TOKEN_REVIEW_KEY}: "true" in data (in what the pipeline renders), then restart deploy/${want}.`,
+        `Fix: create ConfigMap ${ns}/${cm} with ${TOKEN_REVIEW_KEY}: "true" in data (in what the pipeline renders)` +
+        `${envFromFix ? `, add an envFrom entry with configMapRef name ${cm} to the controller's container (spec.template.spec.containers[0].envFrom: kagent reads the setting from its environment)` : ''}, then restart deploy/${want}.`,
     });
   }
   return out;
