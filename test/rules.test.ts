@@ -992,3 +992,11 @@ test('checkControllerTokenReview (lint): kagent\'s controller in a render that n
   assert.deepEqual(checkControllerTokenReview(controller({}), { ...ctx, issuer: UNKNOWN }), []);
   assert.deepEqual(checkControllerTokenReview(controller({}), { ...ctx, issuer: INTERNAL }), []);
 });
+
+test('token-review-value: a null K8S_TOKEN_REVIEW is stored as "", not rejected', () => {
+  const [v] = checkObject(cm({ K8S_TOKEN_REVIEW: null }), { config, issuer: UNKNOWN });
+  assert.equal(v.rule, 'token-review-value');
+  assert.ok(!v.message.includes('rejects'), v.message);
+  assert.match(v.message, /data\.K8S_TOKEN_REVIEW is null, not a string\. The API server stores it as the empty string "", which kagent does not read as "true"\./);
+  assert.equal(v.schema, undefined);
+});

@@ -475,7 +475,11 @@ function checkTokenReview(
       finding = {
         path: `data.${TOKEN_REVIEW_KEY}`,
         problem: `is ${jsonValue(value)}, not a string.`,
-        why: 'ConfigMap data holds only strings, so the API server rejects it and the setting never takes effect.',
+        // null (`K8S_TOKEN_REVIEW:` with no value, or `~`) decodes as the empty string; anything else is refused
+        why:
+          value === null
+            ? 'The API server stores it as the empty string "", which kagent does not read as "true".'
+            : 'ConfigMap data holds only strings, so the API server rejects it and the setting never takes effect.',
         fix: immutable ? `${recreate(`${TOKEN_REVIEW_KEY}: "${suggest}" (quoted) in data`)}.` : `quote it: ${TOKEN_REVIEW_KEY}: "${suggest}".`,
       };
     } else if (hasData && value !== 'true' && value !== 'false') {
