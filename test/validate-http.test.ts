@@ -291,7 +291,7 @@ test('HTTPS /validate: token-review ConfigMaps on an external-issuer cluster', a
     assert.equal(good.allowed, true);
     assert.equal(
       joinWarnings(good.warnings),
-      "[kagent-restart] ConfigMap kagent/kagent-enterprise-config: kagent's controller reads K8S_TOKEN_REVIEW only when it starts, so this change takes effect after a restart. Fix: kubectl -n kagent rollout restart deploy/kagent-controller",
+      "[kagent-restart] ConfigMap kagent/kagent-enterprise-config: kagent's controller reads K8S_TOKEN_REVIEW only when it starts, so if it is already running, this change takes effect after a restart. Fix: kubectl -n kagent rollout restart deploy/kagent-controller",
     );
     for (const w of good.warnings as string[]) assert.ok(w.length <= 120 && w.startsWith('[kagent-restart] '), w);
     // UPDATE that does not touch the key: no reminder; one that changes it: reminder
@@ -721,6 +721,28 @@ test('/validate and /mutate: a 200,000-character K8S_TOKEN_REVIEW is quoted cut,
     assert.ok(w.length < 10, `${w.length} warning lines`);
   } finally {
     await mut.close();
+  }
+});
+
+test('[kagent-restart] with cluster state: only where kagent\'s controller Deployment is cached (a first helm install creates the ConfigMap before it)', async () => {
+  const api = new FakeApiServer();
+  api.seed(PATHS.deployments, [{ metadata: { name: 'kagent-controller', namespace: 'kagent' }, spec: { replicas: 1, template: { metadata: { labels: { app: 'kagent' } }, spec: { containers: [{ name: 'c', image: 'kagent:1' }] } } } }]);
+  await api.start();
+  const svc = await startValidation({ config: configFromObject({ tokenReview: { issuer: 'external' } }), log: silentLogger(), cluster: 'auto', kubeConfig: api.kubeConfig(), backoff: { baseMs: 20, maxMs: 100 } });
+  try {
+    await until(() => svc.readiness().ready, 'synced');
+    const create = (ns: string) => {
+      const obj = { ...cm({ K8S_TOKEN_REVIEW: 'true' }), metadata: { name: 'kagent-enterprise-config', namespace: ns } };
+      const v = svc.validate({ ...(req('ConfigMap', '', obj) as object), namespace: ns } as never);
+      assert.equal(v.response.allowed, true);
+      return joinWarnings(v.response.warnings ?? []);
+    };
+    assert.equal(create('kagent'), "[kagent-restart] ConfigMap kagent/kagent-enterprise-config: kagent's controller reads K8S_TOKEN_REVIEW only when it starts, so this change takes effect after a restart. Fix: kubectl -n kagent rollout restart deploy/kagent-controller");
+    // no controller in that namespace (yet): no reminder whose command would fail NotFound
+    assert.equal(create('kagent-new'), '');
+  } finally {
+    await svc.close();
+    await api.stop();
   }
 });
 

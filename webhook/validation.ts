@@ -496,8 +496,17 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
    */
   function restartWarning(ns: string, name: string): string[] {
     const dep = config.tokenReview.controllerDeployment;
+    // With cluster state, only where the controller's Deployment exists (a first `helm install` creates the ConfigMap
+    // before it, and a restart of what is not there fails NotFound); without, worded for either case.
+    if (cluster?.ready()) {
+      const cached = cluster.objects('Deployment').some((d) => d.metadata?.name === dep && d.metadata?.namespace === ns);
+      if (!cached) return [];
+      return [
+        `[kagent-restart] ConfigMap ${ns}/${name}: kagent's controller reads ${TOKEN_REVIEW_KEY} only when it starts, so this change takes effect after a restart. Fix: kubectl -n ${ns} rollout restart deploy/${dep}`,
+      ];
+    }
     return [
-      `[kagent-restart] ConfigMap ${ns}/${name}: kagent's controller reads ${TOKEN_REVIEW_KEY} only when it starts, so this change takes effect after a restart. Fix: kubectl -n ${ns} rollout restart deploy/${dep}`,
+      `[kagent-restart] ConfigMap ${ns}/${name}: kagent's controller reads ${TOKEN_REVIEW_KEY} only when it starts, so if it is already running, this change takes effect after a restart. Fix: kubectl -n ${ns} rollout restart deploy/${dep}`,
     ];
   }
 
