@@ -244,14 +244,16 @@ export function checkHelmRelease(obj: unknown, ctx: { config: Config; issuer: Is
     // dedicated-service-account on an upgrade or rollback likewise: /validate warns an UPDATE of a workload on
     // "default" that leaves its pod template as it was (and denies one that changes it, or moves an agent onto
     // "default"), which the record cannot tell apart.
-    // And a token finding on an immutable ConfigMap an upgrade updates: /validate warns its UPDATE (it can change
-    // only metadata), and the fix is to recreate it.
+    // And a token finding on a ConfigMap an upgrade updates and marks immutable: if it already is in the cluster,
+    // /validate warns its UPDATE (it can change only metadata) and the fix is to recreate it; if this upgrade makes it
+    // immutable, /validate denies the UPDATE as usual (it reads immutable from the old object, which the record does
+    // not hold). The message gives both fixes.
     const warnedHere =
       f.severity === 'error' &&
       (((INJECTION_RULES as readonly string[]).includes(f.rule) && (status !== 'pending-install' || MODE_DEPENDENT.has(f.rule))) ||
         (f.rule === 'dedicated-service-account' && status !== 'pending-install') ||
         f.immutable === true);
-    if (warnedHere) text = noteBeforeFix(text, 'Not denied here: /validate checks the workload again as Helm applies it.');
+    if (warnedHere) text = noteBeforeFix(text, `Not denied here: /validate checks the ${f.kind === 'ConfigMap' ? 'ConfigMap' : 'workload'} again as Helm applies it.`);
     const v: HelmViolation = {
       rule: f.rule,
       severity: warnedHere ? 'warning' : f.severity,

@@ -43,8 +43,10 @@ export interface LintContext {
   /** appended to token-review-required warnings when the issuer is unknown: how to decide it */
   issuerHint?: string;
   /**
-   * The input updates objects the cluster holds (a Helm upgrade's or rollback's record): an immutable ConfigMap's
-   * data cannot change there, so its token findings give delete-and-recreate as the fix and are marked `immutable`.
+   * The input updates objects the cluster holds (a Helm upgrade's or rollback's record): a ConfigMap it marks
+   * `immutable: true` may already be immutable there (then its data cannot change), or be made so by this update
+   * (then it can, and /validate checks it as usual): which, the input does not tell (a Helm record holds no earlier
+   * release's manifest). Its token findings are marked `immutable`, and their fix says what to do in either case.
    */
   updatesCluster?: boolean;
   limits?: SplitLimits;
@@ -438,11 +440,13 @@ export class Linter {
       // (/mutate never patches an immutable ConfigMap's UPDATE)
       const remediated = !immutable && remediatedAtAdmission(obj, this.ctx.config, this.ctx.issuer);
       if (!owned)
-        for (const viol of checkObject(obj, { config: this.ctx.config, issuer: this.ctx.issuer, namespace: this.ctx.namespace, generatedNames: true, immutable }))
+        for (const viol of checkObject(obj, { config: this.ctx.config, issuer: this.ctx.issuer, namespace: this.ctx.namespace, generatedNames: true }))
           before.push({
             v: remediated && viol.rule.startsWith('token-review-')
               ? { ...viol, severity: 'warning', message: `${viol.message} The webhook will set K8S_TOKEN_REVIEW: "true" when it is applied (tokenReview.action: mutate).` }
-              : viol,
+              : immutable && viol.rule.startsWith('token-review-')
+                ? { ...viol, message: `${viol.message} If ConfigMap ${viol.namespace}/${viol.name} is already immutable in the cluster (not made so by this update), the API server refuses any change to its data: delete it and create it again instead (kubectl replace --force -f <file>, or kubectl delete, then kubectl apply).` }
+                : viol,
             ...(immutable && viol.rule.startsWith('token-review-') ? { immutable: true as const } : {}),
           });
       // kagent's controller Deployment: whether K8S_TOKEN_REVIEW from the ConfigMap reaches it at all
