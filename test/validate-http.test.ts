@@ -465,7 +465,7 @@ test('toWarnings splits at sentence ends, and every continuation line names the 
   const long = `[r] Pod team-a/${'n'.repeat(200)}: mode waypoint, so nothing is injected and every word here is short enough to wrap at a space`;
   const lines = toWarnings(long, 'r');
   for (const l of lines) assert.ok(l.length <= 120, `${l.length}: ${l}`);
-  // a name longer than 24 characters is its first 16 and a hash of the object in the continuation prefix, so two
+  // a Kind/name longer than 48 characters is the name's first 16 and a hash of the object in the continuation prefix, so two
   // long names that begin alike (Helm's <release>-<chart>-...) still make different lines
   const prefix = continuationPrefix(long);
   assert.match(prefix, /^\[r\] n{16}~[0-9a-f]{6}: $/);
@@ -475,6 +475,26 @@ test('toWarnings splits at sentence ends, and every continuation line names the 
   assert.ok(lines.slice(1).every((l) => l.startsWith(prefix)), lines[1]);
   const text = lines.map((l, i) => (i ? l.slice(prefix.length) : l)).join('');
   assert.equal(text.replace(/ /g, ''), long.replace(/ /g, ''), 'nothing is lost: the long name is cut across lines');
+});
+
+test('toWarnings never cuts a URL or a quoted value (a line of its own, up to the API server\'s 256), and names ConfigMap/kagent-enterprise-config whole on continuation lines', async () => {
+  const { WARNING_LIMIT, WARNING_MAX } = await import('../webhook/admission.ts');
+  const url = 'https://oidc.eks.us-east-1.amazonaws.com/id/0123456789abcdef0123456789abcdef';
+  const msg = `[token-review-required] ConfigMap kagent/kagent-enterprise-config: data.K8S_TOKEN_REVIEW is not set (data has "k8s_token_review": keys are case-sensitive). The cluster's service-account issuer ${url} is external (EKS), so kagent cannot verify agent tokens locally and agent callbacks fail with 401. Fix: set K8S_TOKEN_REVIEW: "true" in data.`;
+  const w = toWarnings(msg);
+  assert.ok(w.some((l) => l.includes(url)), JSON.stringify(w));
+  assert.ok(w.some((l) => l.includes('"k8s_token_review":')), JSON.stringify(w));
+  assert.ok(w.slice(1).every((l) => l.startsWith('[token-review-required] ConfigMap/kagent-enterprise-config: ')), JSON.stringify(w));
+  // only a line with a URL or quoted value goes past WARNING_MAX
+  for (const l of w) assert.ok(l.length <= WARNING_MAX || (l.length <= WARNING_LIMIT && l.includes(url)), l);
+  assert.equal(joinWarnings(w), msg);
+  // a quoted value with spaces stays on one line
+  const spaced = `[token-review-value] ConfigMap kagent/kagent-enterprise-config: data.K8S_TOKEN_REVIEW is "${'yes please '.repeat(8)}turn it on". Fix: set K8S_TOKEN_REVIEW: "true".`;
+  assert.ok(toWarnings(spaced).some((l) => l.includes(`"${'yes please '.repeat(8)}turn it on"`)));
+  assert.equal(joinWarnings(toWarnings(spaced)), spaced);
+  // longer than the API server keeps: cut, at its limit
+  const huge = `[r] Pod ns/a: see https://example.com/${'p'.repeat(600)} now. Fix: y.`;
+  for (const l of toWarnings(huge)) assert.ok(l.length <= WARNING_LIMIT, `${l.length}`);
 });
 
 test('wrap: lines of at most max characters, broken at spaces, nothing but spaces at a break lost; as words joined again would be', () => {
@@ -709,7 +729,8 @@ test('/validate and /mutate: a 200,000-character K8S_TOKEN_REVIEW is quoted cut,
   const warn = await startValidation({ config: configFromObject({ tokenReview: { issuer: 'internal' }, policies: { 'token-review-value': 'warn' } }), log: silentLogger(), cluster: 'none' });
   try {
     const w = warn.validate(req('ConfigMap', '', cm({ K8S_TOKEN_REVIEW: long })) as never).response.warnings!;
-    assert.ok(w.length < 10, `${w.length} warning lines`);
+    // a handful of lines (continuation lines name ConfigMap/kagent-enterprise-config whole), not thousands
+    assert.ok(w.length < 12, `${w.length} warning lines`);
     assert.match(joinWarnings(w.filter((l) => l.startsWith('[token-review-value]'))), /is "x{40}\.\.\." \(200000 characters\)\. .* Fix: set K8S_TOKEN_REVIEW: "(true|false)"\.$/);
   } finally {
     await warn.close();

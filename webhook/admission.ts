@@ -160,7 +160,11 @@ export function toWarnings(message: string, rule?: string): string[] {
     if (cur) out.push(cur);
     // the first line is the message's start, which names the rule and object itself: the whole width is its own
     const lead = out.length === 0 ? '' : prefix;
-    const lines = wrapFirst(s, WARNING_MAX - lead.length, room);
+    // a URL or a quoted value is never cut (copied from the terminal, a cut one is wrong): such a sentence is wrapped
+    // word by word, one that does not fit going to a line of its own, up to the API server's WARNING_LIMIT
+    const lines = s.length <= 65_536 && KEEP_WHOLE.test(s)
+      ? wrapWhole(s, WARNING_MAX - lead.length, room, WARNING_LIMIT - lead.length, WARNING_LIMIT - prefix.length)
+      : wrapFirst(s, WARNING_MAX - lead.length, room);
     for (let i = 0; i < lines.length - 1; i++) out.push((i === 0 ? lead : prefix) + lines[i]);
     cur = (lines.length === 1 ? lead : prefix) + lines[lines.length - 1];
   }
@@ -171,7 +175,7 @@ export function toWarnings(message: string, rule?: string): string[] {
 /**
  * What each continuation line of a message starts with: `[rule] ` and, for a message that begins `[rule] Kind
  * ns/name: ` (or `[rule] Kind ns/name (Helm release ..., template ...): `), a label of that object: `Kind/name` when
- * at most 32 characters (a chart's Deployment and CronJob often share a name), else the name's first 16 and `~`
+ * at most MAX_LABEL characters (a chart's Deployment and CronJob often share a name), else the name's first 16 and `~`
  * with 6 hex digits of a hash of `Kind ns/name` (Helm names share long prefixes: `<release>-<chart>-...`). Short,
  * so the line keeps room for the text; distinct for the objects of one apply (the same short name and kind in two
  * namespaces of one kubectl run aside).
@@ -183,7 +187,89 @@ export function continuationPrefix(message: string, rule?: string): string {
   const name = head?.[1] === rule ? head[4] : undefined;
   if (name === undefined) return `[${rule}] `;
   const kindName = `${head![2]}/${name}`;
-  return `[${rule}] ${kindName.length <= 32 ? kindName : `${name.slice(0, 16)}~${hash6(`${head![2]} ${head![3] ?? ''}/${name}`)}`}: `;
+  return `[${rule}] ${kindName.length <= MAX_LABEL ? kindName : `${name.slice(0, 16)}~${hash6(`${head![2]} ${head![3] ?? ''}/${name}`)}`}: `;
+}
+
+/** The longest `Kind/name` a continuation line names whole (`ConfigMap/kagent-enterprise-config` is 34). */
+export const MAX_LABEL = 48;
+
+/**
+ * The API server's limit for one warning: it may truncate a longer one (admission webhooks' documentation). A line
+ * holding a URL or quoted value longer than WARNING_MAX goes up to it; only a longer one is cut.
+ */
+export const WARNING_LIMIT = 256;
+
+/** A sentence with a URL or a quoted value, which toWarnings keeps whole on a line. */
+const KEEP_WHOLE = /:\/\/|"/;
+
+/**
+ * The words of a text (spaces between them dropped), a double-quoted value with spaces in it being one word (a
+ * backslash escapes the next character inside it), unless it is longer than `hard`: then it is its space-separated
+ * parts, as is one that is never closed.
+ */
+function words(text: string, hard: number): string[] {
+  const out: string[] = [];
+  const n = text.length;
+  let i = 0;
+  while (i < n) {
+    while (i < n && text.charCodeAt(i) === 0x20) i++;
+    if (i >= n) break;
+    let j = i;
+    let quoted = false;
+    let open = -1;
+    for (; j < n; j++) {
+      const c = text.charCodeAt(j);
+      if (c === 0x22) {
+        quoted = !quoted;
+        if (quoted) open = j;
+      } else if (c === 0x5c && quoted) j++;
+      else if (c === 0x20 && !quoted) break;
+      // a quote open past the limit (or never closed): the word ends at the first space after it opened
+      if (quoted && j - i > hard) {
+        j = text.indexOf(' ', open);
+        if (j === -1) j = n;
+        break;
+      }
+    }
+    out.push(text.slice(i, j));
+    i = j;
+  }
+  return out;
+}
+
+/**
+ * Lines of a text for toWarnings: words joined up to `firstMax` (first line) and `max` characters; a word that does
+ * not fit starts a line. One longer than the line: a URL or quoted value gets a line of its own, up to `hardFirst` /
+ * `hard` characters (the API server's limit), and is cut only past that; any other word is cut at the line's width.
+ */
+function wrapWhole(text: string, firstMax: number, max: number, hardFirst: number, hard: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  let width = firstMax;
+  let limit = hardFirst;
+  const push = (l: string) => {
+    lines.push(l);
+    width = max;
+    limit = hard;
+  };
+  for (let w of words(text, hard)) {
+    if (line && line.length + 1 + w.length <= width) {
+      line += ` ${w}`;
+      continue;
+    }
+    if (line) push(line);
+    line = '';
+    const whole = KEEP_WHOLE.test(w);
+    while (w.length > (whole ? limit : width)) {
+      const at = whole ? limit : width;
+      push(w.slice(0, at));
+      w = w.slice(at);
+    }
+    if (w.length > width) push(w);
+    else line = w;
+  }
+  if (line || !lines.length) lines.push(line);
+  return lines;
 }
 
 /** 6 hex digits of FNV-1a over the text: a label, not a secret. */
