@@ -13,8 +13,9 @@
 # `make deploy` (which runs this script with it): use a kubeconfig context name without spaces, or KUBECONFIG.
 # Then the nodes' kubelet versions: native sidecars (featureGates.nativeSidecars, the pod annotation
 # kagenti.io/native-sidecars: "true") are run by the kubelet, which may lag the API server by three minor versions.
-# The oldest is printed; it stops the install only when the overlay's config turns native sidecars on for every agent
-# and a node's kubelet is older than 1.28 (there spiffe-helper would never exit and every agent pod would stay in
+# The oldest is printed; it stops the install only when the overlay's config (featureGates.nativeSidecars in the
+# config.yaml of its ConfigMap kagenti-webhook-config; comments and other objects do not count) turns native
+# sidecars on for every agent and a node's kubelet is older than 1.28 (there spiffe-helper would never exit and every agent pod would stay in
 # Init). A node list that cannot be read is a note, not a stop: the check is advice for the other cases.
 # OVERLAY names the overlay, a directory beside this script (default: default), as for make.
 # Exit codes: 0 go ahead (printed last, once every check passed; the kubelet note just before it), 1 this cluster is
@@ -25,12 +26,13 @@ read -r -a kubectl <<<"${KUBECTL:-kubectl}"
 KUBECTL="${kubectl[*]}"
 OVERLAY="${OVERLAY:-default}"
 overlay_dir="$(dirname "$0")/$OVERLAY"
-# the overlay's render (needs_cert_manager fills it in; empty when the overlay does not render)
+# the overlay's render (needs_cert_manager fills it in; manifests/base's for self-signed before `make certs`; empty
+# when the overlay does not render)
 rendered=""
 
 # Whether the overlay gets its serving certificate from cert-manager: its render holds a cert-manager.io object.
 # manifests/self-signed renders only once `make certs` wrote its certificates (make deploy runs it after this
-# check): when it does not render, it needs no cert-manager. Any other overlay that does not render is not guessed
+# check): when it does not render, it needs no cert-manager, and its config is read from manifests/base's render. Any other overlay that does not render is not guessed
 # at: its error, and the likely cause.
 needs_cert_manager() {
   local out
@@ -42,7 +44,11 @@ needs_cert_manager() {
   fi
   local name="${OVERLAY#./}"
   name="${name%/}"
-  [ "$name" = "self-signed" ] && return 1
+  if [ "$name" = "self-signed" ]; then
+    # its config is base's (the overlay adds only the serving Secret): read that for the kubelet check
+    rendered="$("${kubectl[@]}" kustomize "$(dirname "$0")/base" 2>/dev/null)" || rendered=""
+    return 1
+  fi
   local first="${out%%$'\n'*}"
   echo "preflight: manifests/$OVERLAY does not render (${first:-kubectl kustomize failed}). An overlay built on self-signed needs its certificates first: make certs. Nothing was applied." >&2
   exit 2
@@ -64,6 +70,68 @@ check_cert_manager() {
   esac
   echo "preflight: cert-manager not found: '$KUBECTL get crd certificates.cert-manager.io' failed (${err%%$'\n'*}). manifests/$OVERLAY gets the webhook's serving certificate from cert-manager: without it the webhook's pods never start, and once its configurations (failurePolicy Fail) are registered no agent pod can be created. Install cert-manager first, or deploy with OVERLAY=self-signed. Nothing was applied." >&2
   exit 1
+}
+
+# The value of featureGates.nativeSidecars in the config file of the render on stdin: the config.yaml key of the
+# ConfigMap kagenti-webhook-config (kustomize adds a hash to its name), and nothing else in the render (other
+# objects, comments). kustomize writes that key as a literal block (|); featureGates may be a block or a one-line
+# flow mapping ({nativeSidecars: true}). Prints true, or nothing: not set, false, or written in a form this reader
+# does not follow (a quoted one-line config.yaml), which is then taken as off, the default.
+native_sidecars() {
+  awk '
+    # the value of the config.yaml key, as one line each (block indentation removed)
+    function flush() {
+      if (is_cm && is_name) for (i = 1; i <= n; i++) print lines[i]
+      is_cm = 0; is_name = 0; n = 0; top = ""; in_block = 0; block_indent = -1
+    }
+    BEGIN { flush() }
+    /^---/ { flush(); next }
+    {
+      if (in_block) {
+        if ($0 ~ /^[[:space:]]*$/) { lines[++n] = ""; next }
+        match($0, /^ */)
+        if (RLENGTH > 2) {
+          if (block_indent < 0) block_indent = RLENGTH
+          lines[++n] = substr($0, block_indent + 1)
+          next
+        }
+        in_block = 0
+      }
+      if ($0 ~ /^[^ #]/) { top = $0; sub(/:.*/, "", top) }
+      if ($0 ~ /^kind:[[:space:]]*ConfigMap[[:space:]]*$/) is_cm = 1
+      if (top == "metadata" && $0 ~ /^  name:[[:space:]]*kagenti-webhook-config(-[a-z0-9]+)?[[:space:]]*$/) is_name = 1
+      if (top == "data" && $0 ~ /^  config\.yaml:[[:space:]]*[|>]/) { in_block = 1; block_indent = -1; n = 0 }
+    }
+    END { flush() }
+  ' | awk '
+    # featureGates.nativeSidecars in that file, comments dropped
+    function value(v) {
+      sub(/^[[:space:]]+/, "", v); sub(/[[:space:]]+$/, "", v)
+      if (v ~ /^(true|True|TRUE)$/) found = "true"; else found = "false"
+    }
+    {
+      line = $0
+      sub(/(^|[[:space:]])#.*/, "", line)
+      if (line ~ /^[[:space:]]*$/) next
+      match(line, /^ */); indent = RLENGTH
+      if (indent == 0) {
+        in_gates = 0
+        if (line ~ /^featureGates:/) {
+          rest = line; sub(/^featureGates:[[:space:]]*/, "", rest)
+          if (rest ~ /^\{/) {
+            gsub(/[{}]/, "", rest)
+            k = split(rest, pairs, ",")
+            for (j = 1; j <= k; j++) if (pairs[j] ~ /^[[:space:]]*nativeSidecars[[:space:]]*:/) { v = pairs[j]; sub(/^[^:]*:/, "", v); value(v) }
+          } else { in_gates = 1; gate_indent = -1 }
+        }
+        next
+      }
+      if (!in_gates) next
+      if (gate_indent < 0) gate_indent = indent
+      if (indent == gate_indent && line ~ /^[[:space:]]*nativeSidecars[[:space:]]*:/) { v = line; sub(/^[^:]*:/, "", v); value(v) }
+    }
+    END { if (found == "true") print "true" }
+  '
 }
 
 # The nodes' kubelet versions and what they mean for native sidecars: a note for the go-ahead (in $kubelet_note), or
@@ -92,7 +160,7 @@ check_kubelets() {
   [ "$total" -gt 0 ] || return 0 # no node yet (or none readable): nothing to say
   # the overlay's config asks for native sidecars on every agent (its render holds the config file)
   local native=""
-  grep -Eq '(^|[[:space:]{,])nativeSidecars:[[:space:]]*true([[:space:],}]|$)' <<<"$rendered" && native=1
+  [ "$(native_sidecars <<<"$rendered")" = "true" ] && native=1
   if [ "$before29" -eq 0 ]; then
     kubelet_note="preflight: oldest kubelet: $oldest (node $oldest_node): native sidecars work on every node."
   elif [ -n "$native" ] && [ "$before28" -gt 0 ]; then

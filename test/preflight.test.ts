@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { ROOT } from './helpers.ts';
@@ -112,6 +112,8 @@ interface PreflightOpts {
   /** OVERLAY; a function makes one in the test's directory and returns its path relative to manifests/ */
   overlay?: string | ((dir: string) => string);
   kubectlArgs?: string;
+  /** the manifests directory whose preflight.sh runs (default: the repository's) */
+  manifests?: string;
 }
 
 function preflight(server: { major: string; minor: string } | null, opts: PreflightOpts = {}): Run {
@@ -120,7 +122,7 @@ function preflight(server: { major: string; minor: string } | null, opts: Prefli
     const env: NodeJS.ProcessEnv = { ...process.env, KUBECTL: `${fake.kubectl}${opts.kubectlArgs ?? ''}` };
     delete env.OVERLAY;
     if (opts.overlay !== undefined) env.OVERLAY = typeof opts.overlay === 'string' ? opts.overlay : opts.overlay(dir);
-    const r = spawnSync('bash', [join(ROOT, 'manifests/preflight.sh')], { env, encoding: 'utf8' });
+    const r = spawnSync('bash', [join(opts.manifests ?? join(ROOT, 'manifests'), 'preflight.sh')], { env, encoding: 'utf8' });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr, calls: fake.calls() };
   });
 }
@@ -239,7 +241,8 @@ test('preflight: whether cert-manager is needed is read from the render: an over
 test('preflight: when the overlay does not render (self-signed before `make certs`), its name decides', () => {
   const selfSigned = preflight({ major: '1', minor: '31' }, { certManager: false, overlay: 'self-signed', kustomizeFails: true });
   assert.equal(selfSigned.code, 0, selfSigned.stderr);
-  assert.deepEqual(selfSigned.calls.slice(1), [`kustomize ${join(ROOT, 'manifests', 'self-signed')}`, NODES_CALL]);
+  // its config is base's: read from base's render (which fails here too: every kustomize does)
+  assert.deepEqual(selfSigned.calls.slice(1), [`kustomize ${join(ROOT, 'manifests', 'self-signed')}`, `kustomize ${join(ROOT, 'manifests', 'base')}`, NODES_CALL]);
   for (const overlay of ['./self-signed', 'self-signed/']) assert.equal(preflight({ major: '1', minor: '31' }, { certManager: false, overlay, kustomizeFails: true }).code, 0, overlay);
   // any other overlay that does not render is not guessed at: its error, and the likely cause
   for (const overlay of ['default', 'mine']) {
@@ -252,15 +255,16 @@ test('preflight: when the overlay does not render (self-signed before `make cert
 /** The call that reads the nodes' kubelet versions, as the stand-in logs it. */
 const NODES_CALL = 'get nodes -o jsonpath={range .items[*]}{.metadata.name}{" "}{.status.nodeInfo.kubeletVersion}{"\\n"}{end}';
 
-/** An overlay of one's own whose config turns native sidecars on for every agent; returns OVERLAY. */
-function nativeOverlay(dir: string): string {
+/** An overlay of one's own whose config turns native sidecars on for every agent (or is `config`); returns OVERLAY. */
+function nativeOverlay(dir: string, config = 'featureGates:\n  nativeSidecars: true\n', extra = ''): string {
   const manifests = join(ROOT, 'manifests');
   const mine = join(dir, 'native');
   mkdirSync(mine);
-  writeFileSync(join(mine, 'config.yaml'), 'featureGates:\n  nativeSidecars: true\n');
+  writeFileSync(join(mine, 'config.yaml'), config);
+  if (extra) writeFileSync(join(mine, 'extra.yaml'), extra);
   writeFileSync(
     join(mine, 'kustomization.yaml'),
-    `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: kagenti-system\nresources:\n  - ${relative(mine, join(manifests, 'default'))}\nconfigMapGenerator:\n  - name: kagenti-webhook-config\n    behavior: replace\n    files:\n      - config.yaml\n`,
+    `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: kagenti-system\nresources:\n  - ${relative(mine, join(manifests, 'default'))}\n${extra ? '  - extra.yaml\n' : ''}configMapGenerator:\n  - name: kagenti-webhook-config\n    behavior: replace\n    files:\n      - config.yaml\n`,
   );
   return relative(manifests, mine);
 }
@@ -297,6 +301,39 @@ test('preflight: a config that turns native sidecars on refuses a kubelet older 
   const dflt = preflight({ major: '1', minor: '30' }, { nodes: ['a v1.30.1', 'b v1.27.9'] });
   assert.equal(dflt.code, 0, dflt.stderr);
   assert.doesNotMatch(dflt.stdout, /The config turns them on/);
+});
+
+test('preflight: only featureGates.nativeSidecars in the config file of kagenti-webhook-config counts, not a comment or another object', () => {
+  const OLD_NODES = ['a v1.30.1', 'b v1.27.9'];
+  const refused = (config: string, extra = '') =>
+    withDir((dir) => {
+      const r = preflight({ major: '1', minor: '30' }, { overlay: nativeOverlay(dir, config, extra), nodes: OLD_NODES });
+      assert.ok(r.code === 0 || r.code === 1, r.stderr);
+      return r.code === 1;
+    });
+  // a comment that mentions the value, on the line or on its own line, in the config and in another object
+  assert.equal(refused('featureGates:\n  nativeSidecars: false  # nativeSidecars: true needs kubelet 1.29\n  # nativeSidecars: true\n'), false);
+  assert.equal(refused('# featureGates: {nativeSidecars: true}\nfeatureGates:\n  injectTools: true\n'), false);
+  assert.equal(refused('trustDomain: example.org\n', 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: agent-settings\ndata:\n  config.yaml: |\n    featureGates:\n      nativeSidecars: true\n'), false);
+  // another key's child of that name, elsewhere in the config
+  assert.equal(refused('authBridge:\n  nativeSidecars: true\nfeatureGates:\n  globalEnabled: true\n'), false);
+  // the value itself, as a block (after a comment) or a one-line mapping
+  assert.equal(refused('featureGates:\n  # on for every agent\n  globalEnabled: true\n  nativeSidecars: true # every node runs 1.29\n'), true);
+  assert.equal(refused('featureGates: {globalEnabled: true, nativeSidecars: true}\n'), true);
+});
+
+test('preflight: self-signed before `make certs` (it does not render) reads its config from manifests/base', () => {
+  withDir((dir) => {
+    const manifests = join(dir, 'manifests');
+    cpSync(join(ROOT, 'manifests'), manifests, { recursive: true });
+    rmSync(join(manifests, 'self-signed', 'certs'), { recursive: true, force: true });
+    const config = join(manifests, 'base', 'config.yaml');
+    writeFileSync(config, readFileSync(config, 'utf8').replace(/^  nativeSidecars: false$/m, '  nativeSidecars: true'));
+    const r = preflight({ major: '1', minor: '30' }, { manifests, overlay: 'self-signed', nodes: ['a v1.30.1', 'b v1.27.9'] });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^preflight: manifests\/self-signed's config sets featureGates\.nativeSidecars: true, but node b runs kubelet v1\.27\.9/);
+    assert.deepEqual(r.calls.slice(1, 3), [`kustomize ${join(manifests, 'self-signed')}`, `kustomize ${join(manifests, 'base')}`]);
+  });
 });
 
 test('preflight: nodes that cannot be listed are a note, not a stop (the check is advice)', () => {
