@@ -285,18 +285,22 @@ test('inject -f a -f b reads every file in order as one stream, as kubectl apply
   }
 });
 
-test('inject: objects without a namespace go to $HELM_NAMESPACE when set and -n is not given, as lint --post-renderer puts them', () => {
+test('inject does not read $HELM_NAMESPACE (exported for Helm): objects without a namespace go to -n, else default', () => {
   const run = (args: string[], env: Record<string, string>) => {
     const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'kagenti-webhook.js'), 'inject', ...args], { input: readFileSync(golden('stream-mixed.yaml'), 'utf8'), encoding: 'utf8', env: { ...process.env, ...env } });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   };
-  assert.match(run([], { HELM_NAMESPACE: 'release-ns' }).stdout, /spiffe:\/\/cluster\.local\/ns\/release-ns\/sa\/planner-agent/);
-  assert.match(run(['-n', 'prod'], { HELM_NAMESPACE: 'release-ns' }).stdout, /\/ns\/prod\/sa\/planner-agent/, '-n wins');
-  assert.match(run([], { HELM_NAMESPACE: '' }).stdout, /\/ns\/default\/sa\/planner-agent/, 'empty is not set');
-  const bad = run([], { HELM_NAMESPACE: 'Not_A_Namespace' });
-  assert.equal(bad.code, 2);
-  assert.equal(bad.stdout, '');
-  assert.match(bad.stderr, /^kagenti-webhook inject: HELM_NAMESPACE must be a namespace name .*got "Not_A_Namespace": set it to the release's namespace, or pass --namespace\n$/);
+  const plain = run([], { HELM_NAMESPACE: 'release-ns' });
+  assert.equal(plain.code, 0, plain.stderr);
+  assert.match(plain.stdout, /spiffe:\/\/cluster\.local\/ns\/default\/sa\/planner-agent/);
+  assert.doesNotMatch(plain.stdout, /release-ns/);
+  // as a post-renderer the namespace is passed: -n "$HELM_NAMESPACE"
+  assert.match(run(['-n', 'release-ns'], { HELM_NAMESPACE: 'release-ns' }).stdout, /\/ns\/release-ns\/sa\/planner-agent/);
+  // a value that is no namespace name is not inject's business
+  const odd = run([], { HELM_NAMESPACE: 'Kagent' });
+  assert.equal(odd.code, 0, odd.stderr);
+  assert.equal(odd.stdout, plain.stdout);
+  assert.doesNotMatch(runCli(['inject', '--help']).stdout, /default:\s+\$HELM_NAMESPACE/);
 });
 
 test('inject: a denial exits 1 with the message on stderr and nothing on stdout', () => {

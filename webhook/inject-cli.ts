@@ -35,8 +35,8 @@ Flags:
                         order as one stream, as kubectl apply -f a -f b reads them (JSON streams and
                         YAML cannot be mixed)
   --config FILE         the same config file as serve
-  -n, --namespace NS    namespace for objects without metadata.namespace, once (default:
-                        $HELM_NAMESPACE when set, as Helm sets it for a post-renderer, else default)
+  -n, --namespace NS    namespace for objects without metadata.namespace, once (default: default;
+                        $HELM_NAMESPACE is not read: as a Helm post-renderer, pass -n "$HELM_NAMESPACE")
   -h, --help            show this help
 `;
 
@@ -486,14 +486,9 @@ export async function runInject(argv: string[]): Promise<number> {
   // as lint -n: the namespace goes into the SPIFFE ID (spiffe://<domain>/ns/<namespace>/sa/<sa>)
   if (namespace !== undefined && !isDnsLabel(namespace))
     throw new UsageError(`--namespace must be a namespace name (at most 63 lowercase letters, digits and '-'), got ${JSON.stringify(namespace)} (see kagenti-webhook inject --help)`);
-  // As lint --post-renderer reads it: Helm sets HELM_NAMESPACE (the release's namespace) for its plugins, and a Helm 3
-  // user exports it; -n wins, an empty one is not set.
-  const helmNamespace = process.env.HELM_NAMESPACE;
-  if (namespace === undefined && helmNamespace) {
-    if (!isDnsLabel(helmNamespace))
-      throw new UsageError(`HELM_NAMESPACE must be a namespace name (at most 63 lowercase letters, digits and '-'), got ${JSON.stringify(helmNamespace)}: set it to the release's namespace, or pass --namespace`);
-    namespace = helmNamespace;
-  }
+  // HELM_NAMESPACE is not read (unlike lint --post-renderer, which runs only under Helm): users export it for Helm,
+  // and a plain inject in that shell would bake the release's namespace into SPIFFE IDs without saying so. Where
+  // inject runs as a Helm post-renderer, the docs pass -n "$HELM_NAMESPACE".
   let cfg: Config;
   try {
     cfg = loadConfig(values.config as string | undefined);
