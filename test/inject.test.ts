@@ -662,27 +662,29 @@ test('istio-sidecar: a pod template in a namespace labelled istio-injection=enab
 
 // ---------- net-admin: a container that may rewrite proxy-init's iptables rules ----------
 
-test('net-admin: a container of the pod with NET_ADMIN, SYS_ADMIN or ALL added, or privileged, is warned that it can take out the redirect, with its field', () => {
+test('net-admin: a container of the pod with NET_ADMIN or ALL added, or privileged, is warned that it can take out the redirect, with its field', () => {
   const cfg = defaultConfig();
   const netWarning = (r: ReturnType<typeof injectTemplate>) => (r.outcome === 'inject' ? r.warnings.filter((w) => w.startsWith('[net-admin] ')) : []);
   const one = injectTemplate(agentPod({}, {}, { containers: [{ name: 'agent', image: 'x' }, { name: 'vpn', image: 'x', securityContext: { capabilities: { add: ['NET_ADMIN'] } } }] }), cfg, ctxFor);
   assert.deepEqual(netWarning(one), [
-    "[net-admin] Pod team/a: container vpn may change the pod's iptables rules (adds NET_ADMIN: spec.containers[1].securityContext.capabilities.add), and the pod's network namespace is shared, so it can take out proxy-init's redirect and send traffic past the proxy, which AuthBridge then does not see. Fix: drop NET_ADMIN, SYS_ADMIN and ALL from capabilities.add and privileged: true from it, or move what needs them out of the agent pod.",
+    "[net-admin] Pod team/a: container vpn may change the pod's iptables rules (adds NET_ADMIN: spec.containers[1].securityContext.capabilities.add), and the pod's network namespace is shared, so it can take out proxy-init's redirect and send traffic past the proxy, which AuthBridge then does not see. Fix: drop NET_ADMIN and ALL from capabilities.add and privileged: true from it, or move what needs them out of the agent pod.",
   ]);
   assert.equal(warningName(netWarning(one)[0]!), 'net-admin');
   const many = injectTemplate(
     agentPod({}, {}, {
       initContainers: [{ name: 'tune', image: 'x', securityContext: { privileged: true } }],
-      containers: [{ name: 'agent', image: 'x', securityContext: { capabilities: { add: ['CAP_SYS_ADMIN'] } } }, { name: 'all', image: 'x', securityContext: { capabilities: { add: ['all'] } } }, { name: 'raw', image: 'x', securityContext: { capabilities: { add: ['NET_RAW'] } } }],
+      containers: [{ name: 'agent', image: 'x', securityContext: { capabilities: { add: ['CAP_NET_ADMIN'] } } }, { name: 'all', image: 'x', securityContext: { capabilities: { add: ['all'] } } }, { name: 'raw', image: 'x', securityContext: { capabilities: { add: ['NET_RAW'] } } }],
     }),
     cfg,
     ctxFor,
     'spec.template.spec',
   );
   assert.equal(netWarning(many).length, 1);
-  assert.match(netWarning(many)[0]!, /: containers agent, all, tune may change the pod's iptables rules \(adds SYS_ADMIN: spec\.template\.spec\.containers\[0\]\.securityContext\.capabilities\.add, adds ALL: spec\.template\.spec\.containers\[1\]\.securityContext\.capabilities\.add, is privileged: spec\.template\.spec\.initContainers\[0\]\.securityContext\.privileged\), .* from them,/);
+  assert.match(netWarning(many)[0]!, /: containers agent, all, tune may change the pod's iptables rules \(adds NET_ADMIN: spec\.template\.spec\.containers\[0\]\.securityContext\.capabilities\.add, adds ALL: spec\.template\.spec\.containers\[1\]\.securityContext\.capabilities\.add, is privileged: spec\.template\.spec\.initContainers\[0\]\.securityContext\.privileged\), .* from them,/);
   // no proxy-init, no redirect to take out; and policies.net-admin: off silences it
   for (const c of [parseConfig('authBridge:\n  egressEnforcement: none\n'), parseConfig('policies:\n  net-admin: off\n')]) assert.deepEqual(netWarning(injectTemplate(agentPod({}, {}, { containers: [{ name: 'agent', image: 'x', securityContext: { privileged: true } }] }), c, ctxFor)), []);
+  // SYS_ADMIN (a FUSE or mount sidecar) does not allow changing netfilter rules: CAP_NET_ADMIN does
+  assert.deepEqual(netWarning(injectTemplate(agentPod({}, {}, { containers: [{ name: 'agent', image: 'x' }, { name: 'fuse', image: 'x', securityContext: { capabilities: { add: ['SYS_ADMIN', 'CAP_SYS_ADMIN'] } } }] }), cfg, ctxFor)), []);
   // Istio's own istio-init (NET_ADMIN) is istio-sidecar's to name; not ours, as proxy-init is not a container of the pod
   assert.deepEqual(netWarning(injectTemplate(istioPod(), cfg, ctxFor)), []);
   const again = injectTemplate(agentPod({}, {}, { containers: [{ name: 'agent', image: 'x' }] }), cfg, ctxFor);
@@ -921,6 +923,22 @@ test('native sidecars: the injected proxy has a startup probe, so the pod\'s own
   // ordinary sidecars: no probe either (the kubelet does not order them)
   const plain = injectTemplate(agentPod({}, {}, { containers: [{ name: 'app', image: 'x' }] }), cfg, ctxFor);
   assert.ok(plain.outcome === 'inject' && (plain.template.spec.containers as KubeObject[]).every((c) => c.startupProbe === undefined));
+});
+
+test('other meshes\' init containers (linkerd-init, kuma-init) get no init-before-proxy or net-admin warning, as Istio\'s do not; a pod\'s own still does', () => {
+  const cfg = defaultConfig();
+  const meshInit = (name: string) => ({ name, image: 'x', securityContext: { runAsUser: 0, capabilities: { add: ['NET_ADMIN', 'NET_RAW'] } } });
+  const warned = (r: ReturnType<typeof injectTemplate>) => (r.outcome === 'inject' ? r.warnings.filter((w) => /^\[(init-before-proxy|net-admin)\] /.test(w)) : ['not injected']);
+  for (const name of ['linkerd-init', 'kuma-init']) {
+    assert.deepEqual(warned(injectTemplate(agentPod({}, {}, { initContainers: [meshInit(name)], containers: [{ name: 'agent', image: 'x' }] }), cfg, ctxFor)), [], name);
+    // the pod's own init container beside it is still named, alone
+    const mixed = warned(injectTemplate(agentPod({}, {}, { initContainers: [meshInit(name), { ...meshInit('tune'), name: 'tune' }], containers: [{ name: 'agent', image: 'x' }] }), cfg, ctxFor));
+    assert.equal(mixed.length, 2, mixed.join('\n'));
+    for (const w of mixed) {
+      assert.match(w, / tune /);
+      assert.ok(!w.includes(name), w);
+    }
+  }
 });
 
 // ---------- pod-resources: pod-level resources (spec.resources) the injected containers would take the pod past ----------

@@ -45,6 +45,13 @@ export const PROXY_UID = 1337;
 /** Istio's sidecar: its proxy container, the init containers its injector adds, and the annotation it records them in. */
 export const ISTIO_PROXY = 'istio-proxy';
 const ISTIO_CONTAINERS: ReadonlySet<unknown> = new Set([ISTIO_PROXY, 'istio-init', 'istio-validation']);
+/**
+ * Other meshes' init containers, added by their injectors (Linkerd's proxy-init, Kuma's): they set up their mesh's
+ * iptables rules (NET_ADMIN, NET_RAW) and make no outbound connection, so the warnings about the pod's own init
+ * containers (init-before-proxy, net-admin, proxy-uid, probe-through-proxy), whose fixes the user cannot apply to
+ * them, leave them out, as Istio's. README ("Warnings") lists them.
+ */
+export const MESH_INIT_CONTAINERS: ReadonlySet<unknown> = new Set(['linkerd-init', 'kuma-init']);
 export const ANNOTATION_ISTIO_STATUS = 'sidecar.istio.io/status';
 /** Istio's per-pod opt-out (a label, or the older annotation) and its namespace label that turns its injection on. */
 export const LABEL_ISTIO_INJECT = 'sidecar.istio.io/inject';
@@ -1256,9 +1263,10 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   // not moved, and the answer is no patch. A pod with none of ours in a list gets them placed as above (Istio's
   // injector sorts before this webhook: its istio-init and istio-proxy are there at the first injection).
   const firstOwnContainer = containers[0]?.name as string | undefined;
-  // the pod's own containers, for the warnings below: Istio's are not the user's to change (istio-sidecar names them)
+  // the pod's own containers, for the warnings below: Istio's are not the user's to change (istio-sidecar names them),
+  // nor other meshes' init containers (MESH_INIT_CONTAINERS)
   const ownContainers = istio ? containers.filter((c) => !ISTIO_CONTAINERS.has(c.name)) : containers;
-  const ownInitContainers = istio ? initContainers.filter((c) => !ISTIO_CONTAINERS.has(c.name)) : initContainers;
+  const ownInitContainers = initContainers.filter((c) => !MESH_INIT_CONTAINERS.has(c.name) && !(istio && ISTIO_CONTAINERS.has(c.name)));
   const initGroup = native ? [...addInit, ...addSidecars] : addInit;
   // The init containers start one after the other, so their order is a guarantee, not a placement: proxy-init is the
   // first init container (none of the pod's runs before the redirect), and with native sidecars the proxy follows it
@@ -1385,7 +1393,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   }
 
   // proxy-init's redirect lives in the pod's network namespace, which every container shares: a container that may
-  // change iptables (NET_ADMIN, SYS_ADMIN, privileged) can take the redirect out, for itself or the whole pod, and
+  // change iptables (NET_ADMIN, privileged) can take the redirect out, for itself or the whole pod, and
   // its traffic then skips the proxy. (proxy-init itself is ours, and exits before the pod's containers start.)
   if (addInit.length) {
     const names: string[] = [];
@@ -1408,7 +1416,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
     if (count) {
       const many = count > 1;
       warnings.push(
-        `[net-admin] ${ctx.ref}: container${many ? 's' : ''} ${countedList(names.map((n) => shown(n)), count)} may change the pod's iptables rules (${countedList(fields, count)}), and the pod's network namespace is shared, so ${many ? 'they' : 'it'} can take out proxy-init's redirect and send traffic past the proxy, which AuthBridge then does not see. Fix: drop NET_ADMIN, SYS_ADMIN and ALL from capabilities.add and privileged: true from ${many ? 'them' : 'it'}, or move what needs them out of the agent pod.`,
+        `[net-admin] ${ctx.ref}: container${many ? 's' : ''} ${countedList(names.map((n) => shown(n)), count)} may change the pod's iptables rules (${countedList(fields, count)}), and the pod's network namespace is shared, so ${many ? 'they' : 'it'} can take out proxy-init's redirect and send traffic past the proxy, which AuthBridge then does not see. Fix: drop NET_ADMIN and ALL from capabilities.add and privileged: true from ${many ? 'them' : 'it'}, or move what needs them out of the agent pod.`,
       );
     }
   }
@@ -1502,8 +1510,8 @@ function istioNamespace(ctx: InjectContext, labels: Record<string, string>, anno
 
 /**
  * What of a container's securityContext lets it change the pod's iptables rules (the network namespace is the
- * pod's): privileged: true, or NET_ADMIN, SYS_ADMIN or ALL in capabilities.add (as written, or with the CAP_ prefix
- * the runtimes accept). The field and what it grants, or undefined. Never throws, whatever the shapes.
+ * pod's): privileged: true, or NET_ADMIN or ALL in capabilities.add (as written, or with the CAP_ prefix the runtimes
+ * accept). Changing netfilter rules needs CAP_NET_ADMIN; SYS_ADMIN (FUSE and mount sidecars add it) does not grant it. The field and what it grants, or undefined. Never throws, whatever the shapes.
  */
 function netAdminField(c: KubeObject): { field: string; what: string } | undefined {
   const sc: unknown = c.securityContext;
@@ -1515,7 +1523,7 @@ function netAdminField(c: KubeObject): { field: string; what: string } | undefin
   for (const cap of add) {
     if (typeof cap !== 'string') continue;
     const name = cap.toUpperCase().replace(/^CAP_/, '');
-    if (name === 'NET_ADMIN' || name === 'SYS_ADMIN' || name === 'ALL') return { field: 'securityContext.capabilities.add', what: `adds ${name}` };
+    if (name === 'NET_ADMIN' || name === 'ALL') return { field: 'securityContext.capabilities.add', what: `adds ${name}` };
   }
   return undefined;
 }

@@ -198,7 +198,7 @@ export const RULE_HELP: Record<RuleName, { short: string; full: string }> = {
   'net-admin': {
     short: "An agent pod's containers cannot change its iptables rules.",
     full:
-      "A container with NET_ADMIN, SYS_ADMIN or ALL in capabilities.add, or privileged: true, shares the pod's network " +
+      "A container with NET_ADMIN or ALL in capabilities.add, or privileged: true, shares the pod's network " +
       "namespace and can take out proxy-init's redirect, so traffic skips AuthBridge. Drop them, or move that work out of the agent pod.",
   },
   'csi-driver-missing': {
