@@ -149,16 +149,16 @@ test('qos: a later webhook that makes the pod Burstable: the re-invocation gives
   const cfg = defaultConfig();
   const p = pod();
   const stored = apiServerDefaults(apply(p, patchOf(p, cfg)));
-  // a later webhook appends a container that requests less than its limits (istio-proxy does by default)
+  // a later webhook appends a container that requests less than its limits (Vault's agent injector does by default)
   const later = structuredClone(stored);
-  later.spec.containers.push({ name: 'istio-proxy', image: 'istio/proxyv2:1.22.0', resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '2', memory: '1Gi' } } });
+  later.spec.containers.push({ name: 'vault-agent', image: 'hashicorp/vault:1.17.2', resources: { requests: { cpu: '250m', memory: '64Mi' }, limits: { cpu: '500m', memory: '128Mi' } } });
   const again = apiServerDefaults(apply(later, patchOf(later, cfg)));
   for (const c of ours(again)) assert.notDeepEqual(c.resources.requests, c.resources.limits, c.name);
   assert.deepEqual(names(again), names(later), 'nothing moves');
   assert.deepEqual(patchOf(again, cfg), []);
   // one that adds a pinned container keeps the pod Guaranteed: no patch
   const pinnedLater = structuredClone(stored);
-  pinnedLater.spec.containers.push({ name: 'vault-agent', image: 'vault:1', resources: { requests: { cpu: '100m', memory: '64Mi' }, limits: { cpu: '100m', memory: '64Mi' } } });
+  pinnedLater.spec.containers.push({ name: 'linkerd-proxy', image: 'cr.l5d.io/linkerd/proxy:stable-2.14.10', resources: { requests: { cpu: '100m', memory: '64Mi' }, limits: { cpu: '100m', memory: '64Mi' } } });
   assert.deepEqual(patchOf(pinnedLater, cfg), []);
 });
 
