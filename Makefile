@@ -24,6 +24,10 @@ CHECK_OVERLAY  := [ -d manifests/$(OVERLAY) ] || { echo "make: there is no overl
 APPLY_ALL_BUT_WEBHOOKS = $(KUBECTL) kustomize manifests/$(OVERLAY) | sed 's|image: $(MANIFEST_IMG)$$|image: $(IMG)|' | $(FILTER_KINDS) drop $(WEBHOOK_KINDS) | $(KUBECTL) apply -f -
 APPLY_WEBHOOKS         = $(KUBECTL) kustomize manifests/$(OVERLAY) | $(FILTER_KINDS) keep $(WEBHOOK_KINDS) | $(KUBECTL) apply -f -
 ROLLOUT                = $(KUBECTL) -n $(NAMESPACE) rollout status deploy/$(SERVICE) --timeout=180s
+# Printed by deploy when the running Deployment already names $(IMG): kubectl apply then changes the manifests and the
+# config, never the code. A newer checkout names the same tag (v$(VERSION), package.json's version), and
+# imagePullPolicy IfNotPresent keeps a node's cached image under that tag.
+SAME_IMAGE_WARNING     = make: warning: deploy/$(SERVICE) already runs $(IMG), the image this deploy names, so the webhook's code is not upgraded: only changed manifests and config are applied, and the pods keep the code of that image (a newer checkout names the same tag, v$(VERSION) from package.json). To deploy new code, build and push it under a new tag and run make deploy IMG=<registry>/kagenti-webhook:<new tag> (or name it by digest, @sha256:...); see docs/install.md, Upgrade.
 
 .PHONY: help build test start image certs manifests deploy deploy-install deploy-upgrade undeploy
 
@@ -58,6 +62,8 @@ deploy: ## Install or upgrade manifests/$(OVERLAY) (image $(IMG)): preflight, th
 	@if [ "$(OVERLAY)" = "self-signed" ] && [ ! -f $(CERTS_DIR)/tls.key ]; then $(MAKE) certs; fi
 	@mutating="$$($(KUBECTL) get mutatingwebhookconfiguration/$(SERVICE) --ignore-not-found -o name)" || exit 1; \
 	  validating="$$($(KUBECTL) get validatingwebhookconfiguration/$(SERVICE) --ignore-not-found -o name)" || exit 1; \
+	  running="$$($(KUBECTL) -n $(NAMESPACE) get deploy/$(SERVICE) --ignore-not-found -o 'jsonpath={.spec.template.spec.containers[?(@.name=="webhook")].image}')" || exit 1; \
+	  if [ -n "$$running" ] && [ "$$running" = "$(IMG)" ]; then echo "$(SAME_IMAGE_WARNING)" >&2; fi; \
 	  if [ -n "$$mutating" ] || [ -n "$$validating" ]; then \
 	    echo "make: webhook configuration $(SERVICE) exists: upgrading, configurations first"; \
 	    $(MAKE) --no-print-directory deploy-upgrade; \

@@ -29,6 +29,8 @@ interface Fake {
   kustomizeFails?: boolean;
   /** what `get nodes` prints, "name kubeletVersion" a line (default: no nodes), or the error it fails with */
   nodes?: string[] | { error: string };
+  /** the image of the running Deployment kagenti-webhook's container webhook (default: no Deployment) */
+  deployImage?: string;
 }
 
 const REAL_KUBECTL = spawnSync('bash', ['-c', 'command -v kubectl'], { encoding: 'utf8' }).stdout.trim();
@@ -78,6 +80,8 @@ JSON
   *" get validatingwebhookconfiguration/kagenti-webhook --ignore-not-found -o name "*)
     ${fake.webhooks === true ? 'echo validatingwebhookconfiguration.admissionregistration.k8s.io/kagenti-webhook' : ':'} ;;
   *" rollout status "*) exit ${fake.rolloutCode ?? 0} ;;
+  *" get deploy/kagenti-webhook --ignore-not-found "*)
+    ${fake.deployImage ? `printf '%s' '${fake.deployImage}'` : ':'} ;;
   *" get nodes "*)
     ${fake.nodes && !Array.isArray(fake.nodes) ? `cat '${nodes}' >&2; exit 1` : `cat '${nodes}'`} ;;
 esac
@@ -426,6 +430,8 @@ const PREFLIGHT_OK_CALLS = [...PREFLIGHT_CALLS, NODES_CALL];
 const WEBHOOKS_EXIST = [
   'get mutatingwebhookconfiguration/kagenti-webhook --ignore-not-found -o name',
   'get validatingwebhookconfiguration/kagenti-webhook --ignore-not-found -o name',
+  // and the image the running Deployment names
+  '-n kagenti-system get deploy/kagenti-webhook --ignore-not-found -o jsonpath={.spec.template.spec.containers[?(@.name=="webhook")].image}',
 ];
 
 test('make deploy (first install): preflight, everything but the webhook configurations, the rollout, then the two configurations', skipMake, () => {
@@ -464,6 +470,24 @@ test('make deploy (upgrade: both configurations exist): the configurations first
   assert.deepEqual(first, WEBHOOK_KINDS);
   assert.deepEqual(second, renderedKinds('default').filter((k) => !WEBHOOK_KINDS.includes(k)));
   assert.match(r.stdout, /webhook configuration kagenti-webhook exists: upgrading, configurations first/);
+});
+
+test('make deploy: when the running Deployment already names the image, it warns that the code is not upgraded (a newer checkout names the same tag), and goes on', skipMake, () => {
+  const dflt = 'ghcr.io/kagenti/kagenti-webhook:v' + JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version;
+  const same = make('deploy', { webhooks: true, deployImage: dflt });
+  assert.equal(same.code, 0, same.stderr);
+  assert.match(same.stderr, new RegExp(`^make: warning: deploy/kagenti-webhook already runs ${dflt.replace(/\./g, '\\.')}, the image this deploy names, so the webhook's code is not upgraded: .* make deploy IMG=<registry>/kagenti-webhook:<new tag> .*docs/install\\.md, Upgrade\\.\\n$`));
+  assert.deepEqual(stdinKinds(same.calls).length, 2, 'applied all the same (a config change or a certificate rotation)');
+  // a new image: no warning; nor on a first install (no Deployment) or with another image running
+  for (const [fake, vars] of [
+    [{ webhooks: true, deployImage: dflt }, ['IMG=registry.example/kagenti-webhook:abc123']],
+    [{ webhooks: true, deployImage: 'ghcr.io/kagenti/kagenti-webhook:v0.0.9' }, []],
+    [{}, []],
+  ] as const) {
+    const r = make('deploy', fake, ...vars);
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /warning/, JSON.stringify([fake, vars]));
+  }
 });
 
 test('make deploy: a configuration that cannot be read (not NotFound) stops before anything is applied', skipMake, () => {
