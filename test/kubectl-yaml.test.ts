@@ -377,6 +377,43 @@ test('inject writes characters outside YAML\'s printable set (C0, DEL, C1, U+FFF
   assert.deepEqual(got.spec.containers.find((c: any) => c.name === 'app').args, ['\x7f', '\x90']);
 });
 
+test('inject and lint refuse a YAML file holding a raw character outside the printable set wherever kubectl refuses it (exit 2, line and column): values, quoted or not, comments, a later document; a separating --- line, a JSON stream and the printable ones pass', () => {
+  const pod = (value: string, more = '') => `apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels:\n    kagenti.io/type: agent\n  annotations:\n    a: ${value}\n${more}spec:\n  containers:\n    - name: app\n      image: busybox\n`;
+  // C0, DEL, C1 at both ends and beside U+0085, a noncharacter (the unit tests of the set are in manifest-stream's)
+  const refused = ['\x1b', '\x7f', '\x80', '\x86', '\uffff'];
+  for (const c of refused) {
+    const hex = `U\\+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`;
+    for (const [where, text, line, col] of [
+      ['plain', pod(`x${c}y`), 8, 9],
+      ['double-quoted', pod(`"x${c}y"`), 8, 10],
+      ['single-quoted', pod(`'x${c}y'`), 8, 10],
+      ['a comment', pod(`x # see${c}`), 8, 15],
+      ['a block scalar', pod('|', `      x${c}\n`), 9, 8],
+      ['a later comment-only document', `${pod('x')}---\n# ${c}\n`, 14, 3],
+      // a --- line with nothing before it, which kubectl's reader keeps as content
+      ['the first --- line', `--- # ${c}\n${pod('x')}`, 1, 7],
+    ] as const) {
+      const label = `${hex} in ${where}`;
+      assert.match(kubectlError(text), /control characters are not allowed/, `kubectl refuses ${label}`);
+      const inj = runCli(['inject', '-f', '-'], text);
+      assert.equal(inj.code, 2, label);
+      assert.equal(inj.stdout, '', label);
+      assert.match(inj.stderr, new RegExp(`^kagenti-webhook inject: <stdin>:${line}:${col}: not valid for kubectl: a raw ${hex} \\(.*\\), which kubectl refuses anywhere in a YAML file, .* Fix: remove it, or write it as the escape \\\\[xu][0-9a-f]+ inside a double-quoted string\n$`), label);
+      const lint = runCli(['lint', '--no-color', '-'], text);
+      assert.equal(lint.code, 2, label);
+      assert.match(lint.stderr, new RegExp(`^<stdin>:${line}:${col}: error: not valid for kubectl: a raw ${hex} `), label);
+    }
+  }
+  // what kubectl takes: tab, NBSP, a byte-order mark inside (U+0085: the next test); any of them on a --- line that separates
+  // documents (kubectl's reader drops it); and DEL or a C1 control in a JSON stream
+  for (const text of [`${pod('x')}--- # \x7f\x01\n`, pod('"x\ty"'), pod('x\u00a0y'), pod('x\ufeffy'), `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"k":"a\x7fb\x80"}}\n`]) {
+    assert.equal(kubectlError(text), '', JSON.stringify(text));
+    assert.equal(runCli(['inject', '-f', '-'], text).code, 0, JSON.stringify(text));
+    // (the pod breaks a policy, a finding: exit 1, not an input error)
+    assert.notEqual(runCli(['lint', '-'], text).code, 2, JSON.stringify(text));
+  }
+});
+
 test('inject refuses to rewrite a document holding a raw U+0085, U+2028 or U+2029 (kubectl reads a line break); others pass as they are', () => {
   const pod = (annotation: string) => `apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels:\n    kagenti.io/type: agent\n  annotations:\n    ${annotation}\nspec:\n  containers:\n    - name: app\n      image: busybox\n`;
   // kubectl reads these in quotes as line breaks: U+0085 folds into a space, spaces after U+2028 go; the yaml

@@ -719,7 +719,7 @@ test('input that is not Kubernetes at all fails cleanly with exit 2: binary, a b
   assert.match(r.stderr, /^<stdin>:1:1: error: not UTF-8 text/);
   r = await runCli(['-'], { stdin: Buffer.from('\x00\x01\x02 junk\x03\n') });
   assert.equal(r.code, 2);
-  assert.match(r.stderr, /^<stdin>:1:1: error: (not valid YAML|document 1 is not a Kubernetes object)/);
+  assert.match(r.stderr, /^<stdin>:1:1: error: not valid for kubectl: a raw U\+0000 \(NUL\), which kubectl refuses anywhere in a YAML file/);
   r = await runCli(['-'], { stdin: 'just a sentence, not a manifest\n' });
   assert.equal(r.code, 2);
   assert.match(r.stderr, /^<stdin>:1:1: error: document 1 is not a Kubernetes object: expected a mapping with apiVersion and kind, got the string "just a sentence, not a manifest"\n$/);

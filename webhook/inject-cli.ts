@@ -9,7 +9,7 @@ import type { Config } from './config.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { isDnsLabel } from './identity.ts';
 import { denialText, injectTemplate, isObject, jsonEqual } from './inject.ts';
-import { decodeText, InputError, splitDocuments, yamlErrorText } from './manifest-stream.ts';
+import { decodeText, InputError, NOT_PRINTABLE, splitDocuments, yamlErrorText } from './manifest-stream.ts';
 import type { RawDocument } from './manifest-stream.ts';
 import { asCreated, ownField, RenderedNamespaces } from './rules.ts';
 import { parseFlags, UsageError } from './usage.ts';
@@ -406,12 +406,9 @@ const GO_LINE_BREAKS = /[\u0085\u2028\u2029]/;
 const GO_LINE_BREAK_ESCAPES: Record<string, string> = { '\u0085': '\\N', '\u2028': '\\L', '\u2029': '\\P' };
 const GO_LINE_BREAK_NAMES: Record<string, string> = { '\u0085': 'U+0085 (NEXT LINE)', '\u2028': 'U+2028 (LINE SEPARATOR)', '\u2029': 'U+2029 (PARAGRAPH SEPARATOR)' };
 
-/**
- * Characters outside YAML's printable set, which kubectl's reader (go-yaml v2) refuses anywhere in the file, even in
- * quotes ("control characters are not allowed"): C0 controls but tab, line feed and carriage return, DEL, the C1
- * controls but U+0085, U+FFFE and U+FFFF. Only an escape carries them.
- */
-const NOT_PRINTABLE = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ufffe\uffff]/;
+// NOT_PRINTABLE (manifest-stream.ts): characters kubectl's reader refuses anywhere in a YAML file, even in quotes.
+// splitDocuments refuses a YAML input holding one raw; a string still holds one from an escape ("\x7f") or from a
+// JSON stream (kubectl's JSON decoder takes them), and only an escape carries it to kubectl.
 /** GO_LINE_BREAKS and NOT_PRINTABLE together: what a rewritten double-quoted scalar carries only as an escape. */
 const ESCAPED_IN_OUTPUT = /[\u0085\u2028\u2029\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ufffe\uffff]/g;
 

@@ -65,6 +65,29 @@ function countNewlines(s: string, from = 0, to = s.length): number {
 // that starts with `---` (`----`, `---x`), which kubectl's reader takes for a separator too (and refuses, below).
 const MARKER = /^(?:---|\.\.\.)(?=[ \t\r\n]|$)|^---/gm;
 
+/**
+ * Characters outside YAML's printable set as go-yaml v2 (kubectl's reader) applies it: C0 controls but tab, line feed
+ * and carriage return, DEL, the C1 controls but U+0085 (NEXT LINE), U+FFFE and U+FFFF.
+ */
+export const NOT_PRINTABLE = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ufffe\uffff]/;
+const NOT_PRINTABLE_G = new RegExp(NOT_PRINTABLE.source, 'g');
+
+const C0_NAMES = ['NUL', 'SOH', 'STX', 'ETX', 'EOT', 'ENQ', 'ACK', 'BEL', 'BS', 'HT', 'LF', 'VT', 'FF', 'CR', 'SO', 'SI', 'DLE', 'DC1', 'DC2', 'DC3', 'DC4', 'NAK', 'SYN', 'ETB', 'CAN', 'EM', 'SUB', 'ESC', 'FS', 'GS', 'RS', 'US'];
+
+/** `U+007F (DEL)`, `U+001B (ESC)`, `U+0080 (a C1 control)`, `U+FFFE (a noncharacter)`. */
+function characterName(c: string): string {
+  const code = c.charCodeAt(0);
+  const hex = `U+${code.toString(16).toUpperCase().padStart(4, '0')}`;
+  const name = code < 0x20 ? C0_NAMES[code] : code === 0x7f ? 'DEL' : code <= 0x9f ? 'a C1 control' : 'a noncharacter';
+  return `${hex} (${name})`;
+}
+
+/** The double-quoted YAML escape of a character: \xNN, or \uNNNN. */
+function escapeOf(c: string): string {
+  const code = c.charCodeAt(0);
+  return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+}
+
 function sizeText(chars: number): string {
   return chars >= MiB ? `${Math.round(chars / MiB)} MiB` : `${Math.round(chars / 1024)} KiB`;
 }
@@ -107,6 +130,28 @@ export class DocumentSplitter {
 
   constructor(limits: SplitLimits = DEFAULT_LIMITS) {
     this.limits = limits;
+  }
+
+  /**
+   * YAML mode: text that kubectl's reader gives go-yaml (a document, quoted values, keys and comments included, or a
+   * `---` line it keeps as content) holding a raw character outside YAML's printable set is refused, as kubectl
+   * refuses the whole file ("yaml: control characters are not allowed"). The `---` lines that separate documents
+   * are dropped by that reader, whatever their comment holds. A JSON stream is not checked: kubectl's JSON decoder
+   * takes DEL and C1 controls in strings. `from` and `to` are offsets in the buffer, `from` on the current
+   * document's line `docLine` or after it.
+   */
+  private refuseNotPrintable(from: number, to: number): void {
+    NOT_PRINTABLE_G.lastIndex = from;
+    const m = NOT_PRINTABLE_G.exec(this.buf);
+    if (!m || m.index >= to) return;
+    const at = m.index;
+    const line = this.docLine + countNewlines(this.buf, this.docStart, at);
+    const column = at - Math.max(this.buf.lastIndexOf('\n', at - 1), this.docStart - 1);
+    throw new InputError(
+      `not valid for kubectl: a raw ${characterName(m[0])}, which kubectl refuses anywhere in a YAML file, in quotes and comments too ("yaml: control characters are not allowed"), so it would apply nothing from this file. Fix: remove it, or write it as the escape ${escapeOf(m[0])} inside a double-quoted string`,
+      line,
+      column,
+    );
   }
 
   push(chunk: string): RawDocument[] {
@@ -156,6 +201,7 @@ export class DocumentSplitter {
       return out;
     }
     this.scan(out, true);
+    this.refuseNotPrintable(this.docStart, this.buf.length);
     out.push({ text: this.buf.slice(this.docStart), line: this.docLine, index: this.index++ });
     this.buf = '';
     this.docStart = this.scanFrom = this.lineStart = 0;
@@ -253,6 +299,9 @@ export class DocumentSplitter {
           this.kubectlEmpty = false;
         } else this.kubectlEmpty = true;
       } else this.kubectlEmpty = false; // `...`: content to kubectl's reader
+      this.refuseNotPrintable(this.docStart, p);
+      // a `---` line kubectl's reader keeps (nothing before it) is content to go-yaml
+      if (m[0] === '---' && text === '' && !this.kubectlEmpty) this.refuseNotPrintable(p, e);
       out.push({ text, line: this.docLine, index: this.index++ });
       this.docStart = Math.min(e + 1, buf.length);
       this.docLine = markerLine + 1;
