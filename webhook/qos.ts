@@ -19,14 +19,30 @@ import type { Quantity } from './quantity.ts';
 
 const QOS_RESOURCES = ['cpu', 'memory'] as const;
 
+/**
+ * Parsed quantities by their text (null: not a quantity), for the few values pods repeat ("1", "500m", "512Mi"):
+ * parsing them anew on every injection was most of this check's cost. Cleared when full, so hostile pods with
+ * many distinct values cannot grow it. The parsed objects are only read (compareQuantities).
+ */
+const parsed = new Map<string, Quantity | null>();
+const PARSED_MAX = 256;
+
 function quantity(v: unknown): Quantity | null {
   if (typeof v !== 'string' && !(typeof v === 'number' && Number.isFinite(v))) return null;
+  const text = String(v);
+  let q = parsed.get(text);
+  if (q !== undefined) return q;
   try {
-    return parseQuantity(String(v));
+    q = parseQuantity(text);
   } catch (err) {
-    if (err instanceof QuantityError) return null;
-    throw err;
+    if (!(err instanceof QuantityError)) throw err;
+    q = null;
   }
+  if (text.length <= 64) {
+    if (parsed.size >= PARSED_MAX) parsed.clear();
+    parsed.set(text, q);
+  }
+  return q;
 }
 
 const ZERO = parseQuantity('0');
@@ -40,6 +56,7 @@ function containerGuaranteed(c: KubeObject): boolean {
     const limit = Object.hasOwn(res.limits, r) ? quantity(res.limits[r]) : null;
     if (!limit || compareQuantities(limit, ZERO) <= 0) return false;
     if (!Object.hasOwn(requests, r) || requests[r] === null || requests[r] === undefined) continue;
+    if (requests[r] === res.limits[r]) continue; // the same text: equal (the limit parsed above)
     const request = quantity(requests[r]);
     if (!request || compareQuantities(request, limit) !== 0) return false;
   }
