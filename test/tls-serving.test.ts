@@ -49,22 +49,24 @@ function write(dir: string, p: { cert: string; key: string }): void {
   writeFileSync(join(dir, 'tls.key'), p.key);
 }
 
-test('servingProblems: a CA certificate and one without subjectAltName are refused; no serverAuth or no Service name are warnings', async () => {
+test('servingProblems: a CA certificate naming no host and one without subjectAltName are refused; a self-signed CA:TRUE naming hosts, no serverAuth or no Service name are warnings', async () => {
   const checks = async (ext: x509.Extension[]) =>
     servingProblems(new X509Certificate((await selfSigned(ext)).cert), 'tls.crt').map((p) => `${p.check}:${p.refuse ? 'refuse' : 'warn'}`);
   const certs = await generateCertificates({ service: 'kagenti-webhook', namespace: 'kagenti-system', dev: true });
   assert.deepEqual(servingProblems(new X509Certificate(certs.tlsCert), 'tls.crt'), [], 'what certs writes is fine');
-  assert.deepEqual(servingProblems(new X509Certificate(certs.caCert), 'ca.crt').map((p) => p.check), ['ca-certificate', 'no-subject-alt-name']);
+  assert.deepEqual(servingProblems(new X509Certificate(certs.caCert), 'ca.crt').map((p) => `${p.check}:${p.refuse ? 'refuse' : 'warn'}`), ['ca-certificate:refuse']);
   assert.deepEqual(await checks([svc]), [], 'no extended key usage at all: any use, the API server accepts it');
   assert.deepEqual(await checks([]), ['no-subject-alt-name:refuse']);
-  assert.deepEqual(await checks([new x509.BasicConstraintsExtension(true, undefined, true), svc]), ['ca-certificate:refuse']);
+  // what openssl req -x509 writes: CA:TRUE on a self-signed certificate naming the Service, which the API server
+  // accepts when caBundle is that certificate
+  assert.deepEqual(await checks([new x509.BasicConstraintsExtension(true, undefined, true), svc]), ['ca-certificate:warn']);
   assert.deepEqual(await checks([svc, new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth])]), ['no-server-auth:warn']);
   assert.deepEqual(await checks([svc, new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth])]), []);
   assert.deepEqual(await checks([new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: 'localhost' }, { type: 'ip', value: '127.0.0.1' }])]), ['no-service-name:warn']);
   assert.deepEqual(await checks([new x509.SubjectAlternativeNameExtension([{ type: 'ip', value: '127.0.0.1' }])]), ['no-service-name:warn']);
 
   const [ca] = servingProblems(new X509Certificate(certs.caCert), '/certs/ca.crt');
-  assert.match(ca!.message, /^TLS certificate \/certs\/ca\.crt is a CA certificate \(basicConstraints CA:TRUE\), not a serving certificate: .* Fix: serve the certificate cert-manager issues/);
+  assert.match(ca!.message, /^TLS certificate \/certs\/ca\.crt is a CA certificate \(basicConstraints CA:TRUE\) that names no host, not a serving certificate: .* Fix: serve the certificate cert-manager issues/);
   for (const p of [...servingProblems(new X509Certificate(certs.caCert), 'x'), ...servingProblems(new X509Certificate((await selfSigned([])).cert), 'x')])
     assert.ok(!p.message.includes('\n'), `one line: ${p.message}`);
 });

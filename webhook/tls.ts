@@ -61,22 +61,33 @@ export interface ServingProblem {
 
 /**
  * What keeps the API server (a Go client, which checks the subjectAltName and ignores the CN, and checks the extended
- * key usage) from accepting `cert` as the webhook's serving certificate. A CA certificate and one without any
- * subjectAltName are refused; one without serverAuth, or without a Service name (`*.svc`, as for local development
- * with localhost), is served with a warning.
+ * key usage) from accepting `cert` as the webhook's serving certificate. One without any subjectAltName (a CA's
+ * ca.crt mounted by mistake) is refused; a CA certificate that names hosts (a self-signed one), one without
+ * serverAuth, or one without a Service name (`*.svc`, as for local development with localhost), is served with a
+ * warning.
  */
 export function servingProblems(cert: X509Certificate, certFile: string): ServingProblem[] {
   const problems: ServingProblem[] = [];
   const sans = (cert.subjectAltName ?? '').split(', ').filter(Boolean);
   const dns = sans.filter((n) => n.startsWith('DNS:')).map((n) => n.slice(4));
   const fix = 'Fix: serve the certificate cert-manager issues (Certificate kagenti-webhook-serving) or one from kagenti-webhook certs --service kagenti-webhook --namespace kagenti-system --out DIR';
-  if (cert.ca)
+  const named = sans.some((n) => n.startsWith('DNS:') || n.startsWith('IP Address:'));
+  // A CA certificate that names no host (ca.crt mounted by mistake) is refused. One that names hosts is served with
+  // a warning: `openssl req -x509` writes CA:TRUE on a self-signed serving certificate, which the API server accepts
+  // when caBundle is that same certificate (Go takes a root it is given as a chain of one).
+  if (cert.ca && !named)
     problems.push({
       check: 'ca-certificate',
       refuse: true,
-      message: `TLS certificate ${certFile} is a CA certificate (basicConstraints CA:TRUE), not a serving certificate: serving it puts the CA's private key in the pod, where whoever reads it can sign certificates the API server trusts. ${fix}, signed by that CA; keep the CA's key out of the cluster`,
+      message: `TLS certificate ${certFile} is a CA certificate (basicConstraints CA:TRUE) that names no host, not a serving certificate: the API server would refuse it, and serving it puts the CA's private key in the pod, where whoever reads it can sign certificates the API server trusts. ${fix}, signed by that CA; keep the CA's key out of the cluster`,
     });
-  if (!sans.some((n) => n.startsWith('DNS:') || n.startsWith('IP Address:')))
+  else if (cert.ca)
+    problems.push({
+      check: 'ca-certificate',
+      refuse: false,
+      message: `TLS certificate ${certFile} is a CA certificate (basicConstraints CA:TRUE): served, since the API server accepts a self-signed one (openssl req -x509) when caBundle is that certificate, but if it is a CA that signs other certificates, its private key is now in the pod, where whoever reads it can sign certificates the API server trusts. ${fix}, signed by that CA; keep the CA's key out of the cluster`,
+    });
+  else if (!named)
     problems.push({
       check: 'no-subject-alt-name',
       refuse: true,
@@ -95,7 +106,7 @@ export function servingProblems(cert: X509Certificate, certFile: string): Servin
       refuse: false,
       message: `TLS certificate ${certFile} names no Service (no DNS name ending in .svc; it names ${dns.join(', ')}): the API server calls the webhook as kagenti-webhook.kagenti-system.svc and refuses a certificate without that name, so this one serves local development only. ${fix}`,
     });
-  else if (dns.length === 0 && problems.every((p) => p.check !== 'no-subject-alt-name'))
+  else if (dns.length === 0 && named)
     problems.push({
       check: 'no-service-name',
       refuse: false,
