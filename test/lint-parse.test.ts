@@ -211,3 +211,16 @@ test('readDocuments: a UTF-16 byte-order mark split across chunks, and UTF-16 te
   for await (const d of readDocuments((async function* () { yield Buffer.from('x'); })())) one.push([d.line, d.text]);
   assert.deepEqual(one, [[1, 'x']]);
 });
+
+test('a JSON stream with a raw control character (a tab too) inside a string is refused where it stands, as kubectl\'s JSON decoder refuses it; escaped, it passes', () => {
+  for (const [c, name] of [['\t', 'U+0009'], ['\x01', 'U+0001']] as const) {
+    const text = `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"},"data":{"k":"a${c}b"}}\n`;
+    assert.throws(
+      () => splitDocuments(text),
+      (err: unknown) => err instanceof InputError && err.line === 1 && err.column === 77 && err.message.startsWith(`not valid JSON: a raw ${name} `) && /Fix: write it as the escape \\u00/.test(err.message),
+    );
+  }
+  assert.equal(splitDocuments('{"a":"x\\ty"}\n{"b":1}').length, 2);
+  // between tokens a tab is whitespace, as for kubectl
+  assert.equal(splitDocuments('{\t"a":\t"x"}\n').length, 1);
+});

@@ -1413,3 +1413,25 @@ test('text output: control characters and U+2028/2029 from names print escaped, 
   assert.equal(out.trimEnd().split('\n').length, 2, out);
   assert.match(out, /Pod team-a\/a\\u001b\[31mred\\nsrc\/x\.yaml:1:1: error \[fake\] all good: /);
 });
+
+test('input errors on stderr (lint) and usage errors (inject) quote the input escaped: a control character in a separator line or a file name cannot act on the terminal', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kw-esc-'));
+  try {
+    writeFileSync(join(dir, 'sep.yaml'), 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n--- \x1b[31mFAKE\x1b[0m\n');
+    writeFileSync(join(dir, 'bad\x1b[32mname.yaml'), 'a: [\n');
+    const r = await runCli([dir, '--no-color']);
+    assert.equal(r.code, 2, String(r.stderr));
+    const err = String(r.stderr);
+    assert.doesNotMatch(err, /\x1b/);
+    assert.match(err, /sep\.yaml:4:5: error: kubectl refuses the file: "invalid Yaml document separator: \\u001b\[31mFAKE\\u001b\[0m"/);
+    assert.match(err, /bad\\u001b\[32mname\.yaml:\d+:\d+: error: /);
+    // inject prints its usage error (which quotes the separator line) escaped too
+    const { runCli: runBin } = await import('./helpers.ts');
+    const inj = runBin(['inject', '-f', join(dir, 'sep.yaml')]);
+    assert.equal(inj.code, 2);
+    assert.doesNotMatch(inj.stderr, /\x1b/);
+    assert.match(inj.stderr, /\\u001b\[31mFAKE/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

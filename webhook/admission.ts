@@ -2,7 +2,7 @@
 // No I/O here; the server turns AdmissionError into HTTP 400 and everything else into a response.
 import type { Operation } from 'fast-json-patch';
 import { objectName } from './identity.ts';
-import { isObject } from './json.ts';
+import { isObject, printable } from './json.ts';
 import { patchJson } from './patch.ts';
 
 export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
@@ -475,20 +475,7 @@ export function deny(uid: string, message: string | readonly string[], warnings:
   return r;
 }
 
-/** Characters a terminal acts on, or that break a line: C0 controls (ESC, CR, LF...), DEL, C1 controls, U+2028/2029. */
-const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
-const UNPRINTABLE_ALL = new RegExp(UNPRINTABLE.source, 'g');
-const ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t', '\b': '\\b', '\f': '\\f' };
-
-/**
- * Text for a message or a log field with the characters of UNPRINTABLE escaped as JSON escapes them (`\n`,
- * `\u001b`). Names and values in messages come from the request, and anything that reaches the port can send one:
- * raw, `x\e[2K\r\nFix: run ...` would erase the line kubectl prints and write a fix of its own under it.
- */
-export function printable(text: string): string {
-  if (!UNPRINTABLE.test(text)) return text;
-  return text.replace(UNPRINTABLE_ALL, (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
+export { printable };
 
 /**
  * A name as a message shows it: whole up to 253 characters (the longest a Kubernetes name can be), else its start

@@ -1,4 +1,5 @@
 // The command line: `kagenti-webhook <command>`. Each command lives in its own module, loaded on demand.
+import { printable } from './json.ts';
 import { UsageError } from './usage.ts';
 import { VERSION } from './version.ts';
 
@@ -57,7 +58,8 @@ export async function main(argv: string[]): Promise<number> {
     return await run(rest);
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`kagenti-webhook ${cmd}: ${err.message}\n`);
+      // a usage error may quote the input (a file name, a YAML error's text): escaped, one line
+      process.stderr.write(`kagenti-webhook ${cmd}: ${printable(err.message)}\n`);
       return 2;
     }
     throw err;

@@ -87,3 +87,18 @@ export function oneLine(message: string): string {
   const first = message.split('\n').map((l) => l.trim()).find(Boolean) ?? 'error';
   return first.length > 300 ? `${first.slice(0, 300)}…` : first;
 }
+
+/** Characters a terminal acts on, or that break a line: C0 controls (ESC, CR, LF...), DEL, C1 controls, U+2028/2029. */
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+const UNPRINTABLE_ALL = new RegExp(UNPRINTABLE.source, 'g');
+const ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t', '\b': '\\b', '\f': '\\f' };
+
+/**
+ * Text for a message or a log field with the characters of UNPRINTABLE escaped as JSON escapes them (`\n`,
+ * `\u001b`). Names and values in messages come from the request (anything that reaches the port can send one) or the
+ * input (a file name, a YAML error's text): raw, `x\e[2K\r\nFix: run ...` would erase the line kubectl prints and write a fix of its own under it.
+ */
+export function printable(text: string): string {
+  if (!UNPRINTABLE.test(text)) return text;
+  return text.replace(UNPRINTABLE_ALL, (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}

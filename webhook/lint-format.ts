@@ -3,6 +3,7 @@
 import type { RuleName, Severity } from './rules.ts';
 import { INJECTION_WARNINGS } from './config.ts';
 import { VERSION } from './version.ts';
+import { printable } from './json.ts';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -223,16 +224,12 @@ function plural(n: number, word: string): string {
 
 const C = { red: '\x1b[31m', yellow: '\x1b[33m', bold: '\x1b[1m', dim: '\x1b[2m', green: '\x1b[32m', reset: '\x1b[0m' };
 
-const ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
-
 /**
- * Text for a terminal or a CI log: C0 and C1 control characters, DEL and U+2028/U+2029 escaped JSON-style (`\n`,
- * `\u001b`). Object names and file names come from the input, so a name carrying ESC or a newline would otherwise move
- * the cursor, recolour the output or print a line that reads as a finding of its own.
+ * Text for a terminal or a CI log (admission.ts's printable, which admission messages use too): control characters
+ * escaped JSON-style. Object names and file names come from the input, so a name carrying ESC or a newline would
+ * otherwise move the cursor, recolour the output or print a line that reads as a finding of its own.
  */
-export function printable(s: string): string {
-  return s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
+export { printable };
 
 /**
  * `FILE:LINE:COL: error|warning <message>` per finding, then a summary line. File names and messages go through

@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import type { Config } from './config.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import type { Finding, FileSummary, Format, InputProblem, LintReport, SarifBase } from './lint-format.ts';
-import { FORMATS, formatReport, problemAt, STDIN_NAME, summarize } from './lint-format.ts';
+import { FORMATS, formatReport, printable, problemAt, STDIN_NAME, summarize } from './lint-format.ts';
 import type { RawDocument, SplitLimits } from './manifest-stream.ts';
 import {
   DEFAULT_LIMITS,
@@ -846,7 +846,8 @@ async function expandPaths(
 export { STDIN_NAME };
 
 function problemLine(p: InputProblem): string {
-  return `${problemAt(p)}: error: ${p.message}\n`;
+  // file names and messages quote the input: escaped, so a control character in them cannot act on the terminal
+  return `${printable(problemAt(p))}: error: ${printable(p.message)}\n`;
 }
 
 /** Collects a readable stream's chunks while passing them on (the post-renderer echoes the exact bytes). */
