@@ -987,6 +987,12 @@ test('checkControllerTokenReview (lint): kagent\'s controller in a render that n
   assert.deepEqual(checkControllerTokenReview(controller({ envFrom: [{ configMapRef: { name: 'kagent-enterprise-config-9k6bh8fd92' } }] }), ctx), []);
   // a prefixed name: the fix says to list it
   assert.match(checkControllerTokenReview(controller({ envFrom: [{ configMapRef: { name: 'prod-kagent-enterprise-config' } }] }), ctx)[0].message, /if ConfigMap prod-kagent-enterprise-config is kagent-enterprise-config renamed .*add its name to tokenReview\.configMapNames/);
+  // an envFrom Secret without a prefix may carry it (External Secrets): not checkable, counts as set; with a prefix,
+  // or overridden by a literal env, it does not
+  const secret = { envFrom: [{ configMapRef: { name: 'kagent-controller' } }, { secretRef: { name: 'kagent-enterprise-settings' } }] };
+  assert.deepEqual(checkControllerTokenReview(controller(secret), ctx), []);
+  assert.match(checkControllerTokenReview(controller({ envFrom: [{ secretRef: { name: 's' }, prefix: 'X_' }] }), ctx)[0].message, /does not read K8S_TOKEN_REVIEW/);
+  assert.match(checkControllerTokenReview(controller({ ...secret, env: [{ name: 'K8S_TOKEN_REVIEW', value: 'false' }] }), ctx)[0].message, /env\[0\] sets K8S_TOKEN_REVIEW to "false"/);
   // another Deployment, an issuer that is not external: nothing
   assert.deepEqual(checkControllerTokenReview(controller({}, 'web'), ctx), []);
   assert.deepEqual(checkControllerTokenReview(controller({}), { ...ctx, issuer: UNKNOWN }), []);

@@ -375,7 +375,8 @@ export function envConfigMapRefs(obj: unknown): EnvConfigMapRef[] {
 /**
  * K8S_TOKEN_REVIEW as a container's `env` sets it itself, which takes precedence over any `envFrom`: the last entry
  * of that name in a container (`containers`, not init containers). `value`: a literal's (`value:`; none is ""),
- * undefined when it comes from elsewhere than a literal or a ConfigMap (a Secret, a field): not known. A
+ * undefined when it comes from elsewhere than a literal or a ConfigMap (a Secret, a field, or, with no env entry of
+ * that name, an `envFrom[].secretRef` without a prefix, which may carry it): not known. A
  * `configMapKeyRef` entry is not returned (envConfigMapRefs has it). The first container's whose value is not
  * "true", else the first one's; undefined when no container sets it so.
  */
@@ -385,15 +386,24 @@ export function tokenReviewEnv(obj: unknown): { path: string; value?: string } |
   const specPath = [...tpl.path, 'spec'].join('.');
   let first: { path: string; value?: string } | undefined;
   for (const [i, c] of (tpl.spec.containers as unknown[]).entries()) {
-    if (!isObject(c) || !Array.isArray(c.env)) continue;
+    if (!isObject(c)) continue;
     let last: { path: string; value?: string } | null = null;
-    c.env.forEach((e: unknown, j: number) => {
-      if (!isObject(e) || e.name !== TOKEN_REVIEW_KEY) return;
-      const path = `${specPath}.containers[${i}].env[${j}]`;
-      if (!isObject(e.valueFrom)) last = { path, value: typeof e.value === 'string' ? e.value : '' };
-      else if (isObject(e.valueFrom.configMapKeyRef)) last = null;
-      else last = { path };
-    });
+    let named = false;
+    if (Array.isArray(c.env))
+      c.env.forEach((e: unknown, j: number) => {
+        if (!isObject(e) || e.name !== TOKEN_REVIEW_KEY) return;
+        named = true;
+        const path = `${specPath}.containers[${i}].env[${j}]`;
+        if (!isObject(e.valueFrom)) last = { path, value: typeof e.value === 'string' ? e.value : '' };
+        else if (isObject(e.valueFrom.configMapKeyRef)) last = null;
+        else last = { path };
+      });
+    // no env entry of that name: an envFrom Secret without a prefix may carry it (External Secrets, say), which
+    // cannot be checked: it counts as set, as a secretKeyRef does
+    if (!named && Array.isArray(c.envFrom)) {
+      const j = c.envFrom.findIndex((e: unknown) => isObject(e) && isObject(e.secretRef) && (e.prefix === undefined || e.prefix === null || e.prefix === ''));
+      if (j >= 0) last = { path: `${specPath}.containers[${i}].envFrom[${j}].secretRef` };
+    }
     const found = last as { path: string; value?: string } | null;
     if (!found) continue;
     if (found.value !== undefined && found.value !== 'true') return found;
@@ -567,7 +577,8 @@ function dotted(path: string): string {
  *     `configMapKeyRef` names a ConfigMap of `tokenReview.configMapNames` (`watched`: lint counts a kustomize
  *     `<name>-<hash>` too), so the value set there never reaches it (kagent-enterprise#1829: the chart's controller
  *     reads only its own ConfigMap).
- * A literal "true" is enough on its own; an entry from a Secret or a field cannot be checked and counts as set.
+ * A literal "true" is enough on its own; an entry from a Secret or a field, or an envFrom Secret without a prefix,
+ * cannot be checked and counts as set.
  * null when neither applies. `refs`/`literal`: the template's (envConfigMapRefs, tokenReviewEnv), or the cache's.
  * `cm`: the ConfigMap to name in the fix. Used by lint (on the render's Deployment) and the audit (on the cache's).
  */
