@@ -27,7 +27,7 @@ import {
   orphanWorkload,
 } from './identity.ts';
 import type { AgentRef } from './rules.ts';
-import { ADMITTED_TTL_MS, TOKEN_REVIEW_KEY, envConfigMapRefs, tokenReviewEnv } from './rules.ts';
+import { ADMITTED_TTL_MS, TOKEN_REVIEW_KEY, envConfigMapRefs, envFromSecret, tokenReviewEnv } from './rules.ts';
 import { getPodTemplate, podTemplatePath } from './workloads.ts';
 import { Counter, Gauge, PREFIX, registry } from './metrics.ts';
 import { isObject, oneLine } from './json.ts';
@@ -264,6 +264,7 @@ function slimWorkload(kind: string, controllerDeployment?: string): (obj: KubeOb
       out.configMapRefs = envConfigMapRefs({ ...obj, kind }).map((r) => ({ name: intern(r.name), path: intern(r.path), ...(r.delivers ? { delivers: true } : {}) }));
       const literal = tokenReviewEnv({ ...obj, kind });
       if (literal) out.tokenReviewEnv = { path: intern(literal.path), ...(literal.value !== undefined ? { value: literal.value.slice(0, 64) } : {}) };
+      if (envFromSecret({ ...obj, kind })) out.envFromSecret = true;
     }
     if (
       kind === 'Job' &&

@@ -375,8 +375,7 @@ export function envConfigMapRefs(obj: unknown): EnvConfigMapRef[] {
 /**
  * K8S_TOKEN_REVIEW as a container's `env` sets it itself, which takes precedence over any `envFrom`: the last entry
  * of that name in a container (`containers`, not init containers). `value`: a literal's (`value:`; none is ""),
- * undefined when it comes from elsewhere than a literal or a ConfigMap (a Secret, a field, or, with no env entry of
- * that name, an `envFrom[].secretRef` without a prefix, which may carry it): not known. A
+ * undefined when it comes from elsewhere than a literal or a ConfigMap (a Secret, a field): not known. A
  * `configMapKeyRef` entry is not returned (envConfigMapRefs has it). The first container's whose value is not
  * "true", else the first one's; undefined when no container sets it so.
  */
@@ -386,30 +385,38 @@ export function tokenReviewEnv(obj: unknown): { path: string; value?: string } |
   const specPath = [...tpl.path, 'spec'].join('.');
   let first: { path: string; value?: string } | undefined;
   for (const [i, c] of (tpl.spec.containers as unknown[]).entries()) {
-    if (!isObject(c)) continue;
+    if (!isObject(c) || !Array.isArray(c.env)) continue;
     let last: { path: string; value?: string } | null = null;
-    let named = false;
-    if (Array.isArray(c.env))
-      c.env.forEach((e: unknown, j: number) => {
-        if (!isObject(e) || e.name !== TOKEN_REVIEW_KEY) return;
-        named = true;
-        const path = `${specPath}.containers[${i}].env[${j}]`;
-        if (!isObject(e.valueFrom)) last = { path, value: typeof e.value === 'string' ? e.value : '' };
-        else if (isObject(e.valueFrom.configMapKeyRef)) last = null;
-        else last = { path };
-      });
-    // no env entry of that name: an envFrom Secret without a prefix may carry it (External Secrets, say), which
-    // cannot be checked: it counts as set, as a secretKeyRef does
-    if (!named && Array.isArray(c.envFrom)) {
-      const j = c.envFrom.findIndex((e: unknown) => isObject(e) && isObject(e.secretRef) && (e.prefix === undefined || e.prefix === null || e.prefix === ''));
-      if (j >= 0) last = { path: `${specPath}.containers[${i}].envFrom[${j}].secretRef` };
-    }
+    c.env.forEach((e: unknown, j: number) => {
+      if (!isObject(e) || e.name !== TOKEN_REVIEW_KEY) return;
+      const path = `${specPath}.containers[${i}].env[${j}]`;
+      if (!isObject(e.valueFrom)) last = { path, value: typeof e.value === 'string' ? e.value : '' };
+      else if (isObject(e.valueFrom.configMapKeyRef)) last = null;
+      else last = { path };
+    });
     const found = last as { path: string; value?: string } | null;
     if (!found) continue;
     if (found.value !== undefined && found.value !== 'true') return found;
     first ??= found;
   }
   return first;
+}
+
+/**
+ * Whether a container of the workload (not an init container) takes its environment from a Secret without a prefix
+ * (`envFrom[].secretRef`) and names no K8S_TOKEN_REVIEW in its `env`: that Secret may carry the setting (External
+ * Secrets, say), which cannot be checked, so the controller is not said to miss it.
+ */
+export function envFromSecret(obj: unknown): boolean {
+  const tpl = getPodTemplate(obj);
+  if (!tpl || !tpl.spec || !Array.isArray(tpl.spec.containers)) return false;
+  return (tpl.spec.containers as unknown[]).some(
+    (c) =>
+      isObject(c) &&
+      Array.isArray(c.envFrom) &&
+      c.envFrom.some((e: unknown) => isObject(e) && isObject(e.secretRef) && (e.prefix === undefined || e.prefix === null || e.prefix === '')) &&
+      !(Array.isArray(c.env) && c.env.some((e: unknown) => isObject(e) && e.name === TOKEN_REVIEW_KEY)),
+  );
 }
 
 /** ` (data has "k8s_token_review": keys are case-sensitive)` when a key differs from ours only in case or spaces. */
@@ -577,13 +584,13 @@ function dotted(path: string): string {
  *     `configMapKeyRef` names a ConfigMap of `tokenReview.configMapNames` (`watched`: lint counts a kustomize
  *     `<name>-<hash>` too), so the value set there never reaches it (kagent-enterprise#1829: the chart's controller
  *     reads only its own ConfigMap).
- * A literal "true" is enough on its own; an entry from a Secret or a field, or an envFrom Secret without a prefix,
- * cannot be checked and counts as set.
+ * A literal "true" is enough on its own; an entry from a Secret or a field cannot be checked and counts as set, and
+ * so, for the second case, does an envFrom Secret without a prefix (`secretFrom`, envFromSecret).
  * null when neither applies. `refs`/`literal`: the template's (envConfigMapRefs, tokenReviewEnv), or the cache's.
  * `cm`: the ConfigMap to name in the fix. Used by lint (on the render's Deployment) and the audit (on the cache's).
  */
 function controllerNotReading(
-  d: { ns: string; name: string; refs: readonly EnvConfigMapRef[]; literal: { path: string; value?: string } | undefined },
+  d: { ns: string; name: string; refs: readonly EnvConfigMapRef[]; literal: { path: string; value?: string } | undefined; secretFrom?: boolean },
   config: Config,
   issuer: IssuerInfo,
   sev: Severity,
@@ -605,6 +612,8 @@ function controllerNotReading(
     };
   }
   if (refs.some((r) => r.delivers && watched(r.name))) return 'reads';
+  // an envFrom Secret may carry it (envFromSecret): not known, so not said to be missing
+  if (d.secretFrom) return null;
   const other = refs[0];
   const reads = other
     ? ` (it reads ConfigMap ${ns}/${other.name}, ${other.path}${refs.length > 1 ? `, and ${refs.length - 1} more` : ''})`
@@ -638,7 +647,7 @@ export function checkControllerTokenReview(obj: Record<string, any>, ctx: { conf
   const names = ctx.config.tokenReview.configMapNames;
   const watched = (n: string) => names.includes(n) || kustomizeGeneratedFrom(n, names) !== undefined;
   const v = controllerNotReading(
-    { ns: objectNamespace(obj, ctx.namespace || 'default'), name: objectName(obj), refs: envConfigMapRefs(obj), literal: tokenReviewEnv(obj) },
+    { ns: objectNamespace(obj, ctx.namespace || 'default'), name: objectName(obj), refs: envConfigMapRefs(obj), literal: tokenReviewEnv(obj), secretFrom: envFromSecret(obj) },
     ctx.config,
     ctx.issuer,
     sev,
@@ -734,7 +743,8 @@ export function checkMissingTokenReview(
       continue;
     } else if (have || refs.length) {
       // the ConfigMap is there (or the controller reads others), but the controller does not read it
-      const v = controllerNotReading({ ns, name: want, refs, literal }, config, issuer, sev, (n) => names.includes(n), cm);
+      const secretFrom = slim ? d.envFromSecret === true : envFromSecret(full);
+      const v = controllerNotReading({ ns, name: want, refs, literal, secretFrom }, config, issuer, sev, (n) => names.includes(n), cm);
       if (v && v !== 'reads') out.push(v);
       continue;
     } else envFromFix = true;
