@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import type { AdmissionRequest } from '../webhook/admission.ts';
 import { configFromObject } from '../webhook/config.ts';
 import { KubeConfig } from '@kubernetes/client-node';
-import { ClusterState } from '../webhook/cluster.ts';
+import { ClusterState, agentRefsBuilt } from '../webhook/cluster.ts';
 import { cronJobJobName } from '../webhook/identity.ts';
 import { ADMITTED_TTL_MS } from '../webhook/rules.ts';
 import { registry } from '../webhook/metrics.ts';
@@ -1178,6 +1178,56 @@ test('a Knative Revision\'s Deployment and an OpenShift DeploymentConfig\'s pods
     assert.match(other.response.status!.message, /already the identity of agent Configuration\/hello\. /);
     const other2 = svc.validate(deploymentRequest(deployment('news', 'front-sa')));
     assert.match(other2.response.status!.message, /already the identity of agent DeploymentConfig\/frontend\. /);
+  } finally {
+    await close();
+  }
+});
+
+test('unique-service-account: a new pod of a workload with many replicas builds one claim per agent on its ServiceAccount, not one per pod; a pod its ReplicaSet released meanwhile counts as its own agent', async () => {
+  const replicas = 60;
+  const pods = Array.from({ length: replicas }, (_, i) => depPod('big', '6b7c8d9f0a', `p${String(i).padStart(4, '0')}`, 'big-sa'));
+  const { api, svc, close } = await setup((api) => {
+    seedBasics(api);
+    api.seed(PATHS.deployments, [deployment('weather', 'weather-sa'), deployment('big', 'big-sa')]);
+    api.seed(PATHS.replicasets, [replicaSet('weather', '7d9f8b6c5d', 'weather-sa'), replicaSet('big', '6b7c8d9f0a', 'big-sa', 'team-a', replicas)]);
+    api.seed(PATHS.pods, pods);
+  });
+  const newPod = (): AdmissionRequest => {
+    const pod: any = depPod('big', '6b7c8d9f0a', 'zzzzz', 'big-sa');
+    return { uid: `u${++uid}`, kind: { group: '', version: 'v1', kind: 'Pod' }, operation: 'CREATE', namespace: 'team-a', name: pod.metadata.name, object: { kind: 'Pod', ...pod } };
+  };
+  /** the decision, and how many AgentRefs the check built from the cache */
+  const check = (req: AdmissionRequest) => {
+    const before = agentRefsBuilt();
+    const d = svc.validate(req);
+    return { d, built: agentRefsBuilt() - before };
+  };
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    await api.waitForWatch(PATHS.pods);
+    const { d, built } = check(newPod());
+    assert.equal(d.response.allowed, true, JSON.stringify(d.response));
+    assert.deepEqual(d.response.warnings ?? [], []);
+    // the workload's claim (claimOfObject), then one per group on big-sa: the Deployment, its ReplicaSet, its 60 pods
+    assert.equal(built, 4, `${built} AgentRefs built for a pod of a ${replicas}-replica Deployment`);
+
+    // one pod released by its ReplicaSet (kubectl label pod ... app-): its own agent now, warned about by name
+    const released: any = structuredClone(pods[7]);
+    delete released.metadata.ownerReferences;
+    api.emit(PATHS.pods, 'MODIFIED', released);
+    await until(() => (svc.validate(newPod()).response.warnings ?? []).length > 0, 'the released pod counts as its own agent');
+    const after = check(newPod());
+    assert.equal(after.d.response.allowed, true);
+    assert.match(joinWarnings(after.d.response.warnings ?? []), /already the identity of agent Pod\/big-6b7c8d9f0a-p0007, a pod released by ReplicaSet big-6b7c8d9f0a of Deployment\/big: .* Not denied: its workload Deployment\/big already shares it/);
+    api.emit(PATHS.pods, 'DELETED', released);
+
+    // deleted: one agent again, and one AgentRef for its pods
+    await until(() => (svc.validate(newPod()).response.warnings ?? []).length === 0, 'one agent again');
+    assert.equal(check(newPod()).built, 4);
+    // a second agent on big-sa: denied, naming it, as before
+    const other = svc.validate(deploymentRequest(deployment('planner', 'big-sa')));
+    assert.equal(other.response.allowed, false);
+    assert.match(other.response.status!.message, /Deployment team-a\/planner: ServiceAccount "big-sa" .* already the identity of agent Deployment\/big\./);
   } finally {
     await close();
   }

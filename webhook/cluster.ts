@@ -27,7 +27,7 @@ import {
   orphanWorkload,
 } from './identity.ts';
 import type { AgentRef } from './rules.ts';
-import { ADMITTED_TTL_MS, TOKEN_REVIEW_KEY, envConfigMapRefs, envFromSecret, tokenReviewEnv } from './rules.ts';
+import { ADMITTED_TTL_MS, TOKEN_REVIEW_KEY, envConfigMapRefs, envFromSecret, sharesWith, tokenReviewEnv } from './rules.ts';
 import { getPodTemplate, podTemplatePath } from './workloads.ts';
 import { Counter, Gauge, PREFIX, registry } from './metrics.ts';
 import { isObject, oneLine } from './json.ts';
@@ -748,6 +748,36 @@ function claimKey(ns: string, sa: string): string {
   return `${ns}\u0000${sa}`;
 }
 
+/**
+ * The group of a claim within its (namespace, serviceAccount): objects whose AgentRefs differ only in `source` and
+ * `deleting`, so that one of them says for all whether they are another agent than a candidate. Pods with the same
+ * controller owner and the same labels (all but a StatefulSet pod's own name, which identity.ts reads only for pods
+ * without an owner) resolve to the same agent: their identity comes from that owner and those labels alone. Any other
+ * object (a workload, a pod without a controller, or one owned by a pod) is a group of its own (`key`).
+ */
+function claimGroupKey(o: KubeObject, key: string): string {
+  if (o.kind !== 'Pod') return key;
+  const owner = controllerOf(o);
+  if (!owner?.controller || owner.kind === 'Pod') return key;
+  const labels = isObject(o.metadata?.labels) ? o.metadata.labels : {};
+  let out = `Pod\u0000${owner.kind}\u0000${owner.name}`;
+  for (const k of Object.keys(labels).sort())
+    if (k !== 'statefulset.kubernetes.io/pod-name' && typeof labels[k] === 'string') out += `\u0000${k}\u0001${labels[k]}`;
+  return out;
+}
+
+/** A claim group: its key and its members' object keys. */
+interface ClaimGroup {
+  key: string;
+  members: Set<string>;
+}
+
+/** AgentRefs built from cached objects (refOf) by this process so far: what a unique-service-account check costs (the tests count them). */
+let refsBuilt = 0;
+export function agentRefsBuilt(): number {
+  return refsBuilt;
+}
+
 /** Admitted claims kept at most (an admission flood of new names cannot grow memory without bound). */
 const ADMITTED_MAX = 10_000;
 /** How long the controller of a Job /validate admitted answers for it while the cache does not hold it (noteJobOwner). */
@@ -872,6 +902,12 @@ export class ClusterState {
   /** object key (`Kind\0ns\0name`) → its claim key, to move or drop it on update/delete */
   private readonly claimOf = new Map<string, string>();
   /**
+   * (ns, sa) → its claims by group (claimGroupKey: a workload's pods are one group), and object key → its group: a
+   * check of one agent reads one claim per group (claimsOn's `candidate`), not one per pod.
+   */
+  private readonly groups = new Map<string, Map<string, ClaimGroup>>();
+  private readonly groupOf = new Map<string, ClaimGroup>();
+  /**
    * Agents this webhook admitted that the cache does not hold yet: object key → its claim, in the order admitted
    * (so the oldest expire first); and claim key → those object keys.
    */
@@ -983,6 +1019,12 @@ export class ClusterState {
     if (this.admitted.size) this.forgetAdmitted(key);
     const next = this.claims(o);
     const prev = this.claimOf.get(key);
+    // its group can change while its claim does not (a pod released by its ReplicaSet, relabelled)
+    const group = next === null ? undefined : claimGroupKey(o, key);
+    if (prev !== next || this.groupOf.get(key)?.key !== group) {
+      this.ungroup(key);
+      if (next !== null) this.group(next, group!, key);
+    }
     if (prev === next) return;
     if (prev !== undefined) this.dropFrom(prev, key);
     if (next === null) {
@@ -993,6 +1035,27 @@ export class ClusterState {
     let set = this.index.get(next);
     if (!set) this.index.set(next, (set = new Set()));
     set.add(key);
+  }
+
+  private group(claim: string, groupKey: string, key: string): void {
+    let byKey = this.groups.get(claim);
+    if (!byKey) this.groups.set(claim, (byKey = new Map()));
+    let g = byKey.get(groupKey);
+    if (!g) byKey.set(groupKey, (g = { key: groupKey, members: new Set() }));
+    g.members.add(key);
+    this.groupOf.set(key, g);
+  }
+
+  private ungroup(key: string): void {
+    const g = this.groupOf.get(key);
+    if (!g) return;
+    this.groupOf.delete(key);
+    g.members.delete(key);
+    if (g.members.size) return;
+    const claim = this.claimOf.get(key)!;
+    const byKey = this.groups.get(claim);
+    byKey?.delete(g.key);
+    if (byKey && !byKey.size) this.groups.delete(claim);
   }
 
   private dropFrom(claim: string, key: string): void {
@@ -1007,6 +1070,7 @@ export class ClusterState {
     if (this.admitted.size) this.forgetAdmitted(key);
     const prev = this.claimOf.get(key);
     if (prev === undefined) return;
+    this.ungroup(key);
     this.dropFrom(prev, key);
     this.claimOf.delete(key);
   }
@@ -1015,6 +1079,7 @@ export class ClusterState {
     const [kind, ns, name] = key.split('\u0000');
     const o = this.byKind.get(kind)?.get(name, ns);
     if (!o) return null;
+    refsBuilt++;
     const r: AgentRef | null = agentIdentity(o, this.config, ns, lookup);
     // A pod or ReplicaSet of a workload whose template, as cached, no longer claims this ServiceAccount (another one,
     // or no agent now): what is left of it from before, not the workload itself (checkUnique says so).
@@ -1059,17 +1124,35 @@ export class ClusterState {
    * that the cache does not hold yet (`admitted`). `admitting`: a Deployment or StatefulSet being admitted there,
    * taken as cached with its selector, so orphans it would not adopt count as themselves (not as it).
    * `admittedUpTo`: only the admitted agents noted up to that admittedSeq() count (those noted later are left out).
+   * `candidate`: the agent being checked (checkUnique, checkUniqueSince). While no cached claim is another agent than
+   * it (sharesWith), the cache's claims are one per group (a workload's pods are one: claimGroupKey), which those
+   * checks find nothing in either, so a new pod of a 5,000-replica agent costs one AgentRef, not 5,000; once one is,
+   * every claim, as without it, for the message.
    */
-  claimsOn(namespace: string, serviceAccount: string, admitting?: KubeObject, admittedUpTo?: number): AgentRef[] {
+  claimsOn(namespace: string, serviceAccount: string, admitting?: KubeObject, admittedUpTo?: number, candidate?: AgentRef): AgentRef[] {
     const claim = claimKey(namespace, serviceAccount);
     const set = this.index.get(claim);
     const out: AgentRef[] = [];
     if (set) {
       const lookup = admitting ? this.lookupAdmitting(admitting, namespace) : this.lookup;
-      for (const k of set) {
-        const r = this.refOf(k, lookup);
-        if (r) out.push(r);
-      }
+      let all = !candidate;
+      if (candidate)
+        for (const g of this.groups.get(claim)?.values() ?? []) {
+          let r: AgentRef | null = null;
+          for (const k of g.members) if ((r = this.refOf(k, lookup))) break;
+          if (!r) continue;
+          if (sharesWith(candidate, r)) {
+            all = true;
+            out.length = 0;
+            break;
+          }
+          out.push(r);
+        }
+      if (all)
+        for (const k of set) {
+          const r = this.refOf(k, lookup);
+          if (r) out.push(r);
+        }
     }
     const admitted = this.admittedOn.get(claim);
     if (admitted) {

@@ -1088,8 +1088,11 @@ export function dedicatedDenies(candidate: AgentRef, config: Config): boolean {
   return (candidate.serviceAccount === 'default' || !candidate.serviceAccount) && severityFor(config.policies['dedicated-service-account']) === 'error';
 }
 
-/** Whether claim `o` is another agent on `a`'s ServiceAccount (not `a` itself or its pods, not the same agent label). */
-function sharesWith(a: AgentRef, o: AgentRef): boolean {
+/**
+ * Whether claim `o` is another agent on `a`'s ServiceAccount (not `a` itself or its pods, not the same agent label):
+ * checkUnique and checkUniqueSince read nothing of a claim for which this is false.
+ */
+export function sharesWith(a: AgentRef, o: AgentRef): boolean {
   if (o.namespace !== a.namespace || o.serviceAccount !== a.serviceAccount) return false;
   if (o.kind === a.kind && o.name === a.name) return false; // self (e.g. UPDATE, or its own pods)
   return identityKey(o) !== identityKey(a); // same agent (kagenti.io/agent), e.g. blue/green

@@ -411,7 +411,7 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
             previous = agentOf(req.oldObject.kind === kind ? req.oldObject : { ...req.oldObject, kind }, config, ns, cluster.lookup);
           else if (kind === 'Pod' && agent.source) previous = cluster.claimOfObject(agent.kind, agent.namespace, agent.name);
           const upTo = pass.upTo ?? cluster.admittedSeq();
-          const claims = cluster.claimsOn(agent.namespace, agent.serviceAccount, objWithKind, upTo);
+          const claims = cluster.claimsOn(agent.namespace, agent.serviceAccount, objWithKind, upTo, agent);
           // A workload of a kind the cache does not hold (an Argo Rollout, a KEDA ScaledJob, a JobSet, a Knative
           // Configuration) has no claim of its own there: a new pod, ReplicaSet or Job of it compares with what the
           // cache holds of it (its ReplicaSet or Job, its other pods), the claims of the same agent on this
