@@ -1232,3 +1232,19 @@ test('unique-service-account: a new pod of a workload with many replicas builds 
     await close();
   }
 });
+
+test('the informers list at most two pages at once, whatever their number (a start-up or relist holds two pages, not ten)', async () => {
+  const { api, svc, close } = await setup((api) => {
+    seedBasics(api);
+    api.listDelayMs = 40;
+  });
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    assert.equal(api.listsInFlightMax, 2, 'two lists at once, no more (and no fewer: they still overlap)');
+    // every informer listed, and served what it listed
+    assert.equal(svc.namespaceLabels('team-a')?.['kagenti-enabled'], 'true');
+    assert.equal(svc.csiDriverExists('csi.spiffe.io'), true);
+  } finally {
+    await close();
+  }
+});

@@ -87,6 +87,10 @@ export class FakeApiServer {
   readonly hungNamespacedLists = new Set<string>();
   /** Paths whose watch requests get their response headers and are then reset (TCP) after 5 ms: a flapping watch. */
   readonly flappingWatches = new Set<string>();
+  /** Cluster-wide list requests are answered this many ms late (0: at once); listsInFlightMax: the most unanswered at once. */
+  listDelayMs = 0;
+  listsInFlightMax = 0;
+  private listsInFlight = 0;
   /** every request: `GET <path>?<query>` */
   readonly requests: string[] = [];
   discovery: Obj | null = null;
@@ -272,6 +276,19 @@ export class FakeApiServer {
       }
       return;
     }
+    if (this.listDelayMs > 0 && namespace === undefined) {
+      this.listsInFlightMax = Math.max(this.listsInFlightMax, ++this.listsInFlight);
+      setTimeout(() => {
+        this.listsInFlight--;
+        this.answerList(res, u, path, namespace, nameFilter);
+      }, this.listDelayMs);
+      return;
+    }
+    this.answerList(res, u, path, namespace, nameFilter);
+  }
+
+  private answerList(res: http.ServerResponse, u: URL, path: string, namespace: string | undefined, nameFilter: string | undefined): void {
+    const meta = LIST_KINDS[path];
     let items = [...this.objects(path).values()];
     if (namespace !== undefined) items = items.filter((o) => o.metadata?.namespace === namespace);
     if (nameFilter !== undefined) items = items.filter((o) => o.metadata?.name === nameFilter);

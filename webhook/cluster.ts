@@ -5,6 +5,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { existsSync } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
 import { delimiter } from 'node:path';
 import { UsageError } from './usage.ts';
 import { KubeConfig, ListWatch, Watch } from '@kubernetes/client-node';
@@ -69,20 +70,23 @@ export async function kubeGetJson(
       url,
       { ...reqOpts, method: 'GET', headers: { ...(reqOpts.headers ?? {}), Accept: 'application/json' }, ...(opts.signal ? { signal: opts.signal } : {}) },
       (res) => {
-        const chunks: Buffer[] = [];
+        // decoded as it arrives: a page is held as its text and then its objects, not also as chunks and their concat
+        const decoder = new StringDecoder('utf8');
+        let text = '';
         let size = 0;
         res.on('data', (c: Buffer) => {
           size += c.length;
           if (size > maxBytes) {
+            text = '';
             req.destroy(new ResponseTooLargeError(maxBytes));
             return;
           }
-          chunks.push(c);
+          text += decoder.write(c);
         });
         res.on('error', reject);
         res.on('end', () => {
           opts.onBytes?.(size);
-          const text = Buffer.concat(chunks).toString('utf8');
+          text += decoder.end();
           let body: any;
           try {
             body = JSON.parse(text);
@@ -334,6 +338,33 @@ function slimConfigMap(obj: KubeObject): KubeObject {
 /** The most one list page may hold: it is parsed whole (the JSON text and its objects) before it is slimmed. */
 export const PAGE_BYTES = 16 * 1024 * 1024;
 
+/**
+ * List pages the informers of one ClusterState fetch and slim at once (each held whole, as its text and its parsed
+ * objects, until it is slimmed): the others wait their turn, so a start-up or a relist of every informer at once
+ * holds two pages of workloads, not ten. Watches are not limited.
+ */
+export const LIST_PAGES_AT_ONCE = 2;
+
+/** At most `n` runs at once; the others wait, first come first served. */
+class Slots {
+  private free: number;
+  private readonly waiting: (() => void)[] = [];
+  constructor(n: number) {
+    this.free = n;
+  }
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.free > 0) this.free--;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    try {
+      return await fn();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.free++;
+    }
+  }
+}
+
 export interface ResourceSpec {
   /** informer id for logs and readiness, e.g. `pods`, `deployments.apps`, `configmaps/kagent-enterprise-config` */
   id: string;
@@ -395,6 +426,8 @@ class ResilientInformer {
   /** objects asked for per list page: pageSize, halved while pages come back over pageBytes */
   private pageLimit: number;
   private readonly pageBytes: number;
+  /** shared by the ClusterState's informers: LIST_PAGES_AT_ONCE */
+  private readonly pageSlots: Slots;
   readonly lw: ListWatch<KubernetesObject>;
   synced = false;
   /** set while the informer is down (after an error, until a restart gets through) */
@@ -424,6 +457,7 @@ class ResilientInformer {
     pageSize: number,
     pageBytes = PAGE_BYTES,
     watchTimeoutMs?: number,
+    pageSlots = new Slots(LIST_PAGES_AT_ONCE),
   ) {
     this.kc = kc;
     this.spec = spec;
@@ -432,6 +466,7 @@ class ResilientInformer {
     this.pageSize = pageSize;
     this.pageLimit = pageSize;
     this.pageBytes = pageBytes;
+    this.pageSlots = pageSlots;
     const real = new Watch(kc);
     // client-node's Watch gives a request this long for its response headers, then as much without a byte once
     // connected (its field is private; tests set less)
@@ -557,10 +592,20 @@ class ResilientInformer {
       if (this.spec.fieldSelector) q.set('fieldSelector', this.spec.fieldSelector);
       q.set('limit', String(this.pageLimit));
       if (cont) q.set('continue', cont);
-      let page: any;
+      let page: { rv?: string; cont?: string } | undefined;
       let bytes = 0;
       try {
-        page = await kubeGetJson(this.kc, `${this.spec.path}?${q}`, { maxBytes: this.pageBytes, onBytes: (n) => (bytes = n) });
+        // the page is held whole only within its slot: fetched, parsed and slimmed there
+        page = await this.pageSlots.run(async () => {
+          const body = await kubeGetJson(this.kc, `${this.spec.path}?${q}`, { maxBytes: this.pageBytes, onBytes: (n) => (bytes = n) });
+          if (!isObject(body) || !Array.isArray(body.items)) return undefined;
+          for (const it of body.items) if (isObject(it)) items.push(this.spec.slim(it));
+          const md = isObject(body.metadata) ? body.metadata : {};
+          return {
+            rv: typeof md.resourceVersion === 'string' ? md.resourceVersion : undefined,
+            cont: typeof md.continue === 'string' && md.continue ? md.continue : undefined,
+          };
+        });
       } catch (err) {
         // A page is parsed whole before it is slimmed, so its size is what the heap must hold at once. Objects are
         // up to about 1.5 MiB each (etcd's limit), so 500 large workloads (a tenant's, with no agent label) would
@@ -575,10 +620,9 @@ class ResilientInformer {
       }
       // pages well under the cap: back towards the configured size
       if (bytes < this.pageBytes / 4 && this.pageLimit < this.pageSize) this.pageLimit = Math.min(this.pageSize, this.pageLimit * 2);
-      if (!isObject(page) || !Array.isArray(page.items)) throw Object.assign(new Error('list response has no items'), { verb: 'list' });
-      for (const it of page.items) if (isObject(it)) items.push(this.spec.slim(it));
-      rv = isObject(page.metadata) && typeof page.metadata.resourceVersion === 'string' ? page.metadata.resourceVersion : rv;
-      cont = isObject(page.metadata) && typeof page.metadata.continue === 'string' && page.metadata.continue ? page.metadata.continue : undefined;
+      if (!page) throw Object.assign(new Error('list response has no items'), { verb: 'list' });
+      rv = page.rv ?? rv;
+      cont = page.cont;
       if (!cont) break;
     }
     const first = !this.synced;
@@ -955,8 +999,9 @@ export class ClusterState {
     this.pageSize = opts.pageSize ?? 500;
     this.pageBytes = opts.pageBytes ?? PAGE_BYTES;
     const backoff = opts.backoff ?? { baseMs: 1000, maxMs: 60_000 };
+    const pageSlots = new Slots(LIST_PAGES_AT_ONCE);
     this.informers = resourceSpecs(opts.config).map(
-      (s) => new ResilientInformer(opts.kubeConfig, s, opts.log, backoff, this.pageSize, this.pageBytes, opts.watchTimeoutMs),
+      (s) => new ResilientInformer(opts.kubeConfig, s, opts.log, backoff, this.pageSize, this.pageBytes, opts.watchTimeoutMs, pageSlots),
     );
     for (const inf of this.informers) {
       if (inf.spec.kind === 'ConfigMap') this.configMapInformers.push(inf);
