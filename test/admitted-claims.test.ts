@@ -1,8 +1,8 @@
 // Agents /validate admitted moments ago (not in the cluster cache yet) claim their ServiceAccount at once, and
 // /validate is unauthenticated: anything that reaches the port can send a forged AdmissionReview. A denial that
 // rests only on such claims is checked with the API server first (ValidationService.answer, ClusterState
-// .confirmAdmitted): one list per kind among the claims, in their namespace, shared and bounded, whatever their
-// number. No kube-apiserver can be installed on the machines these tests run on: test/fake-apiserver.ts stands in
+// .confirmAdmitted): a few claims are listed by name, more by one list per kind in their namespace, shared and
+// bounded, whatever their number. No kube-apiserver can be installed on the machines these tests run on: test/fake-apiserver.ts stands in
 // for one, replaying recorded wire-format responses (PodList, DeploymentList and Status bodies, lists in one
 // namespace, paged, by labelSelector), and the real @kubernetes/client-node talks to it.
 import { test } from 'node:test';
@@ -68,6 +68,7 @@ const confirmLists = (api: FakeApiServer, ns = 'team-b') =>
   api.requests.filter((r) => new RegExp(`^GET /(api/v1|apis/apps/v1)/namespaces/${ns}/(pods|deployments)\\?`).test(r));
 const POD_LIST = 'GET /api/v1/namespaces/team-b/pods?labelSelector=kagenti.io%2Ftype&limit=500';
 const DEPLOYMENT_LIST = 'GET /apis/apps/v1/namespaces/team-b/deployments?limit=500';
+const POD_BY_NAME = (name: string) => `GET /api/v1/namespaces/team-b/pods?labelSelector=kagenti.io%2Ftype&fieldSelector=metadata.name%3D${name}`;
 
 async function answered(d: Decision | Promise<Decision>): Promise<Decision> {
   return d instanceof Promise ? await d : d;
@@ -87,9 +88,9 @@ test('a forged Pod CREATE on a ServiceAccount does not block the real agent: its
     const d = await real;
     assert.equal(d.response.allowed, true, JSON.stringify(d.response));
     assert.deepEqual(d.detail?.admittedChecked, { confirmed: 0, dropped: 1, unanswered: 0 });
-    // its kind listed in its namespace, agent pods only as the pod informer lists them (list, not get: the webhook's
-    // RBAC), and once more once it was old enough
-    assert.deepEqual(confirmLists(api), [POD_LIST, POD_LIST]);
+    // listed by its name in its namespace, agent pods only as the pod informer lists them (list, not get: the
+    // webhook's RBAC), and once more once it was old enough
+    assert.deepEqual(confirmLists(api), [POD_BY_NAME('evil-agent'), POD_BY_NAME('evil-agent')]);
     assert.equal(await checked('dropped'), dropped + 1);
     const line = lines.find((l) => /forgot Pod team-b\/evil-agent on ServiceAccount team-b\/payments/.test(l.msg));
     assert.ok(line, JSON.stringify(lines.map((l) => l.msg)));
@@ -292,6 +293,81 @@ test('at most maxLists confirming lists at once: a request whose list gets no sl
     const line = lines.find((l) => /could not check with the API server whether Pod team-b\/p, admitted moments ago on ServiceAccount team-b\/sa1, was stored/.test(l.msg));
     assert.ok(line, JSON.stringify(lines.map((l) => l.msg)));
     assert.match(String(line.err), /no list slot free in the time this check has \(at most 1 confirming lists at once\)/);
+  } finally {
+    await close();
+  }
+});
+
+test('a few claims are listed each by name, whatever the namespace holds: its 120 large agent pods are not listed', async () => {
+  // 120 agent pods of about 20 KB each in team-b (a namespace of agents with 1 MB prompts, scaled down) and list pages
+  // of at most 64 KiB: a list of the namespace takes 40 pages and more (it could not end within the check's time at 1 MB a pod)
+  const prompt = 'x'.repeat(20_000);
+  const big = (i: number) => {
+    const p = pod(`big-${i}`, `sa-${i}`, 'team-b', { 'kagenti.io/agent': `big-${i}` });
+    (p.spec.containers[0] as Record<string, unknown>).env = [{ name: 'PROMPT', value: prompt }];
+    return p;
+  };
+  const s = await startOnFakeApi(
+    (api) => {
+      seed(api);
+      api.seed(PATHS.pods, Array.from({ length: 120 }, (_, i) => big(i)));
+    },
+    {},
+    () => ({ confirmAdmitted: { afterMs: 300, listMs: 1000 }, listPageBytes: 64 * 1024 }),
+  );
+  const { api, svc, close } = s;
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    await api.waitForWatch(PATHS.pods);
+    // 8 forged pods on pay (the most that are listed by name), then the real agent
+    const names = Array.from({ length: 8 }, (_, i) => `evil-${i}`);
+    for (const name of names) assert.equal(svc.validate(request('Pod', pod(name, 'pay', 'team-b', { 'kagenti.io/agent': 'evil' }))).response.allowed, true);
+    const d = await answered(svc.answer!(request('Pod', pod('real', 'pay', 'team-b', { 'kagenti.io/agent': 'real' }))));
+    assert.equal(d.response.allowed, true, JSON.stringify(d.response));
+    assert.deepEqual(d.detail?.admittedChecked, { confirmed: 0, dropped: 8, unanswered: 0 });
+    // each name listed twice (now, and once it is old enough), never the namespace's 120 pods
+    assert.deepEqual(confirmLists(api).sort(), names.flatMap((n) => [POD_BY_NAME(n), POD_BY_NAME(n)]).sort());
+  } finally {
+    await close();
+  }
+});
+
+test('more claims than are listed by name: the namespace is listed from the page limit its informer learned, not from 500', async () => {
+  // 40 agent pods of about 10 KB in team-b, list pages of at most 64 KiB: the pod informer learned to ask for a few
+  const prompt = 'x'.repeat(10_000);
+  const big = (i: number) => {
+    const p = pod(`big-${i}`, `sa-${i}`, 'team-b', { 'kagenti.io/agent': `big-${i}` });
+    (p.spec.containers[0] as Record<string, unknown>).env = [{ name: 'PROMPT', value: prompt }];
+    return p;
+  };
+  const { api, svc, close } = await startOnFakeApi(
+    (a) => {
+      seed(a);
+      a.seed(PATHS.pods, Array.from({ length: 40 }, (_, i) => big(i)));
+    },
+    {},
+    () => ({ confirmAdmitted: { afterMs: 300, listMs: 1000 }, listPageBytes: 64 * 1024 }),
+  );
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    await api.waitForWatch(PATHS.pods);
+    const informerLimits = api.requests.filter((r) => r.startsWith('GET /api/v1/pods?') && !r.includes('watch=true')).map((r) => Number(new URL(r.slice(4), 'http://x').searchParams.get('limit')));
+    assert.ok(Math.min(...informerLimits) < 10, `the informer's pages were halved: ${informerLimits.join(', ')}`);
+    // 9 forged pods: one over what is listed by name
+    for (let i = 0; i < 9; i++) svc.validate(request('Pod', pod(`evil-${i}`, 'pay', 'team-b', { 'kagenti.io/agent': 'evil' })));
+    const d = await answered(svc.answer!(request('Pod', pod('real', 'pay', 'team-b', { 'kagenti.io/agent': 'real' }))));
+    assert.equal(d.response.allowed, true, JSON.stringify(d.response));
+    assert.deepEqual(d.detail?.admittedChecked, { confirmed: 0, dropped: 9, unanswered: 0 });
+    const lists = confirmLists(api);
+    assert.ok(lists.length > 0 && lists.every((r) => !r.includes('fieldSelector')), lists.join('\n'));
+    // every page asked for as many as the informer learned (a few, not 500): no page too large, asked again with half
+    // as many, was sent
+    const limits = [...new Set(lists.map((r) => Number(new URL(r.slice(4), 'http://x').searchParams.get('limit'))))];
+    assert.equal(limits.length, 1, lists.join('\n'));
+    const learned = limits[0]!;
+    assert.ok(informerLimits.includes(learned) || informerLimits.includes(learned / 2), `${learned} is what the informer learned: ${informerLimits.join(', ')}`);
+    // two lists of the namespace (now, and once the youngest claim is old enough), each in 40 / learned pages
+    assert.equal(lists.length, 2 * Math.ceil(40 / learned));
   } finally {
     await close();
   }

@@ -724,6 +724,11 @@ class ResilientInformer {
   on(verb: 'add' | 'update' | 'delete', cb: Callback): void {
     this.lw.on(verb, cb as (o: KubernetesObject) => void);
   }
+
+  /** Objects per list page that its last list learned (pageSize, less where its pages were over pageBytes): confirmAdmitted starts from it. */
+  learnedPageLimit(): number {
+    return this.pageLimit;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -867,6 +872,12 @@ export const CONFIRM_BUDGET_MS = CONFIRM_AFTER_MS + CONFIRM_LIST_MS;
 export const CONFIRM_LISTS_MAX = 4;
 /** Less time than this left in a check (a quarter of CONFIRM_LIST_MS at most): no list is sent, as none would be answered. */
 const CONFIRM_MIN_LIST_MS = 250;
+/**
+ * At most this many unconfirmed claims of one kind in one namespace: each is listed by its name
+ * (fieldSelector=metadata.name), a list of one object, whatever the namespace holds. More: the namespace's objects of
+ * that kind are listed, once for them all.
+ */
+export const CONFIRM_BY_NAME_MAX = 8;
 /** A scheduled confirming list (the second one, for claims not CONFIRM_AFTER_MS old yet) that a request takes as its own first one, at most this much later than it needs. */
 const CONFIRM_SHARE_MS = 250;
 
@@ -1245,23 +1256,52 @@ export class ClusterState {
 
   /**
    * Checks with the API server the agents admitted moments ago (noted up to `upTo`, an admittedSeq()) that claim
-   * (namespace, serviceAccount) and that the cache does not hold yet, before a denial that rests on them alone. The
-   * work does not grow with their number: their kinds are listed in the namespace, once each (pods by the agent label
-   * the pod informer selects on, workload kinds whole; paged, each page at most the informers' page bytes; the
-   * webhook's RBAC grants list, not get), and the claimed names are looked up in what came back. Held there, on this
-   * ServiceAccount: the claim stays (`confirmed`, and is not listed again). Not held: if it was admitted less than
-   * CONFIRM_AFTER_MS ago its create may still be on its way (two requests at once), so its kind is listed once more
-   * when the youngest such claim is that old; still not held, it is forgotten (`dropped`), and logged. A list is
-   * shared by the requests that need the same (namespace, kind) at the same time, and at most CONFIRM_LISTS_MAX are
-   * sent at once. A list that fails, or gets no slot or no answer within this request's CONFIRM_BUDGET_MS, leaves
+   * (namespace, serviceAccount) and that the cache does not hold yet, before a denial that rests on them alone. Up to
+   * CONFIRM_BY_NAME_MAX claims of a kind in a namespace are listed each by its name (fieldSelector metadata.name: a
+   * list of at most one object, whatever else the namespace holds; the webhook's RBAC grants list, not get). More
+   * (a forger's thousands) are not listed one by one: their kind is listed in the namespace, once for them all (pods
+   * by the agent label the pod informer selects on, workload kinds whole; paged from the page limit that kind's
+   * informer learned, each page at most the informers' page bytes), and the names are looked up in what came back.
+   * Held there, on this ServiceAccount: the claim stays (`confirmed`, and is not listed again). Not held: if it was
+   * admitted less than CONFIRM_AFTER_MS ago its create may still be on its way (two requests at once), so it is
+   * listed once more when it is that old (a namespace list: when the youngest of its claims is); still not held, it
+   * is forgotten (`dropped`), and logged. A list is shared by the requests that need the same one (namespace, kind,
+   * and name for a by-name list) at the same time, and at most CONFIRM_LISTS_MAX are sent at once. A list that fails, or gets no slot or no answer within this request's CONFIRM_BUDGET_MS, leaves
    * its claims as they are (`unanswered`: the denial stands) and is logged. Never rejects.
    */
   async confirmAdmitted(namespace: string, serviceAccount: string, upTo: number): Promise<ConfirmResult> {
     const out: ConfirmResult = { confirmed: 0, dropped: 0, unanswered: 0 };
-    const set = this.admittedOn.get(claimKey(namespace, serviceAccount));
-    if (!set) return out;
     const now = Date.now();
+    const byKind = this.toConfirm(namespace, serviceAccount, upTo, now, out);
+    if (!byKind.size) return out;
+    // one timer for the request: whatever the lists it shares do, it stops waiting for them at its budget's end
+    let timer: NodeJS.Timeout | undefined;
+    const budgetEnd = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${this.confirmBudgetMs} ms, the time this check has`)), this.confirmBudgetMs);
+    });
+    budgetEnd.catch(() => {});
+    const deadline = now + this.confirmBudgetMs;
+    try {
+      const found = await Promise.all(
+        [...byKind.values()].map((claims) =>
+          claims.length <= CONFIRM_BY_NAME_MAX ? this.confirmByName(claims, deadline, budgetEnd) : this.confirmKind(claims, undefined, deadline, budgetEnd),
+        ),
+      );
+      for (const r of found) this.settle(r, out, 'listed');
+    } finally {
+      clearTimeout(timer);
+    }
+    return out;
+  }
+
+  /**
+   * The claims on (namespace, serviceAccount) noted up to `upTo` that a check would list, by (namespace, kind); the
+   * ones confirmed already are counted into `out`, and the ones named as no object can be are dropped (settled).
+   */
+  private toConfirm(namespace: string, serviceAccount: string, upTo: number, now: number, out: ConfirmResult): Map<string, Admitted[]> {
     const byKind = new Map<string, Admitted[]>();
+    const set = this.admittedOn.get(claimKey(namespace, serviceAccount));
+    if (!set) return byKind;
     const unstorable: Admitted[] = [];
     for (const k of set) {
       const a = this.admitted.get(k)!;
@@ -1278,24 +1318,27 @@ export class ClusterState {
       }
     }
     this.settle({ confirmed: [], dropped: unstorable, unanswered: [] }, out, 'unstorable');
-    if (!byKind.size) return out;
-    // one timer for the request: whatever the lists it shares do, it stops waiting for them at its budget's end
-    let timer: NodeJS.Timeout | undefined;
-    const budgetEnd = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${this.confirmBudgetMs} ms, the time this check has`)), this.confirmBudgetMs);
-    });
-    budgetEnd.catch(() => {});
-    try {
-      const found = await Promise.all([...byKind.values()].map((claims) => this.confirmKind(claims, now + this.confirmBudgetMs, budgetEnd)));
-      for (const r of found) this.settle(r, out, 'listed');
-    } finally {
-      clearTimeout(timer);
+    return byKind;
+  }
+
+  /** A few claims of one kind in one namespace, each decided by lists of its name: one result for them all. */
+  private async confirmByName(claims: Admitted[], deadline: number, budgetEnd: Promise<never>): Promise<KindResult> {
+    const each = await Promise.all(claims.map((a) => this.confirmKind([a], a.name, deadline, budgetEnd)));
+    const out: KindResult = { confirmed: [], dropped: [], unanswered: [] };
+    for (const r of each) {
+      out.confirmed.push(...r.confirmed);
+      out.dropped.push(...r.dropped);
+      out.unanswered.push(...r.unanswered);
+      out.err ??= r.err;
     }
     return out;
   }
 
-  /** The claims of one kind in one namespace, decided by one list (two when some are not CONFIRM_AFTER_MS old). */
-  private async confirmKind(claims: Admitted[], deadline: number, budgetEnd: Promise<never>): Promise<KindResult> {
+  /**
+   * The claims of one kind in one namespace (all named `name`, when given: a by-name list), decided by one list (two
+   * when some are not CONFIRM_AFTER_MS old).
+   */
+  private async confirmKind(claims: Admitted[], name: string | undefined, deadline: number, budgetEnd: Promise<never>): Promise<KindResult> {
     const { namespace, kind } = claims[0]!;
     const inf = this.byKind.get(kind)!;
     const out: KindResult = { confirmed: [], dropped: [], unanswered: [] };
@@ -1305,7 +1348,7 @@ export class ClusterState {
     for (const a of pending) notBefore = Math.max(notBefore, a.at);
     try {
       for (;;) {
-        const list = this.kindList(inf, namespace, notBefore, deadline);
+        const list = this.kindList(inf, namespace, name, notBefore, deadline);
         const held = await Promise.race([list.held, budgetEnd]);
         const next: Admitted[] = [];
         for (const a of pending) {
@@ -1326,12 +1369,12 @@ export class ClusterState {
   }
 
   /**
-   * A list of `inf`'s kind in `namespace` sent no earlier than `notBefore`: one under way or scheduled that another
-   * request started (sent by then, and not more than CONFIRM_SHARE_MS later than this one needs), or a new one,
-   * given up at `deadline`.
+   * A list of `inf`'s kind in `namespace` (of the object named `name` only, when given) sent no earlier than
+   * `notBefore`: one under way or scheduled that another request started (sent by then, and not more than
+   * CONFIRM_SHARE_MS later than this one needs), or a new one, given up at `deadline`.
    */
-  private kindList(inf: ResilientInformer, namespace: string, notBefore: number, deadline: number): KindList {
-    const key = `${namespace}\u0000${inf.spec.kind}`;
+  private kindList(inf: ResilientInformer, namespace: string, name: string | undefined, notBefore: number, deadline: number): KindList {
+    const key = `${namespace}\u0000${inf.spec.kind}${name === undefined ? '' : `\u0000${name}`}`;
     const now = Date.now();
     const at = Math.max(now, notBefore);
     let lists = this.kindLists.get(key);
@@ -1339,7 +1382,7 @@ export class ClusterState {
     if (shared) return shared;
     const held = (async () => {
       if (at > now) await new Promise((resolve) => setTimeout(resolve, at - now));
-      return this.withListSlot(deadline - this.confirmMinListMs, () => this.listHeld(inf, namespace, deadline));
+      return this.withListSlot(deadline - this.confirmMinListMs, () => this.listHeld(inf, namespace, name, deadline));
     })();
     const list: KindList = { startedAt: at, held };
     if (!lists) this.kindLists.set(key, (lists = []));
@@ -1382,21 +1425,24 @@ export class ClusterState {
   }
 
   /**
-   * The objects of `inf`'s kind in `namespace` that claim a ServiceAccount, by name → claim key: a list paged as the
-   * informers' are (a page over the page bytes is asked again with half as many), given up after CONFIRM_LIST_MS or
-   * at `deadline` (not sent with less than CONFIRM_MIN_LIST_MS left). Throws when it fails.
+   * The objects of `inf`'s kind in `namespace` (only the one named `name`, when given: fieldSelector metadata.name,
+   * one page) that claim a ServiceAccount, by name → claim key. A namespace list is paged as the informers' are,
+   * from the page limit `inf` learned (a page over the page bytes is asked again with half as many). Given up after
+   * CONFIRM_LIST_MS or at `deadline` (not sent with less than CONFIRM_MIN_LIST_MS left). Throws when it fails.
    */
-  private async listHeld(inf: ResilientInformer, namespace: string, deadline: number): Promise<Map<string, string>> {
+  private async listHeld(inf: ResilientInformer, namespace: string, name: string | undefined, deadline: number): Promise<Map<string, string>> {
     const ms = Math.min(this.confirmListMs, deadline - Date.now());
     if (ms < this.confirmMinListMs) throw new Error('no time left for a list in the time this check has');
     return withDeadline(ms, async (signal) => {
       const held = new Map<string, string>();
-      let limit = this.pageSize;
+      // by name: at most one object, no paging
+      let limit = name === undefined ? inf.learnedPageLimit() : 0;
       let cont: string | undefined;
       for (;;) {
         const q = new URLSearchParams();
         if (inf.spec.labelSelector) q.set('labelSelector', inf.spec.labelSelector);
-        q.set('limit', String(limit));
+        if (name !== undefined) q.set('fieldSelector', `metadata.name=${name}`);
+        if (limit) q.set('limit', String(limit));
         if (cont) q.set('continue', cont);
         let page: any;
         try {
@@ -1411,6 +1457,7 @@ export class ClusterState {
         if (!isObject(page) || !Array.isArray(page.items)) throw new Error('list response has no items');
         for (const it of page.items) {
           if (!isObject(it) || !isObject(it.metadata) || typeof it.metadata.name !== 'string' || it.metadata.namespace !== namespace) continue;
+          if (name !== undefined && it.metadata.name !== name) continue;
           const claim = this.claims(inf.spec.slim(it));
           if (claim !== null) held.set(it.metadata.name, claim);
         }
