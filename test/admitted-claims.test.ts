@@ -2,13 +2,14 @@
 // /validate is unauthenticated: anything that reaches the port can send a forged AdmissionReview. A denial that
 // rests only on such claims is checked with the API server first (ValidationService.answer, ClusterState
 // .confirmAdmitted): a few claims are listed by name, more by one list per kind in their namespace, shared and
-// bounded, whatever their number. No kube-apiserver can be installed on the machines these tests run on: test/fake-apiserver.ts stands in
+// bounded, whatever their number; and the requests waiting for it hold at most MAX_WAITING_BODY_BYTES of bodies. No kube-apiserver can be installed on the machines these tests run on: test/fake-apiserver.ts stands in
 // for one, replaying recorded wire-format responses (PodList, DeploymentList and Status bodies, lists in one
 // namespace, paged, by labelSelector), and the real @kubernetes/client-node talks to it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AdmissionRequest, Decision } from '../webhook/admission.ts';
 import { configFromObject } from '../webhook/config.ts';
+import { MAX_WAITING_BODY_BYTES } from '../webhook/limits.ts';
 import { registry } from '../webhook/metrics.ts';
 import { answerAdmission } from '../webhook/server.ts';
 import type { FakeApiServer } from './fake-apiserver.ts';
@@ -368,6 +369,48 @@ test('more claims than are listed by name: the namespace is listed from the page
     assert.ok(informerLimits.includes(learned) || informerLimits.includes(learned / 2), `${learned} is what the informer learned: ${informerLimits.join(', ')}`);
     // two lists of the namespace (now, and once the youngest claim is old enough), each in 40 / learned pages
     assert.equal(lists.length, 2 * Math.ceil(40 / learned));
+  } finally {
+    await close();
+  }
+});
+
+test('requests waiting for a check hold at most MAX_WAITING_BODY_BYTES of bodies: one over it is answered at once with its denial, as unanswered, asking nothing', async () => {
+  const { api, svc, lines, close } = await setup();
+  try {
+    const unanswered = await checked('unanswered');
+    assert.equal(svc.validate(request('Pod', pod('evil-agent', 'pay'))).response.allowed, true);
+    // a request whose body takes nearly all the budget waits for its check
+    const first = svc.answer!(request('Deployment', deployment('real-1', 'pay')), MAX_WAITING_BODY_BYTES - 1000);
+    assert.ok(first instanceof Promise);
+    const lists = confirmLists(api).length;
+    // the next one (1,001 bytes more than the budget left) is not checked: denied at once, as without the check
+    const second = svc.answer!(request('Deployment', deployment('real-2', 'pay')), 1001);
+    assert.ok(!(second instanceof Promise), 'over the budget: answered at once');
+    assert.equal(second.response.allowed, false);
+    assert.match(second.response.status!.message, /^\[unique-service-account\] Deployment team-b\/real-2: .*Pod\/evil-agent, admitted moments ago\./);
+    assert.deepEqual(second.detail?.admittedChecked, { confirmed: 0, dropped: 0, unanswered: 1 });
+    assert.equal(await checked('unanswered'), unanswered + 1);
+    const line = lines.find((l) => /could not check with the API server whether Pod team-b\/evil-agent/.test(l.msg));
+    assert.ok(line, JSON.stringify(lines.map((l) => l.msg)));
+    assert.match(String(line.err), new RegExp(`not checked: requests waiting for such a check already hold ${MAX_WAITING_BODY_BYTES - 1000} bytes of request bodies and this one has 1001, over the ${MAX_WAITING_BODY_BYTES} bytes`));
+    // one that fits still waits (it shares real-1's lists)
+    const third = svc.answer!(request('Deployment', deployment('real-3', 'pay')), 1000);
+    assert.ok(third instanceof Promise);
+    assert.equal((await answered(first)).response.allowed, true);
+    await third;
+    assert.equal(confirmLists(api).length, lists + 2, 'the lists of evil-agent by name, none for real-2');
+
+    // through the server: it passes the body's size, so with the budget taken a small request is answered at once
+    const { log: serverLog } = recordingLogger();
+    const config = configFromObject({ tokenReview: { issuer: 'external' } });
+    assert.equal(svc.validate(request('Pod', pod('evil-2', 'pay2'))).response.allowed, true);
+    const waiting = svc.answer!(request('Deployment', deployment('real-4', 'pay2')), MAX_WAITING_BODY_BYTES);
+    assert.ok(waiting instanceof Promise);
+    const body = Buffer.from(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: request('Deployment', deployment('real-5', 'pay2')) }));
+    const a = answerAdmission('validate', body, { config, log: serverLog, validation: svc }, '10.0.0.1');
+    assert.ok(!(a instanceof Promise), 'the server passed the body size: over the budget, answered at once');
+    assert.equal(JSON.parse(a.text).response.allowed, false);
+    await waiting;
   } finally {
     await close();
   }

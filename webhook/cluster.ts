@@ -915,7 +915,7 @@ const admittedClaimsChecked = new Counter({
   help:
     'Agents /validate admitted moments ago, not in the cluster cache yet, that a unique-service-account denial rested on alone, checked with the API server before denying, by result: ' +
     `confirmed (the API server holds it: the denial stands), dropped (not stored ${CONFIRM_AFTER_MS / 1000} s after its admission: forgotten, and the request is decided without it), ` +
-    `unanswered (the list failed, took over ${CONFIRM_LIST_MS / 1000} s, or did not end within the check's ${CONFIRM_BUDGET_MS / 1000} s: the claim stands, and so does the denial).`,
+    `unanswered (the list failed, took over ${CONFIRM_LIST_MS / 1000} s, or did not end within the check's ${CONFIRM_BUDGET_MS / 1000} s, or the request was not checked because the requests waiting for checks held their budget of body bytes: the claim stands, and so does the denial).`,
   labelNames: ['result'] as const,
   registers: [registry],
 });
@@ -1291,6 +1291,18 @@ export class ClusterState {
     } finally {
       clearTimeout(timer);
     }
+    return out;
+  }
+
+  /**
+   * What confirmAdmitted would check, left unchecked (`why`: the reason, logged): the claims stand, counted and logged
+   * as `unanswered` (their denial stands), as when the API server does not answer. Names no object can have are
+   * dropped, as confirmAdmitted drops them, without a list. Sends nothing.
+   */
+  leaveUnconfirmed(namespace: string, serviceAccount: string, upTo: number, why: string): ConfirmResult {
+    const out: ConfirmResult = { confirmed: 0, dropped: 0, unanswered: 0 };
+    for (const claims of this.toConfirm(namespace, serviceAccount, upTo, Date.now(), out).values())
+      this.settle({ confirmed: [], dropped: [], unanswered: claims, err: why }, out, 'listed');
     return out;
   }
 

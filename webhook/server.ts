@@ -164,7 +164,7 @@ export function answerAdmission(
   let decision: Decision | Promise<Decision>;
   try {
     decision =
-      webhook === 'mutate' ? mutate(request, { config, validation }) : validation.answer ? validation.answer(request) : validation.validate(request);
+      webhook === 'mutate' ? mutate(request, { config, validation }) : validation.answer ? validation.answer(request, body.length) : validation.validate(request);
   } catch (err) {
     // Fail closed with a clean denial: never admit an object we could not evaluate, never leak a stack.
     const why = err instanceof RangeError ? 'the object is nested too deeply' : 'an internal error occurred';

@@ -34,6 +34,7 @@ import {
 } from './rules.ts';
 import { isWorkloadKind } from './workloads.ts';
 import { isObject, jsonEqual } from './json.ts';
+import { MAX_WAITING_BODY_BYTES } from './limits.ts';
 import { csiDriverMissing } from './inject.ts';
 
 /** Metadata an UPDATE of an object being deleted may change without being checked again. */
@@ -69,9 +70,12 @@ export interface ValidationService {
    * What the server answers at `/validate`: validate()'s decision, except that a unique-service-account denial
    * resting only on agents this webhook admitted moments ago, which the cluster cache does not hold yet, is first
    * checked with the API server (ClusterState.confirmAdmitted; a promise then, and only then, of at most about 4 s).
-   * Agents it does not hold are forgotten and the request is decided again without them. Never rejects.
+   * Agents it does not hold are forgotten and the request is decided again without them. `bodyBytes`: the size of
+   * the request's body (the server passes it): a request whose check would make the bodies of the requests waiting
+   * for one exceed MAX_WAITING_BODY_BYTES is not checked, and is answered at once with the denial as it stands (an
+   * `unanswered` check). Without it the request counts as 0 bytes. Never rejects.
    */
-  answer?(req: AdmissionRequest): Decision | Promise<Decision>;
+  answer?(req: AdmissionRequest, bodyBytes?: number): Decision | Promise<Decision>;
   /**
    * The same answer for a request whose check is too heavy for the event loop (a Helm release record: its
    * manifest is linted in a child process, within a time budget; see helm-check.ts), or undefined for every
@@ -271,6 +275,8 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
   let auditTimer: NodeJS.Timeout | undefined;
   let waitTimer: NodeJS.Timeout | undefined;
   let closed = false;
+  /** body bytes of the requests that answer() keeps waiting for a check with the API server (their parsed request is held) */
+  let waitingBytes = 0;
   let auditing = false;
   const runAudit = () => {
     if (auditing) return; // the last one is still walking (a huge cluster, a short interval)
@@ -593,19 +599,37 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
     validate(req) {
       return decided(req, {}) as Decision;
     },
-    answer(req) {
+    answer(req, bodyBytes = 0) {
       const first = decided(req, { confirm: true });
       if (!('unconfirmed' in first)) return first;
       const { namespace, serviceAccount, upTo } = first.unconfirmed;
-      return cluster!.confirmAdmitted(namespace, serviceAccount, upTo).then(
-        (checked) => {
-          const d = decided(req, { upTo }) as Decision;
-          d.detail = { ...d.detail, admittedChecked: checked };
-          return d;
-        },
-        // never expected (confirmAdmitted never rejects): decided as validate() decides
-        () => decided(req, { upTo }) as Decision,
-      );
+      const withChecked = (checked: unknown) => {
+        const d = decided(req, { upTo }) as Decision;
+        d.detail = { ...d.detail, admittedChecked: checked };
+        return d;
+      };
+      // A waiting request keeps its parsed object (and oldObject) for up to about 4 s: all of them together are
+      // bounded, or a few padded requests would fill the heap. Over the budget: no check, the denial as it stands.
+      if (waitingBytes + bodyBytes > MAX_WAITING_BODY_BYTES)
+        return withChecked(
+          cluster!.leaveUnconfirmed(
+            namespace,
+            serviceAccount,
+            upTo,
+            `not checked: requests waiting for such a check already hold ${waitingBytes} bytes of request bodies and this one has ${bodyBytes}, over the ${MAX_WAITING_BODY_BYTES} bytes they may hold at once`,
+          ),
+        );
+      waitingBytes += bodyBytes;
+      return cluster!
+        .confirmAdmitted(namespace, serviceAccount, upTo)
+        .then(
+          withChecked,
+          // never expected (confirmAdmitted never rejects): decided as validate() decides
+          () => decided(req, { upTo }) as Decision,
+        )
+        .finally(() => {
+          waitingBytes -= bodyBytes;
+        });
     },
     mutateConfigMap(req) {
       try {
