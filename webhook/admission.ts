@@ -162,7 +162,9 @@ export function toWarnings(message: string, rule?: string): string[] {
     const lead = out.length === 0 ? '' : prefix;
     // a URL or a quoted value is never cut (copied from the terminal, a cut one is wrong): such a sentence is wrapped
     // word by word, one that does not fit going to a line of its own, up to the API server's WARNING_LIMIT
-    const lines = s.length <= 65_536 && KEEP_WHOLE.test(s)
+    const lines = s.length <= WARNING_MAX - lead.length
+      ? [s] // fits: nothing to cut
+      : s.length <= 65_536 && KEEP_WHOLE.test(s)
       ? wrapWhole(s, WARNING_MAX - lead.length, room, WARNING_LIMIT - lead.length, WARNING_LIMIT - prefix.length)
       : wrapFirst(s, WARNING_MAX - lead.length, room);
     for (let i = 0; i < lines.length - 1; i++) out.push((i === 0 ? lead : prefix) + lines[i]);
@@ -211,9 +213,20 @@ function words(text: string, hard: number): string[] {
   const out: string[] = [];
   const n = text.length;
   let i = 0;
+  let nextQuote = text.indexOf('"');
   while (i < n) {
     while (i < n && text.charCodeAt(i) === 0x20) i++;
     if (i >= n) break;
+    // most words hold no quote: up to the next space
+    const space = text.indexOf(' ', i);
+    const end = space === -1 ? n : space;
+    // (the next quote is looked up again only once passed: one scan of the text in all)
+    if (nextQuote !== -1 && nextQuote < i) nextQuote = text.indexOf('"', i);
+    if (nextQuote === -1 || nextQuote >= end) {
+      out.push(text.slice(i, end));
+      i = end;
+      continue;
+    }
     let j = i;
     let quoted = false;
     let open = -1;
