@@ -16,7 +16,8 @@
 # The oldest is printed; it stops the install only when the overlay's config (featureGates.nativeSidecars in the
 # config.yaml of its ConfigMap kagenti-webhook-config; comments and other objects do not count) turns native
 # sidecars on for every agent and a node's kubelet is older than 1.28 (there spiffe-helper would never exit and every agent pod would stay in
-# Init). A node list that cannot be read is a note, not a stop: the check is advice for the other cases.
+# Init). A node list that cannot be read is a note, not a stop: the check is advice for the other cases. So is a
+# config it cannot read (no such key in the render): unknown, said in a note, not taken as off.
 # OVERLAY names the overlay, a directory beside this script (default: default), as for make.
 # Exit codes: 0 go ahead (printed last, once every check passed; the kubelet note just before it), 1 this cluster is
 # refused (nothing was applied), 2 the cluster could not be asked (nothing was applied).
@@ -74,19 +75,85 @@ check_cert_manager() {
 
 # The value of featureGates.nativeSidecars in the config file of the render on stdin: the config.yaml key of the
 # ConfigMap kagenti-webhook-config (kustomize adds a hash to its name), and nothing else in the render (other
-# objects, comments). kustomize writes that key as a literal block (|); featureGates may be a block or a one-line
-# flow mapping ({nativeSidecars: true}). Prints true, or nothing: not set, false, or written in a form this reader
-# does not follow (a quoted one-line config.yaml), which is then taken as off, the default.
+# objects, comments). kustomize writes that key as a literal block (|), or as a quoted string when the block form
+# cannot hold it (a line that ends in spaces or holds a tab, comments included: double quotes, \n, \t, \" and \\
+# escaped, long lines folded; a one-line file: single quotes); featureGates may be a block or a one-line flow mapping
+# ({nativeSidecars: true}). Prints true, false (not set, or false: the default is off), or unknown: the render holds
+# no such key, or holds it in a form this reader does not follow.
 native_sidecars() {
   awk '
-    # the value of the config.yaml key, as one line each (block indentation removed)
+    # "ok" then the value of the config.yaml key, one line each (block indentation removed; a quoted string
+    # unfolded and unescaped); "unreadable" for a key in another form; nothing when there is no such key
     function flush() {
-      if (is_cm && is_name) for (i = 1; i <= n; i++) print lines[i]
-      is_cm = 0; is_name = 0; n = 0; top = ""; in_block = 0; block_indent = -1
+      if (is_cm && is_name && state != "") {
+        print state
+        if (state == "ok") for (i = 1; i <= n; i++) print lines[i]
+      }
+      is_cm = 0; is_name = 0; n = 0; top = ""; in_block = 0; block_indent = -1; in_quoted = 0; state = ""
+    }
+    # where the quote q that closes the quoted string is in s (0: not on this line)
+    function closing(s, q,   i, c) {
+      for (i = 1; i <= length(s); i++) {
+        c = substr(s, i, 1)
+        if (q == "\"" && c == "\\") { i++; continue }
+        if (c == q) {
+          if (q == "\047" && substr(s, i + 1, 1) == "\047") { i++; continue }
+          return i
+        }
+      }
+      return 0
+    }
+    # a double-quoted line with its escapes decoded (those a config needs; other control characters become ?)
+    function unescape(s,   out, i, c) {
+      out = ""
+      for (i = 1; i <= length(s); i++) {
+        c = substr(s, i, 1)
+        if (c != "\\") { out = out c; continue }
+        c = substr(s, ++i, 1)
+        if (c == "n") out = out "\n"
+        else if (c == "t") out = out "\t"
+        else if (c == "r") out = out "\r"
+        else if (c == "x") { out = out "?"; i += 2 }
+        else if (c == "u") { out = out "?"; i += 4 }
+        else if (c == "U") { out = out "?"; i += 8 }
+        else if (index("0abefvNLP_", c)) out = out "?"
+        else out = out c # \" \\ \/, and \ before a space or a tab
+      }
+      return out
+    }
+    # the quoted string in q_lines[1..q_n] (the text between its quotes), as the lines of the file: a line break
+    # and the white space around it fold into one space, empty lines into line breaks, and a double-quoted line
+    # that ends in an escaped \ joins the next with nothing between them
+    function unquote(   i, l, text, empties, joined, k, m, parts) {
+      text = ""; empties = 0; joined = 1
+      for (i = 1; i <= q_n; i++) {
+        l = q_lines[i]
+        if (i > 1) sub(/^[ \t]+/, "", l)
+        if (i < q_n) {
+          sub(/[ \t]+$/, "", l)
+          if (l == "" && i > 1) { empties++; continue }
+        }
+        if (!joined) { if (empties) while (empties--) text = text "\n"; else text = text " " }
+        empties = 0; joined = 0
+        if (q == "\"") {
+          if (i < q_n && match(l, /\\+$/) && RLENGTH % 2 == 1) { l = substr(l, 1, length(l) - 1); joined = 1 }
+          l = unescape(l)
+        } else gsub(/\047\047/, "\047", l)
+        text = text l
+      }
+      m = split(text, parts, "\n")
+      if (text ~ /\n$/) m-- # the last line break ends the last line
+      for (k = 1; k <= m; k++) lines[++n] = parts[k]
+      state = "ok"
     }
     BEGIN { flush() }
-    /^---/ { flush(); next }
+    /^---/ { if (in_quoted) state = "unreadable"; flush(); next }
     {
+      if (in_quoted) {
+        q_lines[++q_n] = $0
+        if ((c = closing($0, q))) { q_lines[q_n] = substr($0, 1, c - 1); in_quoted = 0; unquote() }
+        next
+      }
       if (in_block) {
         if ($0 ~ /^[[:space:]]*$/) { lines[++n] = ""; next }
         match($0, /^ */)
@@ -100,15 +167,24 @@ native_sidecars() {
       if ($0 ~ /^[^ #]/) { top = $0; sub(/:.*/, "", top) }
       if ($0 ~ /^kind:[[:space:]]*ConfigMap[[:space:]]*$/) is_cm = 1
       if (top == "metadata" && $0 ~ /^  name:[[:space:]]*kagenti-webhook-config(-[a-z0-9]+)?[[:space:]]*$/) is_name = 1
-      if (top == "data" && $0 ~ /^  config\.yaml:[[:space:]]*[|>]/) { in_block = 1; block_indent = -1; n = 0 }
+      if (top == "data" && $0 ~ /^  config\.yaml:/) {
+        rest = $0; sub(/^  config\.yaml:[[:space:]]*/, "", rest)
+        n = 0; state = "unreadable"
+        if (rest ~ /^[|>]/) { in_block = 1; block_indent = -1; state = "ok" }
+        else if (rest ~ /^["\047]/) {
+          q = substr(rest, 1, 1); rest = substr(rest, 2); q_n = 1; q_lines[1] = rest
+          if ((c = closing(rest, q))) { q_lines[1] = substr(rest, 1, c - 1); unquote() } else in_quoted = 1
+        }
+      }
     }
-    END { flush() }
+    END { if (in_quoted) state = "unreadable"; flush() }
   ' | awk '
     # featureGates.nativeSidecars in that file, comments dropped
     function value(v) {
       sub(/^[[:space:]]+/, "", v); sub(/[[:space:]]+$/, "", v)
       if (v ~ /^(true|True|TRUE)$/) found = "true"; else found = "false"
     }
+    NR == 1 { state = $0; next }
     {
       line = $0
       sub(/(^|[[:space:]])#.*/, "", line)
@@ -130,7 +206,7 @@ native_sidecars() {
       if (gate_indent < 0) gate_indent = indent
       if (indent == gate_indent && line ~ /^[[:space:]]*nativeSidecars[[:space:]]*:/) { v = line; sub(/^[^:]*:/, "", v); value(v) }
     }
-    END { if (found == "true") print "true" }
+    END { print (state != "ok" ? "unknown" : found == "true" ? "true" : "false") }
   '
 }
 
@@ -159,8 +235,9 @@ check_kubelets() {
   done <<<"$out"
   [ "$total" -gt 0 ] || return 0 # no node yet (or none readable): nothing to say
   # the overlay's config asks for native sidecars on every agent (its render holds the config file)
-  local native=""
-  [ "$(native_sidecars <<<"$rendered")" = "true" ] && native=1
+  local native="" config
+  config="$(native_sidecars <<<"$rendered")"
+  [ "$config" = "true" ] && native=1
   if [ "$before29" -eq 0 ]; then
     kubelet_note="preflight: oldest kubelet: $oldest (node $oldest_node): native sidecars work on every node."
   elif [ -n "$native" ] && [ "$before28" -gt 0 ]; then
@@ -168,6 +245,11 @@ check_kubelets() {
     exit 1
   else
     kubelet_note="preflight: oldest kubelet: $oldest (node $oldest_node; $before29 of $total nodes are older than 1.29). Native sidecars (kagenti.io/native-sidecars: \"true\", featureGates.nativeSidecars) need kubelet 1.29 or later, or 1.28 with the SidecarContainers feature gate on: without it a 1.28 node fails such a pod (InitContainerRestartPolicyForbidden), and on an older one it stays in Init (spiffe-helper never exits).${native:+ The config turns them on for every agent: make sure each 1.28 node has the gate on.} Upgrade those nodes, keep agents off them, or leave native sidecars off."
+    if [ "$config" = "unknown" ]; then
+      local risk="make sure each 1.28 node has the SidecarContainers gate on"
+      [ "$before28" -eq 0 ] || risk="every agent pod scheduled on a node older than 1.28 stays in Init"
+      kubelet_note+=$'\n'"preflight: could not read featureGates.nativeSidecars from manifests/$OVERLAY's config (the config.yaml of ConfigMap kagenti-webhook-config: not in the render, or in a form this script does not read), so whether the config turns native sidecars on is unknown, not off: if it does, $risk. Check the config's featureGates before deploying."
+    fi
   fi
 }
 

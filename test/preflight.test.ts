@@ -326,6 +326,58 @@ test('preflight: only featureGates.nativeSidecars in the config file of kagenti-
   assert.equal(refused('featureGates: {globalEnabled: true, nativeSidecars: true}\n'), true);
 });
 
+test('preflight: a config.yaml kustomize writes as a quoted string (a line ending in spaces, a tab, a one-line file) is read too', () => {
+  const OLD_NODES = ['a v1.30.1', 'b v1.27.9'];
+  const run = (config: string) =>
+    withDir((dir) => {
+      const overlay = nativeOverlay(dir, config);
+      // the form under test is the one kustomize writes, not a block
+      const render = execFileSync(REAL_KUBECTL, ['kustomize', join(ROOT, 'manifests', overlay)], { encoding: 'utf8' });
+      const r = preflight({ major: '1', minor: '30' }, { overlay, nodes: OLD_NODES });
+      assert.ok(r.code === 0 || r.code === 1, r.stderr);
+      return { refused: r.code === 1, quoted: /^ {2}config\.yaml: ["']/m.test(render), stdout: r.stdout };
+    });
+  // double-quoted (\n, \t, \" and \\ escaped): a trailing space on the value's line, or a tab in a comment elsewhere
+  assert.deepEqual(run('featureGates:\n  nativeSidecars: true \n'), { refused: true, quoted: true, stdout: '' });
+  assert.deepEqual(run('featureGates:\n  nativeSidecars: true\n  # \tevery node runs 1.29\n'), { refused: true, quoted: true, stdout: '' });
+  assert.deepEqual(run('trustDomain: "a\\\\b \\"c\\""\t\nfeatureGates:\n  nativeSidecars: true\n'), { refused: true, quoted: true, stdout: '' });
+  // the comment still does not count, nor does the escaped text of another key
+  const off = run('featureGates:\n  nativeSidecars: false \n  # nativeSidecars: true\t\n');
+  assert.deepEqual([off.refused, off.quoted], [false, true]);
+  assert.doesNotMatch(off.stdout, /could not read featureGates/);
+  assert.equal(run('trustDomain: "nativeSidecars: true\\nfeatureGates: {nativeSidecars: true}"\t\n').refused, false);
+  // a long file: kustomize folds the string over several lines (the repository's config, its gate on with a trailing space)
+  const base = readFileSync(join(ROOT, 'manifests', 'base', 'config.yaml'), 'utf8').replace(/^ {2}nativeSidecars: false$/m, '  nativeSidecars: true ');
+  assert.deepEqual(run(base), { refused: true, quoted: true, stdout: '' });
+  // a one-line file (no line break at its end): single quotes
+  assert.deepEqual(run('featureGates: {nativeSidecars: true}'), { refused: true, quoted: true, stdout: '' });
+});
+
+test('preflight: a config it cannot read is said to be unknown (a note with the kubelet one), not taken as off', () => {
+  withDir((dir) => {
+    // kagenti-webhook-config without a config.yaml key: the file is not in the render
+    const mine = join(dir, 'nokey');
+    mkdirSync(mine);
+    writeFileSync(join(mine, 'settings.yaml'), 'featureGates:\n  nativeSidecars: true\n');
+    writeFileSync(
+      join(mine, 'kustomization.yaml'),
+      `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: kagenti-system\nresources:\n  - ${relative(mine, join(ROOT, 'manifests', 'default'))}\nconfigMapGenerator:\n  - name: kagenti-webhook-config\n    behavior: replace\n    files:\n      - settings.yaml\n`,
+    );
+    const overlay = relative(join(ROOT, 'manifests'), mine);
+    const old = preflight({ major: '1', minor: '30' }, { overlay, nodes: ['a v1.30.1', 'b v1.27.9'] });
+    assert.equal(old.code, 0, old.stderr);
+    const [kubelet, note, goAhead, ...rest] = old.stdout.split('\n');
+    assert.match(kubelet!, /^preflight: oldest kubelet: v1\.27\.9 \(node b; 1 of 2 nodes are older than 1\.29\)\. /);
+    assert.match(note!, /^preflight: could not read featureGates\.nativeSidecars from manifests\/\S+'s config \(the config\.yaml of ConfigMap kagenti-webhook-config: not in the render, or in a form this script does not read\), so whether the config turns native sidecars on is unknown, not off: if it does, every agent pod scheduled on a node older than 1\.28 stays in Init\. Check the config's featureGates before deploying\.$/);
+    assert.deepEqual([goAhead, rest], ['preflight: Kubernetes 1.30: ok', ['']]);
+    const gate = preflight({ major: '1', minor: '30' }, { overlay, nodes: ['a v1.30.1', 'b v1.28.5'] });
+    assert.match(gate.stdout, /\npreflight: could not read featureGates\.nativeSidecars .* if it does, make sure each 1\.28 node has the SidecarContainers gate on\. /);
+    // every kubelet 1.29 or later: the config changes nothing, no note
+    const current = preflight({ major: '1', minor: '30' }, { overlay, nodes: ['a v1.30.1'] });
+    assert.equal(current.stdout, 'preflight: oldest kubelet: v1.30.1 (node a): native sidecars work on every node.\npreflight: Kubernetes 1.30: ok\n');
+  });
+});
+
 test('preflight: self-signed before `make certs` (it does not render) reads its config from manifests/base', () => {
   withDir((dir) => {
     const manifests = join(dir, 'manifests');
