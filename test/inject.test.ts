@@ -925,20 +925,49 @@ test('native sidecars: the injected proxy has a startup probe, so the pod\'s own
   assert.ok(plain.outcome === 'inject' && (plain.template.spec.containers as KubeObject[]).every((c) => c.startupProbe === undefined));
 });
 
-test('other meshes\' init containers (linkerd-init, kuma-init) get no init-before-proxy or net-admin warning, as Istio\'s do not; a pod\'s own still does', () => {
+test('other meshes\' init containers (linkerd-init, kuma-init) get no init-before-proxy or net-admin warning beside their proxy, as Istio\'s do not; the pod gets one mesh-sidecar warning instead; a pod\'s own still does', () => {
   const cfg = defaultConfig();
   const meshInit = (name: string) => ({ name, image: 'x', securityContext: { runAsUser: 0, capabilities: { add: ['NET_ADMIN', 'NET_RAW'] } } });
-  const warned = (r: ReturnType<typeof injectTemplate>) => (r.outcome === 'inject' ? r.warnings.filter((w) => /^\[(init-before-proxy|net-admin)\] /.test(w)) : ['not injected']);
-  for (const name of ['linkerd-init', 'kuma-init']) {
-    assert.deepEqual(warned(injectTemplate(agentPod({}, {}, { initContainers: [meshInit(name)], containers: [{ name: 'agent', image: 'x' }] }), cfg, ctxFor)), [], name);
+  const warned = (r: ReturnType<typeof injectTemplate>) => (r.outcome === 'inject' ? r.warnings.filter((w) => /^\[(init-before-proxy|net-admin|mesh-sidecar)\] /.test(w)) : ['not injected']);
+  for (const [name, proxy, optOut] of [
+    ['linkerd-init', { name: 'linkerd-proxy', image: 'x' }, 'annotate the pod linkerd.io/inject: disabled'],
+    ['kuma-init', { name: 'kuma-sidecar', image: 'x', restartPolicy: 'Always' }, 'label the pod kuma.io/sidecar-injection: disabled (older Kuma reads it as an annotation)'],
+  ] as const) {
+    // Kuma's proxy as a native sidecar (in the init containers), Linkerd's as a regular container
+    const spec = (inits: KubeObject[]) =>
+      proxy.name === 'kuma-sidecar' ? { initContainers: [...inits, proxy], containers: [{ name: 'agent', image: 'x' }] } : { initContainers: inits, containers: [proxy, { name: 'agent', image: 'x' }] };
+    const field = proxy.name === 'kuma-sidecar' ? 'spec.initContainers[1].name' : 'spec.containers[0].name';
+    const mesh = proxy.name === 'kuma-sidecar' ? 'Kuma' : 'Linkerd';
+    const beside = warned(injectTemplate(agentPod({}, {}, spec([meshInit(name)])), cfg, ctxFor));
+    assert.deepEqual(beside.length, 1, beside.join('\n'));
+    assert.equal(
+      beside[0],
+      `[mesh-sidecar] Pod team/a: container ${proxy.name} (${field}) is ${mesh}'s sidecar, beside the injected AuthBridge proxy, and both ${mesh} and AuthBridge's proxy-init redirect the pod's traffic with iptables. The two redirects conflict: each leaves only its own proxy's uid out, so traffic may bypass one of the proxies (AuthBridge, which then does not see it, or ${mesh}'s mTLS). Fix: use one mesh for the agent, or opt it out of ${mesh}'s injection: ${optOut}.`,
+    );
     // the pod's own init container beside it is still named, alone
-    const mixed = warned(injectTemplate(agentPod({}, {}, { initContainers: [meshInit(name), { ...meshInit('tune'), name: 'tune' }], containers: [{ name: 'agent', image: 'x' }] }), cfg, ctxFor));
+    const mixed = warned(injectTemplate(agentPod({}, {}, spec([meshInit(name), { ...meshInit('tune'), name: 'tune' }])), cfg, ctxFor)).filter((w) => !w.startsWith('[mesh-sidecar] '));
     assert.equal(mixed.length, 2, mixed.join('\n'));
     for (const w of mixed) {
       assert.match(w, / tune /);
       assert.ok(!w.includes(name), w);
     }
+    // without the mesh's proxy, a container of that name is the pod's own (a privileged one of the user's): warned
+    const alone = warned(injectTemplate(agentPod({}, {}, { initContainers: [meshInit(name)], containers: [{ name: 'agent', image: 'x' }] }), cfg, ctxFor));
+    assert.deepEqual(alone.map((w) => w.slice(0, w.indexOf(']') + 1)), ['[init-before-proxy]', '[net-admin]'], alone.join('\n'));
+    for (const w of alone) assert.ok(w.includes(name), w);
+    // mesh-sidecar is silenced by its policy, and not given without proxy-init (nothing of ours redirects then)
+    assert.deepEqual(warned(injectTemplate(agentPod({}, {}, spec([meshInit(name)])), parseConfig('policies: {mesh-sidecar: "off"}'), ctxFor)), []);
+    assert.deepEqual(warned(injectTemplate(agentPod({}, {}, spec([])), parseConfig('authBridge: {egressEnforcement: none}'), ctxFor)), []);
   }
+  // the mesh's proxy is its injector's too: its own probes (Linkerd's on its admin port) are not the pod's to change
+  const probed = { name: 'linkerd-proxy', image: 'x', readinessProbe: { httpGet: { path: '/ready', port: 4191 } } };
+  const strictPod = agentPod({}, { 'kagenti.io/mtls-mode': 'strict' }, { containers: [probed, { name: 'agent', image: 'x' }] });
+  const strictWarnings = injectTemplate(strictPod, cfg, ctxFor);
+  assert.ok(strictWarnings.outcome === 'inject');
+  assert.deepEqual(strictWarnings.warnings.map((w) => warningName(w)), ['mesh-sidecar']);
+  // both meshes' proxies: one warning each
+  const two = warned(injectTemplate(agentPod({}, {}, { containers: [{ name: 'linkerd-proxy', image: 'x' }, { name: 'kuma-sidecar', image: 'x' }, { name: 'agent', image: 'x' }] }), cfg, ctxFor));
+  assert.deepEqual(two.map((w) => /container (\S+)/.exec(w)?.[1]), ['linkerd-proxy', 'kuma-sidecar']);
 });
 
 // ---------- pod-resources: pod-level resources (spec.resources) the injected containers would take the pod past ----------

@@ -499,6 +499,19 @@ test('checkInjection: istio-sidecar (namespace labelled istio-injection=enabled,
   }
 });
 
+test('checkInjection: mesh-sidecar points at the other mesh\'s proxy container in the template; its init container beside it is not the pod\'s own', () => {
+  for (const kind of ['Deployment', 'CronJob']) {
+    const base = SPEC_PATHS[kind];
+    const obj = workload(kind, 'weather', 'weather-sa');
+    const spec = kind === 'CronJob' ? obj.spec.jobTemplate.spec.template.spec : obj.spec.template.spec;
+    spec.containers.unshift({ name: 'linkerd-proxy', image: 'cr.l5d.io/linkerd/proxy:stable-2.14.10' });
+    spec.initContainers = [{ name: 'linkerd-init', image: 'x', securityContext: { capabilities: { add: ['NET_ADMIN', 'NET_RAW'] } } }];
+    const r = checkInjection(obj, { config, namespace: 'team-a' });
+    assert.deepEqual(r.warnings.map((v) => [v.rule, v.path]), [['mesh-sidecar', `${base}.containers.0.name`]], kind);
+    assert.match(r.warnings[0]!.message, new RegExp(`Fix: use one mesh for the agent, or opt it out of Linkerd's injection: annotate the pod template \\(${base.replace(/\.spec$/, '.metadata').replace(/\./g, '\\.')}\\.annotations\\) linkerd\\.io/inject: disabled\\.$`));
+  }
+});
+
 test('checkInjection: unsupported-os by required node affinity names the affinity in the message and the path; a term that admits Linux clears it', () => {
   const d = windowsDeployment('affinity');
   const r = checkInjection(d, { config, namespace: 'team-a' });

@@ -36,6 +36,7 @@ export const INJECTION_WARNINGS = [
   'probe-through-proxy',
   'net-admin',
   'csi-driver-missing',
+  'mesh-sidecar',
 ] as const;
 export type InjectionWarning = (typeof INJECTION_WARNINGS)[number];
 export const WARNING_ACTIONS = ['warn', 'off'] as const;

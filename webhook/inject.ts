@@ -46,12 +46,17 @@ export const PROXY_UID = 1337;
 export const ISTIO_PROXY = 'istio-proxy';
 const ISTIO_CONTAINERS: ReadonlySet<unknown> = new Set([ISTIO_PROXY, 'istio-init', 'istio-validation']);
 /**
- * Other meshes' init containers, added by their injectors (Linkerd's proxy-init, Kuma's): they set up their mesh's
- * iptables rules (NET_ADMIN, NET_RAW) and make no outbound connection, so the warnings about the pod's own init
- * containers (init-before-proxy, net-admin, proxy-uid, probe-through-proxy), whose fixes the user cannot apply to
- * them, leave them out, as Istio's. README ("Warnings") lists them.
+ * Other meshes' sidecars, as their injectors add them: the proxy container (a regular one, or a native sidecar in the
+ * init containers) and the init container that sets up the mesh's iptables rules (NET_ADMIN, NET_RAW; it makes no
+ * outbound connection), and how a pod opts out of that injection. Beside the proxy, both are the injector's, not the
+ * user's: the warnings about the pod's own containers (init-before-proxy, net-admin, proxy-uid, probe-through-proxy),
+ * whose fixes cannot be applied to them, leave them out, as Istio's, and mesh-sidecar covers the pod. An init
+ * container of that name without the mesh's proxy is the pod's own. README ("Warnings") lists them.
  */
-export const MESH_INIT_CONTAINERS: ReadonlySet<unknown> = new Set(['linkerd-init', 'kuma-init']);
+export const OTHER_MESHES: readonly { mesh: string; proxy: string; init: string; optOut: string }[] = [
+  { mesh: 'Linkerd', proxy: 'linkerd-proxy', init: 'linkerd-init', optOut: 'annotate {annotate} linkerd.io/inject: disabled' },
+  { mesh: 'Kuma', proxy: 'kuma-sidecar', init: 'kuma-init', optOut: 'label {label} kuma.io/sidecar-injection: disabled (older Kuma reads it as an annotation)' },
+];
 export const ANNOTATION_ISTIO_STATUS = 'sidecar.istio.io/status';
 /** Istio's per-pod opt-out (a label, or the older annotation) and its namespace label that turns its injection on. */
 export const LABEL_ISTIO_INJECT = 'sidecar.istio.io/inject';
@@ -1252,6 +1257,17 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
     }
   }
 
+  // mesh-sidecar: another mesh's injector (Linkerd's, Kuma's; they run after this webhook, which sees their proxy on a
+  // re-invocation, or in what lint and inject are given) put its proxy beside AuthBridge. Both set iptables rules in
+  // the pod's one network namespace, each leaving only its own proxy's uid out, so one proxy's traffic is redirected
+  // to the other and the order of the rules decides which proxy a connection reaches.
+  const meshes = otherMeshes(spec);
+  if (proxyInit && cfg.policies['mesh-sidecar'] !== 'off')
+    for (const m of meshes)
+      warnings.push(
+        `[mesh-sidecar] ${ctx.ref}: container ${m.proxy} (${fieldText(specPath, m.field)}) is ${m.mesh}'s sidecar, beside the injected AuthBridge proxy, and both ${m.mesh} and AuthBridge's proxy-init redirect the pod's traffic with iptables. The two redirects conflict: each leaves only its own proxy's uid out, so traffic may bypass one of the proxies (AuthBridge, which then does not see it, or ${m.mesh}'s mTLS). Fix: use one mesh for the agent, or opt it out of ${m.mesh}'s injection: ${m.optOut.replace('{annotate}', annotateTarget(specPath)).replace('{label}', optOutTarget(specPath))}.`,
+      );
+
   if (found.list.length) return denied(found);
 
   // Placement: proxy-init first; native sidecars right after it, before the pod's own init containers;
@@ -1264,9 +1280,11 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   // injector sorts before this webhook: its istio-init and istio-proxy are there at the first injection).
   const firstOwnContainer = containers[0]?.name as string | undefined;
   // the pod's own containers, for the warnings below: Istio's are not the user's to change (istio-sidecar names them),
-  // nor other meshes' init containers (MESH_INIT_CONTAINERS)
-  const ownContainers = istio ? containers.filter((c) => !ISTIO_CONTAINERS.has(c.name)) : containers;
-  const ownInitContainers = initContainers.filter((c) => !MESH_INIT_CONTAINERS.has(c.name) && !(istio && ISTIO_CONTAINERS.has(c.name)));
+  // nor another mesh's proxy and init container once that proxy is in the pod (OTHER_MESHES; mesh-sidecar names the pod)
+  const meshContainers: ReadonlySet<unknown> = new Set(meshes.flatMap((m) => [m.proxy, m.init]));
+  const theirs = (c: KubeObject) => meshContainers.has(c.name) || (istio !== undefined && ISTIO_CONTAINERS.has(c.name));
+  const ownContainers = istio || meshes.length ? containers.filter((c) => !theirs(c)) : containers;
+  const ownInitContainers = initContainers.filter((c) => !theirs(c));
   const initGroup = native ? [...addInit, ...addSidecars] : addInit;
   // The init containers start one after the other, so their order is a guarantee, not a placement: proxy-init is the
   // first init container (none of the pod's runs before the redirect), and with native sidecars the proxy follows it
@@ -1495,6 +1513,26 @@ function podIstio(spec: KubeObject, annotations: Record<string, string>): IstioE
   if (annotations[ANNOTATION_ISTIO_STATUS] !== undefined)
     return { subject: `annotation ${ANNOTATION_ISTIO_STATUS}`, field: ['metadata', 'annotations', ANNOTATION_ISTIO_STATUS], says: "says Istio's injector, which runs before this webhook, added its sidecar" };
   return undefined;
+}
+
+/**
+ * The other meshes (OTHER_MESHES) whose proxy container the pod carries, in containers or initContainers (a native
+ * sidecar), with the field of its name (relative to the template: the first container of that name as it came).
+ */
+function otherMeshes(spec: KubeObject): ((typeof OTHER_MESHES)[number] & { field: readonly (string | number)[] })[] {
+  const out: ((typeof OTHER_MESHES)[number] & { field: readonly (string | number)[] })[] = [];
+  for (const m of OTHER_MESHES) {
+    search: for (const list of ['containers', 'initContainers'] as const) {
+      const arr: unknown = spec[list];
+      if (!Array.isArray(arr)) continue;
+      for (let i = 0; i < arr.length; i++)
+        if (isObject(arr[i]) && arr[i].name === m.proxy) {
+          out.push({ ...m, field: ['spec', list, i, 'name'] });
+          break search;
+        }
+    }
+  }
+  return out;
 }
 
 /**

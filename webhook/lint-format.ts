@@ -202,6 +202,14 @@ export const RULE_HELP: Record<RuleName, { short: string; full: string }> = {
       "A container with NET_ADMIN or ALL in capabilities.add, or privileged: true, shares the pod's network " +
       "namespace and can take out proxy-init's redirect, so traffic skips AuthBridge. Drop them, or move that work out of the agent pod.",
   },
+  'mesh-sidecar': {
+    short: "An agent pod that gets proxy-init does not carry another mesh's sidecar (Linkerd's, Kuma's) too.",
+    full:
+      "Linkerd's (linkerd-proxy) and Kuma's (kuma-sidecar) injectors run after the webhook. Both that mesh and proxy-init " +
+      "redirect the pod's traffic with iptables, each leaving only its own proxy's uid out, so traffic may bypass one of the " +
+      'proxies. Use one mesh for the agent, or opt it out of the other one: linkerd.io/inject: disabled, kuma.io/sidecar-injection: disabled. ' +
+      "That mesh's init container (linkerd-init, kuma-init) is then left out of the warnings about the pod's own containers.",
+  },
   'csi-driver-missing': {
     short: 'The SPIFFE CSI driver is installed.',
     full: 'Without the CSIDriver the pod waits in Init: its Workload API socket volume cannot be mounted.',

@@ -829,6 +829,11 @@ function injectionWarningPath(rule: InjectionWarning | InjectionPolicy, message:
       const meta = [...tplPath, 'metadata'].join('.');
       return ANNOTATION_ISTIO_STATUS in annotations ? `${meta}.annotations.${ANNOTATION_ISTIO_STATUS}` : `${meta}.labels`;
     }
+    case 'mesh-sidecar': {
+      // the other mesh's proxy container the message names (`container linkerd-proxy (<podspec>.containers[0].name)`)
+      const m = new RegExp(`\\(${specPath.replace(/[.]/g, '\\.')}\\.(containers|initContainers)\\[(\\d+)\\]\\.name\\) is `).exec(message);
+      return m ? `${specPath}.${m[1]}.${m[2]}.name` : specPath;
+    }
     case 'net-admin': {
       // the first field the message lists (`... (adds NET_ADMIN: <podspec>.containers[1].securityContext.capabilities.add`)
       const lead = `: ${specPath}.`;
