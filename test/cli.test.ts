@@ -221,11 +221,21 @@ test('inject --namespace sets the SPIFFE ID namespace of objects without one', (
 });
 
 test('inject --namespace must be a namespace name: exit 2 with one line, nothing written', () => {
-  for (const ns of ['Bad NS!', '', '-a', 'a/b', 'UPPER', 'a'.repeat(64)]) {
+  for (const ns of ['Bad NS!', '-a', 'a/b', 'UPPER', 'a'.repeat(64)]) {
     const r = runCli(['inject', `--namespace=${ns}`, '-f', golden('stream-mixed.yaml')]);
     assert.equal(r.code, 2, `${JSON.stringify(ns)}: ${r.stderr}`);
     assert.equal(r.stdout, '');
     assert.equal(r.stderr, `kagenti-webhook inject: --namespace must be a namespace name (at most 63 lowercase letters, digits and '-'), got ${JSON.stringify(ns)} (see kagenti-webhook inject --help)\n`);
+  }
+  // -n "" (a post-renderer's "$HELM_NAMESPACE" the shell expanded unset): said so, with what to pass instead
+  for (const args of [['--namespace='], ['-n', '']]) {
+    const r = runCli(['inject', ...args, '-f', golden('stream-mixed.yaml')]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stdout, '');
+    assert.equal(
+      r.stderr,
+      `kagenti-webhook inject: --namespace is empty: objects without metadata.namespace need a namespace name. As a Helm post-renderer, pass the release's namespace, the same name as helm -n (--post-renderer-args -n --post-renderer-args NAME): a "$HELM_NAMESPACE" there is expanded by your shell before Helm runs, empty when it is not exported (see kagenti-webhook inject --help)\n`,
+    );
   }
   assert.equal(runCli(['inject', '-n', 'a-1', '-f', golden('stream-mixed.yaml')]).code, 0);
   assert.equal(runCli(['inject', '-n', 'a'.repeat(63), '-f', golden('stream-mixed.yaml')]).code, 0);
@@ -294,7 +304,7 @@ test('inject does not read $HELM_NAMESPACE (exported for Helm): objects without 
   assert.equal(plain.code, 0, plain.stderr);
   assert.match(plain.stdout, /spiffe:\/\/cluster\.local\/ns\/default\/sa\/planner-agent/);
   assert.doesNotMatch(plain.stdout, /release-ns/);
-  // as a post-renderer the namespace is passed: -n "$HELM_NAMESPACE"
+  // as a post-renderer the namespace is passed: -n with the release's namespace
   assert.match(run(['-n', 'release-ns'], { HELM_NAMESPACE: 'release-ns' }).stdout, /\/ns\/release-ns\/sa\/planner-agent/);
   // a value that is no namespace name is not inject's business
   const odd = run([], { HELM_NAMESPACE: 'Kagent' });

@@ -36,7 +36,9 @@ Flags:
                         YAML cannot be mixed)
   --config FILE         the same config file as serve
   -n, --namespace NS    namespace for objects without metadata.namespace, once (default: default;
-                        $HELM_NAMESPACE is not read: as a Helm post-renderer, pass -n "$HELM_NAMESPACE")
+                        $HELM_NAMESPACE is not read: as a Helm post-renderer, pass the release's
+                        namespace, the same name as helm -n: --post-renderer-args -n
+                        --post-renderer-args NAME, not "$HELM_NAMESPACE", which your shell expands)
   -h, --help            show this help
 `;
 
@@ -481,11 +483,17 @@ export async function runInject(argv: string[]): Promise<number> {
     throw new UsageError(`--namespace given ${namespaces.length} times (${namespaces.map((n) => JSON.stringify(n)).join(', ')}): objects without metadata.namespace go to one namespace; pass it once (see kagenti-webhook inject --help)`);
   let namespace = namespaces[0];
   // as lint -n: the namespace goes into the SPIFFE ID (spiffe://<domain>/ns/<namespace>/sa/<sa>)
+  // -n "" is what a post-renderer line gets from a "$HELM_NAMESPACE" the shell expanded while it was not exported
+  if (namespace === '')
+    throw new UsageError(
+      `--namespace is empty: objects without metadata.namespace need a namespace name. As a Helm post-renderer, pass the release's namespace, the same name as helm -n (--post-renderer-args -n --post-renderer-args NAME): a "$HELM_NAMESPACE" there is expanded by your shell before Helm runs, empty when it is not exported (see kagenti-webhook inject --help)`,
+    );
   if (namespace !== undefined && !isDnsLabel(namespace))
     throw new UsageError(`--namespace must be a namespace name (at most 63 lowercase letters, digits and '-'), got ${JSON.stringify(namespace)} (see kagenti-webhook inject --help)`);
   // HELM_NAMESPACE is not read (unlike lint --post-renderer, which runs only under Helm): users export it for Helm,
   // and a plain inject in that shell would bake the release's namespace into SPIFFE IDs without saying so. Where
-  // inject runs as a Helm post-renderer, the docs pass -n "$HELM_NAMESPACE".
+  // inject runs as a Helm post-renderer, the docs pass -n with the same literal namespace as helm -n (a
+  // "$HELM_NAMESPACE" on that command line is the shell's, expanded before Helm runs: empty, or a stale export).
   let cfg: Config;
   try {
     cfg = loadConfig(values.config as string | undefined);
