@@ -345,19 +345,38 @@ export const PAGE_BYTES = 16 * 1024 * 1024;
  */
 export const LIST_PAGES_AT_ONCE = 2;
 
-/** At most `n` runs at once; the others wait, first come first served. */
+/**
+ * At most `n` runs at once; the others wait, first come first served. With `until` (a Date.now() time), a run that
+ * has not got a slot by then is not started: its promise rejects with `full()`'s error.
+ */
 class Slots {
   private free: number;
   private readonly waiting: (() => void)[] = [];
+  readonly size: number;
   constructor(n: number) {
-    this.free = n;
+    this.free = this.size = n;
   }
-  async run<T>(fn: () => Promise<T>): Promise<T> {
+  async run<T>(fn: () => Promise<T>, until?: number, full?: () => Error): Promise<T> {
     if (this.free > 0) this.free--;
-    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    else
+      await new Promise<void>((resolve, reject) => {
+        let timer: NodeJS.Timeout | undefined;
+        const grant = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        if (until !== undefined)
+          timer = setTimeout(() => {
+            const i = this.waiting.indexOf(grant);
+            if (i >= 0) this.waiting.splice(i, 1);
+            reject(full?.() ?? new Error('no slot free in time'));
+          }, Math.max(0, until - Date.now()));
+        this.waiting.push(grant);
+      });
     try {
       return await fn();
     } finally {
+      // the slot passes to the next run waiting, if any
       const next = this.waiting.shift();
       if (next) next();
       else this.free++;
@@ -975,10 +994,8 @@ export class ClusterState {
    * CONFIRM_AFTER_MS old yet), shared by the requests that need them; gone once answered.
    */
   private readonly kindLists = new Map<string, KindList[]>();
-  /** confirming list slots free now (of maxConfirmLists), and the lists waiting for one, first come first served */
-  private freeListSlots: number;
-  private readonly slotWaiters: (() => void)[] = [];
-  private readonly maxConfirmLists: number;
+  /** the confirming lists' slots (CONFIRM_LISTS_MAX), first come first served */
+  private readonly listSlots: Slots;
   private readonly kc: KubeConfig;
   private readonly confirmAfterMs: number;
   private readonly confirmListMs: number;
@@ -1006,7 +1023,7 @@ export class ClusterState {
     this.confirmListMs = opts.confirm?.listMs ?? CONFIRM_LIST_MS;
     this.confirmBudgetMs = this.confirmAfterMs + this.confirmListMs;
     this.confirmMinListMs = Math.min(CONFIRM_MIN_LIST_MS, this.confirmListMs / 4);
-    this.maxConfirmLists = this.freeListSlots = opts.confirm?.maxLists ?? CONFIRM_LISTS_MAX;
+    this.listSlots = new Slots(opts.confirm?.maxLists ?? CONFIRM_LISTS_MAX);
     this.pageSize = opts.pageSize ?? 500;
     this.pageBytes = opts.pageBytes ?? PAGE_BYTES;
     const backoff = opts.backoff ?? { baseMs: 1000, maxMs: 60_000 };
@@ -1411,29 +1428,8 @@ export class ClusterState {
   }
 
   /** `run` in one of the CONFIRM_LISTS_MAX list slots, waiting for one until `until` (then it rejects). */
-  private async withListSlot<T>(until: number, run: () => Promise<T>): Promise<T> {
-    if (this.freeListSlots > 0) this.freeListSlots--;
-    else
-      await new Promise<void>((resolve, reject) => {
-        const grant = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-        const timer = setTimeout(() => {
-          const i = this.slotWaiters.indexOf(grant);
-          if (i >= 0) this.slotWaiters.splice(i, 1);
-          reject(new Error(`no list slot free in the time this check has (at most ${this.maxConfirmLists} confirming lists at once)`));
-        }, Math.max(0, until - Date.now()));
-        this.slotWaiters.push(grant);
-      });
-    try {
-      return await run();
-    } finally {
-      // the slot passes to the next list waiting, if any
-      const next = this.slotWaiters.shift();
-      if (next) next();
-      else this.freeListSlots++;
-    }
+  private withListSlot<T>(until: number, run: () => Promise<T>): Promise<T> {
+    return this.listSlots.run(run, until, () => new Error(`no list slot free in the time this check has (at most ${this.listSlots.size} confirming lists at once)`));
   }
 
   /**
