@@ -18,12 +18,15 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 
 FROM gcr.io/distroless/nodejs24-debian12:nonroot
+# The build (make image passes the git commit): kagenti_webhook_build_info's revision label and the start line.
+ARG REVISION=unknown
 LABEL org.opencontainers.image.title="kagenti-webhook" \
       org.opencontainers.image.description="Admission webhook: AuthBridge + SPIFFE injection for AI-agent pods, ServiceAccount and K8S_TOKEN_REVIEW policies" \
       org.opencontainers.image.source="https://github.com/kagenti/kagenti-webhook" \
       org.opencontainers.image.licenses="Apache-2.0"
 WORKDIR /app
 ENV NODE_ENV=production
+ENV KAGENTI_WEBHOOK_REVISION=$REVISION
 # Young generation capped at 2 x 8 MiB: resident memory stays near 120 MB under load (see BENCHMARKS.md).
 ENV NODE_OPTIONS=--max-semi-space-size=8
 COPY --from=deps /src/node_modules ./node_modules

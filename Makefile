@@ -3,6 +3,8 @@
 
 VERSION        ?= $(shell node -p "require('./package.json').version" 2>/dev/null || echo 0.1.0)
 IMG            ?= ghcr.io/kagenti/kagenti-webhook:v$(VERSION)
+# The build's git commit (with -dirty for uncommitted changes): build_info's revision label in the image.
+REVISION       ?= $(shell git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
 CONTAINER_TOOL ?= docker
 KUBECTL        ?= kubectl
 # default (cert-manager), self-signed (certificates from `make certs`), with-network-policy
@@ -44,7 +46,7 @@ start: ## Serve on https://localhost:9443 with dev certificates (certs/dev/), no
 	npm start
 
 image: ## Build the container image $(IMG)
-	$(CONTAINER_TOOL) build -t $(IMG) .
+	$(CONTAINER_TOOL) build --build-arg REVISION=$(REVISION) -t $(IMG) .
 
 certs: build ## Write a CA and serving certificate for the self-signed overlay ($(CERTS_DIR), git-ignored)
 	$(CLI) certs --service $(SERVICE) --namespace $(NAMESPACE) --out $(CERTS_DIR)

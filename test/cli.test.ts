@@ -547,3 +547,16 @@ test('inject limits aliases as kubectl (and lint) does: a hundred uses of one an
   assert.equal(self.code, 2);
   assert.match(self.stderr, /^kagenti-webhook inject: .*:5:6: not valid for kubectl: anchor 'a' value contains itself/);
 });
+
+test('the build revision comes from KAGENTI_WEBHOOK_REVISION when it is a plain label value, else it is unknown', () => {
+  const revision = (value: string | undefined) => {
+    const env: Record<string, string | undefined> = { ...process.env, KAGENTI_WEBHOOK_REVISION: value };
+    if (value === undefined) delete env.KAGENTI_WEBHOOK_REVISION;
+    return spawnSync(process.execPath, ['--input-type=module', '-e', "const m = await import('./webhook/version.ts'); process.stdout.write(m.REVISION);"], { cwd: ROOT, env, encoding: 'utf8' }).stdout;
+  };
+  assert.equal(revision('abc123def456-dirty'), 'abc123def456-dirty');
+  assert.equal(revision(undefined), 'unknown');
+  assert.equal(revision(''), 'unknown');
+  assert.equal(revision('a"b\nc'), 'unknown', 'not a label value: never written into the metric or the log');
+  assert.equal(revision('x'.repeat(65)), 'unknown');
+});

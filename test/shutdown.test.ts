@@ -137,13 +137,14 @@ test('a connection that never sent a request does not stop the process from exit
 
 test('SIGHUP is logged and ignored (the config is read at start only): the server keeps serving; the start line and /metrics name the version', async (t) => {
   const { ca, args } = await certDir(t);
-  const proc = await startServerProcess([...args, '--drain-seconds', '0']);
+  // the image sets KAGENTI_WEBHOOK_REVISION (the Dockerfile, from make image's REVISION)
+  const proc = await startServerProcess([...args, '--drain-seconds', '0'], { KAGENTI_WEBHOOK_REVISION: 'abc123def456-dirty' });
   t.after(() => proc.kill('SIGKILL'));
   // (the log is written in batches: the line may reach us after /healthz answers)
   await waitFor(() => /"msg":"listening"/.test(proc.output()), 'the listening line');
-  assert.match(proc.output(), /"version":"\d+\.\d+\.\d+[^"]*".*"msg":"listening"/);
+  assert.match(proc.output(), /"version":"\d+\.\d+\.\d+[^"]*","revision":"abc123def456-dirty".*"msg":"listening"/);
   const metrics = (await probeGet(proc.probePort, '/metrics')).text;
-  assert.match(metrics, /^kagenti_webhook_build_info\{version="\d+\.\d+\.\d+[^"]*"\} 1$/m);
+  assert.match(metrics, /^kagenti_webhook_build_info\{version="\d+\.\d+\.\d+[^"]*",revision="abc123def456-dirty"\} 1$/m);
   // the series the README's alerts watch exist at 0 before anything happened
   assert.match(metrics, /^kagenti_webhook_admission_requests_total\{webhook="mutate",operation="CREATE",result="error"\} 0$/m);
   assert.match(metrics, /^kagenti_webhook_http_client_errors_total\{status="404"\} 0$/m);

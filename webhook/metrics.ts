@@ -135,8 +135,8 @@ export function resetAdmissionMetrics(): void {
 
 export const buildInfo = new Gauge({
   name: `${PREFIX}build_info`,
-  help: 'Always 1; its version label is the running version of kagenti-webhook (which replicas run which build, during a rollout).',
-  labelNames: ['version'] as const,
+  help: 'Always 1; its version label is the running version of kagenti-webhook, its revision label the build (the git commit the image was made from, unknown outside an image built by make image): which replicas run which build, during a rollout.',
+  labelNames: ['version', 'revision'] as const,
   registers: [registry],
 });
 

@@ -6,7 +6,7 @@ import { deepFreeze } from './json.ts';
 import { createLogger } from './log.ts';
 import type { Logger } from './log.ts';
 import { buildInfo, unhandledRejections } from './metrics.ts';
-import { VERSION } from './version.ts';
+import { REVISION, VERSION } from './version.ts';
 import { DEFAULT_MAX_CONNECTIONS, DEFAULT_QUIET_MS, startServer } from './server.ts';
 import { intFlag, parseFlags, UsageError } from './usage.ts';
 import { startValidation } from './validation.ts';
@@ -220,8 +220,8 @@ export async function runServe(argv: string[]): Promise<number> {
   // the address bound: `::` falls back to 0.0.0.0 where the kernel has no IPv6
   const bound = server.https.address();
   const host = bound && typeof bound === 'object' ? bound.address : flags.host;
-  buildInfo.set({ version: VERSION }, 1);
-  log.info({ version: VERSION, port: server.port, probePort: server.probePort, host, cluster: flags.cluster }, 'listening');
+  buildInfo.set({ version: VERSION, revision: REVISION }, 1);
+  log.info({ version: VERSION, revision: REVISION, port: server.port, probePort: server.probePort, host, cluster: flags.cluster }, 'listening');
 
   return await new Promise<number>((resolve) => {
     let stopping = false;
