@@ -14,6 +14,7 @@ import type { BackoffOptions } from '../webhook/cluster.ts';
 import { registry } from '../webhook/metrics.ts';
 import type { ValidationService } from '../webhook/validation.ts';
 import { FakeApiServer, PATHS, startOnFakeApi, until } from './fake-apiserver.ts';
+import { deploymentRequest } from './helpers.ts';
 
 const AGENT = { 'kagenti.io/type': 'agent' };
 
@@ -28,18 +29,6 @@ function barePod(name: string, sa: string, ns = 'team-a') {
   return { metadata: { name, namespace: ns, labels: AGENT }, spec: { serviceAccountName: sa, containers: [{ name: 'a', image: 'x' }] }, status: { phase: 'Running' } };
 }
 
-let uid = 0;
-function deploymentRequest(obj: Record<string, any>): AdmissionRequest {
-  return {
-    uid: `r${++uid}`,
-    kind: { group: 'apps', version: 'v1', kind: 'Deployment' },
-    operation: 'CREATE',
-    namespace: obj.metadata.namespace,
-    name: obj.metadata.name,
-    object: { apiVersion: 'apps/v1', kind: 'Deployment', ...obj },
-    oldObject: null,
-  };
-}
 
 function seedBasics(api: FakeApiServer) {
   api.seed(PATHS.namespaces, [{ metadata: { name: 'team-a' } }]);

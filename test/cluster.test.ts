@@ -15,7 +15,9 @@ import pino from 'pino';
 import { startValidation } from '../webhook/validation.ts';
 import type { ValidationService } from '../webhook/validation.ts';
 import { FakeApiServer, PATHS, startOnFakeApi, until } from './fake-apiserver.ts';
-import { joinWarnings } from './helpers.ts';
+import { deploymentRequest, joinWarnings } from './helpers.ts';
+
+let uid = 0;
 
 const AGENT = { 'kagenti.io/type': 'agent' };
 
@@ -59,18 +61,6 @@ function seedBasics(api: FakeApiServer) {
   api.seed(PATHS.pods, [depPod('weather', '7d9f8b6c5d', 'abcde', 'weather-sa')]);
 }
 
-let uid = 0;
-function deploymentRequest(obj: Record<string, any>, operation = 'CREATE'): AdmissionRequest {
-  return {
-    uid: `u${++uid}`,
-    kind: { group: 'apps', version: 'v1', kind: 'Deployment' },
-    operation,
-    namespace: obj.metadata.namespace,
-    name: obj.metadata.name,
-    object: { apiVersion: 'apps/v1', kind: 'Deployment', ...obj },
-    oldObject: operation === 'UPDATE' ? { apiVersion: 'apps/v1', kind: 'Deployment', ...obj } : null,
-  };
-}
 
 async function setup(seed: (api: FakeApiServer) => void, configInput: Record<string, unknown> = {}, listPageBytes?: number) {
   return startOnFakeApi(seed, configInput, () => ({ listPageBytes }));

@@ -2,13 +2,16 @@
 // an AdmissionReview client that verifies TLS against that CA, the real `kubectl patch --local`, and a
 // structural validity check of pods (what the API server validates after applying a webhook patch).
 import { execFileSync, spawnSync } from 'node:child_process';
+import { webcrypto } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { KubeObject } from '../webhook/admission.ts';
+import type { AdmissionRequest, KubeObject } from '../webhook/admission.ts';
 import { continuationPrefix } from '../webhook/admission.ts';
 import { getPodTemplate } from '../webhook/workloads.ts';
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
 import { generateCertificates } from '../webhook/certs.ts';
 import type { Config } from '../webhook/config.ts';
 import { defaultConfig } from '../webhook/config.ts';
@@ -371,4 +374,44 @@ export function podOfWorkload(obj: KubeObject): KubeObject | null {
       ...(spec.volumes ?? []).filter((v: KubeObject) => !claims.includes(v.name)),
     ];
   return { apiVersion: 'v1', kind: 'Pod', metadata: md, spec };
+}
+
+let deploymentUid = 0;
+/**
+ * A Deployment's `/validate` request as the API server sends it: a CREATE, or an UPDATE whose old object is the same
+ * (a label or reconcile that changes nothing of the template). Each gets a uid of its own.
+ */
+export function deploymentRequest(obj: Record<string, any>, operation: 'CREATE' | 'UPDATE' = 'CREATE'): AdmissionRequest {
+  return {
+    uid: `d${++deploymentUid}`,
+    kind: { group: 'apps', version: 'v1', kind: 'Deployment' },
+    operation,
+    namespace: obj.metadata.namespace,
+    name: obj.metadata.name,
+    object: { apiVersion: 'apps/v1', kind: 'Deployment', ...obj },
+    oldObject: operation === 'UPDATE' ? { apiVersion: 'apps/v1', kind: 'Deployment', ...obj } : null,
+  };
+}
+
+const DAY_MS = 86_400_000;
+let pairCount = 0;
+
+/**
+ * A self-signed P-256 pair named CN=kagenti-webhook.kagenti-system.svc, PEM: with `extensions` as given (none by
+ * default: no subjectAltName), valid from `notBefore` (a day ago) to `notAfter` (in 90 days).
+ */
+export async function selfSignedPair(opts: { extensions?: x509.Extension[]; notBefore?: Date; notAfter?: Date } = {}): Promise<{ cert: string; key: string }> {
+  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+  const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    name: 'CN=kagenti-webhook.kagenti-system.svc',
+    keys,
+    signingAlgorithm: alg,
+    notBefore: opts.notBefore ?? new Date(Date.now() - DAY_MS),
+    notAfter: opts.notAfter ?? new Date(Date.now() + 90 * DAY_MS),
+    serialNumber: (0x10000000 + ((Date.now() + ++pairCount) % 0x0fffffff)).toString(16),
+    extensions: opts.extensions ?? [],
+  });
+  const key = x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY');
+  return { cert: cert.toString('pem'), key };
 }

@@ -9,6 +9,7 @@ import { configFromObject } from '../webhook/config.ts';
 import { answerAdmission } from '../webhook/server.ts';
 import { startValidation } from '../webhook/validation.ts';
 import { recordingLogger } from './fake-apiserver.ts';
+import { deploymentRequest } from './helpers.ts';
 
 const AGENT = { 'kagenti.io/type': 'agent' };
 
@@ -23,17 +24,7 @@ function deployment(name: string, sa: string, ns = 'team-b') {
   };
 }
 
-function request(obj: Record<string, any>): AdmissionRequest {
-  return {
-    uid: 'u1',
-    kind: { group: 'apps', version: 'v1', kind: 'Deployment' },
-    operation: 'CREATE',
-    namespace: obj.metadata.namespace,
-    name: obj.metadata.name,
-    object: { apiVersion: 'apps/v1', kind: 'Deployment', ...obj },
-    oldObject: null,
-  };
-}
+const request = (obj: Record<string, any>): AdmissionRequest => deploymentRequest(obj);
 
 test('printable escapes C0 and C1 controls, DEL and U+2028/2029 as JSON does, and leaves other text alone', () => {
   assert.equal(printable('weather-agent'), 'weather-agent');

@@ -4,7 +4,6 @@
 // even under a flood of bad clients.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { webcrypto } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import net from 'node:net';
@@ -15,7 +14,7 @@ import * as x509 from '@peculiar/x509';
 import { defaultConfig } from '../webhook/config.ts';
 import { registry } from '../webhook/metrics.ts';
 import { CertificateReloader } from '../webhook/tls.ts';
-import { capturingLogger, startTestServer } from './helpers.ts';
+import { capturingLogger, selfSignedPair, startTestServer } from './helpers.ts';
 import type { Line } from './helpers.ts';
 import { probeGet, startServerProcess, waitFor } from './server-process.ts';
 
@@ -28,22 +27,9 @@ function tempDir(t: { after: (fn: () => void) => void }): string {
 }
 
 
-/** A self-signed serving pair valid from `notBefore` to `notAfter`. */
-async function pair(notBefore: Date, notAfter: Date): Promise<{ cert: string; key: string }> {
-  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
-  const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    name: 'CN=kagenti-webhook.kagenti-system.svc',
-    keys,
-    signingAlgorithm: alg,
-    notBefore,
-    notAfter,
-    serialNumber: String(Date.now() % 1_000_000),
-    // the name the API server calls (a certificate without any subjectAltName is refused)
-    extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: 'kagenti-webhook.kagenti-system.svc' }])],
-  });
-  const key = x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY');
-  return { cert: cert.toString('pem'), key };
+/** A self-signed serving pair valid from `notBefore` to `notAfter`, naming the Service the API server calls. */
+function pair(notBefore: Date, notAfter: Date): Promise<{ cert: string; key: string }> {
+  return selfSignedPair({ notBefore, notAfter, extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: 'kagenti-webhook.kagenti-system.svc' }])] });
 }
 
 function write(dir: string, p: { cert: string; key: string }): void {

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { X509Certificate, webcrypto } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -15,7 +15,7 @@ import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { generateCertificates, writeCertificates } from '../webhook/certs.ts';
 import { CIPHERS, CertificateReloader, servingProblems } from '../webhook/tls.ts';
-import { BIN, ROOT, SERVER_NAME, capturingLogger } from './helpers.ts';
+import { BIN, ROOT, SERVER_NAME, capturingLogger, selfSignedPair } from './helpers.ts';
 
 function tempDir(t: { after: (fn: () => void) => void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'kagenti-tls-serving-'));
@@ -23,24 +23,9 @@ function tempDir(t: { after: (fn: () => void) => void }): string {
   return dir;
 }
 
-const DAY = 86_400_000;
 
 /** A self-signed pair with the given extensions. */
-async function selfSigned(extensions: x509.Extension[]): Promise<{ cert: string; key: string }> {
-  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
-  const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    name: 'CN=kagenti-webhook.kagenti-system.svc',
-    keys,
-    signingAlgorithm: alg,
-    notBefore: new Date(Date.now() - DAY),
-    notAfter: new Date(Date.now() + 90 * DAY),
-    serialNumber: '0a',
-    extensions,
-  });
-  const key = x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY');
-  return { cert: cert.toString('pem'), key };
-}
+const selfSigned = (extensions: x509.Extension[]) => selfSignedPair({ extensions });
 
 const svc = new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: SERVER_NAME }]);
 
