@@ -414,6 +414,26 @@ test('inject and lint refuse a YAML file holding a raw character outside the pri
   }
 });
 
+test('lint refuses a raw U+0085 outside quotes, which kubectl reads as a line break (a plain or block value, a key, a comment with text after it), and passes it in quotes or at the end of a comment, as kubectl does', () => {
+  const cm = (data: string) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  ${data}\n`;
+  for (const [data, line, col] of [
+    ['a: x\u0085y', 6, 7],
+    ['a: x\u0085 y', 6, 7],
+    ['a: x # see\u0085more', 6, 13],
+    ['a: |\n    x\u0085y', 7, 6],
+    ['k\u0085: x', 6, 4],
+  ] as const) {
+    assert.notEqual(kubectlError(cm(data)), '', `kubectl refuses ${JSON.stringify(data)}`);
+    const lint = runCli(['lint', '--no-color', '-'], cm(data));
+    assert.equal(lint.code, 2, JSON.stringify(data));
+    assert.match(lint.stderr, new RegExp(`^<stdin>:${line}:${col}: error: not valid for kubectl: a raw U\\+0085 \\(NEXT LINE\\) outside quotes, which kubectl's YAML reader takes for a line break, .* Fix: remove it, or write it as the escape \\\\N inside a double-quoted string\n`), JSON.stringify(data));
+  }
+  for (const data of ['a: "x\u0085y"', "a: 'x\u0085y'", 'a: x # see\u0085', 'a: x # see\u0085  # more']) {
+    assert.equal(kubectlError(cm(data)), '', `kubectl reads ${JSON.stringify(data)}`);
+    assert.equal(runCli(['lint', '-'], cm(data)).code, 0, JSON.stringify(data));
+  }
+});
+
 test('inject refuses to rewrite a document holding a raw U+0085, U+2028 or U+2029 (kubectl reads a line break); others pass as they are', () => {
   const pod = (annotation: string) => `apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels:\n    kagenti.io/type: agent\n  annotations:\n    ${annotation}\nspec:\n  containers:\n    - name: app\n      image: busybox\n`;
   // kubectl reads these in quotes as line breaks: U+0085 folds into a space, spaces after U+2028 go; the yaml

@@ -13,7 +13,7 @@
 //   reader gave up on, for parse errors (with line and column), and for positions where the fast path
 //   was not used.
 import { TextDecoder } from 'node:util';
-import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument } from 'yaml';
+import { Lexer, LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import type { Document, Node as YamlNode } from 'yaml';
 import { aliasProblem, findValue, goYamlNumber, jsonNumberPastFloat64, KUBECTL_YAML, stringifyKeys } from './kubectl-yaml.ts';
 import { oneLine } from './json.ts';
@@ -957,6 +957,28 @@ export interface FullParse {
  * Parses one document with the `yaml` package (YAML 1.1, unique keys); throws ManifestParseError. `json`: the text
  * is a JSON document (JSON.parse read it), where the last of duplicate keys wins, as kubectl reads JSON.
  */
+/**
+ * Offset of the first raw U+0085 (NEXT LINE) in `text` outside a quoted scalar (in a plain or block scalar, a key, or a
+ * comment with text after it), or -1. go-yaml v2 counts it as a line break there; inside quotes it folds it like one, which is left as
+ * this parser reads it. The lexer's own markers (\x02, \x18, \x1f) are not source text: NOT_PRINTABLE refuses those
+ * characters before any document is parsed.
+ */
+function nextLineOutsideQuotes(text: string): number {
+  if (!text.includes('\x85')) return -1;
+  let at = 0;
+  for (const token of new Lexer().lex(text)) {
+    if (token === '\x02' || token === '\x18' || token === '\x1f') continue;
+    if (token[0] !== '"' && token[0] !== "'") {
+      let i = token.indexOf('\x85');
+      // in a comment, a break followed by nothing but blanks or another comment changes nothing kubectl reads
+      if (token[0] === '#') while (i >= 0 && /^[ \t\x85]*(?:#|$)/.test(token.slice(i + 1))) i = token.indexOf('\x85', i + 1);
+      if (i >= 0) return at + i;
+    }
+    at += token.length;
+  }
+  return -1;
+}
+
 export function fullParse(text: string, json = false): FullParse {
   const lc = new LineCounter();
   let doc: Document;
@@ -970,6 +992,16 @@ export function fullParse(text: string, json = false): FullParse {
     const e = errs[0];
     const at = lc.linePos(e.pos[0]);
     throw new ManifestParseError(`not valid YAML: ${yamlErrorText(e)}`, at.line, at.col);
+  }
+  // a raw NEXT LINE outside quotes: go-yaml v2 (kubectl's reader) breaks the line there, YAML 1.2 (this parser) does not
+  const nel = json ? -1 : nextLineOutsideQuotes(text);
+  if (nel >= 0) {
+    const at = lc.linePos(nel);
+    throw new ManifestParseError(
+      `not valid for kubectl: a raw U+0085 (NEXT LINE) outside quotes, which kubectl's YAML reader takes for a line break, so it refuses the file or reads another value than this file shows. Fix: remove it, or write it as the escape \\N inside a double-quoted string`,
+      at.line,
+      at.col,
+    );
   }
   // .inf and .nan: kubectl reads them as floats, then cannot put them into JSON and rejects the whole file
   const bad = findValue(doc, (node) => typeof node.value === 'number' && !Number.isFinite(node.value));
