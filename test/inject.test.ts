@@ -660,6 +660,30 @@ test('istio-sidecar: a pod template in a namespace labelled istio-injection=enab
   assert.ok(pod.outcome === 'inject' && !pod.warnings.some((w) => w.startsWith('[istio-sidecar] ')));
 });
 
+test('istio-sidecar: a pod template whose pods Istio\'s revisions inject is warned: the namespace labelled istio.io/rev, or (neither namespace label) the template labelled istio.io/rev or sidecar.istio.io/inject=true; istio-injection=disabled and an opt-out are not', () => {
+  const tpl = (labels: Record<string, string>) => agentPod(labels, {}, { containers: [{ name: 'agent', image: 'x' }] });
+  const warned = (labels: Record<string, string>, namespaceLabels?: Record<string, string>) => {
+    const r = injectTemplate(tpl(labels), defaultConfig(), { namespace: 'team', ref: 'Deployment team/a', namespaceLabels }, 'spec.template.spec');
+    assert.ok(r.outcome === 'inject');
+    return r.warnings.find((w) => w.startsWith('[istio-sidecar] '));
+  };
+  assert.match(warned({}, { 'istio.io/rev': 'canary' })!, /^\[istio-sidecar\] Deployment team\/a: namespace team is labelled istio\.io\/rev=canary, so Istio's injector \(revision canary\) adds its sidecar to the pods before this webhook runs, .* Fix: .*sidecar\.istio\.io\/inject: "false"\.$/);
+  for (const ns of [undefined, {}, { 'kubernetes.io/metadata.name': 'team' }] as (Record<string, string> | undefined)[]) {
+    assert.match(warned({ 'istio.io/rev': '1-24' }, ns)!, /^\[istio-sidecar\] Deployment team\/a: label istio\.io\/rev=1-24 \(spec\.template\.metadata\.labels\) asks Istio's injector \(revision 1-24\) to add its sidecar to the pods before this webhook runs, /);
+    assert.match(warned({ 'sidecar.istio.io/inject': 'true' }, ns)!, /^\[istio-sidecar\] Deployment team\/a: label sidecar\.istio\.io\/inject=true \(spec\.template\.metadata\.labels\) asks Istio's injector to add its sidecar/);
+  }
+  // istio-injection on the namespace decides alone (Istio's object webhooks select only namespaces without it)
+  for (const ns of [{ 'istio-injection': 'disabled' }, { 'istio-injection': 'disabled', 'istio.io/rev': 'canary' }] as Record<string, string>[]) {
+    assert.equal(warned({ 'istio.io/rev': 'canary', 'sidecar.istio.io/inject': 'true' }, ns), undefined, JSON.stringify(ns));
+  }
+  assert.match(warned({ 'istio.io/rev': 'canary' }, { 'istio-injection': 'enabled', 'istio.io/rev': 'x' })!, /namespace team is labelled istio-injection=enabled/);
+  // opted out, or nothing asks for Istio
+  assert.equal(warned({ 'sidecar.istio.io/inject': 'false' }, { 'istio.io/rev': 'canary' }), undefined);
+  assert.equal(warned({ 'istio.io/rev': 'canary', 'sidecar.istio.io/inject': 'false' }), undefined);
+  assert.equal(warned({}), undefined);
+  assert.equal(warned({}, { 'istio-injection': 'disabled' }), undefined);
+});
+
 // ---------- net-admin: a container that may rewrite proxy-init's iptables rules ----------
 
 test('net-admin: a container of the pod with NET_ADMIN or ALL added, or privileged, is warned that it can take out the redirect, with its field', () => {

@@ -61,6 +61,8 @@ export const ANNOTATION_ISTIO_STATUS = 'sidecar.istio.io/status';
 /** Istio's per-pod opt-out (a label, or the older annotation) and its namespace label that turns its injection on. */
 export const LABEL_ISTIO_INJECT = 'sidecar.istio.io/inject';
 export const NAMESPACE_LABEL_ISTIO_INJECTION = 'istio-injection';
+/** Istio's revision label, on a namespace or a pod (template): which control plane revision injects its sidecar. */
+export const LABEL_ISTIO_REV = 'istio.io/rev';
 
 export const INJECTION_RULES = ['invalid-annotation', 'reserved-name', 'port-conflict', 'host-network', 'unsupported-os', 'malformed-object', 'pod-resources', 'istio-sidecar'] as const;
 export type InjectionRule = (typeof INJECTION_RULES)[number];
@@ -915,7 +917,7 @@ function deny(rule: InjectionRule, message: string, field?: readonly (string | n
 
 /** A field as a message names it: fieldText for the spec, `metadata.annotations` (of the pod or the template) for an annotation. */
 function annotationOrField(specPath: string, field: readonly (string | number)[]): string {
-  return field[0] === 'metadata' ? `${metadataPath(specPath)}.annotations` : fieldText(specPath, field);
+  return field[0] === 'metadata' ? `${metadataPath(specPath)}.${String(field[1])}` : fieldText(specPath, field);
 }
 
 /** `spec.containers[1].ports[0]`: a field as a message names it. */
@@ -1244,7 +1246,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   const istio = podIstio(spec, annotations);
   const istioAction = cfg.policies['istio-sidecar'];
   if (authBridge && istioAction !== 'off') {
-    const evidence = istio ?? (specPath !== 'spec' ? istioNamespace(ctx, labels, annotations) : undefined);
+    const evidence = istio ?? (specPath !== 'spec' ? istioTemplate(ctx, labels, annotations) : undefined);
     if (evidence) {
       const where = `${evidence.subject}${evidence.field ? ` (${annotationOrField(specPath, evidence.field)})` : ''} ${evidence.says}`;
       const d = denial(
@@ -1536,14 +1538,32 @@ function otherMeshes(spec: KubeObject): ((typeof OTHER_MESHES)[number] & { field
 }
 
 /**
- * For a pod template (its pods are created later): whether Istio will inject its sidecar into the pods, by the
- * namespace's istio-injection=enabled label, unless the template opts out with sidecar.istio.io/inject: "false"
- * (a label, or the older annotation). A Pod itself is judged by what it carries (podIstio): Istio has run by then.
+ * For a pod template (its pods are created later): whether Istio will inject its sidecar into the pods, as Istio's
+ * injection webhooks select them, unless the template opts out with sidecar.istio.io/inject: "false" (a label, or the
+ * older annotation):
+ * - the namespace labelled istio-injection=enabled (any other value of that label: no injection at all);
+ * - the namespace labelled istio.io/rev=<revision> (a revision or revision tag's webhook);
+ * - neither namespace label, and the template labelled istio.io/rev=<revision>, or sidecar.istio.io/inject: "true"
+ *   (the default revision's object webhook). Where the namespace's labels are not known (lint, inject without
+ *   --namespace-labels), the template's own label counts.
+ * A Pod itself is judged by what it carries (podIstio): Istio has run by then.
  */
-function istioNamespace(ctx: InjectContext, labels: Record<string, string>, annotations: Record<string, string>): IstioEvidence | undefined {
-  if (ctx.namespaceLabels?.[NAMESPACE_LABEL_ISTIO_INJECTION] !== 'enabled') return undefined;
+function istioTemplate(ctx: InjectContext, labels: Record<string, string>, annotations: Record<string, string>): IstioEvidence | undefined {
   if (labels[LABEL_ISTIO_INJECT] === 'false' || (labels[LABEL_ISTIO_INJECT] === undefined && annotations[LABEL_ISTIO_INJECT] === 'false')) return undefined;
-  return { subject: `namespace ${ctx.namespace}`, says: `is labelled ${NAMESPACE_LABEL_ISTIO_INJECTION}=enabled, so Istio's injector adds its sidecar to the pods before this webhook runs` };
+  const ns = ctx.namespaceLabels;
+  const injection = ns?.[NAMESPACE_LABEL_ISTIO_INJECTION];
+  if (injection === 'enabled')
+    return { subject: `namespace ${ctx.namespace}`, says: `is labelled ${NAMESPACE_LABEL_ISTIO_INJECTION}=enabled, so Istio's injector adds its sidecar to the pods before this webhook runs` };
+  if (injection !== undefined) return undefined;
+  const nsRevision = ns?.[LABEL_ISTIO_REV];
+  if (nsRevision !== undefined)
+    return { subject: `namespace ${ctx.namespace}`, says: `is labelled ${LABEL_ISTIO_REV}=${nsRevision}, so Istio's injector (revision ${nsRevision}) adds its sidecar to the pods before this webhook runs` };
+  const revision = labels[LABEL_ISTIO_REV];
+  if (revision !== undefined)
+    return { subject: `label ${LABEL_ISTIO_REV}=${revision}`, field: ['metadata', 'labels', LABEL_ISTIO_REV], says: `asks Istio's injector (revision ${revision}) to add its sidecar to the pods before this webhook runs` };
+  if (labels[LABEL_ISTIO_INJECT] === 'true')
+    return { subject: `label ${LABEL_ISTIO_INJECT}=true`, field: ['metadata', 'labels', LABEL_ISTIO_INJECT], says: "asks Istio's injector to add its sidecar to the pods before this webhook runs" };
+  return undefined;
 }
 
 /**
