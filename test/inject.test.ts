@@ -11,6 +11,7 @@ import { denialText, injectTemplate, jsonEqual, MAX_DENIALS, warningName } from 
 import { getPodTemplate, podSpecFieldPath } from '../webhook/workloads.ts';
 import { podLevelResourceProblems, ROOT } from './helpers.ts';
 import { KUBECTL_YAML } from '../webhook/kubectl-yaml.ts';
+import { checkInjection } from '../webhook/rules.ts';
 
 function deepFreeze<T>(v: T): T {
   if (typeof v === 'object' && v !== null) {
@@ -947,6 +948,35 @@ test('native sidecars: the injected proxy has a startup probe, so the pod\'s own
   // ordinary sidecars: no probe either (the kubelet does not order them)
   const plain = injectTemplate(agentPod({}, {}, { containers: [{ name: 'app', image: 'x' }] }), cfg, ctxFor);
   assert.ok(plain.outcome === 'inject' && (plain.template.spec.containers as KubeObject[]).every((c) => c.startupProbe === undefined));
+});
+
+test('mesh-sidecar: a pod (template) whose mesh injector, running after this webhook, will add its proxy is warned before the proxy is there: linkerd.io/inject enabled or ingress, kuma.io/sidecar-injection enabled on the pod or its namespace, unless the pod opts out', () => {
+  const cfg = defaultConfig();
+  const mesh = (labels: Record<string, string>, annotations: Record<string, string>, namespaceLabels?: Record<string, string>, ref = 'Deployment team/a') => {
+    const r = injectTemplate(agentPod(labels, annotations, { containers: [{ name: 'agent', image: 'x' }] }), cfg, { namespace: 'team', ref, namespaceLabels }, ref.startsWith('Pod') ? 'spec' : 'spec.template.spec');
+    assert.ok(r.outcome === 'inject');
+    return r.warnings.filter((w) => w.startsWith('[mesh-sidecar] '));
+  };
+  for (const v of ['enabled', 'ingress']) {
+    const [w, ...more] = mesh({}, { 'linkerd.io/inject': v });
+    assert.equal(more.length, 0);
+    assert.match(w!, new RegExp(`^\\[mesh-sidecar\\] Deployment team/a: annotation linkerd\\.io/inject: ${v} \\(spec\\.template\\.metadata\\.annotations\\) asks Linkerd's injector, which runs after this webhook, for its sidecar, beside the injected AuthBridge proxy, and both Linkerd and AuthBridge's proxy-init redirect .* Fix: use one mesh for the agent, or opt it out of Linkerd's injection: annotate the pod template \\(spec\\.template\\.metadata\\.annotations\\) linkerd\\.io/inject: disabled\\.$`));
+  }
+  assert.match(mesh({ 'kuma.io/sidecar-injection': 'enabled' }, {}, undefined, 'Pod team/a')[0]!, /^\[mesh-sidecar\] Pod team\/a: label kuma\.io\/sidecar-injection: enabled \(metadata\.labels\) asks Kuma's injector/);
+  assert.match(mesh({}, { 'kuma.io/sidecar-injection': 'enabled' })[0]!, /: annotation kuma\.io\/sidecar-injection: enabled \(spec\.template\.metadata\.annotations\) asks Kuma's/);
+  assert.match(mesh({}, {}, { 'kuma.io/sidecar-injection': 'enabled' })[0]!, /: the namespace is labelled kuma\.io\/sidecar-injection: enabled, so Kuma's injector, which runs after this webhook, adds its sidecar, beside/);
+  // opted out, or not asked
+  assert.deepEqual(mesh({ 'kuma.io/sidecar-injection': 'disabled' }, {}, { 'kuma.io/sidecar-injection': 'enabled' }), []);
+  assert.deepEqual(mesh({}, { 'linkerd.io/inject': 'disabled' }), []);
+  assert.deepEqual(mesh({}, {}), []);
+  // the proxy already there is named instead, once
+  const both = injectTemplate(agentPod({}, { 'linkerd.io/inject': 'enabled' }, { containers: [{ name: 'linkerd-proxy', image: 'x' }, { name: 'agent', image: 'x' }] }), cfg, ctxFor);
+  assert.ok(both.outcome === 'inject');
+  assert.deepEqual(both.warnings.filter((w) => w.startsWith('[mesh-sidecar] ')).map((w) => /: (container \S+|annotation \S+)/.exec(w)?.[1]), ['container linkerd-proxy']);
+  // lint and /validate point at the annotation
+  const obj = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'a', namespace: 'team' }, spec: { template: agentPod({}, { 'linkerd.io/inject': 'enabled' }, { containers: [{ name: 'agent', image: 'x' }] }) } };
+  const found = checkInjection(obj, { config: cfg, namespace: 'team' });
+  assert.deepEqual(found.warnings.filter((v) => v.rule === 'mesh-sidecar').map((v) => v.path), ['spec.template.metadata.annotations.linkerd.io/inject']);
 });
 
 test('other meshes\' init containers (linkerd-init, kuma-init) get no init-before-proxy or net-admin warning beside their proxy, as Istio\'s do not; the pod gets one mesh-sidecar warning instead; a pod\'s own still does', () => {

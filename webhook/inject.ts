@@ -57,6 +57,9 @@ export const OTHER_MESHES: readonly { mesh: string; proxy: string; init: string;
   { mesh: 'Linkerd', proxy: 'linkerd-proxy', init: 'linkerd-init', optOut: 'annotate {annotate} linkerd.io/inject: disabled' },
   { mesh: 'Kuma', proxy: 'kuma-sidecar', init: 'kuma-init', optOut: 'label {label} kuma.io/sidecar-injection: disabled (older Kuma reads it as an annotation)' },
 ];
+/** Linkerd's per-pod (and namespace) injection annotation, and Kuma's injection label (older Kuma: an annotation). */
+export const ANNOTATION_LINKERD_INJECT = 'linkerd.io/inject';
+export const LABEL_KUMA_INJECTION = 'kuma.io/sidecar-injection';
 export const ANNOTATION_ISTIO_STATUS = 'sidecar.istio.io/status';
 /** Istio's per-pod opt-out (a label, or the older annotation) and its namespace label that turns its injection on. */
 export const LABEL_ISTIO_INJECT = 'sidecar.istio.io/inject';
@@ -1263,11 +1266,11 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   // re-invocation, or in what lint and inject are given) put its proxy beside AuthBridge. Both set iptables rules in
   // the pod's one network namespace, each leaving only its own proxy's uid out, so one proxy's traffic is redirected
   // to the other and the order of the rules decides which proxy a connection reaches.
-  const meshes = otherMeshes(spec);
+  const meshes = otherMeshes(spec, labels, annotations, ctx.namespaceLabels);
   if (proxyInit && cfg.policies['mesh-sidecar'] !== 'off')
     for (const m of meshes)
       warnings.push(
-        `[mesh-sidecar] ${ctx.ref}: container ${m.proxy} (${fieldText(specPath, m.field)}) is ${m.mesh}'s sidecar, beside the injected AuthBridge proxy, and both ${m.mesh} and AuthBridge's proxy-init redirect the pod's traffic with iptables. The two redirects conflict: each leaves only its own proxy's uid out, so traffic may bypass one of the proxies (AuthBridge, which then does not see it, or ${m.mesh}'s mTLS). Fix: use one mesh for the agent, or opt it out of ${m.mesh}'s injection: ${m.optOut.replace('{annotate}', annotateTarget(specPath)).replace('{label}', optOutTarget(specPath))}.`,
+        `[mesh-sidecar] ${ctx.ref}: ${m.subject}${m.field ? ` (${m.field[0] === 'metadata' ? `${metadataPath(specPath)}.${String(m.field[1])}` : fieldText(specPath, m.field)})` : ''} ${m.says}, beside the injected AuthBridge proxy, and both ${m.mesh} and AuthBridge's proxy-init redirect the pod's traffic with iptables. The two redirects conflict: each leaves only its own proxy's uid out, so traffic may bypass one of the proxies (AuthBridge, which then does not see it, or ${m.mesh}'s mTLS). Fix: use one mesh for the agent, or opt it out of ${m.mesh}'s injection: ${m.optOut.replace('{annotate}', annotateTarget(specPath)).replace('{label}', optOutTarget(specPath))}.`,
       );
 
   if (found.list.length) return denied(found);
@@ -1517,24 +1520,48 @@ function podIstio(spec: KubeObject, annotations: Record<string, string>): IstioE
   return undefined;
 }
 
+/** Another mesh in (or coming to) the pod: what shows it, the field of that (relative to the template), and the rest of the sentence. */
+type MeshEvidence = (typeof OTHER_MESHES)[number] & { subject: string; field?: readonly (string | number)[]; says: string };
+
 /**
- * The other meshes (OTHER_MESHES) whose proxy container the pod carries, in containers or initContainers (a native
- * sidecar), with the field of its name (relative to the template: the first container of that name as it came).
+ * The other meshes (OTHER_MESHES) whose proxy the pod carries, in containers or initContainers (a native sidecar;
+ * the first container of that name as it came), or whose injector, which runs after this webhook, will add it:
+ * Linkerd for a pod (template) annotated linkerd.io/inject: enabled or ingress (a namespace's annotation is not
+ * seen here), Kuma for one labelled (or, older Kuma, annotated) kuma.io/sidecar-injection: enabled, or in a
+ * namespace labelled so unless the pod says disabled.
  */
-function otherMeshes(spec: KubeObject): ((typeof OTHER_MESHES)[number] & { field: readonly (string | number)[] })[] {
-  const out: ((typeof OTHER_MESHES)[number] & { field: readonly (string | number)[] })[] = [];
+function otherMeshes(spec: KubeObject, labels: Record<string, string>, annotations: Record<string, string>, namespaceLabels: Record<string, string> | undefined): MeshEvidence[] {
+  const out: MeshEvidence[] = [];
   for (const m of OTHER_MESHES) {
-    search: for (const list of ['containers', 'initContainers'] as const) {
-      const arr: unknown = spec[list];
-      if (!Array.isArray(arr)) continue;
-      for (let i = 0; i < arr.length; i++)
-        if (isObject(arr[i]) && arr[i].name === m.proxy) {
-          out.push({ ...m, field: ['spec', list, i, 'name'] });
-          break search;
-        }
+    const found = containerNamed(spec, m.proxy);
+    if (found) {
+      out.push({ ...m, subject: `container ${m.proxy}`, field: found, says: `is ${m.mesh}'s sidecar` });
+      continue;
+    }
+    if (m.proxy === 'linkerd-proxy') {
+      const v = annotations[ANNOTATION_LINKERD_INJECT];
+      if (v === 'enabled' || v === 'ingress')
+        out.push({ ...m, subject: `annotation ${ANNOTATION_LINKERD_INJECT}: ${v}`, field: ['metadata', 'annotations', ANNOTATION_LINKERD_INJECT], says: `asks ${m.mesh}'s injector, which runs after this webhook, for its sidecar` });
+    } else {
+      const own = labels[LABEL_KUMA_INJECTION] ?? annotations[LABEL_KUMA_INJECTION];
+      const where = labels[LABEL_KUMA_INJECTION] !== undefined ? 'labels' : 'annotations';
+      if (own === 'enabled')
+        out.push({ ...m, subject: `${where === 'labels' ? 'label' : 'annotation'} ${LABEL_KUMA_INJECTION}: enabled`, field: ['metadata', where, LABEL_KUMA_INJECTION], says: `asks ${m.mesh}'s injector, which runs after this webhook, for its sidecar` });
+      else if (own === undefined && namespaceLabels?.[LABEL_KUMA_INJECTION] === 'enabled')
+        out.push({ ...m, subject: 'the namespace', says: `is labelled ${LABEL_KUMA_INJECTION}: enabled, so ${m.mesh}'s injector, which runs after this webhook, adds its sidecar` });
     }
   }
   return out;
+}
+
+/** The field of the first container (or init container) of that name, or undefined. */
+function containerNamed(spec: KubeObject, name: string): readonly (string | number)[] | undefined {
+  for (const list of ['containers', 'initContainers'] as const) {
+    const arr: unknown = spec[list];
+    if (!Array.isArray(arr)) continue;
+    for (let i = 0; i < arr.length; i++) if (isObject(arr[i]) && arr[i].name === name) return ['spec', list, i, 'name'];
+  }
+  return undefined;
 }
 
 /**

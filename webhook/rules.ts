@@ -832,7 +832,11 @@ function injectionWarningPath(rule: InjectionWarning | InjectionPolicy, message:
     case 'mesh-sidecar': {
       // the other mesh's proxy container the message names (`container linkerd-proxy (<podspec>.containers[0].name)`)
       const m = new RegExp(`\\(${specPath.replace(/[.]/g, '\\.')}\\.(containers|initContainers)\\[(\\d+)\\]\\.name\\) is `).exec(message);
-      return m ? `${specPath}.${m[1]}.${m[2]}.name` : specPath;
+      if (m) return `${specPath}.${m[1]}.${m[2]}.name`;
+      // else the annotation or label that asks for the mesh's injection (`annotation linkerd.io/inject: enabled (<meta>.annotations)`)
+      const meta = [...tplPath, 'metadata'].join('.');
+      const asked = / (annotation|label) (\S+): \S+ \(/.exec(message);
+      return asked ? `${meta}.${asked[1]}s.${asked[2]}` : specPath;
     }
     case 'net-admin': {
       // the first field the message lists (`... (adds NET_ADMIN: <podspec>.containers[1].securityContext.capabilities.add`)
