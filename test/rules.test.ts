@@ -955,7 +955,21 @@ test('checkMissingTokenReview: the ConfigMap exists with "true", but the control
   );
   // no envFrom at all, and an envFrom with a prefix (the variable is then <prefix>K8S_TOKEN_REVIEW): the same
   assert.match(checkMissingTokenReview([controller({})], good, config, EKS)[0].message, /does not read K8S_TOKEN_REVIEW .*\(it reads no ConfigMap\)/);
-  assert.equal(checkMissingTokenReview([controller({ envFrom: [{ prefix: 'KAGENT_', configMapRef: { name: 'kagent-enterprise-config' } }] })], good, config, EKS).length, 1);
+  // it reads the ConfigMap, but not the key as K8S_TOKEN_REVIEW: an envFrom with a prefix (the variable is then
+  // <prefix>K8S_TOKEN_REVIEW), env entries of other keys, K8S_TOKEN_REVIEW from another key: a message of its own
+  for (const [c, path] of [
+    [{ envFrom: [{ prefix: 'KAGENT_', configMapRef: { name: 'kagent-enterprise-config' } }] }, 'spec.template.spec.containers.0.envFrom.0.configMapRef.name'],
+    [{ env: [{ name: 'LOG_LEVEL', valueFrom: { configMapKeyRef: { name: 'kagent-enterprise-config', key: 'LOG_LEVEL' } } }] }, 'spec.template.spec.containers.0.env.0.valueFrom.configMapKeyRef.name'],
+    [{ env: [{ name: 'K8S_TOKEN_REVIEW', valueFrom: { configMapKeyRef: { name: 'kagent-enterprise-config', key: 'TOKEN_REVIEW' } } }] }, 'spec.template.spec.containers.0.env.0.valueFrom.configMapKeyRef.name'],
+  ] as const) {
+    const found = checkMissingTokenReview([controller(c)], good, config, EKS);
+    assert.equal(found.length, 1, JSON.stringify(c));
+    assert.equal(found[0]!.path, path);
+    assert.match(
+      found[0]!.message,
+      /^\[token-review-required\] Deployment kagent\/kagent-controller: kagent's controller reads ConfigMap kagent\/kagent-enterprise-config \(spec\.template\.spec\.containers\[0\]\.(envFrom|env)\[0\]\.[a-zA-Z.]+\), but not its key K8S_TOKEN_REVIEW as the variable K8S_TOKEN_REVIEW: .* Fix: add an env entry to the controller's container: name K8S_TOKEN_REVIEW, valueFrom\.configMapKeyRef name kagent-enterprise-config, key K8S_TOKEN_REVIEW \(or remove the envFrom prefix\), then restart deploy\/kagent-controller\.$/,
+    );
+  }
   // envFrom the ConfigMap and a literal K8S_TOKEN_REVIEW: "false": the literal wins
   const [literal] = checkMissingTokenReview(
     [controller({ envFrom: [{ configMapRef: { name: 'kagent-enterprise-config' } }], env: [{ name: 'LOG', value: 'x' }, { name: 'K8S_TOKEN_REVIEW', value: 'false' }] })],

@@ -614,6 +614,17 @@ function controllerNotReading(
   if (refs.some((r) => r.delivers && watched(r.name))) return 'reads';
   // an envFrom Secret may carry it (envFromSecret): not known, so not said to be missing
   if (d.secretFrom) return null;
+  // it reads the ConfigMap, but not that key under that name: an envFrom with a prefix, or env entries of other keys
+  const near = refs.find((r) => watched(r.name));
+  if (near)
+    return {
+      ...base,
+      path: dotted(near.path),
+      message:
+        `[token-review-required] Deployment ${ns}/${name}: kagent's controller reads ConfigMap ${ns}/${near.name} (${near.path}), but not its key ${TOKEN_REVIEW_KEY} as the variable ${TOKEN_REVIEW_KEY}: ` +
+        `only an envFrom configMapRef without a prefix, or an env entry ${TOKEN_REVIEW_KEY} whose configMapKeyRef takes the key ${TOKEN_REVIEW_KEY}, gives it that, so the value set there never reaches it. ${why} ` +
+        `Fix: add an env entry to the controller's container: name ${TOKEN_REVIEW_KEY}, valueFrom.configMapKeyRef name ${near.name}, key ${TOKEN_REVIEW_KEY} (or remove the envFrom prefix), then restart deploy/${name}.`,
+    };
   const other = refs[0];
   const reads = other
     ? ` (it reads ConfigMap ${ns}/${other.name}, ${other.path}${refs.length > 1 ? `, and ${refs.length - 1} more` : ''})`
