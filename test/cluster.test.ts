@@ -1238,3 +1238,61 @@ test('the informers list at most two pages at once, whatever their number (a sta
     await close();
   }
 });
+
+test('a tool on an agent\'s ServiceAccount while featureGates.injectTools is off is allowed with a warning naming the agent (a SPIRE selector that includes tool would give it that identity); not with tools on, nor on its own ServiceAccount', async () => {
+  const TOOL = { 'kagenti.io/type': 'tool' };
+  const toolPod = (sa: string) => ({
+    uid: `u${++uid}`,
+    kind: { group: '', version: 'v1', kind: 'Pod' },
+    operation: 'CREATE' as const,
+    namespace: 'team-a',
+    name: 'mcp-tool',
+    object: { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'mcp-tool', namespace: 'team-a', labels: TOOL }, spec: { serviceAccountName: sa, containers: [{ name: 't', image: 'x' }] } },
+  });
+  const { svc, close } = await setup(seedBasics);
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    const pod = svc.validate(toolPod('weather-sa'));
+    assert.equal(pod.response.allowed, true);
+    assert.deepEqual(pod.rules, ['unique-service-account']);
+    assert.equal(
+      joinWarnings(pod.response.warnings ?? []),
+      '[unique-service-account] Pod team-a/mcp-tool: ServiceAccount "weather-sa" (spec.serviceAccountName) is the identity of agent ' +
+        'Deployment/weather. This tool (kagenti.io/type: tool) is not denied, as it is no agent while featureGates.injectTools is off, ' +
+        "but a SPIRE registration whose pod selector includes tool would give it that agent's SPIFFE ID " +
+        'spiffe://cluster.local/ns/team-a/sa/weather-sa. Fix: give the tool its own ServiceAccount.',
+    );
+    const dep = svc.validate(deploymentRequest(deployment('mcp', 'weather-sa', 'team-a', TOOL)));
+    assert.equal(dep.response.allowed, true);
+    assert.match(joinWarnings(dep.response.warnings ?? []), /^\[unique-service-account\] Deployment team-a\/mcp: ServiceAccount "weather-sa" \(spec\.template\.spec\.serviceAccountName\) is the identity of agent Deployment\/weather\. .* Fix: give the tool its own ServiceAccount\.$/);
+    // its own ServiceAccount, an UPDATE that keeps the template (a reconcile), a pod of the tool's Deployment: nothing
+    for (const r of [toolPod('mcp-sa'), deploymentRequest(deployment('mcp', 'weather-sa', 'team-a', TOOL), 'UPDATE')]) {
+      const d = svc.validate(r);
+      assert.equal(d.response.allowed, true);
+      assert.equal(d.response.warnings, undefined, JSON.stringify(d.response.warnings));
+    }
+    const owned = toolPod('weather-sa');
+    owned.object.metadata = { ...owned.object.metadata, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'mcp-5d8f7c9b6d', uid: 'r', controller: true }] } as typeof owned.object.metadata;
+    assert.equal(svc.validate(owned).response.warnings, undefined, "a controller's pod: its workload was warned");
+  } finally {
+    await close();
+  }
+  // tools are agents: unique-service-account denies it, as any agent
+  const tools = await setup(seedBasics, { featureGates: { injectTools: true } });
+  try {
+    await until(() => tools.svc.readiness().ready, 'first sync');
+    const d = tools.svc.validate(toolPod('weather-sa'));
+    assert.equal(d.response.allowed, false);
+    assert.match(d.response.status!.message, /is already the identity of agent Deployment\/weather/);
+  } finally {
+    await tools.close();
+  }
+  // the rule off: no warning
+  const off = await setup(seedBasics, { policies: { 'unique-service-account': 'off' } });
+  try {
+    await until(() => off.svc.readiness().ready, 'first sync');
+    assert.equal(off.svc.validate(toolPod('weather-sa')).response.warnings, undefined);
+  } finally {
+    await off.close();
+  }
+});

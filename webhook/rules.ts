@@ -1243,3 +1243,35 @@ export function checkUniqueSince(candidate: AgentRef, previous: AgentRef | null 
     out.push({ ...v, severity: 'warning', message: noteBeforeFix(v.message.replace('. Both would share ', '. Both share '), note) });
   return out;
 }
+
+/**
+ * unique-service-account for a tool (`kagenti.io/type: tool`) while featureGates.injectTools is off: no agent to the
+ * webhook, so it claims nothing and is never denied, but a SPIRE registration whose pod selector includes `tool` gives
+ * it the SPIFFE ID of its ServiceAccount, which an agent in `others` (the claims on it) may hold. A warning naming
+ * that agent; none when the rule is off. `tool`: the tool's identity read as if tools were agents.
+ */
+export function checkToolSharesAgent(tool: AgentRef, others: AgentRef[], config: Config): Violation[] {
+  if (!severityFor(config.policies['unique-service-account'])) return [];
+  const sharing = others.filter((o) => sharesWith(tool, o));
+  if (!sharing.length) return [];
+  const first = sharing.find((o) => !o.deleting && !o.former && !o.recent) ?? sharing[0]!;
+  const more = new Set(sharing.map(refText)).size - 1;
+  const self = tool.source ?? { kind: tool.kind, name: tool.name };
+  const { namespace: ns, serviceAccount: sa } = tool;
+  const path = `${podSpecFieldPath(self.kind)}.${tool.serviceAccountField ?? 'serviceAccountName'}`;
+  return [
+    {
+      rule: 'unique-service-account',
+      severity: 'warning',
+      kind: self.kind,
+      namespace: ns,
+      name: self.name,
+      path,
+      message:
+        `[unique-service-account] ${self.kind} ${ns}/${self.name}: ServiceAccount "${sa}" (${path}) is the identity of agent ` +
+        `${refText(first)}${more > 0 ? ` and ${more} more` : ''}. This tool (kagenti.io/type: tool) is not denied, as it is no agent while ` +
+        `featureGates.injectTools is off, but a SPIRE registration whose pod selector includes tool would give it that agent's ` +
+        `SPIFFE ID ${spiffeId(config.trustDomain, ns, sa)}. Fix: give the tool its own ServiceAccount.`,
+    },
+  ];
+}

@@ -24,6 +24,7 @@ import {
   checkObject,
   checkUnique,
   checkUniqueSince,
+  checkToolSharesAgent,
   cap,
   dedicatedDenies,
   describeIssuer,
@@ -303,6 +304,22 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
   }
 
   // ---- admission ----------------------------------------------------------------------------------
+  /** The config with tools as agents: how a tool's identity is read while featureGates.injectTools is off. */
+  const toolsAsAgents: Config = { ...config, featureGates: { ...config.featureGates, injectTools: true } };
+
+  /**
+   * A tool while featureGates.injectTools is off, on a ServiceAccount that an agent in the cache already uses: the
+   * warning checkToolSharesAgent gives (a SPIRE selector that includes tool would give it that agent's identity).
+   * Not for a controller's pod (its workload was warned when written), nor for an UPDATE that keeps the template.
+   */
+  function toolSharing(obj: KubeObject, ns: string, op: string | undefined, old: unknown): Violation[] {
+    if (config.featureGates.injectTools || !cluster?.claimsSynced) return [];
+    const tool = agentOf(obj, toolsAsAgents, ns, cluster.lookup);
+    if (!tool || tool.source) return [];
+    if (op === 'UPDATE' && isObject(old) && samePodTemplate(obj, old.kind === obj.kind ? old : { ...old, kind: obj.kind })) return [];
+    return checkToolSharesAgent(tool, cluster.claimsOn(tool.namespace, tool.serviceAccount, obj, undefined, tool), config);
+  }
+
   /** Why a request is not checked at all (operation, subresource, a delete in progress), or undefined. */
   function notChecked(req: AdmissionRequest): string | undefined {
     const obj = req.object;
@@ -376,7 +393,13 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
       if (owner)
         return decisionFor(allow(req.uid), [], { skip: `owned by ${owner.kind} ${owner.name} (checked there)` });
       const agent = agentOf(objWithKind, config, ns, cluster?.lookup);
-      if (!agent) return decisionFor(allow(req.uid), [], { skip: 'not an agent' });
+      if (!agent) {
+        const tool = toolSharing(objWithKind, ns, op, req.oldObject);
+        if (!tool.length) return decisionFor(allow(req.uid), [], { skip: 'not an agent' });
+        for (const v of tool) ruleViolations.inc({ rule: v.rule, action: 'warned' });
+        const detail = { violations: tool.map((v) => ({ rule: v.rule, severity: v.severity, path: v.path })), ...(req.dryRun ? { dryRun: true } : {}) };
+        return decisionFor(allow(req.uid, tool.map((v) => v.message)), ['unique-service-account'], detail);
+      }
       // a controller's pod: dedicated-service-account's fix names the template of the workload that creates it
       const own = checkObject(objWithKind, { config, issuer: iss, namespace: ns, workload: kind === 'Pod' && agent.source ? { kind: agent.kind, name: agent.name } : undefined });
       // Whether this is an UPDATE that leaves the pod template as it was (a label, an annotation, a finalizer, a scale,
