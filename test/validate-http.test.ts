@@ -860,3 +860,64 @@ test('an answer with more warnings than fit leaves out whole messages, the notic
   // a few short warnings pass as they are
   assert.deepEqual(allow('u', ['[a] x', '[b] y']).warnings, ['[a] x', '[b] y']);
 });
+
+test('HTTPS /validate: kubectl debug (pods/ephemeralcontainers) on an injected agent pod: an added container with NET_ADMIN, ALL or privileged, or as uid 1337, is warned (net-admin, proxy-uid), never denied', async () => {
+  const s = await server({});
+  try {
+    // the agent pod as /mutate left it (proxy-init injected)
+    const created = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'weather-1', namespace: 'team-a', labels: AGENT }, spec: { serviceAccountName: 'weather-sa', containers: [{ name: 'agent', image: 'x' }] } };
+    const m = await s.review('/mutate', req('Pod', '', created));
+    const running = jsonpatch.applyPatch(structuredClone(created), decodePatch(m) as any).newDocument as Record<string, any>;
+    assert.ok(running.spec.initContainers.some((c: { name: string }) => c.name === 'proxy-init'));
+    const debug = (pod: Record<string, any>, ...added: Record<string, unknown>[]) => {
+      const now = structuredClone(pod);
+      now.spec.ephemeralContainers = [...(pod.spec.ephemeralContainers ?? []), ...added];
+      return req('Pod', '', now, { operation: 'UPDATE', oldObject: pod, subResource: 'ephemeralcontainers', resource: { group: '', version: 'v1', resource: 'pods' } });
+    };
+    const netadmin = { name: 'debugger-x7k2p', image: 'busybox', targetContainerName: 'agent', securityContext: { capabilities: { add: ['NET_ADMIN', 'NET_RAW'] } } };
+    const r = await s.review('/validate', debug(running, netadmin));
+    assert.equal(r.allowed, true);
+    for (const w of r.warnings as string[]) assert.ok(w.length <= 120, `${w.length}: ${w}`);
+    assert.equal(
+      joinWarnings(r.warnings as string[]),
+      "[net-admin] Pod team-a/weather-1: ephemeral container debugger-x7k2p (kubectl debug) that this update adds may change the pod's " +
+        "iptables rules (adds NET_ADMIN: spec.ephemeralContainers[0].securityContext.capabilities.add), and the pod's network namespace " +
+        "is shared, so it can take out proxy-init's redirect and send traffic past the proxy, which AuthBridge then does not see; the " +
+        'change stays after it exits. Not denied: debugging is not blocked. Fix: debug without NET_ADMIN, ALL or privileged (kubectl ' +
+        'debug --profile=baseline), or delete the pod once done, so that its controller replaces it with one whose redirect is intact.',
+    );
+    // only the containers this update adds: one added before is not told again; privileged and uid 1337 are
+    const before = structuredClone(running);
+    before.spec.ephemeralContainers = [netadmin];
+    const two = await s.review('/validate', debug(before, { name: 'sysadmin', image: 'busybox', securityContext: { privileged: true } }, { name: 'as-proxy', image: 'busybox', securityContext: { runAsUser: 1337 } }));
+    assert.equal(two.allowed, true);
+    const text = joinWarnings(two.warnings as string[]);
+    assert.match(text, /^\[net-admin\] Pod team-a\/weather-1: ephemeral container sysadmin \(kubectl debug\) that this update adds may change the pod's iptables rules \(is privileged: spec\.ephemeralContainers\[1\]\.securityContext\.privileged\)/);
+    assert.ok(!text.includes('debugger-x7k2p'), text);
+    assert.ok(
+      text.includes(
+        "[proxy-uid] Pod team-a/weather-1: ephemeral container as-proxy (kubectl debug) that this update adds runs as uid 1337 (spec.ephemeralContainers[2].securityContext.runAsUser), the proxy's own uid, which proxy-init leaves out of the redirect. Its outbound traffic skips the proxy, so AuthBridge does not see it. Not denied: debugging is not blocked. Fix: debug as another uid",
+      ),
+      text,
+    );
+    // nothing to say: a plain debug container, a pod without proxy-init, a pod that is no agent
+    const plain = await s.review('/validate', debug(running, { name: 'dbg', image: 'busybox' }));
+    assert.deepEqual([plain.allowed, plain.warnings], [true, undefined]);
+    assert.equal((await s.review('/validate', debug(created, netadmin))).warnings, undefined, 'no proxy-init: no redirect to take out');
+    const tool = { ...running, metadata: { ...running.metadata, labels: { 'kagenti.io/type': 'tool' } } };
+    assert.equal((await s.review('/validate', debug(tool, netadmin))).warnings, undefined, 'a tool while injectTools is off');
+    // other subresources are still not checked
+    assert.equal((await s.review('/validate', { ...debug(running, netadmin), subResource: 'status' })).warnings, undefined);
+  } finally {
+    await s.close();
+  }
+  const off = await server({ policies: { 'net-admin': 'off' } });
+  try {
+    const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'w', namespace: 'team-a', labels: AGENT }, spec: { initContainers: [{ name: 'proxy-init', image: 'x' }], containers: [{ name: 'a', image: 'x' }] } };
+    const now = { ...pod, spec: { ...pod.spec, ephemeralContainers: [{ name: 'd', image: 'x', securityContext: { privileged: true } }] } };
+    const r = await off.review('/validate', req('Pod', '', now, { operation: 'UPDATE', oldObject: pod, subResource: 'ephemeralcontainers' }));
+    assert.deepEqual([r.allowed, r.warnings], [true, undefined], 'policies.net-admin: off');
+  } finally {
+    await off.close();
+  }
+});

@@ -3,7 +3,7 @@
 import type { KubeObject } from './admission.ts';
 import { shown } from './admission.ts';
 import type { AuthBridgeMode, Config, MtlsMode } from './config.ts';
-import { AUTHBRIDGE_MODES, HELPER_CONFIG_DIR, INJECTION_POLICIES, INJECTION_WARNINGS, MTLS_MODES, SVID_DIR } from './config.ts';
+import { AUTHBRIDGE_MODES, HELPER_CONFIG_DIR, INJECTION_POLICIES, INJECTION_WARNINGS, MTLS_MODES, SVID_DIR, isAgentType } from './config.ts';
 import type { InjectionPolicy, InjectionWarning } from './config.ts';
 import { cutKey, isObject, jsonEqual, quoted, sealJson } from './json.ts';
 import type { PodResourceFinding } from './pod-resources.ts';
@@ -1611,6 +1611,62 @@ function netAdminField(c: KubeObject): { field: string; what: string } | undefin
     if (name === 'NET_ADMIN' || name === 'ALL') return { field: 'securityContext.capabilities.add', what: `adds ${name}` };
   }
   return undefined;
+}
+
+/**
+ * net-admin and proxy-uid for the ephemeral containers an UPDATE of pods/ephemeralcontainers adds (`kubectl debug`: in
+ * `pod`'s spec.ephemeralContainers, not in `old`'s) to an agent pod with proxy-init (the pod's init containers cannot
+ * change once it exists). They share the pod's network namespace as its other containers do: one that may change
+ * iptables can take out proxy-init's redirect (the change outlives it), one running as the proxy's uid is left out
+ * of it. Warnings only, never a denial: debugging is not blocked. `ref`: `Pod <ns>/<name>`. Never throws, whatever the shapes.
+ */
+export function ephemeralContainerWarnings(pod: KubeObject, old: unknown, cfg: Config, ref: string): { rule: 'net-admin' | 'proxy-uid'; message: string; path: string }[] {
+  const spec: unknown = pod.spec;
+  const labels: unknown = isObject(pod.metadata) ? pod.metadata.labels : undefined;
+  if (!isObject(spec) || !Array.isArray(spec.ephemeralContainers) || !isAgentType(isObject(labels) ? labels : undefined, cfg)) return [];
+  if (!Array.isArray(spec.initContainers) || !spec.initContainers.some((c: unknown) => isObject(c) && c.name === CONTAINER_PROXY_INIT)) return [];
+  const before: unknown = isObject(old) && isObject(old.spec) ? old.spec.ephemeralContainers : undefined;
+  const had = new Set(Array.isArray(before) ? before.map((c: unknown) => (isObject(c) ? c.name : undefined)) : []);
+  const podUid = isObject(spec.securityContext) ? spec.securityContext.runAsUser : undefined;
+  const net = { names: [] as string[], fields: [] as string[], count: 0 };
+  const uid = { names: [] as string[], fields: [] as string[], count: 0 };
+  spec.ephemeralContainers.forEach((c: unknown, i: number) => {
+    if (!isObject(c) || had.has(c.name)) return;
+    const at = `spec.ephemeralContainers[${i}]`;
+    const hit = netAdminField(c);
+    if (hit && net.count++ < 3) {
+      net.names.push(shown(String(c.name)));
+      net.fields.push(`${hit.what}: ${at}.${hit.field}`);
+    }
+    const own: unknown = isObject(c.securityContext) ? c.securityContext.runAsUser : undefined;
+    if ((own ?? podUid) === PROXY_UID && uid.count++ < 3) {
+      uid.names.push(shown(String(c.name)));
+      uid.fields.push(own === undefined || own === null ? 'spec.securityContext.runAsUser' : `${at}.securityContext.runAsUser`);
+    }
+  });
+  const out: { rule: 'net-admin' | 'proxy-uid'; message: string; path: string }[] = [];
+  const lead = (found: typeof net) => {
+    const many = found.count > 1;
+    return { many, which: `ephemeral container${many ? 's' : ''} ${countedList(found.names, found.count)} (kubectl debug) that this update adds` };
+  };
+  const note = 'Not denied: debugging is not blocked.';
+  if (net.count) {
+    const { many, which } = lead(net);
+    out.push({
+      rule: 'net-admin',
+      path: net.fields[0]!.slice(net.fields[0]!.indexOf(': ') + 2).replace(/\[(\d+)\]/, '.$1'),
+      message: `[net-admin] ${ref}: ${which} may change the pod's iptables rules (${countedList(net.fields, net.count)}), and the pod's network namespace is shared, so ${many ? 'they' : 'it'} can take out proxy-init's redirect and send traffic past the proxy, which AuthBridge then does not see; the change stays after ${many ? 'they exit' : 'it exits'}. ${note} Fix: debug without NET_ADMIN, ALL or privileged (kubectl debug --profile=baseline), or delete the pod once done, so that its controller replaces it with one whose redirect is intact.`,
+    });
+  }
+  if (uid.count) {
+    const { many, which } = lead(uid);
+    out.push({
+      rule: 'proxy-uid',
+      path: uid.fields[0]!.replace(/\[(\d+)\]/, '.$1'),
+      message: `[proxy-uid] ${ref}: ${which} run${many ? '' : 's'} as uid ${PROXY_UID} (${[...new Set(uid.fields)].join(' and ')}), the proxy's own uid, which proxy-init leaves out of the redirect. ${many ? 'Their' : 'Its'} outbound traffic skips the proxy, so AuthBridge does not see it. ${note} Fix: debug as another uid (set runAsUser in the container's securityContext, kubectl debug --custom).`,
+    });
+  }
+  return out.filter((w) => !silenced(w.message, cfg));
 }
 
 /**

@@ -36,7 +36,7 @@ import {
 import { isWorkloadKind } from './workloads.ts';
 import { isObject, jsonEqual } from './json.ts';
 import { MAX_WAITING_BODY_BYTES } from './limits.ts';
-import { csiDriverMissing } from './inject.ts';
+import { csiDriverMissing, ephemeralContainerWarnings } from './inject.ts';
 
 /** Metadata an UPDATE of an object being deleted may change without being checked again. */
 const BOOKKEEPING = ['finalizers', 'managedFields', 'resourceVersion', 'generation', 'deletionTimestamp', 'deletionGracePeriodSeconds'];
@@ -324,7 +324,9 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
   function notChecked(req: AdmissionRequest): string | undefined {
     const obj = req.object;
     const op = req.operation;
-    if ((op !== 'CREATE' && op !== 'UPDATE') || !isObject(obj) || req.subResource) return 'not checked (operation, subresource or no object)';
+    // of the subresources, only ephemeral containers being added to a pod (kubectl debug) are looked at
+    const ephemeral = req.subResource === 'ephemeralcontainers' && op === 'UPDATE' && req.kind?.kind === 'Pod';
+    if ((op !== 'CREATE' && op !== 'UPDATE') || !isObject(obj) || (req.subResource && !ephemeral)) return 'not checked (operation, subresource or no object)';
     // An object held by a finalizer after a delete still exists and can still be edited: only an UPDATE that
     // changes nothing the rules read (a controller removing its finalizer) goes through unchecked.
     if (isObject(obj.metadata) && obj.metadata.deletionTimestamp && op === 'UPDATE' && sameButBookkeeping(obj, req.oldObject))
@@ -379,6 +381,13 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
       // the value kagent reads changes: /mutate's remediation has already been applied to `obj`, so an UPDATE whose
       // "true" the webhook put back compares equal, and the reminder is given here only, once
       restartHint = op === 'CREATE' || tokenValue(obj) !== tokenValue(req.oldObject);
+    } else if (req.subResource === 'ephemeralcontainers') {
+      // kubectl debug on an agent pod with proxy-init: what the added containers could do to the redirect is warned
+      // (net-admin, proxy-uid), never denied; the registration sends these with failurePolicy: Ignore
+      const ref = `Pod ${ns}/${objectName(objWithKind)}`;
+      for (const w of ephemeralContainerWarnings(objWithKind, req.oldObject, config, ref))
+        violations.push({ ...w, severity: 'warning', kind: 'Pod', namespace: ns, name: objectName(objWithKind) });
+      if (!violations.length) return decisionFor(allow(req.uid), [], { skip: 'ephemeral containers: none added that can bypass the proxy' });
     } else if (kind === 'Pod' && op !== 'CREATE') {
       // The webhook registration sends only the pod UPDATEs that change kagenti.io/type or kagenti.io/agent.
       violations.push(...checkAgentLabelChange(objWithKind, req.oldObject, config, ns));
