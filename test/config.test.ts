@@ -75,6 +75,13 @@ const invalid: [string, RegExp][] = [
   ['authBridge:\n  resources:\n    limits:\n      memory: 32Mi\n', /authBridge\.resources: requests\.memory \(64Mi\) is more than limits\.memory \(32Mi\)/],
   ['spiffeHelper:\n  resources:\n    requests:\n      cpu: "1"\n', /spiffeHelper\.resources: requests\.cpu \(1\) is more than limits\.cpu \(100m\)/],
   ['spiffeHelper:\n  resources:\n    requests:\n      cpu: 100000001n\n', /spiffeHelper\.resources: requests\.cpu \(100000001n\) is more than limits\.cpu \(100m\)/],
+  // memory in millibytes (the typo for Mi) or below 1Mi: the kubelet gives the container a limit nothing runs in
+  ['authBridge:\n  resources:\n    limits: {cpu: 500m, memory: 256m}\n', /^my\.yaml: authBridge\.resources\.limits\.memory: 256m is not a whole number of bytes \(the suffix m is milli, a thousandth; mebibytes is Mi\); the kubelet would give the injected containers a memory limit of 1 byte, in which nothing runs, so every agent pod would stick in Init\. Fix: write 256Mi$/],
+  ['authBridge:\n  resources:\n    requests: {memory: 64m}\n', /^my\.yaml: authBridge\.resources\.requests\.memory: 64m is not a whole number of bytes .*the injected containers would request 1 byte of memory, .*Fix: write 64Mi$/],
+  ['spiffeHelper:\n  resources:\n    requests: {memory: 0.5}\n', /spiffeHelper\.resources\.requests\.memory: 0\.5 is not a whole number of bytes; .*Fix: write the amount with a binary suffix, such as 16Mi$/],
+  ['spiffeHelper:\n  resources:\n    limits: {cpu: 100m, memory: 1}\n    requests: {cpu: 10m, memory: 1}\n', /^my\.yaml: spiffeHelper\.resources\.limits\.memory: 1 is 1 byte, less than 1Mi \(a number without a suffix is bytes\); the kubelet would give the injected containers a memory limit of 1 byte, .*Fix: write the amount with a binary suffix, such as 64Mi$/],
+  ['spiffeHelper:\n  resources:\n    requests: {memory: 1023Ki}\n', /spiffeHelper\.resources\.requests\.memory: 1023Ki is 1047552 bytes, less than 1Mi; /],
+  ['authBridge:\n  resources:\n    limits: {memory: 512}\n', /authBridge\.resources\.limits\.memory: 512 is 512 bytes, less than 1Mi .*Fix: write 512Mi$/],
 ];
 for (const [text, pattern] of invalid) {
   test(`invalid config is one clear line: ${pattern.source.slice(0, 50)}`, () => {

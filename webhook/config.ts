@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { cutKey, isObject, quoted } from './json.ts';
-import { MAX_QUANTITY, QuantityError, canonicalQuantity, compareQuantities, exceedsMaxQuantity, parseQuantity } from './quantity.ts';
+import { MAX_QUANTITY, type Quantity, QuantityError, canonicalQuantity, compareQuantities, exceedsMaxQuantity, parseQuantity } from './quantity.ts';
 
 export const AUTHBRIDGE_MODES = ['proxy-sidecar', 'lite', 'envoy-sidecar', 'waypoint'] as const;
 export type AuthBridgeMode = (typeof AUTHBRIDGE_MODES)[number];
@@ -269,7 +269,7 @@ function merge(schema: Schema, base: unknown, input: unknown, path: string): unk
         throw new ConfigError(`${path}: expected a non-empty list of names, got ${describe(input)}`);
       return [...input];
     case 'quantity':
-      return quantityText(input, path);
+      return quantityText(input, path, base);
   }
 }
 
@@ -281,7 +281,7 @@ const QUANTITY_EXPECTED = 'expected a Kubernetes quantity such as 100m, 0.5, 64M
  * requests and limits), values above 2^63-1 (the largest quantity Kubernetes stores), and YAML numbers with more
  * significant digits than a float keeps exactly.
  */
-function quantityText(input: unknown, path: string): string {
+function quantityText(input: unknown, path: string, base: unknown): string {
   let text: string;
   if (typeof input === 'number') {
     if (!Number.isFinite(input)) {
@@ -314,7 +314,41 @@ function quantityText(input: unknown, path: string): string {
     throw new ConfigError(
       `${path}: ${text} is more than 2^63-1 (about 9.2e18), the largest quantity Kubernetes stores; use a realistic value such as ${path.endsWith('.memory') ? '256Mi' : '500m'}`,
     );
+  if (path.endsWith('.memory')) checkMemory(q, text, path, typeof base === 'string' ? base : undefined);
   return text;
+}
+
+/** 1Mi: less memory than any container runs in. */
+const MEMORY_FLOOR = 1n << 20n;
+
+/**
+ * A memory quantity is a whole number of bytes, 0 or at least MEMORY_FLOOR: `256m` is 0.256 bytes (m is milli; the
+ * classic typo for 256Mi), and `1` one byte. The API server takes both and the kubelet rounds up to whole bytes, so
+ * the injected containers would get a limit nothing runs in (every agent pod stuck in Init) or a request that
+ * reserves nothing.
+ */
+function checkMemory(q: Quantity, text: string, path: string, usual = '64Mi'): void {
+  const limit = /\.limits\.memory$/.test(path);
+  const effect = (bytes: bigint) =>
+    limit
+      ? `the kubelet would give the injected containers a memory limit of ${bytes} byte${bytes === 1n ? '' : 's'}, in which nothing runs, so every agent pod would stick in Init`
+      : `the injected containers would request ${bytes} byte${bytes === 1n ? '' : 's'} of memory, so the scheduler would reserve none for them and agent pods would be evicted first`;
+  // the number as written, for the likely intent (256m or 256 -> 256Mi); else a usual amount
+  const number = /^\+?([0-9]*\.?[0-9]+)(m|)$/.exec(text)?.[1];
+  const likely = number !== undefined && Number(number) >= 16 && Number(number) <= 16384 ? `${number.replace(/^0+(?=\d)/, '')}Mi` : undefined;
+  const suggest = likely ? `write ${likely}` : `write the amount with a binary suffix, such as ${usual}`;
+  if (q.exponent < 0 && q.coefficient % 10n ** BigInt(-q.exponent) !== 0n) {
+    const bytes = q.coefficient / 10n ** BigInt(-q.exponent) + 1n;
+    const why = /m$/.test(text) ? ' (the suffix m is milli, a thousandth; mebibytes is Mi)' : '';
+    throw new ConfigError(
+      `${path}: ${text} is not a whole number of bytes${why}; ${effect(bytes)}. Fix: ${suggest}`,
+    );
+  }
+  const bytes = q.exponent >= 0 ? q.coefficient * 10n ** BigInt(q.exponent) : q.coefficient / 10n ** BigInt(-q.exponent);
+  if (bytes > 0n && bytes < MEMORY_FLOOR)
+    throw new ConfigError(
+      `${path}: ${text} is ${bytes} byte${bytes === 1n ? '' : 's'}, less than 1Mi${/^\+?[0-9.]+$/.test(text) ? ' (a number without a suffix is bytes)' : ''}; ${effect(bytes)}. Fix: ${suggest}`,
+    );
 }
 
 /** Validates a parsed config object (or undefined/null for "all defaults") against the schema. */
