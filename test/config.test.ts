@@ -82,6 +82,9 @@ const invalid: [string, RegExp][] = [
   ['spiffeHelper:\n  resources:\n    limits: {cpu: 100m, memory: 1}\n    requests: {cpu: 10m, memory: 1}\n', /^my\.yaml: spiffeHelper\.resources\.limits\.memory: 1 is 1 byte, less than 1Mi \(a number without a suffix is bytes\); the kubelet would give the injected containers a memory limit of 1 byte, .*Fix: write the amount with a binary suffix, such as 64Mi$/],
   ['spiffeHelper:\n  resources:\n    requests: {memory: 1023Ki}\n', /spiffeHelper\.resources\.requests\.memory: 1023Ki is 1047552 bytes, less than 1Mi; /],
   ['authBridge:\n  resources:\n    limits: {memory: 512}\n', /authBridge\.resources\.limits\.memory: 512 is 512 bytes, less than 1Mi .*Fix: write 512Mi$/],
+  // a section whose entries are all commented out
+  ['policies:\n  # pod-resources: warn\n', /^my\.yaml: policies: expected a mapping, got null \(a key with nothing under it: remove it, or write \{\}\)$/],
+  ['authBridge:\n  resources:\n    limits:\n', /authBridge\.resources\.limits: expected a mapping, got null \(a key with nothing under it: remove it, or write \{\}\)$/],
 ];
 for (const [text, pattern] of invalid) {
   test(`invalid config is one clear line: ${pattern.source.slice(0, 50)}`, () => {

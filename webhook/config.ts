@@ -226,7 +226,10 @@ function describe(v: unknown): string {
 
 function merge(schema: Schema, base: unknown, input: unknown, path: string): unknown {
   if (schema.t === 'object') {
-    if (!isObject(input)) throw new ConfigError(`${path || 'config'}: expected a mapping, got ${describe(input)}`);
+    if (!isObject(input))
+      throw new ConfigError(
+        `${path || 'config'}: expected a mapping, got ${describe(input)}${input === null && path ? ' (a key with nothing under it: remove it, or write {})' : ''}`,
+      );
     const out: Record<string, unknown> = { ...(base as Record<string, unknown>) };
     for (const key of Object.keys(input)) {
       const sub = Object.hasOwn(schema.keys, key) ? schema.keys[key] : undefined;
