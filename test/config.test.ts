@@ -85,6 +85,13 @@ const invalid: [string, RegExp][] = [
   // a section whose entries are all commented out
   ['policies:\n  # pod-resources: warn\n', /^my\.yaml: policies: expected a mapping, got null \(a key with nothing under it: remove it, or write \{\}\)$/],
   ['authBridge:\n  resources:\n    limits:\n', /authBridge\.resources\.limits: expected a mapping, got null \(a key with nothing under it: remove it, or write \{\}\)$/],
+  // images the kubelet cannot parse (InvalidImageName) or the API server refuses (white space around them)
+  ['authBridge:\n  images:\n    proxySidecar: >\n      registry.example.com/kagenti/authbridge-proxy:v0.4.0\n', /^my\.yaml: authBridge\.images\.proxySidecar: "registry\.example\.com\/kagenti\/authbridge-proxy:v0\.4\.0\\n" is not an image reference: it ends with a line break \(a folded ">" or literal "\|" YAML block keeps one: .*\); every injected pod would fail \(InvalidImageName, or refused by the API server\)\. Fix: write registry\.example\.com\/kagenti\/authbridge-proxy:v0\.4\.0$/],
+  ['authBridge:\n  images:\n    proxySidecar: ghcr.io/MyOrg/authbridge-proxy:v0.4.0\n', /^my\.yaml: authBridge\.images\.proxySidecar: "ghcr\.io\/MyOrg\/authbridge-proxy:v0\.4\.0" is not an image reference: it has capital letters in its repository path .*Fix: write ghcr\.io\/myorg\/authbridge-proxy:v0\.4\.0$/],
+  ['authBridge:\n  images:\n    lite: "foo bar:1"\n', /^my\.yaml: authBridge\.images\.lite: "foo bar:1" is not an image reference: it contains white space; .*Fix: write an image reference such as ghcr\.io\/kagenti\/kagenti-extensions\/authbridge-lite:v0\.4\.0$/],
+  ['authBridge:\n  images:\n    envoy: "ghcr.io/kagenti/envoy@sha256:abc"\n', /authBridge\.images\.envoy: .* it does not follow the image reference grammar: /],
+  ['authBridge:\n  images:\n    proxyInit: "ghcr.io/kagenti/proxy-init:"\n', /authBridge\.images\.proxyInit: .* it does not follow the image reference grammar: /],
+  ['spiffeHelper:\n  image: " ghcr.io/spiffe/spiffe-helper:0.10.0"\n', /spiffeHelper\.image: " ghcr\.io\/spiffe\/spiffe-helper:0\.10\.0" is not an image reference: it has white space before or after it; .*Fix: write ghcr\.io\/spiffe\/spiffe-helper:0\.10\.0$/],
 ];
 for (const [text, pattern] of invalid) {
   test(`invalid config is one clear line: ${pattern.source.slice(0, 50)}`, () => {

@@ -2,7 +2,8 @@
 // Every key is optional; unknown keys, wrong types and bad enum values are errors that name the key.
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { cutKey, isObject, quoted } from './json.ts';
+import { imageReferenceProblem } from './image-ref.ts';
+import { cutKey, isObject, printable, quoted } from './json.ts';
 import { MAX_QUANTITY, type Quantity, QuantityError, canonicalQuantity, compareQuantities, exceedsMaxQuantity, parseQuantity } from './quantity.ts';
 
 export const AUTHBRIDGE_MODES = ['proxy-sidecar', 'lite', 'envoy-sidecar', 'waypoint'] as const;
@@ -164,12 +165,14 @@ type Leaf =
   | { t: 'posint'; max?: number; unit?: string; why?: string }
   | { t: 'enum'; values: readonly string[] }
   | { t: 'strings' }
-  | { t: 'quantity' };
+  | { t: 'quantity' }
+  | { t: 'image' };
 type Schema = Leaf | { t: 'object'; keys: Record<string, Schema> };
 
 const str: Leaf = { t: 'string', nonEmpty: true };
 const bool: Leaf = { t: 'bool' };
 const port: Leaf = { t: 'port' };
+const image: Leaf = { t: 'image' };
 const resourceList: Schema = { t: 'object', keys: { cpu: { t: 'quantity' }, memory: { t: 'quantity' } } };
 const resources: Schema = { t: 'object', keys: { requests: resourceList, limits: resourceList } };
 
@@ -185,13 +188,13 @@ const SCHEMA: Schema = {
         mtlsMode: { t: 'enum', values: MTLS_MODES },
         egressEnforcement: { t: 'enum', values: EGRESS_MODES },
         ports: { t: 'object', keys: { outbound: port, inbound: port, admin: port, extProc: port } },
-        images: { t: 'object', keys: { proxySidecar: str, lite: str, envoy: str, proxyInit: str } },
+        images: { t: 'object', keys: { proxySidecar: image, lite: image, envoy: image, proxyInit: image } },
         resources,
       },
     },
     spiffeHelper: {
       t: 'object',
-      keys: { image: str, configMap: { t: 'string', nullable: true, nonEmpty: true }, resources },
+      keys: { image, configMap: { t: 'string', nullable: true, nonEmpty: true }, resources },
     },
     spire: { t: 'object', keys: { csiDriver: str, socketDir: str, socketName: str } },
     tokenReview: {
@@ -273,6 +276,8 @@ function merge(schema: Schema, base: unknown, input: unknown, path: string): unk
       return [...input];
     case 'quantity':
       return quantityText(input, path, base);
+    case 'image':
+      return imageText(input, path, base);
   }
 }
 
@@ -352,6 +357,24 @@ function checkMemory(q: Quantity, text: string, path: string, usual = '64Mi'): v
     throw new ConfigError(
       `${path}: ${text} is ${bytes} byte${bytes === 1n ? '' : 's'}, less than 1Mi${/^\+?[0-9.]+$/.test(text) ? ' (a number without a suffix is bytes)' : ''}; ${effect(bytes)}. Fix: ${suggest}`,
     );
+}
+
+/**
+ * An image from the config, checked against the reference grammar the kubelet parses (webhook/image-ref.ts): one it
+ * refuses would fail every injected pod (InvalidImageName; white space around it: the API server rejects the pod).
+ */
+function imageText(input: unknown, path: string, example: unknown): string {
+  if (typeof input !== 'string') throw new ConfigError(`${path}: expected a string, got ${describe(input)}`);
+  if (input.trim() === '') throw new ConfigError(`${path}: must not be empty`);
+  const problem = imageReferenceProblem(input);
+  if (!problem) return input;
+  const fix = problem.corrected
+    ? `write ${problem.corrected}`
+    : `write an image reference such as ${typeof example === 'string' && imageReferenceProblem(example) === undefined ? example : 'registry.example.com/team/image:v1'}`;
+  throw new ConfigError(
+    // the whole text, escaped, up to a length no image has (a trailing line break must show)
+    `${path}: ${input.length <= 300 ? printable(JSON.stringify(input)) : quoted(input)} is not an image reference: it ${problem.reason}; every injected pod would fail (InvalidImageName, or refused by the API server). Fix: ${fix}`,
+  );
 }
 
 /** Validates a parsed config object (or undefined/null for "all defaults") against the schema. */
