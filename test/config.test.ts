@@ -74,17 +74,13 @@ const invalid: [string, RegExp][] = [
   ['trustDomain: Example.ORG\n', /trustDomain: string "Example.ORG" is not a SPIFFE trust domain name/],
   ['authBridge:\n  resources:\n    limits:\n      memory: 32Mi\n', /authBridge\.resources: requests\.memory \(64Mi\) is more than limits\.memory \(32Mi\)/],
   ['spiffeHelper:\n  resources:\n    requests:\n      cpu: "1"\n', /spiffeHelper\.resources: requests\.cpu \(1\) is more than limits\.cpu \(100m\)/],
-  ['spiffeHelper:\n  resources:\n    requests:\n      cpu: 100000001n\n', /spiffeHelper\.resources: requests\.cpu \(100000001n\) is more than limits\.cpu \(100m\)/],
-  // memory in millibytes (the typo for Mi) or below 1Mi: the kubelet gives the container a limit nothing runs in
+  ['spiffeHelper:\n  resources:\n    requests:\n      cpu: 100000001n\n', /spiffeHelper\.resources: requests\.cpu \(100000001n\) is more than limits\.cpu \(100m\)/],  // memory in millibytes (the typo for Mi) or below 1Mi: the kubelet gives the container a limit nothing runs in
   ['authBridge:\n  resources:\n    limits: {cpu: 500m, memory: 256m}\n', /^my\.yaml: authBridge\.resources\.limits\.memory: 256m is not a whole number of bytes \(the suffix m is milli, a thousandth; mebibytes is Mi\); the kubelet would give the injected containers a memory limit of 1 byte, in which nothing runs, so every agent pod would stick in Init\. Fix: write 256Mi$/],
   ['authBridge:\n  resources:\n    requests: {memory: 64m}\n', /^my\.yaml: authBridge\.resources\.requests\.memory: 64m is not a whole number of bytes .*the injected containers would request 1 byte of memory, .*Fix: write 64Mi$/],
   ['spiffeHelper:\n  resources:\n    requests: {memory: 0.5}\n', /spiffeHelper\.resources\.requests\.memory: 0\.5 is not a whole number of bytes; .*Fix: write the amount with a binary suffix, such as 16Mi$/],
   ['spiffeHelper:\n  resources:\n    limits: {cpu: 100m, memory: 1}\n    requests: {cpu: 10m, memory: 1}\n', /^my\.yaml: spiffeHelper\.resources\.limits\.memory: 1 is 1 byte, less than 1Mi \(a number without a suffix is bytes\); the kubelet would give the injected containers a memory limit of 1 byte, .*Fix: write the amount with a binary suffix, such as 64Mi$/],
   ['spiffeHelper:\n  resources:\n    requests: {memory: 1023Ki}\n', /spiffeHelper\.resources\.requests\.memory: 1023Ki is 1047552 bytes, less than 1Mi; /],
   ['authBridge:\n  resources:\n    limits: {memory: 512}\n', /authBridge\.resources\.limits\.memory: 512 is 512 bytes, less than 1Mi .*Fix: write 512Mi$/],
-  // a section whose entries are all commented out
-  ['policies:\n  # pod-resources: warn\n', /^my\.yaml: policies: expected a mapping, got null \(a key with nothing under it: remove it, or write \{\}\)$/],
-  ['authBridge:\n  resources:\n    limits:\n', /authBridge\.resources\.limits: expected a mapping, got null \(a key with nothing under it: remove it, or write \{\}\)$/],
   // images the kubelet cannot parse (InvalidImageName) or the API server refuses (white space around them)
   ['authBridge:\n  images:\n    proxySidecar: >\n      registry.example.com/kagenti/authbridge-proxy:v0.4.0\n', /^my\.yaml: authBridge\.images\.proxySidecar: "registry\.example\.com\/kagenti\/authbridge-proxy:v0\.4\.0\\n" is not an image reference: it ends with a line break \(a folded ">" or literal "\|" YAML block keeps one: .*\); every injected pod would fail \(InvalidImageName, or refused by the API server\)\. Fix: write registry\.example\.com\/kagenti\/authbridge-proxy:v0\.4\.0$/],
   ['authBridge:\n  images:\n    proxySidecar: ghcr.io/MyOrg/authbridge-proxy:v0.4.0\n', /^my\.yaml: authBridge\.images\.proxySidecar: "ghcr\.io\/MyOrg\/authbridge-proxy:v0\.4\.0" is not an image reference: it has capital letters in its repository path .*Fix: write ghcr\.io\/myorg\/authbridge-proxy:v0\.4\.0$/],
@@ -92,6 +88,16 @@ const invalid: [string, RegExp][] = [
   ['authBridge:\n  images:\n    envoy: "ghcr.io/kagenti/envoy@sha256:abc"\n', /authBridge\.images\.envoy: .* it does not follow the image reference grammar: /],
   ['authBridge:\n  images:\n    proxyInit: "ghcr.io/kagenti/proxy-init:"\n', /authBridge\.images\.proxyInit: .* it does not follow the image reference grammar: /],
   ['spiffeHelper:\n  image: " ghcr.io/spiffe/spiffe-helper:0.10.0"\n', /spiffeHelper\.image: " ghcr\.io\/spiffe\/spiffe-helper:0\.10\.0" is not an image reference: it has white space before or after it; .*Fix: write ghcr\.io\/spiffe\/spiffe-helper:0\.10\.0$/],
+  // names no object can have: nothing matches them, or the API server refuses every injected pod
+  ['tokenReview:\n  controllerDeployment: deploy/kagent-controller\n', /^my\.yaml: tokenReview\.controllerDeployment: expected a Deployment name \(at most 253 lowercase letters, digits, '-' and '\.', beginning and ending with a letter or digit\), got string "deploy\/kagent-controller"; it would match no Deployment, so lint's controller check, the background audit and the \[kagent-restart\] reminder would all miss kagent's controller\. Fix: the name alone, without kubectl's deploy\/ prefix: kagent-controller$/],
+  ['tokenReview:\n  controllerDeployment: kagent/kagent-controller\n', /tokenReview\.controllerDeployment: .*got string "kagent\/kagent-controller"; .*Fix: the name alone, without "kagent\/" \(a namespace or kind is not part of the name\): kagent-controller$/],
+  ['tokenReview:\n  controllerDeployment: Kagent Controller\n', /tokenReview\.controllerDeployment: .*Fix: the name of kagent's controller Deployment alone, such as kagent-controller$/],
+  ['spire:\n  csiDriver: "csi spiffe io"\n', /^my\.yaml: spire\.csiDriver: expected a CSI driver name \(at most 63 letters, digits, '-' and '\.', beginning and ending with a letter or digit\), got string "csi spiffe io"; the API server would reject every injected pod \(its CSI volume names the driver\)\. Fix: .*such as csi\.spiffe\.io$/],
+  [`spire:\n  csiDriver: ${'a'.repeat(64)}\n`, /spire\.csiDriver: expected a CSI driver name \(at most 63 /],
+  ['spiffeHelper:\n  configMap: My_Helper\n', /^my\.yaml: spiffeHelper\.configMap: expected a ConfigMap name \(at most 253 lowercase letters, .*got string "My_Helper"; no ConfigMap can have it, so every injected pod would wait in ContainerCreating \(FailedMount\)\. Fix: /],
+  // a section whose entries are all commented out
+  ['policies:\n  # pod-resources: warn\n', /^my\.yaml: policies: expected a mapping, got null \(a key with nothing under it: remove it, or write \{\}\)$/],
+  ['authBridge:\n  resources:\n    limits:\n', /authBridge\.resources\.limits: expected a mapping, got null \(a key with nothing under it: remove it, or write \{\}\)$/],
 ];
 for (const [text, pattern] of invalid) {
   test(`invalid config is one clear line: ${pattern.source.slice(0, 50)}`, () => {
@@ -116,6 +122,55 @@ test('serve and lint stop with one line and exit 2 on a configMapNames entry no 
     ]) {
       writeFileSync(join(dir, 'c.yaml'), text);
       for (const cmd of [['lint', '--config', join(dir, 'c.yaml'), join(dir, 'c.yaml')], ['serve', '--config', join(dir, 'c.yaml'), '--cluster', 'none', '--tls-cert', join(dir, 'no.crt'), '--tls-key', join(dir, 'no.key')]]) {
+        const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'kagenti-webhook.js'), ...cmd], { encoding: 'utf8', timeout: 30_000 });
+        assert.equal(r.status, 2, `${cmd[0]}: ${r.stderr}`);
+        assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+        assert.ok(r.stderr.includes(expect), r.stderr);
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('images, names and memory quantities that Kubernetes takes are accepted', () => {
+  const images = [
+    'nginx',
+    'localhost:5000/team/proxy:v1',
+    'Registry.Example.com:443/a/b_c__d--e.f:1.0_rc-1',
+    '[::1]:5000/x',
+    `ghcr.io/kagenti/proxy:v1@sha256:${'0123456789abcdef'.repeat(4)}`,
+    `ghcr.io/kagenti/proxy@sha256:${'f'.repeat(64)}`,
+  ];
+  for (const image of images) assert.equal(configFromObject({ spiffeHelper: { image } }).spiffeHelper.image, image);
+  const c = configFromObject({
+    spire: { csiDriver: 'CSI.Spiffe.io' }, // the API server checks a CSI driver name in lowercase
+    spiffeHelper: { configMap: 'helper.conf-2', resources: { requests: { memory: '1Mi' }, limits: { memory: 1048576 } } },
+    tokenReview: { controllerDeployment: 'prod-kagent-controller' },
+    authBridge: { resources: { requests: { memory: '0' }, limits: { memory: '1048576000m' } } },
+  });
+  assert.deepEqual(
+    [c.spire.csiDriver, c.spiffeHelper.configMap, c.tokenReview.controllerDeployment, c.spiffeHelper.resources.requests.memory, c.authBridge.resources.limits.memory],
+    ['CSI.Spiffe.io', 'helper.conf-2', 'prod-kagent-controller', '1Mi', '1048576'],
+  );
+  assert.equal(configFromObject({ spiffeHelper: { configMap: null } }).spiffeHelper.configMap, null);
+});
+
+test('serve, inject and lint stop with one line and exit 2 on a memory typo, an image the kubelet cannot parse, or a deploy/ controller name', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kagenti-cfg-'));
+  try {
+    for (const [text, expect] of [
+      ['authBridge:\n  resources:\n    limits: {memory: 256m}\n', 'authBridge.resources.limits.memory: 256m is not a whole number of bytes'],
+      ['authBridge:\n  images:\n    proxySidecar: >\n      registry.example.com/kagenti/authbridge-proxy:v0.4.0\n', 'authBridge.images.proxySidecar: "registry.example.com/kagenti/authbridge-proxy:v0.4.0\\n" is not an image reference'],
+      ['tokenReview:\n  controllerDeployment: deploy/kagent-controller\n', 'Fix: the name alone, without kubectl\'s deploy/ prefix: kagent-controller'],
+    ]) {
+      writeFileSync(join(dir, 'c.yaml'), text);
+      const config = join(dir, 'c.yaml');
+      for (const cmd of [
+        ['lint', '--config', config, join(ROOT, 'examples', 'agent-pod.yaml')],
+        ['inject', '--config', config, '-f', join(ROOT, 'examples', 'agent-pod.yaml')],
+        ['serve', '--config', config, '--cluster', 'none', '--tls-cert', join(dir, 'no.crt'), '--tls-key', join(dir, 'no.key')],
+      ]) {
         const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'kagenti-webhook.js'), ...cmd], { encoding: 'utf8', timeout: 30_000 });
         assert.equal(r.status, 2, `${cmd[0]}: ${r.stderr}`);
         assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);

@@ -166,7 +166,9 @@ type Leaf =
   | { t: 'enum'; values: readonly string[] }
   | { t: 'strings' }
   | { t: 'quantity' }
-  | { t: 'image' };
+  | { t: 'image' }
+  /** A Kubernetes name (DNS-1123 subdomain of at most `max` characters); `what` it names, `why` a wrong one matters, the `fix`. */
+  | { t: 'name'; nullable?: boolean; max: number; what: string; why: string; fix: string; anyCase?: boolean };
 type Schema = Leaf | { t: 'object'; keys: Record<string, Schema> };
 
 const str: Leaf = { t: 'string', nonEmpty: true };
@@ -194,14 +196,46 @@ const SCHEMA: Schema = {
     },
     spiffeHelper: {
       t: 'object',
-      keys: { image, configMap: { t: 'string', nullable: true, nonEmpty: true }, resources },
+      keys: {
+        image,
+        configMap: {
+          t: 'name',
+          nullable: true,
+          max: 253,
+          what: 'a ConfigMap name',
+          why: 'no ConfigMap can have it, so every injected pod would wait in ContainerCreating (FailedMount)',
+          fix: 'the name of the ConfigMap that holds helper.conf in the agents\' namespaces, or null to render it per pod',
+        },
+        resources,
+      },
     },
-    spire: { t: 'object', keys: { csiDriver: str, socketDir: str, socketName: str } },
+    spire: {
+      t: 'object',
+      keys: {
+        // the API server checks a pod's CSI driver name in lowercase (ValidateCSIDriverName)
+        csiDriver: {
+          t: 'name',
+          max: 63,
+          what: 'a CSI driver name',
+          why: 'the API server would reject every injected pod (its CSI volume names the driver)',
+          fix: 'the name of the SPIFFE CSI driver the cluster has (kubectl get csidrivers), such as csi.spiffe.io',
+          anyCase: true,
+        },
+        socketDir: str,
+        socketName: str,
+      },
+    },
     tokenReview: {
       t: 'object',
       keys: {
         configMapNames: { t: 'strings' },
-        controllerDeployment: str,
+        controllerDeployment: {
+          t: 'name',
+          max: 253,
+          what: 'a Deployment name',
+          why: "it would match no Deployment, so lint's controller check, the background audit and the [kagent-restart] reminder would all miss kagent's controller",
+          fix: "the name of kagent's controller Deployment alone, such as kagent-controller",
+        },
         issuer: str,
         tokenPath: str,
         action: { t: 'enum', values: ['deny', 'mutate'] },
@@ -278,6 +312,9 @@ function merge(schema: Schema, base: unknown, input: unknown, path: string): unk
       return quantityText(input, path, base);
     case 'image':
       return imageText(input, path, base);
+    case 'name':
+      if (input === null && schema.nullable) return null;
+      return nameText(input, path, schema);
   }
 }
 
@@ -377,6 +414,26 @@ function imageText(input: unknown, path: string, example: unknown): string {
   );
 }
 
+/** A name from the config that must be one a Kubernetes object can have (schema leaf `name`). */
+function nameText(input: unknown, path: string, schema: Extract<Leaf, { t: 'name' }>): string {
+  if (typeof input !== 'string') throw new ConfigError(`${path}: expected a string, got ${describe(input)}`);
+  if (input.trim() === '') throw new ConfigError(`${path}: must not be empty`);
+  if (isDnsSubdomain(schema.anyCase ? input.toLowerCase() : input, schema.max)) return input;
+  // kubectl's deploy/<name>, or <namespace>/<name>: the name alone is wanted
+  const slash = input.lastIndexOf('/');
+  const last = input.slice(slash + 1);
+  let fix = schema.fix;
+  if (slash >= 0 && isDnsSubdomain(last, schema.max)) {
+    const prefix = input.slice(0, slash + 1);
+    const what = /^(deploy|deployments?)(\.apps)?\/$/i.test(prefix) ? `kubectl's ${prefix} prefix` : `${quoted(prefix)} (a namespace or kind is not part of the name)`;
+    fix = `the name alone, without ${what}: ${last}`;
+  }
+  const letters = schema.anyCase ? 'letters' : 'lowercase letters';
+  throw new ConfigError(
+    `${path}: expected ${schema.what} (at most ${schema.max} ${letters}, digits, '-' and '.', beginning and ending with a letter or digit), got ${describe(input)}; ${schema.why}. Fix: ${fix}`,
+  );
+}
+
 /** Validates a parsed config object (or undefined/null for "all defaults") against the schema. */
 export function configFromObject(input: unknown): Config {
   const defaults = defaultConfig();
@@ -414,7 +471,12 @@ export function configFromObject(input: unknown): Config {
 
 /** Whether a name is one a ConfigMap can have: a DNS-1123 subdomain (what the API server checks on create). */
 export function isConfigMapName(s: string): boolean {
-  return s.length <= 253 && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(s);
+  return isDnsSubdomain(s, 253);
+}
+
+/** Whether `s` is a DNS-1123 subdomain of at most `max` characters (lowercase letters, digits, '-' and '.'). */
+function isDnsSubdomain(s: string, max: number): boolean {
+  return s.length <= max && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(s);
 }
 
 /**
