@@ -17,7 +17,8 @@
 # config.yaml of its ConfigMap kagenti-webhook-config; comments and other objects do not count) turns native
 # sidecars on for every agent and a node's kubelet is older than 1.28 (there spiffe-helper would never exit and every agent pod would stay in
 # Init). A node list that cannot be read is a note, not a stop: the check is advice for the other cases. So is a
-# config it cannot read (no such key in the render): unknown, said in a note, not taken as off.
+# config it cannot read (no such key in the render, or a form of YAML the reader below does not follow): unknown,
+# said in a note, not taken as off.
 # OVERLAY names the overlay, a directory beside this script (default: default), as for make.
 # Exit codes: 0 go ahead (printed last, once every check passed; the kubelet note just before it), 1 this cluster is
 # refused (nothing was applied), 2 the cluster could not be asked (nothing was applied).
@@ -79,7 +80,8 @@ check_cert_manager() {
 # cannot hold it (a line that ends in spaces or holds a tab, comments included: double quotes, \n, \t, \" and \\
 # escaped, long lines folded; a one-line file: single quotes); featureGates may be a block or a one-line flow mapping
 # ({nativeSidecars: true}). Prints true, false (not set, or false: the default is off), or unknown: the render holds
-# no such key, or holds it in a form this reader does not follow.
+# no such key, or holds it (or the file) in a form this reader does not follow (a JSON document, a quoted key, a
+# flow mapping over several lines), which is not taken for off.
 native_sidecars() {
   awk '
     # "ok" then the value of the config.yaml key, one line each (block indentation removed; a quoted string
@@ -179,12 +181,18 @@ native_sidecars() {
     }
     END { if (in_quoted) state = "unreadable"; flush() }
   ' | awk '
-    # featureGates.nativeSidecars in that file, comments dropped
+    # featureGates.nativeSidecars in that file, comments dropped. Read only in the forms followed here: top-level
+    # keys written plainly (no quotes), featureGates as a block of plain keys or a {...} mapping on its own line, the
+    # value true or false. Any other form (a JSON document, a quoted key, a {...} mapping over several lines, the
+    # value on its own line or tagged) is unknown: serve may well read it as on.
     function value(v) {
       sub(/^[[:space:]]+/, "", v); sub(/[[:space:]]+$/, "", v)
-      if (v ~ /^(true|True|TRUE)$/) found = "true"; else found = "false"
+      if (v ~ /^(true|True|TRUE)$/) found = "true"
+      else if (v ~ /^(false|False|FALSE)$/) found = "false"
+      else other = 1
     }
     NR == 1 { state = $0; next }
+    other { next }
     {
       line = $0
       sub(/(^|[[:space:]])#.*/, "", line)
@@ -192,21 +200,28 @@ native_sidecars() {
       match(line, /^ */); indent = RLENGTH
       if (indent == 0) {
         in_gates = 0
-        if (line ~ /^featureGates:/) {
-          rest = line; sub(/^featureGates:[[:space:]]*/, "", rest)
-          if (rest ~ /^\{/) {
-            gsub(/[{}]/, "", rest)
-            k = split(rest, pairs, ",")
-            for (j = 1; j <= k; j++) if (pairs[j] ~ /^[[:space:]]*nativeSidecars[[:space:]]*:/) { v = pairs[j]; sub(/^[^:]*:/, "", v); value(v) }
-          } else { in_gates = 1; gate_indent = -1 }
-        }
+        if (!keys && line ~ /^---[[:space:]]*$/) next # the document start, before any key
+        # a plain key, then ":" and a space or the end of the line
+        if (line !~ /^[A-Za-z_][A-Za-z0-9_-]*[[:space:]]*:([[:space:]]|$)/) { other = 1; next }
+        keys++
+        key = line; sub(/[[:space:]]*:.*/, "", key)
+        if (key != "featureGates") next
+        rest = line; sub(/^[^:]*:[[:space:]]*/, "", rest); sub(/[[:space:]]+$/, "", rest)
+        if (rest == "") { in_gates = 1; gate_indent = -1; next }
+        # a one-line flow mapping of plain keys and values
+        inner = substr(rest, 2, length(rest) - 2)
+        if (rest !~ /^\{.*\}$/ || inner ~ /[{}"\047]/ || index(inner, "[") || index(inner, "]")) { other = 1; next }
+        k = split(inner, pairs, ",")
+        for (j = 1; j <= k; j++) if (pairs[j] ~ /^[[:space:]]*nativeSidecars[[:space:]]*:/) { v = pairs[j]; sub(/^[^:]*:/, "", v); value(v) }
         next
       }
       if (!in_gates) next
       if (gate_indent < 0) gate_indent = indent
-      if (indent == gate_indent && line ~ /^[[:space:]]*nativeSidecars[[:space:]]*:/) { v = line; sub(/^[^:]*:/, "", v); value(v) }
+      if (indent > gate_indent) next # inside the value of another gate
+      if (indent < gate_indent || line !~ /^ *[A-Za-z_][A-Za-z0-9_-]*[[:space:]]*:([[:space:]]|$)/) { other = 1; next }
+      if (line ~ /^ *nativeSidecars[[:space:]]*:/) { v = line; sub(/^[^:]*:/, "", v); value(v) }
     }
-    END { print (state != "ok" ? "unknown" : found == "true" ? "true" : "false") }
+    END { print (state != "ok" || other ? "unknown" : found == "true" ? "true" : "false") }
   '
 }
 

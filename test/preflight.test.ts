@@ -378,6 +378,34 @@ test('preflight: a config it cannot read is said to be unknown (a note with the 
   });
 });
 
+test('preflight: a config in a form it does not follow (JSON, a quoted key, a {...} over several lines) is unknown, not off', () => {
+  const OLD_NODES = ['a v1.30.1', 'b v1.27.9'];
+  const run = (config: string) =>
+    withDir((dir) => {
+      const r = preflight({ major: '1', minor: '30' }, { overlay: nativeOverlay(dir, config), nodes: OLD_NODES });
+      assert.ok(r.code === 0 || r.code === 1, r.stderr);
+      return r.code === 1 ? 'refused' : /\npreflight: could not read featureGates\.nativeSidecars from manifests\/\S+'s config .* so whether the config turns native sidecars on is unknown, not off: /.test(r.stdout) ? 'unknown' : 'off';
+    });
+  // forms serve reads as on, that this script does not follow: said to be unknown (and what it would mean)
+  for (const config of [
+    '{"featureGates": {"nativeSidecars": true}}\n',
+    '{"featureGates": {"nativeSidecars": true}}', // one line: kustomize writes it single-quoted
+    'featureGates:\n  "nativeSidecars": true\n',
+    '"featureGates":\n  nativeSidecars: true\n',
+    "featureGates: {globalEnabled: true,\n  nativeSidecars: true}\n",
+    'featureGates: {"nativeSidecars": true}\n',
+    'featureGates:\n  nativeSidecars:\n    true\n',
+    'featureGates:\n  nativeSidecars: !!bool true\n',
+    'trustDomain: example.org\n"featureGates": {nativeSidecars: true}\n',
+  ])
+    assert.equal(run(config), 'unknown', config);
+  // the forms it follows still decide
+  assert.equal(run('---\nfeatureGates :\n  nativeSidecars: TRUE\n'), 'refused');
+  assert.equal(run('featureGates: { nativeSidecars: true }\nauthBridge:\n  images:\n    proxySidecar: ghcr.io/x/y:v1\n'), 'refused');
+  assert.equal(run('featureGates:\n  nativeSidecars: false\n  injectTools: true\n'), 'off');
+  assert.equal(run('featureGates: {}\n'), 'off');
+});
+
 test('preflight: self-signed before `make certs` (it does not render) reads its config from manifests/base', () => {
   withDir((dir) => {
     const manifests = join(dir, 'manifests');
