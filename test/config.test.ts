@@ -141,6 +141,7 @@ test('images, names and memory quantities that Kubernetes takes are accepted', (
     '[::1]:5000/x',
     `ghcr.io/kagenti/proxy:v1@sha256:${'0123456789abcdef'.repeat(4)}`,
     `ghcr.io/kagenti/proxy@sha256:${'f'.repeat(64)}`,
+    `ghcr.io/kagenti/proxy@sha512:${'a'.repeat(128)}`,
   ];
   for (const image of images) assert.equal(configFromObject({ spiffeHelper: { image } }).spiffeHelper.image, image);
   const c = configFromObject({

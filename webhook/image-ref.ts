@@ -5,7 +5,7 @@
 //   domain     := host [ ":" port ]      host: DNS labels joined by "." (any case), or an IPv6 address in [ ]
 //   path-component := [a-z0-9]+ ( separator [a-z0-9]+ )*      separator: "." | "_" | "__" | "-"+
 //   tag        := [\w][\w.-]{0,127}
-//   digest     := "sha256:" 64 lowercase hex digits
+//   digest     := "sha256:" 64, "sha384:" 96 or "sha512:" 128 lowercase hex digits (the algorithms the kubelet can verify)
 //
 // The API server refuses a pod whose image has leading or trailing white space; an image that does not follow the
 // grammar otherwise (capitals in the path, a space) is refused by the kubelet (InvalidImageName), pod after pod.
@@ -14,7 +14,7 @@ const DOMAIN_LABEL = '(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])';
 const DOMAIN = `(?:${DOMAIN_LABEL}(?:\\.${DOMAIN_LABEL})*|\\[[a-fA-F0-9:]+\\])(?::[0-9]+)?`;
 const PATH_COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
 const NAME = `(?:${DOMAIN}/)?${PATH_COMPONENT}(?:/${PATH_COMPONENT})*`;
-const REFERENCE = new RegExp(`^(${NAME})(?::[\\w][\\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$`);
+const REFERENCE = new RegExp(`^(${NAME})(?::[\\w][\\w.-]{0,127})?(?:@(?:sha256:[a-f0-9]{64}|sha384:[a-f0-9]{96}|sha512:[a-f0-9]{128}))?$`);
 const MAX_NAME = 255;
 
 /** What is wrong with an image reference, and the fix when one can be given; undefined when it is valid. */
@@ -65,6 +65,6 @@ export function imageReferenceProblem(ref: string): ImageProblem | undefined {
   if (name.length > MAX_NAME) return { reason: `has a repository name longer than ${MAX_NAME} characters` };
   return {
     reason:
-      'does not follow the image reference grammar: [registry[:port]/]path[:tag][@sha256:<64 hex digits>], the path of lowercase letters and digits separated by "/", ".", "_", "__" or "-", the tag at most 128 letters, digits, "_", "." and "-"',
+      'does not follow the image reference grammar: [registry[:port]/]path[:tag][@sha256:<64 hex digits>, or sha384, sha512], the path of lowercase letters and digits separated by "/", ".", "_", "__" or "-", the tag at most 128 letters, digits, "_", "." and "-"',
   };
 }
