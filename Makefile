@@ -12,8 +12,12 @@ OVERLAY        ?= default
 NAMESPACE      := kagenti-system
 SERVICE        := kagenti-webhook
 CERTS_DIR      := manifests/self-signed/certs
-# The image the manifests name, whatever its tag: replaced by $(IMG) (VERSION=... and IMG=... both take effect).
-MANIFEST_IMG   := ghcr.io/kagenti/kagenti-webhook:[^[:space:]]*
+# IMG=... or VERSION=... given on the command line (or in the environment): IMG=... or VERSION=..., as given, and
+# empty when both are this Makefile's defaults. Given, $(IMG) replaces the webhook's image whatever tag or digest an
+# overlay's kustomize `images:` sets; not given, only the base's own reference becomes $(IMG), and an overlay's image
+# stays, as `kubectl apply -k` deploys it (manifests/set-image.sh).
+IMG_SETTING    := $(if $(filter command environment,$(firstword $(origin IMG))),IMG=$(IMG),$(if $(filter command environment,$(firstword $(origin VERSION))),VERSION=$(VERSION)))
+SET_IMAGE      = manifests/set-image.sh '$(OVERLAY)' '$(IMG)' $(if $(IMG_SETTING),'$(IMG_SETTING)')
 # The CLI runs on the pinned Node 24 (node_modules/.bin/node), not whatever `node` the shell has.
 CLI            := PATH="$(CURDIR)/node_modules/.bin:$$PATH" node bin/kagenti-webhook.js
 # Splits a rendered stream by kind (`make deploy` applies the webhook configurations apart, `make undeploy` keeps the
@@ -23,13 +27,13 @@ WEBHOOK_KINDS  := MutatingWebhookConfiguration ValidatingWebhookConfiguration
 # manifests, deploy and undeploy stop here (deploy and undeploy before they touch the cluster) when OVERLAY names no directory.
 CHECK_OVERLAY  := [ -d manifests/$(OVERLAY) ] || { echo "make: there is no overlay manifests/$(OVERLAY): OVERLAY is default, self-signed, with-network-policy or a directory of your own under manifests/; nothing was done" >&2; exit 2; }
 # The three steps of `make deploy`; deploy-install and deploy-upgrade run them in their order.
-APPLY_ALL_BUT_WEBHOOKS = $(KUBECTL) kustomize manifests/$(OVERLAY) | sed 's|image: $(MANIFEST_IMG)$$|image: $(IMG)|' | $(FILTER_KINDS) drop $(WEBHOOK_KINDS) | $(KUBECTL) apply -f -
+APPLY_ALL_BUT_WEBHOOKS = $(KUBECTL) kustomize manifests/$(OVERLAY) | $(SET_IMAGE) | $(FILTER_KINDS) drop $(WEBHOOK_KINDS) | $(KUBECTL) apply -f -
 APPLY_WEBHOOKS         = $(KUBECTL) kustomize manifests/$(OVERLAY) | $(FILTER_KINDS) keep $(WEBHOOK_KINDS) | $(KUBECTL) apply -f -
 ROLLOUT                = $(KUBECTL) -n $(NAMESPACE) rollout status deploy/$(SERVICE) --timeout=180s
-# Printed by deploy when the running Deployment already names $(IMG): kubectl apply then changes the manifests and the
-# config, never the code. A newer checkout names the same tag (v$(VERSION), package.json's version), and
-# imagePullPolicy IfNotPresent keeps a node's cached image under that tag.
-SAME_IMAGE_WARNING     = make: warning: deploy/$(SERVICE) already runs $(IMG), the image this deploy names, so the webhook's code is not upgraded: only changed manifests and config are applied, and the pods keep the code of that image (a newer checkout names the same tag, v$(VERSION) from package.json). To deploy new code, build and push it under a new tag and run make deploy IMG=<registry>/kagenti-webhook:<new tag> (or name it by digest, @sha256:...); see docs/install.md, Upgrade.
+# Printed by deploy when the running Deployment already runs the image the render names (after $(SET_IMAGE)): kubectl
+# apply then changes the manifests and the config, never the code. A newer checkout names the same tag (v$(VERSION),
+# package.json's version, or the overlay's), and imagePullPolicy IfNotPresent keeps a node's cached image under it.
+SAME_IMAGE_WARNING     = make: warning: deploy/$(SERVICE) already runs $$running, the image this deploy names, so the webhook's code is not upgraded: only changed manifests and config are applied, and the pods keep the code of that image (a newer checkout names the same tag: v$(VERSION) from package.json, or the one the overlay's images: sets). To deploy new code, build and push it under a new tag and run make deploy IMG=<registry>/kagenti-webhook:<new tag> (or name it by digest, @sha256:...); see docs/install.md, Upgrade.
 
 .PHONY: help build test start image certs manifests deploy deploy-install deploy-upgrade undeploy
 
@@ -56,16 +60,17 @@ manifests: ## Render manifests/$(OVERLAY) to stdout (OVERLAY=default|self-signed
 	  echo "make: no certificates in $(CERTS_DIR): run 'make certs' first" >&2; exit 2; fi
 	@$(CHECK_OVERLAY)
 	@out="$$($(KUBECTL) kustomize manifests/$(OVERLAY))" || { echo "make: manifests/$(OVERLAY) does not render (kustomize's error above); nothing was printed" >&2; exit 2; }; \
-	  printf '%s\n' "$$out" | sed 's|image: $(MANIFEST_IMG)$$|image: $(IMG)|'
+	  printf '%s\n' "$$out" | $(SET_IMAGE)
 
-deploy: ## Install or upgrade manifests/$(OVERLAY) (image $(IMG)): preflight, then the webhook configurations last (install) or first (upgrade)
+deploy: ## Install or upgrade manifests/$(OVERLAY) (image $(IMG); an overlay's kustomize images: wins unless IMG= or VERSION= is given): preflight, then the webhook configurations last (install) or first (upgrade)
 	@$(CHECK_OVERLAY)
 	@KUBECTL="$(KUBECTL)" OVERLAY="$(OVERLAY)" manifests/preflight.sh
 	@if [ "$(OVERLAY)" = "self-signed" ] && [ ! -f $(CERTS_DIR)/tls.key ]; then $(MAKE) certs; fi
 	@mutating="$$($(KUBECTL) get mutatingwebhookconfiguration/$(SERVICE) --ignore-not-found -o name)" || exit 1; \
 	  validating="$$($(KUBECTL) get validatingwebhookconfiguration/$(SERVICE) --ignore-not-found -o name)" || exit 1; \
 	  running="$$($(KUBECTL) -n $(NAMESPACE) get deploy/$(SERVICE) --ignore-not-found -o 'jsonpath={.spec.template.spec.containers[?(@.name=="webhook")].image}')" || exit 1; \
-	  if [ -n "$$running" ] && [ "$$running" = "$(IMG)" ]; then echo "$(SAME_IMAGE_WARNING)" >&2; fi; \
+	  if [ -n "$$running" ] && $(KUBECTL) kustomize manifests/$(OVERLAY) | $(SET_IMAGE) 2>/dev/null | sed -n 's/^[[:space:]]*\(- \)\{0,1\}image: //p' | grep -qxF -- "$$running"; then \
+	    echo "$(SAME_IMAGE_WARNING)" >&2; fi; \
 	  if [ -n "$$mutating" ] || [ -n "$$validating" ]; then \
 	    echo "make: webhook configuration $(SERVICE) exists: upgrading, configurations first"; \
 	    $(MAKE) --no-print-directory deploy-upgrade; \

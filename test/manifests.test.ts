@@ -8,7 +8,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { run as celRun, type CelInput } from '@bufbuild/cel';
 import { parseConfig } from '../webhook/config.ts';
@@ -583,6 +583,54 @@ test('make manifests puts $(IMG) in the Deployment, also with VERSION overridden
   assert.deepEqual(image('VERSION=0.2.0'), ['image: ghcr.io/kagenti/kagenti-webhook:v0.2.0']);
   assert.deepEqual(image('VERSION=0.2.0', 'IMG=reg.example.com/kw:dev'), ['image: reg.example.com/kw:dev']);
   assert.deepEqual(image('IMG=reg.example.com/kw:dev'), ['image: reg.example.com/kw:dev']);
+});
+
+test("make manifests keeps the image an overlay's images: sets (newTag or digest), as kubectl kustomize does; IMG= or VERSION= replaces it and says so; a renamed image it cannot replace is a warning", { skip: spawnSync('make', ['--version']).status !== 0 && 'make is not installed' }, (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kagenti-image-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const overlay = (name: string, image: string): string => {
+    mkdirSync(join(dir, name));
+    writeFileSync(
+      join(dir, name, 'kustomization.yaml'),
+      `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ${relative(join(dir, name), join(ROOT, 'manifests', 'default'))}\nimages:\n  - name: ghcr.io/kagenti/kagenti-webhook\n    ${image}\n`,
+    );
+    return relative(join(ROOT, 'manifests'), join(dir, name));
+  };
+  const manifests = (env: NodeJS.ProcessEnv, ...vars: string[]) => {
+    const clean: NodeJS.ProcessEnv = { ...process.env, ...env };
+    delete clean.MAKEFLAGS;
+    if (!('IMG' in env)) delete clean.IMG;
+    delete clean.VERSION;
+    const r = spawnSync('make', ['-s', 'manifests', ...vars], { cwd: ROOT, env: clean, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    return { images: [...new Set(r.stdout.split('\n').filter((l) => /^\s+image: /.test(l)).map((l) => l.trim().slice('image: '.length)))], stderr: r.stderr };
+  };
+  const kustomized = (o: string) => execFileSync('kubectl', ['kustomize', join(ROOT, 'manifests', o)], { encoding: 'utf8' }).match(/^\s+image: (\S+)$/m)![1];
+
+  const tag = `OVERLAY=${overlay('tag', 'newTag: sha-abc123')}`;
+  const tagged = 'ghcr.io/kagenti/kagenti-webhook:sha-abc123';
+  assert.equal(kustomized(tag.slice('OVERLAY='.length)), tagged);
+  assert.deepEqual(manifests({}, tag), { images: [tagged], stderr: '' });
+  const byImg = manifests({}, tag, 'IMG=reg.example.com/kw:dev');
+  assert.deepEqual(byImg.images, ['reg.example.com/kw:dev']);
+  assert.match(byImg.stderr, /^make: IMG=reg\.example\.com\/kw:dev replaces ghcr\.io\/kagenti\/kagenti-webhook:sha-abc123, the webhook image manifests\/\S+\/tag sets \(kustomize images:\), with reg\.example\.com\/kw:dev \(without IMG= and VERSION=, make keeps the overlay's image\)\n$/);
+  assert.deepEqual(manifests({}, tag, 'VERSION=0.2.0').images, ['ghcr.io/kagenti/kagenti-webhook:v0.2.0']);
+  // IMG in the environment counts as given too
+  assert.deepEqual(manifests({ IMG: 'reg.example.com/kw:env' }, tag).images, ['reg.example.com/kw:env']);
+
+  const sha = 'sha256:' + '0123456789abcdef'.repeat(4);
+  const digest = `OVERLAY=${overlay('digest', `digest: ${sha}`)}`;
+  assert.deepEqual(manifests({}, digest), { images: [`ghcr.io/kagenti/kagenti-webhook@${sha}`], stderr: '' });
+  const overDigest = manifests({}, digest, 'IMG=reg.example.com/kw:dev');
+  assert.deepEqual(overDigest.images, ['reg.example.com/kw:dev']);
+  assert.match(overDigest.stderr, new RegExp(`^make: IMG=reg\\.example\\.com/kw:dev replaces ghcr\\.io/kagenti/kagenti-webhook@${sha}, the webhook image manifests/\\S+/digest sets `));
+
+  // renamed: nothing names ghcr.io/kagenti/kagenti-webhook any more, so IMG= cannot be applied: not silently
+  const renamed = `OVERLAY=${overlay('renamed', 'newName: mirror.example/kw\n    newTag: v9')}`;
+  assert.deepEqual(manifests({}, renamed), { images: ['mirror.example/kw:v9'], stderr: '' });
+  const notApplied = manifests({}, renamed, 'IMG=reg.example.com/kw:dev');
+  assert.deepEqual(notApplied.images, ['mirror.example/kw:v9']);
+  assert.match(notApplied.stderr, /^make: warning: IMG=reg\.example\.com\/kw:dev is not applied: manifests\/\S+\/renamed names no image ghcr\.io\/kagenti\/kagenti-webhook \(it renders mirror\.example\/kw:v9: .*Fix: set that overlay's images: to reg\.example\.com\/kw:dev .*\n$/);
 });
 
 test('make manifests fails (exit 2, nothing on stdout) for an overlay that does not exist or does not render', { skip: spawnSync('make', ['--version']).status !== 0 && 'make is not installed' }, (t) => {

@@ -35,7 +35,8 @@ interface Fake {
 
 const REAL_KUBECTL = spawnSync('bash', ['-c', 'command -v kubectl'], { encoding: 'utf8' }).stdout.trim();
 
-/** Writes the stand-in kubectl into dir; its calls go to dir/log, one line each ("args", then "  stdin: kinds"). */
+/** Writes the stand-in kubectl into dir; its calls go to dir/log, one line each ("args", then "  stdin: kinds", and
+ * "  images: ..." when the documents it was given name images). */
 function fakeKubectl(dir: string, fake: Fake = {}): { kubectl: string; calls: () => string[] } {
   const server = fake.server === undefined ? { major: '1', minor: '31' } : fake.server;
   const client = { major: '1', minor: '32', gitVersion: 'v1.32.4' };
@@ -53,8 +54,11 @@ function fakeKubectl(dir: string, fake: Fake = {}): { kubectl: string; calls: ()
     `#!/usr/bin/env bash
 case " $* " in
   *" -f - "*)
-    kinds="$(sed -n 's/^kind: *//p' | tr '\\n' ' ' | sed 's/ $//')"
+    input="$(cat)"
+    kinds="$(printf '%s\\n' "$input" | sed -n 's/^kind: *//p' | tr '\\n' ' ' | sed 's/ $//')"
+    images="$(printf '%s\\n' "$input" | sed -n 's/^[ -]*image: //p' | tr '\\n' ' ' | sed 's/ $//')"
     printf '%s\\n  stdin: %s\\n' "$*" "$kinds" >> '${log}'
+    [ -z "$images" ] || printf '  images: %s\\n' "$images" >> '${log}'
     ${fake.deleteFails ? `case " $* " in *" delete "*) echo 'error: resource mapping not found for name: "kagenti-webhook-ca" namespace: "kagenti-system" from "STDIN": no matches for kind "Certificate" in version "cert-manager.io/v1"' >&2; exit 1 ;; esac` : ':'}
     exit 0 ;;
 esac
@@ -488,6 +492,8 @@ function make(target: string, fake: Fake, ...vars: string[]): Run {
     const env: NodeJS.ProcessEnv = { ...process.env };
     delete env.MAKEFLAGS;
     delete env.OVERLAY;
+    delete env.IMG;
+    delete env.VERSION;
     const r = spawnSync('make', ['-s', target, `KUBECTL=${k.kubectl}`, ...vars], { cwd: ROOT, env, encoding: 'utf8' });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr, calls: k.calls() };
   });
@@ -568,6 +574,58 @@ test('make deploy: when the running Deployment already names the image, it warns
     assert.equal(r.code, 0, r.stderr);
     assert.doesNotMatch(r.stderr, /warning/, JSON.stringify([fake, vars]));
   }
+});
+
+/** The images each `-f -` call was given, in order ('' when none). */
+function stdinImages(calls: string[]): string[] {
+  const out: string[] = [];
+  for (const c of calls) {
+    if (c.startsWith('  stdin: ')) out.push('');
+    else if (c.startsWith('  images: ')) out[out.length - 1] = c.slice('  images: '.length);
+  }
+  return out;
+}
+
+/** An overlay of one's own on manifests/default, in dir, that sets the webhook's image with kustomize `images:`
+ * (`newTag: ...` or `digest: ...`); returns OVERLAY, the path relative to manifests/. */
+function imageOverlay(dir: string, image: string): string {
+  const manifests = join(ROOT, 'manifests');
+  const mine = join(dir, 'mine');
+  mkdirSync(mine);
+  writeFileSync(
+    join(mine, 'kustomization.yaml'),
+    `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ${relative(mine, join(manifests, 'default'))}\nimages:\n  - name: ghcr.io/kagenti/kagenti-webhook\n    ${image}\n`,
+  );
+  return relative(manifests, mine);
+}
+
+test("make deploy applies the image an overlay's images: sets (as kubectl apply -k does), and warns about the same image by that one", skipMake, () => {
+  const tagged = 'ghcr.io/kagenti/kagenti-webhook:sha-abc123';
+  const dflt = 'ghcr.io/kagenti/kagenti-webhook:v' + JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version;
+  withDir((dir) => {
+    const overlay = `OVERLAY=${imageOverlay(dir, 'newTag: sha-abc123')}`;
+    // first install: the overlay's tag, not the Makefile's default v$(VERSION)
+    const install = make('deploy', {}, overlay);
+    assert.equal(install.code, 0, install.stderr);
+    assert.deepEqual(stdinImages(install.calls), [tagged, '']);
+    assert.equal(install.stderr, '');
+    // the running Deployment already runs the overlay's image: the code is not upgraded
+    const same = make('deploy', { webhooks: true, deployImage: tagged }, overlay);
+    assert.equal(same.code, 0, same.stderr);
+    assert.match(same.stderr, /^make: warning: deploy\/kagenti-webhook already runs ghcr\.io\/kagenti\/kagenti-webhook:sha-abc123, the image this deploy names, /);
+    assert.deepEqual(stdinImages(same.calls), ['', tagged]);
+    // it runs the default image: this deploy changes it, no warning
+    const other = make('deploy', { webhooks: true, deployImage: dflt }, overlay);
+    assert.equal(other.code, 0, other.stderr);
+    assert.equal(other.stderr, '');
+    assert.deepEqual(stdinImages(other.calls), ['', tagged]);
+    // IMG= on the command line wins, and says what it replaced
+    const img = make('deploy', { webhooks: true, deployImage: tagged }, overlay, 'IMG=registry.example/kagenti-webhook:new');
+    assert.equal(img.code, 0, img.stderr);
+    assert.deepEqual(stdinImages(img.calls), ['', 'registry.example/kagenti-webhook:new']);
+    assert.match(img.stderr, /^make: IMG=registry\.example\/kagenti-webhook:new replaces ghcr\.io\/kagenti\/kagenti-webhook:sha-abc123, the webhook image manifests\/\S+ sets \(kustomize images:\), with registry\.example\/kagenti-webhook:new /);
+    assert.doesNotMatch(img.stderr, /warning/);
+  });
 });
 
 test('make deploy: a configuration that cannot be read (not NotFound) stops before anything is applied', skipMake, () => {
