@@ -320,6 +320,60 @@ test('inject: a denial exits 1 with the message on stderr and nothing on stdout'
   assert.match(r.stderr, /^\[invalid-annotation\] Pod team-a\/typo-agent: /);
 });
 
+test('inject leaves agents in the namespaces the webhook never sees as they are (never injected, never denied), one warning each; elsewhere it injects', () => {
+  // an agent the webhook would deny (port-conflict: the proxy's admin port), in a List, quoted and commented as written
+  const unwatched = `---
+# kube-system agents are left alone by the webhook
+apiVersion: v1
+kind: List
+items:
+  - apiVersion: apps/v1
+    kind: Deployment
+    metadata: {name: agent, namespace: kube-system}
+    spec:
+      selector: {matchLabels: {app: a}}
+      template:
+        metadata:
+          labels: {app: a, "kagenti.io/type": agent}
+        spec:
+          containers:
+            - name: main
+              image: busybox
+              ports: [{containerPort: 9901}]
+  - apiVersion: v1
+    kind: Pod
+    metadata: {name: p, namespace: kagenti-system, labels: {kagenti.io/type: agent}}
+    spec: {containers: [{name: main, image: busybox}]}
+`;
+  // without metadata.namespace: in --namespace
+  const bare = `---
+apiVersion: v1
+kind: Pod
+metadata: {name: bare, labels: {kagenti.io/type: agent}}
+spec: {containers: [{name: main, image: busybox}]}
+`;
+  const r = runCli(['inject', '-n', 'kube-public'], unwatched + bare);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, unwatched + bare, 'written back byte for byte');
+  const lines = r.stderr.split('\n').filter((l) => l);
+  assert.deepEqual(
+    lines.map((l) => l.replace(/: not injected.*/, '')),
+    ['warning: [unwatched-namespace] Deployment kube-system/agent', 'warning: [unwatched-namespace] Pod kagenti-system/p', 'warning: [unwatched-namespace] Pod kube-public/bare'],
+  );
+  assert.equal(
+    lines[0],
+    "warning: [unwatched-namespace] Deployment kube-system/agent: not injected, written back as it is: the webhook never sees namespace kube-system (its registrations' namespaceSelector leaves out kube-system, kube-public, kube-node-lease and kagenti-system), so its pods get no sidecars and nothing is checked there. Fix: move the agent to a namespace of its own.",
+  );
+  // the same agent in a namespace the webhook sees is denied, and a plain pod injected
+  const watched = runCli(['inject'], unwatched.replace('namespace: kube-system', 'namespace: team'));
+  assert.equal(watched.code, 1);
+  assert.match(watched.stderr, /^\[port-conflict\] Deployment team\/agent: /m);
+  const injected = runCli(['inject', '-n', 'team'], bare);
+  assert.equal(injected.code, 0, injected.stderr);
+  assert.notEqual(injected.stdout, bare);
+  assert.doesNotMatch(injected.stderr, /unwatched-namespace/);
+});
+
 /** A StatefulSet of an agent whose container mounts `mount`, with one claim named `claim`. */
 function statefulSet(claim: string, mount: string, podLabels = ''): string {
   return `apiVersion: apps/v1

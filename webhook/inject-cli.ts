@@ -11,7 +11,7 @@ import { isDnsLabel } from './identity.ts';
 import { denialText, injectTemplate, isObject, jsonEqual } from './inject.ts';
 import { decodeText, InputError, NOT_PRINTABLE, splitDocuments, yamlErrorText } from './manifest-stream.ts';
 import type { RawDocument } from './manifest-stream.ts';
-import { asCreated, ownField, RenderedNamespaces } from './rules.ts';
+import { asCreated, ownField, RenderedNamespaces, UNWATCHED_NAMESPACES } from './rules.ts';
 import { parseFlags, UsageError } from './usage.ts';
 import { getPodTemplate, podSpecFieldPath } from './workloads.ts';
 
@@ -20,7 +20,9 @@ export const INJECT_USAGE = `Usage: kagenti-webhook inject [-f FILE|- ...] [--co
 Injects AuthBridge, spiffe-helper and the SPIFFE CSI volume into the agent pod templates of the
 manifests read from FILE (or stdin), exactly as the webhook would, and writes YAML to stdout.
 Reads Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob and List, in multi-document
-streams; other documents pass through unchanged and in order. A template is checked as its controller
+streams; other documents pass through unchanged and in order. An agent in kube-system, kube-public,
+kube-node-lease or kagenti-system, which the webhook's registrations leave out, passes through unchanged
+too, with a warning: the webhook injects and denies nothing there. A template is checked as its controller
 makes the pods, as lint checks it: a StatefulSet's volumeClaimTemplates are volumes of each pod (a claim
 named like an injected volume is denied), though not written into the template. A Namespace earlier in
 the input stands for the cluster's, as in lint: its labels set the AuthBridge mode
@@ -79,6 +81,12 @@ function injectObject(obj: unknown, cfg: Config, defaultNs: string, namespaces: 
   const created = asCreated(o, tpl.template);
   const r = injectTemplate(created, cfg, { namespace, namespaceLabels: namespaces.labels(namespace), ref }, podSpecFieldPath(o.kind));
   if (r.outcome === 'skip') return null;
+  // The webhook's registrations never send an object in these namespaces: it injects and denies nothing there, so
+  // neither does inject (the document is written back as it was), and it says so, as lint's unwatched-namespace does.
+  if (UNWATCHED_NAMESPACES.includes(namespace)) {
+    out.warnings.push(unwatchedText(ref, namespace));
+    return null;
+  }
   if (r.outcome === 'deny') {
     const all = created === tpl.template ? r.all : r.all.map((d) => ({ ...d, message: ownField(o, tpl.template, created, d, tpl.path).message }));
     out.denials.push(...denialText({ all, unlisted: r.unlisted }).split('\n'));
@@ -97,6 +105,16 @@ function injectObject(obj: unknown, cfg: Config, defaultNs: string, namespaces: 
   cur[tpl.path[tpl.path.length - 1]] = template;
   out.injected++;
   return copy;
+}
+
+/** Why inject leaves an agent in a namespace the webhook never sees as it is, for stderr. */
+export function unwatchedText(ref: string, namespace: string): string {
+  const others = UNWATCHED_NAMESPACES.filter((n) => n !== namespace);
+  return (
+    `[unwatched-namespace] ${ref}: not injected, written back as it is: the webhook never sees namespace ${namespace} ` +
+    `(its registrations' namespaceSelector leaves out ${namespace}, ${others.slice(0, -1).join(', ')} and ${others[others.length - 1]}), ` +
+    `so its pods get no sidecars and nothing is checked there. Fix: move the agent to a namespace of its own.`
+  );
 }
 
 /**
