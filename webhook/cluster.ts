@@ -30,7 +30,10 @@ import {
 import type { AgentRef } from './rules.ts';
 import { ADMITTED_TTL_MS, TOKEN_REVIEW_KEY, envConfigMapRefs, envFromSecret, sharesWith, tokenReviewEnv } from './rules.ts';
 import { getPodTemplate, podTemplatePath } from './workloads.ts';
-import { Counter, Gauge, PREFIX, registry } from './metrics.ts';
+import { admittedClaimsChecked, clusterCacheAgeFrom } from './metrics.ts';
+import { CONFIRM_AFTER_MS, CONFIRM_BUDGET_MS, CONFIRM_LIST_MS } from './limits.ts';
+
+export { CONFIRM_AFTER_MS, CONFIRM_BUDGET_MS, CONFIRM_LIST_MS };
 import { isObject, oneLine } from './json.ts';
 
 // ---------------------------------------------------------------------------------------------------
@@ -786,16 +789,9 @@ export function resourceSpecs(config: Config): ResourceSpec[] {
   ];
 }
 
-const cacheAge = new Gauge({
-  name: `${PREFIX}cluster_cache_age_seconds`,
-  help: 'Seconds since the cluster cache was last known current (0 while every watch is connected; before the first sync, seconds since start).',
-  registers: [registry],
-  collect() {
-    this.set(currentState?.cacheAgeSeconds() ?? 0);
-  },
-});
-void cacheAge;
 let currentState: ClusterState | undefined;
+// cluster_cache_age_seconds (metrics.ts, 0 without cluster state) reads the running ClusterState's age at each scrape
+clusterCacheAgeFrom(() => currentState?.cacheAgeSeconds() ?? 0);
 
 export interface ClusterStateOptions {
   kubeConfig: KubeConfig;
@@ -866,25 +862,6 @@ interface Admitted {
 }
 
 /**
- * An agent admitted this long ago that the API server does not hold is taken as never stored. The API server
- * stores an object only after every validating webhook and admission plugin has answered, so a create is stored
- * as long after this webhook's answer as the slowest other validating webhook takes (a policy engine such as
- * Kyverno or Gatekeeper can take seconds). One stored later than this is dropped as never stored, and a second agent
- * sent meanwhile on its ServiceAccount admitted (docs/validation.md says so; the audit reports the pair). Not longer:
- * the whole check must fit in the webhooks' timeoutSeconds of 5 s (CONFIRM_BUDGET_MS).
- */
-export const CONFIRM_AFTER_MS = 2_000;
-/**
- * One confirming list (all its pages) at most this long. Unanswered by then, the claims it was for stand: the denial
- * is kept, as without the check.
- */
-export const CONFIRM_LIST_MS = 2_000;
-/**
- * What one confirmation may take in all, from its start (waiting for a list slot, the lists, the wait for claims
- * CONFIRM_AFTER_MS old): about 4 s, within the webhooks' timeoutSeconds of 5 s. The claims not decided by then stand.
- */
-export const CONFIRM_BUDGET_MS = CONFIRM_AFTER_MS + CONFIRM_LIST_MS;
-/**
  * Confirming lists sent at once by this process, whatever the number of requests and claims; more wait for a slot
  * (within their request's budget; a request whose list gets none keeps its denial).
  */
@@ -929,16 +906,6 @@ function describeClaims(claims: Admitted[]): { names: string; sa: string; fields
 /** What confirmAdmitted found, claim by claim. */
 export type ConfirmResult = Record<CheckResult, number>;
 
-const admittedClaimsChecked = new Counter({
-  name: `${PREFIX}admitted_claims_checked_total`,
-  help:
-    'Agents /validate admitted moments ago, not in the cluster cache yet, that a unique-service-account denial rested on alone, checked with the API server before denying, by result: ' +
-    `confirmed (the API server holds it: the denial stands), dropped (not stored ${CONFIRM_AFTER_MS / 1000} s after its admission: forgotten, and the request is decided without it), ` +
-    `unanswered (the list failed, took over ${CONFIRM_LIST_MS / 1000} s, or did not end within the check's ${CONFIRM_BUDGET_MS / 1000} s, or the request was not checked because the requests waiting for checks held their budget of body bytes: the claim stands, and so does the denial).`,
-  labelNames: ['result'] as const,
-  registers: [registry],
-});
-for (const result of ['confirmed', 'dropped', 'unanswered'] as const) admittedClaimsChecked.inc({ result }, 0);
 
 /** Names the API server can store: a DNS subdomain (every kind a claim is noted for), in a namespace (a DNS label). */
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;

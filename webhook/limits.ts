@@ -35,3 +35,22 @@ export const DEFAULT_QUIET_MS = 5_000;
  * first byte, is set later (server.ts) and only catches what the guard has not.
  */
 export const REQUEST_MS = 30_000;
+/**
+ * An agent admitted this long ago that the API server does not hold is taken as never stored. The API server
+ * stores an object only after every validating webhook and admission plugin has answered, so a create is stored
+ * as long after this webhook's answer as the slowest other validating webhook takes (a policy engine such as
+ * Kyverno or Gatekeeper can take seconds). One stored later than this is dropped as never stored, and a second agent
+ * sent meanwhile on its ServiceAccount admitted (docs/validation.md says so; the audit reports the pair). Not longer:
+ * the whole check must fit in the webhooks' timeoutSeconds of 5 s (CONFIRM_BUDGET_MS).
+ */
+export const CONFIRM_AFTER_MS = 2_000;
+/**
+ * One confirming list (all its pages) at most this long. Unanswered by then, the claims it was for stand: the denial
+ * is kept, as without the check.
+ */
+export const CONFIRM_LIST_MS = 2_000;
+/**
+ * What one confirmation may take in all, from its start (waiting for a list slot, the lists, the wait for claims
+ * CONFIRM_AFTER_MS old): about 4 s, within the webhooks' timeoutSeconds of 5 s. The claims not decided by then stand.
+ */
+export const CONFIRM_BUDGET_MS = CONFIRM_AFTER_MS + CONFIRM_LIST_MS;

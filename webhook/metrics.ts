@@ -1,6 +1,6 @@
 // Prometheus metrics (prefix kagenti_webhook_), one registry for the process.
 import { Counter, Histogram, Registry, Gauge, collectDefaultMetrics } from 'prom-client';
-import { MAX_HELD_BODY_BYTES, REQUEST_MS } from './limits.ts';
+import { CONFIRM_AFTER_MS, CONFIRM_BUDGET_MS, CONFIRM_LIST_MS, MAX_HELD_BODY_BYTES, REQUEST_MS } from './limits.ts';
 
 export const registry = new Registry();
 export const PREFIX = 'kagenti_webhook_';
@@ -145,5 +145,32 @@ export const clusterStateEnabled = new Gauge({
   help: 'Whether the webhook runs with cluster state (1) or without (0: --cluster none, or no kubeconfig or in-cluster ServiceAccount token found): without it, unique-service-account and token-review-required are not checked (agents are allowed with a warning), and cluster_cache_age_seconds stays 0.',
   registers: [registry],
 });
+
+// The cluster state's metrics are here, not in cluster.ts (loaded only with cluster state), so that they exist at 0
+// under --cluster none too, as cluster_state_enabled's help and the README's alerts say.
+let clusterCacheAgeSource: () => number = () => 0;
+/** cluster_cache_age_seconds reads this function at each scrape (cluster.ts: the running ClusterState's age). */
+export function clusterCacheAgeFrom(source: () => number): void {
+  clusterCacheAgeSource = source;
+}
+export const clusterCacheAge = new Gauge({
+  name: `${PREFIX}cluster_cache_age_seconds`,
+  help: 'Seconds since the cluster cache was last known current (0 while every watch is connected, and without cluster state; before the first sync, seconds since start).',
+  registers: [registry],
+  collect() {
+    this.set(clusterCacheAgeSource());
+  },
+});
+
+export const admittedClaimsChecked = new Counter({
+  name: `${PREFIX}admitted_claims_checked_total`,
+  help:
+    'Agents /validate admitted moments ago, not in the cluster cache yet, that a unique-service-account denial rested on alone, checked with the API server before denying, by result: ' +
+    `confirmed (the API server holds it: the denial stands), dropped (not stored ${CONFIRM_AFTER_MS / 1000} s after its admission: forgotten, and the request is decided without it), ` +
+    `unanswered (the list failed, took over ${CONFIRM_LIST_MS / 1000} s, or did not end within the check's ${CONFIRM_BUDGET_MS / 1000} s, or the request was not checked because the requests waiting for checks held their budget of body bytes: the claim stands, and so does the denial).`,
+  labelNames: ['result'] as const,
+  registers: [registry],
+});
+for (const result of ['confirmed', 'dropped', 'unanswered'] as const) admittedClaimsChecked.inc({ result }, 0);
 
 export { Counter, Gauge, Histogram };
