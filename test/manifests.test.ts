@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { run as celRun, type CelInput } from '@bufbuild/cel';
-import { parseConfig } from '../webhook/config.ts';
+import { defaultConfig, parseConfig } from '../webhook/config.ts';
 import { checkCertificateDir, generateCertificates, serviceDnsNames, writeCertificates } from '../webhook/certs.ts';
 import { BIN, ROOT } from './helpers.ts';
 import { UNWATCHED_NAMESPACES } from '../webhook/rules.ts';
@@ -631,6 +631,19 @@ test("make manifests keeps the image an overlay's images: sets (newTag or digest
   const notApplied = manifests({}, renamed, 'IMG=reg.example.com/kw:dev');
   assert.deepEqual(notApplied.images, ['mirror.example/kw:v9']);
   assert.match(notApplied.stderr, /^make: warning: IMG=reg\.example\.com\/kw:dev is not applied: manifests\/\S+\/renamed names no image ghcr\.io\/kagenti\/kagenti-webhook \(it renders mirror\.example\/kw:v9: .*Fix: set that overlay's images: to reg\.example\.com\/kw:dev .*\n$/);
+});
+
+test("the base config lists every policy that denies by default, and install.md's audit-first section names each one to set to warn", () => {
+  const denying = Object.entries(defaultConfig().policies).filter(([, action]) => action === 'deny').map(([rule]) => rule);
+  assert.ok(denying.includes('pod-resources'), denying.join(' '));
+  const base = parseAllDocuments(readFileSync(join(ROOT, 'manifests', 'base', 'config.yaml'), 'utf8'))[0]!.toJS() as { policies: Record<string, string> };
+  assert.deepEqual(Object.keys(base.policies).sort(), [...denying].sort());
+  const install = readFileSync(join(ROOT, 'docs', 'install.md'), 'utf8');
+  const from = install.indexOf('## On a cluster that already runs agents');
+  const audit = install.slice(from, install.indexOf('\n## ', from + 1));
+  const warnSentence = audit.slice(audit.indexOf('Or install with the policies at `warn`'));
+  for (const rule of denying) assert.ok(warnSentence.includes(`\`${rule}\``), `install.md's audit-first section names ${rule}`);
+  assert.match(warnSentence, new RegExp(`set the ${['zero', 'one', 'two', 'three', 'four', 'five', 'six'][denying.length]} \`deny\` \`policies\``));
 });
 
 test('make manifests fails (exit 2, nothing on stdout) for an overlay that does not exist or does not render', { skip: spawnSync('make', ['--version']).status !== 0 && 'make is not installed' }, (t) => {
