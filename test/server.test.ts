@@ -263,8 +263,13 @@ describe('admission server', () => {
     assert.equal(JSON.parse(small.text).response.allowed, true);
   });
 
-  test('a compressed body (Content-Encoding gzip) gets a 415 that says to send it uncompressed, and the server keeps answering', async () => {
+  test('a compressed body (Content-Encoding gzip) gets a 415 that says to send it uncompressed, counted as bad-request, and the server keeps answering', async () => {
     const { gzipSync } = await import('node:zlib');
+    const badRequests = async () => {
+      const m = (await getProbe(s.server.probePort, '/metrics')).text.match(/^kagenti_webhook_admission_requests_total\{webhook="mutate",operation="unknown",result="bad-request"\} (\d+)$/m);
+      return m ? Number(m[1]) : 0;
+    };
+    const before = await badRequests();
     const body = gzipSync(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: podCreateRequest(agentPod()) }));
     const res = await new Promise<{ status: number; text: string }>((resolve, reject) => {
       const req = https.request(
@@ -280,6 +285,9 @@ describe('admission server', () => {
     });
     assert.equal(res.status, 415, res.text);
     assert.match(JSON.parse(res.text).error, /^request body has Content-Encoding "gzip", which the webhook does not read: send the AdmissionReview uncompressed/);
+    // counted as the metric's help (and README) say: bad-request, for a 400 or a 415
+    assert.equal(await badRequests(), before + 1);
+    assert.match((await getProbe(s.server.probePort, '/metrics')).text, /^# HELP kagenti_webhook_admission_requests_total .*bad-request for a 400 or a 415 /m);
     // identity is no encoding at all
     const plain = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: podCreateRequest(agentPod()) });
     const ok = await new Promise<number>((resolve, reject) => {

@@ -7,7 +7,7 @@ export const PREFIX = 'kagenti_webhook_';
 
 export const admissionRequests = new Counter({
   name: `${PREFIX}admission_requests_total`,
-  help: 'Admission requests answered, by webhook (mutate|validate), operation (CREATE|UPDATE|DELETE|CONNECT, unknown for a body that is not an AdmissionReview) and result (allowed|patched|warned|denied; error for an object the webhook could not evaluate, denied with a 500; bad-request for a 400, too-large for a 413).',
+  help: 'Admission requests answered, by webhook (mutate|validate), operation (CREATE|UPDATE|DELETE|CONNECT, unknown for a body that is not an AdmissionReview) and result (allowed|patched|warned|denied; error for an object the webhook could not evaluate, denied with a 500; bad-request for a 400 or a 415 (a compressed body), too-large for a 413).',
   labelNames: ['webhook', 'operation', 'result'] as const,
   registers: [registry],
 });
