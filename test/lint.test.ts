@@ -79,6 +79,22 @@ test('exit 0 on clean input, 1 on violations, --strict turns warnings into failu
   assert.match(r.stdout.toString(), /no problems/);
 });
 
+test('-n given twice: the last one counts, as docs/lint.md says (inject refuses it)', async () => {
+  const pod = 'apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: {kagenti.io/type: agent}}\nspec: {serviceAccountName: default, containers: [{name: m, image: x}]}\n';
+  const r = await runCli(['-', '--external-issuer', '-n', 'first', '-n', 'second'], { stdin: pod });
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stdout.toString(), /\[dedicated-service-account\] Pod second\/p: /);
+  assert.equal(r.stderr.toString(), '');
+  const lintMd = readFileSync(join(ROOT, 'docs', 'lint.md'), 'utf8');
+  assert.match(lintMd, /Given more than once \(`-n a -n b`\), the last one\s+counts/);
+});
+
+test("README's SARIF sentence gives docs/lint.md's rule for artifact URIs: GITHUB_WORKSPACE, then the working directory, then file://", () => {
+  const rule = /SARIF artifact URIs are relative to `GITHUB_WORKSPACE` \(the checkout[^)]*\)\s+when it is set and the file is under it,\s+else relative to the working directory when the file is under that, else\s+absolute `file:\/\/` URIs/;
+  assert.match(readFileSync(join(ROOT, 'docs', 'lint.md'), 'utf8'), rule);
+  assert.match(readFileSync(join(ROOT, 'README.md'), 'utf8'), rule);
+});
+
 test('usage errors exit 2 with one clear line', async () => {
   for (const [args, re] of [
     [['--bogus'], /^kagenti-webhook lint: unknown flag --bogus \(see kagenti-webhook lint --help\)\n$/],
