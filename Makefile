@@ -12,11 +12,12 @@ OVERLAY        ?= default
 NAMESPACE      := kagenti-system
 SERVICE        := kagenti-webhook
 CERTS_DIR      := manifests/self-signed/certs
-# IMG=... or VERSION=... given on the command line (or in the environment): IMG=... or VERSION=..., as given, and
+# IMG=... given on the command line or in the environment, or VERSION=... on the command line (a CI's VERSION variable
+# is often about something else): IMG=... or VERSION=..., as given, and
 # empty when both are this Makefile's defaults. Given, $(IMG) replaces the webhook's image whatever tag or digest an
 # overlay's kustomize `images:` sets; not given, only the base's own reference becomes $(IMG), and an overlay's image
 # stays, as `kubectl apply -k` deploys it (manifests/set-image.sh).
-IMG_SETTING    := $(if $(filter command environment,$(firstword $(origin IMG))),IMG=$(IMG),$(if $(filter command environment,$(firstword $(origin VERSION))),VERSION=$(VERSION)))
+IMG_SETTING    := $(if $(filter command environment,$(firstword $(origin IMG))),IMG=$(IMG),$(if $(filter command,$(firstword $(origin VERSION))),VERSION=$(VERSION)))
 SET_IMAGE      = manifests/set-image.sh '$(OVERLAY)' '$(IMG)' $(if $(IMG_SETTING),'$(IMG_SETTING)')
 # The CLI runs on the pinned Node 24 (node_modules/.bin/node), not whatever `node` the shell has.
 CLI            := PATH="$(CURDIR)/node_modules/.bin:$$PATH" node bin/kagenti-webhook.js
