@@ -152,13 +152,13 @@ test('a check the API server does not answer (refused, or no answer in time) kee
     const b = await answered(svc.answer!(request('Deployment', deployment('b', 'sa1'))));
     assert.equal(b.response.allowed, false);
     assert.deepEqual(b.detail?.admittedChecked, { confirmed: 0, dropped: 0, unanswered: 1 });
-    assert.ok(lines.some((l) => l.level === 'warn' && /could not check with the API server whether Deployment team-b\/a/.test(l.msg) && /403/.test(String(l.err))));
+    assert.ok(lines.some((l) => l.level === 'warn' && /could not check with the API server whether Deployment team-b\/a/.test(l.msg) && /403/.test(String((l.err as { message?: string } | undefined)?.message))));
 
     api.hungNamespacedLists.add(PATHS.pods);
     assert.equal((await answered(svc.answer!(request('Pod', pod('p', 'sa2'))))).response.allowed, true);
     const c = await answered(svc.answer!(request('Deployment', deployment('c', 'sa2'))));
     assert.equal(c.response.allowed, false);
-    assert.ok(lines.some((l) => /could not check .*Pod team-b\/p/.test(l.msg) && /no answer within 200 ms/.test(String(l.err))));
+    assert.ok(lines.some((l) => /could not check .*Pod team-b\/p/.test(l.msg) && /no answer within 200 ms/.test(String((l.err as { message?: string } | undefined)?.message))));
     assert.equal(await checked('unanswered'), unanswered + 2);
   } finally {
     await close();
@@ -293,7 +293,7 @@ test('at most maxLists confirming lists at once: a request whose list gets no sl
     assert.equal(confirmLists(api, 'team-b').length, 0, 'no slot, no list');
     const line = lines.find((l) => /could not check with the API server whether Pod team-b\/p, admitted moments ago on ServiceAccount team-b\/sa1, was stored/.test(l.msg));
     assert.ok(line, JSON.stringify(lines.map((l) => l.msg)));
-    assert.match(String(line.err), /no list slot free in the time this check has \(at most 1 confirming lists at once\)/);
+    assert.match(String((line.err as { message?: string } | undefined)?.message), /no list slot free in the time this check has \(at most 1 confirming lists at once\)/);
   } finally {
     await close();
   }
@@ -392,7 +392,7 @@ test('requests waiting for a check hold at most MAX_WAITING_BODY_BYTES of bodies
     assert.equal(await checked('unanswered'), unanswered + 1);
     const line = lines.find((l) => /could not check with the API server whether Pod team-b\/evil-agent/.test(l.msg));
     assert.ok(line, JSON.stringify(lines.map((l) => l.msg)));
-    assert.match(String(line.err), new RegExp(`not checked: requests waiting for such a check already hold ${MAX_WAITING_BODY_BYTES - 1000} bytes of request bodies and this one has 1001, over the ${MAX_WAITING_BODY_BYTES} bytes`));
+    assert.match(String((line.err as { message?: string } | undefined)?.message), new RegExp(`not checked: requests waiting for such a check already hold ${MAX_WAITING_BODY_BYTES - 1000} bytes of request bodies and this one has 1001, over the ${MAX_WAITING_BODY_BYTES} bytes`));
     // one that fits still waits (it shares real-1's lists)
     const third = svc.answer!(request('Deployment', deployment('real-3', 'pay')), 1000);
     assert.ok(third instanceof Promise);

@@ -98,7 +98,7 @@ printf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential",
     const failures = () => lines.filter((l) => l.level === 'warn' && l.resource === 'pods' && l.verb === 'watch');
     await until(() => failures().length >= 3, 'three failed reconnects logged');
     const first = failures()[0]!;
-    assert.equal(first.err, 'error: the SSO session has expired (simulated)', 'the first line of the plugin\'s stderr');
+    assert.equal((first.err as { message: string }).message, 'error: the SSO session has expired (simulated)', 'the first line of the plugin\'s stderr');
     assert.match(first.msg, /^cluster cache: watch pods failed; serving from cache, retrying in \d+ ms$/);
     const delays = failures().map((l) => l.retryInMs as number);
     assert.ok(delays[1]! > delays[0]! && delays[2]! > delays[1]!, `the backoff grows: ${delays}`);
@@ -138,7 +138,7 @@ test('watch lines without an object: an ERROR without its Status ends the watch 
     await api.waitForWatch(PATHS.pods, 2);
     const warn = lines.find((l) => l.level === 'warn' && l.resource === 'pods');
     assert.ok(warn, 'logged');
-    assert.equal(warn.err, 'the API server sent an ERROR watch event without a Status object');
+    assert.equal((warn.err as { message: string }).message, 'the API server sent an ERROR watch event without a Status object');
     assert.match(watchRequests(api, PATHS.pods).at(-1)!, /resourceVersion=\d+/);
     assert.equal(listRequests(api, PATHS.pods).length, lists, 'no relist');
     assert.equal(svc.readiness().ready, true);
@@ -185,7 +185,7 @@ test('a watch ERROR with a Status other than 410 ends the watch as failed (logge
     await api.waitForWatch(PATHS.pods, 2);
     const warn = lines.find((l) => l.level === 'warn' && l.resource === 'pods');
     assert.ok(warn, 'logged');
-    assert.equal(warn.err, 'the API server ended the watch with an ERROR event: 500 InternalError: etcdserver: leader changed');
+    assert.equal((warn.err as { message: string }).message, 'the API server ended the watch with an ERROR event: 500 InternalError: etcdserver: leader changed');
     assert.equal(warn.status, 500);
     assert.equal(listRequests(api, PATHS.pods).length, lists, 'resumed from its resourceVersion, no relist');
 
@@ -202,7 +202,7 @@ test('a watch ERROR with a Status other than 410 ends the watch as failed (logge
       }),
     );
     // a failure (logged, in /readyz, after the backoff), whose restart lists again instead of resuming
-    await until(() => lines.some((l) => l.level === 'warn' && l.resource === 'pods' && /^the API server is behind the watch's resourceVersion .*listing again after the backoff: 504 Timeout: Timeout: Too large resource version/.test(String(l.err ?? ''))), 'logged');
+    await until(() => lines.some((l) => l.level === 'warn' && l.resource === 'pods' && /^the API server is behind the watch's resourceVersion .*listing again after the backoff: 504 Timeout: Timeout: Too large resource version/.test(String((l.err as { message?: string } | undefined)?.message ?? ''))), 'logged');
     await until(() => listRequests(api, PATHS.pods).length > lists, 'relisted');
     await until(() => denied(svc, 'other', 'restored-sa') && !denied(svc, 'other', 'weather-sa'), 'the cache is the restored store');
   } finally {
@@ -233,7 +233,7 @@ test('a watch that is not connected counts in the cache age whatever ended it: a
     // a request that got no response headers within the watch timeout is a failure: logged, backed off, shown
     await until(() => lines.some((l) => l.level === 'warn' && l.resource === 'pods'), 'logged');
     const warn = lines.find((l) => l.level === 'warn' && l.resource === 'pods')!;
-    assert.equal(warn.err, 'the watch request got no response within 1 s');
+    assert.equal((warn.err as { message: string }).message, 'the watch request got no response within 1 s');
     assert.match(String((svc.readiness().detail.errors as Record<string, string>).pods), /no response within 1 s/);
     assert.equal(svc.readiness().ready, true, 'still serving from the cache');
     assert.ok((await cacheAgeMetric()) >= (Date.now() - closedAt) / 1000 - 0.5);
@@ -272,6 +272,35 @@ test('a watch that connects and breaks at once, over and over, backs off to the 
     api.dropWatches(PATHS.pods);
     await until(() => delays().length > n, 'the next failure');
     assert.equal(delays()[n], 20);
+  } finally {
+    await close();
+  }
+});
+
+test('the API server gone: the watch failures name the socket error (not only "fetch failed"), in the log and /readyz; one line says when each resource works again', async () => {
+  const { api, svc, lines, close } = await setup({ backoff: { baseMs: 20, maxMs: 100 } });
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    await api.waitForWatch(PATHS.pods, 1);
+    const port = Number(new URL(api.url).port);
+    // the API server goes away: its watches are cut and new connections are refused
+    await api.stop();
+    const refused = () => lines.filter((l) => l.level === 'warn' && l.resource === 'pods' && /ECONNREFUSED/.test(String((l.err as { message?: string } | undefined)?.message)));
+    await until(() => refused().length > 0, 'a pods failure naming ECONNREFUSED');
+    const err = refused()[0]!.err as Record<string, unknown>;
+    assert.equal(typeof err, 'object', 'err is an object on every line');
+    assert.equal(err.code, 'ECONNREFUSED');
+    assert.match(String(err.message), /^fetch failed \(cause: connect ECONNREFUSED 127\.0\.0\.1:\d+\)$/);
+    assert.equal(err.stack, undefined, 'no stack for a connection failure');
+    await until(() => /ECONNREFUSED/.test(String((svc.readiness().detail.errors as Record<string, string> | undefined)?.pods)), '/readyz names the cause');
+    assert.equal(lines.filter((l) => /works again/.test(l.msg)).length, 0);
+    // the API server is back on the same address: each resource logs once that it recovered
+    await new Promise<void>((resolve) => api.server.listen(port, '127.0.0.1', resolve));
+    await until(() => lines.some((l) => l.level === 'info' && l.resource === 'pods' && /works again/.test(l.msg)), 'a recovery line for pods');
+    await until(() => svc.readiness().detail.errors === undefined, 'no errors in /readyz');
+    const back = lines.find((l) => l.level === 'info' && l.resource === 'pods' && /works again/.test(l.msg))!;
+    assert.match(back.msg, /^cluster cache: (list|watch) pods works again after [\d.]+ s of errors \(the last: (list|watch) pods: .*ECONNREFUSED.*\); the cache is current$/);
+    assert.equal(typeof back.brokenSeconds, 'number');
   } finally {
     await close();
   }

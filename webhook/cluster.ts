@@ -35,6 +35,7 @@ import { CONFIRM_AFTER_MS, CONFIRM_BUDGET_MS, CONFIRM_LIST_MS } from './limits.t
 
 export { CONFIRM_AFTER_MS, CONFIRM_BUDGET_MS, CONFIRM_LIST_MS };
 import { isObject, oneLine } from './json.ts';
+import { errField } from './log-fields.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // Plain GET against the API server (lists, discovery), with the kubeconfig's TLS and credentials.
@@ -153,7 +154,7 @@ export function loadKubeConfig(mode: 'auto' | 'none', log?: Logger): KubeConfig 
     if (err instanceof UsageError) throw err;
     const why = (err as Error).message.split('\n')[0]!;
     if (explicit) throw broken(`cannot be read (${why})`);
-    log?.error({ err: why }, 'cannot load kubeconfig; running without cluster state');
+    log?.error({ err: errField(err) }, 'cannot load kubeconfig; running without cluster state');
     return null;
   }
   const cluster = kc.getCurrentCluster();
@@ -599,6 +600,7 @@ class ResilientInformer {
   }
 
   private healthy(): void {
+    this.recovered('watch');
     this.brokenSince = undefined;
     this.staleSince = undefined;
     this.healthySince ??= Date.now();
@@ -652,6 +654,7 @@ class ResilientInformer {
     this.lastSyncAt = Date.now();
     // current as of this list; ListWatch applies it next, then starts a watch, which is not connected yet
     this.staleSince = this.lastSyncAt;
+    this.recovered('list');
     this.brokenSince = undefined;
     this.lastError = undefined;
     if (first) {
@@ -659,6 +662,19 @@ class ResilientInformer {
       this.onFirstSync?.();
     }
     return { metadata: { resourceVersion: rv }, items };
+  }
+
+  /**
+   * One info line when a resource that was failing works again (its list or watch succeeded), so the log says when
+   * the errors before it ended: how long it was broken and what the last error was.
+   */
+  private recovered(verb: 'list' | 'watch'): void {
+    if (this.brokenSince === undefined || this.stopped) return;
+    const seconds = Math.round((Date.now() - this.brokenSince) / 100) / 10;
+    this.log.info(
+      { resource: this.spec.id, verb, brokenSeconds: seconds },
+      `cluster cache: ${verb} ${this.spec.rbac} works again after ${seconds} s of errors (the last: ${this.lastError ?? 'unknown'}); the cache is current`,
+    );
   }
 
   private onError(err: unknown, fallbackVerb: 'list' | 'watch'): void {
@@ -697,10 +713,11 @@ class ResilientInformer {
         );
       }
     } else {
-      const msg = oneLine(e.message ?? String(err));
-      this.lastError = `${verb} ${this.spec.rbac}: ${msg}`;
+      // Node's fetch says only `fetch failed`: errField appends its cause (`connect ECONNREFUSED 10.96.0.1:443`)
+      const failure = errField(err);
+      this.lastError = `${verb} ${this.spec.rbac}: ${failure.message}`;
       this.log.warn(
-        { ...fields, err: msg },
+        { ...fields, err: failure },
         `cluster cache: ${verb} ${this.spec.rbac} failed; ${this.synced ? 'serving from cache, ' : ''}retrying in ${delay} ms`,
       );
     }
@@ -1359,7 +1376,7 @@ export class ClusterState {
       }
     } catch (err) {
       out.unanswered = pending;
-      out.err = oneLine((err as Error)?.message ?? String(err));
+      out.err = errField(err).message;
     }
     return out;
   }
@@ -1479,7 +1496,7 @@ export class ClusterState {
       admittedClaimsChecked.inc({ result: 'unanswered' }, r.unanswered.length);
       const { names, sa, fields, one } = describeClaims(r.unanswered);
       this.log.warn(
-        { ...fields, err: r.err },
+        { ...fields, err: errField(r.err ?? 'no answer', { type: 'ConfirmError' }) },
         `unique-service-account: could not check with the API server whether ${names}, admitted moments ago on ${sa}, ${one ? 'was' : 'were'} stored; ` +
           `${one ? 'it still counts, so the denial it causes stands' : 'they still count, so the denial they cause stands'}`,
       );
