@@ -8,6 +8,7 @@ import pino from 'pino';
 import { defaultConfig } from '../webhook/config.ts';
 import type { AdmissionRequest } from '../webhook/admission.ts';
 import { requestRef } from '../webhook/admission.ts';
+import { createLogger } from '../webhook/log.ts';
 import { registry } from '../webhook/metrics.ts';
 import { answerAdmission } from '../webhook/server.ts';
 import type { ValidationService } from '../webhook/validation.ts';
@@ -170,7 +171,8 @@ test('a /mutate handler failure is answered as an [internal-error] 500 denial, c
     },
   };
   const out: string[] = [];
-  const log = pino({ level: 'info' }, new Writable({ write: (c, _e, cb) => (out.push(String(c)), cb()) }));
+  // the process logger (its serializers), writing here
+  const log = createLogger('info', new Writable({ write: (c, _e, cb) => (out.push(String(c)), cb()) }));
   try {
     const errors = await requests('mutate', 'error');
     const denied = await requests('mutate', 'denied');
@@ -186,6 +188,11 @@ test('a /mutate handler failure is answered as an [internal-error] 500 denial, c
     assert.equal(await violations('internal-error'), 0, 'an internal error is no rule violation');
     const line = out.map((l) => JSON.parse(l)).find((l) => l.msg === 'admission');
     assert.equal(line.decision, 'error');
+    // the error line: {type, message, stack}, the stack cut to 2,000 characters, for the report to the platform team
+    const failed = out.map((l) => JSON.parse(l)).find((l) => l.msg === 'admission handler failed');
+    assert.deepEqual([failed.err.type, failed.err.message], ['Error', 'cache exploded']);
+    assert.match(failed.err.stack, /^Error: cache exploded\n\s+at /);
+    assert.ok(failed.err.stack.length <= 2000);
     // a pod created with generateName (as a ReplicaSet creates them) has no name in the request
     const generated = agentPod();
     generated.metadata = { generateName: 'weather-agent-7d9f8b-', namespace: 'team-a', labels: { 'kagenti.io/type': 'agent' } };
@@ -239,5 +246,30 @@ test('the log line cuts a name, uid, kind or user of megabytes and says what a n
     }
   } finally {
     await validation.close();
+  }
+});
+
+test('/validate\'s internal error is logged with the error\'s type, message and stack, as an object (err has one shape on every line)', async () => {
+  const out: string[] = [];
+  const log = createLogger('info', new Writable({ write: (c, _e, cb) => (out.push(String(c)), cb()) }));
+  const svc = await startValidation({ config: defaultConfig(), log, cluster: 'none' });
+  try {
+    const deployment = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'w', namespace: 'team-a' } };
+    const object = {
+      ...deployment,
+      get spec(): never {
+        throw new TypeError('unreadable spec');
+      },
+    };
+    const d = svc.validate({ uid: 'u1', kind: { group: 'apps', version: 'v1', kind: 'Deployment' }, namespace: 'team-a', name: 'w', operation: 'CREATE', object } as AdmissionRequest);
+    assert.equal(d.result, 'error');
+    const line = out.map((l) => JSON.parse(l)).find((l) => /internal error; denying/.test(l.msg));
+    assert.ok(line, out.join(''));
+    assert.deepEqual([line.err.type, line.err.message, line.uid], ['TypeError', 'unreadable spec', 'u1']);
+    assert.match(line.err.stack, /^TypeError: unreadable spec\n\s+at /);
+    // the decision's detail (spread into the admission line) carries err in the same shape, without the stack
+    assert.deepEqual(d.detail?.err, { type: 'TypeError', message: 'unreadable spec' });
+  } finally {
+    await svc.close();
   }
 });

@@ -16,6 +16,7 @@ import { generateCertificates } from '../webhook/certs.ts';
 import type { Config } from '../webhook/config.ts';
 import { defaultConfig } from '../webhook/config.ts';
 import { silentLogger } from '../webhook/log.ts';
+import { LOG_SERIALIZERS } from '../webhook/log-fields.ts';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import type { RunningServer, ServerOptions } from '../webhook/server.ts';
@@ -317,7 +318,7 @@ export function capturingLogger(level = 'info'): { log: pino.Logger; lines: () =
     },
   });
   return {
-    log: pino({ level }, stream),
+    log: pino({ level, serializers: LOG_SERIALIZERS }, stream),
     lines: () =>
       out
         .join('')

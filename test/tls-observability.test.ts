@@ -110,11 +110,11 @@ test('reload: tls_reloads_total counts ok and rejected (once per bad pair), the 
   assert.equal(reloader.reloadNow(), false);
   assert.equal(await metric(RELOADS, { result: 'rejected' }), rejected0 + 2);
   assert.equal(await metric(EXPIRY), Math.floor((now + 3 * DAY) / 1000), 'still the served certificate');
-  assert.ok(lines().some((l) => l.level === 50 && /is expired \S+, and the one served \(serial \w+\) is valid until \S+: the API server would refuse the new one, so it is not installed/.test(String(l.err))));
+  assert.ok(lines().some((l) => l.level === 50 && /is expired \S+, and the one served \(serial \w+\) is valid until \S+: the API server would refuse the new one, so it is not installed/.test(String((l.err as { message?: string } | undefined)?.message))));
   write(dir, await pair(new Date(now + 2 * DAY), new Date(now + 90 * DAY)));
   assert.equal(reloader.reloadNow(), false);
   assert.equal(await metric(RELOADS, { result: 'rejected' }), rejected0 + 3);
-  assert.ok(lines().some((l) => l.level === 50 && /is not valid until \S+, and the one served/.test(String(l.err))));
+  assert.ok(lines().some((l) => l.level === 50 && /is not valid until \S+, and the one served/.test(String((l.err as { message?: string } | undefined)?.message))));
   // a notBefore a few seconds ahead (an issuer's clock) is within the grace: installed
   write(dir, await pair(new Date(now + 5_000), new Date(now + 90 * DAY)));
   assert.equal(reloader.reloadNow(), true);

@@ -165,7 +165,7 @@ test('reload: a mismatched pair is ignored with an error log; the next valid pai
 
   // Half-written: the new certificate, the old key.
   writeFileSync(join(dir, 'tls.crt'), b.tlsCert);
-  await waitFor(() => lines().some((l) => l.level === 50 && /does not match/.test(String(l.err))), 'an error log about the mismatched pair');
+  await waitFor(() => lines().some((l) => l.level === 50 && /does not match/.test(String((l.err as { message?: string } | undefined)?.message))), 'an error log about the mismatched pair');
   assert.equal(reloader.reloadNow(), false);
   assert.equal(await handshakeSerial(port, cas), serialOf(a.tlsCert), 'still serving the old pair');
   assert.equal(lines().filter((l) => l.level === 50).length, 1, 'the same bad pair is logged once, not on every poll');

@@ -92,7 +92,7 @@ test('reload keeps serving the previous pair when the new one is a CA certificat
   write(dir, { cert: certs.caCert, key: certs.caKey });
   assert.equal(reloader.reloadNow(), false);
   assert.equal(reloader.serverOptions().cert, certs.tlsCert, 'still the previous certificate');
-  assert.ok(lines().some((l) => l.level === 50 && /is a CA certificate/.test(String(l.err))));
+  assert.ok(lines().some((l) => l.level === 50 && /is a CA certificate/.test(String((l.err as { message?: string } | undefined)?.message))));
   write(dir, await selfSigned([new x509.SubjectAlternativeNameExtension([{ type: 'ip', value: '127.0.0.1' }])]));
   assert.equal(reloader.reloadNow(), true);
   assert.deepEqual(lines().filter((l) => l.level === 40).map((l) => l.check), ['no-service-name']);

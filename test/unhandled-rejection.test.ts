@@ -50,9 +50,12 @@ process.on('SIGUSR2', () => {
   const [first, second] = logged();
   assert.equal(first!.level, 'error');
   assert.equal(first!.msg, MSG);
-  assert.equal(first!.err, 'Error: boom from a background task', 'the first line of the message');
-  assert.match(String(first!.stack), /reject-on-usr2\.mjs/);
-  assert.equal(second!.err, '{"code":42}', 'a rejection that is not an Error');
+  // err has one shape on every line: {type, message, stack?}
+  const e1 = first!.err as Record<string, unknown>;
+  assert.deepEqual([e1.type, e1.message], ['Error', 'boom from a background task'], 'the first line of the message');
+  assert.match(String(e1.stack), /reject-on-usr2\.mjs/);
+  assert.equal(first!.stack, undefined, 'the stack is in err, not beside it');
+  assert.deepEqual(second!.err, { type: 'object', message: '{"code":42}', code: '42' }, 'a rejection that is not an Error');
 
   // still serving: probes, metrics, admissions
   assert.equal((await probeGet(proc.probePort, '/healthz')).status, 200);

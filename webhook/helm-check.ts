@@ -19,6 +19,7 @@ import type { HelmReleaseResult } from './helm-release.ts';
 import { uncheckedWarning } from './helm-release.ts';
 import { isObject } from './json.ts';
 import type { IssuerInfo } from './rules.ts';
+import { errField } from './log-fields.ts';
 
 /** Budget for one record, from the moment it arrives: under the Helm webhook's timeoutSeconds (5). */
 export const HELM_CHECK_MS = 3_000;
@@ -197,7 +198,7 @@ export class HelmChecker {
       this.finish(undefined, why);
       this.pump();
     };
-    child.on('error', (err) => ended('its check failed', { err: { message: err.message } }));
+    child.on('error', (err) => ended('its check failed', { err: errField(err) }));
     // 'close', not 'exit': by then the child's stderr has been read to its end.
     // V8 aborts a process out of heap: SIGABRT, or exit code 134 where a shell reports it
     child.on('close', (code, signal) => {

@@ -7,6 +7,7 @@ import type { Config } from './config.ts';
 import { MAX_TIMER_SECONDS } from './config.ts';
 import type { IssuerInfo } from './rules.ts';
 import { Gauge, PREFIX, registry } from './metrics.ts';
+import { errField } from './log-fields.ts';
 
 export type { IssuerInfo };
 
@@ -190,7 +191,7 @@ export class IssuerDetector {
       this.state = { ...this.lastGood, error: next.error, failingSince };
       if (!prev.failingSince)
         log.warn(
-          { issuer: this.lastGood.issuer ?? null, classification: this.lastGood.classification, provider: this.lastGood.provider ?? null, lastCheckedAt: this.lastGood.checkedAt, error: next.error },
+          { issuer: this.lastGood.issuer ?? null, classification: this.lastGood.classification, provider: this.lastGood.provider ?? null, lastCheckedAt: this.lastGood.checkedAt, err: errField(next.error) },
           `service-account issuer re-check failed; keeping the last known classification (${this.lastGood.classification}) until a re-check succeeds`,
         );
       return { ...this.state };
@@ -204,7 +205,7 @@ export class IssuerDetector {
       const fields = { issuer: next.issuer ?? null, classification: next.classification, provider: next.provider ?? null, source: next.source };
       if (next.classification === 'unknown')
         log.warn(
-          { ...fields, error: next.error },
+          { ...fields, err: next.error === undefined ? undefined : errField(next.error) },
           'service-account issuer unknown: token-review-required only warns; set tokenReview.issuer (external, internal or the issuer URL)',
         );
       else log.info(fields, 'service-account issuer detected');

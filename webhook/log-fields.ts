@@ -73,3 +73,12 @@ export function errField(err: unknown, opts: { stack?: boolean; type?: string } 
 export function cappedText(s: string, max = 1000): string {
   return s.length <= max ? s : `${s.slice(0, max)}...(${s.length} characters)`;
 }
+
+/**
+ * The logger's serializers. pino's default for `err` rebuilds any object with a `message` as an Error
+ * ({type: its constructor's name, "Object" here, stack: ""}): an ErrField passes through as it is, and an Error
+ * logged as it is becomes one (with its stack).
+ */
+export const LOG_SERIALIZERS = {
+  err: (v: unknown): unknown => (v instanceof Error ? errField(v, { stack: true }) : v),
+};

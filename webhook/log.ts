@@ -2,6 +2,7 @@
 import pino from 'pino';
 import type { Logger } from 'pino';
 import { logLinesDropped } from './metrics.ts';
+import { LOG_SERIALIZERS } from './log-fields.ts';
 
 export type { Logger };
 
@@ -37,6 +38,7 @@ export function createLogger(level = process.env.LOG_LEVEL || 'info', stream?: {
     base: { service: 'kagenti-webhook' },
     timestamp: isoTime,
     formatters: { level: (label: string) => ({ level: label }) },
+    serializers: LOG_SERIALIZERS,
   };
   if (stream) return pino(options, stream);
   // Asynchronous, batched writes keep logging off the admission hot path: one write per 8 KiB of lines

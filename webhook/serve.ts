@@ -10,6 +10,7 @@ import { REVISION, VERSION } from './version.ts';
 import { DEFAULT_MAX_CONNECTIONS, DEFAULT_QUIET_MS, startServer } from './server.ts';
 import { intFlag, parseFlags, UsageError } from './usage.ts';
 import { startValidation } from './validation.ts';
+import { errField } from './log-fields.ts';
 
 export const SERVE_USAGE = `Usage: kagenti-webhook serve [flags]
 
@@ -126,20 +127,8 @@ export function keepServingOnUnhandledRejection(log: Logger): void {
   guarded = true;
   process.on('unhandledRejection', (reason) => {
     unhandledRejections.inc();
-    let err: string;
-    let stack: string | undefined;
-    if (reason instanceof Error) {
-      err = `${reason.name}: ${reason.message}`;
-      stack = typeof reason.stack === 'string' ? reason.stack.slice(0, 2000) : undefined;
-    } else {
-      try {
-        err = typeof reason === 'string' ? reason : JSON.stringify(reason) ?? String(reason);
-      } catch {
-        err = `a ${typeof reason} that cannot be printed`;
-      }
-    }
-    err = err.split('\n')[0]!.slice(0, 300);
-    log.error({ err, stack }, 'unhandled promise rejection (a background task failed); the webhook keeps serving');
+    // {type, message, stack}: the `err` of every line (log-fields.ts); a rejection that is not an Error has no stack
+    log.error({ err: errField(reason, { stack: true }) }, 'unhandled promise rejection (a background task failed); the webhook keeps serving');
   });
 }
 

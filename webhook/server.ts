@@ -29,6 +29,8 @@ import { parseReviewBody } from './review-body.ts';
 import { isWorkloadKind } from './workloads.ts';
 import type { ValidationService } from './validation.ts';
 import { DEFAULT_MAX_CONNECTIONS, DEFAULT_QUIET_MS, MAX_BODY_BYTES, MAX_HELD_BODY_BYTES, REQUEST_MS } from './limits.ts';
+import { cappedText, errField } from './log-fields.ts';
+import { printable } from './json.ts';
 
 export { DEFAULT_MAX_CONNECTIONS, DEFAULT_QUIET_MS, MAX_BODY_BYTES, MAX_HELD_BODY_BYTES, REQUEST_MS };
 
@@ -153,7 +155,8 @@ export function answerAdmission(
   } catch (err) {
     const message = err instanceof AdmissionError ? err.message : 'request body could not be read';
     admissionRequests.inc({ webhook, operation: 'unknown', result: 'bad-request' });
-    log.warn({ webhook, status: 400, error: message, remote }, 'bad admission request');
+    // an AdmissionError is the request's fault; anything else here is a bug (its stack, to report)
+    log.warn({ webhook, status: 400, err: err instanceof AdmissionError ? errField(err) : errField(err, { stack: true }), remote }, 'bad admission request');
     return { status: 400, text: JSON.stringify(errorBody(message)) };
   }
 
@@ -168,7 +171,7 @@ export function answerAdmission(
   } catch (err) {
     // Fail closed with a clean denial: never admit an object we could not evaluate, never leak a stack.
     const why = err instanceof RangeError ? 'the object is nested too deeply' : 'an internal error occurred';
-    log.error({ webhook, uid: logged(request.uid), err: { message: (err as Error)?.message } }, 'admission handler failed');
+    log.error({ webhook, uid: logged(request.uid), err: errField(err, { stack: true }) }, 'admission handler failed');
     decision = internalError(
       request.uid,
       `[internal-error] ${requestRef(request)}: the webhook could not evaluate this object (${why}). It is denied rather than admitted unchecked. Fix: check the manifest; if it is valid, report this to the platform team.`,
@@ -360,7 +363,7 @@ export function createAdmissionListener(deps: AdmissionDeps): http.RequestListen
           },
           // never expected (validateLater never rejects), but a rejection must not end the process
           (err) => {
-            log.error({ webhook, err: { message: (err as Error)?.message } }, 'admission handler failed');
+            log.error({ webhook, err: errField(err, { stack: true }) }, 'admission handler failed');
             if (!res.destroyed && !res.headersSent) writeJson(res, 500, JSON.stringify(errorBody('internal error')), true);
           },
         );
@@ -397,7 +400,7 @@ export function createAdmissionApp(deps: AdmissionDeps) {
     const status = typeof err?.status === 'number' && err.status >= 400 && err.status < 600 ? err.status : 500;
     if (status < 500) httpClientErrors.inc({ status: String(status) });
     const message = status < 500 ? String(err?.message ?? 'bad request') : 'internal error';
-    log.warn({ status, path: req.path, error: message }, 'request failed');
+    log.warn({ status, path: printable(cappedText(req.path, 200)), err: status < 500 ? errField(message, { type: typeof err?.type === 'string' ? err.type : 'ClientError' }) : errField(err, { stack: true }) }, 'request failed');
     if (res.headersSent) return;
     sendJson(res, status, errorBody(message));
   });
@@ -509,7 +512,7 @@ function reportHandshakeErrors(server: https.Server, log: Logger, everyMs: numbe
     // OpenSSL's messages run over lines (`...:tls_validate_record_header:http request:<file>:68:\n`); its reason is the part for a person
     const message = String(err.message).split('\n')[0]!.slice(0, 200);
     last = { code: err.code, reason: typeof err.reason === 'string' ? err.reason : undefined, message };
-    log.debug({ err: { code: err.code, message: err.message } }, 'TLS handshake failed');
+    log.debug({ err: errField(err) }, 'TLS handshake failed');
     if (timer) return;
     const wait = lastLineAt === undefined ? 0 : lastLineAt + everyMs - Date.now();
     if (wait <= 0) report();

@@ -10,6 +10,7 @@ import { dirname } from 'node:path';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import { tlsCertificateExpiry, tlsReloads } from './metrics.ts';
+import { errField } from './log-fields.ts';
 
 export interface CertificateReloaderOptions {
   certFile: string;
@@ -385,7 +386,7 @@ export class CertificateReloader {
     if (same(this.rejected, key)) return;
     this.rejected = key;
     tlsReloads.inc({ result: 'rejected' });
-    this.log.error({ certFile: this.certFile, keyFile: this.keyFile, err: err.message }, 'ignoring new TLS files until they form a valid pair; still serving the previous certificate');
+    this.log.error({ certFile: this.certFile, keyFile: this.keyFile, err: errField(err) }, 'ignoring new TLS files until they form a valid pair; still serving the previous certificate');
   }
 
   private schedule(): void {
@@ -414,7 +415,7 @@ export class CertificateReloader {
         });
         this.watchers.push(w);
       } catch (err) {
-        this.log.warn({ dir, err: (err as Error).message }, 'cannot watch certificate directory; relying on polling');
+        this.log.warn({ dir, err: errField(err) }, 'cannot watch certificate directory; relying on polling');
       }
     }
   }

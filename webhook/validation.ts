@@ -37,6 +37,7 @@ import { isWorkloadKind } from './workloads.ts';
 import { isObject, jsonEqual } from './json.ts';
 import { MAX_WAITING_BODY_BYTES } from './limits.ts';
 import { csiDriverMissing, ephemeralContainerWarnings } from './inject.ts';
+import { cappedText, errField } from './log-fields.ts';
 
 /** Metadata an UPDATE of an object being deleted may change without being checked again. */
 const BOOKKEEPING = ['finalizers', 'managedFields', 'resourceVersion', 'generation', 'deletionTimestamp', 'deletionGracePeriodSeconds'];
@@ -283,7 +284,7 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
     if (auditing) return; // the last one is still walking (a huge cluster, a short interval)
     auditing = true;
     audit()
-      .catch((err) => log.error({ err: (err as Error).message }, 'audit failed'))
+      .catch((err) => log.error({ err: errField(err, { stack: true }) }, 'audit failed'))
       .finally(() => {
         auditing = false;
       });
@@ -595,11 +596,11 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
       return validateUnsafe(req, pass);
     } catch (err) {
       // fail closed, as the server does for any handler error: never admit an object we could not evaluate
-      log.error({ err: (err as Error).message, uid: req?.uid }, 'validation failed with an internal error; denying');
+      log.error({ err: errField(err, { stack: true }), uid: req?.uid }, 'validation failed with an internal error; denying');
       return internalError(
         req?.uid ?? '',
         `[internal-error] ${requestRef(req)}: the webhook could not evaluate this object. It is denied rather than admitted unchecked. Fix: check the manifest; if it is valid, report this to the platform team.`,
-        { error: (err as Error).message },
+        { err: errField(err) },
       );
     }
   }
@@ -667,7 +668,7 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
       try {
         return mutateConfigMapUnsafe(req);
       } catch (err) {
-        log.error({ err: (err as Error).message, uid: req?.uid }, 'ConfigMap remediation failed with an internal error');
+        log.error({ err: errField(err, { stack: true }), uid: req?.uid }, 'ConfigMap remediation failed with an internal error');
         return null;
       }
     },
