@@ -81,7 +81,7 @@ export function postTls(
  * certificates (the returned `ca` and `post` then no longer fit it); `onHttpsServer` is where serve attaches its
  * CertificateReloader.
  */
-export interface TestServerOptions extends Partial<Pick<ServerOptions, 'handshakeReportMs' | 'onHttpsServer' | 'tls'>> {
+export interface TestServerOptions extends Partial<Pick<ServerOptions, 'handshakeReportMs' | 'clientErrorReportMs' | 'onHttpsServer' | 'tls'>> {
   /** The server's (and a validation service started here's) logger; silent by default. */
   log?: pino.Logger;
 }

@@ -6,8 +6,10 @@ import http from 'node:http';
 import https from 'node:https';
 import tls from 'node:tls';
 import type { TestServer } from './helpers.ts';
-import { SERVER_NAME, decodePatch, kubectlPatch, podCreateRequest, podProblems, postTls, startTestServer } from './helpers.ts';
+import { SERVER_NAME, capturingLogger, decodePatch, kubectlPatch, podCreateRequest, podProblems, postTls, startTestServer } from './helpers.ts';
+import type { Line } from './helpers.ts';
 import { MAX_BODY_BYTES } from '../webhook/limits.ts';
+import { until } from './fake-apiserver.ts';
 
 const agentPod = () => ({
   apiVersion: 'v1',
@@ -467,4 +469,47 @@ describe('listening on every address (the Deployment passes --host ::)', () => {
       await close();
     }
   });
+});
+
+test('requests refused before a handler (404, 400, 431) are logged in one warning line a minute at most: the count by status and the last one\'s status, method, path (cut) and peer', async () => {
+  const { log, lines } = capturingLogger();
+  const everyMs = 1500;
+  const s = await startTestServer(undefined, undefined, { log, clientErrorReportMs: everyMs });
+  const raw = (request: string) =>
+    new Promise<string>((resolve, reject) => {
+      const socket = tls.connect({ host: '127.0.0.1', port: s.port, ca: s.ca, servername: SERVER_NAME }, () => socket.write(request));
+      let got = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (d) => (got += d));
+      socket.on('end', () => resolve(got));
+      socket.on('error', reject);
+    });
+  const reported = () => lines().filter((l: Line) => l.level === 40 && /refused before a handler/.test(l.msg));
+  try {
+    // a typo in clientConfig.service.path: reported at once, naming the path called
+    assert.equal((await s.post('/mutate-pods', '{}')).status, 404);
+    await until(() => reported().length === 1, 'the first refusal at once');
+    const first = reported()[0]!;
+    assert.deepEqual([first.status, first.method, first.path, first.remote, first.requests], [404, 'POST', '/mutate-pods', '127.0.0.1', 1]);
+    assert.match(first.msg, /^1 request on the admission port refused before a handler since start-up \(the last: 404 POST \/mutate-pods from 127\.0\.0\.1\)\. 404: a path or method/);
+    // more within the interval wait for it: one line with the count
+    assert.match(await raw('POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'), /^HTTP\/1\.1 400 /);
+    assert.match(await raw(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`), /^HTTP\/1\.1 431 /);
+    const long = `/${'p'.repeat(5000)}`;
+    assert.equal((await s.post(long, '{}')).status, 404);
+    assert.equal(reported().length, 1, 'the rest wait for the interval');
+    await until(() => reported().length === 2, 'the summary after the interval');
+    const second = reported()[1]!;
+    assert.equal(second.requests, 3);
+    assert.deepEqual(second.byStatus, { 400: 1, 431: 1, 404: 1 });
+    assert.deepEqual([second.status, second.method, second.remote], [404, 'POST', '127.0.0.1']);
+    assert.equal(second.path, `/${'p'.repeat(199)}...(5001 characters)`, 'the path cut to 200 characters');
+    // a refusal the parser saw the request line of names it (the 400 of Content-Length with Transfer-Encoding)
+    assert.match(await raw('POST /validate HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'), /^HTTP\/1\.1 400 /);
+  } finally {
+    await s.close();
+  }
+  // what was not reported yet is written at shutdown
+  const last = reported().at(-1)!;
+  assert.deepEqual([last.status, last.method, last.path, last.requests], [400, 'POST', '/validate', 1]);
 });

@@ -251,7 +251,8 @@ test('10,000 bad clients: each is counted, and the log gets one warning line (th
     const during = reportLines(lines());
     assert.equal(during.length, 1, 'one line for the flood within the minute');
     assert.equal(during[0]!.handshakeErrors, 1);
-    assert.match(during[0]!.msg, /^1 TLS handshake on the admission port failed since start-up \(the last: ERR_SSL_HTTP_REQUEST, http request\)\. If the API server is among these clients/);
+    assert.match(during[0]!.msg, /^1 TLS handshake on the admission port failed since start-up from 1 address \(the last: ERR_SSL_HTTP_REQUEST, http request, from 127\.0\.0\.1\)\. If the API server is among these clients/);
+    assert.deepEqual([during[0]!.remote, during[0]!.peers], ['127.0.0.1', 1], 'the peer is named');
     assert.ok(!lines().some((l) => l.msg === 'TLS handshake failed'), 'no line per failure at info level');
   } finally {
     await s.close();
@@ -275,8 +276,11 @@ test('handshake failures after the first are reported when the interval has pass
     await waitFor(() => reportLines(lines()).length === 2, 'the summary after the interval');
     const [first, second] = reportLines(lines()) as [Line, Line];
     assert.equal(second.handshakeErrors, 30);
+    // the last peer, and how many distinct addresses failed in the window (all from this host here)
+    assert.deepEqual([second.remote, second.peers], ['127.0.0.1', 1]);
+    assert.match(second.msg, / from 1 address \(the last: .*, from 127\.0\.0\.1\)\./);
     assert.ok((second.sinceLastReportMs as number) >= everyMs - 5, `lines ${String(second.sinceLastReportMs)} ms apart`);
-    assert.match(second.msg, /^30 TLS handshakes on the admission port failed in the last \d+ s \(the last: /);
+    assert.match(second.msg, /^30 TLS handshakes on the admission port failed in the last \d+ s from 1 address \(the last: /);
     assert.ok(typeof (second.lastError as { message?: unknown }).message === 'string');
     assert.equal(first.handshakeErrors, 1);
   } finally {

@@ -51,6 +51,19 @@ export interface ServerOptions {
   quietMs?: number;
   /** One warning line about failed TLS handshakes at most this often (default HANDSHAKE_REPORT_MS; tests set less). */
   handshakeReportMs?: number;
+  /** One warning line about requests refused before a handler (404, 400, 431, 408) at most this often (default CLIENT_ERROR_REPORT_MS). */
+  clientErrorReportMs?: number;
+}
+
+/** Requests the admission port refuses before a handler sees them are reported in one warning line per minute at most. */
+export const CLIENT_ERROR_REPORT_MS = 60_000;
+
+/** A request refused before a handler saw it (a 404, or what Node's HTTP parser refused), for the warning line. */
+export interface RefusedRequest {
+  status: number;
+  method?: string;
+  path?: string;
+  remote?: string;
 }
 
 /** Failed TLS handshakes are reported in one warning line per minute at most, however many there are. */
@@ -108,6 +121,8 @@ interface AdmissionDeps {
   onBodyCut?: () => void;
   /** Request body bytes held at once, all requests together (default MAX_HELD_BODY_BYTES; tests set less). */
   bodyBudget?: number;
+  /** Told of each request answered 404 (a path or method the port does not serve): the rate-limited warning line. */
+  onRefused?: (r: RefusedRequest) => void;
 }
 
 export interface Answer {
@@ -393,6 +408,7 @@ export function createAdmissionApp(deps: AdmissionDeps) {
 
   app.use((req: Request, res: Response) => {
     httpClientErrors.inc({ status: '404' });
+    deps.onRefused?.({ status: 404, method: req.method, path: req.path, remote: req.socket.remoteAddress });
     sendJson(res, 404, errorBody(`no route for ${req.method} ${req.path}`));
   });
   // Any error: JSON, no stack.
@@ -464,7 +480,7 @@ function listenOn(server: http.Server | https.Server, port: number, host: string
  * chunk, headers too large) or one that overran its timeout: a JSON error like every other 4xx of the admission
  * port, then the connection closes (Node's own answer has an empty body).
  */
-function answerClientError(err: NodeJS.ErrnoException, socket: import('node:stream').Duplex): void {
+function answerClientError(err: NodeJS.ErrnoException & { rawPacket?: unknown }, socket: import('node:stream').Duplex, onRefused?: (r: RefusedRequest) => void): void {
   if (err.code === 'ECONNRESET' || !socket.writable) {
     socket.destroy();
     return;
@@ -473,6 +489,9 @@ function answerClientError(err: NodeJS.ErrnoException, socket: import('node:stre
   const message =
     status === 408 ? 'the request took too long to arrive' : status === 431 ? 'the request headers are too large' : `malformed HTTP request (${err.code ?? 'parse error'})`;
   httpClientErrors.inc({ status: String(status) });
+  // the request line, where the parser got that far (its raw bytes; a timeout has none)
+  const line = Buffer.isBuffer(err.rawPacket) ? /^([A-Z]{1,20}) (\S{1,8192}) HTTP\//.exec(err.rawPacket.subarray(0, 8300).toString('latin1')) : null;
+  onRefused?.({ status, method: line?.[1], path: line?.[2], remote: (socket as import('node:net').Socket).remoteAddress });
   const body = JSON.stringify(errorBody(message));
   socket.end(
     `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
@@ -488,6 +507,9 @@ function answerClientError(err: NodeJS.ErrnoException, socket: import('node:stre
 function reportHandshakeErrors(server: https.Server, log: Logger, everyMs: number): () => void {
   let count = 0;
   let last: { code?: string; reason?: string; message: string } | undefined;
+  let lastPeer: string | undefined;
+  // distinct peer addresses since the last line (at most MAX_PEERS_COUNTED kept: a flood from many addresses)
+  const peers = new Set<string>();
   let lastLineAt: number | undefined;
   let timer: NodeJS.Timeout | undefined;
   const report = () => {
@@ -496,19 +518,23 @@ function reportHandshakeErrors(server: https.Server, log: Logger, everyMs: numbe
     if (count === 0) return;
     const now = Date.now();
     const since = lastLineAt === undefined ? 'since start-up' : `in the last ${Math.round((now - lastLineAt) / 1000)} s`;
+    const distinct = peers.size >= MAX_PEERS_COUNTED ? `${MAX_PEERS_COUNTED} or more` : String(peers.size);
     log.warn(
-      { handshakeErrors: count, sinceLastReportMs: lastLineAt === undefined ? undefined : now - lastLineAt, lastError: last },
-      `${count} TLS handshake${count === 1 ? '' : 's'} on the admission port failed ${since} (the last: ${last?.code ?? 'error'}, ${last?.reason ?? last?.message}). ` +
+      { handshakeErrors: count, sinceLastReportMs: lastLineAt === undefined ? undefined : now - lastLineAt, lastError: last, remote: lastPeer, peers: peers.size },
+      `${count} TLS handshake${count === 1 ? '' : 's'} on the admission port failed ${since} from ${distinct} address${peers.size === 1 ? '' : 'es'} (the last: ${last?.code ?? 'error'}, ${last?.reason ?? last?.message}, from ${lastPeer ?? 'an unknown address'}). ` +
         'If the API server is among these clients, its calls fail: check that the webhook configurations\' caBundle is the CA of the serving ' +
         'certificate and that the certificate has not expired (kagenti_webhook_tls_certificate_expiry_timestamp_seconds). Other clients ' +
         `that do not trust the certificate or do not speak TLS end up here too (one such line every ${everyMs / 1000} s at most).`,
     );
     count = 0;
+    peers.clear();
     lastLineAt = now;
   };
-  server.on('tlsClientError', (err: NodeJS.ErrnoException & { reason?: unknown }) => {
+  server.on('tlsClientError', (err: NodeJS.ErrnoException & { reason?: unknown }, socket: import('node:tls').TLSSocket) => {
     tlsHandshakeErrors.inc();
     count++;
+    lastPeer = socket?.remoteAddress;
+    if (lastPeer !== undefined && peers.size < MAX_PEERS_COUNTED) peers.add(lastPeer);
     // OpenSSL's messages run over lines (`...:tls_validate_record_header:http request:<file>:68:\n`); its reason is the part for a person
     const message = String(err.message).split('\n')[0]!.slice(0, 200);
     last = { code: err.code, reason: typeof err.reason === 'string' ? err.reason : undefined, message };
@@ -522,6 +548,55 @@ function reportHandshakeErrors(server: https.Server, log: Logger, everyMs: numbe
     }
   });
   return report;
+}
+
+/** Distinct peer addresses counted per warning line at most (the count reads `10000 or more` past it). */
+const MAX_PEERS_COUNTED = 10_000;
+
+/**
+ * Requests refused before a handler saw them (404 for a path or method the port does not serve; 400, 431 and 408 for
+ * what Node's HTTP parser refused or a request that took too long): each is counted (http_client_errors_total), and
+ * a warning line says how many since the previous line and which was the last (status, method, path, peer). As for
+ * failed handshakes, the first after a quiet minute is reported at once and a flood writes one line a minute. A
+ * typo in a webhook configuration's path fails every admission it serves: this line names the path called.
+ */
+function clientErrorReporter(log: Logger, everyMs: number): { note: (r: RefusedRequest) => void; flush: () => void } {
+  let count = 0;
+  const byStatus: Record<string, number> = {};
+  let last: RefusedRequest | undefined;
+  let lastLineAt: number | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const flush = () => {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    if (count === 0 || !last) return;
+    const now = Date.now();
+    const since = lastLineAt === undefined ? 'since start-up' : `in the last ${Math.round((now - lastLineAt) / 1000)} s`;
+    const path = last.path === undefined ? undefined : printable(cappedText(last.path, 200));
+    const what = `${last.status} ${last.method ?? '(no method)'} ${path ?? '(no path)'} from ${last.remote ?? 'an unknown address'}`;
+    log.warn(
+      { requests: count, byStatus: { ...byStatus }, sinceLastReportMs: lastLineAt === undefined ? undefined : now - lastLineAt, status: last.status, method: last.method === undefined ? undefined : printable(last.method), path, remote: last.remote },
+      `${count} request${count === 1 ? '' : 's'} on the admission port refused before a handler ${since} (the last: ${what}). ` +
+        '404: a path or method the port does not serve (a webhook configuration\'s clientConfig.service.path must be /mutate or /validate, and each admission it serves fails as its failurePolicy says; or a scanner); ' +
+        `400/431/408: a malformed request, headers too large, or one too slow to arrive (one such line every ${everyMs / 1000} s at most).`,
+    );
+    count = 0;
+    for (const k of Object.keys(byStatus)) delete byStatus[k];
+    lastLineAt = now;
+  };
+  const note = (r: RefusedRequest) => {
+    count++;
+    byStatus[r.status] = (byStatus[r.status] ?? 0) + 1;
+    last = r;
+    if (timer) return;
+    const wait = lastLineAt === undefined ? 0 : lastLineAt + everyMs - Date.now();
+    if (wait <= 0) flush();
+    else {
+      timer = setTimeout(flush, wait);
+      timer.unref();
+    }
+  };
+  return { note, flush };
 }
 
 /** Timeouts against slow and abusive clients; the API server itself answers within its webhook timeout. */
@@ -548,7 +623,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     if (notReady) return { ready: false, detail: { ...r.detail, shuttingDown: true } };
     return r;
   };
+  const refused = clientErrorReporter(opts.log, opts.clientErrorReportMs ?? CLIENT_ERROR_REPORT_MS);
   const app = createAdmissionListener({
+    onRefused: refused.note,
     config: opts.config,
     log: opts.log,
     validation: opts.validation,
@@ -588,7 +665,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   }, 10_000);
   report.unref();
   const reportHandshakes = reportHandshakeErrors(tlsServer, opts.log, opts.handshakeReportMs ?? HANDSHAKE_REPORT_MS);
-  tlsServer.on('clientError', answerClientError);
+  tlsServer.on('clientError', (err: NodeJS.ErrnoException, socket: import('node:stream').Duplex) => answerClientError(err, socket, refused.note));
   // Expect: 100-continue with a body declared over the limit: the 413 goes out before the client sends the body
   // (Node's default answer, 100 Continue, would invite 7 MiB and more only to refuse them); otherwise Node's answer.
   tlsServer.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -620,6 +697,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     // Neither listener outlives a failed start: the admission port must not answer while the process exits.
     clearInterval(report);
     reportHandshakes();
+    refused.flush();
     guard.stop();
     for (const s of [tlsServer, probe]) if (s.listening) s.close();
     throw err;
@@ -653,6 +731,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       await closing;
       clearInterval(report);
       reportHandshakes();
+      refused.flush();
       guard.stop();
       await closeServer(probe, 1_000);
     },
