@@ -273,3 +273,37 @@ test('/validate\'s internal error is logged with the error\'s type, message and 
     await svc.close();
   }
 });
+
+test('/validate\'s skip reason cuts a kind or an owner name of megabytes (any client can send them): no log line of megabytes', async () => {
+  const config = defaultConfig();
+  const out: string[] = [];
+  const log = createLogger('info', new Writable({ write: (c, _e, cb) => (out.push(String(c)), cb()) }));
+  const validation = await startValidation({ config, log: pino({ level: 'silent' }), cluster: 'none' });
+  try {
+    const long = 'x'.repeat(3_000_000);
+    const cut = `${'x'.repeat(60)}...(3000000 characters)`;
+    const send = (request: Record<string, unknown>) => {
+      const answer = answerAdmission('validate', Buffer.from(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request })), { config, log, validation });
+      assert.ok(!(answer instanceof Promise));
+      assert.equal(JSON.parse(answer.text).response.allowed, true);
+      const line = out.at(-1)!;
+      assert.ok(line.length < 10_000, `a log line of ${line.length} bytes`);
+      return JSON.parse(line);
+    };
+    // a kind /validate does not check, named by the request
+    const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'team-a' } };
+    const kindLine = send({ uid: 'k', kind: { group: '', version: 'v1', kind: long }, namespace: 'team-a', name: 'p', operation: 'CREATE', object: pod });
+    assert.equal(kindLine.skip, `kind ${cut} not validated`);
+    // a ReplicaSet of a Deployment whose name is megabytes (checked on its owner)
+    const owned = {
+      apiVersion: 'apps/v1',
+      kind: 'ReplicaSet',
+      metadata: { name: 'rs', namespace: 'team-a', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: long, uid: 'u', controller: true }] },
+      spec: { template: { metadata: { labels: { 'kagenti.io/type': 'agent' } }, spec: { serviceAccountName: 'sa', containers: [{ name: 'a', image: 'x' }] } } },
+    };
+    const ownerLine = send({ uid: 'o', kind: { group: 'apps', version: 'v1', kind: 'ReplicaSet' }, namespace: 'team-a', name: 'rs', operation: 'CREATE', object: owned });
+    assert.equal(ownerLine.skip, `owned by Deployment ${cut} (checked there)`, JSON.stringify(ownerLine).slice(0, 600));
+  } finally {
+    await validation.close();
+  }
+});

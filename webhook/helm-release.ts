@@ -35,6 +35,7 @@ import { MiB } from './manifest-stream.ts';
 import type { IssuerInfo, Violation } from './rules.ts';
 import { noteBeforeFix } from './rules.ts';
 import { isObject } from './json.ts';
+import { shown } from './admission.ts';
 
 export const HELM_RELEASE_TYPE = 'helm.sh/release.v1';
 export const PENDING_STATUSES = ['pending-install', 'pending-upgrade', 'pending-rollback'] as const;
@@ -161,7 +162,7 @@ export function checkHelmRelease(obj: unknown, ctx: { config: Config; issuer: Is
     return result;
   }
   if (!(PENDING_STATUSES as readonly string[]).includes(status)) {
-    result.skipped = `status ${JSON.stringify(status)} is not pending-install, pending-upgrade or pending-rollback`;
+    result.skipped = `status ${JSON.stringify(shown(status))} is not pending-install, pending-upgrade or pending-rollback`;
     return result;
   }
   let rel: Record<string, any>;

@@ -216,6 +216,27 @@ function logged(v: unknown): string | undefined {
   return v === undefined || v === null ? undefined : `(not a string: ${Array.isArray(v) ? 'array' : typeof v})`;
 }
 
+/** Free text in a decision's detail (a skip reason, a Helm record's status) is cut past this in the log line. */
+const MAX_DETAIL_TEXT = 1000;
+
+/**
+ * The decision's detail for the log line. Its free text is built with names cut as messages cut them, but it can carry
+ * request data: a string over MAX_DETAIL_TEXT characters is cut, so no request makes a line of megabytes.
+ */
+function loggedDetail(detail: Record<string, unknown>): Record<string, unknown> {
+  for (const k in detail) {
+    const v = detail[k];
+    if (typeof v !== 'string' || v.length <= MAX_DETAIL_TEXT) continue;
+    const out: Record<string, unknown> = { ...detail };
+    for (const j in out) {
+      const w = out[j];
+      if (typeof w === 'string') out[j] = cappedText(w, MAX_DETAIL_TEXT);
+    }
+    return out;
+  }
+  return detail;
+}
+
 function answered(webhook: Webhook, request: AdmissionRequest, decision: Decision, started: number, log: Logger, remote: string | undefined, object?: string): Answer {
   const text = reviewJson(decision.response);
 
@@ -253,7 +274,7 @@ function answered(webhook: Webhook, request: AdmissionRequest, decision: Decisio
       rules: decision.rules?.length ? decision.rules : undefined,
       message: decision.response.status?.message,
       warnings: decision.response.warnings,
-      ...detail,
+      ...loggedDetail(detail),
       durationMs: Math.round(seconds * 1e6) / 1e3,
     },
     'admission',

@@ -4,7 +4,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { AdmissionRequest, Decision, KubeObject } from './admission.ts';
-import { allow, allowWithPatch, decisionFor, deny, internalError, requestRef, toWarnings } from './admission.ts';
+import { allow, allowWithPatch, decisionFor, deny, internalError, requestRef, shown, toWarnings } from './admission.ts';
 import type { Config } from './config.ts';
 import type { BackoffOptions } from './cluster.ts';
 import { controllerOf, identityKey, objectName, objectNamespace, templateOwner } from './identity.ts';
@@ -401,7 +401,7 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
         cluster?.noteJobOwner(ns, objWithKind.metadata.name, controllerOf(objWithKind));
       const owner = templateOwner(objWithKind);
       if (owner)
-        return decisionFor(allow(req.uid), [], { skip: `owned by ${owner.kind} ${owner.name} (checked there)` });
+        return decisionFor(allow(req.uid), [], { skip: `owned by ${owner.kind} ${shown(owner.name)} (checked there)` });
       const agent = agentOf(objWithKind, config, ns, cluster?.lookup);
       if (!agent) {
         const tool = toolSharing(objWithKind, ns, op, req.oldObject);
@@ -483,7 +483,7 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
         }
       }
     } else {
-      return decisionFor(allow(req.uid), [], { skip: `kind ${kind} not validated` });
+      return decisionFor(allow(req.uid), [], { skip: `kind ${shown(String(kind))} not validated` });
     }
 
     const errors = violations.filter((v) => v.severity === 'error');
