@@ -293,7 +293,7 @@ test('/validate\'s skip reason cuts a kind or an owner name of megabytes (any cl
     // a kind /validate does not check, named by the request
     const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'team-a' } };
     const kindLine = send({ uid: 'k', kind: { group: '', version: 'v1', kind: long }, namespace: 'team-a', name: 'p', operation: 'CREATE', object: pod });
-    assert.equal(kindLine.skip, `kind ${cut} not validated`);
+    assert.equal(kindLine.skipped, `kind ${cut} not validated`);
     // a ReplicaSet of a Deployment whose name is megabytes (checked on its owner)
     const owned = {
       apiVersion: 'apps/v1',
@@ -302,7 +302,7 @@ test('/validate\'s skip reason cuts a kind or an owner name of megabytes (any cl
       spec: { template: { metadata: { labels: { 'kagenti.io/type': 'agent' } }, spec: { serviceAccountName: 'sa', containers: [{ name: 'a', image: 'x' }] } } },
     };
     const ownerLine = send({ uid: 'o', kind: { group: 'apps', version: 'v1', kind: 'ReplicaSet' }, namespace: 'team-a', name: 'rs', operation: 'CREATE', object: owned });
-    assert.equal(ownerLine.skip, `owned by Deployment ${cut} (checked there)`, JSON.stringify(ownerLine).slice(0, 600));
+    assert.equal(ownerLine.skipped, `owned by Deployment ${cut} (checked there)`, JSON.stringify(ownerLine).slice(0, 600));
   } finally {
     await validation.close();
   }

@@ -513,3 +513,35 @@ test('requests refused before a handler (404, 400, 431) are logged in one warnin
   const last = reported().at(-1)!;
   assert.deepEqual([last.status, last.method, last.path, last.requests], [400, 'POST', '/validate', 1]);
 });
+
+test('log keys: 400, 413 and 415 lines name the webhook (not the path) and carry err as {type, message}; /mutate and /validate both say skipped', async () => {
+  const { log, lines } = capturingLogger();
+  const s = await startTestServer(undefined, undefined, { log });
+  try {
+    assert.equal((await s.post('/validate', '')).status, 400);
+    assert.equal((await postTls(s.port, s.ca, '/mutate', Buffer.from('{}'), { 'content-encoding': 'gzip' })).status, 415);
+    assert.equal((await s.post('/validate', Buffer.alloc(MAX_BODY_BYTES + 1, 32))).status, 413);
+    const bad = lines().find((l) => l.msg === 'bad admission request')!;
+    assert.deepEqual([bad.webhook, bad.status, bad.error], ['validate', 400, undefined]);
+    assert.deepEqual(bad.err, { type: 'AdmissionError', message: 'request body is empty; expected an AdmissionReview' });
+    const compressed = lines().find((l) => l.msg === 'request body compressed')!;
+    assert.deepEqual([compressed.webhook, compressed.status, compressed.path], ['mutate', 415, undefined]);
+    const large = lines().find((l) => l.msg === 'request body too large')!;
+    assert.deepEqual([large.webhook, large.status, large.path], ['validate', 413, undefined]);
+    // a skipped object: the same key at both webhooks
+    const plain = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web', namespace: 'team-a' }, spec: { containers: [{ name: 'a', image: 'x' }] } };
+    await s.review('/mutate', podCreateRequest(plain));
+    const cm = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'settings', namespace: 'team-a' }, data: {} };
+    await s.review('/validate', { uid: 'cm', kind: { group: '', version: 'v1', kind: 'ConfigMap' }, namespace: 'team-a', name: 'settings', operation: 'CREATE', object: cm });
+    const admissions = lines().filter((l) => l.msg === 'admission');
+    assert.deepEqual(
+      admissions.map((l) => [l.webhook, l.skipped, l.skip]),
+      [
+        ['mutate', 'not-agent', undefined],
+        ['validate', 'not a token-review ConfigMap', undefined],
+      ],
+    );
+  } finally {
+    await s.close();
+  }
+});

@@ -379,13 +379,13 @@ export function createAdmissionListener(deps: AdmissionDeps): http.RequestListen
       release(reading);
       if (encoding !== undefined) {
         admissionRequests.inc({ webhook, operation: 'unknown', result: 'bad-request' });
-        log.warn({ status: 415, path, remote: req.socket.remoteAddress, contentEncoding: encoding }, 'request body compressed');
+        log.warn({ webhook, status: 415, remote: req.socket.remoteAddress, contentEncoding: encoding }, 'request body compressed');
         writeJson(res, 415, JSON.stringify(errorBody(unsupportedEncoding(encoding))), true);
         return;
       }
       if (tooLarge) {
         admissionRequests.inc({ webhook, operation: 'unknown', result: 'too-large' });
-        log.warn({ status: 413, path, remote: req.socket.remoteAddress }, 'request body too large');
+        log.warn({ webhook, status: 413, remote: req.socket.remoteAddress }, 'request body too large');
         writeJson(res, 413, JSON.stringify(errorBody(`request body is larger than ${MAX_BODY_BYTES} bytes`)), true);
         return;
       }
@@ -694,7 +694,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const path = url.split('?', 1)[0];
     if (req.method === 'POST' && (path === '/mutate' || path === '/validate') && Number(req.headers['content-length']) > MAX_BODY_BYTES) {
       admissionRequests.inc({ webhook: path === '/mutate' ? 'mutate' : 'validate', operation: 'unknown', result: 'too-large' });
-      opts.log.warn({ status: 413, path, remote: req.socket.remoteAddress, expect: '100-continue' }, 'request body too large');
+      opts.log.warn({ webhook: path === '/mutate' ? 'mutate' : 'validate', status: 413, remote: req.socket.remoteAddress, expect: '100-continue' }, 'request body too large');
       writeJson(res, 413, JSON.stringify(errorBody(`request body is larger than ${MAX_BODY_BYTES} bytes`)), true);
       return;
     }

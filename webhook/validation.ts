@@ -355,7 +355,7 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
     const obj = req.object as KubeObject;
     const op = req.operation;
     const skip = notChecked(req);
-    if (skip) return decisionFor(allow(req.uid), [], { skip });
+    if (skip) return decisionFor(allow(req.uid), [], { skipped: skip });
     const { obj: objWithKind, cmName, tokenReviewConfigMap, helmRecord } = routed(req);
     if (helmRecord) return helmDecision(req, checkHelmRelease(objWithKind, { config, issuer: issuer.current() }));
     const ns = requestNamespace(req, objWithKind);
@@ -369,7 +369,7 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
     let unconfirmed: { found: Violation[]; at: Unconfirmed['unconfirmed'] } | undefined;
 
     if (kind === 'ConfigMap') {
-      if (!tokenReviewConfigMap) return decisionFor(allow(req.uid), [], { skip: 'not a token-review ConfigMap' });
+      if (!tokenReviewConfigMap) return decisionFor(allow(req.uid), [], { skipped: 'not a token-review ConfigMap' });
       const named = objWithKind.metadata?.name ? objWithKind : { ...objWithKind, metadata: { ...(objWithKind.metadata ?? {}), name: cmName } };
       // an immutable ConfigMap's data cannot change (the API server refuses it before /validate is asked): the fix is
       // a new object, and the message says so
@@ -388,11 +388,11 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
       const ref = `Pod ${ns}/${objectName(objWithKind)}`;
       for (const w of ephemeralContainerWarnings(objWithKind, req.oldObject, config, ref))
         violations.push({ ...w, severity: 'warning', kind: 'Pod', namespace: ns, name: objectName(objWithKind) });
-      if (!violations.length) return decisionFor(allow(req.uid), [], { skip: 'ephemeral containers: none added that can bypass the proxy' });
+      if (!violations.length) return decisionFor(allow(req.uid), [], { skipped: 'ephemeral containers: none added that can bypass the proxy' });
     } else if (kind === 'Pod' && op !== 'CREATE') {
       // The webhook registration sends only the pod UPDATEs that change kagenti.io/type or kagenti.io/agent.
       violations.push(...checkAgentLabelChange(objWithKind, req.oldObject, config, ns));
-      if (!violations.length) return decisionFor(allow(req.uid), [], { skip: 'pod update: whether it is an agent is unchanged' });
+      if (!violations.length) return decisionFor(allow(req.uid), [], { skipped: 'pod update: whether it is an agent is unchanged' });
     } else if (isWorkloadKind(kind)) {
       // The Job controller creates a Job's pods right after the Job, often before the Job reaches the cache: its
       // controller (a KEDA ScaledJob, the CronJob of `kubectl create job --from=cronjob/...`) is remembered for a
@@ -401,11 +401,11 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
         cluster?.noteJobOwner(ns, objWithKind.metadata.name, controllerOf(objWithKind));
       const owner = templateOwner(objWithKind);
       if (owner)
-        return decisionFor(allow(req.uid), [], { skip: `owned by ${owner.kind} ${shown(owner.name)} (checked there)` });
+        return decisionFor(allow(req.uid), [], { skipped: `owned by ${owner.kind} ${shown(owner.name)} (checked there)` });
       const agent = agentOf(objWithKind, config, ns, cluster?.lookup);
       if (!agent) {
         const tool = toolSharing(objWithKind, ns, op, req.oldObject);
-        if (!tool.length) return decisionFor(allow(req.uid), [], { skip: 'not an agent' });
+        if (!tool.length) return decisionFor(allow(req.uid), [], { skipped: 'not an agent' });
         for (const v of tool) ruleViolations.inc({ rule: v.rule, action: 'warned' });
         const detail = { violations: tool.map((v) => ({ rule: v.rule, severity: v.severity, path: v.path })), ...(req.dryRun ? { dryRun: true } : {}) };
         return decisionFor(allow(req.uid, tool.map((v) => v.message)), ['unique-service-account'], detail);
@@ -483,7 +483,7 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
         }
       }
     } else {
-      return decisionFor(allow(req.uid), [], { skip: `kind ${shown(String(kind))} not validated` });
+      return decisionFor(allow(req.uid), [], { skipped: `kind ${shown(String(kind))} not validated` });
     }
 
     const errors = violations.filter((v) => v.severity === 'error');
@@ -514,7 +514,7 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
   function helmDecision(req: AdmissionRequest, r: HelmReleaseResult): Decision {
     const warnings = [...r.warnings];
     const detail: Record<string, unknown> = { helmRelease: `${r.namespace}/${r.releaseName}`, helmStatus: r.status };
-    if (!r.checked) return decisionFor(allow(req.uid, warnings), [], { ...detail, skip: r.skipped });
+    if (!r.checked) return decisionFor(allow(req.uid, warnings), [], { ...detail, skipped: r.skipped });
     for (const v of r.violations) {
       ruleViolations.inc({ rule: v.rule, action: v.severity === 'error' ? 'denied' : 'warned' });
       if (v.severity === 'warning') warnings.push(v.message);
