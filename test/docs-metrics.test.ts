@@ -46,6 +46,6 @@ test('README lists every kagenti_webhook_ metric a --cluster none server exports
 
   const alerts = section('Alerts worth having', '\n\n`inject` reads');
   const used = [...alerts.matchAll(/\b([a-z_]+?)(?:_bucket)?(?=[{[ ]|\)| -)/g)].map((m) => m[1]!).filter((n) => exported.includes(n));
-  for (const name of ['tls_certificate_expiry_timestamp_seconds', 'admission_requests_total', 'tls_handshake_errors_total', 'admission_duration_seconds', 'cluster_cache_age_seconds'])
+  for (const name of ['tls_certificate_expiry_timestamp_seconds', 'admission_requests_total', 'tls_handshake_errors_total', 'tls_reloads_total', 'admission_duration_seconds', 'cluster_cache_age_seconds'])
     assert.ok(used.includes(name), `the alerts use ${name}`);
 });
