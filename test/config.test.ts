@@ -18,6 +18,33 @@ test('an empty file and a file of comments mean all defaults', () => {
   assert.deepEqual(parseConfig('# nothing\n'), defaultConfig());
 });
 
+test('every config config.ts returns is deep-frozen: a setting changed after injection used the config would not reach the pods (the renders are cached per config object)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kw-frozen-'));
+  try {
+    writeFileSync(join(dir, 'c.yaml'), 'authBridge: {ports: {inbound: 16000}}\n');
+    for (const [what, cfg] of [
+      ['defaultConfig', defaultConfig()],
+      ['parseConfig', parseConfig('trustDomain: example.org\n')],
+      ['parseConfig of an empty file', parseConfig('')],
+      ['configFromObject', configFromObject({ featureGates: { injectTools: true } })],
+      ['loadConfig', loadConfig(join(dir, 'c.yaml'))],
+      ['loadConfig without a file', loadConfig(undefined)],
+    ] as const) {
+      assert.throws(() => {
+        (cfg.authBridge.images as { proxySidecar: string }).proxySidecar = 'registry.example/other:2.0';
+      }, TypeError, what);
+      assert.throws(() => {
+        (cfg.authBridge.ports as { inbound: number }).inbound = 17000;
+      }, TypeError, what);
+      assert.throws(() => (cfg.tokenReview.configMapNames as string[]).push('x'), TypeError, what);
+    }
+    // each call gives its own config: the defaults are not one shared object
+    assert.notEqual(defaultConfig(), defaultConfig());
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('partial config merges over the defaults', () => {
   const c = parseConfig('featureGates:\n  injectTools: true\nauthBridge:\n  ports:\n    extProc: 9190\n');
   assert.equal(c.featureGates.injectTools, true);

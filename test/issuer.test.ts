@@ -88,7 +88,7 @@ test('detector: auto takes iss from the token file and exposes it as a metric la
 
 test('detector: a re-check interval past what a timer can wait (a Config built without the schema) is held to the longest, never 1 ms', async (t) => {
   const { log } = recordingLogger();
-  const config = configFromObject({});
+  const config = structuredClone(configFromObject({})); // (configs are frozen; a copy is not)
   config.tokenReview.recheckSeconds = 365 * 24 * 3600;
   let reads = 0;
   const warnings: string[] = [];

@@ -15,7 +15,7 @@ import fc from 'fast-check';
 import fastJsonPatch from 'fast-json-patch';
 import type { Operation } from 'fast-json-patch';
 import type { AdmissionRequest, KubeObject } from '../webhook/admission.ts';
-import { AUTHBRIDGE_MODES, MTLS_MODES, defaultConfig } from '../webhook/config.ts';
+import { AUTHBRIDGE_MODES, MTLS_MODES, configFromObject } from '../webhook/config.ts';
 import type { Config } from '../webhook/config.ts';
 import { RESERVED_CONTAINERS, RESERVED_VOLUMES, injectTemplate, jsonEqual } from '../webhook/inject.ts';
 import { mutate } from '../webhook/mutate.ts';
@@ -118,13 +118,12 @@ const configArb: fc.Arbitrary<Config> = fc
     defaultMode: fc.constantFrom(...AUTHBRIDGE_MODES),
   })
   .map((o) => {
-    const cfg = defaultConfig();
-    cfg.featureGates.nativeSidecars = o.nativeSidecars;
-    cfg.featureGates.injectTools = o.injectTools;
-    cfg.authBridge.egressEnforcement = o.egressNone ? 'none' : 'enforce-redirect';
-    cfg.authBridge.defaultMode = o.defaultMode;
-    if (o.configMap) cfg.spiffeHelper.configMap = 'spiffe-helper-config';
-    return cfg;
+    // (configs are frozen: built from an object, as a config file is read)
+    return configFromObject({
+      featureGates: { nativeSidecars: o.nativeSidecars, injectTools: o.injectTools },
+      authBridge: { egressEnforcement: o.egressNone ? 'none' : 'enforce-redirect', defaultMode: o.defaultMode },
+      ...(o.configMap ? { spiffeHelper: { configMap: 'spiffe-helper-config' } } : {}),
+    });
   });
 
 const ctx = (pod: KubeObject) => ({ namespace: 'team-a', ref: `Pod team-a/${pod.metadata.name ?? pod.metadata.generateName}` });

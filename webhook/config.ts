@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { imageReferenceProblem } from './image-ref.ts';
-import { cutKey, isObject, printable, quoted } from './json.ts';
+import { cutKey, deepFreeze, isObject, printable, quoted } from './json.ts';
 import { MAX_QUANTITY, type Quantity, QuantityError, canonicalQuantity, compareQuantities, exceedsMaxQuantity, parseQuantity } from './quantity.ts';
 
 export const AUTHBRIDGE_MODES = ['proxy-sidecar', 'lite', 'envoy-sidecar', 'waypoint'] as const;
@@ -94,7 +94,16 @@ export const SVID_DIR = '/opt';
 /** Where spiffe-helper reads its config file. */
 export const HELPER_CONFIG_DIR = '/etc/spiffe-helper';
 
+/**
+ * The default config. Every config this module returns (defaultConfig, configFromObject, parseConfig, loadConfig)
+ * is deep-frozen: the injection core caches what it renders per config object (inject.ts renderedByConfig), so a
+ * config changed after use would go on giving what the old one rendered. To change a setting, build a new config.
+ */
 export function defaultConfig(): Config {
+  return deepFreeze(defaults());
+}
+
+function defaults(): Config {
   return {
     trustDomain: 'cluster.local',
     featureGates: { globalEnabled: true, injectTools: false, nativeSidecars: false },
@@ -436,9 +445,9 @@ function nameText(input: unknown, path: string, schema: Extract<Leaf, { t: 'name
 
 /** Validates a parsed config object (or undefined/null for "all defaults") against the schema. */
 export function configFromObject(input: unknown): Config {
-  const defaults = defaultConfig();
-  if (input === undefined || input === null) return defaults;
-  const cfg = merge(SCHEMA, defaults, input, '') as Config;
+  const base = defaults();
+  if (input === undefined || input === null) return deepFreeze(base);
+  const cfg = merge(SCHEMA, base, input, '') as Config;
   const ports = Object.entries(cfg.authBridge.ports);
   for (let i = 0; i < ports.length; i++)
     for (let j = i + 1; j < ports.length; j++)
@@ -466,7 +475,7 @@ export function configFromObject(input: unknown): Config {
         `tokenReview.configMapNames[${i}]: expected a ConfigMap name (at most 253 lowercase letters, digits, '-' and '.', beginning and ending with a letter or digit), got ${describe(name)}`,
       );
   });
-  return cfg;
+  return deepFreeze(cfg);
 }
 
 /** Whether a name is one a ConfigMap can have: a DNS-1123 subdomain (what the API server checks on create). */

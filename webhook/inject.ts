@@ -598,8 +598,8 @@ interface Rendered {
 }
 
 /**
- * Renders per config object: a config is read as unchanging once injection has used it (`serve` freezes its
- * config; to change settings, build a new config object, which starts afresh). At most RENDERED_MAX plans per
+ * Renders per config object: a config never changes (config.ts deep-freezes every config it returns; to change
+ * settings, build a new config object, which starts afresh). At most RENDERED_MAX plans per
  * config, oldest out.
  */
 const renderedByConfig = new WeakMap<Config, Map<string, Rendered>>();
