@@ -300,10 +300,10 @@ test('a CronJob\'s new Job not cached yet: its pod is the CronJob, not a second 
   });
   try {
     await until(() => svc.readiness().ready, 'first sync');
-    const run = svc.validate(jobPod(cronJobJobName('nightly')));
+    const run = svc.validate(jobPod(cronJobJobName('nightly', Date.now())));
     assert.equal(run.response.allowed, true, JSON.stringify(run.response));
     // A Job named like that with no such CronJob is itself, a different agent from CronJob/nightly.
-    const other = svc.validate(jobPod(cronJobJobName('adhoc')));
+    const other = svc.validate(jobPod(cronJobJobName('adhoc', Date.now())));
     assert.equal(other.response.allowed, false);
     assert.match(other.response.status!.message, /Pod team-a\/adhoc-\d+-<generated>: .*already the identity of agent CronJob\/nightly/);
   } finally {

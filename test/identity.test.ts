@@ -231,41 +231,48 @@ test('an orphan counts as the workload its name names only while that workload i
 test('a CronJob Job not in the cache yet: its pod counts as the CronJob when that CronJob is cached, else as the Job', () => {
   // The Job controller creates the pod right after the Job, so the pod can arrive before the Job is cached. The
   // CronJob controller names its Jobs <cronjob>-<scheduled time in minutes since the epoch>.
-  const MINUTES = cronJobJobName('x').slice(2);
+  // the request's time, passed in (identity.ts reads no clock): a fixed one, months before this test runs
+  const NOW = Date.UTC(2024, 4, 1, 12, 0);
+  const MINUTES = cronJobJobName('x', NOW).slice(2);
   const p = pod({ kind: 'Job', name: `nightly-${MINUTES}` });
   // The cache as the lookup sees it: the CronJobs cached per namespace (owned by cronJobOwner, else by nothing),
   // and the Job: undefined while it is not cached, else what its ownerReference says.
   const cronJobs =
     (cached: Record<string, string[]>, job?: OwnerRef | null, cronJobOwner: OwnerRef | null = null): OwnerLookup =>
     (k, ns, n) => (k === 'CronJob' ? (cached[ns]?.includes(n) ? cronJobOwner : undefined) : k === 'Job' ? job : undefined);
-  assert.deepEqual(topLevelWorkload(p, 'team-a', cronJobs({ 'team-a': ['nightly'] })), { kind: 'CronJob', name: 'nightly' });
-  const id = agentIdentity(p, config, undefined, cronJobs({ 'team-a': ['nightly'] }))!;
+  assert.deepEqual(topLevelWorkload(p, 'team-a', cronJobs({ 'team-a': ['nightly'] }), NOW), { kind: 'CronJob', name: 'nightly' });
+  const id = agentIdentity(p, config, undefined, cronJobs({ 'team-a': ['nightly'] }), NOW)!;
   assert.deepEqual([id.kind, id.name, id.source?.kind], ['CronJob', 'nightly', 'Pod']);
   // a CronJob name that itself ends in digits, and a CronJob owned by something else, are still the CronJob
-  assert.deepEqual(topLevelWorkload(pod({ kind: 'Job', name: `backup-2-${MINUTES}` }), 'team-a', cronJobs({ 'team-a': ['backup-2'] })), { kind: 'CronJob', name: 'backup-2' });
+  assert.deepEqual(topLevelWorkload(pod({ kind: 'Job', name: `backup-2-${MINUTES}` }), 'team-a', cronJobs({ 'team-a': ['backup-2'] }), NOW), { kind: 'CronJob', name: 'backup-2' });
   assert.deepEqual(
-    topLevelWorkload(p, 'team-a', cronJobs({ 'team-a': ['nightly'] }, undefined, { kind: 'Schedule', name: 's', controller: true })),
+    topLevelWorkload(p, 'team-a', cronJobs({ 'team-a': ['nightly'] }, undefined, { kind: 'Schedule', name: 's', controller: true }), NOW),
     { kind: 'CronJob', name: 'nightly' },
   );
   // No CronJob of that name in the cache (none at all, another namespace, another name), or no cache: the Job.
-  assert.deepEqual(topLevelWorkload(p, 'team-a', cronJobs({})), { kind: 'Job', name: `nightly-${MINUTES}` });
-  assert.deepEqual(topLevelWorkload(p, 'team-a', cronJobs({ 'team-b': ['nightly'] })), { kind: 'Job', name: `nightly-${MINUTES}` });
-  assert.deepEqual(topLevelWorkload(p, 'team-a', cronJobs({ 'team-a': ['nightly-2'] })), { kind: 'Job', name: `nightly-${MINUTES}` });
+  assert.deepEqual(topLevelWorkload(p, 'team-a', cronJobs({}), NOW), { kind: 'Job', name: `nightly-${MINUTES}` });
+  assert.deepEqual(topLevelWorkload(p, 'team-a', cronJobs({ 'team-b': ['nightly'] }), NOW), { kind: 'Job', name: `nightly-${MINUTES}` });
+  assert.deepEqual(topLevelWorkload(p, 'team-a', cronJobs({ 'team-a': ['nightly-2'] }), NOW), { kind: 'Job', name: `nightly-${MINUTES}` });
   assert.deepEqual(topLevelWorkload(p, 'team-a'), { kind: 'Job', name: `nightly-${MINUTES}` });
+  // The time is the caller's, not the clock's: the same pod at a request a month later is the Job (its name is no
+  // scheduled time of the week before), and without a time the name is not taken for a schedule at all.
+  assert.deepEqual(topLevelWorkload(p, 'team-a', cronJobs({ 'team-a': ['nightly'] }), NOW + 30 * 24 * 3600_000), { kind: 'Job', name: `nightly-${MINUTES}` });
+  assert.deepEqual(topLevelWorkload(p, 'team-a', cronJobs({ 'team-a': ['nightly'] })), { kind: 'Job', name: `nightly-${MINUTES}` });
+  assert.equal(agentIdentity(p, config, undefined, cronJobs({ 'team-a': ['nightly'] }))!.kind, 'Job');
   // Not named <cronjob>-<digits>: the Job, even with a CronJob of the prefix cached.
   for (const name of ['nightly-manual', `nightly-${MINUTES}x`, 'nightly-', `${MINUTES}`])
-    assert.deepEqual(topLevelWorkload(pod({ kind: 'Job', name }), 'team-a', cronJobs({ 'team-a': ['nightly', ''] })), { kind: 'Job', name }, name);
+    assert.deepEqual(topLevelWorkload(pod({ kind: 'Job', name }), 'team-a', cronJobs({ 'team-a': ['nightly', ''] }), NOW), { kind: 'Job', name }, name);
   // A suffix that is no scheduled time of the last week (a Job named by hand, `kubectl create job nightly-2`): the
   // Job, not the CronJob, as it will be once cached.
   for (const name of ['nightly-2', `nightly-${Number(MINUTES) - 8 * 24 * 60}`, `nightly-${Number(MINUTES) + 2 * 24 * 60}`])
-    assert.deepEqual(topLevelWorkload(pod({ kind: 'Job', name }), 'team-a', cronJobs({ 'team-a': ['nightly'] })), { kind: 'Job', name }, name);
-  assert.deepEqual(topLevelWorkload(pod({ kind: 'Job', name: `nightly-${Number(MINUTES) - 6 * 24 * 60}` }), 'team-a', cronJobs({ 'team-a': ['nightly'] })), { kind: 'CronJob', name: 'nightly' });
+    assert.deepEqual(topLevelWorkload(pod({ kind: 'Job', name }), 'team-a', cronJobs({ 'team-a': ['nightly'] }), NOW), { kind: 'Job', name }, name);
+  assert.deepEqual(topLevelWorkload(pod({ kind: 'Job', name: `nightly-${Number(MINUTES) - 6 * 24 * 60}` }), 'team-a', cronJobs({ 'team-a': ['nightly'] }), NOW), { kind: 'CronJob', name: 'nightly' });
   // A cached Job resolves through its own ownerReference only: without one (`kubectl create job nightly-<minutes>`)
   // it is itself even though the CronJob is cached.
   const jobCachedBare = cronJobs({ 'team-a': ['nightly'] }, null);
-  assert.deepEqual(topLevelWorkload(p, 'team-a', jobCachedBare), { kind: 'Job', name: `nightly-${MINUTES}` });
+  assert.deepEqual(topLevelWorkload(p, 'team-a', jobCachedBare, NOW), { kind: 'Job', name: `nightly-${MINUTES}` });
   const jobCachedScaled = cronJobs({ 'team-a': ['nightly'] }, { kind: 'ScaledJob', name: 'w', controller: true });
-  assert.deepEqual(topLevelWorkload(p, 'team-a', jobCachedScaled), { kind: 'ScaledJob', name: 'w' });
+  assert.deepEqual(topLevelWorkload(p, 'team-a', jobCachedScaled, NOW), { kind: 'ScaledJob', name: 'w' });
 });
 
 test('templateOwner: only the controller reference its controller writes (controller: true, apps/v1 or batch/v1) makes a template checked on its owner', () => {

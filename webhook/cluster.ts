@@ -1137,7 +1137,7 @@ export class ClusterState {
     const o = this.byKind.get(kind)?.get(name, ns);
     if (!o) return null;
     refsBuilt++;
-    const r: AgentRef | null = agentIdentity(o, this.config, ns, lookup);
+    const r: AgentRef | null = agentIdentity(o, this.config, ns, lookup, Date.now());
     // A pod or ReplicaSet of a workload whose template, as cached, no longer claims this ServiceAccount (another one,
     // or no agent now): what is left of it from before, not the workload itself (checkUnique says so).
     if (r?.source) {

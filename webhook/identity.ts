@@ -261,7 +261,7 @@ function orphanReplicaSet(rsName: string, labels: Record<string, unknown>, names
  * is such a time from the last week and a CronJob of that name is cached in the namespace (the identity the Job
  * resolves to once cached); otherwise null.
  */
-function cronJobOfUncachedJob(jobName: string, namespace: string, lookup: OwnerLookup, now = Date.now()): OwnerRef | null {
+function cronJobOfUncachedJob(jobName: string, namespace: string, lookup: OwnerLookup, now: number): OwnerRef | null {
   const m = /^(.+)-([0-9]{1,12})$/.exec(jobName);
   if (!m) return null;
   // The suffix must be a scheduled time the controller could be creating a Job for now (within the last week, or
@@ -276,7 +276,7 @@ function cronJobOfUncachedJob(jobName: string, namespace: string, lookup: OwnerL
 const SCHEDULE_WINDOW_MINUTES = 7 * 24 * 60;
 
 /** The name the CronJob controller gives the Job it creates for a schedule at `at` (ms since the epoch). */
-export function cronJobJobName(cronJob: string, at = Date.now()): string {
+export function cronJobJobName(cronJob: string, at: number): string {
   return `${cronJob}-${Math.floor(at / 60_000)}`;
 }
 
@@ -295,8 +295,10 @@ export function cronJobJobName(cronJob: string, at = Date.now()): string {
  *   ReplicaSet without an owner counts as that ReplicaSet does.
  * - Other workloads → themselves (a StatefulSet owned by an operator's custom resource is its own workload);
  *   a pod with no owner → itself.
+ * `now` (ms since the epoch): the time of the request, for the CronJob's Job not cached yet; without it (no clock
+ * given) that Job's pod counts as the Job. This module reads no clock: the caller passes it.
  */
-export function topLevelWorkload(obj: KubeObject, namespace: string, lookup?: OwnerLookup): OwnerRef {
+export function topLevelWorkload(obj: KubeObject, namespace: string, lookup?: OwnerLookup, now?: number): OwnerRef {
   const kind = typeof obj.kind === 'string' ? obj.kind : 'Pod';
   const self: OwnerRef = { kind, name: objectName(obj) };
   const labels = labelsOf(obj);
@@ -320,7 +322,7 @@ export function topLevelWorkload(obj: KubeObject, namespace: string, lookup?: Ow
     if (owner.kind === 'Job') {
       const job = lookup?.('Job', namespace, owner.name);
       if (job !== undefined) return workloadOwner(job) || owner; // a cached Job: its own ownerReference says
-      return (lookup && cronJobOfUncachedJob(owner.name, namespace, lookup)) || owner;
+      return (lookup && now !== undefined && cronJobOfUncachedJob(owner.name, namespace, lookup, now)) || owner;
     }
     return owner;
   }
@@ -389,13 +391,15 @@ export function agentIdentity(
   config: Config,
   namespace?: string,
   lookup?: OwnerLookup,
+  /** the request's time, for topLevelWorkload */
+  now?: number,
 ): AgentIdentity | null {
   if (!isObject(obj)) return null;
   const tpl = getPodTemplate(obj);
   if (!tpl) return null;
   if (!isAgentType(tpl.labels, config)) return null;
   const ns = objectNamespace(obj, namespace ?? 'default');
-  const top = versionedWorkload(topLevelWorkload(obj, ns, lookup), tpl.labels);
+  const top = versionedWorkload(topLevelWorkload(obj, ns, lookup, now), tpl.labels);
   const out: AgentIdentity = {
     kind: top.kind,
     name: top.name,

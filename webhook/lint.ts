@@ -461,7 +461,7 @@ export class Linter {
       const inj = owned ? [] : this.injectionFound(obj, labels);
       const hold = read !== undefined && read.size > 0;
       if (obj.kind === 'Deployment' || obj.kind === 'StatefulSet') this.noteWorkload(obj, obj.kind, ns);
-      const ref = unwatched ? null : agentOf(obj, this.ctx.config, this.ctx.namespace || 'default', this.lookup);
+      const ref = unwatched ? null : agentOf(obj, this.ctx.config, this.ctx.namespace || 'default', this.lookup, Date.now());
       if (ref) {
         // Without -n, objects without a namespace are compared within their file's directory only: the files of one
         // directory are applied together, to one namespace (kubectl apply -f DIR -n NS, an Argo CD Application per

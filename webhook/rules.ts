@@ -1024,9 +1024,12 @@ export function samePodTemplate(a: unknown, b: unknown): boolean {
   }
 }
 
-/** The agent identity of a Pod or workload for unique-service-account; null when not an agent (or not a workload kind). */
-export function agentOf(obj: Record<string, any>, config: Config, namespace?: string, lookup?: OwnerLookup): AgentRef | null {
-  const id: AgentIdentity | null = agentIdentity(obj, config, namespace, lookup);
+/**
+ * The agent identity of a Pod or workload for unique-service-account; null when not an agent (or not a workload kind).
+ * `now`: the request's time (identity.ts topLevelWorkload).
+ */
+export function agentOf(obj: Record<string, any>, config: Config, namespace?: string, lookup?: OwnerLookup, now?: number): AgentRef | null {
+  const id: AgentIdentity | null = agentIdentity(obj, config, namespace, lookup, now);
   return id;
 }
 

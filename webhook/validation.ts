@@ -313,9 +313,9 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
    * warning checkToolSharesAgent gives (a SPIRE selector that includes tool would give it that agent's identity).
    * Not for a controller's pod (its workload was warned when written), nor for an UPDATE that keeps the template.
    */
-  function toolSharing(obj: KubeObject, ns: string, op: string | undefined, old: unknown): Violation[] {
+  function toolSharing(obj: KubeObject, ns: string, op: string | undefined, old: unknown, now: number): Violation[] {
     if (config.featureGates.injectTools || !cluster?.claimsSynced) return [];
-    const tool = agentOf(obj, toolsAsAgents, ns, cluster.lookup);
+    const tool = agentOf(obj, toolsAsAgents, ns, cluster.lookup, now);
     if (!tool || tool.source) return [];
     if (op === 'UPDATE' && isObject(old) && samePodTemplate(obj, old.kind === obj.kind ? old : { ...old, kind: obj.kind })) return [];
     return checkToolSharesAgent(tool, cluster.claimsOn(tool.namespace, tool.serviceAccount, obj, undefined, tool), config);
@@ -360,6 +360,8 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
     if (helmRecord) return helmDecision(req, checkHelmRelease(objWithKind, { config, issuer: issuer.current() }));
     const ns = requestNamespace(req, objWithKind);
     const iss: IssuerInfo = issuer.current();
+    /** the request's time: a pod of a CronJob's Job not cached yet counts as that CronJob by the Job's name (identity.ts) */
+    const now = Date.now();
     const violations: Violation[] = [];
     const warnings: string[] = [];
     let restartHint = false;
@@ -402,9 +404,9 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
       const owner = templateOwner(objWithKind);
       if (owner)
         return decisionFor(allow(req.uid), [], { skipped: `owned by ${owner.kind} ${shown(owner.name)} (checked there)` });
-      const agent = agentOf(objWithKind, config, ns, cluster?.lookup);
+      const agent = agentOf(objWithKind, config, ns, cluster?.lookup, now);
       if (!agent) {
-        const tool = toolSharing(objWithKind, ns, op, req.oldObject);
+        const tool = toolSharing(objWithKind, ns, op, req.oldObject, now);
         if (!tool.length) return decisionFor(allow(req.uid), [], { skipped: 'not an agent' });
         for (const v of tool) ruleViolations.inc({ rule: v.rule, action: 'warned' });
         const detail = { violations: tool.map((v) => ({ rule: v.rule, severity: v.severity, path: v.path })), ...(req.dryRun ? { dryRun: true } : {}) };
@@ -447,7 +449,7 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
           // workload's claim in the cache. Sharing it had already is warned, not denied (checkUniqueSince).
           let previous: AgentRef | null = null;
           if (op === 'UPDATE' && isObject(req.oldObject))
-            previous = agentOf(req.oldObject.kind === kind ? req.oldObject : { ...req.oldObject, kind }, config, ns, cluster.lookup);
+            previous = agentOf(req.oldObject.kind === kind ? req.oldObject : { ...req.oldObject, kind }, config, ns, cluster.lookup, now);
           else if (kind === 'Pod' && agent.source) previous = cluster.claimOfObject(agent.kind, agent.namespace, agent.name);
           const upTo = pass.upTo ?? cluster.admittedSeq();
           const claims = cluster.claimsOn(agent.namespace, agent.serviceAccount, objWithKind, upTo, agent);
