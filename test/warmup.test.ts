@@ -2,7 +2,7 @@
 // leaves nothing behind that a user could see: no log line, no counted admission, no metric series.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { defaultConfig } from '../webhook/config.ts';
+import { configFromObject, defaultConfig } from '../webhook/config.ts';
 import { registry } from '../webhook/metrics.ts';
 import { silentLogger } from '../webhook/log.ts';
 import { startValidation } from '../webhook/validation.ts';
@@ -10,6 +10,8 @@ import { warmUp, warmUpCorpus } from '../webhook/warmup.ts';
 import { answerAdmission } from '../webhook/server.ts';
 import { parseServeFlags } from '../webhook/serve.ts';
 import { runCli } from './helpers.ts';
+import { PATHS, startOnFakeApi, until } from './fake-apiserver.ts';
+import type { ValidationService } from '../webhook/validation.ts';
 
 async function admissionSeries(): Promise<number> {
   let n = 0;
@@ -84,6 +86,76 @@ test('warmUp with 0 requests does nothing; a time budget stops it early', async 
     assert.ok(r.requests > 0 && r.requests < 1_000_000, `stopped after ${r.requests}`);
   } finally {
     validation.close();
+  }
+});
+
+test('warmUp counts the admissions that failed and keeps the first message: a handler that throws, or a config the corpus cannot be built with', async () => {
+  const config = defaultConfig();
+  const real = await startValidation({ config, log: silentLogger(), cluster: 'none', readToken: async () => Promise.reject(new Error('none')) });
+  try {
+    const ok = await warmUp({ config, validation: real, requests: 100 });
+    assert.equal(ok.failed, undefined, 'nothing failed');
+    // every /validate admission throws: answered as internal errors, which the warm-up counts
+    const throwing: ValidationService = {
+      ...real,
+      validate: () => {
+        throw new Error('boom in validate');
+      },
+      answer: () => {
+        throw new Error('boom in validate');
+      },
+    };
+    const corpus = warmUpCorpus(config);
+    const validates = corpus.filter((i) => i.webhook === 'validate').length;
+    const r = await warmUp({ config, validation: throwing, requests: corpus.length, logLevel: 'info' });
+    assert.equal(r.requests, corpus.length);
+    assert.equal(r.failed, validates);
+    assert.equal(r.firstError, 'boom in validate');
+    // a config the injection throws on: the corpus cannot be built, nothing runs, and that is said
+    const broken = structuredClone(defaultConfig());
+    Object.defineProperty(broken, 'trustDomain', {
+      get() {
+        throw new Error('no trust domain');
+      },
+    });
+    const b = await warmUp({ config: broken, validation: real, requests: 100 });
+    assert.equal(b.requests, 0);
+    assert.equal(b.failed, 1);
+    assert.match(b.firstError ?? '', /^the warm-up could not run: no trust domain$/);
+  } finally {
+    real.close();
+  }
+});
+
+test('the warm-up\'s /validate admissions leave no admitted agents behind: another agent on a warm-up ServiceAccount is not denied after it', async () => {
+  const s = await startOnFakeApi((api) => {
+    api.seed(PATHS.namespaces, [{ metadata: { name: 'kagenti-webhook-warmup' } }]);
+    api.seed(PATHS.csidrivers, [{ metadata: { name: 'csi.spiffe.io' } }]);
+  });
+  try {
+    await until(() => s.svc.readiness().ready, 'first sync');
+    const config = configFromObject({ tokenReview: { issuer: 'external' } });
+    const w = await warmUp({ config, validation: s.svc, requests: warmUpCorpus(config).length * 2 });
+    assert.equal(w.failed, undefined);
+    // warm-0 is one of the pods the warm-up validates (ServiceAccount warm-0); a pod of another agent on it
+    const other = {
+      uid: 'after-warmup',
+      kind: { group: '', version: 'v1', kind: 'Pod' },
+      operation: 'CREATE' as const,
+      namespace: 'kagenti-webhook-warmup',
+      name: 'someone-else',
+      object: {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'someone-else', namespace: 'kagenti-webhook-warmup', labels: { 'kagenti.io/type': 'agent' } },
+        spec: { serviceAccountName: 'warm-0', containers: [{ name: 'a', image: 'x' }] },
+      },
+      oldObject: null,
+    };
+    const d = await s.svc.validate(other);
+    assert.equal(d.response.allowed, true, d.response.status?.message);
+  } finally {
+    await s.close();
   }
 });
 

@@ -184,6 +184,12 @@ export async function runServe(argv: string[]): Promise<number> {
     const { warmUp } = await import('./warmup.ts');
     const w = await warmUp({ config, validation, requests: flags.warmup, logLevel: flags.logLevel });
     log.info({ requests: w.requests, ms: w.ms }, 'warmed up the admission path');
+    // synthetic admissions that failed with this config: real ones may fail the same way (denied as internal errors)
+    if (w.failed)
+      log.warn(
+        { failed: w.failed, requests: w.requests, error: w.firstError },
+        `warm-up: ${w.failed} of ${w.requests} synthetic admissions failed with this config (first: ${w.firstError}); real admissions of such pods may be denied as internal errors. Fix: check the config file (--config), or report this to the platform team`,
+      );
   }
   let server;
   try {

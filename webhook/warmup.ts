@@ -29,6 +29,13 @@ export interface WarmUpOptions {
 export interface WarmUpResult {
   requests: number;
   ms: number;
+  /**
+   * Admissions that failed: the handler threw (answered as an internal error), or the warm-up itself could not run.
+   * Set only when some did; serve logs a warning then, as real admissions under this config may fail the same way.
+   */
+  failed?: number;
+  /** the first failure's message */
+  firstError?: string;
 }
 
 const NAMESPACE = 'kagenti-webhook-warmup';
@@ -116,7 +123,12 @@ function pod(name: string, v: number, opts: PodVariant = {}): KubeObject {
   return { kind: 'Pod', apiVersion: 'v1', metadata, spec, status: {} };
 }
 
-function review(uid: number, object: KubeObject, kind: KubeObject = { group: '', version: 'v1', kind: 'Pod' }): Buffer {
+/**
+ * An AdmissionReview of `object`. `dryRun`: the warm-up's /validate requests are dry runs, so that an agent they admit
+ * is not remembered as a claim on its ServiceAccount (ValidationService notes what it admits until the cache holds it,
+ * and checks it with the API server later): the synthetic pods are never stored, and must leave nothing behind.
+ */
+function review(uid: number, object: KubeObject, kind: KubeObject = { group: '', version: 'v1', kind: 'Pod' }, dryRun = false): Buffer {
   const resource = kind.kind === 'Pod' ? 'pods' : `${String(kind.kind).toLowerCase()}s`;
   return Buffer.from(
     JSON.stringify({
@@ -134,7 +146,7 @@ function review(uid: number, object: KubeObject, kind: KubeObject = { group: '',
         userInfo: { username: 'system:serviceaccount:kube-system:replicaset-controller', uid: '00000000-0000-4000-8000-00000000000b', groups: ['system:serviceaccounts', 'system:authenticated'] },
         object,
         oldObject: null,
-        dryRun: false,
+        dryRun,
         options: { kind: 'CreateOptions', apiVersion: 'meta.k8s.io/v1' },
       },
     }),
@@ -166,45 +178,77 @@ export function warmUpCorpus(config: Config): { webhook: 'mutate' | 'validate'; 
   const out: { webhook: 'mutate' | 'validate'; body: Buffer }[] = [];
   let uid = 0;
   for (const p of pods) out.push({ webhook: 'mutate', body: review(++uid, p) });
-  for (const p of pods.slice(0, 4)) out.push({ webhook: 'validate', body: review(++uid, p) });
+  for (const p of pods.slice(0, 4)) out.push({ webhook: 'validate', body: review(++uid, p, undefined, true) });
   const configMap = {
     kind: 'ConfigMap',
     apiVersion: 'v1',
     metadata: { name: config.tokenReview.configMapNames[0] ?? 'kagent-enterprise-config', namespace: NAMESPACE },
     data: { K8S_TOKEN_REVIEW: 'true' },
   };
-  out.push({ webhook: 'validate', body: review(++uid, configMap, { group: '', version: 'v1', kind: 'ConfigMap' }) });
+  out.push({ webhook: 'validate', body: review(++uid, configMap, { group: '', version: 'v1', kind: 'ConfigMap' }, true) });
   return out;
 }
 
 /**
  * Runs `requests` synthetic admissions through answerAdmission() (or stops after `budgetMs`), then gives the
  * background compiler a moment to install what it compiled. Never throws: a warm-up problem only means a
- * colder start.
+ * colder start, but the admissions that failed (and the corpus not built) are counted, with the first message, for
+ * serve to log.
  */
 export async function warmUp(opts: WarmUpOptions): Promise<WarmUpResult> {
   const started = performance.now();
   if (opts.requests <= 0) return { requests: 0, ms: 0 };
   const budget = opts.budgetMs ?? 3000;
   let done = 0;
+  let failed = 0;
+  let firstError: string | undefined;
+  const failure = (message: string) => {
+    failed++;
+    firstError ??= message;
+  };
   try {
     const items = warmUpCorpus(opts.config);
-    // A logger like the real one whose lines go nowhere.
-    const log = createLogger(opts.logLevel, { write: () => true });
+    // A logger like the real one whose lines go nowhere, but for the handler's failures: answerAdmission answers
+    // an exception with an internal-error denial and logs its message (at error), which is all there is to say why.
+    let logged: string | undefined;
+    const log = createLogger(opts.logLevel, {
+      write: (line: string) => {
+        if (line.includes('"admission handler failed"')) {
+          try {
+            logged = String(JSON.parse(line).err?.message ?? '');
+          } catch {
+            logged = '';
+          }
+        }
+        return true;
+      },
+    });
     const deps = { config: opts.config, log, validation: opts.validation };
+    const check = (answer: { status: number; text: string }) => {
+      if (answer.status === 200 && !answer.text.includes('[internal-error]')) return;
+      failure(logged || `${answer.status} ${answer.text.slice(0, 300)}`);
+    };
     while (done < opts.requests && performance.now() - started < budget) {
       // Yield now and then, so timers and the background compiler's results are not starved.
       for (let i = 0; i < 250 && done < opts.requests; i++, done++) {
         const item = items[done % items.length]!;
-        answerAdmission(item.webhook, item.body, deps);
+        logged = undefined;
+        try {
+          const answer = answerAdmission(item.webhook, item.body, deps);
+          if (answer instanceof Promise) answer.then(check, (err: unknown) => failure(String((err as Error)?.message ?? err)));
+          else check(answer);
+        } catch (err) {
+          failure(String((err as Error)?.message ?? err));
+        }
       }
       await new Promise((r) => setImmediate(r));
     }
     await new Promise((r) => setTimeout(r, 100));
-  } catch {
-    // fall through: a colder start, nothing else
+  } catch (err) {
+    // a colder start: the corpus could not be built (the injection threw on this config)
+    failure(`the warm-up could not run: ${String((err as Error)?.message ?? err)}`);
   } finally {
     resetAdmissionMetrics();
   }
-  return { requests: done, ms: Math.round(performance.now() - started) };
+  return { requests: done, ms: Math.round(performance.now() - started), ...(failed ? { failed, firstError } : {}) };
 }
