@@ -15,7 +15,9 @@ import { defaultConfig, parseConfig } from '../webhook/config.ts';
 import type { Config } from '../webhook/config.ts';
 import { injectTemplate, jsonEqual } from '../webhook/inject.ts';
 import { mutate } from '../webhook/mutate.ts';
-import { apiServerDefaults, decodePatch, kubectlPatch, podCreateRequest, podProblems, startTestServer } from './helpers.ts';
+import { apiServerDefaults, decodePatch, kubectlPatch, podCreateRequest, podOfWorkload, podProblems, startTestServer } from './helpers.ts';
+import { injectStream } from '../webhook/inject-cli.ts';
+import { parse, stringify } from 'yaml';
 
 const ctx = { namespace: 'team-a', ref: 'Pod team-a/weather' };
 
@@ -297,5 +299,78 @@ test('over HTTPS: inject, let a later webhook insert, default, re-invoke: no pat
     assert.equal(again.patch, undefined);
   } finally {
     await server.close();
+  }
+});
+
+/**
+ * What the API server's ServiceAccount admission plugin adds to a pod before the mutating webhooks see it: the
+ * projected token volume, and its mount as the last of every container and init container (ours included).
+ */
+function withServiceAccountToken(pod: KubeObject, suffix = 'x7k2q'): KubeObject {
+  const out = structuredClone(pod);
+  const name = `kube-api-access-${suffix}`;
+  out.spec.serviceAccount = out.spec.serviceAccountName;
+  out.spec.volumes = [
+    ...(out.spec.volumes ?? []),
+    {
+      name,
+      projected: {
+        defaultMode: 420,
+        sources: [
+          { serviceAccountToken: { expirationSeconds: 3607, path: 'token' } },
+          { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+          { downwardAPI: { items: [{ path: 'namespace', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } }] } },
+        ],
+      },
+    },
+  ];
+  for (const list of ['containers', 'initContainers'])
+    for (const c of out.spec[list] ?? []) c.volumeMounts = [...(c.volumeMounts ?? []), { name, readOnly: true, mountPath: '/var/run/secrets/kubernetes.io/serviceaccount' }];
+  return out;
+}
+
+test('a pod of a template inject rendered (GitOps) is not injected again at admission: the ServiceAccount token mount the API server adds to our containers is tolerated, and kept when they are rendered anew', () => {
+  const req = (p: KubeObject) => podCreateRequest(p) as unknown as AdmissionRequest;
+  for (const native of [false, true]) {
+    const label = native ? 'native sidecars' : 'sidecars';
+    const dep = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'w', namespace: 'team-a' },
+      spec: {
+        selector: { matchLabels: { app: 'w' } },
+        template: {
+          metadata: { labels: { app: 'w', 'kagenti.io/type': 'agent' }, ...(native ? { annotations: { 'kagenti.io/native-sidecars': 'true' } } : {}) },
+          spec: { serviceAccountName: 'w', containers: [{ name: 'agent', image: 'x:1' }], initContainers: [{ name: 'migrate', image: 'm:1', command: ['sh', '-c', 'true'] }] },
+        },
+      },
+    };
+    const cfg = defaultConfig();
+    const rendered = parse(injectStream(stringify(dep), cfg, 'default').output);
+    const pod = withServiceAccountToken(apiServerDefaults(podOfWorkload(rendered)!));
+    // the same config: nothing to do, and not counted as an injection
+    const same = mutate(req(pod), { config: cfg });
+    assert.equal(same.response.allowed, true, label);
+    assert.equal(same.response.patch, undefined, `${label}: ${JSON.stringify(decodePatch(same.response))}`);
+    assert.deepEqual(same.detail?.injected, [], label);
+    // another proxy image since the render: the proxy is rendered anew, in its place, and keeps its token mount
+    const newer = parseConfig('authBridge: {images: {proxySidecar: "registry.example/authbridge-proxy:9.9"}}\n');
+    const d = mutate(req(pod), { config: newer });
+    const ops = decodePatch(d.response);
+    assert.ok(ops.length > 0, label);
+    const out = apiServerDefaults(kubectlPatch(pod, ops));
+    const list = native ? out.spec.initContainers : out.spec.containers;
+    const proxy = list.find((c: KubeObject) => c.name === 'authbridge-proxy');
+    assert.equal(proxy.image, 'registry.example/authbridge-proxy:9.9', label);
+    for (const c of [...out.spec.containers, ...out.spec.initContainers])
+      assert.deepEqual(c.volumeMounts.at(-1), { name: 'kube-api-access-x7k2q', readOnly: true, mountPath: '/var/run/secrets/kubernetes.io/serviceaccount' }, `${label}: ${c.name}`);
+    // only the proxy changed: the other pieces of ours stay where they were
+    assert.deepEqual(
+      [...out.spec.containers, ...out.spec.initContainers].filter((c: KubeObject) => c.name !== 'authbridge-proxy'),
+      [...pod.spec.containers, ...pod.spec.initContainers].filter((c: KubeObject) => c.name !== 'authbridge-proxy'),
+      label,
+    );
+    // and a re-invocation after that is a no-op
+    assert.equal(mutate(req(out), { config: newer }).response.patch, undefined, label);
   }
 });

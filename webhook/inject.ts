@@ -752,16 +752,52 @@ function withResources(c: KubeObject, added: NonNullable<ReturnType<typeof added
   return { ...c, resources: r };
 }
 
+/** Where the API server's ServiceAccount admission plugin mounts the token volume in every container. */
+const SERVICE_ACCOUNT_MOUNT_PATH = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+/**
+ * The volumeMount the API server's ServiceAccount admission plugin appended to a container (it runs before the
+ * mutating webhooks, and adds `kube-api-access-<5 characters>`, read-only at SERVICE_ACCOUNT_MOUNT_PATH, as the
+ * last mount of every container and init container that has no mount at that path, ours included when the pod
+ * comes from a template `inject` rendered): the item's last mount, when it is exactly that and the piece has no
+ * mount of that name or path. Else undefined.
+ */
+function serviceAccountMount(item: KubeObject, piece: KubeObject): KubeObject | undefined {
+  const mounts: unknown = item.volumeMounts;
+  if (!Array.isArray(mounts) || !mounts.length) return undefined;
+  const m: unknown = mounts[mounts.length - 1];
+  if (!isObject(m) || Object.keys(m).length !== 3 || m.readOnly !== true || m.mountPath !== SERVICE_ACCOUNT_MOUNT_PATH) return undefined;
+  if (typeof m.name !== 'string' || !/^kube-api-access-[a-z0-9]{5}$/.test(m.name)) return undefined;
+  const own: unknown = piece.volumeMounts;
+  if (Array.isArray(own) && own.some((o) => isObject(o) && (o.name === m.name || o.mountPath === SERVICE_ACCOUNT_MOUNT_PATH))) return undefined;
+  return m;
+}
+
+/** A container with the ServiceAccount plugin's mount `m` appended (`keep`), or taken off the end of its mounts. */
+function withMount(c: KubeObject, m: KubeObject, keep: boolean): KubeObject {
+  const mounts: KubeObject[] = Array.isArray(c.volumeMounts) ? c.volumeMounts : [];
+  const out = { ...c };
+  if (keep) out.volumeMounts = [...mounts, m];
+  else if (mounts.length > 1) out.volumeMounts = mounts.slice(0, -1);
+  else delete out.volumeMounts;
+  return out;
+}
+
 /**
  * Whether a container found under a piece's name equals the piece, or differs from it only by extended resources
- * another webhook added to its requests or limits (addedResources): such a container stays as it is. Without this,
- * a re-invocation would render the piece again and take the other webhook's resources out (on EKS the pod would
- * never get its branch network interface, and would run with the node's security groups).
+ * another webhook added to its requests or limits (addedResources), and by the ServiceAccount token mount the API
+ * server added (serviceAccountMount): such a container stays as it is. Without this, a re-invocation would render
+ * the piece again and take the other webhook's resources out (on EKS the pod would never get its branch network
+ * interface, and would run with the node's security groups); and every pod of a template `inject` rendered (the
+ * GitOps flow) would have ours removed and injected again at its first admission.
  */
 function sameContainer(item: KubeObject, piece: KubeObject): boolean {
   if (jsonEqual(item, piece)) return true;
-  const added = addedResources(item, piece);
-  return added !== undefined && jsonEqual(withResources(item, added, false), piece);
+  const mount = serviceAccountMount(item, piece);
+  const base = mount ? withMount(item, mount, false) : item;
+  if (mount && jsonEqual(base, piece)) return true;
+  const added = addedResources(base, piece);
+  return added !== undefined && jsonEqual(withResources(base, added, false), piece);
 }
 
 /** Where a re-invocation finds the pieces of ours in a list. */
@@ -779,8 +815,9 @@ interface Found {
  * accounts for (a name in `recorded`, taken out otherwise) and that equals it, kept; else the first such item of
  * its name, which the piece replaces in place. One pass per piece (at most three), so linear in the list's length.
  * A container that differs from its piece only by extended resources another webhook added counts as equal
- * (sameContainer), and a piece that replaces a container carries such resources over: injection resets the fields
- * it renders, and leaves what it never renders to whoever added it.
+ * (sameContainer), and so does one that differs only by the ServiceAccount token mount the API server appended; a
+ * piece that replaces a container carries such resources and that mount over: injection resets the fields it
+ * renders, and leaves what it never renders to whoever added it.
  */
 function findPieces(list: readonly KubeObject[], pieces: readonly KubeObject[], recorded: ReadonlySet<string>, volumes: boolean): Found {
   const items: (KubeObject | undefined)[] = [];
@@ -803,7 +840,10 @@ function findPieces(list: readonly KubeObject[], pieces: readonly KubeObject[], 
     if (item) count++;
     items.push(item);
     const added = !same && stale && !volumes ? addedResources(stale, piece) : undefined;
-    now.push(same ?? (added ? withResources(piece, added, true) : piece));
+    // a piece rendered again keeps the API server's ServiceAccount token mount, which nothing would add back
+    const mount = !same && stale && !volumes ? serviceAccountMount(stale, piece) : undefined;
+    const renewed = added ? withResources(piece, added, true) : piece;
+    now.push(same ?? (mount ? withMount(renewed, mount, true) : renewed));
   }
   return { items, now, count };
 }
