@@ -614,3 +614,24 @@ test('the build revision comes from KAGENTI_WEBHOOK_REVISION when it is a plain 
   assert.equal(revision('a"b\nc'), 'unknown', 'not a label value: never written into the metric or the log');
   assert.equal(revision('x'.repeat(65)), 'unknown');
 });
+
+test('inject: an agent template in a kind inject does not know (a Rollout, another group\'s Deployment) is written as it is, with one unchecked-template warning on stderr; a ReplicationController is injected', () => {
+  const rollout = 'apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name: weather, namespace: team-a}\nspec:\n  template:\n    metadata:\n      labels: {app: weather, kagenti.io/type: agent}\n    spec:\n      serviceAccountName: weather\n      containers: [{name: agent, image: x:1}]\n';
+  const foreign = rollout.replace('argoproj.io/v1alpha1', 'example.com/v1').replace('Rollout', 'Deployment').replace('weather, namespace', 'other, namespace');
+  const rc = 'apiVersion: v1\nkind: ReplicationController\nmetadata: {name: rc, namespace: team-a}\nspec:\n  template:\n    metadata:\n      labels: {kagenti.io/type: agent}\n    spec:\n      serviceAccountName: rc\n      containers: [{name: agent, image: x:1}]\n';
+  const r = runCli(['inject'], `${rollout}---\n${foreign}---\n${rc}`);
+  assert.equal(r.code, 0, r.stderr);
+  const warnings = r.stderr.split('\n').filter((l) => l.startsWith('warning: [unchecked-template] '));
+  assert.equal(warnings.length, 2, r.stderr);
+  assert.match(warnings[0]!, /^warning: \[unchecked-template\] Rollout team-a\/weather: .*argoproj\.io\/v1alpha1 Rollout is not a kind inject knows: this template was not checked or injected offline\. Fix: /);
+  assert.match(warnings[1]!, /^warning: \[unchecked-template\] Deployment team-a\/other: .*example\.com\/v1 Deployment is a custom resource of group example\.com, not the apps group's Deployment that inject knows/);
+  const docs = r.stdout.split(/^---\n/m).filter((d) => d.trim());
+  assert.equal(docs.length, 3);
+  assert.equal(docs[0], rollout, 'the Rollout as it was');
+  assert.equal(docs[1], foreign, 'the other group\'s Deployment as it was');
+  assert.match(docs[2]!, /kind: ReplicationController[\s\S]*name: authbridge-proxy/, 'the ReplicationController injected');
+  // a ReplicationController's template that its pods would be denied for: exit 1, as /mutate denies them
+  const denied = runCli(['inject'], rc.replace('image: x:1}', 'image: x:1, ports: [{containerPort: 15123}]}'));
+  assert.equal(denied.code, 1);
+  assert.match(denied.stderr, /^\[port-conflict\] ReplicationController team-a\/rc: /m);
+});

@@ -337,3 +337,22 @@ test('controllers that make a workload per version: a Knative Revision\'s Deploy
   assert.equal(agentIdentity(dcPod('frontend-canary'), config)?.kind, 'ReplicationController', 'not <dc>-<version>');
   assert.equal(agentIdentity(dcPod('frontend-1', {}), config)?.kind, 'ReplicationController', 'no deploymentconfig label');
 });
+
+test('a ReplicationController is a workload: its template is the agent its pods are (a DeploymentConfig\'s, by name and label), and its pods in a dump are checked on it', () => {
+  const labels = { 'kagenti.io/type': 'agent', deploymentconfig: 'web' };
+  const spec = { serviceAccountName: 'web', containers: [{ name: 'a', image: 'i' }] };
+  const rc = {
+    apiVersion: 'v1',
+    kind: 'ReplicationController',
+    metadata: { name: 'web-3', namespace: 'ns', ownerReferences: [{ apiVersion: 'apps.openshift.io/v1', kind: 'DeploymentConfig', name: 'web', uid: 'u', controller: true }] },
+    spec: { template: { metadata: { labels }, spec } },
+  };
+  const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web-3-abcde', namespace: 'ns', labels, ownerReferences: [{ apiVersion: 'v1', kind: 'ReplicationController', name: 'web-3', uid: 'u', controller: true }] }, spec };
+  const ofRc = agentIdentity(rc, config)!;
+  const ofPod = agentIdentity(pod, config)!;
+  assert.deepEqual([ofRc.kind, ofRc.name, ofRc.serviceAccount, ofRc.source], ['DeploymentConfig', 'web', 'web', { kind: 'ReplicationController', name: 'web-3' }]);
+  assert.equal(identityKey(ofRc), identityKey(ofPod));
+  assert.deepEqual(templateOwner(pod, true), { kind: 'ReplicationController', name: 'web-3', controller: true });
+  // one of another group is not a ReplicationController
+  assert.equal(agentIdentity({ ...rc, apiVersion: 'example.com/v1' }, config), null);
+});

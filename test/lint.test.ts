@@ -1451,3 +1451,61 @@ test('input errors on stderr (lint) and usage errors (inject) quote the input es
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+/** An agent workload manifest: `apiVersion`, `kind`, the template at spec.template (or spec.jobTemplate.spec.template). */
+function agentWorkload(apiVersion: string, kind: string, name: string, opts: { cron?: boolean; port?: number; labels?: string } = {}): string {
+  const tpl = [
+    `    metadata:`,
+    `      labels: {app: ${name}, kagenti.io/type: agent${opts.labels ?? ''}}`,
+    `    spec:`,
+    `      serviceAccountName: ${name}`,
+    `      hostNetwork: true`,
+    `      containers: [{name: a, image: i${opts.port ? `, ports: [{containerPort: ${opts.port}}]` : ''}}]`,
+  ];
+  const template = opts.cron ? ['  jobTemplate:', '    spec:', '      template:', ...tpl.map((l) => `    ${l}`)] : ['  template:', ...tpl];
+  return [`apiVersion: ${apiVersion}`, `kind: ${kind}`, 'metadata:', `  name: ${name}`, '  namespace: team', 'spec:', ...template, ''].join('\n');
+}
+
+test('lint: a ReplicationController (core v1) is checked as the other workloads are: its pods are denied at admission for the same things', () => {
+  const l = lintString(agentWorkload('v1', 'ReplicationController', 'rc', { port: 15123 }));
+  assert.deepEqual(l.findings.map((f) => [f.rule, f.path]).sort(), [
+    ['host-network', 'spec.template.spec.hostNetwork'],
+    ['port-conflict', 'spec.template.spec.containers.0.ports.0.containerPort'],
+  ]);
+  assert.match(l.findings.find((f) => f.rule === 'port-conflict')!.message, /^\[port-conflict\] ReplicationController team\/rc: /);
+});
+
+test('lint: an agent template in a kind lint does not know (an Argo Rollout), or in another group\'s Deployment, StatefulSet, CronJob or Pod, is one unchecked-template warning, not checked as the known kind', () => {
+  for (const [apiVersion, kind, cron] of [
+    ['argoproj.io/v1alpha1', 'Rollout', false],
+    ['example.com/v1', 'Deployment', false],
+    ['apps.kruise.io/v1beta1', 'StatefulSet', false],
+    ['apps.kruise.io/v1alpha1', 'DaemonSet', false],
+    ['example.com/v1', 'CronJob', true],
+    ['example.com/v1', 'ReplicationController', false],
+    ['apps/v1', 'ReplicationController', false],
+    ['batch/v1', 'Deployment', false],
+  ] as const) {
+    const l = lintString(agentWorkload(apiVersion, kind, 'w', { cron }));
+    const what = `${apiVersion} ${kind}`;
+    // hostNetwork would be denied in an apps/v1 Deployment's template: here it is not read
+    assert.deepEqual(l.findings.map((f) => [f.rule, f.severity, f.path]), [['unchecked-template', 'warning', `${cron ? 'spec.jobTemplate.spec.template' : 'spec.template'}.metadata.labels.kagenti.io/type`]], what);
+    const m = l.findings[0]!.message;
+    assert.match(m, new RegExp(`^\\[unchecked-template\\] ${kind} team/w: its pod template is labelled kagenti\\.io/type: agent \\(`), what);
+    assert.match(m, /the webhook will inject AuthBridge into the pods its controller creates.*at admission; but .*: this template was not checked or injected offline\. Fix: check its pods once they are created \(kubectl get pod -n team -l kagenti\.io\/type=agent,app=w -o yaml \| kagenti-webhook lint -/, what);
+    assert.match(m, kind === 'Rollout' ? /argoproj\.io\/v1alpha1 Rollout is not a kind lint knows/ : new RegExp(`is a custom resource of group ${apiVersion.split('/')[0]!.replace(/\./g, '\\.')}, not the`), what);
+    // at the label's line
+    assert.equal(l.findings[0]!.line, cron ? 11 : 9, what);
+  }
+  // another group's Pod (no template): nothing at all, where a core Pod with hostNetwork is denied
+  const pod = (apiVersion: string) => `apiVersion: ${apiVersion}\nkind: Pod\nmetadata: {name: p, namespace: team, labels: {kagenti.io/type: agent}}\nspec:\n  serviceAccountName: p\n  hostNetwork: true\n  containers: [{name: a, image: i}]\n`;
+  assert.deepEqual(lintString(pod('example.com/v1')).findings.map((f) => f.rule), []);
+  assert.deepEqual(lintString(pod('v1')).findings.map((f) => f.rule), ['host-network']);
+  // the known kinds in their own groups (any version) are checked as before
+  for (const [apiVersion, kind] of [['apps/v1', 'Deployment'], ['apps/v1beta2', 'StatefulSet'], ['batch/v1', 'Job']])
+    assert.deepEqual(lintString(agentWorkload(apiVersion, kind, 'w')).findings.map((f) => f.rule), ['host-network'], `${apiVersion} ${kind}`);
+  // not asking for injection: opted out, not an agent, tools off, a namespace the webhook never sees
+  assert.deepEqual(lintString(agentWorkload('argoproj.io/v1alpha1', 'Rollout', 'w', { labels: ', kagenti.io/inject: disabled' })).findings, []);
+  assert.deepEqual(lintString(agentWorkload('argoproj.io/v1alpha1', 'Rollout', 'w').replace('kagenti.io/type: agent', 'kagenti.io/type: tool')).findings, []);
+  assert.deepEqual(lintString(agentWorkload('argoproj.io/v1alpha1', 'Rollout', 'w').replace('namespace: team', 'namespace: kube-system')).findings, []);
+});

@@ -31,6 +31,8 @@ function workload(kind: string, name: string, sa?: string, labels: Record<string
       return { apiVersion: 'v1', kind, metadata: { ...metadata, labels }, spec: podSpec(sa) };
     case 'CronJob':
       return { apiVersion: 'batch/v1', kind, metadata, spec: { schedule: '* * * * *', jobTemplate: { spec: { template } } } };
+    case 'Job':
+      return { apiVersion: 'batch/v1', kind, metadata, spec: { template } };
     default:
       return { apiVersion: 'apps/v1', kind, metadata, spec: { template } };
   }

@@ -73,6 +73,7 @@ const POD_OWNERS = new Map([
   ['Job', 'batch/v1'],
   ['StatefulSet', 'apps/v1'],
   ['DaemonSet', 'apps/v1'],
+  ['ReplicationController', 'v1'],
 ]);
 
 /** The name of an object for messages: metadata.name, else `<generateName><generated>`, else `<unnamed>`. */

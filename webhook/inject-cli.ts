@@ -11,18 +11,20 @@ import { isDnsLabel } from './identity.ts';
 import { denialText, injectTemplate, isObject, jsonEqual } from './inject.ts';
 import { decodeText, InputError, NOT_PRINTABLE, splitDocuments, yamlErrorText } from './manifest-stream.ts';
 import type { RawDocument } from './manifest-stream.ts';
-import { asCreated, ownField, RenderedNamespaces, UNWATCHED_NAMESPACES } from './rules.ts';
+import { asCreated, checkUncheckedTemplate, ownField, RenderedNamespaces, UNWATCHED_NAMESPACES } from './rules.ts';
 import { parseFlags, UsageError } from './usage.ts';
 import { getPodTemplate, podSpecFieldPath } from './workloads.ts';
 
 export const INJECT_USAGE = `Usage: kagenti-webhook inject [-f FILE|- ...] [--config FILE] [--namespace NS]
 
 Injects AuthBridge, spiffe-helper and the SPIFFE CSI volume into the agent pod templates of the
-manifests read from FILE (or stdin), exactly as the webhook would, and writes YAML to stdout.
-Reads Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob and List, in multi-document
-streams; other documents pass through unchanged and in order. An agent in kube-system, kube-public,
-kube-node-lease or kagenti-system, which the webhook's registrations leave out, passes through unchanged
-too, with a warning: the webhook injects and denies nothing there. A template is checked as its controller
+manifests read from FILE (or stdin), as the webhook would in their pods, and writes YAML to stdout.
+Reads Pod, ReplicationController (v1), Deployment, StatefulSet, DaemonSet, ReplicaSet (apps), Job, CronJob
+(batch) and List, in multi-document streams; other documents pass through unchanged and in order (another
+group's object of one of these kinds too). An agent template in another kind (an Argo Rollout) gets an
+unchecked-template warning: its pods are injected at admission, but it was not checked or injected here.
+An agent in kube-system, kube-public, kube-node-lease or kagenti-system, which the webhook's registrations
+leave out, passes through unchanged too, with a warning: the webhook injects and denies nothing there. A template is checked as its controller
 makes the pods, as lint checks it: a StatefulSet's volumeClaimTemplates are volumes of each pod (a claim
 named like an injected volume is denied), though not written into the template. A Namespace earlier in
 the input stands for the cluster's, as in lint: its labels set the AuthBridge mode
@@ -71,7 +73,12 @@ function injectObject(obj: unknown, cfg: Config, defaultNs: string, namespaces: 
   }
   namespaces.note(o);
   const tpl = getPodTemplate(o);
-  if (!tpl) return null;
+  if (!tpl) {
+    // an agent template in a kind inject does not know (a Rollout, another group's Deployment): written as it is
+    const unchecked = checkUncheckedTemplate(o, { config: cfg, namespace: defaultNs, tool: 'inject' });
+    if (unchecked) out.warnings.push(unchecked.message);
+    return null;
+  }
   const namespace = (typeof o.metadata?.namespace === 'string' && o.metadata.namespace) || defaultNs;
   const ref = objectRef(o.kind, o, namespace);
   // Checked and injected as the controller creates the pods (a StatefulSet's claims are volumes of each pod), as

@@ -222,6 +222,14 @@ export const RULE_HELP: Record<RuleName, { short: string; full: string }> = {
       'gets no sidecars and nothing is checked. Lint reports one warning per such object instead of the findings only the webhook ' +
       'would act on; what the API server itself refuses (a K8S_TOKEN_REVIEW that is not a string, a malformed pod) is still reported.',
   },
+  'unchecked-template': {
+    short: 'Agent pod templates are in workload kinds lint and inject know.',
+    full:
+      'An object of another kind (an Argo Rollout, a custom resource of another group named Deployment or StatefulSet) whose ' +
+      'pod template (spec.template, spec.jobTemplate.spec.template) is labelled kagenti.io/type: agent gets the sidecars in its ' +
+      'pods at admission, and the webhook denies those it cannot inject, but lint and inject do not read its template. ' +
+      'Check its pods once created: kubectl get pod -o yaml | kagenti-webhook lint -.',
+  },
 };
 
 const RULES = Object.keys(RULE_HELP) as RuleName[];
@@ -382,8 +390,8 @@ export function formatSarif(r: LintReport, base: SarifBase = { cwd: process.cwd(
               shortDescription: { text: RULE_HELP[id].short },
               fullDescription: { text: RULE_HELP[id].full },
               help: { text: RULE_HELP[id].full },
-              // the injection's warnings, unwatched-namespace and istio-sidecar (policies default warn) are warnings (the other policy rules' and denials' default is error)
-              defaultConfiguration: { level: (INJECTION_WARNINGS as readonly string[]).includes(id) || id === 'unwatched-namespace' || id === 'istio-sidecar' ? 'warning' : 'error' },
+              // the injection's warnings, lint's own and istio-sidecar (policies default warn) are warnings (the other policy rules' and denials' default is error)
+              defaultConfiguration: { level: (INJECTION_WARNINGS as readonly string[]).includes(id) || id === 'unwatched-namespace' || id === 'unchecked-template' || id === 'istio-sidecar' ? 'warning' : 'error' },
             })),
           },
         },

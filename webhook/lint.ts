@@ -23,7 +23,7 @@ import {
   splitDocuments,
 } from './manifest-stream.ts';
 import type { AgentRef, IssuerInfo, Violation } from './rules.ts';
-import { agentOf, checkControllerTokenReview, checkInjection, checkObject, checkUnique, dedicatedDenies, RenderedNamespaces, remediatedAtAdmission, UNWATCHED_NAMESPACES } from './rules.ts';
+import { agentOf, checkControllerTokenReview, checkInjection, checkObject, checkUncheckedTemplate, checkUnique, dedicatedDenies, RenderedNamespaces, remediatedAtAdmission, UNWATCHED_NAMESPACES } from './rules.ts';
 import type { LabelSelector, OwnerLookup, OwnerRef } from './identity.ts';
 import { controllerOf, copySelector, identityKey, isDnsLabel, objectName, objectNamespace, orphanWorkload, selectorMatches, templateOwner } from './identity.ts';
 import { isObject } from './json.ts';
@@ -451,6 +451,9 @@ export class Linter {
           });
       // kagent's controller Deployment: whether K8S_TOKEN_REVIEW from the ConfigMap reaches it at all
       if (!owned) for (const viol of checkControllerTokenReview(obj, { config: this.ctx.config, issuer: this.ctx.issuer, namespace: this.ctx.namespace })) before.push({ v: viol });
+      // an agent template in a kind lint does not know (a Rollout, another group's Deployment): not checked here
+      const unchecked = checkUncheckedTemplate(obj, { config: this.ctx.config, namespace: this.ctx.namespace, tool: 'lint' });
+      if (unchecked) before.push({ v: unchecked });
       this.noteNamespace(obj);
       // What /mutate would deny in the pods of this workload (or this Pod): the same check /validate makes. The labels
       // of a namespace the input has not shown yet are probed: should the check read one, the object is held until

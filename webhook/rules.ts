@@ -13,20 +13,21 @@ import {
   objectNamespace,
   spiffeId,
 } from './identity.ts';
-import { getPodTemplate, isWorkloadKind, podSpecFieldPath } from './workloads.ts';
+import { apiGroup, getPodTemplate, isWorkloadKind, kindGroup, otherPodTemplate, podSpecFieldPath } from './workloads.ts';
 import type { InjectionPolicy, InjectionRule, InjectionWarning } from './inject.ts';
-import { ANNOTATION_ISTIO_STATUS, ANNOTATION_MODE, injectTemplate, PROXY_UID, warningName } from './inject.ts';
-import { isObject, jsonEqual, MAX_QUOTED, quoted } from './json.ts';
+import { ANNOTATION_ISTIO_STATUS, ANNOTATION_MODE, eligibility, injectTemplate, LABEL_TYPE, PROXY_UID, warningName } from './inject.ts';
+import { cutKey, isObject, jsonEqual, MAX_QUOTED, quoted } from './json.ts';
 
 export { MAX_QUOTED, quoted };
 
 /** The rules whose action the config sets (policies: deny, warn or off). */
 export type PolicyRule = 'dedicated-service-account' | 'unique-service-account' | 'token-review-value' | 'token-review-required';
 /**
- * What only lint reports: an object the webhook would check, in a namespace the webhook never sees (its
- * registrations' namespaceSelector, manifests/base/webhooks.yaml), where nothing is injected or checked.
+ * What only lint (and inject) report: an object the webhook would check, in a namespace the webhook never sees (its
+ * registrations' namespaceSelector, manifests/base/webhooks.yaml), where nothing is injected or checked; and an
+ * agent pod template in an object that is none of the workloads lint and inject know (checkUncheckedTemplate).
  */
-export type LintRule = 'unwatched-namespace';
+export type LintRule = 'unwatched-namespace' | 'unchecked-template';
 /**
  * Every rule a violation can name: the policy rules, the injection core's denials and warnings checked on pod
  * templates, and lint's own.
@@ -1278,3 +1279,45 @@ export function checkToolSharesAgent(tool: AgentRef, others: AgentRef[], config:
     },
   ];
 }
+
+/**
+ * unchecked-template: an object that is none of the workloads lint and inject know (an Argo Rollout, a KEDA
+ * ScaledJob's kin, a custom resource of another group with a known kind such as OpenKruise's apps.kruise.io
+ * StatefulSet) whose pod template (spec.template, or spec.jobTemplate.spec.template) asks for injection. Its
+ * controller's pods reach /mutate and /validate like any other, so the webhook injects into them and denies what it
+ * denies, but nothing here read the template: one warning says so, with how to check the pods. Null otherwise, and
+ * in a namespace the webhook never sees (nothing is injected there). `tool`: who says it.
+ */
+export function checkUncheckedTemplate(obj: unknown, ctx: { config: Config; namespace?: string; tool: 'lint' | 'inject' }): Violation | null {
+  const tpl = otherPodTemplate(obj);
+  if (!tpl || !isObject(obj) || eligibility(tpl.labels, ctx.config) !== null) return null;
+  const ns = objectNamespace(obj, ctx.namespace || 'default');
+  if (UNWATCHED_NAMESPACES.includes(ns)) return null;
+  const kind = typeof obj.kind === 'string' ? obj.kind : '<no kind>';
+  const name = objectName(obj);
+  const apiVersion = typeof obj.apiVersion === 'string' ? obj.apiVersion : '';
+  const type = String(tpl.labels[LABEL_TYPE]);
+  const at = `${tpl.path.join('.')}.metadata.labels`;
+  const full = cutKey(apiVersion ? `${apiVersion} ${kind}` : kind);
+  const what = isWorkloadKind(kind)
+    ? `${full} is a custom resource of group ${cutKey(apiGroup(apiVersion) ?? '')}, not the ${kindGroup(kind) ? `${kindGroup(kind)} group's` : 'core'} ${kind} that ${ctx.tool} knows`
+    : `${full} is not a kind ${ctx.tool} knows`;
+  // the pods to look at: the template's own labels, the agent label first (a few, as a selector)
+  const selector = [[LABEL_TYPE, type], ...Object.entries(tpl.labels).filter(([k, v]) => k !== LABEL_TYPE && typeof v === 'string' && v !== '').slice(0, 2)]
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+  return {
+    rule: 'unchecked-template',
+    severity: 'warning',
+    kind,
+    namespace: ns,
+    name,
+    path: `${at}.${LABEL_TYPE}`,
+    message:
+      `[unchecked-template] ${cutKey(kind)} ${ns}/${cutKey(name)}: its pod template is labelled ${LABEL_TYPE}: ${type} (${at}), so the webhook will inject AuthBridge into the pods its controller creates, and deny those it cannot inject, at admission; ` +
+      `but ${what}: this template was not checked or injected offline. ` +
+      `Fix: check its pods once they are created (kubectl get pod -n ${ns} -l ${selector} -o yaml | kagenti-webhook lint -; a denied pod shows in its controller's events), or label the template ${LABEL_INJECT_TEXT} if it is not meant to get the sidecars.`,
+  };
+}
+
+const LABEL_INJECT_TEXT = 'kagenti.io/inject: disabled';

@@ -2,7 +2,7 @@
 import type { KubeObject } from './admission.ts';
 import { isObject } from './json.ts';
 
-export const WORKLOAD_KINDS = ['Pod', 'Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet', 'Job', 'CronJob'] as const;
+export const WORKLOAD_KINDS = ['Pod', 'Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet', 'Job', 'CronJob', 'ReplicationController'] as const;
 export type WorkloadKind = (typeof WORKLOAD_KINDS)[number];
 
 const TEMPLATE_PATHS: Record<WorkloadKind, string[]> = {
@@ -13,10 +13,50 @@ const TEMPLATE_PATHS: Record<WorkloadKind, string[]> = {
   ReplicaSet: ['spec', 'template'],
   Job: ['spec', 'template'],
   CronJob: ['spec', 'jobTemplate', 'spec', 'template'],
+  ReplicationController: ['spec', 'template'],
 };
+
+/**
+ * The API group of each kind ('' is the core group, `apiVersion: v1`). A custom resource of another group may have
+ * the same kind (OpenKruise's apps.kruise.io StatefulSet and DaemonSet, an `example.com/v1` Deployment): it is not
+ * this kind, its template is not where this one's is, and the webhook's registrations never send it.
+ */
+const KIND_GROUPS: Record<WorkloadKind, string> = {
+  Pod: '',
+  ReplicationController: '',
+  Deployment: 'apps',
+  StatefulSet: 'apps',
+  DaemonSet: 'apps',
+  ReplicaSet: 'apps',
+  Job: 'batch',
+  CronJob: 'batch',
+};
+
+/** The API group of a workload kind this webhook knows ('' for the core group). */
+export function kindGroup(kind: WorkloadKind): string {
+  return KIND_GROUPS[kind];
+}
 
 export function isWorkloadKind(kind: unknown): kind is WorkloadKind {
   return typeof kind === 'string' && Object.hasOwn(TEMPLATE_PATHS, kind);
+}
+
+/** The group of an apiVersion (`apps/v1` → apps, `v1` → the core group ''), or undefined when it is not a string. */
+export function apiGroup(apiVersion: unknown): string | undefined {
+  if (typeof apiVersion !== 'string') return undefined;
+  const slash = apiVersion.indexOf('/');
+  return slash < 0 ? '' : apiVersion.slice(0, slash);
+}
+
+/**
+ * Whether an object is one of the workload kinds this webhook knows: its kind, and its group when it has an
+ * apiVersion (a manifest always does; an object from the cache or an admission request's may be given without one,
+ * and then its kind is the request's or the informer's).
+ */
+export function isWorkloadObject(obj: unknown): boolean {
+  if (!isObject(obj) || !isWorkloadKind(obj.kind)) return false;
+  const group = apiGroup(obj.apiVersion);
+  return group === undefined || group === KIND_GROUPS[obj.kind];
 }
 
 /** Path from the object's root to its pod template ({metadata, spec}); `[]` for a Pod itself. */
@@ -34,9 +74,12 @@ export interface PodTemplateRef {
   spec: KubeObject | undefined;
 }
 
-/** The pod template of a Pod or workload object, by reference (mutations land in `obj`), or null. */
+/**
+ * The pod template of a Pod or workload object, by reference (mutations land in `obj`), or null; null too for an
+ * object of another group with one of these kinds (isWorkloadObject).
+ */
 export function getPodTemplate(obj: unknown): PodTemplateRef | null {
-  if (!isObject(obj)) return null;
+  if (!isObject(obj) || !isWorkloadObject(obj)) return null;
   const path = podTemplatePath(obj.kind);
   if (!path) return null;
   let cur: unknown = obj;
@@ -59,4 +102,33 @@ export function getPodTemplate(obj: unknown): PodTemplateRef | null {
 export function podSpecFieldPath(kind: string): string {
   const p = podTemplatePath(kind) ?? [];
   return [...p, 'spec'].join('.');
+}
+
+/** Where a kind this webhook does not know may keep a pod template: where the kinds it knows keep theirs. */
+const OTHER_TEMPLATE_PATHS = [
+  ['spec', 'template'],
+  ['spec', 'jobTemplate', 'spec', 'template'],
+];
+
+/**
+ * The pod template of an object that is none of the workloads this webhook knows (an Argo Rollout, a custom
+ * resource of another group with a known kind), at spec.template or spec.jobTemplate.spec.template: lint and
+ * inject do not check or inject it, while its controller's pods are injected and checked at admission. Null when
+ * the object is a known workload, or has no template with labels there.
+ */
+export function otherPodTemplate(obj: unknown): PodTemplateRef | null {
+  if (!isObject(obj) || isWorkloadObject(obj) || (typeof obj.kind === 'string' && obj.kind.endsWith('List'))) return null;
+  for (const path of OTHER_TEMPLATE_PATHS) {
+    let cur: unknown = obj;
+    for (const key of path) cur = isObject(cur) ? cur[key] : undefined;
+    if (!isObject(cur) || !isObject(cur.metadata) || !isObject(cur.metadata.labels)) continue;
+    return {
+      path,
+      template: cur,
+      labels: cur.metadata.labels,
+      annotations: isObject(cur.metadata.annotations) ? cur.metadata.annotations : {},
+      spec: isObject(cur.spec) ? cur.spec : undefined,
+    };
+  }
+  return null;
 }
