@@ -361,6 +361,37 @@ export function decodeText(bytes: Uint8Array): string {
 }
 
 /**
+ * The line breaks in a chunk of a stream before its first byte sequence that is not text in `encoding`, for the line
+ * of a decoding error (the decoder only says that the chunk holds one). The chunk may start inside a character the
+ * previous chunk began (`before` bytes came before it): those bytes are skipped, they hold no line break. Found by
+ * bisection on prefixes of the chunk, each decoded anew: only when the input is refused.
+ */
+function linesBeforeBadBytes(bytes: Uint8Array, encoding: string, before: number): number {
+  let skip = 0;
+  if (encoding === 'utf-8') while (before > 0 && skip < 3 && skip < bytes.length && (bytes[skip]! & 0xc0) === 0x80) skip++;
+  else if (before > 0) {
+    skip = before % 2;
+    const unit = encoding === 'utf-16be' ? (bytes[skip]! << 8) | bytes[skip + 1]! : bytes[skip]! | (bytes[skip + 1]! << 8);
+    if (unit >= 0xdc00 && unit <= 0xdfff) skip += 2; // the second half of a surrogate pair
+  }
+  const decode = (to: number, fatal: boolean) =>
+    new TextDecoder(encoding, { fatal, ignoreBOM: true }).decode(bytes.subarray(skip, to), { stream: true });
+  // the longest prefix that decodes: a prefix that ends inside a character decodes too (stream)
+  let lo = skip;
+  let hi = bytes.length;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    try {
+      decode(mid, true);
+      lo = mid;
+    } catch {
+      hi = mid - 1;
+    }
+  }
+  return countNewlines(decode(lo, false));
+}
+
+/**
  * Reads documents from a byte stream (a file or stdin). The bytes must be UTF-8 (a leading BOM is
  * dropped), or UTF-16 with its BOM; anything else is an InputError, as are over-long lines and documents.
  */
@@ -373,6 +404,8 @@ export async function* readDocuments(
   let head: Uint8Array | undefined;
   const splitter = new DocumentSplitter(limits);
   let linesSoFar = 1;
+  /** bytes decoded before the current chunk */
+  let bytesSoFar = 0;
   for await (const chunk of source) {
     let text: string;
     if (typeof chunk === 'string') text = chunk;
@@ -390,8 +423,10 @@ export async function* readDocuments(
       try {
         text = enc.decoder.decode(bytes, { stream: true });
       } catch {
-        throw new InputError(`not ${enc.name} text (a binary file?) near line ${linesSoFar}`, linesSoFar, 1);
+        const line = linesSoFar + linesBeforeBadBytes(bytes, enc.decoder.encoding, bytesSoFar);
+        throw new InputError(`not ${enc.name} text (a binary file?) near line ${line}`, line, 1);
       }
+      bytesSoFar += bytes.length;
     }
     linesSoFar += countNewlines(text);
     yield* splitter.push(text);
