@@ -5,10 +5,127 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { defaultConfig } from '../webhook/config.ts';
+import { goJsonSyntaxError } from '../webhook/go-json.ts';
 import { Linter } from '../webhook/lint.ts';
 import { readDocuments } from '../webhook/manifest-stream.ts';
+import { runCli } from './helpers.ts';
+
+function lint(text: string): Linter {
+  const l = new Linter({ config: defaultConfig(), issuer: { classification: 'external' } });
+  l.lintText('m.yaml', text);
+  return l;
+}
+
+/** [line, column, message] of the input problems lint reports. */
+function problems(text: string): [number | undefined, number | undefined, string][] {
+  return lint(text).problems.map((p) => [p.line, p.column, p.message]);
+}
 
 const CM = (name: string, data = '') => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n${data}`;
+const POD = 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  namespace: team\n  labels: {kagenti.io/type: agent}\nspec:\n  serviceAccountName: s\n  containers: [{name: c, image: i}]\n';
+
+test('a JSON stream is JSON to kubectl: what JSON.parse refuses is an input error with kubectl\'s reason, in lint and inject', () => {
+  const cases: [string, string, number, number, string][] = [
+    ['a trailing comma', '{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x",}}\n', 1, 68, `invalid character '}' looking for beginning of object key string`],
+    ['an unquoted key', '{apiVersion: v1, kind: ConfigMap}\n', 1, 2, `invalid character 'a' looking for beginning of object key string`],
+    ['a single-quoted string', '{"apiVersion": "v1", "kind": \'ConfigMap\'}\n', 1, 30, `invalid character '\\'' looking for beginning of value`],
+    ['a comment in the object', '{"apiVersion": "v1", # c\n "kind": "ConfigMap", "metadata": {"name": "x"}}\n', 1, 22, `invalid character '#' looking for beginning of object key string`],
+    ['the second object of a stream', `{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}}\n{"apiVersion": "v1",\n "kind": "ConfigMap" "metadata": {}}\n`, 3, 22, `invalid character '"' after object key:value pair`],
+  ];
+  for (const [what, text, line, column, reason] of cases) {
+    const p = problems(text);
+    assert.equal(p.length, 1, what);
+    assert.deepEqual(p[0]!.slice(0, 2), [line, column], what);
+    assert.ok(p[0]![2].startsWith(`not valid JSON: ${reason},`), `${what}: ${p[0]![2]}`);
+    const r = runCli(['inject'], text);
+    assert.equal(r.code, 2, what);
+    assert.equal(r.stdout, '');
+    assert.ok(r.stderr.includes(`<stdin>:${line}:${column}: not valid JSON: ${reason},`), `${what}: ${r.stderr}`);
+  }
+  // what kubectl reads: pretty-printed (tab-indented too), jq -c, and a comment before the first { (then it is YAML)
+  const pretty = '{\n\t"apiVersion": "v1",\n\t"kind": "ConfigMap",\n\t"metadata": {"name": "a"}\n}\n';
+  const compact = '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"b"}}\n{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"}}\n';
+  const yaml = '# rendered\n{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "d",}}\n';
+  for (const text of [pretty, compact, yaml]) {
+    assert.deepEqual(problems(text), [], text);
+    assert.equal(runCli(['inject'], text).code, 0, text);
+  }
+  // Go's scanner's words, for the forms it has
+  assert.deepEqual(goJsonSyntaxError('{"a": tru}'), { index: 9, reason: `invalid character '}' in literal true (expecting 'e')` });
+  assert.deepEqual(goJsonSyntaxError('{"a": 1.}'), { index: 8, reason: "invalid character '}' after decimal point in numeric literal" });
+  assert.deepEqual(goJsonSyntaxError('{"a": "\\q"}'), { index: 8, reason: "invalid character 'q' in string escape code" });
+  assert.equal(goJsonSyntaxError('{"a": [1, -2.5e+3, true, null, "\\u00e9"]}'), undefined);
+});
+
+test('tabs where kubectl\'s YAML reader refuses one are input errors at the tab, in lint and inject; where it reads one they pass', () => {
+  const refused: [string, string, number, number, string][] = [
+    ['a tab-only line between documents', `${CM('a', 'data:\n  x: "1"\n')}\t\n---\n${CM('b')}`, 7, 1, 'cannot start any token'],
+    ['spaces, then a tab, on a blank line', CM('a', 'data:\n  x: "1"\n  \t\n'), 7, 3, 'cannot start any token'],
+    ['a tab before a comment', CM('a', '\t# c\ndata:\n  x: "1"\n'), 5, 1, 'violates indentation'],
+    ['a tab-only line after a plain value', CM('a', 'data:\n  x: a\n  \t\n  y: b\n'), 7, 3, 'violates indentation'],
+    ['a tab after -', `${CM('a')}  finalizers:\n  -\ta\n`, 6, 4, 'cannot start any token'],
+    ['a tab on the first line', `\t\n${CM('a')}`, 1, 1, 'cannot start any token'],
+    ['a tab in a comment-only document', `${CM('a')}---\n# only\n\t# c\n---\n${CM('b')}`, 7, 1, 'cannot start any token'],
+    ['a tab on a line after a flow mapping', `${CM('a')}data: {a: b}\n\t\n`, 6, 1, 'cannot start any token'],
+  ];
+  for (const [what, text, line, column, go] of refused) {
+    const p = problems(text);
+    assert.equal(p.length, 1, `${what}: ${JSON.stringify(p)}`);
+    assert.deepEqual(p[0]!.slice(0, 2), [line, column], what);
+    assert.ok(p[0]![2].startsWith('not valid for kubectl: a tab') && p[0]![2].includes(go), `${what}: ${p[0]![2]}`);
+    const r = runCli(['inject'], text);
+    assert.equal(r.code, 2, what);
+    assert.ok(r.stderr.includes(`<stdin>:${line}:${column}: not valid for kubectl: a tab`), `${what}: ${r.stderr}`);
+  }
+  const read: [string, string][] = [
+    ['a tab in a block scalar after its indentation', CM('a', 'data:\n  x: |\n    l1\n    \tl2\n')],
+    ['a tab in a comment', CM('a', 'data:\n  x: "1"\n# c\t\n')],
+    ['a tab after a key\'s colon', CM('a', 'data:\n  x:\t"1"\n')],
+    ['a tab after a quoted value, before a comment', CM('a', 'data:\n  x: "1"\t# c\n')],
+    ['a tab inside a plain value', CM('a', 'data:\n  x: a\tb\n')],
+    ['a tab after a plain value, at its indentation', CM('a', 'data:\n  x: a\n   \t\n  y: b\n')],
+    ['a tab after ---', `${CM('a')}---\t\n${CM('b')}`],
+  ];
+  for (const [what, text] of read) {
+    assert.deepEqual(problems(text), [], what);
+    assert.equal(runCli(['inject'], text).code, 0, what);
+  }
+});
+
+test('anchor names past [A-Za-z0-9_-], the escape \\/ and escapes of no character are refused as kubectl refuses them', () => {
+  const cases: [string, string, number, number, string][] = [
+    ['an anchor with a dot', `${CM('a')}  labels: &my.anchor {a: b}\n  annotations: *my.anchor\n`, 5, 14, 'did not find expected alphabetic or numeric character'],
+    ['a non-ASCII anchor', `${CM('a')}  labels: &é {a: b}\n  annotations: *é\n`, 5, 12, 'did not find expected alphabetic or numeric character'],
+    ['\\/', CM('a', 'data:\n  x: "a\\/b"\n'), 6, 8, 'found unknown escape character'],
+    ['a surrogate escape', CM('a', 'data:\n  x: "\\ud800"\n'), 6, 7, 'found invalid Unicode character escape code'],
+  ];
+  for (const [what, text, line, column, go] of cases) {
+    const p = problems(text);
+    assert.equal(p.length, 1, what);
+    assert.deepEqual(p[0]!.slice(0, 2), [line, column], what);
+    assert.ok(p[0]![2].startsWith('not valid for kubectl:') && p[0]![2].includes(go), `${what}: ${p[0]![2]}`);
+    const r = runCli(['inject'], text);
+    assert.equal(r.code, 2, what);
+    assert.ok(r.stderr.includes(`<stdin>:${line}:${column}: not valid for kubectl:`), `${what}: ${r.stderr}`);
+  }
+  for (const text of [`${CM('a')}  labels: &a_b-1 {a: b}\n  annotations: *a_b-1\n`, CM('a', 'data:\n  x: "\\x41\\u00e9\\N\\e\\t"\n'), CM('a', 'data:\n  x: "a\\\\/b"\n')])
+    assert.deepEqual(problems(text), [], text);
+});
+
+test('a list in a List is an input error with kubectl\'s reason, in lint and inject', () => {
+  const nested = `apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: List\n  items:\n  - ${POD.replace(/\n(?=.)/g, '\n    ')}`;
+  const p = problems(nested);
+  assert.equal(p.length, 1);
+  assert.deepEqual(p[0]!.slice(0, 2), [6, 3]);
+  assert.ok(p[0]![2].includes('items[0] of List (List) is a list itself') && p[0]![2].includes('is not a list: no Items field'), p[0]![2]);
+  assert.equal(lint(nested).exitCode(false), 2);
+  const r = runCli(['inject'], nested);
+  assert.equal(r.code, 2);
+  assert.equal(r.stdout, '');
+  assert.match(r.stderr, /<stdin>:6:3: not valid for kubectl: items\[0\] of List \(List\) is a list itself/);
+  // items: null is no list, for kubectl too
+  assert.deepEqual(problems(`apiVersion: v1\nkind: List\nitems:\n- ${CM('a').replace(/\n(?=.)/g, '\n  ')}  items: null\n`), []);
+});
 
 test('lint names the line of a byte that is not UTF-8, however far into the stream', async () => {
   for (const lines of [75, 40000]) {
@@ -26,4 +143,15 @@ test('lint names the line of a byte that is not UTF-8, however far into the stre
     await l.lintStream('m.yaml', Readable.from([text]));
     assert.equal(l.problems[0]?.line, lines + 1);
   }
+});
+
+test('inject writes comment-only documents and the header comment back as they were; kubectl reads the output as the input', () => {
+  const input = `# rendered by helm\n---\n# Source: c/templates/empty.yaml\n---\n# Source: c/templates/pod.yaml\n${POD}---\n# Source: c/templates/cm.yaml\n${CM('a')}---\n# Source: c/templates/empty2.yaml\n`;
+  const r = runCli(['inject'], input);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(r.stdout.startsWith('# rendered by helm\n---\n# Source: c/templates/empty.yaml\n---\n# Source: c/templates/pod.yaml\n'), r.stdout);
+  assert.ok(r.stdout.includes(`---\n# Source: c/templates/cm.yaml\n${CM('a')}---\n# Source: c/templates/empty2.yaml\n`), r.stdout);
+  assert.ok(r.stdout.includes('spiffe-helper'));
+  const again = runCli(['inject'], r.stdout);
+  assert.equal(again.stdout, r.stdout, 'a second run changes nothing');
 });

@@ -9,7 +9,9 @@ import type { Config } from './config.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { isDnsLabel } from './identity.ts';
 import { denialText, injectTemplate, isObject, jsonEqual } from './inject.ts';
-import { decodeText, InputError, NOT_PRINTABLE, splitDocuments, yamlErrorText } from './manifest-stream.ts';
+import { goYamlScanProblem } from './go-yaml-scan.ts';
+import { listItemProblem } from './kubectl-list.ts';
+import { decodeText, InputError, jsonParseError, NOT_PRINTABLE, splitDocuments, yamlErrorText } from './manifest-stream.ts';
 import type { RawDocument } from './manifest-stream.ts';
 import { asCreated, checkUncheckedTemplate, ownField, RenderedNamespaces, UNWATCHED_NAMESPACES } from './rules.ts';
 import { parseFlags, UsageError } from './usage.ts';
@@ -245,9 +247,20 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
       const pos = e.linePos?.[0];
       throw new UsageError(`${source}${pos ? `:${lineOf(pos.line)}:${pos.col}` : ''}: ${yamlErrorText(e)}`);
     }
-    // An empty document (only comments, as `helm template` writes them) is dropped.
-    if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) return;
-    if (!isMap(doc.contents)) throw new UsageError(`${source}: a document is not a mapping with apiVersion and kind`);
+    // what kubectl's YAML reader refuses and the parser reads (tabs where a token starts, anchor names, escapes)
+    if (!json) {
+      const from = i > 0 ? (doc.range?.[0] ?? 0) : 0;
+      const to = i + 1 < docs.length ? (docs[i + 1]!.range?.[0] ?? text.length) : text.length;
+      const scan = goYamlScanProblem(text.slice(from, to));
+      if (scan) {
+        const at = lc.linePos(from + scan.offset);
+        throw new UsageError(`${source}:${lineOf(at.line)}:${at.col}: ${scan.message}`);
+      }
+    }
+    // An empty document (only comments, as `helm template` writes them for an empty template) injects nothing and is
+    // written back as it is, as any document inject does not change.
+    const empty = doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null);
+    if (!empty && !isMap(doc.contents)) throw new UsageError(`${source}: a document is not a mapping with apiVersion and kind`);
     // a JSON number past float64's range: YAML reads a string, kubectl's JSON decoder refuses the file
     const huge = json ? jsonNumberPastFloat64(doc) : undefined;
     if (huge) {
@@ -270,6 +283,18 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
     } catch (err) {
       throw new UsageError(`${source}: ${(err as Error).message.split('\n')[0]}`);
     }
+    // a list in a List: kubectl refuses the file
+    if (isObject(obj) && typeof obj.kind === 'string' && obj.kind.endsWith('List') && Array.isArray(obj.items)) {
+      obj.items.forEach((item: unknown, k: number) => {
+        const nested = listItemProblem(obj.kind, k, item);
+        if (!nested) return;
+        const node = doc.getIn(['items', k], true);
+        const key = isMap(node) ? node.items.find((p) => isScalar(p.key) && p.key.value === 'items')?.key : undefined;
+        const at = (key as Scalar | undefined)?.range?.[0];
+        const pos = at === undefined ? undefined : lc.linePos(at);
+        throw new UsageError(`${source}${pos ? `:${lineOf(pos.line)}:${pos.col}` : ''}: ${nested}`);
+      });
+    }
     const injected = injectObject(obj, cfg, defaultNs, namespaces, out);
     if (!injected) {
       const start = doc.range?.[0];
@@ -285,7 +310,8 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
         const own = input.slice(i > 0 ? at(start) : input.charCodeAt(0) === 0xfeff ? 1 : 0, at(end));
         const withEnd = own.endsWith('\n') ? own : `${own}\n`;
         parts.push(input.startsWith('---', at(start)) ? withEnd : `---\n${withEnd}`);
-      } else {
+      } else if (!empty) {
+        // (with directives in the stream, an empty document is dropped: written anew it would hold them only)
         refuseRawLineBreaks(i);
         parts.push(marked(written(doc)), unread(i));
       }
@@ -341,6 +367,14 @@ function jsonStreamAsYaml(text: string, source: string): { text: string; line: (
   const parts: string[] = [];
   const origin: number[] = [0]; // origin[yaml line] = input line (1-based both)
   for (const d of docs) {
+    // JSON to kubectl, never YAML: what JSON.parse refuses (a trailing comma, a comment) kubectl refuses
+    try {
+      JSON.parse(d.text);
+    } catch (err) {
+      if (err instanceof RangeError) throw err;
+      const e = jsonParseError(d.text, err);
+      throw new UsageError(`${source}:${d.line + e.line - 1}:${e.column}: ${e.message}`);
+    }
     parts.push('---\n', d.text, '\n');
     origin.push(d.line);
     const lines = d.text.split('\n').length;
@@ -484,8 +518,8 @@ function written(doc: Document): string {
 
 /**
  * A rewritten document with its start marker. Comments above the document's own `---` (the top of a file) are
- * written there, above it: another `---` before them would make them a document of their own, which the next run
- * drops.
+ * written there, above it: another `---` before them would make them a comment-only document of their own, and
+ * a second run would write the stream otherwise.
  */
 function marked(p: string): string {
   return /^(?:[ \t]*(?:#[^\n]*)?\n)*---(?:[ \t\n]|$)/.test(p) ? p : `---\n${p}`;

@@ -27,6 +27,7 @@ import { agentOf, checkControllerTokenReview, checkInjection, checkObject, check
 import type { LabelSelector, OwnerLookup, OwnerRef } from './identity.ts';
 import { controllerOf, copySelector, identityKey, isDnsLabel, objectName, objectNamespace, orphanWorkload, selectorMatches, templateOwner } from './identity.ts';
 import { isObject } from './json.ts';
+import { listItemProblem } from './kubectl-list.ts';
 import type { ExcludeGlob } from './glob.ts';
 import { compileExclude, excluded } from './glob.ts';
 
@@ -155,6 +156,8 @@ interface HeldDocument {
   bytes: Buffer;
   file: string;
   line: number;
+  /** an object of a JSON stream (RawDocument.json) */
+  json: boolean;
   /** objects of it still held */
   refs: number;
 }
@@ -282,7 +285,7 @@ export class Linter {
         if (!/\bNamespace\b/.test(raw.text)) continue;
         let v: unknown;
         try {
-          v = ParsedDocument.parse(raw.text).value;
+          v = ParsedDocument.parse(raw.text, raw.json).value;
         } catch {
           continue;
         }
@@ -364,7 +367,7 @@ export class Linter {
     const file = entry.file;
     let pd: ParsedDocument;
     try {
-      pd = ParsedDocument.parse(raw.text);
+      pd = ParsedDocument.parse(raw.text, raw.json);
     } catch (err) {
       if (this.parseProblem(file, raw, err)) return;
       throw err;
@@ -403,10 +406,19 @@ export class Linter {
       });
       return;
     }
+    const list = v.kind.endsWith('List') && Array.isArray(v.items);
+    // a list in the list: kubectl refuses the file, an input problem as a document it cannot read is
+    for (let i = 0; list && i < v.items.length; i++) {
+      const nested = listItemProblem(v.kind, i, v.items[i]);
+      if (!nested) continue;
+      const at = pd.locate(`items.${i}.items`);
+      this.problems.push({ file, line: raw.line + at.line - 1, column: at.column, message: nested });
+      return;
+    }
     this.documents++;
     entry.documents++;
     let objects: { obj: Record<string, any>; prefix: string; item: number }[];
-    if (v.kind.endsWith('List') && Array.isArray(v.items)) {
+    if (list) {
       objects = [];
       v.items.forEach((it: unknown, i: number) => {
         if (isObject(it) && typeof it.kind === 'string') objects.push({ obj: it, prefix: `items.${i}.`, item: i });
@@ -515,7 +527,7 @@ export class Linter {
       this.flat = null;
       if (hold) {
         if (!heldDoc) {
-          heldDoc = { bytes: Buffer.from(raw.text, 'utf8'), file, line: raw.line, refs: 0 };
+          heldDoc = { bytes: Buffer.from(raw.text, 'utf8'), file, line: raw.line, json: raw.json === true, refs: 0 };
           this.heldBytes += heldDoc.bytes.length;
         }
         heldDoc.refs++;
@@ -568,7 +580,7 @@ export class Linter {
     let inj: Finding[];
     try {
       // the same text as before: it parses, and its positions were found then
-      pd = ParsedDocument.parse(text);
+      pd = ParsedDocument.parse(text, h.doc.json);
       const v = pd.value as Record<string, any>;
       const obj = h.item < 0 ? v : (v.items as Record<string, any>[])[h.item]!;
       const source = sourceOf(text);

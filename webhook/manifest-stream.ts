@@ -16,6 +16,8 @@ import { TextDecoder } from 'node:util';
 import { Lexer, LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import type { Document, Node as YamlNode } from 'yaml';
 import { aliasProblem, findValue, goYamlNumber, jsonNumberPastFloat64, KUBECTL_YAML, stringifyKeys } from './kubectl-yaml.ts';
+import { goJsonSyntaxError, jsonRefusal } from './go-json.ts';
+import { goYamlScanProblem } from './go-yaml-scan.ts';
 import { oneLine } from './json.ts';
 
 export const MiB = 1024 * 1024;
@@ -27,6 +29,8 @@ export interface RawDocument {
   line: number;
   /** 0-based index of the document in its stream (empty documents included) */
   index: number;
+  /** an object of a JSON stream (one that starts with `{`), which kubectl reads as JSON, never as YAML */
+  json?: boolean;
 }
 
 /** Input that cannot be read as manifests: the command exits 2 and prints `file:line:col: message`. */
@@ -258,7 +262,7 @@ export class DocumentSplitter {
       else if (c === 0x7d || c === 0x5d) {
         this.depth--;
         if (this.depth === 0) {
-          out.push({ text: buf.slice(this.docStart, i + 1), line: this.docLine, index: this.index++ });
+          out.push({ text: buf.slice(this.docStart, i + 1), line: this.docLine, index: this.index++, json: true });
           this.docStart = i + 1;
         }
       }
@@ -441,13 +445,17 @@ export async function* readDocuments(
   yield* splitter.end();
 }
 
-/** True when a document holds nothing but blank lines and comments (Helm emits these for empty templates). */
+/**
+ * True when a document holds nothing but blank lines and comments (Helm emits these for empty templates). A tab outside
+ * a comment makes it not blank: kubectl refuses it, as the parser says.
+ */
 export function isBlankDocument(text: string): boolean {
   let i = 0;
   const n = text.length;
   while (i < n) {
     const c = text.charCodeAt(i);
-    if (c === 32 || c === 9 || c === 10 || c === 13 || c === 0xfeff) {
+    // (a tab outside a comment is refused by kubectl: the parser says where)
+    if (c === 32 || c === 10 || c === 13 || c === 0xfeff) {
       i++;
       continue;
     }
@@ -982,6 +990,15 @@ export function yamlErrorText(e: { code: string; message: string }): string {
   return `${first}. If the ${quoted ? 'string' : 'value'} goes on in the next lines, indent them more than its key: kubectl reads such lines at the key's indentation or less, kagenti-webhook's YAML reader (as YAML itself) does not`;
 }
 
+/** A JSON object JSON.parse refused, as kubectl's JSON decoder refuses it: where Go's scanner stops, in its words. */
+export function jsonParseError(text: string, err: unknown): ManifestParseError {
+  const go = goJsonSyntaxError(text);
+  const index = go?.index ?? 0;
+  const line = 1 + countNewlines(text, 0, index);
+  const column = index - (index > 0 ? text.lastIndexOf('\n', index - 1) : -1);
+  return new ManifestParseError(jsonRefusal(go?.reason ?? oneLine((err as Error).message)), line, column);
+}
+
 export interface FullParse {
   value: unknown;
   doc: Document;
@@ -1027,6 +1044,13 @@ export function fullParse(text: string, json = false): FullParse {
     const e = errs[0];
     const at = lc.linePos(e.pos[0]);
     throw new ManifestParseError(`not valid YAML: ${yamlErrorText(e)}`, at.line, at.col);
+  }
+  // what go-yaml v2 (kubectl's reader) refuses and this parser reads: tabs where a token would start, anchor names
+  // past [A-Za-z0-9_-], escapes YAML 1.2 added; each a character fastParse bails on, so only these documents pay
+  const scan = json ? undefined : goYamlScanProblem(text);
+  if (scan) {
+    const at = lc.linePos(scan.offset);
+    throw new ManifestParseError(scan.message, at.line, at.col);
   }
   // a raw NEXT LINE outside quotes: go-yaml v2 (kubectl's reader) breaks the line there, YAML 1.2 (this parser) does not
   const nel = json ? -1 : nextLineOutsideQuotes(text);
@@ -1100,14 +1124,30 @@ export class ParsedDocument {
     this.json = json;
   }
 
-  /** Parses a document; throws ManifestParseError. `value` is undefined/null for an empty document. */
-  static parse(text: string): ParsedDocument {
+  /**
+   * Parses a document; throws ManifestParseError. `value` is undefined/null for an empty document. `json`: an object
+   * of a JSON stream (RawDocument.json), which kubectl reads with its JSON decoder: JSON.parse reads it, and what
+   * JSON.parse refuses is refused as kubectl refuses it, never read as YAML.
+   */
+  static parse(text: string, json = false): ParsedDocument {
+    if (json) {
+      let v: unknown;
+      try {
+        v = JSON.parse(text);
+      } catch (err) {
+        throw jsonParseError(text, err);
+      }
+      // a number past float64's range (1e400) is Infinity here and an error for kubectl: the full parser says where
+      if (!(MAYBE_HUGE_NUMBER.test(text) && hasInfinity(v))) return new ParsedDocument(text, v, undefined, true);
+      const full = fullParse(text, true);
+      return new ParsedDocument(text, full.value, full, true);
+    }
     const v = fastParse(text);
     if (v !== BAIL) return new ParsedDocument(text, v, undefined, readAsJson);
     // a JSON document the fast path read but will not answer for (a number past float64) is parsed as JSON
-    const json = readAsJson;
-    const full = fullParse(text, json);
-    return new ParsedDocument(text, full.value, full, json);
+    const asJson = readAsJson;
+    const full = fullParse(text, asJson);
+    return new ParsedDocument(text, full.value, full, asJson);
   }
 
   /** Whether the fast path read this document (for tests and benchmarks). */
