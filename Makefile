@@ -1,6 +1,12 @@
 # kagenti-webhook. `make help` lists the targets.
 # npm scripts run on the pinned Node 24 from the `node` devDependency (npm puts node_modules/.bin first).
 
+# VERSION from make's command line only: one in the environment (a CI's VERSION variable is often about something
+# else) is not used, and make says so, rather than naming a tag that may not exist.
+ifeq ($(origin VERSION),environment)
+$(shell echo 'make: VERSION=$(VERSION) in the environment is not used (package.json'"'"'s version is); give it on the command line to use it: make ... VERSION=$(VERSION)' >&2)
+override VERSION := $(shell node -p "require('./package.json').version" 2>/dev/null || echo 0.1.0)
+endif
 VERSION        ?= $(shell node -p "require('./package.json').version" 2>/dev/null || echo 0.1.0)
 IMG            ?= ghcr.io/kagenti/kagenti-webhook:v$(VERSION)
 # The build's git commit (with -dirty for uncommitted changes): build_info's revision label in the image.

@@ -182,6 +182,13 @@ test('images, names and memory quantities that Kubernetes takes are accepted', (
     ['CSI.Spiffe.io', 'helper.conf-2', 'prod-kagent-controller', '1Mi', '1048576'],
   );
   assert.equal(configFromObject({ spiffeHelper: { configMap: null } }).spiffeHelper.configMap, null);
+  // a fraction of a byte on an amount that runs is rounded up to the whole bytes the kubelet gives (the API server
+  // warns about fractional bytes on every pod); below 1Mi it is refused
+  const rounded = (memory: string) => configFromObject({ authBridge: { resources: { requests: { memory: '16Mi' }, limits: { memory } } } }).authBridge.resources.limits.memory;
+  assert.equal(rounded('0.1Gi'), '107374183');
+  assert.equal(rounded('1.1Gi'), '1181116007');
+  assert.equal(rounded('100.5Mi'), '102912Ki');
+  assert.throws(() => rounded('0.5m'), /0\.5m is not a whole number of bytes/);
 });
 
 test('serve, inject and lint stop with one line and exit 2 on a memory typo, an image the kubelet cannot parse, or a deploy/ controller name', () => {

@@ -600,7 +600,7 @@ test("make manifests keeps the image an overlay's images: sets (newTag or digest
     const clean: NodeJS.ProcessEnv = { ...process.env, ...env };
     delete clean.MAKEFLAGS;
     if (!('IMG' in env)) delete clean.IMG;
-    delete clean.VERSION;
+    if (!('VERSION' in env)) delete clean.VERSION;
     const r = spawnSync('make', ['-s', 'manifests', ...vars], { cwd: ROOT, env: clean, encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     return { images: [...new Set(r.stdout.split('\n').filter((l) => /^\s+image: /.test(l)).map((l) => l.trim().slice('image: '.length)))], stderr: r.stderr };
@@ -615,8 +615,14 @@ test("make manifests keeps the image an overlay's images: sets (newTag or digest
   assert.deepEqual(byImg.images, ['reg.example.com/kw:dev']);
   assert.match(byImg.stderr, /^make: IMG=reg\.example\.com\/kw:dev replaces ghcr\.io\/kagenti\/kagenti-webhook:sha-abc123, the webhook image manifests\/\S+\/tag sets \(kustomize images:\), with reg\.example\.com\/kw:dev \(without IMG= and VERSION=, make keeps the overlay's image\)\n$/);
   assert.deepEqual(manifests({}, tag, 'VERSION=0.2.0').images, ['ghcr.io/kagenti/kagenti-webhook:v0.2.0']);
-  // IMG in the environment counts as given too
+  // IMG in the environment counts as given too; VERSION there does not (a CI's VERSION is often about something
+  // else): package.json's version stays, for the base and the overlay alike, and make says so
   assert.deepEqual(manifests({ IMG: 'reg.example.com/kw:env' }, tag).images, ['reg.example.com/kw:env']);
+  const version = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version;
+  const envVersion = manifests({ VERSION: '2024.10.1' });
+  assert.deepEqual(envVersion.images, [`ghcr.io/kagenti/kagenti-webhook:v${version}`]);
+  assert.match(envVersion.stderr, /^make: VERSION=2024\.10\.1 in the environment is not used \(package\.json's version is\); give it on the command line to use it: make \.\.\. VERSION=2024\.10\.1\n$/);
+  assert.deepEqual(manifests({ VERSION: '2024.10.1' }, tag).images, [tagged]);
 
   const sha = 'sha256:' + '0123456789abcdef'.repeat(4);
   const digest = `OVERLAY=${overlay('digest', `digest: ${sha}`)}`;

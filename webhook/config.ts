@@ -368,7 +368,7 @@ function quantityText(input: unknown, path: string, base: unknown): string {
     throw new ConfigError(
       `${path}: ${text} is more than 2^63-1 (about 9.2e18), the largest quantity Kubernetes stores; use a realistic value such as ${path.endsWith('.memory') ? '256Mi' : '500m'}`,
     );
-  if (path.endsWith('.memory')) checkMemory(q, text, path, typeof base === 'string' ? base : undefined);
+  if (path.endsWith('.memory')) return checkMemory(q, text, path, typeof base === 'string' ? base : undefined);
   return text;
 }
 
@@ -376,12 +376,13 @@ function quantityText(input: unknown, path: string, base: unknown): string {
 const MEMORY_FLOOR = 1n << 20n;
 
 /**
- * A memory quantity is a whole number of bytes, 0 or at least MEMORY_FLOOR: `256m` is 0.256 bytes (m is milli; the
- * classic typo for 256Mi), and `1` one byte. The API server takes both and the kubelet rounds up to whole bytes, so
- * the injected containers would get a limit nothing runs in (every agent pod stuck in Init) or a request that
- * reserves nothing.
+ * A memory quantity is 0 or at least MEMORY_FLOOR: `256m` is 0.256 bytes (m is milli; the classic typo for 256Mi),
+ * and `1` one byte. The API server takes both and the kubelet rounds up to whole bytes, so the injected containers
+ * would get a limit nothing runs in (every agent pod stuck in Init) or a request that reserves nothing: refused. A
+ * fraction of a byte on an amount that runs (`0.1Gi`, 107374182.4 bytes) is harmless, but the API server warns about
+ * it on every pod: the text returned is then the whole number of bytes the kubelet rounds it up to.
  */
-function checkMemory(q: Quantity, text: string, path: string, usual = '64Mi'): void {
+function checkMemory(q: Quantity, text: string, path: string, usual = '64Mi'): string {
   const limit = /\.limits\.memory$/.test(path);
   const effect = (bytes: bigint) =>
     limit
@@ -391,18 +392,16 @@ function checkMemory(q: Quantity, text: string, path: string, usual = '64Mi'): v
   const number = /^\+?([0-9]*\.?[0-9]+)(m|)$/.exec(text)?.[1];
   const likely = number !== undefined && Number(number) >= 16 && Number(number) <= 16384 ? `${number.replace(/^0+(?=\d)/, '')}Mi` : undefined;
   const suggest = likely ? `write ${likely}` : `write the amount with a binary suffix, such as ${usual}`;
-  if (q.exponent < 0 && q.coefficient % 10n ** BigInt(-q.exponent) !== 0n) {
-    const bytes = q.coefficient / 10n ** BigInt(-q.exponent) + 1n;
-    const why = /m$/.test(text) ? ' (the suffix m is milli, a thousandth; mebibytes is Mi)' : '';
-    throw new ConfigError(
-      `${path}: ${text} is not a whole number of bytes${why}; ${effect(bytes)}. Fix: ${suggest}`,
-    );
+  const scale = q.exponent < 0 ? 10n ** BigInt(-q.exponent) : 1n;
+  const fractional = q.exponent < 0 && q.coefficient % scale !== 0n;
+  const bytes = q.exponent >= 0 ? q.coefficient * 10n ** BigInt(q.exponent) : q.coefficient / scale + (fractional ? 1n : 0n);
+  if (bytes > 0n && bytes < MEMORY_FLOOR) {
+    const what = fractional
+      ? `is not a whole number of bytes${/m$/.test(text) ? ' (the suffix m is milli, a thousandth; mebibytes is Mi)' : ''}`
+      : `is ${bytes} byte${bytes === 1n ? '' : 's'}, less than 1Mi${/^\+?[0-9.]+$/.test(text) ? ' (a number without a suffix is bytes)' : ''}`;
+    throw new ConfigError(`${path}: ${text} ${what}; ${effect(bytes)}. Fix: ${suggest}`);
   }
-  const bytes = q.exponent >= 0 ? q.coefficient * 10n ** BigInt(q.exponent) : q.coefficient / 10n ** BigInt(-q.exponent);
-  if (bytes > 0n && bytes < MEMORY_FLOOR)
-    throw new ConfigError(
-      `${path}: ${text} is ${bytes} byte${bytes === 1n ? '' : 's'}, less than 1Mi${/^\+?[0-9.]+$/.test(text) ? ' (a number without a suffix is bytes)' : ''}; ${effect(bytes)}. Fix: ${suggest}`,
-    );
+  return fractional ? String(bytes) : text;
 }
 
 /**
