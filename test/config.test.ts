@@ -191,6 +191,17 @@ test('images, names and memory quantities that Kubernetes takes are accepted', (
   assert.throws(() => rounded('0.5m'), /0\.5m is not a whole number of bytes/);
 });
 
+test('image references as the kubelet normalises them: a name counted with docker.io/ (and library/), a bare image ID refused, and an organisation in capitals lowered whole, not read as a registry host', async () => {
+  const { imageReferenceProblem } = await import('../webhook/image-ref.ts');
+  assert.match(imageReferenceProblem(`${'a'.repeat(240)}:1`)!.reason, /longer than 255 characters \(counting the docker\.io\//);
+  assert.match(imageReferenceProblem(`a/${'b'.repeat(250)}`)!.reason, /longer than 255/);
+  assert.equal(imageReferenceProblem(`a/${'b'.repeat(240)}`), undefined);
+  assert.equal(imageReferenceProblem(`registry.example.com/${'b'.repeat(230)}`), undefined);
+  assert.match(imageReferenceProblem('f'.repeat(64))!.reason, /image ID/);
+  assert.deepEqual(imageReferenceProblem('MyOrg/Image:v1')!.corrected, 'myorg/image:v1');
+  assert.deepEqual(imageReferenceProblem('ghcr.io/MyOrg/x:v1')!.corrected, 'ghcr.io/myorg/x:v1');
+});
+
 test('serve, inject and lint stop with one line and exit 2 on a memory typo, an image the kubelet cannot parse, or a deploy/ controller name', () => {
   const dir = mkdtempSync(join(tmpdir(), 'kagenti-cfg-'));
   try {

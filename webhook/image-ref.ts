@@ -28,7 +28,19 @@ export interface ImageProblem {
 /** Whether `ref` is an image reference the kubelet accepts. */
 export function isImageReference(ref: string): boolean {
   const m = REFERENCE.exec(ref);
-  return m !== null && m[1]!.length <= MAX_NAME;
+  return m !== null && normalizedLength(m[1]!) <= MAX_NAME && !HEX_ID.test(ref);
+}
+
+/** 64 hex digits alone: an image ID to the kubelet's parser, which refuses it as a reference. */
+const HEX_ID = /^[a-f0-9]{64}$/;
+
+/**
+ * The length of a repository name as the kubelet checks it: after it names Docker Hub for a name without a registry
+ * host (`docker.io/`, and `library/` for a name of one component).
+ */
+function normalizedLength(name: string): number {
+  if (pathStart(name) > 0) return name.length;
+  return name.length + 'docker.io/'.length + (name.includes('/') ? 0 : 'library/'.length);
 }
 
 /**
@@ -53,6 +65,17 @@ export function imageReferenceProblem(ref: string): ImageProblem | undefined {
     return { reason, corrected: isImageReference(trimmed) ? trimmed : undefined };
   }
   if (/\s/.test(ref)) return { reason: 'contains white space' };
+  if (HEX_ID.test(ref)) return { reason: 'is 64 hexadecimal digits, which the kubelet takes for an image ID, not a reference' };
+  // a first component with capitals but no '.' or ':' (not localhost) is read as a registry host: most likely an
+  // organisation written in capitals, so the whole name is lowered, not only what follows it
+  const first = ref.indexOf('/') < 0 ? '' : ref.slice(0, ref.indexOf('/'));
+  if (first && !/[.:]/.test(first) && first !== 'localhost' && first !== first.toLowerCase()) {
+    const end = ref.search(/[:@]/);
+    const name = end < 0 ? ref : ref.slice(0, end);
+    const corrected = name.toLowerCase() + ref.slice(name.length);
+    if (isImageReference(corrected))
+      return { reason: `has capital letters in its repository path (${JSON.stringify(name)}; the kubelet would read ${JSON.stringify(first)} as a registry host)`, corrected };
+  }
   const start = pathStart(ref);
   const end = ref.slice(start).search(/[:@]/);
   const path = end < 0 ? ref.slice(start) : ref.slice(start, start + end);
@@ -62,7 +85,8 @@ export function imageReferenceProblem(ref: string): ImageProblem | undefined {
       return { reason: `has capital letters in its repository path (${JSON.stringify(path)}): only the registry host may have them`, corrected };
   }
   const name = /^(.*?)(?::[^/:@]*)?(?:@.*)?$/.exec(ref)![1]!;
-  if (name.length > MAX_NAME) return { reason: `has a repository name longer than ${MAX_NAME} characters` };
+  if (REFERENCE.test(ref) || name.length > MAX_NAME)
+    return { reason: `has a repository name longer than ${MAX_NAME} characters${pathStart(name) > 0 ? '' : ' (counting the docker.io/ the kubelet puts before a name without a registry host)'}` };
   return {
     reason:
       'does not follow the image reference grammar: [registry[:port]/]path[:tag][@sha256:<64 hex digits>, or sha384, sha512], the path of lowercase letters and digits separated by "/", ".", "_", "__" or "-", the tag at most 128 letters, digits, "_", "." and "-"',
