@@ -33,6 +33,15 @@ interface Fake {
   deployImage?: string;
 }
 
+/**
+ * The environment the scripts under test run in: the test's own, in the C locale. Otherwise a LC_ALL that names a
+ * locale this machine does not have makes bash print a `setlocale` warning, and an installed one can translate make's
+ * messages, on the stderr these tests read.
+ */
+function scriptEnv(): NodeJS.ProcessEnv {
+  return { ...process.env, LC_ALL: 'C' };
+}
+
 const REAL_KUBECTL = spawnSync('bash', ['-c', 'command -v kubectl'], { encoding: 'utf8' }).stdout.trim();
 
 /** Writes the stand-in kubectl into dir; its calls go to dir/log, one line each ("args", then "  stdin: kinds", and
@@ -127,7 +136,7 @@ interface PreflightOpts {
 function preflight(server: { major: string; minor: string } | null, opts: PreflightOpts = {}): Run {
   return withDir((dir) => {
     const fake = fakeKubectl(dir, { server, certManager: opts.certManager, crdError: opts.crdError, kustomizeFails: opts.kustomizeFails, nodes: opts.nodes });
-    const env: NodeJS.ProcessEnv = { ...process.env, KUBECTL: `${fake.kubectl}${opts.kubectlArgs ?? ''}` };
+    const env: NodeJS.ProcessEnv = { ...scriptEnv(), KUBECTL: `${fake.kubectl}${opts.kubectlArgs ?? ''}` };
     delete env.OVERLAY;
     if (opts.overlay !== undefined) env.OVERLAY = typeof opts.overlay === 'string' ? opts.overlay : opts.overlay(dir);
     const r = spawnSync('bash', [join(opts.manifests ?? join(ROOT, 'manifests'), 'preflight.sh')], { env, encoding: 'utf8' });
@@ -447,7 +456,7 @@ test('preflight: KUBECTL is split into words, as make splits it ("kubectl --cont
 // ---- manifests/filter-kinds.sh
 
 function filterKinds(args: string[], input: string): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync('bash', [join(ROOT, 'manifests/filter-kinds.sh'), ...args], { input, encoding: 'utf8' });
+  const r = spawnSync('bash', [join(ROOT, 'manifests/filter-kinds.sh'), ...args], { input, env: scriptEnv(), encoding: 'utf8' });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -489,7 +498,7 @@ const skipMake = { skip: !hasMake && 'make is not installed' };
 function make(target: string, fake: Fake, ...vars: string[]): Run {
   return withDir((dir) => {
     const k = fakeKubectl(dir, fake);
-    const env: NodeJS.ProcessEnv = { ...process.env };
+    const env = scriptEnv();
     delete env.MAKEFLAGS;
     delete env.OVERLAY;
     delete env.IMG;
@@ -637,7 +646,7 @@ test('make deploy: a configuration that cannot be read (not NotFound) stops befo
       '  *" get mutatingwebhookconfiguration/kagenti-webhook --ignore-not-found -o name "*)\n    echo \'Error from server (Forbidden): forbidden\' >&2; exit 1 ;;\n  *" never "*)\n',
     );
     writeFileSync(k.kubectl, script);
-    const env: NodeJS.ProcessEnv = { ...process.env };
+    const env = scriptEnv();
     delete env.MAKEFLAGS;
     delete env.OVERLAY;
     const run = spawnSync('make', ['-s', 'deploy', `KUBECTL=${k.kubectl}`], { cwd: ROOT, env, encoding: 'utf8' });
@@ -676,7 +685,7 @@ test('make deploy: without cert-manager nothing is applied', skipMake, () => {
 test('make deploy KUBECTL="kubectl --context prod" passes the context to the preflight and every call', skipMake, () => {
   const r = withDir((dir) => {
     const k = fakeKubectl(dir, {});
-    const env: NodeJS.ProcessEnv = { ...process.env };
+    const env = scriptEnv();
     delete env.MAKEFLAGS;
     const run = spawnSync('make', ['-s', 'deploy', `KUBECTL=${k.kubectl} --context prod`], { cwd: ROOT, env, encoding: 'utf8' });
     return { code: run.status, stderr: run.stderr, calls: k.calls() };
