@@ -3,10 +3,10 @@
 // structural validity check of pods (what the API server validates after applying a webhook patch).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { webcrypto } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { AdmissionRequest, KubeObject } from '../webhook/admission.ts';
 import { continuationPrefix } from '../webhook/admission.ts';
 import { getPodTemplate } from '../webhook/workloads.ts';
@@ -27,6 +27,17 @@ import { startValidation } from '../webhook/validation.ts';
 export const ROOT = new URL('..', import.meta.url).pathname;
 export const BIN = join(ROOT, 'bin', 'kagenti-webhook.js');
 export const SERVER_NAME = 'kagenti-webhook.kagenti-system.svc';
+
+/**
+ * Copies the checkout's manifests/ (or `src`, a directory laid out as it is) to `dest` (which must not exist), without what is not part of it: the `.test-*`
+ * directories a test may have left there, and the git-ignored certificates of `make certs` (manifests/self-signed/
+ * certs). Tests change or add overlays in such a copy, never in the checkout: `npm test` runs two test files at once,
+ * and a directory that appears or vanishes under a copy being made breaks it.
+ */
+export function copyManifests(dest: string, src = join(ROOT, 'manifests')): void {
+  const certs = join(src, 'self-signed', 'certs');
+  cpSync(src, dest, { recursive: true, filter: (from) => from !== certs && !basename(from).startsWith('.test-') });
+}
 
 let certsPromise: ReturnType<typeof generateCertificates> | undefined;
 /** One CA + serving certificate per test process, from the project's own generator. */

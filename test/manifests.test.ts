@@ -2,18 +2,18 @@
 // invariants that make a failurePolicy: Fail webhook safe to run: selectors, exclusions, timeouts,
 // least privilege, security contexts, certificates that match the Service, and a config the server
 // accepts. The webhooks' CEL matchConditions are evaluated against sample objects with a CEL evaluator.
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { basename, join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { run as celRun, type CelInput } from '@bufbuild/cel';
 import { defaultConfig, parseConfig } from '../webhook/config.ts';
 import { checkCertificateDir, generateCertificates, serviceDnsNames, writeCertificates } from '../webhook/certs.ts';
-import { BIN, ROOT } from './helpers.ts';
+import { BIN, ROOT, copyManifests } from './helpers.ts';
 import { UNWATCHED_NAMESPACES } from '../webhook/rules.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- rendered Kubernetes objects
@@ -23,12 +23,31 @@ const NS = 'kagenti-system';
 const SERVICE = 'kagenti-webhook';
 const EXCLUDED = ['kube-system', 'kube-public', 'kube-node-lease', NS];
 const READ_VERBS = new Set(['get', 'list', 'watch']);
-const SELF_SIGNED_CERTS = join(ROOT, 'manifests', 'self-signed', 'certs');
 
-/** Certificates for the self-signed overlay in its git-ignored directory (what `make certs` does). */
+// This file writes nothing into the checkout: `npm test` runs two test files at once, and another may be reading or
+// copying manifests/. The overlays are rendered from a copy (copyManifests) in a temporary directory, made once and
+// removed after the file; the self-signed overlay's certificates and the overlays the tests add go there.
+let copy: string | undefined;
+after(() => {
+  if (copy !== undefined) rmSync(copy, { recursive: true, force: true });
+});
+/** The temporary directory that holds the copy, as `manifests/` (where `make -f Makefile` runs on it). */
+function copyRoot(): string {
+  if (copy === undefined) {
+    const dir = mkdtempSync(join(tmpdir(), 'kagenti-manifests-'));
+    copy = dir;
+    copyManifests(join(dir, 'manifests'));
+  }
+  return copy;
+}
+/** An overlay's directory in the copy of manifests/. */
+const overlayDir = (overlay: string) => join(copyRoot(), 'manifests', overlay);
+const selfSignedCerts = () => join(overlayDir('self-signed'), 'certs');
+
+/** Certificates for the self-signed overlay in its (git-ignored) certs directory, as `make certs` writes them. */
 async function ensureSelfSignedCerts(): Promise<void> {
-  if (checkCertificateDir(SELF_SIGNED_CERTS, [`${SERVICE}.${NS}.svc`]) === null) return;
-  writeCertificates(SELF_SIGNED_CERTS, await generateCertificates({ service: SERVICE, namespace: NS }));
+  if (checkCertificateDir(selfSignedCerts(), [`${SERVICE}.${NS}.svc`]) === null) return;
+  writeCertificates(selfSignedCerts(), await generateCertificates({ service: SERVICE, namespace: NS }));
 }
 
 const renders = new Map<string, Obj[]>();
@@ -36,7 +55,7 @@ async function render(overlay: string): Promise<Obj[]> {
   if (overlay === 'self-signed') await ensureSelfSignedCerts();
   const cached = renders.get(overlay);
   if (cached) return cached;
-  const text = execFileSync('kubectl', ['kustomize', join(ROOT, 'manifests', overlay)], { encoding: 'utf8' });
+  const text = execFileSync('kubectl', ['kustomize', overlayDir(overlay)], { encoding: 'utf8' });
   const docs = parseAllDocuments(text).map((d) => {
     assert.deepEqual(d.errors, []);
     return d.toJS() as Obj;
@@ -483,7 +502,7 @@ test('default: cert-manager chain, serving certificate names match the Service, 
 
 test('self-signed: caBundle is the generated CA, the Secret holds the pair, and the certificate names the Service', async () => {
   const docs = await render('self-signed');
-  const caPem = readFileSync(join(SELF_SIGNED_CERTS, 'ca.crt'), 'utf8');
+  const caPem = readFileSync(join(selfSignedCerts(), 'ca.crt'), 'utf8');
   const secret = one(docs, 'Secret', 'kagenti-webhook-tls');
   const decode = (b64: string) => Buffer.from(b64.replace(/\s+/g, ''), 'base64').toString('utf8');
   assert.equal(decode(secret.data['ca.crt']), caPem);
@@ -509,6 +528,18 @@ test('self-signed: without `make certs` the overlay does not render, and says wh
   const r = spawnSync('kubectl', ['kustomize', join(dir, 'self-signed')], { encoding: 'utf8' });
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /certs\/ca\.crt|certs\/tls\.crt|certs\/tls\.key/);
+});
+
+test('the copy the tests render from leaves out what is not part of manifests/: .test-* directories and the certificates of `make certs`', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kagenti-copy-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const src = join(dir, 'manifests');
+  for (const d of ['base', 'self-signed/certs', '.test-pod-monitor-x', 'components/.test-y']) mkdirSync(join(src, d), { recursive: true });
+  for (const f of ['base/kustomization.yaml', 'self-signed/kustomization.yaml', 'self-signed/certs/tls.key', '.test-pod-monitor-x/kustomization.yaml', 'components/.test-y/a.yaml', 'components/x.yaml'])
+    writeFileSync(join(src, f), f);
+  copyManifests(join(dir, 'copy'), src);
+  const files = execFileSync('find', ['.', '-type', 'f'], { cwd: join(dir, 'copy'), encoding: 'utf8' }).split('\n').filter(Boolean).sort();
+  assert.deepEqual(files, ['./base/kustomization.yaml', './components/x.yaml', './self-signed/kustomization.yaml']);
 });
 
 test('generated keys are git-ignored, never committed', () => {
@@ -537,16 +568,15 @@ test('the NetworkPolicy component admits only the webhook port to the webhook po
   assert.equal((await render('default')).some((d) => d.kind === 'NetworkPolicy'), false, 'optional: not in default');
 });
 
-test('metrics can be scraped: prometheus.io annotations on the pods, and an optional PodMonitor component on the probe port', async (t) => {
+test('metrics can be scraped: prometheus.io annotations on the pods, and an optional PodMonitor component on the probe port', async () => {
   const dep = one(await render('default'), 'Deployment', SERVICE);
   const args: string[] = dep.spec.template.spec.containers[0].args;
   const probePort = args[args.indexOf('--probe-port') + 1];
   assert.deepEqual(dep.spec.template.metadata.annotations, { 'prometheus.io/scrape': 'true', 'prometheus.io/port': probePort, 'prometheus.io/path': '/metrics' });
   assert.equal((await render('default')).some((d) => d.kind === 'PodMonitor'), false, 'optional: not in default (needs the Prometheus Operator CRDs)');
   // an overlay with the component, as install.md shows it
-  // (beside the overlays: kustomize takes relative paths only)
-  const dir = mkdtempSync(join(ROOT, 'manifests', '.test-pod-monitor-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // (beside the overlays, in the copy: kustomize takes relative paths only)
+  const dir = mkdtempSync(overlayDir('.test-pod-monitor-'));
   writeFileSync(join(dir, 'kustomization.yaml'), 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../default\ncomponents:\n  - ../components/pod-monitor\n');
   const docs = parseAllDocuments(execFileSync('kubectl', ['kustomize', dir], { encoding: 'utf8' })).map((d) => d.toJS() as Obj);
   const pm = one(docs, 'PodMonitor', SERVICE);
@@ -561,7 +591,7 @@ test('every rendered document passes `kagenti-webhook lint`', { skip: !existsSyn
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   for (const overlay of OVERLAYS) {
     await render(overlay);
-    const text = execFileSync('kubectl', ['kustomize', join(ROOT, 'manifests', overlay)], { encoding: 'utf8' });
+    const text = execFileSync('kubectl', ['kustomize', overlayDir(overlay)], { encoding: 'utf8' });
     const file = join(dir, `${overlay}.yaml`);
     writeFileSync(file, text);
     for (const issuer of ['--external-issuer', '--internal-issuer']) {
@@ -652,16 +682,16 @@ test("the base config lists every policy that denies by default, and install.md'
   assert.match(warnSentence, new RegExp(`set the ${['zero', 'one', 'two', 'three', 'four', 'five', 'six'][denying.length]} \`deny\` \`policies\``));
 });
 
-test('make manifests fails (exit 2, nothing on stdout) for an overlay that does not exist or does not render', { skip: spawnSync('make', ['--version']).status !== 0 && 'make is not installed' }, (t) => {
+test('make manifests fails (exit 2, nothing on stdout) for an overlay that does not exist or does not render', { skip: spawnSync('make', ['--version']).status !== 0 && 'make is not installed' }, () => {
   const missing = spawnSync('make', ['-s', 'manifests', 'OVERLAY=nope'], { cwd: ROOT, encoding: 'utf8' });
   assert.equal(missing.status, 2, missing.stderr);
   assert.equal(missing.stdout, '');
   assert.match(missing.stderr, /^make: there is no overlay manifests\/nope: /);
-  // a directory whose kustomization kustomize refuses (beside the overlays: kustomize takes relative paths only)
-  const dir = mkdtempSync(join(ROOT, 'manifests', '.test-broken-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // a directory whose kustomization kustomize refuses (beside the overlays, in the copy: kustomize takes relative
+  // paths only); the checkout's Makefile run in the copy's directory
+  const dir = mkdtempSync(overlayDir('.test-broken-'));
   writeFileSync(join(dir, 'kustomization.yaml'), 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../no-such-base\n');
-  const broken = spawnSync('make', ['-s', 'manifests', `OVERLAY=${dir.slice(join(ROOT, 'manifests').length + 1)}`], { cwd: ROOT, encoding: 'utf8' });
+  const broken = spawnSync('make', ['-s', '-f', join(ROOT, 'Makefile'), 'manifests', `OVERLAY=${basename(dir)}`], { cwd: copyRoot(), encoding: 'utf8' });
   assert.equal(broken.status, 2, broken.stderr);
   assert.equal(broken.stdout, '');
   assert.match(broken.stderr, /make: manifests\/\.test-broken-\w+ does not render \(kustomize's error above\); nothing was printed/);
@@ -675,10 +705,10 @@ test('make help shows the image and the certificates directory, not $(IMG) and $
   assert.doesNotMatch(r.stdout, /\$\(IMG\)|\$\(CERTS_DIR\)/);
 });
 
-test('the optional egress component lets the webhook pods reach only DNS and the API server ports; with-network-policy stays Ingress-only', async (t) => {
-  // an overlay with both components, as install.md shows it (beside the overlays: kustomize takes relative paths only)
-  const dir = mkdtempSync(join(ROOT, 'manifests', '.test-egress-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+test('the optional egress component lets the webhook pods reach only DNS and the API server ports; with-network-policy stays Ingress-only', async () => {
+  // an overlay with both components, as install.md shows it (beside the overlays, in the copy: kustomize takes
+  // relative paths only)
+  const dir = mkdtempSync(overlayDir('.test-egress-'));
   writeFileSync(
     join(dir, 'kustomization.yaml'),
     'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../default\ncomponents:\n  - ../components/network-policy\n  - ../components/network-policy-egress\n',

@@ -7,10 +7,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { ROOT } from './helpers.ts';
+import { ROOT, copyManifests } from './helpers.ts';
 
 interface Fake {
   /** the cluster's version; null: unreachable (kubectl prints the client part and exits 1) */
@@ -422,8 +422,8 @@ test('preflight: a config in a form it does not follow (JSON, a quoted key, a {.
 test('preflight: self-signed before `make certs` (it does not render) reads its config from manifests/base', () => {
   withDir((dir) => {
     const manifests = join(dir, 'manifests');
-    cpSync(join(ROOT, 'manifests'), manifests, { recursive: true });
-    rmSync(join(manifests, 'self-signed', 'certs'), { recursive: true, force: true });
+    // without the certificates `make certs` may have written, and nothing another test file left in manifests/
+    copyManifests(manifests);
     const config = join(manifests, 'base', 'config.yaml');
     writeFileSync(config, readFileSync(config, 'utf8').replace(/^  nativeSidecars: false$/m, '  nativeSidecars: true'));
     const r = preflight({ major: '1', minor: '30' }, { manifests, overlay: 'self-signed', nodes: ['a v1.30.1', 'b v1.27.9'] });
