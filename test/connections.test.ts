@@ -10,7 +10,7 @@ import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import type { CloseReason, ConnectionLimits } from '../webhook/connections.ts';
 import { guardConnections } from '../webhook/connections.ts';
-import { SERVER_NAME, testCerts } from './helpers.ts';
+import { SERVER_NAME, testCerts, within } from './helpers.ts';
 
 interface Guarded {
   port: number;
@@ -19,6 +19,10 @@ interface Guarded {
   guard: ReturnType<typeof guardConnections>;
   /** requests held open until answered */
   held: (() => void)[];
+  /** resolves once the server holds `n` requests (its handler ran for each): the signal that it saw them */
+  holding(n: number): Promise<void>;
+  /** resolves once the server has finished `n` TLS handshakes (the guard has seen each as TLS) */
+  secured(n: number): Promise<void>;
   /** every client socket, destroyed by close() */
   clients: net.Socket[];
   close(): Promise<void>;
@@ -27,17 +31,45 @@ interface Guarded {
 async function guarded(limits: Omit<ConnectionLimits, 'onClose'>): Promise<Guarded> {
   const certs = await testCerts();
   const held: (() => void)[] = [];
+  // what the tests wait for the server to have done, checked whenever it does something
+  const waiters = new Set<() => void>();
+  const changed = () => {
+    for (const w of [...waiters]) w();
+  };
+  const when = (cond: () => boolean, what: string) =>
+    within(
+      new Promise<void>((resolve) => {
+        const check = () => {
+          if (!cond()) return;
+          waiters.delete(check);
+          resolve();
+        };
+        waiters.add(check);
+        check();
+      }),
+      what,
+    );
+  const hold = (answer: () => void) => {
+    held.push(answer);
+    changed();
+  };
   const server = https.createServer({ cert: certs.tlsCert, key: certs.tlsKey }, (req, res) => {
     const answer = () => res.end('ok');
-    if (req.url === '/hold') held.push(answer);
+    if (req.url === '/hold') hold(answer);
     else if (req.url === '/partial') {
       // the answer starts and is finished only when released
       res.write('part');
-      held.push(answer);
+      hold(answer);
     } else answer();
   });
   const closed: CloseReason[] = [];
   const guard = guardConnections(server, { ...limits, onClose: (r) => closed.push(r) });
+  // after the guard's own listener: counted once the guard knows the connection as TLS
+  let secured = 0;
+  server.on('secureConnection', () => {
+    secured++;
+    changed();
+  });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const port = (server.address() as AddressInfo).port;
   const clients: net.Socket[] = [];
@@ -47,6 +79,8 @@ async function guarded(limits: Omit<ConnectionLimits, 'onClose'>): Promise<Guard
     closed,
     guard,
     held,
+    holding: (n) => when(() => held.length >= n, `the server to hold ${n} requests`),
+    secured: (n) => when(() => secured >= n, `the server to finish ${n} TLS handshakes`),
     clients,
     close: async () => {
       guard.stop();
@@ -124,7 +158,7 @@ test('a connection that sends no request is closed after quietMs, not before; on
   await served.request();
   const quietTls = await tlsClient(g);
   const quietTcp = await tcpClient(g); // never starts TLS
-  const [tlsMs, tcpMs] = await Promise.all([quietTls.closed, quietTcp.closed]);
+  const [tlsMs, tcpMs] = await within(Promise.all([quietTls.closed, quietTcp.closed]), 'the quiet connections to close');
   for (const ms of [tlsMs, tcpMs]) assert.ok(ms >= 380 && ms < 1500, `closed after ${Math.round(ms)} ms, expected 400 ms plus a sweep`);
   // The served connection is matched to its TCP connection (Node keeps it in TLSSocket._parent): were it not,
   // its request would not count and the sweep would have closed it as quiet too.
@@ -143,14 +177,14 @@ test('at the cap, a new connection closes the longest-idle quiet one; busy and k
   await keepAlive.request();
   const busy = await tlsClient(g);
   void busy.request('/hold');
-  await sleep(50);
+  await g.holding(1);
   const quiet = [await tlsClient(g), await tlsClient(g), await tlsClient(g)];
   assert.equal(g.guard.open(), 5);
   const newcomers: Client[] = [];
   for (let i = 0; i < 3; i++) {
     newcomers.push(await tlsClient(g));
     // the oldest quiet connection went first, then the next
-    assert.equal(await quiet[i]!.closed.then(() => true), true);
+    assert.equal(await within(quiet[i]!.closed.then(() => true), `quiet connection ${i} to be evicted`), true);
   }
   assert.deepEqual(g.closed, ['evicted', 'evicted', 'evicted']);
   assert.ok(keepAlive.isOpen() && busy.isOpen(), 'the keep-alive and the busy connection are not evicted while quiet ones remain');
@@ -158,7 +192,7 @@ test('at the cap, a new connection closes the longest-idle quiet one; busy and k
   // Without quiet connections left (the newcomers send requests), the keep-alive one idle longest is next.
   for (const c of newcomers) await c.request();
   await tlsClient(g);
-  await keepAlive.closed;
+  await within(keepAlive.closed, 'the keep-alive connection to be evicted');
   assert.ok(busy.isOpen(), 'a connection with a request in progress is never evicted');
   g.held.splice(0).forEach((answer) => answer());
 });
@@ -173,7 +207,7 @@ test('among keep-alive connections, the one idle longest makes room, not the one
   await sleep(20);
   await older.request(); // the connection that opened first is now the one idle the shortest
   await tlsClient(g);
-  await newer.closed;
+  await within(newer.closed, 'the connection idle longest to be evicted');
   assert.ok(older.isOpen(), 'the connection that carried the latest request stays');
   assert.deepEqual(g.closed, ['evicted']);
 });
@@ -185,7 +219,7 @@ test('when every open connection has a request in progress, a new connection is 
   const b = await tlsClient(g);
   void a.request('/hold');
   void b.request('/hold');
-  await sleep(50);
+  await g.holding(2);
   const refused = await new Promise<boolean>((resolve) => {
     const s = tls.connect({ host: '127.0.0.1', port: g.port, ca: g.ca, servername: SERVER_NAME });
     g.clients.push(s);
@@ -208,9 +242,9 @@ test('at the cap with every connection busy, one whose request has run longer th
   await sleep(400);
   const fresh = await tlsClient(g);
   void fresh.request('/hold');
-  await sleep(50);
+  await g.holding(2);
   const newcomer = await tlsClient(g);
-  await stuck.closed;
+  await within(stuck.closed, 'the stuck connection to be evicted');
   assert.deepEqual(g.closed, ['evicted']);
   assert.ok(fresh.isOpen() && newcomer.isOpen(), 'a request younger than quietMs is not cut');
   g.held.splice(0).forEach((answer) => answer());
@@ -222,9 +256,9 @@ test('endQuiet ends connections that finished TLS and sent nothing, and leaves t
   const served = await tlsClient(g);
   await served.request();
   const quiet = await tlsClient(g);
-  await sleep(50); // the server finishes its side of the handshake just after the client
+  await g.secured(2); // the server finishes its side of the handshake just after the client
   g.guard.endQuiet();
-  await quiet.closed;
+  await within(quiet.closed, 'endQuiet to end the quiet connection');
   await sleep(50);
   assert.ok(served.isOpen());
   served.socket.destroy();
@@ -240,14 +274,14 @@ test('with requestMs, a request still in progress that long is answered 408 and 
   await sleep(150);
   const younger = await tlsClient(g);
   void younger.request('/hold');
-  await trickler.closed;
+  await within(trickler.closed, 'the trickling request to be ended');
   assert.ok(performance.now() - sent >= 300, 'closed before requestMs');
   assert.match(trickler.received(), /^HTTP\/1\.1 408 Request Timeout\r\nContent-Type: application\/json; charset=utf-8\r\n/);
   // a JSON error, as every other 4xx of the port
   assert.deepEqual(JSON.parse(trickler.received().split('\r\n\r\n')[1]!), { error: 'the request took too long to arrive' });
   assert.deepEqual(g.closed, ['request-timeout']);
   assert.ok(younger.isOpen(), 'a request younger than requestMs is not cut');
-  await younger.closed;
+  await within(younger.closed, 'the younger request to be ended');
   assert.deepEqual(g.closed, ['request-timeout', 'request-timeout']);
 });
 
@@ -257,7 +291,7 @@ test('with requestMs, a request whose answer has started and never ends is close
   t.after(() => g.close());
   const c = await tlsClient(g);
   void c.request('/partial');
-  await c.closed;
+  await within(c.closed, 'the unfinished answer to be ended');
   assert.match(c.received(), /^HTTP\/1\.1 200 OK\r\n/);
   assert.doesNotMatch(c.received(), /408/);
   assert.deepEqual(g.closed, ['request-timeout']);
@@ -272,4 +306,9 @@ test('without requestMs, the guard leaves requests in progress to Node', async (
   assert.ok(c.isOpen());
   assert.deepEqual(g.closed, []);
   g.held.splice(0).forEach((answer) => answer());
+});
+
+test('within (the bound on the waits above): a wait that never ends fails naming what it waited for; one that ends gives its value', async () => {
+  await assert.rejects(within(new Promise(() => {}), 'a close that never comes', 50), /^Error: gave up waiting for a close that never comes after 0\.05 s$/);
+  assert.equal(await within(Promise.resolve(7), 'a value'), 7);
 });

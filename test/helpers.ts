@@ -39,6 +39,23 @@ export function copyManifests(dest: string, src = join(ROOT, 'manifests')): void
   cpSync(src, dest, { recursive: true, filter: (from) => from !== certs && !basename(from).startsWith('.test-') });
 }
 
+/**
+ * `p`, or a rejection naming `what` once `ms` have passed without it settling: a wait for an event that never comes
+ * (a connection that is never closed, a process that never exits) fails its test instead of hanging the run. A bound,
+ * not a timing assertion: `ms` is far over what the event takes on a busy machine.
+ */
+export async function within<T>(p: Promise<T>, what: string, ms = 30_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`gave up waiting for ${what} after ${ms / 1000} s`)), ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 let certsPromise: ReturnType<typeof generateCertificates> | undefined;
 /** One CA + serving certificate per test process, from the project's own generator. */
 export function testCerts() {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type TLSSocket } from 'node:tls';
 import { generateCertificates, writeCertificates } from '../webhook/certs.ts';
-import { SERVER_NAME } from './helpers.ts';
+import { SERVER_NAME, within } from './helpers.ts';
 import { admit, agentPod, probeGet, reviewBody, startLoad, startServerProcess, waitFor } from './server-process.ts';
 
 async function certDir(t: { after: (fn: () => void) => void }) {
@@ -53,7 +53,7 @@ async function sigtermUnderLoad(t: { after: (fn: () => unknown) => void }, fresh
   assert.equal(load.stats.refused, 0, 'the listener stays open during the drain');
   // Then the listener closes: new connections are refused (never accepted, so not failures).
   await waitFor(() => load.stats.refused > 0 || load.stats.failures.length > 0, 'the listener to close after the drain');
-  const exit = await proc.exited;
+  const exit = await within(proc.exited, 'the server to exit');
   const stats = await stopLoad();
 
   assert.equal(exit.code, 0, proc.output().slice(-500));
@@ -113,8 +113,8 @@ test('an admission still arriving when the listener closes is finished before ex
   await waitFor(() => /\r\n\r\n[\s\S]*"uid"/.test(response), 'the slow admission response');
   assert.match(response, /^HTTP\/1\.1 200 /);
   assert.ok(response.includes(`"uid":"${uid}"`));
-  await closed;
-  const exit = await proc.exited;
+  await within(closed, 'the server to close the slow connection');
+  const exit = await within(proc.exited, 'the server to exit');
   assert.equal(exit.code, 0);
 });
 
@@ -131,8 +131,8 @@ test('a connection that never sent a request does not stop the process from exit
   socket.resume();
   proc.kill('SIGTERM');
   // The server closes it (the client never does) and exits cleanly.
-  await closed;
-  assert.equal((await proc.exited).code, 0);
+  await within(closed, 'the server to close the connection that sent nothing');
+  assert.equal((await within(proc.exited, 'the server to exit')).code, 0);
 });
 
 test('SIGHUP is logged and ignored (the config is read at start only): the server keeps serving; the start line and /metrics name the version', async (t) => {
@@ -154,5 +154,5 @@ test('SIGHUP is logged and ignored (the config is read at start only): the serve
   assert.deepEqual(r, { ok: true });
   assert.equal(await readyStatus(proc.probePort), 200);
   proc.kill('SIGTERM');
-  assert.equal((await proc.exited).code, 0);
+  assert.equal((await within(proc.exited, 'the server to exit')).code, 0);
 });
