@@ -6,7 +6,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -36,6 +37,8 @@ after(async () => {
   for (const s of abusers) s.destroy();
   agent?.destroy();
   await server?.stop();
+  // benchCerts made a kagenti-bench-* directory for the certificates: removed with them
+  if (certs) rmSync(dirname(certs.dir), { recursive: true, force: true });
 });
 
 /** One well-behaved admission request (TLS verified against the CA); resolves with the parsed answer. */

@@ -1,5 +1,5 @@
 // The command line as users and pipelines call it: the built bin (dist/, made by `npm run build`/prepare).
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -12,6 +12,17 @@ import type { AdmissionRequest, KubeObject } from '../webhook/admission.ts';
 import { defaultConfig } from '../webhook/config.ts';
 import { mutate } from '../webhook/mutate.ts';
 import { decodePatch, joinWarnings, podCreateRequest, ROOT, runCli } from './helpers.ts';
+
+const tempDirs: string[] = [];
+after(() => {
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+});
+/** A temporary directory named from `prefix`, removed after the file's tests. */
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
+}
 
 const golden = (f: string) => join(ROOT, 'test', 'golden', f);
 
@@ -34,7 +45,7 @@ test('unknown command and bad flags: exit 2 with one line on stderr', () => {
 });
 
 test('serve stops at start-up with exit 2 and one line naming the problem', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'kw-serve-'));
+  const dir = tempDir('kw-serve-');
   const badConfig = join(dir, 'bad.yaml');
   writeFileSync(badConfig, 'authBridge:\n  defaultMode: sidecar\n');
   // a year: past the longest interval a timer can wait, which would re-check the issuer every millisecond
@@ -67,7 +78,7 @@ test('lint --config with an empty value exits 2 instead of linting with the defa
 });
 
 test('serve with a KUBECONFIG that cannot be used stops at start-up instead of running without cluster state', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'kw-serve-'));
+  const dir = tempDir('kw-serve-');
   const noContext = join(dir, 'noctx.yaml');
   writeFileSync(noContext, 'apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\ncurrent-context: gone\nusers: []\n');
   for (const [kubeconfig, pattern] of [
@@ -88,7 +99,7 @@ test('serve with a KUBECONFIG that cannot be used stops at start-up instead of r
 });
 
 test('a bad LOG_LEVEL is blamed on the environment variable, not on a flag nobody passed', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'kw-serve-'));
+  const dir = tempDir('kw-serve-');
   const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'kagenti-webhook.js'), 'serve', '--dev-certs', dir, '--probe-port', '0'], {
     encoding: 'utf8',
     env: { ...process.env, LOG_LEVEL: 'verbose' },
@@ -99,7 +110,7 @@ test('a bad LOG_LEVEL is blamed on the environment variable, not on a flag nobod
 });
 
 test('serve exits 2 naming the port when either port is taken, and leaves nothing listening', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'kw-serve-'));
+  const dir = tempDir('kw-serve-');
   const taken = net.createServer();
   await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
   const port = (taken.address() as net.AddressInfo).port;
@@ -122,7 +133,7 @@ test('serve exits 2 naming the port when either port is taken, and leaves nothin
 
 test('a reader that goes away (| head) ends lint and inject quietly with 141, never a stack trace', async () => {
   const many = Array.from({ length: 3000 }, (_, i) => `---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kagent-enterprise-config\n  namespace: ns-${i}\ndata:\n  K8S_TOKEN_REVIEW: "yes"\n`).join('');
-  const dir = mkdtempSync(join(tmpdir(), 'kw-epipe-'));
+  const dir = tempDir('kw-epipe-');
   const file = join(dir, 'many.yaml');
   writeFileSync(file, many);
   for (const args of [['lint', '-o', 'json', file], ['lint', file], ['inject', '-f', file]]) {
@@ -141,7 +152,7 @@ test('inject reads a stream of JSON objects (jq -c) and writes YAML documents ku
   const cm = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c', namespace: 't' }, data: { x: '}{"' } };
   const r = runCli(['inject'], `${JSON.stringify(pod)}\n${JSON.stringify(cm)}\n`);
   assert.equal(r.code, 0, r.stderr);
-  const dir = mkdtempSync(join(tmpdir(), 'kw-json-'));
+  const dir = tempDir('kw-json-');
   writeFileSync(join(dir, 'out.yaml'), r.stdout);
   const k = spawnSync('kubectl', ['patch', '--local', '-f', join(dir, 'out.yaml'), '--type', 'json', '-p', '[]', '-o', 'json'], { encoding: 'utf8' });
   assert.equal(k.status, 0, k.stderr);

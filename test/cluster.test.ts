@@ -865,12 +865,13 @@ test('background audit: a thousand agents on one ServiceAccount are all counted,
   }
 });
 
-test('KUBECONFIG as a list: missing files are skipped as kubectl skips them; none usable stops start-up', async () => {
+test('KUBECONFIG as a list: missing files are skipped as kubectl skips them; none usable stops start-up', async (t) => {
   const { loadKubeConfig } = await import('../webhook/cluster.ts');
-  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
   const { delimiter, join } = await import('node:path');
   const dir = mkdtempSync(join(tmpdir(), 'kw-kubeconfig-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const good = join(dir, 'good.yaml');
   writeFileSync(
     good,

@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -37,9 +37,10 @@ describe('real server process', () => {
   let port = 0;
   let ca = '';
   const logs: any[] = [];
+  let dir: string | undefined;
 
   before(async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'kw-int-'));
+    dir = mkdtempSync(join(tmpdir(), 'kw-int-'));
     const certs = runCli(['certs', '--service', 'kagenti-webhook', '--namespace', 'kagenti-system', '--out', dir]);
     assert.equal(certs.code, 0, certs.stderr);
     ca = readFileSync(join(dir, 'ca.crt'), 'utf8');
@@ -74,6 +75,7 @@ describe('real server process', () => {
       proc.kill('SIGTERM');
       await exited;
     }
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   });
 
   test('every golden pod: patch applies with kubectl and yields a valid Pod', async () => {

@@ -2,7 +2,7 @@
 // post-renderer round trip, empty input, inputs that are not Kubernetes at all, Lists, JSON, directories,
 // and --cluster against an in-test HTTPS server standing in for the API server (no kube-apiserver can be
 // installed on the machines these tests run on).
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
 import { parse } from 'yaml';
@@ -48,8 +48,16 @@ function lintString(text: string, opts: { issuer?: 'external' | 'internal' | 'un
   return l;
 }
 
+const tmpDirs: string[] = [];
+after(() => {
+  for (const d of tmpDirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** A temporary directory, removed after the file's tests. */
 function tmp(): string {
-  return mkdtempSync(join(tmpdir(), 'kagenti-lint-'));
+  const dir = mkdtempSync(join(tmpdir(), 'kagenti-lint-'));
+  tmpDirs.push(dir);
+  return dir;
 }
 
 test('exit 0 on clean input, 1 on violations, --strict turns warnings into failures', async () => {
