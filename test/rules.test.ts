@@ -958,19 +958,25 @@ test('checkMissingTokenReview: the ConfigMap exists with "true", but the control
   // no envFrom at all, and an envFrom with a prefix (the variable is then <prefix>K8S_TOKEN_REVIEW): the same
   assert.match(checkMissingTokenReview([controller({})], good, config, EKS)[0].message, /does not read K8S_TOKEN_REVIEW .*\(it reads no ConfigMap\)/);
   // it reads the ConfigMap, but not the key as K8S_TOKEN_REVIEW: an envFrom with a prefix (the variable is then
-  // <prefix>K8S_TOKEN_REVIEW), env entries of other keys, K8S_TOKEN_REVIEW from another key: a message of its own
-  for (const [c, path] of [
-    [{ envFrom: [{ prefix: 'KAGENT_', configMapRef: { name: 'kagent-enterprise-config' } }] }, 'spec.template.spec.containers.0.envFrom.0.configMapRef.name'],
-    [{ env: [{ name: 'LOG_LEVEL', valueFrom: { configMapKeyRef: { name: 'kagent-enterprise-config', key: 'LOG_LEVEL' } } }] }, 'spec.template.spec.containers.0.env.0.valueFrom.configMapKeyRef.name'],
-    [{ env: [{ name: 'K8S_TOKEN_REVIEW', valueFrom: { configMapKeyRef: { name: 'kagent-enterprise-config', key: 'TOKEN_REVIEW' } } }] }, 'spec.template.spec.containers.0.env.0.valueFrom.configMapKeyRef.name'],
+  // <prefix>K8S_TOKEN_REVIEW), env entries of other keys, K8S_TOKEN_REVIEW from another key, only an init container:
+  // a message of its own, with the fix for that case
+  const cmName = 'kagent-enterprise-config';
+  for (const [c, path, how, fix] of [
+    [{ envFrom: [{ prefix: 'KAGENT_', configMapRef: { name: cmName } }] }, 'spec.template.spec.containers.0.envFrom.0.configMapRef.name', /through an envFrom entry with a prefix \(spec\.template\.spec\.containers\[0\]\.envFrom\[0\]\.configMapRef\.name\), so the variable it gets is named with that prefix, not K8S_TOKEN_REVIEW/, /Fix: remove that envFrom entry's prefix, or add an env entry/],
+    [{ env: [{ name: 'LOG_LEVEL', valueFrom: { configMapKeyRef: { name: cmName, key: 'LOG_LEVEL' } } }] }, 'spec.template.spec.containers.0.env.0.valueFrom.configMapKeyRef.name', /in env entries \(.*\), but none named K8S_TOKEN_REVIEW takes its key K8S_TOKEN_REVIEW/, /Fix: add an env entry to the controller's container: name K8S_TOKEN_REVIEW, valueFrom\.configMapKeyRef name kagent-enterprise-config, key K8S_TOKEN_REVIEW, then/],
+    [{ env: [{ name: 'K8S_TOKEN_REVIEW', valueFrom: { configMapKeyRef: { name: cmName, key: 'TOKEN_REVIEW' } } }] }, 'spec.template.spec.containers.0.env.0.valueFrom.configMapKeyRef.name', /in env entries/, /Fix: add an env entry/],
+    [{ initContainers: [{ name: 'setup', image: 'x', envFrom: [{ configMapRef: { name: cmName } }] }] }, 'spec.template.spec.initContainers.0.envFrom.0.configMapRef.name', /only in an init container \(spec\.template\.spec\.initContainers\[0\]\.envFrom\[0\]\.configMapRef\.name\), whose environment the controller's container does not get/, /Fix: add an envFrom entry with configMapRef name kagent-enterprise-config to the controller's container \(spec\.template\.spec\.containers\[0\]\.envFrom\), then restart deploy\/kagent-controller\.$/],
   ] as const) {
-    const found = checkMissingTokenReview([controller(c)], good, config, EKS);
+    const { initContainers, ...container } = c as unknown as { initContainers?: unknown[] } & Record<string, unknown>;
+    const obj = controller(container);
+    if (initContainers) (obj.spec.template.spec as Record<string, unknown>).initContainers = initContainers;
+    const found = checkMissingTokenReview([obj], good, config, EKS);
     assert.equal(found.length, 1, JSON.stringify(c));
     assert.equal(found[0]!.path, path);
-    assert.match(
-      found[0]!.message,
-      /^\[token-review-required\] Deployment kagent\/kagent-controller: kagent's controller reads ConfigMap kagent\/kagent-enterprise-config \(spec\.template\.spec\.containers\[0\]\.(envFrom|env)\[0\]\.[a-zA-Z.]+\), but not its key K8S_TOKEN_REVIEW as the variable K8S_TOKEN_REVIEW: .* Fix: add an env entry to the controller's container: name K8S_TOKEN_REVIEW, valueFrom\.configMapKeyRef name kagent-enterprise-config, key K8S_TOKEN_REVIEW \(or remove the envFrom prefix\), then restart deploy\/kagent-controller\.$/,
-    );
+    assert.match(found[0]!.message, /^\[token-review-required\] Deployment kagent\/kagent-controller: kagent's controller reads ConfigMap kagent\/kagent-enterprise-config /);
+    assert.match(found[0]!.message, how);
+    assert.match(found[0]!.message, fix);
+    assert.doesNotMatch(found[0]!.message, initContainers ? /prefix/ : /init container/);
   }
   // envFrom the ConfigMap and a literal K8S_TOKEN_REVIEW: "false": the literal wins
   const [literal] = checkMissingTokenReview(

@@ -615,17 +615,31 @@ function controllerNotReading(
   if (refs.some((r) => r.delivers && watched(r.name))) return 'reads';
   // an envFrom Secret may carry it (envFromSecret): not known, so not said to be missing
   if (d.secretFrom) return null;
-  // it reads the ConfigMap, but not that key under that name: an envFrom with a prefix, or env entries of other keys
+  // it reads the ConfigMap, but not that key under that name: only in an init container, through an envFrom with a
+  // prefix, or in env entries of other keys (the reference's path tells which: a reference from the main containers
+  // without a prefix, or of that key as K8S_TOKEN_REVIEW, delivers)
   const near = refs.find((r) => watched(r.name));
-  if (near)
+  if (near) {
+    const init = near.path.includes('.initContainers[');
+    const envFrom = !init && near.path.includes('.envFrom[');
+    const how = init
+      ? `only in an init container (${near.path}), whose environment the controller's container does not get`
+      : envFrom
+        ? `through an envFrom entry with a prefix (${near.path}), so the variable it gets is named with that prefix, not ${TOKEN_REVIEW_KEY}`
+        : `in env entries (${near.path}), but none named ${TOKEN_REVIEW_KEY} takes its key ${TOKEN_REVIEW_KEY}`;
+    const fix = init
+      ? `add an envFrom entry with configMapRef name ${near.name} to the controller's container (spec.template.spec.containers[0].envFrom)`
+      : envFrom
+        ? `remove that envFrom entry's prefix, or add an env entry to the controller's container: name ${TOKEN_REVIEW_KEY}, valueFrom.configMapKeyRef name ${near.name}, key ${TOKEN_REVIEW_KEY}`
+        : `add an env entry to the controller's container: name ${TOKEN_REVIEW_KEY}, valueFrom.configMapKeyRef name ${near.name}, key ${TOKEN_REVIEW_KEY}`;
     return {
       ...base,
       path: dotted(near.path),
       message:
-        `[token-review-required] Deployment ${ns}/${name}: kagent's controller reads ConfigMap ${ns}/${near.name} (${near.path}), but not its key ${TOKEN_REVIEW_KEY} as the variable ${TOKEN_REVIEW_KEY}: ` +
-        `only an envFrom configMapRef without a prefix, or an env entry ${TOKEN_REVIEW_KEY} whose configMapKeyRef takes the key ${TOKEN_REVIEW_KEY}, gives it that, so the value set there never reaches it. ${why} ` +
-        `Fix: add an env entry to the controller's container: name ${TOKEN_REVIEW_KEY}, valueFrom.configMapKeyRef name ${near.name}, key ${TOKEN_REVIEW_KEY} (or remove the envFrom prefix), then restart deploy/${name}.`,
+        `[token-review-required] Deployment ${ns}/${name}: kagent's controller reads ConfigMap ${ns}/${near.name} ${how}, so the value set there never reaches it. ${why} ` +
+        `Fix: ${fix}, then restart deploy/${name}.`,
     };
+  }
   const other = refs[0];
   const reads = other
     ? ` (it reads ConfigMap ${ns}/${other.name}, ${other.path}${refs.length > 1 ? `, and ${refs.length - 1} more` : ''})`
