@@ -111,6 +111,30 @@ test('warmUp counts the admissions that failed and keeps the first message: a ha
     assert.equal(r.requests, corpus.length);
     assert.equal(r.failed, validates);
     assert.equal(r.firstError, 'boom in validate');
+    // a real service catches its own errors and answers an internal-error denial: the warm-up names the error from
+    // that admission's line, not the answer's JSON
+    let boom = false;
+    const shaky = structuredClone(defaultConfig());
+    const policies = shaky.policies;
+    Object.defineProperty(shaky, 'policies', {
+      get() {
+        if (boom) throw new Error('boom inside validation');
+        return policies;
+      },
+    });
+    const catching = await startValidation({ config: shaky, log: silentLogger(), cluster: 'none', readToken: async () => Promise.reject(new Error('none')) });
+    try {
+      boom = true;
+      const c = await warmUp({ config, validation: catching, requests: corpus.length, logLevel: 'info' });
+      assert.ok((c.failed ?? 0) > 0, 'the internal errors are counted');
+      assert.equal(c.firstError, 'boom inside validation');
+      // at a level that leaves out the admission lines: the denial's message, not JSON
+      const quiet = await warmUp({ config, validation: catching, requests: corpus.length, logLevel: 'warn' });
+      assert.match(quiet.firstError ?? '', /^200 \[internal-error\] /);
+    } finally {
+      boom = false;
+      catching.close();
+    }
     // a config the injection throws on: the corpus cannot be built, nothing runs, and that is said
     const broken = structuredClone(defaultConfig());
     Object.defineProperty(broken, 'trustDomain', {

@@ -134,7 +134,7 @@ export class IssuerDetector {
       const jwksUri = typeof doc?.jwks_uri === 'string' ? doc.jwks_uri : undefined;
       return { issuer, jwksUri };
     } catch (err) {
-      return { error: `GET /.well-known/openid-configuration: ${(err as Error).message}` };
+      return { error: `GET /.well-known/openid-configuration: ${errField(err).message}` };
     }
   }
 

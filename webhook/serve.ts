@@ -187,7 +187,7 @@ export async function runServe(argv: string[]): Promise<number> {
     // synthetic admissions that failed with this config: real ones may fail the same way (denied as internal errors)
     if (w.failed)
       log.warn(
-        { failed: w.failed, requests: w.requests, error: w.firstError },
+        { failed: w.failed, requests: w.requests, err: errField(w.firstError ?? 'unknown') },
         `warm-up: ${w.failed} of ${w.requests} synthetic admissions failed with this config (first: ${w.firstError}); real admissions of such pods may be denied as internal errors. Fix: check the config file (--config), or report this to the platform team`,
       );
   }

@@ -195,6 +195,17 @@ export function warmUpCorpus(config: Config): { webhook: 'mutate' | 'validate'; 
  * colder start, but the admissions that failed (and the corpus not built) are counted, with the first message, for
  * serve to log.
  */
+/** An answer's denial message (its status message), else the start of its text. */
+function answerMessage(text: string): string {
+  try {
+    const message: unknown = JSON.parse(text)?.response?.status?.message;
+    if (typeof message === 'string') return message.slice(0, 300);
+  } catch {
+    // not JSON: the text itself
+  }
+  return text.slice(0, 300);
+}
+
 export async function warmUp(opts: WarmUpOptions): Promise<WarmUpResult> {
   const started = performance.now();
   if (opts.requests <= 0) return { requests: 0, ms: 0 };
@@ -213,11 +224,14 @@ export async function warmUp(opts: WarmUpOptions): Promise<WarmUpResult> {
     let logged: string | undefined;
     const log = createLogger(opts.logLevel, {
       write: (line: string) => {
-        if (line.includes('"admission handler failed"')) {
+        // the handler's failure line, or (for /validate, which catches its own errors) the admission line of an
+        // internal-error denial, whose detail carries the error (not at log levels above info)
+        if (line.includes('"admission handler failed"') || line.includes('[internal-error]')) {
           try {
-            logged = String(JSON.parse(line).err?.message ?? '');
+            const message: unknown = JSON.parse(line).err?.message;
+            if (typeof message === 'string' && message) logged ||= message;
           } catch {
-            logged = '';
+            // not a line to read
           }
         }
         return true;
@@ -226,7 +240,7 @@ export async function warmUp(opts: WarmUpOptions): Promise<WarmUpResult> {
     const deps = { config: opts.config, log, validation: opts.validation };
     const check = (answer: { status: number; text: string }) => {
       if (answer.status === 200 && !answer.text.includes('[internal-error]')) return;
-      failure(logged || `${answer.status} ${answer.text.slice(0, 300)}`);
+      failure(logged || `${answer.status} ${answerMessage(answer.text)}`);
     };
     while (done < opts.requests && performance.now() - started < budget) {
       // Yield now and then, so timers and the background compiler's results are not starved.
