@@ -85,6 +85,10 @@ test('tabs where kubectl\'s YAML reader refuses one are input errors at the tab,
     ['a tab inside a plain value', CM('a', 'data:\n  x: a\tb\n')],
     ['a tab after a plain value, at its indentation', CM('a', 'data:\n  x: a\n   \t\n  y: b\n')],
     ['a tab after ---', `${CM('a')}---\t\n${CM('b')}`],
+    // go-yaml reads a tab after the last line of a multi-line plain value as trailing blank (no key may start there)
+    ['a tab after a multi-line plain value', `${CM('a')}  annotations:\n    description: This is a long\n      description wrapped by an editor\t\n    other: x\n`],
+    ['a tab before a comment after a multi-line plain value', CM('a', 'data:\n  x: a\n    b\t# c\n')],
+    ['a tab after a multi-line plain item', `${CM('a')}  finalizers:\n  - a\n    b\t\n`],
   ];
   for (const [what, text] of read) {
     assert.deepEqual(problems(text), [], what);

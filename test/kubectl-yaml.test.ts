@@ -434,6 +434,16 @@ test('lint refuses a raw U+0085 outside quotes, which kubectl reads as a line br
   }
 });
 
+test('a comment of many raw U+0085 is read in one pass: passed with nothing after them, refused at the first one text follows', () => {
+  const cm = (comment: string) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  a: "1" # c${comment}\n`;
+  // (a scan per break was quadratic: 320,000 breaks took 45 s)
+  const many = '\u0085'.repeat(400_000);
+  assert.equal(runCli(['lint', '-'], cm(many)).code, 0);
+  const refused = runCli(['lint', '--no-color', '-'], cm(`\u0085x${many}`));
+  assert.equal(refused.code, 2);
+  assert.match(refused.stderr, /^<stdin>:6:13: error: not valid for kubectl: a raw U\+0085 \(NEXT LINE\) outside quotes/);
+});
+
 test('inject refuses to rewrite a document holding a raw U+0085, U+2028 or U+2029 (kubectl reads a line break); others pass as they are', () => {
   const pod = (annotation: string) => `apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels:\n    kagenti.io/type: agent\n  annotations:\n    ${annotation}\nspec:\n  containers:\n    - name: app\n      image: busybox\n`;
   // kubectl reads these in quotes as line breaks: U+0085 folds into a space, spaces after U+2028 go; the yaml

@@ -132,7 +132,7 @@ export function goYamlScanProblem(text: string): ScanProblem | undefined {
             }
           }
         }
-        simpleKeyAllowed = tok.includes('\n');
+        simpleKeyAllowed = tok.endsWith('\n');
       }
       newlines(tok);
       lineHasContent = true;

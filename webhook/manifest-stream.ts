@@ -1015,15 +1015,30 @@ export interface FullParse {
  * this parser reads it. The lexer's own markers (\x02, \x18, \x1f) are not source text: NOT_PRINTABLE refuses those
  * characters before any document is parsed.
  */
+/**
+ * In a comment, the first U+0085 after which comes text other than blanks, further U+0085 or another comment (kubectl
+ * then reads that text as content), or -1. One pass from the end: linear whatever the number of breaks.
+ */
+function commentBreak(comment: string): number {
+  let found = -1;
+  // the first character after the current position that is not a blank or U+0085 (none: '')
+  let next = '';
+  for (let i = comment.length - 1; i >= 0; i--) {
+    const c = comment[i]!;
+    if (c === '\x85') {
+      if (next !== '' && next !== '#') found = i;
+    } else if (c !== ' ' && c !== '\t') next = c;
+  }
+  return found;
+}
+
 function nextLineOutsideQuotes(text: string): number {
   if (!text.includes('\x85')) return -1;
   let at = 0;
   for (const token of new Lexer().lex(text)) {
     if (token === '\x02' || token === '\x18' || token === '\x1f') continue;
     if (token[0] !== '"' && token[0] !== "'") {
-      let i = token.indexOf('\x85');
-      // in a comment, a break followed by nothing but blanks or another comment changes nothing kubectl reads
-      if (token[0] === '#') while (i >= 0 && /^[ \t\x85]*(?:#|$)/.test(token.slice(i + 1))) i = token.indexOf('\x85', i + 1);
+      const i = token[0] === '#' ? commentBreak(token) : token.indexOf('\x85');
       if (i >= 0) return at + i;
     }
     at += token.length;
