@@ -57,6 +57,55 @@ test('a JSON stream is JSON to kubectl: what JSON.parse refuses is an input erro
   assert.equal(goJsonSyntaxError('{"a": [1, -2.5e+3, true, null, "\\u00e9"]}'), undefined);
 });
 
+test('a stream is JSON only when its first { is in its first 4096 bytes, after Go\'s whitespace, as kubectl peeks at it', async () => {
+  // valid YAML, not JSON (unquoted keys, trailing commas): kubectl 1.32 reads it after 4096 bytes of whitespace
+  const obj = '{apiVersion: v1, kind: ConfigMap, metadata: {name: a}, data: {x: "1",},}';
+  const ws = (n: number) => '\n'.repeat(n - 1) + ' ';
+  const read = async (bytes: Buffer) => {
+    const docs = [];
+    // one byte at a time: the decision waits for the first character that is not whitespace
+    for await (const d of readDocuments((async function* () {
+      for (let i = 0; i < bytes.length; i++) yield bytes.subarray(i, i + 1);
+    })())) docs.push(d);
+    return docs;
+  };
+  for (const [what, prefix, json] of [
+    ['{ at byte 4095', Buffer.from(ws(4095)), true],
+    ['{ at byte 4096', Buffer.from(ws(4096)), false],
+    ['5000 newlines', Buffer.from('\n'.repeat(5000)), false],
+    ['a BOM, which is not counted, then { at byte 4095', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(ws(4095))]), true],
+  ] as const) {
+    const input = Buffer.concat([prefix, Buffer.from(obj)]);
+    const lines = prefix.toString('utf8').split('\n').length;
+    const l = new Linter({ config: defaultConfig(), issuer: { classification: 'external' } });
+    await l.lintStream('m.yaml', Readable.from([input]));
+    const input2 = input.toString('utf8').replace(/^\ufeff/, '');
+    const r = runCli(['inject'], input2);
+    if (json) {
+      assert.equal(l.problems.length, 1, what);
+      assert.equal(l.problems[0]!.line, lines, what);
+      assert.ok(l.problems[0]!.message.startsWith("not valid JSON: invalid character 'a' looking for beginning of object key string,"), what);
+      assert.equal(r.code, 2, what);
+      assert.match(r.stderr, new RegExp(`^kagenti-webhook inject: <stdin>:${lines}:\\d+: not valid JSON: invalid character 'a'`), what);
+    } else {
+      assert.deepEqual(l.problems, [], what);
+      assert.equal(r.code, 0, `${what}: ${r.stderr}`);
+      assert.ok(r.stdout.includes(obj), what);
+    }
+    const docs = await read(input);
+    assert.deepEqual(docs.map((d) => d.json), [json || undefined], what);
+  }
+  // Go's whitespace before the {, which JSON does not allow: kubectl reads the stream as JSON and refuses it there
+  for (const [c, shown] of [['\f', 'U+000C'], ['\u00a0', 'U+00A0'], ['\u0085', 'U+0085']] as const) {
+    const p = problems(`${c}{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}}\n`);
+    assert.deepEqual(p, [[1, 1, `not valid JSON: a stream that starts with { holds JSON objects only (as kubectl reads it), found ${shown}`]], c);
+  }
+  // bytes of UTF-8 are counted: a no-break space is two, so after 4094 newlines the { is at byte 4096, YAML to kubectl
+  // (which refuses it: "mapping values are not allowed"), after 4093 at byte 4095, JSON
+  assert.match(problems(`${'\n'.repeat(4094)}\u00a0${obj}`)[0]![2], /^not valid YAML: /);
+  assert.deepEqual(problems(`${'\n'.repeat(4093)}\u00a0${obj}`)[0]!.slice(0, 2), [4094, 1]);
+});
+
 test('tabs where kubectl\'s YAML reader refuses one are input errors at the tab, in lint and inject; where it reads one they pass', () => {
   const refused: [string, string, number, number, string][] = [
     ['a tab-only line between documents', `${CM('a', 'data:\n  x: "1"\n')}\t\n---\n${CM('b')}`, 7, 1, 'cannot start any token'],

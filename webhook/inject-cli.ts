@@ -11,7 +11,7 @@ import { isDnsLabel } from './identity.ts';
 import { denialText, injectTemplate, isObject, jsonEqual } from './inject.ts';
 import { goYamlScanProblem } from './go-yaml-scan.ts';
 import { listItemProblem } from './kubectl-list.ts';
-import { decodeText, InputError, jsonParseError, NOT_PRINTABLE, splitDocuments, yamlErrorText } from './manifest-stream.ts';
+import { decodeText, InputError, jsonParseError, kubectlStreamMode, NOT_PRINTABLE, splitDocuments, yamlErrorText } from './manifest-stream.ts';
 import type { RawDocument } from './manifest-stream.ts';
 import { asCreated, checkUncheckedTemplate, ownField, RenderedNamespaces, UNWATCHED_NAMESPACES } from './rules.ts';
 import { parseFlags, UsageError } from './usage.ts';
@@ -350,13 +350,13 @@ export function injectStream(text: string, cfg: Config, defaultNs = 'default', s
 }
 
 /**
- * A stream that starts with `{` is a stream of JSON objects, as kubectl reads it (`jq -c '.items[]'`): the same
+ * A stream that starts with `{` (in its first 4096 bytes: kubectlStreamMode) is a stream of JSON objects, as kubectl reads it (`jq -c '.items[]'`): the same
  * objects as YAML documents for the parser (`---` and the object on the lines after it), with a map from their
  * lines back to the input's, and the objects' own text, which the output keeps. Null for any other stream.
  */
 function jsonStreamAsYaml(text: string, source: string): { text: string; line: (yamlLine: number) => number; docs: RawDocument[] } | null {
   const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
-  if (!/^[ \t\r\n]*\{/.test(body)) return null;
+  if (kubectlStreamMode(body) !== 'json') return null;
   let docs;
   try {
     docs = splitDocuments(body);

@@ -95,6 +95,26 @@ function sizeText(chars: number): string {
   return chars >= MiB ? `${Math.round(chars / MiB)} MiB` : `${Math.round(chars / 1024)} KiB`;
 }
 
+/** Go's unicode.IsSpace: what kubectl's GuessJSONStream trims before it looks for the `{` of a JSON stream. */
+const NOT_GO_SPACE = /[^\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/;
+
+/** How many bytes of a stream kubectl peeks at to tell JSON from YAML: NewYAMLOrJSONDecoder(r, 4096). */
+export const JSON_SNIFF_BYTES = 4096;
+
+/**
+ * How kubectl reads a stream, given its start (after a byte-order mark, which kubectl's reader drops): as JSON objects
+ * when its first character that is not whitespace (Go's unicode.IsSpace) is a `{` within its first 4096 bytes of
+ * UTF-8 (UTF-16 is read as UTF-8: its bytes are counted as UTF-8), as YAML otherwise, also after 4096 bytes of
+ * whitespace. Undefined while `text`, only the start of the stream (`final` false), is whitespace shorter than that.
+ */
+export function kubectlStreamMode(text: string, final = true): 'json' | 'yaml' | undefined {
+  // each character is at least one byte: a `{` past the first 4096 characters is past the first 4096 bytes
+  const head = text.slice(0, JSON_SNIFF_BYTES);
+  const m = NOT_GO_SPACE.exec(head);
+  if (!m) return final || text.length >= JSON_SNIFF_BYTES ? 'yaml' : undefined;
+  return m[0] === '{' && Buffer.byteLength(head.slice(0, m.index)) < JSON_SNIFF_BYTES ? 'json' : 'yaml';
+}
+
 /**
  * Splits a stream of text chunks into documents. Holds only the current document (plus the last partial
  * line). `push` returns the documents completed by that chunk; `end` the last one.
@@ -113,8 +133,8 @@ export class DocumentSplitter {
   private readonly limits: SplitLimits;
   /**
    * How the stream is read, decided by its first character that is not whitespace, as kubectl's
-   * YAMLOrJSONDecoder does: `{` makes it a stream of JSON objects (`jq -c '.items[]'`), one document each;
-   * anything else YAML documents between `---` lines.
+   * YAMLOrJSONDecoder does (kubectlStreamMode): `{` in its first 4096 bytes makes it a stream of JSON objects
+   * (`jq -c '.items[]'`), one document each; anything else YAML documents between `---` lines.
    */
   private mode: 'unknown' | 'yaml' | 'json' = 'unknown';
   /** JSON mode: nesting depth at scanFrom, whether scanFrom is inside a string (and after a backslash). */
@@ -168,10 +188,7 @@ export class DocumentSplitter {
     const nl = chunk.lastIndexOf('\n');
     if (nl !== -1) this.lineStart = base + nl + 1;
     const out: RawDocument[] = [];
-    if (this.mode === 'unknown') {
-      const first = /[^ \t\r\n]/.exec(this.buf);
-      if (first) this.mode = first[0] === '{' ? 'json' : 'yaml';
-    }
+    if (this.mode === 'unknown') this.mode = kubectlStreamMode(this.buf, false) ?? 'unknown';
     if (this.mode === 'json') this.scanJson(out);
     else if (this.mode === 'yaml') this.scan(out, false);
     if (this.buf.length - this.lineStart > this.limits.maxLine) {
@@ -249,7 +266,7 @@ export class DocumentSplitter {
         if (c !== 0x7b) {
           const column = i - (buf.lastIndexOf('\n', i - 1) + 1) + 1;
           throw new InputError(
-            `not valid JSON: a stream that starts with { holds JSON objects only (as kubectl reads it), found ${JSON.stringify(buf[i])}`,
+            `not valid JSON: a stream that starts with { holds JSON objects only (as kubectl reads it), found ${c > 0x20 && c < 0x7f ? JSON.stringify(buf[i]) : `U+${c.toString(16).toUpperCase().padStart(4, '0')}`}`,
             this.scanLine,
             column,
           );
