@@ -3,12 +3,16 @@
 // column; and what kubectl reads they keep reading.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { defaultConfig } from '../webhook/config.ts';
 import { goJsonSyntaxError } from '../webhook/go-json.ts';
 import { Linter } from '../webhook/lint.ts';
 import { readDocuments } from '../webhook/manifest-stream.ts';
-import { runCli } from './helpers.ts';
+import { BIN, runCli } from './helpers.ts';
 
 function lint(text: string): Linter {
   const l = new Linter({ config: defaultConfig(), issuer: { classification: 'external' } });
@@ -195,6 +199,47 @@ test('lint names the line of a byte that is not UTF-8, however far into the stre
     const l = new Linter({ config: defaultConfig(), issuer: { classification: 'external' } });
     await l.lintStream('m.yaml', Readable.from([text]));
     assert.equal(l.problems[0]?.line, lines + 1);
+  }
+});
+
+test('a bad byte sequence that starts at the end of a 64 KiB chunk is named at its line, not the next chunk\'s last', async () => {
+  const chunked = (bytes: Buffer, size = 65536) =>
+    (async function* () {
+      for (let i = 0; i < bytes.length; i += size) yield bytes.subarray(i, i + size);
+    })();
+  const lineOfError = async (bytes: Buffer): Promise<number | undefined> => {
+    try {
+      for await (const _ of readDocuments(chunked(bytes))) void _;
+    } catch (err) {
+      return (err as { line?: number }).line;
+    }
+    return undefined;
+  };
+  // UTF-8: a lead byte (é's first) as the chunk's last byte, the next chunk (newlines) does not go on with it
+  const head = Buffer.from(`${CM('a', 'data:\n')}${'  k: v\n'.repeat(9000)}`).subarray(0, 65535);
+  const lines = head.toString('latin1').split('\n').length;
+  const utf8 = Buffer.concat([head, Buffer.from([0xc3]), Buffer.from('\n  x: y'.repeat(3000))]);
+  assert.equal(await lineOfError(utf8), lines);
+  // the chunk's other bad bytes come after: still the first one's line
+  assert.equal(await lineOfError(Buffer.concat([utf8, Buffer.from([0xff])])), lines);
+  // a character cut at the chunk's end and completed in the next decodes: no error
+  assert.equal(await lineOfError(Buffer.concat([head, Buffer.from('é\n', 'utf8')])), undefined);
+  // UTF-16: the first half of a surrogate pair as the chunk's last unit, a line break after it
+  const u16 = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('a: b\n'.repeat(6553), 'utf16le'), Buffer.from('a\ud83d', 'utf16le'), Buffer.from('\n'.repeat(500), 'utf16le')]);
+  assert.equal(u16.subarray(0, 65536).readUInt16LE(65534), 0xd83d);
+  assert.equal(await lineOfError(u16), 6554);
+  // through stdin read from a file, as `lint - < file` reads it (64 KiB chunks)
+  const dir = mkdtempSync(join(tmpdir(), 'chunk-'));
+  try {
+    const f = join(dir, 'bad.yaml');
+    writeFileSync(f, utf8);
+    const fd = openSync(f, 'r');
+    const r = spawnSync(process.execPath, [BIN, 'lint', '-'], { stdio: [fd, 'pipe', 'pipe'], encoding: 'utf8' });
+    closeSync(fd);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, new RegExp(`^<stdin>:${lines}:1: error: not UTF-8 text \\(a binary file\\?\\) near line ${lines}$`, 'm'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

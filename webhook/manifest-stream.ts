@@ -383,17 +383,21 @@ export function decodeText(bytes: Uint8Array): string {
 
 /**
  * The line breaks in a chunk of a stream before its first byte sequence that is not text in `encoding`, for the line
- * of a decoding error (the decoder only says that the chunk holds one). The chunk may start inside a character the
- * previous chunk began (`before` bytes came before it): those bytes are skipped, they hold no line break. Found by
- * bisection on prefixes of the chunk, each decoded anew: only when the input is refused.
+ * of a decoding error (the decoder only says that the chunk holds one). The bad sequence may start in the bytes
+ * before the chunk, which the decoder held back (a character cut at the chunk's end): `tail` is the last bytes
+ * before the chunk (at most 4, enough for what a decoder holds back), from offset `tailStart` of the stream. They
+ * are decoded in front of the chunk, from their first character start on (they hold complete characters too, whose
+ * line breaks were counted already: not counted again). Found by bisection on prefixes, each decoded anew: only when
+ * the input is refused.
  */
-function linesBeforeBadBytes(bytes: Uint8Array, encoding: string, before: number): number {
+function linesBeforeBadBytes(tail: Uint8Array, chunk: Uint8Array, encoding: string, tailStart: number): number {
+  const bytes = Buffer.concat([tail, chunk]);
   let skip = 0;
-  if (encoding === 'utf-8') while (before > 0 && skip < 3 && skip < bytes.length && (bytes[skip]! & 0xc0) === 0x80) skip++;
-  else if (before > 0) {
-    skip = before % 2;
+  if (encoding === 'utf-8') while (skip < tail.length && (bytes[skip]! & 0xc0) === 0x80) skip++;
+  else {
+    skip = tailStart % 2;
     const unit = encoding === 'utf-16be' ? (bytes[skip]! << 8) | bytes[skip + 1]! : bytes[skip]! | (bytes[skip + 1]! << 8);
-    if (unit >= 0xdc00 && unit <= 0xdfff) skip += 2; // the second half of a surrogate pair
+    if (skip + 2 <= tail.length && unit >= 0xdc00 && unit <= 0xdfff) skip += 2; // the second half of a surrogate pair
   }
   const decode = (to: number, fatal: boolean) =>
     new TextDecoder(encoding, { fatal, ignoreBOM: true }).decode(bytes.subarray(skip, to), { stream: true });
@@ -409,7 +413,15 @@ function linesBeforeBadBytes(bytes: Uint8Array, encoding: string, before: number
       hi = mid - 1;
     }
   }
-  return countNewlines(decode(lo, false));
+  // the tail's own line breaks were counted with the chunk before (it decoded then, so decodes alone too)
+  return Math.max(0, countNewlines(decode(lo, false)) - countNewlines(decode(Math.max(tail.length, skip), false)));
+}
+
+/** The last `n` bytes of `a` then `b`. */
+function lastBytes(a: Uint8Array, b: Uint8Array, n: number): Uint8Array {
+  if (b.length >= n) return Uint8Array.from(b.subarray(b.length - n));
+  const keep = Math.min(a.length, n - b.length);
+  return Uint8Array.from(Buffer.concat([a.subarray(a.length - keep), b]));
 }
 
 /**
@@ -427,6 +439,8 @@ export async function* readDocuments(
   let linesSoFar = 1;
   /** bytes decoded before the current chunk */
   let bytesSoFar = 0;
+  /** the last bytes decoded (at most 4): the decoder may hold back the start of a character among them */
+  let tail: Uint8Array = new Uint8Array(0);
   for await (const chunk of source) {
     let text: string;
     if (typeof chunk === 'string') text = chunk;
@@ -444,10 +458,11 @@ export async function* readDocuments(
       try {
         text = enc.decoder.decode(bytes, { stream: true });
       } catch {
-        const line = linesSoFar + linesBeforeBadBytes(bytes, enc.decoder.encoding, bytesSoFar);
+        const line = linesSoFar + linesBeforeBadBytes(tail, bytes, enc.decoder.encoding, bytesSoFar - tail.length);
         throw new InputError(`not ${enc.name} text (a binary file?) near line ${line}`, line, 1);
       }
       bytesSoFar += bytes.length;
+      tail = lastBytes(tail, bytes, 4);
     }
     linesSoFar += countNewlines(text);
     yield* splitter.push(text);
