@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { defaultConfig } from '../webhook/config.ts';
-import { goJsonSyntaxError } from '../webhook/go-json.ts';
+import { goJsonSyntaxError, goQuoteByte } from '../webhook/go-json.ts';
 import { Linter } from '../webhook/lint.ts';
 import { readDocuments } from '../webhook/manifest-stream.ts';
 import { BIN, runCli } from './helpers.ts';
@@ -108,6 +108,36 @@ test('a stream is JSON only when its first { is in its first 4096 bytes, after G
   // (which refuses it: "mapping values are not allowed"), after 4093 at byte 4095, JSON
   assert.match(problems(`${'\n'.repeat(4094)}\u00a0${obj}`)[0]![2], /^not valid YAML: /);
   assert.deepEqual(problems(`${'\n'.repeat(4093)}\u00a0${obj}`)[0]!.slice(0, 2), [4094, 1]);
+});
+
+test('Go\'s words for a JSON character it stops at: the byte, quoted as Go quotes it; nesting past 10000 levels stops there', () => {
+  // Go's scanner reads bytes: the first byte of é (0xC3) is 'Ã' (its Latin-1 character); controls as \xNN
+  for (const [c, shown] of [['é', `'Ã'`], ['😀', `'ð'`], ['\x01', `'\\x01'`], ['\x7f', `'\\x7f'`], ['\\', `'\\\\'`], ['\f', `'\\f'`]] as const)
+    assert.deepEqual(goJsonSyntaxError(`{"x":${c}}`), { index: 5, reason: `invalid character ${shown} looking for beginning of value` }, c);
+  assert.deepEqual(goJsonSyntaxError('{"x":tru\x01}'), { index: 8, reason: `invalid character '\\x01' in literal true (expecting 'e')` });
+  assert.equal(goQuoteByte(0x85), `'\\u0085'`);
+  assert.equal(goQuoteByte(0xad), `'\\u00ad'`);
+  const r = runCli(['inject'], '{"apiVersion": "v1", "kind": "ConfigMap", "data": {"x": é}}\n');
+  assert.equal(r.code, 2);
+  assert.ok(r.stderr.includes(`<stdin>:1:57: not valid JSON: invalid character 'Ã' looking for beginning of value,`), r.stderr);
+  // depth: the object is level 1, so the 10000th [ is one too many (kubectl 1.32: offset 10066), valid JSON or not
+  const pre = '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"},"x":';
+  const nested = (n: number, end: string) => `${pre}${'['.repeat(n)}${']'.repeat(n)}${end}\n`;
+  const tooDeep = { index: 10065, reason: `invalid character '[' exceeded max depth` };
+  assert.deepEqual(goJsonSyntaxError(nested(200000, ',}')), tooDeep);
+  assert.deepEqual(goJsonSyntaxError(nested(10000, ',}')), tooDeep);
+  assert.deepEqual(goJsonSyntaxError(nested(9999, ',}')), { index: 20065, reason: `invalid character '}' looking for beginning of object key string` });
+  assert.equal(goJsonSyntaxError(nested(9999, '}')), undefined);
+  for (const text of [nested(200000, ',}'), nested(200000, '}'), nested(10000, '}')]) {
+    const p = problems(text);
+    assert.equal(p.length, 1);
+    assert.deepEqual(p[0]!.slice(0, 2), [1, 10066]);
+    assert.ok(p[0]![2].startsWith(`not valid JSON: invalid character '[' exceeded max depth, as kubectl's JSON decoder says`), p[0]![2]);
+    const i = runCli(['inject'], text);
+    assert.equal(i.code, 2);
+    assert.match(i.stderr, /^kagenti-webhook inject: <stdin>:1:10066: not valid JSON: invalid character '\[' exceeded max depth, .* Fix: nest them less deeply/);
+  }
+  assert.deepEqual(problems(nested(9999, '}')), []);
 });
 
 test('tabs where kubectl\'s YAML reader refuses one are input errors at the tab, in lint and inject; where it reads one they pass', () => {

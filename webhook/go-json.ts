@@ -2,13 +2,31 @@
 // has refused the text, to say where and why as kubectl would ("invalid character '}' looking for beginning of
 // object key string"): a stream that starts with `{` is JSON to kubectl, never YAML.
 
-/** Go's quoteChar: the character in single quotes, `'\''` for a quote, escaped as strconv.Quote escapes it. */
-function quoteChar(c: string): string {
-  if (c === "'") return `'\\''`;
-  if (c === '"') return `'"'`;
-  const q = JSON.stringify(c);
-  return `'${q.slice(1, -1)}'`;
+/**
+ * Go's quoteChar: the byte Go's scanner stopped at, in single quotes, as strconv.Quote writes that byte taken for a
+ * character of Latin-1 (the first byte of é, 0xC3, is 'Ã'): `'\''` for a quote, `'\x01'` and `'\x7f'` for a control,
+ * `'\n'` for a line break, `'\u0085'` for a byte Go does not print.
+ */
+export function goQuoteByte(b: number): string {
+  if (b === 0x27) return `'\\''`;
+  if (b === 0x22) return `'"'`;
+  const esc = ESCAPES[b];
+  if (esc !== undefined) return `'${esc}'`;
+  if (b < 0x20 || b === 0x7f) return `'\\x${b.toString(16).padStart(2, '0')}'`;
+  // strconv.IsPrint for Latin-1: ASCII from space to ~, and ¡ to ÿ but the soft hyphen
+  if (b <= 0x7e || (b >= 0xa1 && b !== 0xad)) return `'${String.fromCharCode(b)}'`;
+  return `'\\u${b.toString(16).padStart(4, '0')}'`;
 }
+
+const ESCAPES: Record<number, string> = { 0x07: '\\a', 0x08: '\\b', 0x09: '\\t', 0x0a: '\\n', 0x0b: '\\v', 0x0c: '\\f', 0x0d: '\\r', 0x5c: '\\\\' };
+
+/** The first byte of a code point's UTF-8 form: the byte Go's scanner reads first. */
+function firstUtf8Byte(cp: number): number {
+  return cp < 0x80 ? cp : cp < 0x800 ? 0xc0 | (cp >> 6) : cp < 0x10000 ? 0xe0 | (cp >> 12) : 0xf0 | (cp >> 18);
+}
+
+/** Go's encoding/json nests objects and arrays at most this deep (maxNestingDepth), kubectl's JSON decoder too. */
+export const GO_JSON_MAX_DEPTH = 10000;
 
 const WS = new Set([0x20, 0x09, 0x0a, 0x0d]);
 const HEX = /[0-9a-fA-F]/;
@@ -32,9 +50,7 @@ export function goJsonSyntaxError(text: string): { index: number; reason: string
   }
   const fail = (context: string): never => {
     if (i >= n) throw new Stop(n, 'unexpected end of JSON input');
-    // a character past U+FFFF is one code point to Go
-    const c = String.fromCodePoint(text.codePointAt(i)!);
-    throw new Stop(i, `invalid character ${quoteChar(c)} ${context}`);
+    throw new Stop(i, `invalid character ${goQuoteByte(firstUtf8Byte(text.codePointAt(i)!))} ${context}`);
   };
   const skipWs = () => {
     while (i < n && WS.has(text.charCodeAt(i))) i++;
@@ -42,7 +58,7 @@ export function goJsonSyntaxError(text: string): { index: number; reason: string
   const literal = (word: string) => {
     for (let k = 1; k < word.length; k++) {
       i++;
-      if (text[i] !== word[k]) fail(`in literal ${word} (expecting ${quoteChar(word[k]!)})`);
+      if (text[i] !== word[k]) fail(`in literal ${word} (expecting ${goQuoteByte(word.charCodeAt(k))})`);
     }
     i++;
   };
@@ -91,14 +107,18 @@ export function goJsonSyntaxError(text: string): { index: number; reason: string
       i++;
     }
   };
+  // nesting depth: Go stops at the object or array one past GO_JSON_MAX_DEPTH, and so does this (recursive) scanner
+  let depth = 0;
   const value = (): void => {
     skipWs();
     const c = text[i];
+    if ((c === '{' || c === '[') && ++depth > GO_JSON_MAX_DEPTH) fail('exceeded max depth');
     if (c === '{') {
       i++;
       skipWs();
       if (text[i] === '}') {
         i++;
+        depth--;
         return;
       }
       for (;;) {
@@ -116,6 +136,7 @@ export function goJsonSyntaxError(text: string): { index: number; reason: string
         }
         if (text[i] === '}') {
           i++;
+          depth--;
           return;
         }
         fail('after object key:value pair');
@@ -126,6 +147,7 @@ export function goJsonSyntaxError(text: string): { index: number; reason: string
       skipWs();
       if (text[i] === ']') {
         i++;
+        depth--;
         return;
       }
       for (;;) {
@@ -137,6 +159,7 @@ export function goJsonSyntaxError(text: string): { index: number; reason: string
         }
         if (text[i] === ']') {
           i++;
+          depth--;
           return;
         }
         fail('after array element');

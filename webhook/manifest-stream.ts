@@ -16,7 +16,7 @@ import { TextDecoder } from 'node:util';
 import { Lexer, LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import type { Document, Node as YamlNode } from 'yaml';
 import { aliasProblem, findValue, goYamlNumber, jsonNumberPastFloat64, KUBECTL_YAML, stringifyKeys } from './kubectl-yaml.ts';
-import { goJsonSyntaxError, jsonRefusal } from './go-json.ts';
+import { GO_JSON_MAX_DEPTH, goJsonSyntaxError, goQuoteByte, jsonRefusal } from './go-json.ts';
 import { goYamlScanProblem } from './go-yaml-scan.ts';
 import { oneLine } from './json.ts';
 
@@ -275,8 +275,18 @@ export class DocumentSplitter {
         this.docLine = this.scanLine;
       }
       if (c === 0x22) this.inString = true;
-      else if (c === 0x7b || c === 0x5b) this.depth++;
-      else if (c === 0x7d || c === 0x5d) {
+      else if (c === 0x7b || c === 0x5b) {
+        // Go's JSON decoder (kubectl's) stops at the object or array nested one level too deep, valid or not; JSON.parse
+        // and the parsers after it would run out of stack long after that
+        if (++this.depth > GO_JSON_MAX_DEPTH) {
+          const column = i - (buf.lastIndexOf('\n', i - 1) + 1) + 1;
+          throw new InputError(
+            `not valid JSON: invalid character ${goQuoteByte(c)} exceeded max depth, as kubectl's JSON decoder says when it refuses the file: it reads objects and arrays nested at most ${GO_JSON_MAX_DEPTH} deep, so it would apply nothing from this file. Fix: nest them less deeply (a value that deep is rather a string)`,
+            this.scanLine,
+            column,
+          );
+        }
+      } else if (c === 0x7d || c === 0x5d) {
         this.depth--;
         if (this.depth === 0) {
           out.push({ text: buf.slice(this.docStart, i + 1), line: this.docLine, index: this.index++, json: true });
