@@ -157,15 +157,7 @@ describe('admission server', () => {
   });
 
   test('requests the HTTP parser refuses get a JSON error too, and the connection closes', async () => {
-    const raw = (request: string) =>
-      new Promise<string>((resolve, reject) => {
-        const socket = tls.connect({ host: '127.0.0.1', port: s.port, ca: s.ca, servername: SERVER_NAME }, () => socket.write(request));
-        let got = '';
-        socket.setEncoding('utf8');
-        socket.on('data', (d) => (got += d));
-        socket.on('end', () => resolve(got));
-        socket.on('error', reject);
-      });
+    const raw = (request: string) => rawRequest(s, request);
     const cases: [string, number, RegExp][] = [
       ['POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n', 400, /malformed HTTP request \(HPE_/],
       ['POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400, /malformed HTTP request/],
@@ -471,19 +463,23 @@ describe('listening on every address (the Deployment passes --host ::)', () => {
   });
 });
 
+
+/** Writes raw bytes to the server over TLS and resolves with everything it answers until it closes. */
+function rawRequest(s: { port: number; ca: string | Buffer }, request: string): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port: s.port, ca: s.ca, servername: SERVER_NAME }, () => socket.write(request));
+    let got = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (d) => (got += d));
+    socket.on('end', () => resolve(got));
+    socket.on('error', reject);
+  });
+}
 test('requests refused before a handler (404, 400, 431) are logged in one warning line a minute at most: the count by status and the last one\'s status, method, path (cut) and peer', async () => {
   const { log, lines } = capturingLogger();
   const everyMs = 1500;
   const s = await startTestServer(undefined, undefined, { log, clientErrorReportMs: everyMs });
-  const raw = (request: string) =>
-    new Promise<string>((resolve, reject) => {
-      const socket = tls.connect({ host: '127.0.0.1', port: s.port, ca: s.ca, servername: SERVER_NAME }, () => socket.write(request));
-      let got = '';
-      socket.setEncoding('utf8');
-      socket.on('data', (d) => (got += d));
-      socket.on('end', () => resolve(got));
-      socket.on('error', reject);
-    });
+  const raw = (request: string) => rawRequest(s, request);
   const reported = () => lines().filter((l: Line) => l.level === 40 && /refused before a handler/.test(l.msg));
   try {
     // a typo in clientConfig.service.path: reported at once, naming the path called

@@ -531,17 +531,12 @@ function reportHandshakeErrors(server: https.Server, log: Logger, everyMs: numbe
   let lastPeer: string | undefined;
   // distinct peer addresses since the last line (at most MAX_PEERS_COUNTED kept: a flood from many addresses)
   const peers = new Set<string>();
-  let lastLineAt: number | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  const report = () => {
-    if (timer) clearTimeout(timer);
-    timer = undefined;
-    if (count === 0) return;
-    const now = Date.now();
-    const since = lastLineAt === undefined ? 'since start-up' : `in the last ${Math.round((now - lastLineAt) / 1000)} s`;
+  const line = atMostEvery(everyMs, (sinceMs) => {
+    if (count === 0) return false;
+    const since = sinceText(sinceMs);
     const distinct = peers.size >= MAX_PEERS_COUNTED ? `${MAX_PEERS_COUNTED} or more` : String(peers.size);
     log.warn(
-      { handshakeErrors: count, sinceLastReportMs: lastLineAt === undefined ? undefined : now - lastLineAt, lastError: last, remote: lastPeer, peers: peers.size },
+      { handshakeErrors: count, sinceLastReportMs: sinceMs, lastError: last, remote: lastPeer, peers: peers.size },
       `${count} TLS handshake${count === 1 ? '' : 's'} on the admission port failed ${since} from ${distinct} address${peers.size === 1 ? '' : 'es'} (the last: ${last?.code ?? 'error'}, ${last?.reason ?? last?.message}, from ${lastPeer ?? 'an unknown address'}). ` +
         'If the API server is among these clients, its calls fail: check that the webhook configurations\' caBundle is the CA of the serving ' +
         'certificate and that the certificate has not expired (kagenti_webhook_tls_certificate_expiry_timestamp_seconds). Other clients ' +
@@ -549,8 +544,8 @@ function reportHandshakeErrors(server: https.Server, log: Logger, everyMs: numbe
     );
     count = 0;
     peers.clear();
-    lastLineAt = now;
-  };
+    return true;
+  });
   server.on('tlsClientError', (err: NodeJS.ErrnoException & { reason?: unknown }, socket: import('node:tls').TLSSocket) => {
     tlsHandshakeErrors.inc();
     count++;
@@ -560,15 +555,40 @@ function reportHandshakeErrors(server: https.Server, log: Logger, everyMs: numbe
     const message = String(err.message).split('\n')[0]!.slice(0, 200);
     last = { code: err.code, reason: typeof err.reason === 'string' ? err.reason : undefined, message };
     log.debug({ err: errField(err) }, 'TLS handshake failed');
+    line.soon();
+  });
+  return line.now;
+}
+
+/**
+ * A warning line written at most once every `everyMs`: `soon()` after an event writes it at once when the last line
+ * is that old (or there was none), else when it will be; `now()` writes what is pending (at shutdown). `write`
+ * gets the time since the last line written (undefined: none yet) and says whether it wrote one.
+ */
+function atMostEvery(everyMs: number, write: (sinceMs: number | undefined) => boolean): { soon: () => void; now: () => void } {
+  let lastAt: number | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const now = () => {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    const at = Date.now();
+    if (write(lastAt === undefined ? undefined : at - lastAt)) lastAt = at;
+  };
+  const soon = () => {
     if (timer) return;
-    const wait = lastLineAt === undefined ? 0 : lastLineAt + everyMs - Date.now();
-    if (wait <= 0) report();
+    const wait = lastAt === undefined ? 0 : lastAt + everyMs - Date.now();
+    if (wait <= 0) now();
     else {
-      timer = setTimeout(report, wait);
+      timer = setTimeout(now, wait);
       timer.unref();
     }
-  });
-  return report;
+  };
+  return { soon, now };
+}
+
+/** `since start-up`, or `in the last 60 s`: the window of a line atMostEvery writes. */
+function sinceText(sinceMs: number | undefined): string {
+  return sinceMs === undefined ? 'since start-up' : `in the last ${Math.round(sinceMs / 1000)} s`;
 }
 
 /** Distinct peer addresses counted per warning line at most (the count reads `10000 or more` past it). */
@@ -585,39 +605,28 @@ function clientErrorReporter(log: Logger, everyMs: number): { note: (r: RefusedR
   let count = 0;
   const byStatus: Record<string, number> = {};
   let last: RefusedRequest | undefined;
-  let lastLineAt: number | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  const flush = () => {
-    if (timer) clearTimeout(timer);
-    timer = undefined;
-    if (count === 0 || !last) return;
-    const now = Date.now();
-    const since = lastLineAt === undefined ? 'since start-up' : `in the last ${Math.round((now - lastLineAt) / 1000)} s`;
+  const line = atMostEvery(everyMs, (sinceMs) => {
+    if (count === 0 || !last) return false;
+    const since = sinceText(sinceMs);
     const path = last.path === undefined ? undefined : printable(cappedText(last.path, 200));
     const what = `${last.status} ${last.method ?? '(no method)'} ${path ?? '(no path)'} from ${last.remote ?? 'an unknown address'}`;
     log.warn(
-      { requests: count, byStatus: { ...byStatus }, sinceLastReportMs: lastLineAt === undefined ? undefined : now - lastLineAt, status: last.status, method: last.method === undefined ? undefined : printable(last.method), path, remote: last.remote },
+      { requests: count, byStatus: { ...byStatus }, sinceLastReportMs: sinceMs, status: last.status, method: last.method === undefined ? undefined : printable(last.method), path, remote: last.remote },
       `${count} request${count === 1 ? '' : 's'} on the admission port refused before a handler ${since} (the last: ${what}). ` +
         '404: a path or method the port does not serve (a webhook configuration\'s clientConfig.service.path must be /mutate or /validate, and each admission it serves fails as its failurePolicy says; or a scanner); ' +
         `400/431/408: a malformed request, headers too large, or one too slow to arrive (one such line every ${everyMs / 1000} s at most).`,
     );
     count = 0;
     for (const k of Object.keys(byStatus)) delete byStatus[k];
-    lastLineAt = now;
-  };
+    return true;
+  });
   const note = (r: RefusedRequest) => {
     count++;
     byStatus[r.status] = (byStatus[r.status] ?? 0) + 1;
     last = r;
-    if (timer) return;
-    const wait = lastLineAt === undefined ? 0 : lastLineAt + everyMs - Date.now();
-    if (wait <= 0) flush();
-    else {
-      timer = setTimeout(flush, wait);
-      timer.unref();
-    }
+    line.soon();
   };
-  return { note, flush };
+  return { note, flush: line.now };
 }
 
 /** Timeouts against slow and abusive clients; the API server itself answers within its webhook timeout. */
