@@ -118,8 +118,9 @@ export function exceedsMaxQuantity(q: Quantity): boolean {
 /**
  * The canonical text of a quantity, as Quantity.String() writes it:
  * - zero is "0";
- * - binary SI stays binary SI only for an integral value of magnitude 1024 or more: the largest power of 1024
- *   that divides it becomes the suffix ("1.5Gi" -> "1536Mi"); otherwise it is written as decimal SI ("0.5Ki" -> "512");
+ * - binary SI stays binary SI only for an integral value of magnitude 1024 or more that a power of 1024 divides: the
+ *   largest such power becomes the suffix ("1.5Gi" -> "1536Mi"); otherwise it is written as decimal SI ("0.5Ki" ->
+ *   "512"; "687.5Ki" -> "704k", where apimachinery writes "704000" once and "704k" after reading that back);
  * - decimal SI and decimal exponent: the largest exponent that is a multiple of 3 and keeps the mantissa an integer
  *   ("1.5" -> "1500m", "1000" -> "1k", "12e6" -> "12e6"), written with the decimal SI suffix or as e<exponent>.
  *   A decimal SI exponent beyond E (10^18) has no suffix, and apimachinery then writes the bare mantissa
@@ -140,7 +141,10 @@ export function formatQuantity(q: Quantity): string {
         n /= 1024n;
         k++;
       }
-      return `${sign}${n}${BINARY_SUFFIX[k] ?? ''}`;
+      // no power of 1024 divides it (687.5Ki): apimachinery writes the bare bytes (704000), which it reads back as
+      // decimal SI and then writes as 704k; written in that second form, which the API server hands back
+      if (k > 0) return `${sign}${n}${BINARY_SUFFIX[k] ?? ''}`;
+      format = 'DecimalSI';
     }
   }
   let n = q.coefficient;
