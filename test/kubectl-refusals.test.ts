@@ -283,3 +283,19 @@ test('inject writes comment-only documents and the header comment back as they w
   const again = runCli(['inject'], r.stdout);
   assert.equal(again.stdout, r.stdout, 'a second run changes nothing');
 });
+
+test('a YAML document written as JSON (after ---) with an escape go-yaml refuses (\\/, a surrogate pair as Python writes an emoji) is refused as kubectl refuses it; a JSON stream reads them', () => {
+  const doc = (value: string) => `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"},"data":{"k":"${value}"}}`;
+  for (const [value, go] of [
+    ['ok \\ud83d\\ude00', 'found invalid Unicode character escape code'],
+    ['a\\/b', 'found unknown escape character'],
+  ] as const) {
+    const p = problems(`---\n${doc(value)}\n`);
+    assert.equal(p.length, 1, value);
+    assert.equal(p[0]![0], 2, value);
+    assert.ok(p[0]![2].includes(go), p[0]![2]);
+    // a JSON stream: JSON's escapes
+    assert.deepEqual(problems(`${doc(value)}\n`), [], value);
+  }
+  assert.deepEqual(problems(`---\n${doc('caf\\u00e9')}\n`), []);
+});

@@ -266,7 +266,7 @@ export class DocumentSplitter {
         if (c !== 0x7b) {
           const column = i - (buf.lastIndexOf('\n', i - 1) + 1) + 1;
           throw new InputError(
-            `not valid JSON: a stream that starts with { holds JSON objects only (as kubectl reads it), found ${c > 0x20 && c < 0x7f ? JSON.stringify(buf[i]) : `U+${c.toString(16).toUpperCase().padStart(4, '0')}`}`,
+            `not valid JSON: a stream that starts with { holds JSON objects only (as kubectl reads it), found ${c > 0x20 && c < 0x7f ? JSON.stringify(buf[i]) : `U+${buf.codePointAt(i)!.toString(16).toUpperCase().padStart(4, '0')}`}`,
             this.scanLine,
             column,
           );
@@ -591,6 +591,9 @@ function isKeyword(key: string): boolean {
  * anything else (the caller then uses fullParse). `undefined` for a document without content. With `pos`,
  * records the position of every key and sequence item.
  */
+/** JSON escapes go-yaml (kubectl's YAML reader) refuses in a double-quoted scalar: \/ and \uD800-\uDFFF (may match more). */
+const GO_YAML_REFUSED_ESCAPE = /\\\/|\\u[dD][89abAB]/;
+
 export function fastParse(text: string, pos?: PositionMap): unknown {
   readAsJson = false;
   if (UNUSUAL.test(text)) return BAIL;
@@ -608,7 +611,8 @@ export function fastParse(text: string, pos?: PositionMap): unknown {
   }
   if (first >= n) return null; // an empty document reads as null, as the yaml package reads it
   const c0 = text.charCodeAt(first);
-  if (c0 === 123 /* { */ && !pos) {
+  // (a YAML document: escapes JSON has and go-yaml refuses, \/ and surrogate halves, go to the full parser, which says so)
+  if (c0 === 123 /* { */ && !pos && !GO_YAML_REFUSED_ESCAPE.test(text)) {
     try {
       // of duplicate keys the last wins, as kubectl (encoding/json) reads them: fullParse(text, true) agrees
       const v = JSON.parse(text);
@@ -1088,6 +1092,9 @@ function nextLineOutsideQuotes(text: string): number {
   return -1;
 }
 
+/** About how deep the yaml package reads nested collections before it runs out of stack (for messages). */
+const READER_DEPTH = '1,000';
+
 export function fullParse(text: string, json = false): FullParse {
   const lc = new LineCounter();
   let doc: Document;
@@ -1100,6 +1107,13 @@ export function fullParse(text: string, json = false): FullParse {
   if (errs.length) {
     const e = errs[0];
     const at = lc.linePos(e.pos[0]);
+    // the yaml package is recursive: it runs out of stack about 1,000 levels deep, where kubectl reads up to 10,000
+    if (/Maximum call stack size exceeded/.test(e.message))
+      throw new ManifestParseError(
+        `nested too deeply for kagenti-webhook's YAML reader, which runs out of stack about ${READER_DEPTH} levels deep (kubectl reads up to 10000), so this document cannot be checked or rewritten here. Fix: nest it less deeply (a value that deep is rather a string)`,
+        at.line,
+        at.col,
+      );
     throw new ManifestParseError(`not valid YAML: ${yamlErrorText(e)}`, at.line, at.col);
   }
   // what go-yaml v2 (kubectl's reader) refuses and this parser reads: tabs where a token would start, anchor names
