@@ -71,6 +71,7 @@ manifests: ## Render manifests/$(OVERLAY) to stdout (OVERLAY=default|self-signed
 
 deploy: ## Install or upgrade manifests/$(OVERLAY) (image $(IMG); an overlay's kustomize images: wins unless IMG= or VERSION= is given): preflight, then the webhook configurations last (install) or first (upgrade)
 	@$(CHECK_OVERLAY)
+	@manifests/set-image.sh --check '$(IMG)' $(if $(IMG_SETTING),'$(IMG_SETTING)')
 	@KUBECTL="$(KUBECTL)" OVERLAY="$(OVERLAY)" manifests/preflight.sh
 	@if [ "$(OVERLAY)" = "self-signed" ] && [ ! -f $(CERTS_DIR)/tls.key ]; then $(MAKE) certs; fi
 	@mutating="$$($(KUBECTL) get mutatingwebhookconfiguration/$(SERVICE) --ignore-not-found -o name)" || exit 1; \

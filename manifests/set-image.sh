@@ -10,6 +10,7 @@
 #                                         digest, becomes IMAGE; one the overlay set is named on stderr, and when
 #                                         the overlay renamed the image (images: newName), nothing is replaced
 #                                         and stderr says IMAGE was not applied
+#   set-image.sh --check IMAGE [SETTING]  only checks IMAGE (make deploy, before it touches the cluster)
 # A reference is the value of an `image:` line, as kustomize writes it (unquoted, alone on its line).
 set -euo pipefail
 
@@ -21,6 +22,19 @@ usage() {
 overlay="$1"
 image="$2"
 setting="${3:-}"
+
+# IMAGE must be an image reference as the container runtime reads it (name[:tag][@algorithm:hex]): a space, a quote,
+# an uppercase repository or an empty tag would render a Deployment whose pods never pull (InvalidImageName).
+component='[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*'
+label='[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?'
+domain="(${label}(\.${label})*|\[[0-9A-Fa-f:]+\])(:[0-9]+)?"
+reference="^(${domain}/)?${component}(/${component})*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@[a-z0-9]+([+._-][a-z0-9]+)*:[0-9a-fA-F]{32,})?\$"
+default_source="package.json's version"
+if ! [[ "$image" =~ $reference ]] || [ "${#image}" -gt 255 ]; then
+  printf "make: the image '%s' (from %s) is not a valid image reference: the Deployment would name an image no node can pull (InvalidImageName). Fix: give registry/repository[:tag][@sha256:<64 hex>], the repository in lowercase, no spaces or quotes, at most 255 characters; nothing was %s\n" "$image" "${setting:-$default_source}" "$([ "$overlay" = --check ] && echo done || echo printed)" >&2
+  exit 2
+fi
+[ "$overlay" = "--check" ] && exit 0
 
 repo="ghcr.io/kagenti/kagenti-webhook"
 base_file="$(dirname "$0")/base/deployment.yaml"

@@ -613,6 +613,19 @@ test('make manifests puts $(IMG) in the Deployment, also with VERSION overridden
   assert.deepEqual(image('VERSION=0.2.0'), ['image: ghcr.io/kagenti/kagenti-webhook:v0.2.0']);
   assert.deepEqual(image('VERSION=0.2.0', 'IMG=reg.example.com/kw:dev'), ['image: reg.example.com/kw:dev']);
   assert.deepEqual(image('IMG=reg.example.com/kw:dev'), ['image: reg.example.com/kw:dev']);
+  assert.deepEqual(image('IMG=reg.example.com:5000/team/kw@sha256:' + 'ab'.repeat(32)), ['image: reg.example.com:5000/team/kw@sha256:' + 'ab'.repeat(32)]);
+  // a reference no runtime can pull is refused before anything is rendered (it would only show as InvalidImageName)
+  for (const [vars, shown] of [
+    [['IMG=reg.example.com/KW:dev'], "'reg.example.com/KW:dev' (from IMG=reg.example.com/KW:dev)"],
+    [['IMG=reg.example.com/kw dev'], "'reg.example.com/kw dev' (from IMG=reg.example.com/kw dev)"],
+    [['IMG=reg.example.com/kw:'], "'reg.example.com/kw:' (from IMG=reg.example.com/kw:)"],
+    [['VERSION=1.0 beta'], "'ghcr.io/kagenti/kagenti-webhook:v1.0 beta' (from VERSION=1.0 beta)"],
+  ] as const) {
+    const r = spawnSync('make', ['-s', 'manifests', ...vars], { cwd: ROOT, encoding: 'utf8' });
+    assert.notEqual(r.status, 0, vars.join(' '));
+    assert.equal(r.stdout, '', vars.join(' '));
+    assert.ok(r.stderr.includes(`make: the image ${shown} is not a valid image reference: the Deployment would name an image no node can pull (InvalidImageName). Fix: `), r.stderr);
+  }
 });
 
 test("make manifests keeps the image an overlay's images: sets (newTag or digest), as kubectl kustomize does; IMG= or VERSION= replaces it and says so; a renamed image it cannot replace is a warning", { skip: spawnSync('make', ['--version']).status !== 0 && 'make is not installed' }, (t) => {
