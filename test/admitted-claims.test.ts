@@ -152,7 +152,13 @@ test('a check the API server does not answer (refused, or no answer in time) kee
     const b = await answered(svc.answer!(request('Deployment', deployment('b', 'sa1'))));
     assert.equal(b.response.allowed, false);
     assert.deepEqual(b.detail?.admittedChecked, { confirmed: 0, dropped: 0, unanswered: 1 });
-    assert.ok(lines.some((l) => l.level === 'warn' && /could not check with the API server whether Deployment team-b\/a/.test(l.msg) && /403/.test(String((l.err as { message?: string } | undefined)?.message))));
+    const refused = lines.find((l) => l.level === 'warn' && /could not check with the API server whether Deployment team-b\/a/.test(l.msg));
+    assert.ok(refused, JSON.stringify(lines.map((l) => l.msg)));
+    // the API server's status code stays in the err field (an alert can tell a 403, RBAC, from a timeout)
+    const err = refused.err as { type?: string; message?: string; code?: string };
+    assert.equal(err.type, 'ConfirmError');
+    assert.match(String(err.message), /403/);
+    assert.equal(err.code, '403');
 
     api.hungNamespacedLists.add(PATHS.pods);
     assert.equal((await answered(svc.answer!(request('Pod', pod('p', 'sa2'))))).response.allowed, true);

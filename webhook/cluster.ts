@@ -35,7 +35,7 @@ import { CONFIRM_AFTER_MS, CONFIRM_BUDGET_MS, CONFIRM_LIST_MS } from './limits.t
 
 export { CONFIRM_AFTER_MS, CONFIRM_BUDGET_MS, CONFIRM_LIST_MS };
 import { isObject, oneLine } from './json.ts';
-import { errField } from './log-fields.ts';
+import { errField, type ErrField } from './log-fields.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // Plain GET against the API server (lists, discovery), with the kubeconfig's TLS and credentials.
@@ -50,10 +50,13 @@ export class ResponseTooLargeError extends Error {
 
 export class KubeHttpError extends Error {
   readonly statusCode: number;
+  /** The status as text, where errField (the log's `err.code`) finds a code, as it does client-node's. */
+  readonly code: string;
   constructor(statusCode: number, message: string) {
     super(message);
     this.name = 'KubeHttpError';
     this.statusCode = statusCode;
+    this.code = String(statusCode);
   }
 }
 
@@ -904,7 +907,7 @@ interface KindList {
 }
 
 /** The claims of one kind a check decided, by result; `err`: why the unanswered ones were not. */
-type KindResult = Record<CheckResult, Admitted[]> & { err?: string };
+type KindResult = Record<CheckResult, Admitted[]> & { err?: ErrField };
 
 /** `Pod team-b/a`, or `Pod team-b/a, Pod team-b/b, Pod team-b/c and 9,997 more`, and the first one's log fields. */
 function describeClaims(claims: Admitted[]): { names: string; sa: string; fields: Record<string, unknown>; one: boolean } {
@@ -1303,7 +1306,7 @@ export class ClusterState {
   leaveUnconfirmed(namespace: string, serviceAccount: string, upTo: number, why: string): ConfirmResult {
     const out: ConfirmResult = { confirmed: 0, dropped: 0, unanswered: 0 };
     for (const claims of this.toConfirm(namespace, serviceAccount, upTo, Date.now(), out).values())
-      this.settle({ confirmed: [], dropped: [], unanswered: claims, err: why }, out, 'listed');
+      this.settle({ confirmed: [], dropped: [], unanswered: claims, err: { type: 'ConfirmError', message: why } }, out, 'listed');
     return out;
   }
 
@@ -1376,7 +1379,7 @@ export class ClusterState {
       }
     } catch (err) {
       out.unanswered = pending;
-      out.err = errField(err).message;
+      out.err = errField(err, { type: 'ConfirmError' });
     }
     return out;
   }
@@ -1496,7 +1499,7 @@ export class ClusterState {
       admittedClaimsChecked.inc({ result: 'unanswered' }, r.unanswered.length);
       const { names, sa, fields, one } = describeClaims(r.unanswered);
       this.log.warn(
-        { ...fields, err: errField(r.err ?? 'no answer', { type: 'ConfirmError' }) },
+        { ...fields, err: r.err ?? { type: 'ConfirmError', message: 'no answer' } },
         `unique-service-account: could not check with the API server whether ${names}, admitted moments ago on ${sa}, ${one ? 'was' : 'were'} stored; ` +
           `${one ? 'it still counts, so the denial it causes stands' : 'they still count, so the denial they cause stands'}`,
       );
