@@ -10,7 +10,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json ./
 COPY webhook ./webhook
-RUN npx --no-install tsc -p tsconfig.json
+COPY tools ./tools
+# tsc, then dist/kube-client.js becomes a bundle of the client-node parts the webhook uses (about 25 MB less RSS)
+RUN npx --no-install tsc -p tsconfig.json && node tools/bundle-kube-client.ts
 
 FROM node:24-bookworm-slim AS deps
 WORKDIR /src

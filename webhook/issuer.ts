@@ -1,7 +1,7 @@
 // Service-account issuer detection: is the cluster's token issuer external (EKS, GKE, AKS, other OIDC
 // providers) or internal (the API server signs and serves its keys)? Feeds token-review-required.
 import { readFile } from 'node:fs/promises';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from './kube-client.ts';
 import type { Logger } from 'pino';
 import type { Config } from './config.ts';
 import { MAX_TIMER_SECONDS } from './config.ts';

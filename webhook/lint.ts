@@ -759,7 +759,7 @@ class LintUsageError extends Error {}
 
 /** Reads the issuer from the current kubeconfig context: GET /.well-known/openid-configuration. */
 export async function clusterIssuer(): Promise<IssuerInfo> {
-  const { KubeConfig } = await import('@kubernetes/client-node');
+  const { KubeConfig } = await import('./kube-client.ts');
   const { kubeGetJson } = await import('./cluster.ts');
   const { classifyIssuer } = await import('./issuer.ts');
   const kc = new KubeConfig();

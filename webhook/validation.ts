@@ -1,7 +1,7 @@
 // Validation service: the object the server asks about policy and cluster state. `/validate` decisions,
 // the opt-in ConfigMap remediation for `/mutate`, namespace labels and CSIDriver lookups for injection,
 // readiness, and the background audit. Read-only: nothing here writes to the cluster.
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from './kube-client.ts';
 import type { Logger } from 'pino';
 import type { AdmissionRequest, Decision, KubeObject } from './admission.ts';
 import { allow, allowWithPatch, decisionFor, deny, internalError, requestRef, shown, toWarnings } from './admission.ts';
