@@ -1263,6 +1263,15 @@ export function checkUniqueSince(candidate: AgentRef, previous: AgentRef | null 
 }
 
 /**
+ * Where checkToolSharesAgent reports a tool: the object itself (its `source` when it counts as its workload) and its
+ * ServiceAccount field. Lint locates it when it reads the tool, before it knows whether an agent shares the account.
+ */
+export function toolSharingSite(tool: AgentRef): { kind: string; name: string; path: string } {
+  const self = tool.source ?? { kind: tool.kind, name: tool.name };
+  return { kind: self.kind, name: self.name, path: `${podSpecFieldPath(self.kind)}.${tool.serviceAccountField ?? 'serviceAccountName'}` };
+}
+
+/**
  * unique-service-account for a tool (`kagenti.io/type: tool`) while featureGates.injectTools is off: no agent to the
  * webhook, so it claims nothing and is never denied, but a SPIRE registration whose pod selector includes `tool` gives
  * it the SPIFFE ID of its ServiceAccount, which an agent in `others` (the claims on it) may hold. A warning naming
@@ -1274,9 +1283,9 @@ export function checkToolSharesAgent(tool: AgentRef, others: AgentRef[], config:
   if (!sharing.length) return [];
   const first = sharing.find((o) => !o.deleting && !o.former && !o.recent) ?? sharing[0]!;
   const more = new Set(sharing.map(refText)).size - 1;
-  const self = tool.source ?? { kind: tool.kind, name: tool.name };
+  const self = toolSharingSite(tool);
+  const path = self.path;
   const { namespace: ns, serviceAccount: sa } = tool;
-  const path = `${podSpecFieldPath(self.kind)}.${tool.serviceAccountField ?? 'serviceAccountName'}`;
   return [
     {
       rule: 'unique-service-account',
