@@ -1519,3 +1519,144 @@ test('lint: an agent template in a kind lint does not know (an Argo Rollout), or
   assert.deepEqual(lintString(agentWorkload('argoproj.io/v1alpha1', 'Rollout', 'w').replace('kagenti.io/type: agent', 'kagenti.io/type: tool')).findings, []);
   assert.deepEqual(lintString(agentWorkload('argoproj.io/v1alpha1', 'Rollout', 'w').replace('namespace: team', 'namespace: kube-system')).findings, []);
 });
+
+// A tool (kagenti.io/type: tool) while featureGates.injectTools is off: no agent, never an error, but warned as
+// /validate warns it (rules.ts checkToolSharesAgent) when an agent of the input is on its ServiceAccount.
+const TOOL = (name: string, sa: string | null, ns = 'agents') => AGENT(name, sa, ns).replace('kagenti.io/type: agent', 'kagenti.io/type: tool');
+const toolWarning = (kind: string, name: string, path: string, agent: string, more = '') =>
+  `[unique-service-account] ${kind} agents/${name}: ServiceAccount "shared" (${path}) is the identity of agent ${agent}${more}. ` +
+  'This tool (kagenti.io/type: tool) is not denied, as it is no agent while featureGates.injectTools is off, but a SPIRE ' +
+  "registration whose pod selector includes tool would give it that agent's SPIFFE ID spiffe://cluster.local/ns/agents/sa/shared. " +
+  'Fix: give the tool its own ServiceAccount.';
+
+function lintWith(text: string, config: Record<string, unknown>, namespace?: string): Linter {
+  const l = new Linter({ config: configFromObject(config), issuer: { classification: 'external' }, namespace });
+  l.lintText('m.yaml', text);
+  return l;
+}
+
+test('unique-service-account: a tool on an agent\'s ServiceAccount is warned at its serviceAccountName, whether the agent comes before or after it', () => {
+  const at = (l: Linter) => l.findings.map((f) => [f.rule, f.severity, `${f.kind}/${f.name}`, f.path, f.line, f.column]);
+  const message = toolWarning('Deployment', 'mcp', 'spec.template.spec.serviceAccountName', 'Deployment/weather');
+  // the tool first: its warning is made once the agent has been read, at the tool's document
+  let l = lintString(`${TOOL('mcp', 'shared')}---\n${AGENT('weather', 'shared')}`);
+  assert.deepEqual(at(l), [['unique-service-account', 'warning', 'Deployment/mcp', 'spec.template.spec.serviceAccountName', 12, 7]]);
+  assert.equal(l.findings[0]!.message, message);
+  assert.equal(l.exitCode(false), 0);
+  assert.equal(l.exitCode(true), 1);
+  // the tool after
+  l = lintString(`${AGENT('weather', 'shared')}---\n${TOOL('mcp', 'shared')}`);
+  assert.deepEqual(at(l), [['unique-service-account', 'warning', 'Deployment/mcp', 'spec.template.spec.serviceAccountName', 28, 7]]);
+  assert.equal(l.findings[0]!.message, message);
+  // the first agent in input order is named, the others counted, wherever the tool is
+  const two = [AGENT('weather', 'shared'), AGENT('news', 'shared')];
+  for (const docs of [[TOOL('mcp', 'shared'), ...two], [two[0]!, TOOL('mcp', 'shared'), two[1]!], [...two, TOOL('mcp', 'shared')]]) {
+    const tools = lintString(docs.join('---\n')).findings.filter((f) => f.name === 'mcp');
+    assert.deepEqual(tools.map((f) => f.message), [toolWarning('Deployment', 'mcp', 'spec.template.spec.serviceAccountName', 'Deployment/weather', ' and 1 more')]);
+  }
+  // a tool Pod, at spec.serviceAccountName; the deprecated serviceAccount field where that is the one it sets
+  const pod = `apiVersion: v1\nkind: Pod\nmetadata: {name: mcp, namespace: agents, labels: {kagenti.io/type: tool}}\nspec:\n  serviceAccount: shared\n  containers: [{name: t, image: x}]\n`;
+  l = lintString(`${pod}---\n${AGENT('weather', 'shared')}`);
+  assert.deepEqual(at(l), [['unique-service-account', 'warning', 'Pod/mcp', 'spec.serviceAccount', 5, 3]]);
+  assert.equal(l.findings[0]!.message, toolWarning('Pod', 'mcp', 'spec.serviceAccount', 'Deployment/weather'));
+  // a JSON stream: at the key whichever comes first (positioned when the tool is read, or from its document kept)
+  const json = (doc: string) => JSON.stringify(parse(doc), null, 2);
+  const key = (text: string) => {
+    const lines = text.split('\n');
+    const i = lines.findIndex((x, n) => x.includes('"serviceAccountName"') && n > lines.findIndex((y) => y.includes('"name": "mcp"')));
+    return [i + 1, lines[i]!.indexOf('"') + 1];
+  };
+  for (const text of [`${json(TOOL('mcp', 'shared'))}\n${json(AGENT('weather', 'shared'))}`, `${json(AGENT('weather', 'shared'))}\n${json(TOOL('mcp', 'shared'))}`]) {
+    l = lintString(text);
+    assert.deepEqual(l.findings.map((f) => [f.name, f.line, f.column, f.message]), [['mcp', ...key(text), message]]);
+  }
+  // in a List, at the item's field
+  const item = (doc: string) => doc.replace(/^(?=.)/gm, '  ').replace(/^  apiVersion/, '- apiVersion');
+  l = lintString(`apiVersion: v1\nkind: List\nitems:\n${item(TOOL('mcp', 'shared'))}${item(AGENT('weather', 'shared'))}`);
+  assert.deepEqual(at(l), [['unique-service-account', 'warning', 'Deployment/mcp', 'items.0.spec.template.spec.serviceAccountName', 15, 9]]);
+});
+
+test('unique-service-account: no tool warning with tools on (then it is an agent), the rule off, its own ServiceAccount, "default" that dedicated-service-account denies, or a namespace the webhook never sees', () => {
+  const rules = (l: Linter) => l.findings.map((f) => [f.rule, f.severity, f.name]);
+  // featureGates.injectTools on: the tool is an agent, and the second of the two in input order is denied
+  for (const [docs, second] of [[[TOOL('mcp', 'shared'), AGENT('weather', 'shared')], 'weather'], [[AGENT('weather', 'shared'), TOOL('mcp', 'shared')], 'mcp']] as const) {
+    const l = lintWith(docs.join('---\n'), { featureGates: { injectTools: true } });
+    assert.deepEqual(rules(l), [['unique-service-account', 'error', second]]);
+    assert.match(l.findings[0]!.message, /is already the identity of agent/);
+  }
+  assert.deepEqual(rules(lintWith(`${TOOL('mcp', 'shared')}---\n${AGENT('weather', 'shared')}`, { policies: { 'unique-service-account': 'off' } })), []);
+  // the rule at warn: the tool's warning is the same
+  assert.deepEqual(rules(lintWith(`${TOOL('mcp', 'shared')}---\n${AGENT('weather', 'shared')}`, { policies: { 'unique-service-account': 'warn' } })), [['unique-service-account', 'warning', 'mcp']]);
+  assert.deepEqual(rules(lintString(`${TOOL('mcp', 'mcp-sa')}---\n${AGENT('weather', 'shared')}`)), []);
+  // tools alone share nothing; nor does a tool with the agent in another namespace
+  assert.deepEqual(rules(lintString(`${TOOL('mcp', 'shared')}---\n${TOOL('other', 'shared')}`)), []);
+  assert.deepEqual(rules(lintString(`${TOOL('mcp', 'shared', 'tools')}---\n${AGENT('weather', 'shared')}`)), []);
+  // on "default", the agent's dedicated-service-account error has the fix that ends the sharing too; at warn, both
+  assert.deepEqual(rules(lintString(`${TOOL('mcp', null)}---\n${AGENT('weather', null)}`)), [['dedicated-service-account', 'error', 'weather']]);
+  assert.deepEqual(rules(lintString(`${TOOL('mcp', null)}---\n${AGENT('weather', null)}`, { policies: { 'dedicated-service-account': 'warn' } })), [
+    ['unique-service-account', 'warning', 'mcp'],
+    ['dedicated-service-account', 'warning', 'weather'],
+  ]);
+  // kube-system: the webhook never sees it, nor lint's unique-service-account
+  assert.deepEqual(rules(lintString(`${TOOL('mcp', 'shared', 'kube-system')}---\n${AGENT('weather', 'shared', 'kube-system')}`)), []);
+});
+
+test('unique-service-account: a tool in a dump is warned once, at its owner when the owner is in the input, in any order', () => {
+  const tpl = { metadata: { labels: { 'kagenti.io/type': 'tool', app: 'mcp' } }, spec: { serviceAccountName: 'shared', containers: [{ name: 't', image: 'x' }] } };
+  const owned = (apiVersion: string, kind: string, name: string) => ({ ownerReferences: [{ apiVersion, kind, name, uid: 'u', controller: true }] });
+  const dep = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'mcp', namespace: 'agents' }, spec: { selector: { matchLabels: { app: 'mcp' } }, template: tpl } };
+  const rs = { apiVersion: 'apps/v1', kind: 'ReplicaSet', metadata: { name: 'mcp-5d4f', namespace: 'agents', labels: { 'pod-template-hash': '5d4f' }, ...owned('apps/v1', 'Deployment', 'mcp') }, spec: { template: tpl } };
+  const pod = (i: number) => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name: `mcp-5d4f-x${i}`, namespace: 'agents', labels: tpl.metadata.labels, ...owned('apps/v1', 'ReplicaSet', 'mcp-5d4f') }, spec: tpl.spec });
+  const agent = { ...dep, metadata: { name: 'weather', namespace: 'agents' }, spec: { ...dep.spec, template: { ...tpl, metadata: { labels: { 'kagenti.io/type': 'agent' } } } } };
+  const warned = (items: unknown[]) =>
+    lintString(JSON.stringify({ apiVersion: 'v1', kind: 'List', items })).findings.map((f) => `${f.rule} ${f.severity} ${f.kind}/${f.name}`);
+  for (const items of [[agent, dep, rs, pod(1), pod(2)], [pod(1), pod(2), rs, dep, agent], [pod(1), agent, rs, pod(2), dep]])
+    assert.deepEqual(warned(items), ['unique-service-account warning Deployment/mcp'], items.map((i) => i.kind).join(','));
+  // as separate documents too, the ReplicaSet counting for the pods after it
+  assert.deepEqual(lintString([rs, pod(1), pod(2), dep, agent].map((o) => JSON.stringify(o)).join('\n')).findings.map((f) => `${f.kind}/${f.name}`), ['Deployment/mcp']);
+  // without the Deployment in the input: at the first of its objects, named as it is
+  assert.deepEqual(warned([agent, rs, pod(1), pod(2)]), ['unique-service-account warning ReplicaSet/mcp-5d4f']);
+  const pods = lintString(JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [pod(1), pod(2), agent] })).findings;
+  assert.deepEqual(pods.map((f) => `${f.kind}/${f.name} ${f.path}`), ['Pod/mcp-5d4f-x1 items.0.spec.serviceAccountName']);
+  assert.match(pods[0]!.message, /^\[unique-service-account\] Pod agents\/mcp-5d4f-x1: ServiceAccount "shared" \(spec\.serviceAccountName\) is the identity of agent Deployment\/weather\. This tool /);
+});
+
+test('lint: a tool sharing an agent\'s ServiceAccount in text and json, with -n and without it (objects without a namespace compared within their directory)', async () => {
+  const noNs = (doc: string) => doc.replace('  namespace: agents\n', '');
+  const dir = tmp();
+  mkdirSync(join(dir, 'team-a'));
+  mkdirSync(join(dir, 'team-b'));
+  writeFileSync(join(dir, 'team-a', 'agent.yaml'), noNs(AGENT('weather', 'shared')));
+  writeFileSync(join(dir, 'team-b', 'tool.yaml'), noNs(TOOL('mcp', 'shared')));
+  // without -n, two directories may go to two namespaces: not compared
+  let r = await runCli([dir, '--external-issuer']);
+  assert.equal(r.code, 0, String(r.stdout));
+  assert.match(String(r.stdout), /^no problems/);
+  // with -n, one namespace: the tool (read after the agent here) is warned; a warning fails only with --strict
+  r = await runCli([dir, '--external-issuer', '-n', 'team']);
+  assert.equal(r.code, 0, String(r.stdout));
+  const line =
+    `${join(dir, 'team-b', 'tool.yaml')}:11:7: warning [unique-service-account] Deployment team/mcp: ServiceAccount "shared" ` +
+    '(spec.template.spec.serviceAccountName) is the identity of agent Deployment/weather. This tool (kagenti.io/type: tool) is not denied, ' +
+    "as it is no agent while featureGates.injectTools is off, but a SPIRE registration whose pod selector includes tool would give it that agent's " +
+    'SPIFFE ID spiffe://cluster.local/ns/team/sa/shared. Fix: give the tool its own ServiceAccount.';
+  assert.equal(String(r.stdout), `${line}\n0 errors, 1 warning (2 documents in 2 files)\n`);
+  assert.equal((await runCli([dir, '--external-issuer', '-n', 'team', '--strict'])).code, 1);
+  // the tool before the agent, in one directory (one scope without -n), as json
+  writeFileSync(join(dir, 'team-a', 'a-tool.yaml'), noNs(TOOL('mcp', 'shared')));
+  r = await runCli([join(dir, 'team-a'), '--external-issuer', '-o', 'json']);
+  assert.equal(r.code, 0, String(r.stdout));
+  const json = JSON.parse(String(r.stdout));
+  assert.deepEqual(
+    json.violations.map((v: Record<string, unknown>) => [v.rule, v.severity, v.file, v.line, v.column, v.kind, v.namespace, v.name, v.path]),
+    [['unique-service-account', 'warning', join(dir, 'team-a', 'a-tool.yaml'), 11, 7, 'Deployment', 'default', 'mcp', 'spec.template.spec.serviceAccountName']],
+  );
+  assert.match(json.violations[0].message, /^\[unique-service-account\] Deployment default\/mcp: ServiceAccount "shared" \(spec\.template\.spec\.serviceAccountName\) is the identity of agent Deployment\/weather\. /);
+});
+
+test('unique-service-account: past 64 tools on one ServiceAccount, a tool is compared with the agents read before it only (as an agent past 64 is)', () => {
+  const tools = Array.from({ length: 65 }, (_, i) => TOOL(`mcp-${i}`, 'shared'));
+  const warned = (docs: string[]) => lintString(docs.join('---\n')).findings.filter((f) => f.rule === 'unique-service-account' && f.severity === 'warning').length;
+  assert.equal(warned([AGENT('weather', 'shared'), ...tools]), 65);
+  assert.equal(warned([...tools, AGENT('weather', 'shared')]), 64);
+});

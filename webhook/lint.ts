@@ -23,7 +23,21 @@ import {
   splitDocuments,
 } from './manifest-stream.ts';
 import type { AgentRef, IssuerInfo, Violation } from './rules.ts';
-import { agentOf, checkControllerTokenReview, checkInjection, checkObject, checkUncheckedTemplate, checkUnique, dedicatedDenies, RenderedNamespaces, remediatedAtAdmission, UNWATCHED_NAMESPACES } from './rules.ts';
+import {
+  agentOf,
+  checkControllerTokenReview,
+  checkInjection,
+  checkObject,
+  checkToolSharesAgent,
+  checkUncheckedTemplate,
+  checkUnique,
+  dedicatedDenies,
+  RenderedNamespaces,
+  remediatedAtAdmission,
+  severityFor,
+  toolSharingSite,
+  UNWATCHED_NAMESPACES,
+} from './rules.ts';
 import type { LabelSelector, OwnerLookup, OwnerRef } from './identity.ts';
 import { controllerOf, copySelector, identityKey, isDnsLabel, objectName, objectNamespace, orphanWorkload, selectorMatches, templateOwner } from './identity.ts';
 import { isObject } from './json.ts';
@@ -75,7 +89,29 @@ interface IndexedAgent {
   line: number;
 }
 
-/** Agents compared per (namespace, ServiceAccount) bucket; more only add to the index's count. */
+/**
+ * A tool (`kagenti.io/type: tool` while featureGates.injectTools is off) in the index: no agent, so it claims nothing,
+ * but it is warned (rules.ts checkToolSharesAgent, as /validate warns it) when an agent of the input is on its
+ * ServiceAccount, whether that agent comes before or after it. The warning is made when the findings are read
+ * (Linter.settleTools), at the position found when the tool was read.
+ */
+interface IndexedTool {
+  entry: IndexedAgent;
+  /** its template is its owner's (a dump's ReplicaSet or pod): reported only when no owner of it is in the input, once */
+  owned: boolean;
+  /** the warning as positioned, without its message; undefined until it is positioned (`doc`) */
+  at?: Finding;
+  /**
+   * A tool read before any agent on its ServiceAccount: its document, to position the warning should one come (most
+   * tools never share, and positions cost a second parse). Dropped once it is positioned.
+   */
+  doc?: { held: HeldDocument; prefix: string; warning: Violation; source: string | undefined };
+  /** where its findings are in Linter.chunks: the object's other findings (`base`), then the warning if any */
+  chunk: Finding[];
+  base: Finding[];
+}
+
+/** Agents compared per (namespace, ServiceAccount) bucket; more only add to the index's count. Tools likewise. */
 const MAX_BUCKET = 64;
 
 /** Deployments' and StatefulSets' selectors kept for the orphan rule; past this, further ones are not (see Linter). */
@@ -117,6 +153,7 @@ function detachRef(ref: AgentRef): AgentRef {
     serviceAccount: detach(ref.serviceAccount),
   };
   if (ref.agent !== undefined) out.agent = detach(ref.agent);
+  if (ref.serviceAccountField !== undefined) out.serviceAccountField = ref.serviceAccountField;
   if (ref.source) out.source = { kind: detach(ref.source.kind), name: detach(ref.source.name) };
   return out;
 }
@@ -200,6 +237,13 @@ export class Linter {
   documents = 0;
   private readonly ctx: LintContext;
   private readonly agents = new Map<string, IndexedAgent[]>();
+  /** the tools, by the agents' keys (at most MAX_BUCKET each); their warnings are made again when this is set */
+  private readonly tools = new Map<string, IndexedTool[]>();
+  private toolsDirty = false;
+  /** bytes of the documents IndexedTool.doc keeps (at most MAX_HELD_BYTES; past it, tools are positioned when read) */
+  private toolBytes = 0;
+  /** the config with tools as agents, how /validate reads a tool's identity; null with injectTools on or the rule off */
+  private readonly toolsAsAgents: Config | null;
   /**
    * The render stands in for the cluster's cache in the orphan rule (identity.ts countsAsWorkload): the selector
    * of each Deployment and StatefulSet seen (null: one that selects nothing), by namespace, kind and name.
@@ -227,6 +271,11 @@ export class Linter {
 
   constructor(ctx: LintContext) {
     this.ctx = ctx;
+    const config = ctx.config;
+    this.toolsAsAgents =
+      config.featureGates.injectTools || !severityFor(config.policies['unique-service-account'])
+        ? null
+        : { ...config, featureGates: { ...config.featureGates, injectTools: true } };
     // what the render has shown of a pod's or ReplicaSet's owners (undefined: not in the input, as not cached)
     const lookup: OwnerLookup = (kind, namespace, name) => this.owners.get(workloadKey(namespace, kind, name))?.owner;
     lookup.selector = (kind, namespace, name) => this.selectors.get(workloadKey(namespace, kind, name));
@@ -270,6 +319,7 @@ export class Linter {
       if (self && !selectorMatches(copy, labels)) {
         const { source: _source, ...rest } = entry.ref;
         entry.ref = { ...rest, kind: self.kind, name: self.name };
+        if (this.tools.size) this.toolsDirty = true;
       }
     }
     this.orphans.delete(key);
@@ -306,8 +356,99 @@ export class Linter {
 
   /** The findings in input order: files and documents as read, a document's in the order of their lines. */
   get findings(): Finding[] {
+    if (this.toolsDirty) this.settleTools();
     this.flat ??= this.chunks.flat();
     return this.flat;
+  }
+
+  /**
+   * Makes the tools' warnings with the agents indexed by now, in place of those they had: checkToolSharesAgent names
+   * the first agent in input order and counts the others. Of a tool's objects in a dump, one is reported: the owner,
+   * else (no owner in the input) the first of its ReplicaSets and pods.
+   */
+  private settleTools(): void {
+    this.toolsDirty = false;
+    this.flat = null;
+    for (const [key, tools] of this.tools) {
+      const agents = this.agents.get(key)?.map((b) => b.ref) ?? [];
+      const reporter = new Map<string, IndexedTool>();
+      if (agents.length)
+        for (const t of tools) {
+          const id = identityKey(t.entry.ref);
+          const r = reporter.get(id);
+          if (!r || (r.owned && !t.owned)) reporter.set(id, t);
+        }
+      for (const t of tools) {
+        const reported = agents.length > 0 && (!t.owned || reporter.get(identityKey(t.entry.ref)) === t);
+        const found = reported ? checkToolSharesAgent(t.entry.ref, agents, this.ctx.config) : [];
+        const at = found.length ? this.toolPosition(t) : undefined;
+        const list = at ? [...t.base, ...found.map((v): Finding => ({ ...at, severity: v.severity, message: v.message }))] : t.base;
+        if (found.length) list.sort((a, b) => a.line - b.line || a.column - b.column);
+        t.chunk.splice(0, t.chunk.length, ...list);
+      }
+    }
+  }
+
+  /** A tool's warning as positioned, without its message: from its kept document the first time (IndexedTool.doc). */
+  private toolPosition(t: IndexedTool): Finding {
+    if (t.at) return t.at;
+    const { held, prefix, warning, source } = t.doc!;
+    const text = held.bytes.toString('utf8');
+    try {
+      // the same text as when it was read: it parses
+      t.at = this.finding({ v: warning }, held.file, held.line, ParsedDocument.parse(text, held.json), prefix, source);
+    } catch (err) {
+      // a key the full parser refuses where the fast path read the document (a number past float64): its first line
+      if (!(err instanceof ManifestParseError || err instanceof RangeError)) throw err;
+      const line = held.line + firstLineOffset(text);
+      t.at = { rule: warning.rule, severity: warning.severity, message: '', file: held.file, line, column: 1, kind: warning.kind, namespace: warning.namespace, name: warning.name, path: detach(prefix + warning.path) };
+      if (source) t.at.source = source;
+    }
+    this.releaseTool(t);
+    return t.at;
+  }
+
+  private releaseTool(t: IndexedTool): void {
+    if (t.doc && --t.doc.held.refs === 0) this.toolBytes -= t.doc.held.bytes.length;
+    delete t.doc;
+  }
+
+  /** Indexes a tool (see IndexedTool). */
+  private indexTool(key: string, tool: IndexedTool, obj: Record<string, any>): void {
+    let tools = this.tools.get(key);
+    if (!tools) this.tools.set(key, (tools = []));
+    tools.push(tool);
+    this.noteOrphan(tool.entry, obj);
+    this.toolsDirty = true;
+  }
+
+  /**
+   * Notes an indexed object that counts as a Deployment or StatefulSet by its name while the render has not shown
+   * that workload (yet), with its labels: noteWorkload makes it itself if that workload's selector does not select it.
+   */
+  private noteOrphan(entry: IndexedAgent, obj: Record<string, any>): void {
+    const ref = entry.ref;
+    const w = orphanWorkload(obj.kind, obj);
+    if (!w || w.kind !== ref.kind || w.name !== ref.name || (w.kind !== 'Deployment' && w.kind !== 'StatefulSet')) return;
+    const key = workloadKey(ref.namespace, w.kind, w.name);
+    if (this.selectors.has(key)) return;
+    const labels: Record<string, string> = {};
+    const md = isObject(obj.metadata) && isObject(obj.metadata.labels) ? obj.metadata.labels : {};
+    for (const [k, v] of Object.entries(md)) if (typeof v === 'string') labels[detach(k)] = detach(v);
+    let list = this.orphans.get(key);
+    if (!list) this.orphans.set(key, (list = []));
+    list.push({ entry, labels });
+  }
+
+  /**
+   * The index key of an agent's or tool's ServiceAccount. Without -n, objects without a namespace are compared within
+   * their file's directory only: the files of one directory are applied together, to one namespace (kubectl apply -f
+   * DIR -n NS, an Argo CD Application per directory, helm template --output-dir's files of one chart), another
+   * directory may go to another one. Stdin is one scope of its own.
+   */
+  private bucketKey(obj: Record<string, any>, file: string, ref: AgentRef): string {
+    const scope = this.ctx.namespace === undefined && !hasNamespace(obj) ? `${this.scopeOf(file)}\u0000` : '';
+    return detach(`${scope}${ref.namespace}\n${ref.serviceAccount}`);
   }
 
   report(strict: boolean): LintReport {
@@ -381,6 +522,14 @@ export class Linter {
       if (!this.parseProblem(file, raw, err)) throw err;
       const dropped = new Set(this.chunks.splice(before.chunks));
       this.flat = null;
+      for (const [key, tools] of this.tools) {
+        const kept = tools.filter((t) => !dropped.has(t.chunk));
+        if (kept.length === tools.length) continue;
+        for (const t of tools) if (dropped.has(t.chunk)) this.releaseTool(t);
+        if (kept.length) this.tools.set(key, kept);
+        else this.tools.delete(key);
+        this.toolsDirty = true;
+      }
       for (const [ns, list] of this.held) {
         const kept = list.filter((h) => !dropped.has(h.chunk));
         for (const h of list) if (dropped.has(h.chunk)) this.release(h);
@@ -437,6 +586,7 @@ export class Linter {
 
     let source: string | undefined | null = null;
     let heldDoc: HeldDocument | undefined;
+    let toolDoc: HeldDocument | undefined;
     for (const { obj, prefix, item } of objects) {
       const ns = objectNamespace(obj, this.ctx.namespace || 'default');
       const unwatched = UNWATCHED_NAMESPACES.includes(ns);
@@ -478,12 +628,7 @@ export class Linter {
       if (obj.kind === 'Deployment' || obj.kind === 'StatefulSet') this.noteWorkload(obj, obj.kind, ns);
       const ref = unwatched ? null : agentOf(obj, this.ctx.config, this.ctx.namespace || 'default', this.lookup, Date.now());
       if (ref) {
-        // Without -n, objects without a namespace are compared within their file's directory only: the files of one
-        // directory are applied together, to one namespace (kubectl apply -f DIR -n NS, an Argo CD Application per
-        // directory, helm template --output-dir's files of one chart), another directory may go to another one.
-        // Stdin is one scope of its own.
-        const scope = this.ctx.namespace === undefined && !hasNamespace(obj) ? `${this.scopeOf(file)}\u0000` : '';
-        const key = detach(`${scope}${ref.namespace}\n${ref.serviceAccount}`);
+        const key = this.bucketKey(obj, file, ref);
         let bucket = this.agents.get(key);
         if (!bucket) this.agents.set(key, (bucket = []));
         // an owned object is reported only as the first of its agent in the input: its owner (or a sibling) already
@@ -504,27 +649,54 @@ export class Linter {
           const entry: IndexedAgent = { ref: detachRef(ref), file, line };
           bucket.push(entry);
           // counted as a workload by its name while the render has not shown that workload (yet)
-          const w = orphanWorkload(obj.kind, obj);
-          if (w && w.kind === ref.kind && w.name === ref.name && (w.kind === 'Deployment' || w.kind === 'StatefulSet')) {
-            const key = workloadKey(ref.namespace, w.kind, w.name);
-            if (!this.selectors.has(key)) {
-              const labels: Record<string, string> = {};
-              const md = isObject(obj.metadata) && isObject(obj.metadata.labels) ? obj.metadata.labels : {};
-              for (const [k, v] of Object.entries(md)) if (typeof v === 'string') labels[detach(k)] = detach(v);
-              let list = this.orphans.get(key);
-              if (!list) this.orphans.set(key, (list = []));
-              list.push({ entry, labels });
-            }
-          }
+          this.noteOrphan(entry, obj);
+          // the tools on this ServiceAccount have an agent more to be warned about
+          if (this.tools.has(key)) this.toolsDirty = true;
         }
       }
-      if (!before.length && !inj.length && !after.length && !hold) continue;
+      // A tool while featureGates.injectTools is off (read as /validate reads it, as if tools were agents): indexed, and
+      // warned once the findings are read should an agent of the input be on its ServiceAccount, before or after it.
+      // Not when dedicated-service-account denies such an agent (on "default"): its fix ends the sharing too.
+      let tool: { ref: AgentRef; key: string } | undefined;
+      const toolRef = ref || unwatched || !this.toolsAsAgents ? null : agentOf(obj, this.toolsAsAgents, this.ctx.namespace || 'default', this.lookup, Date.now());
+      if (toolRef && !dedicatedDenies(toolRef, this.ctx.config)) {
+        const key = this.bucketKey(obj, file, toolRef);
+        const tools = this.tools.get(key);
+        const id = identityKey(toolRef);
+        // an owned object of a tool indexed already is reported at that one (settleTools), as an agent's is
+        if (owned && tools?.some((t) => identityKey(t.entry.ref) === id)) {
+          // nothing to index
+        } else if (tools && tools.length >= MAX_BUCKET) {
+          // past the bucket: compared with the agents indexed so far, as an agent past it is
+          for (const v of checkToolSharesAgent(toolRef, this.agents.get(key)?.map((b) => b.ref) ?? [], this.ctx.config)) after.push({ v });
+        } else tool = { ref: toolRef, key };
+      }
+      if (!before.length && !inj.length && !after.length && !hold && !tool) continue;
       if (source === null) source = sourceOf(raw.text);
       const at = (f: Found): Finding => this.finding(f, file, raw.line, pd, prefix, source ?? undefined);
       const made = { before: before.map(at), inj: inj.map(at), after: after.map(at) };
       const chunk = this.shown([...made.before, ...made.inj, ...made.after], ns, raw.line, pd, prefix);
       this.chunks.push(chunk);
       this.flat = null;
+      if (tool) {
+        const site = toolSharingSite(tool.ref);
+        const placeholder: Violation = { rule: 'unique-service-account', severity: 'warning', message: '', kind: site.kind, namespace: tool.ref.namespace, name: site.name, path: site.path };
+        // a held object's chunk is made anew when its Namespace comes (recheck): the warning then has one of its own
+        const own = hold ? [] : chunk;
+        if (hold) this.chunks.push(own);
+        const indexed: IndexedTool = { entry: { ref: detachRef(tool.ref), file, line: raw.line }, owned, chunk: own, base: own.slice() };
+        // positioned now if an agent is on its ServiceAccount already; else its document is kept (up to the limit)
+        if (this.agents.has(tool.key) || this.toolBytes >= MAX_HELD_BYTES) indexed.at = at({ v: placeholder });
+        else {
+          if (!toolDoc) {
+            toolDoc = { bytes: Buffer.from(raw.text, 'utf8'), file, line: raw.line, json: raw.json === true, refs: 0 };
+            this.toolBytes += toolDoc.bytes.length;
+          }
+          toolDoc.refs++;
+          indexed.doc = { held: toolDoc, prefix, warning: placeholder, source: source ?? undefined };
+        }
+        this.indexTool(tool.key, indexed, obj);
+      }
       if (hold) {
         if (!heldDoc) {
           heldDoc = { bytes: Buffer.from(raw.text, 'utf8'), file, line: raw.line, json: raw.json === true, refs: 0 };
