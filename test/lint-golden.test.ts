@@ -1,6 +1,7 @@
 // Golden tests of every output format on realistic renders: a kagent-like chart render (the ConfigMap with a
-// boolean), the ConfigMap in each bad form, an agents chart with shared and default ServiceAccounts, and
-// `kubectl kustomize` output. Regenerate after an intended change with:
+// boolean), the ConfigMap in each bad form, an agents chart with shared and default ServiceAccounts,
+// `kubectl kustomize` output, and a chart whose tools reuse its agent's ServiceAccount. Regenerate after an intended
+// change with:
 //   UPDATE_GOLDEN=1 node --test test/lint-golden.test.ts
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,6 +16,7 @@ const CASES: { name: string; args: string[]; exit: number }[] = [
   { name: 'kagent-variants', args: ['test/fixtures/lint/kagent-variants.yaml'], exit: 1 },
   { name: 'agents-render', args: ['test/fixtures/lint/agents-render.yaml', '--namespace', 'agents'], exit: 1 },
   { name: 'kustomize-output', args: ['test/fixtures/lint/kustomize-output.yaml', '--issuer', EKS], exit: 1 },
+  { name: 'tools-render', args: ['test/fixtures/lint/tools-render.yaml', '--namespace', 'weather', '--external-issuer'], exit: 0 },
 ];
 const FORMATS = ['text', 'json', 'sarif', 'junit'] as const;
 const EXT = { text: 'txt', json: 'json', sarif: 'sarif', junit: 'xml' } as const;
