@@ -21,6 +21,10 @@ import {
   DEPLOYMENT_CONFIG_LABEL,
   KNATIVE_CONFIGURATION_LABEL,
   KNATIVE_REVISION_LABEL,
+  JOBSET_NAME_LABEL,
+  LWS_NAME_LABEL,
+  RAY_ORIGIN_KIND_LABEL,
+  RAY_ORIGIN_NAME_LABEL,
   agentIdentity,
   controllerOf,
   copySelector,
@@ -205,7 +209,13 @@ function slimMeta(obj: KubeObject, labelKeys?: readonly string[], orphan = false
     if (any) out.labels = labels;
   }
   const owner = controllerOf(obj);
-  if (owner) out.ownerReferences = [owner.controller ? { kind: owner.kind, name: owner.name, controller: true } : { kind: owner.kind, name: owner.name }];
+  if (owner) {
+    // its apiVersion says which group's kind it is (a flagger.app Canary, a LeaderWorkerSet): identity.ts's controllerWorkload
+    const ref: KubeObject = { kind: owner.kind, name: owner.name };
+    if (owner.controller) ref.controller = true;
+    if (owner.apiVersion) ref.apiVersion = intern(owner.apiVersion);
+    out.ownerReferences = [ref];
+  }
   return out;
 }
 
@@ -220,9 +230,15 @@ const POD_LABELS = [
   KNATIVE_CONFIGURATION_LABEL,
   KNATIVE_REVISION_LABEL,
   DEPLOYMENT_CONFIG_LABEL,
+  // identity.ts's controllerWorkload: a LeaderWorkerSet's, a RayService's and a JobSet's pods
+  LWS_NAME_LABEL,
+  RAY_ORIGIN_KIND_LABEL,
+  RAY_ORIGIN_NAME_LABEL,
+  JOBSET_NAME_LABEL,
 ] as const;
 const REPLICASET_LABELS = ['pod-template-hash', 'rollouts-pod-template-hash'] as const;
-const TEMPLATE_LABELS = ['kagenti.io/type', AGENT_LABEL, KNATIVE_CONFIGURATION_LABEL, KNATIVE_REVISION_LABEL] as const;
+// and controllerWorkload's: a LeaderWorkerSet's StatefulSets, an Argo Rollouts Experiment's ReplicaSets
+const TEMPLATE_LABELS = ['kagenti.io/type', AGENT_LABEL, KNATIVE_CONFIGURATION_LABEL, KNATIVE_REVISION_LABEL, LWS_NAME_LABEL, 'rollouts-pod-template-hash'] as const;
 const NAME_TIE_LABELS = new Set<string>(['pod-template-hash', 'rollouts-pod-template-hash', 'statefulset.kubernetes.io/pod-name']);
 
 /** Label bytes (keys and values) an orphan keeps in the cache; real label sets are far below it. */

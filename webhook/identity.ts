@@ -5,7 +5,7 @@
 import type { KubeObject } from './admission.ts';
 import type { Config } from './config.ts';
 import { isAgentType } from './config.ts';
-import { getPodTemplate, isWorkloadKind } from './workloads.ts';
+import { apiGroup, getPodTemplate, isWorkloadKind } from './workloads.ts';
 import { isObject } from './json.ts';
 
 export const AGENT_LABEL = 'kagenti.io/agent';
@@ -15,6 +15,8 @@ export interface OwnerRef {
   name: string;
   /** set when the ownerReference says `controller: true` (not just the object's only owner) */
   controller?: true;
+  /** the ownerReference's apiVersion, when it has one (which API group the owner's kind is of) */
+  apiVersion?: string;
 }
 
 /**
@@ -42,9 +44,10 @@ export function controllerOf(obj: unknown): OwnerRef | null {
     (r): r is KubeObject => isObject(r) && typeof r.kind === 'string' && typeof r.name === 'string' && r.name !== '',
   );
   const ctl = valid.find((r) => r.controller === true);
-  if (ctl) return { kind: ctl.kind, name: ctl.name, controller: true };
+  const version = (r: KubeObject) => (typeof r.apiVersion === 'string' && r.apiVersion ? { apiVersion: r.apiVersion } : {});
+  if (ctl) return { kind: ctl.kind, name: ctl.name, controller: true, ...version(ctl) };
   // an only owner that does not say `controller: false`
-  return valid.length === 1 && valid[0]!.controller !== false ? { kind: valid[0]!.kind, name: valid[0]!.name } : null;
+  return valid.length === 1 && valid[0]!.controller !== false ? { kind: valid[0]!.kind, name: valid[0]!.name, ...version(valid[0]!) } : null;
 }
 
 /**
@@ -358,6 +361,97 @@ export function versionedWorkload(top: OwnerRef, labels: Record<string, unknown>
   return top;
 }
 
+/** Labels other controllers set on the pods (and workloads) they make, read by controllerWorkload. */
+export const LWS_NAME_LABEL = 'leaderworkerset.sigs.k8s.io/name';
+export const RAY_ORIGIN_KIND_LABEL = 'ray.io/originated-from-crd';
+export const RAY_ORIGIN_NAME_LABEL = 'ray.io/originated-from-cr-name';
+export const JOBSET_NAME_LABEL = 'jobset.sigs.k8s.io/jobset-name';
+const LWS_GROUP = 'leaderworkerset.x-k8s.io';
+const FLAGGER_GROUP = 'flagger.app';
+const ROLLOUT_HASH_LABEL = 'rollouts-pod-template-hash';
+
+/** Whether `ref` is the controller reference of a `kind` of API group `group` (its apiVersion names it). */
+function isController(ref: OwnerRef | null | undefined, kind: string, group: string): boolean {
+  return !!ref && ref.controller === true && ref.kind === kind && apiGroup(ref.apiVersion) === group;
+}
+
+/** `<prefix>-<digits>` */
+function isIndexed(name: string, prefix: string): boolean {
+  return name.length > prefix.length + 1 && name.startsWith(`${prefix}-`) && /^(0|[1-9][0-9]*)$/.test(name.slice(prefix.length + 1));
+}
+
+/**
+ * The controller of `top`: the object's own when `top` is the object, else what the lookup says of the cached
+ * `top` (undefined: not known).
+ */
+function controllerOfTop(top: OwnerRef, obj: KubeObject, namespace: string, lookup?: OwnerLookup): OwnerRef | null | undefined {
+  if (top.kind === obj.kind && top.name === objectName(obj)) return controllerOf(obj);
+  return lookup?.(top.kind, namespace, top.name);
+}
+
+/**
+ * The LeaderWorkerSet a StatefulSet (`top`) belongs to, or null. Its controller makes a leader StatefulSet
+ * `<lws>` (controller: the LeaderWorkerSet), whose pods `<lws>-<group>` are the leaders, and per group a worker
+ * StatefulSet `<lws>-<group>` whose controller is that leader pod; all of them, and their pods, are labelled
+ * `leaderworkerset.sigs.k8s.io/name: <lws>`. By the owner chain while the cache holds it (a worker StatefulSet's
+ * leader pod, that pod's StatefulSet); by that label and the name where a link is not cached; a chain that is
+ * known and ends elsewhere is not the LeaderWorkerSet's, whatever the labels say.
+ */
+function leaderWorkerSetOf(top: OwnerRef, owner: OwnerRef | null | undefined, namespace: string, labels: Record<string, unknown>, lookup?: OwnerLookup): OwnerRef | null {
+  if (owner && owner.controller && owner.kind === 'Pod') {
+    const leader = lookup?.('Pod', namespace, owner.name);
+    owner = leader === undefined ? undefined : leader?.controller && leader.kind === 'StatefulSet' ? lookup!('StatefulSet', namespace, leader.name) : null;
+  }
+  if (isController(owner, 'LeaderWorkerSet', LWS_GROUP)) return { kind: 'LeaderWorkerSet', name: owner!.name };
+  if (owner !== undefined) return null;
+  const lws = labels[LWS_NAME_LABEL];
+  return typeof lws === 'string' && lws && (top.name === lws || isIndexed(top.name, lws)) ? { kind: 'LeaderWorkerSet', name: lws } : null;
+}
+
+/**
+ * The one agent behind workloads that other controllers make from one resource, as versionedWorkload does for
+ * Knative and OpenShift (`top`: what that gives; `labels`: the pod's, or the workload's template's):
+ * - a LeaderWorkerSet's leader and worker StatefulSets, of every group, and their pods → `LeaderWorkerSet/<lws>`
+ *   (leaderWorkerSetOf);
+ * - a Flagger Canary's primary (a Deployment or DaemonSet `<target>-primary` whose controller is a flagger.app
+ *   Canary, into which Flagger copies the target's template) → the target, `Deployment/<target>`: the target and its
+ *   primary are one agent, whatever the Canary is named;
+ * - a pod of a KubeRay RayCluster labelled `ray.io/originated-from-crd: RayService` and
+ *   `ray.io/originated-from-cr-name: <svc>` → `RayService/<svc>`: the RayService runs a second RayCluster while it
+ *   upgrades, and both are the service;
+ * - an Argo Rollouts Experiment named `<rollout>-<hash>-<revision>-<step>` (as a Rollout names those it creates),
+ *   whose ReplicaSet's pods carry `rollouts-pod-template-hash` → `Rollout/<rollout>`;
+ * - a pod of a Job not in the cache, labelled `jobset.sigs.k8s.io/jobset-name: <js>` and named
+ *   `<js>-<replicated job>-<index>` → `JobSet/<js>` (a cached Job resolves through its ownerReference already).
+ */
+export function controllerWorkload(top: OwnerRef, obj: KubeObject, namespace: string, labels: Record<string, unknown>, lookup?: OwnerLookup): OwnerRef {
+  switch (top.kind) {
+    case 'StatefulSet':
+      return leaderWorkerSetOf(top, controllerOfTop(top, obj, namespace, lookup), namespace, labels, lookup) ?? top;
+    case 'Deployment':
+    case 'DaemonSet': {
+      const suffix = '-primary';
+      if (top.name.length > suffix.length && top.name.endsWith(suffix) && isController(controllerOfTop(top, obj, namespace, lookup), 'Canary', FLAGGER_GROUP))
+        return { kind: top.kind, name: top.name.slice(0, -suffix.length) };
+      return top;
+    }
+    case 'RayCluster': {
+      const svc = labels[RAY_ORIGIN_NAME_LABEL];
+      return labels[RAY_ORIGIN_KIND_LABEL] === 'RayService' && typeof svc === 'string' && svc ? { kind: 'RayService', name: svc } : top;
+    }
+    case 'Experiment': {
+      const m = /^(.+)-[a-z0-9]+-[0-9]+-[0-9]+$/.exec(top.name);
+      return m && typeof labels[ROLLOUT_HASH_LABEL] === 'string' && labels[ROLLOUT_HASH_LABEL] ? { kind: 'Rollout', name: m[1]! } : top;
+    }
+    case 'Job': {
+      const js = labels[JOBSET_NAME_LABEL];
+      if (obj.kind !== 'Pod' || typeof js !== 'string' || !js || !/^.+-(0|[1-9][0-9]*)$/.test(top.name.slice(js.length + 1)) || !top.name.startsWith(`${js}-`)) return top;
+      return lookup?.('Job', namespace, top.name) === undefined ? { kind: 'JobSet', name: js } : top;
+    }
+  }
+  return top;
+}
+
 export interface AgentIdentity {
   /** top-level workload */
   kind: string;
@@ -400,7 +494,7 @@ export function agentIdentity(
   if (!tpl) return null;
   if (!isAgentType(tpl.labels, config)) return null;
   const ns = objectNamespace(obj, namespace ?? 'default');
-  const top = versionedWorkload(topLevelWorkload(obj, ns, lookup, now), tpl.labels);
+  const top = controllerWorkload(versionedWorkload(topLevelWorkload(obj, ns, lookup, now), tpl.labels), obj, ns, tpl.labels, lookup);
   const out: AgentIdentity = {
     kind: top.kind,
     name: top.name,

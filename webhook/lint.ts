@@ -295,7 +295,9 @@ export class Linter {
     const key = workloadKey(objectNamespace(obj, this.ctx.namespace || 'default'), obj.kind, objectName(obj));
     if (this.owners.has(key) || this.owners.size >= MAX_SELECTORS) return;
     const c = controllerOf(obj);
-    const owner: OwnerRef | null = c ? { kind: detach(c.kind), name: detach(c.name), ...(c.controller ? { controller: true as const } : {}) } : null;
+    const owner: OwnerRef | null = c
+      ? { kind: detach(c.kind), name: detach(c.name), ...(c.controller ? { controller: true as const } : {}), ...(c.apiVersion ? { apiVersion: detach(c.apiVersion) } : {}) }
+      : null;
     const labels: Record<string, string> = {};
     const md = isObject(obj.metadata) && isObject(obj.metadata.labels) ? obj.metadata.labels : {};
     for (const [k, v] of Object.entries(md)) if (typeof v === 'string') labels[detach(k)] = detach(v);
