@@ -388,7 +388,7 @@ test('an ownerless ReplicaSet or pod named like a running workload\'s is not tha
     await until(() => svc.readiness().ready, 'first sync');
     const rs = svc.validate(request('ReplicaSet', 'apps', bareReplicaSet('weather-zzz', { 'pod-template-hash': 'zzz', app: 'evil' }, 'weather-sa')));
     assert.equal(rs.response.allowed, false, JSON.stringify(rs.response));
-    assert.match(rs.response.status!.message, /^\[unique-service-account\] ReplicaSet team-a\/weather-zzz: ServiceAccount "weather-sa" .*already the identity of agent Deployment\/weather\b/);
+    assert.match(rs.response.status!.message, /^\[unique-service-account\] ReplicaSet team-a\/weather-zzz: ServiceAccount "weather-sa" .*already the identity of agents? Deployment\/weather\b/);
     const pod = svc.validate(request('Pod', '', barePod('db-5', { 'statefulset.kubernetes.io/pod-name': 'db-5', app: 'evil' }, 'db-sa')));
     assert.equal(pod.response.allowed, false, JSON.stringify(pod.response));
     assert.match(pod.response.status!.message, /^\[unique-service-account\] Pod team-a\/db-5: ServiceAccount "db-sa" .*already the identity of agent StatefulSet\/db\b/);
@@ -403,7 +403,7 @@ test('an ownerless ReplicaSet or pod named like a running workload\'s is not tha
     assert.equal(stalePod.response.allowed, true);
     assert.match(joinWarnings(stalePod.response.warnings ?? []), /^\[unique-service-account\] Pod team-a\/weather-old-<generated>: .*already the identity of agent Deployment\/weather\. .* Not denied: its workload ReplicaSet\/weather-old already shares it, and this pod adds no sharing\. Fix: /m);
     const news = svc.validate(deploymentRequest(deployment('news', 'weather-sa')));
-    assert.match(news.response.status!.message, /agent Deployment\/weather and 1 more\./);
+    assert.match(news.response.status!.message, /agents Deployment\/weather and \S+\. All 3 would share/);
     // the audit reports both agents sharing weather-sa
     await until(() => lines.some((l) => l.audit === true && l.rule === 'unique-service-account'), 'audit ran');
     const audited = lines.filter((l) => l.audit === true && l.rule === 'unique-service-account').map((l) => l.msg);
@@ -416,11 +416,11 @@ test('an ownerless ReplicaSet or pod named like a running workload\'s is not tha
     await until(() => (svc.readiness().detail.agentClaims as number) >= 6, 'weather-zzz cached');
     const zzzPod = svc.validate(request('Pod', '', podOf('weather-zzz', { 'pod-template-hash': 'zzz', app: 'evil' }, 'weather-sa')));
     assert.equal(zzzPod.response.allowed, true);
-    assert.match(joinWarnings(zzzPod.response.warnings ?? []), /^\[unique-service-account\] Pod team-a\/weather-zzz-<generated>: .*already the identity of agent Deployment\/weather and 1 more\. .*its workload ReplicaSet\/weather-zzz already shares it/m);
+    assert.match(joinWarnings(zzzPod.response.warnings ?? []), /^\[unique-service-account\] Pod team-a\/weather-zzz-<generated>: .*already the identity of agents Deployment\/weather and \S+\. All 3 share .*its workload ReplicaSet\/weather-zzz already shares it/m);
     // a pod that adds sharing is still denied: its ReplicaSet is not cached (it has no claim to compare with)
     const uncached = svc.validate(request('Pod', '', podOf('stray', { app: 'evil' }, 'weather-sa')));
     assert.equal(uncached.response.allowed, false);
-    assert.match(uncached.response.status!.message, /^\[unique-service-account\] Pod team-a\/stray-<generated>: .*already the identity of agent Deployment\/weather\b/);
+    assert.match(uncached.response.status!.message, /^\[unique-service-account\] Pod team-a\/stray-<generated>: .*already the identity of agents? Deployment\/weather\b/);
   } finally {
     await close();
   }
@@ -562,7 +562,7 @@ test('agents that already share a ServiceAccount: an UPDATE that adds no sharing
     // CREATE (or a delete and create) is unchanged: denied, naming both
     const third = svc.validate(deploymentRequest(deployment('third', 'shared')));
     assert.equal(third.response.allowed, false);
-    assert.match(third.response.status!.message, /already the identity of agent Deployment\/weather and 1 more\. /);
+    assert.match(third.response.status!.message, /already the identity of agents Deployment\/weather and \S+\. All 3 would share /);
     const again = svc.validate(deploymentRequest(deployment('weather', 'shared')));
     assert.equal(again.response.allowed, false);
     assert.match(again.response.status!.message, /agent Deployment\/news\. Both would share/);
@@ -640,11 +640,11 @@ test('a pod released by its ReplicaSet (kubectl label pod ... app-) is named as 
     assert.match(joinWarnings(replacement.response.warnings ?? []), /agent Pod\/weather-7d9f8b6c5d-bbbbb, a pod released by ReplicaSet weather-7d9f8b6c5d of Deployment\/weather: .* Fix: delete Pod\/weather-7d9f8b6c5d-bbbbb when you are done with it/);
     // another agent's denial names the workload first
     const news = svc.validate(deploymentRequest(deployment('news', 'weather-sa')));
-    assert.match(news.response.status!.message, /already the identity of agent Deployment\/weather and 1 more\. /);
+    assert.match(news.response.status!.message, /already the identity of agents Deployment\/weather and \S+\. All 3 would share /);
     // the name and label do not make a bare pod the workload's: one created so is its own agent, and denied
     const lookalike = svc.validate({ uid: 'll', kind: { group: '', version: 'v1', kind: 'Pod' }, operation: 'CREATE', namespace: 'team-a', object: { kind: 'Pod', ...released('weather-7d9f8b6c5d-evil1', 'weather-sa') } });
     assert.equal(lookalike.response.allowed, false);
-    assert.match(lookalike.response.status!.message, /^\[unique-service-account\] Pod team-a\/weather-7d9f8b6c5d-evil1: .*already the identity of agent Deployment\/weather and 1 more\. /);
+    assert.match(lookalike.response.status!.message, /^\[unique-service-account\] Pod team-a\/weather-7d9f8b6c5d-evil1: .*already the identity of agents Deployment\/weather and \S+\. All 3 would share /);
   } finally {
     await close();
   }
@@ -859,7 +859,7 @@ test('background audit: a thousand agents on one ServiceAccount are all counted,
     const unique = lines.filter((l) => l.audit === true && l.rule === 'unique-service-account');
     assert.equal(unique.filter((l) => l.count === undefined).length, 50);
     assert.match(unique.find((l) => l.count !== undefined)!.msg, /^audit: 1000 unique-service-account violations \(first 50 logged\)$/);
-    assert.match(unique[0].msg, /^\[unique-service-account\] Pod team-b\/p-\d+: ServiceAccount "x" .* and 998 more\./);
+    assert.match(unique[0].msg, /^\[unique-service-account\] Pod team-b\/p-\d+: ServiceAccount "x" .* agents Pod\/p-\d+ \(kagenti\.io\/agent=a\d+\), Pod\/p-\d+ \(kagenti\.io\/agent=a\d+\) and 997 more\. All 1000 would share /);
   } finally {
     await close();
   }
@@ -1137,7 +1137,7 @@ test('agents already sharing, one of a kind the cache does not hold (an Argo Rol
     // a Rollout with nothing cached on this ServiceAccount adds sharing: denied
     const other = svc.validate(request('Pod', '', { ...rolloutPod('0f0f0f0f0f'), metadata: { ...rolloutPod('0f0f0f0f0f').metadata, generateName: 'maps-0f0f0f0f0f-', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'maps-0f0f0f0f0f', uid: 'm', controller: true }] } }));
     assert.equal(other.response.allowed, false);
-    assert.match(other.response.status!.message, /Pod team-a\/maps-0f0f0f0f0f-<generated>: .*already the identity of agent Deployment\/news and 1 more\./);
+    assert.match(other.response.status!.message, /Pod team-a\/maps-0f0f0f0f0f-<generated>: .*already the identity of agents Deployment\/news and \S+\. All 3 would share/);
   } finally {
     await close();
   }

@@ -312,7 +312,7 @@ test('unique-service-account: an agent being deleted still conflicts, and the me
   assert.doesNotMatch(live[0].message, /being deleted|retry/);
   // two others, one going away: the one that stays is named, and retrying would not help
   const two = checkUnique(me, [pod('a-1-x', '2026-11-23T09:00:30Z'), ref('StatefulSet', 'c', 'shared')], c);
-  assert.ok(two[0].message.includes('is already the identity of agent StatefulSet/c and 1 more.'), two[0].message);
+  assert.ok(two[0].message.includes('is already the identity of agents StatefulSet/c and Deployment/a. All 3 would share'), two[0].message);
   assert.doesNotMatch(two[0].message, /retry/);
 });
 
@@ -348,7 +348,14 @@ test('unique-service-account: a Pod candidate reports at the Pod path; counts fu
   const pod = ref('Pod', 'solo', 'sa', { source: undefined });
   const v = checkUnique(pod, [ref('Deployment', 'x', 'sa'), ref('Deployment', 'y', 'sa'), ref('Deployment', 'y', 'sa')], config);
   assert.equal(v[0].path, 'spec.serviceAccountName');
-  assert.ok(v[0].message.includes('Deployment/x and 1 more'));
+  // three agents: both others named, and 'All 3', not 'Both'; more: two named, then how many more
+  assert.ok(v[0].message.includes('identity of agents Deployment/x and Deployment/y. All 3 would share '), v[0].message);
+  assert.ok(v[0].message.includes('none of them can be told apart') && v[0].message.includes('label on all of them if'), v[0].message);
+  const five = checkUnique(pod, ['w', 'x', 'y', 'z'].map((n) => ref('Deployment', n, 'sa')), config);
+  assert.ok(five[0].message.includes('identity of agents Deployment/w, Deployment/x and 2 more. All 5 would share '), five[0].message);
+  assert.match(five[0].message, /^\[unique-service-account\] [^\n]* Fix: [^\n]*\.$/, 'one line, its rule and its fix');
+  const one = checkUnique(pod, [ref('Deployment', 'x', 'sa')], config);
+  assert.ok(one[0].message.includes('identity of agent Deployment/x. Both would share ') && one[0].message.includes('neither agent') && one[0].message.includes('on both if'), one[0].message);
   const off = configFromObject({ policies: { 'unique-service-account': 'off' } });
   assert.deepEqual(checkUnique(pod, [ref('Deployment', 'x', 'sa')], off), []);
   const warn = configFromObject({ policies: { 'unique-service-account': 'warn' } });
@@ -886,7 +893,7 @@ test('unique-service-account: one workload mid-rollout of a kagenti.io/agent lab
   assert.match(v!.message, /is already the identity of agent Deployment\/weather \(kagenti\.io\/agent=wx\)\. Both would share /);
   // a second workload is still counted
   const [two] = checkUnique(news, [oldPod, newPod, ref('Deployment', 'maps', 'shared')], config);
-  assert.match(two!.message, /agent Deployment\/weather \(kagenti\.io\/agent=wx\) and 1 more\. /);
+  assert.match(two!.message, /agents Deployment\/weather \(kagenti\.io\/agent=wx\) and Deployment\/maps\. All 3 would share /);
 });
 
 test('checkUniqueSince: sharing warned on an allowed request gives no retry as its fix, and names the kind of what adds no sharing', () => {

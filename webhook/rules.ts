@@ -1217,7 +1217,15 @@ export function checkUnique(candidate: AgentRef, others: AgentRef[], config: Con
     firstText += `, a pod released by ReplicaSet ${replicaSet}${workload ? ` of ${workload.kind}/${workload.name}` : ''}: it has no owner now (its labels no longer match the selector), so it runs on as an agent of its own`;
     retry = `delete ${refText(first)} when you are done with it (kubectl -n ${first.namespace} delete pod ${first.name}), or `;
   }
-  const more = otherAgents > 0 ? ` and ${otherAgents} more` : '';
+  // the second agent named (the next other workload), then how many more: `agents A, B and 2 more`
+  const second = all.find((c) => refText(c.ref) !== refText(first))?.ref;
+  const secondText = second ? (second.agent ? `${refText(second)} (kagenti.io/agent=${second.agent})` : refText(second)) : '';
+  const agents = !second ? `agent ${firstText}` : otherAgents === 1 ? `agents ${firstText} and ${secondText}` : `agents ${firstText}, ${secondText} and ${otherAgents - 1} more`;
+  // this agent and the others
+  const total = otherAgents + 2;
+  const share = total === 2 ? 'Both would share' : `All ${total} would share`;
+  const apart = total === 2 ? 'neither agent can be told apart' : 'none of them can be told apart';
+  const onAll = total === 2 ? 'on both' : 'on all of them';
   const path = `${podSpecFieldPath(self.kind)}.${candidate.serviceAccountField ?? 'serviceAccountName'}`;
   return [
     {
@@ -1229,9 +1237,9 @@ export function checkUnique(candidate: AgentRef, others: AgentRef[], config: Con
       path,
       message:
         `[unique-service-account] ${self.kind} ${ns}/${self.name}: ServiceAccount "${sa}" (${path}) is already ` +
-        `the identity of agent ${firstText}${more}. Both would share ${spiffeId(config.trustDomain, ns, sa)}, so ` +
-        `neither agent can be told apart. Fix: ${retry}give each agent its own ServiceAccount, or set the same ` +
-        `kagenti.io/agent label on both if they are one agent.`,
+        `the identity of ${agents}. ${share} ${spiffeId(config.trustDomain, ns, sa)}, so ` +
+        `${apart}. Fix: ${retry}give each agent its own ServiceAccount, or set the same ` +
+        `kagenti.io/agent label ${onAll} if they are one agent.`,
     },
   ];
 }
@@ -1258,7 +1266,7 @@ export function checkUniqueSince(candidate: AgentRef, previous: AgentRef | null 
     ? `Not denied: its workload ${refText(previous)} already shares it, and this ${self === 'Pod' ? 'pod' : self} adds no sharing.`
     : `Not denied: ${refText(previous)} shared it before this update, which adds no sharing.`;
   for (const v of checkUnique(candidate, before, config, true))
-    out.push({ ...v, severity: 'warning', message: noteBeforeFix(v.message.replace('. Both would share ', '. Both share '), note) });
+    out.push({ ...v, severity: 'warning', message: noteBeforeFix(v.message.replace(/\. (Both|All [0-9]+) would share /, '. $1 share '), note) });
   return out;
 }
 
