@@ -1660,3 +1660,36 @@ test('unique-service-account: past 64 tools on one ServiceAccount, a tool is com
   assert.equal(warned([AGENT('weather', 'shared'), ...tools]), 65);
   assert.equal(warned([...tools, AGENT('weather', 'shared')]), 64);
 });
+
+test('lint: an agent template nested deeper (a LeaderWorkerSet\'s leader or worker template, a JobSet\'s replicated Job, a RayCluster\'s head or worker group) is an unchecked-template warning at its own path', () => {
+  const tpl = (indent: string, labels = '{kagenti.io/type: agent, app: w}') =>
+    `${indent}metadata: {labels: ${labels}}\n${indent}spec:\n${indent}  serviceAccountName: w\n${indent}  hostNetwork: true\n${indent}  containers: [{name: a, image: i}]\n`;
+  const cases: [string, string, string, string][] = [
+    ['leaderworkerset.x-k8s.io/v1', 'LeaderWorkerSet', `spec:\n  leaderWorkerTemplate:\n    leaderTemplate:\n${tpl('      ')}`, 'spec.leaderWorkerTemplate.leaderTemplate'],
+    // the worker template asks for injection, the leader's does not
+    [
+      'leaderworkerset.x-k8s.io/v1',
+      'LeaderWorkerSet',
+      `spec:\n  leaderWorkerTemplate:\n    leaderTemplate:\n${tpl('      ', '{app: w}')}    workerTemplate:\n${tpl('      ')}`,
+      'spec.leaderWorkerTemplate.workerTemplate',
+    ],
+    [
+      'jobset.x-k8s.io/v1alpha2',
+      'JobSet',
+      `spec:\n  replicatedJobs:\n  - name: driver\n    template:\n      spec:\n        template:\n${tpl('          ', '{app: w}')}  - name: workers\n    template:\n      spec:\n        template:\n${tpl('          ')}`,
+      'spec.replicatedJobs[1].template.spec.template',
+    ],
+    ['ray.io/v1', 'RayCluster', `spec:\n  headGroupSpec:\n    template:\n${tpl('      ')}`, 'spec.headGroupSpec.template'],
+    ['ray.io/v1', 'RayCluster', `spec:\n  workerGroupSpecs:\n  - groupName: g\n    template:\n${tpl('      ')}`, 'spec.workerGroupSpecs[0].template'],
+  ];
+  for (const [apiVersion, kind, spec, at] of cases) {
+    const l = lintString(`apiVersion: ${apiVersion}\nkind: ${kind}\nmetadata: {name: w, namespace: team}\n${spec}`);
+    const dotted = at.replace(/\[([0-9]+)\]/g, '.$1');
+    assert.deepEqual(l.findings.map((f) => [f.rule, f.severity, f.path]), [['unchecked-template', 'warning', `${dotted}.metadata.labels.kagenti.io/type`]], at);
+    assert.ok(l.findings[0]!.message.startsWith(`[unchecked-template] ${kind} team/w: its pod template is labelled kagenti.io/type: agent (${at}.metadata.labels)`), l.findings[0]!.message);
+    // at the template's labels line
+    const lines = `apiVersion: x\nkind: x\nmetadata: x\n${spec}`.split('\n');
+    const expected = lines.findIndex((line) => line.includes('kagenti.io/type: agent')) + 1;
+    assert.equal(l.findings[0]!.line, expected, at);
+  }
+});

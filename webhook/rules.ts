@@ -13,7 +13,7 @@ import {
   objectNamespace,
   spiffeId,
 } from './identity.ts';
-import { apiGroup, getPodTemplate, isWorkloadKind, kindGroup, otherPodTemplate, podSpecFieldPath } from './workloads.ts';
+import { apiGroup, getPodTemplate, isWorkloadKind, kindGroup, otherPodTemplates, pathText, podSpecFieldPath } from './workloads.ts';
 import type { InjectionPolicy, InjectionRule, InjectionWarning } from './inject.ts';
 import { ANNOTATION_ISTIO_STATUS, ANNOTATION_MODE, eligibility, injectTemplate, LABEL_TYPE, PROXY_UID, warningName } from './inject.ts';
 import { cutKey, isObject, jsonEqual, MAX_QUOTED, quoted } from './json.ts';
@@ -1314,21 +1314,23 @@ export function checkToolSharesAgent(tool: AgentRef, others: AgentRef[], config:
 /**
  * unchecked-template: an object that is none of the workloads lint and inject know (an Argo Rollout, a KEDA
  * ScaledJob's kin, a custom resource of another group with a known kind such as OpenKruise's apps.kruise.io
- * StatefulSet) whose pod template (spec.template, or spec.jobTemplate.spec.template) asks for injection. Its
+ * StatefulSet, a LeaderWorkerSet, a JobSet, a RayCluster) whose pod template (spec.template,
+ * spec.jobTemplate.spec.template, or one nested deeper: workloads.ts otherPodTemplates) asks for injection. Its
  * controller's pods reach /mutate and /validate like any other, so the webhook injects into them and denies what it
  * denies, but nothing here read the template: one warning says so, with how to check the pods. Null otherwise, and
  * in a namespace the webhook never sees (nothing is injected there). `tool`: who says it.
  */
 export function checkUncheckedTemplate(obj: unknown, ctx: { config: Config; namespace?: string; tool: 'lint' | 'inject' }): Violation | null {
-  const tpl = otherPodTemplate(obj);
-  if (!tpl || !isObject(obj) || eligibility(tpl.labels, ctx.config) !== null) return null;
+  // the first template that asks for injection (a LeaderWorkerSet's worker template, when its leader's does not)
+  const tpl = otherPodTemplates(obj).find((t) => eligibility(t.labels, ctx.config) === null);
+  if (!tpl || !isObject(obj)) return null;
   const ns = objectNamespace(obj, ctx.namespace || 'default');
   if (UNWATCHED_NAMESPACES.includes(ns)) return null;
   const kind = typeof obj.kind === 'string' ? obj.kind : '<no kind>';
   const name = objectName(obj);
   const apiVersion = typeof obj.apiVersion === 'string' ? obj.apiVersion : '';
   const type = String(tpl.labels[LABEL_TYPE]);
-  const at = `${tpl.path.join('.')}.metadata.labels`;
+  const at = `${pathText(tpl.path)}.metadata.labels`;
   const full = cutKey(apiVersion ? `${apiVersion} ${kind}` : kind);
   const what = isWorkloadKind(kind)
     ? `${full} is a custom resource of group ${cutKey(apiGroup(apiVersion) ?? '')}, not the ${kindGroup(kind) ? `${kindGroup(kind)} group's` : 'core'} ${kind} that ${ctx.tool} knows`
@@ -1343,7 +1345,7 @@ export function checkUncheckedTemplate(obj: unknown, ctx: { config: Config; name
     kind,
     namespace: ns,
     name,
-    path: `${at}.${LABEL_TYPE}`,
+    path: `${tpl.path.join('.')}.metadata.labels.${LABEL_TYPE}`,
     message:
       `[unchecked-template] ${cutKey(kind)} ${ns}/${cutKey(name)}: its pod template is labelled ${LABEL_TYPE}: ${type} (${at}), so the webhook will inject AuthBridge into the pods its controller creates, and deny those it cannot inject, at admission; ` +
       `but ${what}: this template was not checked or injected offline. ` +

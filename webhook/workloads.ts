@@ -104,31 +104,55 @@ export function podSpecFieldPath(kind: string): string {
   return [...p, 'spec'].join('.');
 }
 
-/** Where a kind this webhook does not know may keep a pod template: where the kinds it knows keep theirs. */
+/**
+ * Where a kind this webhook does not know may keep a pod template: where the kinds it knows keep theirs, and where
+ * the controllers that nest them deeper do (`*`: each item of a list): a LeaderWorkerSet's leader and worker
+ * templates, a JobSet's replicated Jobs' pod templates, a KubeRay RayCluster's head and worker groups.
+ */
 const OTHER_TEMPLATE_PATHS = [
   ['spec', 'template'],
   ['spec', 'jobTemplate', 'spec', 'template'],
+  ['spec', 'leaderWorkerTemplate', 'leaderTemplate'],
+  ['spec', 'leaderWorkerTemplate', 'workerTemplate'],
+  ['spec', 'replicatedJobs', '*', 'template', 'spec', 'template'],
+  ['spec', 'headGroupSpec', 'template'],
+  ['spec', 'workerGroupSpecs', '*', 'template'],
 ];
 
 /**
- * The pod template of an object that is none of the workloads this webhook knows (an Argo Rollout, a custom
- * resource of another group with a known kind), at spec.template or spec.jobTemplate.spec.template: lint and
- * inject do not check or inject it, while its controller's pods are injected and checked at admission. Null when
- * the object is a known workload, or has no template with labels there.
+ * The pod templates (with labels) of an object that is none of the workloads this webhook knows (an Argo Rollout,
+ * a LeaderWorkerSet, a JobSet, a RayCluster, a custom resource of another group with a known kind), at the
+ * OTHER_TEMPLATE_PATHS, in that order (a list's items in order; their index is a path segment): lint and inject do
+ * not check or inject them, while its controller's pods are injected and checked at admission. Empty when the
+ * object is a known workload, or has no template with labels there.
  */
+export function otherPodTemplates(obj: unknown): PodTemplateRef[] {
+  if (!isObject(obj) || isWorkloadObject(obj) || (typeof obj.kind === 'string' && obj.kind.endsWith('List'))) return [];
+  const out: PodTemplateRef[] = [];
+  const walk = (cur: unknown, pattern: string[], at: number, path: string[]): void => {
+    if (at === pattern.length) {
+      if (!isObject(cur) || !isObject(cur.metadata) || !isObject(cur.metadata.labels)) return;
+      out.push({
+        path,
+        template: cur,
+        labels: cur.metadata.labels,
+        annotations: isObject(cur.metadata.annotations) ? cur.metadata.annotations : {},
+        spec: isObject(cur.spec) ? cur.spec : undefined,
+      });
+    } else if (pattern[at] === '*') {
+      if (Array.isArray(cur)) cur.forEach((item, i) => walk(item, pattern, at + 1, [...path, String(i)]));
+    } else if (isObject(cur)) walk(cur[pattern[at]!], pattern, at + 1, [...path, pattern[at]!]);
+  };
+  for (const pattern of OTHER_TEMPLATE_PATHS) walk(obj, pattern, 0, []);
+  return out;
+}
+
+/** The first of otherPodTemplates, or null. */
 export function otherPodTemplate(obj: unknown): PodTemplateRef | null {
-  if (!isObject(obj) || isWorkloadObject(obj) || (typeof obj.kind === 'string' && obj.kind.endsWith('List'))) return null;
-  for (const path of OTHER_TEMPLATE_PATHS) {
-    let cur: unknown = obj;
-    for (const key of path) cur = isObject(cur) ? cur[key] : undefined;
-    if (!isObject(cur) || !isObject(cur.metadata) || !isObject(cur.metadata.labels)) continue;
-    return {
-      path,
-      template: cur,
-      labels: cur.metadata.labels,
-      annotations: isObject(cur.metadata.annotations) ? cur.metadata.annotations : {},
-      spec: isObject(cur.spec) ? cur.spec : undefined,
-    };
-  }
-  return null;
+  return otherPodTemplates(obj)[0] ?? null;
+}
+
+/** A template path as a person reads it: `spec.replicatedJobs[0].template.spec.template`. */
+export function pathText(path: readonly string[]): string {
+  return path.reduce((s, seg) => (/^[0-9]+$/.test(seg) ? `${s}[${seg}]` : s ? `${s}.${seg}` : seg), '');
 }
