@@ -16,7 +16,8 @@
 // rounds, default 3, and each ratio is read on the round with the median /mutate ÷ floor), rate (paced, --rate req/s; floor and /mutate --rate-repeats
 // times each, default 3, alternating), big (1,500-env pod on one
 // connection), memory (--requests N on a fresh server process, default 1,000,000, RSS sampled each second;
-// N >= 1,000,000 fills the memory-long section, fewer the memory section), abuse (a fresh server under paced
+// N >= 1,000,000 fills the memory-long section, fewer the memory section; growth is judged by bench/verdicts.ts),
+// abuse (a fresh server under paced
 // /mutate while bench/abusers.ts opens 10,000 idle TLS connections, 200 stalled clients and one that never reads;
 // the idle ones 100 at a time as fast as they go, or --abuse-arrival-rate N a second; measured after
 // --abuse-settle-seconds, default 12, at the rate, and against a baseline on the same server before them).
@@ -44,6 +45,8 @@ import { defaultConfig } from '../webhook/config.ts';
 import { mutate } from '../webhook/mutate.ts';
 import { FIXTURES, fixture } from './fixtures.ts';
 import type { ReviewOptions } from './fixtures.ts';
+import { MEMORY_RUN_BOUNDS, growthText, growthWord, judgeGrowth, splitAtHalf } from './verdicts.ts';
+import type { GrowthVerdict } from './verdicts.ts';
 
 export const ROOT = resolve(import.meta.dirname, '..');
 const BIN = join(ROOT, 'bin', 'kagenti-webhook.js');
@@ -599,6 +602,8 @@ export interface MemoryResult {
   rssMaxFirstHalf: number;
   /** least-squares slope of RSS over the last half, bytes per 100k requests */
   slopePer100k: number;
+  /** the verdict on growth over the last half (bench/verdicts.ts): slope and max-to-max, each against its bound */
+  growth: GrowthVerdict;
   samples: { requests: number; rss: number }[];
 }
 
@@ -626,25 +631,21 @@ export async function memoryRun(proc: Proc, requests: number, connections: numbe
   clearInterval(timer);
   const rssEnd = proc.rss();
   samples.push({ requests: done, rss: rssEnd });
-  const half = samples.filter((s) => s.requests >= requests / 2);
-  const mid = half[0]?.rss ?? rssEnd;
-  // slope by least squares over the last half
-  const n = half.length;
-  const mx = half.reduce((a, s) => a + s.requests, 0) / (n || 1);
-  const my = half.reduce((a, s) => a + s.rss, 0) / (n || 1);
-  const sxy = half.reduce((a, s) => a + (s.requests - mx) * (s.rss - my), 0);
-  const sxx = half.reduce((a, s) => a + (s.requests - mx) ** 2, 0);
+  const { firstHalf, lastHalf } = splitAtHalf(samples, requests);
+  // the reading before the first request counts in the first half (a run too short for a reading in it has that one)
+  const growth = judgeGrowth([{ requests: 0, rss: rssStart }, ...firstHalf], lastHalf, MEMORY_RUN_BOUNDS);
   return {
     requests: r.requests,
     seconds: r.seconds,
     errors: r.errors + r.timeouts,
     non2xx: r.non2xx,
     rssStart,
-    rssMid: mid,
+    rssMid: lastHalf[0]?.rss ?? rssEnd,
     rssEnd,
-    rssMaxLastHalf: Math.max(...half.map((s) => s.rss), rssEnd),
-    rssMaxFirstHalf: Math.max(0, ...samples.filter((s) => s.requests < requests / 2).map((s) => s.rss)),
-    slopePer100k: sxx ? (sxy / sxx) * 100_000 : 0,
+    rssMaxLastHalf: growth.maxLastHalf,
+    rssMaxFirstHalf: growth.maxFirstHalf,
+    slopePer100k: growth.slopePerRequest * 100_000,
+    growth,
     samples,
   };
 }
@@ -662,6 +663,8 @@ function memoryTable(m: MemoryResult, connections: number): string {
     '| RSS before | max RSS, first half | RSS at half | max RSS, last half | RSS at end | growth (max last half − max first half) | slope, last half |',
     '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     `| ${mb(m.rssStart)} MB | ${mb(m.rssMaxFirstHalf)} MB | ${mb(m.rssMid)} MB | ${mb(m.rssMaxLastHalf)} MB | ${mb(m.rssEnd)} MB | ${growth >= 0 ? '+' : ''}${mb(growth)} MB | ${(m.slopePer100k / 1024 / 1024).toFixed(2)} MB per 100k requests |`,
+    '',
+    `Growth over the last half: **${growthWord(m.growth)}**: ${growthText(m.growth)}.`,
     '',
     'RSS sampled once a second (requests answered so far → MB):',
     '',
@@ -953,6 +956,7 @@ async function main(): Promise<void> {
         await fresh.stop();
       }
       say(`  RSS ${mb(mem.rssStart)} -> max ${mb(mem.rssMaxFirstHalf)} (first half) -> max ${mb(mem.rssMaxLastHalf)} (last half), ${mb(mem.rssEnd)} MB at the end; errors ${mem.errors}, non2xx ${mem.non2xx}`);
+      say(`  ${growthWord(mem.growth)}: ${growthText(mem.growth)}`);
     }
     if (only.has('abuse')) {
       say(`abusive clients: ${int(abuseIdle)} idle TLS connections (${arrivalText}), ${abuseStalled} stalled clients, 1 that never reads; /mutate small at ${rate} req/s, fresh server`);
@@ -1029,7 +1033,7 @@ async function main(): Promise<void> {
       );
     if (mem)
       goals.push(
-        `| RSS < 150 MB after ${int(mem.requests)} requests, no growth over the last half | ${mb(mem.rssEnd)} MB at the end; max last half − max first half ${mb(mem.rssMaxLastHalf - mem.rssMaxFirstHalf)} MB | ${mem.rssEnd < 150 * 1024 * 1024 ? 'yes' : 'no'} / ${mem.rssMaxLastHalf - mem.rssMaxFirstHalf < 5 * 1024 * 1024 ? 'no growth' : 'grew'} |`,
+        `| RSS < 150 MB after ${int(mem.requests)} requests, no growth over the last half | ${mb(mem.rssEnd)} MB at the end; ${growthText(mem.growth)} | ${mem.rssEnd < 150 * 1024 * 1024 ? 'yes' : 'no'} / ${growthWord(mem.growth)} |`,
       );
     const ratioTable = ratios.length
       ? [
