@@ -2,7 +2,8 @@
 // minimal allowed AdmissionReview. No framework, no logging, no metrics: whatever the webhook costs above this
 // is the webhook's own overhead. Run as a separate process, like the webhook under test:
 //   node bench/floor.ts --tls-cert FILE --tls-key FILE [--port N] [--host ADDR] [--patch-bytes N]
-// prints one JSON line {"port": N} on stdout once listening.
+// prints one JSON line {"port": N} on stdout once listening; started with an IPC channel, it answers the message
+// 'connections' with {"connections": N}, the connections it holds.
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -64,6 +65,12 @@ async function main(): Promise<void> {
   server.listen(Number(values.port), values.host, () => {
     process.stdout.write(`${JSON.stringify({ port: (server.address() as AddressInfo).port })}\n`);
   });
+  // bench/run.ts asks a floor it started (with an IPC channel) how many connections it holds: Node's own count,
+  // the floor's counterpart of the webhook's kagenti_webhook_open_connections
+  if (process.send)
+    process.on('message', (m) => {
+      if (m === 'connections') server.getConnections((err, n) => process.send!({ connections: err ? -1 : n }));
+    });
   const stop = () => server.close(() => process.exit(0));
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);

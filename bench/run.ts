@@ -20,7 +20,8 @@
 // abuse (a fresh server under paced
 // /mutate while bench/abusers.ts opens 10,000 idle TLS connections, 200 stalled clients and one that never reads;
 // the idle ones 100 at a time as fast as they go, or --abuse-arrival-rate N a second; measured after
-// --abuse-settle-seconds, default 12, at the rate, and against a baseline on the same server before them).
+// --abuse-settle-seconds, default 12, at the rate, and against a baseline on the same server before them; the
+// connections the server holds are polled once a second in each measured window).
 // --lean-fixtures sends the bodies as they were before metadata.managedFields and a real last-applied annotation
 // were added to the fixtures (see bench/fixtures.ts), for comparison with older figures.
 // --server module runs startServer() from source instead of the built bin (no build needed; type stripping
@@ -110,6 +111,11 @@ export interface Proc {
   rss(): number;
   /** CPU time (user + system) the process has used, in seconds, from /proc */
   cpu(): number;
+  /**
+   * The connections the server says it holds: the webhook's kagenti_webhook_open_connections (its /metrics), a
+   * floor's server.getConnections() (asked over IPC); undefined when it did not answer within a second.
+   */
+  connections(): Promise<number | undefined>;
   stop(): Promise<void>;
 }
 
@@ -175,7 +181,7 @@ export async function benchCerts(): Promise<Certs> {
 export async function startFloor(certs: Certs, patchBytes = 0): Promise<Proc> {
   const args = [join(ROOT, 'bench', 'floor.ts'), '--tls-cert', certs.certFile, '--tls-key', certs.keyFile, '--port', '0', '--patch-bytes', String(patchBytes)];
   const child = spawn(process.execPath, args, {
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
   });
   const port = await new Promise<number>((res, rej) => {
     let buf = '';
@@ -186,7 +192,36 @@ export async function startFloor(certs: Certs, patchBytes = 0): Promise<Proc> {
     });
     child.once('exit', (code) => rej(new Error(`floor server exited with ${code}`)));
   });
-  return { child, port, rss: () => rssOf(child.pid), cpu: () => cpuOf(child.pid), stop: () => stopChild(child) };
+  const connections = () =>
+    new Promise<number | undefined>((res) => {
+      const t = setTimeout(() => done(undefined), 1000);
+      const onMessage = (m: { connections?: number }) => done(typeof m?.connections === 'number' && m.connections >= 0 ? m.connections : undefined);
+      const done = (n: number | undefined) => {
+        clearTimeout(t);
+        child.off('message', onMessage);
+        res(n);
+      };
+      child.on('message', onMessage);
+      if (!child.connected || !child.send('connections')) done(undefined);
+    });
+  return { child, port, rss: () => rssOf(child.pid), cpu: () => cpuOf(child.pid), connections, stop: () => stopChild(child) };
+}
+
+/** kagenti_webhook_open_connections from the webhook's /metrics (probe port), or undefined. */
+async function openConnectionsOf(probePort: number): Promise<number | undefined> {
+  const text = await new Promise<string>((res) => {
+    const req = http.get({ host: '127.0.0.1', port: probePort, path: '/metrics', agent: false }, (r) => {
+      let body = '';
+      r.setEncoding('utf8');
+      r.on('data', (d: string) => (body += d));
+      r.on('end', () => res(body));
+      r.on('error', () => res(''));
+    });
+    req.on('error', () => res(''));
+    req.setTimeout(1000, () => req.destroy());
+  });
+  const m = /^kagenti_webhook_open_connections (\d+)$/m.exec(text);
+  return m ? Number(m[1]) : undefined;
 }
 
 /**
@@ -270,7 +305,7 @@ export async function startWebhook(certs: Certs, opts: WebhookOptions): Promise<
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { child, port, probePort, rss: () => rssOf(child.pid), cpu: () => cpuOf(child.pid), stop: () => stopChild(child) };
+  return { child, port, probePort, rss: () => rssOf(child.pid), cpu: () => cpuOf(child.pid), connections: () => openConnectionsOf(probePort), stop: () => stopChild(child) };
 }
 
 // ---------- load ----------
@@ -693,6 +728,52 @@ export interface AbuseResult {
   ready: { attempted: number; handshakes: number; open: number };
   /** at the end: how many the server had closed */
   end: { closedByServer: number; open: number };
+  /**
+   * Connections open on the server the abusive clients go to (the generator's own included where it is the same
+   * server), polled once a second through each measured window: what each window faced.
+   */
+  connections: { before?: CountStats; during?: CountStats; after?: CountStats };
+}
+
+/** min / median / max of a series of counts, and how many there were. */
+export interface CountStats {
+  min: number;
+  median: number;
+  max: number;
+  samples: number;
+}
+
+export function countStats(xs: readonly number[]): CountStats | undefined {
+  if (!xs.length) return undefined;
+  const sorted = [...xs].sort((a, b) => a - b);
+  return { min: sorted[0]!, median: sorted[Math.floor((sorted.length - 1) / 2)]!, max: sorted.at(-1)!, samples: sorted.length };
+}
+
+/** `1,984 / 2,000 / 2,016`, or `-` when the server never answered. */
+export function countText(c: CountStats | undefined): string {
+  return c ? `${int(c.min)} / ${int(c.median)} / ${int(c.max)}` : '-';
+}
+
+/** Asks `proc` for its open connections once a second from `afterMs` on, until stopped. */
+function pollConnections(proc: Proc, afterMs: number): { stop(): Promise<CountStats | undefined> } {
+  const counts: number[] = [];
+  let stopped = false;
+  const loop = (async () => {
+    await new Promise((r) => setTimeout(r, afterMs));
+    while (!stopped) {
+      const t = Date.now();
+      const n = await proc.connections();
+      if (n !== undefined && !stopped) counts.push(n);
+      await new Promise((r) => setTimeout(r, Math.max(0, 1000 - (Date.now() - t))));
+    }
+  })();
+  return {
+    stop: async () => {
+      stopped = true;
+      await loop;
+      return countStats(counts);
+    },
+  };
 }
 
 /**
@@ -745,8 +826,19 @@ export async function abuseRun(o: {
   let abusers: ChildProcess | undefined;
   try {
     if (o.settleSeconds) await pacedIsolated({ port: proc.port, requests, rate: o.rate, seconds: o.settleSeconds, warmupSeconds: 0, connections: 16 });
-    const before = await pacedIsolated({ port: proc.port, requests, rate: o.rate, seconds: o.seconds, warmupSeconds: 2, connections: 16 });
-    o.say?.(`  before any abusive client: p50 ${ms(before.p50)}  p99 ${ms(before.p99)}  p99.9 ${ms(before.p999)} ms  err ${before.errors} non2xx ${before.non2xx}`);
+    // one measured window at the rate, and the connections open on the abusers' server meanwhile (polled from the
+    // end of the generator's 2 s warm-up)
+    const connections: AbuseResult['connections'] = {};
+    const measured = async (which: keyof AbuseResult['connections']) => {
+      const poll = pollConnections(sink, 2000);
+      try {
+        return await pacedIsolated({ port: proc.port, requests, rate: o.rate, seconds: o.seconds, warmupSeconds: 2, connections: 16 });
+      } finally {
+        connections[which] = await poll.stop();
+      }
+    };
+    const before = await measured('before');
+    o.say?.(`  before any abusive client: p50 ${ms(before.p50)}  p99 ${ms(before.p99)}  p99.9 ${ms(before.p999)} ms  err ${before.errors} non2xx ${before.non2xx}; open connections ${countText(connections.before)} (min / median / max)`);
     const child = spawn(process.execPath, [join(ROOT, 'bench', 'abusers.ts'), '--port', String(sink.port), '--idle', String(o.idle), '--arrival-rate', String(o.arrivalRate ?? 0), '--stalled', String(o.stalled), '--non-reader'], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
@@ -760,15 +852,15 @@ export async function abuseRun(o: {
         buf = buf.slice(i + 1);
       }
     });
-    const during = await pacedIsolated({ port: proc.port, requests, rate: o.rate, seconds: o.seconds, warmupSeconds: 2, connections: 16 });
-    o.say?.(`  while ${o.idle} idle clients connect: p50 ${ms(during.p50)}  p99 ${ms(during.p99)}  p99.9 ${ms(during.p999)} ms  err ${during.errors} non2xx ${during.non2xx}`);
+    const during = await measured('during');
+    o.say?.(`  while ${o.idle} idle clients connect: p50 ${ms(during.p50)}  p99 ${ms(during.p99)}  p99.9 ${ms(during.p999)} ms  err ${during.errors} non2xx ${during.non2xx}; open connections ${countText(connections.during)}`);
     while (!lines.some((l) => l.ready)) {
       if (child.exitCode !== null) throw new Error(`abusive clients exited with ${child.exitCode}`);
       await new Promise((r) => setTimeout(r, 100));
     }
     const ready = lines.find((l) => l.ready)!;
-    const after = await pacedIsolated({ port: proc.port, requests, rate: o.rate, seconds: o.seconds, warmupSeconds: 2, connections: 16 });
-    o.say?.(`  after they are in:  p50 ${ms(after.p50)}  p99 ${ms(after.p99)}  p99.9 ${ms(after.p999)} ms  err ${after.errors} non2xx ${after.non2xx}; RSS max ${mb(rssMax)} MB`);
+    const after = await measured('after');
+    o.say?.(`  after they are in:  p50 ${ms(after.p50)}  p99 ${ms(after.p99)}  p99.9 ${ms(after.p999)} ms  err ${after.errors} non2xx ${after.non2xx}; open connections ${countText(connections.after)}; RSS max ${mb(rssMax)} MB`);
     const n = lines.length;
     child.kill('SIGTERM');
     for (let i = 0; i < 50 && lines.length === n; i++) await new Promise((r) => setTimeout(r, 100));
@@ -782,6 +874,7 @@ export async function abuseRun(o: {
       rssMax,
       ready: { attempted: ready.attempted!, handshakes: ready.handshakes!, open: ready.open! },
       end: { closedByServer: end.closedByServer!, open: end.open! },
+      connections,
     };
   } finally {
     clearInterval(sampler);
@@ -1060,11 +1153,11 @@ async function main(): Promise<void> {
     const a = abuse;
     const ok = (r: LoadResult) => r.p99 < 5 && r.errors + r.non2xx === 0;
     sections[fixtureOptions.lean ? 'abuse-lean' : 'abuse'] = [
-      `Run ${m.date} (commit ${m.commit || 'n/a'}): \`${cmd}\`. A fresh server (as above); a generator process sends /mutate (small pod) at ${rate} req/s throughout: ${abuseSettle} s not measured (past the fresh server's start-up compiles), then ${rateSeconds} s with no abusive client (after 2 s at the rate: this run's baseline). Then \`bench/abusers.ts\`, in a process of its own, opens ${int(abuseIdle)} TLS connections that send nothing (${arrivalText}), then ${abuseStalled} clients that send half their headers or half their body and stall, then one that pipelines 2,000 requests and never reads; it reopens nothing the server closes. Measured: ${rateSeconds} s while they connect (after 2 s), then ${rateSeconds} s once all are in.`,
+      `Run ${m.date} (commit ${m.commit || 'n/a'}): \`${cmd}\`. A fresh server (as above); a generator process sends /mutate (small pod) at ${rate} req/s throughout: ${abuseSettle} s not measured (past the fresh server's start-up compiles), then ${rateSeconds} s with no abusive client (after 2 s at the rate: this run's baseline). Then \`bench/abusers.ts\`, in a process of its own, opens ${int(abuseIdle)} TLS connections that send nothing (${arrivalText}), then ${abuseStalled} clients that send half their headers or half their body and stall, then one that pipelines 2,000 requests and never reads; it reopens nothing the server closes. Measured: ${rateSeconds} s while they connect (after 2 s), then ${rateSeconds} s once all are in. The server closes idle connections after its timeout (\`--quiet-seconds\` 5 for one that sends no request header) and the longest-idle past \`--max-connections\` 2,000, so "once in" measures the server after it has shed the idle flood, and "while they connect" is the window that faces it: the open connections column gives, for each window, what the server the abusive clients go to held (polled once a second: the webhook's \`kagenti_webhook_open_connections\` on /metrics, a floor's own \`server.getConnections()\`; the generator's 16 included where it is the same server), as min / median / max.`,
       '',
       '| goal | measured | met |',
       '| --- | --- | --- |',
-      `| p99 < 5 ms at ${rate} req/s with ${int(abuseIdle)} idle connections, ${abuseStalled} stalled clients and one that never reads | while they connect: p99 ${ms(a.during.p99)} ms; once they are in: p99 ${ms(a.after.p99)} ms (the same server before any of them: ${ms(a.before.p99)} ms)${abuseFloors.map((f) => `; ${ABUSE_TARGETS[f.target].short}: ${ms(f.during.p99)} and ${ms(f.after.p99)} ms`).join('')} | ${ok(a.during) ? 'yes' : 'no'} / ${ok(a.after) ? 'yes' : 'no'} |`,
+      `| p99 < 5 ms at ${rate} req/s with ${int(abuseIdle)} idle connections, ${abuseStalled} stalled clients and one that never reads | while they connect (${countText(a.connections.during)} connections open, min / median / max): p99 ${ms(a.during.p99)} ms; once they are in (${countText(a.connections.after)} open): p99 ${ms(a.after.p99)} ms (the same server before any of them: ${ms(a.before.p99)} ms)${abuseFloors.map((f) => `; ${ABUSE_TARGETS[f.target].short}: ${ms(f.during.p99)} and ${ms(f.after.p99)} ms`).join('')} | ${ok(a.during) ? 'yes' : 'no'} / ${ok(a.after) ? 'yes' : 'no'} |`,
       `| memory under the Deployment's 512 Mi limit | RSS ${mb(a.rssIdle)} MB before, at most ${mb(a.rssMax)} MB during | ${a.rssMax < 512 * 1024 * 1024 ? 'yes' : 'no'} |`,
       '',
       `Connections: ${int(a.ready.attempted)} attempted, ${int(a.ready.handshakes)} finished TLS, ${int(a.ready.open)} still open when the last was in (\`--max-connections\` 2,000: the server closed the longest-idle to make room, and closes those that send no request header within \`--quiet-seconds\` 5); ${int(a.end.closedByServer)} closed by the server by the end, ${int(a.end.open)} open.`,
@@ -1082,16 +1175,17 @@ async function main(): Promise<void> {
           ]
         : []),
       '',
-      '| load goes to / abusive clients go to | scenario | req/s | p50 ms | p99 ms | p99.9 ms | max ms | requests | errors/non-2xx |',
-      '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      '| load goes to / abusive clients go to | scenario | open connections on the abusive clients\' server, min / median / max | req/s | p50 ms | p99 ms | p99.9 ms | max ms | requests | errors/non-2xx |',
+      '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
       ...[a, ...abuseFloors].flatMap((run) =>
-        [
-          ['before any abusive client (baseline)', run.before],
-          ['while the abusive clients connect', run.during],
-          ['once they are all in', run.after],
-        ].map(([name, r]) => {
-          const x = r as LoadResult;
-          return `| ${ABUSE_TARGETS[run.target].load} / ${ABUSE_TARGETS[run.target].abusers} | ${name as string} | ${int(x.rps)} | ${ms(x.p50)} | ${ms(x.p99)} | ${ms(x.p999)} | ${ms(x.max)} | ${int(x.requests)} | ${x.errors}/${x.non2xx} |`;
+        (
+          [
+            ['before any abusive client (baseline)', run.before, run.connections.before],
+            ['while the abusive clients connect', run.during, run.connections.during],
+            ['once they are all in', run.after, run.connections.after],
+          ] as const
+        ).map(([name, x, c]) => {
+          return `| ${ABUSE_TARGETS[run.target].load} / ${ABUSE_TARGETS[run.target].abusers} | ${name} | ${countText(c)} | ${int(x.rps)} | ${ms(x.p50)} | ${ms(x.p99)} | ${ms(x.p999)} | ${ms(x.max)} | ${int(x.requests)} | ${x.errors}/${x.non2xx} |`;
         }),
       ),
     ].join('\n');

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MEMORY_RUN_BOUNDS, MiB, SOAK_BOUNDS, growthText, growthWord, judgeGrowth, leastSquaresSlope, soakGrowth, splitAtHalf } from '../bench/verdicts.ts';
 import type { RssSample } from '../bench/verdicts.ts';
+import { countStats, countText } from '../bench/run.ts';
 
 /** A deterministic noise source in [-1, 1) (a linear congruential generator), so a failure reproduces. */
 function noise(seed: number): () => number {
@@ -103,4 +104,11 @@ test('the soak leaves window 1 (start-up) out of the first half, and one window 
   const one = soakGrowth(mbWindows([130]));
   assert.equal(one.ok, true);
   assert.equal(one.growth, 0);
+});
+
+test('open-connection counts of an abuse window: min / median / max', () => {
+  assert.deepEqual(countStats([2016, 16, 1984, 116, 2000]), { min: 16, median: 1984, max: 2016, samples: 5 });
+  assert.equal(countText(countStats([2016, 16, 1984, 116, 2000])), '16 / 1,984 / 2,016');
+  assert.equal(countStats([]), undefined);
+  assert.equal(countText(undefined), '-');
 });
