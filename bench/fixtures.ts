@@ -283,10 +283,16 @@ export function deploymentPod(namespace = 'team-a'): KubeObject {
   };
 }
 
-/** An agent pod whose one container has 1,500 env vars (an injector once took 15 s on such a pod). */
+/**
+ * An agent pod whose one container has 1,500 env vars (an injector once took 15 s on such a pod). Its own
+ * ServiceAccount (a name as long as the small pod's): with cluster state, a second agent on the small pod's would
+ * be denied (unique-service-account).
+ */
 export function manyEnvPod(count = 1500, namespace = 'team-a'): KubeObject {
   const pod = smallAgentPod(namespace);
   pod.metadata.name = 'big-env-agent';
+  pod.spec.serviceAccountName = 'big-env-agent';
+  pod.spec.serviceAccount = 'big-env-agent';
   pod.spec.containers[0].env = Array.from({ length: count }, (_, i) =>
     i % 10 === 9
       ? { name: `SECRET_${i}`, valueFrom: { secretKeyRef: { name: 'agent-secrets', key: `key-${i}` } } }

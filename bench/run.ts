@@ -9,19 +9,24 @@
 //   node bench/run.ts [--duration S] [--connections N] [--throughput-repeats N] [--rate R] [--rate-seconds S] [--rate-repeats N]
 //                     [--requests N] [--only LIST] [--fixtures LIST]
 //                     [--server bin|module] [--log-level L] [--profile DIR] [--out FILE] [--no-write] [--lean-fixtures]
-//                     [--abuse-arrival-rate N] [--abuse-settle-seconds S]
+//                     [--abuse-arrival-rate N] [--abuse-settle-seconds S] [--no-abuse-floors]
+//                     [--cluster-state] [--no-memory-cluster-state]
 //   node bench/run.ts --summarize-profile FILE.cpuprofile
 //
 // --only: throughput (16 connections, closed loop; floor, floor+patch, /mutate and /validate in turn, --throughput-repeats
 // rounds, default 3, and each ratio is read on the round with the median /mutate ÷ floor), rate (paced, --rate req/s; floor and /mutate --rate-repeats
 // times each, default 3, alternating), big (1,500-env pod on one
 // connection), memory (--requests N on a fresh server process, default 1,000,000, RSS sampled each second;
-// N >= 1,000,000 fills the memory-long section, fewer the memory section; growth is judged by bench/verdicts.ts),
-// abuse (a fresh server under paced
+// N >= 1,000,000 fills the memory-long section, fewer the memory section; then the same again on a fresh server
+// with cluster state, into the memory-cluster-state section, unless --no-memory-cluster-state; growth is judged
+// by bench/verdicts.ts), abuse (a fresh server under paced
 // /mutate while bench/abusers.ts opens 10,000 idle TLS connections, 200 stalled clients and one that never reads;
 // the idle ones 100 at a time as fast as they go, or --abuse-arrival-rate N a second; measured after
 // --abuse-settle-seconds, default 12, at the rate, and against a baseline on the same server before them; the
 // connections the server holds are polled once a second in each measured window).
+// --cluster-state runs every server under test with cluster state, as the Deployment does (`--cluster auto`, with
+// KUBECONFIG to bench/apiserver.ts: test/fake-apiserver.ts in a process of its own, a stand-in for the API server
+// seeded with a small cluster) instead of `--cluster none`, and writes to the sections named with -cluster-state.
 // --lean-fixtures sends the bodies as they were before metadata.managedFields and a real last-applied annotation
 // were added to the fixtures (see bench/fixtures.ts), for comparison with older figures.
 // --server module runs startServer() from source instead of the built bin (no build needed; type stripping
@@ -241,10 +246,15 @@ export interface WebhookOptions {
   /** where the server's stdout (its log lines) goes */
   logFile: string;
   nodeArgs?: string[];
+  /**
+   * With cluster state: the kubeconfig of the API server stand-in (bench/apiserver.ts); the server runs
+   * `--cluster auto` (the Deployment's default) with KUBECONFIG set to it. Without: `--cluster none`.
+   */
+  kubeconfig?: string;
 }
 
 const MODULE_SERVER = `
-const [root, certFile, keyFile, port, probePort, level] = process.argv.slice(1);
+const [root, certFile, keyFile, port, probePort, level, cluster] = process.argv.slice(1);
 const u = (p) => new URL(p, 'file://' + root + '/').href;
 const { readFileSync } = await import('node:fs');
 const { defaultConfig } = await import(u('webhook/config.ts'));
@@ -253,7 +263,7 @@ const { startServer } = await import(u('webhook/server.ts'));
 const { startValidation } = await import(u('webhook/validation.ts'));
 const config = defaultConfig();
 const log = createLogger(level);
-const validation = await startValidation({ config, log, cluster: 'none' });
+const validation = await startValidation({ config, log, cluster });
 const server = await startServer({ config, log, validation, host: '127.0.0.1', port: Number(port), probePort: Number(probePort),
   tls: { cert: readFileSync(certFile), key: readFileSync(keyFile) } });
 process.once('SIGTERM', async () => { await server.close(1000); await validation.close(); log.flush(); process.exit(0); });
@@ -282,14 +292,15 @@ export async function startWebhook(certs: Certs, opts: WebhookOptions): Promise<
           '--probe-port',
           String(probePort),
           '--cluster',
-          'none',
+          opts.kubeconfig ? 'auto' : 'none',
           '--drain-seconds',
           '0',
           '--log-level',
           opts.logLevel,
         ]
-      : [...(opts.nodeArgs ?? []), '--input-type=module', '-e', MODULE_SERVER, ROOT, certs.certFile, certs.keyFile, String(port), String(probePort), opts.logLevel];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', out, 'pipe'], cwd: ROOT });
+      : [...(opts.nodeArgs ?? []), '--input-type=module', '-e', MODULE_SERVER, ROOT, certs.certFile, certs.keyFile, String(port), String(probePort), opts.logLevel, opts.kubeconfig ? 'auto' : 'none'];
+  const env = opts.kubeconfig ? { ...process.env, KUBECONFIG: opts.kubeconfig } : process.env;
+  const child = spawn(process.execPath, args, { stdio: ['ignore', out, 'pipe'], cwd: ROOT, env });
   closeSync(out);
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => {
@@ -306,6 +317,51 @@ export async function startWebhook(certs: Certs, opts: WebhookOptions): Promise<
     await new Promise((r) => setTimeout(r, 100));
   }
   return { child, port, probePort, rss: () => rssOf(child.pid), cpu: () => cpuOf(child.pid), connections: () => openConnectionsOf(probePort), stop: () => stopChild(child) };
+}
+
+/** The API server stand-in of the runs with cluster state (bench/apiserver.ts), in a process of its own. */
+export interface StandIn {
+  child: ChildProcess;
+  url: string;
+  kubeconfig: string;
+  /** objects seeded, by resource (pods, deployments, ...) */
+  objects: Record<string, number>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts bench/apiserver.ts: test/fake-apiserver.ts (recorded responses, not an API server) seeded with a small
+ * cluster, and a kubeconfig for it in a temporary directory.
+ */
+export async function startApiStandIn(): Promise<StandIn> {
+  const dir = mkdtempSync(join(os.tmpdir(), 'kagenti-bench-api-'));
+  const kubeconfig = join(dir, 'kubeconfig');
+  const child = spawn(process.execPath, [join(ROOT, 'bench', 'apiserver.ts'), '--kubeconfig', kubeconfig], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const first = await new Promise<{ url: string; objects: Record<string, number> }>((res, rej) => {
+    let buf = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      if (buf.includes('\n')) res(JSON.parse(buf.split('\n')[0]!));
+    });
+    child.once('exit', (code) => rej(new Error(`API server stand-in (bench/apiserver.ts) exited with ${code}`)));
+  });
+  return {
+    child,
+    url: first.url,
+    kubeconfig,
+    objects: first.objects,
+    stop: async () => {
+      await stopChild(child, 5000);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** `namespaces: 6, pods: 38, ...`: what the stand-in was seeded with. */
+export function standInText(s: StandIn): string {
+  return Object.entries(s.objects)
+    .map(([k, n]) => `${k}: ${n}`)
+    .join(', ');
 }
 
 // ---------- load ----------
@@ -912,6 +968,11 @@ async function main(): Promise<void> {
       'abuse-settle-seconds': { type: 'string', default: '12' },
       // abuse run: also the floor with the same abusive clients, and a floor beside them (--no-abuse-floors: not)
       'abuse-floors': { type: 'boolean', default: true },
+      // every server under test with cluster state (--cluster auto, KUBECONFIG to bench/apiserver.ts, a stand-in for
+      // the API server) instead of --cluster none; the memory run then runs that way only
+      'cluster-state': { type: 'boolean', default: false },
+      // the memory run a second time with cluster state, as the Deployment runs (--no-memory-cluster-state: not)
+      'memory-cluster-state': { type: 'boolean', default: true },
     },
     allowNegative: true,
   });
@@ -944,8 +1005,13 @@ async function main(): Promise<void> {
   // the same floor, answering with a patch as large as the webhook's for the small pod
   const patchBytes = patchSize(fixture('small').review(undefined, fixtureOptions));
   const floorPatch = await startFloor(certs, patchBytes);
-  const hook = await startWebhook(certs, { server, logLevel: values['log-level']!, logFile, nodeArgs });
-  say(`floor on :${floor.port}, webhook (${server}) on :${hook.port}, log level ${values['log-level']}, logs to ${logFile}`);
+  // --cluster-state: one API server stand-in for every server under test
+  const clusterState = values['cluster-state']!;
+  const standIn = clusterState ? await startApiStandIn() : undefined;
+  if (standIn) say(`cluster state: API server stand-in (bench/apiserver.ts on test/fake-apiserver.ts; not an API server) at ${standIn.url}: ${standInText(standIn)}`);
+  const webhookOptions: WebhookOptions = { server, logLevel: values['log-level']!, logFile, nodeArgs, ...(standIn ? { kubeconfig: standIn.kubeconfig } : {}) };
+  const hook = await startWebhook(certs, webhookOptions);
+  say(`floor on :${floor.port}, webhook (${server}, ${standIn ? 'with cluster state' : '--cluster none'}) on :${hook.port}, log level ${values['log-level']}, logs to ${logFile}`);
 
   const rows: Row[] = [];
   const loadStart = os.loadavg()[0]!.toFixed(2);
@@ -966,7 +1032,8 @@ async function main(): Promise<void> {
   const ratios: Ratio[] = [];
   let rateRows: { fixture: string; floor: LoadResult[]; mutate: LoadResult[] }[] = [];
   let big: { one: LoadResult; many: LoadResult; floorOne: LoadResult } | undefined;
-  let mem: MemoryResult | undefined;
+  /** the memory runs: `--cluster none` (the round-by-round series) and with cluster state */
+  const mems: { withState: boolean; result: MemoryResult; standIn?: string }[] = [];
   let abuse: AbuseResult | undefined;
   const abuseFloors: AbuseResult[] = [];
   const abuseIdle = 10_000;
@@ -1041,15 +1108,32 @@ async function main(): Promise<void> {
       // The goal is about a server that answered N requests of the mix: a fresh process, so the figure does not
       // depend on which other runs came before. The process above is reported too, after all its runs.
       rssAfterRuns = hook.rss();
-      say(`memory: ${int(requests)} requests at ${connections} connections, on a fresh server process (the one above holds ${mb(rssAfterRuns)} MB after its runs)`);
-      const fresh = await startWebhook(certs, { server, logLevel: values['log-level']!, logFile, nodeArgs });
-      try {
-        mem = await memoryRun(fresh, requests, connections, true, fixtureOptions);
-      } finally {
-        await fresh.stop();
+      // --cluster none (the series kept round by round), then with cluster state as the Deployment runs; with
+      // --cluster-state, that way only
+      const passes = clusterState ? [true] : values['memory-cluster-state'] ? [false, true] : [false];
+      for (const withState of passes) {
+        // a stand-in of its own for the memory run with cluster state, unless every server has one (--cluster-state)
+        const own = withState && !standIn ? await startApiStandIn() : undefined;
+        const api = standIn ?? own;
+        try {
+          say(
+            `memory${withState ? ', with cluster state' : ', --cluster none'}: ${int(requests)} requests at ${connections} connections, on a fresh server process (the one above holds ${mb(rssAfterRuns)} MB after its runs)` +
+              (withState ? `; cluster state from an API server stand-in (bench/apiserver.ts on test/fake-apiserver.ts, not an API server): ${standInText(api!)}` : ''),
+          );
+          const fresh = await startWebhook(certs, { ...webhookOptions, ...(withState ? { kubeconfig: api!.kubeconfig } : { kubeconfig: undefined }) });
+          let mem: MemoryResult;
+          try {
+            mem = await memoryRun(fresh, requests, connections, true, fixtureOptions);
+          } finally {
+            await fresh.stop();
+          }
+          mems.push({ withState, result: mem, ...(withState ? { standIn: standInText(api!) } : {}) });
+          say(`  RSS ${mb(mem.rssStart)} -> max ${mb(mem.rssMaxFirstHalf)} (first half) -> max ${mb(mem.rssMaxLastHalf)} (last half), ${mb(mem.rssEnd)} MB at the end; errors ${mem.errors}, non2xx ${mem.non2xx}`);
+          say(`  ${growthWord(mem.growth)}: ${growthText(mem.growth)}`);
+        } finally {
+          await own?.stop();
+        }
       }
-      say(`  RSS ${mb(mem.rssStart)} -> max ${mb(mem.rssMaxFirstHalf)} (first half) -> max ${mb(mem.rssMaxLastHalf)} (last half), ${mb(mem.rssEnd)} MB at the end; errors ${mem.errors}, non2xx ${mem.non2xx}`);
-      say(`  ${growthWord(mem.growth)}: ${growthText(mem.growth)}`);
     }
     if (only.has('abuse')) {
       say(`abusive clients: ${int(abuseIdle)} idle TLS connections (${arrivalText}), ${abuseStalled} stalled clients, 1 that never reads; /mutate small at ${rate} req/s, fresh server`);
@@ -1058,7 +1142,7 @@ async function main(): Promise<void> {
         abuseRun({
           certs,
           target,
-          webhook: { server, logLevel: values['log-level']!, logFile, nodeArgs },
+          webhook: webhookOptions,
           body: bodies.small!,
           rate,
           seconds: rateSeconds,
@@ -1079,6 +1163,7 @@ async function main(): Promise<void> {
     await hook.stop();
     await floor.stop();
     await floorPatch.stop();
+    await standIn?.stop();
   }
   if (values.profile) {
     const dir = resolve(values.profile);
@@ -1092,11 +1177,16 @@ async function main(): Promise<void> {
   const m = machine();
   const cmd = `node bench/run.ts ${process.argv.slice(2).join(' ')}`.trim();
   const sections: Record<string, string> = {};
+  // --lean-fixtures and --cluster-state runs are kept beside the default ones, not in their place
+  const sectionName = (base: string, withState = clusterState) => `${base}${fixtureOptions.lean ? '-lean' : ''}${withState ? '-cluster-state' : ''}`;
+  const serverText = standIn
+    ? `with cluster state (\`--cluster auto\`, KUBECONFIG to \`bench/apiserver.ts\`: test/fake-apiserver.ts standing in for the API server, not an API server, seeded with ${standInText(standIn)})`
+    : '`--cluster none`';
   const hdr = [
     `Run ${m.date} (commit ${m.commit || 'n/a'}): \`${cmd}\``,
     '',
     `- Machine: ${m.cpu}, ${m.memory} RAM, ${m.os}`,
-    `- Node ${m.node}; server under test: ${server === 'bin' ? `\`node ${deploymentNodeOptions().join(' ')} bin/kagenti-webhook.js serve --cluster none\` (the Deployment's NODE_OPTIONS)` : 'startServer() from source (`--server module`)'} with \`--log-level ${values['log-level']}\`, logs to ${logFile}, in its own process; floor: \`bench/floor.ts\` in its own process; load: autocannon 8 in the bench process for the throughput runs, a generator process of its own for each paced run. HTTPS with keep-alive over loopback (127.0.0.1); all three share the ${os.availableParallelism()} CPUs.`,
+    `- Node ${m.node}; server under test: ${server === 'bin' ? `\`node ${deploymentNodeOptions().join(' ')} bin/kagenti-webhook.js serve\` ${serverText} (the Deployment's NODE_OPTIONS)` : `startServer() from source (\`--server module\`) ${serverText}`} with \`--log-level ${values['log-level']}\`, logs to ${logFile}, in its own process; floor: \`bench/floor.ts\` in its own process; load: autocannon 8 in the bench process for the throughput runs, a generator process of its own for each paced run. HTTPS with keep-alive over loopback (127.0.0.1); all three share the ${os.availableParallelism()} CPUs.`,
     `- Load average (1 min) at start ${loadStart}, at end ${os.loadavg()[0]!.toFixed(2)}: other work on the machine shows up as noise in req/s and tail latency; server CPU µs per request is the steadier figure.`,
     `- Latencies: throughput runs as autocannon measures them (send to last byte, closed loop), paced runs from the instant each request was due (open loop, queueing included); sub-millisecond resolution; 2 s warm-up before each throughput target's first run${throughputRepeats > 1 ? `, ${throughputRepeats} rounds of the four targets in turn, and the ratios are read on each fixture's median round (the Webhook vs floor table shows that round; all runs are listed)` : ''}; each paced run is ${rateSeconds} s after 2 s at the same rate${rateRepeats > 1 ? `; floor and /mutate ${rateRepeats} runs each, alternating, and the goal is read on the median run (all runs are listed)` : ''}.`,
   ].join('\n');
@@ -1124,9 +1214,9 @@ async function main(): Promise<void> {
       goals.push(
         `| 1,500-env pod under 20 ms | 1 conn: p50 ${ms(big.one.p50)}, p99 ${ms(big.one.p99)}, max ${ms(big.one.max)} ms; ${connections} conns: p99 ${ms(big.many.p99)} ms | ${big.one.p99 < 20 ? 'yes' : 'no'} (1 conn p99) |`,
       );
-    if (mem)
+    for (const { withState, result: mem } of mems)
       goals.push(
-        `| RSS < 150 MB after ${int(mem.requests)} requests, no growth over the last half | ${mb(mem.rssEnd)} MB at the end; ${growthText(mem.growth)} | ${mem.rssEnd < 150 * 1024 * 1024 ? 'yes' : 'no'} / ${growthWord(mem.growth)} |`,
+        `| RSS < 150 MB after ${int(mem.requests)} requests, no growth over the last half${withState ? ', with cluster state' : ''} | ${mb(mem.rssEnd)} MB at the end; ${growthText(mem.growth)} | ${mem.rssEnd < 150 * 1024 * 1024 ? 'yes' : 'no'} / ${growthWord(mem.growth)} |`,
       );
     const ratioTable = ratios.length
       ? [
@@ -1138,21 +1228,24 @@ async function main(): Promise<void> {
           ),
         ].join('\n')
       : '';
-    // --lean-fixtures runs are kept beside the default ones, not in their place
-    sections[fixtureOptions.lean ? 'results-lean' : 'results'] = [hdr, '', '### Goals', '', goals.join('\n'), '', ratioTable ? `### Webhook vs floor\n\n${ratioTable}\n` : '', '### All runs', '', tableRows(rows)].join('\n');
+    sections[sectionName('results')] = [hdr, '', '### Goals', '', goals.join('\n'), '', ratioTable ? `### Webhook vs floor\n\n${ratioTable}\n` : '', '### All runs', '', tableRows(rows)].join('\n');
   }
-  if (mem) {
+  for (const { withState, result: mem, standIn: seeded } of mems) {
     const after =
       rssAfterRuns !== undefined && (only.has('throughput') || only.has('rate') || only.has('big'))
         ? `\n\nOn a fresh server process. The process that served the runs above (the 1,500-env pod included) held ${mb(rssAfterRuns)} MB RSS after them.`
         : '\n\nOn a fresh server process.';
-    const body = `Run ${m.date} (commit ${m.commit || 'n/a'}): \`${cmd}\`${after}\n\n${memoryTable(mem, connections)}`;
-    sections[fixtureOptions.lean ? 'memory-lean' : mem.requests >= 1_000_000 ? 'memory-long' : 'memory'] = body;
+    const how = withState
+      ? `\n\nWith cluster state, as the Deployment runs (\`serve --cluster auto\`, KUBECONFIG to \`bench/apiserver.ts\`): the API server is test/fake-apiserver.ts standing in for one (recorded responses, not an API server), seeded with ${seeded}, one pod updated every 2 s.`
+      : '';
+    const body = `Run ${m.date} (commit ${m.commit || 'n/a'}): \`${cmd}\`${after}${how}\n\n${memoryTable(mem, connections)}`;
+    // the --cluster none series: memory-long for 1M requests or more, memory below; with cluster state, one section
+    sections[withState ? sectionName('memory', true) : fixtureOptions.lean ? 'memory-lean' : mem.requests >= 1_000_000 ? 'memory-long' : 'memory'] = body;
   }
   if (abuse) {
     const a = abuse;
     const ok = (r: LoadResult) => r.p99 < 5 && r.errors + r.non2xx === 0;
-    sections[fixtureOptions.lean ? 'abuse-lean' : 'abuse'] = [
+    sections[sectionName('abuse')] = [
       `Run ${m.date} (commit ${m.commit || 'n/a'}): \`${cmd}\`. A fresh server (as above); a generator process sends /mutate (small pod) at ${rate} req/s throughout: ${abuseSettle} s not measured (past the fresh server's start-up compiles), then ${rateSeconds} s with no abusive client (after 2 s at the rate: this run's baseline). Then \`bench/abusers.ts\`, in a process of its own, opens ${int(abuseIdle)} TLS connections that send nothing (${arrivalText}), then ${abuseStalled} clients that send half their headers or half their body and stall, then one that pipelines 2,000 requests and never reads; it reopens nothing the server closes. Measured: ${rateSeconds} s while they connect (after 2 s), then ${rateSeconds} s once all are in. The server closes idle connections after its timeout (\`--quiet-seconds\` 5 for one that sends no request header) and the longest-idle past \`--max-connections\` 2,000, so "once in" measures the server after it has shed the idle flood, and "while they connect" is the window that faces it: the open connections column gives, for each window, what the server the abusive clients go to held (polled once a second: the webhook's \`kagenti_webhook_open_connections\` on /metrics, a floor's own \`server.getConnections()\`; the generator's 16 included where it is the same server), as min / median / max.`,
       '',
       '| goal | measured | met |',
