@@ -158,7 +158,45 @@ export function withManagedFields(pod: KubeObject, manager: string): KubeObject 
   return pod;
 }
 
-export function wrap(pod: KubeObject, uid = nextUid(), namespace = 'team-a'): KubeObject {
+/** Who sent the request and with what options: the AdmissionRequest's `userInfo` and `options`. */
+export interface Envelope {
+  userInfo: KubeObject;
+  options: KubeObject;
+}
+
+/** A pod a controller creates: the ReplicaSet controller's service account, CreateOptions with no field manager. */
+export const CONTROLLER_ENVELOPE: Envelope = {
+  userInfo: {
+    username: 'system:serviceaccount:kube-system:replicaset-controller',
+    uid: '5e0c2a7b-3f40-4c44-8c55-3a4b1b9f2d11',
+    groups: ['system:serviceaccounts', 'system:serviceaccounts:kube-system', 'system:authenticated'],
+  },
+  options: { kind: 'CreateOptions', apiVersion: 'meta.k8s.io/v1' },
+};
+
+/**
+ * A pod a person creates with `kubectl apply` on EKS: the user as aws-iam-authenticator names an assumed IAM role
+ * (its session ARN, with the IAM identity in `extra`), and CreateOptions with kubectl's client-side-apply field
+ * manager and the strict field validation kubectl asks for by default (`--validate=strict`).
+ */
+export const KUBECTL_APPLY_ENVELOPE: Envelope = {
+  userInfo: {
+    username: 'arn:aws:sts::111122223333:assumed-role/PlatformAdmin/jane.doe',
+    uid: 'aws-iam-authenticator:111122223333:AROA3EXAMPLEROLEID1234',
+    groups: ['system:authenticated'],
+    extra: {
+      accessKeyId: ['ASIA3EXAMPLEKEYID567'],
+      arn: ['arn:aws:sts::111122223333:assumed-role/PlatformAdmin/jane.doe'],
+      canonicalArn: ['arn:aws:iam::111122223333:role/PlatformAdmin'],
+      principalId: ['AROA3EXAMPLEROLEID1234'],
+      sessionName: ['jane.doe'],
+      'sigs.k8s.io/aws-iam-authenticator/principalId': ['AROA3EXAMPLEROLEID1234'],
+    },
+  },
+  options: { kind: 'CreateOptions', apiVersion: 'meta.k8s.io/v1', fieldManager: 'kubectl-client-side-apply', fieldValidation: 'Strict' },
+};
+
+export function wrap(pod: KubeObject, uid = nextUid(), namespace = 'team-a', envelope: Envelope = CONTROLLER_ENVELOPE): KubeObject {
   return {
     kind: 'AdmissionReview',
     apiVersion: 'admission.k8s.io/v1',
@@ -171,15 +209,11 @@ export function wrap(pod: KubeObject, uid = nextUid(), namespace = 'team-a'): Ku
       name: pod.metadata?.name ?? '',
       namespace,
       operation: 'CREATE',
-      userInfo: {
-        username: 'system:serviceaccount:kube-system:replicaset-controller',
-        uid: '5e0c2a7b-3f40-4c44-8c55-3a4b1b9f2d11',
-        groups: ['system:serviceaccounts', 'system:serviceaccounts:kube-system', 'system:authenticated'],
-      },
+      userInfo: structuredClone(envelope.userInfo),
       object: pod,
       oldObject: null,
       dryRun: false,
-      options: { kind: 'CreateOptions', apiVersion: 'meta.k8s.io/v1' },
+      options: structuredClone(envelope.options),
     },
   };
 }
@@ -328,7 +362,10 @@ export function kubectlApplied(pod: KubeObject): KubeObject {
 }
 
 export interface ReviewOptions {
-  /** The bodies before this session's fidelity fix: no managedFields, a stub last-applied annotation. */
+  /**
+   * The bodies before this session's fidelity fix: no managedFields, a stub last-applied annotation, and the
+   * ReplicaSet controller's envelope on every fixture.
+   */
   lean?: boolean;
 }
 
@@ -337,22 +374,26 @@ function applied(pod: KubeObject, o: ReviewOptions): KubeObject {
   return o.lean ? pod : withManagedFields(kubectlApplied(pod), 'kubectl-client-side-apply');
 }
 
+/** What `kubectl apply` sends around such a pod (the controller's envelope with --lean-fixtures). */
+const appliedEnvelope = (o: ReviewOptions): Envelope => (o.lean ? CONTROLLER_ENVELOPE : KUBECTL_APPLY_ENVELOPE);
+
 export const FIXTURES: Fixture[] = [
   {
     name: 'small',
-    description: 'small agent pod as `kubectl apply` sends it (1 container, 3 env vars, token volume, last-applied annotation, managedFields)',
-    review: (uid, o = {}) => wrap(applied(smallAgentPod(), o), uid),
+    description:
+      'small agent pod as `kubectl apply` sends it (1 container, 3 env vars, token volume, last-applied annotation, managedFields; an EKS IAM user, fieldManager kubectl-client-side-apply)',
+    review: (uid, o = {}) => wrap(applied(smallAgentPod(), o), uid, undefined, appliedEnvelope(o)),
   },
   {
     name: 'deployment',
     description:
-      "Deployment-made pod: generateName, ownerReferences to a ReplicaSet, pod-template-hash, 10 containers, 21 volumes, the controller manager's managedFields",
+      "Deployment-made pod: generateName, ownerReferences to a ReplicaSet, pod-template-hash, 10 containers, 21 volumes, the controller manager's managedFields; sent by the ReplicaSet controller",
     review: (uid, o = {}) => wrap(o.lean ? deploymentPod() : withManagedFields(deploymentPod(), 'kube-controller-manager'), uid),
   },
   {
     name: 'env1500',
-    description: 'agent pod with 1,500 env vars in one container, as `kubectl apply` sends it',
-    review: (uid, o = {}) => wrap(applied(manyEnvPod(), o), uid),
+    description: 'agent pod with 1,500 env vars in one container, as `kubectl apply` sends it (an EKS IAM user, fieldManager kubectl-client-side-apply)',
+    review: (uid, o = {}) => wrap(applied(manyEnvPod(), o), uid, undefined, appliedEnvelope(o)),
   },
 ];
 

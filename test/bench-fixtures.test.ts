@@ -39,3 +39,25 @@ test('the webhook\'s patch never touches metadata.managedFields', () => {
     for (const op of ops) assert.ok(!op.path.startsWith('/metadata/managedFields'), `${f.name}: ${op.path}`);
   }
 });
+
+test('the kubectl-applied fixtures come from a person with kubectl apply, the Deployment pod from its controller; lean ones keep the controller', () => {
+  for (const name of ['small', 'env1500']) {
+    const req = fixture(name).review('u').request;
+    assert.equal(req.options.fieldManager, 'kubectl-client-side-apply', name);
+    assert.equal(req.options.kind, 'CreateOptions');
+    assert.ok(!req.userInfo.username.startsWith('system:'), `${name}: ${req.userInfo.username}`);
+    assert.deepEqual(req.userInfo.groups, ['system:authenticated']);
+    assert.ok(Object.keys(req.userInfo.extra).length > 0, `${name}: the authenticator's extra fields`);
+    // the creating manager in managedFields is the options' field manager, as the API server records it
+    assert.equal(req.object.metadata.managedFields[0].manager, req.options.fieldManager);
+    const lean = fixture(name).review('u', { lean: true }).request;
+    assert.equal(lean.userInfo.username, 'system:serviceaccount:kube-system:replicaset-controller');
+    assert.equal(lean.options.fieldManager, undefined);
+  }
+  const dep = fixture('deployment').review('u').request;
+  assert.equal(dep.userInfo.username, 'system:serviceaccount:kube-system:replicaset-controller');
+  assert.equal(dep.options.fieldManager, undefined);
+  // each review has its own envelope: changing one leaves the next alone
+  fixture('small').review('a').request.userInfo.extra.arn.push('x');
+  assert.equal(fixture('small').review('b').request.userInfo.extra.arn.length, 1);
+});
