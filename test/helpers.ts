@@ -367,7 +367,7 @@ export function joinWarnings(warnings: readonly string[]): string {
     // a continuation line starts with the prefix the server made from the whole message: `[rule] label: ` (or
     // `[rule] `); the first line alone may end inside the message's head, so the label is checked on the message
     // with this line's text added
-    const m = /^(\[[a-z][a-z-]*\] )([^\s:]+: )?/.exec(w);
+    const m = /^(\[[a-z][a-z-]*\] )((?:[A-Z][A-Za-z]* )?[^\s:]+: )?/.exec(w);
     let joined = false;
     if (cur !== undefined && m && cur.startsWith(m[1]!))
       for (const p of m[2] ? [m[0], m[1]!] : [m[1]!]) {

@@ -442,7 +442,7 @@ test('/readyz: 503 with the missing permission until the informers sync, then 20
 test('toWarnings splits at sentence ends, and every continuation line names the rule and the object\'s name (kubectl and the API server show a repeated text once)', () => {
   const msg = '[r] Kind ns/n: ' + 'a'.repeat(80) + '. Second sentence is here and it is long enough to need a new line, really. Fix: do it.';
   const w = toWarnings(msg, 'r');
-  assert.deepEqual(w, ['[r] Kind ns/n: ' + 'a'.repeat(80) + '.', '[r] Kind/n: Second sentence is here and it is long enough to need a new line, really. Fix: do it.']);
+  assert.deepEqual(w, ['[r] Kind ns/n: ' + 'a'.repeat(80) + '.', '[r] Kind ns/n: Second sentence is here and it is long enough to need a new line, really. Fix: do it.']);
   assert.equal(joinWarnings(w), msg);
   assert.deepEqual(toWarnings('short'), ['short']);
   // the same text about two objects: no line of one is a line of the other, so a run that shows each text once
@@ -451,7 +451,16 @@ test('toWarnings splits at sentence ends, and every continuation line names the 
   const [a, b] = [toWarnings(about('one')), toWarnings(about('two'))];
   assert.ok(a.length >= 2);
   assert.equal(a.filter((l) => b.includes(l)).length, 0);
-  assert.ok(b.slice(1).every((l) => l.startsWith('[pod-security] Deployment/two: ')));
+  assert.ok(b.slice(1).every((l) => l.startsWith('[pod-security] Deployment team-a/two: ')));
+  // one base rendered into two namespaces (kubectl apply -k): the same kind and name, and no line in common either
+  const other = toWarnings(about('one').replace('team-a/one', 'team-b/one'));
+  assert.equal(a.filter((l) => other.includes(l)).length, 0, JSON.stringify([a, other]));
+  assert.ok(other.slice(1).every((l) => l.startsWith('[pod-security] Deployment team-b/one: ')), other[1]);
+  // a long name is hashed with its namespace: two namespaces make two labels
+  const longIn = (ns: string) => continuationPrefix(`[pod-security] Deployment ${ns}/acme-agents-customer-support-production-weather: x`);
+  assert.notEqual(longIn('team-a'), longIn('team-b'));
+  // an object without a namespace keeps Kind/name
+  assert.equal(continuationPrefix('[r] ClusterRole admin: x'), '[r] ClusterRole/admin: ');
   // a Deployment and a CronJob of one name (a chart's fullname for both) are told apart too
   const cron = toWarnings(about('one').replace('Deployment team-a/one', 'CronJob team-a/one'));
   assert.equal(a.filter((l) => cron.includes(l)).length, 0);
@@ -477,14 +486,14 @@ test('toWarnings splits at sentence ends, and every continuation line names the 
   assert.equal(text.replace(/ /g, ''), long.replace(/ /g, ''), 'nothing is lost: the long name is cut across lines');
 });
 
-test('toWarnings never cuts a URL or a quoted value (a line of its own, up to the API server\'s 256), and names ConfigMap/kagent-enterprise-config whole on continuation lines', async () => {
+test('toWarnings never cuts a URL or a quoted value (a line of its own, up to the API server\'s 256), and names ConfigMap kagent/kagent-enterprise-config whole on continuation lines', async () => {
   const { WARNING_LIMIT, WARNING_MAX } = await import('../webhook/admission.ts');
   const url = 'https://oidc.eks.us-east-1.amazonaws.com/id/0123456789abcdef0123456789abcdef';
   const msg = `[token-review-required] ConfigMap kagent/kagent-enterprise-config: data.K8S_TOKEN_REVIEW is not set (data has "k8s_token_review": keys are case-sensitive). The cluster's service-account issuer ${url} is external (EKS), so kagent cannot verify agent tokens locally and agent callbacks fail with 401. Fix: set K8S_TOKEN_REVIEW: "true" in data.`;
   const w = toWarnings(msg);
   assert.ok(w.some((l) => l.includes(url)), JSON.stringify(w));
   assert.ok(w.some((l) => l.includes('"k8s_token_review":')), JSON.stringify(w));
-  assert.ok(w.slice(1).every((l) => l.startsWith('[token-review-required] ConfigMap/kagent-enterprise-config: ')), JSON.stringify(w));
+  assert.ok(w.slice(1).every((l) => l.startsWith('[token-review-required] ConfigMap kagent/kagent-enterprise-config: ')), JSON.stringify(w));
   // only a line with a URL or quoted value goes past WARNING_MAX
   for (const l of w) assert.ok(l.length <= WARNING_MAX || (l.length <= WARNING_LIMIT && l.includes(url)), l);
   assert.equal(joinWarnings(w), msg);
@@ -548,9 +557,10 @@ test('wrap and toWarnings cut a megabyte-long word into whole lines, each lookin
   assert.equal(lines.at(-1), `${'x'.repeat(2_000_000 % 120)} tail`);
   const w = toWarnings(`[r] Pod ns/a: ${big}. Fix: y.`);
   assert.ok(w.every((l) => l.length <= 120));
-  assert.ok(w.slice(1).every((l) => l.startsWith('[r] Pod/a: ')));
+  assert.ok(w.slice(1).every((l) => l.startsWith('[r] Pod ns/a: ')));
   assert.equal(w.join('').replace('Fix', '').split('x').length - 1, 2_000_000);
-  assert.ok(w.at(-1)!.endsWith('. Fix: y.'));
+  // the Fix ends the last line, after the word's end or on a line of its own
+  assert.match(w.at(-1)!, /(^\[r\] Pod ns\/a: |x\. )Fix: y\.$/);
 });
 
 test('every warning the webhook answers fits in 120 characters, whatever the names', async () => {
@@ -729,8 +739,8 @@ test('/validate and /mutate: a 200,000-character K8S_TOKEN_REVIEW is quoted cut,
   const warn = await startValidation({ config: configFromObject({ tokenReview: { issuer: 'internal' }, policies: { 'token-review-value': 'warn' } }), log: silentLogger(), cluster: 'none' });
   try {
     const w = warn.validate(req('ConfigMap', '', cm({ K8S_TOKEN_REVIEW: long })) as never).response.warnings!;
-    // a handful of lines (continuation lines name ConfigMap/kagent-enterprise-config whole), not thousands
-    assert.ok(w.length < 12, `${w.length} warning lines`);
+    // a handful of lines (continuation lines name ConfigMap kagent/kagent-enterprise-config whole), not thousands
+    assert.ok(w.length < 16, `${w.length} warning lines`);
     assert.match(joinWarnings(w.filter((l) => l.startsWith('[token-review-value]'))), /is "x{40}\.\.\." \(200000 characters\)\. .* Fix: set K8S_TOKEN_REVIEW: "(true|false)"\.$/);
   } finally {
     await warn.close();

@@ -142,7 +142,8 @@ export const WARNING_MAX = 120;
 /**
  * Splits a message into warnings of at most WARNING_MAX characters: at sentence ends, else at spaces, and a
  * word longer than a line is cut. Every continuation line starts with the rule (`[rule] `, when a rule is given
- * or the message begins with one) and, when the message begins `[rule] Kind namespace/name: `, that object's name:
+ * or the message begins with one) and, when the message begins `[rule] Kind namespace/name: `, that object's kind,
+ * namespace and name (continuationPrefix):
  * kubectl shows a warning text once per run and the API server keeps it once per request, so a continuation line
  * that two objects' messages share ("... and agent callbacks fail with 401.") would be shown for the first only.
  */
@@ -176,11 +177,11 @@ export function toWarnings(message: string, rule?: string): string[] {
 
 /**
  * What each continuation line of a message starts with: `[rule] ` and, for a message that begins `[rule] Kind
- * ns/name: ` (or `[rule] Kind ns/name (Helm release ..., template ...): `), a label of that object: `Kind/name` when
- * at most MAX_LABEL characters (a chart's Deployment and CronJob often share a name), else the name's first 16 and `~`
- * with 6 hex digits of a hash of `Kind ns/name` (Helm names share long prefixes: `<release>-<chart>-...`). Short,
- * so the line keeps room for the text; distinct for the objects of one apply (the same short name and kind in two
- * namespaces of one kubectl run aside).
+ * ns/name: ` (or `[rule] Kind ns/name (Helm release ..., template ...): `), a label of that object: `Kind ns/name`
+ * (`Kind/name` for one without a namespace) when at most MAX_LABEL characters (a chart's Deployment and CronJob often
+ * share a name; one base rendered into two namespaces by `kubectl apply -k` makes the same kind and name twice), else
+ * the name's first 16 and `~` with 6 hex digits of a hash of that whole label (Helm names share long prefixes:
+ * `<release>-<chart>-...`). Short, so the line keeps room for the text; distinct for the objects of one apply.
  */
 export function continuationPrefix(message: string, rule?: string): string {
   const head = /^\[([a-z][a-z-]{0,62})\] (?:([A-Z][A-Za-z]{0,62}) (?:([^\s:()/]{1,300})\/)?([^\s:()/]{1,600})(?: \([^()]{0,600}\))?: )?/.exec(message);
@@ -188,11 +189,12 @@ export function continuationPrefix(message: string, rule?: string): string {
   if (!rule) return '';
   const name = head?.[1] === rule ? head[4] : undefined;
   if (name === undefined) return `[${rule}] `;
-  const kindName = `${head![2]}/${name}`;
-  return `[${rule}] ${kindName.length <= MAX_LABEL ? kindName : `${name.slice(0, 16)}~${hash6(`${head![2]} ${head![3] ?? ''}/${name}`)}`}: `;
+  const ns = head![3];
+  const label = ns === undefined ? `${head![2]}/${name}` : `${head![2]} ${ns}/${name}`;
+  return `[${rule}] ${label.length <= MAX_LABEL ? label : `${name.slice(0, 16)}~${hash6(label)}`}: `;
 }
 
-/** The longest `Kind/name` a continuation line names whole (`ConfigMap/kagent-enterprise-config` is 34). */
+/** The longest `Kind ns/name` a continuation line names whole (`ConfigMap kagent/kagent-enterprise-config` is 41). */
 export const MAX_LABEL = 48;
 
 /**
