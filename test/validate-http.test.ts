@@ -849,11 +849,12 @@ test('an answer with more warnings than fit leaves out whole messages, the notic
     ...Array.from({ length: 8 }, (_, i) => msg('pod-security', `p${i}`)),
     msg('csi-driver-missing', 'last'),
   ];
-  const lines = allow('u', input).warnings!;
+  const lines = allow('u', input, 'Deployment team-a/weather').warnings!;
   assert.ok(lines.length <= MAX_WARNING_LINES, `${lines.length} lines`);
   assert.ok(lines.reduce((n, l) => n + l.length, 0) <= MAX_WARNING_CHARS);
   for (const l of lines) assert.ok(l.length <= WARNING_MAX, l);
-  const messages = joinWarnings(lines.slice(0, -1)).split('\n');
+  const messages = joinWarnings(lines).split('\n');
+  const note = messages.pop()!;
   // every message sent is whole
   for (const m of messages) assert.ok(input.includes(m), m.slice(0, 200));
   // the serious one is in, the notices are left out before any other
@@ -862,13 +863,45 @@ test('an answer with more warnings than fit leaves out whole messages, the notic
   assert.ok(kept === 0 || messages.filter((m) => m.startsWith('[pod-security] ')).length === 8, 'notices go before others');
   const left = input.length - messages.length;
   assert.ok(left > 0);
-  assert.match(lines.at(-1)!, new RegExp(`^\\(${left} more warnings not sent, over the API server's 4 KB: \\[(namespace-mode-label|pod-security)\\]`));
+  // the note names the object (kubectl shows a repeated text once per run: a note two objects shared would be lost
+  // for the second), the limit that was hit (here the characters: 15 messages are far fewer than 40 lines) and the rules
+  assert.equal(note, `[kagenti] Deployment team-a/weather: ${left} more warnings not sent (3,600-character limit): [pod-security], [namespace-mode-label]; run kagenti-webhook lint to see them.`);
   assert.equal(kept, 0, 'every notice left out before the others');
-  assert.match(lines.at(-1)!, /; lint or inject shows all\.\)$/);
   // and in the order they came: the kept pod-security messages before csi-driver-missing
   assert.ok(messages.findIndex((m) => m.startsWith('[csi-driver-missing]')) === messages.length - 1);
   // a few short warnings pass as they are
   assert.deepEqual(allow('u', ['[a] x', '[b] y']).warnings, ['[a] x', '[b] y']);
+  // many short ones: the 40-line limit is the one named, and every rule left out whose name fits is named, the last too
+  const short = (rule: string, i: number) => `[${rule}] CronJob team-a/nightly: short ${i}.`;
+  const many = [...Array.from({ length: 38 }, (_, i) => short('probe-through-proxy', i)), short('net-admin', 38), short('proxy-uid', 39), short('port-conflict-x', 40)];
+  const cut = allow('u', many, 'CronJob team-a/nightly').warnings!;
+  assert.ok(cut.length <= MAX_WARNING_LINES, `${cut.length}`);
+  for (const l of cut) assert.ok(l.length <= WARNING_MAX, l);
+  assert.equal(joinWarnings(cut).split('\n').at(-1), '[kagenti] CronJob team-a/nightly: 3 more warnings not sent (40-line limit): [net-admin], [proxy-uid], [port-conflict-x]; run kagenti-webhook lint to see them.');
+  // the same cut for another namespace's object shares no line with it
+  const other = allow('u', many.map((m) => m.replace('team-a/', 'team-b/')), 'CronJob team-b/nightly').warnings!;
+  assert.equal(other.filter((l) => cut.includes(l)).length, 0);
+  // rules that do not all fit: as many as fit, then ', ...'
+  const rules = Array.from({ length: 12 }, (_, i) => `a-rather-long-rule-name-${String.fromCharCode(97 + i)}`);
+  const crowded = allow('u', [...Array.from({ length: 40 }, (_, i) => short('r', i)), ...rules.map((r, i) => short(r, 40 + i))], 'CronJob team-a/nightly').warnings!;
+  assert.ok(crowded.length <= MAX_WARNING_LINES);
+  for (const l of crowded) assert.ok(l.length <= WARNING_MAX, l);
+  assert.match(joinWarnings(crowded).split('\n').at(-1)!, /^\[kagenti\] CronJob team-a\/nightly: 14 more warnings not sent \(40-line limit\): \[r\], \[a-rather-long-rule-name-a\], .*, \.\.\.; run kagenti-webhook lint to see them\.$/);
+});
+
+test('HTTPS /mutate: the note on warnings left out names the pod, so kubectl (which shows a repeated text once) shows it for each pod', async () => {
+  const s = await server({});
+  try {
+    // each container is long-named, runs as uid 1337 and adds NET_ADMIN: messages long enough to pass 3,600 characters
+    const containers = Array.from({ length: 30 }, (_, i) => ({ name: `c${i}-${'x'.repeat(55)}`, image: 'x', securityContext: { runAsUser: 1337, capabilities: { add: ['NET_ADMIN'] } } }));
+    const pod = (ns: string) => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'weather-agent-with-a-long-name-x', namespace: ns, labels: AGENT }, spec: { serviceAccountName: 'weather', restartPolicy: 'Never', containers, initContainers: Array.from({ length: 20 }, (_, i) => ({ name: `i${i}`, image: 'x' })) } });
+    const a = (await s.review('/mutate', req('Pod', '', pod('team-a')))).warnings as string[];
+    const b = (await s.review('/mutate', req('Pod', '', pod('team-b')))).warnings as string[];
+    assert.equal(joinWarnings(a).split('\n').at(-1), '[kagenti] Pod team-a/weather-agent-with-a-long-name-x: 1 more warning not sent (3,600-character limit): [net-admin]; run kagenti-webhook lint to see it.');
+    assert.equal(a.filter((l) => b.includes(l)).length, 0, 'no line of one pod\'s answer is a line of the other\'s');
+  } finally {
+    await s.close();
+  }
 });
 
 test('HTTPS /validate: kubectl debug (pods/ephemeralcontainers) on an injected agent pod: an added container with NET_ADMIN, ALL or privileged, or as uid 1337, is warned (net-admin, proxy-uid), never denied', async () => {

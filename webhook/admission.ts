@@ -367,9 +367,9 @@ const NOTICES = new Set(['waypoint-mode', 'namespace-mode-label', 'all-opted-out
 /**
  * The warnings (whole messages), each fitted into lines of WARNING_MAX characters, at most MAX_WARNING_LINES lines
  * and MAX_WARNING_CHARS characters. When not all fit, whole messages are left out, never part of one (the notices
- * first, those about what fails outright last), and a last line names the rules of those left out.
+ * first, those about what fails outright last), and the last lines (leftOut) say so for the object `ref` names.
  */
-function fitted(warnings: string[]): string[] {
+function fitted(warnings: string[], ref?: string): string[] {
   let chars = 0;
   let long = false;
   for (const w of warnings) {
@@ -396,31 +396,39 @@ function fitted(warnings: string[]): string[] {
   order.sort((a, b) => rank(a) - rank(b) || a - b);
   const kept = new Map<number, string[]>();
   const left: string[] = [];
+  const hit = { lines: false, chars: false };
   let used = 0;
   let usedLines = 0;
-  // room kept for the last line, which says what was left out
-  const room = MAX_WARNING_CHARS - WARNING_MAX;
+  // room kept for the last lines, which say what was left out
+  const room = MAX_WARNING_CHARS - NOTE_LINES * WARNING_MAX;
   for (const i of order) {
     const w = warnings[i]!;
     // a message longer than the room left is not split to find out (a hostile pod may bring thousands)
     if (used + w.length > room + 40) {
       left.push(ruleOf(w));
+      hit.chars = true;
       continue;
     }
     const lines = split(w);
     const size = lines.reduce((n, l) => n + l.length, 0);
-    if (usedLines + lines.length <= MAX_WARNING_LINES - 1 && used + size <= room) {
+    const linesFit = usedLines + lines.length <= MAX_WARNING_LINES - NOTE_LINES;
+    const charsFit = used + size <= room;
+    if (linesFit && charsFit) {
       kept.set(i, lines);
       used += size;
       usedLines += lines.length;
-    } else left.push(ruleOf(w));
+    } else {
+      left.push(ruleOf(w));
+      if (!linesFit) hit.lines = true;
+      if (!charsFit) hit.chars = true;
+    }
   }
   const out: string[] = [];
   for (let i = 0; i < warnings.length; i++) {
     const lines = kept.get(i);
     if (lines) out.push(...lines);
   }
-  out.push(leftOut(left));
+  out.push(...leftOut(left, hit, ref));
   return out;
 }
 
@@ -428,22 +436,30 @@ function ruleOf(warning: string): string {
   return /^\[([a-z][a-z-]{0,62})\] /.exec(warning)?.[1] ?? '';
 }
 
-/** The last line when warnings were left out: how many, and their rules, in WARNING_MAX characters. */
-function leftOut(rules: string[]): string {
+/** Lines fitted() keeps for what it left out (leftOut), in at most as many times WARNING_MAX characters. */
+const NOTE_LINES = 2;
+
+/**
+ * The last lines when warnings were left out, at most NOTE_LINES: the object (by its continuation label: kubectl
+ * shows a repeated text once per run, so a note two objects shared would be shown for the first only), how many were
+ * left out, the limit that left them out (lines or characters), and as many of their rules as fit.
+ */
+function leftOut(rules: string[], hit: { lines: boolean; chars: boolean }, ref?: string): string[] {
   const n = rules.length;
   const names = [...new Set(rules.filter(Boolean))];
-  const start = `(${n} more warning${n === 1 ? '' : 's'} not sent, over the API server's 4 KB`;
-  const end = '; lint or inject shows all.)';
-  let list = '';
-  for (const r of names) {
-    const next = `${list ? `${list}, ` : ': '}[${r}]`;
-    if (start.length + next.length + end.length > WARNING_MAX - ', ...'.length) {
-      if (list) list += ', ...';
-      break;
-    }
-    list = next;
+  const head = continuationPrefix(`[kagenti] ${ref ?? ''}: `);
+  const lines = `${MAX_WARNING_LINES}-line`;
+  const chars = `${String(MAX_WARNING_CHARS).replace(/\B(?=(\d{3})+$)/g, ',')}-character`;
+  const limit = hit.lines && hit.chars ? `${lines} and ${chars} limits` : `${hit.lines ? lines : chars} limit`;
+  const start = `${head}${n} more warning${n === 1 ? '' : 's'} not sent (${limit})`;
+  const end = `; run kagenti-webhook lint to see ${n === 1 ? 'it' : 'them'}.`;
+  // all the rules if they fit, else the most that fit with ', ...' after them
+  for (let k = names.length; k >= 0; k--) {
+    const list = k === 0 ? '' : `: ${names.slice(0, k).map((r) => `[${r}]`).join(', ')}${k < names.length ? ', ...' : ''}`;
+    const note = toWarnings(`${start}${list}${end}`, 'kagenti');
+    if (note.length <= NOTE_LINES && note.every((l) => l.length <= WARNING_MAX)) return note;
   }
-  return `${start}${list}${end}`;
+  return toWarnings(`${start}${end}`, 'kagenti').slice(0, NOTE_LINES);
 }
 
 /** A denial's message, cut to MAX_MESSAGE characters with a note that it was. */
@@ -452,14 +468,15 @@ function fittedMessage(message: string): string {
   return `${message.slice(0, MAX_MESSAGE - 60)} ... (cut: the message has ${message.length} characters)`;
 }
 
-export function allow(uid: string, warnings: string[] = []): AdmissionResponse {
+/** `ref`: the request's object (`Kind ns/name`), named in the note on warnings left out when not all fit. */
+export function allow(uid: string, warnings: string[] = [], ref?: string): AdmissionResponse {
   const r: AdmissionResponse = { uid, allowed: true };
-  if (warnings.length) r.warnings = fitted(warnings.map(printable));
+  if (warnings.length) r.warnings = fitted(warnings.map(printable), ref);
   return r;
 }
 
-export function allowWithPatch(uid: string, patch: readonly unknown[], warnings: string[] = []): AdmissionResponse {
-  const r = allow(uid, warnings);
+export function allowWithPatch(uid: string, patch: readonly unknown[], warnings: string[] = [], ref?: string): AdmissionResponse {
+  const r = allow(uid, warnings, ref);
   if (patch.length) {
     r.patchType = 'JSONPatch';
     r.patch = base64(patchJson(patch as Operation[]));
@@ -483,10 +500,10 @@ function base64(text: string): string {
  * messages (a list) go one a line. Each message, and each warning, is one line: printable() escapes what a request
  * put in it that a terminal would act on.
  */
-export function deny(uid: string, message: string | readonly string[], warnings: string[] = []): AdmissionResponse {
+export function deny(uid: string, message: string | readonly string[], warnings: string[] = [], ref?: string): AdmissionResponse {
   const text = typeof message === 'string' ? printable(message) : message.map(printable).join('\n');
   const r: AdmissionResponse = { uid, allowed: false, status: { code: 403, reason: 'Forbidden', message: fittedMessage(text) } };
-  if (warnings.length) r.warnings = fitted(warnings.map(printable));
+  if (warnings.length) r.warnings = fitted(warnings.map(printable), ref);
   return r;
 }
 

@@ -45,7 +45,7 @@ export function mutate(req: AdmissionRequest, deps: MutateDeps): Decision {
       const patch = createPatch(pod as KubeObject, result.template);
       // the warnings' names: each counted as `warned`, and logged once (none for a pod with nothing to warn about)
       const each = warnings.length ? warnings.map(warningName).filter((n) => n !== undefined) : [];
-      const decision = decisionFor(allowWithPatch(req.uid, patch, warnings), each.length > 1 ? [...new Set(each)] : each, {
+      const decision = decisionFor(allowWithPatch(req.uid, patch, warnings, ref), each.length > 1 ? [...new Set(each)] : each, {
         mode: result.mode,
         injected: patch.length ? result.injected : [],
         unchanged: patch.length === 0,

@@ -500,11 +500,11 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
     };
     if (kind === 'ConfigMap') detail.issuer = iss.classification;
     if (req.dryRun) detail.dryRun = true;
-    if (errors.length) return decisionFor(deny(req.uid, errors.map((v) => v.message), warnings), rules, detail);
+    if (errors.length) return decisionFor(deny(req.uid, errors.map((v) => v.message), warnings, requestRef(req)), rules, detail);
     // a second agent on its ServiceAccount sent before the cache knows this one (kubectl apply -f dir/) is denied
     if (admitting && typeof objWithKind.metadata?.name === 'string') cluster!.noteAdmitted(kind!, ns, objWithKind.metadata.name, admitting);
     if (restartHint) warnings.push(...restartWarning(ns, cmName));
-    return decisionFor(allow(req.uid, warnings), rules, detail);
+    return decisionFor(allow(req.uid, warnings, requestRef(req)), rules, detail);
   }
 
   /**
@@ -516,7 +516,7 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
   function helmDecision(req: AdmissionRequest, r: HelmReleaseResult): Decision {
     const warnings = [...r.warnings];
     const detail: Record<string, unknown> = { helmRelease: `${r.namespace}/${r.releaseName}`, helmStatus: r.status };
-    if (!r.checked) return decisionFor(allow(req.uid, warnings), [], { ...detail, skipped: r.skipped });
+    if (!r.checked) return decisionFor(allow(req.uid, warnings, requestRef(req)), [], { ...detail, skipped: r.skipped });
     for (const v of r.violations) {
       ruleViolations.inc({ rule: v.rule, action: v.severity === 'error' ? 'denied' : 'warned' });
       if (v.severity === 'warning') warnings.push(v.message);
@@ -526,9 +526,9 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
     detail.violations = r.violations.map((v) => ({ rule: v.rule, severity: v.severity, source: v.source, line: v.line }));
     if (errors.length) {
       const more = errors.length > 1 ? ` (and ${errors.length - 1} more: run kagenti-webhook lint on the chart's render)` : '';
-      return decisionFor(deny(req.uid, `${errors[0].message}${more}`, warnings), rules, detail);
+      return decisionFor(deny(req.uid, `${errors[0].message}${more}`, warnings, requestRef(req)), rules, detail);
     }
-    return decisionFor(allow(req.uid, warnings), rules, detail);
+    return decisionFor(allow(req.uid, warnings, requestRef(req)), rules, detail);
   }
 
   /**
@@ -585,7 +585,7 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
     const warnings = [
       `[${rule}] ConfigMap ${ns}/${name}: the webhook set data.${TOKEN_REVIEW_KEY} to "true" (it was ${before}; tokenReview.action: mutate). ${cap(describeIssuer(iss))}, so without it kagent cannot verify agent tokens and agent callbacks fail with 401. Fix: set it in what your pipeline renders, so the source matches the cluster.`,
     ];
-    return decisionFor(allowWithPatch(req.uid, patch, warnings), [rule], {
+    return decisionFor(allowWithPatch(req.uid, patch, warnings, requestRef(req)), [rule], {
       remediation: 'token-review',
       before,
       dryRun: req.dryRun || undefined,
