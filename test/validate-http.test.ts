@@ -889,6 +889,26 @@ test('an answer with more warnings than fit leaves out whole messages, the notic
   assert.match(joinWarnings(crowded).split('\n').at(-1)!, /^\[kagenti\] CronJob team-a\/nightly: 14 more warnings not sent \(40-line limit\): \[r\], \[a-rather-long-rule-name-a\], .*, \.\.\.; run kagenti-webhook lint to see them\.$/);
 });
 
+test('HTTPS /mutate: a fix that annotates a controller\'s pod names its workload\'s pod template, as dedicated-service-account\'s fix for the same pod does', async () => {
+  const s = await server({});
+  try {
+    // a Job's pod that is meant to finish: sidecars-block-completion's fix is an annotation, which on the pod would not last
+    const jobPod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'nightly-28999-x7k2p', namespace: 'team-a', labels: AGENT, ownerReferences: [{ apiVersion: 'batch/v1', kind: 'Job', name: 'nightly-28999', uid: 'j', controller: true }] }, spec: { serviceAccountName: 'default', restartPolicy: 'Never', containers: [{ name: 'a', image: 'x' }] } };
+    const m = joinWarnings((await s.review('/mutate', req('Pod', '', jobPod))).warnings as string[]);
+    assert.match(m, /\[sidecars-block-completion\] .* Fix: annotate the pod template of Job\/nightly-28999 \(spec\.template\.metadata\.annotations\) kagenti\.io\/native-sidecars: "true"/, m);
+    // the same pod at /validate: dedicated-service-account names the same workload
+    const v = await s.review('/validate', req('Pod', '', jobPod));
+    assert.match(JSON.stringify(v), /spec\.template\.spec\.serviceAccountName in Job\/nightly-28999, which creates this pod/);
+    // a Deployment's pod (its ReplicaSet by name and pod-template-hash), and a pod of its own
+    const rsPod = { ...jobPod, metadata: { ...jobPod.metadata, name: 'weather-7d4b9c-x7k2p', labels: { ...AGENT, 'pod-template-hash': '7d4b9c' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'weather-7d4b9c', uid: 'r', controller: true }] } };
+    assert.match(joinWarnings((await s.review('/mutate', req('Pod', '', rsPod))).warnings as string[]), /Fix: annotate the pod template of Deployment\/weather \(spec\.template\.metadata\.annotations\) /);
+    const own = { ...jobPod, metadata: { name: 'one-off', namespace: 'team-a', labels: AGENT } };
+    assert.match(joinWarnings((await s.review('/mutate', req('Pod', '', own))).warnings as string[]), /Fix: annotate the pod kagenti\.io\/native-sidecars/);
+  } finally {
+    await s.close();
+  }
+});
+
 test('HTTPS /mutate: the note on warnings left out names the pod, so kubectl (which shows a repeated text once) shows it for each pod', async () => {
   const s = await server({});
   try {

@@ -13,7 +13,7 @@ import { goYamlScanProblem } from './go-yaml-scan.ts';
 import { listItemProblem } from './kubectl-list.ts';
 import { decodeText, InputError, jsonParseError, kubectlStreamMode, NOT_PRINTABLE, splitDocuments, yamlErrorText } from './manifest-stream.ts';
 import type { RawDocument } from './manifest-stream.ts';
-import { asCreated, checkUncheckedTemplate, ownField, RenderedNamespaces, UNWATCHED_NAMESPACES } from './rules.ts';
+import { asCreated, checkUncheckedTemplate, ownField, RenderedNamespaces, templateWorkload, UNWATCHED_NAMESPACES } from './rules.ts';
 import { parseFlags, UsageError } from './usage.ts';
 import { getPodTemplate, podSpecFieldPath } from './workloads.ts';
 
@@ -88,7 +88,8 @@ function injectObject(obj: unknown, cfg: Config, defaultNs: string, namespaces: 
   // The namespace's labels (authbridge mode, Pod Security level) are those of a Namespace earlier in the input, as
   // lint reads them; /mutate reads the cluster's.
   const created = asCreated(o, tpl.template);
-  const r = injectTemplate(created, cfg, { namespace, namespaceLabels: namespaces.labels(namespace), ref }, podSpecFieldPath(o.kind));
+  const owner = o.kind === 'Pod' ? templateWorkload(o, cfg, namespace) : undefined;
+  const r = injectTemplate(created, cfg, { namespace, namespaceLabels: namespaces.labels(namespace), ref, owner }, podSpecFieldPath(o.kind));
   if (r.outcome === 'skip') return null;
   // The webhook's registrations never send an object in these namespaces: it injects and denies nothing there, so
   // neither does inject (the document is written back as it was), and it says so, as lint's unwatched-namespace does.

@@ -10,6 +10,7 @@ import type { PodResourceFinding } from './pod-resources.ts';
 import { podResourceFindings } from './pod-resources.ts';
 import { guaranteedPod, injectedResources } from './qos.ts';
 import { VERSION } from './version.ts';
+import { workloadSpecPath } from './workloads.ts';
 
 export const LABEL_TYPE = 'kagenti.io/type';
 export const LABEL_INJECT = 'kagenti.io/inject';
@@ -101,6 +102,11 @@ export interface InjectContext {
   namespaceLabels?: Record<string, string>;
   /** Kind and name for messages, e.g. `Pod team-a/weather-agent-abc12`. */
   ref: string;
+  /**
+   * The workload a controller's pod is made from (rules.ts templateWorkload), when the pod is one: a fix that
+   * annotates or labels the pod names that workload's pod template instead (the controller's next pod comes from it).
+   */
+  owner?: { kind: string; name: string };
   /**
    * Only the outcome, denial and warnings are wanted (lint, /validate of a workload), never the template: the
    * injected pieces are rendered for a placeholder identity (one cache entry per plan, not one per namespace and
@@ -254,14 +260,24 @@ function metadataPath(specPath: string): string {
   return specPath.endsWith('.spec') ? `${specPath.slice(0, -'.spec'.length)}.metadata` : 'metadata';
 }
 
-/** Where a per-pod annotation goes: on the pod, or on a workload's pod template (not on the workload itself). */
-function annotateTarget(specPath: string): string {
-  return specPath === 'spec' ? 'the pod' : `the pod template (${metadataPath(specPath)}.annotations)`;
+/**
+ * Where a per-pod annotation goes: on a workload's pod template (not on the workload itself), on the pod of its own,
+ * or, for a controller's pod (`owner`), on its workload's pod template, as dedicated-service-account's fix says.
+ */
+function annotateTarget(specPath: string, owner?: { kind: string; name: string }): string {
+  return podTarget(specPath, 'annotations', owner);
 }
 
-/** Where the opt-out label goes: on the pod, or on a workload's pod template (a label on the workload does nothing). */
-function optOutTarget(specPath: string): string {
-  return specPath === 'spec' ? 'the pod' : `the pod template (${metadataPath(specPath)}.labels)`;
+/** Where the opt-out label goes: as annotateTarget (a label on the workload itself does nothing). */
+function optOutTarget(specPath: string, owner?: { kind: string; name: string }): string {
+  return podTarget(specPath, 'labels', owner);
+}
+
+function podTarget(specPath: string, field: 'annotations' | 'labels', owner?: { kind: string; name: string }): string {
+  if (specPath !== 'spec') return `the pod template (${metadataPath(specPath)}.${field})`;
+  if (!owner) return 'the pod';
+  const wpath = workloadSpecPath(owner.kind);
+  return `the pod template of ${owner.kind}/${owner.name}${wpath ? ` (${metadataPath(wpath)}.${field})` : ''}`;
 }
 
 /** Keys and values of a string mapping in UTF-8 bytes, as Kubernetes counts them (for messages). */
@@ -1065,7 +1081,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   if (spec.hostNetwork === true && authBridge)
     add(denial(
       'host-network',
-      `${ctx.ref}: ${specPath}.hostNetwork is true on an agent pod. Its sidecars would share the node's network: the proxy would bind the node's ports${proxyInit ? ", and proxy-init would rewrite the node's iptables, intercepting every pod on the node" : ''}. Fix: remove hostNetwork, label ${optOutTarget(specPath)} ${LABEL_AUTHBRIDGE_INJECT}: "false" to inject spiffe-helper only, or ${LABEL_INJECT}: disabled.`,
+      `${ctx.ref}: ${specPath}.hostNetwork is true on an agent pod. Its sidecars would share the node's network: the proxy would bind the node's ports${proxyInit ? ", and proxy-init would rewrite the node's iptables, intercepting every pod on the node" : ''}. Fix: remove hostNetwork, label ${optOutTarget(specPath, ctx.owner)} ${LABEL_AUTHBRIDGE_INJECT}: "false" to inject spiffe-helper only, or ${LABEL_INJECT}: disabled.`,
       ['spec', 'hostNetwork'],
     ));
 
@@ -1182,7 +1198,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
             : `${specPath}.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution rules out ${NODE_LABEL_OS}=linux in every nodeSelectorTerm, so the pod runs only on non-Linux (Windows) nodes, but the injected containers (${names}) are Linux-only. A Windows node cannot run them`;
       add(denial(
         'unsupported-os',
-        `${ctx.ref}: ${why}${addInit.length ? ", and proxy-init's traffic redirect (iptables) exists only on Linux" : ''}. Fix: run the agent on Linux nodes, or label ${optOutTarget(specPath)} ${LABEL_INJECT}: disabled.`,
+        `${ctx.ref}: ${why}${addInit.length ? ", and proxy-init's traffic redirect (iptables) exists only on Linux" : ''}. Fix: run the agent on Linux nodes, or label ${optOutTarget(specPath, ctx.owner)} ${LABEL_INJECT}: disabled.`,
         osName === 'windows'
           ? ['spec', 'os', 'name']
           : nodeOs === 'windows'
@@ -1209,7 +1225,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
         const field = ['spec', list, indexIn(spec[list], own), 'name'];
         add(denial(
           'reserved-name',
-          `${ctx.ref}: ${fieldText(specPath, field)} is ${c.name}, a container name reserved for the injected sidecar. Two containers cannot share a name and ours cannot be skipped. Fix: rename your container, or label ${optOutTarget(specPath)} ${LABEL_INJECT}: disabled.`,
+          `${ctx.ref}: ${fieldText(specPath, field)} is ${c.name}, a container name reserved for the injected sidecar. Two containers cannot share a name and ours cannot be skipped. Fix: rename your container, or label ${optOutTarget(specPath, ctx.owner)} ${LABEL_INJECT}: disabled.`,
           field,
         ));
       }
@@ -1225,7 +1241,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
     const field = ['spec', 'volumes', indexIn(spec.volumes, existing), 'name'];
     add(denial(
       'reserved-name',
-      `${ctx.ref}: ${fieldText(specPath, field)} is ${v.name}, the name of an injected volume, but the volume differs from the injected one. The sidecars mount it by that name and would read the wrong data. Fix: rename your volume, or label ${optOutTarget(specPath)} ${LABEL_INJECT}: disabled.`,
+      `${ctx.ref}: ${fieldText(specPath, field)} is ${v.name}, the name of an injected volume, but the volume differs from the injected one. The sidecars mount it by that name and would read the wrong data. Fix: rename your volume, or label ${optOutTarget(specPath, ctx.owner)} ${LABEL_INJECT}: disabled.`,
       field,
     ));
   }
@@ -1294,7 +1310,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
       const where = `${evidence.subject}${evidence.field ? ` (${annotationOrField(specPath, evidence.field)})` : ''} ${evidence.says}`;
       const d = denial(
         'istio-sidecar',
-        `${ctx.ref}: ${where}, and the injected AuthBridge proxy runs as uid ${PROXY_UID}, which Istio's iptables rules leave out of its redirect, as proxy-init leaves Istio's proxy (uid ${PROXY_UID} too) out of AuthBridge's. The agent's outbound traffic leaves AuthBridge without Istio's mTLS${proxyInit ? ", and inbound mesh traffic reaches AuthBridge before Istio's proxy" : ''}, so the mesh's mTLS and policies do not cover the agent. Fix: run the namespace in Istio's ambient mode (no sidecar), annotate ${annotateTarget(specPath)} ${ANNOTATION_MODE}: waypoint, or label ${optOutTarget(specPath)} ${LABEL_ISTIO_INJECT}: "false".`,
+        `${ctx.ref}: ${where}, and the injected AuthBridge proxy runs as uid ${PROXY_UID}, which Istio's iptables rules leave out of its redirect, as proxy-init leaves Istio's proxy (uid ${PROXY_UID} too) out of AuthBridge's. The agent's outbound traffic leaves AuthBridge without Istio's mTLS${proxyInit ? ", and inbound mesh traffic reaches AuthBridge before Istio's proxy" : ''}, so the mesh's mTLS and policies do not cover the agent. Fix: run the namespace in Istio's ambient mode (no sidecar), annotate ${annotateTarget(specPath, ctx.owner)} ${ANNOTATION_MODE}: waypoint, or label ${optOutTarget(specPath, ctx.owner)} ${LABEL_ISTIO_INJECT}: "false".`,
         evidence.field ?? ['metadata', 'labels'],
       );
       if (istioAction === 'deny') add(d);
@@ -1310,7 +1326,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   if (proxyInit && cfg.policies['mesh-sidecar'] !== 'off')
     for (const m of meshes)
       warnings.push(
-        `[mesh-sidecar] ${ctx.ref}: ${m.subject}${m.field ? ` (${m.field[0] === 'metadata' ? `${metadataPath(specPath)}.${String(m.field[1])}` : fieldText(specPath, m.field)})` : ''} ${m.says}, beside the injected AuthBridge proxy, and both ${m.mesh} and AuthBridge's proxy-init redirect the pod's traffic with iptables. The two redirects conflict: each leaves only its own proxy's uid out, so traffic may bypass one of the proxies (AuthBridge, which then does not see it, or ${m.mesh}'s mTLS). Fix: use one mesh for the agent, or opt it out of ${m.mesh}'s injection: ${m.optOut.replace('{annotate}', annotateTarget(specPath)).replace('{label}', optOutTarget(specPath))}.`,
+        `[mesh-sidecar] ${ctx.ref}: ${m.subject}${m.field ? ` (${m.field[0] === 'metadata' ? `${metadataPath(specPath)}.${String(m.field[1])}` : fieldText(specPath, m.field)})` : ''} ${m.says}, beside the injected AuthBridge proxy, and both ${m.mesh} and AuthBridge's proxy-init redirect the pod's traffic with iptables. The two redirects conflict: each leaves only its own proxy's uid out, so traffic may bypass one of the proxies (AuthBridge, which then does not see it, or ${m.mesh}'s mTLS). Fix: use one mesh for the agent, or opt it out of ${m.mesh}'s injection: ${m.optOut.replace('{annotate}', annotateTarget(specPath, ctx.owner)).replace('{label}', optOutTarget(specPath, ctx.owner))}.`,
       );
 
   if (found.list.length) return denied(found);
@@ -1388,7 +1404,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   const rp = spec.restartPolicy;
   if (!native && addSidecars.length && (rp === 'Never' || rp === 'OnFailure'))
     warnings.push(
-      `[sidecars-block-completion] ${ctx.ref}: ${specPath}.restartPolicy is ${rp}, so it is meant to finish, but the injected sidecars keep running and it never completes (nor does its Job). Fix: annotate ${annotateTarget(specPath)} ${ANNOTATION_NATIVE_SIDECARS}: "true" (Kubernetes 1.29+ on the API server and every node's kubelet), or set featureGates.nativeSidecars.`,
+      `[sidecars-block-completion] ${ctx.ref}: ${specPath}.restartPolicy is ${rp}, so it is meant to finish, but the injected sidecars keep running and it never completes (nor does its Job). Fix: annotate ${annotateTarget(specPath, ctx.owner)} ${ANNOTATION_NATIVE_SIDECARS}: "true" (Kubernetes 1.29+ on the API server and every node's kubelet), or set featureGates.nativeSidecars.`,
     );
 
   // Pod Security admission checks the pod after the mutating webhooks. proxy-init (root, NET_ADMIN, NET_RAW) passes
@@ -1397,7 +1413,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   const psa = addInit.length ? ctx.namespaceLabels?.[NAMESPACE_LABEL_PSA_ENFORCE] : undefined;
   if (psa === 'baseline' || psa === 'restricted')
     warnings.push(
-      `[pod-security] ${ctx.ref}: namespace ${ctx.namespace} enforces Pod Security "${psa}" (label ${NAMESPACE_LABEL_PSA_ENFORCE}), but the injected proxy-init runs as root with NET_ADMIN and NET_RAW, which only "privileged" allows, so Pod Security admission rejects the pod unless the cluster exempts it. Fix: label the namespace ${NAMESPACE_LABEL_PSA_ENFORCE}=privileged, annotate ${annotateTarget(specPath)} ${ANNOTATION_MODE}: waypoint if a mesh waypoint serves it, or set authBridge.egressEnforcement: none in the webhook config (no proxy-init outside envoy-sidecar mode, but the proxy then sees only the requests the agent sends it itself).`,
+      `[pod-security] ${ctx.ref}: namespace ${ctx.namespace} enforces Pod Security "${psa}" (label ${NAMESPACE_LABEL_PSA_ENFORCE}), but the injected proxy-init runs as root with NET_ADMIN and NET_RAW, which only "privileged" allows, so Pod Security admission rejects the pod unless the cluster exempts it. Fix: label the namespace ${NAMESPACE_LABEL_PSA_ENFORCE}=privileged, annotate ${annotateTarget(specPath, ctx.owner)} ${ANNOTATION_MODE}: waypoint if a mesh waypoint serves it, or set authBridge.egressEnforcement: none in the webhook config (no proxy-init outside envoy-sidecar mode, but the proxy then sees only the requests the agent sends it itself).`,
     );
 
   // Without native sidecars, the pod's own init containers run after proxy-init has redirected outbound traffic to
@@ -1420,7 +1436,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
         ? ` ${nameList(sidecars)} ${sidecars.length > 1 ? 'are native sidecars' : 'is a native sidecar'} of the pod: the proxy starts only once ${sidecars.length > 1 ? 'they have' : 'it has'} started, so a startup probe that needs the network never passes.`
         : '';
       warnings.push(
-        `[init-before-proxy] ${ctx.ref}: init container${many ? 's' : ''} ${nameList(names)} run${many ? '' : 's'} after proxy-init redirects outbound traffic to the proxy but before the proxy starts (no native sidecars). Any outbound connection ${many ? 'they make' : 'it makes'} fails, and a wait or download loop keeps the pod in Init.${own} Fix: annotate ${annotateTarget(specPath)} ${ANNOTATION_NATIVE_SIDECARS}: "true" (Kubernetes >= 1.29 on the API server and every node's kubelet) so the proxy starts first, or make ${many ? 'those init containers' : 'that init container'} need no network.`,
+        `[init-before-proxy] ${ctx.ref}: init container${many ? 's' : ''} ${nameList(names)} run${many ? '' : 's'} after proxy-init redirects outbound traffic to the proxy but before the proxy starts (no native sidecars). Any outbound connection ${many ? 'they make' : 'it makes'} fails, and a wait or download loop keeps the pod in Init.${own} Fix: annotate ${annotateTarget(specPath, ctx.owner)} ${ANNOTATION_NATIVE_SIDECARS}: "true" (Kubernetes >= 1.29 on the API server and every node's kubelet) so the proxy starts first, or make ${many ? 'those init containers' : 'that init container'} need no network.`,
       );
     }
   }
@@ -1524,7 +1540,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
       const kind = kinds.size > 1 ? 'httpGet or grpc' : kinds.has('grpc') ? 'grpc' : 'httpGet';
       const source = mtlsAnn !== undefined ? `annotation ${ANNOTATION_MTLS}` : 'authBridge.mtlsMode in the webhook config';
       warnings.push(
-        `[probe-through-proxy] ${ctx.ref}: container${many ? 's' : ''} ${countedList(names, containerCount)} ${many ? 'have' : 'has'} ${probes ? `${kind} probes on ports` : `${kind === 'grpc' ? 'a' : 'an'} ${kind} probe on a port`} that proxy-init redirects to the proxy (${countedList(fields, probeCount)}), and the mTLS mode is strict (${source}). The kubelet's probe reaches AuthBridge's inbound listener, which under mTLS strict refuses it without a client certificate: the pod never becomes ready, and a failing liveness probe restarts the container over and over. Fix: use an exec probe for ${probes ? 'them' : 'it'}, or annotate ${annotateTarget(specPath)} ${ANNOTATION_MTLS}: permissive.`,
+        `[probe-through-proxy] ${ctx.ref}: container${many ? 's' : ''} ${countedList(names, containerCount)} ${many ? 'have' : 'has'} ${probes ? `${kind} probes on ports` : `${kind === 'grpc' ? 'a' : 'an'} ${kind} probe on a port`} that proxy-init redirects to the proxy (${countedList(fields, probeCount)}), and the mTLS mode is strict (${source}). The kubelet's probe reaches AuthBridge's inbound listener, which under mTLS strict refuses it without a client certificate: the pod never becomes ready, and a failing liveness probe restarts the container over and over. Fix: use an exec probe for ${probes ? 'them' : 'it'}, or annotate ${annotateTarget(specPath, ctx.owner)} ${ANNOTATION_MTLS}: permissive.`,
       );
     }
   }
@@ -1752,7 +1768,7 @@ function requesting(injected: readonly KubeObject[], r: string): KubeObject[] {
 /** One pod-resources finding as a denial (its message is the warning's too, under policies.pod-resources: warn). */
 function podResourceDenial(ctx: InjectContext, specPath: string, f: PodResourceFinding, injected: readonly KubeObject[]): InjectDenial {
   const r = f.resource;
-  const optOut = `label ${optOutTarget(specPath)} ${LABEL_INJECT}: disabled`;
+  const optOut = `label ${optOutTarget(specPath, ctx.owner)} ${LABEL_INJECT}: disabled`;
   if (f.kind === 'limits') {
     const field = ['spec', 'resources', 'limits', r];
     const at = fieldText(specPath, field);

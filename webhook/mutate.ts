@@ -5,11 +5,12 @@ import { allow, allowWithPatch, decisionFor, deny, objectRef } from './admission
 import type { Config } from './config.ts';
 import { csiDriverMissing, denialLines, injectTemplate, warningName } from './inject.ts';
 import { createPatch } from './patch.ts';
+import { templateWorkload } from './rules.ts';
 import type { ValidationService } from './validation.ts';
 
 export interface MutateDeps {
   config: Config;
-  validation?: Pick<ValidationService, 'mutateConfigMap' | 'namespaceLabels' | 'csiDriverExists'>;
+  validation?: Pick<ValidationService, 'mutateConfigMap' | 'namespaceLabels' | 'csiDriverExists'> & Partial<Pick<ValidationService, 'podWorkload'>>;
 }
 
 export function mutate(req: AdmissionRequest, deps: MutateDeps): Decision {
@@ -30,6 +31,8 @@ export function mutate(req: AdmissionRequest, deps: MutateDeps): Decision {
     namespace,
     namespaceLabels: deps.validation?.namespaceLabels(namespace),
     ref,
+    // a controller's pod: fixes name its workload's template (with the cluster's cache when there is one)
+    owner: deps.validation?.podWorkload ? deps.validation.podWorkload(pod as KubeObject, namespace) : templateWorkload(pod, deps.config, namespace),
   });
   switch (result.outcome) {
     case 'skip':

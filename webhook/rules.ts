@@ -13,7 +13,7 @@ import {
   objectNamespace,
   spiffeId,
 } from './identity.ts';
-import { apiGroup, getPodTemplate, isWorkloadKind, kindGroup, otherPodTemplates, pathText, podSpecFieldPath } from './workloads.ts';
+import { apiGroup, getPodTemplate, isWorkloadKind, kindGroup, otherPodTemplates, pathText, podSpecFieldPath, workloadSpecPath } from './workloads.ts';
 import type { InjectionPolicy, InjectionRule, InjectionWarning } from './inject.ts';
 import { ANNOTATION_ISTIO_STATUS, ANNOTATION_MODE, eligibility, injectTemplate, LABEL_TYPE, PROXY_UID, warningName } from './inject.ts';
 import { cutKey, isObject, jsonEqual, MAX_QUOTED, quoted } from './json.ts';
@@ -140,17 +140,6 @@ function jsonValue(v: unknown): string {
   if (typeof v === 'string') return quoted(v);
   if (Array.isArray(v)) return 'a list';
   return 'a mapping';
-}
-
-/**
- * Where the ServiceAccount of a controller's pods is set: the pod spec field of its workload's template
- * (`spec.template.spec` of a Deployment, `spec.jobTemplate.spec.template.spec` of a CronJob, `spec.template.spec` of
- * an Argo Rollout), or null for a kind whose template this webhook does not know (a KEDA ScaledJob, a JobSet).
- */
-function workloadSpecPath(kind: string): string | null {
-  if (kind === 'Pod') return null;
-  if (isWorkloadKind(kind)) return podSpecFieldPath(kind);
-  return kind === 'Rollout' ? 'spec.template.spec' : null;
 }
 
 /** The label Knative puts on a Revision's pods when a Knative Service owns its Configuration: the Service's name. */
@@ -1046,6 +1035,17 @@ export function samePodTemplate(a: unknown, b: unknown): boolean {
 export function agentOf(obj: Record<string, any>, config: Config, namespace?: string, lookup?: OwnerLookup, now?: number): AgentRef | null {
   const id: AgentIdentity | null = agentIdentity(obj, config, namespace, lookup, now);
   return id;
+}
+
+/**
+ * The workload whose pod template a controller's pod is made from (its Deployment, CronJob...), found as
+ * dedicated-service-account's fix finds it (agentOf; a tool's pod as an agent's): where a per-pod annotation or
+ * label has to go, since the controller's next pod comes from the template. Undefined for a pod of its own.
+ */
+export function templateWorkload(pod: Record<string, any>, config: Config, namespace?: string, lookup?: OwnerLookup, now?: number): { kind: string; name: string } | undefined {
+  const toolsAsAgents: Config = config.featureGates.injectTools ? config : { ...config, featureGates: { ...config.featureGates, injectTools: true } };
+  const a = agentOf(pod, toolsAsAgents, namespace, lookup, now);
+  return a?.source ? { kind: a.kind, name: a.name } : undefined;
 }
 
 function refText(a: AgentRef): string {

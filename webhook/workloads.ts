@@ -105,6 +105,17 @@ export function podSpecFieldPath(kind: string): string {
 }
 
 /**
+ * Where the pod spec of a controller's pods is: the pod spec field of its workload's template (`spec.template.spec`
+ * of a Deployment, `spec.jobTemplate.spec.template.spec` of a CronJob, `spec.template.spec` of an Argo Rollout), or
+ * null for a kind whose template this webhook does not know (a KEDA ScaledJob, a JobSet).
+ */
+export function workloadSpecPath(kind: string): string | null {
+  if (kind === 'Pod') return null;
+  if (isWorkloadKind(kind)) return podSpecFieldPath(kind);
+  return kind === 'Rollout' ? 'spec.template.spec' : null;
+}
+
+/**
  * Where a kind this webhook does not know may keep a pod template: where the kinds it knows keep theirs, and where
  * the controllers that nest them deeper do (`*`: each item of a list): a LeaderWorkerSet's leader and worker
  * templates, a JobSet's replicated Jobs' pod templates, a KubeRay RayCluster's head and worker groups.
