@@ -57,10 +57,13 @@ const invalid: [string, RegExp][] = [
   ['featureGate:\n  injectTools: true\n', /featureGate: unknown key/],
   ['featureGates:\n  injectTool: true\n', /featureGates\.injectTool: unknown key \(known keys of featureGates: globalEnabled, injectTools, nativeSidecars\)/],
   ['featureGates:\n  injectTools: "true"\n', /featureGates\.injectTools: expected true or false, got string "true"/],
-  ['authBridge:\n  defaultMode: sidecar\n', /authBridge\.defaultMode: expected one of proxy-sidecar, lite, envoy-sidecar, waypoint, got string "sidecar"/],
+  ['authBridge:\n  defaultMode: sidecar\n', /authBridge\.defaultMode: expected one of proxy-sidecar, lite, envoy-sidecar, waypoint, got string "sidecar"\. Fix: write one of proxy-sidecar, lite, envoy-sidecar, waypoint\.$/],
   ['authBridge:\n  ports:\n    admin: 70000\n', /authBridge\.ports\.admin: expected a port number/],
   ['authBridge:\n  ports:\n    admin: 15123\n', /outbound and admin both use port 15123/],
-  ['policies:\n  unique-service-account: block\n', /policies\.unique-service-account: expected one of deny, warn, off/],
+  ['policies:\n  unique-service-account: block\n', /^my\.yaml: policies\.unique-service-account: "block" is not allowed: a policy is deny \(reject what breaks unique-service-account\), warn \(admit it with a warning\) or off \(no check\)\. Fix: write deny, warn or off\.$/],
+  // a rule that only warns: says so, and how to silence it
+  ['policies:\n  net-admin: deny\n', /^my\.yaml: policies\.net-admin: "deny" is not allowed: net-admin only warns \(warn or off\)\. Fix: write warn, or off to silence it\.$/],
+  ['policies:\n  net-admin: true\n', /^my\.yaml: policies\.net-admin: boolean true is not allowed: net-admin only warns/],
   ['tokenReview:\n  issuer: somewhere\n', /tokenReview\.issuer: expected auto, external, internal or an issuer URL/],
   ['tokenReview:\n  configMapNames: []\n', /tokenReview\.configMapNames: expected a non-empty list/],
   // names no ConfigMap can have would match nothing, and the webhook would fail open
@@ -366,11 +369,11 @@ test('config errors quote at most 40 characters of a value or key, and never the
   }
   const long = 'x'.repeat(3000);
   assert.throws(() => parseConfig(`authBridge:\n  defaultMode: ${long}\n`), {
-    message: `config: authBridge.defaultMode: expected one of proxy-sidecar, lite, envoy-sidecar, waypoint, got string "${'x'.repeat(40)}..." (3000 characters)`,
+    message: `config: authBridge.defaultMode: expected one of proxy-sidecar, lite, envoy-sidecar, waypoint, got string "${'x'.repeat(40)}..." (3000 characters). Fix: write one of proxy-sidecar, lite, envoy-sidecar, waypoint.`,
   });
   assert.throws(() => parseConfig(`authBridge: {"${long}": 1}\n`), (err: Error) => err.message.startsWith(`config: authBridge.${'x'.repeat(40)}... (3000 characters): unknown key`) && err.message.length < 400);
   // short values are quoted whole, as before
-  assert.throws(() => parseConfig('authBridge:\n  defaultMode: turbo\n'), { message: /got string "turbo"$/ });
+  assert.throws(() => parseConfig('authBridge:\n  defaultMode: turbo\n'), { message: /got string "turbo"\. Fix: / });
 });
 
 test('a missing config file names the file', () => {

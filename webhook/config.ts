@@ -270,6 +270,19 @@ function describe(v: unknown): string {
   return `${typeof v} ${typeof v === 'string' ? quoted(v) : JSON.stringify(v)}`;
 }
 
+/**
+ * The error for a value an enum key does not take: for a policy, what each action does and the fix (a rule that
+ * only warns takes warn or off); for any other key, the values it takes and the fix.
+ */
+function enumProblem(values: readonly string[], input: unknown, path: string): string {
+  const rule = /^policies\.(.+)$/.exec(path)?.[1];
+  if (rule === undefined) return `${path}: expected one of ${values.join(', ')}, got ${describe(input)}. Fix: write one of ${values.join(', ')}.`;
+  const value = typeof input === 'string' ? quoted(input) : describe(input);
+  if (!values.includes('deny'))
+    return `${path}: ${value} is not allowed: ${rule} only warns (warn or off). Fix: write warn, or off to silence it.`;
+  return `${path}: ${value} is not allowed: a policy is deny (reject what breaks ${rule}), warn (admit it with a warning) or off (no check). Fix: write deny, warn or off.`;
+}
+
 function merge(schema: Schema, base: unknown, input: unknown, path: string): unknown {
   if (schema.t === 'object') {
     if (!isObject(input))
@@ -310,8 +323,7 @@ function merge(schema: Schema, base: unknown, input: unknown, path: string): unk
         );
       return input;
     case 'enum':
-      if (typeof input !== 'string' || !schema.values.includes(input))
-        throw new ConfigError(`${path}: expected one of ${schema.values.join(', ')}, got ${describe(input)}`);
+      if (typeof input !== 'string' || !schema.values.includes(input)) throw new ConfigError(enumProblem(schema.values, input, path));
       return input;
     case 'strings':
       if (!Array.isArray(input) || input.length === 0 || !input.every((s) => typeof s === 'string' && s !== ''))
