@@ -578,7 +578,7 @@ test('inject: the warning about init containers that run before the proxy is on 
   assert.equal(r.code, 0);
   assert.match(
     r.stderr,
-    /^warning: \[init-before-proxy\] Pod research\/research-agent: init container fetch-model runs after proxy-init redirects outbound traffic to the proxy but before the proxy starts \(no native sidecars\)\. .* Fix: annotate the pod kagenti\.io\/native-sidecars: "true" \(Kubernetes >= 1\.29 on the API server and every node's kubelet\) so the proxy starts first, or make that init container need no network\.$/m,
+    /^warning: \[init-before-proxy\] Pod research\/research-agent: init container fetch-model runs after proxy-init redirects outbound traffic to the proxy but before the proxy starts \(no native sidecars\)\. .* Fix: annotate the pod kagenti\.io\/native-sidecars: "true" \(Kubernetes 1\.29\+ on the API server and every node's kubelet\) so the proxy starts first, or make that init container need no network\.$/m,
   );
   assert.match(r.stdout, /name: proxy-init/);
 });

@@ -295,7 +295,7 @@ test('port-conflict compares protocols: a UDP or SCTP port on the proxy\'s numbe
     if (r.outcome === 'deny') {
       assert.equal(
         r.message,
-        "[port-conflict] Pod team/a: container app declares port 15124 (spec.containers[0].ports[1].containerPort), which the injected proxy-sidecar proxy needs for inbound. Both would bind it in the pod's one network namespace. Fix: move the proxy with config authBridge.ports.inbound, or move your container's port.",
+        "[port-conflict] Pod team/a: container app declares port 15124 (spec.containers[0].ports[1].containerPort), which the injected container authbridge-proxy (mode proxy-sidecar) needs for its inbound listener, which traffic to the pod goes through. Both would bind it in the pod's one network namespace. Fix: move the proxy with config authBridge.ports.inbound, or move your container's port.",
       );
       assert.deepEqual(r.field, ['spec', 'containers', 0, 'ports', 1, 'containerPort']);
     }
@@ -335,7 +335,7 @@ test('init containers of the pod that run before the proxy exists (proxy-init, n
   const app = [{ name: 'app', image: 'x' }];
   const one = injectTemplate(agentPod({}, {}, { containers: app, initContainers: [{ name: 'wait-db', image: 'busybox' }] }), cfg, ctxFor);
   assert.deepEqual(initWarning(one), [
-    '[init-before-proxy] Pod team/a: init container wait-db runs after proxy-init redirects outbound traffic to the proxy but before the proxy starts (no native sidecars). Any outbound connection it makes fails, and a wait or download loop keeps the pod in Init. Fix: annotate the pod kagenti.io/native-sidecars: "true" (Kubernetes >= 1.29 on the API server and every node\'s kubelet) so the proxy starts first, or make that init container need no network.',
+    '[init-before-proxy] Pod team/a: init container wait-db runs after proxy-init redirects outbound traffic to the proxy but before the proxy starts (no native sidecars). Any outbound connection it makes fails, and a wait or download loop keeps the pod in Init. Fix: annotate the pod kagenti.io/native-sidecars: "true" (Kubernetes 1.29+ on the API server and every node\'s kubelet) so the proxy starts first, or make that init container need no network.',
   ]);
   // several: named (at most three); the pod's own native sidecars (restartPolicy Always) among them, and said to hold the proxy back
   const many = injectTemplate(
@@ -728,7 +728,7 @@ test('probe-through-proxy: under mTLS strict, an httpGet or grpc probe of the po
   // the reviewer's case: an httpGet readiness probe on a named port, resolved through the container's ports
   const named = injectTemplate(agentPod({}, strict, { containers: [{ name: 'app', image: 'x' }, agent({ readinessProbe: { httpGet: { path: '/ready', port: 'http' } } })] }), cfg, ctxFor);
   assert.deepEqual(probeWarning(named), [
-    "[probe-through-proxy] Pod team/a: container agent has an httpGet probe on a port that proxy-init redirects to the proxy (spec.containers[1].readinessProbe on port 8080), and the mTLS mode is strict (annotation kagenti.io/mtls-mode). The kubelet's probe reaches AuthBridge's inbound listener, which under mTLS strict refuses it without a client certificate: the pod never becomes ready, and a failing liveness probe restarts the container over and over. Fix: use an exec probe for it, or annotate the pod kagenti.io/mtls-mode: permissive.",
+    "[probe-through-proxy] Pod team/a: container agent has an httpGet probe on a port that proxy-init redirects to the proxy (spec.containers[1].readinessProbe on port 8080), and the mTLS mode is strict (annotation kagenti.io/mtls-mode). The kubelet's probe reaches AuthBridge's inbound listener, which under mTLS strict refuses it without a client certificate: a failing readiness probe keeps the container from ever becoming Ready, so the pod gets no Service traffic. Fix: use an exec probe for it, or annotate the pod kagenti.io/mtls-mode: permissive.",
   ]);
   // strict from the config: said so; several probes and containers, grpc among them, and a native sidecar of the pod
   const fromConfig = parseConfig('authBridge:\n  mtlsMode: strict\n');
@@ -748,8 +748,13 @@ test('probe-through-proxy: under mTLS strict, an httpGet or grpc probe of the po
     probeWarning(several)[0]!,
     /^\[probe-through-proxy\] Pod team\/a: containers agent, sql-proxy have httpGet or grpc probes on ports that proxy-init redirects to the proxy \(spec\.containers\[0\]\.livenessProbe on port 8080, spec\.containers\[0\]\.readinessProbe on port 8080, spec\.initContainers\[1\]\.startupProbe on port 9091\), and the mTLS mode is strict \(authBridge\.mtlsMode in the webhook config\)\. .* Fix: use an exec probe for them, or annotate the pod kagenti\.io\/mtls-mode: permissive\.$/,
   );
+  // what each kind of probe does when it always fails, in the order liveness, readiness, startup
+  assert.match(probeWarning(several)[0]!, /certificate: a failing liveness probe restarts the container over and over; a failing readiness probe keeps the container from ever becoming Ready, so the pod gets no Service traffic; a failing startup probe restarts the container over and over, before its other probes ever run\. Fix:/);
   // a grpc probe alone; the pod annotated permissive under a strict config: not warned
-  assert.match(probeWarning(injectTemplate(agentPod({}, {}, { containers: [agent({ livenessProbe: { grpc: { port: 9000 } } })] }), fromConfig, ctxFor))[0]!, /container agent has a grpc probe on a port .*\(spec\.containers\[0\]\.livenessProbe on port 9000\)/);
+  const liveOnly = probeWarning(injectTemplate(agentPod({}, {}, { containers: [agent({ livenessProbe: { grpc: { port: 9000 } } })] }), fromConfig, ctxFor))[0]!;
+  assert.match(liveOnly, /container agent has a grpc probe on a port .*\(spec\.containers\[0\]\.livenessProbe on port 9000\)/);
+  // a liveness probe alone: restarts, and nothing said of readiness (the pod does become Ready)
+  assert.match(liveOnly, /certificate: a failing liveness probe restarts the container over and over\. Fix:/);
   const readyHttp = { readinessProbe: { httpGet: { path: '/ready', port: 'http' } } };
   assert.deepEqual(probeWarning(injectTemplate(agentPod({}, { 'kagenti.io/mtls-mode': 'permissive' }, { containers: [agent(readyHttp)] }), fromConfig, ctxFor)), []);
   // not warned: permissive or disabled mTLS (the default), tcpSocket (the proxy accepts the connection), exec, a

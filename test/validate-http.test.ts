@@ -113,6 +113,11 @@ test('HTTPS /validate: an agent Deployment on the default ServiceAccount is deni
       /^\[unique-service-account\] Deployment team-a\/weather: not checked, because the webhook runs without cluster state \(--cluster none\), so another agent on ServiceAccount team-a\/weather-sa .* Fix: run the webhook with cluster access \(--cluster auto, with its RBAC\), and check releases in CI with kagenti-webhook lint\.$/,
     );
     for (const w of ok.warnings as string[]) assert.ok(w.length <= 120 && w.startsWith('[unique-service-account] '), w);
+    // a name that puts the line break inside "(--cluster none)": the flag and its value stay on one line
+    const w = (await s.review('/validate', req('Deployment', 'apps', deployment('w', 'weather-sa')))).warnings as string[];
+    assert.ok(w.some((l) => l.includes('(--cluster none)')), JSON.stringify(w));
+    assert.ok(w.some((l) => l.includes('(--cluster auto,')), JSON.stringify(w));
+    for (const l of w) assert.ok(l.length <= 120 && !/--cluster$/.test(l), l);
   } finally {
     await s.close();
   }
@@ -590,7 +595,7 @@ test('HTTPS /mutate: an injected pod whose own init containers would run before 
     for (const w of r.warnings! as string[]) assert.ok(w.startsWith('[init-before-proxy] '), w);
     const text = joinWarnings(r.warnings! as string[]);
     assert.match(text, /^\[init-before-proxy\] Pod team-a\/a1: init container fetch-model runs after proxy-init redirects outbound traffic to the proxy/);
-    assert.ok(text.includes('Fix: annotate the pod kagenti.io/native-sidecars: "true" (Kubernetes >= 1.29 on the API server and every node\'s kubelet) so the proxy starts first'), text);
+    assert.ok(text.includes('Fix: annotate the pod kagenti.io/native-sidecars: "true" (Kubernetes 1.29+ on the API server and every node\'s kubelet) so the proxy starts first'), text);
   } finally {
     await s.close();
   }
@@ -895,7 +900,7 @@ test('HTTPS /mutate: a fix that annotates a controller\'s pod names its workload
     // a Job's pod that is meant to finish: sidecars-block-completion's fix is an annotation, which on the pod would not last
     const jobPod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'nightly-28999-x7k2p', namespace: 'team-a', labels: AGENT, ownerReferences: [{ apiVersion: 'batch/v1', kind: 'Job', name: 'nightly-28999', uid: 'j', controller: true }] }, spec: { serviceAccountName: 'default', restartPolicy: 'Never', containers: [{ name: 'a', image: 'x' }] } };
     const m = joinWarnings((await s.review('/mutate', req('Pod', '', jobPod))).warnings as string[]);
-    assert.match(m, /\[sidecars-block-completion\] .* Fix: annotate the pod template of Job\/nightly-28999 \(spec\.template\.metadata\.annotations\) kagenti\.io\/native-sidecars: "true"/, m);
+    assert.match(m, /\[sidecars-block-completion\] .* Fix: annotate the pod template of Job\/nightly-28999 \(spec\.template\.metadata\.annotations\) kagenti\.io\/native-sidecars: "true" \(Kubernetes 1\.29\+ on the API server and every node's kubelet\), or set featureGates\.nativeSidecars: true in the webhook config\./, m);
     // the same pod at /validate: dedicated-service-account names the same workload
     const v = await s.review('/validate', req('Pod', '', jobPod));
     assert.match(JSON.stringify(v), /spec\.template\.spec\.serviceAccountName in Job\/nightly-28999, which creates this pod/);

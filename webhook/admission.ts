@@ -150,6 +150,9 @@ export const WARNING_MAX = 120;
 export function toWarnings(message: string, rule?: string): string[] {
   if (message.length <= WARNING_MAX) return [message];
   const prefix = continuationPrefix(message, rule);
+  // a flag and its value (`--cluster none`) are one word to the wrapping: the space between them is GLUE meanwhile
+  const glued = !message.includes(GLUE) && FLAG_VALUE.test(message);
+  if (glued) message = message.replace(FLAG_VALUE, `$1${GLUE}`);
   const room = WARNING_MAX - prefix.length;
   const out: string[] = [];
   let cur = '';
@@ -172,8 +175,13 @@ export function toWarnings(message: string, rule?: string): string[] {
     cur = (lines.length === 1 ? lead : prefix) + lines[lines.length - 1];
   }
   if (cur) out.push(cur);
-  return out;
+  return glued ? out.map((l) => l.replaceAll(GLUE, ' ')) : out;
 }
+
+/** A command-line flag and the space before its value (`--cluster none`; `--cluster=none` has none to keep). */
+const FLAG_VALUE = /((?:^|[ (])--[a-z][a-z0-9-]{0,40}) (?=[a-z0-9])/g;
+/** Stands for a space no line may break at, while toWarnings wraps (a private-use character: no message has one). */
+const GLUE = '\ue000';
 
 /**
  * What each continuation line of a message starts with: `[rule] ` and, for a message that begins `[rule] Kind

@@ -460,6 +460,14 @@ interface Plan {
   guaranteed: boolean;
 }
 
+/** What each of the proxy's ports is, for port-conflict's message (keys of authBridge.ports). */
+const PORT_ROLES: Record<string, string> = {
+  outbound: "its outbound listener, which the pod's outgoing traffic goes through",
+  inbound: 'its inbound listener, which traffic to the pod goes through',
+  admin: 'its admin and health endpoint',
+  extProc: 'the ext_proc server Envoy asks about each request',
+};
+
 function authBridgePorts(cfg: Config, mode: AuthBridgeMode): { key: string; name: string; port: number }[] {
   const p = cfg.authBridge.ports;
   const out = [
@@ -1265,7 +1273,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
           const field = ['spec', list, (indexOfOwn ??= indexer(spec[list]))(c), 'ports', k, 'containerPort'];
           add(denial(
             'port-conflict',
-            `${ctx.ref}: container ${shown(String(c.name))} declares port ${hit.port} (${fieldText(specPath, field)}), which the injected ${mode} proxy needs for ${hit.key}. Both would bind it in the pod's one network namespace. Fix: move the proxy with config authBridge.ports.${hit.key}, or move your container's port.`,
+            `${ctx.ref}: container ${shown(String(c.name))} declares port ${hit.port} (${fieldText(specPath, field)}), which the injected container ${mode === 'envoy-sidecar' ? CONTAINER_ENVOY : CONTAINER_AUTHBRIDGE} (mode ${mode}) needs for ${PORT_ROLES[hit.key]}. Both would bind it in the pod's one network namespace. Fix: move the proxy with config authBridge.ports.${hit.key}, or move your container's port.`,
             field,
           ));
         }
@@ -1404,7 +1412,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   const rp = spec.restartPolicy;
   if (!native && addSidecars.length && (rp === 'Never' || rp === 'OnFailure'))
     warnings.push(
-      `[sidecars-block-completion] ${ctx.ref}: ${specPath}.restartPolicy is ${rp}, so it is meant to finish, but the injected sidecars keep running and it never completes (nor does its Job). Fix: annotate ${annotateTarget(specPath, ctx.owner)} ${ANNOTATION_NATIVE_SIDECARS}: "true" (Kubernetes 1.29+ on the API server and every node's kubelet), or set featureGates.nativeSidecars.`,
+      `[sidecars-block-completion] ${ctx.ref}: ${specPath}.restartPolicy is ${rp}, so it is meant to finish, but the injected sidecars keep running and it never completes (nor does its Job). Fix: annotate ${annotateTarget(specPath, ctx.owner)} ${ANNOTATION_NATIVE_SIDECARS}: "true" (Kubernetes 1.29+ on the API server and every node's kubelet), or set featureGates.nativeSidecars: true in the webhook config.`,
     );
 
   // Pod Security admission checks the pod after the mutating webhooks. proxy-init (root, NET_ADMIN, NET_RAW) passes
@@ -1436,7 +1444,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
         ? ` ${nameList(sidecars)} ${sidecars.length > 1 ? 'are native sidecars' : 'is a native sidecar'} of the pod: the proxy starts only once ${sidecars.length > 1 ? 'they have' : 'it has'} started, so a startup probe that needs the network never passes.`
         : '';
       warnings.push(
-        `[init-before-proxy] ${ctx.ref}: init container${many ? 's' : ''} ${nameList(names)} run${many ? '' : 's'} after proxy-init redirects outbound traffic to the proxy but before the proxy starts (no native sidecars). Any outbound connection ${many ? 'they make' : 'it makes'} fails, and a wait or download loop keeps the pod in Init.${own} Fix: annotate ${annotateTarget(specPath, ctx.owner)} ${ANNOTATION_NATIVE_SIDECARS}: "true" (Kubernetes >= 1.29 on the API server and every node's kubelet) so the proxy starts first, or make ${many ? 'those init containers' : 'that init container'} need no network.`,
+        `[init-before-proxy] ${ctx.ref}: init container${many ? 's' : ''} ${nameList(names)} run${many ? '' : 's'} after proxy-init redirects outbound traffic to the proxy but before the proxy starts (no native sidecars). Any outbound connection ${many ? 'they make' : 'it makes'} fails, and a wait or download loop keeps the pod in Init.${own} Fix: annotate ${annotateTarget(specPath, ctx.owner)} ${ANNOTATION_NATIVE_SIDECARS}: "true" (Kubernetes 1.29+ on the API server and every node's kubelet) so the proxy starts first, or make ${many ? 'those init containers' : 'that init container'} need no network.`,
       );
     }
   }
@@ -1514,6 +1522,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
     let containerCount = 0;
     let probeCount = 0;
     const kinds = new Set<string>();
+    const hitProbes = new Set<(typeof PROBES)[number]>();
     for (const [listName, list] of [
       ['containers', ownContainers],
       ['initContainers', ownInitContainers],
@@ -1530,6 +1539,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
             if (containerCount++ < 3) names.push(shown(String(c.name)));
           }
           kinds.add(hit.kind);
+          hitProbes.add(probe);
           if (probeCount++ < 3) fields.push(`${specPath}.${listName}[${(indexOfOwn ??= indexer((input.spec as KubeObject)[listName]))(c)}].${probe} on port ${hit.port}`);
         }
       }
@@ -1540,7 +1550,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
       const kind = kinds.size > 1 ? 'httpGet or grpc' : kinds.has('grpc') ? 'grpc' : 'httpGet';
       const source = mtlsAnn !== undefined ? `annotation ${ANNOTATION_MTLS}` : 'authBridge.mtlsMode in the webhook config';
       warnings.push(
-        `[probe-through-proxy] ${ctx.ref}: container${many ? 's' : ''} ${countedList(names, containerCount)} ${many ? 'have' : 'has'} ${probes ? `${kind} probes on ports` : `${kind === 'grpc' ? 'a' : 'an'} ${kind} probe on a port`} that proxy-init redirects to the proxy (${countedList(fields, probeCount)}), and the mTLS mode is strict (${source}). The kubelet's probe reaches AuthBridge's inbound listener, which under mTLS strict refuses it without a client certificate: the pod never becomes ready, and a failing liveness probe restarts the container over and over. Fix: use an exec probe for ${probes ? 'them' : 'it'}, or annotate ${annotateTarget(specPath, ctx.owner)} ${ANNOTATION_MTLS}: permissive.`,
+        `[probe-through-proxy] ${ctx.ref}: container${many ? 's' : ''} ${countedList(names, containerCount)} ${many ? 'have' : 'has'} ${probes ? `${kind} probes on ports` : `${kind === 'grpc' ? 'a' : 'an'} ${kind} probe on a port`} that proxy-init redirects to the proxy (${countedList(fields, probeCount)}), and the mTLS mode is strict (${source}). The kubelet's probe reaches AuthBridge's inbound listener, which under mTLS strict refuses it without a client certificate: ${PROBES.filter((p) => hitProbes.has(p)).map((p) => PROBE_FAILS[p]).join('; ')}. Fix: use an exec probe for ${probes ? 'them' : 'it'}, or annotate ${annotateTarget(specPath, ctx.owner)} ${ANNOTATION_MTLS}: permissive.`,
       );
     }
   }
@@ -1549,6 +1559,13 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
 }
 
 const PROBES = ['livenessProbe', 'readinessProbe', 'startupProbe'] as const;
+
+/** What a probe that always fails does to its container (probe-through-proxy's message). */
+const PROBE_FAILS: Record<(typeof PROBES)[number], string> = {
+  livenessProbe: 'a failing liveness probe restarts the container over and over',
+  readinessProbe: 'a failing readiness probe keeps the container from ever becoming Ready, so the pod gets no Service traffic',
+  startupProbe: 'a failing startup probe restarts the container over and over, before its other probes ever run',
+};
 
 /** What shows Istio's sidecar in (or for) a pod, for the istio-sidecar message, and the field, when there is one. */
 interface IstioEvidence {

@@ -171,7 +171,7 @@ export const RULE_HELP: Record<RuleName, { short: string; full: string }> = {
     short: 'A pod meant to finish gets native sidecars.',
     full:
       'A Job pod (restartPolicy Never or OnFailure) with ordinary sidecars never completes, and neither does its Job. ' +
-      'Annotate it kagenti.io/native-sidecars: "true" (Kubernetes 1.29+ on the API server and every node\'s kubelet) or set featureGates.nativeSidecars.',
+      'Annotate it kagenti.io/native-sidecars: "true" (Kubernetes 1.29+ on the API server and every node\'s kubelet), or set featureGates.nativeSidecars: true in the webhook config.',
   },
   'pod-security': {
     short: "proxy-init is not injected into a namespace whose Pod Security level forbids it.",
