@@ -1085,6 +1085,21 @@ test('lint: an object in a namespace the webhook never sees gets one unwatched-n
   assert.equal(run.tool.driver.rules[run.results[0].ruleIndex].defaultConfiguration.level, 'warning');
 });
 
+test('lint: a malformed-object finding points at the offending field, and its fix says the shape expected', () => {
+  const cron = (containers: string, spec = '') =>
+    `apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: nightly\n  namespace: team-a\nspec:\n  schedule: "0 1 * * *"\n  jobTemplate:\n    spec:\n      template:\n        metadata:\n          labels:\n            kagenti.io/type: agent\n        spec:\n          serviceAccountName: nightly\n${spec}          containers:\n${containers}`;
+  const at = (text: string) => lintString(text, { issuer: 'internal' }).findings.filter((f) => f.rule === 'malformed-object').map((f) => [f.line, f.column, f.path, f.message.slice(f.message.indexOf('Fix: '))]);
+  // ports written as a string: at its value (line 20), not at spec:
+  assert.deepEqual(at(cron('            - name: job\n              image: x\n              ports: "8080"\n')), [[19, 15, 'spec.jobTemplate.spec.template.spec.containers.0.ports', 'Fix: write ports as a list of {containerPort: N}.']]);
+  // a port that is not a mapping: at that item
+  assert.deepEqual(at(cron('            - name: job\n              image: x\n              ports:\n                - 8080\n')), [[20, 17, 'spec.jobTemplate.spec.template.spec.containers.0.ports.0', 'Fix: write each item of ports as {containerPort: N}.']]);
+  // a container without a name; hostNetwork as a string
+  assert.deepEqual(at(cron('            - image: x\n')).map((f) => f[3]), ['Fix: give it a name (name: NAME).']);
+  assert.deepEqual(at(cron('            - name: job\n              image: x\n', '          hostNetwork: "yes"\n')).map((f) => [f[0], f[2], f[3]]), [[16, 'spec.jobTemplate.spec.template.spec.hostNetwork', 'Fix: write true or false, without quotes.']]);
+  // env and volumeMounts take their own shapes
+  assert.deepEqual(at(cron('            - name: job\n              image: x\n              env: FOO=bar\n')).map((f) => f[3]), ['Fix: write env as a list of {name: NAME, value: "..."}.']);
+});
+
 test('lint: in a namespace the webhook never sees, what the API server itself refuses is still reported; only the webhook\'s findings are folded', async () => {
   // a boolean K8S_TOKEN_REVIEW: the API server cannot decode it, in any namespace
   let l = lintString(CM('true', 'kagenti-system'), { issuer: 'unknown' });

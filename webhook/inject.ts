@@ -181,23 +181,41 @@ function badItem(v: unknown): number {
   return -1;
 }
 
-function subList(v: unknown, path: string, i: number, sub: string): string | null {
+/** The shape each list of the pod spec takes, for malformed-object's fix: `write ports as a list of {containerPort: N}`. */
+const ITEM_SHAPES: Record<string, string> = {
+  containers: '{name: NAME, image: IMAGE}',
+  initContainers: '{name: NAME, image: IMAGE}',
+  ephemeralContainers: '{name: NAME, image: IMAGE}',
+  volumes: '{name: NAME, <source>: {...}}',
+  ports: '{containerPort: N}',
+  env: '{name: NAME, value: "..."}',
+  volumeMounts: '{name: VOLUME, mountPath: /path}',
+};
+
+/** A list that is not a list, or an item of it that is not a mapping: where (`field`, from the pod template), and the shape it takes. */
+function listProblem(v: unknown, path: string, field: readonly (string | number)[], key: string): ShapeError | null {
   const at = badItem(v);
   if (at === -1) return null;
-  return at === -2 ? `${path}[${i}].${sub} must be a list` : `${path}[${i}].${sub}[${at}] must be a mapping`;
+  const item = ITEM_SHAPES[key]!;
+  return at === -2
+    ? { problem: `${path} must be a list`, fix: `write ${key} as a list of ${item}.`, field }
+    : { problem: `${path}[${at}] must be a mapping`, fix: `write each item of ${key} as ${item}.`, field: [...field, at] };
 }
 
 /** What is wrong with one of the spec's lists (containers, volumes...), or null. Messages are built only on failure. */
-function checkList(arr: unknown, path: string, containers: boolean): string | null {
-  if (arr === undefined || arr === null) return null;
-  if (!Array.isArray(arr)) return `${path} must be a list`;
-  for (let i = 0; i < arr.length; i++) {
-    const item = arr[i];
-    if (!isObject(item)) return `${path}[${i}] must be a mapping`;
-    if (typeof item.name !== 'string') return `${path}[${i}].name must be a string`;
-    if (!containers) continue;
-    const problem = subList(item.ports, path, i, 'ports') ?? subList(item.env, path, i, 'env') ?? subList(item.volumeMounts, path, i, 'volumeMounts');
-    if (problem) return problem;
+function checkList(arr: unknown, specPath: string, key: 'containers' | 'initContainers' | 'ephemeralContainers' | 'volumes'): ShapeError | null {
+  const path = `${specPath}.${key}`;
+  const bad = listProblem(arr, path, ['spec', key], key);
+  if (bad || arr === undefined || arr === null) return bad;
+  const list = arr as KubeObject[];
+  for (let i = 0; i < list.length; i++) {
+    const item = list[i]!;
+    if (typeof item.name !== 'string') return { problem: `${path}[${i}].name must be a string`, fix: `give it a name (name: NAME).`, field: ['spec', key, i, 'name'] };
+    if (key === 'volumes') continue;
+    for (const sub of ['ports', 'env', 'volumeMounts']) {
+      const problem = listProblem(item[sub], `${path}[${i}].${sub}`, ['spec', key, i, sub], sub);
+      if (problem) return problem;
+    }
   }
   return null;
 }
@@ -226,7 +244,7 @@ export const MAX_ANNOTATION_BYTES = 256 * 1024;
  */
 function checkStrings(m: unknown, key: 'labels' | 'annotations', metaPath: string): ShapeError | null {
   if (m === undefined || m === null) return null;
-  if (!isObject(m)) return shape(`${metaPath}.${key} must be a mapping of strings`);
+  if (!isObject(m)) return { problem: `${metaPath}.${key} must be a mapping of strings`, fix: `write ${key} as a mapping of strings (key: "value").`, field: ['metadata', key] };
   let size = 0;
   for (const k in m) {
     if (!Object.hasOwn(m, k)) continue;
@@ -320,10 +338,6 @@ function expressionExcludesLinux(e: unknown): boolean {
   return false;
 }
 
-function shape(problem: string | null): ShapeError | null {
-  return problem ? { problem } : null;
-}
-
 /**
  * What is wrong with a pod template's shape, or null. Each of these the API server refuses too, before or after the
  * webhooks and in any namespace (InjectDenial.schema): a decoding error (metadata, labels or annotations not a
@@ -334,25 +348,23 @@ function shape(problem: string | null): ShapeError | null {
  */
 function checkShape(t: KubeObject, specPath: string): ShapeError | null {
   const metaPath = metadataPath(specPath);
-  if (t.metadata !== undefined && !isObject(t.metadata)) return shape(`${metaPath} must be a mapping`);
+  if (t.metadata !== undefined && !isObject(t.metadata)) return { problem: `${metaPath} must be a mapping`, fix: `write ${metaPath} as a mapping (labels: {...}, annotations: {...}).`, field: ['metadata'] };
   const md = isObject(t.metadata) ? t.metadata : {};
   const meta = checkStrings(md.labels, 'labels', metaPath) ?? checkStrings(md.annotations, 'annotations', metaPath);
   if (meta) return meta;
   const spec = t.spec;
-  if (!isObject(spec)) return shape(`${specPath} must be a mapping`);
-  if (!Array.isArray(spec.containers)) return shape(`${specPath}.containers must be a list`);
+  if (!isObject(spec)) return { problem: `${specPath} must be a mapping`, fix: `write ${specPath} as a mapping, with containers: a list of ${ITEM_SHAPES.containers}.`, ...(spec === undefined ? {} : { field: ['spec'] }) };
+  if (!Array.isArray(spec.containers))
+    return { problem: `${specPath}.containers must be a list`, fix: `write containers as a list of ${ITEM_SHAPES.containers}.`, ...(spec.containers === undefined ? { field: ['spec'] } : { field: ['spec', 'containers'] }) };
   // The API server rejects a pod without containers (Required value); injected, it would run only our sidecars.
-  if (spec.containers.length === 0) return shape(`${specPath}.containers is empty: a pod needs at least one container of its own`);
-  const lists =
-    checkList(spec.containers, `${specPath}.containers`, true) ??
-    checkList(spec.initContainers, `${specPath}.initContainers`, true) ??
-    checkList(spec.ephemeralContainers, `${specPath}.ephemeralContainers`, true) ??
-    checkList(spec.volumes, `${specPath}.volumes`, false);
-  if (lists) return shape(lists);
+  if (spec.containers.length === 0)
+    return { problem: `${specPath}.containers is empty: a pod needs at least one container of its own`, fix: `add the pod's own container to containers (${ITEM_SHAPES.containers}).`, field: ['spec', 'containers'] };
+  const lists = checkList(spec.containers, specPath, 'containers') ?? checkList(spec.initContainers, specPath, 'initContainers') ?? checkList(spec.ephemeralContainers, specPath, 'ephemeralContainers') ?? checkList(spec.volumes, specPath, 'volumes');
+  if (lists) return lists;
   if (spec.serviceAccountName !== undefined && spec.serviceAccountName !== null && typeof spec.serviceAccountName !== 'string')
-    return shape(`${specPath}.serviceAccountName must be a string`);
+    return { problem: `${specPath}.serviceAccountName must be a string`, fix: "write the ServiceAccount's name as a string.", field: ['spec', 'serviceAccountName'] };
   if (spec.hostNetwork !== undefined && spec.hostNetwork !== null && typeof spec.hostNetwork !== 'boolean')
-    return shape(`${specPath}.hostNetwork must be a boolean`);
+    return { problem: `${specPath}.hostNetwork must be a boolean`, fix: 'write true or false, without quotes.', field: ['spec', 'hostNetwork'] };
   return null;
 }
 
