@@ -32,7 +32,7 @@ export function mutate(req: AdmissionRequest, deps: MutateDeps): Decision {
     namespaceLabels: deps.validation?.namespaceLabels(namespace),
     ref,
     // a controller's pod: fixes name its workload's template (with the cluster's cache when there is one)
-    owner: deps.validation?.podWorkload ? deps.validation.podWorkload(pod as KubeObject, namespace) : templateWorkload(pod, deps.config, namespace),
+    owner: deps.validation?.podWorkload ? deps.validation.podWorkload(pod as KubeObject, namespace, deps.config) : templateWorkload(pod, deps.config, namespace),
   });
   switch (result.outcome) {
     case 'skip':

@@ -94,8 +94,11 @@ export interface ValidationService {
   namespaceLabels(namespace: string): Record<string, string> | undefined;
   /** Whether a CSIDriver of that name exists; undefined when unknown (no cluster state). */
   csiDriverExists(name: string): boolean | undefined;
-  /** The workload a controller's pod is made from (rules.ts templateWorkload, with the cache); undefined for a pod of its own. */
-  podWorkload(pod: KubeObject, namespace: string): { kind: string; name: string } | undefined;
+  /**
+   * The workload a controller's pod is made from (rules.ts templateWorkload under the caller's config, with the
+   * cache); undefined for a pod of its own.
+   */
+  podWorkload(pod: KubeObject, namespace: string, config: Config): { kind: string; name: string } | undefined;
   /** For /readyz: ready is false until the first sync. detail goes into the JSON body. */
   readiness(): { ready: boolean; detail: Record<string, unknown> };
   close(): Promise<void> | void;
@@ -679,7 +682,7 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
     },
     namespaceLabels: (ns) => cluster?.namespaceLabels(ns),
     csiDriverExists: (name) => cluster?.csiDriverExists(name),
-    podWorkload: (pod, ns) => templateWorkload(pod, config, ns, cluster?.lookup, Date.now()),
+    podWorkload: (pod, ns, cfg) => templateWorkload(pod, cfg, ns, cluster?.lookup, Date.now()),
     readiness() {
       const iss = issuer.detail();
       const issuerDetail = { classification: iss.classification, issuer: iss.issuer ?? null, provider: iss.provider ?? null, source: iss.source };
