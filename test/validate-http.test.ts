@@ -393,6 +393,45 @@ test('HTTPS /mutate: tokenReview.action mutate sets K8S_TOKEN_REVIEW "true" on e
   }
 });
 
+test('HTTPS /mutate: tokenReview.action mutate leaves K8S_TOKEN_REVIEW alone where the issuer is not external (internal, or unknown: issuer auto without cluster state)', async () => {
+  // docs/validation.md: /mutate sets it on external-issuer clusters only. On an internal issuer either value works
+  // ("no" is still a token-review-value finding, which /mutate must not turn into "true"); on an unknown one the
+  // missing or "false" value is only a warning at /validate, never a change the webhook makes.
+  for (const issuer of ['internal', 'auto']) {
+    const s = await server({ tokenReview: { issuer, action: 'mutate' } });
+    try {
+      for (const obj of [cm({ K8S_TOKEN_REVIEW: 'false' }), cm({ K8S_TOKEN_REVIEW: 'no' }), cm({ OTHER: 'x' }), cm(undefined)]) {
+        const label = `${issuer}: ${JSON.stringify(obj.data)}`;
+        const r = await s.review('/mutate', req('ConfigMap', '', obj));
+        assert.equal(r.allowed, true, label);
+        assert.equal(r.patch, undefined, label);
+        assert.equal(r.patchType, undefined, label);
+        assert.ok(!((r.warnings ?? []) as string[]).some((w) => w.includes('the webhook set data.K8S_TOKEN_REVIEW')), label);
+      }
+    } finally {
+      await s.close();
+    }
+  }
+});
+
+test('HTTPS /mutate: tokenReview.action mutate removes K8S_TOKEN_REVIEW from binaryData even when data already has "true"', async () => {
+  const s = await server({ tokenReview: { issuer: 'external', action: 'mutate' } });
+  try {
+    const obj = cm({ K8S_TOKEN_REVIEW: 'true' }, { binaryData: { K8S_TOKEN_REVIEW: 'dHJ1ZQ==', OTHER: 'eA==' } });
+    const r = await s.review('/mutate', req('ConfigMap', '', obj));
+    assert.equal(r.allowed, true);
+    assert.equal(r.patchType, 'JSONPatch');
+    const ops = decodePatch(r) as { op: string; path: string }[];
+    assert.ok(ops.some((o) => o.op === 'remove' && o.path === '/binaryData/K8S_TOKEN_REVIEW'), JSON.stringify(ops));
+    const patched = jsonpatch.applyPatch(structuredClone(obj), ops as never).newDocument as Record<string, any>;
+    assert.deepEqual(patched.data, { K8S_TOKEN_REVIEW: 'true' });
+    assert.deepEqual(patched.binaryData, { OTHER: 'eA==' });
+    assert.match(joinWarnings(r.warnings!), /^\[token-review-value\] ConfigMap kagent\/kagent-enterprise-config: the webhook set data\.K8S_TOKEN_REVIEW to "true" \(it was "true"; tokenReview\.action: mutate\)/);
+  } finally {
+    await s.close();
+  }
+});
+
 function getJson(port: number, path: string): Promise<{ status: number; body: any }> {
   return new Promise((resolve, reject) => {
     http
