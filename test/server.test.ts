@@ -110,6 +110,12 @@ describe('admission server', () => {
       JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { kind: { kind: 'Pod' }, operation: 'CREATE' } }),
       /uid/,
     ],
+    [
+      // the API server matches the answer to its request by uid: an empty one matches nothing
+      'an empty uid',
+      JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: '', kind: { kind: 'Pod' }, operation: 'CREATE' } }),
+      /^request\.uid is missing or not a string$/,
+    ],
     ['deeply nested JSON', '['.repeat(200_000) + ']'.repeat(200_000), /JSON/],
     [
       'an operation the API server never sends',
@@ -255,6 +261,33 @@ describe('admission server', () => {
     const small = await send(Buffer.byteLength(body), body);
     assert.deepEqual([small.continued, small.status], [true, 200], small.text);
     assert.equal(JSON.parse(small.text).response.allowed, true);
+  });
+
+  test('a chunked body (no Content-Length) is limited as it streams: MAX_BODY_BYTES + 1 bytes get the 413, MAX_BODY_BYTES exactly do not', async () => {
+    // every other 413 test declares its length, which the server refuses before reading: this one only counts
+    const chunked = (size: number) =>
+      new Promise<{ status: number; text: string }>((resolve, reject) => {
+        const req = https.request(
+          { host: '127.0.0.1', port: s.port, path: '/validate', method: 'POST', ca: s.ca, servername: SERVER_NAME, agent: false, headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' } },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c) => chunks.push(c));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+          },
+        );
+        req.on('error', reject);
+        // in 64 KiB chunks, the last one short, so the limit is crossed by the last byte
+        const piece = Buffer.alloc(64 * 1024, 32);
+        for (let left = size; left > 0; left -= piece.length) req.write(left >= piece.length ? piece : piece.subarray(0, left));
+        req.end();
+      });
+    const over = await chunked(MAX_BODY_BYTES + 1);
+    assert.equal(over.status, 413, over.text);
+    assert.match(JSON.parse(over.text).error, /larger than/);
+    // at the limit the body is read and judged (all spaces: not an AdmissionReview, so a 400; only not a 413 matters)
+    const at = await chunked(MAX_BODY_BYTES);
+    assert.ok(at.status > 0 && at.status !== 413, `${at.status} ${at.text}`);
+    assert.doesNotMatch(at.text, /larger than/);
   });
 
   test('a compressed body (Content-Encoding gzip) gets a 415 that says to send it uncompressed, counted as bad-request, and the server keeps answering', async () => {
