@@ -863,6 +863,12 @@ test('the annotation limit counts UTF-8 bytes, as Kubernetes does: multi-byte va
   const over = injectTemplate(agentPod({}, { note: big }, { containers: [{ name: 'app', image: 'x' }] }), cfg, ctxFor);
   assert.ok(over.outcome === 'deny' && over.rule === 'malformed-object', JSON.stringify(over).slice(0, 300));
   if (over.outcome === 'deny') assert.match(over.message, /metadata\.annotations would hold 26\d{4} bytes with the injection's own/);
+  // one byte over, and under the limit in UTF-16 units (room - 1 of them): only the UTF-8 count finds it
+  const oneOver = 'a'.repeat(room - 2) + '€';
+  assert.equal(Buffer.byteLength(oneOver), room + 1);
+  const byOne = injectTemplate(agentPod({}, { note: oneOver }, { containers: [{ name: 'app', image: 'x' }] }), cfg, ctxFor);
+  assert.ok(byOne.outcome === 'deny' && byOne.rule === 'malformed-object', JSON.stringify(byOne).slice(0, 300));
+  if (byOne.outcome === 'deny') assert.match(byOne.message, /metadata\.annotations would hold 262145 bytes with the injection's own .* more than the 262144 Kubernetes allows/);
 });
 
 test('host-network: denied when a proxy is injected; a pod that gets spiffe-helper only (waypoint, AuthBridge opted out) or nothing is not', () => {
