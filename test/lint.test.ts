@@ -14,6 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { spawnSync } from 'node:child_process';
 import { configFromObject, defaultConfig } from '../webhook/config.ts';
 import { Linter } from '../webhook/lint.ts';
+import { injectStream } from '../webhook/inject-cli.ts';
 import { ROOT, runCli } from './fixtures/lint/cli.ts';
 
 const AGENT = (name: string, sa: string | null, ns = 'agents') => `apiVersion: apps/v1
@@ -973,6 +974,55 @@ test('lint reports what /mutate would deny in an agent pod template, at the offe
   assert.equal(result.ruleId, 'unsupported-os');
   assert.equal(run.tool.driver.rules[result.ruleIndex].id, 'unsupported-os');
   assert.match(run.tool.driver.rules[result.ruleIndex].shortDescription.text, /Linux/);
+});
+
+test('lint and inject on a kubectl get pod -o yaml dump whose kubectl debug container took an injected name (spiffe-helper, authbridge-proxy): reserved-name, never a second container of that name', () => {
+  // an agent pod created while the webhook was down (no kagenti.io/authbridge-status), then debugged with
+  // kubectl debug -c spiffe-helper: injecting it would add a sidecar of the ephemeral container's name
+  const dump = (debugName: string) => `apiVersion: v1
+kind: Pod
+metadata:
+  creationTimestamp: "2026-01-05T10:00:00Z"
+  labels:
+    kagenti.io/type: agent
+  name: weather-1
+  namespace: team-a
+  resourceVersion: "12345"
+  uid: 0b8f3c1e-1111-2222-3333-444455556666
+spec:
+  containers:
+  - image: ghcr.io/example/agent:1
+    imagePullPolicy: IfNotPresent
+    name: agent
+    resources: {}
+    terminationMessagePath: /dev/termination-log
+    terminationMessagePolicy: File
+  dnsPolicy: ClusterFirst
+  ephemeralContainers:
+  - image: busybox:1.36
+    imagePullPolicy: IfNotPresent
+    name: ${debugName}
+    resources: {}
+    stdin: true
+    tty: true
+  nodeName: node-1
+  restartPolicy: Always
+  serviceAccount: weather
+  serviceAccountName: weather
+status:
+  phase: Running
+`;
+  for (const name of ['spiffe-helper', 'authbridge-proxy']) {
+    const message = `[reserved-name] Pod team-a/weather-1: spec.ephemeralContainers[0].name is ${name}, a container name reserved for the injected sidecar. Two containers cannot share a name and ours cannot be skipped. Fix: rename your container, or label the pod kagenti.io/inject: disabled.`;
+    const l = lintString(dump(name));
+    assert.deepEqual(
+      l.findings.map((f) => [f.rule, f.severity, f.path, f.line, f.column, f.message]),
+      [['reserved-name', 'error', 'spec.ephemeralContainers.0.name', 23, 5, message]],
+      name,
+    );
+    const r = injectStream(dump(name), defaultConfig());
+    assert.deepEqual([r.denials, r.injected], [[message], 0], name);
+  }
 });
 
 test('lint reads Namespace documents of the render for the injection checks: pod-security, namespace-mode-label', () => {
