@@ -10,10 +10,33 @@ import { join } from 'node:path';
 import fastJsonPatch from 'fast-json-patch';
 import { defaultConfig } from '../webhook/config.ts';
 import { injectTemplate, jsonEqual } from '../webhook/inject.ts';
-import { createPatch } from '../webhook/patch.ts';
+import { createPatch, escapeSegment } from '../webhook/patch.ts';
 import { podCreateRequest, startTestServer } from './helpers.ts';
 
 const ctx = { namespace: 'team-a', ref: 'Pod team-a/p' };
+
+test('escapeSegment writes a JSON Pointer segment as RFC 6901 says: ~ as ~0 first, then / as ~1, every occurrence', () => {
+  for (const [raw, escaped] of [
+    ['kagenti.io', 'kagenti.io'],
+    ['', ''],
+    ['a~b', 'a~0b'],
+    ['a/b', 'a~1b'],
+    ['~/', '~0~1'],
+    ['/~', '~1~0'],
+    // ~ is escaped before /: the ~ of the ~1 written for a / is never escaped again (not ~01), while a key's own ~1 becomes ~01
+    ['/', '~1'],
+    ['~1', '~01'],
+    ['~0', '~00'],
+    // every occurrence, not the first only
+    ['kagenti.io/authbridge-status', 'kagenti.io~1authbridge-status'],
+    ['a/b/c~d~e', 'a~1b~1c~0d~0e'],
+  ]) assert.equal(escapeSegment(raw!), escaped, JSON.stringify(raw));
+  // what it writes, a JSON patch reads back as the key it came from
+  const obj = { metadata: { annotations: { 'x/~1~y': 'old' } } };
+  const path = `/metadata/annotations/${escapeSegment('x/~1~y')}`;
+  const out = fastJsonPatch.applyPatch(structuredClone(obj), [{ op: 'replace', path, value: 'new' }]).newDocument;
+  assert.deepEqual(out, { metadata: { annotations: { 'x/~1~y': 'new' } } });
+});
 
 test("a pod's own integer past 2^53 is never sent back rounded: its container is not in the patch (HTTPS, kubectl)", async () => {
   // JSON.parse of the body already rounds 9007199254740993, so the only way to keep it is never to re-send the item
