@@ -10,6 +10,11 @@ import { SERVER_NAME, capturingLogger, decodePatch, kubectlPatch, podCreateReque
 import type { Line } from './helpers.ts';
 import { MAX_BODY_BYTES } from '../webhook/limits.ts';
 import { until } from './fake-apiserver.ts';
+import type { AdmissionRequest } from '../webhook/admission.ts';
+import { defaultConfig } from '../webhook/config.ts';
+import { silentLogger } from '../webhook/log.ts';
+import { startValidation } from '../webhook/validation.ts';
+import type { ValidationService } from '../webhook/validation.ts';
 
 const agentPod = () => ({
   apiVersion: 'v1',
@@ -496,6 +501,50 @@ describe('listening on every address (the Deployment passes --host ::)', () => {
   });
 });
 
+
+test('fail closed over HTTPS: a handler that throws (in /validate, inside validation, or in /mutate) is a 500 denial, never allowed', async () => {
+  const config = defaultConfig();
+  const real = await startValidation({ config, log: silentLogger(), cluster: 'none' });
+  const boom = () => {
+    throw new Error('cache exploded');
+  };
+  // each through the server factory, with one validation dependency that fails
+  const failing: [string, '/mutate' | '/validate', Partial<ValidationService>][] = [
+    // the server's own catch (answerAdmission): validate() itself throws
+    ['validate throws', '/validate', { answer: undefined, validate: boom }],
+    // validation's catch: the object cannot be read while it is being checked
+    [
+      'the object cannot be read',
+      '/validate',
+      {
+        answer: undefined,
+        validate: (req: AdmissionRequest) => real.validate({ ...req, object: { ...req.object, get spec(): never { return boom(); } } }),
+      },
+    ],
+    // /mutate: the namespace's labels cannot be read
+    ['namespaceLabels throws', '/mutate', { namespaceLabels: boom }],
+  ];
+  try {
+    for (const [label, path, override] of failing) {
+      const s = await startTestServer(config, { ...real, ...override, close: () => {} } as ValidationService);
+      try {
+        const pod = agentPod();
+        const r = await s.post(path, { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: podCreateRequest(pod) });
+        assert.equal(r.status, 200, `${label}: ${r.text}`);
+        const res = r.body.response;
+        assert.equal(res.allowed, false, `${label}: ${r.text}`);
+        assert.deepEqual([res.status.code, res.status.reason], [500, 'InternalError'], label);
+        assert.match(res.status.message, /^\[internal-error\] Pod team-a\/weather-agent-7d9f8b-<generated>: the webhook could not evaluate this object.* It is denied rather than admitted unchecked\./, label);
+        assert.equal(res.patch, undefined, label);
+        assert.doesNotMatch(r.text, /cache exploded|\n\s+at /, `${label}: no error text or stack in the answer`);
+      } finally {
+        await s.close();
+      }
+    }
+  } finally {
+    await real.close();
+  }
+});
 
 /** Writes raw bytes to the server over TLS and resolves with everything it answers until it closes. */
 function rawRequest(s: { port: number; ca: string | Buffer }, request: string): Promise<string> {
