@@ -15,7 +15,7 @@ import { toWarnings } from '../webhook/validation.ts';
 import { continuationPrefix, wrap } from '../webhook/admission.ts';
 import { decodePatch, joinWarnings, startTestServer } from './helpers.ts';
 import type { TestServer } from './helpers.ts';
-import { FakeApiServer, PATHS, until } from './fake-apiserver.ts';
+import { FakeApiServer, PATHS, startOnFakeApi, until } from './fake-apiserver.ts';
 
 const AGENT = { 'kagenti.io/type': 'agent' };
 let n = 0;
@@ -429,6 +429,38 @@ test('HTTPS /mutate: tokenReview.action mutate removes K8S_TOKEN_REVIEW from bin
     assert.match(joinWarnings(r.warnings!), /^\[token-review-value\] ConfigMap kagent\/kagent-enterprise-config: the webhook set data\.K8S_TOKEN_REVIEW to "true" \(it was "true"; tokenReview\.action: mutate\)/);
   } finally {
     await s.close();
+  }
+});
+
+test('HTTPS /validate with cluster state: two agents on the "default" ServiceAccount share it, so with dedicated-service-account at warn or off the second is denied unique-service-account', async () => {
+  // With dedicated-service-account at error (the default) it denies them first, so only these settings show that the
+  // unique check covers "default" too: one SPIFFE ID for two agents is the same problem on any ServiceAccount.
+  for (const dedicated of ['warn', 'off']) {
+    const input = { tokenReview: { issuer: 'external' }, policies: { 'dedicated-service-account': dedicated } };
+    const { svc, close } = await startOnFakeApi((api) => {
+      api.seed(PATHS.namespaces, [{ metadata: { name: 'team-a' } }]);
+      api.seed(PATHS.deployments, [deployment('weather', 'default')]);
+    }, input);
+    const s = await startTestServer(configFromObject(input), svc);
+    try {
+      await until(() => svc.readiness().ready, 'synced');
+      // set to "default", and not set (the pod then runs as "default")
+      for (const sa of ['default', undefined]) {
+        const label = `${dedicated}, serviceAccountName ${sa ?? 'unset'}`;
+        const r = await s.review('/validate', req('Deployment', 'apps', deployment('news', sa)));
+        assert.equal(r.allowed, false, label);
+        assert.equal(r.status!.code, 403, label);
+        assert.match(r.status!.message, /^\[unique-service-account\] Deployment team-a\/news: .*Deployment\/weather.*spiffe:\/\/cluster\.local\/ns\/team-a\/sa\/default/, label);
+        const dedicatedWarned = ((r.warnings ?? []) as string[]).some((w) => w.startsWith('[dedicated-service-account] '));
+        assert.equal(dedicatedWarned, dedicated === 'warn', label);
+      }
+      // the agent itself (an UPDATE of weather) shares with nobody
+      const self = await s.review('/validate', req('Deployment', 'apps', deployment('weather', 'default'), { operation: 'UPDATE', oldObject: deployment('weather', 'default') }));
+      assert.equal(self.allowed, true, JSON.stringify(self));
+    } finally {
+      await s.close();
+      await close();
+    }
   }
 });
 
