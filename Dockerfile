@@ -29,7 +29,7 @@ LABEL org.opencontainers.image.title="kagenti-webhook" \
 WORKDIR /app
 ENV NODE_ENV=production
 ENV KAGENTI_WEBHOOK_REVISION=$REVISION
-# Young generation capped at 2 x 8 MiB: resident memory stays near 120 MB under load (see BENCHMARKS.md).
+# Young generation capped at 2 x 8 MiB: resident memory stays flat under load (see BENCHMARKS.md, Memory).
 ENV NODE_OPTIONS=--max-semi-space-size=8
 COPY --from=deps /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
