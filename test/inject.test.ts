@@ -1218,3 +1218,62 @@ test('a label or annotation YAML read as a boolean or number is malformed-object
   assert.equal(w.outcome, 'inject');
   if (w.outcome === 'inject') assert.ok(w.warnings.some((x) => x.includes(`kagenti.io/authbridge-mode="${value}" is not a mode`)), JSON.stringify(w.warnings));
 });
+
+test('default-container: set while our sidecars come first, recorded as ours, kept on the first own container, removed when not needed; a user\'s is never touched', () => {
+  const cfg = defaultConfig();
+  const DC = 'kubectl.kubernetes.io/default-container';
+  const first = injectTemplate(agentPod({}, {}, { containers: [{ name: 'app', image: 'x' }] }), cfg, ctxFor);
+  assert.ok(first.outcome === 'inject');
+  if (first.outcome !== 'inject') return;
+  assert.equal(first.template.metadata.annotations[DC], 'app');
+  assert.equal(JSON.parse(first.template.metadata.annotations[STATUS]).defaultContainer, 'app');
+  assert.equal(first.status.defaultContainer, 'app');
+  // re-invocation: the same
+  const again = injectTemplate(first.template, cfg, ctxFor);
+  assert.ok(again.outcome === 'inject' && jsonEqual(again.template, first.template));
+  // the user's container renamed: the annotation follows it
+  const renamed = structuredClone(first.template);
+  renamed.spec.containers.find((c: KubeObject) => c.name === 'app').name = 'main';
+  const r1 = injectTemplate(renamed, cfg, ctxFor);
+  assert.ok(r1.outcome === 'inject');
+  if (r1.outcome === 'inject') {
+    assert.equal(r1.template.metadata.annotations[DC], 'main');
+    assert.equal(JSON.parse(r1.template.metadata.annotations[STATUS]).defaultContainer, 'main');
+  }
+  // native sidecars: ours are init containers, so kubectl's default is the first container anyway: removed
+  const native = structuredClone(first.template);
+  native.metadata.annotations['kagenti.io/native-sidecars'] = 'true';
+  const r2 = injectTemplate(native, cfg, ctxFor);
+  assert.ok(r2.outcome === 'inject');
+  if (r2.outcome === 'inject') {
+    assert.equal(r2.template.metadata.annotations[DC], undefined);
+    assert.equal(JSON.parse(r2.template.metadata.annotations[STATUS]).defaultContainer, undefined);
+  }
+  // every sidecar opted out: removed with them
+  const none = structuredClone(first.template);
+  Object.assign(none.metadata.labels, { 'kagenti.io/authbridge-inject': 'false', 'kagenti.io/spiffe-helper-inject': 'false' });
+  const r3 = injectTemplate(none, cfg, ctxFor);
+  assert.ok(r3.outcome === 'inject' && r3.template.metadata.annotations?.[DC] === undefined, JSON.stringify(r3));
+  // the user's own annotation: kept as written, never recorded as ours, never removed
+  const user = agentPod({}, { [DC]: 'sidecar-of-mine' }, { containers: [{ name: 'app', image: 'x' }, { name: 'sidecar-of-mine', image: 'y' }] });
+  const u1 = injectTemplate(user, cfg, ctxFor);
+  assert.ok(u1.outcome === 'inject');
+  if (u1.outcome !== 'inject') return;
+  assert.equal(u1.template.metadata.annotations[DC], 'sidecar-of-mine');
+  assert.equal(JSON.parse(u1.template.metadata.annotations[STATUS]).defaultContainer, undefined);
+  const userNative = structuredClone(u1.template);
+  userNative.metadata.annotations['kagenti.io/native-sidecars'] = 'true';
+  const u2 = injectTemplate(userNative, cfg, ctxFor);
+  assert.ok(u2.outcome === 'inject' && u2.template.metadata.annotations[DC] === 'sidecar-of-mine');
+  // the user changed ours: theirs from then on
+  const changed = structuredClone(first.template);
+  changed.metadata.annotations[DC] = 'other';
+  changed.metadata.annotations['kagenti.io/native-sidecars'] = 'true';
+  const u3 = injectTemplate(changed, cfg, ctxFor);
+  assert.ok(u3.outcome === 'inject' && u3.template.metadata.annotations[DC] === 'other');
+  // a record older than the field: the annotation is read as the user's, as before
+  const old = agentPod({}, { [DC]: 'app', [STATUS]: FULL_RECORD }, { containers: [{ name: 'app', image: 'x' }] });
+  old.metadata.annotations['kagenti.io/native-sidecars'] = 'true';
+  const o = injectTemplate(old, cfg, ctxFor);
+  assert.ok(o.outcome === 'inject' && o.template.metadata.annotations[DC] === 'app');
+});

@@ -93,6 +93,13 @@ export interface InjectionStatus {
   containers: string[];
   initContainers: string[];
   volumes: string[];
+  /**
+   * The kubectl.kubernetes.io/default-container value the injection set (to the pod's first own container, while our
+   * sidecars come first in its containers): it then owns the annotation, keeps it pointing there and removes it once
+   * it is no longer needed. Absent when the injection did not set it (the user did, or none was needed), and in
+   * records written before the field existed, which are read as they were.
+   */
+  defaultContainer?: string;
 }
 
 export interface InjectContext {
@@ -399,7 +406,13 @@ export function parseStatus(value: unknown): InjectionStatus | null {
     containers: names(parsed.containers),
     initContainers: names(parsed.initContainers),
     volumes: names(parsed.volumes),
+    ...(typeof parsed.defaultContainer === 'string' ? { defaultContainer: parsed.defaultContainer } : {}),
   };
+}
+
+/** Whether the default-container annotation is the one an earlier injection set (its record says so, with this value). */
+function ownsDefaultContainer(prev: InjectionStatus | null, annotations: Record<string, unknown>): boolean {
+  return prev?.defaultContainer !== undefined && annotations[ANNOTATION_DEFAULT_CONTAINER] === prev.defaultContainer;
 }
 
 // ---------- rendering ----------
@@ -1392,13 +1405,26 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   if (volumes.length) spec.volumes = volumes;
   else delete spec.volumes;
 
-  const status: InjectionStatus = reusedVolumes ? statusOf(plan, addInit, addSidecars, ownedVolumes) : r.status;
+  // kubectl's default container (kubectl logs and exec without -c): while our sidecars come first in the containers,
+  // the pod's first own container, set when the pod has none and recorded as ours (defaultContainer), so that a
+  // later injection keeps it on a container the pod still has (not on one another webhook put first since), points
+  // it at the first own one again when that is gone (renamed), and removes it once it is not needed (native
+  // sidecars, nothing injected). One the user set (or that a record older than the field does not claim) is theirs.
+  let defaultContainer: string | undefined;
+  const ownsDefault = ownsDefaultContainer(prev, annotations);
+  if (!native && addSidecars.length && firstOwnContainer && (ownsDefault || annotations[ANNOTATION_DEFAULT_CONTAINER] === undefined))
+    defaultContainer = ownsDefault && hasName(ownContainers, prev!.defaultContainer!) ? prev!.defaultContainer : (ownContainers[0]?.name ?? firstOwnContainer);
+  else if (ownsDefault) delete annotations[ANNOTATION_DEFAULT_CONTAINER];
+  let status: InjectionStatus = reusedVolumes ? statusOf(plan, addInit, addSidecars, ownedVolumes) : r.status;
+  let statusJson = reusedVolumes ? JSON.stringify(status) : r.statusJson;
+  if (defaultContainer !== undefined) {
+    status = { ...status, defaultContainer };
+    statusJson = `${statusJson.slice(0, -1)},"defaultContainer":${JSON.stringify(defaultContainer)}}`;
+  }
   const injected = reusedVolumes ? injectedOf(status) : r.injected;
-  if (injected.length) annotations[ANNOTATION_STATUS] = reusedVolumes ? JSON.stringify(status) : r.statusJson;
+  if (injected.length) annotations[ANNOTATION_STATUS] = statusJson;
   if (spire && !cfg.spiffeHelper.configMap) annotations[ANNOTATION_HELPER_CONFIG] = helperConfigOf(cfg);
-  if (!native && addSidecars.length && firstOwnContainer && annotations[ANNOTATION_DEFAULT_CONTAINER] === undefined)
-    annotations[ANNOTATION_DEFAULT_CONTAINER] = firstOwnContainer;
-  // Keep the annotation we set on an earlier pass even when the user's first container is now first again.
+  if (defaultContainer !== undefined) annotations[ANNOTATION_DEFAULT_CONTAINER] = defaultContainer;
   if (hasKeys(annotations)) md.annotations = annotations;
   else delete md.annotations;
   // The limit holds for the pod as injected: what the injection adds could take a pod just under it over.
