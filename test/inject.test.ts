@@ -1277,3 +1277,27 @@ test('default-container: set while our sidecars come first, recorded as ours, ke
   const o = injectTemplate(old, cfg, ctxFor);
   assert.ok(o.outcome === 'inject' && o.template.metadata.annotations[DC] === 'app');
 });
+
+test('imagePullPolicy: what the API server defaults for the image, Always for :latest or no tag (no digest), IfNotPresent otherwise; a re-invocation changes nothing', () => {
+  const cfg = parseConfig([
+    'authBridge:',
+    '  images:',
+    '    proxySidecar: registry.io/authbridge-proxy:latest',
+    '    proxyInit: localhost:5000/proxy-init',
+    'spiffeHelper:',
+    '  image: registry.io/spiffe-helper@sha256:' + 'a'.repeat(64),
+    '',
+  ].join('\n'));
+  const r = injectTemplate(agentPod({}, {}, { containers: [{ name: 'app', image: 'x' }] }), cfg, ctxFor);
+  assert.ok(r.outcome === 'inject');
+  if (r.outcome !== 'inject') return;
+  const policy = (name: string) => [...r.template.spec.initContainers, ...r.template.spec.containers].find((c: KubeObject) => c.name === name).imagePullPolicy;
+  assert.equal(policy('authbridge-proxy'), 'Always');
+  assert.equal(policy('proxy-init'), 'Always');
+  assert.equal(policy('spiffe-helper'), 'IfNotPresent');
+  const again = injectTemplate(r.template, cfg, ctxFor);
+  assert.ok(again.outcome === 'inject' && again.template.spec === r.template.spec || (again.outcome === 'inject' && jsonEqual(again.template, r.template)));
+  const d = defaultConfig();
+  const tagged = injectTemplate(agentPod({}, {}, { containers: [{ name: 'app', image: 'x' }] }), d, ctxFor);
+  assert.ok(tagged.outcome === 'inject' && tagged.template.spec.containers.every((c: KubeObject) => c.name === 'app' || c.imagePullPolicy === 'IfNotPresent'));
+});

@@ -92,3 +92,16 @@ export function imageReferenceProblem(ref: string): ImageProblem | undefined {
       'does not follow the image reference grammar: [registry[:port]/]path[:tag][@sha256:<64 hex digits>, or sha384, sha512], the path of lowercase letters and digits separated by "/", ".", "_", "__" or "-", the tag at most 128 letters, digits, "_", "." and "-"',
   };
 }
+
+/**
+ * The imagePullPolicy the API server gives a container that sets none (SetDefaults_Container): Always when the
+ * image's tag is `latest`, or when it has neither a tag nor a digest (the kubelet then pulls `latest`);
+ * IfNotPresent otherwise. A `:` before the last `/` is a registry port (`localhost:5000/x` has no tag).
+ */
+export function defaultPullPolicy(image: string): 'Always' | 'IfNotPresent' {
+  const at = image.indexOf('@');
+  const name = at === -1 ? image : image.slice(0, at);
+  const colon = name.lastIndexOf(':');
+  const tag = colon > name.lastIndexOf('/') ? name.slice(colon + 1) : '';
+  return tag === 'latest' || (tag === '' && at === -1) ? 'Always' : 'IfNotPresent';
+}

@@ -8,6 +8,7 @@ import type { InjectionPolicy, InjectionWarning } from './config.ts';
 import { cutKey, isObject, jsonEqual, quoted, sealJson } from './json.ts';
 import type { PodResourceFinding } from './pod-resources.ts';
 import { podResourceFindings } from './pod-resources.ts';
+import { defaultPullPolicy } from './image-ref.ts';
 import { guaranteedPod, injectedResources } from './qos.ts';
 import { VERSION } from './version.ts';
 import { workloadSpecPath } from './workloads.ts';
@@ -453,7 +454,8 @@ function hardened(): KubeObject {
 
 // What the API server's defaulting (SetDefaults_Container, SetDefaults_DownwardAPIVolumeSource, ...) would add to
 // the pieces we inject. They are written out, so that the pod the API server hands back on a re-invocation, after
-// defaulting it, holds exactly what injection renders and the re-invocation is a no-op.
+// defaulting it, holds exactly what injection renders and the re-invocation is a no-op. The imagePullPolicy is the
+// one it would give the image (defaultPullPolicy: Always for `latest` or no tag), so a new `latest` is pulled.
 const CONTAINER_DEFAULTS = { terminationMessagePath: '/dev/termination-log', terminationMessagePolicy: 'File' } as const;
 /** 0644, the API server's default file mode for configMap, secret, downwardAPI and projected volumes. */
 const DEFAULT_MODE = 420;
@@ -511,7 +513,7 @@ function renderAuthBridge(cfg: Config, plan: Plan, namespace: string, sa: string
   const c: KubeObject = {
     name: envoy ? CONTAINER_ENVOY : CONTAINER_AUTHBRIDGE,
     image,
-    imagePullPolicy: 'IfNotPresent',
+    imagePullPolicy: defaultPullPolicy(image),
     ports: authBridgePorts(cfg, plan.mode).map((p) => ({ name: p.name, containerPort: p.port, protocol: 'TCP' })),
     env: [
       { name: 'AUTHBRIDGE_MODE', value: plan.mode },
@@ -563,7 +565,7 @@ function renderProxyInit(cfg: Config, plan: Plan): KubeObject {
   return {
     name: CONTAINER_PROXY_INIT,
     image: cfg.authBridge.images.proxyInit,
-    imagePullPolicy: 'IfNotPresent',
+    imagePullPolicy: defaultPullPolicy(cfg.authBridge.images.proxyInit),
     // The names kagenti's proxy-init script reads (init-iptables.sh: PROXY_PORT, INBOUND_PROXY_PORT, PROXY_UID,
     // INBOUND_PORTS_EXCLUDE; its defaults are 15123, 15124, 1337 and none). Other names would be ignored, and a
     // moved port would send the pod's traffic where nothing listens.
@@ -596,7 +598,7 @@ function renderSpiffeHelper(cfg: Config, plan: Plan): KubeObject {
   const c: KubeObject = {
     name: CONTAINER_SPIFFE_HELPER,
     image: cfg.spiffeHelper.image,
-    imagePullPolicy: 'IfNotPresent',
+    imagePullPolicy: defaultPullPolicy(cfg.spiffeHelper.image),
     args: ['-config', `${HELPER_CONFIG_DIR}/${HELPER_CONFIG_FILE}`],
     env: [{ name: 'SPIFFE_ENDPOINT_SOCKET', value: `unix://${socketPath(cfg)}` }],
     volumeMounts: [
