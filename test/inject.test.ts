@@ -1301,3 +1301,17 @@ test('imagePullPolicy: what the API server defaults for the image, Always for :l
   const tagged = injectTemplate(agentPod({}, {}, { containers: [{ name: 'app', image: 'x' }] }), d, ctxFor);
   assert.ok(tagged.outcome === 'inject' && tagged.template.spec.containers.every((c: KubeObject) => c.name === 'app' || c.imagePullPolicy === 'IfNotPresent'));
 });
+
+test('port-conflict: an ordinary init container of the pod runs to completion before a non-native proxy starts, so its port does not clash; with native sidecars it does, and the pod\'s native sidecars always do', () => {
+  const initWith = (extra: KubeObject) => ({ containers: [{ name: 'app', image: 'x' }], initContainers: [{ name: 'setup', image: 'y', ports: [{ containerPort: 15123 }], ...extra }] });
+  const cfg = defaultConfig();
+  const ordinary = injectTemplate(agentPod({}, {}, initWith({})), cfg, ctxFor);
+  assert.equal(ordinary.outcome, 'inject', JSON.stringify(ordinary));
+  const native = injectTemplate(agentPod({}, { 'kagenti.io/native-sidecars': 'true' }, initWith({})), cfg, ctxFor);
+  assert.ok(native.outcome === 'deny' && native.rule === 'port-conflict', JSON.stringify(native));
+  if (native.outcome === 'deny') assert.match(native.message, /container setup declares port 15123 \(spec\.initContainers\[0\]\.ports\[0\]\.containerPort\), which the injected proxy-sidecar proxy needs for outbound/);
+  const ownSidecar = injectTemplate(agentPod({}, {}, initWith({ restartPolicy: 'Always' })), cfg, ctxFor);
+  assert.ok(ownSidecar.outcome === 'deny' && ownSidecar.rule === 'port-conflict', JSON.stringify(ownSidecar));
+  const regular = injectTemplate(agentPod({}, {}, { containers: [{ name: 'app', image: 'x', ports: [{ containerPort: 15124 }] }] }), cfg, ctxFor);
+  assert.ok(regular.outcome === 'deny' && regular.rule === 'port-conflict');
+});

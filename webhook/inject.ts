@@ -1282,7 +1282,10 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   }
 
   // port-conflict: a pod container declares a port an injected container needs (one network namespace). The proxy
-  // binds TCP only: a UDP or SCTP port of the same number does not clash (a missing protocol is TCP).
+  // binds TCP only: a UDP or SCTP port of the same number does not clash (a missing protocol is TCP). Only containers
+  // that run while the proxy does: the regular ones and the pod's native sidecars (restartPolicy: Always), and its
+  // ordinary init containers only when our sidecars are native (they start before them and keep running); otherwise
+  // each ordinary init container has run to completion before the proxy, a regular container, starts.
   if (authBridge) {
     for (const [list, arr] of [
       ['containers', containers],
@@ -1290,6 +1293,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
     ] as const) {
       let indexOfOwn: ((item: unknown) => number) | undefined; // made at the first clash: most pods have none
       for (const c of arr) {
+        if (list === 'initContainers' && !native && c.restartPolicy !== 'Always') continue;
         const ports = c.ports as KubeObject[] | undefined | null;
         if (!ports) continue;
         for (let k = 0; k < ports.length; k++) {
