@@ -47,8 +47,10 @@ test('injection never writes to its input and is deterministic', () => {
       assert.ok(jsonEqual(a, b), `${file}: two runs differ`);
       if (a.outcome === 'inject') {
         injected++;
-        // injecting the result again changes nothing (idempotent)
+        // injecting the result again changes nothing (idempotent); a template no longer to be injected whose earlier
+        // injection was taken out is skipped as it is
         const again = injectTemplate(deepFreeze(a.template), cfg, ctx, podSpecFieldPath(frozen.kind));
+        if (again.outcome === 'skip' && a.injected.length === 0) continue;
         assert.equal(again.outcome, 'inject');
         if (again.outcome === 'inject') assert.ok(jsonEqual(again.template, a.template), `${file}: second injection differs`);
       }
@@ -1314,4 +1316,77 @@ test('port-conflict: an ordinary init container of the pod runs to completion be
   assert.ok(ownSidecar.outcome === 'deny' && ownSidecar.rule === 'port-conflict', JSON.stringify(ownSidecar));
   const regular = injectTemplate(agentPod({}, {}, { containers: [{ name: 'app', image: 'x', ports: [{ containerPort: 15124 }] }] }), cfg, ctxFor);
   assert.ok(regular.outcome === 'deny' && regular.rule === 'port-conflict');
+});
+
+test('an injected pod no longer to be injected (kagenti.io/inject: disabled, no type label, a tool with injectTools off) loses what its record lists: the result is the source with that label', () => {
+  const cfg = defaultConfig();
+  const withTools = parseConfig('featureGates:\n  injectTools: true\n');
+  const source = agentPod({}, {}, { containers: [{ name: 'app', image: 'x' }], initContainers: [{ name: 'setup', image: 'y' }], volumes: [{ name: 'data', emptyDir: {} }] });
+  delete source.metadata.annotations;
+  const cases: [string, (p: KubeObject) => void, string, typeof cfg][] = [
+    ['inject-disabled', (p) => (p.metadata.labels['kagenti.io/inject'] = 'disabled'), 'inject-disabled', cfg],
+    ['not-agent', (p) => delete p.metadata.labels['kagenti.io/type'], 'not-agent', cfg],
+    ['tools-disabled', (p) => (p.metadata.labels['kagenti.io/type'] = 'tool'), 'tools-disabled', withTools],
+  ];
+  for (const [what, relabel, reason, injectCfg] of cases) {
+    const first = injectTemplate(deepFreeze(structuredClone(source)), injectCfg, ctxFor);
+    assert.equal(first.outcome, 'inject');
+    if (first.outcome !== 'inject') return;
+    const injected = structuredClone(first.template);
+    relabel(injected);
+    const expected = structuredClone(source);
+    relabel(expected);
+    // the source with that label is skipped as it is
+    assert.deepEqual(injectTemplate(deepFreeze(structuredClone(expected)), cfg, ctxFor), { outcome: 'skip', reason }, what);
+    const r = injectTemplate(deepFreeze(injected), cfg, ctxFor);
+    assert.equal(r.outcome, 'inject', what);
+    if (r.outcome !== 'inject') continue;
+    assert.deepEqual(r.template, expected, `${what}: every injected piece, the record and the annotations it set are gone`);
+    assert.deepEqual(r.injected, []);
+    assert.deepEqual(r.warnings, []);
+    // and again: nothing left to take out
+    assert.deepEqual(injectTemplate(deepFreeze(structuredClone(r.template)), cfg, ctxFor), { outcome: 'skip', reason }, `${what}: second pass`);
+  }
+  // the global switch leaves every pod as it comes, an injected one too
+  const first = injectTemplate(structuredClone(source), cfg, ctxFor);
+  assert.ok(first.outcome === 'inject');
+  if (first.outcome === 'inject')
+    assert.deepEqual(injectTemplate(first.template, parseConfig('featureGates:\n  globalEnabled: false\n'), ctxFor), { outcome: 'skip', reason: 'global-disabled' });
+  // what the record does not account for stays: a user's own spiffe-helper image, a volume the pod still mounts
+  const own = agentPod({ 'kagenti.io/inject': 'disabled' }, { [STATUS]: FULL_RECORD }, {
+    containers: [
+      { name: 'app', image: 'x', volumeMounts: [{ name: 'svid-output', mountPath: '/certs' }] },
+      { name: 'spiffe-helper', image: 'my/own-helper:1' },
+    ],
+    volumes: [{ name: 'svid-output', emptyDir: {} }],
+  });
+  const kept = injectTemplate(deepFreeze(own), cfg, ctxFor);
+  assert.ok(kept.outcome === 'inject');
+  if (kept.outcome === 'inject') {
+    assert.deepEqual(kept.template.spec, own.spec);
+    assert.equal(kept.template.metadata.annotations, undefined, 'the record goes');
+  }
+  // a record that would leave no container of the pod's own: left as it is
+  const all = agentPod({ 'kagenti.io/inject': 'disabled' }, { [STATUS]: FULL_RECORD }, { containers: [{ name: 'spiffe-helper', image: cfg.spiffeHelper.image }] });
+  assert.deepEqual(injectTemplate(all, cfg, ctxFor), { outcome: 'skip', reason: 'inject-disabled' });
+});
+
+test('all-opted-out: its fix gives no advice that would bring the sidecars back', () => {
+  const cfg = defaultConfig();
+  const first = injectTemplate(agentPod({}, {}, { containers: [{ name: 'app', image: 'x' }] }), cfg, ctxFor);
+  assert.ok(first.outcome === 'inject');
+  if (first.outcome !== 'inject') return;
+  const pod = structuredClone(first.template);
+  Object.assign(pod.metadata.labels, { 'kagenti.io/authbridge-inject': 'false', 'kagenti.io/spiffe-helper-inject': 'false' });
+  const r = injectTemplate(pod, cfg, ctxFor);
+  assert.ok(r.outcome === 'inject');
+  if (r.outcome !== 'inject') return;
+  assert.equal(r.warnings.length, 1);
+  assert.match(r.warnings[0]!, /^\[all-opted-out\] .* Fix: remove an opt-out label; if the agent needs no sidecar, set policies\.all-opted-out: off to silence this\.$/);
+  // what the old advice (label kagenti.io/inject: disabled) gives now: the same pod, no sidecars
+  const disabled = structuredClone(first.template);
+  disabled.metadata.labels['kagenti.io/inject'] = 'disabled';
+  const d = injectTemplate(disabled, cfg, ctxFor);
+  assert.ok(d.outcome === 'inject');
+  if (d.outcome === 'inject') assert.deepEqual(d.template.spec, r.template.spec);
 });

@@ -972,6 +972,95 @@ function helperConfigOf(cfg: Config): string {
   return text;
 }
 
+/** The pod's lists without what an earlier injection recorded (stripRecorded), and the names taken out. */
+interface Stripped {
+  containers: KubeObject[];
+  initContainers: KubeObject[];
+  volumes: KubeObject[];
+  /** the container and init container names taken out */
+  strip: Set<string>;
+  /** the volume names taken out */
+  ownV: Set<string>;
+}
+
+/**
+ * Takes out of the pod's lists (never written: new lists) what an earlier injection recorded, only under reserved
+ * names. A piece injected this time (`injectedNow`) replaces what the record lists under its names. A piece no longer
+ * injected (opted out, another mode, or no injection at all) is taken out too, since the record says it is ours,
+ * unless it is not: a container whose image is none we inject for that name, or a volume a container the pod keeps
+ * still mounts (checked when spiffe-helper, which mounts them, is not injected: `spire` false). So a stale or forged
+ * record never leaves the pod with a mount of a missing volume, and never removes a container or volume the user
+ * brought under a name we give back.
+ */
+function stripRecorded(
+  prev: InjectionStatus,
+  cfg: Config,
+  lists: { containers: KubeObject[]; initContainers: KubeObject[]; volumes: KubeObject[] },
+  injectedNow: (name: string) => boolean,
+  spire: boolean,
+): Stripped {
+  const recordedC = new Set([...prev.containers, ...prev.initContainers].filter((n) => RESERVED_CONTAINERS.includes(n)));
+  // A recorded proxy that binds our proxy ports is ours too, whatever its image (a mirror, a rewritten image):
+  // kept, it could only clash with the proxy injected now.
+  const ourPorts = new Set(Object.values(cfg.authBridge.ports));
+  const bindsOurPorts = (c: KubeObject) =>
+    (c.name === CONTAINER_AUTHBRIDGE || c.name === CONTAINER_ENVOY) && Array.isArray(c.ports) && c.ports.some((p: unknown) => isObject(p) && ourPorts.has(p.containerPort));
+  const strip = new Set<string>();
+  for (const c of [...lists.containers, ...lists.initContainers])
+    if (recordedC.has(c.name) && (injectedNow(c.name) || injectedImage(cfg, c.name, c.image) || bindsOurPorts(c))) strip.add(c.name);
+  // proxy-init redirects the pod's traffic to the proxy: it goes with a proxy of ours that goes.
+  if (recordedC.has(CONTAINER_PROXY_INIT) && (strip.has(CONTAINER_AUTHBRIDGE) || strip.has(CONTAINER_ENVOY))) strip.add(CONTAINER_PROXY_INIT);
+  const containers = lists.containers.filter((c) => !strip.has(c.name));
+  const initContainers = lists.initContainers.filter((c) => !strip.has(c.name));
+  const mounted = new Set<unknown>();
+  if (!spire) for (const c of [...containers, ...initContainers]) if (Array.isArray(c.volumeMounts)) for (const m of c.volumeMounts) if (isObject(m)) mounted.add(m.name);
+  const ownV = new Set(prev.volumes.filter((n) => RESERVED_VOLUMES.includes(n) && !mounted.has(n)));
+  const volumes = lists.volumes.filter((v) => !ownV.has(v.name));
+  return { containers, initContainers, volumes, strip, ownV };
+}
+
+/**
+ * A template not to be injected (`reason`: labelled kagenti.io/inject: disabled, without an agent or tool type, a
+ * tool while featureGates.injectTools is off) that carries an earlier injection's record (re-running `inject` on its
+ * output after the label changed; a pod of a template `inject` rendered): the pieces the record lists are taken out
+ * (stripRecorded, as with every sidecar opted out), with the record, the helper's config and a default-container
+ * annotation the injection set, so the result is the template as the injection found it. Without a record, or with
+ * one that would leave the pod no container of its own, or in a shape the injection cannot read: skipped, as it came.
+ * (The webhook's registration never sends a pod labelled inject: disabled or without the type; `inject` and lint read
+ * any template.)
+ */
+function withoutInjection(input: KubeObject, cfg: Config, specPath: string, reason: SkipReason): InjectResult {
+  const skip: InjectResult = { outcome: 'skip', reason };
+  const md0 = isObject(input.metadata) ? input.metadata : undefined;
+  const ann0: Record<string, unknown> | undefined = md0 && isObject(md0.annotations) ? md0.annotations : undefined;
+  if (ann0?.[ANNOTATION_STATUS] === undefined) return skip;
+  const prev = parseStatus(ann0[ANNOTATION_STATUS]);
+  if (!prev || checkShape(input, specPath)) return skip;
+  const spec0 = input.spec as KubeObject;
+  const lists = {
+    containers: spec0.containers as KubeObject[],
+    initContainers: (Array.isArray(spec0.initContainers) ? spec0.initContainers : []) as KubeObject[],
+    volumes: (Array.isArray(spec0.volumes) ? spec0.volumes : []) as KubeObject[],
+  };
+  const kept = stripRecorded(prev, cfg, lists, () => false, false);
+  if (!kept.containers.length) return skip;
+  const spec: KubeObject = { ...spec0 };
+  for (const key of ['containers', 'initContainers', 'volumes'] as const) {
+    if (kept[key].length === lists[key].length) continue; // as it came (an empty list too)
+    if (kept[key].length) spec[key] = kept[key];
+    else delete spec[key];
+  }
+  const annotations: Record<string, unknown> = { ...ann0 };
+  delete annotations[ANNOTATION_STATUS];
+  if (ANNOTATION_HELPER_CONFIG in annotations && !hasName(kept.volumes, VOLUME_HELPER_CONFIG)) delete annotations[ANNOTATION_HELPER_CONFIG];
+  if (ownsDefaultContainer(prev, ann0)) delete annotations[ANNOTATION_DEFAULT_CONTAINER];
+  const metadata: KubeObject = { ...md0 };
+  if (hasKeys(annotations)) metadata.annotations = annotations;
+  else delete metadata.annotations;
+  const status: InjectionStatus = { version: VERSION, mode: prev.mode, containers: [], initContainers: [], volumes: [] };
+  return { outcome: 'inject', template: { ...input, metadata, spec }, mode: prev.mode, status, injected: [], warnings: [] };
+}
+
 // ---------- helpers ----------
 
 function invalidAnnotation(ctx: InjectContext, key: string, value: string, valid: readonly string[], specPath: string): InjectDenial {
@@ -1032,7 +1121,8 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   const md0 = isObject(input.metadata) ? input.metadata : {};
   const labels0 = isObject(md0.labels) ? md0.labels : {};
   const skip = eligibility(labels0, cfg);
-  if (skip) return { outcome: 'skip', reason: skip };
+  // (the global switch leaves every pod as it comes; the other reasons take an earlier injection out)
+  if (skip) return skip === 'global-disabled' ? { outcome: 'skip', reason: skip } : withoutInjection(input, cfg, specPath, skip);
 
   const shapeError = checkShape(input, specPath);
   if (shapeError) {
@@ -1133,32 +1223,11 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
   const inInitContainers = initContainers;
   const inVolumes = volumes;
   if (prev) {
-    // A piece injected this time replaces what the record lists under its names. A piece no longer injected (opted
-    // out, another mode) is taken out too, since the record says it is ours, unless it is not: a container
-    // whose image is none we inject for that name, or a volume a container the pod keeps still mounts. So a
-    // stale or forged record never leaves the pod with a mount of a missing volume, and never removes a
-    // container or volume the user brought under a name we give back.
     // A name is injected this time when its piece is (the AuthBridge container's name depends on the mode).
     const envoy = mode === 'envoy-sidecar';
     const injectedNow = (n: string) =>
       n === CONTAINER_PROXY_INIT ? proxyInit : n === CONTAINER_AUTHBRIDGE ? authBridge && !envoy : n === CONTAINER_ENVOY ? authBridge && envoy : spire;
-    const recordedC = new Set([...prev.containers, ...prev.initContainers].filter((n) => RESERVED_CONTAINERS.includes(n)));
-    // A recorded proxy that binds our proxy ports is ours too, whatever its image (a mirror, a rewritten image):
-    // kept, it could only clash with the proxy injected now.
-    const ourPorts = new Set(Object.values(cfg.authBridge.ports));
-    const bindsOurPorts = (c: KubeObject) =>
-      (c.name === CONTAINER_AUTHBRIDGE || c.name === CONTAINER_ENVOY) && Array.isArray(c.ports) && c.ports.some((p: unknown) => isObject(p) && ourPorts.has(p.containerPort));
-    strip = new Set<string>();
-    for (const c of [...containers, ...initContainers])
-      if (recordedC.has(c.name) && (injectedNow(c.name) || injectedImage(cfg, c.name, c.image) || bindsOurPorts(c))) strip.add(c.name);
-    // proxy-init redirects the pod's traffic to the proxy: it goes with a proxy of ours that goes.
-    if (recordedC.has(CONTAINER_PROXY_INIT) && (strip.has(CONTAINER_AUTHBRIDGE) || strip.has(CONTAINER_ENVOY))) strip.add(CONTAINER_PROXY_INIT);
-    containers = containers.filter((c) => !strip!.has(c.name));
-    initContainers = initContainers.filter((c) => !strip!.has(c.name));
-    const mounted = new Set<unknown>();
-    if (!spire) for (const c of [...containers, ...initContainers]) if (Array.isArray(c.volumeMounts)) for (const m of c.volumeMounts) if (isObject(m)) mounted.add(m.name);
-    ownV = new Set(prev.volumes.filter((n) => RESERVED_VOLUMES.includes(n) && !mounted.has(n)));
-    volumes = volumes.filter((v) => !ownV!.has(v.name));
+    ({ containers, initContainers, volumes, strip, ownV } = stripRecorded(prev, cfg, { containers, initContainers, volumes }, injectedNow, spire));
     // A record that names every container of the pod leaves it none of its own: the API server rejects a pod
     // without containers (spec.containers: Required value), and injecting the result again would be denied.
     if (!containers.length) {
@@ -1450,7 +1519,7 @@ export function injectTemplate(input: KubeObject, cfg: Config, ctx: InjectContex
     );
   if (authBridgeOptOut && !spire)
     warnings.push(
-      `[all-opted-out] ${ctx.ref}: every kagenti sidecar is opted out (labels ${LABEL_AUTHBRIDGE_INJECT} or ${LABEL_ENVOY_PROXY_INJECT}, and ${LABEL_SPIFFE_HELPER_INJECT}), so nothing is injected and the agent has no SPIFFE identity. Fix: remove an opt-out label, or label it ${LABEL_INJECT}: disabled to say so.`,
+      `[all-opted-out] ${ctx.ref}: every kagenti sidecar is opted out (labels ${LABEL_AUTHBRIDGE_INJECT} or ${LABEL_ENVOY_PROXY_INJECT}, and ${LABEL_SPIFFE_HELPER_INJECT}), so nothing is injected and the agent has no SPIFFE identity. Fix: remove an opt-out label; if the agent needs no sidecar, set policies.all-opted-out: off to silence this.`,
     );
   // A pod meant to finish (a Job's, or restartPolicy Never/OnFailure) never does while ordinary sidecars run.
   const rp = spec.restartPolicy;
