@@ -370,12 +370,12 @@ spec: {containers: [{name: main, image: busybox}]}
   assert.equal(r.stdout, unwatched + bare, 'written back byte for byte');
   const lines = r.stderr.split('\n').filter((l) => l);
   assert.deepEqual(
-    lines.map((l) => l.replace(/: not injected.*/, '')),
+    lines.map((l) => l.replace(/: not injected or checked.*/, '')),
     ['warning: [unwatched-namespace] Deployment kube-system/agent', 'warning: [unwatched-namespace] Pod kagenti-system/p', 'warning: [unwatched-namespace] Pod kube-public/bare'],
   );
   assert.equal(
     lines[0],
-    "warning: [unwatched-namespace] Deployment kube-system/agent: not injected, written back as it is: the webhook never sees namespace kube-system (its registrations' namespaceSelector leaves out kube-system, kube-public, kube-node-lease and kagenti-system), so its pods get no sidecars and nothing is checked there. Fix: move the agent to a namespace of its own.",
+    "warning: [unwatched-namespace] Deployment kube-system/agent: not injected or checked: the webhook never sees namespace kube-system (its registrations' namespaceSelector leaves out kube-system, kube-public, kube-node-lease and kagenti-system), so its pods get no sidecars and nothing is checked there. Fix: move the agent to a namespace of its own; an object that is not meant to be an agent needs no kagenti.io/type label.",
   );
   // the same agent in a namespace the webhook sees is denied, and a plain pod injected
   const watched = runCli(['inject'], unwatched.replace('namespace: kube-system', 'namespace: team'));

@@ -1115,16 +1115,22 @@ test('lint: an object in a namespace the webhook never sees gets one unwatched-n
   assert.deepEqual(l.findings.map((f) => [f.rule, f.severity, f.line, f.column, f.path]), [['unwatched-namespace', 'warning', 2, 1, '']]);
   assert.match(
     l.findings[0].message,
-    /^\[unwatched-namespace\] Deployment kube-system\/sys: the webhook never sees namespace kube-system: nothing is injected or checked there .*: dedicated-service-account, host-network\. Fix: /,
+    /^\[unwatched-namespace\] Deployment kube-system\/sys: not injected or checked: the webhook never sees namespace kube-system .*, so its pods get no sidecars and nothing is checked there, and what lint reports elsewhere is not enforced here: dedicated-service-account, host-network\. Fix: move the agent to a namespace of its own; /,
   );
   // the same namespaces as the webhook registrations leave out
   for (const ns of ['kube-public', 'kube-node-lease', 'kagenti-system']) assert.deepEqual(lintString(hostNet(ns)).findings.map((f) => f.rule), ['unwatched-namespace']);
   assert.deepEqual(lintString(hostNet('agents')).findings.map((f) => f.rule), ['dedicated-service-account', 'host-network']);
-  // -n kube-system for objects without a namespace too; an object without findings there gets nothing
+  // -n kube-system for objects without a namespace too
   assert.deepEqual(lintString(hostNet('kube-system').replace('  namespace: kube-system\n', ''), { namespace: 'kube-system' }).findings.map((f) => f.rule), ['unwatched-namespace']);
-  assert.deepEqual(lintString(AGENT('ok', 'ok-sa', 'kube-system')).findings, []);
-  // two agents there on one ServiceAccount: the webhook never sees them claim it
-  assert.deepEqual(lintString(`${AGENT('a', 'sa', 'kube-system')}---\n${AGENT('b', 'sa', 'kube-system')}`).findings, []);
+  // an agent without findings there gets the warning too, in the words inject uses for it
+  const ok = lintString(AGENT('ok', 'ok-sa', 'kube-system')).findings;
+  assert.deepEqual(ok.map((f) => [f.rule, f.severity, f.line, f.path]), [['unwatched-namespace', 'warning', 2, '']]);
+  const injected = injectStream(AGENT('ok', 'ok-sa', 'kube-system'), defaultConfig());
+  assert.deepEqual([injected.injected, injected.denials, injected.warnings], [0, [], [ok[0]!.message]]);
+  // not an agent (opted out, no type label): nothing, in lint as in inject
+  assert.deepEqual(lintString(AGENT('ok', 'ok-sa', 'kube-system').replace('kagenti.io/type: agent', 'kagenti.io/type: agent\n        kagenti.io/inject: disabled')).findings, []);
+  // two agents there on one ServiceAccount: the webhook never sees them claim it (one warning each, no conflict)
+  assert.deepEqual(lintString(`${AGENT('a', 'sa', 'kube-system')}---\n${AGENT('b', 'sa', 'kube-system')}`).findings.map((f) => [f.rule, f.name]), [['unwatched-namespace', 'a'], ['unwatched-namespace', 'b']]);
   // exit 0 (a warning), 1 with --strict; SARIF lists the rule
   const dir = tmp();
   writeFileSync(join(dir, 'ks.yaml'), hostNet('kube-system'));
@@ -1164,15 +1170,16 @@ test('lint: in a namespace the webhook never sees, what the API server itself re
   const pod = (labels: string, spec = '') =>
     `apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  namespace: kube-system\n  labels:\n    kagenti.io/type: agent\n${labels}spec:\n${spec}  containers:\n  - name: app\n    image: a\n`;
   l = lintString(pod('    version: 1.0\n', '  serviceAccountName: sa\n'));
-  assert.deepEqual(l.findings.map((f) => [f.rule, f.severity, f.line, f.path]), [['malformed-object', 'error', 8, 'metadata.labels.version']]);
+  assert.deepEqual(l.findings.map((f) => [f.rule, f.severity, f.line, f.path]), [['unwatched-namespace', 'warning', 2, ''], ['malformed-object', 'error', 8, 'metadata.labels.version']]);
   // with a webhook-only finding too: the warning names that one, and the API server's error stays
   l = lintString(pod('    version: 1.0\n'));
   assert.deepEqual(l.findings.map((f) => [f.rule, f.severity]), [['unwatched-namespace', 'warning'], ['malformed-object', 'error']]);
   assert.match(l.findings[0].message, /not enforced here: dedicated-service-account\. Fix:/);
   // annotations over the size limit, a container without a name, hostNetwork that is not a boolean: refused too
-  assert.deepEqual(lintString(pod('', `  serviceAccountName: sa\n`).replace('  labels:', `  annotations:\n    big: "${'x'.repeat(256 * 1024)}"\n  labels:`)).findings.map((f) => f.rule), ['malformed-object']);
-  assert.deepEqual(lintString(pod('', '  serviceAccountName: sa\n').replace('  - name: app\n    image: a', '  - image: a')).findings.map((f) => f.rule), ['malformed-object']);
-  assert.deepEqual(lintString(pod('', '  serviceAccountName: sa\n  hostNetwork: "yes"\n')).findings.map((f) => f.rule), ['malformed-object']);
+  // (beside the agent's own unwatched-namespace warning)
+  assert.deepEqual(lintString(pod('', `  serviceAccountName: sa\n`).replace('  labels:', `  annotations:\n    big: "${'x'.repeat(256 * 1024)}"\n  labels:`)).findings.map((f) => f.rule), ['unwatched-namespace', 'malformed-object']);
+  assert.deepEqual(lintString(pod('', '  serviceAccountName: sa\n').replace('  - name: app\n    image: a', '  - image: a')).findings.map((f) => f.rule), ['unwatched-namespace', 'malformed-object']);
+  assert.deepEqual(lintString(pod('', '  serviceAccountName: sa\n  hostNetwork: "yes"\n')).findings.map((f) => f.rule), ['unwatched-namespace', 'malformed-object']);
   // a null label value becomes "" on the API server: the webhook's check only
   assert.deepEqual(lintString(pod('    version: ~\n', '  serviceAccountName: sa\n')).findings.map((f) => f.rule), ['unwatched-namespace']);
   // through the CLI: exit 1, not a pass
@@ -1662,8 +1669,8 @@ test('unique-service-account: no tool warning with tools on (then it is an agent
     ['unique-service-account', 'warning', 'mcp'],
     ['dedicated-service-account', 'warning', 'weather'],
   ]);
-  // kube-system: the webhook never sees it, nor lint's unique-service-account
-  assert.deepEqual(rules(lintString(`${TOOL('mcp', 'shared', 'kube-system')}---\n${AGENT('weather', 'shared', 'kube-system')}`)), []);
+  // kube-system: the webhook never sees it, nor lint's unique-service-account (the agent gets its unwatched-namespace warning)
+  assert.deepEqual(rules(lintString(`${TOOL('mcp', 'shared', 'kube-system')}---\n${AGENT('weather', 'shared', 'kube-system')}`)), [['unwatched-namespace', 'warning', 'weather']]);
 });
 
 test('unique-service-account: a tool in a dump is warned once, at its owner when the owner is in the input, in any order', () => {

@@ -13,7 +13,7 @@ import { goYamlScanProblem } from './go-yaml-scan.ts';
 import { listItemProblem } from './kubectl-list.ts';
 import { decodeText, InputError, jsonParseError, kubectlStreamMode, NOT_PRINTABLE, splitDocuments, yamlErrorText } from './manifest-stream.ts';
 import type { RawDocument } from './manifest-stream.ts';
-import { asCreated, checkUncheckedTemplate, ownField, RenderedNamespaces, templateWorkload, UNWATCHED_NAMESPACES } from './rules.ts';
+import { asCreated, checkUncheckedTemplate, injectableTemplate, ownField, RenderedNamespaces, templateWorkload, UNWATCHED_NAMESPACES, unwatchedNamespaceText } from './rules.ts';
 import { parseFlags, UsageError } from './usage.ts';
 import { getPodTemplate, podSpecFieldPath } from './workloads.ts';
 
@@ -83,6 +83,12 @@ function injectObject(obj: unknown, cfg: Config, defaultNs: string, namespaces: 
   }
   const namespace = (typeof o.metadata?.namespace === 'string' && o.metadata.namespace) || defaultNs;
   const ref = objectRef(o.kind, o, namespace);
+  // The webhook's registrations never send an object in these namespaces: it injects and denies nothing there, so
+  // neither does inject (the document is written back as it was), and it says so for an agent, as lint does.
+  if (UNWATCHED_NAMESPACES.includes(namespace)) {
+    if (injectableTemplate(o, cfg)) out.warnings.push(unwatchedNamespaceText(ref, namespace, true));
+    return null;
+  }
   // Checked and injected as the controller creates the pods (a StatefulSet's claims are volumes of each pod), as
   // lint and /validate check the template and /mutate sees each pod; a denial names the field of the manifest.
   // The namespace's labels (authbridge mode, Pod Security level) are those of a Namespace earlier in the input, as
@@ -91,12 +97,6 @@ function injectObject(obj: unknown, cfg: Config, defaultNs: string, namespaces: 
   const owner = o.kind === 'Pod' ? templateWorkload(o, cfg, namespace) : undefined;
   const r = injectTemplate(created, cfg, { namespace, namespaceLabels: namespaces.labels(namespace), ref, owner }, podSpecFieldPath(o.kind));
   if (r.outcome === 'skip') return null;
-  // The webhook's registrations never send an object in these namespaces: it injects and denies nothing there, so
-  // neither does inject (the document is written back as it was), and it says so, as lint's unwatched-namespace does.
-  if (UNWATCHED_NAMESPACES.includes(namespace)) {
-    out.warnings.push(unwatchedText(ref, namespace));
-    return null;
-  }
   if (r.outcome === 'deny') {
     const all = created === tpl.template ? r.all : r.all.map((d) => ({ ...d, message: ownField(o, tpl.template, created, d, tpl.path).message }));
     out.denials.push(...denialText({ all, unlisted: r.unlisted }).split('\n'));
@@ -115,16 +115,6 @@ function injectObject(obj: unknown, cfg: Config, defaultNs: string, namespaces: 
   cur[tpl.path[tpl.path.length - 1]] = template;
   out.injected++;
   return copy;
-}
-
-/** Why inject leaves an agent in a namespace the webhook never sees as it is, for stderr. */
-export function unwatchedText(ref: string, namespace: string): string {
-  const others = UNWATCHED_NAMESPACES.filter((n) => n !== namespace);
-  return (
-    `[unwatched-namespace] ${ref}: not injected, written back as it is: the webhook never sees namespace ${namespace} ` +
-    `(its registrations' namespaceSelector leaves out ${namespace}, ${others.slice(0, -1).join(', ')} and ${others[others.length - 1]}), ` +
-    `so its pods get no sidecars and nothing is checked there. Fix: move the agent to a namespace of its own.`
-  );
 }
 
 /**

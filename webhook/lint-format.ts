@@ -219,8 +219,9 @@ export const RULE_HELP: Record<RuleName, { short: string; full: string }> = {
     short: 'Agents and the ConfigMaps the webhook checks are not in a namespace the webhook never sees.',
     full:
       'The webhook registrations leave out kube-system, kube-public, kube-node-lease and kagenti-system: an agent there ' +
-      'gets no sidecars and nothing is checked. Lint reports one warning per such object instead of the findings only the webhook ' +
-      'would act on; what the API server itself refuses (a K8S_TOKEN_REVIEW that is not a string, a malformed pod) is still reported.',
+      'gets no sidecars and nothing is checked. Lint reports one warning per such agent (as inject does), and per other object with ' +
+      'findings, instead of the findings only the webhook would act on; what the API server itself refuses (a K8S_TOKEN_REVIEW that ' +
+      'is not a string, a malformed pod) is still reported.',
   },
   'unchecked-template': {
     short: 'Agent pod templates are in workload kinds lint and inject know.',

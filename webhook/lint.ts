@@ -37,6 +37,8 @@ import {
   severityFor,
   toolSharingSite,
   UNWATCHED_NAMESPACES,
+  injectableTemplate,
+  unwatchedNamespaceText,
 } from './rules.ts';
 import type { LabelSelector, OwnerLookup, OwnerRef } from './identity.ts';
 import { controllerOf, copySelector, identityKey, isDnsLabel, objectName, objectNamespace, orphanWorkload, selectorMatches, templateOwner } from './identity.ts';
@@ -598,6 +600,10 @@ export class Linter {
       // there, as /validate skips it ("owned by Deployment web (checked there)"): neither the object's rules nor the
       // injection's are reported on it (unique-service-account still counts it, as the agent its owner is).
       const owned = templateOwner(obj, true) !== null;
+      // An agent template there gets one unwatched-namespace warning (shown() makes it), findings or none, as inject
+      // gives one for it: its pods get no sidecars.
+      if (unwatched && !owned && injectableTemplate(obj, this.ctx.config))
+        before.push({ v: { rule: 'unwatched-namespace', severity: 'warning', message: '', path: '', kind: obj.kind, namespace: ns, name: objectName(obj) } });
       // With tokenReview.action: mutate the webhook fixes the token-review value on apply: a warning here, not a
       // failed pipeline or Helm release.
       const immutable = this.ctx.updatesCluster === true && obj.kind === 'ConfigMap' && obj.immutable === true;
@@ -791,13 +797,10 @@ export class Linter {
     list = folded;
     const first = list[0]!;
     const at = pd.locate(prefix ? `${prefix}kind` : '');
-    const rules = [...new Set(list.map((f) => f.rule))].join(', ');
-    const others = UNWATCHED_NAMESPACES.filter((n) => n !== ns);
-    const message =
-      `[unwatched-namespace] ${first.kind} ${ns}/${first.name}: the webhook never sees namespace ${ns}: nothing is injected or checked there ` +
-      `(its registrations' namespaceSelector leaves out ${ns}, ${others.slice(0, -1).join(', ')} and ${others[others.length - 1]}), ` +
-      `so what lint reports elsewhere is not enforced here: ${rules}. Fix: deploy agents and kagent's ConfigMap to a namespace of their own; ` +
-      `an object that is not meant to be an agent needs no kagenti.io/type label.`;
+    // an agent template's (lintParsed adds its place-holder), in inject's words; the rules of the other findings
+    const agent = list.some((f) => f.rule === 'unwatched-namespace');
+    const rules = [...new Set(list.filter((f) => f.rule !== 'unwatched-namespace').map((f) => f.rule))];
+    const message = unwatchedNamespaceText(`${first.kind} ${ns}/${first.name}`, ns, agent, rules);
     const warning: Finding = {
       rule: 'unwatched-namespace',
       severity: 'warning',

@@ -35,6 +35,34 @@ export type LintRule = 'unwatched-namespace' | 'unchecked-template';
 export type RuleName = PolicyRule | InjectionRule | InjectionWarning | LintRule;
 /** The namespaces every webhook registration leaves out (namespaceSelector NotIn, manifests/base/webhooks.yaml). */
 export const UNWATCHED_NAMESPACES: readonly string[] = ['kube-system', 'kube-public', 'kube-node-lease', 'kagenti-system'];
+
+/**
+ * Whether an object holds a pod template the webhook would inject (a kind inject and lint read; labels an agent, or a
+ * tool under featureGates.injectTools, not opted out): in a namespace the webhook never sees, inject and lint give
+ * it one unwatched-namespace warning (unwatchedNamespaceText).
+ */
+export function injectableTemplate(obj: unknown, cfg: Config): boolean {
+  const tpl = getPodTemplate(obj);
+  return tpl !== null && eligibility(tpl.labels, cfg) === null;
+}
+
+/**
+ * The unwatched-namespace warning, the same text from inject and lint: `ref` (`Kind namespace/name`) is in `ns`, one
+ * of UNWATCHED_NAMESPACES, where the webhook never sees it. `agent`: an injectable template (injectableTemplate),
+ * whose pods get no sidecars; else an object only the webhook's checks would read (kagent's ConfigMap). `rules`: what
+ * lint reports on such an object elsewhere, not enforced there (inject names none).
+ */
+export function unwatchedNamespaceText(ref: string, ns: string, agent: boolean, rules: readonly string[] = []): string {
+  const others = UNWATCHED_NAMESPACES.filter((n) => n !== ns);
+  const what = agent ? 'its pods get no sidecars and nothing is checked there' : 'nothing is checked there';
+  const fix = agent ? 'move the agent to a namespace of its own' : "deploy agents and kagent's ConfigMap to a namespace of their own";
+  return (
+    `[unwatched-namespace] ${ref}: not injected or checked: the webhook never sees namespace ${ns} ` +
+    `(its registrations' namespaceSelector leaves out ${ns}, ${others.slice(0, -1).join(', ')} and ${others[others.length - 1]}), ` +
+    `so ${what}${rules.length ? `, and what lint reports elsewhere is not enforced here: ${rules.join(', ')}` : ''}. ` +
+    `Fix: ${fix}; an object that is not meant to be an agent needs no ${LABEL_TYPE} label.`
+  );
+}
 export const RULE_NAMES: readonly PolicyRule[] = [
   'dedicated-service-account',
   'unique-service-account',
