@@ -1311,7 +1311,7 @@ test('port-conflict: an ordinary init container of the pod runs to completion be
   assert.equal(ordinary.outcome, 'inject', JSON.stringify(ordinary));
   const native = injectTemplate(agentPod({}, { 'kagenti.io/native-sidecars': 'true' }, initWith({})), cfg, ctxFor);
   assert.ok(native.outcome === 'deny' && native.rule === 'port-conflict', JSON.stringify(native));
-  if (native.outcome === 'deny') assert.match(native.message, /container setup declares port 15123 \(spec\.initContainers\[0\]\.ports\[0\]\.containerPort\), which the injected proxy-sidecar proxy needs for outbound/);
+  if (native.outcome === 'deny') assert.match(native.message, /container setup declares port 15123 \(spec\.initContainers\[0\]\.ports\[0\]\.containerPort\), which the injected container authbridge-proxy \(mode proxy-sidecar\) needs for its outbound listener/);
   const ownSidecar = injectTemplate(agentPod({}, {}, initWith({ restartPolicy: 'Always' })), cfg, ctxFor);
   assert.ok(ownSidecar.outcome === 'deny' && ownSidecar.rule === 'port-conflict', JSON.stringify(ownSidecar));
   const regular = injectTemplate(agentPod({}, {}, { containers: [{ name: 'app', image: 'x', ports: [{ containerPort: 15124 }] }] }), cfg, ctxFor);
