@@ -189,7 +189,7 @@ test('the normal path asks the API server nothing: no conflict, or a conflict wi
     const both = svc.answer!(request('Deployment', deployment('third', 'mixed-sa')));
     assert.ok(!(both instanceof Promise));
     assert.equal(both.response.allowed, false);
-    assert.match(both.response.status!.message, /agents Deployment\/cached and \S+\. All 3 would share/);
+    assert.match(both.response.status!.message, /agents Deployment\/cached and Pod\/p, admitted moments ago\. All 3 would share/);
     assert.equal(api.requests.slice(n).filter((r) => !r.includes('watch=true')).length, 0, api.requests.slice(n).join('\n'));
   } finally {
     await close();

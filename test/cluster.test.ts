@@ -640,11 +640,12 @@ test('a pod released by its ReplicaSet (kubectl label pod ... app-) is named as 
     assert.match(joinWarnings(replacement.response.warnings ?? []), /agent Pod\/weather-7d9f8b6c5d-bbbbb, a pod released by ReplicaSet weather-7d9f8b6c5d of Deployment\/weather: .* Fix: delete Pod\/weather-7d9f8b6c5d-bbbbb when you are done with it/);
     // another agent's denial names the workload first
     const news = svc.validate(deploymentRequest(deployment('news', 'weather-sa')));
-    assert.match(news.response.status!.message, /already the identity of agents Deployment\/weather and \S+\. All 3 would share /);
+    // ... and the released pod second, with what it is
+    assert.match(news.response.status!.message, /already the identity of agents Deployment\/weather and Pod\/weather-7d9f8b6c5d-bbbbb, a pod released by ReplicaSet weather-7d9f8b6c5d of Deployment\/weather: [^.]*\. All 3 would share /);
     // the name and label do not make a bare pod the workload's: one created so is its own agent, and denied
     const lookalike = svc.validate({ uid: 'll', kind: { group: '', version: 'v1', kind: 'Pod' }, operation: 'CREATE', namespace: 'team-a', object: { kind: 'Pod', ...released('weather-7d9f8b6c5d-evil1', 'weather-sa') } });
     assert.equal(lookalike.response.allowed, false);
-    assert.match(lookalike.response.status!.message, /^\[unique-service-account\] Pod team-a\/weather-7d9f8b6c5d-evil1: .*already the identity of agents Deployment\/weather and \S+\. All 3 would share /);
+    assert.match(lookalike.response.status!.message, /^\[unique-service-account\] Pod team-a\/weather-7d9f8b6c5d-evil1: .*already the identity of agents Deployment\/weather and Pod\/weather-7d9f8b6c5d-bbbbb, a pod released [^.]*\. All 3 would share /);
   } finally {
     await close();
   }

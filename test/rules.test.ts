@@ -310,10 +310,42 @@ test('unique-service-account: an agent being deleted still conflicts, and the me
   // a Deployment that stays, with one pod terminating (a rollout): not "being deleted"
   const live = checkUnique(me, [pod('a-1-x', '2026-11-23T09:00:30Z'), ref('Deployment', 'a', 'shared')], c);
   assert.doesNotMatch(live[0].message, /being deleted|retry/);
-  // two others, one going away: the one that stays is named, and retrying would not help
+  // two others, one going away: the one that stays is named first, the other with its state, and retrying would not
+  // help; only the one that stays shares it with this one
   const two = checkUnique(me, [pod('a-1-x', '2026-11-23T09:00:30Z'), ref('StatefulSet', 'c', 'shared')], c);
-  assert.ok(two[0].message.includes('is already the identity of agents StatefulSet/c and Deployment/a. All 3 would share'), two[0].message);
+  assert.ok(
+    two[0].message.includes('is already the identity of agents StatefulSet/c and Deployment/a, which is being deleted; its pods stop by 2026-11-23T09:00:30Z. Both would share'),
+    two[0].message,
+  );
+  assert.ok(two[0].message.includes('label on both if'), two[0].message);
   assert.doesNotMatch(two[0].message, /retry/);
+});
+
+test('unique-service-account: with several others, those that stay are named first and counted; each named one says its state; those going away are counted apart', () => {
+  const c: Config = configFromObject({ trustDomain: 'example.org' });
+  const me = ref('Deployment', 'new', 'shared');
+  const old = ref('Deployment', 'old', 'shared', { source: { kind: 'Pod', name: 'old-1-x' }, deleting: { until: '2026-11-23T09:00:30Z' } });
+  const moved = ref('Deployment', 'moved', 'shared', { former: 'moved', source: { kind: 'ReplicaSet', name: 'moved-5d4c3b2a1f' } });
+  // the ones going away come first in the cache's order: the live ones are still named first
+  const v = checkUnique(me, [old, moved, ref('Deployment', 'live', 'shared'), ref('Deployment', 'other', 'shared')], c);
+  assert.ok(v[0].message.includes('identity of agents Deployment/live, Deployment/other and 2 more going away. All 3 would share '), v[0].message);
+  assert.doesNotMatch(v[0].message, /All 5|retry/);
+  // a named one going away says so; the rest are counted, with how many of them go
+  const w = checkUnique(me, [old, moved, ref('Deployment', 'live', 'shared', { recent: true })], c);
+  assert.ok(
+    w[0].message.includes(
+      'identity of agents Deployment/live, admitted moments ago, Deployment/moved, whose template uses another ServiceAccount now, but whose old ReplicaSet moved-5d4c3b2a1f still runs as it and 1 more going away. Both would share ',
+    ),
+    w[0].message,
+  );
+  assert.ok(w[0].message.includes('label on both if'), w[0].message);
+  const x = checkUnique(me, [old, ref('Deployment', 'a', 'shared'), ref('Deployment', 'b', 'shared'), ref('Deployment', 'd', 'shared')], c);
+  assert.ok(x[0].message.includes('identity of agents Deployment/a, Deployment/b and 2 more (1 of them going away). All 4 would share '), x[0].message);
+  // none stays: all are counted (they share until they go), the first named says when
+  const gone = checkUnique(me, [old, moved], c);
+  assert.ok(gone[0].message.includes('agents Deployment/moved, whose template uses another ServiceAccount now'), gone[0].message);
+  assert.ok(gone[0].message.includes(' and Deployment/old, which is being deleted; its pods stop by 2026-11-23T09:00:30Z. All 3 would share '), gone[0].message);
+  assert.ok(gone[0].message.includes('Fix: retry once the old pods of Deployment/moved have stopped (and the others), or '), gone[0].message);
 });
 
 test('agentOf: an object being deleted says so; a pod says until when', () => {

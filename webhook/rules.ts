@@ -1205,52 +1205,71 @@ export function checkUnique(candidate: AgentRef, others: AgentRef[], config: Con
   const self = candidate.source ?? { kind: candidate.kind, name: candidate.name };
   const ns = candidate.namespace;
   const sa = candidate.serviceAccount;
-  // name an agent that stays, if there is one
-  const all = [...conflicts.values()];
-  const firstConflict = all.find((c) => !c.deleting && !c.former && !c.ref.released && !c.ref.recent) ?? all.find((c) => !c.deleting) ?? all[0];
-  const first = firstConflict.ref;
-  // One workload can be two entries (mid-rollout of a kagenti.io/agent label: its old pods count as the workload,
-  // its new ones as the label): counted once, named with the label its template has now, which the fix needs.
-  const agentLabel = first.agent ?? all.find((c) => refText(c.ref) === refText(first) && c.ref.agent)?.ref.agent;
-  let firstText = agentLabel ? `${refText(first)} (kagenti.io/agent=${agentLabel})` : refText(first);
-  let retry = '';
-  // other agents than the first, each counted once (one workload can be two entries, above)
-  const otherAgents = new Set(all.map((c) => refText(c.ref))).size - 1;
-  const andOthers = otherAgents > 0 ? ' (and the others)' : '';
-  if (firstConflict.former && firstConflict.old) {
-    // the workload has moved off this ServiceAccount; only what is left of it from before still runs as it
-    const old = firstConflict.old;
-    const more = firstConflict.olds > 1 ? ` (and ${firstConflict.olds - 1} more)` : '';
-    const one = firstConflict.olds === 1;
-    const by = firstConflict.deleting && firstConflict.until ? `, being deleted; ${one && old.kind === 'Pod' ? 'it stops' : 'they stop'} by ${firstConflict.until}` : '';
-    const now = { moved: 'whose template uses another ServiceAccount now', 'no-agent': 'whose template is no agent now', stopped: 'which runs no pods now' }[firstConflict.former];
-    firstText += `, ${now}, but whose old ${old.kind} ${old.name}${more} still ${one ? 'runs' : 'run'} as it${by}`;
-    const onePod = one && old.kind === 'Pod';
-    const pods = `the old ${onePod ? 'pod' : 'pods'} of ${refText(first)}`;
-    retry = warned ? `none needed: it ends once ${pods} ${onePod ? 'has' : 'have'} stopped${andOthers}; to end it sooner, ` : `retry once ${pods} ${onePod ? 'has' : 'have'} stopped${andOthers}, or `;
-  } else if (firstConflict.deleting) {
-    const by = firstConflict.until ? `; ${first.kind === 'Pod' ? 'it stops' : 'its pods stop'} by ${firstConflict.until}` : '';
-    firstText += `, which is being deleted${by}`;
-    retry = warned ? `none needed: it ends once ${refText(first)} is gone${andOthers}; to end it sooner, ` : `retry once ${refText(first)} is gone${andOthers}, or `;
-  } else if (first.recent) {
-    // admitted by this webhook moments ago, not in its cache yet: if that create failed after the webhooks (another
-    // webhook, a quota), it holds nothing, and is forgotten within the TTL
-    firstText += ', admitted moments ago';
-    retry = warned
-      ? `none needed if ${refText(first)} was not created after all; else `
-      : `if ${refText(first)} was not created after all, retry in ${ADMITTED_TTL_MS / 1000} seconds; else `;
-  } else if (first.released) {
-    // a pod taken out of its ReplicaSet (for debugging): not that workload's any more, and nothing will delete it
-    const { replicaSet, workload } = first.released;
-    firstText += `, a pod released by ReplicaSet ${replicaSet}${workload ? ` of ${workload.kind}/${workload.name}` : ''}: it has no owner now (its labels no longer match the selector), so it runs on as an agent of its own`;
-    retry = `delete ${refText(first)} when you are done with it (kubectl -n ${first.namespace} delete pod ${first.name}), or `;
+  // The other agents, each once (one workload can be two entries: mid-rollout of a kagenti.io/agent label, its old
+  // pods count as the workload, its new ones as the label), named with the label its template has now (the fix needs
+  // it), those that stay first: a plain one, then one admitted moments ago or a released pod; then those going away
+  // (being deleted, or only what is left from before a move). Its entry: the one that says most of its state.
+  const rank = (c: Conflict) => (c.deleting ? 3 : c.former ? 2 : c.ref.released || c.ref.recent ? 1 : 0);
+  const agents = new Map<string, { c: Conflict; label?: string }>();
+  for (const c of [...conflicts.values()].sort((a, b) => rank(a) - rank(b))) {
+    const a = agents.get(refText(c.ref));
+    if (!a) agents.set(refText(c.ref), { c, label: c.ref.agent });
+    else a.label ??= c.ref.agent;
   }
-  // the second agent named (the next other workload), then how many more: `agents A, B and 2 more`
-  const second = all.find((c) => refText(c.ref) !== refText(first))?.ref;
-  const secondText = second ? (second.agent ? `${refText(second)} (kagenti.io/agent=${second.agent})` : refText(second)) : '';
-  const agents = !second ? `agent ${firstText}` : otherAgents === 1 ? `agents ${firstText} and ${secondText}` : `agents ${firstText}, ${secondText} and ${otherAgents - 1} more`;
-  // this agent and the others
-  const total = otherAgents + 2;
+  const list = [...agents.values()];
+  const staying = list.filter((a) => rank(a.c) < 2).length;
+  // what an agent's state adds to its name, and (for the first one named) the retry the fix starts with
+  const andOthers = list.length > 1 ? ' (and the others)' : '';
+  const stateOf = (c: Conflict): { note: string; retry: string } => {
+    const r = c.ref;
+    if (c.former && c.old) {
+      // the workload has moved off this ServiceAccount; only what is left of it from before still runs as it
+      const old = c.old;
+      const more = c.olds > 1 ? ` (and ${c.olds - 1} more)` : '';
+      const one = c.olds === 1;
+      const by = c.deleting && c.until ? `, being deleted; ${one && old.kind === 'Pod' ? 'it stops' : 'they stop'} by ${c.until}` : '';
+      const now = { moved: 'whose template uses another ServiceAccount now', 'no-agent': 'whose template is no agent now', stopped: 'which runs no pods now' }[c.former];
+      const onePod = one && old.kind === 'Pod';
+      const pods = `the old ${onePod ? 'pod' : 'pods'} of ${refText(r)}`;
+      return {
+        note: `, ${now}, but whose old ${old.kind} ${old.name}${more} still ${one ? 'runs' : 'run'} as it${by}`,
+        retry: warned ? `none needed: it ends once ${pods} ${onePod ? 'has' : 'have'} stopped${andOthers}; to end it sooner, ` : `retry once ${pods} ${onePod ? 'has' : 'have'} stopped${andOthers}, or `,
+      };
+    }
+    if (c.deleting) {
+      const by = c.until ? `; ${r.kind === 'Pod' ? 'it stops' : 'its pods stop'} by ${c.until}` : '';
+      return {
+        note: `, which is being deleted${by}`,
+        retry: warned ? `none needed: it ends once ${refText(r)} is gone${andOthers}; to end it sooner, ` : `retry once ${refText(r)} is gone${andOthers}, or `,
+      };
+    }
+    if (r.recent)
+      // admitted by this webhook moments ago, not in its cache yet: if that create failed after the webhooks (another
+      // webhook, a quota), it holds nothing, and is forgotten within the TTL
+      return {
+        note: ', admitted moments ago',
+        retry: warned ? `none needed if ${refText(r)} was not created after all; else ` : `if ${refText(r)} was not created after all, retry in ${ADMITTED_TTL_MS / 1000} seconds; else `,
+      };
+    if (r.released) {
+      // a pod taken out of its ReplicaSet (for debugging): not that workload's any more, and nothing will delete it
+      const { replicaSet, workload } = r.released;
+      return {
+        note: `, a pod released by ReplicaSet ${replicaSet}${workload ? ` of ${workload.kind}/${workload.name}` : ''}: it has no owner now (its labels no longer match the selector), so it runs on as an agent of its own`,
+        retry: `delete ${refText(r)} when you are done with it (kubectl -n ${r.namespace} delete pod ${r.name}), or `,
+      };
+    }
+    return { note: '', retry: '' };
+  };
+  const nameOf = (a: { c: Conflict; label?: string }) => `${refText(a.c.ref)}${a.label ? ` (kagenti.io/agent=${a.label})` : ''}${stateOf(a.c).note}`;
+  const retry = stateOf(list[0]!.c).retry;
+  // the first two named, each with its state; then how many more, and how many of those are going away
+  const rest = list.length - 2;
+  const restGoing = list.slice(2).filter((a) => rank(a.c) >= 2).length;
+  const moreText = restGoing === 0 ? `${rest} more` : restGoing === rest ? `${rest} more going away` : `${rest} more (${restGoing} of them going away)`;
+  const named =
+    list.length === 1 ? `agent ${nameOf(list[0]!)}` : list.length === 2 ? `agents ${nameOf(list[0]!)} and ${nameOf(list[1]!)}` : `agents ${nameOf(list[0]!)}, ${nameOf(list[1]!)} and ${moreText}`;
+  // this agent and the others that stay (all of them when none does: they share until those go)
+  const total = (staying || list.length) + 1;
   const share = total === 2 ? 'Both would share' : `All ${total} would share`;
   const apart = total === 2 ? 'neither agent can be told apart' : 'none of them can be told apart';
   const onAll = total === 2 ? 'on both' : 'on all of them';
@@ -1265,7 +1284,7 @@ export function checkUnique(candidate: AgentRef, others: AgentRef[], config: Con
       path,
       message:
         `[unique-service-account] ${self.kind} ${ns}/${self.name}: ServiceAccount "${sa}" (${path}) is already ` +
-        `the identity of ${agents}. ${share} ${spiffeId(config.trustDomain, ns, sa)}, so ` +
+        `the identity of ${named}. ${share} ${spiffeId(config.trustDomain, ns, sa)}, so ` +
         `${apart}. Fix: ${retry}give each agent its own ServiceAccount, or set the same ` +
         `kagenti.io/agent label ${onAll} if they are one agent.`,
     },
