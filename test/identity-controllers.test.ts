@@ -154,19 +154,44 @@ test('Flagger at /validate: the primary Flagger creates beside the target, on it
   assert.equal(other!.allowed, false);
 });
 
-const RAY = { 'ray.io/originated-from-crd': 'RayService', 'ray.io/originated-from-cr-name': 'llm' };
-const rayPod = (cluster: string, name: string) => pod(name, { apiVersion: 'ray.io/v1', kind: 'RayCluster', name: cluster }, { ...RAY, 'ray.io/cluster': cluster }, 'llm-sa');
+// The labels KubeRay sets on a RayCluster's pods: ray.io/originated-from-crd and -cr-name are on the RayCluster
+// object only (not cached), and a RayService's clusters, named <svc>-raycluster-<5 characters>, label their pods
+// ray.io/serve (the serve Service selects on it).
+const rayLabels = (cluster: string, nodeType: 'head' | 'worker', serve: boolean) => ({
+  'ray.io/cluster': cluster,
+  'ray.io/node-type': nodeType,
+  'ray.io/group': nodeType === 'head' ? 'headgroup' : 'workers',
+  'ray.io/identifier': `${cluster}-${nodeType}`,
+  'ray.io/is-ray-node': 'yes',
+  ...(serve ? { 'ray.io/serve': 'true' } : {}),
+});
+const RAYCLUSTER = { apiVersion: 'ray.io/v1', kind: 'RayCluster' };
+const rayPod = (cluster: string, name: string, { serve = true, nodeType = 'head' as 'head' | 'worker', apiVersion = RAYCLUSTER.apiVersion } = {}) =>
+  pod(name, { ...RAYCLUSTER, apiVersion, name: cluster }, rayLabels(cluster, nodeType, serve), 'llm-sa');
 
-test('KubeRay: the pods of a RayService\'s RayClusters are RayService/<svc>; a RayCluster of its own is itself', () => {
+test('KubeRay: the pods (labelled ray.io/serve) of a RayService\'s RayClusters <svc>-raycluster-<5 characters> are RayService/<svc>; any other RayCluster\'s are the RayCluster', () => {
   assert.equal(idOf(rayPod('llm-raycluster-abcde', 'llm-raycluster-abcde-head-x')), 'RayService/llm');
-  assert.equal(idOf(rayPod('llm-raycluster-fghij', 'llm-raycluster-fghij-head-y')), 'RayService/llm');
-  assert.equal(idOf(pod('solo-head', { apiVersion: 'ray.io/v1', kind: 'RayCluster', name: 'solo' }, {}, 'llm-sa')), 'RayCluster/solo');
-  assert.equal(idOf(pod('p', { apiVersion: 'ray.io/v1', kind: 'RayCluster', name: 'x' }, { ...RAY, 'ray.io/originated-from-crd': 'RayJob' }, 'llm-sa')), 'RayCluster/x');
+  assert.equal(idOf(rayPod('llm-raycluster-fg2hj', 'llm-raycluster-fg2hj-workers-worker-y', { nodeType: 'worker' })), 'RayService/llm');
+  assert.equal(idOf(rayPod('my-llm-raycluster-abcde', 'my-llm-raycluster-abcde-head-x')), 'RayService/my-llm');
+  // a RayCluster of its own, a RayJob's cluster (no ray.io/serve), a name that is not a RayService's, another group
+  assert.equal(idOf(rayPod('solo', 'solo-head-x')), 'RayCluster/solo');
+  assert.equal(idOf(rayPod('job-raycluster-abcde', 'job-raycluster-abcde-head-x', { serve: false })), 'RayCluster/job-raycluster-abcde');
+  assert.equal(idOf(rayPod('llm-raycluster-abcdef', 'llm-raycluster-abcdef-head-x')), 'RayCluster/llm-raycluster-abcdef');
+  assert.equal(idOf(rayPod('llm-raycluster-ABCDE', 'llm-raycluster-ABCDE-head-x')), 'RayCluster/llm-raycluster-ABCDE');
+  assert.equal(idOf(rayPod('llm-raycluster-abcde', 'llm-raycluster-abcde-head-x', { apiVersion: 'example.com/v1' })), 'RayCluster/llm-raycluster-abcde');
+  // the RayCluster object's labels on a pod (KubeRay never sets them there) do not make it a RayService's
+  const byLabel = pod('p', { ...RAYCLUSTER, name: 'x' }, { 'ray.io/originated-from-crd': 'RayService', 'ray.io/originated-from-cr-name': 'llm' }, 'llm-sa');
+  assert.equal(idOf(byLabel), 'RayCluster/x');
 });
 
-test('KubeRay at /validate: the head pod of the RayCluster a RayService upgrades to is admitted beside the running one', async () => {
-  const [res] = await validateAgainst([{ path: PATHS.pods, items: [rayPod('llm-raycluster-abcde', 'llm-raycluster-abcde-head-x')] }], [rayPod('llm-raycluster-fghij', 'llm-raycluster-fghij-head-y')]);
+test('KubeRay at /validate: the head pod of the RayCluster a RayService upgrades to is admitted beside the running one (cached)', async () => {
+  const [res, own] = await validateAgainst(
+    [{ path: PATHS.pods, items: [rayPod('llm-raycluster-abcde', 'llm-raycluster-abcde-head-x')] }],
+    [rayPod('llm-raycluster-fghij', 'llm-raycluster-fghij-head-y'), rayPod('solo', 'solo-head-z')],
+  );
   assert.equal(res!.allowed, true, res!.status?.message);
+  assert.equal(own!.allowed, false);
+  assert.match(own!.status!.message!, /identity of agent RayService\/llm\./);
 });
 
 const ROLLOUT = { apiVersion: 'argoproj.io/v1alpha1', kind: 'Rollout', name: 'weather' };

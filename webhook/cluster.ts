@@ -23,8 +23,7 @@ import {
   KNATIVE_REVISION_LABEL,
   JOBSET_NAME_LABEL,
   LWS_NAME_LABEL,
-  RAY_ORIGIN_KIND_LABEL,
-  RAY_ORIGIN_NAME_LABEL,
+  RAY_SERVE_LABEL,
   agentIdentity,
   controllerOf,
   copySelector,
@@ -232,8 +231,7 @@ const POD_LABELS = [
   DEPLOYMENT_CONFIG_LABEL,
   // identity.ts's controllerWorkload: a LeaderWorkerSet's, a RayService's and a JobSet's pods
   LWS_NAME_LABEL,
-  RAY_ORIGIN_KIND_LABEL,
-  RAY_ORIGIN_NAME_LABEL,
+  RAY_SERVE_LABEL,
   JOBSET_NAME_LABEL,
 ] as const;
 const REPLICASET_LABELS = ['pod-template-hash', 'rollouts-pod-template-hash'] as const;

@@ -363,11 +363,11 @@ export function versionedWorkload(top: OwnerRef, labels: Record<string, unknown>
 
 /** Labels other controllers set on the pods (and workloads) they make, read by controllerWorkload. */
 export const LWS_NAME_LABEL = 'leaderworkerset.sigs.k8s.io/name';
-export const RAY_ORIGIN_KIND_LABEL = 'ray.io/originated-from-crd';
-export const RAY_ORIGIN_NAME_LABEL = 'ray.io/originated-from-cr-name';
+export const RAY_SERVE_LABEL = 'ray.io/serve';
 export const JOBSET_NAME_LABEL = 'jobset.sigs.k8s.io/jobset-name';
 const LWS_GROUP = 'leaderworkerset.x-k8s.io';
 const FLAGGER_GROUP = 'flagger.app';
+const RAY_GROUP = 'ray.io';
 const ROLLOUT_HASH_LABEL = 'rollouts-pod-template-hash';
 
 /** Whether `ref` is the controller reference of a `kind` of API group `group` (its apiVersion names it). */
@@ -387,6 +387,19 @@ function isIndexed(name: string, prefix: string): boolean {
 function controllerOfTop(top: OwnerRef, obj: KubeObject, namespace: string, lookup?: OwnerLookup): OwnerRef | null | undefined {
   if (top.kind === obj.kind && top.name === objectName(obj)) return controllerOf(obj);
   return lookup?.(top.kind, namespace, top.name);
+}
+
+/**
+ * The RayService whose RayCluster `top` is, for a pod of it: KubeRay names the RayClusters a RayService creates
+ * `<svc>-raycluster-<5 random lowercase letters and digits>` and labels their pods `ray.io/serve` (the RayService's
+ * serve Service selects on it). It sets `ray.io/originated-from-crd` and `-cr-name` on the RayCluster object only,
+ * which the webhook does not cache, so the pod's controller reference (a `ray.io` RayCluster), its name and that
+ * label are what tie it. Null otherwise (a RayCluster of its own, a RayJob's).
+ */
+function rayServiceOf(top: OwnerRef, obj: KubeObject, labels: Record<string, unknown>): OwnerRef | null {
+  if (obj.kind !== 'Pod' || typeof labels[RAY_SERVE_LABEL] !== 'string' || !isController(controllerOf(obj), 'RayCluster', RAY_GROUP)) return null;
+  const m = /^(.+)-raycluster-[a-z0-9]{5}$/.exec(top.name);
+  return m ? { kind: 'RayService', name: m[1]! } : null;
 }
 
 /**
@@ -416,9 +429,8 @@ function leaderWorkerSetOf(top: OwnerRef, owner: OwnerRef | null | undefined, na
  * - a Flagger Canary's primary (a Deployment or DaemonSet `<target>-primary` whose controller is a flagger.app
  *   Canary, into which Flagger copies the target's template) → the target, `Deployment/<target>`: the target and its
  *   primary are one agent, whatever the Canary is named;
- * - a pod of a KubeRay RayCluster labelled `ray.io/originated-from-crd: RayService` and
- *   `ray.io/originated-from-cr-name: <svc>` → `RayService/<svc>`: the RayService runs a second RayCluster while it
- *   upgrades, and both are the service;
+ * - a pod labelled `ray.io/serve` of a KubeRay RayCluster `<svc>-raycluster-<5 characters>` → `RayService/<svc>`
+ *   (rayServiceOf): the RayService runs a second RayCluster while it upgrades, and both are the service;
  * - an Argo Rollouts Experiment named `<rollout>-<hash>-<revision>-<step>` (as a Rollout names those it creates),
  *   whose ReplicaSet's pods carry `rollouts-pod-template-hash` → `Rollout/<rollout>`;
  * - a pod of a Job not in the cache, labelled `jobset.sigs.k8s.io/jobset-name: <js>` and named
@@ -435,10 +447,8 @@ export function controllerWorkload(top: OwnerRef, obj: KubeObject, namespace: st
         return { kind: top.kind, name: top.name.slice(0, -suffix.length) };
       return top;
     }
-    case 'RayCluster': {
-      const svc = labels[RAY_ORIGIN_NAME_LABEL];
-      return labels[RAY_ORIGIN_KIND_LABEL] === 'RayService' && typeof svc === 'string' && svc ? { kind: 'RayService', name: svc } : top;
-    }
+    case 'RayCluster':
+      return rayServiceOf(top, obj, labels) ?? top;
     case 'Experiment': {
       const m = /^(.+)-[a-z0-9]+-[0-9]+-[0-9]+$/.exec(top.name);
       return m && typeof labels[ROLLOUT_HASH_LABEL] === 'string' && labels[ROLLOUT_HASH_LABEL] ? { kind: 'Rollout', name: m[1]! } : top;
