@@ -206,6 +206,10 @@ test('Argo Rollouts: an Experiment <rollout>-<hash>-<revision>-<step> is its Rol
   // not a Rollout's Experiment name, or no Argo hash label: the Experiment
   assert.equal(idOf(replicaSet('analysis-canary', { ...EXPERIMENT, name: 'analysis' }, { 'rollouts-pod-template-hash': 'abc' }, 'weather-sa')), 'Experiment/analysis');
   assert.equal(idOf(replicaSet('weather-7c9d8e6f4-3-0-canary', EXPERIMENT, { app: 'weather' }, 'weather-sa')), 'Experiment/weather-7c9d8e6f4-3-0');
+  // an Experiment of another API group than argoproj.io is not Argo's, whatever its name: itself, and so are its pods
+  const otherRs = replicaSet('weather-7c9d8e6f4-3-0-canary', { ...EXPERIMENT, apiVersion: 'example.com/v1' }, { app: 'weather', 'rollouts-pod-template-hash': '7c9d8e6f4' }, 'weather-sa');
+  assert.equal(idOf(otherRs), 'Experiment/weather-7c9d8e6f4-3-0');
+  assert.equal(idOf(expPod, lookupOf([otherRs])), 'Experiment/weather-7c9d8e6f4-3-0');
 });
 
 test('Argo Rollouts at /validate: an Experiment\'s ReplicaSet on its Rollout\'s ServiceAccount is admitted', async () => {

@@ -368,6 +368,7 @@ export const JOBSET_NAME_LABEL = 'jobset.sigs.k8s.io/jobset-name';
 const LWS_GROUP = 'leaderworkerset.x-k8s.io';
 const FLAGGER_GROUP = 'flagger.app';
 const RAY_GROUP = 'ray.io';
+const ARGO_GROUP = 'argoproj.io';
 const ROLLOUT_HASH_LABEL = 'rollouts-pod-template-hash';
 
 /** Whether `ref` is the controller reference of a `kind` of API group `group` (its apiVersion names it). */
@@ -387,6 +388,18 @@ function isIndexed(name: string, prefix: string): boolean {
 function controllerOfTop(top: OwnerRef, obj: KubeObject, namespace: string, lookup?: OwnerLookup): OwnerRef | null | undefined {
   if (top.kind === obj.kind && top.name === objectName(obj)) return controllerOf(obj);
   return lookup?.(top.kind, namespace, top.name);
+}
+
+/**
+ * The ownerReference that made `top` the object's top-level workload, with its apiVersion: the object's own
+ * controller, or, for a pod, its ReplicaSet's or Job's as the lookup holds it; undefined when neither names `top`.
+ */
+function referenceTo(top: OwnerRef, obj: KubeObject, namespace: string, lookup?: OwnerLookup): OwnerRef | undefined {
+  const own = controllerOf(obj);
+  if (own && own.kind === top.kind && own.name === top.name) return own;
+  if (obj.kind !== 'Pod' || !own?.controller || (own.kind !== 'ReplicaSet' && own.kind !== 'Job')) return undefined;
+  const up = lookup?.(own.kind, namespace, own.name);
+  return up && up.kind === top.kind && up.name === top.name ? up : undefined;
 }
 
 /**
@@ -431,8 +444,8 @@ function leaderWorkerSetOf(top: OwnerRef, owner: OwnerRef | null | undefined, na
  *   primary are one agent, whatever the Canary is named;
  * - a pod labelled `ray.io/serve` of a KubeRay RayCluster `<svc>-raycluster-<5 characters>` → `RayService/<svc>`
  *   (rayServiceOf): the RayService runs a second RayCluster while it upgrades, and both are the service;
- * - an Argo Rollouts Experiment named `<rollout>-<hash>-<revision>-<step>` (as a Rollout names those it creates),
- *   whose ReplicaSet's pods carry `rollouts-pod-template-hash` → `Rollout/<rollout>`;
+ * - an Argo Rollouts (`argoproj.io`) Experiment named `<rollout>-<hash>-<revision>-<step>` (as a Rollout names those
+ *   it creates), whose ReplicaSet's pods carry `rollouts-pod-template-hash` → `Rollout/<rollout>`;
  * - a pod of a Job not in the cache, labelled `jobset.sigs.k8s.io/jobset-name: <js>` and named
  *   `<js>-<replicated job>-<index>` → `JobSet/<js>` (a cached Job resolves through its ownerReference already).
  */
@@ -451,7 +464,8 @@ export function controllerWorkload(top: OwnerRef, obj: KubeObject, namespace: st
       return rayServiceOf(top, obj, labels) ?? top;
     case 'Experiment': {
       const m = /^(.+)-[a-z0-9]+-[0-9]+-[0-9]+$/.exec(top.name);
-      return m && typeof labels[ROLLOUT_HASH_LABEL] === 'string' && labels[ROLLOUT_HASH_LABEL] ? { kind: 'Rollout', name: m[1]! } : top;
+      if (!m || typeof labels[ROLLOUT_HASH_LABEL] !== 'string' || !labels[ROLLOUT_HASH_LABEL]) return top;
+      return apiGroup(referenceTo(top, obj, namespace, lookup)?.apiVersion) === ARGO_GROUP ? { kind: 'Rollout', name: m[1]! } : top;
     }
     case 'Job': {
       const js = labels[JOBSET_NAME_LABEL];
