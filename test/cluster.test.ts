@@ -252,6 +252,12 @@ test('admitted claims are capped: noting one already remembered evicts nothing; 
   // a controller's pod (its claim is its workload's) is never remembered
   state.noteAdmitted('Pod', 'ns', 'p-abc12', { ...ref('p'), source: { kind: 'Pod', name: 'p-abc12' } });
   assert.ok(!names().has('p'));
+  // nor a ReplicaSet or Job of a workload kind the cache holds (a Deployment's); a Job whose agent is a resource the
+  // cache does not hold (a JobSet's) is the claim, and is remembered
+  state.noteAdmitted('ReplicaSet', 'ns', 'r-5d4c3b2a1f', { ...ref('r'), source: { kind: 'ReplicaSet', name: 'r-5d4c3b2a1f' } });
+  assert.ok(!names().has('r'));
+  state.noteAdmitted('Job', 'ns', 'js-workers-0', { ...ref('js'), kind: 'JobSet', source: { kind: 'Job', name: 'js-workers-0' } });
+  assert.ok(names().has('js'));
 });
 
 test('Job pods of a CronJob resolve to the CronJob through the cached Job', async () => {

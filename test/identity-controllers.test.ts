@@ -134,6 +134,15 @@ test('LeaderWorkerSet at /validate: the worker StatefulSet and its pods on the l
   assert.match(deny!.status!.message!, /identity of agent LeaderWorkerSet\/chat\./);
 });
 
+test('LeaderWorkerSet at /validate: its leader StatefulSet, admitted with nothing cached, holds the ServiceAccount for LeaderWorkerSet/<name> until the cache has it, as a plain StatefulSet does', async () => {
+  const memory = deployment('memory', null, 'chat-sa');
+  const [sts, deny, wpod] = await validateAgainst([], [leaderSts, memory, workerPod]);
+  assert.equal(sts!.allowed, true, sts!.status?.message);
+  assert.equal(deny!.allowed, false, 'the second agent on chat-sa');
+  assert.match(deny!.status!.message!, /identity of agent LeaderWorkerSet\/chat, admitted moments ago\./);
+  assert.equal(wpod!.allowed, true, wpod!.status?.message);
+});
+
 const CANARY = { apiVersion: 'flagger.app/v1beta1', kind: 'Canary', name: 'podinfo' };
 const target = deployment('podinfo', null, 'podinfo-sa');
 const primary = deployment('podinfo-primary', CANARY, 'podinfo-sa');
@@ -152,6 +161,13 @@ test('Flagger at /validate: the primary Flagger creates beside the target, on it
   const [res, other] = await validateAgainst([{ path: PATHS.deployments, items: [target] }], [primary, deployment('intruder', null, 'podinfo-sa')]);
   assert.equal(res!.allowed, true, res!.status?.message);
   assert.equal(other!.allowed, false);
+});
+
+test('Flagger at /validate: a primary admitted while its target is not cached holds the ServiceAccount for Deployment/<target>', async () => {
+  const [res, other] = await validateAgainst([], [primary, deployment('intruder', null, 'podinfo-sa'), target]);
+  assert.equal(res!.allowed, true, res!.status?.message);
+  assert.equal(other!.allowed, false);
+  assert.match(other!.status!.message!, /identity of agent Deployment\/podinfo, admitted moments ago\./);
 });
 
 // The labels KubeRay sets on a RayCluster's pods: ray.io/originated-from-crd and -cr-name are on the RayCluster

@@ -1243,13 +1243,16 @@ export class ClusterState {
    * An agent `/validate` has just admitted (a CREATE, or an UPDATE onto this ServiceAccount; never a dry run): a
    * claim until the informer's event for that object arrives, or ADMITTED_TTL_MS (an object another admission
    * step refused after us is never stored, and is forgotten then). Only objects with a name, and not a
-   * controller's pods.
+   * controller's pods, nor the ReplicaSets and Jobs of a workload kind the cache holds.
    */
   noteAdmitted(kind: string, namespace: string, name: string, ref: AgentRef): void {
     // A pod of a controller (its claim is its workload's, `source` set) is not remembered: its workload was admitted
     // or cached before it. At /validate a generated name is already filled in, so such pods do have a name; one the
-    // API server then refuses (a ResourceQuota, another validating webhook) would hold its workload's claim.
-    if (!name || ref.source) return;
+    // API server then refuses (a ResourceQuota, another validating webhook) would hold its workload's claim. Nor is a
+    // ReplicaSet or Job of a workload the cache holds (a Deployment's, a CronJob's), for the same reason. A workload
+    // whose identity is another resource the cache does not hold (a LeaderWorkerSet's StatefulSet, a JobSet's Job,
+    // a Knative Revision's Deployment) or another workload (a Flagger primary's target) is noted: it is the claim.
+    if (!name || (ref.source && (kind === 'Pod' || ((kind === 'ReplicaSet' || kind === 'Job') && this.byKind.has(ref.kind))))) return;
     const key = `${kind}\u0000${namespace}\u0000${name}`;
     const claim = claimKey(ref.namespace, ref.serviceAccount);
     // what it claimed before this admission (an UPDATE that moved it, and another back) is not its claim now
