@@ -163,6 +163,22 @@ test('Flagger at /validate: the primary Flagger creates beside the target, on it
   assert.equal(other!.allowed, false);
 });
 
+test('Flagger at /validate: a live primary (and its pods) on the old ServiceAccount, after the target\'s template moved to another, is named as live, not as old pods to wait for', async () => {
+  const primaryRs = replicaSet('podinfo-primary-5d4c3b2a1f', { apiVersion: 'apps/v1', kind: 'Deployment', name: 'podinfo-primary' }, { app: 'podinfo-primary', 'pod-template-hash': '5d4c3b2a1f' }, 'podinfo-sa');
+  const primaryPod = pod('podinfo-primary-5d4c3b2a1f-x2x9k', { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: primaryRs.metadata.name }, { app: 'podinfo-primary', 'pod-template-hash': '5d4c3b2a1f' }, 'podinfo-sa');
+  const [res] = await validateAgainst(
+    [
+      { path: PATHS.deployments, items: [deployment('podinfo', null, 'podinfo-v2-sa'), primary] },
+      { path: PATHS.replicasets, items: [primaryRs] },
+      { path: PATHS.pods, items: [primaryPod] },
+    ],
+    [deployment('intruder', null, 'podinfo-sa')],
+  );
+  assert.equal(res!.allowed, false);
+  assert.match(res!.status!.message!, /identity of agent Deployment\/podinfo\. Both would share /);
+  assert.doesNotMatch(res!.status!.message!, /another ServiceAccount now|still runs?|retry/);
+});
+
 test('Flagger at /validate: a primary admitted while its target is not cached holds the ServiceAccount for Deployment/<target>', async () => {
   const [res, other] = await validateAgainst([], [primary, deployment('intruder', null, 'podinfo-sa'), target]);
   assert.equal(res!.allowed, true, res!.status?.message);

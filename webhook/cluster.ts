@@ -1156,9 +1156,12 @@ export class ClusterState {
     refsBuilt++;
     const r: AgentRef | null = agentIdentity(o, this.config, ns, lookup, Date.now());
     // A pod or ReplicaSet of a workload whose template, as cached, no longer claims this ServiceAccount (another one,
-    // or no agent now): what is left of it from before, not the workload itself (checkUnique says so).
-    if (r?.source) {
-      const top = this.byKind.get(r.kind)?.get(r.name, ns);
+    // or no agent now): what is left of it from before, not the workload itself (checkUnique says so). Judged against
+    // the workload its owners lead to (a Flagger primary's pod: the primary, not its target), and only for what is
+    // part of it: a workload that is another's agent (a Flagger primary, a LeaderWorkerSet's StatefulSet) is live.
+    const own = r?.workload ?? r;
+    if (r?.source && (r.source.kind !== own!.kind || r.source.name !== own!.name)) {
+      const top = this.byKind.get(own!.kind)?.get(own!.name, ns);
       const claim = top ? this.claimOf.get(this.objKey(top)) : null;
       if (claim === undefined) r.former = top!.inactive === true ? 'stopped' : 'no-agent';
       else if (claim !== null && claim !== claimKey(ns, r.serviceAccount)) r.former = 'moved';

@@ -487,6 +487,13 @@ export interface AgentIdentity {
   /** the object itself when it differs from the top-level workload (e.g. a Pod of a Deployment) */
   source?: OwnerRef;
   /**
+   * the top-level workload its owners lead to, when the identity is another one (versionedWorkload,
+   * controllerWorkload): a Flagger primary's pods are Deployment/<target>, their workload Deployment/<target>-primary;
+   * a LeaderWorkerSet's leader StatefulSet is LeaderWorkerSet/<lws>, its workload itself. What is left of that
+   * workload from before is judged against it (cluster.ts refOf)
+   */
+  workload?: OwnerRef;
+  /**
    * set when the object is being deleted (metadata.deletionTimestamp); for a Pod, `until` is that timestamp,
    * the time by which its containers are stopped
    */
@@ -518,7 +525,8 @@ export function agentIdentity(
   if (!tpl) return null;
   if (!isAgentType(tpl.labels, config)) return null;
   const ns = objectNamespace(obj, namespace ?? 'default');
-  const top = controllerWorkload(versionedWorkload(topLevelWorkload(obj, ns, lookup, now), tpl.labels), obj, ns, tpl.labels, lookup);
+  const own = topLevelWorkload(obj, ns, lookup, now);
+  const top = controllerWorkload(versionedWorkload(own, tpl.labels), obj, ns, tpl.labels, lookup);
   const out: AgentIdentity = {
     kind: top.kind,
     name: top.name,
@@ -533,6 +541,7 @@ export function agentIdentity(
   const selfKind = obj.kind as string;
   const selfName = objectName(obj);
   if (selfKind !== top.kind || selfName !== top.name) out.source = { kind: selfKind, name: selfName };
+  if (own.kind !== top.kind || own.name !== top.name) out.workload = { kind: own.kind, name: own.name };
   const deletion = isObject(obj.metadata) ? obj.metadata.deletionTimestamp : undefined;
   if (typeof deletion === 'string' && deletion) out.deleting = selfKind === 'Pod' ? { until: deletion } : {};
   return out;

@@ -107,6 +107,11 @@ export interface AgentRef {
   agent?: string;
   /** the object the claim was read from, when it is not the top-level workload itself (e.g. a Pod) */
   source?: { kind: string; name: string };
+  /**
+   * the top-level workload the object's owners lead to, when the identity is another (identity.ts AgentIdentity:
+   * a Flagger primary's pod → its primary Deployment): `former` is judged against it
+   */
+  workload?: { kind: string; name: string };
   /** the manifest names the ServiceAccount in the deprecated `serviceAccount` field only (messages name that field) */
   serviceAccountField?: 'serviceAccount';
   /** the object is being deleted; for a Pod, until when its containers may run */
