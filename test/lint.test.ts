@@ -1733,7 +1733,7 @@ test('unique-service-account: past 64 tools on one ServiceAccount, a tool is com
   assert.equal(warned([...tools, AGENT('weather', 'shared')]), 64);
 });
 
-test('lint: an agent template nested deeper (a LeaderWorkerSet\'s leader or worker template, a JobSet\'s replicated Job, a RayCluster\'s head or worker group) is an unchecked-template warning at its own path', () => {
+test('lint: an agent template nested deeper (a LeaderWorkerSet\'s leader or worker template, a JobSet\'s replicated Job, a RayCluster\'s, a RayService\'s or a RayJob\'s head or worker group) is an unchecked-template warning at its own path', () => {
   const tpl = (indent: string, labels = '{kagenti.io/type: agent, app: w}') =>
     `${indent}metadata: {labels: ${labels}}\n${indent}spec:\n${indent}  serviceAccountName: w\n${indent}  hostNetwork: true\n${indent}  containers: [{name: a, image: i}]\n`;
   const cases: [string, string, string, string][] = [
@@ -1753,6 +1753,16 @@ test('lint: an agent template nested deeper (a LeaderWorkerSet\'s leader or work
     ],
     ['ray.io/v1', 'RayCluster', `spec:\n  headGroupSpec:\n    template:\n${tpl('      ')}`, 'spec.headGroupSpec.template'],
     ['ray.io/v1', 'RayCluster', `spec:\n  workerGroupSpecs:\n  - groupName: g\n    template:\n${tpl('      ')}`, 'spec.workerGroupSpecs[0].template'],
+    // the RayCluster a RayService or a RayJob creates, in its spec
+    ['ray.io/v1', 'RayService', `spec:\n  rayClusterConfig:\n    headGroupSpec:\n      template:\n${tpl('        ')}`, 'spec.rayClusterConfig.headGroupSpec.template'],
+    [
+      'ray.io/v1',
+      'RayService',
+      `spec:\n  rayClusterConfig:\n    headGroupSpec:\n      template:\n${tpl('        ', '{app: w}')}    workerGroupSpecs:\n    - groupName: g\n      template:\n${tpl('        ')}`,
+      'spec.rayClusterConfig.workerGroupSpecs[0].template',
+    ],
+    ['ray.io/v1', 'RayJob', `spec:\n  rayClusterSpec:\n    headGroupSpec:\n      template:\n${tpl('        ')}`, 'spec.rayClusterSpec.headGroupSpec.template'],
+    ['ray.io/v1', 'RayJob', `spec:\n  rayClusterSpec:\n    workerGroupSpecs:\n    - groupName: g\n      template:\n${tpl('        ')}`, 'spec.rayClusterSpec.workerGroupSpecs[0].template'],
   ];
   for (const [apiVersion, kind, spec, at] of cases) {
     const l = lintString(`apiVersion: ${apiVersion}\nkind: ${kind}\nmetadata: {name: w, namespace: team}\n${spec}`);

@@ -118,7 +118,8 @@ export function workloadSpecPath(kind: string): string | null {
 /**
  * Where a kind this webhook does not know may keep a pod template: where the kinds it knows keep theirs, and where
  * the controllers that nest them deeper do (`*`: each item of a list): a LeaderWorkerSet's leader and worker
- * templates, a JobSet's replicated Jobs' pod templates, a KubeRay RayCluster's head and worker groups.
+ * templates, a JobSet's replicated Jobs' pod templates, a KubeRay RayCluster's head and worker groups, and those of the
+ * RayCluster a RayService (`spec.rayClusterConfig`) or a RayJob (`spec.rayClusterSpec`) creates.
  */
 const OTHER_TEMPLATE_PATHS = [
   ['spec', 'template'],
@@ -128,11 +129,15 @@ const OTHER_TEMPLATE_PATHS = [
   ['spec', 'replicatedJobs', '*', 'template', 'spec', 'template'],
   ['spec', 'headGroupSpec', 'template'],
   ['spec', 'workerGroupSpecs', '*', 'template'],
+  ['spec', 'rayClusterConfig', 'headGroupSpec', 'template'],
+  ['spec', 'rayClusterConfig', 'workerGroupSpecs', '*', 'template'],
+  ['spec', 'rayClusterSpec', 'headGroupSpec', 'template'],
+  ['spec', 'rayClusterSpec', 'workerGroupSpecs', '*', 'template'],
 ];
 
 /**
  * The pod templates (with labels) of an object that is none of the workloads this webhook knows (an Argo Rollout,
- * a LeaderWorkerSet, a JobSet, a RayCluster, a custom resource of another group with a known kind), at the
+ * a LeaderWorkerSet, a JobSet, a RayCluster, a RayService, a RayJob, a custom resource of another group with a known kind), at the
  * OTHER_TEMPLATE_PATHS, in that order (a list's items in order; their index is a path segment): lint and inject do
  * not check or inject them, while its controller's pods are injected and checked at admission. Empty when the
  * object is a known workload, or has no template with labels there.
