@@ -965,6 +965,30 @@ test('an answer with more warnings than fit leaves out whole messages, the notic
   assert.match(joinWarnings(crowded).split('\n').at(-1)!, /^\[kagenti\] CronJob team-a\/nightly: 14 more warnings not sent \(40-line limit\): \[r\], \[a-rather-long-rule-name-a\], .*, \.\.\.; run kagenti-webhook lint to see them\.$/);
 });
 
+test('the note on warnings left out, for an object whose label is over 48 characters, names it on each of its lines', async () => {
+  const { allow, continuationPrefix, WARNING_MAX } = await import('../webhook/admission.ts');
+  // a Helm chart's two Deployments: `Deployment ns/name` is over MAX_LABEL (48), so lines carry the short hashed label
+  const refs = ['weather', 'travel'].map((a) => `Deployment team-alpha-production/my-release-agent-chart-${a}-agent`);
+  const notes = refs.map((ref) => {
+    // 40 short warnings and twelve long-named rules after them: the note names rules enough to take its two lines
+    const rules = Array.from({ length: 12 }, (_, i) => `a-rather-long-rule-name-${String.fromCharCode(97 + i)}`);
+    const input = [...Array.from({ length: 40 }, (_, i) => `[r] ${ref}: short ${i}.`), ...rules.map((r, i) => `[${r}] ${ref}: short ${40 + i}.`)];
+    return allow('u', input, ref).warnings!.filter((l) => l.startsWith('[kagenti] '));
+  });
+  for (const [i, note] of notes.entries()) {
+    assert.equal(note.length, 2, JSON.stringify(note));
+    const head = continuationPrefix(`[kagenti] ${refs[i]}: `);
+    assert.match(head, /^\[kagenti\] my-release-agent~[0-9a-f]{6}: $/);
+    // each raw line, the second too, starts with the object's label (kubectl shows a repeated line once per command)
+    for (const l of note) {
+      assert.ok(l.startsWith(head), l);
+      assert.ok(l.length <= WARNING_MAX, l);
+    }
+  }
+  const [a, b] = notes;
+  assert.equal(a!.filter((l) => b!.includes(l)).length, 0, `no line shared: ${JSON.stringify([a, b])}`);
+});
+
 test('HTTPS /mutate: a fix that annotates a controller\'s pod names its workload\'s pod template, as dedicated-service-account\'s fix for the same pod does', async () => {
   const s = await server({});
   try {

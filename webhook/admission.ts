@@ -146,10 +146,12 @@ export const WARNING_MAX = 120;
  * namespace and name (continuationPrefix):
  * kubectl shows a warning text once per run and the API server keeps it once per request, so a continuation line
  * that two objects' messages share ("... and agent callbacks fail with 401.") would be shown for the first only.
+ * `prefix`: the continuation lines' start when the caller knows it (a message that begins with the short label
+ * continuationPrefix made already, `[rule] name16~hash: `, from which the label cannot be found again).
  */
-export function toWarnings(message: string, rule?: string): string[] {
+export function toWarnings(message: string, rule?: string, prefix?: string): string[] {
   if (message.length <= WARNING_MAX) return [message];
-  const prefix = continuationPrefix(message, rule);
+  prefix ??= continuationPrefix(message, rule);
   // a flag and its value (`--cluster none`) are one word to the wrapping: the space between them is GLUE meanwhile
   const glued = !message.includes(GLUE) && FLAG_VALUE.test(message);
   if (glued) message = message.replace(FLAG_VALUE, `$1${GLUE}`);
@@ -464,10 +466,11 @@ function leftOut(rules: string[], hit: { lines: boolean; chars: boolean }, ref?:
   // all the rules if they fit, else the most that fit with ', ...' after them
   for (let k = names.length; k >= 0; k--) {
     const list = k === 0 ? '' : `: ${names.slice(0, k).map((r) => `[${r}]`).join(', ')}${k < names.length ? ', ...' : ''}`;
-    const note = toWarnings(`${start}${list}${end}`, 'kagenti');
+    // continued with `head` itself: a long ref's head is its short label, in which toWarnings finds no object
+    const note = toWarnings(`${start}${list}${end}`, 'kagenti', head);
     if (note.length <= NOTE_LINES && note.every((l) => l.length <= WARNING_MAX)) return note;
   }
-  return toWarnings(`${start}${end}`, 'kagenti').slice(0, NOTE_LINES);
+  return toWarnings(`${start}${end}`, 'kagenti', head).slice(0, NOTE_LINES);
 }
 
 /** A denial's message, cut to MAX_MESSAGE characters with a note that it was. */
