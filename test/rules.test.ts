@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import type { Config } from '../webhook/config.ts';
 import { configFromObject, defaultConfig } from '../webhook/config.ts';
 import type { AgentRef, IssuerInfo } from '../webhook/rules.ts';
-import { agentOf, checkAgentLabelChange, checkInjection, checkMissingTokenReview, checkObject, checkUnique, checkUniqueSince, MAX_RENDERED_NAMESPACES, RenderedNamespaces, samePodTemplate } from '../webhook/rules.ts';
+import { agentOf, checkAgentLabelChange, checkInjection, checkMissingTokenReview, checkObject, checkUnique, checkUniqueSince, MAX_RENDERED_NAMESPACES, RenderedNamespaces, samePodTemplate, templateWorkload } from '../webhook/rules.ts';
 import { injectTemplate } from '../webhook/inject.ts';
+import { templateFieldText, workloadTemplateAt } from '../webhook/workloads.ts';
 
 const EKS: IssuerInfo = {
   classification: 'external',
@@ -974,6 +975,49 @@ test('dedicated-service-account on a controller\'s pod: the fix is in the templa
   );
   assert.equal(fix({ kind: 'Configuration', name: 'hello' }), 'create a ServiceAccount for the agent and set serviceAccountName in the pod template of Configuration/hello, which creates this pod.', 'not labelled as a Knative Revision\'s pod: a kind of its own');
   assert.equal(checkObject(pod, { config, issuer: EKS })[0]!.path, 'spec.serviceAccountName', 'the path stays the pod\'s field');
+});
+
+test('a fix for a controller\'s pod names the template the user writes, with its path: a Knative Service, a LeaderWorkerSet\'s leader or worker template, a JobSet\'s replicated Job, a RayService\'s group', () => {
+  // what sidecars-block-completion tells to annotate, for a pod with these owner and labels (no cluster)
+  const fix = (owner: Record<string, unknown> | null, labels: Record<string, string>) => {
+    const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p-0', namespace: 'team-a', labels: { ...AGENT, ...labels }, ...(owner ? { ownerReferences: [{ controller: true, uid: 'u', ...owner }] } : {}) }, spec: { serviceAccountName: 'sa', restartPolicy: 'OnFailure', containers: [{ name: 'a', image: 'x' }] } };
+    const r = injectTemplate(structuredClone(pod), config, { namespace: 'team-a', ref: 'Pod team-a/p-0', owner: templateWorkload(pod, config, 'team-a') }, 'spec');
+    assert.equal(r.outcome, 'inject');
+    const w = r.outcome === 'inject' ? r.warnings.find((m) => m.startsWith('[sidecars-block-completion]')) : undefined;
+    return /Fix: annotate (.*) kagenti\.io\/native-sidecars: "true" /.exec(w ?? '')?.[1];
+  };
+  // a Knative Revision's pod: the Service its label names, which writes the Configuration's template over every edit
+  const rs = { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'hello-00001-deployment-7d4b9c' };
+  const knative = { 'serving.knative.dev/configuration': 'hello', 'serving.knative.dev/revision': 'hello-00001', 'pod-template-hash': '7d4b9c' };
+  assert.equal(fix(rs, { ...knative, 'serving.knative.dev/service': 'hello' }), 'the pod template of Knative Service/hello (spec.template.metadata.annotations)');
+  assert.equal(fix(rs, knative), 'the pod template of Configuration/hello (spec.template.metadata.annotations)');
+  // a LeaderWorkerSet's pods (their StatefulSets labelled with it): worker-index 0 is a group's leader
+  const lws = (index?: string) => fix({ apiVersion: 'apps/v1', kind: 'StatefulSet', name: index === '0' ? 'chat' : 'chat-0' }, { 'leaderworkerset.sigs.k8s.io/name': 'chat', ...(index ? { 'leaderworkerset.sigs.k8s.io/worker-index': index } : {}) });
+  assert.equal(lws('0'), 'the pod template of LeaderWorkerSet/chat (spec.leaderWorkerTemplate.leaderTemplate.metadata.annotations, or spec.leaderWorkerTemplate.workerTemplate.metadata.annotations if it has no leaderTemplate)');
+  assert.equal(lws('2'), 'the pod template of LeaderWorkerSet/chat (spec.leaderWorkerTemplate.workerTemplate.metadata.annotations)');
+  assert.equal(lws(), 'the pod template of LeaderWorkerSet/chat (spec.leaderWorkerTemplate.leaderTemplate.metadata.annotations, or spec.leaderWorkerTemplate.workerTemplate.metadata.annotations for a worker pod)');
+  // a JobSet's pod: its replicated Job by the label JobSet sets
+  const jobset = { apiVersion: 'batch/v1', kind: 'Job', name: 'train-workers-0' };
+  assert.equal(fix(jobset, { 'jobset.sigs.k8s.io/jobset-name': 'train', 'jobset.sigs.k8s.io/replicatedjob-name': 'workers' }), 'the pod template of JobSet/train (spec.replicatedJobs[name=workers].template.spec.template.metadata.annotations)');
+  assert.equal(fix(jobset, { 'jobset.sigs.k8s.io/jobset-name': 'train' }), 'the pod template of JobSet/train (spec.replicatedJobs[].template.spec.template.metadata.annotations)');
+  // a kind whose template is not known: the field in words
+  assert.equal(fix({ apiVersion: 'keda.sh/v1alpha1', kind: 'ScaledJob', name: 'worker' }, {}), 'the pod template of ScaledJob/worker (metadata.annotations of its pod template)');
+});
+
+test('workloadTemplateAt: a RayService\'s or RayCluster\'s head or worker group by the pod\'s ray.io labels, and a label value no pod can carry is not shown', () => {
+  const at = (kind: string, labels: Record<string, string>) => {
+    const a = workloadTemplateAt(kind, labels);
+    return a && templateFieldText(a, 'metadata.annotations');
+  };
+  assert.equal(at('RayService', { 'ray.io/node-type': 'head' }), 'spec.rayClusterConfig.headGroupSpec.template.metadata.annotations');
+  assert.equal(at('RayService', { 'ray.io/node-type': 'worker', 'ray.io/group': 'gpu' }), 'spec.rayClusterConfig.workerGroupSpecs[groupName=gpu].template.metadata.annotations');
+  assert.equal(at('RayCluster', { 'ray.io/node-type': 'worker', 'ray.io/group': 'gpu' }), 'spec.workerGroupSpecs[groupName=gpu].template.metadata.annotations');
+  assert.equal(at('RayService', {}), 'spec.rayClusterConfig.headGroupSpec.template.metadata.annotations, or spec.rayClusterConfig.workerGroupSpecs[].template.metadata.annotations for a worker pod');
+  assert.equal(at('JobSet', { 'jobset.sigs.k8s.io/replicatedjob-name': 'a b]' }), 'spec.replicatedJobs[].template.spec.template.metadata.annotations');
+  assert.equal(at('ScaledJob', {}), null);
+  // dedicated-service-account names the same template for such a pod
+  const pod = { kind: 'Pod', metadata: { name: 'chat-0-1', namespace: 'team-a', labels: { ...AGENT, 'leaderworkerset.sigs.k8s.io/worker-index': '1' } }, spec: podSpec('default') };
+  assert.match(checkObject(pod, { config, issuer: EKS, workload: { kind: 'LeaderWorkerSet', name: 'chat' } })[0]!.message, /set spec\.leaderWorkerTemplate\.workerTemplate\.spec\.serviceAccountName in LeaderWorkerSet\/chat, which creates this pod\.$/);
 });
 
 test('checkMissingTokenReview: the ConfigMap exists with "true", but the controller never gets it (kagent-enterprise#1829, a literal env that overrides envFrom)', () => {

@@ -995,10 +995,17 @@ test('HTTPS /mutate: a fix that annotates a controller\'s pod names its workload
     // a Job's pod that is meant to finish: sidecars-block-completion's fix is an annotation, which on the pod would not last
     const jobPod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'nightly-28999-x7k2p', namespace: 'team-a', labels: AGENT, ownerReferences: [{ apiVersion: 'batch/v1', kind: 'Job', name: 'nightly-28999', uid: 'j', controller: true }] }, spec: { serviceAccountName: 'default', restartPolicy: 'Never', containers: [{ name: 'a', image: 'x' }] } };
     const m = joinWarnings((await s.review('/mutate', req('Pod', '', jobPod))).warnings as string[]);
-    assert.match(m, /\[sidecars-block-completion\] .* Fix: annotate the pod template of Job\/nightly-28999 \(spec\.template\.metadata\.annotations\) kagenti\.io\/native-sidecars: "true" \(Kubernetes 1\.29\+ on the API server and every node's kubelet\), or set featureGates\.nativeSidecars: true in the webhook config\./, m);
+    // a Job not named as a CronJob's: its template cannot be changed, so the fix says to create the Job again
+    assert.match(m, /\[sidecars-block-completion\] .* Fix: annotate the pod template of Job\/nightly-28999 \(spec\.template\.metadata\.annotations; a Job's pod template cannot be changed: delete the Job and create it again with the change\) kagenti\.io\/native-sidecars: "true" \(Kubernetes 1\.29\+ on the API server and every node's kubelet\), or set featureGates\.nativeSidecars: true in the webhook config\./, m);
     // the same pod at /validate: dedicated-service-account names the same workload
     const v = await s.review('/validate', req('Pod', '', jobPod));
-    assert.match(JSON.stringify(v), /spec\.template\.spec\.serviceAccountName in Job\/nightly-28999, which creates this pod/);
+    assert.match(JSON.stringify(v), /spec\.template\.spec\.serviceAccountName in Job\/nightly-28999, which creates this pod \(a Job's pod template cannot be changed: delete the Job and create it again with the change\)/);
+    // a Job named as the CronJob controller names them (`<cronjob>-<scheduled minute>`), its CronJob not cached: the
+    // next run is a new Job from the CronJob's jobTemplate, which both fixes name
+    const cronPod = { ...jobPod, metadata: { ...jobPod.metadata, name: 'nightly-29000000-x7k2p', ownerReferences: [{ ...jobPod.metadata.ownerReferences[0]!, name: 'nightly-29000000' }] } };
+    const cm = joinWarnings((await s.review('/mutate', req('Pod', '', cronPod))).warnings as string[]);
+    assert.match(cm, /Fix: annotate the pod template of CronJob\/nightly \(spec\.jobTemplate\.spec\.template\.metadata\.annotations\) kagenti\.io\/native-sidecars: "true" /, cm);
+    assert.match(JSON.stringify(await s.review('/validate', req('Pod', '', cronPod))), /set spec\.jobTemplate\.spec\.template\.spec\.serviceAccountName in CronJob\/nightly, which creates this pod\./);
     // a Deployment's pod (its ReplicaSet by name and pod-template-hash), and a pod of its own
     const rsPod = { ...jobPod, metadata: { ...jobPod.metadata, name: 'weather-7d4b9c-x7k2p', labels: { ...AGENT, 'pod-template-hash': '7d4b9c' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'weather-7d4b9c', uid: 'r', controller: true }] } };
     assert.match(joinWarnings((await s.review('/mutate', req('Pod', '', rsPod))).warnings as string[]), /Fix: annotate the pod template of Deployment\/weather \(spec\.template\.metadata\.annotations\) /);

@@ -11,7 +11,8 @@ import { podResourceFindings } from './pod-resources.ts';
 import { defaultPullPolicy } from './image-ref.ts';
 import { guaranteedPod, injectedResources } from './qos.ts';
 import { VERSION } from './version.ts';
-import { workloadSpecPath } from './workloads.ts';
+import { JOB_IMMUTABLE, templateFieldText } from './workloads.ts';
+import type { TemplateOwner } from './workloads.ts';
 
 export const LABEL_TYPE = 'kagenti.io/type';
 export const LABEL_INJECT = 'kagenti.io/inject';
@@ -114,7 +115,7 @@ export interface InjectContext {
    * The workload a controller's pod is made from (rules.ts templateWorkload), when the pod is one: a fix that
    * annotates or labels the pod names that workload's pod template instead (the controller's next pod comes from it).
    */
-  owner?: { kind: string; name: string };
+  owner?: TemplateOwner;
   /**
    * Only the outcome, denial and warnings are wanted (lint, /validate of a workload), never the template: the
    * injected pieces are rendered for a placeholder identity (one cache entry per plan, not one per namespace and
@@ -290,20 +291,25 @@ function metadataPath(specPath: string): string {
  * Where a per-pod annotation goes: on a workload's pod template (not on the workload itself), on the pod of its own,
  * or, for a controller's pod (`owner`), on its workload's pod template, as dedicated-service-account's fix says.
  */
-function annotateTarget(specPath: string, owner?: { kind: string; name: string }): string {
+function annotateTarget(specPath: string, owner?: TemplateOwner): string {
   return podTarget(specPath, 'annotations', owner);
 }
 
 /** Where the opt-out label goes: as annotateTarget (a label on the workload itself does nothing). */
-function optOutTarget(specPath: string, owner?: { kind: string; name: string }): string {
+function optOutTarget(specPath: string, owner?: TemplateOwner): string {
   return podTarget(specPath, 'labels', owner);
 }
 
-function podTarget(specPath: string, field: 'annotations' | 'labels', owner?: { kind: string; name: string }): string {
+/**
+ * `the pod template of <owner> (<field path>)`: the field in the template that makes a controller's pods (rules.ts
+ * templateOwner: a CronJob's for its Job's pod, a LeaderWorkerSet's leader or worker template...), said in words
+ * when the kind's template is not known; a Job's adds that its template cannot be changed.
+ */
+function podTarget(specPath: string, field: 'annotations' | 'labels', owner?: TemplateOwner): string {
   if (specPath !== 'spec') return `the pod template (${metadataPath(specPath)}.${field})`;
   if (!owner) return 'the pod';
-  const wpath = workloadSpecPath(owner.kind);
-  return `the pod template of ${owner.kind}/${owner.name}${wpath ? ` (${metadataPath(wpath)}.${field})` : ''}`;
+  const where = owner.at ? templateFieldText(owner.at, `metadata.${field}`) : `metadata.${field} of its pod template`;
+  return `the pod template of ${owner.label} (${where}${owner.immutable ? `; ${JOB_IMMUTABLE}` : ''})`;
 }
 
 /** Keys and values of a string mapping in UTF-8 bytes, as Kubernetes counts them (for messages). */

@@ -13,7 +13,8 @@ import {
   objectNamespace,
   spiffeId,
 } from './identity.ts';
-import { apiGroup, getPodTemplate, isWorkloadKind, kindGroup, otherPodTemplates, pathText, podSpecFieldPath, workloadSpecPath } from './workloads.ts';
+import { apiGroup, getPodTemplate, isWorkloadKind, JOB_IMMUTABLE, kindGroup, otherPodTemplates, pathText, podSpecFieldPath, templateFieldText, workloadTemplateAt } from './workloads.ts';
+import type { TemplateOwner } from './workloads.ts';
 import type { InjectionPolicy, InjectionRule, InjectionWarning } from './inject.ts';
 import { ANNOTATION_ISTIO_STATUS, ANNOTATION_MODE, eligibility, injectTemplate, LABEL_TYPE, PROXY_UID, warningName } from './inject.ts';
 import { cutKey, isObject, jsonEqual, MAX_QUOTED, quoted } from './json.ts';
@@ -220,14 +221,17 @@ function checkDedicated(obj: Record<string, any>, config: Config, ns: string, wo
   // a controller's pod: set in the template it is created from (a change to the pod itself would not last)
   let where = `${specPath}.serviceAccountName`;
   if (kind === 'Pod' && workload && (workload.kind !== 'Pod' || workload.name !== name)) {
-    const wpath = workloadSpecPath(workload.kind);
-    const labels: Record<string, unknown> = isObject(obj.metadata) && isObject(obj.metadata.labels) ? obj.metadata.labels : {};
+    const labels = podLabels(obj);
     // a Knative Revision's pod (identity.ts counts it as its Configuration)
     if (workload.kind === 'Configuration' && labels[KNATIVE_CONFIGURATION_LABEL] === workload.name) where = knativeTemplate(workload.name, ns, labels);
-    else
-      where = wpath
-        ? `${wpath}.serviceAccountName in ${workload.kind}/${workload.name}, which creates this pod`
-        : `serviceAccountName in the pod template of ${workload.kind}/${workload.name}, which creates this pod`;
+    else {
+      // as the other fixes for a controller's pod name it (templateOwner: a CronJob's Job, a LeaderWorkerSet's leader...)
+      const owner = templateOwner(workload, labels);
+      where = owner.at
+        ? `${templateFieldText(owner.at, 'spec.serviceAccountName')} in ${owner.label}, which creates this pod`
+        : `serviceAccountName in the pod template of ${owner.label}, which creates this pod`;
+      if (owner.immutable) where += ` (${JOB_IMMUTABLE})`;
+    }
   }
   return [
     {
@@ -1075,10 +1079,41 @@ export function agentOf(obj: Record<string, any>, config: Config, namespace?: st
  * dedicated-service-account's fix finds it (agentOf; a tool's pod as an agent's): where a per-pod annotation or
  * label has to go, since the controller's next pod comes from the template. Undefined for a pod of its own.
  */
-export function templateWorkload(pod: Record<string, any>, config: Config, namespace?: string, lookup?: OwnerLookup, now?: number): { kind: string; name: string } | undefined {
+export function templateWorkload(pod: Record<string, any>, config: Config, namespace?: string, lookup?: OwnerLookup, now?: number): TemplateOwner | undefined {
   const toolsAsAgents: Config = config.featureGates.injectTools ? config : { ...config, featureGates: { ...config.featureGates, injectTools: true } };
   const a = agentOf(pod, toolsAsAgents, namespace, lookup, now);
-  return a?.source ? { kind: a.kind, name: a.name } : undefined;
+  return a?.source ? templateOwner(a, podLabels(pod)) : undefined;
+}
+
+function podLabels(pod: Record<string, any>): Record<string, unknown> {
+  return isObject(pod.metadata) && isObject(pod.metadata.labels) ? pod.metadata.labels : {};
+}
+
+/**
+ * The workload a fix for a controller's pod names, from the one that creates it (`workload`, as agentOf finds it) and
+ * the pod's labels: where the user writes the template, which the controller copies into what makes the pods.
+ * - A Job named `<cronjob>-<minutes>` (8 to 12 digits: the CronJob controller names its Jobs after their scheduled
+ *   minute since the epoch) that agentOf could not tie to its CronJob (not cached, or no cluster) → that CronJob:
+ *   a Job's template cannot be changed, and the next run is a new Job made from the CronJob's jobTemplate.
+ * - Another Job → itself, `immutable`: the fix is to create it again with the change.
+ * - A Knative Configuration whose pods carry `serving.knative.dev/service: <svc>` → the Knative Service, which owns
+ *   the Configuration and writes its template over every edit (its pods carry the Configuration's label: else a
+ *   Configuration of another group, whose template is not known).
+ * - Else the workload, its template where workloadTemplateAt finds it from the pod's labels.
+ */
+export function templateOwner(workload: { kind: string; name: string }, labels: Record<string, unknown>): TemplateOwner {
+  const { kind, name } = workload;
+  if (kind === 'Job') {
+    const m = /^(.+)-[0-9]{8,12}$/.exec(name);
+    if (m) return { kind: 'CronJob', name: m[1]!, label: `CronJob/${m[1]!}`, at: workloadTemplateAt('CronJob') };
+    return { kind, name, label: `Job/${name}`, at: workloadTemplateAt(kind), immutable: true };
+  }
+  if (kind === 'Configuration' && labels[KNATIVE_CONFIGURATION_LABEL] === name) {
+    const svc = labels[KNATIVE_SERVICE_LABEL];
+    if (typeof svc === 'string' && svc) return { kind: 'Service', name: svc, label: `Knative Service/${svc}`, at: { path: 'spec.template' } };
+    return { kind, name, label: `Configuration/${name}`, at: { path: 'spec.template' } };
+  }
+  return { kind, name, label: `${kind}/${name}`, at: workloadTemplateAt(kind, labels) };
 }
 
 function refText(a: AgentRef): string {

@@ -35,6 +35,7 @@ import {
   severityFor,
 } from './rules.ts';
 import { isWorkloadKind } from './workloads.ts';
+import type { TemplateOwner } from './workloads.ts';
 import { isObject, jsonEqual } from './json.ts';
 import { MAX_WAITING_BODY_BYTES } from './limits.ts';
 import { csiDriverMissing, ephemeralContainerWarnings } from './inject.ts';
@@ -98,7 +99,7 @@ export interface ValidationService {
    * The workload a controller's pod is made from (rules.ts templateWorkload under the caller's config, with the
    * cache); undefined for a pod of its own.
    */
-  podWorkload(pod: KubeObject, namespace: string, config: Config): { kind: string; name: string } | undefined;
+  podWorkload(pod: KubeObject, namespace: string, config: Config): TemplateOwner | undefined;
   /** For /readyz: ready is false until the first sync. detail goes into the JSON body. */
   readiness(): { ready: boolean; detail: Record<string, unknown> };
   close(): Promise<void> | void;

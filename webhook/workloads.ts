@@ -107,12 +107,95 @@ export function podSpecFieldPath(kind: string): string {
 /**
  * Where the pod spec of a controller's pods is: the pod spec field of its workload's template (`spec.template.spec`
  * of a Deployment, `spec.jobTemplate.spec.template.spec` of a CronJob, `spec.template.spec` of an Argo Rollout), or
- * null for a kind whose template this webhook does not know (a KEDA ScaledJob, a JobSet).
+ * null for a kind whose template this webhook does not know (a KEDA ScaledJob), or whose pods come from one of
+ * several templates (workloadTemplateAt says which).
  */
 export function workloadSpecPath(kind: string): string | null {
+  const at = workloadTemplateAt(kind);
+  return at && !at.alt ? `${at.path}.spec` : null;
+}
+
+/**
+ * Where a controller's pod's template is in the workload that creates it: `path`, the template's dotted path (its
+ * `metadata` and `spec` inside), and `alt`, another template the pod may come from, said after it with `when`.
+ * A list item is named by its key (`spec.replicatedJobs[name=workers]`), `[]` when the pod does not say which.
+ */
+export interface TemplateAt {
+  path: string;
+  alt?: { path: string; when: string };
+}
+
+/** The label LeaderWorkerSet puts on its pods: `0` on a group's leader, 1, 2... on its workers. */
+const LWS_WORKER_INDEX_LABEL = 'leaderworkerset.sigs.k8s.io/worker-index';
+/** The label JobSet puts on its pods: the name of the replicated Job (spec.replicatedJobs[].name) they come from. */
+const JOBSET_REPLICATED_JOB_LABEL = 'jobset.sigs.k8s.io/replicatedjob-name';
+/** The labels KubeRay puts on its pods: `head` or `worker`, and the worker group's name (workerGroupSpecs[].groupName). */
+const RAY_NODE_TYPE_LABEL = 'ray.io/node-type';
+const RAY_GROUP_LABEL = 'ray.io/group';
+
+/** A label value as a path may show it (one a pod sent that Kubernetes would not take is not shown). */
+function labelValue(labels: Record<string, unknown>, key: string): string | undefined {
+  const v = labels[key];
+  return typeof v === 'string' && /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/.test(v) ? v : undefined;
+}
+
+/**
+ * workloadTemplateAt: the template in a workload of `kind` that a pod with these `labels` comes from, or null for a
+ * kind whose template is not known (a KEDA ScaledJob; a Pod, which has none). The kinds this webhook knows, an Argo
+ * Rollout and an OpenShift DeploymentConfig keep one; a LeaderWorkerSet's leader
+ * (worker-index `0`) comes from its leaderTemplate (its workerTemplate when it has none), a worker from its
+ * workerTemplate; a JobSet's pod from its replicated Job's; a RayService's or RayCluster's from its head group or
+ * its worker group (ray.io/node-type, ray.io/group).
+ */
+export function workloadTemplateAt(kind: string, labels: Record<string, unknown> = {}): TemplateAt | null {
   if (kind === 'Pod') return null;
-  if (isWorkloadKind(kind)) return podSpecFieldPath(kind);
-  return kind === 'Rollout' ? 'spec.template.spec' : null;
+  if (isWorkloadKind(kind)) return { path: TEMPLATE_PATHS[kind].join('.') };
+  switch (kind) {
+    case 'Rollout':
+    case 'DeploymentConfig':
+      return { path: 'spec.template' };
+    case 'LeaderWorkerSet': {
+      const index = labelValue(labels, LWS_WORKER_INDEX_LABEL);
+      const leader = 'spec.leaderWorkerTemplate.leaderTemplate';
+      const worker = 'spec.leaderWorkerTemplate.workerTemplate';
+      if (index !== undefined && /^[1-9][0-9]*$/.test(index)) return { path: worker };
+      return { path: leader, alt: { path: worker, when: index === '0' ? 'if it has no leaderTemplate' : 'for a worker pod' } };
+    }
+    case 'JobSet': {
+      const job = labelValue(labels, JOBSET_REPLICATED_JOB_LABEL);
+      return { path: `spec.replicatedJobs[${job === undefined ? '' : `name=${job}`}].template.spec.template` };
+    }
+    case 'RayService':
+    case 'RayCluster': {
+      const base = kind === 'RayService' ? 'spec.rayClusterConfig.' : 'spec.';
+      const type = labels[RAY_NODE_TYPE_LABEL];
+      const group = labelValue(labels, RAY_GROUP_LABEL);
+      const head = `${base}headGroupSpec.template`;
+      const worker = `${base}workerGroupSpecs[${group === undefined ? '' : `groupName=${group}`}].template`;
+      if (type === 'head') return { path: head };
+      if (type === 'worker') return { path: worker };
+      return { path: head, alt: { path: worker, when: 'for a worker pod' } };
+    }
+  }
+  return null;
+}
+
+/** A field of the template `at` names (`metadata.annotations`, `spec.serviceAccountName`) as a person reads it. */
+export function templateFieldText(at: TemplateAt, field: string): string {
+  return at.alt ? `${at.path}.${field}, or ${at.alt.path}.${field} ${at.alt.when}` : `${at.path}.${field}`;
+}
+
+/**
+ * The workload whose pod template a fix for a controller's pod edits (rules.ts templateOwner): its kind and name,
+ * how the fix names it (`label`: `Kind/name`, `Knative Service/hello`), where its template is (`at`, null when not
+ * known), and `immutable` for a Job, whose template cannot be changed once it is created.
+ */
+export interface TemplateOwner {
+  kind: string;
+  name: string;
+  label: string;
+  at: TemplateAt | null;
+  immutable?: boolean;
 }
 
 /**
@@ -172,3 +255,6 @@ export function otherPodTemplate(obj: unknown): PodTemplateRef | null {
 export function pathText(path: readonly string[]): string {
   return path.reduce((s, seg) => (/^[0-9]+$/.test(seg) ? `${s}[${seg}]` : s ? `${s}.${seg}` : seg), '');
 }
+
+/** Said of a Job's template in a fix that edits it (TemplateOwner.immutable): it cannot be changed on the Job there is. */
+export const JOB_IMMUTABLE = "a Job's pod template cannot be changed: delete the Job and create it again with the change";
