@@ -1031,6 +1031,37 @@ test('HTTPS /mutate: the note on warnings left out names the pod, so kubectl (wh
   }
 });
 
+test('HTTPS /mutate and /validate of one Pod CREATE: their warnings together stay within the 4,096 characters the API server keeps per request (/validate keeps to what /mutate leaves)', async () => {
+  const { API_SERVER_WARNING_CHARS, MAX_WARNING_CHARS, POD_VALIDATE_WARNING_CHARS } = await import('../webhook/admission.ts');
+  assert.equal(POD_VALIDATE_WARNING_CHARS, API_SERVER_WARNING_CHARS - MAX_WARNING_CHARS);
+  // dedicated-service-account warns; without cluster state unique-service-account says it was not checked
+  const s = await server({ policies: { 'dedicated-service-account': 'warn' } });
+  try {
+    // a directly applied agent pod with many findings (as the left-out note's test): /mutate fills its 3,600
+    const containers = Array.from({ length: 30 }, (_, i) => ({ name: `c${i}-${'x'.repeat(55)}`, image: 'x', securityContext: { runAsUser: 1337, capabilities: { add: ['NET_ADMIN'] } } }));
+    const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'weather-agent-with-a-long-name-x', namespace: 'team-a', labels: AGENT }, spec: { serviceAccountName: 'default', restartPolicy: 'Never', containers, initContainers: Array.from({ length: 20 }, (_, i) => ({ name: `i${i}`, image: 'x' })) } };
+    const size = (w: unknown) => ((w ?? []) as string[]).reduce((n, l) => n + l.length, 0);
+    const mutated = await s.review('/mutate', req('Pod', '', pod));
+    const m = mutated.warnings as string[];
+    // the validating webhooks see the pod as /mutate left it (injected, with its record)
+    const injected = jsonpatch.applyPatch(structuredClone(pod), decodePatch(mutated) as any).newDocument as Record<string, any>;
+    const v = (await s.review('/validate', req('Pod', '', injected))).warnings as string[];
+    assert.ok(size(m) > API_SERVER_WARNING_CHARS - 1_000, `mutate: ${size(m)}`);
+    assert.ok(size(v) <= POD_VALIDATE_WARNING_CHARS, `validate: ${size(v)} characters: ${JSON.stringify(v)}`);
+    assert.ok(size(m) + size(v) <= API_SERVER_WARNING_CHARS, `${size(m)} + ${size(v)}`);
+    // what did not fit is said, with the limit it hit, for this pod
+    assert.match(joinWarnings(v).split('\n').at(-1)!, /^\[kagenti\] Pod team-a\/weather-agent-with-a-long-name-x: 2 more warnings not sent \(496-character limit\)/);
+    // a pod /mutate did not inject (no record: it sent no warnings), and a workload, keep the whole 3,600
+    const whole = (await s.review('/validate', req('Pod', '', pod))).warnings;
+    assert.ok(size(whole) > POD_VALIDATE_WARNING_CHARS, `not injected: ${size(whole)}`);
+    for (const rule of ['dedicated-service-account', 'unique-service-account']) assert.match(joinWarnings(whole as string[]), new RegExp(`^\\[${rule}\\] Pod team-a/weather-agent-with-a-long-name-x: .* Fix: `, 'm'));
+    const dep = await s.review('/validate', req('Deployment', 'apps', { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'weather', namespace: 'team-a' }, spec: { template: { metadata: { labels: AGENT }, spec: pod.spec } } }));
+    assert.ok(size(dep.warnings) > POD_VALIDATE_WARNING_CHARS, `deployment: ${size(dep.warnings)}`);
+  } finally {
+    await s.close();
+  }
+});
+
 test('HTTPS /validate: kubectl debug (pods/ephemeralcontainers) on an injected agent pod: an added container with NET_ADMIN, ALL or privileged, or as uid 1337, is warned (net-admin, proxy-uid), never denied', async () => {
   const s = await server({});
   try {

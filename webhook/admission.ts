@@ -364,6 +364,13 @@ export function wrap(text: string, max: number): string[] {
  */
 export const MAX_WARNING_LINES = 40;
 export const MAX_WARNING_CHARS = 3_600;
+/** What the API server keeps of one request's warnings, every webhook's together: past it, later ones are dropped. */
+export const API_SERVER_WARNING_CHARS = 4_096;
+/**
+ * /validate's share for a Pod CREATE: /mutate answered for the same pod first and may have taken MAX_WARNING_CHARS,
+ * so /validate keeps to what is left (496), else its last lines would be dropped, a fix among them.
+ */
+export const POD_VALIDATE_WARNING_CHARS = API_SERVER_WARNING_CHARS - MAX_WARNING_CHARS;
 /** Characters of a denial's message at most (a person reads it; hostile input could make it megabytes). */
 export const MAX_MESSAGE = 16 * 1024;
 
@@ -379,16 +386,16 @@ const NOTICES = new Set(['waypoint-mode', 'namespace-mode-label', 'all-opted-out
  * and MAX_WARNING_CHARS characters. When not all fit, whole messages are left out, never part of one (the notices
  * first, those about what fails outright last), and the last lines (leftOut) say so for the object `ref` names.
  */
-function fitted(warnings: string[], ref?: string): string[] {
+function fitted(warnings: string[], ref?: string, maxChars = MAX_WARNING_CHARS): string[] {
   let chars = 0;
   let long = false;
   for (const w of warnings) {
     chars += w.length;
     if (w.length > WARNING_MAX) long = true;
   }
-  if (!long && warnings.length <= MAX_WARNING_LINES && chars <= MAX_WARNING_CHARS) return warnings;
+  if (!long && warnings.length <= MAX_WARNING_LINES && chars <= maxChars) return warnings;
   const split = (w: string) => (w.length > WARNING_MAX ? toWarnings(w) : [w]);
-  if (chars <= MAX_WARNING_CHARS) {
+  if (chars <= maxChars) {
     const out: string[] = [];
     let size = 0;
     for (const w of warnings)
@@ -396,7 +403,7 @@ function fitted(warnings: string[], ref?: string): string[] {
         out.push(l);
         size += l.length;
       }
-    if (out.length <= MAX_WARNING_LINES && size <= MAX_WARNING_CHARS) return out;
+    if (out.length <= MAX_WARNING_LINES && size <= maxChars) return out;
   }
   const order = [...warnings.keys()];
   const rank = (i: number) => {
@@ -410,7 +417,7 @@ function fitted(warnings: string[], ref?: string): string[] {
   let used = 0;
   let usedLines = 0;
   // room kept for the last lines, which say what was left out
-  const room = MAX_WARNING_CHARS - NOTE_LINES * WARNING_MAX;
+  const room = maxChars - NOTE_LINES * WARNING_MAX;
   for (const i of order) {
     const w = warnings[i]!;
     // a message longer than the room left is not split to find out (a hostile pod may bring thousands)
@@ -438,7 +445,7 @@ function fitted(warnings: string[], ref?: string): string[] {
     const lines = kept.get(i);
     if (lines) out.push(...lines);
   }
-  out.push(...leftOut(left, hit, ref));
+  out.push(...leftOut(left, hit, ref, maxChars));
   return out;
 }
 
@@ -454,12 +461,12 @@ const NOTE_LINES = 2;
  * shows a repeated text once per run, so a note two objects shared would be shown for the first only), how many were
  * left out, the limit that left them out (lines or characters), and as many of their rules as fit.
  */
-function leftOut(rules: string[], hit: { lines: boolean; chars: boolean }, ref?: string): string[] {
+function leftOut(rules: string[], hit: { lines: boolean; chars: boolean }, ref: string | undefined, maxChars: number): string[] {
   const n = rules.length;
   const names = [...new Set(rules.filter(Boolean))];
   const head = continuationPrefix(`[kagenti] ${ref ?? ''}: `);
   const lines = `${MAX_WARNING_LINES}-line`;
-  const chars = `${String(MAX_WARNING_CHARS).replace(/\B(?=(\d{3})+$)/g, ',')}-character`;
+  const chars = `${String(maxChars).replace(/\B(?=(\d{3})+$)/g, ',')}-character`;
   const limit = hit.lines && hit.chars ? `${lines} and ${chars} limits` : `${hit.lines ? lines : chars} limit`;
   const start = `${head}${n} more warning${n === 1 ? '' : 's'} not sent (${limit})`;
   const end = `; run kagenti-webhook lint to see ${n === 1 ? 'it' : 'them'}.`;
@@ -479,10 +486,13 @@ function fittedMessage(message: string): string {
   return `${message.slice(0, MAX_MESSAGE - 60)} ... (cut: the message has ${message.length} characters)`;
 }
 
-/** `ref`: the request's object (`Kind ns/name`), named in the note on warnings left out when not all fit. */
-export function allow(uid: string, warnings: string[] = [], ref?: string): AdmissionResponse {
+/**
+ * `ref`: the request's object (`Kind ns/name`), named in the note on warnings left out when not all fit; `maxChars`:
+ * the warnings' characters at most (POD_VALIDATE_WARNING_CHARS for /validate's answer on a Pod CREATE).
+ */
+export function allow(uid: string, warnings: string[] = [], ref?: string, maxChars = MAX_WARNING_CHARS): AdmissionResponse {
   const r: AdmissionResponse = { uid, allowed: true };
-  if (warnings.length) r.warnings = fitted(warnings.map(printable), ref);
+  if (warnings.length) r.warnings = fitted(warnings.map(printable), ref, maxChars);
   return r;
 }
 
@@ -511,10 +521,10 @@ function base64(text: string): string {
  * messages (a list) go one a line. Each message, and each warning, is one line: printable() escapes what a request
  * put in it that a terminal would act on.
  */
-export function deny(uid: string, message: string | readonly string[], warnings: string[] = [], ref?: string): AdmissionResponse {
+export function deny(uid: string, message: string | readonly string[], warnings: string[] = [], ref?: string, maxChars = MAX_WARNING_CHARS): AdmissionResponse {
   const text = typeof message === 'string' ? printable(message) : message.map(printable).join('\n');
   const r: AdmissionResponse = { uid, allowed: false, status: { code: 403, reason: 'Forbidden', message: fittedMessage(text) } };
-  if (warnings.length) r.warnings = fitted(warnings.map(printable), ref);
+  if (warnings.length) r.warnings = fitted(warnings.map(printable), ref, maxChars);
   return r;
 }
 

@@ -4,7 +4,7 @@
 import type { KubeConfig } from './kube-client.ts';
 import type { Logger } from 'pino';
 import type { AdmissionRequest, Decision, KubeObject } from './admission.ts';
-import { allow, allowWithPatch, decisionFor, deny, internalError, requestRef, shown, toWarnings } from './admission.ts';
+import { allow, allowWithPatch, decisionFor, deny, internalError, MAX_WARNING_CHARS, POD_VALIDATE_WARNING_CHARS, requestRef, shown, toWarnings } from './admission.ts';
 import type { Config } from './config.ts';
 import type { BackoffOptions } from './cluster.ts';
 import { controllerOf, identityKey, objectName, objectNamespace, templateOwner } from './identity.ts';
@@ -38,7 +38,7 @@ import { isWorkloadKind } from './workloads.ts';
 import type { TemplateOwner } from './workloads.ts';
 import { isObject, jsonEqual } from './json.ts';
 import { MAX_WAITING_BODY_BYTES } from './limits.ts';
-import { csiDriverMissing, ephemeralContainerWarnings } from './inject.ts';
+import { ANNOTATION_STATUS, csiDriverMissing, ephemeralContainerWarnings } from './inject.ts';
 import { cappedText, errField } from './log-fields.ts';
 
 /** Metadata an UPDATE of an object being deleted may change without being checked again. */
@@ -417,7 +417,7 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
         if (!tool.length) return decisionFor(allow(req.uid), [], { skipped: 'not an agent' });
         for (const v of tool) ruleViolations.inc({ rule: v.rule, action: 'warned' });
         const detail = { violations: tool.map((v) => ({ rule: v.rule, severity: v.severity, path: v.path })), ...(req.dryRun ? { dryRun: true } : {}) };
-        return decisionFor(allow(req.uid, tool.map((v) => v.message)), ['unique-service-account'], detail);
+        return decisionFor(allow(req.uid, tool.map((v) => v.message), undefined, warningBudget(kind, op, objWithKind)), ['unique-service-account'], detail);
       }
       // a controller's pod: dedicated-service-account's fix names the template of the workload that creates it
       const own = checkObject(objWithKind, { config, issuer: iss, namespace: ns, workload: kind === 'Pod' && agent.source ? { kind: agent.kind, name: agent.name } : undefined });
@@ -507,11 +507,11 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
     };
     if (kind === 'ConfigMap') detail.issuer = iss.classification;
     if (req.dryRun) detail.dryRun = true;
-    if (errors.length) return decisionFor(deny(req.uid, errors.map((v) => v.message), warnings, requestRef(req)), rules, detail);
+    if (errors.length) return decisionFor(deny(req.uid, errors.map((v) => v.message), warnings, requestRef(req), warningBudget(kind, op, objWithKind)), rules, detail);
     // a second agent on its ServiceAccount sent before the cache knows this one (kubectl apply -f dir/) is denied
     if (admitting && typeof objWithKind.metadata?.name === 'string') cluster!.noteAdmitted(kind!, ns, objWithKind.metadata.name, admitting);
     if (restartHint) warnings.push(...restartWarning(ns, cmName));
-    return decisionFor(allow(req.uid, warnings, requestRef(req)), rules, detail);
+    return decisionFor(allow(req.uid, warnings, requestRef(req), warningBudget(kind, op, objWithKind)), rules, detail);
   }
 
   /**
@@ -699,4 +699,16 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
       return helm.close();
     },
   };
+}
+
+/**
+ * The characters of warnings /validate's answer may carry: for a Pod CREATE that /mutate injected (it carries the
+ * injection's record, ANNOTATION_STATUS), what /mutate's answer for the same request leaves of the 4,096 the API
+ * server keeps (POD_VALIDATE_WARNING_CHARS: the validating webhooks answer after the mutating ones, and what passes
+ * the total is dropped); else the whole MAX_WARNING_CHARS (/mutate warns only when it injects).
+ */
+function warningBudget(kind: unknown, op: unknown, obj: KubeObject): number {
+  if (kind !== 'Pod' || op !== 'CREATE') return MAX_WARNING_CHARS;
+  const annotations = isObject(obj.metadata) && isObject(obj.metadata.annotations) ? obj.metadata.annotations : {};
+  return Object.hasOwn(annotations, ANNOTATION_STATUS) ? POD_VALIDATE_WARNING_CHARS : MAX_WARNING_CHARS;
 }
