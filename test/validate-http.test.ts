@@ -580,6 +580,12 @@ test('toWarnings never cuts a URL or a quoted value (a line of its own, up to th
   // longer than the API server keeps: cut, at its limit
   const huge = `[r] Pod ns/a: see https://example.com/${'p'.repeat(600)} now. Fix: y.`;
   for (const l of toWarnings(huge)) assert.ok(l.length <= WARNING_LIMIT, `${l.length}`);
+  // a quote the text never closes (a name that holds one: only a request not from the API server has it) quotes
+  // nothing: the rest of the sentence is wrapped word by word, not kept whole on a line past WARNING_MAX
+  const unclosed = `[unique-service-account] Pod team-a/research-agent-7d9c6b5f4-<generated>: not checked, because the webhook runs without cluster state, so another agent on ServiceAccount team-a/" (one SPIFFE ID) would not be caught here. Fix: run the webhook with cluster access.`;
+  const lines = toWarnings(unclosed);
+  for (const l of lines) assert.ok(l.length <= WARNING_MAX, `${l.length}: ${l}`);
+  assert.equal(joinWarnings(lines), unclosed);
 });
 
 test('wrap: lines of at most max characters, broken at spaces, nothing but spaces at a break lost; as words joined again would be', () => {

@@ -250,11 +250,12 @@ function words(text: string, hard: number): string[] {
       } else if (c === 0x5c && quoted) j++;
       else if (c === 0x20 && !quoted) break;
       // a quote open past the limit (or never closed): the word ends at the first space after it opened
-      if (quoted && j - i > hard) {
-        j = text.indexOf(' ', open);
-        if (j === -1) j = n;
-        break;
-      }
+      if (quoted && j - i > hard) break;
+    }
+    if (quoted) {
+      // (a quote open past the limit, or one the text never closes: `ServiceAccount team-a/"` when a name holds one)
+      j = text.indexOf(' ', open);
+      if (j === -1) j = n;
     }
     out.push(text.slice(i, j));
     i = j;
