@@ -266,14 +266,23 @@ function orphanReplicaSet(rsName: string, labels: Record<string, unknown>, names
  * resolves to once cached); otherwise null.
  */
 function cronJobOfUncachedJob(jobName: string, namespace: string, lookup: OwnerLookup, now: number): OwnerRef | null {
-  const m = /^(.+)-([0-9]{1,12})$/.exec(jobName);
-  if (!m) return null;
+  const job = cronJobJobParts(jobName);
+  if (!job) return null;
   // The suffix must be a scheduled time the controller could be creating a Job for now (within the last week, or
   // a day ahead for clock skew): a Job someone named `backup-2` by hand is not taken for CronJob backup's.
-  const minutes = Number(m[2]);
   const nowMinutes = now / 60_000;
-  if (minutes < nowMinutes - SCHEDULE_WINDOW_MINUTES || minutes > nowMinutes + 24 * 60) return null;
-  return lookup('CronJob', namespace, m[1]!) !== undefined ? { kind: 'CronJob', name: m[1]! } : null;
+  if (job.minutes < nowMinutes - SCHEDULE_WINDOW_MINUTES || job.minutes > nowMinutes + 24 * 60) return null;
+  return lookup('CronJob', namespace, job.cronJob) !== undefined ? { kind: 'CronJob', name: job.cronJob } : null;
+}
+
+/**
+ * The CronJob and the scheduled minute (since the epoch) a Job's name carries as the CronJob controller names its
+ * Jobs (`<cronjob>-<minutes>`, cronJobJobName), or null for a name of another shape. The name alone does not say
+ * the Job is a CronJob's: callers check the minute against a clock or a plausible range.
+ */
+export function cronJobJobParts(jobName: string): { cronJob: string; minutes: number } | null {
+  const m = /^(.+)-([0-9]{1,12})$/.exec(jobName);
+  return m ? { cronJob: m[1]!, minutes: Number(m[2]) } : null;
 }
 
 /** How far back a CronJob's Job name (its scheduled time in minutes) is taken for one (see cronJobOfUncachedJob). */

@@ -114,8 +114,9 @@ export interface InjectContext {
   /**
    * The workload a controller's pod is made from (rules.ts templateWorkload), when the pod is one: a fix that
    * annotates or labels the pod names that workload's pod template instead (the controller's next pod comes from it).
+   * A function is called only when a message needs it (most admissions need none: no owner lookup for them).
    */
-  owner?: TemplateOwner;
+  owner?: TemplateOwner | (() => TemplateOwner | undefined);
   /**
    * Only the outcome, denial and warnings are wanted (lint, /validate of a workload), never the template: the
    * injected pieces are rendered for a placeholder identity (one cache entry per plan, not one per namespace and
@@ -291,12 +292,12 @@ function metadataPath(specPath: string): string {
  * Where a per-pod annotation goes: on a workload's pod template (not on the workload itself), on the pod of its own,
  * or, for a controller's pod (`owner`), on its workload's pod template, as dedicated-service-account's fix says.
  */
-function annotateTarget(specPath: string, owner?: TemplateOwner): string {
+function annotateTarget(specPath: string, owner?: InjectContext['owner']): string {
   return podTarget(specPath, 'annotations', owner);
 }
 
 /** Where the opt-out label goes: as annotateTarget (a label on the workload itself does nothing). */
-function optOutTarget(specPath: string, owner?: TemplateOwner): string {
+function optOutTarget(specPath: string, owner?: InjectContext['owner']): string {
   return podTarget(specPath, 'labels', owner);
 }
 
@@ -305,8 +306,9 @@ function optOutTarget(specPath: string, owner?: TemplateOwner): string {
  * templateOwner: a CronJob's for its Job's pod, a LeaderWorkerSet's leader or worker template...), said in words
  * when the kind's template is not known; a Job's adds that its template cannot be changed.
  */
-function podTarget(specPath: string, field: 'annotations' | 'labels', owner?: TemplateOwner): string {
+function podTarget(specPath: string, field: 'annotations' | 'labels', ownerOf?: InjectContext['owner']): string {
   if (specPath !== 'spec') return `the pod template (${metadataPath(specPath)}.${field})`;
+  const owner = typeof ownerOf === 'function' ? ownerOf() : ownerOf;
   if (!owner) return 'the pod';
   const where = owner.at ? templateFieldText(owner.at, `metadata.${field}`) : `metadata.${field} of its pod template`;
   return `the pod template of ${owner.label} (${where}${owner.immutable ? `; ${JOB_IMMUTABLE}` : ''})`;

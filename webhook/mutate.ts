@@ -31,8 +31,9 @@ export function mutate(req: AdmissionRequest, deps: MutateDeps): Decision {
     namespace,
     namespaceLabels: deps.validation?.namespaceLabels(namespace),
     ref,
-    // a controller's pod: fixes name its workload's template (with the cluster's cache when there is one)
-    owner: deps.validation?.podWorkload ? deps.validation.podWorkload(pod as KubeObject, namespace, deps.config) : templateWorkload(pod, deps.config, namespace),
+    // a controller's pod: fixes name its workload's template (with the cluster's cache when there is one), looked up
+    // once, and only if a message names it
+    owner: once(() => (deps.validation?.podWorkload ? deps.validation.podWorkload(pod as KubeObject, namespace, deps.config) : templateWorkload(pod, deps.config, namespace))),
   });
   switch (result.outcome) {
     case 'skip':
@@ -57,4 +58,17 @@ export function mutate(req: AdmissionRequest, deps: MutateDeps): Decision {
       return decision;
     }
   }
+}
+
+/** `f`, called at most once. */
+function once<T>(f: () => T): () => T {
+  let done = false;
+  let value: T;
+  return () => {
+    if (!done) {
+      value = f();
+      done = true;
+    }
+    return value;
+  };
 }

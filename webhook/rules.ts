@@ -7,6 +7,7 @@ import {
   AGENT_LABEL,
   KNATIVE_CONFIGURATION_LABEL,
   agentIdentity,
+  cronJobJobParts,
   effectiveServiceAccount,
   identityKey,
   objectName,
@@ -1104,8 +1105,9 @@ function podLabels(pod: Record<string, any>): Record<string, unknown> {
 export function templateOwner(workload: { kind: string; name: string }, labels: Record<string, unknown>): TemplateOwner {
   const { kind, name } = workload;
   if (kind === 'Job') {
-    const m = /^(.+)-[0-9]{8,12}$/.exec(name);
-    if (m) return { kind: 'CronJob', name: m[1]!, label: `CronJob/${m[1]!}`, at: workloadTemplateAt('CronJob') };
+    // (no clock here, unlike identity's cache fallback: a minute of 8 digits or more, from 1989 on, is taken for one)
+    const job = cronJobJobParts(name);
+    if (job && job.minutes >= 10_000_000) return { kind: 'CronJob', name: job.cronJob, label: `CronJob/${job.cronJob}`, at: workloadTemplateAt('CronJob') };
     return { kind, name, label: `Job/${name}`, at: workloadTemplateAt(kind), immutable: true };
   }
   if (kind === 'Configuration' && labels[KNATIVE_CONFIGURATION_LABEL] === name) {
