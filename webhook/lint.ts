@@ -36,6 +36,7 @@ import {
   remediatedAtAdmission,
   severityFor,
   toolSharingSite,
+  toolsAsAgents,
   UNWATCHED_NAMESPACES,
   injectableTemplate,
   unwatchedNamespaceText,
@@ -277,7 +278,7 @@ export class Linter {
     this.toolsAsAgents =
       config.featureGates.injectTools || !severityFor(config.policies['unique-service-account'])
         ? null
-        : { ...config, featureGates: { ...config.featureGates, injectTools: true } };
+        : toolsAsAgents(config);
     // what the render has shown of a pod's or ReplicaSet's owners (undefined: not in the input, as not cached)
     const lookup: OwnerLookup = (kind, namespace, name) => this.owners.get(workloadKey(namespace, kind, name))?.owner;
     lookup.selector = (kind, namespace, name) => this.selectors.get(workloadKey(namespace, kind, name));

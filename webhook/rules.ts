@@ -1075,14 +1075,27 @@ export function agentOf(obj: Record<string, any>, config: Config, namespace?: st
   return id;
 }
 
+const TOOLS_AS_AGENTS = new WeakMap<Config, Config>();
+
+/**
+ * `config` with tools read as agents (featureGates.injectTools on): how a tool's identity is read while tools are no
+ * agents to the webhook (checkToolSharesAgent, the fix texts of a tool's pod). One per config object (configs are
+ * frozen once loaded).
+ */
+export function toolsAsAgents(config: Config): Config {
+  if (config.featureGates.injectTools) return config;
+  let c = TOOLS_AS_AGENTS.get(config);
+  if (!c) TOOLS_AS_AGENTS.set(config, (c = { ...config, featureGates: { ...config.featureGates, injectTools: true } }));
+  return c;
+}
+
 /**
  * The workload whose pod template a controller's pod is made from (its Deployment, CronJob...), found as
  * dedicated-service-account's fix finds it (agentOf; a tool's pod as an agent's): where a per-pod annotation or
  * label has to go, since the controller's next pod comes from the template. Undefined for a pod of its own.
  */
 export function templateWorkload(pod: Record<string, any>, config: Config, namespace?: string, lookup?: OwnerLookup, now?: number): TemplateOwner | undefined {
-  const toolsAsAgents: Config = config.featureGates.injectTools ? config : { ...config, featureGates: { ...config.featureGates, injectTools: true } };
-  const a = agentOf(pod, toolsAsAgents, namespace, lookup, now);
+  const a = agentOf(pod, toolsAsAgents(config), namespace, lookup, now);
   return a?.source ? templateOwner(a, podLabels(pod)) : undefined;
 }
 

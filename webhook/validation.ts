@@ -33,6 +33,7 @@ import {
   quoted,
   samePodTemplate,
   severityFor,
+  toolsAsAgents,
 } from './rules.ts';
 import { isWorkloadKind } from './workloads.ts';
 import type { TemplateOwner } from './workloads.ts';
@@ -313,7 +314,7 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
 
   // ---- admission ----------------------------------------------------------------------------------
   /** The config with tools as agents: how a tool's identity is read while featureGates.injectTools is off. */
-  const toolsAsAgents: Config = { ...config, featureGates: { ...config.featureGates, injectTools: true } };
+  const toolsAsAgentsConfig = toolsAsAgents(config);
 
   /**
    * A tool while featureGates.injectTools is off, on a ServiceAccount that an agent in the cache already uses: the
@@ -322,7 +323,7 @@ export async function startValidation(opts: ValidationOptions): Promise<Validati
    */
   function toolSharing(obj: KubeObject, ns: string, op: string | undefined, old: unknown, now: number): Violation[] {
     if (config.featureGates.injectTools || !cluster?.claimsSynced) return [];
-    const tool = agentOf(obj, toolsAsAgents, ns, cluster.lookup, now);
+    const tool = agentOf(obj, toolsAsAgentsConfig, ns, cluster.lookup, now);
     if (!tool || tool.source) return [];
     if (op === 'UPDATE' && isObject(old) && samePodTemplate(obj, old.kind === obj.kind ? old : { ...old, kind: obj.kind })) return [];
     return checkToolSharesAgent(tool, cluster.claimsOn(tool.namespace, tool.serviceAccount, obj, undefined, tool), config);
