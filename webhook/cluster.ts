@@ -1,14 +1,16 @@
 // Read-only cluster state through @kubernetes/client-node informers (ListWatch): agent pods, workloads,
 // namespaces, CSIDrivers and the token-review ConfigMaps. Objects are slimmed to what the index needs
 // before they enter the cache. client-node's informers stop on an error: we restart them with backoff,
-// and keep serving from the cache meanwhile.
-import http from 'node:http';
-import https from 'node:https';
+// and keep serving from the cache meanwhile. Lists and watches go over node:http(s) with the KubeConfig's
+// credentials (kube-http.ts); ListWatch drives them.
 import { existsSync } from 'node:fs';
-import { StringDecoder } from 'node:string_decoder';
 import { delimiter } from 'node:path';
 import { UsageError } from './usage.ts';
-import { KubeConfig, ListWatch, Watch } from './kube-client.ts';
+import { KubeConfig, ListWatch } from './kube-client.ts';
+import { KubeWatch } from './kube-http.ts';
+
+export { KubeHttpError, ResponseTooLargeError, kubeGetJson } from './kube-http.ts';
+import { ResponseTooLargeError, kubeGetJson } from './kube-http.ts';
 import type { KubernetesObject } from './kube-client.ts';
 import type { Logger } from 'pino';
 import type { KubeObject } from './admission.ts';
@@ -39,86 +41,6 @@ import { CONFIRM_AFTER_MS, CONFIRM_BUDGET_MS, CONFIRM_LIST_MS } from './limits.t
 export { CONFIRM_AFTER_MS, CONFIRM_BUDGET_MS, CONFIRM_LIST_MS };
 import { isObject, oneLine } from './json.ts';
 import { errField, type ErrField } from './log-fields.ts';
-
-// ---------------------------------------------------------------------------------------------------
-// Plain GET against the API server (lists, discovery), with the kubeconfig's TLS and credentials.
-
-/** A response over kubeGetJson's maxBytes: nothing of it was parsed. */
-export class ResponseTooLargeError extends Error {
-  constructor(maxBytes: number) {
-    super(`response larger than ${maxBytes} bytes`);
-    this.name = 'ResponseTooLargeError';
-  }
-}
-
-export class KubeHttpError extends Error {
-  readonly statusCode: number;
-  /** The status as text, where errField (the log's `err.code`) finds a code, as it does client-node's. */
-  readonly code: string;
-  constructor(statusCode: number, message: string) {
-    super(message);
-    this.name = 'KubeHttpError';
-    this.statusCode = statusCode;
-    this.code = String(statusCode);
-  }
-}
-
-export async function kubeGetJson(
-  kc: KubeConfig,
-  path: string,
-  opts: { maxBytes?: number; timeoutMs?: number; onBytes?: (n: number) => void; signal?: AbortSignal } = {},
-): Promise<any> {
-  const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new Error('the kubeconfig has no current cluster');
-  const url = new URL(cluster.server.replace(/\/+$/, '') + path);
-  const reqOpts: https.RequestOptions = {};
-  await kc.applyToHTTPSOptions(reqOpts);
-  const maxBytes = opts.maxBytes ?? 256 * 1024 * 1024;
-  const mod = url.protocol === 'http:' ? http : https;
-  return new Promise((resolve, reject) => {
-    const req = mod.request(
-      url,
-      { ...reqOpts, method: 'GET', headers: { ...(reqOpts.headers ?? {}), Accept: 'application/json' }, ...(opts.signal ? { signal: opts.signal } : {}) },
-      (res) => {
-        // decoded as it arrives: a page is held as its text and then its objects, not also as chunks and their concat
-        const decoder = new StringDecoder('utf8');
-        let text = '';
-        let size = 0;
-        res.on('data', (c: Buffer) => {
-          size += c.length;
-          if (size > maxBytes) {
-            text = '';
-            req.destroy(new ResponseTooLargeError(maxBytes));
-            return;
-          }
-          text += decoder.write(c);
-        });
-        res.on('error', reject);
-        res.on('end', () => {
-          opts.onBytes?.(size);
-          text += decoder.end();
-          let body: any;
-          try {
-            body = JSON.parse(text);
-          } catch {
-            body = undefined;
-          }
-          const status = res.statusCode ?? 0;
-          if (status !== 200) {
-            const msg = typeof body?.message === 'string' ? body.message : http.STATUS_CODES[status] ?? 'error';
-            reject(new KubeHttpError(status, `HTTP ${status}: ${msg}`));
-            return;
-          }
-          if (body === undefined) reject(new Error('response is not JSON'));
-          else resolve(body);
-        });
-      },
-    );
-    req.setTimeout(opts.timeoutMs ?? 60_000, () => req.destroy(new Error('request timed out')));
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 /**
  * Resolves the connection for `serve --cluster auto` as client-node's loadFromDefault() does (KUBECONFIG,
@@ -432,7 +354,7 @@ export interface BackoffOptions {
 /**
  * A watch connected this long without an error has outlived what breaks at once (credentials or RBAC refused after
  * the headers, a proxy or load balancer resetting new streams, an API server that accepts and falls over), so the
- * next failure backs off from the start. As long as client-node's own watch timeouts: anything that breaks sooner,
+ * next failure backs off from the start. 30 s, the default watch timeout of client-node's Watch (and KubeWatch's): anything that breaks sooner,
  * over and over, backs off to maxMs. (The backoff's current delay would not do: at 1 s, a watch that breaks after
  * 2 s every time would be retried every 3 s forever.)
  */
@@ -447,8 +369,9 @@ export const RESET_AFTER_MS = 30_000;
  */
 const WATCH_SERVER_TIMEOUT_S = [60, 90] as const;
 /**
- * client-node's timeout for a watch's response headers and then for a connected watch without a byte: above the
- * server's own end (client-node's 30 s default cut a quiet watch before its bookmark), and still within the
+ * A watch's timeout for its response headers and then for a connected watch without a byte (KubeWatch's
+ * requestTimeoutMs): above the server's own end (client-node's Watch, used before, cut a quiet watch at its 30 s
+ * default, before its bookmark), and still within the
  * README's stale-cache alert (300 s) for a connection that died without a close.
  */
 const WATCH_CLIENT_TIMEOUT_MS = 120_000;
@@ -507,12 +430,10 @@ class ResilientInformer {
     this.pageLimit = pageSize;
     this.pageBytes = pageBytes;
     this.pageSlots = pageSlots;
-    const real = new Watch(kc);
-    // client-node's Watch gives a request this long for its response headers, then as much without a byte once
-    // connected (its field is private; tests set less)
-    const timeouts = real as unknown as { requestTimeoutMs?: number };
-    timeouts.requestTimeoutMs = watchTimeoutMs ?? WATCH_CLIENT_TIMEOUT_MS;
-    const answerWithinS = timeouts.requestTimeoutMs / 1000;
+    const real = new KubeWatch(kc);
+    // the time a watch request gets for its response headers, then as much without a byte once connected (tests set less)
+    real.requestTimeoutMs = watchTimeoutMs ?? WATCH_CLIENT_TIMEOUT_MS;
+    const answerWithinS = real.requestTimeoutMs / 1000;
     const slimmingWatch = {
       // ListWatch calls this from its doneHandler, which nobody awaits when a watch ends (a clean close, a timeout):
       // so it never rejects, and nothing that goes wrong in it or in a watch line escapes as an unhandled rejection
@@ -532,10 +453,10 @@ class ResilientInformer {
           ended = true;
           this.staleSince ??= Date.now();
           // A clean end of a watch that stayed connected is the API server's timeoutSeconds: reconnect at once.
-          // client-node doubles its reconnect delay (up to 30 s) at each clean end that brought no event (an
+          // ListWatch doubles its reconnect delay (up to 30 s) at each clean end that brought no event (an
           // event or a BOOKMARK resets it), so without bookmarks a quiet watch would lag by up to 30 s.
           if (err == null && connected && Date.now() - connectedAt >= CLEAN_END_AFTER_MS) (this.lw as unknown as { reconnectDelayMs: number }).reconnectDelayMs = 0;
-          // client-node takes every timeout for a quiet reconnect, and so it is once connected (a quiet resource).
+          // ListWatch takes every timeout for a quiet reconnect, and so it is once connected (a quiet resource).
           // A request that got no response headers at all is an API server or load balancer that accepts and never
           // answers: a failure, logged and backed off, not a silent reconnect at every timeout.
           if (!connected && (err as { name?: unknown } | null)?.name === 'TimeoutError')
@@ -554,12 +475,12 @@ class ResilientInformer {
             if (!isObject(obj)) {
               // An ERROR without its Status says nothing of what went wrong: the watch ends as failed (backoff,
               // then resume from the last resourceVersion; a 410 then relists). Any other line without an object
-              // (a BOOKMARK, an ADDED with null) has nothing to apply: dropped. client-node would throw on both.
+              // (a BOOKMARK, an ADDED with null) has nothing to apply: dropped. ListWatch would throw on both.
               if (phase === 'ERROR') end(new Error('the API server sent an ERROR watch event without a Status object'));
               return;
             }
             if (phase === 'ERROR' && obj.code !== 410) {
-              // client-node acts on a 410 Status only (it relists) and ignores any other: the stream then ends
+              // ListWatch acts on a 410 Status only (it relists) and ignores any other: the stream then ends
               // cleanly and the watch resumes from the same resourceVersion, over and over, with nothing logged and
               // the cache age back to 0 at each reconnect. So any other Status ends the watch as failed (logged, in
               // /readyz's errors, backoff). One saying the API server is behind the watch's resourceVersion (one API
@@ -581,7 +502,7 @@ class ResilientInformer {
             const p = cb(phase, slim, raw);
             if (p instanceof Promise) p.catch((e: unknown) => end(e));
           } catch (e) {
-            // client-node's Watch swallows what a line callback throws (the event would be lost without a word)
+            // what applying an event throws ends the watch as failed (logged, restarted with backoff), not lost without a word
             end(e);
           }
         };
@@ -606,7 +527,7 @@ class ResilientInformer {
     };
     this.lw = new ListWatch<KubernetesObject>(
       spec.path,
-      slimmingWatch as unknown as Watch,
+      slimmingWatch as unknown as ConstructorParameters<typeof ListWatch>[1],
       () => this.listAll(),
       false,
       spec.labelSelector,
@@ -730,7 +651,7 @@ class ResilientInformer {
         );
       }
     } else {
-      // Node's fetch says only `fetch failed`: errField appends its cause (`connect ECONNREFUSED 10.96.0.1:443`)
+      // errField appends an error's cause where it has one (`connect ECONNREFUSED 10.96.0.1:443`)
       const failure = errField(err);
       this.lastError = `${verb} ${this.spec.rbac}: ${failure.message}`;
       this.log.warn(
@@ -836,7 +757,7 @@ export interface ClusterStateOptions {
   pageSize?: number;
   /** the most a list page may hold, in bytes (default PAGE_BYTES; tests set less) */
   pageBytes?: number;
-  /** client-node's watch timeouts (response headers; then inactivity), default WATCH_CLIENT_TIMEOUT_MS (tests set less) */
+  /** the watches' timeouts (response headers; then inactivity), default WATCH_CLIENT_TIMEOUT_MS (tests set less) */
   watchTimeoutMs?: number;
   /** confirmAdmitted's timings and list slots, default CONFIRM_AFTER_MS, CONFIRM_LIST_MS and CONFIRM_LISTS_MAX (tests set less) */
   confirm?: { afterMs?: number; listMs?: number; maxLists?: number };

@@ -3,9 +3,10 @@
 // Loading the package whole adds about 85 MB of RSS to a bare Node process, and a webhook with cluster state idles
 // about 25 MB higher with it than with this bundle: its entry point (and KubeConfig's module) imports every generated
 // API and model, 1,000 modules and 24 MB of source V8 keeps in the heap. `npm run build`
-// therefore replaces this module's compiled form, dist/kube-client.js, with an esbuild bundle of these three exports
+// therefore replaces this module's compiled form, dist/kube-client.js, with an esbuild bundle of these exports
 // (tools/bundle-kube-client.ts): the same client-node code, with the packages it imports, without the generated APIs
-// nothing here calls, importing nothing from node_modules at run time. Run from
+// nothing here calls and without undici (its Watch's fetch: webhook/kube-http.ts watches over node:http(s) instead),
+// importing nothing from node_modules at run time. Run from
 // source (the tests, `node webhook/...`), this module loads the package as it is.
-export { KubeConfig, ListWatch, Watch } from '@kubernetes/client-node';
+export { KubeConfig, ListWatch } from '@kubernetes/client-node';
 export type { KubernetesObject } from '@kubernetes/client-node';

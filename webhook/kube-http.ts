@@ -1,0 +1,243 @@
+// Requests to the API server over node:http(s), with the TLS, credentials and proxy of client-node's KubeConfig
+// (applyToHTTPSOptions: the kubeconfig's CA and client certificate, a bearer token, an exec plugin such as `aws eks
+// get-token`, an auth provider, a proxy-url): list pages and discovery documents (kubeGetJson), and watches
+// (KubeWatch, which client-node's ListWatch drives as it would drive client-node's own Watch).
+//
+// Why not client-node's Watch: it reads the stream through undici's fetch, and undici is the largest part of what
+// client-node loads (1.4 of the bundle's 2.8 MB). With it, a webhook with cluster state held about 20 MB more RSS
+// than without (BENCHMARKS.md, twenty-third round), over the memory goal. The bundle (tools/bundle-kube-client.ts)
+// leaves undici out; nothing the webhook calls in client-node needs it.
+import http from 'node:http';
+import https from 'node:https';
+import { StringDecoder } from 'node:string_decoder';
+import type { KubeConfig } from './kube-client.ts';
+
+
+/** A response over kubeGetJson's maxBytes: nothing of it was parsed. */
+export class ResponseTooLargeError extends Error {
+  constructor(maxBytes: number) {
+    super(`response larger than ${maxBytes} bytes`);
+    this.name = 'ResponseTooLargeError';
+  }
+}
+
+export class KubeHttpError extends Error {
+  readonly statusCode: number;
+  /** The status as text, where errField (the log's `err.code`) finds a code, as it does client-node's. */
+  readonly code: string;
+  constructor(statusCode: number, message: string) {
+    super(message);
+    this.name = 'KubeHttpError';
+    this.statusCode = statusCode;
+    this.code = String(statusCode);
+  }
+}
+
+export async function kubeGetJson(
+  kc: KubeConfig,
+  path: string,
+  opts: { maxBytes?: number; timeoutMs?: number; onBytes?: (n: number) => void; signal?: AbortSignal } = {},
+): Promise<any> {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error('the kubeconfig has no current cluster');
+  const url = new URL(cluster.server.replace(/\/+$/, '') + path);
+  const reqOpts: https.RequestOptions = {};
+  await kc.applyToHTTPSOptions(reqOpts);
+  const maxBytes = opts.maxBytes ?? 256 * 1024 * 1024;
+  const mod = url.protocol === 'http:' ? http : https;
+  return new Promise((resolve, reject) => {
+    const req = mod.request(
+      url,
+      { ...reqOpts, method: 'GET', headers: { ...(reqOpts.headers ?? {}), Accept: 'application/json' }, ...(opts.signal ? { signal: opts.signal } : {}) },
+      (res) => {
+        // decoded as it arrives: a page is held as its text and then its objects, not also as chunks and their concat
+        const decoder = new StringDecoder('utf8');
+        let text = '';
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size > maxBytes) {
+            text = '';
+            req.destroy(new ResponseTooLargeError(maxBytes));
+            return;
+          }
+          text += decoder.write(c);
+        });
+        res.on('error', reject);
+        res.on('end', () => {
+          opts.onBytes?.(size);
+          text += decoder.end();
+          let body: any;
+          try {
+            body = JSON.parse(text);
+          } catch {
+            body = undefined;
+          }
+          const status = res.statusCode ?? 0;
+          if (status !== 200) {
+            const msg = typeof body?.message === 'string' ? body.message : http.STATUS_CODES[status] ?? 'error';
+            reject(new KubeHttpError(status, `HTTP ${status}: ${msg}`));
+            return;
+          }
+          if (body === undefined) reject(new Error('response is not JSON'));
+          else resolve(body);
+        });
+      },
+    );
+    req.setTimeout(opts.timeoutMs ?? 60_000, () => req.destroy(new Error('request timed out')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** The longest watch line accepted (one event: an object, which etcd caps at 1.5 MiB by default): a longer one ends the watch as failed. */
+export const MAX_WATCH_LINE_BYTES = 16 * 1024 * 1024;
+/** What of a refused watch's body is read for its Status message. */
+const ERROR_BODY_BYTES = 64 * 1024;
+
+export type WatchCallback = (phase: string, obj: any, raw: any) => unknown;
+export type WatchDone = (err: unknown) => unknown;
+
+/**
+ * A watch over node:http(s), with the same contract as client-node's Watch, which ListWatch relies on:
+ * `watch()` resolves with an AbortController once the request has its response headers (or has failed);
+ * `callback(type, object, event)` for each event line; `done(err)` exactly once, when the stream ends (null), fails
+ * (the error; a non-200 answer's has `statusCode`, and a 410 makes ListWatch list again), is aborted, or times out
+ * (an error named TimeoutError, which ListWatch takes for a quiet reconnect). `requestTimeoutMs` is the time allowed
+ * for the response headers, and then for each silence of a connected watch. Unlike client-node's, a line that is
+ * not JSON or is over MAX_WATCH_LINE_BYTES ends the watch as failed (it would have been dropped without a word),
+ * and a refused watch's error carries the API server's Status message, not only the HTTP reason phrase.
+ */
+export class KubeWatch {
+  requestTimeoutMs = 30_000;
+  maxLineBytes = MAX_WATCH_LINE_BYTES;
+  private readonly kc: KubeConfig;
+
+  constructor(kc: KubeConfig) {
+    this.kc = kc;
+  }
+
+  async watch(
+    path: string,
+    queryParams: Record<string, string | number | boolean | undefined> | undefined,
+    callback: WatchCallback,
+    done: WatchDone,
+  ): Promise<AbortController> {
+    const cluster = this.kc.getCurrentCluster();
+    if (!cluster) throw new Error('the kubeconfig has no current cluster');
+    const url = new URL(cluster.server.replace(/\/+$/, '') + path);
+    url.searchParams.set('watch', 'true');
+    for (const [k, v] of Object.entries(queryParams ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    // Credentials first, as client-node's Watch does: an exec plugin that fails rejects this call, before any request
+    const reqOpts: https.RequestOptions = {};
+    await this.kc.applyToHTTPSOptions(reqOpts);
+    const controller = new AbortController();
+    const mod = url.protocol === 'http:' ? http : https;
+    const limit = this.maxLineBytes;
+    const timeoutMs = this.requestTimeoutMs;
+
+    return new Promise<AbortController>((resolve) => {
+      let finished = false;
+      let timer: NodeJS.Timeout | undefined;
+      let req: http.ClientRequest | undefined;
+      const finish = (err: unknown) => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(timer);
+        timer = undefined;
+        req?.destroy();
+        try {
+          done(err);
+        } finally {
+          resolve(controller);
+        }
+      };
+      // (re)starts the timeout: for the response headers, then for each silence
+      const arm = () => {
+        if (finished) return;
+        if (timer) timer.refresh();
+        else (timer = setTimeout(() => finish(new DOMException(`no response within ${timeoutMs} ms`, 'TimeoutError')), timeoutMs)).unref();
+      };
+      if (controller.signal.aborted) return finish(controller.signal.reason);
+      controller.signal.addEventListener('abort', () => finish(controller.signal.reason), { once: true });
+      arm();
+      req = mod.request(url, { ...reqOpts, method: 'GET', headers: { ...(reqOpts.headers ?? {}), Accept: 'application/json' } }, (res) => {
+        const status = res.statusCode ?? 0;
+        if (status !== 200) {
+          // the Status the API server sends with a refusal says why (`pods is forbidden: User ... cannot watch ...`)
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (c: Buffer) => {
+            if (size < ERROR_BODY_BYTES) chunks.push(c);
+            size += c.length;
+          });
+          const refuse = () => {
+            let msg = http.STATUS_CODES[status] ?? 'error';
+            try {
+              const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+              if (typeof body?.message === 'string') msg = body.message;
+            } catch {
+              // not a Status: the reason phrase
+            }
+            finish(new KubeHttpError(status, `HTTP ${status}: ${msg}`));
+          };
+          res.on('end', refuse);
+          res.on('error', refuse);
+          res.on('close', refuse);
+          return;
+        }
+        arm(); // connected: from here the timeout is for silence
+        resolve(controller);
+        const decoder = new StringDecoder('utf8');
+        let partial = '';
+        const line = (text: string) => {
+          const t = text.endsWith('\r') ? text.slice(0, -1) : text;
+          if (t.length > limit) throw new Error(`the API server sent a watch line over ${limit} bytes; the watch is ended`);
+          if (!t.trim()) return;
+          let event: any;
+          try {
+            event = JSON.parse(t);
+          } catch {
+            throw new Error(`the API server sent a watch line that is not JSON (${t.length} characters, starting ${JSON.stringify(t.slice(0, 40))})`);
+          }
+          callback(event?.type, event?.object, event);
+        };
+        res.on('data', (c: Buffer) => {
+          if (finished) return;
+          arm();
+          try {
+            // only the new text is searched for line ends: a long line over many chunks is not scanned again each time
+            const text = decoder.write(c);
+            let from = 0;
+            for (let nl = text.indexOf('\n'); nl !== -1 && !finished; nl = text.indexOf('\n', from)) {
+              const whole = partial ? partial + text.slice(from, nl) : text.slice(from, nl);
+              partial = '';
+              line(whole);
+              from = nl + 1;
+            }
+            if (finished) return;
+            partial += text.slice(from);
+            if (partial.length > limit) throw new Error(`the API server sent a watch line over ${limit} bytes; the watch is ended`);
+          } catch (e) {
+            finish(e);
+          }
+        });
+        res.on('end', () => {
+          if (finished) return;
+          try {
+            const rest = partial + decoder.end();
+            partial = '';
+            if (rest) line(rest);
+          } catch (e) {
+            return finish(e);
+          }
+          finish(null);
+        });
+        res.on('error', (e) => finish(e));
+        res.on('close', () => finish(null));
+      });
+      req.on('error', (e) => finish(e));
+      req.end();
+    });
+  }
+}
