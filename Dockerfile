@@ -11,7 +11,7 @@ RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json ./
 COPY webhook ./webhook
 COPY tools ./tools
-# tsc, then dist/kube-client.js becomes a bundle of the client-node parts the webhook uses (about 25 MB less RSS)
+# tsc, then dist/kube-client.js becomes a bundle of the client-node parts the webhook uses, without undici (about 40 MB less RSS)
 RUN npx --no-install tsc -p tsconfig.json && node tools/bundle-kube-client.ts
 
 FROM node:24-bookworm-slim AS deps
@@ -31,6 +31,8 @@ ENV NODE_ENV=production
 ENV KAGENTI_WEBHOOK_REVISION=$REVISION
 # Young generation capped at 2 x 8 MiB: resident memory stays flat under load (see BENCHMARKS.md, Memory).
 ENV NODE_OPTIONS=--max-semi-space-size=8
+# 2 glibc malloc arenas instead of up to 8 per CPU: about 12 MB less resident memory (manifests/base/deployment.yaml)
+ENV MALLOC_ARENA_MAX=2
 COPY --from=deps /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 COPY package.json ./

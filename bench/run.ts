@@ -233,10 +233,22 @@ async function openConnectionsOf(probePort: number): Promise<number | undefined>
  * The node flags the shipped Deployment runs the server with (NODE_OPTIONS in manifests/base/deployment.yaml),
  * so the server under test has the same heap configuration as in a cluster.
  */
-export function deploymentNodeOptions(): string[] {
+function deploymentContainerEnv(): { name: string; value?: string }[] {
   const doc = parseYaml(readFileSync(join(ROOT, 'manifests', 'base', 'deployment.yaml'), 'utf8')) as any;
-  const env: { name: string; value?: string }[] = doc?.spec?.template?.spec?.containers?.[0]?.env ?? [];
-  return (env.find((e) => e.name === 'NODE_OPTIONS')?.value ?? '').split(/\s+/).filter(Boolean);
+  return doc?.spec?.template?.spec?.containers?.[0]?.env ?? [];
+}
+
+export function deploymentNodeOptions(): string[] {
+  return (deploymentContainerEnv().find((e) => e.name === 'NODE_OPTIONS')?.value ?? '').split(/\s+/).filter(Boolean);
+}
+
+/** The Deployment's environment for the process, other than NODE_OPTIONS (passed as node's arguments): MALLOC_ARENA_MAX. */
+export function envText(): string {
+  return Object.entries(deploymentProcessEnv()).map(([k, v]) => `${k}=${v} `).join('');
+}
+
+export function deploymentProcessEnv(): Record<string, string> {
+  return Object.fromEntries(deploymentContainerEnv().filter((e) => e.name !== 'NODE_OPTIONS' && /^MALLOC_/.test(e.name) && typeof e.value === 'string').map((e) => [e.name, e.value!]));
 }
 
 export interface WebhookOptions {
@@ -299,7 +311,8 @@ export async function startWebhook(certs: Certs, opts: WebhookOptions): Promise<
           opts.logLevel,
         ]
       : [...(opts.nodeArgs ?? []), '--input-type=module', '-e', MODULE_SERVER, ROOT, certs.certFile, certs.keyFile, String(port), String(probePort), opts.logLevel, opts.kubeconfig ? 'auto' : 'none'];
-  const env = opts.kubeconfig ? { ...process.env, KUBECONFIG: opts.kubeconfig } : process.env;
+  // the bin server runs as the Deployment runs it: its NODE_OPTIONS (above) and its allocator settings
+  const env = { ...process.env, ...(opts.server === 'bin' ? deploymentProcessEnv() : {}), ...(opts.kubeconfig ? { KUBECONFIG: opts.kubeconfig } : {}) };
   const child = spawn(process.execPath, args, { stdio: ['ignore', out, 'pipe'], cwd: ROOT, env });
   closeSync(out);
   let stderr = '';
@@ -1186,7 +1199,7 @@ async function main(): Promise<void> {
     `Run ${m.date} (commit ${m.commit || 'n/a'}): \`${cmd}\``,
     '',
     `- Machine: ${m.cpu}, ${m.memory} RAM, ${m.os}`,
-    `- Node ${m.node}; server under test: ${server === 'bin' ? `\`node ${deploymentNodeOptions().join(' ')} bin/kagenti-webhook.js serve\` ${serverText} (the Deployment's NODE_OPTIONS)` : `startServer() from source (\`--server module\`) ${serverText}`} with \`--log-level ${values['log-level']}\`, logs to ${logFile}, in its own process; floor: \`bench/floor.ts\` in its own process; load: autocannon 8 in the bench process for the throughput runs, a generator process of its own for each paced run. HTTPS with keep-alive over loopback (127.0.0.1); all three share the ${os.availableParallelism()} CPUs.`,
+    `- Node ${m.node}; server under test: ${server === 'bin' ? `\`${envText()}node ${deploymentNodeOptions().join(' ')} bin/kagenti-webhook.js serve\` ${serverText} (the Deployment's NODE_OPTIONS and allocator setting)` : `startServer() from source (\`--server module\`) ${serverText}`} with \`--log-level ${values['log-level']}\`, logs to ${logFile}, in its own process; floor: \`bench/floor.ts\` in its own process; load: autocannon 8 in the bench process for the throughput runs, a generator process of its own for each paced run. HTTPS with keep-alive over loopback (127.0.0.1); all three share the ${os.availableParallelism()} CPUs.`,
     `- Load average (1 min) at start ${loadStart}, at end ${os.loadavg()[0]!.toFixed(2)}: other work on the machine shows up as noise in req/s and tail latency; server CPU µs per request is the steadier figure.`,
     `- Latencies: throughput runs as autocannon measures them (send to last byte, closed loop), paced runs from the instant each request was due (open loop, queueing included); sub-millisecond resolution; 2 s warm-up before each throughput target's first run${throughputRepeats > 1 ? `, ${throughputRepeats} rounds of the four targets in turn, and the ratios are read on each fixture's median round (the Webhook vs floor table shows that round; all runs are listed)` : ''}; each paced run is ${rateSeconds} s after 2 s at the same rate${rateRepeats > 1 ? `; floor and /mutate ${rateRepeats} runs each, alternating, and the goal is read on the median run (all runs are listed)` : ''}.`,
   ].join('\n');

@@ -13,7 +13,7 @@
 import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { FIXTURES } from './fixtures.ts';
-import { ROOT, benchCerts, deploymentNodeOptions, paced, percentile, startWebhook } from './run.ts';
+import { ROOT, benchCerts, deploymentNodeOptions, envText, paced, percentile, startWebhook } from './run.ts';
 import { growthText, growthWord, soakGrowth } from './verdicts.ts';
 
 const { values } = parseArgs({
@@ -56,7 +56,7 @@ say(
     `mix of 10 per cycle: 5 × /mutate small, 2 × /mutate deployment, 2 × /validate (small, deployment), 1 × /mutate env1500`,
 );
 say(
-  `server: ${server === 'bin' ? `node ${deploymentNodeOptions().join(' ')} bin/kagenti-webhook.js serve --cluster none` : 'startServer() from source (--server module), no cluster state'} --log-level ${values['log-level']}, logs to /dev/null`,
+  `server: ${server === 'bin' ? `${envText()}node ${deploymentNodeOptions().join(' ')} bin/kagenti-webhook.js serve --cluster none` : 'startServer() from source (--server module), no cluster state'} --log-level ${values['log-level']}, logs to /dev/null`,
 );
 say(`started ${startedAt}, node ${process.version}, commit ${commit}`);
 

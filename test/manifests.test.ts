@@ -197,6 +197,8 @@ for (const overlay of OVERLAYS) {
     const nodeOptions = (c.env ?? []).find((e: { name: string }) => e.name === 'NODE_OPTIONS')?.value ?? '';
     assert.match(nodeOptions, /--max-semi-space-size=8\b/);
     assert.match(nodeOptions, /--max-old-space-size=\d+/);
+    // and the allocator setting it was measured with (a string: env values must be)
+    assert.equal((c.env ?? []).find((e: { name: string }) => e.name === 'MALLOC_ARENA_MAX')?.value, '2');
     // Drain, then up to 15 s for in-flight admissions (server.close grace), then exit: all inside the grace period.
     assert.ok(spec.terminationGracePeriodSeconds > drain + 15, `terminationGracePeriodSeconds ${spec.terminationGracePeriodSeconds}`);
     const sc = c.securityContext;
