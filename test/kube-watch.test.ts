@@ -7,8 +7,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import https from 'node:https';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { KubeConfig } from '../webhook/kube-client.ts';
-import { KubeWatch, KubeHttpError } from '../webhook/kube-http.ts';
+import { KubeWatch, KubeHttpError, kubeGetJson } from '../webhook/kube-http.ts';
+import { generateCertificates } from '../webhook/certs.ts';
 
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 
@@ -287,6 +292,98 @@ test('the API server unreachable: done gets the socket error itself (its code an
     assert.equal(s2.requests.length, 0);
   } finally {
     await s2.close();
+  }
+});
+
+test('a refused watch whose body is huge or never ends: the status and reason phrase, without the rest of the body', async () => {
+  let sent = 0;
+  const s = await standIn((req, res) => {
+    res.writeHead(req.url!.includes('huge') ? 403 : 500, { 'Content-Type': 'application/json' });
+    if (req.url!.includes('huge')) {
+      // 64 MiB of a Status that never closes, written as the client takes it
+      const chunk = Buffer.alloc(1024 * 1024, 0x61);
+      res.write('{"kind":"Status","message":"');
+      const more = () => {
+        while (sent < 64 && res.write(chunk)) sent++;
+        if (sent < 64 && !res.destroyed) res.once('drain', () => (sent++, more()));
+      };
+      more();
+    } else res.flushHeaders(); // headers, then nothing
+  });
+  try {
+    const t0 = Date.now();
+    const hung = (await run(new KubeWatch(s.kc), '/api/v1/pods/hung').ended) as KubeHttpError;
+    assert.ok(hung instanceof KubeHttpError);
+    assert.equal(hung.statusCode, 500, 'the status, not a timeout');
+    assert.equal(hung.message, 'HTTP 500: Internal Server Error');
+    assert.ok(Date.now() - t0 < 8000);
+    const huge = (await run(new KubeWatch(s.kc), '/api/v1/pods/huge').ended) as KubeHttpError;
+    assert.equal(huge.statusCode, 403);
+    assert.equal(huge.message, 'HTTP 403: Forbidden');
+    await waitFor(() => s.sockets.size === 0, 'the connections closed');
+    assert.ok(sent < 16, `${sent} MiB of the body were sent before the client closed the connection`);
+    // lists read a refusal the same way
+    await assert.rejects(kubeGetJson(s.kc, '/api/v1/pods/huge'), (e: KubeHttpError) => e.statusCode === 403 && e.message === 'HTTP 403: Forbidden');
+  } finally {
+    await s.close();
+  }
+});
+
+test('credentials as kubectl sends them: a token file ending in a newline (as `echo` writes it) is sent trimmed, by watches and lists', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kagenti-kube-watch-'));
+  const s = await standIn((req, res) => {
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.end(req.url!.includes('watch=true') ? '' : '{"kind":"PodList","items":[],"metadata":{"resourceVersion":"1"}}');
+  });
+  try {
+    writeFileSync(join(dir, 'token'), 'abc123\n');
+    const kc = new KubeConfig();
+    kc.loadFromString(
+      `apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "${s.kc.getCurrentCluster()!.server}", insecure-skip-tls-verify: true}}]\n` +
+        `users: [{name: u, user: {token-file: ${join(dir, 'token')}}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n`,
+    );
+    assert.equal(await run(new KubeWatch(kc)).ended, null);
+    await kubeGetJson(kc, '/api/v1/pods');
+    assert.deepEqual(s.requests.map((r) => r.headers.authorization), ['Bearer abc123', 'Bearer abc123']);
+  } finally {
+    await s.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a cluster CA that rotates while the process runs (the service account\'s ca.crt gains the new CA; the API server serves a certificate of it): later watches and lists trust it', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kagenti-kube-watch-ca-'));
+  const [one, two] = [await generateCertificates({ service: 'kubernetes', namespace: 'default', dev: true }), await generateCertificates({ service: 'kubernetes', namespace: 'default', dev: true })];
+  const server = https.createServer({ cert: one.tlsCert, key: one.tlsKey }, (req, res) => {
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.end(req.url!.includes('watch=true') ? `${JSON.stringify({ type: 'ADDED', object: pod('a', '1') })}\n` : '{"kind":"PodList","items":[],"metadata":{"resourceVersion":"1"}}');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const caFile = join(dir, 'ca.crt');
+    writeFileSync(caFile, one.caCert);
+    const kc = new KubeConfig();
+    kc.loadFromString(
+      `apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:${(server.address() as AddressInfo).port}", certificate-authority: ${caFile}}}]\n` +
+        'users: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n',
+    );
+    assert.equal(await run(new KubeWatch(kc)).ended, null);
+    await kubeGetJson(kc, '/api/v1/pods');
+    // the rotation: both CAs in the file, the new certificate served
+    writeFileSync(caFile, one.caCert + two.caCert);
+    server.setSecureContext({ cert: two.tlsCert, key: two.tlsKey });
+    const r = run(new KubeWatch(kc));
+    assert.equal(await r.ended, null);
+    assert.equal(r.events.length, 1);
+    await kubeGetJson(kc, '/api/v1/pods');
+    // and a CA the file does not hold is still refused
+    writeFileSync(caFile, one.caCert);
+    const refused = (await run(new KubeWatch(kc)).ended) as NodeJS.ErrnoException;
+    assert.match(String(refused?.code), /UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED|UNABLE_TO_GET_ISSUER_CERT/);
+  } finally {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

@@ -9,8 +9,101 @@
 // leaves undici out; nothing the webhook calls in client-node needs it.
 import http from 'node:http';
 import https from 'node:https';
+import tls from 'node:tls';
+import { createHash } from 'node:crypto';
 import { StringDecoder } from 'node:string_decoder';
 import type { KubeConfig } from './kube-client.ts';
+
+/** What of a refused request's body is read for its Status message; the rest is not downloaded. */
+const ERROR_BODY_BYTES = 64 * 1024;
+/** How long a refused request's body may take to arrive (the status is known: only its message waits). */
+const ERROR_BODY_MS = 5_000;
+
+/**
+ * client-node's KubeConfig keeps one https.Agent per cluster and user (its private agentCache), built from the TLS
+ * material it read first; an agent's own options win over a request's, so a CA bundle or client certificate that
+ * changes while the process runs (a rotated cluster CA in the service account's ca.crt, an exec plugin that returns a
+ * new client certificate when the old one expires) would never be used. The material each agent was made from,
+ * per KubeConfig: when applyToHTTPSOptions reads different material, the cached agent is dropped and a new one made
+ * (the old one's connections end with their requests: its agents do not keep connections alive).
+ */
+const agentMaterial = new WeakMap<KubeConfig, { agent: unknown; material: string }>();
+
+function tlsMaterial(o: https.RequestOptions): string {
+  const h = createHash('sha256');
+  for (const v of [o.ca, o.cert, o.key, o.pfx, o.passphrase, o.servername, o.rejectUnauthorized]) {
+    for (const part of Array.isArray(v) ? v : [v]) h.update(part === undefined ? '-' : Buffer.isBuffer(part) ? part : String(typeof part === 'object' ? JSON.stringify(part) : part)).update('\0');
+    h.update('\x01');
+  }
+  return h.digest('hex');
+}
+
+/**
+ * The request options for one request to `url`: the KubeConfig's credentials, TLS material and agent (a proxy-url's
+ * agent too), with
+ * - an agent made from the TLS material read now (agentMaterial above);
+ * - header values without leading or trailing whitespace, as fetch sends them (a token file written by `echo` ends
+ *   in a newline, which node:http refuses in a header; kubectl trims it too);
+ * - the server's certificate checked against the cluster's `tls-server-name` or the server URL's host, whatever
+ *   the agent connects through (a SOCKS proxy agent drops the host for an IP address and would check `localhost`).
+ */
+async function requestOptions(kc: KubeConfig, url: URL): Promise<https.RequestOptions> {
+  let reqOpts: https.RequestOptions = {};
+  await kc.applyToHTTPSOptions(reqOpts);
+  const material = tlsMaterial(reqOpts);
+  const seen = agentMaterial.get(kc);
+  if (seen && seen.agent === reqOpts.agent && seen.material !== material) {
+    const priv = kc as unknown as { agentCache?: Map<string, unknown>; getAgentCacheKey?: (c: unknown) => string };
+    if (priv.agentCache instanceof Map && typeof priv.getAgentCacheKey === 'function') {
+      priv.agentCache.delete(priv.getAgentCacheKey(kc.getCurrentCluster()));
+      reqOpts = {};
+      await kc.applyToHTTPSOptions(reqOpts);
+    }
+  }
+  agentMaterial.set(kc, { agent: reqOpts.agent, material: tlsMaterial(reqOpts) });
+  const headers: Record<string, string | string[] | number> = {};
+  for (const [k, v] of Object.entries((reqOpts.headers ?? {}) as Record<string, string | string[] | number | undefined>)) {
+    if (v === undefined) continue;
+    headers[k] = typeof v === 'string' ? v.replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, '') : Array.isArray(v) ? v.map((x) => x.replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, '')) : v;
+  }
+  headers.Accept = 'application/json';
+  const checkAs = reqOpts.servername || url.hostname.replace(/^\[|\]$/g, '');
+  return { ...reqOpts, method: 'GET', headers, checkServerIdentity: (_host, cert) => tls.checkServerIdentity(checkAs, cert) };
+}
+
+/**
+ * Reads what a refused request's body says (at most ERROR_BODY_BYTES, within ERROR_BODY_MS) and gives the error:
+ * the API server's Status message, or the HTTP reason phrase.
+ */
+function refusal(res: http.IncomingMessage, status: number, settle: (err: KubeHttpError) => void): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let settled = false;
+  const done = () => {
+    if (settled) return;
+    settled = true;
+    clearTimeout(timer);
+    let msg = http.STATUS_CODES[status] ?? 'error';
+    try {
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      if (typeof body?.message === 'string') msg = body.message;
+    } catch {
+      // not a Status (or cut short): the reason phrase
+    }
+    settle(new KubeHttpError(status, `HTTP ${status}: ${msg}`));
+    res.destroy();
+  };
+  const timer = setTimeout(done, ERROR_BODY_MS);
+  timer.unref();
+  res.on('data', (c: Buffer) => {
+    chunks.push(c);
+    size += c.length;
+    if (size >= ERROR_BODY_BYTES) done();
+  });
+  res.on('end', done);
+  res.on('error', done);
+  res.on('close', done);
+}
 
 
 /** A response over kubeGetJson's maxBytes: nothing of it was parsed. */
@@ -41,15 +134,16 @@ export async function kubeGetJson(
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('the kubeconfig has no current cluster');
   const url = new URL(cluster.server.replace(/\/+$/, '') + path);
-  const reqOpts: https.RequestOptions = {};
-  await kc.applyToHTTPSOptions(reqOpts);
+  const reqOpts = await requestOptions(kc, url);
   const maxBytes = opts.maxBytes ?? 256 * 1024 * 1024;
   const mod = url.protocol === 'http:' ? http : https;
   return new Promise((resolve, reject) => {
     const req = mod.request(
       url,
-      { ...reqOpts, method: 'GET', headers: { ...(reqOpts.headers ?? {}), Accept: 'application/json' }, ...(opts.signal ? { signal: opts.signal } : {}) },
+      { ...reqOpts, ...(opts.signal ? { signal: opts.signal } : {}) },
       (res) => {
+        const status = res.statusCode ?? 0;
+        if (status !== 200) return refusal(res, status, reject);
         // decoded as it arrives: a page is held as its text and then its objects, not also as chunks and their concat
         const decoder = new StringDecoder('utf8');
         let text = '';
@@ -73,12 +167,6 @@ export async function kubeGetJson(
           } catch {
             body = undefined;
           }
-          const status = res.statusCode ?? 0;
-          if (status !== 200) {
-            const msg = typeof body?.message === 'string' ? body.message : http.STATUS_CODES[status] ?? 'error';
-            reject(new KubeHttpError(status, `HTTP ${status}: ${msg}`));
-            return;
-          }
           if (body === undefined) reject(new Error('response is not JSON'));
           else resolve(body);
         });
@@ -90,10 +178,12 @@ export async function kubeGetJson(
   });
 }
 
-/** The longest watch line accepted (one event: an object, which etcd caps at 1.5 MiB by default): a longer one ends the watch as failed. */
+/**
+ * The longest watch line accepted (one event: an object, which etcd caps at 1.5 MiB by default): a longer one ends the
+ * watch as failed. Counted in characters as the text is decoded, so a line of multi-byte characters may hold up to
+ * three times as many bytes before it is refused.
+ */
 export const MAX_WATCH_LINE_BYTES = 16 * 1024 * 1024;
-/** What of a refused watch's body is read for its Status message. */
-const ERROR_BODY_BYTES = 64 * 1024;
 
 export type WatchCallback = (phase: string, obj: any, raw: any) => unknown;
 export type WatchDone = (err: unknown) => unknown;
@@ -129,8 +219,7 @@ export class KubeWatch {
     url.searchParams.set('watch', 'true');
     for (const [k, v] of Object.entries(queryParams ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     // Credentials first, as client-node's Watch does: an exec plugin that fails rejects this call, before any request
-    const reqOpts: https.RequestOptions = {};
-    await this.kc.applyToHTTPSOptions(reqOpts);
+    const reqOpts = await requestOptions(this.kc, url);
     const controller = new AbortController();
     const mod = url.protocol === 'http:' ? http : https;
     const limit = this.maxLineBytes;
@@ -158,33 +247,15 @@ export class KubeWatch {
         if (timer) timer.refresh();
         else (timer = setTimeout(() => finish(new DOMException(`no response within ${timeoutMs} ms`, 'TimeoutError')), timeoutMs)).unref();
       };
-      if (controller.signal.aborted) return finish(controller.signal.reason);
       controller.signal.addEventListener('abort', () => finish(controller.signal.reason), { once: true });
       arm();
-      req = mod.request(url, { ...reqOpts, method: 'GET', headers: { ...(reqOpts.headers ?? {}), Accept: 'application/json' } }, (res) => {
+      const onResponse = (res: http.IncomingMessage) => {
         const status = res.statusCode ?? 0;
         if (status !== 200) {
-          // the Status the API server sends with a refusal says why (`pods is forbidden: User ... cannot watch ...`)
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on('data', (c: Buffer) => {
-            if (size < ERROR_BODY_BYTES) chunks.push(c);
-            size += c.length;
-          });
-          const refuse = () => {
-            let msg = http.STATUS_CODES[status] ?? 'error';
-            try {
-              const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-              if (typeof body?.message === 'string') msg = body.message;
-            } catch {
-              // not a Status: the reason phrase
-            }
-            finish(new KubeHttpError(status, `HTTP ${status}: ${msg}`));
-          };
-          res.on('end', refuse);
-          res.on('error', refuse);
-          res.on('close', refuse);
-          return;
+          // the status is known: the watch's timeout no longer applies, and the Status the API server sends with a
+          // refusal says why (`pods is forbidden: User ... cannot watch ...`)
+          clearTimeout(timer);
+          return refusal(res, status, finish);
         }
         arm(); // connected: from here the timeout is for silence
         resolve(controller);
@@ -235,7 +306,13 @@ export class KubeWatch {
         });
         res.on('error', (e) => finish(e));
         res.on('close', () => finish(null));
-      });
+      };
+      try {
+        req = mod.request(url, reqOpts, onResponse);
+      } catch (e) {
+        // node:http refuses some options before any request (a header value it will not send): a failed watch
+        return finish(e);
+      }
       req.on('error', (e) => finish(e));
       req.end();
     });

@@ -5,8 +5,8 @@
  * The `err` field of every log line that has one: always an object, so a log store that maps fields by their
  * first value (Elasticsearch) never meets `err` as a string on one line and an object on another.
  * `type`: the error's class (`Error`, `TypeError`, `AdmissionError`...); `message`: one line, with the cause's code
- * and message appended where the error has one (Node's fetch says only `fetch failed`; the cause says
- * `ECONNREFUSED`); `code`: the error's code or its cause's (`ECONNREFUSED`, `ERR_SSL_...`); `stack`: for
+ * and message appended where the error has one (fetch, as an OIDC auth provider's token refresh uses, says only
+ * `fetch failed`; the cause says `ECONNREFUSED`); `code`: the error's code or its cause's (`ECONNREFUSED`, `ERR_SSL_...`); `stack`: for
  * internal errors only (a bug to report), at most MAX_STACK characters.
  */
 export interface ErrField {
@@ -53,7 +53,7 @@ export function errField(err: unknown, opts: { stack?: boolean; type?: string } 
   }
   let message = firstLine(String(err.message ?? ''), MAX_ERR_MESSAGE) || err.name;
   let code = codeOf(err);
-  // undici (Node's fetch) and client-node wrap the socket error: `fetch failed`, with the reason in `cause`
+  // fetch (undici) wraps the socket error: `fetch failed`, with the reason in `cause`
   const cause = (err as { cause?: unknown }).cause;
   if (typeof cause === 'object' && cause !== null) {
     const causeCode = codeOf(cause);

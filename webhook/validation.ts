@@ -123,7 +123,7 @@ export interface ValidationOptions {
   helmCheckMs?: number;
   /** The most one list page of the cluster cache may hold, in bytes (default PAGE_BYTES; tests set less). */
   listPageBytes?: number;
-  /** client-node's watch timeouts, default 120 s (tests set less) */
+  /** the watches' timeouts (response headers, then silence), default 120 s (tests set less) */
   watchTimeoutMs?: number;
   /** The checks of admitted agents with the API server: CONFIRM_AFTER_MS, CONFIRM_LIST_MS and CONFIRM_LISTS_MAX (tests set less). */
   confirmAdmitted?: { afterMs?: number; listMs?: number; maxLists?: number };
