@@ -7,10 +7,7 @@ import { existsSync } from 'node:fs';
 import { delimiter } from 'node:path';
 import { UsageError } from './usage.ts';
 import { KubeConfig, ListWatch } from './kube-client.ts';
-import { KubeWatch } from './kube-http.ts';
-
-export { KubeHttpError, ResponseTooLargeError, kubeGetJson } from './kube-http.ts';
-import { ResponseTooLargeError, kubeGetJson } from './kube-http.ts';
+import { KubeWatch, ResponseTooLargeError, kubeGetJson } from './kube-http.ts';
 import type { KubernetesObject } from './kube-client.ts';
 import type { Logger } from 'pino';
 import type { KubeObject } from './admission.ts';
@@ -41,6 +38,8 @@ import { CONFIRM_AFTER_MS, CONFIRM_BUDGET_MS, CONFIRM_LIST_MS } from './limits.t
 export { CONFIRM_AFTER_MS, CONFIRM_BUDGET_MS, CONFIRM_LIST_MS };
 import { isObject, oneLine } from './json.ts';
 import { errField, type ErrField } from './log-fields.ts';
+
+export { KubeHttpError, ResponseTooLargeError, kubeGetJson } from './kube-http.ts';
 
 /**
  * Resolves the connection for `serve --cluster auto` as client-node's loadFromDefault() does (KUBECONFIG,
@@ -354,8 +353,8 @@ export interface BackoffOptions {
 /**
  * A watch connected this long without an error has outlived what breaks at once (credentials or RBAC refused after
  * the headers, a proxy or load balancer resetting new streams, an API server that accepts and falls over), so the
- * next failure backs off from the start. 30 s, the default watch timeout of client-node's Watch (and KubeWatch's): anything that breaks sooner,
- * over and over, backs off to maxMs. (The backoff's current delay would not do: at 1 s, a watch that breaks after
+ * next failure backs off from the start. 30 s, the default watch timeout of client-node's Watch (and KubeWatch's):
+ * anything that breaks sooner, over and over, backs off to maxMs. (The backoff's current delay would not do: at 1 s, a watch that breaks after
  * 2 s every time would be retried every 3 s forever.)
  */
 export const RESET_AFTER_MS = 30_000;
@@ -371,8 +370,8 @@ const WATCH_SERVER_TIMEOUT_S = [60, 90] as const;
 /**
  * A watch's timeout for its response headers and then for a connected watch without a byte (KubeWatch's
  * requestTimeoutMs): above the server's own end (client-node's Watch, used before, cut a quiet watch at its 30 s
- * default, before its bookmark), and still within the
- * README's stale-cache alert (300 s) for a connection that died without a close.
+ * default, before its bookmark), and still within the README's stale-cache alert (300 s) for a connection that died
+ * without a close.
  */
 const WATCH_CLIENT_TIMEOUT_MS = 120_000;
 /** A watch connected this long before a clean end was ended by the API server's timeout, not refused at once. */

@@ -4,8 +4,8 @@
 // (KubeWatch, which client-node's ListWatch drives as it would drive client-node's own Watch).
 //
 // Why not client-node's Watch: it reads the stream through undici's fetch, and undici is the largest part of what
-// client-node loads (1.4 of the bundle's 2.8 MB). With it, a webhook with cluster state held about 20 MB more RSS
-// than without (BENCHMARKS.md, twenty-third round), over the memory goal. The bundle (tools/bundle-kube-client.ts)
+// client-node loads (1.4 of the bundle's 2.8 MB). With it, a webhook with cluster state idled about 24 MB higher and
+// held about 13 MB more after 1M admissions, over the memory goal (BENCHMARKS.md, twenty-third round). The bundle (tools/bundle-kube-client.ts)
 // leaves undici out; nothing the webhook calls in client-node needs it.
 import http from 'node:http';
 import https from 'node:https';
@@ -61,10 +61,10 @@ async function requestOptions(kc: KubeConfig, url: URL): Promise<https.RequestOp
     }
   }
   agentMaterial.set(kc, { agent: reqOpts.agent, material: tlsMaterial(reqOpts) });
+  const trim = (v: string) => v.replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, '');
   const headers: Record<string, string | string[] | number> = {};
   for (const [k, v] of Object.entries((reqOpts.headers ?? {}) as Record<string, string | string[] | number | undefined>)) {
-    if (v === undefined) continue;
-    headers[k] = typeof v === 'string' ? v.replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, '') : Array.isArray(v) ? v.map((x) => x.replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, '')) : v;
+    if (v !== undefined) headers[k] = typeof v === 'string' ? trim(v) : Array.isArray(v) ? v.map(trim) : v;
   }
   headers.Accept = 'application/json';
   const checkAs = reqOpts.servername || url.hostname.replace(/^\[|\]$/g, '');
@@ -104,7 +104,6 @@ function refusal(res: http.IncomingMessage, status: number, settle: (err: KubeHt
   res.on('error', done);
   res.on('close', done);
 }
-
 
 /** A response over kubeGetJson's maxBytes: nothing of it was parsed. */
 export class ResponseTooLargeError extends Error {
