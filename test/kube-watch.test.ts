@@ -5,6 +5,7 @@
 // cluster-resilience.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import https from 'node:https';
@@ -384,6 +385,53 @@ test('a cluster CA that rotates while the process runs (the service account\'s c
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('property: however the stream is cut into writes (inside a line, inside a UTF-8 character, CRLF or LF), every event arrives once, in order, and done(null) once', async () => {
+  let body = Buffer.alloc(0);
+  let cuts: number[] = [];
+  const s = await standIn((_req, res) => {
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    let from = 0;
+    const parts = [...cuts, body.length].map((to) => {
+      const part = body.subarray(from, Math.max(from, to));
+      from = Math.max(from, to);
+      return part;
+    });
+    const next = () => {
+      const part = parts.shift();
+      if (part === undefined) return res.end();
+      if (part.length) res.write(part);
+      setImmediate(next);
+    };
+    next();
+  });
+  try {
+    const name = fc.string({ unit: fc.constantFrom('a', 'ä', '€', '😀', '"', '\\', ' ', '\u2028'), minLength: 1, maxLength: 12 });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.record({ type: fc.constantFrom('ADDED', 'MODIFIED', 'DELETED', 'BOOKMARK'), name }), { minLength: 1, maxLength: 8 }),
+        fc.boolean(),
+        fc.boolean(),
+        fc.array(fc.nat(), { maxLength: 12 }),
+        async (events, crlf, lastNewline, rawCuts) => {
+          const lines = events.map((e, i) => JSON.stringify({ type: e.type, object: pod(e.name, String(i + 1)) }));
+          body = Buffer.from(lines.join(crlf ? '\r\n' : '\n') + (lastNewline ? (crlf ? '\r\n' : '\n') : ''), 'utf8');
+          cuts = [...new Set(rawCuts.map((c) => c % (body.length + 1)))].sort((a, b) => a - b);
+          const r = run(new KubeWatch(s.kc));
+          assert.equal(await r.ended, null);
+          assert.deepEqual(
+            r.events.map((e) => [e.type, e.obj.metadata.name, e.obj.metadata.resourceVersion]),
+            events.map((e, i) => [e.type, e.name, String(i + 1)]),
+          );
+          assert.equal(r.doneCalls(), 1);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  } finally {
+    await s.close();
   }
 });
 
