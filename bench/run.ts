@@ -242,13 +242,14 @@ export function deploymentNodeOptions(): string[] {
   return (deploymentContainerEnv().find((e) => e.name === 'NODE_OPTIONS')?.value ?? '').split(/\s+/).filter(Boolean);
 }
 
-/** The Deployment's environment for the process, other than NODE_OPTIONS (passed as node's arguments): MALLOC_ARENA_MAX. */
+/** deploymentProcessEnv as a command line's prefix (`MALLOC_ARENA_MAX=2 `), for the reports' server line. */
 export function envText(): string {
   return Object.entries(deploymentProcessEnv()).map(([k, v]) => `${k}=${v} `).join('');
 }
 
+/** The Deployment's container environment with literal values, other than NODE_OPTIONS (passed as node's arguments): MALLOC_ARENA_MAX. */
 export function deploymentProcessEnv(): Record<string, string> {
-  return Object.fromEntries(deploymentContainerEnv().filter((e) => e.name !== 'NODE_OPTIONS' && /^MALLOC_/.test(e.name) && typeof e.value === 'string').map((e) => [e.name, e.value!]));
+  return Object.fromEntries(deploymentContainerEnv().filter((e) => e.name !== 'NODE_OPTIONS' && typeof e.value === 'string').map((e) => [e.name, e.value!]));
 }
 
 export interface WebhookOptions {

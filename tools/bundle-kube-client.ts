@@ -7,6 +7,7 @@
 // and none in the image).
 // Run by `npm run build` after tsc. Exits non-zero, with esbuild's message, when the bundle cannot be built.
 import { build } from 'esbuild';
+import type { Plugin } from 'esbuild';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { builtinModules, createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -35,9 +36,9 @@ export class Agent { constructor() { leftOut('undici Agent'); } }
 export class ProxyAgent { constructor() { leftOut('undici ProxyAgent'); } }
 export function fetch() { return Promise.reject(new Error('undici fetch is not available: undici is left out of dist/kube-client.js (tools/bundle-kube-client.ts)')); }
 `;
-const leaveOutUndici = {
+const leaveOutUndici: Plugin = {
   name: 'leave-out-undici',
-  setup(b: { onResolve: Function; onLoad: Function }) {
+  setup(b) {
     b.onResolve({ filter: /^undici$/ }, () => ({ path: 'undici', namespace: 'left-out' }));
     b.onLoad({ filter: /.*/, namespace: 'left-out' }, () => ({ contents: UNDICI_LEFT_OUT, loader: 'js' }));
   },
@@ -60,16 +61,16 @@ const SELECTORS_ONLY = `export const ObjectSerializer = {
   },
 };
 `;
-const clientNodeWithoutSideEffects = {
+const clientNodeWithoutSideEffects: Plugin = {
   name: 'client-node-without-side-effects',
-  setup(b: { onResolve: Function; onLoad: Function }) {
+  setup(b) {
     const inDist = `/node_modules/${PACKAGE}/dist/`;
-    b.onResolve({ filter: /^\.\.?\// }, (a: { path: string; importer: string }) => {
+    b.onResolve({ filter: /^\.\.?\// }, (a) => {
       if (!a.importer.includes(inDist) || a.path.endsWith('.json')) return undefined;
       if (a.importer.endsWith(`${inDist}cache.js`) && a.path === './serializer.js') return { path: 'serializer', namespace: 'selectors-only' };
       return { path: join(dirname(a.importer), a.path), sideEffects: false };
     });
-    b.onResolve({ filter: /^@kubernetes\/client-node$/ }, (a: { resolveDir: string }) => ({ path: require.resolve(PACKAGE, { paths: [a.resolveDir] }), sideEffects: false }));
+    b.onResolve({ filter: /^@kubernetes\/client-node$/ }, (a) => ({ path: require.resolve(PACKAGE, { paths: [a.resolveDir] }), sideEffects: false }));
     b.onLoad({ filter: /.*/, namespace: 'selectors-only' }, () => ({ contents: SELECTORS_ONLY, loader: 'js' }));
   },
 };
@@ -87,7 +88,7 @@ const result = await build({
   legalComments: 'eof',
   logLevel: 'warning',
   metafile: true,
-  plugins: [leaveOutUndici as never, clientNodeWithoutSideEffects as never],
+  plugins: [leaveOutUndici, clientNodeWithoutSideEffects],
   // CommonJS packages in the bundle (ws, js-yaml's, ...) call require() for Node's modules: an ES module has none
   banner: { js: "import { createRequire as __kubeClientRequire } from 'node:module';\nconst require = __kubeClientRequire(import.meta.url);" },
 });
