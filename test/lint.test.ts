@@ -1775,3 +1775,38 @@ test('lint: an agent template nested deeper (a LeaderWorkerSet\'s leader or work
     assert.equal(l.findings[0]!.line, expected, at);
   }
 });
+
+test('stale-injection: lint warns at the record of an opted-out template that still holds the sidecars `inject` wrote; --strict fails on it; `inject` on it takes them out', async () => {
+  const dir = tmp();
+  const original = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: a, namespace: team}
+spec:
+  selector: {matchLabels: {app: a}}
+  template:
+    metadata:
+      labels: {app: a, kagenti.io/type: agent}
+    spec:
+      serviceAccountName: a
+      containers:
+        - {name: agent, image: example.com/agent:1}
+`;
+  const injected = injectStream(original, defaultConfig());
+  assert.equal(injected.injected, 1);
+  const optedOut = injected.output.replace('kagenti.io/type: agent\n', 'kagenti.io/type: agent\n        kagenti.io/inject: disabled\n');
+  assert.notEqual(optedOut, injected.output);
+  const l = lintString(optedOut);
+  assert.deepEqual(l.findings.map((f) => [f.rule, f.severity, f.path]), [['stale-injection', 'warning', 'spec.template.metadata.annotations.kagenti.io/authbridge-status']]);
+  const line = optedOut.split('\n').findIndex((t) => t.includes('kagenti.io/authbridge-status:')) + 1;
+  assert.deepEqual([l.findings[0].line, l.findings[0].column], [line, 9]);
+  writeFileSync(join(dir, 'opted-out.yaml'), optedOut);
+  assert.equal((await runCli([join(dir, 'opted-out.yaml')])).code, 0);
+  const strict = await runCli(['--strict', join(dir, 'opted-out.yaml')]);
+  assert.equal(strict.code, 1);
+  assert.match(strict.stdout.toString(), /warning \[stale-injection\] Deployment team\/a: /);
+  // the fix the message gives: inject again takes the pieces and the record out, and lint is quiet
+  const fixed = injectStream(optedOut, defaultConfig());
+  assert.deepEqual([fixed.denials, fixed.warnings], [[], []]);
+  assert.doesNotMatch(fixed.output, /authbridge-proxy|spiffe-helper|kagenti\.io\/authbridge-status/);
+  assert.deepEqual(lintString(fixed.output).findings, []);
+});

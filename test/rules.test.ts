@@ -1124,3 +1124,37 @@ test('token-review-value: a null K8S_TOKEN_REVIEW is stored as "", not rejected'
   assert.match(v.message, /data\.K8S_TOKEN_REVIEW is null, not a string\. The API server stores it as the empty string "", which kagent does not read as "true"\./);
   assert.equal(v.schema, undefined);
 });
+
+test('stale-injection: a template that no longer asks for injection but keeps an earlier injection\'s pieces is warned at its record, with what was left and how to take it out', () => {
+  const cfg = defaultConfig();
+  const dep = (labels: Record<string, string>, tpl: Record<string, any>) => ({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'a', namespace: 'team' }, spec: { template: { ...tpl, metadata: { ...tpl.metadata, labels } } } });
+  const base = { metadata: { labels: { 'kagenti.io/type': 'agent' } }, spec: { serviceAccountName: 'a', containers: [{ name: 'agent', image: 'example.com/agent:1' }] } };
+  const r = injectTemplate(base, cfg, { namespace: 'team', ref: 'Deployment team/a' }, 'spec.template.spec');
+  assert.equal(r.outcome, 'inject');
+  if (r.outcome !== 'inject') return;
+  const injected = r.template as Record<string, any>;
+  // opted out with kagenti.io/inject: disabled
+  const optedOut = checkInjection(dep({ 'kagenti.io/type': 'agent', 'kagenti.io/inject': 'disabled' }, injected), { config: cfg });
+  assert.deepEqual(optedOut.violations, []);
+  assert.equal(optedOut.warnings.length, 1);
+  const w = optedOut.warnings[0]!;
+  assert.equal(w.rule, 'stale-injection');
+  assert.equal(w.path, 'spec.template.metadata.annotations.kagenti.io/authbridge-status');
+  assert.match(
+    w.message,
+    /^\[stale-injection\] Deployment team\/a: spec\.template\.metadata\.annotations\["kagenti\.io\/authbridge-status"\] records an earlier injection whose pieces are still in the template \(spiffe-helper, authbridge-proxy, proxy-init and 3 more\), but it is labelled kagenti\.io\/inject: disabled, so the webhook does not inject its pods .* Fix: run `kagenti-webhook inject` on the manifest again \(it takes them and the annotation out\), or remove that label to have them injected and kept current\.$/,
+  );
+  // the type label removed
+  const untyped = checkInjection(dep({}, injected), { config: cfg }).warnings;
+  assert.deepEqual(untyped.map((v) => v.rule), ['stale-injection']);
+  assert.match(untyped[0]!.message, /but it has no kagenti\.io\/type: agent label, .* or label it kagenti\.io\/type: agent again to have them injected/);
+  // silenced with policies.stale-injection: off
+  assert.deepEqual(checkInjection(dep({}, injected), { config: configFromObject({ policies: { 'stale-injection': 'off' } }) }).warnings, []);
+  // a tool while injectTools is off: /mutate takes the pieces out of its pods, nothing to warn
+  assert.deepEqual(checkInjection(dep({ 'kagenti.io/type': 'tool' }, injected), { config: cfg }).warnings, []);
+  // the record alone, its pieces already gone: nothing runs, nothing to warn
+  const recordOnly = { metadata: injected.metadata, spec: base.spec };
+  assert.deepEqual(checkInjection(dep({ 'kagenti.io/inject': 'disabled', 'kagenti.io/type': 'agent' }, recordOnly), { config: cfg }).warnings, []);
+  // still asking for injection: no stale-injection (the injection is current)
+  assert.ok(!checkInjection(dep({ 'kagenti.io/type': 'agent' }, injected), { config: cfg }).warnings.some((v) => v.rule === 'stale-injection'));
+});

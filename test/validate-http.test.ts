@@ -1128,3 +1128,23 @@ test('HTTPS /validate: kubectl debug (pods/ephemeralcontainers) on an injected a
     await off.close();
   }
 });
+
+test('HTTPS /validate: an agent Deployment labelled kagenti.io/inject: disabled that keeps an earlier `inject`\'s sidecars is admitted with the stale-injection warning; an UPDATE that keeps its template is not warned again', async () => {
+  const s = await server({});
+  try {
+    // what `inject` wrote: /mutate injects a pod the same way, and its patch gives the pieces and the record
+    const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'w', namespace: 'team-a', labels: AGENT }, spec: { serviceAccountName: 'weather', containers: [{ name: 'a', image: 'x' }] } };
+    const injected = jsonpatch.applyPatch(structuredClone(pod), decodePatch(await s.review('/mutate', req('Pod', '', pod))) as any).newDocument as Record<string, any>;
+    const labels = { ...AGENT, 'kagenti.io/inject': 'disabled' };
+    const dep = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'weather', namespace: 'team-a' }, spec: { template: { metadata: { labels, annotations: injected.metadata.annotations }, spec: injected.spec } } };
+    const r = await s.review('/validate', req('Deployment', 'apps', dep));
+    assert.equal(r.allowed, true);
+    const warnings = joinWarnings(r.warnings as string[]);
+    assert.match(warnings, /^\[stale-injection\] Deployment team-a\/weather: spec\.template\.metadata\.annotations\["kagenti\.io\/authbridge-status"\] records an earlier injection whose pieces are still in the template \(.*authbridge-proxy.*\), but it is labelled kagenti\.io\/inject: disabled, .* Fix: run `kagenti-webhook inject` on the manifest again/m);
+    const update = await s.review('/validate', req('Deployment', 'apps', { ...dep, metadata: { ...dep.metadata, labels: { team: 'x' } } }, { operation: 'UPDATE', oldObject: dep }));
+    assert.equal(update.allowed, true);
+    assert.doesNotMatch(joinWarnings((update.warnings ?? []) as string[]), /stale-injection/);
+  } finally {
+    await s.close();
+  }
+});

@@ -38,6 +38,7 @@ export const INJECTION_WARNINGS = [
   'net-admin',
   'csi-driver-missing',
   'mesh-sidecar',
+  'stale-injection',
 ] as const;
 export type InjectionWarning = (typeof INJECTION_WARNINGS)[number];
 export const WARNING_ACTIONS = ['warn', 'off'] as const;

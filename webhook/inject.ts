@@ -179,6 +179,11 @@ export type InjectResult =
       /** injected pieces for logs: container, init container and volume names */
       injected: readonly string[];
       warnings: string[];
+      /**
+       * Set when the template no longer asks for injection (`reason`) and an earlier injection's pieces were taken out
+       * (withoutInjection): `pieces`, the container, init container and volume names removed, in the template's order.
+       */
+      removed?: { reason: SkipReason; pieces: readonly string[] };
     };
 
 // ---------- structural checks: hostile or malformed pods get a clean denial, never a crash ----------
@@ -1066,7 +1071,35 @@ function withoutInjection(input: KubeObject, cfg: Config, specPath: string, reas
   if (hasKeys(annotations)) metadata.annotations = annotations;
   else delete metadata.annotations;
   const status: InjectionStatus = { version: VERSION, mode: prev.mode, containers: [], initContainers: [], volumes: [] };
-  return { outcome: 'inject', template: { ...input, metadata, spec }, mode: prev.mode, status, injected: [], warnings: [] };
+  const pieces = [...lists.containers, ...lists.initContainers].filter((c) => kept.strip.has(c.name)).map((c) => String(c.name));
+  for (const v of lists.volumes) if (kept.ownV.has(v.name)) pieces.push(String(v.name));
+  const result: InjectResult = { outcome: 'inject', template: { ...input, metadata, spec }, mode: prev.mode, status, injected: [], warnings: [] };
+  if (pieces.length) result.removed = { reason, pieces };
+  return result;
+}
+
+/** How staleInjection says why a template is not injected. */
+const NOT_ASKED: Partial<Record<SkipReason, { why: string; fix: string }>> = {
+  'inject-disabled': { why: `it is labelled ${LABEL_INJECT}: disabled`, fix: 'remove that label' },
+  'not-agent': { why: `it has no ${LABEL_TYPE}: agent label`, fix: `label it ${LABEL_TYPE}: agent again` },
+};
+
+/**
+ * The `stale-injection` warning (lint, and /validate on a workload) for a template that no longer asks for injection
+ * but still holds the pieces an earlier injection wrote into it (`removed`: withoutInjection's), or undefined when
+ * there is nothing to say. Not for a tool while featureGates.injectTools is off: /mutate still gets its pods and takes
+ * the pieces out at admission (the registration's objectSelector sends type agent or tool, without inject: disabled).
+ * `metaPath`: where the template's metadata is (`spec.template.metadata`; `metadata` for a Pod).
+ */
+export function staleInjection(ref: string, metaPath: string, removed: { reason: SkipReason; pieces: readonly string[] }): string | undefined {
+  const not = NOT_ASKED[removed.reason];
+  if (!not || !removed.pieces.length) return undefined;
+  const what = metaPath === 'metadata' ? 'pod' : 'template';
+  return (
+    `[stale-injection] ${ref}: ${metaPath}.annotations["${ANNOTATION_STATUS}"] records an earlier injection whose pieces are still in the ${what} (${nameList(removed.pieces)}), ` +
+    `but ${not.why}, so the webhook does not inject ${what === 'pod' ? 'it' : 'its pods'} and never updates or removes those pieces: ${what === 'pod' ? 'the pod runs' : 'every pod runs'} them as written, with the images and settings of that earlier run. ` +
+    `Fix: run \`kagenti-webhook inject\` on the manifest again (it takes them and the annotation out), or ${not.fix} to have them injected and kept current.`
+  );
 }
 
 // ---------- helpers ----------

@@ -210,6 +210,12 @@ export const RULE_HELP: Record<RuleName, { short: string; full: string }> = {
       'proxies. Use one mesh for the agent, or opt it out of the other one: linkerd.io/inject: disabled, kuma.io/sidecar-injection: disabled. ' +
       "That mesh's init container (linkerd-init, kuma-init) is then left out of the warnings about the pod's own containers.",
   },
+  'stale-injection': {
+    short: 'A pod template that no longer asks for injection does not keep the sidecars an earlier `inject` wrote into it.',
+    full:
+      'The webhook never sees pods labelled kagenti.io/inject: disabled or without kagenti.io/type, so sidecars left in their ' +
+      "template run as written and are never updated. Re-run `kagenti-webhook inject` on the manifest (it takes them out), or remove the opt-out.",
+  },
   'csi-driver-missing': {
     short: 'The SPIFFE CSI driver is installed.',
     full: 'Without the CSIDriver the pod waits in Init: its Workload API socket volume cannot be mounted.',

@@ -17,7 +17,7 @@ import {
 import { apiGroup, getPodTemplate, isWorkloadKind, JOB_IMMUTABLE, kindGroup, otherPodTemplates, pathText, podSpecFieldPath, templateFieldText, workloadTemplateAt } from './workloads.ts';
 import type { TemplateOwner } from './workloads.ts';
 import type { InjectionPolicy, InjectionRule, InjectionWarning } from './inject.ts';
-import { ANNOTATION_ISTIO_STATUS, ANNOTATION_MODE, eligibility, injectTemplate, LABEL_TYPE, PROXY_UID, warningName } from './inject.ts';
+import { ANNOTATION_ISTIO_STATUS, ANNOTATION_MODE, ANNOTATION_STATUS, eligibility, injectTemplate, LABEL_TYPE, PROXY_UID, staleInjection, warningName } from './inject.ts';
 import { cutKey, isObject, jsonEqual, MAX_QUOTED, quoted } from './json.ts';
 
 export { MAX_QUOTED, quoted };
@@ -1000,6 +1000,9 @@ export function checkInjection(
       if (!rule) continue;
       warnings.push({ rule, severity: 'warning', message, path: injectionWarningPath(rule, message, tpl.path, tpl.annotations, tpl.spec), kind, namespace: ns, name });
     }
+    // an earlier injection's pieces left in a template that no longer asks for one (withoutInjection took them out)
+    const stale = r.removed && ctx.config.policies['stale-injection'] !== 'off' ? staleInjection(`${kind} ${ns}/${name}`, [...tpl.path, 'metadata'].join('.'), r.removed) : undefined;
+    if (stale) warnings.push({ rule: 'stale-injection', severity: 'warning', message: stale, path: [...tpl.path, 'metadata', 'annotations', ANNOTATION_STATUS].join('.'), kind, namespace: ns, name });
     return { violations: [], warnings, csiVolume: r.status.volumes.length > 0 };
   }
   const violations: Violation[] = r.all.map((d) => {
