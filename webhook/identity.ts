@@ -10,6 +10,22 @@ import { isObject } from './json.ts';
 
 export const AGENT_LABEL = 'kagenti.io/agent';
 
+/**
+ * The labels kagent's controller puts on the Deployment it writes for a kagent.dev Agent, and on its pod template:
+ * `app.kubernetes.io/managed-by: kagent` and `kagent: <agent>`; the Deployment is named after the Agent.
+ */
+const KAGENT_MANAGED_BY = 'app.kubernetes.io/managed-by';
+const KAGENT_AGENT = 'kagent';
+
+/**
+ * Whether Deployment `name`, whose pod template (or pod) has these labels, is the one kagent's controller writes for
+ * the kagent Agent of the same name: its template comes from the Agent and edits to it are reverted, so fixes name
+ * the Agent's fields (rules.ts).
+ */
+export function isKagentDeployment(name: string, labels: Record<string, unknown>): boolean {
+  return labels[KAGENT_MANAGED_BY] === 'kagent' && labels[KAGENT_AGENT] === name;
+}
+
 export interface OwnerRef {
   kind: string;
   name: string;
@@ -509,6 +525,8 @@ export interface AgentIdentity {
   deleting?: { until?: string };
   /** set when the manifest names the ServiceAccount in the deprecated `serviceAccount` field only (for messages) */
   serviceAccountField?: 'serviceAccount';
+  /** set when the workload is the Deployment kagent's controller writes for the kagent Agent of its name (for messages) */
+  kagent?: true;
 }
 
 /** The ServiceAccount a pod spec runs as: serviceAccountName, else the deprecated serviceAccount, else `default`. */
@@ -553,6 +571,7 @@ export function agentIdentity(
   if (own.kind !== top.kind || own.name !== top.name) out.workload = { kind: own.kind, name: own.name };
   const deletion = isObject(obj.metadata) ? obj.metadata.deletionTimestamp : undefined;
   if (typeof deletion === 'string' && deletion) out.deleting = selfKind === 'Pod' ? { until: deletion } : {};
+  if (top.kind === 'Deployment' && isKagentDeployment(top.name, tpl.labels)) out.kagent = true;
   return out;
 }
 

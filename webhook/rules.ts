@@ -10,6 +10,7 @@ import {
   cronJobJobParts,
   effectiveServiceAccount,
   identityKey,
+  isKagentDeployment,
   objectName,
   objectNamespace,
   spiffeId,
@@ -131,6 +132,16 @@ export interface AgentRef {
   released?: { replicaSet: string; workload?: { kind: string; name: string } };
   /** an agent this webhook admitted moments ago that the cluster cache does not hold yet */
   recent?: boolean;
+  /** the workload is the Deployment kagent's controller writes for the kagent Agent of its name (identity.ts) */
+  kagent?: true;
+}
+
+/** Where a kagent Agent sets its pods' ServiceAccount (kagent.dev/v1alpha2 SharedDeploymentSpec). */
+const KAGENT_SA_FIELD = 'spec.declarative.deployment.serviceAccountName (spec.byo.deployment.serviceAccountName for a BYO agent)';
+
+/** A kagent Agent as a fix names it: `kagent Agent team-a/weather (kubectl -n team-a edit agents.kagent.dev weather)`. */
+function kagentAgentText(ns: string, name: string): string {
+  return `kagent Agent ${ns}/${name} (kubectl -n ${ns} edit agents.kagent.dev ${name})`;
 }
 
 export const TOKEN_REVIEW_KEY = 'K8S_TOKEN_REVIEW';
@@ -221,6 +232,29 @@ function checkDedicated(obj: Record<string, any>, config: Config, ns: string, wo
   }
   // a controller's pod: set in the template it is created from (a change to the pod itself would not last)
   let where = `${specPath}.serviceAccountName`;
+  // the Deployment kagent writes for an Agent, or its pod: set in the Agent (kagent reverts edits to the Deployment)
+  const kagent =
+    kind === 'Deployment' && isKagentDeployment(name, tpl.labels)
+      ? { name, what: 'this Deployment' }
+      : kind === 'Pod' && workload?.kind === 'Deployment' && isKagentDeployment(workload.name, tpl.labels)
+        ? { name: workload.name, what: `Deployment/${workload.name}, which creates this pod,` }
+        : undefined;
+  if (kagent)
+    return [
+      {
+        rule: 'dedicated-service-account',
+        severity: sev,
+        message:
+          `[dedicated-service-account] ${kind} ${ns}/${name}: ${what}. ` +
+          `Any pod in the namespace can use "default", so its SPIFFE ID identifies no single agent. ` +
+          `Fix: in ${kagentAgentText(ns, kagent.name)}, whose controller writes ${kagent.what} and reverts edits to it, set ${KAGENT_SA_FIELD} to a ServiceAccount of the agent's own, ` +
+          `or leave it unset, with no --default-service-account-name on kagent's controller, for kagent to create ServiceAccount "${kagent.name}".`,
+        path,
+        kind,
+        namespace: ns,
+        name,
+      },
+    ];
   if (kind === 'Pod' && workload && (workload.kind !== 'Pod' || workload.name !== name)) {
     const labels = podLabels(obj);
     // a Knative Revision's pod (identity.ts counts it as its Configuration)
@@ -1332,6 +1366,10 @@ export function checkUnique(candidate: AgentRef, others: AgentRef[], config: Con
   const apart = total === 2 ? 'neither agent can be told apart' : 'none of them can be told apart';
   const onAll = total === 2 ? 'on both' : 'on all of them';
   const path = `${podSpecFieldPath(self.kind)}.${candidate.serviceAccountField ?? 'serviceAccountName'}`;
+  // kagent's Agent: its Deployment is written from the Agent, and kagent creates a ServiceAccount per agent unless told otherwise
+  const kagentOwn = candidate.kagent
+    ? ` (for ${kagentAgentText(ns, candidate.name)}: ${KAGENT_SA_FIELD}, or, with neither it nor --default-service-account-name on kagent's controller set, kagent creates ServiceAccount "${candidate.name}")`
+    : '';
   return [
     {
       rule: 'unique-service-account',
@@ -1343,7 +1381,7 @@ export function checkUnique(candidate: AgentRef, others: AgentRef[], config: Con
       message:
         `[unique-service-account] ${self.kind} ${ns}/${self.name}: ServiceAccount "${sa}" (${path}) is already ` +
         `the identity of ${named}. ${share} ${spiffeId(config.trustDomain, ns, sa)}, so ` +
-        `${apart}. Fix: ${retry}give each agent its own ServiceAccount, or set the same ` +
+        `${apart}. Fix: ${retry}give each agent its own ServiceAccount${kagentOwn}, or set the same ` +
         `kagenti.io/agent label ${onAll} if they are one agent.`,
     },
   ];
