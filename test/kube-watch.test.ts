@@ -209,6 +209,8 @@ test('what client-node would drop without a word ends the watch as failed: a lin
     ['not JSON', `${good}\n{"type":"MODIFIED","object":\n`, /^the API server sent a watch line that is not JSON \(\d+ characters, starting "\{\\"type\\":\\"MODIFIED\\"/, 1],
     ['over the limit', `${good}\n{"type":"ADDED","object":{"metadata":{"name":"${'x'.repeat(5000)}"}}}\n`, /^the API server sent a watch line over 2048 bytes; the watch is ended$/, 1],
     ['unterminated, not JSON', `${good}\n{"type":"MOD`, /not JSON/, 1],
+    // counted in bytes: 1,200 two-byte characters are 2,400 bytes
+    ['over the limit in bytes, not in characters', Buffer.from(`${good}\n{"type":"ADDED","object":{"metadata":{"name":"${'é'.repeat(1200)}"}}}\n`), /^the API server sent a watch line over 2048 bytes; the watch is ended$/, 1],
   ];
   for (const [what, body, expected, events] of cases) {
     const s = await standIn((_req, res) => {
@@ -227,6 +229,26 @@ test('what client-node would drop without a word ends the watch as failed: a lin
     } finally {
       await s.close();
     }
+  }
+  // a line of exactly the limit in bytes, of multi-byte characters, cut inside one and ended by \r\n: delivered whole
+  const head = '{"type":"ADDED","object":{"metadata":{"name":"';
+  const tail = '"}}}';
+  const name = 'é'.repeat((2048 - head.length - tail.length) / 2);
+  const exact = Buffer.from(`${head}${name}${tail}\r\n`);
+  assert.equal(exact.length, 2050);
+  const atLimit = await standIn((_req, res) => {
+    res.writeHead(200);
+    res.write(exact.subarray(0, 1001));
+    setTimeout(() => res.end(exact.subarray(1001)), 20);
+  });
+  try {
+    const w = new KubeWatch(atLimit.kc);
+    w.maxLineBytes = 2048;
+    const r = run(w);
+    assert.equal(await r.ended, null);
+    assert.deepEqual(r.events.map((e) => e.obj?.metadata?.name), [name]);
+  } finally {
+    await atLimit.close();
   }
   // a line that never ends, arriving in pieces: ended once it is over the limit, not held as it grows
   const streaming = await standIn((_req, res) => {

@@ -179,8 +179,7 @@ export async function kubeGetJson(
 
 /**
  * The longest watch line accepted (one event: an object, which etcd caps at 1.5 MiB by default): a longer one ends the
- * watch as failed. Counted in characters as the text is decoded, so a line of multi-byte characters may hold up to
- * three times as many bytes before it is refused.
+ * watch as failed. Counted in bytes, its line end (`\n` or `\r\n`) left out.
  */
 export const MAX_WATCH_LINE_BYTES = 16 * 1024 * 1024;
 
@@ -258,11 +257,15 @@ export class KubeWatch {
         }
         arm(); // connected: from here the timeout is for silence
         resolve(controller);
-        const decoder = new StringDecoder('utf8');
-        let partial = '';
-        const line = (text: string) => {
-          const t = text.endsWith('\r') ? text.slice(0, -1) : text;
-          if (t.length > limit) throw new Error(`the API server sent a watch line over ${limit} bytes; the watch is ended`);
+        // Lines are split on the newline byte (never part of a multi-byte UTF-8 character) and decoded whole, so a
+        // line's size is counted in bytes as it arrives, and only the new bytes are searched for line ends.
+        let parts: Buffer[] = [];
+        let partBytes = 0;
+        const tooLong = () => new Error(`the API server sent a watch line over ${limit} bytes; the watch is ended`);
+        const line = (bytes: Buffer) => {
+          const cr = bytes.length > 0 && bytes[bytes.length - 1] === 0x0d;
+          if (bytes.length - (cr ? 1 : 0) > limit) throw tooLong();
+          const t = bytes.toString('utf8', 0, bytes.length - (cr ? 1 : 0));
           if (!t.trim()) return;
           let event: any;
           try {
@@ -272,22 +275,27 @@ export class KubeWatch {
           }
           callback(event?.type, event?.object, event);
         };
+        const held = (last: Buffer): Buffer => {
+          const whole = parts.length ? Buffer.concat([...parts, last]) : last;
+          parts = [];
+          partBytes = 0;
+          return whole;
+        };
         res.on('data', (c: Buffer) => {
           if (finished) return;
           arm();
           try {
-            // only the new text is searched for line ends: a long line over many chunks is not scanned again each time
-            const text = decoder.write(c);
             let from = 0;
-            for (let nl = text.indexOf('\n'); nl !== -1 && !finished; nl = text.indexOf('\n', from)) {
-              const whole = partial ? partial + text.slice(from, nl) : text.slice(from, nl);
-              partial = '';
-              line(whole);
+            for (let nl = c.indexOf(0x0a); nl !== -1 && !finished; nl = c.indexOf(0x0a, from)) {
+              if (partBytes + nl - from > limit + 1) throw tooLong();
+              line(held(c.subarray(from, nl)));
               from = nl + 1;
             }
-            if (finished) return;
-            partial += text.slice(from);
-            if (partial.length > limit) throw new Error(`the API server sent a watch line over ${limit} bytes; the watch is ended`);
+            if (finished || from === c.length) return;
+            // (+1: a line's \r before its newline is not counted)
+            if (partBytes + c.length - from > limit + 1) throw tooLong();
+            parts.push(c.subarray(from));
+            partBytes += c.length - from;
           } catch (e) {
             finish(e);
           }
@@ -295,9 +303,7 @@ export class KubeWatch {
         res.on('end', () => {
           if (finished) return;
           try {
-            const rest = partial + decoder.end();
-            partial = '';
-            if (rest) line(rest);
+            if (partBytes) line(held(Buffer.alloc(0)));
           } catch (e) {
             return finish(e);
           }
