@@ -305,3 +305,23 @@ test('the API server gone: the watch failures name the socket error, in the log 
     await close();
   }
 });
+
+test('stopping cluster state while a watch waits for its response headers closes that request at once (client-node\'s ListWatch.stop() reaches only connected watches)', async () => {
+  const { api, svc, close } = await setup({ watchTimeoutMs: 60_000 });
+  let closed = false;
+  try {
+    await until(() => svc.readiness().ready, 'first sync');
+    await api.waitForWatch(PATHS.pods, 1);
+    // the pods watch ends cleanly, and its next request is accepted and never answered
+    api.hungWatches.add(PATHS.pods);
+    api.closeWatches(PATHS.pods);
+    await until(() => api.heldRequests() === 1, 'the next watch request held');
+    await svc.close();
+    closed = true;
+    // gone long before the watch's 60 s timeout
+    await until(() => api.heldRequests() === 0, 'the held request closed');
+  } finally {
+    if (closed) await api.stop();
+    else await close();
+  }
+});

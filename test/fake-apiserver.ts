@@ -184,6 +184,11 @@ export class FakeApiServer {
     for (const r of this.watchers.get(path) ?? []) r.write(`${line}\n`);
   }
 
+  /** Requests accepted and not answered (hung watches and lists) still open. */
+  heldRequests(): number {
+    return this.held.size;
+  }
+
   openWatches(path: string): number {
     return this.watchers.get(path)?.size ?? 0;
   }

@@ -464,3 +464,51 @@ async function waitFor(cond: () => boolean, what: string, ms = 3000): Promise<vo
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+test('a stop signal ends a watch still waiting for its response headers (an informer stopped then; ListWatch.stop() cannot reach it), and one that is streaming; its listener is removed when the watch ends', async () => {
+  const { EventEmitter } = await import('node:events');
+  const getEventListeners = EventEmitter.getEventListeners;
+  const silent = await standIn(() => {}); // accepts the request and never answers
+  try {
+    const stop = new AbortController();
+    const w = new KubeWatch(silent.kc);
+    let done = 0;
+    const ended = new Promise<unknown>((resolve) =>
+      void w.watch('/api/v1/pods', {}, () => {}, (err) => {
+        done++;
+        resolve(err);
+      }, stop.signal),
+    );
+    await waitFor(() => silent.requests.length === 1, 'the request');
+    assert.equal(getEventListeners(stop.signal, 'abort').length, 1);
+    stop.abort();
+    assert.equal(((await ended) as Error).name, 'AbortError');
+    await waitFor(() => silent.sockets.size === 0, 'the socket closed');
+    assert.equal(done, 1);
+    assert.equal(getEventListeners(stop.signal, 'abort').length, 0);
+    // already stopped: no request at all, done at once
+    let later: unknown = 'not called';
+    const ctl = await w.watch('/api/v1/pods', {}, () => {}, (err) => (later = err), stop.signal);
+    assert.equal((later as Error).name, 'AbortError');
+    assert.ok(ctl.signal.aborted);
+    assert.equal(silent.requests.length, 1);
+  } finally {
+    await silent.close();
+  }
+  // a watch that ends by itself leaves no listener on a long-lived signal
+  const streaming = await standIn((_req, res) => {
+    res.writeHead(200);
+    res.end(`${JSON.stringify({ type: 'ADDED', object: pod('a', '1') })}\n`);
+  });
+  try {
+    const stop = new AbortController();
+    const w = new KubeWatch(streaming.kc);
+    for (let i = 0; i < 3; i++) {
+      const err = await new Promise<unknown>((resolve) => void w.watch('/api/v1/pods', {}, () => {}, resolve, stop.signal));
+      assert.equal(err, null);
+    }
+    assert.equal(getEventListeners(stop.signal, 'abort').length, 0);
+  } finally {
+    await streaming.close();
+  }
+});

@@ -409,6 +409,8 @@ class ResilientInformer {
   private healthySince: number | undefined;
   private restartTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** aborted by stop(): ends a watch still waiting for its response headers too (ListWatch.stop() cannot reach it) */
+  private readonly stopping = new AbortController();
   private attempt = 0;
 
   constructor(
@@ -509,7 +511,7 @@ class ResilientInformer {
         const [lo, hi] = WATCH_SERVER_TIMEOUT_S;
         const query = { ...q, allowWatchBookmarks: true, timeoutSeconds: lo + Math.floor(Math.random() * (hi - lo)) };
         try {
-          ctl = await real.watch(path, query, line, (err) => end(err));
+          ctl = await real.watch(path, query, line, (err) => end(err), this.stopping.signal);
         } catch (err) {
           // Before any request: the credentials could not be had (an exec plugin such as `aws eks get-token` failing
           // after its session expired, an unreadable token file). A failed watch like any other.
@@ -687,6 +689,7 @@ class ResilientInformer {
     if (this.restartTimer) clearTimeout(this.restartTimer);
     this.restartTimer = undefined;
     void this.lw.stop();
+    this.stopping.abort();
   }
 
   get(name: string, namespace?: string): KubeObject | undefined {

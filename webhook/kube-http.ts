@@ -210,6 +210,8 @@ export class KubeWatch {
     queryParams: Record<string, string | number | boolean | undefined> | undefined,
     callback: WatchCallback,
     done: WatchDone,
+    /** aborts the watch like its controller, also before its response headers (an informer's stop) */
+    stop?: AbortSignal,
   ): Promise<AbortController> {
     const cluster = this.kc.getCurrentCluster();
     if (!cluster) throw new Error('the kubeconfig has no current cluster');
@@ -232,6 +234,7 @@ export class KubeWatch {
         finished = true;
         clearTimeout(timer);
         timer = undefined;
+        stop?.removeEventListener('abort', onStop);
         req?.destroy();
         try {
           done(err);
@@ -246,6 +249,12 @@ export class KubeWatch {
         else (timer = setTimeout(() => finish(new DOMException(`no response within ${timeoutMs} ms`, 'TimeoutError')), timeoutMs)).unref();
       };
       controller.signal.addEventListener('abort', () => finish(controller.signal.reason), { once: true });
+      const onStop = () => controller.abort(stop!.reason);
+      if (stop?.aborted) {
+        onStop();
+        return;
+      }
+      stop?.addEventListener('abort', onStop, { once: true });
       arm();
       const onResponse = (res: http.IncomingMessage) => {
         const status = res.statusCode ?? 0;
