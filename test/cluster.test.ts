@@ -1113,6 +1113,17 @@ test('a Job /validate admitted is known by its controller until the cache holds 
     const dry = { ...request('Job', 'batch', job('worker-dry', scaledJob, 'worker-sa')), dryRun: true };
     assert.equal(svc.validate(dry).response.allowed, true);
     assert.equal(svc.validate(jobPod('worker-dry', 'worker-sa')).response.allowed, false);
+    // a replica that did not see the Job (another replica admitted it, or this one restarted): the label KEDA sets on
+    // the pod, with a Job name generated from `worker-`, makes it ScaledJob/worker all the same
+    const kedaPod = (jobName: string) => {
+      const r = jobPod(jobName, 'worker-sa');
+      r.object!.metadata.labels = { ...r.object!.metadata.labels, 'scaledjob.keda.sh/name': 'worker' };
+      return r;
+    };
+    const labelled = svc.validate(kedaPod('worker-k7m2x'));
+    assert.equal(labelled.response.allowed, true, JSON.stringify(labelled.response));
+    // a Job name the generator could not have made from `worker-` (a vowel): the Job itself, another agent
+    assert.equal(svc.validate(kedaPod('worker-klmno')).response.allowed, false);
   } finally {
     await close();
   }

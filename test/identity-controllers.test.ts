@@ -267,6 +267,22 @@ test('JobSet: a pod of a Job not in the cache, labelled with its JobSet and name
   assert.equal(idOf(jobPod('js-workers-1', 'js-workers-1-x'), lookupOf([bareJob])), 'Job/js-workers-1', 'cached without a JobSet owner');
 });
 
+test('KEDA ScaledJob: a pod of a Job not in the cache, labelled scaledjob.keda.sh/name and whose Job\'s name was generated from <scaledjob>-, is ScaledJob/<name>; a cached Job says itself', () => {
+  const KEDA = { 'scaledjob.keda.sh/name': 'worker' };
+  const kedaPod = (job: string, labels: Record<string, string> = KEDA) => pod(`${job}-abcde`, { apiVersion: 'batch/v1', kind: 'Job', name: job }, labels, 'worker-sa');
+  assert.equal(idOf(kedaPod('worker-k7m2x')), 'ScaledJob/worker');
+  assert.equal(idOf(kedaPod('worker-k7m2x', {})), 'Job/worker-k7m2x', 'no label');
+  assert.equal(idOf(kedaPod('worker-klmno')), 'Job/worker-klmno', 'a vowel: not a generated name');
+  assert.equal(idOf(kedaPod('worker-k7m2')), 'Job/worker-k7m2', 'four characters');
+  assert.equal(idOf(kedaPod('other-k7m2x')), 'Job/other-k7m2x', 'not named after the ScaledJob');
+  // a long ScaledJob name: the generator keeps 58 characters of `<name>-`
+  const long = 'w'.repeat(60);
+  const longJob = `${long.slice(0, 58)}k7m2x`;
+  assert.equal(idOf(kedaPod(longJob, { 'scaledjob.keda.sh/name': long })), `ScaledJob/${long}`);
+  const bareJob = { apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'worker-k7m2x', namespace: NS } };
+  assert.equal(idOf(kedaPod('worker-k7m2x'), lookupOf([bareJob])), 'Job/worker-k7m2x', 'cached without a ScaledJob owner');
+});
+
 test('JobSet at /validate: a pod of a Job this replica has not seen is admitted beside the JobSet\'s other pods', async () => {
   const cachedJob = { apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'js-workers-0', namespace: NS, ownerReferences: [ref({ apiVersion: 'jobset.x-k8s.io/v1alpha2', kind: 'JobSet', name: 'js' })] }, spec: { template: { metadata: { labels: { ...AGENT, ...JOBSET } }, spec: { serviceAccountName: 'js-sa' } } } };
   const [res] = await validateAgainst(

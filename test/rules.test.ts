@@ -959,7 +959,8 @@ test('dedicated-service-account on a controller\'s pod: the fix is in the templa
   const fix = (workload?: { kind: string; name: string }) => checkObject(pod, { config, issuer: EKS, workload })[0]!.message.replace(/^.* Fix: /, '');
   assert.equal(fix({ kind: 'CronJob', name: 'nightly' }), 'create a ServiceAccount for the agent and set spec.jobTemplate.spec.template.spec.serviceAccountName in CronJob/nightly, which creates this pod.');
   assert.equal(fix({ kind: 'Rollout', name: 'weather' }), 'create a ServiceAccount for the agent and set spec.template.spec.serviceAccountName in Rollout/weather, which creates this pod.');
-  assert.equal(fix({ kind: 'ScaledJob', name: 'worker' }), 'create a ServiceAccount for the agent and set serviceAccountName in the pod template of ScaledJob/worker, which creates this pod.');
+  assert.equal(fix({ kind: 'ScaledJob', name: 'worker' }), 'create a ServiceAccount for the agent and set spec.jobTargetRef.template.spec.serviceAccountName in ScaledJob/worker, which creates this pod.');
+  assert.equal(fix({ kind: 'Notebook', name: 'lab' }), 'create a ServiceAccount for the agent and set serviceAccountName in the pod template of Notebook/lab, which creates this pod.');
   assert.equal(fix(), 'create a ServiceAccount for the agent and set spec.serviceAccountName.', 'a bare pod');
   // a Knative Revision's pod counts as its Configuration, but a Knative Service owns that and writes its template back
   const knative = (labels: Record<string, string>) =>
@@ -1001,7 +1002,9 @@ test('a fix for a controller\'s pod names the template the user writes, with its
   assert.equal(fix(jobset, { 'jobset.sigs.k8s.io/jobset-name': 'train', 'jobset.sigs.k8s.io/replicatedjob-name': 'workers' }), 'the pod template of JobSet/train (spec.replicatedJobs[name=workers].template.spec.template.metadata.annotations)');
   assert.equal(fix(jobset, { 'jobset.sigs.k8s.io/jobset-name': 'train' }), 'the pod template of JobSet/train (spec.replicatedJobs[].template.spec.template.metadata.annotations)');
   // a kind whose template is not known: the field in words
-  assert.equal(fix({ apiVersion: 'keda.sh/v1alpha1', kind: 'ScaledJob', name: 'worker' }, {}), 'the pod template of ScaledJob/worker (metadata.annotations of its pod template)');
+  assert.equal(fix({ apiVersion: 'kubeflow.org/v1', kind: 'Notebook', name: 'lab' }, {}), 'the pod template of Notebook/lab (metadata.annotations of its pod template)');
+  // KEDA's ScaledJob: the template of the Job spec it makes its Jobs from
+  assert.equal(fix({ apiVersion: 'keda.sh/v1alpha1', kind: 'ScaledJob', name: 'worker' }, {}), 'the pod template of ScaledJob/worker (spec.jobTargetRef.template.metadata.annotations)');
 });
 
 test('workloadTemplateAt: a RayService\'s or RayCluster\'s head or worker group by the pod\'s ray.io labels, and a label value no pod can carry is not shown', () => {
@@ -1014,7 +1017,8 @@ test('workloadTemplateAt: a RayService\'s or RayCluster\'s head or worker group 
   assert.equal(at('RayCluster', { 'ray.io/node-type': 'worker', 'ray.io/group': 'gpu' }), 'spec.workerGroupSpecs[groupName=gpu].template.metadata.annotations');
   assert.equal(at('RayService', {}), 'spec.rayClusterConfig.headGroupSpec.template.metadata.annotations, or spec.rayClusterConfig.workerGroupSpecs[].template.metadata.annotations for a worker pod');
   assert.equal(at('JobSet', { 'jobset.sigs.k8s.io/replicatedjob-name': 'a b]' }), 'spec.replicatedJobs[].template.spec.template.metadata.annotations');
-  assert.equal(at('ScaledJob', {}), null);
+  assert.equal(at('ScaledJob', {}), 'spec.jobTargetRef.template.metadata.annotations');
+  assert.equal(at('Notebook', {}), null);
   // dedicated-service-account names the same template for such a pod
   const pod = { kind: 'Pod', metadata: { name: 'chat-0-1', namespace: 'team-a', labels: { ...AGENT, 'leaderworkerset.sigs.k8s.io/worker-index': '1' } }, spec: podSpec('default') };
   assert.match(checkObject(pod, { config, issuer: EKS, workload: { kind: 'LeaderWorkerSet', name: 'chat' } })[0]!.message, /set spec\.leaderWorkerTemplate\.workerTemplate\.spec\.serviceAccountName in LeaderWorkerSet\/chat, which creates this pod\.$/);

@@ -390,6 +390,17 @@ export function versionedWorkload(top: OwnerRef, labels: Record<string, unknown>
 export const LWS_NAME_LABEL = 'leaderworkerset.sigs.k8s.io/name';
 export const RAY_SERVE_LABEL = 'ray.io/serve';
 export const JOBSET_NAME_LABEL = 'jobset.sigs.k8s.io/jobset-name';
+/** The label KEDA's operator sets on a ScaledJob's Jobs and their pod template: the ScaledJob's name. */
+export const SCALEDJOB_NAME_LABEL = 'scaledjob.keda.sh/name';
+
+/**
+ * Whether a Job's name is one the API server generated from a ScaledJob's (KEDA creates each Job with generateName
+ * `<scaledjob>-`: that prefix, cut to 58 characters, and 5 characters of the name generator's alphabet).
+ */
+function isScaledJobJobName(job: string, scaledJob: string): boolean {
+  const base = `${scaledJob}-`.slice(0, 58);
+  return job.length === base.length + 5 && job.startsWith(base) && /^[bcdfghjklmnpqrstvwxz2456789]{5}$/.test(job.slice(base.length));
+}
 const LWS_GROUP = 'leaderworkerset.x-k8s.io';
 const FLAGGER_GROUP = 'flagger.app';
 const RAY_GROUP = 'ray.io';
@@ -472,7 +483,9 @@ function leaderWorkerSetOf(top: OwnerRef, owner: OwnerRef | null | undefined, na
  * - an Argo Rollouts (`argoproj.io`) Experiment named `<rollout>-<hash>-<revision>-<step>` (as a Rollout names those
  *   it creates), whose ReplicaSet's pods carry `rollouts-pod-template-hash` → `Rollout/<rollout>`;
  * - a pod of a Job not in the cache, labelled `jobset.sigs.k8s.io/jobset-name: <js>` and named
- *   `<js>-<replicated job>-<index>` → `JobSet/<js>` (a cached Job resolves through its ownerReference already).
+ *   `<js>-<replicated job>-<index>` → `JobSet/<js>` (a cached Job resolves through its ownerReference already);
+ * - likewise a pod of a Job not in the cache, labelled `scaledjob.keda.sh/name: <sj>`, whose Job's name is one
+ *   generated from `<sj>-` → `ScaledJob/<sj>` (KEDA's).
  */
 export function controllerWorkload(top: OwnerRef, obj: KubeObject, namespace: string, labels: Record<string, unknown>, lookup?: OwnerLookup): OwnerRef {
   switch (top.kind) {
@@ -493,9 +506,13 @@ export function controllerWorkload(top: OwnerRef, obj: KubeObject, namespace: st
       return apiGroup(referenceTo(top, obj, namespace, lookup)?.apiVersion) === ARGO_GROUP ? { kind: 'Rollout', name: m[1]! } : top;
     }
     case 'Job': {
+      if (obj.kind !== 'Pod') return top;
       const js = labels[JOBSET_NAME_LABEL];
-      if (obj.kind !== 'Pod' || typeof js !== 'string' || !js || !/^.+-(0|[1-9][0-9]*)$/.test(top.name.slice(js.length + 1)) || !top.name.startsWith(`${js}-`)) return top;
-      return lookup?.('Job', namespace, top.name) === undefined ? { kind: 'JobSet', name: js } : top;
+      const sj = labels[SCALEDJOB_NAME_LABEL];
+      let to: OwnerRef | undefined;
+      if (typeof js === 'string' && js && top.name.startsWith(`${js}-`) && /^.+-(0|[1-9][0-9]*)$/.test(top.name.slice(js.length + 1))) to = { kind: 'JobSet', name: js };
+      else if (typeof sj === 'string' && sj && isScaledJobJobName(top.name, sj)) to = { kind: 'ScaledJob', name: sj };
+      return to && lookup?.('Job', namespace, top.name) === undefined ? to : top;
     }
   }
   return top;

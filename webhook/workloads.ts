@@ -107,7 +107,7 @@ export function podSpecFieldPath(kind: string): string {
 /**
  * Where the pod spec of a controller's pods is: the pod spec field of its workload's template (`spec.template.spec`
  * of a Deployment, `spec.jobTemplate.spec.template.spec` of a CronJob, `spec.template.spec` of an Argo Rollout), or
- * null for a kind whose template this webhook does not know (a KEDA ScaledJob), or whose pods come from one of
+ * null for a kind whose template this webhook does not know (a custom resource of an operator), or whose pods come from one of
  * several templates (workloadTemplateAt says which).
  */
 export function workloadSpecPath(kind: string): string | null {
@@ -141,7 +141,7 @@ function labelValue(labels: Record<string, unknown>, key: string): string | unde
 
 /**
  * workloadTemplateAt: the template in a workload of `kind` that a pod with these `labels` comes from, or null for a
- * kind whose template is not known (a KEDA ScaledJob; a Pod, which has none). The kinds this webhook knows, an Argo
+ * kind whose template is not known (an operator's custom resource; a Pod, which has none). The kinds this webhook knows, an Argo
  * Rollout and an OpenShift DeploymentConfig keep one; a LeaderWorkerSet's leader
  * (worker-index `0`) comes from its leaderTemplate (its workerTemplate when it has none), a worker from its
  * workerTemplate; a JobSet's pod from its replicated Job's; a RayService's or RayCluster's from its head group or
@@ -154,6 +154,9 @@ export function workloadTemplateAt(kind: string, labels: Record<string, unknown>
     case 'Rollout':
     case 'DeploymentConfig':
       return { path: 'spec.template' };
+    case 'ScaledJob':
+      // KEDA's: the Job spec it creates its Jobs from
+      return { path: 'spec.jobTargetRef.template' };
     case 'LeaderWorkerSet': {
       const index = labelValue(labels, LWS_WORKER_INDEX_LABEL);
       const leader = 'spec.leaderWorkerTemplate.leaderTemplate';
