@@ -1733,7 +1733,7 @@ test('unique-service-account: past 64 tools on one ServiceAccount, a tool is com
   assert.equal(warned([...tools, AGENT('weather', 'shared')]), 64);
 });
 
-test('lint: an agent template nested deeper (a LeaderWorkerSet\'s leader or worker template, a JobSet\'s replicated Job, a RayCluster\'s, a RayService\'s or a RayJob\'s head or worker group) is an unchecked-template warning at its own path', () => {
+test('lint: an agent template nested deeper (a LeaderWorkerSet\'s leader or worker template, a JobSet\'s replicated Job, a RayCluster\'s, a RayService\'s or a RayJob\'s head or worker group, a KEDA ScaledJob\'s jobTargetRef) is an unchecked-template warning at its own path', () => {
   const tpl = (indent: string, labels = '{kagenti.io/type: agent, app: w}') =>
     `${indent}metadata: {labels: ${labels}}\n${indent}spec:\n${indent}  serviceAccountName: w\n${indent}  hostNetwork: true\n${indent}  containers: [{name: a, image: i}]\n`;
   const cases: [string, string, string, string][] = [
@@ -1763,6 +1763,8 @@ test('lint: an agent template nested deeper (a LeaderWorkerSet\'s leader or work
     ],
     ['ray.io/v1', 'RayJob', `spec:\n  rayClusterSpec:\n    headGroupSpec:\n      template:\n${tpl('        ')}`, 'spec.rayClusterSpec.headGroupSpec.template'],
     ['ray.io/v1', 'RayJob', `spec:\n  rayClusterSpec:\n    workerGroupSpecs:\n    - groupName: g\n      template:\n${tpl('        ')}`, 'spec.rayClusterSpec.workerGroupSpecs[0].template'],
+    // the Job spec a KEDA ScaledJob makes its Jobs from
+    ['keda.sh/v1alpha1', 'ScaledJob', `spec:\n  jobTargetRef:\n    template:\n${tpl('      ')}`, 'spec.jobTargetRef.template'],
   ];
   for (const [apiVersion, kind, spec, at] of cases) {
     const l = lintString(`apiVersion: ${apiVersion}\nkind: ${kind}\nmetadata: {name: w, namespace: team}\n${spec}`);

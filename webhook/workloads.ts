@@ -205,7 +205,8 @@ export interface TemplateOwner {
  * Where a kind this webhook does not know may keep a pod template: where the kinds it knows keep theirs, and where
  * the controllers that nest them deeper do (`*`: each item of a list): a LeaderWorkerSet's leader and worker
  * templates, a JobSet's replicated Jobs' pod templates, a KubeRay RayCluster's head and worker groups, and those of the
- * RayCluster a RayService (`spec.rayClusterConfig`) or a RayJob (`spec.rayClusterSpec`) creates.
+ * RayCluster a RayService (`spec.rayClusterConfig`) or a RayJob (`spec.rayClusterSpec`) creates, and the Job spec a
+ * KEDA ScaledJob makes its Jobs from (`spec.jobTargetRef.template`).
  */
 const OTHER_TEMPLATE_PATHS = [
   ['spec', 'template'],
@@ -219,6 +220,7 @@ const OTHER_TEMPLATE_PATHS = [
   ['spec', 'rayClusterConfig', 'workerGroupSpecs', '*', 'template'],
   ['spec', 'rayClusterSpec', 'headGroupSpec', 'template'],
   ['spec', 'rayClusterSpec', 'workerGroupSpecs', '*', 'template'],
+  ['spec', 'jobTargetRef', 'template'],
 ];
 
 /**
