@@ -1166,8 +1166,8 @@ test('stale-injection: a template that no longer asks for injection but keeps an
 test('kagent Agents: the fix for the Deployment kagent writes, and for its pods, names the Agent\'s serviceAccountName field, since kagent reverts edits to the Deployment', () => {
   // the labels kagent's controller puts on an Agent's Deployment and pod template (kagent.dev/v1alpha2), with the agent type set through spec.declarative.deployment.labels
   const labels = { ...AGENT, app: 'kagent', kagent: 'weather', 'app.kubernetes.io/managed-by': 'kagent', 'app.kubernetes.io/name': 'weather', 'app.kubernetes.io/part-of': 'kagent' };
-  const fix = 'Fix: in kagent Agent team-a/weather (kubectl -n team-a edit agents.kagent.dev weather), whose controller writes ';
-  const tail = ' and reverts edits to it, set spec.declarative.deployment.serviceAccountName (spec.byo.deployment.serviceAccountName for a BYO agent) to a ServiceAccount of the agent\'s own, or leave it unset, with no --default-service-account-name on kagent\'s controller, for kagent to create ServiceAccount "weather".';
+  const fix = 'Fix: in kagent Agent team-a/weather (kubectl -n team-a edit agents.kagent.dev weather), whose controller makes ';
+  const tail = ' and reverts edits to it, set spec.declarative.deployment.serviceAccountName (spec.byo.deployment.serviceAccountName for a BYO agent) to a ServiceAccount of the agent\'s own, or leave it unset: with neither it nor --default-service-account-name on kagent\'s controller set, kagent creates ServiceAccount "weather".';
   const dep = checkObject(workload('Deployment', 'weather', 'default', labels), { config, issuer: EKS });
   assert.equal(dep.length, 1);
   assert.equal(dep[0]!.rule, 'dedicated-service-account');
@@ -1177,16 +1177,37 @@ test('kagent Agents: the fix for the Deployment kagent writes, and for its pods,
   // its pod (from ReplicaSet weather-<hash>): the same field of the same Agent
   const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'weather-7d9f8b6c5-x2x4z', namespace: 'team-a', labels: { ...labels, 'pod-template-hash': '7d9f8b6c5' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'weather-7d9f8b6c5', uid: 'u', controller: true }] }, spec: podSpec() };
   const agent = agentOf(pod, config, 'team-a')!;
-  assert.deepEqual([agent.kind, agent.name, agent.kagent], ['Deployment', 'weather', true]);
+  assert.deepEqual([agent.kind, agent.name, agent.maker], ['Deployment', 'weather', { kind: 'Agent', name: 'weather' }]);
   const p = checkObject(pod, { config, issuer: EKS, workload: { kind: agent.kind, name: agent.name } });
   assert.ok(p[0]!.message.endsWith(`${fix}Deployment/weather, which creates this pod,${tail}`), p[0]!.message);
   // unique-service-account: each agent its own ServiceAccount, in the Agent's field
   const u = checkUnique({ ...agent, serviceAccount: 'agents' }, [ref('Deployment', 'other', 'agents')], config);
-  assert.match(u[0]!.message, /Fix: give each agent its own ServiceAccount \(for kagent Agent team-a\/weather \(kubectl -n team-a edit agents\.kagent\.dev weather\): spec\.declarative\.deployment\.serviceAccountName \(spec\.byo\.deployment\.serviceAccountName for a BYO agent\), or, with neither it nor --default-service-account-name on kagent's controller set, kagent creates ServiceAccount "weather"\), or set the same kagenti\.io\/agent label on both if they are one agent\.$/);
+  assert.match(u[0]!.message, /Fix: give each agent its own ServiceAccount \(for kagent Agent team-a\/weather \(kubectl -n team-a edit agents\.kagent\.dev weather\): spec\.declarative\.deployment\.serviceAccountName \(spec\.byo\.deployment\.serviceAccountName for a BYO agent\); with neither it nor --default-service-account-name on kagent's controller set, kagent creates ServiceAccount "weather"\), or set the same kagenti\.io\/agent label on both if they are one agent\.$/);
   // a Deployment that only looks like it (another name in the kagent label, or another manager): the ordinary fix
   for (const other of [{ ...labels, kagent: 'other' }, { ...labels, 'app.kubernetes.io/managed-by': 'helm' }]) {
     const v = checkObject(workload('Deployment', 'weather', 'default', other), { config, issuer: EKS });
     assert.match(v[0]!.message, /Fix: create a ServiceAccount for the agent and set spec\.template\.spec\.serviceAccountName\.$/);
-    assert.equal(agentOf(workload('Deployment', 'weather', 'shared', other), config)!.kagent, undefined);
+    assert.equal(agentOf(workload('Deployment', 'weather', 'shared', other), config)!.maker, undefined);
   }
+});
+
+test('KServe InferenceServices: the fix for a component\'s Deployment or Knative Configuration, and its pods, names that component\'s serviceAccountName in the InferenceService', () => {
+  const labels = { ...AGENT, 'serving.kserve.io/inferenceservice': 'llm', component: 'predictor', app: 'isvc.llm-predictor' };
+  const fix = 'Fix: in KServe InferenceService team-a/llm (kubectl -n team-a edit inferenceservices.serving.kserve.io llm), whose controller makes ';
+  const tail = " and reverts edits to it, set spec.predictor.serviceAccountName to a ServiceAccount of the agent's own.";
+  // raw deployment mode: the Deployment <isvc>-predictor
+  const dep = checkObject(workload('Deployment', 'llm-predictor', 'default', labels), { config, issuer: EKS });
+  assert.ok(dep[0]!.message.endsWith(`${fix}this Deployment${tail}`), dep[0]!.message);
+  const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'llm-predictor-5c7d9-abcde', namespace: 'team-a', labels }, spec: podSpec() };
+  assert.ok(checkObject(pod, { config, issuer: EKS, workload: { kind: 'Deployment', name: 'llm-predictor' } })[0]!.message.endsWith(`${fix}Deployment/llm-predictor, which creates this pod,${tail}`));
+  // serverless mode: a Knative Revision's pod counts as its Configuration
+  const transformer = { ...labels, component: 'transformer' };
+  const t = checkObject({ ...pod, metadata: { ...pod.metadata, labels: transformer } }, { config, issuer: EKS, workload: { kind: 'Configuration', name: 'llm-transformer' } })[0]!.message;
+  assert.ok(t.endsWith(`${fix}Configuration/llm-transformer, which creates this pod, and reverts edits to it, set spec.transformer.serviceAccountName to a ServiceAccount of the agent's own.`), t);
+  const agent = agentOf(workload('Deployment', 'llm-predictor', 'shared', labels), config)!;
+  assert.deepEqual(agent.maker, { kind: 'InferenceService', name: 'llm', component: 'predictor' });
+  assert.match(checkUnique(agent, [ref('Deployment', 'other', 'shared')], config)[0]!.message, /give each agent its own ServiceAccount \(for KServe InferenceService team-a\/llm \(kubectl -n team-a edit inferenceservices\.serving\.kserve\.io llm\): spec\.predictor\.serviceAccountName\), or set/);
+  // another component value, or a workload not named after the InferenceService: the ordinary fix
+  for (const [name, l] of [['llm-predictor', { ...labels, component: 'router' }], ['other', labels]] as const)
+    assert.match(checkObject(workload('Deployment', name, 'default', l), { config, issuer: EKS })[0]!.message, /Fix: create a ServiceAccount for the agent and set spec\.template\.spec\.serviceAccountName\.$/);
 });

@@ -26,6 +26,33 @@ export function isKagentDeployment(name: string, labels: Record<string, unknown>
   return labels[KAGENT_MANAGED_BY] === 'kagent' && labels[KAGENT_AGENT] === name;
 }
 
+/** The labels KServe puts on an InferenceService's pods (and its Deployment's or Knative Service's template). */
+const KSERVE_ISVC = 'serving.kserve.io/inferenceservice';
+const KSERVE_COMPONENT = 'component';
+const KSERVE_COMPONENTS = new Set(['predictor', 'transformer', 'explainer']);
+
+/**
+ * A custom resource whose controller makes an agent's workload from its own fields and reverts edits to the
+ * workload's template, so that a fix names its field: a kagent Agent (its Deployment), a KServe InferenceService
+ * (the Deployment, or the Knative Service, of one of its components).
+ */
+export type PodMaker = { kind: 'Agent'; name: string } | { kind: 'InferenceService'; name: string; component: string };
+
+/**
+ * The maker of workload `top` (a Deployment, a Knative Configuration...) whose pod template, or pod, has these
+ * labels, or undefined: a kagent Agent for the Deployment it names (isKagentDeployment); a KServe InferenceService
+ * for a workload named `<isvc>-...` whose pods carry `serving.kserve.io/inferenceservice: <isvc>` and
+ * `component: predictor|transformer|explainer`.
+ */
+export function podMaker(top: OwnerRef, labels: Record<string, unknown>): PodMaker | undefined {
+  if (top.kind === 'Deployment' && isKagentDeployment(top.name, labels)) return { kind: 'Agent', name: top.name };
+  const isvc = labels[KSERVE_ISVC];
+  const component = labels[KSERVE_COMPONENT];
+  if (typeof isvc === 'string' && isvc && typeof component === 'string' && KSERVE_COMPONENTS.has(component) && top.name.startsWith(`${isvc}-`))
+    return { kind: 'InferenceService', name: isvc, component };
+  return undefined;
+}
+
 export interface OwnerRef {
   kind: string;
   name: string;
@@ -542,8 +569,8 @@ export interface AgentIdentity {
   deleting?: { until?: string };
   /** set when the manifest names the ServiceAccount in the deprecated `serviceAccount` field only (for messages) */
   serviceAccountField?: 'serviceAccount';
-  /** set when the workload is the Deployment kagent's controller writes for the kagent Agent of its name (for messages) */
-  kagent?: true;
+  /** the custom resource whose controller makes the workload from its fields (podMaker; for messages) */
+  maker?: PodMaker;
 }
 
 /** The ServiceAccount a pod spec runs as: serviceAccountName, else the deprecated serviceAccount, else `default`. */
@@ -588,7 +615,8 @@ export function agentIdentity(
   if (own.kind !== top.kind || own.name !== top.name) out.workload = { kind: own.kind, name: own.name };
   const deletion = isObject(obj.metadata) ? obj.metadata.deletionTimestamp : undefined;
   if (typeof deletion === 'string' && deletion) out.deleting = selfKind === 'Pod' ? { until: deletion } : {};
-  if (top.kind === 'Deployment' && isKagentDeployment(top.name, tpl.labels)) out.kagent = true;
+  const maker = podMaker(top, tpl.labels);
+  if (maker) out.maker = maker;
   return out;
 }
 

@@ -2,7 +2,7 @@
 // background audit and `kagenti-webhook lint`. Rule names are stable (messages, metrics, logs, docs, CLI).
 import type { Config, PolicyAction } from './config.ts';
 import { isAgentType } from './config.ts';
-import type { AgentIdentity, OwnerLookup } from './identity.ts';
+import type { AgentIdentity, OwnerLookup, PodMaker } from './identity.ts';
 import {
   AGENT_LABEL,
   KNATIVE_CONFIGURATION_LABEL,
@@ -10,7 +10,7 @@ import {
   cronJobJobParts,
   effectiveServiceAccount,
   identityKey,
-  isKagentDeployment,
+  podMaker,
   objectName,
   objectNamespace,
   spiffeId,
@@ -132,16 +132,23 @@ export interface AgentRef {
   released?: { replicaSet: string; workload?: { kind: string; name: string } };
   /** an agent this webhook admitted moments ago that the cluster cache does not hold yet */
   recent?: boolean;
-  /** the workload is the Deployment kagent's controller writes for the kagent Agent of its name (identity.ts) */
-  kagent?: true;
+  /** the custom resource whose controller makes the workload from its fields (identity.ts podMaker) */
+  maker?: PodMaker;
 }
 
-/** Where a kagent Agent sets its pods' ServiceAccount (kagent.dev/v1alpha2 SharedDeploymentSpec). */
-const KAGENT_SA_FIELD = 'spec.declarative.deployment.serviceAccountName (spec.byo.deployment.serviceAccountName for a BYO agent)';
-
-/** A kagent Agent as a fix names it: `kagent Agent team-a/weather (kubectl -n team-a edit agents.kagent.dev weather)`. */
-function kagentAgentText(ns: string, name: string): string {
-  return `kagent Agent ${ns}/${name} (kubectl -n ${ns} edit agents.kagent.dev ${name})`;
+/**
+ * How a fix names a maker (identity.ts podMaker) and its field for the pods' ServiceAccount: `kagent Agent team-a/weather
+ * (kubectl -n team-a edit agents.kagent.dev weather)` and kagent.dev/v1alpha2's SharedDeploymentSpec field, with what
+ * kagent does when it is unset; `KServe InferenceService team-a/llm (...)` and its component's field.
+ */
+function makerText(m: PodMaker, ns: string): { owner: string; field: string; unset: string } {
+  if (m.kind === 'Agent')
+    return {
+      owner: `kagent Agent ${ns}/${m.name} (kubectl -n ${ns} edit agents.kagent.dev ${m.name})`,
+      field: 'spec.declarative.deployment.serviceAccountName (spec.byo.deployment.serviceAccountName for a BYO agent)',
+      unset: `with neither it nor --default-service-account-name on kagent's controller set, kagent creates ServiceAccount "${m.name}"`,
+    };
+  return { owner: `KServe InferenceService ${ns}/${m.name} (kubectl -n ${ns} edit inferenceservices.serving.kserve.io ${m.name})`, field: `spec.${m.component}.serviceAccountName`, unset: '' };
 }
 
 export const TOKEN_REVIEW_KEY = 'K8S_TOKEN_REVIEW';
@@ -232,14 +239,13 @@ function checkDedicated(obj: Record<string, any>, config: Config, ns: string, wo
   }
   // a controller's pod: set in the template it is created from (a change to the pod itself would not last)
   let where = `${specPath}.serviceAccountName`;
-  // the Deployment kagent writes for an Agent, or its pod: set in the Agent (kagent reverts edits to the Deployment)
-  const kagent =
-    kind === 'Deployment' && isKagentDeployment(name, tpl.labels)
-      ? { name, what: 'this Deployment' }
-      : kind === 'Pod' && workload?.kind === 'Deployment' && isKagentDeployment(workload.name, tpl.labels)
-        ? { name: workload.name, what: `Deployment/${workload.name}, which creates this pod,` }
-        : undefined;
-  if (kagent)
+  // a workload a custom resource makes (a kagent Agent's Deployment, a KServe InferenceService's), or its pod: set in
+  // that resource, whose controller reverts edits to the workload
+  const maker =
+    kind === 'Pod' ? (workload && (workload.kind !== 'Pod' || workload.name !== name) ? podMaker(workload, tpl.labels) : undefined) : podMaker({ kind, name }, tpl.labels);
+  if (maker) {
+    const m = makerText(maker, ns);
+    const made = kind === 'Pod' ? `${workload!.kind}/${workload!.name}, which creates this pod,` : `this ${kind}`;
     return [
       {
         rule: 'dedicated-service-account',
@@ -247,14 +253,15 @@ function checkDedicated(obj: Record<string, any>, config: Config, ns: string, wo
         message:
           `[dedicated-service-account] ${kind} ${ns}/${name}: ${what}. ` +
           `Any pod in the namespace can use "default", so its SPIFFE ID identifies no single agent. ` +
-          `Fix: in ${kagentAgentText(ns, kagent.name)}, whose controller writes ${kagent.what} and reverts edits to it, set ${KAGENT_SA_FIELD} to a ServiceAccount of the agent's own, ` +
-          `or leave it unset, with no --default-service-account-name on kagent's controller, for kagent to create ServiceAccount "${kagent.name}".`,
+          `Fix: in ${m.owner}, whose controller makes ${made} and reverts edits to it, set ${m.field} to a ServiceAccount of the agent's own` +
+          `${m.unset ? `, or leave it unset: ${m.unset}` : ''}.`,
         path,
         kind,
         namespace: ns,
         name,
       },
     ];
+  }
   if (kind === 'Pod' && workload && (workload.kind !== 'Pod' || workload.name !== name)) {
     const labels = podLabels(obj);
     // a Knative Revision's pod (identity.ts counts it as its Configuration)
@@ -1366,10 +1373,9 @@ export function checkUnique(candidate: AgentRef, others: AgentRef[], config: Con
   const apart = total === 2 ? 'neither agent can be told apart' : 'none of them can be told apart';
   const onAll = total === 2 ? 'on both' : 'on all of them';
   const path = `${podSpecFieldPath(self.kind)}.${candidate.serviceAccountField ?? 'serviceAccountName'}`;
-  // kagent's Agent: its Deployment is written from the Agent, and kagent creates a ServiceAccount per agent unless told otherwise
-  const kagentOwn = candidate.kagent
-    ? ` (for ${kagentAgentText(ns, candidate.name)}: ${KAGENT_SA_FIELD}, or, with neither it nor --default-service-account-name on kagent's controller set, kagent creates ServiceAccount "${candidate.name}")`
-    : '';
+  // a workload a custom resource makes (a kagent Agent's Deployment...): the ServiceAccount is set in that resource
+  const made = candidate.maker && makerText(candidate.maker, ns);
+  const makerOwn = made ? ` (for ${made.owner}: ${made.field}${made.unset ? `; ${made.unset}` : ''})` : '';
   return [
     {
       rule: 'unique-service-account',
@@ -1381,7 +1387,7 @@ export function checkUnique(candidate: AgentRef, others: AgentRef[], config: Con
       message:
         `[unique-service-account] ${self.kind} ${ns}/${self.name}: ServiceAccount "${sa}" (${path}) is already ` +
         `the identity of ${named}. ${share} ${spiffeId(config.trustDomain, ns, sa)}, so ` +
-        `${apart}. Fix: ${retry}give each agent its own ServiceAccount${kagentOwn}, or set the same ` +
+        `${apart}. Fix: ${retry}give each agent its own ServiceAccount${makerOwn}, or set the same ` +
         `kagenti.io/agent label ${onAll} if they are one agent.`,
     },
   ];
