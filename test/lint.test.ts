@@ -1807,6 +1807,8 @@ spec:
   assert.equal(strict.code, 1);
   assert.match(strict.stdout.toString(), /warning \[stale-injection\] Deployment team\/a: /);
   // the fix the message gives: inject again takes the pieces and the record out, and lint is quiet
+  // in a namespace the webhook never sees, nothing is injected either way: no stale-injection (nor an unwatched-namespace warning for an opted-out template)
+  assert.deepEqual(lintString(optedOut.replace('namespace: team', 'namespace: kube-system')).findings, []);
   const fixed = injectStream(optedOut, defaultConfig());
   assert.deepEqual([fixed.denials, fixed.warnings], [[], []]);
   assert.doesNotMatch(fixed.output, /authbridge-proxy|spiffe-helper|kagenti\.io\/authbridge-status/);

@@ -1161,6 +1161,17 @@ test('stale-injection: a template that no longer asks for injection but keeps an
   assert.deepEqual(checkInjection(dep({ 'kagenti.io/inject': 'disabled', 'kagenti.io/type': 'agent' }, recordOnly), { config: cfg }).warnings, []);
   // still asking for injection: no stale-injection (the injection is current)
   assert.ok(!checkInjection(dep({ 'kagenti.io/type': 'agent' }, injected), { config: cfg }).warnings.some((v) => v.rule === 'stale-injection'));
+  // a tool also labelled inject: disabled: /mutate does not get its pods either
+  const tool = checkInjection(dep({ 'kagenti.io/type': 'tool', 'kagenti.io/inject': 'disabled' }, injected), { config: cfg }).warnings;
+  assert.deepEqual(tool.map((v) => v.rule), ['stale-injection']);
+  assert.match(tool[0]!.message, /but it is labelled kagenti\.io\/inject: disabled, /);
+  // a Job: its template cannot be changed, so the fix says to create it again
+  const job = { apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'a', namespace: 'team' }, spec: { template: { ...injected, metadata: { ...injected.metadata, labels: { 'kagenti.io/inject': 'disabled', 'kagenti.io/type': 'agent' } } } } };
+  assert.match(checkInjection(job, { config: cfg }).warnings[0]!.message, /Fix: run `kagenti-webhook inject` on the manifest again \(it takes them and the annotation out\), or remove that label to have them injected and kept current \(a Job's pod template cannot be changed: delete the Job and create it again with the change\)\.$/);
+  // a StatefulSet claim under a reserved volume name is the controller's volume, not a piece left in the template
+  const sts = { apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: 'a', namespace: 'team' }, spec: { volumeClaimTemplates: [{ metadata: { name: 'svid-output' } }], template: { metadata: { annotations: injected.metadata.annotations, labels: { 'kagenti.io/inject': 'disabled', 'kagenti.io/type': 'agent' } }, spec: { ...injected.spec, volumes: injected.spec.volumes.filter((v: { name: string }) => v.name !== 'svid-output') } } } };
+  const m = checkInjection(sts, { config: cfg }).warnings[0]!.message;
+  assert.match(m, /still in the template \(spiffe-helper, authbridge-proxy, proxy-init and 2 more\)/);
 });
 
 test('kagent Agents: the fix for the Deployment kagent writes, and for its pods, names the Agent\'s serviceAccountName field, since kagent reverts edits to the Deployment', () => {

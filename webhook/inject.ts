@@ -1074,7 +1074,9 @@ function withoutInjection(input: KubeObject, cfg: Config, specPath: string, reas
   const pieces = [...lists.containers, ...lists.initContainers].filter((c) => kept.strip.has(c.name)).map((c) => String(c.name));
   for (const v of lists.volumes) if (kept.ownV.has(v.name)) pieces.push(String(v.name));
   const result: InjectResult = { outcome: 'inject', template: { ...input, metadata, spec }, mode: prev.mode, status, injected: [], warnings: [] };
-  if (pieces.length) result.removed = { reason, pieces };
+  // a tool also labelled inject: disabled is not sent to /mutate either (eligibility names the tool first)
+  const labels0: Record<string, unknown> = md0 && isObject(md0.labels) ? md0.labels : {};
+  if (pieces.length) result.removed = { reason: reason === 'tools-disabled' && labels0[LABEL_INJECT] === 'disabled' ? 'inject-disabled' : reason, pieces };
   return result;
 }
 
@@ -1089,16 +1091,18 @@ const NOT_ASKED: Partial<Record<SkipReason, { why: string; fix: string }>> = {
  * but still holds the pieces an earlier injection wrote into it (`removed`: withoutInjection's), or undefined when
  * there is nothing to say. Not for a tool while featureGates.injectTools is off: /mutate still gets its pods and takes
  * the pieces out at admission (the registration's objectSelector sends type agent or tool, without inject: disabled).
- * `metaPath`: where the template's metadata is (`spec.template.metadata`; `metadata` for a Pod).
+ * `metaPath`: where the template's metadata is (`spec.template.metadata`; `metadata` for a Pod); `job`: the template
+ * is a Job's, which cannot be changed once created.
  */
-export function staleInjection(ref: string, metaPath: string, removed: { reason: SkipReason; pieces: readonly string[] }): string | undefined {
+export function staleInjection(ref: string, metaPath: string, removed: { reason: SkipReason; pieces: readonly string[] }, job = false): string | undefined {
   const not = NOT_ASKED[removed.reason];
   if (!not || !removed.pieces.length) return undefined;
   const what = metaPath === 'metadata' ? 'pod' : 'template';
+  const again = job ? ` (${JOB_IMMUTABLE})` : '';
   return (
     `[stale-injection] ${ref}: ${metaPath}.annotations["${ANNOTATION_STATUS}"] records an earlier injection whose pieces are still in the ${what} (${nameList(removed.pieces)}), ` +
     `but ${not.why}, so the webhook does not inject ${what === 'pod' ? 'it' : 'its pods'} and never updates or removes those pieces: ${what === 'pod' ? 'the pod runs' : 'every pod runs'} them as written, with the images and settings of that earlier run. ` +
-    `Fix: run \`kagenti-webhook inject\` on the manifest again (it takes them and the annotation out), or ${not.fix} to have them injected and kept current.`
+    `Fix: run \`kagenti-webhook inject\` on the manifest again (it takes them and the annotation out), or ${not.fix} to have them injected and kept current${again}.`
   );
 }
 

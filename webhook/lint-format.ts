@@ -213,7 +213,7 @@ export const RULE_HELP: Record<RuleName, { short: string; full: string }> = {
   'stale-injection': {
     short: 'A pod template that no longer asks for injection does not keep the sidecars an earlier `inject` wrote into it.',
     full:
-      'The webhook never sees pods labelled kagenti.io/inject: disabled or without kagenti.io/type, so sidecars left in their ' +
+      'The webhook does not inject pods labelled kagenti.io/inject: disabled or without kagenti.io/type, so sidecars left in their ' +
       "template run as written and are never updated. Re-run `kagenti-webhook inject` on the manifest (it takes them out), or remove the opt-out.",
   },
   'csi-driver-missing': {

@@ -20,6 +20,7 @@ import type { TemplateOwner } from './workloads.ts';
 import type { InjectionPolicy, InjectionRule, InjectionWarning } from './inject.ts';
 import { ANNOTATION_ISTIO_STATUS, ANNOTATION_MODE, ANNOTATION_STATUS, eligibility, injectTemplate, LABEL_TYPE, PROXY_UID, staleInjection, warningName } from './inject.ts';
 import { cutKey, isObject, jsonEqual, MAX_QUOTED, quoted } from './json.ts';
+import { shown } from './admission.ts';
 
 export { MAX_QUOTED, quoted };
 
@@ -142,13 +143,15 @@ export interface AgentRef {
  * kagent does when it is unset; `KServe InferenceService team-a/llm (...)` and its component's field.
  */
 function makerText(m: PodMaker, ns: string): { owner: string; field: string; unset: string } {
+  // (names cut as other messages cut them: a lint input's may be longer than Kubernetes allows)
+  const name = shown(m.name);
   if (m.kind === 'Agent')
     return {
-      owner: `kagent Agent ${ns}/${m.name} (kubectl -n ${ns} edit agents.kagent.dev ${m.name})`,
+      owner: `kagent Agent ${ns}/${name} (kubectl -n ${ns} edit agents.kagent.dev ${name})`,
       field: 'spec.declarative.deployment.serviceAccountName (spec.byo.deployment.serviceAccountName for a BYO agent)',
-      unset: `with neither it nor --default-service-account-name on kagent's controller set, kagent creates ServiceAccount "${m.name}"`,
+      unset: `with neither it nor --default-service-account-name on kagent's controller set, kagent creates ServiceAccount "${name}"`,
     };
-  return { owner: `KServe InferenceService ${ns}/${m.name} (kubectl -n ${ns} edit inferenceservices.serving.kserve.io ${m.name})`, field: `spec.${m.component}.serviceAccountName`, unset: '' };
+  return { owner: `KServe InferenceService ${ns}/${name} (kubectl -n ${ns} edit inferenceservices.serving.kserve.io ${name})`, field: `spec.${m.component}.serviceAccountName`, unset: '' };
 }
 
 export const TOKEN_REVIEW_KEY = 'K8S_TOKEN_REVIEW';
@@ -1042,7 +1045,10 @@ export function checkInjection(
       warnings.push({ rule, severity: 'warning', message, path: injectionWarningPath(rule, message, tpl.path, tpl.annotations, tpl.spec), kind, namespace: ns, name });
     }
     // an earlier injection's pieces left in a template that no longer asks for one (withoutInjection took them out)
-    const stale = r.removed && ctx.config.policies['stale-injection'] !== 'off' ? staleInjection(`${kind} ${ns}/${name}`, [...tpl.path, 'metadata'].join('.'), r.removed) : undefined;
+    // (the pieces of the template as written: a StatefulSet's claim that asCreated adds under a reserved name is not one)
+    const own = r.removed && new Set([...namesIn(tpl.spec?.containers), ...namesIn(tpl.spec?.initContainers), ...namesIn(tpl.spec?.volumes)]);
+    const removed = r.removed && { ...r.removed, pieces: r.removed.pieces.filter((p) => own!.has(p)) };
+    const stale = removed && ctx.config.policies['stale-injection'] !== 'off' ? staleInjection(`${kind} ${ns}/${name}`, [...tpl.path, 'metadata'].join('.'), removed, kind === 'Job') : undefined;
     if (stale) warnings.push({ rule: 'stale-injection', severity: 'warning', message: stale, path: [...tpl.path, 'metadata', 'annotations', ANNOTATION_STATUS].join('.'), kind, namespace: ns, name });
     return { violations: [], warnings, csiVolume: r.status.volumes.length > 0 };
   }
@@ -1059,6 +1065,11 @@ export function checkInjection(
     warnings: [],
     csiVolume: false,
   };
+}
+
+/** The string names of a list's items (containers, volumes), for a list of anything. */
+function namesIn(list: unknown): string[] {
+  return Array.isArray(list) ? list.flatMap((x: unknown) => (isObject(x) && typeof x.name === 'string' ? [x.name] : [])) : [];
 }
 
 /** Namespaces whose labels a RenderedNamespaces keeps; past this, further ones are not kept (as lint's selectors). */
