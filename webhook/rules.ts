@@ -241,42 +241,31 @@ function checkDedicated(obj: Record<string, any>, config: Config, ns: string, wo
     what = `${specPath}.serviceAccountName is not set ("default")`;
   }
   // a controller's pod: set in the template it is created from (a change to the pod itself would not last)
-  let where = `${specPath}.serviceAccountName`;
+  const controllerPod = kind === 'Pod' && workload !== undefined && (workload.kind !== 'Pod' || workload.name !== name);
   // a workload a custom resource makes (a kagent Agent's Deployment, a KServe InferenceService's), or its pod: set in
   // that resource, whose controller reverts edits to the workload
-  const maker =
-    kind === 'Pod' ? (workload && (workload.kind !== 'Pod' || workload.name !== name) ? podMaker(workload, tpl.labels) : undefined) : podMaker({ kind, name }, tpl.labels);
+  const maker = controllerPod ? podMaker(workload!, tpl.labels) : kind === 'Pod' ? undefined : podMaker({ kind, name }, tpl.labels);
+  let fix: string;
   if (maker) {
     const m = makerText(maker, ns);
-    const made = kind === 'Pod' ? `${workload!.kind}/${workload!.name}, which creates this pod,` : `this ${kind}`;
-    return [
-      {
-        rule: 'dedicated-service-account',
-        severity: sev,
-        message:
-          `[dedicated-service-account] ${kind} ${ns}/${name}: ${what}. ` +
-          `Any pod in the namespace can use "default", so its SPIFFE ID identifies no single agent. ` +
-          `Fix: in ${m.owner}, whose controller makes ${made} and reverts edits to it, set ${m.field} to a ServiceAccount of the agent's own` +
-          `${m.unset ? `, or leave it unset: ${m.unset}` : ''}.`,
-        path,
-        kind,
-        namespace: ns,
-        name,
-      },
-    ];
-  }
-  if (kind === 'Pod' && workload && (workload.kind !== 'Pod' || workload.name !== name)) {
-    const labels = podLabels(obj);
-    // a Knative Revision's pod (identity.ts counts it as its Configuration)
-    if (workload.kind === 'Configuration' && labels[KNATIVE_CONFIGURATION_LABEL] === workload.name) where = knativeTemplate(workload.name, ns, labels);
-    else {
-      // as the other fixes for a controller's pod name it (templateOwner: a CronJob's Job, a LeaderWorkerSet's leader...)
-      const owner = templateOwner(workload, labels);
-      where = owner.at
-        ? `${templateFieldText(owner.at, 'spec.serviceAccountName')} in ${owner.label}, which creates this pod`
-        : `serviceAccountName in the pod template of ${owner.label}, which creates this pod`;
-      if (owner.immutable) where += ` (${JOB_IMMUTABLE})`;
+    const made = controllerPod ? `${workload!.kind}/${workload!.name}, which creates this pod,` : `this ${kind}`;
+    fix = `in ${m.owner}, whose controller makes ${made} and reverts edits to it, set ${m.field} to a ServiceAccount of the agent's own${m.unset ? `, or leave it unset: ${m.unset}` : ''}`;
+  } else {
+    let where = `${specPath}.serviceAccountName`;
+    if (controllerPod) {
+      const labels = podLabels(obj);
+      // a Knative Revision's pod (identity.ts counts it as its Configuration)
+      if (workload!.kind === 'Configuration' && labels[KNATIVE_CONFIGURATION_LABEL] === workload!.name) where = knativeTemplate(workload!.name, ns, labels);
+      else {
+        // as the other fixes for a controller's pod name it (templateOwner: a CronJob's Job, a LeaderWorkerSet's leader...)
+        const owner = templateOwner(workload!, labels);
+        where = owner.at
+          ? `${templateFieldText(owner.at, 'spec.serviceAccountName')} in ${owner.label}, which creates this pod`
+          : `serviceAccountName in the pod template of ${owner.label}, which creates this pod`;
+        if (owner.immutable) where += ` (${JOB_IMMUTABLE})`;
+      }
     }
+    fix = `create a ServiceAccount for the agent and set ${where}`;
   }
   return [
     {
@@ -285,7 +274,7 @@ function checkDedicated(obj: Record<string, any>, config: Config, ns: string, wo
       message:
         `[dedicated-service-account] ${kind} ${ns}/${name}: ${what}. ` +
         `Any pod in the namespace can use "default", so its SPIFFE ID identifies no single agent. ` +
-        `Fix: create a ServiceAccount for the agent and set ${where}.`,
+        `Fix: ${fix}.`,
       path,
       kind,
       namespace: ns,
