@@ -22,7 +22,7 @@ const KAGENT_AGENT = 'kagent';
  * the kagent Agent of the same name: its template comes from the Agent and edits to it are reverted, so fixes name
  * the Agent's fields (rules.ts).
  */
-export function isKagentDeployment(name: string, labels: Record<string, unknown>): boolean {
+function isKagentDeployment(name: string, labels: Record<string, unknown>): boolean {
   return labels[KAGENT_MANAGED_BY] === 'kagent' && labels[KAGENT_AGENT] === name;
 }
 

@@ -1090,7 +1090,8 @@ const NOT_ASKED: Partial<Record<SkipReason, { why: string; fix: string }>> = {
  * The `stale-injection` warning (lint, and /validate on a workload) for a template that no longer asks for injection
  * but still holds the pieces an earlier injection wrote into it (`removed`: withoutInjection's), or undefined when
  * there is nothing to say. Not for a tool while featureGates.injectTools is off: /mutate still gets its pods and takes
- * the pieces out at admission (the registration's objectSelector sends type agent or tool, without inject: disabled).
+ * the pieces out at admission (the registration's objectSelector sends type agent or tool, without inject: disabled),
+ * unless it is labelled inject: disabled as well (withoutInjection gives that reason then).
  * `metaPath`: where the template's metadata is (`spec.template.metadata`; `metadata` for a Pod); `job`: the template
  * is a Job's, which cannot be changed once created.
  */
