@@ -1222,3 +1222,34 @@ test('KServe InferenceServices: the fix for a component\'s Deployment or Knative
   for (const [name, l] of [['llm-predictor', { ...labels, component: 'router' }], ['other', labels]] as const)
     assert.match(checkObject(workload('Deployment', name, 'default', l), { config, issuer: EKS })[0]!.message, /Fix: create a ServiceAccount for the agent and set spec\.template\.spec\.serviceAccountName\.$/);
 });
+
+test('fixes that label or annotate a pod made by a kagent Agent or a KServe InferenceService name that resource\'s fields for its pods\' labels (and KServe\'s annotations)', () => {
+  const kagentLabels = { ...AGENT, app: 'kagent', kagent: 'weather', 'app.kubernetes.io/managed-by': 'kagent' };
+  const pod = (name: string, labels: Record<string, string>, spec: Record<string, unknown>) => ({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace: 'team-a', labels: { ...labels, 'pod-template-hash': '7d9f8b6c5' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: name.replace(/-[a-z0-9]+$/, ''), uid: 'u', controller: true }] },
+    spec,
+  });
+  const fixOf = (p: Record<string, any>) => {
+    const r = injectTemplate(p, config, { namespace: 'team-a', ref: `Pod team-a/${p.metadata.name}`, owner: templateWorkload(p, config, 'team-a') });
+    assert.equal(r.outcome, 'deny');
+    return r.outcome === 'deny' ? r.message.replace(/^.* Fix: /, '') : '';
+  };
+  // hostNetwork: the opt-out label goes where kagent writes the pods' labels
+  const k = pod('weather-7d9f8b6c5-x2x4z', kagentLabels, { serviceAccountName: 'weather', hostNetwork: true, containers: [{ name: 'a', image: 'x' }] });
+  assert.equal(fixOf(k), 'remove hostNetwork, label the pods of kagent Agent/weather (spec.declarative.deployment.labels; spec.byo.deployment.labels for a BYO agent) kagenti.io/authbridge-inject: "false" to inject spiffe-helper only, or kagenti.io/inject: disabled.');
+  // KServe: its component's labels
+  const isvc = { ...AGENT, 'serving.kserve.io/inferenceservice': 'llm', component: 'predictor' };
+  const kp = pod('llm-predictor-7d9f8b6c5-abcde', isvc, { serviceAccountName: 'llm', hostNetwork: true, containers: [{ name: 'a', image: 'x' }] });
+  assert.match(fixOf(kp), /label the pods of KServe InferenceService\/llm \(spec\.predictor\.labels\) kagenti\.io\/authbridge-inject/);
+  // an annotation fix: KServe's component annotations; kagent's stays on the Deployment's template
+  const job = (labels: Record<string, string>, name: string) => {
+    const p = pod(name, labels, { serviceAccountName: 'sa', restartPolicy: 'Never', containers: [{ name: 'a', image: 'x' }] });
+    const r = injectTemplate(p, config, { namespace: 'team-a', ref: `Pod team-a/${name}`, owner: templateWorkload(p, config, 'team-a') });
+    assert.equal(r.outcome, 'inject');
+    return r.outcome === 'inject' ? r.warnings.find((w) => w.startsWith('[sidecars-block-completion]'))! : '';
+  };
+  assert.match(job(isvc, 'llm-predictor-7d9f8b6c5-abcde'), /Fix: annotate the pods of KServe InferenceService\/llm \(spec\.predictor\.annotations\) kagenti\.io\/native-sidecars: "true"/);
+  assert.match(job(kagentLabels, 'weather-7d9f8b6c5-x2x4z'), /Fix: annotate the pod template of Deployment\/weather \(spec\.template\.metadata\.annotations\) kagenti\.io\/native-sidecars: "true"/);
+});

@@ -315,6 +315,9 @@ function podTarget(specPath: string, field: 'annotations' | 'labels', ownerOf?: 
   if (specPath !== 'spec') return `the pod template (${metadataPath(specPath)}.${field})`;
   const owner = typeof ownerOf === 'function' ? ownerOf() : ownerOf;
   if (!owner) return 'the pod';
+  // made by a custom resource (a kagent Agent, a KServe InferenceService), which writes its pods' labels or annotations
+  const made = owner.made?.[field];
+  if (made) return `the pods of ${owner.made!.label} (${made})`;
   const where = owner.at ? templateFieldText(owner.at, `metadata.${field}`) : `metadata.${field} of its pod template`;
   return `the pod template of ${owner.label} (${where}${owner.immutable ? `; ${JOB_IMMUTABLE}` : ''})`;
 }

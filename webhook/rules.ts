@@ -1160,6 +1160,18 @@ function podLabels(pod: Record<string, any>): Record<string, unknown> {
  * - Else the workload, its template where workloadTemplateAt finds it from the pod's labels.
  */
 export function templateOwner(workload: { kind: string; name: string }, labels: Record<string, unknown>): TemplateOwner {
+  const owner = workloadOwnerOf(workload, labels);
+  // a workload a custom resource makes from its fields: per-pod labels and annotations are set there
+  const maker = podMaker(workload, labels);
+  if (maker?.kind === 'Agent')
+    // (kagent's Agent has deployment annotations too, but where they go is not confirmed: its pod annotations stay the template's)
+    owner.made = { label: `kagent Agent/${shown(maker.name)}`, labels: 'spec.declarative.deployment.labels; spec.byo.deployment.labels for a BYO agent' };
+  else if (maker) owner.made = { label: `KServe InferenceService/${shown(maker.name)}`, labels: `spec.${maker.component}.labels`, annotations: `spec.${maker.component}.annotations` };
+  return owner;
+}
+
+/** templateOwner without the maker: the workload whose template the controller copies. */
+function workloadOwnerOf(workload: { kind: string; name: string }, labels: Record<string, unknown>): TemplateOwner {
   const { kind, name } = workload;
   if (kind === 'Job') {
     // (no clock here, unlike identity's cache fallback: a minute of 8 digits or more, from 1989 on, is taken for one)

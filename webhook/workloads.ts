@@ -199,6 +199,12 @@ export interface TemplateOwner {
   label: string;
   at: TemplateAt | null;
   immutable?: boolean;
+  /**
+   * The custom resource that makes the workload from its own fields and reverts edits to its template (identity.ts
+   * podMaker: a kagent Agent, a KServe InferenceService): how a fix names it, and its fields for the pods' labels and
+   * annotations where known (a fix then names those in place of the template's).
+   */
+  made?: { label: string; labels: string; annotations?: string };
 }
 
 /**
