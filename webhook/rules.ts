@@ -1158,6 +1158,8 @@ function podLabels(pod: Record<string, any>): Record<string, unknown> {
  *   the Configuration and writes its template over every edit (its pods carry the Configuration's label: else a
  *   Configuration of another group, whose template is not known).
  * - Else the workload, its template where workloadTemplateAt finds it from the pod's labels.
+ * With `made` when a custom resource makes that workload from its own fields (identity.ts podMaker: a kagent Agent, a
+ * KServe InferenceService): the fixes that label or annotate the pod name that resource's fields.
  */
 export function templateOwner(workload: { kind: string; name: string }, labels: Record<string, unknown>): TemplateOwner {
   const owner = workloadOwnerOf(workload, labels);
